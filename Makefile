@@ -1,0 +1,45 @@
+# mailcarrier: two set-up commands, `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: all venv peers demo test lint typecheck unit bench clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test,fast]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Real peers for tests (Debian postfix: smtpd + smtp-sink; dovecot-lmtpd). Best effort:
+# tests that need them skip cleanly when they cannot be installed (not root, no apt).
+peers:
+	bash scripts/install-peers.sh
+
+demo: venv
+	$(PY) demo/demo.py
+
+lint: venv
+	$(VENV)/bin/ruff check src tests bench demo
+	$(VENV)/bin/ruff format --check src tests bench demo
+	$(VENV)/bin/mypy
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+unit: venv
+	$(PY) -m pytest -x
+
+test: venv peers lint
+	$(PY) -m pytest
+
+bench: venv peers
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info .mypy_cache .ruff_cache .pytest_cache

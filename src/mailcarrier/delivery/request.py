@@ -1,0 +1,107 @@
+"""The delivery request: what one agent run is asked to deliver (Postfix's DELIVER_REQUEST).
+
+A request names a transport (smtp or lmtp), a next hop in the manual's destination syntax, an
+envelope sender (``""`` is the null sender ``<>``), recipients, and where the content is: a path
+(optionally a byte range inside a queue file) or an open binary stream. The content is never
+required to fit in memory. Validation here refuses envelope values that could inject commands.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from mailcarrier.errors import UsageError
+
+
+class Notify(enum.Flag):
+    """RFC 3461 NOTIFY= values. An empty flag means "not specified"."""
+
+    NONE = 0
+    NEVER = enum.auto()
+    SUCCESS = enum.auto()
+    FAILURE = enum.auto()
+    DELAY = enum.auto()
+
+    @classmethod
+    def parse(cls, text: str) -> Notify:
+        """Parse ``NEVER`` or a comma list of SUCCESS, FAILURE, DELAY (case-insensitive)."""
+        result = cls.NONE
+        words = [w.strip().upper() for w in text.split(",") if w.strip()]
+        if not words:
+            raise UsageError(f'bad NOTIFY value "{text}"')
+        for word in words:
+            try:
+                result |= cls[word]
+            except KeyError:
+                raise UsageError(f'bad NOTIFY keyword "{word}" in "{text}"') from None
+        if cls.NEVER in result and result != cls.NEVER:
+            raise UsageError(f'NOTIFY=NEVER cannot be combined with other keywords: "{text}"')
+        return result
+
+    def wire(self) -> str:
+        """The RFC 3461 text, e.g. ``SUCCESS,FAILURE``; "" when unspecified."""
+        order = (Notify.NEVER, Notify.SUCCESS, Notify.FAILURE, Notify.DELAY)
+        return ",".join(f.name or "" for f in order if f in self)
+
+
+def check_envelope_text(what: str, value: str) -> None:
+    """Refuse CR, LF and NUL in envelope values before anything reaches the wire."""
+    if any(c in value for c in "\r\n\0"):
+        raise UsageError(f"{what} contains CR, LF or NUL: {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    address: str
+    orig_address: str = ""
+    dsn_orcpt: str = ""  # RFC 3461 ORCPT as "addr-type;address" (xtext-decoded)
+    dsn_notify: Notify = Notify.NONE
+    # Opaque position of this recipient in its queue file; the queue uses it to mark
+    # the recipient done. -1 when the request does not come from the queue.
+    queue_offset: int = -1
+
+    def __post_init__(self) -> None:
+        check_envelope_text("recipient address", self.address)
+        check_envelope_text("original recipient", self.orig_address)
+        check_envelope_text("ORCPT", self.dsn_orcpt)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRequest:
+    queue_id: str
+    nexthop: str
+    sender: str
+    recipients: tuple[Recipient, ...]
+    content: Path | BinaryIO
+    transport: str = "smtp"
+    # Bytes of content; None = measure it (file size, or unknown for a stream).
+    size: int | None = None
+    # Byte range of the message inside `content` (a queue file holds envelope and content).
+    content_offset: int = 0
+    encoding: str = "7bit"  # "7bit" | "8bit" (declared body type; BODY=8BITMIME)
+    smtputf8: bool = False
+    dsn_envid: str = ""
+    dsn_ret: str = ""  # "" | "FULL" | "HDRS"
+    arrival_time: float = field(default_factory=time.time)
+    # Time the request entered the queue manager (for the delays= split); 0 = arrival_time.
+    qmgr_time: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.transport not in ("smtp", "lmtp"):
+            raise UsageError(f'unknown transport "{self.transport}" (want smtp or lmtp)')
+        if not self.nexthop:
+            raise UsageError("empty next-hop destination")
+        if not self.recipients:
+            raise UsageError("a delivery request needs at least one recipient")
+        if self.encoding not in ("7bit", "8bit"):
+            raise UsageError(f'bad body encoding "{self.encoding}" (want 7bit or 8bit)')
+        if self.dsn_ret not in ("", "FULL", "HDRS"):
+            raise UsageError(f'bad RET value "{self.dsn_ret}" (want FULL or HDRS)')
+        check_envelope_text("sender address", self.sender)
+        check_envelope_text("next-hop destination", self.nexthop)
+        check_envelope_text("ENVID", self.dsn_envid)
+        check_envelope_text("queue ID", self.queue_id)

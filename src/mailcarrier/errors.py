@@ -1,0 +1,78 @@
+"""The one exception tree of mailcarrier.
+
+Exceptions are for bugs, broken peers and bad configuration; per-recipient outcomes (a 550,
+a deferral) are values (`mailcarrier.status.RecipientStatus`), never exceptions. Every
+exception raised by this package derives from `MailcarrierError`.
+"""
+
+from __future__ import annotations
+
+
+class MailcarrierError(Exception):
+    """Base of every exception mailcarrier raises on purpose."""
+
+
+class ProtocolError(MailcarrierError):
+    """The SMTP/LMTP conversation cannot continue."""
+
+
+class LocalProtocolError(ProtocolError):
+    """The caller misused a protocol object (a bug, or refused input such as CR/LF in an address)."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer broke the protocol: garbage, an over-long line, an endless reply, an unsolicited reply."""
+
+
+class TransportError(MailcarrierError):
+    """A network failure at a named protocol stage.
+
+    `stage` is a `mailcarrier.protocol.stages.Stage` name (e.g. ``"rcpt"``), `peer` the
+    ``host[addr]:port`` text of the other end, `reason` Postfix's phrase for what happened
+    ("lost connection", "conversation timed out", "Connection refused").
+    """
+
+    def __init__(self, reason: str, *, stage: str = "", peer: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.stage = stage
+        self.peer = peer
+
+
+class ConfigError(MailcarrierError):
+    """A bad configuration value. The message names the parameter, the value and file:line."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        parameter: str = "",
+        value: str = "",
+        filename: str = "",
+        lineno: int = 0,
+    ) -> None:
+        super().__init__(message)
+        self.parameter = parameter
+        self.value = value
+        self.filename = filename
+        self.lineno = lineno
+
+    @property
+    def location(self) -> str:
+        """``file:line`` of the offending setting, or "" when it did not come from a file."""
+        if not self.filename:
+            return ""
+        return f"{self.filename}:{self.lineno}" if self.lineno else self.filename
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        loc = self.location
+        return f"{loc}: {text}" if loc and not text.startswith(loc) else text
+
+
+class UsageError(MailcarrierError):
+    """Bad command-line or API arguments (exit 64)."""
+
+
+class DataError(MailcarrierError):
+    """Bad input data: a malformed address, a message that cannot be read (exit 65)."""

@@ -1,0 +1,142 @@
+"""Delivery status values: what happened to each recipient, as data.
+
+A `RecipientStatus` is the one verdict a delivery attempt gives a recipient (sent, deferred
+or bounced, with an RFC 3463 enhanced status code, the diagnostic text and the relay); a
+`DeliveryResult` holds one per recipient of a request. These are plain values: the protocol
+layer reports replies, `delivery/trouble.py` turns them into statuses, `log.py` prints them in
+Postfix's format and `cli.py` turns them into JSON and an exit code. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field
+from typing import Final
+
+__all__ = [
+    "EX_CONFIG",
+    "EX_DATAERR",
+    "EX_OK",
+    "EX_TEMPFAIL",
+    "EX_UNAVAILABLE",
+    "EX_USAGE",
+    "Delays",
+    "DeliveryResult",
+    "DeliveryStatus",
+    "RecipientStatus",
+    "default_dsn",
+    "is_valid_dsn",
+]
+
+# sysexits(3)
+EX_OK: Final = 0
+EX_USAGE: Final = 64
+EX_DATAERR: Final = 65
+EX_UNAVAILABLE: Final = 69
+EX_SOFTWARE: Final = 70
+EX_TEMPFAIL: Final = 75
+EX_CONFIG: Final = 78
+
+# RFC 3463: class "." subject "." detail; class 2, 4 or 5; subject 1-3 digits; detail 1-3 digits.
+_DSN_RE: Final = re.compile(r"[245]\.\d{1,3}\.\d{1,3}")
+
+
+def is_valid_dsn(text: str) -> bool:
+    """True when `text` is exactly an RFC 3463 status code such as ``5.1.1``."""
+    return _DSN_RE.fullmatch(text) is not None
+
+
+def default_dsn(code: int) -> str:
+    """The enhanced code Postfix assumes when a server sends none: X.0.0 from the reply class."""
+    first = code // 100
+    return f"{first}.0.0" if first in (2, 4, 5) else "5.5.0"
+
+
+class DeliveryStatus(enum.StrEnum):
+    """The final verdict for a recipient in one delivery attempt."""
+
+    SENT = "sent"
+    DEFERRED = "deferred"
+    BOUNCED = "bounced"
+
+
+@dataclass(frozen=True, slots=True)
+class Delays:
+    """Postfix's ``delays=a/b/c/d``: before the queue manager, in the queue manager,
+    connection set-up (DNS, connect, greeting, EHLO, TLS), and transmission."""
+
+    before_qmgr: float = 0.0
+    in_qmgr: float = 0.0
+    conn_setup: float = 0.0
+    transmission: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return self.before_qmgr + self.in_qmgr + self.conn_setup + self.transmission
+
+    def as_list(self) -> list[float]:
+        return [
+            round(self.before_qmgr, 6),
+            round(self.in_qmgr, 6),
+            round(self.conn_setup, 6),
+            round(self.transmission, 6),
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientStatus:
+    """One recipient's verdict. `relay` is ``host[addr]:port`` or ``none``; `diagnostic` is the
+    remote reply or the local reason, exactly as it appears in parentheses in the log line."""
+
+    address: str
+    status: DeliveryStatus
+    dsn: str
+    diagnostic: str
+    relay: str = "none"
+    delays: Delays = field(default_factory=Delays)
+    conn_use: int = 1
+    orig_address: str = ""
+    # Postfix's DSN action for a success: "relayed" when the next hop does not do DSN,
+    # "delivered" for final delivery. Used by the success-notice machinery.
+    action: str = ""
+
+    @property
+    def delay(self) -> float:
+        return self.delays.total
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "address": self.address,
+            "status": self.status.value,
+            "dsn": self.dsn,
+            "relay": self.relay,
+            "diagnostic": self.diagnostic,
+            "delay": round(self.delay, 6),
+            "delays": self.delays.as_list(),
+            "conn_use": self.conn_use,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    """The outcome of one delivery request: one `RecipientStatus` per recipient, in order."""
+
+    queue_id: str
+    recipients: tuple[RecipientStatus, ...]
+
+    def to_json(self) -> dict[str, object]:
+        return {"queue_id": self.queue_id, "recipients": [r.to_json() for r in self.recipients]}
+
+    @property
+    def exit_code(self) -> int:
+        """sysexits: 0 all sent; 75 any deferred; 69 any bounced and none deferred."""
+        states = {r.status for r in self.recipients}
+        if DeliveryStatus.DEFERRED in states:
+            return EX_TEMPFAIL
+        if DeliveryStatus.BOUNCED in states:
+            return EX_UNAVAILABLE
+        return EX_OK
+
+    def by_status(self, status: DeliveryStatus) -> list[RecipientStatus]:
+        return [r for r in self.recipients if r.status is status]
