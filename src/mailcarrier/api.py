@@ -1,0 +1,75 @@
+"""The public Python API: `deliver()` one request without a queue, `Config` to configure it.
+
+Async first; each function has a blocking twin with the ``_sync`` suffix that runs its own
+event loop. Results are values (`DeliveryResult`), never exceptions for per-recipient
+outcomes; exceptions are for bad arguments (`UsageError`) and bad configuration
+(`ConfigError`). Queue submission (`submit`) arrives with the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from pathlib import Path
+from typing import BinaryIO
+
+from mailcarrier.config.settings import Settings
+from mailcarrier.delivery.agent import DeliveryAgent
+from mailcarrier.delivery.request import DeliveryRequest, Notify, Recipient
+from mailcarrier.log import LogSink
+from mailcarrier.queue.ids import new_queue_id
+from mailcarrier.status import DeliveryResult
+
+__all__ = ["Config", "deliver", "deliver_sync", "make_request"]
+
+Config = Settings
+
+
+async def deliver(
+    request: DeliveryRequest, *, config: Settings | None = None, log: LogSink | None = None
+) -> DeliveryResult:
+    """Deliver one request to its next hop now, without a queue."""
+    agent = DeliveryAgent(config if config is not None else Settings.defaults(), log=log)
+    return await agent.deliver(request)
+
+
+def deliver_sync(
+    request: DeliveryRequest, *, config: Settings | None = None, log: LogSink | None = None
+) -> DeliveryResult:
+    """Blocking twin of `deliver()`."""
+    return asyncio.run(deliver(request, config=config, log=log))
+
+
+def make_request(
+    content: bytes | str | Path | BinaryIO,
+    *,
+    sender: str,
+    recipients: Iterable[str],
+    nexthop: str,
+    transport: str = "smtp",
+    notify: str = "",
+    ret: str = "",
+    envid: str = "",
+    queue_id: str = "",
+) -> DeliveryRequest:
+    """Build a `DeliveryRequest` from plain values; bytes content is wrapped in a stream."""
+    import io
+
+    body: Path | BinaryIO
+    if isinstance(content, bytes):
+        body = io.BytesIO(content)
+    elif isinstance(content, str):
+        body = Path(content)
+    else:
+        body = content
+    flags = Notify.parse(notify) if notify else Notify.NONE
+    return DeliveryRequest(
+        queue_id=queue_id or new_queue_id(),
+        nexthop=nexthop,
+        sender=sender,
+        recipients=tuple(Recipient(r, dsn_notify=flags) for r in recipients),
+        content=body,
+        transport=transport,
+        dsn_ret=ret.upper(),
+        dsn_envid=envid,
+    )

@@ -1,0 +1,79 @@
+"""Recipient bookkeeping: each recipient of a request is marked exactly once.
+
+`RecipientTracker` holds the request's recipients; `mark()` records a recipient's verdict with
+its relay, delays and connection use, and refuses a second mark (a bug, never silently
+accepted). `pending()` lists who still needs a server; `result()` builds the
+`DeliveryResult` and refuses if anyone was left unmarked. A callback sees each mark as it
+happens, so log lines and queue updates follow delivery in real time, as Postfix's do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from mailcarrier.delivery.request import Recipient
+from mailcarrier.delivery.trouble import Verdict
+from mailcarrier.errors import LocalProtocolError
+from mailcarrier.status import Delays, DeliveryResult, DeliveryStatus, RecipientStatus
+
+__all__ = ["RecipientTracker"]
+
+
+class RecipientTracker:
+    def __init__(
+        self,
+        recipients: tuple[Recipient, ...],
+        on_mark: Callable[[int, RecipientStatus], None] | None = None,
+    ) -> None:
+        self.recipients = recipients
+        self._status: list[RecipientStatus | None] = [None] * len(recipients)
+        self._on_mark = on_mark
+
+    def pending(self) -> list[int]:
+        return [i for i, s in enumerate(self._status) if s is None]
+
+    def is_marked(self, index: int) -> bool:
+        return self._status[index] is not None
+
+    def mark(
+        self,
+        index: int,
+        verdict: Verdict,
+        *,
+        relay: str,
+        delays: Delays,
+        conn_use: int = 1,
+        action: str = "",
+    ) -> RecipientStatus:
+        if self._status[index] is not None:
+            raise LocalProtocolError(
+                f"recipient {self.recipients[index].address} marked twice"
+            )
+        rcpt = self.recipients[index]
+        if not action:
+            action = {
+                DeliveryStatus.SENT: "relayed",
+                DeliveryStatus.DEFERRED: "delayed",
+                DeliveryStatus.BOUNCED: "failed",
+            }[verdict.status]
+        status = RecipientStatus(
+            address=rcpt.address,
+            status=verdict.status,
+            dsn=verdict.dsn,
+            diagnostic=verdict.diagnostic,
+            relay=relay,
+            delays=delays,
+            conn_use=conn_use,
+            orig_address=rcpt.orig_address,
+            action=action,
+        )
+        self._status[index] = status
+        if self._on_mark is not None:
+            self._on_mark(index, status)
+        return status
+
+    def result(self, queue_id: str) -> DeliveryResult:
+        missing = [self.recipients[i].address for i in self.pending()]
+        if missing:
+            raise LocalProtocolError(f"recipients left without a status: {', '.join(missing)}")
+        return DeliveryResult(queue_id, tuple(s for s in self._status if s is not None))

@@ -1,0 +1,111 @@
+"""Failure classification: the one place that decides sent, deferred, bounced or try-next.
+
+Postfix's smtp_trouble.c in Python. Inputs are what the session observed (a reply and the
+stage it answered, a `TransportError`, a refused handshake); outputs are `Verdict` values with
+Postfix's wording ("host h[a] said: 550 5.1.1 ... (in reply to RCPT TO command)") and an RFC
+3463 code (the server's, or X.0.0 from the reply class when it sent none). `soft_bounce`
+turns every would-be bounce into a deferral with a 4.x.x code, as in Postfix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from mailcarrier.errors import TransportError
+from mailcarrier.protocol.reply import Reply
+from mailcarrier.protocol.stages import Stage
+from mailcarrier.status import DeliveryStatus
+
+__all__ = [
+    "Verdict",
+    "handshake_verdict",
+    "local_verdict",
+    "reply_verdict",
+    "size_verdict",
+    "soften",
+    "transport_verdict",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    status: DeliveryStatus
+    dsn: str
+    diagnostic: str
+
+    @property
+    def final(self) -> bool:
+        """True for sent and bounced: no other server will be tried for this recipient."""
+        return self.status is not DeliveryStatus.DEFERRED
+
+
+def _status_for(code: int) -> DeliveryStatus:
+    if code // 100 == 2:
+        return DeliveryStatus.SENT
+    if code // 100 == 5:
+        return DeliveryStatus.BOUNCED
+    return DeliveryStatus.DEFERRED
+
+
+def _dsn_for(reply: Reply) -> str:
+    dsn = reply.dsn
+    # A 4xx reply with a 5.x.x code (or the reverse) gets the class of the reply code.
+    wanted = {2: "2", 4: "4", 5: "5"}.get(reply.code // 100, "4")
+    return wanted + dsn[1:] if dsn[0] != wanted else dsn
+
+
+def soften(verdict: Verdict) -> Verdict:
+    """A bounce becomes a deferral with a 4.x.x code (soft_bounce, or a non-final server)."""
+    if verdict.status is not DeliveryStatus.BOUNCED:
+        return verdict
+    return replace(verdict, status=DeliveryStatus.DEFERRED, dsn="4" + verdict.dsn[1:])
+
+
+def _apply_soft_bounce(verdict: Verdict, soft_bounce: bool) -> Verdict:
+    return soften(verdict) if soft_bounce else verdict
+
+
+def reply_verdict(namaddr: str, reply: Reply, stage: Stage, *, soft_bounce: bool = False) -> Verdict:
+    """A server reply to a command. 2xx: the reply text itself is the diagnostic."""
+    status = _status_for(reply.code)
+    if status is DeliveryStatus.SENT:
+        return Verdict(status, _dsn_for(reply), reply.text)
+    text = f"host {namaddr} said: {reply.text}"
+    if stage.command_phrase:
+        text += f" (in reply to {stage.command_phrase})"
+    return _apply_soft_bounce(Verdict(status, _dsn_for(reply), text), soft_bounce)
+
+
+def handshake_verdict(
+    namaddr: str, reply: Reply, stage: Stage, *, skip_5xx_greeting: bool, soft_bounce: bool
+) -> Verdict:
+    """The server refused the session. With smtp_skip_5xx_greeting a 5xx greeting is only
+    a reason to try the next server, and at the end a deferral."""
+    if stage is Stage.GREETING:
+        text = f"host {namaddr} refused to talk to me: {reply.text}"
+        verdict = Verdict(_status_for(reply.code), _dsn_for(reply), text)
+        if verdict.status is DeliveryStatus.SENT:  # caller error: a 2xx is not a refusal
+            verdict = Verdict(DeliveryStatus.DEFERRED, "4.4.0", text)
+        if skip_5xx_greeting:
+            verdict = soften(verdict)
+        return _apply_soft_bounce(verdict, soft_bounce)
+    verdict = reply_verdict(namaddr, reply, stage, soft_bounce=soft_bounce)
+    if verdict.status is DeliveryStatus.SENT:
+        verdict = Verdict(DeliveryStatus.DEFERRED, "4.4.0", verdict.diagnostic)
+    return verdict
+
+
+def transport_verdict(error: TransportError) -> Verdict:
+    """Network trouble always defers: 4.4.1 for connect failures, 4.4.2 otherwise."""
+    dsn = "4.4.1" if error.stage == "connect" else "4.4.2"
+    return Verdict(DeliveryStatus.DEFERRED, dsn, error.reason)
+
+
+def size_verdict(size: int, limit: int, namaddr: str, *, soft_bounce: bool = False) -> Verdict:
+    """RFC 1870: the message is larger than the server's announced SIZE limit."""
+    text = f"message size {size} exceeds size limit {limit} of server {namaddr}"
+    return _apply_soft_bounce(Verdict(DeliveryStatus.BOUNCED, "5.3.4", text), soft_bounce)
+
+
+def local_verdict(status: DeliveryStatus, dsn: str, text: str, *, soft_bounce: bool = False) -> Verdict:
+    return _apply_soft_bounce(Verdict(status, dsn, text), soft_bounce)

@@ -1,0 +1,143 @@
+"""Postfix-format log lines, as pure functions of values, and the sinks that write them.
+
+`delivery_line()` renders the one line per recipient per attempt that log tools (pflogsumm,
+fail2ban filters, shippers) parse:
+``QUEUEID: to=<rcpt>, relay=host[addr]:port, conn_use=2, delay=1.2, delays=0.1/0/0.5/0.6,
+dsn=2.0.0, status=sent (250 2.0.0 Ok)``. `syslog_prefix()` renders the
+``Mon DD HH:MM:SS host name/smtp[pid]: `` prefix of maillog_file lines. Sinks are objects with
+`info()` and `warning()`; which sink is used is decided by cli.py, nobody else.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Protocol, TextIO
+
+from mailcarrier.status import RecipientStatus
+
+__all__ = [
+    "LogSink",
+    "MemoryLog",
+    "NullLog",
+    "StreamLog",
+    "delivery_line",
+    "format_delay",
+    "syslog_prefix",
+]
+
+
+def format_delay(seconds: float, resolution: int = 2) -> str:
+    """Postfix's delay format: two significant digits, at most `resolution` decimals.
+
+    10 and above print as whole seconds; below that two significant digits; anything below
+    the resolution limit prints as 0 (delay_logging_resolution_limit).
+    """
+    if seconds < 0:
+        seconds = 0.0
+    if seconds >= 10:
+        return str(int(seconds))
+    for decimals in range(0, resolution + 1):
+        if seconds >= 10 ** (1 - decimals) or decimals == resolution:
+            text = f"{seconds:.{decimals}f}"
+            break
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text if text not in ("", "-0") else "0"
+
+
+def delivery_line(queue_id: str, status: RecipientStatus, resolution: int = 2) -> str:
+    """The per-recipient delivery line (without the syslog prefix)."""
+    parts = [f"{queue_id}: to=<{status.address}>"]
+    if status.orig_address and status.orig_address != status.address:
+        parts.append(f"orig_to=<{status.orig_address}>")
+    parts.append(f"relay={status.relay}")
+    if status.conn_use > 1:
+        parts.append(f"conn_use={status.conn_use}")
+    d = status.delays
+    parts.append(f"delay={format_delay(d.total, resolution)}")
+    parts.append(
+        "delays="
+        + "/".join(
+            format_delay(x, resolution)
+            for x in (d.before_qmgr, d.in_qmgr, d.conn_setup, d.transmission)
+        )
+    )
+    parts.append(f"dsn={status.dsn}")
+    parts.append(f"status={status.status.value} ({status.diagnostic})")
+    return ", ".join(parts)
+
+
+def syslog_prefix(when: float, hostname: str, syslog_name: str, process: str, pid: int) -> str:
+    """``Nov 24 18:44:01 host postfix/smtp[1234]: `` (local time, as syslog writes it)."""
+    stamp = time.strftime("%b %d %H:%M:%S", time.localtime(when))
+    # syslog pads single-digit days with a space: "Nov  4".
+    if stamp[4] == "0":
+        stamp = stamp[:4] + " " + stamp[5:]
+    short = hostname.split(".", 1)[0] or "localhost"
+    return f"{stamp} {short} {syslog_name}/{process}[{pid}]: "
+
+
+class LogSink(Protocol):
+    """Where log lines go. `process` is Postfix's process name (smtp, lmtp, qmgr, ...)."""
+
+    def info(self, process: str, text: str) -> None: ...
+
+    def warning(self, process: str, text: str) -> None: ...
+
+
+class NullLog:
+    def info(self, process: str, text: str) -> None:
+        return None
+
+    def warning(self, process: str, text: str) -> None:
+        return None
+
+
+class MemoryLog:
+    """Collects (level, process, text) tuples; for tests and the API's callers."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, str, str]] = []
+
+    def info(self, process: str, text: str) -> None:
+        self.records.append(("info", process, text))
+
+    def warning(self, process: str, text: str) -> None:
+        self.records.append(("warning", process, text))
+
+    @property
+    def lines(self) -> list[str]:
+        return [("warning: " if lvl == "warning" else "") + text for lvl, _, text in self.records]
+
+
+class StreamLog:
+    """Writes syslog-format lines to a text stream (stderr, or an opened maillog_file)."""
+
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        *,
+        hostname: str = "localhost",
+        syslog_name: str = "postfix",
+        clock: Callable[[], float] = time.time,
+        pid: int | None = None,
+    ) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.hostname = hostname
+        self.syslog_name = syslog_name
+        self.clock = clock
+        self.pid = os.getpid() if pid is None else pid
+
+    def _write(self, process: str, text: str) -> None:
+        prefix = syslog_prefix(self.clock(), self.hostname, self.syslog_name, process, self.pid)
+        self.stream.write(prefix + text + "\n")
+        self.stream.flush()
+
+    def info(self, process: str, text: str) -> None:
+        self._write(process, text)
+
+    def warning(self, process: str, text: str) -> None:
+        self._write(process, "warning: " + text)

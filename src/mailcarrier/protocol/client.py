@@ -1,0 +1,338 @@
+"""The sans-IO SMTP/LMTP client state machine: bytes in, events out; commands in, bytes out.
+
+`ClientConnection` owns no socket, clock or logger. The driver (transport/session.py) calls
+`send(command)` to get the bytes to write, `send_content(chunk)` for the message body,
+`receive_data(bytes)` with what the server sent (``b""`` at end of file), and `next_event()`
+to get `Greeting`, `CommandReply`, `RecipientReply` (LMTP: one per accepted recipient after
+the final dot) or `ConnectionClosed` events, or `NEED_DATA`.
+
+Replies are matched to commands through a FIFO of commands in flight, which is what makes
+RFC 2920 pipelining safe: a reply that arrives with no command in flight, or any byte that
+arrives while nothing is expected, is a `RemoteProtocolError`. Every legal move is in the
+`_SEND` and `_AFTER_REPLY` tables below; any exception moves the machine to ERROR, after which
+it refuses all work. What a reply *means* for a recipient is not decided here (that is
+delivery/trouble.py); course correction (RSET after a rejected MAIL, RCPTs or DATA) is the
+driver's choice, but this machine only allows the moves RFC 5321 allows.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final
+
+from mailcarrier.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from mailcarrier.protocol.commands import (
+    Auth,
+    AuthResponse,
+    Command,
+    Data,
+    DataEnd,
+    Ehlo,
+    Helo,
+    Lhlo,
+    MailFrom,
+    Noop,
+    Quit,
+    RcptTo,
+    Rset,
+    StartTls,
+)
+from mailcarrier.protocol.ehlo import Capabilities
+from mailcarrier.protocol.reply import DEFAULT_MAX_LINE_LENGTH, DEFAULT_MAX_LINES, Reply, ReplyParser
+
+__all__ = [
+    "NEED_DATA",
+    "ClientConnection",
+    "CommandReply",
+    "ConnectionClosed",
+    "Event",
+    "Greeting",
+    "NeedData",
+    "RecipientReply",
+    "State",
+]
+
+
+class State(enum.Enum):
+    """What the client may send next."""
+
+    GREETING = "greeting"  # waiting for the server greeting
+    HELLO = "hello"  # may send EHLO/HELO/LHLO
+    READY = "ready"  # session established: MAIL, STARTTLS, AUTH, RSET, NOOP, QUIT
+    AUTH = "auth"  # a 334 challenge is outstanding: answer it
+    MAIL = "mail"  # MAIL sent: RCPT
+    RCPT = "rcpt"  # RCPT sent: more RCPT, or DATA
+    DATA = "data"  # DATA sent, its reply not yet seen
+    CONTENT = "content"  # 354 received: the body, then the final dot
+    DOT = "dot"  # final dot sent, reply(ies) outstanding
+    ABORTED = "aborted"  # transaction failed: RSET or QUIT only
+    TLS = "tls"  # STARTTLS accepted: handshake, then tls_established()
+    CLOSED = "closed"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class Greeting:
+    reply: Reply
+
+
+@dataclass(frozen=True, slots=True)
+class CommandReply:
+    command: Command
+    reply: Reply
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientReply:
+    """LMTP (RFC 2033 4.2): the reply for one accepted recipient after the final dot."""
+
+    recipient: RcptTo
+    reply: Reply
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed:
+    """End of file from the server. `pending` lists the commands still awaiting a reply."""
+
+    pending: tuple[Command, ...]
+    partial: bool  # part of a reply had arrived
+
+
+class NeedData(enum.Enum):
+    NEED_DATA = "need-data"
+
+
+NEED_DATA: Final = NeedData.NEED_DATA
+
+Event = Greeting | CommandReply | RecipientReply | ConnectionClosed
+
+# Moves allowed on send: (state, command class) -> state after sending.
+_SEND: Final[dict[tuple[State, type[Command]], State]] = {
+    (State.GREETING, Quit): State.CLOSED,
+    (State.HELLO, Ehlo): State.HELLO,
+    (State.HELLO, Helo): State.HELLO,
+    (State.HELLO, Lhlo): State.HELLO,
+    (State.HELLO, Quit): State.CLOSED,
+    (State.READY, Ehlo): State.HELLO,
+    (State.READY, Lhlo): State.HELLO,
+    (State.READY, StartTls): State.READY,
+    (State.READY, Auth): State.READY,
+    (State.READY, MailFrom): State.MAIL,
+    (State.READY, Rset): State.READY,
+    (State.READY, Noop): State.READY,
+    (State.READY, Quit): State.CLOSED,
+    (State.AUTH, AuthResponse): State.READY,
+    (State.AUTH, Quit): State.CLOSED,
+    (State.MAIL, RcptTo): State.RCPT,
+    (State.MAIL, Rset): State.READY,
+    (State.MAIL, Quit): State.CLOSED,
+    (State.RCPT, RcptTo): State.RCPT,
+    (State.RCPT, Data): State.DATA,
+    (State.RCPT, Rset): State.READY,
+    (State.RCPT, Quit): State.CLOSED,
+    (State.DATA, Rset): State.READY,
+    (State.DATA, Quit): State.CLOSED,
+    (State.CONTENT, DataEnd): State.DOT,
+    (State.ABORTED, Rset): State.READY,
+    (State.ABORTED, Quit): State.CLOSED,
+    (State.DOT, Quit): State.CLOSED,
+    (State.TLS, Quit): State.CLOSED,
+}
+
+
+def _after_reply(state: State, command: Command, reply: Reply) -> State:
+    """The state change a reply causes, given the state at the time it is processed."""
+    code = reply.code
+    if isinstance(command, (Ehlo, Helo, Lhlo)):
+        if state is State.HELLO:
+            return State.READY if code // 100 == 2 else State.HELLO
+        return state
+    if isinstance(command, StartTls):
+        return State.TLS if code // 100 == 2 and state is State.READY else state
+    if isinstance(command, (Auth, AuthResponse)):
+        if state in (State.READY, State.AUTH):
+            return State.AUTH if code == 334 else State.READY
+        return state
+    if isinstance(command, Data):
+        if state is State.DATA:
+            return State.CONTENT if code == 354 else State.ABORTED
+        return state
+    return state
+
+
+class ClientConnection:
+    """One SMTP or LMTP client connection's protocol state. See the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        lmtp: bool = False,
+        discard_keywords: Iterable[str] = (),
+        max_line_length: int = DEFAULT_MAX_LINE_LENGTH,
+        max_lines: int = DEFAULT_MAX_LINES,
+    ) -> None:
+        self.lmtp = lmtp
+        self._discard = tuple(discard_keywords)
+        self._parser = ReplyParser(max_line_length=max_line_length, max_lines=max_lines)
+        self._limits = (max_line_length, max_lines)
+        self._state = State.GREETING
+        # FIFO of (command, replies still expected); None stands for the greeting.
+        self._in_flight: deque[tuple[Command | None, int]] = deque([(None, 1)])
+        self._eof = False
+        self._closed_reported = False
+        self.capabilities = Capabilities()
+        self.hello_reply: Reply | None = None
+        self._accepted: list[RcptTo] = []
+        self._dot_replies: deque[RcptTo] = deque()
+        self.content_bytes = 0
+
+    # --- introspection ----------------------------------------------------------------
+    @property
+    def state(self) -> State:
+        return self._state
+
+    @property
+    def in_flight(self) -> tuple[Command, ...]:
+        return tuple(c for c, _ in self._in_flight if c is not None)
+
+    @property
+    def has_buffered_data(self) -> bool:
+        """True when the server sent bytes that no event has consumed yet."""
+        return self._parser.in_reply
+
+    @property
+    def accepted_recipients(self) -> tuple[RcptTo, ...]:
+        """RCPTs of the current transaction the server accepted (2xx)."""
+        return tuple(self._accepted)
+
+    # --- sending ----------------------------------------------------------------------
+    def send(self, command: Command) -> bytes:
+        """Validate the move, record the command as in flight, return its bytes."""
+        self._check_usable()
+        key = (self._state, type(command))
+        if key not in _SEND:
+            raise LocalProtocolError(
+                f"cannot send {type(command).__name__} in state {self._state.value}"
+            )
+        if isinstance(command, (Ehlo, Helo)) and self.lmtp:
+            raise LocalProtocolError("LMTP sessions use LHLO, not EHLO or HELO")
+        if isinstance(command, Lhlo) and not self.lmtp:
+            raise LocalProtocolError("LHLO is for LMTP sessions only")
+        if not self._in_flight and self._parser.in_reply:
+            self._fail()
+            raise RemoteProtocolError("unexpected data from server with no command in flight")
+        try:
+            data = command.wire()
+        except ProtocolError:
+            # Refused input (CR/LF/NUL) leaves the connection usable: nothing was sent.
+            raise
+        if isinstance(command, MailFrom):
+            self._accepted.clear()
+        expected = 1
+        if isinstance(command, DataEnd):
+            self._dot_replies = deque(self._accepted)
+            expected = max(1, len(self._accepted)) if self.lmtp else 1
+        self._state = _SEND[key]
+        self._in_flight.append((command, expected))
+        return data
+
+    def send_content(self, data: bytes) -> bytes:
+        """Account for encoded body bytes (already dot-stuffed by content/); pass them on."""
+        if self._state is not State.CONTENT:
+            raise LocalProtocolError(f"cannot send message content in state {self._state.value}")
+        self.content_bytes += len(data)
+        return data
+
+    def tls_established(self) -> None:
+        """The TLS handshake after STARTTLS completed: forget everything from before it.
+
+        RFC 3207 4.2: the client MUST discard knowledge obtained from the server before TLS
+        and MUST send EHLO again. Any byte the server sent after its STARTTLS reply and
+        before the handshake is an injection attempt: the session is aborted.
+        """
+        if self._state is not State.TLS:
+            raise LocalProtocolError(f"tls_established() in state {self._state.value}")
+        if self._parser.in_reply:
+            self._fail()
+            raise RemoteProtocolError("unexpected plaintext data received after STARTTLS reply")
+        self._parser = ReplyParser(max_line_length=self._limits[0], max_lines=self._limits[1])
+        self.capabilities = Capabilities()
+        self.hello_reply = None
+        self._state = State.HELLO
+
+    # --- receiving --------------------------------------------------------------------
+    def receive_data(self, data: bytes) -> None:
+        """Feed bytes from the server; ``b""`` means end of file."""
+        self._check_usable(allow_closed=True)
+        if data:
+            self._parser.feed(data)
+        else:
+            self._eof = True
+
+    def next_event(self) -> Event | NeedData:
+        self._check_usable(allow_closed=True)
+        try:
+            return self._next_event()
+        except RemoteProtocolError:
+            self._fail()
+            raise
+
+    def _next_event(self) -> Event | NeedData:
+        if self._in_flight:
+            reply = self._parser.next_reply()
+            if reply is not None:
+                return self._dispatch(reply)
+        elif self._parser.in_reply:
+            # Complete or not, bytes with nothing in flight desynchronise the pipeline.
+            raise RemoteProtocolError("unexpected reply from server with no command in flight")
+        if self._eof:
+            if self._closed_reported:
+                return NEED_DATA
+            self._closed_reported = True
+            pending = self.in_flight
+            self._state = State.CLOSED
+            return ConnectionClosed(pending, self._parser.in_reply)
+        return NEED_DATA
+
+    def _dispatch(self, reply: Reply) -> Event:
+        command, expected = self._in_flight[0]
+        if expected <= 1:
+            self._in_flight.popleft()
+        else:
+            self._in_flight[0] = (command, expected - 1)
+        if command is None:
+            if reply.code // 100 == 2:
+                self._state = State.HELLO
+            return Greeting(reply)
+        if isinstance(command, (Ehlo, Lhlo)) and reply.code // 100 == 2:
+            self.capabilities = Capabilities.parse(reply, self._discard)
+            self.hello_reply = reply
+        elif isinstance(command, Helo) and reply.code // 100 == 2:
+            self.capabilities = Capabilities()
+            self.hello_reply = reply
+        elif isinstance(command, RcptTo) and reply.code // 100 == 2:
+            self._accepted.append(command)
+        self._state = _after_reply(self._state, command, reply)
+        if isinstance(command, DataEnd):
+            if not self._in_flight or self._in_flight[0][0] is not command:
+                if self._state is State.DOT:
+                    self._state = State.READY
+                self._accepted.clear()
+            if self.lmtp and self._dot_replies:
+                return RecipientReply(self._dot_replies.popleft(), reply)
+        if isinstance(command, Rset) and self._state is State.READY:
+            self._accepted.clear()
+        return CommandReply(command, reply)
+
+    # --- error handling ---------------------------------------------------------------
+    def _fail(self) -> None:
+        self._state = State.ERROR
+
+    def _check_usable(self, *, allow_closed: bool = False) -> None:
+        if self._state is State.ERROR:
+            raise LocalProtocolError("connection is in ERROR state after a protocol error")
+        if self._state is State.CLOSED and not allow_closed:
+            raise LocalProtocolError("connection is closed")

@@ -1,0 +1,291 @@
+"""SMTP/LMTP commands as values, and their exact wire form.
+
+Each command is a frozen dataclass that knows its `Stage` and renders itself with `wire()`.
+MAIL and RCPT parameters (SIZE, BODY, SMTPUTF8, RET, ENVID, AUTH, NOTIFY, ORCPT) are included
+only when the caller asks for them; the session decides that from what the server announced.
+RFC 3461 xtext and RFC 5321 local-part quoting live here. Any CR, LF or NUL in a value is a
+`LocalProtocolError` before a byte is produced: no command injection through the envelope.
+"""
+
+from __future__ import annotations
+
+import abc
+import re
+from dataclasses import dataclass
+from typing import Final
+
+from mailcarrier.errors import LocalProtocolError
+from mailcarrier.protocol.stages import Stage
+
+__all__ = [
+    "Auth",
+    "AuthResponse",
+    "Command",
+    "Data",
+    "DataEnd",
+    "Ehlo",
+    "Helo",
+    "Lhlo",
+    "MailFrom",
+    "Noop",
+    "Quit",
+    "RcptTo",
+    "Rset",
+    "StartTls",
+    "quote_address",
+    "xtext_decode",
+    "xtext_encode",
+]
+
+_FORBIDDEN: Final = re.compile(r"[\r\n\0]")
+# RFC 5321 4.1.2 atext; a Dot-string local part needs no quoting.
+_DOT_STRING: Final = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\x80-\U0010ffff-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~\x80-\U0010ffff-]+)*")
+_XTEXT_RE: Final = re.compile(r"\+([0-9A-Fa-f]{2})")
+
+
+def _check(what: str, value: str) -> None:
+    if _FORBIDDEN.search(value):
+        raise LocalProtocolError(f"{what} contains CR, LF or NUL: {value!r}")
+
+
+def xtext_encode(text: str) -> str:
+    """RFC 3461 4: '+' '=' and characters outside 33..126 become +HH (UTF-8 bytes)."""
+    out: list[str] = []
+    for ch in text:
+        o = ord(ch)
+        if 33 <= o <= 126 and ch not in "+=":
+            out.append(ch)
+        else:
+            out.extend(f"+{b:02X}" for b in ch.encode("utf-8"))
+    return "".join(out)
+
+
+def xtext_decode(text: str) -> str:
+    """Inverse of `xtext_encode`; malformed escapes are kept literally."""
+    raw = _XTEXT_RE.sub(lambda m: chr(int(m.group(1), 16)), text)
+    try:
+        return raw.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return raw
+
+
+def quote_address(address: str, *, quote: bool = True) -> str:
+    """The address inside <...> as smtp_quote_rfc821_envelope does it.
+
+    The local part is quoted (RFC 5321 4.1.2 Quoted-string) when it is not a Dot-string,
+    e.g. ``a b@example.org`` -> ``"a b"@example.org``. The null sender stays empty.
+    """
+    if not address or not quote:
+        return address
+    local, at, domain = address.rpartition("@")
+    if not at:
+        local, domain = address, ""
+    if not local or _DOT_STRING.fullmatch(local):
+        return address
+    if local.startswith('"') and local.endswith('"') and len(local) >= 2:
+        return address
+    escaped = local.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"' + (f"@{domain}" if at else "")
+
+
+@dataclass(frozen=True, slots=True)
+class Command(abc.ABC):
+    """Base of all commands: a stage (for deadlines and diagnostics) and a wire form."""
+
+    @property
+    @abc.abstractmethod
+    def stage(self) -> Stage: ...
+
+    @abc.abstractmethod
+    def wire(self) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Hello(Command):
+    name: str
+
+    verb = ""
+
+    def wire(self) -> bytes:
+        _check("hello name", self.name)
+        return f"{self.verb} {self.name}\r\n".encode()
+
+
+@dataclass(frozen=True, slots=True)
+class Ehlo(_Hello):
+    verb = "EHLO"
+
+    @property
+    def stage(self) -> Stage:
+        return Stage.EHLO
+
+
+@dataclass(frozen=True, slots=True)
+class Helo(_Hello):
+    verb = "HELO"
+
+    @property
+    def stage(self) -> Stage:
+        return Stage.HELO
+
+
+@dataclass(frozen=True, slots=True)
+class Lhlo(_Hello):
+    verb = "LHLO"
+
+    @property
+    def stage(self) -> Stage:
+        return Stage.LHLO
+
+
+@dataclass(frozen=True, slots=True)
+class StartTls(Command):
+    @property
+    def stage(self) -> Stage:
+        return Stage.STARTTLS
+
+    def wire(self) -> bytes:
+        return b"STARTTLS\r\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Auth(Command):
+    mechanism: str
+    initial_response: str | None = None  # base64 text; "=" for an empty one (RFC 4954)
+
+    @property
+    def stage(self) -> Stage:
+        return Stage.AUTH
+
+    def wire(self) -> bytes:
+        _check("AUTH mechanism", self.mechanism)
+        if self.initial_response is None:
+            return f"AUTH {self.mechanism}\r\n".encode()
+        _check("AUTH response", self.initial_response)
+        return f"AUTH {self.mechanism} {self.initial_response}\r\n".encode()
+
+
+@dataclass(frozen=True, slots=True)
+class AuthResponse(Command):
+    """A client response to a 334 challenge (base64 text, or ``*`` to cancel)."""
+
+    response: str
+
+    @property
+    def stage(self) -> Stage:
+        return Stage.AUTH
+
+    def wire(self) -> bytes:
+        _check("AUTH response", self.response)
+        return f"{self.response}\r\n".encode()
+
+
+@dataclass(frozen=True, slots=True)
+class MailFrom(Command):
+    sender: str
+    size: int | None = None
+    body: str = ""  # "" | "8BITMIME" | "7BIT"
+    smtputf8: bool = False
+    ret: str = ""  # "" | "FULL" | "HDRS"
+    envid: str = ""
+    auth: str | None = None  # AUTH=<...> (RFC 4954 5); "" renders AUTH=<>
+    quote: bool = True
+
+    @property
+    def stage(self) -> Stage:
+        return Stage.MAIL
+
+    def wire(self) -> bytes:
+        _check("sender address", self.sender)
+        _check("ENVID", self.envid)
+        parts = [f"MAIL FROM:<{quote_address(self.sender, quote=self.quote)}>"]
+        if self.size is not None:
+            parts.append(f"SIZE={self.size}")
+        if self.body:
+            parts.append(f"BODY={self.body}")
+        if self.smtputf8:
+            parts.append("SMTPUTF8")
+        if self.ret:
+            parts.append(f"RET={self.ret}")
+        if self.envid:
+            parts.append(f"ENVID={xtext_encode(self.envid)}")
+        if self.auth is not None:
+            _check("AUTH= value", self.auth)
+            parts.append(f"AUTH=<{xtext_encode(self.auth)}>" if self.auth else "AUTH=<>")
+        return (" ".join(parts) + "\r\n").encode("utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class RcptTo(Command):
+    address: str
+    notify: str = ""  # RFC 3461 NOTIFY value, e.g. "SUCCESS,FAILURE"
+    orcpt: str = ""  # "addr-type;address", xtext-encoded on the wire
+    quote: bool = True
+    index: int = 0  # position of the recipient in the delivery request
+
+    @property
+    def stage(self) -> Stage:
+        return Stage.RCPT
+
+    def wire(self) -> bytes:
+        _check("recipient address", self.address)
+        _check("NOTIFY", self.notify)
+        _check("ORCPT", self.orcpt)
+        parts = [f"RCPT TO:<{quote_address(self.address, quote=self.quote)}>"]
+        if self.notify:
+            parts.append(f"NOTIFY={self.notify}")
+        if self.orcpt:
+            parts.append(f"ORCPT={xtext_encode(self.orcpt)}")
+        return (" ".join(parts) + "\r\n").encode("utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class Data(Command):
+    @property
+    def stage(self) -> Stage:
+        return Stage.DATA
+
+    def wire(self) -> bytes:
+        return b"DATA\r\n"
+
+
+@dataclass(frozen=True, slots=True)
+class DataEnd(Command):
+    """The final ``.`` after the content (the content itself is sent by the transport)."""
+
+    @property
+    def stage(self) -> Stage:
+        return Stage.DOT
+
+    def wire(self) -> bytes:
+        return b".\r\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Rset(Command):
+    @property
+    def stage(self) -> Stage:
+        return Stage.RSET
+
+    def wire(self) -> bytes:
+        return b"RSET\r\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Noop(Command):
+    @property
+    def stage(self) -> Stage:
+        return Stage.NOOP
+
+    def wire(self) -> bytes:
+        return b"NOOP\r\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Quit(Command):
+    @property
+    def stage(self) -> Stage:
+        return Stage.QUIT
+
+    def wire(self) -> bytes:
+        return b"QUIT\r\n"

@@ -1,0 +1,107 @@
+"""EHLO/LHLO response parsing (RFC 5321 4.1.1.1): the server's service extensions.
+
+`Capabilities.parse(reply)` reads the keyword lines of a 250 reply, case-insensitively, into
+a frozen value: SIZE (with its limit), PIPELINING, 8BITMIME, DSN, ENHANCEDSTATUSCODES,
+STARTTLS, AUTH (with mechanisms; the old ``AUTH=`` form too), XFORWARD (attributes), SMTPUTF8,
+CHUNKING, and any other keyword. Keywords the operator asked to discard
+(`smtp_discard_ehlo_keywords`) are removed here, before anything else sees them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Final
+
+from mailcarrier.protocol.reply import Reply
+
+__all__ = ["Capabilities"]
+
+_MAX_KEYWORDS: Final = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What the server announced. `keywords` maps upper-case keyword -> parameter words."""
+
+    keywords: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # RFC 1870: 0 means "announced without a limit"; None means SIZE not announced.
+    size_limit: int | None = None
+    greeting_name: str = ""
+
+    def has(self, keyword: str) -> bool:
+        return keyword.upper() in self.keywords
+
+    @property
+    def pipelining(self) -> bool:
+        return "PIPELINING" in self.keywords
+
+    @property
+    def eightbitmime(self) -> bool:
+        return "8BITMIME" in self.keywords
+
+    @property
+    def dsn(self) -> bool:
+        return "DSN" in self.keywords
+
+    @property
+    def enhancedstatuscodes(self) -> bool:
+        return "ENHANCEDSTATUSCODES" in self.keywords
+
+    @property
+    def starttls(self) -> bool:
+        return "STARTTLS" in self.keywords
+
+    @property
+    def smtputf8(self) -> bool:
+        return "SMTPUTF8" in self.keywords
+
+    @property
+    def chunking(self) -> bool:
+        return "CHUNKING" in self.keywords
+
+    @property
+    def size(self) -> bool:
+        return "SIZE" in self.keywords
+
+    @property
+    def auth_mechanisms(self) -> tuple[str, ...]:
+        return self.keywords.get("AUTH", ())
+
+    @property
+    def xforward(self) -> tuple[str, ...]:
+        return self.keywords.get("XFORWARD", ())
+
+    @classmethod
+    def parse(cls, reply: Reply, discard: Iterable[str] = ()) -> Capabilities:
+        drop = {d.upper() for d in discard}
+        keywords: dict[str, tuple[str, ...]] = {}
+        messages = reply.messages
+        greeting_name = messages[0].split(" ", 1)[0] if messages else ""
+        for text in messages[1:]:
+            words = text.split()
+            if not words:
+                continue
+            keyword = words[0].upper()
+            params = tuple(w.upper() for w in words[1:])
+            # RFC 4954 predecessor: "AUTH=LOGIN PLAIN" from old servers.
+            if keyword.startswith("AUTH="):
+                params = (keyword[5:], *params)
+                keyword = "AUTH"
+            if keyword in drop or len(keywords) >= _MAX_KEYWORDS:
+                continue
+            if keyword == "AUTH" and "AUTH" in keywords:
+                params = tuple(dict.fromkeys((*keywords["AUTH"], *params)))
+            keywords[keyword] = params
+        size_limit: int | None = None
+        if "SIZE" in keywords:
+            size_limit = 0
+            size_words = keywords["SIZE"]
+            if size_words and size_words[0].isdigit() and len(size_words[0]) <= 19:
+                size_limit = int(size_words[0])
+        return cls(keywords, size_limit, greeting_name)
+
+    def without(self, discard: Iterable[str]) -> Capabilities:
+        drop = {d.upper() for d in discard}
+        kept = {k: v for k, v in self.keywords.items() if k not in drop}
+        return Capabilities(kept, self.size_limit if "SIZE" in kept else None, self.greeting_name)

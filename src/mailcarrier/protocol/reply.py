@@ -1,0 +1,167 @@
+"""SMTP/LMTP reply parsing (RFC 5321 4.2, RFC 3463), sans-IO and bounded.
+
+`ReplyParser` takes bytes as they arrive and yields complete `Reply` values. It accepts CRLF
+or bare LF line ends (as Postfix does), joins multi-line replies, and extracts the RFC 3463
+enhanced status code of the first line. Everything is bounded: a line longer than
+`max_line_length`, more than `max_lines` lines in one reply, or a malformed line raises
+`RemoteProtocolError` instead of growing memory. Matching replies to commands is the client
+state machine's job (`client.py`), not this module's.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+from mailcarrier.errors import RemoteProtocolError
+from mailcarrier.status import default_dsn
+
+__all__ = ["DEFAULT_MAX_LINE_LENGTH", "DEFAULT_MAX_LINES", "Reply", "ReplyParser"]
+
+# Postfix reads reply lines up to line_length_limit (2048); RFC 5321 4.5.3.1.5 says 512.
+DEFAULT_MAX_LINE_LENGTH: Final = 2048
+# EHLO replies are the longest legitimate multi-line replies; a few dozen lines at most.
+DEFAULT_MAX_LINES: Final = 200
+
+_LINE_RE: Final = re.compile(rb"([2-5][0-9][0-9])([ -]|$)(.*)", re.DOTALL)
+# RFC 3463: class.subject.detail at the start of the text, followed by space or end.
+_ENHANCED_RE: Final = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})(?=\s|$)")
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One complete server reply.
+
+    `lines` are the full reply lines with their codes, as received (minus line ends);
+    `enhanced` is the RFC 3463 code of the first line, or None when the server sent none
+    or one whose class disagrees with the reply code.
+    """
+
+    code: int
+    lines: tuple[str, ...]
+    enhanced: str | None = None
+
+    @property
+    def dsn(self) -> str:
+        """The enhanced code, or the default Postfix assumes (X.0.0) when there is none."""
+        return self.enhanced or default_dsn(self.code)
+
+    @property
+    def text(self) -> str:
+        """The reply as Postfix prints it in a diagnostic: lines joined by a space."""
+        return " ".join(self.lines)
+
+    @property
+    def messages(self) -> tuple[str, ...]:
+        """Each line's text without the code and separator (EHLO keywords live here)."""
+        return tuple(line[4:] for line in self.lines)
+
+    @property
+    def is_positive(self) -> bool:
+        return 200 <= self.code < 400
+
+    @property
+    def is_transient(self) -> bool:
+        return 400 <= self.code < 500
+
+    @property
+    def is_permanent(self) -> bool:
+        return self.code >= 500
+
+    @classmethod
+    def make(cls, code: int, *messages: str) -> Reply:
+        """Build a reply from its code and line texts (for tests and local replies)."""
+        texts = messages or ("",)
+        lines = tuple(
+            f"{code}{'-' if i < len(texts) - 1 else ' '}{t}".rstrip()
+            for i, t in enumerate(texts)
+        )
+        return cls(code, lines, _enhanced(code, texts[0]))
+
+
+def _enhanced(code: int, text: str) -> str | None:
+    m = _ENHANCED_RE.match(text)
+    if m is None or int(m.group(1)) != code // 100:
+        return None
+    return m.group(0)
+
+
+def _decode(raw: bytes) -> str:
+    # Replies are ASCII by RFC; keep anything else visible but harmless.
+    return raw.decode("utf-8", errors="backslashreplace")
+
+
+class ReplyParser:
+    """Incremental reply parser: `feed()` bytes, then `next_reply()` until it returns None."""
+
+    __slots__ = ("_buffer", "_lines", "_max_line_length", "_max_lines", "_scan_from")
+
+    def __init__(
+        self,
+        *,
+        max_line_length: int = DEFAULT_MAX_LINE_LENGTH,
+        max_lines: int = DEFAULT_MAX_LINES,
+    ) -> None:
+        self._buffer = bytearray()
+        self._scan_from = 0
+        self._lines: list[str] = []
+        self._max_line_length = max_line_length
+        self._max_lines = max_lines
+
+    def feed(self, data: bytes) -> None:
+        self._buffer += data
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet consumed as part of a complete reply."""
+        return len(self._buffer) + sum(len(x) for x in self._lines)
+
+    @property
+    def in_reply(self) -> bool:
+        """True when part of a reply (a partial line or continuation lines) is held."""
+        return bool(self._buffer) or bool(self._lines)
+
+    def _next_line(self) -> bytes | None:
+        end = self._buffer.find(b"\n", self._scan_from)
+        if end < 0:
+            # Bound memory even when the peer never sends a line end.
+            if len(self._buffer) > self._max_line_length + 2:
+                raise RemoteProtocolError(
+                    f"reply line longer than {self._max_line_length} characters"
+                )
+            self._scan_from = len(self._buffer)
+            return None
+        line = bytes(self._buffer[:end])
+        del self._buffer[: end + 1]
+        self._scan_from = 0
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if len(line) > self._max_line_length:
+            raise RemoteProtocolError(f"reply line longer than {self._max_line_length} characters")
+        return line
+
+    def next_reply(self) -> Reply | None:
+        """Return the next complete reply, or None when more data is needed."""
+        while True:
+            raw = self._next_line()
+            if raw is None:
+                return None
+            m = _LINE_RE.fullmatch(raw)
+            if m is None:
+                shown = _decode(raw[:60])
+                raise RemoteProtocolError(f'malformed reply line: "{shown}"')
+            line = _decode(raw)
+            self._lines.append(line)
+            if m.group(2) == b"-":
+                if len(self._lines) >= self._max_lines:
+                    raise RemoteProtocolError(
+                        f"multi-line reply longer than {self._max_lines} lines"
+                    )
+                continue
+            lines = tuple(self._lines)
+            self._lines.clear()
+            # Postfix takes the code of the last line; the enhanced code of the first.
+            code = int(m.group(1))
+            first_text = lines[0][4:]
+            return Reply(code, lines, _enhanced(code, first_text))

@@ -1,0 +1,397 @@
+"""One SMTP/LMTP session over a `Connection`: greeting, EHLO/HELO/LHLO, mail transactions.
+
+This is the I/O driver of the sans-IO `ClientConnection`, as Postfix's smtp_proto.c is of its
+state machine. With PIPELINING (RFC 2920) MAIL, every RCPT and DATA go out in one write and the
+replies are then read in order; without it, each command waits for its reply (lock-step).
+After 354 the content flows from an iterator of wire-ready chunks (content/ did the
+dot-stuffing), then the final dot; LMTP (RFC 2033) gets one reply per accepted recipient.
+
+The session reports what happened as a `TransactionResult` of raw replies and at most one
+`TransportError`; it never decides whether a recipient is sent, deferred or bounced (that is
+delivery/trouble.py). Every read and write has the deadline of its stage (`Stage.timeout`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from mailcarrier.config.settings import AgentSettings
+from mailcarrier.errors import RemoteProtocolError, TransportError
+from mailcarrier.protocol.client import (
+    NEED_DATA,
+    ClientConnection,
+    CommandReply,
+    ConnectionClosed,
+    Event,
+    Greeting,
+    RecipientReply,
+    State,
+)
+from mailcarrier.protocol.commands import (
+    Command,
+    Data,
+    DataEnd,
+    Ehlo,
+    Helo,
+    Lhlo,
+    MailFrom,
+    Quit,
+    RcptTo,
+    Rset,
+)
+from mailcarrier.protocol.reply import Reply
+from mailcarrier.protocol.stages import Stage
+from mailcarrier.transport.connection import Connection
+
+__all__ = ["Envelope", "HandshakeFailure", "Session", "SessionOptions", "TransactionResult"]
+
+ContentFactory = Callable[[], Iterable[bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionOptions:
+    """The per-transport settings a session needs, read once from configuration."""
+
+    lmtp: bool = False
+    helo_name: str = "localhost"
+    always_send_ehlo: bool = True
+    never_send_ehlo: bool = False
+    skip_quit_response: bool = True
+    quote_envelope: bool = True
+    discard_keywords: tuple[str, ...] = ()
+    timeouts: dict[str, float] = field(default_factory=dict)
+
+    def timeout(self, stage: Stage) -> float:
+        return self.timeouts.get(stage.timeout, 300.0)
+
+    @classmethod
+    def from_settings(cls, agent: AgentSettings) -> SessionOptions:
+        names = (
+            "connect_timeout",
+            "helo_timeout",
+            "mail_timeout",
+            "rcpt_timeout",
+            "data_init_timeout",
+            "data_xfer_timeout",
+            "data_done_timeout",
+            "rset_timeout",
+            "quit_timeout",
+            "starttls_timeout",
+            "xforward_timeout",
+        )
+        timeouts = {}
+        for name in names:
+            try:
+                timeouts[name] = agent.time(name)
+            except KeyError:
+                continue
+        try:
+            discard = agent.list("discard_ehlo_keywords")
+        except KeyError:
+            discard = ()
+        return cls(
+            lmtp=agent.is_lmtp,
+            helo_name=agent.str("helo_name"),
+            always_send_ehlo=agent.bool("always_send_ehlo"),
+            never_send_ehlo=agent.bool("never_send_ehlo"),
+            skip_quit_response=agent.bool("skip_quit_response"),
+            quote_envelope=agent.bool("quote_rfc821_envelope"),
+            discard_keywords=discard,
+            timeouts=timeouts,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """A mail transaction's envelope, already reduced to what goes on the wire."""
+
+    sender: str
+    recipients: tuple[RcptTo, ...]
+    size: int | None = None  # sent as SIZE= when the server announced SIZE
+    body: str = ""  # BODY= value when the server announced 8BITMIME
+    smtputf8: bool = False
+    ret: str = ""  # DSN RET= when the server announced DSN
+    envid: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeFailure:
+    """The server refused the session (greeting or EHLO/HELO/LHLO)."""
+
+    stage: Stage
+    reply: Reply
+
+
+@dataclass(slots=True)
+class TransactionResult:
+    """Raw outcome of one mail transaction, indexed like `Envelope.recipients`."""
+
+    mail: Reply | None = None
+    rcpt: list[Reply | None] = field(default_factory=list)
+    data: Reply | None = None
+    # SMTP: one reply for all accepted recipients; LMTP: one per accepted recipient.
+    dot: list[Reply | None] = field(default_factory=list)
+    error: TransportError | None = None
+    content_sent: bool = False
+    started: float = 0.0
+
+    @property
+    def accepted(self) -> list[int]:
+        return [i for i, r in enumerate(self.rcpt) if r is not None and r.code // 100 == 2]
+
+
+class Session:
+    """Drive one connection. Create with `Session(conn, options)`, then `await start()`."""
+
+    def __init__(self, conn: Connection, options: SessionOptions) -> None:
+        self.conn = conn
+        self.options = options
+        self.proto = ClientConnection(lmtp=options.lmtp, discard_keywords=options.discard_keywords)
+        self.greeting: Reply | None = None
+        self.transactions = 0
+        self.broken = False  # no further use (I/O or protocol error, 421)
+        self.started = time.monotonic()
+
+    @property
+    def peer_relay(self) -> str:
+        return self.conn.peer.relay
+
+    # --- low level --------------------------------------------------------------------
+    def _send(self, command: Command) -> None:
+        self.conn.write(self.proto.send(command), command.stage)
+
+    async def _event(self) -> Event:
+        """The next protocol event; network failures become `TransportError`."""
+        while True:
+            head = self.proto.in_flight[0] if self.proto.in_flight else None
+            stage = head.stage if head is not None else Stage.GREETING
+            try:
+                event = self.proto.next_event()
+            except RemoteProtocolError as exc:
+                raise self._protocol_error(stage, exc) from exc
+            if event is NEED_DATA:
+                self.proto.receive_data(await self.conn.read(self.options.timeout(stage), stage))
+                continue
+            if isinstance(event, ConnectionClosed):
+                raise self.conn.lost_error(stage)
+            assert not isinstance(event, type(NEED_DATA))
+            if (
+                isinstance(event, (CommandReply, RecipientReply, Greeting))
+                and event.reply.code == 421
+            ):
+                self.broken = True
+            return event
+
+    def _protocol_error(self, stage: Stage, exc: Exception) -> TransportError:
+        self.broken = True
+        return TransportError(
+            f"remote protocol error from {self.conn.peer.namaddr} while {stage.while_phrase}: "
+            f"{exc}",
+            stage=stage.name.lower(),
+            peer=self.conn.peer.relay,
+        )
+
+    async def _reply(self) -> Reply:
+        event = await self._event()
+        assert not isinstance(event, ConnectionClosed)
+        return event.reply
+
+    # --- session start ----------------------------------------------------------------
+    async def start(self) -> HandshakeFailure | None:
+        """Read the greeting and say EHLO/HELO/LHLO. None on success."""
+        reply = await self._reply()
+        self.greeting = reply
+        if reply.code // 100 != 2:
+            return HandshakeFailure(Stage.GREETING, reply)
+        return await self.hello()
+
+    def _hello_command(self) -> Command:
+        opts = self.options
+        if opts.lmtp:
+            return Lhlo(opts.helo_name)
+        if opts.never_send_ehlo:
+            return Helo(opts.helo_name)
+        if opts.always_send_ehlo:
+            return Ehlo(opts.helo_name)
+        # Neither forced: EHLO only when the greeting mentions ESMTP (Postfix behaviour).
+        greeting = self.greeting.text if self.greeting else ""
+        return Ehlo(opts.helo_name) if "ESMTP" in greeting.upper() else Helo(opts.helo_name)
+
+    async def hello(self) -> HandshakeFailure | None:
+        """EHLO (or HELO/LHLO); after a 5xx to EHLO, fall back to HELO (RFC 5321 3.2)."""
+        command = self._hello_command()
+        self._send(command)
+        reply = await self._reply()
+        if reply.code // 100 == 2:
+            return None
+        if isinstance(command, Ehlo) and reply.code // 100 == 5:
+            helo = Helo(self.options.helo_name)
+            self._send(helo)
+            reply = await self._reply()
+            if reply.code // 100 == 2:
+                return None
+            return HandshakeFailure(Stage.HELO, reply)
+        return HandshakeFailure(command.stage, reply)
+
+    # --- mail transaction -------------------------------------------------------------
+    async def transaction(self, envelope: Envelope, content: ContentFactory) -> TransactionResult:
+        """One MAIL/RCPT/DATA transaction. Never raises for network trouble: see `.error`."""
+        result = TransactionResult(
+            rcpt=[None] * len(envelope.recipients), started=time.monotonic()
+        )
+        try:
+            await self._transaction(envelope, content, result)
+        except TransportError as exc:
+            result.error = exc
+            self.broken = True
+        self.transactions += 1
+        return result
+
+    def _mail_command(self, envelope: Envelope) -> MailFrom:
+        caps = self.proto.capabilities
+        return MailFrom(
+            envelope.sender,
+            size=envelope.size if caps.size and envelope.size is not None else None,
+            body=envelope.body if caps.eightbitmime else "",
+            smtputf8=envelope.smtputf8 and caps.smtputf8,
+            ret=envelope.ret if caps.dsn else "",
+            envid=envelope.envid if caps.dsn else "",
+            quote=self.options.quote_envelope,
+        )
+
+    def _rcpt_command(self, rcpt: RcptTo) -> RcptTo:
+        dsn = self.proto.capabilities.dsn
+        return RcptTo(
+            rcpt.address,
+            notify=rcpt.notify if dsn else "",
+            orcpt=rcpt.orcpt if dsn else "",
+            quote=self.options.quote_envelope,
+            index=rcpt.index,
+        )
+
+    async def _transaction(
+        self, envelope: Envelope, content: ContentFactory, result: TransactionResult
+    ) -> None:
+        mail = self._mail_command(envelope)
+        rcpts = [self._rcpt_command(r) for r in envelope.recipients]
+        position = {id(cmd): i for i, cmd in enumerate(rcpts)}
+        if self.proto.capabilities.pipelining:
+            # RFC 2920 3.1: MAIL, RCPTs and DATA in one write; DATA is the last command
+            # of the group, so the server's replies tell us whether to send content.
+            self._send(mail)
+            for cmd in rcpts:
+                self._send(cmd)
+            self._send(Data())
+            await self._collect_until_data(result, position)
+        else:
+            self._send(mail)
+            result.mail = await self._reply()
+            if result.mail.code // 100 != 2:
+                return
+            for cmd in rcpts:
+                self._send(cmd)
+                result.rcpt[position[id(cmd)]] = await self._reply()
+            if not result.accepted:
+                return
+            self._send(Data())
+            result.data = await self._reply()
+        if self.proto.state is not State.CONTENT:
+            return
+        if not result.accepted or (result.mail is not None and result.mail.code // 100 != 2):
+            # The server said 354 although nothing was accepted: end the empty message at
+            # once (RFC 2920 3.1) and disregard its reply.
+            self._send(DataEnd())
+            await self._reply()
+            return
+        await self._send_content(content, result)
+        await self._collect_dot(result, position)
+
+    async def _collect_until_data(
+        self, result: TransactionResult, position: dict[int, int]
+    ) -> None:
+        while True:
+            event = await self._event()
+            assert isinstance(event, CommandReply)
+            cmd = event.command
+            if isinstance(cmd, MailFrom):
+                result.mail = event.reply
+            elif isinstance(cmd, RcptTo):
+                result.rcpt[position[id(cmd)]] = event.reply
+            elif isinstance(cmd, Data):
+                result.data = event.reply
+                return
+
+    async def _send_content(self, content: ContentFactory, result: TransactionResult) -> None:
+        timeout = self.options.timeout(Stage.BODY)
+        for chunk in content():
+            if chunk:
+                self.conn.write(self.proto.send_content(chunk), Stage.BODY)
+                if self.conn.must_drain:
+                    await self.conn.drain(timeout, Stage.BODY)
+        await self.conn.drain(timeout, Stage.BODY)
+        self._send(DataEnd())
+        result.content_sent = True
+        await self.conn.drain(self.options.timeout(Stage.DOT), Stage.DOT)
+
+    async def _collect_dot(self, result: TransactionResult, position: dict[int, int]) -> None:
+        accepted = result.accepted
+        if not self.options.lmtp:
+            reply = await self._reply()
+            result.dot = [reply]
+            return
+        result.dot = [None] * len(result.rcpt)
+        for _ in range(max(1, len(accepted))):
+            event = await self._event()
+            if isinstance(event, RecipientReply):
+                result.dot[position.get(id(event.recipient), 0)] = event.reply
+            else:
+                assert isinstance(event, CommandReply)
+                for i in accepted:
+                    result.dot[i] = event.reply
+
+    # --- ending -----------------------------------------------------------------------
+    async def rset(self) -> bool:
+        """RSET to clear a failed transaction before reuse; False if the session is unusable."""
+        if self.broken or self.proto.state not in (
+            State.READY,
+            State.MAIL,
+            State.RCPT,
+            State.DATA,
+            State.ABORTED,
+        ):
+            return False
+        try:
+            self._send(Rset())
+            reply = await self._reply()
+        except TransportError:
+            self.broken = True
+            return False
+        return reply.code // 100 == 2
+
+    @property
+    def needs_rset(self) -> bool:
+        return self.proto.state in (State.MAIL, State.RCPT, State.DATA, State.ABORTED)
+
+    async def quit(self) -> None:
+        """QUIT and close. Never raises. No QUIT after a 421 or a broken session."""
+        try:
+            if not self.broken and not self.conn.at_eof and self.proto.state not in (
+                State.CLOSED,
+                State.ERROR,
+                State.CONTENT,
+                State.DOT,
+                State.TLS,
+            ):
+                self._send(Quit())
+                if self.options.skip_quit_response:
+                    await self.conn.drain(self.options.timeout(Stage.QUIT), Stage.QUIT)
+                else:
+                    await self._reply()
+        except (TransportError, RemoteProtocolError):
+            pass
+        if self.broken:
+            self.conn.abort()
+        else:
+            await self.conn.close()
