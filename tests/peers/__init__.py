@@ -1,0 +1,1 @@
+"""Real receiving peers for tests: aiosmtpd in-process, Postfix smtp-sink as a subprocess."""

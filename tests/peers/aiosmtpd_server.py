@@ -1,0 +1,97 @@
+"""An aiosmtpd receiving server on loopback that records what it received.
+
+aiosmtpd does not announce PIPELINING or DSN by itself; `extra_keywords` adds EHLO keywords
+(via the handle_EHLO hook) so the client's pipelined path is exercised against a real server.
+`reject` maps recipient prefixes to replies, to produce mixed per-recipient results.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    content: bytes
+    mail_options: list[str]
+    rcpt_options: list[list[str]]
+
+
+@dataclass
+class RecordingHandler:
+    extra_keywords: tuple[str, ...] = ("PIPELINING", "DSN", "ENHANCEDSTATUSCODES")
+    reject: dict[str, str] = field(default_factory=dict)
+    data_reply: str = "250 2.0.0 Ok: queued"
+    messages: list[Received] = field(default_factory=list)
+    rcpt_options: list[list[str]] = field(default_factory=list)
+
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        last = responses[-1]
+        extra = [f"250-{k}" for k in self.extra_keywords]
+        return [*responses[:-1], *extra, last]
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        for prefix, reply in self.reject.items():
+            if address.startswith(prefix):
+                return reply
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.append(options)
+        self.rcpt_options.append(list(options))
+        return "250 2.1.5 Ok"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.messages.append(
+            Received(
+                str(envelope.mail_from),
+                list(envelope.rcpt_tos),
+                bytes(envelope.original_content or b""),
+                list(envelope.mail_options),
+                [list(o) for o in envelope.rcpt_options],
+            )
+        )
+        return self.data_reply
+
+
+class AiosmtpdServer:
+    def __init__(self, handler: RecordingHandler, host: str = "127.0.0.1", **kw: Any) -> None:
+        self.handler = handler
+        self.host = host
+        self.port = free_port(host)
+        kw.setdefault("data_size_limit", 0)
+        kw.setdefault("enable_SMTPUTF8", True)
+        self.controller = Controller(handler, hostname=host, port=self.port, **kw)
+
+    @property
+    def nexthop(self) -> str:
+        host = f"ipv6:{self.host}" if ":" in self.host else self.host
+        return f"[{host}]:{self.port}"
+
+    @property
+    def messages(self) -> list[Received]:
+        return self.handler.messages
+
+    def start(self) -> AiosmtpdServer:
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        self.controller.stop()
