@@ -74,9 +74,7 @@ def test_imports_point_down(path: Path) -> None:
         )
 
 
-@pytest.mark.parametrize(
-    "path", sorted((SRC / "protocol").rglob("*.py")), ids=lambda p: p.name
-)
+@pytest.mark.parametrize("path", sorted((SRC / "protocol").rglob("*.py")), ids=lambda p: p.name)
 def test_protocol_is_sans_io(path: Path) -> None:
     for module, lineno in _imports(path):
         top = module.split(".")[0]

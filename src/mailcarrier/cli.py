@@ -43,7 +43,11 @@ def _build_parser() -> _Parser:
     parser = _Parser(prog=PROG, description="Postfix-compatible SMTP/LMTP delivery in Python")
     parser.add_argument("-c", dest="config_dir", metavar="CONFIG_DIR", help="directory of main.cf")
     parser.add_argument(
-        "-o", dest="overrides", metavar="NAME=VALUE", action="append", default=[],
+        "-o",
+        dest="overrides",
+        metavar="NAME=VALUE",
+        action="append",
+        default=[],
         help="override a main.cf parameter for this run",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -54,10 +58,21 @@ def _build_parser() -> _Parser:
     d.add_argument("-f", dest="sender", required=True, metavar="SENDER", help='"" for <>')
     d.add_argument("-r", dest="recipients", action="append", required=True, metavar="RCPT")
     d.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
-    d.add_argument("-N", dest="notify", default="", metavar="NOTIFY",
-                   help="DSN NOTIFY: NEVER or SUCCESS,FAILURE,DELAY")
-    d.add_argument("-R", dest="ret", default="", type=str.upper, choices=("", "FULL", "HDRS"),
-                   metavar="full|hdrs")
+    d.add_argument(
+        "-N",
+        dest="notify",
+        default="",
+        metavar="NOTIFY",
+        help="DSN NOTIFY: NEVER or SUCCESS,FAILURE,DELAY",
+    )
+    d.add_argument(
+        "-R",
+        dest="ret",
+        default="",
+        type=str.upper,
+        choices=("", "FULL", "HDRS"),
+        metavar="full|hdrs",
+    )
     d.add_argument("-V", dest="envid", default="", metavar="ENVID")
     d.add_argument("file", nargs="?", default="-", metavar="FILE|-")
     return parser
@@ -135,7 +150,7 @@ def _cmd_deliver(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stde
             eight_bit = _spool_input(stdin, spool)
         else:
             try:
-                src = stack.enter_context(open(args.file, "rb"))  # noqa: SIM115
+                src = stack.enter_context(open(args.file, "rb"))
             except OSError as exc:
                 raise DataError(f"cannot open message file {args.file}: {exc.strerror}") from exc
             eight_bit = _spool_input(src, spool)

@@ -17,11 +17,13 @@ class ProtocolError(MailcarrierError):
 
 
 class LocalProtocolError(ProtocolError):
-    """The caller misused a protocol object (a bug, or refused input such as CR/LF in an address)."""
+    """The caller misused a protocol object (a bug, or refused input such as CR/LF in an
+    address)."""
 
 
 class RemoteProtocolError(ProtocolError):
-    """The peer broke the protocol: garbage, an over-long line, an endless reply, an unsolicited reply."""
+    """The peer broke the protocol: garbage, an over-long line, an endless reply, or a reply
+    nobody asked for."""
 
 
 class TransportError(MailcarrierError):

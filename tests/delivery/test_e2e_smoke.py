@@ -16,7 +16,9 @@ async def test_aiosmtpd_receives_normalised_content(smtp_server: AiosmtpdServer)
     )
     result = await deliver(request)
     assert [r.status for r in result.recipients] == [DeliveryStatus.SENT]
-    assert smtp_server.messages[0].content == b"Subject: t\r\n\r\n.leading dot\r\nbare cr\r\nend\r\n"
+    assert (
+        smtp_server.messages[0].content == b"Subject: t\r\n\r\n.leading dot\r\nbare cr\r\nend\r\n"
+    )
 
 
 async def test_smtp_sink(smtp_sink: SmtpSink) -> None:

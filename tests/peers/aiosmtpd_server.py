@@ -40,7 +40,12 @@ class RecordingHandler:
     rcpt_options: list[list[str]] = field(default_factory=list)
 
     async def handle_EHLO(
-        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
     ) -> list[str]:
         session.host_name = hostname
         last = responses[-1]

@@ -26,7 +26,6 @@ from mailcarrier.delivery.targets import families_for, lookup_host
 from mailcarrier.delivery.trouble import (
     Verdict,
     handshake_verdict,
-    local_verdict,
     reply_verdict,
     size_verdict,
     soften,
@@ -51,8 +50,8 @@ class _Attempt:
     def __init__(self, request: DeliveryRequest, start: float, wall: float) -> None:
         qmgr = request.qmgr_time or wall
         self.before_qmgr = max(0.0, qmgr - request.arrival_time) if request.qmgr_time else 0.0
-        self.in_qmgr = max(0.0, wall - qmgr) if request.qmgr_time else max(
-            0.0, wall - request.arrival_time
+        self.in_qmgr = (
+            max(0.0, wall - qmgr) if request.qmgr_time else max(0.0, wall - request.arrival_time)
         )
         self.start = start
         self.ready: float | None = None
@@ -102,13 +101,13 @@ class DeliveryAgent:
             if src.seekable():
                 return src
             # A pipe can be read once; a second server needs it again: spool it to disk.
-            spool = stack.enter_context(tempfile.TemporaryFile())
+            spool = stack.enter_context(tempfile.TemporaryFile())  # noqa: SIM115
             while block := src.read(65536):
                 spool.write(block)
             spool.flush()
             return spool
         try:
-            return stack.enter_context(open(src, "rb"))  # noqa: SIM115 - closed by the stack
+            return stack.enter_context(open(src, "rb"))
         except OSError as exc:
             raise UsageError(f"cannot open message file {src}: {exc.strerror}") from exc
 
@@ -300,7 +299,9 @@ class DeliveryAgent:
                 RcptTo(
                     tracker.recipients[i].address,
                     notify=tracker.recipients[i].dsn_notify.wire(),
-                    orcpt=_orcpt(tracker.recipients[i].dsn_orcpt, tracker.recipients[i].orig_address),
+                    orcpt=_orcpt(
+                        tracker.recipients[i].dsn_orcpt, tracker.recipients[i].orig_address
+                    ),
                     index=i,
                 )
                 for i in pending
@@ -351,8 +352,10 @@ class DeliveryAgent:
         # 4. Replies to the final dot: one for all (SMTP) or one each (LMTP).
         if result.dot:
             for pos in accepted:
-                reply = result.dot[0] if len(result.dot) == 1 and not _is_lmtp(request) else (
-                    result.dot[pos] if pos < len(result.dot) else None
+                reply = (
+                    result.dot[0]
+                    if len(result.dot) == 1 and not _is_lmtp(request)
+                    else (result.dot[pos] if pos < len(result.dot) else None)
                 )
                 if reply is not None:
                     mark(pending[pos], verdict_for(Stage.DOT, reply))

@@ -46,9 +46,7 @@ class RecipientTracker:
         action: str = "",
     ) -> RecipientStatus:
         if self._status[index] is not None:
-            raise LocalProtocolError(
-                f"recipient {self.recipients[index].address} marked twice"
-            )
+            raise LocalProtocolError(f"recipient {self.recipients[index].address} marked twice")
         rcpt = self.recipients[index]
         if not action:
             action = {

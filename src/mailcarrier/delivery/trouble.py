@@ -65,7 +65,9 @@ def _apply_soft_bounce(verdict: Verdict, soft_bounce: bool) -> Verdict:
     return soften(verdict) if soft_bounce else verdict
 
 
-def reply_verdict(namaddr: str, reply: Reply, stage: Stage, *, soft_bounce: bool = False) -> Verdict:
+def reply_verdict(
+    namaddr: str, reply: Reply, stage: Stage, *, soft_bounce: bool = False
+) -> Verdict:
     """A server reply to a command. 2xx: the reply text itself is the diagnostic."""
     status = _status_for(reply.code)
     if status is DeliveryStatus.SENT:
@@ -107,5 +109,7 @@ def size_verdict(size: int, limit: int, namaddr: str, *, soft_bounce: bool = Fal
     return _apply_soft_bounce(Verdict(DeliveryStatus.BOUNCED, "5.3.4", text), soft_bounce)
 
 
-def local_verdict(status: DeliveryStatus, dsn: str, text: str, *, soft_bounce: bool = False) -> Verdict:
+def local_verdict(
+    status: DeliveryStatus, dsn: str, text: str, *, soft_bounce: bool = False
+) -> Verdict:
     return _apply_soft_bounce(Verdict(status, dsn, text), soft_bounce)

@@ -41,7 +41,12 @@ from mailcarrier.protocol.commands import (
     StartTls,
 )
 from mailcarrier.protocol.ehlo import Capabilities
-from mailcarrier.protocol.reply import DEFAULT_MAX_LINE_LENGTH, DEFAULT_MAX_LINES, Reply, ReplyParser
+from mailcarrier.protocol.reply import (
+    DEFAULT_MAX_LINE_LENGTH,
+    DEFAULT_MAX_LINES,
+    Reply,
+    ReplyParser,
+)
 
 __all__ = [
     "NEED_DATA",

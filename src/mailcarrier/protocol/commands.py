@@ -39,7 +39,9 @@ __all__ = [
 
 _FORBIDDEN: Final = re.compile(r"[\r\n\0]")
 # RFC 5321 4.1.2 atext; a Dot-string local part needs no quoting.
-_DOT_STRING: Final = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\x80-\U0010ffff-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~\x80-\U0010ffff-]+)*")
+_DOT_STRING: Final = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\x80-\U0010ffff-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~\x80-\U0010ffff-]+)*"
+)
 _XTEXT_RE: Final = re.compile(r"\+([0-9A-Fa-f]{2})")
 
 

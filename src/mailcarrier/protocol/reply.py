@@ -17,7 +17,7 @@ from typing import Final
 from mailcarrier.errors import RemoteProtocolError
 from mailcarrier.status import default_dsn
 
-__all__ = ["DEFAULT_MAX_LINE_LENGTH", "DEFAULT_MAX_LINES", "Reply", "ReplyParser"]
+__all__ = ["DEFAULT_MAX_LINES", "DEFAULT_MAX_LINE_LENGTH", "Reply", "ReplyParser"]
 
 # Postfix reads reply lines up to line_length_limit (2048); RFC 5321 4.5.3.1.5 says 512.
 DEFAULT_MAX_LINE_LENGTH: Final = 2048
@@ -74,8 +74,7 @@ class Reply:
         """Build a reply from its code and line texts (for tests and local replies)."""
         texts = messages or ("",)
         lines = tuple(
-            f"{code}{'-' if i < len(texts) - 1 else ' '}{t}".rstrip()
-            for i, t in enumerate(texts)
+            f"{code}{'-' if i < len(texts) - 1 else ' '}{t}".rstrip() for i, t in enumerate(texts)
         )
         return cls(code, lines, _enhanced(code, texts[0]))
 

@@ -27,7 +27,13 @@ _HOSTNAME_RE: Final = re.compile(
     r"(?=.{1,253}\.?$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
     r"(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?"
 )
-_KNOWN_SERVICES: Final = {"smtp": 25, "lmtp": 24, "submission": 587, "submissions": 465, "smtps": 465}
+_KNOWN_SERVICES: Final = {
+    "smtp": 25,
+    "lmtp": 24,
+    "submission": 587,
+    "submissions": 465,
+    "smtps": 465,
+}
 
 
 class NextHopKind(enum.Enum):

@@ -238,9 +238,7 @@ class Session:
     # --- mail transaction -------------------------------------------------------------
     async def transaction(self, envelope: Envelope, content: ContentFactory) -> TransactionResult:
         """One MAIL/RCPT/DATA transaction. Never raises for network trouble: see `.error`."""
-        result = TransactionResult(
-            rcpt=[None] * len(envelope.recipients), started=time.monotonic()
-        )
+        result = TransactionResult(rcpt=[None] * len(envelope.recipients), started=time.monotonic())
         try:
             await self._transaction(envelope, content, result)
         except TransportError as exc:
@@ -377,12 +375,17 @@ class Session:
     async def quit(self) -> None:
         """QUIT and close. Never raises. No QUIT after a 421 or a broken session."""
         try:
-            if not self.broken and not self.conn.at_eof and self.proto.state not in (
-                State.CLOSED,
-                State.ERROR,
-                State.CONTENT,
-                State.DOT,
-                State.TLS,
+            if (
+                not self.broken
+                and not self.conn.at_eof
+                and self.proto.state
+                not in (
+                    State.CLOSED,
+                    State.ERROR,
+                    State.CONTENT,
+                    State.DOT,
+                    State.TLS,
+                )
             ):
                 self._send(Quit())
                 if self.options.skip_quit_response:

@@ -1,0 +1,317 @@
+"""Streaming SMTP DATA encoding: CRLF normalisation, dot-stuffing and the line length limit.
+
+`DataEncoder` turns message content, fed in chunks of any size, into the bytes that go on the
+wire between the DATA command's 354 reply and the terminating ``.<CR><LF>`` (which the protocol
+layer sends, not this module). It does what Postfix's smtp_text_out() does to each header and
+body line, with the same results whatever the chunk boundaries:
+
+* every line ends in CRLF; a bare LF and a bare CR each end a line (RFC 5321 2.3.8 allows no
+  other line ending), so no ``<LF>.<LF>``, ``<CR>.<CR><LF>`` or similar sequence in the content
+  can end the DATA early at a receiver that is lax about line endings (SMTP smuggling);
+* a line that starts with "." gets one more "." (RFC 5321 4.5.2), unless dot-stuffing is off
+  (BDAT, RFC 3030, sends content without it);
+* a line longer than `smtp_line_length_limit` bytes (CRLF not counted) is broken by inserting
+  ``<CR><LF><SPACE>``, as Postfix does for header and body lines alike, so a long header line
+  becomes a folded header; 0 means no limit;
+* the last line is always terminated, and empty content stays empty.
+
+It does not convert 8bit content (``content/mime.py`` of the 8BITMIME issue does), inspect
+headers, or read files (`mailcarrier.content.stream` does); it only counts what it saw so the
+caller can decide and log ("breaking line > N bytes with <CR><LF>SPACE", BODY=8BITMIME).
+The hot path works on whole chunks with bytes methods; Python-level loops run once per chunk
+or once per broken line, never once per byte.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+from mailcarrier.errors import UsageError
+
+__all__ = [
+    "DEFAULT_LINE_LENGTH_LIMIT",
+    "DataEncoder",
+    "EncoderStatistics",
+]
+
+# Postfix's smtp_line_length_limit default since Postfix 2.9 (it was 990 up to 2.8): 998 plus
+# CRLF is RFC 5321 4.5.3.1.6's 1000-octet text line.
+DEFAULT_LINE_LENGTH_LIMIT: Final = 998
+
+# A limit of 1 leaves no room after the inserted space, so a long line would never shrink
+# (Postfix loops forever there); 0 switches the limit off.
+_MIN_LINE_LENGTH_LIMIT: Final = 2
+
+_CR: Final = b"\r"
+_LF: Final = b"\n"
+_CRLF: Final = b"\r\n"
+_DOT: Final = b"."
+_DOT_BYTE: Final = 0x2E
+_LF_DOT: Final = re.compile(rb"\n\.")
+_LF_DOT_DOT: Final = b"\n.."
+_BARE_CR: Final = re.compile(rb"\r(?!\n)")
+# What Postfix inserts to break a long line: the line ends, and the rest continues after a
+# space, which keeps a broken header line a valid folded header (RFC 5322 2.2.3).
+_LINE_BREAK: Final = b"\r\n "
+
+
+@dataclass(frozen=True, slots=True)
+class EncoderStatistics:
+    """What a `DataEncoder` has seen and produced so far.
+
+    `bytes_in` counts content bytes fed; `bytes_out` the wire bytes returned (without the final
+    ``.<CR><LF>``); `saw_8bit` is true once any byte >= 0x80 was fed; `lines_broken` counts
+    input lines longer than the limit (Postfix logs the first such line once per message).
+    """
+
+    bytes_in: int
+    bytes_out: int
+    saw_8bit: bool
+    lines_broken: int
+
+
+class DataEncoder:
+    """Incremental SMTP DATA encoder; see the module docstring for the rules.
+
+    Call `feed` with each chunk of content and send what it returns, then call `finish` once and
+    send what it returns, then the protocol layer's ``.<CR><LF>``. The output never depends on how
+    the content was split into chunks. At most one byte (a CR that may be the first half of a
+    CRLF) is held back between calls, so memory is bounded by the chunk size.
+    """
+
+    __slots__ = (
+        "_bytes_in",
+        "_bytes_out",
+        "_column",
+        "_dot_stuff",
+        "_finished",
+        "_limit",
+        "_line_broken",
+        "_lines_broken",
+        "_pending_cr",
+        "_saw_8bit",
+    )
+
+    def __init__(
+        self, *, line_length_limit: int = DEFAULT_LINE_LENGTH_LIMIT, dot_stuff: bool = True
+    ) -> None:
+        if line_length_limit < 0 or 0 < line_length_limit < _MIN_LINE_LENGTH_LIMIT:
+            raise UsageError(
+                f"line_length_limit must be 0 (no limit) or at least {_MIN_LINE_LENGTH_LIMIT}, "
+                f"not {line_length_limit}"
+            )
+        self._limit = line_length_limit
+        self._dot_stuff = dot_stuff
+        # Bytes of the current output line sent so far (an inserted space counts, a stuffed
+        # dot does not, as in Postfix); 0 means "at the start of a line".
+        self._column = 0
+        # True when the current input line has already been broken at least once.
+        self._line_broken = False
+        # The previous chunk ended in CR: it ends a line either way, but whether it is a CRLF
+        # or a bare CR followed by LF (two line ends) depends on the next chunk's first byte.
+        self._pending_cr = False
+        self._finished = False
+        self._bytes_in = 0
+        self._bytes_out = 0
+        self._saw_8bit = False
+        self._lines_broken = 0
+
+    # -- introspection -------------------------------------------------------------------
+
+    @property
+    def line_length_limit(self) -> int:
+        """The line length limit in bytes, CRLF not counted (0: no limit)."""
+        return self._limit
+
+    @property
+    def dot_stuff(self) -> bool:
+        """Whether lines starting with "." get another "." (DATA: yes; BDAT: no)."""
+        return self._dot_stuff
+
+    @property
+    def bytes_in(self) -> int:
+        """Content bytes fed so far."""
+        return self._bytes_in
+
+    @property
+    def bytes_out(self) -> int:
+        """Wire bytes returned so far (without the final ``.<CR><LF>``)."""
+        return self._bytes_out
+
+    @property
+    def saw_8bit(self) -> bool:
+        """True once any fed byte was >= 0x80."""
+        return self._saw_8bit
+
+    @property
+    def lines_broken(self) -> int:
+        """Number of input lines that were longer than the limit and were broken."""
+        return self._lines_broken
+
+    @property
+    def finished(self) -> bool:
+        """True after `finish`; the encoder then refuses more input."""
+        return self._finished
+
+    def statistics(self) -> EncoderStatistics:
+        """A snapshot of the counters."""
+        return EncoderStatistics(
+            bytes_in=self._bytes_in,
+            bytes_out=self._bytes_out,
+            saw_8bit=self._saw_8bit,
+            lines_broken=self._lines_broken,
+        )
+
+    # -- encoding --------------------------------------------------------------------------
+
+    def feed(self, chunk: bytes | bytearray | memoryview) -> bytes:
+        """Encode one chunk of content and return the wire bytes that are ready (maybe b"").
+
+        The chunk may have any size, including 0; a bytearray or memoryview is copied once.
+        """
+        if self._finished:
+            raise UsageError("DataEncoder.feed() called after finish()")
+        data = chunk if type(chunk) is bytes else bytes(chunk)
+        if not data:
+            return b""
+        self._bytes_in += len(data)
+        if not self._saw_8bit and not data.isascii():
+            self._saw_8bit = True
+
+        if self._pending_cr:
+            data = _CR + data
+            self._pending_cr = False
+        if data.endswith(_CR):
+            # The CR ends a line whatever follows, but only the next chunk (or finish) tells
+            # whether it is half of a CRLF or a bare CR followed by another line ending.
+            self._pending_cr = True
+            data = data[:-1]
+        if _CR in data:
+            # Every remaining CR is followed by a byte in this chunk, so this is exact: CRLF
+            # is one line end, and a bare CR is a line end of its own (RFC 5321 2.3.8). The
+            # usual case, CRLF only, takes two single-pass C scans.
+            if _BARE_CR.search(data) is None:
+                data = data.replace(_CR, b"")
+            else:
+                data = data.replace(_CRLF, _LF).replace(_CR, _LF)
+
+        out: list[bytes] = []
+        first_lf = data.find(_LF)
+        if first_lf < 0:
+            self._segment(data, False, out)
+        else:
+            last_lf = data.rfind(_LF)
+            self._segment(data[:first_lf], True, out)
+            if last_lf > first_lf:
+                self._whole_lines(data[first_lf + 1 : last_lf + 1], out)
+            self._segment(data[last_lf + 1 :], False, out)
+        result = b"".join(out)
+        self._bytes_out += len(result)
+        return result
+
+    def finish(self) -> bytes:
+        """Flush the held-back tail and terminate the last line; return the final wire bytes.
+
+        Like Postfix, which always sends a CRLF after the last record even when the queue file
+        ends in a partial line, a last line without a line ending gets one. Empty content gives
+        b"" (the protocol layer then sends only ``.<CR><LF>``). Calling it twice is an error.
+        """
+        if self._finished:
+            raise UsageError("DataEncoder.finish() called twice")
+        self._finished = True
+        out: list[bytes] = []
+        if self._pending_cr:
+            # A CR at the very end is a bare CR: it ends the line.
+            self._pending_cr = False
+            self._segment(b"", True, out)
+        elif self._column:
+            self._segment(b"", True, out)
+        result = b"".join(out)
+        self._bytes_out += len(result)
+        return result
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _segment(self, text: bytes, ends_line: bool, out: list[bytes]) -> None:
+        """Emit `text` (no line endings) at the current column; then end the line if asked.
+
+        This is where the chunk-boundary state lives: the column, the pending break when a
+        line filled the limit exactly, and the at-line-start test for dot-stuffing.
+        """
+        column = self._column
+        if text:
+            if column == 0 and self._dot_stuff and text[0] == _DOT_BYTE:
+                # RFC 5321 4.5.2. Postfix does not count the added dot against the limit.
+                out.append(_DOT)
+            limit = self._limit
+            if limit == 0:
+                out.append(text)
+                column += len(text)
+            else:
+                size = len(text)
+                pos = 0
+                while pos < size:
+                    if column >= limit:
+                        # The line is full and more of it follows: break it. A line that
+                        # ends exactly at the limit is not broken (Postfix neither).
+                        out.append(_LINE_BREAK)
+                        column = 1
+                        if not self._line_broken:
+                            self._line_broken = True
+                            self._lines_broken += 1
+                    take = min(limit - column, size - pos)
+                    out.append(text[pos : pos + take])
+                    pos += take
+                    column += take
+        if ends_line:
+            out.append(_CRLF)
+            column = 0
+            self._line_broken = False
+        self._column = column
+
+    def _whole_lines(self, block: bytes, out: list[bytes]) -> None:
+        """Emit `block`: complete LF-terminated lines, the first one starting a line."""
+        limit = self._limit
+        if limit and _may_have_long_line(block, limit):
+            lines = block.split(_LF)
+            lines.pop()  # the empty string after the block's final LF
+            long_lines = [i for i, size in enumerate(map(len, lines)) if size > limit]
+            if long_lines:
+                # Only the long lines go through the per-line breaking code; the runs of short
+                # lines between them keep the bulk path.
+                done = 0
+                for i in long_lines:
+                    if i > done:
+                        self._short_lines(_LF.join(lines[done:i]) + _LF, out)
+                    self._segment(lines[i], True, out)
+                    done = i + 1
+                if done < len(lines):
+                    self._short_lines(_LF.join(lines[done:]) + _LF, out)
+                return
+        self._short_lines(block, out)
+
+    def _short_lines(self, block: bytes, out: list[bytes]) -> None:
+        """Emit `block`: complete LF-terminated lines, none longer than the limit."""
+        if self._dot_stuff:
+            if block[0] == _DOT_BYTE:
+                out.append(_DOT)
+            # re.sub finds the rare "\n." several times faster than bytes.replace does.
+            block = _LF_DOT.sub(_LF_DOT_DOT, block)
+        out.append(block.replace(_LF, _CRLF))
+
+
+def _may_have_long_line(block: bytes, limit: int) -> bool:
+    """Cheap test: False means no line of `block` (LF-separated) is longer than `limit`.
+
+    A line of limit+1 or more bytes covers a whole aligned window of (limit+1)//2 bytes, so if
+    every such window holds an LF there is no long line. That is one C-level find() per window
+    (about 130 per 64 KiB at the default limit) instead of splitting the block into lines.
+    """
+    size = len(block)
+    if size <= limit:
+        return False
+    step = (limit + 1) // 2
+    find = block.find
+    return any(find(_LF, start, start + step) < 0 for start in range(0, size - step + 1, step))
