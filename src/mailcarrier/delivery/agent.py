@@ -79,12 +79,21 @@ class DeliveryAgent:
         self.wallclock = wallclock
 
     # --- public -----------------------------------------------------------------------
-    async def deliver(self, request: DeliveryRequest) -> DeliveryResult:
+    async def deliver(
+        self,
+        request: DeliveryRequest,
+        *,
+        on_status: Callable[[int, RecipientStatus], None] | None = None,
+    ) -> DeliveryResult:
+        """Deliver `request`; `on_status(index, status)` runs as each recipient is marked
+        (before the next one), so a queue can record it durably at once."""
         agent = self.settings.for_transport(request.transport)
         process = request.transport
         resolution = self.settings.get_int("delay_logging_resolution_limit")
 
-        def on_mark(_index: int, status: RecipientStatus) -> None:
+        def on_mark(index: int, status: RecipientStatus) -> None:
+            if on_status is not None:
+                on_status(index, status)
             self.log.info(process, delivery_line(request.queue_id, status, resolution))
 
         tracker = RecipientTracker(request.recipients, on_mark)
