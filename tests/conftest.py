@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tempfile
 from collections.abc import Iterator
@@ -9,8 +10,30 @@ from pathlib import Path
 
 import pytest
 
+from mailcarrier.routing import resolver as dns_resolver
 from tests.peers import postfix_sink
 from tests.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler
+
+
+@pytest.fixture(autouse=True)
+def _dns_stays_on_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Network safety: a test may only build a resolver pointed at a loopback server.
+
+    This machine's /etc/resolv.conf names a non-loopback server; a test that forgot to set
+    dns_nameservers would send it queries. Fail such a test instead.
+    """
+    original = dns_resolver.DnspythonResolver.__init__
+
+    def guarded(self: dns_resolver.DnspythonResolver, config: dns_resolver.ResolverConfig) -> None:
+        servers = config.nameservers
+        if not servers or any(not ipaddress.ip_address(ns.address).is_loopback for ns in servers):
+            raise AssertionError(
+                "test would query a non-loopback DNS server: set dns_nameservers to the "
+                f"loopback test server (got {[str(ns) for ns in servers] or 'resolv.conf'})"
+            )
+        original(self, config)
+
+    monkeypatch.setattr(dns_resolver.DnspythonResolver, "__init__", guarded)
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from mailcarrier.delivery.request import DeliveryRequest, Notify, Recipient
 from mailcarrier.errors import ConfigError, DataError, MailcarrierError, UsageError
 from mailcarrier.log import LogSink, StreamLog
 from mailcarrier.queue.ids import new_queue_id
-from mailcarrier.routing.nexthop import parse_nexthop
+from mailcarrier.routing.nexthop import parse_nexthop, split_destinations
 from mailcarrier.status import EX_CONFIG, EX_DATAERR, EX_SOFTWARE, EX_USAGE
 
 PROG = "mailcarrier"
@@ -140,9 +140,13 @@ class _Tee:
 
 def _cmd_deliver(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: TextIO) -> int:
     settings = _load_settings(args)
-    parse_nexthop(
-        args.nexthop, transport=args.transport, lmtp_tcp_port=settings.get_str("lmtp_tcp_port")
-    )
+    hops = split_destinations(args.nexthop)
+    if not hops:
+        raise UsageError("--nexthop: empty destination")
+    for hop in hops:
+        parse_nexthop(
+            hop, transport=args.transport, lmtp_tcp_port=settings.get_str("lmtp_tcp_port")
+        )
     notify = Notify.parse(args.notify) if args.notify else Notify.NONE
     with contextlib.ExitStack() as stack:
         spool = stack.enter_context(tempfile.TemporaryFile(prefix="mailcarrier-"))

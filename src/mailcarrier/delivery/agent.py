@@ -11,10 +11,12 @@ settings, a log sink, a clock, and the content opener; nothing global.
 from __future__ import annotations
 
 import os
+import random
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from dataclasses import replace
 from typing import BinaryIO
 
 from mailcarrier.config.settings import AgentSettings, Settings
@@ -22,7 +24,7 @@ from mailcarrier.content.encoder import DataEncoder
 from mailcarrier.content.stream import encode_file
 from mailcarrier.delivery.recipients import RecipientTracker
 from mailcarrier.delivery.request import DeliveryRequest
-from mailcarrier.delivery.targets import families_for, lookup_host
+from mailcarrier.delivery.servers import ServerFinder, destinations
 from mailcarrier.delivery.trouble import (
     Verdict,
     handshake_verdict,
@@ -36,7 +38,7 @@ from mailcarrier.log import LogSink, NullLog, delivery_line
 from mailcarrier.protocol.commands import RcptTo
 from mailcarrier.protocol.reply import Reply
 from mailcarrier.protocol.stages import Stage
-from mailcarrier.routing.nexthop import NextHop, NextHopKind, parse_nexthop
+from mailcarrier.routing.resolver import NativeLookup, Resolver
 from mailcarrier.status import Delays, DeliveryResult, DeliveryStatus, RecipientStatus
 from mailcarrier.transport.connection import Connection, Peer, open_tcp, open_unix
 from mailcarrier.transport.session import Envelope, Session, SessionOptions, TransactionResult
@@ -72,11 +74,20 @@ class DeliveryAgent:
         log: LogSink | None = None,
         clock: Callable[[], float] = time.monotonic,
         wallclock: Callable[[], float] = time.time,
+        resolver: Resolver | None = None,
+        native: NativeLookup | None = None,
+        rng: random.Random | None = None,
+        _depth: int = 0,
     ) -> None:
         self.settings = settings
         self.log: LogSink = log if log is not None else NullLog()
         self.clock = clock
         self.wallclock = wallclock
+        self.resolver = resolver
+        self.native = native
+        self.rng = rng
+        self._depth = _depth
+        self._finders: dict[str, ServerFinder] = {}
 
     # --- public -----------------------------------------------------------------------
     async def deliver(
@@ -155,56 +166,113 @@ class DeliveryAgent:
         content: BinaryIO,
     ) -> None:
         soft_bounce = self.settings.get_bool("soft_bounce")
-        nexthop = parse_nexthop(
-            request.nexthop,
-            transport=request.transport,
-            lmtp_tcp_port=self.settings.get_str("lmtp_tcp_port"),
+        finder = self._finder(agent)
+        domains = frozenset(
+            r.address.rpartition("@")[2].lower() for r in request.recipients if "@" in r.address
         )
-        peers_or_failure = await self._servers(nexthop)
-        if isinstance(peers_or_failure, Verdict):
-            self._mark_all(tracker, peers_or_failure, "none", attempt, soft_bounce)
-            return
-        peers = peers_or_failure
-        last: Verdict | None = None
-        last_relay = "none"
         factory = self._content_factory(request, agent, content)
         size = self._content_size(request, content)
         options = SessionOptions.from_settings(agent)
-        for n, peer in enumerate(peers):
-            final_server = n == len(peers) - 1
-            verdict, relay = await self._try_server(
-                request, agent, options, peer, tracker, attempt, factory, size, final_server
-            )
-            if verdict is not None:
-                last, last_relay = verdict, relay
-            if not tracker.pending():
-                return
-        if last is None:  # cannot happen: a server that marks nobody leaves a verdict
-            last = Verdict(DeliveryStatus.DEFERRED, "4.4.0", "delivery incomplete")
+        session_limit = agent.int("mx_session_limit")
+        last: Verdict | None = None
+        last_relay = "none"
+        loop = False
+        for destination in destinations(request.nexthop, agent):
+            servers = await finder.find(destination, domains)
+            for note in servers.notes:
+                log = self.log.warning if note.level == "warning" else self.log.info
+                log(request.transport, note.text)
+            if servers.failure is not None:
+                last, last_relay, loop = servers.failure, "none", servers.loop
+                if servers.final:
+                    break
+                continue
+            sessions = 0
+            for peer in servers.peers:
+                if session_limit and sessions >= session_limit:
+                    break
+                verdict, relay = await self._try_server(
+                    request, agent, options, peer, tracker, attempt, factory, size, False
+                )
+                if relay != "none":
+                    sessions += 1
+                if verdict is not None:
+                    last, last_relay = verdict, relay
+                if not tracker.pending():
+                    return
+            if servers.final:
+                break
+        if loop and await self._hand_off(request, tracker, attempt):
+            return
+        if last is None:
+            last = Verdict(DeliveryStatus.DEFERRED, "4.3.5", "no destination to deliver to")
         self._mark_all(tracker, last, last_relay, attempt, soft_bounce)
 
-    async def _servers(self, nexthop: NextHop) -> list[Peer] | Verdict:
-        if nexthop.kind is NextHopKind.DOMAIN:
-            return Verdict(
-                DeliveryStatus.DEFERRED,
-                "4.3.5",
-                f"MX lookup for destination {nexthop.text} is not supported in this "
-                "build; use [host] or [address] syntax",
+    def _finder(self, agent: AgentSettings) -> ServerFinder:
+        finder = self._finders.get(agent.transport)
+        if finder is None:
+            finder = ServerFinder(
+                self.settings, agent, resolver=self.resolver, native=self.native, rng=self.rng
             )
-        found = await lookup_host(
-            nexthop,
-            myhostname=self.settings.get_str("myhostname"),
-            families=families_for(self._inet_protocols()),
-        )
-        if found.failure is not None:
-            return found.failure
-        return list(found.peers)
+            self._finders[agent.transport] = finder
+        return finder
 
-    def _inet_protocols(self) -> tuple[str, ...]:
-        try:
-            return self.settings.get_list("inet_protocols")
-        except KeyError:
-            return ("all",)
+    async def _hand_off(
+        self, request: DeliveryRequest, tracker: RecipientTracker, attempt: _Attempt
+    ) -> bool:
+        """A mail loop with best_mx_transport set: deliver the rest through that transport.
+
+        mailcarrier's transports are smtp and lmtp, so best_mx_transport is written as
+        ``transport:nexthop`` (like a transport_maps result), e.g. ``lmtp:unix:/run/lmtp``.
+        """
+        target = self.settings.get_str("best_mx_transport").strip()
+        if not target or self._depth > 0:
+            return False
+        transport, _, nexthop = target.partition(":")
+        if transport not in ("smtp", "lmtp") or not nexthop:
+            self.log.warning(
+                request.transport,
+                f'best_mx_transport: unsupported value "{target}" (want smtp:DEST or lmtp:DEST)',
+            )
+            return False
+        pending = tracker.pending()
+        sub = replace(
+            request,
+            transport=transport,
+            nexthop=nexthop,
+            recipients=tuple(request.recipients[i] for i in pending),
+        )
+        inner = DeliveryAgent(
+            self.settings,
+            log=self.log,
+            clock=self.clock,
+            wallclock=self.wallclock,
+            resolver=self.resolver,
+            native=self.native,
+            rng=self.rng,
+            _depth=self._depth + 1,
+        )
+        result = await inner._deliver_quiet(sub)
+        now = self.clock()
+        for i, status in zip(pending, result.recipients, strict=True):
+            tracker.mark(
+                i,
+                Verdict(status.status, status.dsn, status.diagnostic),
+                relay=status.relay,
+                delays=attempt.delays(now),
+                conn_use=status.conn_use,
+            )
+        return True
+
+    async def _deliver_quiet(self, request: DeliveryRequest) -> DeliveryResult:
+        """Deliver without logging delivery lines (the outer request logs its own)."""
+        agent = self.settings.for_transport(request.transport)
+        tracker = RecipientTracker(request.recipients)
+        attempt = _Attempt(request, self.clock(), self.wallclock())
+        with ExitStack() as stack:
+            content = self._open_content(request, stack)
+            await self._deliver(request, agent, tracker, attempt, content)
+        return tracker.result(request.queue_id)
 
     def _mark_all(
         self,

@@ -1,0 +1,150 @@
+"""Delivery through real DNS: a dnslib server on 127.0.0.1 serves MX and address records that
+point at loopback servers (127.0.0.0/8 only), and the agent routes as Postfix does: MX order,
+next MX when one is down, fallback relays, relay lists, null MX, NXDOMAIN, loop detection."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from dnslib import RR
+from dnslib.server import DNSLogger, DNSServer
+
+from mailcarrier import DeliveryStatus, deliver, make_request
+from mailcarrier.config import Settings
+from mailcarrier.log import MemoryLog
+from tests.peers.aiosmtpd_server import AiosmtpdServer, free_port
+from tests.routing.routing_dnsserver import ZoneResolver
+
+ZONE = """
+mx.test.            300 IN MX 10 mx1.mx.test.
+mx1.mx.test.        300 IN A 127.0.0.1
+two.test.           300 IN MX 10 down.two.test.
+two.test.           300 IN MX 20 up.two.test.
+down.two.test.      300 IN A 127.0.0.2
+up.two.test.        300 IN A 127.0.0.1
+alldown.test.       300 IN MX 10 a.alldown.test.
+alldown.test.       300 IN MX 20 b.alldown.test.
+a.alldown.test.     300 IN A 127.0.0.3
+b.alldown.test.     300 IN A 127.0.0.4
+nullmx.test.        300 IN MX 0 .
+self.test.          300 IN MX 10 me.self.test.
+me.self.test.       300 IN A 127.0.0.1
+"""
+
+
+@pytest.fixture(scope="module")
+def dns_port() -> Iterator[int]:
+    zone = ZoneResolver(records=RR.fromZone(ZONE))
+    logger = DNSLogger(log="-request,-reply,-truncated,-error", prefix=False)
+    server = DNSServer(zone, port=0, address="127.0.0.1", logger=logger)
+    server.start_thread()
+    try:
+        yield int(server.server.server_address[1])
+    finally:
+        server.stop()
+        server.server.server_close()
+
+
+def _config(dns_port: int, **extra: str) -> Settings:
+    return Settings.defaults().with_overrides(
+        {
+            "dns_nameservers": f"127.0.0.1:{dns_port}",
+            "dns_timeout": "2s",
+            "smtp_connect_timeout": "2s",
+            "inet_protocols": "ipv4",
+            **extra,
+        }
+    )
+
+
+async def _send(nexthop: str, config: Settings, rcpt: str = "u@mx.test") -> tuple:
+    log = MemoryLog()
+    request = make_request(
+        b"Subject: mx\n\nhi\n", sender="s@example.org", recipients=[rcpt], nexthop=nexthop
+    )
+    result = await deliver(request, config=config, log=log)
+    return result.recipients[0], log.lines
+
+
+async def test_mx_lookup_delivers_to_the_exchanger(
+    dns_port: int, smtp_server: AiosmtpdServer
+) -> None:
+    status, _ = await _send(f"mx.test:{smtp_server.port}", _config(dns_port))
+    assert status.status is DeliveryStatus.SENT
+    assert status.relay == f"mx1.mx.test[127.0.0.1]:{smtp_server.port}"
+    assert len(smtp_server.messages) == 1
+
+
+async def test_first_mx_down_second_used(dns_port: int, smtp_server: AiosmtpdServer) -> None:
+    status, lines = await _send(f"two.test:{smtp_server.port}", _config(dns_port), "u@two.test")
+    assert status.status is DeliveryStatus.SENT
+    assert status.relay == f"up.two.test[127.0.0.1]:{smtp_server.port}"
+    assert f"connect to down.two.test[127.0.0.2]:{smtp_server.port}: Connection refused" in lines
+
+
+async def test_all_mx_down_then_fallback_relay(dns_port: int, smtp_server: AiosmtpdServer) -> None:
+    port = smtp_server.port
+    config = _config(dns_port, smtp_fallback_relay=f"[127.0.0.1]:{port}")
+    status, lines = await _send(f"alldown.test:{port}", config, "u@alldown.test")
+    assert status.status is DeliveryStatus.SENT
+    assert status.relay == f"127.0.0.1[127.0.0.1]:{port}"
+    assert any("a.alldown.test[127.0.0.3]" in line for line in lines)
+    assert any("b.alldown.test[127.0.0.4]" in line for line in lines)
+
+
+async def test_all_mx_down_without_fallback_defers(dns_port: int) -> None:
+    port = free_port()
+    status, _ = await _send(f"alldown.test:{port}", _config(dns_port), "u@alldown.test")
+    assert status.status is DeliveryStatus.DEFERRED
+    assert status.dsn == "4.4.1"
+    assert status.diagnostic == f"connect to b.alldown.test[127.0.0.4]:{port}: Connection refused"
+    assert status.relay == "none"
+
+
+async def test_relay_list_tries_destinations_in_order(
+    dns_port: int, smtp_server: AiosmtpdServer
+) -> None:
+    dead = free_port()
+    status, _ = await _send(
+        f"[127.0.0.1]:{dead}, [127.0.0.1]:{smtp_server.port}", _config(dns_port)
+    )
+    assert status.status is DeliveryStatus.SENT
+    assert status.relay.endswith(f":{smtp_server.port}")
+
+
+async def test_null_mx_bounces(dns_port: int) -> None:
+    status, _ = await _send("nullmx.test", _config(dns_port), "u@nullmx.test")
+    assert status.status is DeliveryStatus.BOUNCED
+    assert status.dsn == "5.1.10"
+    assert "nullmx.test" in status.diagnostic and "does not accept mail" in status.diagnostic
+
+
+async def test_nxdomain_bounces_and_relayhost_nxdomain_defers(dns_port: int) -> None:
+    status, _ = await _send("nosuch.test", _config(dns_port), "u@nosuch.test")
+    assert status.status is DeliveryStatus.BOUNCED
+    assert "Host not found" in status.diagnostic
+    # The same failure for a relay host (not the recipient's domain) is a configuration
+    # problem: deferred with 4.3.5, never bounced.
+    relayed, lines = await _send("[relay.nosuch.test]", _config(dns_port), "u@example.net")
+    assert (relayed.status, relayed.dsn) == (DeliveryStatus.DEFERRED, "4.3.5")
+    assert "warning: relayhost configuration problem" in lines
+
+
+async def test_loop_detection(dns_port: int) -> None:
+    config = _config(dns_port, inet_interfaces="127.0.0.1")
+    status, _ = await _send("self.test", config, "u@self.test")
+    assert status.status is DeliveryStatus.BOUNCED
+    assert status.dsn == "5.4.6"
+    assert "mail for self.test loops back to myself" in status.diagnostic
+
+
+async def test_loop_handed_to_best_mx_transport(dns_port: int, smtp_server: AiosmtpdServer) -> None:
+    config = _config(
+        dns_port,
+        inet_interfaces="127.0.0.1",
+        best_mx_transport=f"smtp:[127.0.0.1]:{smtp_server.port}",
+    )
+    status, _ = await _send("self.test", config, "u@self.test")
+    assert status.status is DeliveryStatus.SENT
+    assert status.relay == f"127.0.0.1[127.0.0.1]:{smtp_server.port}"
