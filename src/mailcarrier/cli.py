@@ -12,21 +12,36 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import io
 import json
 import re
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import BinaryIO, NoReturn, TextIO
 
 from mailcarrier.api import deliver
+from mailcarrier.config.postconf import conf_main
 from mailcarrier.config.settings import Settings
+from mailcarrier.delivery.agent import DeliveryAgent
 from mailcarrier.delivery.request import DeliveryRequest, Notify, Recipient
 from mailcarrier.errors import ConfigError, DataError, MailcarrierError, UsageError
 from mailcarrier.log import LogSink, StreamLog
 from mailcarrier.queue.ids import new_queue_id
+from mailcarrier.queue import (
+    Controls,
+    QueueAdmin,
+    QueueLock,
+    QueueManager,
+    SubmitOptions,
+    format_mailq,
+    open_spool,
+    serve,
+    submit_stream,
+)
 from mailcarrier.routing.nexthop import parse_nexthop, split_destinations
 from mailcarrier.status import EX_CONFIG, EX_DATAERR, EX_SOFTWARE, EX_USAGE
+from mailcarrier.tables.command import map_main
 
 PROG = "mailcarrier"
 _EIGHT_BIT = re.compile(rb"[\x80-\xff]")
@@ -75,7 +90,28 @@ def _build_parser() -> _Parser:
     )
     d.add_argument("-V", dest="envid", default="", metavar="ENVID")
     d.add_argument("file", nargs="?", default="-", metavar="FILE|-")
+    # conf and map parse their own arguments (postconf and postmap style): see run().
+    sub.add_parser("conf", help="show or edit parameters, like postconf", add_help=False)
+    sub.add_parser("map", help="build or query a lookup table, like postmap", add_help=False)
+    _add_queue_parsers(sub)
     return parser
+
+
+_PASSTHROUGH = ("conf", "map")
+
+
+def _split_command(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Split ``[-c DIR] [-o N=V]... COMMAND ARGS...`` at the command word."""
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word in ("-c", "-o"):
+            i += 2
+        elif word.startswith(("-c", "-o")) and len(word) > 2:
+            i += 1
+        else:
+            break
+    return argv[:i], argv[i:]
 
 
 def _parse_overrides(items: Sequence[str]) -> dict[str, str]:
@@ -189,9 +225,26 @@ def run(
     stdout = stdout if stdout is not None else sys.stdout
     stderr = stderr if stderr is not None else sys.stderr
     try:
-        args = _build_parser().parse_args(list(argv) if argv is not None else None)
+        words = list(argv) if argv is not None else sys.argv[1:]
+        head, rest = _split_command(words)
+        passthrough: list[str] = []
+        if rest and rest[0] in _PASSTHROUGH:
+            words, passthrough = [*head, rest[0]], rest[1:]
+        args = _build_parser().parse_args(words)
         if args.command == "deliver":
             return _cmd_deliver(args, stdin, stdout, stderr)
+        if args.command == "conf":
+            return conf_main(
+                passthrough,
+                config_dir=args.config_dir,
+                overrides=_parse_overrides(args.overrides),
+                stdout=stdout,
+                stderr=stderr,
+            )
+        if args.command == "map":
+            return map_main(passthrough, stdout, stderr, io.TextIOWrapper(stdin, encoding="utf-8"))
+        if args.command in _QUEUE_COMMANDS:
+            return _QUEUE_COMMANDS[args.command](args, stdin, stdout, stderr)
         raise UsageError(f"unknown command {args.command}")
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
@@ -212,8 +265,139 @@ def run(
         return 130
 
 
+# --- the queue: sendmail, run, queue ---------------------------------------------------------
+
+
+def _add_queue_parsers(sub: argparse._SubParsersAction[_Parser]) -> None:
+    s = sub.add_parser("sendmail", help="submit a message into the queue, like sendmail")
+    s.add_argument("-t", dest="extract", action="store_true", help="recipients from headers")
+    s.add_argument("-f", "-r", dest="sender", default=None, metavar="SENDER", help='"" for <>')
+    s.add_argument("-F", dest="full_name", default="", metavar="FULL_NAME")
+    s.add_argument("-i", dest="ignore_dots", action="store_true", help='a lone "." is data')
+    s.add_argument("-o", dest="options", action="append", default=[], metavar="OPTION")
+    s.add_argument("-N", dest="notify", default="", metavar="NOTIFY")
+    s.add_argument("-R", dest="ret", default="", type=str.upper, choices=("", "FULL", "HDRS"))
+    s.add_argument("-V", dest="envid", default="", metavar="ENVID")
+    s.add_argument("-C", dest="sendmail_config", default=None, metavar="CONFIG_DIR")
+    s.add_argument("-B", dest="body_type", default="", metavar="TYPE", help="ignored")
+    s.add_argument("-b", dest="mode", default="m", choices=("m",), metavar="m")
+    s.add_argument("-v", dest="verbose", action="count", default=0, help="ignored")
+    s.add_argument("recipients", nargs="*", metavar="RECIPIENT")
+    r = sub.add_parser("run", help="the scheduler: deliver queued mail (daemon, or --once)")
+    r.add_argument("--once", action="store_true", help="deliver what is deliverable now, exit")
+    q = sub.add_parser("queue", help="list or manage queued mail, like mailq and postsuper")
+    qs = q.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    qs.required = True
+    lst = qs.add_parser("list", help="list queued mail like mailq")
+    lst.add_argument("--json", action="store_true", help="one JSON object per message")
+    qs.add_parser("flush", help="attempt delivery of all deferred mail now")
+    for name in ("hold", "release", "delete", "requeue"):
+        a = qs.add_parser(name, help=f"{name} messages by queue ID, or ALL")
+        a.add_argument("ids", nargs="+", metavar="QUEUE_ID|ALL")
+
+
+def _queue_settings(args: argparse.Namespace) -> Settings:
+    config_dir = getattr(args, "sendmail_config", None) or args.config_dir
+    return Settings.load(config_dir, _parse_overrides(args.overrides))
+
+
+def _cmd_sendmail(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: TextIO) -> int:
+    if not args.recipients and not args.extract:
+        raise UsageError(
+            "Recipient addresses must be specified on the command line or via the -t option"
+        )
+    settings = _queue_settings(args)
+    ignore_dots = args.ignore_dots or "i" in args.options
+    options = SubmitOptions(
+        sender=args.sender,
+        recipients=tuple(args.recipients),
+        extract_recipients=args.extract,
+        ignore_dots=ignore_dots,
+        full_name=args.full_name,
+        notify=Notify.parse(args.notify) if args.notify else Notify.NONE,
+        ret=args.ret,
+        envid=args.envid,
+    )
+    with contextlib.ExitStack() as stack:
+        # Like sendmail, say nothing on success: log only to maillog_file when it is set.
+        log = _make_log(settings, io.StringIO(), stack)
+        spool = open_spool(settings, log=log)
+        submit_stream(stdin, options, settings=settings, spool=spool, log=log)
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: TextIO) -> int:
+    settings = _queue_settings(args)
+    with contextlib.ExitStack() as stack:
+        log = _make_log(settings, stderr, stack)
+        spool = open_spool(settings, log=log)
+        stack.enter_context(QueueLock(spool.root))
+        spool.clean_temporary()
+        manager = QueueManager(settings, spool, DeliveryAgent(settings, log=log), log=log)
+        if args.once:
+            asyncio.run(manager.run_once())
+            return 0
+
+        def reload() -> Settings:
+            new = _queue_settings(args)
+            manager.deliverer = DeliveryAgent(new, log=log)
+            return new
+
+        asyncio.run(_daemon(manager, reload))
+    return 0
+
+
+async def _daemon(manager: QueueManager, reload: Callable[[], Settings]) -> None:
+    import signal
+
+    controls = Controls()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, controls.stop.set)
+    loop.add_signal_handler(signal.SIGINT, controls.stop.set)
+    loop.add_signal_handler(signal.SIGHUP, controls.reload.set)
+    manager.log.info("qmgr", "daemon started -- mailcarrier run")
+    await serve(manager, controls, reload=reload)
+    manager.log.info("qmgr", "terminating on signal")
+
+
+def _cmd_queue(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: TextIO) -> int:
+    settings = _queue_settings(args)
+    with contextlib.ExitStack() as stack:
+        log = _make_log(settings, stderr, stack)
+        admin = QueueAdmin(open_spool(settings, log=log), log=log)
+        if args.action == "list":
+            if args.json:
+                for entry in admin.list_queue():
+                    stdout.write(json.dumps(entry.to_json()) + "\n")
+            else:
+                stdout.write(format_mailq(admin.list_queue()))
+            stdout.flush()
+            return 0
+        if args.action == "flush":
+            admin.flush()
+            return 0
+        verbs = {"hold": "Placed on hold", "release": "Released from hold"}
+        verbs |= {"delete": "Deleted", "requeue": "Requeued"}
+        count = getattr(admin, args.action)(args.ids)
+        plural = "" if count == 1 else "s"
+        stderr.write(f"{PROG}: {verbs[args.action]}: {count} message{plural}\n")
+    return 0
+
+
+_QUEUE_COMMANDS: dict[str, Callable[[argparse.Namespace, BinaryIO, TextIO, TextIO], int]] = {
+    "sendmail": _cmd_sendmail,
+    "run": _cmd_run,
+    "queue": _cmd_queue,
+}
+
+
+def sendmail_main() -> NoReturn:
+    """The ``mailcarrier-sendmail`` entry point: ``mailcarrier sendmail ARGS...``."""
+    sys.exit(run(["sendmail", *sys.argv[1:]]))
+
+
 def main() -> NoReturn:
     sys.exit(run())
 
 
-__all__ = ["main", "run"]
+__all__ = ["main", "run", "sendmail_main"]

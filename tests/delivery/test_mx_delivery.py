@@ -4,6 +4,7 @@ next MX when one is down, fallback relays, relay lists, null MX, NXDOMAIN, loop 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import pytest
@@ -34,16 +35,21 @@ me.self.test.       300 IN A 127.0.0.1
 
 
 @pytest.fixture(scope="module")
-def dns_port() -> Iterator[int]:
+def dns_zone() -> Iterator[tuple[int, ZoneResolver]]:
     zone = ZoneResolver(records=RR.fromZone(ZONE))
     logger = DNSLogger(log="-request,-reply,-truncated,-error", prefix=False)
     server = DNSServer(zone, port=0, address="127.0.0.1", logger=logger)
     server.start_thread()
     try:
-        yield int(server.server.server_address[1])
+        yield int(server.server.server_address[1]), zone
     finally:
         server.stop()
         server.server.server_close()
+
+
+@pytest.fixture
+def dns_port(dns_zone: tuple[int, ZoneResolver]) -> int:
+    return dns_zone[0]
 
 
 def _config(dns_port: int, **extra: str) -> Settings:
@@ -148,3 +154,59 @@ async def test_loop_handed_to_best_mx_transport(dns_port: int, smtp_server: Aios
     status, _ = await _send("self.test", config, "u@self.test")
     assert status.status is DeliveryStatus.SENT
     assert status.relay == f"127.0.0.1[127.0.0.1]:{smtp_server.port}"
+
+
+async def test_srv_lookup_for_submission(
+    dns_zone: tuple[int, ZoneResolver], smtp_server: AiosmtpdServer
+) -> None:
+    port, zone = dns_zone
+    with zone.lock:
+        zone.records += RR.fromZone(
+            f"_submission._tcp.srv.test. 300 IN SRV 0 0 {smtp_server.port} up.srv.test.\n"
+            "up.srv.test. 300 IN A 127.0.0.1\n"
+        )
+    config = _config(port, use_srv_lookup="submission")
+    status, _ = await _send("srv.test:submission", config, "u@example.net")
+    assert status.status is DeliveryStatus.SENT
+    assert status.relay == f"up.srv.test[127.0.0.1]:{smtp_server.port}"
+
+
+class _Busy:
+    """A server that greets with 421 and hangs up: a fault to count sessions with."""
+
+    def __init__(self) -> None:
+        self.contacts: list[str] = []
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.contacts.append(writer.get_extra_info("sockname")[0])
+        writer.write(b"421 4.3.2 busy\r\n")
+        await writer.drain()
+        writer.close()
+
+
+async def test_mx_session_limit(dns_zone: tuple[int, ZoneResolver]) -> None:
+    port, zone = dns_zone
+    with zone.lock:
+        zone.records += RR.fromZone(
+            "limit.test. 300 IN MX 10 a.limit.test.\n"
+            "limit.test. 300 IN MX 20 b.limit.test.\n"
+            "limit.test. 300 IN MX 30 c.limit.test.\n"
+            "a.limit.test. 300 IN A 127.0.0.5\n"
+            "b.limit.test. 300 IN A 127.0.0.6\n"
+            "c.limit.test. 300 IN A 127.0.0.7\n"
+        )
+    busy = _Busy()
+    smtp_port = free_port()
+    servers = [
+        await asyncio.start_server(busy.handle, f"127.0.0.{n}", smtp_port) for n in (5, 6, 7)
+    ]
+    try:
+        config = _config(port, smtp_mx_session_limit="2")
+        status, lines = await _send(f"limit.test:{smtp_port}", config, "u@limit.test")
+    finally:
+        for server in servers:
+            server.close()
+    assert busy.contacts == ["127.0.0.5", "127.0.0.6"]
+    assert status.status is DeliveryStatus.DEFERRED
+    assert status.diagnostic.startswith("host b.limit.test[127.0.0.6] refused to talk to me: 421")
+    assert any("a.limit.test[127.0.0.5] refused to talk to me" in line for line in lines)

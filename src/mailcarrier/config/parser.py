@@ -1,7 +1,10 @@
 """main.cf reader: ``name = value`` lines, continuation lines, comments.
 
 Returns raw (unexpanded) values with the file and line each came from, so validation errors
-can name ``file:line``. Expansion of ``$name`` happens in `settings.py`, lazily per value.
+can name ``file:line``. As in postconf(5): white space around ``=`` and at the end of a logical
+line is ignored, a line starting with white space continues the previous one, a line whose
+first non-blank character is ``#`` is a comment, and the last setting of a name wins.
+Expansion of ``$name`` is in `expand.py`; editing (``conf -e``) is in `edit.py`.
 """
 
 from __future__ import annotations
@@ -9,10 +12,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from mailcarrier.errors import ConfigError
 
-_NAME_RE = re.compile(r"[A-Za-z0-9_]+")
+NAME_RE: Final = re.compile(r"[A-Za-z0-9_]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,37 +27,56 @@ class RawSetting:
     lineno: int
 
 
-def parse_main_cf(text: str, filename: str = "main.cf") -> dict[str, RawSetting]:
-    """Parse main.cf text. The last setting of a name wins, as in Postfix."""
-    out: dict[str, RawSetting] = {}
-    logical: list[tuple[int, str]] = []
+@dataclass(frozen=True, slots=True)
+class LogicalLine:
+    """One ``name = value`` setting and the physical lines [first, last] it spans (1-based)."""
+
+    first: int
+    last: int
+    text: str
+
+
+def logical_lines(text: str, filename: str = "main.cf") -> list[LogicalLine]:
+    out: list[LogicalLine] = []
     for lineno, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
         if line[0] in " \t":
-            if not logical:
+            if not out:
                 raise ConfigError(
                     "continuation line without a preceding parameter",
                     filename=filename,
                     lineno=lineno,
                 )
-            first, acc = logical[-1]
-            logical[-1] = (first, acc + " " + stripped)
+            prev = out[-1]
+            out[-1] = LogicalLine(prev.first, lineno, prev.text + " " + stripped)
             continue
-        logical.append((lineno, stripped))
-    for lineno, line in logical:
-        name, sep, value = line.partition("=")
-        name = name.strip()
-        if not sep or not _NAME_RE.fullmatch(name):
-            raise ConfigError(
-                f'missing "=" after parameter name: "{line}"'
-                if not sep
-                else f'bad parameter name: "{name}"',
-                filename=filename,
-                lineno=lineno,
-            )
-        out[name] = RawSetting(name, value.strip(), filename, lineno)
+        out.append(LogicalLine(lineno, lineno, stripped))
+    return out
+
+
+def split_setting(line: LogicalLine, filename: str) -> tuple[str, str]:
+    name, sep, value = line.text.partition("=")
+    name = name.strip()
+    if not sep:
+        raise ConfigError(
+            f'missing "=" after parameter name: "{line.text}"', filename=filename, lineno=line.first
+        )
+    if not NAME_RE.fullmatch(name):
+        raise ConfigError(
+            f'bad parameter name: "{name}"', parameter=name, filename=filename, lineno=line.first
+        )
+    return name, value.strip()
+
+
+def parse_main_cf(text: str, filename: str = "main.cf") -> dict[str, RawSetting]:
+    """Parse main.cf text. The last setting of a name wins, as in Postfix."""
+    out: dict[str, RawSetting] = {}
+    for line in logical_lines(text, filename):
+        name, value = split_setting(line, filename)
+        out.pop(name, None)  # keep file order of the effective settings
+        out[name] = RawSetting(name, value, filename, line.first)
     return out
 
 

@@ -1,111 +1,65 @@
 """The frozen settings object: every parameter expanded, typed and validated once.
 
-`Settings.load(config_dir)` reads main.cf, applies ``-o`` overrides, expands ``$name`` and
-converts every known parameter to its type; a bad value raises `ConfigError` naming the
-parameter, the value and file:line. Getters return the pre-parsed values. `AgentSettings`
-is the per-transport view: ``agent.time("connect_timeout")`` reads ``smtp_connect_timeout`` for
-SMTP and ``lmtp_connect_timeout`` for LMTP.
+`Settings.load(config_dir)` reads main.cf, applies ``-o`` overrides, expands ``$name`` (see
+`expand.py`) and converts every known parameter to its type (see `convert.py`); a bad value
+raises `ConfigError` naming the parameter, the value and file:line, so nothing half-parsed is
+ever used. Unknown parameters that nothing refers to become "unused parameter" warnings.
+Getters return the pre-parsed values. `AgentSettings` is the per-transport view:
+``agent.time("connect_timeout")`` reads ``smtp_connect_timeout`` for SMTP and
+``lmtp_connect_timeout`` for LMTP. Tables named by parameters open with `open_maps`.
 """
 
 from __future__ import annotations
 
+import builtins
 import re
-import socket
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Final
 
-from mailcarrier.config.params import PARAMS, Param, ParamType
-from mailcarrier.config.parser import RawSetting, read_main_cf
+from mailcarrier.config.convert import Value, convert, parse_time, split_list
+from mailcarrier.config.defaults import default_config_directory, dynamic_default
+from mailcarrier.config.expand import Expander, ExpandError
+from mailcarrier.config.params import PARAMS, PER_TRANSPORT, ParamType
+from mailcarrier.config.parser import NAME_RE, RawSetting, read_main_cf
 from mailcarrier.errors import ConfigError
+from mailcarrier.tables import FileWatcher, Maps, open_maps, spec_files
 
-Value = bool | int | float | str | tuple[str, ...]
+_MENTION: Final = re.compile(r"\$[{(]?([A-Za-z0-9_]+)")
 
-_TIME_UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_TIME_RE: Final = re.compile(r"(\d+(?:\.\d+)?)([smhdw]?)")
-_SIZE_RE: Final = re.compile(r"\d+")
-_LIST_SPLIT: Final = re.compile(r"[\s,]+")
-_REF_RE: Final = re.compile(r"\$(?:\{([A-Za-z0-9_]+)(?:([?:])(\{[^}]*\}|[^}]*))?\}|\(([A-Za-z0-9_]+)\)|([A-Za-z0-9_]+))")
-_MAX_DEPTH: Final = 100
-
-
-def parse_time(text: str, unit: str = "s") -> float:
-    m = _TIME_RE.fullmatch(text.strip())
-    if not m:
-        raise ValueError(f'bad time value "{text}"')
-    return float(m.group(1)) * _TIME_UNITS[m.group(2) or unit]
-
-
-def split_list(text: str) -> tuple[str, ...]:
-    return tuple(item for item in _LIST_SPLIT.split(text.strip()) if item)
-
-
-def _convert(param: Param, text: str) -> Value:
-    kind = param.type
-    if kind is ParamType.BOOL:
-        low = text.strip().lower()
-        if low in ("yes", "true", "1"):
-            return True
-        if low in ("no", "false", "0"):
-            return False
-        raise ValueError(f'bad boolean value "{text}" (want yes or no)')
-    if kind is ParamType.INT:
-        try:
-            number = int(text.strip())
-        except ValueError:
-            raise ValueError(f'bad numerical value "{text}"') from None
-        if param.minimum is not None and number < param.minimum:
-            raise ValueError(f'value "{text}" is below the minimum {param.minimum}')
-        return number
-    if kind is ParamType.TIME:
-        return parse_time(text, param.unit)
-    if kind is ParamType.SIZE:
-        if not _SIZE_RE.fullmatch(text.strip()):
-            raise ValueError(f'bad size value "{text}"')
-        return int(text.strip())
-    if kind in (ParamType.LIST, ParamType.MAPS):
-        items = split_list(text)
-        if param.choices:
-            for item in items:
-                if item.lower() not in param.choices:
-                    raise ValueError(f'unknown value "{item}" (want one of {", ".join(param.choices)})')
-        return items
-    value = text.strip()
-    if param.choices and value.lower() not in param.choices and value:
-        raise ValueError(f'unknown value "{value}" (want one of {", ".join(param.choices)})')
-    return value
+__all__ = ["AgentSettings", "Settings", "Value", "parse_time", "split_list"]
 
 
 class Settings:
     """Frozen, validated configuration. Build with `defaults()`, `load()` or `with_overrides()`."""
 
-    __slots__ = ("_raw", "_sources", "_values", "config_dir")
+    __slots__ = (
+        "_expander",
+        "_raw",
+        "_texts",
+        "_transport_values",
+        "_values",
+        "config_dir",
+        "warnings",
+    )
 
-    def __init__(
-        self,
-        raw: Mapping[str, RawSetting],
-        config_dir: Path | None = None,
-    ) -> None:
+    def __init__(self, raw: Mapping[str, RawSetting], config_dir: Path | None = None) -> None:
         self.config_dir = config_dir
         self._raw: Mapping[str, RawSetting] = MappingProxyType(dict(raw))
-        expanded: dict[str, str] = {}
+        self._expander = Expander(self._raw_text)
+        texts: dict[str, str] = {}
         values: dict[str, Value] = {}
         for name, param in PARAMS.items():
-            text = self._expand_name(name, expanded, ())
+            texts[name] = self._expand(name)
             try:
-                values[name] = _convert(param, text)
+                values[name] = convert(param, texts[name])
             except ValueError as exc:
-                src = self._raw.get(name)
-                raise ConfigError(
-                    f"parameter {name}: {exc}",
-                    parameter=name,
-                    value=text,
-                    filename=src.filename if src else "",
-                    lineno=src.lineno if src else 0,
-                ) from None
+                raise self._error(name, f"parameter {name}: {exc}", texts[name]) from None
         self._values: Mapping[str, Value] = MappingProxyType(values)
-        self._sources = expanded
+        self._texts: Mapping[str, str] = MappingProxyType(texts)
+        self._transport_values: Mapping[str, Value] = MappingProxyType(self._per_transport())
+        self.warnings: tuple[str, ...] = self._find_warnings()
 
     # --- construction -----------------------------------------------------------------
     @classmethod
@@ -116,65 +70,97 @@ class Settings:
     def load(
         cls, config_dir: str | Path | None = None, overrides: Mapping[str, str] | None = None
     ) -> Settings:
+        """Read CONFIG_DIR/main.cf (without a directory: the per-user one, if it exists)."""
         raw: dict[str, RawSetting] = {}
-        directory = Path(config_dir) if config_dir is not None else None
-        if directory is not None:
+        if config_dir is not None:
+            directory: Path | None = Path(config_dir)
+            assert directory is not None
             if not directory.is_dir():
                 raise ConfigError(f"configuration directory {directory} does not exist")
+        else:
+            candidate = default_config_directory()
+            directory = candidate if (candidate / "main.cf").is_file() else None
+        if directory is not None:
             raw.update(read_main_cf(directory / "main.cf"))
-        for name, value in (overrides or {}).items():
-            raw[name] = RawSetting(name, value, "-o", 0)
+        raw.update(_override_settings(overrides or {}))
         return cls(raw, directory)
 
     def with_overrides(self, overrides: Mapping[str, str]) -> Settings:
         raw = dict(self._raw)
-        for name, value in overrides.items():
-            raw[name] = RawSetting(name, str(value), "-o", 0)
+        raw.update(_override_settings(overrides))
         return Settings(raw, self.config_dir)
 
-    # --- expansion --------------------------------------------------------------------
-    def _raw_text(self, name: str) -> str:
-        if name in self._raw:
-            return self._raw[name].value
+    # --- expansion and errors ---------------------------------------------------------
+    def _raw_text(self, name: str) -> str | None:
         param = PARAMS.get(name)
+        setting = self._raw.get(name)
+        if setting is not None and not (param is not None and param.read_only):
+            return setting.value
         if param is None:
-            return ""
-        if name == "myhostname" and not param.default:
-            return socket.getfqdn() or "localhost"
+            return None
+        if not param.default:
+            computed = dynamic_default(name, self._raw_value)
+            if computed is not None:
+                return computed
         return param.default
 
-    def _expand_name(self, name: str, cache: dict[str, str], stack: tuple[str, ...]) -> str:
-        if name in cache:
-            return cache[name]
-        if name in stack or len(stack) > _MAX_DEPTH:
-            src = self._raw.get(name)
-            raise ConfigError(
-                f"parameter {name}: recursive expansion of ${name}",
-                parameter=name,
-                filename=src.filename if src else "",
-                lineno=src.lineno if src else 0,
+    def _raw_value(self, name: str) -> str | None:
+        setting = self._raw.get(name)
+        return None if setting is None else setting.value
+
+    def _expand(self, name: str) -> str:
+        try:
+            return self._expander.name(name)
+        except ExpandError as exc:
+            culprit = exc.name if exc.name in self._raw else name
+            message = f"parameter {culprit}: {exc}"
+            raise self._error(culprit, message, self._raw_value(culprit)) from None
+
+    def _error(self, name: str, message: str, value: str | None) -> ConfigError:
+        src = self._raw.get(name)
+        return ConfigError(
+            message,
+            parameter=name,
+            value=value or "",
+            filename=src.filename if src else "",
+            lineno=src.lineno if src else 0,
+        )
+
+    def _per_transport(self) -> dict[str, Value]:
+        """Validate ``<transport>_destination_concurrency_limit`` and friends (see
+        `PER_TRANSPORT`) set for transports the table does not declare."""
+        out: dict[str, Value] = {}
+        for name in self._raw:
+            if name in PARAMS:
+                continue
+            for suffix, fallback in PER_TRANSPORT.items():
+                if name.endswith("_" + suffix) and len(name) > len(suffix) + 1:
+                    text = self._expand(name)
+                    try:
+                        out[name] = convert(PARAMS[fallback], text)
+                    except ValueError as exc:
+                        raise self._error(name, f"parameter {name}: {exc}", text) from None
+        return out
+
+    def _find_warnings(self) -> tuple[str, ...]:
+        # Like postconf: a name that any main.cf value mentions as $name counts as used.
+        mentioned = {
+            m.group(1) for setting in self._raw.values() for m in _MENTION.finditer(setting.value)
+        }
+        out: list[str] = []
+        for name, setting in self._raw.items():
+            where = f"{setting.filename}:{setting.lineno}: " if setting.lineno else ""
+            param = PARAMS.get(name)
+            known = (
+                name in self._transport_values
+                or name in self._expander.referenced
+                or name in mentioned
             )
-        value = self._expand_text(self._raw_text(name), cache, (*stack, name))
-        cache[name] = value
-        return value
-
-    def _expand_text(self, text: str, cache: dict[str, str], stack: tuple[str, ...]) -> str:
-        if "$" not in text:
-            return text
-
-        def repl(m: re.Match[str]) -> str:
-            ref = m.group(1) or m.group(4) or m.group(5)
-            op, arg = m.group(2), m.group(3)
-            value = self._expand_name(ref, cache, stack)
-            if op is None:
-                return value
-            if arg.startswith("{") and arg.endswith("}"):
-                arg = arg[1:-1]
-            if op == "?":
-                return self._expand_text(arg, cache, stack) if value else ""
-            return value if value else self._expand_text(arg, cache, stack)
-
-        return _REF_RE.sub(repl, text.replace("$$", "\0")).replace("\0", "$")
+            if param is None and not known:
+                out.append(f"{where}unused parameter: {name}={setting.value}")
+            elif param is not None and param.read_only:
+                out.append(f"{where}read-only parameter ignored: {name}")
+        return tuple(out)
 
     # --- getters ----------------------------------------------------------------------
     def value(self, name: str) -> Value:
@@ -193,6 +179,10 @@ class Settings:
         assert isinstance(v, int) and not isinstance(v, bool), name
         return v
 
+    def get_size(self, name: str) -> int:
+        """A SIZE parameter in bytes."""
+        return self.get_int(name)
+
     def get_time(self, name: str) -> float:
         v = self.value(name)
         assert isinstance(v, float), name
@@ -208,9 +198,65 @@ class Settings:
         assert isinstance(v, tuple), name
         return v
 
+    def get_transport(self, transport: str, suffix: str) -> Value:
+        """A per-transport scheduler parameter: ``<transport>_<suffix>`` when set (or declared),
+        else its global fallback, e.g. ``get_transport("relay", "destination_recipient_limit")``.
+        """
+        name = f"{transport}_{suffix}"
+        if name in self._values:
+            return self._values[name]
+        if name in self._transport_values:
+            return self._transport_values[name]
+        return self.value(PER_TRANSPORT[suffix])
+
+    def open_maps(self, name: str) -> Maps:
+        """Open the tables a MAPS (or list) parameter names, relative to config_dir.
+
+        Raises `mailcarrier.tables.TableError` when a table cannot be opened; warnings about
+        malformed lines are in the result's `warnings`.
+        """
+        return open_maps(self.get_list(name), self.config_dir, name)
+
+    def is_local_domain(self, domain: str) -> bool:
+        """Whether `domain` is this machine's, for the ``user`` keys of the address search
+        order (generic(5)): $myorigin, a $mydestination entry (a name, or a table in which
+        the domain is found), or ``[address]`` of an explicit $inet_interfaces or
+        $proxy_interfaces address. ``inet_interfaces = all`` matches no literal here; the
+        routing layer knows the machine's addresses.
+        """
+        name = domain.strip().rstrip(".").lower()
+        if name == self.get_str("myorigin").lower():
+            return True
+        if name.startswith("[") and name.endswith("]"):
+            literal = name[1:-1].removeprefix("ipv6:")
+            interfaces = (*self.get_list("inet_interfaces"), *self.get_list("proxy_interfaces"))
+            return literal in {item.lower() for item in interfaces}
+        for item in self.get_list("mydestination"):
+            if ":" in item and not item.startswith("["):
+                if open_maps([item], self.config_dir).find(name) is not None:
+                    return True
+            elif item.lower() == name:
+                return True
+        return False
+
     def expanded(self, name: str) -> str:
         """The expanded text of a parameter, as `conf -x` shows it."""
-        return self._sources[name]
+        if name in self._texts:
+            return self._texts[name]
+        return self._expand(name)
+
+    def raw(self, name: str) -> str:
+        """The unexpanded text: main.cf or -o if set there, else the default."""
+        return self._raw_text(name) or ""
+
+    def default(self, name: str) -> str:
+        """The unexpanded default (computed ones resolved), as `conf -d` shows it."""
+        param = PARAMS[name]
+        if not param.default:
+            computed = dynamic_default(name, lambda _n: None)
+            if computed is not None:
+                return computed
+        return param.default
 
     def is_set(self, name: str) -> bool:
         return name in self._raw
@@ -218,8 +264,41 @@ class Settings:
     def source(self, name: str) -> RawSetting | None:
         return self._raw.get(name)
 
+    def non_default(self) -> dict[str, RawSetting]:
+        """Every setting from main.cf or -o (known or not), in file order, as `conf -n`."""
+        return dict(self._raw)
+
     def for_transport(self, transport: str) -> AgentSettings:
         return AgentSettings(self, transport)
+
+    # --- change detection -------------------------------------------------------------
+    def files(self) -> tuple[Path, ...]:
+        """main.cf and every table file the configuration names."""
+        out: list[Path] = []
+        if self.config_dir is not None:
+            out.append(self.config_dir / "main.cf")
+        for name, param in PARAMS.items():
+            if param.type not in (ParamType.MAPS, ParamType.LIST):
+                continue
+            for item in self.get_list(name):
+                try:
+                    out.extend(spec_files(item, self.config_dir))
+                except ValueError:
+                    continue  # a host name, domain or other non-table list member
+        return tuple(dict.fromkeys(out))
+
+    def watcher(self) -> FileWatcher:
+        """A watcher over `files()`; reload when its `changed()` turns true."""
+        return FileWatcher(self.files())
+
+
+def _override_settings(overrides: Mapping[str, str]) -> dict[str, RawSetting]:
+    out: dict[str, RawSetting] = {}
+    for name, value in overrides.items():
+        if not NAME_RE.fullmatch(name):
+            raise ConfigError(f'-o {name}={value}: bad parameter name "{name}"', parameter=name)
+        out[name] = RawSetting(name, str(value).strip(), "-o", 0)
+    return out
 
 
 class AgentSettings:
@@ -259,5 +338,9 @@ class AgentSettings:
     def str(self, suffix: str) -> str:
         return self.settings.get_str(self.name(suffix))
 
-    def list(self, suffix: str) -> tuple[str, ...]:
+    # Annotations below use builtins.str: the method "str" above shadows it in class scope.
+    def list(self, suffix: builtins.str) -> tuple[builtins.str, ...]:
         return self.settings.get_list(self.name(suffix))
+
+    def open_maps(self, suffix: builtins.str) -> Maps:
+        return self.settings.open_maps(self.name(suffix))

@@ -1,60 +1,64 @@
 """The delivery agent: one request -> servers -> sessions -> one status per recipient.
 
-`DeliveryAgent.deliver(request)` is Postfix's smtp(8) deliver_message(): parse the next hop,
-find the servers, and try them in order. A server that cannot be reached, refuses the
-session or drops it mid-transaction moves the remaining recipients to the next server; a
-reply to MAIL, RCPT, DATA or the final dot marks recipients (trouble.py decides how). Every
-recipient is marked exactly once (recipients.py) and logged as it is marked. Injected: the
-settings, a log sink, a clock, and the content opener; nothing global.
+`DeliveryAgent.deliver(request)` is Postfix's smtp(8) deliver_message(): for each destination
+(the next hop, a relay list, then fallback relays; servers.py finds their addresses) try the
+servers in order. A server that cannot be reached, refuses the session or drops it mid-way
+moves the remaining recipients to the next server, up to `smtp_mx_session_limit` sessions per
+destination; replies to MAIL, RCPT, DATA and the final dot mark recipients (outcome.py, with
+trouble.py's wording). Addresses of one MX preference may be raced (RFC 8305) when
+`smtp_happy_eyeballs` is on. Every recipient is marked exactly once and logged as it is.
+Injected: settings, log sink, clocks, resolver; nothing global.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import socket
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import BinaryIO
 
 from mailcarrier.config.settings import AgentSettings, Settings
 from mailcarrier.content.encoder import DataEncoder
 from mailcarrier.content.stream import encode_file
+from mailcarrier.delivery.outcome import Leftover, build_envelope, mark_transaction
 from mailcarrier.delivery.recipients import RecipientTracker
 from mailcarrier.delivery.request import DeliveryRequest
-from mailcarrier.delivery.servers import ServerFinder, destinations
+from mailcarrier.delivery.servers import ServerFinder, ServerList, destinations
 from mailcarrier.delivery.trouble import (
     Verdict,
     handshake_verdict,
-    reply_verdict,
     size_verdict,
     soften,
     transport_verdict,
 )
 from mailcarrier.errors import TransportError, UsageError
 from mailcarrier.log import LogSink, NullLog, delivery_line
-from mailcarrier.protocol.commands import RcptTo
-from mailcarrier.protocol.reply import Reply
-from mailcarrier.protocol.stages import Stage
 from mailcarrier.routing.resolver import NativeLookup, Resolver
 from mailcarrier.status import Delays, DeliveryResult, DeliveryStatus, RecipientStatus
 from mailcarrier.transport.connection import Connection, Peer, open_tcp, open_unix
-from mailcarrier.transport.session import Envelope, Session, SessionOptions, TransactionResult
+from mailcarrier.transport.racing import race_connect
+from mailcarrier.transport.session import Session, SessionOptions
 
 __all__ = ["DeliveryAgent"]
 
+ContentFactory = Callable[[], Iterator[bytes]]
+
 
 class _Attempt:
-    """Timing and identity for the recipients marked during one delivery request."""
+    """Timing for the delays= field of the recipients marked during one request."""
 
     def __init__(self, request: DeliveryRequest, start: float, wall: float) -> None:
-        qmgr = request.qmgr_time or wall
-        self.before_qmgr = max(0.0, qmgr - request.arrival_time) if request.qmgr_time else 0.0
-        self.in_qmgr = (
-            max(0.0, wall - qmgr) if request.qmgr_time else max(0.0, wall - request.arrival_time)
-        )
+        if request.qmgr_time:
+            self.before_qmgr = max(0.0, request.qmgr_time - request.arrival_time)
+            self.in_qmgr = max(0.0, wall - request.qmgr_time)
+        else:
+            self.before_qmgr = 0.0
+            self.in_qmgr = max(0.0, wall - request.arrival_time)
         self.start = start
         self.ready: float | None = None
 
@@ -62,6 +66,26 @@ class _Attempt:
         if self.ready is None:
             return Delays(self.before_qmgr, self.in_qmgr, now - self.start, 0.0)
         return Delays(self.before_qmgr, self.in_qmgr, self.ready - self.start, now - self.ready)
+
+
+@dataclass(slots=True)
+class _Job:
+    """Everything about one request that the server loop passes around."""
+
+    request: DeliveryRequest
+    agent: AgentSettings
+    options: SessionOptions
+    tracker: RecipientTracker
+    attempt: _Attempt
+    factory: ContentFactory
+    size: int
+    soft_bounce: bool
+    last: Leftover | None = None
+    last_is_final_server: bool = False
+
+    @property
+    def process(self) -> str:
+        return self.request.transport
 
 
 class DeliveryAgent:
@@ -95,23 +119,24 @@ class DeliveryAgent:
         request: DeliveryRequest,
         *,
         on_status: Callable[[int, RecipientStatus], None] | None = None,
+        log_lines: bool = True,
     ) -> DeliveryResult:
         """Deliver `request`; `on_status(index, status)` runs as each recipient is marked
         (before the next one), so a queue can record it durably at once."""
-        agent = self.settings.for_transport(request.transport)
-        process = request.transport
         resolution = self.settings.get_int("delay_logging_resolution_limit")
 
         def on_mark(index: int, status: RecipientStatus) -> None:
             if on_status is not None:
                 on_status(index, status)
-            self.log.info(process, delivery_line(request.queue_id, status, resolution))
+            if log_lines:
+                line = delivery_line(request.queue_id, status, resolution)
+                self.log.info(request.transport, line)
 
         tracker = RecipientTracker(request.recipients, on_mark)
-        attempt = _Attempt(request, self.clock(), self.wallclock())
         with ExitStack() as stack:
             content = self._open_content(request, stack)
-            await self._deliver(request, agent, tracker, attempt, content)
+            job = self._job(request, tracker, content)
+            await self._run(job)
         return tracker.result(request.queue_id)
 
     # --- content ----------------------------------------------------------------------
@@ -127,86 +152,62 @@ class DeliveryAgent:
             spool.flush()
             return spool
         try:
-            return stack.enter_context(open(src, "rb"))
+            return stack.enter_context(open(src, "rb"))  # noqa: SIM115 - closed by the stack
         except OSError as exc:
             raise UsageError(f"cannot open message file {src}: {exc.strerror}") from exc
 
-    def _content_size(self, request: DeliveryRequest, content: BinaryIO) -> int:
-        if request.size is not None:
-            return request.size
-        try:
-            return max(0, os.fstat(content.fileno()).st_size - request.content_offset)
-        except (OSError, ValueError):
-            pos = content.tell()
-            end = content.seek(0, os.SEEK_END)
-            content.seek(pos)
-            return max(0, end - request.content_offset)
-
-    def _content_factory(
-        self, request: DeliveryRequest, agent: AgentSettings, content: BinaryIO
-    ) -> Callable[[], Iterator[bytes]]:
+    def _job(self, request: DeliveryRequest, tracker: RecipientTracker, content: BinaryIO) -> _Job:
+        agent = self.settings.for_transport(request.transport)
         limit = agent.int("line_length_limit")
-        length = request.size
 
         def factory() -> Iterator[bytes]:
             encoder = DataEncoder(line_length_limit=limit, dot_stuff=True)
             return encode_file(
-                content, start=request.content_offset, length=length, encoder=encoder
+                content, start=request.content_offset, length=request.size, encoder=encoder
             )
 
-        return factory
-
-    # --- the server loop --------------------------------------------------------------
-    async def _deliver(
-        self,
-        request: DeliveryRequest,
-        agent: AgentSettings,
-        tracker: RecipientTracker,
-        attempt: _Attempt,
-        content: BinaryIO,
-    ) -> None:
-        soft_bounce = self.settings.get_bool("soft_bounce")
-        finder = self._finder(agent)
-        domains = frozenset(
-            r.address.rpartition("@")[2].lower() for r in request.recipients if "@" in r.address
+        return _Job(
+            request=request,
+            agent=agent,
+            options=SessionOptions.from_settings(agent),
+            tracker=tracker,
+            attempt=_Attempt(request, self.clock(), self.wallclock()),
+            factory=factory,
+            size=_content_size(request, content),
+            soft_bounce=self.settings.get_bool("soft_bounce"),
         )
-        factory = self._content_factory(request, agent, content)
-        size = self._content_size(request, content)
-        options = SessionOptions.from_settings(agent)
-        session_limit = agent.int("mx_session_limit")
-        last: Verdict | None = None
-        last_relay = "none"
+
+    # --- destinations -----------------------------------------------------------------
+    async def _run(self, job: _Job) -> None:
+        finder = self._finder(job.agent)
+        domains = frozenset(
+            r.address.rpartition("@")[2].lower() for r in job.request.recipients if "@" in r.address
+        )
         loop = False
-        for destination in destinations(request.nexthop, agent):
+        dests = destinations(job.request.nexthop, job.agent)
+        for n, destination in enumerate(dests):
             servers = await finder.find(destination, domains)
             for note in servers.notes:
                 log = self.log.warning if note.level == "warning" else self.log.info
-                log(request.transport, note.text)
+                log(job.process, note.text)
+            last_destination = n == len(dests) - 1 or servers.final
             if servers.failure is not None:
-                last, last_relay, loop = servers.failure, "none", servers.loop
-                if servers.final:
-                    break
-                continue
-            sessions = 0
-            for peer in servers.peers:
-                if session_limit and sessions >= session_limit:
-                    break
-                verdict, relay = await self._try_server(
-                    request, agent, options, peer, tracker, attempt, factory, size, False
-                )
-                if relay != "none":
-                    sessions += 1
-                if verdict is not None:
-                    last, last_relay = verdict, relay
-                if not tracker.pending():
-                    return
-            if servers.final:
+                job.last, loop = Leftover(servers.failure, "none"), servers.loop
+            else:
+                await self._try_servers(job, servers, last_destination)
+            if not job.tracker.pending() or servers.final:
                 break
-        if loop and await self._hand_off(request, tracker, attempt):
+        if not job.tracker.pending():
             return
-        if last is None:
-            last = Verdict(DeliveryStatus.DEFERRED, "4.3.5", "no destination to deliver to")
-        self._mark_all(tracker, last, last_relay, attempt, soft_bounce)
+        if loop and await self._hand_off(job):
+            return
+        last = job.last or Leftover(
+            Verdict(DeliveryStatus.DEFERRED, "4.3.5", "no destination to deliver to"), "none"
+        )
+        verdict = soften(last.verdict) if job.soft_bounce else last.verdict
+        now = self.clock()
+        for i in job.tracker.pending():
+            job.tracker.mark(i, verdict, relay=last.relay, delays=job.attempt.delays(now))
 
     def _finder(self, agent: AgentSettings) -> ServerFinder:
         finder = self._finders.get(agent.transport)
@@ -217,9 +218,111 @@ class DeliveryAgent:
             self._finders[agent.transport] = finder
         return finder
 
-    async def _hand_off(
-        self, request: DeliveryRequest, tracker: RecipientTracker, attempt: _Attempt
-    ) -> bool:
+    # --- servers of one destination ---------------------------------------------------
+    async def _try_servers(self, job: _Job, servers: ServerList, last_destination: bool) -> None:
+        limit = job.agent.int("mx_session_limit")
+        racing = self.settings.get_bool("smtp_happy_eyeballs") and not job.agent.is_lmtp
+        delay = self.settings.get_time("smtp_happy_eyeballs_delay")
+        remaining = list(zip(servers.peers, servers.preferences or [0] * len(servers.peers)))
+        sessions = 0
+        while remaining and job.tracker.pending():
+            if limit and sessions >= limit:
+                break
+            group = [p for p, pref in remaining if pref == remaining[0][1]]
+            families = {p.family for p in group}
+            if racing and len(families) > 1:
+                race = await race_connect(group, lambda p: self._connect(job, p), delay=delay)
+                for error in race.failed:
+                    self._connect_failed(job, error)
+                tried = set(group) - set(race.untried)
+                remaining = [(p, pref) for p, pref in remaining if p not in tried]
+                conn, peer = race.connection, race.peer
+            else:
+                peer = remaining.pop(0)[0]
+                try:
+                    conn = await self._connect(job, peer)
+                except TransportError as error:
+                    self._connect_failed(job, error)
+                    conn = None
+            if conn is None or peer is None:
+                continue
+            sessions += 1
+            final = last_destination and (not remaining or bool(limit and sessions >= limit))
+            await self._use_server(job, conn, peer, final)
+
+    def _connect_failed(self, job: _Job, error: TransportError) -> None:
+        self.log.info(job.process, error.reason)
+        job.last = Leftover(transport_verdict(error), "none")
+
+    async def _connect(self, job: _Job, peer: Peer) -> Connection:
+        timeout = job.agent.time("connect_timeout")
+        if peer.family == socket.AF_UNIX:
+            return await open_unix(peer, timeout=timeout)
+        bind = job.agent.str("bind_address6" if peer.family == socket.AF_INET6 else "bind_address")
+        return await open_tcp(peer, timeout=timeout, bind_address=bind)
+
+    async def _use_server(self, job: _Job, conn: Connection, peer: Peer, final: bool) -> None:
+        """Greeting, hello and one transaction on an open connection; then QUIT."""
+        session = Session(conn, job.options)
+        try:
+            try:
+                refused = await session.start()
+            except TransportError as exc:
+                session.broken = True
+                self._server_failed(job, Leftover(transport_verdict(exc), peer.relay), final)
+                return
+            if refused is not None:
+                verdict = handshake_verdict(
+                    peer.namaddr,
+                    refused.reply,
+                    refused.stage,
+                    skip_5xx_greeting=job.agent.bool("skip_5xx_greeting"),
+                    soft_bounce=job.soft_bounce,
+                )
+                self._server_failed(job, Leftover(verdict, peer.relay), final)
+                return
+            job.attempt.ready = self.clock()
+            leftover = await self._transaction(job, session, peer)
+            if leftover is not None:
+                self._server_failed(job, leftover, final)
+        finally:
+            await session.quit()
+
+    def _server_failed(self, job: _Job, leftover: Leftover, final: bool) -> None:
+        """Remember why; Postfix logs a non-final server's failure as it moves on."""
+        job.last = leftover
+        if not final:
+            self.log.info(job.process, f"{job.request.queue_id}: {leftover.verdict.diagnostic}")
+
+    async def _transaction(self, job: _Job, session: Session, peer: Peer) -> Leftover | None:
+        pending = job.tracker.pending()
+        conn_use = session.transactions + 1
+
+        def mark(i: int, verdict: Verdict) -> None:
+            delays = job.attempt.delays(self.clock())
+            job.tracker.mark(i, verdict, relay=peer.relay, delays=delays, conn_use=conn_use)
+
+        limit = session.proto.capabilities.size_limit
+        if limit and job.size > limit:
+            # RFC 1870 6.1: do not send a message the server has said it will not take.
+            verdict = size_verdict(job.size, limit, peer.namaddr, soft_bounce=job.soft_bounce)
+            for i in pending:
+                mark(i, verdict)
+            return None
+        envelope = build_envelope(job.request, job.tracker, pending, job.size)
+        result = await session.transaction(envelope, job.factory)
+        return mark_transaction(
+            result,
+            pending,
+            peer.namaddr,
+            peer.relay,
+            lmtp=job.agent.is_lmtp,
+            soft_bounce=job.soft_bounce,
+            mark=mark,
+        )
+
+    # --- mail loops -------------------------------------------------------------------
+    async def _hand_off(self, job: _Job) -> bool:
         """A mail loop with best_mx_transport set: deliver the rest through that transport.
 
         mailcarrier's transports are smtp and lmtp, so best_mx_transport is written as
@@ -231,16 +334,16 @@ class DeliveryAgent:
         transport, _, nexthop = target.partition(":")
         if transport not in ("smtp", "lmtp") or not nexthop:
             self.log.warning(
-                request.transport,
+                job.process,
                 f'best_mx_transport: unsupported value "{target}" (want smtp:DEST or lmtp:DEST)',
             )
             return False
-        pending = tracker.pending()
+        pending = job.tracker.pending()
         sub = replace(
-            request,
+            job.request,
             transport=transport,
             nexthop=nexthop,
-            recipients=tuple(request.recipients[i] for i in pending),
+            recipients=tuple(job.request.recipients[i] for i in pending),
         )
         inner = DeliveryAgent(
             self.settings,
@@ -252,215 +355,26 @@ class DeliveryAgent:
             rng=self.rng,
             _depth=self._depth + 1,
         )
-        result = await inner._deliver_quiet(sub)
+        result = await inner.deliver(sub, log_lines=False)
         now = self.clock()
         for i, status in zip(pending, result.recipients, strict=True):
-            tracker.mark(
+            job.tracker.mark(
                 i,
                 Verdict(status.status, status.dsn, status.diagnostic),
                 relay=status.relay,
-                delays=attempt.delays(now),
+                delays=job.attempt.delays(now),
                 conn_use=status.conn_use,
             )
         return True
 
-    async def _deliver_quiet(self, request: DeliveryRequest) -> DeliveryResult:
-        """Deliver without logging delivery lines (the outer request logs its own)."""
-        agent = self.settings.for_transport(request.transport)
-        tracker = RecipientTracker(request.recipients)
-        attempt = _Attempt(request, self.clock(), self.wallclock())
-        with ExitStack() as stack:
-            content = self._open_content(request, stack)
-            await self._deliver(request, agent, tracker, attempt, content)
-        return tracker.result(request.queue_id)
 
-    def _mark_all(
-        self,
-        tracker: RecipientTracker,
-        verdict: Verdict,
-        relay: str,
-        attempt: _Attempt,
-        soft_bounce: bool,
-        conn_use: int = 1,
-    ) -> None:
-        if soft_bounce:
-            verdict = soften(verdict)
-        now = self.clock()
-        for i in tracker.pending():
-            tracker.mark(i, verdict, relay=relay, delays=attempt.delays(now), conn_use=conn_use)
-
-    async def _connect(self, agent: AgentSettings, peer: Peer) -> Connection:
-        timeout = agent.time("connect_timeout")
-        if peer.address.startswith("/") or peer.port == 0:
-            return await open_unix(peer, timeout=timeout)
-        bind = agent.str("bind_address6" if ":" in peer.address else "bind_address")
-        return await open_tcp(peer, timeout=timeout, bind_address=bind)
-
-    async def _try_server(
-        self,
-        request: DeliveryRequest,
-        agent: AgentSettings,
-        options: SessionOptions,
-        peer: Peer,
-        tracker: RecipientTracker,
-        attempt: _Attempt,
-        factory: Callable[[], Iterator[bytes]],
-        size: int,
-        final_server: bool,
-    ) -> tuple[Verdict | None, str]:
-        """Try one server. Returns the verdict for recipients left pending (or None)."""
-        process = request.transport
-        soft_bounce = self.settings.get_bool("soft_bounce")
-        try:
-            conn = await self._connect(agent, peer)
-        except TransportError as exc:
-            self.log.info(process, exc.reason)
-            return transport_verdict(exc), "none"
-        session = Session(conn, options)
-        try:
-            try:
-                refused = await session.start()
-            except TransportError as exc:
-                session.broken = True
-                if not final_server:
-                    self.log.info(process, f"{request.queue_id}: {exc.reason}")
-                return transport_verdict(exc), peer.relay
-            if refused is not None:
-                verdict = handshake_verdict(
-                    peer.namaddr,
-                    refused.reply,
-                    refused.stage,
-                    skip_5xx_greeting=agent.bool("skip_5xx_greeting"),
-                    soft_bounce=soft_bounce,
-                )
-                if not final_server:
-                    self.log.info(process, f"{request.queue_id}: {verdict.diagnostic}")
-                return verdict, peer.relay
-            attempt.ready = self.clock()
-            return await self._transaction(
-                request, session, peer, tracker, attempt, factory, size, final_server
-            )
-        finally:
-            await session.quit()
-
-    async def _transaction(
-        self,
-        request: DeliveryRequest,
-        session: Session,
-        peer: Peer,
-        tracker: RecipientTracker,
-        attempt: _Attempt,
-        factory: Callable[[], Iterator[bytes]],
-        size: int,
-        final_server: bool,
-    ) -> tuple[Verdict | None, str]:
-        soft_bounce = self.settings.get_bool("soft_bounce")
-        relay = peer.relay
-        pending = tracker.pending()
-        caps = session.proto.capabilities
-        conn_use = session.transactions + 1
-
-        def mark(i: int, verdict: Verdict) -> None:
-            tracker.mark(
-                i, verdict, relay=relay, delays=attempt.delays(self.clock()), conn_use=conn_use
-            )
-
-        if caps.size_limit and size > caps.size_limit:
-            verdict = size_verdict(size, caps.size_limit, peer.namaddr, soft_bounce=soft_bounce)
-            for i in pending:
-                mark(i, verdict)
-            return None, relay
-        envelope = Envelope(
-            sender=request.sender,
-            recipients=tuple(
-                RcptTo(
-                    tracker.recipients[i].address,
-                    notify=tracker.recipients[i].dsn_notify.wire(),
-                    orcpt=_orcpt(
-                        tracker.recipients[i].dsn_orcpt, tracker.recipients[i].orig_address
-                    ),
-                    index=i,
-                )
-                for i in pending
-            ),
-            size=size,
-            body="8BITMIME" if request.encoding == "8bit" else "",
-            smtputf8=request.smtputf8,
-            ret=request.dsn_ret,
-            envid=request.dsn_envid,
-        )
-        result = await session.transaction(envelope, factory)
-        return self._mark_transaction(
-            request, peer, result, pending, mark, soft_bounce, final_server
-        )
-
-    def _mark_transaction(
-        self,
-        request: DeliveryRequest,
-        peer: Peer,
-        result: TransactionResult,
-        pending: list[int],
-        mark: Callable[[int, Verdict], None],
-        soft_bounce: bool,
-        final_server: bool,
-    ) -> tuple[Verdict | None, str]:
-        namaddr = peer.namaddr
-
-        def verdict_for(reply_stage: Stage, reply: Reply) -> Verdict:
-            return reply_verdict(namaddr, reply, reply_stage, soft_bounce=soft_bounce)
-
-        # 1. MAIL rejected: every recipient gets that reply (Postfix smtp_mesg_fail).
-        if result.mail is not None and result.mail.code // 100 != 2:
-            verdict = verdict_for(Stage.MAIL, result.mail)
-            for i in pending:
-                mark(i, verdict)
-            return None, peer.relay
-        # 2. Recipients the server rejected are final now, whatever happens next.
-        for pos, reply in enumerate(result.rcpt):
-            if reply is not None and reply.code // 100 != 2:
-                mark(pending[pos], verdict_for(Stage.RCPT, reply))
-        accepted = result.accepted
-        # 3. DATA rejected: the accepted recipients get that reply.
-        if result.data is not None and result.data.code != 354 and accepted:
-            verdict = verdict_for(Stage.DATA, result.data)
-            for pos in accepted:
-                mark(pending[pos], verdict)
-            return None, peer.relay
-        # 4. Replies to the final dot: one for all (SMTP) or one each (LMTP).
-        if result.dot:
-            for pos in accepted:
-                reply = (
-                    result.dot[0]
-                    if len(result.dot) == 1 and not _is_lmtp(request)
-                    else (result.dot[pos] if pos < len(result.dot) else None)
-                )
-                if reply is not None:
-                    mark(pending[pos], verdict_for(Stage.DOT, reply))
-        # 5. Whatever is left lost its server mid-way: next server, or deferred at the end.
-        if result.error is not None:
-            verdict = transport_verdict(result.error)
-            if not final_server:
-                self.log.info(request.transport, f"{request.queue_id}: {verdict.diagnostic}")
-            return verdict, peer.relay
-        # An LMTP server that sent fewer replies than it accepted recipients.
-        return (
-            Verdict(
-                DeliveryStatus.DEFERRED,
-                "4.5.0",
-                f"lost reply from host {namaddr} for some recipients after end of data",
-            ),
-            peer.relay,
-        )
-
-
-def _is_lmtp(request: DeliveryRequest) -> bool:
-    return request.transport == "lmtp"
-
-
-def _orcpt(dsn_orcpt: str, orig_address: str) -> str:
-    """RFC 3461 ORCPT: the one given, else derived from the original recipient (as Postfix)."""
-    if dsn_orcpt:
-        return dsn_orcpt
-    if orig_address:
-        return f"rfc822;{orig_address}"
-    return ""
+def _content_size(request: DeliveryRequest, content: BinaryIO) -> int:
+    if request.size is not None:
+        return request.size
+    try:
+        return max(0, os.fstat(content.fileno()).st_size - request.content_offset)
+    except (OSError, ValueError):
+        pos = content.tell()
+        end = content.seek(0, os.SEEK_END)
+        content.seek(pos)
+        return max(0, end - request.content_offset)

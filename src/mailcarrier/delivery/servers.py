@@ -28,6 +28,7 @@ from mailcarrier.routing.resolver import (
     SystemNativeLookup,
 )
 from mailcarrier.routing.result import LogNote, RouteFailure, RouteResult
+from mailcarrier.routing.srv import lookup_srv_hosts, srv_lookup_enabled
 from mailcarrier.status import DeliveryStatus
 from mailcarrier.transport.connection import Peer
 
@@ -43,6 +44,7 @@ class Destination:
 @dataclass(frozen=True, slots=True)
 class ServerList:
     peers: tuple[Peer, ...] = ()
+    preferences: tuple[int, ...] = ()  # MX preference of each peer (racing stays within one)
     failure: Verdict | None = None
     # No further destination after this one: a mail loop, or this host is an MX host.
     final: bool = False
@@ -114,9 +116,25 @@ class ServerFinder:
         peers = tuple(
             Peer(a.hostname, a.address, a.port, a.family) for a in route.addresses
         )
-        return ServerList(peers, final=route.i_am_mx, notes=route.notes)
+        prefs = tuple(a.preference for a in route.addresses)
+        return ServerList(peers, prefs, final=route.i_am_mx, notes=route.notes)
 
     async def _route(self, nexthop: NextHop) -> RouteResult | RouteFailure:
+        srv = nexthop.service and srv_lookup_enabled(
+            nexthop.service, self.options, literal=nexthop.bracketed
+        )
+        resolver = self.resolver if srv else None
+        if resolver is not None:
+            # Postfix 3.8 use_srv_lookup: _service._tcp.domain (RFC 2782), for LMTP too.
+            return await lookup_srv_hosts(
+                nexthop.host,
+                nexthop.service,
+                nexthop.port,
+                resolver=resolver,
+                options=self.options,
+                native=self.native,
+                rng=self.rng,
+            )
         if nexthop.kind is NextHopKind.DOMAIN and not self.agent.is_lmtp:
             return await lookup_mx_hosts(
                 nexthop.host,

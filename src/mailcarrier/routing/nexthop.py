@@ -49,6 +49,10 @@ class NextHop:
     kind: NextHopKind
     host: str  # domain, host name, address, or socket path
     port: int
+    # The service named in the destination ("submission" in example.com:submission), or the
+    # transport's default (smtp, lmtp); use_srv_lookup matches against it.
+    service: str = ""
+    bracketed: bool = False  # [host] or [address]: never MX or SRV lookup
 
     @property
     def is_literal(self) -> bool:
@@ -129,12 +133,19 @@ def parse_nexthop(text: str, *, transport: str = "smtp", lmtp_tcp_port: str = "2
         raise UsageError(f'destination "{original}" is LMTP syntax; use --transport lmtp')
     host, port_text = _split_port(text, original)
     port = resolve_port(port_text, what=f'destination "{original}"') if port_text else 25
+    service = _service(port_text, "smtp")
     if host.startswith("["):
         kind, name = _parse_bracketed(host[1:-1], original)
-        return NextHop(original, kind, name, port)
+        return NextHop(original, kind, name, port, service, bracketed=True)
     if not _HOSTNAME_RE.fullmatch(host):
         raise UsageError(f'bad domain name in destination "{original}"')
-    return NextHop(original, NextHopKind.DOMAIN, host.rstrip(".").lower(), port)
+    return NextHop(original, NextHopKind.DOMAIN, host.rstrip(".").lower(), port, service)
+
+
+def _service(port_text: str, default: str) -> str:
+    if not port_text:
+        return default
+    return "" if port_text.isdigit() else port_text.lower()
 
 
 def _parse_lmtp(text: str, original: str, lmtp_tcp_port: str) -> NextHop:
@@ -153,14 +164,17 @@ def _parse_lmtp(text: str, original: str, lmtp_tcp_port: str) -> NextHop:
         port = resolve_port(port_text, what=f'destination "{original}"')
     else:
         port = _default_lmtp_port(lmtp_tcp_port)
+    service = _service(port_text, "lmtp")
     if host.startswith("["):
         kind, name = _parse_bracketed(host[1:-1], original)
-        return NextHop(original, kind, name, port)
+        return NextHop(original, kind, name, port, service, bracketed=True)
     try:
-        return NextHop(original, NextHopKind.ADDRESS, str(ipaddress.ip_address(host)), port)
+        address = str(ipaddress.ip_address(host))
     except ValueError:
         pass
+    else:
+        return NextHop(original, NextHopKind.ADDRESS, address, port, service, bracketed=True)
     if not _HOSTNAME_RE.fullmatch(host):
         raise UsageError(f'bad host name in destination "{original}"')
-    # LMTP inet:host is an address lookup, never MX.
-    return NextHop(original, NextHopKind.HOST, host.rstrip(".").lower(), port)
+    # LMTP inet:host is an address lookup, never MX (SRV only with use_srv_lookup).
+    return NextHop(original, NextHopKind.HOST, host.rstrip(".").lower(), port, service)

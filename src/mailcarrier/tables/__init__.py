@@ -1,0 +1,37 @@
+"""Lookup tables: Postfix ``type:name`` tables and lists of them, with Postfix's semantics.
+
+Kinds: ``inline:{k=v, ...}``, ``static:value``, ``texthash:/path``, ``hash:/path`` and
+``lmdb:/path`` (indexed with `hashdb.build_index`, as ``mailcarrier map`` does),
+``regexp:/path``, ``pcre:/path``, ``cidr:/path``, ``unionmap:{...}``, ``pipemap:{...}``.
+`open_table` opens one, `open_maps` a list; `Maps.find_address` / `find_domain` apply the
+key search orders. This package imports nothing from mailcarrier but `errors`; configuration
+(`mailcarrier.config`) sits above it.
+"""
+
+from __future__ import annotations
+
+from mailcarrier.tables.base import Table, TableError
+from mailcarrier.tables.hashdb import build_index
+from mailcarrier.tables.maps import Maps, Match, open_maps
+from mailcarrier.tables.registry import open_table
+from mailcarrier.tables.search import Key, address_keys, domain_keys
+from mailcarrier.tables.spec import TABLE_TYPES, TableSpec, parse_spec, spec_files
+from mailcarrier.tables.watch import FileWatcher
+
+__all__ = [
+    "TABLE_TYPES",
+    "FileWatcher",
+    "Key",
+    "Maps",
+    "Match",
+    "Table",
+    "TableError",
+    "TableSpec",
+    "address_keys",
+    "build_index",
+    "domain_keys",
+    "open_maps",
+    "open_table",
+    "parse_spec",
+    "spec_files",
+]

@@ -1,0 +1,97 @@
+"""Turning expanded main.cf text into typed values: booleans, numbers, times, sizes, lists.
+
+Each converter raises `ValueError` with a message that names the bad value; `settings.py`
+wraps it in a `ConfigError` naming the parameter and file:line. Lists are split on commas and
+white space, keeping ``{ ... }`` groups (``inline:{ a=b, c=d }``) in one piece as Postfix does.
+Table specifications inside MAPS values are checked with `mailcarrier.tables.spec`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from mailcarrier.config.paramtype import Param, ParamType
+from mailcarrier.tables.spec import parse_spec
+from mailcarrier.tables.text import split_braced
+
+Value = bool | int | float | str | tuple[str, ...]
+
+_TIME_UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# Postfix takes integral times; fractions are accepted too so tests can use "0.5s".
+_TIME_RE: Final = re.compile(r"(\d+(?:\.\d+)?)([smhdw]?)")
+_INT_RE: Final = re.compile(r"[+-]?\d+")
+
+
+def parse_time(text: str, unit: str = "s") -> float:
+    """``30s``, ``5m``, ``1d``; a bare number is in `unit`."""
+    m = _TIME_RE.fullmatch(text.strip())
+    if not m:
+        raise ValueError(f'bad time value "{text}" (want a number and one of s, m, h, d, w)')
+    return float(m.group(1)) * _TIME_UNITS[m.group(2) or unit]
+
+
+def parse_bool(text: str) -> bool:
+    low = text.strip().lower()
+    if low == "yes":
+        return True
+    if low == "no":
+        return False
+    raise ValueError(f'bad boolean value "{text}" (want yes or no)')
+
+
+def parse_int(text: str) -> int:
+    if not _INT_RE.fullmatch(text.strip()):
+        raise ValueError(f'bad numerical value "{text}"')
+    return int(text.strip())
+
+
+def split_list(text: str) -> tuple[str, ...]:
+    """Split on commas and white space; ``{...}`` groups stay whole."""
+    return tuple(split_braced(text))
+
+
+def _check_range(param: Param, number: float, text: str) -> None:
+    if param.minimum is not None and number < param.minimum:
+        raise ValueError(f'value "{text}" is below the minimum {param.minimum}')
+    if param.maximum is not None and number > param.maximum:
+        raise ValueError(f'value "{text}" is above the maximum {param.maximum}')
+
+
+def _check_choice(param: Param, item: str) -> None:
+    if param.choices and item.lower() not in param.choices:
+        raise ValueError(f'unknown value "{item}" (want one of {", ".join(param.choices)})')
+
+
+def convert(param: Param, text: str) -> Value:
+    """The typed value of `text` (already expanded) for `param`."""
+    kind = param.type
+    if kind is ParamType.BOOL:
+        return parse_bool(text)
+    if kind in (ParamType.INT, ParamType.SIZE):
+        number = parse_int(text)
+        _check_range(param, number, text)
+        if param.name.endswith("_line_length_limit") and number == 1:
+            # 0 means "no limit"; 1 leaves no room after the inserted space of a broken
+            # line (Postfix loops forever on it), so refuse it here, naming the parameter.
+            raise ValueError(f'value "{text}" is too small (use 0 for no limit, or at least 2)')
+        return number
+    if kind is ParamType.TIME:
+        seconds = parse_time(text, param.unit)
+        # Minimums are in the parameter's own unit, as Postfix states them.
+        _check_range(param, seconds / _TIME_UNITS[param.unit], text)
+        return seconds
+    if kind is ParamType.LIST:
+        items = split_list(text)
+        for item in items:
+            _check_choice(param, item)
+        return items
+    if kind is ParamType.MAPS:
+        items = split_list(text)
+        for item in items:
+            parse_spec(item)  # raises ValueError naming the bad table
+        return items
+    value = text.strip()
+    if value:
+        _check_choice(param, value)
+    return value

@@ -1,0 +1,120 @@
+"""Turn one mail transaction's raw replies into recipient verdicts, as Postfix's smtp_rcpt.c
+and smtp_proto.c do, and build the envelope that transaction sends.
+
+Order matters and follows Postfix: a rejected MAIL FROM marks every recipient; a rejected
+RCPT is final at once (whatever happens later on the connection); a rejected DATA marks the
+accepted recipients; the final-dot reply marks them (SMTP: one reply for all; LMTP: one
+each). Recipients left unmarked after a lost connection are returned with the verdict that
+goes with them, for the next server or the final deferral. trouble.py words each verdict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from mailcarrier.delivery.recipients import RecipientTracker
+from mailcarrier.delivery.request import DeliveryRequest
+from mailcarrier.delivery.trouble import Verdict, reply_verdict, transport_verdict
+from mailcarrier.protocol.commands import RcptTo
+from mailcarrier.protocol.reply import Reply
+from mailcarrier.protocol.stages import Stage
+from mailcarrier.status import DeliveryStatus
+from mailcarrier.transport.session import Envelope, TransactionResult
+
+__all__ = ["Leftover", "build_envelope", "mark_transaction", "orcpt_for"]
+
+
+@dataclass(frozen=True, slots=True)
+class Leftover:
+    """What unmarked recipients carry to the next server (or to their final deferral)."""
+
+    verdict: Verdict
+    relay: str
+
+
+def orcpt_for(dsn_orcpt: str, orig_address: str) -> str:
+    """RFC 3461 ORCPT: the one given, else derived from the original recipient (as Postfix)."""
+    if dsn_orcpt:
+        return dsn_orcpt
+    if orig_address:
+        return f"rfc822;{orig_address}"
+    return ""
+
+
+def build_envelope(
+    request: DeliveryRequest, tracker: RecipientTracker, pending: Sequence[int], size: int
+) -> Envelope:
+    recipients = tracker.recipients
+    return Envelope(
+        sender=request.sender,
+        recipients=tuple(
+            RcptTo(
+                recipients[i].address,
+                notify=recipients[i].dsn_notify.wire(),
+                orcpt=orcpt_for(recipients[i].dsn_orcpt, recipients[i].orig_address),
+                index=i,
+            )
+            for i in pending
+        ),
+        size=size,
+        body="8BITMIME" if request.encoding == "8bit" else "",
+        smtputf8=request.smtputf8,
+        ret=request.dsn_ret,
+        envid=request.dsn_envid,
+    )
+
+
+def mark_transaction(
+    result: TransactionResult,
+    pending: Sequence[int],
+    namaddr: str,
+    relay: str,
+    *,
+    lmtp: bool,
+    soft_bounce: bool,
+    mark: Callable[[int, Verdict], None],
+) -> Leftover | None:
+    """Mark every recipient whose fate the transaction decided; describe the rest."""
+
+    def verdict_for(stage: Stage, reply: Reply) -> Verdict:
+        return reply_verdict(namaddr, reply, stage, soft_bounce=soft_bounce)
+
+    if result.mail is not None and result.mail.code // 100 != 2:
+        verdict = verdict_for(Stage.MAIL, result.mail)
+        for i in pending:
+            mark(i, verdict)
+        return None
+    for pos, reply in enumerate(result.rcpt):
+        if reply is not None and reply.code // 100 != 2:
+            mark(pending[pos], verdict_for(Stage.RCPT, reply))
+    accepted = result.accepted
+    if result.data is not None and result.data.code != 354 and accepted:
+        verdict = verdict_for(Stage.DATA, result.data)
+        for pos in accepted:
+            mark(pending[pos], verdict)
+        return None
+    marked = set()
+    if result.dot:
+        for pos in accepted:
+            if lmtp:
+                reply = result.dot[pos] if pos < len(result.dot) else None
+            else:
+                reply = result.dot[0]
+            if reply is not None:
+                mark(pending[pos], verdict_for(Stage.DOT, reply))
+                marked.add(pos)
+    if result.error is not None:
+        return Leftover(transport_verdict(result.error), relay)
+    unmarked = [pos for pos in accepted if pos not in marked]
+    if not unmarked:
+        return None
+    # An LMTP server that sent fewer replies than it accepted recipients.
+    return Leftover(
+        Verdict(
+            DeliveryStatus.DEFERRED,
+            "4.5.0",
+            f"lost reply from host {namaddr} for some recipients after end of data",
+        ),
+        relay,
+    )

@@ -1,0 +1,73 @@
+"""Lists of tables with Postfix's maps semantics: ask each table in order, first match wins.
+
+`Maps.find(key)` asks the tables in list order; `find_address` and `find_domain` walk the key
+search orders of `search.py` key by key, asking all tables for one key before the next key,
+as Postfix's mail_addr_find and domain lookups do, and skip pattern tables for partial keys.
+`open_maps` opens a list given as main.cf text or as already-split items.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from mailcarrier.tables.base import Table
+from mailcarrier.tables.registry import open_table
+from mailcarrier.tables.search import Key, address_keys, domain_keys
+from mailcarrier.tables.text import split_braced
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    value: str
+    key: str  # the key that matched (e.g. "@example.com")
+    table: str  # the type:name of the table that matched
+    extension: str = ""  # address extension not part of the matched key
+
+
+class Maps:
+    def __init__(self, tables: Iterable[Table], name: str = "") -> None:
+        self.tables: tuple[Table, ...] = tuple(tables)
+        self.name = name
+
+    def __bool__(self) -> bool:
+        return bool(self.tables)
+
+    @property
+    def warnings(self) -> list[str]:
+        return [w for table in self.tables for w in table.warnings]
+
+    def files(self) -> tuple[Path, ...]:
+        return tuple(path for table in self.tables for path in table.files())
+
+    def find(self, key: str, *, partial: bool = False) -> Match | None:
+        for table in self.tables:
+            if partial and not table.fixed:
+                continue
+            value = table.lookup(key)
+            if value is not None:
+                return Match(value, key, table.spec)
+        return None
+
+    def _walk(self, keys: list[Key]) -> Match | None:
+        for key in keys:
+            found = self.find(key.text, partial=key.partial)
+            if found is not None:
+                return Match(found.value, found.key, found.table, key.extension)
+        return None
+
+    def find_address(
+        self, address: str, *, recipient_delimiter: str = "", local: bool = False
+    ) -> Match | None:
+        keys = address_keys(address, recipient_delimiter=recipient_delimiter, local=local)
+        return self._walk(keys)
+
+    def find_domain(self, domain: str, *, parent_matches_subdomains: bool = False) -> Match | None:
+        keys = domain_keys(domain, parent_matches_subdomains=parent_matches_subdomains)
+        return self._walk(keys)
+
+
+def open_maps(specs: str | Iterable[str], base_dir: Path | None = None, name: str = "") -> Maps:
+    items = split_braced(specs) if isinstance(specs, str) else list(specs)
+    return Maps((open_table(item, base_dir) for item in items), name)

@@ -1,0 +1,63 @@
+"""Tests for tables/spec.py: type:name syntax and the files behind a table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mailcarrier.tables import TABLE_TYPES, parse_spec, spec_files
+
+
+def test_parse_spec() -> None:
+    spec = parse_spec("hash:/etc/postfix/transport")
+    assert (spec.kind, spec.name, str(spec)) == (
+        "hash",
+        "/etc/postfix/transport",
+        "hash:/etc/postfix/transport",
+    )
+    assert parse_spec("inline:{ a=b }").name == "{ a=b }"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("nocolon", "need dictionary_type:dictionary_name"),
+        (":x", "need dictionary_type:dictionary_name"),
+        ("btree:/x", "unsupported dictionary type"),
+        ("hash:", "empty table name"),
+        ("inline:a=b", "inline:{...}"),
+        ("unionmap:hash:/x", "unionmap:{...}"),
+    ],
+)
+def test_parse_spec_errors(text: str, message: str) -> None:
+    with pytest.raises(
+        ValueError, match=message.replace("{", r"\{").replace("}", r"\}").replace(".", r"\.")
+    ):
+        parse_spec(text)
+
+
+def test_known_types() -> None:
+    assert {
+        "inline",
+        "static",
+        "texthash",
+        "hash",
+        "lmdb",
+        "regexp",
+        "pcre",
+        "cidr",
+        "unionmap",
+        "pipemap",
+    } == TABLE_TYPES
+
+
+def test_spec_files(tmp_path: Path) -> None:
+    assert spec_files("hash:/a/b") == (Path("/a/b"), Path("/a/b.db"))
+    assert spec_files("lmdb:/a/b") == (Path("/a/b"), Path("/a/b.lmdb"))
+    assert spec_files("regexp:rel", tmp_path) == (tmp_path / "rel",)
+    assert spec_files("inline:{a=b}") == ()
+    assert spec_files("unionmap:{ cidr:/c, static:x, pipemap:{texthash:/t} }") == (
+        Path("/c"),
+        Path("/t"),
+    )
