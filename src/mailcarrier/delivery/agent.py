@@ -146,13 +146,13 @@ class DeliveryAgent:
             if src.seekable():
                 return src
             # A pipe can be read once; a second server needs it again: spool it to disk.
-            spool = stack.enter_context(tempfile.TemporaryFile())  # noqa: SIM115
+            spool = stack.enter_context(tempfile.TemporaryFile())  # noqa: SIM115 - closed by the stack
             while block := src.read(65536):
                 spool.write(block)
             spool.flush()
             return spool
         try:
-            return stack.enter_context(open(src, "rb"))  # noqa: SIM115 - closed by the stack
+            return stack.enter_context(open(src, "rb"))
         except OSError as exc:
             raise UsageError(f"cannot open message file {src}: {exc.strerror}") from exc
 
@@ -223,7 +223,8 @@ class DeliveryAgent:
         limit = job.agent.int("mx_session_limit")
         racing = self.settings.get_bool("smtp_happy_eyeballs") and not job.agent.is_lmtp
         delay = self.settings.get_time("smtp_happy_eyeballs_delay")
-        remaining = list(zip(servers.peers, servers.preferences or [0] * len(servers.peers)))
+        prefs = servers.preferences or (0,) * len(servers.peers)
+        remaining = list(zip(servers.peers, prefs, strict=True))
         sessions = 0
         while remaining and job.tracker.pending():
             if limit and sessions >= limit:

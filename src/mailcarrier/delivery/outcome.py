@@ -97,10 +97,10 @@ def mark_transaction(
     marked = set()
     if result.dot:
         for pos in accepted:
-            if lmtp:
-                reply = result.dot[pos] if pos < len(result.dot) else None
-            else:
-                reply = result.dot[0]
+            # SMTP: one reply for all; LMTP (RFC 2033 4.2): one per accepted recipient.
+            reply = (
+                result.dot[0] if not lmtp else result.dot[pos] if pos < len(result.dot) else None
+            )
             if reply is not None:
                 mark(pending[pos], verdict_for(Stage.DOT, reply))
                 marked.add(pos)

@@ -96,16 +96,12 @@ class ServerFinder:
             lmtp_tcp_port=self.settings.get_str("lmtp_tcp_port"),
         )
 
-    async def find(
-        self, destination: Destination, recipient_domains: frozenset[str]
-    ) -> ServerList:
+    async def find(self, destination: Destination, recipient_domains: frozenset[str]) -> ServerList:
         try:
             nexthop = self.parse(destination)
         except UsageError as exc:
             name = "smtp_fallback_relay" if destination.fallback else "next-hop destination"
-            return ServerList(
-                failure=Verdict(DeliveryStatus.DEFERRED, "4.3.5", f"{name}: {exc}")
-            )
+            return ServerList(failure=Verdict(DeliveryStatus.DEFERRED, "4.3.5", f"{name}: {exc}"))
         if nexthop.kind is NextHopKind.UNIX:
             myhostname = self.settings.get_str("myhostname")
             return ServerList((Peer(myhostname, nexthop.host, 0, socket.AF_UNIX),))
@@ -113,9 +109,7 @@ class ServerFinder:
         if isinstance(route, RouteFailure):
             relay_like = destination.fallback or nexthop.host not in recipient_domains
             return self._failure(route, relay_like, destination)
-        peers = tuple(
-            Peer(a.hostname, a.address, a.port, a.family) for a in route.addresses
-        )
+        peers = tuple(Peer(a.hostname, a.address, a.port, a.family) for a in route.addresses)
         prefs = tuple(a.preference for a in route.addresses)
         return ServerList(peers, prefs, final=route.i_am_mx, notes=route.notes)
 
