@@ -148,6 +148,10 @@ _SEND: Final[dict[tuple[State, type[Command]], State]] = {
 }
 
 
+# Commands whose reply must be read before anything but QUIT is sent (see `send`).
+_SYNC_POINTS: Final = (Data, StartTls, Auth, AuthResponse)
+
+
 def _after_reply(state: State, command: Command, reply: Reply) -> State:
     """The state change a reply causes, given the state at the time it is processed."""
     code = reply.code
@@ -226,6 +230,14 @@ class ClientConnection:
             raise LocalProtocolError("LMTP sessions use LHLO, not EHLO or HELO")
         if isinstance(command, Lhlo) and not self.lmtp:
             raise LocalProtocolError("LHLO is for LMTP sessions only")
+        # RFC 2920 3.1 (DATA), RFC 3207 4.2 (STARTTLS), RFC 4954 4 (AUTH and its 334 answers):
+        # the reply decides what the next line means (content, a TLS handshake, a SASL
+        # response), so nothing but QUIT may follow such a command until its reply is read.
+        sync = next((c for c, _ in self._in_flight if isinstance(c, _SYNC_POINTS)), None)
+        if sync is not None and not isinstance(command, Quit):
+            raise LocalProtocolError(
+                f"cannot send {type(command).__name__} before the reply to {type(sync).__name__}"
+            )
         if not self._in_flight and self._parser.in_reply:
             self._fail()
             raise RemoteProtocolError("unexpected data from server with no command in flight")
@@ -309,7 +321,8 @@ class ClientConnection:
         else:
             self._in_flight[0] = (command, expected - 1)
         if command is None:
-            if reply.code // 100 == 2:
+            # Only from GREETING: a QUIT sent before the greeting arrived keeps us CLOSED.
+            if reply.code // 100 == 2 and self._state is State.GREETING:
                 self._state = State.HELLO
             return Greeting(reply)
         if isinstance(command, (Ehlo, Lhlo)) and reply.code // 100 == 2:

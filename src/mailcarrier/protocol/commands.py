@@ -48,6 +48,11 @@ _XTEXT_RE: Final = re.compile(r"\+([0-9A-Fa-f]{2})")
 def _check(what: str, value: str) -> None:
     if _FORBIDDEN.search(value):
         raise LocalProtocolError(f"{what} contains CR, LF or NUL: {value!r}")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:  # lone surrogates, e.g. from surrogateescape
+            raise LocalProtocolError(f"{what} is not valid Unicode: {value!r}") from exc
 
 
 def xtext_encode(text: str) -> str:
@@ -199,6 +204,8 @@ class MailFrom(Command):
 
     def wire(self) -> bytes:
         _check("sender address", self.sender)
+        _check("BODY", self.body)
+        _check("RET", self.ret)
         _check("ENVID", self.envid)
         parts = [f"MAIL FROM:<{quote_address(self.sender, quote=self.quote)}>"]
         if self.size is not None:

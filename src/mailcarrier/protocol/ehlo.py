@@ -86,7 +86,7 @@ class Capabilities:
             params = tuple(w.upper() for w in words[1:])
             # RFC 4954 predecessor: "AUTH=LOGIN PLAIN" from old servers.
             if keyword.startswith("AUTH="):
-                params = (keyword[5:], *params)
+                params = (keyword[5:], *params) if keyword[5:] else params
                 keyword = "AUTH"
             if keyword in drop or len(keywords) >= _MAX_KEYWORDS:
                 continue
@@ -97,8 +97,10 @@ class Capabilities:
         if "SIZE" in keywords:
             size_limit = 0
             size_words = keywords["SIZE"]
-            if size_words and size_words[0].isdigit() and len(size_words[0]) <= 19:
-                size_limit = int(size_words[0])
+            # ASCII digits only (str.isdigit() also accepts "²", which int() refuses).
+            word = size_words[0] if size_words else ""
+            if word.isascii() and word.isdigit() and len(word) <= 19:
+                size_limit = int(word)
         return cls(keywords, size_limit, greeting_name)
 
     def without(self, discard: Iterable[str]) -> Capabilities:

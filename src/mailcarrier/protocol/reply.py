@@ -26,7 +26,8 @@ DEFAULT_MAX_LINES: Final = 200
 
 _LINE_RE: Final = re.compile(rb"([2-5][0-9][0-9])([ -]|$)(.*)", re.DOTALL)
 # RFC 3463: class.subject.detail at the start of the text, followed by space or end.
-_ENHANCED_RE: Final = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})(?=\s|$)")
+# ASCII only: str patterns would otherwise take "٣" or "²" for digits.
+_ENHANCED_RE: Final = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})(?=\s|$)", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)

@@ -356,7 +356,6 @@ class Session:
             State.READY,
             State.MAIL,
             State.RCPT,
-            State.DATA,
             State.ABORTED,
         ):
             return False
@@ -370,7 +369,7 @@ class Session:
 
     @property
     def needs_rset(self) -> bool:
-        return self.proto.state in (State.MAIL, State.RCPT, State.DATA, State.ABORTED)
+        return self.proto.state in (State.MAIL, State.RCPT, State.ABORTED)
 
     async def quit(self) -> None:
         """QUIT and close. Never raises. No QUIT after a 421 or a broken session."""
