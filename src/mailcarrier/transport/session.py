@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Final
 
 from mailcarrier.config.settings import AgentSettings
 from mailcarrier.errors import RemoteProtocolError, TransportError
@@ -46,6 +47,9 @@ from mailcarrier.protocol.stages import Stage
 from mailcarrier.transport.connection import Connection
 
 __all__ = ["Envelope", "HandshakeFailure", "Session", "SessionOptions", "TransactionResult"]
+
+# Gather content into writes of about this size (fewer system calls for small messages).
+WRITE_BATCH: Final = 65536
 
 ContentFactory = Callable[[], Iterable[bytes]]
 
@@ -322,14 +326,27 @@ class Session:
                 return
 
     async def _send_content(self, content: ContentFactory, result: TransactionResult) -> None:
+        """Stream the content, then the final dot, in as few writes as the sizes allow.
+
+        Small chunks are gathered up to WRITE_BATCH bytes (each write() of an idle asyncio
+        transport is a send() system call), and the final dot rides with the last of them.
+        """
         timeout = self.options.timeout(Stage.BODY)
+        batch: list[bytes] = []
+        batched = 0
         for chunk in content():
-            if chunk:
-                self.conn.write(self.proto.send_content(chunk), Stage.BODY)
+            if not chunk:
+                continue
+            batch.append(self.proto.send_content(chunk))
+            batched += len(chunk)
+            if batched >= WRITE_BATCH:
+                self.conn.write(b"".join(batch), Stage.BODY)
+                batch.clear()
+                batched = 0
                 if self.conn.must_drain:
                     await self.conn.drain(timeout, Stage.BODY)
-        await self.conn.drain(timeout, Stage.BODY)
-        self._send(DataEnd())
+        batch.append(self.proto.send(DataEnd()))
+        self.conn.write(b"".join(batch), Stage.DOT)
         result.content_sent = True
         await self.conn.drain(self.options.timeout(Stage.DOT), Stage.DOT)
 

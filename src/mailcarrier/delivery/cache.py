@@ -1,0 +1,139 @@
+"""The connection cache (Postfix's scache, in-process): idle sessions kept for reuse.
+
+After a successful transaction a session may be parked here instead of being closed, under
+two keys, as Postfix's smtp_reuse.c does: the next-hop destination (so the next message for
+the same destination skips DNS and connection set-up) and the server address (so a message
+for another destination that resolves to the same server can reuse it too). Keys also carry
+a label for everything that must match for reuse to be safe (transport, TLS policy, SASL
+identity), so a session is never shared across policies or credentials.
+
+Limits are Postfix's: a parked session is closed after `smtp_connection_cache_time_limit`
+idle seconds; it is not reused once `smtp_connection_reuse_time_limit` has passed since it
+was opened, nor after `smtp_connection_reuse_count_limit` transactions (0: no limit). A
+session taken from the cache is checked by the caller (RSET) before use; a dead one is
+simply dropped. This module never speaks SMTP: it only stores, expires and closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from mailcarrier.transport.session import Session
+
+__all__ = ["CacheLimits", "CacheStatistics", "ConnectionCache"]
+
+
+@dataclass(frozen=True, slots=True)
+class CacheLimits:
+    idle_time: float = 2.0  # smtp_connection_cache_time_limit
+    reuse_time: float = 300.0  # smtp_connection_reuse_time_limit
+    reuse_count: int = 0  # smtp_connection_reuse_count_limit (0: no limit)
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStatistics:
+    parked: int
+    hits: int
+    misses: int
+    expired: int
+
+
+class _Entry:
+    __slots__ = ("keys", "parked_at", "session", "timer")
+
+    def __init__(self, session: Session, keys: tuple[str, ...], parked_at: float) -> None:
+        self.session = session
+        self.keys = keys
+        self.parked_at = parked_at
+        self.timer: asyncio.TimerHandle | None = None
+
+
+class ConnectionCache:
+    """Idle sessions by key. Use from one event loop; all methods are non-blocking except
+    `close_all()`."""
+
+    def __init__(self, limits: CacheLimits, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limits = limits
+        self.clock = clock
+        self._by_key: dict[str, list[_Entry]] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+        self._hits = self._misses = self._expired = 0
+
+    # --- policy -----------------------------------------------------------------------
+    def reusable(self, session: Session) -> bool:
+        """May this session serve another transaction (age and use-count limits)?"""
+        if session.broken:
+            return False
+        limits = self.limits
+        if limits.reuse_count and session.transactions >= limits.reuse_count:
+            return False
+        return self.clock() - session.started < limits.reuse_time
+
+    # --- storing and taking -------------------------------------------------------------
+    def park(self, session: Session, keys: Iterable[str]) -> bool:
+        """Keep `session` under `keys`; False (and nothing kept) if it may not be reused."""
+        if not self.reusable(session):
+            return False
+        entry = _Entry(session, tuple(dict.fromkeys(keys)), self.clock())
+        for key in entry.keys:
+            self._by_key.setdefault(key, []).append(entry)
+        if self.limits.idle_time > 0:
+            loop = asyncio.get_running_loop()
+            entry.timer = loop.call_later(self.limits.idle_time, self._expire, entry)
+        return True
+
+    def take(self, key: str) -> Session | None:
+        """The most recently parked usable session under `key`, removed from the cache."""
+        entries = self._by_key.get(key)
+        while entries:
+            entry = entries.pop()
+            self._forget(entry)
+            if self.reusable(entry.session) and not entry.session.conn.at_eof:
+                self._hits += 1
+                return entry.session
+            self._close(entry.session)
+        self._misses += 1
+        return None
+
+    def _forget(self, entry: _Entry) -> None:
+        if entry.timer is not None:
+            entry.timer.cancel()
+            entry.timer = None
+        for key in entry.keys:
+            entries = self._by_key.get(key)
+            if entries is None:
+                continue
+            if entry in entries:
+                entries.remove(entry)
+            if not entries:
+                del self._by_key[key]
+
+    def _expire(self, entry: _Entry) -> None:
+        entry.timer = None
+        self._forget(entry)
+        self._expired += 1
+        self._close(entry.session)
+
+    def _close(self, session: Session) -> None:
+        task = asyncio.ensure_future(session.quit())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    # --- introspection and shutdown ------------------------------------------------------
+    def __len__(self) -> int:
+        return len({id(e) for entries in self._by_key.values() for e in entries})
+
+    def statistics(self) -> CacheStatistics:
+        return CacheStatistics(len(self), self._hits, self._misses, self._expired)
+
+    async def close_all(self) -> None:
+        """QUIT every parked session and wait for the closes to finish."""
+        entries = {id(e): e for entries in self._by_key.values() for e in entries}
+        for entry in entries.values():
+            self._forget(entry)
+            self._close(entry.session)
+        if self._closing:
+            await asyncio.gather(*list(self._closing), return_exceptions=True)
