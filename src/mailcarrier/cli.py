@@ -27,7 +27,6 @@ from mailcarrier.delivery.agent import DeliveryAgent
 from mailcarrier.delivery.request import DeliveryRequest, Notify, Recipient
 from mailcarrier.errors import ConfigError, DataError, MailcarrierError, UsageError
 from mailcarrier.log import LogSink, StreamLog
-from mailcarrier.queue.ids import new_queue_id
 from mailcarrier.queue import (
     Controls,
     QueueAdmin,
@@ -39,6 +38,8 @@ from mailcarrier.queue import (
     serve,
     submit_stream,
 )
+from mailcarrier.queue.ids import new_queue_id
+from mailcarrier.queue.names import QMGR
 from mailcarrier.routing.nexthop import parse_nexthop, split_destinations
 from mailcarrier.status import EX_CONFIG, EX_DATAERR, EX_SOFTWARE, EX_USAGE
 from mailcarrier.tables.command import map_main
@@ -125,8 +126,11 @@ def _parse_overrides(items: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def _load_settings(args: argparse.Namespace) -> Settings:
-    return Settings.load(args.config_dir, _parse_overrides(args.overrides))
+def _load_settings(args: argparse.Namespace, stderr: TextIO) -> Settings:
+    settings = Settings.load(args.config_dir, _parse_overrides(args.overrides))
+    for warning in settings.warnings:
+        stderr.write(f"{PROG}: warning: {warning}\n")
+    return settings
 
 
 def _spool_input(src: BinaryIO, dest: BinaryIO) -> bool:
@@ -175,7 +179,7 @@ class _Tee:
 
 
 def _cmd_deliver(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: TextIO) -> int:
-    settings = _load_settings(args)
+    settings = _load_settings(args, stderr)
     hops = split_destinations(args.nexthop)
     if not hops:
         raise UsageError("--nexthop: empty destination")
@@ -355,9 +359,9 @@ async def _daemon(manager: QueueManager, reload: Callable[[], Settings]) -> None
     loop.add_signal_handler(signal.SIGTERM, controls.stop.set)
     loop.add_signal_handler(signal.SIGINT, controls.stop.set)
     loop.add_signal_handler(signal.SIGHUP, controls.reload.set)
-    manager.log.info("qmgr", "daemon started -- mailcarrier run")
+    manager.log.info(QMGR, "daemon started -- mailcarrier run")
     await serve(manager, controls, reload=reload)
-    manager.log.info("qmgr", "terminating on signal")
+    manager.log.info(QMGR, "terminating on signal")
 
 
 def _cmd_queue(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: TextIO) -> int:

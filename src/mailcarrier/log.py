@@ -38,7 +38,7 @@ def format_delay(seconds: float, resolution: int = 2) -> str:
     if seconds < 0:
         seconds = 0.0
     if seconds >= 10:
-        return str(int(seconds))
+        return str(int(seconds + 0.5))  # rounded half up, as Postfix's format_tv()
     for decimals in range(0, resolution + 1):
         if seconds >= 10 ** (1 - decimals) or decimals == resolution:
             text = f"{seconds:.{decimals}f}"

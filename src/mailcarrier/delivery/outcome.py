@@ -73,29 +73,48 @@ def mark_transaction(
     *,
     lmtp: bool,
     soft_bounce: bool,
+    final: bool,
     mark: Callable[[int, Verdict], None],
 ) -> Leftover | None:
-    """Mark every recipient whose fate the transaction decided; describe the rest."""
+    """Mark every recipient whose fate the transaction decided; describe the rest.
+
+    A soft failure of the whole transaction (4xx to MAIL, DATA or the final dot, a 421
+    anywhere, a lost connection) leaves the recipients for the next server unless this is
+    the final one, as Postfix's smtp_bulk_fail() does. A 4xx to one recipient's RCPT is
+    that recipient's final deferral for this attempt (issue 4: it does not move delivery on).
+    """
 
     def verdict_for(stage: Stage, reply: Reply) -> Verdict:
         return reply_verdict(namaddr, reply, stage, soft_bounce=soft_bounce)
 
-    if result.mail is not None and result.mail.code // 100 != 2:
-        verdict = verdict_for(Stage.MAIL, result.mail)
-        for i in pending:
+    def bulk(stage: Stage, reply: Reply, targets: Sequence[int]) -> Leftover | None:
+        verdict = verdict_for(stage, reply)
+        if not verdict.final and not final:
+            return Leftover(verdict, relay)
+        for i in targets:
             mark(i, verdict)
         return None
+
+    if result.mail is not None and result.mail.code // 100 != 2:
+        return bulk(Stage.MAIL, result.mail, pending)
+    done: set[int] = set()
     for pos, reply in enumerate(result.rcpt):
-        if reply is not None and reply.code // 100 != 2:
-            mark(pending[pos], verdict_for(Stage.RCPT, reply))
+        if reply is None or reply.code // 100 == 2:
+            continue
+        if reply.code == 421:
+            # The server is going away: nobody not yet marked can be delivered here.
+            return bulk(
+                Stage.RCPT, reply, [pending[p] for p in range(len(pending)) if p not in done]
+            )
+        mark(pending[pos], verdict_for(Stage.RCPT, reply))
+        done.add(pos)
     accepted = result.accepted
     if result.data is not None and result.data.code != 354 and accepted:
-        verdict = verdict_for(Stage.DATA, result.data)
-        for pos in accepted:
-            mark(pending[pos], verdict)
-        return None
+        return bulk(Stage.DATA, result.data, [pending[pos] for pos in accepted])
     marked = set()
     if result.dot:
+        if not lmtp and result.dot[0] is not None and result.dot[0].code // 100 != 2:
+            return bulk(Stage.DOT, result.dot[0], [pending[pos] for pos in accepted])
         for pos in accepted:
             # SMTP: one reply for all; LMTP (RFC 2033 4.2): one per accepted recipient.
             reply = (

@@ -81,20 +81,20 @@ def reply_verdict(
 def handshake_verdict(
     namaddr: str, reply: Reply, stage: Stage, *, skip_5xx_greeting: bool, soft_bounce: bool
 ) -> Verdict:
-    """The server refused the session. With smtp_skip_5xx_greeting a 5xx greeting is only
-    a reason to try the next server, and at the end a deferral."""
-    if stage is Stage.GREETING:
-        text = f"host {namaddr} refused to talk to me: {reply.text}"
-        verdict = Verdict(_status_for(reply.code), _dsn_for(reply), text)
-        if verdict.status is DeliveryStatus.SENT:  # caller error: a 2xx is not a refusal
-            verdict = Verdict(DeliveryStatus.DEFERRED, "4.4.0", text)
-        if skip_5xx_greeting:
-            verdict = soften(verdict)
-        return _apply_soft_bounce(verdict, soft_bounce)
-    verdict = reply_verdict(namaddr, reply, stage, soft_bounce=soft_bounce)
-    if verdict.status is DeliveryStatus.SENT:
-        verdict = Verdict(DeliveryStatus.DEFERRED, "4.4.0", verdict.diagnostic)
-    return verdict
+    """The server refused the session at the greeting or at EHLO/HELO/LHLO.
+
+    Postfix words both "host h[a] refused to talk to me: <reply>". With
+    smtp_skip_5xx_greeting a 5xx greeting is only a reason to try the next server (and, at
+    the end, a deferral); without it, a 5xx greeting bounces at once.
+    """
+    text = f"host {namaddr} refused to talk to me: {reply.text}"
+    status = _status_for(reply.code)
+    if status is DeliveryStatus.SENT:  # a 2xx is not a refusal; never treat it as success
+        return Verdict(DeliveryStatus.DEFERRED, "4.4.0", text)
+    verdict = Verdict(status, _dsn_for(reply), text)
+    if stage is Stage.GREETING and skip_5xx_greeting:
+        verdict = soften(verdict)
+    return _apply_soft_bounce(verdict, soft_bounce)
 
 
 def transport_verdict(error: TransportError) -> Verdict:

@@ -163,8 +163,15 @@ class Session:
         return self.conn.peer.relay
 
     # --- low level --------------------------------------------------------------------
+    def _wire(self, command: Command) -> bytes:
+        """The command's bytes; a server that sent something unasked ends the session."""
+        try:
+            return self.proto.send(command)
+        except RemoteProtocolError as exc:
+            raise self._protocol_error(command.stage, exc) from exc
+
     def _send(self, command: Command) -> None:
-        self.conn.write(self.proto.send(command), command.stage)
+        self.conn.write(self._wire(command), command.stage)
 
     async def _event(self) -> Event:
         """The next protocol event; network failures become `TransportError`."""
@@ -224,13 +231,14 @@ class Session:
         return Ehlo(opts.helo_name) if "ESMTP" in greeting.upper() else Helo(opts.helo_name)
 
     async def hello(self) -> HandshakeFailure | None:
-        """EHLO (or HELO/LHLO); after a 5xx to EHLO, fall back to HELO (RFC 5321 3.2)."""
+        """EHLO (or HELO/LHLO); after any refusal of EHLO but 421, fall back to HELO
+        (RFC 5321 3.2; Postfix smtp_helo())."""
         command = self._hello_command()
         self._send(command)
         reply = await self._reply()
         if reply.code // 100 == 2:
             return None
-        if isinstance(command, Ehlo) and reply.code // 100 == 5:
+        if isinstance(command, Ehlo) and reply.code != 421:
             helo = Helo(self.options.helo_name)
             self._send(helo)
             reply = await self._reply()
@@ -282,10 +290,8 @@ class Session:
         if self.proto.capabilities.pipelining:
             # RFC 2920 3.1: MAIL, RCPTs and DATA in one write; DATA is the last command
             # of the group, so the server's replies tell us whether to send content.
-            self._send(mail)
-            for cmd in rcpts:
-                self._send(cmd)
-            self._send(Data())
+            group = b"".join(self._wire(cmd) for cmd in (mail, *rcpts, Data()))
+            self.conn.write(group, Stage.MAIL)
             await self._collect_until_data(result, position)
         else:
             self._send(mail)
