@@ -25,10 +25,11 @@ from typing import BinaryIO
 from mailcarrier.config.settings import AgentSettings, Settings
 from mailcarrier.content.encoder import DataEncoder
 from mailcarrier.content.stream import encode_file
+from mailcarrier.delivery.cache import ConnectionCache
 from mailcarrier.delivery.outcome import Leftover, build_envelope, mark_transaction
 from mailcarrier.delivery.recipients import RecipientTracker
 from mailcarrier.delivery.request import DeliveryRequest
-from mailcarrier.delivery.servers import ServerFinder, ServerList, destinations
+from mailcarrier.delivery.servers import Destination, ServerFinder, ServerList, destinations
 from mailcarrier.delivery.trouble import (
     Verdict,
     handshake_verdict,
@@ -81,7 +82,8 @@ class _Job:
     size: int
     soft_bounce: bool
     last: Leftover | None = None
-    last_is_final_server: bool = False
+    # Connection-cache key of the destination being tried ("" = do not cache).
+    dest_key: str = ""
 
     @property
     def process(self) -> str:
@@ -101,9 +103,12 @@ class DeliveryAgent:
         resolver: Resolver | None = None,
         native: NativeLookup | None = None,
         rng: random.Random | None = None,
+        cache: ConnectionCache | None = None,
         _depth: int = 0,
     ) -> None:
         self.settings = settings
+        # Sessions kept between requests (Postfix's scache); None: every session is closed.
+        self.cache = cache
         self.log: LogSink = log if log is not None else NullLog()
         self.clock = clock
         self.wallclock = wallclock
@@ -186,6 +191,10 @@ class DeliveryAgent:
         loop = False
         dests = destinations(job.request.nexthop, job.agent)
         for n, destination in enumerate(dests):
+            job.dest_key = self._dest_key(job, destination)
+            await self._try_cached(job, job.dest_key)
+            if not job.tracker.pending():
+                return
             servers = await finder.find(destination, domains)
             for note in servers.notes:
                 log = self.log.warning if note.level == "warning" else self.log.info
@@ -238,6 +247,9 @@ class DeliveryAgent:
                 conn, peer = race.connection, race.peer
             else:
                 peer = remaining.pop(0)[0]
+                await self._try_cached(job, self._addr_key(job, peer))
+                if not job.tracker.pending():
+                    return
                 try:
                     conn = await self._connect(job, peer)
                 except TransportError as error:
@@ -290,7 +302,60 @@ class DeliveryAgent:
             if leftover is not None:
                 self._server_failed(job, leftover, final)
         finally:
-            await session.quit()
+            await self._release(job, session, peer)
+
+    # --- connection reuse -------------------------------------------------------------
+    def _label(self, job: _Job) -> str:
+        """What must match for a cached session to be reused: the transport and the session's
+        security context (TLS policy and SASL identity are added to this label)."""
+        return job.agent.transport
+
+    def _dest_key(self, job: _Job, destination: Destination) -> str:
+        if self.cache is None:
+            return ""
+        text = destination.text.lower()
+        listed = {d.lower() for d in job.agent.list("connection_cache_destinations")}
+        if not job.agent.bool("connection_cache_on_demand") and text not in listed:
+            return ""
+        return f"{self._label(job)}:dest:{text}"
+
+    def _addr_key(self, job: _Job, peer: Peer) -> str:
+        return f"{self._label(job)}:addr:{peer.relay}" if job.dest_key else ""
+
+    async def _try_cached(self, job: _Job, key: str) -> None:
+        """Deliver over cached sessions under `key` while any is alive and recipients remain.
+
+        A parked session is checked with RSET first; a dead one is dropped silently (it is
+        not a delivery failure: the caller goes on to look up and connect as usual).
+        """
+        while key and self.cache is not None and job.tracker.pending():
+            session = self.cache.take(key)
+            if session is None:
+                return
+            if not await session.rset():
+                await session.quit()
+                continue
+            peer = session.conn.peer
+            job.attempt.ready = self.clock()
+            try:
+                leftover = await self._transaction(job, session, peer, False)
+                if leftover is not None:
+                    self._server_failed(job, leftover, False)
+            finally:
+                await self._release(job, session, peer)
+
+    async def _release(self, job: _Job, session: Session, peer: Peer) -> None:
+        """Park the session for reuse when allowed, else QUIT."""
+        if (
+            self.cache is not None
+            and job.dest_key
+            and not session.broken
+            and session.transactions
+            and (not session.needs_rset or await session.rset())
+            and self.cache.park(session, (job.dest_key, self._addr_key(job, peer)))
+        ):
+            return
+        await session.quit()
 
     def _server_failed(self, job: _Job, leftover: Leftover, final: bool) -> None:
         """Remember why; Postfix logs a non-final server's failure as it moves on."""
@@ -365,6 +430,7 @@ class DeliveryAgent:
             resolver=self.resolver,
             native=self.native,
             rng=self.rng,
+            cache=self.cache,
             _depth=self._depth + 1,
         )
         result = await inner.deliver(sub, log_lines=False)

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from mailcarrier.config.settings import AgentSettings
 from mailcarrier.transport.session import Session
 
 __all__ = ["CacheLimits", "CacheStatistics", "ConnectionCache"]
@@ -31,6 +32,14 @@ class CacheLimits:
     idle_time: float = 2.0  # smtp_connection_cache_time_limit
     reuse_time: float = 300.0  # smtp_connection_reuse_time_limit
     reuse_count: int = 0  # smtp_connection_reuse_count_limit (0: no limit)
+
+    @classmethod
+    def from_settings(cls, agent: AgentSettings) -> CacheLimits:
+        return cls(
+            idle_time=agent.time("connection_cache_time_limit"),
+            reuse_time=agent.time("connection_reuse_time_limit"),
+            reuse_count=agent.int("connection_reuse_count_limit"),
+        )
 
 
 @dataclass(frozen=True, slots=True)
