@@ -3,7 +3,8 @@
 Async first; each function has a blocking twin with the ``_sync`` suffix that runs its own
 event loop. Results are values (`DeliveryResult`), never exceptions for per-recipient
 outcomes; exceptions are for bad arguments (`UsageError`) and bad configuration
-(`ConfigError`). Queue submission (`submit`) arrives with the queue.
+(`ConfigError`). `submit()` puts a message into the durable queue (`queue_directory`) and
+returns its queue ID once it is on disk; `mailcarrier run` delivers it.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from mailcarrier.delivery.agent import DeliveryAgent
 from mailcarrier.delivery.request import DeliveryRequest, Notify, Recipient
 from mailcarrier.log import LogSink
 from mailcarrier.queue.ids import new_queue_id
+from mailcarrier.queue.spool import open_spool
+from mailcarrier.queue.submit import SubmitOptions, submit_stream
 from mailcarrier.status import DeliveryResult
 
-__all__ = ["Config", "deliver", "deliver_sync", "make_request"]
+__all__ = ["Config", "deliver", "deliver_sync", "make_request", "submit", "submit_sync"]
 
 Config = Settings
 
@@ -72,4 +75,65 @@ def make_request(
         transport=transport,
         dsn_ret=ret.upper(),
         dsn_envid=envid,
+    )
+
+
+def submit_sync(
+    content: bytes | str | Path | BinaryIO,
+    *,
+    sender: str,
+    recipients: Iterable[str],
+    config: Settings | None = None,
+    notify: str = "",
+    ret: str = "",
+    envid: str = "",
+    log: LogSink | None = None,
+) -> str:
+    """Blocking twin of `submit()`."""
+    import io
+
+    settings = config if config is not None else Settings.defaults()
+    options = SubmitOptions(
+        sender=sender,
+        recipients=tuple(recipients),
+        ignore_dots=True,
+        notify=Notify.parse(notify) if notify else Notify.NONE,
+        ret=ret.upper(),
+        envid=envid,
+    )
+    spool = open_spool(settings, log=log)
+    if isinstance(content, bytes):
+        return submit_stream(io.BytesIO(content), options, settings=settings, spool=spool, log=log)
+    if isinstance(content, (str, Path)):
+        with open(content, "rb") as f:
+            return submit_stream(f, options, settings=settings, spool=spool, log=log)
+    return submit_stream(content, options, settings=settings, spool=spool, log=log)
+
+
+async def submit(
+    content: bytes | str | Path | BinaryIO,
+    *,
+    sender: str,
+    recipients: Iterable[str],
+    config: Settings | None = None,
+    notify: str = "",
+    ret: str = "",
+    envid: str = "",
+    log: LogSink | None = None,
+) -> str:
+    """Queue a message durably (write, fsync, rename, fsync directory); return its queue ID.
+
+    `content` is bytes, a path, or a binary file object (read in bounded chunks). Bad
+    addresses or headers raise `DataError` and queue nothing.
+    """
+    return await asyncio.to_thread(
+        submit_sync,
+        content,
+        sender=sender,
+        recipients=list(recipients),
+        config=config,
+        notify=notify,
+        ret=ret,
+        envid=envid,
+        log=log,
     )

@@ -1,0 +1,57 @@
+"""Envelope address checks and qualification for submission and notices.
+
+`check_address("user@example.com", what="recipient")` returns the address as it goes into the
+queue or raises DataError with one clear line. An address without a domain is qualified with
+`myorigin` as Postfix's cleanup does (``postmaster`` -> ``postmaster@$myorigin``); angle
+brackets are removed. The syntax accepted is RFC 5321's Mailbox (dot-atom or quoted-string
+local part; domain name or address literal), with UTF-8 allowed for SMTPUTF8.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from mailcarrier.errors import DataError
+
+__all__ = ["check_address", "is_ascii", "qualify"]
+
+_ATEXT: Final = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u0080-\U0010ffff]"
+_LOCAL: Final = rf'(?:{_ATEXT}+(?:\.{_ATEXT}+)*|"(?:[^"\\\r\n]|\\[^\r\n])*")'
+_LDH: Final = r"A-Za-z0-9_\u0080-\U0010ffff"
+_LABEL: Final = rf"[{_LDH}](?:[{_LDH}\-]*[{_LDH}])?"
+_DOMAIN: Final = rf"(?:{_LABEL}(?:\.{_LABEL})*\.?|\[[^\[\]\\\s]+\])"
+_MAILBOX: Final = re.compile(rf"{_LOCAL}@{_DOMAIN}")
+_LOCAL_ONLY: Final = re.compile(_LOCAL)
+MAX_ADDRESS: Final = 1000
+
+
+def qualify(address: str, myorigin: str) -> str:
+    """Append ``@myorigin`` to an address without a domain ("" stays the null sender)."""
+    if not address or "@" in address.rsplit('"', 1)[-1]:
+        return address
+    return f"{address}@{myorigin}"
+
+
+def check_address(address: str, *, what: str, myorigin: str, allow_null: bool = False) -> str:
+    """Validate and qualify one envelope address; DataError names what is wrong."""
+    text = address.strip()
+    if text.startswith("<") and text.endswith(">"):
+        text = text[1:-1].strip()
+    if not text:
+        if allow_null:
+            return ""
+        raise DataError(f"empty {what} address")
+    if any(c in text for c in "\r\n\0") or len(text) > MAX_ADDRESS:
+        raise DataError(f"bad {what} address syntax: {address!r}")
+    if "@" not in text.rsplit('"', 1)[-1]:
+        if not _LOCAL_ONLY.fullmatch(text):
+            raise DataError(f"bad {what} address syntax: <{text}>")
+        text = qualify(text, myorigin)
+    if not _MAILBOX.fullmatch(text):
+        raise DataError(f"bad {what} address syntax: <{text}>")
+    return text
+
+
+def is_ascii(text: str) -> bool:
+    return text.isascii()

@@ -1,0 +1,225 @@
+"""What happens to a message after a delivery pass: notices, expiry, defer or remove.
+
+`Finisher.finish(message, records)` runs when every job of an active message has ended. It
+bounces recipients still deferred once the message is older than `maximal_queue_lifetime`
+(`bounce_queue_lifetime` for notices), queues the notices that the recorded verdicts call for
+and marks them done, sends at most one delay warning once the message is older than
+`delay_warning_time`, and then removes the file (no recipient left) or moves it to deferred/
+with the next attempt time as its mtime. Who is told follows Postfix's bounce(8): never a
+notice to the null sender; a failed notice goes to the postmaster only with ``2bounce`` in
+`notify_classes`; a failed postmaster notice (from `double_bounce_sender`) is discarded;
+postmaster copies per ``bounce`` and ``delay``; DSN NOTIFY per recipient.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import replace
+
+from mailcarrier.delivery.request import Notify
+from mailcarrier.log import LogSink
+from mailcarrier.queue.addresses import qualify
+from mailcarrier.queue.crash import crash_point
+from mailcarrier.queue.names import BOUNCE, QMGR
+from mailcarrier.queue.notices import NoticeSpec, write_notice
+from mailcarrier.queue.params import QueueParams
+from mailcarrier.queue.qfile import (
+    MessageClass,
+    RecipientState,
+    notified_record,
+    status_record,
+    warned_record,
+)
+from mailcarrier.queue.spool import QueueMessage, RecordWriter, Spool
+from mailcarrier.queue.window import backoff_delay
+from mailcarrier.status import DeliveryStatus
+
+__all__ = ["Finisher", "record_state"]
+
+
+def record_state(
+    message: QueueMessage, records: RecordWriter, index: int, state: RecipientState
+) -> None:
+    """Append one verdict durably and fold it into the in-memory state."""
+    records.append(
+        status_record(
+            index, state.status, state.dsn, state.relay, state.diagnostic, state.when, state.action
+        )
+    )
+    message.state.states[index] = state
+
+
+class Finisher:
+    def __init__(
+        self, spool: Spool, params: QueueParams, log: LogSink, clock: Callable[[], float]
+    ) -> None:
+        self.spool = spool
+        self.params = params
+        self.log = log
+        self.clock = clock
+        self.myorigin = params.myorigin()
+        self.double_bounce = qualify(params.str("double_bounce_sender"), self.myorigin)
+        self.classes = set(params.list("notify_classes"))
+
+    def finish(self, message: QueueMessage, records: RecordWriter) -> None:
+        env = message.envelope
+        now = self.clock()
+        age = now - env.arrival_time
+        lifetime_name = (
+            "bounce_queue_lifetime"
+            if env.message_class.is_notice or not env.sender
+            else "maximal_queue_lifetime"
+        )
+        pending = message.pending()
+        if pending and age >= self.params.time(lifetime_name):
+            self._expire(message, records, pending, now)
+            pending = []
+        self._final_notices(message, records, now)
+        queue_id = env.queue_id
+        if pending:
+            self._delay_warning(message, records, pending, now, age)
+            records.close()
+            delay = backoff_delay(
+                age,
+                self.params.time("minimal_backoff_time"),
+                self.params.time("maximal_backoff_time"),
+            )
+            with contextlib.suppress(FileNotFoundError):
+                self.spool.move(queue_id, "active", "deferred", mtime=now + delay)
+            return
+        records.close()
+        crash_point("finalize-before-move")
+        try:
+            self.spool.remove("active", queue_id)
+        except FileNotFoundError:
+            return
+        self.log.info(QMGR, f"{queue_id}: removed")
+
+    # --- expiry -----------------------------------------------------------------------
+    def _expire(
+        self, message: QueueMessage, records: RecordWriter, pending: list[int], now: float
+    ) -> None:
+        env = message.envelope
+        expired = f"{env.queue_id}: from=<{env.sender}>, status=expired, returned to sender"
+        self.log.info(QMGR, expired)
+        for i in pending:
+            last = message.state.states.get(i)
+            dsn = last.dsn if last is not None else "4.4.7"
+            reason = last.diagnostic if last is not None else "message expired"
+            relay = last.relay if last is not None else "none"
+            state = RecipientState(DeliveryStatus.BOUNCED, dsn, reason, relay, now, "failed")
+            record_state(message, records, i, state)
+
+    # --- notices ----------------------------------------------------------------------
+    def _spec(self, kind: MessageClass, sender: str, recipient: str, now: float) -> NoticeSpec:
+        return NoticeSpec(
+            kind=kind,
+            sender=sender,
+            recipient=recipient,
+            reporting_mta=self.params.myhostname(),
+            mail_name=self.params.str("mail_name") or "Postfix",
+            bounce_size_limit=self.params.int("bounce_size_limit"),
+            now=now,
+        )
+
+    def _postmaster(self, name: str) -> str:
+        return qualify(self.params.str(name) or "postmaster", self.myorigin)
+
+    def _final_notices(self, message: QueueMessage, records: RecordWriter, now: float) -> None:
+        env = message.envelope
+        state = message.state
+        todo = [
+            i for i in range(len(env.recipients)) if state.is_final(i) and i not in state.notified
+        ]
+        bounced = [i for i in todo if state.states[i].status is DeliveryStatus.BOUNCED]
+        wants_failure = [i for i in bounced if _wants(env.recipients[i].dsn_notify, Notify.FAILURE)]
+        sent = [
+            i
+            for i in todo
+            if state.states[i].status is DeliveryStatus.SENT
+            and bool(env.recipients[i].dsn_notify & Notify.SUCCESS)
+        ]
+        queue_id = env.queue_id
+        sender = env.sender
+        if bounced:
+            self._bounce_notices(message, bounced, wants_failure, now)
+        if sent and sender and sender.lower() != self.double_bounce.lower():
+            spec = self._spec(MessageClass.SUCCESS, "", sender, now)
+            new_id = write_notice(self.spool, message, sent, spec)
+            self.log.info(BOUNCE, f"{queue_id}: sender delivery status notification: {new_id}")
+        if todo:
+            crash_point("notice-before-record")
+            for i in todo:
+                records.append(notified_record(i))
+                state.notified.add(i)
+
+    def _bounce_notices(
+        self, message: QueueMessage, bounced: list[int], wants: list[int], now: float
+    ) -> None:
+        env = message.envelope
+        queue_id = env.queue_id
+        if env.sender.lower() == self.double_bounce.lower():
+            self.log.warning(BOUNCE, f"{queue_id}: undeliverable postmaster notification discarded")
+            return
+        if not env.sender:
+            if "2bounce" in self.classes:
+                to = self._postmaster("2bounce_notice_recipient")
+                spec = self._spec(MessageClass.POSTMASTER, self.double_bounce, to, now)
+                new_id = write_notice(self.spool, message, bounced, spec)
+                self.log.info(BOUNCE, f"{queue_id}: postmaster non-delivery notification: {new_id}")
+            return
+        if wants:
+            spec = self._spec(MessageClass.BOUNCE, "", env.sender, now)
+            new_id = write_notice(self.spool, message, wants, spec)
+            self.log.info(BOUNCE, f"{queue_id}: sender non-delivery notification: {new_id}")
+        if "bounce" in self.classes:
+            to = self._postmaster("bounce_notice_recipient")
+            spec = self._spec(MessageClass.POSTMASTER, self.double_bounce, to, now)
+            new_id = write_notice(self.spool, message, bounced, spec)
+            self.log.info(BOUNCE, f"{queue_id}: postmaster non-delivery notification: {new_id}")
+
+    def _delay_warning(
+        self,
+        message: QueueMessage,
+        records: RecordWriter,
+        pending: list[int],
+        now: float,
+        age: float,
+    ) -> None:
+        env = message.envelope
+        warn_after = self.params.time("delay_warning_time")
+        if warn_after <= 0 or age < warn_after or message.state.warned:
+            return
+        if not env.sender or env.message_class.is_notice:
+            return
+        if env.sender.lower() == self.double_bounce.lower():
+            return
+        rows = [i for i in pending if _wants(env.recipients[i].dsn_notify, Notify.DELAY)]
+        for i in pending:
+            if i not in message.state.states:
+                reason = "delivery not yet attempted"
+                message.state.states[i] = RecipientState(
+                    DeliveryStatus.DEFERRED, "4.0.0", reason, "none", now, "delayed"
+                )
+        until = env.arrival_time + self.params.time("maximal_queue_lifetime")
+        if rows:
+            spec = self._spec(MessageClass.DELAY, "", env.sender, now)
+            spec = replace(spec, retry_until=until)
+            new_id = write_notice(self.spool, message, rows, spec)
+            self.log.info(BOUNCE, f"{env.queue_id}: sender delay notification: {new_id}")
+        if "delay" in self.classes:
+            to = self._postmaster("delay_notice_recipient")
+            spec = self._spec(MessageClass.DELAY, self.double_bounce, to, now)
+            spec = replace(spec, retry_until=until)
+            new_id = write_notice(self.spool, message, pending, spec)
+            self.log.info(BOUNCE, f"{env.queue_id}: postmaster delay notification: {new_id}")
+        records.append(warned_record())
+        message.state.warned = True
+
+
+def _wants(notify: Notify, flag: Notify) -> bool:
+    """RFC 3461: no NOTIFY means FAILURE,DELAY; NEVER means nothing."""
+    if notify == Notify.NONE:
+        return flag is Notify.FAILURE or flag is Notify.DELAY
+    return bool(notify & flag)

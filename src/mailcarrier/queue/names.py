@@ -1,0 +1,13 @@
+"""Postfix process names the queue logs under (``postfix/qmgr[pid]: ...``)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+QMGR: Final = "qmgr"
+BOUNCE: Final = "bounce"
+PICKUP: Final = "pickup"
+CLEANUP: Final = "cleanup"
+POSTSUPER: Final = "postsuper"
+ERROR: Final = "error"
+RETRY: Final = "retry"

@@ -1,0 +1,214 @@
+"""Delivery status notifications (RFC 3464) written straight into the queue, as Postfix's
+bounce(8) does: non-delivery, delay and success notices, and postmaster copies.
+
+`write_notice()` streams one ``multipart/report; report-type=delivery-status`` message into
+a new queue file: a human-readable part, the ``message/delivery-status`` part (per-message
+fields Reporting-MTA, X-Postfix-Queue-ID, X-Postfix-Sender, Arrival-Date, Original-Envelope-Id;
+per-recipient fields Final-Recipient, Original-Recipient, Action, Status, Remote-MTA,
+Diagnostic-Code, Last-Attempt-Date, Will-Retry-Until) and the returned message: in full as
+``message/rfc822``, or only its header as ``text/rfc822-headers`` when RET=HDRS, when it is
+larger than bounce_size_limit, and for delay, success and postmaster notices. The original
+content is copied in bounded chunks, never loaded. Who gets which notice is decided by the
+scheduler (finalize.py); this module only writes.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import os
+from dataclasses import dataclass
+from typing import BinaryIO, Final
+
+from mailcarrier.queue.qfile import Envelope, MessageClass, QueueRecipient, RecipientState
+from mailcarrier.queue.spool import MessageWriter, QueueMessage, Spool
+
+__all__ = ["NoticeSpec", "diagnostic_code", "remote_mta", "write_notice"]
+
+_CHUNK: Final = 65536
+_SUBJECTS: Final = {
+    MessageClass.BOUNCE: "Undelivered Mail Returned to Sender",
+    MessageClass.DELAY: "Delayed Mail (still being retried)",
+    MessageClass.SUCCESS: "Successful Mail Delivery Report",
+    MessageClass.POSTMASTER: "Postmaster Copy: Undelivered Mail",
+}
+_INTRO: Final = {
+    MessageClass.BOUNCE: (
+        "Your message could not be delivered to one or more recipients.\n"
+        "The reasons are listed below; the delivery report and the returned\n"
+        "message are attached.\n"
+    ),
+    MessageClass.DELAY: (
+        "Delivery of your message to the recipients below is delayed.\n"
+        "Nothing needs to be done: delivery will be retried until {until}.\n"
+    ),
+    MessageClass.SUCCESS: (
+        "Your message was delivered to the recipients below, as requested\n"
+        "by the delivery status notification option (NOTIFY=SUCCESS).\n"
+    ),
+    MessageClass.POSTMASTER: (
+        "A message could not be delivered to one or more recipients.\n"
+        "This is a copy for the postmaster; the message header is attached.\n"
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeSpec:
+    kind: MessageClass
+    sender: str  # envelope sender of the notice ("" except for postmaster copies)
+    recipient: str
+    reporting_mta: str
+    mail_name: str
+    bounce_size_limit: int
+    now: float
+    retry_until: float = 0.0
+
+
+def remote_mta(relay: str) -> str:
+    """``host[addr]:port`` -> ``host``; "" for ``none``."""
+    if not relay or relay == "none":
+        return ""
+    host = relay.split("[", 1)[0]
+    return host or relay
+
+
+def diagnostic_code(diagnostic: str) -> str:
+    """RFC 3464 Diagnostic-Code: ``smtp; <reply>`` when a server said it, else
+    ``X-Postfix; <local reason>`` as Postfix writes it."""
+    _, said, rest = diagnostic.partition(" said: ")
+    if said:
+        reply = rest.rsplit(" (in reply to ", 1)[0]
+        return f"smtp; {reply}"
+    return f"X-Postfix; {diagnostic}"
+
+
+def _orcpt(rcpt: QueueRecipient) -> str:
+    if rcpt.dsn_orcpt:
+        kind, _, addr = rcpt.dsn_orcpt.partition(";")
+        return f"{kind.strip()};{addr.strip()}" if addr else f"rfc822;{kind}"
+    return f"rfc822;{rcpt.orig_address}" if rcpt.orig_address else ""
+
+
+def _date(when: float) -> str:
+    return email.utils.formatdate(when, localtime=True)
+
+
+def _dsn_part(
+    original: Envelope, spec: NoticeSpec, rows: list[tuple[QueueRecipient, RecipientState]]
+) -> list[str]:
+    lines = [
+        f"Reporting-MTA: dns; {spec.reporting_mta}",
+        f"X-Postfix-Queue-ID: {original.queue_id}",
+        f"X-Postfix-Sender: rfc822; {original.sender}",
+        f"Arrival-Date: {_date(original.arrival_time)}",
+    ]
+    if original.dsn_envid:
+        lines.append(f"Original-Envelope-Id: {original.dsn_envid}")
+    for rcpt, state in rows:
+        lines.append("")
+        lines.append(f"Final-Recipient: rfc822; {rcpt.address}")
+        orcpt = _orcpt(rcpt)
+        if orcpt:
+            lines.append(f"Original-Recipient: {orcpt}")
+        action = {
+            MessageClass.DELAY: "delayed",
+            MessageClass.SUCCESS: state.action or "relayed",
+        }.get(spec.kind, "failed")
+        lines.append(f"Action: {action}")
+        lines.append(f"Status: {state.dsn}")
+        mta = remote_mta(state.relay)
+        if mta:
+            lines.append(f"Remote-MTA: dns; {mta}")
+        lines.append(f"Diagnostic-Code: {diagnostic_code(state.diagnostic)}")
+        lines.append(f"Last-Attempt-Date: {_date(state.when)}")
+        if spec.kind is MessageClass.DELAY and spec.retry_until:
+            lines.append(f"Will-Retry-Until: {_date(spec.retry_until)}")
+    return lines
+
+
+def _copy_original(writer: MessageWriter, message: QueueMessage, headers_only: bool) -> None:
+    env = message.envelope
+    with open(message.path, "rb") as f:
+        f.seek(env.content_offset)
+        if not headers_only:
+            writer.copy_from(f.read, env.size)
+            return
+        _copy_header_section(writer, f, env.size)
+
+
+def _copy_header_section(writer: MessageWriter, f: BinaryIO, size: int) -> None:
+    left = size
+    while left > 0:
+        line = f.readline(min(left, _CHUNK))
+        if not line:
+            return
+        left -= len(line)
+        if line in (b"\n", b"\r\n"):
+            return
+        writer.write(line)
+
+
+def write_notice(
+    spool: Spool,
+    message: QueueMessage,
+    indexes: list[int],
+    spec: NoticeSpec,
+) -> str:
+    """Queue one notice about `indexes` of `message`; returns the notice's queue ID."""
+    original = message.envelope
+    rows = [(original.recipients[i], message.state.states[i]) for i in indexes]
+    headers_only = (
+        spec.kind is not MessageClass.BOUNCE
+        or original.dsn_ret == "HDRS"
+        or (spec.bounce_size_limit > 0 and original.size > spec.bounce_size_limit)
+    )
+    envelope = Envelope(
+        queue_id="",
+        sender=spec.sender,
+        recipients=(QueueRecipient(spec.recipient, spec.recipient),),
+        arrival_time=spec.now,
+        encoding=original.encoding if not headers_only else "7bit",
+        smtputf8=original.smtputf8 or not spec.recipient.isascii(),
+        message_class=spec.kind,
+    )
+    with spool.create(envelope) as writer:
+        boundary = f"{writer.queue_id}.{os.getpid()}/{spec.reporting_mta}"
+        cte = "8bit" if original.encoding == "8bit" and not headers_only else "7bit"
+        head = [
+            f"From: MAILER-DAEMON@{spec.reporting_mta} (Mail Delivery System)",
+            f"Subject: {_SUBJECTS[spec.kind]}",
+            f"To: {spec.recipient}",
+            "Auto-Submitted: auto-replied",
+            f"Date: {_date(spec.now)}",
+            f"Message-Id: <{writer.queue_id}@{spec.reporting_mta}>",
+            "MIME-Version: 1.0",
+            "Content-Type: multipart/report; report-type=delivery-status;",
+            f'\tboundary="{boundary}"',
+            f"Content-Transfer-Encoding: {cte}",
+            "",
+            "This is a MIME-encapsulated message.",
+            "",
+            f"--{boundary}",
+            "Content-Description: Notification",
+            "Content-Type: text/plain; charset=utf-8",
+            "",
+            f"This is the mail system at host {spec.reporting_mta} ({spec.mail_name}).",
+            "",
+            _INTRO[spec.kind].format(until=_date(spec.retry_until)),
+        ]
+        for rcpt, state in rows:
+            head.append(f"<{rcpt.address}>: {state.diagnostic}")
+        head += ["", f"--{boundary}", "Content-Description: Delivery report"]
+        head += ["Content-Type: message/delivery-status", ""]
+        head += _dsn_part(original, spec, rows)
+        head += ["", f"--{boundary}"]
+        if headers_only:
+            head += ["Content-Description: Undelivered Message Headers"]
+            head += ["Content-Type: text/rfc822-headers", ""]
+        else:
+            head += ["Content-Description: Undelivered Message", "Content-Type: message/rfc822"]
+            head += [f"Content-Transfer-Encoding: {cte}", ""]
+        writer.write(("\n".join(head) + "\n").encode("utf-8"))
+        _copy_original(writer, message, headers_only)
+        writer.write(f"\n--{boundary}--\n".encode())
+        return writer.commit()

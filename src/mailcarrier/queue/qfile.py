@@ -1,0 +1,258 @@
+"""The queue file format: one file per message holding envelope, content and recipient state.
+
+A queue file has three parts, in order:
+
+1. the envelope, text lines ``keyword value...`` (fields are ``=``-prefixed percent-encoded
+   so they never contain spaces or line breaks), ending with ``size NNNN`` (fixed width, so
+   the writer can fill it in after streaming the content) and ``content``;
+2. exactly ``size`` bytes of message content, stored as submitted;
+3. an append-only log of state records: ``status`` (one verdict for one recipient),
+   ``notified`` (the notice a verdict asked for is queued) and ``warned`` (the delay warning
+   is queued). The last ``status`` record of a recipient is its state; none means pending.
+
+Appending a record and fsyncing it is how per-recipient completion becomes durable (Postfix
+marks recipients done inside its queue file in the same spirit). A crash can leave at most a
+torn final line, which readers ignore and writers cut off before appending. This module only
+renders and parses; the spool (spool.py) owns files and directories.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Final
+from urllib.parse import quote, unquote
+
+from mailcarrier.delivery.request import Notify
+from mailcarrier.status import DeliveryStatus
+
+__all__ = [
+    "MAGIC",
+    "Envelope",
+    "MessageClass",
+    "ParseError",
+    "QueueRecipient",
+    "RecipientState",
+    "StateLog",
+    "notified_record",
+    "parse_envelope",
+    "parse_records",
+    "render_envelope",
+    "status_record",
+    "warned_record",
+]
+
+MAGIC: Final = b"MAILCARRIER-QUEUE 1\n"
+SIZE_WIDTH: Final = 20
+# The envelope of a message never needs more than this much text (recipient limits apply).
+MAX_ENVELOPE: Final = 64 * 1024 * 1024
+
+
+class ParseError(ValueError):
+    """The file is not a queue file, or is damaged: it belongs in corrupt/."""
+
+
+class MessageClass(enum.StrEnum):
+    """What produced the message: mail, or one of the notices the bounce service makes."""
+
+    MAIL = "mail"
+    BOUNCE = "bounce"  # non-delivery notice (sender is <>)
+    DELAY = "delay"
+    SUCCESS = "success"
+    POSTMASTER = "postmaster"  # copy to the postmaster, sent from double_bounce_sender
+
+    @property
+    def is_notice(self) -> bool:
+        return self is not MessageClass.MAIL
+
+
+def _enc(text: str) -> str:
+    return "=" + quote(text, safe="@+.-_!#$&'*/?^`{|}~;:[]<>,()")
+
+
+def _dec(token: str) -> str:
+    if not token.startswith("="):
+        raise ParseError(f"bad field {token!r}")
+    return unquote(token[1:], errors="strict")
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRecipient:
+    address: str
+    orig_address: str = ""
+    dsn_orcpt: str = ""
+    dsn_notify: Notify = Notify.NONE
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    queue_id: str
+    sender: str
+    recipients: tuple[QueueRecipient, ...]
+    arrival_time: float
+    size: int = 0
+    content_offset: int = 0
+    dsn_envid: str = ""
+    dsn_ret: str = ""
+    encoding: str = "7bit"
+    smtputf8: bool = False
+    message_class: MessageClass = MessageClass.MAIL
+
+
+def render_envelope(env: Envelope) -> bytes:
+    """The envelope part, ending just before the content; size is a fixed-width placeholder."""
+    lines = [
+        f"id {env.queue_id}",
+        f"time {env.arrival_time!r}",
+        f"class {env.message_class.value}",
+        f"sender {_enc(env.sender)}",
+        f"envid {_enc(env.dsn_envid)}",
+        f"ret {_enc(env.dsn_ret)}",
+        f"body {env.encoding} {int(env.smtputf8)}",
+    ]
+    for r in env.recipients:
+        lines.append(
+            f"rcpt {r.dsn_notify.value} {_enc(r.dsn_orcpt)} {_enc(r.orig_address)} "
+            f"{_enc(r.address)}"
+        )
+    lines.append(f"size {env.size:0{SIZE_WIDTH}d}")
+    lines.append("content")
+    return MAGIC + ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def size_field_offset(header: bytes) -> int:
+    """Where the fixed-width size digits are inside a rendered envelope."""
+    return header.rindex(b"size ") + len(b"size ")
+
+
+def parse_envelope(data: bytes) -> Envelope:
+    """Parse the envelope part; `data` must start at the beginning of the file and contain
+    at least the whole envelope. Raises ParseError on anything unexpected."""
+    if not data.startswith(MAGIC):
+        raise ParseError("not a mailcarrier queue file")
+    end = data.find(b"\ncontent\n")
+    if end < 0:
+        raise ParseError("no content record")
+    offset = end + len(b"\ncontent\n")
+    try:
+        text = data[len(MAGIC) : end].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ParseError("envelope is not UTF-8") from exc
+    fields: dict[str, list[str]] = {}
+    rcpts: list[QueueRecipient] = []
+    try:
+        for line in text.split("\n"):
+            key, _, rest = line.partition(" ")
+            parts = rest.split(" ")
+            if key == "rcpt":
+                notify, orcpt, orig, addr = parts
+                rcpts.append(
+                    QueueRecipient(_dec(addr), _dec(orig), _dec(orcpt), Notify(int(notify)))
+                )
+            else:
+                fields[key] = parts
+        encoding, smtputf8 = fields["body"]
+        env = Envelope(
+            queue_id=fields["id"][0],
+            sender=_dec(fields["sender"][0]),
+            recipients=tuple(rcpts),
+            arrival_time=float(fields["time"][0]),
+            size=int(fields["size"][0]),
+            content_offset=offset,
+            dsn_envid=_dec(fields["envid"][0]),
+            dsn_ret=_dec(fields["ret"][0]),
+            encoding=encoding,
+            smtputf8=smtputf8 == "1",
+            message_class=MessageClass(fields["class"][0]),
+        )
+    except (KeyError, ValueError, IndexError) as exc:
+        raise ParseError(f"bad envelope: {exc}") from exc
+    if not env.recipients:
+        raise ParseError("no recipients")
+    return env
+
+
+# --- state records ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientState:
+    """The last recorded verdict of one recipient."""
+
+    status: DeliveryStatus
+    dsn: str
+    diagnostic: str
+    relay: str
+    when: float
+    action: str = ""
+
+
+@dataclass
+class StateLog:
+    """The state records of one message, folded: last verdict per recipient, and notices."""
+
+    states: dict[int, RecipientState] = field(default_factory=dict)
+    notified: set[int] = field(default_factory=set)
+    warned: bool = False
+    # Bytes of well-formed records (a torn tail beyond this is ignored and later cut off).
+    valid_length: int = 0
+
+    def apply(self, line: str) -> None:
+        key, _, rest = line.partition(" ")
+        parts = rest.split(" ")
+        if key == "status":
+            index, status, dsn, relay, diag, when, action = parts
+            self.states[int(index)] = RecipientState(
+                DeliveryStatus(status), dsn, _dec(diag), _dec(relay), float(when), _dec(action)
+            )
+        elif key == "notified":
+            self.notified.add(int(parts[0]))
+        elif key == "warned":
+            self.warned = True
+        else:
+            raise ParseError(f"unknown record {key!r}")
+
+    def is_final(self, index: int) -> bool:
+        state = self.states.get(index)
+        return state is not None and state.status is not DeliveryStatus.DEFERRED
+
+
+def parse_records(data: bytes) -> StateLog:
+    """Fold the record log; a final line without its newline is a torn write and ignored."""
+    log = StateLog()
+    pos = 0
+    while True:
+        nl = data.find(b"\n", pos)
+        if nl < 0:
+            break
+        try:
+            log.apply(data[pos:nl].decode("utf-8"))
+        except (ValueError, IndexError) as exc:
+            raise ParseError(f"bad state record: {exc}") from exc
+        pos = nl + 1
+    log.valid_length = pos
+    return log
+
+
+def status_record(
+    index: int,
+    status: DeliveryStatus,
+    dsn: str,
+    relay: str,
+    diagnostic: str,
+    when: float,
+    action: str = "",
+) -> bytes:
+    text = (
+        f"status {index} {status.value} {dsn} {_enc(relay)} {_enc(diagnostic)} {when!r} "
+        f"{_enc(action)}\n"
+    )
+    return text.encode("utf-8")
+
+
+def notified_record(index: int) -> bytes:
+    return f"notified {index}\n".encode()
+
+
+def warned_record() -> bytes:
+    return b"warned\n"

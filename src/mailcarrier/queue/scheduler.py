@@ -1,0 +1,371 @@
+"""The queue manager (Postfix's qmgr): messages in, delivery jobs out, verdicts recorded.
+
+`QueueManager` moves messages from incoming/ (and due ones from deferred/) to active/, routes
+each pending recipient (route.py), groups recipients per (transport, next hop) in jobs of at
+most ``<transport>_destination_recipient_limit``, and runs jobs through the injected
+`Deliverer` (the DeliveryAgent) under a per-destination concurrency window (window.py) and
+`default_process_limit` in total. Each verdict is appended to the queue file and fsynced as
+the agent reports it, before the next recipient. When a message's jobs are all done the
+`Finisher` (finalize.py) sends notices and removes or defers it. `run_once()` drains what is
+deliverable now; `serve()` (daemon.py drives it) runs until asked to stop. Clock injected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from mailcarrier.config.settings import Settings
+from mailcarrier.delivery.request import DeliveryRequest, Recipient
+from mailcarrier.log import LogSink, NullLog, delivery_line
+from mailcarrier.queue.crash import crash_point
+from mailcarrier.queue.finalize import Finisher, record_state
+from mailcarrier.queue.names import QMGR
+from mailcarrier.queue.params import QueueParams
+from mailcarrier.queue.qfile import RecipientState
+from mailcarrier.queue.route import Route, Router
+from mailcarrier.queue.spool import QueueMessage, RecordWriter, Spool
+from mailcarrier.queue.window import DestinationWindow
+from mailcarrier.status import DeliveryResult, DeliveryStatus, RecipientStatus
+
+__all__ = ["Deliverer", "QueueManager"]
+
+DestKey = tuple[str, str]
+
+
+class Deliverer(Protocol):
+    async def deliver(
+        self,
+        request: DeliveryRequest,
+        *,
+        on_status: Callable[[int, RecipientStatus], None] | None = None,
+    ) -> DeliveryResult: ...
+
+
+@dataclass
+class _Active:
+    message: QueueMessage
+    records: RecordWriter
+    qmgr_time: float
+    jobs_left: int = 0
+
+
+@dataclass
+class _Job:
+    active: _Active
+    route: Route
+    indexes: list[int]
+    recorded: set[int] = field(default_factory=set)
+
+
+class QueueManager:
+    def __init__(
+        self,
+        settings: Settings,
+        spool: Spool,
+        deliverer: Deliverer,
+        *,
+        router: Router | None = None,
+        log: LogSink | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.spool = spool
+        self.deliverer = deliverer
+        self.log: LogSink = log if log is not None else NullLog()
+        self.clock = clock
+        self._queues: dict[DestKey, deque[_Job]] = {}
+        self._windows: dict[DestKey, DestinationWindow] = {}
+        self._active: dict[str, _Active] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._wakeup = asyncio.Event()
+        self.configure(settings, router)
+
+    def configure(self, settings: Settings, router: Router | None = None) -> None:
+        """(Re)load the configuration: routing, limits, lifetimes (SIGHUP calls this)."""
+        self.settings = settings
+        self.params = QueueParams(settings)
+        self.router = router if router is not None else Router(settings)
+        self.finisher = Finisher(self.spool, self.params, self.log, self.clock)
+        self.process_limit = self.params.int("default_process_limit")
+        for (transport, _), window in self._windows.items():
+            window.limit = self.params.transport_int(transport, "destination_concurrency_limit")
+
+    # --- statistics -------------------------------------------------------------------
+    def statistics(self) -> dict[str, int]:
+        return {
+            "active_messages": len(self._active),
+            "running_jobs": len(self._tasks),
+            "queued_jobs": sum(len(q) for q in self._queues.values()),
+        }
+
+    def peak_concurrency(self, transport: str, nexthop: str) -> int:
+        window = self._windows.get((transport, nexthop))
+        return 0 if window is None else window.peak
+
+    # --- recovery and activation ------------------------------------------------------
+    def recover(self) -> int:
+        """After a crash: put everything left in active/ back into incoming/."""
+        moved = 0
+        for queue_id in self.spool.ids("active"):
+            if queue_id not in self._active:
+                with contextlib.suppress(FileNotFoundError):
+                    self.spool.move(queue_id, "active", "incoming")
+                    moved += 1
+        return moved
+
+    def activate_ready(self, *, deferred: bool = True) -> int:
+        """Activate everything in incoming/ and, with `deferred`, what is due in deferred/."""
+        count = 0
+        for queue_id in self.spool.ids("incoming"):
+            count += self.activate("incoming", queue_id)
+        if deferred:
+            for queue_id in self.spool.due("deferred", self.clock()):
+                count += self.activate("deferred", queue_id)
+        return count
+
+    def activate(self, queue: str, queue_id: str) -> int:
+        if queue_id in self._active:
+            return 0
+        message = self.spool.read_or_quarantine(queue, queue_id)
+        if message is None:
+            return 0
+        try:
+            path = self.spool.move(queue_id, queue, "active")
+        except FileNotFoundError:
+            return 0
+        message = QueueMessage("active", path, message.envelope, message.state, message.mtime)
+        crash_point("activate-after-move")
+        env = message.envelope
+        active = _Active(message, self.spool.records(message), self.clock())
+        self._active[queue_id] = active
+        self.log.info(
+            QMGR,
+            f"{queue_id}: from=<{env.sender}>, size={env.size}, "
+            f"nrcpt={len(env.recipients)} (queue active)",
+        )
+        self._plan(active)
+        if active.jobs_left == 0:
+            self._finish(active)
+        self._wakeup.set()
+        return 1
+
+    def _plan(self, active: _Active) -> None:
+        groups: dict[DestKey, list[int]] = {}
+        routes: dict[DestKey, Route] = {}
+        for i in active.message.pending():
+            route = self.router.route(active.message.envelope.recipients[i].address)
+            if not route.deliverable:
+                self._record_local(active, i, route)
+                continue
+            key = (route.transport, route.nexthop)
+            groups.setdefault(key, []).append(i)
+            routes[key] = route
+        for key, indexes in groups.items():
+            limit = self.params.transport_int(key[0], "destination_recipient_limit")
+            step = limit if limit > 0 else len(indexes)
+            for start in range(0, len(indexes), step):
+                job = _Job(active, routes[key], indexes[start : start + step])
+                self._queues.setdefault(key, deque()).append(job)
+                active.jobs_left += 1
+
+    def _record_local(self, active: _Active, index: int, route: Route) -> None:
+        """Recipients routed to error:, retry: or an unknown transport (no agent runs)."""
+        if route.transport == "error":
+            status, dsn = DeliveryStatus.BOUNCED, "5.0.0"
+            reason, process = route.nexthop or "delivery failed", "error"
+        elif route.transport == "retry":
+            status, dsn = DeliveryStatus.DEFERRED, "4.0.0"
+            reason, process = route.nexthop or "delivery temporarily suspended", "retry"
+        else:
+            status, dsn = DeliveryStatus.DEFERRED, "4.3.0"
+            reason, process = "mail transport unavailable", "qmgr"
+            missing = f"connect to transport private/{route.nexthop}: No such file or directory"
+            self.log.warning(QMGR, missing)
+        self._record(active, index, status, dsn, reason, "none", process)
+
+    def _record(
+        self,
+        active: _Active,
+        index: int,
+        status: DeliveryStatus,
+        dsn: str,
+        reason: str,
+        relay: str,
+        process: str,
+    ) -> None:
+        env = active.message.envelope
+        now = self.clock()
+        state = RecipientState(status, dsn, reason, relay, now, "")
+        record_state(active.message, active.records, index, state)
+        rcpt = env.recipients[index]
+        shown = RecipientStatus(
+            rcpt.address, status, dsn, reason, relay, orig_address=rcpt.orig_address
+        )
+        self.log.info(process, delivery_line(env.queue_id, shown))
+
+    # --- dispatch ---------------------------------------------------------------------
+    def _window(self, key: DestKey) -> DestinationWindow:
+        window = self._windows.get(key)
+        if window is None:
+            transport = key[0]
+            window = DestinationWindow.start(
+                self.params.transport_int(transport, "destination_concurrency_limit"),
+                self.params.int("initial_destination_concurrency"),
+                self.params.transport_int(transport, "destination_concurrency_failed_cohort_limit"),
+            )
+            self._windows[key] = window
+        return window
+
+    def revive_destinations(self) -> None:
+        for window in self._windows.values():
+            window.revive()
+
+    def pump(self) -> None:
+        """Start every job the windows and the process limit allow."""
+        for key, queue in list(self._queues.items()):
+            window = self._window(key)
+            if window.dead:
+                while queue:
+                    self._suspend(queue.popleft(), window.dead_reason)
+            while queue and window.can_start():
+                if self.process_limit and len(self._tasks) >= self.process_limit:
+                    return
+                job = queue.popleft()
+                window.begin()
+                task = asyncio.get_running_loop().create_task(self._run(key, job))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            if not queue:
+                del self._queues[key]
+
+    def _suspend(self, job: _Job, reason: str) -> None:
+        for i in job.indexes:
+            text = f"delivery temporarily suspended: {reason}"
+            self._record(job.active, i, DeliveryStatus.DEFERRED, "4.4.1", text, "none", "qmgr")
+        self._job_done(job)
+
+    async def _run(self, key: DestKey, job: _Job) -> None:
+        window = self._windows[key]
+        statuses: list[RecipientStatus] = []
+        try:
+            request = self._request(job)
+
+            def on_status(index: int, status: RecipientStatus) -> None:
+                crash_point("delivery-before-record")
+                rcpt_index = request.recipients[index].queue_offset
+                state = RecipientState(
+                    status.status,
+                    status.dsn,
+                    status.diagnostic,
+                    status.relay,
+                    self.clock(),
+                    status.action,
+                )
+                record_state(job.active.message, job.active.records, rcpt_index, state)
+                job.recorded.add(rcpt_index)
+                statuses.append(status)
+                crash_point("delivery-after-record")
+
+            await self.deliverer.deliver(request, on_status=on_status)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug or a bad next hop must defer, never lose, mail
+            self.log.warning(job.route.transport, f"{job.active.message.queue_id}: {exc}")
+            for i in job.indexes:
+                if i not in job.recorded:
+                    reason = f"delivery failed: {exc}"
+                    self._record(
+                        job.active, i, DeliveryStatus.DEFERRED, "4.3.0", reason, "none", "qmgr"
+                    )
+        reached = any(s.status is not DeliveryStatus.DEFERRED for s in statuses)
+        reason = statuses[0].diagnostic if statuses else "delivery failed"
+        window.end(reached, reason)
+        self._job_done(job)
+        self.pump()
+        self._wakeup.set()
+
+    def _request(self, job: _Job) -> DeliveryRequest:
+        message = job.active.message
+        env = message.envelope
+        recipients = tuple(
+            Recipient(
+                address=env.recipients[i].address,
+                orig_address=env.recipients[i].orig_address,
+                dsn_orcpt=env.recipients[i].dsn_orcpt,
+                dsn_notify=env.recipients[i].dsn_notify,
+                queue_offset=i,
+            )
+            for i in job.indexes
+        )
+        return DeliveryRequest(
+            queue_id=env.queue_id,
+            nexthop=job.route.nexthop,
+            sender=env.sender,
+            recipients=recipients,
+            content=message.path,
+            transport=job.route.transport,
+            size=env.size,
+            content_offset=env.content_offset,
+            encoding=env.encoding,
+            smtputf8=env.smtputf8,
+            dsn_envid=env.dsn_envid,
+            dsn_ret=env.dsn_ret,
+            arrival_time=env.arrival_time,
+            qmgr_time=job.active.qmgr_time,
+        )
+
+    def _job_done(self, job: _Job) -> None:
+        job.active.jobs_left -= 1
+        if job.active.jobs_left == 0:
+            self._finish(job.active)
+
+    def _finish(self, active: _Active) -> None:
+        self._active.pop(active.message.queue_id, None)
+        try:
+            self.finisher.finish(active.message, active.records)
+        finally:
+            active.records.close()
+
+    # --- drivers ----------------------------------------------------------------------
+    async def drain(self) -> None:
+        """Run until no job is queued or running."""
+        self.pump()
+        while self._tasks or self._queues:
+            self._wakeup.clear()
+            if self._tasks:
+                await asyncio.wait(set(self._tasks), return_when=asyncio.FIRST_COMPLETED)
+            else:
+                self.pump()
+                if not self._tasks:
+                    break
+
+    async def run_once(self) -> None:
+        """Deliver what is deliverable now (incoming, and deferred that is due), then
+        return; notices made on the way are delivered too."""
+        self.recover()
+        while self.activate_ready():
+            await self.drain()
+
+    async def wait_activity(self, timeout: float) -> None:
+        """Wait until a job ends or new work is activated, or `timeout` seconds pass."""
+        self._wakeup.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wakeup.wait(), timeout)
+
+    async def stop(self) -> None:
+        """Graceful stop: let running deliveries finish; put queued work back in incoming/."""
+        for queue in self._queues.values():
+            queue.clear()
+        self._queues.clear()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks))
+        for queue_id, active in list(self._active.items()):
+            active.records.close()
+            del self._active[queue_id]
+            with contextlib.suppress(FileNotFoundError):
+                self.spool.move(queue_id, "active", "incoming")

@@ -1,0 +1,331 @@
+"""The spool: queue directories on local disk, with crash-safe writes and moves.
+
+Layout (as Postfix's): ``incoming/`` (complete new messages), ``active/`` (owned by the
+running scheduler), ``deferred/`` (waiting; the file's mtime is the time of the next attempt,
+as in Postfix), ``hold/`` (kept until released) and ``corrupt/`` (files that cannot be parsed).
+A message is written to a dot-file in incoming/, fsynced, renamed to its queue ID and the
+directory fsynced: only then is it acknowledged. Moves are rename + fsync of both directories.
+State records are appended and fsynced (`RecordWriter`). Reading a message reads its envelope
+and state records, never its content. File format: qfile.py; scheduling: scheduler.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Final
+
+from mailcarrier.config.settings import Settings
+from mailcarrier.log import LogSink, NullLog
+from mailcarrier.queue.crash import crash_point
+from mailcarrier.queue.ids import new_queue_id
+from mailcarrier.queue.names import QMGR
+from mailcarrier.queue.params import QueueParams
+from mailcarrier.queue.qfile import (
+    MAX_ENVELOPE,
+    SIZE_WIDTH,
+    Envelope,
+    ParseError,
+    StateLog,
+    parse_envelope,
+    parse_records,
+    render_envelope,
+    size_field_offset,
+)
+
+__all__ = ["QUEUES", "MessageWriter", "QueueMessage", "RecordWriter", "Spool", "open_spool"]
+
+QUEUES: Final = ("incoming", "active", "deferred", "hold", "corrupt")
+_CHUNK: Final = 65536
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueMessage:
+    """A message as the queue sees it: where it is, its envelope and its recorded state."""
+
+    queue: str
+    path: Path
+    envelope: Envelope
+    state: StateLog
+    mtime: float
+
+    @property
+    def queue_id(self) -> str:
+        return self.envelope.queue_id
+
+    def pending(self) -> list[int]:
+        """Recipients with no final verdict yet."""
+        return [i for i in range(len(self.envelope.recipients)) if not self.state.is_final(i)]
+
+
+class RecordWriter:
+    """Appends state records to one queue file; each append is durable when it returns."""
+
+    def __init__(self, path: Path, valid_length: int) -> None:
+        self.fd = os.open(path, os.O_WRONLY)
+        try:
+            # Cut off a torn record left by a crash before appending after it.
+            if os.fstat(self.fd).st_size != valid_length:
+                os.ftruncate(self.fd, valid_length)
+            os.lseek(self.fd, 0, os.SEEK_END)
+        except OSError:
+            os.close(self.fd)
+            raise
+
+    def append(self, record: bytes) -> None:
+        view = memoryview(record)
+        while view:
+            n = os.write(self.fd, view)
+            view = view[n:]
+        os.fsync(self.fd)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+class MessageWriter:
+    """Writes one new message into incoming/; `commit()` makes it durable and returns its ID.
+
+    Used as a context manager: leaving the block without `commit()` removes the temporary
+    file, so nothing partial is ever queued.
+    """
+
+    def __init__(self, spool: Spool, envelope: Envelope) -> None:
+        self.spool = spool
+        self.envelope = envelope
+        self.queue_id = envelope.queue_id
+        self.tmp = spool.root / "incoming" / f".{self.queue_id}.tmp"
+        self.header = render_envelope(envelope)
+        self.size = 0
+        self.encoding = envelope.encoding
+        self.committed = False
+        self.file = open(self.tmp, "xb")  # noqa: SIM115 - closed by commit/abort
+        os.chmod(self.tmp, 0o600)
+        self.file.write(self.header)
+
+    def write(self, data: bytes) -> None:
+        self.file.write(data)
+        self.size += len(data)
+
+    def copy_from(self, src: Callable[[int], bytes], limit: int | None = None) -> None:
+        """Copy from a `read(n)` function in bounded chunks (up to `limit` bytes)."""
+        left = limit
+        while left is None or left > 0:
+            block = src(_CHUNK if left is None else min(_CHUNK, left))
+            if not block:
+                break
+            self.write(block)
+            if left is not None:
+                left -= len(block)
+
+    def set_encoding(self, encoding: str) -> None:
+        """Declare the body 7bit or 8bit after streaming it (same width: patched in place)."""
+        if encoding not in ("7bit", "8bit"):
+            raise ValueError(encoding)
+        self.encoding = encoding
+
+    def commit(self) -> str:
+        if self.encoding != self.envelope.encoding:
+            self.file.seek(self.header.index(b"\nbody ") + len(b"\nbody "))
+            self.file.write(self.encoding.encode())
+        self.file.seek(size_field_offset(self.header))
+        self.file.write(f"{self.size:0{SIZE_WIDTH}d}".encode())
+        self.file.flush()
+        crash_point("enqueue-after-write")
+        os.fsync(self.file.fileno())
+        self.file.close()
+        crash_point("enqueue-before-rename")
+        final = self.spool.root / "incoming" / self.queue_id
+        os.rename(self.tmp, final)
+        fsync_dir(final.parent)
+        self.committed = True
+        crash_point("enqueue-after-rename")
+        return self.queue_id
+
+    def abort(self) -> None:
+        if not self.file.closed:
+            self.file.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.tmp.unlink()
+
+    def __enter__(self) -> MessageWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not self.committed:
+            self.abort()
+
+
+class Spool:
+    """One queue directory tree. Injected: a wall clock (for IDs and retry times) and a log."""
+
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        clock: Callable[[], float] = time.time,
+        log: LogSink | None = None,
+    ) -> None:
+        self.root = Path(root)
+        self.clock = clock
+        self.log: LogSink = log if log is not None else NullLog()
+
+    def ensure(self) -> Spool:
+        """Create the queue directories (private to the user) if they do not exist."""
+        for name in QUEUES:
+            (self.root / name).mkdir(mode=0o700, parents=True, exist_ok=True)
+        return self
+
+    # --- writing ----------------------------------------------------------------------
+    def create(self, envelope: Envelope) -> MessageWriter:
+        """Start a new message; `envelope.queue_id` empty means: assign one now."""
+        if not envelope.queue_id:
+            from dataclasses import replace
+
+            envelope = replace(envelope, queue_id=self.new_id())
+        return MessageWriter(self, envelope)
+
+    def new_id(self) -> str:
+        while True:
+            queue_id = new_queue_id(self.clock())
+            if self.find(queue_id) is None:
+                return queue_id
+
+    # --- finding ----------------------------------------------------------------------
+    def path(self, queue: str, queue_id: str) -> Path:
+        return self.root / queue / queue_id
+
+    def ids(self, queue: str) -> list[str]:
+        """Queue IDs in one queue, oldest first (IDs sort by time); temp files excluded."""
+        try:
+            names = os.listdir(self.root / queue)
+        except FileNotFoundError:
+            return []
+        return sorted(n for n in names if not n.startswith("."))
+
+    def due(self, queue: str, now: float) -> list[str]:
+        """IDs whose next-attempt time (mtime) has come."""
+        out = []
+        for queue_id in self.ids(queue):
+            try:
+                if os.stat(self.path(queue, queue_id)).st_mtime <= now:
+                    out.append(queue_id)
+            except FileNotFoundError:
+                continue
+        return out
+
+    def find(self, queue_id: str) -> str | None:
+        """The queue holding `queue_id`, or None."""
+        if not queue_id or "/" in queue_id or queue_id.startswith("."):
+            return None
+        for queue in QUEUES:
+            if self.path(queue, queue_id).exists():
+                return queue
+        return None
+
+    # --- reading ----------------------------------------------------------------------
+    def read(self, queue: str, queue_id: str) -> QueueMessage:
+        """Envelope and state of one message (not its content). Raises ParseError when the
+        file is damaged and FileNotFoundError when it is gone."""
+        path = self.path(queue, queue_id)
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            head = b""
+            while b"\ncontent\n" not in head:
+                block = f.read(_CHUNK)
+                if not block or len(head) > MAX_ENVELOPE:
+                    raise ParseError("truncated envelope")
+                head += block
+            env = parse_envelope(head)
+            end = env.content_offset + env.size
+            if st.st_size < end:
+                raise ParseError(f"file shorter than its content ({st.st_size} < {end})")
+            if env.queue_id != queue_id:
+                raise ParseError(f"file name {queue_id} does not match queue ID {env.queue_id}")
+            f.seek(end)
+            records = f.read()
+        state = parse_records(records)
+        state.valid_length += end
+        return QueueMessage(queue, path, env, state, st.st_mtime)
+
+    def read_or_quarantine(self, queue: str, queue_id: str) -> QueueMessage | None:
+        """`read`, moving a damaged file to corrupt/ with a log line (None when gone too)."""
+        try:
+            return self.read(queue, queue_id)
+        except FileNotFoundError:
+            return None
+        except ParseError as exc:
+            self.quarantine(queue, queue_id, str(exc))
+            return None
+
+    def quarantine(self, queue: str, queue_id: str, reason: str) -> None:
+        self.log.warning(QMGR, f"{queue}/{queue_id}: {reason}: moved to corrupt queue")
+        with contextlib.suppress(FileNotFoundError):
+            self.move(queue_id, queue, "corrupt")
+
+    def scan(self, queue: str) -> Iterator[QueueMessage]:
+        for queue_id in self.ids(queue):
+            message = self.read_or_quarantine(queue, queue_id)
+            if message is not None:
+                yield message
+
+    def records(self, message: QueueMessage) -> RecordWriter:
+        return RecordWriter(message.path, message.state.valid_length)
+
+    # --- moving -----------------------------------------------------------------------
+    def move(self, queue_id: str, src: str, dst: str, *, mtime: float | None = None) -> Path:
+        """Rename a message to another queue, durably; `mtime` sets its next-attempt time."""
+        old = self.path(src, queue_id)
+        new = self.path(dst, queue_id)
+        if mtime is not None:
+            os.utime(old, (mtime, mtime))
+        if src != dst:
+            os.rename(old, new)
+            fsync_dir(new.parent)
+            fsync_dir(old.parent)
+        return new
+
+    def remove(self, queue: str, queue_id: str) -> None:
+        path = self.path(queue, queue_id)
+        path.unlink()
+        fsync_dir(path.parent)
+
+    def clean_temporary(self, older_than: float = 3600.0) -> int:
+        """Remove dot-files in incoming/ left by a submission that crashed."""
+        removed = 0
+        now = time.time()
+        for name in os.listdir(self.root / "incoming"):
+            path = self.root / "incoming" / name
+            if name.startswith(".") and name.endswith(".tmp"):
+                with contextlib.suppress(FileNotFoundError):
+                    if now - path.stat().st_mtime >= older_than:
+                        path.unlink()
+                        removed += 1
+        return removed
+
+
+def open_spool(
+    settings: Settings, *, log: LogSink | None = None, clock: Callable[[], float] = time.time
+) -> Spool:
+    """The spool at `queue_directory` (per-user by default), created if missing."""
+    return Spool(QueueParams(settings).queue_directory(), clock=clock, log=log).ensure()

@@ -1,0 +1,255 @@
+"""Submission: a message from a local user into incoming/, durably (sendmail and the API).
+
+`submit_stream()` does what Postfix's sendmail -> postdrop -> pickup -> cleanup chain does for
+local submission: check and qualify the envelope addresses, read the header section (bounded
+by `header_size_limit`), take recipients from To/Cc/Bcc with ``-t`` (the Resent- ones when
+present), remove Bcc, add a missing From:, Date: and Message-ID:, then stream the body into
+the queue file, stopping at a lone "." line unless told to ignore dots (``-i``). Bad input
+raises DataError and leaves nothing queued. The queue ID is returned only after the message
+is durable (spool.py). Logs ``pickup`` and ``cleanup`` lines in Postfix's wording.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import getpass
+import os
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import BinaryIO, Final
+
+from mailcarrier.config.settings import Settings
+from mailcarrier.delivery.request import Notify
+from mailcarrier.errors import DataError
+from mailcarrier.log import LogSink, NullLog
+from mailcarrier.queue.addresses import check_address
+from mailcarrier.queue.names import CLEANUP, PICKUP
+from mailcarrier.queue.params import QueueParams
+from mailcarrier.queue.qfile import Envelope, MessageClass, QueueRecipient
+from mailcarrier.queue.spool import Spool
+
+__all__ = ["SubmitOptions", "default_sender", "submit_stream"]
+
+_FIELD: Final = re.compile(rb"([!-9;-~]+)[ \t]*:")
+_EIGHT_BIT: Final = re.compile(rb"[\x80-\xff]")
+_CHUNK: Final = 65536
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitOptions:
+    sender: str | None = None  # None: the submitting user @ myorigin
+    recipients: tuple[str, ...] = ()
+    extract_recipients: bool = False  # -t
+    ignore_dots: bool = True  # -i / -oi (the API default); sendmail default is False
+    full_name: str = ""  # -F
+    notify: Notify = Notify.NONE  # -N
+    ret: str = ""  # -R
+    envid: str = ""  # -V
+
+
+def default_sender(myorigin: str) -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return f"{user}@{myorigin}"
+
+
+@dataclass
+class _Headers:
+    lines: list[bytes]  # raw header lines, each ending in a line break
+    first_body_line: bytes  # a non-header line that starts the body ("" when none)
+
+
+def _read_headers(src: BinaryIO, limit: int) -> _Headers:
+    """Read the header section. A first line that is not a header means there are none;
+    a non-header line after a header is a malformed header (exit 65)."""
+    lines: list[bytes] = []
+    total = 0
+    while True:
+        line = src.readline(limit + 2)
+        if not line:
+            return _Headers(lines, b"")
+        total += len(line)
+        if total > limit:
+            raise DataError(f"message header exceeds header_size_limit ({limit} bytes)")
+        if line in (b"\n", b"\r\n"):
+            return _Headers(lines, line)
+        if line[:1] in (b" ", b"\t") and lines:
+            lines.append(line)
+            continue
+        if _FIELD.match(line):
+            lines.append(line)
+            continue
+        if not lines:
+            return _Headers(lines, line)
+        shown = line.rstrip(b"\r\n")[:60].decode("utf-8", "replace")
+        raise DataError(f"malformed message header line: {shown!r}")
+
+
+def _fields(lines: list[bytes]) -> list[tuple[str, str, int, int]]:
+    """(lower-case name, unfolded value, first line index, line count) per header field."""
+    out: list[tuple[str, str, int, int]] = []
+    for i, line in enumerate(lines):
+        if line[:1] in (b" ", b"\t") and out:
+            name, value, first, count = out[-1]
+            out[-1] = (
+                name,
+                value + line.decode("utf-8", "replace").rstrip("\r\n"),
+                first,
+                count + 1,
+            )
+            continue
+        name, _, value = line.decode("utf-8", "replace").partition(":")
+        out.append((name.strip().lower(), value.rstrip("\r\n"), i, 1))
+    return out
+
+
+def _header_recipients(fields: list[tuple[str, str, int, int]]) -> list[str]:
+    resent = any(name.startswith("resent-") for name, *_ in fields)
+    wanted = ("resent-to", "resent-cc", "resent-bcc") if resent else ("to", "cc", "bcc")
+    values = [value for name, value, *_ in fields if name in wanted]
+    out = []
+    for value in values:
+        unquoted = re.sub(r'"(?:[^"\\]|\\.)*"', "", value)
+        if unquoted.count("<") != unquoted.count(">") or '"' in unquoted:
+            raise DataError(f"cannot parse recipient header value: {value.strip()!r}")
+        for name, addr in email.utils.getaddresses([value]):
+            if addr:
+                out.append(addr)
+            elif name:
+                raise DataError(f"cannot parse recipient header value: {value.strip()!r}")
+    return out
+
+
+def _added_headers(
+    fields: list[tuple[str, str, int, int]], sender: str, full_name: str, queue_id: str, host: str
+) -> list[bytes]:
+    names = {name for name, *_ in fields}
+    added = []
+    if "from" not in names:
+        shown = sender or "MAILER-DAEMON"
+        value = email.utils.formataddr((full_name, shown)) if full_name else f"<{shown}>"
+        added.append(f"From: {value}\n".encode())
+    if "date" not in names:
+        added.append(f"Date: {email.utils.formatdate(localtime=True)}\n".encode())
+    if "message-id" not in names:
+        added.append(f"Message-Id: <{queue_id}@{host}>\n".encode())
+    return added
+
+
+class _BodyCopier:
+    """Streams the body, tracking 8-bit data and the lone-dot terminator."""
+
+    def __init__(self, write: Callable[[bytes], None], limit: int) -> None:
+        self._write = write
+        self.limit = limit
+        self.size = 0
+        self.eight_bit = False
+
+    def put(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.limit and self.size > self.limit:
+            raise DataError(f"message file too big (message_size_limit is {self.limit} bytes)")
+        if not self.eight_bit and _EIGHT_BIT.search(data):
+            self.eight_bit = True
+        self._write(data)
+
+    def copy(self, src: BinaryIO, first: bytes, ignore_dots: bool) -> None:
+        if first:
+            if not ignore_dots and first in (b".\n", b".\r\n"):
+                return
+            self.put(first)
+        if ignore_dots:
+            while block := src.read(_CHUNK):
+                self.put(block)
+            return
+        at_start = not first or first.endswith(b"\n")
+        while line := src.readline(_CHUNK):
+            if at_start and line in (b".\n", b".\r\n", b"."):
+                return
+            self.put(line)
+            at_start = line.endswith(b"\n")
+
+
+def submit_stream(
+    src: BinaryIO,
+    options: SubmitOptions,
+    *,
+    settings: Settings,
+    spool: Spool,
+    log: LogSink | None = None,
+    clock: Callable[[], float] = time.time,
+) -> str:
+    """Queue one message read from `src`; return its queue ID once it is durable."""
+    log = log if log is not None else NullLog()
+    params = QueueParams(settings)
+    myorigin = params.myorigin()
+    if options.ret not in ("", "FULL", "HDRS"):
+        raise DataError(f'bad RET value "{options.ret}" (want FULL or HDRS)')
+    if any(c in options.envid for c in "\r\n\0 ") or len(options.envid) > 100:
+        raise DataError(f"bad ENVID value {options.envid!r}")
+    raw_sender = default_sender(myorigin) if options.sender is None else options.sender
+    sender = check_address(raw_sender, what="sender", myorigin=myorigin, allow_null=True)
+    headers = _read_headers(src, params.int("header_size_limit"))
+    fields = _fields(headers.lines)
+    wanted: list[str] = list(options.recipients)
+    if options.extract_recipients:
+        wanted += _header_recipients(fields)
+    recipients = _unique(check_address(r, what="recipient", myorigin=myorigin) for r in wanted)
+    if not recipients:
+        raise DataError(
+            "no recipient addresses found"
+            + (" in message header" if options.extract_recipients else "")
+        )
+    smtputf8 = not all(a.isascii() for a in (sender, *recipients))
+    envelope = Envelope(
+        queue_id=spool.new_id(),
+        sender=sender,
+        recipients=tuple(QueueRecipient(r, "", "", options.notify) for r in recipients),
+        arrival_time=clock(),
+        dsn_envid=options.envid,
+        dsn_ret=options.ret,
+        smtputf8=smtputf8,
+        message_class=MessageClass.MAIL,
+    )
+    drop = {"bcc", "resent-bcc"}
+    with spool.create(envelope) as writer:
+        copier = _BodyCopier(writer.write, params.int("message_size_limit"))
+        for line in _added_headers(
+            fields, sender, options.full_name, writer.queue_id, params.myhostname()
+        ):
+            copier.put(line)
+        for name, _value, first, count in fields:
+            if name not in drop:
+                for line in headers.lines[first : first + count]:
+                    copier.put(line)
+        copier.copy(src, headers.first_body_line, options.ignore_dots)
+        if copier.eight_bit:
+            writer.set_encoding("8bit")
+        queue_id = writer.commit()
+    log.info(PICKUP, f"{queue_id}: uid={os.getuid()} from=<{sender}>")
+    message_id = _message_id(fields, queue_id, params.myhostname())
+    log.info(CLEANUP, f"{queue_id}: message-id=<{message_id}>")
+    return queue_id
+
+
+def _message_id(fields: list[tuple[str, str, int, int]], queue_id: str, host: str) -> str:
+    for name, value, *_ in fields:
+        if name == "message-id":
+            return value.strip().strip("<>")
+    return f"{queue_id}@{host}"
+
+
+def _unique(items: Iterable[str]) -> list[str]:
+    """Drop duplicate recipients (case-insensitively), keeping the first spelling."""
+    seen: set[str] = set()
+    out = []
+    for item in items:
+        key = item.lower()
+        if key not in seen:
+            seen.add(key)
+            out.append(item)
+    return out

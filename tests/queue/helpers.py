@@ -1,0 +1,95 @@
+"""Shared helpers for the queue tests: a fake clock, a scripted deliverer, settings."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+from mailcarrier.config.settings import Settings
+from mailcarrier.delivery.request import DeliveryRequest
+from mailcarrier.log import MemoryLog
+from mailcarrier.queue.spool import Spool
+from mailcarrier.status import DeliveryResult, DeliveryStatus, RecipientStatus
+
+Verdict = tuple[DeliveryStatus, str, str]
+SENT: Verdict = (DeliveryStatus.SENT, "2.0.0", "250 2.0.0 Ok")
+DEFER: Verdict = (
+    DeliveryStatus.DEFERRED,
+    "4.4.1",
+    "connect to x[192.0.2.1]:25: Connection refused",
+)
+BOUNCE: Verdict = (
+    DeliveryStatus.BOUNCED,
+    "5.1.1",
+    "host mx.example[192.0.2.1] said: 550 5.1.1 No such user (in reply to RCPT TO command)",
+)
+
+
+class FakeClock:
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class FakeAgent:
+    """Marks each recipient with `verdict(address)`; counts concurrent deliveries."""
+
+    def __init__(self, verdict: Callable[[str], Verdict] = lambda _a: SENT) -> None:
+        self.verdict = verdict
+        self.requests: list[DeliveryRequest] = []
+        self.running = 0
+        self.peak = 0
+        self.gate: asyncio.Event | None = None
+
+    async def deliver(
+        self,
+        request: DeliveryRequest,
+        *,
+        on_status: Callable[[int, RecipientStatus], None] | None = None,
+    ) -> DeliveryResult:
+        self.requests.append(request)
+        self.running += 1
+        self.peak = max(self.peak, self.running)
+        try:
+            await asyncio.sleep(0)
+            if self.gate is not None:
+                await self.gate.wait()
+            out = []
+            for i, r in enumerate(request.recipients):
+                status, dsn, diag = self.verdict(r.address)
+                relay = (
+                    "mx.example[192.0.2.1]:25" if status is not DeliveryStatus.DEFERRED else "none"
+                )
+                st = RecipientStatus(r.address, status, dsn, diag, relay)
+                if on_status is not None:
+                    on_status(i, st)
+                out.append(st)
+            return DeliveryResult(request.queue_id, tuple(out))
+        finally:
+            self.running -= 1
+
+    def delivered(self) -> list[str]:
+        return [r.address for req in self.requests for r in req.recipients]
+
+
+def settings(queue_dir: Path, **overrides: str) -> Settings:
+    base = {
+        "queue_directory": str(queue_dir),
+        "myhostname": "mc.example",
+        "myorigin": "example.org",
+        "relayhost": "[127.0.0.1]:2525",
+    }
+    base.update(overrides)
+    return Settings.defaults().with_overrides(base)
+
+
+def spool(queue_dir: Path, clock: Callable[[], float] | None = None) -> Spool:
+    if clock is None:
+        return Spool(queue_dir, log=MemoryLog()).ensure()
+    return Spool(queue_dir, clock=clock, log=MemoryLog()).ensure()

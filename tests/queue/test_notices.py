@@ -1,0 +1,159 @@
+"""RFC 3464 notices, parsed back with the standard library and checked field by field."""
+
+from __future__ import annotations
+
+import email
+import email.message
+import email.policy
+import io
+from pathlib import Path
+
+from mailcarrier.config.settings import Settings
+from mailcarrier.delivery.request import Notify
+from mailcarrier.log import MemoryLog
+from mailcarrier.queue.notices import diagnostic_code, remote_mta
+from mailcarrier.queue.scheduler import QueueManager
+from mailcarrier.queue.spool import Spool
+from mailcarrier.queue.submit import SubmitOptions, submit_stream
+from tests.queue.helpers import BOUNCE, DEFER, SENT, FakeAgent, FakeClock, Verdict, settings
+
+BODY = b"From: s@example.org\nSubject: original\n\nthe original body\n"
+
+
+def _notice(
+    tmp_path: Path,
+    verdict: Verdict,
+    *,
+    notify: Notify = Notify.NONE,
+    ret: str = "",
+    envid: str = "",
+    **over: str,
+) -> tuple[email.message.Message, list[str]]:
+    """Submit, deliver with `verdict` for a@example.net; the sender's notice is deferred
+    (so it stays in the queue) and returned parsed."""
+    clock = FakeClock()
+    log = MemoryLog()
+    cfg: Settings = settings(tmp_path, **over)
+    sp = Spool(tmp_path, clock=clock, log=log).ensure()
+    agent = FakeAgent(lambda a: verdict if a == "a@example.net" else DEFER)
+    opts = SubmitOptions(
+        sender="s@example.org", recipients=("a@example.net",), notify=notify, ret=ret, envid=envid
+    )
+    qid = submit_stream(io.BytesIO(BODY), opts, settings=cfg, spool=sp, clock=clock)
+    qm = QueueManager(cfg, sp, agent, log=log, clock=clock)
+    # The notice must not expire at once: give notices a lifetime.
+    qm.configure(cfg)
+    import asyncio
+
+    asyncio.get_event_loop_policy()
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(qm.run_once())
+    finally:
+        loop.close()
+    ids = [i for i in sp.ids("deferred") if i != qid]
+    if not ids:
+        return email.message.Message(), log.lines
+    msg = sp.read("deferred", ids[0])
+    assert msg.envelope.sender == ""
+    assert [r.address for r in msg.envelope.recipients] == ["s@example.org"]
+    with open(msg.path, "rb") as f:
+        f.seek(msg.envelope.content_offset)
+        data = f.read(msg.envelope.size)
+    return email.message_from_bytes(data, policy=email.policy.compat32), log.lines
+
+
+def _report(
+    msg: email.message.Message,
+) -> tuple[email.message.Message, list[email.message.Message]]:
+    assert msg.get_content_type() == "multipart/report"
+    assert msg.get_param("report-type") == "delivery-status"
+    parts = msg.get_payload()
+    assert isinstance(parts, list) and len(parts) == 3
+    assert parts[0].get_content_type() == "text/plain"
+    assert parts[1].get_content_type() == "message/delivery-status"
+    blocks = parts[1].get_payload()
+    return parts[2], blocks
+
+
+def test_bounce_notice_fields(tmp_path: Path) -> None:
+    msg, lines = _notice(tmp_path, BOUNCE, envid="ENV-42", notify=Notify.FAILURE)
+    assert msg["Subject"] == "Undelivered Mail Returned to Sender"
+    assert msg["To"] == "s@example.org"
+    assert msg["Auto-Submitted"] == "auto-replied"
+    returned, blocks = _report(msg)
+    per_message, per_rcpt = blocks[0], blocks[1]
+    assert per_message["Reporting-MTA"] == "dns; mc.example"
+    assert per_message["Original-Envelope-Id"] == "ENV-42"
+    assert per_message["Arrival-Date"]
+    assert per_message["X-Postfix-Sender"] == "rfc822; s@example.org"
+    assert per_rcpt["Final-Recipient"] == "rfc822; a@example.net"
+    assert per_rcpt["Action"] == "failed"
+    assert per_rcpt["Status"] == "5.1.1"
+    assert per_rcpt["Remote-MTA"] == "dns; mx.example"
+    assert per_rcpt["Diagnostic-Code"] == "smtp; 550 5.1.1 No such user"
+    assert returned.get_content_type() == "message/rfc822"
+    inner = returned.get_payload()[0]
+    assert inner["Subject"] == "original"
+    assert inner.get_payload() == "the original body\n"
+    assert any("sender non-delivery notification" in line for line in lines)
+
+
+def test_ret_hdrs_returns_headers_only(tmp_path: Path) -> None:
+    msg, _ = _notice(tmp_path, BOUNCE, ret="HDRS")
+    returned, _blocks = _report(msg)
+    assert returned.get_content_type() == "text/rfc822-headers"
+    text = returned.get_payload()
+    assert "Subject: original" in text and "the original body" not in text
+
+
+def test_notify_never_and_success(tmp_path: Path) -> None:
+    msg, lines = _notice(tmp_path / "never", BOUNCE, notify=Notify.NEVER)
+    assert msg.get_content_type() == "text/plain" and not any("notification" in x for x in lines)
+    msg, lines = _notice(tmp_path / "success", SENT, notify=Notify.SUCCESS)
+    _returned, blocks = _report(msg)
+    assert msg["Subject"] == "Successful Mail Delivery Report"
+    assert blocks[1]["Action"] == "relayed" and blocks[1]["Status"] == "2.0.0"
+    assert any("sender delivery status notification" in x for x in lines)
+    # SENT without NOTIFY=SUCCESS: no notice.
+    msg, lines = _notice(tmp_path / "quiet", SENT)
+    assert not any("notification" in x for x in lines)
+
+
+async def test_delay_notice(tmp_path: Path) -> None:
+    clock = FakeClock()
+    cfg = settings(tmp_path, delay_warning_time="1h")
+    sp = Spool(tmp_path, clock=clock).ensure()
+    opts = SubmitOptions(sender="s@example.org", recipients=("a@example.net",))
+    qid = submit_stream(io.BytesIO(BODY), opts, settings=cfg, spool=sp, clock=clock)
+    qm = QueueManager(cfg, sp, FakeAgent(lambda _a: DEFER), clock=clock)
+    await qm.run_once()
+    clock.advance(3600)
+    await qm.run_once()
+    notices = [i for i in sp.ids("deferred") if i != qid]
+    assert len(notices) == 1
+    msg = sp.read("deferred", notices[0])
+    with open(msg.path, "rb") as f:
+        f.seek(msg.envelope.content_offset)
+        parsed = email.message_from_bytes(f.read(msg.envelope.size))
+    returned, blocks = _report(parsed)
+    assert parsed["Subject"] == "Delayed Mail (still being retried)"
+    assert blocks[1]["Action"] == "delayed" and blocks[1]["Status"] == "4.4.1"
+    assert blocks[1]["Will-Retry-Until"] and "Remote-MTA" not in blocks[1]
+    assert blocks[1]["Diagnostic-Code"].startswith("X-Postfix; connect to")
+    assert returned.get_content_type() == "text/rfc822-headers"
+
+
+def test_original_recipient_from_orcpt(tmp_path: Path) -> None:
+    from mailcarrier.queue.notices import _orcpt
+    from mailcarrier.queue.qfile import QueueRecipient
+
+    assert _orcpt(QueueRecipient("a@x", "", "rfc822;orig@x")) == "rfc822;orig@x"
+    assert _orcpt(QueueRecipient("a@x", "o@x")) == "rfc822;o@x"
+    assert _orcpt(QueueRecipient("a@x")) == ""
+
+
+def test_helpers() -> None:
+    assert remote_mta("mx.example[192.0.2.1]:25") == "mx.example"
+    assert remote_mta("none") == ""
+    assert diagnostic_code("connect to x: refused") == "X-Postfix; connect to x: refused"

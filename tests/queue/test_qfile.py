@@ -1,0 +1,80 @@
+"""The queue file format: envelope round trip, state records, torn writes."""
+
+from __future__ import annotations
+
+import pytest
+
+from mailcarrier.delivery.request import Notify
+from mailcarrier.queue.qfile import (
+    Envelope,
+    MessageClass,
+    ParseError,
+    QueueRecipient,
+    notified_record,
+    parse_envelope,
+    parse_records,
+    render_envelope,
+    status_record,
+    warned_record,
+)
+from mailcarrier.status import DeliveryStatus
+
+
+def _env() -> Envelope:
+    return Envelope(
+        queue_id="ID1",
+        sender="a b@example.org",
+        recipients=(
+            QueueRecipient(
+                "x@example.net",
+                "orig@example.net",
+                "rfc822;x@example.net",
+                Notify.SUCCESS | Notify.DELAY,
+            ),
+            QueueRecipient("üser@exämple.net"),
+        ),
+        arrival_time=1700000000.25,
+        dsn_envid="ENV 1",
+        dsn_ret="HDRS",
+        encoding="8bit",
+        smtputf8=True,
+        message_class=MessageClass.BOUNCE,
+    )
+
+
+def test_envelope_round_trip() -> None:
+    data = render_envelope(_env()) + b"content bytes"
+    parsed = parse_envelope(data)
+    assert parsed.recipients == _env().recipients
+    assert parsed.sender == "a b@example.org"
+    assert parsed.dsn_envid == "ENV 1"
+    assert parsed.message_class is MessageClass.BOUNCE
+    assert parsed.smtputf8 and parsed.encoding == "8bit"
+    assert data[parsed.content_offset :] == b"content bytes"
+
+
+@pytest.mark.parametrize("data", [b"", b"garbage\n", render_envelope(_env())[:-9]])
+def test_damaged_envelope_is_refused(data: bytes) -> None:
+    with pytest.raises(ParseError):
+        parse_envelope(data)
+
+
+def test_records_fold_to_last_verdict_and_ignore_a_torn_tail() -> None:
+    data = (
+        status_record(0, DeliveryStatus.DEFERRED, "4.4.1", "none", "refused", 1.0)
+        + status_record(0, DeliveryStatus.SENT, "2.0.0", "h[1.2.3.4]:25", "250 ok", 2.0, "relayed")
+        + notified_record(0)
+        + warned_record()
+        + b"status 1 sent 2.0.0"  # torn: no newline
+    )
+    log = parse_records(data)
+    assert log.states[0].status is DeliveryStatus.SENT
+    assert log.states[0].relay == "h[1.2.3.4]:25"
+    assert log.is_final(0) and not log.is_final(1)
+    assert log.notified == {0} and log.warned
+    assert log.valid_length == data.index(b"status 1")
+
+
+def test_bad_record_is_a_parse_error() -> None:
+    with pytest.raises(ParseError):
+        parse_records(b"bogus 1\n")

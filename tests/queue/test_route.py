@@ -1,0 +1,44 @@
+"""Routing recipients to (transport, next hop)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mailcarrier.queue.route import Route, Router
+from tests.queue.helpers import settings
+
+
+def test_relayhost_and_domain(tmp_path: Path) -> None:
+    assert Router(settings(tmp_path)).route("a@example.net") == Route("smtp", "[127.0.0.1]:2525")
+    assert Router(settings(tmp_path, relayhost="")).route("a@example.net") == Route(
+        "smtp", "example.net"
+    )
+
+
+def test_default_transport_nexthop_beats_relayhost(tmp_path: Path) -> None:
+    r = Router(settings(tmp_path, default_transport="lmtp:unix:/tmp/l"))
+    assert r.route("a@example.net") == Route("lmtp", "unix:/tmp/l")
+
+
+def test_transport_maps_table(tmp_path: Path) -> None:
+    table = {
+        "special@example.net": "lmtp:unix:/s",
+        "example.com": "smtp:[10.0.0.1]:26",
+        ".sub.example.org": "smtp:",
+        "bounce.example": "error:5.1.1 go away",
+        "later.example": "retry:try later",
+        "odd.example": "pipe:",
+    }
+    r = Router(settings(tmp_path), lookup=table.get)
+    assert r.route("special@example.net") == Route("lmtp", "unix:/s")
+    assert r.route("x@example.com") == Route("smtp", "[10.0.0.1]:26")
+    assert r.route("x@a.sub.example.org") == Route("smtp", "[127.0.0.1]:2525")
+    assert r.route("x@bounce.example") == Route("error", "5.1.1 go away")
+    assert r.route("x@later.example") == Route("retry", "try later")
+    assert r.route("x@odd.example").transport == "unavailable"
+    assert r.route("x@other.example") == Route("smtp", "[127.0.0.1]:2525")
+
+
+def test_transport_maps_from_configuration(tmp_path: Path) -> None:
+    cfg = settings(tmp_path, transport_maps="inline:{example.com=lmtp:unix:/x}")
+    assert Router(cfg).route("a@example.com") == Route("lmtp", "unix:/x")

@@ -1,0 +1,252 @@
+"""The queue manager with a scripted agent and a fake clock: grouping, retries, expiry."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from pathlib import Path
+
+from mailcarrier.config.settings import Settings
+from mailcarrier.log import MemoryLog
+from mailcarrier.queue.qfile import MessageClass
+from mailcarrier.queue.scheduler import QueueManager
+from mailcarrier.queue.spool import Spool
+from mailcarrier.queue.submit import SubmitOptions, submit_stream
+from mailcarrier.status import DeliveryStatus
+from tests.queue.helpers import BOUNCE, DEFER, SENT, FakeAgent, FakeClock, settings
+
+
+def _setup(
+    tmp_path: Path, agent: FakeAgent, **over: str
+) -> tuple[QueueManager, Spool, FakeClock, MemoryLog, Settings]:
+    clock = FakeClock()
+    log = MemoryLog()
+    cfg = settings(tmp_path, **over)
+    sp = Spool(tmp_path, clock=clock, log=log).ensure()
+    return QueueManager(cfg, sp, agent, log=log, clock=clock), sp, clock, log, cfg
+
+
+def _submit(
+    sp: Spool, cfg: Settings, clock: FakeClock, *rcpts: str, sender: str = "s@example.org"
+) -> str:
+    opts = SubmitOptions(sender=sender, recipients=rcpts)
+    return submit_stream(
+        io.BytesIO(b"Subject: t\n\nbody\n"), opts, settings=cfg, spool=sp, clock=clock
+    )
+
+
+async def test_delivered_message_is_removed_and_logged(tmp_path: Path) -> None:
+    agent = FakeAgent()
+    qm, sp, clock, log, cfg = _setup(tmp_path, agent)
+    qid = _submit(sp, cfg, clock, "a@example.net", "b@example.net")
+    await qm.run_once()
+    assert agent.delivered() == ["a@example.net", "b@example.net"]
+    assert sp.find(qid) is None
+    assert (
+        f"{qid}: from=<s@example.org>, size={agent.requests[0].size}, nrcpt=2 (queue active)"
+        in log.lines
+    )
+    assert f"{qid}: removed" in log.lines
+
+
+async def test_grouping_per_destination_with_recipient_limit(tmp_path: Path) -> None:
+    agent = FakeAgent()
+    table = {"lmtp.example": "lmtp:unix:/tmp/x"}
+    qm, sp, clock, _log, cfg = _setup(tmp_path, agent, smtp_destination_recipient_limit="2")
+    from mailcarrier.queue.route import Router
+
+    qm.configure(cfg, Router(cfg, lookup=table.get))
+    _submit(
+        sp,
+        cfg,
+        clock,
+        "a@x.example",
+        "b@x.example",
+        "c@x.example",
+        "d@lmtp.example",
+        "e@lmtp.example",
+    )
+    await qm.run_once()
+    groups = sorted(
+        (r.transport, r.nexthop, tuple(x.address for x in r.recipients)) for r in agent.requests
+    )
+    assert groups == [
+        ("lmtp", "unix:/tmp/x", ("d@lmtp.example", "e@lmtp.example")),
+        ("smtp", "[127.0.0.1]:2525", ("a@x.example", "b@x.example")),
+        ("smtp", "[127.0.0.1]:2525", ("c@x.example",)),
+    ]
+
+
+async def test_retry_timing_with_backoff(tmp_path: Path) -> None:
+    outcome = {"v": DEFER}
+    agent = FakeAgent(lambda _a: outcome["v"])
+    qm, sp, clock, _log, cfg = _setup(
+        tmp_path, agent, minimal_backoff_time="300s", maximal_backoff_time="4000s"
+    )
+    qid = _submit(sp, cfg, clock, "a@example.net")
+    await qm.run_once()
+    assert sp.find(qid) == "deferred" and len(agent.requests) == 1
+    clock.advance(299)
+    await qm.run_once()
+    assert len(agent.requests) == 1  # not due yet
+    clock.advance(1)
+    await qm.run_once()
+    assert len(agent.requests) == 2
+    # Age is now 300 s: the next interval is max(300, age) = 300; later it grows with age.
+    clock.advance(3000)
+    await qm.run_once()
+    assert len(agent.requests) == 3
+    clock.advance(3299)  # age 3300 -> next interval 3300
+    await qm.run_once()
+    assert len(agent.requests) == 3
+    outcome["v"] = SENT
+    clock.advance(1)
+    await qm.run_once()
+    assert len(agent.requests) == 4 and sp.find(qid) is None
+
+
+async def test_only_pending_recipients_are_retried(tmp_path: Path) -> None:
+    agent = FakeAgent(lambda a: SENT if a.startswith("ok") else DEFER)
+    qm, sp, clock, _log, cfg = _setup(tmp_path, agent)
+    _submit(sp, cfg, clock, "ok@example.net", "later@example.net")
+    await qm.run_once()
+    clock.advance(10000)
+    await qm.run_once()
+    assert agent.delivered() == ["ok@example.net", "later@example.net", "later@example.net"]
+
+
+async def test_lifetime_expiry_bounces_to_sender(tmp_path: Path) -> None:
+    agent = FakeAgent(lambda a: SENT if a == "s@example.org" else DEFER)
+    qm, sp, clock, log, cfg = _setup(tmp_path, agent, maximal_queue_lifetime="1h")
+    qid = _submit(sp, cfg, clock, "a@example.net")
+    await qm.run_once()
+    assert sp.find(qid) == "deferred"
+    clock.advance(3600)
+    await qm.run_once()
+    assert sp.find(qid) is None
+    assert f"{qid}: from=<s@example.org>, status=expired, returned to sender" in log.lines
+    notice = [line for line in log.lines if "sender non-delivery notification" in line]
+    assert notice and agent.delivered()[-1] == "s@example.org"
+    assert agent.requests[-1].sender == ""
+
+
+async def test_bounce_lifetime_applies_to_notices(tmp_path: Path) -> None:
+    agent = FakeAgent(lambda _a: DEFER)
+    qm, sp, clock, log, cfg = _setup(tmp_path, agent, bounce_queue_lifetime="0s")
+    qid = _submit(sp, cfg, clock, "a@example.net", sender="")
+    await qm.run_once()
+    # A message from <> that cannot be delivered at once expires at once, and no notice
+    # goes to the null sender.
+    assert sp.find(qid) is None
+    assert not any("notification" in line for line in log.lines)
+
+
+async def test_delay_warning_sent_once(tmp_path: Path) -> None:
+    agent = FakeAgent(lambda a: SENT if a == "s@example.org" else DEFER)
+    qm, sp, clock, log, cfg = _setup(tmp_path, agent, delay_warning_time="1h")
+    qid = _submit(sp, cfg, clock, "a@example.net")
+    await qm.run_once()
+    clock.advance(3600)
+    await qm.run_once()
+    clock.advance(3600)
+    await qm.run_once()
+    warnings = [line for line in log.lines if "sender delay notification" in line]
+    assert len(warnings) == 1 and sp.find(qid) == "deferred"
+
+
+async def test_dead_destination_suspends_the_rest(tmp_path: Path) -> None:
+    agent = FakeAgent(lambda _a: DEFER)
+    qm, sp, clock, log, cfg = _setup(
+        tmp_path, agent, initial_destination_concurrency="1", smtp_destination_recipient_limit="1"
+    )
+    _submit(sp, cfg, clock, "a@example.net", "b@example.net", "c@example.net")
+    await qm.run_once()
+    assert len(agent.requests) == 1
+    assert sum("delivery temporarily suspended" in line for line in log.lines) == 2
+
+
+async def test_agent_exception_defers_never_loses(tmp_path: Path) -> None:
+    class Broken(FakeAgent):
+        async def deliver(self, request, *, on_status=None):  # type: ignore[no-untyped-def]
+            raise RuntimeError("boom")
+
+    qm, sp, clock, _log, cfg = _setup(tmp_path, Broken())
+    qid = _submit(sp, cfg, clock, "a@example.net")
+    await qm.run_once()
+    msg = sp.read("deferred", qid)
+    assert msg.state.states[0].status is DeliveryStatus.DEFERRED
+    assert "boom" in msg.state.states[0].diagnostic
+
+
+async def test_concurrency_limit_and_slow_start(tmp_path: Path) -> None:
+    agent = FakeAgent()
+    agent.gate = asyncio.Event()
+    qm, sp, clock, _log, cfg = _setup(
+        tmp_path, agent, initial_destination_concurrency="2", smtp_destination_concurrency_limit="3"
+    )
+    for i in range(8):
+        _submit(sp, cfg, clock, f"r{i}@example.net")
+    task = asyncio.ensure_future(qm.run_once())
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert agent.running == 2  # initial window
+    agent.gate.set()
+    await task
+    assert len(agent.requests) == 8 and agent.peak <= 3
+    assert qm.peak_concurrency("smtp", "[127.0.0.1]:2525") <= 3
+
+
+async def test_error_transport_bounces_and_unknown_defers(tmp_path: Path) -> None:
+    agent = FakeAgent()
+    qm, sp, clock, _log, cfg = _setup(tmp_path, agent)
+    from mailcarrier.queue.route import Router
+
+    table = {"gone.example": "error:user unknown", "odd.example": "pipe:"}
+    qm.configure(cfg, Router(cfg, lookup=table.get))
+    qid = _submit(sp, cfg, clock, "x@gone.example", "y@odd.example")
+    await qm.run_once()
+    msg = sp.read("deferred", qid)
+    assert msg.state.states[0].status is DeliveryStatus.BOUNCED
+    assert msg.state.states[1].diagnostic == "mail transport unavailable"
+    # the bounce notice itself went to the sender through the agent
+    assert agent.delivered() == ["s@example.org"]
+    assert any(r.sender == "" for r in agent.requests)
+    assert msg.envelope.message_class is MessageClass.MAIL
+
+
+async def test_bounced_recipient_gets_notice_with_postmaster_copy(tmp_path: Path) -> None:
+    agent = FakeAgent(lambda a: BOUNCE if a == "a@example.net" else SENT)
+    qm, sp, clock, _log, cfg = _setup(tmp_path, agent, notify_classes="bounce")
+    _submit(sp, cfg, clock, "a@example.net")
+    await qm.run_once()
+    assert sorted(agent.delivered()) == ["a@example.net", "postmaster@example.org", "s@example.org"]
+    pm = next(r for r in agent.requests if r.recipients[0].address == "postmaster@example.org")
+    assert pm.sender == "double-bounce@example.org"
+
+
+async def test_double_bounce_goes_to_postmaster_only_with_2bounce(tmp_path: Path) -> None:
+    for classes, expected in (("resource", []), ("2bounce", ["postmaster@example.org"])):
+        d = tmp_path / classes
+        agent = FakeAgent(lambda a: SENT if a.startswith("postmaster") else BOUNCE)
+        qm, sp, clock, _log, cfg = _setup(d, agent, notify_classes=classes)
+        _submit(sp, cfg, clock, "a@example.net", sender="")
+        await qm.run_once()
+        assert agent.delivered()[1:] == expected
+
+
+async def test_failed_postmaster_notice_is_discarded(tmp_path: Path) -> None:
+    agent = FakeAgent(lambda _a: BOUNCE)
+    qm, sp, clock, log, cfg = _setup(tmp_path, agent)
+    qid = _submit(sp, cfg, clock, "a@example.net", sender="double-bounce@example.org")
+    await qm.run_once()
+    assert f"warning: {qid}: undeliverable postmaster notification discarded" in log.lines
+    assert agent.delivered() == ["a@example.net"]
+
+
+async def test_recover_moves_active_back(tmp_path: Path) -> None:
+    agent = FakeAgent()
+    qm, sp, clock, _log, cfg = _setup(tmp_path, agent)
+    qid = _submit(sp, cfg, clock, "a@example.net")
+    sp.move(qid, "incoming", "active")
+    await qm.run_once()
+    assert agent.delivered() == ["a@example.net"] and sp.find(qid) is None

@@ -1,0 +1,139 @@
+"""Submission: headers, recipients from headers, Bcc removal, dots, bad input."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+
+from mailcarrier.delivery.request import Notify
+from mailcarrier.errors import DataError
+from mailcarrier.queue.spool import Spool
+from mailcarrier.queue.submit import SubmitOptions, submit_stream
+from tests.queue.helpers import settings, spool
+
+
+def _submit(tmp_path: Path, data: bytes, **kw: object) -> tuple[Spool, str]:
+    sp = spool(tmp_path)
+    opts = SubmitOptions(**kw)  # type: ignore[arg-type]
+    queue_id = submit_stream(io.BytesIO(data), opts, settings=settings(tmp_path), spool=sp)
+    return sp, queue_id
+
+
+def _content(sp: Spool, queue_id: str) -> bytes:
+    msg = sp.read("incoming", queue_id)
+    with open(msg.path, "rb") as f:
+        f.seek(msg.envelope.content_offset)
+        return f.read(msg.envelope.size)
+
+
+def test_recipients_from_headers_and_bcc_removed(tmp_path: Path) -> None:
+    data = (
+        b"To: A <a@example.net>, b@example.net\nCc: c@example.net\nBcc: hidden@example.net\n\nhi\n"
+    )
+    sp, qid = _submit(
+        tmp_path,
+        data,
+        sender="s@example.org",
+        recipients=("x@example.net",),
+        extract_recipients=True,
+    )
+    env = sp.read("incoming", qid).envelope
+    assert [r.address for r in env.recipients] == [
+        "x@example.net",
+        "a@example.net",
+        "b@example.net",
+        "c@example.net",
+        "hidden@example.net",
+    ]
+    body = _content(sp, qid)
+    assert b"Bcc" not in body and b"hidden" not in body
+    assert (
+        b"\nDate: " in body
+        and b"Message-Id: <" in body
+        and body.startswith(b"From: <s@example.org>")
+    )
+
+
+def test_resent_headers_win_with_t(tmp_path: Path) -> None:
+    data = b"To: old@example.net\nResent-To: new@example.net\n\nhi\n"
+    sp, qid = _submit(tmp_path, data, sender="s@example.org", extract_recipients=True)
+    assert [r.address for r in sp.read("incoming", qid).envelope.recipients] == ["new@example.net"]
+
+
+def test_lone_dot_ends_input_unless_ignore_dots(tmp_path: Path) -> None:
+    data = b"Subject: x\n\nline\n.\nafter\n"
+    sp, qid = _submit(
+        tmp_path, data, sender="s@example.org", recipients=("r@example.net",), ignore_dots=False
+    )
+    assert _content(sp, qid).endswith(b"\nline\n")
+    sp, qid = _submit(
+        tmp_path / "2",
+        data,
+        sender="s@example.org",
+        recipients=("r@example.net",),
+        ignore_dots=True,
+    )
+    assert _content(sp, qid).endswith(b"\nline\n.\nafter\n")
+
+
+def test_envelope_options_and_qualification(tmp_path: Path) -> None:
+    data = "Subject: é\n\nbody é\n".encode()
+    sp, qid = _submit(
+        tmp_path,
+        data,
+        sender="",
+        recipients=("postmaster",),
+        full_name="Full Name",
+        notify=Notify.SUCCESS,
+        ret="HDRS",
+        envid="E1",
+    )
+    env = sp.read("incoming", qid).envelope
+    assert env.sender == ""
+    assert env.recipients[0].address == "postmaster@example.org"
+    assert env.recipients[0].dsn_notify == Notify.SUCCESS
+    assert (env.dsn_ret, env.dsn_envid, env.encoding) == ("HDRS", "E1", "8bit")
+
+
+def test_full_name_in_added_from(tmp_path: Path) -> None:
+    sp, qid = _submit(
+        tmp_path,
+        b"\nbody\n",
+        sender="s@example.org",
+        recipients=("r@example.net",),
+        full_name="Sam Sender",
+    )
+    assert _content(sp, qid).startswith(b"From: Sam Sender <s@example.org>\n")
+
+
+@pytest.mark.parametrize(
+    ("data", "kw"),
+    [
+        (b"Subject: x\n\nhi\n", {"recipients": ("bad address@example.net",)}),
+        (b"Subject: x\n\nhi\n", {"recipients": ("a@b@c",)}),
+        (
+            b"Subject: x\n\nhi\n",
+            {"recipients": ("r@example.net",), "sender": "no spaces allowed@x"},
+        ),
+        (b"Subject: x\nthis is not a header\n\nhi\n", {"recipients": ("r@example.net",)}),
+        (b"To: <unterminated\n\nhi\n", {"extract_recipients": True}),
+        (b"Subject: x\n\nhi\n", {"extract_recipients": True}),
+    ],
+)
+def test_bad_input_queues_nothing(tmp_path: Path, data: bytes, kw: dict[str, object]) -> None:
+    kw.setdefault("sender", "s@example.org")
+    with pytest.raises(DataError):
+        _submit(tmp_path, data, **kw)
+    assert os.listdir(tmp_path / "incoming") == []
+
+
+def test_message_size_limit(tmp_path: Path) -> None:
+    sp = spool(tmp_path)
+    cfg = settings(tmp_path, message_size_limit="100")
+    opts = SubmitOptions(sender="s@example.org", recipients=("r@example.net",))
+    with pytest.raises(DataError, match="too big"):
+        submit_stream(io.BytesIO(b"\n" + b"x" * 200), opts, settings=cfg, spool=sp)
+    assert os.listdir(tmp_path / "incoming") == []
