@@ -15,6 +15,13 @@ def test_relayhost_and_domain(tmp_path: Path) -> None:
     )
 
 
+def test_relayhost_list_goes_whole_to_the_agent(tmp_path: Path) -> None:
+    """Postfix 3.5+: relayhost may list several destinations, tried in order; the agent
+    splits the list itself, so the route keeps all of them."""
+    r = Router(settings(tmp_path, relayhost="[127.0.0.1]:2525, [127.0.0.1]:2526"))
+    assert r.route("a@example.net") == Route("smtp", "[127.0.0.1]:2525, [127.0.0.1]:2526")
+
+
 def test_default_transport_nexthop_beats_relayhost(tmp_path: Path) -> None:
     r = Router(settings(tmp_path, default_transport="lmtp:unix:/tmp/l"))
     assert r.route("a@example.net") == Route("lmtp", "unix:/tmp/l")

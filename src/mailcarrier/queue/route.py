@@ -46,8 +46,9 @@ class Router:
         params = QueueParams(settings)
         self._lookup = lookup if lookup is not None else self._maps_lookup(settings)
         relayhost = params.list("relayhost")
-        # The SMTP client takes one next hop per request; the first relayhost is used.
-        self._relayhost = relayhost[0] if relayhost else ""
+        # The agent takes a list as the next hop and tries each destination in order
+        # (Postfix 3.5+ relayhost lists), so the whole list goes into the request.
+        self._relayhost = ", ".join(relayhost)
         self._default = _split(params.str("default_transport") or "smtp")
         parents = params.list("parent_domain_matches_subdomains")
         self._parent_matches = "transport_maps" in parents
