@@ -202,3 +202,35 @@ def test_daemon_delivers_reloads_and_stops_gracefully(
 def test_sendmail_entry_point_is_installed() -> None:
     exe = Path(sys.executable).parent / "mailcarrier-sendmail"
     assert exe.exists()
+
+
+def test_daemon_picks_up_a_changed_main_cf(tmp_path: Path, server: AiosmtpdServer) -> None:
+    """Issue 3: a long-running process notices a changed main.cf and reloads it at a safe
+    point, without a signal; mail queued after the change goes where the new file says."""
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    maillog = tmp_path / "maillog"
+    main_cf = conf / "main.cf"
+    main_cf.write_text(
+        f"queue_directory = {tmp_path / 'q'}\n"
+        f"maillog_file = {maillog}\n"
+        "relayhost = [127.0.0.1]:9\n"
+        "minimal_backoff_time = 1s\n"
+    )
+    o = ["-c", str(conf)]
+    cmd = [sys.executable, "-c", "from mailcarrier.cli import main; main()", *o, "run"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert _wait(lambda: maillog.exists() and "daemon started" in maillog.read_text())
+        text = main_cf.read_text().replace("[127.0.0.1]:9", server.nexthop)
+        main_cf.write_text(text + "# edited while running\n")
+        assert _wait(lambda: "configuration reloaded" in maillog.read_text())
+        assert _run([*o, "sendmail", "-f", "s@example.org", "new@example.net"], MESSAGE)[0] == 0
+        assert _wait(lambda: len(server.messages) == 1)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert [m.rcpt_tos for m in server.messages] == [["new@example.net"]]

@@ -24,6 +24,7 @@ from mailcarrier.api import deliver
 from mailcarrier.config.postconf import conf_main
 from mailcarrier.config.settings import Settings
 from mailcarrier.delivery.agent import DeliveryAgent
+from mailcarrier.delivery.cache import CacheLimits, ConnectionCache
 from mailcarrier.delivery.request import DeliveryRequest, Notify, Recipient
 from mailcarrier.errors import ConfigError, DataError, MailcarrierError, UsageError
 from mailcarrier.log import LogSink, StreamLog
@@ -337,21 +338,49 @@ def _cmd_run(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: 
         spool = open_spool(settings, log=log)
         stack.enter_context(QueueLock(spool.root))
         spool.clean_temporary()
-        manager = QueueManager(settings, spool, DeliveryAgent(settings, log=log), log=log)
+        manager = QueueManager(settings, spool, _queue_agent(settings, log), log=log)
         if args.once:
-            asyncio.run(manager.run_once())
+            asyncio.run(_run_once(manager))
             return 0
+        watcher = [settings.watcher()]
 
         def reload() -> Settings:
+            # Re-arm first, so one bad edit is reported once, not at every pass.
+            watcher[0] = settings.watcher()
             new = _queue_settings(args)
-            manager.deliverer = DeliveryAgent(new, log=log)
+            watcher[0] = new.watcher()
+            manager.deliverer = _queue_agent(new, log)
             return new
 
-        asyncio.run(_daemon(manager, reload))
+        def changed() -> bool:
+            return watcher[0].changed()
+
+        asyncio.run(_daemon(manager, reload, changed))
     return 0
 
 
-async def _daemon(manager: QueueManager, reload: Callable[[], Settings]) -> None:
+def _queue_agent(settings: Settings, log: LogSink) -> DeliveryAgent:
+    """The queue's delivery agent, with a connection cache shared by all its deliveries."""
+    limits = CacheLimits.from_settings(settings.for_transport("smtp"))
+    return DeliveryAgent(settings, log=log, cache=ConnectionCache(limits))
+
+
+async def _run_once(manager: QueueManager) -> None:
+    try:
+        await manager.run_once()
+    finally:
+        await _close_cache(manager)
+
+
+async def _close_cache(manager: QueueManager) -> None:
+    agent = manager.deliverer
+    if isinstance(agent, DeliveryAgent) and agent.cache is not None:
+        await agent.cache.close_all()
+
+
+async def _daemon(
+    manager: QueueManager, reload: Callable[[], Settings], changed: Callable[[], bool]
+) -> None:
     import signal
 
     controls = Controls()
@@ -360,7 +389,10 @@ async def _daemon(manager: QueueManager, reload: Callable[[], Settings]) -> None
     loop.add_signal_handler(signal.SIGINT, controls.stop.set)
     loop.add_signal_handler(signal.SIGHUP, controls.reload.set)
     manager.log.info(QMGR, "daemon started -- mailcarrier run")
-    await serve(manager, controls, reload=reload)
+    try:
+        await serve(manager, controls, reload=reload, changed=changed)
+    finally:
+        await _close_cache(manager)
     manager.log.info(QMGR, "terminating on signal")
 
 

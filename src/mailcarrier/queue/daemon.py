@@ -74,13 +74,22 @@ async def serve(
     controls: Controls,
     *,
     reload: Callable[[], Settings] | None = None,
+    changed: Callable[[], bool] | None = None,
     poll_interval: float = 1.0,
 ) -> None:
-    """Run the scheduler until `controls.stop` is set."""
+    """Run the scheduler until `controls.stop` is set.
+
+    `changed()` is polled once per pass (at most every `poll_interval` seconds): when it
+    says main.cf or a table file changed, the configuration is reloaded at this safe point,
+    between deliveries, exactly as for SIGHUP; deliveries in flight finish with the settings
+    they started with.
+    """
     spool = manager.spool
     manager.recover()
     next_scan = 0.0
     while not controls.stop.is_set():
+        if changed is not None and reload is not None and changed():
+            controls.reload.set()
         if controls.reload.is_set():
             controls.reload.clear()
             if reload is not None:
