@@ -1,9 +1,11 @@
 """`make demo`: mailcarrier delivering to real servers on this machine, end to end.
 
-Starts an SMTP server (aiosmtpd) on 127.0.0.1 and an LMTP server on a unix socket, then runs
-the real `mailcarrier deliver` command against each: sample messages with several
-recipients, one of which the server rejects, so the log lines, the JSON results and the exit
-codes show sent and bounced outcomes. Nothing leaves the machine.
+Starts an SMTP server (aiosmtpd) on 127.0.0.1 and an LMTP server on a unix socket. First the
+main job, through the durable queue: `mailcarrier sendmail` queues a message (one recipient
+will be rejected), `mailcarrier queue list` shows it, `mailcarrier run --once` delivers it
+(and the bounce notice for the rejected recipient) and the queue ends empty. Then
+`mailcarrier deliver` sends straight to the LMTP server (one reply per recipient) and to a
+port where nobody listens (a deferral, exit 75). Nothing leaves the machine.
 """
 
 from __future__ import annotations
@@ -78,17 +80,27 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def run_deliver(title: str, args: list[str], message: Path) -> None:
+def run_cmd(title: str, args: list[str], stdin: bytes | None = None) -> None:
     print(f"\n=== {title}")
-    cmd = [MAILCARRIER, "deliver", *args, "--json", str(message)]
-    print("$ " + " ".join(cmd))
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
-    print("--- log (stderr)")
-    sys.stdout.write(proc.stderr)
-    print("--- JSON result (stdout)")
-    for line in proc.stdout.splitlines():
-        print(json.dumps(json.loads(line), indent=2))
+    cmd = [MAILCARRIER, *args]
+    print("$ " + " ".join(cmd) + (" < message.eml" if stdin is not None else ""))
+    proc = subprocess.run(cmd, input=stdin, capture_output=True, timeout=120, check=False)
+    out, err = proc.stdout.decode(), proc.stderr.decode()
+    if err:
+        print("--- log (stderr)")
+        sys.stdout.write(err)
+    if out:
+        print("--- output")
+        for line in out.splitlines():
+            try:
+                print(json.dumps(json.loads(line), indent=2))
+            except ValueError:
+                print(line)
     print(f"--- exit code {proc.returncode}")
+
+
+def run_deliver(title: str, args: list[str], message: Path) -> None:
+    run_cmd(title, ["deliver", *args, "--json", str(message)])
 
 
 def main() -> int:
@@ -105,38 +117,30 @@ def main() -> int:
         lmtp_server.start()
         try:
             print(f"SMTP server (aiosmtpd) on 127.0.0.1:{port}; LMTP server on unix:{lmtp_path}")
-            run_deliver(
-                "SMTP: two recipients accepted, one rejected (exit 69: a recipient bounced)",
-                [
-                    "--nexthop",
-                    f"[127.0.0.1]:{port}",
-                    "-f",
-                    "sender@example.org",
-                    "-r",
-                    "alice@example.net",
-                    "-r",
-                    "bob@example.net",
-                    "-r",
-                    "nobody@example.net",
-                ],
-                message,
+            queue = [
+                "-o", f"queue_directory={tmp}/queue",
+                "-o", f"relayhost=[127.0.0.1]:{port}",
+                "-o", "myorigin=example.org",
+            ]  # fmt: skip
+            run_cmd(
+                "Queue a message: alice and bob will be accepted, nobody rejected",
+                [*queue, "sendmail", "-f", "sender@example.org",
+                 "alice@example.net", "bob@example.net", "nobody@example.net"],
+                MESSAGE,
+            )  # fmt: skip
+            run_cmd("The queue, like mailq", [*queue, "queue", "list"])
+            run_cmd(
+                "Deliver what is deliverable now (the bounce notice for nobody is queued "
+                "and delivered to the sender too)",
+                [*queue, "run", "--once"],
             )
+            run_cmd("The queue is empty again", [*queue, "queue", "list"])
             run_deliver(
-                "LMTP over a unix socket: one reply per recipient after the final dot (exit 0)",
-                [
-                    "--transport",
-                    "lmtp",
-                    "--nexthop",
-                    f"unix:{lmtp_path}",
-                    "-f",
-                    "sender@example.org",
-                    "-r",
-                    "alice@example.net",
-                    "-r",
-                    "bob@example.net",
-                ],
+                "LMTP over a unix socket, no queue: one reply per recipient after the dot",
+                ["--transport", "lmtp", "--nexthop", f"unix:{lmtp_path}",
+                 "-f", "sender@example.org", "-r", "alice@example.net", "-r", "bob@example.net"],
                 message,
-            )
+            )  # fmt: skip
             run_deliver(
                 "Nobody listening: the recipient is deferred (exit 75)",
                 ["--nexthop", f"[127.0.0.1]:{free_port()}", "-f", "", "-r", "carol@example.net"],
