@@ -8,7 +8,9 @@ Table specifications inside MAPS values are checked with `mailcarrier.tables.spe
 
 from __future__ import annotations
 
+import ipaddress
 import re
+from collections.abc import Callable
 from typing import Final
 
 from mailcarrier.config.paramtype import Param, ParamType
@@ -63,6 +65,35 @@ def _check_choice(param: Param, item: str) -> None:
         raise ValueError(f'unknown value "{item}" (want one of {", ".join(param.choices)})')
 
 
+def _check_line_limit(number: object) -> None:
+    # 0 means "no limit"; 1 leaves no room after the space that starts a broken line's
+    # continuation (Postfix loops forever on it).
+    if number == 1:
+        raise ValueError('value "1" is too small (use 0 for no limit, or at least 2)')
+
+
+def _check_ipv4(value: object) -> None:
+    try:
+        ipaddress.IPv4Address(str(value))
+    except ValueError:
+        raise ValueError(f'"{value}" is not a numerical IPv4 address') from None
+
+
+def _check_ipv6(value: object) -> None:
+    try:
+        ipaddress.IPv6Address(str(value))
+    except ValueError:
+        raise ValueError(f'"{value}" is not a numerical IPv6 address') from None
+
+
+# Extra checks named by `Param.check`.
+CHECKS: Final[dict[str, Callable[[object], None]]] = {
+    "linelimit": _check_line_limit,
+    "ipv4": _check_ipv4,
+    "ipv6": _check_ipv6,
+}
+
+
 def convert(param: Param, text: str) -> Value:
     """The typed value of `text` (already expanded) for `param`."""
     if any(c in text for c in "\r\n\0"):
@@ -75,10 +106,8 @@ def convert(param: Param, text: str) -> Value:
     if kind in (ParamType.INT, ParamType.SIZE):
         number = parse_int(text)
         _check_range(param, number, text)
-        if param.name.endswith("_line_length_limit") and number == 1:
-            # 0 means "no limit"; 1 leaves no room after the inserted space of a broken
-            # line (Postfix loops forever on it), so refuse it here, naming the parameter.
-            raise ValueError(f'value "{text}" is too small (use 0 for no limit, or at least 2)')
+        if param.check:
+            CHECKS[param.check](number)
         return number
     if kind is ParamType.TIME:
         seconds = parse_time(text, param.unit)
@@ -98,4 +127,6 @@ def convert(param: Param, text: str) -> Value:
     value = text.strip()
     if value:
         _check_choice(param, value)
+        if param.check:
+            CHECKS[param.check](value)
     return value

@@ -26,6 +26,7 @@ PROTOCOL: Final[list[list[Param]]] = [
         "998",
         mirror=True,
         minimum=0,
+        check="linelimit",
         note="seed: 990; Postfix 2.9 and later: 998 (RFC 5321's 1000 with CRLF)",
     ),
     _p("smtp_pix_workaround_delay_time", T, "10s", mirror=True, minimum=1),
@@ -61,8 +62,8 @@ PROTOCOL: Final[list[list[Param]]] = [
     _p("smtp_nested_header_checks", M, "", mirror=True),
     _p("smtp_body_checks", M, "", mirror=True),
     _p("smtp_helo_name", STR, "$myhostname", mirror="lmtp_lhlo_name"),
-    _p("smtp_bind_address", STR, "", mirror=True),
-    _p("smtp_bind_address6", STR, "", mirror=True),
+    _p("smtp_bind_address", STR, "", mirror=True, check="ipv4"),
+    _p("smtp_bind_address6", STR, "", mirror=True, check="ipv6"),
     _p("lmtp_tcp_port", STR, "24"),
     _p("lmtp_assume_final", B, "no"),
     # --- server lookup and routing ----------------------------------------------------

@@ -41,6 +41,8 @@ class Param:
     maximum: int | None = None
     # Set by the program at run time (process_id, process_name); main.cf cannot change it.
     read_only: bool = False
+    # An extra check of the value, by name (see convert.CHECKS): "ipv4", "ipv6", "linelimit".
+    check: str = ""
 
 
 # "$smtp_x" / "${smtp_x}" in an smtp_ default becomes "$lmtp_x" in the lmtp twin's default,
@@ -61,17 +63,20 @@ def _p(
     unit: str = "s",
     note: str = "",
     read_only: bool = False,
+    check: str = "",
 ) -> list[Param]:
     """Declare a parameter and, when `mirror` is set, its lmtp_ twin."""
     lmtp_name = ""
     if mirror:
         lmtp_name = mirror if isinstance(mirror, str) else "lmtp_" + name.removeprefix("smtp_")
-    first = Param(name, type_, default, lmtp_name, choices, minimum, unit, note, maximum, read_only)
+    first = Param(
+        name, type_, default, lmtp_name, choices, minimum, unit, note, maximum, read_only, check
+    )
     if not lmtp_name:
         return [first]
     twin_default = _SMTP_REF.sub(r"\1lmtp_", default) if lmtp_default is None else lmtp_default
     twin = Param(
-        lmtp_name, type_, twin_default, "", choices, minimum, unit, note, maximum, read_only
+        lmtp_name, type_, twin_default, "", choices, minimum, unit, note, maximum, read_only, check
     )
     return [first, twin]
 
