@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 __all__ = [
+    "ACTION_FORWARDED",
     "EX_CONFIG",
     "EX_DATAERR",
     "EX_OK",
@@ -37,6 +38,9 @@ EX_UNAVAILABLE: Final = 69
 EX_SOFTWARE: Final = 70
 EX_TEMPFAIL: Final = 75
 EX_CONFIG: Final = 78
+
+# Not an RFC 3464 action: a success whose DSN request went on with the message (never printed).
+ACTION_FORWARDED: Final = "forwarded"
 
 # RFC 3463: class "." subject "." detail; class 2, 4 or 5; subject 1-3 digits; detail 1-3 digits.
 _DSN_RE: Final = re.compile(r"[245]\.\d{1,3}\.\d{1,3}")
@@ -97,8 +101,10 @@ class RecipientStatus:
     delays: Delays = field(default_factory=Delays)
     conn_use: int = 1
     orig_address: str = ""
-    # Postfix's DSN action for a success: "relayed" when the next hop does not do DSN,
-    # "delivered" for final delivery. Used by the success-notice machinery.
+    # The RFC 3464 action. For a success: "relayed" when the next hop did not announce DSN
+    # (a NOTIFY=SUCCESS notice is ours to send), "delivered" for final delivery (LMTP with
+    # lmtp_assume_final), or ACTION_FORWARDED when the next hop took the DSN request along
+    # with the message (no local success notice: the notice is the next hop's to send).
     action: str = ""
 
     @property

@@ -215,3 +215,125 @@ async def test_another_destination_on_the_same_server_reuses_by_address(
     assert (first.conn_use, second.conn_use) == (1, 2)
     assert second.relay == f"mx.shared.test[127.0.0.1]:{server.port}"
     assert handler.sessions == 1
+
+
+class _AuthCounting(CountingHandler):
+    """Accepts PLAIN for two users; records who authenticated on each session."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.logins: list[str] = []
+
+    def __call__(self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> Any:
+        from aiosmtpd.smtp import AuthResult
+
+        self.logins.append(data.login.decode())
+        ok = data.password == b"pw-" + data.login
+        return AuthResult(success=ok, handled=False)
+
+
+async def test_no_reuse_across_sasl_identities(tmp_path: Any) -> None:
+    handler = _AuthCounting()
+    server = AiosmtpdServer(handler, authenticator=handler, auth_require_tls=False).start()
+    try:
+        passwd = tmp_path / "sasl_passwd"
+        passwd.write_text("a@example.org alice:pw-alice\nb@example.org bob:pw-bob\n")
+        cache = ConnectionCache(CacheLimits())
+        agent, _ = _agent(
+            cache,
+            smtp_sasl_auth_enable="yes",
+            smtp_sender_dependent_authentication="yes",
+            smtp_sasl_password_maps=f"texthash:{passwd}",
+            smtp_sasl_security_options="noanonymous",
+        )
+
+        async def send(sender: str) -> int:
+            request = make_request(
+                b"x\n", sender=sender, recipients=["r@example.net"], nexthop=server.nexthop
+            )
+            (status,) = (await agent.deliver(request)).recipients
+            assert status.status is DeliveryStatus.SENT, status
+            return status.conn_use
+
+        uses = [await send(s) for s in ("a@example.org", "b@example.org", "a@example.org")]
+        await cache.close_all()
+    finally:
+        server.stop()
+    # alice's session is reused for alice only; bob gets his own, authenticated as bob.
+    assert uses == [1, 1, 2]
+    assert handler.logins == ["alice", "bob"]
+    assert handler.sessions == 2
+
+
+@pytest.fixture
+def tls_pki(tmp_path: Any) -> Any:
+    import trustme
+
+    from tests.tls.tls_fixtures import Pki
+
+    return Pki(trustme.CA(), tmp_path)
+
+
+@pytest.mark.parametrize(("reuse", "expected"), [("no", [1, 1]), ("yes", [1, 2])])
+async def test_tls_sessions_are_reused_only_when_the_policy_says_so(
+    tls_pki: Any, reuse: str, expected: list[int]
+) -> None:
+    """Postfix reuses TLS connections only with smtp_tls_connection_reuse (or the policy's
+    connection_reuse=yes); we keep them in-process instead of through tlsproxy."""
+    from aiosmtpd.controller import Controller
+
+    from tests.peers.aiosmtpd_server import free_port
+
+    handler = CountingHandler()
+    port = free_port()
+    controller = Controller(
+        handler,
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=tls_pki.server_context(tls_pki.leaf("127.0.0.1")),
+        require_starttls=True,
+    )
+    controller.start()
+    try:
+        cache = ConnectionCache(CacheLimits())
+        agent, log = _agent(
+            cache,
+            smtp_tls_security_level="encrypt",
+            smtp_tls_CAfile=tls_pki.cafile(),
+            smtp_tls_connection_reuse=reuse,
+            smtp_tls_loglevel="1",
+        )
+        uses = [(await _send(agent, f"[127.0.0.1]:{port}")).conn_use for _ in range(2)]
+        await cache.close_all()
+    finally:
+        controller.stop()
+    assert uses == expected
+    assert any("TLS connection established to 127.0.0.1[127.0.0.1]" in x for x in log.lines)
+
+
+@pytest.mark.parametrize(
+    ("second_level", "expected"), [("none", [1, 2]), ("may", [1, 1])], ids=["same", "other"]
+)
+async def test_tls_policy_is_part_of_the_address_key(
+    counting: tuple[CountingHandler, AiosmtpdServer],
+    tmp_path: Any,
+    second_level: str,
+    expected: list[int],
+) -> None:
+    """Two destinations reaching the same server share a session only when their TLS
+    policies (smtp_tls_policy_maps, by next hop) are the same."""
+    handler, server = counting
+    policy = tmp_path / "tls_policy"
+    policy.write_text(f"[127.0.0.1]:{server.port} none\n[localhost]:{server.port} {second_level}\n")
+    cache = ConnectionCache(CacheLimits())
+    agent, _ = _agent(
+        cache,
+        smtp_tls_policy_maps=f"texthash:{policy}",
+        smtp_host_lookup="native",  # localhost from /etc/hosts, no DNS
+        inet_protocols="ipv4",
+    )
+    first = await _send(agent, f"[127.0.0.1]:{server.port}")
+    second = await _send(agent, f"[localhost]:{server.port}")
+    await cache.close_all()
+    assert [first.conn_use, second.conn_use] == expected
+    assert handler.sessions == (1 if expected == [1, 2] else 2)

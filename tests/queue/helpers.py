@@ -40,8 +40,11 @@ class FakeClock:
 class FakeAgent:
     """Marks each recipient with `verdict(address)`; counts concurrent deliveries."""
 
-    def __init__(self, verdict: Callable[[str], Verdict] = lambda _a: SENT) -> None:
+    def __init__(
+        self, verdict: Callable[[str], Verdict] = lambda _a: SENT, action: str = ""
+    ) -> None:
         self.verdict = verdict
+        self.action = action
         self.requests: list[DeliveryRequest] = []
         self.running = 0
         self.peak = 0
@@ -66,7 +69,7 @@ class FakeAgent:
                 relay = (
                     "mx.example[192.0.2.1]:25" if status is not DeliveryStatus.DEFERRED else "none"
                 )
-                st = RecipientStatus(r.address, status, dsn, diag, relay)
+                st = RecipientStatus(r.address, status, dsn, diag, relay, action=self.action)
                 if on_status is not None:
                     on_status(i, st)
                 out.append(st)

@@ -15,6 +15,7 @@ from mailcarrier.queue.notices import diagnostic_code, remote_mta
 from mailcarrier.queue.scheduler import QueueManager
 from mailcarrier.queue.spool import Spool
 from mailcarrier.queue.submit import SubmitOptions, submit_stream
+from mailcarrier.status import ACTION_FORWARDED
 from tests.queue.helpers import BOUNCE, DEFER, SENT, FakeAgent, FakeClock, Verdict, settings
 
 BODY = b"From: s@example.org\nSubject: original\n\nthe original body\n"
@@ -27,6 +28,7 @@ def _notice(
     notify: Notify = Notify.NONE,
     ret: str = "",
     envid: str = "",
+    action: str = "",
     **over: str,
 ) -> tuple[email.message.Message, list[str]]:
     """Submit, deliver with `verdict` for a@example.net; the sender's notice is deferred
@@ -35,7 +37,7 @@ def _notice(
     log = MemoryLog()
     cfg: Settings = settings(tmp_path, **over)
     sp = Spool(tmp_path, clock=clock, log=log).ensure()
-    agent = FakeAgent(lambda a: verdict if a == "a@example.net" else DEFER)
+    agent = FakeAgent(lambda a: verdict if a == "a@example.net" else DEFER, action=action)
     opts = SubmitOptions(
         sender="s@example.org", recipients=("a@example.net",), notify=notify, ret=ret, envid=envid
     )
@@ -118,6 +120,19 @@ def test_notify_never_and_success(tmp_path: Path) -> None:
     # SENT without NOTIFY=SUCCESS: no notice.
     msg, lines = _notice(tmp_path / "quiet", SENT)
     assert not any("notification" in x for x in lines)
+
+
+def test_no_success_notice_when_the_next_hop_took_the_dsn_request(tmp_path: Path) -> None:
+    """Postfix: NOTIFY=SUCCESS to a server that announced DSN travels on with the message;
+    the notice is the next hop's to send, not ours."""
+    _msg, lines = _notice(tmp_path, SENT, notify=Notify.SUCCESS, action=ACTION_FORWARDED)
+    assert not any("notification" in x for x in lines)
+
+
+def test_delivered_action_for_final_delivery(tmp_path: Path) -> None:
+    msg, _lines = _notice(tmp_path, SENT, notify=Notify.SUCCESS, action="delivered")
+    _returned, blocks = _report(msg)
+    assert blocks[1]["Action"] == "delivered"
 
 
 async def test_delay_notice(tmp_path: Path) -> None:

@@ -23,13 +23,20 @@ from dataclasses import dataclass, replace
 from typing import BinaryIO
 
 from mailcarrier.config.settings import AgentSettings, Settings
-from mailcarrier.content.encoder import DataEncoder
-from mailcarrier.content.stream import encode_file
+from mailcarrier.content.pipeline import ContentPlan, plan_from_settings
+from mailcarrier.delivery.auth_step import session_identity
 from mailcarrier.delivery.cache import ConnectionCache
-from mailcarrier.delivery.outcome import Leftover, build_envelope, mark_transaction
+from mailcarrier.delivery.outcome import (
+    Leftover,
+    build_envelope,
+    eightbitmime_verdict,
+    mark_transaction,
+    mime_8bit_ok,
+)
 from mailcarrier.delivery.recipients import RecipientTracker
 from mailcarrier.delivery.request import DeliveryRequest
 from mailcarrier.delivery.servers import Destination, ServerFinder, ServerList, destinations
+from mailcarrier.delivery.tls_step import TlsClient, TlsJob, negotiate_tls
 from mailcarrier.delivery.trouble import (
     Verdict,
     handshake_verdict,
@@ -40,7 +47,13 @@ from mailcarrier.delivery.trouble import (
 from mailcarrier.errors import TransportError, UsageError
 from mailcarrier.log import LogSink, NullLog, delivery_line
 from mailcarrier.routing.resolver import NativeLookup, Resolver
-from mailcarrier.status import Delays, DeliveryResult, DeliveryStatus, RecipientStatus
+from mailcarrier.status import (
+    ACTION_FORWARDED,
+    Delays,
+    DeliveryResult,
+    DeliveryStatus,
+    RecipientStatus,
+)
 from mailcarrier.transport.connection import Connection, Peer, open_tcp, open_unix
 from mailcarrier.transport.racing import race_connect
 from mailcarrier.transport.session import Session, SessionOptions
@@ -84,6 +97,10 @@ class _Job:
     last: Leftover | None = None
     # Connection-cache key of the destination being tried ("" = do not cache).
     dest_key: str = ""
+    # The destination (of the next hop list or the fallback relays) being tried.
+    destination: str = ""
+    tls: TlsJob | None = None  # TLS policy state of the destination being tried
+    plan: ContentPlan | None = None  # content transforms (content/pipeline.py)
 
     @property
     def process(self) -> str:
@@ -117,6 +134,7 @@ class DeliveryAgent:
         self.rng = rng
         self._depth = _depth
         self._finders: dict[str, ServerFinder] = {}
+        self._tls = TlsClient()
 
     # --- public -----------------------------------------------------------------------
     async def deliver(
@@ -163,15 +181,23 @@ class DeliveryAgent:
 
     def _job(self, request: DeliveryRequest, tracker: RecipientTracker, content: BinaryIO) -> _Job:
         agent = self.settings.for_transport(request.transport)
-        limit = agent.int("line_length_limit")
+        process = request.transport
+        plan = plan_from_settings(
+            agent,
+            content,
+            start=request.content_offset,
+            length=request.size,
+            encoding=request.encoding,
+            queue_id=request.queue_id,
+            info=lambda text: self.log.info(process, text),
+            warning=lambda text: self.log.warning(process, text),
+        )
 
         def factory() -> Iterator[bytes]:
-            encoder = DataEncoder(line_length_limit=limit, dot_stuff=True)
-            return encode_file(
-                content, start=request.content_offset, length=request.size, encoder=encoder
-            )
+            return plan.chunks(downgrade=False)
 
         return _Job(
+            plan=plan,
             request=request,
             agent=agent,
             options=SessionOptions.from_settings(agent),
@@ -191,11 +217,19 @@ class DeliveryAgent:
         loop = False
         dests = destinations(job.request.nexthop, job.agent)
         for n, destination in enumerate(dests):
+            job.destination = destination.text
             job.dest_key = self._dest_key(job, destination)
             await self._try_cached(job, job.dest_key)
             if not job.tracker.pending():
                 return
             servers = await finder.find(destination, domains)
+            job.tls = self._tls.job(
+                job.agent,
+                destination.text,
+                log=self.log,
+                resolver=lambda: finder.resolver,
+                preactive_delay=self.wallclock() - job.request.arrival_time,
+            )
             for note in servers.notes:
                 log = self.log.warning if note.level == "warning" else self.log.info
                 log(job.process, note.text)
@@ -270,6 +304,15 @@ class DeliveryAgent:
         if peer.family == socket.AF_UNIX:
             return await open_unix(peer, timeout=timeout)
         bind = job.agent.str("bind_address6" if peer.family == socket.AF_INET6 else "bind_address")
+        wrapper = job.tls.wrapper_context(peer) if job.tls is not None else None  # implicit TLS
+        if wrapper is not None:
+            return await open_tcp(
+                peer,
+                timeout=timeout,
+                bind_address=bind,
+                ssl_context=wrapper[0],
+                server_hostname=wrapper[1],
+            )
         return await open_tcp(peer, timeout=timeout, bind_address=bind)
 
     async def _use_server(self, job: _Job, conn: Connection, peer: Peer, final: bool) -> None:
@@ -297,6 +340,41 @@ class DeliveryAgent:
                     return
                 self._server_failed(job, Leftover(verdict, peer.relay), final)
                 return
+            if job.tls is not None:  # STARTTLS and the TLS policy: see tls_step.py
+                tls = await negotiate_tls(job.tls, session, peer, soft_bounce=job.soft_bounce)
+                if tls.retry_plaintext:  # "may": the same server again, in plaintext
+                    session.broken = True
+                    try:
+                        retry = await self._connect(job, peer)
+                    except TransportError as error:
+                        self._connect_failed(job, error)
+                        return
+                    await self._use_server(job, retry, peer, final)
+                    return
+                if tls.verdict is not None:
+                    if tls.verdict.final:
+                        self._mark_pending(job, tls.verdict, peer.relay)
+                    else:
+                        self._server_failed(job, Leftover(tls.verdict, peer.relay), final)
+                    return
+            from mailcarrier.delivery import auth_step  # SASL (RFC 4954): see auth_step.py
+
+            auth = await auth_step.authenticate(
+                self.settings,
+                job.agent,
+                session,
+                peer,
+                job.request,
+                log=self.log,
+                soft_bounce=job.soft_bounce,
+                destination=job.destination,
+            )
+            if auth is not None:
+                if auth.final:  # Postfix smtp_sess_fail(): a hard error bounces at once
+                    self._mark_pending(job, auth, peer.relay)
+                else:
+                    self._server_failed(job, Leftover(auth, peer.relay), final)
+                return
             job.attempt.ready = self.clock()
             leftover = await self._transaction(job, session, peer, final)
             if leftover is not None:
@@ -305,10 +383,29 @@ class DeliveryAgent:
             await self._release(job, session, peer)
 
     # --- connection reuse -------------------------------------------------------------
-    def _label(self, job: _Job) -> str:
-        """What must match for a cached session to be reused: the transport and the session's
-        security context (TLS policy and SASL identity are added to this label)."""
-        return job.agent.transport
+    def _label(self, job: _Job, peer: Peer | None = None) -> str:
+        """What must match for a cached session to be reused: the transport, the TLS policy
+        and the SASL identity, so a session is never shared across policies or credentials
+        (Postfix smtp_key.c). `peer` is None for the destination key."""
+        parts = [job.agent.transport]
+        if job.tls is not None and peer is not None:
+            # The destination key already pins the TLS policy (it is chosen by next hop);
+            # another destination reaching the same server may have another policy.
+            parts.append(f"tls={job.tls.policy(peer)!r}")
+        if job.agent.bool("sasl_auth_enable"):
+            if peer is None:
+                # Credentials follow the destination, and with sender-dependent
+                # authentication the sender too: never share across senders.
+                sender = (
+                    job.request.sender if job.agent.bool("sender_dependent_authentication") else ""
+                )
+                parts.append(f"sasl=dest:{job.destination}:{sender}")
+            else:
+                parts.append(
+                    "sasl="
+                    + session_identity(self.settings, job.agent, job.request, peer, job.destination)
+                )
+        return "|".join(parts)
 
     def _dest_key(self, job: _Job, destination: Destination) -> str:
         if self.cache is None:
@@ -317,10 +414,13 @@ class DeliveryAgent:
         listed = {d.lower() for d in job.agent.list("connection_cache_destinations")}
         if not job.agent.bool("connection_cache_on_demand") and text not in listed:
             return ""
-        return f"{self._label(job)}:dest:{text}"
+        return f"{self._label(job)}|dest:{text}"
 
     def _addr_key(self, job: _Job, peer: Peer) -> str:
-        return f"{self._label(job)}:addr:{peer.relay}" if job.dest_key else ""
+        """By server address and port, whatever name led there (Postfix smtp_reuse.c)."""
+        if not job.dest_key:
+            return ""
+        return f"{self._label(job, peer)}|addr:[{peer.address}]:{peer.port}"
 
     async def _try_cached(self, job: _Job, key: str) -> None:
         """Deliver over cached sessions under `key` while any is alive and recipients remain.
@@ -344,12 +444,20 @@ class DeliveryAgent:
             finally:
                 await self._release(job, session, peer)
 
+    def _tls_reuse_allowed(self, job: _Job, session: Session, peer: Peer) -> bool:
+        """A TLS session is reused only with smtp_tls_connection_reuse or the policy's
+        connection_reuse=yes, as in Postfix (which needs tlsproxy for it; we keep it here)."""
+        if not session.conn.tls:
+            return True
+        return job.tls is not None and job.tls.policy(peer).connection_reuse
+
     async def _release(self, job: _Job, session: Session, peer: Peer) -> None:
         """Park the session for reuse when allowed, else QUIT."""
         if (
             self.cache is not None
             and job.dest_key
             and not session.broken
+            and self._tls_reuse_allowed(job, session, peer)
             and session.transactions
             and (not session.needs_rset or await session.rset())
             and self.cache.park(session, (job.dest_key, self._addr_key(job, peer)))
@@ -373,10 +481,14 @@ class DeliveryAgent:
     ) -> Leftover | None:
         pending = job.tracker.pending()
         conn_use = session.transactions + 1
+        success_action = self._success_action(job, session)
 
         def mark(i: int, verdict: Verdict) -> None:
             delays = job.attempt.delays(self.clock())
-            job.tracker.mark(i, verdict, relay=peer.relay, delays=delays, conn_use=conn_use)
+            action = success_action if verdict.status is DeliveryStatus.SENT else ""
+            job.tracker.mark(
+                i, verdict, relay=peer.relay, delays=delays, conn_use=conn_use, action=action
+            )
 
         limit = session.proto.capabilities.size_limit
         if limit and job.size > limit:
@@ -386,7 +498,21 @@ class DeliveryAgent:
                 mark(i, verdict)
             return None
         envelope = build_envelope(job.request, job.tracker, pending, job.size)
-        result = await session.transaction(envelope, job.factory)
+        factory = job.factory
+        if job.plan is not None:  # 8BITMIME downgrade (RFC 6152): see content/pipeline.py
+            eightbit = eightbitmime_verdict(job.plan, session.proto.capabilities, peer.namaddr)
+            if eightbit is not None:
+                if not final:
+                    return Leftover(eightbit, peer.relay)
+                for i in pending:
+                    mark(i, soften(eightbit) if job.soft_bounce else eightbit)
+                return None
+            plan = job.plan
+            downgrade = plan.downgrade_for(mime_8bit_ok(session.proto.capabilities))
+            if downgrade:  # Postfix omits SIZE= when it converts (the size changes)
+                envelope = replace(envelope, size=None)
+            factory = lambda: plan.chunks(downgrade=downgrade)  # noqa: E731
+        result = await session.transaction(envelope, factory)
         return mark_transaction(
             result,
             pending,
@@ -397,6 +523,14 @@ class DeliveryAgent:
             final=final,
             mark=mark,
         )
+
+    def _success_action(self, job: _Job, session: Session) -> str:
+        """Postfix smtp_rcpt_done(): who reports a NOTIFY=SUCCESS delivery."""
+        if session.proto.capabilities.dsn:
+            return ACTION_FORWARDED
+        if job.agent.is_lmtp and self.settings.get_bool("lmtp_assume_final"):
+            return "delivered"
+        return "relayed"
 
     # --- mail loops -------------------------------------------------------------------
     async def _hand_off(self, job: _Job) -> bool:
@@ -442,6 +576,7 @@ class DeliveryAgent:
                 relay=status.relay,
                 delays=job.attempt.delays(now),
                 conn_use=status.conn_use,
+                action=status.action,
             )
         return True
 

@@ -13,16 +13,25 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from mailcarrier.content.pipeline import ContentPlan
 from mailcarrier.delivery.recipients import RecipientTracker
 from mailcarrier.delivery.request import DeliveryRequest
-from mailcarrier.delivery.trouble import Verdict, reply_verdict, transport_verdict
+from mailcarrier.delivery.trouble import Verdict, reply_verdict, soften, transport_verdict
 from mailcarrier.protocol.commands import RcptTo
+from mailcarrier.protocol.ehlo import Capabilities
 from mailcarrier.protocol.reply import Reply
 from mailcarrier.protocol.stages import Stage
 from mailcarrier.status import DeliveryStatus
 from mailcarrier.transport.session import Envelope, TransactionResult
 
-__all__ = ["Leftover", "build_envelope", "mark_transaction", "orcpt_for"]
+__all__ = [
+    "Leftover",
+    "build_envelope",
+    "eightbitmime_verdict",
+    "mark_transaction",
+    "mime_8bit_ok",
+    "orcpt_for",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +71,26 @@ def build_envelope(
         smtputf8=request.smtputf8,
         ret=request.dsn_ret,
         envid=request.dsn_envid,
+    )
+
+
+def mime_8bit_ok(caps: Capabilities) -> bool:
+    """The server takes 8-bit content: 8BITMIME, or SMTPUTF8 without 8BITMIME (Postfix treats
+    that as 8BITMIME: "our primary mission is to deliver mail")."""
+    return caps.eightbitmime or caps.smtputf8
+
+
+def eightbitmime_verdict(plan: ContentPlan, caps: Capabilities, namaddr: str) -> Verdict | None:
+    """8bit content, a server without 8BITMIME, and conversion disabled: RFC 6152 3 forbids
+    sending it, so try the next server and then bounce with 5.6.3 (RFC 3463: conversion
+    required but not supported). Postfix itself sends the 8-bit content anyway here."""
+    if plan.encoding == "7bit" or not plan.disable_conversion or mime_8bit_ok(caps):
+        return None
+    return Verdict(
+        DeliveryStatus.BOUNCED,
+        "5.6.3",
+        "message has 8-bit content and MIME output conversion is disabled, but no server "
+        f"was found that supports 8BITMIME. The last attempted server was {namaddr}",
     )
 
 
@@ -109,6 +138,15 @@ def mark_transaction(
         mark(pending[pos], verdict_for(Stage.RCPT, reply))
         done.add(pos)
     accepted = result.accepted
+    if result.content_error is not None:
+        # Postfix smtp_mime_fail(): the content cannot be sent (MIME nesting beyond the
+        # limit while converting); the transaction was abandoned without the final dot.
+        failed = Verdict(
+            DeliveryStatus.BOUNCED, result.content_error.dsn, result.content_error.text
+        )
+        for pos in accepted:
+            mark(pending[pos], soften(failed) if soft_bounce else failed)
+        return None
     if result.data is not None and result.data.code != 354 and accepted:
         return bulk(Stage.DATA, result.data, [pending[pos] for pos in accepted])
     marked = set()

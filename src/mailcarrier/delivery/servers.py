@@ -138,10 +138,12 @@ class ServerFinder:
                 native=self.native,
                 rng=self.rng,
             )
-        if nexthop.kind is NextHopKind.ADDRESS:
-            resolver = None  # a literal address needs no DNS (loop detection still runs)
+        if nexthop.kind is NextHopKind.ADDRESS or not self.options.uses_dns_for_hosts:
+            # A literal needs no DNS (loop detection still runs); smtp_host_lookup = native
+            # resolves hosts with getaddrinfo only.
+            resolver = None
         else:
-            resolver = self.resolver if self.options.dns_enabled else None
+            resolver = self.resolver
         return await lookup_host_addresses(
             nexthop.host,
             nexthop.port,

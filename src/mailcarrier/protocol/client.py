@@ -208,6 +208,15 @@ class ClientConnection:
         return tuple(c for c, _ in self._in_flight if c is not None)
 
     @property
+    def next_in_flight(self) -> Command | None:
+        """The oldest command still awaiting a reply (`in_flight[0]`, without building the
+        tuple: the driver asks on every read); None when there is none."""
+        for command, _ in self._in_flight:
+            if command is not None:
+                return command
+        return None
+
+    @property
     def has_buffered_data(self) -> bool:
         """True when the server sent bytes that no event has consumed yet."""
         return self._parser.in_reply
@@ -233,7 +242,11 @@ class ClientConnection:
         # RFC 2920 3.1 (DATA), RFC 3207 4.2 (STARTTLS), RFC 4954 4 (AUTH and its 334 answers):
         # the reply decides what the next line means (content, a TLS handshake, a SASL
         # response), so nothing but QUIT may follow such a command until its reply is read.
-        sync = next((c for c, _ in self._in_flight if isinstance(c, _SYNC_POINTS)), None)
+        sync = None
+        for pending, _ in self._in_flight:
+            if isinstance(pending, _SYNC_POINTS):
+                sync = pending
+                break
         if sync is not None and not isinstance(command, Quit):
             raise LocalProtocolError(
                 f"cannot send {type(command).__name__} before the reply to {type(sync).__name__}"

@@ -33,7 +33,7 @@ from mailcarrier.queue.qfile import (
 )
 from mailcarrier.queue.spool import QueueMessage, RecordWriter, Spool
 from mailcarrier.queue.window import backoff_delay
-from mailcarrier.status import DeliveryStatus
+from mailcarrier.status import ACTION_FORWARDED, DeliveryStatus
 
 __all__ = ["Finisher", "record_state"]
 
@@ -139,6 +139,8 @@ class Finisher:
             for i in todo
             if state.states[i].status is DeliveryStatus.SENT
             and bool(env.recipients[i].dsn_notify & Notify.SUCCESS)
+            # The next hop took NOTIFY=SUCCESS along: the notice is its to send.
+            and state.states[i].action != ACTION_FORWARDED
         ]
         queue_id = env.queue_id
         sender = env.sender

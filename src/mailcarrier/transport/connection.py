@@ -136,6 +136,17 @@ class Connection:
         self.tls = True
 
     @property
+    def buffered(self) -> int:
+        """Bytes received but not yet read (after STARTTLS any of these is an injection)."""
+        return len(getattr(self.reader, "_buffer", b""))
+
+    @property
+    def ssl_object(self) -> ssl.SSLObject | None:
+        """The TLS state after `start_tls()` or a wrapper-mode connect."""
+        obj = self.writer.get_extra_info("ssl_object")
+        return obj if isinstance(obj, ssl.SSLObject) else None
+
+    @property
     def at_eof(self) -> bool:
         return self._eof
 

@@ -13,12 +13,16 @@ delivery/trouble.py). Every read and write has the deadline of its stage (`Stage
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import binascii
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from mailcarrier.config.settings import AgentSettings
+from mailcarrier.content.mime import ContentError
 from mailcarrier.errors import RemoteProtocolError, TransportError
 from mailcarrier.protocol.client import (
     NEED_DATA,
@@ -31,6 +35,8 @@ from mailcarrier.protocol.client import (
     State,
 )
 from mailcarrier.protocol.commands import (
+    Auth,
+    AuthResponse,
     Command,
     Data,
     DataEnd,
@@ -41,17 +47,40 @@ from mailcarrier.protocol.commands import (
     Quit,
     RcptTo,
     Rset,
+    StartTls,
 )
 from mailcarrier.protocol.reply import Reply
 from mailcarrier.protocol.stages import Stage
+from mailcarrier.sasl.mechanism import Mechanism, SaslError
 from mailcarrier.transport.connection import Connection
 
-__all__ = ["Envelope", "HandshakeFailure", "Session", "SessionOptions", "TransactionResult"]
+if TYPE_CHECKING:
+    import ssl
+
+__all__ = [
+    "AuthOutcome",
+    "Envelope",
+    "HandshakeFailure",
+    "Session",
+    "SessionOptions",
+    "TransactionResult",
+]
 
 # Gather content into writes of about this size (fewer system calls for small messages).
 WRITE_BATCH: Final = 65536
+# RFC 4954 4 and RFC 5321 4.5.3.1.4: the AUTH line, initial response included, fits in 512
+# octets; a longer initial response waits for the server's first (empty) 334.
+AUTH_LINE_LIMIT: Final = 512
+# Postfix gives up after 100 challenges ("authentication protocol loop").
+MAX_AUTH_ROUNDS: Final = 100
+# Base64 characters of one 334 challenge (RFC 4954 4 suggests 12288 octets for a line).
+MAX_AUTH_CHALLENGE: Final = 12288
 
 ContentFactory = Callable[[], Iterable[bytes]]
+
+
+def _stage(command: Command | None) -> Stage:
+    return command.stage if command is not None else Stage.GREETING
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +150,21 @@ class Envelope:
 
 
 @dataclass(frozen=True, slots=True)
+class AuthOutcome:
+    """How one AUTH exchange ended. `reply` is the server's last reply (235, 4xx, 5xx, or the
+    reply to our ``*`` cancel); `problem` says why we ended the exchange ourselves (a
+    malformed or endless challenge, a mechanism error): "" when the server ended it."""
+
+    reply: Reply | None
+    problem: str = ""
+    rounds: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problem and self.reply is not None and self.reply.code // 100 == 2
+
+
+@dataclass(frozen=True, slots=True)
 class HandshakeFailure:
     """The server refused the session (greeting or EHLO/HELO/LHLO)."""
 
@@ -138,6 +182,8 @@ class TransactionResult:
     # SMTP: one reply for all accepted recipients; LMTP: one per accepted recipient.
     dot: list[Reply | None] = field(default_factory=list)
     error: TransportError | None = None
+    # The content could not be sent as it is (content/mime.py); the session was abandoned.
+    content_error: ContentError | None = None
     content_sent: bool = False
     started: float = 0.0
 
@@ -176,17 +222,19 @@ class Session:
     async def _event(self) -> Event:
         """The next protocol event; network failures become `TransportError`."""
         while True:
-            head = self.proto.in_flight[0] if self.proto.in_flight else None
-            stage = head.stage if head is not None else Stage.GREETING
+            # The stage (for deadlines and diagnostics) is that of the oldest command in
+            # flight before the event is taken; looked up only when it is needed.
+            head = self.proto.next_in_flight
             try:
                 event = self.proto.next_event()
             except RemoteProtocolError as exc:
-                raise self._protocol_error(stage, exc) from exc
+                raise self._protocol_error(_stage(head), exc) from exc
             if event is NEED_DATA:
+                stage = _stage(head)
                 self.proto.receive_data(await self.conn.read(self.options.timeout(stage), stage))
                 continue
             if isinstance(event, ConnectionClosed):
-                raise self.conn.lost_error(stage)
+                raise self.conn.lost_error(_stage(head))
             assert not isinstance(event, type(NEED_DATA))
             if (
                 isinstance(event, (CommandReply, RecipientReply, Greeting))
@@ -247,6 +295,101 @@ class Session:
             return HandshakeFailure(Stage.HELO, reply)
         return HandshakeFailure(command.stage, reply)
 
+    # --- STARTTLS (RFC 3207) -----------------------------------------------------------
+    async def starttls(self, context: ssl.SSLContext, server_hostname: str | None) -> Reply | None:
+        """STARTTLS and the handshake. Returns the server's reply if it refused (not 2xx),
+        None once TLS is up; the caller checks the certificate and then says `hello()`
+        again (RFC 3207 4.2: every pre-TLS capability is already forgotten). A handshake
+        failure, or any plaintext byte after the 220, raises `TransportError`."""
+        self._send(StartTls())
+        reply = await self._reply()
+        if reply.code // 100 != 2:
+            return reply
+        if self.conn.buffered or self.proto.has_buffered_data:
+            # Bytes after the 220 (in the same segment or already buffered): an injection
+            # attempt (CVE-2011-0411 class). They never reach the parser; no handshake.
+            raise self._protocol_error(
+                Stage.STARTTLS,
+                RemoteProtocolError("unexpected plaintext data received after STARTTLS reply"),
+            )
+        try:
+            await self.conn.start_tls(
+                context, server_hostname, self.options.timeout(Stage.STARTTLS)
+            )
+        except TransportError:
+            self.broken = True
+            raise
+        try:
+            self.proto.tls_established()
+            if self.conn.buffered:
+                raise RemoteProtocolError("unexpected plaintext data received after STARTTLS reply")
+        except RemoteProtocolError as exc:
+            raise self._protocol_error(Stage.STARTTLS, exc) from exc
+        return None
+
+    # --- SASL authentication (RFC 4954) -----------------------------------------------
+    async def authenticate(
+        self,
+        mechanism: Mechanism,
+        *,
+        max_rounds: int = MAX_AUTH_ROUNDS,
+        max_challenge: int = MAX_AUTH_CHALLENGE,
+    ) -> AuthOutcome:
+        """One AUTH exchange driven by a sasl/ mechanism. Network trouble raises
+        `TransportError`; everything the server says, hostile or not, is an `AuthOutcome`."""
+        try:
+            initial = mechanism.start()
+        except SaslError as exc:
+            return AuthOutcome(None, str(exc))
+        response = None if initial is None else base64.b64encode(initial).decode("ascii")
+        # RFC 4954 4: an empty initial response is sent as "=".
+        first = "=" if response == "" else response
+        deferred: str | None = None
+        if first is not None and len(mechanism.name) + len(first) + 8 > AUTH_LINE_LIMIT:
+            first, deferred = None, first
+        self._send(Auth(mechanism.name, first))
+        rounds = 0
+        while True:
+            reply = await self._reply()
+            if reply.code != 334:
+                return AuthOutcome(reply, rounds=rounds)
+            rounds += 1
+            if rounds > max_rounds:
+                return await self._cancel_auth("authentication protocol loop", rounds)
+            text = reply.messages[0].strip() if reply.messages else ""
+            if len(reply.lines) != 1 or len(text) > max_challenge:
+                return await self._cancel_auth("malformed or oversized server challenge", rounds)
+            if deferred is not None:
+                # The postponed initial response answers an empty first challenge only.
+                if text:
+                    return await self._cancel_auth(
+                        f"non-empty initial {mechanism.name} challenge", rounds
+                    )
+                answer, deferred = deferred, None
+            else:
+                try:
+                    challenge = base64.b64decode(text, validate=True)
+                except (binascii.Error, ValueError):
+                    return await self._cancel_auth("malformed base64 in server challenge", rounds)
+                try:
+                    if mechanism.expensive:
+                        data = await asyncio.to_thread(mechanism.step, challenge)
+                    else:
+                        data = mechanism.step(challenge)
+                except SaslError as exc:
+                    return await self._cancel_auth(str(exc), rounds)
+                answer = base64.b64encode(data).decode("ascii")
+            self._send(AuthResponse(answer))
+
+    async def _cancel_auth(self, problem: str, rounds: int) -> AuthOutcome:
+        """RFC 4954 4: ``*`` cancels the exchange; the server answers 501."""
+        self._send(AuthResponse("*"))
+        reply = await self._reply()
+        if reply.code == 334:
+            # Still challenging after a cancel: nothing more on this session can be trusted.
+            self.broken = True
+        return AuthOutcome(reply, problem, rounds)
+
     # --- mail transaction -------------------------------------------------------------
     async def transaction(self, envelope: Envelope, content: ContentFactory) -> TransactionResult:
         """One MAIL/RCPT/DATA transaction. Never raises for network trouble: see `.error`."""
@@ -255,6 +398,11 @@ class Session:
             await self._transaction(envelope, content, result)
         except TransportError as exc:
             result.error = exc
+            self.broken = True
+        except ContentError as exc:
+            # Mid-DATA there is no way to cancel but to drop the connection without the
+            # final dot (Postfix: "disconnect ungracefully").
+            result.content_error = exc
             self.broken = True
         self.transactions += 1
         return result

@@ -1,0 +1,339 @@
+"""The AUTH step of a session, as Postfix's smtp_sasl_helo_login() and smtp_sasl_authenticate().
+
+After EHLO (and STARTTLS), with `smtp_sasl_auth_enable` on and AUTH announced: look the
+credentials up (sasl/passwords.py; none found: go on unauthenticated, "like strangers"),
+choose a mechanism with the security options that fit the connection (sasl/policy.py),
+consult the 535 failure cache, run the exchange (`Session.authenticate`) and say what a
+failure means. The result is None (go on with the mail transaction) or a `Verdict` with
+Postfix's wording; it is 4.x.x unless the server gave a 5xx and `smtp_sasl_auth_soft_bounce`
+is off, and the agent treats it as any session failure: a soft one moves the recipients to
+the next server, a hard one bounces them (Postfix smtp_sess_fail()).
+
+Credentials are never sent when the TLS policy demands encryption and the session is not
+encrypted, whatever the security options say. `session_identity` gives the SASL part of a
+connection-reuse key. Nothing secret is logged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import ssl
+from collections import OrderedDict
+from typing import Final
+
+from mailcarrier.config.settings import AgentSettings, Settings
+from mailcarrier.delivery.request import DeliveryRequest
+from mailcarrier.delivery.servers import destinations
+from mailcarrier.delivery.trouble import Verdict, soften
+from mailcarrier.errors import ConfigError, TransportError, UsageError
+from mailcarrier.log import LogSink
+from mailcarrier.routing.nexthop import NextHopKind, parse_nexthop
+from mailcarrier.sasl.authcache import AuthFailureCache
+from mailcarrier.sasl.mechanism import ChannelBinding, SaslError
+from mailcarrier.sasl.passwords import PasswordMatch, lookup_credentials, reuse_identity
+from mailcarrier.sasl.policy import (
+    MechanismFilter,
+    NoMechanism,
+    SecurityOptions,
+    choose_mechanism,
+    make_mechanism,
+    options_parameter,
+)
+from mailcarrier.sasl.scram import server_end_point
+from mailcarrier.status import DeliveryStatus
+from mailcarrier.tables.base import TableError
+from mailcarrier.transport.connection import Connection, Peer
+from mailcarrier.transport.session import Session
+
+__all__ = ["auth_cache_for", "authenticate", "current_destination", "session_identity"]
+
+# TLS levels under which a plaintext session must never carry credentials.
+_MANDATORY_TLS: Final = frozenset({"encrypt", "dane-only", "fingerprint", "verify", "secure"})
+# Postfix's client accepts only "cyrus"; mailcarrier's built-in client answers to that name.
+_SASL_TYPES: Final = ("cyrus",)
+
+# One failure cache per configuration (its memory, or its open database). Settings objects are
+# slotted (no weak references): keep the most recent few, holding the Settings so that its id
+# cannot be reused by another while it is a key.
+_MAX_CACHES: Final = 16
+_CACHES: OrderedDict[int, tuple[Settings, AuthFailureCache]] = OrderedDict()
+
+
+def auth_cache_for(settings: Settings, agent: AgentSettings) -> AuthFailureCache:
+    """The 535 failure cache of this configuration (opened on first use)."""
+    key = id(settings)
+    held = _CACHES.get(key)
+    if held is not None and held[0] is settings:
+        _CACHES.move_to_end(key)
+        return held[1]
+    cache = AuthFailureCache.open(
+        agent.str("sasl_auth_cache_name"), agent.time("sasl_auth_cache_time")
+    )
+    _CACHES[key] = (settings, cache)
+    while len(_CACHES) > _MAX_CACHES:
+        _CACHES.popitem(last=False)[1][1].close()
+    return cache
+
+
+def current_destination(nexthop: str, agent: AgentSettings, peer: Peer) -> str:
+    """The destination (of the request's list and the fallback relays) `peer` came from.
+
+    A ``[host]`` or non-MX destination is recognised by its host and port; an MX domain by
+    its port when it is the only candidate. Ambiguous: "" (no destination-key lookup, so the
+    credentials of one relay are never sent to another).
+    """
+    host_matches: list[str] = []
+    domain_matches: list[str] = []
+    for dest in destinations(nexthop, agent):
+        try:
+            hop = parse_nexthop(dest.text, transport=agent.transport)
+        except UsageError:
+            continue
+        if hop.kind is NextHopKind.UNIX:
+            if hop.host == peer.address:
+                host_matches.append(dest.text)
+            continue
+        if hop.port and peer.port and hop.port != peer.port:
+            continue
+        if hop.kind is NextHopKind.DOMAIN and not hop.bracketed:
+            domain_matches.append(dest.text)
+        if hop.host.lower() in (peer.hostname.lower(), peer.address.lower()):
+            host_matches.append(dest.text)
+    if host_matches:
+        return host_matches[0]
+    return domain_matches[0] if len(domain_matches) == 1 else ""
+
+
+def _lookup(
+    settings: Settings,
+    agent: AgentSettings,
+    request: DeliveryRequest,
+    peer: Peer,
+    destination: str | None = None,
+) -> PasswordMatch | None:
+    maps = agent.open_maps("sasl_password_maps")
+    if not maps:
+        name = agent.name("sasl_password_maps")
+        raise ConfigError(
+            f"specify a password table via the `{name}' configuration parameter", parameter=name
+        )
+    return lookup_credentials(
+        maps,
+        host=peer.hostname,
+        destination=(
+            destination
+            if destination is not None
+            else current_destination(request.nexthop, agent, peer)
+        ),
+        sender=request.sender,
+        sender_dependent=agent.bool("sender_dependent_authentication"),
+        lmtp=agent.is_lmtp,
+        recipient_delimiter=settings.get_str("recipient_delimiter"),
+        send_authzid=settings.get_bool("send_cyrus_sasl_authzid"),
+    )
+
+
+def session_identity(
+    settings: Settings,
+    agent: AgentSettings,
+    request: DeliveryRequest,
+    peer: Peer,
+    destination: str | None = None,
+) -> str:
+    """The SASL part of a connection-reuse key for this request and server."""
+    enabled = agent.bool("sasl_auth_enable")
+    match = _lookup(settings, agent, request, peer, destination) if enabled else None
+    return reuse_identity(
+        match.credentials if match else None,
+        sender=request.sender,
+        sender_dependent=enabled and agent.bool("sender_dependent_authentication"),
+    )
+
+
+def _check_type(agent: AgentSettings) -> None:
+    value = agent.str("sasl_type").strip().lower()
+    if value not in _SASL_TYPES:
+        name = agent.name("sasl_type")
+        raise ConfigError(
+            f'{name}: unsupported SASL client implementation "{value}": mailcarrier has one '
+            'built-in SASL client, named "cyrus" (Dovecot SASL is server-side only)',
+            parameter=name,
+            value=value,
+        )
+
+
+def _tls_required(agent: AgentSettings) -> bool:
+    level = agent.str("tls_security_level").strip().lower()
+    if level:
+        return level in _MANDATORY_TLS
+    return agent.bool("enforce_tls")
+
+
+def _tls_state(conn: Connection, agent: AgentSettings) -> tuple[bool, bool, list[ChannelBinding]]:
+    """(encrypted, peer verified, channel bindings available)."""
+    if not conn.tls:
+        return False, False, []
+    ssl_object = conn.writer.get_extra_info("ssl_object")
+    if not isinstance(ssl_object, (ssl.SSLObject, ssl.SSLSocket)):
+        return True, False, []
+    declared = getattr(conn, "tls_verified", None)
+    if isinstance(declared, bool):
+        verified = declared
+    else:
+        context = ssl_object.context
+        verified = context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    bindings: list[ChannelBinding] = []
+    # RFC 9266 3: tls-unique is not defined for TLS 1.3 (OpenSSL still returns bytes for it).
+    legacy = ssl_object.version() in ("TLSv1", "TLSv1.1", "TLSv1.2")
+    unique = ssl_object.get_channel_binding("tls-unique") if legacy else None
+    if unique:
+        bindings.append(ChannelBinding("tls-unique", unique))
+    der = ssl_object.getpeercert(binary_form=True)
+    if der:
+        with contextlib.suppress(SaslError):
+            bindings.append(server_end_point(der))
+    return True, verified, bindings
+
+
+def _fail(text: str, dsn: str = "4.7.0") -> Verdict:
+    status = DeliveryStatus.BOUNCED if dsn.startswith("5") else DeliveryStatus.DEFERRED
+    return Verdict(status, dsn, text)
+
+
+async def authenticate(
+    settings: Settings,
+    agent: AgentSettings,
+    session: Session,
+    peer: Peer,
+    request: DeliveryRequest,
+    *,
+    log: LogSink,
+    soft_bounce: bool = False,
+    destination: str | None = None,
+) -> Verdict | None:
+    """Authenticate if configured and possible. None: go on; a Verdict: the session failed.
+
+    `destination` is the next-hop destination the server was found for (the agent knows
+    it); without it, it is inferred from the request's next hop."""
+    if not agent.bool("sasl_auth_enable"):
+        return None
+    _check_type(agent)
+    caps = session.proto.capabilities
+    if not caps.has("AUTH"):
+        return None  # Postfix authenticates only to servers that announce AUTH
+    process = agent.transport
+    try:
+        match = _lookup(settings, agent, request, peer, destination)
+    except TableError as exc:
+        log.warning(process, f"{request.queue_id}: {agent.name('sasl_password_maps')} lookup error")
+        return _fail(f"local data error while talking to {peer.namaddr}: {exc}", "4.3.0")
+    if match is None:
+        return None  # no credentials for this server: talk like strangers
+    verdict = await _login(settings, agent, session, peer, match, log=log)
+    if verdict is not None and soft_bounce:
+        verdict = soften(verdict)
+    return verdict
+
+
+async def _login(
+    settings: Settings,
+    agent: AgentSettings,
+    session: Session,
+    peer: Peer,
+    match: PasswordMatch,
+    *,
+    log: LogSink,
+) -> Verdict | None:
+    creds = match.credentials
+    tls, verified, bindings = _tls_state(session.conn, agent)
+    if _tls_required(agent) and not tls:
+        return _fail(
+            f"SASL authentication failed: TLS is required for server {peer.namaddr}, "
+            "but the session is not encrypted; credentials not sent"
+        )
+    suffix = options_parameter(tls, verified)
+    options = SecurityOptions.parse(agent.list(suffix), agent.name(suffix))
+    mech_filter = MechanismFilter(
+        agent.list("sasl_mechanism_filter"), agent.name("sasl_mechanism_filter")
+    )
+    offered = session.proto.capabilities.auth_mechanisms
+    certificate = bool(agent.str("tls_cert_file") or agent.list("tls_chain_files"))
+    choice = choose_mechanism(
+        offered,
+        mechanism_filter=mech_filter,
+        options=options,
+        bindings=bindings,
+        client_certificate=tls and certificate,
+    )
+    if isinstance(choice, NoMechanism):
+        if not choice.compatible:
+            words = " ".join(offered)
+            log.warning(
+                agent.transport,
+                f"{peer.relay} offered no supported AUTH mechanisms: '{words}'"
+                if words
+                else f"{peer.relay} offered null AUTH mechanism list",
+            )
+            return _fail(
+                f"SASL authentication failed: server {peer.namaddr} offered no compatible "
+                "authentication mechanisms for this type of connection security"
+            )
+        return _fail(
+            f"SASL authentication failed; cannot authenticate to server {peer.namaddr}: "
+            f"{choice.detail}"
+        )
+    cache = auth_cache_for(settings, agent)
+    try:
+        cached = cache.find(peer.hostname, creds.username, creds.password)
+    except (sqlite3.Error, ConfigError) as exc:
+        log.warning(agent.transport, f"SASL auth failure map: lookup failed: {exc}")
+        cached = None
+    if cached is not None:
+        dsn = cached.dsn
+        if agent.bool("sasl_auth_soft_bounce") and dsn.startswith("5"):
+            dsn = "4" + dsn[1:]
+        return _fail(
+            f"SASL [CACHED] authentication failed; server {peer.hostname} said: {cached.text}",
+            dsn,
+        )
+    try:
+        mechanism = make_mechanism(choice, creds)
+    except SaslError as exc:
+        return _fail(
+            f"SASL authentication failed; cannot authenticate to server {peer.namaddr}: {exc}"
+        )
+    try:
+        outcome = await session.authenticate(mechanism)
+    except TransportError as exc:
+        session.broken = True
+        return Verdict(DeliveryStatus.DEFERRED, "4.4.2", exc.reason)
+    if outcome.problem:
+        if outcome.problem == "authentication protocol loop":
+            return _fail(
+                "SASL authentication failed; authentication protocol loop with server "
+                f"{peer.namaddr}",
+                "4.3.0",
+            )
+        return _fail(
+            f"SASL authentication failed; cannot authenticate to server {peer.namaddr}: "
+            f"{outcome.problem}"
+        )
+    reply = outcome.reply
+    assert reply is not None
+    if reply.code // 100 != 2:
+        if reply.code == 535:
+            try:
+                cache.store(peer.hostname, creds.username, creds.password, reply.dsn, reply.text)
+            except (sqlite3.Error, ConfigError) as exc:
+                log.warning(agent.transport, f"SASL auth failure map: update failed: {exc}")
+        dsn = reply.dsn if reply.code // 100 in (4, 5) else "4.7.0"
+        if agent.bool("sasl_auth_soft_bounce") and dsn.startswith("5"):
+            dsn = "4" + dsn[1:]
+        return _fail(f"SASL authentication failed; server {peer.namaddr} said: {reply.text}", dsn)
+    if options.mutual_auth and not mechanism.server_verified:
+        return _fail(
+            f"SASL authentication failed; cannot authenticate to server {peer.namaddr}: "
+            "the server did not prove its identity (mutual_auth)"
+        )
+    return None

@@ -1,0 +1,223 @@
+"""Client `ssl.SSLContext` objects built from a `TlsPolicy` and the agent's settings.
+
+`ContextFactory` turns the protocol list (``TLSv1.2``, ``!TLSv1``, Postfix 3.6's
+``>=TLSv1.2``/``<=TLSv1.3``) into a version range, a cipher grade plus exclusions into an
+OpenSSL cipher list (``tls_<grade>_cipherlist``), and loads the client identity
+(``smtp_tls_cert_file``/``key_file``, ``eccert``/``eckey``, ``smtp_tls_chain_files``).
+Contexts verify nothing during the handshake (verify.py judges the chain afterwards, as
+Postfix does) and are cached per distinct setting. `TlsSessionCache` keeps TLS sessions
+for resumption in process memory: Python cannot serialise `ssl.SSLSession`, so
+``smtp_tls_session_cache_database`` only switches caching on (any non-empty value), with
+``smtp_tls_session_cache_timeout`` as the lifetime. CA loading is here too.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+from mailcarrier.config.settings import AgentSettings
+from mailcarrier.tls.policy import TlsPolicy
+
+__all__ = [
+    "ContextFactory",
+    "TlsSessionCache",
+    "load_certificates",
+    "protocol_range",
+]
+
+_VERSIONS = ("sslv2", "sslv3", "tlsv1", "tlsv1.1", "tlsv1.2", "tlsv1.3")
+_SSL_VERSIONS = {
+    "tlsv1": ssl.TLSVersion.TLSv1,
+    "tlsv1.1": ssl.TLSVersion.TLSv1_1,
+    "tlsv1.2": ssl.TLSVersion.TLSv1_2,
+    "tlsv1.3": ssl.TLSVersion.TLSv1_3,
+}
+
+
+def protocol_range(items: tuple[str, ...]) -> tuple[ssl.TLSVersion, ssl.TLSVersion]:
+    """Postfix protocol list -> (minimum, maximum). ValueError names a bad item."""
+    words = [w for item in items for w in re.split(r"[\s,:]+", item) if w]
+    enabled = set(_VERSIONS)
+    positives: set[str] = set()
+    for word in words:
+        low = word.lower()
+        for op in (">=", "<=", "!"):
+            if low.startswith(op):
+                name = low[len(op) :]
+                break
+        else:
+            op, name = "", low
+        if name not in _VERSIONS:
+            raise ValueError(f'invalid TLS protocol "{word}"')
+        index = _VERSIONS.index(name)
+        if op == ">=":
+            enabled -= set(_VERSIONS[:index])
+        elif op == "<=":
+            enabled -= set(_VERSIONS[index + 1 :])
+        elif op == "!":
+            enabled.discard(name)
+        else:
+            positives.add(name)
+    if positives:
+        enabled &= positives
+    usable = [v for v in _VERSIONS if v in enabled and v in _SSL_VERSIONS]
+    if not usable:
+        raise ValueError("no TLS protocol left enabled")
+    low = _SSL_VERSIONS[usable[0]]
+    # Naming TLSv1 as the floor means "whatever OpenSSL still allows" (and avoids the
+    # deprecated constant); its security level may refuse TLSv1/1.1 anyway.
+    return (
+        ssl.TLSVersion.MINIMUM_SUPPORTED if low is ssl.TLSVersion.TLSv1 else low
+    ), _SSL_VERSIONS[usable[-1]]
+
+
+def load_certificates(paths: tuple[str, ...]) -> tuple[x509.Certificate, ...]:
+    """PEM certificates from files and (CApath-style) directories; ValueError if unreadable."""
+    out: list[x509.Certificate] = []
+    for path in paths:
+        files = sorted(Path(path).iterdir()) if os.path.isdir(path) else [Path(path)]
+        for file in files:
+            try:
+                data = file.read_bytes()
+            except OSError as exc:
+                raise ValueError(f"cannot read {file}: {exc.strerror}") from exc
+            if b"-----BEGIN CERTIFICATE-----" in data:
+                out.extend(x509.load_pem_x509_certificates(data))
+    return tuple(out)
+
+
+class _ResumingContext(ssl.SSLContext):
+    """An SSLContext that offers a cached session on the next wrap (asyncio has no
+    ``session=`` argument for start_tls; it calls wrap_bio)."""
+
+    next_session: ssl.SSLSession | None = None
+
+    def wrap_bio(self, *args: Any, **kwargs: Any) -> ssl.SSLObject:
+        if self.next_session is not None and kwargs.get("session") is None:
+            kwargs["session"] = self.next_session
+        self.next_session = None
+        return super().wrap_bio(*args, **kwargs)
+
+
+@dataclass(frozen=True, slots=True)
+class _ContextKey:
+    protocols: tuple[str, ...]
+    ciphers: str
+    exclude: tuple[str, ...]
+    session_key: str = ""
+
+
+class ContextFactory:
+    """Builds and caches client contexts for one transport's settings."""
+
+    def __init__(self, agent: AgentSettings) -> None:
+        self.agent = agent
+        self._contexts: dict[_ContextKey, _ResumingContext] = {}
+        self._anchors: dict[tuple[str, ...], tuple[x509.Certificate, ...]] = {}
+
+    def context(self, policy: TlsPolicy, session_key: str = "") -> ssl.SSLContext:
+        """ValueError (bad protocols, ciphers or key files) makes the TLS engine unavailable.
+
+        With a `session_key` (session caching on) each server gets its own context, so a
+        cached session is only ever offered to the server it came from.
+        """
+        key = _ContextKey(policy.protocols, policy.ciphers, policy.exclude, session_key)
+        ctx = self._contexts.get(key)
+        if ctx is None:
+            if len(self._contexts) >= 256:
+                self._contexts.clear()
+            ctx = self._build(key)
+            self._contexts[key] = ctx
+        return ctx
+
+    def _build(self, key: _ContextKey) -> _ResumingContext:
+        ctx = _ResumingContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        ctx.minimum_version, ctx.maximum_version = protocol_range(key.protocols)
+        settings = self.agent.settings
+        grade = key.ciphers.lower() or "medium"
+        try:
+            cipherlist = settings.get_str(f"tls_{grade}_cipherlist")
+        except KeyError as exc:
+            raise ValueError(f'invalid cipher grade "{key.ciphers}"') from exc
+        excluded = "".join(
+            f":!{c}" for item in key.exclude for c in re.split(r"[\s,:]+", item) if c
+        )
+        try:
+            ctx.set_ciphers(cipherlist + excluded)
+        except ssl.SSLError as exc:
+            raise ValueError(f'invalid cipher list "{cipherlist + excluded}"') from exc
+        self._load_identity(ctx)
+        return ctx
+
+    def _load_identity(self, ctx: ssl.SSLContext) -> None:
+        pairs = [
+            (self.agent.str("tls_cert_file"), self.agent.str("tls_key_file")),
+            (self.agent.str("tls_eccert_file"), self.agent.str("tls_eckey_file")),
+        ]
+        pairs += [(chain, chain) for chain in self.agent.list("tls_chain_files")]
+        for cert, key in pairs:
+            if not cert:
+                continue
+            try:
+                ctx.load_cert_chain(cert, key or cert)
+            except (OSError, ssl.SSLError) as exc:
+                raise ValueError(f"cannot load client certificate {cert}: {exc}") from exc
+
+    def anchors(self, policy: TlsPolicy) -> tuple[x509.Certificate, ...]:
+        """Trust anchors: the policy's tafile, else CAfile + CApath (+ system CAs when
+        tls_append_default_CA = yes)."""
+        if policy.tafile:
+            paths = policy.tafile
+        else:
+            paths = tuple(
+                p for p in (self.agent.str("tls_CAfile"), self.agent.str("tls_CApath")) if p
+            )
+            if self.agent.settings.get_bool("tls_append_default_CA"):
+                system = ssl.get_default_verify_paths()
+                paths += tuple(p for p in (system.cafile, system.capath) if p and os.path.exists(p))
+        found = self._anchors.get(paths)
+        if found is None:
+            found = load_certificates(paths)
+            self._anchors[paths] = found
+        return found
+
+
+class TlsSessionCache:
+    """In-process TLS session cache: key -> (session, expiry)."""
+
+    def __init__(self, timeout: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.timeout = timeout
+        self.clock = clock
+        self._sessions: dict[str, tuple[ssl.SSLSession, float]] = {}
+
+    def offer(self, key: str, ctx: ssl.SSLContext) -> None:
+        entry = self._sessions.get(key)
+        if entry is None:
+            return
+        if entry[1] < self.clock():
+            del self._sessions[key]
+            return
+        if isinstance(ctx, _ResumingContext):
+            ctx.next_session = entry[0]
+
+    def store(self, key: str, session: ssl.SSLSession | None) -> None:
+        if session is None or self.timeout <= 0:
+            return
+        if len(self._sessions) > 1000:
+            now = self.clock()
+            self._sessions = {k: v for k, v in self._sessions.items() if v[1] >= now}
+        self._sessions[key] = (session, self.clock() + self.timeout)
+
+    def __len__(self) -> int:
+        return len(self._sessions)

@@ -1,0 +1,203 @@
+"""Which TLS policy applies to a next-hop destination, as Postfix's smtp_tls_policy.c decides.
+
+`resolve_policy()` is pure: from the agent's settings, the destination as the request names
+it (``example.com``, ``[mx.example.com]:587``) and the server's host name it returns a
+`TlsPolicy`. Sources, most specific first: ``smtp_tls_policy_maps`` (exact next hop, then
+parent domains as ``.example.com``), else the obsolete ``smtp_tls_per_site`` (next hop, then
+server host name; NONE, MAY, MUST_NOPEERMATCH, MUST), else ``smtp_tls_security_level``, and
+when that is empty the obsolete ``smtp_use_tls``/``smtp_enforce_tls``/
+``smtp_tls_enforce_peername``. An unusable table entry gives a policy with `error` set:
+the client then defers ("client TLS configuration problem"), never sends in plaintext.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+from mailcarrier.config.settings import AgentSettings
+from mailcarrier.tls.levels import SecurityLevel, parse_level
+
+__all__ = ["TlsPolicy", "nexthop_domain", "parse_policy_entry", "resolve_policy"]
+
+_ATTRIBUTES = frozenset(
+    {"match", "protocols", "ciphers", "exclude", "tafile", "servername", "connection_reuse"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TlsPolicy:
+    """The TLS rules for one destination. `matches` holds match names (verify, secure),
+    fingerprints (fingerprint) or nothing; `source` says where the level came from."""
+
+    level: SecurityLevel
+    matches: tuple[str, ...] = ()
+    protocols: tuple[str, ...] = ()
+    ciphers: str = "medium"
+    exclude: tuple[str, ...] = ()
+    tafile: tuple[str, ...] = ()
+    servername: str = ""
+    connection_reuse: bool = False
+    source: str = "smtp_tls_security_level"
+    error: str = ""
+
+
+def nexthop_domain(destination: str) -> str:
+    """``[mx.example.com]:587`` -> ``mx.example.com``; ``example.com:25`` -> ``example.com``."""
+    text = destination.strip()
+    for prefix in ("inet:", "unix:"):
+        if text.lower().startswith(prefix):
+            text = text[len(prefix) :]
+    if text.startswith("["):
+        text = text[1 : text.find("]")] if "]" in text else text[1:]
+        return text.removeprefix("ipv6:").removeprefix("IPv6:").lower()
+    if text.count(":") == 1:
+        text = text.split(":", 1)[0]
+    return text.rstrip(".").lower()
+
+
+def _global_level(agent: AgentSettings) -> SecurityLevel:
+    text = agent.str("tls_security_level").strip()
+    if text:
+        return parse_level(text) or SecurityLevel.NONE
+    # Postfix's backwards-compatible mapping of the pre-2.3 switches.
+    if agent.bool("enforce_tls"):
+        return SecurityLevel.VERIFY if agent.bool("tls_enforce_peername") else SecurityLevel.ENCRYPT
+    return SecurityLevel.MAY if agent.bool("use_tls") else SecurityLevel.NONE
+
+
+def _split(value: str, separators: str) -> tuple[str, ...]:
+    return tuple(item for item in re.split(f"[{re.escape(separators)}\\s]+", value) if item)
+
+
+def parse_policy_entry(value: str) -> tuple[SecurityLevel | None, dict[str, list[str]], str]:
+    """``verify match=hostname:nexthop protocols=>=TLSv1.2`` -> level, attributes, error."""
+    words = value.split()
+    if not words:
+        return None, {}, "empty policy"
+    level = parse_level(words[0])
+    if level is None:
+        return None, {}, f'invalid TLS security level "{words[0]}"'
+    attrs: dict[str, list[str]] = {}
+    for word in words[1:]:
+        name, eq, val = word.partition("=")
+        name = name.lower()
+        if not eq or name not in _ATTRIBUTES:
+            return None, {}, f'invalid attribute "{word}"'
+        attrs.setdefault(name, []).append(val)
+    return level, attrs, ""
+
+
+def _policy_keys(destination: str) -> list[str]:
+    """Exact next hop first (with its port, then without), as the request names it."""
+    text = destination.strip().lower()
+    keys = [text]
+    if text.startswith("[") and "]:" in text:
+        keys.append(text[: text.index("]") + 1])
+    elif not text.startswith("[") and text.count(":") == 1:
+        keys.append(text.split(":", 1)[0])
+    return keys
+
+
+def _defaults(agent: AgentSettings, level: SecurityLevel, source: str) -> TlsPolicy:
+    mandatory = level.mandatory
+    if level is SecurityLevel.FINGERPRINT:
+        matches = _split(" ".join(agent.list("tls_fingerprint_cert_match")), ",|")
+    elif level is SecurityLevel.SECURE:
+        matches = agent.list("tls_secure_cert_match")
+    elif level is SecurityLevel.VERIFY:
+        matches = agent.list("tls_verify_cert_match")
+    else:
+        matches = ()
+    prefix = "tls_mandatory_" if mandatory else "tls_"
+    return TlsPolicy(
+        level=level,
+        matches=tuple(m for m in matches if m),
+        protocols=agent.list(prefix + "protocols"),
+        ciphers=agent.str(prefix + "ciphers"),
+        exclude=agent.list(prefix + "exclude_ciphers"),
+        tafile=agent.list("tls_trust_anchor_file"),
+        servername=agent.str("tls_servername"),
+        connection_reuse=agent.bool("tls_connection_reuse"),
+        source=source,
+    )
+
+
+def _from_table(agent: AgentSettings, value: str, source: str) -> TlsPolicy:
+    level, attrs, error = parse_policy_entry(value)
+    if level is None:
+        return TlsPolicy(SecurityLevel.NONE, source=source, error=error)
+    policy = _defaults(agent, level, source)
+    if "match" in attrs:
+        separators = "|" if level is SecurityLevel.FINGERPRINT else ":"
+        matches = tuple(m for v in attrs["match"] for m in _split(v, separators))
+        policy = replace(policy, matches=matches)
+    if "protocols" in attrs:
+        policy = replace(policy, protocols=_split(" ".join(attrs["protocols"]), ":,"))
+    if "ciphers" in attrs:
+        policy = replace(policy, ciphers=attrs["ciphers"][-1].lower())
+    if "exclude" in attrs:
+        policy = replace(policy, exclude=_split(" ".join(attrs["exclude"]), ":,"))
+    if "tafile" in attrs:
+        policy = replace(policy, tafile=_split(" ".join(attrs["tafile"]), ":,"))
+    if "servername" in attrs:
+        policy = replace(policy, servername=attrs["servername"][-1])
+    if "connection_reuse" in attrs:
+        reuse = attrs["connection_reuse"][-1].lower()
+        if reuse not in ("yes", "no"):
+            return replace(policy, error=f'invalid connection_reuse value "{reuse}"')
+        policy = replace(policy, connection_reuse=reuse == "yes")
+    return policy
+
+
+def _per_site(agent: AgentSettings, keys: list[str], level: SecurityLevel) -> SecurityLevel:
+    """The obsolete smtp_tls_per_site table, combined as Postfix's tls_site_lookup() does."""
+    maps = agent.open_maps("tls_per_site")
+    site: SecurityLevel | None = None
+    for key in keys:
+        found = maps.find(key) if key else None
+        if found is None:
+            continue
+        word = found.value.strip().upper()
+        if word == "NONE":
+            # NONE beats a less specific MAY and the global switches.
+            if site is None or site.rank <= SecurityLevel.MAY.rank:
+                site = SecurityLevel.NONE
+        elif word == "MAY":
+            if site is None:
+                site = SecurityLevel.MAY
+        elif word == "MUST_NOPEERMATCH":
+            if site is None or site.rank < SecurityLevel.ENCRYPT.rank:
+                site = SecurityLevel.ENCRYPT
+        elif word == "MUST" and (site is None or site.rank < SecurityLevel.VERIFY.rank):
+            site = SecurityLevel.VERIFY
+    if site is None:
+        return level
+    if site is SecurityLevel.MAY:
+        # MAY yields to the more specific global smtp_enforce_tls/enforce_peername.
+        return level if level.rank > SecurityLevel.MAY.rank else SecurityLevel.MAY
+    return site
+
+
+def resolve_policy(agent: AgentSettings, destination: str, server_hostname: str = "") -> TlsPolicy:
+    """The policy for `destination` (and, for smtp_tls_per_site, the server's host name)."""
+    maps = agent.open_maps("tls_policy_maps")
+    source = agent.name("tls_policy_maps")
+    if maps:
+        for key in _policy_keys(destination):
+            found = maps.find(key)
+            if found is not None:
+                return _from_table(agent, found.value, source)
+        domain = nexthop_domain(destination)
+        if not destination.strip().startswith("["):
+            found = maps.find_domain(domain)
+            if found is not None:
+                return _from_table(agent, found.value, source)
+        return _defaults(agent, _global_level(agent), agent.name("tls_security_level"))
+    level = _global_level(agent)
+    if agent.open_maps("tls_per_site"):
+        keys = [nexthop_domain(destination), server_hostname.lower()]
+        site = _per_site(agent, keys, level)
+        if site is not level:
+            return _defaults(agent, site, agent.name("tls_per_site"))
+    return _defaults(agent, level, agent.name("tls_security_level"))
