@@ -323,3 +323,20 @@ def test_subprocess_errors_have_no_traceback(argv: list[str], code: int) -> None
     assert len(stderr.splitlines()) == 1
     assert stderr.startswith("mailcarrier: fatal: ")
     assert proc.stdout == b""
+
+
+@pytest.mark.parametrize(
+    ("sender", "message", "smtputf8"),
+    [
+        ("a@example.org", b"Subject: plain\n\nb\xc3\xbcdy\n", False),
+        ("j\u00f6rg@example.org", b"Subject: plain\n\nbody\n", True),
+        ("a@example.org", "Subject: gr\u00fc\u00dfe\n\nbody\n".encode(), True),
+    ],
+)
+def test_deliver_sets_smtputf8_from_envelope_and_header(
+    smtp_server: AiosmtpdServer, sender: str, message: bytes, smtputf8: bool
+) -> None:
+    outcome = cli(*deliver_args(smtp_server, "b@example.net", sender=sender), stdin=message)
+    assert outcome.code == 0, outcome.stderr
+    (received,) = smtp_server.messages
+    assert ("SMTPUTF8" in received.mail_options) is smtputf8

@@ -54,6 +54,7 @@ def make_request(
     ret: str = "",
     envid: str = "",
     queue_id: str = "",
+    smtputf8: bool = False,
 ) -> DeliveryRequest:
     """Build a `DeliveryRequest` from plain values; bytes content is wrapped in a stream."""
     import io
@@ -75,6 +76,7 @@ def make_request(
         transport=transport,
         dsn_ret=ret.upper(),
         dsn_envid=envid,
+        smtputf8=smtputf8,
     )
 
 

@@ -26,6 +26,7 @@ from mailcarrier.config.settings import Settings
 from mailcarrier.delivery.agent import DeliveryAgent
 from mailcarrier.delivery.cache import CacheLimits, ConnectionCache
 from mailcarrier.delivery.request import DeliveryRequest, Notify, Recipient
+from mailcarrier.delivery.smtputf8 import envelope_needs_smtputf8, header_needs_smtputf8
 from mailcarrier.errors import ConfigError, DataError, MailcarrierError, UsageError
 from mailcarrier.log import LogSink, StreamLog
 from mailcarrier.queue import (
@@ -207,6 +208,9 @@ def _cmd_deliver(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stde
             content=spool,
             transport=args.transport,
             encoding="8bit" if eight_bit else "7bit",
+            # RFC 6531 3.4 / RFC 6532 3.7: a UTF-8 local part or header needs SMTPUTF8.
+            smtputf8=envelope_needs_smtputf8((args.sender, *args.recipients))
+            or (eight_bit and header_needs_smtputf8(spool, settings.get_int("header_size_limit"))),
             dsn_ret=args.ret,
             dsn_envid=args.envid,
         )

@@ -137,3 +137,20 @@ def test_message_size_limit(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="too big"):
         submit_stream(io.BytesIO(b"\n" + b"x" * 200), opts, settings=cfg, spool=sp)
     assert os.listdir(tmp_path / "incoming") == []
+
+
+@pytest.mark.parametrize(
+    ("sender", "rcpt", "data", "expected"),
+    [
+        ("s@example.org", "r@example.net", b"Subject: hi\n\nb\xc3\xbcdy\n", False),
+        ("s@b\u00fccher.example", "r@m\u00fcnchen.example", b"Subject: hi\n\nx\n", False),
+        ("j\u00f6rg@example.org", "r@example.net", b"Subject: hi\n\nx\n", True),
+        ("s@example.org", "z\u00f6e@example.net", b"Subject: hi\n\nx\n", True),
+        ("s@example.org", "r@example.net", "Subject: gr\u00fc\u00dfe\n\nx\n".encode(), True),
+    ],
+)
+def test_smtputf8_flag(tmp_path: Path, sender: str, rcpt: str, data: bytes, expected: bool) -> None:
+    # RFC 6531 3.4 / RFC 6532 3.7: UTF-8 local parts and headers need SMTPUTF8; UTF-8
+    # domains alone do not (the client can send them as A-labels).
+    sp, qid = _submit(tmp_path, data, sender=sender, recipients=(rcpt,))
+    assert sp.read("incoming", qid).envelope.smtputf8 is expected

@@ -36,6 +36,7 @@ from mailcarrier.delivery.outcome import (
 from mailcarrier.delivery.recipients import RecipientTracker
 from mailcarrier.delivery.request import DeliveryRequest
 from mailcarrier.delivery.servers import Destination, ServerFinder, ServerList, destinations
+from mailcarrier.delivery.smtputf8 import smtputf8_envelope
 from mailcarrier.delivery.tls_step import TlsClient, TlsJob, negotiate_tls
 from mailcarrier.delivery.trouble import (
     Verdict,
@@ -134,6 +135,7 @@ class DeliveryAgent:
         self.rng = rng
         self._depth = _depth
         self._finders: dict[str, ServerFinder] = {}
+        self._options: dict[str, SessionOptions] = {}
         self._tls = TlsClient()
 
     # --- public -----------------------------------------------------------------------
@@ -200,7 +202,7 @@ class DeliveryAgent:
             plan=plan,
             request=request,
             agent=agent,
-            options=SessionOptions.from_settings(agent),
+            options=self._session_options(agent),
             tracker=tracker,
             attempt=_Attempt(request, self.clock(), self.wallclock()),
             factory=factory,
@@ -249,6 +251,13 @@ class DeliveryAgent:
         )
         verdict = soften(last.verdict) if job.soft_bounce else last.verdict
         self._mark_pending(job, verdict, last.relay)
+
+    def _session_options(self, agent: AgentSettings) -> SessionOptions:
+        """Per transport, read once: the settings of an agent never change."""
+        options = self._options.get(agent.transport)
+        if options is None:
+            options = self._options[agent.transport] = SessionOptions.from_settings(agent)
+        return options
 
     def _finder(self, agent: AgentSettings) -> ServerFinder:
         finder = self._finders.get(agent.transport)
@@ -425,20 +434,18 @@ class DeliveryAgent:
     async def _try_cached(self, job: _Job, key: str) -> None:
         """Deliver over cached sessions under `key` while any is alive and recipients remain.
 
-        A parked session is checked with RSET first; a dead one is dropped silently (it is
-        not a delivery failure: the caller goes on to look up and connect as usual).
+        A parked session is checked with RSET (pipelined with the transaction when the
+        server allows it); a dead or refusing one is dropped silently: it is not a delivery
+        failure, and the caller goes on to look up and connect as usual.
         """
         while key and self.cache is not None and job.tracker.pending():
             session = self.cache.take(key)
             if session is None:
                 return
-            if not await session.rset():
-                await session.quit()
-                continue
             peer = session.conn.peer
             job.attempt.ready = self.clock()
             try:
-                leftover = await self._transaction(job, session, peer, False)
+                leftover = await self._transaction(job, session, peer, False, reset_first=True)
                 if leftover is not None:
                     self._server_failed(job, leftover, False)
             finally:
@@ -477,7 +484,7 @@ class DeliveryAgent:
             job.tracker.mark(i, verdict, relay=relay, delays=job.attempt.delays(now))
 
     async def _transaction(
-        self, job: _Job, session: Session, peer: Peer, final: bool
+        self, job: _Job, session: Session, peer: Peer, final: bool, *, reset_first: bool = False
     ) -> Leftover | None:
         pending = job.tracker.pending()
         conn_use = session.transactions + 1
@@ -498,6 +505,17 @@ class DeliveryAgent:
                 mark(i, verdict)
             return None
         envelope = build_envelope(job.request, job.tracker, pending, job.size)
+        # SMTPUTF8 (RFC 6531) or A-label domains: see smtputf8.py.
+        utf8 = smtputf8_envelope(
+            envelope, job.request.smtputf8, session.proto.capabilities, peer.namaddr
+        )
+        if isinstance(utf8, Verdict):
+            if not final:
+                return Leftover(utf8, peer.relay)
+            for i in pending:
+                mark(i, soften(utf8) if job.soft_bounce else utf8)
+            return None
+        envelope = utf8
         factory = job.factory
         if job.plan is not None:  # 8BITMIME downgrade (RFC 6152): see content/pipeline.py
             eightbit = eightbitmime_verdict(job.plan, session.proto.capabilities, peer.namaddr)
@@ -512,7 +530,9 @@ class DeliveryAgent:
             if downgrade:  # Postfix omits SIZE= when it converts (the size changes)
                 envelope = replace(envelope, size=None)
             factory = lambda: plan.chunks(downgrade=downgrade)  # noqa: E731
-        result = await session.transaction(envelope, factory)
+        result = await session.transaction(envelope, factory, reset_first=reset_first)
+        if result.reset_failed:
+            return None  # a dead cached session: nobody is marked, the caller goes on
         return mark_transaction(
             result,
             pending,

@@ -88,7 +88,7 @@ class Finisher:
             with contextlib.suppress(FileNotFoundError):
                 self.spool.move(queue_id, "active", "deferred", mtime=now + delay)
             return
-        records.close()
+        records.close(sync=False)  # the file is removed next: see RecordWriter
         crash_point("finalize-before-move")
         try:
             self.spool.remove("active", queue_id)

@@ -72,7 +72,15 @@ class QueueMessage:
 
 
 class RecordWriter:
-    """Appends state records to one queue file; each append is durable when it returns."""
+    """Appends state records to one queue file.
+
+    Records are written at once and made durable (fsync) by `close()`, which runs before a
+    message stays in the queue (deferred, back to incoming, held). A message that is removed
+    because every recipient is done needs no fsync: a crash can only leave the file behind,
+    and then recovery delivers what it does not show as done; at worst a recipient gets a
+    second copy, the window issue 8 allows. This is Postfix's own durability for delivery
+    records (written, not fsynced), and it keeps fsync off the hot path of delivery.
+    """
 
     def __init__(self, path: Path, valid_length: int) -> None:
         self.fd = os.open(path, os.O_WRONLY)
@@ -85,17 +93,24 @@ class RecordWriter:
             os.close(self.fd)
             raise
 
+    dirty = False
+
     def append(self, record: bytes) -> None:
         view = memoryview(record)
         while view:
             n = os.write(self.fd, view)
             view = view[n:]
-        os.fsync(self.fd)
+        self.dirty = True
 
-    def close(self) -> None:
+    def close(self, *, sync: bool = True) -> None:
+        """Close, first making the records durable unless the file is about to be removed."""
         if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+            try:
+                if sync and self.dirty:
+                    os.fsync(self.fd)
+            finally:
+                os.close(self.fd)
+                self.fd = -1
 
 
 class MessageWriter:
@@ -301,14 +316,19 @@ class Spool:
             os.utime(old, (mtime, mtime))
         if src != dst:
             os.rename(old, new)
-            fsync_dir(new.parent)
-            fsync_dir(old.parent)
+            if dst != "active":
+                # Into active needs no fsync: after a crash the file is in one queue or the
+                # other, and recovery scans both. Leaving active (deferred, hold, incoming)
+                # is made durable, so a deferral or a hold is not undone by a crash.
+                fsync_dir(new.parent)
+                fsync_dir(old.parent)
         return new
 
     def remove(self, queue: str, queue_id: str) -> None:
+        """Unlink a finished message. No directory fsync: a crash that undoes the unlink
+        leaves a file whose durable records say which recipients are done."""
         path = self.path(queue, queue_id)
         path.unlink()
-        fsync_dir(path.parent)
 
     def clean_temporary(self, older_than: float = 3600.0) -> int:
         """Remove dot-files in incoming/ left by a submission that crashed."""

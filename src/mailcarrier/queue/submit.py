@@ -22,6 +22,7 @@ from typing import BinaryIO, Final
 
 from mailcarrier.config.settings import Settings
 from mailcarrier.delivery.request import Notify
+from mailcarrier.delivery.smtputf8 import envelope_needs_smtputf8
 from mailcarrier.errors import DataError
 from mailcarrier.log import LogSink, NullLog
 from mailcarrier.queue.addresses import check_address
@@ -204,7 +205,11 @@ def submit_stream(
             "no recipient addresses found"
             + (" in message header" if options.extract_recipients else "")
         )
-    smtputf8 = not all(a.isascii() for a in (sender, *recipients))
+    # RFC 6531 3.4, RFC 6532 3.7: a UTF-8 local part or header needs SMTPUTF8; a UTF-8
+    # domain alone does not (the client sends it in A-labels when it must).
+    smtputf8 = envelope_needs_smtputf8((sender, *recipients)) or not all(
+        line.isascii() for line in headers.lines
+    )
     envelope = Envelope(
         queue_id=spool.new_id(),
         sender=sender,

@@ -186,10 +186,20 @@ class TransactionResult:
     content_error: ContentError | None = None
     content_sent: bool = False
     started: float = 0.0
+    # The reply to a RSET that checked a reused session (see `transaction(reset_first=)`).
+    rset: Reply | None = None
 
     @property
     def accepted(self) -> list[int]:
         return [i for i, r in enumerate(self.rcpt) if r is not None and r.code // 100 == 2]
+
+    @property
+    def reset_failed(self) -> bool:
+        """The RSET check of a reused session failed (refused, or the connection was dead):
+        nothing of the transaction counts, and the session must be dropped."""
+        if self.rset is not None:
+            return self.rset.code // 100 != 2
+        return self.error is not None and self.error.stage == Stage.RSET.name.lower()
 
 
 class Session:
@@ -391,11 +401,17 @@ class Session:
         return AuthOutcome(reply, problem, rounds)
 
     # --- mail transaction -------------------------------------------------------------
-    async def transaction(self, envelope: Envelope, content: ContentFactory) -> TransactionResult:
-        """One MAIL/RCPT/DATA transaction. Never raises for network trouble: see `.error`."""
+    async def transaction(
+        self, envelope: Envelope, content: ContentFactory, *, reset_first: bool = False
+    ) -> TransactionResult:
+        """One MAIL/RCPT/DATA transaction. Never raises for network trouble: see `.error`.
+
+        `reset_first` checks a reused session with RSET first; with PIPELINING the RSET goes
+        in the same write as MAIL, RCPT and DATA (RFC 2920 3.1 allows it anywhere in a
+        group), so the check costs no round trip. See `TransactionResult.reset_failed`."""
         result = TransactionResult(rcpt=[None] * len(envelope.recipients), started=time.monotonic())
         try:
-            await self._transaction(envelope, content, result)
+            await self._transaction(envelope, content, result, reset_first)
         except TransportError as exc:
             result.error = exc
             self.broken = True
@@ -430,7 +446,11 @@ class Session:
         )
 
     async def _transaction(
-        self, envelope: Envelope, content: ContentFactory, result: TransactionResult
+        self,
+        envelope: Envelope,
+        content: ContentFactory,
+        result: TransactionResult,
+        reset_first: bool = False,
     ) -> None:
         mail = self._mail_command(envelope)
         rcpts = [self._rcpt_command(r) for r in envelope.recipients]
@@ -438,10 +458,23 @@ class Session:
         if self.proto.capabilities.pipelining:
             # RFC 2920 3.1: MAIL, RCPTs and DATA in one write; DATA is the last command
             # of the group, so the server's replies tell us whether to send content.
-            group = b"".join(self._wire(cmd) for cmd in (mail, *rcpts, Data()))
-            self.conn.write(group, Stage.MAIL)
+            first: tuple[Command, ...] = (Rset(),) if reset_first else ()
+            group = b"".join(self._wire(cmd) for cmd in (*first, mail, *rcpts, Data()))
+            self.conn.write(group, Stage.RSET if reset_first else Stage.MAIL)
             await self._collect_until_data(result, position)
+            if result.reset_failed:
+                self.broken = True
+                if self.proto.state is State.CONTENT:
+                    self._send(DataEnd())  # end the empty message; its reply does not count
+                    await self._reply()
+                return
         else:
+            if reset_first:
+                self._send(Rset())
+                result.rset = await self._reply()
+                if result.reset_failed:
+                    self.broken = True
+                    return
             self._send(mail)
             result.mail = await self._reply()
             if result.mail.code // 100 != 2:
@@ -471,7 +504,9 @@ class Session:
             event = await self._event()
             assert isinstance(event, CommandReply)
             cmd = event.command
-            if isinstance(cmd, MailFrom):
+            if isinstance(cmd, Rset):
+                result.rset = event.reply
+            elif isinstance(cmd, MailFrom):
                 result.mail = event.reply
             elif isinstance(cmd, RcptTo):
                 result.rcpt[position[id(cmd)]] = event.reply

@@ -1,0 +1,107 @@
+"""SMTPUTF8 (RFC 6531) and IDNA for the envelope: when a transaction needs SMTPUTF8, and the
+A-label (RFC 5890) form of an envelope for a server that does not announce it.
+
+A request flagged `smtputf8` (the sender asked for it, or submission found a UTF-8 local part
+or UTF-8 in the header) requires a server that announces SMTPUTF8, as Postfix's
+SMTPUTF8_FLAG_REQUESTED does. An unflagged request whose envelope is non-ASCII only in domain
+parts goes to any server: the domains are converted to A-labels (Python's stdlib IDNA codec)
+when the server lacks SMTPUTF8. Anything else is the 5.6.7 verdict of Postfix 3.11 (try the
+next server, then bounce). Neighbours: outcome.py builds the envelope; agent.py acts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
+from typing import BinaryIO
+
+from mailcarrier.delivery.trouble import Verdict
+from mailcarrier.protocol.ehlo import Capabilities
+from mailcarrier.status import DeliveryStatus
+from mailcarrier.transport.session import Envelope
+
+__all__ = [
+    "a_label_address",
+    "envelope_needs_smtputf8",
+    "header_needs_smtputf8",
+    "smtputf8_envelope",
+    "smtputf8_verdict",
+]
+
+
+def a_label_address(address: str) -> str | None:
+    """The address with its domain in A-labels; None when that cannot make it ASCII (a
+    UTF-8 local part, or a domain IDNA refuses). ASCII addresses come back unchanged."""
+    if address.isascii():
+        return address
+    local, at, domain = address.rpartition("@")
+    if not at or not local.isascii():
+        return None
+    try:
+        ace = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        return None
+    return f"{local}@{ace}"
+
+
+def envelope_needs_smtputf8(addresses: Iterable[str]) -> bool:
+    """RFC 6531 3.4: an envelope needs SMTPUTF8 when an address stays non-ASCII even with its
+    domain in A-labels (a UTF-8 local part). Submission sets the request flag from this."""
+    return any(a_label_address(a) is None for a in addresses)
+
+
+def header_needs_smtputf8(src: BinaryIO, limit: int) -> bool:
+    """RFC 6532 3.7: a header with UTF-8 (any byte >= 0x80) needs SMTPUTF8. Reads at most
+    `limit` bytes of the header from the start of the seekable `src`, then rewinds it."""
+    src.seek(0)
+    seen = 0
+    try:
+        while seen < limit:
+            line = src.readline(limit - seen)
+            if line in (b"", b"\n", b"\r\n"):
+                return False
+            seen += len(line)
+            if not line.isascii():
+                return True
+        return False
+    finally:
+        src.seek(0)
+
+
+def smtputf8_verdict(namaddr: str) -> Verdict:
+    """RFC 6531 3.4 and Postfix 3.11: no server that supports SMTPUTF8 was found (5.6.7)."""
+    return Verdict(
+        DeliveryStatus.BOUNCED,
+        "5.6.7",
+        "message requires SMTPUTF8, but no server was found that supports SMTPUTF8. "
+        f"The last attempted server was {namaddr}",
+    )
+
+
+def smtputf8_envelope(
+    envelope: Envelope, requested: bool, caps: Capabilities, namaddr: str
+) -> Envelope | Verdict:
+    """The envelope to send to a server with `caps`, or the verdict when it cannot take it.
+
+    With SMTPUTF8 announced, MAIL carries SMTPUTF8 when the request asks for it or an address
+    is non-ASCII (RFC 6531 3.4). Without it, a requested SMTPUTF8 cannot be honoured; a
+    non-ASCII domain is sent in A-labels (RFC 6531 3.7.3 permits the downgrade of domains).
+    """
+    addresses = (envelope.sender, *(r.address for r in envelope.recipients))
+    ascii_only = all(a.isascii() for a in addresses)
+    if caps.smtputf8:
+        return replace(envelope, smtputf8=requested or not ascii_only)
+    if requested:
+        return smtputf8_verdict(namaddr)
+    if ascii_only:
+        return replace(envelope, smtputf8=False)
+    sender = a_label_address(envelope.sender)
+    recipients = []
+    for rcpt in envelope.recipients:
+        address = a_label_address(rcpt.address)
+        if address is None:
+            return smtputf8_verdict(namaddr)
+        recipients.append(replace(rcpt, address=address))
+    if sender is None:
+        return smtputf8_verdict(namaddr)
+    return replace(envelope, sender=sender, recipients=tuple(recipients), smtputf8=False)
