@@ -1,6 +1,8 @@
 """`make bench`: run every benchmark in bench/ in turn and print its figures.
 
-Each benchmark module exposes `main() -> None` and prints its own table of results.
+Each benchmark module exposes `main() -> None` and prints its own table of results; the
+side-by-side throughput benchmarks (engine, scale, size, drain) also store their figures, and
+bench/report.py then writes bench/RESULTS.md and bench/throughput.png from them.
 """
 
 from __future__ import annotations
@@ -9,7 +11,14 @@ import importlib
 import sys
 import time
 
-BENCHMARKS = ("bench.bench_content", "bench.bench_tables")
+BENCHMARKS = (
+    "bench.bench_content",
+    "bench.bench_tables",
+    "bench.bench_engine",
+    "bench.bench_scale",
+    "bench.bench_size",
+    "bench.bench_drain",
+)
 
 
 def main() -> int:
@@ -21,8 +30,15 @@ def main() -> int:
             continue
         print(f"== {name}")
         start = time.perf_counter()
-        module.main()
+        try:
+            module.main()
+        except Exception as exc:  # one broken benchmark must not stop the others
+            print(f"== {name}: FAILED: {type(exc).__name__}: {str(exc)[-800:]}")
+            continue
         print(f"== {name} done in {time.perf_counter() - start:.1f} s\n")
+    from bench import report
+
+    report.main()
     return 0
 
 

@@ -1,0 +1,239 @@
+"""Write bench/RESULTS.md and bench/throughput.png from the figures in bench/results/*.json.
+
+Run as ``python -m bench.report`` (`make bench` runs it last). Each throughput benchmark
+stores its medians there (bench/common.py `save`); this module only formats them: the machine
+and versions, one table per benchmark with ratios against the targets of issue 9, and a chart
+of messages per second against concurrency for mailcarrier and Postfix (fast sink and 1 s
+slow sink). The chart needs matplotlib (the `test` extra); without it only the text is written.
+Set BENCH_NOTE to add a remark (e.g. "taken on a busy machine") under the heading.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from bench.common import BENCH_DIR, load, verdict
+
+RESULTS_MD = BENCH_DIR / "RESULTS.md"
+CHART = BENCH_DIR / "throughput.png"
+
+
+def _machine(results: list[dict[str, Any]]) -> list[str]:
+    info = results[0]["machine"]
+    loads = ", ".join(f"{r['benchmark']} {r['machine']['load']}" for r in results)
+    return [
+        "## Machine",
+        "",
+        f"- CPUs (nproc): {info['nproc']}; memory: {info['memory']}; CPU: {info['cpu']}",
+        f"- Linux {info['kernel']}; Python {info['python']}; Postfix {info['postfix']}; "
+        f"aiosmtplib {info['aiosmtplib']}; uvloop {info['uvloop']}",
+        f"- load average (1/5/15 min) as each benchmark finished: {loads}",
+        "",
+    ]
+
+
+def _engine(data: dict[str, Any]) -> list[str]:
+    figures, ratios, loop = data["figures"], data["ratios"], data["loop"]
+    lines = [
+        "## Engine: 20 sessions to smtp-sink, no queue",
+        "",
+        f"{data['messages']:,} x {data['size']} B one-recipient messages over "
+        f"{data['concurrency']} concurrent sessions to smtp-sink on 127.0.0.1; median of "
+        f"{data['runs']} runs (each client in a fresh process, interleaved).",
+        "",
+        "| client | messages/s (median) | runs |",
+        "|---|---:|---|",
+    ]
+    for key, value in figures.items():
+        if key.endswith("peak_mb"):
+            continue
+        runs = ", ".join(f"{v:,.0f}" for v in value["runs"])
+        lines.append(f"| {key} | {value['median']:,.0f} | {runs} |")
+    a, s = ratios["mailcarrier/aiosmtplib"], ratios["mailcarrier/smtp-source"]
+    lines += [
+        "",
+        f"- mailcarrier ({loop}) / aiosmtplib ({loop}) = **{a:.2f}x** "
+        f"(target >= 2: {verdict(a, 2)})",
+        f"- mailcarrier ({loop}) / smtp-source = **{s:.2f}x** (target >= 0.5: {verdict(s, 0.5)})",
+    ]
+    for key, value in ratios.items():
+        if "(asyncio)" in key:
+            lines.append(f"- {key.replace(' (asyncio)', '')}, plain asyncio: {value:.2f}x")
+    peak = figures.get(f"mailcarrier/{loop}/peak_mb")
+    if peak:
+        lines.append(f"- mailcarrier process peak RSS: {peak['median']:.0f} MB")
+    if data.get("sweep"):
+        lines += [
+            "",
+            f"Concurrency sweep ({data['sweep_messages']:,} messages per point, messages/s):",
+            "",
+            "| sessions | mailcarrier | aiosmtplib | smtp-source | mailcarrier/smtp-source |",
+            "|---:|---:|---:|---:|---:|",
+        ]
+        for level, point in data["sweep"].items():
+            ours = point[f"mailcarrier/{loop}"]
+            lines.append(
+                f"| {level} | {ours:,.0f} | {point[f'aiosmtplib/{loop}']:,.0f} | "
+                f"{point['smtp-source']:,.0f} | {ours / point['smtp-source']:.2f} |"
+            )
+    return [*lines, ""]
+
+
+def _scale(data: dict[str, Any]) -> list[str]:
+    lines = [
+        "## Scale: slow receiver (1 s per reply to the final dot)",
+        "",
+        f"smtp-sink ``-W {','.join(data['delayed'])}:1``; {data['per_session']} messages per "
+        f"session; median of {data['runs']} runs; ideal rate = sessions per second.",
+        "",
+        "| sessions | mailcarrier msg/s | smtp-source msg/s | ideal | mailcarrier peak RSS | "
+        "growth |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for level, p in data["points"].items():
+        lines.append(
+            f"| {level} | {p['mailcarrier']:,.0f} | {p['smtp-source']:,.0f} | {p['ideal']:,.0f} | "
+            f"{p['peak_mb']:.0f} MB | +{p['growth_mb']:.0f} MB |"
+        )
+    top_level = str(max(int(k) for k in data["points"]))
+    top = data["points"][top_level]
+    target = data["memory_target_mb"]
+    lines += [
+        "",
+        f"- peak RSS at {top_level} sessions: **{top['peak_mb']:.0f} MB** "
+        f"(target <= {target:.0f} MB: {verdict(top['peak_mb'], target, at_most=True)})",
+        "",
+    ]
+    return lines
+
+
+def _size(data: dict[str, Any]) -> list[str]:
+    f = data["figures"]
+    target = data["growth_target_mb"]
+    return [
+        f"## Size: one {data['megabytes']} MB message",
+        "",
+        f"Median of {data['runs']} runs.",
+        "",
+        "| client | seconds | MB/s | memory growth |",
+        "|---|---:|---:|---:|",
+        f"| mailcarrier | {f['mailcarrier_seconds']:.2f} | "
+        f"{data['megabytes'] / f['mailcarrier_seconds']:.0f} | "
+        f"+{f['mailcarrier_growth_mb']:.1f} MB (peak {f['mailcarrier_peak_mb']:.0f} MB) |",
+        f"| smtp-source | {f['smtp-source_seconds']:.2f} | "
+        f"{data['megabytes'] / f['smtp-source_seconds']:.0f} | - |",
+        "",
+        f"- memory growth **{f['mailcarrier_growth_mb']:.1f} MB** (target <= {target:.0f} MB: "
+        f"{verdict(f['mailcarrier_growth_mb'], target, at_most=True)}); speed "
+        f"{data['speed_ratio']:.2f}x smtp-source",
+        "",
+    ]
+
+
+def _drain(data: dict[str, Any]) -> list[str]:
+    lines = [
+        "## Queue drain: 10,000 queued messages to smtp-sink",
+        "",
+        f"{data['messages']:,} x {data['size']} B one-recipient messages queued first, then "
+        f"delivered to smtp-sink (relayhost, concurrency 20, connection cache on); median of "
+        f"{data['runs']} runs.",
+        "",
+        "| system | messages/s (median) | runs |",
+        "|---|---:|---|",
+        f"| Postfix (private instance) | {data['postfix_rate']:,.0f} | "
+        f"{', '.join(f'{v:,.0f}' for v in data['postfix_runs'])} |",
+    ]
+    if "mailcarrier_rate" in data:
+        lines += [
+            f"| mailcarrier run --once | {data['mailcarrier_rate']:,.0f} | "
+            f"{', '.join(f'{v:,.0f}' for v in data['mailcarrier_runs'])} |",
+            "",
+            f"- mailcarrier / Postfix = **{data['ratio']:.2f}x** (target >= {data['target']}: "
+            f"{verdict(data['ratio'], data['target'])}); without interpreter start-up "
+            f"({data['mailcarrier_startup']:.2f} s): {data['net_ratio']:.2f}x",
+        ]
+    else:
+        lines += ["", f"- mailcarrier: not measured ({data.get('mailcarrier', '')})"]
+    return [*lines, ""]
+
+
+def chart() -> str:
+    """Draw the PNG; returns a note on what happened."""
+    engine, scale, drain = load("engine"), load("scale"), load("drain")
+    if not (engine and engine.get("sweep")) and not scale:
+        return "no chart: no sweep or scale figures yet"
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "no chart: matplotlib not installed (pip install -e '.[test]')"
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    if engine and engine.get("sweep"):
+        loop = engine["loop"]
+        levels = [int(k) for k in engine["sweep"]]
+        pts = list(engine["sweep"].values())
+        ax = axes[0]
+        ax.plot(levels, [p[f"mailcarrier/{loop}"] for p in pts], "o-", label="mailcarrier")
+        ax.plot(levels, [p["smtp-source"] for p in pts], "s-", label="Postfix smtp-source (C)")
+        ax.plot(levels, [p[f"aiosmtplib/{loop}"] for p in pts], "^--", label="aiosmtplib")
+        if drain:
+            ax.plot([20], [drain["postfix_rate"]], "D", label="Postfix queue drain")
+            if "mailcarrier_rate" in drain:
+                ax.plot([20], [drain["mailcarrier_rate"]], "*", ms=12, label="mailcarrier drain")
+        ax.set_xscale("log")
+        ax.set_xlabel("concurrent sessions")
+        ax.set_ylabel("messages per second")
+        ax.set_title("4 KB messages to smtp-sink (fast)")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    if scale:
+        levels = [int(k) for k in scale["points"]]
+        pts = list(scale["points"].values())
+        ax = axes[1]
+        ax.plot(levels, [p["mailcarrier"] for p in pts], "o-", label="mailcarrier")
+        ax.plot(levels, [p["smtp-source"] for p in pts], "s-", label="Postfix smtp-source (C)")
+        ax.plot(levels, [p["ideal"] for p in pts], ":", color="grey", label="ideal (1 msg/s each)")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("concurrent sessions")
+        ax.set_ylabel("messages per second")
+        ax.set_title("sink answers each message after 1 s")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(CHART, dpi=100)
+    plt.close(fig)
+    return f"chart: {CHART.name}"
+
+
+def main() -> None:
+    parts = {"engine": _engine, "scale": _scale, "size": _size, "drain": _drain}
+    results = [r for name in parts if (r := load(name)) is not None]
+    if not results:
+        print("no results yet: nothing written")
+        return
+    note = chart()
+    lines = [
+        "# Benchmark results (issue 9)",
+        "",
+        "Written by `make bench` (bench/report.py) from bench/results/*.json. Each comparison "
+        "ran side by side in the same run on the same machine; figures are medians.",
+        "",
+    ]
+    if os.environ.get("BENCH_NOTE"):
+        lines += [f"**Note:** {os.environ['BENCH_NOTE']}", ""]
+    lines += _machine(results)
+    for r in results:
+        lines += [*parts[r["benchmark"]](r), f"_{r['benchmark']}: measured {r['when']}_", ""]
+    if CHART.exists():
+        lines += [f"![messages per second against concurrency]({CHART.name})", ""]
+    lines += ["See bench/PROFILE.md for where the engine's time goes.", ""]
+    RESULTS_MD.write_text("\n".join(lines), encoding="utf-8")
+    print(f"wrote {RESULTS_MD.name}; {note}")
+
+
+if __name__ == "__main__":
+    main()
