@@ -14,11 +14,12 @@ import asyncio
 import contextlib
 import io
 import json
+import os
 import re
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
-from typing import BinaryIO, NoReturn, TextIO
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, BinaryIO, NoReturn, TextIO, TypeVar
 
 from mailcarrier.api import deliver
 from mailcarrier.config.postconf import conf_main
@@ -115,6 +116,24 @@ def _split_command(argv: list[str]) -> tuple[list[str], list[str]]:
         else:
             break
     return argv[:i], argv[i:]
+
+
+T = TypeVar("T")
+
+
+def _run_loop(coro: Coroutine[Any, Any, T]) -> T:
+    """Run on uvloop when it is installed (the `fast` extra), else on asyncio's own loop.
+
+    MAILCARRIER_EVENT_LOOP=asyncio forces the standard loop (for comparisons and debugging).
+    """
+    if os.environ.get("MAILCARRIER_EVENT_LOOP", "") != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            return uvloop.run(coro)
+    return asyncio.run(coro)
 
 
 def _parse_overrides(items: Sequence[str]) -> dict[str, str]:
@@ -215,7 +234,7 @@ def _cmd_deliver(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stde
             dsn_envid=args.envid,
         )
         log = _make_log(settings, stderr, stack)
-        result = asyncio.run(deliver(request, config=settings, log=log))
+        result = _run_loop(deliver(request, config=settings, log=log))
     if args.json:
         stdout.write(json.dumps(result.to_json()) + "\n")
         stdout.flush()
@@ -344,7 +363,7 @@ def _cmd_run(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: 
         spool.clean_temporary()
         manager = QueueManager(settings, spool, _queue_agent(settings, log), log=log)
         if args.once:
-            asyncio.run(_run_once(manager))
+            _run_loop(_run_once(manager))
             return 0
         watcher = [settings.watcher()]
 
@@ -359,7 +378,7 @@ def _cmd_run(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: 
         def changed() -> bool:
             return watcher[0].changed()
 
-        asyncio.run(_daemon(manager, reload, changed))
+        _run_loop(_daemon(manager, reload, changed))
     return 0
 
 

@@ -210,3 +210,46 @@ async def test_mx_session_limit(dns_zone: tuple[int, ZoneResolver]) -> None:
     assert status.status is DeliveryStatus.DEFERRED
     assert status.diagnostic.startswith("host b.limit.test[127.0.0.6] refused to talk to me: 421")
     assert any("a.limit.test[127.0.0.5] refused to talk to me" in line for line in lines)
+
+
+async def test_srv_lookup_for_lmtp(dns_zone: tuple[int, ZoneResolver]) -> None:
+    """use_srv_lookup = lmtp: ``inet:domain`` finds the LMTP servers by _lmtp._tcp SRV."""
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.lmtp import LMTP
+
+    from tests.peers.aiosmtpd_server import RecordingHandler
+
+    class _LmtpController(Controller):  # type: ignore[misc]
+        def factory(self) -> LMTP:
+            return LMTP(self.handler)
+
+    class _Handler(RecordingHandler):
+        async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+            await super().handle_DATA(server, session, envelope)  # type: ignore[arg-type]
+            return "250 2.0.0 <r@example.net> delivered"
+
+    port, zone = dns_zone
+    handler = _Handler(extra_keywords=("PIPELINING",))
+    lmtp_port = free_port()
+    controller = _LmtpController(handler, hostname="127.0.0.1", port=lmtp_port)
+    controller.start()
+    with zone.lock:
+        zone.records += RR.fromZone(
+            f"_lmtp._tcp.lmtp-srv.test. 300 IN SRV 0 0 {lmtp_port} store.lmtp-srv.test.\n"
+            "store.lmtp-srv.test. 300 IN A 127.0.0.1\n"
+        )
+    try:
+        config = _config(port, use_srv_lookup="lmtp")
+        request = make_request(
+            b"Subject: s\n\nx\n",
+            sender="s@example.org",
+            recipients=["r@example.net"],
+            nexthop="inet:lmtp-srv.test",
+            transport="lmtp",
+        )
+        (status,) = (await deliver(request, config=config)).recipients
+    finally:
+        controller.stop()
+    assert status.status is DeliveryStatus.SENT
+    assert status.relay == f"store.lmtp-srv.test[127.0.0.1]:{lmtp_port}"
+    assert len(handler.messages) == 1

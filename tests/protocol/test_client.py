@@ -43,6 +43,7 @@ from mailcarrier.protocol.commands import (
     RcptTo,
     Rset,
     StartTls,
+    Xforward,
 )
 from mailcarrier.protocol.ehlo import Capabilities
 from tests.protocol.helpers import (
@@ -183,6 +184,40 @@ SMTP_PIPELINED: list[Step] = [
         State.CLOSED,
     ),
     Eof((("closed", (), False),)),
+]
+
+XFWD_1 = Xforward((("NAME", "client.example"), ("ADDR", "192.0.2.7")))
+XFWD_2 = Xforward((("PROTO", "ESMTP"), ("IDENT", "4Zx9")))
+
+# Postfix XFORWARD_README: XFORWARD before MAIL (pipelined with it); a refusal changes nothing.
+SMTP_PIPELINED_XFORWARD: list[Step] = [
+    greeted(),
+    Send(Ehlo("client.example.org"), b"EHLO client.example.org\r\n"),
+    EHLO_PIPELINING,
+    Batch(
+        (XFWD_1, XFWD_2, MAIL, RCPT_B, Data()),
+        b"XFORWARD NAME=client.example ADDR=192.0.2.7\r\n"
+        b"XFORWARD PROTO=ESMTP IDENT=4Zx9\r\n"
+        b"MAIL FROM:<sender@example.org>\r\n"
+        b"RCPT TO:<b@example.net>\r\n"
+        b"DATA\r\n",
+        State.DATA,
+    ),
+    Recv(
+        b"250 2.0.0 Ok\r\n550 5.5.1 no XFORWARD for you\r\n250 2.1.0 Ok\r\n"
+        b"250 2.1.5 Ok\r\n354 go\r\n",
+        (
+            (XFWD_1, "250 2.0.0 Ok"),
+            (XFWD_2, "550 5.5.1 no XFORWARD for you"),
+            (MAIL, "250 2.1.0 Ok"),
+            (RCPT_B, "250 2.1.5 Ok"),
+            (Data(), "354 go"),
+        ),
+        State.CONTENT,
+    ),
+    Content(BODY),
+    Send(DataEnd(), b".\r\n", State.DOT),
+    Recv(b"250 2.0.0 Ok\r\n", ((DataEnd(), "250 2.0.0 Ok"),), State.READY),
 ]
 
 SMTP_PIPELINED_TWO_TRANSACTIONS: list[Step] = [
@@ -525,6 +560,7 @@ TRANSCRIPTS: dict[str, tuple[list[Step], bool]] = {
     "smtp lock-step": (SMTP_LOCKSTEP, False),
     "smtp pipelined": (SMTP_PIPELINED, False),
     "smtp pipelined, two transactions": (SMTP_PIPELINED_TWO_TRANSACTIONS, False),
+    "smtp pipelined, xforward": (SMTP_PIPELINED_XFORWARD, False),
     "smtp pipelined, MAIL rejected": (SMTP_PIPELINED_MAIL_REJECTED, False),
     "smtp pipelined, no RCPT but 354": (SMTP_PIPELINED_ALL_RCPTS_REJECTED_BUT_354, False),
     "smtp lock-step course correction": (SMTP_LOCKSTEP_COURSE_CORRECTION, False),
@@ -924,6 +960,11 @@ ILLEGAL: list[tuple[State, Command, bool]] = [
     (State.ABORTED, Noop(), False),
     (State.ABORTED, Ehlo("c"), False),
     (State.ABORTED, StartTls(), False),
+    (State.HELLO, XFWD_1, False),  # XFORWARD only in a session, before MAIL
+    (State.MAIL, XFWD_1, False),
+    (State.RCPT, XFWD_1, False),
+    (State.DATA, XFWD_1, False),
+    (State.ABORTED, XFWD_1, False),
     (State.HELLO, Helo("c"), True),
     (State.READY, Lhlo("c"), False),
 ]

@@ -32,6 +32,7 @@ from mailcarrier.protocol.commands import (
     RcptTo,
     Rset,
     StartTls,
+    Xforward,
     quote_address,
     xtext_decode,
     xtext_encode,
@@ -57,6 +58,16 @@ WIRE: list[tuple[Command, bytes]] = [
     (MailFrom("a@x", body="8BITMIME"), b"MAIL FROM:<a@x> BODY=8BITMIME\r\n"),
     (MailFrom("a@x", body="7BIT"), b"MAIL FROM:<a@x> BODY=7BIT\r\n"),
     (MailFrom("a@x", smtputf8=True), b"MAIL FROM:<a@x> SMTPUTF8\r\n"),
+    (MailFrom("a@x", auth=""), b"MAIL FROM:<a@x> AUTH=<>\r\n"),
+    (
+        Xforward((("NAME", "[UNAVAILABLE]"), ("ADDR", "2001:db8::1"), ("PORT", "4711"))),
+        b"XFORWARD NAME=[UNAVAILABLE] ADDR=2001:db8::1 PORT=4711\r\n",
+    ),
+    (
+        Xforward((("HELO", "a b+c=d"), ("IDENT", "4Zx9"), ("SOURCE", "REMOTE"))),
+        b"XFORWARD HELO=a+20b+2Bc+3Dd IDENT=4Zx9 SOURCE=REMOTE\r\n",
+    ),
+    (Xforward((("HELO", "h\u00e9"),)), b"XFORWARD HELO=h+C3+A9\r\n"),
     (MailFrom("a@x", ret="FULL"), b"MAIL FROM:<a@x> RET=FULL\r\n"),
     (MailFrom("a@x", ret="HDRS"), b"MAIL FROM:<a@x> RET=HDRS\r\n"),
     (MailFrom("a@x", envid="QQ314159"), b"MAIL FROM:<a@x> ENVID=QQ314159\r\n"),
@@ -342,3 +353,18 @@ def test_any_envelope_yields_one_line_or_local_protocol_error(
         assert wire.endswith(b"\r\n")
         assert wire.count(b"\r") == wire.count(b"\n") == 1
         assert b"\0" not in wire
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        Xforward(()),
+        Xforward((("name", "x"),)),
+        Xforward((("NAME", "x y"), ("HELO=", "z"))),
+        Xforward((("HELO", "a\r\nMAIL FROM:<x>"),)),
+    ],
+)
+def test_bad_xforward_is_refused(command: Xforward) -> None:
+    with pytest.raises(LocalProtocolError):
+        command.wire()
+    assert command.stage is Stage.XFORWARD

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailcarrier.protocol.ehlo import Capabilities
+from mailcarrier.protocol.ehlo import Capabilities, discard_notice
 from mailcarrier.protocol.reply import Reply, ReplyParser
 from tests.protocol.helpers import parse_all
 
@@ -290,3 +290,12 @@ def test_any_reply_text_parses(data: bytes) -> None:
     assert not caps.pipelining
     assert caps.size_limit is None or caps.size_limit >= 0
     assert all(k == k.upper() and k for k in caps.keywords)
+
+
+def test_discard_notice_names_known_keywords_in_postfix_order() -> None:
+    assert discard_notice(["chunking", "x-foo", "Pipelining", "8bitmime"]) == (
+        "discarding EHLO keywords: 8BITMIME PIPELINING CHUNKING"
+    )
+    assert discard_notice([]) == ""
+    assert discard_notice(["x-foo"]) == ""
+    assert discard_notice(["silent-discard", "dsn"]) == ""

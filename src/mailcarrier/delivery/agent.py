@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import socket
 import tempfile
 import time
@@ -47,6 +48,7 @@ from mailcarrier.delivery.trouble import (
 )
 from mailcarrier.errors import TransportError, UsageError
 from mailcarrier.log import LogSink, NullLog, delivery_line
+from mailcarrier.protocol.ehlo import discard_notice
 from mailcarrier.routing.resolver import NativeLookup, Resolver
 from mailcarrier.status import (
     ACTION_FORWARDED,
@@ -55,6 +57,8 @@ from mailcarrier.status import (
     DeliveryStatus,
     RecipientStatus,
 )
+from mailcarrier.tables.maps import Maps
+from mailcarrier.tls.verify import Trust
 from mailcarrier.transport.connection import Connection, Peer, open_tcp, open_unix
 from mailcarrier.transport.racing import race_connect
 from mailcarrier.transport.session import Session, SessionOptions
@@ -136,6 +140,7 @@ class DeliveryAgent:
         self._depth = _depth
         self._finders: dict[str, ServerFinder] = {}
         self._options: dict[str, SessionOptions] = {}
+        self._discard_maps: dict[str, Maps] = {}
         self._tls = TlsClient()
 
     # --- public -----------------------------------------------------------------------
@@ -252,6 +257,20 @@ class DeliveryAgent:
         verdict = soften(last.verdict) if job.soft_bounce else last.verdict
         self._mark_pending(job, verdict, last.relay)
 
+    def _peer_options(self, job: _Job, peer: Peer) -> SessionOptions:
+        """smtp_discard_ehlo_keyword_address_maps: a list found for the server's address
+        replaces smtp_discard_ehlo_keywords (Postfix smtp_helo())."""
+        transport = job.agent.transport
+        maps = self._discard_maps.get(transport)
+        if maps is None:
+            maps = job.agent.open_maps("discard_ehlo_keyword_address_maps")
+            self._discard_maps[transport] = maps
+        found = maps.find(peer.address) if maps else None
+        if found is None:
+            return job.options
+        words = tuple(w for w in re.split(r"[\s,]+", found.value) if w)
+        return replace(job.options, discard_keywords=words)
+
     def _session_options(self, agent: AgentSettings) -> SessionOptions:
         """Per transport, read once: the settings of an agent never change."""
         options = self._options.get(agent.transport)
@@ -326,7 +345,7 @@ class DeliveryAgent:
 
     async def _use_server(self, job: _Job, conn: Connection, peer: Peer, final: bool) -> None:
         """Greeting, hello and one transaction on an open connection; then QUIT."""
-        session = Session(conn, job.options)
+        session = Session(conn, self._peer_options(job, peer))
         try:
             try:
                 refused = await session.start()
@@ -349,8 +368,12 @@ class DeliveryAgent:
                     return
                 self._server_failed(job, Leftover(verdict, peer.relay), final)
                 return
+            notice = discard_notice(session.options.discard_keywords)
+            if notice:
+                self.log.info(job.process, notice)
             if job.tls is not None:  # STARTTLS and the TLS policy: see tls_step.py
                 tls = await negotiate_tls(job.tls, session, peer, soft_bounce=job.soft_bounce)
+                conn.tls_verified = tls.trust is Trust.VERIFIED
                 if tls.retry_plaintext:  # "may": the same server again, in plaintext
                     session.broken = True
                     try:
@@ -504,7 +527,15 @@ class DeliveryAgent:
             for i in pending:
                 mark(i, verdict)
             return None
-        envelope = build_envelope(job.request, job.tracker, pending, job.size)
+        envelope = build_envelope(
+            job.request,
+            job.tracker,
+            pending,
+            job.size,
+            xforward=job.agent.bool("send_xforward_command"),
+            dummy_auth=job.agent.bool("sasl_auth_enable")
+            and job.agent.bool("send_dummy_mail_auth"),
+        )
         # SMTPUTF8 (RFC 6531) or A-label domains: see smtputf8.py.
         utf8 = smtputf8_envelope(
             envelope, job.request.smtputf8, session.proto.capabilities, peer.namaddr
@@ -531,6 +562,12 @@ class DeliveryAgent:
                 envelope = replace(envelope, size=None)
             factory = lambda: plan.chunks(downgrade=downgrade)  # noqa: E731
         result = await session.transaction(envelope, factory, reset_first=reset_first)
+        for reply in result.xforward:
+            if reply.code // 100 != 2:  # Postfix warns and goes on with MAIL
+                self.log.warning(
+                    job.process,
+                    f"host {peer.namaddr} said: {reply.text} (in reply to XFORWARD command)",
+                )
         if result.reset_failed:
             return None  # a dead cached session: nobody is marked, the caller goes on
         return mark_transaction(

@@ -177,12 +177,7 @@ def _tls_state(conn: Connection, agent: AgentSettings) -> tuple[bool, bool, list
     ssl_object = conn.writer.get_extra_info("ssl_object")
     if not isinstance(ssl_object, (ssl.SSLObject, ssl.SSLSocket)):
         return True, False, []
-    declared = getattr(conn, "tls_verified", None)
-    if isinstance(declared, bool):
-        verified = declared
-    else:
-        context = ssl_object.context
-        verified = context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    verified = conn.tls_verified  # set by the TLS step (tls_step.py) from its own check
     bindings: list[ChannelBinding] = []
     # RFC 9266 3: tls-unique is not defined for TLS 1.3 (OpenSSL still returns bytes for it).
     legacy = ssl_object.version() in ("TLSv1", "TLSv1.1", "TLSv1.2")

@@ -17,7 +17,7 @@ from mailcarrier.content.pipeline import ContentPlan
 from mailcarrier.delivery.recipients import RecipientTracker
 from mailcarrier.delivery.request import DeliveryRequest
 from mailcarrier.delivery.trouble import Verdict, reply_verdict, soften, transport_verdict
-from mailcarrier.protocol.commands import RcptTo
+from mailcarrier.protocol.commands import XFORWARD_UNAVAILABLE, RcptTo
 from mailcarrier.protocol.ehlo import Capabilities
 from mailcarrier.protocol.reply import Reply
 from mailcarrier.protocol.stages import Stage
@@ -31,6 +31,7 @@ __all__ = [
     "mark_transaction",
     "mime_8bit_ok",
     "orcpt_for",
+    "xforward_attributes",
 ]
 
 
@@ -51,9 +52,35 @@ def orcpt_for(dsn_orcpt: str, orig_address: str) -> str:
     return ""
 
 
+def xforward_attributes(request: DeliveryRequest) -> tuple[tuple[str, str], ...]:
+    """Postfix XFORWARD_README attributes of the original client, in Postfix's order;
+    ``[UNAVAILABLE]`` for what the request does not know. SOURCE is LOCAL or REMOTE, from
+    the address rewriting context; IDENT the queue ID the message was received under."""
+    source = {"local": "LOCAL", "remote": "REMOTE"}.get(request.rewrite_context, "")
+    values = (
+        ("NAME", request.client_name),
+        ("ADDR", request.client_addr),
+        ("PORT", request.client_port),
+        ("PROTO", request.client_proto),
+        ("HELO", request.client_helo),
+        ("IDENT", request.log_ident or request.queue_id),
+        ("SOURCE", source),
+    )
+    return tuple((name, value or XFORWARD_UNAVAILABLE) for name, value in values)
+
+
 def build_envelope(
-    request: DeliveryRequest, tracker: RecipientTracker, pending: Sequence[int], size: int
+    request: DeliveryRequest,
+    tracker: RecipientTracker,
+    pending: Sequence[int],
+    size: int,
+    *,
+    xforward: bool = False,
+    dummy_auth: bool = False,
 ) -> Envelope:
+    """The envelope of one transaction. `xforward`: smtp_send_xforward_command; `dummy_auth`:
+    AUTH=<> on MAIL (smtp_send_dummy_mail_auth with SASL enabled); the session sends either
+    only when the server announced XFORWARD or AUTH."""
     recipients = tracker.recipients
     return Envelope(
         sender=request.sender,
@@ -71,6 +98,8 @@ def build_envelope(
         smtputf8=request.smtputf8,
         ret=request.dsn_ret,
         envid=request.dsn_envid,
+        xforward=xforward_attributes(request) if xforward else (),
+        auth="" if dummy_auth else None,
     )
 
 

@@ -89,6 +89,16 @@ class DeliveryRequest:
     arrival_time: float = field(default_factory=time.time)
     # Time the request entered the queue manager (for the delays= split); 0 = arrival_time.
     qmgr_time: float = 0.0
+    # The original client, as Postfix's DELIVER_REQUEST carries it, for XFORWARD
+    # (smtp_send_xforward_command); "" = unknown. `log_ident` is the queue ID the message had
+    # when it was received ("" = `queue_id`); `rewrite_context` is "local" or "remote".
+    client_name: str = ""
+    client_addr: str = ""
+    client_port: str = ""
+    client_proto: str = ""
+    client_helo: str = ""
+    log_ident: str = ""
+    rewrite_context: str = ""
 
     def __post_init__(self) -> None:
         if self.transport not in ("smtp", "lmtp"):
@@ -105,3 +115,8 @@ class DeliveryRequest:
         check_envelope_text("next-hop destination", self.nexthop)
         check_envelope_text("ENVID", self.dsn_envid)
         check_envelope_text("queue ID", self.queue_id)
+        for what in ("name", "addr", "port", "proto", "helo"):
+            check_envelope_text(f"client {what}", getattr(self, f"client_{what}"))
+        check_envelope_text("log ident", self.log_ident)
+        if self.rewrite_context not in ("", "local", "remote"):
+            raise UsageError(f'bad rewrite context "{self.rewrite_context}" (want local or remote)')

@@ -39,6 +39,7 @@ from mailcarrier.protocol.commands import (
     RcptTo,
     Rset,
     StartTls,
+    Xforward,
 )
 from mailcarrier.protocol.ehlo import Capabilities
 from mailcarrier.protocol.reply import (
@@ -125,6 +126,8 @@ _SEND: Final[dict[tuple[State, type[Command]], State]] = {
     (State.READY, Lhlo): State.HELLO,
     (State.READY, StartTls): State.READY,
     (State.READY, Auth): State.READY,
+    # Postfix XFORWARD_README: before MAIL; the reply does not change the state.
+    (State.READY, Xforward): State.READY,
     (State.READY, MailFrom): State.MAIL,
     (State.READY, Rset): State.READY,
     (State.READY, Noop): State.READY,

@@ -9,7 +9,6 @@ RFC 3461 xtext and RFC 5321 local-part quoting live here. Any CR, LF or NUL in a
 
 from __future__ import annotations
 
-import abc
 import re
 from dataclasses import dataclass
 from typing import Final
@@ -18,6 +17,7 @@ from mailcarrier.errors import LocalProtocolError
 from mailcarrier.protocol.stages import Stage
 
 __all__ = [
+    "XFORWARD_UNAVAILABLE",
     "Auth",
     "AuthResponse",
     "Command",
@@ -32,6 +32,7 @@ __all__ = [
     "RcptTo",
     "Rset",
     "StartTls",
+    "Xforward",
     "quote_address",
     "xtext_decode",
     "xtext_encode",
@@ -96,15 +97,21 @@ def quote_address(address: str, *, quote: bool = True) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Command(abc.ABC):
-    """Base of all commands: a stage (for deadlines and diagnostics) and a wire form."""
+class Command:
+    """Base of all commands: a stage (for deadlines and diagnostics) and a wire form.
+
+    Deliberately not an `abc.ABC`: the client state machine and the session dispatch on
+    command types with isinstance() several times per reply, and ABCMeta's instance check
+    costs several times a plain class's on that hot path. Every concrete command overrides
+    both members; the base versions only say so when one does not.
+    """
 
     @property
-    @abc.abstractmethod
-    def stage(self) -> Stage: ...
+    def stage(self) -> Stage:
+        raise TypeError(f"{type(self).__name__} does not define its stage")
 
-    @abc.abstractmethod
-    def wire(self) -> bytes: ...
+    def wire(self) -> bytes:
+        raise TypeError(f"{type(self).__name__} has no wire form")
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +192,36 @@ class AuthResponse(Command):
     def wire(self) -> bytes:
         _check("AUTH response", self.response)
         return f"{self.response}\r\n".encode()
+
+
+# Postfix XFORWARD_README: the value that stands for "not known".
+XFORWARD_UNAVAILABLE: Final = "[UNAVAILABLE]"
+_XFORWARD_NAME: Final = re.compile(r"[A-Z]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Xforward(Command):
+    """``XFORWARD NAME=value ...`` (Postfix XFORWARD_README): original client attributes for
+    the server's logs and access controls. Values are xtext (RFC 3461 4), except the
+    placeholder ``[UNAVAILABLE]``, which goes as it is."""
+
+    attributes: tuple[tuple[str, str], ...]
+
+    @property
+    def stage(self) -> Stage:
+        return Stage.XFORWARD
+
+    def wire(self) -> bytes:
+        if not self.attributes:
+            raise LocalProtocolError("XFORWARD needs at least one attribute")
+        parts = ["XFORWARD"]
+        for name, value in self.attributes:
+            if not _XFORWARD_NAME.fullmatch(name):
+                raise LocalProtocolError(f"bad XFORWARD attribute name: {name!r}")
+            _check(f"XFORWARD {name}", value)
+            shown = value if value == XFORWARD_UNAVAILABLE else xtext_encode(value)
+            parts.append(f"{name}={shown}")
+        return (" ".join(parts) + "\r\n").encode("ascii")
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,9 +15,38 @@ from typing import Final
 
 from mailcarrier.protocol.reply import Reply
 
-__all__ = ["Capabilities"]
+__all__ = ["Capabilities", "discard_notice"]
 
 _MAX_KEYWORDS: Final = 100
+# The keywords Postfix knows how to discard, in the order its "discarding EHLO keywords"
+# line names them; "silent-discard" in the list suppresses that line.
+_KNOWN: Final = (
+    "8BITMIME",
+    "AUTH",
+    "ETRN",
+    "PIPELINING",
+    "SIZE",
+    "VERB",
+    "VRFY",
+    "XCLIENT",
+    "XFORWARD",
+    "STARTTLS",
+    "ENHANCEDSTATUSCODES",
+    "DSN",
+    "SMTPUTF8",
+    "CHUNKING",
+)
+SILENT_DISCARD: Final = "SILENT-DISCARD"
+
+
+def discard_notice(discard: Iterable[str]) -> str:
+    """Postfix's "discarding EHLO keywords: ..." text for a discard list ("" for none, or
+    when the list holds ``silent-discard``)."""
+    words = {d.upper() for d in discard}
+    if SILENT_DISCARD in words:
+        return ""
+    known = [k for k in _KNOWN if k in words]
+    return "discarding EHLO keywords: " + " ".join(known) if known else ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,13 +64,16 @@ def _deadline(seconds: float) -> float | None:
 class Connection:
     """A connected stream with per-operation deadlines."""
 
-    __slots__ = ("_eof", "peer", "reader", "tls", "writer")
+    __slots__ = ("_eof", "peer", "reader", "tls", "tls_verified", "writer")
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: Peer):
         self.reader = reader
         self.writer = writer
         self.peer = peer
         self.tls = False
+        # Set by the TLS policy step: the server certificate was verified (name matched),
+        # which selects smtp_sasl_tls_verified_security_options for AUTH.
+        self.tls_verified = False
         self._eof = False
 
     def lost_error(self, stage: Stage) -> TransportError:

@@ -48,6 +48,7 @@ from mailcarrier.protocol.commands import (
     RcptTo,
     Rset,
     StartTls,
+    Xforward,
 )
 from mailcarrier.protocol.reply import Reply
 from mailcarrier.protocol.stages import Stage
@@ -77,6 +78,9 @@ MAX_AUTH_ROUNDS: Final = 100
 MAX_AUTH_CHALLENGE: Final = 12288
 
 ContentFactory = Callable[[], Iterable[bytes]]
+
+# Postfix smtp_proto.c: the first of its two XFORWARD commands carries these attributes.
+_XFORWARD_FIRST: Final = frozenset({"NAME", "ADDR", "PORT"})
 
 
 def _stage(command: Command | None) -> Stage:
@@ -147,6 +151,11 @@ class Envelope:
     smtputf8: bool = False
     ret: str = ""  # DSN RET= when the server announced DSN
     envid: str = ""
+    # XFORWARD attributes (name, value) in Postfix's order; sent when the server announced
+    # XFORWARD, only those it listed. Empty: no XFORWARD.
+    xforward: tuple[tuple[str, str], ...] = ()
+    # AUTH= on MAIL (RFC 4954 5) when the server announced AUTH; "" is AUTH=<>.
+    auth: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +186,7 @@ class TransactionResult:
     """Raw outcome of one mail transaction, indexed like `Envelope.recipients`."""
 
     mail: Reply | None = None
+    xforward: list[Reply] = field(default_factory=list)  # one per XFORWARD command sent
     rcpt: list[Reply | None] = field(default_factory=list)
     data: Reply | None = None
     # SMTP: one reply for all accepted recipients; LMTP: one per accepted recipient.
@@ -432,8 +442,18 @@ class Session:
             smtputf8=envelope.smtputf8 and caps.smtputf8,
             ret=envelope.ret if caps.dsn else "",
             envid=envelope.envid if caps.dsn else "",
+            auth=envelope.auth if caps.has("AUTH") else None,
             quote=self.options.quote_envelope,
         )
+
+    def _xforward_commands(self, envelope: Envelope) -> list[Xforward]:
+        """Postfix sends the attributes the server listed in two commands, to keep each line
+        short: NAME, ADDR and PORT first, then PROTO, HELO, IDENT and SOURCE."""
+        listed = set(self.proto.capabilities.xforward)
+        wanted = [(n, v) for n, v in envelope.xforward if n in listed]
+        first = tuple((n, v) for n, v in wanted if n in _XFORWARD_FIRST)
+        second = tuple((n, v) for n, v in wanted if n not in _XFORWARD_FIRST)
+        return [Xforward(group) for group in (first, second) if group]
 
     def _rcpt_command(self, rcpt: RcptTo) -> RcptTo:
         dsn = self.proto.capabilities.dsn
@@ -455,11 +475,13 @@ class Session:
         mail = self._mail_command(envelope)
         rcpts = [self._rcpt_command(r) for r in envelope.recipients]
         position = {id(cmd): i for i, cmd in enumerate(rcpts)}
+        xforward = self._xforward_commands(envelope)
         if self.proto.capabilities.pipelining:
             # RFC 2920 3.1: MAIL, RCPTs and DATA in one write; DATA is the last command
             # of the group, so the server's replies tell us whether to send content.
+            # XFORWARD (not a sync point) rides in front of MAIL, as Postfix does.
             first: tuple[Command, ...] = (Rset(),) if reset_first else ()
-            group = b"".join(self._wire(cmd) for cmd in (*first, mail, *rcpts, Data()))
+            group = b"".join(self._wire(cmd) for cmd in (*first, *xforward, mail, *rcpts, Data()))
             self.conn.write(group, Stage.RSET if reset_first else Stage.MAIL)
             await self._collect_until_data(result, position)
             if result.reset_failed:
@@ -475,6 +497,10 @@ class Session:
                 if result.reset_failed:
                     self.broken = True
                     return
+            for command in xforward:
+                # Postfix: a refused XFORWARD is logged and the transaction goes on.
+                self._send(command)
+                result.xforward.append(await self._reply())
             self._send(mail)
             result.mail = await self._reply()
             if result.mail.code // 100 != 2:
@@ -506,6 +532,8 @@ class Session:
             cmd = event.command
             if isinstance(cmd, Rset):
                 result.rset = event.reply
+            elif isinstance(cmd, Xforward):
+                result.xforward.append(event.reply)
             elif isinstance(cmd, MailFrom):
                 result.mail = event.reply
             elif isinstance(cmd, RcptTo):
