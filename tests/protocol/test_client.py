@@ -31,6 +31,7 @@ from mailcarrier.protocol.client import (
 from mailcarrier.protocol.commands import (
     Auth,
     AuthResponse,
+    Bdat,
     Command,
     Data,
     DataEnd,
@@ -220,6 +221,73 @@ SMTP_PIPELINED_XFORWARD: list[Step] = [
     Recv(b"250 2.0.0 Ok\r\n", ((DataEnd(), "250 2.0.0 Ok"),), State.READY),
 ]
 
+# RFC 3030: after the RCPT replies, BDAT chunks pipelined (no dot-stuffing, no final dot);
+# one reply per chunk; the reply to BDAT LAST ends the transaction.
+SMTP_BDAT: list[Step] = [
+    greeted(),
+    Send(Ehlo("client.example.org"), b"EHLO client.example.org\r\n"),
+    EHLO_PIPELINING,
+    Batch((MAIL, RCPT_B), b"MAIL FROM:<sender@example.org>\r\nRCPT TO:<b@example.net>\r\n"),
+    Recv(
+        b"250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n",
+        ((MAIL, "250 2.1.0 Ok"), (RCPT_B, "250 2.1.5 Ok")),
+        State.RCPT,
+    ),
+    Send(Bdat(6), b"BDAT 6\r\n", State.CHUNK),
+    Content(b".x\r\nyz", State.CHUNK),
+    Send(Bdat(3, last=True), b"BDAT 3 LAST\r\n", State.DOT),
+    Content(b"\r\n.", State.DOT),
+    Recv(
+        b"250 2.0.0 6 octets received\r\n250 2.0.0 Ok: 9 octets queued\r\n",
+        (
+            (Bdat(6), "250 2.0.0 6 octets received"),
+            (Bdat(3, last=True), "250 2.0.0 Ok: 9 octets queued"),
+        ),
+        State.READY,
+    ),
+    Send(Quit(), b"QUIT\r\n", State.CLOSED),
+]
+
+# RFC 3030 2: a refused chunk fails the transaction; the LAST reply still arrives, and the
+# connection then needs RSET before it is used again.
+SMTP_BDAT_CHUNK_REFUSED: list[Step] = [
+    greeted(),
+    Send(Ehlo("client.example.org"), b"EHLO client.example.org\r\n"),
+    EHLO_PIPELINING,
+    Batch((MAIL, RCPT_B), b"MAIL FROM:<sender@example.org>\r\nRCPT TO:<b@example.net>\r\n"),
+    Recv(
+        b"250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n",
+        ((MAIL, "250 2.1.0 Ok"), (RCPT_B, "250 2.1.5 Ok")),
+    ),
+    Send(Bdat(1), b"BDAT 1\r\n", State.CHUNK),
+    Content(b"x"),
+    Send(Bdat(0, last=True), b"BDAT 0 LAST\r\n", State.DOT),
+    Recv(
+        b"552 5.3.4 too big\r\n503 5.5.1 no transaction\r\n",
+        (
+            (Bdat(1), "552 5.3.4 too big"),
+            (Bdat(0, last=True), "503 5.5.1 no transaction"),
+        ),
+        State.ABORTED,
+    ),
+    Send(Rset(), b"RSET\r\n", State.READY),
+]
+
+# Lock-step: a refused chunk before LAST was sent: no more BDAT (RFC 3030 2), RSET.
+SMTP_BDAT_LOCKSTEP_REFUSED: list[Step] = [
+    greeted(),
+    Send(Ehlo("client.example.org"), b"EHLO client.example.org\r\n"),
+    Recv(b"250 mx\r\n", ((Ehlo("client.example.org"), "250 mx"),), State.READY),
+    Send(MAIL, b"MAIL FROM:<sender@example.org>\r\n"),
+    Recv(b"250 Ok\r\n", ((MAIL, "250 Ok"),)),
+    Send(RCPT_B, b"RCPT TO:<b@example.net>\r\n"),
+    Recv(b"250 Ok\r\n", ((RCPT_B, "250 Ok"),)),
+    Send(Bdat(2), b"BDAT 2\r\n"),
+    Content(b"ab"),
+    Recv(b"451 4.3.0 disk full\r\n", ((Bdat(2), "451 4.3.0 disk full"),), State.ABORTED),
+    Send(Rset(), b"RSET\r\n", State.READY),
+]
+
 SMTP_PIPELINED_TWO_TRANSACTIONS: list[Step] = [
     greeted(),
     Send(Ehlo("client.example.org"), b"EHLO client.example.org\r\n"),
@@ -387,6 +455,47 @@ LMTP: list[Step] = [
     Send(Quit(), b"QUIT\r\n", State.CLOSED),
     Recv(b"221 2.0.0 Bye\r\n", ((Quit(), "221 2.0.0 Bye"),)),
     Eof((("closed", (), False),)),
+]
+
+# LMTP with CHUNKING: one reply per accepted recipient after BDAT LAST.
+LMTP_BDAT: list[Step] = [
+    greeted(b"220 lmtp LMTP\r\n"),
+    Send(Lhlo("c"), b"LHLO c\r\n"),
+    Recv(b"250-lmtp\r\n250 CHUNKING\r\n", ((Lhlo("c"), "250-lmtp 250 CHUNKING"),)),
+    Send(MAIL, b"MAIL FROM:<sender@example.org>\r\n"),
+    Recv(b"250 OK\r\n", ((MAIL, "250 OK"),)),
+    Send(RCPT_B, b"RCPT TO:<b@example.net>\r\n"),
+    Recv(b"250 OK\r\n", ((RCPT_B, "250 OK"),)),
+    Send(RCPT_C, b"RCPT TO:<c@example.net>\r\n"),
+    Recv(b"250 OK\r\n", ((RCPT_C, "250 OK"),)),
+    Send(Bdat(2, last=True), b"BDAT 2 LAST\r\n", State.DOT),
+    Content(b"hi"),
+    Recv(
+        b"250 2.0.0 b Saved\r\n452 4.2.2 c Quota\r\n",
+        (("rcpt", RCPT_B, "250 2.0.0 b Saved"), ("rcpt", RCPT_C, "452 4.2.2 c Quota")),
+        State.READY,
+    ),
+]
+
+# A refused chunk: BDAT LAST then gets one reply, not one per recipient.
+LMTP_BDAT_CHUNK_REFUSED: list[Step] = [
+    greeted(b"220 lmtp LMTP\r\n"),
+    Send(Lhlo("c"), b"LHLO c\r\n"),
+    Recv(b"250-lmtp\r\n250 CHUNKING\r\n", ((Lhlo("c"), "250-lmtp 250 CHUNKING"),)),
+    Send(MAIL, b"MAIL FROM:<sender@example.org>\r\n"),
+    Recv(b"250 OK\r\n", ((MAIL, "250 OK"),)),
+    Send(RCPT_B, b"RCPT TO:<b@example.net>\r\n"),
+    Recv(b"250 OK\r\n", ((RCPT_B, "250 OK"),)),
+    Send(RCPT_C, b"RCPT TO:<c@example.net>\r\n"),
+    Recv(b"250 OK\r\n", ((RCPT_C, "250 OK"),)),
+    Send(Bdat(1), b"BDAT 1\r\n", State.CHUNK),
+    Content(b"x"),
+    Send(Bdat(0, last=True), b"BDAT 0 LAST\r\n", State.DOT),
+    Recv(
+        b"452 4.3.1 no room\r\n503 5.5.1 no transaction\r\n",
+        ((Bdat(1), "452 4.3.1 no room"), (Bdat(0, last=True), "503 5.5.1 no transaction")),
+        State.ABORTED,
+    ),
 ]
 
 LMTP_NO_RECIPIENT_ACCEPTED_BUT_354: list[Step] = [
@@ -561,6 +670,11 @@ TRANSCRIPTS: dict[str, tuple[list[Step], bool]] = {
     "smtp pipelined": (SMTP_PIPELINED, False),
     "smtp pipelined, two transactions": (SMTP_PIPELINED_TWO_TRANSACTIONS, False),
     "smtp pipelined, xforward": (SMTP_PIPELINED_XFORWARD, False),
+    "smtp bdat": (SMTP_BDAT, False),
+    "smtp bdat, chunk refused": (SMTP_BDAT_CHUNK_REFUSED, False),
+    "smtp bdat lock-step, chunk refused": (SMTP_BDAT_LOCKSTEP_REFUSED, False),
+    "lmtp bdat": (LMTP_BDAT, True),
+    "lmtp bdat, chunk refused": (LMTP_BDAT_CHUNK_REFUSED, True),
     "smtp pipelined, MAIL rejected": (SMTP_PIPELINED_MAIL_REJECTED, False),
     "smtp pipelined, no RCPT but 354": (SMTP_PIPELINED_ALL_RCPTS_REJECTED_BUT_354, False),
     "smtp lock-step course correction": (SMTP_LOCKSTEP_COURSE_CORRECTION, False),
@@ -960,6 +1074,10 @@ ILLEGAL: list[tuple[State, Command, bool]] = [
     (State.ABORTED, Noop(), False),
     (State.ABORTED, Ehlo("c"), False),
     (State.ABORTED, StartTls(), False),
+    (State.READY, Bdat(1), False),  # BDAT only after RCPT
+    (State.MAIL, Bdat(1), False),
+    (State.DATA, Bdat(1), False),
+    (State.CONTENT, Bdat(1), False),
     (State.HELLO, XFWD_1, False),  # XFORWARD only in a session, before MAIL
     (State.MAIL, XFWD_1, False),
     (State.RCPT, XFWD_1, False),
@@ -1189,3 +1307,22 @@ def test_arbitrary_server_bytes(
     whole_result = play(CHUNKERS["whole"])
     assert play(random_splits(rng)) == whole_result
     assert play(bytewise) == whole_result
+
+
+def test_bdat_chunk_is_exactly_its_size() -> None:
+    conn = connection_in(State.RCPT)
+    conn.send(Bdat(3))
+    with pytest.raises(LocalProtocolError, match="4 octets"):
+        conn.send_content(b"abcd")
+    conn.send_content(b"ab")
+    with pytest.raises(LocalProtocolError, match="1 octets of the BDAT chunk unsent"):
+        conn.send(Bdat(0, last=True))
+    with pytest.raises(LocalProtocolError):
+        conn.send(Quit())
+    conn.send_content(b"c")
+    conn.send(Bdat(0, last=True))
+    assert conn.state is State.DOT
+    with pytest.raises(LocalProtocolError):
+        conn.send(Bdat(1))
+    with pytest.raises(LocalProtocolError):
+        conn.send_content(b"x")

@@ -20,6 +20,7 @@ from mailcarrier.protocol.client import ClientConnection, State
 from mailcarrier.protocol.commands import (
     Auth,
     AuthResponse,
+    Bdat,
     Command,
     Data,
     DataEnd,
@@ -68,6 +69,8 @@ WIRE: list[tuple[Command, bytes]] = [
         b"XFORWARD HELO=a+20b+2Bc+3Dd IDENT=4Zx9 SOURCE=REMOTE\r\n",
     ),
     (Xforward((("HELO", "h\u00e9"),)), b"XFORWARD HELO=h+C3+A9\r\n"),
+    (Bdat(262144), b"BDAT 262144\r\n"),
+    (Bdat(0, last=True), b"BDAT 0 LAST\r\n"),
     (MailFrom("a@x", ret="FULL"), b"MAIL FROM:<a@x> RET=FULL\r\n"),
     (MailFrom("a@x", ret="HDRS"), b"MAIL FROM:<a@x> RET=HDRS\r\n"),
     (MailFrom("a@x", envid="QQ314159"), b"MAIL FROM:<a@x> ENVID=QQ314159\r\n"),
@@ -368,3 +371,9 @@ def test_bad_xforward_is_refused(command: Xforward) -> None:
     with pytest.raises(LocalProtocolError):
         command.wire()
     assert command.stage is Stage.XFORWARD
+
+
+def test_negative_bdat_size_is_refused() -> None:
+    with pytest.raises(LocalProtocolError):
+        Bdat(-1).wire()
+    assert Bdat(1).stage is Stage.BDAT

@@ -481,3 +481,28 @@ def test_valid_replies_round_trip(
             assert reply.text == " ".join(lines)
             if code // 100 != 3:  # 3xx replies are not final: no DSN of their own
                 assert reply.dsn == (reply.enhanced or f"{code // 100}.0.0")
+
+
+def test_line_filter_rewrites_each_line_before_parsing() -> None:
+    # postconf(5) smtp_reply_filter example: garbage becomes "250-filler", one line of a
+    # multi-line reply; the final line's code decides.
+    seen: list[str] = []
+
+    def fix(line: str) -> str:
+        seen.append(line)
+        return line if line[:3].isdigit() else "250-filler"
+
+    parser = ReplyParser(line_filter=fix)
+    parser.feed(b"250-mx.example\r\nGARBAGE \xff\r\n250 8BITMIME\r\n")
+    reply = parser.next_reply()
+    assert reply is not None
+    assert reply.lines == ("250-mx.example", "250-filler", "250 8BITMIME")
+    assert seen == ["250-mx.example", "GARBAGE \\xff", "250 8BITMIME"]
+    assert parser.next_reply() is None
+
+
+def test_line_filter_output_is_still_checked() -> None:
+    parser = ReplyParser(line_filter=lambda line: "not a reply")
+    parser.feed(b"250 ok\r\n")
+    with pytest.raises(RemoteProtocolError, match="malformed reply line"):
+        parser.next_reply()

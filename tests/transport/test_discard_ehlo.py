@@ -116,6 +116,8 @@ async def test_each_keyword_discarded_by_address(scripted: StartScripted, keywor
         "smtp_discard_ehlo_keyword_address_maps": f"inline:{{ 127.0.0.1={keyword.lower()} }}",
         # With STARTTLS offered, "may" would start TLS: discarded, it stays plaintext.
         "smtp_tls_security_level": "may" if keyword == "STARTTLS" else "",
+        # With CHUNKING offered, smtp_use_chunking would send BDAT: discarded, it is DATA.
+        "smtp_use_chunking": "yes" if keyword == "CHUNKING" else "no",
     }
     result, log = await _deliver(server.nexthop, overrides)
     await server.wait_done()

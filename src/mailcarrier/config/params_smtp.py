@@ -56,6 +56,14 @@ PROTOCOL: Final[list[list[Param]]] = [
     _p("smtp_delivery_status_filter", M, "", mirror=True),
     _p("smtp_send_dummy_mail_auth", B, "no", mirror=True),
     _p("smtp_send_xforward_command", B, "no", mirror=True),
+    _p(
+        "smtp_use_chunking",
+        B,
+        "no",
+        mirror=True,
+        note="mailcarrier's own: BDAT (RFC 3030) when the server announces CHUNKING; "
+        "Postfix's client has no CHUNKING support",
+    ),
     _p("smtp_address_verify_target", STR, "rcpt", mirror=True, choices=("rcpt", "data")),
     _p("smtp_header_checks", M, "", mirror=True),
     _p("smtp_mime_header_checks", M, "", mirror=True),

@@ -38,6 +38,7 @@ from mailcarrier.delivery.recipients import RecipientTracker
 from mailcarrier.delivery.request import DeliveryRequest
 from mailcarrier.delivery.servers import Destination, ServerFinder, ServerList, destinations
 from mailcarrier.delivery.smtputf8 import smtputf8_envelope
+from mailcarrier.delivery.status_filter import StatusFilter
 from mailcarrier.delivery.tls_step import TlsClient, TlsJob, negotiate_tls
 from mailcarrier.delivery.trouble import (
     Verdict,
@@ -141,6 +142,7 @@ class DeliveryAgent:
         self._finders: dict[str, ServerFinder] = {}
         self._options: dict[str, SessionOptions] = {}
         self._discard_maps: dict[str, Maps] = {}
+        self._status_maps: dict[str, Maps] = {}
         self._tls = TlsClient()
 
     # --- public -----------------------------------------------------------------------
@@ -162,7 +164,7 @@ class DeliveryAgent:
                 line = delivery_line(request.queue_id, status, resolution)
                 self.log.info(request.transport, line)
 
-        tracker = RecipientTracker(request.recipients, on_mark)
+        tracker = RecipientTracker(request.recipients, on_mark, self._status_filter(request))
         with ExitStack() as stack:
             content = self._open_content(request, stack)
             job = self._job(request, tracker, content)
@@ -256,6 +258,18 @@ class DeliveryAgent:
         )
         verdict = soften(last.verdict) if job.soft_bounce else last.verdict
         self._mark_pending(job, verdict, last.relay)
+
+    def _status_filter(self, request: DeliveryRequest) -> StatusFilter | None:
+        """smtp_delivery_status_filter (lmtp_ for LMTP); None when it is empty."""
+        agent = self.settings.for_transport(request.transport)
+        maps = self._status_maps.get(agent.transport)
+        if maps is None:
+            maps = self._status_maps[agent.transport] = agent.open_maps("delivery_status_filter")
+        if not maps:
+            return None
+        process = request.transport
+        name = agent.name("delivery_status_filter")
+        return StatusFilter(maps, name, lambda text: self.log.warning(process, text))
 
     def _peer_options(self, job: _Job, peer: Peer) -> SessionOptions:
         """smtp_discard_ehlo_keyword_address_maps: a list found for the server's address
@@ -560,7 +574,11 @@ class DeliveryAgent:
             downgrade = plan.downgrade_for(mime_8bit_ok(session.proto.capabilities))
             if downgrade:  # Postfix omits SIZE= when it converts (the size changes)
                 envelope = replace(envelope, size=None)
-            factory = lambda: plan.chunks(downgrade=downgrade)  # noqa: E731
+            # CHUNKING (RFC 3030) behind smtp_use_chunking: BDAT takes the content as it is,
+            # without dot-stuffing.
+            bdat = job.agent.bool("use_chunking") and session.proto.capabilities.chunking
+            envelope = replace(envelope, bdat=bdat)
+            factory = lambda: plan.chunks(downgrade=downgrade, dot_stuff=not bdat)  # noqa: E731
         result = await session.transaction(envelope, factory, reset_first=reset_first)
         for reply in result.xforward:
             if reply.code // 100 != 2:  # Postfix warns and goes on with MAIL

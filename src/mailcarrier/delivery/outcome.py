@@ -179,16 +179,18 @@ def mark_transaction(
     if result.data is not None and result.data.code != 354 and accepted:
         return bulk(Stage.DATA, result.data, [pending[pos] for pos in accepted])
     marked = set()
+    # RFC 3030: with BDAT the content's replies answer a "BDAT command".
+    dot_stage = Stage.BDAT if result.bdat else Stage.DOT
     if result.dot:
         if not lmtp and result.dot[0] is not None and result.dot[0].code // 100 != 2:
-            return bulk(Stage.DOT, result.dot[0], [pending[pos] for pos in accepted])
+            return bulk(dot_stage, result.dot[0], [pending[pos] for pos in accepted])
         for pos in accepted:
             # SMTP: one reply for all; LMTP (RFC 2033 4.2): one per accepted recipient.
             reply = (
                 result.dot[0] if not lmtp else result.dot[pos] if pos < len(result.dot) else None
             )
             if reply is not None:
-                mark(pending[pos], verdict_for(Stage.DOT, reply))
+                mark(pending[pos], verdict_for(dot_stage, reply))
                 marked.add(pos)
     if result.error is not None:
         return Leftover(transport_verdict(result.error), relay)

@@ -24,8 +24,11 @@ class RecipientTracker:
         self,
         recipients: tuple[Recipient, ...],
         on_mark: Callable[[int, RecipientStatus], None] | None = None,
+        status_filter: Callable[[Verdict], Verdict] | None = None,
     ) -> None:
         self.recipients = recipients
+        # smtp_delivery_status_filter (status_filter.py): applied to every verdict marked.
+        self._filter = status_filter
         self._status: list[RecipientStatus | None] = [None] * len(recipients)
         self._on_mark = on_mark
 
@@ -48,6 +51,11 @@ class RecipientTracker:
         if self._status[index] is not None:
             raise LocalProtocolError(f"recipient {self.recipients[index].address} marked twice")
         rcpt = self.recipients[index]
+        if self._filter is not None:
+            filtered = self._filter(verdict)
+            if filtered.status is not verdict.status:
+                action = ""  # a success stays a success; a failure's action follows its class
+            verdict = filtered
         if not action:
             action = {
                 DeliveryStatus.SENT: "relayed",

@@ -4,7 +4,8 @@
 `send(command)` to get the bytes to write, `send_content(chunk)` for the message body,
 `receive_data(bytes)` with what the server sent (``b""`` at end of file), and `next_event()`
 to get `Greeting`, `CommandReply`, `RecipientReply` (LMTP: one per accepted recipient after
-the final dot) or `ConnectionClosed` events, or `NEED_DATA`.
+the final dot or BDAT LAST) or `ConnectionClosed` events, or `NEED_DATA`. With CHUNKING
+(RFC 3030) each `Bdat` command is followed by exactly its size in `send_content` octets.
 
 Replies are matched to commands through a FIFO of commands in flight, which is what makes
 RFC 2920 pipelining safe: a reply that arrives with no command in flight, or any byte that
@@ -27,6 +28,7 @@ from mailcarrier.errors import LocalProtocolError, ProtocolError, RemoteProtocol
 from mailcarrier.protocol.commands import (
     Auth,
     AuthResponse,
+    Bdat,
     Command,
     Data,
     DataEnd,
@@ -45,6 +47,7 @@ from mailcarrier.protocol.ehlo import Capabilities
 from mailcarrier.protocol.reply import (
     DEFAULT_MAX_LINE_LENGTH,
     DEFAULT_MAX_LINES,
+    LineFilter,
     Reply,
     ReplyParser,
 )
@@ -73,7 +76,8 @@ class State(enum.Enum):
     RCPT = "rcpt"  # RCPT sent: more RCPT, or DATA
     DATA = "data"  # DATA sent, its reply not yet seen
     CONTENT = "content"  # 354 received: the body, then the final dot
-    DOT = "dot"  # final dot sent, reply(ies) outstanding
+    CHUNK = "chunk"  # RFC 3030: BDAT chunks being sent: chunk data, the next BDAT, or QUIT
+    DOT = "dot"  # final dot (or BDAT LAST) sent, reply(ies) outstanding
     ABORTED = "aborted"  # transaction failed: RSET or QUIT only
     TLS = "tls"  # STARTTLS accepted: handshake, then tls_established()
     CLOSED = "closed"
@@ -144,6 +148,10 @@ _SEND: Final[dict[tuple[State, type[Command]], State]] = {
     (State.DATA, Rset): State.READY,
     (State.DATA, Quit): State.CLOSED,
     (State.CONTENT, DataEnd): State.DOT,
+    # RFC 3030 2: BDAT after the RCPTs (a BDAT LAST moves to DOT instead, see `send`).
+    (State.RCPT, Bdat): State.CHUNK,
+    (State.CHUNK, Bdat): State.CHUNK,
+    (State.CHUNK, Quit): State.CLOSED,
     (State.ABORTED, Rset): State.READY,
     (State.ABORTED, Quit): State.CLOSED,
     (State.DOT, Quit): State.CLOSED,
@@ -185,10 +193,14 @@ class ClientConnection:
         discard_keywords: Iterable[str] = (),
         max_line_length: int = DEFAULT_MAX_LINE_LENGTH,
         max_lines: int = DEFAULT_MAX_LINES,
+        reply_filter: LineFilter | None = None,
     ) -> None:
         self.lmtp = lmtp
         self._discard = tuple(discard_keywords)
-        self._parser = ReplyParser(max_line_length=max_line_length, max_lines=max_lines)
+        self._reply_filter = reply_filter
+        self._parser = ReplyParser(
+            max_line_length=max_line_length, max_lines=max_lines, line_filter=reply_filter
+        )
         self._limits = (max_line_length, max_lines)
         self._state = State.GREETING
         # FIFO of (command, replies still expected); None stands for the greeting.
@@ -200,6 +212,9 @@ class ClientConnection:
         self._accepted: list[RcptTo] = []
         self._dot_replies: deque[RcptTo] = deque()
         self.content_bytes = 0
+        # RFC 3030: octets of the current BDAT chunk still to be sent; a refused chunk.
+        self._chunk_remaining = 0
+        self._bdat_failed = False
 
     # --- introspection ----------------------------------------------------------------
     @property
@@ -257,6 +272,12 @@ class ClientConnection:
         if not self._in_flight and self._parser.in_reply:
             self._fail()
             raise RemoteProtocolError("unexpected data from server with no command in flight")
+        if self._chunk_remaining:
+            # RFC 3030 2: the chunk is exactly `size` octets; a command now would be data.
+            raise LocalProtocolError(
+                f"cannot send {type(command).__name__} with {self._chunk_remaining} octets "
+                "of the BDAT chunk unsent"
+            )
         try:
             data = command.wire()
         except ProtocolError:
@@ -264,18 +285,28 @@ class ClientConnection:
             raise
         if isinstance(command, MailFrom):
             self._accepted.clear()
+            self._bdat_failed = False
         expected = 1
-        if isinstance(command, DataEnd):
+        final = isinstance(command, DataEnd) or (isinstance(command, Bdat) and command.last)
+        if final:
+            # LMTP (RFC 2033 4.2, RFC 3030 with LMTP): one reply per accepted recipient.
             self._dot_replies = deque(self._accepted)
             expected = max(1, len(self._accepted)) if self.lmtp else 1
-        self._state = _SEND[key]
+        self._state = State.DOT if isinstance(command, Bdat) and command.last else _SEND[key]
+        if isinstance(command, Bdat):
+            self._chunk_remaining = command.size
         self._in_flight.append((command, expected))
         return data
 
     def send_content(self, data: bytes) -> bytes:
         """Account for encoded body bytes (already dot-stuffed by content/); pass them on."""
         if self._state is not State.CONTENT:
-            raise LocalProtocolError(f"cannot send message content in state {self._state.value}")
+            if len(data) > self._chunk_remaining:
+                raise LocalProtocolError(
+                    f"cannot send {len(data)} octets of message content in state "
+                    f"{self._state.value} ({self._chunk_remaining} left in the BDAT chunk)"
+                )
+            self._chunk_remaining -= len(data)
         self.content_bytes += len(data)
         return data
 
@@ -291,7 +322,11 @@ class ClientConnection:
         if self._parser.in_reply:
             self._fail()
             raise RemoteProtocolError("unexpected plaintext data received after STARTTLS reply")
-        self._parser = ReplyParser(max_line_length=self._limits[0], max_lines=self._limits[1])
+        self._parser = ReplyParser(
+            max_line_length=self._limits[0],
+            max_lines=self._limits[1],
+            line_filter=self._reply_filter,
+        )
         self.capabilities = Capabilities()
         self.hello_reply = None
         self._state = State.HELLO
@@ -332,6 +367,11 @@ class ClientConnection:
 
     def _dispatch(self, reply: Reply) -> Event:
         command, expected = self._in_flight[0]
+        if isinstance(command, Bdat) and command.last and self._bdat_failed:
+            # RFC 3030 2: after a refused chunk BDAT LAST is refused (503) with one reply,
+            # not one per LMTP recipient.
+            self._dot_replies.clear()
+            expected = 1
         if expected <= 1:
             self._in_flight.popleft()
         else:
@@ -350,10 +390,16 @@ class ClientConnection:
         elif isinstance(command, RcptTo) and reply.code // 100 == 2:
             self._accepted.append(command)
         self._state = _after_reply(self._state, command, reply)
-        if isinstance(command, DataEnd):
+        if isinstance(command, Bdat) and not command.last and reply.code // 100 != 2:
+            # RFC 3030 2: after a refused chunk, no further BDAT; the transaction failed.
+            self._bdat_failed = True
+            if self._state is State.CHUNK:
+                self._state = State.ABORTED
+        if isinstance(command, DataEnd) or (isinstance(command, Bdat) and command.last):
             if not self._in_flight or self._in_flight[0][0] is not command:
                 if self._state is State.DOT:
-                    self._state = State.READY
+                    # After a refused chunk the server's state is unsure: RSET first.
+                    self._state = State.ABORTED if self._bdat_failed else State.READY
                 self._accepted.clear()
             if self.lmtp and self._dot_replies:
                 return RecipientReply(self._dot_replies.popleft(), reply)

@@ -20,6 +20,7 @@ __all__ = [
     "XFORWARD_UNAVAILABLE",
     "Auth",
     "AuthResponse",
+    "Bdat",
     "Command",
     "Data",
     "DataEnd",
@@ -305,6 +306,25 @@ class DataEnd(Command):
 
     def wire(self) -> bytes:
         return b".\r\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Bdat(Command):
+    """``BDAT <size> [LAST]`` (RFC 3030 2): a chunk of exactly `size` octets follows the
+    command line at once (sent through `send_content`), with no dot-stuffing and no final
+    dot; LAST ends the message."""
+
+    size: int
+    last: bool = False
+
+    @property
+    def stage(self) -> Stage:
+        return Stage.BDAT
+
+    def wire(self) -> bytes:
+        if self.size < 0:
+            raise LocalProtocolError(f"negative BDAT chunk size: {self.size}")
+        return f"BDAT {self.size}{' LAST' if self.last else ''}\r\n".encode("ascii")
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,20 +4,25 @@
 or bare LF line ends (as Postfix does), joins multi-line replies, and extracts the RFC 3463
 enhanced status code of the first line. Everything is bounded: a line longer than
 `max_line_length`, more than `max_lines` lines in one reply, or a malformed line raises
-`RemoteProtocolError` instead of growing memory. Matching replies to commands is the client
+`RemoteProtocolError` instead of growing memory. An optional line filter (smtp_reply_filter)
+rewrites each line before it is parsed. Matching replies to commands is the client
 state machine's job (`client.py`), not this module's.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
 from mailcarrier.errors import RemoteProtocolError
 from mailcarrier.status import default_dsn
 
-__all__ = ["DEFAULT_MAX_LINES", "DEFAULT_MAX_LINE_LENGTH", "Reply", "ReplyParser"]
+__all__ = ["DEFAULT_MAX_LINES", "DEFAULT_MAX_LINE_LENGTH", "LineFilter", "Reply", "ReplyParser"]
+
+# smtp_reply_filter (postconf(5)): one reply line in, the line to parse instead out.
+LineFilter = Callable[[str], str]
 
 # Postfix reads reply lines up to line_length_limit (2048); RFC 5321 4.5.3.1.5 says 512.
 DEFAULT_MAX_LINE_LENGTH: Final = 2048
@@ -95,14 +100,24 @@ def _decode(raw: bytes) -> str:
 class ReplyParser:
     """Incremental reply parser: `feed()` bytes, then `next_reply()` until it returns None."""
 
-    __slots__ = ("_buffer", "_lines", "_max_line_length", "_max_lines", "_scan_from")
+    __slots__ = (
+        "_buffer",
+        "_line_filter",
+        "_lines",
+        "_max_line_length",
+        "_max_lines",
+        "_scan_from",
+    )
 
     def __init__(
         self,
         *,
         max_line_length: int = DEFAULT_MAX_LINE_LENGTH,
         max_lines: int = DEFAULT_MAX_LINES,
+        line_filter: LineFilter | None = None,
     ) -> None:
+        # smtp_reply_filter: each line as received (without CRLF) -> the line to parse.
+        self._line_filter = line_filter
         self._buffer = bytearray()
         self._scan_from = 0
         self._lines: list[str] = []
@@ -147,6 +162,8 @@ class ReplyParser:
             raw = self._next_line()
             if raw is None:
                 return None
+            if self._line_filter is not None:
+                raw = self._line_filter(_decode(raw)).encode("utf-8", "backslashreplace")
             m = _LINE_RE.fullmatch(raw)
             if m is None:
                 shown = _decode(raw[:60])

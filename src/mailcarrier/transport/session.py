@@ -5,6 +5,9 @@ state machine. With PIPELINING (RFC 2920) MAIL, every RCPT and DATA go out in on
 replies are then read in order; without it, each command waits for its reply (lock-step).
 After 354 the content flows from an iterator of wire-ready chunks (content/ did the
 dot-stuffing), then the final dot; LMTP (RFC 2033) gets one reply per accepted recipient.
+XFORWARD (Postfix XFORWARD_README) goes in front of MAIL when asked for. With BDAT
+(RFC 3030, `Envelope.bdat`) the content goes instead in chunks after the RCPT replies,
+pipelined when the server allows it, not dot-stuffed.
 
 The session reports what happened as a `TransactionResult` of raw replies and at most one
 `TransportError`; it never decides whether a recipient is sent, deferred or bounced (that is
@@ -37,6 +40,7 @@ from mailcarrier.protocol.client import (
 from mailcarrier.protocol.commands import (
     Auth,
     AuthResponse,
+    Bdat,
     Command,
     Data,
     DataEnd,
@@ -50,9 +54,10 @@ from mailcarrier.protocol.commands import (
     StartTls,
     Xforward,
 )
-from mailcarrier.protocol.reply import Reply
+from mailcarrier.protocol.reply import LineFilter, Reply
 from mailcarrier.protocol.stages import Stage
 from mailcarrier.sasl.mechanism import Mechanism, SaslError
+from mailcarrier.tables.maps import Maps
 from mailcarrier.transport.connection import Connection
 
 if TYPE_CHECKING:
@@ -69,6 +74,9 @@ __all__ = [
 
 # Gather content into writes of about this size (fewer system calls for small messages).
 WRITE_BATCH: Final = 65536
+# RFC 3030 BDAT chunk size: large enough that per-chunk replies stay few (and the unread
+# replies of pipelined chunks small), small enough to bound memory.
+BDAT_CHUNK: Final = 262144
 # RFC 4954 4 and RFC 5321 4.5.3.1.4: the AUTH line, initial response included, fits in 512
 # octets; a longer initial response waits for the server's first (empty) 334.
 AUTH_LINE_LIMIT: Final = 512
@@ -99,6 +107,8 @@ class SessionOptions:
     quote_envelope: bool = True
     discard_keywords: tuple[str, ...] = ()
     timeouts: dict[str, float] = field(default_factory=dict)
+    # smtp_reply_filter: rewrites each server reply line before it is parsed.
+    reply_filter: LineFilter | None = None
 
     def timeout(self, stage: Stage) -> float:
         return self.timeouts.get(stage.timeout, 300.0)
@@ -137,7 +147,21 @@ class SessionOptions:
             quote_envelope=agent.bool("quote_rfc821_envelope"),
             discard_keywords=discard,
             timeouts=timeouts,
+            reply_filter=_line_filter(agent.open_maps("reply_filter")),
         )
+
+
+def _line_filter(maps: Maps) -> LineFilter | None:
+    """smtp_reply_filter (postconf(5)): the table's result replaces the reply line it matched;
+    the search string is the line as received, without its CRLF."""
+    if not maps:
+        return None
+
+    def apply(line: str) -> str:
+        found = maps.find(line)
+        return line if found is None else found.value
+
+    return apply
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +180,9 @@ class Envelope:
     xforward: tuple[tuple[str, str], ...] = ()
     # AUTH= on MAIL (RFC 4954 5) when the server announced AUTH; "" is AUTH=<>.
     auth: str | None = None
+    # RFC 3030: send the content in BDAT chunks instead of DATA (the caller checked that the
+    # server announced CHUNKING; the content must then not be dot-stuffed).
+    bdat: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +223,9 @@ class TransactionResult:
     content_error: ContentError | None = None
     content_sent: bool = False
     started: float = 0.0
+    # The content went as BDAT chunks (RFC 3030): `dot` holds the replies to BDAT LAST, or
+    # to the first refused chunk.
+    bdat: bool = False
     # The reply to a RSET that checked a reused session (see `transaction(reset_first=)`).
     rset: Reply | None = None
 
@@ -218,7 +248,11 @@ class Session:
     def __init__(self, conn: Connection, options: SessionOptions) -> None:
         self.conn = conn
         self.options = options
-        self.proto = ClientConnection(lmtp=options.lmtp, discard_keywords=options.discard_keywords)
+        self.proto = ClientConnection(
+            lmtp=options.lmtp,
+            discard_keywords=options.discard_keywords,
+            reply_filter=options.reply_filter,
+        )
         self.greeting: Reply | None = None
         self.transactions = 0
         self.broken = False  # no further use (I/O or protocol error, 421)
@@ -480,10 +514,15 @@ class Session:
             # RFC 2920 3.1: MAIL, RCPTs and DATA in one write; DATA is the last command
             # of the group, so the server's replies tell us whether to send content.
             # XFORWARD (not a sync point) rides in front of MAIL, as Postfix does.
+            # With BDAT (RFC 3030) the group ends with the last RCPT: chunks follow only when
+            # a recipient was accepted.
             first: tuple[Command, ...] = (Rset(),) if reset_first else ()
-            group = b"".join(self._wire(cmd) for cmd in (*first, *xforward, mail, *rcpts, Data()))
+            tail: tuple[Command, ...] = () if envelope.bdat else (Data(),)
+            group = b"".join(self._wire(cmd) for cmd in (*first, *xforward, mail, *rcpts, *tail))
             self.conn.write(group, Stage.RSET if reset_first else Stage.MAIL)
-            await self._collect_until_data(result, position)
+            await self._collect_until_data(
+                result, position, rcpts[-1] if envelope.bdat and rcpts else None
+            )
             if result.reset_failed:
                 self.broken = True
                 if self.proto.state is State.CONTENT:
@@ -510,8 +549,13 @@ class Session:
                 result.rcpt[position[id(cmd)]] = await self._reply()
             if not result.accepted:
                 return
-            self._send(Data())
-            result.data = await self._reply()
+            if not envelope.bdat:
+                self._send(Data())
+                result.data = await self._reply()
+        if envelope.bdat:
+            if result.accepted and result.mail is not None and result.mail.code // 100 == 2:
+                await self._send_chunks(content, result, position)
+            return
         if self.proto.state is not State.CONTENT:
             return
         if not result.accepted or (result.mail is not None and result.mail.code // 100 != 2):
@@ -524,8 +568,9 @@ class Session:
         await self._collect_dot(result, position)
 
     async def _collect_until_data(
-        self, result: TransactionResult, position: dict[int, int]
+        self, result: TransactionResult, position: dict[int, int], last: Command | None = None
     ) -> None:
+        """Replies up to DATA's, or up to that of `last` (the last RCPT, for BDAT)."""
         while True:
             event = await self._event()
             assert isinstance(event, CommandReply)
@@ -538,6 +583,8 @@ class Session:
                 result.mail = event.reply
             elif isinstance(cmd, RcptTo):
                 result.rcpt[position[id(cmd)]] = event.reply
+                if cmd is last:
+                    return
             elif isinstance(cmd, Data):
                 result.data = event.reply
                 return
@@ -566,6 +613,65 @@ class Session:
         self.conn.write(b"".join(batch), Stage.DOT)
         result.content_sent = True
         await self.conn.drain(self.options.timeout(Stage.DOT), Stage.DOT)
+
+    async def _send_chunks(
+        self, content: ContentFactory, result: TransactionResult, position: dict[int, int]
+    ) -> None:
+        """RFC 3030: the content in BDAT chunks of about BDAT_CHUNK octets, the last one
+        with LAST. With PIPELINING the chunks go without waiting (RFC 3030 4.2) and their
+        replies are read after BDAT LAST; without it, each chunk waits for its reply. A
+        refused chunk fails the transaction; no further chunk is sent after it is seen."""
+        result.bdat = True
+        pipelined = self.proto.capabilities.pipelining
+        body_timeout = self.options.timeout(Stage.BODY)
+        outstanding = 0  # replies to pipelined chunks not yet read
+        batch: list[bytes] = []
+        batched = 0
+        for piece in content():
+            if not piece:
+                continue
+            batch.append(piece)
+            batched += len(piece)
+            if batched < BDAT_CHUNK:
+                continue
+            data = b"".join(batch)
+            batch.clear()
+            batched = 0
+            self.conn.write(self._chunk(data, last=False), Stage.BODY)
+            if pipelined:
+                outstanding += 1
+                if self.conn.must_drain:
+                    await self.conn.drain(body_timeout, Stage.BODY)
+                continue
+            reply = await self._reply()
+            if reply.code // 100 != 2:
+                self._chunk_refused(result, reply)
+                return
+        self.conn.write(self._chunk(b"".join(batch), last=True), Stage.BDAT)
+        result.content_sent = True
+        await self.conn.drain(self.options.timeout(Stage.BDAT), Stage.BDAT)
+        refused: Reply | None = None
+        for _ in range(outstanding):
+            reply = await self._reply()
+            if refused is None and reply.code // 100 != 2:
+                refused = reply
+        if refused is not None:
+            await self._reply()  # to BDAT LAST: one refusal (RFC 3030 2), even with LMTP
+            self._chunk_refused(result, refused)
+            return
+        await self._collect_dot(result, position)
+
+    def _chunk(self, data: bytes, *, last: bool) -> bytes:
+        return self._wire(Bdat(len(data), last=last)) + self.proto.send_content(data)
+
+    def _chunk_refused(self, result: TransactionResult, reply: Reply) -> None:
+        """A refused chunk is the verdict of every accepted recipient (SMTP and LMTP)."""
+        if not self.options.lmtp:
+            result.dot = [reply]
+            return
+        result.dot = [None] * len(result.rcpt)
+        for i in result.accepted:
+            result.dot[i] = reply
 
     async def _collect_dot(self, result: TransactionResult, position: dict[int, int]) -> None:
         accepted = result.accepted
@@ -616,6 +722,7 @@ class Session:
                     State.CLOSED,
                     State.ERROR,
                     State.CONTENT,
+                    State.CHUNK,
                     State.DOT,
                     State.TLS,
                 )
