@@ -9,6 +9,7 @@ for the caller to report. Opening is in `registry.py`, search orders in `search.
 
 from __future__ import annotations
 
+import abc
 from pathlib import Path
 
 from mailcarrier.errors import ConfigError
@@ -18,7 +19,7 @@ class TableError(ConfigError):
     """A table cannot be opened or used: missing file, bad type, unusable index."""
 
 
-class Table:
+class Table(abc.ABC):
     """Base class: subclasses set the flags and implement `lookup`."""
 
     kind: str = ""
@@ -29,8 +30,9 @@ class Table:
         self.spec = spec
         self.warnings: list[str] = []
 
+    @abc.abstractmethod
     def lookup(self, key: str) -> str | None:
-        raise NotImplementedError
+        """The value for `key`, or None when the table has no entry for it."""
 
     def files(self) -> tuple[Path, ...]:
         """Files whose change should trigger a reload (empty for in-line tables)."""

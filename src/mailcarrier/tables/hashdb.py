@@ -33,9 +33,17 @@ def index_path(source: Path, kind: str = "hash") -> Path:
     return source.with_name(source.name + INDEXED[kind])
 
 
+class _Compiling(Table):
+    """The source being compiled: it collects the warnings of malformed lines and has no
+    entries of its own yet (the index is the table that answers lookups)."""
+
+    def lookup(self, key: str) -> str | None:
+        return None
+
+
 def build_index(source: Path, kind: str = "hash") -> tuple[int, list[str]]:
     """Compile `source`; return (entries written, warnings)."""
-    collector = Table(f"{kind}:{source}")
+    collector = _Compiling(f"{kind}:{source}")
     entries = read_source(source, collector)
     target = index_path(source, kind)
     fd, tmp_name = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=target.parent)
