@@ -26,7 +26,7 @@ JSON_KEYS = ["address", "status", "dsn", "relay", "diagnostic", "delay", "delays
 LOG_LINE = re.compile(
     r"^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \S+ postfix/(smtp|lmtp)\[\d+\]: "
     r"(?P<qid>\w+): to=<(?P<to>[^>]*)>, relay=\S+, (conn_use=\d+, )?delay=[\d.]+, "
-    r"delays=[\d.]+/[\d.]+/[\d.]+/[\d.]+, dsn=\d\.\d{1,3}\.\d{1,3}, "
+    r"delays=[\d.]+/[\d.]+/[\d.]+/[\d.]+, (tls=\S+, )?dsn=\d\.\d{1,3}\.\d{1,3}, "
     r"status=(?P<status>sent|deferred|bounced) \(.*\)$"
 )
 

@@ -3,12 +3,14 @@ flush, run --once, and the daemon's SIGHUP reload and SIGTERM graceful stop."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -183,7 +185,7 @@ def test_daemon_delivers_reloads_and_stops_gracefully(
         assert _wait(lambda: len(server.messages) == 1)
         # A second scheduler on the same queue is refused.
         code, _, err = _run([*o, "run", "--once"])
-        assert code != 0 and "already running" in err
+        assert code == 75 and "already running" in err  # EX_TEMPFAIL: try again later
         proc.send_signal(signal.SIGHUP)
         assert _run([*o, "sendmail", "-f", "s@example.org", "two@example.net"], MESSAGE)[0] == 0
         assert _wait(lambda: len(server.messages) == 2)
@@ -234,3 +236,69 @@ def test_daemon_picks_up_a_changed_main_cf(tmp_path: Path, server: AiosmtpdServe
             proc.kill()
             proc.wait()
     assert [m.rcpt_tos for m in server.messages] == [["new@example.net"]]
+
+
+class _GatedHandler(RecordingHandler):
+    """Holds every DATA until `gate` is set; `entered` is set when one arrives."""
+
+    def __init__(self) -> None:
+        super().__init__(extra_keywords=("PIPELINING",))
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+        self.entered.set()
+        await asyncio.get_running_loop().run_in_executor(None, self.gate.wait, 30)
+        return await super().handle_DATA(server, session, envelope)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("agents", ["1", "2"])
+def test_sigterm_lets_the_delivery_in_flight_finish(tmp_path: Path, agents: str) -> None:
+    """Issue 8: SIGTERM while a delivery is in flight: it finishes (and is recorded), queued
+    work stays queued, the daemon exits 0, nothing is lost or delivered twice."""
+    handler = _GatedHandler()
+    srv = AiosmtpdServer(handler).start()
+    maillog = tmp_path / "maillog"
+    o = [
+        *_opts(tmp_path / "q", srv.nexthop),
+        "-o",
+        f"maillog_file={maillog}",
+        "-o",
+        "smtp_destination_concurrency_limit=1",
+        "-o",
+        f"delivery_agent_processes={agents}",
+    ]
+    cmd = [sys.executable, "-c", "from mailcarrier.cli import main; main()", *o, "run"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        for rcpt in ("first@example.net", "second@example.net"):
+            assert _run([*o, "sendmail", "-f", "s@example.org", rcpt], MESSAGE)[0] == 0
+        assert handler.entered.wait(30)  # one delivery is in the middle of DATA
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        assert proc.poll() is None  # still waiting for the delivery in flight
+        handler.gate.set()
+        _, err = proc.communicate(timeout=30)
+    finally:
+        handler.gate.set()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        srv.stop()
+    assert proc.returncode == 0, err
+    delivered = [r for m in srv.messages for r in m.rcpt_tos]
+    assert len(delivered) == 1  # the one in flight, exactly once
+    log = maillog.read_text()
+    assert "status=sent" in log and "terminating on signal" in log
+    # The other message is still queued, and the next run delivers it.
+    left = [n for n in _queued(tmp_path / "q")]
+    assert len(left) == 1
+    srv2 = AiosmtpdServer(RecordingHandler(extra_keywords=("PIPELINING",))).start()
+    try:
+        o2 = [*_opts(tmp_path / "q", srv2.nexthop), "-o", f"maillog_file={maillog}"]
+        assert _run([*o2, "run", "--once"])[0] == 0
+        again = [r for m in srv2.messages for r in m.rcpt_tos]
+    finally:
+        srv2.stop()
+    assert sorted(delivered + again) == ["first@example.net", "second@example.net"]
+    assert _queued(tmp_path / "q") == []

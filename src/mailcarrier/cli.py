@@ -14,18 +14,16 @@ import asyncio
 import contextlib
 import io
 import json
-import os
 import re
 import sys
 import tempfile
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, BinaryIO, NoReturn, TextIO, TypeVar
+from collections.abc import Callable, Sequence
+from typing import BinaryIO, NoReturn, TextIO
 
 from mailcarrier.api import deliver
 from mailcarrier.config.postconf import conf_main
 from mailcarrier.config.settings import Settings
 from mailcarrier.delivery.agent import DeliveryAgent
-from mailcarrier.delivery.cache import CacheLimits, ConnectionCache
 from mailcarrier.delivery.request import DeliveryRequest, Notify, Recipient
 from mailcarrier.delivery.smtputf8 import envelope_needs_smtputf8, header_needs_smtputf8
 from mailcarrier.errors import ConfigError, DataError, MailcarrierError, UsageError
@@ -33,6 +31,7 @@ from mailcarrier.log import LogSink, StreamLog
 from mailcarrier.queue import (
     Controls,
     QueueAdmin,
+    QueueBusyError,
     QueueLock,
     QueueManager,
     SubmitOptions,
@@ -43,8 +42,10 @@ from mailcarrier.queue import (
 )
 from mailcarrier.queue.ids import new_queue_id
 from mailcarrier.queue.names import QMGR
+from mailcarrier.queue.scheduler import Deliverer
+from mailcarrier.queue.workers import AgentPool, make_agent, run_event_loop
 from mailcarrier.routing.nexthop import parse_nexthop, split_destinations
-from mailcarrier.status import EX_CONFIG, EX_DATAERR, EX_SOFTWARE, EX_USAGE
+from mailcarrier.status import EX_CONFIG, EX_DATAERR, EX_SOFTWARE, EX_TEMPFAIL, EX_USAGE
 from mailcarrier.tables.command import map_main
 
 PROG = "mailcarrier"
@@ -118,24 +119,6 @@ def _split_command(argv: list[str]) -> tuple[list[str], list[str]]:
     return argv[:i], argv[i:]
 
 
-T = TypeVar("T")
-
-
-def _run_loop(coro: Coroutine[Any, Any, T]) -> T:
-    """Run on uvloop when it is installed (the `fast` extra), else on asyncio's own loop.
-
-    MAILCARRIER_EVENT_LOOP=asyncio forces the standard loop (for comparisons and debugging).
-    """
-    if os.environ.get("MAILCARRIER_EVENT_LOOP", "") != "asyncio":
-        try:
-            import uvloop
-        except ImportError:
-            pass
-        else:
-            return uvloop.run(coro)
-    return asyncio.run(coro)
-
-
 def _parse_overrides(items: Sequence[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in items:
@@ -165,11 +148,18 @@ def _spool_input(src: BinaryIO, dest: BinaryIO) -> bool:
     return eight_bit
 
 
-def _make_log(settings: Settings, stderr: TextIO, stack: contextlib.ExitStack) -> LogSink:
+def _make_log(
+    settings: Settings, stderr: TextIO, stack: contextlib.ExitStack, *, daemon: bool = False
+) -> LogSink:
+    """Where log lines go: stderr, and maillog_file when set. The queue daemon (`daemon`)
+    logs only to maillog_file when it is set, as Postfix's daemons do, and writes it in
+    blocks (once per event-loop turn) rather than once per line."""
     hostname = settings.get_str("myhostname")
     name = settings.get_str("syslog_name")
     maillog = settings.get_str("maillog_file")
     sinks: list[LogSink] = [StreamLog(stderr, hostname=hostname, syslog_name=name)]
+    if daemon and maillog and maillog != "/dev/stderr":
+        sinks = []
     if maillog and maillog not in ("/dev/stderr",):
         if maillog == "/dev/stdout":
             stream: TextIO = sys.stdout
@@ -182,7 +172,7 @@ def _make_log(settings: Settings, stderr: TextIO, stack: contextlib.ExitStack) -
                     parameter="maillog_file",
                     value=maillog,
                 ) from exc
-        sinks.append(StreamLog(stream, hostname=hostname, syslog_name=name))
+        sinks.append(StreamLog(stream, hostname=hostname, syslog_name=name, buffered=daemon))
     return sinks[0] if len(sinks) == 1 else _Tee(sinks)
 
 
@@ -234,7 +224,7 @@ def _cmd_deliver(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stde
             dsn_envid=args.envid,
         )
         log = _make_log(settings, stderr, stack)
-        result = _run_loop(deliver(request, config=settings, log=log))
+        result = run_event_loop(deliver(request, config=settings, log=log))
     if args.json:
         stdout.write(json.dumps(result.to_json()) + "\n")
         stdout.flush()
@@ -285,6 +275,9 @@ def run(
     except DataError as exc:
         stderr.write(f"{PROG}: fatal: {exc}\n")
         return EX_DATAERR
+    except QueueBusyError as exc:  # try again later, as sysexits means it
+        stderr.write(f"{PROG}: fatal: {exc}\n")
+        return EX_TEMPFAIL
     except MailcarrierError as exc:
         stderr.write(f"{PROG}: fatal: {exc}\n")
         return EX_SOFTWARE
@@ -357,13 +350,15 @@ def _cmd_sendmail(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, std
 def _cmd_run(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: TextIO) -> int:
     settings = _queue_settings(args)
     with contextlib.ExitStack() as stack:
-        log = _make_log(settings, stderr, stack)
+        log = _make_log(settings, stderr, stack, daemon=True)
         spool = open_spool(settings, log=log)
         stack.enter_context(QueueLock(spool.root))
         spool.clean_temporary()
-        manager = QueueManager(settings, spool, _queue_agent(settings, log), log=log)
+        manager = QueueManager(settings, spool, _queue_deliverer(settings, log), log=log)
+        if isinstance(manager.deliverer, AgentPool):
+            manager.deliverer.fork()  # before the event loop and any thread exist
         if args.once:
-            _run_loop(_run_once(manager))
+            run_event_loop(_run_once(manager))
             return 0
         watcher = [settings.watcher()]
 
@@ -372,24 +367,40 @@ def _cmd_run(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: 
             watcher[0] = settings.watcher()
             new = _queue_settings(args)
             watcher[0] = new.watcher()
-            manager.deliverer = _queue_agent(new, log)
+            _retire(manager.deliverer)
+            manager.deliverer = _queue_deliverer(new, log)
             return new
 
         def changed() -> bool:
             return watcher[0].changed()
 
-        _run_loop(_daemon(manager, reload, changed))
+        run_event_loop(_daemon(manager, reload, changed))
     return 0
 
 
-def _queue_agent(settings: Settings, log: LogSink) -> DeliveryAgent:
-    """The queue's delivery agent, with a connection cache shared by all its deliveries."""
-    limits = CacheLimits.from_settings(settings.for_transport("smtp"))
-    return DeliveryAgent(settings, log=log, cache=ConnectionCache(limits))
+def _queue_deliverer(settings: Settings, log: LogSink) -> DeliveryAgent | AgentPool:
+    """In-process agent, or a pool of agent processes (``delivery_agent_processes``)."""
+    processes = settings.get_int("delivery_agent_processes")
+    if processes > 1:
+        return AgentPool(settings, processes, log)
+    return make_agent(settings, log)
+
+
+_retiring: set[asyncio.Task[None]] = set()
+
+
+def _retire(deliverer: Deliverer) -> None:
+    """After a reload: the old agent processes finish what they run, then exit."""
+    if isinstance(deliverer, AgentPool):
+        task = asyncio.get_running_loop().create_task(deliverer.close())
+        _retiring.add(task)
+        task.add_done_callback(_retiring.discard)
 
 
 async def _run_once(manager: QueueManager) -> None:
     try:
+        if isinstance(manager.deliverer, AgentPool):
+            await manager.deliverer.start()  # the agents start up while the queue is read
         await manager.run_once()
     finally:
         await _close_cache(manager)
@@ -399,6 +410,10 @@ async def _close_cache(manager: QueueManager) -> None:
     agent = manager.deliverer
     if isinstance(agent, DeliveryAgent) and agent.cache is not None:
         await agent.cache.close_all()
+    elif isinstance(agent, AgentPool):
+        await agent.close()
+    if _retiring:
+        await asyncio.wait(set(_retiring))
 
 
 async def _daemon(

@@ -3,13 +3,16 @@
 `delivery_line()` renders the one line per recipient per attempt that log tools (pflogsumm,
 fail2ban filters, shippers) parse:
 ``QUEUEID: to=<rcpt>, relay=host[addr]:port, conn_use=2, delay=1.2, delays=0.1/0/0.5/0.6,
-dsn=2.0.0, status=sent (250 2.0.0 Ok)``. `syslog_prefix()` renders the
+dsn=2.0.0, status=sent (250 2.0.0 Ok)``, with Postfix 3.11's ``tls=`` field (the TLS
+feature status, tls/features.py) before ``dsn=`` when a TLS policy was applied.
+`syslog_prefix()` renders the
 ``Mon DD HH:MM:SS host name/smtp[pid]: `` prefix of maillog_file lines. Sinks are objects with
 `info()` and `warning()`; which sink is used is decided by cli.py, nobody else.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import time
@@ -65,6 +68,9 @@ def delivery_line(queue_id: str, status: RecipientStatus, resolution: int = 2) -
             for x in (d.before_qmgr, d.in_qmgr, d.conn_setup, d.transmission)
         )
     )
+    if status.tls:
+        # Postfix 3.11 smtp_log_tls_feature_status: "tls=may", "tls=!encrypt", "tls=may:none".
+        parts.append(f"tls={status.tls}")
     parts.append(f"dsn={status.dsn}")
     parts.append(f"status={status.status.value} ({status.diagnostic})")
     return ", ".join(parts)
@@ -72,12 +78,17 @@ def delivery_line(queue_id: str, status: RecipientStatus, resolution: int = 2) -
 
 def syslog_prefix(when: float, hostname: str, syslog_name: str, process: str, pid: int) -> str:
     """``Nov 24 18:44:01 host postfix/smtp[1234]: `` (local time, as syslog writes it)."""
+    return f"{_stamp(when, hostname, syslog_name)}{process}[{pid}]: "
+
+
+def _stamp(when: float, hostname: str, syslog_name: str) -> str:
+    """The part of the prefix before the process name: ``Nov 24 18:44:01 host postfix/``."""
     stamp = time.strftime("%b %d %H:%M:%S", time.localtime(when))
     # syslog pads single-digit days with a space: "Nov  4".
     if stamp[4] == "0":
         stamp = stamp[:4] + " " + stamp[5:]
     short = hostname.split(".", 1)[0] or "localhost"
-    return f"{stamp} {short} {syslog_name}/{process}[{pid}]: "
+    return f"{stamp} {short} {syslog_name}/"
 
 
 class LogSink(Protocol):
@@ -124,16 +135,43 @@ class StreamLog:
         syslog_name: str = "postfix",
         clock: Callable[[], float] = time.time,
         pid: int | None = None,
+        buffered: bool = False,
     ) -> None:
         self.stream = stream if stream is not None else sys.stderr
         self.hostname = hostname
         self.syslog_name = syslog_name
         self.clock = clock
         self.pid = os.getpid() if pid is None else pid
+        # buffered: inside an event loop, lines are flushed once per loop turn (a busy queue
+        # writes one block, not one line per system call); outside one, at once.
+        self.buffered = buffered
+        self._flush_pending = False
+        self._second = -1
+        self._stamp = ""
 
     def _write(self, process: str, text: str) -> None:
-        prefix = syslog_prefix(self.clock(), self.hostname, self.syslog_name, process, self.pid)
-        self.stream.write(prefix + text + "\n")
+        when = self.clock()
+        second = int(when)
+        if second != self._second:
+            # The time stamp changes once a second: render it once, not once per line.
+            self._second = second
+            self._stamp = _stamp(when, self.hostname, self.syslog_name)
+        self.stream.write(f"{self._stamp}{process}[{self.pid}]: {text}\n")
+        if not self.buffered:
+            self.stream.flush()
+            return
+        if not self._flush_pending:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.stream.flush()
+                return
+            # Every line written in this turn of the event loop goes out in one write.
+            self._flush_pending = True
+            loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_pending = False
         self.stream.flush()
 
     def info(self, process: str, text: str) -> None:

@@ -106,6 +106,9 @@ class RecipientStatus:
     # lmtp_assume_final), or ACTION_FORWARDED when the next hop took the DSN request along
     # with the message (no local success notice: the notice is the next hop's to send).
     action: str = ""
+    # Postfix 3.11's TLS feature status (tls/features.py): "may", "may:none", "!encrypt",
+    # "dane?"; empty when no TLS policy was applied (no session). Logged as "tls=...".
+    tls: str = ""
 
     @property
     def delay(self) -> float:

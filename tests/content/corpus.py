@@ -7,8 +7,10 @@ reader sees: every leaf part's content type and decoded payload, in order.
 
 from __future__ import annotations
 
+import base64
 import email
 import email.policy
+import quopri
 from email.message import EmailMessage
 
 GERMAN = "Grüße aus Köln: Straße, Größe, Übermaß = 100 %"
@@ -134,11 +136,54 @@ Content-Transfer-Encoding: binary
 {JAPANESE}
 """
 
+# Mostly already encoded: base64 and quoted-printable text parts (left byte for byte), a
+# 7bit part, and one 8bit part between them; a nested message/rfc822 whose own body is 8bit.
+ENCODED = f"""\
+From: a@example.org
+To: b@example.net
+Subject: already encoded
+MIME-Version: 1.0
+Content-Type: multipart/mixed; boundary="enc"
+
+--enc
+Content-Type: text/plain; charset=utf-8
+Content-Transfer-Encoding: base64
+
+{base64.encodebytes(GERMAN.encode()).decode().strip()}
+--enc
+Content-Type: text/html; charset=utf-8
+Content-Transfer-Encoding: quoted-printable
+
+{quopri.encodestring(f"<p>{JAPANESE}</p>".encode()).decode().strip()}
+--enc
+Content-Type: text/plain; charset=us-ascii
+Content-Transfer-Encoding: 7bit
+
+plain seven bit
+--enc
+Content-Type: text/plain; charset=utf-8
+Content-Transfer-Encoding: 8bit
+
+{JAPANESE}
+--enc
+Content-Type: message/rfc822
+
+From: c@example.com
+Subject: inner
+MIME-Version: 1.0
+Content-Type: text/plain; charset=utf-8
+Content-Transfer-Encoding: 8bit
+
+{GERMAN}
+--enc--
+"""
+
 CORPUS = {
     "simple": SIMPLE_8BIT,
     "nested": NESTED,
     "digest": DIGEST,
     "malformed": MALFORMED,
+    "encoded": ENCODED,
 }
 
 
@@ -162,6 +207,10 @@ def deep(levels: int) -> str:
     ]
     body += [f"--lvl{n}--" for n in reversed(range(levels))]
     return "\n".join([*head, *body]) + "\n"
+
+
+# Deep, but within the default mime_nesting_limit (100): converted, not refused.
+CORPUS["deep"] = deep(30)
 
 
 def decoded_texts(raw: bytes) -> list[tuple[str, str | bytes]]:

@@ -168,3 +168,18 @@ def test_plan_plain_path_is_the_plain_encoder() -> None:
     assert b"".join(plan8.chunks(downgrade=True)) == (
         b"Content-Transfer-Encoding: quoted-printable\r\n\r\n..=C3=A4\r\n"
     )
+
+
+def test_unreadable_table_is_a_4_3_0_content_error() -> None:
+    from mailcarrier.content.checks import UnavailableTable
+    from mailcarrier.content.mime import ContentError
+    from mailcarrier.tables.base import TableError
+
+    log = _Log()
+    checks = _checks(log, body=UnavailableTable(TableError("open database x.db: gone")))  # type: ignore[arg-type]
+    assert checks.has_body_checks
+    with pytest.raises(ContentError) as info:
+        _run(checks)
+    assert info.value.dsn == "4.3.0"
+    assert "open database x.db: gone" in info.value.text
+    assert log.warning == ["ABC123: smtp body checks lookup error"]

@@ -250,3 +250,40 @@ async def test_recover_moves_active_back(tmp_path: Path) -> None:
     sp.move(qid, "incoming", "active")
     await qm.run_once()
     assert agent.delivered() == ["a@example.net"] and sp.find(qid) is None
+
+
+async def test_active_queue_limit_keeps_the_rest_waiting(tmp_path: Path) -> None:
+    agent = FakeAgent()
+    qm, sp, clock, _log, cfg = _setup(tmp_path, agent, qmgr_message_active_limit="3")
+    seen: list[int] = []
+    original = agent.deliver
+
+    async def deliver(request, *, on_status=None):  # type: ignore[no-untyped-def]
+        seen.append(qm.statistics()["active_messages"])
+        return await original(request, on_status=on_status)
+
+    agent.deliver = deliver  # type: ignore[method-assign]
+    ids = [_submit(sp, cfg, clock, f"r{i}@example.net") for i in range(10)]
+    # The daemon's activation stops at the limit; the rest stays in incoming/.
+    assert qm.activate_ready() == 3
+    assert len(sp.ids("incoming")) == 7
+    await qm.run_once()
+    assert len(agent.requests) == 10 and max(seen) <= 3
+    assert all(sp.find(qid) is None for qid in ids)
+
+
+async def test_negative_feedback_shrinks_the_window_on_failures(tmp_path: Path) -> None:
+    agent = FakeAgent(verdict=lambda _a: DEFER)
+    qm, sp, clock, _log, cfg = _setup(
+        tmp_path,
+        agent,
+        initial_destination_concurrency="5",
+        default_destination_concurrency_failed_cohort_limit="0",
+        default_destination_concurrency_negative_feedback="1",
+    )
+    for i in range(3):
+        _submit(sp, cfg, clock, f"r{i}@example.net")
+    await qm.run_once()
+    window = qm._windows[("smtp", "[127.0.0.1]:2525")]
+    # Postfix's arithmetic: the first failure overshoots by one (2 steps), then one each.
+    assert window.window == 1 and not window.dead

@@ -91,3 +91,55 @@ def test_session_cache_expires() -> None:
     cache = TlsSessionCache(10, clock=lambda: now[0])
     cache.store("k", None)
     assert len(cache) == 0
+
+
+class _Session:
+    """Stands in for ssl.SSLSession: `time` and `timeout` as SSL_SESSION_get_time()/
+    get_timeout() report them (wall-clock seconds)."""
+
+    def __init__(self, time: float, timeout: float) -> None:
+        self.time = time
+        self.timeout = timeout
+
+
+def _cache(timeout: float, now: list[float]) -> TlsSessionCache:
+    return TlsSessionCache(timeout, clock=lambda: now[0], wallclock=lambda: 1000 + now[0])
+
+
+def _offered(cache: TlsSessionCache, key: str) -> object:
+    ctx = ContextFactory(Settings.defaults().for_transport("smtp")).context(
+        TlsPolicy(SecurityLevel.MAY), key
+    )
+    cache.offer(key, ctx)
+    return getattr(ctx, "next_session", None)
+
+
+def test_session_cache_honours_its_timeout() -> None:
+    now = [0.0]
+    cache = _cache(60, now)
+    session = _Session(time=1000, timeout=7200)
+    cache.store("k", session)  # type: ignore[arg-type]
+    now[0] = 59
+    assert _offered(cache, "k") is session
+    now[0] = 61
+    assert _offered(cache, "k") is None
+    assert len(cache) == 0  # expired entries are dropped when met
+
+
+def test_session_cache_honours_the_server_lifetime() -> None:
+    now = [0.0]
+    cache = _cache(3600, now)
+    cache.store("k", _Session(time=1000, timeout=30))  # type: ignore[arg-type]
+    now[0] = 29
+    assert _offered(cache, "k") is not None
+    now[0] = 31
+    assert _offered(cache, "k") is None
+    cache.store("old", _Session(time=0, timeout=30))  # type: ignore[arg-type]
+    assert len(cache) == 0  # already past its server lifetime: not kept
+
+
+def test_session_cache_timeout_limits() -> None:
+    assert TlsSessionCache(10**9).timeout == 100 * 86400  # Postfix's upper limit
+    disabled = TlsSessionCache(0)
+    disabled.store("k", _Session(time=0, timeout=0))  # type: ignore[arg-type]
+    assert len(disabled) == 0

@@ -11,7 +11,14 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from mailcarrier.tls.dane import TlsaRecord, match_chain, usable
 from mailcarrier.tls.levels import SecurityLevel
-from mailcarrier.tls.verify import Expectations, Trust, check_peer, fingerprint, pkey_fingerprint
+from mailcarrier.tls.verify import (
+    Expectations,
+    Trust,
+    check_peer,
+    fingerprint,
+    oneline,
+    pkey_fingerprint,
+)
 from tests.tls.tls_fixtures import mint_expired_leaf, mint_self_signed
 
 NOW = datetime.datetime.now(datetime.UTC)
@@ -122,3 +129,69 @@ def test_dane_checks() -> None:
     assert check_peer(chain, ta, NOW).trust is Trust.VERIFIED
     ta_wrong = Expectations(SecurityLevel.DANE, names=("other.example",), tlsa=ta.tlsa)
     assert not check_peer(chain, ta_wrong, NOW).matched
+
+
+# --- Postfix's wording (src/tls/tls_verify.c tls_log_verify_error(), smtp_proto.c) -------
+def test_failure_wording_and_purpose() -> None:
+    from mailcarrier.tls.tlslog import verification_failed_line
+
+    ca = trustme.CA()
+    chain = _chain(ca, "mx.example.com")
+    relay = "mx.example.com[192.0.2.1]:25"
+    wrong = Expectations(SecurityLevel.SECURE, names=("other.example",), anchors=(_ca(ca),))
+    check = check_peer(chain, wrong, NOW)
+    assert verification_failed_line(relay, check.problem, check.purpose) == (
+        "server certificate verification failed for mx.example.com[192.0.2.1]:25: "
+        "num=62:hostname mismatch"
+    )
+    fp = Expectations(SecurityLevel.FINGERPRINT, fingerprints=("00:11",))
+    check = check_peer(chain, fp, NOW)
+    assert verification_failed_line(relay, check.problem, check.purpose) == (
+        "server certificate verification failed for mx.example.com[192.0.2.1]:25: "
+        "num=65:No matching DANE TLSA records"
+    )
+    dane = Expectations(SecurityLevel.DANE, tlsa=(TlsaRecord(3, 1, 1, b"\0" * 32),))
+    assert check_peer(chain, dane, NOW).problem == "num=65:No matching DANE TLSA records"
+    unknown = Expectations(SecurityLevel.VERIFY, names=("mx.example.com",))
+    check = check_peer(chain, unknown, NOW)
+    assert verification_failed_line(relay, check.problem, check.purpose) == (
+        "certificate verification failed for mx.example.com[192.0.2.1]:25: "
+        f"untrusted issuer {oneline(_ca(ca).subject)}"
+    )
+
+
+def test_not_yet_valid_and_expired() -> None:
+    ca = trustme.CA()
+    chain = _chain(ca, "mx.example.com")
+    wanted = Expectations(SecurityLevel.VERIFY, names=("mx.example.com",), anchors=(_ca(ca),))
+    early = check_peer(chain, wanted, datetime.datetime(1990, 1, 1, tzinfo=datetime.UTC))
+    assert (early.purpose, early.problem) == ("server", "certificate not yet valid")
+    inter = ca.create_child_ca()
+    deep = tuple(
+        x509.load_pem_x509_certificate(p.bytes())
+        for p in inter.issue_cert("mx.example.com").cert_chain_pems
+    )
+    # Far in the future every certificate has expired; the leaf is reported first.
+    late = check_peer(deep, wanted, datetime.datetime(3100, 1, 1, tzinfo=datetime.UTC))
+    assert (late.purpose, late.problem) == ("server", "certificate has expired")
+
+
+def test_dane_ta_bare_key_record() -> None:
+    """A "2 1 0" record carries the anchor's key itself; the server need not send the
+    anchor certificate."""
+    ca = trustme.CA()
+    inter = ca.create_child_ca()
+    full = tuple(
+        x509.load_pem_x509_certificate(p.bytes())
+        for p in inter.issue_cert("mx.example.com").cert_chain_pems
+    )
+    chain = full[:1]  # the server sends only its leaf
+    spki = full[1].public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    wanted = Expectations(
+        SecurityLevel.DANE, names=("mx.example.com",), tlsa=(TlsaRecord(2, 1, 0, spki),)
+    )
+    assert check_peer(chain, wanted, NOW).trust is Trust.VERIFIED
+    other = Expectations(
+        SecurityLevel.DANE, names=("other.example",), tlsa=(TlsaRecord(2, 1, 0, spki),)
+    )
+    assert check_peer(chain, other, NOW).problem == "num=62:hostname mismatch"

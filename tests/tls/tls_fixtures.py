@@ -15,7 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from dnslib import RR
+from dnslib import QTYPE, RR
 from dnslib.server import DNSLogger, DNSServer
 
 from tests.routing.routing_dnsserver import ZoneResolver
@@ -122,9 +122,13 @@ def tls_server() -> Iterator[Callable[[TlsServerScript], ScriptedTlsServer]]:
 
 
 class TlsZone(ZoneResolver):  # type: ignore[misc]
-    """The routing test zone plus names that answer SERVFAIL for TLSA questions."""
+    """The routing test zone plus names that answer SERVFAIL for TLSA questions, and
+    per-question control of the AD bit: names under signed.test get it unless the
+    (qname, qtype) pair is in `insecure`; pairs in `secure` get it wherever they are."""
 
     servfail: tuple[str, ...] = ()
+    insecure: frozenset[tuple[str, str]] = frozenset()
+    secure: frozenset[tuple[str, str]] = frozenset()
 
     def resolve(self, request, handler):  # type: ignore[no-untyped-def]
         qname = str(request.q.qname).lower()
@@ -132,7 +136,17 @@ class TlsZone(ZoneResolver):  # type: ignore[misc]
             reply = request.reply()
             reply.header.rcode = 2
             return reply
-        return super().resolve(request, handler)
+        reply = super().resolve(request, handler)
+        question = (qname, QTYPE[request.q.qtype])
+        if question in self.insecure:
+            reply.header.ad = 0
+        elif question in self.secure:
+            reply.header.ad = 1
+        return reply
+
+    def tlsa_queries(self) -> list[str]:
+        with self.lock:
+            return [name for name, qtype in self.queries if qtype == "TLSA"]
 
 
 @pytest.fixture

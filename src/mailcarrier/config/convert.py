@@ -86,11 +86,42 @@ def _check_ipv6(value: object) -> None:
         raise ValueError(f'"{value}" is not a numerical IPv6 address') from None
 
 
+def parse_feedback(text: str) -> tuple[float, str]:
+    """A concurrency feedback value (qmgr): a number in [0, 1], ``1/N``, ``1/concurrency``
+    or ``1/sqrt_concurrency``. Returns (fixed amount, "") or (0, "concurrency"|"sqrt")."""
+    value = text.strip().replace(" ", "")
+    if value == "1/concurrency":
+        return 0.0, "concurrency"
+    if value == "1/sqrt_concurrency":
+        return 0.0, "sqrt"
+    try:
+        if value.startswith("1/"):
+            denominator = float(value[2:])
+            if denominator < 1:
+                raise ValueError
+            number = 1.0 / denominator
+        else:
+            number = float(value)
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(
+            f'"{text}" is not a feedback value (a number from 0 to 1, 1/N, 1/concurrency '
+            "or 1/sqrt_concurrency)"
+        ) from None
+    if not 0.0 <= number <= 1.0:
+        raise ValueError(f'value "{text}" is outside the range 0..1')
+    return number, ""
+
+
+def _check_feedback(value: object) -> None:
+    parse_feedback(str(value))
+
+
 # Extra checks named by `Param.check`.
 CHECKS: Final[dict[str, Callable[[object], None]]] = {
     "linelimit": _check_line_limit,
     "ipv4": _check_ipv4,
     "ipv6": _check_ipv6,
+    "feedback": _check_feedback,
 }
 
 

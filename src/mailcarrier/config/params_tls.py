@@ -88,8 +88,15 @@ TLS_SASL: Final[list[list[Param]]] = [
         STR,
         "dane",
         mirror=True,
-        choices=("dane", "may", "verify"),
+        choices=("may", "encrypt", "dane"),
         note="'dane' (Postfix 3.6 and later behaviour)",
+    ),
+    _p(
+        "smtp_log_tls_feature_status",
+        B,
+        "yes",
+        mirror=True,
+        note="Postfix 3.11: the tls= field of delivery status logging",
     ),
     _p("smtp_tls_enable_rpk", B, "no", mirror=True),
     # --- protocols and ciphers ----------------------------------------------------------

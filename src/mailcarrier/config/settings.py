@@ -85,6 +85,10 @@ class Settings:
         raw.update(_override_settings(overrides or {}))
         return cls(raw, directory)
 
+    def __reduce__(self) -> tuple[type[Settings], tuple[dict[str, RawSetting], Path | None]]:
+        """Pickled as its raw settings: unpickling validates them again (agent processes)."""
+        return (Settings, (dict(self._raw), self.config_dir))
+
     def with_overrides(self, overrides: Mapping[str, str]) -> Settings:
         raw = dict(self._raw)
         raw.update(_override_settings(overrides))

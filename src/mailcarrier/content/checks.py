@@ -10,18 +10,27 @@ is logged as an unsupported command and ignored. Action lines are logged as Post
 ``QUEUEID: warning: header Subject: hi: text`` (the action in lower case, "header" or "body",
 the first 200 bytes of the line, and the action's text if any). content/mime.py calls these as
 its header and body hooks; the tables come from tables/ through the caller.
+
+A table that cannot be read (`LOOKUP_ERRORS`) is Postfix's "smtp header checks lookup error":
+a warning, and `ContentError` 4.3.0, which abandons the transaction mid-DATA and defers the
+recipients (never a bounce).
 """
 
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Final, Protocol
 
-from mailcarrier.content.mime import HeaderClass
+from mailcarrier.content.mime import ContentError, HeaderClass
+from mailcarrier.tables.base import TableError
 
-__all__ = ["ContentChecks", "LookupTable"]
+__all__ = ["LOOKUP_ERRORS", "ContentChecks", "LookupTable", "UnavailableTable"]
+
+# What a table can raise when it is opened or asked.
+LOOKUP_ERRORS: Final = (TableError, OSError, sqlite3.Error)
 
 # Headers Postfix's header_opts marks HDR_OPT_MIME: in any header block they are checked
 # against the MIME table (hbc_header_checks: "compatibility with the cleanup(8) server").
@@ -49,6 +58,20 @@ class LookupTable(Protocol):
 class _Found(Protocol):
     @property
     def value(self) -> str: ...
+
+
+class UnavailableTable:
+    """Stands in for a table that could not be opened: every lookup raises the error again,
+    so each delivery defers (4.3.0) instead of the process failing."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def __bool__(self) -> bool:
+        return True
+
+    def find(self, key: str, *, partial: bool = False) -> _Found | None:
+        raise self.error
 
 
 def _text(data: bytes) -> str:
@@ -89,6 +112,7 @@ class ContentChecks:
             HeaderClass.NESTED: (f"{prefix}_nested_header_checks", nested_header or None),
         }
         self._body = (f"{prefix}_body_checks", body or None)
+        self._prefix = prefix
 
     @property
     def has_header_checks(self) -> bool:
@@ -109,7 +133,7 @@ class ContentChecks:
         lines = text.split(b"\n")
         if table is None:
             return lines
-        found = table.find(_text(text))
+        found = self._find(table, _text(text), "header")
         if found is None:
             return lines
         result = self._action(map_class, "header", found.value, text)
@@ -124,7 +148,7 @@ class ContentChecks:
         map_class, table = self._body
         if table is None:
             return piece
-        found = table.find(_text(piece))
+        found = self._find(table, _text(piece), "body")
         if found is None:
             return piece
         result = self._action(map_class, "body", found.value, piece)
@@ -135,6 +159,16 @@ class ContentChecks:
             return replaced
         # PREPEND writes its text as a line of its own before this one.
         return result.prepend + b"\n" + (replaced if replaced is not None else b"")
+
+    def _find(self, table: LookupTable, key: str, where: str) -> _Found | None:
+        try:
+            return table.find(key)
+        except LOOKUP_ERRORS as exc:
+            # Postfix: "smtp header checks lookup error", then SMTP_ERR_DATA.
+            self._warning(f"{self._queue_id}: {self._prefix} {where} checks lookup error")
+            raise ContentError(
+                "4.3.0", f"local data error while sending message content: {exc}"
+            ) from None
 
     # -- actions ----------------------------------------------------------------------------
 

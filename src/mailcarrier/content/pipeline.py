@@ -18,7 +18,12 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from mailcarrier.config.settings import AgentSettings
-from mailcarrier.content.checks import ContentChecks
+from mailcarrier.content.checks import (
+    LOOKUP_ERRORS,
+    ContentChecks,
+    LookupTable,
+    UnavailableTable,
+)
 from mailcarrier.content.encoder import DataEncoder
 from mailcarrier.content.lines import LineSplitter
 from mailcarrier.content.mime import HeaderClass, MimeLimits, MimeProcessor
@@ -126,6 +131,15 @@ def _logical(lines: list[bytes]) -> Iterator[bytes]:
         yield b"\n".join(current)
 
 
+def _open(agent: AgentSettings, suffix: str) -> LookupTable:
+    """The tables a check parameter names; one that cannot be opened fails each lookup
+    (a 4.3.0 deferral of the message that needs it) instead of the whole process."""
+    try:
+        return agent.open_maps(suffix)
+    except LOOKUP_ERRORS as exc:
+        return UnavailableTable(exc)
+
+
 def plan_from_settings(
     agent: AgentSettings,
     fileobj: BinaryIO,
@@ -136,18 +150,20 @@ def plan_from_settings(
     queue_id: str,
     info: Callable[[str], None],
     warning: Callable[[str], None],
+    rewrite_header: HeaderRewriter | None = None,
 ) -> ContentPlan:
-    """The plan for one request from the smtp_/lmtp_ settings (tables are opened here)."""
+    """The plan for one request from the smtp_/lmtp_ settings (tables are opened here).
+    `rewrite_header` is the generic(5) header hook (delivery/generic.py), if any."""
     settings = agent.settings
     prefix = agent.transport
     checks = ContentChecks(
         queue_id=queue_id,
         info=info,
         warning=warning,
-        header=agent.open_maps("header_checks"),
-        mime_header=agent.open_maps("mime_header_checks"),
-        nested_header=agent.open_maps("nested_header_checks"),
-        body=agent.open_maps("body_checks"),
+        header=_open(agent, "header_checks"),
+        mime_header=_open(agent, "mime_header_checks"),
+        nested_header=_open(agent, "nested_header_checks"),
+        body=_open(agent, "body_checks"),
         prefix=prefix,
     )
     return ContentPlan(
@@ -163,4 +179,5 @@ def plan_from_settings(
             header_size_limit=settings.get_size("header_size_limit"),
         ),
         checks=checks if checks.has_header_checks or checks.has_body_checks else None,
+        rewrite_header=rewrite_header,
     )

@@ -12,21 +12,18 @@ Injected: settings, log sink, clocks, resolver; nothing global.
 
 from __future__ import annotations
 
-import os
 import random
-import re
 import socket
-import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import BinaryIO
 
 from mailcarrier.config.settings import AgentSettings, Settings
-from mailcarrier.content.pipeline import ContentPlan, plan_from_settings
-from mailcarrier.delivery.auth_step import session_identity
 from mailcarrier.delivery.cache import ConnectionCache
+from mailcarrier.delivery.generic import GenericMapper
+from mailcarrier.delivery.handoff import hand_off
+from mailcarrier.delivery.job import Attempt, Job, TransportProfile, content_size, open_content
 from mailcarrier.delivery.outcome import (
     Leftover,
     build_envelope,
@@ -34,12 +31,14 @@ from mailcarrier.delivery.outcome import (
     mark_transaction,
     mime_8bit_ok,
 )
+from mailcarrier.delivery.quirks import ServerQuirks
 from mailcarrier.delivery.recipients import RecipientTracker
 from mailcarrier.delivery.request import DeliveryRequest
-from mailcarrier.delivery.servers import Destination, ServerFinder, ServerList, destinations
+from mailcarrier.delivery.reuse import SessionReuse
+from mailcarrier.delivery.servers import ServerFinder, ServerList
 from mailcarrier.delivery.smtputf8 import smtputf8_envelope
 from mailcarrier.delivery.status_filter import StatusFilter
-from mailcarrier.delivery.tls_step import TlsClient, TlsJob, negotiate_tls
+from mailcarrier.delivery.tls_step import TlsClient, negotiate_tls
 from mailcarrier.delivery.trouble import (
     Verdict,
     handshake_verdict,
@@ -47,13 +46,12 @@ from mailcarrier.delivery.trouble import (
     soften,
     transport_verdict,
 )
-from mailcarrier.errors import TransportError, UsageError
+from mailcarrier.errors import TransportError
 from mailcarrier.log import LogSink, NullLog, delivery_line
 from mailcarrier.protocol.ehlo import discard_notice
 from mailcarrier.routing.resolver import NativeLookup, Resolver
 from mailcarrier.status import (
     ACTION_FORWARDED,
-    Delays,
     DeliveryResult,
     DeliveryStatus,
     RecipientStatus,
@@ -62,55 +60,13 @@ from mailcarrier.tables.maps import Maps
 from mailcarrier.tls.verify import Trust
 from mailcarrier.transport.connection import Connection, Peer, open_tcp, open_unix
 from mailcarrier.transport.racing import race_connect
-from mailcarrier.transport.session import Session, SessionOptions
+from mailcarrier.transport.session import Session
 
 __all__ = ["DeliveryAgent"]
 
-ContentFactory = Callable[[], Iterator[bytes]]
-
-
-class _Attempt:
-    """Timing for the delays= field of the recipients marked during one request."""
-
-    def __init__(self, request: DeliveryRequest, start: float, wall: float) -> None:
-        if request.qmgr_time:
-            self.before_qmgr = max(0.0, request.qmgr_time - request.arrival_time)
-            self.in_qmgr = max(0.0, wall - request.qmgr_time)
-        else:
-            self.before_qmgr = 0.0
-            self.in_qmgr = max(0.0, wall - request.arrival_time)
-        self.start = start
-        self.ready: float | None = None
-
-    def delays(self, now: float) -> Delays:
-        if self.ready is None:
-            return Delays(self.before_qmgr, self.in_qmgr, now - self.start, 0.0)
-        return Delays(self.before_qmgr, self.in_qmgr, self.ready - self.start, now - self.ready)
-
-
-@dataclass(slots=True)
-class _Job:
-    """Everything about one request that the server loop passes around."""
-
-    request: DeliveryRequest
-    agent: AgentSettings
-    options: SessionOptions
-    tracker: RecipientTracker
-    attempt: _Attempt
-    factory: ContentFactory
-    size: int
-    soft_bounce: bool
-    last: Leftover | None = None
-    # Connection-cache key of the destination being tried ("" = do not cache).
-    dest_key: str = ""
-    # The destination (of the next hop list or the fallback relays) being tried.
-    destination: str = ""
-    tls: TlsJob | None = None  # TLS policy state of the destination being tried
-    plan: ContentPlan | None = None  # content transforms (content/pipeline.py)
-
-    @property
-    def process(self) -> str:
-        return self.request.transport
+# Kept for callers that imported the names from here (now delivery/job.py).
+_Job = Job
+_Attempt = Attempt
 
 
 class DeliveryAgent:
@@ -140,10 +96,13 @@ class DeliveryAgent:
         self.rng = rng
         self._depth = _depth
         self._finders: dict[str, ServerFinder] = {}
-        self._options: dict[str, SessionOptions] = {}
-        self._discard_maps: dict[str, Maps] = {}
+        # Per transport: the settings every request reads (job.py), for `self.settings`.
+        self._profiles: dict[str, TransportProfile] = {}
+        self._quirks: dict[str, ServerQuirks] = {}
+        self._generic: dict[str, GenericMapper] = {}
         self._status_maps: dict[str, Maps] = {}
         self._tls = TlsClient()
+        self._reuse = SessionReuse(self, self._cached_transaction)
 
     # --- public -----------------------------------------------------------------------
     async def deliver(
@@ -155,82 +114,90 @@ class DeliveryAgent:
     ) -> DeliveryResult:
         """Deliver `request`; `on_status(index, status)` runs as each recipient is marked
         (before the next one), so a queue can record it durably at once."""
-        resolution = self.settings.get_int("delay_logging_resolution_limit")
+        profile = self._profile(request.transport)
+        resolution = profile.resolution
+        log = self.log
+        # Nothing to format when the lines go nowhere (the API's default sink).
+        log_lines = log_lines and type(log) is not NullLog
 
         def on_mark(index: int, status: RecipientStatus) -> None:
             if on_status is not None:
                 on_status(index, status)
             if log_lines:
                 line = delivery_line(request.queue_id, status, resolution)
-                self.log.info(request.transport, line)
+                log.info(request.transport, line)
 
         tracker = RecipientTracker(request.recipients, on_mark, self._status_filter(request))
-        with ExitStack() as stack:
-            content = self._open_content(request, stack)
-            job = self._job(request, tracker, content)
+        content, opened = open_content(request)
+        try:
+            job = self._job(request, tracker, content, profile)
             await self._run(job)
+        finally:
+            if opened:
+                content.close()
         return tracker.result(request.queue_id)
 
-    # --- content ----------------------------------------------------------------------
-    def _open_content(self, request: DeliveryRequest, stack: ExitStack) -> BinaryIO:
-        src = request.content
-        if not isinstance(src, (str, os.PathLike)):
-            if src.seekable():
-                return src
-            # A pipe can be read once; a second server needs it again: spool it to disk.
-            spool = stack.enter_context(tempfile.TemporaryFile())  # noqa: SIM115 - closed by the stack
-            while block := src.read(65536):
-                spool.write(block)
-            spool.flush()
-            return spool
-        try:
-            return stack.enter_context(open(src, "rb"))
-        except OSError as exc:
-            raise UsageError(f"cannot open message file {src}: {exc.strerror}") from exc
+    def _profile(self, transport: str) -> TransportProfile:
+        """The transport's settings, read once per `Settings` object."""
+        profile = self._profiles.get(transport)
+        if profile is None or profile.settings is not self.settings:
+            profile = self._profiles[transport] = TransportProfile(self.settings, transport)
+        return profile
 
-    def _job(self, request: DeliveryRequest, tracker: RecipientTracker, content: BinaryIO) -> _Job:
-        agent = self.settings.for_transport(request.transport)
+    # --- content ----------------------------------------------------------------------
+    def _job(
+        self,
+        request: DeliveryRequest,
+        tracker: RecipientTracker,
+        content: BinaryIO,
+        profile: TransportProfile,
+    ) -> Job:
+        agent = profile.agent
         process = request.transport
-        plan = plan_from_settings(
-            agent,
+        generic = self._generic_mapper(agent)
+        plan = profile.content_plan(
+            request,
             content,
-            start=request.content_offset,
-            length=request.size,
-            encoding=request.encoding,
-            queue_id=request.queue_id,
             info=lambda text: self.log.info(process, text),
             warning=lambda text: self.log.warning(process, text),
+            rewrite_header=generic.header_rewriter(request.queue_id) if generic else None,
         )
 
         def factory() -> Iterator[bytes]:
             return plan.chunks(downgrade=False)
 
-        return _Job(
+        return Job(
             plan=plan,
+            generic=generic,
             request=request,
             agent=agent,
-            options=self._session_options(agent),
+            options=profile.session_options(),
             tracker=tracker,
-            attempt=_Attempt(request, self.clock(), self.wallclock()),
+            attempt=Attempt(request, self.clock(), self.wallclock()),
             factory=factory,
-            size=_content_size(request, content),
-            soft_bounce=self.settings.get_bool("soft_bounce"),
+            size=content_size(request, content),
+            soft_bounce=profile.soft_bounce,
+            profile=profile,
         )
 
     # --- destinations -----------------------------------------------------------------
-    async def _run(self, job: _Job) -> None:
+    async def _run(self, job: Job) -> None:
         finder = self._finder(job.agent)
-        domains = frozenset(
-            r.address.rpartition("@")[2].lower() for r in job.request.recipients if "@" in r.address
-        )
+        domains: frozenset[str] | None = None
         loop = False
-        dests = destinations(job.request.nexthop, job.agent)
+        dests = job.profile.destinations(job.request.nexthop)
         for n, destination in enumerate(dests):
             job.destination = destination.text
-            job.dest_key = self._dest_key(job, destination)
-            await self._try_cached(job, job.dest_key)
-            if not job.tracker.pending():
+            job.dest_key = self._reuse.dest_key(job, destination)
+            await self._reuse.try_cached(job, job.dest_key)
+            if not job.tracker.has_pending:
                 return
+            if domains is None:
+                domains = frozenset(
+                    r.address.rpartition("@")[2].lower()
+                    for r in job.request.recipients
+                    if "@" in r.address
+                )
             servers = await finder.find(destination, domains)
             job.tls = self._tls.job(
                 job.agent,
@@ -251,7 +218,7 @@ class DeliveryAgent:
                 break
         if not job.tracker.pending():
             return
-        if loop and await self._hand_off(job):
+        if loop and await hand_off(self, job):
             return
         last = job.last or Leftover(
             Verdict(DeliveryStatus.DEFERRED, "4.3.5", "no destination to deliver to"), "none"
@@ -271,26 +238,27 @@ class DeliveryAgent:
         name = agent.name("delivery_status_filter")
         return StatusFilter(maps, name, lambda text: self.log.warning(process, text))
 
-    def _peer_options(self, job: _Job, peer: Peer) -> SessionOptions:
-        """smtp_discard_ehlo_keyword_address_maps: a list found for the server's address
-        replaces smtp_discard_ehlo_keywords (Postfix smtp_helo())."""
-        transport = job.agent.transport
-        maps = self._discard_maps.get(transport)
-        if maps is None:
-            maps = job.agent.open_maps("discard_ehlo_keyword_address_maps")
-            self._discard_maps[transport] = maps
-        found = maps.find(peer.address) if maps else None
-        if found is None:
-            return job.options
-        words = tuple(w for w in re.split(r"[\s,]+", found.value) if w)
-        return replace(job.options, discard_keywords=words)
+    def _server_quirks(self, agent: AgentSettings) -> ServerQuirks:
+        """Tables keyed by server address: discarded EHLO keywords, PIX (quirks.py)."""
+        quirks = self._quirks.get(agent.transport)
+        if quirks is None:
+            process = agent.transport
+            quirks = self._quirks[agent.transport] = ServerQuirks(
+                agent,
+                info=lambda text: self.log.info(process, text),
+                warning=lambda text: self.log.warning(process, text),
+            )
+        return quirks
 
-    def _session_options(self, agent: AgentSettings) -> SessionOptions:
-        """Per transport, read once: the settings of an agent never change."""
-        options = self._options.get(agent.transport)
-        if options is None:
-            options = self._options[agent.transport] = SessionOptions.from_settings(agent)
-        return options
+    def _generic_mapper(self, agent: AgentSettings) -> GenericMapper | None:
+        """smtp_generic_maps (generic.py); None when it is empty."""
+        mapper = self._generic.get(agent.transport)
+        if mapper is None:
+            process = agent.transport
+            mapper = self._generic[agent.transport] = GenericMapper(
+                agent, warning=lambda text: self.log.warning(process, text)
+            )
+        return mapper if mapper.enabled else None
 
     def _finder(self, agent: AgentSettings) -> ServerFinder:
         finder = self._finders.get(agent.transport)
@@ -302,7 +270,7 @@ class DeliveryAgent:
         return finder
 
     # --- servers of one destination ---------------------------------------------------
-    async def _try_servers(self, job: _Job, servers: ServerList, last_destination: bool) -> None:
+    async def _try_servers(self, job: Job, servers: ServerList, last_destination: bool) -> None:
         limit = job.agent.int("mx_session_limit")
         racing = self.settings.get_bool("smtp_happy_eyeballs") and not job.agent.is_lmtp
         delay = self.settings.get_time("smtp_happy_eyeballs_delay")
@@ -323,7 +291,7 @@ class DeliveryAgent:
                 conn, peer = race.connection, race.peer
             else:
                 peer = remaining.pop(0)[0]
-                await self._try_cached(job, self._addr_key(job, peer))
+                await self._reuse.try_cached(job, self._reuse.addr_key(job, peer))
                 if not job.tracker.pending():
                     return
                 try:
@@ -337,11 +305,12 @@ class DeliveryAgent:
             final = last_destination and (not remaining or bool(limit and sessions >= limit))
             await self._use_server(job, conn, peer, final)
 
-    def _connect_failed(self, job: _Job, error: TransportError) -> None:
+    def _connect_failed(self, job: Job, error: TransportError) -> None:
+        job.tracker.tls_status = ""  # no session, no TLS feature status
         self.log.info(job.process, error.reason)
         job.last = Leftover(transport_verdict(error), "none")
 
-    async def _connect(self, job: _Job, peer: Peer) -> Connection:
+    async def _connect(self, job: Job, peer: Peer) -> Connection:
         timeout = job.agent.time("connect_timeout")
         if peer.family == socket.AF_UNIX:
             return await open_unix(peer, timeout=timeout)
@@ -357,10 +326,28 @@ class DeliveryAgent:
             )
         return await open_tcp(peer, timeout=timeout, bind_address=bind)
 
-    async def _use_server(self, job: _Job, conn: Connection, peer: Peer, final: bool) -> None:
+    async def _use_server(self, job: Job, conn: Connection, peer: Peer, final: bool) -> None:
         """Greeting, hello and one transaction on an open connection; then QUIT."""
-        session = Session(conn, self._peer_options(job, peer))
+        quirks = self._server_quirks(job.agent)
+        options = quirks.session_options(job.options, peer, job.request.queue_id)
+        if isinstance(options, Verdict):  # smtp_discard_ehlo_keyword_address_maps failed
+            conn.abort()
+            self._server_failed(job, Leftover(options, peer.relay), final)
+            return
+        session = Session(conn, options)
+        quirks.watch_greeting(
+            session,
+            peer,
+            queue_id=job.request.queue_id,
+            arrival_time=job.request.arrival_time,
+            now=self.wallclock,
+        )
         try:
+            if job.tls is not None:
+                job.tracker.tls_status = job.tls.undecided_text(peer)  # Postfix 3.11 tls=
+                # smtp_tls_wrappermode: judge the certificate before reading the greeting.
+                if conn.tls and await self._apply_tls(job, session, conn, peer, final):
+                    return
             try:
                 refused = await session.start()
             except TransportError as exc:
@@ -385,24 +372,13 @@ class DeliveryAgent:
             notice = discard_notice(session.options.discard_keywords)
             if notice:
                 self.log.info(job.process, notice)
-            if job.tls is not None:  # STARTTLS and the TLS policy: see tls_step.py
-                tls = await negotiate_tls(job.tls, session, peer, soft_bounce=job.soft_bounce)
-                conn.tls_verified = tls.trust is Trust.VERIFIED
-                if tls.retry_plaintext:  # "may": the same server again, in plaintext
-                    session.broken = True
-                    try:
-                        retry = await self._connect(job, peer)
-                    except TransportError as error:
-                        self._connect_failed(job, error)
-                        return
-                    await self._use_server(job, retry, peer, final)
-                    return
-                if tls.verdict is not None:
-                    if tls.verdict.final:
-                        self._mark_pending(job, tls.verdict, peer.relay)
-                    else:
-                        self._server_failed(job, Leftover(tls.verdict, peer.relay), final)
-                    return
+            # STARTTLS and the TLS policy: see tls_step.py (wrapper mode was judged above).
+            if (
+                job.tls is not None
+                and not conn.tls
+                and await self._apply_tls(job, session, conn, peer, final)
+            ):
+                return
             from mailcarrier.delivery import auth_step  # SASL (RFC 4954): see auth_step.py
 
             auth = await auth_step.authenticate(
@@ -426,102 +402,56 @@ class DeliveryAgent:
             if leftover is not None:
                 self._server_failed(job, leftover, final)
         finally:
-            await self._release(job, session, peer)
+            await self._reuse.release(job, session, peer)
 
-    # --- connection reuse -------------------------------------------------------------
-    def _label(self, job: _Job, peer: Peer | None = None) -> str:
-        """What must match for a cached session to be reused: the transport, the TLS policy
-        and the SASL identity, so a session is never shared across policies or credentials
-        (Postfix smtp_key.c). `peer` is None for the destination key."""
-        parts = [job.agent.transport]
-        if job.tls is not None and peer is not None:
-            # The destination key already pins the TLS policy (it is chosen by next hop);
-            # another destination reaching the same server may have another policy.
-            parts.append(f"tls={job.tls.policy(peer)!r}")
-        if job.agent.bool("sasl_auth_enable"):
-            if peer is None:
-                # Credentials follow the destination, and with sender-dependent
-                # authentication the sender too: never share across senders.
-                sender = (
-                    job.request.sender if job.agent.bool("sender_dependent_authentication") else ""
-                )
-                parts.append(f"sasl=dest:{job.destination}:{sender}")
-            else:
-                parts.append(
-                    "sasl="
-                    + session_identity(self.settings, job.agent, job.request, peer, job.destination)
-                )
-        return "|".join(parts)
-
-    def _dest_key(self, job: _Job, destination: Destination) -> str:
-        if self.cache is None:
-            return ""
-        text = destination.text.lower()
-        listed = {d.lower() for d in job.agent.list("connection_cache_destinations")}
-        if not job.agent.bool("connection_cache_on_demand") and text not in listed:
-            return ""
-        return f"{self._label(job)}|dest:{text}"
-
-    def _addr_key(self, job: _Job, peer: Peer) -> str:
-        """By server address and port, whatever name led there (Postfix smtp_reuse.c)."""
-        if not job.dest_key:
-            return ""
-        return f"{self._label(job, peer)}|addr:[{peer.address}]:{peer.port}"
-
-    async def _try_cached(self, job: _Job, key: str) -> None:
-        """Deliver over cached sessions under `key` while any is alive and recipients remain.
-
-        A parked session is checked with RSET (pipelined with the transaction when the
-        server allows it); a dead or refusing one is dropped silently: it is not a delivery
-        failure, and the caller goes on to look up and connect as usual.
-        """
-        while key and self.cache is not None and job.tracker.pending():
-            session = self.cache.take(key)
-            if session is None:
-                return
-            peer = session.conn.peer
-            job.attempt.ready = self.clock()
+    async def _apply_tls(
+        self, job: Job, session: Session, conn: Connection, peer: Peer, final: bool
+    ) -> bool:
+        """The TLS step (tls_step.py); True when the session must not go on."""
+        assert job.tls is not None
+        wrapper = conn.tls  # implicit TLS: nothing read or sent yet
+        tls = await negotiate_tls(job.tls, session, peer, soft_bounce=job.soft_bounce)
+        conn.tls_verified = tls.trust is Trust.VERIFIED
+        conn.tls_status = job.tracker.tls_status = job.tls.status_text(tls)
+        if tls.retry_plaintext:  # "may": the same server again, in plaintext
+            session.broken = True
             try:
-                leftover = await self._transaction(job, session, peer, False, reset_first=True)
-                if leftover is not None:
-                    self._server_failed(job, leftover, False)
-            finally:
-                await self._release(job, session, peer)
-
-    def _tls_reuse_allowed(self, job: _Job, session: Session, peer: Peer) -> bool:
-        """A TLS session is reused only with smtp_tls_connection_reuse or the policy's
-        connection_reuse=yes, as in Postfix (which needs tlsproxy for it; we keep it here)."""
-        if not session.conn.tls:
+                retry = await self._connect(job, peer)
+            except TransportError as error:
+                self._connect_failed(job, error)
+                return True
+            await self._use_server(job, retry, peer, final)
             return True
-        return job.tls is not None and job.tls.policy(peer).connection_reuse
+        if tls.verdict is None:
+            return False
+        if wrapper:
+            session.broken = True  # no QUIT before the greeting: just close
+        if tls.verdict.final:
+            self._mark_pending(job, tls.verdict, peer.relay)
+        else:
+            self._server_failed(job, Leftover(tls.verdict, peer.relay), final)
+        return True
 
-    async def _release(self, job: _Job, session: Session, peer: Peer) -> None:
-        """Park the session for reuse when allowed, else QUIT."""
-        if (
-            self.cache is not None
-            and job.dest_key
-            and not session.broken
-            and self._tls_reuse_allowed(job, session, peer)
-            and session.transactions
-            and (not session.needs_rset or await session.rset())
-            and self.cache.park(session, (job.dest_key, self._addr_key(job, peer)))
-        ):
-            return
-        await session.quit()
+    # --- connection reuse (reuse.py) ----------------------------------------------------
+    async def _cached_transaction(self, job: Job, session: Session, peer: Peer) -> None:
+        """One transaction on a session from the cache, checked with RSET first."""
+        leftover = await self._transaction(job, session, peer, False, reset_first=True)
+        if leftover is not None:
+            self._server_failed(job, leftover, False)
 
-    def _server_failed(self, job: _Job, leftover: Leftover, final: bool) -> None:
+    def _server_failed(self, job: Job, leftover: Leftover, final: bool) -> None:
         """Remember why; Postfix logs a non-final server's failure as it moves on."""
         job.last = leftover
         if not final:
             self.log.info(job.process, f"{job.request.queue_id}: {leftover.verdict.diagnostic}")
 
-    def _mark_pending(self, job: _Job, verdict: Verdict, relay: str) -> None:
+    def _mark_pending(self, job: Job, verdict: Verdict, relay: str) -> None:
         now = self.clock()
         for i in job.tracker.pending():
             job.tracker.mark(i, verdict, relay=relay, delays=job.attempt.delays(now))
 
     async def _transaction(
-        self, job: _Job, session: Session, peer: Peer, final: bool, *, reset_first: bool = False
+        self, job: Job, session: Session, peer: Peer, final: bool, *, reset_first: bool = False
     ) -> Leftover | None:
         pending = job.tracker.pending()
         conn_use = session.transactions + 1
@@ -546,13 +476,21 @@ class DeliveryAgent:
             job.tracker,
             pending,
             job.size,
-            xforward=job.agent.bool("send_xforward_command"),
-            dummy_auth=job.agent.bool("sasl_auth_enable")
-            and job.agent.bool("send_dummy_mail_auth"),
+            xforward=job.profile.xforward,
+            dummy_auth=job.profile.dummy_auth,
         )
+        if job.generic is not None:  # smtp_generic_maps: see generic.py
+            mapped = job.generic.envelope(envelope, peer.namaddr, job.request.queue_id)
+            if isinstance(mapped, Verdict):
+                return Leftover(mapped, peer.relay)
+            envelope = mapped
         # SMTPUTF8 (RFC 6531) or A-label domains: see smtputf8.py.
         utf8 = smtputf8_envelope(
-            envelope, job.request.smtputf8, session.proto.capabilities, peer.namaddr
+            envelope,
+            job.request.smtputf8,
+            session.proto.capabilities,
+            peer.namaddr,
+            enabled=job.profile.smtputf8_enable,
         )
         if isinstance(utf8, Verdict):
             if not final:
@@ -576,8 +514,9 @@ class DeliveryAgent:
                 envelope = replace(envelope, size=None)
             # CHUNKING (RFC 3030) behind smtp_use_chunking: BDAT takes the content as it is,
             # without dot-stuffing.
-            bdat = job.agent.bool("use_chunking") and session.proto.capabilities.chunking
-            envelope = replace(envelope, bdat=bdat)
+            bdat = job.profile.use_chunking and session.proto.capabilities.chunking
+            if bdat != envelope.bdat:
+                envelope = replace(envelope, bdat=bdat)
             factory = lambda: plan.chunks(downgrade=downgrade, dot_stuff=not bdat)  # noqa: E731
         result = await session.transaction(envelope, factory, reset_first=reset_first)
         for reply in result.xforward:
@@ -593,76 +532,16 @@ class DeliveryAgent:
             pending,
             peer.namaddr,
             peer.relay,
-            lmtp=job.agent.is_lmtp,
+            lmtp=job.profile.lmtp,
             soft_bounce=job.soft_bounce,
             final=final,
             mark=mark,
         )
 
-    def _success_action(self, job: _Job, session: Session) -> str:
+    def _success_action(self, job: Job, session: Session) -> str:
         """Postfix smtp_rcpt_done(): who reports a NOTIFY=SUCCESS delivery."""
         if session.proto.capabilities.dsn:
             return ACTION_FORWARDED
-        if job.agent.is_lmtp and self.settings.get_bool("lmtp_assume_final"):
+        if job.profile.assume_final:
             return "delivered"
         return "relayed"
-
-    # --- mail loops -------------------------------------------------------------------
-    async def _hand_off(self, job: _Job) -> bool:
-        """A mail loop with best_mx_transport set: deliver the rest through that transport.
-
-        mailcarrier's transports are smtp and lmtp, so best_mx_transport is written as
-        ``transport:nexthop`` (like a transport_maps result), e.g. ``lmtp:unix:/run/lmtp``.
-        """
-        target = self.settings.get_str("best_mx_transport").strip()
-        if not target or self._depth > 0:
-            return False
-        transport, _, nexthop = target.partition(":")
-        if transport not in ("smtp", "lmtp") or not nexthop:
-            self.log.warning(
-                job.process,
-                f'best_mx_transport: unsupported value "{target}" (want smtp:DEST or lmtp:DEST)',
-            )
-            return False
-        pending = job.tracker.pending()
-        sub = replace(
-            job.request,
-            transport=transport,
-            nexthop=nexthop,
-            recipients=tuple(job.request.recipients[i] for i in pending),
-        )
-        inner = DeliveryAgent(
-            self.settings,
-            log=self.log,
-            clock=self.clock,
-            wallclock=self.wallclock,
-            resolver=self.resolver,
-            native=self.native,
-            rng=self.rng,
-            cache=self.cache,
-            _depth=self._depth + 1,
-        )
-        result = await inner.deliver(sub, log_lines=False)
-        now = self.clock()
-        for i, status in zip(pending, result.recipients, strict=True):
-            job.tracker.mark(
-                i,
-                Verdict(status.status, status.dsn, status.diagnostic),
-                relay=status.relay,
-                delays=job.attempt.delays(now),
-                conn_use=status.conn_use,
-                action=status.action,
-            )
-        return True
-
-
-def _content_size(request: DeliveryRequest, content: BinaryIO) -> int:
-    if request.size is not None:
-        return request.size
-    try:
-        return max(0, os.fstat(content.fileno()).st_size - request.content_offset)
-    except (OSError, ValueError):
-        pos = content.tell()
-        end = content.seek(0, os.SEEK_END)
-        content.seek(pos)
-        return max(0, end - request.content_offset)

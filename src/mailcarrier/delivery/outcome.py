@@ -170,9 +170,10 @@ def mark_transaction(
     if result.content_error is not None:
         # Postfix smtp_mime_fail(): the content cannot be sent (MIME nesting beyond the
         # limit while converting); the transaction was abandoned without the final dot.
-        failed = Verdict(
-            DeliveryStatus.BOUNCED, result.content_error.dsn, result.content_error.text
-        )
+        # A 4.x.x content error (a table lookup problem mid-DATA) defers instead.
+        error = result.content_error
+        status = DeliveryStatus.DEFERRED if error.dsn[:1] == "4" else DeliveryStatus.BOUNCED
+        failed = Verdict(status, error.dsn, error.text)
         for pos in accepted:
             mark(pending[pos], soften(failed) if soft_bounce else failed)
         return None

@@ -19,6 +19,14 @@ from mailcarrier.status import Delays, DeliveryResult, DeliveryStatus, Recipient
 __all__ = ["RecipientTracker"]
 
 
+# The DSN action of a verdict when the caller names none.
+_DEFAULT_ACTION = {
+    DeliveryStatus.SENT: "relayed",
+    DeliveryStatus.DEFERRED: "delayed",
+    DeliveryStatus.BOUNCED: "failed",
+}
+
+
 class RecipientTracker:
     def __init__(
         self,
@@ -31,9 +39,20 @@ class RecipientTracker:
         self._filter = status_filter
         self._status: list[RecipientStatus | None] = [None] * len(recipients)
         self._on_mark = on_mark
+        self._unmarked = len(recipients)
+        # The TLS feature status of the session in use (tls/features.py), set by the agent;
+        # each mark carries it into the delivery line's tls= field.
+        self.tls_status = ""
 
     def pending(self) -> list[int]:
+        if not self._unmarked:
+            return []
         return [i for i, s in enumerate(self._status) if s is None]
+
+    @property
+    def has_pending(self) -> bool:
+        """Whether any recipient is still unmarked (`bool(pending())`, without the list)."""
+        return self._unmarked > 0
 
     def is_marked(self, index: int) -> bool:
         return self._status[index] is not None
@@ -57,11 +76,7 @@ class RecipientTracker:
                 action = ""  # a success stays a success; a failure's action follows its class
             verdict = filtered
         if not action:
-            action = {
-                DeliveryStatus.SENT: "relayed",
-                DeliveryStatus.DEFERRED: "delayed",
-                DeliveryStatus.BOUNCED: "failed",
-            }[verdict.status]
+            action = _DEFAULT_ACTION[verdict.status]
         status = RecipientStatus(
             address=rcpt.address,
             status=verdict.status,
@@ -72,8 +87,10 @@ class RecipientTracker:
             conn_use=conn_use,
             orig_address=rcpt.orig_address,
             action=action,
+            tls=self.tls_status,
         )
         self._status[index] = status
+        self._unmarked -= 1
         if self._on_mark is not None:
             self._on_mark(index, status)
         return status

@@ -44,13 +44,24 @@ class Notify(enum.Flag):
 
     def wire(self) -> str:
         """The RFC 3461 text, e.g. ``SUCCESS,FAILURE``; "" when unspecified."""
-        order = (Notify.NEVER, Notify.SUCCESS, Notify.FAILURE, Notify.DELAY)
-        return ",".join(f.name or "" for f in order if f in self)
+        text = _NOTIFY_WIRE.get(self._value_)
+        if text is None:
+            order = (Notify.NEVER, Notify.SUCCESS, Notify.FAILURE, Notify.DELAY)
+            text = _NOTIFY_WIRE[self._value_] = ",".join(f.name or "" for f in order if f in self)
+        return text
+
+
+# Notify.wire() by flag value (there are 16 at most).
+_NOTIFY_WIRE: dict[int, str] = {0: ""}
+
+
+def _has_line_break(value: str) -> bool:
+    return "\r" in value or "\n" in value or "\0" in value
 
 
 def check_envelope_text(what: str, value: str) -> None:
     """Refuse CR, LF and NUL in envelope values before anything reaches the wire."""
-    if any(c in value for c in "\r\n\0"):
+    if _has_line_break(value):
         raise UsageError(f"{what} contains CR, LF or NUL: {value!r}")
 
 
@@ -65,9 +76,11 @@ class Recipient:
     queue_offset: int = -1
 
     def __post_init__(self) -> None:
-        check_envelope_text("recipient address", self.address)
-        check_envelope_text("original recipient", self.orig_address)
-        check_envelope_text("ORCPT", self.dsn_orcpt)
+        # One scan of all the values; each is looked at alone only to say which one is bad.
+        if _has_line_break(self.address + self.orig_address + self.dsn_orcpt):
+            check_envelope_text("recipient address", self.address)
+            check_envelope_text("original recipient", self.orig_address)
+            check_envelope_text("ORCPT", self.dsn_orcpt)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,12 +124,29 @@ class DeliveryRequest:
             raise UsageError(f'bad body encoding "{self.encoding}" (want 7bit or 8bit)')
         if self.dsn_ret not in ("", "FULL", "HDRS"):
             raise UsageError(f'bad RET value "{self.dsn_ret}" (want FULL or HDRS)')
-        check_envelope_text("sender address", self.sender)
-        check_envelope_text("next-hop destination", self.nexthop)
-        check_envelope_text("ENVID", self.dsn_envid)
-        check_envelope_text("queue ID", self.queue_id)
-        for what in ("name", "addr", "port", "proto", "helo"):
-            check_envelope_text(f"client {what}", getattr(self, f"client_{what}"))
-        check_envelope_text("log ident", self.log_ident)
+        # One scan of all the values; each is looked at alone only to say which one is bad.
+        if _has_line_break(
+            "".join(
+                (
+                    self.sender,
+                    self.nexthop,
+                    self.dsn_envid,
+                    self.queue_id,
+                    self.client_name,
+                    self.client_addr,
+                    self.client_port,
+                    self.client_proto,
+                    self.client_helo,
+                    self.log_ident,
+                )
+            )
+        ):
+            check_envelope_text("sender address", self.sender)
+            check_envelope_text("next-hop destination", self.nexthop)
+            check_envelope_text("ENVID", self.dsn_envid)
+            check_envelope_text("queue ID", self.queue_id)
+            for what in ("name", "addr", "port", "proto", "helo"):
+                check_envelope_text(f"client {what}", getattr(self, f"client_{what}"))
+            check_envelope_text("log ident", self.log_ident)
         if self.rewrite_context not in ("", "local", "remote"):
             raise UsageError(f'bad rewrite context "{self.rewrite_context}" (want local or remote)')

@@ -109,7 +109,17 @@ class ServerFinder:
         if isinstance(route, RouteFailure):
             relay_like = destination.fallback or nexthop.host not in recipient_domains
             return self._failure(route, relay_like, destination)
-        peers = tuple(Peer(a.hostname, a.address, a.port, a.family) for a in route.addresses)
+        peers = tuple(
+            Peer(
+                a.hostname,
+                a.address,
+                a.port,
+                a.family,
+                dnssec_valid=a.address_dnssec_valid,
+                mx_dnssec_valid=a.mx_dnssec_valid,
+            )
+            for a in route.addresses
+        )
         prefs = tuple(a.preference for a in route.addresses)
         return ServerList(peers, prefs, final=route.i_am_mx, notes=route.notes)
 

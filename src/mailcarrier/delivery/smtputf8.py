@@ -44,6 +44,17 @@ def a_label_address(address: str) -> str | None:
     return f"{local}@{ace}"
 
 
+def _a_label_domain(address: str) -> str:
+    """The address with its domain in A-labels when IDNA allows; the local part as it is."""
+    local, at, domain = address.rpartition("@")
+    if not at or domain.isascii():
+        return address
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError:
+        return address
+
+
 def envelope_needs_smtputf8(addresses: Iterable[str]) -> bool:
     """RFC 6531 3.4: an envelope needs SMTPUTF8 when an address stays non-ASCII even with its
     domain in A-labels (a UTF-8 local part). Submission sets the request flag from this."""
@@ -79,16 +90,36 @@ def smtputf8_verdict(namaddr: str) -> Verdict:
 
 
 def smtputf8_envelope(
-    envelope: Envelope, requested: bool, caps: Capabilities, namaddr: str
+    envelope: Envelope,
+    requested: bool,
+    caps: Capabilities,
+    namaddr: str,
+    *,
+    enabled: bool = True,
 ) -> Envelope | Verdict:
     """The envelope to send to a server with `caps`, or the verdict when it cannot take it.
 
     With SMTPUTF8 announced, MAIL carries SMTPUTF8 when the request asks for it or an address
     is non-ASCII (RFC 6531 3.4). Without it, a requested SMTPUTF8 cannot be honoured; a
     non-ASCII domain is sent in A-labels (RFC 6531 3.7.3 permits the downgrade of domains).
+
+    With smtputf8_enable=no (`enabled` False) SMTPUTF8 is never requested and never
+    required, as in Postfix (SMTPUTF8_README: mail is handled "as before"): no 5.6.7 bounce;
+    domains still go out in A-labels where IDNA allows, and a UTF-8 local part goes as it is.
     """
     addresses = (envelope.sender, *(r.address for r in envelope.recipients))
     ascii_only = all(a.isascii() for a in addresses)
+    if not enabled:
+        if ascii_only:
+            return replace(envelope, smtputf8=False)
+        return replace(
+            envelope,
+            sender=_a_label_domain(envelope.sender),
+            recipients=tuple(
+                replace(r, address=_a_label_domain(r.address)) for r in envelope.recipients
+            ),
+            smtputf8=False,
+        )
     if caps.smtputf8:
         return replace(envelope, smtputf8=requested or not ascii_only)
     if requested:

@@ -161,24 +161,30 @@ _SEND: Final[dict[tuple[State, type[Command]], State]] = {
 
 # Commands whose reply must be read before anything but QUIT is sent (see `send`).
 _SYNC_POINTS: Final = (Data, StartTls, Auth, AuthResponse)
+_SYNC_TYPES: Final = frozenset(_SYNC_POINTS)
+_HELLO_TYPES: Final = frozenset({Ehlo, Helo, Lhlo})
+
+# Only commands of exactly these types can be in flight (`_SEND` is keyed by the exact type),
+# so the machine dispatches on `type(command) is ...` rather than on isinstance() chains.
 
 
 def _after_reply(state: State, command: Command, reply: Reply) -> State:
     """The state change a reply causes, given the state at the time it is processed."""
+    cls = type(command)
     code = reply.code
-    if isinstance(command, (Ehlo, Helo, Lhlo)):
+    if cls is Data:
+        if state is State.DATA:
+            return State.CONTENT if code == 354 else State.ABORTED
+        return state
+    if cls in _HELLO_TYPES:
         if state is State.HELLO:
             return State.READY if code // 100 == 2 else State.HELLO
         return state
-    if isinstance(command, StartTls):
+    if cls is StartTls:
         return State.TLS if code // 100 == 2 and state is State.READY else state
-    if isinstance(command, (Auth, AuthResponse)):
+    if cls is Auth or cls is AuthResponse:
         if state in (State.READY, State.AUTH):
             return State.AUTH if code == 334 else State.READY
-        return state
-    if isinstance(command, Data):
-        if state is State.DATA:
-            return State.CONTENT if code == 354 else State.ABORTED
         return state
     return state
 
@@ -205,6 +211,9 @@ class ClientConnection:
         self._state = State.GREETING
         # FIFO of (command, replies still expected); None stands for the greeting.
         self._in_flight: deque[tuple[Command | None, int]] = deque([(None, 1)])
+        # The sync point (see `send`) in flight, if any: at most one, since nothing but
+        # QUIT may follow it until its reply is read.
+        self._sync: Command | None = None
         self._eof = False
         self._closed_reported = False
         self.capabilities = Capabilities()
@@ -247,27 +256,25 @@ class ClientConnection:
     # --- sending ----------------------------------------------------------------------
     def send(self, command: Command) -> bytes:
         """Validate the move, record the command as in flight, return its bytes."""
-        self._check_usable()
-        key = (self._state, type(command))
-        if key not in _SEND:
-            raise LocalProtocolError(
-                f"cannot send {type(command).__name__} in state {self._state.value}"
-            )
-        if isinstance(command, (Ehlo, Helo)) and self.lmtp:
-            raise LocalProtocolError("LMTP sessions use LHLO, not EHLO or HELO")
-        if isinstance(command, Lhlo) and not self.lmtp:
-            raise LocalProtocolError("LHLO is for LMTP sessions only")
+        state = self._state
+        if state is State.ERROR or state is State.CLOSED:
+            self._check_usable()
+        cls = type(command)
+        after = _SEND.get((state, cls))
+        if after is None:
+            raise LocalProtocolError(f"cannot send {cls.__name__} in state {state.value}")
+        if cls in _HELLO_TYPES:
+            if cls is not Lhlo and self.lmtp:
+                raise LocalProtocolError("LMTP sessions use LHLO, not EHLO or HELO")
+            if cls is Lhlo and not self.lmtp:
+                raise LocalProtocolError("LHLO is for LMTP sessions only")
         # RFC 2920 3.1 (DATA), RFC 3207 4.2 (STARTTLS), RFC 4954 4 (AUTH and its 334 answers):
         # the reply decides what the next line means (content, a TLS handshake, a SASL
         # response), so nothing but QUIT may follow such a command until its reply is read.
-        sync = None
-        for pending, _ in self._in_flight:
-            if isinstance(pending, _SYNC_POINTS):
-                sync = pending
-                break
-        if sync is not None and not isinstance(command, Quit):
+        sync = self._sync
+        if sync is not None and cls is not Quit:
             raise LocalProtocolError(
-                f"cannot send {type(command).__name__} before the reply to {type(sync).__name__}"
+                f"cannot send {cls.__name__} before the reply to {type(sync).__name__}"
             )
         if not self._in_flight and self._parser.in_reply:
             self._fail()
@@ -283,18 +290,22 @@ class ClientConnection:
         except ProtocolError:
             # Refused input (CR/LF/NUL) leaves the connection usable: nothing was sent.
             raise
-        if isinstance(command, MailFrom):
+        if cls is MailFrom:
             self._accepted.clear()
             self._bdat_failed = False
         expected = 1
-        final = isinstance(command, DataEnd) or (isinstance(command, Bdat) and command.last)
-        if final:
+        if cls is DataEnd or (cls is Bdat and command.last):  # type: ignore[attr-defined]
             # LMTP (RFC 2033 4.2, RFC 3030 with LMTP): one reply per accepted recipient.
             self._dot_replies = deque(self._accepted)
             expected = max(1, len(self._accepted)) if self.lmtp else 1
-        self._state = State.DOT if isinstance(command, Bdat) and command.last else _SEND[key]
-        if isinstance(command, Bdat):
+        if cls is Bdat:
+            assert isinstance(command, Bdat)
+            self._state = State.DOT if command.last else after
             self._chunk_remaining = command.size
+        else:
+            self._state = after
+        if cls in _SYNC_TYPES:
+            self._sync = command
         self._in_flight.append((command, expected))
         return data
 
@@ -334,14 +345,16 @@ class ClientConnection:
     # --- receiving --------------------------------------------------------------------
     def receive_data(self, data: bytes) -> None:
         """Feed bytes from the server; ``b""`` means end of file."""
-        self._check_usable(allow_closed=True)
+        if self._state is State.ERROR:
+            self._check_usable(allow_closed=True)
         if data:
             self._parser.feed(data)
         else:
             self._eof = True
 
     def next_event(self) -> Event | NeedData:
-        self._check_usable(allow_closed=True)
+        if self._state is State.ERROR:
+            self._check_usable(allow_closed=True)
         try:
             return self._next_event()
         except RemoteProtocolError:
@@ -366,44 +379,55 @@ class ClientConnection:
         return NEED_DATA
 
     def _dispatch(self, reply: Reply) -> Event:
-        command, expected = self._in_flight[0]
-        if isinstance(command, Bdat) and command.last and self._bdat_failed:
+        in_flight = self._in_flight
+        command, expected = in_flight[0]
+        cls = type(command)
+        last_chunk = cls is Bdat and command.last  # type: ignore[union-attr]
+        if last_chunk and self._bdat_failed:
             # RFC 3030 2: after a refused chunk BDAT LAST is refused (503) with one reply,
             # not one per LMTP recipient.
             self._dot_replies.clear()
             expected = 1
         if expected <= 1:
-            self._in_flight.popleft()
+            in_flight.popleft()
         else:
-            self._in_flight[0] = (command, expected - 1)
+            in_flight[0] = (command, expected - 1)
+        ok = reply.code // 100 == 2
         if command is None:
             # Only from GREETING: a QUIT sent before the greeting arrived keeps us CLOSED.
-            if reply.code // 100 == 2 and self._state is State.GREETING:
+            if ok and self._state is State.GREETING:
                 self._state = State.HELLO
             return Greeting(reply)
-        if isinstance(command, (Ehlo, Lhlo)) and reply.code // 100 == 2:
-            self.capabilities = Capabilities.parse(reply, self._discard)
-            self.hello_reply = reply
-        elif isinstance(command, Helo) and reply.code // 100 == 2:
-            self.capabilities = Capabilities()
-            self.hello_reply = reply
-        elif isinstance(command, RcptTo) and reply.code // 100 == 2:
-            self._accepted.append(command)
+        if command is self._sync:
+            self._sync = None  # sync points expect one reply: it has come
+        if cls is RcptTo:
+            if ok:
+                self._accepted.append(command)  # type: ignore[arg-type]
+            return CommandReply(command, reply)  # RCPT moves no state on its reply
+        if cls is MailFrom or cls is Xforward or cls is Noop:
+            return CommandReply(command, reply)  # nor do these
+        if ok:
+            if cls is Ehlo or cls is Lhlo:
+                self.capabilities = Capabilities.parse(reply, self._discard)
+                self.hello_reply = reply
+            elif cls is Helo:
+                self.capabilities = Capabilities()
+                self.hello_reply = reply
         self._state = _after_reply(self._state, command, reply)
-        if isinstance(command, Bdat) and not command.last and reply.code // 100 != 2:
+        if cls is Bdat and not last_chunk and not ok:
             # RFC 3030 2: after a refused chunk, no further BDAT; the transaction failed.
             self._bdat_failed = True
             if self._state is State.CHUNK:
                 self._state = State.ABORTED
-        if isinstance(command, DataEnd) or (isinstance(command, Bdat) and command.last):
-            if not self._in_flight or self._in_flight[0][0] is not command:
+        if cls is DataEnd or last_chunk:
+            if not in_flight or in_flight[0][0] is not command:
                 if self._state is State.DOT:
                     # After a refused chunk the server's state is unsure: RSET first.
                     self._state = State.ABORTED if self._bdat_failed else State.READY
                 self._accepted.clear()
             if self.lmtp and self._dot_replies:
                 return RecipientReply(self._dot_replies.popleft(), reply)
-        if isinstance(command, Rset) and self._state is State.READY:
+        if cls is Rset and self._state is State.READY:
             self._accepted.clear()
         return CommandReply(command, reply)
 

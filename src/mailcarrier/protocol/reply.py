@@ -106,6 +106,7 @@ class ReplyParser:
         "_lines",
         "_max_line_length",
         "_max_lines",
+        "_pos",
         "_scan_from",
     )
 
@@ -118,40 +119,53 @@ class ReplyParser:
     ) -> None:
         # smtp_reply_filter: each line as received (without CRLF) -> the line to parse.
         self._line_filter = line_filter
-        self._buffer = bytearray()
-        self._scan_from = 0
+        # Received bytes; those before `_pos` are consumed. Lines are sliced out of it
+        # without moving the rest (a pipelined group's replies arrive in one piece).
+        self._buffer = b""
+        self._pos = 0
+        self._scan_from = 0  # no line end before this offset
         self._lines: list[str] = []
         self._max_line_length = max_line_length
         self._max_lines = max_lines
 
     def feed(self, data: bytes) -> None:
-        self._buffer += data
+        pos = self._pos
+        if pos >= len(self._buffer):
+            self._buffer = bytes(data)
+            self._scan_from = 0
+        else:
+            # What is left is at most a partial line (the caller takes every complete
+            # reply after each feed), so this copy stays small.
+            self._buffer = self._buffer[pos:] + data
+            self._scan_from -= pos
+        self._pos = 0
 
     @property
     def buffered(self) -> int:
         """Bytes received but not yet consumed as part of a complete reply."""
-        return len(self._buffer) + sum(len(x) for x in self._lines)
+        return len(self._buffer) - self._pos + sum(len(x) for x in self._lines)
 
     @property
     def in_reply(self) -> bool:
         """True when part of a reply (a partial line or continuation lines) is held."""
-        return bool(self._buffer) or bool(self._lines)
+        return self._pos < len(self._buffer) or bool(self._lines)
 
     def _next_line(self) -> bytes | None:
-        end = self._buffer.find(b"\n", self._scan_from)
+        buffer = self._buffer
+        end = buffer.find(b"\n", self._scan_from)
         if end < 0:
             # Bound memory even when the peer never sends a line end.
-            if len(self._buffer) > self._max_line_length + 2:
+            if len(buffer) - self._pos > self._max_line_length + 2:
                 raise RemoteProtocolError(
                     f"reply line longer than {self._max_line_length} characters"
                 )
-            self._scan_from = len(self._buffer)
+            self._scan_from = len(buffer)
             return None
-        line = bytes(self._buffer[:end])
-        del self._buffer[: end + 1]
-        self._scan_from = 0
-        if line.endswith(b"\r"):
-            line = line[:-1]
+        start = self._pos
+        self._pos = self._scan_from = end + 1
+        if end > start and buffer[end - 1] == 13:  # CR LF
+            end -= 1
+        line = buffer[start:end]
         if len(line) > self._max_line_length:
             raise RemoteProtocolError(f"reply line longer than {self._max_line_length} characters")
         return line
@@ -170,7 +184,7 @@ class ReplyParser:
                 raise RemoteProtocolError(f'malformed reply line: "{shown}"')
             line = _decode(raw)
             self._lines.append(line)
-            if m.group(2) == b"-":
+            if raw[3:4] == b"-":
                 if len(self._lines) >= self._max_lines:
                     raise RemoteProtocolError(
                         f"multi-line reply longer than {self._max_lines} lines"
@@ -179,6 +193,6 @@ class ReplyParser:
             lines = tuple(self._lines)
             self._lines.clear()
             # Postfix takes the code of the last line; the enhanced code of the first.
-            code = int(m.group(1))
+            code = int(raw[:3])
             first_text = lines[0][4:]
             return Reply(code, lines, _enhanced(code, first_text))

@@ -90,11 +90,9 @@ class Finisher:
             return
         records.close(sync=False)  # the file is removed next: see RecordWriter
         crash_point("finalize-before-move")
-        try:
-            self.spool.remove("active", queue_id)
-        except FileNotFoundError:
-            return
-        self.log.info(QMGR, f"{queue_id}: removed")
+        self.spool.remove_soon(
+            "active", queue_id, lambda: self.log.info(QMGR, f"{queue_id}: removed")
+        )
 
     # --- expiry -----------------------------------------------------------------------
     def _expire(

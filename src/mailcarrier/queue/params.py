@@ -84,6 +84,13 @@ class QueueParams:
             return self.settings.get_int(name)
         return self.int(f"default_{suffix}")
 
+    def transport_str(self, transport: builtins.str, suffix: builtins.str) -> builtins.str:
+        """``smtp_<suffix>`` / ``lmtp_<suffix>``, else ``default_<suffix>``."""
+        name = f"{transport}_{suffix}"
+        if self._known(name):
+            return self.settings.get_str(name)
+        return self.str(f"default_{suffix}")
+
     def queue_directory(self) -> Path:
         text = self.str("queue_directory")
         return Path(text).expanduser() if text else default_queue_directory()

@@ -30,7 +30,7 @@ from mailcarrier.queue.params import QueueParams
 from mailcarrier.queue.qfile import RecipientState
 from mailcarrier.queue.route import Route, Router
 from mailcarrier.queue.spool import QueueMessage, RecordWriter, Spool
-from mailcarrier.queue.window import DestinationWindow
+from mailcarrier.queue.window import DestinationWindow, Feedback
 from mailcarrier.status import DeliveryResult, DeliveryStatus, RecipientStatus
 
 __all__ = ["Deliverer", "QueueManager"]
@@ -92,6 +92,7 @@ class QueueManager:
         self.router = router if router is not None else Router(settings)
         self.finisher = Finisher(self.spool, self.params, self.log, self.clock)
         self.process_limit = self.params.int("default_process_limit")
+        self.active_limit = self.params.int("qmgr_message_active_limit")
         for (transport, _), window in self._windows.items():
             window.limit = self.params.transport_int(transport, "destination_concurrency_limit")
 
@@ -112,7 +113,7 @@ class QueueManager:
         """After a crash: put everything left in active/ back into incoming/."""
         moved = 0
         for queue_id in self.spool.ids("active"):
-            if queue_id not in self._active:
+            if queue_id not in self._active and queue_id not in self.spool.removing:
                 with contextlib.suppress(FileNotFoundError):
                     self.spool.move(queue_id, "active", "incoming")
                     moved += 1
@@ -121,12 +122,23 @@ class QueueManager:
     def activate_ready(self, *, deferred: bool = True) -> int:
         """Activate everything in incoming/ and, with `deferred`, what is due in deferred/."""
         count = 0
-        for queue_id in self.spool.ids("incoming"):
-            count += self.activate("incoming", queue_id)
-        if deferred:
-            for queue_id in self.spool.due("deferred", self.clock()):
-                count += self.activate("deferred", queue_id)
+        for queue, queue_id in self._ready(deferred=deferred):
+            if self.full:
+                break
+            count += self.activate(queue, queue_id)
         return count
+
+    @property
+    def full(self) -> bool:
+        """The active queue holds `qmgr_message_active_limit` messages: activate no more
+        until some leave (the rest waits where it is, as with Postfix's qmgr)."""
+        return len(self._active) >= self.active_limit
+
+    def _ready(self, *, deferred: bool = True) -> list[tuple[str, str]]:
+        ready = [("incoming", i) for i in self.spool.ids("incoming")]
+        if deferred:
+            ready += [("deferred", i) for i in self.spool.due("deferred", self.clock())]
+        return ready
 
     def activate(self, queue: str, queue_id: str) -> int:
         if queue_id in self._active:
@@ -217,9 +229,15 @@ class QueueManager:
                 self.params.transport_int(transport, "destination_concurrency_limit"),
                 self.params.int("initial_destination_concurrency"),
                 self.params.transport_int(transport, "destination_concurrency_failed_cohort_limit"),
+                self._feedback(transport, "positive"),
+                self._feedback(transport, "negative"),
             )
             self._windows[key] = window
         return window
+
+    def _feedback(self, transport: str, kind: str) -> Feedback:
+        suffix = f"destination_concurrency_{kind}_feedback"
+        return Feedback.parse(self.params.transport_str(transport, suffix))
 
     def revive_destinations(self) -> None:
         for window in self._windows.values():
@@ -348,8 +366,26 @@ class QueueManager:
         """Deliver what is deliverable now (incoming, and deferred that is due), then
         return; notices made on the way are delivered too."""
         self.recover()
-        while self.activate_ready():
+        while await self._activate_interleaved():
             await self.drain()
+        await self.spool.settle()
+
+    async def _activate_interleaved(self, batch: int = 64) -> int:
+        """`activate_ready`, starting deliveries after every `batch` messages (and letting
+        them run), so a large queue starts going out while the rest is still being read."""
+        count = 0
+        for n, (queue, queue_id) in enumerate(self._ready(), 1):
+            while self.full:
+                self.pump()
+                if not self._tasks:
+                    return count  # nothing can make room: drain, then go on
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            count += self.activate(queue, queue_id)
+            if n % batch == 0:
+                self.pump()
+                await asyncio.sleep(0)
+        return count
 
     async def wait_activity(self, timeout: float) -> None:
         """Wait until a job ends or new work is activated, or `timeout` seconds pass."""
@@ -364,6 +400,7 @@ class QueueManager:
         self._queues.clear()
         if self._tasks:
             await asyncio.wait(set(self._tasks))
+        await self.spool.settle()
         for queue_id, active in list(self._active.items()):
             active.records.close()
             del self._active[queue_id]

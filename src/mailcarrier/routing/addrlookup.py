@@ -99,16 +99,34 @@ class AddressLookup:
 
     # --- one host ----------------------------------------------------------------------------
     def _server(
-        self, qname: str, rname: str, record: AddressRecord, target: Target, dnssec: bool
+        self,
+        qname: str,
+        rname: str,
+        record: AddressRecord,
+        target: Target,
+        dnssec: bool,
+        *,
+        address_secure: bool = False,
+        mx_secure: bool | None = None,
     ) -> ServerAddress:
         name = rname if self.options.cname_overrides_servername else qname
         return ServerAddress(
-            name, record.address, target.port, record.family, target.preference, dnssec
+            name,
+            record.address,
+            target.port,
+            record.family,
+            target.preference,
+            dnssec,
+            address_secure,
+            mx_secure,
         )
 
-    async def addr_one(self, target: Target, *, dnssec_ok: bool) -> list[ServerAddress]:
+    async def addr_one(
+        self, target: Target, *, dnssec_ok: bool, via_mx: bool = False
+    ) -> list[ServerAddress]:
         """Postfix smtp_addr_one(): the addresses of one host; on failure, update the why
-        buffer and return nothing."""
+        buffer and return nothing. `via_mx`: the host was named by an MX/SRV RRset whose
+        DNSSEC status is `dnssec_ok` (recorded apart from the address AD bit, for DANE)."""
         host = target.host.removeprefix("ipv6:")
         families = self.options.inet_protocols
         if is_numeric_address(host):
@@ -123,11 +141,18 @@ class AddressLookup:
                 self.warn(f"dropping excess records for qname={host} qtype={'/'.join(types)}")
             if result.status is DnsStatus.OK:
                 out: list[ServerAddress] = []
+                dnssec_lookups = self.options.dns_support.value == "dnssec"
                 for rr in result.records:
                     if isinstance(rr.record, AddressRecord) and rr.record.family in families:
                         out.append(
                             self._server(
-                                rr.qname, rr.rname, rr.record, target, dnssec_ok and rr.dnssec_valid
+                                rr.qname,
+                                rr.rname,
+                                rr.record,
+                                target,
+                                dnssec_ok and rr.dnssec_valid,
+                                address_secure=dnssec_lookups and rr.dnssec_valid,
+                                mx_secure=dnssec_ok if via_mx else None,
                             )
                         )
                 return out
@@ -170,12 +195,14 @@ class AddressLookup:
             self.fail("4.4.4" if self.soft else "5.4.4", f"{host}: host not found")
         return out
 
-    async def addr_list(self, targets: Sequence[Target], *, dnssec_ok: bool) -> list[ServerAddress]:
+    async def addr_list(
+        self, targets: Sequence[Target], *, dnssec_ok: bool, via_mx: bool = False
+    ) -> list[ServerAddress]:
         """Postfix smtp_addr_list(): all addresses of all targets, in target order. Problems
         with some targets are ignored as long as any address is found."""
         out: list[ServerAddress] = []
         for target in targets:
-            out.extend(await self.addr_one(target, dnssec_ok=dnssec_ok))
+            out.extend(await self.addr_one(target, dnssec_ok=dnssec_ok, via_mx=via_mx))
             if len(out) >= RECORD_LIMIT:
                 self.warn(f"dropping excess records for qname={target.host} qtype=A/AAAA")
                 del out[RECORD_LIMIT:]

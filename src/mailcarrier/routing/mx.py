@@ -115,7 +115,7 @@ async def lookup_mx_hosts(
     mx_secure = bool(mx_records) and mx_records[0][0].dnssec_valid
     best_pref = mx_records[0][1].preference if mx_records else -1
     targets = [Target(mx.exchange, mx.preference, port) for _rr, mx in mx_records]
-    found = await lookup.addr_list(targets, dnssec_ok=mx_secure)
+    found = await lookup.addr_list(targets, dnssec_ok=mx_secure, via_mx=True)
     if not found:
         if options.defer_if_no_mx_address_found and lookup.dsn.startswith("5"):
             lookup.dsn = "4" + lookup.dsn[1:]

@@ -34,7 +34,10 @@ class ServerAddress:
     host name as looked up, or its CNAME-expanded name with smtp_cname_overrides_servername.
     `preference` is the MX preference (SRV priority; 0 for a host without MX), `family` is
     `socket.AF_INET` or `socket.AF_INET6`. `dnssec_valid` says the address records (and the
-    MX/SRV records that led to them) came with the DNSSEC AD bit, for DANE.
+    MX/SRV records that led to them) came with the DNSSEC AD bit. For DANE the two are
+    judged apart (Postfix smtp_tls_policy.c): `address_dnssec_valid` is the AD bit of the
+    A/AAAA answer alone, `mx_dnssec_valid` that of the MX/SRV RRset that named the host, or
+    None when no MX/SRV record was involved (``[host]``, implicit MX, LMTP).
     """
 
     hostname: str
@@ -43,6 +46,8 @@ class ServerAddress:
     family: int
     preference: int
     dnssec_valid: bool = False
+    address_dnssec_valid: bool = False
+    mx_dnssec_valid: bool | None = None
 
     @property
     def relay(self) -> str:

@@ -80,7 +80,7 @@ async def lookup_srv_hosts(
         mx_secure = bool(result.records) and result.records[0].dnssec_valid
         best_pref = ordered[0][1].priority if ordered else -1
         targets = [Target(srv.target, srv.priority, srv.port) for _q, srv in ordered]
-        found = await lookup.addr_list(targets, dnssec_ok=mx_secure)
+        found = await lookup.addr_list(targets, dnssec_ok=mx_secure, via_mx=True)
         if not found:
             lookup.warn(f"no SRV host for {qname} has a valid address record")
         elif loop_detect and (me := find_self(found, options.own)) is not None:

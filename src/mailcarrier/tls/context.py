@@ -5,10 +5,19 @@
 OpenSSL cipher list (``tls_<grade>_cipherlist``), and loads the client identity
 (``smtp_tls_cert_file``/``key_file``, ``eccert``/``eckey``, ``smtp_tls_chain_files``).
 Contexts verify nothing during the handshake (verify.py judges the chain afterwards, as
-Postfix does) and are cached per distinct setting. `TlsSessionCache` keeps TLS sessions
-for resumption in process memory: Python cannot serialise `ssl.SSLSession`, so
-``smtp_tls_session_cache_database`` only switches caching on (any non-empty value), with
-``smtp_tls_session_cache_timeout`` as the lifetime. CA loading is here too.
+Postfix does) and are cached per distinct setting. CA loading is here too, and the trust
+anchors of ``smtp_tls_trust_anchor_file``/``tafile=``: PEM certificates and bare PEM public
+keys ("-----BEGIN PUBLIC KEY-----"), as Postfix's tls_dane_load_trustfile() accepts.
+
+`TlsSessionCache` keeps TLS sessions for resumption in process memory only. Postfix's
+``smtp_tls_session_cache_database`` is a table shared by all smtp(8) processes through
+tlsmgr(8), holding DER-serialised sessions. That cannot be done with Python's ssl module:
+`ssl.SSLSession` has no serialisation (no i2d_SSL_SESSION/d2i_SSL_SESSION binding, and
+pickling it raises TypeError), and asyncio's TLS transport accepts only an in-process
+session object. So the parameter only switches caching on (any non-empty value, whatever
+its type:name), sessions live as long as the agent process, and each is kept for
+``smtp_tls_session_cache_timeout`` (at most Postfix's limit of 100 days, 0 disables
+caching) or until the lifetime the server gave the session, whichever ends first.
 """
 
 from __future__ import annotations
@@ -23,16 +32,27 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from mailcarrier.config.settings import AgentSettings
 from mailcarrier.tls.policy import TlsPolicy
+from mailcarrier.tls.verify import TrustAnchors
 
 __all__ = [
+    "MAX_SESSION_CACHE_TIMEOUT",
     "ContextFactory",
     "TlsSessionCache",
     "load_certificates",
+    "load_trust_anchors",
     "protocol_range",
 ]
+
+# Postfix refuses smtp_tls_session_cache_timeout values above 100 days (tls_mgr.h).
+MAX_SESSION_CACHE_TIMEOUT: float = 100 * 86400
+
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1-----", re.DOTALL)
 
 _VERSIONS = ("sslv2", "sslv3", "tlsv1", "tlsv1.1", "tlsv1.2", "tlsv1.3")
 _SSL_VERSIONS = {
@@ -95,6 +115,35 @@ def load_certificates(paths: tuple[str, ...]) -> tuple[x509.Certificate, ...]:
     return tuple(out)
 
 
+def load_trust_anchors(paths: tuple[str, ...]) -> TrustAnchors:
+    """Trust anchors from PEM files: certificates and bare public keys. ValueError names a
+    file that cannot be read, a PEM object that cannot be parsed, or a file with no anchor
+    (Postfix then marks the policy invalid: the delivery defers)."""
+    certs: list[x509.Certificate] = []
+    keys: list[PublicKeyTypes] = []
+    for path in paths:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise ValueError(f"cannot read {path}: {exc.strerror}") from exc
+        found = 0
+        for block in _PEM_BLOCK.finditer(data):
+            kind = block.group(1)
+            try:
+                if kind == b"CERTIFICATE":
+                    certs.append(x509.load_pem_x509_certificate(block.group(0)))
+                elif kind == b"PUBLIC KEY":
+                    keys.append(load_pem_public_key(block.group(0)))
+                else:
+                    continue  # private keys, parameters, ...: not trust anchors
+            except (ValueError, UnsupportedAlgorithm) as exc:
+                raise ValueError(f"{path}: bad PEM {kind.decode()}: {exc}") from exc
+            found += 1
+        if not found:
+            raise ValueError(f"{path}: no trust-anchor certificate or public key found")
+    return TrustAnchors(tuple(certs), tuple(keys))
+
+
 class _ResumingContext(ssl.SSLContext):
     """An SSLContext that offers a cached session on the next wrap (asyncio has no
     ``session=`` argument for start_tls; it calls wrap_bio)."""
@@ -123,6 +172,7 @@ class ContextFactory:
         self.agent = agent
         self._contexts: dict[_ContextKey, _ResumingContext] = {}
         self._anchors: dict[tuple[str, ...], tuple[x509.Certificate, ...]] = {}
+        self._trust_anchors: dict[tuple[str, ...], TrustAnchors] = {}
 
     def context(self, policy: TlsPolicy, session_key: str = "") -> ssl.SSLContext:
         """ValueError (bad protocols, ciphers or key files) makes the TLS engine unavailable.
@@ -192,13 +242,31 @@ class ContextFactory:
             self._anchors[paths] = found
         return found
 
+    def trust_anchors(self, policy: TlsPolicy) -> TrustAnchors:
+        """The policy's trust-anchor files (tafile= or smtp_tls_trust_anchor_file), with
+        bare public keys; empty when none is configured. ValueError if unusable."""
+        if not policy.tafile:
+            return TrustAnchors()
+        found = self._trust_anchors.get(policy.tafile)
+        if found is None:
+            found = load_trust_anchors(policy.tafile)
+            self._trust_anchors[policy.tafile] = found
+        return found
+
 
 class TlsSessionCache:
-    """In-process TLS session cache: key -> (session, expiry)."""
+    """In-process TLS session cache: key -> (session, expiry). See the module docstring
+    for why it cannot persist across processes."""
 
-    def __init__(self, timeout: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.timeout = timeout
+    def __init__(
+        self,
+        timeout: float,
+        clock: Callable[[], float] = time.monotonic,
+        wallclock: Callable[[], float] = time.time,
+    ) -> None:
+        self.timeout = min(timeout, MAX_SESSION_CACHE_TIMEOUT)
         self.clock = clock
+        self.wallclock = wallclock
         self._sessions: dict[str, tuple[ssl.SSLSession, float]] = {}
 
     def offer(self, key: str, ctx: ssl.SSLContext) -> None:
@@ -217,7 +285,16 @@ class TlsSessionCache:
         if len(self._sessions) > 1000:
             now = self.clock()
             self._sessions = {k: v for k, v in self._sessions.items() if v[1] >= now}
-        self._sessions[key] = (session, self.clock() + self.timeout)
+        lifetime = self.timeout
+        # The server's own limit: SSL_SESSION_get_time() + SSL_SESSION_get_timeout()
+        # (wall-clock seconds); a session past it would not resume anyway.
+        server_end = float(session.time) + float(session.timeout)
+        if session.timeout > 0:
+            lifetime = min(lifetime, server_end - self.wallclock())
+        if lifetime <= 0:
+            self._sessions.pop(key, None)
+            return
+        self._sessions[key] = (session, self.clock() + lifetime)
 
     def __len__(self) -> int:
         return len(self._sessions)

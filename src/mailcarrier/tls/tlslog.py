@@ -27,8 +27,11 @@ def established_line(
     )
 
 
-def verification_failed_line(relay: str, problem: str) -> str:
-    return f"certificate verification failed for {relay}: {problem}"
+def verification_failed_line(relay: str, problem: str, purpose: str = "") -> str:
+    """Postfix tls_log_verify_error(): `purpose` ("server", "CA") prefixes the OpenSSL
+    errors reported against one certificate (expiry, ``num=N:text``)."""
+    prefix = f"{purpose} " if purpose else ""
+    return f"{prefix}certificate verification failed for {relay}: {problem}"
 
 
 def offered_line(hostname: str) -> str:

@@ -15,8 +15,8 @@ import errno
 import os
 import socket
 import ssl
-from dataclasses import dataclass
-from typing import Final
+from dataclasses import dataclass, field
+from typing import Final, cast
 
 from mailcarrier.errors import TransportError
 from mailcarrier.protocol.stages import Stage
@@ -30,12 +30,19 @@ HIGH_WATER: Final = 256 * 1024
 
 @dataclass(frozen=True, slots=True)
 class Peer:
-    """The other end. For unix sockets `address` is the path and `port` is 0."""
+    """The other end. For unix sockets `address` is the path and `port` is 0.
+
+    For DANE (RFC 7672 2.2), what routing learnt of the DNSSEC status of the way here:
+    `dnssec_valid` is the AD bit of the host's A/AAAA answer, `mx_dnssec_valid` that of
+    the MX/SRV RRset that named the host (None: no MX/SRV was involved). Neither takes
+    part in equality: a peer is its name, address and port."""
 
     hostname: str
     address: str
     port: int
     family: int = socket.AF_INET
+    dnssec_valid: bool = field(default=False, compare=False)
+    mx_dnssec_valid: bool | None = field(default=None, compare=False)
 
     @property
     def namaddr(self) -> str:
@@ -61,21 +68,164 @@ def _deadline(seconds: float) -> float | None:
     return seconds if seconds > 0 else None
 
 
-class Connection:
-    """A connected stream with per-operation deadlines."""
+_INF: Final = float("inf")
+# A timer may fire up to a clock tick early (uvloop's timers have millisecond resolution).
+_SLACK: Final = 0.001
+# Wakes a waiter whose deadline passed.
+_TIMED_OUT: Final = object()
 
-    __slots__ = ("_eof", "peer", "reader", "tls", "tls_verified", "writer")
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: Peer):
-        self.reader = reader
-        self.writer = writer
+class Connection(asyncio.Protocol):
+    """A connected stream with per-operation deadlines.
+
+    The connection is the asyncio protocol of its transport: received bytes are kept as
+    they arrive (no StreamReader copies) and handed to `read()` whole; writes go straight to
+    the transport. Deadlines cost no timer per operation: each wait records its deadline and
+    one timer per connection, re-armed only when a wait needs an earlier deadline than the
+    one armed, wakes a waiter whose deadline has passed.
+    """
+
+    __slots__ = (
+        "_chunks",
+        "_closed",
+        "_drain_deadline",
+        "_drain_waiter",
+        "_ended",
+        "_eof",
+        "_exc",
+        "_loop",
+        "_lost",
+        "_over_ssl",
+        "_read_deadline",
+        "_read_paused",
+        "_read_waiter",
+        "_size",
+        "_timer",
+        "_timer_at",
+        "_transport",
+        "_write_paused",
+        "peer",
+        "tls",
+        "tls_status",
+        "tls_verified",
+    )
+
+    def __init__(self, peer: Peer, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.peer = peer
         self.tls = False
         # Set by the TLS policy step: the server certificate was verified (name matched),
         # which selects smtp_sasl_tls_verified_security_options for AUTH.
         self.tls_verified = False
-        self._eof = False
+        # The TLS feature status of this session for Postfix 3.11's tls= log field, kept
+        # with the connection so that a reused (cached) session logs it again.
+        self.tls_status = ""
+        self._loop = loop if loop is not None else asyncio.get_running_loop()
+        self._transport: asyncio.Transport | None = None
+        self._over_ssl = False
+        self._chunks: list[bytes] = []  # received, not yet read
+        self._size = 0
+        self._eof = False  # a read returned b"" (end of file seen by the reader)
+        self._ended = False  # the peer sent EOF or the connection was lost
+        self._lost = False  # connection_lost() was called
+        self._exc: BaseException | None = None  # why the connection was lost, if not EOF
+        self._read_paused = False
+        self._write_paused = False
+        self._read_waiter: asyncio.Future[object] | None = None
+        self._drain_waiter: asyncio.Future[object] | None = None
+        self._read_deadline = _INF
+        self._drain_deadline = _INF
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = _INF
+        self._closed: asyncio.Future[None] | None = None
 
+    # --- asyncio.Protocol -----------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self._transport = cast(asyncio.Transport, transport)
+        self._over_ssl = transport.get_extra_info("sslcontext") is not None
+
+    def data_received(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self._size += len(data)
+        if self._size > 2 * READ_SIZE and not self._read_paused and self._transport is not None:
+            # Bound memory against a peer that sends faster than we read.
+            try:
+                self._transport.pause_reading()
+                self._read_paused = True
+            except NotImplementedError:
+                pass
+        waiter = self._read_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def eof_received(self) -> bool:
+        self._ended = True
+        waiter = self._read_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        # As asyncio's streams: keep a plain TCP connection half-open (QUIT may still go out).
+        return not self._over_ssl
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._lost = self._ended = True
+        self._exc = exc
+        for waiter in (self._read_waiter, self._drain_waiter):
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+        closed = self._closed
+        if closed is not None and not closed.done():
+            closed.set_result(None)
+        self._disarm()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # --- deadlines --------------------------------------------------------------------------
+    def _deadline_in(self, timeout: float) -> float:
+        """The deadline `timeout` seconds from now (0: none); arms the timer if it must fire
+        sooner than it is armed for."""
+        if timeout <= 0:
+            return _INF
+        deadline = self._loop.time() + timeout
+        if deadline < self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = self._loop.call_at(deadline, self._on_timer)
+            self._timer_at = deadline
+        return deadline
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = _INF
+        now = self._loop.time() + _SLACK
+        rearm = _INF
+        for waiter, deadline in (
+            (self._read_waiter, self._read_deadline),
+            (self._drain_waiter, self._drain_deadline),
+        ):
+            if waiter is None or waiter.done():
+                continue
+            if deadline <= now:
+                waiter.set_result(_TIMED_OUT)
+            elif deadline < rearm:
+                rearm = deadline
+        if rearm < _INF:
+            self._timer = self._loop.call_at(rearm, self._on_timer)
+            self._timer_at = rearm
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = _INF
+
+    # --- errors -----------------------------------------------------------------------------
     def lost_error(self, stage: Stage) -> TransportError:
         return TransportError(
             f"lost connection with {self.peer.namaddr} while {stage.while_phrase}",
@@ -90,44 +240,103 @@ class Connection:
             peer=self.peer.relay,
         )
 
-    async def read(self, timeout: float, stage: Stage) -> bytes:
-        """Up to READ_SIZE bytes; ``b""`` at end of file."""
-        try:
-            async with asyncio.timeout(_deadline(timeout)):
-                data = await self.reader.read(READ_SIZE)
-        except TimeoutError:
-            raise self.timeout_error(stage) from None
-        except (OSError, ssl.SSLError) as exc:
-            raise self.lost_error(stage) from exc
-        if not data:
-            self._eof = True
+    # --- reading ----------------------------------------------------------------------------
+    def _take(self) -> bytes:
+        chunks = self._chunks
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        self._size = 0
+        if self._read_paused and self._transport is not None:
+            self._read_paused = False
+            self._transport.resume_reading()
         return data
 
+    async def read(self, timeout: float, stage: Stage) -> bytes:
+        """What has been received (at least one byte); ``b""`` at end of file."""
+        if self._exc is not None:
+            raise self.lost_error(stage) from self._exc
+        if not self._chunks and not self._ended:
+            waiter = self._read_waiter = self._loop.create_future()
+            self._read_deadline = self._deadline_in(timeout)
+            try:
+                await waiter
+            finally:
+                self._read_waiter = None
+            if waiter.result() is _TIMED_OUT:
+                raise self.timeout_error(stage)
+            if self._exc is not None:
+                raise self.lost_error(stage) from self._exc
+        if self._chunks:
+            return self._take()
+        self._eof = True
+        return b""
+
+    # --- writing ----------------------------------------------------------------------------
     def write(self, data: bytes, stage: Stage) -> None:
         """Queue bytes without waiting (pipelining: replies are read while this drains)."""
-        if self.writer.is_closing():
+        transport = self._transport
+        if transport is None or transport.is_closing():
             raise self.lost_error(stage)
-        self.writer.write(data)
+        transport.write(data)
 
     @property
     def must_drain(self) -> bool:
-        return self.writer.transport.get_write_buffer_size() > HIGH_WATER
+        transport = self._transport
+        return transport is not None and transport.get_write_buffer_size() > HIGH_WATER
+
+    async def _drained(self) -> None:
+        """Wait for room in the write buffer, with no deadline; ConnectionResetError once the
+        connection is lost (asyncio's StreamWriter.drain, without its timer)."""
+        if self._exc is not None:
+            raise self._exc
+        transport = self._transport
+        if transport is not None and transport.is_closing():
+            # Let connection_lost() run, so that a write to a closed socket is noticed.
+            await asyncio.sleep(0)
+        if self._lost:
+            raise ConnectionResetError("Connection lost")
+        if self._write_paused:
+            waiter = self._drain_waiter = self._loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._drain_waiter = None
+            if self._lost:
+                raise ConnectionResetError("Connection lost")
 
     async def drain(self, timeout: float, stage: Stage) -> None:
+        """Wait until the written bytes are (mostly) handed to the kernel."""
+        if self._exc is not None:
+            raise self.lost_error(stage) from self._exc
+        transport = self._transport
+        if transport is not None and transport.is_closing():
+            await asyncio.sleep(0)
+        if self._lost:
+            raise self.lost_error(stage)
+        if not self._write_paused:
+            return
+        waiter = self._drain_waiter = self._loop.create_future()
+        self._drain_deadline = self._deadline_in(timeout)
         try:
-            async with asyncio.timeout(_deadline(timeout)):
-                await self.writer.drain()
-        except TimeoutError:
-            raise self.timeout_error(stage) from None
-        except (OSError, ssl.SSLError) as exc:
-            raise self.lost_error(stage) from exc
+            await waiter
+        finally:
+            self._drain_waiter = None
+        if waiter.result() is _TIMED_OUT:
+            raise self.timeout_error(stage)
+        if self._lost:
+            raise self.lost_error(stage) from self._exc
 
+    # --- TLS --------------------------------------------------------------------------------
     async def start_tls(
         self, context: ssl.SSLContext, server_hostname: str | None, timeout: float
     ) -> None:
         try:
             async with asyncio.timeout(_deadline(timeout)):
-                await self.writer.start_tls(context, server_hostname=server_hostname)
+                await self._drained()
+                assert self._transport is not None
+                transport = await self._loop.start_tls(
+                    self._transport, self, context, server_hostname=server_hostname
+                )
         except TimeoutError:
             raise self.timeout_error(Stage.STARTTLS) from None
         except (OSError, ssl.SSLError) as exc:
@@ -136,35 +345,60 @@ class Connection:
                 stage="starttls",
                 peer=self.peer.relay,
             ) from exc
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self._transport = cast(asyncio.Transport, transport)
+        self._over_ssl = True
+        self._read_paused = False
         self.tls = True
+
+    @property
+    def writer(self) -> asyncio.Transport:
+        """The transport (TLS once `start_tls()` is done), for `get_extra_info()` as on a
+        StreamWriter."""
+        assert self._transport is not None
+        return self._transport
 
     @property
     def buffered(self) -> int:
         """Bytes received but not yet read (after STARTTLS any of these is an injection)."""
-        return len(getattr(self.reader, "_buffer", b""))
+        return self._size
 
     @property
     def ssl_object(self) -> ssl.SSLObject | None:
         """The TLS state after `start_tls()` or a wrapper-mode connect."""
-        obj = self.writer.get_extra_info("ssl_object")
+        if self._transport is None:
+            return None
+        obj = self._transport.get_extra_info("ssl_object")
         return obj if isinstance(obj, ssl.SSLObject) else None
 
     @property
     def at_eof(self) -> bool:
         return self._eof
 
+    # --- closing ----------------------------------------------------------------------------
     def abort(self) -> None:
         """Close at once, discarding unsent data (after errors)."""
-        transport = self.writer.transport
-        if not transport.is_closing():
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
             transport.abort()
+        self._disarm()
 
     async def close(self) -> None:
         """Close politely; never raises."""
+        self._disarm()
+        transport = self._transport
+        if transport is None:
+            return
         try:
-            self.writer.close()
-            async with asyncio.timeout(2):
-                await self.writer.wait_closed()
+            transport.close()
+            if not self._lost:
+                closed = self._closed
+                if closed is None:
+                    closed = self._closed = self._loop.create_future()
+                async with asyncio.timeout(2):
+                    await closed
+            if self._exc is not None:
+                raise self._exc
         except (OSError, ssl.SSLError, TimeoutError):
             self.abort()
 
@@ -190,31 +424,34 @@ async def open_tcp(
 ) -> Connection:
     """Connect to `peer` (an address, not a name: resolution is routing's job)."""
     local = (bind_address, 0) if bind_address else None
+    loop = asyncio.get_running_loop()
+    conn = Connection(peer, loop)
     try:
         async with asyncio.timeout(_deadline(timeout)):
-            reader, writer = await asyncio.open_connection(
+            transport, _ = await loop.create_connection(
+                lambda: conn,
                 peer.address,
                 peer.port,
                 family=peer.family,
                 local_addr=local,
                 ssl=ssl_context,
                 server_hostname=server_hostname if ssl_context else None,
-                limit=READ_SIZE,
             )
     except (OSError, TimeoutError) as exc:
         raise _connect_error(peer, exc) from exc
-    sock = writer.get_extra_info("socket")
+    sock = transport.get_extra_info("socket")
     if sock is not None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    conn = Connection(reader, writer, peer)
     conn.tls = ssl_context is not None
     return conn
 
 
 async def open_unix(peer: Peer, *, timeout: float) -> Connection:
+    loop = asyncio.get_running_loop()
+    conn = Connection(peer, loop)
     try:
         async with asyncio.timeout(_deadline(timeout)):
-            reader, writer = await asyncio.open_unix_connection(peer.address, limit=READ_SIZE)
+            await loop.create_unix_connection(lambda: conn, peer.address)
     except (OSError, TimeoutError) as exc:
         raise _connect_error(peer, exc) from exc
-    return Connection(reader, writer, peer)
+    return conn

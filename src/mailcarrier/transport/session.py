@@ -17,14 +17,11 @@ delivery/trouble.py). Every read and write has the deadline of its stage (`Stage
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
-from mailcarrier.config.settings import AgentSettings
 from mailcarrier.content.mime import ContentError
 from mailcarrier.errors import RemoteProtocolError, TransportError
 from mailcarrier.protocol.client import (
@@ -38,9 +35,6 @@ from mailcarrier.protocol.client import (
     State,
 )
 from mailcarrier.protocol.commands import (
-    Auth,
-    AuthResponse,
-    Bdat,
     Command,
     Data,
     DataEnd,
@@ -51,19 +45,31 @@ from mailcarrier.protocol.commands import (
     Quit,
     RcptTo,
     Rset,
-    StartTls,
     Xforward,
 )
-from mailcarrier.protocol.reply import LineFilter, Reply
+from mailcarrier.protocol.reply import Reply
 from mailcarrier.protocol.stages import Stage
-from mailcarrier.sasl.mechanism import Mechanism, SaslError
-from mailcarrier.tables.maps import Maps
+from mailcarrier.sasl.mechanism import Mechanism
+from mailcarrier.transport.auth import (
+    AUTH_LINE_LIMIT,
+    MAX_AUTH_CHALLENGE,
+    MAX_AUTH_ROUNDS,
+    AuthOutcome,
+)
+from mailcarrier.transport.auth import authenticate as _authenticate
+from mailcarrier.transport.bdat import BDAT_CHUNK, send_chunks
 from mailcarrier.transport.connection import Connection
+from mailcarrier.transport.options import SessionOptions
+from mailcarrier.transport.starttls import starttls as _starttls
 
 if TYPE_CHECKING:
     import ssl
 
 __all__ = [
+    "AUTH_LINE_LIMIT",
+    "BDAT_CHUNK",
+    "MAX_AUTH_CHALLENGE",
+    "MAX_AUTH_ROUNDS",
     "AuthOutcome",
     "Envelope",
     "HandshakeFailure",
@@ -74,17 +80,6 @@ __all__ = [
 
 # Gather content into writes of about this size (fewer system calls for small messages).
 WRITE_BATCH: Final = 65536
-# RFC 3030 BDAT chunk size: large enough that per-chunk replies stay few (and the unread
-# replies of pipelined chunks small), small enough to bound memory.
-BDAT_CHUNK: Final = 262144
-# RFC 4954 4 and RFC 5321 4.5.3.1.4: the AUTH line, initial response included, fits in 512
-# octets; a longer initial response waits for the server's first (empty) 334.
-AUTH_LINE_LIMIT: Final = 512
-# Postfix gives up after 100 challenges ("authentication protocol loop").
-MAX_AUTH_ROUNDS: Final = 100
-# Base64 characters of one 334 challenge (RFC 4954 4 suggests 12288 octets for a line).
-MAX_AUTH_CHALLENGE: Final = 12288
-
 ContentFactory = Callable[[], Iterable[bytes]]
 
 # Postfix smtp_proto.c: the first of its two XFORWARD commands carries these attributes.
@@ -93,75 +88,6 @@ _XFORWARD_FIRST: Final = frozenset({"NAME", "ADDR", "PORT"})
 
 def _stage(command: Command | None) -> Stage:
     return command.stage if command is not None else Stage.GREETING
-
-
-@dataclass(frozen=True, slots=True)
-class SessionOptions:
-    """The per-transport settings a session needs, read once from configuration."""
-
-    lmtp: bool = False
-    helo_name: str = "localhost"
-    always_send_ehlo: bool = True
-    never_send_ehlo: bool = False
-    skip_quit_response: bool = True
-    quote_envelope: bool = True
-    discard_keywords: tuple[str, ...] = ()
-    timeouts: dict[str, float] = field(default_factory=dict)
-    # smtp_reply_filter: rewrites each server reply line before it is parsed.
-    reply_filter: LineFilter | None = None
-
-    def timeout(self, stage: Stage) -> float:
-        return self.timeouts.get(stage.timeout, 300.0)
-
-    @classmethod
-    def from_settings(cls, agent: AgentSettings) -> SessionOptions:
-        names = (
-            "connect_timeout",
-            "helo_timeout",
-            "mail_timeout",
-            "rcpt_timeout",
-            "data_init_timeout",
-            "data_xfer_timeout",
-            "data_done_timeout",
-            "rset_timeout",
-            "quit_timeout",
-            "starttls_timeout",
-            "xforward_timeout",
-        )
-        timeouts = {}
-        for name in names:
-            try:
-                timeouts[name] = agent.time(name)
-            except KeyError:
-                continue
-        try:
-            discard = agent.list("discard_ehlo_keywords")
-        except KeyError:
-            discard = ()
-        return cls(
-            lmtp=agent.is_lmtp,
-            helo_name=agent.str("helo_name"),
-            always_send_ehlo=agent.bool("always_send_ehlo"),
-            never_send_ehlo=agent.bool("never_send_ehlo"),
-            skip_quit_response=agent.bool("skip_quit_response"),
-            quote_envelope=agent.bool("quote_rfc821_envelope"),
-            discard_keywords=discard,
-            timeouts=timeouts,
-            reply_filter=_line_filter(agent.open_maps("reply_filter")),
-        )
-
-
-def _line_filter(maps: Maps) -> LineFilter | None:
-    """smtp_reply_filter (postconf(5)): the table's result replaces the reply line it matched;
-    the search string is the line as received, without its CRLF."""
-    if not maps:
-        return None
-
-    def apply(line: str) -> str:
-        found = maps.find(line)
-        return line if found is None else found.value
-
-    return apply
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,21 +109,6 @@ class Envelope:
     # RFC 3030: send the content in BDAT chunks instead of DATA (the caller checked that the
     # server announced CHUNKING; the content must then not be dot-stuffed).
     bdat: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class AuthOutcome:
-    """How one AUTH exchange ended. `reply` is the server's last reply (235, 4xx, 5xx, or the
-    reply to our ``*`` cancel); `problem` says why we ended the exchange ourselves (a
-    malformed or endless challenge, a mechanism error): "" when the server ended it."""
-
-    reply: Reply | None
-    problem: str = ""
-    rounds: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return not self.problem and self.reply is not None and self.reply.code // 100 == 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +168,11 @@ class Session:
         self.transactions = 0
         self.broken = False  # no further use (I/O or protocol error, 421)
         self.started = time.monotonic()
+        # Called with a 2xx greeting before EHLO; may set the PIX workarounds below
+        # (delivery/quirks.py): HELO instead of EHLO, and a pause before the final dot.
+        self.on_greeting: Callable[[Reply], None] | None = None
+        self.disable_esmtp = False
+        self.dot_delay = 0.0
 
     @property
     def peer_relay(self) -> str:
@@ -318,13 +234,15 @@ class Session:
         self.greeting = reply
         if reply.code // 100 != 2:
             return HandshakeFailure(Stage.GREETING, reply)
+        if self.on_greeting is not None:
+            self.on_greeting(reply)
         return await self.hello()
 
     def _hello_command(self) -> Command:
         opts = self.options
         if opts.lmtp:
             return Lhlo(opts.helo_name)
-        if opts.never_send_ehlo:
+        if opts.never_send_ehlo or self.disable_esmtp:
             return Helo(opts.helo_name)
         if opts.always_send_ehlo:
             return Ehlo(opts.helo_name)
@@ -349,39 +267,12 @@ class Session:
             return HandshakeFailure(Stage.HELO, reply)
         return HandshakeFailure(command.stage, reply)
 
-    # --- STARTTLS (RFC 3207) -----------------------------------------------------------
+    # --- STARTTLS (RFC 3207) and SASL (RFC 4954): see starttls.py and auth.py ----------
     async def starttls(self, context: ssl.SSLContext, server_hostname: str | None) -> Reply | None:
-        """STARTTLS and the handshake. Returns the server's reply if it refused (not 2xx),
-        None once TLS is up; the caller checks the certificate and then says `hello()`
-        again (RFC 3207 4.2: every pre-TLS capability is already forgotten). A handshake
-        failure, or any plaintext byte after the 220, raises `TransportError`."""
-        self._send(StartTls())
-        reply = await self._reply()
-        if reply.code // 100 != 2:
-            return reply
-        if self.conn.buffered or self.proto.has_buffered_data:
-            # Bytes after the 220 (in the same segment or already buffered): an injection
-            # attempt (CVE-2011-0411 class). They never reach the parser; no handshake.
-            raise self._protocol_error(
-                Stage.STARTTLS,
-                RemoteProtocolError("unexpected plaintext data received after STARTTLS reply"),
-            )
-        try:
-            await self.conn.start_tls(
-                context, server_hostname, self.options.timeout(Stage.STARTTLS)
-            )
-        except TransportError:
-            self.broken = True
-            raise
-        try:
-            self.proto.tls_established()
-            if self.conn.buffered:
-                raise RemoteProtocolError("unexpected plaintext data received after STARTTLS reply")
-        except RemoteProtocolError as exc:
-            raise self._protocol_error(Stage.STARTTLS, exc) from exc
-        return None
+        """STARTTLS and the handshake (starttls.py): the server's reply if it refused, None
+        once TLS is up; a handshake failure or injected plaintext raises `TransportError`."""
+        return await _starttls(self, context, server_hostname)
 
-    # --- SASL authentication (RFC 4954) -----------------------------------------------
     async def authenticate(
         self,
         mechanism: Mechanism,
@@ -389,60 +280,11 @@ class Session:
         max_rounds: int = MAX_AUTH_ROUNDS,
         max_challenge: int = MAX_AUTH_CHALLENGE,
     ) -> AuthOutcome:
-        """One AUTH exchange driven by a sasl/ mechanism. Network trouble raises
+        """One AUTH exchange driven by a sasl/ mechanism (auth.py). Network trouble raises
         `TransportError`; everything the server says, hostile or not, is an `AuthOutcome`."""
-        try:
-            initial = mechanism.start()
-        except SaslError as exc:
-            return AuthOutcome(None, str(exc))
-        response = None if initial is None else base64.b64encode(initial).decode("ascii")
-        # RFC 4954 4: an empty initial response is sent as "=".
-        first = "=" if response == "" else response
-        deferred: str | None = None
-        if first is not None and len(mechanism.name) + len(first) + 8 > AUTH_LINE_LIMIT:
-            first, deferred = None, first
-        self._send(Auth(mechanism.name, first))
-        rounds = 0
-        while True:
-            reply = await self._reply()
-            if reply.code != 334:
-                return AuthOutcome(reply, rounds=rounds)
-            rounds += 1
-            if rounds > max_rounds:
-                return await self._cancel_auth("authentication protocol loop", rounds)
-            text = reply.messages[0].strip() if reply.messages else ""
-            if len(reply.lines) != 1 or len(text) > max_challenge:
-                return await self._cancel_auth("malformed or oversized server challenge", rounds)
-            if deferred is not None:
-                # The postponed initial response answers an empty first challenge only.
-                if text:
-                    return await self._cancel_auth(
-                        f"non-empty initial {mechanism.name} challenge", rounds
-                    )
-                answer, deferred = deferred, None
-            else:
-                try:
-                    challenge = base64.b64decode(text, validate=True)
-                except (binascii.Error, ValueError):
-                    return await self._cancel_auth("malformed base64 in server challenge", rounds)
-                try:
-                    if mechanism.expensive:
-                        data = await asyncio.to_thread(mechanism.step, challenge)
-                    else:
-                        data = mechanism.step(challenge)
-                except SaslError as exc:
-                    return await self._cancel_auth(str(exc), rounds)
-                answer = base64.b64encode(data).decode("ascii")
-            self._send(AuthResponse(answer))
-
-    async def _cancel_auth(self, problem: str, rounds: int) -> AuthOutcome:
-        """RFC 4954 4: ``*`` cancels the exchange; the server answers 501."""
-        self._send(AuthResponse("*"))
-        reply = await self._reply()
-        if reply.code == 334:
-            # Still challenging after a cancel: nothing more on this session can be trusted.
-            self.broken = True
-        return AuthOutcome(reply, problem, rounds)
+        return await _authenticate(
+            self, mechanism, max_rounds=max_rounds, max_challenge=max_challenge
+        )
 
     # --- mail transaction -------------------------------------------------------------
     async def transaction(
@@ -554,7 +396,7 @@ class Session:
                 result.data = await self._reply()
         if envelope.bdat:
             if result.accepted and result.mail is not None and result.mail.code // 100 == 2:
-                await self._send_chunks(content, result, position)
+                await send_chunks(self, content, result, position)
             return
         if self.proto.state is not State.CONTENT:
             return
@@ -609,69 +451,17 @@ class Session:
                 batched = 0
                 if self.conn.must_drain:
                     await self.conn.drain(timeout, Stage.BODY)
+        if self.dot_delay > 0:
+            # PIX delay_dotcrlf: the final dot must not share a packet with the content.
+            if batch:
+                self.conn.write(b"".join(batch), Stage.BODY)
+                batch.clear()
+            await self.conn.drain(timeout, Stage.BODY)
+            await asyncio.sleep(self.dot_delay)
         batch.append(self.proto.send(DataEnd()))
         self.conn.write(b"".join(batch), Stage.DOT)
         result.content_sent = True
         await self.conn.drain(self.options.timeout(Stage.DOT), Stage.DOT)
-
-    async def _send_chunks(
-        self, content: ContentFactory, result: TransactionResult, position: dict[int, int]
-    ) -> None:
-        """RFC 3030: the content in BDAT chunks of about BDAT_CHUNK octets, the last one
-        with LAST. With PIPELINING the chunks go without waiting (RFC 3030 4.2) and their
-        replies are read after BDAT LAST; without it, each chunk waits for its reply. A
-        refused chunk fails the transaction; no further chunk is sent after it is seen."""
-        result.bdat = True
-        pipelined = self.proto.capabilities.pipelining
-        body_timeout = self.options.timeout(Stage.BODY)
-        outstanding = 0  # replies to pipelined chunks not yet read
-        batch: list[bytes] = []
-        batched = 0
-        for piece in content():
-            if not piece:
-                continue
-            batch.append(piece)
-            batched += len(piece)
-            if batched < BDAT_CHUNK:
-                continue
-            data = b"".join(batch)
-            batch.clear()
-            batched = 0
-            self.conn.write(self._chunk(data, last=False), Stage.BODY)
-            if pipelined:
-                outstanding += 1
-                if self.conn.must_drain:
-                    await self.conn.drain(body_timeout, Stage.BODY)
-                continue
-            reply = await self._reply()
-            if reply.code // 100 != 2:
-                self._chunk_refused(result, reply)
-                return
-        self.conn.write(self._chunk(b"".join(batch), last=True), Stage.BDAT)
-        result.content_sent = True
-        await self.conn.drain(self.options.timeout(Stage.BDAT), Stage.BDAT)
-        refused: Reply | None = None
-        for _ in range(outstanding):
-            reply = await self._reply()
-            if refused is None and reply.code // 100 != 2:
-                refused = reply
-        if refused is not None:
-            await self._reply()  # to BDAT LAST: one refusal (RFC 3030 2), even with LMTP
-            self._chunk_refused(result, refused)
-            return
-        await self._collect_dot(result, position)
-
-    def _chunk(self, data: bytes, *, last: bool) -> bytes:
-        return self._wire(Bdat(len(data), last=last)) + self.proto.send_content(data)
-
-    def _chunk_refused(self, result: TransactionResult, reply: Reply) -> None:
-        """A refused chunk is the verdict of every accepted recipient (SMTP and LMTP)."""
-        if not self.options.lmtp:
-            result.dot = [reply]
-            return
-        result.dot = [None] * len(result.rcpt)
-        for i in result.accepted:
-            result.dot[i] = reply
 
     async def _collect_dot(self, result: TransactionResult, position: dict[int, int]) -> None:
         accepted = result.accepted

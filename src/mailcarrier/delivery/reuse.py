@@ -1,0 +1,122 @@
+"""Connection reuse for the delivery agent: cache keys, cached sessions, parking.
+
+Postfix's smtp_reuse.c and smtp_key.c, on top of the in-process `ConnectionCache`
+(cache.py): a session is looked up first by next-hop destination (before any DNS lookup),
+then by server address (another destination may reach the same server); after a
+transaction it is parked under both keys, or ended with QUIT when it may not be reused.
+Keys carry a label of everything that must match (transport, TLS policy, SASL identity), so
+a session is never shared across policies or credentials. A session taken from the cache is
+checked with RSET (pipelined with the next transaction when the server allows it); a dead
+or refusing one is dropped without counting as a delivery failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from mailcarrier.delivery.auth_step import session_identity
+from mailcarrier.delivery.job import Job
+from mailcarrier.delivery.servers import Destination
+from mailcarrier.transport.connection import Peer
+from mailcarrier.transport.session import Session
+
+if TYPE_CHECKING:
+    from mailcarrier.delivery.agent import DeliveryAgent
+
+__all__ = ["SessionReuse"]
+
+# One transaction on a session taken from the cache (the agent's, with the RSET check).
+CachedTransaction = Callable[[Job, Session, Peer], Awaitable[None]]
+
+
+class SessionReuse:
+    """The connection-reuse half of a `DeliveryAgent` (its cache, settings and clock)."""
+
+    __slots__ = ("_agent", "_cached_transaction")
+
+    def __init__(self, agent: DeliveryAgent, cached_transaction: CachedTransaction) -> None:
+        self._agent = agent
+        self._cached_transaction = cached_transaction
+
+    def label(self, job: Job, peer: Peer | None = None) -> str:
+        """What must match for a cached session to be reused: the transport, the TLS policy
+        and the SASL identity, so a session is never shared across policies or credentials
+        (Postfix smtp_key.c). `peer` is None for the destination key."""
+        profile = job.profile
+        if job.tls is None and not profile.sasl:
+            return profile.transport
+        parts = [profile.transport]
+        if job.tls is not None and peer is not None:
+            # The destination key already pins the TLS policy (it is chosen by next hop);
+            # another destination reaching the same server may have another policy.
+            parts.append(f"tls={job.tls.policy(peer)!r}")
+        if profile.sasl:
+            if peer is None:
+                # Credentials follow the destination, and with sender-dependent
+                # authentication the sender too: never share across senders.
+                sender = job.request.sender if profile.sender_dependent_auth else ""
+                parts.append(f"sasl=dest:{job.destination}:{sender}")
+            else:
+                identity = session_identity(
+                    self._agent.settings, job.agent, job.request, peer, job.destination
+                )
+                parts.append("sasl=" + identity)
+        return "|".join(parts)
+
+    def dest_key(self, job: Job, destination: Destination) -> str:
+        if self._agent.cache is None:
+            return ""
+        text = destination.text.lower()
+        profile = job.profile
+        if not profile.cache_on_demand and text not in profile.cache_destinations:
+            return ""
+        return f"{self.label(job)}|dest:{text}"
+
+    def addr_key(self, job: Job, peer: Peer) -> str:
+        """By server address and port, whatever name led there (Postfix smtp_reuse.c)."""
+        if not job.dest_key:
+            return ""
+        return f"{self.label(job, peer)}|addr:[{peer.address}]:{peer.port}"
+
+    async def try_cached(self, job: Job, key: str) -> None:
+        """Deliver over cached sessions under `key` while any is alive and recipients remain.
+
+        A parked session is checked with RSET (pipelined with the transaction when the
+        server allows it); a dead or refusing one is dropped silently: it is not a delivery
+        failure, and the caller goes on to look up and connect as usual.
+        """
+        agent = self._agent
+        while key and agent.cache is not None and job.tracker.has_pending:
+            session = agent.cache.take(key)
+            if session is None:
+                return
+            peer = session.conn.peer
+            job.tracker.tls_status = session.conn.tls_status
+            job.attempt.ready = agent.clock()
+            try:
+                await self._cached_transaction(job, session, peer)
+            finally:
+                await self.release(job, session, peer)
+
+    def tls_reuse_allowed(self, job: Job, session: Session, peer: Peer) -> bool:
+        """A TLS session is reused only with smtp_tls_connection_reuse or the policy's
+        connection_reuse=yes, as in Postfix (which needs tlsproxy for it; we keep it here)."""
+        if not session.conn.tls:
+            return True
+        return job.tls is not None and job.tls.policy(peer).connection_reuse
+
+    async def release(self, job: Job, session: Session, peer: Peer) -> None:
+        """Park the session for reuse when allowed, else QUIT."""
+        cache = self._agent.cache
+        if (
+            cache is not None
+            and job.dest_key
+            and not session.broken
+            and self.tls_reuse_allowed(job, session, peer)
+            and session.transactions
+            and (not session.needs_rset or await session.rset())
+            and cache.park(session, (job.dest_key, self.addr_key(job, peer)))
+        ):
+            return
+        await session.quit()

@@ -1,0 +1,380 @@
+"""Delivery agent processes: the scheduler's deliveries run in N child processes.
+
+Postfix's qmgr hands each delivery to a separate smtp(8) process; one Python process runs on
+one core. With ``delivery_agent_processes`` = N > 1 the scheduler's `Deliverer` is an
+`AgentPool`: N children (``python -m mailcarrier.queue.workers``), each a `DeliveryAgent`
+with its own connection cache on its own event loop. The scheduler keeps every decision
+(windows, limits, records): a request goes to the child running the fewest; each recipient's
+verdict comes back the moment the child has it, and the scheduler records it durably exactly
+as it does in-process; log lines come back too and go to the scheduler's log, the one writer
+of maillog_file.
+
+Wire format, over the child's stdin and stdout pipes: frames of a 4-byte big-endian length
+and a pickle (both ends are this program; nothing else can write to the pipes).
+Parent to child: ``("settings", Settings)`` first, then ``("deliver", id, DeliveryRequest)``.
+Child to parent: ``("status", id, index, RecipientStatus)``, ``("done", id, DeliveryResult)``,
+``("failed", id, text)``, ``("log", level, process, text)``. The parent closing the child's
+stdin asks it to finish what it runs and exit. A child that dies fails its running requests
+(the scheduler defers every recipient not yet recorded) and is replaced on the next request.
+Writes are batched: everything sent in one turn of the event loop goes out in one write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import pickle
+import signal
+import struct
+import sys
+import traceback
+from collections.abc import Callable, Coroutine
+from typing import Any, Final, TypeVar
+
+from mailcarrier.config.settings import Settings
+from mailcarrier.delivery.agent import DeliveryAgent
+from mailcarrier.delivery.cache import CacheLimits, ConnectionCache
+from mailcarrier.delivery.request import DeliveryRequest
+from mailcarrier.log import LogSink
+from mailcarrier.queue.names import QMGR
+from mailcarrier.status import DeliveryResult, RecipientStatus
+
+__all__ = ["AgentPool", "make_agent", "run_event_loop"]
+
+T = TypeVar("T")
+_HEAD: Final = struct.Struct(">I")
+_MAX_FRAME: Final = 256 * 1024 * 1024
+StatusCallback = Callable[[int, RecipientStatus], None]
+
+
+def make_agent(settings: Settings, log: LogSink) -> DeliveryAgent:
+    """The queue's delivery agent, with a connection cache shared by all its deliveries."""
+    limits = CacheLimits.from_settings(settings.for_transport("smtp"))
+    return DeliveryAgent(settings, log=log, cache=ConnectionCache(limits))
+
+
+def run_event_loop(coro: Coroutine[Any, Any, T]) -> T:
+    """Run on uvloop when it is installed (the `fast` extra), else on asyncio's own loop.
+
+    MAILCARRIER_EVENT_LOOP=asyncio forces the standard loop (for comparisons and debugging).
+    """
+    if os.environ.get("MAILCARRIER_EVENT_LOOP", "") != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            return uvloop.run(coro)
+    return asyncio.run(coro)
+
+
+class _Outbox:
+    """Frames to one pipe, written once per event-loop turn."""
+
+    def __init__(self, write: Callable[[bytes], None]) -> None:
+        self._write = write
+        self._frames: list[bytes] = []
+
+    def send(self, message: tuple[object, ...]) -> None:
+        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        if not self._frames:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self._frames.append(_HEAD.pack(len(data)))
+        self._frames.append(data)
+
+    def flush(self) -> None:
+        if self._frames:
+            frames, self._frames = self._frames, []
+            self._write(b"".join(frames))
+
+
+async def _receive(reader: asyncio.StreamReader) -> tuple[Any, ...] | None:
+    """The next frame, or None at the end of the stream."""
+    try:
+        head = await reader.readexactly(_HEAD.size)
+    except asyncio.IncompleteReadError:
+        return None
+    (length,) = _HEAD.unpack(head)
+    if length > _MAX_FRAME:
+        raise ValueError(f"frame of {length} bytes")
+    message = pickle.loads(await reader.readexactly(length))
+    if not isinstance(message, tuple) or not message:
+        raise ValueError("malformed frame")
+    return message
+
+
+class _Child:
+    """One agent process as the parent sees it: its pid, its two pipes, its requests."""
+
+    def __init__(
+        self,
+        number: int,
+        pid: int,
+        reader: asyncio.StreamReader,
+        write: Callable[[bytes], None],
+        close: Callable[[], None],
+        wait: Callable[[], Coroutine[Any, Any, int]],
+    ) -> None:
+        self.number = number
+        self.pid = pid
+        self.reader = reader
+        self.outbox = _Outbox(write)
+        self.close_input = close
+        self.wait = wait
+        self.pending: dict[int, tuple[StatusCallback | None, asyncio.Future[DeliveryResult]]] = {}
+        self.alive = True
+        self.task: asyncio.Task[None] | None = None
+
+
+class AgentPool:
+    """A `Deliverer` that runs each request in one of `processes` agent processes.
+
+    `fork()` before the event loop starts makes the children cheaply (they share the loaded
+    program); children started later (after a reload, or to replace one that died) are new
+    interpreters (``python -m mailcarrier.queue.workers``)."""
+
+    def __init__(self, settings: Settings, processes: int, log: LogSink) -> None:
+        self.settings = settings
+        self.processes = processes
+        self.log = log
+        self._children: list[_Child] = []
+        self._forked: list[tuple[int, int, int]] = []  # pid, read fd, write fd
+        self._ids = itertools.count(1)
+        self._starting: asyncio.Lock | None = None
+        self._numbers = itertools.count(1)
+
+    def fork(self) -> None:
+        """Fork the agent processes now; call before any event loop or thread exists."""
+        inherited: list[int] = []
+        for _ in range(self.processes):
+            down_r, down_w = os.pipe()  # parent -> child
+            up_r, up_w = os.pipe()  # child -> parent
+            pid = os.fork()
+            if pid == 0:  # the child: never returns
+                code = 1
+                try:
+                    for fd in (down_w, up_r, *inherited):
+                        os.close(fd)
+                    signal.signal(signal.SIGINT, signal.SIG_IGN)
+                    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+                    run_event_loop(_agent_main(down_r, up_w, self.settings))
+                    code = 0
+                except BaseException:
+                    traceback.print_exc()
+                finally:
+                    os._exit(code)
+            os.close(down_r)
+            os.close(up_w)
+            os.set_inheritable(up_r, False)
+            os.set_inheritable(down_w, False)
+            inherited += [up_r, down_w]
+            self._forked.append((pid, up_r, down_w))
+
+    async def start(self) -> None:
+        """Start every agent process (deliver() also starts missing ones on demand)."""
+        if self._starting is None:
+            self._starting = asyncio.Lock()
+        async with self._starting:
+            while self._forked:
+                self._children.append(await self._attach(*self._forked.pop(0)))
+            self._children = [c for c in self._children if c.alive]
+            while len(self._children) < self.processes:
+                self._children.append(await self._spawn())
+
+    async def _attach(self, pid: int, read_fd: int, write_fd: int) -> _Child:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=2**20)
+        await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader),
+            open(read_fd, "rb", buffering=0),  # noqa: SIM115 - the transport owns it
+        )
+        transport, _ = await loop.connect_write_pipe(
+            asyncio.Protocol,
+            open(write_fd, "wb", buffering=0),  # noqa: SIM115 - the transport owns it
+        )
+
+        async def wait() -> int:
+            _, status = await loop.run_in_executor(None, os.waitpid, pid, 0)
+            return os.waitstatus_to_exitcode(status)
+
+        return self._run(
+            _Child(next(self._numbers), pid, reader, transport.write, transport.close, wait)
+        )
+
+    async def _spawn(self) -> _Child:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "mailcarrier.queue.workers",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            limit=2**20,
+        )
+        assert process.stdin is not None and process.stdout is not None
+        stdin = process.stdin
+
+        def close() -> None:
+            with contextlib.suppress(OSError):
+                stdin.close()
+
+        child = _Child(
+            next(self._numbers), process.pid, process.stdout, stdin.write, close, process.wait
+        )
+        child.outbox.send(("settings", self.settings))
+        return self._run(child)
+
+    def _run(self, child: _Child) -> _Child:
+        child.task = asyncio.get_running_loop().create_task(self._read(child))
+        return child
+
+    async def deliver(
+        self, request: DeliveryRequest, *, on_status: StatusCallback | None = None
+    ) -> DeliveryResult:
+        if len(self._children) < self.processes or not all(c.alive for c in self._children):
+            await self.start()
+        child = min(self._children, key=lambda c: len(c.pending))
+        request_id = next(self._ids)
+        future: asyncio.Future[DeliveryResult] = asyncio.get_running_loop().create_future()
+        child.pending[request_id] = (on_status, future)
+        child.outbox.send(("deliver", request_id, request))
+        return await future
+
+    async def _read(self, child: _Child) -> None:
+        reason = "closed its pipe"
+        try:
+            while (message := await _receive(child.reader)) is not None:
+                self._dispatch(child, message)
+        except (ValueError, pickle.UnpicklingError, EOFError, OSError) as exc:
+            reason = f"sent a malformed frame: {exc}"
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child.pid, signal.SIGKILL)
+        child.alive = False
+        child.close_input()
+        status = await child.wait()
+        if child.pending:
+            text = _exit_text(status) if status else reason
+            self.log.warning(QMGR, f"delivery agent process pid {child.pid} {text}")
+            for _, future in child.pending.values():
+                if not future.done():
+                    future.set_exception(RuntimeError(f"delivery agent process {text}"))
+            child.pending.clear()
+
+    def _dispatch(self, child: _Child, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == "status":
+            _, request_id, index, status = message
+            entry = child.pending.get(request_id)
+            if entry is not None and entry[0] is not None:
+                entry[0](index, status)
+        elif kind in {"done", "failed"}:
+            entry = child.pending.pop(message[1], None)
+            if entry is not None and not entry[1].done():
+                if kind == "done":
+                    entry[1].set_result(message[2])
+                else:
+                    entry[1].set_exception(RuntimeError(message[2]))
+        elif kind == "log":
+            _, level, process, text = message
+            (self.log.warning if level == "warning" else self.log.info)(process, text)
+        else:
+            raise ValueError(f"unknown frame {kind!r}")
+
+    async def close(self) -> None:
+        """Let every agent finish what it runs, then exit (end of its input)."""
+        if self._forked:  # forked but never attached: the loop never ran
+            await self.start()
+        children, self._children = self._children, []
+        for child in children:
+            child.outbox.flush()
+            child.close_input()
+        for child in children:
+            if child.task is not None:
+                with contextlib.suppress(Exception):
+                    await child.task
+
+
+def _exit_text(status: int) -> str:
+    if status < 0:
+        return f"killed by signal {-status}"
+    return f"exit status {status}"
+
+
+# --- the child ----------------------------------------------------------------------------
+
+
+class _PipeLog:
+    """The child's log: lines go to the parent, which writes them."""
+
+    def __init__(self, outbox: _Outbox) -> None:
+        self.outbox = outbox
+
+    def info(self, process: str, text: str) -> None:
+        self.outbox.send(("log", "info", process, text))
+
+    def warning(self, process: str, text: str) -> None:
+        self.outbox.send(("log", "warning", process, text))
+
+
+async def _agent_main(in_fd: int, out_fd: int, settings: Settings | None = None) -> None:
+    """The agent process: requests in on `in_fd`, verdicts and log lines out on `out_fd`.
+    `settings` is given to a forked child; a new interpreter reads it as the first frame."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=2**20)
+    await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader),
+        open(in_fd, "rb", buffering=0),  # noqa: SIM115 - the transport owns it
+    )
+    transport, _ = await loop.connect_write_pipe(
+        asyncio.Protocol,
+        open(out_fd, "wb", buffering=0),  # noqa: SIM115 - the transport owns it
+    )
+    outbox = _Outbox(transport.write)
+    if settings is None:
+        first = await _receive(reader)
+        if first is None or first[0] != "settings" or not isinstance(first[1], Settings):
+            raise SystemExit("mailcarrier agent: expected the settings first")
+        settings = first[1]
+    agent = make_agent(settings, _PipeLog(outbox))
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def run(request_id: int, request: DeliveryRequest) -> None:
+        def on_status(index: int, status: RecipientStatus) -> None:
+            outbox.send(("status", request_id, index, status))
+
+        try:
+            result = await agent.deliver(request, on_status=on_status)
+        except Exception as exc:  # reported to the scheduler, which defers the rest
+            outbox.send(("failed", request_id, f"{type(exc).__name__}: {exc}"))
+        else:
+            outbox.send(("done", request_id, result))
+
+    while (message := await _receive(reader)) is not None:
+        if message[0] != "deliver":
+            raise SystemExit(f"mailcarrier agent: unexpected frame {message[0]!r}")
+        task = loop.create_task(run(message[1], message[2]))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    if tasks:
+        await asyncio.wait(set(tasks))
+    if agent.cache is not None:
+        await agent.cache.close_all()
+    outbox.flush()
+    transport.close()
+
+
+def _child() -> None:
+    # The scheduler decides when agents stop (it closes their input): a SIGTERM or a ^C sent
+    # to the whole process group must not kill deliveries in the middle.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # Frames go to a private copy of stdout; anything else printed goes to stderr.
+    in_fd = os.dup(0)
+    out_fd = os.dup(1)
+    os.dup2(2, 1)
+    run_event_loop(_agent_main(in_fd, out_fd))
+
+
+if __name__ == "__main__":
+    _child()

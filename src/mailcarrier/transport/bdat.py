@@ -1,0 +1,93 @@
+"""CHUNKING (RFC 3030) on a `Session`: the content as BDAT chunks instead of DATA.
+
+`send_chunks()` sends the content in chunks of about `BDAT_CHUNK` octets, the last one with
+LAST. With PIPELINING the chunks go without waiting (RFC 3030 4.2) and their replies are read
+after BDAT LAST; without it, each chunk waits for its reply. A refused chunk fails the
+transaction: no further chunk is sent once it is seen, and its reply is the verdict of every
+accepted recipient. The content is not dot-stuffed (the caller asked content/ for that).
+`Session.transaction` calls this when `Envelope.bdat` is set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Final
+
+from mailcarrier.protocol.commands import Bdat
+from mailcarrier.protocol.reply import Reply
+from mailcarrier.protocol.stages import Stage
+
+if TYPE_CHECKING:
+    from mailcarrier.transport.session import Session, TransactionResult
+
+__all__ = ["BDAT_CHUNK", "send_chunks"]
+
+# RFC 3030 BDAT chunk size: large enough that per-chunk replies stay few (and the unread
+# replies of pipelined chunks small), small enough to bound memory.
+BDAT_CHUNK: Final = 262144
+
+
+async def send_chunks(
+    session: Session,
+    content: Callable[[], Iterable[bytes]],
+    result: TransactionResult,
+    position: dict[int, int],
+) -> None:
+    """RFC 3030: the content in BDAT chunks of about BDAT_CHUNK octets, the last one
+    with LAST. With PIPELINING the chunks go without waiting (RFC 3030 4.2) and their
+    replies are read after BDAT LAST; without it, each chunk waits for its reply. A
+    refused chunk fails the transaction; no further chunk is sent after it is seen."""
+    result.bdat = True
+    conn = session.conn
+    pipelined = session.proto.capabilities.pipelining
+    body_timeout = session.options.timeout(Stage.BODY)
+    outstanding = 0  # replies to pipelined chunks not yet read
+    batch: list[bytes] = []
+    batched = 0
+    for piece in content():
+        if not piece:
+            continue
+        batch.append(piece)
+        batched += len(piece)
+        if batched < BDAT_CHUNK:
+            continue
+        data = b"".join(batch)
+        batch.clear()
+        batched = 0
+        conn.write(_chunk(session, data, last=False), Stage.BODY)
+        if pipelined:
+            outstanding += 1
+            if conn.must_drain:
+                await conn.drain(body_timeout, Stage.BODY)
+            continue
+        reply = await session._reply()
+        if reply.code // 100 != 2:
+            _chunk_refused(session, result, reply)
+            return
+    conn.write(_chunk(session, b"".join(batch), last=True), Stage.BDAT)
+    result.content_sent = True
+    await conn.drain(session.options.timeout(Stage.BDAT), Stage.BDAT)
+    refused: Reply | None = None
+    for _ in range(outstanding):
+        reply = await session._reply()
+        if refused is None and reply.code // 100 != 2:
+            refused = reply
+    if refused is not None:
+        await session._reply()  # to BDAT LAST: one refusal (RFC 3030 2), even with LMTP
+        _chunk_refused(session, result, refused)
+        return
+    await session._collect_dot(result, position)
+
+
+def _chunk(session: Session, data: bytes, *, last: bool) -> bytes:
+    return session._wire(Bdat(len(data), last=last)) + session.proto.send_content(data)
+
+
+def _chunk_refused(session: Session, result: TransactionResult, reply: Reply) -> None:
+    """A refused chunk is the verdict of every accepted recipient (SMTP and LMTP)."""
+    if not session.options.lmtp:
+        result.dot = [reply]
+        return
+    result.dot = [None] * len(result.rcpt)
+    for i in result.accepted:
+        result.dot[i] = reply

@@ -1,0 +1,98 @@
+"""The per-transport settings a `Session` needs (`SessionOptions`), read once from
+configuration: hello name and EHLO/HELO choice, QUIT handling, envelope quoting, EHLO keywords
+to ignore, the smtp_reply_filter, and each stage's time limit (Postfix's ``*_timeout``
+parameters, looked up through `Stage.timeout`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mailcarrier.config.settings import AgentSettings
+from mailcarrier.protocol.reply import LineFilter
+from mailcarrier.protocol.stages import Stage
+from mailcarrier.tables.maps import Maps
+
+__all__ = ["DEFAULT_TIMEOUT", "SessionOptions"]
+
+# A stage whose time limit the options do not name.
+DEFAULT_TIMEOUT = 300.0
+
+_TIMEOUT_NAMES = (
+    "connect_timeout",
+    "helo_timeout",
+    "mail_timeout",
+    "rcpt_timeout",
+    "data_init_timeout",
+    "data_xfer_timeout",
+    "data_done_timeout",
+    "rset_timeout",
+    "quit_timeout",
+    "starttls_timeout",
+    "xforward_timeout",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionOptions:
+    """The per-transport settings a session needs, read once from configuration."""
+
+    lmtp: bool = False
+    helo_name: str = "localhost"
+    always_send_ehlo: bool = True
+    never_send_ehlo: bool = False
+    skip_quit_response: bool = True
+    quote_envelope: bool = True
+    discard_keywords: tuple[str, ...] = ()
+    timeouts: dict[str, float] = field(default_factory=dict)
+    # smtp_reply_filter: rewrites each server reply line before it is parsed.
+    reply_filter: LineFilter | None = None
+    # Each stage's limit, resolved from `timeouts` once (a read looks it up every time).
+    _by_stage: dict[Stage, float] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        timeouts = self.timeouts
+        by_stage = self._by_stage
+        for stage in Stage:
+            by_stage[stage] = timeouts.get(stage.timeout, DEFAULT_TIMEOUT)
+
+    def timeout(self, stage: Stage) -> float:
+        return self._by_stage[stage]
+
+    @classmethod
+    def from_settings(cls, agent: AgentSettings) -> SessionOptions:
+        timeouts = {}
+        for name in _TIMEOUT_NAMES:
+            try:
+                timeouts[name] = agent.time(name)
+            except KeyError:
+                continue
+        try:
+            discard = agent.list("discard_ehlo_keywords")
+        except KeyError:
+            discard = ()
+        return cls(
+            lmtp=agent.is_lmtp,
+            helo_name=agent.str("helo_name"),
+            always_send_ehlo=agent.bool("always_send_ehlo"),
+            never_send_ehlo=agent.bool("never_send_ehlo"),
+            skip_quit_response=agent.bool("skip_quit_response"),
+            quote_envelope=agent.bool("quote_rfc821_envelope"),
+            discard_keywords=discard,
+            timeouts=timeouts,
+            reply_filter=_line_filter(agent.open_maps("reply_filter")),
+        )
+
+
+def _line_filter(maps: Maps) -> LineFilter | None:
+    """smtp_reply_filter (postconf(5)): the table's result replaces the reply line it matched;
+    the search string is the line as received, without its CRLF."""
+    if not maps:
+        return None
+
+    def apply(line: str) -> str:
+        found = maps.find(line)
+        return line if found is None else found.value
+
+    return apply
