@@ -144,7 +144,21 @@ def _drain(data: dict[str, Any]) -> list[str]:
         f"| Postfix (private instance) | {data['postfix_rate']:,.0f} | "
         f"{', '.join(f'{v:,.0f}' for v in data['postfix_runs'])} |",
     ]
-    if "mailcarrier_rate" in data:
+    if "configs" in data:
+        for c in data["configs"]:
+            lines.append(
+                f"| mailcarrier run --once, delivery_agent_processes={c['processes']} | "
+                f"{c['rate']:,.0f} | {', '.join(f'{v:,.0f}' for v in c['runs'])} |"
+            )
+        lines.append("")
+        for c in data["configs"]:
+            lines.append(
+                f"- delivery_agent_processes={c['processes']}: mailcarrier / Postfix = "
+                f"**{c['ratio']:.2f}x** (target >= {data['target']}: "
+                f"{verdict(c['ratio'], data['target'])}); without interpreter start-up "
+                f"({c['startup']:.2f} s): {c['net_ratio']:.2f}x"
+            )
+    elif "mailcarrier_rate" in data:
         lines += [
             f"| mailcarrier run --once | {data['mailcarrier_rate']:,.0f} | "
             f"{', '.join(f'{v:,.0f}' for v in data['mailcarrier_runs'])} |",

@@ -92,8 +92,11 @@ async def _field(
     return tls_field(lines), status.status, status.diagnostic
 
 
-async def test_none_is_logged(pki: Pki, tls_server: StartServer, dns_zone: Zone) -> None:
-    assert (await _field(dns_zone, tls_server, _good(pki)))[:2] == ("none", DeliveryStatus.SENT)
+async def test_no_field_without_a_tls_policy(
+    pki: Pki, tls_server: StartServer, dns_zone: Zone
+) -> None:
+    # Level none: nothing to report, the line keeps the classic form (DESIGN.md's contract).
+    assert (await _field(dns_zone, tls_server, _good(pki)))[:2] == (None, DeliveryStatus.SENT)
 
 
 async def test_may_with_tls(pki: Pki, tls_server: StartServer, dns_zone: Zone) -> None:

@@ -16,7 +16,6 @@ import random
 import socket
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from typing import BinaryIO
 
 from mailcarrier.config.settings import AgentSettings, Settings
@@ -24,25 +23,18 @@ from mailcarrier.delivery.cache import ConnectionCache
 from mailcarrier.delivery.generic import GenericMapper
 from mailcarrier.delivery.handoff import hand_off
 from mailcarrier.delivery.job import Attempt, Job, TransportProfile, content_size, open_content
-from mailcarrier.delivery.outcome import (
-    Leftover,
-    build_envelope,
-    eightbitmime_verdict,
-    mark_transaction,
-    mime_8bit_ok,
-)
+from mailcarrier.delivery.outcome import Leftover
 from mailcarrier.delivery.quirks import ServerQuirks
 from mailcarrier.delivery.recipients import RecipientTracker
 from mailcarrier.delivery.request import DeliveryRequest
 from mailcarrier.delivery.reuse import SessionReuse
 from mailcarrier.delivery.servers import ServerFinder, ServerList
-from mailcarrier.delivery.smtputf8 import smtputf8_envelope
 from mailcarrier.delivery.status_filter import StatusFilter
 from mailcarrier.delivery.tls_step import TlsClient, negotiate_tls
+from mailcarrier.delivery.transaction import run_transaction
 from mailcarrier.delivery.trouble import (
     Verdict,
     handshake_verdict,
-    size_verdict,
     soften,
     transport_verdict,
 )
@@ -50,12 +42,7 @@ from mailcarrier.errors import TransportError
 from mailcarrier.log import LogSink, NullLog, delivery_line
 from mailcarrier.protocol.ehlo import discard_notice
 from mailcarrier.routing.resolver import NativeLookup, Resolver
-from mailcarrier.status import (
-    ACTION_FORWARDED,
-    DeliveryResult,
-    DeliveryStatus,
-    RecipientStatus,
-)
+from mailcarrier.status import DeliveryResult, DeliveryStatus, RecipientStatus
 from mailcarrier.tables.maps import Maps
 from mailcarrier.tls.verify import Trust
 from mailcarrier.transport.connection import Connection, Peer, open_tcp, open_unix
@@ -453,95 +440,7 @@ class DeliveryAgent:
     async def _transaction(
         self, job: Job, session: Session, peer: Peer, final: bool, *, reset_first: bool = False
     ) -> Leftover | None:
-        pending = job.tracker.pending()
-        conn_use = session.transactions + 1
-        success_action = self._success_action(job, session)
-
-        def mark(i: int, verdict: Verdict) -> None:
-            delays = job.attempt.delays(self.clock())
-            action = success_action if verdict.status is DeliveryStatus.SENT else ""
-            job.tracker.mark(
-                i, verdict, relay=peer.relay, delays=delays, conn_use=conn_use, action=action
-            )
-
-        limit = session.proto.capabilities.size_limit
-        if limit and job.size > limit:
-            # RFC 1870 6.1: do not send a message the server has said it will not take.
-            verdict = size_verdict(job.size, limit, peer.namaddr, soft_bounce=job.soft_bounce)
-            for i in pending:
-                mark(i, verdict)
-            return None
-        envelope = build_envelope(
-            job.request,
-            job.tracker,
-            pending,
-            job.size,
-            xforward=job.profile.xforward,
-            dummy_auth=job.profile.dummy_auth,
+        """One mail transaction and its verdicts (transaction.py)."""
+        return await run_transaction(
+            job, session, peer, final, clock=self.clock, log=self.log, reset_first=reset_first
         )
-        if job.generic is not None:  # smtp_generic_maps: see generic.py
-            mapped = job.generic.envelope(envelope, peer.namaddr, job.request.queue_id)
-            if isinstance(mapped, Verdict):
-                return Leftover(mapped, peer.relay)
-            envelope = mapped
-        # SMTPUTF8 (RFC 6531) or A-label domains: see smtputf8.py.
-        utf8 = smtputf8_envelope(
-            envelope,
-            job.request.smtputf8,
-            session.proto.capabilities,
-            peer.namaddr,
-            enabled=job.profile.smtputf8_enable,
-        )
-        if isinstance(utf8, Verdict):
-            if not final:
-                return Leftover(utf8, peer.relay)
-            for i in pending:
-                mark(i, soften(utf8) if job.soft_bounce else utf8)
-            return None
-        envelope = utf8
-        factory = job.factory
-        if job.plan is not None:  # 8BITMIME downgrade (RFC 6152): see content/pipeline.py
-            eightbit = eightbitmime_verdict(job.plan, session.proto.capabilities, peer.namaddr)
-            if eightbit is not None:
-                if not final:
-                    return Leftover(eightbit, peer.relay)
-                for i in pending:
-                    mark(i, soften(eightbit) if job.soft_bounce else eightbit)
-                return None
-            plan = job.plan
-            downgrade = plan.downgrade_for(mime_8bit_ok(session.proto.capabilities))
-            if downgrade:  # Postfix omits SIZE= when it converts (the size changes)
-                envelope = replace(envelope, size=None)
-            # CHUNKING (RFC 3030) behind smtp_use_chunking: BDAT takes the content as it is,
-            # without dot-stuffing.
-            bdat = job.profile.use_chunking and session.proto.capabilities.chunking
-            if bdat != envelope.bdat:
-                envelope = replace(envelope, bdat=bdat)
-            factory = lambda: plan.chunks(downgrade=downgrade, dot_stuff=not bdat)  # noqa: E731
-        result = await session.transaction(envelope, factory, reset_first=reset_first)
-        for reply in result.xforward:
-            if reply.code // 100 != 2:  # Postfix warns and goes on with MAIL
-                self.log.warning(
-                    job.process,
-                    f"host {peer.namaddr} said: {reply.text} (in reply to XFORWARD command)",
-                )
-        if result.reset_failed:
-            return None  # a dead cached session: nobody is marked, the caller goes on
-        return mark_transaction(
-            result,
-            pending,
-            peer.namaddr,
-            peer.relay,
-            lmtp=job.profile.lmtp,
-            soft_bounce=job.soft_bounce,
-            final=final,
-            mark=mark,
-        )
-
-    def _success_action(self, job: Job, session: Session) -> str:
-        """Postfix smtp_rcpt_done(): who reports a NOTIFY=SUCCESS delivery."""
-        if session.proto.capabilities.dsn:
-            return ACTION_FORWARDED
-        if job.profile.assume_final:
-            return "delivered"
-        return "relayed"

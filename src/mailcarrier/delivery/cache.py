@@ -51,13 +51,20 @@ class CacheStatistics:
 
 
 class _Entry:
-    __slots__ = ("keys", "parked_at", "session", "timer")
+    __slots__ = ("expires", "keys", "parked_at", "session")
 
-    def __init__(self, session: Session, keys: tuple[str, ...], parked_at: float) -> None:
+    def __init__(
+        self, session: Session, keys: tuple[str, ...], parked_at: float, expires: float
+    ) -> None:
         self.session = session
         self.keys = keys
         self.parked_at = parked_at
-        self.timer: asyncio.TimerHandle | None = None
+        self.expires = expires  # event-loop time of the idle limit (inf: none)
+
+
+_INF = float("inf")
+# A timer may fire up to a clock tick early (uvloop's timers have millisecond resolution).
+_SLACK = 0.001
 
 
 class ConnectionCache:
@@ -68,6 +75,12 @@ class ConnectionCache:
         self.limits = limits
         self.clock = clock
         self._by_key: dict[str, list[_Entry]] = {}
+        # Every parked entry, oldest first. One timer for the cache closes idle sessions: it
+        # is armed for the earliest idle limit and re-armed when it fires, instead of a
+        # timer per parked session (parking and taking happen once per message).
+        self._parked: dict[_Entry, None] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = _INF
         self._closing: set[asyncio.Task[None]] = set()
         self._hits = self._misses = self._expired = 0
 
@@ -86,12 +99,22 @@ class ConnectionCache:
         """Keep `session` under `keys`; False (and nothing kept) if it may not be reused."""
         if not self.reusable(session):
             return False
-        entry = _Entry(session, tuple(dict.fromkeys(keys)), self.clock())
-        for key in entry.keys:
-            self._by_key.setdefault(key, []).append(entry)
-        if self.limits.idle_time > 0:
+        idle = self.limits.idle_time
+        expires = _INF
+        if idle > 0:
             loop = asyncio.get_running_loop()
-            entry.timer = loop.call_later(self.limits.idle_time, self._expire, entry)
+            expires = loop.time() + idle
+            if expires < self._timer_at:
+                self._arm(loop, expires)
+        entry = _Entry(session, tuple(dict.fromkeys(keys)), self.clock(), expires)
+        by_key = self._by_key
+        for key in entry.keys:
+            entries = by_key.get(key)
+            if entries is None:
+                by_key[key] = [entry]
+            else:
+                entries.append(entry)
+        self._parked[entry] = None
         return True
 
     def take(self, key: str) -> Session | None:
@@ -108,9 +131,7 @@ class ConnectionCache:
         return None
 
     def _forget(self, entry: _Entry) -> None:
-        if entry.timer is not None:
-            entry.timer.cancel()
-            entry.timer = None
+        self._parked.pop(entry, None)
         for key in entry.keys:
             entries = self._by_key.get(key)
             if entries is None:
@@ -120,8 +141,26 @@ class ConnectionCache:
             if not entries:
                 del self._by_key[key]
 
+    def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = loop.call_at(when, self._sweep)
+        self._timer_at = when
+
+    def _sweep(self) -> None:
+        """Close the sessions whose idle limit has passed; re-arm for the next one."""
+        self._timer = None
+        self._timer_at = _INF
+        loop = asyncio.get_running_loop()
+        now = loop.time() + _SLACK
+        due = [entry for entry in self._parked if entry.expires <= now]
+        for entry in due:
+            self._expire(entry)
+        following = min((entry.expires for entry in self._parked), default=_INF)
+        if following < _INF:
+            self._arm(loop, following)
+
     def _expire(self, entry: _Entry) -> None:
-        entry.timer = None
         self._forget(entry)
         self._expired += 1
         self._close(entry.session)
@@ -144,5 +183,9 @@ class ConnectionCache:
         for entry in entries.values():
             self._forget(entry)
             self._close(entry.session)
+        if not self._parked and self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+            self._timer_at = _INF
         if self._closing:
             await asyncio.gather(*list(self._closing), return_exceptions=True)

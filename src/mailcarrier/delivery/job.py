@@ -15,7 +15,7 @@ import io
 import os
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, BinaryIO
 
 from mailcarrier.config.settings import AgentSettings, Settings
@@ -51,12 +51,30 @@ def _ignore(text: str) -> None:
     return None
 
 
+# The fields of a ContentPlan that plan_from_settings() fills from the settings alone; with
+# exactly these fields a plan is copied from its template by a plain constructor call.
+_PLAN_FIELDS = frozenset(
+    {
+        "fileobj",
+        "start",
+        "length",
+        "encoding",
+        "line_length_limit",
+        "disable_conversion",
+        "limits",
+        "checks",
+        "rewrite_header",
+    }
+)
+
+
 class TransportProfile:
     """The smtp_/lmtp_ settings of one transport that every request reads, read once."""
 
     __slots__ = (
         "_destinations",
         "_options",
+        "_plan_direct",
         "_plan_template",
         "agent",
         "assume_final",
@@ -99,6 +117,7 @@ class TransportProfile:
         # The content plan of these settings without a request's file, when it holds no
         # table (no header or body checks); False when it does.
         self._plan_template: ContentPlan | bool | None = None
+        self._plan_direct = False
         self._destinations: dict[str, tuple[Destination, ...]] = {}
 
     def session_options(self) -> SessionOptions:
@@ -134,7 +153,20 @@ class TransportProfile:
             )
             template = probe if probe.checks is None and probe.rewrite_header is None else False
             self._plan_template = template
+            self._plan_direct = {f.name for f in fields(ContentPlan)} == _PLAN_FIELDS
         if isinstance(template, ContentPlan):
+            if self._plan_direct:
+                return ContentPlan(
+                    fileobj=content,
+                    start=request.content_offset,
+                    length=request.size,
+                    encoding=request.encoding,
+                    line_length_limit=template.line_length_limit,
+                    disable_conversion=template.disable_conversion,
+                    limits=template.limits,
+                    checks=None,
+                    rewrite_header=rewrite_header,
+                )
             return replace(
                 template,
                 fileobj=content,

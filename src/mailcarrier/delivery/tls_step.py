@@ -181,6 +181,10 @@ class TlsJob:
         """The tls= field for marks after this outcome ("" when logging is off)."""
         if outcome.feature is None or not self.agent.bool("log_tls_feature_status"):
             return ""
+        if outcome.feature.target == SecurityLevel.NONE.value:
+            # No TLS policy, nothing to report: the line keeps the classic Postfix form
+            # (log tools that predate 3.11 parse it unchanged).
+            return ""
         return outcome.feature.text
 
     def undecided_text(self, peer: Peer) -> str:
@@ -196,6 +200,8 @@ class TlsJob:
             level = SecurityLevel.ENCRYPT
         if level is SecurityLevel.DANE_ONLY:
             level = SecurityLevel.DANE
+        if level is SecurityLevel.NONE:
+            return ""
         return TlsFeature(level.value).text
 
     def wrapper_context(self, peer: Peer) -> tuple[ssl.SSLContext, str | None] | None:

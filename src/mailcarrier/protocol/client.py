@@ -68,6 +68,10 @@ __all__ = [
 class State(enum.Enum):
     """What the client may send next."""
 
+    # Part of the `_SEND` key of every command sent: hash by identity, in C, instead of
+    # Enum's hash of the name in Python. Members compare by identity anyway.
+    __hash__ = object.__hash__
+
     GREETING = "greeting"  # waiting for the server greeting
     HELLO = "hello"  # may send EHLO/HELO/LHLO
     READY = "ready"  # session established: MAIL, STARTTLS, AUTH, RSET, NOOP, QUIT

@@ -48,6 +48,8 @@ _XTEXT_RE: Final = re.compile(r"\+([0-9A-Fa-f]{2})")
 
 
 def _check(what: str, value: str) -> None:
+    if not value:
+        return
     if _FORBIDDEN.search(value):
         raise LocalProtocolError(f"{what} contains CR, LF or NUL: {value!r}")
     if not value.isascii():
@@ -130,34 +132,26 @@ class _Hello(Command):
 class Ehlo(_Hello):
     verb = "EHLO"
 
-    @property
-    def stage(self) -> Stage:
-        return Stage.EHLO
+    stage = Stage.EHLO
 
 
 @dataclass(frozen=True, slots=True)
 class Helo(_Hello):
     verb = "HELO"
 
-    @property
-    def stage(self) -> Stage:
-        return Stage.HELO
+    stage = Stage.HELO
 
 
 @dataclass(frozen=True, slots=True)
 class Lhlo(_Hello):
     verb = "LHLO"
 
-    @property
-    def stage(self) -> Stage:
-        return Stage.LHLO
+    stage = Stage.LHLO
 
 
 @dataclass(frozen=True, slots=True)
 class StartTls(Command):
-    @property
-    def stage(self) -> Stage:
-        return Stage.STARTTLS
+    stage = Stage.STARTTLS
 
     def wire(self) -> bytes:
         return b"STARTTLS\r\n"
@@ -168,9 +162,7 @@ class Auth(Command):
     mechanism: str
     initial_response: str | None = None  # base64 text; "=" for an empty one (RFC 4954)
 
-    @property
-    def stage(self) -> Stage:
-        return Stage.AUTH
+    stage = Stage.AUTH
 
     def wire(self) -> bytes:
         _check("AUTH mechanism", self.mechanism)
@@ -186,9 +178,7 @@ class AuthResponse(Command):
 
     response: str
 
-    @property
-    def stage(self) -> Stage:
-        return Stage.AUTH
+    stage = Stage.AUTH
 
     def wire(self) -> bytes:
         _check("AUTH response", self.response)
@@ -208,9 +198,7 @@ class Xforward(Command):
 
     attributes: tuple[tuple[str, str], ...]
 
-    @property
-    def stage(self) -> Stage:
-        return Stage.XFORWARD
+    stage = Stage.XFORWARD
 
     def wire(self) -> bytes:
         if not self.attributes:
@@ -236,9 +224,7 @@ class MailFrom(Command):
     auth: str | None = None  # AUTH=<...> (RFC 4954 5); "" renders AUTH=<>
     quote: bool = True
 
-    @property
-    def stage(self) -> Stage:
-        return Stage.MAIL
+    stage = Stage.MAIL
 
     def wire(self) -> bytes:
         _check("sender address", self.sender)
@@ -270,9 +256,7 @@ class RcptTo(Command):
     quote: bool = True
     index: int = 0  # position of the recipient in the delivery request
 
-    @property
-    def stage(self) -> Stage:
-        return Stage.RCPT
+    stage = Stage.RCPT
 
     def wire(self) -> bytes:
         _check("recipient address", self.address)
@@ -288,9 +272,7 @@ class RcptTo(Command):
 
 @dataclass(frozen=True, slots=True)
 class Data(Command):
-    @property
-    def stage(self) -> Stage:
-        return Stage.DATA
+    stage = Stage.DATA
 
     def wire(self) -> bytes:
         return b"DATA\r\n"
@@ -300,9 +282,7 @@ class Data(Command):
 class DataEnd(Command):
     """The final ``.`` after the content (the content itself is sent by the transport)."""
 
-    @property
-    def stage(self) -> Stage:
-        return Stage.DOT
+    stage = Stage.DOT
 
     def wire(self) -> bytes:
         return b".\r\n"
@@ -317,9 +297,7 @@ class Bdat(Command):
     size: int
     last: bool = False
 
-    @property
-    def stage(self) -> Stage:
-        return Stage.BDAT
+    stage = Stage.BDAT
 
     def wire(self) -> bytes:
         if self.size < 0:
@@ -329,9 +307,7 @@ class Bdat(Command):
 
 @dataclass(frozen=True, slots=True)
 class Rset(Command):
-    @property
-    def stage(self) -> Stage:
-        return Stage.RSET
+    stage = Stage.RSET
 
     def wire(self) -> bytes:
         return b"RSET\r\n"
@@ -339,9 +315,7 @@ class Rset(Command):
 
 @dataclass(frozen=True, slots=True)
 class Noop(Command):
-    @property
-    def stage(self) -> Stage:
-        return Stage.NOOP
+    stage = Stage.NOOP
 
     def wire(self) -> bytes:
         return b"NOOP\r\n"
@@ -349,9 +323,7 @@ class Noop(Command):
 
 @dataclass(frozen=True, slots=True)
 class Quit(Command):
-    @property
-    def stage(self) -> Stage:
-        return Stage.QUIT
+    stage = Stage.QUIT
 
     def wire(self) -> bytes:
         return b"QUIT\r\n"

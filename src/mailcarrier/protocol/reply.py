@@ -97,6 +97,13 @@ def _decode(raw: bytes) -> str:
     return raw.decode("utf-8", errors="backslashreplace")
 
 
+# One-line replies already parsed, by their bytes (without the line end). A `Reply` is an
+# immutable value of its bytes alone, so one object can stand for every occurrence.
+_SEEN: dict[bytes, Reply] = {}
+_SEEN_LIMIT: Final = 512
+_SEEN_LINE_LENGTH: Final = 512
+
+
 class ReplyParser:
     """Incremental reply parser: `feed()` bytes, then `next_reply()` until it returns None."""
 
@@ -178,6 +185,12 @@ class ReplyParser:
                 return None
             if self._line_filter is not None:
                 raw = self._line_filter(_decode(raw)).encode("utf-8", "backslashreplace")
+            elif not self._lines:
+                # A one-line reply seen before (servers repeat "250 2.0.0 Ok" and "354 ..."
+                # for every message): the same value, without parsing it again.
+                known = _SEEN.get(raw)
+                if known is not None:
+                    return known
             m = _LINE_RE.fullmatch(raw)
             if m is None:
                 shown = _decode(raw[:60])
@@ -195,4 +208,9 @@ class ReplyParser:
             # Postfix takes the code of the last line; the enhanced code of the first.
             code = int(raw[:3])
             first_text = lines[0][4:]
-            return Reply(code, lines, _enhanced(code, first_text))
+            reply = Reply(code, lines, _enhanced(code, first_text))
+            if len(lines) == 1 and self._line_filter is None and len(raw) <= _SEEN_LINE_LENGTH:
+                if len(_SEEN) >= _SEEN_LIMIT:
+                    _SEEN.clear()  # bounded, whatever a server sends
+                _SEEN[raw] = reply
+            return reply

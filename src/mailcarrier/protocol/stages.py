@@ -48,14 +48,17 @@ class Stage(enum.Enum):
     QUIT = StageInfo("sending QUIT", "QUIT command", "quit_timeout")
     NOOP = StageInfo("sending NOOP", "NOOP command", "rset_timeout")
 
-    @property
-    def while_phrase(self) -> str:
-        return self.value.while_phrase
+    # Members are dict keys on every read (time limits): hash by identity, in C, instead of
+    # Enum's hash of the name in Python. Members compare by identity anyway.
+    __hash__ = object.__hash__
 
-    @property
-    def command_phrase(self) -> str:
-        return self.value.command_phrase
+    # Plain attributes of each member (the drivers read them on every read and write; an
+    # enum property would go through `value` each time).
+    while_phrase: str
+    command_phrase: str
+    timeout: str
 
-    @property
-    def timeout(self) -> str:
-        return self.value.timeout
+    def __init__(self, info: StageInfo) -> None:
+        self.while_phrase = info.while_phrase
+        self.command_phrase = info.command_phrase
+        self.timeout = info.timeout

@@ -143,17 +143,13 @@ class QueueManager:
     def activate(self, queue: str, queue_id: str) -> int:
         if queue_id in self._active:
             return 0
-        message = self.spool.read_or_quarantine(queue, queue_id)
-        if message is None:
+        taken = self.spool.take(queue, queue_id)
+        if taken is None:
             return 0
-        try:
-            path = self.spool.move(queue_id, queue, "active")
-        except FileNotFoundError:
-            return 0
-        message = QueueMessage("active", path, message.envelope, message.state, message.mtime)
+        message, records = taken
         crash_point("activate-after-move")
         env = message.envelope
-        active = _Active(message, self.spool.records(message), self.clock())
+        active = _Active(message, records, self.clock())
         self._active[queue_id] = active
         self.log.info(
             QMGR,

@@ -84,8 +84,9 @@ class RecordWriter:
     records (written, not fsynced), and it keeps fsync off the hot path of delivery.
     """
 
-    def __init__(self, path: Path, valid_length: int) -> None:
-        self.fd = os.open(path, os.O_WRONLY)
+    def __init__(self, path: Path | str, valid_length: int, *, fd: int = -1) -> None:
+        """Open `path` for appending, or adopt `fd` (open for writing) when given."""
+        self.fd = fd if fd >= 0 else os.open(path, os.O_WRONLY)
         try:
             # Cut off a torn record left by a crash before appending after it.
             if os.fstat(self.fd).st_size != valid_length:
@@ -204,6 +205,7 @@ class Spool:
         log: LogSink | None = None,
     ) -> None:
         self.root = Path(root)
+        self._base = str(self.root)
         self.clock = clock
         self.log: LogSink = log if log is not None else NullLog()
         self.removing: set[str] = set()
@@ -234,7 +236,11 @@ class Spool:
 
     # --- finding ----------------------------------------------------------------------
     def path(self, queue: str, queue_id: str) -> Path:
-        return self.root / queue / queue_id
+        return Path(self._name(queue, queue_id))
+
+    def _name(self, queue: str, queue_id: str) -> str:
+        # Plain strings on the hot path: a pathlib join costs more than the system call.
+        return f"{self._base}/{queue}/{queue_id}"
 
     def ids(self, queue: str) -> list[str]:
         """Queue IDs in one queue, oldest first (IDs sort by time); temp files excluded."""
@@ -249,7 +255,7 @@ class Spool:
         out = []
         for queue_id in self.ids(queue):
             try:
-                if os.stat(self.path(queue, queue_id)).st_mtime <= now:
+                if os.stat(self._name(queue, queue_id)).st_mtime <= now:
                     out.append(queue_id)
             except FileNotFoundError:
                 continue
@@ -260,7 +266,7 @@ class Spool:
         if not queue_id or "/" in queue_id or queue_id.startswith("."):
             return None
         for queue in QUEUES:
-            if self.path(queue, queue_id).exists():
+            if os.path.exists(self._name(queue, queue_id)):
                 return queue
         return None
 
@@ -268,26 +274,63 @@ class Spool:
     def read(self, queue: str, queue_id: str) -> QueueMessage:
         """Envelope and state of one message (not its content). Raises ParseError when the
         file is damaged and FileNotFoundError when it is gone."""
-        path = self.path(queue, queue_id)
-        with open(path, "rb") as f:
-            st = os.fstat(f.fileno())
-            head = b""
-            while b"\ncontent\n" not in head:
-                block = f.read(_CHUNK)
-                if not block or len(head) > MAX_ENVELOPE:
-                    raise ParseError("truncated envelope")
-                head += block
-            env = parse_envelope(head)
-            end = env.content_offset + env.size
-            if st.st_size < end:
-                raise ParseError(f"file shorter than its content ({st.st_size} < {end})")
-            if env.queue_id != queue_id:
-                raise ParseError(f"file name {queue_id} does not match queue ID {env.queue_id}")
-            f.seek(end)
-            records = f.read()
+        name = self._name(queue, queue_id)
+        fd = os.open(name, os.O_RDONLY)
+        try:
+            return self._load(fd, queue, queue_id, name)
+        finally:
+            os.close(fd)
+
+    def _load(self, fd: int, queue: str, queue_id: str, name: str) -> QueueMessage:
+        st = os.fstat(fd)
+        data = b""
+        while b"\ncontent\n" not in data:
+            block = os.read(fd, _CHUNK)
+            if not block or len(data) > MAX_ENVELOPE:
+                raise ParseError("truncated envelope")
+            data += block
+        env = parse_envelope(data)
+        end = env.content_offset + env.size
+        if st.st_size < end:
+            raise ParseError(f"file shorter than its content ({st.st_size} < {end})")
+        if env.queue_id != queue_id:
+            raise ParseError(f"file name {queue_id} does not match queue ID {env.queue_id}")
+        if len(data) >= st.st_size:  # a small message: the first read had it all
+            records = data[end:]
+        else:
+            os.lseek(fd, end, os.SEEK_SET)
+            chunks = []
+            while block := os.read(fd, _CHUNK):
+                chunks.append(block)
+            records = b"".join(chunks)
         state = parse_records(records)
         state.valid_length += end
-        return QueueMessage(queue, path, env, state, st.st_mtime)
+        return QueueMessage(queue, Path(name), env, state, st.st_mtime)
+
+    def take(self, queue: str, queue_id: str) -> tuple[QueueMessage, RecordWriter] | None:
+        """Read a message and move it into active/, keeping its file open for the state
+        records (one open, not two). None when it is gone or was quarantined (damaged)."""
+        name = self._name(queue, queue_id)
+        try:
+            fd = os.open(name, os.O_RDWR)
+        except FileNotFoundError:
+            return None
+        try:
+            message = self._load(fd, queue, queue_id, name)
+            path = self.move(queue_id, queue, "active")
+            records = RecordWriter(path, message.state.valid_length, fd=fd)
+        except FileNotFoundError:
+            os.close(fd)
+            return None
+        except ParseError as exc:
+            os.close(fd)
+            self.quarantine(queue, queue_id, str(exc))
+            return None
+        except BaseException:
+            os.close(fd)
+            raise
+        active = QueueMessage("active", path, message.envelope, message.state, message.mtime)
+        return active, records
 
     def read_or_quarantine(self, queue: str, queue_id: str) -> QueueMessage | None:
         """`read`, moving a damaged file to corrupt/ with a log line (None when gone too)."""
@@ -316,8 +359,8 @@ class Spool:
     # --- moving -----------------------------------------------------------------------
     def move(self, queue_id: str, src: str, dst: str, *, mtime: float | None = None) -> Path:
         """Rename a message to another queue, durably; `mtime` sets its next-attempt time."""
-        old = self.path(src, queue_id)
-        new = self.path(dst, queue_id)
+        old = self._name(src, queue_id)
+        new = self._name(dst, queue_id)
         if mtime is not None:
             os.utime(old, (mtime, mtime))
         if src != dst:
@@ -326,15 +369,14 @@ class Spool:
                 # Into active needs no fsync: after a crash the file is in one queue or the
                 # other, and recovery scans both. Leaving active (deferred, hold, incoming)
                 # is made durable, so a deferral or a hold is not undone by a crash.
-                fsync_dir(new.parent)
-                fsync_dir(old.parent)
-        return new
+                fsync_dir(self.root / dst)
+                fsync_dir(self.root / src)
+        return Path(new)
 
     def remove(self, queue: str, queue_id: str) -> None:
         """Unlink a finished message. No directory fsync: a crash that undoes the unlink
         leaves a file whose durable records say which recipients are done."""
-        path = self.path(queue, queue_id)
-        path.unlink()
+        os.unlink(self._name(queue, queue_id))
 
     def remove_soon(self, queue: str, queue_id: str, then: Callable[[], None]) -> None:
         """`remove`, off the event loop when one is running, then `then()` on the loop.
@@ -356,7 +398,7 @@ class Spool:
         self.removing.add(queue_id)
         if not self._unlink_batch:
             loop.call_soon(self._start_unlinks, loop)
-        self._unlink_batch.append((queue_id, str(self.path(queue, queue_id)), then))
+        self._unlink_batch.append((queue_id, self._name(queue, queue_id), then))
 
     def _start_unlinks(self, loop: asyncio.AbstractEventLoop) -> None:
         batch, self._unlink_batch = self._unlink_batch, []

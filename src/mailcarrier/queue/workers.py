@@ -12,7 +12,8 @@ of maillog_file.
 Wire format, over the child's stdin and stdout pipes: frames of a 4-byte big-endian length
 and a pickle (both ends are this program; nothing else can write to the pipes).
 Parent to child: ``("settings", Settings)`` first, then ``("deliver", id, DeliveryRequest)``.
-Child to parent: ``("status", id, index, RecipientStatus)``, ``("done", id, DeliveryResult)``,
+Child to parent: ``("status", id, index, RecipientStatus)`` (one per recipient, as it is decided),
+``("done", id)`` (the result is the statuses sent),
 ``("failed", id, text)``, ``("log", level, process, text)``. The parent closing the child's
 stdin asks it to finish what it runs and exit. A child that dies fails its running requests
 (the scheduler defers every recipient not yet recorded) and is replaced on the next request.
@@ -105,6 +106,10 @@ async def _receive(reader: asyncio.StreamReader) -> tuple[Any, ...] | None:
     return message
 
 
+_Verdict = tuple[int, RecipientStatus]
+_Pending = tuple[StatusCallback | None, asyncio.Future[list[_Verdict]], list[_Verdict]]
+
+
 class _Child:
     """One agent process as the parent sees it: its pid, its two pipes, its requests."""
 
@@ -123,7 +128,8 @@ class _Child:
         self.outbox = _Outbox(write)
         self.close_input = close
         self.wait = wait
-        self.pending: dict[int, tuple[StatusCallback | None, asyncio.Future[DeliveryResult]]] = {}
+        # request id -> (status callback, future of the verdicts, verdicts so far)
+        self.pending: dict[int, _Pending] = {}
         self.alive = True
         self.task: asyncio.Task[None] | None = None
 
@@ -236,10 +242,12 @@ class AgentPool:
             await self.start()
         child = min(self._children, key=lambda c: len(c.pending))
         request_id = next(self._ids)
-        future: asyncio.Future[DeliveryResult] = asyncio.get_running_loop().create_future()
-        child.pending[request_id] = (on_status, future)
+        future: asyncio.Future[list[_Verdict]] = asyncio.get_running_loop().create_future()
+        child.pending[request_id] = (on_status, future, [])
         child.outbox.send(("deliver", request_id, request))
-        return await future
+        # Every verdict came in its own frame already: the result is made of them.
+        verdicts = sorted(await future, key=lambda pair: pair[0])
+        return DeliveryResult(request.queue_id, tuple(status for _, status in verdicts))
 
     async def _read(self, child: _Child) -> None:
         reason = "closed its pipe"
@@ -256,7 +264,7 @@ class AgentPool:
         if child.pending:
             text = _exit_text(status) if status else reason
             self.log.warning(QMGR, f"delivery agent process pid {child.pid} {text}")
-            for _, future in child.pending.values():
+            for _, future, _ in child.pending.values():
                 if not future.done():
                     future.set_exception(RuntimeError(f"delivery agent process {text}"))
             child.pending.clear()
@@ -266,13 +274,15 @@ class AgentPool:
         if kind == "status":
             _, request_id, index, status = message
             entry = child.pending.get(request_id)
-            if entry is not None and entry[0] is not None:
-                entry[0](index, status)
+            if entry is not None:
+                entry[2].append((index, status))
+                if entry[0] is not None:
+                    entry[0](index, status)
         elif kind in {"done", "failed"}:
             entry = child.pending.pop(message[1], None)
             if entry is not None and not entry[1].done():
                 if kind == "done":
-                    entry[1].set_result(message[2])
+                    entry[1].set_result(entry[2])
                 else:
                     entry[1].set_exception(RuntimeError(message[2]))
         elif kind == "log":
@@ -344,11 +354,11 @@ async def _agent_main(in_fd: int, out_fd: int, settings: Settings | None = None)
             outbox.send(("status", request_id, index, status))
 
         try:
-            result = await agent.deliver(request, on_status=on_status)
+            await agent.deliver(request, on_status=on_status)
         except Exception as exc:  # reported to the scheduler, which defers the rest
             outbox.send(("failed", request_id, f"{type(exc).__name__}: {exc}"))
         else:
-            outbox.send(("done", request_id, result))
+            outbox.send(("done", request_id))
 
     while (message := await _receive(reader)) is not None:
         if message[0] != "deliver":

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 from mailcarrier.content.mime import ContentError
@@ -30,7 +29,7 @@ from mailcarrier.protocol.client import (
     CommandReply,
     ConnectionClosed,
     Event,
-    Greeting,
+    NeedData,
     RecipientReply,
     State,
 )
@@ -60,6 +59,7 @@ from mailcarrier.transport.auth import authenticate as _authenticate
 from mailcarrier.transport.bdat import BDAT_CHUNK, send_chunks
 from mailcarrier.transport.connection import Connection
 from mailcarrier.transport.options import SessionOptions
+from mailcarrier.transport.records import Envelope, HandshakeFailure, TransactionResult
 from mailcarrier.transport.starttls import starttls as _starttls
 
 if TYPE_CHECKING:
@@ -88,69 +88,6 @@ _XFORWARD_FIRST: Final = frozenset({"NAME", "ADDR", "PORT"})
 
 def _stage(command: Command | None) -> Stage:
     return command.stage if command is not None else Stage.GREETING
-
-
-@dataclass(frozen=True, slots=True)
-class Envelope:
-    """A mail transaction's envelope, already reduced to what goes on the wire."""
-
-    sender: str
-    recipients: tuple[RcptTo, ...]
-    size: int | None = None  # sent as SIZE= when the server announced SIZE
-    body: str = ""  # BODY= value when the server announced 8BITMIME
-    smtputf8: bool = False
-    ret: str = ""  # DSN RET= when the server announced DSN
-    envid: str = ""
-    # XFORWARD attributes (name, value) in Postfix's order; sent when the server announced
-    # XFORWARD, only those it listed. Empty: no XFORWARD.
-    xforward: tuple[tuple[str, str], ...] = ()
-    # AUTH= on MAIL (RFC 4954 5) when the server announced AUTH; "" is AUTH=<>.
-    auth: str | None = None
-    # RFC 3030: send the content in BDAT chunks instead of DATA (the caller checked that the
-    # server announced CHUNKING; the content must then not be dot-stuffed).
-    bdat: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class HandshakeFailure:
-    """The server refused the session (greeting or EHLO/HELO/LHLO)."""
-
-    stage: Stage
-    reply: Reply
-
-
-@dataclass(slots=True)
-class TransactionResult:
-    """Raw outcome of one mail transaction, indexed like `Envelope.recipients`."""
-
-    mail: Reply | None = None
-    xforward: list[Reply] = field(default_factory=list)  # one per XFORWARD command sent
-    rcpt: list[Reply | None] = field(default_factory=list)
-    data: Reply | None = None
-    # SMTP: one reply for all accepted recipients; LMTP: one per accepted recipient.
-    dot: list[Reply | None] = field(default_factory=list)
-    error: TransportError | None = None
-    # The content could not be sent as it is (content/mime.py); the session was abandoned.
-    content_error: ContentError | None = None
-    content_sent: bool = False
-    started: float = 0.0
-    # The content went as BDAT chunks (RFC 3030): `dot` holds the replies to BDAT LAST, or
-    # to the first refused chunk.
-    bdat: bool = False
-    # The reply to a RSET that checked a reused session (see `transaction(reset_first=)`).
-    rset: Reply | None = None
-
-    @property
-    def accepted(self) -> list[int]:
-        return [i for i, r in enumerate(self.rcpt) if r is not None and r.code // 100 == 2]
-
-    @property
-    def reset_failed(self) -> bool:
-        """The RSET check of a reused session failed (refused, or the connection was dead):
-        nothing of the transaction counts, and the session must be dropped."""
-        if self.rset is not None:
-            return self.rset.code // 100 != 2
-        return self.error is not None and self.error.stage == Stage.RSET.name.lower()
 
 
 class Session:
@@ -191,25 +128,24 @@ class Session:
 
     async def _event(self) -> Event:
         """The next protocol event; network failures become `TransportError`."""
+        proto = self.proto
         while True:
             # The stage (for deadlines and diagnostics) is that of the oldest command in
-            # flight before the event is taken; looked up only when it is needed.
-            head = self.proto.next_in_flight
+            # flight, looked up only when it is needed: NEED_DATA, ConnectionClosed and a
+            # protocol error all leave the commands in flight as they were.
             try:
-                event = self.proto.next_event()
+                event = proto.next_event()
             except RemoteProtocolError as exc:
-                raise self._protocol_error(_stage(head), exc) from exc
+                raise self._protocol_error(_stage(proto.next_in_flight), exc) from exc
             if event is NEED_DATA:
-                stage = _stage(head)
-                self.proto.receive_data(await self.conn.read(self.options.timeout(stage), stage))
+                stage = _stage(proto.next_in_flight)
+                proto.receive_data(await self.conn.read(self.options.timeout(stage), stage))
                 continue
-            if isinstance(event, ConnectionClosed):
-                raise self.conn.lost_error(_stage(head))
-            assert not isinstance(event, type(NEED_DATA))
-            if (
-                isinstance(event, (CommandReply, RecipientReply, Greeting))
-                and event.reply.code == 421
-            ):
+            if type(event) is ConnectionClosed:
+                raise self.conn.lost_error(_stage(proto.next_in_flight))
+            # Every other event (Greeting, CommandReply, RecipientReply) carries a reply.
+            assert not isinstance(event, (NeedData, ConnectionClosed))
+            if event.reply.code == 421:
                 self.broken = True
             return event
 
@@ -325,6 +261,8 @@ class Session:
     def _xforward_commands(self, envelope: Envelope) -> list[Xforward]:
         """Postfix sends the attributes the server listed in two commands, to keep each line
         short: NAME, ADDR and PORT first, then PROTO, HELO, IDENT and SOURCE."""
+        if not envelope.xforward:
+            return []
         listed = set(self.proto.capabilities.xforward)
         wanted = [(n, v) for n, v in envelope.xforward if n in listed]
         first = tuple((n, v) for n, v in wanted if n in _XFORWARD_FIRST)
@@ -400,7 +338,7 @@ class Session:
             return
         if self.proto.state is not State.CONTENT:
             return
-        if not result.accepted or (result.mail is not None and result.mail.code // 100 != 2):
+        if not result.has_accepted or (result.mail is not None and result.mail.code // 100 != 2):
             # The server said 354 although nothing was accepted: end the empty message at
             # once (RFC 2920 3.1) and disregard its reply.
             self._send(DataEnd())
@@ -417,19 +355,21 @@ class Session:
             event = await self._event()
             assert isinstance(event, CommandReply)
             cmd = event.command
-            if isinstance(cmd, Rset):
-                result.rset = event.reply
-            elif isinstance(cmd, Xforward):
-                result.xforward.append(event.reply)
-            elif isinstance(cmd, MailFrom):
-                result.mail = event.reply
-            elif isinstance(cmd, RcptTo):
+            # Commands in flight are of exactly these types (protocol/client.py `_SEND`).
+            cls = type(cmd)
+            if cls is RcptTo:
                 result.rcpt[position[id(cmd)]] = event.reply
                 if cmd is last:
                     return
-            elif isinstance(cmd, Data):
+            elif cls is MailFrom:
+                result.mail = event.reply
+            elif cls is Data:
                 result.data = event.reply
                 return
+            elif cls is Rset:
+                result.rset = event.reply
+            elif cls is Xforward:
+                result.xforward.append(event.reply)
 
     async def _send_content(self, content: ContentFactory, result: TransactionResult) -> None:
         """Stream the content, then the final dot, in as few writes as the sizes allow.
@@ -464,11 +404,11 @@ class Session:
         await self.conn.drain(self.options.timeout(Stage.DOT), Stage.DOT)
 
     async def _collect_dot(self, result: TransactionResult, position: dict[int, int]) -> None:
-        accepted = result.accepted
         if not self.options.lmtp:
             reply = await self._reply()
             result.dot = [reply]
             return
+        accepted = result.accepted
         result.dot = [None] * len(result.rcpt)
         for _ in range(max(1, len(accepted))):
             event = await self._event()

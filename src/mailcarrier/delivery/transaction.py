@@ -1,0 +1,146 @@
+"""One mail transaction on an open session, and what it means for each recipient.
+
+The envelope for this server (SIZE limit, smtp_generic_maps, SMTPUTF8 or A-labels, 8BITMIME
+downgrade, CHUNKING), the transaction itself (transport/session.py), then the verdicts: the
+replies to MAIL, RCPT, DATA and the final dot mark recipients through outcome.py with
+trouble.py's wording. What is left unmarked comes back as a `Leftover` for the next server.
+Postfix's smtp_proto.c and smtp_rcpt.c; the agent (agent.py) calls this for fresh and for
+cached sessions alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from mailcarrier.delivery.job import Job
+from mailcarrier.delivery.outcome import (
+    Leftover,
+    build_envelope,
+    eightbitmime_verdict,
+    mark_transaction,
+    mime_8bit_ok,
+)
+from mailcarrier.delivery.smtputf8 import smtputf8_envelope
+from mailcarrier.delivery.trouble import Verdict, size_verdict, soften
+from mailcarrier.log import LogSink
+from mailcarrier.status import ACTION_FORWARDED, DeliveryStatus
+from mailcarrier.transport.connection import Peer
+from mailcarrier.transport.session import Session
+
+__all__ = ["run_transaction", "success_action"]
+
+
+async def run_transaction(
+    job: Job,
+    session: Session,
+    peer: Peer,
+    final: bool,
+    *,
+    clock: Callable[[], float],
+    log: LogSink,
+    reset_first: bool = False,
+) -> Leftover | None:
+    """One transaction for the recipients still pending; None when nothing is left over
+    for another server (everyone marked, or a dead cached session: see `reset_first`)."""
+    pending = job.tracker.pending()
+    conn_use = session.transactions + 1
+    action_if_sent = success_action(job, session)
+
+    def mark(i: int, verdict: Verdict) -> None:
+        delays = job.attempt.delays(clock())
+        action = action_if_sent if verdict.status is DeliveryStatus.SENT else ""
+        job.tracker.mark(
+            i, verdict, relay=peer.relay, delays=delays, conn_use=conn_use, action=action
+        )
+
+    limit = session.proto.capabilities.size_limit
+    if limit and job.size > limit:
+        # RFC 1870 6.1: do not send a message the server has said it will not take.
+        verdict = size_verdict(job.size, limit, peer.namaddr, soft_bounce=job.soft_bounce)
+        for i in pending:
+            mark(i, verdict)
+        return None
+    envelope = build_envelope(
+        job.request,
+        job.tracker,
+        pending,
+        job.size,
+        xforward=job.profile.xforward,
+        dummy_auth=job.profile.dummy_auth,
+    )
+    if job.generic is not None:  # smtp_generic_maps: see generic.py
+        mapped = job.generic.envelope(envelope, peer.namaddr, job.request.queue_id)
+        if isinstance(mapped, Verdict):
+            return Leftover(mapped, peer.relay)
+        envelope = mapped
+    # SMTPUTF8 (RFC 6531) or A-label domains: see smtputf8.py. An all-ASCII envelope
+    # that asks for no SMTPUTF8 goes out as it is, whatever the server: skip the call
+    # (and its copy of the envelope) in that case, the one of nearly every message.
+    if (
+        job.request.smtputf8
+        or envelope.smtputf8
+        or not envelope.sender.isascii()
+        or not all(r.address.isascii() for r in envelope.recipients)
+    ):
+        utf8 = smtputf8_envelope(
+            envelope,
+            job.request.smtputf8,
+            session.proto.capabilities,
+            peer.namaddr,
+            enabled=job.profile.smtputf8_enable,
+        )
+        if isinstance(utf8, Verdict):
+            if not final:
+                return Leftover(utf8, peer.relay)
+            for i in pending:
+                mark(i, soften(utf8) if job.soft_bounce else utf8)
+            return None
+        envelope = utf8
+    factory = job.factory
+    if job.plan is not None:  # 8BITMIME downgrade (RFC 6152): see content/pipeline.py
+        eightbit = eightbitmime_verdict(job.plan, session.proto.capabilities, peer.namaddr)
+        if eightbit is not None:
+            if not final:
+                return Leftover(eightbit, peer.relay)
+            for i in pending:
+                mark(i, soften(eightbit) if job.soft_bounce else eightbit)
+            return None
+        plan = job.plan
+        downgrade = plan.downgrade_for(mime_8bit_ok(session.proto.capabilities))
+        if downgrade:  # Postfix omits SIZE= when it converts (the size changes)
+            envelope = replace(envelope, size=None)
+        # CHUNKING (RFC 3030) behind smtp_use_chunking: BDAT takes the content as it is,
+        # without dot-stuffing.
+        bdat = job.profile.use_chunking and session.proto.capabilities.chunking
+        if bdat != envelope.bdat:
+            envelope = replace(envelope, bdat=bdat)
+        factory = lambda: plan.chunks(downgrade=downgrade, dot_stuff=not bdat)  # noqa: E731
+    result = await session.transaction(envelope, factory, reset_first=reset_first)
+    for reply in result.xforward:
+        if reply.code // 100 != 2:  # Postfix warns and goes on with MAIL
+            log.warning(
+                job.process,
+                f"host {peer.namaddr} said: {reply.text} (in reply to XFORWARD command)",
+            )
+    if result.reset_failed:
+        return None  # a dead cached session: nobody is marked, the caller goes on
+    return mark_transaction(
+        result,
+        pending,
+        peer.namaddr,
+        peer.relay,
+        lmtp=job.profile.lmtp,
+        soft_bounce=job.soft_bounce,
+        final=final,
+        mark=mark,
+    )
+
+
+def success_action(job: Job, session: Session) -> str:
+    """Postfix smtp_rcpt_done(): who reports a NOTIFY=SUCCESS delivery."""
+    if session.proto.capabilities.dsn:
+        return ACTION_FORWARDED
+    if job.profile.assume_final:
+        return "delivered"
+    return "relayed"

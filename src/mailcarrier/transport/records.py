@@ -1,0 +1,91 @@
+"""The values a `Session` works with: the envelope it sends (`Envelope`), a refused session
+(`HandshakeFailure`) and the raw outcome of a mail transaction (`TransactionResult`: replies
+and at most one transport error, never a verdict; delivery/outcome.py decides what they
+mean for each recipient). transport/session.py re-exports them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mailcarrier.content.mime import ContentError
+from mailcarrier.errors import TransportError
+from mailcarrier.protocol.commands import RcptTo
+from mailcarrier.protocol.reply import Reply
+from mailcarrier.protocol.stages import Stage
+
+__all__ = ["Envelope", "HandshakeFailure", "TransactionResult"]
+
+# TransactionResult.reset_failed: the stage name a lost RSET check carries.
+_RSET_STAGE = Stage.RSET.name.lower()
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """A mail transaction's envelope, already reduced to what goes on the wire."""
+
+    sender: str
+    recipients: tuple[RcptTo, ...]
+    size: int | None = None  # sent as SIZE= when the server announced SIZE
+    body: str = ""  # BODY= value when the server announced 8BITMIME
+    smtputf8: bool = False
+    ret: str = ""  # DSN RET= when the server announced DSN
+    envid: str = ""
+    # XFORWARD attributes (name, value) in Postfix's order; sent when the server announced
+    # XFORWARD, only those it listed. Empty: no XFORWARD.
+    xforward: tuple[tuple[str, str], ...] = ()
+    # AUTH= on MAIL (RFC 4954 5) when the server announced AUTH; "" is AUTH=<>.
+    auth: str | None = None
+    # RFC 3030: send the content in BDAT chunks instead of DATA (the caller checked that the
+    # server announced CHUNKING; the content must then not be dot-stuffed).
+    bdat: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeFailure:
+    """The server refused the session (greeting or EHLO/HELO/LHLO)."""
+
+    stage: Stage
+    reply: Reply
+
+
+@dataclass(slots=True)
+class TransactionResult:
+    """Raw outcome of one mail transaction, indexed like `Envelope.recipients`."""
+
+    mail: Reply | None = None
+    xforward: list[Reply] = field(default_factory=list)  # one per XFORWARD command sent
+    rcpt: list[Reply | None] = field(default_factory=list)
+    data: Reply | None = None
+    # SMTP: one reply for all accepted recipients; LMTP: one per accepted recipient.
+    dot: list[Reply | None] = field(default_factory=list)
+    error: TransportError | None = None
+    # The content could not be sent as it is (content/mime.py); the session was abandoned.
+    content_error: ContentError | None = None
+    content_sent: bool = False
+    started: float = 0.0
+    # The content went as BDAT chunks (RFC 3030): `dot` holds the replies to BDAT LAST, or
+    # to the first refused chunk.
+    bdat: bool = False
+    # The reply to a RSET that checked a reused session (see `transaction(reset_first=)`).
+    rset: Reply | None = None
+
+    @property
+    def accepted(self) -> list[int]:
+        return [i for i, r in enumerate(self.rcpt) if r is not None and r.code // 100 == 2]
+
+    @property
+    def has_accepted(self) -> bool:
+        """Whether any recipient was accepted (`bool(accepted)`, without the list)."""
+        for r in self.rcpt:  # noqa: SIM110 - a loop, not any() over a generator: hot path
+            if r is not None and r.code // 100 == 2:
+                return True
+        return False
+
+    @property
+    def reset_failed(self) -> bool:
+        """The RSET check of a reused session failed (refused, or the connection was dead):
+        nothing of the transaction counts, and the session must be dropped."""
+        if self.rset is not None:
+            return self.rset.code // 100 != 2
+        return self.error is not None and self.error.stage == _RSET_STAGE
