@@ -27,7 +27,7 @@ from mailcarrier.delivery.agent import DeliveryAgent
 from mailcarrier.delivery.request import DeliveryRequest, Notify, Recipient
 from mailcarrier.delivery.smtputf8 import envelope_needs_smtputf8, header_needs_smtputf8
 from mailcarrier.errors import ConfigError, DataError, MailcarrierError, UsageError
-from mailcarrier.log import LogSink, StreamLog
+from mailcarrier.log import LogSink, StreamLog, SyslogLog
 from mailcarrier.queue import (
     Controls,
     QueueAdmin,
@@ -160,6 +160,17 @@ def _make_log(
     sinks: list[LogSink] = [StreamLog(stderr, hostname=hostname, syslog_name=name)]
     if daemon and maillog and maillog != "/dev/stderr":
         sinks = []
+    if daemon and not maillog and SyslogLog.available():
+        # As Postfix's daemons: to syslog when no maillog_file is set (and to stderr, for a
+        # run in the foreground).
+        try:
+            sinks.append(SyslogLog(name, settings.get_str("syslog_facility")))
+        except ValueError as exc:
+            raise ConfigError(
+                f"parameter syslog_facility: {exc}",
+                parameter="syslog_facility",
+                value=settings.get_str("syslog_facility"),
+            ) from None
     if maillog and maillog not in ("/dev/stderr",):
         if maillog == "/dev/stdout":
             stream: TextIO = sys.stdout

@@ -26,6 +26,7 @@ __all__ = [
     "MemoryLog",
     "NullLog",
     "StreamLog",
+    "SyslogLog",
     "delivery_line",
     "format_delay",
     "syslog_prefix",
@@ -179,3 +180,41 @@ class StreamLog:
 
     def warning(self, process: str, text: str) -> None:
         self._write(process, "warning: " + text)
+
+
+class SyslogLog:
+    """Writes to the system logger (syslog(3), ``/dev/log``) as Postfix's daemons do:
+    identity ``syslog_name/process`` with the pid, facility ``syslog_facility``.
+
+    Only used when the socket exists (`available()`); a container without a syslog daemon
+    keeps the other sinks."""
+
+    PATH = "/dev/log"
+
+    def __init__(self, syslog_name: str = "postfix", facility: str = "mail") -> None:
+        import syslog
+
+        self._syslog = syslog
+        self.syslog_name = syslog_name
+        code = getattr(syslog, f"LOG_{facility.upper()}", None)
+        if not isinstance(code, int):
+            raise ValueError(f"unknown syslog facility {facility!r}")
+        self.facility = code
+        self._ident = ""
+
+    @classmethod
+    def available(cls) -> bool:
+        return os.path.exists(cls.PATH)
+
+    def _write(self, priority: int, process: str, text: str) -> None:
+        ident = f"{self.syslog_name}/{process}"
+        if ident != self._ident:  # openlog only sets the identity: cheap
+            self._syslog.openlog(ident, self._syslog.LOG_PID, self.facility)
+            self._ident = ident
+        self._syslog.syslog(priority, text)
+
+    def info(self, process: str, text: str) -> None:
+        self._write(self._syslog.LOG_INFO, process, text)
+
+    def warning(self, process: str, text: str) -> None:
+        self._write(self._syslog.LOG_WARNING, process, "warning: " + text)

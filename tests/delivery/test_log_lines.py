@@ -194,3 +194,49 @@ def test_memory_log_lines() -> None:
     sink.warning("lmtp", "b")
     assert sink.lines == ["a", "warning: b"]
     assert sink.records == [("info", "smtp", "a"), ("warning", "lmtp", "b")]
+
+
+class _FakeSyslog:
+    LOG_PID = 1
+    LOG_INFO = 6
+    LOG_WARNING = 4
+    LOG_MAIL = 16
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, object, ...]] = []
+
+    def openlog(self, ident: str, option: int, facility: int) -> None:
+        self.calls.append(("openlog", ident, option, facility))
+
+    def syslog(self, priority: int, text: str) -> None:
+        self.calls.append(("syslog", priority, text))
+
+
+def test_syslog_sink_uses_postfix_identities() -> None:
+    from mailcarrier.log import SyslogLog
+
+    sink = SyslogLog("postfix", "mail")
+    fake = _FakeSyslog()
+    sink._syslog = fake  # type: ignore[assignment]
+    sink.info("smtp", "ABC: to=<a@b>, status=sent")
+    sink.info("smtp", "ABC: second")
+    sink.warning("qmgr", "something odd")
+    facility = __import__("syslog").LOG_MAIL
+    assert fake.calls == [
+        ("openlog", "postfix/smtp", 1, facility),
+        ("syslog", 6, "ABC: to=<a@b>, status=sent"),
+        ("syslog", 6, "ABC: second"),  # same identity: no second openlog
+        ("openlog", "postfix/qmgr", 1, facility),
+        ("syslog", 4, "warning: something odd"),
+    ]
+
+
+def test_syslog_facility_is_validated() -> None:
+    import pytest
+
+    from mailcarrier.config.settings import Settings
+    from mailcarrier.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="syslog_facility"):
+        Settings.defaults().with_overrides({"syslog_facility": "nosuch"})
+    assert Settings.defaults().with_overrides({"syslog_facility": "local3"})

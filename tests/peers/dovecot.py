@@ -9,9 +9,11 @@ so `available()` says whether this machine can; tests skip cleanly otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -61,13 +63,88 @@ def available() -> bool:
     return os.path.exists(DOVECOT) and os.path.exists(LMTP_BINARY) and os.geteuid() == 0
 
 
-class DovecotLmtp:
-    def __init__(self, root: Path, users: tuple[str, ...] = ("known",)) -> None:
+class DovecotProcess:
+    """A private Dovecot master under `root`: writes the configuration a subclass renders
+    (`_render`), starts the master, waits until `_ready()`, stops it (SIGKILL as a last
+    resort). Shared by the LMTP server here and the auth service (dovecot_auth.py)."""
+
+    what = "dovecot"
+
+    def __init__(self, root: Path) -> None:
         self.root = root
-        self.users = users
-        self.port = free_port()
         self.config = root / "dovecot.conf"
         self.started = False
+
+    @property
+    def log(self) -> str:
+        path = self.root / "dovecot.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def _render(self, nobody: pwd.struct_passwd) -> str:
+        raise NotImplementedError
+
+    def _ready(self) -> bool:
+        raise NotImplementedError
+
+    def _launch(self) -> None:
+        nobody = pwd.getpwnam("nobody")
+        (self.root / "state").mkdir(parents=True, exist_ok=True)
+        os.chmod(self.root, 0o755)
+        self.config.write_text(self._render(nobody))
+        # The master daemonizes and keeps inherited descriptors: no pipes, or run() waits.
+        errors = self.root / "start-errors.txt"
+        with errors.open("wb") as err:
+            proc = subprocess.run(
+                [DOVECOT, "-c", str(self.config)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                timeout=30,
+                check=False,
+            )
+        if proc.returncode != 0:
+            raise RuntimeError(f"dovecot did not start: {errors.read_text()}{self.log}")
+        self.started = True
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if self._ready():
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"{self.what} did not come up: {self.log}")
+
+    def stop(self) -> None:
+        if not self.started:
+            return
+        pid_file = self.root / "run" / "master.pid"
+        try:
+            pid: int | None = int(pid_file.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            pid = None
+        subprocess.run(
+            [DOVECOT, "-c", str(self.config), "stop"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=30,
+            check=False,
+        )
+        deadline = time.monotonic() + 10
+        while pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if pid is not None and pid_file.exists():
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        self.started = False
+
+
+class DovecotLmtp(DovecotProcess):
+    what = "dovecot LMTP"
+
+    def __init__(self, root: Path, users: tuple[str, ...] = ("known",)) -> None:
+        super().__init__(root)
+        self.users = users
+        self.port = free_port()
 
     @property
     def socket_path(self) -> Path:
@@ -93,63 +170,22 @@ class DovecotLmtp:
                 files.extend(folder.iterdir())
         return [p.read_bytes() for p in sorted(files, key=lambda p: p.name)]
 
-    @property
-    def log(self) -> str:
-        path = self.root / "dovecot.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    def start(self) -> DovecotLmtp:
-        nobody = pwd.getpwnam("nobody")
-        group = "nogroup"
-        (self.root / "state").mkdir(parents=True, exist_ok=True)
+    def _render(self, nobody: pwd.struct_passwd) -> str:
         mail = self.root / "mail"
-        mail.mkdir(exist_ok=True)
+        mail.mkdir(parents=True, exist_ok=True)
         os.chown(mail, nobody.pw_uid, nobody.pw_gid)
-        os.chmod(self.root, 0o755)
         lines = [
             f"{u}:{{PLAIN}}unused:{nobody.pw_uid}:{nobody.pw_gid}::{mail / u}\n" for u in self.users
         ]
         (self.root / "users").write_text("".join(lines))
-        self.config.write_text(
-            CONFIG.format(root=self.root, port=self.port, user="nobody", group=group)
-        )
-        # The master daemonizes and keeps inherited descriptors: no pipes, or run() waits.
-        errors = self.root / "start-errors.txt"
-        with errors.open("wb") as err:
-            proc = subprocess.run(
-                [DOVECOT, "-c", str(self.config)],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-                timeout=30,
-                check=False,
-            )
-        if proc.returncode != 0:
-            raise RuntimeError(f"dovecot did not start: {errors.read_text()}{self.log}")
-        self.started = True
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if self.socket_path.exists():
-                with socket.socket() as s:
-                    if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                        return self
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"dovecot LMTP did not come up: {self.log}")
+        return CONFIG.format(root=self.root, port=self.port, user="nobody", group="nogroup")
 
-    def stop(self) -> None:
-        if not self.started:
-            return
-        subprocess.run(
-            [DOVECOT, "-c", str(self.config), "stop"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            timeout=30,
-            check=False,
-        )
-        pid_file = self.root / "run" / "master.pid"
-        deadline = time.monotonic() + 10
-        while pid_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        self.started = False
+    def _ready(self) -> bool:
+        if not self.socket_path.exists():
+            return False
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def start(self) -> DovecotLmtp:
+        self._launch()
+        return self

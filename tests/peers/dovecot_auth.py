@@ -10,17 +10,14 @@ Same approach as tests/peers/dovecot.py (the LMTP server). The master must run a
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pwd
 import re
-import signal
 import socket
-import subprocess
 import time
 from pathlib import Path
 
-from tests.peers.dovecot import DOVECOT
+from tests.peers.dovecot import DOVECOT, DovecotProcess
 
 MECHANISMS = "plain login scram-sha-1 scram-sha-256"
 
@@ -60,27 +57,19 @@ def available() -> bool:
     return os.path.exists(DOVECOT) and os.geteuid() == 0
 
 
-class DovecotAuth:
+class DovecotAuth(DovecotProcess):
+    what = "dovecot auth"
+
     def __init__(self, root: Path, users: dict[str, str], mechanisms: str = MECHANISMS) -> None:
-        self.root = root
+        super().__init__(root)
         self.users = users
         self.mechanisms = mechanisms
-        self.config = root / "dovecot.conf"
-        self.started = False
 
     @property
     def socket_path(self) -> Path:
         return self.root / "run" / "smtp-auth"
 
-    @property
-    def log(self) -> str:
-        path = self.root / "dovecot.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    def start(self) -> DovecotAuth:
-        nobody = pwd.getpwnam("nobody")
-        (self.root / "state").mkdir(parents=True, exist_ok=True)
-        os.chmod(self.root, 0o755)
+    def _render(self, nobody: pwd.struct_passwd) -> str:
         lines = [
             f"{user}:{{PLAIN}}{password}:{nobody.pw_uid}:{nobody.pw_gid}::{self.root}\n"
             for user, password in self.users.items()
@@ -88,32 +77,16 @@ class DovecotAuth:
         users = self.root / "users"
         users.write_text("".join(lines))
         os.chmod(users, 0o644)
-        self.config.write_text(
-            CONFIG.format(
-                root=self.root, user="nobody", group="nogroup", mechanisms=self.mechanisms
-            )
+        return CONFIG.format(
+            root=self.root, user="nobody", group="nogroup", mechanisms=self.mechanisms
         )
-        # The master daemonizes and keeps inherited descriptors: no pipes, or run() waits.
-        errors = self.root / "start-errors.txt"
-        with errors.open("wb") as err:
-            proc = subprocess.run(
-                [DOVECOT, "-c", str(self.config)],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-                timeout=30,
-                check=False,
-            )
-        if proc.returncode != 0:
-            raise RuntimeError(f"dovecot did not start: {errors.read_text()}{self.log}")
-        self.started = True
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if self._answers():
-                return self
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"dovecot auth did not come up: {self.log}")
+
+    def _ready(self) -> bool:
+        return self._answers()
+
+    def start(self) -> DovecotAuth:
+        self._launch()
+        return self
 
     def _answers(self) -> bool:
         """Whether the auth socket accepts a connection and greets (VERSION line)."""
@@ -145,30 +118,6 @@ class DovecotAuth:
             for line in data.decode().splitlines()
             if line.startswith("MECH\t")
         }
-
-    def stop(self) -> None:
-        if not self.started:
-            return
-        pid_file = self.root / "run" / "master.pid"
-        try:
-            pid = int(pid_file.read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            pid = None
-        subprocess.run(
-            [DOVECOT, "-c", str(self.config), "stop"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            timeout=30,
-            check=False,
-        )
-        deadline = time.monotonic() + 10
-        while pid_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if pid is not None and pid_file.exists():
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
-        self.started = False
 
     def wait_log(self, pattern: str, timeout: float = 30) -> re.Match[str]:
         """The first match of the regular expression `pattern` in Dovecot's log."""

@@ -60,7 +60,16 @@ SYSTEM: Final[list[list[Param]]] = [
         "${multi_instance_name?{$multi_instance_name}:{postfix}}",
         note="Postfix 3.5 and later form of the default",
     ),
-    _p("syslog_facility", STR, "mail"),
+    _p(
+        "syslog_facility",
+        STR,
+        "mail",
+        choices=(
+            *("auth", "authpriv", "cron", "daemon", "ftp", "kern", "lpr", "mail"),
+            *("news", "syslog", "user", "uucp"),
+            *(f"local{n}" for n in range(8)),
+        ),
+    ),
     _p("maillog_file", STR, ""),
     _p("delay_logging_resolution_limit", N, "2", minimum=0, maximum=6),
     _p("debug_peer_level", N, "2", minimum=1),

@@ -215,7 +215,7 @@ class DeliveryAgent:
 
     def _status_filter(self, request: DeliveryRequest) -> StatusFilter | None:
         """smtp_delivery_status_filter (lmtp_ for LMTP); None when it is empty."""
-        agent = self.settings.for_transport(request.transport)
+        agent = self._profile(request.transport).agent
         maps = self._status_maps.get(agent.transport)
         if maps is None:
             maps = self._status_maps[agent.transport] = agent.open_maps("delivery_status_filter")
@@ -422,7 +422,9 @@ class DeliveryAgent:
     # --- connection reuse (reuse.py) ----------------------------------------------------
     async def _cached_transaction(self, job: Job, session: Session, peer: Peer) -> None:
         """One transaction on a session from the cache, checked with RSET first."""
-        leftover = await self._transaction(job, session, peer, False, reset_first=True)
+        leftover = await run_transaction(
+            job, session, peer, False, clock=self.clock, log=self.log, reset_first=True
+        )
         if leftover is not None:
             self._server_failed(job, leftover, False)
 

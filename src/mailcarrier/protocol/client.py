@@ -360,19 +360,16 @@ class ClientConnection:
         if self._state is State.ERROR:
             self._check_usable(allow_closed=True)
         try:
-            return self._next_event()
+            if self._in_flight:
+                reply = self._parser.next_reply()
+                if reply is not None:
+                    return self._dispatch(reply)
+            elif self._parser.in_reply:
+                # Complete or not, bytes with nothing in flight desynchronise the pipeline.
+                raise RemoteProtocolError("unexpected reply from server with no command in flight")
         except RemoteProtocolError:
             self._fail()
             raise
-
-    def _next_event(self) -> Event | NeedData:
-        if self._in_flight:
-            reply = self._parser.next_reply()
-            if reply is not None:
-                return self._dispatch(reply)
-        elif self._parser.in_reply:
-            # Complete or not, bytes with nothing in flight desynchronise the pipeline.
-            raise RemoteProtocolError("unexpected reply from server with no command in flight")
         if self._eof:
             if self._closed_reported:
                 return NEED_DATA

@@ -284,6 +284,19 @@ class Connection(asyncio.Protocol):
         transport = self._transport
         return transport is not None and transport.get_write_buffer_size() > HIGH_WATER
 
+    @property
+    def drained(self) -> bool:
+        """True when `drain()` would return at once (room in the buffer, connection up):
+        the caller may skip awaiting it."""
+        transport = self._transport
+        return (
+            not self._write_paused
+            and not self._lost
+            and self._exc is None
+            and transport is not None
+            and not transport.is_closing()
+        )
+
     async def _drained(self) -> None:
         """Wait for room in the write buffer, with no deadline; ConnectionResetError once the
         connection is lost (asyncio's StreamWriter.drain, without its timer)."""

@@ -126,28 +126,37 @@ class Session:
     def _send(self, command: Command) -> None:
         self.conn.write(self._wire(command), command.stage)
 
+    def _ready_event(self) -> Event | None:
+        """The next protocol event if the bytes already received hold one, else None (read
+        more). A plain call: a pipelined group's replies arrive together, and only the first
+        of them needs to wait. Protocol errors and end of file become `TransportError`."""
+        proto = self.proto
+        # The stage (for deadlines and diagnostics) is that of the oldest command in flight,
+        # looked up only when it is needed: NEED_DATA, ConnectionClosed and a protocol error
+        # all leave the commands in flight as they were.
+        try:
+            event = proto.next_event()
+        except RemoteProtocolError as exc:
+            raise self._protocol_error(_stage(proto.next_in_flight), exc) from exc
+        if event is NEED_DATA:
+            return None
+        if type(event) is ConnectionClosed:
+            raise self.conn.lost_error(_stage(proto.next_in_flight))
+        # Every other event (Greeting, CommandReply, RecipientReply) carries a reply.
+        assert not isinstance(event, (NeedData, ConnectionClosed))
+        if event.reply.code == 421:
+            self.broken = True
+        return event
+
     async def _event(self) -> Event:
         """The next protocol event; network failures become `TransportError`."""
         proto = self.proto
         while True:
-            # The stage (for deadlines and diagnostics) is that of the oldest command in
-            # flight, looked up only when it is needed: NEED_DATA, ConnectionClosed and a
-            # protocol error all leave the commands in flight as they were.
-            try:
-                event = proto.next_event()
-            except RemoteProtocolError as exc:
-                raise self._protocol_error(_stage(proto.next_in_flight), exc) from exc
-            if event is NEED_DATA:
-                stage = _stage(proto.next_in_flight)
-                proto.receive_data(await self.conn.read(self.options.timeout(stage), stage))
-                continue
-            if type(event) is ConnectionClosed:
-                raise self.conn.lost_error(_stage(proto.next_in_flight))
-            # Every other event (Greeting, CommandReply, RecipientReply) carries a reply.
-            assert not isinstance(event, (NeedData, ConnectionClosed))
-            if event.reply.code == 421:
-                self.broken = True
-            return event
+            event = self._ready_event()
+            if event is not None:
+                return event
+            stage = _stage(proto.next_in_flight)
+            proto.receive_data(await self.conn.read(self.options.timeout(stage), stage))
 
     def _protocol_error(self, stage: Stage, exc: Exception) -> TransportError:
         self.broken = True
@@ -352,7 +361,9 @@ class Session:
     ) -> None:
         """Replies up to DATA's, or up to that of `last` (the last RCPT, for BDAT)."""
         while True:
-            event = await self._event()
+            event = self._ready_event()
+            if event is None:
+                event = await self._event()
             assert isinstance(event, CommandReply)
             cmd = event.command
             # Commands in flight are of exactly these types (protocol/client.py `_SEND`).
@@ -399,9 +410,11 @@ class Session:
             await self.conn.drain(timeout, Stage.BODY)
             await asyncio.sleep(self.dot_delay)
         batch.append(self.proto.send(DataEnd()))
-        self.conn.write(b"".join(batch), Stage.DOT)
+        conn = self.conn
+        conn.write(b"".join(batch), Stage.DOT)
         result.content_sent = True
-        await self.conn.drain(self.options.timeout(Stage.DOT), Stage.DOT)
+        if not conn.drained:
+            await conn.drain(self.options.timeout(Stage.DOT), Stage.DOT)
 
     async def _collect_dot(self, result: TransactionResult, position: dict[int, int]) -> None:
         if not self.options.lmtp:
