@@ -8,6 +8,10 @@ destination; replies to MAIL, RCPT, DATA and the final dot mark recipients (outc
 trouble.py's wording). Addresses of one MX preference may be raced (RFC 8305) when
 `smtp_happy_eyeballs` is on. Every recipient is marked exactly once and logged as it is.
 Injected: settings, log sink, clocks, resolver; nothing global.
+
+Split out: one transaction and its verdicts (transaction.py), connection reuse and cache
+keys (reuse.py), mail-loop hand-off (handoff.py), and what a request carries with the
+settings read once per transport (job.py).
 """
 
 from __future__ import annotations

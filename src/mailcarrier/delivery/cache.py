@@ -81,6 +81,9 @@ class ConnectionCache:
         self._parked: dict[_Entry, None] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = _INF
+        # The event loop, looked up once: on Python 3.11 get_running_loop() makes a getpid()
+        # system call each time, and parking happens once per message.
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._closing: set[asyncio.Task[None]] = set()
         self._hits = self._misses = self._expired = 0
 
@@ -102,7 +105,7 @@ class ConnectionCache:
         idle = self.limits.idle_time
         expires = _INF
         if idle > 0:
-            loop = asyncio.get_running_loop()
+            loop = self._event_loop()
             expires = loop.time() + idle
             if expires < self._timer_at:
                 self._arm(loop, expires)
@@ -141,6 +144,12 @@ class ConnectionCache:
             if not entries:
                 del self._by_key[key]
 
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            loop = self._loop = asyncio.get_running_loop()
+        return loop
+
     def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
         if self._timer is not None:
             self._timer.cancel()
@@ -151,7 +160,7 @@ class ConnectionCache:
         """Close the sessions whose idle limit has passed; re-arm for the next one."""
         self._timer = None
         self._timer_at = _INF
-        loop = asyncio.get_running_loop()
+        loop = self._event_loop()
         now = loop.time() + _SLACK
         due = [entry for entry in self._parked if entry.expires <= now]
         for entry in due:

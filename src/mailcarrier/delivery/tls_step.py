@@ -20,47 +20,43 @@ failure), or reconnect to the same server in plaintext. Postfix's table, per lev
   handshake, before the greeting is read and before any SMTP byte is sent
   (`negotiate_tls()` is then called before the session starts).
 
-DANE (RFC 7672, as Postfix's smtp_tls_policy.c dane_init()): per server, with the DNSSEC
-status that routing recorded on the `Peer`. An MX host named by an insecure MX RRset
-(no AD bit) is handled per ``smtp_tls_dane_insecure_mx_policy``: ``may`` (and always at
-``dane-only``): "non DNSSEC destination" (``dane`` goes on as ``may``, ``dane-only``
-defers); ``encrypt``: mandatory unauthenticated TLS; ``dane``: the TLSA records are used
-("half-dane": matched, but logged as Trusted, never Verified). A host whose A/AAAA answer
-was not validated has no usable TLSA records (no TLSA lookup is made unless
-``smtp_tls_force_insecure_host_tlsa_lookup``). Then the TLSA RRset of ``_port._tcp.host``
-decides: a validated usable RRset authenticates, a validated unusable one still makes TLS
-mandatory ("TLSA records unusable"; ``dane-only`` defers), an unsigned or missing one means
-``may`` ("no TLSA records found"; ``dane-only`` defers 4.7.5); a failed lookup defers 4.7.5
-"TLSA lookup error for host:port".
+DANE (RFC 7672): at ``dane`` and ``dane-only``, dane_step.py first decides per server, from
+the DNSSEC status and the TLSA records, the level to apply and the records to match, or a
+deferral ("TLSA lookup error", "no TLSA records found" at ``dane-only``).
 
 Every outcome carries the TLS feature status of Postfix 3.11's ``tls=`` log field
 (tls/features.py), printed when ``smtp_log_tls_feature_status`` is on.
+
+The state objects (`TlsClient`, `TlsJob`) and the `TlsOutcome` returned here are
+tls_job.py's, re-exported from this module.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
-import enum
-import ssl
-from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from cryptography import x509
 
-from mailcarrier.config.settings import AgentSettings
+from mailcarrier.delivery.dane_step import HALF_DANE, decide_dane
+from mailcarrier.delivery.tls_job import (
+    TlsClient,
+    TlsJob,
+    TlsOutcome,
+    TlsResult,
+    deferred_outcome,
+    plaintext_outcome,
+    violation_feature,
+)
 from mailcarrier.delivery.trouble import Verdict, handshake_verdict, soften, transport_verdict
 from mailcarrier.errors import TransportError
-from mailcarrier.log import LogSink
 from mailcarrier.protocol.reply import Reply
-from mailcarrier.routing.resolver import DnsOutcome, Resolver, TLSARecord
 from mailcarrier.status import DeliveryStatus
-from mailcarrier.tls.context import ContextFactory, TlsSessionCache
-from mailcarrier.tls.dane import TlsaRecord, usable
+from mailcarrier.tls.dane import TlsaRecord
 from mailcarrier.tls.features import FeatureState, TlsFeature
 from mailcarrier.tls.levels import SecurityLevel
 from mailcarrier.tls.names import expand_matches
-from mailcarrier.tls.policy import TlsPolicy, nexthop_domain, resolve_policy
+from mailcarrier.tls.policy import TlsPolicy
 from mailcarrier.tls.tlslog import (
     established_line,
     offered_line,
@@ -84,158 +80,6 @@ _ENCODING_DER = 2  # _ssl.ENCODING_DER
 __all__ = ["TlsClient", "TlsJob", "TlsOutcome", "TlsResult", "negotiate_tls"]
 
 
-class TlsResult(enum.Enum):
-    PLAINTEXT = "plaintext"
-    TLS = "tls"
-    FAIL = "fail"
-    RETRY_PLAINTEXT = "retry-plaintext"
-
-
-HALF_DANE = "half-dane"  # Postfix's TLS_LEV_HALF_DANE name: DANE for an insecure MX host
-
-
-@dataclass(frozen=True, slots=True)
-class TlsOutcome:
-    result: TlsResult
-    level: SecurityLevel
-    verdict: Verdict | None = None
-    trust: Trust | None = None
-    # The security-level feature of the tls= log field; None: no TLS policy was applied.
-    feature: TlsFeature | None = None
-
-    @property
-    def retry_plaintext(self) -> bool:
-        return self.result is TlsResult.RETRY_PLAINTEXT
-
-    def with_feature(self, feature: TlsFeature | None) -> TlsOutcome:
-        return TlsOutcome(self.result, self.level, self.verdict, self.trust, feature)
-
-
-class TlsClient:
-    """Per-agent TLS state that outlives requests: contexts and the session cache."""
-
-    def __init__(self) -> None:
-        self._factories: dict[str, ContextFactory] = {}
-        self._caches: dict[str, TlsSessionCache] = {}
-
-    def job(
-        self,
-        agent: AgentSettings,
-        destination: str,
-        *,
-        log: LogSink,
-        resolver: Callable[[], Resolver | None],
-        preactive_delay: float,
-    ) -> TlsJob:
-        factory = self._factories.get(agent.transport)
-        if factory is None or factory.agent.settings is not agent.settings:
-            factory = self._factories[agent.transport] = ContextFactory(agent)
-        cache = None
-        if agent.str("tls_session_cache_database"):
-            cache = self._caches.get(agent.transport)
-            if cache is None:
-                timeout = agent.time("tls_session_cache_timeout")
-                cache = self._caches[agent.transport] = TlsSessionCache(timeout)
-        return TlsJob(agent, destination, factory, cache, log, resolver, preactive_delay)
-
-
-@dataclass(slots=True)
-class TlsJob:
-    """The TLS view of one destination of one request."""
-
-    agent: AgentSettings
-    destination: str
-    factory: ContextFactory
-    cache: TlsSessionCache | None
-    log: LogSink
-    resolver: Callable[[], Resolver | None]  # lazy: literal next hops never need DNS
-    preactive_delay: float  # time the message waited before this delivery attempt
-    plaintext_peers: set[str] = field(default_factory=set)
-
-    @property
-    def nexthop(self) -> str:
-        return nexthop_domain(self.destination)
-
-    def policy(self, peer: Peer) -> TlsPolicy:
-        return resolve_policy(self.agent, self.destination, peer.hostname)
-
-    def info(self, text: str) -> None:
-        self.log.info(self.agent.transport, text)
-
-    def warning(self, text: str) -> None:
-        self.log.warning(self.agent.transport, text)
-
-    def servername(self, policy: TlsPolicy, peer: Peer) -> str | None:
-        """SNI: smtp_tls_servername / servername=; by default only with DANE (the TLSA
-        base domain, RFC 7672 8.1)."""
-        choice = policy.servername.strip()
-        if not choice:
-            return peer.hostname if policy.level.is_dane else None
-        if choice.lower() == "hostname":
-            return peer.hostname
-        if choice.lower() == "nexthop":
-            return self.nexthop
-        return choice
-
-    def status_text(self, outcome: TlsOutcome) -> str:
-        """The tls= field for marks after this outcome ("" when logging is off)."""
-        if outcome.feature is None or not self.agent.bool("log_tls_feature_status"):
-            return ""
-        if outcome.feature.target == SecurityLevel.NONE.value:
-            # No TLS policy, nothing to report: the line keeps the classic Postfix form
-            # (log tools that predate 3.11 parse it unchanged).
-            return ""
-        return outcome.feature.text
-
-    def undecided_text(self, peer: Peer) -> str:
-        """The tls= field while a session with `peer` has not reached its TLS decision
-        (greeting refused, connection lost): the policy level with "?" ("may?")."""
-        if not self.agent.bool("log_tls_feature_status"):
-            return ""
-        policy = self.policy(peer)
-        if policy.error:
-            return ""
-        level = policy.level
-        if self.agent.bool("tls_wrappermode") and level is SecurityLevel.NONE:
-            level = SecurityLevel.ENCRYPT
-        if level is SecurityLevel.DANE_ONLY:
-            level = SecurityLevel.DANE
-        if level is SecurityLevel.NONE:
-            return ""
-        return TlsFeature(level.value).text
-
-    def wrapper_context(self, peer: Peer) -> tuple[ssl.SSLContext, str | None] | None:
-        """The context for smtp_tls_wrappermode (implicit TLS), or None when not used or
-        unusable (the connection then fails in negotiate_tls, never goes plaintext)."""
-        if not self.agent.bool("tls_wrappermode"):
-            return None
-        policy = self.policy(peer)
-        if policy.error:
-            return None
-        # Postfix 3.10.6: wrapper mode never goes plaintext; "none" and "may" mean encrypt.
-        try:
-            return self.factory.context(policy), self.servername(policy, peer)
-        except ValueError:
-            return None
-
-
-def _fail(
-    level: SecurityLevel, dsn: str, text: str, feature: TlsFeature | None = None
-) -> TlsOutcome:
-    verdict = Verdict(DeliveryStatus.DEFERRED, dsn, text)
-    return TlsOutcome(TlsResult.FAIL, level, verdict, feature=feature)
-
-
-def _violation(target: str) -> TlsFeature:
-    return TlsFeature(target).decide(FeatureState.VIOLATION)
-
-
-def _plaintext(level: SecurityLevel, target: str) -> TlsOutcome:
-    """Going on without TLS: "none" as asked, or "may:none" (STARTTLS unavailable)."""
-    feature = TlsFeature(target).decide(FeatureState.COMPLIANT, SecurityLevel.NONE.value)
-    return TlsOutcome(TlsResult.PLAINTEXT, level, feature=feature)
-
-
 def _refused_verdict(namaddr: str, reply: Reply, soft_bounce: bool) -> Verdict:
     text = f"TLS is required, but host {namaddr} refused to start TLS: {reply.text}"
     status = DeliveryStatus.BOUNCED if reply.code // 100 == 5 else DeliveryStatus.DEFERRED
@@ -244,79 +88,6 @@ def _refused_verdict(namaddr: str, reply: Reply, soft_bounce: bool) -> Verdict:
     dsn = wanted + dsn[1:] if dsn and dsn[0] != wanted else (dsn or wanted + ".0.0")
     verdict = Verdict(status, dsn, text)
     return soften(verdict) if soft_bounce else verdict
-
-
-@dataclass(frozen=True, slots=True)
-class _Dane:
-    level: SecurityLevel
-    records: tuple[TlsaRecord, ...] = ()
-    failure: TlsOutcome | None = None
-    half: bool = False  # an insecure MX host at "dane": matched, never "Verified"
-
-
-def _dane_config_problem(job: TlsJob, level: SecurityLevel, text: str) -> _Dane:
-    """Postfix NONDANE_CONFIG: the administrator's fault. "dane" warns and goes on as
-    "may"; "dane-only" warns and defers (an invalid policy)."""
-    job.warning(f"{job.destination}: {text}")
-    if level is SecurityLevel.DANE_ONLY:
-        return _Dane(level, failure=_fail(level, "4.7.5", "client TLS configuration problem"))
-    return _Dane(SecurityLevel.MAY)
-
-
-def _dane_incompatible(job: TlsJob, level: SecurityLevel, text: str, *, cantauth: bool) -> _Dane:
-    """Postfix NONDANE_DEST/DANE_CANTAUTH: the destination's fault. "dane" goes on as
-    "may" (or "encrypt" when TLSA records exist but cannot authenticate); "dane-only"
-    defers with the reason."""
-    if level is SecurityLevel.DANE_ONLY:
-        return _Dane(level, failure=_fail(level, "4.7.5", text))
-    return _Dane(SecurityLevel.ENCRYPT if cantauth else SecurityLevel.MAY)
-
-
-async def _dane(job: TlsJob, level: SecurityLevel, peer: Peer) -> _Dane:
-    """Per-server DANE decision (RFC 7672 2.2; Postfix dane_init(), see the module doc)."""
-    name = level.value
-    if peer.port == 0:
-        return _dane_config_problem(
-            job,
-            SecurityLevel.DANE_ONLY,
-            f'the "{name}" security level is invalid for delivery via unix-domain sockets',
-        )
-    dnssec = job.agent.settings.get_str("smtp_dns_support_level") == "dnssec"
-    resolver = job.resolver() if dnssec else None
-    if resolver is None:
-        return _dane_config_problem(job, level, f"{name} configured with dnssec lookups disabled")
-    if not job.agent.is_lmtp and job.agent.settings.get_bool("ignore_mx_lookup_error"):
-        return _dane_config_problem(job, level, f"{name} configured with MX lookup errors ignored")
-    insecure_mx = peer.mx_dnssec_valid is False
-    mx_policy = job.agent.str("tls_dane_insecure_mx_policy").strip().lower() or "dane"
-    if insecure_mx and (level is SecurityLevel.DANE_ONLY or mx_policy == "may"):
-        return _dane_incompatible(job, level, "non DNSSEC destination", cantauth=False)
-    records: tuple[TlsaRecord, ...] = ()
-    if peer.dnssec_valid or job.agent.bool("tls_force_insecure_host_tlsa_lookup"):
-        qname = f"_{peer.port}._tcp.{peer.hostname}"
-        answer = await resolver.resolve(qname, "TLSA")
-        if answer.outcome.temporary or answer.outcome is DnsOutcome.NO_RECOVERY:
-            text = f"TLSA lookup error for {peer.hostname}:{peer.port}"
-            return _Dane(level, failure=_fail(level, "4.7.5", text))
-        if answer.outcome is DnsOutcome.OK and answer.ad:
-            records = tuple(
-                TlsaRecord(r.usage, r.selector, r.mtype, r.data)
-                for r in answer.records
-                if isinstance(r, TLSARecord)
-            )
-    # Else the host's address records are not DNSSEC-validated: its TLSA records, if
-    # any, cannot be trusted (RFC 7672 2.2.2), and are not even looked up.
-    if not records:
-        return _dane_incompatible(job, level, "no TLSA records found", cantauth=False)
-    if not usable(records):
-        # RFC 7672 3.1.3: a secure RRset with no usable record still means mandatory TLS.
-        return _dane_incompatible(job, level, "TLSA records unusable", cantauth=True)
-    if insecure_mx:
-        if mx_policy == "encrypt":
-            return _Dane(SecurityLevel.ENCRYPT)  # "Verification not possible, MX RRset is insecure"
-        return _Dane(SecurityLevel.DANE, usable(records), half=True)
-    # "dane-only" becomes "dane" once the requisite TLSA records are found.
-    return _Dane(SecurityLevel.DANE, usable(records))
 
 
 def _chain(session: Session) -> tuple[x509.Certificate, ...]:
@@ -401,17 +172,17 @@ async def negotiate_tls(
     policy = job.policy(peer)
     if policy.error:
         job.warning(f"{policy.source}: {policy.error}")
-        return _fail(policy.level, "4.7.5", "client TLS configuration problem")
+        return deferred_outcome(policy.level, "4.7.5", "client TLS configuration problem")
     level = policy.level
     target = level.value
     if peer.relay in job.plaintext_peers:
         # The retry in plaintext after a failed handshake at "may".
         job.plaintext_peers.discard(peer.relay)
-        return _plaintext(SecurityLevel.NONE, target)
+        return plaintext_outcome(SecurityLevel.NONE, target)
     tlsa: tuple[TlsaRecord, ...] = ()
     half = False
     if level.is_dane:
-        dane = await _dane(job, level, peer)
+        dane = await decide_dane(job, level, peer)
         if dane.failure is not None:
             return dane.failure
         level, tlsa, half = dane.level, dane.records, dane.half
@@ -428,16 +199,16 @@ async def negotiate_tls(
     if level is SecurityLevel.NONE:
         if offered and job.agent.bool("tls_note_starttls_offer"):
             job.info(offered_line(peer.hostname))
-        return _plaintext(level, target)
+        return plaintext_outcome(level, target)
     if not offered:
         if level.mandatory:
-            return _fail(
+            return deferred_outcome(
                 level,
                 "4.7.4",
                 f"TLS is required, but was not offered by host {peer.namaddr}",
-                _violation(target),
+                violation_feature(target),
             )
-        return _plaintext(level, target)
+        return plaintext_outcome(level, target)
     return await _starttls(job, session, peer, policy, level, tlsa, target, half, soft_bounce)
 
 
@@ -460,13 +231,13 @@ async def _starttls(
     except ValueError as exc:
         job.warning(f"TLS library problem: {exc}")
         if level.mandatory:
-            return _fail(
+            return deferred_outcome(
                 level,
                 "4.7.5",
                 "TLS is required, but our TLS engine is unavailable",
-                _violation(target),
+                violation_feature(target),
             )
-        return _plaintext(level, target)
+        return plaintext_outcome(level, target)
     if job.cache is not None:
         job.cache.offer(key, ctx)
     try:
@@ -476,8 +247,8 @@ async def _starttls(
     if refused is not None:
         if level.mandatory:
             verdict = _refused_verdict(peer.namaddr, refused, soft_bounce)
-            return TlsOutcome(TlsResult.FAIL, level, verdict, feature=_violation(target))
-        return _plaintext(level, target)  # opportunistic: go on in plaintext
+            return TlsOutcome(TlsResult.FAIL, level, verdict, feature=violation_feature(target))
+        return plaintext_outcome(level, target)  # opportunistic: go on in plaintext
     outcome = _judge(job, session, peer, policy, level, tlsa, target, half=half)
     if outcome.result is not TlsResult.TLS:
         return outcome
@@ -515,7 +286,7 @@ def _handshake_failed(
     ):
         job.plaintext_peers.add(peer.relay)
         return TlsOutcome(TlsResult.RETRY_PLAINTEXT, level)
-    return _fail(level, "4.7.5", "Cannot start TLS: handshake failure")
+    return deferred_outcome(level, "4.7.5", "Cannot start TLS: handshake failure")
 
 
 def _judge(
@@ -534,7 +305,9 @@ def _judge(
         wanted = _expectations(job, policy, level, peer, tlsa)
     except ValueError as exc:
         job.warning(f"cannot load trust anchors: {exc}")
-        return _fail(level, "4.7.5", "client TLS configuration problem", _violation(target))
+        return deferred_outcome(
+            level, "4.7.5", "client TLS configuration problem", violation_feature(target)
+        )
     check = check_peer(_chain(session), wanted, datetime.datetime.now(datetime.UTC))
     if half and check.trust is Trust.VERIFIED:
         # Postfix: "half-dane" is never "Verified", only "Trusted", but matching is enforced.
@@ -542,6 +315,8 @@ def _judge(
     _log_established(job, session, peer, check)
     if level.must_match and not (check.matched and (check.trusted or not level.must_trust)):
         job.info(verification_failed_line(peer.relay, check.problem, check.purpose))
-        return _fail(level, "4.7.5", "Server certificate not verified", _violation(target))
+        return deferred_outcome(
+            level, "4.7.5", "Server certificate not verified", violation_feature(target)
+        )
     feature = TlsFeature(target).decide(FeatureState.COMPLIANT)
     return TlsOutcome(TlsResult.TLS, level, trust=check.trust, feature=feature)

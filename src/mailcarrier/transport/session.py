@@ -12,6 +12,10 @@ pipelined when the server allows it, not dot-stuffed.
 The session reports what happened as a `TransactionResult` of raw replies and at most one
 `TransportError`; it never decides whether a recipient is sent, deferred or bounced (that is
 delivery/trouble.py). Every read and write has the deadline of its stage (`Stage.timeout`).
+
+Parts live in their own modules and are re-exported here: STARTTLS (starttls.py), the AUTH
+exchange (auth.py), BDAT chunks (bdat.py), `SessionOptions` (options.py) and the values
+`Envelope`, `HandshakeFailure` and `TransactionResult` (records.py).
 """
 
 from __future__ import annotations
@@ -29,7 +33,6 @@ from mailcarrier.protocol.client import (
     CommandReply,
     ConnectionClosed,
     Event,
-    NeedData,
     RecipientReply,
     State,
 )
@@ -123,6 +126,17 @@ class Session:
         except RemoteProtocolError as exc:
             raise self._protocol_error(command.stage, exc) from exc
 
+    def _wire_group(self, commands: tuple[Command, ...]) -> bytes:
+        """The bytes of a pipelined group (`_wire` of each command, joined)."""
+        send = self.proto.send
+        parts = []
+        for command in commands:
+            try:
+                parts.append(send(command))
+            except RemoteProtocolError as exc:
+                raise self._protocol_error(command.stage, exc) from exc
+        return b"".join(parts)
+
     def _send(self, command: Command) -> None:
         self.conn.write(self._wire(command), command.stage)
 
@@ -140,10 +154,9 @@ class Session:
             raise self._protocol_error(_stage(proto.next_in_flight), exc) from exc
         if event is NEED_DATA:
             return None
-        if type(event) is ConnectionClosed:
+        if isinstance(event, ConnectionClosed):
             raise self.conn.lost_error(_stage(proto.next_in_flight))
         # Every other event (Greeting, CommandReply, RecipientReply) carries a reply.
-        assert not isinstance(event, (NeedData, ConnectionClosed))
         if event.reply.code == 421:
             self.broken = True
         return event
@@ -307,7 +320,7 @@ class Session:
             # a recipient was accepted.
             first: tuple[Command, ...] = (Rset(),) if reset_first else ()
             tail: tuple[Command, ...] = () if envelope.bdat else (Data(),)
-            group = b"".join(self._wire(cmd) for cmd in (*first, *xforward, mail, *rcpts, *tail))
+            group = self._wire_group((*first, *xforward, mail, *rcpts, *tail))
             self.conn.write(group, Stage.RSET if reset_first else Stage.MAIL)
             await self._collect_until_data(
                 result, position, rcpts[-1] if envelope.bdat and rcpts else None
@@ -360,11 +373,12 @@ class Session:
         self, result: TransactionResult, position: dict[int, int], last: Command | None = None
     ) -> None:
         """Replies up to DATA's, or up to that of `last` (the last RCPT, for BDAT)."""
+        # The first reply needs a read; the others of the group usually came with it.
+        event: Event | None = await self._event()
         while True:
-            event = self._ready_event()
             if event is None:
                 event = await self._event()
-            assert isinstance(event, CommandReply)
+            assert type(event) is CommandReply
             cmd = event.command
             # Commands in flight are of exactly these types (protocol/client.py `_SEND`).
             cls = type(cmd)
@@ -381,6 +395,7 @@ class Session:
                 result.rset = event.reply
             elif cls is Xforward:
                 result.xforward.append(event.reply)
+            event = self._ready_event()
 
     async def _send_content(self, content: ContentFactory, result: TransactionResult) -> None:
         """Stream the content, then the final dot, in as few writes as the sizes allow.

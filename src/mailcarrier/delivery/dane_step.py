@@ -1,0 +1,110 @@
+"""The DANE part of the TLS step: what Postfix's smtp_tls_policy.c dane_init() decides.
+
+`decide_dane()` turns a ``dane`` or ``dane-only`` policy into the level to apply to one
+server and the TLSA records to match (RFC 7672), with the DNSSEC status that routing
+recorded on the `Peer`, or into a deferral. An MX host named by an insecure MX RRset (no
+AD bit) is handled per ``smtp_tls_dane_insecure_mx_policy``: ``may`` (and always at
+``dane-only``): "non DNSSEC destination" (``dane`` goes on as ``may``, ``dane-only``
+defers); ``encrypt``: mandatory unauthenticated TLS; ``dane``: the TLSA records are used
+("half-dane": matched, but logged as Trusted, never Verified). A host whose A/AAAA answer
+was not validated has no usable TLSA records (no TLSA lookup is made unless
+``smtp_tls_force_insecure_host_tlsa_lookup``). Then the TLSA RRset of ``_port._tcp.host``
+decides: a validated usable RRset authenticates, a validated unusable one still makes TLS
+mandatory ("TLSA records unusable"; ``dane-only`` defers), an unsigned or missing one means
+``may`` ("no TLSA records found"; ``dane-only`` defers 4.7.5); a failed lookup defers 4.7.5
+"TLSA lookup error for host:port".
+
+It sends nothing: tls_step.py runs STARTTLS and checks the certificate against the records
+(tls/verify.py, tls/dane.py); the MX and address DNSSEC status comes from routing/.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mailcarrier.delivery.tls_job import TlsJob, TlsOutcome, deferred_outcome
+from mailcarrier.routing.resolver import DnsOutcome, TLSARecord
+from mailcarrier.tls.dane import TlsaRecord, usable
+from mailcarrier.tls.levels import SecurityLevel
+from mailcarrier.transport.connection import Peer
+
+__all__ = ["HALF_DANE", "DaneDecision", "decide_dane"]
+
+HALF_DANE = "half-dane"  # Postfix's TLS_LEV_HALF_DANE name: DANE for an insecure MX host
+
+
+@dataclass(frozen=True, slots=True)
+class DaneDecision:
+    level: SecurityLevel
+    records: tuple[TlsaRecord, ...] = ()
+    failure: TlsOutcome | None = None
+    half: bool = False  # an insecure MX host at "dane": matched, never "Verified"
+
+
+def _dane_config_problem(job: TlsJob, level: SecurityLevel, text: str) -> DaneDecision:
+    """Postfix NONDANE_CONFIG: the administrator's fault. "dane" warns and goes on as
+    "may"; "dane-only" warns and defers (an invalid policy)."""
+    job.warning(f"{job.destination}: {text}")
+    if level is SecurityLevel.DANE_ONLY:
+        failure = deferred_outcome(level, "4.7.5", "client TLS configuration problem")
+        return DaneDecision(level, failure=failure)
+    return DaneDecision(SecurityLevel.MAY)
+
+
+def _dane_incompatible(
+    job: TlsJob, level: SecurityLevel, text: str, *, cantauth: bool
+) -> DaneDecision:
+    """Postfix NONDANE_DEST/DANE_CANTAUTH: the destination's fault. "dane" goes on as
+    "may" (or "encrypt" when TLSA records exist but cannot authenticate); "dane-only"
+    defers with the reason."""
+    if level is SecurityLevel.DANE_ONLY:
+        return DaneDecision(level, failure=deferred_outcome(level, "4.7.5", text))
+    return DaneDecision(SecurityLevel.ENCRYPT if cantauth else SecurityLevel.MAY)
+
+
+async def decide_dane(job: TlsJob, level: SecurityLevel, peer: Peer) -> DaneDecision:
+    """Per-server DANE decision (RFC 7672 2.2; Postfix dane_init(), see the module doc)."""
+    name = level.value
+    if peer.port == 0:
+        return _dane_config_problem(
+            job,
+            SecurityLevel.DANE_ONLY,
+            f'the "{name}" security level is invalid for delivery via unix-domain sockets',
+        )
+    dnssec = job.agent.settings.get_str("smtp_dns_support_level") == "dnssec"
+    resolver = job.resolver() if dnssec else None
+    if resolver is None:
+        return _dane_config_problem(job, level, f"{name} configured with dnssec lookups disabled")
+    if not job.agent.is_lmtp and job.agent.settings.get_bool("ignore_mx_lookup_error"):
+        return _dane_config_problem(job, level, f"{name} configured with MX lookup errors ignored")
+    insecure_mx = peer.mx_dnssec_valid is False
+    mx_policy = job.agent.str("tls_dane_insecure_mx_policy").strip().lower() or "dane"
+    if insecure_mx and (level is SecurityLevel.DANE_ONLY or mx_policy == "may"):
+        return _dane_incompatible(job, level, "non DNSSEC destination", cantauth=False)
+    records: tuple[TlsaRecord, ...] = ()
+    if peer.dnssec_valid or job.agent.bool("tls_force_insecure_host_tlsa_lookup"):
+        qname = f"_{peer.port}._tcp.{peer.hostname}"
+        answer = await resolver.resolve(qname, "TLSA")
+        if answer.outcome.temporary or answer.outcome is DnsOutcome.NO_RECOVERY:
+            text = f"TLSA lookup error for {peer.hostname}:{peer.port}"
+            return DaneDecision(level, failure=deferred_outcome(level, "4.7.5", text))
+        if answer.outcome is DnsOutcome.OK and answer.ad:
+            records = tuple(
+                TlsaRecord(r.usage, r.selector, r.mtype, r.data)
+                for r in answer.records
+                if isinstance(r, TLSARecord)
+            )
+    # Else the host's address records are not DNSSEC-validated: its TLSA records, if
+    # any, cannot be trusted (RFC 7672 2.2.2), and are not even looked up.
+    if not records:
+        return _dane_incompatible(job, level, "no TLSA records found", cantauth=False)
+    if not usable(records):
+        # RFC 7672 3.1.3: a secure RRset with no usable record still means mandatory TLS.
+        return _dane_incompatible(job, level, "TLSA records unusable", cantauth=True)
+    if insecure_mx:
+        if mx_policy == "encrypt":
+            # "Verification not possible, MX RRset is insecure"
+            return DaneDecision(SecurityLevel.ENCRYPT)
+        return DaneDecision(SecurityLevel.DANE, usable(records), half=True)
+    # "dane-only" becomes "dane" once the requisite TLSA records are found.
+    return DaneDecision(SecurityLevel.DANE, usable(records))

@@ -1,0 +1,189 @@
+"""The TLS state of deliveries, and what the TLS step returns.
+
+`TlsClient` is the per-agent TLS state that outlives requests (SSL contexts, the TLS session
+cache); `TlsJob` is its view of one destination of one request (policy lookup per server,
+SNI, the ``tls=`` log field, the servers to retry in plaintext). `TlsOutcome` is the answer
+of the TLS step for one server: go on in plaintext, go on over TLS, give up with a `Verdict`,
+or reconnect in plaintext; `deferred_outcome()`, `plaintext_outcome()` and
+`violation_feature()` build the common ones. No decision is made here: the TLS step is
+tls_step.py (its DANE part dane_step.py), the policy tables are tls/policy.py's.
+"""
+
+from __future__ import annotations
+
+import enum
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from mailcarrier.config.settings import AgentSettings
+from mailcarrier.delivery.trouble import Verdict
+from mailcarrier.log import LogSink
+from mailcarrier.routing.resolver import Resolver
+from mailcarrier.status import DeliveryStatus
+from mailcarrier.tls.context import ContextFactory, TlsSessionCache
+from mailcarrier.tls.features import FeatureState, TlsFeature
+from mailcarrier.tls.levels import SecurityLevel
+from mailcarrier.tls.policy import TlsPolicy, nexthop_domain, resolve_policy
+from mailcarrier.tls.verify import Trust
+from mailcarrier.transport.connection import Peer
+
+__all__ = [
+    "TlsClient",
+    "TlsJob",
+    "TlsOutcome",
+    "TlsResult",
+    "deferred_outcome",
+    "plaintext_outcome",
+    "violation_feature",
+]
+
+
+class TlsResult(enum.Enum):
+    PLAINTEXT = "plaintext"
+    TLS = "tls"
+    FAIL = "fail"
+    RETRY_PLAINTEXT = "retry-plaintext"
+
+
+@dataclass(frozen=True, slots=True)
+class TlsOutcome:
+    result: TlsResult
+    level: SecurityLevel
+    verdict: Verdict | None = None
+    trust: Trust | None = None
+    # The security-level feature of the tls= log field; None: no TLS policy was applied.
+    feature: TlsFeature | None = None
+
+    @property
+    def retry_plaintext(self) -> bool:
+        return self.result is TlsResult.RETRY_PLAINTEXT
+
+    def with_feature(self, feature: TlsFeature | None) -> TlsOutcome:
+        return TlsOutcome(self.result, self.level, self.verdict, self.trust, feature)
+
+
+def deferred_outcome(
+    level: SecurityLevel, dsn: str, text: str, feature: TlsFeature | None = None
+) -> TlsOutcome:
+    """Give up on this server: the recipients are deferred (or go to the next server)."""
+    verdict = Verdict(DeliveryStatus.DEFERRED, dsn, text)
+    return TlsOutcome(TlsResult.FAIL, level, verdict, feature=feature)
+
+
+def violation_feature(target: str) -> TlsFeature:
+    return TlsFeature(target).decide(FeatureState.VIOLATION)
+
+
+def plaintext_outcome(level: SecurityLevel, target: str) -> TlsOutcome:
+    """Going on without TLS: "none" as asked, or "may:none" (STARTTLS unavailable)."""
+    feature = TlsFeature(target).decide(FeatureState.COMPLIANT, SecurityLevel.NONE.value)
+    return TlsOutcome(TlsResult.PLAINTEXT, level, feature=feature)
+
+
+class TlsClient:
+    """Per-agent TLS state that outlives requests: contexts and the session cache."""
+
+    def __init__(self) -> None:
+        self._factories: dict[str, ContextFactory] = {}
+        self._caches: dict[str, TlsSessionCache] = {}
+
+    def job(
+        self,
+        agent: AgentSettings,
+        destination: str,
+        *,
+        log: LogSink,
+        resolver: Callable[[], Resolver | None],
+        preactive_delay: float,
+    ) -> TlsJob:
+        factory = self._factories.get(agent.transport)
+        if factory is None or factory.agent.settings is not agent.settings:
+            factory = self._factories[agent.transport] = ContextFactory(agent)
+        cache = None
+        if agent.str("tls_session_cache_database"):
+            cache = self._caches.get(agent.transport)
+            if cache is None:
+                timeout = agent.time("tls_session_cache_timeout")
+                cache = self._caches[agent.transport] = TlsSessionCache(timeout)
+        return TlsJob(agent, destination, factory, cache, log, resolver, preactive_delay)
+
+
+@dataclass(slots=True)
+class TlsJob:
+    """The TLS view of one destination of one request."""
+
+    agent: AgentSettings
+    destination: str
+    factory: ContextFactory
+    cache: TlsSessionCache | None
+    log: LogSink
+    resolver: Callable[[], Resolver | None]  # lazy: literal next hops never need DNS
+    preactive_delay: float  # time the message waited before this delivery attempt
+    plaintext_peers: set[str] = field(default_factory=set)
+
+    @property
+    def nexthop(self) -> str:
+        return nexthop_domain(self.destination)
+
+    def policy(self, peer: Peer) -> TlsPolicy:
+        return resolve_policy(self.agent, self.destination, peer.hostname)
+
+    def info(self, text: str) -> None:
+        self.log.info(self.agent.transport, text)
+
+    def warning(self, text: str) -> None:
+        self.log.warning(self.agent.transport, text)
+
+    def servername(self, policy: TlsPolicy, peer: Peer) -> str | None:
+        """SNI: smtp_tls_servername / servername=; by default only with DANE (the TLSA
+        base domain, RFC 7672 8.1)."""
+        choice = policy.servername.strip()
+        if not choice:
+            return peer.hostname if policy.level.is_dane else None
+        if choice.lower() == "hostname":
+            return peer.hostname
+        if choice.lower() == "nexthop":
+            return self.nexthop
+        return choice
+
+    def status_text(self, outcome: TlsOutcome) -> str:
+        """The tls= field for marks after this outcome ("" when logging is off)."""
+        if outcome.feature is None or not self.agent.bool("log_tls_feature_status"):
+            return ""
+        if outcome.feature.target == SecurityLevel.NONE.value:
+            # No TLS policy, nothing to report: the line keeps the classic Postfix form
+            # (log tools that predate 3.11 parse it unchanged).
+            return ""
+        return outcome.feature.text
+
+    def undecided_text(self, peer: Peer) -> str:
+        """The tls= field while a session with `peer` has not reached its TLS decision
+        (greeting refused, connection lost): the policy level with "?" ("may?")."""
+        if not self.agent.bool("log_tls_feature_status"):
+            return ""
+        policy = self.policy(peer)
+        if policy.error:
+            return ""
+        level = policy.level
+        if self.agent.bool("tls_wrappermode") and level is SecurityLevel.NONE:
+            level = SecurityLevel.ENCRYPT
+        if level is SecurityLevel.DANE_ONLY:
+            level = SecurityLevel.DANE
+        if level is SecurityLevel.NONE:
+            return ""
+        return TlsFeature(level.value).text
+
+    def wrapper_context(self, peer: Peer) -> tuple[ssl.SSLContext, str | None] | None:
+        """The context for smtp_tls_wrappermode (implicit TLS), or None when not used or
+        unusable (the connection then fails in negotiate_tls, never goes plaintext)."""
+        if not self.agent.bool("tls_wrappermode"):
+            return None
+        policy = self.policy(peer)
+        if policy.error:
+            return None
+        # Postfix 3.10.6: wrapper mode never goes plaintext; "none" and "may" mean encrypt.
+        try:
+            return self.factory.context(policy), self.servername(policy, peer)
+        except ValueError:
+            return None

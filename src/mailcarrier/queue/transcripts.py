@@ -1,0 +1,107 @@
+"""Postmaster notices with a session transcript (Postfix's smtp_chat_notify()).
+
+`TranscriptNotifier` is the delivery agent's `notify` hook in the queue: when a session ran
+into an error class listed in ``notify_classes`` (see delivery/transcript.py), it queues a
+plain-text message to ``error_notice_recipient`` from ``double_bounce_sender``, subject
+"<mail_name> SMTP client: errors from host[addr]:port", with the conversation wrapped at 78
+columns, every line indented (text that came from the network never starts a line). The
+notice is of the postmaster class: if it cannot be delivered it is dropped, never bounced.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import textwrap
+import time
+from collections.abc import Callable
+from typing import Final
+
+from mailcarrier.delivery.transcript import SessionTranscript
+from mailcarrier.log import LogSink
+from mailcarrier.queue.addresses import qualify
+from mailcarrier.queue.names import BOUNCE
+from mailcarrier.queue.params import QueueParams
+from mailcarrier.queue.qfile import Envelope, MessageClass, QueueRecipient
+from mailcarrier.queue.spool import Spool
+
+__all__ = ["TranscriptNotifier", "render_transcript"]
+
+_WIDTH: Final = 78
+_INDENT: Final = 4
+
+
+def _printable(line: str) -> str:
+    """Control characters (and anything not printable) become '?', as Postfix's printable()."""
+    return "".join(c if c.isprintable() else "?" for c in line)
+
+
+def render_transcript(transcript: SessionTranscript, mail_name: str) -> tuple[str, list[str]]:
+    """The subject and body lines of a transcript notice."""
+    proto = "LMTP" if transcript.lmtp else "SMTP"
+    subject = f"{mail_name} {proto} client: errors from {transcript.peer}"
+    body = [f"Unexpected response from {transcript.peer}.", "", "Transcript of session follows."]
+    body.append("")
+    for line in transcript.lines:
+        wrapped = textwrap.wrap(
+            _printable(line),
+            width=_WIDTH,
+            subsequent_indent=" " * _INDENT,
+            break_long_words=True,
+            break_on_hyphens=False,
+        ) or [""]
+        body += [" " + part for part in wrapped]
+    body += ["", "For other details, see the local mail logfile"]
+    return subject, body
+
+
+class TranscriptNotifier:
+    """Queues a transcript notice for each session that had an error the postmaster wants."""
+
+    def __init__(
+        self,
+        spool: Spool,
+        params: QueueParams,
+        log: LogSink,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.spool = spool
+        self.log = log
+        self.clock = clock
+        myorigin = params.myorigin()
+        self.hostname = params.myhostname()
+        self.mail_name = params.str("mail_name") or "Postfix"
+        self.sender = qualify(params.str("double_bounce_sender"), myorigin)
+        self.recipient = qualify(params.str("error_notice_recipient") or "postmaster", myorigin)
+        self.classes = frozenset(c.lower() for c in params.list("notify_classes"))
+
+    def __call__(self, transcript: SessionTranscript) -> None:
+        if not transcript.errors & self.classes:
+            return
+        subject, body = render_transcript(transcript, self.mail_name)
+        now = self.clock()
+        envelope = Envelope(
+            queue_id="",
+            sender=self.sender,
+            recipients=(QueueRecipient(self.recipient, self.recipient),),
+            arrival_time=now,
+            message_class=MessageClass.POSTMASTER,
+            smtputf8=not self.recipient.isascii(),
+        )
+        with self.spool.create(envelope) as writer:
+            head = [
+                f"From: MAILER-DAEMON@{self.hostname} (Mail Delivery System)",
+                f"To: {self.recipient} (Postmaster)",
+                f"Subject: {subject}",
+                "Auto-Submitted: auto-generated",
+                f"Date: {email.utils.formatdate(now, localtime=True)}",
+                f"Message-Id: <{writer.queue_id}@{self.hostname}>",
+                "",
+            ]
+            text = "\n".join(head + body) + "\n"
+            data = text.encode("utf-8")
+            writer.write(data)
+            if not data.isascii():
+                writer.set_encoding("8bit")
+            new_id = writer.commit()
+        about = f"{transcript.queue_id}: " if transcript.queue_id else ""
+        self.log.info(BOUNCE, f"{about}postmaster transcript notification: {new_id}")
