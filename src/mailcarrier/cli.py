@@ -42,7 +42,10 @@ from mailcarrier.queue import (
 )
 from mailcarrier.queue.ids import new_queue_id
 from mailcarrier.queue.names import QMGR
+from mailcarrier.queue.params import QueueParams
 from mailcarrier.queue.scheduler import Deliverer
+from mailcarrier.queue.spool import Spool
+from mailcarrier.queue.transcripts import TranscriptNotifier
 from mailcarrier.queue.workers import AgentPool, make_agent, run_event_loop
 from mailcarrier.routing.nexthop import parse_nexthop, split_destinations
 from mailcarrier.status import EX_CONFIG, EX_DATAERR, EX_SOFTWARE, EX_TEMPFAIL, EX_USAGE
@@ -365,7 +368,7 @@ def _cmd_run(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: 
         spool = open_spool(settings, log=log)
         stack.enter_context(QueueLock(spool.root))
         spool.clean_temporary()
-        manager = QueueManager(settings, spool, _queue_deliverer(settings, log), log=log)
+        manager = QueueManager(settings, spool, _queue_deliverer(settings, log, spool), log=log)
         if isinstance(manager.deliverer, AgentPool):
             manager.deliverer.fork()  # before the event loop and any thread exist
         if args.once:
@@ -379,7 +382,7 @@ def _cmd_run(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: 
             new = _queue_settings(args)
             watcher[0] = new.watcher()
             _retire(manager.deliverer)
-            manager.deliverer = _queue_deliverer(new, log)
+            manager.deliverer = _queue_deliverer(new, log, spool)
             return new
 
         def changed() -> bool:
@@ -389,12 +392,14 @@ def _cmd_run(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: 
     return 0
 
 
-def _queue_deliverer(settings: Settings, log: LogSink) -> DeliveryAgent | AgentPool:
-    """In-process agent, or a pool of agent processes (``delivery_agent_processes``)."""
+def _queue_deliverer(settings: Settings, log: LogSink, spool: Spool) -> DeliveryAgent | AgentPool:
+    """In-process agent, or a pool of agent processes (``delivery_agent_processes``);
+    session transcripts for the postmaster are queued in `spool`."""
+    notify = TranscriptNotifier(spool, QueueParams(settings), log)
     processes = settings.get_int("delivery_agent_processes")
     if processes > 1:
-        return AgentPool(settings, processes, log)
-    return make_agent(settings, log)
+        return AgentPool(settings, processes, log, notify)
+    return make_agent(settings, log, notify)
 
 
 _retiring: set[asyncio.Task[None]] = set()

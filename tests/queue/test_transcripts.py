@@ -103,3 +103,72 @@ def test_notifier_queues_a_postmaster_message_only_for_wanted_classes(tmp_path: 
     assert parsed["To"].startswith("hostmaster@example.org")
     assert " Out: MAIL FROM:<s@example.org>" in parsed.get_content()
     assert f"QID1: postmaster transcript notification: {qid}" in log.lines
+
+
+async def _run_with_501(tmp_path: Path, **over: str) -> tuple[list[object], MemoryLog]:
+    from mailcarrier import api
+    from mailcarrier.queue.scheduler import QueueManager
+    from mailcarrier.queue.spool import open_spool
+    from mailcarrier.queue.workers import make_agent
+    from tests.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler
+
+    handler = RecordingHandler(
+        extra_keywords=("PIPELINING",), reject={"bad": "501 5.1.3 Bad recipient address syntax"}
+    )
+    srv = AiosmtpdServer(handler).start()
+    try:
+        cfg = settings(tmp_path, relayhost=srv.nexthop, **over)
+        await api.submit(
+            b"Subject: t\n\nbody\n",
+            sender="s@example.org",
+            recipients=["bad@example.net", "ok@example.net"],
+            config=cfg,
+        )
+        log = MemoryLog()
+        spool = open_spool(cfg, log=log)
+        notifier = TranscriptNotifier(spool, QueueParams(cfg), log)
+        agent = make_agent(cfg, log, notifier)
+        await QueueManager(cfg, spool, agent, log=log).run_once()
+        if agent.cache is not None:
+            await agent.cache.close_all()
+        return list(srv.messages), log
+    finally:
+        srv.stop()
+
+
+async def test_a_501_sends_the_postmaster_a_transcript(tmp_path: Path) -> None:
+    messages, log = await _run_with_501(tmp_path, notify_classes="protocol, bounce")
+    to_postmaster = [
+        m
+        for m in messages
+        if m.rcpt_tos == ["postmaster@example.org"]  # type: ignore[attr-defined]
+        and b"SMTP client: errors from" in m.content  # type: ignore[attr-defined]
+    ]
+    assert len(to_postmaster) == 1
+    notice = to_postmaster[0]
+    assert notice.mail_from == "double-bounce@example.org"  # type: ignore[attr-defined]
+    parsed = email.message_from_bytes(notice.content, policy=policy.default)  # type: ignore[attr-defined]
+    text = parsed.get_content()
+    assert " Out: RCPT TO:<bad@example.net>" in text
+    assert " In: 501 5.1.3 Bad recipient address syntax" in text
+    assert any("postmaster transcript notification" in line for line in log.lines)
+
+
+async def test_no_transcript_unless_the_class_is_listed(tmp_path: Path) -> None:
+    messages, log = await _run_with_501(tmp_path)  # default: resource, software
+    assert not any(b"SMTP client: errors from" in m.content for m in messages)  # type: ignore[attr-defined]
+    assert not any("transcript" in line for line in log.lines)
+
+
+def test_auth_lines_never_carry_credentials() -> None:
+    from mailcarrier.protocol.commands import Auth, AuthResponse, Ehlo
+    from mailcarrier.transport.session import Session
+
+    session = Session.__new__(Session)
+    session.history = []
+    session._record_out(Ehlo("mc.example"), b"EHLO mc.example\r\n")
+    session._record_out(
+        Auth("PLAIN", "AGFsaWNlAHNlY3JldA=="), b"AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n"
+    )
+    session._record_out(AuthResponse("c2VjcmV0"), b"c2VjcmV0\r\n")
+    assert session.history == ["Out: EHLO mc.example", "Out: AUTH PLAIN ...", "Out: ..."]

@@ -188,3 +188,22 @@ def test_crash_with_agent_processes_loses_nothing(tmp_path: Path, server: Aiosmt
     assert again.returncode == 0, again.stderr
     assert {r for m in server.messages for r in m.rcpt_tos} == rcpts
     assert _cli([*opts, "queue", "list"]).stdout == "Mail queue is empty\n"
+
+
+def test_agent_processes_pass_transcripts_to_the_scheduler(tmp_path: Path) -> None:
+    handler = RecordingHandler(
+        extra_keywords=PLAIN, reject={"bad": "501 5.1.3 Bad recipient address syntax"}
+    )
+    srv = AiosmtpdServer(handler).start()
+    try:
+        opts = [*_opts(tmp_path, srv.nexthop), "-o", "notify_classes=protocol"]
+        cfg = settings(tmp_path / "queue", relayhost=srv.nexthop)
+        api.submit_sync(MESSAGE, sender="s@example.org", recipients=["bad@example.net"], config=cfg)
+        proc = _cli([*opts, "run", "--once"])
+        assert proc.returncode == 0, proc.stderr
+        notices = [m for m in srv.messages if b"SMTP client: errors from" in m.content]
+        assert len(notices) == 1 and notices[0].rcpt_tos[0].startswith("postmaster@")
+        assert b" In: 501 5.1.3 Bad recipient address syntax" in notices[0].content
+        assert "postmaster transcript notification" in (tmp_path / "maillog").read_text()
+    finally:
+        srv.stop()

@@ -36,6 +36,13 @@ from mailcarrier.delivery.servers import ServerFinder, ServerList
 from mailcarrier.delivery.status_filter import StatusFilter
 from mailcarrier.delivery.tls_step import TlsClient, negotiate_tls
 from mailcarrier.delivery.transaction import run_transaction
+from mailcarrier.delivery.transcript import (
+    PROTOCOL,
+    SessionTranscript,
+    TranscriptHook,
+    failure_code_class,
+    recorded_classes,
+)
 from mailcarrier.delivery.trouble import (
     Verdict,
     handshake_verdict,
@@ -74,9 +81,18 @@ class DeliveryAgent:
         native: NativeLookup | None = None,
         rng: random.Random | None = None,
         cache: ConnectionCache | None = None,
+        notify: TranscriptHook | None = None,
         _depth: int = 0,
     ) -> None:
         self.settings = settings
+        # Postmaster transcripts (delivery/transcript.py): sessions record their
+        # conversation only when `notify` is given and notify_classes asks for a class a
+        # client session can raise.
+        self.notify = notify
+        self._transcript_classes = (
+            recorded_classes(settings.get_list("notify_classes")) if notify else frozenset()
+        )
+        self._double_bounce = settings.get_str("double_bounce_sender").lower().split("@", 1)[0]
         # Sessions kept between requests (Postfix's scache); None: every session is closed.
         self.cache = cache
         self.log: LogSink = log if log is not None else NullLog()
@@ -326,6 +342,8 @@ class DeliveryAgent:
             self._server_failed(job, Leftover(options, peer.relay), final)
             return
         session = Session(conn, options)
+        if self._transcript_classes:
+            session.history = []
         quirks.watch_greeting(
             session,
             peer,
@@ -394,6 +412,38 @@ class DeliveryAgent:
                 self._server_failed(job, leftover, final)
         finally:
             await self._reuse.release(job, session, peer)
+
+    def report_transcript(self, job: Job, session: Session) -> None:
+        """Hand the session's conversation to `notify` when it ran into an error class the
+        postmaster asked for (Postfix's smtp_chat_notify()), then start a new one."""
+        history = session.history
+        if history is None or self.notify is None:
+            return
+        errors: set[str] = set()
+        if session.protocol_errors:
+            errors.add(PROTOCOL)
+        for line in history:
+            code = line[4:7]
+            # A failure reply (4xx/5xx) of the kind smtp_check_code() reports.
+            if line.startswith("In: ") and code.isdigit() and int(code) >= 400:
+                errors.add(failure_code_class(int(code)))
+        errors.discard("")
+        wanted = frozenset(errors) & self._transcript_classes
+        # Never a transcript about delivering a transcript (or any double-bounce mail): a
+        # server that always misbehaves must not make notices breed.
+        sender = job.request.sender.lower()
+        if wanted and history and sender.split("@", 1)[0] != self._double_bounce:
+            self.notify(
+                SessionTranscript(
+                    session.conn.peer.relay,
+                    session.options.lmtp,
+                    wanted,
+                    tuple(history),
+                    job.request.queue_id,
+                )
+            )
+        session.history = []
+        session.protocol_errors = 0
 
     async def _apply_tls(
         self, job: Job, session: Session, conn: Connection, peer: Peer, final: bool

@@ -50,6 +50,7 @@ async def hand_off(agent: DeliveryAgent, job: Job) -> bool:
         native=agent.native,
         rng=agent.rng,
         cache=agent.cache,
+        notify=agent.notify,
         _depth=agent._depth + 1,
     )
     result = await inner.deliver(sub, log_lines=False)

@@ -108,6 +108,7 @@ class SessionReuse:
 
     async def release(self, job: Job, session: Session, peer: Peer) -> None:
         """Park the session for reuse when allowed, else QUIT."""
+        self._agent.report_transcript(job, session)
         cache = self._agent.cache
         if (
             cache is not None

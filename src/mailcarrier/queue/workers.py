@@ -14,7 +14,8 @@ and a pickle (both ends are this program; nothing else can write to the pipes).
 Parent to child: ``("settings", Settings)`` first, then ``("deliver", id, DeliveryRequest)``.
 Child to parent: ``("status", id, index, RecipientStatus)`` (one per recipient, as it is decided),
 ``("done", id)`` (the result is the statuses sent),
-``("failed", id, text)``, ``("log", level, process, text)``. The parent closing the child's
+``("failed", id, text)``, ``("log", level, process, text)``, ``("transcript",
+SessionTranscript)`` (a postmaster transcript, queued by the parent). The parent closing the child's
 stdin asks it to finish what it runs and exit. A child that dies fails its running requests
 (the scheduler defers every recipient not yet recorded) and is replaced on the next request.
 Writes are batched: everything sent in one turn of the event loop goes out in one write.
@@ -38,6 +39,7 @@ from mailcarrier.config.settings import Settings
 from mailcarrier.delivery.agent import DeliveryAgent
 from mailcarrier.delivery.cache import CacheLimits, ConnectionCache
 from mailcarrier.delivery.request import DeliveryRequest
+from mailcarrier.delivery.transcript import SessionTranscript, TranscriptHook
 from mailcarrier.log import LogSink
 from mailcarrier.queue.names import QMGR
 from mailcarrier.status import DeliveryResult, RecipientStatus
@@ -50,10 +52,13 @@ _MAX_FRAME: Final = 256 * 1024 * 1024
 StatusCallback = Callable[[int, RecipientStatus], None]
 
 
-def make_agent(settings: Settings, log: LogSink) -> DeliveryAgent:
-    """The queue's delivery agent, with a connection cache shared by all its deliveries."""
+def make_agent(
+    settings: Settings, log: LogSink, notify: TranscriptHook | None = None
+) -> DeliveryAgent:
+    """The queue's delivery agent, with a connection cache shared by all its deliveries;
+    `notify` receives postmaster transcripts (queue/transcripts.py)."""
     limits = CacheLimits.from_settings(settings.for_transport("smtp"))
-    return DeliveryAgent(settings, log=log, cache=ConnectionCache(limits))
+    return DeliveryAgent(settings, log=log, cache=ConnectionCache(limits), notify=notify)
 
 
 def run_event_loop(coro: Coroutine[Any, Any, T]) -> T:
@@ -141,10 +146,17 @@ class AgentPool:
     program); children started later (after a reload, or to replace one that died) are new
     interpreters (``python -m mailcarrier.queue.workers``)."""
 
-    def __init__(self, settings: Settings, processes: int, log: LogSink) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        processes: int,
+        log: LogSink,
+        notify: TranscriptHook | None = None,
+    ) -> None:
         self.settings = settings
         self.processes = processes
         self.log = log
+        self.notify = notify
         self._children: list[_Child] = []
         self._forked: list[tuple[int, int, int]] = []  # pid, read fd, write fd
         self._ids = itertools.count(1)
@@ -165,7 +177,8 @@ class AgentPool:
                         os.close(fd)
                     signal.signal(signal.SIGINT, signal.SIG_IGN)
                     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-                    run_event_loop(_agent_main(down_r, up_w, self.settings))
+                    notify = self.notify is not None
+                    run_event_loop(_agent_main(down_r, up_w, (self.settings, notify)))
                     code = 0
                 except BaseException:
                     traceback.print_exc()
@@ -228,7 +241,7 @@ class AgentPool:
         child = _Child(
             next(self._numbers), process.pid, process.stdout, stdin.write, close, process.wait
         )
-        child.outbox.send(("settings", self.settings))
+        child.outbox.send(("settings", self.settings, self.notify is not None))
         return self._run(child)
 
     def _run(self, child: _Child) -> _Child:
@@ -288,6 +301,9 @@ class AgentPool:
         elif kind == "log":
             _, level, process, text = message
             (self.log.warning if level == "warning" else self.log.info)(process, text)
+        elif kind == "transcript":
+            if self.notify is not None and isinstance(message[1], SessionTranscript):
+                self.notify(message[1])
         else:
             raise ValueError(f"unknown frame {kind!r}")
 
@@ -327,9 +343,10 @@ class _PipeLog:
         self.outbox.send(("log", "warning", process, text))
 
 
-async def _agent_main(in_fd: int, out_fd: int, settings: Settings | None = None) -> None:
+async def _agent_main(in_fd: int, out_fd: int, given: tuple[Settings, bool] | None = None) -> None:
     """The agent process: requests in on `in_fd`, verdicts and log lines out on `out_fd`.
-    `settings` is given to a forked child; a new interpreter reads it as the first frame."""
+    `given` (the settings, and whether to send transcripts) is passed to a forked child; a
+    new interpreter reads it as the first frame."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=2**20)
     await loop.connect_read_pipe(
@@ -341,12 +358,17 @@ async def _agent_main(in_fd: int, out_fd: int, settings: Settings | None = None)
         open(out_fd, "wb", buffering=0),  # noqa: SIM115 - the transport owns it
     )
     outbox = _Outbox(transport.write)
-    if settings is None:
+    if given is None:
         first = await _receive(reader)
         if first is None or first[0] != "settings" or not isinstance(first[1], Settings):
             raise SystemExit("mailcarrier agent: expected the settings first")
-        settings = first[1]
-    agent = make_agent(settings, _PipeLog(outbox))
+        given = (first[1], bool(first[2]))
+    settings, transcripts = given
+
+    def notify(transcript: SessionTranscript) -> None:
+        outbox.send(("transcript", transcript))
+
+    agent = make_agent(settings, _PipeLog(outbox), notify if transcripts else None)
     tasks: set[asyncio.Task[None]] = set()
 
     async def run(request_id: int, request: DeliveryRequest) -> None:

@@ -37,6 +37,8 @@ from mailcarrier.protocol.client import (
     State,
 )
 from mailcarrier.protocol.commands import (
+    Auth,
+    AuthResponse,
     Command,
     Data,
     DataEnd,
@@ -93,6 +95,10 @@ def _stage(command: Command | None) -> Stage:
     return command.stage if command is not None else Stage.GREETING
 
 
+# Lines kept for one transcript (a long session with a chatty server stays bounded).
+_HISTORY_LIMIT = 500
+
+
 class Session:
     """Drive one connection. Create with `Session(conn, options)`, then `await start()`."""
 
@@ -113,6 +119,10 @@ class Session:
         self.on_greeting: Callable[[Reply], None] | None = None
         self.disable_esmtp = False
         self.dot_delay = 0.0
+        # The conversation for a postmaster transcript (delivery/transcript.py): a list to
+        # record "Out: ..." and "In: ..." lines in, or None (the default) to record nothing.
+        self.history: list[str] | None = None
+        self.protocol_errors = 0  # malformed or out-of-order replies seen
 
     @property
     def peer_relay(self) -> str:
@@ -122,9 +132,23 @@ class Session:
     def _wire(self, command: Command) -> bytes:
         """The command's bytes; a server that sent something unasked ends the session."""
         try:
-            return self.proto.send(command)
+            data = self.proto.send(command)
         except RemoteProtocolError as exc:
             raise self._protocol_error(command.stage, exc) from exc
+        if self.history is not None:
+            self._record_out(command, data)
+        return data
+
+    def _record_out(self, command: Command, data: bytes) -> None:
+        assert self.history is not None
+        if isinstance(command, Auth):  # never credentials in a transcript
+            text = f"AUTH {command.mechanism}" + (" ..." if command.initial_response else "")
+        elif isinstance(command, AuthResponse):
+            text = "..."
+        else:
+            text = data.decode("utf-8", "replace").rstrip("\r\n")
+        if len(self.history) < _HISTORY_LIMIT:
+            self.history.append(f"Out: {text}")
 
     def _wire_group(self, commands: tuple[Command, ...]) -> bytes:
         """The bytes of a pipelined group (`_wire` of each command, joined)."""
@@ -135,6 +159,8 @@ class Session:
                 parts.append(send(command))
             except RemoteProtocolError as exc:
                 raise self._protocol_error(command.stage, exc) from exc
+            if self.history is not None:
+                self._record_out(command, parts[-1])
         return b"".join(parts)
 
     def _send(self, command: Command) -> None:
@@ -159,6 +185,9 @@ class Session:
         # Every other event (Greeting, CommandReply, RecipientReply) carries a reply.
         if event.reply.code == 421:
             self.broken = True
+        history = self.history
+        if history is not None and len(history) < _HISTORY_LIMIT:
+            history.extend(f"In: {line}" for line in event.reply.lines)
         return event
 
     async def _event(self) -> Event:
@@ -173,6 +202,9 @@ class Session:
 
     def _protocol_error(self, stage: Stage, exc: Exception) -> TransportError:
         self.broken = True
+        self.protocol_errors += 1
+        if self.history is not None:
+            self.history.append(f"In: (protocol error: {exc})")
         return TransportError(
             f"remote protocol error from {self.conn.peer.namaddr} while {stage.while_phrase}: "
             f"{exc}",
