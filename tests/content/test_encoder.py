@@ -403,6 +403,100 @@ def test_decoding_gives_back_the_input_lines(data: bytes, limit: int) -> None:
     assert decoded == expected
 
 
+# -- the fast path for clean content gives the general path's bytes ---------------------------
+
+
+class _GeneralOnly(DataEncoder):
+    """The encoder with its clean-content fast path switched off."""
+
+    def _clean(self, data: bytes) -> bytes | None:
+        return None
+
+
+class _Spy(DataEncoder):
+    """The encoder, counting the chunks its fast path encoded."""
+
+    fast = 0
+
+    def _clean(self, data: bytes) -> bytes | None:
+        result = super()._clean(data)
+        if result is not None:
+            type(self).fast += 1
+        return result
+
+
+# Mostly clean CRLF lines; now and then a bare CR or LF, a leading dot, a long line, 8-bit.
+_CLEAN_LINE = st.one_of(
+    st.sampled_from([b"", b"a", b"Subject: x", b"\xc3\xa9t\xc3\xa9", b"0123456789"]),
+    st.sampled_from([b".", b"..", b".a", b". x"]),
+    st.integers(min_value=1, max_value=24).map(lambda n: b"x" * n),
+    st.binary(max_size=12).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b"")),
+)
+_ENDING = st.sampled_from([b"\r\n"] * 12 + [b"\n", b"\r", b""])
+clean_contents = st.lists(st.tuples(_CLEAN_LINE, _ENDING), max_size=40).map(
+    lambda lines: b"".join(text + end for text, end in lines)
+)
+
+
+def _pieces_and_counters(
+    cls: type[DataEncoder], pieces: Sequence[bytes], limit: int, dot_stuff: bool
+) -> tuple[list[bytes], EncoderStatistics]:
+    encoder = cls(line_length_limit=limit, dot_stuff=dot_stuff)
+    out = [encoder.feed(piece) for piece in pieces]
+    out.append(encoder.finish())
+    return out, encoder.statistics()
+
+
+@given(
+    data=st.one_of(clean_contents, contents),
+    limit=st.sampled_from([0, 2, 3, 5, 10, 16, 998]),
+    dot_stuff=st.booleans(),
+    draw=st.data(),
+)
+@settings(max_examples=1500)
+def test_fast_path_matches_general_path(
+    data: bytes, limit: int, dot_stuff: bool, draw: st.DataObject
+) -> None:
+    # Piece by piece, not just joined: what each feed() returns must be the same too.
+    cuts = draw.draw(st.lists(st.integers(min_value=0, max_value=len(data)), max_size=6))
+    for pieces in ([data], split_at(data, cuts), bytewise(data)):
+        fast = _pieces_and_counters(DataEncoder, pieces, limit, dot_stuff)
+        general = _pieces_and_counters(_GeneralOnly, pieces, limit, dot_stuff)
+        assert fast == general
+    assert b"".join(fast[0]) == reference_lines(data, limit, dot_stuff)
+
+
+@pytest.mark.parametrize(
+    ("pieces", "wire"),
+    [
+        ([b"a\r\nb\r\n"], b"a\r\nb\r\n"),
+        ([b".a\r\n.b\r\nc\r\n"], b"..a\r\n..b\r\nc\r\n"),
+        ([b"a\r", b"\n.b\r\n"], b"a\r\n..b\r\n"),  # CRLF split, dot after the split
+        ([b"a\r\n", b".b\r\n"], b"a\r\n..b\r\n"),  # dot at a chunk start
+        ([b"a\r\nb", b"c\r\n.d"], b"a\r\nbc\r\n..d\r\n"),  # lines across chunks
+        ([b"abcdef\r\n"], b"abcde\r\n f\r\n"),  # long line: the general path breaks it
+        ([b"abcde\r\n.bcde\r\n"], b"abcde\r\n..bcde\r\n"),  # at the limit, stuffed dot
+    ],
+)
+def test_fast_path_examples(pieces: list[bytes], wire: bytes) -> None:
+    assert encode_pieces(pieces, line_length_limit=5) == wire
+    general = _GeneralOnly(line_length_limit=5)
+    assert b"".join(general.feed(p) for p in pieces) + general.finish() == wire
+
+
+def test_clean_content_takes_the_fast_path() -> None:
+    _Spy.fast = 0
+    text = b"Subject: hello\r\n\r\n" + b"a line of text\r\n.a dotted one\r\n" * 500
+    encoder = _Spy()
+    chunks = [text[i : i + 4096] for i in range(0, len(text), 4096)]
+    wire = b"".join(encoder.feed(chunk) for chunk in chunks) + encoder.finish()
+    assert wire == text.replace(b"\n.", b"\n..")
+    assert _Spy.fast == len(chunks)  # mid-line and CR-split chunk boundaries included
+    # Returned as it is, not copied, when there is nothing to stuff.
+    plain = b"a\r\nb\r\n"
+    assert DataEncoder().feed(plain) is plain
+
+
 # -- bounded memory --------------------------------------------------------------------------
 
 

@@ -9,8 +9,12 @@ loopback zone, with the AD bit set or cleared per question."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
+
+import pytest
 
 from mailcarrier import DeliveryStatus
+from mailcarrier.config import Settings
 from mailcarrier.routing.mx import lookup_host_addresses, lookup_mx_hosts
 from mailcarrier.routing.options import DnsSupport, RoutingOptions
 from mailcarrier.routing.resolver import DnspythonResolver, Nameserver, ResolverConfig
@@ -313,3 +317,69 @@ async def test_dane_without_dnssec_lookups_warns_and_goes_on_as_may(
     config = settings(port, smtp_tls_security_level="dane-only")
     status, _ = await send(nexthop, config)
     assert (status.dsn, status.diagnostic) == ("4.7.5", "client TLS configuration problem")
+
+
+# --- smtp_tls_dane_insecure_mx_policy default -----------------------------------------------
+@pytest.mark.parametrize(
+    ("params", "smtp", "lmtp"),
+    [
+        ({}, "may", "may"),
+        ({"smtp_tls_security_level": "dane"}, "dane", "may"),
+        ({"smtp_tls_security_level": "dane-only"}, "may", "may"),
+        ({"smtp_tls_security_level": "encrypt"}, "may", "may"),
+        ({"lmtp_tls_security_level": "dane"}, "may", "dane"),
+        (
+            {"smtp_tls_security_level": "dane", "smtp_tls_dane_insecure_mx_policy": "encrypt"},
+            "encrypt",
+            "may",
+        ),
+    ],
+)
+def test_insecure_mx_policy_default_follows_the_security_level(
+    params: dict[str, str], smtp: str, lmtp: str
+) -> None:
+    """Postfix 3.6 and later: "dane" with smtp_tls_security_level = dane, otherwise "may"
+    (postconf -d shows the expression; lmtp_ follows lmtp_tls_security_level)."""
+    config = Settings.defaults().with_overrides(params)
+    assert config.for_transport("smtp").str("tls_dane_insecure_mx_policy") == smtp
+    assert config.for_transport("lmtp").str("tls_dane_insecure_mx_policy") == lmtp
+    assert config.default("smtp_tls_dane_insecure_mx_policy") == (
+        "${{$smtp_tls_security_level} == {dane} ? {dane} : {may}}"
+    )
+
+
+async def test_dane_from_the_policy_table_ignores_tlsa_of_an_insecure_mx_by_default(
+    pki: Pki, tls_server: StartServer, dns_zone: Zone, tmp_path: Path
+) -> None:
+    """The main.cf level is "may", a policy table entry says "dane": the default insecure-MX
+    policy is then "may", so an insecure MX RRset makes it "non DNSSEC destination" (no TLSA
+    lookup, opportunistic TLS), where smtp_tls_security_level = dane would use the records."""
+    policy = tmp_path / "tls_policy"
+    policy.write_text("u.tls.test dane\n")
+    status, diag, lines, _, zone = await _dane(
+        pki,
+        tls_server,
+        dns_zone,
+        "u.tls.test",
+        "mx.u.signed.test",
+        WRONG,  # would fail the delivery if the records were used
+        level="may",
+        smtp_tls_policy_maps=f"texthash:{policy}",
+    )
+    assert status is DeliveryStatus.SENT, diag
+    assert tls_field(lines) == "may"
+    assert zone.tlsa_queries() == []
+    # The table entry is in force: with the insecure-MX policy "dane" the records are used.
+    status, diag, lines, _, _ = await _dane(
+        pki,
+        tls_server,
+        dns_zone,
+        "u.tls.test",
+        "mx.u.signed.test",
+        WRONG,
+        level="may",
+        smtp_tls_policy_maps=f"texthash:{policy}",
+        smtp_tls_dane_insecure_mx_policy="dane",
+    )
+    assert (status, diag) == (DeliveryStatus.DEFERRED, "Server certificate not verified")
+    assert tls_field(lines) == "!half-dane"

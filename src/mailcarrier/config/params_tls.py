@@ -86,10 +86,11 @@ TLS_SASL: Final[list[list[Param]]] = [
     _p(
         "smtp_tls_dane_insecure_mx_policy",
         STR,
-        "dane",
+        # Postfix 3.6 and later (backported to 3.5.9, 3.4.19, ...): "dane" when the
+        # security level is dane, else "may"; the lmtp_ twin follows lmtp_tls_security_level.
+        "${{$smtp_tls_security_level} == {dane} ? {dane} : {may}}",
         mirror=True,
         choices=("may", "encrypt", "dane"),
-        note="'dane' (Postfix 3.6 and later behaviour)",
     ),
     _p(
         "smtp_log_tls_feature_status",

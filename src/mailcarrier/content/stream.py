@@ -9,6 +9,9 @@ it yields) and knows nothing about queue file layout (queue/ supplies `start` an
 
 from __future__ import annotations
 
+import errno
+import io
+import os
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO, Final
 
@@ -47,12 +50,45 @@ def iter_file_chunks(
         raise UsageError(f"start must not be negative, not {start}")
     if length is not None and length < 0:
         raise UsageError(f"length must not be negative, not {length}")
+    if type(fileobj) is io.FileIO:
+        # A file opened by path (delivery/job.py): read at the offsets, with no seekable()
+        # and seek() system calls (os.pread; a pipe falls back to plain reads).
+        return _pread_chunks(fileobj, start, length, chunk_size)
     if fileobj.seekable():
         fileobj.seek(start)
     elif start:
         raise UsageError(f"cannot start at offset {start} of a non-seekable stream")
     # The checks and the seek above happen at the call; the reading happens as it is iterated.
     return _read_chunks(fileobj, start, length, chunk_size)
+
+
+def _pread_chunks(
+    fileobj: io.FileIO, start: int, length: int | None, chunk_size: int
+) -> Iterator[bytes]:
+    fd = fileobj.fileno()
+    done = 0
+    while length is None or done < length:
+        want = chunk_size if length is None else min(chunk_size, length - done)
+        try:
+            chunk = os.pread(fd, want, start + done)
+        except OSError as exc:
+            if exc.errno != errno.ESPIPE or done:
+                raise
+            # Not seekable after all (a FIFO given by path): read it from where it is.
+            if start:
+                raise UsageError(
+                    f"cannot start at offset {start} of a non-seekable stream"
+                ) from None
+            yield from _read_chunks(fileobj, start, length, chunk_size)
+            return
+        if not chunk:
+            break
+        done += len(chunk)
+        yield chunk
+    if length is not None and done < length:
+        raise DataError(
+            f"message content ends after {done} of {length} bytes (starting at offset {start})"
+        )
 
 
 def _read_chunks(

@@ -34,7 +34,7 @@ from mailcarrier.delivery.request import DeliveryRequest
 from mailcarrier.delivery.reuse import SessionReuse
 from mailcarrier.delivery.servers import ServerFinder, ServerList
 from mailcarrier.delivery.status_filter import StatusFilter
-from mailcarrier.delivery.tls_step import TlsClient, negotiate_tls
+from mailcarrier.delivery.tls_step import TlsClient, negotiate_tls, prepare_tls
 from mailcarrier.delivery.transaction import run_transaction
 from mailcarrier.delivery.transcript import (
     PROTOCOL,
@@ -196,6 +196,15 @@ class DeliveryAgent:
         for n, destination in enumerate(dests):
             job.destination = destination.text
             job.dest_key = self._reuse.dest_key(job, destination)
+            # The destination's TLS state first: a session taken from the cache is parked
+            # again under keys that include its TLS policy (reuse.py).
+            job.tls = self._tls.job(
+                job.agent,
+                destination.text,
+                log=self.log,
+                resolver=lambda: finder.resolver,
+                preactive_delay=self.wallclock() - job.request.arrival_time,
+            )
             await self._reuse.try_cached(job, job.dest_key)
             if not job.tracker.has_pending:
                 return
@@ -206,13 +215,6 @@ class DeliveryAgent:
                     if "@" in r.address
                 )
             servers = await finder.find(destination, domains)
-            job.tls = self._tls.job(
-                job.agent,
-                destination.text,
-                log=self.log,
-                resolver=lambda: finder.resolver,
-                preactive_delay=self.wallclock() - job.request.arrival_time,
-            )
             for note in servers.notes:
                 log = self.log.warning if note.level == "warning" else self.log.info
                 log(job.process, note.text)
@@ -290,14 +292,25 @@ class DeliveryAgent:
             group = [p for p, pref in remaining if pref == remaining[0][1]]
             families = {p.family for p in group}
             if racing and len(families) > 1:
-                race = await race_connect(group, lambda p: self._connect(job, p), delay=delay)
+                ready = []
+                for p in group:  # each server's TLS policy (TLSA) before connecting
+                    if await self._tls_refused(job, p, last_destination and len(remaining) == 1):
+                        remaining = [(q, pref) for q, pref in remaining if q != p]
+                    else:
+                        ready.append(p)
+                if not ready:
+                    continue
+                race = await race_connect(ready, lambda p: self._connect(job, p), delay=delay)
                 for error in race.failed:
                     self._connect_failed(job, error)
-                tried = set(group) - set(race.untried)
+                tried = set(ready) - set(race.untried)
                 remaining = [(p, pref) for p, pref in remaining if p not in tried]
                 conn, peer = race.connection, race.peer
             else:
                 peer = remaining.pop(0)[0]
+                # The TLS policy, TLSA records included, before connecting (or reusing).
+                if await self._tls_refused(job, peer, last_destination and not remaining):
+                    continue
                 await self._reuse.try_cached(job, self._reuse.addr_key(job, peer))
                 if not job.tracker.pending():
                     return
@@ -311,6 +324,24 @@ class DeliveryAgent:
             sessions += 1
             final = last_destination and (not remaining or bool(limit and sessions >= limit))
             await self._use_server(job, conn, peer, final)
+
+    async def _tls_refused(self, job: Job, peer: Peer, final: bool) -> bool:
+        """The TLS policy of `peer` before connecting (tls_step.prepare_tls()): True when
+        it defers this server (a TLSA lookup error, dane-only without usable TLSA records,
+        a broken policy entry), which is then never contacted. Marked and logged as when
+        the TLS step fails on an open connection. A server that never connected does not
+        count against smtp_mx_session_limit, as in Postfix."""
+        if job.tls is None:
+            return False
+        outcome = await prepare_tls(job.tls, peer)
+        if outcome is None or outcome.verdict is None:
+            return False
+        job.tracker.tls_status = job.tls.status_text(outcome)
+        if outcome.verdict.final:
+            self._mark_pending(job, outcome.verdict, peer.relay)
+        else:
+            self._server_failed(job, Leftover(outcome.verdict, peer.relay), final)
+        return True
 
     def _connect_failed(self, job: Job, error: TransportError) -> None:
         job.tracker.tls_status = ""  # no session, no TLS feature status

@@ -3,26 +3,29 @@
 `decide_dane()` turns a ``dane`` or ``dane-only`` policy into the level to apply to one
 server and the TLSA records to match (RFC 7672), with the DNSSEC status that routing
 recorded on the `Peer`, or into a deferral. An MX host named by an insecure MX RRset (no
-AD bit) is handled per ``smtp_tls_dane_insecure_mx_policy``: ``may`` (and always at
-``dane-only``): "non DNSSEC destination" (``dane`` goes on as ``may``, ``dane-only``
-defers); ``encrypt``: mandatory unauthenticated TLS; ``dane``: the TLSA records are used
-("half-dane": matched, but logged as Trusted, never Verified). A host whose A/AAAA answer
-was not validated has no usable TLSA records (no TLSA lookup is made unless
-``smtp_tls_force_insecure_host_tlsa_lookup``). Then the TLSA RRset of ``_port._tcp.host``
-decides: a validated usable RRset authenticates, a validated unusable one still makes TLS
-mandatory ("TLSA records unusable"; ``dane-only`` defers), an unsigned or missing one means
-``may`` ("no TLSA records found"; ``dane-only`` defers 4.7.5); a failed lookup defers 4.7.5
-"TLSA lookup error for host:port".
+AD bit) is handled per ``smtp_tls_dane_insecure_mx_policy`` (default: ``dane`` when
+``smtp_tls_security_level`` is ``dane``, else ``may``, as in Postfix 3.6 and later):
+``may`` (and always at ``dane-only``): "non DNSSEC destination" (``dane`` goes on as
+``may``, ``dane-only`` defers); ``encrypt``: mandatory unauthenticated TLS; ``dane``: the
+TLSA records are used ("half-dane": matched, but logged as Trusted, never Verified). A host
+whose A/AAAA answer was not validated has no usable TLSA records (no TLSA lookup is made
+unless ``smtp_tls_force_insecure_host_tlsa_lookup``). Then the TLSA RRset of
+``_port._tcp.host`` decides: a validated usable RRset authenticates, a validated unusable
+one still makes TLS mandatory ("TLSA records unusable"; ``dane-only`` defers), an unsigned
+or missing one means ``may`` ("no TLSA records found"; ``dane-only`` defers 4.7.5); a
+failed lookup defers 4.7.5 "TLSA lookup error for host:port".
 
-It sends nothing: tls_step.py runs STARTTLS and checks the certificate against the records
-(tls/verify.py, tls/dane.py); the MX and address DNSSEC status comes from routing/.
+It sends nothing, and runs before the connection is made: as Postfix resolves the TLS
+policy of each server, TLSA records included, before connecting (smtp_connect.c),
+tls_step.prepare_tls() calls it and keeps the decision on the `TlsJob`, so a deferral
+never opens a connection. tls_step.py then runs STARTTLS and checks the certificate
+against the records (tls/verify.py, tls/dane.py); the MX and address DNSSEC status comes
+from routing/.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from mailcarrier.delivery.tls_job import TlsJob, TlsOutcome, deferred_outcome
+from mailcarrier.delivery.tls_job import DaneDecision, TlsJob, deferred_outcome
 from mailcarrier.routing.resolver import DnsOutcome, TLSARecord
 from mailcarrier.tls.dane import TlsaRecord, usable
 from mailcarrier.tls.levels import SecurityLevel
@@ -31,14 +34,6 @@ from mailcarrier.transport.connection import Peer
 __all__ = ["HALF_DANE", "DaneDecision", "decide_dane"]
 
 HALF_DANE = "half-dane"  # Postfix's TLS_LEV_HALF_DANE name: DANE for an insecure MX host
-
-
-@dataclass(frozen=True, slots=True)
-class DaneDecision:
-    level: SecurityLevel
-    records: tuple[TlsaRecord, ...] = ()
-    failure: TlsOutcome | None = None
-    half: bool = False  # an insecure MX host at "dane": matched, never "Verified"
 
 
 def _dane_config_problem(job: TlsJob, level: SecurityLevel, text: str) -> DaneDecision:
@@ -78,7 +73,7 @@ async def decide_dane(job: TlsJob, level: SecurityLevel, peer: Peer) -> DaneDeci
     if not job.agent.is_lmtp and job.agent.settings.get_bool("ignore_mx_lookup_error"):
         return _dane_config_problem(job, level, f"{name} configured with MX lookup errors ignored")
     insecure_mx = peer.mx_dnssec_valid is False
-    mx_policy = job.agent.str("tls_dane_insecure_mx_policy").strip().lower() or "dane"
+    mx_policy = job.agent.str("tls_dane_insecure_mx_policy").strip().lower() or "may"
     if insecure_mx and (level is SecurityLevel.DANE_ONLY or mx_policy == "may"):
         return _dane_incompatible(job, level, "non DNSSEC destination", cantauth=False)
     records: tuple[TlsaRecord, ...] = ()

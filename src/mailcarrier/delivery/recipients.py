@@ -10,6 +10,7 @@ happens, so log lines and queue updates follow delivery in real time, as Postfix
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 from mailcarrier.delivery.request import Recipient
 from mailcarrier.delivery.trouble import Verdict
@@ -99,4 +100,5 @@ class RecipientTracker:
         missing = [self.recipients[i].address for i in self.pending()]
         if missing:
             raise LocalProtocolError(f"recipients left without a status: {', '.join(missing)}")
-        return DeliveryResult(queue_id, tuple(s for s in self._status if s is not None))
+        # Everyone is marked (checked above): no None left in the list.
+        return DeliveryResult(queue_id, tuple(cast(list[RecipientStatus], self._status)))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from mailcarrier.errors import UsageError
+from mailcarrier.status import fast_init
 
 
 class Notify(enum.Flag):
@@ -65,6 +66,7 @@ def check_envelope_text(what: str, value: str) -> None:
         raise UsageError(f"{what} contains CR, LF or NUL: {value!r}")
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Recipient:
     address: str
@@ -83,6 +85,7 @@ class Recipient:
             check_envelope_text("ORCPT", self.dsn_orcpt)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class DeliveryRequest:
     queue_id: str

@@ -5,9 +5,15 @@ Postfix's smtp_reuse.c and smtp_key.c, on top of the in-process `ConnectionCache
 then by server address (another destination may reach the same server); after a
 transaction it is parked under both keys, or ended with QUIT when it may not be reused.
 Keys carry a label of everything that must match (transport, TLS policy, SASL identity), so
-a session is never shared across policies or credentials. A session taken from the cache is
-checked with RSET (pipelined with the next transaction when the server allows it); a dead
-or refusing one is dropped without counting as a delivery failure.
+a session is never shared across policies or credentials; for a TLS policy that checks the
+certificate by name (verify, secure, dane), the address key also names the server host and
+the next hop the certificate was checked for (match names, the DANE TLSA base domain). A
+session taken from the cache is checked with RSET (pipelined with the next transaction when
+the server allows it); a dead or refusing one is dropped without counting as a delivery
+failure. The agent gives a request its destination's TLS state (`Job.tls`) before it looks
+in the cache, so a TLS session reused under smtp_tls_connection_reuse (or the policy's
+connection_reuse=yes) is parked again under the same keys and goes on being reused, up to
+the cache's limits.
 """
 
 from __future__ import annotations
@@ -50,7 +56,13 @@ class SessionReuse:
         if job.tls is not None and peer is not None:
             # The destination key already pins the TLS policy (it is chosen by next hop);
             # another destination reaching the same server may have another policy.
-            parts.append(f"tls={job.tls.policy(peer)!r}")
+            policy = job.tls.policy(peer)
+            parts.append(f"tls={policy!r}")
+            if policy.level.must_trust or policy.level.is_dane:
+                # What the certificate was checked against depends on the server's name
+                # (hostname matches, DANE's TLSA base domain) and on the next hop (nexthop
+                # matches); fingerprints depend on neither.
+                parts.append(f"peer={peer.hostname.lower()}|nexthop={job.tls.nexthop}")
         if profile.sasl:
             if peer is None:
                 # Credentials follow the destination, and with sender-dependent

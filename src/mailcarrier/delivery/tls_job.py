@@ -2,11 +2,13 @@
 
 `TlsClient` is the per-agent TLS state that outlives requests (SSL contexts, the TLS session
 cache); `TlsJob` is its view of one destination of one request (policy lookup per server,
-SNI, the ``tls=`` log field, the servers to retry in plaintext). `TlsOutcome` is the answer
-of the TLS step for one server: go on in plaintext, go on over TLS, give up with a `Verdict`,
-or reconnect in plaintext; `deferred_outcome()`, `plaintext_outcome()` and
-`violation_feature()` build the common ones. No decision is made here: the TLS step is
-tls_step.py (its DANE part dane_step.py), the policy tables are tls/policy.py's.
+SNI, the ``tls=`` log field, the servers to retry in plaintext, and the DANE decisions made
+before connecting, `DaneDecision`, which the TLS step then applies without a second TLSA
+lookup). `TlsOutcome` is the answer of the TLS step for one server: go on in plaintext, go
+on over TLS, give up with a `Verdict`, or reconnect in plaintext; `deferred_outcome()`,
+`plaintext_outcome()` and `violation_feature()` build the common ones. No decision is made
+here: the TLS step is tls_step.py (its DANE part dane_step.py), the policy tables are
+tls/policy.py's.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from mailcarrier.log import LogSink
 from mailcarrier.routing.resolver import Resolver
 from mailcarrier.status import DeliveryStatus
 from mailcarrier.tls.context import ContextFactory, TlsSessionCache
+from mailcarrier.tls.dane import TlsaRecord
 from mailcarrier.tls.features import FeatureState, TlsFeature
 from mailcarrier.tls.levels import SecurityLevel
 from mailcarrier.tls.policy import TlsPolicy, nexthop_domain, resolve_policy
@@ -29,6 +32,7 @@ from mailcarrier.tls.verify import Trust
 from mailcarrier.transport.connection import Peer
 
 __all__ = [
+    "DaneDecision",
     "TlsClient",
     "TlsJob",
     "TlsOutcome",
@@ -61,6 +65,17 @@ class TlsOutcome:
 
     def with_feature(self, feature: TlsFeature | None) -> TlsOutcome:
         return TlsOutcome(self.result, self.level, self.verdict, self.trust, feature)
+
+
+@dataclass(frozen=True, slots=True)
+class DaneDecision:
+    """What dane_step.decide_dane() made of a ``dane``/``dane-only`` policy for one server:
+    the level to apply and the TLSA records to match, or a deferral (`failure`)."""
+
+    level: SecurityLevel
+    records: tuple[TlsaRecord, ...] = ()
+    failure: TlsOutcome | None = None
+    half: bool = False  # an insecure MX host at "dane": matched, never "Verified"
 
 
 def deferred_outcome(
@@ -121,6 +136,8 @@ class TlsJob:
     resolver: Callable[[], Resolver | None]  # lazy: literal next hops never need DNS
     preactive_delay: float  # time the message waited before this delivery attempt
     plaintext_peers: set[str] = field(default_factory=set)
+    # DANE decisions made before connecting (tls_step.prepare_tls()), by `dane_key()`.
+    dane: dict[tuple[str, int, bool, bool | None, str], DaneDecision] = field(default_factory=dict)
 
     @property
     def nexthop(self) -> str:
@@ -128,6 +145,18 @@ class TlsJob:
 
     def policy(self, peer: Peer) -> TlsPolicy:
         return resolve_policy(self.agent, self.destination, peer.hostname)
+
+    @staticmethod
+    def dane_key(peer: Peer, level: SecurityLevel) -> tuple[str, int, bool, bool | None, str]:
+        """What a DANE decision depends on: the TLSA base domain and port (Postfix's
+        policy cache key, host and port), the DNSSEC status of the way there, the level."""
+        return (
+            peer.hostname.lower(),
+            peer.port,
+            peer.dnssec_valid,
+            peer.mx_dnssec_valid,
+            level.value,
+        )
 
     def info(self, text: str) -> None:
         self.log.info(self.agent.transport, text)

@@ -20,9 +20,13 @@ failure), or reconnect to the same server in plaintext. Postfix's table, per lev
   handshake, before the greeting is read and before any SMTP byte is sent
   (`negotiate_tls()` is then called before the session starts).
 
-DANE (RFC 7672): at ``dane`` and ``dane-only``, dane_step.py first decides per server, from
-the DNSSEC status and the TLSA records, the level to apply and the records to match, or a
-deferral ("TLSA lookup error", "no TLSA records found" at ``dane-only``).
+Before connecting: `prepare_tls()` resolves what needs no connection, as Postfix resolves
+the TLS policy of each server (smtp_tls_policy_cache_query() in smtp_connect.c) before it
+connects: a broken policy table entry, and at ``dane`` and ``dane-only`` the DANE decision
+(dane_step.py: from the DNSSEC status and the TLSA records, the level to apply and the
+records to match). A deferral there ("TLSA lookup error", "non DNSSEC destination" or "no
+TLSA records found" at ``dane-only``) means the server is never contacted; otherwise the
+decision is kept on the `TlsJob` and `negotiate_tls()` applies it (no second lookup).
 
 Every outcome carries the TLS feature status of Postfix 3.11's ``tls=`` log field
 (tls/features.py), printed when ``smtp_log_tls_feature_status`` is on.
@@ -77,7 +81,7 @@ from mailcarrier.transport.session import Session
 
 _ENCODING_DER = 2  # _ssl.ENCODING_DER
 
-__all__ = ["TlsClient", "TlsJob", "TlsOutcome", "TlsResult", "negotiate_tls"]
+__all__ = ["TlsClient", "TlsJob", "TlsOutcome", "TlsResult", "negotiate_tls", "prepare_tls"]
 
 
 def _refused_verdict(namaddr: str, reply: Reply, soft_bounce: bool) -> Verdict:
@@ -161,6 +165,28 @@ def _log_established(job: TlsJob, session: Session, peer: Peer, check: PeerCheck
             )
 
 
+def _policy_problem(job: TlsJob, policy: TlsPolicy) -> TlsOutcome:
+    job.warning(f"{policy.source}: {policy.error}")
+    return deferred_outcome(policy.level, "4.7.5", "client TLS configuration problem")
+
+
+async def prepare_tls(job: TlsJob, peer: Peer) -> TlsOutcome | None:
+    """The TLS policy of `peer` before connecting to it (see the module docstring): a
+    deferred outcome when the server must not be contacted, else None (the DANE decision,
+    if any, is kept on `job` for `negotiate_tls()`)."""
+    policy = job.policy(peer)
+    if policy.error:
+        return _policy_problem(job, policy)
+    level = policy.level
+    if not level.is_dane or peer.relay in job.plaintext_peers:
+        return None
+    key = job.dane_key(peer, level)
+    decision = job.dane.get(key)
+    if decision is None:  # one lookup per host and port, whatever its addresses
+        decision = job.dane[key] = await decide_dane(job, level, peer)
+    return decision.failure
+
+
 async def negotiate_tls(
     job: TlsJob, session: Session, peer: Peer, *, soft_bounce: bool = False
 ) -> TlsOutcome:
@@ -171,8 +197,7 @@ async def negotiate_tls(
     sent over an unverified connection."""
     policy = job.policy(peer)
     if policy.error:
-        job.warning(f"{policy.source}: {policy.error}")
-        return deferred_outcome(policy.level, "4.7.5", "client TLS configuration problem")
+        return _policy_problem(job, policy)
     level = policy.level
     target = level.value
     if peer.relay in job.plaintext_peers:
@@ -182,7 +207,10 @@ async def negotiate_tls(
     tlsa: tuple[TlsaRecord, ...] = ()
     half = False
     if level.is_dane:
-        dane = await decide_dane(job, level, peer)
+        key = job.dane_key(peer, level)
+        dane = job.dane.get(key)
+        if dane is None:  # prepare_tls() was not called: decide now
+            dane = job.dane[key] = await decide_dane(job, level, peer)
         if dane.failure is not None:
             return dane.failure
         level, tlsa, half = dane.level, dane.records, dane.half

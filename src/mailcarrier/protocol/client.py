@@ -51,6 +51,7 @@ from mailcarrier.protocol.reply import (
     Reply,
     ReplyParser,
 )
+from mailcarrier.status import fast_init
 
 __all__ = [
     "NEED_DATA",
@@ -93,12 +94,14 @@ class Greeting:
     reply: Reply
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CommandReply:
     command: Command
     reply: Reply
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class RecipientReply:
     """LMTP (RFC 2033 4.2): the reply for one accepted recipient after the final dot."""

@@ -15,6 +15,7 @@ from typing import Final
 
 from mailcarrier.errors import LocalProtocolError
 from mailcarrier.protocol.stages import Stage
+from mailcarrier.status import fast_init
 
 __all__ = [
     "XFORWARD_UNAVAILABLE",
@@ -213,6 +214,7 @@ class Xforward(Command):
         return (" ".join(parts) + "\r\n").encode("ascii")
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class MailFrom(Command):
     sender: str
@@ -248,6 +250,7 @@ class MailFrom(Command):
         return (" ".join(parts) + "\r\n").encode("utf-8")
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class RcptTo(Command):
     address: str

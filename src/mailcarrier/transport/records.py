@@ -1,25 +1,41 @@
 """The values a `Session` works with: the envelope it sends (`Envelope`), a refused session
 (`HandshakeFailure`) and the raw outcome of a mail transaction (`TransactionResult`: replies
 and at most one transport error, never a verdict; delivery/outcome.py decides what they
-mean for each recipient). transport/session.py re-exports them.
+mean for each recipient). transport/session.py re-exports them. `mail_command`,
+`rcpt_commands` and `xforward_commands` make an envelope's commands for one server, with
+the parameters it announced.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Final
 
 from mailcarrier.content.mime import ContentError
 from mailcarrier.errors import TransportError
-from mailcarrier.protocol.commands import RcptTo
+from mailcarrier.protocol.commands import MailFrom, RcptTo, Xforward
+from mailcarrier.protocol.ehlo import Capabilities
 from mailcarrier.protocol.reply import Reply
 from mailcarrier.protocol.stages import Stage
+from mailcarrier.status import fast_init
 
-__all__ = ["Envelope", "HandshakeFailure", "TransactionResult"]
+__all__ = [
+    "Envelope",
+    "HandshakeFailure",
+    "TransactionResult",
+    "mail_command",
+    "rcpt_commands",
+    "xforward_commands",
+]
 
 # TransactionResult.reset_failed: the stage name a lost RSET check carries.
 _RSET_STAGE = Stage.RSET.name.lower()
 
+# Postfix smtp_proto.c: the first of its two XFORWARD commands carries these attributes.
+_XFORWARD_FIRST: Final = frozenset({"NAME", "ADDR", "PORT"})
 
+
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Envelope:
     """A mail transaction's envelope, already reduced to what goes on the wire."""
@@ -89,3 +105,63 @@ class TransactionResult:
         if self.rset is not None:
             return self.rset.code // 100 != 2
         return self.error is not None and self.error.stage == _RSET_STAGE
+
+
+def mail_command(envelope: Envelope, caps: Capabilities, quote: bool) -> MailFrom:
+    """MAIL FROM with the parameters the server announced (`quote`:
+    smtp_quote_rfc821_envelope)."""
+    return MailFrom(
+        envelope.sender,
+        size=envelope.size if caps.size and envelope.size is not None else None,
+        body=envelope.body if caps.eightbitmime else "",
+        smtputf8=envelope.smtputf8 and caps.smtputf8,
+        ret=envelope.ret if caps.dsn else "",
+        envid=envelope.envid if caps.dsn else "",
+        auth=envelope.auth if caps.has("AUTH") else None,
+        quote=quote,
+    )
+
+
+def rcpt_commands(
+    envelope: Envelope, caps: Capabilities, quote: bool
+) -> tuple[list[RcptTo], dict[int, int]]:
+    """The RCPT commands (NOTIFY and ORCPT when the server announced DSN), and the position
+    of each in the envelope by its id(): replies are matched to the command in flight.
+
+    An envelope's own RcptTo is used as it is when it already says what would go out (the
+    usual case); the same object twice in one envelope would make two commands in flight
+    indistinguishable, so then each gets its own copy.
+    """
+    dsn = caps.dsn
+    given = envelope.recipients
+    rcpts = [
+        r if r.quote == quote and (dsn or not (r.notify or r.orcpt)) else _rcpt(r, dsn, quote)
+        for r in given
+    ]
+    position = {id(cmd): i for i, cmd in enumerate(rcpts)}
+    if len(position) < len(rcpts):
+        rcpts = [_rcpt(r, dsn, quote) for r in given]
+        position = {id(cmd): i for i, cmd in enumerate(rcpts)}
+    return rcpts, position
+
+
+def _rcpt(rcpt: RcptTo, dsn: bool, quote: bool) -> RcptTo:
+    return RcptTo(
+        rcpt.address,
+        notify=rcpt.notify if dsn else "",
+        orcpt=rcpt.orcpt if dsn else "",
+        quote=quote,
+        index=rcpt.index,
+    )
+
+
+def xforward_commands(envelope: Envelope, caps: Capabilities) -> list[Xforward]:
+    """Postfix sends the attributes the server listed in two commands, to keep each line
+    short: NAME, ADDR and PORT first, then PROTO, HELO, IDENT and SOURCE."""
+    if not envelope.xforward:
+        return []
+    listed = set(caps.xforward)
+    wanted = [(n, v) for n, v in envelope.xforward if n in listed]
+    first = tuple((n, v) for n, v in wanted if n in _XFORWARD_FIRST)
+    second = tuple((n, v) for n, v in wanted if n not in _XFORWARD_FIRST)
+    return [Xforward(group) for group in (first, second) if group]

@@ -15,7 +15,8 @@ delivery/trouble.py). Every read and write has the deadline of its stage (`Stage
 
 Parts live in their own modules and are re-exported here: STARTTLS (starttls.py), the AUTH
 exchange (auth.py), BDAT chunks (bdat.py), `SessionOptions` (options.py) and the values
-`Envelope`, `HandshakeFailure` and `TransactionResult` (records.py).
+`Envelope`, `HandshakeFailure` and `TransactionResult` with the MAIL, RCPT and XFORWARD
+commands made of an envelope (records.py), and the transcript recording (history.py).
 """
 
 from __future__ import annotations
@@ -37,8 +38,6 @@ from mailcarrier.protocol.client import (
     State,
 )
 from mailcarrier.protocol.commands import (
-    Auth,
-    AuthResponse,
     Command,
     Data,
     DataEnd,
@@ -63,8 +62,16 @@ from mailcarrier.transport.auth import (
 from mailcarrier.transport.auth import authenticate as _authenticate
 from mailcarrier.transport.bdat import BDAT_CHUNK, send_chunks
 from mailcarrier.transport.connection import Connection
+from mailcarrier.transport.history import record_error, record_in, record_out
 from mailcarrier.transport.options import SessionOptions
-from mailcarrier.transport.records import Envelope, HandshakeFailure, TransactionResult
+from mailcarrier.transport.records import (
+    Envelope,
+    HandshakeFailure,
+    TransactionResult,
+    mail_command,
+    rcpt_commands,
+    xforward_commands,
+)
 from mailcarrier.transport.starttls import starttls as _starttls
 
 if TYPE_CHECKING:
@@ -87,16 +94,9 @@ __all__ = [
 WRITE_BATCH: Final = 65536
 ContentFactory = Callable[[], Iterable[bytes]]
 
-# Postfix smtp_proto.c: the first of its two XFORWARD commands carries these attributes.
-_XFORWARD_FIRST: Final = frozenset({"NAME", "ADDR", "PORT"})
-
 
 def _stage(command: Command | None) -> Stage:
     return command.stage if command is not None else Stage.GREETING
-
-
-# Lines kept for one transcript (a long session with a chatty server stays bounded).
-_HISTORY_LIMIT = 500
 
 
 class Session:
@@ -141,14 +141,7 @@ class Session:
 
     def _record_out(self, command: Command, data: bytes) -> None:
         assert self.history is not None
-        if isinstance(command, Auth):  # never credentials in a transcript
-            text = f"AUTH {command.mechanism}" + (" ..." if command.initial_response else "")
-        elif isinstance(command, AuthResponse):
-            text = "..."
-        else:
-            text = data.decode("utf-8", "replace").rstrip("\r\n")
-        if len(self.history) < _HISTORY_LIMIT:
-            self.history.append(f"Out: {text}")
+        record_out(self.history, command, data)
 
     def _wire_group(self, commands: tuple[Command, ...]) -> bytes:
         """The bytes of a pipelined group (`_wire` of each command, joined)."""
@@ -185,9 +178,8 @@ class Session:
         # Every other event (Greeting, CommandReply, RecipientReply) carries a reply.
         if event.reply.code == 421:
             self.broken = True
-        history = self.history
-        if history is not None and len(history) < _HISTORY_LIMIT:
-            history.extend(f"In: {line}" for line in event.reply.lines)
+        if self.history is not None:
+            record_in(self.history, event.reply)
         return event
 
     async def _event(self) -> Event:
@@ -204,7 +196,7 @@ class Session:
         self.broken = True
         self.protocol_errors += 1
         if self.history is not None:
-            self.history.append(f"In: (protocol error: {exc})")
+            record_error(self.history, exc)
         return TransportError(
             f"remote protocol error from {self.conn.peer.namaddr} while {stage.while_phrase}: "
             f"{exc}",
@@ -299,40 +291,6 @@ class Session:
         self.transactions += 1
         return result
 
-    def _mail_command(self, envelope: Envelope) -> MailFrom:
-        caps = self.proto.capabilities
-        return MailFrom(
-            envelope.sender,
-            size=envelope.size if caps.size and envelope.size is not None else None,
-            body=envelope.body if caps.eightbitmime else "",
-            smtputf8=envelope.smtputf8 and caps.smtputf8,
-            ret=envelope.ret if caps.dsn else "",
-            envid=envelope.envid if caps.dsn else "",
-            auth=envelope.auth if caps.has("AUTH") else None,
-            quote=self.options.quote_envelope,
-        )
-
-    def _xforward_commands(self, envelope: Envelope) -> list[Xforward]:
-        """Postfix sends the attributes the server listed in two commands, to keep each line
-        short: NAME, ADDR and PORT first, then PROTO, HELO, IDENT and SOURCE."""
-        if not envelope.xforward:
-            return []
-        listed = set(self.proto.capabilities.xforward)
-        wanted = [(n, v) for n, v in envelope.xforward if n in listed]
-        first = tuple((n, v) for n, v in wanted if n in _XFORWARD_FIRST)
-        second = tuple((n, v) for n, v in wanted if n not in _XFORWARD_FIRST)
-        return [Xforward(group) for group in (first, second) if group]
-
-    def _rcpt_command(self, rcpt: RcptTo) -> RcptTo:
-        dsn = self.proto.capabilities.dsn
-        return RcptTo(
-            rcpt.address,
-            notify=rcpt.notify if dsn else "",
-            orcpt=rcpt.orcpt if dsn else "",
-            quote=self.options.quote_envelope,
-            index=rcpt.index,
-        )
-
     async def _transaction(
         self,
         envelope: Envelope,
@@ -340,10 +298,11 @@ class Session:
         result: TransactionResult,
         reset_first: bool = False,
     ) -> None:
-        mail = self._mail_command(envelope)
-        rcpts = [self._rcpt_command(r) for r in envelope.recipients]
-        position = {id(cmd): i for i, cmd in enumerate(rcpts)}
-        xforward = self._xforward_commands(envelope)
+        caps = self.proto.capabilities
+        quote = self.options.quote_envelope
+        mail = mail_command(envelope, caps, quote)
+        rcpts, position = rcpt_commands(envelope, caps, quote)
+        xforward = xforward_commands(envelope, caps)
         if self.proto.capabilities.pipelining:
             # RFC 2920 3.1: MAIL, RCPTs and DATA in one write; DATA is the last command
             # of the group, so the server's replies tell us whether to send content.
