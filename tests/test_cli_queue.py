@@ -174,10 +174,12 @@ def _wait(predicate: object, timeout: float = 30.0) -> bool:
     return False
 
 
+@pytest.mark.parametrize("agents", ["1", "2"])
 def test_daemon_delivers_reloads_and_stops_gracefully(
-    tmp_path: Path, server: AiosmtpdServer
+    tmp_path: Path, server: AiosmtpdServer, agents: str
 ) -> None:
-    o = _opts(tmp_path, server.nexthop)
+    # With agent processes, the reload retires the old agents and starts new ones.
+    o = [*_opts(tmp_path, server.nexthop), "-o", f"delivery_agent_processes={agents}"]
     cmd = [sys.executable, "-c", "from mailcarrier.cli import main; main()", *o, "run"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:

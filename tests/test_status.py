@@ -116,3 +116,16 @@ def test_refuses_what_is_not_a_slotted_dataclass() -> None:
 
     with pytest.raises(TypeError):
         fast_init(Plain)
+
+
+def test_initvar_classes_are_left_alone() -> None:
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class WithInitVar:
+        a: int
+        b: dataclasses.InitVar[int] = 0
+
+        def __post_init__(self, b: int) -> None:
+            pass
+
+    init = WithInitVar.__init__
+    assert fast_init(WithInitVar).__init__ is init

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import inspect
 import re
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
@@ -78,7 +79,7 @@ def fast_init(cls: type[_T]) -> type[_T]:
     doing, in about 60% of the time. Same signature, defaults, default factories and
     `__post_init__` call; the instances stay immutable (`__setattr__` still refuses), and
     equality, hashing, repr, `dataclasses.replace()` and pickling are the dataclass's own.
-    A class with init=False or keyword-only fields is returned unchanged.
+    A class with init=False, keyword-only or InitVar fields is returned unchanged.
     """
     if not dataclasses.is_dataclass(cls) or "__slots__" not in cls.__dict__:
         raise TypeError(f"fast_init needs a slotted dataclass, not {cls!r}")
@@ -100,6 +101,9 @@ def fast_init(cls: type[_T]) -> type[_T]:
         else:
             params.append(f.name)
         body.append(f"_set_{f.name}(self, {f.name})")
+    names = [p.partition("=")[0] for p in params]
+    if list(inspect.signature(cls.__init__).parameters)[1:] != names:
+        return cls  # InitVar pseudo-fields, or anything else this does not reproduce
     if hasattr(cls, "__post_init__"):
         body.append("self.__post_init__()")
     source = f"def __init__(self, {', '.join(params)}):\n" + "".join(

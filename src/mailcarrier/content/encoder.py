@@ -19,7 +19,10 @@ It does not convert 8bit content (``content/mime.py`` of the 8BITMIME issue does
 headers, or read files (`mailcarrier.content.stream` does); it only counts what it saw so the
 caller can decide and log ("breaking line > N bytes with <CR><LF>SPACE", BODY=8BITMIME).
 The hot path works on whole chunks with bytes methods; Python-level loops run once per chunk
-or once per broken line, never once per byte.
+or once per broken line, never once per byte. Content that is already clean (CRLF line ends
+only, no line over the limit: nearly all mail) goes out as it is, with only its leading dots
+stuffed (`_clean`); everything else takes the general path through LF-terminated lines
+(`_general`), which gives the same bytes for clean content.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from mailcarrier.delivery.auth_step import session_identity
 from mailcarrier.delivery.job import Job
 from mailcarrier.delivery.servers import Destination
+from mailcarrier.tls.levels import SecurityLevel
 from mailcarrier.transport.connection import Peer
 from mailcarrier.transport.session import Session
 
@@ -57,7 +58,10 @@ class SessionReuse:
             # The destination key already pins the TLS policy (it is chosen by next hop);
             # another destination reaching the same server may have another policy.
             policy = job.tls.policy(peer)
-            parts.append(f"tls={policy!r}")
+            if policy.level is SecurityLevel.NONE and not policy.error:
+                parts.append("tls=none")  # every plaintext policy is the same for reuse
+            else:
+                parts.append(f"tls={policy!r}")
             if policy.level.must_trust or policy.level.is_dane:
                 # What the certificate was checked against depends on the server's name
                 # (hostname matches, DANE's TLSA base domain) and on the next hop (nexthop

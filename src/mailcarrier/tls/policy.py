@@ -12,10 +12,11 @@ the client then defers ("client TLS configuration problem"), never sends in plai
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, replace
 
-from mailcarrier.config.settings import AgentSettings
+from mailcarrier.config.settings import AgentSettings, Settings
 from mailcarrier.tls.levels import SecurityLevel, parse_level
 
 __all__ = ["TlsPolicy", "nexthop_domain", "parse_policy_entry", "resolve_policy"]
@@ -100,6 +101,19 @@ def _policy_keys(destination: str) -> list[str]:
 
 
 def _defaults(agent: AgentSettings, level: SecurityLevel, source: str) -> TlsPolicy:
+    # Every delivery asks for its policy: built once per configuration (TlsPolicy is
+    # immutable; a reload makes a new Settings object, hence new entries).
+    return _cached_defaults(agent.settings, agent.transport, level, source)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_defaults(
+    settings: Settings, transport: str, level: SecurityLevel, source: str
+) -> TlsPolicy:
+    return _build_defaults(AgentSettings(settings, transport), level, source)
+
+
+def _build_defaults(agent: AgentSettings, level: SecurityLevel, source: str) -> TlsPolicy:
     mandatory = level.mandatory
     if level is SecurityLevel.FINGERPRINT:
         matches = _split(" ".join(agent.list("tls_fingerprint_cert_match")), ",|")
