@@ -20,11 +20,12 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Final
+from typing import IO, Any, Final
 
 BENCH_DIR: Final = Path(__file__).resolve().parent
 RESULTS_DIR: Final = BENCH_DIR / "results"
@@ -65,6 +66,7 @@ class Sink:
         self.backlog = backlog
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+        self.errors: IO[bytes] | None = None
 
     @property
     def nexthop(self) -> str:
@@ -77,11 +79,15 @@ class Sink:
     def start(self) -> Sink:
         args = [SMTP_SINK, "-u", "nobody", "-m", str(self.connections), *self.options]
         args += [self.endpoint, str(self.backlog)]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # Its complaints go to a file, not a pipe: nobody reads a pipe during a run, and a
+        # full one would stall the sink (and every figure taken against it).
+        self.errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=self.errors)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                self.errors.seek(0)
+                err = self.errors.read().decode(errors="replace")
                 raise Skip(f"smtp-sink exited: {err.strip()}")
             with socket.socket() as s:
                 if s.connect_ex((LOOPBACK, self.port)) == 0:
@@ -99,6 +105,9 @@ class Sink:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+        if self.errors is not None:
+            self.errors.close()
+            self.errors = None
 
     def __enter__(self) -> Sink:
         return self.start()
