@@ -177,6 +177,7 @@ class AgentPool:
                         os.close(fd)
                     signal.signal(signal.SIGINT, signal.SIG_IGN)
                     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+                    signal.signal(signal.SIGHUP, signal.SIG_IGN)
                     notify = self.notify is not None
                     run_event_loop(_agent_main(down_r, up_w, (self.settings, notify)))
                     code = 0
@@ -397,10 +398,11 @@ async def _agent_main(in_fd: int, out_fd: int, given: tuple[Settings, bool] | No
 
 
 def _child() -> None:
-    # The scheduler decides when agents stop (it closes their input): a SIGTERM or a ^C sent
+    # The scheduler decides when agents stop (it closes their input): a SIGTERM, SIGHUP or ^C sent
     # to the whole process group must not kill deliveries in the middle.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     # Frames go to a private copy of stdout; anything else printed goes to stderr.
     in_fd = os.dup(0)
     out_fd = os.dup(1)
