@@ -195,6 +195,9 @@ def _per_site(agent: AgentSettings, keys: list[str], level: SecurityLevel) -> Se
 
 def resolve_policy(agent: AgentSettings, destination: str, server_hostname: str = "") -> TlsPolicy:
     """The policy for `destination` (and, for smtp_tls_per_site, the server's host name)."""
+    same = _same_everywhere(agent.settings, agent.transport)
+    if same is not None:
+        return same
     maps = agent.open_maps("tls_policy_maps")
     source = agent.name("tls_policy_maps")
     if maps:
@@ -215,3 +218,13 @@ def resolve_policy(agent: AgentSettings, destination: str, server_hostname: str 
         if site is not level:
             return _defaults(agent, site, agent.name("tls_per_site"))
     return _defaults(agent, level, agent.name("tls_security_level"))
+
+
+@functools.lru_cache(maxsize=64)
+def _same_everywhere(settings: Settings, transport: str) -> TlsPolicy | None:
+    """Without smtp_tls_policy_maps and smtp_tls_per_site every destination gets the global
+    policy: found once per configuration (each delivery asks, for its cache keys too)."""
+    agent = AgentSettings(settings, transport)
+    if agent.open_maps("tls_policy_maps") or agent.open_maps("tls_per_site"):
+        return None
+    return _defaults(agent, _global_level(agent), agent.name("tls_security_level"))
