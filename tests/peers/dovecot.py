@@ -9,6 +9,7 @@ so `available()` says whether this machine can; tests skip cleanly otherwise.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import os
 import pwd
@@ -63,7 +64,7 @@ def available() -> bool:
     return os.path.exists(DOVECOT) and os.path.exists(LMTP_BINARY) and os.geteuid() == 0
 
 
-class DovecotProcess:
+class DovecotProcess(abc.ABC):
     """A private Dovecot master under `root`: writes the configuration a subclass renders
     (`_render`), starts the master, waits until `_ready()`, stops it (SIGKILL as a last
     resort). Shared by the LMTP server here and the auth service (dovecot_auth.py)."""
@@ -80,11 +81,13 @@ class DovecotProcess:
         path = self.root / "dovecot.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
+    @abc.abstractmethod
     def _render(self, nobody: pwd.struct_passwd) -> str:
-        raise NotImplementedError
+        """The dovecot.conf text (and any files it names, written here)."""
 
+    @abc.abstractmethod
     def _ready(self) -> bool:
-        raise NotImplementedError
+        """Whether the service answers."""
 
     def _launch(self) -> None:
         nobody = pwd.getpwnam("nobody")

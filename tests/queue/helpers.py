@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from mailcarrier.config.settings import Settings
 from mailcarrier.delivery.request import DeliveryRequest
 from mailcarrier.log import MemoryLog
+from mailcarrier.queue.crash import CRASH_ENV
 from mailcarrier.queue.spool import Spool
 from mailcarrier.status import DeliveryResult, DeliveryStatus, RecipientStatus
 
@@ -96,3 +101,23 @@ def spool(queue_dir: Path, clock: Callable[[], float] | None = None) -> Spool:
     if clock is None:
         return Spool(queue_dir, log=MemoryLog()).ensure()
     return Spool(queue_dir, clock=clock, log=MemoryLog()).ensure()
+
+
+def run_cli(
+    args: list[str], *, stdin: bytes = b"", crash: str = "", text: bool = False
+) -> subprocess.CompletedProcess[Any]:
+    """The real command in a subprocess (no crash point inherited; `crash` names one)."""
+    env = dict(os.environ)
+    env.pop(CRASH_ENV, None)
+    if crash:
+        env[CRASH_ENV] = crash
+    cmd = [sys.executable, "-c", "from mailcarrier.cli import main; main()", *args]
+    return subprocess.run(
+        cmd,
+        input=None if text else stdin,
+        capture_output=True,
+        text=text,
+        env=env,
+        timeout=60,
+        check=False,
+    )

@@ -4,9 +4,7 @@ crash injection with the real command killed at named points and restarted."""
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,11 +15,11 @@ import pytest
 from mailcarrier import api
 from mailcarrier.delivery.agent import DeliveryAgent
 from mailcarrier.log import MemoryLog
-from mailcarrier.queue.crash import CRASH_ENV, POINTS
+from mailcarrier.queue.crash import POINTS
 from mailcarrier.queue.scheduler import QueueManager
 from mailcarrier.queue.spool import open_spool
 from tests.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler
-from tests.queue.helpers import settings
+from tests.queue.helpers import run_cli, settings
 
 PLAIN = ("PIPELINING", "ENHANCEDSTATUSCODES")  # aiosmtpd does not implement DSN parameters
 MESSAGE = b"Subject: e2e\n\nline one\n.dot line\n"
@@ -125,12 +123,7 @@ async def test_destination_concurrency_limit_on_a_counting_server(tmp_path: Path
 def _cli(
     args: list[str], *, stdin: bytes = b"", crash: str = ""
 ) -> subprocess.CompletedProcess[bytes]:
-    env = dict(os.environ)
-    env.pop(CRASH_ENV, None)
-    if crash:
-        env[CRASH_ENV] = crash
-    cmd = [sys.executable, "-c", "from mailcarrier.cli import main; main()", *args]
-    return subprocess.run(cmd, input=stdin, capture_output=True, env=env, timeout=60, check=False)
+    return run_cli(args, stdin=stdin, crash=crash)
 
 
 def _opts(queue: Path, nexthop: str) -> list[str]:

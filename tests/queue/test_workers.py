@@ -8,7 +8,6 @@ import os
 import pickle
 import signal
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,12 +18,11 @@ from mailcarrier import api
 from mailcarrier.config.settings import Settings
 from mailcarrier.errors import ConfigError
 from mailcarrier.log import MemoryLog
-from mailcarrier.queue.crash import CRASH_ENV
 from mailcarrier.queue.scheduler import QueueManager
 from mailcarrier.queue.spool import open_spool
 from mailcarrier.queue.workers import AgentPool
 from tests.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler
-from tests.queue.helpers import settings
+from tests.queue.helpers import run_cli, settings
 
 PLAIN = ("PIPELINING", "ENHANCEDSTATUSCODES")
 MESSAGE = b"Subject: workers\n\nbody line\n"
@@ -140,12 +138,7 @@ async def test_killed_agent_defers_its_mail_and_is_replaced(tmp_path: Path) -> N
 
 
 def _cli(args: list[str], crash: str = "") -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env.pop(CRASH_ENV, None)
-    if crash:
-        env[CRASH_ENV] = crash
-    cmd = [sys.executable, "-c", "from mailcarrier.cli import main; main()", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60, check=False)
+    return run_cli(args, crash=crash, text=True)
 
 
 def _opts(tmp_path: Path, nexthop: str) -> list[str]:

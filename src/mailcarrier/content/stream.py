@@ -85,6 +85,11 @@ def _pread_chunks(
             break
         done += len(chunk)
         yield chunk
+    _check_complete(done, length, start)
+
+
+def _check_complete(done: int, length: int | None, start: int) -> None:
+    """A file that ends before `length` bytes is damaged: never send it as if complete."""
     if length is not None and done < length:
         raise DataError(
             f"message content ends after {done} of {length} bytes (starting at offset {start})"
@@ -102,10 +107,7 @@ def _read_chunks(
             break
         done += len(chunk)
         yield chunk
-    if length is not None and done < length:
-        raise DataError(
-            f"message content ends after {done} of {length} bytes (starting at offset {start})"
-        )
+    _check_complete(done, length, start)
 
 
 def encode_chunks(chunks: Iterable[bytes], encoder: DataEncoder) -> Iterator[bytes]:

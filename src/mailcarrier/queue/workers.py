@@ -96,6 +96,23 @@ class _Outbox:
             self._write(b"".join(frames))
 
 
+async def _connect_pipes(
+    read_fd: int, write_fd: int
+) -> tuple[asyncio.StreamReader, asyncio.WriteTransport]:
+    """Frames in on `read_fd`, out on `write_fd`: both ends of a parent-child channel."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=2**20)
+    await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader),
+        open(read_fd, "rb", buffering=0),  # noqa: SIM115 - the transport owns it
+    )
+    transport, _ = await loop.connect_write_pipe(
+        asyncio.Protocol,
+        open(write_fd, "wb", buffering=0),  # noqa: SIM115 - the transport owns it
+    )
+    return reader, transport
+
+
 async def _receive(reader: asyncio.StreamReader) -> tuple[Any, ...] | None:
     """The next frame, or None at the end of the stream."""
     try:
@@ -205,15 +222,7 @@ class AgentPool:
 
     async def _attach(self, pid: int, read_fd: int, write_fd: int) -> _Child:
         loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader(limit=2**20)
-        await loop.connect_read_pipe(
-            lambda: asyncio.StreamReaderProtocol(reader),
-            open(read_fd, "rb", buffering=0),  # noqa: SIM115 - the transport owns it
-        )
-        transport, _ = await loop.connect_write_pipe(
-            asyncio.Protocol,
-            open(write_fd, "wb", buffering=0),  # noqa: SIM115 - the transport owns it
-        )
+        reader, transport = await _connect_pipes(read_fd, write_fd)
 
         async def wait() -> int:
             _, status = await loop.run_in_executor(None, os.waitpid, pid, 0)
@@ -349,15 +358,7 @@ async def _agent_main(in_fd: int, out_fd: int, given: tuple[Settings, bool] | No
     `given` (the settings, and whether to send transcripts) is passed to a forked child; a
     new interpreter reads it as the first frame."""
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=2**20)
-    await loop.connect_read_pipe(
-        lambda: asyncio.StreamReaderProtocol(reader),
-        open(in_fd, "rb", buffering=0),  # noqa: SIM115 - the transport owns it
-    )
-    transport, _ = await loop.connect_write_pipe(
-        asyncio.Protocol,
-        open(out_fd, "wb", buffering=0),  # noqa: SIM115 - the transport owns it
-    )
+    reader, transport = await _connect_pipes(in_fd, out_fd)
     outbox = _Outbox(transport.write)
     if given is None:
         first = await _receive(reader)

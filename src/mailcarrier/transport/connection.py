@@ -149,11 +149,8 @@ class Connection(asyncio.Protocol):
         self._size += len(data)
         if self._size > 2 * READ_SIZE and not self._read_paused and self._transport is not None:
             # Bound memory against a peer that sends faster than we read.
-            try:
-                self._transport.pause_reading()
-                self._read_paused = True
-            except NotImplementedError:
-                pass
+            self._transport.pause_reading()
+            self._read_paused = True
         waiter = self._read_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
