@@ -6,6 +6,7 @@ the encoder by hand, with memory bounded by the chunk size for a 100 MB file.
 from __future__ import annotations
 
 import io
+import os
 import tracemalloc
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mailcarrier.content import DataEncoder, encode_chunks, encode_file, iter_file_chunks
+from mailcarrier.content.stream import MessageFile, open_message_file
 from mailcarrier.errors import DataError, UsageError
 
 
@@ -127,6 +129,94 @@ def test_real_file_range(tmp_path: Path) -> None:
     with path.open("rb") as fileobj:
         wire = b"".join(encode_file(fileobj, start=len(header), length=len(content)))
     assert wire == b"Subject: hi\r\n\r\n..dot\r\nline\r\n"
+
+
+def _opened(path: Path, **kwargs: int | None) -> MessageFile:
+    opened = open_message_file(path, **kwargs)  # type: ignore[arg-type]
+    assert isinstance(opened, MessageFile)
+    return opened
+
+
+def test_small_message_file_is_read_once_at_open(tmp_path: Path) -> None:
+    path = tmp_path / "msg"
+    path.write_bytes(DATA[:1000])
+    opened = _opened(path)
+    try:
+        assert opened.eof and opened.head == DATA[:1000] and opened.size() == 1000
+        path.write_bytes(b"changed afterwards")  # nothing more is read from the file
+        for _ in range(2):  # one pass per server tried
+            assert b"".join(iter_file_chunks(opened)) == DATA[:1000]
+    finally:
+        opened.close()
+    assert opened.closed
+    opened.close()  # twice is harmless
+
+
+@pytest.mark.parametrize(
+    ("start", "length"), [(0, None), (7, None), (0, 250), (13, 250), (5, 0), (0, 1000)]
+)
+def test_message_file_beyond_one_block(tmp_path: Path, start: int, length: int | None) -> None:
+    path = tmp_path / "msg"
+    path.write_bytes(DATA[:1000])
+    opened = _opened(path, start=start, length=length, chunk_size=64)
+    try:
+        want = DATA[start:1000] if length is None else DATA[start : start + length]
+        chunks = list(iter_file_chunks(opened, start=start, length=length, chunk_size=64))
+        assert b"".join(chunks) == want
+        assert all(0 < len(c) <= 64 for c in chunks)
+        assert b"".join(iter_file_chunks(opened, start=start, length=length)) == want
+        assert opened.size() == 1000 - start
+    finally:
+        opened.close()
+
+
+@pytest.mark.parametrize("chunk_size", [64, 65536])
+def test_truncated_message_file_is_an_error(tmp_path: Path, chunk_size: int) -> None:
+    path = tmp_path / "msg"
+    path.write_bytes(DATA[:300])
+    opened = _opened(path, start=10, length=400, chunk_size=chunk_size)
+    try:
+        with pytest.raises(DataError, match="ends after 290 of 400 bytes"):
+            b"".join(iter_file_chunks(opened, start=10, length=400, chunk_size=chunk_size))
+    finally:
+        opened.close()
+
+
+def test_message_file_is_read_for_its_own_range_only(tmp_path: Path) -> None:
+    path = tmp_path / "msg"
+    path.write_bytes(DATA[:100])
+    opened = _opened(path, start=10)
+    try:
+        with pytest.raises(UsageError, match="range it was opened for"):
+            iter_file_chunks(opened, start=0)
+    finally:
+        opened.close()
+
+
+def test_message_file_errors_close_the_descriptor(tmp_path: Path) -> None:
+    before = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(FileNotFoundError):
+        open_message_file(tmp_path / "missing")
+    with pytest.raises(IsADirectoryError):
+        open_message_file(tmp_path)
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_fifo_by_path_is_read_as_it_flows(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    writer = os.open(fifo, os.O_RDWR)  # a writer, so that opening does not block
+    try:
+        os.write(writer, b"line\n.dot\n")
+        opened = open_message_file(fifo)
+        assert isinstance(opened, io.FileIO)
+        os.close(writer)
+        writer = -1
+        with opened:
+            assert b"".join(encode_file(opened)) == b"line\r\n..dot\r\n"
+    finally:
+        if writer >= 0:
+            os.close(writer)
 
 
 @given(

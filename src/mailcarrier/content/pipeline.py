@@ -27,7 +27,8 @@ from mailcarrier.content.checks import (
 from mailcarrier.content.encoder import DataEncoder
 from mailcarrier.content.lines import LineSplitter
 from mailcarrier.content.mime import HeaderClass, MimeLimits, MimeProcessor
-from mailcarrier.content.stream import encode_chunks, iter_file_chunks
+from mailcarrier.content.stream import MessageFile, encode_chunks, iter_file_chunks
+from mailcarrier.status import fast_init
 
 __all__ = [
     "ContentPlan",
@@ -63,11 +64,12 @@ def transform_chunks(
         yield wire
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ContentPlan:
     """Where the content is and what may be done to it; `chunks` makes one pass over it."""
 
-    fileobj: BinaryIO
+    fileobj: BinaryIO | MessageFile
     start: int = 0
     length: int | None = None
     encoding: str = "7bit"
@@ -79,6 +81,26 @@ class ContentPlan:
 
     def downgrade_for(self, eightbitmime: bool) -> bool:
         return needs_downgrade(self.encoding, eightbitmime, disabled=self.disable_conversion)
+
+    def plain_chunks(self) -> Iterable[bytes]:
+        """`chunks(downgrade=False)`: the content as it is, dot-stuffed. A message that was
+        read whole when its file was opened (`MessageFile.complete`, the usual small
+        message) and that nothing else transforms is encoded at once, without the chunk
+        generators."""
+        source = self.fileobj
+        checks = self.checks
+        if (
+            isinstance(source, MessageFile)
+            and source.complete
+            and source.start == self.start
+            and source.length == self.length
+            and self.rewrite_header is None
+            and (checks is None or not (checks.has_header_checks or checks.has_body_checks))
+        ):
+            encoder = DataEncoder(line_length_limit=self.line_length_limit)
+            wire = encoder.feed(source.head) + encoder.finish()
+            return (wire,) if wire else ()
+        return self.chunks(downgrade=False)
 
     def chunks(self, *, downgrade: bool, dot_stuff: bool = True) -> Iterator[bytes]:
         """The wire bytes (without the final dot) of one pass over the content."""
@@ -142,7 +164,7 @@ def _open(agent: AgentSettings, suffix: str) -> LookupTable:
 
 def plan_from_settings(
     agent: AgentSettings,
-    fileobj: BinaryIO,
+    fileobj: BinaryIO | MessageFile,
     *,
     start: int,
     length: int | None,

@@ -20,17 +20,90 @@ from mailcarrier.errors import DataError, UsageError
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
+    "MessageFile",
     "encode_chunks",
     "encode_file",
     "iter_file_chunks",
+    "open_message_file",
 ]
 
 # Large enough that per-chunk overhead vanishes, small enough to keep several sessions cheap.
 DEFAULT_CHUNK_SIZE: Final = 65536
 
 
+class MessageFile:
+    """A message file opened by path for one delivery: its descriptor, read at offsets with
+    ``os.pread`` (no file object, no seeks), and the first block, read when it was opened.
+
+    For a message smaller than one block the first read is the whole content: its size
+    needs no ``fstat()`` and every pass over it (one per server tried) reads no file at all.
+    Opening, reading and closing a small message take three system calls instead of six.
+    """
+
+    __slots__ = ("_fd", "eof", "head", "length", "start")
+
+    def __init__(self, fd: int, head: bytes, start: int, length: int | None, eof: bool) -> None:
+        self._fd = fd
+        self.head = head  # the bytes from `start`, at most one block
+        self.start = start
+        self.length = length
+        self.eof = eof  # the file ended within `head`
+
+    def fileno(self) -> int:
+        return self._fd
+
+    @property
+    def closed(self) -> bool:
+        return self._fd < 0
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+    @property
+    def complete(self) -> bool:
+        """Whether `head` is the whole content: the file ended within it, or it holds the
+        `length` bytes asked for."""
+        if self.length is not None:
+            return len(self.head) == self.length
+        return self.eof
+
+    def size(self) -> int:
+        """Bytes from `start` to the end of the file."""
+        if self.eof:
+            return len(self.head)
+        return max(0, os.fstat(self._fd).st_size - self.start)
+
+
+def open_message_file(
+    path: str | os.PathLike[str],
+    *,
+    start: int = 0,
+    length: int | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> MessageFile | io.FileIO:
+    """Open the message file at `path` and read its first block (`MessageFile`). A file that
+    cannot be read at an offset (a FIFO) comes back as an unbuffered `io.FileIO`, read as it
+    flows. OSError (missing file, a directory) propagates."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    want = chunk_size if length is None else min(chunk_size, length)
+    try:
+        head = os.pread(fd, want, start) if want else b""
+    except OSError as exc:
+        if exc.errno == errno.ESPIPE:
+            return io.FileIO(fd, "rb", closefd=True)
+        os.close(fd)
+        raise
+    except BaseException:
+        os.close(fd)
+        raise
+    # A regular file returns less than asked only at its end.
+    return MessageFile(fd, head, start, length, eof=len(head) < want)
+
+
 def iter_file_chunks(
-    fileobj: BinaryIO,
+    fileobj: BinaryIO | MessageFile,
     *,
     start: int = 0,
     length: int | None = None,
@@ -50,6 +123,10 @@ def iter_file_chunks(
         raise UsageError(f"start must not be negative, not {start}")
     if length is not None and length < 0:
         raise UsageError(f"length must not be negative, not {length}")
+    if isinstance(fileobj, MessageFile):
+        if start != fileobj.start or length != fileobj.length:
+            raise UsageError("a MessageFile is read from the range it was opened for")
+        return _message_chunks(fileobj, chunk_size)
     if type(fileobj) is io.FileIO:
         # A file opened by path (delivery/job.py): read at the offsets, with no seekable()
         # and seek() system calls (os.pread; a pipe falls back to plain reads).
@@ -85,6 +162,23 @@ def _pread_chunks(
             break
         done += len(chunk)
         yield chunk
+    _check_complete(done, length, start)
+
+
+def _message_chunks(message: MessageFile, chunk_size: int) -> Iterator[bytes]:
+    head, start, length = message.head, message.start, message.length
+    done = len(head)
+    if head:
+        yield head
+    if not message.eof:
+        fd = message.fileno()
+        while length is None or done < length:
+            want = chunk_size if length is None else min(chunk_size, length - done)
+            chunk = os.pread(fd, want, start + done)
+            if not chunk:
+                break
+            done += len(chunk)
+            yield chunk
     _check_complete(done, length, start)
 
 

@@ -19,10 +19,11 @@ from __future__ import annotations
 import random
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import BinaryIO
 
 from mailcarrier.config.settings import AgentSettings, Settings
+from mailcarrier.content.stream import MessageFile
 from mailcarrier.delivery.cache import ConnectionCache
 from mailcarrier.delivery.generic import GenericMapper
 from mailcarrier.delivery.handoff import hand_off
@@ -107,9 +108,9 @@ class DeliveryAgent:
         self._profiles: dict[str, TransportProfile] = {}
         self._quirks: dict[str, ServerQuirks] = {}
         self._generic: dict[str, GenericMapper] = {}
-        self._status_maps: dict[str, Maps] = {}
+        self._status_maps: dict[str, Maps | None] = {}  # None: no filter
         self._tls = TlsClient()
-        self._reuse = SessionReuse(self, self._cached_transaction)
+        self._reuse = SessionReuse(self)
 
     # --- public -----------------------------------------------------------------------
     async def deliver(
@@ -122,19 +123,23 @@ class DeliveryAgent:
         """Deliver `request`; `on_status(index, status)` runs as each recipient is marked
         (before the next one), so a queue can record it durably at once."""
         profile = self._profile(request.transport)
-        resolution = profile.resolution
         log = self.log
         # Nothing to format when the lines go nowhere (the API's default sink).
         log_lines = log_lines and type(log) is not NullLog
+        on_mark: Callable[[int, RecipientStatus], None] | None = on_status
+        if log_lines:
+            resolution = profile.resolution
 
-        def on_mark(index: int, status: RecipientStatus) -> None:
-            if on_status is not None:
-                on_status(index, status)
-            if log_lines:
+            def log_mark(index: int, status: RecipientStatus) -> None:
+                if on_status is not None:
+                    on_status(index, status)
                 line = delivery_line(request.queue_id, status, resolution)
                 log.info(request.transport, line)
 
-        tracker = RecipientTracker(request.recipients, on_mark, self._status_filter(request))
+            on_mark = log_mark
+        tracker = RecipientTracker(
+            request.recipients, on_mark, self._status_filter(request, profile)
+        )
         content, opened = open_content(request)
         try:
             job = self._job(request, tracker, content, profile)
@@ -156,23 +161,17 @@ class DeliveryAgent:
         self,
         request: DeliveryRequest,
         tracker: RecipientTracker,
-        content: BinaryIO,
+        content: BinaryIO | MessageFile,
         profile: TransportProfile,
     ) -> Job:
         agent = profile.agent
-        process = request.transport
         generic = self._generic_mapper(agent)
         plan = profile.content_plan(
             request,
             content,
-            info=lambda text: self.log.info(process, text),
-            warning=lambda text: self.log.warning(process, text),
+            log=self.log,
             rewrite_header=generic.header_rewriter(request.queue_id) if generic else None,
         )
-
-        def factory() -> Iterator[bytes]:
-            return plan.chunks(downgrade=False)
-
         return Job(
             plan=plan,
             generic=generic,
@@ -181,7 +180,7 @@ class DeliveryAgent:
             options=profile.session_options(),
             tracker=tracker,
             attempt=Attempt(request, self.clock(), self.wallclock()),
-            factory=factory,
+            factory=plan.plain_chunks,
             size=content_size(request, content),
             soft_bounce=profile.soft_bounce,
             profile=profile,
@@ -235,13 +234,17 @@ class DeliveryAgent:
         verdict = soften(last.verdict) if job.soft_bounce else last.verdict
         self._mark_pending(job, verdict, last.relay)
 
-    def _status_filter(self, request: DeliveryRequest) -> StatusFilter | None:
+    def _status_filter(
+        self, request: DeliveryRequest, profile: TransportProfile
+    ) -> StatusFilter | None:
         """smtp_delivery_status_filter (lmtp_ for LMTP); None when it is empty."""
-        agent = self._profile(request.transport).agent
-        maps = self._status_maps.get(agent.transport)
+        agent = profile.agent
+        try:
+            maps = self._status_maps[agent.transport]
+        except KeyError:
+            opened = agent.open_maps("delivery_status_filter")
+            maps = self._status_maps[agent.transport] = opened if opened else None
         if maps is None:
-            maps = self._status_maps[agent.transport] = agent.open_maps("delivery_status_filter")
-        if not maps:
             return None
         process = request.transport
         name = agent.name("delivery_status_filter")
@@ -503,15 +506,6 @@ class DeliveryAgent:
         else:
             self._server_failed(job, Leftover(tls.verdict, peer.relay), final)
         return True
-
-    # --- connection reuse (reuse.py) ----------------------------------------------------
-    async def _cached_transaction(self, job: Job, session: Session, peer: Peer) -> None:
-        """One transaction on a session from the cache, checked with RSET first."""
-        leftover = await run_transaction(
-            job, session, peer, False, clock=self.clock, log=self.log, reset_first=True
-        )
-        if leftover is not None:
-            self._server_failed(job, leftover, False)
 
     def _server_failed(self, job: Job, leftover: Leftover, final: bool) -> None:
         """Remember why; Postfix logs a non-final server's failure as it moves on."""

@@ -14,17 +14,20 @@ from __future__ import annotations
 import io
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields, replace
+from pathlib import PurePath
 from typing import TYPE_CHECKING, BinaryIO
 
 from mailcarrier.config.settings import AgentSettings, Settings
 from mailcarrier.content.pipeline import ContentPlan, HeaderRewriter, plan_from_settings
+from mailcarrier.content.stream import MessageFile, open_message_file
 from mailcarrier.delivery.outcome import Leftover
 from mailcarrier.delivery.recipients import RecipientTracker
 from mailcarrier.delivery.request import DeliveryRequest
 from mailcarrier.delivery.servers import Destination, destinations
 from mailcarrier.errors import UsageError
+from mailcarrier.log import LogSink
 from mailcarrier.status import Delays
 from mailcarrier.transport.session import SessionOptions
 
@@ -41,7 +44,7 @@ __all__ = [
     "open_content",
 ]
 
-ContentFactory = Callable[[], Iterator[bytes]]
+ContentFactory = Callable[[], Iterable[bytes]]
 
 # Next hops whose destination list a profile remembers (a queue has a few hundred at most).
 _MAX_NEXTHOPS = 4096
@@ -82,6 +85,7 @@ class TransportProfile:
         "cache_on_demand",
         "dummy_auth",
         "lmtp",
+        "plaintext_label",
         "resolution",
         "sasl",
         "sender_dependent_auth",
@@ -98,6 +102,8 @@ class TransportProfile:
         self.settings = settings
         self.agent = agent
         self.transport = agent.transport
+        # The connection-reuse label of a plaintext session without SASL (reuse.py).
+        self.plaintext_label = f"{agent.transport}|tls=none"
         self.lmtp = agent.is_lmtp
         self.soft_bounce = settings.get_bool("soft_bounce")
         self.resolution = settings.get_int("delay_logging_resolution_limit")
@@ -130,10 +136,9 @@ class TransportProfile:
     def content_plan(
         self,
         request: DeliveryRequest,
-        content: BinaryIO,
+        content: BinaryIO | MessageFile,
         *,
-        info: Callable[[str], None],
-        warning: Callable[[str], None],
+        log: LogSink,
         rewrite_header: HeaderRewriter | None,
     ) -> ContentPlan:
         """plan_from_settings() for a request. Without header or body checks the plan is the
@@ -175,6 +180,7 @@ class TransportProfile:
                 encoding=request.encoding,
                 rewrite_header=rewrite_header,
             )
+        process = request.transport
         return plan_from_settings(
             self.agent,
             content,
@@ -182,8 +188,8 @@ class TransportProfile:
             length=request.size,
             encoding=request.encoding,
             queue_id=request.queue_id,
-            info=info,
-            warning=warning,
+            info=lambda text: log.info(process, text),
+            warning=lambda text: log.warning(process, text),
             rewrite_header=rewrite_header,
         )
 
@@ -246,10 +252,13 @@ class Job:
         return self.request.transport
 
 
-def open_content(request: DeliveryRequest) -> tuple[BinaryIO, bool]:
-    """The content as a seekable file, and whether it was opened here (to be closed)."""
+def open_content(request: DeliveryRequest) -> tuple[BinaryIO | MessageFile, bool]:
+    """The content as a seekable file, and whether it was opened here (to be closed).
+
+    A path is opened as a `MessageFile` (content/stream.py): read at offsets, with its
+    first block read now (the whole of a small message)."""
     src = request.content
-    if not isinstance(src, (str, os.PathLike)):
+    if not isinstance(src, (str, PurePath)) and not isinstance(src, os.PathLike):
         if src.seekable():
             return src, False
         # A pipe can be read once; a second server needs it again: spool it to disk.
@@ -263,17 +272,18 @@ def open_content(request: DeliveryRequest) -> tuple[BinaryIO, bool]:
             raise
         return spool, True
     try:
-        # Unbuffered: the content is read in large chunks (content/stream.py), so a
-        # BufferedReader would only add a copy and an allocation per message.
-        return io.FileIO(src, "rb"), True
+        opened = open_message_file(src, start=request.content_offset, length=request.size)
     except OSError as exc:
         raise UsageError(f"cannot open message file {src}: {exc.strerror}") from exc
+    return opened, True
 
 
-def content_size(request: DeliveryRequest, content: BinaryIO) -> int:
+def content_size(request: DeliveryRequest, content: BinaryIO | MessageFile) -> int:
     """The size of the message: the request's, else the file's from the content offset."""
     if request.size is not None:
         return request.size
+    if isinstance(content, MessageFile):
+        return content.size()
     try:
         return max(0, os.fstat(content.fileno()).st_size - request.content_offset)
     except (OSError, ValueError):

@@ -21,7 +21,7 @@ from mailcarrier.protocol.commands import XFORWARD_UNAVAILABLE, RcptTo
 from mailcarrier.protocol.ehlo import Capabilities
 from mailcarrier.protocol.reply import Reply
 from mailcarrier.protocol.stages import Stage
-from mailcarrier.status import DeliveryStatus
+from mailcarrier.status import DeliveryStatus, fast_init
 from mailcarrier.transport.session import Envelope, TransactionResult
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
 ]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Leftover:
     """What unmarked recipients carry to the next server (or to their final deferral)."""
@@ -82,17 +83,18 @@ def build_envelope(
     AUTH=<> on MAIL (smtp_send_dummy_mail_auth with SASL enabled); the session sends either
     only when the server announced XFORWARD or AUTH."""
     recipients = tracker.recipients
+    rcpts = []
+    for i in pending:  # a loop, not a generator: once per message
+        recipient = recipients[i]
+        orcpt = recipient.dsn_orcpt
+        if not orcpt and recipient.orig_address:
+            orcpt = orcpt_for("", recipient.orig_address)
+        rcpts.append(
+            RcptTo(recipient.address, notify=recipient.dsn_notify.wire(), orcpt=orcpt, index=i)
+        )
     return Envelope(
         sender=request.sender,
-        recipients=tuple(
-            RcptTo(
-                recipients[i].address,
-                notify=recipients[i].dsn_notify.wire(),
-                orcpt=orcpt_for(recipients[i].dsn_orcpt, recipients[i].orig_address),
-                index=i,
-            )
-            for i in pending
-        ),
+        recipients=tuple(rcpts),
         size=size,
         body="8BITMIME" if request.encoding == "8bit" else "",
         smtputf8=request.smtputf8,
@@ -141,6 +143,28 @@ def mark_transaction(
     the final one, as Postfix's smtp_bulk_fail() does. A 4xx to one recipient's RCPT is
     that recipient's final deferral for this attempt (issue 4: it does not move delivery on).
     """
+
+    rcpt = result.rcpt
+    dot = result.dot
+    if (
+        not lmtp
+        and result.error is None
+        and result.content_error is None
+        and len(dot) == 1
+        and dot[0] is not None
+        and dot[0].code // 100 == 2
+        and result.data is not None
+        and result.data.code == 354
+        and (result.mail is None or result.mail.code // 100 == 2)
+        and len(rcpt) == len(pending)
+        and all(r is not None and r.code // 100 == 2 for r in rcpt)
+    ):
+        # The usual outcome: every recipient accepted, the content taken (the general
+        # path below comes to the same marks).
+        sent = reply_verdict(namaddr, dot[0], Stage.DOT)
+        for i in pending:
+            mark(i, sent)
+        return None
 
     def verdict_for(stage: Stage, reply: Reply) -> Verdict:
         return reply_verdict(namaddr, reply, stage, soft_bounce=soft_bounce)

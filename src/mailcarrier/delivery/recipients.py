@@ -97,7 +97,7 @@ class RecipientTracker:
         return status
 
     def result(self, queue_id: str) -> DeliveryResult:
-        missing = [self.recipients[i].address for i in self.pending()]
+        missing = [self.recipients[i].address for i in self.pending()] if self._unmarked else []
         if missing:
             raise LocalProtocolError(f"recipients left without a status: {', '.join(missing)}")
         # Everyone is marked (checked above): no None left in the list.

@@ -18,12 +18,12 @@ the cache's limits.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from mailcarrier.delivery.auth_step import session_identity
 from mailcarrier.delivery.job import Job
 from mailcarrier.delivery.servers import Destination
+from mailcarrier.delivery.transaction import run_transaction
 from mailcarrier.tls.levels import SecurityLevel
 from mailcarrier.transport.connection import Peer
 from mailcarrier.transport.session import Session
@@ -33,26 +33,25 @@ if TYPE_CHECKING:
 
 __all__ = ["SessionReuse"]
 
-# One transaction on a session taken from the cache (the agent's, with the RSET check).
-CachedTransaction = Callable[[Job, Session, Peer], Awaitable[None]]
-
-
 class SessionReuse:
     """The connection-reuse half of a `DeliveryAgent` (its cache, settings and clock)."""
 
-    __slots__ = ("_agent", "_cached_transaction")
+    __slots__ = ("_agent",)
 
-    def __init__(self, agent: DeliveryAgent, cached_transaction: CachedTransaction) -> None:
+    def __init__(self, agent: DeliveryAgent) -> None:
         self._agent = agent
-        self._cached_transaction = cached_transaction
 
     def label(self, job: Job, peer: Peer | None = None) -> str:
         """What must match for a cached session to be reused: the transport, the TLS policy
         and the SASL identity, so a session is never shared across policies or credentials
         (Postfix smtp_key.c). `peer` is None for the destination key."""
         profile = job.profile
-        if job.tls is None and not profile.sasl:
-            return profile.transport
+        if not profile.sasl:
+            if job.tls is None or peer is None:
+                return profile.transport
+            policy = job.tls.policy(peer)
+            if policy.level is SecurityLevel.NONE and not policy.error:
+                return profile.plaintext_label  # the usual case, without building it
         parts = [profile.transport]
         if job.tls is not None and peer is not None:
             # The destination key already pins the TLS policy (it is chosen by next hop);
@@ -111,7 +110,12 @@ class SessionReuse:
             job.tracker.tls_status = session.conn.tls_status
             job.attempt.ready = agent.clock()
             try:
-                await self._cached_transaction(job, session, peer)
+                # One transaction, checked with RSET first; a dead session marks nobody.
+                leftover = await run_transaction(
+                    job, session, peer, False, clock=agent.clock, log=agent.log, reset_first=True
+                )
+                if leftover is not None:
+                    agent._server_failed(job, leftover, False)
             finally:
                 await self.release(job, session, peer)
 

@@ -100,7 +100,10 @@ class TlsClient:
     """Per-agent TLS state that outlives requests: contexts and the session cache."""
 
     def __init__(self) -> None:
-        self._factories: dict[str, ContextFactory] = {}
+        # Per transport: the context factory of the current settings, and the TLS session
+        # cache when smtp_tls_session_cache_database asks for one (looked up once per
+        # settings, since every destination of every request asks).
+        self._factories: dict[str, tuple[ContextFactory, TlsSessionCache | None]] = {}
         self._caches: dict[str, TlsSessionCache] = {}
 
     def job(
@@ -112,15 +115,16 @@ class TlsClient:
         resolver: Callable[[], Resolver | None],
         preactive_delay: float,
     ) -> TlsJob:
-        factory = self._factories.get(agent.transport)
-        if factory is None or factory.agent.settings is not agent.settings:
-            factory = self._factories[agent.transport] = ContextFactory(agent)
-        cache = None
-        if agent.str("tls_session_cache_database"):
-            cache = self._caches.get(agent.transport)
-            if cache is None:
-                timeout = agent.time("tls_session_cache_timeout")
-                cache = self._caches[agent.transport] = TlsSessionCache(timeout)
+        known = self._factories.get(agent.transport)
+        if known is None or known[0].agent.settings is not agent.settings:
+            cache = None
+            if agent.str("tls_session_cache_database"):
+                cache = self._caches.get(agent.transport)
+                if cache is None:
+                    timeout = agent.time("tls_session_cache_timeout")
+                    cache = self._caches[agent.transport] = TlsSessionCache(timeout)
+            known = self._factories[agent.transport] = (ContextFactory(agent), cache)
+        factory, cache = known
         return TlsJob(agent, destination, factory, cache, log, resolver, preactive_delay)
 
 

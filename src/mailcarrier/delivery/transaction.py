@@ -26,7 +26,7 @@ from mailcarrier.delivery.trouble import Verdict, size_verdict, soften
 from mailcarrier.log import LogSink
 from mailcarrier.status import ACTION_FORWARDED, DeliveryStatus
 from mailcarrier.transport.connection import Peer
-from mailcarrier.transport.session import Session
+from mailcarrier.transport.session import Envelope, Session
 
 __all__ = ["run_transaction", "success_action"]
 
@@ -43,18 +43,20 @@ async def run_transaction(
 ) -> Leftover | None:
     """One transaction for the recipients still pending; None when nothing is left over
     for another server (everyone marked, or a dead cached session: see `reset_first`)."""
-    pending = job.tracker.pending()
+    tracker = job.tracker
+    pending = tracker.pending()
     conn_use = session.transactions + 1
+    caps = session.proto.capabilities
     action_if_sent = success_action(job, session)
+    relay = peer.relay
+    attempt = job.attempt
 
     def mark(i: int, verdict: Verdict) -> None:
-        delays = job.attempt.delays(clock())
+        delays = attempt.delays(clock())
         action = action_if_sent if verdict.status is DeliveryStatus.SENT else ""
-        job.tracker.mark(
-            i, verdict, relay=peer.relay, delays=delays, conn_use=conn_use, action=action
-        )
+        tracker.mark(i, verdict, relay=relay, delays=delays, conn_use=conn_use, action=action)
 
-    limit = session.proto.capabilities.size_limit
+    limit = caps.size_limit
     if limit and job.size > limit:
         # RFC 1870 6.1: do not send a message the server has said it will not take.
         verdict = size_verdict(job.size, limit, peer.namaddr, soft_bounce=job.soft_bounce)
@@ -77,16 +79,11 @@ async def run_transaction(
     # SMTPUTF8 (RFC 6531) or A-label domains: see smtputf8.py. An all-ASCII envelope
     # that asks for no SMTPUTF8 goes out as it is, whatever the server: skip the call
     # (and its copy of the envelope) in that case, the one of nearly every message.
-    if (
-        job.request.smtputf8
-        or envelope.smtputf8
-        or not envelope.sender.isascii()
-        or not all(r.address.isascii() for r in envelope.recipients)
-    ):
+    if job.request.smtputf8 or envelope.smtputf8 or not _ascii_addresses(envelope):
         utf8 = smtputf8_envelope(
             envelope,
             job.request.smtputf8,
-            session.proto.capabilities,
+            caps,
             peer.namaddr,
             enabled=job.profile.smtputf8_enable,
         )
@@ -99,23 +96,28 @@ async def run_transaction(
         envelope = utf8
     factory = job.factory
     if job.plan is not None:  # 8BITMIME downgrade (RFC 6152): see content/pipeline.py
-        eightbit = eightbitmime_verdict(job.plan, session.proto.capabilities, peer.namaddr)
-        if eightbit is not None:
-            if not final:
-                return Leftover(eightbit, peer.relay)
-            for i in pending:
-                mark(i, soften(eightbit) if job.soft_bounce else eightbit)
-            return None
         plan = job.plan
-        downgrade = plan.downgrade_for(mime_8bit_ok(session.proto.capabilities))
+        eightbit_ok = mime_8bit_ok(caps)
+        if plan.encoding != "7bit" and not eightbit_ok:
+            eightbit = eightbitmime_verdict(plan, caps, peer.namaddr)
+            if eightbit is not None:
+                if not final:
+                    return Leftover(eightbit, relay)
+                for i in pending:
+                    mark(i, soften(eightbit) if job.soft_bounce else eightbit)
+                return None
+        downgrade = plan.downgrade_for(eightbit_ok)
         if downgrade:  # Postfix omits SIZE= when it converts (the size changes)
             envelope = replace(envelope, size=None)
         # CHUNKING (RFC 3030) behind smtp_use_chunking: BDAT takes the content as it is,
         # without dot-stuffing.
-        bdat = job.profile.use_chunking and session.proto.capabilities.chunking
+        bdat = job.profile.use_chunking and caps.chunking
         if bdat != envelope.bdat:
             envelope = replace(envelope, bdat=bdat)
-        factory = lambda: plan.chunks(downgrade=downgrade, dot_stuff=not bdat)  # noqa: E731
+        if downgrade or bdat:
+            factory = lambda: plan.chunks(downgrade=downgrade, dot_stuff=not bdat)  # noqa: E731
+        else:
+            factory = plan.plain_chunks
     result = await session.transaction(envelope, factory, reset_first=reset_first)
     for reply in result.xforward:
         if reply.code // 100 != 2:  # Postfix warns and goes on with MAIL
@@ -129,12 +131,22 @@ async def run_transaction(
         result,
         pending,
         peer.namaddr,
-        peer.relay,
+        relay,
         lmtp=job.profile.lmtp,
         soft_bounce=job.soft_bounce,
         final=final,
         mark=mark,
     )
+
+
+def _ascii_addresses(envelope: Envelope) -> bool:
+    """Whether the sender and every recipient address are all-ASCII."""
+    if not envelope.sender.isascii():
+        return False
+    for rcpt in envelope.recipients:  # noqa: SIM110 - no generator on the hot path
+        if not rcpt.address.isascii():
+            return False
+    return True
 
 
 def success_action(job: Job, session: Session) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from mailcarrier.errors import TransportError
 from mailcarrier.protocol.reply import Reply
 from mailcarrier.protocol.stages import Stage
-from mailcarrier.status import DeliveryStatus
+from mailcarrier.status import DeliveryStatus, fast_init
 
 __all__ = [
     "Verdict",
@@ -27,6 +27,7 @@ __all__ = [
 ]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Verdict:
     status: DeliveryStatus
@@ -47,10 +48,14 @@ def _status_for(code: int) -> DeliveryStatus:
     return DeliveryStatus.DEFERRED
 
 
+# The DSN class of a reply class (anything else counts as a 4xx).
+_DSN_CLASS = {2: "2", 4: "4", 5: "5"}
+
+
 def _dsn_for(reply: Reply) -> str:
     dsn = reply.dsn
     # A 4xx reply with a 5.x.x code (or the reverse) gets the class of the reply code.
-    wanted = {2: "2", 4: "4", 5: "5"}.get(reply.code // 100, "4")
+    wanted = _DSN_CLASS.get(reply.code // 100, "4")
     return wanted + dsn[1:] if dsn[0] != wanted else dsn
 
 

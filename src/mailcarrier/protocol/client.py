@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
-from mailcarrier.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from mailcarrier.errors import LocalProtocolError, RemoteProtocolError
 from mailcarrier.protocol.commands import (
     Auth,
     AuthResponse,
@@ -251,6 +251,15 @@ class ClientConnection:
         return None
 
     @property
+    def needs_data(self) -> bool:
+        """True when `next_event()` would return NEED_DATA without looking: no unread byte
+        from the server, no end of file to report, no error. The driver then reads at once
+        (a pipelined group's first reply, the reply to the final dot)."""
+        return (
+            self._parser.exhausted and not self._eof and self._state is not State.ERROR
+        )
+
+    @property
     def has_buffered_data(self) -> bool:
         """True when the server sent bytes that no event has consumed yet."""
         return self._parser.in_reply
@@ -264,11 +273,12 @@ class ClientConnection:
     def send(self, command: Command) -> bytes:
         """Validate the move, record the command as in flight, return its bytes."""
         state = self._state
-        if state is State.ERROR or state is State.CLOSED:
-            self._check_usable()
         cls = type(command)
+        # No command leaves ERROR or CLOSED (`_SEND` has no such move).
         after = _SEND.get((state, cls))
         if after is None:
+            if state is State.ERROR or state is State.CLOSED:
+                self._check_usable()
             raise LocalProtocolError(f"cannot send {cls.__name__} in state {state.value}")
         if cls in _HELLO_TYPES:
             if cls is not Lhlo and self.lmtp:
@@ -292,11 +302,9 @@ class ClientConnection:
                 f"cannot send {type(command).__name__} with {self._chunk_remaining} octets "
                 "of the BDAT chunk unsent"
             )
-        try:
-            data = command.wire()
-        except ProtocolError:
-            # Refused input (CR/LF/NUL) leaves the connection usable: nothing was sent.
-            raise
+        # Refused input (CR/LF/NUL) raises here and leaves the connection usable: nothing
+        # was sent, nothing is in flight.
+        data = command.wire()
         if cls is MailFrom:
             self._accepted.clear()
             self._bdat_failed = False

@@ -81,6 +81,27 @@ def xtext_decode(text: str) -> str:
         return raw
 
 
+# Addresses already checked and quoted for the wire (smtp_quote_rfc821_envelope on): the
+# same sender, and often the same recipients, go out with message after message. Bounded.
+_WIRE_ADDRESSES: dict[str, str] = {}
+_WIRE_ADDRESSES_LIMIT: Final = 4096
+
+
+def _wire_address(what: str, address: str, quote: bool) -> str:
+    """`_check()` and `quote_address()` of an envelope address, remembered when quoting."""
+    if quote:
+        known = _WIRE_ADDRESSES.get(address)
+        if known is not None:
+            return known
+    _check(what, address)
+    quoted = quote_address(address, quote=quote)
+    if quote:
+        if len(_WIRE_ADDRESSES) >= _WIRE_ADDRESSES_LIMIT:
+            _WIRE_ADDRESSES.clear()
+        _WIRE_ADDRESSES[address] = quoted
+    return quoted
+
+
 def quote_address(address: str, *, quote: bool = True) -> str:
     """The address inside <...> as smtp_quote_rfc821_envelope does it.
 
@@ -229,11 +250,13 @@ class MailFrom(Command):
     stage = Stage.MAIL
 
     def wire(self) -> bytes:
-        _check("sender address", self.sender)
-        _check("BODY", self.body)
-        _check("RET", self.ret)
-        _check("ENVID", self.envid)
-        parts = [f"MAIL FROM:<{quote_address(self.sender, quote=self.quote)}>"]
+        if self.body:
+            _check("BODY", self.body)
+        if self.ret:
+            _check("RET", self.ret)
+        if self.envid:
+            _check("ENVID", self.envid)
+        parts = [f"MAIL FROM:<{_wire_address('sender address', self.sender, self.quote)}>"]
         if self.size is not None:
             parts.append(f"SIZE={self.size}")
         if self.body:
@@ -262,10 +285,11 @@ class RcptTo(Command):
     stage = Stage.RCPT
 
     def wire(self) -> bytes:
-        _check("recipient address", self.address)
-        _check("NOTIFY", self.notify)
-        _check("ORCPT", self.orcpt)
-        parts = [f"RCPT TO:<{quote_address(self.address, quote=self.quote)}>"]
+        if self.notify:
+            _check("NOTIFY", self.notify)
+        if self.orcpt:
+            _check("ORCPT", self.orcpt)
+        parts = [f"RCPT TO:<{_wire_address('recipient address', self.address, self.quote)}>"]
         if self.notify:
             parts.append(f"NOTIFY={self.notify}")
         if self.orcpt:

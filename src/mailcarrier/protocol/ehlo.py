@@ -37,6 +37,18 @@ _KNOWN: Final = (
     "CHUNKING",
 )
 SILENT_DISCARD: Final = "SILENT-DISCARD"
+# Capabilities' flags and the keyword each stands for.
+_FLAGS: Final = (
+    ("pipelining", "PIPELINING"),
+    ("eightbitmime", "8BITMIME"),
+    ("dsn", "DSN"),
+    ("enhancedstatuscodes", "ENHANCEDSTATUSCODES"),
+    ("starttls", "STARTTLS"),
+    ("smtputf8", "SMTPUTF8"),
+    ("chunking", "CHUNKING"),
+    ("size", "SIZE"),
+    ("auth", "AUTH"),
+)
 
 
 def discard_notice(discard: Iterable[str]) -> str:
@@ -57,41 +69,25 @@ class Capabilities:
     # RFC 1870: 0 means "announced without a limit"; None means SIZE not announced.
     size_limit: int | None = None
     greeting_name: str = ""
+    # Whether each keyword the client acts on was announced: read for every message, so
+    # kept as plain values, made from `keywords` when the value is made.
+    pipelining: bool = field(init=False, repr=False, compare=False)
+    eightbitmime: bool = field(init=False, repr=False, compare=False)
+    dsn: bool = field(init=False, repr=False, compare=False)
+    enhancedstatuscodes: bool = field(init=False, repr=False, compare=False)
+    starttls: bool = field(init=False, repr=False, compare=False)
+    smtputf8: bool = field(init=False, repr=False, compare=False)
+    chunking: bool = field(init=False, repr=False, compare=False)
+    size: bool = field(init=False, repr=False, compare=False)
+    auth: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        keywords = self.keywords
+        for name, keyword in _FLAGS:
+            object.__setattr__(self, name, keyword in keywords)
 
     def has(self, keyword: str) -> bool:
         return keyword.upper() in self.keywords
-
-    @property
-    def pipelining(self) -> bool:
-        return "PIPELINING" in self.keywords
-
-    @property
-    def eightbitmime(self) -> bool:
-        return "8BITMIME" in self.keywords
-
-    @property
-    def dsn(self) -> bool:
-        return "DSN" in self.keywords
-
-    @property
-    def enhancedstatuscodes(self) -> bool:
-        return "ENHANCEDSTATUSCODES" in self.keywords
-
-    @property
-    def starttls(self) -> bool:
-        return "STARTTLS" in self.keywords
-
-    @property
-    def smtputf8(self) -> bool:
-        return "SMTPUTF8" in self.keywords
-
-    @property
-    def chunking(self) -> bool:
-        return "CHUNKING" in self.keywords
-
-    @property
-    def size(self) -> bool:
-        return "SIZE" in self.keywords
 
     @property
     def auth_mechanisms(self) -> tuple[str, ...]:

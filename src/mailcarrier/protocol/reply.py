@@ -153,36 +153,41 @@ class ReplyParser:
         return len(self._buffer) - self._pos + sum(len(x) for x in self._lines)
 
     @property
+    def exhausted(self) -> bool:
+        """True when every byte received has been consumed (nothing to parse until more
+        arrives)."""
+        return self._pos >= len(self._buffer)
+
+    @property
     def in_reply(self) -> bool:
         """True when part of a reply (a partial line or continuation lines) is held."""
         return self._pos < len(self._buffer) or bool(self._lines)
 
-    def _next_line(self) -> bytes | None:
+    def _no_line_yet(self) -> None:
+        """No line end in what is buffered: bound memory even when the peer never sends
+        one, and scan only the new bytes next time."""
         buffer = self._buffer
-        end = buffer.find(b"\n", self._scan_from)
-        if end < 0:
-            # Bound memory even when the peer never sends a line end.
-            if len(buffer) - self._pos > self._max_line_length + 2:
-                raise RemoteProtocolError(
-                    f"reply line longer than {self._max_line_length} characters"
-                )
-            self._scan_from = len(buffer)
-            return None
-        start = self._pos
-        self._pos = self._scan_from = end + 1
-        if end > start and buffer[end - 1] == 13:  # CR LF
-            end -= 1
-        line = buffer[start:end]
-        if len(line) > self._max_line_length:
+        if len(buffer) - self._pos > self._max_line_length + 2:
             raise RemoteProtocolError(f"reply line longer than {self._max_line_length} characters")
-        return line
+        self._scan_from = len(buffer)
 
     def next_reply(self) -> Reply | None:
         """Return the next complete reply, or None when more data is needed."""
         while True:
-            raw = self._next_line()
-            if raw is None:
+            buffer = self._buffer
+            end = buffer.find(b"\n", self._scan_from)
+            if end < 0:
+                self._no_line_yet()
                 return None
+            start = self._pos
+            self._pos = self._scan_from = end + 1
+            if end > start and buffer[end - 1] == 13:  # CR LF
+                end -= 1
+            raw = buffer[start:end]
+            if len(raw) > self._max_line_length:
+                raise RemoteProtocolError(
+                    f"reply line longer than {self._max_line_length} characters"
+                )
             if self._line_filter is not None:
                 raw = self._line_filter(_decode(raw)).encode("utf-8", "backslashreplace")
             elif not self._lines:

@@ -117,7 +117,7 @@ def mail_command(envelope: Envelope, caps: Capabilities, quote: bool) -> MailFro
         smtputf8=envelope.smtputf8 and caps.smtputf8,
         ret=envelope.ret if caps.dsn else "",
         envid=envelope.envid if caps.dsn else "",
-        auth=envelope.auth if caps.has("AUTH") else None,
+        auth=envelope.auth if caps.auth else None,
         quote=quote,
     )
 

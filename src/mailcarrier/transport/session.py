@@ -186,9 +186,10 @@ class Session:
         """The next protocol event; network failures become `TransportError`."""
         proto = self.proto
         while True:
-            event = self._ready_event()
-            if event is not None:
-                return event
+            if not proto.needs_data:
+                event = self._ready_event()
+                if event is not None:
+                    return event
             stage = _stage(proto.next_in_flight)
             proto.receive_data(await self.conn.read(self.options.timeout(stage), stage))
 
@@ -424,8 +425,9 @@ class Session:
 
     async def _collect_dot(self, result: TransactionResult, position: dict[int, int]) -> None:
         if not self.options.lmtp:
-            reply = await self._reply()
-            result.dot = [reply]
+            event = await self._event()
+            assert not isinstance(event, ConnectionClosed)
+            result.dot = [event.reply]
             return
         accepted = result.accepted
         result.dot = [None] * len(result.rcpt)
