@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SessionReuse"]
 
+
 class SessionReuse:
     """The connection-reuse half of a `DeliveryAgent` (its cache, settings and clock)."""
 

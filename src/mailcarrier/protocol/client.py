@@ -255,9 +255,7 @@ class ClientConnection:
         """True when `next_event()` would return NEED_DATA without looking: no unread byte
         from the server, no end of file to report, no error. The driver then reads at once
         (a pipelined group's first reply, the reply to the final dot)."""
-        return (
-            self._parser.exhausted and not self._eof and self._state is not State.ERROR
-        )
+        return self._parser.exhausted and not self._eof and self._state is not State.ERROR
 
     @property
     def has_buffered_data(self) -> bool:
