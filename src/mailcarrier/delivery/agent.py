@@ -35,7 +35,7 @@ from mailcarrier.delivery.request import DeliveryRequest
 from mailcarrier.delivery.reuse import SessionReuse
 from mailcarrier.delivery.servers import ServerFinder, ServerList
 from mailcarrier.delivery.status_filter import StatusFilter
-from mailcarrier.delivery.tls_step import TlsClient, negotiate_tls, prepare_tls
+from mailcarrier.delivery.tls_step import TlsClient, TlsJob, negotiate_tls, prepare_tls
 from mailcarrier.delivery.transaction import run_transaction
 from mailcarrier.delivery.transcript import (
     PROTOCOL,
@@ -195,15 +195,10 @@ class DeliveryAgent:
         for n, destination in enumerate(dests):
             job.destination = destination.text
             job.dest_key = self._reuse.dest_key(job, destination)
-            # The destination's TLS state first: a session taken from the cache is parked
-            # again under keys that include its TLS policy (reuse.py).
-            job.tls = self._tls.job(
-                job.agent,
-                destination.text,
-                log=self.log,
-                resolver=lambda: finder.resolver,
-                preactive_delay=self.wallclock() - job.request.arrival_time,
-            )
+            # The destination's TLS state, made when first needed: a session taken from the
+            # cache is parked again under keys that include its TLS policy (reuse.py), which
+            # does not need the whole state for a plaintext session.
+            job.tls_maker = self._tls_maker(job, destination.text, finder)
             await self._reuse.try_cached(job, job.dest_key)
             if not job.tracker.has_pending:
                 return
@@ -233,6 +228,22 @@ class DeliveryAgent:
         )
         verdict = soften(last.verdict) if job.soft_bounce else last.verdict
         self._mark_pending(job, verdict, last.relay)
+
+    def _tls_maker(self, job: Job, destination: str, finder: ServerFinder) -> Callable[[], TlsJob]:
+        # Not a closure over `job`, which keeps the maker: no reference cycle per request.
+        preactive_delay = self.wallclock() - job.request.arrival_time
+        agent = job.agent
+
+        def make() -> TlsJob:
+            return self._tls.job(
+                agent,
+                destination,
+                log=self.log,
+                resolver=lambda: finder.resolver,
+                preactive_delay=preactive_delay,
+            )
+
+        return make
 
     def _status_filter(
         self, request: DeliveryRequest, profile: TransportProfile

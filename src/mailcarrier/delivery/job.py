@@ -243,9 +243,40 @@ class Job:
     dest_key: str = ""
     # The destination (of the next hop list or the fallback relays) being tried.
     destination: str = ""
-    tls: TlsJob | None = None  # TLS policy state of the destination being tried
     plan: ContentPlan | None = None  # content transforms (content/pipeline.py)
     generic: GenericMapper | None = None  # smtp_generic_maps (generic.py)
+    # Makes the TLS state of the destination being tried (`tls`) when first asked for.
+    _tls_maker: Callable[[], TlsJob] | None = None
+    _tls_job: TlsJob | None = None
+
+    @property
+    def tls(self) -> TlsJob | None:
+        """TLS policy state of the destination being tried; None without any."""
+        tls = self._tls_job
+        if tls is None and self._tls_maker is not None:
+            tls = self._tls_job = self._tls_maker()
+            self._tls_maker = None
+        return tls
+
+    @tls.setter
+    def tls(self, value: TlsJob | None) -> None:
+        self._tls_job = value
+        self._tls_maker = None
+
+    @property
+    def tls_maker(self) -> Callable[[], TlsJob] | None:
+        return self._tls_maker
+
+    @tls_maker.setter
+    def tls_maker(self, maker: Callable[[], TlsJob] | None) -> None:
+        """A new destination: its TLS state will be made by `maker` when needed."""
+        self._tls_job = None
+        self._tls_maker = maker
+
+    @property
+    def has_tls(self) -> bool:
+        """Whether the destination has TLS state (`tls is not None`, without making it)."""
+        return self._tls_job is not None or self._tls_maker is not None
 
     @property
     def process(self) -> str:

@@ -10,7 +10,6 @@ happens, so log lines and queue updates follow delivery in real time, as Postfix
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import cast
 
 from mailcarrier.delivery.request import Recipient
 from mailcarrier.delivery.trouble import Verdict
@@ -101,4 +100,4 @@ class RecipientTracker:
         if missing:
             raise LocalProtocolError(f"recipients left without a status: {', '.join(missing)}")
         # Everyone is marked (checked above): no None left in the list.
-        return DeliveryResult(queue_id, tuple(cast(list[RecipientStatus], self._status)))
+        return DeliveryResult(queue_id, tuple(self._status))  # type: ignore[arg-type]

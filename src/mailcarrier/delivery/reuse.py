@@ -25,6 +25,7 @@ from mailcarrier.delivery.job import Job
 from mailcarrier.delivery.servers import Destination
 from mailcarrier.delivery.transaction import run_transaction
 from mailcarrier.tls.levels import SecurityLevel
+from mailcarrier.tls.policy import resolve_policy
 from mailcarrier.transport.connection import Peer
 from mailcarrier.transport.session import Session
 
@@ -48,9 +49,10 @@ class SessionReuse:
         (Postfix smtp_key.c). `peer` is None for the destination key."""
         profile = job.profile
         if not profile.sasl:
-            if job.tls is None or peer is None:
+            if peer is None or not job.has_tls:
                 return profile.transport
-            policy = job.tls.policy(peer)
+            # TlsJob.policy(), without making the TLS state for it.
+            policy = resolve_policy(job.agent, job.destination, peer.hostname)
             if policy.level is SecurityLevel.NONE and not policy.error:
                 return profile.plaintext_label  # the usual case, without building it
         parts = [profile.transport]
@@ -129,13 +131,14 @@ class SessionReuse:
 
     async def release(self, job: Job, session: Session, peer: Peer) -> None:
         """Park the session for reuse when allowed, else QUIT."""
-        self._agent.report_transcript(job, session)
+        if session.history is not None:
+            self._agent.report_transcript(job, session)
         cache = self._agent.cache
         if (
             cache is not None
             and job.dest_key
             and not session.broken
-            and self.tls_reuse_allowed(job, session, peer)
+            and (not session.conn.tls or self.tls_reuse_allowed(job, session, peer))
             and session.transactions
             and (not session.needs_rset or await session.rset())
             and cache.park(session, (job.dest_key, self.addr_key(job, peer)))

@@ -43,16 +43,17 @@ class Peer:
     family: int = socket.AF_INET
     dnssec_valid: bool = field(default=False, compare=False)
     mx_dnssec_valid: bool | None = field(default=None, compare=False)
+    # ``host[addr]``: how Postfix names a server in diagnostics.
+    namaddr: str = field(init=False, repr=False, compare=False)
+    # ``host[addr]:port`` (``host[path]`` for unix sockets): the log's relay= field.
+    relay: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def namaddr(self) -> str:
-        """``host[addr]``: how Postfix names a server in diagnostics."""
-        return f"{self.hostname}[{self.address}]"
-
-    @property
-    def relay(self) -> str:
-        """``host[addr]:port`` (``host[path]`` for unix sockets): the log's relay= field."""
-        return self.namaddr if self.family == socket.AF_UNIX else f"{self.namaddr}:{self.port}"
+    def __post_init__(self) -> None:
+        # Made once: every mark and diagnostic of every message names its server.
+        namaddr = f"{self.hostname}[{self.address}]"
+        object.__setattr__(self, "namaddr", namaddr)
+        relay = namaddr if self.family == socket.AF_UNIX else f"{namaddr}:{self.port}"
+        object.__setattr__(self, "relay", relay)
 
 
 def _strerror(exc: OSError) -> str:
