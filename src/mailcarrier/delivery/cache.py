@@ -90,17 +90,21 @@ class ConnectionCache:
     # --- policy -----------------------------------------------------------------------
     def reusable(self, session: Session) -> bool:
         """May this session serve another transaction (age and use-count limits)?"""
+        return self._reusable_at(session, self.clock())
+
+    def _reusable_at(self, session: Session, now: float) -> bool:
         if session.broken:
             return False
         limits = self.limits
         if limits.reuse_count and session.transactions >= limits.reuse_count:
             return False
-        return self.clock() - session.started < limits.reuse_time
+        return now - session.started < limits.reuse_time
 
     # --- storing and taking -------------------------------------------------------------
     def park(self, session: Session, keys: Iterable[str]) -> bool:
         """Keep `session` under `keys`; False (and nothing kept) if it may not be reused."""
-        if not self.reusable(session):
+        now = self.clock()
+        if not self._reusable_at(session, now):
             return False
         idle = self.limits.idle_time
         expires = _INF
@@ -109,7 +113,10 @@ class ConnectionCache:
             expires = loop.time() + idle
             if expires < self._timer_at:
                 self._arm(loop, expires)
-        entry = _Entry(session, tuple(dict.fromkeys(keys)), self.clock(), expires)
+        unique = tuple(keys)
+        if len(unique) != 2 or unique[0] == unique[1]:  # two different keys: the usual
+            unique = tuple(dict.fromkeys(unique))
+        entry = _Entry(session, unique, now, expires)
         by_key = self._by_key
         for key in entry.keys:
             entries = by_key.get(key)
@@ -125,7 +132,7 @@ class ConnectionCache:
         entries = self._by_key.get(key)
         while entries:
             entry = entries.pop()
-            self._forget(entry)
+            self._forget(entry, taken_from=key)
             if self.reusable(entry.session) and not entry.session.conn.at_eof:
                 self._hits += 1
                 return entry.session
@@ -133,16 +140,19 @@ class ConnectionCache:
         self._misses += 1
         return None
 
-    def _forget(self, entry: _Entry) -> None:
+    def _forget(self, entry: _Entry, taken_from: str = "") -> None:
+        """Remove `entry` from every key's list (it was already popped from the list of
+        `taken_from`, if given)."""
         self._parked.pop(entry, None)
+        by_key = self._by_key
         for key in entry.keys:
-            entries = self._by_key.get(key)
+            entries = by_key.get(key)
             if entries is None:
                 continue
-            if entry in entries:
+            if key != taken_from and entry in entries:
                 entries.remove(entry)
             if not entries:
-                del self._by_key[key]
+                del by_key[key]
 
     def _event_loop(self) -> asyncio.AbstractEventLoop:
         loop = self._loop
