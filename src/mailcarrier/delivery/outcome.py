@@ -125,6 +125,13 @@ def eightbitmime_verdict(plan: ContentPlan, caps: Capabilities, namaddr: str) ->
     )
 
 
+def _all_accepted(replies: list[Reply | None]) -> bool:
+    for reply in replies:  # noqa: SIM110 - a loop, not all() over a generator: hot path
+        if reply is None or reply.code // 100 != 2:
+            return False
+    return True
+
+
 def mark_transaction(
     result: TransactionResult,
     pending: Sequence[int],
@@ -157,7 +164,7 @@ def mark_transaction(
         and result.data.code == 354
         and (result.mail is None or result.mail.code // 100 == 2)
         and len(rcpt) == len(pending)
-        and all(r is not None and r.code // 100 == 2 for r in rcpt)
+        and _all_accepted(rcpt)
     ):
         # The usual outcome: every recipient accepted, the content taken (the general
         # path below comes to the same marks).
