@@ -15,7 +15,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailcarrier.content.encoder import DEFAULT_LINE_LENGTH_LIMIT, DataEncoder, EncoderStatistics
+from mailcarrier.content.encoder import (
+    DEFAULT_LINE_LENGTH_LIMIT,
+    DataEncoder,
+    EncoderStatistics,
+    encode_whole,
+)
 from mailcarrier.errors import MailcarrierError, UsageError
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -534,3 +539,28 @@ def test_memory_is_bounded_by_chunk_size_not_message_size() -> None:
     assert encoder.lines_broken > 0 and encoder.saw_8bit
     # A handful of chunk-sized buffers (input, normalised copy, pieces, joined output).
     assert peak < 12 * chunk_size, peak
+
+
+@given(
+    data=st.one_of(clean_contents, contents),
+    limit=st.sampled_from([0, 2, 3, 5, 10, 16, 998]),
+    dot_stuff=st.booleans(),
+)
+@settings(max_examples=800)
+def test_whole_message_encoding_matches_the_encoder(
+    data: bytes, limit: int, dot_stuff: bool
+) -> None:
+    encoder = DataEncoder(line_length_limit=limit, dot_stuff=dot_stuff)
+    expected = encoder.feed(data) + encoder.finish()
+    assert encode_whole(data, line_length_limit=limit, dot_stuff=dot_stuff) == expected
+
+
+def test_whole_message_encoding_examples_and_limits() -> None:
+    plain = b"a\r\nb\r\n"
+    assert encode_whole(plain) is plain  # clean, nothing to stuff: not copied
+    assert encode_whole(b".a\r\n.b\r\n") == b"..a\r\n..b\r\n"
+    assert encode_whole(b"no end") == b"no end\r\n"
+    assert encode_whole(b"") == b""
+    assert encode_whole(b"abcdef\r\n", line_length_limit=5) == b"abcde\r\n f\r\n"
+    with pytest.raises(UsageError):
+        encode_whole(b"a\r\n", line_length_limit=1)

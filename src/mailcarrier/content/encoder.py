@@ -37,6 +37,7 @@ __all__ = [
     "DEFAULT_LINE_LENGTH_LIMIT",
     "DataEncoder",
     "EncoderStatistics",
+    "encode_whole",
 ]
 
 # Postfix's smtp_line_length_limit default since Postfix 2.9 (it was 990 up to 2.8): 998 plus
@@ -53,6 +54,7 @@ _CRLF: Final = b"\r\n"
 _DOT: Final = b"."
 _DOT_BYTE: Final = 0x2E
 _CR_BYTE: Final = 0x0D
+_LF_BYTE: Final = 0x0A
 _LF_DOT: Final = re.compile(rb"\n\.")
 _LF_DOT_DOT: Final = b"\n.."
 _BARE_CR: Final = re.compile(rb"\r(?!\n)")
@@ -376,6 +378,32 @@ def _may_have_long_line(block: bytes, limit: int) -> bool:
     step = (limit + 1) // 2
     find = block.find
     return any(find(_LF, start, start + step) < 0 for start in range(0, size - step + 1, step))
+
+
+def encode_whole(
+    data: bytes, *, line_length_limit: int = DEFAULT_LINE_LENGTH_LIMIT, dot_stuff: bool = True
+) -> bytes:
+    """The wire bytes of a whole message: what `DataEncoder.feed(data)` and `finish()` give.
+
+    Content that is already clean (CRLF line ends only, a complete last line, no line over
+    the limit) needs only its dots stuffed, with no encoder object; anything else goes
+    through `DataEncoder`.
+    """
+    if (
+        data
+        and (line_length_limit == 0 or line_length_limit >= _MIN_LINE_LENGTH_LIMIT)
+        and data[-1] == _LF_BYTE
+        and data.replace(_CR, b"").replace(_LF, _CRLF) == data
+        and not (line_length_limit and _has_long_piece(data, line_length_limit + 1))
+    ):
+        if dot_stuff:
+            if _LF_DOT.search(data) is not None:
+                data = _LF_DOT.sub(_LF_DOT_DOT, data)
+            if data[0] == _DOT_BYTE:
+                data = _DOT + data
+        return data
+    encoder = DataEncoder(line_length_limit=line_length_limit, dot_stuff=dot_stuff)
+    return encoder.feed(data) + encoder.finish()
 
 
 def _has_long_piece(data: bytes, limit: int) -> bool:

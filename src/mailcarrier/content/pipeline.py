@@ -24,7 +24,7 @@ from mailcarrier.content.checks import (
     LookupTable,
     UnavailableTable,
 )
-from mailcarrier.content.encoder import DataEncoder
+from mailcarrier.content.encoder import DataEncoder, encode_whole
 from mailcarrier.content.lines import LineSplitter
 from mailcarrier.content.mime import HeaderClass, MimeLimits, MimeProcessor
 from mailcarrier.content.stream import MessageFile, encode_chunks, iter_file_chunks
@@ -97,8 +97,7 @@ class ContentPlan:
             and self.rewrite_header is None
             and (checks is None or not (checks.has_header_checks or checks.has_body_checks))
         ):
-            encoder = DataEncoder(line_length_limit=self.line_length_limit)
-            wire = encoder.feed(source.head) + encoder.finish()
+            wire = encode_whole(source.head, line_length_limit=self.line_length_limit)
             return (wire,) if wire else ()
         return self.chunks(downgrade=False)
 

@@ -29,6 +29,9 @@ __all__ = [
 
 # Large enough that per-chunk overhead vanishes, small enough to keep several sessions cheap.
 DEFAULT_CHUNK_SIZE: Final = 65536
+# What `open_message_file` reads at once and keeps for the whole delivery (the wait for the
+# server's last reply included): most mail fits, and a thousand sessions keep 16 MB at most.
+FIRST_BLOCK: Final = 16384
 
 
 class MessageFile:
@@ -81,9 +84,10 @@ def open_message_file(
     *,
     start: int = 0,
     length: int | None = None,
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    chunk_size: int = FIRST_BLOCK,
 ) -> MessageFile | io.FileIO:
-    """Open the message file at `path` and read its first block (`MessageFile`). A file that
+    """Open the message file at `path` and read its first block, at most `chunk_size` bytes
+    (`MessageFile`); the rest is read in `DEFAULT_CHUNK_SIZE` chunks as it is sent. A file that
     cannot be read at an offset (a FIFO) comes back as an unbuffered `io.FileIO`, read as it
     flows. OSError (missing file, a directory) propagates."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
