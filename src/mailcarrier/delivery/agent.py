@@ -188,7 +188,7 @@ class DeliveryAgent:
 
     # --- destinations -----------------------------------------------------------------
     async def _run(self, job: Job) -> None:
-        finder = self._finder(job.agent)
+        finder: ServerFinder | None = None  # not needed while cached sessions serve
         domains: frozenset[str] | None = None
         loop = False
         dests = job.profile.destinations(job.request.nexthop)
@@ -198,10 +198,12 @@ class DeliveryAgent:
             # The destination's TLS state, made when first needed: a session taken from the
             # cache is parked again under keys that include its TLS policy (reuse.py), which
             # does not need the whole state for a plaintext session.
-            job.tls_maker = self._tls_maker(job, destination.text, finder)
+            job.tls_maker = self._tls_maker(job, destination.text)
             await self._reuse.try_cached(job, job.dest_key)
             if not job.tracker.has_pending:
                 return
+            if finder is None:
+                finder = self._finder(job.agent)
             if domains is None:
                 domains = frozenset(
                     r.address.rpartition("@")[2].lower()
@@ -229,7 +231,7 @@ class DeliveryAgent:
         verdict = soften(last.verdict) if job.soft_bounce else last.verdict
         self._mark_pending(job, verdict, last.relay)
 
-    def _tls_maker(self, job: Job, destination: str, finder: ServerFinder) -> Callable[[], TlsJob]:
+    def _tls_maker(self, job: Job, destination: str) -> Callable[[], TlsJob]:
         # Not a closure over `job`, which keeps the maker: no reference cycle per request.
         preactive_delay = self.wallclock() - job.request.arrival_time
         agent = job.agent
@@ -239,7 +241,7 @@ class DeliveryAgent:
                 agent,
                 destination,
                 log=self.log,
-                resolver=lambda: finder.resolver,
+                resolver=lambda: self._finder(agent).resolver,
                 preactive_delay=preactive_delay,
             )
 

@@ -83,6 +83,7 @@ class TransportProfile:
         "assume_final",
         "cache_destinations",
         "cache_on_demand",
+        "dest_keys",
         "dummy_auth",
         "lmtp",
         "plaintext_label",
@@ -125,6 +126,9 @@ class TransportProfile:
         self._plan_template: ContentPlan | bool | None = None
         self._plan_direct = False
         self._destinations: dict[str, tuple[Destination, ...]] = {}
+        # Connection-cache keys by destination, when they do not depend on the request
+        # (reuse.py: without SASL).
+        self.dest_keys: dict[str, str] = {}
 
     def session_options(self) -> SessionOptions:
         """SessionOptions.from_settings, made on first use (it opens smtp_reply_filter)."""
@@ -192,6 +196,11 @@ class TransportProfile:
             warning=lambda text: log.warning(process, text),
             rewrite_header=rewrite_header,
         )
+
+    def remember_dest_key(self, destination: str, key: str) -> None:
+        if len(self.dest_keys) >= _MAX_NEXTHOPS:
+            self.dest_keys.clear()
+        self.dest_keys[destination] = key
 
     def destinations(self, nexthop: str) -> tuple[Destination, ...]:
         """servers.destinations() of a next hop (with the fallback relays), kept."""

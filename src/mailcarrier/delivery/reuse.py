@@ -85,11 +85,19 @@ class SessionReuse:
     def dest_key(self, job: Job, destination: Destination) -> str:
         if self._agent.cache is None:
             return ""
-        text = destination.text.lower()
         profile = job.profile
+        if not profile.sasl:  # then the key is the same for every request: kept
+            known = profile.dest_keys.get(destination.text)
+            if known is not None:
+                return known
+        text = destination.text.lower()
         if not profile.cache_on_demand and text not in profile.cache_destinations:
-            return ""
-        return f"{self.label(job)}|dest:{text}"
+            key = ""
+        else:
+            key = f"{self.label(job)}|dest:{text}"
+        if not profile.sasl:
+            profile.remember_dest_key(destination.text, key)
+        return key
 
     def addr_key(self, job: Job, peer: Peer) -> str:
         """By server address and port, whatever name led there (Postfix smtp_reuse.c)."""
