@@ -128,7 +128,8 @@ class SessionReuse:
                 if leftover is not None:
                     agent._server_failed(job, leftover, False)
             finally:
-                await self.release(job, session, peer)
+                if not self.park_now(job, session, peer):
+                    await self.release(job, session, peer)
 
     def tls_reuse_allowed(self, job: Job, session: Session, peer: Peer) -> bool:
         """A TLS session is reused only with smtp_tls_connection_reuse or the policy's
@@ -137,8 +138,26 @@ class SessionReuse:
             return True
         return job.tls is not None and job.tls.policy(peer).connection_reuse
 
+    def park_now(self, job: Job, session: Session, peer: Peer) -> bool:
+        """`release()` without waiting, for the usual plaintext session that nothing else
+        concerns (no transcript, no RSET needed): parked at once. False: not parked, and
+        the caller must `release()` it."""
+        cache = self._agent.cache
+        return (
+            cache is not None
+            and session.history is None
+            and bool(job.dest_key)
+            and not session.broken
+            and not session.conn.tls
+            and session.transactions > 0
+            and not session.needs_rset
+            and cache.park(session, (job.dest_key, self.addr_key(job, peer)))
+        )
+
     async def release(self, job: Job, session: Session, peer: Peer) -> None:
         """Park the session for reuse when allowed, else QUIT."""
+        if self.park_now(job, session, peer):
+            return
         if session.history is not None:
             self._agent.report_transcript(job, session)
         cache = self._agent.cache

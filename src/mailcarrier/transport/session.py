@@ -95,6 +95,10 @@ WRITE_BATCH: Final = 65536
 ContentFactory = Callable[[], Iterable[bytes]]
 
 
+# A transaction was begun and not finished: RSET before the session is used again.
+_NEEDS_RSET: Final = frozenset({State.MAIL, State.RCPT, State.ABORTED})
+
+
 def _stage(command: Command | None) -> Stage:
     return command.stage if command is not None else Stage.GREETING
 
@@ -358,8 +362,20 @@ class Session:
             self._send(DataEnd())
             await self._reply()
             return
-        await self._send_content(content, result)
-        await self._collect_dot(result, position)
+        chunks = content()
+        if type(chunks) is tuple and len(chunks) <= 1 and self.dot_delay <= 0:
+            # A message encoded whole (ContentPlan.plain_chunks): with the dot in one write.
+            batch = [self.proto.send_content(chunks[0])] if chunks and chunks[0] else []
+            if self._write_last(batch, result):
+                await self.conn.drain(self.options.timeout(Stage.DOT), Stage.DOT)
+        else:
+            await self._send_content(chunks, result)
+        if self.options.lmtp:
+            await self._collect_dot(result, position)
+        else:
+            event = await self._event()
+            assert not isinstance(event, ConnectionClosed)
+            result.dot = [event.reply]
 
     async def _collect_until_data(
         self, result: TransactionResult, position: dict[int, int], last: Command | None = None
@@ -389,7 +405,14 @@ class Session:
                 result.xforward.append(event.reply)
             event = self._ready_event()
 
-    async def _send_content(self, content: ContentFactory, result: TransactionResult) -> None:
+    def _write_last(self, batch: list[bytes], result: TransactionResult) -> bool:
+        """Write the last content bytes with the final dot; True when a drain is due."""
+        batch.append(self.proto.send(DataEnd()))
+        self.conn.write(b"".join(batch), Stage.DOT)
+        result.content_sent = True
+        return not self.conn.drained
+
+    async def _send_content(self, chunks: Iterable[bytes], result: TransactionResult) -> None:
         """Stream the content, then the final dot, in as few writes as the sizes allow.
 
         Small chunks are gathered up to WRITE_BATCH bytes (each write() of an idle asyncio
@@ -398,7 +421,7 @@ class Session:
         timeout = self.options.timeout(Stage.BODY)
         batch: list[bytes] = []
         batched = 0
-        for chunk in content():
+        for chunk in chunks:
             if not chunk:
                 continue
             batch.append(self.proto.send_content(chunk))
@@ -416,18 +439,12 @@ class Session:
                 batch.clear()
             await self.conn.drain(timeout, Stage.BODY)
             await asyncio.sleep(self.dot_delay)
-        batch.append(self.proto.send(DataEnd()))
-        conn = self.conn
-        conn.write(b"".join(batch), Stage.DOT)
-        result.content_sent = True
-        if not conn.drained:
-            await conn.drain(self.options.timeout(Stage.DOT), Stage.DOT)
+        if self._write_last(batch, result):
+            await self.conn.drain(self.options.timeout(Stage.DOT), Stage.DOT)
 
     async def _collect_dot(self, result: TransactionResult, position: dict[int, int]) -> None:
         if not self.options.lmtp:
-            event = await self._event()
-            assert not isinstance(event, ConnectionClosed)
-            result.dot = [event.reply]
+            result.dot = [await self._reply()]
             return
         accepted = result.accepted
         result.dot = [None] * len(result.rcpt)
@@ -460,7 +477,7 @@ class Session:
 
     @property
     def needs_rset(self) -> bool:
-        return self.proto.state in (State.MAIL, State.RCPT, State.ABORTED)
+        return self.proto.state in _NEEDS_RSET
 
     async def quit(self) -> None:
         """QUIT and close. Never raises. No QUIT after a 421 or a broken session."""
