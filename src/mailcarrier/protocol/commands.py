@@ -42,9 +42,10 @@ __all__ = [
 
 _FORBIDDEN: Final = re.compile(r"[\r\n\0]")
 # RFC 5321 4.1.2 atext; a Dot-string local part needs no quoting.
-_DOT_STRING: Final = re.compile(
-    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\x80-\U0010ffff-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~\x80-\U0010ffff-]+)*"
-)
+# (Non-ASCII as a negated class: a \x80-\U0010ffff range inside the class took ~8 ms to
+# compile at every start.)
+_ATOM: Final = r"(?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]|[^\x00-\x7f])+"
+_DOT_STRING: Final = re.compile(rf"{_ATOM}(?:\.{_ATOM})*")
 _XTEXT_RE: Final = re.compile(r"\+([0-9A-Fa-f]{2})")
 
 
