@@ -39,8 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-
-from cryptography import x509
+from typing import TYPE_CHECKING
 
 from mailcarrier.delivery.dane_step import HALF_DANE, decide_dane
 from mailcarrier.delivery.tls_job import (
@@ -81,6 +80,9 @@ from mailcarrier.transport.session import Session
 
 _ENCODING_DER = 2  # _ssl.ENCODING_DER
 
+if TYPE_CHECKING:
+    from cryptography import x509  # loaded when a certificate is first read (start-up)
+
 __all__ = ["TlsClient", "TlsJob", "TlsOutcome", "TlsResult", "negotiate_tls", "prepare_tls"]
 
 
@@ -109,6 +111,8 @@ def _chain(session: Session) -> tuple[x509.Certificate, ...]:
     if not ders:
         leaf = obj.getpeercert(binary_form=True)
         ders = [leaf] if leaf else []
+    from cryptography import x509
+
     return tuple(x509.load_der_x509_certificate(d) for d in ders)
 
 
@@ -142,9 +146,11 @@ def _log_established(job: TlsJob, session: Session, peer: Peer, check: PeerCheck
     chain = _chain(session)
     if loglevel >= 1 and chain:
         digest = job.agent.str("tls_fingerprint_digest")
+        from cryptography.x509 import NameOID
+
         leaf = chain[0]
-        subject = leaf.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-        issuer = leaf.issuer.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+        subject = leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        issuer = leaf.issuer.get_attributes_for_oid(NameOID.COMMON_NAME)
         job.info(
             peer_certificate_line(
                 peer.relay,

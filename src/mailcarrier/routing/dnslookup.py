@@ -19,9 +19,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-import dns.exception
-import dns.name
-
 from mailcarrier.routing.resolver import (
     DnsAnswer,
     DnsOutcome,
@@ -92,6 +89,10 @@ def to_ascii(name: str) -> str:
     the name unchanged when it is ASCII or cannot be converted."""
     if name.isascii():
         return name
+    # dnspython only for the rare non-ASCII name: importing it is slow (resolver.py).
+    import dns.exception
+    import dns.name
+
     try:
         return dns.name.from_unicode(name).to_text(omit_final_dot=True)
     except (dns.exception.DNSException, UnicodeError, ValueError):

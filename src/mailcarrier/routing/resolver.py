@@ -10,6 +10,10 @@ AD is only as trustworthy as the path to the resolver: name a local validating r
 `NativeLookup` is the getaddrinfo() path for ``smtp_host_lookup = native``. Postfix's
 meaning of each outcome (texts, status codes, CNAME chasing) lives in `dnslookup.py`;
 tests put fakes of these protocols in tests/, never here.
+
+dnspython is imported on first use (building a `DnspythonResolver`, converting a reply), not
+when this module is: importing it costs tens of milliseconds that a command which never looks
+anything up (``mailcarrier conf``, ``queue list``) should not pay.
 """
 
 from __future__ import annotations
@@ -19,19 +23,13 @@ import enum
 import ipaddress
 import socket
 from dataclasses import dataclass
-from typing import Final, Protocol
-
-import dns.asyncresolver
-import dns.exception
-import dns.flags
-import dns.message
-import dns.name
-import dns.nameserver
-import dns.rcode
-import dns.rdatatype
-import dns.resolver
+from typing import TYPE_CHECKING, Final, Protocol
 
 from mailcarrier.errors import ConfigError
+
+if TYPE_CHECKING:
+    import dns.name
+    import dns.resolver
 
 __all__ = [
     "AddressRecord",
@@ -177,11 +175,15 @@ class ResolverConfig:
 
 
 def _text(name: dns.name.Name) -> str:
+    import dns.name
+
     return name.to_text(omit_final_dot=True) if name != dns.name.root else ""
 
 
 def _convert(rdata: object) -> DnsRecord | None:
     """Our record value for a dnspython rdata of a supported type, else None."""
+    import dns.rdatatype
+
     rdtype = getattr(rdata, "rdtype", None)
     if rdtype == dns.rdatatype.MX:
         return MXRecord(int(rdata.preference), _text(rdata.exchange))  # type: ignore[attr-defined]
@@ -211,6 +213,9 @@ def _failure_outcome(errors: object) -> DnsOutcome:
     """Classify "all nameservers failed" like the C resolver: the last reply's RCODE decides
     (SERVFAIL: try again; REFUSED, NOTIMP, FORMERR: no recovery); no reply at all or an
     unusable one is temporary."""
+    import dns.message
+    import dns.rcode
+
     outcome = DnsOutcome.SERVFAIL
     if isinstance(errors, list):
         for error in errors:
@@ -229,6 +234,10 @@ class DnspythonResolver:
     """`Resolver` over dns.asyncresolver: no search list, no cache, bounded time per query."""
 
     def __init__(self, config: ResolverConfig) -> None:
+        import dns.asyncresolver
+        import dns.flags
+        import dns.nameserver
+
         self.config = config
         configure = not config.nameservers
         resolver = dns.asyncresolver.Resolver(configure=configure)
@@ -254,6 +263,10 @@ class DnspythonResolver:
         rdtype = rdtype.upper()
         if rdtype not in SUPPORTED_TYPES:
             raise ValueError(f"unsupported record type {rdtype}")
+        import dns.exception
+        import dns.name
+        import dns.resolver
+
         try:
             name = dns.name.from_text(qname, origin=dns.name.root)
         except (dns.exception.DNSException, UnicodeError):
@@ -275,6 +288,8 @@ class DnspythonResolver:
         return self._answer(qname, rdtype, answer)
 
     def _answer(self, qname: str, rdtype: str, answer: dns.resolver.Answer) -> DnsAnswer:
+        import dns.flags
+
         ad = self.config.dnssec and bool(answer.response.flags & dns.flags.AD)
         canonical = _text(answer.canonical_name)
         if answer.rrset is None:

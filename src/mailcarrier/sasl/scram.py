@@ -10,18 +10,20 @@ gs2 header is ``p=<type>``; without -PLUS but with binding data available the he
 data it is ``n``. scramp supports ``tls-unique`` and ``tls-server-end-point`` but not
 ``tls-exporter``; policy.py never asks for it. SCRAM authorization identities (``a=``) are
 not supported by scramp either, so send_cyrus_sasl_authzid does not apply to SCRAM.
+
+scramp (with asn1crypto) and cryptography are imported on first use, by a SCRAM exchange or
+a channel binding, not when this module is: most runs never authenticate with SCRAM.
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Final
-
-import scramp
-from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
+from typing import TYPE_CHECKING, Final
 
 from mailcarrier.sasl.mechanism import ChannelBinding, Credentials, Mechanism, SaslError
+
+if TYPE_CHECKING:
+    import scramp
 
 __all__ = ["SCRAM_BINDING_TYPES", "SCRAM_MECHANISMS", "Scram", "server_end_point"]
 
@@ -39,6 +41,9 @@ SCRAM_BINDING_TYPES: Final = ("tls-unique", "tls-server-end-point")
 def server_end_point(der: bytes) -> ChannelBinding:
     """RFC 5929 4.1 ``tls-server-end-point``: the hash of the server certificate with the
     hash function of its signature algorithm, SHA-256 instead of MD5 or SHA-1."""
+    from cryptography import x509
+    from cryptography.exceptions import UnsupportedAlgorithm
+
     try:
         algorithm = x509.load_der_x509_certificate(der).signature_hash_algorithm
     except (ValueError, UnsupportedAlgorithm) as exc:
@@ -76,6 +81,8 @@ class Scram(Mechanism):
         self.name = name
         self.binding = binding
         cb = (binding.type, binding.data) if binding is not None else None
+        import scramp
+
         try:
             self._client = scramp.ScramClient(
                 [name],
@@ -105,6 +112,8 @@ class Scram(Mechanism):
         return str(self._client.get_client_first()).encode("utf-8")
 
     def step(self, challenge: bytes) -> bytes:
+        import scramp
+
         try:
             text = challenge.decode("utf-8")
         except UnicodeDecodeError:

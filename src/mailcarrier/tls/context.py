@@ -18,6 +18,9 @@ session object. So the parameter only switches caching on (any non-empty value, 
 its type:name), sessions live as long as the agent process, and each is kept for
 ``smtp_tls_session_cache_timeout`` (at most Postfix's limit of 100 days, 0 disables
 caching) or until the lifetime the server gave the session, whichever ends first.
+
+cryptography is imported when certificates or keys are first loaded, not with this module:
+it is slow to import, and a run without TLS verification never needs it.
 """
 
 from __future__ import annotations
@@ -29,16 +32,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from typing import TYPE_CHECKING, Any
 
 from mailcarrier.config.settings import AgentSettings
 from mailcarrier.tls.policy import TlsPolicy
 from mailcarrier.tls.verify import TrustAnchors
+
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 __all__ = [
     "MAX_SESSION_CACHE_TIMEOUT",
@@ -102,6 +104,8 @@ def protocol_range(items: tuple[str, ...]) -> tuple[ssl.TLSVersion, ssl.TLSVersi
 
 def load_certificates(paths: tuple[str, ...]) -> tuple[x509.Certificate, ...]:
     """PEM certificates from files and (CApath-style) directories; ValueError if unreadable."""
+    from cryptography import x509
+
     out: list[x509.Certificate] = []
     for path in paths:
         files = sorted(Path(path).iterdir()) if os.path.isdir(path) else [Path(path)]
@@ -119,6 +123,10 @@ def load_trust_anchors(paths: tuple[str, ...]) -> TrustAnchors:
     """Trust anchors from PEM files: certificates and bare public keys. ValueError names a
     file that cannot be read, a PEM object that cannot be parsed, or a file with no anchor
     (Postfix then marks the policy invalid: the delivery defers)."""
+    from cryptography import x509
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
     certs: list[x509.Certificate] = []
     keys: list[PublicKeyTypes] = []
     for path in paths:

@@ -7,16 +7,18 @@ step converts. `usable()` keeps what SMTP can use: DANE-TA(2) and DANE-EE(3) wit
 RRset holding only those still makes TLS mandatory. `match_chain()` authenticates a peer's
 certificate chain: DANE-EE matches the leaf alone, with no name or expiry check (RFC 7672
 3.1.1); DANE-TA finds the anchor in the chain, and the caller then validates the chain to it
-and checks the names (RFC 7672 3.1.2, 3.2.2).
+and checks the names (RFC 7672 3.1.2, 3.2.2). cryptography is imported when a record is first
+matched, not with this module (it is slow to import).
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+if TYPE_CHECKING:
+    from cryptography import x509
 
 __all__ = ["DaneMatch", "TlsaRecord", "match_chain", "usable"]
 
@@ -53,6 +55,8 @@ def usable(records: tuple[TlsaRecord, ...]) -> tuple[TlsaRecord, ...]:
 
 
 def _selected(cert: x509.Certificate, selector: int) -> bytes:
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
     if selector == 0:
         return cert.public_bytes(Encoding.DER)
     return cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)

@@ -6,19 +6,25 @@ dNSName entries, or, only when it has none, its subject CommonName (RFC 6125 6.4
 strategies (``hostname``, ``nexthop``, ``dot-nexthop``) into names; `name_matches()` compares:
 a certificate wildcard only as the whole left-most label and standing for exactly one
 label (RFC 6125 6.4.3), and a match name with a leading dot matching any subdomain.
-Chain trust, fingerprints and DANE are in verify.py and dane.py.
+Chain trust, fingerprints and DANE are in verify.py and dane.py. cryptography is imported
+when a certificate is first read, not with this module (it is slow to import).
 """
 
 from __future__ import annotations
 
-from cryptography import x509
-from cryptography.x509.oid import NameOID
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 __all__ = ["certificate_names", "expand_matches", "first_match", "name_matches"]
 
 
 def certificate_names(cert: x509.Certificate) -> tuple[str, ...]:
     """SAN dNSNames; the CommonName only when there is no dNSName at all."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
         dns = tuple(n.lower().rstrip(".") for n in san.value.get_values_for_type(x509.DNSName))

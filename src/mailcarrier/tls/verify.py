@@ -24,6 +24,9 @@ certificate, else empty):
 
 The delivery itself is deferred with Postfix's one reason for all of these, "Server
 certificate not verified" (smtp_proto.c), decided in delivery/tls_step.py.
+
+cryptography is imported by the functions that use it, not with this module: it is slow to
+import, and most runs of the program never judge a certificate.
 """
 
 from __future__ import annotations
@@ -33,22 +36,15 @@ import enum
 import hashlib
 import hmac
 from dataclasses import dataclass
-
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
-from cryptography.hazmat.primitives.asymmetric.padding import AsymmetricPadding
-from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    PublicFormat,
-    load_der_public_key,
-)
-from cryptography.x509 import verification
+from typing import TYPE_CHECKING
 
 from mailcarrier.tls.dane import TlsaRecord, match_chain
 from mailcarrier.tls.levels import SecurityLevel
 from mailcarrier.tls.names import first_match
+
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 __all__ = [
     "HOSTNAME_MISMATCH",
@@ -142,10 +138,14 @@ def _hex(data: bytes) -> str:
 
 
 def fingerprint(cert: x509.Certificate, digest: str) -> str:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
     return _hex(hashlib.new(digest, cert.public_bytes(Encoding.DER)).digest())
 
 
 def _spki(key: PublicKeyTypes) -> bytes:
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
     return key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
 
 
@@ -159,6 +159,10 @@ def _normal(fp: str) -> str:
 
 def signed_by(cert: x509.Certificate, key: PublicKeyTypes) -> bool:
     """Is `cert`'s signature made with `key`? (A bare public key has no name to compare.)"""
+    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+    from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+    from cryptography.hazmat.primitives.asymmetric.padding import AsymmetricPadding
+
     sig, tbs = cert.signature, cert.tbs_certificate_bytes
     algorithm = cert.signature_hash_algorithm
     params = cert.signature_algorithm_parameters
@@ -201,6 +205,8 @@ def _below_anchor_at(
     issuer: x509.Certificate | PublicKeyTypes | None,
     now: datetime.datetime,
 ) -> tuple[str, str]:
+    from cryptography import x509
+
     checked = chain if issuer is not None else chain[:-1]
     for i, cert in enumerate(checked):
         problem = _dates(cert, _purpose(i), now)
@@ -262,6 +268,8 @@ def _chain_problem(
         if problem[1]:
             return problem
     if anchors:
+        from cryptography.x509 import verification
+
         try:
             builder = (
                 verification.PolicyBuilder()
@@ -305,6 +313,9 @@ def _fingerprint_match(leaf: x509.Certificate, wanted: Expectations) -> str:
 def _bare_key_anchors(records: tuple[TlsaRecord, ...]) -> TrustAnchors:
     """DANE-TA(2) SPKI(1) Full(0) records: the anchor's public key itself, which a server
     may publish without sending the anchor certificate (Postfix handles "2 1 0" so)."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives.serialization import load_der_public_key
+
     keys: list[PublicKeyTypes] = []
     for record in records:
         if (record.usage, record.selector, record.mtype) == (2, 1, 0):

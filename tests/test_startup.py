@@ -1,0 +1,89 @@
+"""Start-up cost: importing the command line or the API loads none of the heavy libraries.
+
+dnspython, scramp (with asn1crypto) and cryptography take tens of milliseconds to import;
+routing/, sasl/ and tls/ import them on first use (a DNS lookup, a SCRAM exchange, a
+certificate check). Each check runs a fresh interpreter, since this one has them loaded
+already, and looks at sys.modules, not at the clock: the result does not depend on the
+machine's speed.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import mailcarrier
+
+SRC = Path(mailcarrier.__file__).resolve().parent
+HEAVY = ("dns", "scramp", "cryptography", "asn1crypto")
+LAZY_PACKAGES = ("routing", "sasl", "tls")
+
+
+def _heavy_after(*modules: str, package_init: bool = True) -> set[str]:
+    """The top-level names of HEAVY that importing `modules` in a new interpreter loads.
+
+    With `package_init` false, mailcarrier/__init__.py does not run (it imports the API and
+    so everything): what is left is what `modules` themselves pull in.
+    """
+    code = "import importlib, json, sys, types\n"
+    if not package_init:
+        code += (
+            "package = types.ModuleType('mailcarrier')\n"
+            f"package.__path__ = [{str(SRC)!r}]\n"
+            "sys.modules['mailcarrier'] = package\n"
+        )
+    code += (
+        f"for name in {list(modules)!r}:\n"
+        "    importlib.import_module(name)\n"
+        f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & {set(HEAVY)!r})))\n"
+    )
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(SRC.parent), env.get("PYTHONPATH", "")) if p
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return set(json.loads(done.stdout))
+
+
+@functools.cache
+def _heavy_after_cli_and_api() -> frozenset[str]:
+    return frozenset(_heavy_after("mailcarrier.cli", "mailcarrier.api"))
+
+
+@pytest.mark.parametrize("library", HEAVY)
+def test_cli_and_api_do_not_import(library: str) -> None:
+    assert library not in _heavy_after_cli_and_api()
+
+
+def _lazy_modules() -> list[str]:
+    names = []
+    for package in LAZY_PACKAGES:
+        for info in pkgutil.iter_modules([str(SRC / package)]):
+            names.append(f"mailcarrier.{package}.{info.name}")
+    return sorted(names)
+
+
+def test_routing_sasl_and_tls_import_none_of_them() -> None:
+    modules = _lazy_modules()
+    assert "mailcarrier.routing.resolver" in modules
+    assert "mailcarrier.sasl.scram" in modules
+    assert "mailcarrier.tls.verify" in modules
+    assert _heavy_after(*modules, package_init=False) == set()
+
+
+def test_the_check_sees_an_import() -> None:
+    assert _heavy_after("dns.name") == {"dns"}
+    assert _heavy_after("mailcarrier.routing.resolver", "scramp", package_init=False) == {
+        "scramp",
+        "asn1crypto",
+    }
