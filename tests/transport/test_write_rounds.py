@@ -1,9 +1,10 @@
 """Write coalescing in `Connection`: small writes wait for the end of the event loop's round.
 
-Every connection's small writes of one round of callbacks reach their transports together,
-in order, in one write per connection; a large write goes out at once after what waits;
-`drain()` and `close()` hand over what waits first and `abort()` discards it. The end-to-end
-effect (a pipelined group in one server read) is checked on the wire in test_pipelining.py.
+While rounds of callbacks have several writers, every connection's small writes of one round
+reach their transports together, in order, in one write per connection; a single writer
+writes at once; a large write goes out at once after what waits; `drain()` and `close()`
+hand over what waits first and `abort()` discards it. The end-to-end effect (a pipelined
+group in one server read) is checked on the wire in test_pipelining.py.
 """
 
 from __future__ import annotations
@@ -60,7 +61,32 @@ def _connected() -> tuple[Connection, _Transport]:
     return conn, transport
 
 
+async def _busy() -> None:
+    """A round with two writers: the next rounds coalesce."""
+    a, _ = _connected()
+    b, _ = _connected()
+    a.write(b"NOOP\r\n", Stage.QUIT)
+    b.write(b"NOOP\r\n", Stage.QUIT)
+    await asyncio.sleep(0)
+
+
+async def test_a_single_writer_writes_at_once_and_several_switch_coalescing_on() -> None:
+    conn, transport = _connected()
+    conn.write(b"EHLO client.example\r\n", Stage.HELO)
+    assert transport.writes == [b"EHLO client.example\r\n"]  # alone: no wait
+    await asyncio.sleep(0)
+    await _busy()
+    conn.write(b"RSET\r\n", Stage.RSET)
+    assert len(transport.writes) == 1  # now it waits for the end of the round
+    await asyncio.sleep(0)
+    assert transport.writes[-1] == b"RSET\r\n"
+    # That round had one writer: the next one writes at once again.
+    conn.write(b"QUIT\r\n", Stage.QUIT)
+    assert transport.writes[-1] == b"QUIT\r\n"
+
+
 async def test_small_writes_of_a_round_go_out_together_in_order() -> None:
+    await _busy()
     first, one = _connected()
     second, two = _connected()
     first.write(b"RSET\r\n", Stage.RSET)
@@ -71,11 +97,13 @@ async def test_small_writes_of_a_round_go_out_together_in_order() -> None:
     assert one.writes == [b"RSET\r\nMAIL FROM:<b@example.org>\r\n"]
     assert two.writes == [b"MAIL FROM:<a@example.org>\r\n"]
     first.write(b"DATA\r\n", Stage.DATA)  # the next round has its own write
+    second.write(b"RCPT TO:<b@example.net>\r\n", Stage.RCPT)
     await asyncio.sleep(0)
     assert one.writes[-1] == b"DATA\r\n" and len(one.writes) == 2
 
 
 async def test_a_large_write_goes_at_once_after_what_waits() -> None:
+    await _busy()
     conn, transport = _connected()
     conn.write(b"small", Stage.BODY)
     big = b"x" * COALESCE_LIMIT
@@ -86,6 +114,7 @@ async def test_a_large_write_goes_at_once_after_what_waits() -> None:
 
 
 async def test_drain_and_flush_hand_over_what_waits() -> None:
+    await _busy()
     conn, transport = _connected()
     conn.write(b"QUIT\r\n", Stage.QUIT)
     await conn.drain(5, Stage.QUIT)
@@ -98,12 +127,14 @@ async def test_drain_and_flush_hand_over_what_waits() -> None:
 
 
 async def test_close_writes_what_waits_first_and_abort_discards_it() -> None:
+    await _busy()
     conn, transport = _connected()
     conn.write(b"QUIT\r\n", Stage.QUIT)
     await conn.close()
     assert transport.events == ["write", "close"]
     assert transport.writes == [b"QUIT\r\n"]
 
+    await _busy()
     conn, transport = _connected()
     conn.write(b"MAIL FROM:<a@example.org>\r\n", Stage.MAIL)
     conn.abort()
@@ -113,6 +144,7 @@ async def test_close_writes_what_waits_first_and_abort_discards_it() -> None:
 
 
 async def test_what_waits_for_a_connection_lost_meanwhile_is_dropped() -> None:
+    await _busy()
     conn, transport = _connected()
     conn.write(b"MAIL FROM:<a@example.org>\r\n", Stage.MAIL)
     transport.closing = True

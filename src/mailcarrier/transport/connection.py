@@ -83,24 +83,37 @@ COALESCE_LIMIT: Final = 65536
 
 
 class _WriteRound:
-    """The connections with writes waiting in one event loop, flushed together by one
-    callback at the end of the loop's current round of callbacks."""
+    """The writes of one event loop's current round of callbacks.
+
+    Connections whose writes wait are flushed together by one callback at the end of the
+    round. Writes wait only while rounds have several writers: when the last round had one
+    (a single busy session), there is nobody to share a wake-up with, and waiting would only
+    add an event-loop turn to every round trip.
+    """
 
     # No reference to the loop itself: the loop keys a WeakKeyDictionary of these.
-    __slots__ = ("_pending", "_scheduled")
+    __slots__ = ("_pending", "_scheduled", "_writes", "coalesce")
 
     def __init__(self) -> None:
         self._pending: list[Connection] = []
         self._scheduled = False
+        self._writes = 0
+        self.coalesce = False  # whether writes wait for the end of the round
 
-    def add(self, conn: Connection, loop: asyncio.AbstractEventLoop) -> None:
-        self._pending.append(conn)
+    def note(self, loop: asyncio.AbstractEventLoop) -> None:
+        """A connection writes in this round (its first write of the round)."""
+        self._writes += 1
         if not self._scheduled:
             self._scheduled = True
-            loop.call_soon(self._flush)
+            loop.call_soon(self._end)
 
-    def _flush(self) -> None:
+    def hold(self, conn: Connection) -> None:
+        self._pending.append(conn)
+
+    def _end(self) -> None:
         self._scheduled = False
+        self.coalesce = self._writes > 1
+        self._writes = 0
         pending, self._pending = self._pending, []
         for conn in pending:
             conn.flush()
@@ -322,9 +335,10 @@ class Connection(asyncio.Protocol):
     def write(self, data: bytes, stage: Stage) -> None:
         """Queue bytes without waiting (pipelining: replies are read while this drains).
 
-        Small writes go to the transport at the end of the event loop's current round of
-        callbacks, together with those of every other connection: the server is woken once
-        for the lot instead of once per write. Waking a process that sleeps on another CPU
+        While several connections write in each round of the event loop's callbacks,
+        small writes go to the transport at the end of the round, together with those of
+        every other connection: the server is woken once for the lot instead of once per
+        write (a single busy session writes at once). Waking a process that sleeps on another CPU
         is the dearest part of a loopback send (about a tenth of the engine benchmark's
         CPU time went there). Order is kept; `drain()`, `start_tls()` and `close()` write
         what waits first, `abort()` discards it with the rest.
@@ -333,8 +347,11 @@ class Connection(asyncio.Protocol):
         if transport is None or transport.is_closing():
             raise self.lost_error(stage)
         out = self._out
+        rounds = self._write_round
+        if not out:
+            rounds.note(self._loop)
         size = self._out_size + len(data)
-        if size >= COALESCE_LIMIT:
+        if size >= COALESCE_LIMIT or not rounds.coalesce:
             if out:
                 out.append(data)
                 data = b"".join(out)
@@ -343,7 +360,7 @@ class Connection(asyncio.Protocol):
             transport.write(data)
             return
         if not out:
-            self._write_round.add(self, self._loop)
+            rounds.hold(self)
         out.append(data)
         self._out_size = size
 
