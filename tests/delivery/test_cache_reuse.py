@@ -1,6 +1,6 @@
 """Connection reuse through the agent's cache: same destination, another destination on the
 same server, expiry by age and by count, a server that closes a parked connection, and no
-reuse after a 421."""
+reuse after a 421 or a protocol error."""
 
 from __future__ import annotations
 
@@ -164,6 +164,32 @@ async def test_no_reuse_after_421(counting: tuple[CountingHandler, AiosmtpdServe
     await cache.close_all()
     assert again.conn_use == 1
     assert handler.sessions == session_count + 2
+
+
+async def test_no_reuse_after_a_protocol_error(
+    counting: tuple[CountingHandler, AiosmtpdServer],
+) -> None:
+    handler, server = counting
+    cache = ConnectionCache(CacheLimits())
+    agent, _ = _agent(cache)
+    handler.data_reply = "250 2.0.0 Ok"
+    first = await _send(agent, server.nexthop)
+    assert first.conn_use == 1 and len(cache) == 1
+    handler.data_reply = "2x0 not a reply"  # malformed: a protocol error
+    request = make_request(
+        b"x\n", sender="s@example.org", recipients=["u@example.net"], nexthop=server.nexthop
+    )
+    (broken,) = (await agent.deliver(request)).recipients
+    # The reused session broke; a fresh one was tried too and broke the same way.
+    assert broken.status is DeliveryStatus.DEFERRED
+    assert "remote protocol error" in broken.diagnostic
+    assert handler.sessions == 2
+    assert len(cache) == 0  # neither is kept
+    handler.data_reply = "250 2.0.0 Ok"
+    again = await _send(agent, server.nexthop)
+    await cache.close_all()
+    assert again.conn_use == 1  # a new session
+    assert handler.sessions == 3
 
 
 async def test_cache_off_on_demand_no(counting: tuple[CountingHandler, AiosmtpdServer]) -> None:
