@@ -27,10 +27,10 @@ demo: venv
 lint: venv
 	$(VENV)/bin/ruff check src tests bench demo
 	$(VENV)/bin/ruff format --check src tests bench demo
-	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy --strict src tests
 
 typecheck: venv
-	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy --strict src tests
 
 unit: venv
 	$(PY) -m pytest -x

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mailcarrier.content.checks import ContentChecks
+from mailcarrier.content.checks import ContentChecks, LookupTable
 from mailcarrier.content.encoder import DataEncoder
 from mailcarrier.content.mime import MimeProcessor
 from mailcarrier.content.pipeline import ContentPlan, needs_downgrade, transform_chunks
@@ -56,9 +56,22 @@ def _run(checks: ContentChecks, raw: bytes = MESSAGE) -> bytes:
     return b"".join(transform_chunks([raw], proc, encoder)).replace(b"\r\n", b"\n")
 
 
-def _checks(log: _Log, **tables: Maps) -> ContentChecks:
+def _checks(
+    log: _Log,
+    *,
+    header: LookupTable | None = None,
+    mime_header: LookupTable | None = None,
+    nested_header: LookupTable | None = None,
+    body: LookupTable | None = None,
+) -> ContentChecks:
     return ContentChecks(
-        queue_id="ABC123", info=log.info.append, warning=log.warning.append, **tables
+        queue_id="ABC123",
+        info=log.info.append,
+        warning=log.warning.append,
+        header=header,
+        mime_header=mime_header,
+        nested_header=nested_header,
+        body=body,
     )
 
 
@@ -176,7 +189,7 @@ def test_unreadable_table_is_a_4_3_0_content_error() -> None:
     from mailcarrier.tables.base import TableError
 
     log = _Log()
-    checks = _checks(log, body=UnavailableTable(TableError("open database x.db: gone")))  # type: ignore[arg-type]
+    checks = _checks(log, body=UnavailableTable(TableError("open database x.db: gone")))
     assert checks.has_body_checks
     with pytest.raises(ContentError) as info:
         _run(checks)

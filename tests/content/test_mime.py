@@ -21,7 +21,7 @@ from tests.content.corpus import CORPUS, GERMAN, decoded_texts, deep
 def run(raw: bytes, step: int = 65536, **kw: object) -> bytes:
     splitter = LineSplitter()
     proc = MimeProcessor(downgrade=kw.pop("downgrade", True), **kw)  # type: ignore[arg-type]
-    out = []
+    out: list[bytes] = []
     for i in range(0, len(raw), step):
         out.extend(proc.piece(p, c) for p, c in splitter.feed(raw[i : i + step]))
     out.extend(proc.piece(p, c) for p, c in splitter.finish())

@@ -14,6 +14,7 @@ from dnslib.server import DNSLogger, DNSServer
 from mailcarrier import DeliveryStatus, deliver, make_request
 from mailcarrier.config import Settings
 from mailcarrier.log import MemoryLog
+from mailcarrier.status import RecipientStatus
 from tests.peers.aiosmtpd_server import AiosmtpdServer, free_port
 from tests.routing.routing_dnsserver import ZoneResolver
 
@@ -64,7 +65,9 @@ def _config(dns_port: int, **extra: str) -> Settings:
     )
 
 
-async def _send(nexthop: str, config: Settings, rcpt: str = "u@mx.test") -> tuple:
+async def _send(
+    nexthop: str, config: Settings, rcpt: str = "u@mx.test"
+) -> tuple[RecipientStatus, list[str]]:
     log = MemoryLog()
     request = make_request(
         b"Subject: mx\n\nhi\n", sender="s@example.org", recipients=[rcpt], nexthop=nexthop
@@ -219,7 +222,7 @@ async def test_srv_lookup_for_lmtp(dns_zone: tuple[int, ZoneResolver]) -> None:
 
     from tests.peers.aiosmtpd_server import RecordingHandler
 
-    class _LmtpController(Controller):  # type: ignore[misc]
+    class _LmtpController(Controller):
         def factory(self) -> LMTP:
             return LMTP(self.handler)
 

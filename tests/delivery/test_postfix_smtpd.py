@@ -107,7 +107,7 @@ class Outcome:
     lines: list[str]
     message_id: str
     mark: int  # where the Postfix log stood before this delivery
-    all: list[RecipientStatus]  # every recipient's result, in request order
+    all: tuple[RecipientStatus, ...]  # every recipient's result, in request order
 
     def logged(self, text: str) -> bool:
         return any(text in line for line in self.lines)

@@ -100,6 +100,7 @@ async def test_host_name_key(
 class ExternalHandler(AuthHandler):
     @auth_mechanism("EXTERNAL")
     async def auth_external(self, server: SMTP, args: list[str]) -> AuthResult:
+        assert server.transport is not None  # set while a session runs
         ssl_object = server.transport.get_extra_info("ssl_object")
         self.attempts.append("EXTERNAL")
         has_cert = ssl_object is not None and bool(ssl_object.getpeercert())

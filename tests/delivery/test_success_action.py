@@ -47,7 +47,7 @@ async def test_next_hop_without_dsn_means_relayed() -> None:
         server.stop()
 
 
-class _Lmtp(UnixSocketController):  # type: ignore[misc]
+class _Lmtp(UnixSocketController):
     def factory(self) -> LMTP:
         return LMTP(self.handler)
 

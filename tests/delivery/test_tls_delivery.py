@@ -123,11 +123,6 @@ def _script(behaviour: str, pki: Pki) -> TlsServerScript:
     }[behaviour]
 
 
-def _good_fingerprint(pki: Pki) -> str:
-    leaf = pki.leaf("mx.tls.test")
-    return leaf, leaf
-
-
 @pytest.mark.parametrize("behaviour", BEHAVIOURS)
 @pytest.mark.parametrize("level", list(TABLE))
 async def test_level_behaviour_table(

@@ -36,7 +36,7 @@ def _strip(arg: str | None, prefixes: tuple[str, ...]) -> str | None:
     return " ".join(w for w in words if not w.upper().startswith(prefixes))
 
 
-class DsnSMTP(SMTP):  # type: ignore[misc]
+class DsnSMTP(SMTP):
     def __init__(self, handler: Any, recorder: WireRecorder, **kw: Any) -> None:
         super().__init__(handler, **kw)
         self._recorder = recorder
@@ -50,7 +50,7 @@ class DsnSMTP(SMTP):  # type: ignore[misc]
         await super().smtp_RCPT(_strip(arg, RCPT_DSN))
 
 
-class _DsnController(Controller):  # type: ignore[misc]
+class _DsnController(Controller):
     def __init__(self, handler: Any, recorder: WireRecorder, **kw: Any) -> None:
         super().__init__(handler, **kw)
         self.recorder = recorder

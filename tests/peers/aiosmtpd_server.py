@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -20,6 +20,16 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def _rcpt_options(envelope: Envelope) -> list[list[str]]:
+    """The envelope's RCPT options, one list per accepted recipient.
+
+    aiosmtpd itself flattens them into one list of words (its Envelope is typed so), but only
+    when no handle_RCPT hook accepts the recipient: RecordingHandler.handle_RCPT stores each
+    recipient's own list instead.
+    """
+    return cast("list[list[str]]", envelope.rcpt_options)
 
 
 @dataclass
@@ -59,7 +69,7 @@ class RecordingHandler:
             if address.startswith(prefix):
                 return reply
         envelope.rcpt_tos.append(address)
-        envelope.rcpt_options.append(options)
+        _rcpt_options(envelope).append(options)
         self.rcpt_options.append(list(options))
         return "250 2.1.5 Ok"
 
@@ -70,7 +80,7 @@ class RecordingHandler:
                 list(envelope.rcpt_tos),
                 bytes(envelope.original_content or b""),
                 list(envelope.mail_options),
-                [list(o) for o in envelope.rcpt_options],
+                [list(o) for o in _rcpt_options(envelope)],
             )
         )
         return self.data_reply

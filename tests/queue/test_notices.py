@@ -7,6 +7,7 @@ import email.message
 import email.policy
 import io
 from pathlib import Path
+from typing import cast
 
 from mailcarrier.config.settings import Settings
 from mailcarrier.delivery.request import Notify
@@ -65,16 +66,22 @@ def _notice(
     return email.message_from_bytes(data, policy=email.policy.compat32), log.lines
 
 
+def _parts(entity: email.message.Message) -> list[email.message.Message]:
+    """The payload of a multipart, message/rfc822 or message/delivery-status entity: the
+    parser makes it a list of Message (of header blocks for delivery-status)."""
+    return cast("list[email.message.Message]", entity.get_payload())
+
+
 def _report(
     msg: email.message.Message,
 ) -> tuple[email.message.Message, list[email.message.Message]]:
     assert msg.get_content_type() == "multipart/report"
     assert msg.get_param("report-type") == "delivery-status"
-    parts = msg.get_payload()
+    parts = _parts(msg)
     assert isinstance(parts, list) and len(parts) == 3
     assert parts[0].get_content_type() == "text/plain"
     assert parts[1].get_content_type() == "message/delivery-status"
-    blocks = parts[1].get_payload()
+    blocks = _parts(parts[1])
     return parts[2], blocks
 
 
@@ -95,7 +102,7 @@ def test_bounce_notice_fields(tmp_path: Path) -> None:
     assert per_rcpt["Remote-MTA"] == "dns; mx.example"
     assert per_rcpt["Diagnostic-Code"] == "smtp; 550 5.1.1 No such user"
     assert returned.get_content_type() == "message/rfc822"
-    inner = returned.get_payload()[0]
+    inner = _parts(returned)[0]
     assert inner["Subject"] == "original"
     assert inner.get_payload() == "the original body\n"
     assert any("sender non-delivery notification" in line for line in lines)

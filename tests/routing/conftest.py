@@ -10,7 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 from dnslib.server import DNSLogger, DNSServer
-from routing_dnsserver import LoopbackDns, ZoneResolver
+
+from tests.routing.routing_dnsserver import LoopbackDns, ZoneResolver
 
 
 @pytest.fixture(scope="module")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from routing_fakes import FakeResolver, a, aaaa, mx, srv
 
 from mailcarrier.routing.dnslookup import DnsStatus, dns_lookup, dns_lookup_types, valid_hostname
 from mailcarrier.routing.resolver import DnsOutcome
+from tests.routing.routing_fakes import FakeResolver, a, aaaa, mx, srv
 
 
 async def test_invalid_names_are_not_asked() -> None:

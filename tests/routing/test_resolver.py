@@ -6,7 +6,6 @@ import socket
 import time
 
 import pytest
-from routing_dnsserver import LoopbackDns
 
 from mailcarrier.errors import ConfigError
 from mailcarrier.routing.resolver import (
@@ -18,6 +17,7 @@ from mailcarrier.routing.resolver import (
     SystemNativeLookup,
     parse_nameserver,
 )
+from tests.routing.routing_dnsserver import LoopbackDns
 
 
 async def test_mx_records(loopback_dns: LoopbackDns) -> None:

@@ -6,13 +6,12 @@ import dataclasses
 import random
 import socket
 
-from routing_dnsserver import LoopbackDns
-
 from mailcarrier.routing.mx import lookup_host_addresses, lookup_mx_hosts
 from mailcarrier.routing.options import AddressPreference, DnsSupport, RoutingOptions
 from mailcarrier.routing.result import RouteFailure, RouteResult
 from mailcarrier.routing.selfaddr import OwnAddresses
 from mailcarrier.routing.srv import lookup_srv_hosts
+from tests.routing.routing_dnsserver import LoopbackDns
 
 OPTIONS = RoutingOptions(randomize_addresses=False, own=OwnAddresses(frozenset({"127.0.0.1"})))
 

@@ -4,7 +4,12 @@ sender-dependent, SMTP only), then the server host name, then the next-hop desti
 from __future__ import annotations
 
 from mailcarrier.sasl.mechanism import Credentials
-from mailcarrier.sasl.passwords import lookup_credentials, parse_credentials, reuse_identity
+from mailcarrier.sasl.passwords import (
+    PasswordMatch,
+    lookup_credentials,
+    parse_credentials,
+    reuse_identity,
+)
 from mailcarrier.tables.maps import open_maps
 
 MAPS = open_maps(
@@ -16,7 +21,7 @@ MAPS = open_maps(
 )
 
 
-def _find(**kw: object):
+def _find(**kw: object) -> PasswordMatch | None:
     defaults: dict[str, object] = {"host": "", "destination": ""}
     defaults.update(kw)
     return lookup_credentials(MAPS, **defaults)  # type: ignore[arg-type]
@@ -52,14 +57,16 @@ def test_case_folded() -> None:
 
 def test_sender_first_only_when_sender_dependent() -> None:
     kw = {"host": "mx1.example.net", "destination": "example.net", "sender": "alice@example.org"}
-    assert _find(**kw).credentials.username == "hostuser"  # type: ignore[union-attr]
+    found = _find(**kw)
+    assert found is not None and found.credentials.username == "hostuser"
     found = _find(sender_dependent=True, **kw)
     assert found is not None and (found.kind, found.credentials.username) == ("sender", "alice")
     # @domain form of mail_addr_find.
     found = _find(sender_dependent=True, host="x", sender="bob@example.com")
     assert found is not None and found.credentials.username == "dom"
     # Not for LMTP, not for the null sender.
-    assert _find(sender_dependent=True, lmtp=True, **kw).kind == "host"  # type: ignore[union-attr]
+    found = _find(sender_dependent=True, lmtp=True, **kw)
+    assert found is not None and found.kind == "host"
     assert _find(sender_dependent=True, host="x", sender="") is None
 
 

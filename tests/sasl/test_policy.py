@@ -25,7 +25,7 @@ CB = ChannelBinding("tls-unique", b"0123456789ab")
 
 def choose(
     offered: str, options: SecurityOptions = NONE, filt: MechanismFilter = ALL, **kw: object
-):
+) -> Choice | NoMechanism:
     return choose_mechanism(offered.split(), mechanism_filter=filt, options=options, **kw)  # type: ignore[arg-type]
 
 

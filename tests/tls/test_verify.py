@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+from collections.abc import Callable
 
 import trustme
 from cryptography import x509
@@ -92,7 +93,7 @@ def _tlsa(usage: int, selector: int, mtype: int, cert: x509.Certificate) -> Tlsa
         if selector == 0
         else cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     )
-    digest = {
+    digest: dict[int, Callable[[bytes], bytes]] = {
         0: lambda d: d,
         1: lambda d: hashlib.sha256(d).digest(),
         2: lambda d: hashlib.sha512(d).digest(),

@@ -121,7 +121,7 @@ def tls_server() -> Iterator[Callable[[TlsServerScript], ScriptedTlsServer]]:
         server.stop()
 
 
-class TlsZone(ZoneResolver):  # type: ignore[misc]
+class TlsZone(ZoneResolver):
     """The routing test zone plus names that answer SERVFAIL for TLSA questions, and
     per-question control of the AD bit: names under signed.test get it unless the
     (qname, qtype) pair is in `insecure`; pairs in `secure` get it wherever they are."""

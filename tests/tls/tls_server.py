@@ -76,6 +76,7 @@ class ScriptedTlsServer:
         assert self.script.context is not None
         tls = self.script.context.wrap_socket(conn, server_side=True)
         self.capture.tls_sessions += 1
+        assert tls.session_reused is not None  # None only before the handshake
         self.capture.resumed += int(tls.session_reused)
         return tls
 

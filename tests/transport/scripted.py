@@ -305,7 +305,9 @@ class ScriptedServer:
             conn.buffer.clear()
             return True
         elif isinstance(step, Hold):
-            conn.writer.transport.pause_reading()
+            transport = conn.writer.transport
+            assert isinstance(transport, asyncio.ReadTransport)  # a socket transport reads too
+            transport.pause_reading()
             await asyncio.sleep(STEP_TIMEOUT)
             return True
         elif isinstance(step, SendForever):

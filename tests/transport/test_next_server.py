@@ -107,7 +107,7 @@ async def test_lost_connection_moves_remaining_recipients_on(
             Send(b"250 2.1.0 Ok\r\n"),
             Close(),
         ]
-        expected_second = ("b@example.net", "c@example.net")
+        expected_second: tuple[str, ...] = ("b@example.net", "c@example.net")
     else:
         # b is rejected for good on the first server; only c moves on.
         first_script = [
