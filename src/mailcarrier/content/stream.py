@@ -144,16 +144,20 @@ def iter_file_chunks(
 
 
 def _pread_chunks(
-    fileobj: io.FileIO, start: int, length: int | None, chunk_size: int
+    fileobj: io.FileIO | MessageFile,
+    start: int,
+    length: int | None,
+    chunk_size: int,
+    done: int = 0,
 ) -> Iterator[bytes]:
+    """The rest of the range from `done` bytes in, read at offsets."""
     fd = fileobj.fileno()
-    done = 0
     while length is None or done < length:
         want = chunk_size if length is None else min(chunk_size, length - done)
         try:
             chunk = os.pread(fd, want, start + done)
         except OSError as exc:
-            if exc.errno != errno.ESPIPE or done:
+            if exc.errno != errno.ESPIPE or done or not isinstance(fileobj, io.FileIO):
                 raise
             # Not seekable after all (a FIFO given by path): read it from where it is.
             if start:
@@ -171,19 +175,12 @@ def _pread_chunks(
 
 def _message_chunks(message: MessageFile, chunk_size: int) -> Iterator[bytes]:
     head, start, length = message.head, message.start, message.length
-    done = len(head)
     if head:
         yield head
-    if not message.eof:
-        fd = message.fileno()
-        while length is None or done < length:
-            want = chunk_size if length is None else min(chunk_size, length - done)
-            chunk = os.pread(fd, want, start + done)
-            if not chunk:
-                break
-            done += len(chunk)
-            yield chunk
-    _check_complete(done, length, start)
+    if message.eof:
+        _check_complete(len(head), length, start)
+    else:
+        yield from _pread_chunks(message, start, length, chunk_size, done=len(head))
 
 
 def _check_complete(done: int, length: int | None, start: int) -> None:

@@ -86,11 +86,13 @@ def build_envelope(
     rcpts = []
     for i in pending:  # a loop, not a generator: once per message
         recipient = recipients[i]
-        orcpt = recipient.dsn_orcpt
-        if not orcpt and recipient.orig_address:
-            orcpt = orcpt_for("", recipient.orig_address)
         rcpts.append(
-            RcptTo(recipient.address, notify=recipient.dsn_notify.wire(), orcpt=orcpt, index=i)
+            RcptTo(
+                recipient.address,
+                notify=recipient.dsn_notify.wire(),
+                orcpt=orcpt_for(recipient.dsn_orcpt, recipient.orig_address),
+                index=i,
+            )
         )
     return Envelope(
         sender=request.sender,

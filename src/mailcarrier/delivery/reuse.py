@@ -48,19 +48,19 @@ class SessionReuse:
         and the SASL identity, so a session is never shared across policies or credentials
         (Postfix smtp_key.c). `peer` is None for the destination key."""
         profile = job.profile
-        if not profile.sasl:
-            if peer is None or not job.has_tls:
-                return profile.transport
-            # TlsJob.policy(), without making the TLS state for it.
+        # The destination key already pins the TLS policy (it is chosen by next hop);
+        # another destination reaching the same server may have another policy. This is
+        # TlsJob.policy(), without making the whole TLS state for it.
+        policy = None
+        if peer is not None and job.has_tls:
             policy = resolve_policy(job.agent, job.destination, peer.hostname)
-            if policy.level is SecurityLevel.NONE and not policy.error:
-                return profile.plaintext_label  # the usual case, without building it
+        plaintext = policy is not None and policy.level is SecurityLevel.NONE and not policy.error
+        if not profile.sasl and (policy is None or plaintext):
+            # The usual cases, without building the label.
+            return profile.plaintext_label if plaintext else profile.transport
         parts = [profile.transport]
-        if job.tls is not None and peer is not None:
-            # The destination key already pins the TLS policy (it is chosen by next hop);
-            # another destination reaching the same server may have another policy.
-            policy = job.tls.policy(peer)
-            if policy.level is SecurityLevel.NONE and not policy.error:
+        if policy is not None and peer is not None:
+            if plaintext:
                 parts.append("tls=none")  # every plaintext policy is the same for reuse
             else:
                 parts.append(f"tls={policy!r}")
@@ -68,7 +68,9 @@ class SessionReuse:
                 # What the certificate was checked against depends on the server's name
                 # (hostname matches, DANE's TLSA base domain) and on the next hop (nexthop
                 # matches); fingerprints depend on neither.
-                parts.append(f"peer={peer.hostname.lower()}|nexthop={job.tls.nexthop}")
+                tls = job.tls
+                assert tls is not None  # has_tls
+                parts.append(f"peer={peer.hostname.lower()}|nexthop={tls.nexthop}")
         if profile.sasl:
             if peer is None:
                 # Credentials follow the destination, and with sender-dependent
@@ -138,37 +140,40 @@ class SessionReuse:
             return True
         return job.tls is not None and job.tls.policy(peer).connection_reuse
 
-    def park_now(self, job: Job, session: Session, peer: Peer) -> bool:
-        """`release()` without waiting, for the usual plaintext session that nothing else
-        concerns (no transcript, no RSET needed): parked at once. False: not parked, and
-        the caller must `release()` it."""
-        cache = self._agent.cache
+    def _may_park(self, job: Job, session: Session, peer: Peer) -> bool:
+        """Whether `session` may go back to the cache, RSET aside."""
         return (
-            cache is not None
-            and session.history is None
+            self._agent.cache is not None
             and bool(job.dest_key)
             and not session.broken
-            and not session.conn.tls
+            and self.tls_reuse_allowed(job, session, peer)
             and session.transactions > 0
+        )
+
+    def _park(self, job: Job, session: Session, peer: Peer) -> bool:
+        cache = self._agent.cache
+        assert cache is not None  # _may_park()
+        return cache.park(session, (job.dest_key, self.addr_key(job, peer)))
+
+    def park_now(self, job: Job, session: Session, peer: Peer) -> bool:
+        """`release()` without waiting, for the usual session that nothing else concerns
+        (no transcript, no RSET needed): parked at once. False: not parked, and the caller
+        must `release()` it."""
+        return (
+            session.history is None
             and not session.needs_rset
-            and cache.park(session, (job.dest_key, self.addr_key(job, peer)))
+            and self._may_park(job, session, peer)
+            and self._park(job, session, peer)
         )
 
     async def release(self, job: Job, session: Session, peer: Peer) -> None:
         """Park the session for reuse when allowed, else QUIT."""
-        if self.park_now(job, session, peer):
-            return
         if session.history is not None:
             self._agent.report_transcript(job, session)
-        cache = self._agent.cache
         if (
-            cache is not None
-            and job.dest_key
-            and not session.broken
-            and (not session.conn.tls or self.tls_reuse_allowed(job, session, peer))
-            and session.transactions
+            self._may_park(job, session, peer)
             and (not session.needs_rset or await session.rset())
-            and cache.park(session, (job.dest_key, self.addr_key(job, peer)))
+            and self._park(job, session, peer)
         ):
             return
         await session.quit()
