@@ -33,16 +33,17 @@ typecheck: venv
 	$(VENV)/bin/mypy --strict src tests
 
 unit: venv
-	$(PY) -m pytest -x
+	scripts/loopback-only $(PY) -m pytest -x
 
+# The tests run with only a loopback interface (scripts/loopback-only: unshare -n as root).
 test: venv peers lint
-	$(PY) -m pytest
+	scripts/loopback-only $(PY) -m pytest
 
 # Byte-compile first, as an installed package is: every `mailcarrier` the benchmarks start
 # would otherwise compile its modules again when PYTHONDONTWRITEBYTECODE is set.
 bench: venv peers
 	$(PY) -m compileall -q src
-	$(PY) -m bench
+	scripts/loopback-only $(PY) -m bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .mypy_cache .ruff_cache .pytest_cache
