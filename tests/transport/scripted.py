@@ -4,7 +4,8 @@ A `ScriptedServer` plays a list of steps per accepted connection: `Send` bytes, 
 exact bytes the client must send next, `ReadUntil` a marker (the end of the message content),
 `Close` (politely or with a reset), `Stall` (never answer), `Hold` (stop reading and never
 answer, so the client's writes block), `SendForever` (an over-long line or
-an endless multi-line reply), `ExpectEOF` (the client must send nothing more) and `ReadRest`.
+an endless multi-line reply), `Pause` (wait a while), `Trickle` (send bytes one at a time
+with a pause between them), `ExpectEOF` (the client must send nothing more) and `ReadRest`.
 
 `Expect` also checks batching: it waits until the expected bytes have arrived and then, unless
 told otherwise, fails if the client had already sent *more* than that before the server said
@@ -31,6 +32,7 @@ __all__ = [
     "Expect",
     "ExpectEOF",
     "Hold",
+    "Pause",
     "ReadRest",
     "ReadUntil",
     "ScriptedServer",
@@ -38,6 +40,7 @@ __all__ = [
     "SendForever",
     "Stall",
     "Step",
+    "Trickle",
 ]
 
 READ_SIZE: Final = 65536
@@ -109,6 +112,23 @@ class SendForever:
 
 
 @dataclass(frozen=True)
+class Pause:
+    """Wait `seconds` before the next step (a slow server; deadline tests)."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Trickle:
+    """Send `data` one byte at a time, `interval` seconds apart (a hostile slow server).
+
+    Stops early, without failing, when the client goes away."""
+
+    data: bytes
+    interval: float
+
+
+@dataclass(frozen=True)
 class ExpectEOF:
     """The client must close the connection without sending anything more."""
 
@@ -120,7 +140,19 @@ class ReadRest:
     name: str = "rest"
 
 
-Step = Send | Expect | ReadUntil | Close | Stall | Hold | SendForever | ExpectEOF | ReadRest
+Step = (
+    Send
+    | Expect
+    | ReadUntil
+    | Close
+    | Stall
+    | Hold
+    | SendForever
+    | Pause
+    | Trickle
+    | ExpectEOF
+    | ReadRest
+)
 
 
 @dataclass
@@ -313,6 +345,18 @@ class ScriptedServer:
         elif isinstance(step, SendForever):
             await self._send_forever(conn, step)
             return True
+        elif isinstance(step, Pause):
+            await asyncio.sleep(step.seconds)
+        elif isinstance(step, Trickle):
+            try:
+                for i in range(len(step.data)):
+                    if conn.writer.is_closing() or conn.reader.at_eof():
+                        return True
+                    conn.writer.write(step.data[i : i + 1])
+                    await conn.writer.drain()
+                    await asyncio.sleep(step.interval)
+            except (ConnectionError, OSError):
+                return True
         elif isinstance(step, ExpectEOF):
             if not conn.buffer:
                 await conn.fill()

@@ -258,6 +258,12 @@ class ClientConnection:
         return self._parser.exhausted and not self._eof and self._state is not State.ERROR
 
     @property
+    def idle(self) -> bool:
+        """True when no reply is outstanding (not even the greeting's): any byte from the
+        server now is one nobody asked for."""
+        return not self._in_flight
+
+    @property
     def has_buffered_data(self) -> bool:
         """True when the server sent bytes that no event has consumed yet."""
         return self._parser.in_reply

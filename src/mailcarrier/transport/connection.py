@@ -475,6 +475,12 @@ class Connection(asyncio.Protocol):
         """Bytes received but not yet read (after STARTTLS any of these is an injection)."""
         return self._size
 
+    def take_received(self) -> bytes:
+        """What has been received and not yet read, without waiting (``b""``: nothing).
+        The session looks here before a command goes out with no reply outstanding: such
+        bytes were never asked for."""
+        return self._take() if self._chunks else b""
+
     @property
     def ssl_object(self) -> ssl.SSLObject | None:
         """The TLS state after `start_tls()` or a wrapper-mode connect."""

@@ -133,15 +133,37 @@ class Session:
         return self.conn.peer.relay
 
     # --- low level --------------------------------------------------------------------
-    def _wire(self, command: Command) -> bytes:
-        """The command's bytes; a server that sent something unasked ends the session."""
+    def _wire(self, command: Command, stage: Stage | None = None) -> bytes:
+        """The command's bytes; a server that sent something unasked ends the session
+        (a protocol error at `stage`, by default the command's)."""
+        proto = self.proto
+        if self.conn.buffered and proto.idle:
+            self._pull_unasked()
         try:
-            data = self.proto.send(command)
+            data = proto.send(command)
         except RemoteProtocolError as exc:
-            raise self._protocol_error(command.stage, exc) from exc
+            raise self._protocol_error(stage or command.stage, exc) from exc
         if self.history is not None:
             self._record_out(command, data)
         return data
+
+    def _pull_unasked(self) -> None:
+        """No reply is outstanding, yet the server sent something (a reply while the
+        content was still going out, junk on an idle session): hand it to the protocol
+        object, which refuses to send anything more once it holds unasked data."""
+        self.proto.receive_data(self.conn.take_received())
+
+    def _check_nothing_unasked(self, stage: Stage) -> None:
+        """After the last reply of a transaction nothing may follow it: a server that
+        sends more (an early reply during the content, then the real one) has made the
+        verdict ambiguous, and the transaction counts as failed (RFC 5321 4.1.1.4: only
+        the reply to the final dot is the verdict on the message)."""
+        if self.conn.buffered:
+            self._pull_unasked()
+        if self.proto.has_buffered_data:
+            raise self._protocol_error(
+                stage, RemoteProtocolError("unexpected data from server after its last reply")
+            )
 
     def _record_out(self, command: Command, data: bytes) -> None:
         assert self.history is not None
@@ -149,6 +171,8 @@ class Session:
 
     def _wire_group(self, commands: tuple[Command, ...]) -> bytes:
         """The bytes of a pipelined group (`_wire` of each command, joined)."""
+        if self.conn.buffered and self.proto.idle:
+            self._pull_unasked()
         send = self.proto.send
         parts = []
         for command in commands:
@@ -375,6 +399,7 @@ class Session:
         else:
             event = await self._event()
             assert not isinstance(event, ConnectionClosed)
+            self._check_nothing_unasked(Stage.DOT)
             result.dot = [event.reply]
 
     async def _collect_until_data(
@@ -407,7 +432,9 @@ class Session:
 
     def _write_last(self, batch: list[bytes], result: TransactionResult) -> bool:
         """Write the last content bytes with the final dot; True when a drain is due."""
-        batch.append(self.proto.send(DataEnd()))
+        # A reply that came while the content went out was not asked for: the dot is not
+        # sent, so the server cannot take the message (the error is the content's).
+        batch.append(self._wire(DataEnd(), Stage.BODY))
         self.conn.write(b"".join(batch), Stage.DOT)
         result.content_sent = True
         return not self.conn.drained
@@ -421,6 +448,7 @@ class Session:
         timeout = self.options.timeout(Stage.BODY)
         batch: list[bytes] = []
         batched = 0
+        streamed = False
         for chunk in chunks:
             if not chunk:
                 continue
@@ -430,8 +458,13 @@ class Session:
                 self.conn.write(b"".join(batch), Stage.BODY)
                 batch.clear()
                 batched = 0
+                streamed = True
                 if self.conn.must_drain:
                     await self.conn.drain(timeout, Stage.BODY)
+        if streamed:
+            # One turn of the event loop before the dot: a reply the server sent while the
+            # content was going out (never the verdict) is then seen, and no dot is sent.
+            await asyncio.sleep(0)
         if self.dot_delay > 0:
             # PIX delay_dotcrlf: the final dot must not share a packet with the content.
             if batch:
@@ -443,19 +476,31 @@ class Session:
             await self.conn.drain(self.options.timeout(Stage.DOT), Stage.DOT)
 
     async def _collect_dot(self, result: TransactionResult, position: dict[int, int]) -> None:
+        """The reply (LMTP: the replies) to the end of the content. None of them counts
+        when the server sends anything more after them (`_check_nothing_unasked`)."""
+        stage = Stage.BDAT if result.bdat else Stage.DOT
         if not self.options.lmtp:
-            result.dot = [await self._reply()]
+            reply = await self._reply()
+            self._check_nothing_unasked(stage)
+            result.dot = [reply]
             return
         accepted = result.accepted
-        result.dot = [None] * len(result.rcpt)
+        # Filled in place: replies that came stand even when the connection is lost later.
+        dot: list[Reply | None] = [None] * len(result.rcpt)
+        result.dot = dot
         for _ in range(max(1, len(accepted))):
             event = await self._event()
             if isinstance(event, RecipientReply):
-                result.dot[position.get(id(event.recipient), 0)] = event.reply
+                dot[position.get(id(event.recipient), 0)] = event.reply
             else:
                 assert isinstance(event, CommandReply)
                 for i in accepted:
-                    result.dot[i] = event.reply
+                    dot[i] = event.reply
+        try:
+            self._check_nothing_unasked(stage)
+        except TransportError:
+            result.dot = []
+            raise
 
     # --- ending -----------------------------------------------------------------------
     async def rset(self) -> bool:
