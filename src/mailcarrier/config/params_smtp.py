@@ -131,8 +131,14 @@ PROTOCOL: Final[list[list[Param]]] = [
     _p("smtp_data_done_timeout", T, "600s", mirror=True, minimum=1),
     _p("smtp_rset_timeout", T, "20s", mirror=True, minimum=1),
     _p("smtp_quit_timeout", T, "300s", mirror=True, minimum=1),
-    _p("smtp_per_record_deadline", B, "no", mirror=True),
-    _p("smtp_per_request_deadline", B, "no", mirror=True),
+    _p("smtp_per_record_deadline", B, "no", mirror=True, note="Postfix 2.9-3.6"),
+    _p(
+        "smtp_per_request_deadline",
+        B,
+        # Postfix 3.7 and later: the older per-record switch turns this one on.
+        "${smtp_per_record_deadline?{$smtp_per_record_deadline}:{no}}",
+        mirror=True,
+    ),
     _p("smtp_min_data_rate", N, "500", mirror=True, minimum=1),
     # --- connection cache -------------------------------------------------------------
     _p("lmtp_cache_connection", B, "yes"),

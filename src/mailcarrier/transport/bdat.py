@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Final
 from mailcarrier.protocol.commands import Bdat
 from mailcarrier.protocol.reply import Reply
 from mailcarrier.protocol.stages import Stage
+from mailcarrier.transport.deadlines import ContentDeadline
 
 if TYPE_CHECKING:
     from mailcarrier.transport.session import Session, TransactionResult
@@ -40,7 +41,7 @@ async def send_chunks(
     result.bdat = True
     conn = session.conn
     pipelined = session.proto.capabilities.pipelining
-    body_timeout = session.options.timeout(Stage.BODY)
+    deadline = ContentDeadline(session.options)
     outstanding = 0  # replies to pipelined chunks not yet read
     batch: list[bytes] = []
     batched = 0
@@ -55,18 +56,20 @@ async def send_chunks(
         batch.clear()
         batched = 0
         conn.write(_chunk(session, data, last=False), Stage.BODY)
+        deadline.sent(len(data))
         if pipelined:
             outstanding += 1
             if conn.must_drain:
-                await conn.drain(body_timeout, Stage.BODY)
+                await deadline.drain(conn, Stage.BODY)
             continue
         reply = await session._reply()
         if reply.code // 100 != 2:
             _chunk_refused(session, result, reply)
             return
     conn.write(_chunk(session, b"".join(batch), last=True), Stage.BDAT)
+    deadline.sent(batched)
     result.content_sent = True
-    await conn.drain(session.options.timeout(Stage.BDAT), Stage.BDAT)
+    await deadline.drain(conn, Stage.BDAT, session.options.timeout(Stage.BDAT))
     refused: Reply | None = None
     for _ in range(outstanding):
         reply = await session._reply()

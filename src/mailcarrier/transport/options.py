@@ -1,7 +1,8 @@
 """The per-transport settings a `Session` needs (`SessionOptions`), read once from
 configuration: hello name and EHLO/HELO choice, QUIT handling, envelope quoting, EHLO keywords
 to ignore, the smtp_reply_filter, and each stage's time limit (Postfix's ``*_timeout``
-parameters, looked up through `Stage.timeout`)."""
+parameters, looked up through `Stage.timeout`) with how it applies (per call or per request:
+deadlines.py)."""
 
 from __future__ import annotations
 
@@ -46,6 +47,10 @@ class SessionOptions:
     timeouts: dict[str, float] = field(default_factory=dict)
     # smtp_reply_filter: rewrites each server reply line before it is parsed.
     reply_filter: LineFilter | None = None
+    # smtp_per_request_deadline: a stage's limit is for the whole reply (deadlines.py),
+    # and smtp_min_data_rate earns the content its time.
+    per_request_deadline: bool = False
+    min_data_rate: int = 500
     # Each stage's limit, resolved from `timeouts` once (a read looks it up every time).
     _by_stage: dict[Stage, float] = field(
         init=False, repr=False, compare=False, default_factory=dict
@@ -82,6 +87,8 @@ class SessionOptions:
             discard_keywords=discard,
             timeouts=timeouts,
             reply_filter=_line_filter(agent.open_maps("reply_filter")),
+            per_request_deadline=agent.bool("per_request_deadline"),
+            min_data_rate=agent.int("min_data_rate"),
         )
 
 

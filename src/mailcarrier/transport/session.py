@@ -62,6 +62,7 @@ from mailcarrier.transport.auth import (
 from mailcarrier.transport.auth import authenticate as _authenticate
 from mailcarrier.transport.bdat import BDAT_CHUNK, send_chunks
 from mailcarrier.transport.connection import Connection
+from mailcarrier.transport.deadlines import ContentDeadline, ReplyDeadline
 from mailcarrier.transport.history import record_error, record_in, record_out
 from mailcarrier.transport.options import SessionOptions
 from mailcarrier.transport.records import (
@@ -127,6 +128,7 @@ class Session:
         # record "Out: ..." and "In: ..." lines in, or None (the default) to record nothing.
         self.history: list[str] | None = None
         self.protocol_errors = 0  # malformed or out-of-order replies seen
+        self.reads = ReplyDeadline(options)
 
     @property
     def peer_relay(self) -> str:
@@ -218,8 +220,8 @@ class Session:
                 event = self._ready_event()
                 if event is not None:
                     return event
-            stage = _stage(proto.next_in_flight)
-            proto.receive_data(await self.conn.read(self.options.timeout(stage), stage))
+            awaited = proto.next_in_flight
+            proto.receive_data(await self.reads.read(self.conn, awaited, _stage(awaited)))
 
     def _protocol_error(self, stage: Stage, exc: Exception) -> TransportError:
         self.broken = True
@@ -390,8 +392,11 @@ class Session:
         if type(chunks) is tuple and len(chunks) <= 1 and self.dot_delay <= 0:
             # A message encoded whole (ContentPlan.plain_chunks): with the dot in one write.
             batch = [self.proto.send_content(chunks[0])] if chunks and chunks[0] else []
+            size = len(batch[0]) if batch else 0
             if self._write_last(batch, result):
-                await self.conn.drain(self.options.timeout(Stage.DOT), Stage.DOT)
+                deadline = ContentDeadline(self.options)
+                deadline.sent(size)
+                await deadline.drain(self.conn, Stage.DOT, self.options.timeout(Stage.DOT))
         else:
             await self._send_content(chunks, result)
         if self.options.lmtp:
@@ -445,7 +450,7 @@ class Session:
         Small chunks are gathered up to WRITE_BATCH bytes (each write() of an idle asyncio
         transport is a send() system call), and the final dot rides with the last of them.
         """
-        timeout = self.options.timeout(Stage.BODY)
+        deadline = ContentDeadline(self.options)
         batch: list[bytes] = []
         batched = 0
         streamed = False
@@ -456,11 +461,12 @@ class Session:
             batched += len(chunk)
             if batched >= WRITE_BATCH:
                 self.conn.write(b"".join(batch), Stage.BODY)
+                deadline.sent(batched)
                 batch.clear()
                 batched = 0
                 streamed = True
                 if self.conn.must_drain:
-                    await self.conn.drain(timeout, Stage.BODY)
+                    await deadline.drain(self.conn, Stage.BODY)
         if streamed:
             # One turn of the event loop before the dot: a reply the server sent while the
             # content was going out (never the verdict) is then seen, and no dot is sent.
@@ -469,11 +475,14 @@ class Session:
             # PIX delay_dotcrlf: the final dot must not share a packet with the content.
             if batch:
                 self.conn.write(b"".join(batch), Stage.BODY)
+                deadline.sent(batched)
                 batch.clear()
-            await self.conn.drain(timeout, Stage.BODY)
+                batched = 0
+            await deadline.drain(self.conn, Stage.BODY)
             await asyncio.sleep(self.dot_delay)
         if self._write_last(batch, result):
-            await self.conn.drain(self.options.timeout(Stage.DOT), Stage.DOT)
+            deadline.sent(batched)
+            await deadline.drain(self.conn, Stage.DOT, self.options.timeout(Stage.DOT))
 
     async def _collect_dot(self, result: TransactionResult, position: dict[int, int]) -> None:
         """The reply (LMTP: the replies) to the end of the content. None of them counts
