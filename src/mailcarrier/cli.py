@@ -40,6 +40,7 @@ from mailcarrier.queue import (
     serve,
     submit_stream,
 )
+from mailcarrier.queue.addresses import check_address
 from mailcarrier.queue.ids import new_queue_id
 from mailcarrier.queue.names import QMGR
 from mailcarrier.queue.params import QueueParams
@@ -213,6 +214,10 @@ def _cmd_deliver(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stde
             hop, transport=args.transport, lmtp_tcp_port=settings.get_str("lmtp_tcp_port")
         )
     notify = Notify.parse(args.notify) if args.notify else Notify.NONE
+    # As sendmail: qualified with myorigin, checked before anything is read or sent (65).
+    myorigin = QueueParams(settings).myorigin()
+    sender = check_address(args.sender, what="sender", myorigin=myorigin, allow_null=True)
+    recipients = [check_address(r, what="recipient", myorigin=myorigin) for r in args.recipients]
     with contextlib.ExitStack() as stack:
         spool = stack.enter_context(tempfile.TemporaryFile(prefix="mailcarrier-"))
         if args.file == "-":
@@ -226,13 +231,13 @@ def _cmd_deliver(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stde
         request = DeliveryRequest(
             queue_id=new_queue_id(),
             nexthop=args.nexthop,
-            sender=args.sender,
-            recipients=tuple(Recipient(r, dsn_notify=notify) for r in args.recipients),
+            sender=sender,
+            recipients=tuple(Recipient(r, dsn_notify=notify) for r in recipients),
             content=spool,
             transport=args.transport,
             encoding="8bit" if eight_bit else "7bit",
             # RFC 6531 3.4 / RFC 6532 3.7: a UTF-8 local part or header needs SMTPUTF8.
-            smtputf8=envelope_needs_smtputf8((args.sender, *args.recipients))
+            smtputf8=envelope_needs_smtputf8((sender, *recipients))
             or (eight_bit and header_needs_smtputf8(spool, settings.get_int("header_size_limit"))),
             dsn_ret=args.ret,
             dsn_envid=args.envid,

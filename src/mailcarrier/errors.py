@@ -76,5 +76,10 @@ class UsageError(MailcarrierError):
     """Bad command-line or API arguments (exit 64)."""
 
 
+class AddressError(UsageError):
+    """An envelope address given to the API that is not one (RFC 5321 Mailbox; see
+    protocol/address.py): refused before anything is sent."""
+
+
 class DataError(MailcarrierError):
     """Bad input data: a malformed address, a message that cannot be read (exit 65)."""

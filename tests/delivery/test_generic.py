@@ -188,6 +188,22 @@ def test_unreadable_table_is_a_4_3_0_verdict(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "result", ["evil@example.com> NOTIFY=NEVER", "evil@exa mple.com", "x@[1.2.3.4] SIZE=1"]
+)
+def test_result_that_is_not_an_address_defers(tmp_path: Path, result: str) -> None:
+    """A table entry cannot add parameters to MAIL or RCPT: its result must be an address."""
+    (tmp_path / "generic").write_text(f"joe@local.example {result}\n")
+    settings = Settings.defaults().with_overrides(
+        {**BASE, "smtp_generic_maps": f"texthash:{tmp_path / 'generic'}"}
+    )
+    warnings: list[str] = []
+    mapper = GenericMapper(settings.for_transport("smtp"), warning=warnings.append)
+    verdict = mapper.envelope(_envelope(), "mx[192.0.2.1]", "4ABC")
+    assert verdict == Verdict(DEFERRED, "4.3.0", "local data error while talking to mx[192.0.2.1]")
+    assert any("joe@local.example" in w for w in warnings)
+
+
 # --- headers ------------------------------------------------------------------------------
 
 

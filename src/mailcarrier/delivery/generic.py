@@ -42,6 +42,7 @@ from mailcarrier.content.rfc822 import (
 )
 from mailcarrier.delivery.trouble import Verdict
 from mailcarrier.errors import MailcarrierError
+from mailcarrier.protocol.address import address_problem
 from mailcarrier.status import DeliveryStatus
 from mailcarrier.tables.base import TableError
 from mailcarrier.tables.maps import Maps
@@ -183,7 +184,15 @@ class GenericMapper:
         if not address:
             return address
         mapped = self.map_external(quote_local(address))
-        return address if mapped is None else unquote_local(mapped)
+        if mapped is None:
+            return address
+        internal = unquote_local(mapped)
+        problem = address_problem(internal)
+        if problem is not None:
+            # Never into MAIL or RCPT: a table entry must not be able to add parameters.
+            self.warning(f'{self.name} lookup of {address} returns bad address "{mapped}"')
+            raise GenericLookupError(self.name, address, f"result {problem}")
+        return internal
 
     # --- envelope ---------------------------------------------------------------------
     def envelope(self, envelope: Envelope, namaddr: str, queue_id: str = "") -> Envelope | Verdict:

@@ -3,18 +3,22 @@
 A request names a transport (smtp or lmtp), a next hop in the manual's destination syntax, an
 envelope sender (``""`` is the null sender ``<>``), recipients, and where the content is: a path
 (optionally a byte range inside a queue file) or an open binary stream. The content is never
-required to fit in memory. Validation here refuses envelope values that could inject commands.
+required to fit in memory. Validation here refuses envelope values that could inject commands
+or parameters: addresses must be addresses (protocol/address.py), other values free of CR,
+LF and NUL.
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from mailcarrier.errors import UsageError
+from mailcarrier.errors import AddressError, UsageError
+from mailcarrier.protocol.address import address_problem
 from mailcarrier.status import fast_init
 
 
@@ -66,6 +70,20 @@ def check_envelope_text(what: str, value: str) -> None:
         raise UsageError(f"{what} contains CR, LF or NUL: {value!r}")
 
 
+# The same senders and recipients come with request after request (a queue's, an
+# application's): each address is judged once. Bounded.
+_address_problem = functools.lru_cache(maxsize=4096)(address_problem)
+
+
+def check_envelope_address(what: str, address: str, *, null_ok: bool = False) -> None:
+    """Refuse what is not an envelope address (protocol/address.py): CR, LF or NUL as
+    `check_envelope_text` does, anything else as `AddressError`, before connecting."""
+    problem = _address_problem(address, null_ok=null_ok)
+    if problem is not None:
+        check_envelope_text(what, address)
+        raise AddressError(f"bad {what} syntax: {address!r} {problem}")
+
+
 @fast_init
 @dataclass(frozen=True, slots=True)
 class Recipient:
@@ -78,9 +96,9 @@ class Recipient:
     queue_offset: int = -1
 
     def __post_init__(self) -> None:
+        check_envelope_address("recipient address", self.address)
         # One scan of all the values; each is looked at alone only to say which one is bad.
-        if _has_line_break(self.address + self.orig_address + self.dsn_orcpt):
-            check_envelope_text("recipient address", self.address)
+        if _has_line_break(self.orig_address + self.dsn_orcpt):
             check_envelope_text("original recipient", self.orig_address)
             check_envelope_text("ORCPT", self.dsn_orcpt)
 
@@ -151,5 +169,6 @@ class DeliveryRequest:
             for what in ("name", "addr", "port", "proto", "helo"):
                 check_envelope_text(f"client {what}", getattr(self, f"client_{what}"))
             check_envelope_text("log ident", self.log_ident)
+        check_envelope_address("sender address", self.sender, null_ok=True)
         if self.rewrite_context not in ("", "local", "remote"):
             raise UsageError(f'bad rewrite context "{self.rewrite_context}" (want local or remote)')

@@ -3,8 +3,9 @@
 Each command is a frozen dataclass that knows its `Stage` and renders itself with `wire()`.
 MAIL and RCPT parameters (SIZE, BODY, SMTPUTF8, RET, ENVID, AUTH, NOTIFY, ORCPT) are included
 only when the caller asks for them; the session decides that from what the server announced.
-RFC 3461 xtext and RFC 5321 local-part quoting live here. Any CR, LF or NUL in a value is a
-`LocalProtocolError` before a byte is produced: no command injection through the envelope.
+RFC 3461 xtext lives here, RFC 5321 addresses and their quoting in address.py. Any CR, LF or
+NUL in a value, and any address that is not one (address.py), is a `LocalProtocolError`
+before a byte is produced: no command or parameter injection through the envelope.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from mailcarrier.errors import LocalProtocolError
+from mailcarrier.protocol.address import quote_address, wire_address
 from mailcarrier.protocol.stages import Stage
 from mailcarrier.status import fast_init
 
@@ -41,11 +43,6 @@ __all__ = [
 ]
 
 _FORBIDDEN: Final = re.compile(r"[\r\n\0]")
-# RFC 5321 4.1.2 atext; a Dot-string local part needs no quoting.
-# (Non-ASCII as a negated class: a \x80-\U0010ffff range inside the class took ~8 ms to
-# compile at every start.)
-_ATOM: Final = r"(?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]|[^\x00-\x7f])+"
-_DOT_STRING: Final = re.compile(rf"{_ATOM}(?:\.{_ATOM})*")
 _XTEXT_RE: Final = re.compile(r"\+([0-9A-Fa-f]{2})")
 
 
@@ -88,38 +85,22 @@ _WIRE_ADDRESSES: dict[str, str] = {}
 _WIRE_ADDRESSES_LIMIT: Final = 4096
 
 
-def _wire_address(what: str, address: str, quote: bool) -> str:
-    """`_check()` and `quote_address()` of an envelope address, remembered when quoting."""
-    if quote:
+def _wire_address(what: str, address: str, quote: bool, *, null_ok: bool = False) -> str:
+    """The address as it goes between the angle brackets (address.py), remembered when
+    quoting; anything that could carry more than the address is a `LocalProtocolError`."""
+    if quote and address:  # "" is the null sender only for MAIL: not remembered
         known = _WIRE_ADDRESSES.get(address)
         if known is not None:
             return known
-    _check(what, address)
-    quoted = quote_address(address, quote=quote)
-    if quote:
+    try:
+        wired = wire_address(address, quote=quote, null_ok=null_ok)
+    except ValueError as exc:
+        raise LocalProtocolError(f"{what} {exc}: {address!r}") from None
+    if quote and address:
         if len(_WIRE_ADDRESSES) >= _WIRE_ADDRESSES_LIMIT:
             _WIRE_ADDRESSES.clear()
-        _WIRE_ADDRESSES[address] = quoted
-    return quoted
-
-
-def quote_address(address: str, *, quote: bool = True) -> str:
-    """The address inside <...> as smtp_quote_rfc821_envelope does it.
-
-    The local part is quoted (RFC 5321 4.1.2 Quoted-string) when it is not a Dot-string,
-    e.g. ``a b@example.org`` -> ``"a b"@example.org``. The null sender stays empty.
-    """
-    if not address or not quote:
-        return address
-    local, at, domain = address.rpartition("@")
-    if not at:
-        local, domain = address, ""
-    if not local or _DOT_STRING.fullmatch(local):
-        return address
-    if local.startswith('"') and local.endswith('"') and len(local) >= 2:
-        return address
-    escaped = local.replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"' + (f"@{domain}" if at else "")
+        _WIRE_ADDRESSES[address] = wired
+    return wired
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +238,8 @@ class MailFrom(Command):
             _check("RET", self.ret)
         if self.envid:
             _check("ENVID", self.envid)
-        parts = [f"MAIL FROM:<{_wire_address('sender address', self.sender, self.quote)}>"]
+        sender = _wire_address("sender address", self.sender, self.quote, null_ok=True)
+        parts = [f"MAIL FROM:<{sender}>"]
         if self.size is not None:
             parts.append(f"SIZE={self.size}")
         if self.body:

@@ -4,7 +4,9 @@
 queue or raises DataError with one clear line. An address without a domain is qualified with
 `myorigin` as Postfix's cleanup does (``postmaster`` -> ``postmaster@$myorigin``); angle
 brackets are removed. The syntax accepted is RFC 5321's Mailbox (dot-atom or quoted-string
-local part; domain name or address literal), with UTF-8 allowed for SMTPUTF8.
+local part; domain name or address literal), with UTF-8 allowed for SMTPUTF8, and what
+passes is also an address the SMTP client can send (protocol/address.py). `mailcarrier
+deliver` checks its -f and -r arguments here too, as sendmail does.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import re
 from typing import Final
 
 from mailcarrier.errors import DataError
+from mailcarrier.protocol.address import address_problem
 
 __all__ = ["check_address", "is_ascii", "qualify"]
 
@@ -51,11 +54,17 @@ def check_address(address: str, *, what: str, myorigin: str, allow_null: bool = 
         raise DataError(f"bad {what} address syntax: {address!r}")
     if "@" not in text.rsplit('"', 1)[-1]:
         if not _LOCAL_ONLY.fullmatch(text):
-            raise DataError(f"bad {what} address syntax: <{text}>")
+            raise DataError(f"bad {what} address syntax: {_shown(text)}")
         text = qualify(text, myorigin)
-    if not _MAILBOX.fullmatch(text):
-        raise DataError(f"bad {what} address syntax: <{text}>")
+    if not _MAILBOX.fullmatch(text) or address_problem(text) is not None:
+        raise DataError(f"bad {what} address syntax: {_shown(text)}")
     return text
+
+
+def _shown(text: str) -> str:
+    """How an error names a bad address: ``<text>``, or Python's quoting of it when it
+    holds characters a terminal or a log reader would act on."""
+    return f"<{text}>" if text.isprintable() else repr(text)
 
 
 def is_ascii(text: str) -> bool:
