@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,7 @@ import pytest
 from mailcarrier.routing import resolver as dns_resolver
 from tests.peers import postfix_sink
 from tests.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler
+from tests.transport.scripted import ScriptedServer, StartScripted, Step
 
 
 @pytest.fixture(autouse=True)
@@ -78,3 +79,18 @@ def lmtp_sink(short_tmp: Path) -> Iterator[postfix_sink.SmtpSink]:
         yield sink
     finally:
         sink.stop()
+
+
+@pytest.fixture
+async def scripted() -> AsyncIterator[StartScripted]:
+    """A factory of scripted servers (tests/transport/scripted.py), stopped after the test."""
+    servers: list[ScriptedServer] = []
+
+    async def start(*scripts: list[Step], host: str = "127.0.0.1") -> ScriptedServer:
+        server = await ScriptedServer(*scripts, host=host).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        await server.stop()

@@ -65,7 +65,7 @@ def test_still_frozen_hashable_and_replaceable() -> None:
     assert hash(status) == hash(copy.copy(status))
     assert pickle.loads(pickle.dumps(status)) == status
     assert dataclasses.replace(status, dsn="2.1.5").dsn == "2.1.5"
-    assert status.delays == Delays() and status.relay == "none" and status.conn_use == 1
+    assert status.delays == Delays() and status.relay == "none" and status.conn_use == 0
     assert repr(status).startswith("RecipientStatus(address='a@example.org', status=")
 
 

@@ -162,7 +162,7 @@ class RecipientStatus:
     diagnostic: str
     relay: str = "none"
     delays: Delays = field(default_factory=Delays)
-    conn_use: int = 1
+    conn_use: int = 0  # 0: no connection was reached
     orig_address: str = ""
     # The RFC 3464 action. For a success: "relayed" when the next hop did not announce DSN
     # (a NOTIFY=SUCCESS notice is ours to send), "delivered" for final delivery (LMTP with

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import socket
 import struct
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -39,6 +40,7 @@ __all__ = [
     "Send",
     "SendForever",
     "Stall",
+    "StartScripted",
     "Step",
     "Trickle",
 ]
@@ -444,3 +446,7 @@ class ScriptedServer:
             pass
         finally:
             conn.log.sent_forever = sent
+
+
+# The `scripted` fixture (tests/conftest.py): start(*scripts, host=...) -> a running server.
+StartScripted = Callable[..., Awaitable[ScriptedServer]]

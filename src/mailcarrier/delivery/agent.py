@@ -229,7 +229,7 @@ class DeliveryAgent:
             Verdict(DeliveryStatus.DEFERRED, "4.3.5", "no destination to deliver to"), "none"
         )
         verdict = soften(last.verdict) if job.soft_bounce else last.verdict
-        self._mark_pending(job, verdict, last.relay)
+        self._mark_pending(job, verdict, last.relay, last.conn_use)
 
     def _tls_maker(self, job: Job, destination: str) -> Callable[[], TlsJob]:
         # Not a closure over `job`, which keeps the maker: no reference cycle per request.
@@ -386,7 +386,7 @@ class DeliveryAgent:
         options = quirks.session_options(job.options, peer, job.request.queue_id)
         if isinstance(options, Verdict):  # smtp_discard_ehlo_keyword_address_maps failed
             conn.abort()
-            self._server_failed(job, Leftover(options, peer.relay), final)
+            self._server_failed(job, Leftover(options, peer.relay, 1), final)
             return
         session = Session(conn, options)
         if self._transcript_classes:
@@ -408,7 +408,7 @@ class DeliveryAgent:
                 refused = await session.start()
             except TransportError as exc:
                 session.broken = True
-                self._server_failed(job, Leftover(transport_verdict(exc), peer.relay), final)
+                self._server_failed(job, Leftover(transport_verdict(exc), peer.relay, 1), final)
                 return
             if refused is not None:
                 verdict = handshake_verdict(
@@ -421,9 +421,9 @@ class DeliveryAgent:
                 if verdict.final:
                     # A hard refusal (5xx greeting without smtp_skip_5xx_greeting, 5xx to
                     # HELO) bounces now: only soft errors qualify for another server.
-                    self._mark_pending(job, verdict, peer.relay)
+                    self._mark_pending(job, verdict, peer.relay, 1)
                     return
-                self._server_failed(job, Leftover(verdict, peer.relay), final)
+                self._server_failed(job, Leftover(verdict, peer.relay, 1), final)
                 return
             notice = discard_notice(session.options.discard_keywords)
             if notice:
@@ -449,9 +449,9 @@ class DeliveryAgent:
             )
             if auth is not None:
                 if auth.final:  # Postfix smtp_sess_fail(): a hard error bounces at once
-                    self._mark_pending(job, auth, peer.relay)
+                    self._mark_pending(job, auth, peer.relay, 1)
                 else:
-                    self._server_failed(job, Leftover(auth, peer.relay), final)
+                    self._server_failed(job, Leftover(auth, peer.relay, 1), final)
                 return
             job.attempt.ready = self.clock()
             leftover = await self._transaction(job, session, peer, final)
@@ -515,9 +515,9 @@ class DeliveryAgent:
         if wrapper:
             session.broken = True  # no QUIT before the greeting: just close
         if tls.verdict.final:
-            self._mark_pending(job, tls.verdict, peer.relay)
+            self._mark_pending(job, tls.verdict, peer.relay, 1)
         else:
-            self._server_failed(job, Leftover(tls.verdict, peer.relay), final)
+            self._server_failed(job, Leftover(tls.verdict, peer.relay, 1), final)
         return True
 
     def _server_failed(self, job: Job, leftover: Leftover, final: bool) -> None:
@@ -526,10 +526,12 @@ class DeliveryAgent:
         if not final:
             self.log.info(job.process, f"{job.request.queue_id}: {leftover.verdict.diagnostic}")
 
-    def _mark_pending(self, job: Job, verdict: Verdict, relay: str) -> None:
+    def _mark_pending(self, job: Job, verdict: Verdict, relay: str, conn_use: int = 0) -> None:
+        """Mark every recipient still pending; `conn_use` 0 when no connection was reached."""
         now = self.clock()
+        delays = job.attempt.delays(now)
         for i in job.tracker.pending():
-            job.tracker.mark(i, verdict, relay=relay, delays=job.attempt.delays(now))
+            job.tracker.mark(i, verdict, relay=relay, delays=delays, conn_use=conn_use)
 
     async def _transaction(
         self, job: Job, session: Session, peer: Peer, final: bool, *, reset_first: bool = False

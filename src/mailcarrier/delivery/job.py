@@ -15,7 +15,7 @@ import io
 import os
 import tempfile
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import PurePath
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -254,6 +254,9 @@ class Job:
     destination: str = ""
     plan: ContentPlan | None = None  # content transforms (content/pipeline.py)
     generic: GenericMapper | None = None  # smtp_generic_maps (generic.py)
+    # Cached sessions this request took: one that could not serve it is not taken again
+    # under another key (reuse.py).
+    tried_sessions: set[object] = field(default_factory=set)
     # Makes the TLS state of the destination being tried (`tls`) when first asked for.
     _tls_maker: Callable[[], TlsJob] | None = None
     _tls_job: TlsJob | None = None

@@ -42,6 +42,9 @@ class Leftover:
 
     verdict: Verdict
     relay: str
+    # The connection's use count when a session was reached (1 for a new one); 0 when no
+    # connection was made (DNS, connect and pre-connect TLS failures).
+    conn_use: int = 0
 
 
 def orcpt_for(dsn_orcpt: str, orig_address: str) -> str:

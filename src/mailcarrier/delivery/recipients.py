@@ -64,7 +64,7 @@ class RecipientTracker:
         *,
         relay: str,
         delays: Delays,
-        conn_use: int = 1,
+        conn_use: int = 0,
         action: str = "",
     ) -> RecipientStatus:
         if self._status[index] is not None:

@@ -108,20 +108,31 @@ class SessionReuse:
         return f"{self.label(job, peer)}|addr:[{peer.address}]:{peer.port}"
 
     async def try_cached(self, job: Job, key: str) -> None:
-        """Deliver over cached sessions under `key` while any is alive and recipients remain.
+        """Deliver over a cached session under `key`, when one is alive.
 
         A parked session is checked with RSET (pipelined with the transaction when the
         server allows it); a dead or refusing one is dropped silently: it is not a delivery
-        failure, and the caller goes on to look up and connect as usual.
+        failure, and the next one under the key is tried. Every turn of the loop either
+        drops a session from the cache or ends it: a session that could not take the
+        message (it lacks SMTPUTF8 or 8BITMIME, a table failed, the server answered 4xx) is
+        not taken again for the same request, which goes on to look up and connect as usual
+        (before, such a session went back to the cache and was taken again at once, for
+        ever, without a byte of I/O).
         """
         agent = self._agent
         while key and agent.cache is not None and job.tracker.has_pending:
             session = agent.cache.take(key)
             if session is None:
                 return
+            if session in job.tried_sessions:
+                # This request already failed on it (under the other key): not again.
+                agent.cache.park(session, self._keys(job, session.conn.peer))
+                return
+            job.tried_sessions.add(session)
             peer = session.conn.peer
             job.tracker.tls_status = session.conn.tls_status
             job.attempt.ready = agent.clock()
+            leftover = None
             try:
                 # One transaction, checked with RSET first; a dead session marks nobody.
                 leftover = await run_transaction(
@@ -132,6 +143,8 @@ class SessionReuse:
             finally:
                 if not self.park_now(job, session, peer):
                     await self.release(job, session, peer)
+            if leftover is not None or not session.broken:
+                return  # served, or could not serve: either way not this session again
 
     def tls_reuse_allowed(self, job: Job, session: Session, peer: Peer) -> bool:
         """A TLS session is reused only with smtp_tls_connection_reuse or the policy's
@@ -150,10 +163,13 @@ class SessionReuse:
             and session.transactions > 0
         )
 
+    def _keys(self, job: Job, peer: Peer) -> tuple[str, str]:
+        return (job.dest_key, self.addr_key(job, peer))
+
     def _park(self, job: Job, session: Session, peer: Peer) -> bool:
         cache = self._agent.cache
         assert cache is not None  # _may_park()
-        return cache.park(session, (job.dest_key, self.addr_key(job, peer)))
+        return cache.park(session, self._keys(job, peer))
 
     def park_now(self, job: Job, session: Session, peer: Peer) -> bool:
         """`release()` without waiting, for the usual session that nothing else concerns

@@ -74,7 +74,7 @@ async def run_transaction(
     if job.generic is not None:  # smtp_generic_maps: see generic.py
         mapped = job.generic.envelope(envelope, peer.namaddr, job.request.queue_id)
         if isinstance(mapped, Verdict):
-            return Leftover(mapped, peer.relay)
+            return Leftover(mapped, peer.relay, conn_use)
         envelope = mapped
     # SMTPUTF8 (RFC 6531) or A-label domains: see smtputf8.py. An all-ASCII envelope
     # that asks for no SMTPUTF8 goes out as it is, whatever the server: skip the call
@@ -89,7 +89,7 @@ async def run_transaction(
         )
         if isinstance(utf8, Verdict):
             if not final:
-                return Leftover(utf8, peer.relay)
+                return Leftover(utf8, peer.relay, conn_use)
             for i in pending:
                 mark(i, soften(utf8) if job.soft_bounce else utf8)
             return None
@@ -102,7 +102,7 @@ async def run_transaction(
             eightbit = eightbitmime_verdict(plan, caps, peer.namaddr)
             if eightbit is not None:
                 if not final:
-                    return Leftover(eightbit, relay)
+                    return Leftover(eightbit, relay, conn_use)
                 for i in pending:
                     mark(i, soften(eightbit) if job.soft_bounce else eightbit)
                 return None
@@ -127,7 +127,7 @@ async def run_transaction(
             )
     if result.reset_failed:
         return None  # a dead cached session: nobody is marked, the caller goes on
-    return mark_transaction(
+    leftover = mark_transaction(
         result,
         pending,
         peer.namaddr,
@@ -137,6 +137,7 @@ async def run_transaction(
         final=final,
         mark=mark,
     )
+    return None if leftover is None else replace(leftover, conn_use=conn_use)
 
 
 def _ascii_addresses(envelope: Envelope) -> bool:
