@@ -4,7 +4,9 @@ Async first; each function has a blocking twin with the ``_sync`` suffix that ru
 event loop. Results are values (`DeliveryResult`), never exceptions for per-recipient
 outcomes; exceptions are for bad arguments (`UsageError`) and bad configuration
 (`ConfigError`). `submit()` puts a message into the durable queue (`queue_directory`) and
-returns its queue ID once it is on disk; `mailcarrier run` delivers it.
+returns its queue ID once it is on disk; `mailcarrier run` delivers it. A log sink passed
+in that is not one of log.py's gets its text made printable first (`printable_sink`), so
+nothing a peer sends can forge a line in whatever it writes to.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import BinaryIO
 from mailcarrier.config.settings import Settings
 from mailcarrier.delivery.agent import DeliveryAgent
 from mailcarrier.delivery.request import DeliveryRequest, Notify, Recipient
-from mailcarrier.log import LogSink
+from mailcarrier.log import LogSink, printable_sink
 from mailcarrier.queue.ids import new_queue_id
 from mailcarrier.queue.spool import open_spool
 from mailcarrier.queue.submit import SubmitOptions, submit_stream
@@ -32,7 +34,9 @@ async def deliver(
     request: DeliveryRequest, *, config: Settings | None = None, log: LogSink | None = None
 ) -> DeliveryResult:
     """Deliver one request to its next hop now, without a queue."""
-    agent = DeliveryAgent(config if config is not None else Settings.defaults(), log=log)
+    settings = config if config is not None else Settings.defaults()
+    log = printable_sink(log, utf8=settings.get_bool("smtputf8_enable"))
+    agent = DeliveryAgent(settings, log=log)
     return await agent.deliver(request)
 
 
@@ -95,6 +99,7 @@ def submit_sync(
     import io
 
     settings = config if config is not None else Settings.defaults()
+    log = printable_sink(log, utf8=settings.get_bool("smtputf8_enable"))
     options = SubmitOptions(
         sender=sender,
         recipients=tuple(recipients),

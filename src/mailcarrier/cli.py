@@ -4,7 +4,9 @@
 
 Each command returns a sysexits code: 0 success, 64 usage, 65 bad input data, 69 a recipient
 bounced (none deferred), 75 a recipient deferred, 78 configuration error. Errors are one line
-naming what was wrong; no traceback reaches a user.
+naming what was wrong; no traceback reaches a user. What it prints that came from outside
+(error and warning lines quoting values, log lines, JSON) is made printable or JSON-safe
+(printable.py): no argument, file name or reply can forge a line or break a JSON parser.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from mailcarrier.delivery.request import DeliveryRequest, Notify, Recipient
 from mailcarrier.delivery.smtputf8 import envelope_needs_smtputf8, header_needs_smtputf8
 from mailcarrier.errors import ConfigError, DataError, MailcarrierError, UsageError
 from mailcarrier.log import LogSink, StreamLog, SyslogLog
+from mailcarrier.printable import printable
 from mailcarrier.queue import (
     Controls,
     QueueAdmin,
@@ -109,6 +112,11 @@ def _build_parser() -> _Parser:
 _PASSTHROUGH = ("conf", "map")
 
 
+def _say(stderr: TextIO, text: str) -> None:
+    """One line of the command's own on stderr, made printable (it may quote a value)."""
+    stderr.write(f"{PROG}: {printable(text)}\n")
+
+
 def _split_command(argv: list[str]) -> tuple[list[str], list[str]]:
     """Split ``[-c DIR] [-o N=V]... COMMAND ARGS...`` at the command word."""
     i = 0
@@ -137,7 +145,7 @@ def _parse_overrides(items: Sequence[str]) -> dict[str, str]:
 def _load_settings(args: argparse.Namespace, stderr: TextIO) -> Settings:
     settings = Settings.load(args.config_dir, _parse_overrides(args.overrides))
     for warning in settings.warnings:
-        stderr.write(f"{PROG}: warning: {warning}\n")
+        _say(stderr, f"warning: {warning}")
     return settings
 
 
@@ -161,14 +169,15 @@ def _make_log(
     hostname = settings.get_str("myhostname")
     name = settings.get_str("syslog_name")
     maillog = settings.get_str("maillog_file")
-    sinks: list[LogSink] = [StreamLog(stderr, hostname=hostname, syslog_name=name)]
+    utf8 = settings.get_bool("smtputf8_enable")  # Postfix's util_utf8_enable
+    sinks: list[LogSink] = [StreamLog(stderr, hostname=hostname, syslog_name=name, utf8=utf8)]
     if daemon and maillog and maillog != "/dev/stderr":
         sinks = []
     if daemon and not maillog and SyslogLog.available():
         # As Postfix's daemons: to syslog when no maillog_file is set (and to stderr, for a
         # run in the foreground).
         try:
-            sinks.append(SyslogLog(name, settings.get_str("syslog_facility")))
+            sinks.append(SyslogLog(name, settings.get_str("syslog_facility"), utf8=utf8))
         except ValueError as exc:
             raise ConfigError(
                 f"parameter syslog_facility: {exc}",
@@ -187,7 +196,9 @@ def _make_log(
                     parameter="maillog_file",
                     value=maillog,
                 ) from exc
-        sinks.append(StreamLog(stream, hostname=hostname, syslog_name=name, buffered=daemon))
+        sinks.append(
+            StreamLog(stream, hostname=hostname, syslog_name=name, buffered=daemon, utf8=utf8)
+        )
     return sinks[0] if len(sinks) == 1 else _Tee(sinks)
 
 
@@ -286,19 +297,19 @@ def run(
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
     except UsageError as exc:
-        stderr.write(f"{PROG}: fatal: {exc}\n")
+        _say(stderr, f"fatal: {exc}")
         return EX_USAGE
     except ConfigError as exc:
-        stderr.write(f"{PROG}: fatal: {exc}\n")
+        _say(stderr, f"fatal: {exc}")
         return EX_CONFIG
     except DataError as exc:
-        stderr.write(f"{PROG}: fatal: {exc}\n")
+        _say(stderr, f"fatal: {exc}")
         return EX_DATAERR
     except QueueBusyError as exc:  # try again later, as sysexits means it
-        stderr.write(f"{PROG}: fatal: {exc}\n")
+        _say(stderr, f"fatal: {exc}")
         return EX_TEMPFAIL
     except MailcarrierError as exc:
-        stderr.write(f"{PROG}: fatal: {exc}\n")
+        _say(stderr, f"fatal: {exc}")
         return EX_SOFTWARE
     except KeyboardInterrupt:
         stderr.write(f"{PROG}: interrupted\n")
@@ -465,7 +476,8 @@ def _cmd_queue(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr
                 for entry in admin.list_queue():
                     stdout.write(json.dumps(entry.to_json()) + "\n")
             else:
-                stdout.write(format_mailq(admin.list_queue()))
+                utf8 = settings.get_bool("smtputf8_enable")
+                stdout.write(format_mailq(admin.list_queue(), utf8=utf8))
             stdout.flush()
             return 0
         if args.action == "flush":

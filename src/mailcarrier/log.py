@@ -8,6 +8,12 @@ feature status, tls/features.py) before ``dsn=`` when a TLS policy was applied.
 `syslog_prefix()` renders the
 ``Mon DD HH:MM:SS host name/smtp[pid]: `` prefix of maillog_file lines. Sinks are objects with
 `info()` and `warning()`; which sink is used is decided by cli.py, nobody else.
+
+Text given to a sink may hold anything a peer or a user sent (reply text, addresses, host
+names, file names): the sinks here pass every line through `printable()` (printable.py) at
+their output, once, as Postfix's msg_output.c does, so no byte can end a line early, forge
+another or reach a terminal as a control sequence. `printable_sink()` gives a sink of
+someone else's the same guarantee (the API wraps what its callers pass).
 """
 
 from __future__ import annotations
@@ -19,16 +25,19 @@ import time
 from collections.abc import Callable
 from typing import Protocol, TextIO
 
+from mailcarrier.printable import printable
 from mailcarrier.status import RecipientStatus
 
 __all__ = [
     "LogSink",
     "MemoryLog",
     "NullLog",
+    "PrintableLog",
     "StreamLog",
     "SyslogLog",
     "delivery_line",
     "format_delay",
+    "printable_sink",
     "syslog_prefix",
 ]
 
@@ -93,7 +102,9 @@ def _stamp(when: float, hostname: str, syslog_name: str) -> str:
 
 
 class LogSink(Protocol):
-    """Where log lines go. `process` is Postfix's process name (smtp, lmtp, qmgr, ...)."""
+    """Where log lines go. `process` is Postfix's process name (smtp, lmtp, qmgr, ...).
+
+    `text` is raw: a sink that writes it anywhere makes it printable first (see above)."""
 
     def info(self, process: str, text: str) -> None: ...
 
@@ -109,16 +120,18 @@ class NullLog:
 
 
 class MemoryLog:
-    """Collects (level, process, text) tuples; for tests and the API's callers."""
+    """Collects (level, process, text) tuples, made printable; for tests and the API's
+    callers."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, utf8: bool = True) -> None:
         self.records: list[tuple[str, str, str]] = []
+        self.utf8 = utf8
 
     def info(self, process: str, text: str) -> None:
-        self.records.append(("info", process, text))
+        self.records.append(("info", printable(process), printable(text, utf8=self.utf8)))
 
     def warning(self, process: str, text: str) -> None:
-        self.records.append(("warning", process, text))
+        self.records.append(("warning", printable(process), printable(text, utf8=self.utf8)))
 
     @property
     def lines(self) -> list[str]:
@@ -137,10 +150,13 @@ class StreamLog:
         clock: Callable[[], float] = time.time,
         pid: int | None = None,
         buffered: bool = False,
+        utf8: bool = True,
     ) -> None:
         self.stream = stream if stream is not None else sys.stderr
-        self.hostname = hostname
-        self.syslog_name = syslog_name
+        # utf8: smtputf8_enable (Postfix's util_utf8_enable): keep valid UTF-8 in lines.
+        self.utf8 = utf8
+        self.hostname = printable(hostname, utf8=utf8)
+        self.syslog_name = printable(syslog_name, utf8=utf8)
         self.clock = clock
         self.pid = os.getpid() if pid is None else pid
         # buffered: inside an event loop, lines are flushed once per loop turn (a busy queue
@@ -157,7 +173,8 @@ class StreamLog:
             # The time stamp changes once a second: render it once, not once per line.
             self._second = second
             self._stamp = _stamp(when, self.hostname, self.syslog_name)
-        self.stream.write(f"{self._stamp}{process}[{self.pid}]: {text}\n")
+        text = printable(text, utf8=self.utf8)
+        self.stream.write(f"{self._stamp}{printable(process)}[{self.pid}]: {text}\n")
         if not self.buffered:
             self.stream.flush()
             return
@@ -191,11 +208,14 @@ class SyslogLog:
 
     PATH = "/dev/log"
 
-    def __init__(self, syslog_name: str = "postfix", facility: str = "mail") -> None:
+    def __init__(
+        self, syslog_name: str = "postfix", facility: str = "mail", *, utf8: bool = True
+    ) -> None:
         import syslog
 
         self._syslog = syslog
-        self.syslog_name = syslog_name
+        self.utf8 = utf8
+        self.syslog_name = printable(syslog_name, utf8=utf8)
         code = getattr(syslog, f"LOG_{facility.upper()}", None)
         if not isinstance(code, int):
             raise ValueError(f"unknown syslog facility {facility!r}")
@@ -207,14 +227,40 @@ class SyslogLog:
         return os.path.exists(cls.PATH)
 
     def _write(self, priority: int, process: str, text: str) -> None:
-        ident = f"{self.syslog_name}/{process}"
+        ident = f"{self.syslog_name}/{printable(process)}"
         if ident != self._ident:  # openlog only sets the identity: cheap
             self._syslog.openlog(ident, self._syslog.LOG_PID, self.facility)
             self._ident = ident
-        self._syslog.syslog(priority, text)
+        # printable() also keeps NUL out: syslog(3) would cut the line there (and
+        # Python's syslog module refuses it with ValueError).
+        self._syslog.syslog(priority, printable(text, utf8=self.utf8))
 
     def info(self, process: str, text: str) -> None:
         self._write(self._syslog.LOG_INFO, process, text)
 
     def warning(self, process: str, text: str) -> None:
         self._write(self._syslog.LOG_WARNING, process, "warning: " + text)
+
+
+class PrintableLog:
+    """Wraps a sink that does not make its text printable itself (someone else's)."""
+
+    def __init__(self, sink: LogSink, *, utf8: bool = True) -> None:
+        self.sink = sink
+        self.utf8 = utf8
+
+    def info(self, process: str, text: str) -> None:
+        self.sink.info(printable(process), printable(text, utf8=self.utf8))
+
+    def warning(self, process: str, text: str) -> None:
+        self.sink.warning(printable(process), printable(text, utf8=self.utf8))
+
+
+_PRINTABLE_SINKS: tuple[type, ...] = (NullLog, MemoryLog, StreamLog, SyslogLog, PrintableLog)
+
+
+def printable_sink(sink: LogSink | None, *, utf8: bool = True) -> LogSink | None:
+    """`sink` as it is when it is one of ours (they make text printable), else wrapped."""
+    if sink is None or type(sink) in _PRINTABLE_SINKS:
+        return sink
+    return PrintableLog(sink, utf8=utf8)

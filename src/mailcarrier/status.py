@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
+from mailcarrier.printable import json_safe
+
 __all__ = [
     "ACTION_FORWARDED",
     "EX_CONFIG",
@@ -178,16 +180,19 @@ class RecipientStatus:
         return self.delays.total
 
     def to_json(self) -> dict[str, object]:
-        return {
-            "address": self.address,
-            "status": self.status.value,
-            "dsn": self.dsn,
-            "relay": self.relay,
-            "diagnostic": self.diagnostic,
-            "delay": round(self.delay, 6),
-            "delays": self.delays.as_list(),
-            "conn_use": self.conn_use,
-        }
+        """The JSON object of `deliver --json`; strings are JSON-safe (printable.py)."""
+        return json_safe(
+            {
+                "address": self.address,
+                "status": self.status.value,
+                "dsn": self.dsn,
+                "relay": self.relay,
+                "diagnostic": self.diagnostic,
+                "delay": round(self.delay, 6),
+                "delays": self.delays.as_list(),
+                "conn_use": self.conn_use,
+            }
+        )
 
 
 @fast_init
@@ -199,7 +204,10 @@ class DeliveryResult:
     recipients: tuple[RecipientStatus, ...]
 
     def to_json(self) -> dict[str, object]:
-        return {"queue_id": self.queue_id, "recipients": [r.to_json() for r in self.recipients]}
+        return {
+            "queue_id": json_safe(self.queue_id),
+            "recipients": [r.to_json() for r in self.recipients],
+        }
 
     @property
     def exit_code(self) -> int:

@@ -87,6 +87,27 @@ def test_json(conf_dir: Path) -> None:
     assert set(json.loads(out)) == set(PARAMS) | {"custom_unused"}
 
 
+def test_json_and_warnings_with_bytes_that_are_not_utf8(tmp_path: Path) -> None:
+    """main.cf is bytes to Postfix: a value that is not UTF-8 still gives JSON a strict
+    parser reads (U+FFFD), and a warning quoting a name stays one printable line."""
+    (tmp_path / "main.cf").write_bytes(b"mail_name = Post\xfffix\ncustom_x = a\x1bb\n")
+    code, out, err = _run(["--json", "-n"], tmp_path)
+    assert code == 0
+    data = json.loads(out)
+    json.dumps(data, ensure_ascii=False).encode("utf-8")  # strict: no lone surrogate
+    assert data == {"mail_name": "Post\ufffdfix", "custom_x": "a\x1bb"}
+    assert err == f"mailcarrier: warning: {tmp_path}/main.cf:2: unused parameter: custom_x=a?b\n"
+    (tmp_path / "main.cf").write_bytes(b"custom\x1b[2J = 1\n")
+    code, _, err = _run(["-n"], tmp_path)
+    assert (code, err) == (
+        78,
+        f'mailcarrier: fatal: {tmp_path}/main.cf:1: bad parameter name: "custom?[2J"\n',
+    )
+    (tmp_path / "main.cf").write_bytes(b"")
+    code, _, err = _run(["no_such\x1b[2J"], tmp_path)
+    assert (code, err) == (0, "mailcarrier: warning: no_such?[2J: unknown parameter\n")
+
+
 def test_edit(conf_dir: Path) -> None:
     code, out, err = _run(["-e", "relayhost=[new]:25", "smtp_connect_timeout = 10s"], conf_dir)
     assert (code, out, err) == (0, "", "")

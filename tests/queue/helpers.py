@@ -46,10 +46,14 @@ class FakeAgent:
     """Marks each recipient with `verdict(address)`; counts concurrent deliveries."""
 
     def __init__(
-        self, verdict: Callable[[str], Verdict] = lambda _a: SENT, action: str = ""
+        self,
+        verdict: Callable[[str], Verdict] = lambda _a: SENT,
+        action: str = "",
+        relay: str = "mx.example[192.0.2.1]:25",
     ) -> None:
         self.verdict = verdict
         self.action = action
+        self.relay = relay
         self.requests: list[DeliveryRequest] = []
         self.running = 0
         self.peak = 0
@@ -71,9 +75,7 @@ class FakeAgent:
             out = []
             for i, r in enumerate(request.recipients):
                 status, dsn, diag = self.verdict(r.address)
-                relay = (
-                    "mx.example[192.0.2.1]:25" if status is not DeliveryStatus.DEFERRED else "none"
-                )
+                relay = self.relay if status is not DeliveryStatus.DEFERRED else "none"
                 st = RecipientStatus(r.address, status, dsn, diag, relay, action=self.action)
                 if on_status is not None:
                     on_status(i, st)

@@ -6,8 +6,12 @@ import email
 import email.message
 import email.policy
 import io
+import tempfile
 from pathlib import Path
 from typing import cast
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mailcarrier.config.settings import Settings
 from mailcarrier.delivery.request import Notify
@@ -16,8 +20,9 @@ from mailcarrier.queue.notices import diagnostic_code, remote_mta
 from mailcarrier.queue.scheduler import QueueManager
 from mailcarrier.queue.spool import Spool
 from mailcarrier.queue.submit import SubmitOptions, submit_stream
-from mailcarrier.status import ACTION_FORWARDED
-from tests.queue.helpers import BOUNCE, DEFER, SENT, FakeAgent, FakeClock, Verdict, settings
+from mailcarrier.status import ACTION_FORWARDED, DeliveryStatus
+from tests.queue.helpers import BOUNCE, DEFER, SENT, FakeAgent, FakeClock, Verdict
+from tests.queue.helpers import settings as queue_settings
 
 BODY = b"From: s@example.org\nSubject: original\n\nthe original body\n"
 
@@ -30,15 +35,18 @@ def _notice(
     ret: str = "",
     envid: str = "",
     action: str = "",
+    relay: str = "mx.example[192.0.2.1]:25",
     **over: str,
 ) -> tuple[email.message.Message, list[str]]:
     """Submit, deliver with `verdict` for a@example.net; the sender's notice is deferred
     (so it stays in the queue) and returned parsed."""
     clock = FakeClock()
     log = MemoryLog()
-    cfg: Settings = settings(tmp_path, **over)
+    cfg: Settings = queue_settings(tmp_path, **over)
     sp = Spool(tmp_path, clock=clock, log=log).ensure()
-    agent = FakeAgent(lambda a: verdict if a == "a@example.net" else DEFER, action=action)
+    agent = FakeAgent(
+        lambda a: verdict if a == "a@example.net" else DEFER, action=action, relay=relay
+    )
     opts = SubmitOptions(
         sender="s@example.org", recipients=("a@example.net",), notify=notify, ret=ret, envid=envid
     )
@@ -144,7 +152,7 @@ def test_delivered_action_for_final_delivery(tmp_path: Path) -> None:
 
 async def test_delay_notice(tmp_path: Path) -> None:
     clock = FakeClock()
-    cfg = settings(tmp_path, delay_warning_time="1h")
+    cfg = queue_settings(tmp_path, delay_warning_time="1h")
     sp = Spool(tmp_path, clock=clock).ensure()
     opts = SubmitOptions(sender="s@example.org", recipients=("a@example.net",))
     qid = submit_stream(io.BytesIO(BODY), opts, settings=cfg, spool=sp, clock=clock)
@@ -179,3 +187,93 @@ def test_helpers() -> None:
     assert remote_mta("mx.example[192.0.2.1]:25") == "mx.example"
     assert remote_mta("none") == ""
     assert diagnostic_code("connect to x: refused") == "X-Postfix; connect to x: refused"
+
+
+NOTICE_HEADERS = [
+    "From",
+    "Subject",
+    "To",
+    "Auto-Submitted",
+    "Date",
+    "Message-Id",
+    "MIME-Version",
+    "Content-Type",
+    "Content-Transfer-Encoding",
+]
+PER_MESSAGE = ["Reporting-MTA", "X-Postfix-Queue-ID", "X-Postfix-Sender", "Arrival-Date"]
+PER_RECIPIENT = [
+    "Final-Recipient",
+    "Action",
+    "Status",
+    "Remote-MTA",
+    "Diagnostic-Code",
+    "Last-Attempt-Date",
+]
+# A stored diagnostic can hold anything: line breaks, a fake boundary, escapes, NUL, C1.
+HOSTILE_DIAG = (
+    "host mx.example[192.0.2.1] said: 550 5.1.1 no\r\nBcc: x@y\n\n--x\x00\x1b[2J\x7f"
+    " é \\xff \x85 (in reply to RCPT TO command)"
+)
+CLEAN_REPLY = "550 5.1.1 no??Bcc: x@y??--x??[2J? é \\xff ?"
+
+
+def _field(entity: email.message.Message, name: str) -> str:
+    """A field's value as written (UTF-8), whatever the parser made of 8-bit text."""
+    for key, value in entity.raw_items():
+        if key.lower() == name.lower():
+            return str(value).encode("utf-8", "surrogateescape").decode("utf-8")
+    raise KeyError(name)
+
+
+def test_hostile_values_cannot_break_the_notice(tmp_path: Path) -> None:
+    verdict = (DeliveryStatus.BOUNCED, "5.1.1", HOSTILE_DIAG)
+    msg, lines = _notice(
+        tmp_path,
+        verdict,
+        envid="ENV-1",
+        relay="mx\x1b\n.example[192.0.2.1]:25",
+        myhostname="mc\x1b\x85.example",
+        mail_name="Post\x1bfix",
+    )
+    assert msg.keys() == NOTICE_HEADERS
+    assert msg["From"] == "MAILER-DAEMON@mc??.example (Mail Delivery System)"
+    assert msg["To"] == "s@example.org"
+    assert msg["Message-Id"].endswith("@mc??.example>")
+    assert msg.get_param("boundary").endswith("/mc??.example")  # type: ignore[union-attr]
+    text_part = _parts(msg)[0]
+    assert text_part.keys() == ["Content-Description", "Content-Type"]
+    text = cast("bytes", text_part.get_payload(decode=True)).decode()
+    assert text.splitlines()[0] == "This is the mail system at host mc??.example (Post?fix)."
+    assert text.splitlines()[-1] == (
+        f"<a@example.net>: host mx.example[192.0.2.1] said: {CLEAN_REPLY}"
+        " (in reply to RCPT TO command)"
+    )
+    returned, blocks = _report(msg)
+    assert len(blocks) == 2
+    assert blocks[0].keys() == [*PER_MESSAGE, "Original-Envelope-Id"]
+    assert blocks[0]["Reporting-MTA"] == "dns; mc??.example"
+    assert blocks[1].keys() == PER_RECIPIENT
+    assert blocks[1]["Remote-MTA"] == "dns; mx??.example"
+    assert _field(blocks[1], "Diagnostic-Code") == f"smtp; {CLEAN_REPLY}"
+    assert _parts(returned)[0]["Subject"] == "original"
+    assert any("sender non-delivery notification" in line for line in lines)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(reply=st.binary(max_size=120))
+def test_any_reply_bytes_keep_the_notice_structure(tmp_path: Path, reply: bytes) -> None:
+    """Whatever the server said (decoded as the reply parser decodes it), the notice has
+    the same headers, parts and fields, and the reply is in the Diagnostic-Code."""
+    text = reply.decode("utf-8", "backslashreplace")
+    diag = f"host mx.example[192.0.2.1] said: 550 {text} (in reply to RCPT TO command)"
+    with tempfile.TemporaryDirectory(dir=tmp_path) as tmp:
+        msg, _ = _notice(Path(tmp), (DeliveryStatus.BOUNCED, "5.1.1", diag))
+    assert msg.keys() == NOTICE_HEADERS
+    _returned, blocks = _report(msg)
+    assert [b.keys() for b in blocks] == [PER_MESSAGE, PER_RECIPIENT]
+    masked = "".join(
+        "?" if ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or c in "\u2028\u2029" else c for c in text
+    )
+    assert _field(blocks[1], "Diagnostic-Code") == f"smtp; 550 {masked}"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
+import email.utils
 import io
 import os
 from pathlib import Path
@@ -154,3 +157,75 @@ def test_smtputf8_flag(tmp_path: Path, sender: str, rcpt: str, data: bytes, expe
     # domains alone do not (the client can send them as A-labels).
     sp, qid = _submit(tmp_path, data, sender=sender, recipients=(rcpt,))
     assert sp.read("incoming", qid).envelope.smtputf8 is expected
+
+
+def _header_fields(content: bytes) -> list[tuple[str, str]]:
+    msg = email.message_from_bytes(content, policy=email.policy.compat32)
+    return [(name, str(value)) for name, value in msg.items()]
+
+
+@pytest.mark.parametrize(
+    ("full_name", "from_line"),
+    [
+        (
+            "Sam\r\nBcc: victim@example.net",
+            b'From: "Sam Bcc: victim@example.net" <s@example.org>\n',
+        ),
+        ("Sam\nSubject: forged\n\nbody", b'From: "Sam Subject: forged body" <s@example.org>\n'),
+        ("Sam\x1b[2J\x00\x7fX", b'From: "Sam [2J X" <s@example.org>\n'),
+        ('Sam "Q" <q@x>, (c)', b'From: "Sam \\"Q\\" <q@x>, (c)" <s@example.org>\n'),
+        ("Jörg\r\n Müller", b"From: =?utf-8?b?SsO2cmcgTcO8bGxlcg==?= <s@example.org>\n"),
+    ],
+)
+def test_full_name_is_one_clean_from_header(
+    tmp_path: Path, full_name: str, from_line: bytes
+) -> None:
+    sp, qid = _submit(
+        tmp_path,
+        b"Subject: hi\n\nbody\n",
+        sender="s@example.org",
+        recipients=("r@example.net",),
+        full_name=full_name,
+    )
+    content = _content(sp, qid)
+    assert content.startswith(from_line)
+    fields = _header_fields(content)
+    assert [name for name, _ in fields] == ["From", "Date", "Message-Id", "Subject"]
+    assert fields[2][1] == f"<{qid}@mc.example>"
+    assert email.utils.parsedate_to_datetime(fields[1][1]) is not None
+    assert content.endswith(b"\nSubject: hi\n\nbody\n")
+
+
+def test_myhostname_cannot_break_the_message_id(tmp_path: Path) -> None:
+    """main.cf refuses CR, LF and NUL in a value; other control characters get this far."""
+    sp = spool(tmp_path)
+    cfg = settings(tmp_path, myhostname="mc\x1b\x85.example")
+    opts = SubmitOptions(sender="s@example.org", recipients=("r@example.net",))
+    qid = submit_stream(io.BytesIO(b"\nbody\n"), opts, settings=cfg, spool=sp)
+    fields = _header_fields(_content(sp, qid))
+    assert fields[2] == ("Message-Id", f"<{qid}@mc??.example>")
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"recipients": ('"a\x1bb"@example.net',)},
+        {"recipients": ('"a\tb"@example.net',)},
+        {"recipients": ("a\x85b@example.net",)},
+        {"recipients": ("a\udcffb@example.net",)},
+        {"recipients": ("r@example.net",), "sender": '"s\x7f"@example.org'},
+        {"recipients": ("r@example.net",), "envid": "E\x1b1"},
+        {"recipients": ("r@example.net",), "envid": "Eé"},
+        {"recipients": ("r@example.net",), "envid": "E" * 101},
+    ],
+)
+def test_control_characters_in_envelope_values_are_refused(
+    tmp_path: Path, kw: dict[str, object]
+) -> None:
+    """Addresses and ENVID end up in notice headers and log lines: refused at the door
+    (RFC 5321 4.1.2 qtextSMTP; RFC 3461 4.4 ENVID), with a printable message."""
+    kw.setdefault("sender", "s@example.org")
+    with pytest.raises(DataError) as info:
+        _submit(tmp_path, b"Subject: x\n\nhi\n", **kw)
+    assert str(info.value).isprintable()
+    assert os.listdir(tmp_path / "incoming") == []

@@ -172,3 +172,32 @@ def test_auth_lines_never_carry_credentials() -> None:
     )
     session._record_out(AuthResponse("c2VjcmV0"), b"c2VjcmV0\r\n")
     assert session.history == ["Out: EHLO mc.example", "Out: AUTH PLAIN ...", "Out: ..."]
+
+
+def test_hostile_peer_and_names_cannot_break_the_headers(tmp_path: Path) -> None:
+    """The peer's name comes from DNS, myhostname and mail_name from main.cf (which refuses
+    only CR, LF and NUL): none of them can end a header or start a transcript line."""
+    clock = FakeClock()
+    spool = Spool(tmp_path, clock=clock, log=MemoryLog()).ensure()
+    cfg = settings(tmp_path, notify_classes="protocol", myhostname="mc\x1b.example")
+    cfg = cfg.with_overrides({"mail_name": "Post\x85fix"})
+    peer = "mx\r\nBcc: x@y\x00.example[192.0.2.1]:25"
+    lines = ("In: 220 ok\r\x1b[2J", "In: 550 5.1.1 \x00\x7f é \\xff")
+    TranscriptNotifier(spool, QueueParams(cfg), MemoryLog(), clock)(
+        _transcript(peer=peer, lines=lines)
+    )
+    (qid,) = spool.ids("incoming")
+    message = spool.read("incoming", qid)
+    with open(message.path, "rb") as f:
+        f.seek(message.envelope.content_offset)
+        data = f.read(message.envelope.size)
+    parsed = email.message_from_bytes(data, policy=policy.compat32)
+    assert parsed.keys() == ["From", "To", "Subject", "Auto-Submitted", "Date", "Message-Id"]
+    assert parsed["From"] == "MAILER-DAEMON@mc?.example (Mail Delivery System)"
+    assert (
+        parsed["Subject"] == "Post?fix SMTP client: errors from mx??Bcc: x@y?.example[192.0.2.1]:25"
+    )
+    assert parsed["Message-Id"] == f"<{qid}@mc?.example>"
+    body = data.decode("utf-8").split("\n\n", 1)[1].splitlines()
+    assert body[0] == "Unexpected response from mx??Bcc: x@y?.example[192.0.2.1]:25."
+    assert body[4:6] == [" In: 220 ok??[2J", " In: 550 5.1.1 ?? é \\xff"]

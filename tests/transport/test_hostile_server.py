@@ -17,6 +17,7 @@ import mailcarrier
 from mailcarrier import DeliveryStatus, UsageError
 from mailcarrier.delivery.request import DeliveryRequest, Recipient
 from mailcarrier.log import MemoryLog
+from mailcarrier.printable import printable
 from tests.transport.conftest import StartScripted
 from tests.transport.helpers import (
     DATA,
@@ -93,7 +94,8 @@ async def test_garbage_reply_defers(
     assert "malformed reply line" in r.diagnostic
     # After a protocol error nothing more is said: no QUIT into a desynchronised stream.
     assert server.conn.captured["rest"] == b""
-    assert log.lines[-1].endswith(f"status=deferred ({r.diagnostic})")
+    # The log line shows the diagnostic with non-printable bytes replaced (log.py).
+    assert log.lines[-1].endswith(f"status=deferred ({printable(r.diagnostic)})")
 
 
 # --- unbounded input --------------------------------------------------------------------------

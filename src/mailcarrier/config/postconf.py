@@ -32,6 +32,7 @@ from mailcarrier.config.params import PARAMS
 from mailcarrier.config.parser import NAME_RE, parse_main_cf
 from mailcarrier.config.settings import Settings
 from mailcarrier.errors import ConfigError, UsageError
+from mailcarrier.printable import json_safe, printable
 
 EX_OK, EX_USAGE, EX_CONFIG = 0, 64, 78
 PROG = "mailcarrier"
@@ -102,7 +103,7 @@ def _names(opts: _Options, settings: Settings, stderr: TextIO) -> list[str]:
         if name in PARAMS or ("d" not in opts.flags and settings.is_set(name)):
             known.append(name)
         else:
-            print(f"{PROG}: warning: {name}: unknown parameter", file=stderr)
+            print(printable(f"{PROG}: warning: {name}: unknown parameter"), file=stderr)
     return known
 
 
@@ -118,7 +119,9 @@ def _rows(opts: _Options, settings: Settings, stderr: TextIO) -> list[tuple[str,
 def _show(opts: _Options, settings: Settings, stdout: TextIO, stderr: TextIO) -> None:
     rows = _rows(opts, settings, stderr)
     if opts.json:
-        json.dump(dict(rows), stdout, indent=2)
+        # main.cf is read with surrogateescape: bytes that are not UTF-8 must not reach
+        # the JSON as lone surrogates (json_safe makes them U+FFFD).
+        json.dump(json_safe(dict(rows)), stdout, indent=2)
         stdout.write("\n")
         return
     for name, value in rows:
@@ -145,15 +148,15 @@ def conf_main(
         settings = Settings.load(config_dir, overrides)
         if "d" not in opts.flags:
             for warning in settings.warnings:
-                print(f"{PROG}: warning: {warning}", file=stderr)
+                print(printable(f"{PROG}: warning: {warning}"), file=stderr)
         _show(opts, settings, stdout, stderr)
     except UsageError as exc:
-        print(f"{PROG}: {exc}", file=stderr)
+        print(printable(f"{PROG}: {exc}"), file=stderr)
         return EX_USAGE
     except ConfigError as exc:
-        print(f"{PROG}: fatal: {exc}", file=stderr)
+        print(printable(f"{PROG}: fatal: {exc}"), file=stderr)
         return EX_CONFIG
     except OSError as exc:
-        print(f"{PROG}: fatal: {exc.filename or ''}: {exc.strerror or exc}", file=stderr)
+        print(printable(f"{PROG}: fatal: {exc.filename or ''}: {exc.strerror or exc}"), file=stderr)
         return EX_CONFIG
     return EX_OK

@@ -4,9 +4,12 @@
 queue or raises DataError with one clear line. An address without a domain is qualified with
 `myorigin` as Postfix's cleanup does (``postmaster`` -> ``postmaster@$myorigin``); angle
 brackets are removed. The syntax accepted is RFC 5321's Mailbox (dot-atom or quoted-string
-local part; domain name or address literal), with UTF-8 allowed for SMTPUTF8, and what
-passes is also an address the SMTP client can send (protocol/address.py). `mailcarrier
-deliver` checks its -f and -r arguments here too, as sendmail does.
+local part; domain name or address literal), with UTF-8 allowed for SMTPUTF8. No control
+character is accepted, not even inside a quoted local part (RFC 5321 4.1.2: qtextSMTP and
+quoted-pairSMTP are printable US-ASCII), nor bytes that were not UTF-8: an address goes into
+headers of notices and into log lines. What passes is also an address the SMTP client can
+send (protocol/address.py). `mailcarrier deliver` checks its -f and -r arguments here too,
+as sendmail does.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import re
 from typing import Final
 
 from mailcarrier.errors import DataError
+from mailcarrier.printable import printable
 from mailcarrier.protocol.address import address_problem
 
 __all__ = ["check_address", "is_ascii", "qualify"]
@@ -50,7 +54,7 @@ def check_address(address: str, *, what: str, myorigin: str, allow_null: bool = 
         if allow_null:
             return ""
         raise DataError(f"empty {what} address")
-    if any(c in text for c in "\r\n\0") or len(text) > MAX_ADDRESS:
+    if printable(text) != text or len(text) > MAX_ADDRESS:
         raise DataError(f"bad {what} address syntax: {address!r}")
     if "@" not in text.rsplit('"', 1)[-1]:
         if not _LOCAL_ONLY.fullmatch(text):

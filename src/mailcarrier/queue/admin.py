@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from mailcarrier.log import LogSink, NullLog
+from mailcarrier.printable import json_safe, printable
 from mailcarrier.queue.daemon import FLUSH_REQUEST
 from mailcarrier.queue.names import POSTSUPER
 from mailcarrier.queue.spool import Spool
@@ -36,20 +37,25 @@ class QueueEntry:
     recipients: tuple[tuple[str, str], ...]  # (address, delay reason or "")
 
     def to_json(self) -> dict[str, object]:
-        return {
-            "queue_name": self.queue,
-            "queue_id": self.queue_id,
-            "arrival_time": int(self.arrival_time),
-            "message_size": self.size,
-            "forced_expire": False,
-            "sender": self.sender,
-            "recipients": [
-                {"address": a, **({"delay_reason": r} if r else {})} for a, r in self.recipients
-            ],
-        }
+        """One line of `queue list --json`; strings are JSON-safe (printable.py)."""
+        return json_safe(
+            {
+                "queue_name": self.queue,
+                "queue_id": self.queue_id,
+                "arrival_time": int(self.arrival_time),
+                "message_size": self.size,
+                "forced_expire": False,
+                "sender": self.sender,
+                "recipients": [
+                    {"address": a, **({"delay_reason": r} if r else {})} for a, r in self.recipients
+                ],
+            }
+        )
 
 
-def format_mailq(entries: Iterable[QueueEntry]) -> str:
+def format_mailq(entries: Iterable[QueueEntry], *, utf8: bool = True) -> str:
+    """The mailq listing. Sender, recipients and delay reasons are made printable as
+    Postfix's showq does, so a reply stored as a reason cannot forge a line."""
     lines: list[str] = []
     total = 0
     count = 0
@@ -60,14 +66,16 @@ def format_mailq(entries: Iterable[QueueEntry]) -> str:
         total += e.size
         stamp = time.strftime("%a %b %d %H:%M:%S", time.localtime(e.arrival_time))
         ident = e.queue_id + _MARK[e.queue]
-        lines.append(f"{ident:<11} {e.size:>8} {stamp}  {e.sender or 'MAILER-DAEMON'}")
+        sender = printable(e.sender, utf8=utf8) or "MAILER-DAEMON"
+        lines.append(f"{ident:<11} {e.size:>8} {stamp}  {sender}")
         last_reason = None
         for address, reason in e.recipients:
             if reason and reason != last_reason:
-                wrapped = textwrap.wrap(f"({reason})", 79 - 20) or [f"({reason})"]
+                shown = f"({printable(reason, utf8=utf8)})"
+                wrapped = textwrap.wrap(shown, 79 - 20) or [shown]
                 lines.extend(" " * 20 + w if i else w for i, w in enumerate(wrapped))
             last_reason = reason
-            lines.append(" " * 42 + address)
+            lines.append(" " * 42 + printable(address, utf8=utf8))
         lines.append("")
     if not count:
         return "Mail queue is empty\n"

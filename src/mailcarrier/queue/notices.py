@@ -9,7 +9,10 @@ Diagnostic-Code, Last-Attempt-Date, Will-Retry-Until) and the returned message: 
 ``message/rfc822``, or only its header as ``text/rfc822-headers`` when RET=HDRS, when it is
 larger than bounce_size_limit, and for delay, success and postmaster notices. The original
 content is copied in bounded chunks, never loaded. Who gets which notice is decided by the
-scheduler (finalize.py); this module only writes.
+scheduler (finalize.py); this module only writes. Every value written into a header, a
+delivery-status field or a line of the text part (reply texts, addresses, host names,
+myhostname, mail_name, ENVID) goes through `field_text()` (queue/headers.py): no control
+character in it can end a field early and start a new header, field or MIME part.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import os
 from dataclasses import dataclass
 from typing import BinaryIO, Final
 
+from mailcarrier.queue.headers import boundary_text, field_text
 from mailcarrier.queue.qfile import Envelope, MessageClass, QueueRecipient, RecipientState
 from mailcarrier.queue.spool import MessageWriter, QueueMessage, Spool
 
@@ -96,30 +100,31 @@ def _date(when: float) -> str:
 def _dsn_part(
     original: Envelope, spec: NoticeSpec, rows: list[tuple[QueueRecipient, RecipientState]]
 ) -> list[str]:
+    """The fields of the message/delivery-status part (RFC 3464 2.2, 2.3), one per line."""
     lines = [
-        f"Reporting-MTA: dns; {spec.reporting_mta}",
-        f"X-Postfix-Queue-ID: {original.queue_id}",
-        f"X-Postfix-Sender: rfc822; {original.sender}",
+        f"Reporting-MTA: dns; {field_text(spec.reporting_mta)}",
+        f"X-Postfix-Queue-ID: {field_text(original.queue_id)}",
+        f"X-Postfix-Sender: rfc822; {field_text(original.sender)}",
         f"Arrival-Date: {_date(original.arrival_time)}",
     ]
     if original.dsn_envid:
-        lines.append(f"Original-Envelope-Id: {original.dsn_envid}")
+        lines.append(f"Original-Envelope-Id: {field_text(original.dsn_envid)}")
     for rcpt, state in rows:
         lines.append("")
-        lines.append(f"Final-Recipient: rfc822; {rcpt.address}")
+        lines.append(f"Final-Recipient: rfc822; {field_text(rcpt.address)}")
         orcpt = _orcpt(rcpt)
         if orcpt:
-            lines.append(f"Original-Recipient: {orcpt}")
+            lines.append(f"Original-Recipient: {field_text(orcpt)}")
         action = {
             MessageClass.DELAY: "delayed",
             MessageClass.SUCCESS: state.action or "relayed",
         }.get(spec.kind, "failed")
-        lines.append(f"Action: {action}")
-        lines.append(f"Status: {state.dsn}")
+        lines.append(f"Action: {field_text(action)}")
+        lines.append(f"Status: {field_text(state.dsn)}")
         mta = remote_mta(state.relay)
         if mta:
-            lines.append(f"Remote-MTA: dns; {mta}")
-        lines.append(f"Diagnostic-Code: {diagnostic_code(state.diagnostic)}")
+            lines.append(f"Remote-MTA: dns; {field_text(mta)}")
+        lines.append(f"Diagnostic-Code: {field_text(diagnostic_code(state.diagnostic))}")
         lines.append(f"Last-Attempt-Date: {_date(state.when)}")
         if spec.kind is MessageClass.DELAY and spec.retry_until:
             lines.append(f"Will-Retry-Until: {_date(spec.retry_until)}")
@@ -148,6 +153,33 @@ def _copy_header_section(writer: MessageWriter, f: BinaryIO, size: int) -> None:
         writer.write(line)
 
 
+def _head(spec: NoticeSpec, queue_id: str, boundary: str, cte: str) -> list[str]:
+    """The notice's own header and the start of its human-readable part."""
+    host = field_text(spec.reporting_mta)
+    return [
+        f"From: MAILER-DAEMON@{host} (Mail Delivery System)",
+        f"Subject: {_SUBJECTS[spec.kind]}",
+        f"To: {field_text(spec.recipient)}",
+        "Auto-Submitted: auto-replied",
+        f"Date: {_date(spec.now)}",
+        f"Message-Id: <{queue_id}@{host}>",
+        "MIME-Version: 1.0",
+        "Content-Type: multipart/report; report-type=delivery-status;",
+        f'\tboundary="{boundary}"',
+        f"Content-Transfer-Encoding: {cte}",
+        "",
+        "This is a MIME-encapsulated message.",
+        "",
+        f"--{boundary}",
+        "Content-Description: Notification",
+        "Content-Type: text/plain; charset=utf-8",
+        "",
+        f"This is the mail system at host {host} ({field_text(spec.mail_name)}).",
+        "",
+        _INTRO[spec.kind].format(until=_date(spec.retry_until)),
+    ]
+
+
 def write_notice(
     spool: Spool,
     message: QueueMessage,
@@ -172,32 +204,12 @@ def write_notice(
         message_class=spec.kind,
     )
     with spool.create(envelope) as writer:
-        boundary = f"{writer.queue_id}.{os.getpid()}/{spec.reporting_mta}"
+        host = boundary_text(field_text(spec.reporting_mta))
+        boundary = f"{writer.queue_id}.{os.getpid()}/{host}"
         cte = "8bit" if original.encoding == "8bit" and not headers_only else "7bit"
-        head = [
-            f"From: MAILER-DAEMON@{spec.reporting_mta} (Mail Delivery System)",
-            f"Subject: {_SUBJECTS[spec.kind]}",
-            f"To: {spec.recipient}",
-            "Auto-Submitted: auto-replied",
-            f"Date: {_date(spec.now)}",
-            f"Message-Id: <{writer.queue_id}@{spec.reporting_mta}>",
-            "MIME-Version: 1.0",
-            "Content-Type: multipart/report; report-type=delivery-status;",
-            f'\tboundary="{boundary}"',
-            f"Content-Transfer-Encoding: {cte}",
-            "",
-            "This is a MIME-encapsulated message.",
-            "",
-            f"--{boundary}",
-            "Content-Description: Notification",
-            "Content-Type: text/plain; charset=utf-8",
-            "",
-            f"This is the mail system at host {spec.reporting_mta} ({spec.mail_name}).",
-            "",
-            _INTRO[spec.kind].format(until=_date(spec.retry_until)),
-        ]
+        head = _head(spec, writer.queue_id, boundary, cte)
         for rcpt, state in rows:
-            head.append(f"<{rcpt.address}>: {state.diagnostic}")
+            head.append(f"<{field_text(rcpt.address)}>: {field_text(state.diagnostic)}")
         head += ["", f"--{boundary}", "Content-Description: Delivery report"]
         head += ["Content-Type: message/delivery-status", ""]
         head += _dsn_part(original, spec, rows)

@@ -4,7 +4,9 @@
 local submission: check and qualify the envelope addresses, read the header section (bounded
 by `header_size_limit`), take recipients from To/Cc/Bcc with ``-t`` (the Resent- ones when
 present), remove Bcc, add a missing From:, Date: and Message-ID:, then stream the body into
-the queue file, stopping at a lone "." line unless told to ignore dots (``-i``). Bad input
+the queue file, stopping at a lone "." line unless told to ignore dots (``-i``). The headers
+it adds are single header lines whatever the input: the ``-F`` full name is cleaned and
+encoded as cleanup(8) does it, myhostname is cleaned (queue/headers.py). Bad input
 raises DataError and leaves nothing queued. The queue ID is returned only after the message
 is durable (spool.py). Logs ``pickup`` and ``cleanup`` lines in Postfix's wording.
 """
@@ -26,6 +28,7 @@ from mailcarrier.delivery.smtputf8 import envelope_needs_smtputf8
 from mailcarrier.errors import DataError
 from mailcarrier.log import LogSink, NullLog
 from mailcarrier.queue.addresses import check_address
+from mailcarrier.queue.headers import field_text, from_value
 from mailcarrier.queue.names import CLEANUP, PICKUP
 from mailcarrier.queue.params import QueueParams
 from mailcarrier.queue.qfile import Envelope, MessageClass, QueueRecipient
@@ -36,6 +39,8 @@ __all__ = ["SubmitOptions", "default_sender", "submit_stream"]
 _FIELD: Final = re.compile(rb"([!-9;-~]+)[ \t]*:")
 _EIGHT_BIT: Final = re.compile(rb"[\x80-\xff]")
 _CHUNK: Final = 65536
+# RFC 3461 4.4: ENVID is printable US-ASCII (Postfix's sendmail: printable, at most 100).
+_ENVID: Final = re.compile(r"[!-~]{0,100}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,13 +136,12 @@ def _added_headers(
     names = {name for name, *_ in fields}
     added = []
     if "from" not in names:
-        shown = sender or "MAILER-DAEMON"
-        value = email.utils.formataddr((full_name, shown)) if full_name else f"<{shown}>"
+        value = from_value(sender or "MAILER-DAEMON", full_name)
         added.append(f"From: {value}\n".encode())
     if "date" not in names:
         added.append(f"Date: {email.utils.formatdate(localtime=True)}\n".encode())
     if "message-id" not in names:
-        added.append(f"Message-Id: <{queue_id}@{host}>\n".encode())
+        added.append(f"Message-Id: <{queue_id}@{field_text(host)}>\n".encode())
     return added
 
 
@@ -190,7 +194,7 @@ def submit_stream(
     myorigin = params.myorigin()
     if options.ret not in ("", "FULL", "HDRS"):
         raise DataError(f'bad RET value "{options.ret}" (want FULL or HDRS)')
-    if any(c in options.envid for c in "\r\n\0 ") or len(options.envid) > 100:
+    if not _ENVID.fullmatch(options.envid):
         raise DataError(f"bad ENVID value {options.envid!r}")
     raw_sender = default_sender(myorigin) if options.sender is None else options.sender
     sender = check_address(raw_sender, what="sender", myorigin=myorigin, allow_null=True)

@@ -4,8 +4,11 @@
 into an error class listed in ``notify_classes`` (see delivery/transcript.py), it queues a
 plain-text message to ``error_notice_recipient`` from ``double_bounce_sender``, subject
 "<mail_name> SMTP client: errors from host[addr]:port", with the conversation wrapped at 78
-columns, every line indented (text that came from the network never starts a line). The
-notice is of the postmaster class: if it cannot be delivered it is dropped, never bounced.
+columns, every line indented (text that came from the network never starts a line) and made
+printable as Postfix's printable() does; header values (the peer in the subject, the
+recipient, myhostname, mail_name) are cleaned the same way (queue/headers.py), so no reply or
+host name can end a header. The notice is of the postmaster class: if it cannot be
+delivered it is dropped, never bounced.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Final
 from mailcarrier.delivery.transcript import SessionTranscript
 from mailcarrier.log import LogSink
 from mailcarrier.queue.addresses import qualify
+from mailcarrier.queue.headers import field_text
 from mailcarrier.queue.names import BOUNCE
 from mailcarrier.queue.params import QueueParams
 from mailcarrier.queue.qfile import Envelope, MessageClass, QueueRecipient
@@ -30,20 +34,16 @@ _WIDTH: Final = 78
 _INDENT: Final = 4
 
 
-def _printable(line: str) -> str:
-    """Control characters (and anything not printable) become '?', as Postfix's printable()."""
-    return "".join(c if c.isprintable() else "?" for c in line)
-
-
 def render_transcript(transcript: SessionTranscript, mail_name: str) -> tuple[str, list[str]]:
     """The subject and body lines of a transcript notice."""
     proto = "LMTP" if transcript.lmtp else "SMTP"
-    subject = f"{mail_name} {proto} client: errors from {transcript.peer}"
-    body = [f"Unexpected response from {transcript.peer}.", "", "Transcript of session follows."]
+    peer = field_text(transcript.peer)
+    subject = f"{field_text(mail_name)} {proto} client: errors from {peer}"
+    body = [f"Unexpected response from {peer}.", "", "Transcript of session follows."]
     body.append("")
     for line in transcript.lines:
         wrapped = textwrap.wrap(
-            _printable(line),
+            field_text(line),
             width=_WIDTH,
             subsequent_indent=" " * _INDENT,
             break_long_words=True,
@@ -89,12 +89,12 @@ class TranscriptNotifier:
         )
         with self.spool.create(envelope) as writer:
             head = [
-                f"From: MAILER-DAEMON@{self.hostname} (Mail Delivery System)",
-                f"To: {self.recipient} (Postmaster)",
+                f"From: MAILER-DAEMON@{field_text(self.hostname)} (Mail Delivery System)",
+                f"To: {field_text(self.recipient)} (Postmaster)",
                 f"Subject: {subject}",
                 "Auto-Submitted: auto-generated",
                 f"Date: {email.utils.formatdate(now, localtime=True)}",
-                f"Message-Id: <{writer.queue_id}@{self.hostname}>",
+                f"Message-Id: <{writer.queue_id}@{field_text(self.hostname)}>",
                 "",
             ]
             text = "\n".join(head + body) + "\n"

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from mailcarrier.errors import ConfigError
+from mailcarrier.printable import printable
 from mailcarrier.tables.hashdb import build_index
 from mailcarrier.tables.maps import Maps, open_maps
 from mailcarrier.tables.spec import INDEXED, parse_spec
@@ -33,15 +34,18 @@ def _build(targets: Sequence[str], stderr: TextIO) -> int:
             try:
                 spec = parse_spec(target)
             except ValueError as exc:
-                print(f"{PROG}: fatal: {exc}", file=stderr)
+                print(printable(f"{PROG}: fatal: {exc}"), file=stderr)
                 return EX_CONFIG
             kind, name = spec.kind, spec.name
         if kind not in INDEXED:
-            print(f"{PROG}: fatal: cannot build {kind} tables: they are read directly", file=stderr)
+            print(
+                printable(f"{PROG}: fatal: cannot build {kind} tables: they are read directly"),
+                file=stderr,
+            )
             return EX_USAGE
         _, warnings = build_index(Path(name), kind)
         for warning in warnings:
-            print(f"{PROG}: warning: {warning}", file=stderr)
+            print(printable(f"{PROG}: warning: {warning}"), file=stderr)
     return EX_OK
 
 
@@ -75,15 +79,15 @@ def map_main(
                 return EX_USAGE
             maps = open_maps(args[2:])
             for warning in maps.warnings:
-                print(f"{PROG}: warning: {warning}", file=stderr)
+                print(printable(f"{PROG}: warning: {warning}"), file=stderr)
             return _query(args[1], maps, stdout, stdin or sys.stdin)
         if any(arg.startswith("-") for arg in args):
             print(USAGE, file=stderr)
             return EX_USAGE
         return _build(args, stderr)
     except ConfigError as exc:
-        print(f"{PROG}: fatal: {exc}", file=stderr)
+        print(printable(f"{PROG}: fatal: {exc}"), file=stderr)
         return EX_CONFIG
     except OSError as exc:
-        print(f"{PROG}: fatal: {exc.filename or ''}: {exc.strerror or exc}", file=stderr)
+        print(printable(f"{PROG}: fatal: {exc.filename or ''}: {exc.strerror or exc}"), file=stderr)
         return EX_CONFIG

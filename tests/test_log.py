@@ -1,0 +1,189 @@
+"""The log sinks of log.py make every line printable at their output, as Postfix's
+msg_output.c does: whatever a peer or a user put in the text, one call is one line, with no
+control character in it. (Line formats: tests/delivery/test_log_lines.py.)"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mailcarrier.errors import RemoteProtocolError
+from mailcarrier.log import (
+    MemoryLog,
+    NullLog,
+    PrintableLog,
+    StreamLog,
+    SyslogLog,
+    delivery_line,
+    printable_sink,
+)
+from mailcarrier.protocol.reply import ReplyParser
+from mailcarrier.status import Delays, DeliveryStatus, RecipientStatus
+
+FORGED = " Jan  1 00:00:00 h postfix/smtp[1]: X"
+HOSTILE = "550 5.1.1 <a@x> no\r\x1b[2J\x00\x7f é \\xff \x85 \u2028" + FORGED
+CLEAN = "550 5.1.1 <a@x> no??[2J?? é \\xff ? ?" + FORGED
+
+
+@pytest.fixture
+def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.delenv("TZ")
+    time.tzset()
+
+
+def _stream(out: io.StringIO | io.TextIOWrapper, **kw: object) -> StreamLog:
+    return StreamLog(out, hostname="relay.example", clock=lambda: 0, pid=7, **kw)  # type: ignore[arg-type]
+
+
+def test_stream_log_replaces_control_characters(utc: None) -> None:
+    out = io.StringIO()
+    sink = _stream(out)
+    sink.info("smtp", f"Q1: to=<b@example.net>, status=bounced ({HOSTILE})")
+    sink.warning("smtp", "bad\nline")
+    assert out.getvalue() == (
+        f"Jan  1 00:00:00 relay postfix/smtp[7]: Q1: to=<b@example.net>, status=bounced ({CLEAN})\n"
+        "Jan  1 00:00:00 relay postfix/smtp[7]: warning: bad?line\n"
+    )
+
+
+def test_stream_log_ascii_only_without_smtputf8(utc: None) -> None:
+    out = io.StringIO()
+    _stream(out, utf8=False).info("smtp", "Q1: naïve \x1b")
+    assert out.getvalue() == "Jan  1 00:00:00 relay postfix/smtp[7]: Q1: na??ve ?\n"
+
+
+def test_stream_log_prefix_values_are_cleaned(utc: None) -> None:
+    out = io.StringIO()
+    sink = StreamLog(out, hostname="h\nx", syslog_name="mail\x1bcarrier", clock=lambda: 0, pid=1)
+    sink.info("sm\rtp", "text")
+    assert out.getvalue() == "Jan  1 00:00:00 h?x mail?carrier/sm?tp[1]: text\n"
+
+
+def test_stream_log_to_a_strict_utf8_file(tmp_path: Path, utc: None) -> None:
+    """Bytes that were not UTF-8 (argv, file names: lone surrogates) cannot make the write
+    of maillog_file fail: each is one replaced byte."""
+    path = tmp_path / "maillog"
+    with open(path, "a", encoding="utf-8") as f:
+        _stream(f).info("smtp", "Q1: to=<b\udcff\udcfe@example.net>")
+    assert path.read_bytes() == b"Jan  1 00:00:00 relay postfix/smtp[7]: Q1: to=<b??@example.net>\n"
+
+
+async def test_buffered_stream_log_replaces_too(utc: None) -> None:
+    out = io.StringIO()
+    sink = _stream(out, buffered=True)
+    sink.info("qmgr", "Q1: from=<a\r\nb@x>")
+    await asyncio.sleep(0)
+    assert out.getvalue() == "Jan  1 00:00:00 relay postfix/qmgr[7]: Q1: from=<a??b@x>\n"
+
+
+class _FakeSyslog:
+    LOG_PID = 1
+    LOG_INFO = 6
+    LOG_WARNING = 4
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[object, ...]] = []
+
+    def openlog(self, ident: str, option: int, facility: int) -> None:
+        self.calls.append(("openlog", ident))
+
+    def syslog(self, priority: int, text: str) -> None:
+        if "\x00" in text:  # as the real module does
+            raise ValueError("embedded null character")
+        self.calls.append(("syslog", priority, text))
+
+
+def test_syslog_log_replaces_control_characters() -> None:
+    sink = SyslogLog("post\nfix", "mail")
+    fake = _FakeSyslog()
+    sink._syslog = fake  # type: ignore[assignment]
+    sink.info("smtp", f"Q1: ({HOSTILE})")
+    sink.warning("smtp", "a\x00b")
+    assert fake.calls == [
+        ("openlog", "post?fix/smtp"),
+        ("syslog", 6, f"Q1: ({CLEAN})"),
+        ("syslog", 4, "warning: a?b"),
+    ]
+
+
+def test_memory_log_replaces_control_characters() -> None:
+    sink = MemoryLog()
+    sink.info("smtp", HOSTILE)
+    assert sink.lines == [CLEAN]
+
+
+class _Foreign:
+    """A sink of a caller's own: it writes what it gets."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def info(self, process: str, text: str) -> None:
+        self.lines.append(f"{process}: {text}")
+
+    def warning(self, process: str, text: str) -> None:
+        self.lines.append(f"{process}: warning: {text}")
+
+
+def test_printable_sink_wraps_only_foreign_sinks() -> None:
+    for ours in (NullLog(), MemoryLog(), StreamLog(io.StringIO()), PrintableLog(NullLog())):
+        assert printable_sink(ours) is ours
+    assert printable_sink(None) is None
+    foreign = _Foreign()
+    wrapped = printable_sink(foreign)
+    assert isinstance(wrapped, PrintableLog)
+    wrapped.info("smtp", HOSTILE)
+    wrapped.warning("sm\ntp", "x\ty")
+    assert foreign.lines == [f"smtp: {CLEAN}", "sm?tp: warning: x?y"]
+    ascii_only = printable_sink(_Foreign(), utf8=False)
+    assert isinstance(ascii_only, PrintableLog)
+    ascii_only.info("smtp", "é")
+    assert isinstance(ascii_only.sink, _Foreign) and ascii_only.sink.lines == ["smtp: ??"]
+
+
+def _diagnostic(data: bytes) -> str:
+    """What the agent puts in a diagnostic for this reply: the text Postfix quotes after
+    "host X said:", or the protocol error."""
+    parser = ReplyParser()
+    parser.feed(b"550 " + data + b"\r\n")
+    try:
+        reply = parser.next_reply()
+    except RemoteProtocolError as exc:
+        return f"remote protocol error from h[192.0.2.1] while sending RCPT TO: {exc}"
+    assert reply is not None
+    return f"host h[192.0.2.1] said: {reply.text} (in reply to RCPT TO command)"
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=300), utf8=st.booleans())
+def test_any_reply_bytes_make_one_clean_log_line(data: bytes, utf8: bool) -> None:
+    status = RecipientStatus(
+        "b@example.net",
+        DeliveryStatus.BOUNCED,
+        "5.1.1",
+        _diagnostic(data),
+        "h[192.0.2.1]:25",
+        Delays(0, 0, 0, 0),
+    )
+    out = io.StringIO()
+    StreamLog(out, hostname="relay", clock=lambda: 0, pid=7, utf8=utf8).info(
+        "smtp", delivery_line("Q1", status)
+    )
+    text = out.getvalue()
+    assert text.endswith("\n") and text.count("\n") == 1
+    line = text[:-1]
+    assert len(line.splitlines()) == 1
+    assert not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or c in "\u2028\u2029" for c in line)
+    assert utf8 or line.isascii()
+    assert ": Q1: to=<b@example.net>, relay=h[192.0.2.1]:25, delay=0, " in line
+    line.encode("utf-8")  # strict
