@@ -246,25 +246,18 @@ def _qid(stdout: str) -> str:
 
 async def test_deliver_argv_that_is_not_utf8() -> None:
     """A recipient given as bytes that are not UTF-8 (decoded by Python with
-    surrogateescape): the log shows one ? per byte, the JSON U+FFFD, and both stay valid."""
-    server = await _server(
-        [
-            *START,
-            ReadUntil(b"DATA\r\n"),
-            Send(b"250 2.1.0 ok\r\n550 5.1.1 unknown\r\n554 5.5.1 no valid recipients\r\n"),
-            *QUIT_STEPS,
-        ]
-    )
+    surrogateescape) is not an address: refused before connecting, in one clean line."""
+    server = await _server([*START, ReadRest()])
     try:
         argv = ["deliver", "--nexthop", server.nexthop, "-f", "a@example.org", "--json"]
         got, stdout, stderr = await _cli([*argv, "-r", "b\udcff\udcfe@example.net", "-"])
     finally:
         await server.stop()
-    assert got == 69, stderr
-    (line,) = _log_lines(stderr)
-    assert line.startswith(f"{_qid(stdout)}: to=<b??@example.net>, relay=")
-    (entry,) = _strict_json(stdout)["recipients"]
-    assert entry["address"] == "b\ufffd\ufffd@example.net"
+    assert (got, stdout) == (65, "")
+    assert stderr == (
+        "mailcarrier: fatal: bad recipient address syntax: 'b\\udcff\\udcfe@example.net'\n"
+    )
+    assert server.connections == []
 
 
 async def test_usage_error_quoting_hostile_input_is_one_clean_line() -> None:
