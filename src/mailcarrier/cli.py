@@ -3,8 +3,12 @@
     mailcarrier [-c CONFIG_DIR] [-o NAME=VALUE]... COMMAND ...
 
 Each command returns a sysexits code: 0 success, 64 usage, 65 bad input data, 69 a recipient
-bounced (none deferred), 75 a recipient deferred, 78 configuration error. Errors are one line
-naming what was wrong; no traceback reaches a user.
+bounced (none deferred) or a message larger than message_size_limit (as Postfix's sendmail
+says "message file too big"), 75 a recipient deferred or a temporary local failure (a full
+disk, a read-only queue: "queue file write error: PATH: reason"), 78 configuration error.
+Errors are one line naming what was wrong; no traceback reaches a user. When standard output
+is a pipe whose reader has gone (``mailcarrier conf -d | head``) the command stops quietly
+with status 141, what a shell reports for postconf killed by SIGPIPE in the same place.
 """
 
 from __future__ import annotations
@@ -15,23 +19,31 @@ import contextlib
 import io
 import json
 import re
+import signal
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
-from typing import BinaryIO, NoReturn, TextIO
+from typing import BinaryIO, NoReturn, TextIO, cast
 
 from mailcarrier.api import deliver
 from mailcarrier.config.postconf import conf_main
 from mailcarrier.config.settings import Settings
+from mailcarrier.console import LogFile, Output, StdoutClosed, discard_output
 from mailcarrier.delivery.agent import DeliveryAgent
 from mailcarrier.delivery.request import DeliveryRequest, Notify, Recipient
 from mailcarrier.delivery.smtputf8 import envelope_needs_smtputf8, header_needs_smtputf8
-from mailcarrier.errors import ConfigError, DataError, MailcarrierError, UsageError
+from mailcarrier.errors import (
+    ConfigError,
+    DataError,
+    MailcarrierError,
+    MessageTooBigError,
+    TemporaryError,
+    UsageError,
+)
 from mailcarrier.log import LogSink, StreamLog, SyslogLog
 from mailcarrier.queue import (
     Controls,
     QueueAdmin,
-    QueueBusyError,
     QueueLock,
     QueueManager,
     SubmitOptions,
@@ -48,11 +60,20 @@ from mailcarrier.queue.spool import Spool
 from mailcarrier.queue.transcripts import TranscriptNotifier
 from mailcarrier.queue.workers import AgentPool, make_agent, run_event_loop
 from mailcarrier.routing.nexthop import parse_nexthop, split_destinations
-from mailcarrier.status import EX_CONFIG, EX_DATAERR, EX_SOFTWARE, EX_TEMPFAIL, EX_USAGE
+from mailcarrier.status import (
+    EX_CONFIG,
+    EX_DATAERR,
+    EX_SOFTWARE,
+    EX_TEMPFAIL,
+    EX_UNAVAILABLE,
+    EX_USAGE,
+)
 from mailcarrier.tables.command import map_main
 
 PROG = "mailcarrier"
 _EIGHT_BIT = re.compile(rb"[\x80-\xff]")
+_CHUNK = 65536
+EX_PIPE = 128 + signal.SIGPIPE  # 141: standard output went away (see the opening paragraph)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -140,23 +161,51 @@ def _load_settings(args: argparse.Namespace, stderr: TextIO) -> Settings:
     return settings
 
 
-def _spool_input(src: BinaryIO, dest: BinaryIO) -> bool:
-    """Copy the message to a temporary file in bounded chunks; report 8-bit content."""
+def _spool_input(src: BinaryIO, dest: BinaryIO, limit: int) -> bool:
+    """Copy the message to a temporary file in bounded chunks; report 8-bit content.
+
+    At most `limit` + 1 bytes are read (message_size_limit; 0 means no limit): a larger
+    message stops with MessageTooBigError before it can fill the disk."""
     eight_bit = False
-    while block := src.read(65536):
+    total = 0
+    while block := src.read(_CHUNK if not limit else min(_CHUNK, limit + 1 - total)):
+        total += len(block)
+        if limit and total > limit:
+            raise MessageTooBigError(f"message file too big (message_size_limit is {limit} bytes)")
         if not eight_bit and _EIGHT_BIT.search(block):
             eight_bit = True
-        dest.write(block)
-    dest.flush()
+        try:
+            dest.write(block)
+        except OSError as exc:
+            raise _temporary_file_error(exc) from exc
+    try:
+        dest.flush()
+    except OSError as exc:
+        raise _temporary_file_error(exc) from exc
     return eight_bit
 
 
+def _temporary_file_error(exc: OSError) -> TemporaryError:
+    where = tempfile.gettempdir()
+    return TemporaryError(
+        f"cannot write temporary file in {where}: {exc.strerror or exc}",
+        path=where,
+        errno=exc.errno or 0,
+    )
+
+
 def _make_log(
-    settings: Settings, stderr: TextIO, stack: contextlib.ExitStack, *, daemon: bool = False
+    settings: Settings,
+    stderr: TextIO,
+    stack: contextlib.ExitStack,
+    *,
+    daemon: bool = False,
+    errors: TextIO | None = None,
 ) -> LogSink:
     """Where log lines go: stderr, and maillog_file when set. The queue daemon (`daemon`)
     logs only to maillog_file when it is set, as Postfix's daemons do, and writes it in
-    blocks (once per event-loop turn) rather than once per line."""
+    blocks (once per event-loop turn) rather than once per line. A maillog_file that cannot
+    be written is reported on `errors` (default: `stderr`)."""
     hostname = settings.get_str("myhostname")
     name = settings.get_str("syslog_name")
     maillog = settings.get_str("maillog_file")
@@ -179,13 +228,16 @@ def _make_log(
             stream: TextIO = sys.stdout
         else:
             try:
-                stream = stack.enter_context(open(maillog, "a", encoding="utf-8"))  # noqa: SIM115
+                opened = open(maillog, "a", encoding="utf-8")  # noqa: SIM115 - closed by the stack
             except OSError as exc:
                 raise ConfigError(
                     f"parameter maillog_file: cannot open {maillog}: {exc.strerror}",
                     parameter="maillog_file",
                     value=maillog,
                 ) from exc
+            guarded = LogFile(opened, maillog, errors or stderr)
+            stack.callback(guarded.close)
+            stream = cast(TextIO, guarded)
         sinks.append(StreamLog(stream, hostname=hostname, syslog_name=name, buffered=daemon))
     return sinks[0] if len(sinks) == 1 else _Tee(sinks)
 
@@ -213,16 +265,21 @@ def _cmd_deliver(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stde
             hop, transport=args.transport, lmtp_tcp_port=settings.get_str("lmtp_tcp_port")
         )
     notify = Notify.parse(args.notify) if args.notify else Notify.NONE
+    # Standard input can be endless: it is read up to message_size_limit, not to a full disk.
+    limit = settings.get_int("message_size_limit")
     with contextlib.ExitStack() as stack:
-        spool = stack.enter_context(tempfile.TemporaryFile(prefix="mailcarrier-"))
+        try:
+            spool = stack.enter_context(tempfile.TemporaryFile(prefix="mailcarrier-"))
+        except OSError as exc:
+            raise _temporary_file_error(exc) from exc
         if args.file == "-":
-            eight_bit = _spool_input(stdin, spool)
+            eight_bit = _spool_input(stdin, spool, limit)
         else:
             try:
                 src = stack.enter_context(open(args.file, "rb"))
             except OSError as exc:
                 raise DataError(f"cannot open message file {args.file}: {exc.strerror}") from exc
-            eight_bit = _spool_input(src, spool)
+            eight_bit = _spool_input(src, spool, 0)  # a file is as big as it is
         request = DeliveryRequest(
             queue_id=new_queue_id(),
             nexthop=args.nexthop,
@@ -254,7 +311,8 @@ def run(
 ) -> int:
     """Run the command line and return its exit code (`main()` exits with it)."""
     stdin = stdin if stdin is not None else sys.stdin.buffer
-    stdout = stdout if stdout is not None else sys.stdout
+    real_stdout = stdout if stdout is not None else sys.stdout
+    stdout = cast(TextIO, Output(real_stdout))
     stderr = stderr if stderr is not None else sys.stderr
     try:
         words = list(argv) if argv is not None else sys.argv[1:]
@@ -286,12 +344,18 @@ def run(
     except ConfigError as exc:
         stderr.write(f"{PROG}: fatal: {exc}\n")
         return EX_CONFIG
+    except MessageTooBigError as exc:  # Postfix's sendmail: EX_UNAVAILABLE
+        stderr.write(f"{PROG}: fatal: {exc}\n")
+        return EX_UNAVAILABLE
     except DataError as exc:
         stderr.write(f"{PROG}: fatal: {exc}\n")
         return EX_DATAERR
-    except QueueBusyError as exc:  # try again later, as sysexits means it
+    except TemporaryError as exc:  # try again later, as sysexits means it
         stderr.write(f"{PROG}: fatal: {exc}\n")
         return EX_TEMPFAIL
+    except StdoutClosed:
+        discard_output(real_stdout)
+        return EX_PIPE
     except MailcarrierError as exc:
         stderr.write(f"{PROG}: fatal: {exc}\n")
         return EX_SOFTWARE
@@ -355,7 +419,7 @@ def _cmd_sendmail(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, std
     )
     with contextlib.ExitStack() as stack:
         # Like sendmail, say nothing on success: log only to maillog_file when it is set.
-        log = _make_log(settings, io.StringIO(), stack)
+        log = _make_log(settings, io.StringIO(), stack, errors=stderr)
         spool = open_spool(settings, log=log)
         submit_stream(stdin, options, settings=settings, spool=spool, log=log)
     return 0
