@@ -57,6 +57,7 @@ from mailcarrier.queue.names import QMGR
 from mailcarrier.queue.params import QueueParams
 from mailcarrier.queue.scheduler import Deliverer
 from mailcarrier.queue.spool import Spool
+from mailcarrier.queue.stopping import CLOSE_GRACE, cancel_tasks
 from mailcarrier.queue.transcripts import TranscriptNotifier
 from mailcarrier.queue.workers import AgentPool, make_agent, run_event_loop
 from mailcarrier.routing.nexthop import parse_nexthop, split_destinations
@@ -466,51 +467,75 @@ def _queue_deliverer(settings: Settings, log: LogSink, spool: Spool) -> Delivery
     return make_agent(settings, log, notify)
 
 
-_retiring: set[asyncio.Task[None]] = set()
+# Agent pools replaced by a reload, finishing what they run: closing task -> pool.
+_retiring: dict[asyncio.Task[None], AgentPool] = {}
 
 
 def _retire(deliverer: Deliverer) -> None:
     """After a reload: the old agent processes finish what they run, then exit."""
     if isinstance(deliverer, AgentPool):
         task = asyncio.get_running_loop().create_task(deliverer.close())
-        _retiring.add(task)
-        task.add_done_callback(_retiring.discard)
+        _retiring[task] = deliverer
+        task.add_done_callback(lambda t: _retiring.pop(t, None))
+
+
+def _stop_on_signals(controls: Controls) -> None:
+    """SIGTERM and SIGINT stop the scheduler: the first gracefully, the next at once."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        # Not in the main thread (an embedding program): no handlers, the program decides.
+        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+            loop.add_signal_handler(sig, controls.request_stop)
 
 
 async def _run_once(manager: QueueManager) -> None:
+    controls = Controls()
+    _stop_on_signals(controls)
     try:
         if isinstance(manager.deliverer, AgentPool):
             await manager.deliverer.start()  # the agents start up while the queue is read
-        await manager.run_once()
+        drain = asyncio.ensure_future(manager.run_once())
+        stop = asyncio.ensure_future(controls.stop.wait())
+        await asyncio.wait({drain, stop}, return_when=asyncio.FIRST_COMPLETED)
+        if drain.done():
+            stop.cancel()
+            drain.result()
+        else:  # a signal: stop reading the queue, give deliveries in flight their grace
+            await cancel_tasks([drain])
+            await manager.stop(abandon=controls.abandon)
+            manager.log.info(QMGR, "terminating on signal")
     finally:
-        await _close_cache(manager)
+        await _close_cache(manager, CLOSE_GRACE if controls.stop.is_set() else None)
 
 
-async def _close_cache(manager: QueueManager) -> None:
+async def _close_cache(manager: QueueManager, timeout: float | None = None) -> None:
+    """Close the connection cache (QUIT to idle sessions) or the agent processes; after a
+    stop, within `timeout` seconds (then the agents are killed)."""
     agent = manager.deliverer
     if isinstance(agent, DeliveryAgent) and agent.cache is not None:
-        await agent.cache.close_all()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(agent.cache.close_all(), timeout)
     elif isinstance(agent, AgentPool):
-        await agent.close()
+        await agent.close(timeout)
     if _retiring:
-        await asyncio.wait(set(_retiring))
+        _, late = await asyncio.wait(set(_retiring), timeout=timeout)
+        for task in late:
+            _retiring[task].kill()
+        if late:
+            await asyncio.wait(late)
 
 
 async def _daemon(
     manager: QueueManager, reload: Callable[[], Settings], changed: Callable[[], bool]
 ) -> None:
-    import signal
-
     controls = Controls()
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, controls.stop.set)
-    loop.add_signal_handler(signal.SIGINT, controls.stop.set)
-    loop.add_signal_handler(signal.SIGHUP, controls.reload.set)
+    _stop_on_signals(controls)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, controls.reload.set)
     manager.log.info(QMGR, "daemon started -- mailcarrier run")
     try:
         await serve(manager, controls, reload=reload, changed=changed)
     finally:
-        await _close_cache(manager)
+        await _close_cache(manager, CLOSE_GRACE)
     manager.log.info(QMGR, "terminating on signal")
 
 

@@ -295,7 +295,7 @@ async def test_negative_feedback_shrinks_the_window_on_failures(tmp_path: Path) 
     assert window.window == 1 and not window.dead
 
 
-# --- a write that fails ------------------------------------------------------------
+# --- a write that fails; stopping -----------------------------------------------------
 
 
 async def test_a_verdict_that_cannot_be_written_puts_the_message_back(
@@ -353,3 +353,47 @@ async def test_a_notice_that_cannot_be_queued_keeps_the_message(
     assert sp.find(qid) is None
     assert any(f"{qid}: sender non-delivery notification: " in line for line in log.lines)
     assert len(agent.requests) == 2  # the message once, then its notice
+
+
+async def test_stop_abandons_deliveries_after_the_grace_period(tmp_path: Path) -> None:
+    agent = FakeAgent()
+    agent.gate = asyncio.Event()  # never set: every delivery hangs
+    qm, sp, clock, log, cfg = _setup(tmp_path, agent)
+    ids = [_submit(sp, cfg, clock, f"r{i}@example.net") for i in range(2)]
+    qm.activate_ready()
+    qm.pump()
+    await asyncio.sleep(0)
+    assert agent.running == 2
+    await qm.stop(grace=0.05)
+    assert agent.running == 0
+    assert log.lines[-3] == "stopping: waiting up to 0.05 seconds for 2 deliveries in progress"
+    line = "delivery to smtp:[127.0.0.1]:2525 abandoned on signal, 1 recipient stays queued"
+    assert sorted(log.lines[-2:]) == sorted(f"{i}: {line}" for i in ids)
+    for qid in ids:
+        assert sp.read("incoming", qid).state.states == {}
+
+
+async def test_stop_waits_for_deliveries_that_finish_in_time(tmp_path: Path) -> None:
+    agent = FakeAgent()
+    agent.gate = asyncio.Event()
+    qm, sp, clock, log, cfg = _setup(tmp_path, agent)
+    qid = _submit(sp, cfg, clock, "r@example.net")
+    qm.activate_ready()
+    qm.pump()
+    asyncio.get_running_loop().call_later(0.05, agent.gate.set)
+    await qm.stop(grace=30)
+    assert sp.find(qid) is None and not any("abandoned" in line for line in log.lines)
+
+
+async def test_a_second_stop_request_abandons_at_once(tmp_path: Path) -> None:
+    agent = FakeAgent()
+    agent.gate = asyncio.Event()
+    qm, sp, clock, log, cfg = _setup(tmp_path, agent)
+    qid = _submit(sp, cfg, clock, "r@example.net")
+    qm.activate_ready()
+    qm.pump()
+    abandon = asyncio.Event()
+    asyncio.get_running_loop().call_later(0.05, abandon.set)
+    await asyncio.wait_for(qm.stop(grace=3600, abandon=abandon), 30)
+    assert sp.find(qid) == "incoming"
+    assert any(f"{qid}: delivery to" in line and "abandoned" in line for line in log.lines)

@@ -5,8 +5,9 @@ a second `run` fails clearly). `serve()` recovers the active queue, then loops: 
 new mail from incoming/ every `poll_interval` seconds, scan deferred/ every
 `queue_run_delay` (at once when ``queue flush`` asked for it), start deliveries as windows
 allow, and put back into incoming/ what a failed write left in active/. SIGTERM/SIGINT stop
-it gracefully (running deliveries finish, queued work goes back to incoming/), SIGHUP
-reloads the configuration through the `reload` callable. Signals are
+it (`Controls.stop`): deliveries in flight get a few seconds to finish, the rest are
+abandoned and stay queued (`QueueManager.stop`; a second signal, `Controls.abandon`, stops at
+once); SIGHUP reloads the configuration through the `reload` callable. Signals are
 installed by the caller (cli.py) through `Controls`; nothing here touches global state.
 """
 
@@ -74,10 +75,18 @@ class QueueLock:
 
 @dataclass
 class Controls:
-    """What signal handlers set; `serve` reacts at its next turn."""
+    """What signal handlers set; `serve` reacts at its next turn. `abandon` (a second stop
+    signal) ends the grace period of deliveries in flight at once."""
 
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     reload: asyncio.Event = field(default_factory=asyncio.Event)
+    abandon: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def request_stop(self) -> None:
+        """The first stop request stops gracefully, the next one at once."""
+        if self.stop.is_set():
+            self.abandon.set()
+        self.stop.set()
 
 
 async def serve(
@@ -128,7 +137,7 @@ async def serve(
         await asyncio.wait({stop_wait, reload_wait, activity}, return_when=asyncio.FIRST_COMPLETED)
         for fut in (stop_wait, reload_wait, activity):
             fut.cancel()
-    await manager.stop()
+    await manager.stop(abandon=controls.abandon)
 
 
 def _take_flush_request(path: Path) -> bool:

@@ -7,7 +7,8 @@ most ``<transport>_destination_recipient_limit``, and runs jobs through the inje
 `default_process_limit` in total. Each verdict is appended to the queue file and fsynced as
 the agent reports it, before the next recipient. When a message's jobs are all done the
 `Finisher` (finalize.py) sends notices and removes or defers it. `run_once()` drains what is
-deliverable now; `serve()` (daemon.py drives it) runs until asked to stop. Clock injected.
+deliverable now; `serve()` (daemon.py drives it) runs until asked to stop; `stop()` gives
+deliveries in flight a short grace period, then abandons them (stopping.py). Clock injected.
 
 A write that fails (a full disk, a read-only queue: `TemporaryError`) costs one message, not
 the run: a message whose records cannot be reserved is not delivered and stays where it
@@ -25,7 +26,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from mailcarrier.config.settings import Settings
 from mailcarrier.delivery.request import DeliveryRequest, Recipient
@@ -38,6 +39,7 @@ from mailcarrier.queue.params import QueueParams
 from mailcarrier.queue.qfile import RecipientState
 from mailcarrier.queue.route import Route, Router
 from mailcarrier.queue.spool import QueueMessage, RecordWriter, Spool
+from mailcarrier.queue.stopping import STOP_GRACE, cancel_tasks
 from mailcarrier.queue.window import DestinationWindow, Feedback
 from mailcarrier.status import DeliveryResult, DeliveryStatus, RecipientStatus
 
@@ -91,6 +93,7 @@ class QueueManager:
         self._windows: dict[DestKey, DestinationWindow] = {}
         self._active: dict[str, _Active] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._running: dict[asyncio.Task[None], _Job] = {}
         # Messages a write failed for: queue ID -> when to try again (see forget_trouble).
         self._held: dict[str, float] = {}
         self._wakeup = asyncio.Event()
@@ -299,9 +302,14 @@ class QueueManager:
                 window.begin()
                 task = asyncio.get_running_loop().create_task(self._run(key, job))
                 self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._running[task] = job
+                task.add_done_callback(self._task_done)
             if not queue:
                 del self._queues[key]
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._running.pop(task, None)
 
     def _suspend(self, job: _Job, reason: str) -> None:
         for i in job.indexes:
@@ -446,13 +454,24 @@ class QueueManager:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wakeup.wait(), timeout)
 
-    async def stop(self) -> None:
-        """Graceful stop: let running deliveries finish; put queued work back in incoming/."""
+    async def stop(
+        self, *, grace: float = STOP_GRACE, abandon: asyncio.Event | None = None
+    ) -> None:
+        """Stop on a signal: deliveries in flight get `grace` seconds to finish (less when
+        `abandon` is set), the rest are abandoned (logged; recipients without a verdict
+        stay unmarked); every active message, and queued work, goes back to incoming/."""
         for queue in self._queues.values():
             queue.clear()
         self._queues.clear()
         if self._tasks:
-            await asyncio.wait(set(self._tasks))
+            count = len(self._tasks)
+            self.log.info(
+                QMGR,
+                f"stopping: waiting up to {grace:g} seconds for {count} "
+                f"deliver{'y' if count == 1 else 'ies'} in progress",
+            )
+            await self._wait_running(grace, abandon)
+            await self._abandon()
         await self.spool.settle()
         for queue_id, active in list(self._active.items()):
             del self._active[queue_id]
@@ -463,3 +482,34 @@ class QueueManager:
                 pass
             except TemporaryError as exc:  # left in active/: the next run recovers it
                 self.log.warning(QMGR, f"{queue_id}: {exc}")
+
+    async def _wait_running(self, grace: float, abandon: asyncio.Event | None) -> None:
+        """Until no delivery runs, `grace` seconds pass or `abandon` is set."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        stop_now = asyncio.ensure_future(abandon.wait()) if abandon is not None else None
+        try:
+            while self._tasks and (stop_now is None or not stop_now.done()):
+                left = deadline - loop.time()
+                if left <= 0:
+                    return
+                waiting: set[asyncio.Future[Any]] = set(self._tasks)
+                if stop_now is not None:
+                    waiting.add(stop_now)
+                await asyncio.wait(waiting, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if stop_now is not None:
+                stop_now.cancel()
+
+    async def _abandon(self) -> None:
+        """Cancel the deliveries still running, one log line each."""
+        running = {task: job for task, job in self._running.items() if not task.done()}
+        for job in running.values():
+            left = len(job.indexes) - len(job.recorded)
+            plural = "recipient stays" if left == 1 else "recipients stay"
+            self.log.info(
+                QMGR,
+                f"{job.active.message.queue_id}: delivery to {job.route.transport}:"
+                f"{job.route.nexthop} abandoned on signal, {left} {plural} queued",
+            )
+        await cancel_tasks(running)
