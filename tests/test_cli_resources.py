@@ -349,7 +349,7 @@ class _Endless(io.RawIOBase):
         return len(data)
 
 
-def test_deliver_stdin_stops_at_message_size_limit(tmp_path: Path) -> None:
+def test_deliver_stdin_stops_at_message_size_limit() -> None:
     src = _Endless()
     code, out, err = _run(
         [
@@ -382,10 +382,15 @@ def test_sendmail_stops_at_message_size_limit(tmp_path: Path) -> None:
     assert err == "mailcarrier: fatal: message file too big (message_size_limit is 100000 bytes)\n"
     assert src.consumed <= 100_000 + 2 * 65536
     assert os.listdir(tmp_path / "incoming") == []
-    # A header that alone is within header_size_limit but, with the body, over the limit.
-    big_header = b"X-Big: " + b"h" * 900 + b"\n"
+    # Header (with the fields sendmail adds) and body each within the limit, not together.
+    header = b"X-Big: " + b"h" * 592 + b"\n"
+    body = b"b" * 599 + b"\n"
     o = [*_opts(tmp_path), "-o", "message_size_limit=1000"]
-    code, _, err = _run([*o, "sendmail", "-i", "r@example.net"], big_header + b"\n" + b"b" * 80)
+    assert _run([*o, "sendmail", "-i", "r@example.net"], header + b"\n")[0] == 0
+    assert _run([*o, "sendmail", "-i", "r@example.net"], b"\n" + body)[0] == 0
+    for queued in os.listdir(tmp_path / "incoming"):
+        os.unlink(tmp_path / "incoming" / queued)
+    code, _, err = _run([*o, "sendmail", "-i", "r@example.net"], header + b"\n" + body)
     assert code == 69 and "message file too big" in err
     assert os.listdir(tmp_path / "incoming") == []
 

@@ -355,6 +355,32 @@ async def test_a_notice_that_cannot_be_queued_keeps_the_message(
     assert len(agent.requests) == 2  # the message once, then its notice
 
 
+async def test_a_deferral_that_cannot_be_written_leaves_the_message_queued(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agent = FakeAgent(lambda _a: DEFER)
+    qm, sp, clock, log, cfg = _setup(tmp_path, agent)
+    qid = _submit(sp, cfg, clock, "later@example.net")
+    move = Spool.move
+
+    def refuse(self: Spool, queue_id: str, src: str, dst: str, **kw: Any) -> Path:
+        if dst == "deferred":
+            raise TemporaryError(f"rename {src}/{queue_id} to {dst}: Read-only file system")
+        return move(self, queue_id, src, dst, **kw)
+
+    monkeypatch.setattr(Spool, "move", refuse)
+    await qm.run_once()
+    assert [line for line in log.lines if "warning" in line] == [
+        f"warning: {qid}: rename active/{qid} to deferred: Read-only file system"
+    ]
+    assert sp.find(qid) == "active"  # still queued, its deferral recorded
+    assert sp.read("active", qid).state.states[0].status is DeliveryStatus.DEFERRED
+    monkeypatch.setattr(Spool, "move", move)
+    clock.advance(qm.params.time("minimal_backoff_time"))
+    await qm.run_once()  # recovered from active/, tried again, deferred as usual
+    assert sp.find(qid) == "deferred" and len(agent.requests) == 2
+
+
 async def test_stop_abandons_deliveries_after_the_grace_period(tmp_path: Path) -> None:
     agent = FakeAgent()
     agent.gate = asyncio.Event()  # never set: every delivery hangs
