@@ -28,6 +28,7 @@ RANKS: dict[str, int] = {
     "api": 11,
     "__init__": 12,
     "cli": 12,
+    "console": 12,
 }
 SANS_IO_FORBIDDEN = {"asyncio", "socket", "ssl", "time", "logging", "selectors", "threading"}
 

@@ -6,7 +6,10 @@ outcomes; exceptions are for bad arguments (`UsageError`) and bad configuration
 (`ConfigError`). `submit()` puts a message into the durable queue (`queue_directory`) and
 returns its queue ID once it is on disk; `mailcarrier run` delivers it. A log sink passed
 in that is not one of log.py's gets its text made printable first (`printable_sink`), so
-nothing a peer sends can forge a line in whatever it writes to.
+nothing a peer sends can forge a line in whatever it writes to. `submit()` raises
+`DataError` for bad input (`MessageTooBigError` past `message_size_limit`) and
+`TemporaryError` when the queue cannot be written (a full disk, a read-only directory):
+never a bare OSError, and never with a partial message left queued.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import BinaryIO
 from mailcarrier.config.settings import Settings
 from mailcarrier.delivery.agent import DeliveryAgent
 from mailcarrier.delivery.request import DeliveryRequest, Notify, Recipient
+from mailcarrier.errors import DataError
 from mailcarrier.log import LogSink, printable_sink
 from mailcarrier.queue.ids import new_queue_id
 from mailcarrier.queue.spool import open_spool
@@ -112,7 +116,11 @@ def submit_sync(
     if isinstance(content, bytes):
         return submit_stream(io.BytesIO(content), options, settings=settings, spool=spool, log=log)
     if isinstance(content, (str, Path)):
-        with open(content, "rb") as f:
+        try:
+            f = open(content, "rb")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise DataError(f"cannot open message file {content}: {exc.strerror}") from exc
+        with f:
             return submit_stream(f, options, settings=settings, spool=spool, log=log)
     return submit_stream(content, options, settings=settings, spool=spool, log=log)
 
@@ -131,7 +139,9 @@ async def submit(
     """Queue a message durably (write, fsync, rename, fsync directory); return its queue ID.
 
     `content` is bytes, a path, or a binary file object (read in bounded chunks). Bad
-    addresses or headers raise `DataError` and queue nothing.
+    addresses or headers raise `DataError`, a message larger than `message_size_limit`
+    raises `MessageTooBigError` (a `DataError`), and a queue that cannot be written raises
+    `TemporaryError` (its `path` and `errno` say which file and why); none queues anything.
     """
     return await asyncio.to_thread(
         submit_sync,

@@ -3,10 +3,15 @@
     mailcarrier [-c CONFIG_DIR] [-o NAME=VALUE]... COMMAND ...
 
 Each command returns a sysexits code: 0 success, 64 usage, 65 bad input data, 69 a recipient
-bounced (none deferred), 75 a recipient deferred, 78 configuration error. Errors are one line
-naming what was wrong; no traceback reaches a user. What it prints that came from outside
-(error and warning lines quoting values, log lines, JSON) is made printable or JSON-safe
-(printable.py): no argument, file name or reply can forge a line or break a JSON parser.
+bounced (none deferred) or a message larger than message_size_limit (as Postfix's sendmail
+says "message file too big"), 75 a recipient deferred or a temporary local failure (a full
+disk, a read-only queue: "queue file write error: PATH: reason"), 78 configuration error.
+Errors are one line naming what was wrong; no traceback reaches a user. What it prints that
+came from outside (error and warning lines quoting values, log lines, JSON) is made printable
+or JSON-safe (printable.py): no argument, file name or reply can forge a line or break a JSON
+parser. When standard output is a pipe whose reader has gone (``mailcarrier conf -d | head``)
+the command stops quietly with status 141, what a shell reports for postconf killed by
+SIGPIPE in the same place.
 """
 
 from __future__ import annotations
@@ -17,24 +22,32 @@ import contextlib
 import io
 import json
 import re
+import signal
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
-from typing import BinaryIO, NoReturn, TextIO
+from typing import BinaryIO, NoReturn, TextIO, cast
 
 from mailcarrier.api import deliver
 from mailcarrier.config.postconf import conf_main
 from mailcarrier.config.settings import Settings
+from mailcarrier.console import LogFile, Output, StdoutClosed, discard_output
 from mailcarrier.delivery.agent import DeliveryAgent
 from mailcarrier.delivery.request import DeliveryRequest, Notify, Recipient
 from mailcarrier.delivery.smtputf8 import envelope_needs_smtputf8, header_needs_smtputf8
-from mailcarrier.errors import ConfigError, DataError, MailcarrierError, UsageError
+from mailcarrier.errors import (
+    ConfigError,
+    DataError,
+    MailcarrierError,
+    MessageTooBigError,
+    TemporaryError,
+    UsageError,
+)
 from mailcarrier.log import LogSink, StreamLog, SyslogLog
 from mailcarrier.printable import printable
 from mailcarrier.queue import (
     Controls,
     QueueAdmin,
-    QueueBusyError,
     QueueLock,
     QueueManager,
     SubmitOptions,
@@ -49,14 +62,24 @@ from mailcarrier.queue.names import QMGR
 from mailcarrier.queue.params import QueueParams
 from mailcarrier.queue.scheduler import Deliverer
 from mailcarrier.queue.spool import Spool
+from mailcarrier.queue.stopping import CLOSE_GRACE, cancel_tasks
 from mailcarrier.queue.transcripts import TranscriptNotifier
 from mailcarrier.queue.workers import AgentPool, make_agent, run_event_loop
 from mailcarrier.routing.nexthop import parse_nexthop, split_destinations
-from mailcarrier.status import EX_CONFIG, EX_DATAERR, EX_SOFTWARE, EX_TEMPFAIL, EX_USAGE
+from mailcarrier.status import (
+    EX_CONFIG,
+    EX_DATAERR,
+    EX_SOFTWARE,
+    EX_TEMPFAIL,
+    EX_UNAVAILABLE,
+    EX_USAGE,
+)
 from mailcarrier.tables.command import map_main
 
 PROG = "mailcarrier"
 _EIGHT_BIT = re.compile(rb"[\x80-\xff]")
+_CHUNK = 65536
+EX_PIPE = 128 + signal.SIGPIPE  # 141: standard output went away (see the opening paragraph)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -149,23 +172,51 @@ def _load_settings(args: argparse.Namespace, stderr: TextIO) -> Settings:
     return settings
 
 
-def _spool_input(src: BinaryIO, dest: BinaryIO) -> bool:
-    """Copy the message to a temporary file in bounded chunks; report 8-bit content."""
+def _spool_input(src: BinaryIO, dest: BinaryIO, limit: int) -> bool:
+    """Copy the message to a temporary file in bounded chunks; report 8-bit content.
+
+    At most `limit` + 1 bytes are read (message_size_limit; 0 means no limit): a larger
+    message stops with MessageTooBigError before it can fill the disk."""
     eight_bit = False
-    while block := src.read(65536):
+    total = 0
+    while block := src.read(_CHUNK if not limit else min(_CHUNK, limit + 1 - total)):
+        total += len(block)
+        if limit and total > limit:
+            raise MessageTooBigError(f"message file too big (message_size_limit is {limit} bytes)")
         if not eight_bit and _EIGHT_BIT.search(block):
             eight_bit = True
-        dest.write(block)
-    dest.flush()
+        try:
+            dest.write(block)
+        except OSError as exc:
+            raise _temporary_file_error(exc) from exc
+    try:
+        dest.flush()
+    except OSError as exc:
+        raise _temporary_file_error(exc) from exc
     return eight_bit
 
 
+def _temporary_file_error(exc: OSError) -> TemporaryError:
+    where = tempfile.gettempdir()
+    return TemporaryError(
+        f"cannot write temporary file in {where}: {exc.strerror or exc}",
+        path=where,
+        errno=exc.errno or 0,
+    )
+
+
 def _make_log(
-    settings: Settings, stderr: TextIO, stack: contextlib.ExitStack, *, daemon: bool = False
+    settings: Settings,
+    stderr: TextIO,
+    stack: contextlib.ExitStack,
+    *,
+    daemon: bool = False,
+    errors: TextIO | None = None,
 ) -> LogSink:
     """Where log lines go: stderr, and maillog_file when set. The queue daemon (`daemon`)
     logs only to maillog_file when it is set, as Postfix's daemons do, and writes it in
-    blocks (once per event-loop turn) rather than once per line."""
+    blocks (once per event-loop turn) rather than once per line. A maillog_file that cannot
+    be written is reported on `errors` (default: `stderr`)."""
     hostname = settings.get_str("myhostname")
     name = settings.get_str("syslog_name")
     maillog = settings.get_str("maillog_file")
@@ -189,13 +240,16 @@ def _make_log(
             stream: TextIO = sys.stdout
         else:
             try:
-                stream = stack.enter_context(open(maillog, "a", encoding="utf-8"))  # noqa: SIM115
+                opened = open(maillog, "a", encoding="utf-8")  # noqa: SIM115 - closed by the stack
             except OSError as exc:
                 raise ConfigError(
                     f"parameter maillog_file: cannot open {maillog}: {exc.strerror}",
                     parameter="maillog_file",
                     value=maillog,
                 ) from exc
+            guarded = LogFile(opened, maillog, errors or stderr)
+            stack.callback(guarded.close)
+            stream = cast(TextIO, guarded)
         sinks.append(
             StreamLog(stream, hostname=hostname, syslog_name=name, buffered=daemon, utf8=utf8)
         )
@@ -229,16 +283,21 @@ def _cmd_deliver(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stde
     myorigin = QueueParams(settings).myorigin()
     sender = check_address(args.sender, what="sender", myorigin=myorigin, allow_null=True)
     recipients = [check_address(r, what="recipient", myorigin=myorigin) for r in args.recipients]
+    # Standard input can be endless: it is read up to message_size_limit, not to a full disk.
+    limit = settings.get_int("message_size_limit")
     with contextlib.ExitStack() as stack:
-        spool = stack.enter_context(tempfile.TemporaryFile(prefix="mailcarrier-"))
+        try:
+            spool = stack.enter_context(tempfile.TemporaryFile(prefix="mailcarrier-"))
+        except OSError as exc:
+            raise _temporary_file_error(exc) from exc
         if args.file == "-":
-            eight_bit = _spool_input(stdin, spool)
+            eight_bit = _spool_input(stdin, spool, limit)
         else:
             try:
                 src = stack.enter_context(open(args.file, "rb"))
             except OSError as exc:
                 raise DataError(f"cannot open message file {args.file}: {exc.strerror}") from exc
-            eight_bit = _spool_input(src, spool)
+            eight_bit = _spool_input(src, spool, 0)  # a file is as big as it is
         request = DeliveryRequest(
             queue_id=new_queue_id(),
             nexthop=args.nexthop,
@@ -270,7 +329,8 @@ def run(
 ) -> int:
     """Run the command line and return its exit code (`main()` exits with it)."""
     stdin = stdin if stdin is not None else sys.stdin.buffer
-    stdout = stdout if stdout is not None else sys.stdout
+    real_stdout = stdout if stdout is not None else sys.stdout
+    stdout = cast(TextIO, Output(real_stdout))
     stderr = stderr if stderr is not None else sys.stderr
     try:
         words = list(argv) if argv is not None else sys.argv[1:]
@@ -302,12 +362,18 @@ def run(
     except ConfigError as exc:
         _say(stderr, f"fatal: {exc}")
         return EX_CONFIG
+    except MessageTooBigError as exc:  # Postfix's sendmail: EX_UNAVAILABLE
+        _say(stderr, f"fatal: {exc}")
+        return EX_UNAVAILABLE
     except DataError as exc:
         _say(stderr, f"fatal: {exc}")
         return EX_DATAERR
-    except QueueBusyError as exc:  # try again later, as sysexits means it
+    except TemporaryError as exc:  # try again later, as sysexits means it
         _say(stderr, f"fatal: {exc}")
         return EX_TEMPFAIL
+    except StdoutClosed:
+        discard_output(real_stdout)
+        return EX_PIPE
     except MailcarrierError as exc:
         _say(stderr, f"fatal: {exc}")
         return EX_SOFTWARE
@@ -371,7 +437,7 @@ def _cmd_sendmail(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, std
     )
     with contextlib.ExitStack() as stack:
         # Like sendmail, say nothing on success: log only to maillog_file when it is set.
-        log = _make_log(settings, io.StringIO(), stack)
+        log = _make_log(settings, io.StringIO(), stack, errors=stderr)
         spool = open_spool(settings, log=log)
         submit_stream(stdin, options, settings=settings, spool=spool, log=log)
     return 0
@@ -418,51 +484,75 @@ def _queue_deliverer(settings: Settings, log: LogSink, spool: Spool) -> Delivery
     return make_agent(settings, log, notify)
 
 
-_retiring: set[asyncio.Task[None]] = set()
+# Agent pools replaced by a reload, finishing what they run: closing task -> pool.
+_retiring: dict[asyncio.Task[None], AgentPool] = {}
 
 
 def _retire(deliverer: Deliverer) -> None:
     """After a reload: the old agent processes finish what they run, then exit."""
     if isinstance(deliverer, AgentPool):
         task = asyncio.get_running_loop().create_task(deliverer.close())
-        _retiring.add(task)
-        task.add_done_callback(_retiring.discard)
+        _retiring[task] = deliverer
+        task.add_done_callback(lambda t: _retiring.pop(t, None))
+
+
+def _stop_on_signals(controls: Controls) -> None:
+    """SIGTERM and SIGINT stop the scheduler: the first gracefully, the next at once."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        # Not in the main thread (an embedding program): no handlers, the program decides.
+        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+            loop.add_signal_handler(sig, controls.request_stop)
 
 
 async def _run_once(manager: QueueManager) -> None:
+    controls = Controls()
+    _stop_on_signals(controls)
     try:
         if isinstance(manager.deliverer, AgentPool):
             await manager.deliverer.start()  # the agents start up while the queue is read
-        await manager.run_once()
+        drain = asyncio.ensure_future(manager.run_once())
+        stop = asyncio.ensure_future(controls.stop.wait())
+        await asyncio.wait({drain, stop}, return_when=asyncio.FIRST_COMPLETED)
+        if drain.done():
+            stop.cancel()
+            drain.result()
+        else:  # a signal: stop reading the queue, give deliveries in flight their grace
+            await cancel_tasks([drain])
+            await manager.stop(abandon=controls.abandon)
+            manager.log.info(QMGR, "terminating on signal")
     finally:
-        await _close_cache(manager)
+        await _close_cache(manager, CLOSE_GRACE if controls.stop.is_set() else None)
 
 
-async def _close_cache(manager: QueueManager) -> None:
+async def _close_cache(manager: QueueManager, timeout: float | None = None) -> None:
+    """Close the connection cache (QUIT to idle sessions) or the agent processes; after a
+    stop, within `timeout` seconds (then the agents are killed)."""
     agent = manager.deliverer
     if isinstance(agent, DeliveryAgent) and agent.cache is not None:
-        await agent.cache.close_all()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(agent.cache.close_all(), timeout)
     elif isinstance(agent, AgentPool):
-        await agent.close()
+        await agent.close(timeout)
     if _retiring:
-        await asyncio.wait(set(_retiring))
+        _, late = await asyncio.wait(set(_retiring), timeout=timeout)
+        for task in late:
+            _retiring[task].kill()
+        if late:
+            await asyncio.wait(late)
 
 
 async def _daemon(
     manager: QueueManager, reload: Callable[[], Settings], changed: Callable[[], bool]
 ) -> None:
-    import signal
-
     controls = Controls()
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, controls.stop.set)
-    loop.add_signal_handler(signal.SIGINT, controls.stop.set)
-    loop.add_signal_handler(signal.SIGHUP, controls.reload.set)
+    _stop_on_signals(controls)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, controls.reload.set)
     manager.log.info(QMGR, "daemon started -- mailcarrier run")
     try:
         await serve(manager, controls, reload=reload, changed=changed)
     finally:
-        await _close_cache(manager)
+        await _close_cache(manager, CLOSE_GRACE)
     manager.log.info(QMGR, "terminating on signal")
 
 

@@ -83,3 +83,25 @@ class AddressError(UsageError):
 
 class DataError(MailcarrierError):
     """Bad input data: a malformed address, a message that cannot be read (exit 65)."""
+
+
+class MessageTooBigError(DataError):
+    """The message is larger than ``message_size_limit``: reading stopped there, nothing
+    was queued or sent. The command line exits 69 (EX_UNAVAILABLE), as Postfix's sendmail
+    does for "message file too big" (cleanup's CLEANUP_STAT_SIZE); it is a `DataError` to
+    API callers."""
+
+
+class TemporaryError(MailcarrierError):
+    """A local condition that may clear by itself: the disk or the quota is full, the queue
+    directory is read-only or not writable, another scheduler holds the queue (exit 75,
+    EX_TEMPFAIL: try again later). Nothing was lost: what was queued stays queued, and a
+    message being submitted was not queued (no partial file is left).
+
+    `path` names the file or directory, `errno` is the system error number (0 when none).
+    """
+
+    def __init__(self, message: str, *, path: str = "", errno: int = 0) -> None:
+        super().__init__(message)
+        self.path = path
+        self.errno = errno

@@ -5,12 +5,18 @@ from __future__ import annotations
 import asyncio
 import io
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from mailcarrier.config.settings import Settings
+from mailcarrier.errors import TemporaryError
 from mailcarrier.log import MemoryLog
+from mailcarrier.queue.finalize import record_state
+from mailcarrier.queue.notices import write_notice
 from mailcarrier.queue.qfile import MessageClass
 from mailcarrier.queue.scheduler import QueueManager
-from mailcarrier.queue.spool import Spool
+from mailcarrier.queue.spool import QueueMessage, RecordWriter, Spool
 from mailcarrier.queue.submit import SubmitOptions, submit_stream
 from mailcarrier.status import DeliveryStatus
 from tests.queue.helpers import BOUNCE, DEFER, SENT, FakeAgent, FakeClock, settings
@@ -287,3 +293,133 @@ async def test_negative_feedback_shrinks_the_window_on_failures(tmp_path: Path) 
     window = qm._windows[("smtp", "[127.0.0.1]:2525")]
     # Postfix's arithmetic: the first failure overshoots by one (2 steps), then one each.
     assert window.window == 1 and not window.dead
+
+
+# --- a write that fails; stopping -----------------------------------------------------
+
+
+async def test_a_verdict_that_cannot_be_written_puts_the_message_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One message's record fails: logged once, it goes back to incoming/ with nothing
+    marked and is left alone for minimal_backoff_time; the other is delivered."""
+    agent = FakeAgent()
+    qm, sp, clock, log, cfg = _setup(tmp_path, agent)
+    bad = _submit(sp, cfg, clock, "bad@example.net", "also@example.net")
+    good = _submit(sp, cfg, clock, "good@example.net")
+    original = record_state
+
+    def record(message: QueueMessage, records: RecordWriter, index: int, state: Any) -> None:
+        if message.queue_id == bad:
+            raise TemporaryError(f"update queue file {message.path}: No space left on device")
+        original(message, records, index, state)
+
+    monkeypatch.setattr("mailcarrier.queue.scheduler.record_state", record)
+    await qm.run_once()
+    assert sorted(agent.delivered()) == ["also@example.net", "bad@example.net", "good@example.net"]
+    warning = f"warning: {bad}: update queue file {tmp_path}/active/{bad}: No space left on device"
+    assert [line for line in log.lines if "warning" in line] == [warning]
+    assert sp.find(good) is None and sp.find(bad) == "incoming"
+    assert sp.read("incoming", bad).state.states == {}
+    monkeypatch.setattr("mailcarrier.queue.scheduler.record_state", original)
+    assert qm.activate_ready() == 0  # left alone for a while
+    clock.advance(qm.params.time("minimal_backoff_time"))
+    await qm.run_once()
+    assert sp.find(bad) is None
+
+
+async def test_a_notice_that_cannot_be_queued_keeps_the_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agent = FakeAgent(lambda _a: BOUNCE)
+    qm, sp, clock, log, cfg = _setup(tmp_path, agent)
+    qid = _submit(sp, cfg, clock, "gone@example.net")
+    original = write_notice
+
+    def refuse(*_args: object) -> str:
+        raise TemporaryError("queue file write error: /q/incoming/.N.tmp: Disk quota exceeded")
+
+    monkeypatch.setattr("mailcarrier.queue.finalize.write_notice", refuse)
+    await qm.run_once()
+    assert [line for line in log.lines if "warning" in line] == [
+        f"warning: {qid}: sender non-delivery notification: queue file write error: "
+        "/q/incoming/.N.tmp: Disk quota exceeded"
+    ]
+    state = sp.read("incoming", qid).state
+    assert state.states[0].status is DeliveryStatus.BOUNCED and not state.notified
+    monkeypatch.setattr("mailcarrier.queue.finalize.write_notice", original)
+    qm.forget_trouble()  # as `queue flush` does
+    await qm.run_once()
+    assert sp.find(qid) is None
+    assert any(f"{qid}: sender non-delivery notification: " in line for line in log.lines)
+    assert len(agent.requests) == 2  # the message once, then its notice
+
+
+async def test_a_deferral_that_cannot_be_written_leaves_the_message_queued(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agent = FakeAgent(lambda _a: DEFER)
+    qm, sp, clock, log, cfg = _setup(tmp_path, agent)
+    qid = _submit(sp, cfg, clock, "later@example.net")
+    move = Spool.move
+
+    def refuse(self: Spool, queue_id: str, src: str, dst: str, **kw: Any) -> Path:
+        if dst == "deferred":
+            raise TemporaryError(f"rename {src}/{queue_id} to {dst}: Read-only file system")
+        return move(self, queue_id, src, dst, **kw)
+
+    monkeypatch.setattr(Spool, "move", refuse)
+    await qm.run_once()
+    assert [line for line in log.lines if "warning" in line] == [
+        f"warning: {qid}: rename active/{qid} to deferred: Read-only file system"
+    ]
+    assert sp.find(qid) == "active"  # still queued, its deferral recorded
+    assert sp.read("active", qid).state.states[0].status is DeliveryStatus.DEFERRED
+    monkeypatch.setattr(Spool, "move", move)
+    clock.advance(qm.params.time("minimal_backoff_time"))
+    await qm.run_once()  # recovered from active/, tried again, deferred as usual
+    assert sp.find(qid) == "deferred" and len(agent.requests) == 2
+
+
+async def test_stop_abandons_deliveries_after_the_grace_period(tmp_path: Path) -> None:
+    agent = FakeAgent()
+    agent.gate = asyncio.Event()  # never set: every delivery hangs
+    qm, sp, clock, log, cfg = _setup(tmp_path, agent)
+    ids = [_submit(sp, cfg, clock, f"r{i}@example.net") for i in range(2)]
+    qm.activate_ready()
+    qm.pump()
+    await asyncio.sleep(0)
+    assert agent.running == 2
+    await qm.stop(grace=0.05)
+    assert agent.running == 0
+    assert log.lines[-3] == "stopping: waiting up to 0.05 seconds for 2 deliveries in progress"
+    line = "delivery to smtp:[127.0.0.1]:2525 abandoned on signal, 1 recipient stays queued"
+    assert sorted(log.lines[-2:]) == sorted(f"{i}: {line}" for i in ids)
+    for qid in ids:
+        assert sp.read("incoming", qid).state.states == {}
+
+
+async def test_stop_waits_for_deliveries_that_finish_in_time(tmp_path: Path) -> None:
+    agent = FakeAgent()
+    agent.gate = asyncio.Event()
+    qm, sp, clock, log, cfg = _setup(tmp_path, agent)
+    qid = _submit(sp, cfg, clock, "r@example.net")
+    qm.activate_ready()
+    qm.pump()
+    asyncio.get_running_loop().call_later(0.05, agent.gate.set)
+    await qm.stop(grace=30)
+    assert sp.find(qid) is None and not any("abandoned" in line for line in log.lines)
+
+
+async def test_a_second_stop_request_abandons_at_once(tmp_path: Path) -> None:
+    agent = FakeAgent()
+    agent.gate = asyncio.Event()
+    qm, sp, clock, log, cfg = _setup(tmp_path, agent)
+    qid = _submit(sp, cfg, clock, "r@example.net")
+    qm.activate_ready()
+    qm.pump()
+    abandon = asyncio.Event()
+    asyncio.get_running_loop().call_later(0.05, abandon.set)
+    await asyncio.wait_for(qm.stop(grace=3600, abandon=abandon), 30)
+    assert sp.find(qid) == "incoming"
+    assert any(f"{qid}: delivery to" in line and "abandoned" in line for line in log.lines)

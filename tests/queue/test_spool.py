@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
+from mailcarrier.errors import TemporaryError
 from mailcarrier.log import MemoryLog
 from mailcarrier.queue.qfile import Envelope, QueueRecipient, status_record
-from mailcarrier.queue.spool import Spool
+from mailcarrier.queue.spool import Spool, record_reserve
 from mailcarrier.status import DeliveryStatus
 from tests.queue.helpers import spool as make_spool
 
@@ -93,3 +98,101 @@ def test_stale_temporary_files_are_cleaned(tmp_path: Path) -> None:
     os.utime(stale, (0, 0))
     assert sp.clean_temporary() == 1
     assert not stale.exists()
+
+
+# --- a full disk, a read-only queue -------------------------------------------------------
+
+
+def _fail(err: int) -> Callable[..., NoReturn]:
+    def fail(*_args: object, **_kw: object) -> NoReturn:
+        raise OSError(err, os.strerror(err))
+
+    return fail
+
+
+@pytest.mark.parametrize(
+    ("call", "err"),
+    [("fsync", errno.EDQUOT), ("rename", errno.ENOSPC), ("chmod", errno.EROFS)],
+)
+def test_a_failed_write_is_one_error_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, call: str, err: int
+) -> None:
+    sp = make_spool(tmp_path)
+    monkeypatch.setattr(os, call, _fail(err))
+    with pytest.raises(TemporaryError) as info, sp.create(_envelope()) as w:
+        w.write(b"Subject: x\n\nbody\n")
+        w.commit()
+    path = info.value.path
+    assert re.fullmatch(rf"{tmp_path}/incoming/\.\w+\.tmp", path)
+    assert str(info.value) == f"queue file write error: {path}: {os.strerror(err)}"
+    assert info.value.errno == err
+    monkeypatch.undo()
+    assert os.listdir(tmp_path / "incoming") == []
+
+
+def test_records_overwrite_their_reservation(tmp_path: Path) -> None:
+    """Space for records is reserved (NULs that readers ignore) and used in place; what is
+    left is given back when the message stays queued."""
+    sp = make_spool(tmp_path)
+    with sp.create(_envelope()) as w:
+        w.write(b"body\n")
+        queue_id = w.commit()
+    size = (tmp_path / "incoming" / queue_id).stat().st_size
+    taken = sp.take("incoming", queue_id)
+    assert taken is not None
+    message, writer = taken
+    path = tmp_path / "active" / queue_id
+    reserve = record_reserve(1, 1)
+    assert message.queue == "active" and message.origin == "incoming"
+    assert path.stat().st_size == size + reserve
+    assert path.read_bytes()[size:] == bytes(reserve)
+    record = status_record(0, DeliveryStatus.DEFERRED, "4.0.0", "none", "later", 1.0)
+    writer.append(record)
+    assert path.stat().st_size == size + reserve  # written inside the reservation
+    assert sp.read("active", queue_id).state.states[0].diagnostic == "later"
+    writer.close()
+    assert path.read_bytes()[size:] == record
+
+
+def test_a_message_without_room_for_its_records_stays_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sp = make_spool(tmp_path)
+    with sp.create(_envelope()) as w:
+        w.write(b"body\n")
+        queue_id = w.commit()
+    path = tmp_path / "deferred" / queue_id
+    sp.move(queue_id, "incoming", "deferred", mtime=5000.0)
+    before = path.read_bytes()
+    monkeypatch.setattr(os, "pwrite", _fail(errno.ENOSPC))
+    with pytest.raises(TemporaryError) as info:
+        sp.take("deferred", queue_id)
+    assert str(info.value) == f"update queue file {path}: No space left on device"
+    monkeypatch.undo()
+    assert sp.find(queue_id) == "deferred"
+    assert path.read_bytes() == before and path.stat().st_mtime == 5000.0
+
+
+def test_a_failed_move_leaves_the_message_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sp = make_spool(tmp_path)
+    with sp.create(_envelope()) as w:
+        w.write(b"body\n")
+        queue_id = w.commit()
+    path = tmp_path / "incoming" / queue_id
+    before, mtime = path.read_bytes(), path.stat().st_mtime_ns
+    monkeypatch.setattr(os, "rename", _fail(errno.EACCES))
+    with pytest.raises(TemporaryError) as info:
+        sp.take("incoming", queue_id)
+    active = tmp_path / "active" / queue_id
+    assert str(info.value) == f"rename {path} to {active}: Permission denied"
+    monkeypatch.undo()
+    assert path.read_bytes() == before and path.stat().st_mtime_ns == mtime
+
+
+def test_an_unwritable_queue_directory_is_one_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(TemporaryError) as info:
+        Spool(tmp_path / "file" / "q").ensure()
+    assert str(info.value) == f"create queue directory {tmp_path}/file/q/incoming: Not a directory"

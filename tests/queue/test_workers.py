@@ -20,9 +20,11 @@ from mailcarrier.errors import ConfigError
 from mailcarrier.log import MemoryLog
 from mailcarrier.queue.scheduler import QueueManager
 from mailcarrier.queue.spool import open_spool
+from mailcarrier.queue.stopping import CLOSE_GRACE, cancel_tasks
 from mailcarrier.queue.workers import AgentPool
 from tests.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler
 from tests.queue.helpers import run_cli, settings
+from tests.transport.scripted import ScriptedServer, Stall
 
 PLAIN = ("PIPELINING", "ENHANCEDSTATUSCODES")
 MESSAGE = b"Subject: workers\n\nbody line\n"
@@ -200,3 +202,33 @@ def test_agent_processes_pass_transcripts_to_the_scheduler(tmp_path: Path) -> No
         assert "postmaster transcript notification" in (tmp_path / "maillog").read_text()
     finally:
         srv.stop()
+
+
+async def test_an_abandoned_delivery_is_cancelled_in_the_agent(tmp_path: Path) -> None:
+    """Cancelling a delivery (a stop) tells its agent process, which drops it: the pool
+    then closes at once although the server never answers (300 s timeouts)."""
+    stalling = await ScriptedServer([Stall()]).start()
+    pool: AgentPool | None = None
+    try:
+        cfg = settings(tmp_path, relayhost=stalling.nexthop)
+        request = api.make_request(
+            MESSAGE, sender="s@example.org", recipients=["r@example.net"], nexthop=stalling.nexthop
+        )
+        pool = AgentPool(cfg, 1, MemoryLog())
+        delivery = asyncio.create_task(pool.deliver(request))
+        async with asyncio.timeout(30):
+            while not stalling.connections:
+                await asyncio.sleep(0.01)
+        child = pool._children[0]
+        await cancel_tasks([delivery])
+        assert delivery.cancelled() and child.pending == {}
+        # The agent dropped the connection by itself: the server saw it close.
+        await stalling.wait_done(10)
+        assert child.alive
+        async with asyncio.timeout(CLOSE_GRACE + 10):  # not the server's 300 s
+            await pool.close(timeout=CLOSE_GRACE)
+        assert child.task is not None and child.task.done()
+    finally:
+        if pool is not None:
+            pool.kill()
+        await stalling.stop()

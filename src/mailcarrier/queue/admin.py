@@ -4,7 +4,8 @@
 the content); `format_mailq()` renders them as mailq does and `QueueEntry.to_json()` as
 ``postqueue -j`` does. `hold`, `release`, `delete` and `requeue` act on queue IDs or ``ALL``
 with durable renames; `flush` makes every deferred message due now and asks a running
-scheduler to scan the deferred queue at once. Log lines use postsuper's wording.
+scheduler to scan the deferred queue at once. Log lines use postsuper's wording. A queue
+that cannot be written (read-only) stops an action with one `TemporaryError`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from mailcarrier.errors import TemporaryError
 from mailcarrier.log import LogSink, NullLog
 from mailcarrier.printable import json_safe, printable
 from mailcarrier.queue.daemon import FLUSH_REQUEST
@@ -154,13 +156,25 @@ class QueueAdmin:
         return done
 
     def flush(self) -> int:
-        """Make every deferred message due now and ask a running scheduler to scan."""
+        """Make every deferred message due now and ask a running scheduler to scan.
+        `TemporaryError` when the queue cannot be written (a read-only file system)."""
         count = 0
         for queue_id in self.spool.ids("deferred"):
+            path = self.spool.path("deferred", queue_id)
             try:
-                os.utime(self.spool.path("deferred", queue_id), (0, 0))
+                os.utime(path, (0, 0))
                 count += 1
             except FileNotFoundError:
                 continue
-        (self.spool.root / FLUSH_REQUEST).touch()
+            except OSError as exc:
+                raise _error(f"update time stamps of {path}", exc) from exc
+        request = self.spool.root / FLUSH_REQUEST
+        try:
+            request.touch()
+        except OSError as exc:
+            raise _error(f"create {request}", exc) from exc
         return count
+
+
+def _error(what: str, exc: OSError) -> TemporaryError:
+    return TemporaryError(f"{what}: {exc.strerror or exc}", errno=exc.errno or 0)

@@ -4,14 +4,17 @@
 a second `run` fails clearly). `serve()` recovers the active queue, then loops: activate
 new mail from incoming/ every `poll_interval` seconds, scan deferred/ every
 `queue_run_delay` (at once when ``queue flush`` asked for it), start deliveries as windows
-allow. SIGTERM/SIGINT stop it gracefully (running deliveries finish, queued work goes back to
-incoming/), SIGHUP reloads the configuration through the `reload` callable. Signals are
+allow, and put back into incoming/ what a failed write left in active/. SIGTERM/SIGINT stop
+it (`Controls.stop`): deliveries in flight get a few seconds to finish, the rest are
+abandoned and stay queued (`QueueManager.stop`; a second signal, `Controls.abandon`, stops at
+once); SIGHUP reloads the configuration through the `reload` callable. Signals are
 installed by the caller (cli.py) through `Controls`; nothing here touches global state.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import os
 from collections.abc import Callable
@@ -21,7 +24,7 @@ from types import TracebackType
 from typing import Final
 
 from mailcarrier.config.settings import Settings
-from mailcarrier.errors import MailcarrierError
+from mailcarrier.errors import MailcarrierError, TemporaryError
 from mailcarrier.queue.names import QMGR
 from mailcarrier.queue.scheduler import QueueManager
 
@@ -30,8 +33,8 @@ __all__ = ["FLUSH_REQUEST", "Controls", "QueueBusyError", "QueueLock", "serve"]
 FLUSH_REQUEST: Final = "flush.request"
 
 
-class QueueBusyError(MailcarrierError):
-    """Another scheduler already runs on this queue directory."""
+class QueueBusyError(TemporaryError):
+    """Another scheduler already runs on this queue directory (exit 75: try again later)."""
 
 
 class QueueLock:
@@ -40,7 +43,14 @@ class QueueLock:
         self.fd = -1
 
     def __enter__(self) -> QueueLock:
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise TemporaryError(
+                f"open lock file {self.path}: {exc.strerror}",
+                path=str(self.path),
+                errno=exc.errno or 0,
+            ) from exc
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -48,8 +58,10 @@ class QueueLock:
             raise QueueBusyError(
                 f"the mail system is already running on {self.path.parent}"
             ) from None
-        os.ftruncate(self.fd, 0)
-        os.write(self.fd, f"{os.getpid()}\n".encode())
+        # The pid is for people; a full disk must not stop the scheduler for it.
+        with contextlib.suppress(OSError):
+            os.ftruncate(self.fd, 0)
+            os.write(self.fd, f"{os.getpid()}\n".encode())
         return self
 
     def __exit__(
@@ -63,10 +75,18 @@ class QueueLock:
 
 @dataclass
 class Controls:
-    """What signal handlers set; `serve` reacts at its next turn."""
+    """What signal handlers set; `serve` reacts at its next turn. `abandon` (a second stop
+    signal) ends the grace period of deliveries in flight at once."""
 
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     reload: asyncio.Event = field(default_factory=asyncio.Event)
+    abandon: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def request_stop(self) -> None:
+        """The first stop request stops gracefully, the next one at once."""
+        if self.stop.is_set():
+            self.abandon.set()
+        self.stop.set()
 
 
 async def serve(
@@ -101,13 +121,13 @@ async def serve(
                         QMGR, f"reload failed, keeping the old configuration: {exc}"
                     )
         now = manager.clock()
-        flush = spool.root / FLUSH_REQUEST
-        flushed = flush.exists()
-        if flushed:
-            flush.unlink(missing_ok=True)
+        flushed = _take_flush_request(spool.root / FLUSH_REQUEST)
         scan_deferred = flushed or now >= next_scan
+        if flushed:
+            manager.forget_trouble()  # asked to try everything now
         if scan_deferred:
             manager.revive_destinations()
+            manager.recover()  # what a failed write left in active/
             next_scan = now + manager.params.time("queue_run_delay")
         manager.activate_ready(deferred=scan_deferred)
         manager.pump()
@@ -117,4 +137,18 @@ async def serve(
         await asyncio.wait({stop_wait, reload_wait, activity}, return_when=asyncio.FIRST_COMPLETED)
         for fut in (stop_wait, reload_wait, activity):
             fut.cancel()
-    await manager.stop()
+    await manager.stop(abandon=controls.abandon)
+
+
+def _take_flush_request(path: Path) -> bool:
+    """True when ``queue flush`` asked for a scan (the request is consumed; one that cannot
+    be removed, on a read-only queue, is not acted on, or it would be every second)."""
+    if not path.exists():
+        return False
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return False
+    return True

@@ -9,15 +9,20 @@ with the next attempt time as its mtime. Who is told follows Postfix's bounce(8)
 notice to the null sender; a failed notice goes to the postmaster only with ``2bounce`` in
 `notify_classes`; a failed postmaster notice (from `double_bounce_sender`) is discarded;
 postmaster copies per ``bounce`` and ``delay``; DSN NOTIFY per recipient.
+
+When a record, a notice or the deferral cannot be written (`TemporaryError`: a full disk, a
+read-only queue), one warning names the file and the error, and the message goes back to
+the queue it came from with its old next-attempt time (`put_back`): its recorded verdicts
+stay, a notice not queued is queued by the next attempt, and nothing is removed.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from dataclasses import replace
 
 from mailcarrier.delivery.request import Notify
+from mailcarrier.errors import TemporaryError
 from mailcarrier.log import LogSink
 from mailcarrier.queue.addresses import qualify
 from mailcarrier.queue.crash import crash_point
@@ -62,7 +67,41 @@ class Finisher:
         self.double_bounce = qualify(params.str("double_bounce_sender"), self.myorigin)
         self.classes = set(params.list("notify_classes"))
 
-    def finish(self, message: QueueMessage, records: RecordWriter) -> None:
+    def finish(self, message: QueueMessage, records: RecordWriter) -> bool:
+        """Notices, then defer or remove. False when a write failed (logged) and the
+        message was put back or left in active/ for recovery instead."""
+        env = message.envelope
+        queue_id = env.queue_id
+        try:
+            pending = self._notices(message, records)
+        except TemporaryError as exc:
+            self.log.warning(QMGR, f"{queue_id}: {exc}")
+            return self.put_back(message, records)
+        if pending:
+            now = self.clock()
+            delay = backoff_delay(
+                now - env.arrival_time,
+                self.params.time("minimal_backoff_time"),
+                self.params.time("maximal_backoff_time"),
+            )
+            try:
+                records.close()
+                self.spool.move(queue_id, "active", "deferred", mtime=now + delay)
+            except FileNotFoundError:
+                pass
+            except TemporaryError as exc:  # left in active/: recovered by a later pass
+                self.log.warning(QMGR, f"{queue_id}: {exc}")
+                return False
+            return True
+        records.close(sync=False)  # the file is removed next: see RecordWriter
+        crash_point("finalize-before-move")
+        self.spool.remove_soon(
+            "active", queue_id, lambda: self.log.info(QMGR, f"{queue_id}: removed")
+        )
+        return True
+
+    def _notices(self, message: QueueMessage, records: RecordWriter) -> list[int]:
+        """Expire, queue the notices due, warn of delay; the recipients still pending."""
         env = message.envelope
         now = self.clock()
         age = now - env.arrival_time
@@ -76,23 +115,36 @@ class Finisher:
             self._expire(message, records, pending, now)
             pending = []
         self._final_notices(message, records, now)
-        queue_id = env.queue_id
         if pending:
             self._delay_warning(message, records, pending, now, age)
+        return pending
+
+    def put_back(self, message: QueueMessage, records: RecordWriter) -> bool:
+        """After a failed write: back to the queue the message came from, with its old
+        next-attempt time and whatever verdicts were recorded. Returns False (not finished)."""
+        queue_id = message.queue_id
+        try:
             records.close()
-            delay = backoff_delay(
-                age,
-                self.params.time("minimal_backoff_time"),
-                self.params.time("maximal_backoff_time"),
-            )
-            with contextlib.suppress(FileNotFoundError):
-                self.spool.move(queue_id, "active", "deferred", mtime=now + delay)
-            return
-        records.close(sync=False)  # the file is removed next: see RecordWriter
-        crash_point("finalize-before-move")
-        self.spool.remove_soon(
-            "active", queue_id, lambda: self.log.info(QMGR, f"{queue_id}: removed")
-        )
+        except TemporaryError as exc:
+            self.log.warning(QMGR, f"{queue_id}: {exc}")
+        try:
+            self.spool.move(queue_id, "active", message.origin or "incoming", mtime=message.mtime)
+        except FileNotFoundError:
+            pass
+        except TemporaryError as exc:  # left in active/: recovered by a later pass
+            self.log.warning(QMGR, f"{queue_id}: {exc}")
+        return False
+
+    def _notify(
+        self, message: QueueMessage, indexes: list[int], spec: NoticeSpec, what: str
+    ) -> None:
+        """Queue one notice and log it as bounce(8) does ("sender non-delivery
+        notification: ID"); a failure names the notice, the file and the error."""
+        try:
+            new_id = write_notice(self.spool, message, indexes, spec)
+        except TemporaryError as exc:
+            raise TemporaryError(f"{what}: {exc}", path=exc.path, errno=exc.errno) from exc
+        self.log.info(BOUNCE, f"{message.queue_id}: {what}: {new_id}")
 
     # --- expiry -----------------------------------------------------------------------
     def _expire(
@@ -140,14 +192,12 @@ class Finisher:
             # The next hop took NOTIFY=SUCCESS along: the notice is its to send.
             and state.states[i].action != ACTION_FORWARDED
         ]
-        queue_id = env.queue_id
         sender = env.sender
         if bounced:
             self._bounce_notices(message, bounced, wants_failure, now)
         if sent and sender and sender.lower() != self.double_bounce.lower():
             spec = self._spec(MessageClass.SUCCESS, "", sender, now)
-            new_id = write_notice(self.spool, message, sent, spec)
-            self.log.info(BOUNCE, f"{queue_id}: sender delivery status notification: {new_id}")
+            self._notify(message, sent, spec, "sender delivery status notification")
         if todo:
             crash_point("notice-before-record")
             for i in todo:
@@ -166,18 +216,15 @@ class Finisher:
             if "2bounce" in self.classes:
                 to = self._postmaster("2bounce_notice_recipient")
                 spec = self._spec(MessageClass.POSTMASTER, self.double_bounce, to, now)
-                new_id = write_notice(self.spool, message, bounced, spec)
-                self.log.info(BOUNCE, f"{queue_id}: postmaster non-delivery notification: {new_id}")
+                self._notify(message, bounced, spec, "postmaster non-delivery notification")
             return
         if wants:
             spec = self._spec(MessageClass.BOUNCE, "", env.sender, now)
-            new_id = write_notice(self.spool, message, wants, spec)
-            self.log.info(BOUNCE, f"{queue_id}: sender non-delivery notification: {new_id}")
+            self._notify(message, wants, spec, "sender non-delivery notification")
         if "bounce" in self.classes:
             to = self._postmaster("bounce_notice_recipient")
             spec = self._spec(MessageClass.POSTMASTER, self.double_bounce, to, now)
-            new_id = write_notice(self.spool, message, bounced, spec)
-            self.log.info(BOUNCE, f"{queue_id}: postmaster non-delivery notification: {new_id}")
+            self._notify(message, bounced, spec, "postmaster non-delivery notification")
 
     def _delay_warning(
         self,
@@ -206,14 +253,12 @@ class Finisher:
         if rows:
             spec = self._spec(MessageClass.DELAY, "", env.sender, now)
             spec = replace(spec, retry_until=until)
-            new_id = write_notice(self.spool, message, rows, spec)
-            self.log.info(BOUNCE, f"{env.queue_id}: sender delay notification: {new_id}")
+            self._notify(message, rows, spec, "sender delay notification")
         if "delay" in self.classes:
             to = self._postmaster("delay_notice_recipient")
             spec = self._spec(MessageClass.DELAY, self.double_bounce, to, now)
             spec = replace(spec, retry_until=until)
-            new_id = write_notice(self.spool, message, pending, spec)
-            self.log.info(BOUNCE, f"{env.queue_id}: postmaster delay notification: {new_id}")
+            self._notify(message, pending, spec, "postmaster delay notification")
         records.append(warned_record())
         message.state.warned = True
 

@@ -7,7 +7,15 @@ most ``<transport>_destination_recipient_limit``, and runs jobs through the inje
 `default_process_limit` in total. Each verdict is appended to the queue file and fsynced as
 the agent reports it, before the next recipient. When a message's jobs are all done the
 `Finisher` (finalize.py) sends notices and removes or defers it. `run_once()` drains what is
-deliverable now; `serve()` (daemon.py drives it) runs until asked to stop. Clock injected.
+deliverable now; `serve()` (daemon.py drives it) runs until asked to stop; `stop()` gives
+deliveries in flight a short grace period, then abandons them (stopping.py). Clock injected.
+
+A write that fails (a full disk, a read-only queue: `TemporaryError`) costs one message, not
+the run: a message whose records cannot be reserved is not delivered and stays where it
+was; one whose verdict, notice or deferral cannot be written is logged with the file and
+the error and goes back to the queue it came from. Either way this manager leaves it alone
+for `minimal_backoff_time` (a ``queue flush`` or the next run tries at once), and delivers
+the others meanwhile.
 """
 
 from __future__ import annotations
@@ -18,10 +26,11 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from mailcarrier.config.settings import Settings
 from mailcarrier.delivery.request import DeliveryRequest, Recipient
+from mailcarrier.errors import TemporaryError
 from mailcarrier.log import LogSink, NullLog, delivery_line
 from mailcarrier.queue.crash import crash_point
 from mailcarrier.queue.finalize import Finisher, record_state
@@ -30,6 +39,7 @@ from mailcarrier.queue.params import QueueParams
 from mailcarrier.queue.qfile import RecipientState
 from mailcarrier.queue.route import Route, Router
 from mailcarrier.queue.spool import QueueMessage, RecordWriter, Spool
+from mailcarrier.queue.stopping import STOP_GRACE, cancel_tasks
 from mailcarrier.queue.window import DestinationWindow, Feedback
 from mailcarrier.status import DeliveryResult, DeliveryStatus, RecipientStatus
 
@@ -53,6 +63,7 @@ class _Active:
     records: RecordWriter
     qmgr_time: float
     jobs_left: int = 0
+    trouble: str = ""  # a verdict could not be written: the message goes back unfinished
 
 
 @dataclass
@@ -82,6 +93,9 @@ class QueueManager:
         self._windows: dict[DestKey, DestinationWindow] = {}
         self._active: dict[str, _Active] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._running: dict[asyncio.Task[None], _Job] = {}
+        # Messages a write failed for: queue ID -> when to try again (see forget_trouble).
+        self._held: dict[str, float] = {}
         self._wakeup = asyncio.Event()
         self.configure(settings, router)
 
@@ -110,13 +124,18 @@ class QueueManager:
 
     # --- recovery and activation ------------------------------------------------------
     def recover(self) -> int:
-        """After a crash: put everything left in active/ back into incoming/."""
+        """After a crash, or a failed write: put what no delivery owns in active/ back into
+        incoming/."""
         moved = 0
         for queue_id in self.spool.ids("active"):
             if queue_id not in self._active and queue_id not in self.spool.removing:
-                with contextlib.suppress(FileNotFoundError):
+                try:
                     self.spool.move(queue_id, "active", "incoming")
                     moved += 1
+                except FileNotFoundError:
+                    pass
+                except TemporaryError as exc:  # stays in active/: tried again next time
+                    self.log.warning(QMGR, f"{queue_id}: {exc}")
         return moved
 
     def activate_ready(self, *, deferred: bool = True) -> int:
@@ -138,12 +157,31 @@ class QueueManager:
         ready = [("incoming", i) for i in self.spool.ids("incoming")]
         if deferred:
             ready += [("deferred", i) for i in self.spool.due("deferred", self.clock())]
+        if self._held:
+            now = self.clock()
+            for queue_id, until in list(self._held.items()):
+                if until <= now:
+                    del self._held[queue_id]
+            ready = [pair for pair in ready if pair[1] not in self._held]
         return ready
+
+    def _hold_off(self, queue_id: str) -> None:
+        """A write failed for this message: leave it alone for a while."""
+        self._held[queue_id] = self.clock() + self.params.time("minimal_backoff_time")
+
+    def forget_trouble(self) -> None:
+        """Try messages that a write failed for again at once (``queue flush``)."""
+        self._held.clear()
 
     def activate(self, queue: str, queue_id: str) -> int:
         if queue_id in self._active:
             return 0
-        taken = self.spool.take(queue, queue_id)
+        try:
+            taken = self.spool.take(queue, queue_id)
+        except TemporaryError as exc:  # not delivered: it stays where it was
+            self.log.warning(QMGR, f"{queue_id}: {exc}")
+            self._hold_off(queue_id)
+            return 0
         if taken is None:
             return 0
         message, records = taken
@@ -209,12 +247,23 @@ class QueueManager:
         env = active.message.envelope
         now = self.clock()
         state = RecipientState(status, dsn, reason, relay, now, "")
-        record_state(active.message, active.records, index, state)
+        try:
+            record_state(active.message, active.records, index, state)
+        except TemporaryError as exc:
+            self._trouble(active, exc)
+            return
         rcpt = env.recipients[index]
         shown = RecipientStatus(
             rcpt.address, status, dsn, reason, relay, orig_address=rcpt.orig_address
         )
         self.log.info(process, delivery_line(env.queue_id, shown))
+
+    def _trouble(self, active: _Active, exc: TemporaryError) -> None:
+        """A verdict could not be written: logged once per message, which goes back to
+        where it came from when its jobs end (its unwritten recipients stay pending)."""
+        if not active.trouble:
+            active.trouble = str(exc)
+            self.log.warning(QMGR, f"{active.message.queue_id}: {exc}")
 
     # --- dispatch ---------------------------------------------------------------------
     def _window(self, key: DestKey) -> DestinationWindow:
@@ -253,9 +302,14 @@ class QueueManager:
                 window.begin()
                 task = asyncio.get_running_loop().create_task(self._run(key, job))
                 self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._running[task] = job
+                task.add_done_callback(self._task_done)
             if not queue:
                 del self._queues[key]
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._running.pop(task, None)
 
     def _suspend(self, job: _Job, reason: str) -> None:
         for i in job.indexes:
@@ -280,8 +334,12 @@ class QueueManager:
                     self.clock(),
                     status.action,
                 )
-                record_state(job.active.message, job.active.records, rcpt_index, state)
-                job.recorded.add(rcpt_index)
+                try:
+                    record_state(job.active.message, job.active.records, rcpt_index, state)
+                except TemporaryError as exc:  # never into the agent: it delivers on
+                    self._trouble(job.active, exc)
+                else:
+                    job.recorded.add(rcpt_index)
                 statuses.append(status)
                 crash_point("delivery-after-record")
 
@@ -339,11 +397,18 @@ class QueueManager:
             self._finish(job.active)
 
     def _finish(self, active: _Active) -> None:
-        self._active.pop(active.message.queue_id, None)
+        queue_id = active.message.queue_id
+        self._active.pop(queue_id, None)
         try:
-            self.finisher.finish(active.message, active.records)
+            if active.trouble:
+                done = self.finisher.put_back(active.message, active.records)
+            else:
+                done = self.finisher.finish(active.message, active.records)
         finally:
-            active.records.close()
+            with contextlib.suppress(TemporaryError):  # already closed but after a bug
+                active.records.close()
+        if not done:
+            self._hold_off(queue_id)
 
     # --- drivers ----------------------------------------------------------------------
     async def drain(self) -> None:
@@ -389,16 +454,62 @@ class QueueManager:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wakeup.wait(), timeout)
 
-    async def stop(self) -> None:
-        """Graceful stop: let running deliveries finish; put queued work back in incoming/."""
+    async def stop(
+        self, *, grace: float = STOP_GRACE, abandon: asyncio.Event | None = None
+    ) -> None:
+        """Stop on a signal: deliveries in flight get `grace` seconds to finish (less when
+        `abandon` is set), the rest are abandoned (logged; recipients without a verdict
+        stay unmarked); every active message, and queued work, goes back to incoming/."""
         for queue in self._queues.values():
             queue.clear()
         self._queues.clear()
         if self._tasks:
-            await asyncio.wait(set(self._tasks))
+            count = len(self._tasks)
+            self.log.info(
+                QMGR,
+                f"stopping: waiting up to {grace:g} seconds for {count} "
+                f"deliver{'y' if count == 1 else 'ies'} in progress",
+            )
+            await self._wait_running(grace, abandon)
+            await self._abandon()
         await self.spool.settle()
         for queue_id, active in list(self._active.items()):
-            active.records.close()
             del self._active[queue_id]
-            with contextlib.suppress(FileNotFoundError):
+            try:
+                active.records.close()
                 self.spool.move(queue_id, "active", "incoming")
+            except FileNotFoundError:
+                pass
+            except TemporaryError as exc:  # left in active/: the next run recovers it
+                self.log.warning(QMGR, f"{queue_id}: {exc}")
+
+    async def _wait_running(self, grace: float, abandon: asyncio.Event | None) -> None:
+        """Until no delivery runs, `grace` seconds pass or `abandon` is set."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        stop_now = asyncio.ensure_future(abandon.wait()) if abandon is not None else None
+        try:
+            while self._tasks and (stop_now is None or not stop_now.done()):
+                left = deadline - loop.time()
+                if left <= 0:
+                    return
+                waiting: set[asyncio.Future[Any]] = set(self._tasks)
+                if stop_now is not None:
+                    waiting.add(stop_now)
+                await asyncio.wait(waiting, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if stop_now is not None:
+                stop_now.cancel()
+
+    async def _abandon(self) -> None:
+        """Cancel the deliveries still running, one log line each."""
+        running = {task: job for task, job in self._running.items() if not task.done()}
+        for job in running.values():
+            left = len(job.indexes) - len(job.recorded)
+            plural = "recipient stays" if left == 1 else "recipients stay"
+            self.log.info(
+                QMGR,
+                f"{job.active.message.queue_id}: delivery to {job.route.transport}:"
+                f"{job.route.nexthop} abandoned on signal, {left} {plural} queued",
+            )
+        await cancel_tasks(running)

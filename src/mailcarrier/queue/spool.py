@@ -6,7 +6,13 @@ as in Postfix), ``hold/`` (kept until released) and ``corrupt/`` (files that can
 A message is written to a dot-file in incoming/, fsynced, renamed to its queue ID and the
 directory fsynced: only then is it acknowledged. Moves are rename + fsync of both directories.
 State records are appended and fsynced (`RecordWriter`). Reading a message reads its envelope
-and state records, never its content. File format: qfile.py; scheduling: scheduler.py.
+and state records, never its content. File format: qfile.py; writing files: writers.py;
+scheduling: scheduler.py.
+
+The local system can fail: a full disk or quota (ENOSPC, EDQUOT), a read-only or unwritable
+directory (EROFS, EACCES). Every such OSError becomes one `TemporaryError` naming the file
+and the error, and nothing is left half done: a message that cannot be taken into active/
+(opened for writing, given room for its records, renamed) stays where it was, as it was.
 """
 
 from __future__ import annotations
@@ -19,39 +25,42 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Final
 
 from mailcarrier.config.settings import Settings
+from mailcarrier.errors import TemporaryError
 from mailcarrier.log import LogSink, NullLog
-from mailcarrier.queue.crash import crash_point
 from mailcarrier.queue.ids import new_queue_id
 from mailcarrier.queue.names import QMGR
 from mailcarrier.queue.params import QueueParams
 from mailcarrier.queue.qfile import (
     MAX_ENVELOPE,
-    SIZE_WIDTH,
     Envelope,
     ParseError,
     StateLog,
     parse_envelope,
     parse_records,
-    render_envelope,
-    size_field_offset,
+)
+from mailcarrier.queue.writers import (
+    MessageWriter,
+    RecordWriter,
+    fsync_dir,
+    os_error,
+    record_reserve,
 )
 
-__all__ = ["QUEUES", "MessageWriter", "QueueMessage", "RecordWriter", "Spool", "open_spool"]
+__all__ = [
+    "QUEUES",
+    "MessageWriter",
+    "QueueMessage",
+    "RecordWriter",
+    "Spool",
+    "open_spool",
+    "record_reserve",
+]
 
 QUEUES: Final = ("incoming", "active", "deferred", "hold", "corrupt")
 _CHUNK: Final = 65536
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +72,7 @@ class QueueMessage:
     envelope: Envelope
     state: StateLog
     mtime: float
+    origin: str = ""  # the queue a message in active/ came from ("" when not taken)
 
     @property
     def queue_id(self) -> str:
@@ -71,127 +81,6 @@ class QueueMessage:
     def pending(self) -> list[int]:
         """Recipients with no final verdict yet."""
         return [i for i in range(len(self.envelope.recipients)) if not self.state.is_final(i)]
-
-
-class RecordWriter:
-    """Appends state records to one queue file.
-
-    Records are written at once and made durable (fsync) by `close()`, which runs before a
-    message stays in the queue (deferred, back to incoming, held). A message that is removed
-    because every recipient is done needs no fsync: a crash can only leave the file behind,
-    and then recovery delivers what it does not show as done; at worst a recipient gets a
-    second copy, the window issue 8 allows. This is Postfix's own durability for delivery
-    records (written, not fsynced), and it keeps fsync off the hot path of delivery.
-    """
-
-    def __init__(self, path: Path | str, valid_length: int, *, fd: int = -1) -> None:
-        """Open `path` for appending, or adopt `fd` (open for writing) when given."""
-        self.fd = fd if fd >= 0 else os.open(path, os.O_WRONLY)
-        try:
-            # Cut off a torn record left by a crash before appending after it.
-            if os.fstat(self.fd).st_size != valid_length:
-                os.ftruncate(self.fd, valid_length)
-            os.lseek(self.fd, 0, os.SEEK_END)
-        except OSError:
-            os.close(self.fd)
-            raise
-
-    dirty = False
-
-    def append(self, record: bytes) -> None:
-        view = memoryview(record)
-        while view:
-            n = os.write(self.fd, view)
-            view = view[n:]
-        self.dirty = True
-
-    def close(self, *, sync: bool = True) -> None:
-        """Close, first making the records durable unless the file is about to be removed."""
-        if self.fd >= 0:
-            try:
-                if sync and self.dirty:
-                    os.fsync(self.fd)
-            finally:
-                os.close(self.fd)
-                self.fd = -1
-
-
-class MessageWriter:
-    """Writes one new message into incoming/; `commit()` makes it durable and returns its ID.
-
-    Used as a context manager: leaving the block without `commit()` removes the temporary
-    file, so nothing partial is ever queued.
-    """
-
-    def __init__(self, spool: Spool, envelope: Envelope) -> None:
-        self.spool = spool
-        self.envelope = envelope
-        self.queue_id = envelope.queue_id
-        self.tmp = spool.root / "incoming" / f".{self.queue_id}.tmp"
-        self.header = render_envelope(envelope)
-        self.size = 0
-        self.encoding = envelope.encoding
-        self.committed = False
-        self.file = open(self.tmp, "xb")  # noqa: SIM115 - closed by commit/abort
-        os.chmod(self.tmp, 0o600)
-        self.file.write(self.header)
-
-    def write(self, data: bytes) -> None:
-        self.file.write(data)
-        self.size += len(data)
-
-    def copy_from(self, src: Callable[[int], bytes], limit: int | None = None) -> None:
-        """Copy from a `read(n)` function in bounded chunks (up to `limit` bytes)."""
-        left = limit
-        while left is None or left > 0:
-            block = src(_CHUNK if left is None else min(_CHUNK, left))
-            if not block:
-                break
-            self.write(block)
-            if left is not None:
-                left -= len(block)
-
-    def set_encoding(self, encoding: str) -> None:
-        """Declare the body 7bit or 8bit after streaming it (same width: patched in place)."""
-        if encoding not in ("7bit", "8bit"):
-            raise ValueError(encoding)
-        self.encoding = encoding
-
-    def commit(self) -> str:
-        if self.encoding != self.envelope.encoding:
-            self.file.seek(self.header.index(b"\nbody ") + len(b"\nbody "))
-            self.file.write(self.encoding.encode())
-        self.file.seek(size_field_offset(self.header))
-        self.file.write(f"{self.size:0{SIZE_WIDTH}d}".encode())
-        self.file.flush()
-        crash_point("enqueue-after-write")
-        os.fsync(self.file.fileno())
-        self.file.close()
-        crash_point("enqueue-before-rename")
-        final = self.spool.root / "incoming" / self.queue_id
-        os.rename(self.tmp, final)
-        fsync_dir(final.parent)
-        self.committed = True
-        crash_point("enqueue-after-rename")
-        return self.queue_id
-
-    def abort(self) -> None:
-        if not self.file.closed:
-            self.file.close()
-        with contextlib.suppress(FileNotFoundError):
-            self.tmp.unlink()
-
-    def __enter__(self) -> MessageWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if not self.committed:
-            self.abort()
 
 
 class Spool:
@@ -216,7 +105,11 @@ class Spool:
     def ensure(self) -> Spool:
         """Create the queue directories (private to the user) if they do not exist."""
         for name in QUEUES:
-            (self.root / name).mkdir(mode=0o700, parents=True, exist_ok=True)
+            path = self.root / name
+            try:
+                path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            except OSError as exc:
+                raise os_error("create queue directory", path, exc) from exc
         return self
 
     # --- writing ----------------------------------------------------------------------
@@ -308,17 +201,20 @@ class Spool:
         return QueueMessage(queue, Path(name), env, state, st.st_mtime)
 
     def take(self, queue: str, queue_id: str) -> tuple[QueueMessage, RecordWriter] | None:
-        """Read a message and move it into active/, keeping its file open for the state
-        records (one open, not two). None when it is gone or was quarantined (damaged)."""
+        """Read a message, reserve space for its delivery records and move it into active/,
+        keeping its file open for the records (one open, not two). None when it is gone or
+        was quarantined (damaged). `TemporaryError` when it cannot be opened for writing,
+        the reservation fails (a full disk) or the move fails: then it stays where it was,
+        as it was."""
         name = self._name(queue, queue_id)
         try:
             fd = os.open(name, os.O_RDWR)
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            raise os_error("open queue file", name, exc) from exc
         try:
-            message = self._load(fd, queue, queue_id, name)
-            path = self.move(queue_id, queue, "active")
-            records = RecordWriter(path, message.state.valid_length, fd=fd)
+            return self._take(fd, queue, queue_id, name)
         except FileNotFoundError:
             os.close(fd)
             return None
@@ -329,8 +225,27 @@ class Spool:
         except BaseException:
             os.close(fd)
             raise
-        active = QueueMessage("active", path, message.envelope, message.state, message.mtime)
-        return active, records
+
+    def _take(
+        self, fd: int, queue: str, queue_id: str, name: str
+    ) -> tuple[QueueMessage, RecordWriter]:
+        st = os.fstat(fd)
+        message = self._load(fd, queue, queue_id, name)
+        env = message.envelope
+        reserve = record_reserve(len(message.pending()), len(env.recipients))
+        active = self._name("active", queue_id)
+        try:
+            records = RecordWriter(name, message.state.valid_length, fd=fd, reserve=reserve)
+            self.move(queue_id, queue, "active")
+            records.path = active
+        except (TemporaryError, FileNotFoundError):
+            # Stays where it was, as it was: no reservation, the same next-attempt time.
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, message.state.valid_length)
+                os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
+            raise
+        taken = QueueMessage("active", Path(active), env, message.state, message.mtime, queue)
+        return taken, records
 
     def read_or_quarantine(self, queue: str, queue_id: str) -> QueueMessage | None:
         """`read`, moving a damaged file to corrupt/ with a log line (None when gone too)."""
@@ -344,8 +259,12 @@ class Spool:
 
     def quarantine(self, queue: str, queue_id: str, reason: str) -> None:
         self.log.warning(QMGR, f"{queue}/{queue_id}: {reason}: moved to corrupt queue")
-        with contextlib.suppress(FileNotFoundError):
+        try:
             self.move(queue_id, queue, "corrupt")
+        except FileNotFoundError:
+            pass
+        except TemporaryError as exc:
+            self.log.warning(QMGR, f"{queue_id}: {exc}")
 
     def scan(self, queue: str) -> Iterator[QueueMessage]:
         for queue_id in self.ids(queue):
@@ -358,25 +277,39 @@ class Spool:
 
     # --- moving -----------------------------------------------------------------------
     def move(self, queue_id: str, src: str, dst: str, *, mtime: float | None = None) -> Path:
-        """Rename a message to another queue, durably; `mtime` sets its next-attempt time."""
+        """Rename a message to another queue, durably; `mtime` sets its next-attempt time.
+        FileNotFoundError when it is gone; `TemporaryError` when the file system refuses."""
         old = self._name(src, queue_id)
         new = self._name(dst, queue_id)
-        if mtime is not None:
-            os.utime(old, (mtime, mtime))
-        if src != dst:
-            os.rename(old, new)
-            if dst != "active":
-                # Into active needs no fsync: after a crash the file is in one queue or the
-                # other, and recovery scans both. Leaving active (deferred, hold, incoming)
-                # is made durable, so a deferral or a hold is not undone by a crash.
-                fsync_dir(self.root / dst)
-                fsync_dir(self.root / src)
+        try:
+            if mtime is not None:
+                os.utime(old, (mtime, mtime))
+            if src != dst:
+                os.rename(old, new)
+                if dst != "active":
+                    # Into active needs no fsync: after a crash the file is in one queue or
+                    # the other, and recovery scans both. Leaving active (deferred, hold,
+                    # incoming) is made durable, so a deferral or a hold is not undone by a
+                    # crash.
+                    fsync_dir(self.root / dst)
+                    fsync_dir(self.root / src)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            raise os_error(f"rename {old} to", new, exc) from exc
         return Path(new)
 
     def remove(self, queue: str, queue_id: str) -> None:
         """Unlink a finished message. No directory fsync: a crash that undoes the unlink
-        leaves a file whose durable records say which recipients are done."""
-        os.unlink(self._name(queue, queue_id))
+        leaves a file whose durable records say which recipients are done.
+        FileNotFoundError when it is gone; `TemporaryError` when the file system refuses."""
+        name = self._name(queue, queue_id)
+        try:
+            os.unlink(name)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            raise os_error("remove", name, exc) from exc
 
     def remove_soon(self, queue: str, queue_id: str, then: Callable[[], None]) -> None:
         """`remove`, off the event loop when one is running, then `then()` on the loop.
@@ -429,16 +362,21 @@ class Spool:
                 await asyncio.sleep(0)
 
     def clean_temporary(self, older_than: float = 3600.0) -> int:
-        """Remove dot-files in incoming/ left by a submission that crashed."""
+        """Remove dot-files in incoming/ left by a submission that crashed (a file that
+        cannot be removed is logged and left)."""
         removed = 0
         now = time.time()
         for name in os.listdir(self.root / "incoming"):
             path = self.root / "incoming" / name
             if name.startswith(".") and name.endswith(".tmp"):
-                with contextlib.suppress(FileNotFoundError):
+                try:
                     if now - path.stat().st_mtime >= older_than:
                         path.unlink()
                         removed += 1
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    self.log.warning(QMGR, f"remove {path}: {exc.strerror or exc}")
         return removed
 
 

@@ -6,9 +6,13 @@ by `header_size_limit`), take recipients from To/Cc/Bcc with ``-t`` (the Resent-
 present), remove Bcc, add a missing From:, Date: and Message-ID:, then stream the body into
 the queue file, stopping at a lone "." line unless told to ignore dots (``-i``). The headers
 it adds are single header lines whatever the input: the ``-F`` full name is cleaned and
-encoded as cleanup(8) does it, myhostname is cleaned (queue/headers.py). Bad input
-raises DataError and leaves nothing queued. The queue ID is returned only after the message
-is durable (spool.py). Logs ``pickup`` and ``cleanup`` lines in Postfix's wording.
+encoded as cleanup(8) does it, myhostname is cleaned (queue/headers.py). Bad input raises
+DataError and leaves nothing queued; a message larger than `message_size_limit` (header and
+body together, as Postfix limits the queue file) raises MessageTooBigError as soon as the
+limit is passed, without reading the rest; a queue that cannot be written (a full disk, a
+read-only directory) raises TemporaryError, also leaving nothing. The queue ID is returned
+only after the message is durable (spool.py). Logs ``pickup`` and ``cleanup`` lines in
+Postfix's wording.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from typing import BinaryIO, Final
 from mailcarrier.config.settings import Settings
 from mailcarrier.delivery.request import Notify
 from mailcarrier.delivery.smtputf8 import envelope_needs_smtputf8
-from mailcarrier.errors import DataError
+from mailcarrier.errors import DataError, MessageTooBigError
 from mailcarrier.log import LogSink, NullLog
 from mailcarrier.queue.addresses import check_address
 from mailcarrier.queue.headers import field_text, from_value
@@ -157,7 +161,9 @@ class _BodyCopier:
     def put(self, data: bytes) -> None:
         self.size += len(data)
         if self.limit and self.size > self.limit:
-            raise DataError(f"message file too big (message_size_limit is {self.limit} bytes)")
+            raise MessageTooBigError(
+                f"message file too big (message_size_limit is {self.limit} bytes)"
+            )
         if not self.eight_bit and _EIGHT_BIT.search(data):
             self.eight_bit = True
         self._write(data)

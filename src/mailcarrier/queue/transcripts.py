@@ -8,7 +8,9 @@ columns, every line indented (text that came from the network never starts a lin
 printable as Postfix's printable() does; header values (the peer in the subject, the
 recipient, myhostname, mail_name) are cleaned the same way (queue/headers.py), so no reply or
 host name can end a header. The notice is of the postmaster class: if it cannot be
-delivered it is dropped, never bounced.
+delivered it is dropped, never bounced. If it cannot be queued (a full disk, a read-only
+queue) one warning says so and the delivery that called goes on: a transcript is advice,
+never a reason to stop delivering.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections.abc import Callable
 from typing import Final
 
 from mailcarrier.delivery.transcript import SessionTranscript
+from mailcarrier.errors import TemporaryError
 from mailcarrier.log import LogSink
 from mailcarrier.queue.addresses import qualify
 from mailcarrier.queue.headers import field_text
@@ -77,6 +80,15 @@ class TranscriptNotifier:
     def __call__(self, transcript: SessionTranscript) -> None:
         if not transcript.errors & self.classes:
             return
+        about = f"{transcript.queue_id}: " if transcript.queue_id else ""
+        try:
+            new_id = self._write(transcript)
+        except TemporaryError as exc:
+            self.log.warning(BOUNCE, f"{about}postmaster transcript notification: {exc}")
+            return
+        self.log.info(BOUNCE, f"{about}postmaster transcript notification: {new_id}")
+
+    def _write(self, transcript: SessionTranscript) -> str:
         subject, body = render_transcript(transcript, self.mail_name)
         now = self.clock()
         envelope = Envelope(
@@ -102,6 +114,4 @@ class TranscriptNotifier:
             writer.write(data)
             if not data.isascii():
                 writer.set_encoding("8bit")
-            new_id = writer.commit()
-        about = f"{transcript.queue_id}: " if transcript.queue_id else ""
-        self.log.info(BOUNCE, f"{about}postmaster transcript notification: {new_id}")
+            return writer.commit()

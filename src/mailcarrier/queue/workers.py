@@ -11,13 +11,17 @@ of maillog_file.
 
 Wire format, over the child's stdin and stdout pipes: frames of a 4-byte big-endian length
 and a pickle (both ends are this program; nothing else can write to the pipes).
-Parent to child: ``("settings", Settings)`` first, then ``("deliver", id, DeliveryRequest)``.
+Parent to child: ``("settings", Settings)`` first, then ``("deliver", id, DeliveryRequest)``
+and ``("cancel", id)`` (the scheduler abandoned that delivery: the child cancels it, drops
+its connection and reports nothing more about it).
 Child to parent: ``("status", id, index, RecipientStatus)`` (one per recipient, as it is decided),
 ``("done", id)`` (the result is the statuses sent),
 ``("failed", id, text)``, ``("log", level, process, text)``, ``("transcript",
 SessionTranscript)`` (a postmaster transcript, queued by the parent). The parent closing the child's
-stdin asks it to finish what it runs and exit. A child that dies fails its running requests
-(the scheduler defers every recipient not yet recorded) and is replaced on the next request.
+stdin asks it to finish what it runs and exit; `close(timeout)` kills the children that have
+not exited by then (a stop must not wait for a stalled server). A child that dies fails its
+running requests (the scheduler defers every recipient not yet recorded) and is replaced on
+the next request.
 Writes are batched: everything sent in one turn of the event loop goes out in one write.
 """
 
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import os
 import pickle
@@ -42,6 +47,7 @@ from mailcarrier.delivery.request import DeliveryRequest
 from mailcarrier.delivery.transcript import SessionTranscript, TranscriptHook
 from mailcarrier.log import LogSink
 from mailcarrier.queue.names import QMGR
+from mailcarrier.queue.stopping import cancel_tasks
 from mailcarrier.status import DeliveryResult, RecipientStatus
 
 __all__ = ["AgentPool", "make_agent", "run_event_loop"]
@@ -175,6 +181,7 @@ class AgentPool:
         self.log = log
         self.notify = notify
         self._children: list[_Child] = []
+        self._closing: list[_Child] = []
         self._forked: list[tuple[int, int, int]] = []  # pid, read fd, write fd
         self._ids = itertools.count(1)
         self._starting: asyncio.Lock | None = None
@@ -268,8 +275,16 @@ class AgentPool:
         future: asyncio.Future[list[_Verdict]] = asyncio.get_running_loop().create_future()
         child.pending[request_id] = (on_status, future, [])
         child.outbox.send(("deliver", request_id, request))
+        try:
+            received = await future
+        except asyncio.CancelledError:
+            # Abandoned (a stop): the child drops it; later frames about it are ignored.
+            if child.pending.pop(request_id, None) is not None and child.alive:
+                child.outbox.send(("cancel", request_id))
+                child.outbox.flush()
+            raise
         # Every verdict came in its own frame already: the result is made of them.
-        verdicts = sorted(await future, key=lambda pair: pair[0])
+        verdicts = sorted(received, key=lambda pair: pair[0])
         return DeliveryResult(request.queue_id, tuple(status for _, status in verdicts))
 
     async def _read(self, child: _Child) -> None:
@@ -317,18 +332,35 @@ class AgentPool:
         else:
             raise ValueError(f"unknown frame {kind!r}")
 
-    async def close(self) -> None:
-        """Let every agent finish what it runs, then exit (end of its input)."""
+    async def close(self, timeout: float | None = None) -> None:
+        """Let every agent finish what it runs, then exit (end of its input); those still
+        running after `timeout` seconds are killed."""
         if self._forked:  # forked but never attached: the loop never ran
             await self.start()
         children, self._children = self._children, []
+        self._closing += children
         for child in children:
             child.outbox.flush()
             child.close_input()
-        for child in children:
-            if child.task is not None:
+        tasks = {child.task for child in children if child.task is not None}
+        if not tasks:
+            return
+        _, late = await asyncio.wait(tasks, timeout=timeout)
+        if late:
+            self.kill()
+            await asyncio.wait(late)
+        for task in tasks:  # retrieved, so that no error is reported as never retrieved
+            if not task.cancelled():
                 with contextlib.suppress(Exception):
-                    await child.task
+                    task.result()
+
+    def kill(self) -> None:
+        """Kill every agent process that has not exited (SIGKILL): their deliveries were
+        abandoned, and their connections just drop."""
+        for child in self._children + self._closing:
+            if child.task is not None and not child.task.done():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child.pid, signal.SIGKILL)
 
 
 def _exit_text(status: int) -> str:
@@ -371,7 +403,8 @@ async def _agent_main(in_fd: int, out_fd: int, given: tuple[Settings, bool] | No
         outbox.send(("transcript", transcript))
 
     agent = make_agent(settings, _PipeLog(outbox), notify if transcripts else None)
-    tasks: set[asyncio.Task[None]] = set()
+    tasks: dict[int, asyncio.Task[None]] = {}
+    cancelling: set[asyncio.Task[None]] = set()
 
     async def run(request_id: int, request: DeliveryRequest) -> None:
         def on_status(index: int, status: RecipientStatus) -> None:
@@ -385,17 +418,29 @@ async def _agent_main(in_fd: int, out_fd: int, given: tuple[Settings, bool] | No
             outbox.send(("done", request_id))
 
     while (message := await _receive(reader)) is not None:
+        if message[0] == "cancel":
+            task = tasks.get(message[1])
+            if task is not None:
+                stopper = loop.create_task(cancel_tasks([task]))
+                cancelling.add(stopper)
+                stopper.add_done_callback(cancelling.discard)
+            continue
         if message[0] != "deliver":
             raise SystemExit(f"mailcarrier agent: unexpected frame {message[0]!r}")
-        task = loop.create_task(run(message[1], message[2]))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-    if tasks:
-        await asyncio.wait(set(tasks))
+        request_id: int = message[1]
+        task = loop.create_task(run(request_id, message[2]))
+        tasks[request_id] = task
+        task.add_done_callback(functools.partial(_forget, tasks, request_id))
+    if tasks or cancelling:
+        await asyncio.wait({*tasks.values(), *cancelling})
     if agent.cache is not None:
         await agent.cache.close_all()
     outbox.flush()
     transport.close()
+
+
+def _forget(tasks: dict[int, asyncio.Task[None]], request_id: int, _: object) -> None:
+    tasks.pop(request_id, None)
 
 
 def _child() -> None:
