@@ -35,7 +35,11 @@ def _caps(*keywords: str) -> Capabilities:
         ("a@example.org", "a@example.org"),
         ("", ""),
         ("a@bücher.example", "a@xn--bcher-kva.example"),
-        ("a@München.DE", "a@xn--mnchen-3ya.DE"),  # ASCII labels stay as they are
+        # UTS #46 maps case in the whole name, as ICU does for Postfix.
+        ("a@München.DE", "a@xn--mnchen-3ya.de"),
+        # IDNA 2008 (non-transitional): "ß" is a letter of its own, not "ss" (IDNA 2003).
+        ("user@faß.de", "user@xn--fa-hia.de"),
+        ("a@_25._tcp.bücher.example", "a@_25._tcp.xn--bcher-kva.example"),
         ("jörg@example.org", None),
         ("jörg@bücher.example", None),
         ("a@" + "ü" * 70 + ".example", None),  # label too long for DNS

@@ -4,9 +4,10 @@ A-label (RFC 5890) form of an envelope for a server that does not announce it.
 A request flagged `smtputf8` (the sender asked for it, or submission found a UTF-8 local part
 or UTF-8 in the header) requires a server that announces SMTPUTF8, as Postfix's
 SMTPUTF8_FLAG_REQUESTED does. An unflagged request whose envelope is non-ASCII only in domain
-parts goes to any server: the domains are converted to A-labels (Python's stdlib IDNA codec)
-when the server lacks SMTPUTF8. Anything else is the 5.6.7 verdict of Postfix 3.11 (try the
-next server, then bounce). Neighbours: outcome.py builds the envelope; agent.py acts.
+parts goes to any server: the domains are converted to A-labels (protocol/idn.py: UTS #46
+non-transitional, the conversion DNS lookups use too) when the server lacks SMTPUTF8.
+Anything else is the 5.6.7 verdict of Postfix 3.11 (try the next server, then bounce).
+Neighbours: outcome.py builds the envelope; agent.py acts.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import BinaryIO
 
 from mailcarrier.delivery.trouble import Verdict
 from mailcarrier.protocol.ehlo import Capabilities
+from mailcarrier.protocol.idn import address_to_ascii
 from mailcarrier.status import DeliveryStatus
 from mailcarrier.transport.session import Envelope
 
@@ -34,25 +36,16 @@ def a_label_address(address: str) -> str | None:
     UTF-8 local part, or a domain IDNA refuses). ASCII addresses come back unchanged."""
     if address.isascii():
         return address
-    local, at, domain = address.rpartition("@")
+    local, at, _domain = address.rpartition("@")
     if not at or not local.isascii():
         return None
-    try:
-        ace = domain.encode("idna").decode("ascii")
-    except UnicodeError:
-        return None
-    return f"{local}@{ace}"
+    return address_to_ascii(address)
 
 
 def _a_label_domain(address: str) -> str:
     """The address with its domain in A-labels when IDNA allows; the local part as it is."""
-    local, at, domain = address.rpartition("@")
-    if not at or domain.isascii():
-        return address
-    try:
-        return f"{local}@{domain.encode('idna').decode('ascii')}"
-    except UnicodeError:
-        return address
+    converted = address_to_ascii(address)
+    return address if converted is None else converted
 
 
 def envelope_needs_smtputf8(addresses: Iterable[str]) -> bool:
