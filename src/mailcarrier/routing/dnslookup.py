@@ -5,9 +5,10 @@ DNS_OK, DNS_NOTFOUND, DNS_RETRY, DNS_FAIL, DNS_INVAL, DNS_NULLMX, DNS_NULLSRV) a
 reason text Postfix puts in the delivery status ("Host or domain name not found. Name service
 error for name=example.com type=MX: Host not found, try again"). It validates the names in
 replies, chases a CNAME whose target the reply did not resolve (at most 10 deep) and records
-each record's query and reply names, as Postfix's DNS_RR does. `dns_lookup_types` asks for
-several types (A then AAAA) and keeps the most useful status. Which status means defer or
-bounce is decided by the callers in `addrlookup.py`, `mx.py` and `srv.py`.
+each record's query and reply names, as Postfix's DNS_RR does; localhost names (RFC 6761 6.3)
+are answered by localhost.py, never by the resolver. `dns_lookup_types` asks for several
+types (A then AAAA) and keeps the most useful status. Which status means defer or bounce is
+decided by the callers in `addrlookup.py`, `mx.py` and `srv.py`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from mailcarrier.protocol.idn import domain_to_ascii, valid_hostname
+from mailcarrier.routing.localhost import is_localhost, localhost_answer
 from mailcarrier.routing.resolver import (
     DnsAnswer,
     DnsOutcome,
@@ -153,7 +155,10 @@ async def dns_lookup(resolver: Resolver, name: str, rdtype: str) -> LookupResult
     orig_name = name
     maybe_secure = True
     for _ in range(CNAME_LIMIT):
-        answer = await resolver.resolve(name, rdtype)
+        if is_localhost(name):  # RFC 6761 6.3: never asked of a name server
+            answer = localhost_answer(name, rdtype)
+        else:
+            answer = await resolver.resolve(name, rdtype)
         outcome = answer.outcome
         if outcome is DnsOutcome.NXDOMAIN:
             return LookupResult(
