@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import io
 import json
-import re
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -24,8 +23,8 @@ from mailcarrier.api import deliver
 from mailcarrier.config.postconf import conf_main
 from mailcarrier.config.settings import Settings
 from mailcarrier.delivery.agent import DeliveryAgent
+from mailcarrier.delivery.autodetect import MailSource, declare, spool_stream
 from mailcarrier.delivery.request import DeliveryRequest, Notify, Recipient
-from mailcarrier.delivery.smtputf8 import envelope_needs_smtputf8, header_needs_smtputf8
 from mailcarrier.errors import ConfigError, DataError, MailcarrierError, UsageError
 from mailcarrier.log import LogSink, StreamLog, SyslogLog
 from mailcarrier.queue import (
@@ -52,7 +51,6 @@ from mailcarrier.status import EX_CONFIG, EX_DATAERR, EX_SOFTWARE, EX_TEMPFAIL, 
 from mailcarrier.tables.command import map_main
 
 PROG = "mailcarrier"
-_EIGHT_BIT = re.compile(rb"[\x80-\xff]")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -140,17 +138,6 @@ def _load_settings(args: argparse.Namespace, stderr: TextIO) -> Settings:
     return settings
 
 
-def _spool_input(src: BinaryIO, dest: BinaryIO) -> bool:
-    """Copy the message to a temporary file in bounded chunks; report 8-bit content."""
-    eight_bit = False
-    while block := src.read(65536):
-        if not eight_bit and _EIGHT_BIT.search(block):
-            eight_bit = True
-        dest.write(block)
-    dest.flush()
-    return eight_bit
-
-
 def _make_log(
     settings: Settings, stderr: TextIO, stack: contextlib.ExitStack, *, daemon: bool = False
 ) -> LogSink:
@@ -215,14 +202,20 @@ def _cmd_deliver(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stde
     notify = Notify.parse(args.notify) if args.notify else Notify.NONE
     with contextlib.ExitStack() as stack:
         spool = stack.enter_context(tempfile.TemporaryFile(prefix="mailcarrier-"))
+        header_limit = settings.get_int("header_size_limit")
         if args.file == "-":
-            eight_bit = _spool_input(stdin, spool)
+            scan = spool_stream(stdin, spool, header_limit)
         else:
             try:
                 src = stack.enter_context(open(args.file, "rb"))
             except OSError as exc:
                 raise DataError(f"cannot open message file {args.file}: {exc.strerror}") from exc
-            eight_bit = _spool_input(src, spool)
+            scan = spool_stream(src, spool, header_limit)
+        # 8-bit content and SMTPUTF8 as submission finds them (`deliver` is of the sendmail
+        # class of smtputf8_autodetect_classes: see delivery/autodetect.py).
+        declared = declare(
+            settings, MailSource.SENDMAIL, scan, addresses=(args.sender, *args.recipients)
+        )
         request = DeliveryRequest(
             queue_id=new_queue_id(),
             nexthop=args.nexthop,
@@ -230,10 +223,8 @@ def _cmd_deliver(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stde
             recipients=tuple(Recipient(r, dsn_notify=notify) for r in args.recipients),
             content=spool,
             transport=args.transport,
-            encoding="8bit" if eight_bit else "7bit",
-            # RFC 6531 3.4 / RFC 6532 3.7: a UTF-8 local part or header needs SMTPUTF8.
-            smtputf8=envelope_needs_smtputf8((args.sender, *args.recipients))
-            or (eight_bit and header_needs_smtputf8(spool, settings.get_int("header_size_limit"))),
+            encoding=declared.encoding,
+            smtputf8=declared.smtputf8,
             dsn_ret=args.ret,
             dsn_envid=args.envid,
         )

@@ -143,7 +143,9 @@ def test_message_size_limit(tmp_path: Path) -> None:
     ("sender", "rcpt", "data", "expected"),
     [
         ("s@example.org", "r@example.net", b"Subject: hi\n\nb\xc3\xbcdy\n", False),
-        ("s@b\u00fccher.example", "r@m\u00fcnchen.example", b"Subject: hi\n\nx\n", False),
+        ("s@b\u00fccher.example", "r@m\u00fcnchen.example", b"From: s\nSubject: hi\n\nx\n", False),
+        # The From: that submission adds holds the UTF-8 domain: a UTF-8 header (as cleanup's).
+        ("s@b\u00fccher.example", "r@m\u00fcnchen.example", b"Subject: hi\n\nx\n", True),
         ("j\u00f6rg@example.org", "r@example.net", b"Subject: hi\n\nx\n", True),
         ("s@example.org", "z\u00f6e@example.net", b"Subject: hi\n\nx\n", True),
         ("s@example.org", "r@example.net", "Subject: gr\u00fc\u00dfe\n\nx\n".encode(), True),
@@ -154,3 +156,19 @@ def test_smtputf8_flag(tmp_path: Path, sender: str, rcpt: str, data: bytes, expe
     # domains alone do not (the client can send them as A-labels).
     sp, qid = _submit(tmp_path, data, sender=sender, recipients=(rcpt,))
     assert sp.read("incoming", qid).envelope.smtputf8 is expected
+
+
+@pytest.mark.parametrize(
+    ("classes", "enable", "expected"),
+    [("sendmail", "yes", True), ("verify", "yes", False), ("all", "no", False)],
+)
+def test_smtputf8_autodetect_classes(
+    tmp_path: Path, classes: str, enable: str, expected: bool
+) -> None:
+    sp = spool(tmp_path)
+    cfg = settings(tmp_path, smtputf8_autodetect_classes=classes, smtputf8_enable=enable)
+    opts = SubmitOptions(sender="s@example.org", recipients=("r@example.net",))
+    data = "Subject: gr\u00fc\u00dfe\n\nx\n".encode()
+    qid = submit_stream(io.BytesIO(data), opts, settings=cfg, spool=sp)
+    envelope = sp.read("incoming", qid).envelope
+    assert (envelope.smtputf8, envelope.encoding) == (expected, "8bit")

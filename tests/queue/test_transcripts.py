@@ -172,3 +172,22 @@ def test_auth_lines_never_carry_credentials() -> None:
     )
     session._record_out(AuthResponse("c2VjcmV0"), b"c2VjcmV0\r\n")
     assert session.history == ["Out: EHLO mc.example", "Out: AUTH PLAIN ...", "Out: ..."]
+
+
+def test_transcript_smtputf8_follows_the_notify_class(tmp_path: Path) -> None:
+    """Postfix posts transcripts in the "notify" class of smtputf8_autodetect_classes: a
+    UTF-8 error_notice_recipient asks for SMTPUTF8 only when that class is listed."""
+    flags = []
+    for i, classes in enumerate(("sendmail, verify", "notify")):
+        spool = Spool(tmp_path / str(i), clock=FakeClock(), log=MemoryLog()).ensure()
+        cfg = settings(
+            tmp_path,
+            notify_classes="protocol",
+            error_notice_recipient="z\u00f6e@example.org",
+            smtputf8_autodetect_classes=classes,
+        )
+        TranscriptNotifier(spool, QueueParams(cfg), MemoryLog(), FakeClock())(_transcript())
+        (qid,) = spool.ids("incoming")
+        envelope = spool.read("incoming", qid).envelope
+        flags.append((envelope.smtputf8, envelope.encoding))
+    assert flags == [(False, "8bit"), (True, "8bit")]

@@ -17,6 +17,7 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import replace
 
+from mailcarrier.delivery.autodetect import MailSource, smtputf8_autodetect
 from mailcarrier.delivery.request import Notify
 from mailcarrier.log import LogSink
 from mailcarrier.queue.addresses import qualify
@@ -119,6 +120,7 @@ class Finisher:
             mail_name=self.params.str("mail_name") or "Postfix",
             bounce_size_limit=self.params.int("bounce_size_limit"),
             now=now,
+            smtputf8_autodetect=smtputf8_autodetect(self.params.settings, MailSource.BOUNCE),
         )
 
     def _postmaster(self, name: str) -> str:

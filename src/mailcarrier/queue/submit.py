@@ -4,9 +4,10 @@
 local submission: check and qualify the envelope addresses, read the header section (bounded
 by `header_size_limit`), take recipients from To/Cc/Bcc with ``-t`` (the Resent- ones when
 present), remove Bcc, add a missing From:, Date: and Message-ID:, then stream the body into
-the queue file, stopping at a lone "." line unless told to ignore dots (``-i``). Bad input
-raises DataError and leaves nothing queued. The queue ID is returned only after the message
-is durable (spool.py). Logs ``pickup`` and ``cleanup`` lines in Postfix's wording.
+the queue file, stopping at a lone "." line unless told to ignore dots (``-i``). 8-bit
+content and the SMTPUTF8 flag are found by delivery/autodetect.py (the ``sendmail`` class).
+Bad input raises DataError and leaves nothing queued. The queue ID is returned only after
+the message is durable (spool.py). Logs ``pickup`` and ``cleanup`` lines in Postfix's wording.
 """
 
 from __future__ import annotations
@@ -21,8 +22,12 @@ from dataclasses import dataclass
 from typing import BinaryIO, Final
 
 from mailcarrier.config.settings import Settings
+from mailcarrier.delivery.autodetect import (
+    ContentScan,
+    MailSource,
+    smtputf8_requested,
+)
 from mailcarrier.delivery.request import Notify
-from mailcarrier.delivery.smtputf8 import envelope_needs_smtputf8
 from mailcarrier.errors import DataError
 from mailcarrier.log import LogSink, NullLog
 from mailcarrier.queue.addresses import check_address
@@ -34,7 +39,6 @@ from mailcarrier.queue.spool import Spool
 __all__ = ["SubmitOptions", "default_sender", "submit_stream"]
 
 _FIELD: Final = re.compile(rb"([!-9;-~]+)[ \t]*:")
-_EIGHT_BIT: Final = re.compile(rb"[\x80-\xff]")
 _CHUNK: Final = 65536
 
 
@@ -142,20 +146,21 @@ def _added_headers(
 
 
 class _BodyCopier:
-    """Streams the body, tracking 8-bit data and the lone-dot terminator."""
+    """Streams the content into the queue file, scanning it (`ContentScan`: 8-bit data) and
+    watching the size limit and the lone-dot terminator."""
 
-    def __init__(self, write: Callable[[bytes], None], limit: int) -> None:
+    def __init__(self, write: Callable[[bytes], None], limit: int, scan: ContentScan) -> None:
         self._write = write
         self.limit = limit
         self.size = 0
-        self.eight_bit = False
+        self.scan = scan
 
-    def put(self, data: bytes) -> None:
+    def put(self, data: bytes, *, scanned: bool = False) -> None:
         self.size += len(data)
         if self.limit and self.size > self.limit:
             raise DataError(f"message file too big (message_size_limit is {self.limit} bytes)")
-        if not self.eight_bit and _EIGHT_BIT.search(data):
-            self.eight_bit = True
+        if not scanned:
+            self.scan.feed(data)
         self._write(data)
 
     def copy(self, src: BinaryIO, first: bytes, ignore_dots: bool) -> None:
@@ -205,40 +210,58 @@ def submit_stream(
             "no recipient addresses found"
             + (" in message header" if options.extract_recipients else "")
         )
-    # RFC 6531 3.4, RFC 6532 3.7: a UTF-8 local part or header needs SMTPUTF8; a UTF-8
-    # domain alone does not (the client sends it in A-labels when it must).
-    smtputf8 = envelope_needs_smtputf8((sender, *recipients)) or not all(
-        line.isascii() for line in headers.lines
-    )
-    envelope = Envelope(
-        queue_id=spool.new_id(),
-        sender=sender,
-        recipients=tuple(QueueRecipient(r, "", "", options.notify) for r in recipients),
-        arrival_time=clock(),
-        dsn_envid=options.envid,
-        dsn_ret=options.ret,
-        smtputf8=smtputf8,
-        message_class=MessageClass.MAIL,
-    )
+    queue_id = spool.new_id()
     drop = {"bcc", "resent-bcc"}
+    head = _added_headers(fields, sender, options.full_name, queue_id, params.myhostname())
+    for name, _value, first, count in fields:
+        if name not in drop:
+            head.extend(headers.lines[first : first + count])
+    # The header as it will be queued decides SMTPUTF8 before the envelope is written; the
+    # body adds to the same scan (8-bit content). See delivery/autodetect.py.
+    scan = ContentScan(params.int("header_size_limit"))
+    for line in head:
+        scan.feed(line)
+    envelope = _new_envelope(
+        settings, options, queue_id, sender, recipients, scan.header_utf8, clock()
+    )
     with spool.create(envelope) as writer:
-        copier = _BodyCopier(writer.write, params.int("message_size_limit"))
-        for line in _added_headers(
-            fields, sender, options.full_name, writer.queue_id, params.myhostname()
-        ):
-            copier.put(line)
-        for name, _value, first, count in fields:
-            if name not in drop:
-                for line in headers.lines[first : first + count]:
-                    copier.put(line)
+        copier = _BodyCopier(writer.write, params.int("message_size_limit"), scan)
+        for line in head:
+            copier.put(line, scanned=True)
         copier.copy(src, headers.first_body_line, options.ignore_dots)
-        if copier.eight_bit:
+        if scan.finish().eight_bit:
             writer.set_encoding("8bit")
         queue_id = writer.commit()
     log.info(PICKUP, f"{queue_id}: uid={os.getuid()} from=<{sender}>")
     message_id = _message_id(fields, queue_id, params.myhostname())
     log.info(CLEANUP, f"{queue_id}: message-id=<{message_id}>")
     return queue_id
+
+
+def _new_envelope(
+    settings: Settings,
+    options: SubmitOptions,
+    queue_id: str,
+    sender: str,
+    recipients: list[str],
+    header_utf8: bool,
+    now: float,
+) -> Envelope:
+    """The envelope, with the SMTPUTF8 request flag (delivery/autodetect.py)."""
+    addresses = (sender, *recipients)
+    smtputf8 = smtputf8_requested(
+        settings, MailSource.SENDMAIL, addresses=addresses, header_utf8=header_utf8
+    )
+    return Envelope(
+        queue_id=queue_id,
+        sender=sender,
+        recipients=tuple(QueueRecipient(r, "", "", options.notify) for r in recipients),
+        arrival_time=now,
+        dsn_envid=options.envid,
+        dsn_ret=options.ret,
+        smtputf8=smtputf8,
+        message_class=MessageClass.MAIL,
+    )
 
 
 def _message_id(fields: list[tuple[str, str, int, int]], queue_id: str, host: str) -> str:

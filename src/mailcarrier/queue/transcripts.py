@@ -6,6 +6,8 @@ plain-text message to ``error_notice_recipient`` from ``double_bounce_sender``, 
 "<mail_name> SMTP client: errors from host[addr]:port", with the conversation wrapped at 78
 columns, every line indented (text that came from the network never starts a line). The
 notice is of the postmaster class: if it cannot be delivered it is dropped, never bounced.
+Its 8-bit content and SMTPUTF8 flag are found as for any new message (delivery/
+autodetect.py), in the "notify" class of smtputf8_autodetect_classes.
 """
 
 from __future__ import annotations
@@ -16,6 +18,12 @@ import time
 from collections.abc import Callable
 from typing import Final
 
+from mailcarrier.delivery.autodetect import (
+    ContentScan,
+    MailSource,
+    smtputf8_autodetect,
+    wants_smtputf8,
+)
 from mailcarrier.delivery.transcript import SessionTranscript
 from mailcarrier.log import LogSink
 from mailcarrier.queue.addresses import qualify
@@ -73,35 +81,42 @@ class TranscriptNotifier:
         self.sender = qualify(params.str("double_bounce_sender"), myorigin)
         self.recipient = qualify(params.str("error_notice_recipient") or "postmaster", myorigin)
         self.classes = frozenset(c.lower() for c in params.list("notify_classes"))
+        # Postfix posts these in the "notify" class of smtputf8_autodetect_classes.
+        self.smtputf8_autodetect = smtputf8_autodetect(params.settings, MailSource.NOTIFY)
 
     def __call__(self, transcript: SessionTranscript) -> None:
         if not transcript.errors & self.classes:
             return
         subject, body = render_transcript(transcript, self.mail_name)
         now = self.clock()
+        queue_id = self.spool.new_id()
+        header = [
+            f"From: MAILER-DAEMON@{self.hostname} (Mail Delivery System)",
+            f"To: {self.recipient} (Postmaster)",
+            f"Subject: {subject}",
+            "Auto-Submitted: auto-generated",
+            f"Date: {email.utils.formatdate(now, localtime=True)}",
+            f"Message-Id: <{queue_id}@{self.hostname}>",
+            "",
+        ]
+        data = ("\n".join(header + body) + "\n").encode("utf-8")
+        scan = ContentScan(len(data))
+        scan.feed(data)
         envelope = Envelope(
-            queue_id="",
+            queue_id=queue_id,
             sender=self.sender,
             recipients=(QueueRecipient(self.recipient, self.recipient),),
             arrival_time=now,
             message_class=MessageClass.POSTMASTER,
-            smtputf8=not self.recipient.isascii(),
+            encoding="8bit" if scan.eight_bit else "7bit",
+            smtputf8=wants_smtputf8(
+                self.smtputf8_autodetect,
+                addresses=(self.sender, self.recipient),
+                header_utf8=scan.finish().header_utf8,
+            ),
         )
         with self.spool.create(envelope) as writer:
-            head = [
-                f"From: MAILER-DAEMON@{self.hostname} (Mail Delivery System)",
-                f"To: {self.recipient} (Postmaster)",
-                f"Subject: {subject}",
-                "Auto-Submitted: auto-generated",
-                f"Date: {email.utils.formatdate(now, localtime=True)}",
-                f"Message-Id: <{writer.queue_id}@{self.hostname}>",
-                "",
-            ]
-            text = "\n".join(head + body) + "\n"
-            data = text.encode("utf-8")
             writer.write(data)
-            if not data.isascii():
-                writer.set_encoding("8bit")
             new_id = writer.commit()
         about = f"{transcript.queue_id}: " if transcript.queue_id else ""
         self.log.info(BOUNCE, f"{about}postmaster transcript notification: {new_id}")
