@@ -158,6 +158,49 @@ def test_smtputf8_flag(tmp_path: Path, sender: str, rcpt: str, data: bytes, expe
     assert sp.read("incoming", qid).envelope.smtputf8 is expected
 
 
+# --- original recipients (Postfix's cleanup: orig_rcpt and the DSN original recipient) -----
+
+
+def test_original_recipients_are_recorded(tmp_path: Path) -> None:
+    data = b"To: Hidden <h@example.net>\n\nx\n"
+    sp, qid = _submit(
+        tmp_path,
+        data,
+        sender="s@example.org",
+        recipients=("user", " <b+tag@example.net> ", "C@Example.NET"),
+        extract_recipients=True,
+    )
+    rcpts = [
+        (r.address, r.orig_address, r.dsn_orcpt)
+        for r in sp.read("incoming", qid).envelope.recipients
+    ]
+    assert rcpts == [
+        # As given (orig_to=), and as qualified with myorigin (ORCPT, as cleanup records it).
+        ("user@example.org", "user", "rfc822;user@example.org"),
+        ("b+tag@example.net", "b+tag@example.net", "rfc822;b+tag@example.net"),
+        ("C@Example.NET", "C@Example.NET", "rfc822;C@Example.NET"),
+        ("h@example.net", "h@example.net", "rfc822;h@example.net"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("classes", "orcpt"),
+    [
+        ("sendmail", "utf-8;zo\u00eb@example.net"),
+        ("verify", "rfc822;zo\u00eb@example.net"),
+    ],
+)
+def test_original_recipient_type_follows_smtputf8_autodetection(
+    tmp_path: Path, classes: str, orcpt: str
+) -> None:
+    sp = spool(tmp_path)
+    cfg = settings(tmp_path, smtputf8_autodetect_classes=classes)
+    opts = SubmitOptions(sender="s@example.org", recipients=("zo\u00eb@example.net",))
+    qid = submit_stream(io.BytesIO(b"Subject: x\n\nx\n"), opts, settings=cfg, spool=sp)
+    (rcpt,) = sp.read("incoming", qid).envelope.recipients
+    assert rcpt.dsn_orcpt == orcpt
+
+
 @pytest.mark.parametrize(
     ("classes", "enable", "expected"),
     [("sendmail", "yes", True), ("verify", "yes", False), ("all", "no", False)],

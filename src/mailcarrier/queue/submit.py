@@ -4,10 +4,12 @@
 local submission: check and qualify the envelope addresses, read the header section (bounded
 by `header_size_limit`), take recipients from To/Cc/Bcc with ``-t`` (the Resent- ones when
 present), remove Bcc, add a missing From:, Date: and Message-ID:, then stream the body into
-the queue file, stopping at a lone "." line unless told to ignore dots (``-i``). 8-bit
-content and the SMTPUTF8 flag are found by delivery/autodetect.py (the ``sendmail`` class).
-Bad input raises DataError and leaves nothing queued. The queue ID is returned only after
-the message is durable (spool.py). Logs ``pickup`` and ``cleanup`` lines in Postfix's wording.
+the queue file, stopping at a lone "." line unless told to ignore dots (``-i``). As
+cleanup does, each recipient is recorded as given (the log's ``orig_to=``) and as qualified,
+with its DSN original recipient (ORCPT); 8-bit content and the SMTPUTF8 flag are found by
+delivery/autodetect.py (the ``sendmail`` class). Bad input raises DataError and leaves
+nothing queued. The queue ID is returned only after the message is durable (spool.py).
+Logs ``pickup`` and ``cleanup`` lines in Postfix's wording.
 """
 
 from __future__ import annotations
@@ -25,12 +27,14 @@ from mailcarrier.config.settings import Settings
 from mailcarrier.delivery.autodetect import (
     ContentScan,
     MailSource,
+    smtputf8_autodetect,
     smtputf8_requested,
 )
+from mailcarrier.delivery.outcome import orcpt_for
 from mailcarrier.delivery.request import Notify
 from mailcarrier.errors import DataError
 from mailcarrier.log import LogSink, NullLog
-from mailcarrier.queue.addresses import check_address
+from mailcarrier.queue.addresses import check_address, parse_address
 from mailcarrier.queue.names import CLEANUP, PICKUP
 from mailcarrier.queue.params import QueueParams
 from mailcarrier.queue.qfile import Envelope, MessageClass, QueueRecipient
@@ -204,7 +208,7 @@ def submit_stream(
     wanted: list[str] = list(options.recipients)
     if options.extract_recipients:
         wanted += _header_recipients(fields)
-    recipients = _unique(check_address(r, what="recipient", myorigin=myorigin) for r in wanted)
+    recipients = _unique(parse_address(r, what="recipient", myorigin=myorigin) for r in wanted)
     if not recipients:
         raise DataError(
             "no recipient addresses found"
@@ -243,19 +247,26 @@ def _new_envelope(
     options: SubmitOptions,
     queue_id: str,
     sender: str,
-    recipients: list[str],
+    recipients: list[tuple[str, str]],
     header_utf8: bool,
     now: float,
 ) -> Envelope:
-    """The envelope, with the SMTPUTF8 request flag (delivery/autodetect.py)."""
-    addresses = (sender, *recipients)
+    """The envelope as Postfix's cleanup records it: each recipient as qualified, with the
+    address as it was given (``orig_to=``) and the DSN original recipient (ORCPT, of type
+    ``utf-8`` for a UTF-8 address when SMTPUTF8 autodetection applies), and the SMTPUTF8
+    request flag (delivery/autodetect.py)."""
+    addresses = (sender, *(address for _given, address in recipients))
     smtputf8 = smtputf8_requested(
         settings, MailSource.SENDMAIL, addresses=addresses, header_utf8=header_utf8
     )
+    utf8_orcpt = smtputf8_autodetect(settings, MailSource.SENDMAIL)
     return Envelope(
         queue_id=queue_id,
         sender=sender,
-        recipients=tuple(QueueRecipient(r, "", "", options.notify) for r in recipients),
+        recipients=tuple(
+            QueueRecipient(address, given, orcpt_for("", address, utf8=utf8_orcpt), options.notify)
+            for given, address in recipients
+        ),
         arrival_time=now,
         dsn_envid=options.envid,
         dsn_ret=options.ret,
@@ -271,12 +282,12 @@ def _message_id(fields: list[tuple[str, str, int, int]], queue_id: str, host: st
     return f"{queue_id}@{host}"
 
 
-def _unique(items: Iterable[str]) -> list[str]:
-    """Drop duplicate recipients (case-insensitively), keeping the first spelling."""
+def _unique(items: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Drop duplicate recipients (case-insensitively, as qualified), keeping the first."""
     seen: set[str] = set()
     out = []
     for item in items:
-        key = item.lower()
+        key = item[1].lower()
         if key not in seen:
             seen.add(key)
             out.append(item)
