@@ -27,7 +27,9 @@ def test_orcpt_for(dsn_orcpt: str, orig: str, utf8: bool, expected: str) -> None
     assert orcpt_for(dsn_orcpt, orig, utf8=utf8) == expected
 
 
-def _orcpts(sender: str, *recipients: Recipient, smtputf8: bool = False) -> list[str]:
+def _orcpts(
+    sender: str, *recipients: Recipient, smtputf8: bool = False, enable: bool = True
+) -> list[str]:
     request = DeliveryRequest(
         queue_id="4ABCDEF123",
         nexthop="[x]",
@@ -37,7 +39,7 @@ def _orcpts(sender: str, *recipients: Recipient, smtputf8: bool = False) -> list
         smtputf8=smtputf8,
     )
     tracker = RecipientTracker(recipients)
-    envelope = build_envelope(request, tracker, tracker.pending(), 0)
+    envelope = build_envelope(request, tracker, tracker.pending(), 0, smtputf8_enable=enable)
     return [r.orcpt for r in envelope.recipients]
 
 
@@ -67,3 +69,10 @@ def test_the_utf8_type_follows_postfix_smtputf8_flags(
     UTF-8 sender or recipient) and the original address is not ASCII."""
     got = _orcpts(sender, Recipient(rcpt, orig_address="zoë@example.net"), smtputf8=smtputf8)
     assert got == [f"{kind};zoë@example.net"]
+
+
+def test_no_utf8_type_with_smtputf8_disabled() -> None:
+    got = _orcpts(
+        "jörg@example.org", Recipient("b@x", orig_address="zoë@x"), smtputf8=True, enable=False
+    )
+    assert got == ["rfc822;zoë@x"]

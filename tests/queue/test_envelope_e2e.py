@@ -89,18 +89,32 @@ def test_orcpt_keeps_notify(tmp_path: Path, dsn_server: DsnAiosmtpdServer) -> No
 
 
 @pytest.mark.parametrize(
-    ("classes", "orcpt", "mail"),
+    ("classes", "enable", "orcpt", "mail", "rcpt"),
     [
-        ("sendmail, verify", "utf-8;zo\\x{EB}@b\\x{FC}cher.example", " SMTPUTF8"),
-        ("verify", "rfc822;zo+C3+AB@b+C3+BCcher.example", " SMTPUTF8"),
+        (
+            "sendmail, verify",
+            "yes",
+            "utf-8;zo\\x{EB}@b\\x{FC}cher.example",
+            " SMTPUTF8",
+            "zoë@bücher.example",
+        ),
+        ("verify", "yes", "rfc822;zo+C3+AB@b+C3+BCcher.example", " SMTPUTF8", "zoë@bücher.example"),
+        # smtputf8_enable=no: nothing is SMTPUTF8, the domain goes in A-labels.
+        ("all", "no", "rfc822;zo+C3+AB@b+C3+BCcher.example", "", "zoë@xn--bcher-kva.example"),
     ],
-    ids=["autodetected", "not-autodetected"],
+    ids=["autodetected", "not-autodetected", "disabled"],
 )
 def test_utf8_orcpt(
-    tmp_path: Path, dsn_server: DsnAiosmtpdServer, classes: str, orcpt: str, mail: str
+    tmp_path: Path,
+    dsn_server: DsnAiosmtpdServer,
+    classes: str,
+    enable: str,
+    orcpt: str,
+    mail: str,
+    rcpt: str,
 ) -> None:
-    rcpt = "zoë@bücher.example"
-    _sendmail_and_run(tmp_path, dsn_server, rcpt, smtputf8_autodetect_classes=classes)
+    extra = {"smtputf8_autodetect_classes": classes, "smtputf8_enable": enable}
+    _sendmail_and_run(tmp_path, dsn_server, "zoë@bücher.example", **extra)
     assert dsn_server.wire.mail == [f"FROM:<s@example.org>{mail}"]
     assert dsn_server.wire.rcpt == [f"TO:<{rcpt}> ORCPT={orcpt}"]
 

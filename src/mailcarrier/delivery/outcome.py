@@ -94,10 +94,12 @@ def build_envelope(
     *,
     xforward: bool = False,
     dummy_auth: bool = False,
+    smtputf8_enable: bool = True,
 ) -> Envelope:
     """The envelope of one transaction. `xforward`: smtp_send_xforward_command; `dummy_auth`:
     AUTH=<> on MAIL (smtp_send_dummy_mail_auth with SASL enabled); the session sends either
-    only when the server announced XFORWARD or AUTH."""
+    only when the server announced XFORWARD or AUTH. With `smtputf8_enable` off no derived
+    ORCPT is of the "utf-8" type (Postfix then raises no SMTPUTF8 flag at all)."""
     recipients = tracker.recipients
     rcpts = []
     utf8: bool | None = None  # found when first needed: queued mail carries its ORCPTs
@@ -106,7 +108,7 @@ def build_envelope(
         orcpt = recipient.dsn_orcpt
         if not orcpt and recipient.orig_address:
             if utf8 is None:
-                utf8 = _utf8_mail(request)
+                utf8 = smtputf8_enable and _utf8_mail(request)
             orcpt = orcpt_for("", recipient.orig_address, utf8=utf8)
         rcpts.append(
             RcptTo(recipient.address, notify=recipient.dsn_notify.wire(), orcpt=orcpt, index=i)
