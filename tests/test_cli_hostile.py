@@ -394,8 +394,8 @@ async def test_queue_bounce_and_deferral_from_a_hostile_server(tmp_path: Path) -
     blocks = cast("list[email.message.Message]", parts[1].get_payload())
     assert [b.keys() for b in blocks] == [
         ["Reporting-MTA", "X-Postfix-Queue-ID", "X-Postfix-Sender", "Arrival-Date"],
-        ["Final-Recipient", "Action", "Status", "Remote-MTA", "Diagnostic-Code",
-         "Last-Attempt-Date"],
+        ["Final-Recipient", "Original-Recipient", "Action", "Status", "Remote-MTA",
+         "Diagnostic-Code", "Last-Attempt-Date"],
     ]  # fmt: skip
     assert _field(blocks[0], "X-Postfix-Queue-ID") == qid
     assert _field(blocks[1], "Final-Recipient") == "rfc822; b@example.net"

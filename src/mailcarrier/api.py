@@ -21,8 +21,15 @@ from typing import BinaryIO
 
 from mailcarrier.config.settings import Settings
 from mailcarrier.delivery.agent import DeliveryAgent
+from mailcarrier.delivery.autodetect import (
+    ContentScan,
+    MailSource,
+    declare,
+    scan_stream,
+    spool_stream,
+)
 from mailcarrier.delivery.request import DeliveryRequest, Notify, Recipient
-from mailcarrier.errors import DataError
+from mailcarrier.errors import DataError, UsageError
 from mailcarrier.log import LogSink, printable_sink
 from mailcarrier.queue.ids import new_queue_id
 from mailcarrier.queue.spool import open_spool
@@ -63,17 +70,23 @@ def make_request(
     envid: str = "",
     queue_id: str = "",
     smtputf8: bool = False,
+    config: Settings | None = None,
 ) -> DeliveryRequest:
-    """Build a `DeliveryRequest` from plain values; bytes content is wrapped in a stream."""
-    import io
+    """Build a `DeliveryRequest` from plain values; bytes content is wrapped in a stream.
 
-    body: Path | BinaryIO
-    if isinstance(content, bytes):
-        body = io.BytesIO(content)
-    elif isinstance(content, str):
-        body = Path(content)
-    else:
-        body = content
+    The content is scanned once, as ``sendmail`` and ``deliver`` scan it (delivery/
+    autodetect.py): 8-bit content makes the request ``8bit``, and UTF-8 in the header or a
+    UTF-8 local part sets its SMTPUTF8 flag when `config`'s smtputf8_autodetect_classes lists
+    ``sendmail``; `smtputf8` asks for SMTPUTF8 whatever the content. A path is read once
+    here; a seekable stream is read from where it is and put back there; a stream that can
+    be read only once (a pipe) is copied into a temporary file, which the request then holds.
+    """
+    settings = config if config is not None else Settings.defaults()
+    recipients = tuple(recipients)
+    body, scan = _scanned_content(content, settings.get_int("header_size_limit"))
+    declared = declare(
+        settings, MailSource.SENDMAIL, scan, addresses=(sender, *recipients), explicit=smtputf8
+    )
     flags = Notify.parse(notify) if notify else Notify.NONE
     return DeliveryRequest(
         queue_id=queue_id or new_queue_id(),
@@ -82,10 +95,42 @@ def make_request(
         recipients=tuple(Recipient(r, dsn_notify=flags) for r in recipients),
         content=body,
         transport=transport,
+        encoding=declared.encoding,
+        smtputf8=declared.smtputf8,
         dsn_ret=ret.upper(),
         dsn_envid=envid,
-        smtputf8=smtputf8,
     )
+
+
+def _scanned_content(
+    content: bytes | str | Path | BinaryIO, header_limit: int
+) -> tuple[Path | BinaryIO, ContentScan]:
+    """The request's content, and what `ContentScan` found in it."""
+    import io
+
+    if isinstance(content, bytes):
+        scan = ContentScan(header_limit)
+        scan.feed(content)
+        return io.BytesIO(content), scan.finish()
+    if isinstance(content, (str, Path)):
+        path = Path(content)
+        try:
+            with open(path, "rb") as f:
+                return path, scan_stream(f, header_limit)
+        except OSError as exc:
+            raise UsageError(f"cannot open message file {path}: {exc.strerror}") from exc
+    if content.seekable():
+        return content, scan_stream(content, header_limit)
+    import tempfile
+
+    spool = tempfile.TemporaryFile(prefix="mailcarrier-")  # noqa: SIM115 - the request's now
+    try:
+        scan = spool_stream(content, spool, header_limit)
+        spool.seek(0)
+    except BaseException:
+        spool.close()
+        raise
+    return spool, scan
 
 
 def submit_sync(

@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import io
 import json
-import re
 import signal
 import sys
 import tempfile
@@ -33,8 +32,8 @@ from mailcarrier.config.postconf import conf_main
 from mailcarrier.config.settings import Settings
 from mailcarrier.console import LogFile, Output, StdoutClosed, discard_output
 from mailcarrier.delivery.agent import DeliveryAgent
+from mailcarrier.delivery.autodetect import ContentScan, MailSource, declare
 from mailcarrier.delivery.request import DeliveryRequest, Notify, Recipient
-from mailcarrier.delivery.smtputf8 import envelope_needs_smtputf8, header_needs_smtputf8
 from mailcarrier.errors import (
     ConfigError,
     DataError,
@@ -77,7 +76,6 @@ from mailcarrier.status import (
 from mailcarrier.tables.command import map_main
 
 PROG = "mailcarrier"
-_EIGHT_BIT = re.compile(rb"[\x80-\xff]")
 _CHUNK = 65536
 EX_PIPE = 128 + signal.SIGPIPE  # 141: standard output went away (see the opening paragraph)
 
@@ -172,19 +170,19 @@ def _load_settings(args: argparse.Namespace, stderr: TextIO) -> Settings:
     return settings
 
 
-def _spool_input(src: BinaryIO, dest: BinaryIO, limit: int) -> bool:
-    """Copy the message to a temporary file in bounded chunks; report 8-bit content.
+def _spool_input(src: BinaryIO, dest: BinaryIO, limit: int, header_limit: int) -> ContentScan:
+    """Copy the message to a temporary file in bounded chunks, scanning it (8-bit content,
+    UTF-8 in the header: delivery/autodetect.py).
 
     At most `limit` + 1 bytes are read (message_size_limit; 0 means no limit): a larger
     message stops with MessageTooBigError before it can fill the disk."""
-    eight_bit = False
+    scan = ContentScan(header_limit)
     total = 0
     while block := src.read(_CHUNK if not limit else min(_CHUNK, limit + 1 - total)):
         total += len(block)
         if limit and total > limit:
             raise MessageTooBigError(f"message file too big (message_size_limit is {limit} bytes)")
-        if not eight_bit and _EIGHT_BIT.search(block):
-            eight_bit = True
+        scan.feed(block)
         try:
             dest.write(block)
         except OSError as exc:
@@ -193,7 +191,7 @@ def _spool_input(src: BinaryIO, dest: BinaryIO, limit: int) -> bool:
         dest.flush()
     except OSError as exc:
         raise _temporary_file_error(exc) from exc
-    return eight_bit
+    return scan.finish()
 
 
 def _temporary_file_error(exc: OSError) -> TemporaryError:
@@ -290,14 +288,18 @@ def _cmd_deliver(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stde
             spool = stack.enter_context(tempfile.TemporaryFile(prefix="mailcarrier-"))
         except OSError as exc:
             raise _temporary_file_error(exc) from exc
+        header_limit = settings.get_int("header_size_limit")
         if args.file == "-":
-            eight_bit = _spool_input(stdin, spool, limit)
+            scan = _spool_input(stdin, spool, limit, header_limit)
         else:
             try:
                 src = stack.enter_context(open(args.file, "rb"))
             except OSError as exc:
                 raise DataError(f"cannot open message file {args.file}: {exc.strerror}") from exc
-            eight_bit = _spool_input(src, spool, 0)  # a file is as big as it is
+            scan = _spool_input(src, spool, 0, header_limit)  # a file is as big as it is
+        # 8-bit content and SMTPUTF8 as submission finds them (`deliver` is of the sendmail
+        # class of smtputf8_autodetect_classes: see delivery/autodetect.py).
+        declared = declare(settings, MailSource.SENDMAIL, scan, addresses=(sender, *recipients))
         request = DeliveryRequest(
             queue_id=new_queue_id(),
             nexthop=args.nexthop,
@@ -305,10 +307,8 @@ def _cmd_deliver(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stde
             recipients=tuple(Recipient(r, dsn_notify=notify) for r in recipients),
             content=spool,
             transport=args.transport,
-            encoding="8bit" if eight_bit else "7bit",
-            # RFC 6531 3.4 / RFC 6532 3.7: a UTF-8 local part or header needs SMTPUTF8.
-            smtputf8=envelope_needs_smtputf8((sender, *recipients))
-            or (eight_bit and header_needs_smtputf8(spool, settings.get_int("header_size_limit"))),
+            encoding=declared.encoding,
+            smtputf8=declared.smtputf8,
             dsn_ret=args.ret,
             dsn_envid=args.envid,
         )

@@ -15,7 +15,8 @@ from mailcarrier import DeliveryStatus, deliver, make_request
 from mailcarrier.config import Settings
 from mailcarrier.log import MemoryLog
 from mailcarrier.status import RecipientStatus
-from tests.peers.aiosmtpd_server import AiosmtpdServer, free_port
+from tests.peers.aiosmtpd_dsn import DsnAiosmtpdServer
+from tests.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler, free_port
 from tests.routing.routing_dnsserver import ZoneResolver
 
 ZONE = """
@@ -32,6 +33,8 @@ b.alldown.test.     300 IN A 127.0.0.4
 nullmx.test.        300 IN MX 0 .
 self.test.          300 IN MX 10 me.self.test.
 me.self.test.       300 IN A 127.0.0.1
+xn--fa-hia.de.      300 IN MX 10 mx.xn--fa-hia.de.
+mx.xn--fa-hia.de.   300 IN A 127.0.0.1
 """
 
 
@@ -83,6 +86,28 @@ async def test_mx_lookup_delivers_to_the_exchanger(
     assert status.status is DeliveryStatus.SENT
     assert status.relay == f"mx1.mx.test[127.0.0.1]:{smtp_server.port}"
     assert len(smtp_server.messages) == 1
+
+
+async def test_utf8_domain_goes_out_and_is_looked_up_as_the_same_a_labels(
+    dns_zone: tuple[int, ZoneResolver],
+) -> None:
+    """IDNA 2008 (UTS #46 non-transitional) for the envelope and for DNS alike: "faß.de" is
+    xn--fa-hia.de in both (Python's IDNA 2003 codec would make the envelope "fass.de")."""
+    port, zone = dns_zone
+    with zone.lock:
+        zone.queries.clear()
+    handler = RecordingHandler(extra_keywords=("PIPELINING",))
+    server = DsnAiosmtpdServer(handler, enable_SMTPUTF8=False)
+    server.start()
+    try:
+        status, _ = await _send(f"faß.de:{server.port}", _config(port), "user@faß.de")
+    finally:
+        server.stop()
+    assert status.status is DeliveryStatus.SENT
+    assert status.relay == f"mx.xn--fa-hia.de[127.0.0.1]:{server.port}"
+    assert server.wire.rcpt == ["TO:<user@xn--fa-hia.de>"]
+    with zone.lock:
+        assert zone.queries == [("xn--fa-hia.de.", "MX"), ("mx.xn--fa-hia.de.", "A")]
 
 
 async def test_first_mx_down_second_used(dns_port: int, smtp_server: AiosmtpdServer) -> None:

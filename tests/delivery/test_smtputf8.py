@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import io
-
 import pytest
 
 from mailcarrier.delivery.smtputf8 import (
     a_label_address,
     envelope_needs_smtputf8,
-    header_needs_smtputf8,
     smtputf8_envelope,
 )
 from mailcarrier.delivery.trouble import Verdict
@@ -35,7 +32,11 @@ def _caps(*keywords: str) -> Capabilities:
         ("a@example.org", "a@example.org"),
         ("", ""),
         ("a@bücher.example", "a@xn--bcher-kva.example"),
-        ("a@München.DE", "a@xn--mnchen-3ya.DE"),  # ASCII labels stay as they are
+        # UTS #46 maps case in the whole name, as ICU does for Postfix.
+        ("a@München.DE", "a@xn--mnchen-3ya.de"),
+        # IDNA 2008 (non-transitional): "ß" is a letter of its own, not "ss" (IDNA 2003).
+        ("user@faß.de", "user@xn--fa-hia.de"),
+        ("a@_25._tcp.bücher.example", "a@_25._tcp.xn--bcher-kva.example"),
         ("jörg@example.org", None),
         ("jörg@bücher.example", None),
         ("a@" + "ü" * 70 + ".example", None),  # label too long for DNS
@@ -49,26 +50,6 @@ def test_envelope_needs_smtputf8_only_for_utf8_local_parts() -> None:
     assert not envelope_needs_smtputf8(["a@example.org", "b@bücher.example"])
     assert envelope_needs_smtputf8(["a@example.org", "jörg@example.org"])
     assert not envelope_needs_smtputf8([""])
-
-
-@pytest.mark.parametrize(
-    ("message", "expected"),
-    [
-        (b"Subject: hi\r\n\r\nbody \xc3\xbc\r\n", False),
-        ("Subject: grüße\r\n\r\nbody\r\n".encode(), True),
-        ("From: a@b\nTo: c@d\n X-Cont: ü\n\nx\n".encode(), True),
-        (b"Subject: hi\r\n", False),
-    ],
-)
-def test_header_needs_smtputf8(message: bytes, expected: bool) -> None:
-    src = io.BytesIO(message)
-    assert header_needs_smtputf8(src, 102400) is expected
-    assert src.tell() == 0
-
-
-def test_header_scan_is_bounded() -> None:
-    src = io.BytesIO(b"X-Long: " + b"a" * 100 + "ü".encode() + b"\r\n\r\n")
-    assert not header_needs_smtputf8(src, 50)
 
 
 def _envelope(sender: str, *rcpts: str) -> Envelope:
@@ -108,18 +89,35 @@ def test_domains_become_a_labels_without_smtputf8() -> None:
 
 
 @pytest.mark.parametrize(
-    ("requested", "sender", "rcpt"),
+    ("sender", "rcpt"),
     [
-        (True, "a@example.org", "b@example.org"),
-        (False, "jörg@example.org", "b@example.org"),
-        (False, "a@example.org", "jörg@example.org"),
+        ("a@example.org", "b@example.org"),
+        ("jörg@example.org", "b@example.org"),
+        ("a@example.org", "jörg@example.org"),
     ],
 )
-def test_smtputf8_required_but_not_offered(requested: bool, sender: str, rcpt: str) -> None:
-    out = smtputf8_envelope(_envelope(sender, rcpt), requested, _caps(), "mx.example[192.0.2.1]")
+def test_smtputf8_required_but_not_offered(sender: str, rcpt: str) -> None:
+    out = smtputf8_envelope(_envelope(sender, rcpt), True, _caps(), "mx.example[192.0.2.1]")
     assert out == Verdict(
         DeliveryStatus.BOUNCED,
         "5.6.7",
         "message requires SMTPUTF8, but no server was found that supports SMTPUTF8. "
         "The last attempted server was mx.example[192.0.2.1]",
     )
+
+
+@pytest.mark.parametrize(
+    ("sender", "rcpt", "wire_sender", "wire_rcpt"),
+    [
+        ("jörg@bücher.example", "b@example.org", "jörg@xn--bcher-kva.example", "b@example.org"),
+        ("a@example.org", "zoë@faß.de", "a@example.org", "zoë@xn--fa-hia.de"),
+    ],
+)
+def test_unrequested_utf8_local_part_goes_as_it_is(
+    sender: str, rcpt: str, wire_sender: str, wire_rcpt: str
+) -> None:
+    """Unflagged (autodetection off for the class of mail): never required, as in Postfix;
+    domains in A-labels, the local part as it is."""
+    out = smtputf8_envelope(_envelope(sender, rcpt), False, _caps("8BITMIME"), "mx")
+    assert isinstance(out, Envelope) and not out.smtputf8
+    assert (out.sender, out.recipients[0].address) == (wire_sender, wire_rcpt)

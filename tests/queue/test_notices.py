@@ -203,6 +203,7 @@ NOTICE_HEADERS = [
 PER_MESSAGE = ["Reporting-MTA", "X-Postfix-Queue-ID", "X-Postfix-Sender", "Arrival-Date"]
 PER_RECIPIENT = [
     "Final-Recipient",
+    "Original-Recipient",  # the DSN original recipient cleanup records (rfc822;...)
     "Action",
     "Status",
     "Remote-MTA",
@@ -277,3 +278,35 @@ def test_any_reply_bytes_keep_the_notice_structure(tmp_path: Path, reply: bytes)
         "?" if ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or c in "\u2028\u2029" else c for c in text
     )
     assert _field(blocks[1], "Diagnostic-Code") == f"smtp; 550 {masked}"
+
+
+def _utf8_notice(tmp_path: Path, sender: str, classes: str, autodetect: bool) -> bool:
+    """The SMTPUTF8 flag of a bounce notice to `sender` (its message was submitted with
+    smtputf8_autodetect_classes = `classes`; "bounce" listed or not: `autodetect`)."""
+    from mailcarrier.queue.notices import NoticeSpec, write_notice
+    from mailcarrier.queue.qfile import MessageClass, RecipientState
+    from mailcarrier.status import DeliveryStatus
+
+    sp = Spool(tmp_path).ensure()
+    cfg = queue_settings(tmp_path, smtputf8_autodetect_classes=classes)
+    opts = SubmitOptions(sender=sender, recipients=("a@example.net",))
+    qid = submit_stream(io.BytesIO(BODY), opts, settings=cfg, spool=sp)
+    message = sp.read("incoming", qid)
+    message.state.states[0] = RecipientState(DeliveryStatus.BOUNCED, "5.1.1", "550 no", "none", 0)
+    spec = NoticeSpec(
+        MessageClass.BOUNCE, "", sender, "mc.example", "Postfix", 0, 0.0,
+        smtputf8_autodetect=autodetect,
+    )  # fmt: skip
+    notice = write_notice(sp, message, [0], spec)
+    return sp.read("incoming", notice).envelope.smtputf8
+
+
+def test_notice_smtputf8_follows_the_bounce_class(tmp_path: Path) -> None:
+    """Postfix's bounce(8) posts notices in the "bounce" class: autodetection applies only
+    when smtputf8_autodetect_classes lists it; the message's own flag is always kept."""
+    assert not _utf8_notice(tmp_path / "1", "zo\u00eb@example.org", "verify", False)
+    assert _utf8_notice(tmp_path / "2", "zo\u00eb@example.org", "verify", True)
+    assert _utf8_notice(tmp_path / "3", "zo\u00eb@example.org", "sendmail", False)
+    # A UTF-8 domain is UTF-8 in the notice's To: header (as cleanup sees the header).
+    assert _utf8_notice(tmp_path / "4", "s@b\u00fccher.example", "verify", True)
+    assert not _utf8_notice(tmp_path / "5", "s@b\u00fccher.example", "verify", False)

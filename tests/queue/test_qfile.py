@@ -78,3 +78,20 @@ def test_records_fold_to_last_verdict_and_ignore_a_torn_tail() -> None:
 def test_bad_record_is_a_parse_error() -> None:
     with pytest.raises(ParseError):
         parse_records(b"bogus 1\n")
+
+
+def test_a_file_from_before_original_recipients_were_recorded_loads() -> None:
+    """Until submission recorded them, every rcpt line had empty ORCPT and original fields;
+    such files load as they are (the delivery then sends no ORCPT)."""
+    data = (
+        b"MAILCARRIER-QUEUE 1\n"
+        b"id 0ty9Old\ntime 1700000000.0\nclass mail\nsender =s@example.org\nenvid =\nret =\n"
+        b"body 7bit 0\nrcpt 0 = = =a@example.net\nrcpt 4 = = =b@example.net\n"
+        b"size 00000000000000000004\ncontent\nbody"
+    )
+    env = parse_envelope(data)
+    assert env.recipients == (
+        QueueRecipient("a@example.net", "", "", Notify.NONE),
+        QueueRecipient("b@example.net", "", "", Notify.FAILURE),
+    )
+    assert data[env.content_offset :] == b"body"

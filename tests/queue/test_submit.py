@@ -146,7 +146,9 @@ def test_message_size_limit(tmp_path: Path) -> None:
     ("sender", "rcpt", "data", "expected"),
     [
         ("s@example.org", "r@example.net", b"Subject: hi\n\nb\xc3\xbcdy\n", False),
-        ("s@b\u00fccher.example", "r@m\u00fcnchen.example", b"Subject: hi\n\nx\n", False),
+        ("s@b\u00fccher.example", "r@m\u00fcnchen.example", b"From: s\nSubject: hi\n\nx\n", False),
+        # The From: that submission adds holds the UTF-8 domain: a UTF-8 header (as cleanup's).
+        ("s@b\u00fccher.example", "r@m\u00fcnchen.example", b"Subject: hi\n\nx\n", True),
         ("j\u00f6rg@example.org", "r@example.net", b"Subject: hi\n\nx\n", True),
         ("s@example.org", "z\u00f6e@example.net", b"Subject: hi\n\nx\n", True),
         ("s@example.org", "r@example.net", "Subject: gr\u00fc\u00dfe\n\nx\n".encode(), True),
@@ -229,3 +231,62 @@ def test_control_characters_in_envelope_values_are_refused(
         _submit(tmp_path, b"Subject: x\n\nhi\n", **kw)
     assert str(info.value).isprintable()
     assert os.listdir(tmp_path / "incoming") == []
+
+
+# --- original recipients (Postfix's cleanup: orig_rcpt and the DSN original recipient) -----
+
+
+def test_original_recipients_are_recorded(tmp_path: Path) -> None:
+    data = b"To: Hidden <h@example.net>\n\nx\n"
+    sp, qid = _submit(
+        tmp_path,
+        data,
+        sender="s@example.org",
+        recipients=("user", " <b+tag@example.net> ", "C@Example.NET"),
+        extract_recipients=True,
+    )
+    rcpts = [
+        (r.address, r.orig_address, r.dsn_orcpt)
+        for r in sp.read("incoming", qid).envelope.recipients
+    ]
+    assert rcpts == [
+        # As given (orig_to=), and as qualified with myorigin (ORCPT, as cleanup records it).
+        ("user@example.org", "user", "rfc822;user@example.org"),
+        ("b+tag@example.net", "b+tag@example.net", "rfc822;b+tag@example.net"),
+        ("C@Example.NET", "C@Example.NET", "rfc822;C@Example.NET"),
+        ("h@example.net", "h@example.net", "rfc822;h@example.net"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("classes", "orcpt"),
+    [
+        ("sendmail", "utf-8;zo\u00eb@example.net"),
+        ("verify", "rfc822;zo\u00eb@example.net"),
+    ],
+)
+def test_original_recipient_type_follows_smtputf8_autodetection(
+    tmp_path: Path, classes: str, orcpt: str
+) -> None:
+    sp = spool(tmp_path)
+    cfg = settings(tmp_path, smtputf8_autodetect_classes=classes)
+    opts = SubmitOptions(sender="s@example.org", recipients=("zo\u00eb@example.net",))
+    qid = submit_stream(io.BytesIO(b"Subject: x\n\nx\n"), opts, settings=cfg, spool=sp)
+    (rcpt,) = sp.read("incoming", qid).envelope.recipients
+    assert rcpt.dsn_orcpt == orcpt
+
+
+@pytest.mark.parametrize(
+    ("classes", "enable", "expected"),
+    [("sendmail", "yes", True), ("verify", "yes", False), ("all", "no", False)],
+)
+def test_smtputf8_autodetect_classes(
+    tmp_path: Path, classes: str, enable: str, expected: bool
+) -> None:
+    sp = spool(tmp_path)
+    cfg = settings(tmp_path, smtputf8_autodetect_classes=classes, smtputf8_enable=enable)
+    opts = SubmitOptions(sender="s@example.org", recipients=("r@example.net",))
+    data = "Subject: gr\u00fc\u00dfe\n\nx\n".encode()
+    qid = submit_stream(io.BytesIO(data), opts, settings=cfg, spool=sp)
+    envelope = sp.read("incoming", qid).envelope
+    assert (envelope.smtputf8, envelope.encoding) == (expected, "8bit")

@@ -201,3 +201,22 @@ def test_hostile_peer_and_names_cannot_break_the_headers(tmp_path: Path) -> None
     body = data.decode("utf-8").split("\n\n", 1)[1].splitlines()
     assert body[0] == "Unexpected response from mx??Bcc: x@y?.example[192.0.2.1]:25."
     assert body[4:6] == [" In: 220 ok??[2J", " In: 550 5.1.1 ?? é \\xff"]
+
+
+def test_transcript_smtputf8_follows_the_notify_class(tmp_path: Path) -> None:
+    """Postfix posts transcripts in the "notify" class of smtputf8_autodetect_classes: a
+    UTF-8 error_notice_recipient asks for SMTPUTF8 only when that class is listed."""
+    flags = []
+    for i, classes in enumerate(("sendmail, verify", "notify")):
+        spool = Spool(tmp_path / str(i), clock=FakeClock(), log=MemoryLog()).ensure()
+        cfg = settings(
+            tmp_path,
+            notify_classes="protocol",
+            error_notice_recipient="z\u00f6e@example.org",
+            smtputf8_autodetect_classes=classes,
+        )
+        TranscriptNotifier(spool, QueueParams(cfg), MemoryLog(), FakeClock())(_transcript())
+        (qid,) = spool.ids("incoming")
+        envelope = spool.read("incoming", qid).envelope
+        flags.append((envelope.smtputf8, envelope.encoding))
+    assert flags == [(False, "8bit"), (True, "8bit")]

@@ -27,6 +27,10 @@ from mailcarrier.routing.nexthop import (
         ("[ipv6:2001:db8::1]", NextHopKind.ADDRESS, "2001:db8::1", 25),
         ("[ipv6:::1]:2525", NextHopKind.ADDRESS, "::1", 2525),
         ("[IPv6:2001:DB8:0::1]:25", NextHopKind.ADDRESS, "2001:db8::1", 25),
+        # Internationalized names are kept as given; lookups convert them (protocol/idn.py).
+        ("faß.de", NextHopKind.DOMAIN, "faß.de", 25),
+        ("FAß.de:2525", NextHopKind.DOMAIN, "faß.de", 2525),
+        ("[mx.bücher.example]", NextHopKind.HOST, "mx.bücher.example", 25),
     ],
 )
 def test_smtp_forms(text: str, kind: NextHopKind, host: str, port: int) -> None:
@@ -49,6 +53,7 @@ def test_smtp_forms(text: str, kind: NextHopKind, host: str, port: int) -> None:
         ("inet:127.0.0.1:2424", NextHopKind.ADDRESS, "127.0.0.1", 2424),
         ("mail.example.com:2424", NextHopKind.HOST, "mail.example.com", 2424),
         ("[127.0.0.1]:2424", NextHopKind.ADDRESS, "127.0.0.1", 2424),
+        ("inet:lmtp.bücher.example", NextHopKind.HOST, "lmtp.bücher.example", 24),
     ],
 )
 def test_lmtp_forms(text: str, kind: NextHopKind, host: str, port: int) -> None:
@@ -81,6 +86,8 @@ def test_lmtp_default_port_comes_from_lmtp_tcp_port_without_a_service_entry(
         "example.com:70000",
         "example.com:nosuchservice",
         "-bad-.example",
+        "ab--c.bücher.example",  # IDNA refuses it
+        "[" + "\u00fc" * 70 + ".example]",  # a label over 63 octets in A-labels
         "unix:/path",
         "<a@b>",
     ],

@@ -140,3 +140,22 @@ async def test_system_native_lookup_numeric() -> None:
     answer = await SystemNativeLookup().getaddrinfo("127.0.0.1", socket.AF_UNSPEC)
     assert answer.addresses == (AddressRecord("127.0.0.1", socket.AF_INET),)
     assert answer.error == 0
+
+
+async def test_native_lookup_asks_for_a_labels(monkeypatch: pytest.MonkeyPatch) -> None:
+    """getaddrinfo() would apply Python's IDNA 2003 ("fass.de"): the name is converted first,
+    as for DNS; a name IDNA refuses is not looked up at all."""
+    import asyncio
+
+    asked: list[object] = []
+
+    async def fake(self: object, host: object, *args: object, **kw: object) -> list[object]:
+        asked.append(host)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", 0))]
+
+    monkeypatch.setattr(asyncio.BaseEventLoop, "getaddrinfo", fake)
+    answer = await SystemNativeLookup().getaddrinfo("faß.de", socket.AF_UNSPEC)
+    assert [r.address for r in answer.addresses] == ["127.0.0.1"]
+    refused = await SystemNativeLookup().getaddrinfo("ab--c.bücher.example", socket.AF_UNSPEC)
+    assert (refused.addresses, refused.error) == ((), socket.EAI_NONAME)
+    assert asked == ["xn--fa-hia.de"]

@@ -54,3 +54,14 @@ def test_expand_strategies() -> None:
         ".a.b",
         "literal.example",
     )
+
+
+def test_match_names_are_a_labels() -> None:
+    """Certificates carry A-labels (RFC 6125 6.4.2): a UTF-8 next hop is matched in the
+    A-label form its DNS lookup used (IDNA 2008, not Python's IDNA 2003 "fass.de")."""
+    assert expand_matches(
+        ("hostname", "nexthop", "dot-nexthop", ".Bücher.Example", "."),
+        "mx.faß.de",
+        "FAß.de",
+    ) == ("mx.xn--fa-hia.de", "xn--fa-hia.de", ".xn--fa-hia.de", ".xn--bcher-kva.example")
+    assert name_matches("*.xn--fa-hia.de", expand_matches(("hostname",), "mx.faß.de", "x")[0])

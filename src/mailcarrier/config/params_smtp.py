@@ -14,6 +14,18 @@ from mailcarrier.config.paramtype import STR, B, L, M, N, Param, S, T, _p
 
 _HOST_LOOKUP: Final = ("dns", "native")
 _PIX: Final = ("disable_esmtp", "delay_dotcrlf")
+# Postfix's classes of mail (mail_params.h MAIL_SRC_NAME_*), and "all"; what each means for
+# mailcarrier is in delivery/autodetect.py.
+SMTPUTF8_AUTODETECT_CLASSES: Final = (
+    "sendmail",
+    "smtpd",
+    "qmqpd",
+    "forward",
+    "bounce",
+    "notify",
+    "verify",
+    "all",
+)
 
 PROTOCOL: Final[list[list[Param]]] = [
     # --- compatibility with broken servers -------------------------------------------
@@ -164,7 +176,14 @@ PROTOCOL: Final[list[list[Param]]] = [
     _p("strict_8bitmime_body", B, "no"),
     _p("strict_mime_encoding_domain", B, "no"),
     _p("smtputf8_enable", B, "yes"),
-    _p("smtputf8_autodetect_classes", L, "sendmail, verify"),
+    _p(
+        "smtputf8_autodetect_classes",
+        L,
+        "sendmail, verify",
+        choices=SMTPUTF8_AUTODETECT_CLASSES,
+        note="sendmail: the sendmail and deliver commands, submit() and make_request(); "
+        "bounce: notices; notify: postmaster transcripts",
+    ),
     _p("message_size_limit", S, "10240000", minimum=0),
     _p("tcp_windowsize", N, "0", minimum=0),
 ]

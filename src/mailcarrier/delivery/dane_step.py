@@ -26,6 +26,7 @@ from routing/.
 from __future__ import annotations
 
 from mailcarrier.delivery.tls_job import DaneDecision, TlsJob, deferred_outcome
+from mailcarrier.routing.localhost import is_localhost, localhost_answer
 from mailcarrier.routing.resolver import DnsOutcome, TLSARecord
 from mailcarrier.tls.dane import TlsaRecord, usable
 from mailcarrier.tls.levels import SecurityLevel
@@ -79,7 +80,10 @@ async def decide_dane(job: TlsJob, level: SecurityLevel, peer: Peer) -> DaneDeci
     records: tuple[TlsaRecord, ...] = ()
     if peer.dnssec_valid or job.agent.bool("tls_force_insecure_host_tlsa_lookup"):
         qname = f"_{peer.port}._tcp.{peer.hostname}"
-        answer = await resolver.resolve(qname, "TLSA")
+        if is_localhost(qname):  # RFC 6761 6.3: no TLSA, and no question to a name server
+            answer = localhost_answer(qname, "TLSA")
+        else:
+            answer = await resolver.resolve(qname, "TLSA")
         if answer.outcome.temporary or answer.outcome is DnsOutcome.NO_RECOVERY:
             text = f"TLSA lookup error for {peer.hostname}:{peer.port}"
             return DaneDecision(level, failure=deferred_outcome(level, "4.7.5", text))

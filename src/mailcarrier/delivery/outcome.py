@@ -17,7 +17,7 @@ from mailcarrier.content.pipeline import ContentPlan
 from mailcarrier.delivery.recipients import RecipientTracker
 from mailcarrier.delivery.request import DeliveryRequest
 from mailcarrier.delivery.trouble import Verdict, reply_verdict, soften, transport_verdict
-from mailcarrier.protocol.commands import XFORWARD_UNAVAILABLE, RcptTo
+from mailcarrier.protocol.commands import XFORWARD_UNAVAILABLE, RcptTo, quote_address
 from mailcarrier.protocol.ehlo import Capabilities
 from mailcarrier.protocol.reply import Reply
 from mailcarrier.protocol.stages import Stage
@@ -47,13 +47,29 @@ class Leftover:
     conn_use: int = 0
 
 
-def orcpt_for(dsn_orcpt: str, orig_address: str) -> str:
-    """RFC 3461 ORCPT: the one given, else derived from the original recipient (as Postfix)."""
+def orcpt_for(dsn_orcpt: str, orig_address: str, *, utf8: bool = False) -> str:
+    """RFC 3461 ORCPT as ``addr-type;address``: the one given, else derived from the original
+    recipient as Postfix does (cleanup_addr.c when it queues mail, smtp_proto.c for a request
+    without one): type ``utf-8`` (RFC 6533) when the address is not ASCII and `utf8` says
+    SMTPUTF8 applies to the mail, else ``rfc822``; the local part quoted where RFC 5321
+    needs it. commands.py encodes it for the wire (xtext, or RFC 6533's for ``utf-8``)."""
     if dsn_orcpt:
         return dsn_orcpt
-    if orig_address:
-        return f"rfc822;{orig_address}"
-    return ""
+    if not orig_address:
+        return ""
+    address = quote_address(orig_address)
+    kind = "utf-8" if utf8 and not address.isascii() else "rfc822"
+    return f"{kind};{address}"
+
+
+def _utf8_mail(request: DeliveryRequest) -> bool:
+    """Postfix's SMTPUTF8_FLAG_ALL for the ORCPT type: the request flag, or UTF-8 in the
+    envelope sender or any recipient of the request."""
+    return (
+        request.smtputf8
+        or not request.sender.isascii()
+        or not all(r.address.isascii() for r in request.recipients)
+    )
 
 
 def xforward_attributes(request: DeliveryRequest) -> tuple[tuple[str, str], ...]:
@@ -81,21 +97,24 @@ def build_envelope(
     *,
     xforward: bool = False,
     dummy_auth: bool = False,
+    smtputf8_enable: bool = True,
 ) -> Envelope:
     """The envelope of one transaction. `xforward`: smtp_send_xforward_command; `dummy_auth`:
     AUTH=<> on MAIL (smtp_send_dummy_mail_auth with SASL enabled); the session sends either
-    only when the server announced XFORWARD or AUTH."""
+    only when the server announced XFORWARD or AUTH. With `smtputf8_enable` off no derived
+    ORCPT is of the "utf-8" type (Postfix then raises no SMTPUTF8 flag at all)."""
     recipients = tracker.recipients
     rcpts = []
+    utf8: bool | None = None  # found when first needed: queued mail carries its ORCPTs
     for i in pending:  # a loop, not a generator: once per message
         recipient = recipients[i]
+        orcpt = recipient.dsn_orcpt
+        if not orcpt and recipient.orig_address:
+            if utf8 is None:
+                utf8 = smtputf8_enable and _utf8_mail(request)
+            orcpt = orcpt_for("", recipient.orig_address, utf8=utf8)
         rcpts.append(
-            RcptTo(
-                recipient.address,
-                notify=recipient.dsn_notify.wire(),
-                orcpt=orcpt_for(recipient.dsn_orcpt, recipient.orig_address),
-                index=i,
-            )
+            RcptTo(recipient.address, notify=recipient.dsn_notify.wire(), orcpt=orcpt, index=i)
         )
     return Envelope(
         sender=request.sender,

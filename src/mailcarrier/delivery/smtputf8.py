@@ -1,29 +1,30 @@
 """SMTPUTF8 (RFC 6531) and IDNA for the envelope: when a transaction needs SMTPUTF8, and the
 A-label (RFC 5890) form of an envelope for a server that does not announce it.
 
-A request flagged `smtputf8` (the sender asked for it, or submission found a UTF-8 local part
-or UTF-8 in the header) requires a server that announces SMTPUTF8, as Postfix's
-SMTPUTF8_FLAG_REQUESTED does. An unflagged request whose envelope is non-ASCII only in domain
-parts goes to any server: the domains are converted to A-labels (Python's stdlib IDNA codec)
-when the server lacks SMTPUTF8. Anything else is the 5.6.7 verdict of Postfix 3.11 (try the
-next server, then bounce). Neighbours: outcome.py builds the envelope; agent.py acts.
+A request flagged `smtputf8` (the sender asked for it, or autodetect.py found a UTF-8 local
+part or UTF-8 in the header of a class of mail that smtputf8_autodetect_classes lists)
+requires a server that announces SMTPUTF8, as Postfix's SMTPUTF8_FLAG_REQUESTED does: without
+one it gets the 5.6.7 verdict of Postfix 3.11 (try the next server, then bounce). An unflagged
+request goes to any server: without SMTPUTF8, non-ASCII domains are converted to A-labels
+(protocol/idn.py: UTS #46 non-transitional, the conversion DNS lookups use too) and a UTF-8
+local part goes as it is, as Postfix sends unflagged mail. Neighbours: outcome.py builds the
+envelope; transaction.py acts on the verdict.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import replace
-from typing import BinaryIO
 
 from mailcarrier.delivery.trouble import Verdict
 from mailcarrier.protocol.ehlo import Capabilities
+from mailcarrier.protocol.idn import address_to_ascii
 from mailcarrier.status import DeliveryStatus
 from mailcarrier.transport.session import Envelope
 
 __all__ = [
     "a_label_address",
     "envelope_needs_smtputf8",
-    "header_needs_smtputf8",
     "smtputf8_envelope",
     "smtputf8_verdict",
 ]
@@ -34,49 +35,22 @@ def a_label_address(address: str) -> str | None:
     UTF-8 local part, or a domain IDNA refuses). ASCII addresses come back unchanged."""
     if address.isascii():
         return address
-    local, at, domain = address.rpartition("@")
+    local, at, _domain = address.rpartition("@")
     if not at or not local.isascii():
         return None
-    try:
-        ace = domain.encode("idna").decode("ascii")
-    except UnicodeError:
-        return None
-    return f"{local}@{ace}"
+    return address_to_ascii(address)
 
 
 def _a_label_domain(address: str) -> str:
     """The address with its domain in A-labels when IDNA allows; the local part as it is."""
-    local, at, domain = address.rpartition("@")
-    if not at or domain.isascii():
-        return address
-    try:
-        return f"{local}@{domain.encode('idna').decode('ascii')}"
-    except UnicodeError:
-        return address
+    converted = address_to_ascii(address)
+    return address if converted is None else converted
 
 
 def envelope_needs_smtputf8(addresses: Iterable[str]) -> bool:
     """RFC 6531 3.4: an envelope needs SMTPUTF8 when an address stays non-ASCII even with its
     domain in A-labels (a UTF-8 local part). Submission sets the request flag from this."""
     return any(a_label_address(a) is None for a in addresses)
-
-
-def header_needs_smtputf8(src: BinaryIO, limit: int) -> bool:
-    """RFC 6532 3.7: a header with UTF-8 (any byte >= 0x80) needs SMTPUTF8. Reads at most
-    `limit` bytes of the header from the start of the seekable `src`, then rewinds it."""
-    src.seek(0)
-    seen = 0
-    try:
-        while seen < limit:
-            line = src.readline(limit - seen)
-            if line in (b"", b"\n", b"\r\n"):
-                return False
-            seen += len(line)
-            if not line.isascii():
-                return True
-        return False
-    finally:
-        src.seek(0)
 
 
 def smtputf8_verdict(namaddr: str) -> Verdict:
@@ -86,6 +60,21 @@ def smtputf8_verdict(namaddr: str) -> Verdict:
         "5.6.7",
         "message requires SMTPUTF8, but no server was found that supports SMTPUTF8. "
         f"The last attempted server was {namaddr}",
+    )
+
+
+def _downgraded(envelope: Envelope, ascii_only: bool) -> Envelope:
+    """The envelope without SMTPUTF8: domains in A-labels where IDNA allows, local parts as
+    they are (what Postfix sends when SMTPUTF8 was not requested: "as before")."""
+    if ascii_only:
+        return envelope if not envelope.smtputf8 else replace(envelope, smtputf8=False)
+    return replace(
+        envelope,
+        sender=_a_label_domain(envelope.sender),
+        recipients=tuple(
+            replace(r, address=_a_label_domain(r.address)) for r in envelope.recipients
+        ),
+        smtputf8=False,
     )
 
 
@@ -100,8 +89,12 @@ def smtputf8_envelope(
     """The envelope to send to a server with `caps`, or the verdict when it cannot take it.
 
     With SMTPUTF8 announced, MAIL carries SMTPUTF8 when the request asks for it or an address
-    is non-ASCII (RFC 6531 3.4). Without it, a requested SMTPUTF8 cannot be honoured; a
-    non-ASCII domain is sent in A-labels (RFC 6531 3.7.3 permits the downgrade of domains).
+    is non-ASCII (RFC 6531 3.4). Without it, a requested SMTPUTF8 cannot be honoured (5.6.7);
+    an unrequested one is not required, as in Postfix (DELIVERY_REQUIRES_SMTPUTF8 needs the
+    request flag): non-ASCII domains go in A-labels (RFC 6531 3.7.3 permits that downgrade)
+    and a UTF-8 local part goes as it is. A request is unflagged when smtputf8_autodetect_classes
+    does not list the class of mail (delivery/autodetect.py), which is how Postfix keeps mail
+    flows that predate SMTPUTF8 working.
 
     With smtputf8_enable=no (`enabled` False) SMTPUTF8 is never requested and never
     required, as in Postfix (SMTPUTF8_README: mail is handled "as before"): no 5.6.7 bounce;
@@ -110,29 +103,9 @@ def smtputf8_envelope(
     addresses = (envelope.sender, *(r.address for r in envelope.recipients))
     ascii_only = all(a.isascii() for a in addresses)
     if not enabled:
-        if ascii_only:
-            return replace(envelope, smtputf8=False)
-        return replace(
-            envelope,
-            sender=_a_label_domain(envelope.sender),
-            recipients=tuple(
-                replace(r, address=_a_label_domain(r.address)) for r in envelope.recipients
-            ),
-            smtputf8=False,
-        )
+        return _downgraded(envelope, ascii_only)
     if caps.smtputf8:
         return replace(envelope, smtputf8=requested or not ascii_only)
     if requested:
         return smtputf8_verdict(namaddr)
-    if ascii_only:
-        return replace(envelope, smtputf8=False)
-    sender = a_label_address(envelope.sender)
-    recipients = []
-    for rcpt in envelope.recipients:
-        address = a_label_address(rcpt.address)
-        if address is None:
-            return smtputf8_verdict(namaddr)
-        recipients.append(replace(rcpt, address=address))
-    if sender is None:
-        return smtputf8_verdict(namaddr)
-    return replace(envelope, sender=sender, recipients=tuple(recipients), smtputf8=False)
+    return _downgraded(envelope, ascii_only)

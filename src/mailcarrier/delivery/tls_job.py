@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from mailcarrier.config.settings import AgentSettings
 from mailcarrier.delivery.trouble import Verdict
 from mailcarrier.log import LogSink
+from mailcarrier.protocol.idn import domain_to_ascii
 from mailcarrier.routing.resolver import Resolver
 from mailcarrier.status import DeliveryStatus
 from mailcarrier.tls.context import ContextFactory, TlsSessionCache
@@ -170,15 +171,19 @@ class TlsJob:
 
     def servername(self, policy: TlsPolicy, peer: Peer) -> str | None:
         """SNI: smtp_tls_servername / servername=; by default only with DANE (the TLSA
-        base domain, RFC 7672 8.1)."""
+        base domain, RFC 7672 8.1). In A-labels (RFC 6066 3), converted here as DNS names
+        are (protocol/idn.py): the ssl module would otherwise apply IDNA 2003."""
         choice = policy.servername.strip()
         if not choice:
-            return peer.hostname if policy.level.is_dane else None
-        if choice.lower() == "hostname":
-            return peer.hostname
-        if choice.lower() == "nexthop":
-            return self.nexthop
-        return choice
+            name = peer.hostname if policy.level.is_dane else None
+        elif choice.lower() == "hostname":
+            name = peer.hostname
+        elif choice.lower() == "nexthop":
+            name = self.nexthop
+        else:
+            name = choice
+        # A name IDNA refuses cannot be sent as SNI at all: then none is sent.
+        return None if name is None else domain_to_ascii(name)
 
     def status_text(self, outcome: TlsOutcome) -> str:
         """The tls= field for marks after this outcome ("" when logging is off)."""

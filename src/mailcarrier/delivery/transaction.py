@@ -70,6 +70,7 @@ async def run_transaction(
         job.size,
         xforward=job.profile.xforward,
         dummy_auth=job.profile.dummy_auth,
+        smtputf8_enable=job.profile.smtputf8_enable,
     )
     if job.generic is not None:  # smtp_generic_maps: see generic.py
         mapped = job.generic.envelope(envelope, peer.namaddr, job.request.queue_id)

@@ -38,6 +38,7 @@ __all__ = [
     "StartTls",
     "Xforward",
     "quote_address",
+    "uxtext_encode",
     "xtext_decode",
     "xtext_encode",
 ]
@@ -67,6 +68,19 @@ def xtext_encode(text: str) -> str:
             out.append(ch)
         else:
             out.extend(f"+{b:02X}" for b in ch.encode("utf-8"))
+    return "".join(out)
+
+
+def uxtext_encode(text: str) -> str:
+    """RFC 6533 utf-8-addr-xtext, as Postfix's uxtext_quote() for a ``utf-8`` ORCPT: '\\',
+    '+', '=' and characters outside 33..126 become \\x{HEX} (the code point, not bytes)."""
+    out: list[str] = []
+    for ch in text:
+        o = ord(ch)
+        if 33 <= o <= 126 and ch not in "\\+=":
+            out.append(ch)
+        else:
+            out.append(f"\\x{{{o:02X}}}")
     return "".join(out)
 
 
@@ -261,7 +275,7 @@ class MailFrom(Command):
 class RcptTo(Command):
     address: str
     notify: str = ""  # RFC 3461 NOTIFY value, e.g. "SUCCESS,FAILURE"
-    orcpt: str = ""  # "addr-type;address", xtext-encoded on the wire
+    orcpt: str = ""  # "addr-type;address", xtext-encoded on the wire (RFC 6533's for utf-8)
     quote: bool = True
     index: int = 0  # position of the recipient in the delivery request
 
@@ -276,7 +290,9 @@ class RcptTo(Command):
         if self.notify:
             parts.append(f"NOTIFY={self.notify}")
         if self.orcpt:
-            parts.append(f"ORCPT={xtext_encode(self.orcpt)}")
+            # RFC 6533: a "utf-8" address type has its own encoding (as Postfix's client).
+            utf8 = self.orcpt[:6].lower() == "utf-8;"
+            parts.append(f"ORCPT={uxtext_encode(self.orcpt) if utf8 else xtext_encode(self.orcpt)}")
         return (" ".join(parts) + "\r\n").encode("utf-8")
 
 

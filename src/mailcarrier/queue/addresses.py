@@ -21,7 +21,7 @@ from mailcarrier.errors import DataError
 from mailcarrier.printable import printable
 from mailcarrier.protocol.address import address_problem
 
-__all__ = ["check_address", "is_ascii", "qualify"]
+__all__ = ["check_address", "is_ascii", "parse_address", "qualify"]
 
 # Any non-ASCII character (UTF-8 addresses, RFC 6531). Written as a negated class, not as
 # the range \u0080-\U0010ffff inside each class: compiling such ranges took 16 ms at every
@@ -45,24 +45,34 @@ def qualify(address: str, myorigin: str) -> str:
     return f"{address}@{myorigin}"
 
 
-def check_address(address: str, *, what: str, myorigin: str, allow_null: bool = False) -> str:
-    """Validate and qualify one envelope address; DataError names what is wrong."""
+def parse_address(
+    address: str, *, what: str, myorigin: str, allow_null: bool = False
+) -> tuple[str, str]:
+    """Validate and qualify one envelope address: (the address as given, without angle
+    brackets or surrounding white space; the address as it goes into the queue). The first
+    is what Postfix's cleanup records as the original recipient (``orig_to=``)."""
     text = address.strip()
     if text.startswith("<") and text.endswith(">"):
         text = text[1:-1].strip()
     if not text:
         if allow_null:
-            return ""
+            return "", ""
         raise DataError(f"empty {what} address")
     if printable(text) != text or len(text) > MAX_ADDRESS:
         raise DataError(f"bad {what} address syntax: {address!r}")
+    qualified = text
     if "@" not in text.rsplit('"', 1)[-1]:
         if not _LOCAL_ONLY.fullmatch(text):
             raise DataError(f"bad {what} address syntax: {_shown(text)}")
-        text = qualify(text, myorigin)
-    if not _MAILBOX.fullmatch(text) or address_problem(text) is not None:
-        raise DataError(f"bad {what} address syntax: {_shown(text)}")
-    return text
+        qualified = qualify(text, myorigin)
+    if not _MAILBOX.fullmatch(qualified) or address_problem(qualified) is not None:
+        raise DataError(f"bad {what} address syntax: {_shown(qualified)}")
+    return text, qualified
+
+
+def check_address(address: str, *, what: str, myorigin: str, allow_null: bool = False) -> str:
+    """Validate and qualify one envelope address; DataError names what is wrong."""
+    return parse_address(address, what=what, myorigin=myorigin, allow_null=allow_null)[1]
 
 
 def _shown(text: str) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
+from mailcarrier.delivery.autodetect import MailSource, smtputf8_autodetect
 from mailcarrier.delivery.request import Notify
 from mailcarrier.errors import TemporaryError
 from mailcarrier.log import LogSink
@@ -171,6 +172,7 @@ class Finisher:
             mail_name=self.params.str("mail_name") or "Postfix",
             bounce_size_limit=self.params.int("bounce_size_limit"),
             now=now,
+            smtputf8_autodetect=smtputf8_autodetect(self.params.settings, MailSource.BOUNCE),
         )
 
     def _postmaster(self, name: str) -> str:

@@ -8,11 +8,13 @@ per-recipient fields Final-Recipient, Original-Recipient, Action, Status, Remote
 Diagnostic-Code, Last-Attempt-Date, Will-Retry-Until) and the returned message: in full as
 ``message/rfc822``, or only its header as ``text/rfc822-headers`` when RET=HDRS, when it is
 larger than bounce_size_limit, and for delay, success and postmaster notices. The original
-content is copied in bounded chunks, never loaded. Who gets which notice is decided by the
-scheduler (finalize.py); this module only writes. Every value written into a header, a
-delivery-status field or a line of the text part (reply texts, addresses, host names,
-myhostname, mail_name, ENVID) goes through `field_text()` (queue/headers.py): no control
-character in it can end a field early and start a new header, field or MIME part.
+content is copied in bounded chunks, never loaded. A notice keeps the SMTPUTF8 flag of its
+message and adds what autodetection of the "bounce" class finds (delivery/autodetect.py).
+Who gets which notice is decided by the scheduler (finalize.py); this module only writes.
+Every value written into a header, a delivery-status field or a line of the text part (reply
+texts, addresses, host names, myhostname, mail_name, ENVID) goes through `field_text()`
+(queue/headers.py): no control character in it can end a field early and start a new
+header, field or MIME part.
 """
 
 from __future__ import annotations
@@ -22,8 +24,15 @@ import os
 from dataclasses import dataclass
 from typing import BinaryIO, Final
 
+from mailcarrier.delivery.autodetect import ContentScan, wants_smtputf8
 from mailcarrier.queue.headers import boundary_text, field_text
-from mailcarrier.queue.qfile import Envelope, MessageClass, QueueRecipient, RecipientState
+from mailcarrier.queue.qfile import (
+    MAX_ENVELOPE,
+    Envelope,
+    MessageClass,
+    QueueRecipient,
+    RecipientState,
+)
 from mailcarrier.queue.spool import MessageWriter, QueueMessage, Spool
 
 __all__ = ["NoticeSpec", "diagnostic_code", "remote_mta", "write_notice"]
@@ -66,6 +75,9 @@ class NoticeSpec:
     bounce_size_limit: int
     now: float
     retry_until: float = 0.0
+    # smtputf8_autodetect_classes lists "bounce" (delivery/autodetect.py); a notice also
+    # keeps the SMTPUTF8 flag of the message it is about, as Postfix's bounce(8) does.
+    smtputf8_autodetect: bool = False
 
 
 def remote_mta(relay: str) -> str:
@@ -153,8 +165,8 @@ def _copy_header_section(writer: MessageWriter, f: BinaryIO, size: int) -> None:
         writer.write(line)
 
 
-def _head(spec: NoticeSpec, queue_id: str, boundary: str, cte: str) -> list[str]:
-    """The notice's own header and the start of its human-readable part."""
+def _notice_header(spec: NoticeSpec, queue_id: str, boundary: str, cte: str) -> list[str]:
+    """The notice's header section, ending with its empty line."""
     host = field_text(spec.reporting_mta)
     return [
         f"From: MAILER-DAEMON@{host} (Mail Delivery System)",
@@ -168,16 +180,20 @@ def _head(spec: NoticeSpec, queue_id: str, boundary: str, cte: str) -> list[str]
         f'\tboundary="{boundary}"',
         f"Content-Transfer-Encoding: {cte}",
         "",
-        "This is a MIME-encapsulated message.",
-        "",
-        f"--{boundary}",
-        "Content-Description: Notification",
-        "Content-Type: text/plain; charset=utf-8",
-        "",
-        f"This is the mail system at host {host} ({field_text(spec.mail_name)}).",
-        "",
-        _INTRO[spec.kind].format(until=_date(spec.retry_until)),
     ]
+
+
+def _notice_smtputf8(spec: NoticeSpec, original: Envelope, header: list[str]) -> bool:
+    """The notice's SMTPUTF8 flag: the message's own, or what autodetection of the "bounce"
+    class finds in the notice's envelope and header (delivery/autodetect.py)."""
+    scan = ContentScan(MAX_ENVELOPE)
+    scan.feed(("\n".join(header) + "\n").encode("utf-8"))
+    return wants_smtputf8(
+        spec.smtputf8_autodetect,
+        addresses=(spec.sender, spec.recipient),
+        header_utf8=scan.header_utf8,
+        explicit=original.smtputf8,
+    )
 
 
 def write_notice(
@@ -194,20 +210,33 @@ def write_notice(
         or original.dsn_ret == "HDRS"
         or (spec.bounce_size_limit > 0 and original.size > spec.bounce_size_limit)
     )
+    queue_id = spool.new_id()
+    boundary = f"{queue_id}.{os.getpid()}/{boundary_text(field_text(spec.reporting_mta))}"
+    cte = "8bit" if original.encoding == "8bit" and not headers_only else "7bit"
+    header = _notice_header(spec, queue_id, boundary, cte)
     envelope = Envelope(
-        queue_id="",
+        queue_id=queue_id,
         sender=spec.sender,
         recipients=(QueueRecipient(spec.recipient, spec.recipient),),
         arrival_time=spec.now,
         encoding=original.encoding if not headers_only else "7bit",
-        smtputf8=original.smtputf8 or not spec.recipient.isascii(),
+        smtputf8=_notice_smtputf8(spec, original, header),
         message_class=spec.kind,
     )
     with spool.create(envelope) as writer:
-        host = boundary_text(field_text(spec.reporting_mta))
-        boundary = f"{writer.queue_id}.{os.getpid()}/{host}"
-        cte = "8bit" if original.encoding == "8bit" and not headers_only else "7bit"
-        head = _head(spec, writer.queue_id, boundary, cte)
+        head = [
+            *header,
+            "This is a MIME-encapsulated message.",
+            "",
+            f"--{boundary}",
+            "Content-Description: Notification",
+            "Content-Type: text/plain; charset=utf-8",
+            "",
+            f"This is the mail system at host {field_text(spec.reporting_mta)}"
+            f" ({field_text(spec.mail_name)}).",
+            "",
+            _INTRO[spec.kind].format(until=_date(spec.retry_until)),
+        ]
         for rcpt, state in rows:
             head.append(f"<{field_text(rcpt.address)}>: {field_text(state.diagnostic)}")
         head += ["", f"--{boundary}", "Content-Description: Delivery report"]

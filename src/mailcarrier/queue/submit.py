@@ -4,15 +4,17 @@
 local submission: check and qualify the envelope addresses, read the header section (bounded
 by `header_size_limit`), take recipients from To/Cc/Bcc with ``-t`` (the Resent- ones when
 present), remove Bcc, add a missing From:, Date: and Message-ID:, then stream the body into
-the queue file, stopping at a lone "." line unless told to ignore dots (``-i``). The headers
-it adds are single header lines whatever the input: the ``-F`` full name is cleaned and
-encoded as cleanup(8) does it, myhostname is cleaned (queue/headers.py). Bad input raises
-DataError and leaves nothing queued; a message larger than `message_size_limit` (header and
-body together, as Postfix limits the queue file) raises MessageTooBigError as soon as the
-limit is passed, without reading the rest; a queue that cannot be written (a full disk, a
-read-only directory) raises TemporaryError, also leaving nothing. The queue ID is returned
-only after the message is durable (spool.py). Logs ``pickup`` and ``cleanup`` lines in
-Postfix's wording.
+the queue file, stopping at a lone "." line unless told to ignore dots (``-i``). As
+cleanup does, each recipient is recorded as given (the log's ``orig_to=``) and as qualified,
+with its DSN original recipient (ORCPT); 8-bit content and the SMTPUTF8 flag are found by
+delivery/autodetect.py (the ``sendmail`` class). The headers it adds are single header lines
+whatever the input: the ``-F`` full name is cleaned and encoded as cleanup(8) does it,
+myhostname is cleaned (queue/headers.py). Bad input raises DataError and leaves nothing
+queued; a message larger than `message_size_limit` (header and body together, as Postfix
+limits the queue file) raises MessageTooBigError as soon as the limit is passed, without
+reading the rest; a queue that cannot be written (a full disk, a read-only directory) raises
+TemporaryError, also leaving nothing. The queue ID is returned only after the message is
+durable (spool.py). Logs ``pickup`` and ``cleanup`` lines in Postfix's wording.
 """
 
 from __future__ import annotations
@@ -27,11 +29,17 @@ from dataclasses import dataclass
 from typing import BinaryIO, Final
 
 from mailcarrier.config.settings import Settings
+from mailcarrier.delivery.autodetect import (
+    ContentScan,
+    MailSource,
+    smtputf8_autodetect,
+    smtputf8_requested,
+)
+from mailcarrier.delivery.outcome import orcpt_for
 from mailcarrier.delivery.request import Notify
-from mailcarrier.delivery.smtputf8 import envelope_needs_smtputf8
 from mailcarrier.errors import DataError, MessageTooBigError
 from mailcarrier.log import LogSink, NullLog
-from mailcarrier.queue.addresses import check_address
+from mailcarrier.queue.addresses import check_address, parse_address
 from mailcarrier.queue.headers import field_text, from_value
 from mailcarrier.queue.names import CLEANUP, PICKUP
 from mailcarrier.queue.params import QueueParams
@@ -41,7 +49,6 @@ from mailcarrier.queue.spool import Spool
 __all__ = ["SubmitOptions", "default_sender", "submit_stream"]
 
 _FIELD: Final = re.compile(rb"([!-9;-~]+)[ \t]*:")
-_EIGHT_BIT: Final = re.compile(rb"[\x80-\xff]")
 _CHUNK: Final = 65536
 # RFC 3461 4.4: ENVID is printable US-ASCII (Postfix's sendmail: printable, at most 100).
 _ENVID: Final = re.compile(r"[!-~]{0,100}")
@@ -150,22 +157,23 @@ def _added_headers(
 
 
 class _BodyCopier:
-    """Streams the body, tracking 8-bit data and the lone-dot terminator."""
+    """Streams the content into the queue file, scanning it (`ContentScan`: 8-bit data) and
+    watching the size limit and the lone-dot terminator."""
 
-    def __init__(self, write: Callable[[bytes], None], limit: int) -> None:
+    def __init__(self, write: Callable[[bytes], None], limit: int, scan: ContentScan) -> None:
         self._write = write
         self.limit = limit
         self.size = 0
-        self.eight_bit = False
+        self.scan = scan
 
-    def put(self, data: bytes) -> None:
+    def put(self, data: bytes, *, scanned: bool = False) -> None:
         self.size += len(data)
         if self.limit and self.size > self.limit:
             raise MessageTooBigError(
                 f"message file too big (message_size_limit is {self.limit} bytes)"
             )
-        if not self.eight_bit and _EIGHT_BIT.search(data):
-            self.eight_bit = True
+        if not scanned:
+            self.scan.feed(data)
         self._write(data)
 
     def copy(self, src: BinaryIO, first: bytes, ignore_dots: bool) -> None:
@@ -209,46 +217,71 @@ def submit_stream(
     wanted: list[str] = list(options.recipients)
     if options.extract_recipients:
         wanted += _header_recipients(fields)
-    recipients = _unique(check_address(r, what="recipient", myorigin=myorigin) for r in wanted)
+    recipients = _unique(parse_address(r, what="recipient", myorigin=myorigin) for r in wanted)
     if not recipients:
         raise DataError(
             "no recipient addresses found"
             + (" in message header" if options.extract_recipients else "")
         )
-    # RFC 6531 3.4, RFC 6532 3.7: a UTF-8 local part or header needs SMTPUTF8; a UTF-8
-    # domain alone does not (the client sends it in A-labels when it must).
-    smtputf8 = envelope_needs_smtputf8((sender, *recipients)) or not all(
-        line.isascii() for line in headers.lines
-    )
-    envelope = Envelope(
-        queue_id=spool.new_id(),
-        sender=sender,
-        recipients=tuple(QueueRecipient(r, "", "", options.notify) for r in recipients),
-        arrival_time=clock(),
-        dsn_envid=options.envid,
-        dsn_ret=options.ret,
-        smtputf8=smtputf8,
-        message_class=MessageClass.MAIL,
-    )
+    queue_id = spool.new_id()
     drop = {"bcc", "resent-bcc"}
+    head = _added_headers(fields, sender, options.full_name, queue_id, params.myhostname())
+    for name, _value, first, count in fields:
+        if name not in drop:
+            head.extend(headers.lines[first : first + count])
+    # The header as it will be queued decides SMTPUTF8 before the envelope is written; the
+    # body adds to the same scan (8-bit content). See delivery/autodetect.py.
+    scan = ContentScan(params.int("header_size_limit"))
+    for line in head:
+        scan.feed(line)
+    envelope = _new_envelope(
+        settings, options, queue_id, sender, recipients, scan.header_utf8, clock()
+    )
     with spool.create(envelope) as writer:
-        copier = _BodyCopier(writer.write, params.int("message_size_limit"))
-        for line in _added_headers(
-            fields, sender, options.full_name, writer.queue_id, params.myhostname()
-        ):
-            copier.put(line)
-        for name, _value, first, count in fields:
-            if name not in drop:
-                for line in headers.lines[first : first + count]:
-                    copier.put(line)
+        copier = _BodyCopier(writer.write, params.int("message_size_limit"), scan)
+        for line in head:
+            copier.put(line, scanned=True)
         copier.copy(src, headers.first_body_line, options.ignore_dots)
-        if copier.eight_bit:
+        if scan.finish().eight_bit:
             writer.set_encoding("8bit")
         queue_id = writer.commit()
     log.info(PICKUP, f"{queue_id}: uid={os.getuid()} from=<{sender}>")
     message_id = _message_id(fields, queue_id, params.myhostname())
     log.info(CLEANUP, f"{queue_id}: message-id=<{message_id}>")
     return queue_id
+
+
+def _new_envelope(
+    settings: Settings,
+    options: SubmitOptions,
+    queue_id: str,
+    sender: str,
+    recipients: list[tuple[str, str]],
+    header_utf8: bool,
+    now: float,
+) -> Envelope:
+    """The envelope as Postfix's cleanup records it: each recipient as qualified, with the
+    address as it was given (``orig_to=``) and the DSN original recipient (ORCPT, of type
+    ``utf-8`` for a UTF-8 address when SMTPUTF8 autodetection applies), and the SMTPUTF8
+    request flag (delivery/autodetect.py)."""
+    addresses = (sender, *(address for _given, address in recipients))
+    smtputf8 = smtputf8_requested(
+        settings, MailSource.SENDMAIL, addresses=addresses, header_utf8=header_utf8
+    )
+    utf8_orcpt = smtputf8_autodetect(settings, MailSource.SENDMAIL)
+    return Envelope(
+        queue_id=queue_id,
+        sender=sender,
+        recipients=tuple(
+            QueueRecipient(address, given, orcpt_for("", address, utf8=utf8_orcpt), options.notify)
+            for given, address in recipients
+        ),
+        arrival_time=now,
+        dsn_envid=options.envid,
+        dsn_ret=options.ret,
+        smtputf8=smtputf8,
+        message_class=MessageClass.MAIL,
+    )
 
 
 def _message_id(fields: list[tuple[str, str, int, int]], queue_id: str, host: str) -> str:
@@ -258,12 +291,12 @@ def _message_id(fields: list[tuple[str, str, int, int]], queue_id: str, host: st
     return f"{queue_id}@{host}"
 
 
-def _unique(items: Iterable[str]) -> list[str]:
-    """Drop duplicate recipients (case-insensitively), keeping the first spelling."""
+def _unique(items: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Drop duplicate recipients (case-insensitively, as qualified), keeping the first."""
     seen: set[str] = set()
     out = []
     for item in items:
-        key = item.lower()
+        key = item[1].lower()
         if key not in seen:
             seen.add(key)
             out.append(item)

@@ -10,7 +10,8 @@ recipient, myhostname, mail_name) are cleaned the same way (queue/headers.py), s
 host name can end a header. The notice is of the postmaster class: if it cannot be
 delivered it is dropped, never bounced. If it cannot be queued (a full disk, a read-only
 queue) one warning says so and the delivery that called goes on: a transcript is advice,
-never a reason to stop delivering.
+never a reason to stop delivering. Its 8-bit content and SMTPUTF8 flag are found as for any
+new message (delivery/autodetect.py), in the "notify" class of smtputf8_autodetect_classes.
 """
 
 from __future__ import annotations
@@ -21,6 +22,12 @@ import time
 from collections.abc import Callable
 from typing import Final
 
+from mailcarrier.delivery.autodetect import (
+    ContentScan,
+    MailSource,
+    smtputf8_autodetect,
+    wants_smtputf8,
+)
 from mailcarrier.delivery.transcript import SessionTranscript
 from mailcarrier.errors import TemporaryError
 from mailcarrier.log import LogSink
@@ -76,6 +83,8 @@ class TranscriptNotifier:
         self.sender = qualify(params.str("double_bounce_sender"), myorigin)
         self.recipient = qualify(params.str("error_notice_recipient") or "postmaster", myorigin)
         self.classes = frozenset(c.lower() for c in params.list("notify_classes"))
+        # Postfix posts these in the "notify" class of smtputf8_autodetect_classes.
+        self.smtputf8_autodetect = smtputf8_autodetect(params.settings, MailSource.NOTIFY)
 
     def __call__(self, transcript: SessionTranscript) -> None:
         if not transcript.errors & self.classes:
@@ -91,27 +100,33 @@ class TranscriptNotifier:
     def _write(self, transcript: SessionTranscript) -> str:
         subject, body = render_transcript(transcript, self.mail_name)
         now = self.clock()
+        queue_id = self.spool.new_id()
+        host = field_text(self.hostname)
+        header = [
+            f"From: MAILER-DAEMON@{host} (Mail Delivery System)",
+            f"To: {field_text(self.recipient)} (Postmaster)",
+            f"Subject: {subject}",
+            "Auto-Submitted: auto-generated",
+            f"Date: {email.utils.formatdate(now, localtime=True)}",
+            f"Message-Id: <{queue_id}@{host}>",
+            "",
+        ]
+        data = ("\n".join(header + body) + "\n").encode("utf-8")
+        scan = ContentScan(len(data))
+        scan.feed(data)
         envelope = Envelope(
-            queue_id="",
+            queue_id=queue_id,
             sender=self.sender,
             recipients=(QueueRecipient(self.recipient, self.recipient),),
             arrival_time=now,
             message_class=MessageClass.POSTMASTER,
-            smtputf8=not self.recipient.isascii(),
+            encoding="8bit" if scan.eight_bit else "7bit",
+            smtputf8=wants_smtputf8(
+                self.smtputf8_autodetect,
+                addresses=(self.sender, self.recipient),
+                header_utf8=scan.finish().header_utf8,
+            ),
         )
         with self.spool.create(envelope) as writer:
-            head = [
-                f"From: MAILER-DAEMON@{field_text(self.hostname)} (Mail Delivery System)",
-                f"To: {field_text(self.recipient)} (Postmaster)",
-                f"Subject: {subject}",
-                "Auto-Submitted: auto-generated",
-                f"Date: {email.utils.formatdate(now, localtime=True)}",
-                f"Message-Id: <{writer.queue_id}@{field_text(self.hostname)}>",
-                "",
-            ]
-            text = "\n".join(head + body) + "\n"
-            data = text.encode("utf-8")
             writer.write(data)
-            if not data.isascii():
-                writer.set_encoding("8bit")
             return writer.commit()

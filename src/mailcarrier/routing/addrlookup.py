@@ -3,10 +3,10 @@
 An `AddressLookup` lives for one routing question. It carries Postfix's "why" buffer (the
 latest failure text and a status code in which a soft error, once seen, dominates later
 hard ones), the notes to log, and the injected resolver, native lookup and random source.
-`addr_one()` resolves one host (numeric, DNS A/AAAA per inet_protocols, then getaddrinfo()
-per smtp_host_lookup), `addr_list()` does it for MX or SRV targets in order, `host_addr()`
-is the no-MX lookup used for ``[host]``, LMTP and implicit MX. `mx.py` and `srv.py` build
-on it; `selection.py` orders what it finds.
+`addr_one()` resolves one host (localhost names and numeric ones at once, DNS A/AAAA per
+inet_protocols, then getaddrinfo() per smtp_host_lookup), `addr_list()` does it for MX or
+SRV targets in order, `host_addr()` is the no-MX lookup used for ``[host]``, LMTP and
+implicit MX. `mx.py` and `srv.py` build on it; `selection.py` orders what it finds.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mailcarrier.routing.dnslookup import DnsStatus, dns_lookup_types, is_numeric_address
+from mailcarrier.routing.localhost import is_localhost, loopback_records
 from mailcarrier.routing.options import RoutingOptions
 from mailcarrier.routing.resolver import RECORD_LIMIT, AddressRecord, NativeLookup, Resolver
 from mailcarrier.routing.result import (
@@ -129,6 +130,11 @@ class AddressLookup:
         DNSSEC status is `dnssec_ok` (recorded apart from the address AD bit, for DANE)."""
         host = target.host.removeprefix("ipv6:")
         families = self.options.inet_protocols
+        if is_localhost(host):  # RFC 6761 6.3: loopback, without DNS or getaddrinfo()
+            return [
+                self._server(host, host, record, target, False)
+                for record in loopback_records(families)
+            ]
         if is_numeric_address(host):
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
             if family in families:

@@ -5,20 +5,22 @@ DNS_OK, DNS_NOTFOUND, DNS_RETRY, DNS_FAIL, DNS_INVAL, DNS_NULLMX, DNS_NULLSRV) a
 reason text Postfix puts in the delivery status ("Host or domain name not found. Name service
 error for name=example.com type=MX: Host not found, try again"). It validates the names in
 replies, chases a CNAME whose target the reply did not resolve (at most 10 deep) and records
-each record's query and reply names, as Postfix's DNS_RR does. `dns_lookup_types` asks for
-several types (A then AAAA) and keeps the most useful status. Which status means defer or
-bounce is decided by the callers in `addrlookup.py`, `mx.py` and `srv.py`.
+each record's query and reply names, as Postfix's DNS_RR does; localhost names (RFC 6761 6.3)
+are answered by localhost.py, never by the resolver. `dns_lookup_types` asks for several
+types (A then AAAA) and keeps the most useful status. Which status means defer or bounce is
+decided by the callers in `addrlookup.py`, `mx.py` and `srv.py`.
 """
 
 from __future__ import annotations
 
 import enum
 import ipaddress
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from mailcarrier.protocol.idn import domain_to_ascii, valid_hostname
+from mailcarrier.routing.localhost import is_localhost, localhost_answer
 from mailcarrier.routing.resolver import (
     DnsAnswer,
     DnsOutcome,
@@ -81,22 +83,12 @@ class LookupResult:
     truncated: bool = False  # records beyond the list limit were dropped (Postfix warns)
 
 
-_LABEL_RE: Final = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?")
-
-
 def to_ascii(name: str) -> str:
-    """The A-label form of an internationalized name (IDNA, as Postfix's midna_domain_to_ascii);
-    the name unchanged when it is ASCII or cannot be converted."""
-    if name.isascii():
-        return name
-    # dnspython only for the rare non-ASCII name: importing it is slow (resolver.py).
-    import dns.exception
-    import dns.name
-
-    try:
-        return dns.name.from_unicode(name).to_text(omit_final_dot=True)
-    except (dns.exception.DNSException, UnicodeError, ValueError):
-        return name
+    """The A-label form of a name for DNS (protocol/idn.py: UTS #46 non-transitional, as
+    Postfix's midna_domain_to_ascii); the name unchanged when it is ASCII or cannot be
+    converted (the lookup then refuses it as an invalid name, as Postfix's does)."""
+    ascii_name = domain_to_ascii(name)
+    return name if ascii_name is None else ascii_name
 
 
 def is_numeric_address(name: str) -> bool:
@@ -105,22 +97,6 @@ def is_numeric_address(name: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def valid_hostname(name: str, *, wildcard: bool = False) -> bool:
-    """Postfix valid_hostname(): labels of letters, digits, "-" and "_" (not at either end),
-    at most 63 octets each and 255 in all, and not all-numeric (that would be an address)."""
-    if not name or len(name) > 255:
-        return False
-    labels = name.split(".")
-    if wildcard and labels[0] == "*":
-        labels = labels[1:]
-    if not labels:
-        return False
-    for label in labels:
-        if len(label) > 63 or not _LABEL_RE.fullmatch(label):
-            return False
-    return not all(label.isdigit() for label in labels)
 
 
 def _error_reason(name: str, rdtype: str, herror: str) -> str:
@@ -179,7 +155,10 @@ async def dns_lookup(resolver: Resolver, name: str, rdtype: str) -> LookupResult
     orig_name = name
     maybe_secure = True
     for _ in range(CNAME_LIMIT):
-        answer = await resolver.resolve(name, rdtype)
+        if is_localhost(name):  # RFC 6761 6.3: never asked of a name server
+            answer = localhost_answer(name, rdtype)
+        else:
+            answer = await resolver.resolve(name, rdtype)
         outcome = answer.outcome
         if outcome is DnsOutcome.NXDOMAIN:
             return LookupResult(

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from mailcarrier.errors import UsageError
+from mailcarrier.protocol.idn import domain_to_ascii
 
 __all__ = ["NextHop", "NextHopKind", "parse_nexthop", "resolve_port", "split_destinations"]
 
@@ -27,6 +28,15 @@ _HOSTNAME_RE: Final = re.compile(
     r"(?=.{1,253}\.?$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
     r"(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?"
 )
+
+
+def _valid_name(name: str) -> bool:
+    """A host or domain name, or an internationalized one whose A-labels are (the name is
+    kept as given: it is converted where it is looked up, protocol/idn.py)."""
+    ascii_name = domain_to_ascii(name)
+    return ascii_name is not None and _HOSTNAME_RE.fullmatch(ascii_name) is not None
+
+
 _KNOWN_SERVICES: Final = {
     "smtp": 25,
     "lmtp": 24,
@@ -112,7 +122,7 @@ def _parse_bracketed(inner: str, original: str) -> tuple[NextHopKind, str]:
         pass
     else:
         return NextHopKind.ADDRESS, str(addr)
-    if not _HOSTNAME_RE.fullmatch(inner):
+    if not _valid_name(inner):
         raise UsageError(f'bad host name in destination "{original}"')
     return NextHopKind.HOST, inner.rstrip(".").lower()
 
@@ -137,7 +147,7 @@ def parse_nexthop(text: str, *, transport: str = "smtp", lmtp_tcp_port: str = "2
     if host.startswith("["):
         kind, name = _parse_bracketed(host[1:-1], original)
         return NextHop(original, kind, name, port, service, bracketed=True)
-    if not _HOSTNAME_RE.fullmatch(host):
+    if not _valid_name(host):
         raise UsageError(f'bad domain name in destination "{original}"')
     return NextHop(original, NextHopKind.DOMAIN, host.rstrip(".").lower(), port, service)
 
@@ -174,7 +184,7 @@ def _parse_lmtp(text: str, original: str, lmtp_tcp_port: str) -> NextHop:
         pass
     else:
         return NextHop(original, NextHopKind.ADDRESS, address, port, service, bracketed=True)
-    if not _HOSTNAME_RE.fullmatch(host):
+    if not _valid_name(host):
         raise UsageError(f'bad host name in destination "{original}"')
     # LMTP inet:host is an address lookup, never MX (SRV only with use_srv_lookup).
     return NextHop(original, NextHopKind.HOST, host.rstrip(".").lower(), port, service)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Protocol
 
 from mailcarrier.errors import ConfigError
+from mailcarrier.protocol.idn import domain_to_ascii
 
 if TYPE_CHECKING:
     import dns.name
@@ -331,9 +332,13 @@ class SystemNativeLookup:
     """`NativeLookup` with the event loop's getaddrinfo (run in a thread by asyncio)."""
 
     async def getaddrinfo(self, host: str, family: int) -> NativeAnswer:
+        # A-labels as for DNS (protocol/idn.py): getaddrinfo() would apply IDNA 2003.
+        name = domain_to_ascii(host)
+        if name is None:
+            return NativeAnswer(host, (), socket.EAI_NONAME, "invalid internationalized name")
         loop = asyncio.get_running_loop()
         try:
-            infos = await loop.getaddrinfo(host, None, family=family, type=socket.SOCK_STREAM)
+            infos = await loop.getaddrinfo(name, None, family=family, type=socket.SOCK_STREAM)
         except socket.gaierror as exc:
             return NativeAnswer(host, (), exc.errno or socket.EAI_FAIL, exc.strerror or str(exc))
         except UnicodeError as exc:

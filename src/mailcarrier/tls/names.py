@@ -6,13 +6,17 @@ dNSName entries, or, only when it has none, its subject CommonName (RFC 6125 6.4
 strategies (``hostname``, ``nexthop``, ``dot-nexthop``) into names; `name_matches()` compares:
 a certificate wildcard only as the whole left-most label and standing for exactly one
 label (RFC 6125 6.4.3), and a match name with a leading dot matching any subdomain.
-Chain trust, fingerprints and DANE are in verify.py and dane.py. cryptography is imported
-when a certificate is first read, not with this module (it is slow to import).
+Match names are compared in A-labels (protocol/idn.py, the conversion DNS lookups use), so a
+UTF-8 next hop matches its certificate. Chain trust, fingerprints and DANE are in verify.py
+and dane.py. cryptography is imported when a certificate is first read, not with this module
+(it is slow to import).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+
+from mailcarrier.protocol.idn import domain_to_ascii
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -39,19 +43,30 @@ def certificate_names(cert: x509.Certificate) -> tuple[str, ...]:
     return tuple(names)
 
 
+def _a_labels(name: str) -> str:
+    """A match name in A-labels (protocol/idn.py), as certificates carry them (RFC 6125
+    6.4.2); a leading "." stays, and a name IDNA refuses is kept as it is (it matches
+    nothing a certificate can hold)."""
+    dot = "." if name.startswith(".") else ""
+    bare = name.removeprefix(".").rstrip(".").lower()
+    ascii_name = domain_to_ascii(bare)
+    return dot + (bare if ascii_name is None else ascii_name)
+
+
 def expand_matches(strategies: tuple[str, ...], hostname: str, nexthop: str) -> tuple[str, ...]:
-    """Strategy words -> names; anything else is a literal name (``.example.com`` allowed)."""
+    """Strategy words -> names; anything else is a literal name (``.example.com`` allowed).
+    Names are in A-labels: a UTF-8 next hop matches the A-labels of its certificate."""
     out: list[str] = []
     for word in strategies:
         key = word.lower()
         if key == "hostname":
-            out.append(hostname.lower().rstrip("."))
+            out.append(_a_labels(hostname))
         elif key == "nexthop":
-            out.append(nexthop.lower().rstrip("."))
+            out.append(_a_labels(nexthop))
         elif key == "dot-nexthop":
-            out.append("." + nexthop.lower().rstrip("."))
+            out.append("." + _a_labels(nexthop))
         else:
-            out.append(key.rstrip("."))
+            out.append(_a_labels(key))
     return tuple(n for n in out if n and n != ".")
 
 
