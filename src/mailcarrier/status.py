@@ -29,6 +29,7 @@ __all__ = [
     "Delays",
     "DeliveryResult",
     "DeliveryStatus",
+    "HopStatus",
     "RecipientStatus",
     "default_dsn",
     "fast_init",
@@ -195,13 +196,27 @@ class RecipientStatus:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class HopStatus:
+    """A site-level failure the agent reports with its result (Postfix's hop status): the
+    next hop could not be reached or would not talk (connect, greeting, HELO, TLS, SASL, a
+    lost or timed-out session) and recipients were deferred for it. The queue manager takes
+    negative concurrency feedback, and suspends the destination, only from these; a 4xx to
+    one recipient, to MAIL or to the content is not one."""
+
+    dsn: str
+    reason: str
+
+
 @fast_init
 @dataclass(frozen=True, slots=True)
 class DeliveryResult:
-    """The outcome of one delivery request: one `RecipientStatus` per recipient, in order."""
+    """The outcome of one delivery request: one `RecipientStatus` per recipient, in order,
+    and the hop status when the site itself failed."""
 
     queue_id: str
     recipients: tuple[RecipientStatus, ...]
+    hop_status: HopStatus | None = None
 
     def to_json(self) -> dict[str, object]:
         return {

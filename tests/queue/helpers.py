@@ -15,7 +15,7 @@ from mailcarrier.delivery.request import DeliveryRequest
 from mailcarrier.log import MemoryLog
 from mailcarrier.queue.crash import CRASH_ENV
 from mailcarrier.queue.spool import Spool
-from mailcarrier.status import DeliveryResult, DeliveryStatus, RecipientStatus
+from mailcarrier.status import DeliveryResult, DeliveryStatus, HopStatus, RecipientStatus
 
 Verdict = tuple[DeliveryStatus, str, str]
 SENT: Verdict = (DeliveryStatus.SENT, "2.0.0", "250 2.0.0 Ok")
@@ -23,6 +23,12 @@ DEFER: Verdict = (
     DeliveryStatus.DEFERRED,
     "4.4.1",
     "connect to x[192.0.2.1]:25: Connection refused",
+)
+# A 4xx to one RCPT: the recipient is deferred, the site is fine (no hop status).
+RCPT_DEFER: Verdict = (
+    DeliveryStatus.DEFERRED,
+    "4.2.0",
+    "host mx.example[192.0.2.1] said: 450 4.2.0 mailbox busy (in reply to RCPT TO command)",
 )
 BOUNCE: Verdict = (
     DeliveryStatus.BOUNCED,
@@ -43,7 +49,9 @@ class FakeClock:
 
 
 class FakeAgent:
-    """Marks each recipient with `verdict(address)`; counts concurrent deliveries."""
+    """Marks each recipient with `verdict(address)`; counts concurrent deliveries. Like the
+    real agent, it reports a hop status (status.HopStatus) for a deferral of network trouble
+    (a 4.4.x DSN: the site could not be reached), and none for anything else."""
 
     def __init__(
         self,
@@ -73,14 +81,18 @@ class FakeAgent:
             if self.gate is not None:
                 await self.gate.wait()
             out = []
+            hop: HopStatus | None = None
             for i, r in enumerate(request.recipients):
                 status, dsn, diag = self.verdict(r.address)
-                relay = self.relay if status is not DeliveryStatus.DEFERRED else "none"
+                site = status is DeliveryStatus.DEFERRED and dsn.startswith("4.4.")
+                relay = self.relay if not site else "none"
                 st = RecipientStatus(r.address, status, dsn, diag, relay, action=self.action)
                 if on_status is not None:
                     on_status(i, st)
                 out.append(st)
-            return DeliveryResult(request.queue_id, tuple(out))
+                if site and hop is None:
+                    hop = HopStatus(dsn, diag)
+            return DeliveryResult(request.queue_id, tuple(out), hop)
         finally:
             self.running -= 1
 

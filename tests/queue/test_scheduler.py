@@ -19,7 +19,7 @@ from mailcarrier.queue.scheduler import QueueManager
 from mailcarrier.queue.spool import QueueMessage, RecordWriter, Spool
 from mailcarrier.queue.submit import SubmitOptions, submit_stream
 from mailcarrier.status import DeliveryStatus
-from tests.queue.helpers import BOUNCE, DEFER, SENT, FakeAgent, FakeClock, settings
+from tests.queue.helpers import BOUNCE, DEFER, RCPT_DEFER, SENT, FakeAgent, FakeClock, settings
 
 
 def _setup(
@@ -168,6 +168,34 @@ async def test_dead_destination_suspends_the_rest(tmp_path: Path) -> None:
     _submit(sp, cfg, clock, "a@example.net", "b@example.net", "c@example.net")
     await qm.run_once()
     assert len(agent.requests) == 1
+    assert sum("delivery temporarily suspended" in line for line in log.lines) == 2
+
+
+async def test_recipient_4xx_never_suspends_the_destination(tmp_path: Path) -> None:
+    """RCPT 450 for every recipient is each recipient's deferral, not the site's: Postfix's
+    qmgr takes no negative feedback for it, and every recipient gets its own attempt."""
+    agent = FakeAgent(lambda _a: RCPT_DEFER)
+    qm, sp, clock, log, cfg = _setup(
+        tmp_path, agent, initial_destination_concurrency="1", smtp_destination_recipient_limit="1"
+    )
+    rcpts = [f"r{i}@example.net" for i in range(6)]
+    _submit(sp, cfg, clock, *rcpts)
+    await qm.run_once()
+    assert sorted(agent.delivered()) == sorted(rcpts)
+    assert not any("suspended" in line for line in log.lines)
+
+
+async def test_site_failures_after_recipient_4xx_still_suspend(tmp_path: Path) -> None:
+    """The window counts site failures alone: recipient deferrals in between do not hide
+    them, and a dead destination is still suspended."""
+    verdicts = iter([RCPT_DEFER, DEFER, DEFER, DEFER, DEFER, DEFER])
+    agent = FakeAgent(lambda _a: next(verdicts))
+    qm, sp, clock, log, cfg = _setup(
+        tmp_path, agent, initial_destination_concurrency="1", smtp_destination_recipient_limit="1"
+    )
+    _submit(sp, cfg, clock, "a@example.net", "b@example.net", "c@example.net", "d@example.net")
+    await qm.run_once()
+    assert len(agent.requests) == 2
     assert sum("delivery temporarily suspended" in line for line in log.lines) == 2
 
 

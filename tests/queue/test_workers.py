@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from mailcarrier import api
+from mailcarrier.api import make_request
 from mailcarrier.config.settings import Settings
 from mailcarrier.errors import ConfigError
 from mailcarrier.log import MemoryLog
@@ -22,7 +23,8 @@ from mailcarrier.queue.scheduler import QueueManager
 from mailcarrier.queue.spool import open_spool
 from mailcarrier.queue.stopping import CLOSE_GRACE, cancel_tasks
 from mailcarrier.queue.workers import AgentPool
-from tests.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler
+from mailcarrier.status import HopStatus
+from tests.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler, free_port
 from tests.queue.helpers import run_cli, settings
 from tests.transport.scripted import ScriptedServer, Stall
 
@@ -84,6 +86,25 @@ async def test_pool_delivers_and_relays_log_lines(tmp_path: Path, server: Aiosmt
         assert any(line.startswith(f"{qid}: to=<") and "status=sent" in line for line in log.lines)
         assert f"{qid}: removed" in log.lines
     assert spool.ids("active") == spool.ids("incoming") == spool.ids("deferred") == []
+
+
+async def test_pool_passes_the_hop_status_back(tmp_path: Path) -> None:
+    """A site failure in an agent process reaches the scheduler as the hop status (its
+    negative feedback); a clean delivery carries none."""
+    port = free_port()
+    cfg = settings(tmp_path, relayhost=f"[127.0.0.1]:{port}", delivery_agent_processes="1")
+    request = make_request(
+        MESSAGE, sender="s@example.org", recipients=["r@example.net"], nexthop=f"[127.0.0.1]:{port}"
+    )
+    pool = AgentPool(cfg, 1, MemoryLog())
+    try:
+        await pool.start()
+        result = await pool.deliver(request)
+    finally:
+        await pool.close()
+    assert result.hop_status == HopStatus(
+        "4.4.1", f"connect to 127.0.0.1[127.0.0.1]:{port}: Connection refused"
+    )
 
 
 class GatedHandler(RecordingHandler):

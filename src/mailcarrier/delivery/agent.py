@@ -54,8 +54,9 @@ from mailcarrier.errors import TransportError
 from mailcarrier.log import LogSink, NullLog, delivery_line
 from mailcarrier.protocol.ehlo import discard_notice
 from mailcarrier.routing.resolver import NativeLookup, Resolver
-from mailcarrier.status import DeliveryResult, DeliveryStatus, RecipientStatus
+from mailcarrier.status import DeliveryResult, DeliveryStatus, HopStatus, RecipientStatus
 from mailcarrier.tables.maps import Maps
+from mailcarrier.tls.levels import SecurityLevel
 from mailcarrier.tls.verify import Trust
 from mailcarrier.transport.connection import Connection, Peer, open_tcp, open_unix
 from mailcarrier.transport.racing import race_connect
@@ -216,7 +217,8 @@ class DeliveryAgent:
                 log(job.process, note.text)
             last_destination = n == len(dests) - 1 or servers.final
             if servers.failure is not None:
-                job.last, loop = Leftover(servers.failure, "none"), servers.loop
+                job.last = Leftover(servers.failure, "none", site=True)
+                loop = servers.loop
             else:
                 await self._try_servers(job, servers, last_destination)
             if not job.tracker.pending() or servers.final:
@@ -229,6 +231,9 @@ class DeliveryAgent:
             Verdict(DeliveryStatus.DEFERRED, "4.3.5", "no destination to deliver to"), "none"
         )
         verdict = soften(last.verdict) if job.soft_bounce else last.verdict
+        if last.site and verdict.status is DeliveryStatus.DEFERRED:
+            # Postfix's hop status: the queue manager's negative feedback (status.HopStatus).
+            job.tracker.hop_status = HopStatus(verdict.dsn, verdict.diagnostic)
         self._mark_pending(job, verdict, last.relay, last.conn_use)
 
     def _tls_maker(self, job: Job, destination: str) -> Callable[[], TlsJob]:
@@ -356,13 +361,13 @@ class DeliveryAgent:
         if outcome.verdict.final:
             self._mark_pending(job, outcome.verdict, peer.relay)
         else:
-            self._server_failed(job, Leftover(outcome.verdict, peer.relay), final)
+            self._server_failed(job, Leftover(outcome.verdict, peer.relay, site=True), final)
         return True
 
     def _connect_failed(self, job: Job, error: TransportError) -> None:
         job.tracker.tls_status = ""  # no session, no TLS feature status
         self.log.info(job.process, error.reason)
-        job.last = Leftover(transport_verdict(error), "none")
+        job.last = Leftover(transport_verdict(error), "none", site=True)
 
     async def _connect(self, job: Job, peer: Peer) -> Connection:
         timeout = job.agent.time("connect_timeout")
@@ -386,7 +391,7 @@ class DeliveryAgent:
         options = quirks.session_options(job.options, peer, job.request.queue_id)
         if isinstance(options, Verdict):  # smtp_discard_ehlo_keyword_address_maps failed
             conn.abort()
-            self._server_failed(job, Leftover(options, peer.relay, 1), final)
+            self._server_failed(job, Leftover(options, peer.relay, 1, site=True), final)
             return
         session = Session(conn, options)
         if self._transcript_classes:
@@ -408,7 +413,8 @@ class DeliveryAgent:
                 refused = await session.start()
             except TransportError as exc:
                 session.broken = True
-                self._server_failed(job, Leftover(transport_verdict(exc), peer.relay, 1), final)
+                broken = Leftover(transport_verdict(exc), peer.relay, 1, site=True)
+                self._server_failed(job, broken, final)
                 return
             if refused is not None:
                 verdict = handshake_verdict(
@@ -423,7 +429,7 @@ class DeliveryAgent:
                     # HELO) bounces now: only soft errors qualify for another server.
                     self._mark_pending(job, verdict, peer.relay, 1)
                     return
-                self._server_failed(job, Leftover(verdict, peer.relay, 1), final)
+                self._server_failed(job, Leftover(verdict, peer.relay, 1, site=True), final)
                 return
             notice = discard_notice(session.options.discard_keywords)
             if notice:
@@ -451,7 +457,7 @@ class DeliveryAgent:
                 if auth.final:  # Postfix smtp_sess_fail(): a hard error bounces at once
                     self._mark_pending(job, auth, peer.relay, 1)
                 else:
-                    self._server_failed(job, Leftover(auth, peer.relay, 1), final)
+                    self._server_failed(job, Leftover(auth, peer.relay, 1, site=True), final)
                 return
             job.attempt.ready = self.clock()
             leftover = await self._transaction(job, session, peer, final)
@@ -517,7 +523,9 @@ class DeliveryAgent:
         if tls.verdict.final:
             self._mark_pending(job, tls.verdict, peer.relay, 1)
         else:
-            self._server_failed(job, Leftover(tls.verdict, peer.relay, 1), final)
+            # Postfix does not throttle a destination for opportunistic TLS trouble.
+            site = job.tls.policy(peer).level is not SecurityLevel.MAY
+            self._server_failed(job, Leftover(tls.verdict, peer.relay, 1, site=site), final)
         return True
 
     def _server_failed(self, job: Job, leftover: Leftover, final: bool) -> None:

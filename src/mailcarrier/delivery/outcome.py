@@ -45,6 +45,9 @@ class Leftover:
     # The connection's use count when a session was reached (1 for a new one); 0 when no
     # connection was made (DNS, connect and pre-connect TLS failures).
     conn_use: int = 0
+    # The site failed (Postfix smtp_site_fail, smtp_sess_fail, smtp_stream_except): no
+    # session, a refused or broken one. A deferral for it is reported as the hop status.
+    site: bool = False
 
 
 def orcpt_for(dsn_orcpt: str, orig_address: str, *, utf8: bool = False) -> str:
@@ -249,7 +252,7 @@ def mark_transaction(
                 mark(pending[pos], verdict_for(dot_stage, reply))
                 marked.add(pos)
     if result.error is not None:
-        return Leftover(transport_verdict(result.error), relay)
+        return Leftover(transport_verdict(result.error), relay, site=True)
     unmarked = [pos for pos in accepted if pos not in marked]
     if not unmarked:
         return None

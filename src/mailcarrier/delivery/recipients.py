@@ -14,7 +14,7 @@ from collections.abc import Callable
 from mailcarrier.delivery.request import Recipient
 from mailcarrier.delivery.trouble import Verdict
 from mailcarrier.errors import LocalProtocolError
-from mailcarrier.status import Delays, DeliveryResult, DeliveryStatus, RecipientStatus
+from mailcarrier.status import Delays, DeliveryResult, DeliveryStatus, HopStatus, RecipientStatus
 
 __all__ = ["RecipientTracker"]
 
@@ -43,6 +43,8 @@ class RecipientTracker:
         # The TLS feature status of the session in use (tls/features.py), set by the agent;
         # each mark carries it into the delivery line's tls= field.
         self.tls_status = ""
+        # Set when recipients were deferred because the site failed (status.HopStatus).
+        self.hop_status: HopStatus | None = None
 
     def pending(self) -> list[int]:
         if not self._unmarked:
@@ -100,4 +102,4 @@ class RecipientTracker:
         if missing:
             raise LocalProtocolError(f"recipients left without a status: {', '.join(missing)}")
         # Everyone is marked (checked above): no None left in the list.
-        return DeliveryResult(queue_id, tuple(self._status))  # type: ignore[arg-type]
+        return DeliveryResult(queue_id, tuple(self._status), self.hop_status)  # type: ignore[arg-type]

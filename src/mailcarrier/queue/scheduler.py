@@ -41,7 +41,7 @@ from mailcarrier.queue.route import Route, Router
 from mailcarrier.queue.spool import QueueMessage, RecordWriter, Spool
 from mailcarrier.queue.stopping import STOP_GRACE, cancel_tasks
 from mailcarrier.queue.window import DestinationWindow, Feedback
-from mailcarrier.status import DeliveryResult, DeliveryStatus, RecipientStatus
+from mailcarrier.status import DeliveryResult, DeliveryStatus, HopStatus, RecipientStatus
 
 __all__ = ["Deliverer", "QueueManager"]
 
@@ -319,7 +319,9 @@ class QueueManager:
 
     async def _run(self, key: DestKey, job: _Job) -> None:
         window = self._windows[key]
-        statuses: list[RecipientStatus] = []
+        # The site-level failure the agent reports (status.HopStatus); a crash counts as one,
+        # as Postfix's qmgr takes "unknown mail transport error" for a dead agent.
+        hop_status: HopStatus | None = HopStatus("4.3.0", "unknown mail transport error")
         try:
             request = self._request(job)
 
@@ -340,10 +342,10 @@ class QueueManager:
                     self._trouble(job.active, exc)
                 else:
                     job.recorded.add(rcpt_index)
-                statuses.append(status)
                 crash_point("delivery-after-record")
 
-            await self.deliverer.deliver(request, on_status=on_status)
+            result = await self.deliverer.deliver(request, on_status=on_status)
+            hop_status = result.hop_status
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug or a bad next hop must defer, never lose, mail
@@ -354,9 +356,10 @@ class QueueManager:
                     self._record(
                         job.active, i, DeliveryStatus.DEFERRED, "4.3.0", reason, "none", "qmgr"
                     )
-        reached = any(s.status is not DeliveryStatus.DEFERRED for s in statuses)
-        reason = statuses[0].diagnostic if statuses else "delivery failed"
-        window.end(reached, reason)
+        # Postfix's qmgr: negative concurrency feedback, and in the end a suspended
+        # destination, only from a hop status; a deferral of one recipient (RCPT 450), of
+        # the message (MAIL or DATA 4xx) or a bounce is positive feedback.
+        window.end(hop_status is None, hop_status.reason if hop_status else "")
         self._job_done(job)
         self.pump()
         self._wakeup.set()

@@ -15,7 +15,7 @@ Parent to child: ``("settings", Settings)`` first, then ``("deliver", id, Delive
 and ``("cancel", id)`` (the scheduler abandoned that delivery: the child cancels it, drops
 its connection and reports nothing more about it).
 Child to parent: ``("status", id, index, RecipientStatus)`` (one per recipient, as it is decided),
-``("done", id)`` (the result is the statuses sent),
+``("done", id, hop_status)`` (the result is the statuses sent, and the hop status),
 ``("failed", id, text)``, ``("log", level, process, text)``, ``("transcript",
 SessionTranscript)`` (a postmaster transcript, queued by the parent). The parent closing the child's
 stdin asks it to finish what it runs and exit; `close(timeout)` kills the children that have
@@ -48,7 +48,7 @@ from mailcarrier.delivery.transcript import SessionTranscript, TranscriptHook
 from mailcarrier.log import LogSink
 from mailcarrier.queue.names import QMGR
 from mailcarrier.queue.stopping import cancel_tasks
-from mailcarrier.status import DeliveryResult, RecipientStatus
+from mailcarrier.status import DeliveryResult, HopStatus, RecipientStatus
 
 __all__ = ["AgentPool", "make_agent", "run_event_loop"]
 
@@ -135,7 +135,8 @@ async def _receive(reader: asyncio.StreamReader) -> tuple[Any, ...] | None:
 
 
 _Verdict = tuple[int, RecipientStatus]
-_Pending = tuple[StatusCallback | None, asyncio.Future[list[_Verdict]], list[_Verdict]]
+_Outcome = tuple[list[_Verdict], HopStatus | None]  # the statuses, and the hop status
+_Pending = tuple[StatusCallback | None, asyncio.Future[_Outcome], list[_Verdict]]
 
 
 class _Child:
@@ -272,11 +273,11 @@ class AgentPool:
             await self.start()
         child = min(self._children, key=lambda c: len(c.pending))
         request_id = next(self._ids)
-        future: asyncio.Future[list[_Verdict]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[_Outcome] = asyncio.get_running_loop().create_future()
         child.pending[request_id] = (on_status, future, [])
         child.outbox.send(("deliver", request_id, request))
         try:
-            received = await future
+            received, hop_status = await future
         except asyncio.CancelledError:
             # Abandoned (a stop): the child drops it; later frames about it are ignored.
             if child.pending.pop(request_id, None) is not None and child.alive:
@@ -285,7 +286,8 @@ class AgentPool:
             raise
         # Every verdict came in its own frame already: the result is made of them.
         verdicts = sorted(received, key=lambda pair: pair[0])
-        return DeliveryResult(request.queue_id, tuple(status for _, status in verdicts))
+        statuses = tuple(status for _, status in verdicts)
+        return DeliveryResult(request.queue_id, statuses, hop_status)
 
     async def _read(self, child: _Child) -> None:
         reason = "closed its pipe"
@@ -320,7 +322,8 @@ class AgentPool:
             entry = child.pending.pop(message[1], None)
             if entry is not None and not entry[1].done():
                 if kind == "done":
-                    entry[1].set_result(entry[2])
+                    hop = message[2] if isinstance(message[2], HopStatus) else None
+                    entry[1].set_result((entry[2], hop))
                 else:
                     entry[1].set_exception(RuntimeError(message[2]))
         elif kind == "log":
@@ -411,11 +414,11 @@ async def _agent_main(in_fd: int, out_fd: int, given: tuple[Settings, bool] | No
             outbox.send(("status", request_id, index, status))
 
         try:
-            await agent.deliver(request, on_status=on_status)
+            result = await agent.deliver(request, on_status=on_status)
         except Exception as exc:  # reported to the scheduler, which defers the rest
             outbox.send(("failed", request_id, f"{type(exc).__name__}: {exc}"))
         else:
-            outbox.send(("done", request_id))
+            outbox.send(("done", request_id, result.hop_status))
 
     while (message := await _receive(reader)) is not None:
         if message[0] == "cancel":
