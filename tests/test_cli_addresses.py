@@ -82,11 +82,13 @@ def server() -> Iterator[AiosmtpdServer]:
     srv.stop()
 
 
-@pytest.mark.parametrize("address", HOSTILE, ids=[repr(a)[:30] for a in HOSTILE])
-@pytest.mark.parametrize("role", ["recipient", "sender"])
+# An empty sender is the null sender <>: every hostile address as a recipient, every one
+# that is not blank as a sender.
+ROLES = [("recipient", a) for a in HOSTILE] + [("sender", a) for a in HOSTILE if a.strip()]
+
+
+@pytest.mark.parametrize(("role", "address"), ROLES, ids=[f"{r}-{a!r}"[:40] for r, a in ROLES])
 def test_deliver_refuses_with_65(server: AiosmtpdServer, address: str, role: str) -> None:
-    if role == "sender" and address.strip() == "":
-        pytest.skip("an empty sender is the null sender <>")
     before = len(server.handler.messages)
     sender, rcpt = (address, "b@example.net") if role == "sender" else ("a@example.org", address)
     code, out, err = _run(
