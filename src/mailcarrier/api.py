@@ -46,7 +46,7 @@ async def deliver(
 ) -> DeliveryResult:
     """Deliver one request to its next hop now, without a queue."""
     settings = config if config is not None else Settings.defaults()
-    log = printable_sink(log, utf8=settings.get_bool("smtputf8_enable"))
+    log = printable_sink(log, utf8=settings.params.smtputf8_enable)
     agent = DeliveryAgent(settings, log=log)
     return await agent.deliver(request)
 
@@ -83,7 +83,7 @@ def make_request(
     """
     settings = config if config is not None else Settings.defaults()
     recipients = tuple(recipients)
-    body, scan = _scanned_content(content, settings.get_int("header_size_limit"))
+    body, scan = _scanned_content(content, settings.params.header_size_limit)
     declared = declare(
         settings, MailSource.SENDMAIL, scan, addresses=(sender, *recipients), explicit=smtputf8
     )
@@ -148,7 +148,7 @@ def submit_sync(
     import io
 
     settings = config if config is not None else Settings.defaults()
-    log = printable_sink(log, utf8=settings.get_bool("smtputf8_enable"))
+    log = printable_sink(log, utf8=settings.params.smtputf8_enable)
     options = SubmitOptions(
         sender=sender,
         recipients=tuple(recipients),

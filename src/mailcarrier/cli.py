@@ -215,10 +215,10 @@ def _make_log(
     logs only to maillog_file when it is set, as Postfix's daemons do, and writes it in
     blocks (once per event-loop turn) rather than once per line. A maillog_file that cannot
     be written is reported on `errors` (default: `stderr`)."""
-    hostname = settings.get_str("myhostname")
-    name = settings.get_str("syslog_name")
-    maillog = settings.get_str("maillog_file")
-    utf8 = settings.get_bool("smtputf8_enable")  # Postfix's util_utf8_enable
+    hostname = settings.params.myhostname
+    name = settings.params.syslog_name
+    maillog = settings.params.maillog_file
+    utf8 = settings.params.smtputf8_enable  # Postfix's util_utf8_enable
     sinks: list[LogSink] = [StreamLog(stderr, hostname=hostname, syslog_name=name, utf8=utf8)]
     if daemon and maillog and maillog != "/dev/stderr":
         sinks = []
@@ -226,12 +226,12 @@ def _make_log(
         # As Postfix's daemons: to syslog when no maillog_file is set (and to stderr, for a
         # run in the foreground).
         try:
-            sinks.append(SyslogLog(name, settings.get_str("syslog_facility"), utf8=utf8))
+            sinks.append(SyslogLog(name, settings.params.syslog_facility, utf8=utf8))
         except ValueError as exc:
             raise ConfigError(
                 f"parameter syslog_facility: {exc}",
                 parameter="syslog_facility",
-                value=settings.get_str("syslog_facility"),
+                value=settings.params.syslog_facility,
             ) from None
     if maillog and maillog not in ("/dev/stderr",):
         if maillog == "/dev/stdout":
@@ -273,22 +273,20 @@ def _cmd_deliver(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stde
     if not hops:
         raise UsageError("--nexthop: empty destination")
     for hop in hops:
-        parse_nexthop(
-            hop, transport=args.transport, lmtp_tcp_port=settings.get_str("lmtp_tcp_port")
-        )
+        parse_nexthop(hop, transport=args.transport, lmtp_tcp_port=settings.params.lmtp_tcp_port)
     notify = Notify.parse(args.notify) if args.notify else Notify.NONE
     # As sendmail: qualified with myorigin, checked before anything is read or sent (65).
     myorigin = QueueParams(settings).myorigin()
     sender = check_address(args.sender, what="sender", myorigin=myorigin, allow_null=True)
     recipients = [check_address(r, what="recipient", myorigin=myorigin) for r in args.recipients]
     # Standard input can be endless: it is read up to message_size_limit, not to a full disk.
-    limit = settings.get_int("message_size_limit")
+    limit = settings.params.message_size_limit
     with contextlib.ExitStack() as stack:
         try:
             spool = stack.enter_context(tempfile.TemporaryFile(prefix="mailcarrier-"))
         except OSError as exc:
             raise _temporary_file_error(exc) from exc
-        header_limit = settings.get_int("header_size_limit")
+        header_limit = settings.params.header_size_limit
         if args.file == "-":
             scan = _spool_input(stdin, spool, limit, header_limit)
         else:
@@ -478,7 +476,7 @@ def _queue_deliverer(settings: Settings, log: LogSink, spool: Spool) -> Delivery
     """In-process agent, or a pool of agent processes (``delivery_agent_processes``);
     session transcripts for the postmaster are queued in `spool`."""
     notify = TranscriptNotifier(spool, QueueParams(settings), log)
-    processes = settings.get_int("delivery_agent_processes")
+    processes = settings.params.delivery_agent_processes
     if processes > 1:
         return AgentPool(settings, processes, log, notify)
     return make_agent(settings, log, notify)
@@ -566,7 +564,7 @@ def _cmd_queue(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr
                 for entry in admin.list_queue():
                     stdout.write(json.dumps(entry.to_json()) + "\n")
             else:
-                utf8 = settings.get_bool("smtputf8_enable")
+                utf8 = settings.params.smtputf8_enable
                 stdout.write(format_mailq(admin.list_queue(), utf8=utf8))
             stdout.flush()
             return 0

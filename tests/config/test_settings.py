@@ -178,12 +178,12 @@ def test_agent_view() -> None:
         }
     )
     smtp, lmtp = settings.for_transport("smtp"), settings.for_transport("lmtp")
-    assert (smtp.str("helo_name"), lmtp.str("helo_name")) == ("smtp.example", "lmtp.example")
-    assert (smtp.time("connect_timeout"), lmtp.time("connect_timeout")) == (30.0, 0.0)
+    assert (smtp.params.helo_name, lmtp.params.helo_name) == ("smtp.example", "lmtp.example")
+    assert (smtp.params.connect_timeout, lmtp.params.connect_timeout) == (30.0, 0.0)
     assert lmtp.name("helo_timeout") == "lmtp_lhlo_timeout" and lmtp.is_lmtp
     assert lmtp.name("not_a_param") == "smtp_not_a_param"
-    assert smtp.bool("skip_quit_response") and smtp.int("mx_session_limit") == 2
-    assert smtp.list("pix_workarounds") == ("disable_esmtp", "delay_dotcrlf")
+    assert smtp.params.skip_quit_response and smtp.params.mx_session_limit == 2
+    assert smtp.params.pix_workarounds == ("disable_esmtp", "delay_dotcrlf")
     assert not smtp.open_maps("sasl_password_maps")
     assert lmtp.open_maps("sasl_password_maps").find("x").value == "u:p"  # type: ignore[union-attr]
     with pytest.raises(ConfigError, match="unknown transport"):

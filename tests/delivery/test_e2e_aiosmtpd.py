@@ -139,7 +139,7 @@ async def test_content_across_chunk_boundaries(smtp_server: AiosmtpdServer, size
 
 
 # smtp_line_length_limit's default (Postfix 3.9 and later: 999).
-DEFAULT_LIMIT = Settings.defaults().for_transport("smtp").int("line_length_limit")
+DEFAULT_LIMIT = Settings.defaults().for_transport("smtp").params.line_length_limit
 
 
 def _broken(line: bytes, limit: int = DEFAULT_LIMIT) -> bytes:

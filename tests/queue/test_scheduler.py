@@ -351,7 +351,7 @@ async def test_a_verdict_that_cannot_be_written_puts_the_message_back(
     assert sp.read("incoming", bad).state.states == {}
     monkeypatch.setattr("mailcarrier.queue.scheduler.record_state", original)
     assert qm.activate_ready() == 0  # left alone for a while
-    clock.advance(qm.params.time("minimal_backoff_time"))
+    clock.advance(qm.params.main.minimal_backoff_time)
     await qm.run_once()
     assert sp.find(bad) is None
 
@@ -404,7 +404,7 @@ async def test_a_deferral_that_cannot_be_written_leaves_the_message_queued(
     assert sp.find(qid) == "active"  # still queued, its deferral recorded
     assert sp.read("active", qid).state.states[0].status is DeliveryStatus.DEFERRED
     monkeypatch.setattr(Spool, "move", move)
-    clock.advance(qm.params.time("minimal_backoff_time"))
+    clock.advance(qm.params.main.minimal_backoff_time)
     await qm.run_once()  # recovered from active/, tried again, deferred as usual
     assert sp.find(qid) == "deferred" and len(agent.requests) == 2
 

@@ -7,6 +7,7 @@ Postfix's defaults (the same names and defaults the config table should declare)
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -43,6 +44,16 @@ DEFAULTS: dict[str, object] = {
 }
 
 
+class _Params:
+    """`settings.params.NAME` / `agent.params.SUFFIX` of the stand-ins: `lookup(NAME)`."""
+
+    def __init__(self, lookup: Callable[[str], object]) -> None:
+        self._lookup = lookup
+
+    def __getattr__(self, name: str) -> object:
+        return self._lookup(name)
+
+
 @dataclass
 class StubSettings:
     values: dict[str, object] = field(default_factory=dict)
@@ -51,6 +62,10 @@ class StubSettings:
         return self.values.get(name, DEFAULTS[name.replace("lmtp_", "smtp_", 1)])
 
     get_bool = get_int = get_str = get_list = get_time = value
+
+    @property
+    def params(self) -> _Params:
+        return _Params(self.value)
 
 
 @dataclass
@@ -69,6 +84,10 @@ class StubAgent:
         return self.settings.value(self.name(suffix))
 
     int = bool
+
+    @property
+    def params(self) -> _Params:
+        return _Params(self.bool)
 
 
 def load(transport: str = "smtp", **values: object) -> RoutingOptions:

@@ -341,8 +341,8 @@ def test_insecure_mx_policy_default_follows_the_security_level(
     """Postfix 3.6 and later: "dane" with smtp_tls_security_level = dane, otherwise "may"
     (postconf -d shows the expression; lmtp_ follows lmtp_tls_security_level)."""
     config = Settings.defaults().with_overrides(params)
-    assert config.for_transport("smtp").str("tls_dane_insecure_mx_policy") == smtp
-    assert config.for_transport("lmtp").str("tls_dane_insecure_mx_policy") == lmtp
+    assert config.for_transport("smtp").params.tls_dane_insecure_mx_policy == smtp
+    assert config.for_transport("lmtp").params.tls_dane_insecure_mx_policy == lmtp
     assert config.default("smtp_tls_dane_insecure_mx_policy") == (
         "${{$smtp_tls_security_level} == {dane} ? {dane} : {may}}"
     )

@@ -5,13 +5,12 @@
 raises `ConfigError` naming the parameter, the value and file:line, so nothing half-parsed is
 ever used. Unknown parameters that nothing refers to become "unused parameter" warnings.
 Getters return the pre-parsed values. `AgentSettings` is the per-transport view:
-``agent.time("connect_timeout")`` reads ``smtp_connect_timeout`` for SMTP and
+``agent.params.connect_timeout`` reads ``smtp_connect_timeout`` for SMTP and
 ``lmtp_connect_timeout`` for LMTP. Tables named by parameters open with `open_maps`.
 """
 
 from __future__ import annotations
 
-import builtins
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,10 +22,13 @@ from mailcarrier.config.defaults import default_config_directory, dynamic_defaul
 from mailcarrier.config.expand import Expander, ExpandError
 from mailcarrier.config.params import PARAMS, PER_TRANSPORT, ParamType
 from mailcarrier.config.parser import NAME_RE, RawSetting, read_main_cf
+from mailcarrier.config.views import RENAMED, ClientMapsName, ClientParams, MainParams, MapsName
 from mailcarrier.errors import ConfigError
 from mailcarrier.tables import FileWatcher, Maps, open_maps, spec_files
 
 _MENTION: Final = re.compile(r"\$[{(]?([A-Za-z0-9_]+)")
+# The fields of ClientParams: the suffix of every smtp_ parameter.
+CLIENT_SUFFIXES: Final = tuple(n.removeprefix("smtp_") for n in PARAMS if n.startswith("smtp_"))
 
 __all__ = ["AgentSettings", "Settings", "Value", "parse_time", "split_list"]
 
@@ -35,12 +37,14 @@ class Settings:
     """Frozen, validated configuration. Build with `defaults()`, `load()` or `with_overrides()`."""
 
     __slots__ = (
+        "_clients",
         "_expander",
         "_raw",
         "_texts",
         "_transport_values",
         "_values",
         "config_dir",
+        "params",
         "warnings",
     )
 
@@ -57,6 +61,9 @@ class Settings:
             except ValueError as exc:
                 raise self._error(name, f"parameter {name}: {exc}", texts[name]) from None
         self._values: Mapping[str, Value] = MappingProxyType(values)
+        # Typed views (views.py): every read in the code goes through these.
+        self.params = MainParams(**{RENAMED.get(n, n): v for n, v in values.items()})  # type: ignore[arg-type]
+        self._clients = {t: self._client_params(t) for t in ("smtp", "lmtp")}
         self._texts: Mapping[str, str] = MappingProxyType(texts)
         self._transport_values: Mapping[str, Value] = MappingProxyType(self._per_transport())
         self.warnings: tuple[str, ...] = self._find_warnings()
@@ -213,8 +220,8 @@ class Settings:
             return self._transport_values[name]
         return self.value(PER_TRANSPORT[suffix])
 
-    def open_maps(self, name: str) -> Maps:
-        """Open the tables a MAPS (or list) parameter names, relative to config_dir.
+    def open_maps(self, name: MapsName) -> Maps:
+        """Open the tables a MAPS parameter names, relative to config_dir.
 
         Raises `mailcarrier.tables.TableError` when a table cannot be opened; warnings about
         malformed lines are in the result's `warnings`.
@@ -229,13 +236,13 @@ class Settings:
         routing layer knows the machine's addresses.
         """
         name = domain.strip().rstrip(".").lower()
-        if name == self.get_str("myorigin").lower():
+        if name == self.params.myorigin.lower():
             return True
         if name.startswith("[") and name.endswith("]"):
             literal = name[1:-1].removeprefix("ipv6:")
-            interfaces = (*self.get_list("inet_interfaces"), *self.get_list("proxy_interfaces"))
+            interfaces = (*self.params.inet_interfaces, *self.params.proxy_interfaces)
             return literal in {item.lower() for item in interfaces}
-        for item in self.get_list("mydestination"):
+        for item in self.params.mydestination:
             if ":" in item and not item.startswith("["):
                 if open_maps([item], self.config_dir).find(name) is not None:
                     return True
@@ -275,6 +282,19 @@ class Settings:
     def for_transport(self, transport: str) -> AgentSettings:
         return AgentSettings(self, transport)
 
+    def client_params(self, transport: str) -> ClientParams:
+        """The typed smtp_ (or lmtp_) view of one delivery transport."""
+        return self._clients[transport]
+
+    def _client_params(self, transport: str) -> ClientParams:
+        values = self._values
+        fields: dict[str, Value] = {}
+        for suffix in CLIENT_SUFFIXES:
+            name = "smtp_" + suffix
+            twin = PARAMS[name].lmtp_name
+            fields[suffix] = values[twin if transport == "lmtp" and twin else name]
+        return ClientParams(**fields)  # type: ignore[arg-type]
+
     # --- change detection -------------------------------------------------------------
     def files(self) -> tuple[Path, ...]:
         """main.cf and every table file the configuration names."""
@@ -306,15 +326,18 @@ def _override_settings(overrides: Mapping[str, str]) -> dict[str, RawSetting]:
 
 
 class AgentSettings:
-    """The smtp_/lmtp_ view of `Settings` for one delivery transport."""
+    """The smtp_/lmtp_ view of `Settings` for one delivery transport: `params` holds its
+    typed values (``params.connect_timeout`` is smtp_connect_timeout for SMTP and
+    lmtp_connect_timeout for LMTP); `name()` says which parameter a suffix is, for messages."""
 
-    __slots__ = ("settings", "transport")
+    __slots__ = ("params", "settings", "transport")
 
     def __init__(self, settings: Settings, transport: str) -> None:
         if transport not in ("smtp", "lmtp"):
             raise ConfigError(f'unknown transport "{transport}" (want smtp or lmtp)')
         self.settings = settings
         self.transport = transport
+        self.params = settings.client_params(transport)
 
     @property
     def is_lmtp(self) -> bool:
@@ -330,21 +353,5 @@ class AgentSettings:
             return param.lmtp_name
         return smtp_name
 
-    def bool(self, suffix: str) -> bool:
-        return self.settings.get_bool(self.name(suffix))
-
-    def int(self, suffix: str) -> int:
-        return self.settings.get_int(self.name(suffix))
-
-    def time(self, suffix: str) -> float:
-        return self.settings.get_time(self.name(suffix))
-
-    def str(self, suffix: str) -> str:
-        return self.settings.get_str(self.name(suffix))
-
-    # Annotations below use builtins.str: the method "str" above shadows it in class scope.
-    def list(self, suffix: builtins.str) -> tuple[builtins.str, ...]:
-        return self.settings.get_list(self.name(suffix))
-
-    def open_maps(self, suffix: builtins.str) -> Maps:
-        return self.settings.open_maps(self.name(suffix))
+    def open_maps(self, suffix: ClientMapsName) -> Maps:
+        return self.settings.open_maps(self.name(suffix))  # type: ignore[arg-type]

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from mailcarrier.config.settings import AgentSettings
+from mailcarrier.config.views import ClientMapsName
 from mailcarrier.content.checks import (
     LOOKUP_ERRORS,
     ContentChecks,
@@ -152,7 +153,7 @@ def _logical(lines: list[bytes]) -> Iterator[bytes]:
         yield b"\n".join(current)
 
 
-def _open(agent: AgentSettings, suffix: str) -> LookupTable:
+def _open(agent: AgentSettings, suffix: ClientMapsName) -> LookupTable:
     """The tables a check parameter names; one that cannot be opened fails each lookup
     (a 4.3.0 deferral of the message that needs it) instead of the whole process."""
     try:
@@ -192,12 +193,12 @@ def plan_from_settings(
         start=start,
         length=length,
         encoding=encoding,
-        line_length_limit=agent.int("line_length_limit"),
-        disable_conversion=settings.get_bool("disable_mime_output_conversion"),
+        line_length_limit=agent.params.line_length_limit,
+        disable_conversion=settings.params.disable_mime_output_conversion,
         limits=MimeLimits(
-            nesting_limit=settings.get_int("mime_nesting_limit"),
-            boundary_length_limit=settings.get_int("mime_boundary_length_limit"),
-            header_size_limit=settings.get_size("header_size_limit"),
+            nesting_limit=settings.params.mime_nesting_limit,
+            boundary_length_limit=settings.params.mime_boundary_length_limit,
+            header_size_limit=settings.params.header_size_limit,
         ),
         checks=checks if checks.has_header_checks or checks.has_body_checks else None,
         rewrite_header=rewrite_header,

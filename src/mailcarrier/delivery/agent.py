@@ -92,9 +92,9 @@ class DeliveryAgent:
         # client session can raise.
         self.notify = notify
         self._transcript_classes = (
-            recorded_classes(settings.get_list("notify_classes")) if notify else frozenset()
+            recorded_classes(settings.params.notify_classes) if notify else frozenset()
         )
-        self._double_bounce = settings.get_str("double_bounce_sender").lower().split("@", 1)[0]
+        self._double_bounce = settings.params.double_bounce_sender.lower().split("@", 1)[0]
         # Sessions kept between requests (Postfix's scache); None: every session is closed.
         self.cache = cache
         self.log: LogSink = log if log is not None else NullLog()
@@ -301,9 +301,9 @@ class DeliveryAgent:
 
     # --- servers of one destination ---------------------------------------------------
     async def _try_servers(self, job: Job, servers: ServerList, last_destination: bool) -> None:
-        limit = job.agent.int("mx_session_limit")
-        racing = self.settings.get_bool("smtp_happy_eyeballs") and not job.agent.is_lmtp
-        delay = self.settings.get_time("smtp_happy_eyeballs_delay")
+        limit = job.agent.params.mx_session_limit
+        racing = self.settings.params.smtp_happy_eyeballs and not job.agent.is_lmtp
+        delay = self.settings.params.smtp_happy_eyeballs_delay
         prefs = servers.preferences or (0,) * len(servers.peers)
         remaining = list(zip(servers.peers, prefs, strict=True))
         sessions = 0
@@ -370,10 +370,11 @@ class DeliveryAgent:
         job.last = Leftover(transport_verdict(error), "none", site=True)
 
     async def _connect(self, job: Job, peer: Peer) -> Connection:
-        timeout = job.agent.time("connect_timeout")
+        timeout = job.agent.params.connect_timeout
         if peer.family == socket.AF_UNIX:
             return await open_unix(peer, timeout=timeout)
-        bind = job.agent.str("bind_address6" if peer.family == socket.AF_INET6 else "bind_address")
+        p = job.agent.params
+        bind = p.bind_address6 if peer.family == socket.AF_INET6 else p.bind_address
         wrapper = job.tls.wrapper_context(peer) if job.tls is not None else None  # implicit TLS
         if wrapper is not None:
             return await open_tcp(
@@ -421,7 +422,7 @@ class DeliveryAgent:
                     peer.namaddr,
                     refused.reply,
                     refused.stage,
-                    skip_5xx_greeting=job.agent.bool("skip_5xx_greeting"),
+                    skip_5xx_greeting=job.agent.params.skip_5xx_greeting,
                     soft_bounce=job.soft_bounce,
                 )
                 if verdict.final:

@@ -68,7 +68,7 @@ def auth_cache_for(settings: Settings, agent: AgentSettings) -> AuthFailureCache
         _CACHES.move_to_end(key)
         return held[1]
     cache = AuthFailureCache.open(
-        agent.str("sasl_auth_cache_name"), agent.time("sasl_auth_cache_time")
+        agent.params.sasl_auth_cache_name, agent.params.sasl_auth_cache_time
     )
     _CACHES[key] = (settings, cache)
     while len(_CACHES) > _MAX_CACHES:
@@ -127,10 +127,10 @@ def _lookup(
             else current_destination(request.nexthop, agent, peer)
         ),
         sender=request.sender,
-        sender_dependent=agent.bool("sender_dependent_authentication"),
+        sender_dependent=agent.params.sender_dependent_authentication,
         lmtp=agent.is_lmtp,
-        recipient_delimiter=settings.get_str("recipient_delimiter"),
-        send_authzid=settings.get_bool("send_cyrus_sasl_authzid"),
+        recipient_delimiter=settings.params.recipient_delimiter,
+        send_authzid=settings.params.send_cyrus_sasl_authzid,
     )
 
 
@@ -142,17 +142,17 @@ def session_identity(
     destination: str | None = None,
 ) -> str:
     """The SASL part of a connection-reuse key for this request and server."""
-    enabled = agent.bool("sasl_auth_enable")
+    enabled = agent.params.sasl_auth_enable
     match = _lookup(settings, agent, request, peer, destination) if enabled else None
     return reuse_identity(
         match.credentials if match else None,
         sender=request.sender,
-        sender_dependent=enabled and agent.bool("sender_dependent_authentication"),
+        sender_dependent=enabled and agent.params.sender_dependent_authentication,
     )
 
 
 def _check_type(agent: AgentSettings) -> None:
-    value = agent.str("sasl_type").strip().lower()
+    value = agent.params.sasl_type.strip().lower()
     if value not in _SASL_TYPES:
         name = agent.name("sasl_type")
         raise ConfigError(
@@ -164,10 +164,10 @@ def _check_type(agent: AgentSettings) -> None:
 
 
 def _tls_required(agent: AgentSettings) -> bool:
-    level = agent.str("tls_security_level").strip().lower()
+    level = agent.params.tls_security_level.strip().lower()
     if level:
         return level in _MANDATORY_TLS
-    return agent.bool("enforce_tls")
+    return agent.params.enforce_tls
 
 
 def _tls_state(conn: Connection, agent: AgentSettings) -> tuple[bool, bool, list[ChannelBinding]]:
@@ -211,7 +211,7 @@ async def authenticate(
 
     `destination` is the next-hop destination the server was found for (the agent knows
     it); without it, it is inferred from the request's next hop."""
-    if not agent.bool("sasl_auth_enable"):
+    if not agent.params.sasl_auth_enable:
         return None
     _check_type(agent)
     caps = session.proto.capabilities
@@ -248,12 +248,18 @@ async def _login(
             "but the session is not encrypted; credentials not sent"
         )
     suffix = options_parameter(tls, verified)
-    options = SecurityOptions.parse(agent.list(suffix), agent.name(suffix))
+    p = agent.params
+    chosen = {
+        "sasl_security_options": p.sasl_security_options,
+        "sasl_tls_security_options": p.sasl_tls_security_options,
+        "sasl_tls_verified_security_options": p.sasl_tls_verified_security_options,
+    }[suffix]
+    options = SecurityOptions.parse(chosen, agent.name(suffix))
     mech_filter = MechanismFilter(
-        agent.list("sasl_mechanism_filter"), agent.name("sasl_mechanism_filter")
+        agent.params.sasl_mechanism_filter, agent.name("sasl_mechanism_filter")
     )
     offered = session.proto.capabilities.auth_mechanisms
-    certificate = bool(agent.str("tls_cert_file") or agent.list("tls_chain_files"))
+    certificate = bool(agent.params.tls_cert_file or agent.params.tls_chain_files)
     choice = choose_mechanism(
         offered,
         mechanism_filter=mech_filter,
@@ -286,7 +292,7 @@ async def _login(
         cached = None
     if cached is not None:
         dsn = cached.dsn
-        if agent.bool("sasl_auth_soft_bounce") and dsn.startswith("5"):
+        if agent.params.sasl_auth_soft_bounce and dsn.startswith("5"):
             dsn = "4" + dsn[1:]
         return _fail(
             f"SASL [CACHED] authentication failed; server {peer.hostname} said: {cached.text}",
@@ -323,7 +329,7 @@ async def _login(
             except (sqlite3.Error, ConfigError) as exc:
                 log.warning(agent.transport, f"SASL auth failure map: update failed: {exc}")
         dsn = reply.dsn if reply.code // 100 in (4, 5) else "4.7.0"
-        if agent.bool("sasl_auth_soft_bounce") and dsn.startswith("5"):
+        if agent.params.sasl_auth_soft_bounce and dsn.startswith("5"):
             dsn = "4" + dsn[1:]
         return _fail(f"SASL authentication failed; server {peer.namaddr} said: {reply.text}", dsn)
     if options.mutual_auth and not mechanism.server_verified:

@@ -71,9 +71,9 @@ class MailSource(enum.StrEnum):
 
 def smtputf8_autodetect(settings: Settings, source: MailSource) -> bool:
     """Postfix smtputf8_autodetect(): is UTF-8 in mail of class `source` looked for?"""
-    if not settings.get_bool("smtputf8_enable"):
+    if not settings.params.smtputf8_enable:
         return False
-    classes = {c.lower() for c in settings.get_list("smtputf8_autodetect_classes")}
+    classes = {c.lower() for c in settings.params.smtputf8_autodetect_classes}
     return source.value in classes or "all" in classes
 
 
@@ -89,7 +89,7 @@ def smtputf8_requested(
 
     `addresses` is the envelope (sender and recipients), `header_utf8` what `ContentScan`
     found, `explicit` the sender's own request (the API's ``smtputf8=True``)."""
-    if not settings.get_bool("smtputf8_enable"):
+    if not settings.params.smtputf8_enable:
         return False
     autodetect = smtputf8_autodetect(settings, source)
     return wants_smtputf8(

@@ -36,9 +36,9 @@ class CacheLimits:
     @classmethod
     def from_settings(cls, agent: AgentSettings) -> CacheLimits:
         return cls(
-            idle_time=agent.time("connection_cache_time_limit"),
-            reuse_time=agent.time("connection_reuse_time_limit"),
-            reuse_count=agent.int("connection_reuse_count_limit"),
+            idle_time=agent.params.connection_cache_time_limit,
+            reuse_time=agent.params.connection_reuse_time_limit,
+            reuse_count=agent.params.connection_reuse_count_limit,
         )
 
 

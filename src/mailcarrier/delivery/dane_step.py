@@ -67,18 +67,18 @@ async def decide_dane(job: TlsJob, level: SecurityLevel, peer: Peer) -> DaneDeci
             SecurityLevel.DANE_ONLY,
             f'the "{name}" security level is invalid for delivery via unix-domain sockets',
         )
-    dnssec = job.agent.settings.get_str("smtp_dns_support_level") == "dnssec"
+    dnssec = job.agent.settings.params.smtp_dns_support_level == "dnssec"
     resolver = job.resolver() if dnssec else None
     if resolver is None:
         return _dane_config_problem(job, level, f"{name} configured with dnssec lookups disabled")
-    if not job.agent.is_lmtp and job.agent.settings.get_bool("ignore_mx_lookup_error"):
+    if not job.agent.is_lmtp and job.agent.settings.params.ignore_mx_lookup_error:
         return _dane_config_problem(job, level, f"{name} configured with MX lookup errors ignored")
     insecure_mx = peer.mx_dnssec_valid is False
-    mx_policy = job.agent.str("tls_dane_insecure_mx_policy").strip().lower() or "may"
+    mx_policy = job.agent.params.tls_dane_insecure_mx_policy.strip().lower() or "may"
     if insecure_mx and (level is SecurityLevel.DANE_ONLY or mx_policy == "may"):
         return _dane_incompatible(job, level, "non DNSSEC destination", cantauth=False)
     records: tuple[TlsaRecord, ...] = ()
-    if peer.dnssec_valid or job.agent.bool("tls_force_insecure_host_tlsa_lookup"):
+    if peer.dnssec_valid or job.agent.params.tls_force_insecure_host_tlsa_lookup:
         qname = f"_{peer.port}._tcp.{peer.hostname}"
         if is_localhost(qname):  # RFC 6761 6.3: no TLSA, and no question to a name server
             answer = localhost_answer(qname, "TLSA")

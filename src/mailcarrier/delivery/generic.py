@@ -115,10 +115,10 @@ class GenericMapper:
         settings = agent.settings
         self.agent = agent
         self.name = agent.name("generic_maps")
-        self.enabled = maps is not None or bool(agent.list("generic_maps"))
-        self.delimiters = settings.get_str("recipient_delimiter")
+        self.enabled = maps is not None or bool(agent.params.generic_maps)
+        self.delimiters = settings.params.recipient_delimiter
         self.propagate = "generic" in {
-            w.lower() for w in settings.get_list("propagate_unmatched_extensions")
+            w.lower() for w in settings.params.propagate_unmatched_extensions
         }
         self.warning = warning
         self._maps = maps

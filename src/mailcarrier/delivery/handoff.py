@@ -22,7 +22,7 @@ async def hand_off(agent: DeliveryAgent, job: Job) -> bool:
     mailcarrier's transports are smtp and lmtp, so best_mx_transport is written as
     ``transport:nexthop`` (like a transport_maps result), e.g. ``lmtp:unix:/run/lmtp``.
     """
-    target = agent.settings.get_str("best_mx_transport").strip()
+    target = agent.settings.params.best_mx_transport.strip()
     if not target or agent._depth > 0:
         return False
     transport, _, nexthop = target.partition(":")

@@ -106,20 +106,20 @@ class TransportProfile:
         # The connection-reuse label of a plaintext session without SASL (reuse.py).
         self.plaintext_label = f"{agent.transport}|tls=none"
         self.lmtp = agent.is_lmtp
-        self.soft_bounce = settings.get_bool("soft_bounce")
-        self.resolution = settings.get_int("delay_logging_resolution_limit")
-        self.cache_on_demand = agent.bool("connection_cache_on_demand")
+        self.soft_bounce = settings.params.soft_bounce
+        self.resolution = settings.params.delay_logging_resolution_limit
+        self.cache_on_demand = agent.params.connection_cache_on_demand
         self.cache_destinations = frozenset(
-            d.lower() for d in agent.list("connection_cache_destinations")
+            d.lower() for d in agent.params.connection_cache_destinations
         )
-        self.sasl = agent.bool("sasl_auth_enable")
-        self.sender_dependent_auth = self.sasl and agent.bool("sender_dependent_authentication")
-        self.dummy_auth = self.sasl and agent.bool("send_dummy_mail_auth")
-        self.xforward = agent.bool("send_xforward_command")
-        self.use_chunking = agent.bool("use_chunking")
-        self.smtputf8_enable = settings.get_bool("smtputf8_enable")
+        self.sasl = agent.params.sasl_auth_enable
+        self.sender_dependent_auth = self.sasl and agent.params.sender_dependent_authentication
+        self.dummy_auth = self.sasl and agent.params.send_dummy_mail_auth
+        self.xforward = agent.params.send_xforward_command
+        self.use_chunking = agent.params.use_chunking
+        self.smtputf8_enable = settings.params.smtputf8_enable
         # Postfix smtp_rcpt_done(): an LMTP server's success is final delivery.
-        self.assume_final = self.lmtp and settings.get_bool("lmtp_assume_final")
+        self.assume_final = self.lmtp and settings.params.lmtp_assume_final
         self._options: SessionOptions | None = None
         # The content plan of these settings without a request's file, when it holds no
         # table (no header or body checks); False when it does.

@@ -120,7 +120,7 @@ class ServerQuirks:
             found = None  # best effort only, as in Postfix
         if found is not None:
             return _words(found.value)
-        return self.agent.list("pix_workarounds")
+        return self.agent.params.pix_workarounds
 
     def watch_greeting(
         self,
@@ -142,12 +142,12 @@ class ServerQuirks:
             found = pix_workarounds(
                 words,
                 queued_for=now() - arrival_time,
-                threshold=self.agent.time("pix_workaround_threshold_time"),
+                threshold=self.agent.params.pix_workaround_threshold_time,
             )
             self.info(f"{queue_id}: enabling PIX workarounds: {found.names} for {peer.relay}")
             # disable_esmtp is an SMTP matter: LMTP always says LHLO.
             session.disable_esmtp = found.disable_esmtp and not self.agent.is_lmtp
             if found.delay_dotcrlf:
-                session.dot_delay = self.agent.time("pix_workaround_delay_time")
+                session.dot_delay = self.agent.params.pix_workaround_delay_time
 
         session.on_greeting = check

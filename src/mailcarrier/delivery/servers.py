@@ -57,7 +57,7 @@ def destinations(nexthop_text: str, agent: AgentSettings) -> list[Destination]:
     out = [Destination(d, False) for d in split_destinations(nexthop_text)]
     if not agent.is_lmtp:
         seen = {d.text.lower() for d in out}
-        for relay in agent.settings.get_list("smtp_fallback_relay"):
+        for relay in agent.settings.params.smtp_fallback_relay:
             if relay.lower() not in seen:
                 out.append(Destination(relay, True))
     return out
@@ -93,7 +93,7 @@ class ServerFinder:
         return parse_nexthop(
             destination.text,
             transport=self.agent.transport,
-            lmtp_tcp_port=self.settings.get_str("lmtp_tcp_port"),
+            lmtp_tcp_port=self.settings.params.lmtp_tcp_port,
         )
 
     async def find(self, destination: Destination, recipient_domains: frozenset[str]) -> ServerList:
@@ -103,7 +103,7 @@ class ServerFinder:
             name = "smtp_fallback_relay" if destination.fallback else "next-hop destination"
             return ServerList(failure=Verdict(DeliveryStatus.DEFERRED, "4.3.5", f"{name}: {exc}"))
         if nexthop.kind is NextHopKind.UNIX:
-            myhostname = self.settings.get_str("myhostname")
+            myhostname = self.settings.params.myhostname
             return ServerList((Peer(myhostname, nexthop.host, 0, socket.AF_UNIX),))
         route = await self._route(nexthop)
         if isinstance(route, RouteFailure):

@@ -119,10 +119,10 @@ class TlsClient:
         known = self._factories.get(agent.transport)
         if known is None or known[0].agent.settings is not agent.settings:
             cache = None
-            if agent.str("tls_session_cache_database"):
+            if agent.params.tls_session_cache_database:
                 cache = self._caches.get(agent.transport)
                 if cache is None:
-                    timeout = agent.time("tls_session_cache_timeout")
+                    timeout = agent.params.tls_session_cache_timeout
                     cache = self._caches[agent.transport] = TlsSessionCache(timeout)
             known = self._factories[agent.transport] = (ContextFactory(agent), cache)
         factory, cache = known
@@ -187,7 +187,7 @@ class TlsJob:
 
     def status_text(self, outcome: TlsOutcome) -> str:
         """The tls= field for marks after this outcome ("" when logging is off)."""
-        if outcome.feature is None or not self.agent.bool("log_tls_feature_status"):
+        if outcome.feature is None or not self.agent.params.log_tls_feature_status:
             return ""
         if outcome.feature.target == SecurityLevel.NONE.value:
             # No TLS policy, nothing to report: the line keeps the classic Postfix form
@@ -198,13 +198,13 @@ class TlsJob:
     def undecided_text(self, peer: Peer) -> str:
         """The tls= field while a session with `peer` has not reached its TLS decision
         (greeting refused, connection lost): the policy level with "?" ("may?")."""
-        if not self.agent.bool("log_tls_feature_status"):
+        if not self.agent.params.log_tls_feature_status:
             return ""
         policy = self.policy(peer)
         if policy.error:
             return ""
         level = policy.level
-        if self.agent.bool("tls_wrappermode") and level is SecurityLevel.NONE:
+        if self.agent.params.tls_wrappermode and level is SecurityLevel.NONE:
             level = SecurityLevel.ENCRYPT
         if level is SecurityLevel.DANE_ONLY:
             level = SecurityLevel.DANE
@@ -215,7 +215,7 @@ class TlsJob:
     def wrapper_context(self, peer: Peer) -> tuple[ssl.SSLContext, str | None] | None:
         """The context for smtp_tls_wrappermode (implicit TLS), or None when not used or
         unusable (the connection then fails in negotiate_tls, never goes plaintext)."""
-        if not self.agent.bool("tls_wrappermode"):
+        if not self.agent.params.tls_wrappermode:
             return None
         policy = self.policy(peer)
         if policy.error:

@@ -132,9 +132,9 @@ def _expectations(
         level=level,
         names=names,
         fingerprints=policy.matches if level is SecurityLevel.FINGERPRINT else (),
-        digest=job.agent.str("tls_fingerprint_digest"),
+        digest=job.agent.params.tls_fingerprint_digest,
         anchors=anchors,
-        depth=job.agent.int("tls_scert_verifydepth"),
+        depth=job.agent.params.tls_scert_verifydepth,
         tlsa=tlsa,
         trust_anchors=trust_anchors,
     )
@@ -142,10 +142,10 @@ def _expectations(
 
 def _log_established(job: TlsJob, session: Session, peer: Peer, check: PeerCheck) -> None:
     obj = session.conn.ssl_object
-    loglevel = job.agent.int("tls_loglevel")
+    loglevel = job.agent.params.tls_loglevel
     chain = _chain(session)
     if loglevel >= 1 and chain:
-        digest = job.agent.str("tls_fingerprint_digest")
+        digest = job.agent.params.tls_fingerprint_digest
         from cryptography.x509 import NameOID
 
         leaf = chain[0]
@@ -231,7 +231,7 @@ async def negotiate_tls(
         return _judge(job, session, peer, policy, level, tlsa, target, half=half)
     offered = session.proto.capabilities.starttls
     if level is SecurityLevel.NONE:
-        if offered and job.agent.bool("tls_note_starttls_offer"):
+        if offered and job.agent.params.tls_note_starttls_offer:
             job.info(offered_line(peer.hostname))
         return plaintext_outcome(level, target)
     if not offered:
@@ -312,11 +312,11 @@ def _handshake_failed(
         # Lost connection, timeout, or plaintext injected after the 220.
         return TlsOutcome(TlsResult.FAIL, level, transport_verdict(exc))
     job.info(f"SSL_connect error to {peer.relay}: {exc.reason}")
-    backoff = job.agent.settings.get_time("minimal_backoff_time")
+    backoff = job.agent.settings.params.minimal_backoff_time
     if (
         level is SecurityLevel.MAY
         and job.preactive_delay >= backoff
-        and not job.agent.bool("sasl_auth_enable")
+        and not job.agent.params.sasl_auth_enable
     ):
         job.plaintext_peers.add(peer.relay)
         return TlsOutcome(TlsResult.RETRY_PLAINTEXT, level)

@@ -128,7 +128,7 @@ async def serve(
         if scan_deferred:
             manager.revive_destinations()
             manager.recover()  # what a failed write left in active/
-            next_scan = now + manager.params.time("queue_run_delay")
+            next_scan = now + manager.params.main.queue_run_delay
         manager.activate_ready(deferred=scan_deferred)
         manager.pump()
         stop_wait = asyncio.ensure_future(controls.stop.wait())

@@ -65,8 +65,8 @@ class Finisher:
         self.log = log
         self.clock = clock
         self.myorigin = params.myorigin()
-        self.double_bounce = qualify(params.str("double_bounce_sender"), self.myorigin)
-        self.classes = set(params.list("notify_classes"))
+        self.double_bounce = qualify(params.main.double_bounce_sender, self.myorigin)
+        self.classes = set(params.main.notify_classes)
 
     def finish(self, message: QueueMessage, records: RecordWriter) -> bool:
         """Notices, then defer or remove. False when a write failed (logged) and the
@@ -82,8 +82,8 @@ class Finisher:
             now = self.clock()
             delay = backoff_delay(
                 now - env.arrival_time,
-                self.params.time("minimal_backoff_time"),
-                self.params.time("maximal_backoff_time"),
+                self.params.main.minimal_backoff_time,
+                self.params.main.maximal_backoff_time,
             )
             try:
                 records.close()
@@ -106,13 +106,14 @@ class Finisher:
         env = message.envelope
         now = self.clock()
         age = now - env.arrival_time
-        lifetime_name = (
-            "bounce_queue_lifetime"
+        main = self.params.main
+        lifetime = (
+            main.bounce_queue_lifetime
             if env.message_class.is_notice or not env.sender
-            else "maximal_queue_lifetime"
+            else main.maximal_queue_lifetime
         )
         pending = message.pending()
-        if pending and age >= self.params.time(lifetime_name):
+        if pending and age >= lifetime:
             self._expire(message, records, pending, now)
             pending = []
         self._final_notices(message, records, now)
@@ -169,14 +170,15 @@ class Finisher:
             sender=sender,
             recipient=recipient,
             reporting_mta=self.params.myhostname(),
-            mail_name=self.params.str("mail_name") or "Postfix",
-            bounce_size_limit=self.params.int("bounce_size_limit"),
+            mail_name=self.params.main.mail_name or "Postfix",
+            bounce_size_limit=self.params.main.bounce_size_limit,
             now=now,
             smtputf8_autodetect=smtputf8_autodetect(self.params.settings, MailSource.BOUNCE),
         )
 
-    def _postmaster(self, name: str) -> str:
-        return qualify(self.params.str(name) or "postmaster", self.myorigin)
+    def _postmaster(self, address: str) -> str:
+        """A *_notice_recipient value, qualified ("postmaster" when empty)."""
+        return qualify(address or "postmaster", self.myorigin)
 
     def _final_notices(self, message: QueueMessage, records: RecordWriter, now: float) -> None:
         env = message.envelope
@@ -216,7 +218,7 @@ class Finisher:
             return
         if not env.sender:
             if "2bounce" in self.classes:
-                to = self._postmaster("2bounce_notice_recipient")
+                to = self._postmaster(self.params.main.double_bounce_notice_recipient)
                 spec = self._spec(MessageClass.POSTMASTER, self.double_bounce, to, now)
                 self._notify(message, bounced, spec, "postmaster non-delivery notification")
             return
@@ -224,7 +226,7 @@ class Finisher:
             spec = self._spec(MessageClass.BOUNCE, "", env.sender, now)
             self._notify(message, wants, spec, "sender non-delivery notification")
         if "bounce" in self.classes:
-            to = self._postmaster("bounce_notice_recipient")
+            to = self._postmaster(self.params.main.bounce_notice_recipient)
             spec = self._spec(MessageClass.POSTMASTER, self.double_bounce, to, now)
             self._notify(message, bounced, spec, "postmaster non-delivery notification")
 
@@ -237,7 +239,7 @@ class Finisher:
         age: float,
     ) -> None:
         env = message.envelope
-        warn_after = self.params.time("delay_warning_time")
+        warn_after = self.params.main.delay_warning_time
         if warn_after <= 0 or age < warn_after or message.state.warned:
             return
         if not env.sender or env.message_class.is_notice:
@@ -251,13 +253,13 @@ class Finisher:
                 message.state.states[i] = RecipientState(
                     DeliveryStatus.DEFERRED, "4.0.0", reason, "none", now, "delayed"
                 )
-        until = env.arrival_time + self.params.time("maximal_queue_lifetime")
+        until = env.arrival_time + self.params.main.maximal_queue_lifetime
         if rows:
             spec = self._spec(MessageClass.DELAY, "", env.sender, now)
             spec = replace(spec, retry_until=until)
             self._notify(message, rows, spec, "sender delay notification")
         if "delay" in self.classes:
-            to = self._postmaster("delay_notice_recipient")
+            to = self._postmaster(self.params.main.delay_notice_recipient)
             spec = self._spec(MessageClass.DELAY, self.double_bounce, to, now)
             spec = replace(spec, retry_until=until)
             self._notify(message, pending, spec, "postmaster delay notification")

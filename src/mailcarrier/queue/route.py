@@ -45,18 +45,18 @@ class Router:
     def __init__(self, settings: Settings, lookup: TransportLookup | None = None) -> None:
         params = QueueParams(settings)
         self._lookup = lookup if lookup is not None else self._maps_lookup(settings)
-        relayhost = params.list("relayhost")
+        relayhost = params.main.relayhost
         # The agent takes a list as the next hop and tries each destination in order
         # (Postfix 3.5+ relayhost lists), so the whole list goes into the request.
         self._relayhost = ", ".join(relayhost)
-        self._default = _split(params.str("default_transport") or "smtp")
-        parents = params.list("parent_domain_matches_subdomains")
+        self._default = _split(params.main.default_transport or "smtp")
+        parents = params.main.parent_domain_matches_subdomains
         self._parent_matches = "transport_maps" in parents
 
     @staticmethod
     def _maps_lookup(settings: Settings) -> TransportLookup | None:
         try:
-            if not settings.get_list("transport_maps"):
+            if not settings.params.transport_maps:
                 return None
         except KeyError:
             return None

@@ -105,8 +105,8 @@ class QueueManager:
         self.params = QueueParams(settings)
         self.router = router if router is not None else Router(settings)
         self.finisher = Finisher(self.spool, self.params, self.log, self.clock)
-        self.process_limit = self.params.int("default_process_limit")
-        self.active_limit = self.params.int("qmgr_message_active_limit")
+        self.process_limit = self.params.main.default_process_limit
+        self.active_limit = self.params.main.qmgr_message_active_limit
         for (transport, _), window in self._windows.items():
             window.limit = self.params.transport_int(transport, "destination_concurrency_limit")
 
@@ -167,7 +167,7 @@ class QueueManager:
 
     def _hold_off(self, queue_id: str) -> None:
         """A write failed for this message: leave it alone for a while."""
-        self._held[queue_id] = self.clock() + self.params.time("minimal_backoff_time")
+        self._held[queue_id] = self.clock() + self.params.main.minimal_backoff_time
 
     def forget_trouble(self) -> None:
         """Try messages that a write failed for again at once (``queue flush``)."""
@@ -272,7 +272,7 @@ class QueueManager:
             transport = key[0]
             window = DestinationWindow.start(
                 self.params.transport_int(transport, "destination_concurrency_limit"),
-                self.params.int("initial_destination_concurrency"),
+                self.params.main.initial_destination_concurrency,
                 self.params.transport_int(transport, "destination_concurrency_failed_cohort_limit"),
                 self._feedback(transport, "positive"),
                 self._feedback(transport, "negative"),

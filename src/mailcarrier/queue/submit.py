@@ -212,7 +212,7 @@ def submit_stream(
         raise DataError(f"bad ENVID value {options.envid!r}")
     raw_sender = default_sender(myorigin) if options.sender is None else options.sender
     sender = check_address(raw_sender, what="sender", myorigin=myorigin, allow_null=True)
-    headers = _read_headers(src, params.int("header_size_limit"))
+    headers = _read_headers(src, params.main.header_size_limit)
     fields = _fields(headers.lines)
     wanted: list[str] = list(options.recipients)
     if options.extract_recipients:
@@ -231,14 +231,14 @@ def submit_stream(
             head.extend(headers.lines[first : first + count])
     # The header as it will be queued decides SMTPUTF8 before the envelope is written; the
     # body adds to the same scan (8-bit content). See delivery/autodetect.py.
-    scan = ContentScan(params.int("header_size_limit"))
+    scan = ContentScan(params.main.header_size_limit)
     for line in head:
         scan.feed(line)
     envelope = _new_envelope(
         settings, options, queue_id, sender, recipients, scan.header_utf8, clock()
     )
     with spool.create(envelope) as writer:
-        copier = _BodyCopier(writer.write, params.int("message_size_limit"), scan)
+        copier = _BodyCopier(writer.write, params.main.message_size_limit, scan)
         for line in head:
             copier.put(line, scanned=True)
         copier.copy(src, headers.first_body_line, options.ignore_dots)

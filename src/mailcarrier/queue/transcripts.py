@@ -79,10 +79,10 @@ class TranscriptNotifier:
         self.clock = clock
         myorigin = params.myorigin()
         self.hostname = params.myhostname()
-        self.mail_name = params.str("mail_name") or "Postfix"
-        self.sender = qualify(params.str("double_bounce_sender"), myorigin)
-        self.recipient = qualify(params.str("error_notice_recipient") or "postmaster", myorigin)
-        self.classes = frozenset(c.lower() for c in params.list("notify_classes"))
+        self.mail_name = params.main.mail_name or "Postfix"
+        self.sender = qualify(params.main.double_bounce_sender, myorigin)
+        self.recipient = qualify(params.main.error_notice_recipient or "postmaster", myorigin)
+        self.classes = frozenset(c.lower() for c in params.main.notify_classes)
         # Postfix posts these in the "notify" class of smtputf8_autodetect_classes.
         self.smtputf8_autodetect = smtputf8_autodetect(params.settings, MailSource.NOTIFY)
 

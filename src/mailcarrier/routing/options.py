@@ -119,10 +119,10 @@ class RoutingOptions:
         system calls used to expand ``inet_interfaces = all`` and host names in
         inet_interfaces/proxy_interfaces (tests inject them)."""
         settings = agent.settings
-        level = settings.get_str(agent.name("dns_support_level")).strip().lower()
+        level = agent.params.dns_support_level.strip().lower()
         if not level:
             # Backwards compatible empty setting: disable_dns_lookups decides.
-            disabled = settings.get_bool("disable_dns_lookups")
+            disabled = settings.params.disable_dns_lookups
             support = DnsSupport.DISABLED if disabled else DnsSupport.ENABLED
         else:
             try:
@@ -130,51 +130,49 @@ class RoutingOptions:
             except ValueError:
                 name = agent.name("dns_support_level")
                 raise ConfigError(f'invalid {name}: "{level}"', parameter=name) from None
-        methods = {m.lower() for m in settings.get_list(agent.name("host_lookup"))}
+        methods = {m.lower() for m in agent.params.host_lookup}
         unknown = methods - {"dns", "native"}
         if unknown or not methods:
             name = agent.name("host_lookup")
             raise ConfigError(
-                f'{name}: bad value "{", ".join(settings.get_list(agent.name("host_lookup")))}"'
+                f'{name}: bad value "{", ".join(agent.params.host_lookup)}"'
                 " (want dns, native or both)",
                 parameter=name,
             )
-        preference_text = (
-            settings.get_str(agent.name("address_preference")).strip().lower() or "any"
-        )
+        preference_text = agent.params.address_preference.strip().lower() or "any"
         try:
             preference = AddressPreference(preference_text)
         except ValueError:
             name = agent.name("address_preference")
             raise ConfigError(f"bad {name} value: {preference_text}", parameter=name) from None
-        families = parse_inet_protocols(settings.get_list("inet_protocols"))
+        families = parse_inet_protocols(settings.params.inet_protocols)
         own = own_addresses(
-            settings.get_list("inet_interfaces"),
-            settings.get_list("proxy_interfaces"),
+            settings.params.inet_interfaces,
+            settings.params.proxy_interfaces,
             families,
             interface_addresses=interface_addresses,
             resolve_host=resolve_host,
         )
         options = cls(
             smtp_mode=not agent.is_lmtp,
-            randomize_addresses=agent.bool("randomize_addresses"),
-            mx_address_limit=agent.int("mx_address_limit"),
-            ignore_mx_lookup_error=settings.get_bool("ignore_mx_lookup_error"),
-            defer_if_no_mx_address_found=agent.bool("defer_if_no_mx_address_found"),
-            cname_overrides_servername=agent.bool("cname_overrides_servername"),
+            randomize_addresses=agent.params.randomize_addresses,
+            mx_address_limit=agent.params.mx_address_limit,
+            ignore_mx_lookup_error=settings.params.ignore_mx_lookup_error,
+            defer_if_no_mx_address_found=agent.params.defer_if_no_mx_address_found,
+            cname_overrides_servername=agent.params.cname_overrides_servername,
             host_lookup_dns="dns" in methods,
             host_lookup_native="native" in methods,
             dns_support=support,
             inet_protocols=families,
             address_preference=preference,
-            balance_inet_protocols=agent.bool("balance_inet_protocols"),
+            balance_inet_protocols=agent.params.balance_inet_protocols,
             own=own,
-            best_mx_transport=settings.get_str("best_mx_transport").strip(),
-            use_srv_lookup=tuple(s.lower() for s in settings.get_list("use_srv_lookup")),
-            allow_srv_lookup_fallback=settings.get_bool("allow_srv_lookup_fallback"),
-            ignore_srv_lookup_error=settings.get_bool("ignore_srv_lookup_error"),
-            dns_nameservers=settings.get_list("dns_nameservers"),
-            dns_timeout=settings.get_time("dns_timeout"),
+            best_mx_transport=settings.params.best_mx_transport.strip(),
+            use_srv_lookup=tuple(s.lower() for s in settings.params.use_srv_lookup),
+            allow_srv_lookup_fallback=settings.params.allow_srv_lookup_fallback,
+            ignore_srv_lookup_error=settings.params.ignore_srv_lookup_error,
+            dns_nameservers=settings.params.dns_nameservers,
+            dns_timeout=settings.params.dns_timeout,
         )
         options.resolver_config()  # validate dns_nameservers now, naming the parameter
         return options

@@ -202,12 +202,18 @@ class ContextFactory:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
         ctx.minimum_version, ctx.maximum_version = protocol_range(key.protocols)
-        settings = self.agent.settings
+        main = self.agent.settings.params
         grade = key.ciphers.lower() or "medium"
-        try:
-            cipherlist = settings.get_str(f"tls_{grade}_cipherlist")
-        except KeyError as exc:
-            raise ValueError(f'invalid cipher grade "{key.ciphers}"') from exc
+        grades = {
+            "export": main.tls_export_cipherlist,
+            "low": main.tls_low_cipherlist,
+            "medium": main.tls_medium_cipherlist,
+            "high": main.tls_high_cipherlist,
+            "null": main.tls_null_cipherlist,
+        }
+        if grade not in grades:
+            raise ValueError(f'invalid cipher grade "{key.ciphers}"')
+        cipherlist = grades[grade]
         excluded = "".join(
             f":!{c}" for item in key.exclude for c in re.split(r"[\s,:]+", item) if c
         )
@@ -220,10 +226,10 @@ class ContextFactory:
 
     def _load_identity(self, ctx: ssl.SSLContext) -> None:
         pairs = [
-            (self.agent.str("tls_cert_file"), self.agent.str("tls_key_file")),
-            (self.agent.str("tls_eccert_file"), self.agent.str("tls_eckey_file")),
+            (self.agent.params.tls_cert_file, self.agent.params.tls_key_file),
+            (self.agent.params.tls_eccert_file, self.agent.params.tls_eckey_file),
         ]
-        pairs += [(chain, chain) for chain in self.agent.list("tls_chain_files")]
+        pairs += [(chain, chain) for chain in self.agent.params.tls_chain_files]
         for cert, key in pairs:
             if not cert:
                 continue
@@ -239,9 +245,9 @@ class ContextFactory:
             paths = policy.tafile
         else:
             paths = tuple(
-                p for p in (self.agent.str("tls_CAfile"), self.agent.str("tls_CApath")) if p
+                p for p in (self.agent.params.tls_CAfile, self.agent.params.tls_CApath) if p
             )
-            if self.agent.settings.get_bool("tls_append_default_CA"):
+            if self.agent.settings.params.tls_append_default_CA:
                 system = ssl.get_default_verify_paths()
                 paths += tuple(p for p in (system.cafile, system.capath) if p and os.path.exists(p))
         found = self._anchors.get(paths)

@@ -58,13 +58,13 @@ def nexthop_domain(destination: str) -> str:
 
 
 def _global_level(agent: AgentSettings) -> SecurityLevel:
-    text = agent.str("tls_security_level").strip()
+    text = agent.params.tls_security_level.strip()
     if text:
         return parse_level(text) or SecurityLevel.NONE
     # Postfix's backwards-compatible mapping of the pre-2.3 switches.
-    if agent.bool("enforce_tls"):
-        return SecurityLevel.VERIFY if agent.bool("tls_enforce_peername") else SecurityLevel.ENCRYPT
-    return SecurityLevel.MAY if agent.bool("use_tls") else SecurityLevel.NONE
+    if agent.params.enforce_tls:
+        return SecurityLevel.VERIFY if agent.params.tls_enforce_peername else SecurityLevel.ENCRYPT
+    return SecurityLevel.MAY if agent.params.use_tls else SecurityLevel.NONE
 
 
 def _split(value: str, separators: str) -> tuple[str, ...]:
@@ -116,23 +116,23 @@ def _cached_defaults(
 def _build_defaults(agent: AgentSettings, level: SecurityLevel, source: str) -> TlsPolicy:
     mandatory = level.mandatory
     if level is SecurityLevel.FINGERPRINT:
-        matches = _split(" ".join(agent.list("tls_fingerprint_cert_match")), ",|")
+        matches = _split(" ".join(agent.params.tls_fingerprint_cert_match), ",|")
     elif level is SecurityLevel.SECURE:
-        matches = agent.list("tls_secure_cert_match")
+        matches = agent.params.tls_secure_cert_match
     elif level is SecurityLevel.VERIFY:
-        matches = agent.list("tls_verify_cert_match")
+        matches = agent.params.tls_verify_cert_match
     else:
         matches = ()
-    prefix = "tls_mandatory_" if mandatory else "tls_"
+    p = agent.params
     return TlsPolicy(
         level=level,
         matches=tuple(m for m in matches if m),
-        protocols=agent.list(prefix + "protocols"),
-        ciphers=agent.str(prefix + "ciphers"),
-        exclude=agent.list(prefix + "exclude_ciphers"),
-        tafile=agent.list("tls_trust_anchor_file"),
-        servername=agent.str("tls_servername"),
-        connection_reuse=agent.bool("tls_connection_reuse"),
+        protocols=p.tls_mandatory_protocols if mandatory else p.tls_protocols,
+        ciphers=p.tls_mandatory_ciphers if mandatory else p.tls_ciphers,
+        exclude=p.tls_mandatory_exclude_ciphers if mandatory else p.tls_exclude_ciphers,
+        tafile=agent.params.tls_trust_anchor_file,
+        servername=agent.params.tls_servername,
+        connection_reuse=agent.params.tls_connection_reuse,
         source=source,
     )
 

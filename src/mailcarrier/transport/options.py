@@ -18,20 +18,6 @@ __all__ = ["DEFAULT_TIMEOUT", "SessionOptions"]
 # A stage whose time limit the options do not name.
 DEFAULT_TIMEOUT = 300.0
 
-_TIMEOUT_NAMES = (
-    "connect_timeout",
-    "helo_timeout",
-    "mail_timeout",
-    "rcpt_timeout",
-    "data_init_timeout",
-    "data_xfer_timeout",
-    "data_done_timeout",
-    "rset_timeout",
-    "quit_timeout",
-    "starttls_timeout",
-    "xforward_timeout",
-)
-
 
 @dataclass(frozen=True, slots=True)
 class SessionOptions:
@@ -67,28 +53,32 @@ class SessionOptions:
 
     @classmethod
     def from_settings(cls, agent: AgentSettings) -> SessionOptions:
-        timeouts = {}
-        for name in _TIMEOUT_NAMES:
-            try:
-                timeouts[name] = agent.time(name)
-            except KeyError:
-                continue
-        try:
-            discard = agent.list("discard_ehlo_keywords")
-        except KeyError:
-            discard = ()
+        p = agent.params
+        timeouts = {
+            "connect_timeout": p.connect_timeout,
+            "helo_timeout": p.helo_timeout,
+            "mail_timeout": p.mail_timeout,
+            "rcpt_timeout": p.rcpt_timeout,
+            "data_init_timeout": p.data_init_timeout,
+            "data_xfer_timeout": p.data_xfer_timeout,
+            "data_done_timeout": p.data_done_timeout,
+            "rset_timeout": p.rset_timeout,
+            "quit_timeout": p.quit_timeout,
+            "starttls_timeout": p.starttls_timeout,
+            "xforward_timeout": p.xforward_timeout,
+        }
         return cls(
             lmtp=agent.is_lmtp,
-            helo_name=agent.str("helo_name"),
-            always_send_ehlo=agent.bool("always_send_ehlo"),
-            never_send_ehlo=agent.bool("never_send_ehlo"),
-            skip_quit_response=agent.bool("skip_quit_response"),
-            quote_envelope=agent.bool("quote_rfc821_envelope"),
-            discard_keywords=discard,
+            helo_name=p.helo_name,
+            always_send_ehlo=p.always_send_ehlo,
+            never_send_ehlo=p.never_send_ehlo,
+            skip_quit_response=p.skip_quit_response,
+            quote_envelope=p.quote_rfc821_envelope,
+            discard_keywords=p.discard_ehlo_keywords,
             timeouts=timeouts,
             reply_filter=_line_filter(agent.open_maps("reply_filter")),
-            per_request_deadline=agent.bool("per_request_deadline"),
-            min_data_rate=agent.int("min_data_rate"),
+            per_request_deadline=p.per_request_deadline,
+            min_data_rate=p.min_data_rate,
         )
 
 
