@@ -33,7 +33,7 @@ from mailcarrier.config.settings import Settings
 from mailcarrier.console import LogFile, Output, StdoutClosed, discard_output
 from mailcarrier.delivery.agent import DeliveryAgent
 from mailcarrier.delivery.autodetect import ContentScan, MailSource, declare
-from mailcarrier.delivery.request import DeliveryRequest, Notify, Recipient
+from mailcarrier.delivery.request import Deliverer, DeliveryRequest, Notify, Recipient
 from mailcarrier.errors import (
     ConfigError,
     DataError,
@@ -59,7 +59,6 @@ from mailcarrier.queue.addresses import check_address
 from mailcarrier.queue.ids import new_queue_id
 from mailcarrier.queue.names import QMGR
 from mailcarrier.queue.params import QueueParams
-from mailcarrier.queue.scheduler import Deliverer
 from mailcarrier.queue.spool import Spool
 from mailcarrier.queue.stopping import CLOSE_GRACE, cancel_tasks
 from mailcarrier.queue.transcripts import TranscriptNotifier

@@ -132,7 +132,7 @@ def iter_file_chunks(
             raise UsageError("a MessageFile is read from the range it was opened for")
         return _message_chunks(fileobj, chunk_size)
     if type(fileobj) is io.FileIO:
-        # A file opened by path (delivery/job.py): read at the offsets, with no seekable()
+        # A file opened by path (delivery/state.py): read at the offsets, with no seekable()
         # and seek() system calls (os.pread; a pipe falls back to plain reads).
         return _pread_chunks(fileobj, start, length, chunk_size)
     if fileobj.seekable():

@@ -1,33 +1,43 @@
 """Mail loops (Postfix's "mail for X loops back to myself") with best_mx_transport set: the
 recipients left are handed to another transport instead of being deferred or bounced.
+
+`hand_off()` takes the delivery to run as a value (`HandOff`: a request in, its result out);
+the agent gives it one of its own that does not hand off again. Neighbours: agent.py (which
+calls this after the last destination), state.py (the request's bookkeeping).
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
-from mailcarrier.delivery.job import Job
+from mailcarrier.delivery.request import DeliveryRequest
+from mailcarrier.delivery.state import DeliveryState
 from mailcarrier.delivery.trouble import Verdict
+from mailcarrier.log import LogSink
+from mailcarrier.status import DeliveryResult
 
-if TYPE_CHECKING:
-    from mailcarrier.delivery.agent import DeliveryAgent
+__all__ = ["HandOff", "hand_off"]
 
-__all__ = ["hand_off"]
+# Delivers a request through another transport, without logging delivery lines (the
+# recipients are marked, and logged, by the request handed off).
+HandOff = Callable[[DeliveryRequest], Awaitable[DeliveryResult]]
 
 
-async def hand_off(agent: DeliveryAgent, job: Job) -> bool:
-    """A mail loop with best_mx_transport set: deliver the rest through that transport.
+async def hand_off(
+    job: DeliveryState, target: str, deliver: HandOff, *, log: LogSink, now: Callable[[], float]
+) -> bool:
+    """A mail loop with best_mx_transport = `target`: deliver the rest through it.
 
     mailcarrier's transports are smtp and lmtp, so best_mx_transport is written as
     ``transport:nexthop`` (like a transport_maps result), e.g. ``lmtp:unix:/run/lmtp``.
     """
-    target = agent.settings.params.best_mx_transport.strip()
-    if not target or agent._depth > 0:
+    target = target.strip()
+    if not target:
         return False
     transport, _, nexthop = target.partition(":")
     if transport not in ("smtp", "lmtp") or not nexthop:
-        agent.log.warning(
+        log.warning(
             job.process,
             f'best_mx_transport: unsupported value "{target}" (want smtp:DEST or lmtp:DEST)',
         )
@@ -39,28 +49,14 @@ async def hand_off(agent: DeliveryAgent, job: Job) -> bool:
         nexthop=nexthop,
         recipients=tuple(job.request.recipients[i] for i in pending),
     )
-    from mailcarrier.delivery.agent import DeliveryAgent  # the agent imports this module
-
-    inner = DeliveryAgent(
-        agent.settings,
-        log=agent.log,
-        clock=agent.clock,
-        wallclock=agent.wallclock,
-        resolver=agent.resolver,
-        native=agent.native,
-        rng=agent.rng,
-        cache=agent.cache,
-        notify=agent.notify,
-        _depth=agent._depth + 1,
-    )
-    result = await inner.deliver(sub, log_lines=False)
-    now = agent.clock()
+    result = await deliver(sub)
+    delays = job.attempt.delays(now())
     for i, status in zip(pending, result.recipients, strict=True):
         job.tracker.mark(
             i,
             Verdict(status.status, status.dsn, status.diagnostic),
             relay=status.relay,
-            delays=job.attempt.delays(now),
+            delays=delays,
             conn_use=status.conn_use,
             action=status.action,
         )

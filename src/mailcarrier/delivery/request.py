@@ -3,7 +3,8 @@
 A request names a transport (smtp or lmtp), a next hop in the manual's destination syntax, an
 envelope sender (``""`` is the null sender ``<>``), recipients, and where the content is: a path
 (optionally a byte range inside a queue file) or an open binary stream. The content is never
-required to fit in memory. Validation here refuses envelope values that could inject commands
+required to fit in memory. `Deliverer` is the protocol of what delivers one (the agent, or
+a pool of agent processes). Validation here refuses envelope values that could inject commands
 or parameters: addresses must be addresses (protocol/address.py), other values free of CR,
 LF and NUL.
 """
@@ -13,13 +14,14 @@ from __future__ import annotations
 import enum
 import functools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from mailcarrier.errors import AddressError, UsageError
 from mailcarrier.protocol.address import address_problem
-from mailcarrier.status import fast_init
+from mailcarrier.status import DeliveryResult, RecipientStatus, fast_init
 
 
 class Notify(enum.Flag):
@@ -172,3 +174,17 @@ class DeliveryRequest:
         check_envelope_address("sender address", self.sender, null_ok=True)
         if self.rewrite_context not in ("", "local", "remote"):
             raise UsageError(f'bad rewrite context "{self.rewrite_context}" (want local or remote)')
+
+
+# Called with (recipient index, status) as each recipient is marked.
+StatusCallback = Callable[[int, RecipientStatus], None]
+
+
+class Deliverer(Protocol):
+    """What delivers a request: the agent in this process, or a pool of agent processes
+    (queue/workers.py). The queue manager takes one injected; `on_status` runs as each
+    recipient is marked, before the next one, so a queue can record it durably at once."""
+
+    async def deliver(
+        self, request: DeliveryRequest, *, on_status: StatusCallback | None = None
+    ) -> DeliveryResult: ...

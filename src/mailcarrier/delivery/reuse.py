@@ -10,7 +10,7 @@ certificate by name (verify, secure, dane), the address key also names the serve
 the next hop the certificate was checked for (match names, the DANE TLSA base domain). A
 session taken from the cache is checked with RSET (pipelined with the next transaction when
 the server allows it); a dead or refusing one is dropped without counting as a delivery
-failure. The agent gives a request its destination's TLS state (`Job.tls`) before it looks
+failure. The agent gives a request its destination's TLS state (`Hop.tls`) before it looks
 in the cache, so a TLS session reused under smtp_tls_connection_reuse (or the policy's
 connection_reuse=yes) is parked again under the same keys and goes on being reused, up to
 the cache's limits.
@@ -18,32 +18,47 @@ the cache's limits.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
+from mailcarrier.config.settings import Settings
 from mailcarrier.delivery.auth_step import session_identity
-from mailcarrier.delivery.job import Job
+from mailcarrier.delivery.cache import ConnectionCache
+from mailcarrier.delivery.hop import Hop
 from mailcarrier.delivery.servers import Destination
+from mailcarrier.delivery.state import DeliveryState
 from mailcarrier.delivery.transaction import run_transaction
+from mailcarrier.delivery.transcript import TranscriptReporter
+from mailcarrier.log import LogSink
 from mailcarrier.tls.levels import SecurityLevel
 from mailcarrier.tls.policy import resolve_policy
 from mailcarrier.transport.connection import Peer
 from mailcarrier.transport.session import Session
 
-if TYPE_CHECKING:
-    from mailcarrier.delivery.agent import DeliveryAgent
-
 __all__ = ["SessionReuse"]
 
 
 class SessionReuse:
-    """The connection-reuse half of a `DeliveryAgent` (its cache, settings and clock)."""
+    """Connection reuse for one agent: its cache (None: every session is closed), and the
+    settings, clock, log and transcript reporter reuse needs."""
 
-    __slots__ = ("_agent",)
+    __slots__ = ("cache", "clock", "log", "settings", "transcripts")
 
-    def __init__(self, agent: DeliveryAgent) -> None:
-        self._agent = agent
+    def __init__(
+        self,
+        cache: ConnectionCache | None,
+        settings: Settings,
+        *,
+        clock: Callable[[], float],
+        log: LogSink,
+        transcripts: TranscriptReporter,
+    ) -> None:
+        self.cache = cache
+        self.settings = settings
+        self.clock = clock
+        self.log = log
+        self.transcripts = transcripts
 
-    def label(self, job: Job, peer: Peer | None = None) -> str:
+    def label(self, job: DeliveryState, hop: Hop, peer: Peer | None = None) -> str:
         """What must match for a cached session to be reused: the transport, the TLS policy
         and the SASL identity, so a session is never shared across policies or credentials
         (Postfix smtp_key.c). `peer` is None for the destination key."""
@@ -51,11 +66,12 @@ class SessionReuse:
         # The destination key already pins the TLS policy (it is chosen by next hop);
         # another destination reaching the same server may have another policy. This is
         # TlsJob.policy(), without making the whole TLS state for it.
+        sasl = profile.params.sasl_auth_enable
         policy = None
-        if peer is not None and job.has_tls:
-            policy = resolve_policy(job.agent, job.destination, peer.hostname)
+        if peer is not None and hop.has_tls:
+            policy = resolve_policy(job.agent, hop.destination, peer.hostname)
         plaintext = policy is not None and policy.level is SecurityLevel.NONE and not policy.error
-        if not profile.sasl and (policy is None or plaintext):
+        if not sasl and (policy is None or plaintext):
             # The usual cases, without building the label.
             return profile.plaintext_label if plaintext else profile.transport
         parts = [profile.transport]
@@ -68,46 +84,50 @@ class SessionReuse:
                 # What the certificate was checked against depends on the server's name
                 # (hostname matches, DANE's TLSA base domain) and on the next hop (nexthop
                 # matches); fingerprints depend on neither.
-                tls = job.tls
+                tls = hop.tls
                 assert tls is not None  # has_tls
                 parts.append(f"peer={peer.hostname.lower()}|nexthop={tls.nexthop}")
-        if profile.sasl:
+        if sasl:
             if peer is None:
                 # Credentials follow the destination, and with sender-dependent
                 # authentication the sender too: never share across senders.
                 sender = job.request.sender if profile.sender_dependent_auth else ""
-                parts.append(f"sasl=dest:{job.destination}:{sender}")
+                parts.append(f"sasl=dest:{hop.destination}:{sender}")
             else:
                 identity = session_identity(
-                    self._agent.settings, job.agent, job.request, peer, job.destination
+                    self.settings, job.agent, job.request, peer, hop.destination
                 )
                 parts.append("sasl=" + identity)
         return "|".join(parts)
 
-    def dest_key(self, job: Job, destination: Destination) -> str:
-        if self._agent.cache is None:
+    def dest_key(self, job: DeliveryState, hop: Hop, destination: Destination) -> str:
+        """The cache key of a destination ("" when its sessions are not cached); `hop` is
+        the destination's hop (its key is what this returns)."""
+        if self.cache is None:
             return ""
         profile = job.profile
-        if not profile.sasl:  # then the key is the same for every request: kept
+        sasl = profile.params.sasl_auth_enable
+        if not sasl:  # then the key is the same for every request: kept
             known = profile.dest_keys.get(destination.text)
             if known is not None:
                 return known
         text = destination.text.lower()
-        if not profile.cache_on_demand and text not in profile.cache_destinations:
+        on_demand = profile.params.connection_cache_on_demand
+        if not on_demand and text not in profile.cache_destinations:
             key = ""
         else:
-            key = f"{self.label(job)}|dest:{text}"
-        if not profile.sasl:
+            key = f"{self.label(job, hop)}|dest:{text}"
+        if not sasl:
             profile.remember_dest_key(destination.text, key)
         return key
 
-    def addr_key(self, job: Job, peer: Peer) -> str:
+    def addr_key(self, job: DeliveryState, hop: Hop, peer: Peer) -> str:
         """By server address and port, whatever name led there (Postfix smtp_reuse.c)."""
-        if not job.dest_key:
+        if not hop.dest_key:
             return ""
-        return f"{self.label(job, peer)}|addr:[{peer.address}]:{peer.port}"
+        return f"{self.label(job, hop, peer)}|addr:[{peer.address}]:{peer.port}"
 
-    async def try_cached(self, job: Job, key: str) -> None:
+    async def try_cached(self, job: DeliveryState, hop: Hop, key: str) -> None:
         """Deliver over a cached session under `key`, when one is alive.
 
         A parked session is checked with RSET (pipelined with the transaction when the
@@ -119,77 +139,79 @@ class SessionReuse:
         (before, such a session went back to the cache and was taken again at once, for
         ever, without a byte of I/O).
         """
-        agent = self._agent
-        while key and agent.cache is not None and job.tracker.has_pending:
-            session = agent.cache.take(key)
+        cache = self.cache
+        while key and cache is not None and job.tracker.has_pending:
+            session = cache.take(key)
             if session is None:
                 return
             if session in job.tried_sessions:
                 # This request already failed on it (under the other key): not again.
-                agent.cache.park(session, self._keys(job, session.conn.peer))
+                cache.park(session, self._keys(hop, job, session.conn.peer))
                 return
             job.tried_sessions.add(session)
             peer = session.conn.peer
             job.tracker.tls_status = session.conn.tls_status
-            job.attempt.ready = agent.clock()
+            job.attempt.ready = self.clock()
             leftover = None
             try:
                 # One transaction, checked with RSET first; a dead session marks nobody.
                 leftover = await run_transaction(
-                    job, session, peer, False, clock=agent.clock, log=agent.log, reset_first=True
+                    job, session, peer, False, clock=self.clock, log=self.log, reset_first=True
                 )
                 if leftover is not None:
-                    agent._server_failed(job, leftover, False)
+                    job.site_failed(leftover, False, self.log)
             finally:
-                if not self.park_now(job, session, peer):
-                    await self.release(job, session, peer)
+                if not self.park_now(job, hop, session, peer):
+                    await self.release(job, hop, session, peer)
             if leftover is not None or not session.broken:
                 return  # served, or could not serve: either way not this session again
 
-    def tls_reuse_allowed(self, job: Job, session: Session, peer: Peer) -> bool:
+    @staticmethod
+    def tls_reuse_allowed(hop: Hop, session: Session, peer: Peer) -> bool:
         """A TLS session is reused only with smtp_tls_connection_reuse or the policy's
         connection_reuse=yes, as in Postfix (which needs tlsproxy for it; we keep it here)."""
         if not session.conn.tls:
             return True
-        return job.tls is not None and job.tls.policy(peer).connection_reuse
+        tls = hop.tls
+        return tls is not None and tls.policy(peer).connection_reuse
 
-    def _may_park(self, job: Job, session: Session, peer: Peer) -> bool:
+    def _may_park(self, hop: Hop, session: Session, peer: Peer) -> bool:
         """Whether `session` may go back to the cache, RSET aside."""
         return (
-            self._agent.cache is not None
-            and bool(job.dest_key)
+            self.cache is not None
+            and bool(hop.dest_key)
             and not session.broken
-            and self.tls_reuse_allowed(job, session, peer)
+            and self.tls_reuse_allowed(hop, session, peer)
             and session.transactions > 0
         )
 
-    def _keys(self, job: Job, peer: Peer) -> tuple[str, str]:
-        return (job.dest_key, self.addr_key(job, peer))
+    def _keys(self, hop: Hop, job: DeliveryState, peer: Peer) -> tuple[str, str]:
+        return (hop.dest_key, self.addr_key(job, hop, peer))
 
-    def _park(self, job: Job, session: Session, peer: Peer) -> bool:
-        cache = self._agent.cache
+    def _park(self, job: DeliveryState, hop: Hop, session: Session, peer: Peer) -> bool:
+        cache = self.cache
         assert cache is not None  # _may_park()
-        return cache.park(session, self._keys(job, peer))
+        return cache.park(session, self._keys(hop, job, peer))
 
-    def park_now(self, job: Job, session: Session, peer: Peer) -> bool:
+    def park_now(self, job: DeliveryState, hop: Hop, session: Session, peer: Peer) -> bool:
         """`release()` without waiting, for the usual session that nothing else concerns
         (no transcript, no RSET needed): parked at once. False: not parked, and the caller
         must `release()` it."""
         return (
             session.history is None
             and not session.needs_rset
-            and self._may_park(job, session, peer)
-            and self._park(job, session, peer)
+            and self._may_park(hop, session, peer)
+            and self._park(job, hop, session, peer)
         )
 
-    async def release(self, job: Job, session: Session, peer: Peer) -> None:
+    async def release(self, job: DeliveryState, hop: Hop, session: Session, peer: Peer) -> None:
         """Park the session for reuse when allowed, else QUIT."""
         if session.history is not None:
-            self._agent.report_transcript(job, session)
+            self.transcripts.report(session, job.request.queue_id, job.request.sender)
         if (
-            self._may_park(job, session, peer)
+            self._may_park(hop, session, peer)
             and (not session.needs_rset or await session.rset())
-            and self._park(job, session, peer)
+            and self._park(job, hop, session, peer)
         ):
             return
         await session.quit()

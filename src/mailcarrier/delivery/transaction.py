@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from mailcarrier.delivery.job import Job
 from mailcarrier.delivery.outcome import (
     Leftover,
     build_envelope,
@@ -22,6 +21,7 @@ from mailcarrier.delivery.outcome import (
     mime_8bit_ok,
 )
 from mailcarrier.delivery.smtputf8 import smtputf8_envelope
+from mailcarrier.delivery.state import DeliveryState
 from mailcarrier.delivery.trouble import Verdict, size_verdict, soften
 from mailcarrier.log import LogSink
 from mailcarrier.status import ACTION_FORWARDED, DeliveryStatus
@@ -32,7 +32,7 @@ __all__ = ["run_transaction", "success_action"]
 
 
 async def run_transaction(
-    job: Job,
+    job: DeliveryState,
     session: Session,
     peer: Peer,
     final: bool,
@@ -68,9 +68,9 @@ async def run_transaction(
         job.tracker,
         pending,
         job.size,
-        xforward=job.profile.xforward,
+        xforward=job.profile.params.send_xforward_command,
         dummy_auth=job.profile.dummy_auth,
-        smtputf8_enable=job.profile.smtputf8_enable,
+        smtputf8_enable=job.profile.settings.params.smtputf8_enable,
     )
     if job.generic is not None:  # smtp_generic_maps: see generic.py
         mapped = job.generic.envelope(envelope, peer.namaddr, job.request.queue_id)
@@ -86,7 +86,7 @@ async def run_transaction(
             job.request.smtputf8,
             caps,
             peer.namaddr,
-            enabled=job.profile.smtputf8_enable,
+            enabled=job.profile.settings.params.smtputf8_enable,
         )
         if isinstance(utf8, Verdict):
             if not final:
@@ -112,7 +112,7 @@ async def run_transaction(
             envelope = replace(envelope, size=None)
         # CHUNKING (RFC 3030) behind smtp_use_chunking: BDAT takes the content as it is,
         # without dot-stuffing.
-        bdat = job.profile.use_chunking and caps.chunking
+        bdat = job.profile.params.use_chunking and caps.chunking
         if bdat != envelope.bdat:
             envelope = replace(envelope, bdat=bdat)
         if downgrade or bdat:
@@ -151,7 +151,7 @@ def _ascii_addresses(envelope: Envelope) -> bool:
     return True
 
 
-def success_action(job: Job, session: Session) -> str:
+def success_action(job: DeliveryState, session: Session) -> str:
     """Postfix smtp_rcpt_done(): who reports a NOTIFY=SUCCESS delivery."""
     if session.proto.capabilities.dsn:
         return ACTION_FORWARDED

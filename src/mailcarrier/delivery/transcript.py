@@ -9,6 +9,8 @@ one of those errors; the queue (queue/transcripts.py) turns it into mail.
 
 `error_classes(code)` is Postfix's smtp_check_code(): a failure reply whose code is outside
 4xx/5xx, 555 (RFC 1869) or 500-509 (syntax trouble) counts as a protocol error.
+`TranscriptReporter` decides, when a session is given back, whether its conversation goes to
+the postmaster, and starts the next one.
 """
 
 from __future__ import annotations
@@ -17,11 +19,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from mailcarrier.transport.session import Session
+
 __all__ = [
     "DATA",
     "PROTOCOL",
     "SessionTranscript",
     "TranscriptHook",
+    "TranscriptReporter",
     "failure_code_class",
     "recorded_classes",
 ]
@@ -56,3 +61,53 @@ def failure_code_class(code: int) -> str:
 def recorded_classes(notify_classes: tuple[str, ...]) -> frozenset[str]:
     """The client error classes worth recording a transcript for."""
     return _CLIENT_CLASSES & {c.lower() for c in notify_classes}
+
+
+class TranscriptReporter:
+    """Postfix's smtp_chat_notify(): a session's conversation to the postmaster when it ran
+    into an error class `notify_classes` asks for. Sessions record their lines only while
+    `enabled` (the agent gives each new session a history then)."""
+
+    __slots__ = ("_classes", "_double_bounce", "_notify")
+
+    def __init__(
+        self, notify: TranscriptHook | None, notify_classes: tuple[str, ...], double_bounce: str
+    ) -> None:
+        self._notify = notify
+        self._classes = recorded_classes(notify_classes) if notify else frozenset()
+        self._double_bounce = double_bounce.lower().split("@", 1)[0]
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._classes)
+
+    def report(self, session: Session, queue_id: str, sender: str) -> None:
+        """Hand the session's conversation over when it had a wanted error, then start a
+        new one (the session may be used again for another request)."""
+        history = session.history
+        if history is None or self._notify is None:
+            return
+        errors: set[str] = set()
+        if session.protocol_errors:
+            errors.add(PROTOCOL)
+        for line in history:
+            code = line[4:7]
+            # A failure reply (4xx/5xx) of the kind smtp_check_code() reports.
+            if line.startswith("In: ") and code.isdigit() and int(code) >= 400:
+                errors.add(failure_code_class(int(code)))
+        errors.discard("")
+        wanted = frozenset(errors) & self._classes
+        # Never a transcript about delivering a transcript (or any double-bounce mail): a
+        # server that always misbehaves must not make notices breed.
+        if wanted and history and sender.lower().split("@", 1)[0] != self._double_bounce:
+            self._notify(
+                SessionTranscript(
+                    session.conn.peer.relay,
+                    session.options.lmtp,
+                    wanted,
+                    tuple(history),
+                    queue_id,
+                )
+            )
+        session.history = []
+        session.protocol_errors = 0

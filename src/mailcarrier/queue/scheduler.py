@@ -26,10 +26,10 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from mailcarrier.config.settings import Settings
-from mailcarrier.delivery.request import DeliveryRequest, Recipient
+from mailcarrier.delivery.request import Deliverer, DeliveryRequest, Recipient
 from mailcarrier.errors import TemporaryError
 from mailcarrier.log import LogSink, NullLog, delivery_line
 from mailcarrier.queue.crash import crash_point
@@ -41,20 +41,11 @@ from mailcarrier.queue.route import Route, Router
 from mailcarrier.queue.spool import QueueMessage, RecordWriter, Spool
 from mailcarrier.queue.stopping import STOP_GRACE, cancel_tasks
 from mailcarrier.queue.window import DestinationWindow, Feedback
-from mailcarrier.status import DeliveryResult, DeliveryStatus, HopStatus, RecipientStatus
+from mailcarrier.status import DeliveryStatus, HopStatus, RecipientStatus
 
-__all__ = ["Deliverer", "QueueManager"]
+__all__ = ["Deliverer", "QueueManager"]  # Deliverer: delivery/request.py
 
 DestKey = tuple[str, str]
-
-
-class Deliverer(Protocol):
-    async def deliver(
-        self,
-        request: DeliveryRequest,
-        *,
-        on_status: Callable[[int, RecipientStatus], None] | None = None,
-    ) -> DeliveryResult: ...
 
 
 @dataclass
