@@ -5,10 +5,20 @@ from __future__ import annotations
 import io
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from mailcarrier.delivery.outcome import build_envelope, orcpt_for
+from mailcarrier.delivery.outcome import (
+    build_envelope,
+    mark_replies,
+    mark_transaction,
+    orcpt_for,
+)
 from mailcarrier.delivery.recipients import RecipientTracker
 from mailcarrier.delivery.request import DeliveryRequest, Recipient
+from mailcarrier.delivery.trouble import Verdict
+from mailcarrier.protocol.reply import Reply
+from mailcarrier.transport.records import TransactionResult
 
 
 @pytest.mark.parametrize(
@@ -76,3 +86,49 @@ def test_no_utf8_type_with_smtputf8_disabled() -> None:
         "jörg@example.org", Recipient("b@x", orig_address="zoë@x"), smtputf8=True, enable=False
     )
     assert got == ["rfc822;zoë@x"]
+
+
+# --- the usual outcome's fast path is the general walk ---------------------------------------
+
+_REPLY_CODES = st.sampled_from([250, 251, 354, 421, 450, 451, 452, 550, 552, 554])
+
+
+@st.composite
+def _results(draw: st.DrawFn) -> tuple[TransactionResult, list[int], bool]:
+    """Transactions of every shape, weighted towards the usual one (all accepted)."""
+    n = draw(st.integers(1, 4))
+    usual = draw(st.booleans())
+
+    def reply(code: int) -> Reply:
+        return Reply.make(code, f"{code // 100}.0.0 text {code}")
+
+    def maybe(codes: st.SearchStrategy[int], ok: int) -> Reply | None:
+        if usual:
+            return reply(ok)
+        return draw(st.none() | codes.map(reply))
+
+    result = TransactionResult(
+        mail=maybe(_REPLY_CODES, 250),
+        rcpt=[maybe(_REPLY_CODES, 250) for _ in range(n)],
+        data=maybe(_REPLY_CODES, 354),
+        dot=[maybe(_REPLY_CODES, 250)] if usual or draw(st.booleans()) else [],
+    )
+    pending = sorted(draw(st.sets(st.integers(0, 20), min_size=n, max_size=n)))
+    return result, pending, draw(st.booleans())
+
+
+@given(_results())
+def test_fast_path_marks_as_the_general_walk(
+    case: tuple[TransactionResult, list[int], bool],
+) -> None:
+    result, pending, final = case
+    fast: list[tuple[int, Verdict]] = []
+    general: list[tuple[int, Verdict]] = []
+    args = (result, pending, "mx[192.0.2.1]", "mx[192.0.2.1]:25")
+    left_fast = mark_transaction(
+        *args, lmtp=False, soft_bounce=False, final=final, mark=lambda i, v: fast.append((i, v))
+    )
+    left_general = mark_replies(
+        *args, lmtp=False, soft_bounce=False, final=final, mark=lambda i, v: general.append((i, v))
+    )
+    assert (fast, left_fast) == (general, left_general)

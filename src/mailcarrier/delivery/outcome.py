@@ -28,6 +28,7 @@ __all__ = [
     "Leftover",
     "build_envelope",
     "eightbitmime_verdict",
+    "mark_replies",
     "mark_transaction",
     "mime_8bit_ok",
     "orcpt_for",
@@ -172,13 +173,9 @@ def mark_transaction(
 ) -> Leftover | None:
     """Mark every recipient whose fate the transaction decided; describe the rest.
 
-    A soft failure of the whole transaction (4xx to MAIL, DATA or the final dot, a 421
-    anywhere, a lost connection) leaves the recipients for the next server unless this is
-    the final one, as Postfix's smtp_bulk_fail() does. A 4xx to one recipient's RCPT is
-    that recipient's final deferral for this attempt (issue 4: it does not move delivery on).
-    """
-
-    rcpt = result.rcpt
+    The usual outcome (every recipient accepted, the content taken) is marked without the
+    general walk of `mark_replies`, which comes to the same marks (tests/delivery/
+    test_outcome.py holds the two together over random reply vectors)."""
     dot = result.dot
     if (
         not lmtp
@@ -190,15 +187,44 @@ def mark_transaction(
         and result.data is not None
         and result.data.code == 354
         and (result.mail is None or result.mail.code // 100 == 2)
-        and len(rcpt) == len(pending)
-        and _all_accepted(rcpt)
+        and len(result.rcpt) == len(pending)
+        and _all_accepted(result.rcpt)
     ):
-        # The usual outcome: every recipient accepted, the content taken (the general
-        # path below comes to the same marks).
         sent = reply_verdict(namaddr, dot[0], Stage.DOT)
         for i in pending:
             mark(i, sent)
         return None
+    return mark_replies(
+        result,
+        pending,
+        namaddr,
+        relay,
+        lmtp=lmtp,
+        soft_bounce=soft_bounce,
+        final=final,
+        mark=mark,
+    )
+
+
+def mark_replies(
+    result: TransactionResult,
+    pending: Sequence[int],
+    namaddr: str,
+    relay: str,
+    *,
+    lmtp: bool,
+    soft_bounce: bool,
+    final: bool,
+    mark: Callable[[int, Verdict], None],
+) -> Leftover | None:
+    """The general walk of a transaction's replies, as Postfix's smtp_proto.c and
+    smtp_rcpt.c mark recipients.
+
+    A soft failure of the whole transaction (4xx to MAIL, DATA or the final dot, a 421
+    anywhere, a lost connection) leaves the recipients for the next server unless this is
+    the final one, as Postfix's smtp_bulk_fail() does. A 4xx to one recipient's RCPT is
+    that recipient's final deferral for this attempt (issue 4: it does not move delivery on).
+    """
 
     def verdict_for(stage: Stage, reply: Reply) -> Verdict:
         return reply_verdict(namaddr, reply, stage, soft_bounce=soft_bounce)
@@ -237,24 +263,15 @@ def mark_transaction(
         return None
     if result.data is not None and result.data.code != 354 and accepted:
         return bulk(Stage.DATA, result.data, [pending[pos] for pos in accepted])
-    marked = set()
-    # RFC 3030: with BDAT the content's replies answer a "BDAT command".
-    dot_stage = Stage.BDAT if result.bdat else Stage.DOT
-    if result.dot:
-        if not lmtp and result.dot[0] is not None and result.dot[0].code // 100 != 2:
-            return bulk(dot_stage, result.dot[0], [pending[pos] for pos in accepted])
-        for pos in accepted:
-            # SMTP: one reply for all; LMTP (RFC 2033 4.2): one per accepted recipient.
-            reply = (
-                result.dot[0] if not lmtp else result.dot[pos] if pos < len(result.dot) else None
-            )
-            if reply is not None:
-                mark(pending[pos], verdict_for(dot_stage, reply))
-                marked.add(pos)
+    marked = _mark_dot(result, pending, accepted, lmtp, verdict_for, mark)
+    if marked is None:
+        dot = result.dot[0]
+        assert dot is not None
+        # RFC 3030: with BDAT the content's replies answer a "BDAT command".
+        return bulk(Stage.BDAT if result.bdat else Stage.DOT, dot, [pending[p] for p in accepted])
     if result.error is not None:
         return Leftover(transport_verdict(result.error), relay, site=True)
-    unmarked = [pos for pos in accepted if pos not in marked]
-    if not unmarked:
+    if all(pos in marked for pos in accepted):
         return None
     # An LMTP server that sent fewer replies than it accepted recipients.
     return Leftover(
@@ -265,3 +282,29 @@ def mark_transaction(
         ),
         relay,
     )
+
+
+def _mark_dot(
+    result: TransactionResult,
+    pending: Sequence[int],
+    accepted: list[int],
+    lmtp: bool,
+    verdict_for: Callable[[Stage, Reply], Verdict],
+    mark: Callable[[int, Verdict], None],
+) -> set[int] | None:
+    """The accepted recipients the reply (SMTP) or replies (LMTP, RFC 2033 4.2) to the end
+    of the content marked; None when an SMTP server refused the content (a bulk verdict)."""
+    marked: set[int] = set()
+    if not result.dot:
+        return marked
+    stage = Stage.BDAT if result.bdat else Stage.DOT
+    first = result.dot[0]
+    if not lmtp and first is not None and first.code // 100 != 2:
+        return None
+    for pos in accepted:
+        # SMTP: one reply for all; LMTP: one per accepted recipient.
+        reply = first if not lmtp else result.dot[pos] if pos < len(result.dot) else None
+        if reply is not None:
+            mark(pending[pos], verdict_for(stage, reply))
+            marked.add(pos)
+    return marked

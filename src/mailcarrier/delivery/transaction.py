@@ -21,9 +21,10 @@ from mailcarrier.delivery.outcome import (
     mime_8bit_ok,
 )
 from mailcarrier.delivery.smtputf8 import smtputf8_envelope
-from mailcarrier.delivery.state import DeliveryState
+from mailcarrier.delivery.state import ContentFactory, DeliveryState
 from mailcarrier.delivery.trouble import Verdict, size_verdict, soften
 from mailcarrier.log import LogSink
+from mailcarrier.protocol.ehlo import Capabilities
 from mailcarrier.status import ACTION_FORWARDED, DeliveryStatus
 from mailcarrier.transport.connection import Peer
 from mailcarrier.transport.session import Envelope, Session
@@ -63,62 +64,19 @@ async def run_transaction(
         for i in pending:
             mark(i, verdict)
         return None
-    envelope = build_envelope(
-        job.request,
-        job.tracker,
-        pending,
-        job.size,
-        xforward=job.profile.params.send_xforward_command,
-        dummy_auth=job.profile.dummy_auth,
-        smtputf8_enable=job.profile.settings.params.smtputf8_enable,
-    )
-    if job.generic is not None:  # smtp_generic_maps: see generic.py
-        mapped = job.generic.envelope(envelope, peer.namaddr, job.request.queue_id)
-        if isinstance(mapped, Verdict):
-            return Leftover(mapped, peer.relay, conn_use)
-        envelope = mapped
-    # SMTPUTF8 (RFC 6531) or A-label domains: see smtputf8.py. An all-ASCII envelope
-    # that asks for no SMTPUTF8 goes out as it is, whatever the server: skip the call
-    # (and its copy of the envelope) in that case, the one of nearly every message.
-    if job.request.smtputf8 or envelope.smtputf8 or not _ascii_addresses(envelope):
-        utf8 = smtputf8_envelope(
-            envelope,
-            job.request.smtputf8,
-            caps,
-            peer.namaddr,
-            enabled=job.profile.settings.params.smtputf8_enable,
-        )
-        if isinstance(utf8, Verdict):
-            if not final:
-                return Leftover(utf8, peer.relay, conn_use)
-            for i in pending:
-                mark(i, soften(utf8) if job.soft_bounce else utf8)
-            return None
-        envelope = utf8
-    factory = job.factory
-    if job.plan is not None:  # 8BITMIME downgrade (RFC 6152): see content/pipeline.py
-        plan = job.plan
-        eightbit_ok = mime_8bit_ok(caps)
-        if plan.encoding != "7bit" and not eightbit_ok:
-            eightbit = eightbitmime_verdict(plan, caps, peer.namaddr)
-            if eightbit is not None:
-                if not final:
-                    return Leftover(eightbit, relay, conn_use)
-                for i in pending:
-                    mark(i, soften(eightbit) if job.soft_bounce else eightbit)
-                return None
-        downgrade = plan.downgrade_for(eightbit_ok)
-        if downgrade:  # Postfix omits SIZE= when it converts (the size changes)
-            envelope = replace(envelope, size=None)
-        # CHUNKING (RFC 3030) behind smtp_use_chunking: BDAT takes the content as it is,
-        # without dot-stuffing.
-        bdat = job.profile.params.use_chunking and caps.chunking
-        if bdat != envelope.bdat:
-            envelope = replace(envelope, bdat=bdat)
-        if downgrade or bdat:
-            factory = lambda: plan.chunks(downgrade=downgrade, dot_stuff=not bdat)  # noqa: E731
-        else:
-            factory = plan.plain_chunks
+    prepared = _prepare(job, caps, peer, pending)
+    if isinstance(prepared, Leftover):
+        return replace(prepared, conn_use=conn_use)
+    if isinstance(prepared, Verdict):
+        # This server cannot take the message as it is (SMTPUTF8, 8BITMIME): the next
+        # one may; at the last, the recipients have their verdict.
+        if not final:
+            return Leftover(prepared, relay, conn_use)
+        verdict = soften(prepared) if job.soft_bounce else prepared
+        for i in pending:
+            mark(i, verdict)
+        return None
+    envelope, factory = prepared
     result = await session.transaction(envelope, factory, reset_first=reset_first)
     for reply in result.xforward:
         if reply.code // 100 != 2:  # Postfix warns and goes on with MAIL
@@ -139,6 +97,59 @@ async def run_transaction(
         mark=mark,
     )
     return None if leftover is None else replace(leftover, conn_use=conn_use)
+
+
+def _prepare(
+    job: DeliveryState, caps: Capabilities, peer: Peer, pending: list[int]
+) -> tuple[Envelope, ContentFactory] | Leftover | Verdict:
+    """The envelope and content for this server; a `Leftover` when a table failed (the
+    next server, whichever, gets the recipients), a `Verdict` when this server cannot take
+    the message and another one might."""
+    main = job.profile.settings.params
+    envelope = build_envelope(
+        job.request,
+        job.tracker,
+        pending,
+        job.size,
+        xforward=job.profile.params.send_xforward_command,
+        dummy_auth=job.profile.dummy_auth,
+        smtputf8_enable=main.smtputf8_enable,
+    )
+    if job.generic is not None:  # smtp_generic_maps: see generic.py
+        mapped = job.generic.envelope(envelope, peer.namaddr, job.request.queue_id)
+        if isinstance(mapped, Verdict):
+            return Leftover(mapped, peer.relay)
+        envelope = mapped
+    # SMTPUTF8 (RFC 6531) or A-label domains: see smtputf8.py. An all-ASCII envelope
+    # that asks for no SMTPUTF8 goes out as it is, whatever the server: skip the call
+    # (and its copy of the envelope) in that case, the one of nearly every message.
+    if job.request.smtputf8 or envelope.smtputf8 or not _ascii_addresses(envelope):
+        utf8 = smtputf8_envelope(
+            envelope, job.request.smtputf8, caps, peer.namaddr, enabled=main.smtputf8_enable
+        )
+        if isinstance(utf8, Verdict):
+            return utf8
+        envelope = utf8
+    plan = job.plan
+    if plan is None:
+        return envelope, job.factory
+    # 8BITMIME downgrade (RFC 6152): see content/pipeline.py.
+    eightbit_ok = mime_8bit_ok(caps)
+    if plan.encoding != "7bit" and not eightbit_ok:
+        eightbit = eightbitmime_verdict(plan, caps, peer.namaddr)
+        if eightbit is not None:
+            return eightbit
+    downgrade = plan.downgrade_for(eightbit_ok)
+    if downgrade:  # Postfix omits SIZE= when it converts (the size changes)
+        envelope = replace(envelope, size=None)
+    # CHUNKING (RFC 3030) behind smtp_use_chunking: BDAT takes the content as it is,
+    # without dot-stuffing.
+    bdat = job.profile.params.use_chunking and caps.chunking
+    if bdat != envelope.bdat:
+        envelope = replace(envelope, bdat=bdat)
+    if downgrade or bdat:
+        return envelope, lambda: plan.chunks(downgrade=downgrade, dot_stuff=not bdat)
+    return envelope, plan.plain_chunks
 
 
 def _ascii_addresses(envelope: Envelope) -> bool:
