@@ -33,6 +33,7 @@ from mailcarrier.sasl.authcache import AuthFailureCache
 from mailcarrier.sasl.mechanism import ChannelBinding, SaslError
 from mailcarrier.sasl.passwords import PasswordMatch, lookup_credentials, reuse_identity
 from mailcarrier.sasl.policy import (
+    Choice,
     MechanismFilter,
     NoMechanism,
     SecurityOptions,
@@ -240,6 +241,7 @@ async def _login(
     *,
     log: LogSink,
 ) -> Verdict | None:
+    """Choose a mechanism, consult the failure cache, run the exchange, judge its reply."""
     creds = match.credentials
     tls, verified, bindings = _tls_state(session.conn, agent)
     if _tls_required(agent) and not tls:
@@ -247,43 +249,10 @@ async def _login(
             f"SASL authentication failed: TLS is required for server {peer.namaddr}, "
             "but the session is not encrypted; credentials not sent"
         )
-    suffix = options_parameter(tls, verified)
-    p = agent.params
-    chosen = {
-        "sasl_security_options": p.sasl_security_options,
-        "sasl_tls_security_options": p.sasl_tls_security_options,
-        "sasl_tls_verified_security_options": p.sasl_tls_verified_security_options,
-    }[suffix]
-    options = SecurityOptions.parse(chosen, agent.name(suffix))
-    mech_filter = MechanismFilter(
-        agent.params.sasl_mechanism_filter, agent.name("sasl_mechanism_filter")
-    )
-    offered = session.proto.capabilities.auth_mechanisms
-    certificate = bool(agent.params.tls_cert_file or agent.params.tls_chain_files)
-    choice = choose_mechanism(
-        offered,
-        mechanism_filter=mech_filter,
-        options=options,
-        bindings=bindings,
-        client_certificate=tls and certificate,
-    )
-    if isinstance(choice, NoMechanism):
-        if not choice.compatible:
-            words = " ".join(offered)
-            log.warning(
-                agent.transport,
-                f"{peer.relay} offered no supported AUTH mechanisms: '{words}'"
-                if words
-                else f"{peer.relay} offered null AUTH mechanism list",
-            )
-            return _fail(
-                f"SASL authentication failed: server {peer.namaddr} offered no compatible "
-                "authentication mechanisms for this type of connection security"
-            )
-        return _fail(
-            f"SASL authentication failed; cannot authenticate to server {peer.namaddr}: "
-            f"{choice.detail}"
-        )
+    options = _security_options(agent, tls, verified)
+    choice = _choose(agent, session, peer, options, tls, bindings, log)
+    if isinstance(choice, Verdict):
+        return choice
     cache = auth_cache_for(settings, agent)
     try:
         cached = cache.find(peer.hostname, creds.username, creds.password)
@@ -291,12 +260,9 @@ async def _login(
         log.warning(agent.transport, f"SASL auth failure map: lookup failed: {exc}")
         cached = None
     if cached is not None:
-        dsn = cached.dsn
-        if agent.params.sasl_auth_soft_bounce and dsn.startswith("5"):
-            dsn = "4" + dsn[1:]
         return _fail(
             f"SASL [CACHED] authentication failed; server {peer.hostname} said: {cached.text}",
-            dsn,
+            _auth_dsn(agent, cached.dsn),
         )
     try:
         mechanism = make_mechanism(choice, creds)
@@ -329,12 +295,71 @@ async def _login(
             except (sqlite3.Error, ConfigError) as exc:
                 log.warning(agent.transport, f"SASL auth failure map: update failed: {exc}")
         dsn = reply.dsn if reply.code // 100 in (4, 5) else "4.7.0"
-        if agent.params.sasl_auth_soft_bounce and dsn.startswith("5"):
-            dsn = "4" + dsn[1:]
-        return _fail(f"SASL authentication failed; server {peer.namaddr} said: {reply.text}", dsn)
+        text = f"SASL authentication failed; server {peer.namaddr} said: {reply.text}"
+        return _fail(text, _auth_dsn(agent, dsn))
     if options.mutual_auth and not mechanism.server_verified:
         return _fail(
             f"SASL authentication failed; cannot authenticate to server {peer.namaddr}: "
             "the server did not prove its identity (mutual_auth)"
         )
     return None
+
+
+def _auth_dsn(agent: AgentSettings, dsn: str) -> str:
+    """smtp_sasl_auth_soft_bounce: an authentication failure defers rather than bounces."""
+    if agent.params.sasl_auth_soft_bounce and dsn.startswith("5"):
+        return "4" + dsn[1:]
+    return dsn
+
+
+def _security_options(agent: AgentSettings, tls: bool, verified: bool) -> SecurityOptions:
+    """The SASL security options for this connection's protection (sasl/policy.py)."""
+    suffix = options_parameter(tls, verified)
+    p = agent.params
+    chosen = {
+        "sasl_security_options": p.sasl_security_options,
+        "sasl_tls_security_options": p.sasl_tls_security_options,
+        "sasl_tls_verified_security_options": p.sasl_tls_verified_security_options,
+    }[suffix]
+    return SecurityOptions.parse(chosen, agent.name(suffix))
+
+
+def _choose(
+    agent: AgentSettings,
+    session: Session,
+    peer: Peer,
+    options: SecurityOptions,
+    tls: bool,
+    bindings: list[ChannelBinding],
+    log: LogSink,
+) -> Choice | Verdict:
+    """The mechanism to use, or the verdict when the server offers none that may be."""
+    p = agent.params
+    mech_filter = MechanismFilter(p.sasl_mechanism_filter, agent.name("sasl_mechanism_filter"))
+    offered = session.proto.capabilities.auth_mechanisms
+    certificate = bool(p.tls_cert_file or p.tls_chain_files)
+    choice = choose_mechanism(
+        offered,
+        mechanism_filter=mech_filter,
+        options=options,
+        bindings=bindings,
+        client_certificate=tls and certificate,
+    )
+    if not isinstance(choice, NoMechanism):
+        return choice
+    if choice.compatible:
+        return _fail(
+            f"SASL authentication failed; cannot authenticate to server {peer.namaddr}: "
+            f"{choice.detail}"
+        )
+    words = " ".join(offered)
+    log.warning(
+        agent.transport,
+        f"{peer.relay} offered no supported AUTH mechanisms: '{words}'"
+        if words
+        else f"{peer.relay} offered null AUTH mechanism list",
+    )
+    return _fail(
+        f"SASL authentication failed: server {peer.namaddr} offered no compatible "
+        "authentication mechanisms for this type of connection security"
+    )
