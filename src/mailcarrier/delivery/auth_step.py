@@ -28,9 +28,10 @@ from mailcarrier.delivery.servers import destinations
 from mailcarrier.delivery.trouble import Verdict, soften
 from mailcarrier.errors import ConfigError, TransportError, UsageError
 from mailcarrier.log import LogSink
+from mailcarrier.protocol.reply import Reply
 from mailcarrier.routing.nexthop import NextHopKind, parse_nexthop
 from mailcarrier.sasl.authcache import AuthFailureCache
-from mailcarrier.sasl.mechanism import ChannelBinding, SaslError
+from mailcarrier.sasl.mechanism import ChannelBinding, Credentials, SaslError
 from mailcarrier.sasl.passwords import PasswordMatch, lookup_credentials, reuse_identity
 from mailcarrier.sasl.policy import (
     Choice,
@@ -289,20 +290,32 @@ async def _login(
     reply = outcome.reply
     assert reply is not None
     if reply.code // 100 != 2:
-        if reply.code == 535:
-            try:
-                cache.store(peer.hostname, creds.username, creds.password, reply.dsn, reply.text)
-            except (sqlite3.Error, ConfigError) as exc:
-                log.warning(agent.transport, f"SASL auth failure map: update failed: {exc}")
-        dsn = reply.dsn if reply.code // 100 in (4, 5) else "4.7.0"
-        text = f"SASL authentication failed; server {peer.namaddr} said: {reply.text}"
-        return _fail(text, _auth_dsn(agent, dsn))
+        return _refused(agent, peer, reply, cache, creds, log)
     if options.mutual_auth and not mechanism.server_verified:
         return _fail(
             f"SASL authentication failed; cannot authenticate to server {peer.namaddr}: "
             "the server did not prove its identity (mutual_auth)"
         )
     return None
+
+
+def _refused(
+    agent: AgentSettings,
+    peer: Peer,
+    reply: Reply,
+    cache: AuthFailureCache,
+    creds: Credentials,
+    log: LogSink,
+) -> Verdict:
+    """The server refused the credentials: remember a 535 (smtp_sasl_auth_cache_name)."""
+    if reply.code == 535:
+        try:
+            cache.store(peer.hostname, creds.username, creds.password, reply.dsn, reply.text)
+        except (sqlite3.Error, ConfigError) as exc:
+            log.warning(agent.transport, f"SASL auth failure map: update failed: {exc}")
+    dsn = reply.dsn if reply.code // 100 in (4, 5) else "4.7.0"
+    text = f"SASL authentication failed; server {peer.namaddr} said: {reply.text}"
+    return _fail(text, _auth_dsn(agent, dsn))
 
 
 def _auth_dsn(agent: AgentSettings, dsn: str) -> str:

@@ -218,7 +218,9 @@ def mark_replies(
     mark: Callable[[int, Verdict], None],
 ) -> Leftover | None:
     """The general walk of a transaction's replies, as Postfix's smtp_proto.c and
-    smtp_rcpt.c mark recipients.
+    smtp_rcpt.c mark recipients. (Longer than ~60 lines: the order of its steps, MAIL,
+    each RCPT, content errors, DATA, the replies to the dot, a lost connection, is the
+    marking rule, and reads best in one place.)
 
     A soft failure of the whole transaction (4xx to MAIL, DATA or the final dot, a 421
     anywhere, a lost connection) leaves the recipients for the next server unless this is

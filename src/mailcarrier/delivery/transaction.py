@@ -27,7 +27,7 @@ from mailcarrier.log import LogSink
 from mailcarrier.protocol.ehlo import Capabilities
 from mailcarrier.status import ACTION_FORWARDED, DeliveryStatus
 from mailcarrier.transport.connection import Peer
-from mailcarrier.transport.session import Envelope, Session
+from mailcarrier.transport.session import Envelope, Session, TransactionResult
 
 __all__ = ["run_transaction", "success_action"]
 
@@ -78,12 +78,7 @@ async def run_transaction(
         return None
     envelope, factory = prepared
     result = await session.transaction(envelope, factory, reset_first=reset_first)
-    for reply in result.xforward:
-        if reply.code // 100 != 2:  # Postfix warns and goes on with MAIL
-            log.warning(
-                job.process,
-                f"host {peer.namaddr} said: {reply.text} (in reply to XFORWARD command)",
-            )
+    _warn_xforward(result, peer, job.process, log)
     if result.reset_failed:
         return None  # a dead cached session: nobody is marked, the caller goes on
     leftover = mark_transaction(
@@ -97,6 +92,15 @@ async def run_transaction(
         mark=mark,
     )
     return None if leftover is None else replace(leftover, conn_use=conn_use)
+
+
+def _warn_xforward(result: TransactionResult, peer: Peer, process: str, log: LogSink) -> None:
+    """Postfix warns about a refused XFORWARD and goes on with MAIL."""
+    for reply in result.xforward:
+        if reply.code // 100 != 2:
+            log.warning(
+                process, f"host {peer.namaddr} said: {reply.text} (in reply to XFORWARD command)"
+            )
 
 
 def _prepare(

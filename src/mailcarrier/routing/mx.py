@@ -79,6 +79,10 @@ async def lookup_mx_hosts(
 ) -> RouteResult | RouteFailure:
     """The servers for mail to `domain` (the ``domain`` and ``domain:port`` forms).
 
+    Longer than ~60 lines on purpose: it follows Postfix's smtp_domain_addr() check by
+    check (DNS off, protocols off, no MX, MX errors, null MX, unresolvable MX hosts, this
+    host as an MX), and the order of those checks is the behaviour.
+
     With DNS disabled (smtp_dns_support_level = disabled, or disable_dns_lookups) there are
     no MX records: the domain is looked up as a host, as Postfix does. For LMTP callers
     should use `lookup_host_addresses`: Postfix never looks up MX records for LMTP."""

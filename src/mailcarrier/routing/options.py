@@ -119,32 +119,9 @@ class RoutingOptions:
         system calls used to expand ``inet_interfaces = all`` and host names in
         inet_interfaces/proxy_interfaces (tests inject them)."""
         settings = agent.settings
-        level = agent.params.dns_support_level.strip().lower()
-        if not level:
-            # Backwards compatible empty setting: disable_dns_lookups decides.
-            disabled = settings.params.disable_dns_lookups
-            support = DnsSupport.DISABLED if disabled else DnsSupport.ENABLED
-        else:
-            try:
-                support = DnsSupport(level)
-            except ValueError:
-                name = agent.name("dns_support_level")
-                raise ConfigError(f'invalid {name}: "{level}"', parameter=name) from None
-        methods = {m.lower() for m in agent.params.host_lookup}
-        unknown = methods - {"dns", "native"}
-        if unknown or not methods:
-            name = agent.name("host_lookup")
-            raise ConfigError(
-                f'{name}: bad value "{", ".join(agent.params.host_lookup)}"'
-                " (want dns, native or both)",
-                parameter=name,
-            )
-        preference_text = agent.params.address_preference.strip().lower() or "any"
-        try:
-            preference = AddressPreference(preference_text)
-        except ValueError:
-            name = agent.name("address_preference")
-            raise ConfigError(f"bad {name} value: {preference_text}", parameter=name) from None
+        support = _dns_support(agent)
+        methods = _host_lookup(agent)
+        preference = _address_preference(agent)
         families = parse_inet_protocols(settings.params.inet_protocols)
         own = own_addresses(
             settings.params.inet_interfaces,
@@ -176,3 +153,37 @@ class RoutingOptions:
         )
         options.resolver_config()  # validate dns_nameservers now, naming the parameter
         return options
+
+
+def _dns_support(agent: AgentSettings) -> DnsSupport:
+    """smtp_dns_support_level; empty (the compatible default): disable_dns_lookups decides."""
+    level = agent.params.dns_support_level.strip().lower()
+    if not level:
+        disabled = agent.settings.params.disable_dns_lookups
+        return DnsSupport.DISABLED if disabled else DnsSupport.ENABLED
+    try:
+        return DnsSupport(level)
+    except ValueError:
+        name = agent.name("dns_support_level")
+        raise ConfigError(f'invalid {name}: "{level}"', parameter=name) from None
+
+
+def _host_lookup(agent: AgentSettings) -> set[str]:
+    """smtp_host_lookup: dns, native or both."""
+    methods = {m.lower() for m in agent.params.host_lookup}
+    if methods - {"dns", "native"} or not methods:
+        name = agent.name("host_lookup")
+        raise ConfigError(
+            f'{name}: bad value "{", ".join(agent.params.host_lookup)}" (want dns, native or both)',
+            parameter=name,
+        )
+    return methods
+
+
+def _address_preference(agent: AgentSettings) -> AddressPreference:
+    text = agent.params.address_preference.strip().lower() or "any"
+    try:
+        return AddressPreference(text)
+    except ValueError:
+        name = agent.name("address_preference")
+        raise ConfigError(f"bad {name} value: {text}", parameter=name) from None

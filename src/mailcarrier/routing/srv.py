@@ -51,7 +51,10 @@ async def lookup_srv_hosts(
 
     `port` is the destination's own port (it decides loop detection and is used by a
     fallback lookup); each address carries its SRV record's port. `mx_fallback` says a
-    fallback uses MX lookup (default: for SMTP) rather than a plain host lookup."""
+    fallback uses MX lookup (default: for SMTP) rather than a plain host lookup.
+
+    Longer than ~60 lines on purpose, as `lookup_mx_hosts`: RFC 2782's and Postfix's
+    (smtp_addr.c) checks in their order (no SRV, "." target, errors and fallbacks)."""
     rng = rng if rng is not None else random.Random()
     lookup = AddressLookup(
         resolver=resolver,
