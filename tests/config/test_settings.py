@@ -247,21 +247,3 @@ def test_per_transport_parameters(tmp_path: Path) -> None:
         settings.with_overrides({"relay_destination_concurrency_limit": "x"})
     with pytest.raises(KeyError):
         settings.get_transport("relay", "not_a_suffix")
-
-
-def test_is_local_domain(tmp_path: Path) -> None:
-    (tmp_path / "local").write_text("Virtual.Example x\n")
-    settings = Settings.load(
-        _dir(
-            tmp_path,
-            "myhostname = mx.example.org\nmyorigin = example.org\n"
-            "mydestination = $myhostname, localhost, texthash:local\n"
-            "inet_interfaces = 192.0.2.1, 2001:db8::1\nproxy_interfaces = 198.51.100.1\n",
-        )
-    )
-    for local in ("example.org", "MX.example.org.", "localhost", "virtual.example"):
-        assert settings.is_local_domain(local), local
-    for literal in ("[192.0.2.1]", "[ipv6:2001:db8::1]", "[198.51.100.1]"):
-        assert settings.is_local_domain(literal), literal
-    for remote in ("example.com", "[192.0.2.2]", "sub.example.org"):
-        assert not settings.is_local_domain(remote), remote

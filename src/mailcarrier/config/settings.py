@@ -228,28 +228,6 @@ class Settings:
         """
         return open_maps(self.get_list(name), self.config_dir, name)
 
-    def is_local_domain(self, domain: str) -> bool:
-        """Whether `domain` is this machine's, for the ``user`` keys of the address search
-        order (generic(5)): $myorigin, a $mydestination entry (a name, or a table in which
-        the domain is found), or ``[address]`` of an explicit $inet_interfaces or
-        $proxy_interfaces address. ``inet_interfaces = all`` matches no literal here; the
-        routing layer knows the machine's addresses.
-        """
-        name = domain.strip().rstrip(".").lower()
-        if name == self.params.myorigin.lower():
-            return True
-        if name.startswith("[") and name.endswith("]"):
-            literal = name[1:-1].removeprefix("ipv6:")
-            interfaces = (*self.params.inet_interfaces, *self.params.proxy_interfaces)
-            return literal in {item.lower() for item in interfaces}
-        for item in self.params.mydestination:
-            if ":" in item and not item.startswith("["):
-                if open_maps([item], self.config_dir).find(name) is not None:
-                    return True
-            elif item.lower() == name:
-                return True
-        return False
-
     def expanded(self, name: str) -> str:
         """The expanded text of a parameter, as `conf -x` shows it."""
         if name in self._texts:

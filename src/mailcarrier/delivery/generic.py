@@ -43,6 +43,7 @@ from mailcarrier.content.rfc822 import (
 from mailcarrier.delivery.trouble import Verdict
 from mailcarrier.errors import MailcarrierError
 from mailcarrier.protocol.address import address_problem
+from mailcarrier.routing.local import is_local_domain
 from mailcarrier.status import DeliveryStatus
 from mailcarrier.tables.base import TableError
 from mailcarrier.tables.maps import Maps
@@ -137,7 +138,7 @@ class GenericMapper:
         key = domain.lower()
         known = self._local.get(key)
         if known is None:
-            known = self._local[key] = self.agent.settings.is_local_domain(key)
+            known = self._local[key] = is_local_domain(self.agent.settings, key)
         return known
 
     def map_external(self, address: str) -> str | None:
