@@ -1,4 +1,9 @@
-"""Shared fixtures: real receiving servers on loopback (aiosmtpd, Postfix smtp-sink)."""
+"""Shared fixtures: real receiving servers on loopback (aiosmtpd, Postfix smtp-sink), the
+scripted server, and the TLS tests' certificates, STARTTLS server and DNS zone.
+
+The fixtures only start and stop what tests/support defines (peers/, scripted.py, tls.py,
+tls_server.py, dns.py); a test package's own fixtures are in its conftest.py.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +14,16 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import trustme
+from dnslib import RR
 
 from mailcarrier.routing import resolver as dns_resolver
-from tests.peers import postfix_sink
-from tests.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler
-from tests.transport.scripted import ScriptedServer, StartScripted, Step
+from tests.support.dns import TlsZone, serve_zone
+from tests.support.peers import postfix_sink
+from tests.support.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler
+from tests.support.scripted import ScriptedServer, StartScripted, Step
+from tests.support.tls import Pki, StartServer
+from tests.support.tls_server import ScriptedTlsServer, TlsServerScript
 
 
 @pytest.fixture(autouse=True)
@@ -83,7 +93,7 @@ def lmtp_sink(short_tmp: Path) -> Iterator[postfix_sink.SmtpSink]:
 
 @pytest.fixture
 async def scripted() -> AsyncIterator[StartScripted]:
-    """A factory of scripted servers (tests/transport/scripted.py), stopped after the test."""
+    """A factory of scripted servers (tests/support/scripted.py), stopped after the test."""
     servers: list[ScriptedServer] = []
 
     async def start(*scripts: list[Step], host: str = "127.0.0.1") -> ScriptedServer:
@@ -94,3 +104,32 @@ async def scripted() -> AsyncIterator[StartScripted]:
     yield start
     for server in servers:
         await server.stop()
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> Pki:
+    """A certificate authority minted for this test (trustme)."""
+    return Pki(trustme.CA(), tmp_path)
+
+
+@pytest.fixture
+def tls_server() -> Iterator[StartServer]:
+    """A factory of scripted STARTTLS servers (tests/support/tls_server.py), stopped after."""
+    servers: list[ScriptedTlsServer] = []
+
+    def start(script: TlsServerScript) -> ScriptedTlsServer:
+        server = ScriptedTlsServer(script).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def dns_zone() -> Iterator[tuple[int, TlsZone]]:
+    """The TLS tests' DNS zone on a loopback server of its own: (port, zone)."""
+    zone = TlsZone(records=RR.fromZone('tls.test. 300 IN TXT "tls tests"'))
+    with serve_zone(zone) as port:
+        yield port, zone

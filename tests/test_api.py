@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import mailcarrier
-from mailcarrier.config.settings import Settings
-from tests.transport.helpers import EHLO, GREETING, QUIT, mail, rcpt
-from tests.transport.scripted import Close, Expect, ScriptedServer, Send
+from tests.support.scripted import Close, Expect, ScriptedServer, Send
+from tests.support.settings import make_settings
+from tests.support.wire import EHLO, GREETING, QUIT, mail, rcpt
 
 
 class _Sink:
@@ -47,7 +47,7 @@ async def test_deliver_gives_a_foreign_sink_clean_lines() -> None:
             nexthop=server.nexthop,
             queue_id="0QID",
         )
-        config = Settings.defaults().with_overrides({"smtp_helo_name": "client.example"})
+        config = make_settings(smtp_helo_name="client.example")
         result = await mailcarrier.deliver(request, config=config, log=sink)
     finally:
         await server.stop()
@@ -62,8 +62,8 @@ async def test_deliver_gives_a_foreign_sink_clean_lines() -> None:
 
 
 async def test_submit_gives_a_foreign_sink_clean_lines(tmp_path: Path) -> None:
-    config = Settings.defaults().with_overrides(
-        {"queue_directory": str(tmp_path), "myhostname": "mc.example", "myorigin": "example.org"}
+    config = make_settings(
+        queue_directory=str(tmp_path), myhostname="mc.example", myorigin="example.org"
     )
     sink = _Sink()
     qid = await mailcarrier.submit(

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from mailcarrier.cli import run
-from tests.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler, free_port
+from tests.support.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 MAILCARRIER = REPO / ".venv" / "bin" / "mailcarrier"

@@ -16,8 +16,8 @@ import pytest
 import mailcarrier
 from mailcarrier.cli import run
 from mailcarrier.errors import AddressError, UsageError
-from tests.peers.aiosmtpd_dsn import DsnAiosmtpdServer
-from tests.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler
+from tests.support.peers.aiosmtpd_dsn import DsnAiosmtpdServer
+from tests.support.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler
 
 MESSAGE = b"Subject: addresses\n\nbody\n"
 

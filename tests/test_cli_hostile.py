@@ -1,6 +1,6 @@
 """Hostile servers and hostile input through the command line: log lines, JSON, notices.
 
-A scripted server (tests/transport/scripted.py) answers with replies full of bytes no
+A scripted server (tests/support/scripted.py) answers with replies full of bytes no
 real server sends: CR inside a line, ESC sequences, NUL, DEL, 8-bit text, invalid UTF-8,
 C1 controls, a fake syslog line. `mailcarrier deliver --json` and the queue
 (`sendmail`, `run --once`, `queue list`) run in-process in a thread (they run their own
@@ -27,8 +27,8 @@ import pytest
 
 from mailcarrier.cli import run
 from mailcarrier.queue.spool import Spool
-from tests.transport.helpers import EHLO, mail, rcpt
-from tests.transport.scripted import Close, Expect, ReadRest, ReadUntil, ScriptedServer, Send, Step
+from tests.support.scripted import Close, Expect, ReadRest, ReadUntil, ScriptedServer, Send, Step
+from tests.support.wire import EHLO, mail, rcpt
 
 # Bytes no server should send, and what a log line shows instead: CR and ESC (a terminal
 # sequence), NUL, DEL, valid UTF-8 (kept), invalid UTF-8 (the reply parser shows it as

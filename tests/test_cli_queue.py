@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from mailcarrier.cli import run
-from tests.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler
+from tests.support.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler
 
 MESSAGE = b"Subject: cli\n\nbody\n"
 

@@ -26,7 +26,7 @@ import pytest
 import mailcarrier
 from mailcarrier.cli import run
 from mailcarrier.queue.spool import record_reserve
-from tests.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler
+from tests.support.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 HEADER = b"From: s@example.org\nDate: Mon, 1 Jan 2024 00:00:00 +0000\nMessage-Id: <x@y>\n"

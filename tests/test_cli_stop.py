@@ -22,8 +22,8 @@ import pytest
 from mailcarrier.cli import run
 from mailcarrier.queue.spool import Spool
 from mailcarrier.queue.stopping import STOP_GRACE
-from tests.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler
-from tests.transport.scripted import ScriptedServer, Stall
+from tests.support.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler
+from tests.support.scripted import ScriptedServer, Stall
 
 MAILCARRIER = [sys.executable, "-c", "from mailcarrier.cli import main; main()"]
 CEILING = 15.0  # generous: the grace period is STOP_GRACE seconds

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from mailcarrier.config.postconf import conf_main
-from tests.tables.golden import cases, check_golden
+from tests.support.golden import cases, check_golden
 
 CASES = cases("config")
 

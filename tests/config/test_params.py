@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mailcarrier.config import PARAMS, ParamType, Settings
-from mailcarrier.config.paramtype import _p
+from mailcarrier.config.paramtype import declare
 
 DATA = Path(__file__).parent / "data" / "seed_params.tsv"
 SEED = Path(__file__).resolve().parents[2] / "../shared/reference/smtp8-seed.txt"
@@ -130,6 +130,6 @@ def test_parameters_later_issues_need() -> None:
 
 
 def test_declaration_helper() -> None:
-    first, twin = _p("smtp_x_y", ParamType.STRING, "${smtp_z}", mirror=True)
+    first, twin = declare("smtp_x_y", ParamType.STRING, "${smtp_z}", mirror=True)
     assert (first.lmtp_name, twin.name, twin.default) == ("lmtp_x_y", "lmtp_x_y", "${lmtp_z}")
-    assert _p("plain", ParamType.INT, "1") == [_p("plain", ParamType.INT, "1")[0]]
+    assert declare("plain", ParamType.INT, "1") == [declare("plain", ParamType.INT, "1")[0]]

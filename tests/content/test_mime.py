@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from mailcarrier.content.lines import LineSplitter
 from mailcarrier.content.mime import ContentError, HeaderClass, MimeLimits, MimeProcessor
 from mailcarrier.content.qp import QuotedPrintableLine
-from tests.content.corpus import CORPUS, GERMAN, decoded_texts, deep
+from tests.support.corpus import CORPUS, GERMAN, decoded_texts, deep
 
 
 def run(raw: bytes, step: int = 65536, **kw: object) -> bytes:

@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 import mailcarrier
 from mailcarrier.cli import run
 from mailcarrier.config.params_smtp import SMTPUTF8_AUTODETECT_CLASSES
-from mailcarrier.config.settings import Settings
 from mailcarrier.delivery.autodetect import (
     ContentScan,
     MailSource,
@@ -26,8 +25,9 @@ from mailcarrier.delivery.autodetect import (
 )
 from mailcarrier.errors import ConfigError
 from mailcarrier.log import MemoryLog
-from tests.peers.aiosmtpd_dsn import DsnAiosmtpdServer
-from tests.peers.aiosmtpd_server import RecordingHandler
+from tests.support.peers.aiosmtpd_dsn import DsnAiosmtpdServer
+from tests.support.peers.aiosmtpd_server import RecordingHandler
+from tests.support.settings import make_settings
 
 LIMIT = 102400
 
@@ -111,10 +111,6 @@ def test_spool_stream_copies_and_scans() -> None:
 # --- smtputf8_autodetect_classes --------------------------------------------------------------
 
 
-def config(**overrides: str) -> Settings:
-    return Settings.defaults().with_overrides(overrides)
-
-
 def test_the_parameter_names_every_class() -> None:
     assert set(SMTPUTF8_AUTODETECT_CLASSES) == {s.value for s in MailSource} | {"all"}
 
@@ -130,13 +126,13 @@ def test_the_parameter_names_every_class() -> None:
     ],
 )
 def test_autodetect(classes: str, enable: str, detected: set[MailSource]) -> None:
-    settings = config(smtputf8_autodetect_classes=classes, smtputf8_enable=enable)
+    settings = make_settings(smtputf8_autodetect_classes=classes, smtputf8_enable=enable)
     assert {s for s in MailSource if smtputf8_autodetect(settings, s)} == detected
 
 
 def test_an_unknown_class_is_a_configuration_error() -> None:
     with pytest.raises(ConfigError, match="smtputf8_autodetect_classes"):
-        config(smtputf8_autodetect_classes="sendmail, pickup").get_list(
+        make_settings(smtputf8_autodetect_classes="sendmail, pickup").get_list(
             "smtputf8_autodetect_classes"
         )
 
@@ -162,9 +158,9 @@ def test_requested(
     disabled: bool,
 ) -> None:
     for settings, expected in (
-        (config(), on),
-        (config(smtputf8_autodetect_classes="bounce"), off),
-        (config(smtputf8_enable="no", smtputf8_autodetect_classes="all"), disabled),
+        (make_settings(), on),
+        (make_settings(smtputf8_autodetect_classes="bounce"), off),
+        (make_settings(smtputf8_enable="no", smtputf8_autodetect_classes="all"), disabled),
     ):
         got = smtputf8_requested(
             settings,
@@ -231,7 +227,7 @@ def test_make_request_explicit_smtputf8_and_disabled() -> None:
         recipients=["b@x"],
         nexthop="[x]",
         smtputf8=True,
-        config=config(smtputf8_enable="no"),
+        config=make_settings(smtputf8_enable="no"),
     )
     assert not request.smtputf8
 
@@ -300,11 +296,9 @@ def _three_ways(
         sender="s@example.org",
         recipients=[rcpt],
         nexthop=server.nexthop,
-        config=Settings.defaults().with_overrides(options),
+        config=make_settings(options),
     )
-    result = mailcarrier.deliver_sync(
-        request, config=Settings.defaults().with_overrides(options), log=MemoryLog()
-    )
+    result = mailcarrier.deliver_sync(request, config=make_settings(options), log=MemoryLog())
     assert result.recipients[0].status.value == "sent"
     _cli(options, "sendmail", "-f", "s@example.org", rcpt, stdin=content)
     _cli(options, "run", "--once")

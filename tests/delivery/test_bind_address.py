@@ -8,8 +8,8 @@ import socket
 import pytest
 
 from mailcarrier import DeliveryStatus, deliver, make_request
-from mailcarrier.config import Settings
 from mailcarrier.errors import ConfigError
+from tests.support.settings import make_settings
 
 
 async def _source_address(host: str, **over: str) -> tuple[str, str]:
@@ -27,7 +27,7 @@ async def _source_address(host: str, **over: str) -> tuple[str, str]:
     nexthop = f"[ipv6:{host}]:{port}" if ":" in host else f"[{host}]:{port}"
     try:
         request = make_request(b"x\n", sender="", recipients=["r@example.net"], nexthop=nexthop)
-        result = await deliver(request, config=Settings.defaults().with_overrides(over))
+        result = await deliver(request, config=make_settings(over))
     finally:
         server.close()
         await server.wait_closed()
@@ -61,7 +61,7 @@ async def test_ipv6_uses_bind_address6_not_the_ipv4_one() -> None:
 
 async def test_unusable_bind_address_defers_with_the_reason() -> None:
     request = make_request(b"x\n", sender="", recipients=["r@example.net"], nexthop="[127.0.0.1]:9")
-    config = Settings.defaults().with_overrides({"smtp_bind_address": "192.0.2.1"})
+    config = make_settings(smtp_bind_address="192.0.2.1")
     (status,) = (await deliver(request, config=config)).recipients
     assert status.status is DeliveryStatus.DEFERRED
     assert status.diagnostic.startswith("connect to 127.0.0.1[127.0.0.1]:9: ")
@@ -69,4 +69,4 @@ async def test_unusable_bind_address_defers_with_the_reason() -> None:
 
 def test_bind_address_must_be_an_address() -> None:
     with pytest.raises(ConfigError, match="smtp_bind_address"):
-        Settings.defaults().with_overrides({"smtp_bind_address": "not an address"})
+        make_settings(smtp_bind_address="not an address")

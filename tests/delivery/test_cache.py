@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from mailcarrier.delivery.cache import CacheLimits, ConnectionCache
+from tests.support.clock import FakeClock
 
 
 class _Conn:
@@ -25,21 +26,13 @@ class _FakeSession:
         self.quit_calls += 1
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def _take(cache: ConnectionCache, key: str) -> object:
     """cache.take() as a plain object, to compare with the _FakeSession stand-ins parked."""
     return cache.take(key)
 
 
-def _cache(**limits: Any) -> tuple[ConnectionCache, _Clock]:
-    clock = _Clock()
+def _cache(**limits: Any) -> tuple[ConnectionCache, FakeClock]:
+    clock = FakeClock(0.0)
     return ConnectionCache(CacheLimits(idle_time=0, **limits), clock=clock), clock
 
 

@@ -11,15 +11,17 @@ from typing import Any
 
 import pytest
 from dnslib import RR
-from dnslib.server import DNSLogger, DNSServer
 
-from mailcarrier import DeliveryStatus, make_request
-from mailcarrier.config import Settings
+from mailcarrier import DeliveryStatus
 from mailcarrier.delivery.agent import DeliveryAgent
 from mailcarrier.delivery.cache import CacheLimits, ConnectionCache
 from mailcarrier.log import MemoryLog
-from tests.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler
-from tests.routing.routing_dnsserver import ZoneResolver
+from tests.support.clock import FakeClock
+from tests.support.deliver import deliver_via
+from tests.support.dns import ZoneResolver, serve_zone
+from tests.support.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler
+from tests.support.settings import make_settings
+from tests.support.tls import Pki
 
 
 class CountingHandler(RecordingHandler):
@@ -61,26 +63,15 @@ def counting() -> Iterator[tuple[CountingHandler, AiosmtpdServer]]:
         server.stop()
 
 
-class Clock:
-    """Starts at the monotonic clock sessions use for their start time, then is advanced."""
-
-    def __init__(self) -> None:
-        self.now = time.monotonic()
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def _agent(cache: ConnectionCache, **overrides: str) -> tuple[DeliveryAgent, MemoryLog]:
     log = MemoryLog()
-    return DeliveryAgent(Settings.defaults().with_overrides(overrides), log=log, cache=cache), log
+    return DeliveryAgent(make_settings(overrides), log=log, cache=cache), log
 
 
 async def _send(agent: DeliveryAgent, nexthop: str, rcpt: str = "u@example.net") -> Any:
-    request = make_request(
-        b"Subject: c\n\nhi\n", sender="s@example.org", recipients=[rcpt], nexthop=nexthop
-    )
-    (status,) = (await agent.deliver(request)).recipients
+    body = b"Subject: c\n\nhi\n"
+    result = await deliver_via(agent, nexthop, body, sender="s@example.org", recipients=[rcpt])
+    (status,) = result.recipients
     assert status.status is DeliveryStatus.SENT, status
     return status
 
@@ -112,7 +103,7 @@ async def test_reuse_count_limit(counting: tuple[CountingHandler, AiosmtpdServer
 
 async def test_reuse_time_limit(counting: tuple[CountingHandler, AiosmtpdServer]) -> None:
     handler, server = counting
-    clock = Clock()
+    clock = FakeClock(time.monotonic())  # the clock sessions take their start time from
     cache = ConnectionCache(CacheLimits(reuse_time=300), clock=clock)
     agent, _ = _agent(cache)
     first = await _send(agent, server.nexthop)
@@ -150,10 +141,10 @@ async def test_no_reuse_after_421(counting: tuple[CountingHandler, AiosmtpdServe
     await _send(agent, server.nexthop)
     session_count = handler.sessions
     handler.reject = {"busy@": "421 4.3.2 closing"}
-    request = make_request(
-        b"x\n", sender="s@example.org", recipients=["busy@example.net"], nexthop=server.nexthop
+    result = await deliver_via(
+        agent, server, b"x\n", sender="s@example.org", recipients=["busy@example.net"]
     )
-    (status,) = (await agent.deliver(request)).recipients
+    (status,) = result.recipients
     assert status.status is DeliveryStatus.DEFERRED
     assert "421 4.3.2 closing" in status.diagnostic
     # The cached session got the 421 first; a fresh one was tried too. Neither is kept.
@@ -176,10 +167,10 @@ async def test_no_reuse_after_a_protocol_error(
     first = await _send(agent, server.nexthop)
     assert first.conn_use == 1 and len(cache) == 1
     handler.data_reply = "2x0 not a reply"  # malformed: a protocol error
-    request = make_request(
-        b"x\n", sender="s@example.org", recipients=["u@example.net"], nexthop=server.nexthop
+    result = await deliver_via(
+        agent, server, b"x\n", sender="s@example.org", recipients=["u@example.net"]
     )
-    (broken,) = (await agent.deliver(request)).recipients
+    (broken,) = result.recipients
     # The reused session broke; a fresh one was tried too and broke the same way.
     assert broken.status is DeliveryStatus.DEFERRED
     assert "remote protocol error" in broken.diagnostic
@@ -218,15 +209,8 @@ mx.shared.test.  300 IN A 127.0.0.1
 
 @pytest.fixture(scope="module")
 def shared_dns() -> Iterator[int]:
-    zone = ZoneResolver(records=RR.fromZone(SHARED_ZONE))
-    logger = DNSLogger(log="-request,-reply,-truncated,-error", prefix=False)
-    dns = DNSServer(zone, port=0, address="127.0.0.1", logger=logger)
-    dns.start_thread()
-    try:
-        yield int(dns.server.server_address[1])
-    finally:
-        dns.stop()
-        dns.server.server_close()
+    with serve_zone(ZoneResolver(records=RR.fromZone(SHARED_ZONE))) as port:
+        yield port
 
 
 async def test_another_destination_on_the_same_server_reuses_by_address(
@@ -274,10 +258,10 @@ async def test_no_reuse_across_sasl_identities(tmp_path: Any) -> None:
         )
 
         async def send(sender: str) -> int:
-            request = make_request(
-                b"x\n", sender=sender, recipients=["r@example.net"], nexthop=server.nexthop
+            result = await deliver_via(
+                agent, server, b"x\n", sender=sender, recipients=["r@example.net"]
             )
-            (status,) = (await agent.deliver(request)).recipients
+            (status,) = result.recipients
             assert status.status is DeliveryStatus.SENT, status
             return status.conn_use
 
@@ -291,24 +275,15 @@ async def test_no_reuse_across_sasl_identities(tmp_path: Any) -> None:
     assert handler.sessions == 2
 
 
-@pytest.fixture
-def tls_pki(tmp_path: Any) -> Any:
-    import trustme
-
-    from tests.tls.tls_fixtures import Pki
-
-    return Pki(trustme.CA(), tmp_path)
-
-
 @pytest.mark.parametrize(("reuse", "expected"), [("no", [1, 1]), ("yes", [1, 2])])
 async def test_tls_sessions_are_reused_only_when_the_policy_says_so(
-    tls_pki: Any, reuse: str, expected: list[int]
+    pki: Pki, reuse: str, expected: list[int]
 ) -> None:
     """Postfix reuses TLS connections only with smtp_tls_connection_reuse (or the policy's
     connection_reuse=yes); we keep them in-process instead of through tlsproxy."""
     from aiosmtpd.controller import Controller
 
-    from tests.peers.aiosmtpd_server import free_port
+    from tests.support.peers.aiosmtpd_server import free_port
 
     handler = CountingHandler()
     port = free_port()
@@ -316,7 +291,7 @@ async def test_tls_sessions_are_reused_only_when_the_policy_says_so(
         handler,
         hostname="127.0.0.1",
         port=port,
-        tls_context=tls_pki.server_context(tls_pki.leaf("127.0.0.1")),
+        tls_context=pki.server_context(pki.leaf("127.0.0.1")),
         require_starttls=True,
     )
     controller.start()
@@ -325,7 +300,7 @@ async def test_tls_sessions_are_reused_only_when_the_policy_says_so(
         agent, log = _agent(
             cache,
             smtp_tls_security_level="encrypt",
-            smtp_tls_CAfile=tls_pki.cafile(),
+            smtp_tls_CAfile=pki.cafile(),
             smtp_tls_connection_reuse=reuse,
             smtp_tls_loglevel="1",
         )

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-import mailcarrier
 from mailcarrier import DeliveryStatus
-from mailcarrier.config.settings import Settings
 from mailcarrier.delivery.request import DeliveryRequest, Recipient
 from mailcarrier.log import MemoryLog
 from mailcarrier.status import DeliveryResult
-from tests.peers.aiosmtpd_server import AiosmtpdServer
+from tests.support.deliver import deliver_request
+from tests.support.peers.aiosmtpd_server import AiosmtpdServer
+from tests.support.settings import client_settings, make_settings
 
 SENT, DEFERRED = DeliveryStatus.SENT, DeliveryStatus.DEFERRED
 
@@ -47,11 +47,11 @@ MESSAGE = (
 async def _deliver(
     server: AiosmtpdServer, tmp_path: Path, tables: dict[str, str], log: MemoryLog
 ) -> DeliveryResult:
-    overrides = {"smtp_helo_name": "client.example"}
+    params: dict[str, str] = {}
     for param, rules in tables.items():
         path = tmp_path / param
         path.write_text(rules)
-        overrides[param] = f"regexp:{path}"
+        params[param] = f"regexp:{path}"
     request = DeliveryRequest(
         queue_id="4CHECKS01",
         nexthop=server.nexthop,
@@ -59,8 +59,8 @@ async def _deliver(
         recipients=(Recipient("b@example.net"),),
         content=io.BytesIO(MESSAGE),
     )
-    config = Settings.defaults().with_overrides(overrides)
-    return await mailcarrier.deliver(request, config=config, log=log)
+    result, _ = await deliver_request(request, config=client_settings(**params), log=log)
+    return result
 
 
 def _received(server: AiosmtpdServer) -> bytes:
@@ -175,8 +175,8 @@ async def test_unreadable_check_table_defers_4_3_0(
         recipients=(Recipient("b@example.net"),),
         content=io.BytesIO(MESSAGE),
     )
-    config = Settings.defaults().with_overrides({param: f"hash:{tmp_path / 'missing'}"})
-    result = await mailcarrier.deliver(request, config=config, log=log)
+    config = make_settings({param: f"hash:{tmp_path / 'missing'}"})
+    result, _ = await deliver_request(request, config=config, log=log)
     (status,) = result.recipients
     assert (status.status, status.dsn) == (DEFERRED, "4.3.0")
     assert status.diagnostic.startswith("local data error")

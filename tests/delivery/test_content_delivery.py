@@ -19,11 +19,12 @@ import pytest
 
 import mailcarrier
 from mailcarrier import DeliveryStatus
-from mailcarrier.config.settings import Settings
 from mailcarrier.delivery.request import DeliveryRequest, Notify, Recipient
 from mailcarrier.log import MemoryLog
-from tests.content.corpus import CORPUS, decoded_texts, deep
-from tests.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler
+from tests.support.corpus import CORPUS, decoded_texts, deep
+from tests.support.deliver import deliver_request
+from tests.support.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler
+from tests.support.settings import client_settings
 
 SENT, BOUNCED = DeliveryStatus.SENT, DeliveryStatus.BOUNCED
 
@@ -66,11 +67,10 @@ def _request(server: AiosmtpdServer, body: bytes, **kw: Any) -> DeliveryRequest:
 async def _deliver(
     server: AiosmtpdServer, body: bytes, log: MemoryLog | None = None, **kw: Any
 ) -> mailcarrier.DeliveryResult:
-    overrides = {"smtp_helo_name": "client.example", **kw.pop("config", {})}
-    config = Settings.defaults().with_overrides(overrides)
-    return await mailcarrier.deliver(
-        _request(server, body, **kw), config=config, log=log or MemoryLog()
-    )
+    params = kw.pop("config", {})
+    config = client_settings(**params)
+    result, _ = await deliver_request(_request(server, body, **kw), config=config, log=log)
+    return result
 
 
 @pytest.mark.parametrize("name", sorted(CORPUS))

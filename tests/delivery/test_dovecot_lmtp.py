@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 
-import mailcarrier
 from mailcarrier import DeliveryStatus
-from mailcarrier.config.settings import Settings
-from mailcarrier.log import MemoryLog
-from tests.peers import dovecot
+from tests.support.deliver import deliver_to
+from tests.support.peers import dovecot
+from tests.support.settings import HELO_NAME, make_settings
 
 pytestmark = pytest.mark.dovecot
 
@@ -39,17 +38,14 @@ async def test_dovecot_per_recipient_results(
     dovecot_lmtp: dovecot.DovecotLmtp, listener: str
 ) -> None:
     nexthop = dovecot_lmtp.unix_nexthop if listener == "unix" else dovecot_lmtp.inet_nexthop
-    request = mailcarrier.make_request(
+    result, log = await deliver_to(
+        nexthop,
         MESSAGE,
-        sender="a@example.org",
         recipients=["known@example.net", "nobody-here@example.net", "other@example.net"],
-        nexthop=nexthop,
         transport="lmtp",
         queue_id="4DOVECOT01",
+        config=make_settings(lmtp_lhlo_name=HELO_NAME),
     )
-    log = MemoryLog()
-    config = Settings.defaults().with_overrides({"lmtp_lhlo_name": "client.example"})
-    result = await mailcarrier.deliver(request, config=config, log=log)
     known, unknown, other = result.recipients
     assert (known.status, known.dsn) == (DeliveryStatus.SENT, "2.0.0")
     assert known.diagnostic.startswith("250 2.0.0 <known@example.net> ")

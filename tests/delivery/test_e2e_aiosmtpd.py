@@ -25,35 +25,14 @@ import mailcarrier
 from mailcarrier import DeliveryStatus
 from mailcarrier.config.settings import Settings
 from mailcarrier.delivery.request import DeliveryRequest, Notify, Recipient
-from mailcarrier.log import MemoryLog
-from tests.peers.aiosmtpd_dsn import DsnAiosmtpdServer
-from tests.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler
-from tests.peers.postfix_sink import SmtpSink
+from tests.support.deliver import deliver_request, deliver_to
+from tests.support.peers.aiosmtpd_dsn import DsnAiosmtpdServer
+from tests.support.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler
+from tests.support.peers.postfix_sink import SmtpSink
 
 SENT, DEFERRED, BOUNCED = DeliveryStatus.SENT, DeliveryStatus.DEFERRED, DeliveryStatus.BOUNCED
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = REPO / ".venv" / "bin"
-
-
-def _config(**overrides: str) -> Settings:
-    return Settings.defaults().with_overrides({"smtp_helo_name": "client.example", **overrides})
-
-
-async def _deliver(
-    server: AiosmtpdServer,
-    body: bytes,
-    recipients: list[str] | None = None,
-    *,
-    sender: str = "a@example.org",
-    **overrides: str,
-) -> mailcarrier.DeliveryResult:
-    request = mailcarrier.make_request(
-        body,
-        sender=sender,
-        recipients=recipients or ["b@example.net"],
-        nexthop=server.nexthop,
-    )
-    return await mailcarrier.deliver(request, config=_config(**overrides), log=MemoryLog())
 
 
 # --- content byte for byte --------------------------------------------------------------------
@@ -89,7 +68,7 @@ RECEIVED = (
 
 
 async def test_content_byte_for_byte(smtp_server: AiosmtpdServer) -> None:
-    result = await _deliver(smtp_server, MESSAGE, smtp_line_length_limit="998")
+    result, _ = await deliver_to(smtp_server, MESSAGE, smtp_line_length_limit="998")
     assert [r.status for r in result.recipients] == [SENT]
     (received,) = smtp_server.messages
     assert received.content == RECEIVED
@@ -101,14 +80,14 @@ async def test_line_length_limit_zero_keeps_long_lines(
     # aiosmtpd itself refuses lines over 1001 bytes unless told otherwise.
     monkeypatch.setattr(aiosmtpd.smtp.SMTP, "line_length_limit", 10000)
     body = b"Subject: x\n\n" + LONG + b"\n"
-    await _deliver(smtp_server, body, smtp_line_length_limit="0")
+    await deliver_to(smtp_server, body, smtp_line_length_limit="0")
     assert smtp_server.messages[0].content == b"Subject: x\r\n\r\n" + LONG + b"\r\n"
 
 
 async def test_short_line_length_limit_folds_headers(smtp_server: AiosmtpdServer) -> None:
     subject = b"Subject: " + b"word " * 20  # 109 bytes
     body = subject + b"\n\n" + b"b" * 40 + b"\n" + b"c" * 78 + b"\n" + b"." + b"d" * 79 + b"\n"
-    await _deliver(smtp_server, body, smtp_line_length_limit="78")
+    await deliver_to(smtp_server, body, smtp_line_length_limit="78")
     expected = (
         subject[:78]
         + b"\r\n "
@@ -134,7 +113,7 @@ async def test_content_across_chunk_boundaries(smtp_server: AiosmtpdServer, size
     head = b"Subject: chunks\r\n\r\n"
     filler = b"x" * max(0, size - len(head) - 1)
     body = head + filler + b"\r\n.dot\r\nend\r"
-    await _deliver(smtp_server, body)
+    await deliver_to(smtp_server, body)
     assert smtp_server.messages[0].content == head + _broken(filler) + b".dot\r\nend\r\n"
 
 
@@ -164,7 +143,7 @@ async def test_mixed_per_recipient_results(
         "later": "450 4.2.1 <later@example.net>: try again later",
     }
     rcpts = ["ok1@example.net", "gone@example.net", "later@example.net", "ok2@example.net"]
-    result = await _deliver(smtp_server, b"Subject: mixed\n\nhi\n", rcpts)
+    result, _ = await deliver_to(smtp_server, b"Subject: mixed\n\nhi\n", recipients=rcpts)
     said = "host 127.0.0.1[127.0.0.1] said:"
     assert [(r.address, r.status, r.dsn) for r in result.recipients] == [
         ("ok1@example.net", SENT, "2.0.0"),
@@ -184,7 +163,7 @@ async def test_mixed_per_recipient_results(
 
 
 async def test_null_sender(smtp_server: AiosmtpdServer) -> None:
-    result = await _deliver(smtp_server, b"Subject: bounce\n\nx\n", sender="")
+    result, _ = await deliver_to(smtp_server, b"Subject: bounce\n\nx\n", sender="")
     assert result.recipients[0].status is SENT
     assert smtp_server.messages[0].mail_from in ("", "<>")
 
@@ -199,7 +178,7 @@ async def test_eight_bit_body_declared(smtp_server: AiosmtpdServer) -> None:
         content=Path(os.devnull),
         encoding="8bit",
     )
-    result = await mailcarrier.deliver(request, config=_config(), log=MemoryLog())
+    result, _ = await deliver_request(request)
     assert result.recipients[0].status is SENT
     assert "BODY=8BITMIME" in smtp_server.messages[0].mail_options
 
@@ -229,7 +208,7 @@ async def test_dsn_parameters_on_the_wire(dsn_server: DsnAiosmtpdServer) -> None
         dsn_ret="HDRS",
         dsn_envid="env id+1",
     )
-    result = await mailcarrier.deliver(request, config=_config(), log=MemoryLog())
+    result, _ = await deliver_request(request)
     assert {r.status for r in result.recipients} == {SENT}
     wire = dsn_server.wire
     assert len(wire.mail) == 1
@@ -259,7 +238,7 @@ async def test_no_dsn_parameters_when_dsn_not_announced(
             ret="FULL",
             envid="abc",
         )
-        result = await mailcarrier.deliver(request, config=_config(), log=MemoryLog())
+        result, _ = await deliver_request(request)
     finally:
         server.stop()
     assert result.recipients[0].status is SENT
@@ -282,7 +261,7 @@ async def test_ipv6_loopback(smtp_handler: RecordingHandler) -> None:
     server = AiosmtpdServer(smtp_handler, host="::1").start()
     try:
         assert server.nexthop == f"[ipv6:::1]:{server.port}"
-        result = await _deliver(server, b"Subject: v6\n\nx\n")
+        result, _ = await deliver_to(server, b"Subject: v6\n\nx\n")
     finally:
         server.stop()
     (r,) = result.recipients

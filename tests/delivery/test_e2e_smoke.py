@@ -5,8 +5,8 @@ from __future__ import annotations
 import io
 
 from mailcarrier import DeliveryStatus, deliver, make_request
-from tests.peers.aiosmtpd_server import AiosmtpdServer
-from tests.peers.postfix_sink import SmtpSink
+from tests.support.peers.aiosmtpd_server import AiosmtpdServer
+from tests.support.peers.postfix_sink import SmtpSink
 
 
 async def test_aiosmtpd_receives_normalised_content(smtp_server: AiosmtpdServer) -> None:

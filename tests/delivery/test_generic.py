@@ -25,7 +25,8 @@ from mailcarrier.log import MemoryLog
 from mailcarrier.protocol.commands import RcptTo
 from mailcarrier.tables.maps import Maps
 from mailcarrier.transport.session import Envelope
-from tests.peers.aiosmtpd_server import AiosmtpdServer
+from tests.support.peers.aiosmtpd_server import AiosmtpdServer
+from tests.support.settings import make_settings
 
 SENT, DEFERRED = DeliveryStatus.SENT, DeliveryStatus.DEFERRED
 
@@ -50,7 +51,7 @@ BASE = {
 def _settings(tmp_path: Path, **extra: str) -> Settings:
     (tmp_path / "generic").write_text(TABLE)
     values = {**BASE, "smtp_generic_maps": f"texthash:{tmp_path / 'generic'}", **extra}
-    return Settings.defaults().with_overrides(values)
+    return make_settings(values)
 
 
 def _mapper(tmp_path: Path, **extra: str) -> tuple[GenericMapper, list[str]]:
@@ -143,9 +144,7 @@ def test_internal_form_is_quoted_for_the_lookup(tmp_path: Path) -> None:
 
 def test_lmtp_reads_lmtp_generic_maps(tmp_path: Path) -> None:
     (tmp_path / "g").write_text("a@x.example b@y.example\n")
-    settings = Settings.defaults().with_overrides(
-        {"lmtp_generic_maps": f"texthash:{tmp_path / 'g'}"}
-    )
+    settings = make_settings(lmtp_generic_maps=f"texthash:{tmp_path / 'g'}")
     smtp = GenericMapper(settings.for_transport("smtp"), warning=print)
     lmtp = GenericMapper(settings.for_transport("lmtp"), warning=print)
     assert not smtp.enabled
@@ -175,9 +174,7 @@ def test_envelope_is_mapped_and_keeps_indexes(tmp_path: Path) -> None:
 
 
 def test_unreadable_table_is_a_4_3_0_verdict(tmp_path: Path) -> None:
-    settings = Settings.defaults().with_overrides(
-        {"smtp_generic_maps": f"hash:{tmp_path / 'missing'}"}
-    )
+    settings = make_settings(smtp_generic_maps=f"hash:{tmp_path / 'missing'}")
     warnings: list[str] = []
     mapper = GenericMapper(settings.for_transport("smtp"), warning=warnings.append)
     verdict = mapper.envelope(_envelope(), "mx[192.0.2.1]", "4ABC")
@@ -194,9 +191,7 @@ def test_unreadable_table_is_a_4_3_0_verdict(tmp_path: Path) -> None:
 def test_result_that_is_not_an_address_defers(tmp_path: Path, result: str) -> None:
     """A table entry cannot add parameters to MAIL or RCPT: its result must be an address."""
     (tmp_path / "generic").write_text(f"joe@local.example {result}\n")
-    settings = Settings.defaults().with_overrides(
-        {**BASE, "smtp_generic_maps": f"texthash:{tmp_path / 'generic'}"}
-    )
+    settings = make_settings(BASE, smtp_generic_maps=f"texthash:{tmp_path / 'generic'}")
     warnings: list[str] = []
     mapper = GenericMapper(settings.for_transport("smtp"), warning=warnings.append)
     verdict = mapper.envelope(_envelope(), "mx[192.0.2.1]", "4ABC")
@@ -276,7 +271,7 @@ class _FailingMaps(Maps):
 
 def test_header_lookup_error_abandons_the_content_with_4_3_0(tmp_path: Path) -> None:
     warnings: list[str] = []
-    settings = Settings.defaults().with_overrides(BASE)
+    settings = make_settings(BASE)
     mapper = GenericMapper(
         settings.for_transport("smtp"), warning=warnings.append, maps=_FailingMaps([])
     )
@@ -360,9 +355,7 @@ async def test_unreadable_generic_maps_defer_4_3_0_without_a_transaction(
     smtp_server: AiosmtpdServer, tmp_path: Path
 ) -> None:
     log = MemoryLog()
-    config = Settings.defaults().with_overrides(
-        {**BASE, "smtp_generic_maps": f"hash:{tmp_path / 'missing'}"}
-    )
+    config = make_settings(BASE, smtp_generic_maps=f"hash:{tmp_path / 'missing'}")
     result = await mailcarrier.deliver(_request(smtp_server), config=config, log=log)
     for status in result.recipients:
         assert (status.status, status.dsn) == (DEFERRED, "4.3.0")

@@ -20,6 +20,7 @@ import pytest
 
 from mailcarrier.log import MemoryLog, StreamLog, delivery_line, format_delay, syslog_prefix
 from mailcarrier.status import Delays, DeliveryStatus, RecipientStatus
+from tests.support.settings import make_settings
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "log"
 CASES = sorted(p.stem for p in GOLDEN.glob("*.in"))
@@ -235,9 +236,8 @@ def test_syslog_sink_uses_postfix_identities() -> None:
 def test_syslog_facility_is_validated() -> None:
     import pytest
 
-    from mailcarrier.config.settings import Settings
     from mailcarrier.errors import ConfigError
 
     with pytest.raises(ConfigError, match="syslog_facility"):
-        Settings.defaults().with_overrides({"syslog_facility": "nosuch"})
-    assert Settings.defaults().with_overrides({"syslog_facility": "local3"})
+        make_settings(syslog_facility="nosuch")
+    assert make_settings(syslog_facility="local3")

@@ -15,20 +15,22 @@ no BODY=. mailcarrier's "7bit" means "no 8-bit byte found", Postfix's undeclared
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-import mailcarrier
 from mailcarrier import DeliveryStatus
 from mailcarrier.delivery.smtputf8 import smtputf8_envelope
-from mailcarrier.log import MemoryLog
 from mailcarrier.protocol.commands import RcptTo
 from mailcarrier.protocol.ehlo import Capabilities
 from mailcarrier.protocol.reply import Reply
 from mailcarrier.status import DeliveryResult
 from mailcarrier.transport.session import Envelope
-from tests.peers.aiosmtpd_server import AiosmtpdServer
-from tests.transport.helpers import DATA, EHLO, GREETING, WIRE_BODY, ehlo_reply, settings
-from tests.transport.scripted import Expect, ReadRest, ScriptedServer, Send, Step
+from tests.support.deliver import deliver_request, deliver_to, request_to
+from tests.support.peers.aiosmtpd_server import AiosmtpdServer
+from tests.support.scripted import Expect, ReadRest, ScriptedServer, Send, Step
+from tests.support.settings import client_settings
+from tests.support.wire import DATA, EHLO, GREETING, WIRE_BODY, ehlo_reply
 
 SENT = DeliveryStatus.SENT
 NO_UTF8 = {"smtputf8_enable": "no"}
@@ -85,15 +87,14 @@ async def _wire(
     ]
     server = await ScriptedServer(script).start()
     try:
-        request = mailcarrier.make_request(
-            b"Subject: test\n\nhello\n",
+        result, _ = await deliver_to(
+            server,
             sender="jörg@bücher.example",
             recipients=["zoë@example.net"],
-            nexthop=server.nexthop,
             queue_id="4UTF8OFF1",
             smtputf8=True,
+            config=client_settings(**overrides),
         )
-        result = await mailcarrier.deliver(request, config=settings(overrides), log=MemoryLog())
         await server.wait_done()
         server.check()
     finally:
@@ -127,19 +128,8 @@ async def test_disabled_delivers_to_a_server_without_smtputf8() -> None:
 
 
 async def _body_options(server: AiosmtpdServer, body: bytes, encoding: str) -> list[str]:
-    import dataclasses
-
-    request = dataclasses.replace(
-        mailcarrier.make_request(
-            body,
-            sender="a@example.org",
-            recipients=["b@example.net"],
-            nexthop=server.nexthop,
-            queue_id="4BODY0001",
-        ),
-        encoding=encoding,
-    )
-    result = await mailcarrier.deliver(request, config=settings(), log=MemoryLog())
+    request = dataclasses.replace(request_to(server, body, queue_id="4BODY0001"), encoding=encoding)
+    result, _ = await deliver_request(request)
     assert result.recipients[0].status is SENT
     return server.messages[-1].mail_options
 

@@ -9,15 +9,15 @@ from collections.abc import Iterator
 
 import pytest
 from dnslib import RR
-from dnslib.server import DNSLogger, DNSServer
 
 from mailcarrier import DeliveryStatus, deliver, make_request
 from mailcarrier.config import Settings
-from mailcarrier.log import MemoryLog
 from mailcarrier.status import RecipientStatus
-from tests.peers.aiosmtpd_dsn import DsnAiosmtpdServer
-from tests.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler, free_port
-from tests.routing.routing_dnsserver import ZoneResolver
+from tests.support.deliver import deliver_to
+from tests.support.dns import ZoneResolver, serve_zone
+from tests.support.peers.aiosmtpd_dsn import DsnAiosmtpdServer
+from tests.support.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler, free_port
+from tests.support.settings import loopback_dns, make_settings
 
 ZONE = """
 mx.test.            300 IN MX 10 mx1.mx.test.
@@ -41,14 +41,8 @@ mx.xn--fa-hia.de.   300 IN A 127.0.0.1
 @pytest.fixture(scope="module")
 def dns_zone() -> Iterator[tuple[int, ZoneResolver]]:
     zone = ZoneResolver(records=RR.fromZone(ZONE))
-    logger = DNSLogger(log="-request,-reply,-truncated,-error", prefix=False)
-    server = DNSServer(zone, port=0, address="127.0.0.1", logger=logger)
-    server.start_thread()
-    try:
-        yield int(server.server.server_address[1]), zone
-    finally:
-        server.stop()
-        server.server.server_close()
+    with serve_zone(zone) as port:
+        yield port, zone
 
 
 @pytest.fixture
@@ -57,25 +51,15 @@ def dns_port(dns_zone: tuple[int, ZoneResolver]) -> int:
 
 
 def _config(dns_port: int, **extra: str) -> Settings:
-    return Settings.defaults().with_overrides(
-        {
-            "dns_nameservers": f"127.0.0.1:{dns_port}",
-            "dns_timeout": "2s",
-            "smtp_connect_timeout": "2s",
-            "inet_protocols": "ipv4",
-            **extra,
-        }
-    )
+    return make_settings(loopback_dns(dns_port), {"smtp_connect_timeout": "2s"}, **extra)
 
 
 async def _send(
     nexthop: str, config: Settings, rcpt: str = "u@mx.test"
 ) -> tuple[RecipientStatus, list[str]]:
-    log = MemoryLog()
-    request = make_request(
-        b"Subject: mx\n\nhi\n", sender="s@example.org", recipients=[rcpt], nexthop=nexthop
+    result, log = await deliver_to(
+        nexthop, b"Subject: mx\n\nhi\n", sender="s@example.org", recipients=[rcpt], config=config
     )
-    result = await deliver(request, config=config, log=log)
     return result.recipients[0], log.lines
 
 
@@ -245,7 +229,7 @@ async def test_srv_lookup_for_lmtp(dns_zone: tuple[int, ZoneResolver]) -> None:
     from aiosmtpd.controller import Controller
     from aiosmtpd.lmtp import LMTP
 
-    from tests.peers.aiosmtpd_server import RecordingHandler
+    from tests.support.peers.aiosmtpd_server import RecordingHandler
 
     class _LmtpController(Controller):
         def factory(self) -> LMTP:

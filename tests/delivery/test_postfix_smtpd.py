@@ -1,8 +1,9 @@
 """Interoperability with a real Postfix smtpd (Debian postfix 3.7): a private instance on
-127.0.0.1 (tests/peers/postfix_smtpd.py) with a trustme certificate (``smtpd_tls_security_level
-= may``) and SASL through a private Dovecot auth socket (tests/peers/dovecot_auth.py), started
-once for the module; accepted mail goes to Postfix's discard transport. Each test checks what
-mailcarrier reports and logs and what Postfix's own maillog says about the same session.
+127.0.0.1 (tests/support/peers/postfix_smtpd.py) with a trustme certificate
+(``smtpd_tls_security_level = may``) and SASL through a private Dovecot auth socket
+(tests/support/peers/dovecot_auth.py), started once for the module; accepted mail goes to
+Postfix's discard transport. Each test checks what mailcarrier reports and logs and what
+Postfix's own maillog says about the same session.
 
 Two smtpd services: ``nexthop`` offers STARTTLS and AUTH only after it
 (``smtpd_tls_auth_only = yes``); ``plain_nexthop`` has no TLS and offers AUTH in the clear.
@@ -25,15 +26,15 @@ from pathlib import Path
 import pytest
 import trustme
 
-import mailcarrier
 from mailcarrier import DeliveryStatus
 from mailcarrier.config.settings import Settings
-from mailcarrier.log import MemoryLog
 from mailcarrier.status import RecipientStatus
-from tests.peers import dovecot_auth, postfix_smtpd
-from tests.peers.dovecot_auth import DovecotAuth
-from tests.peers.postfix_smtpd import PostfixSmtpd
-from tests.tls.tls_fixtures import Pki
+from tests.support.deliver import deliver_request, request_to
+from tests.support.peers import dovecot_auth, postfix_smtpd
+from tests.support.peers.dovecot_auth import DovecotAuth
+from tests.support.peers.postfix_smtpd import PostfixSmtpd
+from tests.support.settings import HELO_NAME, make_settings
+from tests.support.tls import Pki
 
 _why_not = postfix_smtpd.unavailable() or (
     "" if dovecot_auth.available() else "Dovecot (dovecot-core) missing or not root"
@@ -113,17 +114,15 @@ class Outcome:
         return any(text in line for line in self.lines)
 
 
-def _settings(peer: Peer, **params: str) -> Settings:
-    return Settings.defaults().with_overrides(
-        {
-            "smtp_helo_name": "client.example",
-            "inet_protocols": "ipv4",
-            "smtp_connect_timeout": "10s",
-            "smtp_starttls_timeout": "30s",
-            "smtp_tls_loglevel": "1",
-            **params,
-        }
-    )
+# The client of these tests: IPv4 (the instance listens on 127.0.0.1 only), deadlines for a
+# real Postfix under load, and the TLS log lines.
+POSTFIX_CLIENT = {
+    "smtp_helo_name": HELO_NAME,
+    "inet_protocols": "ipv4",
+    "smtp_connect_timeout": "10s",
+    "smtp_starttls_timeout": "30s",
+    "smtp_tls_loglevel": "1",
+}
 
 
 def _sasl(peer: Peer, nexthop: str, password: str = PASSWORD, **params: str) -> dict[str, str]:
@@ -144,17 +143,15 @@ async def _deliver(
     recipients: tuple[str, ...] = ("b@example.net",),
 ) -> Outcome:
     message_id = f"<interop.{next(_serial)}.{id(settings)}@client.example>"
-    request = mailcarrier.make_request(
+    request = request_to(
+        nexthop,
         f"Message-ID: {message_id}\r\nSubject: interop\r\n\r\n".encode() + body,
-        sender="a@example.org",
-        recipients=list(recipients),
-        nexthop=nexthop,
+        recipients=recipients,
         queue_id="4QPFIX",
     )
     _wait_sessions_closed(peer)  # so that what follows the mark is this delivery's session
     mark = peer.postfix.log_mark()
-    log = MemoryLog()
-    result = await mailcarrier.deliver(request, config=settings, log=log)
+    result, log = await deliver_request(request, config=settings)
     return Outcome(result.recipients[0], log.lines, message_id, mark, result.recipients)
 
 
@@ -193,8 +190,8 @@ def _session_end(peer: Peer, outcome: Outcome) -> str:
 
 async def test_tls_verify(peer: Peer) -> None:
     nexthop = peer.postfix.nexthop
-    settings = _settings(
-        peer,
+    settings = make_settings(
+        POSTFIX_CLIENT,
         smtp_tls_security_level="verify",
         smtp_tls_CAfile=peer.cafile,
         smtp_tls_verify_cert_match=SERVER_NAME,
@@ -214,7 +211,7 @@ async def test_tls_verify(peer: Peer) -> None:
 
 
 async def test_tls_encrypt(peer: Peer) -> None:
-    settings = _settings(peer, smtp_tls_security_level="encrypt")
+    settings = make_settings(POSTFIX_CLIENT, smtp_tls_security_level="encrypt")
     outcome = await _deliver(peer, peer.postfix.nexthop, settings)
     assert outcome.status.status is SENT, outcome.status.diagnostic
     # No CAfile: the certificate cannot be trusted, encryption is all that is asked.
@@ -225,7 +222,9 @@ async def test_tls_encrypt(peer: Peer) -> None:
 
 
 async def test_tls_may(peer: Peer) -> None:
-    settings = _settings(peer, smtp_tls_security_level="may", smtp_tls_CAfile=peer.cafile)
+    settings = make_settings(
+        POSTFIX_CLIENT, smtp_tls_security_level="may", smtp_tls_CAfile=peer.cafile
+    )
     outcome = await _deliver(peer, peer.postfix.nexthop, settings)
     assert outcome.status.status is SENT, outcome.status.diagnostic
     # Opportunistic TLS with the right CA: Postfix logs such a peer as "Trusted".
@@ -235,7 +234,7 @@ async def test_tls_may(peer: Peer) -> None:
 
 
 async def test_tls_may_without_starttls_sends_in_clear(peer: Peer) -> None:
-    settings = _settings(peer, smtp_tls_security_level="may")
+    settings = make_settings(POSTFIX_CLIENT, smtp_tls_security_level="may")
     outcome = await _deliver(peer, peer.postfix.plain_nexthop, settings)
     assert outcome.status.status is SENT, outcome.status.diagnostic
     assert not outcome.logged("TLS connection established")
@@ -244,8 +243,8 @@ async def test_tls_may_without_starttls_sends_in_clear(peer: Peer) -> None:
 
 
 async def test_tls_verify_name_mismatch_defers(peer: Peer) -> None:
-    settings = _settings(
-        peer,
+    settings = make_settings(
+        POSTFIX_CLIENT,
         smtp_tls_security_level="verify",
         smtp_tls_CAfile=peer.cafile,
         smtp_tls_verify_cert_match="other.postfix.test",
@@ -261,7 +260,7 @@ async def test_tls_verify_name_mismatch_defers(peer: Peer) -> None:
 
 
 async def test_tls_encrypt_not_offered_defers(peer: Peer) -> None:
-    settings = _settings(peer, smtp_tls_security_level="encrypt")
+    settings = make_settings(POSTFIX_CLIENT, smtp_tls_security_level="encrypt")
     outcome = await _deliver(peer, peer.postfix.plain_nexthop, settings)
     assert outcome.status.status is DEFERRED
     assert outcome.status.diagnostic == (
@@ -280,8 +279,8 @@ def test_dovecot_offers_the_mechanisms(peer: Peer) -> None:
 @pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
 async def test_sasl_plaintext_mechanisms_over_tls(peer: Peer, mechanism: str) -> None:
     nexthop = peer.postfix.nexthop
-    settings = _settings(
-        peer,
+    settings = make_settings(
+        POSTFIX_CLIENT,
         smtp_tls_security_level="encrypt",
         **_sasl(
             peer,
@@ -306,7 +305,9 @@ async def test_sasl_plaintext_mechanisms_over_tls(peer: Peer, mechanism: str) ->
 async def test_sasl_scram_in_clear(peer: Peer, mechanism: str) -> None:
     # Default security options (noplaintext, noanonymous): SCRAM qualifies without TLS.
     nexthop = peer.postfix.plain_nexthop
-    settings = _settings(peer, **_sasl(peer, nexthop, smtp_sasl_mechanism_filter=mechanism))
+    settings = make_settings(
+        POSTFIX_CLIENT, **_sasl(peer, nexthop, smtp_sasl_mechanism_filter=mechanism)
+    )
     outcome = await _deliver(peer, nexthop, settings)
     assert outcome.status.status is SENT, outcome.status.diagnostic
     queue_id = _accepted(peer, outcome)
@@ -320,7 +321,7 @@ async def test_sasl_scram_in_clear(peer: Peer, mechanism: str) -> None:
 async def test_sasl_default_choice_in_clear(peer: Peer) -> None:
     # Postfix offers PLAIN LOGIN SCRAM-SHA-1 SCRAM-SHA-256; plaintext is refused by default.
     nexthop = peer.postfix.plain_nexthop
-    outcome = await _deliver(peer, nexthop, _settings(peer, **_sasl(peer, nexthop)))
+    outcome = await _deliver(peer, nexthop, make_settings(POSTFIX_CLIENT, **_sasl(peer, nexthop)))
     assert outcome.status.status is SENT, outcome.status.diagnostic
     queue_id = _accepted(peer, outcome)
     found = peer.postfix.wait_log(
@@ -333,7 +334,9 @@ async def test_sasl_plaintext_refused_in_clear(peer: Peer) -> None:
     # Only PLAIN allowed by the filter, no TLS, default options forbid plaintext: Postfix's
     # smtp(8) says "no mechanism available" and defers; the password never crosses the wire.
     nexthop = peer.postfix.plain_nexthop
-    settings = _settings(peer, **_sasl(peer, nexthop, smtp_sasl_mechanism_filter="plain"))
+    settings = make_settings(
+        POSTFIX_CLIENT, **_sasl(peer, nexthop, smtp_sasl_mechanism_filter="plain")
+    )
     outcome = await _deliver(peer, nexthop, settings)
     assert outcome.status.status is DEFERRED, outcome.status.diagnostic
     assert "SASL authentication failed" in outcome.status.diagnostic
@@ -345,8 +348,8 @@ async def test_sasl_plaintext_over_tls_refused_by_default(peer: Peer) -> None:
     # smtp_sasl_tls_security_options defaults to $smtp_sasl_security_options (noplaintext):
     # like Postfix, PLAIN is not used over TLS either unless the TLS options allow it.
     nexthop = peer.postfix.nexthop
-    settings = _settings(
-        peer,
+    settings = make_settings(
+        POSTFIX_CLIENT,
         smtp_tls_security_level="encrypt",
         **_sasl(peer, nexthop, smtp_sasl_mechanism_filter="plain"),
     )
@@ -362,8 +365,8 @@ async def test_sasl_plaintext_over_tls_refused_by_default(peer: Peer) -> None:
 
 async def test_sasl_wrong_password_defers(peer: Peer) -> None:
     nexthop = peer.postfix.nexthop
-    settings = _settings(
-        peer,
+    settings = make_settings(
+        POSTFIX_CLIENT,
         smtp_tls_security_level="encrypt",
         **_sasl(
             peer,
@@ -389,8 +392,8 @@ async def test_sasl_wrong_password_defers(peer: Peer) -> None:
 
 async def test_sasl_wrong_password_bounces_without_soft_bounce(peer: Peer) -> None:
     nexthop = peer.postfix.plain_nexthop
-    settings = _settings(
-        peer,
+    settings = make_settings(
+        POSTFIX_CLIENT,
         **_sasl(
             peer,
             nexthop,
@@ -407,7 +410,7 @@ async def test_sasl_wrong_password_bounces_without_soft_bounce(peer: Peer) -> No
 async def test_sasl_not_offered_before_starttls(peer: Peer) -> None:
     # smtpd_tls_auth_only: no AUTH without TLS; mynetworks lets the mail through anyway.
     nexthop = peer.postfix.nexthop
-    settings = _settings(peer, smtp_tls_security_level="none", **_sasl(peer, nexthop))
+    settings = make_settings(POSTFIX_CLIENT, smtp_tls_security_level="none", **_sasl(peer, nexthop))
     outcome = await _deliver(peer, nexthop, settings)
     assert outcome.status.status is SENT, outcome.status.diagnostic
     queue_id = _accepted(peer, outcome)
@@ -421,7 +424,7 @@ async def test_sasl_not_offered_before_starttls(peer: Peer) -> None:
 
 
 async def test_bdat_small_message(peer: Peer) -> None:
-    settings = _settings(peer, smtp_use_chunking="yes")
+    settings = make_settings(POSTFIX_CLIENT, smtp_use_chunking="yes")
     outcome = await _deliver(peer, peer.postfix.plain_nexthop, settings, b".leading dot\r\n")
     assert outcome.status.status is SENT, outcome.status.diagnostic
     _accepted(peer, outcome)
@@ -430,7 +433,7 @@ async def test_bdat_small_message(peer: Peer) -> None:
 
 
 async def test_bdat_pipelined_chunks(peer: Peer) -> None:
-    settings = _settings(peer, smtp_use_chunking="yes")
+    settings = make_settings(POSTFIX_CLIENT, smtp_use_chunking="yes")
     body = (b"." + b"x" * 97 + b"\r\n") * 7000  # 700000 octets: three chunks
     outcome = await _deliver(peer, peer.postfix.plain_nexthop, settings, body)
     assert outcome.status.status is SENT, outcome.status.diagnostic
@@ -450,7 +453,7 @@ def _body_warnings(peer: Peer, queue_id: str) -> set[str]:
 async def test_chunking_parameter_and_dot_lines(peer: Peer, chunking: str, command: str) -> None:
     # Postfix announces CHUNKING; BDAT only with smtp_use_chunking = yes (default no).
     nexthop = peer.postfix.plain_nexthop
-    settings = _settings(peer, smtp_use_chunking=chunking)
+    settings = make_settings(POSTFIX_CLIENT, smtp_use_chunking=chunking)
     outcome = await _deliver(peer, nexthop, settings, body=DOT_BODY)
     assert outcome.status.status is SENT, outcome.status.diagnostic
     queue_id = _accepted(peer, outcome)
@@ -465,8 +468,8 @@ async def test_chunking_parameter_and_dot_lines(peer: Peer, chunking: str, comma
 async def test_chunking_big_message_over_tls_with_sasl(peer: Peer) -> None:
     nexthop = peer.postfix.nexthop
     body = DOT_BODY + (b"x" * 76 + b"\r\n") * 20_000 + b"BIG-END\r\n"  # about 1.5 MB
-    settings = _settings(
-        peer,
+    settings = make_settings(
+        POSTFIX_CLIENT,
         smtp_use_chunking="yes",
         smtp_tls_security_level="verify",
         smtp_tls_CAfile=peer.cafile,
@@ -489,7 +492,7 @@ async def test_chunking_big_message_over_tls_with_sasl(peer: Peer) -> None:
 @pytest.mark.parametrize("chunking", ["no", "yes"])
 async def test_chunking_one_recipient_rejected(peer: Peer, chunking: str) -> None:
     nexthop = peer.postfix.plain_nexthop
-    settings = _settings(peer, smtp_use_chunking=chunking)
+    settings = make_settings(POSTFIX_CLIENT, smtp_use_chunking=chunking)
     outcome = await _deliver(
         peer, nexthop, settings, body=DOT_BODY, recipients=("b@example.net", REJECTED)
     )
@@ -506,7 +509,7 @@ async def test_chunking_one_recipient_rejected(peer: Peer, chunking: str) -> Non
 
 async def test_chunking_all_recipients_rejected_sends_no_content(peer: Peer) -> None:
     nexthop = peer.postfix.plain_nexthop
-    settings = _settings(peer, smtp_use_chunking="yes")
+    settings = make_settings(POSTFIX_CLIENT, smtp_use_chunking="yes")
     outcome = await _deliver(peer, nexthop, settings, recipients=(REJECTED,))
     assert outcome.status.status is BOUNCED, outcome.status.diagnostic
     end = _session_end(peer, outcome)

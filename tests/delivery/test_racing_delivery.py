@@ -14,13 +14,12 @@ from collections.abc import Iterator
 
 import pytest
 from dnslib import RR
-from dnslib.server import DNSLogger, DNSServer
 
-from mailcarrier import DeliveryStatus, deliver, make_request
-from mailcarrier.config import Settings
-from mailcarrier.log import MemoryLog
-from tests.peers.aiosmtpd_server import AiosmtpdServer
-from tests.routing.routing_dnsserver import ZoneResolver
+from mailcarrier import DeliveryStatus
+from tests.support.deliver import deliver_to
+from tests.support.dns import ZoneResolver, serve_zone
+from tests.support.peers.aiosmtpd_server import AiosmtpdServer
+from tests.support.settings import make_settings
 
 
 def _ipv6_loopback() -> bool:
@@ -65,31 +64,25 @@ def dual_dns() -> Iterator[int]:
             "mx.race.test. 300 IN A 127.0.0.1\n"
         )
     )
-    logger = DNSLogger(log="-request,-reply,-truncated,-error", prefix=False)
-    server = DNSServer(zone, port=0, address="127.0.0.1", logger=logger)
-    server.start_thread()
-    try:
-        yield int(server.server.server_address[1])
-    finally:
-        server.stop()
-        server.server.server_close()
+    with serve_zone(zone) as port:
+        yield port
 
 
 async def _deliver(port: int, dns: int, **over: str) -> tuple[object, list[str]]:
-    config = Settings.defaults().with_overrides(
-        {
-            "dns_nameservers": f"127.0.0.1:{dns}",
-            "inet_protocols": "all",
-            "smtp_address_preference": "ipv6",
-            "smtp_connect_timeout": "3s",
-            **over,
-        }
+    dual_stack = {
+        "dns_nameservers": f"127.0.0.1:{dns}",
+        "inet_protocols": "all",
+        "smtp_address_preference": "ipv6",
+        "smtp_connect_timeout": "3s",
+    }
+    result, log = await deliver_to(
+        f"race.test:{port}",
+        b"x\n",
+        sender="s@example.org",
+        recipients=["r@race.test"],
+        config=make_settings(dual_stack, **over),
     )
-    log = MemoryLog()
-    request = make_request(
-        b"x\n", sender="s@example.org", recipients=["r@race.test"], nexthop=f"race.test:{port}"
-    )
-    (status,) = (await deliver(request, config=config, log=log)).recipients
+    (status,) = result.recipients
     return status, log.lines
 
 

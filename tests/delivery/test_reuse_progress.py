@@ -16,25 +16,12 @@ import asyncio
 import dataclasses
 from pathlib import Path
 
-import mailcarrier
-from mailcarrier.config.settings import Settings
 from mailcarrier.delivery.agent import DeliveryAgent
-from mailcarrier.delivery.cache import CacheLimits, ConnectionCache
-from mailcarrier.log import MemoryLog
 from mailcarrier.status import DeliveryStatus, RecipientStatus
-from tests.transport.conftest import StartScripted
-from tests.transport.helpers import (
-    DATA,
-    EHLO,
-    GREETING,
-    HELO_NAME,
-    QUIT,
-    RSET,
-    ehlo_reply,
-    mail,
-    rcpt,
-)
-from tests.transport.scripted import Expect, ReadRest, ReadUntil, Send, Step
+from tests.support.deliver import CachingAgent, caching_agent, request_to
+from tests.support.scripted import Expect, ReadRest, ReadUntil, Send, StartScripted, Step
+from tests.support.settings import HELO_NAME, make_settings
+from tests.support.wire import DATA, EHLO, GREETING, QUIT, RSET, ehlo_reply, mail, rcpt
 
 SENT, DEFERRED, BOUNCED = DeliveryStatus.SENT, DeliveryStatus.DEFERRED, DeliveryStatus.BOUNCED
 # Far beyond what any of these needs; a loop without progress never gets there.
@@ -57,11 +44,8 @@ def _first_message(*, more: list[Step], caps: bytes = PLAIN) -> list[Step]:
     ]
 
 
-def _agent(**overrides: str) -> tuple[DeliveryAgent, ConnectionCache, MemoryLog]:
-    cache = ConnectionCache(CacheLimits())
-    log = MemoryLog()
-    settings = Settings.defaults().with_overrides({"smtp_helo_name": HELO_NAME, **overrides})
-    return DeliveryAgent(settings, log=log, cache=cache), cache, log
+def _agent(**overrides: str) -> CachingAgent:
+    return caching_agent(make_settings({"smtp_helo_name": HELO_NAME}, **overrides))
 
 
 async def _send(
@@ -73,9 +57,7 @@ async def _send(
     recipient: str = "b@example.net",
     smtputf8: bool = False,
 ) -> RecipientStatus:
-    request = mailcarrier.make_request(
-        body, sender=sender, recipients=[recipient], nexthop=nexthop, smtputf8=smtputf8
-    )
+    request = request_to(nexthop, body, sender=sender, recipients=[recipient], smtputf8=smtputf8)
     if not body.isascii():
         request = dataclasses.replace(request, encoding="8bit")
     async with asyncio.timeout(CEILING):

@@ -1,7 +1,7 @@
 """SASL end to end, the failures: a 535 and what soft bounce makes of it, the 535 failure cache
 (smtp_sasl_auth_cache_name), moving on to the next server, and hostile 334 challenges from a
 scripted server (garbage base64, endless or oversized challenges, a protocol loop). Shared pieces
-are in sasl_helpers.py."""
+are in helpers.py."""
 
 from __future__ import annotations
 
@@ -15,15 +15,10 @@ from mailcarrier.delivery import auth_step
 from mailcarrier.log import MemoryLog
 from mailcarrier.transport.connection import Peer, open_tcp
 from mailcarrier.transport.session import Session, SessionOptions
-from tests.delivery import sasl_helpers
-from tests.delivery.sasl_helpers import (
+from tests.delivery.helpers import (
     BOUNCED,
-    CRAM_CHALLENGE,
     DEFERRED,
-    PASSWORD,
     SENT,
-    USER,
-    AuthHandler,
     Scripted,
     deliver,
     greet_without_starttls,
@@ -31,14 +26,15 @@ from tests.delivery.sasl_helpers import (
     read_line,
     sasl_config,
     serve_rest,
+)
+from tests.support.peers.aiosmtpd_auth import (
+    CRAM_CHALLENGE,
+    PASSWORD,
+    USER,
+    AuthHandler,
     start_server,
 )
-from tests.peers.aiosmtpd_server import AiosmtpdServer
-
-# The fixtures of sasl_helpers.py (pytest finds them by these names).
-auth_handler = sasl_helpers.auth_handler
-auth_server = sasl_helpers.auth_server
-
+from tests.support.peers.aiosmtpd_server import AiosmtpdServer
 
 # --- failures: 535, soft bounce, the cache --------------------------------------------------------
 

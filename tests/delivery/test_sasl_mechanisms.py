@@ -2,7 +2,7 @@
 CRAM-MD5, XOAUTH2 and SCRAM as handler methods, SCRAM computed independently of scramp), the
 choice of the strongest offered, when no AUTH is attempted, and over TLS SCRAM-PLUS channel
 binding and EXTERNAL with a client certificate. Failures are in test_sasl_failures.py, security
-options in test_sasl_security.py, shared pieces in sasl_helpers.py."""
+options in test_sasl_security.py, shared pieces in helpers.py."""
 
 from __future__ import annotations
 
@@ -13,21 +13,9 @@ from pathlib import Path
 import pytest
 from aiosmtpd.smtp import SMTP, AuthResult, auth_mechanism
 
-from tests.delivery import sasl_helpers
-from tests.delivery.sasl_helpers import (
-    SENT,
-    USER,
-    AuthHandler,
-    authenticate_over_tls,
-    deliver,
-    sasl_config,
-)
-from tests.peers.aiosmtpd_server import AiosmtpdServer
-
-# The fixtures of sasl_helpers.py (pytest finds them by these names).
-auth_handler = sasl_helpers.auth_handler
-auth_server = sasl_helpers.auth_server
-
+from tests.delivery.helpers import SENT, authenticate_over_tls, deliver, sasl_config
+from tests.support.peers.aiosmtpd_auth import USER, AuthHandler
+from tests.support.peers.aiosmtpd_server import AiosmtpdServer
 
 # --- mechanisms against aiosmtpd ------------------------------------------------------------------
 

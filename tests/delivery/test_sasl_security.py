@@ -1,7 +1,7 @@
 """SASL end to end, the security options: no mechanism left without TLS (noplaintext), a filter
 that leaves nothing, configuration errors, a stripped STARTTLS (scripted server recording every
 byte: no credential may appear), and smtp_sasl_tls_security_options over TLS. Shared pieces are
-in sasl_helpers.py; the verified-certificate options are in test_sasl_tls.py."""
+in helpers.py; the verified-certificate options are in test_sasl_tls.py."""
 
 from __future__ import annotations
 
@@ -12,29 +12,20 @@ from pathlib import Path
 
 import pytest
 
-from mailcarrier.config.settings import Settings
 from mailcarrier.errors import ConfigError
 from mailcarrier.log import MemoryLog
-from tests.delivery import sasl_helpers
-from tests.delivery.sasl_helpers import (
+from tests.delivery.helpers import (
     DEFERRED,
-    PASSWORD,
-    USER,
-    AuthHandler,
     Scripted,
     authenticate_over_tls,
     deliver,
     greet_without_starttls,
     sasl_config,
     serve_rest,
-    start_server,
 )
-from tests.peers.aiosmtpd_server import AiosmtpdServer
-
-# The fixtures of sasl_helpers.py (pytest finds them by these names).
-auth_handler = sasl_helpers.auth_handler
-auth_server = sasl_helpers.auth_server
-
+from tests.support.peers.aiosmtpd_auth import PASSWORD, USER, AuthHandler, start_server
+from tests.support.peers.aiosmtpd_server import AiosmtpdServer
+from tests.support.settings import make_settings
 
 # --- security options -----------------------------------------------------------------------------
 
@@ -79,7 +70,7 @@ async def test_unsupported_sasl_type(tmp_path: Path, auth_server: AiosmtpdServer
 
 
 async def test_missing_password_maps(auth_server: AiosmtpdServer) -> None:
-    config = Settings.defaults().with_overrides({"smtp_sasl_auth_enable": "yes"})
+    config = make_settings(smtp_sasl_auth_enable="yes")
     with pytest.raises(ConfigError, match="smtp_sasl_password_maps"):
         await deliver(auth_server.nexthop, config)
 

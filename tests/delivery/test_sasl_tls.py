@@ -13,10 +13,10 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
 from mailcarrier import DeliveryStatus, deliver, make_request
-from mailcarrier.config import Settings
 from mailcarrier.log import MemoryLog
-from tests.peers.aiosmtpd_server import RecordingHandler, free_port
-from tests.tls.tls_fixtures import Pki
+from tests.support.peers.aiosmtpd_server import RecordingHandler, free_port
+from tests.support.settings import make_settings
+from tests.support.tls import Pki
 
 
 class _Auth(RecordingHandler):
@@ -54,16 +54,14 @@ async def test_verified_options_apply_only_to_verified_servers(
     passwd = tmp_path / "passwd"
     nexthop = f"[127.0.0.1]:{port}"
     passwd.write_text(f"{nexthop} user:pw\n")
-    settings = Settings.defaults().with_overrides(
-        {
-            "smtp_tls_security_level": level,
-            "smtp_tls_CAfile": pki.cafile(),
-            "smtp_tls_verify_cert_match": "mx.sasl.test",
-            "smtp_sasl_auth_enable": "yes",
-            "smtp_sasl_password_maps": f"texthash:{passwd}",
-            "smtp_sasl_tls_security_options": "noplaintext, noanonymous",
-            "smtp_sasl_tls_verified_security_options": "noanonymous",
-        }
+    settings = make_settings(
+        smtp_tls_security_level=level,
+        smtp_tls_CAfile=pki.cafile(),
+        smtp_tls_verify_cert_match="mx.sasl.test",
+        smtp_sasl_auth_enable="yes",
+        smtp_sasl_password_maps=f"texthash:{passwd}",
+        smtp_sasl_tls_security_options="noplaintext, noanonymous",
+        smtp_sasl_tls_verified_security_options="noanonymous",
     )
     log = MemoryLog()
     try:

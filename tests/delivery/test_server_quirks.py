@@ -10,19 +10,18 @@ a message older than smtp_pix_workaround_threshold_time. Postfix logs
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-import mailcarrier
 from mailcarrier import DeliveryStatus
 from mailcarrier.delivery.quirks import is_pix_greeting, pix_workarounds
-from mailcarrier.log import MemoryLog
 from mailcarrier.protocol.reply import Reply
-from mailcarrier.status import DeliveryResult
-from tests.transport.helpers import (
-    BODY,
+from tests.support.deliver import BODY, Delivery, deliver_request, request_to
+from tests.support.scripted import Expect, ReadRest, ScriptedServer, Send, StartScripted, Step
+from tests.support.settings import client_settings
+from tests.support.wire import (
     DATA,
     EHLO,
     GREETING,
@@ -33,29 +32,11 @@ from tests.transport.helpers import (
     ehlo_reply,
     mail,
     rcpt,
-    settings,
 )
-from tests.transport.scripted import Expect, ReadRest, ScriptedServer, Send, Step
 
 SENT, DEFERRED = DeliveryStatus.SENT, DeliveryStatus.DEFERRED
 PIX_GREETING = b"220 ****************************************\r\n"
 QUEUED_LONG_AGO = 3600.0
-
-Start = Callable[..., Awaitable[ScriptedServer]]
-
-
-@pytest.fixture
-async def scripted() -> AsyncIterator[Start]:
-    servers: list[ScriptedServer] = []
-
-    async def start(*scripts: list[Step]) -> ScriptedServer:
-        server = await ScriptedServer(*scripts).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        await server.stop()
 
 
 async def _deliver(
@@ -65,22 +46,13 @@ async def _deliver(
     age: float = QUEUED_LONG_AGO,
     transport: str = "smtp",
     recipients: tuple[str, ...] = ("b@example.net",),
-) -> tuple[DeliveryResult, MemoryLog]:
-    import dataclasses
-
-    log = MemoryLog()
-    nexthop = server.nexthop if transport == "smtp" else f"inet:{server.nexthop}"
-    request = mailcarrier.make_request(
-        BODY,
-        sender="a@example.org",
-        recipients=list(recipients),
-        nexthop=nexthop,
-        transport=transport,
-        queue_id="4PIX0001",
+) -> Delivery:
+    """One delivery of a message queued `age` seconds ago (the PIX threshold looks at it)."""
+    request = request_to(
+        server, BODY, recipients=recipients, transport=transport, queue_id="4PIX0001"
     )
     request = dataclasses.replace(request, arrival_time=time.time() - age)
-    result = await mailcarrier.deliver(request, config=settings(overrides), log=log)
-    return result, log
+    return await deliver_request(request, config=client_settings(**overrides))
 
 
 def _lockstep_helo(greeting: bytes = PIX_GREETING, *, dot_alone: bool) -> list[Step]:
@@ -133,7 +105,7 @@ def test_workaround_words_and_threshold() -> None:
 # --- on the wire --------------------------------------------------------------------------
 
 
-async def test_pix_greeting_helo_and_dot_alone_after_the_delay(scripted: Start) -> None:
+async def test_pix_greeting_helo_and_dot_alone_after_the_delay(scripted: StartScripted) -> None:
     server = await scripted(_lockstep_helo(dot_alone=True))
     start = time.monotonic()
     result, log = await _deliver(server, {"smtp_pix_workaround_delay_time": "1s"})
@@ -148,7 +120,7 @@ async def test_pix_greeting_helo_and_dot_alone_after_the_delay(scripted: Start) 
     )
 
 
-async def test_young_message_gets_no_dot_delay(scripted: Start) -> None:
+async def test_young_message_gets_no_dot_delay(scripted: StartScripted) -> None:
     server = await scripted(_lockstep_helo(dot_alone=False))
     result, log = await _deliver(server, {}, age=10)
     await server.wait_done()
@@ -157,7 +129,7 @@ async def test_young_message_gets_no_dot_delay(scripted: Start) -> None:
     assert f"4PIX0001: enabling PIX workarounds: disable_esmtp for {server.relay}" in log.lines
 
 
-async def test_workaround_map_by_server_address_replaces_the_list(scripted: Start) -> None:
+async def test_workaround_map_by_server_address_replaces_the_list(scripted: StartScripted) -> None:
     script: list[Step] = [
         Send(PIX_GREETING),
         Expect(EHLO),  # the map enables only delay_dotcrlf: EHLO as usual
@@ -181,7 +153,7 @@ async def test_workaround_map_by_server_address_replaces_the_list(scripted: Star
     assert f"4PIX0001: enabling PIX workarounds: delay_dotcrlf for {server.relay}" in log.lines
 
 
-async def test_ordinary_greeting_and_empty_list_change_nothing(scripted: Start) -> None:
+async def test_ordinary_greeting_and_empty_list_change_nothing(scripted: StartScripted) -> None:
     normal: list[Step] = [
         Send(GREETING),
         Expect(EHLO),
@@ -208,7 +180,9 @@ async def test_ordinary_greeting_and_empty_list_change_nothing(scripted: Start) 
     assert not any("PIX workarounds" in line for line in log.lines)
 
 
-async def test_unreadable_pix_map_falls_back_to_the_list(scripted: Start, tmp_path: object) -> None:
+async def test_unreadable_pix_map_falls_back_to_the_list(
+    scripted: StartScripted, tmp_path: object
+) -> None:
     server = await scripted(_lockstep_helo(dot_alone=False))
     overrides = {
         "smtp_pix_workaround_maps": "hash:/nonexistent/pix",
@@ -221,7 +195,7 @@ async def test_unreadable_pix_map_falls_back_to_the_list(scripted: Start, tmp_pa
     assert f"4PIX0001: enabling PIX workarounds: disable_esmtp for {server.relay}" in log.lines
 
 
-async def test_lmtp_keeps_lhlo_but_delays_the_dot(scripted: Start) -> None:
+async def test_lmtp_keeps_lhlo_but_delays_the_dot(scripted: StartScripted) -> None:
     script: list[Step] = [
         Send(PIX_GREETING),
         Expect(LHLO),
@@ -247,7 +221,7 @@ async def test_lmtp_keeps_lhlo_but_delays_the_dot(scripted: Start) -> None:
 # --- discard keyword table ----------------------------------------------------------------
 
 
-async def test_discard_map_lookup_error_defers_4_3_0(scripted: Start) -> None:
+async def test_discard_map_lookup_error_defers_4_3_0(scripted: StartScripted) -> None:
     # The table cannot be opened: no session is attempted on this server, and the
     # recipients are deferred (never bounced) with Postfix's SMTP_ERR_DATA text.
     server = await scripted([ReadRest()])
@@ -264,7 +238,7 @@ async def test_discard_map_lookup_error_defers_4_3_0(scripted: Start) -> None:
     assert server.conn.received == b""
 
 
-async def test_lmtp_discards_lhlo_keywords_by_address(scripted: Start) -> None:
+async def test_lmtp_discards_lhlo_keywords_by_address(scripted: StartScripted) -> None:
     script: list[Step] = [
         Send(b"220 lmtp.example LMTP\r\n"),
         Expect(LHLO),

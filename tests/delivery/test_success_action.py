@@ -9,24 +9,24 @@ from pathlib import Path
 from aiosmtpd.controller import UnixSocketController
 from aiosmtpd.lmtp import LMTP
 
-from mailcarrier import deliver, make_request
-from mailcarrier.config import Settings
 from mailcarrier.status import ACTION_FORWARDED
-from tests.peers.aiosmtpd_dsn import DsnAiosmtpdServer
-from tests.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler
+from tests.support.deliver import deliver_to
+from tests.support.peers.aiosmtpd_dsn import DsnAiosmtpdServer
+from tests.support.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler
+from tests.support.settings import make_settings
 
 
 async def _action(nexthop: str, transport: str = "smtp", **over: str) -> str:
-    request = make_request(
+    result, _ = await deliver_to(
+        nexthop,
         b"Subject: s\n\nx\n",
         sender="s@example.org",
         recipients=["r@example.net"],
-        nexthop=nexthop,
         transport=transport,
         notify="SUCCESS",
+        config=make_settings(**over),
     )
-    config = Settings.defaults().with_overrides(over)
-    (status,) = (await deliver(request, config=config)).recipients
+    (status,) = result.recipients
     assert status.status == "sent", status
     return status.action
 

@@ -5,77 +5,35 @@ aiosmtpd with a trustme certificate; names come from a loopback DNS zone."""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import ssl
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import trustme
 from aiosmtpd.controller import Controller
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.serialization import Encoding
 from dnslib import RR
 
-from mailcarrier import DeliveryStatus, deliver, make_request
-from mailcarrier.config import Settings
+from mailcarrier import DeliveryStatus
+from mailcarrier.delivery.agent import DeliveryAgent
 from mailcarrier.log import MemoryLog
 from mailcarrier.status import RecipientStatus
-from tests.peers.aiosmtpd_server import RecordingHandler, free_port
-from tests.tls import tls_fixtures
-from tests.tls.tls_fixtures import (
+from tests.support.deliver import deliver_via
+from tests.support.peers.aiosmtpd_server import RecordingHandler, free_port
+from tests.support.tls import (
     Pki,
-    TlsZone,
+    StartServer,
+    Zone,
+    add_mx,
     context_from_pem,
     mint_expired_leaf,
     mint_self_signed,
+    send,
+    spki_sha256,
+    tls_settings,
 )
-from tests.tls.tls_server import ScriptedTlsServer, TlsServerScript
-
-# The TLS fixtures, shared with tests/tls (pytest finds them by these names).
-dns_zone = tls_fixtures.dns_zone
-pki = tls_fixtures.pki
-tls_server = tls_fixtures.tls_server
-
-StartServer = Callable[[TlsServerScript], ScriptedTlsServer]
-Zone = tuple[int, TlsZone]
-
-
-def _mx(zone: TlsZone, domain: str, host: str = "") -> None:
-    host = host or f"mx.{domain}"
-    zone.records.extend(RR.fromZone(f"{domain}. 300 IN MX 10 {host}.\n{host}. 300 IN A 127.0.0.1"))
-
-
-def _settings(dns_port: int, **params: str) -> Settings:
-    return Settings.defaults().with_overrides(
-        {
-            "dns_nameservers": f"127.0.0.1:{dns_port}",
-            "dns_timeout": "2s",
-            "smtp_connect_timeout": "3s",
-            "smtp_starttls_timeout": "5s",
-            "inet_protocols": "ipv4",
-            "smtp_tls_loglevel": "1",
-            **params,
-        }
-    )
-
-
-async def _send(
-    nexthop: str, settings: Settings, *, waited: float = 0.0
-) -> tuple[RecipientStatus, list[str]]:
-    log = MemoryLog()
-    request = make_request(
-        b"Subject: secret\n\nTOP-SECRET-BODY\n",
-        sender="s@example.org",
-        recipients=["u@tls.test"],
-        nexthop=nexthop,
-    )
-    if waited:
-        request = dataclasses.replace(request, arrival_time=time.time() - waited)
-    result = await deliver(request, config=settings, log=log)
-    return result.recipients[0], log.lines
+from tests.support.tls_server import ScriptedTlsServer, TlsServerScript
 
 
 def _assert_no_plaintext_envelope(server: ScriptedTlsServer) -> None:
@@ -129,20 +87,18 @@ async def test_level_behaviour_table(
     level: str, behaviour: str, pki: Pki, tls_server: StartServer, dns_zone: Zone
 ) -> None:
     port, zone = dns_zone
-    _mx(zone, "tls.test")
+    add_mx(zone, "tls.test", "mx.tls.test")
     script = _script(behaviour, pki)
     extra: dict[str, str] = {"smtp_tls_security_level": level, "smtp_tls_CAfile": pki.cafile()}
     leaf = pki.leaf("mx.tls.test")
     if level == "fingerprint":
         # Listed: the good certificate's public-key fingerprint (pki leaves share no key, so
         # serve the very leaf whose fingerprint is listed when the behaviour is "good").
-        spki = x509.load_pem_x509_certificate(leaf.cert_chain_pems[0].bytes()).public_key()
-        der = spki.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-        extra["smtp_tls_fingerprint_cert_match"] = hashlib.sha256(der).hexdigest()
+        extra["smtp_tls_fingerprint_cert_match"] = spki_sha256(leaf)
         if behaviour == "good-cert":
             script = TlsServerScript(pki.server_context(leaf))
     server = tls_server(script)
-    status, _lines = await _send(f"tls.test:{server.port}", _settings(port, **extra))
+    status, _lines = await send(f"tls.test:{server.port}", tls_settings(port, **extra))
     expected = TABLE[level][behaviour]
     if expected is None:
         assert status.status is DeliveryStatus.SENT, status.diagnostic
@@ -169,10 +125,10 @@ async def _verify_with(
     pki: Pki, tls_server: StartServer, dns_zone: Zone, ctx: ssl.SSLContext, **extra: str
 ) -> tuple[RecipientStatus, list[str], ScriptedTlsServer]:
     port, zone = dns_zone
-    _mx(zone, "tls.test")
+    add_mx(zone, "tls.test", "mx.tls.test")
     server = tls_server(TlsServerScript(ctx))
     params = {"smtp_tls_security_level": "verify", "smtp_tls_CAfile": pki.cafile(), **extra}
-    status, lines = await _send(f"tls.test:{server.port}", _settings(port, **params))
+    status, lines = await send(f"tls.test:{server.port}", tls_settings(port, **params))
     return status, lines, server
 
 
@@ -253,12 +209,12 @@ async def test_starttls_response_injection_aborts(
     level: str, pki: Pki, tls_server: StartServer, dns_zone: Zone
 ) -> None:
     port, zone = dns_zone
-    _mx(zone, "tls.test")
+    add_mx(zone, "tls.test", "mx.tls.test")
     injected = b"220 2.0.0 Ready\r\n250-mx.tls.test\r\n250 AUTH PLAIN\r\n"
     ctx = pki.server_context(pki.leaf("mx.tls.test"))
     server = tls_server(TlsServerScript(ctx, starttls_reply=injected))
     params = {"smtp_tls_security_level": level, "smtp_tls_CAfile": pki.cafile()}
-    status, _ = await _send(f"tls.test:{server.port}", _settings(port, **params))
+    status, _ = await send(f"tls.test:{server.port}", tls_settings(port, **params))
     assert status.status is DeliveryStatus.DEFERRED
     assert "unexpected plaintext data received after STARTTLS reply" in status.diagnostic
     assert server.capture.tls_sessions == 0
@@ -271,11 +227,11 @@ async def test_may_retries_plaintext_after_backoff(
     """Postfix falls back to plaintext at "may" only for a message that already waited
     minimal_backoff_time, so the first attempt is never a silent downgrade."""
     port, zone = dns_zone
-    _mx(zone, "tls.test")
+    add_mx(zone, "tls.test", "mx.tls.test")
     ctx = pki.server_context(pki.leaf("mx.tls.test"))
     server = tls_server(TlsServerScript(ctx, broken_handshake=True))
-    settings = _settings(port, smtp_tls_security_level="may")
-    status, _ = await _send(f"tls.test:{server.port}", settings, waited=3600)
+    settings = tls_settings(port, smtp_tls_security_level="may")
+    status, _ = await send(f"tls.test:{server.port}", settings, waited=3600)
     assert status.status is DeliveryStatus.SENT, status.diagnostic
     assert server.capture.connections == 2
     assert b"TOP-SECRET-BODY" in bytes(server.capture.plain)
@@ -283,10 +239,10 @@ async def test_may_retries_plaintext_after_backoff(
 
 async def test_note_starttls_offer(pki: Pki, tls_server: StartServer, dns_zone: Zone) -> None:
     port, zone = dns_zone
-    _mx(zone, "tls.test")
+    add_mx(zone, "tls.test", "mx.tls.test")
     server = tls_server(TlsServerScript(pki.server_context(pki.leaf("mx.tls.test"))))
-    settings = _settings(port, smtp_tls_note_starttls_offer="yes")
-    status, lines = await _send(f"tls.test:{server.port}", settings)
+    settings = tls_settings(port, smtp_tls_note_starttls_offer="yes")
+    status, lines = await send(f"tls.test:{server.port}", settings)
     assert status.status is DeliveryStatus.SENT
     assert "Host offered STARTTLS: [mx.tls.test]" in lines
 
@@ -296,30 +252,30 @@ async def test_policy_table_parent_domain_and_match(
     pki: Pki, tls_server: StartServer, dns_zone: Zone
 ) -> None:
     port, zone = dns_zone
-    _mx(zone, "sub.tls.test", "mx.tls.test")
+    add_mx(zone, "sub.tls.test", "mx.tls.test")
     server = tls_server(TlsServerScript(pki.server_context(pki.leaf("relay.example"))))
     policy = "inline:{ {.tls.test = secure match=relay.example protocols=>=TLSv1.2} }"
-    settings = _settings(port, smtp_tls_policy_maps=policy, smtp_tls_CAfile=pki.cafile())
-    status, lines = await _send(f"sub.tls.test:{server.port}", settings)
+    settings = tls_settings(port, smtp_tls_policy_maps=policy, smtp_tls_CAfile=pki.cafile())
+    status, lines = await send(f"sub.tls.test:{server.port}", settings)
     assert status.status is DeliveryStatus.SENT, status.diagnostic
     assert any(line.startswith("Verified TLS") for line in lines)
 
 
 async def test_obsolete_enforce_tls(pki: Pki, tls_server: StartServer, dns_zone: Zone) -> None:
     port, zone = dns_zone
-    _mx(zone, "tls.test")
+    add_mx(zone, "tls.test", "mx.tls.test")
     server = tls_server(TlsServerScript(offer_starttls=False))
-    status, _ = await _send(f"tls.test:{server.port}", _settings(port, smtp_enforce_tls="yes"))
+    status, _ = await send(f"tls.test:{server.port}", tls_settings(port, smtp_enforce_tls="yes"))
     assert status.dsn == "4.7.4"
     _assert_no_plaintext_envelope(server)
 
 
 async def test_bad_policy_entry_defers(pki: Pki, tls_server: StartServer, dns_zone: Zone) -> None:
     port, zone = dns_zone
-    _mx(zone, "tls.test")
+    add_mx(zone, "tls.test", "mx.tls.test")
     server = tls_server(TlsServerScript(offer_starttls=False))
-    settings = _settings(port, smtp_tls_policy_maps="inline:{ tls.test=sometimes }")
-    status, _ = await _send(f"tls.test:{server.port}", settings)
+    settings = tls_settings(port, smtp_tls_policy_maps="inline:{ tls.test=sometimes }")
+    status, _ = await send(f"tls.test:{server.port}", settings)
     assert (status.dsn, status.diagnostic) == ("4.7.5", "client TLS configuration problem")
     _assert_no_plaintext_envelope(server)
 
@@ -327,41 +283,38 @@ async def test_bad_policy_entry_defers(pki: Pki, tls_server: StartServer, dns_zo
 # --- wrapper mode and session resumption --------------------------------------------------
 async def test_wrapper_mode(pki: Pki, tls_server: StartServer, dns_zone: Zone) -> None:
     port, zone = dns_zone
-    _mx(zone, "tls.test")
+    add_mx(zone, "tls.test", "mx.tls.test")
     ctx = pki.server_context(pki.leaf("mx.tls.test"))
     server = tls_server(TlsServerScript(ctx, implicit=True))
-    settings = _settings(
+    settings = tls_settings(
         port,
         smtp_tls_wrappermode="yes",
         smtp_tls_security_level="verify",
         smtp_tls_CAfile=pki.cafile(),
     )
-    status, _ = await _send(f"tls.test:{server.port}", settings)
+    status, _ = await send(f"tls.test:{server.port}", settings)
     assert status.status is DeliveryStatus.SENT, status.diagnostic
     assert server.capture.plain == bytearray()
 
 
 async def test_session_resumption(pki: Pki, tls_server: StartServer, dns_zone: Zone) -> None:
     port, zone = dns_zone
-    _mx(zone, "tls.test")
+    add_mx(zone, "tls.test", "mx.tls.test")
     server = tls_server(TlsServerScript(pki.server_context(pki.leaf("mx.tls.test"))))
-    settings = _settings(
+    settings = tls_settings(
         port,
         smtp_tls_security_level="encrypt",
         smtp_tls_session_cache_database="memory:",
     )
-    log = MemoryLog()
-    from mailcarrier.delivery.agent import DeliveryAgent
-
-    agent = DeliveryAgent(settings, log=log)
+    agent = DeliveryAgent(settings, log=MemoryLog())
     for _ in range(2):
-        request = make_request(
+        result = await deliver_via(
+            agent,
+            f"tls.test:{server.port}",
             b"Subject: x\n\nbody\n",
             sender="s@example.org",
             recipients=["u@tls.test"],
-            nexthop=f"tls.test:{server.port}",
         )
-        result = await agent.deliver(request)
         assert result.recipients[0].status is DeliveryStatus.SENT
     assert server.capture.tls_sessions == 2
     assert server.capture.resumed == 1
@@ -370,7 +323,7 @@ async def test_session_resumption(pki: Pki, tls_server: StartServer, dns_zone: Z
 # --- a real server: aiosmtpd with STARTTLS ---------------------------------------------------
 async def test_aiosmtpd_starttls_verify(pki: Pki, dns_zone: Zone) -> None:
     port, zone = dns_zone
-    _mx(zone, "tls.test")
+    add_mx(zone, "tls.test", "mx.tls.test")
     handler = RecordingHandler()
     smtp_port = free_port()
     controller = Controller(
@@ -382,8 +335,10 @@ async def test_aiosmtpd_starttls_verify(pki: Pki, dns_zone: Zone) -> None:
     )
     controller.start()
     try:
-        settings = _settings(port, smtp_tls_security_level="verify", smtp_tls_CAfile=pki.cafile())
-        status, _lines = await _send(f"tls.test:{smtp_port}", settings)
+        settings = tls_settings(
+            port, smtp_tls_security_level="verify", smtp_tls_CAfile=pki.cafile()
+        )
+        status, _lines = await send(f"tls.test:{smtp_port}", settings)
     finally:
         controller.stop()
     assert status.status is DeliveryStatus.SENT, status.diagnostic
@@ -391,12 +346,6 @@ async def test_aiosmtpd_starttls_verify(pki: Pki, dns_zone: Zone) -> None:
 
 
 # --- DANE (RFC 7672) against the loopback DNS server -----------------------------------------
-def _spki_sha256(leaf: trustme.LeafCert) -> str:
-    cert = x509.load_pem_x509_certificate(leaf.cert_chain_pems[0].bytes())
-    der = cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-    return hashlib.sha256(der).hexdigest()
-
-
 async def _dane(
     pki: Pki,
     tls_server: StartServer,
@@ -407,17 +356,17 @@ async def _dane(
     servfail: bool = False,
 ) -> tuple[RecipientStatus, list[str], ScriptedTlsServer]:
     port, zone = dns_zone
-    _mx(zone, domain)
+    add_mx(zone, domain, f"mx.{domain}")
     leaf = pki.leaf(f"mx.{domain}")
     server = tls_server(TlsServerScript(pki.server_context(leaf)))
     owner = f"_{server.port}._tcp.mx.{domain}."
     if servfail:
         zone.servfail = (owner,)
     elif tlsa:
-        data = tlsa.replace("SPKI", _spki_sha256(leaf))
+        data = tlsa.replace("SPKI", spki_sha256(leaf))
         zone.records.extend(RR.fromZone(f"{owner} 300 IN TLSA {data}"))
-    settings = _settings(port, smtp_tls_security_level=level, smtp_dns_support_level="dnssec")
-    status, lines = await _send(f"{domain}:{server.port}", settings)
+    settings = tls_settings(port, smtp_tls_security_level=level, smtp_dns_support_level="dnssec")
+    status, lines = await send(f"{domain}:{server.port}", settings)
     return status, lines, server
 
 
@@ -468,11 +417,11 @@ async def test_dane_unusable_records_make_tls_mandatory(
     pki: Pki, tls_server: StartServer, dns_zone: Zone
 ) -> None:
     port, zone = dns_zone
-    _mx(zone, "u.signed.test")
+    add_mx(zone, "u.signed.test", "mx.u.signed.test")
     server = tls_server(TlsServerScript(offer_starttls=False))
     owner = f"_{server.port}._tcp.mx.u.signed.test."
     zone.records.extend(RR.fromZone(f"{owner} 300 IN TLSA 1 1 1 {'00' * 32}"))
-    settings = _settings(port, smtp_tls_security_level="dane", smtp_dns_support_level="dnssec")
-    status, _ = await _send(f"u.signed.test:{server.port}", settings)
+    settings = tls_settings(port, smtp_tls_security_level="dane", smtp_dns_support_level="dnssec")
+    status, _ = await send(f"u.signed.test:{server.port}", settings)
     assert status.dsn == "4.7.4"
     _assert_no_plaintext_envelope(server)

@@ -1,4 +1,6 @@
-"""Shared helpers for the queue tests: a fake clock, a scripted deliverer, settings."""
+"""Helpers of the queue tests: a scripted deliverer (`FakeAgent`) and its verdicts, a spool,
+and the real command in a subprocess. The fake clock and the queue's settings are shared with
+other packages: tests/support/clock.py and tests/support/settings.py (`queue_settings`)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mailcarrier.config.settings import Settings
 from mailcarrier.delivery.request import DeliveryRequest
 from mailcarrier.log import MemoryLog
 from mailcarrier.queue.crash import CRASH_ENV
@@ -35,17 +36,6 @@ BOUNCE: Verdict = (
     "5.1.1",
     "host mx.example[192.0.2.1] said: 550 5.1.1 No such user (in reply to RCPT TO command)",
 )
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class FakeAgent:
@@ -98,17 +88,6 @@ class FakeAgent:
 
     def delivered(self) -> list[str]:
         return [r.address for req in self.requests for r in req.recipients]
-
-
-def settings(queue_dir: Path, **overrides: str) -> Settings:
-    base = {
-        "queue_directory": str(queue_dir),
-        "myhostname": "mc.example",
-        "myorigin": "example.org",
-        "relayhost": "[127.0.0.1]:2525",
-    }
-    base.update(overrides)
-    return Settings.defaults().with_overrides(base)
 
 
 def spool(queue_dir: Path, clock: Callable[[], float] | None = None) -> Spool:

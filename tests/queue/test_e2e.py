@@ -18,8 +18,9 @@ from mailcarrier.log import MemoryLog
 from mailcarrier.queue.crash import POINTS
 from mailcarrier.queue.scheduler import QueueManager
 from mailcarrier.queue.spool import open_spool
-from tests.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler
-from tests.queue.helpers import run_cli, settings
+from tests.queue.helpers import run_cli
+from tests.support.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler
+from tests.support.settings import queue_settings
 
 PLAIN = ("PIPELINING", "ENHANCEDSTATUSCODES")  # aiosmtpd does not implement DSN parameters
 MESSAGE = b"Subject: e2e\n\nline one\n.dot line\n"
@@ -35,7 +36,7 @@ def server() -> Iterator[AiosmtpdServer]:
 
 
 async def test_submit_and_run_once_delivers(tmp_path: Path, server: AiosmtpdServer) -> None:
-    cfg = settings(tmp_path, relayhost=server.nexthop)
+    cfg = queue_settings(tmp_path, relayhost=server.nexthop)
     qid = await api.submit(
         MESSAGE, sender="s@example.org", recipients=["a@example.net", "b@example.net"], config=cfg
     )
@@ -57,7 +58,7 @@ async def test_rejected_recipient_bounces_back_through_the_queue(tmp_path: Path)
     handler = RecordingHandler(extra_keywords=PLAIN, reject={"bad": "550 5.1.1 no such user"})
     srv = AiosmtpdServer(handler).start()
     try:
-        cfg = settings(tmp_path, relayhost=srv.nexthop)
+        cfg = queue_settings(tmp_path, relayhost=srv.nexthop)
         api.submit_sync(
             MESSAGE,
             sender="s@example.org",
@@ -103,7 +104,7 @@ async def test_destination_concurrency_limit_on_a_counting_server(tmp_path: Path
     handler = CountingHandler(expect=3)
     srv = AiosmtpdServer(handler).start()
     try:
-        cfg = settings(
+        cfg = queue_settings(
             tmp_path,
             relayhost=srv.nexthop,
             initial_destination_concurrency="3",

@@ -24,12 +24,11 @@ from mailcarrier.log import MemoryLog
 from mailcarrier.queue.qfile import Envelope, QueueRecipient
 from mailcarrier.queue.scheduler import QueueManager
 from mailcarrier.queue.spool import open_spool
-from tests.peers.aiosmtpd_dsn import DsnAiosmtpdServer
-from tests.peers.aiosmtpd_server import RecordingHandler
-from tests.queue.helpers import settings
-from tests.transport.conftest import StartScripted
-from tests.transport.helpers import DATA, EHLO, GREETING, QUIT, ehlo_reply
-from tests.transport.scripted import Expect, ReadRest, ReadUntil, Send
+from tests.support.peers.aiosmtpd_dsn import DsnAiosmtpdServer
+from tests.support.peers.aiosmtpd_server import RecordingHandler
+from tests.support.scripted import Expect, ReadRest, ReadUntil, Send, StartScripted
+from tests.support.settings import queue_settings
+from tests.support.wire import DATA, EHLO, GREETING, QUIT, ehlo_reply
 
 MESSAGE = b"Subject: orcpt\n\nbody\n"
 DSN = ("PIPELINING", "DSN", "ENHANCEDSTATUSCODES")
@@ -132,7 +131,7 @@ def test_a_queue_file_without_originals_still_delivers(
 ) -> None:
     """Queue files written before the queue recorded original recipients have empty fields:
     they load, and their recipients go out without ORCPT (nothing to derive it from)."""
-    spool = open_spool(settings(tmp_path))
+    spool = open_spool(queue_settings(tmp_path))
     envelope = Envelope(
         queue_id=spool.new_id(),
         sender="s@example.org",
@@ -173,7 +172,7 @@ async def test_utf8_local_part_to_a_server_without_smtputf8(
             ReadRest(),
         ]
     server = await scripted(steps)
-    cfg = settings(
+    cfg = queue_settings(
         tmp_path,
         relayhost=server.nexthop,
         smtp_helo_name="client.example",

@@ -21,8 +21,9 @@ from mailcarrier.queue.scheduler import QueueManager
 from mailcarrier.queue.spool import Spool
 from mailcarrier.queue.submit import SubmitOptions, submit_stream
 from mailcarrier.status import ACTION_FORWARDED, DeliveryStatus
-from tests.queue.helpers import BOUNCE, DEFER, SENT, FakeAgent, FakeClock, Verdict
-from tests.queue.helpers import settings as queue_settings
+from tests.queue.helpers import BOUNCE, DEFER, SENT, FakeAgent, Verdict
+from tests.support.clock import FakeClock
+from tests.support.settings import queue_settings
 
 BODY = b"From: s@example.org\nSubject: original\n\nthe original body\n"
 

@@ -19,7 +19,9 @@ from mailcarrier.queue.scheduler import QueueManager
 from mailcarrier.queue.spool import QueueMessage, RecordWriter, Spool
 from mailcarrier.queue.submit import SubmitOptions, submit_stream
 from mailcarrier.status import DeliveryStatus
-from tests.queue.helpers import BOUNCE, DEFER, RCPT_DEFER, SENT, FakeAgent, FakeClock, settings
+from tests.queue.helpers import BOUNCE, DEFER, RCPT_DEFER, SENT, FakeAgent
+from tests.support.clock import FakeClock
+from tests.support.settings import queue_settings
 
 
 def _setup(
@@ -27,7 +29,7 @@ def _setup(
 ) -> tuple[QueueManager, Spool, FakeClock, MemoryLog, Settings]:
     clock = FakeClock()
     log = MemoryLog()
-    cfg = settings(tmp_path, **over)
+    cfg = queue_settings(tmp_path, **over)
     sp = Spool(tmp_path, clock=clock, log=log).ensure()
     return QueueManager(cfg, sp, agent, log=log, clock=clock), sp, clock, log, cfg
 

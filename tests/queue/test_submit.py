@@ -15,13 +15,14 @@ from mailcarrier.delivery.request import Notify
 from mailcarrier.errors import DataError
 from mailcarrier.queue.spool import Spool
 from mailcarrier.queue.submit import SubmitOptions, submit_stream
-from tests.queue.helpers import settings, spool
+from tests.queue.helpers import spool
+from tests.support.settings import queue_settings
 
 
 def _submit(tmp_path: Path, data: bytes, **kw: object) -> tuple[Spool, str]:
     sp = spool(tmp_path)
     opts = SubmitOptions(**kw)  # type: ignore[arg-type]
-    queue_id = submit_stream(io.BytesIO(data), opts, settings=settings(tmp_path), spool=sp)
+    queue_id = submit_stream(io.BytesIO(data), opts, settings=queue_settings(tmp_path), spool=sp)
     return sp, queue_id
 
 
@@ -135,7 +136,7 @@ def test_bad_input_queues_nothing(tmp_path: Path, data: bytes, kw: dict[str, obj
 
 def test_message_size_limit(tmp_path: Path) -> None:
     sp = spool(tmp_path)
-    cfg = settings(tmp_path, message_size_limit="100")
+    cfg = queue_settings(tmp_path, message_size_limit="100")
     opts = SubmitOptions(sender="s@example.org", recipients=("r@example.net",))
     with pytest.raises(DataError, match="too big"):
         submit_stream(io.BytesIO(b"\n" + b"x" * 200), opts, settings=cfg, spool=sp)
@@ -201,7 +202,7 @@ def test_full_name_is_one_clean_from_header(
 def test_myhostname_cannot_break_the_message_id(tmp_path: Path) -> None:
     """main.cf refuses CR, LF and NUL in a value; other control characters get this far."""
     sp = spool(tmp_path)
-    cfg = settings(tmp_path, myhostname="mc\x1b\x85.example")
+    cfg = queue_settings(tmp_path, myhostname="mc\x1b\x85.example")
     opts = SubmitOptions(sender="s@example.org", recipients=("r@example.net",))
     qid = submit_stream(io.BytesIO(b"\nbody\n"), opts, settings=cfg, spool=sp)
     fields = _header_fields(_content(sp, qid))
@@ -269,7 +270,7 @@ def test_original_recipient_type_follows_smtputf8_autodetection(
     tmp_path: Path, classes: str, orcpt: str
 ) -> None:
     sp = spool(tmp_path)
-    cfg = settings(tmp_path, smtputf8_autodetect_classes=classes)
+    cfg = queue_settings(tmp_path, smtputf8_autodetect_classes=classes)
     opts = SubmitOptions(sender="s@example.org", recipients=("zo\u00eb@example.net",))
     qid = submit_stream(io.BytesIO(b"Subject: x\n\nx\n"), opts, settings=cfg, spool=sp)
     (rcpt,) = sp.read("incoming", qid).envelope.recipients
@@ -284,7 +285,7 @@ def test_smtputf8_autodetect_classes(
     tmp_path: Path, classes: str, enable: str, expected: bool
 ) -> None:
     sp = spool(tmp_path)
-    cfg = settings(tmp_path, smtputf8_autodetect_classes=classes, smtputf8_enable=enable)
+    cfg = queue_settings(tmp_path, smtputf8_autodetect_classes=classes, smtputf8_enable=enable)
     opts = SubmitOptions(sender="s@example.org", recipients=("r@example.net",))
     data = "Subject: gr\u00fc\u00dfe\n\nx\n".encode()
     qid = submit_stream(io.BytesIO(data), opts, settings=cfg, spool=sp)

@@ -17,7 +17,8 @@ from mailcarrier.queue.params import QueueParams
 from mailcarrier.queue.qfile import MessageClass
 from mailcarrier.queue.spool import Spool
 from mailcarrier.queue.transcripts import TranscriptNotifier, render_transcript
-from tests.queue.helpers import FakeClock, settings
+from tests.support.clock import FakeClock
+from tests.support.settings import queue_settings
 
 LINES = (
     "In: 220 mx.example ESMTP",
@@ -82,11 +83,11 @@ def test_notifier_queues_a_postmaster_message_only_for_wanted_classes(tmp_path: 
     clock = FakeClock()
     log = MemoryLog()
     spool = Spool(tmp_path, clock=clock, log=log).ensure()
-    quiet = TranscriptNotifier(spool, QueueParams(settings(tmp_path)), log, clock)
+    quiet = TranscriptNotifier(spool, QueueParams(queue_settings(tmp_path)), log, clock)
     quiet(_transcript())  # default notify_classes (resource, software): nothing
     assert spool.ids("incoming") == []
 
-    cfg = settings(
+    cfg = queue_settings(
         tmp_path, notify_classes="protocol", error_notice_recipient="hostmaster@example.org"
     )
     TranscriptNotifier(spool, QueueParams(cfg), log, clock)(_transcript())
@@ -110,14 +111,14 @@ async def _run_with_501(tmp_path: Path, **over: str) -> tuple[list[object], Memo
     from mailcarrier.queue.scheduler import QueueManager
     from mailcarrier.queue.spool import open_spool
     from mailcarrier.queue.workers import make_agent
-    from tests.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler
+    from tests.support.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler
 
     handler = RecordingHandler(
         extra_keywords=("PIPELINING",), reject={"bad": "501 5.1.3 Bad recipient address syntax"}
     )
     srv = AiosmtpdServer(handler).start()
     try:
-        cfg = settings(tmp_path, relayhost=srv.nexthop, **over)
+        cfg = queue_settings(tmp_path, relayhost=srv.nexthop, **over)
         await api.submit(
             b"Subject: t\n\nbody\n",
             sender="s@example.org",
@@ -179,7 +180,7 @@ def test_hostile_peer_and_names_cannot_break_the_headers(tmp_path: Path) -> None
     only CR, LF and NUL): none of them can end a header or start a transcript line."""
     clock = FakeClock()
     spool = Spool(tmp_path, clock=clock, log=MemoryLog()).ensure()
-    cfg = settings(tmp_path, notify_classes="protocol", myhostname="mc\x1b.example")
+    cfg = queue_settings(tmp_path, notify_classes="protocol", myhostname="mc\x1b.example")
     cfg = cfg.with_overrides({"mail_name": "Post\x85fix"})
     peer = "mx\r\nBcc: x@y\x00.example[192.0.2.1]:25"
     lines = ("In: 220 ok\r\x1b[2J", "In: 550 5.1.1 \x00\x7f é \\xff")
@@ -209,7 +210,7 @@ def test_transcript_smtputf8_follows_the_notify_class(tmp_path: Path) -> None:
     flags = []
     for i, classes in enumerate(("sendmail, verify", "notify")):
         spool = Spool(tmp_path / str(i), clock=FakeClock(), log=MemoryLog()).ensure()
-        cfg = settings(
+        cfg = queue_settings(
             tmp_path,
             notify_classes="protocol",
             error_notice_recipient="z\u00f6e@example.org",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mailcarrier.queue.window import DestinationWindow, Feedback, backoff_delay
+from tests.support.settings import make_settings
 
 
 def test_slow_start_grows_to_the_limit() -> None:
@@ -109,23 +110,20 @@ def test_sqrt_feedback_grows_faster_than_one_over_concurrency() -> None:
 
 
 def test_feedback_values_are_validated_with_the_parameter_name() -> None:
-    from mailcarrier.config.settings import Settings
     from mailcarrier.errors import ConfigError
 
     assert Feedback.parse("1/4").value(9) == 0.25
     assert Feedback.parse(" 1 / concurrency ").value(8) == 0.125
     for bad in ("2", "-0.5", "1/0", "1/x", "half"):
         try:
-            Settings.defaults().with_overrides(
-                {"default_destination_concurrency_negative_feedback": bad}
-            )
+            make_settings(default_destination_concurrency_negative_feedback=bad)
         except ConfigError as exc:
             assert "default_destination_concurrency_negative_feedback" in str(exc)
         else:
             raise AssertionError(bad)
     # Per-transport variants use the same check.
     try:
-        Settings.defaults().with_overrides({"smtp_destination_concurrency_positive_feedback": "3"})
+        make_settings(smtp_destination_concurrency_positive_feedback="3")
     except ConfigError as exc:
         assert "smtp_destination_concurrency_positive_feedback" in str(exc)
     else:

@@ -24,9 +24,10 @@ from mailcarrier.queue.spool import open_spool
 from mailcarrier.queue.stopping import CLOSE_GRACE, cancel_tasks
 from mailcarrier.queue.workers import AgentPool
 from mailcarrier.status import HopStatus
-from tests.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler, free_port
-from tests.queue.helpers import run_cli, settings
-from tests.transport.scripted import ScriptedServer, Stall
+from tests.queue.helpers import run_cli
+from tests.support.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler, free_port
+from tests.support.scripted import ScriptedServer, Stall
+from tests.support.settings import make_settings, queue_settings
 
 PLAIN = ("PIPELINING", "ENHANCEDSTATUSCODES")
 MESSAGE = b"Subject: workers\n\nbody line\n"
@@ -58,11 +59,11 @@ def test_settings_survive_pickling_with_their_sources(tmp_path: Path) -> None:
 
 def test_process_count_is_validated() -> None:
     with pytest.raises(ConfigError, match="delivery_agent_processes"):
-        Settings.defaults().with_overrides({"delivery_agent_processes": "0"})
+        make_settings(delivery_agent_processes="0")
 
 
 async def test_pool_delivers_and_relays_log_lines(tmp_path: Path, server: AiosmtpdServer) -> None:
-    cfg = settings(tmp_path, relayhost=server.nexthop, delivery_agent_processes="2")
+    cfg = queue_settings(tmp_path, relayhost=server.nexthop, delivery_agent_processes="2")
     ids = [
         await api.submit(
             MESSAGE, sender="s@example.org", recipients=[f"r{i}@example.net"], config=cfg
@@ -92,7 +93,7 @@ async def test_pool_passes_the_hop_status_back(tmp_path: Path) -> None:
     """A site failure in an agent process reaches the scheduler as the hop status (its
     negative feedback); a clean delivery carries none."""
     port = free_port()
-    cfg = settings(tmp_path, relayhost=f"[127.0.0.1]:{port}", delivery_agent_processes="1")
+    cfg = queue_settings(tmp_path, relayhost=f"[127.0.0.1]:{port}", delivery_agent_processes="1")
     request = make_request(
         MESSAGE, sender="s@example.org", recipients=["r@example.net"], nexthop=f"[127.0.0.1]:{port}"
     )
@@ -126,7 +127,7 @@ async def test_killed_agent_defers_its_mail_and_is_replaced(tmp_path: Path) -> N
     srv = AiosmtpdServer(handler).start()
     pool: AgentPool | None = None
     try:
-        cfg = settings(tmp_path, relayhost=srv.nexthop, delivery_agent_processes="1")
+        cfg = queue_settings(tmp_path, relayhost=srv.nexthop, delivery_agent_processes="1")
         qid = await api.submit(
             MESSAGE, sender="s@example.org", recipients=["x@example.net"], config=cfg
         )
@@ -179,7 +180,7 @@ def _opts(tmp_path: Path, nexthop: str) -> list[str]:
 
 def test_run_once_with_forked_agents(tmp_path: Path, server: AiosmtpdServer) -> None:
     opts = _opts(tmp_path, server.nexthop)
-    cfg = settings(tmp_path / "queue", relayhost=server.nexthop)
+    cfg = queue_settings(tmp_path / "queue", relayhost=server.nexthop)
     for i in range(10):
         api.submit_sync(
             MESSAGE, sender="s@example.org", recipients=[f"f{i}@example.net"], config=cfg
@@ -195,7 +196,7 @@ def test_run_once_with_forked_agents(tmp_path: Path, server: AiosmtpdServer) -> 
 
 def test_crash_with_agent_processes_loses_nothing(tmp_path: Path, server: AiosmtpdServer) -> None:
     opts = _opts(tmp_path, server.nexthop)
-    cfg = settings(tmp_path / "queue", relayhost=server.nexthop)
+    cfg = queue_settings(tmp_path / "queue", relayhost=server.nexthop)
     rcpts = {f"c{i}@example.net" for i in range(4)}
     for rcpt in sorted(rcpts):
         api.submit_sync(MESSAGE, sender="s@example.org", recipients=[rcpt], config=cfg)
@@ -213,7 +214,7 @@ def test_agent_processes_pass_transcripts_to_the_scheduler(tmp_path: Path) -> No
     srv = AiosmtpdServer(handler).start()
     try:
         opts = [*_opts(tmp_path, srv.nexthop), "-o", "notify_classes=protocol"]
-        cfg = settings(tmp_path / "queue", relayhost=srv.nexthop)
+        cfg = queue_settings(tmp_path / "queue", relayhost=srv.nexthop)
         api.submit_sync(MESSAGE, sender="s@example.org", recipients=["bad@example.net"], config=cfg)
         proc = _cli([*opts, "run", "--once"])
         assert proc.returncode == 0, proc.stderr
@@ -231,7 +232,7 @@ async def test_an_abandoned_delivery_is_cancelled_in_the_agent(tmp_path: Path) -
     stalling = await ScriptedServer([Stall()]).start()
     pool: AgentPool | None = None
     try:
-        cfg = settings(tmp_path, relayhost=stalling.nexthop)
+        cfg = queue_settings(tmp_path, relayhost=stalling.nexthop)
         request = api.make_request(
             MESSAGE, sender="s@example.org", recipients=["r@example.net"], nexthop=stalling.nexthop
         )

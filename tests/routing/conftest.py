@@ -1,7 +1,6 @@
-"""Fixtures: a real DNS server on 127.0.0.1 (dnslib, in-process, ephemeral port).
-
-The zones and the server's behaviour are in routing_dnsserver.py. Every resolver built from
-these fixtures points at this server only: no test query ever leaves loopback.
+"""Fixtures of the routing tests: a real DNS server on 127.0.0.1 (dnslib, in-process, ephemeral
+port) serving the test zones of tests/support/dns.py. Every resolver built from these fixtures
+points at this server only: no test query ever leaves loopback.
 """
 
 from __future__ import annotations
@@ -9,23 +8,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from dnslib.server import DNSLogger, DNSServer
 
-from tests.routing.routing_dnsserver import LoopbackDns, ZoneResolver
+from tests.support.dns import LoopbackDns, ZoneResolver, serve_zone
 
 
 @pytest.fixture(scope="module")
 def dns_server() -> Iterator[LoopbackDns]:
     zone = ZoneResolver()
-    logger = DNSLogger(log="-request,-reply,-truncated,-error", prefix=False)
-    server = DNSServer(zone, port=0, address="127.0.0.1", logger=logger)
-    server.start_thread()
-    port = server.server.server_address[1]
-    try:
+    with serve_zone(zone) as port:
         yield LoopbackDns(port, zone)
-    finally:
-        server.stop()
-        server.server.server_close()
 
 
 @pytest.fixture

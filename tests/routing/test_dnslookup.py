@@ -6,7 +6,7 @@ import pytest
 
 from mailcarrier.routing.dnslookup import DnsStatus, dns_lookup, dns_lookup_types, valid_hostname
 from mailcarrier.routing.resolver import DnsOutcome
-from tests.routing.routing_fakes import FakeResolver, a, aaaa, mx, srv
+from tests.routing.helpers import FakeResolver, a, aaaa, mx, srv
 
 
 async def test_invalid_names_are_not_asked() -> None:

@@ -13,7 +13,6 @@ import socket
 import pytest
 
 from mailcarrier import deliver, make_request
-from mailcarrier.config.settings import Settings
 from mailcarrier.log import MemoryLog
 from mailcarrier.routing.dnslookup import DnsStatus, dns_lookup
 from mailcarrier.routing.localhost import is_localhost, localhost_answer, loopback_records
@@ -22,9 +21,10 @@ from mailcarrier.routing.options import DnsSupport, RoutingOptions
 from mailcarrier.routing.resolver import AddressRecord, DnsAnswer, DnsOutcome, NativeAnswer
 from mailcarrier.routing.result import RouteFailure, RouteResult
 from mailcarrier.routing.srv import lookup_srv_hosts
-from tests.peers.aiosmtpd_server import AiosmtpdServer
-from tests.routing.routing_dnsserver import LoopbackDns
-from tests.routing.routing_fakes import FakeResolver, a, mx
+from tests.routing.helpers import FakeResolver, a, mx
+from tests.support.dns import LoopbackDns
+from tests.support.peers.aiosmtpd_server import AiosmtpdServer
+from tests.support.settings import make_settings
 
 V4, V6 = socket.AF_INET, socket.AF_INET6
 BOTH = RoutingOptions(randomize_addresses=False)
@@ -152,12 +152,10 @@ async def test_delivery_to_localhost_asks_no_name_server(
     loopback_dns: LoopbackDns, smtp_server: AiosmtpdServer, host_lookup: str
 ) -> None:
     port = smtp_server.port
-    config = Settings.defaults().with_overrides(
-        {
-            "dns_nameservers": f"127.0.0.1:{loopback_dns.port}",
-            "inet_protocols": "ipv4",
-            "smtp_host_lookup": host_lookup,
-        }
+    config = make_settings(
+        dns_nameservers=f"127.0.0.1:{loopback_dns.port}",
+        inet_protocols="ipv4",
+        smtp_host_lookup=host_lookup,
     )
     relays = []
     for nexthop in (f"localhost:{port}", f"[localhost]:{port}", f"mx.localhost:{port}"):

@@ -11,7 +11,7 @@ from mailcarrier.routing.options import AddressPreference, DnsSupport, RoutingOp
 from mailcarrier.routing.resolver import DnsOutcome
 from mailcarrier.routing.result import RouteFailure, RouteResult
 from mailcarrier.routing.selfaddr import OwnAddresses
-from tests.routing.routing_fakes import FakeNative, FakeResolver, a, aaaa, mx
+from tests.routing.helpers import FakeNative, FakeResolver, a, aaaa, mx
 
 OWN = OwnAddresses(frozenset({"127.0.0.1", "198.51.100.1"}))
 BASE = RoutingOptions(randomize_addresses=False, own=OWN)

@@ -17,7 +17,7 @@ from mailcarrier.routing.resolver import (
     SystemNativeLookup,
     parse_nameserver,
 )
-from tests.routing.routing_dnsserver import LoopbackDns
+from tests.support.dns import LoopbackDns
 
 
 async def test_mx_records(loopback_dns: LoopbackDns) -> None:

@@ -11,7 +11,7 @@ from mailcarrier.routing.options import AddressPreference, DnsSupport, RoutingOp
 from mailcarrier.routing.result import RouteFailure, RouteResult
 from mailcarrier.routing.selfaddr import OwnAddresses
 from mailcarrier.routing.srv import lookup_srv_hosts
-from tests.routing.routing_dnsserver import LoopbackDns
+from tests.support.dns import LoopbackDns
 
 OPTIONS = RoutingOptions(randomize_addresses=False, own=OwnAddresses(frozenset({"127.0.0.1"})))
 

@@ -12,19 +12,12 @@ import pytest
 
 from mailcarrier.errors import ConfigError
 from mailcarrier.sasl.authcache import AuthFailureCache, cache_path
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import FakeClock
 
 
 @pytest.fixture(params=["memory", "file"])
 def cache(request: pytest.FixtureRequest, tmp_path: Path) -> AuthFailureCache:
-    clock = Clock()
+    clock = FakeClock(1_000_000.0)
     name = "" if request.param == "memory" else f"btree:{tmp_path}/sasl_auth_cache"
     return AuthFailureCache.open(name, 3600, clock=clock)
 
@@ -46,7 +39,7 @@ def test_other_user_or_host_misses(cache: AuthFailureCache) -> None:
 
 def test_expiry(cache: AuthFailureCache) -> None:
     cache.store("h", "u", "bad", "5.7.8", "535 no")
-    assert isinstance(cache.clock, Clock)
+    assert isinstance(cache.clock, FakeClock)
     cache.clock.now += 3601
     assert cache.find("h", "u", "bad") is None
 

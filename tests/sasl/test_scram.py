@@ -1,5 +1,6 @@
 """SCRAM against the RFC test vectors (RFC 5802 5, RFC 7677 3) and against an independent
-server (tests/sasl/scram_server.py, hashlib/hmac only), with and without channel binding."""
+server (tests/support/peers/scram_server.py, hashlib/hmac only), with and without channel
+binding."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import trustme
 
 from mailcarrier.sasl.mechanism import ChannelBinding, Credentials, SaslError
 from mailcarrier.sasl.scram import Scram, server_end_point
-from tests.sasl.scram_server import ScramServer
+from tests.support.peers.scram_server import ScramServer
 
 
 def test_rfc5802_sha1_vector() -> None:

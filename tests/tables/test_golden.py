@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from mailcarrier.tables import Maps, TableError, build_index, open_table
-from tests.tables.golden import cases, check_golden
+from tests.support.golden import cases, check_golden
 
 CASES = cases("tables")
 

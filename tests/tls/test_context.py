@@ -17,6 +17,8 @@ from mailcarrier.tls.context import (
 )
 from mailcarrier.tls.levels import SecurityLevel
 from mailcarrier.tls.policy import TlsPolicy
+from tests.support.clock import FakeClock
+from tests.support.settings import make_settings
 
 V = ssl.TLSVersion
 
@@ -43,7 +45,7 @@ def test_protocol_range_errors(items: tuple[str, ...]) -> None:
 
 
 def _factory(**params: str) -> ContextFactory:
-    return ContextFactory(Settings.defaults().with_overrides(params).for_transport("smtp"))
+    return ContextFactory(make_settings(**params).for_transport("smtp"))
 
 
 def test_context_settings_and_cache(tmp_path: Path) -> None:
@@ -87,8 +89,7 @@ def test_anchors_from_cafile_and_capath(tmp_path: Path) -> None:
 
 
 def test_session_cache_expires() -> None:
-    now = [0.0]
-    cache = TlsSessionCache(10, clock=lambda: now[0])
+    cache = TlsSessionCache(10, clock=FakeClock(0.0))
     cache.store("k", None)
     assert len(cache) == 0
 
@@ -102,8 +103,8 @@ class _Session:
         self.timeout = timeout
 
 
-def _cache(timeout: float, now: list[float]) -> TlsSessionCache:
-    return TlsSessionCache(timeout, clock=lambda: now[0], wallclock=lambda: 1000 + now[0])
+def _cache(timeout: float, clock: FakeClock) -> TlsSessionCache:
+    return TlsSessionCache(timeout, clock=clock, wallclock=lambda: 1000 + clock.now)
 
 
 def _offered(cache: TlsSessionCache, key: str) -> object:
@@ -115,24 +116,24 @@ def _offered(cache: TlsSessionCache, key: str) -> object:
 
 
 def test_session_cache_honours_its_timeout() -> None:
-    now = [0.0]
-    cache = _cache(60, now)
+    clock = FakeClock(0.0)
+    cache = _cache(60, clock)
     session = _Session(time=1000, timeout=7200)
     cache.store("k", session)  # type: ignore[arg-type]
-    now[0] = 59
+    clock.now = 59
     assert _offered(cache, "k") is session
-    now[0] = 61
+    clock.now = 61
     assert _offered(cache, "k") is None
     assert len(cache) == 0  # expired entries are dropped when met
 
 
 def test_session_cache_honours_the_server_lifetime() -> None:
-    now = [0.0]
-    cache = _cache(3600, now)
+    clock = FakeClock(0.0)
+    cache = _cache(3600, clock)
     cache.store("k", _Session(time=1000, timeout=30))  # type: ignore[arg-type]
-    now[0] = 29
+    clock.now = 29
     assert _offered(cache, "k") is not None
-    now[0] = 31
+    clock.now = 31
     assert _offered(cache, "k") is None
     cache.store("old", _Session(time=0, timeout=30))  # type: ignore[arg-type]
     assert len(cache) == 0  # already past its server lifetime: not kept

@@ -13,8 +13,8 @@ from pathlib import Path
 from dnslib import RR
 
 from mailcarrier import DeliveryStatus
-from tests.tls.tls_fixtures import Pki
-from tests.tls.tls_helpers import (
+from tests.support.tls import (
+    Pki,
     StartServer,
     Zone,
     add_mx,
@@ -22,11 +22,11 @@ from tests.tls.tls_helpers import (
     delivery_line,
     no_plaintext_envelope,
     send,
-    settings,
     spki_sha256,
     tls_field,
+    tls_settings,
 )
-from tests.tls.tls_server import TlsServerScript
+from tests.support.tls_server import TlsServerScript
 
 
 def _deferred_line(lines: list[str], relay: str, diagnostic: str) -> None:
@@ -48,7 +48,9 @@ async def test_dane_only_with_insecure_mx_never_connects(
     leaf = pki.leaf("mx.a.signed.test")
     server = tls_server(TlsServerScript(pki.server_context(leaf)))
     add_tlsa(zone, "mx.a.signed.test", server.port, "3 1 1 " + spki_sha256(leaf))
-    config = settings(port, smtp_tls_security_level="dane-only", smtp_dns_support_level="dnssec")
+    config = tls_settings(
+        port, smtp_tls_security_level="dane-only", smtp_dns_support_level="dnssec"
+    )
     status, lines = await send(f"a.tls.test:{server.port}", config)
     assert (status.status, status.dsn, status.diagnostic) == (
         DeliveryStatus.DEFERRED,
@@ -68,7 +70,9 @@ async def test_dane_only_without_tlsa_records_never_connects(
     port, zone = dns_zone
     add_mx(zone, "b.signed.test", "mx.b.signed.test")
     server = tls_server(TlsServerScript(pki.server_context(pki.leaf("mx.b.signed.test"))))
-    config = settings(port, smtp_tls_security_level="dane-only", smtp_dns_support_level="dnssec")
+    config = tls_settings(
+        port, smtp_tls_security_level="dane-only", smtp_dns_support_level="dnssec"
+    )
     status, lines = await send(f"b.signed.test:{server.port}", config)
     assert (status.status, status.diagnostic) == (
         DeliveryStatus.DEFERRED,
@@ -86,7 +90,7 @@ async def test_tlsa_lookup_error_defers_without_connecting(
     add_mx(zone, "c.signed.test", "mx.c.signed.test")
     server = tls_server(TlsServerScript(pki.server_context(pki.leaf("mx.c.signed.test"))))
     zone.servfail = (f"_{server.port}._tcp.mx.c.signed.test.",)
-    config = settings(port, smtp_tls_security_level="dane", smtp_dns_support_level="dnssec")
+    config = tls_settings(port, smtp_tls_security_level="dane", smtp_dns_support_level="dnssec")
     status, lines = await send(f"c.signed.test:{server.port}", config)
     text = f"TLSA lookup error for mx.c.signed.test:{server.port}"
     assert (status.status, status.dsn, status.diagnostic) == (
@@ -114,7 +118,7 @@ async def test_deferred_server_is_skipped_for_the_next_mx(
     server = tls_server(TlsServerScript(pki.server_context(leaf)))
     zone.servfail = (f"_{server.port}._tcp.mx1.d.signed.test.",)
     owner = add_tlsa(zone, "mx2.d.signed.test", server.port, "3 1 1 " + spki_sha256(leaf))
-    config = settings(port, smtp_tls_security_level="dane", smtp_dns_support_level="dnssec")
+    config = tls_settings(port, smtp_tls_security_level="dane", smtp_dns_support_level="dnssec")
     status, lines = await send(f"d.signed.test:{server.port}", config)
     assert status.status is DeliveryStatus.SENT, status.diagnostic
     assert status.relay == f"mx2.d.signed.test[127.0.0.1]:{server.port}"
@@ -135,7 +139,9 @@ async def test_secure_dane_delivery_looks_tlsa_up_once(
     leaf = pki.leaf("mx.e.signed.test")
     server = tls_server(TlsServerScript(pki.server_context(leaf)))
     owner = add_tlsa(zone, "mx.e.signed.test", server.port, "3 1 1 " + spki_sha256(leaf))
-    config = settings(port, smtp_tls_security_level="dane-only", smtp_dns_support_level="dnssec")
+    config = tls_settings(
+        port, smtp_tls_security_level="dane-only", smtp_dns_support_level="dnssec"
+    )
     status, lines = await send(f"e.signed.test:{server.port}", config)
     assert status.status is DeliveryStatus.SENT, status.diagnostic
     assert any(line.startswith("Verified TLS connection established") for line in lines)
@@ -152,7 +158,7 @@ async def test_policy_table_error_defers_without_connecting(
     server = tls_server(TlsServerScript())
     policy = tmp_path / "policy"
     policy.write_text(f"[127.0.0.1]:{server.port} bogus-level\n")
-    config = settings(port, smtp_tls_policy_maps=f"texthash:{policy}")
+    config = tls_settings(port, smtp_tls_policy_maps=f"texthash:{policy}")
     status, lines = await send(f"[127.0.0.1]:{server.port}", config)
     assert (status.status, status.dsn, status.diagnostic) == (
         DeliveryStatus.DEFERRED,

@@ -14,25 +14,26 @@ from pathlib import Path
 import pytest
 
 from mailcarrier import DeliveryStatus
-from mailcarrier.config import Settings
 from mailcarrier.routing.mx import lookup_host_addresses, lookup_mx_hosts
 from mailcarrier.routing.options import DnsSupport, RoutingOptions
 from mailcarrier.routing.resolver import DnspythonResolver, Nameserver, ResolverConfig
 from mailcarrier.routing.result import RouteResult
 from mailcarrier.routing.selfaddr import OwnAddresses
-from tests.tls.tls_fixtures import Pki, TlsZone
-from tests.tls.tls_helpers import (
+from tests.support.dns import TlsZone
+from tests.support.settings import make_settings
+from tests.support.tls import (
+    Pki,
     StartServer,
     Zone,
     add_mx,
     add_tlsa,
     no_plaintext_envelope,
     send,
-    settings,
     spki_sha256,
     tls_field,
+    tls_settings,
 )
-from tests.tls.tls_server import ScriptedTlsServer, TlsServerScript
+from tests.support.tls_server import ScriptedTlsServer, TlsServerScript
 
 WRONG = "3 1 1 " + "00" * 32
 OPTIONS = RoutingOptions(randomize_addresses=False, own=OwnAddresses(frozenset({"127.0.0.1"})))
@@ -94,7 +95,7 @@ async def _dane(
     if tlsa:
         add_tlsa(zone, host, server.port, tlsa.replace("SPKI", spki_sha256(leaf)))
     zone.insecure = insecure
-    config = settings(
+    config = tls_settings(
         port,
         smtp_tls_security_level=params.pop("level", "dane"),
         smtp_dns_support_level="dnssec",
@@ -266,7 +267,7 @@ async def test_unsigned_tlsa_answer_is_ignored(
     add_mx(zone, "q.signed.test", "mx.q.signed.test")
     server = tls_server(TlsServerScript(pki.server_context(pki.leaf("mx.q.signed.test"))))
     owner = add_tlsa(zone, "mx.q.signed.test", server.port, WRONG)
-    config = settings(port, smtp_tls_security_level="dane", smtp_dns_support_level="dnssec")
+    config = tls_settings(port, smtp_tls_security_level="dane", smtp_dns_support_level="dnssec")
     signed, _ = await send(f"q.signed.test:{server.port}", config)
     assert signed.diagnostic == "Server certificate not verified"
     zone.insecure = frozenset({(owner, "TLSA")})
@@ -308,13 +309,13 @@ async def test_dane_without_dnssec_lookups_warns_and_goes_on_as_may(
     port, zone = dns_zone
     add_mx(zone, "t.signed.test", "mx.t.signed.test")
     server = tls_server(TlsServerScript(pki.server_context(pki.leaf("mx.t.signed.test"))))
-    config = settings(port, smtp_tls_security_level="dane")
+    config = tls_settings(port, smtp_tls_security_level="dane")
     status, lines = await send(f"t.signed.test:{server.port}", config)
     assert status.status is DeliveryStatus.SENT, status.diagnostic
     nexthop = f"t.signed.test:{server.port}"
     assert f"warning: {nexthop}: dane configured with dnssec lookups disabled" in lines
     assert tls_field(lines) == "may"
-    config = settings(port, smtp_tls_security_level="dane-only")
+    config = tls_settings(port, smtp_tls_security_level="dane-only")
     status, _ = await send(nexthop, config)
     assert (status.dsn, status.diagnostic) == ("4.7.5", "client TLS configuration problem")
 
@@ -340,7 +341,7 @@ def test_insecure_mx_policy_default_follows_the_security_level(
 ) -> None:
     """Postfix 3.6 and later: "dane" with smtp_tls_security_level = dane, otherwise "may"
     (postconf -d shows the expression; lmtp_ follows lmtp_tls_security_level)."""
-    config = Settings.defaults().with_overrides(params)
+    config = make_settings(params)
     assert config.for_transport("smtp").params.tls_dane_insecure_mx_policy == smtp
     assert config.for_transport("lmtp").params.tls_dane_insecure_mx_policy == lmtp
     assert config.default("smtp_tls_dane_insecure_mx_policy") == (

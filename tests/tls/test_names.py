@@ -7,7 +7,7 @@ import trustme
 from cryptography import x509
 
 from mailcarrier.tls.names import certificate_names, expand_matches, first_match, name_matches
-from tests.tls.tls_fixtures import mint_self_signed
+from tests.support.tls import mint_self_signed
 
 
 @pytest.mark.parametrize(

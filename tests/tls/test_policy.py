@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from mailcarrier.config import Settings
 from mailcarrier.tls.levels import SecurityLevel, parse_level
 from mailcarrier.tls.policy import nexthop_domain, parse_policy_entry, resolve_policy
+from tests.support.settings import make_settings
 
 
 def _agent(**params: str):  # type: ignore[no-untyped-def]
-    return Settings.defaults().with_overrides(params).for_transport("smtp")
+    return make_settings(params).for_transport("smtp")
 
 
 def test_level_properties() -> None:

@@ -13,19 +13,20 @@ from mailcarrier import DeliveryStatus
 from mailcarrier.log import delivery_line
 from mailcarrier.status import Delays, RecipientStatus
 from mailcarrier.tls.features import FeatureState, TlsFeature, feature_field
-from tests.tls.tls_fixtures import Pki
-from tests.tls.tls_helpers import (
+from tests.support.deliver import caching_agent, deliver_via
+from tests.support.tls import (
+    Pki,
     StartServer,
     Zone,
     add_mx,
     add_tlsa,
     no_plaintext_envelope,
     send,
-    settings,
     spki_sha256,
     tls_field,
+    tls_settings,
 )
-from tests.tls.tls_server import TlsServerScript
+from tests.support.tls_server import TlsServerScript
 
 COMPLIANT, VIOLATION = FeatureState.COMPLIANT, FeatureState.VIOLATION
 
@@ -88,7 +89,7 @@ async def _field(
     port, zone = dns_zone
     add_mx(zone, "tls.test", "mx.tls.test")
     server = tls_server(script)
-    status, lines = await send(f"tls.test:{server.port}", settings(port, **params))
+    status, lines = await send(f"tls.test:{server.port}", tls_settings(port, **params))
     return tls_field(lines), status.status, status.diagnostic
 
 
@@ -168,7 +169,9 @@ async def test_dane_is_logged(pki: Pki, tls_server: StartServer, dns_zone: Zone)
     leaf = pki.leaf("mx.f.signed.test")
     server = tls_server(TlsServerScript(pki.server_context(leaf)))
     add_tlsa(zone, "mx.f.signed.test", server.port, f"3 1 1 {spki_sha256(leaf)}")
-    config = settings(port, smtp_tls_security_level="dane-only", smtp_dns_support_level="dnssec")
+    config = tls_settings(
+        port, smtp_tls_security_level="dane-only", smtp_dns_support_level="dnssec"
+    )
     status, lines = await send(f"f.signed.test:{server.port}", config)
     assert status.status is DeliveryStatus.SENT, status.diagnostic
     assert tls_field(lines) == "dane"  # dane-only becomes dane once TLSA records are found
@@ -191,9 +194,9 @@ async def test_feature_status_logging_can_be_turned_off(
 async def test_connect_failure_has_no_field(dns_zone: Zone) -> None:
     port, zone = dns_zone
     add_mx(zone, "tls.test", "mx.tls.test")
-    from tests.peers.aiosmtpd_server import free_port
+    from tests.support.peers.aiosmtpd_server import free_port
 
-    status, lines = await send(f"tls.test:{free_port()}", settings(port))
+    status, lines = await send(f"tls.test:{free_port()}", tls_settings(port))
     assert status.status is DeliveryStatus.DEFERRED
     assert tls_field(lines) is None
 
@@ -204,28 +207,21 @@ async def test_reused_session_logs_its_status(
     port, zone = dns_zone
     add_mx(zone, "tls.test", "mx.tls.test")
     server = tls_server(_good(pki))
-    config = settings(
+    config = tls_settings(
         port,
         smtp_tls_security_level="encrypt",
         smtp_tls_connection_reuse="yes",
         smtp_connection_cache_on_demand="yes",
     )
-    from mailcarrier import make_request
-    from mailcarrier.delivery.agent import DeliveryAgent
-    from mailcarrier.delivery.cache import CacheLimits, ConnectionCache
-    from mailcarrier.log import MemoryLog
-
-    log = MemoryLog()
-    cache = ConnectionCache(CacheLimits())
-    agent = DeliveryAgent(config, log=log, cache=cache)
+    agent, cache, log = caching_agent(config)
     for _ in range(2):
-        request = make_request(
+        result = await deliver_via(
+            agent,
+            f"tls.test:{server.port}",
             b"Subject: x\n\nbody\n",
             sender="s@example.org",
             recipients=["u@tls.test"],
-            nexthop=f"tls.test:{server.port}",
         )
-        result = await agent.deliver(request)
         assert result.recipients[0].status is DeliveryStatus.SENT
     await cache.close_all()
     lines = [line for line in log.lines if ": to=<" in line]

@@ -14,27 +14,23 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from mailcarrier import DeliveryStatus, make_request
-from mailcarrier.config import Settings
+from mailcarrier import DeliveryStatus
 from mailcarrier.delivery.agent import DeliveryAgent
-from mailcarrier.delivery.cache import CacheLimits, ConnectionCache
-from mailcarrier.log import MemoryLog
-from tests.peers.aiosmtpd_server import RecordingHandler, free_port
-from tests.tls.tls_fixtures import Pki
-from tests.tls.tls_helpers import SECRET, StartServer, Zone, add_mx, settings
-from tests.tls.tls_server import TlsServerScript
+from tests.support.deliver import caching_agent, deliver_via
+from tests.support.peers.aiosmtpd_server import RecordingHandler, free_port
+from tests.support.settings import make_settings
+from tests.support.tls import SECRET, Pki, StartServer, Zone, add_mx, tls_settings
+from tests.support.tls_server import TlsServerScript
 
 _CONN_USE = re.compile(r", conn_use=(\d+), ")
 
 
 async def _deliver(agent: DeliveryAgent, nexthop: str) -> Any:
-    request = make_request(
-        b"Subject: reuse\n\n" + SECRET + b"\n",
-        sender="s@example.org",
-        recipients=["u@tls.test"],
-        nexthop=nexthop,
+    body = b"Subject: reuse\n\n" + SECRET + b"\n"
+    result = await deliver_via(
+        agent, nexthop, body, sender="s@example.org", recipients=["u@tls.test"]
     )
-    (status,) = (await agent.deliver(request)).recipients
+    (status,) = result.recipients
     assert status.status is DeliveryStatus.SENT, status.diagnostic
     return status
 
@@ -51,12 +47,8 @@ async def test_tls_session_is_reused_for_many_messages(
         policy = tmp_path / "tls_policy"
         policy.write_text(f"{nexthop} encrypt connection_reuse=yes\n")
         params = {"smtp_tls_policy_maps": f"texthash:{policy}"}
-    config = Settings.defaults().with_overrides(
-        {"smtp_tls_loglevel": "1", "smtp_connect_timeout": "3s", **params}
-    )
-    log = MemoryLog()
-    cache = ConnectionCache(CacheLimits())
-    agent = DeliveryAgent(config, log=log, cache=cache)
+    config = make_settings({"smtp_tls_loglevel": "1", "smtp_connect_timeout": "3s"}, params)
+    agent, cache, log = caching_agent(config)
     try:
         uses = [(await _deliver(agent, nexthop)).conn_use for _ in range(5)]
     finally:
@@ -111,14 +103,13 @@ async def test_reparked_tls_session_keys_carry_the_tls_policy(
     )
     controller.start()
     try:
-        config = settings(
+        config = tls_settings(
             dns_port,
             smtp_tls_security_level=level,
             smtp_tls_CAfile=pki.cafile(),
             smtp_tls_connection_reuse="yes",
         )
-        cache = ConnectionCache(CacheLimits())
-        agent = DeliveryAgent(config, log=MemoryLog(), cache=cache)
+        agent, cache, _ = caching_agent(config)
         try:
             uses = [
                 (await _deliver(agent, f"one.tls.test:{port}")).conn_use,

@@ -16,9 +16,18 @@ from mailcarrier import DeliveryStatus
 from mailcarrier.tls.context import load_trust_anchors
 from mailcarrier.tls.levels import SecurityLevel
 from mailcarrier.tls.verify import Expectations, Trust, TrustAnchors, check_peer, signed_by
-from tests.tls.tls_fixtures import Pki, mint_expired_leaf, mint_self_signed
-from tests.tls.tls_helpers import StartServer, Zone, add_mx, send, settings, tls_field
-from tests.tls.tls_server import TlsServerScript
+from tests.support.tls import (
+    Pki,
+    StartServer,
+    Zone,
+    add_mx,
+    mint_expired_leaf,
+    mint_self_signed,
+    send,
+    tls_field,
+    tls_settings,
+)
+from tests.support.tls_server import TlsServerScript
 
 NOW = datetime.datetime.now(datetime.UTC)
 
@@ -140,7 +149,7 @@ async def test_verify_with_bare_key_trust_anchor_file(
     server = tls_server(TlsServerScript(pki.server_context(pki.leaf("mx.tls.test"))))
     tafile = tmp_path / "ta.pem"
     tafile.write_bytes(_pubkey_pem(_load(pki.ca.cert_pem.bytes())))
-    config = settings(
+    config = tls_settings(
         port, smtp_tls_security_level="verify", smtp_tls_trust_anchor_file=str(tafile)
     )
     status, lines = await send(f"tls.test:{server.port}", config)
@@ -159,7 +168,7 @@ async def test_policy_tafile_replaces_cafile(
     wrong = tmp_path / "wrong.pem"
     wrong.write_bytes(_pubkey_pem(_load(trustme.CA().cert_pem.bytes())))
     policy = f"inline:{{ {{tls.test = verify tafile={wrong}}} }}"
-    config = settings(port, smtp_tls_policy_maps=policy, smtp_tls_CAfile=pki.cafile())
+    config = tls_settings(port, smtp_tls_policy_maps=policy, smtp_tls_CAfile=pki.cafile())
     status, lines = await send(f"tls.test:{server.port}", config)
     assert (status.dsn, status.diagnostic) == ("4.7.5", "Server certificate not verified")
     assert any(
@@ -170,7 +179,7 @@ async def test_policy_tafile_replaces_cafile(
     right = tmp_path / "right.pem"
     right.write_bytes(_pubkey_pem(_load(pki.ca.cert_pem.bytes())))
     policy = f"inline:{{ {{tls.test = verify tafile={right}}} }}"
-    config = settings(port, smtp_tls_policy_maps=policy)
+    config = tls_settings(port, smtp_tls_policy_maps=policy)
     status, _ = await send(f"tls.test:{server.port}", config)
     assert status.status is DeliveryStatus.SENT, status.diagnostic
 
@@ -183,7 +192,9 @@ async def test_unusable_trust_anchor_file_defers(
     server = tls_server(TlsServerScript(pki.server_context(pki.leaf("mx.tls.test"))))
     empty = tmp_path / "empty.pem"
     empty.write_bytes(b"\n")
-    config = settings(port, smtp_tls_security_level="verify", smtp_tls_trust_anchor_file=str(empty))
+    config = tls_settings(
+        port, smtp_tls_security_level="verify", smtp_tls_trust_anchor_file=str(empty)
+    )
     status, lines = await send(f"tls.test:{server.port}", config)
     assert (status.dsn, status.diagnostic) == ("4.7.5", "client TLS configuration problem")
     assert any(line.startswith("warning: cannot load trust anchors:") for line in lines)

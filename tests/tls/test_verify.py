@@ -20,7 +20,7 @@ from mailcarrier.tls.verify import (
     oneline,
     pkey_fingerprint,
 )
-from tests.tls.tls_fixtures import mint_expired_leaf, mint_self_signed
+from tests.support.tls import mint_expired_leaf, mint_self_signed
 
 NOW = datetime.datetime.now(datetime.UTC)
 

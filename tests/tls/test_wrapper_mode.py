@@ -8,9 +8,8 @@ import pytest
 import trustme
 
 from mailcarrier import DeliveryStatus
-from tests.tls.tls_fixtures import Pki
-from tests.tls.tls_helpers import StartServer, Zone, add_mx, send, settings, tls_field
-from tests.tls.tls_server import TlsServerScript
+from tests.support.tls import Pki, StartServer, Zone, add_mx, send, tls_field, tls_settings
+from tests.support.tls_server import TlsServerScript
 
 
 @pytest.mark.parametrize("level", ["verify", "secure", "fingerprint"])
@@ -21,7 +20,7 @@ async def test_bad_certificate_sends_no_smtp_byte(
     add_mx(zone, "tls.test", "mx.tls.test")
     bad = pki.server_context(trustme.CA().issue_cert("mx.tls.test"))  # unknown CA
     server = tls_server(TlsServerScript(bad, implicit=True))
-    config = settings(
+    config = tls_settings(
         port,
         smtp_tls_wrappermode="yes",
         smtp_tls_security_level=level,
@@ -44,7 +43,7 @@ async def test_good_certificate_delivers(pki: Pki, tls_server: StartServer, dns_
     port, zone = dns_zone
     add_mx(zone, "tls.test", "mx.tls.test")
     server = tls_server(TlsServerScript(pki.server_context(pki.leaf("mx.tls.test")), implicit=True))
-    config = settings(
+    config = tls_settings(
         port,
         smtp_tls_wrappermode="yes",
         smtp_tls_security_level="verify",
@@ -66,7 +65,7 @@ async def test_optional_level_is_raised_to_encrypt(
     add_mx(zone, "tls.test", "mx.tls.test")
     untrusted = pki.server_context(trustme.CA().issue_cert("mx.tls.test"))
     server = tls_server(TlsServerScript(untrusted, implicit=True))
-    config = settings(port, smtp_tls_wrappermode="yes", smtp_tls_security_level=level)
+    config = tls_settings(port, smtp_tls_wrappermode="yes", smtp_tls_security_level=level)
     status, lines = await send(f"tls.test:{server.port}", config)
     assert status.status is DeliveryStatus.SENT, status.diagnostic
     assert (

@@ -12,18 +12,10 @@ from __future__ import annotations
 
 from mailcarrier import DeliveryStatus
 from mailcarrier.transport.session import BDAT_CHUNK
-from tests.transport.conftest import StartScripted
-from tests.transport.helpers import (
-    DATA,
-    EHLO,
-    GREETING,
-    LHLO,
-    deliver,
-    ehlo_reply,
-    mail,
-    rcpt,
-)
-from tests.transport.scripted import Expect, ReadRest, Send, Step
+from tests.support.deliver import deliver_to
+from tests.support.scripted import Expect, ReadRest, Send, StartScripted, Step
+from tests.support.settings import client_settings
+from tests.support.wire import DATA, EHLO, GREETING, LHLO, ehlo_reply, mail, rcpt
 
 SENT, DEFERRED, BOUNCED = DeliveryStatus.SENT, DeliveryStatus.DEFERRED, DeliveryStatus.BOUNCED
 CHUNKING = ehlo_reply("PIPELINING", "CHUNKING", "ENHANCEDSTATUSCODES")
@@ -48,7 +40,12 @@ async def test_small_message_is_one_bdat_last(scripted: StartScripted) -> None:
             ReadRest(),
         ]
     )
-    result, _ = await deliver(server, ["b@example.net", "c@example.net"], body=BODY, overrides=ON)
+    result, _ = await deliver_to(
+        server,
+        recipients=["b@example.net", "c@example.net"],
+        body=BODY,
+        config=client_settings(**ON),
+    )
     await server.wait_done()
     server.check()
     b, c = result.recipients
@@ -67,9 +64,9 @@ async def test_chunking_is_off_by_default_and_needs_the_keyword(scripted: StartS
         ReadRest(),
     ]
     off = await scripted([*start(), *data_session])
-    await deliver(off, body=BODY)
+    await deliver_to(off, body=BODY)
     unannounced = await scripted([*start(ehlo_reply("PIPELINING")), *data_session])
-    await deliver(unannounced, body=BODY, overrides=ON)
+    await deliver_to(unannounced, body=BODY, config=client_settings(**ON))
     for server in (off, unannounced):
         await server.wait_done()
         server.check()
@@ -95,7 +92,7 @@ async def test_large_message_in_pipelined_chunks(scripted: StartScripted) -> Non
             ReadRest(),
         ]
     )
-    result, _ = await deliver(server, body=content, overrides=ON)
+    result, _ = await deliver_to(server, body=content, config=client_settings(**ON))
     await server.wait_done()
     server.check()
     (r,) = result.recipients
@@ -114,7 +111,7 @@ async def test_refused_pipelined_chunk_decides(scripted: StartScripted) -> None:
             ReadRest(),
         ]
     )
-    result, _ = await deliver(server, body=content, overrides=ON)
+    result, _ = await deliver_to(server, body=content, config=client_settings(**ON))
     await server.wait_done()
     (r,) = result.recipients
     assert (r.status, r.dsn) == (BOUNCED, "5.3.4")
@@ -139,7 +136,7 @@ async def test_lockstep_stops_after_a_refused_chunk(scripted: StartScripted) -> 
             ReadRest(),
         ]
     )
-    result, _ = await deliver(server, body=content, overrides=ON)
+    result, _ = await deliver_to(server, body=content, config=client_settings(**ON))
     await server.wait_done()
     server.check()
     (r,) = result.recipients
@@ -161,12 +158,12 @@ async def test_lmtp_one_reply_per_recipient_after_last(scripted: StartScripted) 
             ReadRest(),
         ]
     )
-    result, _ = await deliver(
+    result, _ = await deliver_to(
         server,
-        ["b@example.net", "c@example.net", "d@example.net"],
+        recipients=["b@example.net", "c@example.net", "d@example.net"],
         body=BODY,
         transport="lmtp",
-        overrides=ON,
+        config=client_settings(**ON),
     )
     await server.wait_done()
     server.check()
@@ -192,8 +189,12 @@ async def test_lmtp_refused_chunk_is_every_recipients_verdict(scripted: StartScr
             ReadRest(),
         ]
     )
-    result, _ = await deliver(
-        server, ["b@example.net", "c@example.net"], body=content, transport="lmtp", overrides=ON
+    result, _ = await deliver_to(
+        server,
+        recipients=["b@example.net", "c@example.net"],
+        body=content,
+        transport="lmtp",
+        config=client_settings(**ON),
     )
     await server.wait_done()
     assert [(r.status, r.dsn) for r in result.recipients] == [(DEFERRED, "4.3.1")] * 2

@@ -4,45 +4,23 @@
 from __future__ import annotations
 
 import mailcarrier
-from mailcarrier.config.settings import Settings
 from mailcarrier.delivery.agent import DeliveryAgent
-from mailcarrier.delivery.cache import CacheLimits, ConnectionCache
-from mailcarrier.log import MemoryLog
 from mailcarrier.status import DeliveryStatus
-from tests.transport.conftest import StartScripted
-from tests.transport.helpers import (
-    DATA,
-    EHLO,
-    GREETING,
-    HELO_NAME,
-    PIPELINING,
-    QUIT,
-    RSET,
-    WIRE_BODY,
-    mail,
-    rcpt,
-)
-from tests.transport.scripted import Expect, ReadRest, ReadUntil, Send
+from tests.support.deliver import CachingAgent, caching_agent, deliver_via
+from tests.support.scripted import Expect, ReadRest, ReadUntil, Send, StartScripted
+from tests.support.settings import HELO_NAME, make_settings
+from tests.support.wire import DATA, EHLO, GREETING, PIPELINING, QUIT, RSET, WIRE_BODY, mail, rcpt
 
 OK_GROUP = b"250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go ahead\r\n"
 SENT = b"250 2.0.0 Ok: queued\r\n"
 
 
-def _agent() -> tuple[DeliveryAgent, ConnectionCache, MemoryLog]:
-    cache = ConnectionCache(CacheLimits())
-    log = MemoryLog()
-    settings = Settings.defaults().with_overrides({"smtp_helo_name": HELO_NAME})
-    return DeliveryAgent(settings, log=log, cache=cache), cache, log
+def _agent() -> CachingAgent:
+    return caching_agent(make_settings(smtp_helo_name=HELO_NAME))
 
 
 async def _send(agent: DeliveryAgent, nexthop: str) -> mailcarrier.RecipientStatus:
-    request = mailcarrier.make_request(
-        b"Subject: test\n\nhello\n",
-        sender="a@example.org",
-        recipients=["b@example.net"],
-        nexthop=nexthop,
-    )
-    (status,) = (await agent.deliver(request)).recipients
+    (status,) = (await deliver_via(agent, nexthop)).recipients
     return status
 
 

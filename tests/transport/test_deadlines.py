@@ -18,16 +18,33 @@ from mailcarrier.protocol.stages import Stage
 from mailcarrier.transport.connection import Connection, Peer
 from mailcarrier.transport.deadlines import ContentDeadline, ReplyDeadline
 from mailcarrier.transport.options import SessionOptions
-from tests.transport.conftest import StartScripted
-from tests.transport.fault_helpers import (
+from tests.support.clock import FakeClock
+from tests.support.deliver import deliver_to
+from tests.support.scripted import (
+    Expect,
+    Pause,
+    ReadRest,
+    ReadUntil,
+    Send,
+    Stall,
+    StartScripted,
+    Step,
+    Trickle,
+)
+from tests.support.settings import CLIENT, client_settings, make_settings
+from tests.support.wire import (
     BATCH1,
+    DATA,
+    EHLO,
     LMTP_START,
     LOCKSTEP_START,
     PIPELINED_START,
+    PIPELINING,
     RCPT1,
+    WIRE_BODY,
+    mail,
+    rcpt,
 )
-from tests.transport.helpers import DATA, EHLO, PIPELINING, WIRE_BODY, deliver, mail, rcpt
-from tests.transport.scripted import Expect, Pause, ReadRest, ReadUntil, Send, Stall, Step, Trickle
 
 SENT, DEFERRED = DeliveryStatus.SENT, DeliveryStatus.DEFERRED
 CEILING = 15.0
@@ -74,7 +91,9 @@ async def test_data_reply_has_the_data_init_limit(scripted: StartScripted, pipel
     server = await scripted(
         [*script, ReadUntil(b"\r\n.\r\n"), Send(b"250 2.0.0 queued\r\n"), ReadRest()]
     )
-    result, _ = await deliver(server, overrides={**SHORT, "smtp_data_init_timeout": "10s"})
+    result, _ = await deliver_to(
+        server, config=make_settings(CLIENT, SHORT, smtp_data_init_timeout="10s")
+    )
     (r,) = result.recipients
     assert (r.status, r.diagnostic) == (SENT, "250 2.0.0 queued")
 
@@ -87,7 +106,7 @@ async def test_data_reply_times_out_with_the_data_init_limit(
     server = await scripted(script)
     limits = {**SHORT, "smtp_mail_timeout": "300s", "smtp_rcpt_timeout": "300s"}
     started = time.monotonic()
-    result, _ = await deliver(server, overrides=limits)
+    result, _ = await deliver_to(server, config=client_settings(**limits))
     (r,) = result.recipients
     assert (r.status, r.diagnostic) == (DEFERRED, TIMED_OUT + "sending DATA command")
     assert time.monotonic() - started < CEILING
@@ -99,7 +118,9 @@ async def test_dot_reply_has_the_data_done_limit(scripted: StartScripted, pipeli
     server = await scripted(
         [*script, Expect(WIRE_BODY), Pause(2.5), Send(b"250 2.0.0 queued\r\n"), ReadRest()]
     )
-    result, _ = await deliver(server, overrides={**SHORT, "smtp_data_done_timeout": "10s"})
+    result, _ = await deliver_to(
+        server, config=make_settings(CLIENT, SHORT, smtp_data_done_timeout="10s")
+    )
     (r,) = result.recipients
     assert (r.status, r.diagnostic) == (SENT, "250 2.0.0 queued")
 
@@ -119,8 +140,11 @@ async def test_lmtp_replies_after_the_dot_have_the_data_done_limit(
     )
     limits = {"lmtp_data_done_timeout": "1s", "lmtp_rcpt_timeout": "300s"}
     started = time.monotonic()
-    result, _ = await deliver(
-        server, ["b@example.net", "c@example.net"], transport="lmtp", overrides=limits
+    result, _ = await deliver_to(
+        server,
+        recipients=["b@example.net", "c@example.net"],
+        transport="lmtp",
+        config=client_settings(**limits),
     )
     b, c = result.recipients
     assert (b.status, b.diagnostic) == (SENT, "250 2.0.0 b ok")
@@ -149,7 +173,7 @@ def _trickled_greeting() -> list[Step]:
 async def test_trickle_passes_limits_per_read(scripted: StartScripted) -> None:
     """Postfix's default: every read has the whole limit, and each byte comes in time."""
     server = await scripted(_trickled_greeting())
-    result, _ = await deliver(server, overrides={"smtp_helo_timeout": "1s"})
+    result, _ = await deliver_to(server, smtp_helo_timeout="1s")
     (r,) = result.recipients
     assert r.status is SENT
 
@@ -162,7 +186,9 @@ async def test_trickle_is_cut_off_per_request(scripted: StartScripted, switch: s
     older per-record switch turns the same deadline on (Postfix 3.7's default)."""
     server = await scripted(_trickled_greeting())
     started = time.monotonic()
-    result, _ = await deliver(server, overrides={"smtp_helo_timeout": "1s", switch: "yes"})
+    result, _ = await deliver_to(
+        server, config=make_settings(CLIENT, {"smtp_helo_timeout": "1s", switch: "yes"})
+    )
     (r,) = result.recipients
     assert (r.status, r.dsn) == (DEFERRED, "4.4.2")
     assert r.diagnostic == TIMED_OUT + "receiving the initial server greeting"
@@ -181,7 +207,7 @@ async def test_trickled_rcpt_reply_is_cut_off_per_request(scripted: StartScripte
         ]
     )
     limits = {"smtp_rcpt_timeout": "1s", "smtp_per_request_deadline": "yes"}
-    result, _ = await deliver(server, overrides=limits)
+    result, _ = await deliver_to(server, config=client_settings(**limits))
     (r,) = result.recipients
     assert (r.status, r.diagnostic) == (DEFERRED, TIMED_OUT + "sending RCPT TO")
 
@@ -191,7 +217,7 @@ async def test_lmtp_has_its_own_switch(scripted: StartScripted) -> None:
         [Trickle(b"220 lmtp ready\r\n", 0.2), Expect(b"LHLO client.example\r\n"), ReadRest()]
     )
     limits = {"lmtp_lhlo_timeout": "1s", "lmtp_per_request_deadline": "yes"}
-    result, _ = await deliver(server, transport="lmtp", overrides=limits)
+    result, _ = await deliver_to(server, transport="lmtp", config=client_settings(**limits))
     (r,) = result.recipients
     assert (r.status, r.diagnostic) == (
         DEFERRED,
@@ -202,18 +228,10 @@ async def test_lmtp_has_its_own_switch(scripted: StartScripted) -> None:
 # --- the budgets, with a fake clock ---------------------------------------------------------
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class _FakeConn:
     """Takes `cost` seconds of the fake clock per read or drain; records the limit given."""
 
-    def __init__(self, clock: _Clock, cost: float) -> None:
+    def __init__(self, clock: FakeClock, cost: float) -> None:
         self.clock = clock
         self.cost = cost
         self.limits: list[float] = []
@@ -243,7 +261,7 @@ async def _reads(deadline: ReplyDeadline, conn: _FakeConn, awaited: list[object]
 
 
 async def test_reply_budget_adds_up_per_command_and_restarts_for_the_next() -> None:
-    clock = _Clock()
+    clock = FakeClock(100.0)
     conn = _FakeConn(clock, 0.75)
     deadline = ReplyDeadline(_options(True, rcpt_timeout=2.0), clock)
     first, second = object(), object()
@@ -253,7 +271,7 @@ async def test_reply_budget_adds_up_per_command_and_restarts_for_the_next() -> N
 
 
 async def test_reply_budget_spent_raises_timeout() -> None:
-    clock = _Clock()
+    clock = FakeClock(100.0)
     conn = _FakeConn(clock, 1.0)
     deadline = ReplyDeadline(_options(True, rcpt_timeout=2.0), clock)
     awaited = object()
@@ -263,7 +281,7 @@ async def test_reply_budget_spent_raises_timeout() -> None:
 
 
 async def test_per_call_limits_never_shrink() -> None:
-    clock = _Clock()
+    clock = FakeClock(100.0)
     conn = _FakeConn(clock, 5.0)
     deadline = ReplyDeadline(_options(False, rcpt_timeout=2.0), clock)
     awaited = object()
@@ -272,7 +290,7 @@ async def test_per_call_limits_never_shrink() -> None:
 
 
 async def test_content_budget_is_earned_by_bytes_and_capped() -> None:
-    clock = _Clock()
+    clock = FakeClock(100.0)
     conn = _FakeConn(clock, 1.5)
     deadline = ContentDeadline(_options(True, data_xfer_timeout=4.0), clock)
 

@@ -13,14 +13,12 @@ import dataclasses
 
 import pytest
 
-import mailcarrier
 from mailcarrier import DeliveryStatus
 from mailcarrier.delivery.request import Notify, Recipient
-from mailcarrier.log import MemoryLog
-from mailcarrier.status import DeliveryResult
-from tests.transport.conftest import StartScripted
-from tests.transport.helpers import DATA, EHLO, GREETING, ehlo_reply, settings
-from tests.transport.scripted import Expect, ReadRest, Send, Step
+from tests.support.deliver import Delivery, deliver_request, request_to
+from tests.support.scripted import Expect, ReadRest, Send, StartScripted, Step
+from tests.support.settings import CLIENT, make_settings
+from tests.support.wire import DATA, EHLO, GREETING, ehlo_reply
 
 SENT = DeliveryStatus.SENT
 OFFERED = (
@@ -77,22 +75,14 @@ def _script(discarded: str) -> list[Step]:
     return [*steps, Expect(WIRE), Send(b"250 2.0.0 Ok: queued\r\n"), ReadRest()]
 
 
-async def _deliver(nexthop: str, overrides: dict[str, str]) -> tuple[DeliveryResult, MemoryLog]:
-    log = MemoryLog()
+async def _deliver(nexthop: str, overrides: dict[str, str]) -> Delivery:
+    """The 8-bit message with DSN options and a UTF-8 sender domain, with BASE + `overrides`."""
     request = dataclasses.replace(
-        mailcarrier.make_request(
-            BODY,
-            sender="a@bücher.example",
-            recipients=["b@example.net"],
-            nexthop=nexthop,
-            ret="FULL",
-            queue_id="4ABCDEF123",
-        ),
+        request_to(nexthop, BODY, sender="a@bücher.example", ret="FULL"),
         recipients=(Recipient("b@example.net", dsn_notify=Notify.SUCCESS),),
         encoding="8bit",
     )
-    config = settings({**BASE, **overrides})
-    return await mailcarrier.deliver(request, config=config, log=log), log
+    return await deliver_request(request, config=make_settings(CLIENT, BASE, **overrides))
 
 
 @pytest.mark.parametrize(

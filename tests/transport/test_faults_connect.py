@@ -2,7 +2,7 @@
 connection, a refused greeting (smtp_skip_5xx_greeting, soft_bounce), EHLO refused (HELO
 fallback, 421), HELO and LHLO refused; and the scripted server noticing a wrong client.
 
-Each test plays a server script (tests/transport/scripted.py) that asserts the exact bytes the
+Each test plays a server script (tests/support/scripted.py) that asserts the exact bytes the
 client sent, then checks the per-recipient verdicts and Postfix's wording of the diagnostics.
 Disconnects are in test_faults_disconnect.py, refusals of MAIL, RCPT, DATA and the final dot in
 test_faults_transaction.py; the fault modes no real server produces (garbage, over-long lines,
@@ -14,20 +14,22 @@ from __future__ import annotations
 import pytest
 
 from mailcarrier import DeliveryStatus
-from tests.transport.conftest import StartScripted
-from tests.transport.fault_helpers import BOUNCED, DEFERRED, RCPT1, SENT
-from tests.transport.helpers import (
+from tests.support.deliver import deliver_to
+from tests.support.scripted import Close, Expect, ExpectEOF, ReadRest, Send, StartScripted
+from tests.support.wire import (
+    BOUNCED,
     DATA,
+    DEFERRED,
     EHLO,
     GREETING,
     HELO,
     QUIT,
+    RCPT1,
+    SENT,
     WIRE_BODY,
-    deliver,
     mail,
     rcpt,
 )
-from tests.transport.scripted import Close, Expect, ExpectEOF, ReadRest, Send
 
 # --- refused connection ---------------------------------------------------------------------------
 
@@ -36,7 +38,7 @@ async def test_connection_refused_wording(scripted: StartScripted) -> None:
     server = await scripted([Close()])
     port = server.port
     await server.stop()  # nothing listens on the port any more
-    result, log = await deliver(f"[127.0.0.1]:{port}")
+    result, log = await deliver_to(f"[127.0.0.1]:{port}")
     (r,) = result.recipients
     assert (r.status, r.dsn, r.relay) == (DEFERRED, "4.4.1", "none")
     assert r.diagnostic == f"connect to 127.0.0.1[127.0.0.1]:{port}: Connection refused"
@@ -64,7 +66,7 @@ async def test_greeting_refusal(
     scripted: StartScripted, greeting: bytes, skip: str, status: DeliveryStatus, dsn: str
 ) -> None:
     server = await scripted([Send(greeting), ReadRest()])
-    result, _ = await deliver(server, overrides={"smtp_skip_5xx_greeting": skip})
+    result, _ = await deliver_to(server, smtp_skip_5xx_greeting=skip)
     await server.wait_done()
     server.check()
     (r,) = result.recipients
@@ -77,9 +79,7 @@ async def test_greeting_refusal(
 
 async def test_soft_bounce_greeting(scripted: StartScripted) -> None:
     server = await scripted([Send(b"554 5.7.1 go away\r\n"), ReadRest()])
-    result, _ = await deliver(
-        server, overrides={"soft_bounce": "yes", "smtp_skip_5xx_greeting": "no"}
-    )
+    result, _ = await deliver_to(server, soft_bounce="yes", smtp_skip_5xx_greeting="no")
     await server.wait_done()
     (r,) = result.recipients
     assert (r.status, r.dsn) == (DEFERRED, "4.7.1")
@@ -108,7 +108,7 @@ async def test_ehlo_5xx_falls_back_to_helo_and_lockstep(scripted: StartScripted)
             ReadRest(),
         ]
     )
-    result, _ = await deliver(server)
+    result, _ = await deliver_to(server)
     await server.wait_done()
     server.check()
     (r,) = result.recipients
@@ -120,7 +120,7 @@ async def test_ehlo_421_is_a_refusal(scripted: StartScripted) -> None:
     server = await scripted(
         [Send(GREETING), Expect(EHLO), Send(b"421 4.7.0 mx.example closing\r\n"), ReadRest()]
     )
-    result, _ = await deliver(server)
+    result, _ = await deliver_to(server)
     await server.wait_done()
     server.check()
     (r,) = result.recipients
@@ -140,7 +140,7 @@ async def test_helo_refusal_wording_is_postfix(scripted: StartScripted) -> None:
             ReadRest(),
         ]
     )
-    result, _ = await deliver(server)
+    result, _ = await deliver_to(server)
     await server.wait_done()
     (r,) = result.recipients
     assert (r.status, r.dsn) == (BOUNCED, "5.7.1")
@@ -166,7 +166,7 @@ async def test_ehlo_4xx_falls_back_to_helo(scripted: StartScripted) -> None:
             ReadRest(),
         ]
     )
-    result, _ = await deliver(server)
+    result, _ = await deliver_to(server)
     await server.wait_done()
     server.check()
     assert result.recipients[0].status is SENT
@@ -181,7 +181,7 @@ async def test_lmtp_lhlo_refused(scripted: StartScripted) -> None:
             ReadRest(),
         ]
     )
-    result, _ = await deliver(server, transport="lmtp")
+    result, _ = await deliver_to(server, transport="lmtp")
     await server.wait_done()
     server.check()
     (r,) = result.recipients
@@ -196,7 +196,7 @@ async def test_lmtp_lhlo_refused(scripted: StartScripted) -> None:
 
 async def test_scripted_server_reports_unexpected_bytes(scripted: StartScripted) -> None:
     server = await scripted([Send(GREETING), Expect(b"HELO someone.else\r\n"), ExpectEOF()])
-    result, _ = await deliver(server)
+    result, _ = await deliver_to(server)
     await server.wait_done()
     assert result.recipients[0].status is DEFERRED
     with pytest.raises(AssertionError, match=r"EHLO client\.example"):

@@ -3,7 +3,7 @@ server: Postfix's "lost connection with h[a] while ..." wording, the duplicate-d
 after the final dot, a reset in the middle of the body, an LMTP server lost between per-recipient
 replies.
 
-Each test plays a server script (tests/transport/scripted.py) that asserts the exact bytes the
+Each test plays a server script (tests/support/scripted.py) that asserts the exact bytes the
 client sent, then checks the per-recipient verdicts and Postfix's wording of the diagnostics.
 Refusals are in test_faults_connect.py and test_faults_transaction.py.
 """
@@ -12,18 +12,23 @@ from __future__ import annotations
 
 import pytest
 
-from tests.transport.conftest import StartScripted
-from tests.transport.fault_helpers import (
+from tests.support.deliver import deliver_to
+from tests.support.scripted import Close, Expect, ReadUntil, Send, StartScripted, Step
+from tests.support.wire import (
     BATCH1,
+    DATA,
     DEFERRED,
+    EHLO,
+    GREETING,
     LMTP_START,
     LOCKSTEP_START,
     PIPELINED_START,
     RCPT1,
     SENT,
+    WIRE_BODY,
+    mail,
+    rcpt,
 )
-from tests.transport.helpers import DATA, EHLO, GREETING, WIRE_BODY, deliver, mail, rcpt
-from tests.transport.scripted import Close, Expect, ReadUntil, Send, Step
 
 
 def lost(server_namaddr: str, phrase: str) -> str:
@@ -81,7 +86,7 @@ DISCONNECTS: dict[str, tuple[list[Step], str]] = {
 async def test_disconnect_defers_with_postfix_wording(scripted: StartScripted, case: str) -> None:
     script, phrase = DISCONNECTS[case]
     server = await scripted(script)
-    result, log = await deliver(server)
+    result, log = await deliver_to(server)
     await server.wait_done()
     server.check()
     (status,) = result.recipients
@@ -107,7 +112,7 @@ async def test_disconnect_mid_body_defers(scripted: StartScripted) -> None:
             Close(reset=True),
         ]
     )
-    result, _ = await deliver(server, body=body)
+    result, _ = await deliver_to(server, body=body)
     await server.wait_done()
     server.check()
     (status,) = result.recipients
@@ -128,7 +133,7 @@ async def test_final_dot_disconnect_is_logged_with_duplicate_warning(
             Close(),
         ]
     )
-    result, log = await deliver(server, ["b@example.net", "c@example.net"])
+    result, log = await deliver_to(server, recipients=["b@example.net", "c@example.net"])
     await server.wait_done()
     server.check()
     assert [r.status for r in result.recipients] == [DEFERRED, DEFERRED]
@@ -146,7 +151,7 @@ async def test_final_dot_disconnect_is_logged_with_duplicate_warning(
 async def test_no_skip_line_for_the_last_server(scripted: StartScripted) -> None:
     """Postfix logs "QUEUEID: reason" only when a backup server is left (smtp_bulk_fail)."""
     server = await scripted([*PIPELINED_START, Expect(BATCH1), Send(b"250 2.1.0 Ok\r\n"), Close()])
-    _, log = await deliver(server)
+    _, log = await deliver_to(server)
     await server.wait_done()
     assert len(log.lines) == 1
     assert log.lines[0].startswith("4ABCDEF123: to=<b@example.net>")
@@ -167,7 +172,7 @@ async def test_lmtp_lost_after_some_recipient_replies(scripted: StartScripted) -
             Close(),
         ]
     )
-    result, _ = await deliver(server, rcpts, transport="lmtp")
+    result, _ = await deliver_to(server, recipients=rcpts, transport="lmtp")
     await server.wait_done()
     server.check()
     assert [(r.status, r.dsn) for r in result.recipients] == [(SENT, "2.0.0"), (DEFERRED, "4.4.2")]

@@ -3,7 +3,7 @@ and the final dot refused or answered with 421, pipelined and in lockstep; cours
 (no content after a rejected MAIL, all RCPTs or DATA); soft_bounce and the default enhanced
 status codes; LMTP's per-recipient replies after the dot.
 
-Each test plays a server script (tests/transport/scripted.py) that asserts the exact bytes the
+Each test plays a server script (tests/support/scripted.py) that asserts the exact bytes the
 client sent, then checks the per-recipient verdicts and Postfix's wording of the diagnostics.
 Pipelining itself is in test_pipelining.py, refusals before MAIL in test_faults_connect.py,
 disconnects in test_faults_disconnect.py.
@@ -14,19 +14,24 @@ from __future__ import annotations
 import pytest
 
 from mailcarrier import DeliveryStatus
-from tests.transport.conftest import StartScripted
-from tests.transport.fault_helpers import (
+from tests.support.deliver import deliver_to
+from tests.support.scripted import Close, Expect, ReadRest, Send, StartScripted, Step
+from tests.support.wire import (
     BATCH1,
     BOUNCED,
+    DATA,
     DEFERRED,
+    EHLO,
     LMTP_START,
     LOCKSTEP_START,
     PIPELINED_START,
+    QUIT,
     RCPT1,
     SENT,
+    WIRE_BODY,
+    mail,
+    rcpt,
 )
-from tests.transport.helpers import DATA, EHLO, QUIT, WIRE_BODY, deliver, mail, rcpt
-from tests.transport.scripted import Close, Expect, ReadRest, Send, Step
 
 # --- MAIL FROM ------------------------------------------------------------------------------------
 
@@ -50,7 +55,7 @@ async def test_mail_rejected_pipelined(
             ReadRest(),
         ]
     )
-    result, _ = await deliver(server, [RCPT1, "c@example.net"])
+    result, _ = await deliver_to(server, recipients=[RCPT1, "c@example.net"])
     await server.wait_done()
     server.check()
     text = reply.decode().rstrip("\r\n")
@@ -67,7 +72,7 @@ async def test_mail_rejected_lockstep_sends_no_rcpt(
     scripted: StartScripted, reply: bytes, status: DeliveryStatus, dsn: str
 ) -> None:
     server = await scripted([*LOCKSTEP_START, Expect(mail()), Send(reply), ReadRest()])
-    result, _ = await deliver(server)
+    result, _ = await deliver_to(server)
     await server.wait_done()
     server.check()
     (r,) = result.recipients
@@ -99,7 +104,7 @@ async def test_mixed_rcpt_replies_pipelined(scripted: StartScripted) -> None:
             ReadRest(),
         ]
     )
-    result, log = await deliver(server, rcpts)
+    result, log = await deliver_to(server, recipients=rcpts)
     await server.wait_done()
     server.check()
     said = f"host {server.namaddr} said:"
@@ -144,7 +149,7 @@ async def test_mixed_rcpt_replies_lockstep(scripted: StartScripted) -> None:
             ReadRest(),
         ]
     )
-    result, _ = await deliver(server, ["x@example.net", "y@example.net"])
+    result, _ = await deliver_to(server, recipients=["x@example.net", "y@example.net"])
     await server.wait_done()
     server.check()
     assert [(r.status, r.dsn) for r in result.recipients] == [
@@ -165,7 +170,7 @@ async def test_all_rcpts_rejected_sends_no_content(scripted: StartScripted) -> N
             ReadRest(),
         ]
     )
-    result, _ = await deliver(server, ["x@example.net", "y@example.net"])
+    result, _ = await deliver_to(server, recipients=["x@example.net", "y@example.net"])
     await server.wait_done()
     server.check()
     assert [(r.status, r.dsn) for r in result.recipients] == [
@@ -190,7 +195,7 @@ async def test_354_after_all_rcpts_rejected_ends_empty_message(
             ReadRest(),
         ]
     )
-    result, _ = await deliver(server)
+    result, _ = await deliver_to(server)
     await server.wait_done()
     server.check()
     (r,) = result.recipients
@@ -217,7 +222,7 @@ async def test_data_rejected_sends_no_content(
     server = await scripted(
         [*PIPELINED_START, Expect(BATCH1), Send(b"250 Ok\r\n250 Ok\r\n" + reply), ReadRest()]
     )
-    result, _ = await deliver(server)
+    result, _ = await deliver_to(server)
     await server.wait_done()
     server.check()
     (r,) = result.recipients
@@ -255,7 +260,7 @@ async def test_final_dot_replies(
             ReadRest(),
         ]
     )
-    result, _ = await deliver(server, ["x@example.net", "y@example.net"])
+    result, _ = await deliver_to(server, recipients=["x@example.net", "y@example.net"])
     await server.wait_done()
     server.check()
     text = reply.decode().rstrip("\r\n")
@@ -284,7 +289,7 @@ async def test_421_mid_session_defers_and_hangs_up(scripted: StartScripted, stag
             Close(),
         ]
     )
-    result, _ = await deliver(server)
+    result, _ = await deliver_to(server)
     await server.wait_done()
     server.check()
     (r,) = result.recipients
@@ -316,7 +321,7 @@ async def test_soft_bounce_turns_5xx_into_deferral(
     if stage_reply == "dot":
         script += [Expect(WIRE_BODY), Send(b"554 5.6.0 content rejected\r\n")]
     server = await scripted([*script, ReadRest()])
-    result, log = await deliver(server, overrides={"soft_bounce": "yes"})
+    result, log = await deliver_to(server, soft_bounce="yes")
     await server.wait_done()
     server.check()
     (r,) = result.recipients
@@ -341,7 +346,7 @@ async def test_default_enhanced_codes_without_enhancedstatuscodes(
             ReadRest(),
         ]
     )
-    result, _ = await deliver(server, rcpts)
+    result, _ = await deliver_to(server, recipients=rcpts)
     await server.wait_done()
     server.check()
     assert [(r.status, r.dsn) for r in result.recipients] == [
@@ -373,7 +378,7 @@ async def test_lmtp_per_recipient_replies_after_dot(scripted: StartScripted) -> 
             ReadRest(),
         ]
     )
-    result, log = await deliver(server, rcpts, transport="lmtp")
+    result, log = await deliver_to(server, recipients=rcpts, transport="lmtp")
     await server.wait_done()
     server.check()
     said = f"host {server.namaddr} said:"

@@ -5,18 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from mailcarrier import DeliveryStatus
-from tests.transport.conftest import StartScripted
-from tests.transport.helpers import (
-    DATA,
-    EHLO,
-    GREETING,
-    PIPELINING,
-    WIRE_BODY,
-    deliver,
-    mail,
-    rcpt,
-)
-from tests.transport.scripted import Expect, ReadRest, Send, Step
+from tests.support.deliver import deliver_to
+from tests.support.scripted import Expect, ReadRest, Send, StartScripted, Step
+from tests.support.wire import DATA, EHLO, GREETING, PIPELINING, WIRE_BODY, mail, rcpt
 
 SENT, DEFERRED = DeliveryStatus.SENT, DeliveryStatus.DEFERRED
 # postconf(5)'s example: anything that is not a reply line becomes one line of a multi-line
@@ -43,7 +34,7 @@ async def test_reply_filter_repairs_a_garbled_ehlo_reply(
     table = tmp_path / "reply_filter"
     table.write_text(GARBAGE_FILTER)
     server = await scripted(garbled_ehlo())
-    result, _ = await deliver(server, overrides={"smtp_reply_filter": f"regexp:{table}"})
+    result, _ = await deliver_to(server, smtp_reply_filter=f"regexp:{table}")
     await server.wait_done()
     server.check()
     (r,) = result.recipients
@@ -54,7 +45,7 @@ async def test_without_reply_filter_the_garbage_is_a_protocol_error(
     scripted: StartScripted,
 ) -> None:
     server = await scripted([*garbled_ehlo()[:3], ReadRest()])
-    result, _ = await deliver(server)
+    result, _ = await deliver_to(server)
     (r,) = result.recipients
     assert r.status is DEFERRED
     assert "malformed reply line" in r.diagnostic
@@ -73,7 +64,7 @@ async def test_reply_filter_rewrites_a_rcpt_reply(scripted: StartScripted, tmp_p
             ReadRest(),
         ]
     )
-    result, _ = await deliver(server, overrides={"smtp_reply_filter": f"regexp:{table}"})
+    result, _ = await deliver_to(server, smtp_reply_filter=f"regexp:{table}")
     (r,) = result.recipients
     assert (r.status, r.dsn) == (DEFERRED, "4.2.2")
     assert r.diagnostic == (
@@ -98,10 +89,10 @@ async def test_delivery_status_filter_is_applied_before_logging(
             ReadRest(),
         ]
     )
-    result, log = await deliver(
+    result, log = await deliver_to(
         server,
-        ["b@example.net", "c@example.net"],
-        overrides={"smtp_delivery_status_filter": f"regexp:{table}"},
+        recipients=["b@example.net", "c@example.net"],
+        smtp_delivery_status_filter=f"regexp:{table}",
     )
     await server.wait_done()
     server.check()

@@ -16,21 +16,9 @@ import pytest
 import mailcarrier
 from mailcarrier import DeliveryStatus, UsageError
 from mailcarrier.delivery.request import DeliveryRequest, Recipient
-from mailcarrier.log import MemoryLog
 from mailcarrier.printable import printable
-from tests.transport.conftest import StartScripted
-from tests.transport.helpers import (
-    DATA,
-    EHLO,
-    GREETING,
-    PIPELINING,
-    WIRE_BODY,
-    deliver,
-    mail,
-    rcpt,
-    settings,
-)
-from tests.transport.scripted import (
+from tests.support.deliver import deliver_request, deliver_to
+from tests.support.scripted import (
     Expect,
     Hold,
     ReadRest,
@@ -38,8 +26,11 @@ from tests.transport.scripted import (
     Send,
     SendForever,
     Stall,
+    StartScripted,
     Step,
 )
+from tests.support.settings import CLIENT, make_settings
+from tests.support.wire import DATA, EHLO, GREETING, PIPELINING, WIRE_BODY, mail, rcpt
 
 DEFERRED = DeliveryStatus.DEFERRED
 START: list[Step] = [Send(GREETING), Expect(EHLO), Send(PIPELINING)]
@@ -83,7 +74,7 @@ async def test_garbage_reply_defers(
 ) -> None:
     server = await scripted([*script, ReadRest()])
     started = time.monotonic()
-    result, log = await deliver(server)
+    result, log = await deliver_to(server)
     assert time.monotonic() - started < CEILING
     await server.wait_done()
     server.check()
@@ -109,7 +100,7 @@ async def _bounded_delivery(
     tracemalloc.start()
     try:
         started = time.monotonic()
-        result, _ = await deliver(server)
+        result, _ = await deliver_to(server)
         elapsed = time.monotonic() - started
         _, peak = tracemalloc.get_traced_memory()
     finally:
@@ -217,7 +208,7 @@ async def test_stalled_server_times_out_per_stage(scripted: StartScripted, stage
     script, parameter, phrase = STALLS[stage]
     server = await scripted([*script, Stall()])
     started = time.monotonic()
-    result, log = await deliver(server, overrides={parameter: "1s"})
+    result, log = await deliver_to(server, config=make_settings(CLIENT, {parameter: "1s"}))
     elapsed = time.monotonic() - started
     await server.wait_done()
     server.check()
@@ -243,7 +234,7 @@ async def test_server_that_stops_reading_the_body_times_out(scripted: StartScrip
         ]
     )
     started = time.monotonic()
-    result, _ = await deliver(server, body=body, overrides={"smtp_data_xfer_timeout": "1s"})
+    result, _ = await deliver_to(server, body=body, smtp_data_xfer_timeout="1s")
     elapsed = time.monotonic() - started
     (r,) = result.recipients
     assert (r.status, r.dsn) == (DEFERRED, "4.4.2")
@@ -261,7 +252,7 @@ async def test_reply_with_no_command_in_flight_defers_cleanly(scripted: StartScr
     server = await scripted(
         [Send(GREETING), Expect(EHLO), Send(PIPELINING + b"250 2.0.0 surprise\r\n"), ReadRest()]
     )
-    result, _ = await deliver(server)
+    result, _ = await deliver_to(server)
     await server.wait_done()
     (r,) = result.recipients
     assert r.status is DEFERRED
@@ -285,7 +276,7 @@ async def test_unsolicited_reply_after_final_dot_reply_defers(scripted: StartScr
             ReadRest(),
         ]
     )
-    result, _ = await deliver(server)
+    result, _ = await deliver_to(server)
     await server.wait_done()
     (r,) = result.recipients
     assert (r.status, r.dsn) == (DEFERRED, "4.4.2")
@@ -325,7 +316,7 @@ async def test_envelope_with_crlf_is_refused_before_connecting(
             content=__import__("io").BytesIO(b"x\n"),
             dsn_envid=values["envid"],
         )
-        await mailcarrier.deliver(request, config=settings(), log=MemoryLog())
+        await deliver_request(request)
     assert server.connections == []
 
 
@@ -343,8 +334,6 @@ async def test_helo_name_with_crlf_injects_nothing(scripted: StartScripted) -> N
     the CLI); the server never sees the would-be injected command."""
     server = await scripted([Send(GREETING), ReadRest()])
     with pytest.raises(mailcarrier.ConfigError, match="smtp_helo_name"):
-        await deliver(
-            server, overrides={"smtp_helo_name": "client.example\r\nMAIL FROM:<evil@example.com>"}
-        )
+        await deliver_to(server, smtp_helo_name="client.example\r\nMAIL FROM:<evil@example.com>")
     await server.stop()
     assert b"evil" not in b"".join(c.received for c in server.connections)

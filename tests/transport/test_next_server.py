@@ -11,25 +11,17 @@ from __future__ import annotations
 import pytest
 
 from mailcarrier import DeliveryStatus
-from tests.transport.conftest import StartScripted
-from tests.transport.helpers import (
-    DATA,
-    EHLO,
-    GREETING,
-    PIPELINING,
-    WIRE_BODY,
-    deliver,
-    mail,
-    rcpt,
-)
-from tests.transport.scripted import (
+from tests.support.deliver import deliver_to
+from tests.support.scripted import (
     Close,
     Expect,
     ReadRest,
     ScriptedServer,
     Send,
+    StartScripted,
     Step,
 )
+from tests.support.wire import DATA, EHLO, GREETING, PIPELINING, WIRE_BODY, mail, rcpt
 
 SENT, DEFERRED, BOUNCED = DeliveryStatus.SENT, DeliveryStatus.DEFERRED, DeliveryStatus.BOUNCED
 START: list[Step] = [Send(GREETING), Expect(EHLO), Send(PIPELINING)]
@@ -55,7 +47,7 @@ async def test_first_refuses_connection_second_delivers(scripted: StartScripted)
     dead_port = dead.port
     await dead.stop()
     second = await scripted(working("b@example.net"))
-    result, log = await deliver(f"[127.0.0.1]:{dead_port}, {second.nexthop}")
+    result, log = await deliver_to(f"[127.0.0.1]:{dead_port}, {second.nexthop}")
     await second.wait_done()
     second.check()
     (r,) = result.recipients
@@ -78,7 +70,7 @@ async def test_refused_greeting_moves_on(
 ) -> None:
     first = await scripted([Send(greeting), ReadRest()])
     second = await scripted(working("b@example.net"))
-    result, log = await deliver(pair(first, second), overrides={"smtp_skip_5xx_greeting": skip})
+    result, log = await deliver_to(pair(first, second), smtp_skip_5xx_greeting=skip)
     await second.wait_done()
     second.check()
     (r,) = result.recipients
@@ -90,7 +82,7 @@ async def test_refused_greeting_moves_on(
 async def test_5xx_greeting_without_skip_bounces_at_once(scripted: StartScripted) -> None:
     first = await scripted([Send(b"554 5.7.1 No service for you\r\n"), ReadRest()])
     second = await scripted(working("b@example.net"))
-    result, _ = await deliver(pair(first, second), overrides={"smtp_skip_5xx_greeting": "no"})
+    result, _ = await deliver_to(pair(first, second), smtp_skip_5xx_greeting="no")
     (r,) = result.recipients
     assert (r.status, r.dsn) == (BOUNCED, "5.7.1")
     assert second.connections == []
@@ -119,7 +111,9 @@ async def test_lost_connection_moves_remaining_recipients_on(
         expected_second = ("c@example.net",)
     first = await scripted(first_script)
     second = await scripted(working(*expected_second))
-    result, log = await deliver(pair(first, second), ["b@example.net", "c@example.net"])
+    result, log = await deliver_to(
+        pair(first, second), recipients=["b@example.net", "c@example.net"]
+    )
     await second.wait_done()
     first.check()
     second.check()
@@ -140,7 +134,7 @@ async def test_lost_connection_moves_remaining_recipients_on(
 async def test_all_servers_fail_last_verdict_wins(scripted: StartScripted) -> None:
     first = await scripted([Send(b"421 4.3.2 first busy\r\n"), ReadRest()])
     second = await scripted([Send(GREETING), Close()])
-    result, _ = await deliver(pair(first, second))
+    result, _ = await deliver_to(pair(first, second))
     (r,) = result.recipients
     assert (r.status, r.dsn, r.relay) == (DEFERRED, "4.4.2", second.relay)
     assert r.diagnostic == (
@@ -160,7 +154,7 @@ async def test_soft_mail_reply_on_first_server_tries_the_next(scripted: StartScr
         ]
     )
     second = await scripted(working("b@example.net"))
-    result, log = await deliver(pair(first, second))
+    result, log = await deliver_to(pair(first, second))
     (r,) = result.recipients
     assert (r.status, r.relay) == (SENT, second.relay)
     assert any("said: 451 4.3.0 try later (in reply to MAIL FROM command)" in x for x in log.lines)
@@ -178,7 +172,7 @@ async def test_soft_rcpt_reply_is_deferred_not_moved_on(scripted: StartScripted)
         ]
     )
     second = await scripted(working("b@example.net"))
-    result, _ = await deliver(pair(first, second))
+    result, _ = await deliver_to(pair(first, second))
     (r,) = result.recipients
     assert (r.status, r.dsn, r.relay) == (DEFERRED, "4.2.0", first.relay)
     assert r.diagnostic.endswith("said: 450 4.2.0 greylisted (in reply to RCPT TO command)")

@@ -10,27 +10,22 @@ from __future__ import annotations
 
 import pytest
 
-import mailcarrier
 from mailcarrier import DeliveryStatus
-from mailcarrier.log import MemoryLog
 from mailcarrier.transport import connection as connection_module
-from tests.transport.conftest import StartScripted
-from tests.transport.helpers import (
+from tests.support.deliver import SENDER, deliver_to
+from tests.support.scripted import Expect, ReadRest, Send, StartScripted
+from tests.support.wire import (
     DATA,
     EHLO,
     GREETING,
     LOCKSTEP,
     PIPELINING,
     QUIT,
-    SENDER,
     WIRE_BODY,
-    deliver,
     ehlo_reply,
     mail,
     rcpt,
-    settings,
 )
-from tests.transport.scripted import Expect, ReadRest, Send
 
 RCPTS = ["one@example.net", "two@example.net", "three@example.net"]
 
@@ -49,7 +44,7 @@ async def test_pipelined_group_arrives_before_any_reply(scripted: StartScripted)
             ReadRest(),
         ]
     )
-    result, _ = await deliver(server, RCPTS)
+    result, _ = await deliver_to(server, recipients=RCPTS)
     await server.wait_done()
     server.check()
     assert {r.status for r in result.recipients} == {DeliveryStatus.SENT}
@@ -77,7 +72,7 @@ async def test_pipelined_replies_trickling_in_one_by_one(scripted: StartScripted
             ReadRest(),
         ]
     )
-    result, _ = await deliver(server, RCPTS)
+    result, _ = await deliver_to(server, recipients=RCPTS)
     await server.wait_done()
     server.check()
     assert [r.status for r in result.recipients] == [
@@ -108,7 +103,7 @@ async def test_lockstep_without_pipelining(scripted: StartScripted) -> None:
             ReadRest(),
         ]
     )
-    result, _ = await deliver(server, RCPTS)
+    result, _ = await deliver_to(server, recipients=RCPTS)
     await server.wait_done()
     server.check()
     assert [r.status for r in result.recipients] == [
@@ -152,7 +147,7 @@ async def test_pipelined_group_is_one_write(
             ReadRest(),
         ]
     )
-    await deliver(server, RCPTS)
+    await deliver_to(server, recipients=RCPTS)
     await server.wait_done()
     assert group in writes
 
@@ -176,16 +171,15 @@ async def test_mail_and_rcpt_parameters_when_announced(scripted: StartScripted) 
             ReadRest(),
         ]
     )
-    request = mailcarrier.make_request(
+    result, _ = await deliver_to(
+        server,
         body,
         sender=SENDER,
         recipients=["one@example.net", "two@example.net"],
-        nexthop=server.nexthop,
         notify="success,failure",
         ret="hdrs",
         envid="env+id=1",
     )
-    result = await mailcarrier.deliver(request, config=settings(), log=MemoryLog())
     await server.wait_done()
     server.check()
     assert {r.status for r in result.recipients} == {DeliveryStatus.SENT}
@@ -204,16 +198,15 @@ async def test_no_dsn_parameters_unless_announced(scripted: StartScripted) -> No
             ReadRest(),
         ]
     )
-    request = mailcarrier.make_request(
+    result, _ = await deliver_to(
+        server,
         b"Subject: test\n\nhello\n",
         sender=SENDER,
         recipients=["one@example.net"],
-        nexthop=server.nexthop,
         notify="SUCCESS",
         ret="FULL",
         envid="x",
     )
-    result = await mailcarrier.deliver(request, config=settings(), log=MemoryLog())
     await server.wait_done()
     server.check()
     assert result.recipients[0].status is DeliveryStatus.SENT
@@ -232,7 +225,7 @@ async def test_null_sender_on_the_wire(scripted: StartScripted) -> None:
             ReadRest(),
         ]
     )
-    result, _ = await deliver(server, ["one@example.net"], sender="")
+    result, _ = await deliver_to(server, recipients=["one@example.net"], sender="")
     await server.wait_done()
     server.check()
     assert result.recipients[0].status is DeliveryStatus.SENT
@@ -270,7 +263,7 @@ async def test_content_is_normalised_and_dot_stuffed_on_the_wire(
             ReadRest(),
         ]
     )
-    result, _ = await deliver(server, ["one@example.net"], body=body)
+    result, _ = await deliver_to(server, recipients=["one@example.net"], body=body)
     await server.wait_done()
     server.check()
     assert result.recipients[0].status is DeliveryStatus.SENT
@@ -289,7 +282,7 @@ async def test_empty_message_sends_only_the_dot(scripted: StartScripted) -> None
             ReadRest(),
         ]
     )
-    result, _ = await deliver(server, ["one@example.net"], body=b"")
+    result, _ = await deliver_to(server, recipients=["one@example.net"], body=b"")
     await server.wait_done()
     server.check()
     assert result.recipients[0].status is DeliveryStatus.SENT

@@ -7,13 +7,10 @@ all: the next server is tried, and the last one's failure is the 5.6.7 bounce of
 
 from __future__ import annotations
 
-import mailcarrier
 from mailcarrier import DeliveryStatus
-from mailcarrier.log import MemoryLog
-from mailcarrier.status import DeliveryResult
-from tests.transport.conftest import StartScripted
-from tests.transport.helpers import DATA, EHLO, GREETING, WIRE_BODY, ehlo_reply, settings
-from tests.transport.scripted import Expect, ReadRest, Send, Step
+from tests.support.deliver import deliver_to
+from tests.support.scripted import Expect, ReadRest, Send, StartScripted, Step
+from tests.support.wire import DATA, EHLO, GREETING, WIRE_BODY, ehlo_reply
 
 SENT, BOUNCED = DeliveryStatus.SENT, DeliveryStatus.BOUNCED
 UTF8 = ehlo_reply("PIPELINING", "8BITMIME", "SMTPUTF8")
@@ -37,27 +34,12 @@ def refused_before_mail(caps: bytes) -> list[Step]:
     return [Send(GREETING), Expect(EHLO), Send(caps), ReadRest()]
 
 
-async def _deliver(
-    nexthop: str, sender: str, rcpt: str, *, smtputf8: bool = False
-) -> tuple[DeliveryResult, MemoryLog]:
-    log = MemoryLog()
-    request = mailcarrier.make_request(
-        b"Subject: test\n\nhello\n",
-        sender=sender,
-        recipients=[rcpt],
-        nexthop=nexthop,
-        queue_id="4ABCDEF123",
-        smtputf8=smtputf8,
-    )
-    return await mailcarrier.deliver(request, config=settings(), log=log), log
-
-
 async def test_utf8_envelope_to_server_with_smtputf8(scripted: StartScripted) -> None:
     server = await scripted(
         session(UTF8, "MAIL FROM:<jörg@bücher.example> SMTPUTF8", "RCPT TO:<zoë@example.net>")
     )
-    result, _ = await _deliver(
-        server.nexthop, "jörg@bücher.example", "zoë@example.net", smtputf8=True
+    result, _ = await deliver_to(
+        server.nexthop, sender="jörg@bücher.example", recipients=["zoë@example.net"], smtputf8=True
     )
     await server.wait_done()
     server.check()
@@ -68,7 +50,9 @@ async def test_unflagged_utf8_domain_uses_smtputf8_when_offered(scripted: StartS
     server = await scripted(
         session(UTF8, "MAIL FROM:<a@bücher.example> SMTPUTF8", "RCPT TO:<b@example.net>")
     )
-    result, _ = await _deliver(server.nexthop, "a@bücher.example", "b@example.net")
+    result, _ = await deliver_to(
+        server.nexthop, sender="a@bücher.example", recipients=["b@example.net"]
+    )
     await server.wait_done()
     server.check()
     assert result.recipients[0].status is SENT
@@ -82,7 +66,9 @@ async def test_utf8_domains_become_a_labels_without_smtputf8(scripted: StartScri
             "RCPT TO:<b@xn--mnchen-3ya.example>",
         )
     )
-    result, _ = await _deliver(server.nexthop, "a@bücher.example", "b@münchen.example")
+    result, _ = await deliver_to(
+        server.nexthop, sender="a@bücher.example", recipients=["b@münchen.example"]
+    )
     await server.wait_done()
     server.check()
     (r,) = result.recipients
@@ -95,8 +81,11 @@ async def test_required_smtputf8_tries_next_server(scripted: StartScripted) -> N
     second = await scripted(
         session(UTF8, "MAIL FROM:<a@example.org> SMTPUTF8", "RCPT TO:<zoë@example.net>")
     )
-    result, log = await _deliver(
-        f"{first.nexthop}, {second.nexthop}", "a@example.org", "zoë@example.net", smtputf8=True
+    result, log = await deliver_to(
+        f"{first.nexthop}, {second.nexthop}",
+        sender="a@example.org",
+        recipients=["zoë@example.net"],
+        smtputf8=True,
     )
     await second.wait_done()
     first.check()
@@ -114,8 +103,10 @@ async def test_required_smtputf8_tries_next_server(scripted: StartScripted) -> N
 async def test_no_server_with_smtputf8_bounces_5_6_7(scripted: StartScripted) -> None:
     first = await scripted(refused_before_mail(PLAIN))
     second = await scripted(refused_before_mail(PLAIN))
-    result, _ = await _deliver(
-        f"{first.nexthop}, {second.nexthop}", "jörg@example.org", "b@example.net"
+    result, _ = await deliver_to(
+        f"{first.nexthop}, {second.nexthop}",
+        sender="jörg@example.org",
+        recipients=["b@example.net"],
     )
     (r,) = result.recipients
     assert (r.status, r.dsn, r.relay) == (BOUNCED, "5.6.7", second.relay)

@@ -18,36 +18,28 @@ import pytest
 
 import mailcarrier
 from mailcarrier.cli import run
-from mailcarrier.config.settings import Settings
-from mailcarrier.delivery.agent import DeliveryAgent
-from mailcarrier.delivery.cache import CacheLimits, ConnectionCache
-from mailcarrier.log import MemoryLog
 from mailcarrier.status import DeliveryStatus
-from tests.transport.conftest import StartScripted
-from tests.transport.fault_helpers import (
+from tests.support.deliver import BODY, caching_agent, deliver_to, deliver_via
+from tests.support.scripted import Expect, Pause, ReadRest, ReadUntil, Send, StartScripted, Step
+from tests.support.settings import HELO_NAME, make_settings
+from tests.support.wire import (
     BATCH1,
-    LMTP_START,
-    LOCKSTEP_START,
-    PIPELINED_START,
-    RCPT1,
-)
-from tests.transport.helpers import (
-    BODY,
     DATA,
     EHLO,
     GREETING,
-    HELO_NAME,
     LHLO,
+    LMTP_START,
+    LOCKSTEP_START,
+    PIPELINED_START,
     PIPELINING,
     QUIT,
+    RCPT1,
     RSET,
     WIRE_BODY,
-    deliver,
     ehlo_reply,
     mail,
     rcpt,
 )
-from tests.transport.scripted import Expect, Pause, ReadRest, ReadUntil, Send, Step
 
 DEFERRED, SENT = DeliveryStatus.DEFERRED, DeliveryStatus.SENT
 NAMADDR = "127.0.0.1[127.0.0.1]"
@@ -88,7 +80,7 @@ async def test_reply_behind_354_is_not_the_verdict(
             Send(early),
         ]
     server = await scripted([*script, ReadRest()])
-    result, log = await deliver(server)
+    result, log = await deliver_to(server)
     await server.wait_done()
     server.check()
     assert_deferred(result, diagnostic(BODY_PHRASE))
@@ -112,7 +104,7 @@ async def test_early_reply_while_streaming_keeps_the_dot_back(scripted: StartScr
             ReadRest(),
         ]
     )
-    result, _ = await deliver(server, body=body)
+    result, _ = await deliver_to(server, body=body)
     await server.wait_done()
     assert_deferred(result, diagnostic(BODY_PHRASE))
     assert not server.conn.captured["rest"].endswith(b"\r\n.\r\n")
@@ -143,7 +135,7 @@ async def test_second_reply_after_the_dot_reply_defers(
             ReadRest(),
         ]
     )
-    result, _ = await deliver(server)
+    result, _ = await deliver_to(server)
     await server.wait_done()
     server.check()
     assert_deferred(result, diagnostic(DOT_PHRASE, AFTER_LAST))
@@ -185,7 +177,7 @@ async def test_unasked_reply_at_every_stage(
     scripted: StartScripted, script: list[Step], phrase: str, sent_last: bytes
 ) -> None:
     server = await scripted([*script, ReadRest()])
-    result, _ = await deliver(server)
+    result, _ = await deliver_to(server)
     await server.wait_done()
     server.check()
     assert_deferred(result, diagnostic(phrase))
@@ -207,7 +199,9 @@ async def test_lmtp_extra_reply_after_per_recipient_replies(scripted: StartScrip
             ReadRest(),
         ]
     )
-    result, _ = await deliver(server, ["b@example.net", "c@example.net"], transport="lmtp")
+    result, _ = await deliver_to(
+        server, recipients=["b@example.net", "c@example.net"], transport="lmtp"
+    )
     await server.wait_done()
     server.check()
     assert_deferred(result, diagnostic(DOT_PHRASE, AFTER_LAST))
@@ -231,7 +225,7 @@ async def test_bdat_lockstep_unasked_reply_between_chunks(scripted: StartScripte
             ReadRest(),
         ]
     )
-    result, _ = await deliver(server, body=body, overrides={"smtp_use_chunking": "yes"})
+    result, _ = await deliver_to(server, body=body, smtp_use_chunking="yes")
     await server.wait_done()
     (r,) = result.recipients
     assert (r.status, r.dsn) == (DEFERRED, "4.4.2")
@@ -268,16 +262,10 @@ async def test_cached_session_with_unasked_data_is_dropped(scripted: StartScript
         ReadRest(),
     ]
     server = await scripted(first, second)
-    cache = ConnectionCache(CacheLimits())
-    log = MemoryLog()
-    settings = Settings.defaults().with_overrides({"smtp_helo_name": HELO_NAME})
-    agent = DeliveryAgent(settings, log=log, cache=cache)
+    agent, cache, _ = caching_agent(make_settings(smtp_helo_name=HELO_NAME))
 
     async def send() -> mailcarrier.RecipientStatus:
-        request = mailcarrier.make_request(
-            BODY, sender="a@example.org", recipients=[RCPT1], nexthop=server.nexthop
-        )
-        (status,) = (await agent.deliver(request)).recipients
+        (status,) = (await deliver_via(agent, server, BODY, recipients=[RCPT1])).recipients
         return status
 
     one = await send()
@@ -322,7 +310,7 @@ async def test_api_returns_values(scripted: StartScripted) -> None:
         nexthop=f"inet:{server.nexthop}",
         transport="lmtp",
     )
-    settings = Settings.defaults().with_overrides({"lmtp_lhlo_name": HELO_NAME})
+    settings = make_settings(lmtp_lhlo_name=HELO_NAME)
     result = await mailcarrier.deliver(request, config=settings)
     assert [r.status for r in result.recipients] == [DEFERRED, DEFERRED]
     assert result.recipients[0].diagnostic == diagnostic("sending MAIL FROM")

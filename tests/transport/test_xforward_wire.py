@@ -10,41 +10,21 @@ from __future__ import annotations
 
 import dataclasses
 
-import mailcarrier
 from mailcarrier import DeliveryStatus
-from mailcarrier.log import MemoryLog
-from mailcarrier.status import DeliveryResult
-from tests.transport.conftest import StartScripted
-from tests.transport.helpers import (
-    DATA,
-    EHLO,
-    GREETING,
-    WIRE_BODY,
-    ehlo_reply,
-    mail,
-    rcpt,
-    settings,
-)
-from tests.transport.scripted import Expect, ReadRest, Send, Step
+from tests.support.deliver import Delivery, deliver_request, request_to
+from tests.support.scripted import Expect, ReadRest, Send, StartScripted, Step
+from tests.support.settings import client_settings
+from tests.support.wire import DATA, EHLO, GREETING, WIRE_BODY, ehlo_reply, mail, rcpt
 
 SENT = DeliveryStatus.SENT
 ALL = "XFORWARD NAME ADDR PROTO HELO SOURCE PORT IDENT"
 ON = {"smtp_send_xforward_command": "yes"}
 
 
-async def _deliver(
-    nexthop: str, overrides: dict[str, str], **client: str
-) -> tuple[DeliveryResult, MemoryLog]:
-    log = MemoryLog()
-    request = mailcarrier.make_request(
-        b"Subject: test\n\nhello\n",
-        sender="a@example.org",
-        recipients=["b@example.net"],
-        nexthop=nexthop,
-        queue_id="4ABCDEF123",
-    )
-    request = dataclasses.replace(request, **client)  # type: ignore[arg-type]
-    return await mailcarrier.deliver(request, config=settings(overrides), log=log), log
+async def _deliver(nexthop: str, overrides: dict[str, str], **client: str) -> Delivery:
+    """One delivery whose request carries the client attributes `client` (XFORWARD's values)."""
+    request = dataclasses.replace(request_to(nexthop), **client)  # type: ignore[arg-type]
+    return await deliver_request(request, config=client_settings(**overrides))
 
 
 def pipelined(

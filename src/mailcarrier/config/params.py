@@ -4,7 +4,7 @@ Each `Param` has a Postfix name, a type, and a default written in main.cf syntax
 to other parameters with ``$name``). `smtp_` parameters with an LMTP twin are declared with
 `mirror=True` (or an explicit ``lmtp_`` name) and get an ``lmtp_`` entry of the same type. The
 declarations are split by subject across `params_smtp.py`, `params_tls.py` and
-`params_system.py`; the vocabulary (`Param`, `ParamType`, `_p`) is in `paramtype.py`. This
+`params_system.py`; the vocabulary (`Param`, `ParamType`, `declare`) is in `paramtype.py`. This
 module only assembles; `settings.py` validates values and `parser.py` reads main.cf.
 """
 
@@ -17,9 +17,9 @@ from typing import Final
 from mailcarrier.config.params_smtp import PROTOCOL
 from mailcarrier.config.params_system import SYSTEM
 from mailcarrier.config.params_tls import TLS_SASL
-from mailcarrier.config.paramtype import Param, ParamType, _p
+from mailcarrier.config.paramtype import Param, ParamType, declare
 
-__all__ = ["PARAMS", "PER_TRANSPORT", "Param", "ParamType", "_p"]
+__all__ = ["PARAMS", "PER_TRANSPORT", "Param", "ParamType", "declare"]
 
 
 def _assemble() -> dict[str, Param]:

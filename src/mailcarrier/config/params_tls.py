@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from mailcarrier.config.paramtype import STR, B, L, M, N, Param, T, _p
+from mailcarrier.config.paramtype import STR, B, L, M, N, Param, T, declare
 
 _LEVELS: Final = (
     "none",
@@ -35,55 +35,55 @@ _SASL_OPTS: Final = (
 
 TLS_SASL: Final[list[list[Param]]] = [
     # --- SASL -------------------------------------------------------------------------
-    _p("send_cyrus_sasl_authzid", B, "no"),
-    _p("smtp_sasl_auth_enable", B, "no", mirror=True),
-    _p("smtp_sasl_password_maps", M, "", mirror=True),
-    _p(
+    declare("send_cyrus_sasl_authzid", B, "no"),
+    declare("smtp_sasl_auth_enable", B, "no", mirror=True),
+    declare("smtp_sasl_password_maps", M, "", mirror=True),
+    declare(
         "smtp_sasl_security_options", L, "noplaintext, noanonymous", mirror=True, choices=_SASL_OPTS
     ),
-    _p(
+    declare(
         "smtp_sasl_tls_security_options",
         L,
         "$smtp_sasl_security_options",
         mirror=True,
         choices=_SASL_OPTS,
     ),
-    _p(
+    declare(
         "smtp_sasl_tls_verified_security_options",
         L,
         "$smtp_sasl_tls_security_options",
         mirror=True,
         choices=_SASL_OPTS,
     ),
-    _p("smtp_sasl_mechanism_filter", L, "", mirror=True),
-    _p("smtp_sender_dependent_authentication", B, "no", mirror=True),
-    _p("smtp_sasl_path", STR, "", mirror=True),
-    _p(
+    declare("smtp_sasl_mechanism_filter", L, "", mirror=True),
+    declare("smtp_sender_dependent_authentication", B, "no", mirror=True),
+    declare("smtp_sasl_path", STR, "", mirror=True),
+    declare(
         "smtp_sasl_type",
         STR,
         "cyrus",
         mirror=True,
         note="mailcarrier's built-in SASL client answers to the name cyrus",
     ),
-    _p("smtp_sasl_auth_cache_name", STR, "", mirror=True),
-    _p("smtp_sasl_auth_cache_time", T, "90d", mirror=True, unit="d", minimum=0),
-    _p("smtp_sasl_auth_soft_bounce", B, "yes", mirror=True),
+    declare("smtp_sasl_auth_cache_name", STR, "", mirror=True),
+    declare("smtp_sasl_auth_cache_time", T, "90d", mirror=True, unit="d", minimum=0),
+    declare("smtp_sasl_auth_soft_bounce", B, "yes", mirror=True),
     # --- TLS policy -------------------------------------------------------------------
-    _p("smtp_tls_security_level", STR, "", mirror=True, choices=_LEVELS),
-    _p("smtp_tls_policy_maps", M, "", mirror=True),
-    _p("smtp_tls_per_site", M, "", mirror=True, note="obsolete: use smtp_tls_policy_maps"),
-    _p("smtp_use_tls", B, "no", mirror=True, note="obsolete: use smtp_tls_security_level"),
-    _p("smtp_enforce_tls", B, "no", mirror=True, note="obsolete: use smtp_tls_security_level"),
-    _p("smtp_tls_enforce_peername", B, "yes", mirror=True, note="obsolete"),
-    _p("smtp_starttls_timeout", T, "300s", mirror=True, minimum=1),
-    _p("smtp_tls_wrappermode", B, "no", mirror=True),
-    _p("smtp_tls_servername", STR, "", mirror=True),
-    _p("smtp_tls_note_starttls_offer", B, "no", mirror=True),
-    _p("smtp_tls_loglevel", N, "0", mirror=True, minimum=0, maximum=4),
-    _p("smtp_tls_block_early_mail_reply", B, "no", mirror=True),
-    _p("smtp_tls_connection_reuse", B, "no", mirror=True),
-    _p("smtp_tls_force_insecure_host_tlsa_lookup", B, "no", mirror=True),
-    _p(
+    declare("smtp_tls_security_level", STR, "", mirror=True, choices=_LEVELS),
+    declare("smtp_tls_policy_maps", M, "", mirror=True),
+    declare("smtp_tls_per_site", M, "", mirror=True, note="obsolete: use smtp_tls_policy_maps"),
+    declare("smtp_use_tls", B, "no", mirror=True, note="obsolete: use smtp_tls_security_level"),
+    declare("smtp_enforce_tls", B, "no", mirror=True, note="obsolete: use smtp_tls_security_level"),
+    declare("smtp_tls_enforce_peername", B, "yes", mirror=True, note="obsolete"),
+    declare("smtp_starttls_timeout", T, "300s", mirror=True, minimum=1),
+    declare("smtp_tls_wrappermode", B, "no", mirror=True),
+    declare("smtp_tls_servername", STR, "", mirror=True),
+    declare("smtp_tls_note_starttls_offer", B, "no", mirror=True),
+    declare("smtp_tls_loglevel", N, "0", mirror=True, minimum=0, maximum=4),
+    declare("smtp_tls_block_early_mail_reply", B, "no", mirror=True),
+    declare("smtp_tls_connection_reuse", B, "no", mirror=True),
+    declare("smtp_tls_force_insecure_host_tlsa_lookup", B, "no", mirror=True),
+    declare(
         "smtp_tls_dane_insecure_mx_policy",
         STR,
         # Postfix 3.6 and later (backported to 3.5.9, 3.4.19, ...): "dane" when the
@@ -92,30 +92,30 @@ TLS_SASL: Final[list[list[Param]]] = [
         mirror=True,
         choices=("may", "encrypt", "dane"),
     ),
-    _p(
+    declare(
         "smtp_log_tls_feature_status",
         B,
         "yes",
         mirror=True,
         note="Postfix 3.11: the tls= field of delivery status logging",
     ),
-    _p("smtp_tls_enable_rpk", B, "no", mirror=True),
+    declare("smtp_tls_enable_rpk", B, "no", mirror=True),
     # --- protocols and ciphers ----------------------------------------------------------
-    _p(
+    declare(
         "smtp_tls_protocols",
         L,
         ">=TLSv1",
         mirror=True,
         note="seed: !SSLv2; Postfix 3.6 and later: >=TLSv1",
     ),
-    _p(
+    declare(
         "smtp_tls_mandatory_protocols",
         L,
         ">=TLSv1",
         mirror=True,
         note="seed: SSLv3, TLSv1; Postfix 3.6 and later: >=TLSv1",
     ),
-    _p(
+    declare(
         "smtp_tls_ciphers",
         STR,
         "medium",
@@ -123,55 +123,55 @@ TLS_SASL: Final[list[list[Param]]] = [
         choices=_GRADES,
         note="seed: export; medium since Postfix 2.6",
     ),
-    _p("smtp_tls_mandatory_ciphers", STR, "medium", mirror=True, choices=_GRADES),
-    _p("smtp_tls_exclude_ciphers", L, "", mirror=True),
-    _p("smtp_tls_mandatory_exclude_ciphers", L, "", mirror=True),
-    _p("smtp_tls_cipherlist", STR, "", mirror=True, note="obsolete: use smtp_tls_ciphers"),
-    _p(
+    declare("smtp_tls_mandatory_ciphers", STR, "medium", mirror=True, choices=_GRADES),
+    declare("smtp_tls_exclude_ciphers", L, "", mirror=True),
+    declare("smtp_tls_mandatory_exclude_ciphers", L, "", mirror=True),
+    declare("smtp_tls_cipherlist", STR, "", mirror=True, note="obsolete: use smtp_tls_ciphers"),
+    declare(
         "tls_high_cipherlist",
         STR,
         "aNULL:-aNULL:HIGH:@STRENGTH",
         note="seed: ALL:!EXPORT:!LOW:!MEDIUM:+RC4:@STRENGTH; current OpenSSL-era value",
     ),
-    _p(
+    declare(
         "tls_medium_cipherlist",
         STR,
         "aNULL:-aNULL:HIGH:MEDIUM:+RC4:@STRENGTH",
         note="seed: ALL:!EXPORT:!LOW:+RC4:@STRENGTH; current OpenSSL-era value",
     ),
-    _p(
+    declare(
         "tls_low_cipherlist",
         STR,
         "aNULL:-aNULL:HIGH:MEDIUM:LOW:+RC4:@STRENGTH",
         note="seed: ALL:!EXPORT:+RC4:@STRENGTH; current OpenSSL-era value",
     ),
-    _p(
+    declare(
         "tls_export_cipherlist",
         STR,
         "aNULL:-aNULL:HIGH:MEDIUM:LOW:EXPORT:+RC4:@STRENGTH",
         note="seed: ALL:+RC4:@STRENGTH; current OpenSSL-era value",
     ),
-    _p("tls_null_cipherlist", STR, "eNULL:!aNULL"),
-    _p("tls_daemon_random_bytes", N, "32", minimum=0),
-    _p("tls_ssl_options", L, ""),
-    _p("tls_preempt_cipherlist", B, "no"),
-    _p("tls_append_default_CA", B, "no"),
+    declare("tls_null_cipherlist", STR, "eNULL:!aNULL"),
+    declare("tls_daemon_random_bytes", N, "32", minimum=0),
+    declare("tls_ssl_options", L, ""),
+    declare("tls_preempt_cipherlist", B, "no"),
+    declare("tls_append_default_CA", B, "no"),
     # --- certificates and verification --------------------------------------------------
-    _p("smtp_tls_CAfile", STR, "", mirror=True),
-    _p("smtp_tls_CApath", STR, "", mirror=True),
-    _p("smtp_tls_trust_anchor_file", L, "", mirror=True),
-    _p("smtp_tls_chain_files", L, "", mirror=True),
-    _p("smtp_tls_cert_file", STR, "", mirror=True),
-    _p("smtp_tls_key_file", STR, "$smtp_tls_cert_file", mirror=True),
-    _p("smtp_tls_dcert_file", STR, "", mirror=True),
-    _p("smtp_tls_dkey_file", STR, "$smtp_tls_dcert_file", mirror=True),
-    _p("smtp_tls_eccert_file", STR, "", mirror=True),
-    _p("smtp_tls_eckey_file", STR, "$smtp_tls_eccert_file", mirror=True),
-    _p("smtp_tls_scert_verifydepth", N, "9", mirror=True, minimum=1),
-    _p("smtp_tls_secure_cert_match", L, "nexthop, dot-nexthop", mirror=True),
-    _p("smtp_tls_verify_cert_match", L, "hostname", mirror=True),
-    _p("smtp_tls_fingerprint_cert_match", L, "", mirror=True),
-    _p(
+    declare("smtp_tls_CAfile", STR, "", mirror=True),
+    declare("smtp_tls_CApath", STR, "", mirror=True),
+    declare("smtp_tls_trust_anchor_file", L, "", mirror=True),
+    declare("smtp_tls_chain_files", L, "", mirror=True),
+    declare("smtp_tls_cert_file", STR, "", mirror=True),
+    declare("smtp_tls_key_file", STR, "$smtp_tls_cert_file", mirror=True),
+    declare("smtp_tls_dcert_file", STR, "", mirror=True),
+    declare("smtp_tls_dkey_file", STR, "$smtp_tls_dcert_file", mirror=True),
+    declare("smtp_tls_eccert_file", STR, "", mirror=True),
+    declare("smtp_tls_eckey_file", STR, "$smtp_tls_eccert_file", mirror=True),
+    declare("smtp_tls_scert_verifydepth", N, "9", mirror=True, minimum=1),
+    declare("smtp_tls_secure_cert_match", L, "nexthop, dot-nexthop", mirror=True),
+    declare("smtp_tls_verify_cert_match", L, "hostname", mirror=True),
+    declare("smtp_tls_fingerprint_cert_match", L, "", mirror=True),
+    declare(
         "smtp_tls_fingerprint_digest",
         STR,
         "sha256",
@@ -179,6 +179,6 @@ TLS_SASL: Final[list[list[Param]]] = [
         choices=_DIGESTS,
         note="seed: md5; Postfix 3.6 and later: sha256",
     ),
-    _p("smtp_tls_session_cache_database", STR, "", mirror=True),
-    _p("smtp_tls_session_cache_timeout", T, "3600s", mirror=True, minimum=0),
+    declare("smtp_tls_session_cache_database", STR, "", mirror=True),
+    declare("smtp_tls_session_cache_timeout", T, "3600s", mirror=True, minimum=0),
 ]

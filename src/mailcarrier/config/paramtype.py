@@ -1,4 +1,4 @@
-"""Building blocks of the parameter table: `ParamType`, `Param` and the `_p` declaration helper.
+"""Building blocks of the parameter table: `ParamType`, `Param` and the `declare` helper.
 
 This module only defines the vocabulary; the declarations themselves live in `params_smtp.py`
 (protocol and connection behaviour), `params_tls.py` (TLS and SASL) and `params_system.py`
@@ -50,7 +50,7 @@ class Param:
 _SMTP_REF: Final = re.compile(r"(\$\{?\(?)smtp_")
 
 
-def _p(
+def declare(
     name: str,
     type_: ParamType,
     default: str,

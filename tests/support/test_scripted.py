@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.transport.conftest import StartScripted
-from tests.transport.scripted import Expect, ReadRest, ReadUntil, Send, SendForever
+from tests.support.scripted import Expect, ReadRest, ReadUntil, Send, SendForever, StartScripted
 
 
 async def _client(port: int, *writes: bytes, read: bool = True) -> bytes:

@@ -13,7 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.peers.aiosmtpd_server import free_port
+from tests.support.peers.aiosmtpd_server import free_port
 
 SMTP_SINK = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
 

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Final
 
-from tests.peers.aiosmtpd_server import free_port
+from tests.support.peers.aiosmtpd_server import free_port
 
 POSTFIX: Final = "/usr/sbin/postfix"
 SMTPD: Final = "/usr/lib/postfix/sbin/smtpd"

@@ -15,7 +15,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
 
-from tests.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler
+from tests.support.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler
 
 MAIL_DSN = ("RET=", "ENVID=")
 RCPT_DSN = ("NOTIFY=", "ORCPT=")

@@ -20,7 +20,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.peers.aiosmtpd_server import free_port
+from tests.support.peers.aiosmtpd_server import free_port
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 LMTP_BINARY = "/usr/lib/dovecot/lmtp"

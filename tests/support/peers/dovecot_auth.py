@@ -4,7 +4,7 @@
 state and log there, ``protocols = none``, no SSL), a passwd-file with ``{PLAIN}`` passwords
 (so every mechanism can be checked, SCRAM included), and starts the master with ``-c``; the
 auth service listens on ``root/run/smtp-auth`` (mode 0666) for ``smtpd_sasl_type = dovecot``.
-Same approach as tests/peers/dovecot.py (the LMTP server). The master must run as root:
+Same approach as tests/support/peers/dovecot.py (the LMTP server). The master must run as root:
 `available()` says whether this machine can, so tests skip cleanly.
 """
 
@@ -17,7 +17,7 @@ import socket
 import time
 from pathlib import Path
 
-from tests.peers.dovecot import DOVECOT, DovecotProcess
+from tests.support.peers.dovecot import DOVECOT, DovecotProcess
 
 MECHANISMS = "plain login scram-sha-1 scram-sha-256"
 

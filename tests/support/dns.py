@@ -1,20 +1,29 @@
-"""Test zones and a dnslib resolver for the loopback DNS server of conftest.py.
+"""A loopback DNS server for tests: dnslib in a thread on 127.0.0.1, with test zones.
 
-The server behaves like a recursive resolver for its own zones: it follows CNAMEs inside
-the zone (except for names in `NO_CHASE`, to exercise client-side CNAME chasing), answers
-NXDOMAIN for unknown names and NOERROR/NODATA for known names without the asked type,
-SERVFAIL or REFUSED for chosen names, never answers names under timeout.test, and sets the
-AD bit for names under signed.test. Every resolver built here points at this server only:
-no test query ever leaves loopback.
+`serve_zone(zone)` runs a server for a `ZoneResolver` on an ephemeral port and yields the
+port; `LoopbackDns` is a running server with a resolver pointed at it (the routing tests'
+fixture, tests/routing/conftest.py). `ZoneResolver` behaves like a recursive resolver for its
+own zones: it follows CNAMEs inside the zone (except for names in `NO_CHASE`, to exercise
+client-side CNAME chasing), answers NXDOMAIN for unknown names and NOERROR/NODATA for known
+names without the asked type, SERVFAIL or REFUSED for chosen names, never answers names under
+timeout.test, and sets the AD bit for names under signed.test. `TlsZone` adds per-question
+SERVFAIL and AD control for the DANE tests. Every resolver built here points at this server
+only: no test query ever leaves loopback.
+
+It holds no pytest fixture: the fixtures that start these servers are in the conftest.py
+files; the settings that point the client at one are tests/support/settings.py's
+`loopback_dns`.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from dnslib import QTYPE, RCODE, RR, DNSError, DNSRecord
-from dnslib.server import BaseResolver
+from dnslib.server import BaseResolver, DNSLogger, DNSServer
 
 from mailcarrier.routing.resolver import DnspythonResolver, Nameserver, ResolverConfig
 
@@ -164,3 +173,44 @@ class LoopbackDns:
     def queries(self) -> list[tuple[str, str]]:
         with self.zone.lock:
             return list(self.zone.queries)
+
+
+class TlsZone(ZoneResolver):
+    """The routing test zone plus names that answer SERVFAIL for TLSA questions, and
+    per-question control of the AD bit: names under signed.test get it unless the
+    (qname, qtype) pair is in `insecure`; pairs in `secure` get it wherever they are."""
+
+    servfail: tuple[str, ...] = ()
+    insecure: frozenset[tuple[str, str]] = frozenset()
+    secure: frozenset[tuple[str, str]] = frozenset()
+
+    def resolve(self, request, handler):  # type: ignore[no-untyped-def]
+        qname = str(request.q.qname).lower()
+        if qname in self.servfail:
+            reply = request.reply()
+            reply.header.rcode = 2
+            return reply
+        reply = super().resolve(request, handler)
+        question = (qname, QTYPE[request.q.qtype])
+        if question in self.insecure:
+            reply.header.ad = 0
+        elif question in self.secure:
+            reply.header.ad = 1
+        return reply
+
+    def tlsa_queries(self) -> list[str]:
+        with self.lock:
+            return [name for name, qtype in self.queries if qtype == "TLSA"]
+
+
+@contextmanager
+def serve_zone(zone: ZoneResolver) -> Iterator[int]:
+    """Serve `zone` on 127.0.0.1 at an ephemeral port (yielded) until the block ends."""
+    logger = DNSLogger(log="-request,-reply,-truncated,-error", prefix=False)
+    server = DNSServer(zone, port=0, address="127.0.0.1", logger=logger)
+    server.start_thread()
+    try:
+        yield int(server.server.server_address[1])
+    finally:
+        server.stop()
+        server.server.server_close()

@@ -2,7 +2,8 @@
 
 `FakeResolver` answers from a table of (name, type) -> records or outcome; unknown names
 are NXDOMAIN, known names without the asked type are NODATA. `FakeNative` does the same
-for getaddrinfo(). Both record every question asked.
+for getaddrinfo(). Both record every question asked. The routing tests' own helpers; the
+loopback DNS server that answers real queries is tests/support/dns.py.
 """
 
 from __future__ import annotations

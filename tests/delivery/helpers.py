@@ -1,128 +1,33 @@
 """Shared pieces of the SASL delivery tests (test_sasl_mechanisms.py, test_sasl_failures.py,
-test_sasl_security.py): an aiosmtpd AUTH handler with extra mechanisms (CRAM-MD5, XOAUTH2, SCRAM
-computed independently of scramp) and its fixtures, the settings and delivery of one message, a
-scripted loopback server that records every byte the client sent, and an AUTH exchange run by
-hand over TLS. The fixtures are bound by name in each test module, as tests/tls/tls_fixtures.py's
-are."""
+test_sasl_security.py): the settings and delivery of one message, a scripted loopback server
+that records every byte the client sent, and an AUTH exchange run by hand over TLS. The AUTH
+server is tests/support/peers/aiosmtpd_auth.py; its fixtures are in conftest.py here."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
-import hmac
 import ssl
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 import trustme
-from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, auth_mechanism
 
 import mailcarrier
 from mailcarrier import DeliveryStatus
 from mailcarrier.config.settings import Settings
 from mailcarrier.delivery import auth_step
 from mailcarrier.log import MemoryLog
+from mailcarrier.status import DeliveryResult
 from mailcarrier.transport.connection import Peer, open_tcp
 from mailcarrier.transport.session import Session, SessionOptions
-from tests.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler, free_port
-from tests.sasl.scram_server import ScramServer
+from tests.support.deliver import deliver_to
+from tests.support.peers.aiosmtpd_auth import PASSWORD, USER, AuthHandler, start_server
+from tests.support.peers.aiosmtpd_server import free_port
+from tests.support.settings import HELO_NAME, make_settings
 
 SENT, DEFERRED, BOUNCED = DeliveryStatus.SENT, DeliveryStatus.DEFERRED, DeliveryStatus.BOUNCED
-USER, PASSWORD = "alice", "s3cret-Pa55"
-CRAM_CHALLENGE = b"<1896.697170952@mail.example>"
-
-
-class AuthHandler(RecordingHandler):
-    """aiosmtpd handler with extra AUTH mechanisms and a record of every attempt."""
-
-    def __init__(self, password: str = PASSWORD, **kw: Any) -> None:
-        super().__init__(**kw)
-        self.password = password
-        self.attempts: list[str] = []
-        self.binding: tuple[str, bytes] | None = None  # server-side channel binding
-        self.scram_errors: list[str] = []
-
-    def check(self, mechanism: str, login: bytes, password: bytes) -> AuthResult:
-        self.attempts.append(mechanism)
-        ok = login == USER.encode() and password == self.password.encode()
-        return AuthResult(success=ok, handled=False, auth_data=LoginPassword(login, password))
-
-    def __call__(
-        self, server: SMTP, session: Any, envelope: Any, mechanism: str, data: Any
-    ) -> AuthResult:
-        return self.check(mechanism, data.login, data.password)
-
-    @auth_mechanism("CRAM-MD5")
-    async def auth_cram(self, server: SMTP, args: list[str]) -> AuthResult:
-        answer = await server.challenge_auth(CRAM_CHALLENGE)
-        self.attempts.append("CRAM-MD5")
-        if not isinstance(answer, bytes):
-            return AuthResult(success=False, handled=True)
-        user, _, digest = answer.partition(b" ")
-        want = hmac.new(self.password.encode(), CRAM_CHALLENGE, hashlib.md5).hexdigest()
-        return AuthResult(success=user == USER.encode() and digest == want.encode(), handled=False)
-
-    @auth_mechanism("XOAUTH2")
-    async def auth_xoauth2(self, server: SMTP, args: list[str]) -> AuthResult:
-        self.attempts.append("XOAUTH2")
-        blob = base64.b64decode(args[1]) if len(args) > 1 else b""
-        if blob == f"user={USER}\x01auth=Bearer {self.password}\x01\x01".encode():
-            return AuthResult(success=True)
-        await server.challenge_auth(b'{"status":"401","schemes":"bearer"}')
-        return AuthResult(success=False, handled=False)
-
-    async def _scram(self, server: SMTP, args: list[str], name: str, plus: bool) -> AuthResult:
-        self.attempts.append(name)
-        binding_type, data = self.binding if self.binding else ("", None)
-        scram = ScramServer(
-            "sha256", USER, self.password, plus_offered=True,
-            binding_type=binding_type, binding_data=data,
-        )  # fmt: skip
-        try:
-            first = base64.b64decode(args[1])
-            client_final = await server.challenge_auth(scram.first(first))
-            if not isinstance(client_final, bytes):
-                return AuthResult(success=False, handled=True)
-            server_final = scram.final(client_final)
-        except (ValueError, KeyError):
-            server_final = None
-            scram.error = "malformed"
-        if server_final is None:
-            self.scram_errors.append(scram.error)
-            return AuthResult(success=False, handled=False)
-        if not isinstance(await server.challenge_auth(server_final), bytes):
-            return AuthResult(success=False, handled=True)
-        return AuthResult(success=True)
-
-    @auth_mechanism("SCRAM-SHA-256")
-    async def auth_scram(self, server: SMTP, args: list[str]) -> AuthResult:
-        return await self._scram(server, args, "SCRAM-SHA-256", False)
-
-    @auth_mechanism("SCRAM-SHA-256-PLUS")
-    async def auth_scram_plus(self, server: SMTP, args: list[str]) -> AuthResult:
-        return await self._scram(server, args, "SCRAM-SHA-256-PLUS", True)
-
-
-@pytest.fixture
-def auth_handler() -> AuthHandler:
-    return AuthHandler()
-
-
-def start_server(handler: AuthHandler, **kw: Any) -> AiosmtpdServer:
-    kw.setdefault("auth_require_tls", False)
-    return AiosmtpdServer(handler, authenticator=handler, **kw).start()
-
-
-@pytest.fixture
-def auth_server(auth_handler: AuthHandler) -> Iterator[AiosmtpdServer]:
-    server = start_server(auth_handler)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def password_map(tmp_path: Path, entries: dict[str, str], name: str = "sasl_passwd") -> str:
@@ -134,21 +39,18 @@ def password_map(tmp_path: Path, entries: dict[str, str], name: str = "sasl_pass
 def sasl_config(
     tmp_path: Path, nexthop: str, creds: str = f"{USER}:{PASSWORD}", **kw: str
 ) -> Settings:
-    overrides = {
-        "smtp_helo_name": "client.example",
+    layer = {
+        "smtp_helo_name": HELO_NAME,
         "smtp_sasl_auth_enable": "yes",
         "smtp_sasl_password_maps": password_map(tmp_path, {nexthop: creds}),
-        **kw,
     }
-    return Settings.defaults().with_overrides(overrides)
+    return make_settings(layer, **kw)
 
 
-async def deliver(nexthop: str, config: Settings, log: MemoryLog | None = None) -> Any:
-    request = mailcarrier.make_request(
-        b"Subject: t\r\n\r\nbody\r\n", sender="a@example.org", recipients=["b@example.net"],
-        nexthop=nexthop, queue_id="4QTEST",
-    )  # fmt: skip
-    return await mailcarrier.deliver(request, config=config, log=log or MemoryLog())
+async def deliver(nexthop: str, config: Settings, log: MemoryLog | None = None) -> DeliveryResult:
+    body = b"Subject: t\r\n\r\nbody\r\n"
+    result, _ = await deliver_to(nexthop, body, queue_id="4QTEST", config=config, log=log)
+    return result
 
 
 # --- scripted server: every byte the client sent --------------------------------------------------

@@ -1,1 +1,0 @@
-"""Real receiving peers for tests: aiosmtpd in-process, Postfix smtp-sink as a subprocess."""
