@@ -110,9 +110,6 @@ def test_the_check_catches_a_violation(tmp_path: Path) -> None:
 # (the test fails until you do); never add one.
 KNOWN_CYCLES: Final[frozenset[frozenset[str]]] = frozenset(
     {
-        # Circle 2: session.py imports its helpers auth.py, bdat.py and starttls.py, which
-        # import Session under TYPE_CHECKING. Being removed by the session driver rewrite.
-        frozenset({"transport.session", "transport.auth", "transport.bdat", "transport.starttls"}),
         # spool.py imports the writers; writers.py imports Spool under TYPE_CHECKING (for the
         # type of a parameter). Not in the review; found by this check.
         frozenset({"queue.spool", "queue.writers"}),
@@ -340,16 +337,6 @@ PUBLIC_STDLIB_NAMES: Final = frozenset({"os._exit"})
 # Remove an entry when its last use is gone (the test fails until you do); never add one.
 KNOWN_PRIVATE_USES: Final[frozenset[tuple[str, str]]] = frozenset(
     {
-        # Circle 2: the session helpers drive Session through its private write/read
-        # primitives. Being removed by the session driver rewrite.
-        ("transport/auth.py", "_send"),
-        ("transport/auth.py", "_reply"),
-        ("transport/bdat.py", "_reply"),
-        ("transport/bdat.py", "_wire"),
-        ("transport/bdat.py", "_collect_dot"),
-        ("transport/starttls.py", "_send"),
-        ("transport/starttls.py", "_reply"),
-        ("transport/starttls.py", "_protocol_error"),
         # argparse has no public name for the type add_subparsers() returns (an annotation
         # only). Found by this check.
         ("cli.py", "_SubParsersAction"),

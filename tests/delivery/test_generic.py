@@ -24,7 +24,7 @@ from mailcarrier.delivery.trouble import Verdict
 from mailcarrier.log import MemoryLog
 from mailcarrier.protocol.commands import RcptTo
 from mailcarrier.tables.maps import Maps
-from mailcarrier.transport.session import Envelope
+from mailcarrier.transport.records import Envelope
 from tests.support.peers.aiosmtpd_server import AiosmtpdServer
 from tests.support.settings import make_settings
 

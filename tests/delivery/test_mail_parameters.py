@@ -25,7 +25,7 @@ from mailcarrier.protocol.commands import RcptTo
 from mailcarrier.protocol.ehlo import Capabilities
 from mailcarrier.protocol.reply import Reply
 from mailcarrier.status import DeliveryResult
-from mailcarrier.transport.session import Envelope
+from mailcarrier.transport.records import Envelope
 from tests.support.deliver import deliver_request, deliver_to, request_to
 from tests.support.peers.aiosmtpd_server import AiosmtpdServer
 from tests.support.scripted import Expect, ReadRest, ScriptedServer, Send, Step

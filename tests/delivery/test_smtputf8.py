@@ -14,7 +14,7 @@ from mailcarrier.protocol.commands import RcptTo
 from mailcarrier.protocol.ehlo import Capabilities
 from mailcarrier.protocol.reply import Reply
 from mailcarrier.status import DeliveryStatus
-from mailcarrier.transport.session import Envelope
+from mailcarrier.transport.records import Envelope
 
 
 def _caps(*keywords: str) -> Capabilities:

@@ -11,7 +11,7 @@ reply per accepted recipient after BDAT LAST).
 from __future__ import annotations
 
 from mailcarrier import DeliveryStatus
-from mailcarrier.transport.session import BDAT_CHUNK
+from mailcarrier.transport.bdat import BDAT_CHUNK
 from tests.support.deliver import deliver_to
 from tests.support.scripted import Expect, ReadRest, Send, StartScripted, Step
 from tests.support.settings import client_settings

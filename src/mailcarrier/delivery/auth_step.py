@@ -45,7 +45,7 @@ from mailcarrier.sasl.policy import (
 from mailcarrier.sasl.scram import server_end_point
 from mailcarrier.status import DeliveryStatus
 from mailcarrier.tables.base import TableError
-from mailcarrier.transport.connection import Connection, Peer
+from mailcarrier.transport.connection import Peer
 from mailcarrier.transport.session import Session
 
 __all__ = ["auth_cache_for", "authenticate", "current_destination", "session_identity"]
@@ -172,14 +172,15 @@ def _tls_required(agent: AgentSettings) -> bool:
     return agent.params.enforce_tls
 
 
-def _tls_state(conn: Connection, agent: AgentSettings) -> tuple[bool, bool, list[ChannelBinding]]:
+def _tls_state(session: Session) -> tuple[bool, bool, list[ChannelBinding]]:
     """(encrypted, peer verified, channel bindings available)."""
+    conn = session.conn
     if not conn.tls:
         return False, False, []
     ssl_object = conn.writer.get_extra_info("ssl_object")
     if not isinstance(ssl_object, (ssl.SSLObject, ssl.SSLSocket)):
         return True, False, []
-    verified = conn.tls_verified  # set by the TLS step (tls_step.py) from its own check
+    verified = session.tls_verified  # set by the TLS step (tls_step.py) from its own check
     bindings: list[ChannelBinding] = []
     # RFC 9266 3: tls-unique is not defined for TLS 1.3 (OpenSSL still returns bytes for it).
     legacy = ssl_object.version() in ("TLSv1", "TLSv1.1", "TLSv1.2")
@@ -244,7 +245,7 @@ async def _login(
 ) -> Verdict | None:
     """Choose a mechanism, consult the failure cache, run the exchange, judge its reply."""
     creds = match.credentials
-    tls, verified, bindings = _tls_state(session.conn, agent)
+    tls, verified, bindings = _tls_state(session)
     if _tls_required(agent) and not tls:
         return _fail(
             f"SASL authentication failed: TLS is required for server {peer.namaddr}, "

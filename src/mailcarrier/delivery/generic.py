@@ -48,7 +48,7 @@ from mailcarrier.status import DeliveryStatus
 from mailcarrier.tables.base import TableError
 from mailcarrier.tables.maps import Maps
 from mailcarrier.tables.search import split_extension
-from mailcarrier.transport.session import Envelope
+from mailcarrier.transport.records import Envelope
 
 __all__ = [
     "GENERIC_HEADERS",

@@ -22,7 +22,7 @@ from mailcarrier.protocol.ehlo import Capabilities
 from mailcarrier.protocol.reply import Reply
 from mailcarrier.protocol.stages import Stage
 from mailcarrier.status import DeliveryStatus, fast_init
-from mailcarrier.transport.session import Envelope, TransactionResult
+from mailcarrier.transport.records import Envelope, TransactionResult
 
 __all__ = [
     "Leftover",

@@ -15,8 +15,9 @@
   smtp_pix_workaround_threshold_time. A lookup problem here is ignored ("best effort", as in
   Postfix): the parameter's list applies.
 
-agent.py asks `session_options()` before the session starts and calls `watch_greeting()` on
-the new session; transport/session.py applies what the greeting hook decided.
+setup.py asks `session_options()` before the session starts and `workarounds()` once the
+greeting is read; the answer is a value (transport/session.py `Workarounds`) that the
+session's hello keeps for the rest of the session.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from mailcarrier.delivery.trouble import Verdict
 from mailcarrier.protocol.reply import Reply
 from mailcarrier.tables.maps import Maps
 from mailcarrier.transport.connection import Peer
-from mailcarrier.transport.session import Session, SessionOptions
+from mailcarrier.transport.session import NO_WORKAROUNDS, SessionOptions, Workarounds
 
 __all__ = ["PixWorkarounds", "ServerQuirks", "is_pix_greeting", "pix_workarounds"]
 
@@ -122,32 +123,29 @@ class ServerQuirks:
             return _words(found.value)
         return self.agent.params.pix_workarounds
 
-    def watch_greeting(
+    def workarounds(
         self,
-        session: Session,
+        greeting: Reply,
         peer: Peer,
         *,
         queue_id: str,
         arrival_time: float,
         now: Callable[[], float],
-    ) -> None:
-        """Have `session` enable the PIX workarounds when its greeting looks like a PIX."""
-
-        def check(greeting: Reply) -> None:
-            if not is_pix_greeting(greeting):
-                return
-            words = self._pix_words(peer)
-            if not words:
-                return
-            found = pix_workarounds(
-                words,
-                queued_for=now() - arrival_time,
-                threshold=self.agent.params.pix_workaround_threshold_time,
-            )
-            self.info(f"{queue_id}: enabling PIX workarounds: {found.names} for {peer.relay}")
+    ) -> Workarounds:
+        """What the server at `peer` needs, judged from its (2xx) greeting: the PIX
+        workarounds when the greeting looks like a PIX, logged as Postfix logs them."""
+        if not is_pix_greeting(greeting):
+            return NO_WORKAROUNDS
+        words = self._pix_words(peer)
+        if not words:
+            return NO_WORKAROUNDS
+        p = self.agent.params
+        found = pix_workarounds(
+            words, queued_for=now() - arrival_time, threshold=p.pix_workaround_threshold_time
+        )
+        self.info(f"{queue_id}: enabling PIX workarounds: {found.names} for {peer.relay}")
+        return Workarounds(
             # disable_esmtp is an SMTP matter: LMTP always says LHLO.
-            session.disable_esmtp = found.disable_esmtp and not self.agent.is_lmtp
-            if found.delay_dotcrlf:
-                session.dot_delay = self.agent.params.pix_workaround_delay_time
-
-        session.on_greeting = check
+            disable_esmtp=found.disable_esmtp and not self.agent.is_lmtp,
+            dot_delay=p.pix_workaround_delay_time if found.delay_dotcrlf else 0.0,
+        )

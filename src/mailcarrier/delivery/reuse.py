@@ -150,7 +150,7 @@ class SessionReuse:
                 return
             job.tried_sessions.add(session)
             peer = session.conn.peer
-            job.tracker.tls_status = session.conn.tls_status
+            job.tracker.tls_status = session.tls_status
             job.attempt.ready = self.clock()
             leftover = None
             try:

@@ -25,9 +25,11 @@ from mailcarrier.delivery.trouble import Verdict, handshake_verdict, transport_v
 from mailcarrier.errors import TransportError
 from mailcarrier.log import LogSink
 from mailcarrier.protocol.ehlo import discard_notice
+from mailcarrier.protocol.stages import Stage
 from mailcarrier.tls.levels import SecurityLevel
 from mailcarrier.tls.verify import Trust
 from mailcarrier.transport.connection import Connection, Peer
+from mailcarrier.transport.records import HandshakeFailure
 from mailcarrier.transport.session import Session
 
 __all__ = ["Prepared", "SessionSetup"]
@@ -71,13 +73,6 @@ class SessionSetup:
         session = Session(conn, options)
         if self._transcripts.enabled:
             session.history = []
-        quirks.watch_greeting(
-            session,
-            peer,
-            queue_id=job.request.queue_id,
-            arrival_time=job.request.arrival_time,
-            now=self._wallclock,
-        )
         return session
 
     async def prepare(
@@ -119,9 +114,22 @@ class SessionSetup:
     async def _hello(
         self, job: DeliveryState, session: Session, peer: Peer, final: bool
     ) -> Prepared:
-        """The greeting and EHLO/HELO/LHLO."""
+        """The greeting, the server's workarounds (quirks.py), and EHLO/HELO/LHLO."""
         try:
-            refused = await session.start()
+            greeting = await session.read_greeting()
+            refused = None
+            if greeting.code // 100 != 2:
+                refused = HandshakeFailure(Stage.GREETING, greeting)
+            else:
+                request = job.request
+                workarounds = job.profile.quirks().workarounds(
+                    greeting,
+                    peer,
+                    queue_id=request.queue_id,
+                    arrival_time=request.arrival_time,
+                    now=self._wallclock,
+                )
+                refused = await session.hello(workarounds)
         except TransportError as exc:
             session.broken = True
             leftover = Leftover(transport_verdict(exc), peer.relay, 1, site=True)
@@ -151,8 +159,8 @@ class SessionSetup:
         conn = session.conn
         wrapper = conn.tls  # implicit TLS: nothing read or sent yet
         outcome = await negotiate_tls(tls, session, peer, soft_bounce=job.soft_bounce)
-        conn.tls_verified = outcome.trust is Trust.VERIFIED
-        conn.tls_status = job.tracker.tls_status = tls.status_text(outcome)
+        session.tls_verified = outcome.trust is Trust.VERIFIED
+        session.tls_status = job.tracker.tls_status = tls.status_text(outcome)
         if outcome.retry_plaintext:  # "may": the same server again, in plaintext
             session.broken = True
             return Prepared.RETRY

@@ -20,7 +20,7 @@ from mailcarrier.delivery.trouble import Verdict
 from mailcarrier.protocol.ehlo import Capabilities
 from mailcarrier.protocol.idn import address_to_ascii
 from mailcarrier.status import DeliveryStatus
-from mailcarrier.transport.session import Envelope
+from mailcarrier.transport.records import Envelope
 
 __all__ = [
     "a_label_address",

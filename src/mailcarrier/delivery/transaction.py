@@ -27,7 +27,8 @@ from mailcarrier.log import LogSink
 from mailcarrier.protocol.ehlo import Capabilities
 from mailcarrier.status import ACTION_FORWARDED, DeliveryStatus
 from mailcarrier.transport.connection import Peer
-from mailcarrier.transport.session import Envelope, Session, TransactionResult
+from mailcarrier.transport.records import Envelope, TransactionResult
+from mailcarrier.transport.session import Session
 
 __all__ = ["run_transaction", "success_action"]
 

@@ -90,11 +90,8 @@ class TranscriptReporter:
         errors: set[str] = set()
         if session.protocol_errors:
             errors.add(PROTOCOL)
-        for line in history:
-            code = line[4:7]
-            # A failure reply (4xx/5xx) of the kind smtp_check_code() reports.
-            if line.startswith("In: ") and code.isdigit() and int(code) >= 400:
-                errors.add(failure_code_class(int(code)))
+        # Failure replies (4xx/5xx) of the kind smtp_check_code() reports, seen as they came.
+        errors.update(failure_code_class(code) for code in session.failure_codes)
         errors.discard("")
         wanted = frozenset(errors) & self._classes
         # Never a transcript about delivering a transcript (or any double-bounce mail): a
@@ -109,5 +106,4 @@ class TranscriptReporter:
                     queue_id,
                 )
             )
-        session.history = []
-        session.protocol_errors = 0
+        session.channel.forget_transcript()

@@ -1,11 +1,11 @@
-"""SASL authentication (RFC 4954) over a `Session`: the AUTH exchange and its limits.
+"""SASL authentication (RFC 4954) over a `Channel`: the AUTH exchange and its limits.
 
 `authenticate()` drives one AUTH exchange with a sasl/ mechanism: the initial response on
 the AUTH line when it fits, each 334 challenge decoded and answered, ``*`` to cancel what
 cannot be answered. Network trouble raises `TransportError`; everything the server says,
 hostile or not, ends as an `AuthOutcome`. Which mechanism and credentials to use, and what
 an outcome means for delivery, is delivery/auth_step.py's business. `Session.authenticate`
-is the entry point; this module holds the exchange itself.
+is the entry point; this module holds the exchange itself, over the session's channel.
 """
 
 from __future__ import annotations
@@ -14,14 +14,12 @@ import asyncio
 import base64
 import binascii
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from mailcarrier.protocol.commands import Auth, AuthResponse
 from mailcarrier.protocol.reply import Reply
 from mailcarrier.sasl.mechanism import Mechanism, SaslError
-
-if TYPE_CHECKING:
-    from mailcarrier.transport.session import Session
+from mailcarrier.transport.channel import Channel
 
 __all__ = [
     "AUTH_LINE_LIMIT",
@@ -56,7 +54,7 @@ class AuthOutcome:
 
 
 async def authenticate(
-    session: Session,
+    channel: Channel,
     mechanism: Mechanism,
     *,
     max_rounds: int = MAX_AUTH_ROUNDS,
@@ -74,46 +72,46 @@ async def authenticate(
     deferred: str | None = None
     if first is not None and len(mechanism.name) + len(first) + 8 > AUTH_LINE_LIMIT:
         first, deferred = None, first
-    session._send(Auth(mechanism.name, first))
+    channel.send(Auth(mechanism.name, first))
     rounds = 0
     while True:
-        reply = await session._reply()
+        reply = await channel.reply()
         if reply.code != 334:
             return AuthOutcome(reply, rounds=rounds)
         rounds += 1
         if rounds > max_rounds:
-            return await _cancel(session, "authentication protocol loop", rounds)
+            return await _cancel(channel, "authentication protocol loop", rounds)
         text = reply.messages[0].strip() if reply.messages else ""
         if len(reply.lines) != 1 or len(text) > max_challenge:
-            return await _cancel(session, "malformed or oversized server challenge", rounds)
+            return await _cancel(channel, "malformed or oversized server challenge", rounds)
         if deferred is not None:
             # The postponed initial response answers an empty first challenge only.
             if text:
                 return await _cancel(
-                    session, f"non-empty initial {mechanism.name} challenge", rounds
+                    channel, f"non-empty initial {mechanism.name} challenge", rounds
                 )
             answer, deferred = deferred, None
         else:
             try:
                 challenge = base64.b64decode(text, validate=True)
             except (binascii.Error, ValueError):
-                return await _cancel(session, "malformed base64 in server challenge", rounds)
+                return await _cancel(channel, "malformed base64 in server challenge", rounds)
             try:
                 if mechanism.expensive:
                     data = await asyncio.to_thread(mechanism.step, challenge)
                 else:
                     data = mechanism.step(challenge)
             except SaslError as exc:
-                return await _cancel(session, str(exc), rounds)
+                return await _cancel(channel, str(exc), rounds)
             answer = base64.b64encode(data).decode("ascii")
-        session._send(AuthResponse(answer))
+        channel.send(AuthResponse(answer))
 
 
-async def _cancel(session: Session, problem: str, rounds: int) -> AuthOutcome:
+async def _cancel(channel: Channel, problem: str, rounds: int) -> AuthOutcome:
     """RFC 4954 4: ``*`` cancels the exchange; the server answers 501."""
-    session._send(AuthResponse("*"))
-    reply = await session._reply()
+    channel.send(AuthResponse("*"))
+    reply = await channel.reply()
     if reply.code == 334:
         # Still challenging after a cancel: nothing more on this session can be trusted.
-        session.broken = True
+        channel.broken = True
     return AuthOutcome(reply, problem, rounds)

@@ -1,42 +1,36 @@
-"""One SMTP/LMTP session over a `Connection`: greeting, EHLO/HELO/LHLO, mail transactions.
+"""One SMTP/LMTP session over a `Channel`: greeting, EHLO/HELO/LHLO, mail transactions.
 
-This is the I/O driver of the sans-IO `ClientConnection`, as Postfix's smtp_proto.c is of its
-state machine. With PIPELINING (RFC 2920) MAIL, every RCPT and DATA go out in one write and the
-replies are then read in order; without it, each command waits for its reply (lock-step).
-After 354 the content flows from an iterator of wire-ready chunks (content/ did the
-dot-stuffing), then the final dot; LMTP (RFC 2033) gets one reply per accepted recipient.
-XFORWARD (Postfix XFORWARD_README) goes in front of MAIL when asked for. With BDAT
-(RFC 3030, `Envelope.bdat`) the content goes instead in chunks after the RCPT replies,
-pipelined when the server allows it, not dot-stuffed.
+This is the driver of the sans-IO `ClientConnection`, as Postfix's smtp_proto.c is of its
+state machine. The mail transaction is written once, as smtp_proto.c's loop: the commands
+(RSET to check a reused session, XFORWARD, MAIL, each RCPT, DATA) go out as far ahead of the
+server's replies as the session allows, all at once with PIPELINING (RFC 2920; DATA is the
+group's last command, so the replies decide whether content follows) and one at a time
+without it (a window of one command: a refused MAIL or no accepted RCPT ends it early). After
+354 the content flows from an iterator of wire-ready chunks (content/ did the dot-stuffing),
+then the final dot; with BDAT (RFC 3030, `Envelope.bdat`) the content goes in chunks
+instead (bdat.py). The replies to the end of the content are dot.py's.
 
+Server-specific workarounds are values (`Workarounds`), decided by the caller from the
+greeting and passed to `hello()`: HELO instead of EHLO, a pause before the final dot (PIX).
 The session reports what happened as a `TransactionResult` of raw replies and at most one
 `TransportError`; it never decides whether a recipient is sent, deferred or bounced (that is
-delivery/trouble.py). Every read and write has the deadline of its stage (`Stage.timeout`).
-
-Parts live in their own modules and are re-exported here: STARTTLS (starttls.py), the AUTH
-exchange (auth.py), BDAT chunks (bdat.py), `SessionOptions` (options.py) and the values
-`Envelope`, `HandshakeFailure` and `TransactionResult` with the MAIL, RCPT and XFORWARD
-commands made of an envelope (records.py), and the transcript recording (history.py).
+delivery/trouble.py). Every read and write has the deadline of its stage (deadlines.py).
+STARTTLS (starttls.py) and AUTH (auth.py) run on the same channel.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Final
+from dataclasses import dataclass
+from typing import Final
 
 from mailcarrier.content.mime import ContentError
-from mailcarrier.errors import RemoteProtocolError, TransportError
-from mailcarrier.protocol.client import (
-    NEED_DATA,
-    ClientConnection,
-    CommandReply,
-    ConnectionClosed,
-    Event,
-    RecipientReply,
-    State,
-)
+from mailcarrier.errors import TransportError
+from mailcarrier.protocol.client import CommandReply, State
 from mailcarrier.protocol.commands import (
     Command,
     Data,
@@ -53,17 +47,13 @@ from mailcarrier.protocol.commands import (
 from mailcarrier.protocol.reply import Reply
 from mailcarrier.protocol.stages import Stage
 from mailcarrier.sasl.mechanism import Mechanism
-from mailcarrier.transport.auth import (
-    AUTH_LINE_LIMIT,
-    MAX_AUTH_CHALLENGE,
-    MAX_AUTH_ROUNDS,
-    AuthOutcome,
-)
+from mailcarrier.transport.auth import MAX_AUTH_CHALLENGE, MAX_AUTH_ROUNDS, AuthOutcome
 from mailcarrier.transport.auth import authenticate as _authenticate
-from mailcarrier.transport.bdat import BDAT_CHUNK, send_chunks
+from mailcarrier.transport.bdat import send_chunks
+from mailcarrier.transport.channel import Channel
 from mailcarrier.transport.connection import Connection
-from mailcarrier.transport.deadlines import ContentDeadline, ReplyDeadline
-from mailcarrier.transport.history import record_error, record_in, record_out
+from mailcarrier.transport.deadlines import ContentDeadline
+from mailcarrier.transport.dot import collect_dot
 from mailcarrier.transport.options import SessionOptions
 from mailcarrier.transport.records import (
     Envelope,
@@ -75,187 +65,96 @@ from mailcarrier.transport.records import (
 )
 from mailcarrier.transport.starttls import starttls as _starttls
 
-if TYPE_CHECKING:
-    import ssl
-
-__all__ = [
-    "AUTH_LINE_LIMIT",
-    "BDAT_CHUNK",
-    "MAX_AUTH_CHALLENGE",
-    "MAX_AUTH_ROUNDS",
-    "AuthOutcome",
-    "Envelope",
-    "HandshakeFailure",
-    "Session",
-    "SessionOptions",
-    "TransactionResult",
-]
+__all__ = ["NO_WORKAROUNDS", "ContentFactory", "Session", "SessionOptions", "Workarounds"]
 
 # Gather content into writes of about this size (fewer system calls for small messages).
 WRITE_BATCH: Final = 65536
 ContentFactory = Callable[[], Iterable[bytes]]
 
-
 # A transaction was begun and not finished: RSET before the session is used again.
 _NEEDS_RSET: Final = frozenset({State.MAIL, State.RCPT, State.ABORTED})
+# Where QUIT may not be sent (nothing to say it to, or in the middle of something).
+_NO_QUIT: Final = frozenset(
+    {State.CLOSED, State.ERROR, State.CONTENT, State.CHUNK, State.DOT, State.TLS}
+)
 
 
-def _stage(command: Command | None) -> Stage:
-    return command.stage if command is not None else Stage.GREETING
+@dataclass(frozen=True, slots=True)
+class Workarounds:
+    """What a server needs that the protocol does not say (Postfix's PIX workarounds,
+    delivery/quirks.py), decided from its greeting; kept with the session when it is
+    cached, as Postfix keeps a session's endpoint features."""
+
+    disable_esmtp: bool = False  # HELO, never EHLO
+    dot_delay: float = 0.0  # seconds between the content and the final dot
+
+
+NO_WORKAROUNDS: Final = Workarounds()
 
 
 class Session:
-    """Drive one connection. Create with `Session(conn, options)`, then `await start()`."""
+    """Drive one connection: `read_greeting()`, `hello()`, then transactions (`start()`
+    does the first two)."""
 
     def __init__(self, conn: Connection, options: SessionOptions) -> None:
+        self.channel = Channel(conn, options)
         self.conn = conn
         self.options = options
-        self.proto = ClientConnection(
-            lmtp=options.lmtp,
-            discard_keywords=options.discard_keywords,
-            reply_filter=options.reply_filter,
-        )
+        self.proto = self.channel.proto
         self.greeting: Reply | None = None
+        self.workarounds = NO_WORKAROUNDS
         self.transactions = 0
-        self.broken = False  # no further use (I/O or protocol error, 421)
         self.started = time.monotonic()
-        # Called with a 2xx greeting before EHLO; may set the PIX workarounds below
-        # (delivery/quirks.py): HELO instead of EHLO, and a pause before the final dot.
-        self.on_greeting: Callable[[Reply], None] | None = None
-        self.disable_esmtp = False
-        self.dot_delay = 0.0
-        # The conversation for a postmaster transcript (delivery/transcript.py): a list to
-        # record "Out: ..." and "In: ..." lines in, or None (the default) to record nothing.
-        self.history: list[str] | None = None
-        self.protocol_errors = 0  # malformed or out-of-order replies seen
-        self.reads = ReplyDeadline(options)
+        # Policy results of the TLS step (delivery/), kept with the session for reuse:
+        # whether the certificate was verified (it selects the SASL security options),
+        # and the TLS feature status for Postfix 3.11's tls= log field.
+        self.tls_verified = False
+        self.tls_status = ""
+
+    # The channel's state, as the delivery code reads it.
+    @property
+    def broken(self) -> bool:
+        return self.channel.broken
+
+    @broken.setter
+    def broken(self, value: bool) -> None:
+        self.channel.broken = value
 
     @property
-    def peer_relay(self) -> str:
-        return self.conn.peer.relay
+    def history(self) -> list[str] | None:
+        return self.channel.history
 
-    # --- low level --------------------------------------------------------------------
-    def _wire(self, command: Command, stage: Stage | None = None) -> bytes:
-        """The command's bytes; a server that sent something unasked ends the session
-        (a protocol error at `stage`, by default the command's)."""
-        proto = self.proto
-        if self.conn.buffered and proto.idle:
-            self._pull_unasked()
-        try:
-            data = proto.send(command)
-        except RemoteProtocolError as exc:
-            raise self._protocol_error(stage or command.stage, exc) from exc
-        if self.history is not None:
-            self._record_out(command, data)
-        return data
+    @history.setter
+    def history(self, value: list[str] | None) -> None:
+        self.channel.history = value
 
-    def _pull_unasked(self) -> None:
-        """No reply is outstanding, yet the server sent something (a reply while the
-        content was still going out, junk on an idle session): hand it to the protocol
-        object, which refuses to send anything more once it holds unasked data."""
-        self.proto.receive_data(self.conn.take_received())
+    @property
+    def protocol_errors(self) -> int:
+        return self.channel.protocol_errors
 
-    def _check_nothing_unasked(self, stage: Stage) -> None:
-        """After the last reply of a transaction nothing may follow it: a server that
-        sends more (an early reply during the content, then the real one) has made the
-        verdict ambiguous, and the transaction counts as failed (RFC 5321 4.1.1.4: only
-        the reply to the final dot is the verdict on the message)."""
-        if self.conn.buffered:
-            self._pull_unasked()
-        if self.proto.has_buffered_data:
-            raise self._protocol_error(
-                stage, RemoteProtocolError("unexpected data from server after its last reply")
-            )
-
-    def _record_out(self, command: Command, data: bytes) -> None:
-        assert self.history is not None
-        record_out(self.history, command, data)
-
-    def _wire_group(self, commands: tuple[Command, ...]) -> bytes:
-        """The bytes of a pipelined group (`_wire` of each command, joined)."""
-        if self.conn.buffered and self.proto.idle:
-            self._pull_unasked()
-        send = self.proto.send
-        parts = []
-        for command in commands:
-            try:
-                parts.append(send(command))
-            except RemoteProtocolError as exc:
-                raise self._protocol_error(command.stage, exc) from exc
-            if self.history is not None:
-                self._record_out(command, parts[-1])
-        return b"".join(parts)
-
-    def _send(self, command: Command) -> None:
-        self.conn.write(self._wire(command), command.stage)
-
-    def _ready_event(self) -> Event | None:
-        """The next protocol event if the bytes already received hold one, else None (read
-        more). A plain call: a pipelined group's replies arrive together, and only the first
-        of them needs to wait. Protocol errors and end of file become `TransportError`."""
-        proto = self.proto
-        # The stage (for deadlines and diagnostics) is that of the oldest command in flight,
-        # looked up only when it is needed: NEED_DATA, ConnectionClosed and a protocol error
-        # all leave the commands in flight as they were.
-        try:
-            event = proto.next_event()
-        except RemoteProtocolError as exc:
-            raise self._protocol_error(_stage(proto.next_in_flight), exc) from exc
-        if event is NEED_DATA:
-            return None
-        if isinstance(event, ConnectionClosed):
-            raise self.conn.lost_error(_stage(proto.next_in_flight))
-        # Every other event (Greeting, CommandReply, RecipientReply) carries a reply.
-        if event.reply.code == 421:
-            self.broken = True
-        if self.history is not None:
-            record_in(self.history, event.reply)
-        return event
-
-    async def _event(self) -> Event:
-        """The next protocol event; network failures become `TransportError`."""
-        proto = self.proto
-        while True:
-            if not proto.needs_data:
-                event = self._ready_event()
-                if event is not None:
-                    return event
-            awaited = proto.next_in_flight
-            proto.receive_data(await self.reads.read(self.conn, awaited, _stage(awaited)))
-
-    def _protocol_error(self, stage: Stage, exc: Exception) -> TransportError:
-        self.broken = True
-        self.protocol_errors += 1
-        if self.history is not None:
-            record_error(self.history, exc)
-        return TransportError(
-            f"remote protocol error from {self.conn.peer.namaddr} while {stage.while_phrase}: "
-            f"{exc}",
-            stage=stage.name.lower(),
-            peer=self.conn.peer.relay,
-        )
-
-    async def _reply(self) -> Reply:
-        event = await self._event()
-        assert not isinstance(event, ConnectionClosed)
-        return event.reply
+    @property
+    def failure_codes(self) -> set[int]:
+        return self.channel.failure_codes
 
     # --- session start ----------------------------------------------------------------
-    async def start(self) -> HandshakeFailure | None:
+    async def start(self, workarounds: Workarounds = NO_WORKAROUNDS) -> HandshakeFailure | None:
         """Read the greeting and say EHLO/HELO/LHLO. None on success."""
-        reply = await self._reply()
-        self.greeting = reply
+        reply = await self.read_greeting()
         if reply.code // 100 != 2:
             return HandshakeFailure(Stage.GREETING, reply)
-        if self.on_greeting is not None:
-            self.on_greeting(reply)
-        return await self.hello()
+        return await self.hello(workarounds)
+
+    async def read_greeting(self) -> Reply:
+        """The server's greeting (any code: the caller judges it)."""
+        reply = await self.channel.reply()
+        self.greeting = reply
+        return reply
 
     def _hello_command(self) -> Command:
         opts = self.options
         if opts.lmtp:
             return Lhlo(opts.helo_name)
-        if opts.never_send_ehlo or self.disable_esmtp:
+        if opts.never_send_ehlo or self.workarounds.disable_esmtp:
             return Helo(opts.helo_name)
         if opts.always_send_ehlo:
             return Ehlo(opts.helo_name)
@@ -263,18 +162,21 @@ class Session:
         greeting = self.greeting.text if self.greeting else ""
         return Ehlo(opts.helo_name) if "ESMTP" in greeting.upper() else Helo(opts.helo_name)
 
-    async def hello(self) -> HandshakeFailure | None:
+    async def hello(self, workarounds: Workarounds | None = None) -> HandshakeFailure | None:
         """EHLO (or HELO/LHLO); after any refusal of EHLO but 421, fall back to HELO
-        (RFC 5321 3.2; Postfix smtp_helo())."""
+        (RFC 5321 3.2; Postfix smtp_helo()). `workarounds` (None: those already in use,
+        after STARTTLS) are kept for the rest of the session."""
+        if workarounds is not None:
+            self.workarounds = workarounds
+        channel = self.channel
         command = self._hello_command()
-        self._send(command)
-        reply = await self._reply()
+        channel.send(command)
+        reply = await channel.reply()
         if reply.code // 100 == 2:
             return None
         if isinstance(command, Ehlo) and reply.code != 421:
-            helo = Helo(self.options.helo_name)
-            self._send(helo)
-            reply = await self._reply()
+            channel.send(Helo(self.options.helo_name))
+            reply = await channel.reply()
             if reply.code // 100 == 2:
                 return None
             return HandshakeFailure(Stage.HELO, reply)
@@ -284,7 +186,7 @@ class Session:
     async def starttls(self, context: ssl.SSLContext, server_hostname: str | None) -> Reply | None:
         """STARTTLS and the handshake (starttls.py): the server's reply if it refused, None
         once TLS is up; a handshake failure or injected plaintext raises `TransportError`."""
-        return await _starttls(self, context, server_hostname)
+        return await _starttls(self.channel, context, server_hostname)
 
     async def authenticate(
         self,
@@ -296,7 +198,7 @@ class Session:
         """One AUTH exchange driven by a sasl/ mechanism (auth.py). Network trouble raises
         `TransportError`; everything the server says, hostile or not, is an `AuthOutcome`."""
         return await _authenticate(
-            self, mechanism, max_rounds=max_rounds, max_challenge=max_challenge
+            self.channel, mechanism, max_rounds=max_rounds, max_challenge=max_challenge
         )
 
     # --- mail transaction -------------------------------------------------------------
@@ -327,189 +229,143 @@ class Session:
         envelope: Envelope,
         content: ContentFactory,
         result: TransactionResult,
-        reset_first: bool = False,
+        reset_first: bool,
     ) -> None:
         caps = self.proto.capabilities
         quote = self.options.quote_envelope
-        mail = mail_command(envelope, caps, quote)
         rcpts, position = rcpt_commands(envelope, caps, quote)
-        xforward = xforward_commands(envelope, caps)
-        if self.proto.capabilities.pipelining:
-            # RFC 2920 3.1: MAIL, RCPTs and DATA in one write; DATA is the last command
-            # of the group, so the server's replies tell us whether to send content.
-            # XFORWARD (not a sync point) rides in front of MAIL, as Postfix does.
-            # With BDAT (RFC 3030) the group ends with the last RCPT: chunks follow only when
-            # a recipient was accepted.
-            first: tuple[Command, ...] = (Rset(),) if reset_first else ()
-            tail: tuple[Command, ...] = () if envelope.bdat else (Data(),)
-            group = self._wire_group((*first, *xforward, mail, *rcpts, *tail))
-            self.conn.write(group, Stage.RSET if reset_first else Stage.MAIL)
-            await self._collect_until_data(
-                result, position, rcpts[-1] if envelope.bdat and rcpts else None
-            )
-            if result.reset_failed:
-                self.broken = True
-                if self.proto.state is State.CONTENT:
-                    self._send(DataEnd())  # end the empty message; its reply does not count
-                    await self._reply()
-                return
-        else:
-            if reset_first:
-                self._send(Rset())
-                result.rset = await self._reply()
-                if result.reset_failed:
-                    self.broken = True
-                    return
-            for command in xforward:
-                # Postfix: a refused XFORWARD is logged and the transaction goes on.
-                self._send(command)
-                result.xforward.append(await self._reply())
-            self._send(mail)
-            result.mail = await self._reply()
-            if result.mail.code // 100 != 2:
-                return
-            for cmd in rcpts:
-                self._send(cmd)
-                result.rcpt[position[id(cmd)]] = await self._reply()
-            if not result.accepted:
-                return
-            if not envelope.bdat:
-                self._send(Data())
-                result.data = await self._reply()
+        commands: list[Command] = [Rset()] if reset_first else []
+        # XFORWARD (not a sync point) rides in front of MAIL, as Postfix does.
+        commands += xforward_commands(envelope, caps)
+        commands.append(mail_command(envelope, caps, quote))
+        commands += rcpts
+        # With BDAT (RFC 3030) the commands end with the last RCPT: chunks follow only
+        # when a recipient was accepted.
+        if not envelope.bdat:
+            commands.append(Data())
+        await self._exchange(commands, result, position, ahead=caps.pipelining)
+        if result.reset_failed:
+            self.broken = True
+            if self.proto.state is State.CONTENT:
+                self.channel.send(DataEnd())  # end the empty message; its reply does not count
+                await self.channel.reply()
+            return
         if envelope.bdat:
-            if result.accepted and result.mail is not None and result.mail.code // 100 == 2:
-                await send_chunks(self, content, result, position)
+            if result.has_accepted and result.mail is not None and result.mail.code // 100 == 2:
+                await send_chunks(self.channel, content, result, position)
             return
         if self.proto.state is not State.CONTENT:
             return
         if not result.has_accepted or (result.mail is not None and result.mail.code // 100 != 2):
             # The server said 354 although nothing was accepted: end the empty message at
             # once (RFC 2920 3.1) and disregard its reply.
-            self._send(DataEnd())
-            await self._reply()
+            self.channel.send(DataEnd())
+            await self.channel.reply()
             return
-        chunks = content()
-        if type(chunks) is tuple and len(chunks) <= 1 and self.dot_delay <= 0:
-            # A message encoded whole (ContentPlan.plain_chunks): with the dot in one write.
-            batch = [self.proto.send_content(chunks[0])] if chunks and chunks[0] else []
-            size = len(batch[0]) if batch else 0
-            if self._write_last(batch, result):
-                deadline = ContentDeadline(self.options)
-                deadline.sent(size)
-                await deadline.drain(self.conn, Stage.DOT, self.options.timeout(Stage.DOT))
-        else:
-            await self._send_content(chunks, result)
-        if self.options.lmtp:
-            await self._collect_dot(result, position)
-        else:
-            event = await self._event()
-            assert not isinstance(event, ConnectionClosed)
-            self._check_nothing_unasked(Stage.DOT)
-            result.dot = [event.reply]
+        await self._send_content(content(), result)
+        await collect_dot(self.channel, result, position)
 
-    async def _collect_until_data(
-        self, result: TransactionResult, position: dict[int, int], last: Command | None = None
+    async def _exchange(
+        self,
+        commands: list[Command],
+        result: TransactionResult,
+        position: dict[int, int],
+        *,
+        ahead: bool,
     ) -> None:
-        """Replies up to DATA's, or up to that of `last` (the last RCPT, for BDAT)."""
-        # The first reply needs a read; the others of the group usually came with it.
-        event: Event | None = await self._event()
-        while True:
-            if event is None:
-                event = await self._event()
-            assert type(event) is CommandReply
-            cmd = event.command
-            # Commands in flight are of exactly these types (protocol/client.py `_SEND`).
-            cls = type(cmd)
-            if cls is RcptTo:
-                result.rcpt[position[id(cmd)]] = event.reply
-                if cmd is last:
+        """Send `commands` and read their replies into `result`. With `ahead`
+        (PIPELINING) every command goes in one write before the first reply is read;
+        without it, each waits for the reply to the one before (a window of one), and a
+        command the replies made pointless is not sent: nothing after a failed RSET check
+        or a refused MAIL, no DATA when no RCPT was accepted (Postfix smtp_proto.c)."""
+        channel = self.channel
+        waiting: deque[Command] = deque(commands)
+        while waiting:
+            if ahead:
+                batch = list(waiting)
+                waiting.clear()
+            else:
+                if not self._still_wanted(waiting[0], result):
                     return
-            elif cls is MailFrom:
-                result.mail = event.reply
-            elif cls is Data:
-                result.data = event.reply
-                return
-            elif cls is Rset:
-                result.rset = event.reply
-            elif cls is Xforward:
-                result.xforward.append(event.reply)
-            event = self._ready_event()
+                batch = [waiting.popleft()]
+            channel.send(*batch)
+            # The first reply needs a read; the others of a group usually came with it.
+            event = await channel.event()
+            for n in range(len(batch)):
+                if n:
+                    event = channel.ready_event() or await channel.event()
+                assert isinstance(event, CommandReply)
+                _record(result, event, position)
 
-    def _write_last(self, batch: list[bytes], result: TransactionResult) -> bool:
-        """Write the last content bytes with the final dot; True when a drain is due."""
-        # A reply that came while the content went out was not asked for: the dot is not
-        # sent, so the server cannot take the message (the error is the content's).
-        batch.append(self._wire(DataEnd(), Stage.BODY))
-        self.conn.write(b"".join(batch), Stage.DOT)
-        result.content_sent = True
-        return not self.conn.drained
+    @staticmethod
+    def _still_wanted(command: Command, result: TransactionResult) -> bool:
+        if result.reset_failed:
+            return False
+        mail = result.mail
+        if isinstance(command, (RcptTo, Data)) and mail is not None and mail.code // 100 != 2:
+            return False
+        return not isinstance(command, Data) or result.has_accepted
 
     async def _send_content(self, chunks: Iterable[bytes], result: TransactionResult) -> None:
         """Stream the content, then the final dot, in as few writes as the sizes allow.
 
         Small chunks are gathered up to WRITE_BATCH bytes (each write() of an idle asyncio
-        transport is a send() system call), and the final dot rides with the last of them.
+        transport is a send() system call), and the final dot rides with the last of them:
+        a message encoded whole (ContentPlan.plain_chunks: one chunk) goes in one write.
         """
-        deadline = ContentDeadline(self.options)
+        channel = self.channel
+        conn = channel.conn
+        # Made when a write first has to wait (most messages never do).
+        deadline: ContentDeadline | None = None
+        sent = 0
         batch: list[bytes] = []
         batched = 0
         streamed = False
         for chunk in chunks:
             if not chunk:
                 continue
-            batch.append(self.proto.send_content(chunk))
+            batch.append(channel.content(chunk))
             batched += len(chunk)
             if batched >= WRITE_BATCH:
-                self.conn.write(b"".join(batch), Stage.BODY)
-                deadline.sent(batched)
+                conn.write(b"".join(batch), Stage.BODY)
+                sent += batched
                 batch.clear()
                 batched = 0
                 streamed = True
-                if self.conn.must_drain:
-                    await deadline.drain(self.conn, Stage.BODY)
+                if conn.must_drain:
+                    deadline = self._content_deadline(deadline, sent)
+                    sent = 0
+                    await deadline.drain(conn, Stage.BODY)
         if streamed:
             # One turn of the event loop before the dot: a reply the server sent while the
             # content was going out (never the verdict) is then seen, and no dot is sent.
             await asyncio.sleep(0)
-        if self.dot_delay > 0:
+        if self.workarounds.dot_delay > 0:
             # PIX delay_dotcrlf: the final dot must not share a packet with the content.
             if batch:
-                self.conn.write(b"".join(batch), Stage.BODY)
-                deadline.sent(batched)
+                conn.write(b"".join(batch), Stage.BODY)
+                sent += batched
                 batch.clear()
                 batched = 0
-            await deadline.drain(self.conn, Stage.BODY)
-            await asyncio.sleep(self.dot_delay)
-        if self._write_last(batch, result):
-            deadline.sent(batched)
-            await deadline.drain(self.conn, Stage.DOT, self.options.timeout(Stage.DOT))
+            deadline = self._content_deadline(deadline, sent)
+            sent = 0
+            await deadline.drain(conn, Stage.BODY)
+            await asyncio.sleep(self.workarounds.dot_delay)
+        # A reply that came while the content went out was not asked for: the dot is not
+        # sent, so the server cannot take the message (the error is the content's).
+        batch.append(channel.wire(DataEnd(), Stage.BODY))
+        conn.write(b"".join(batch), Stage.DOT)
+        result.content_sent = True
+        if not conn.drained:
+            deadline = self._content_deadline(deadline, sent + batched)
+            await deadline.drain(conn, Stage.DOT, self.options.timeout(Stage.DOT))
 
-    async def _collect_dot(self, result: TransactionResult, position: dict[int, int]) -> None:
-        """The reply (LMTP: the replies) to the end of the content. None of them counts
-        when the server sends anything more after them (`_check_nothing_unasked`)."""
-        stage = Stage.BDAT if result.bdat else Stage.DOT
-        if not self.options.lmtp:
-            reply = await self._reply()
-            self._check_nothing_unasked(stage)
-            result.dot = [reply]
-            return
-        accepted = result.accepted
-        # Filled in place: replies that came stand even when the connection is lost later.
-        dot: list[Reply | None] = [None] * len(result.rcpt)
-        result.dot = dot
-        for _ in range(max(1, len(accepted))):
-            event = await self._event()
-            if isinstance(event, RecipientReply):
-                dot[position.get(id(event.recipient), 0)] = event.reply
-            else:
-                assert isinstance(event, CommandReply)
-                for i in accepted:
-                    dot[i] = event.reply
-        try:
-            self._check_nothing_unasked(stage)
-        except TransportError:
-            result.dot = []
-            raise
+    def _content_deadline(self, deadline: ContentDeadline | None, sent: int) -> ContentDeadline:
+        """The content's deadline (made now if needed), credited with `sent` more octets."""
+        if deadline is None:
+            deadline = ContentDeadline(self.options)
+        deadline.sent(sent)
+        return deadline
 
     # --- ending -----------------------------------------------------------------------
     async def rset(self) -> bool:
@@ -522,8 +378,8 @@ class Session:
         ):
             return False
         try:
-            self._send(Rset())
-            reply = await self._reply()
+            self.channel.send(Rset())
+            reply = await self.channel.reply()
         except TransportError:
             self.broken = True
             return False
@@ -536,27 +392,30 @@ class Session:
     async def quit(self) -> None:
         """QUIT and close. Never raises. No QUIT after a 421 or a broken session."""
         try:
-            if (
-                not self.broken
-                and not self.conn.at_eof
-                and self.proto.state
-                not in (
-                    State.CLOSED,
-                    State.ERROR,
-                    State.CONTENT,
-                    State.CHUNK,
-                    State.DOT,
-                    State.TLS,
-                )
-            ):
-                self._send(Quit())
+            if not self.broken and not self.conn.at_eof and self.proto.state not in _NO_QUIT:
+                self.channel.send(Quit())
                 if self.options.skip_quit_response:
                     await self.conn.drain(self.options.timeout(Stage.QUIT), Stage.QUIT)
                 else:
-                    await self._reply()
-        except (TransportError, RemoteProtocolError):
+                    await self.channel.reply()
+        except TransportError:
             pass
         if self.broken:
             self.conn.abort()
         else:
             await self.conn.close()
+
+
+def _record(result: TransactionResult, event: CommandReply, position: dict[int, int]) -> None:
+    """A reply to an envelope command into its place in `result`."""
+    command, reply = event.command, event.reply
+    if isinstance(command, RcptTo):
+        result.rcpt[position[id(command)]] = reply
+    elif isinstance(command, MailFrom):
+        result.mail = reply
+    elif isinstance(command, Data):
+        result.data = reply
+    elif isinstance(command, Rset):
+        result.rset = reply
+    elif isinstance(command, Xforward):
+        result.xforward.append(reply)
