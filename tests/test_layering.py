@@ -13,6 +13,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "mailcarrier"
 RANKS: dict[str, int] = {
     "errors": 0,
     "printable": 0,
+    "aio": 0,
+    "durable": 0,
     "tables": 1,
     "config": 2,
     "status": 3,

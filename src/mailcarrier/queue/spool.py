@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Final
 
 from mailcarrier.config.settings import Settings
+from mailcarrier.durable import fsync_dir
 from mailcarrier.errors import TemporaryError
 from mailcarrier.log import LogSink, NullLog
 from mailcarrier.queue.ids import new_queue_id
@@ -41,13 +42,7 @@ from mailcarrier.queue.qfile import (
     parse_envelope,
     parse_records,
 )
-from mailcarrier.queue.writers import (
-    MessageWriter,
-    RecordWriter,
-    fsync_dir,
-    os_error,
-    record_reserve,
-)
+from mailcarrier.queue.writers import MessageWriter, RecordWriter, os_error, record_reserve
 
 __all__ = [
     "QUEUES",
