@@ -19,6 +19,7 @@ RANKS: dict[str, int] = {
     "config": 2,
     "status": 3,
     "log": 3,
+    "loghandlers": 3,
     "protocol": 4,
     "content": 5,
     "tls": 6,

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import io
 import json
+import logging
 import signal
 import sys
 import tempfile
@@ -30,7 +31,7 @@ from typing import BinaryIO, NoReturn, TextIO, cast
 from mailcarrier.api import deliver
 from mailcarrier.config.postconf import conf_main
 from mailcarrier.config.settings import Settings
-from mailcarrier.console import LogFile, Output, StdoutClosed, discard_output
+from mailcarrier.console import Output, StdoutClosed, discard_output
 from mailcarrier.delivery.agent import DeliveryAgent
 from mailcarrier.delivery.autodetect import ContentScan, MailSource, declare
 from mailcarrier.delivery.request import DeliveryRequest, Notify, Recipient
@@ -42,7 +43,8 @@ from mailcarrier.errors import (
     TemporaryError,
     UsageError,
 )
-from mailcarrier.log import LogSink, StreamLog, SyslogLog
+from mailcarrier.log import HandlerLog, LogSink
+from mailcarrier.loghandlers import LineHandler, MaillogHandler, PostfixFormatter, SyslogHandler
 from mailcarrier.printable import printable
 from mailcarrier.queue import (
     Controls,
@@ -211,22 +213,24 @@ def _make_log(
     daemon: bool = False,
     errors: TextIO | None = None,
 ) -> LogSink:
-    """Where log lines go: stderr, and maillog_file when set. The queue daemon (`daemon`)
-    logs only to maillog_file when it is set, as Postfix's daemons do, and writes it in
-    blocks (once per event-loop turn) rather than once per line. A maillog_file that cannot
-    be written is reported on `errors` (default: `stderr`)."""
+    """Where log lines go (the handlers of loghandlers.py): stderr, and maillog_file when
+    set. The queue daemon (`daemon`) logs only to maillog_file when it is set, as Postfix's
+    daemons do, and writes it in blocks (once per event-loop turn) rather than once per
+    line. maillog_file is opened again when logrotate moved it; one that cannot be written
+    is reported on `errors` (default: `stderr`). The handlers are closed by `stack`."""
     hostname = settings.get_str("myhostname")
     name = settings.get_str("syslog_name")
     maillog = settings.get_str("maillog_file")
     utf8 = settings.get_bool("smtputf8_enable")  # Postfix's util_utf8_enable
-    sinks: list[LogSink] = [StreamLog(stderr, hostname=hostname, syslog_name=name, utf8=utf8)]
+    lines = PostfixFormatter(hostname, name, utf8=utf8)
+    handlers: list[logging.Handler] = [LineHandler(stderr, lines)]
     if daemon and maillog and maillog != "/dev/stderr":
-        sinks = []
-    if daemon and not maillog and SyslogLog.available():
+        handlers = []
+    if daemon and not maillog and SyslogHandler.available():
         # As Postfix's daemons: to syslog when no maillog_file is set (and to stderr, for a
         # run in the foreground).
         try:
-            sinks.append(SyslogLog(name, settings.get_str("syslog_facility"), utf8=utf8))
+            handlers.append(SyslogHandler(name, settings.get_str("syslog_facility"), utf8=utf8))
         except ValueError as exc:
             raise ConfigError(
                 f"parameter syslog_facility: {exc}",
@@ -235,36 +239,20 @@ def _make_log(
             ) from None
     if maillog and maillog not in ("/dev/stderr",):
         if maillog == "/dev/stdout":
-            stream: TextIO = sys.stdout
+            handlers.append(LineHandler(sys.stdout, lines, batched=daemon))
         else:
             try:
-                opened = open(maillog, "a", encoding="utf-8")  # noqa: SIM115 - closed by the stack
+                file = MaillogHandler(maillog, lines, batched=daemon, errors=errors or stderr)
             except OSError as exc:
                 raise ConfigError(
                     f"parameter maillog_file: cannot open {maillog}: {exc.strerror}",
                     parameter="maillog_file",
                     value=maillog,
                 ) from exc
-            guarded = LogFile(opened, maillog, errors or stderr)
-            stack.callback(guarded.close)
-            stream = cast(TextIO, guarded)
-        sinks.append(
-            StreamLog(stream, hostname=hostname, syslog_name=name, buffered=daemon, utf8=utf8)
-        )
-    return sinks[0] if len(sinks) == 1 else _Tee(sinks)
-
-
-class _Tee:
-    def __init__(self, sinks: list[LogSink]) -> None:
-        self.sinks = sinks
-
-    def info(self, process: str, text: str) -> None:
-        for s in self.sinks:
-            s.info(process, text)
-
-    def warning(self, process: str, text: str) -> None:
-        for s in self.sinks:
-            s.warning(process, text)
+            handlers.append(file)
+    log = HandlerLog(handlers, utf8=utf8)
+    stack.callback(log.close)
+    return log
 
 
 def _cmd_deliver(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: TextIO) -> int:
