@@ -32,6 +32,7 @@ RANKS: dict[str, int] = {
     "__init__": 12,
     "cli": 12,
     "console": 12,
+    "service": 12,
 }
 SANS_IO_FORBIDDEN = {"asyncio", "socket", "ssl", "time", "logging", "selectors", "threading"}
 

@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -92,7 +92,9 @@ class QueueManager:
         self._queues: dict[DestKey, deque[_Job]] = {}
         self._windows: dict[DestKey, DestinationWindow] = {}
         self._active: dict[str, _Active] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        # Deliveries run as tasks of this TaskGroup, open only inside `running()`; the jobs
+        # they run, by task, until each ends (for the limits, waiting and abandoning).
+        self._deliveries: asyncio.TaskGroup | None = None
         self._running: dict[asyncio.Task[None], _Job] = {}
         # Messages a write failed for: queue ID -> when to try again (see forget_trouble).
         self._held: dict[str, float] = {}
@@ -114,7 +116,7 @@ class QueueManager:
     def statistics(self) -> dict[str, int]:
         return {
             "active_messages": len(self._active),
-            "running_jobs": len(self._tasks),
+            "running_jobs": len(self._running),
             "queued_jobs": sum(len(q) for q in self._queues.values()),
         }
 
@@ -289,26 +291,27 @@ class QueueManager:
             window.revive()
 
     def pump(self) -> None:
-        """Start every job the windows and the process limit allow."""
+        """Start every job the windows and the process limit allow (inside `running()`)."""
+        deliveries = self._deliveries
+        if deliveries is None:
+            raise RuntimeError("QueueManager.pump() outside QueueManager.running()")
         for key, queue in list(self._queues.items()):
             window = self._window(key)
             if window.dead:
                 while queue:
                     self._suspend(queue.popleft(), window.dead_reason)
             while queue and window.can_start():
-                if self.process_limit and len(self._tasks) >= self.process_limit:
+                if self.process_limit and len(self._running) >= self.process_limit:
                     return
                 job = queue.popleft()
                 window.begin()
-                task = asyncio.get_running_loop().create_task(self._run(key, job))
-                self._tasks.add(task)
+                task = deliveries.create_task(self._run(key, job))
                 self._running[task] = job
                 task.add_done_callback(self._task_done)
             if not queue:
                 del self._queues[key]
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
         self._running.pop(task, None)
 
     def _suspend(self, job: _Job, reason: str) -> None:
@@ -414,24 +417,52 @@ class QueueManager:
             self._hold_off(queue_id)
 
     # --- drivers ----------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """The scope deliveries run in: `pump()` starts them as tasks of an
+        `asyncio.TaskGroup` open only here, so none outlives it (`run_once()` and daemon.py's
+        `serve()` end with none running; a bug in one ends the scope with it). Inside an
+        open scope this opens none: cli.py's ``run --once`` keeps one open around a
+        `run_once()` it may cancel, so that deliveries in flight keep their grace period
+        (`stop()`). An error of the block itself is raised as it is, after the deliveries
+        are cancelled."""
+        if self._deliveries is not None:
+            yield
+            return
+        failure: Exception | None = None
+        try:
+            async with asyncio.TaskGroup() as deliveries:
+                self._deliveries = deliveries
+                try:
+                    yield
+                except Exception as exc:  # not wrapped in an ExceptionGroup: see above
+                    failure = exc
+                    for task in self._running:
+                        task.cancel()
+        finally:
+            self._deliveries = None
+        if failure is not None:
+            raise failure
+
     async def drain(self) -> None:
-        """Run until no job is queued or running."""
+        """Run until no job is queued or running (inside `running()`)."""
         self.pump()
-        while self._tasks or self._queues:
+        while self._running or self._queues:
             self._wakeup.clear()
-            if self._tasks:
-                await asyncio.wait(set(self._tasks), return_when=asyncio.FIRST_COMPLETED)
+            if self._running:
+                await asyncio.wait(set(self._running), return_when=asyncio.FIRST_COMPLETED)
             else:
                 self.pump()
-                if not self._tasks:
+                if not self._running:
                     break
 
     async def run_once(self) -> None:
         """Deliver what is deliverable now (incoming, and deferred that is due), then
         return; notices made on the way are delivered too."""
         self.recover()
-        while await self._activate_interleaved():
-            await self.drain()
+        async with self.running():
+            while await self._activate_interleaved():
+                await self.drain()
         await self.spool.settle()
 
     async def _activate_interleaved(self, batch: int = 64) -> int:
@@ -441,7 +472,7 @@ class QueueManager:
         for n, (queue, queue_id) in enumerate(self._ready(), 1):
             while self.full:
                 self.pump()
-                if not self._tasks:
+                if not self._running:
                     return count  # nothing can make room: drain, then go on
                 self._wakeup.clear()
                 await self._wakeup.wait()
@@ -466,8 +497,8 @@ class QueueManager:
         for queue in self._queues.values():
             queue.clear()
         self._queues.clear()
-        if self._tasks:
-            count = len(self._tasks)
+        if self._running:
+            count = len(self._running)
             self.log.info(
                 QMGR,
                 f"stopping: waiting up to {grace:g} seconds for {count} "
@@ -492,11 +523,11 @@ class QueueManager:
         deadline = loop.time() + grace
         stop_now = asyncio.ensure_future(abandon.wait()) if abandon is not None else None
         try:
-            while self._tasks and (stop_now is None or not stop_now.done()):
+            while self._running and (stop_now is None or not stop_now.done()):
                 left = deadline - loop.time()
                 if left <= 0:
                     return
-                waiting: set[asyncio.Future[Any]] = set(self._tasks)
+                waiting: set[asyncio.Future[Any]] = set(self._running)
                 if stop_now is not None:
                     waiting.add(stop_now)
                 await asyncio.wait(waiting, timeout=left, return_when=asyncio.FIRST_COMPLETED)
