@@ -1,8 +1,8 @@
 """The queue manager (Postfix's qmgr): messages in, delivery jobs out, verdicts recorded.
 
 `QueueManager` moves messages from incoming/ (and due ones from deferred/) to active/, routes
-each pending recipient (route.py), groups recipients per (transport, next hop) in jobs of at
-most ``<transport>_destination_recipient_limit``, and runs jobs through the injected
+each pending recipient (route.py), groups recipients per (transport, next hop) in jobs
+(jobs.py) of at most ``<transport>_destination_recipient_limit``, and runs jobs through the injected
 `Deliverer` (the DeliveryAgent) under a per-destination concurrency window (window.py) and
 `default_process_limit` in total. Each verdict is appended to the queue file and fsynced as
 the agent reports it, before the next recipient. When a message's jobs are all done the
@@ -25,21 +25,21 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from mailcarrier.config.settings import Settings
-from mailcarrier.delivery.request import DeliveryRequest, Recipient
+from mailcarrier.delivery.request import DeliveryRequest
 from mailcarrier.errors import TemporaryError
 from mailcarrier.log import LogSink, NullLog, delivery_line
 from mailcarrier.queue.crash import crash_point
 from mailcarrier.queue.finalize import Finisher, record_state
+from mailcarrier.queue.jobs import ActiveMessage, Job, delivery_request
 from mailcarrier.queue.names import QMGR
 from mailcarrier.queue.params import QueueParams
 from mailcarrier.queue.qfile import RecipientState
 from mailcarrier.queue.route import Route, Router
-from mailcarrier.queue.spool import QueueMessage, RecordWriter, Spool
-from mailcarrier.queue.stopping import STOP_GRACE, cancel_tasks
+from mailcarrier.queue.spool import Spool
+from mailcarrier.queue.stopping import STOP_GRACE, cancel_tasks, wait_running
 from mailcarrier.queue.window import DestinationWindow, Feedback
 from mailcarrier.status import DeliveryResult, DeliveryStatus, HopStatus, RecipientStatus
 
@@ -57,23 +57,6 @@ class Deliverer(Protocol):
     ) -> DeliveryResult: ...
 
 
-@dataclass
-class _Active:
-    message: QueueMessage
-    records: RecordWriter
-    qmgr_time: float
-    jobs_left: int = 0
-    trouble: str = ""  # a verdict could not be written: the message goes back unfinished
-
-
-@dataclass
-class _Job:
-    active: _Active
-    route: Route
-    indexes: list[int]
-    recorded: set[int] = field(default_factory=set)
-
-
 class QueueManager:
     def __init__(
         self,
@@ -89,13 +72,13 @@ class QueueManager:
         self.deliverer = deliverer
         self.log: LogSink = log if log is not None else NullLog()
         self.clock = clock
-        self._queues: dict[DestKey, deque[_Job]] = {}
+        self._queues: dict[DestKey, deque[Job]] = {}
         self._windows: dict[DestKey, DestinationWindow] = {}
-        self._active: dict[str, _Active] = {}
+        self._active: dict[str, ActiveMessage] = {}
         # Deliveries run as tasks of this TaskGroup, open only inside `running()`; the jobs
         # they run, by task, until each ends (for the limits, waiting and abandoning).
         self._deliveries: asyncio.TaskGroup | None = None
-        self._running: dict[asyncio.Task[None], _Job] = {}
+        self._running: dict[asyncio.Task[None], Job] = {}
         # Messages a write failed for: queue ID -> when to try again (see forget_trouble).
         self._held: dict[str, float] = {}
         self._wakeup = asyncio.Event()
@@ -189,7 +172,7 @@ class QueueManager:
         message, records = taken
         crash_point("activate-after-move")
         env = message.envelope
-        active = _Active(message, records, self.clock())
+        active = ActiveMessage(message, records, self.clock())
         self._active[queue_id] = active
         self.log.info(
             QMGR,
@@ -202,7 +185,7 @@ class QueueManager:
         self._wakeup.set()
         return 1
 
-    def _plan(self, active: _Active) -> None:
+    def _plan(self, active: ActiveMessage) -> None:
         groups: dict[DestKey, list[int]] = {}
         routes: dict[DestKey, Route] = {}
         for i in active.message.pending():
@@ -217,11 +200,11 @@ class QueueManager:
             limit = self.params.transport_int(key[0], "destination_recipient_limit")
             step = limit if limit > 0 else len(indexes)
             for start in range(0, len(indexes), step):
-                job = _Job(active, routes[key], indexes[start : start + step])
+                job = Job(active, routes[key], indexes[start : start + step])
                 self._queues.setdefault(key, deque()).append(job)
                 active.jobs_left += 1
 
-    def _record_local(self, active: _Active, index: int, route: Route) -> None:
+    def _record_local(self, active: ActiveMessage, index: int, route: Route) -> None:
         """Recipients routed to error:, retry: or an unknown transport (no agent runs)."""
         if route.transport == "error":
             status, dsn = DeliveryStatus.BOUNCED, "5.0.0"
@@ -238,7 +221,7 @@ class QueueManager:
 
     def _record(
         self,
-        active: _Active,
+        active: ActiveMessage,
         index: int,
         status: DeliveryStatus,
         dsn: str,
@@ -260,7 +243,7 @@ class QueueManager:
         )
         self.log.info(process, delivery_line(env.queue_id, shown))
 
-    def _trouble(self, active: _Active, exc: TemporaryError) -> None:
+    def _trouble(self, active: ActiveMessage, exc: TemporaryError) -> None:
         """A verdict could not be written: logged once per message, which goes back to
         where it came from when its jobs end (its unwritten recipients stay pending)."""
         if not active.trouble:
@@ -314,19 +297,19 @@ class QueueManager:
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._running.pop(task, None)
 
-    def _suspend(self, job: _Job, reason: str) -> None:
+    def _suspend(self, job: Job, reason: str) -> None:
         for i in job.indexes:
             text = f"delivery temporarily suspended: {reason}"
             self._record(job.active, i, DeliveryStatus.DEFERRED, "4.4.1", text, "none", "qmgr")
         self._job_done(job)
 
-    async def _run(self, key: DestKey, job: _Job) -> None:
+    async def _run(self, key: DestKey, job: Job) -> None:
         window = self._windows[key]
         # The site-level failure the agent reports (status.HopStatus); a crash counts as one,
         # as Postfix's qmgr takes "unknown mail transport error" for a dead agent.
         hop_status: HopStatus | None = HopStatus("4.3.0", "unknown mail transport error")
         try:
-            request = self._request(job)
+            request = delivery_request(job)
 
             def on_status(index: int, status: RecipientStatus) -> None:
                 crash_point("delivery-before-record")
@@ -367,42 +350,12 @@ class QueueManager:
         self.pump()
         self._wakeup.set()
 
-    def _request(self, job: _Job) -> DeliveryRequest:
-        message = job.active.message
-        env = message.envelope
-        recipients = tuple(
-            Recipient(
-                address=env.recipients[i].address,
-                orig_address=env.recipients[i].orig_address,
-                dsn_orcpt=env.recipients[i].dsn_orcpt,
-                dsn_notify=env.recipients[i].dsn_notify,
-                queue_offset=i,
-            )
-            for i in job.indexes
-        )
-        return DeliveryRequest(
-            queue_id=env.queue_id,
-            nexthop=job.route.nexthop,
-            sender=env.sender,
-            recipients=recipients,
-            content=message.path,
-            transport=job.route.transport,
-            size=env.size,
-            content_offset=env.content_offset,
-            encoding=env.encoding,
-            smtputf8=env.smtputf8,
-            dsn_envid=env.dsn_envid,
-            dsn_ret=env.dsn_ret,
-            arrival_time=env.arrival_time,
-            qmgr_time=job.active.qmgr_time,
-        )
-
-    def _job_done(self, job: _Job) -> None:
+    def _job_done(self, job: Job) -> None:
         job.active.jobs_left -= 1
         if job.active.jobs_left == 0:
             self._finish(job.active)
 
-    def _finish(self, active: _Active) -> None:
+    def _finish(self, active: ActiveMessage) -> None:
         queue_id = active.message.queue_id
         self._active.pop(queue_id, None)
         try:
@@ -504,7 +457,7 @@ class QueueManager:
                 f"stopping: waiting up to {grace:g} seconds for {count} "
                 f"deliver{'y' if count == 1 else 'ies'} in progress",
             )
-            await self._wait_running(grace, abandon)
+            await wait_running(self._running, grace, abandon)
             await self._abandon()
         await self.spool.settle()
         for queue_id, active in list(self._active.items()):
@@ -516,24 +469,6 @@ class QueueManager:
                 pass
             except TemporaryError as exc:  # left in active/: the next run recovers it
                 self.log.warning(QMGR, f"{queue_id}: {exc}")
-
-    async def _wait_running(self, grace: float, abandon: asyncio.Event | None) -> None:
-        """Until no delivery runs, `grace` seconds pass or `abandon` is set."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + grace
-        stop_now = asyncio.ensure_future(abandon.wait()) if abandon is not None else None
-        try:
-            while self._running and (stop_now is None or not stop_now.done()):
-                left = deadline - loop.time()
-                if left <= 0:
-                    return
-                waiting: set[asyncio.Future[Any]] = set(self._running)
-                if stop_now is not None:
-                    waiting.add(stop_now)
-                await asyncio.wait(waiting, timeout=left, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            if stop_now is not None:
-                stop_now.cancel()
 
     async def _abandon(self) -> None:
         """Cancel the deliveries still running, one log line each."""

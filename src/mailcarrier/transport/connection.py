@@ -5,7 +5,13 @@
 and a `Stage`; failures raise `TransportError` whose reason is Postfix's wording ("lost
 connection with h[a] while sending RCPT TO", "conversation with h[a] timed out while ...",
 "connect to h[a]:25: Connection refused"). This module knows nothing of SMTP replies;
-`session.py` drives the protocol over it.
+`session.py` drives the protocol over it. Deadlines and end-of-round writes use aio.py's
+`Deadline` and `EndOfTurn`.
+
+It is longer than ~500 lines on purpose: almost all of it is `Connection`, whose protocol
+callbacks, deadlines and write rounds share per-connection state on the engine's hottest
+path (several calls per message); split across objects, every message would pay for the
+indirection.
 """
 
 from __future__ import annotations
