@@ -175,13 +175,14 @@ class LogLine(logging.LogRecord):
     def __init__(  # no LogRecord.__init__: see the class text
         self, levelno: int, levelname: str, procname: str, text: str, created: float
     ) -> None:
-        self.__dict__.update(_RECORD_DEFAULTS)
-        self.levelno = levelno
-        self.levelname = levelname
-        self.procname = procname
-        self.msg = text
-        self.created = created
-        self.msecs = (created - int(created)) * 1000
+        fields = _RECORD_DEFAULTS.copy()  # one copy and six stores: the cheapest way here
+        fields["levelno"] = levelno
+        fields["levelname"] = levelname
+        fields["procname"] = procname
+        fields["msg"] = text
+        fields["created"] = created
+        fields["msecs"] = (created - int(created)) * 1000
+        self.__dict__ = fields
 
 
 def postfix_text(record: logging.LogRecord) -> str:
@@ -209,19 +210,19 @@ class HandlerLog:
         self.utf8 = utf8
         self.clock = clock
 
-    def _emit(self, level: int, levelname: str, process: str, text: str) -> None:
-        record = LogLine(
-            level, levelname, printable(process), printable(text, utf8=self.utf8), self.clock()
-        )
+    def info(self, process: str, text: str) -> None:
+        text = printable(text, utf8=self.utf8)
+        record = LogLine(logging.INFO, "INFO", printable(process), text, self.clock())
         for handler in self.handlers:
-            if level >= handler.level:
+            if handler.level <= logging.INFO:
                 handler.handle(record)
 
-    def info(self, process: str, text: str) -> None:
-        self._emit(logging.INFO, "INFO", process, text)
-
     def warning(self, process: str, text: str) -> None:
-        self._emit(logging.WARNING, "WARNING", process, text)
+        text = printable(text, utf8=self.utf8)
+        record = LogLine(logging.WARNING, "WARNING", printable(process), text, self.clock())
+        for handler in self.handlers:
+            if handler.level <= logging.WARNING:
+                handler.handle(record)
 
     def close(self) -> None:
         for handler in self.handlers:

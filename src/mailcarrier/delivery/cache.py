@@ -108,7 +108,8 @@ class ConnectionCache:
         if idle > 0:
             loop = self._event_loop()
             expires = loop.time() + idle
-            self._idle.at(loop, expires)
+            if expires < self._idle.when:  # else armed early enough: no call (per message)
+                self._idle.at(loop, expires)
         unique = tuple(keys)
         if len(unique) != 2 or unique[0] == unique[1]:  # two different keys: the usual
             unique = tuple(dict.fromkeys(unique))

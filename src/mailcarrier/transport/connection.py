@@ -242,7 +242,8 @@ class Connection(asyncio.Protocol):
             return INF
         loop = self._loop
         deadline = loop.time() + timeout
-        self._deadline.at(loop, deadline)
+        if deadline < self._deadline.when:  # else armed early enough: no call (hot path)
+            self._deadline.at(loop, deadline)
         return deadline
 
     def _on_time(self, now: float) -> float:
