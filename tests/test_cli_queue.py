@@ -240,6 +240,30 @@ def test_daemon_picks_up_a_changed_main_cf(tmp_path: Path, server: AiosmtpdServe
     assert [m.rcpt_tos for m in server.messages] == [["new@example.net"]]
 
 
+def test_daemon_maillog_survives_logrotate(tmp_path: Path, server: AiosmtpdServer) -> None:
+    """logrotate renames maillog_file under the running daemon: its next lines go to a new
+    file at the same path (loghandlers.MaillogHandler), the old ones stay where they were."""
+    maillog = tmp_path / "maillog"
+    o = [*_opts(tmp_path / "q", server.nexthop), "-o", f"maillog_file={maillog}"]
+    cmd = [sys.executable, "-c", "from mailcarrier.cli import main; main()", *o, "run"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        assert _wait(lambda: maillog.exists() and "daemon started" in maillog.read_text())
+        maillog.rename(tmp_path / "maillog.1")
+        assert _run([*o, "sendmail", "-f", "s@example.org", "r@example.net"], MESSAGE)[0] == 0
+        assert _wait(lambda: maillog.exists() and "status=sent" in maillog.read_text())
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert (proc.returncode, err) == (0, b"")
+    rotated = (tmp_path / "maillog.1").read_text()
+    assert "daemon started" in rotated and "status=sent" not in rotated
+    assert maillog.read_text().splitlines()[-1].endswith(": terminating on signal")
+
+
 class _GatedHandler(RecordingHandler):
     """Holds every DATA until `gate` is set; `entered` is set when one arrives."""
 

@@ -23,10 +23,13 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "mailcarrier"
 RANKS: dict[str, int] = {
     "errors": 0,
     "printable": 0,
+    "aio": 0,
+    "durable": 0,
     "tables": 1,
     "config": 2,
     "status": 3,
     "log": 3,
+    "loghandlers": 3,
     "protocol": 4,
     "content": 5,
     "tls": 6,
@@ -39,6 +42,7 @@ RANKS: dict[str, int] = {
     "__init__": 12,
     "cli": 12,
     "console": 12,
+    "service": 12,
 }
 SANS_IO_FORBIDDEN = {"asyncio", "socket", "ssl", "time", "logging", "selectors", "threading"}
 

@@ -16,14 +16,14 @@ from hypothesis import strategies as st
 
 from mailcarrier.errors import RemoteProtocolError
 from mailcarrier.log import (
+    HandlerLog,
     MemoryLog,
     NullLog,
     PrintableLog,
-    StreamLog,
-    SyslogLog,
     delivery_line,
     printable_sink,
 )
+from mailcarrier.loghandlers import stream_log, syslog_log
 from mailcarrier.protocol.reply import ReplyParser
 from mailcarrier.status import Delays, DeliveryStatus, RecipientStatus
 
@@ -41,8 +41,12 @@ def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     time.tzset()
 
 
-def _stream(out: io.StringIO | io.TextIOWrapper, **kw: object) -> StreamLog:
-    return StreamLog(out, hostname="relay.example", clock=lambda: 0, pid=7, **kw)  # type: ignore[arg-type]
+def _stream(
+    out: io.StringIO | io.TextIOWrapper, *, batched: bool = False, utf8: bool = True
+) -> HandlerLog:
+    return stream_log(
+        out, hostname="relay.example", clock=lambda: 0, pid=7, batched=batched, utf8=utf8
+    )
 
 
 def test_stream_log_replaces_control_characters(utc: None) -> None:
@@ -64,7 +68,7 @@ def test_stream_log_ascii_only_without_smtputf8(utc: None) -> None:
 
 def test_stream_log_prefix_values_are_cleaned(utc: None) -> None:
     out = io.StringIO()
-    sink = StreamLog(out, hostname="h\nx", syslog_name="mail\x1bcarrier", clock=lambda: 0, pid=1)
+    sink = stream_log(out, hostname="h\nx", syslog_name="mail\x1bcarrier", clock=lambda: 0, pid=1)
     sink.info("sm\rtp", "text")
     assert out.getvalue() == "Jan  1 00:00:00 h?x mail?carrier/sm?tp[1]: text\n"
 
@@ -80,7 +84,7 @@ def test_stream_log_to_a_strict_utf8_file(tmp_path: Path, utc: None) -> None:
 
 async def test_buffered_stream_log_replaces_too(utc: None) -> None:
     out = io.StringIO()
-    sink = _stream(out, buffered=True)
+    sink = _stream(out, batched=True)
     sink.info("qmgr", "Q1: from=<a\r\nb@x>")
     await asyncio.sleep(0)
     assert out.getvalue() == "Jan  1 00:00:00 relay postfix/qmgr[7]: Q1: from=<a??b@x>\n"
@@ -104,9 +108,8 @@ class _FakeSyslog:
 
 
 def test_syslog_log_replaces_control_characters() -> None:
-    sink = SyslogLog("post\nfix", "mail")
     fake = _FakeSyslog()
-    sink._syslog = fake  # type: ignore[assignment]
+    sink = syslog_log("post\nfix", "mail", module=fake)
     sink.info("smtp", f"Q1: ({HOSTILE})")
     sink.warning("smtp", "a\x00b")
     assert fake.calls == [
@@ -136,7 +139,7 @@ class _Foreign:
 
 
 def test_printable_sink_wraps_only_foreign_sinks() -> None:
-    for ours in (NullLog(), MemoryLog(), StreamLog(io.StringIO()), PrintableLog(NullLog())):
+    for ours in (NullLog(), MemoryLog(), stream_log(io.StringIO()), PrintableLog(NullLog())):
         assert printable_sink(ours) is ours
     assert printable_sink(None) is None
     foreign = _Foreign()
@@ -176,7 +179,7 @@ def test_any_reply_bytes_make_one_clean_log_line(data: bytes, utf8: bool) -> Non
         Delays(0, 0, 0, 0),
     )
     out = io.StringIO()
-    StreamLog(out, hostname="relay", clock=lambda: 0, pid=7, utf8=utf8).info(
+    stream_log(out, hostname="relay", clock=lambda: 0, pid=7, utf8=utf8).info(
         "smtp", delivery_line("Q1", status)
     )
     text = out.getvalue()

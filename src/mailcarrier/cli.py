@@ -17,10 +17,10 @@ SIGPIPE in the same place.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import io
 import json
+import logging
 import signal
 import sys
 import tempfile
@@ -30,7 +30,8 @@ from typing import BinaryIO, NoReturn, TextIO, cast
 from mailcarrier.api import deliver
 from mailcarrier.config.postconf import conf_main
 from mailcarrier.config.settings import Settings
-from mailcarrier.console import LogFile, Output, StdoutClosed, discard_output
+from mailcarrier.config.watch import ConfigReloader
+from mailcarrier.console import Output, StdoutClosed, discard_output
 from mailcarrier.delivery.agent import DeliveryAgent
 from mailcarrier.delivery.autodetect import ContentScan, MailSource, declare
 from mailcarrier.delivery.request import Deliverer, DeliveryRequest, Notify, Recipient
@@ -42,28 +43,26 @@ from mailcarrier.errors import (
     TemporaryError,
     UsageError,
 )
-from mailcarrier.log import LogSink, StreamLog, SyslogLog
+from mailcarrier.log import HandlerLog, LogSink
+from mailcarrier.loghandlers import LineHandler, MaillogHandler, PostfixFormatter, SyslogHandler
 from mailcarrier.printable import printable
 from mailcarrier.queue import (
-    Controls,
     QueueAdmin,
     QueueLock,
     QueueManager,
     SubmitOptions,
     format_mailq,
     open_spool,
-    serve,
     submit_stream,
 )
 from mailcarrier.queue.addresses import check_address
 from mailcarrier.queue.ids import new_queue_id
-from mailcarrier.queue.names import QMGR
 from mailcarrier.queue.params import QueueParams
 from mailcarrier.queue.spool import Spool
-from mailcarrier.queue.stopping import CLOSE_GRACE, cancel_tasks
 from mailcarrier.queue.transcripts import TranscriptNotifier
 from mailcarrier.queue.workers import AgentPool, make_agent, run_event_loop
 from mailcarrier.routing.nexthop import parse_nexthop, split_destinations
+from mailcarrier.service import run_daemon, run_once
 from mailcarrier.status import (
     EX_CONFIG,
     EX_DATAERR,
@@ -210,22 +209,24 @@ def _make_log(
     daemon: bool = False,
     errors: TextIO | None = None,
 ) -> LogSink:
-    """Where log lines go: stderr, and maillog_file when set. The queue daemon (`daemon`)
-    logs only to maillog_file when it is set, as Postfix's daemons do, and writes it in
-    blocks (once per event-loop turn) rather than once per line. A maillog_file that cannot
-    be written is reported on `errors` (default: `stderr`)."""
+    """Where log lines go (the handlers of loghandlers.py): stderr, and maillog_file when
+    set. The queue daemon (`daemon`) logs only to maillog_file when it is set, as Postfix's
+    daemons do, and writes it in blocks (once per event-loop turn) rather than once per
+    line. maillog_file is opened again when logrotate moved it; one that cannot be written
+    is reported on `errors` (default: `stderr`). The handlers are closed by `stack`."""
     hostname = settings.params.myhostname
     name = settings.params.syslog_name
     maillog = settings.params.maillog_file
     utf8 = settings.params.smtputf8_enable  # Postfix's util_utf8_enable
-    sinks: list[LogSink] = [StreamLog(stderr, hostname=hostname, syslog_name=name, utf8=utf8)]
+    lines = PostfixFormatter(hostname, name, utf8=utf8)
+    handlers: list[logging.Handler] = [LineHandler(stderr, lines)]
     if daemon and maillog and maillog != "/dev/stderr":
-        sinks = []
-    if daemon and not maillog and SyslogLog.available():
+        handlers = []
+    if daemon and not maillog and SyslogHandler.available():
         # As Postfix's daemons: to syslog when no maillog_file is set (and to stderr, for a
         # run in the foreground).
         try:
-            sinks.append(SyslogLog(name, settings.params.syslog_facility, utf8=utf8))
+            handlers.append(SyslogHandler(name, settings.params.syslog_facility, utf8=utf8))
         except ValueError as exc:
             raise ConfigError(
                 f"parameter syslog_facility: {exc}",
@@ -234,36 +235,20 @@ def _make_log(
             ) from None
     if maillog and maillog not in ("/dev/stderr",):
         if maillog == "/dev/stdout":
-            stream: TextIO = sys.stdout
+            handlers.append(LineHandler(sys.stdout, lines, batched=daemon))
         else:
             try:
-                opened = open(maillog, "a", encoding="utf-8")  # noqa: SIM115 - closed by the stack
+                file = MaillogHandler(maillog, lines, batched=daemon, errors=errors or stderr)
             except OSError as exc:
                 raise ConfigError(
                     f"parameter maillog_file: cannot open {maillog}: {exc.strerror}",
                     parameter="maillog_file",
                     value=maillog,
                 ) from exc
-            guarded = LogFile(opened, maillog, errors or stderr)
-            stack.callback(guarded.close)
-            stream = cast(TextIO, guarded)
-        sinks.append(
-            StreamLog(stream, hostname=hostname, syslog_name=name, buffered=daemon, utf8=utf8)
-        )
-    return sinks[0] if len(sinks) == 1 else _Tee(sinks)
-
-
-class _Tee:
-    def __init__(self, sinks: list[LogSink]) -> None:
-        self.sinks = sinks
-
-    def info(self, process: str, text: str) -> None:
-        for s in self.sinks:
-            s.info(process, text)
-
-    def warning(self, process: str, text: str) -> None:
-        for s in self.sinks:
-            s.warning(process, text)
+            handlers.append(file)
+    log = HandlerLog(handlers, utf8=utf8)
+    stack.callback(log.close)
+    return log
 
 
 def _cmd_deliver(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: TextIO) -> int:
@@ -441,7 +426,8 @@ def _cmd_sendmail(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, std
 
 
 def _cmd_run(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: TextIO) -> int:
-    settings = _queue_settings(args)
+    config = ConfigReloader(args.config_dir, _parse_overrides(args.overrides))
+    settings = config.settings
     with contextlib.ExitStack() as stack:
         log = _make_log(settings, stderr, stack, daemon=True)
         spool = open_spool(settings, log=log)
@@ -451,23 +437,13 @@ def _cmd_run(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: 
         if isinstance(manager.deliverer, AgentPool):
             manager.deliverer.fork()  # before the event loop and any thread exist
         if args.once:
-            run_event_loop(_run_once(manager))
+            run_event_loop(run_once(manager))
             return 0
-        watcher = [settings.watcher()]
 
-        def reload() -> Settings:
-            # Re-arm first, so one bad edit is reported once, not at every pass.
-            watcher[0] = settings.watcher()
-            new = _queue_settings(args)
-            watcher[0] = new.watcher()
-            _retire(manager.deliverer)
-            manager.deliverer = _queue_deliverer(new, log, spool)
-            return new
+        def deliverer(new: Settings) -> Deliverer:
+            return _queue_deliverer(new, log, spool)
 
-        def changed() -> bool:
-            return watcher[0].changed()
-
-        run_event_loop(_daemon(manager, reload, changed))
+        run_event_loop(run_daemon(manager, config, deliverer))
     return 0
 
 
@@ -479,78 +455,6 @@ def _queue_deliverer(settings: Settings, log: LogSink, spool: Spool) -> Delivery
     if processes > 1:
         return AgentPool(settings, processes, log, notify)
     return make_agent(settings, log, notify)
-
-
-# Agent pools replaced by a reload, finishing what they run: closing task -> pool.
-_retiring: dict[asyncio.Task[None], AgentPool] = {}
-
-
-def _retire(deliverer: Deliverer) -> None:
-    """After a reload: the old agent processes finish what they run, then exit."""
-    if isinstance(deliverer, AgentPool):
-        task = asyncio.get_running_loop().create_task(deliverer.close())
-        _retiring[task] = deliverer
-        task.add_done_callback(lambda t: _retiring.pop(t, None))
-
-
-def _stop_on_signals(controls: Controls) -> None:
-    """SIGTERM and SIGINT stop the scheduler: the first gracefully, the next at once."""
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        # Not in the main thread (an embedding program): no handlers, the program decides.
-        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
-            loop.add_signal_handler(sig, controls.request_stop)
-
-
-async def _run_once(manager: QueueManager) -> None:
-    controls = Controls()
-    _stop_on_signals(controls)
-    try:
-        if isinstance(manager.deliverer, AgentPool):
-            await manager.deliverer.start()  # the agents start up while the queue is read
-        drain = asyncio.ensure_future(manager.run_once())
-        stop = asyncio.ensure_future(controls.stop.wait())
-        await asyncio.wait({drain, stop}, return_when=asyncio.FIRST_COMPLETED)
-        if drain.done():
-            stop.cancel()
-            drain.result()
-        else:  # a signal: stop reading the queue, give deliveries in flight their grace
-            await cancel_tasks([drain])
-            await manager.stop(abandon=controls.abandon)
-            manager.log.info(QMGR, "terminating on signal")
-    finally:
-        await _close_cache(manager, CLOSE_GRACE if controls.stop.is_set() else None)
-
-
-async def _close_cache(manager: QueueManager, timeout: float | None = None) -> None:
-    """Close the connection cache (QUIT to idle sessions) or the agent processes; after a
-    stop, within `timeout` seconds (then the agents are killed)."""
-    agent = manager.deliverer
-    if isinstance(agent, DeliveryAgent) and agent.cache is not None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(agent.cache.close_all(), timeout)
-    elif isinstance(agent, AgentPool):
-        await agent.close(timeout)
-    if _retiring:
-        _, late = await asyncio.wait(set(_retiring), timeout=timeout)
-        for task in late:
-            _retiring[task].kill()
-        if late:
-            await asyncio.wait(late)
-
-
-async def _daemon(
-    manager: QueueManager, reload: Callable[[], Settings], changed: Callable[[], bool]
-) -> None:
-    controls = Controls()
-    _stop_on_signals(controls)
-    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, controls.reload.set)
-    manager.log.info(QMGR, "daemon started -- mailcarrier run")
-    try:
-        await serve(manager, controls, reload=reload, changed=changed)
-    finally:
-        await _close_cache(manager, CLOSE_GRACE)
-    manager.log.info(QMGR, "terminating on signal")
 
 
 def _cmd_queue(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: TextIO) -> int:

@@ -1,44 +1,47 @@
-"""Postfix-format log lines, as pure functions of values, and the sinks that write them.
+"""Postfix-format log lines, as pure functions of values, and the sinks the program calls.
 
 `delivery_line()` renders the one line per recipient per attempt that log tools (pflogsumm,
 fail2ban filters, shippers) parse:
 ``QUEUEID: to=<rcpt>, relay=host[addr]:port, conn_use=2, delay=1.2, delays=0.1/0/0.5/0.6,
 dsn=2.0.0, status=sent (250 2.0.0 Ok)``, with Postfix 3.11's ``tls=`` field (the TLS
 feature status, tls/features.py) before ``dsn=`` when a TLS policy was applied.
-`syslog_prefix()` renders the
-``Mon DD HH:MM:SS host name/smtp[pid]: `` prefix of maillog_file lines. Sinks are objects with
-`info()` and `warning()`; which sink is used is decided by cli.py, nobody else.
+`syslog_prefix()` renders the ``Mon DD HH:MM:SS host name/smtp[pid]: `` prefix of
+maillog_file lines. Sinks are objects with `info(process, text)` and `warning(process,
+text)` (`LogSink`); which sink is used is decided by cli.py, nobody else. `HandlerLog` is
+the sink in front of stdlib `logging` handlers: those that write lines somewhere (stderr,
+maillog_file, syslog) are in loghandlers.py. `MemoryLog` keeps lines for tests and the API's
+callers; `NullLog` drops them.
 
 Text given to a sink may hold anything a peer or a user sent (reply text, addresses, host
-names, file names): the sinks here pass every line through `printable()` (printable.py) at
-their output, once, as Postfix's msg_output.c does, so no byte can end a line early, forge
-another or reach a terminal as a control sequence. `printable_sink()` gives a sink of
-someone else's the same guarantee (the API wraps what its callers pass).
+names, file names): the sinks here pass every line through `printable()` (printable.py)
+once, before it goes anywhere, as Postfix's msg_output.c does, so no byte can end a line
+early, forge another or reach a terminal as a control sequence. `printable_sink()` gives a
+sink of someone else's the same guarantee (the API wraps what its callers pass).
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
+import logging
 import time
-from collections.abc import Callable
-from typing import Protocol, TextIO
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from mailcarrier.printable import printable
 from mailcarrier.status import RecipientStatus
 
 __all__ = [
+    "HandlerLog",
+    "LogLine",
     "LogSink",
     "MemoryLog",
     "NullLog",
     "PrintableLog",
-    "StreamLog",
-    "SyslogLog",
     "delivery_line",
     "format_delay",
+    "postfix_text",
     "printable_sink",
     "syslog_prefix",
+    "syslog_stamp",
 ]
 
 
@@ -88,10 +91,10 @@ def delivery_line(queue_id: str, status: RecipientStatus, resolution: int = 2) -
 
 def syslog_prefix(when: float, hostname: str, syslog_name: str, process: str, pid: int) -> str:
     """``Nov 24 18:44:01 host postfix/smtp[1234]: `` (local time, as syslog writes it)."""
-    return f"{_stamp(when, hostname, syslog_name)}{process}[{pid}]: "
+    return f"{syslog_stamp(when, hostname, syslog_name)}{process}[{pid}]: "
 
 
-def _stamp(when: float, hostname: str, syslog_name: str) -> str:
+def syslog_stamp(when: float, hostname: str, syslog_name: str) -> str:
     """The part of the prefix before the process name: ``Nov 24 18:44:01 host postfix/``."""
     stamp = time.strftime("%b %d %H:%M:%S", time.localtime(when))
     # syslog pads single-digit days with a space: "Nov  4".
@@ -138,108 +141,92 @@ class MemoryLog:
         return [("warning: " if lvl == "warning" else "") + text for lvl, _, text in self.records]
 
 
-class StreamLog:
-    """Writes syslog-format lines to a text stream (stderr, or an opened maillog_file)."""
+# The fields of a `logging.LogRecord` that a line of ours has no use for, as a record
+# made by a Logger has them (formatters read them from the record's __dict__).
+_RECORD_DEFAULTS: dict[str, object] = {
+    "name": "mailcarrier",
+    "args": (),
+    "pathname": "",
+    "filename": "",
+    "module": "",
+    "funcName": "",
+    "lineno": 0,
+    "exc_info": None,
+    "exc_text": None,
+    "stack_info": None,
+    "thread": None,
+    "threadName": None,
+    "processName": None,
+    "process": None,
+    "taskName": None,
+    "relativeCreated": 0.0,
+}
+
+
+class LogLine(logging.LogRecord):
+    """One line as the `logging` handlers behind a `HandlerLog` get it: `procname` is
+    Postfix's process name (smtp, qmgr), `msg` the text, both printable already.
+
+    Made without `Logger.makeRecord`'s look-ups (the caller's frame, the thread, the
+    process: several microseconds a record, three or four times what this costs, and the
+    queue logs several lines per message); the fields it has no use for are those of
+    `_RECORD_DEFAULTS`, so any `Formatter` can render it."""
+
+    def __init__(  # no LogRecord.__init__: see the class text
+        self, levelno: int, levelname: str, procname: str, text: str, created: float
+    ) -> None:
+        fields = _RECORD_DEFAULTS.copy()  # one copy and six stores: the cheapest way here
+        fields["levelno"] = levelno
+        fields["levelname"] = levelname
+        fields["procname"] = procname
+        fields["msg"] = text
+        fields["created"] = created
+        fields["msecs"] = (created - int(created)) * 1000
+        self.__dict__ = fields
+
+
+def postfix_text(record: logging.LogRecord) -> str:
+    """The text of a line as Postfix writes it after the prefix: ``warning: `` first for a
+    warning."""
+    text = record.getMessage()
+    return "warning: " + text if record.levelno >= logging.WARNING else text
+
+
+class HandlerLog:
+    """A `LogSink` in front of stdlib `logging` handlers (loghandlers.py has Postfix's:
+    stderr and maillog_file lines, syslog). It makes the process name and the text
+    printable once, for every handler, and gives each handler whose level allows it one
+    `LogLine`; `close()` closes the handlers (what waits is written)."""
 
     def __init__(
         self,
-        stream: TextIO | None = None,
+        handlers: Sequence[logging.Handler],
         *,
-        hostname: str = "localhost",
-        syslog_name: str = "postfix",
-        clock: Callable[[], float] = time.time,
-        pid: int | None = None,
-        buffered: bool = False,
         utf8: bool = True,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        self.stream = stream if stream is not None else sys.stderr
+        self.handlers = tuple(handlers)
         # utf8: smtputf8_enable (Postfix's util_utf8_enable): keep valid UTF-8 in lines.
         self.utf8 = utf8
-        self.hostname = printable(hostname, utf8=utf8)
-        self.syslog_name = printable(syslog_name, utf8=utf8)
         self.clock = clock
-        self.pid = os.getpid() if pid is None else pid
-        # buffered: inside an event loop, lines are flushed once per loop turn (a busy queue
-        # writes one block, not one line per system call); outside one, at once.
-        self.buffered = buffered
-        self._flush_pending = False
-        self._second = -1
-        self._stamp = ""
 
-    def _write(self, process: str, text: str) -> None:
-        when = self.clock()
-        second = int(when)
-        if second != self._second:
-            # The time stamp changes once a second: render it once, not once per line.
-            self._second = second
-            self._stamp = _stamp(when, self.hostname, self.syslog_name)
+    def info(self, process: str, text: str) -> None:
         text = printable(text, utf8=self.utf8)
-        self.stream.write(f"{self._stamp}{printable(process)}[{self.pid}]: {text}\n")
-        if not self.buffered:
-            self.stream.flush()
-            return
-        if not self._flush_pending:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                self.stream.flush()
-                return
-            # Every line written in this turn of the event loop goes out in one write.
-            self._flush_pending = True
-            loop.call_soon(self._flush)
-
-    def _flush(self) -> None:
-        self._flush_pending = False
-        self.stream.flush()
-
-    def info(self, process: str, text: str) -> None:
-        self._write(process, text)
+        record = LogLine(logging.INFO, "INFO", printable(process), text, self.clock())
+        for handler in self.handlers:
+            if handler.level <= logging.INFO:
+                handler.handle(record)
 
     def warning(self, process: str, text: str) -> None:
-        self._write(process, "warning: " + text)
+        text = printable(text, utf8=self.utf8)
+        record = LogLine(logging.WARNING, "WARNING", printable(process), text, self.clock())
+        for handler in self.handlers:
+            if handler.level <= logging.WARNING:
+                handler.handle(record)
 
-
-class SyslogLog:
-    """Writes to the system logger (syslog(3), ``/dev/log``) as Postfix's daemons do:
-    identity ``syslog_name/process`` with the pid, facility ``syslog_facility``.
-
-    Only used when the socket exists (`available()`); a container without a syslog daemon
-    keeps the other sinks."""
-
-    PATH = "/dev/log"
-
-    def __init__(
-        self, syslog_name: str = "postfix", facility: str = "mail", *, utf8: bool = True
-    ) -> None:
-        import syslog
-
-        self._syslog = syslog
-        self.utf8 = utf8
-        self.syslog_name = printable(syslog_name, utf8=utf8)
-        code = getattr(syslog, f"LOG_{facility.upper()}", None)
-        if not isinstance(code, int):
-            raise ValueError(f"unknown syslog facility {facility!r}")
-        self.facility = code
-        self._ident = ""
-
-    @classmethod
-    def available(cls) -> bool:
-        return os.path.exists(cls.PATH)
-
-    def _write(self, priority: int, process: str, text: str) -> None:
-        ident = f"{self.syslog_name}/{printable(process)}"
-        if ident != self._ident:  # openlog only sets the identity: cheap
-            self._syslog.openlog(ident, self._syslog.LOG_PID, self.facility)
-            self._ident = ident
-        # printable() also keeps NUL out: syslog(3) would cut the line there (and
-        # Python's syslog module refuses it with ValueError).
-        self._syslog.syslog(priority, printable(text, utf8=self.utf8))
-
-    def info(self, process: str, text: str) -> None:
-        self._write(self._syslog.LOG_INFO, process, text)
-
-    def warning(self, process: str, text: str) -> None:
-        self._write(self._syslog.LOG_WARNING, process, "warning: " + text)
+    def close(self) -> None:
+        for handler in self.handlers:
+            handler.close()
 
 
 class PrintableLog:
@@ -256,7 +243,7 @@ class PrintableLog:
         self.sink.warning(printable(process), printable(text, utf8=self.utf8))
 
 
-_PRINTABLE_SINKS: tuple[type, ...] = (NullLog, MemoryLog, StreamLog, SyslogLog, PrintableLog)
+_PRINTABLE_SINKS: tuple[type, ...] = (NullLog, MemoryLog, HandlerLog, PrintableLog)
 
 
 def printable_sink(sink: LogSink | None, *, utf8: bool = True) -> LogSink | None:

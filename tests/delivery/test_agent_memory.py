@@ -39,7 +39,9 @@ def _agent(
     return DeliveryAgent(settings, log=log, connector=connector, cache=cache), log
 
 
-async def _send(agent: DeliveryAgent, nexthop: str = "[198.51.100.1]") -> mailcarrier.RecipientStatus:
+async def _send(
+    agent: DeliveryAgent, nexthop: str = "[198.51.100.1]"
+) -> mailcarrier.RecipientStatus:
     request = mailcarrier.make_request(
         BODY, sender="a@example.org", recipients=["b@example.net"], nexthop=nexthop
     )

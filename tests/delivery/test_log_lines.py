@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from mailcarrier.log import MemoryLog, StreamLog, delivery_line, format_delay, syslog_prefix
+from mailcarrier.log import MemoryLog, delivery_line, format_delay, syslog_prefix
+from mailcarrier.loghandlers import stream_log, syslog_log
 from mailcarrier.status import Delays, DeliveryStatus, RecipientStatus
 from tests.support.settings import make_settings
 
@@ -182,7 +183,7 @@ def test_syslog_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_stream_log_writes_prefixed_lines() -> None:
     out = io.StringIO()
-    sink = StreamLog(out, hostname="relay.example", syslog_name="postfix", clock=lambda: 0, pid=7)
+    sink = stream_log(out, hostname="relay.example", syslog_name="postfix", clock=lambda: 0, pid=7)
     sink.info("smtp", "4ABC: to=<b@example.net>, relay=none")
     sink.warning("smtp", "something odd")
     lines = out.getvalue().splitlines()
@@ -215,11 +216,8 @@ class _FakeSyslog:
 
 
 def test_syslog_sink_uses_postfix_identities() -> None:
-    from mailcarrier.log import SyslogLog
-
-    sink = SyslogLog("postfix", "mail")
     fake = _FakeSyslog()
-    sink._syslog = fake  # type: ignore[assignment]
+    sink = syslog_log("postfix", "mail", module=fake)
     sink.info("smtp", "ABC: to=<a@b>, status=sent")
     sink.info("smtp", "ABC: second")
     sink.warning("qmgr", "something odd")

@@ -416,12 +416,13 @@ async def test_stop_abandons_deliveries_after_the_grace_period(tmp_path: Path) -
     agent.gate = asyncio.Event()  # never set: every delivery hangs
     qm, sp, clock, log, cfg = _setup(tmp_path, agent)
     ids = [_submit(sp, cfg, clock, f"r{i}@example.net") for i in range(2)]
-    qm.activate_ready()
-    qm.pump()
-    await asyncio.sleep(0)
-    assert agent.running == 2
-    await qm.stop(grace=0.05)
-    assert agent.running == 0
+    async with qm.running():  # the scope deliveries run in (serve() and run_once() open it)
+        qm.activate_ready()
+        qm.pump()
+        await asyncio.sleep(0)
+        assert agent.running == 2
+        await qm.stop(grace=0.05)
+        assert agent.running == 0
     assert log.lines[-3] == "stopping: waiting up to 0.05 seconds for 2 deliveries in progress"
     line = "delivery to smtp:[127.0.0.1]:2525 abandoned on signal, 1 recipient stays queued"
     assert sorted(log.lines[-2:]) == sorted(f"{i}: {line}" for i in ids)
@@ -434,10 +435,11 @@ async def test_stop_waits_for_deliveries_that_finish_in_time(tmp_path: Path) -> 
     agent.gate = asyncio.Event()
     qm, sp, clock, log, cfg = _setup(tmp_path, agent)
     qid = _submit(sp, cfg, clock, "r@example.net")
-    qm.activate_ready()
-    qm.pump()
-    asyncio.get_running_loop().call_later(0.05, agent.gate.set)
-    await qm.stop(grace=30)
+    async with qm.running():
+        qm.activate_ready()
+        qm.pump()
+        asyncio.get_running_loop().call_later(0.05, agent.gate.set)
+        await qm.stop(grace=30)
     assert sp.find(qid) is None and not any("abandoned" in line for line in log.lines)
 
 
@@ -446,10 +448,30 @@ async def test_a_second_stop_request_abandons_at_once(tmp_path: Path) -> None:
     agent.gate = asyncio.Event()
     qm, sp, clock, log, cfg = _setup(tmp_path, agent)
     qid = _submit(sp, cfg, clock, "r@example.net")
-    qm.activate_ready()
-    qm.pump()
-    abandon = asyncio.Event()
-    asyncio.get_running_loop().call_later(0.05, abandon.set)
-    await asyncio.wait_for(qm.stop(grace=3600, abandon=abandon), 30)
+    async with qm.running():
+        qm.activate_ready()
+        qm.pump()
+        abandon = asyncio.Event()
+        asyncio.get_running_loop().call_later(0.05, abandon.set)
+        await asyncio.wait_for(qm.stop(grace=3600, abandon=abandon), 30)
     assert sp.find(qid) == "incoming"
     assert any(f"{qid}: delivery to" in line and "abandoned" in line for line in log.lines)
+
+
+async def test_no_delivery_outlives_the_running_scope(tmp_path: Path) -> None:
+    """Deliveries are tasks of the scope's TaskGroup: an error of the block cancels them
+    and is raised as it is (no ExceptionGroup); pump() outside a scope is a bug."""
+    agent = FakeAgent()
+    agent.gate = asyncio.Event()  # never set
+    qm, sp, clock, _log, cfg = _setup(tmp_path, agent)
+    _submit(sp, cfg, clock, "r@example.net")
+    with pytest.raises(RuntimeError, match="outside"):
+        qm.pump()
+    with pytest.raises(KeyError, match="stop here"):
+        async with qm.running():
+            qm.activate_ready()
+            qm.pump()
+            await asyncio.sleep(0)
+            assert agent.running == 1 and qm.statistics()["running_jobs"] == 1
+            raise KeyError("stop here")
+    assert agent.running == 0 and qm.statistics()["running_jobs"] == 0

@@ -2,19 +2,18 @@
 
 `edit_main_cf(path, changes)` replaces each named setting where it stands (all of its
 continuation lines included), removes it when the new value is None, and appends settings the
-file does not have yet at its end. The new text is written to a temporary file in the same
-directory, fsynced and renamed over main.cf, then the directory is fsynced, so a crash leaves
-either the old file or the new one. Validation of the result is the caller's job.
+file does not have yet at its end. The new text replaces main.cf atomically and durably
+(durable.py: a temporary file beside it, fsync, rename, fsync of the directory), so a crash
+leaves either the old file or the new one. Validation of the result is the caller's job.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 from mailcarrier.config.parser import logical_lines, split_setting
+from mailcarrier.durable import write_atomically
 
 
 def edited_text(text: str, changes: Mapping[str, str | None], filename: str) -> str:
@@ -45,25 +44,12 @@ def edited_text(text: str, changes: Mapping[str, str | None], filename: str) -> 
     return "\n".join(out) + "\n" if out else ""
 
 
-def write_atomically(path: Path, text: str) -> None:
+def _write_main_cf(path: Path, text: str) -> None:
+    """Replace main.cf durably (durable.py), keeping its permissions (0644 for a new one)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(prefix=".main.cf.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    data = text.encode("utf-8", "surrogateescape")
+    write_atomically(path, data, mode=mode, prefix=".main.cf.", suffix="")
 
 
 def edit_main_cf(path: Path, changes: Mapping[str, str | None]) -> str:
@@ -73,5 +59,5 @@ def edit_main_cf(path: Path, changes: Mapping[str, str | None]) -> str:
     except FileNotFoundError:
         text = ""
     new = edited_text(text, changes, str(path))
-    write_atomically(path, new)
+    _write_main_cf(path, new)
     return new

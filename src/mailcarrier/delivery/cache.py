@@ -17,10 +17,12 @@ simply dropped. This module never speaks SMTP: it only stores, expires and close
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
+from mailcarrier.aio import INF, Deadline
 from mailcarrier.config.settings import AgentSettings
 from mailcarrier.transport.session import Session
 
@@ -59,12 +61,7 @@ class _Entry:
         self.session = session
         self.keys = keys
         self.parked_at = parked_at
-        self.expires = expires  # event-loop time of the idle limit (inf: none)
-
-
-_INF = float("inf")
-# A timer may fire up to a clock tick early (uvloop's timers have millisecond resolution).
-_SLACK = 0.001
+        self.expires = expires  # event-loop time of the idle limit (INF: none)
 
 
 class ConnectionCache:
@@ -75,12 +72,12 @@ class ConnectionCache:
         self.limits = limits
         self.clock = clock
         self._by_key: dict[str, list[_Entry]] = {}
-        # Every parked entry, oldest first. One timer for the cache closes idle sessions: it
-        # is armed for the earliest idle limit and re-armed when it fires, instead of a
-        # timer per parked session (parking and taking happen once per message).
+        # Every parked entry, oldest first. One timer for the cache closes idle sessions
+        # (aio.py's `Deadline`): it is armed for the earliest idle limit and re-armed when
+        # it fires, instead of a timer per parked session (parking and taking happen once
+        # per message).
         self._parked: dict[_Entry, None] = {}
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = _INF
+        self._idle = Deadline(self._sweep)
         # The event loop, looked up once: on Python 3.11 get_running_loop() makes a getpid()
         # system call each time, and parking happens once per message.
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -107,12 +104,12 @@ class ConnectionCache:
         if not self._reusable_at(session, now):
             return False
         idle = self.limits.idle_time
-        expires = _INF
+        expires = INF
         if idle > 0:
             loop = self._event_loop()
             expires = loop.time() + idle
-            if expires < self._timer_at:
-                self._arm(loop, expires)
+            if expires < self._idle.when:  # else armed early enough: no call (per message)
+                self._idle.at(loop, expires)
         unique = tuple(keys)
         if len(unique) != 2 or unique[0] == unique[1]:  # two different keys: the usual
             unique = tuple(dict.fromkeys(unique))
@@ -158,26 +155,15 @@ class ConnectionCache:
         loop = self._loop
         if loop is None or loop.is_closed():
             loop = self._loop = asyncio.get_running_loop()
+            self._idle.cancel()  # a timer of a loop that is gone never fires
         return loop
 
-    def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = loop.call_at(when, self._sweep)
-        self._timer_at = when
-
-    def _sweep(self) -> None:
-        """Close the sessions whose idle limit has passed; re-arm for the next one."""
-        self._timer = None
-        self._timer_at = _INF
-        loop = self._event_loop()
-        now = loop.time() + _SLACK
+    def _sweep(self, now: float) -> float:
+        """Close the sessions whose idle limit has passed; the next idle limit."""
         due = [entry for entry in self._parked if entry.expires <= now]
         for entry in due:
             self._expire(entry)
-        following = min((entry.expires for entry in self._parked), default=_INF)
-        if following < _INF:
-            self._arm(loop, following)
+        return min((entry.expires for entry in self._parked), default=INF)
 
     def _expire(self, entry: _Entry) -> None:
         self._forget(entry)
@@ -197,14 +183,21 @@ class ConnectionCache:
         return CacheStatistics(len(self), self._hits, self._misses, self._expired)
 
     async def close_all(self) -> None:
-        """QUIT every parked session and wait for the closes to finish."""
+        """QUIT every parked session and wait for the closes to finish (those started
+        before too)."""
         entries = {id(e): e for entries in self._by_key.values() for e in entries}
         for entry in entries.values():
             self._forget(entry)
-            self._close(entry.session)
-        if not self._parked and self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-            self._timer_at = _INF
-        if self._closing:
-            await asyncio.gather(*list(self._closing), return_exceptions=True)
+        if not self._parked:
+            self._idle.cancel()
+        async with asyncio.TaskGroup() as closes:
+            for entry in entries.values():
+                closes.create_task(_quietly(entry.session.quit()))
+            for task in list(self._closing):  # closes started before (expired, dead)
+                closes.create_task(_quietly(task))
+
+
+async def _quietly(done: Awaitable[None]) -> None:
+    """Wait for a close; what it raises is of no interest any more (the session is gone)."""
+    with contextlib.suppress(Exception):
+        await done

@@ -104,8 +104,21 @@ async def serve(
     between deliveries, exactly as for SIGHUP; deliveries in flight finish with the settings
     they started with.
     """
-    spool = manager.spool
     manager.recover()
+    async with manager.running():  # the deliveries started here end here
+        await _passes(manager, controls, reload, changed, poll_interval)
+        await manager.stop(abandon=controls.abandon)
+
+
+async def _passes(
+    manager: QueueManager,
+    controls: Controls,
+    reload: Callable[[], Settings] | None,
+    changed: Callable[[], bool] | None,
+    poll_interval: float,
+) -> None:
+    """The passes of `serve`, until `controls.stop` is set."""
+    spool = manager.spool
     next_scan = 0.0
     while not controls.stop.is_set():
         if changed is not None and reload is not None and changed():
@@ -137,7 +150,6 @@ async def serve(
         await asyncio.wait({stop_wait, reload_wait, activity}, return_when=asyncio.FIRST_COMPLETED)
         for fut in (stop_wait, reload_wait, activity):
             fut.cancel()
-    await manager.stop(abandon=controls.abandon)
 
 
 def _take_flush_request(path: Path) -> bool:

@@ -1,8 +1,8 @@
 """The queue manager (Postfix's qmgr): messages in, delivery jobs out, verdicts recorded.
 
 `QueueManager` moves messages from incoming/ (and due ones from deferred/) to active/, routes
-each pending recipient (route.py), groups recipients per (transport, next hop) in jobs of at
-most ``<transport>_destination_recipient_limit``, and runs jobs through the injected
+each pending recipient (route.py), groups recipients per (transport, next hop) in jobs
+(jobs.py) of at most ``<transport>_destination_recipient_limit``, and runs jobs through the injected
 `Deliverer` (the DeliveryAgent) under a per-destination concurrency window (window.py) and
 `default_process_limit` in total. Each verdict is appended to the queue file and fsynced as
 the agent reports it, before the next recipient. When a message's jobs are all done the
@@ -24,45 +24,27 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import AsyncIterator, Callable
 
 from mailcarrier.config.settings import Settings
-from mailcarrier.delivery.request import Deliverer, DeliveryRequest, Recipient
+from mailcarrier.delivery.request import Deliverer
 from mailcarrier.errors import TemporaryError
 from mailcarrier.log import LogSink, NullLog, delivery_line
 from mailcarrier.queue.crash import crash_point
 from mailcarrier.queue.finalize import Finisher, record_state
+from mailcarrier.queue.jobs import ActiveMessage, Job, delivery_request
 from mailcarrier.queue.names import QMGR
 from mailcarrier.queue.params import QueueParams
 from mailcarrier.queue.qfile import RecipientState
 from mailcarrier.queue.route import Route, Router
-from mailcarrier.queue.spool import QueueMessage, RecordWriter, Spool
-from mailcarrier.queue.stopping import STOP_GRACE, cancel_tasks
+from mailcarrier.queue.spool import Spool
+from mailcarrier.queue.stopping import STOP_GRACE, cancel_tasks, wait_running
 from mailcarrier.queue.window import DestinationWindow, Feedback
 from mailcarrier.status import DeliveryStatus, HopStatus, RecipientStatus
 
 __all__ = ["Deliverer", "QueueManager"]  # Deliverer: delivery/request.py
 
 DestKey = tuple[str, str]
-
-
-@dataclass
-class _Active:
-    message: QueueMessage
-    records: RecordWriter
-    qmgr_time: float
-    jobs_left: int = 0
-    trouble: str = ""  # a verdict could not be written: the message goes back unfinished
-
-
-@dataclass
-class _Job:
-    active: _Active
-    route: Route
-    indexes: list[int]
-    recorded: set[int] = field(default_factory=set)
 
 
 class QueueManager:
@@ -80,11 +62,13 @@ class QueueManager:
         self.deliverer = deliverer
         self.log: LogSink = log if log is not None else NullLog()
         self.clock = clock
-        self._queues: dict[DestKey, deque[_Job]] = {}
+        self._queues: dict[DestKey, deque[Job]] = {}
         self._windows: dict[DestKey, DestinationWindow] = {}
-        self._active: dict[str, _Active] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._running: dict[asyncio.Task[None], _Job] = {}
+        self._active: dict[str, ActiveMessage] = {}
+        # Deliveries run as tasks of this TaskGroup, open only inside `running()`; the jobs
+        # they run, by task, until each ends (for the limits, waiting and abandoning).
+        self._deliveries: asyncio.TaskGroup | None = None
+        self._running: dict[asyncio.Task[None], Job] = {}
         # Messages a write failed for: queue ID -> when to try again (see forget_trouble).
         self._held: dict[str, float] = {}
         self._wakeup = asyncio.Event()
@@ -105,7 +89,7 @@ class QueueManager:
     def statistics(self) -> dict[str, int]:
         return {
             "active_messages": len(self._active),
-            "running_jobs": len(self._tasks),
+            "running_jobs": len(self._running),
             "queued_jobs": sum(len(q) for q in self._queues.values()),
         }
 
@@ -178,7 +162,7 @@ class QueueManager:
         message, records = taken
         crash_point("activate-after-move")
         env = message.envelope
-        active = _Active(message, records, self.clock())
+        active = ActiveMessage(message, records, self.clock())
         self._active[queue_id] = active
         self.log.info(
             QMGR,
@@ -191,7 +175,7 @@ class QueueManager:
         self._wakeup.set()
         return 1
 
-    def _plan(self, active: _Active) -> None:
+    def _plan(self, active: ActiveMessage) -> None:
         groups: dict[DestKey, list[int]] = {}
         routes: dict[DestKey, Route] = {}
         for i in active.message.pending():
@@ -206,11 +190,11 @@ class QueueManager:
             limit = self.params.transport_int(key[0], "destination_recipient_limit")
             step = limit if limit > 0 else len(indexes)
             for start in range(0, len(indexes), step):
-                job = _Job(active, routes[key], indexes[start : start + step])
+                job = Job(active, routes[key], indexes[start : start + step])
                 self._queues.setdefault(key, deque()).append(job)
                 active.jobs_left += 1
 
-    def _record_local(self, active: _Active, index: int, route: Route) -> None:
+    def _record_local(self, active: ActiveMessage, index: int, route: Route) -> None:
         """Recipients routed to error:, retry: or an unknown transport (no agent runs)."""
         if route.transport == "error":
             status, dsn = DeliveryStatus.BOUNCED, "5.0.0"
@@ -227,7 +211,7 @@ class QueueManager:
 
     def _record(
         self,
-        active: _Active,
+        active: ActiveMessage,
         index: int,
         status: DeliveryStatus,
         dsn: str,
@@ -249,7 +233,7 @@ class QueueManager:
         )
         self.log.info(process, delivery_line(env.queue_id, shown))
 
-    def _trouble(self, active: _Active, exc: TemporaryError) -> None:
+    def _trouble(self, active: ActiveMessage, exc: TemporaryError) -> None:
         """A verdict could not be written: logged once per message, which goes back to
         where it came from when its jobs end (its unwritten recipients stay pending)."""
         if not active.trouble:
@@ -280,41 +264,42 @@ class QueueManager:
             window.revive()
 
     def pump(self) -> None:
-        """Start every job the windows and the process limit allow."""
+        """Start every job the windows and the process limit allow (inside `running()`)."""
+        deliveries = self._deliveries
+        if deliveries is None:
+            raise RuntimeError("QueueManager.pump() outside QueueManager.running()")
         for key, queue in list(self._queues.items()):
             window = self._window(key)
             if window.dead:
                 while queue:
                     self._suspend(queue.popleft(), window.dead_reason)
             while queue and window.can_start():
-                if self.process_limit and len(self._tasks) >= self.process_limit:
+                if self.process_limit and len(self._running) >= self.process_limit:
                     return
                 job = queue.popleft()
                 window.begin()
-                task = asyncio.get_running_loop().create_task(self._run(key, job))
-                self._tasks.add(task)
+                task = deliveries.create_task(self._run(key, job))
                 self._running[task] = job
                 task.add_done_callback(self._task_done)
             if not queue:
                 del self._queues[key]
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
         self._running.pop(task, None)
 
-    def _suspend(self, job: _Job, reason: str) -> None:
+    def _suspend(self, job: Job, reason: str) -> None:
         for i in job.indexes:
             text = f"delivery temporarily suspended: {reason}"
             self._record(job.active, i, DeliveryStatus.DEFERRED, "4.4.1", text, "none", "qmgr")
         self._job_done(job)
 
-    async def _run(self, key: DestKey, job: _Job) -> None:
+    async def _run(self, key: DestKey, job: Job) -> None:
         window = self._windows[key]
         # The site-level failure the agent reports (status.HopStatus); a crash counts as one,
         # as Postfix's qmgr takes "unknown mail transport error" for a dead agent.
         hop_status: HopStatus | None = HopStatus("4.3.0", "unknown mail transport error")
         try:
-            request = self._request(job)
+            request = delivery_request(job)
 
             def on_status(index: int, status: RecipientStatus) -> None:
                 crash_point("delivery-before-record")
@@ -355,42 +340,12 @@ class QueueManager:
         self.pump()
         self._wakeup.set()
 
-    def _request(self, job: _Job) -> DeliveryRequest:
-        message = job.active.message
-        env = message.envelope
-        recipients = tuple(
-            Recipient(
-                address=env.recipients[i].address,
-                orig_address=env.recipients[i].orig_address,
-                dsn_orcpt=env.recipients[i].dsn_orcpt,
-                dsn_notify=env.recipients[i].dsn_notify,
-                queue_offset=i,
-            )
-            for i in job.indexes
-        )
-        return DeliveryRequest(
-            queue_id=env.queue_id,
-            nexthop=job.route.nexthop,
-            sender=env.sender,
-            recipients=recipients,
-            content=message.path,
-            transport=job.route.transport,
-            size=env.size,
-            content_offset=env.content_offset,
-            encoding=env.encoding,
-            smtputf8=env.smtputf8,
-            dsn_envid=env.dsn_envid,
-            dsn_ret=env.dsn_ret,
-            arrival_time=env.arrival_time,
-            qmgr_time=job.active.qmgr_time,
-        )
-
-    def _job_done(self, job: _Job) -> None:
+    def _job_done(self, job: Job) -> None:
         job.active.jobs_left -= 1
         if job.active.jobs_left == 0:
             self._finish(job.active)
 
-    def _finish(self, active: _Active) -> None:
+    def _finish(self, active: ActiveMessage) -> None:
         queue_id = active.message.queue_id
         self._active.pop(queue_id, None)
         try:
@@ -405,24 +360,52 @@ class QueueManager:
             self._hold_off(queue_id)
 
     # --- drivers ----------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """The scope deliveries run in: `pump()` starts them as tasks of an
+        `asyncio.TaskGroup` open only here, so none outlives it (`run_once()` and daemon.py's
+        `serve()` end with none running; a bug in one ends the scope with it). Inside an
+        open scope this opens none: cli.py's ``run --once`` keeps one open around a
+        `run_once()` it may cancel, so that deliveries in flight keep their grace period
+        (`stop()`). An error of the block itself is raised as it is, after the deliveries
+        are cancelled."""
+        if self._deliveries is not None:
+            yield
+            return
+        failure: Exception | None = None
+        try:
+            async with asyncio.TaskGroup() as deliveries:
+                self._deliveries = deliveries
+                try:
+                    yield
+                except Exception as exc:  # not wrapped in an ExceptionGroup: see above
+                    failure = exc
+                    for task in self._running:
+                        task.cancel()
+        finally:
+            self._deliveries = None
+        if failure is not None:
+            raise failure
+
     async def drain(self) -> None:
-        """Run until no job is queued or running."""
+        """Run until no job is queued or running (inside `running()`)."""
         self.pump()
-        while self._tasks or self._queues:
+        while self._running or self._queues:
             self._wakeup.clear()
-            if self._tasks:
-                await asyncio.wait(set(self._tasks), return_when=asyncio.FIRST_COMPLETED)
+            if self._running:
+                await asyncio.wait(set(self._running), return_when=asyncio.FIRST_COMPLETED)
             else:
                 self.pump()
-                if not self._tasks:
+                if not self._running:
                     break
 
     async def run_once(self) -> None:
         """Deliver what is deliverable now (incoming, and deferred that is due), then
         return; notices made on the way are delivered too."""
         self.recover()
-        while await self._activate_interleaved():
-            await self.drain()
+        async with self.running():
+            while await self._activate_interleaved():
+                await self.drain()
         await self.spool.settle()
 
     async def _activate_interleaved(self, batch: int = 64) -> int:
@@ -432,7 +415,7 @@ class QueueManager:
         for n, (queue, queue_id) in enumerate(self._ready(), 1):
             while self.full:
                 self.pump()
-                if not self._tasks:
+                if not self._running:
                     return count  # nothing can make room: drain, then go on
                 self._wakeup.clear()
                 await self._wakeup.wait()
@@ -457,14 +440,14 @@ class QueueManager:
         for queue in self._queues.values():
             queue.clear()
         self._queues.clear()
-        if self._tasks:
-            count = len(self._tasks)
+        if self._running:
+            count = len(self._running)
             self.log.info(
                 QMGR,
                 f"stopping: waiting up to {grace:g} seconds for {count} "
                 f"deliver{'y' if count == 1 else 'ies'} in progress",
             )
-            await self._wait_running(grace, abandon)
+            await wait_running(self._running, grace, abandon)
             await self._abandon()
         await self.spool.settle()
         for queue_id, active in list(self._active.items()):
@@ -476,24 +459,6 @@ class QueueManager:
                 pass
             except TemporaryError as exc:  # left in active/: the next run recovers it
                 self.log.warning(QMGR, f"{queue_id}: {exc}")
-
-    async def _wait_running(self, grace: float, abandon: asyncio.Event | None) -> None:
-        """Until no delivery runs, `grace` seconds pass or `abandon` is set."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + grace
-        stop_now = asyncio.ensure_future(abandon.wait()) if abandon is not None else None
-        try:
-            while self._tasks and (stop_now is None or not stop_now.done()):
-                left = deadline - loop.time()
-                if left <= 0:
-                    return
-                waiting: set[asyncio.Future[Any]] = set(self._tasks)
-                if stop_now is not None:
-                    waiting.add(stop_now)
-                await asyncio.wait(waiting, timeout=left, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            if stop_now is not None:
-                stop_now.cancel()
 
     async def _abandon(self) -> None:
         """Cancel the deliveries still running, one log line each."""

@@ -27,7 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from mailcarrier.aio import EndOfTurn
 from mailcarrier.config.settings import Settings
+from mailcarrier.durable import fsync_dir
 from mailcarrier.errors import TemporaryError
 from mailcarrier.log import LogSink, NullLog
 from mailcarrier.queue.ids import new_queue_id
@@ -41,13 +43,7 @@ from mailcarrier.queue.qfile import (
     parse_envelope,
     parse_records,
 )
-from mailcarrier.queue.writers import (
-    MessageWriter,
-    RecordWriter,
-    fsync_dir,
-    os_error,
-    record_reserve,
-)
+from mailcarrier.queue.writers import MessageWriter, RecordWriter, os_error, record_reserve
 
 __all__ = [
     "QUEUES",
@@ -61,6 +57,7 @@ __all__ = [
 
 QUEUES: Final = ("incoming", "active", "deferred", "hold", "corrupt")
 _CHUNK: Final = 65536
+_Removal = tuple[str, str, Callable[[], None]]  # queue ID, path, what to do once removed
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +95,9 @@ class Spool:
         self.clock = clock
         self.log: LogSink = log if log is not None else NullLog()
         self.removing: set[str] = set()
-        self._unlink_batch: list[tuple[str, str, Callable[[], None]]] = []
+        # Removals of this event-loop turn (queue ID, path, then), started together at its
+        # end (aio.py); the batches running on the helper thread.
+        self._unlink_batch: EndOfTurn[_Removal] = EndOfTurn(self._start_unlinks)
         self._unlinks: set[asyncio.Future[list[str | None]]] = set()
         self._unlinker: ThreadPoolExecutor | None = None
 
@@ -329,12 +328,10 @@ class Spool:
                 then()
             return
         self.removing.add(queue_id)
-        if not self._unlink_batch:
-            loop.call_soon(self._start_unlinks, loop)
-        self._unlink_batch.append((queue_id, self._name(queue, queue_id), then))
+        self._unlink_batch.add((queue_id, self._name(queue, queue_id), then), loop)
 
-    def _start_unlinks(self, loop: asyncio.AbstractEventLoop) -> None:
-        batch, self._unlink_batch = self._unlink_batch, []
+    def _start_unlinks(self, batch: list[_Removal]) -> None:
+        loop = asyncio.get_running_loop()
         if self._unlinker is None:
             self._unlinker = ThreadPoolExecutor(1, thread_name_prefix="mailcarrier-unlink")
         future = loop.run_in_executor(self._unlinker, _unlink_all, [p for _, p, _ in batch])

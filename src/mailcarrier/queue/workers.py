@@ -40,6 +40,7 @@ import traceback
 from collections.abc import Callable, Coroutine
 from typing import Any, Final, TypeVar
 
+from mailcarrier.aio import EndOfTurn
 from mailcarrier.config.settings import Settings
 from mailcarrier.delivery.agent import DeliveryAgent
 from mailcarrier.delivery.cache import CacheLimits, ConnectionCache
@@ -83,23 +84,21 @@ def run_event_loop(coro: Coroutine[Any, Any, T]) -> T:
 
 
 class _Outbox:
-    """Frames to one pipe, written once per event-loop turn."""
+    """Frames to one pipe, written once per event-loop turn (aio.py's `EndOfTurn`)."""
 
     def __init__(self, write: Callable[[bytes], None]) -> None:
         self._write = write
-        self._frames: list[bytes] = []
+        self._frames: EndOfTurn[bytes] = EndOfTurn(self._write_all)
 
     def send(self, message: tuple[object, ...]) -> None:
         data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-        if not self._frames:
-            asyncio.get_running_loop().call_soon(self.flush)
-        self._frames.append(_HEAD.pack(len(data)))
-        self._frames.append(data)
+        self._frames.add(_HEAD.pack(len(data)) + data)
 
     def flush(self) -> None:
-        if self._frames:
-            frames, self._frames = self._frames, []
-            self._write(b"".join(frames))
+        self._frames.flush()
+
+    def _write_all(self, frames: list[bytes]) -> None:
+        self._write(b"".join(frames))
 
 
 async def _connect_pipes(
@@ -392,7 +391,6 @@ async def _agent_main(in_fd: int, out_fd: int, given: tuple[Settings, bool] | No
     """The agent process: requests in on `in_fd`, verdicts and log lines out on `out_fd`.
     `given` (the settings, and whether to send transcripts) is passed to a forked child; a
     new interpreter reads it as the first frame."""
-    loop = asyncio.get_running_loop()
     reader, transport = await _connect_pipes(in_fd, out_fd)
     outbox = _Outbox(transport.write)
     if given is None:
@@ -406,40 +404,57 @@ async def _agent_main(in_fd: int, out_fd: int, given: tuple[Settings, bool] | No
         outbox.send(("transcript", transcript))
 
     agent = make_agent(settings, _PipeLog(outbox), notify if transcripts else None)
-    tasks: dict[int, asyncio.Task[None]] = {}
-    cancelling: set[asyncio.Task[None]] = set()
-
-    async def run(request_id: int, request: DeliveryRequest) -> None:
-        def on_status(index: int, status: RecipientStatus) -> None:
-            outbox.send(("status", request_id, index, status))
-
-        try:
-            result = await agent.deliver(request, on_status=on_status)
-        except Exception as exc:  # reported to the scheduler, which defers the rest
-            outbox.send(("failed", request_id, f"{type(exc).__name__}: {exc}"))
-        else:
-            outbox.send(("done", request_id, result.hop_status))
-
-    while (message := await _receive(reader)) is not None:
-        if message[0] == "cancel":
-            task = tasks.get(message[1])
-            if task is not None:
-                stopper = loop.create_task(cancel_tasks([task]))
-                cancelling.add(stopper)
-                stopper.add_done_callback(cancelling.discard)
-            continue
-        if message[0] != "deliver":
-            raise SystemExit(f"mailcarrier agent: unexpected frame {message[0]!r}")
-        request_id: int = message[1]
-        task = loop.create_task(run(request_id, message[2]))
-        tasks[request_id] = task
-        task.add_done_callback(functools.partial(_forget, tasks, request_id))
-    if tasks or cancelling:
-        await asyncio.wait({*tasks.values(), *cancelling})
+    async with asyncio.TaskGroup() as deliveries:  # none outlives the input
+        refused = await _serve(reader, agent, outbox, deliveries)
+    if refused:
+        raise SystemExit(refused)
     if agent.cache is not None:
         await agent.cache.close_all()
     outbox.flush()
     transport.close()
+
+
+async def _serve(
+    reader: asyncio.StreamReader,
+    agent: DeliveryAgent,
+    outbox: _Outbox,
+    deliveries: asyncio.TaskGroup,
+) -> str:
+    """Start a task of `deliveries` for each request that comes in, and cancel those the
+    scheduler abandons, until the end of the input: "" then, or why the input was refused
+    (an unexpected frame: the deliveries running are cancelled)."""
+    tasks: dict[int, asyncio.Task[None]] = {}
+    while (message := await _receive(reader)) is not None:
+        if message[0] == "cancel":
+            task = tasks.get(message[1])
+            if task is not None:
+                deliveries.create_task(cancel_tasks([task]))
+            continue
+        if message[0] != "deliver":
+            for task in tasks.values():
+                task.cancel()
+            return f"mailcarrier agent: unexpected frame {message[0]!r}"
+        request_id: int = message[1]
+        task = deliveries.create_task(_deliver(agent, outbox, request_id, message[2]))
+        tasks[request_id] = task
+        task.add_done_callback(functools.partial(_forget, tasks, request_id))
+    return ""
+
+
+async def _deliver(
+    agent: DeliveryAgent, outbox: _Outbox, request_id: int, request: DeliveryRequest
+) -> None:
+    """One request in the agent process: each verdict as it comes, then the outcome."""
+
+    def on_status(index: int, status: RecipientStatus) -> None:
+        outbox.send(("status", request_id, index, status))
+
+    try:
+        result = await agent.deliver(request, on_status=on_status)
+    except Exception as exc:  # reported to the scheduler, which defers the rest
+        outbox.send(("failed", request_id, f"{type(exc).__name__}: {exc}"))
+    else:
+        outbox.send(("done", request_id, result.hop_status))
 
 
 def _forget(tasks: dict[int, asyncio.Task[None]], request_id: int, _: object) -> None:

@@ -3,13 +3,14 @@
 fails.
 
 A new message is written to a dot-file in incoming/, fsynced, renamed to its queue ID and
-the directory fsynced: only then is it acknowledged. A full disk or quota (ENOSPC, EDQUOT)
-or a read-only or unwritable directory (EROFS, EACCES) removes the dot-file and raises one
-`TemporaryError` naming the file and the error in Postfix's words ("queue file write
-error: PATH: reason"). Records are written after the content; before a delivery, space for
-them is reserved in the file, so that a full disk stops a delivery before it starts rather
-than after the server has the message ("update queue file PATH: reason"). The file format
-is qfile.py's; the directories, reading and moving are spool.py's.
+the directory fsynced (durable.py's `AtomicFile`, with crash points between the steps): only
+then is it acknowledged. A full disk or quota (ENOSPC, EDQUOT) or a read-only or unwritable
+directory (EROFS, EACCES) removes the dot-file and raises one `TemporaryError` naming the
+file and the error in Postfix's words ("queue file write error: PATH: reason"). Records are
+written after the content; before a delivery, space for them is reserved in the file, so
+that a full disk stops a delivery before it starts rather than after the server has the
+message ("update queue file PATH: reason"). The file format is qfile.py's; the
+directories, reading and moving are spool.py's.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Final
 
+from mailcarrier.durable import AtomicFile
 from mailcarrier.errors import TemporaryError
 from mailcarrier.queue.crash import crash_point
 from mailcarrier.queue.qfile import SIZE_WIDTH, Envelope, render_envelope, size_field_offset
@@ -28,7 +30,7 @@ from mailcarrier.queue.qfile import SIZE_WIDTH, Envelope, render_envelope, size_
 if TYPE_CHECKING:
     from mailcarrier.queue.spool import Spool
 
-__all__ = ["MessageWriter", "RecordWriter", "fsync_dir", "os_error", "record_reserve"]
+__all__ = ["MessageWriter", "RecordWriter", "os_error", "record_reserve"]
 
 _CHUNK: Final = 65536
 
@@ -49,14 +51,6 @@ def os_error(what: str, path: str | Path, exc: OSError) -> TemporaryError:
     """One line for an OSError: ``what path: strerror`` (Postfix: "%s %s: %m")."""
     reason = exc.strerror or str(exc)
     return TemporaryError(f"{what} {path}: {reason}", path=str(path), errno=exc.errno or 0)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class RecordWriter:
@@ -161,17 +155,21 @@ class MessageWriter:
         self.spool = spool
         self.envelope = envelope
         self.queue_id = envelope.queue_id
-        self.tmp = spool.root / "incoming" / f".{self.queue_id}.tmp"
+        incoming = spool.root / "incoming"
+        self.tmp = incoming / f".{self.queue_id}.tmp"
         self.header = render_envelope(envelope)
         self.size = 0
         self.encoding = envelope.encoding
         self.committed = False
         try:
-            self.file = open(self.tmp, "xb")  # noqa: SIM115 - closed by commit/abort
+            # A dot-file that the final name replaces (durable.py); `new`: a queue file
+            # whose directory cannot be fsynced is not queued at all.
+            final = incoming / self.queue_id
+            self.out = AtomicFile(final, temporary=self.tmp, mode=0o600, new=True)
         except OSError as exc:
             raise self._error(exc) from exc
+        self.file = self.out.file
         try:
-            os.chmod(self.tmp, 0o600)
             self.file.write(self.header)
         except OSError as exc:
             self.abort()
@@ -216,20 +214,11 @@ class MessageWriter:
             self.file.write(self.encoding.encode())
         self.file.seek(size_field_offset(self.header))
         self.file.write(f"{self.size:0{SIZE_WIDTH}d}".encode())
-        self.file.flush()
+        self.out.flush()
         crash_point("enqueue-after-write")
-        os.fsync(self.file.fileno())
-        self.file.close()
+        self.out.sync()
         crash_point("enqueue-before-rename")
-        final = self.spool.root / "incoming" / self.queue_id
-        os.rename(self.tmp, final)
-        try:
-            fsync_dir(final.parent)
-        except OSError:
-            # Not known to be durable: not acknowledged, so not queued either.
-            with contextlib.suppress(OSError):
-                os.unlink(final)
-            raise
+        self.out.publish()
         self.committed = True
         crash_point("enqueue-after-rename")
         return self.queue_id
@@ -237,11 +226,7 @@ class MessageWriter:
     def abort(self) -> None:
         """Drop the temporary file. Never raises: closing may fail to flush what a full
         disk did not take, and the file goes anyway."""
-        if not self.file.closed:
-            with contextlib.suppress(OSError):
-                self.file.close()
-        with contextlib.suppress(OSError):
-            self.tmp.unlink()
+        self.out.abort()
 
     def __enter__(self) -> MessageWriter:
         return self

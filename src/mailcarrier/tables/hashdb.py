@@ -1,21 +1,21 @@
 """``hash:/path`` and ``lmdb:/path``: a postmap-format source compiled into an indexed file.
 
 `build_index(path, kind)` reads ``/path`` and writes ``/path.db`` (``/path.lmdb`` for lmdb),
-an sqlite3 database with one keyed table, atomically (temp file, fsync, rename) so a reader
-never sees a half-built index. `HashTable` opens the index read-only; when the source is newer
-than the index it warns, as Postfix does ("database ... is older than source file ..."). The
-on-disk format is mailcarrier's own, not Berkeley DB or LMDB.
+an sqlite3 database with one keyed table, atomically (durable.py: temp file, fsync, rename,
+fsync of the directory) so a reader never sees a half-built index. `HashTable` opens the
+index read-only; when the source is newer than the index it warns, as Postfix does
+("database ... is older than source file ..."). The on-disk format is mailcarrier's own,
+not Berkeley DB or LMDB.
 """
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import tempfile
 import threading
 from pathlib import Path
 from typing import Final
 
+from mailcarrier.durable import AtomicFile
 from mailcarrier.tables.base import Table, TableError
 from mailcarrier.tables.simple import read_source
 from mailcarrier.tables.spec import INDEXED
@@ -45,11 +45,8 @@ def build_index(source: Path, kind: str = "hash") -> tuple[int, list[str]]:
     """Compile `source`; return (entries written, warnings)."""
     collector = _Compiling(f"{kind}:{source}")
     entries = read_source(source, collector)
-    target = index_path(source, kind)
-    fd, tmp_name = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        conn = sqlite3.connect(tmp_name)
+    with AtomicFile(index_path(source, kind)) as out:
+        conn = sqlite3.connect(out.path)
         try:
             # The index is rebuilt whole each time: journaling would only cost time.
             conn.execute("PRAGMA journal_mode=OFF")
@@ -62,17 +59,7 @@ def build_index(source: Path, kind: str = "hash") -> tuple[int, list[str]]:
             conn.commit()
         finally:
             conn.close()
-        with open(tmp_name, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+        out.commit()  # fsync (what sqlite3 wrote by name), rename, fsync the directory
     return len(entries), collector.warnings
 
 

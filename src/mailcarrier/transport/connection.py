@@ -5,7 +5,13 @@
 and a `Stage`; failures raise `TransportError` whose reason is Postfix's wording ("lost
 connection with h[a] while sending RCPT TO", "conversation with h[a] timed out while ...",
 "connect to h[a]:25: Connection refused"). This module knows nothing of SMTP replies;
-`session.py` drives the protocol over it.
+`session.py` drives the protocol over it. Deadlines and end-of-round writes use aio.py's
+`Deadline` and `EndOfTurn`.
+
+It is longer than ~500 lines on purpose: almost all of it is `Connection`, whose protocol
+callbacks, deadlines and write rounds share per-connection state on the engine's hottest
+path (several calls per message); split across objects, every message would pay for the
+indirection.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Final, cast
 
+from mailcarrier.aio import INF, Deadline, EndOfTurn
 from mailcarrier.errors import TransportError
 from mailcarrier.protocol.stages import Stage
 
@@ -70,9 +77,6 @@ def _deadline(seconds: float) -> float | None:
     return seconds if seconds > 0 else None
 
 
-_INF: Final = float("inf")
-# A timer may fire up to a clock tick early (uvloop's timers have millisecond resolution).
-_SLACK: Final = 0.001
 # Wakes a waiter whose deadline passed.
 _TIMED_OUT: Final = object()
 
@@ -82,41 +86,28 @@ _TIMED_OUT: Final = object()
 COALESCE_LIMIT: Final = 65536
 
 
-class _WriteRound:
-    """The writes of one event loop's current round of callbacks.
+class _WriteRound(EndOfTurn["Connection | None"]):
+    """The writes of one event loop's current round of callbacks (aio.py's `EndOfTurn`).
 
-    Connections whose writes wait are flushed together by one callback at the end of the
-    round. Writes wait only while rounds have several writers: when the last round had one
-    (a single busy session), there is nobody to share a wake-up with, and waiting would only
+    Each connection adds itself at its first write of a round: itself when its writes wait
+    (flushed together with the others at the end of the round), None when it wrote at once.
+    Writes wait only while rounds have several writers: when the last round had one (a
+    single busy session), there is nobody to share a wake-up with, and waiting would only
     add an event-loop turn to every round trip.
     """
 
     # No reference to the loop itself: the loop keys a WeakKeyDictionary of these.
-    __slots__ = ("_pending", "_scheduled", "_writes", "coalesce")
+    __slots__ = ("coalesce",)
 
     def __init__(self) -> None:
-        self._pending: list[Connection] = []
-        self._scheduled = False
-        self._writes = 0
+        super().__init__(self._end)
         self.coalesce = False  # whether writes wait for the end of the round
 
-    def note(self, loop: asyncio.AbstractEventLoop) -> None:
-        """A connection writes in this round (its first write of the round)."""
-        self._writes += 1
-        if not self._scheduled:
-            self._scheduled = True
-            loop.call_soon(self._end)
-
-    def hold(self, conn: Connection) -> None:
-        self._pending.append(conn)
-
-    def _end(self) -> None:
-        self._scheduled = False
-        self.coalesce = self._writes > 1
-        self._writes = 0
-        pending, self._pending = self._pending, []
-        for conn in pending:
-            conn.flush()
+    def _end(self, writers: list[Connection | None]) -> None:
+        self.coalesce = len(writers) > 1
+        for conn in writers:
+            if conn is not None:
+                conn.flush()
 
 
 _ROUNDS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _WriteRound] = (
@@ -145,6 +136,7 @@ class Connection(asyncio.Protocol):
     __slots__ = (
         "_chunks",
         "_closed",
+        "_deadline",
         "_drain_deadline",
         "_drain_waiter",
         "_ended",
@@ -159,8 +151,6 @@ class Connection(asyncio.Protocol):
         "_read_paused",
         "_read_waiter",
         "_size",
-        "_timer",
-        "_timer_at",
         "_transport",
         "_write_paused",
         "_write_round",
@@ -195,10 +185,9 @@ class Connection(asyncio.Protocol):
         self._write_paused = False
         self._read_waiter: asyncio.Future[object] | None = None
         self._drain_waiter: asyncio.Future[object] | None = None
-        self._read_deadline = _INF
-        self._drain_deadline = _INF
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = _INF
+        self._read_deadline = INF
+        self._drain_deadline = INF
+        self._deadline = Deadline(self._on_time)  # one timer for both (aio.py)
         self._closed: asyncio.Future[None] | None = None
 
     # --- asyncio.Protocol -----------------------------------------------------------------
@@ -235,7 +224,7 @@ class Connection(asyncio.Protocol):
         closed = self._closed
         if closed is not None and not closed.done():
             closed.set_result(None)
-        self._disarm()
+        self._deadline.cancel()
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -248,23 +237,18 @@ class Connection(asyncio.Protocol):
 
     # --- deadlines --------------------------------------------------------------------------
     def _deadline_in(self, timeout: float) -> float:
-        """The deadline `timeout` seconds from now (0: none); arms the timer if it must fire
-        sooner than it is armed for."""
+        """The deadline `timeout` seconds from now (0: none); the timer fires by then."""
         if timeout <= 0:
-            return _INF
-        deadline = self._loop.time() + timeout
-        if deadline < self._timer_at:
-            if self._timer is not None:
-                self._timer.cancel()
-            self._timer = self._loop.call_at(deadline, self._on_timer)
-            self._timer_at = deadline
+            return INF
+        loop = self._loop
+        deadline = loop.time() + timeout
+        if deadline < self._deadline.when:  # else armed early enough: no call (hot path)
+            self._deadline.at(loop, deadline)
         return deadline
 
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._timer_at = _INF
-        now = self._loop.time() + _SLACK
-        rearm = _INF
+    def _on_time(self, now: float) -> float:
+        """The timer fired: wake the waiters whose deadline passed; the next deadline."""
+        following = INF
         for waiter, deadline in (
             (self._read_waiter, self._read_deadline),
             (self._drain_waiter, self._drain_deadline),
@@ -273,17 +257,9 @@ class Connection(asyncio.Protocol):
                 continue
             if deadline <= now:
                 waiter.set_result(_TIMED_OUT)
-            elif deadline < rearm:
-                rearm = deadline
-        if rearm < _INF:
-            self._timer = self._loop.call_at(rearm, self._on_timer)
-            self._timer_at = rearm
-
-    def _disarm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_at = _INF
+            elif deadline < following:
+                following = deadline
+        return following
 
     # --- errors -----------------------------------------------------------------------------
     def lost_error(self, stage: Stage) -> TransportError:
@@ -348,8 +324,6 @@ class Connection(asyncio.Protocol):
             raise self.lost_error(stage)
         out = self._out
         rounds = self._write_round
-        if not out:
-            rounds.note(self._loop)
         size = self._out_size + len(data)
         if size >= COALESCE_LIMIT or not rounds.coalesce:
             if out:
@@ -357,10 +331,12 @@ class Connection(asyncio.Protocol):
                 data = b"".join(out)
                 out.clear()
                 self._out_size = 0
+            else:
+                rounds.add(None, self._loop)  # a writer of this round, writing at once
             transport.write(data)
             return
         if not out:
-            rounds.hold(self)
+            rounds.add(self, self._loop)  # flushed at the end of the round
         out.append(data)
         self._out_size = size
 
@@ -394,39 +370,22 @@ class Connection(asyncio.Protocol):
             and not transport.is_closing()
         )
 
-    async def _drained(self) -> None:
-        """Wait for room in the write buffer, with no deadline; ConnectionResetError once the
-        connection is lost (asyncio's StreamWriter.drain, without its timer)."""
+    async def _room(self, timeout: float) -> object:
+        """Wait for room in the write buffer, after handing over what `write()` holds, at
+        most `timeout` seconds (0: no limit of our own). None when there is room;
+        `_TIMED_OUT`; or, once the connection is lost, the error asyncio's
+        StreamWriter.drain would raise: the connection's own, else ConnectionResetError."""
         self.flush()
         if self._exc is not None:
-            raise self._exc
+            return self._exc
         transport = self._transport
         if transport is not None and transport.is_closing():
             # Let connection_lost() run, so that a write to a closed socket is noticed.
             await asyncio.sleep(0)
         if self._lost:
-            raise ConnectionResetError("Connection lost")
-        if self._write_paused:
-            waiter = self._drain_waiter = self._loop.create_future()
-            try:
-                await waiter
-            finally:
-                self._drain_waiter = None
-            if self._lost:
-                raise ConnectionResetError("Connection lost")
-
-    async def drain(self, timeout: float, stage: Stage) -> None:
-        """Wait until the written bytes are (mostly) handed to the kernel."""
-        self.flush()
-        if self._exc is not None:
-            raise self.lost_error(stage) from self._exc
-        transport = self._transport
-        if transport is not None and transport.is_closing():
-            await asyncio.sleep(0)
-        if self._lost:
-            raise self.lost_error(stage)
+            return ConnectionResetError("Connection lost")
         if not self._write_paused:
-            return
+            return None
         waiter = self._drain_waiter = self._loop.create_future()
         self._drain_deadline = self._deadline_in(timeout)
         try:
@@ -434,9 +393,19 @@ class Connection(asyncio.Protocol):
         finally:
             self._drain_waiter = None
         if waiter.result() is _TIMED_OUT:
-            raise self.timeout_error(stage)
+            return _TIMED_OUT
         if self._lost:
-            raise self.lost_error(stage) from self._exc
+            return ConnectionResetError("Connection lost")
+        return None
+
+    async def drain(self, timeout: float, stage: Stage) -> None:
+        """Wait until the written bytes are (mostly) handed to the kernel."""
+        problem = await self._room(timeout)
+        if problem is None:
+            return
+        if problem is _TIMED_OUT:
+            raise self.timeout_error(stage)
+        raise self.lost_error(stage) from self._exc
 
     # --- TLS --------------------------------------------------------------------------------
     async def start_tls(
@@ -444,7 +413,9 @@ class Connection(asyncio.Protocol):
     ) -> None:
         try:
             async with asyncio.timeout(_deadline(timeout)):
-                await self._drained()
+                lost = await self._room(0)  # no limit of its own: the handshake's holds
+                if isinstance(lost, BaseException):
+                    raise lost
                 assert self._transport is not None
                 transport = await self._loop.start_tls(
                     self._transport, self, context, server_hostname=server_hostname
@@ -501,11 +472,11 @@ class Connection(asyncio.Protocol):
         transport = self._transport
         if transport is not None and not transport.is_closing():
             transport.abort()
-        self._disarm()
+        self._deadline.cancel()
 
     async def close(self) -> None:
         """Close politely; never raises."""
-        self._disarm()
+        self._deadline.cancel()
         transport = self._transport
         if transport is None:
             return

@@ -1,0 +1,114 @@
+"""Two event-loop helpers the hot paths share: `EndOfTurn` and `Deadline`.
+
+`EndOfTurn` gathers what is produced during one turn of the event loop (one round of ready
+callbacks) and hands all of it to one function, called once at the end of the turn: the
+writes of every connection (transport/connection.py), the frames to an agent process
+(queue/workers.py), the lines of maillog_file (loghandlers.py), the unlinks of finished
+queue files (queue/spool.py). One system call, or one wake-up of a peer, then serves many
+producers.
+
+`Deadline` keeps one timer for the earliest of many deadlines: it is armed only when a new
+deadline is earlier than the one it is armed for, and when it fires its owner handles every
+deadline that has passed and names the next one. A connection's read and drain limits
+(transport/connection.py) and the idle limits of parked sessions (delivery/cache.py) cost no
+timer per operation this way.
+
+Neither keeps a reference to an event loop between turns (a loop may key a
+WeakKeyDictionary of them). This module imports nothing of the package; it sits with
+errors.py and printable.py at the bottom of the layers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Final, Generic, TypeVar
+
+__all__ = ["INF", "SLACK", "Deadline", "EndOfTurn"]
+
+T = TypeVar("T")
+
+INF: Final = float("inf")
+# A timer may fire up to a clock tick early (uvloop's timers have millisecond resolution):
+# a deadline this close to the loop's time when the timer fires counts as passed.
+SLACK: Final = 0.001
+
+
+class EndOfTurn(Generic[T]):
+    """Items added during one turn of the event loop, handed to `run` together at its end.
+
+    The first `add()` of a turn schedules the call (`call_soon`: after every callback that
+    is ready now); `flush()` makes the call at once (before a close, say), and the scheduled
+    one then finds nothing to do. Without a running event loop, `add()` calls `run` at once
+    with the one item.
+    """
+
+    __slots__ = ("_items", "_run")
+
+    def __init__(self, run: Callable[[list[T]], None]) -> None:
+        self._run = run
+        self._items: list[T] = []
+
+    def add(self, item: T, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """Add `item` to this turn's; `loop` is the running loop when the caller has it at
+        hand (looking it up costs a system call on Python 3.11)."""
+        items = self._items
+        if not items:
+            if loop is None:
+                try:
+                    loop = asyncio.get_running_loop()
+                except RuntimeError:  # no event loop: every call is a turn of its own
+                    self._run([item])
+                    return
+            loop.call_soon(self.flush)
+        items.append(item)
+
+    def flush(self) -> None:
+        """Hand what was added to `run` now (nothing happens when nothing waits)."""
+        items = self._items
+        if items:
+            self._items = []
+            self._run(items)
+
+    def __len__(self) -> int:
+        """How many items wait for the end of the turn."""
+        return len(self._items)
+
+
+class Deadline:
+    """One timer for the earliest of several deadlines, in event-loop time.
+
+    `on_time(now)` runs when the timer fires: it deals with every deadline up to `now` (the
+    loop's time plus `SLACK`) and returns the next deadline to arm for, `INF` for none.
+    `when` is the deadline the timer is armed for (`INF`: not armed).
+    """
+
+    __slots__ = ("_handle", "_on_time", "when")
+
+    def __init__(self, on_time: Callable[[float], float]) -> None:
+        self._on_time = on_time
+        self._handle: asyncio.TimerHandle | None = None
+        self.when = INF
+
+    def at(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        """Make sure the timer fires by `when`: re-armed only when that is earlier than
+        the deadline it is armed for."""
+        if when < self.when:
+            if self._handle is not None:
+                self._handle.cancel()
+            self._handle = loop.call_at(when, self._fire, loop)
+            self.when = when
+
+    def cancel(self) -> None:
+        """Disarm the timer."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self.when = INF
+
+    def _fire(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._handle = None
+        self.when = INF
+        following = self._on_time(loop.time() + SLACK)
+        if following < INF:
+            self.at(loop, following)

@@ -1,0 +1,166 @@
+"""loghandlers.py: the stdlib `logging` handlers behind `HandlerLog`.
+
+maillog_file survives logrotate (a renamed or removed file is opened again at its path), the
+daemon's lines go out once per event-loop turn, a full disk costs lines and one warning but
+never the program, and the records are ordinary enough for any `logging` formatter. The
+line format and its cleaning: tests/test_log.py and tests/delivery/test_log_lines.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import io
+import logging
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mailcarrier.log import HandlerLog
+from mailcarrier.loghandlers import LineHandler, MaillogHandler, PostfixFormatter
+
+PREFIX = "Jan  1 00:00:00 relay postfix/"
+
+
+@pytest.fixture(autouse=True)
+def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.delenv("TZ")
+    time.tzset()
+
+
+def _formatter() -> PostfixFormatter:
+    return PostfixFormatter("relay.example", "postfix", pid=7)
+
+
+def _maillog(path: Path, **kw: object) -> tuple[HandlerLog, MaillogHandler]:
+    handler = MaillogHandler(str(path), _formatter(), **kw)  # type: ignore[arg-type]
+    return HandlerLog([handler], clock=lambda: 0), handler
+
+
+def test_a_renamed_maillog_file_is_opened_again_at_its_path(tmp_path: Path) -> None:
+    """logrotate (without copytruncate) renames the file: the next line goes to a new file
+    at the same path, the lines before it stay in the renamed one."""
+    path = tmp_path / "maillog"
+    sink, handler = _maillog(path)
+    sink.info("smtp", "Q1: before")
+    path.rename(tmp_path / "maillog.1")
+    sink.info("smtp", "Q2: after")
+    path.unlink()  # removed outright: made again too
+    sink.warning("qmgr", "Q3: removed")
+    handler.close()
+    assert (tmp_path / "maillog.1").read_text() == f"{PREFIX}smtp[7]: Q1: before\n"
+    assert path.read_text() == f"{PREFIX}qmgr[7]: warning: Q3: removed\n"
+
+
+async def test_batched_lines_go_out_once_per_turn_and_after_a_rotation(tmp_path: Path) -> None:
+    path = tmp_path / "maillog"
+    sink, handler = _maillog(path, batched=True)
+    sink.info("qmgr", "Q1: from=<a@example.org>")
+    sink.info("smtp", "Q1: to=<b@example.net>")
+    assert path.read_text() == ""  # not before the end of the turn
+    await asyncio.sleep(0)
+    assert path.read_text().splitlines() == [
+        f"{PREFIX}qmgr[7]: Q1: from=<a@example.org>",
+        f"{PREFIX}smtp[7]: Q1: to=<b@example.net>",
+    ]
+    sink.info("qmgr", "Q1: removed")
+    path.rename(tmp_path / "maillog.1")  # between the line and the end of its turn
+    await asyncio.sleep(0)
+    assert path.read_text() == f"{PREFIX}qmgr[7]: Q1: removed\n"
+    sink.info("qmgr", "last")
+    handler.close()  # what waits is written
+    assert path.read_text().endswith(f"{PREFIX}qmgr[7]: last\n")
+
+
+class _Recording(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+async def test_one_write_per_turn_on_a_stream() -> None:
+    out = _Recording()
+    sink = HandlerLog([LineHandler(out, _formatter(), batched=True)], clock=lambda: 0)
+    for n in range(50):
+        sink.info("smtp", f"line {n}")
+    await asyncio.sleep(0)
+    assert out.writes == 1 and out.getvalue().count("\n") == 50
+
+
+class _Full(io.StringIO):
+    """A stream on a full disk until `room` is set."""
+
+    name = "/var/log/maillog"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.room = False
+
+    def write(self, text: str) -> int:
+        if not self.room:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return super().write(text)
+
+
+def test_a_full_disk_costs_lines_and_one_warning_until_it_works_again() -> None:
+    full, errors = _Full(), io.StringIO()
+    sink = HandlerLog([LineHandler(full, _formatter(), errors=errors)], clock=lambda: 0)
+    sink.info("smtp", "lost 1")
+    sink.info("smtp", "lost 2")
+    warning = "mailcarrier: warning: cannot write /var/log/maillog: No space left on device\n"
+    assert errors.getvalue() == warning
+    full.room = True
+    sink.info("smtp", "kept")
+    full.room = False
+    sink.info("smtp", "lost 3")
+    assert full.getvalue() == f"{PREFIX}smtp[7]: kept\n"
+    assert errors.getvalue() == warning * 2  # failing again after it worked
+
+
+def test_without_an_errors_stream_a_failure_is_raised() -> None:
+    sink = HandlerLog([LineHandler(_Full(), _formatter())], clock=lambda: 0)
+    with pytest.raises(OSError, match="No space left"):
+        sink.info("smtp", "x")
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+def test_maillog_on_dev_full_never_raises() -> None:
+    errors = io.StringIO()
+    sink, handler = _maillog(Path("/dev/full"), batched=False, errors=errors)
+    sink.info("smtp", "x")
+    sink.warning("smtp", "y")
+    handler.close()
+    assert errors.getvalue() == (
+        "mailcarrier: warning: cannot write /dev/full: No space left on device\n"
+    )
+
+
+def test_records_suit_any_formatter_and_levels_are_kept() -> None:
+    out = io.StringIO()
+    plain = logging.StreamHandler(out)
+    plain.setFormatter(logging.Formatter("%(levelname)s %(name)s %(procname)s: %(message)s"))
+    quiet = logging.StreamHandler(io.StringIO())
+    quiet.setLevel(logging.WARNING)
+    sink = HandlerLog([plain, quiet], clock=lambda: 0)
+    sink.info("smtp", "Q1: sent\r\n")
+    sink.warning("qmgr", "odd")
+    assert out.getvalue() == "INFO mailcarrier smtp: Q1: sent??\nWARNING mailcarrier qmgr: odd\n"
+    assert quiet.stream.getvalue() == "odd\n"
+
+
+def test_the_formatter_renders_a_logger_s_record_too() -> None:
+    record = logging.LogRecord(
+        "mailcarrier", logging.WARNING, __file__, 1, "disk %s", ("low",), None
+    )
+    record.created = 0
+    assert _formatter().format(record) == f"{PREFIX}mailcarrier[7]: warning: disk low"
