@@ -112,13 +112,7 @@ def test_the_check_catches_a_violation(tmp_path: Path) -> None:
 
 # The cycles that existed when this check was written. Remove an entry when its cycle is gone
 # (the test fails until you do); never add one.
-KNOWN_CYCLES: Final[frozenset[frozenset[str]]] = frozenset(
-    {
-        # spool.py imports the writers; writers.py imports Spool under TYPE_CHECKING (for the
-        # type of a parameter). Not in the review; found by this check.
-        frozenset({"queue.spool", "queue.writers"}),
-    }
-)
+KNOWN_CYCLES: Final[frozenset[frozenset[str]]] = frozenset({})
 
 
 @dataclass(frozen=True)
@@ -341,9 +335,6 @@ PUBLIC_STDLIB_NAMES: Final = frozenset({"os._exit"})
 # Remove an entry when its last use is gone (the test fails until you do); never add one.
 KNOWN_PRIVATE_USES: Final[frozenset[tuple[str, str]]] = frozenset(
     {
-        # argparse has no public name for the type add_subparsers() returns (an annotation
-        # only). Found by this check.
-        ("cli.py", "_SubParsersAction"),
         # The server's certificate chain: Python 3.11 has it only on ssl's private _sslobj
         # (getattr, with a fallback to the leaf); public from 3.13. Found by this check.
         ("delivery/tls_step.py", "_sslobj"),

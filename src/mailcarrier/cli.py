@@ -124,7 +124,7 @@ def _build_parser() -> _Parser:
     # conf and map parse their own arguments (postconf and postmap style): see run().
     sub.add_parser("conf", help="show or edit parameters, like postconf", add_help=False)
     sub.add_parser("map", help="build or query a lookup table, like postmap", add_help=False)
-    _add_queue_parsers(sub)
+    _add_queue_parsers(sub.add_parser)
     return parser
 
 
@@ -367,8 +367,9 @@ def run(
 # --- the queue: sendmail, run, queue ---------------------------------------------------------
 
 
-def _add_queue_parsers(sub: argparse._SubParsersAction[_Parser]) -> None:
-    s = sub.add_parser("sendmail", help="submit a message into the queue, like sendmail")
+def _add_queue_parsers(add_parser: Callable[..., _Parser]) -> None:
+    """The queue commands, added with the command parser's `add_parser`."""
+    s = add_parser("sendmail", help="submit a message into the queue, like sendmail")
     s.add_argument("-t", dest="extract", action="store_true", help="recipients from headers")
     s.add_argument("-f", "-r", dest="sender", default=None, metavar="SENDER", help='"" for <>')
     s.add_argument("-F", dest="full_name", default="", metavar="FULL_NAME")
@@ -382,9 +383,9 @@ def _add_queue_parsers(sub: argparse._SubParsersAction[_Parser]) -> None:
     s.add_argument("-b", dest="mode", default="m", choices=("m",), metavar="m")
     s.add_argument("-v", dest="verbose", action="count", default=0, help="ignored")
     s.add_argument("recipients", nargs="*", metavar="RECIPIENT")
-    r = sub.add_parser("run", help="the scheduler: deliver queued mail (daemon, or --once)")
+    r = add_parser("run", help="the scheduler: deliver queued mail (daemon, or --once)")
     r.add_argument("--once", action="store_true", help="deliver what is deliverable now, exit")
-    q = sub.add_parser("queue", help="list or manage queued mail, like mailq and postsuper")
+    q = add_parser("queue", help="list or manage queued mail, like mailq and postsuper")
     qs = q.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
     qs.required = True
     lst = qs.add_parser("list", help="list queued mail like mailq")

@@ -118,7 +118,7 @@ class Spool:
             from dataclasses import replace
 
             envelope = replace(envelope, queue_id=self.new_id())
-        return MessageWriter(self, envelope)
+        return MessageWriter(self.root, envelope)
 
     def new_id(self) -> str:
         while True:

@@ -20,15 +20,12 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from mailcarrier.durable import AtomicFile
 from mailcarrier.errors import TemporaryError
 from mailcarrier.queue.crash import crash_point
 from mailcarrier.queue.qfile import SIZE_WIDTH, Envelope, render_envelope, size_field_offset
-
-if TYPE_CHECKING:
-    from mailcarrier.queue.spool import Spool
 
 __all__ = ["MessageWriter", "RecordWriter", "os_error", "record_reserve"]
 
@@ -151,11 +148,11 @@ class MessageWriter:
     ("queue file write error: PATH: reason", Postfix's words for cleanup's write status).
     """
 
-    def __init__(self, spool: Spool, envelope: Envelope) -> None:
-        self.spool = spool
+    def __init__(self, root: Path, envelope: Envelope) -> None:
+        """A new message for the queue whose directory is `root`."""
         self.envelope = envelope
         self.queue_id = envelope.queue_id
-        incoming = spool.root / "incoming"
+        incoming = root / "incoming"
         self.tmp = incoming / f".{self.queue_id}.tmp"
         self.header = render_envelope(envelope)
         self.size = 0
