@@ -156,19 +156,11 @@ class Connection(asyncio.Protocol):
         "_write_round",
         "peer",
         "tls",
-        "tls_status",
-        "tls_verified",
     )
 
     def __init__(self, peer: Peer, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.peer = peer
-        self.tls = False
-        # Set by the TLS policy step: the server certificate was verified (name matched),
-        # which selects smtp_sasl_tls_verified_security_options for AUTH.
-        self.tls_verified = False
-        # The TLS feature status of this session for Postfix 3.11's tls= log field, kept
-        # with the connection so that a reused (cached) session logs it again.
-        self.tls_status = ""
+        self.tls = False  # the stream is encrypted (STARTTLS done, or wrapper mode)
         self._loop = loop if loop is not None else asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._over_ssl = False
