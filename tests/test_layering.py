@@ -12,6 +12,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "mailcarrier"
 # Higher number = higher layer. A module may import its own layer or lower ones.
 RANKS: dict[str, int] = {
     "errors": 0,
+    "stages": 0,
     "printable": 0,
     "tables": 1,
     "config": 2,

@@ -16,7 +16,7 @@ from mailcarrier.errors import TransportError
 from mailcarrier.protocol.commands import MailFrom, RcptTo, Xforward
 from mailcarrier.protocol.ehlo import Capabilities
 from mailcarrier.protocol.reply import Reply
-from mailcarrier.protocol.stages import Stage
+from mailcarrier.stages import Stage
 from mailcarrier.status import fast_init
 
 __all__ = [
@@ -27,9 +27,6 @@ __all__ = [
     "rcpt_commands",
     "xforward_commands",
 ]
-
-# TransactionResult.reset_failed: the stage name a lost RSET check carries.
-_RSET_STAGE = Stage.RSET.name.lower()
 
 # Postfix smtp_proto.c: the first of its two XFORWARD commands carries these attributes.
 _XFORWARD_FIRST: Final = frozenset({"NAME", "ADDR", "PORT"})
@@ -104,7 +101,7 @@ class TransactionResult:
         nothing of the transaction counts, and the session must be dropped."""
         if self.rset is not None:
             return self.rset.code // 100 != 2
-        return self.error is not None and self.error.stage == _RSET_STAGE
+        return self.error is not None and self.error.stage is Stage.RSET
 
 
 def mail_command(envelope: Envelope, caps: Capabilities, quote: bool) -> MailFrom:
