@@ -207,6 +207,16 @@ def test_reply_classes(code: int, positive: bool, transient: bool, permanent: bo
     )
 
 
+@pytest.mark.parametrize(
+    ("code", "success"),
+    [(200, True), (250, True), (299, True), (334, False), (354, False), (421, False), (550, False)],
+)
+def test_is_success_is_2xx_only(code: int, success: bool) -> None:
+    """RFC 5321 4.2.1: only a 2xx completes; a 3xx asks for more."""
+    (reply,) = parse_all([f"{code} x\r\n".encode()])
+    assert reply.is_success is success
+
+
 def test_make_builds_what_the_parser_would_produce() -> None:
     made = Reply.make(550, "5.7.1 a", "5.7.1 b")
     assert made == parse_all([b"550-5.7.1 a\r\n550 5.7.1 b\r\n"])[0]

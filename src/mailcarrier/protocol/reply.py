@@ -64,7 +64,13 @@ class Reply:
         return tuple(line[4:] for line in self.lines)
 
     @property
+    def is_success(self) -> bool:
+        """2xx: RFC 5321 4.2.1's Positive Completion reply."""
+        return 200 <= self.code < 300
+
+    @property
     def is_positive(self) -> bool:
+        """2xx or 3xx (completion, or go ahead: 354, 334)."""
         return 200 <= self.code < 400
 
     @property

@@ -85,13 +85,13 @@ class TransactionResult:
 
     @property
     def accepted(self) -> list[int]:
-        return [i for i, r in enumerate(self.rcpt) if r is not None and r.code // 100 == 2]
+        return [i for i, r in enumerate(self.rcpt) if r is not None and r.is_success]
 
     @property
     def has_accepted(self) -> bool:
         """Whether any recipient was accepted (`bool(accepted)`, without the list)."""
         for r in self.rcpt:  # noqa: SIM110 - a loop, not any() over a generator: hot path
-            if r is not None and r.code // 100 == 2:
+            if r is not None and r.is_success:
                 return True
         return False
 
@@ -100,7 +100,7 @@ class TransactionResult:
         """The RSET check of a reused session failed (refused, or the connection was dead):
         nothing of the transaction counts, and the session must be dropped."""
         if self.rset is not None:
-            return self.rset.code // 100 != 2
+            return not self.rset.is_success
         return self.error is not None and self.error.stage is Stage.RSET
 
 
