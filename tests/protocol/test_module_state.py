@@ -64,7 +64,7 @@ def _sessions(count: int) -> None:
 
 def test_there_are_modules_to_check() -> None:
     names = {module.__name__.rsplit(".", 1)[-1] for module in _modules()}
-    assert {"client", "commands", "reply", "ehlo", "address"} <= names
+    assert {"client", "commands", "reply", "ehlo", "address", "events"} <= names
 
 
 def test_sessions_leave_no_trace_in_module_state() -> None:
