@@ -22,6 +22,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "mailcarrier"
 # Higher number = higher layer. A module may import its own layer or lower ones.
 RANKS: dict[str, int] = {
     "errors": 0,
+    "stages": 0,
     "printable": 0,
     "aio": 0,
     "durable": 0,

@@ -2,10 +2,13 @@
 
 Exceptions are for bugs, broken peers and bad configuration; per-recipient outcomes (a 550,
 a deferral) are values (`mailcarrier.status.RecipientStatus`), never exceptions. Every
-exception raised by this package derives from `MailcarrierError`.
+exception raised by this package derives from `MailcarrierError`. This module sits at the
+bottom of the package: it imports only stages.py (the `Stage` a `TransportError` names).
 """
 
 from __future__ import annotations
+
+from mailcarrier.stages import Stage
 
 
 class MailcarrierError(Exception):
@@ -29,12 +32,12 @@ class RemoteProtocolError(ProtocolError):
 class TransportError(MailcarrierError):
     """A network failure at a named protocol stage.
 
-    `stage` is a `mailcarrier.protocol.stages.Stage` name (e.g. ``"rcpt"``), `peer` the
-    ``host[addr]:port`` text of the other end, `reason` Postfix's phrase for what happened
-    ("lost connection", "conversation timed out", "Connection refused").
+    `stage` is the `Stage` it happened at (e.g. ``Stage.RCPT``; None when no stage applies),
+    `peer` the ``host[addr]:port`` text of the other end, `reason` Postfix's phrase for what
+    happened ("lost connection", "conversation timed out", "Connection refused").
     """
 
-    def __init__(self, reason: str, *, stage: str = "", peer: str = "") -> None:
+    def __init__(self, reason: str, *, stage: Stage | None = None, peer: str = "") -> None:
         super().__init__(reason)
         self.reason = reason
         self.stage = stage

@@ -88,12 +88,12 @@ def test_helo_refusal_says_in_reply_to() -> None:
 
 
 def test_transport_errors_defer() -> None:
-    refused = TransportError("connect to h[a]:25: Connection refused", stage="connect")
+    refused = TransportError("connect to h[a]:25: Connection refused", stage=Stage.CONNECT)
     assert (transport_verdict(refused).dsn, transport_verdict(refused).status) == (
         "4.4.1",
         DeliveryStatus.DEFERRED,
     )
-    lost = TransportError("lost connection with h[a] while sending RCPT TO", stage="rcpt")
+    lost = TransportError("lost connection with h[a] while sending RCPT TO", stage=Stage.RCPT)
     assert transport_verdict(lost).dsn == "4.4.2"
     assert transport_verdict(lost).diagnostic == lost.reason
 

@@ -5,6 +5,7 @@ Like h11's tests/helpers.py: a transcript is a list of steps run against one
 `Batch` the bytes of several commands written before any reply is read (pipelining), `Recv`
 feeds server bytes through a *chunker* (whole, one byte at a time, random splits) and asserts
 the events that come out, `Eof` ends the server side. Every step may also assert the state.
+`assert_refuses_everything` checks h11's error rule: a connection in ERROR does no more work.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+import pytest
+
+from mailcarrier.errors import LocalProtocolError
 from mailcarrier.protocol.client import (
     NEED_DATA,
     ClientConnection,
@@ -24,7 +28,16 @@ from mailcarrier.protocol.client import (
     RecipientReply,
     State,
 )
-from mailcarrier.protocol.commands import Command, Data, Ehlo, Lhlo, MailFrom, RcptTo
+from mailcarrier.protocol.commands import (
+    Command,
+    Data,
+    Ehlo,
+    Lhlo,
+    MailFrom,
+    Quit,
+    RcptTo,
+    Rset,
+)
 from mailcarrier.protocol.reply import Reply, ReplyParser
 
 Chunker = Callable[[bytes], list[bytes]]
@@ -219,3 +232,23 @@ def connection_in(
         feed(conn, b"354 End data with <CR><LF>.<CR><LF>\r\n")
     assert conn.state is state
     return conn
+
+
+# --- the error rule -----------------------------------------------------------------
+def assert_refuses_everything(conn: ClientConnection) -> None:
+    assert conn.state is State.ERROR
+    with pytest.raises(LocalProtocolError):
+        conn.send(Quit())
+    with pytest.raises(LocalProtocolError):
+        conn.send(Rset())
+    with pytest.raises(LocalProtocolError):
+        conn.receive_data(b"250 Ok\r\n")
+    with pytest.raises(LocalProtocolError):
+        conn.receive_data(b"")
+    with pytest.raises(LocalProtocolError):
+        conn.next_event()
+    with pytest.raises(LocalProtocolError):
+        conn.send_content(b"x")
+    with pytest.raises(LocalProtocolError):
+        conn.tls_established()
+    assert conn.state is State.ERROR

@@ -56,6 +56,7 @@ from tests.protocol.helpers import (
     Recv,
     Send,
     Step,
+    assert_refuses_everything,
     bytewise,
     connection_in,
     drain,
@@ -916,25 +917,6 @@ def test_tls_established_only_after_starttls_was_accepted() -> None:
 
 
 # --- the server breaks the protocol ---------------------------------------------------------
-def assert_refuses_everything(conn: ClientConnection) -> None:
-    assert conn.state is State.ERROR
-    with pytest.raises(LocalProtocolError):
-        conn.send(Quit())
-    with pytest.raises(LocalProtocolError):
-        conn.send(Rset())
-    with pytest.raises(LocalProtocolError):
-        conn.receive_data(b"250 Ok\r\n")
-    with pytest.raises(LocalProtocolError):
-        conn.receive_data(b"")
-    with pytest.raises(LocalProtocolError):
-        conn.next_event()
-    with pytest.raises(LocalProtocolError):
-        conn.send_content(b"x")
-    with pytest.raises(LocalProtocolError):
-        conn.tls_established()
-    assert conn.state is State.ERROR
-
-
 # (steps before the fault, fault bytes, lmtp)
 FAULTS: dict[str, tuple[list[Step], bytes, bool]] = {
     "reply before any command": ([greeted()], b"250 2.0.0 Ok\r\n", False),

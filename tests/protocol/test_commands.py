@@ -34,6 +34,7 @@ from mailcarrier.protocol.commands import (
     Rset,
     StartTls,
     Xforward,
+    _quoted_wire_address,
     quote_address,
     xtext_decode,
     xtext_encode,
@@ -375,3 +376,32 @@ def test_negative_bdat_size_is_refused() -> None:
     with pytest.raises(LocalProtocolError):
         Bdat(-1).wire()
     assert Bdat(1).stage is Stage.BDAT
+
+
+# --- addresses already checked ------------------------------------------------------------
+def test_a_refused_address_is_refused_every_time() -> None:
+    """Checked addresses are remembered; refused ones are not, however often they come."""
+    for _ in range(3):
+        with pytest.raises(LocalProtocolError, match="recipient address has no domain part"):
+            RcptTo("a b").wire()
+        with pytest.raises(LocalProtocolError, match="sender address contains CR, LF or NUL"):
+            MailFrom("a@x\n").wire()
+
+
+def test_a_remembered_address_gives_the_same_bytes_whatever_the_command() -> None:
+    address = "first last@example.org"
+    assert RcptTo(address).wire() == b'RCPT TO:<"first last"@example.org>\r\n'
+    assert MailFrom(address).wire() == b'MAIL FROM:<"first last"@example.org>\r\n'
+    assert RcptTo(address).wire() == b'RCPT TO:<"first last"@example.org>\r\n'
+    # Unquoted (smtp_quote_rfc821_envelope = no) the same address is refused, not remembered.
+    with pytest.raises(LocalProtocolError, match="needs quoting"):
+        RcptTo(address, quote=False).wire()
+    assert MailFrom("", quote=True).wire() == b"MAIL FROM:<>\r\n"
+
+
+def test_the_memory_of_addresses_is_bounded() -> None:
+    for n in range(5000):
+        RcptTo(f"user{n}@example.org").wire()
+    info = _quoted_wire_address.cache_info()
+    assert info.maxsize == 4096
+    assert info.currsize <= 4096

@@ -207,6 +207,16 @@ def test_reply_classes(code: int, positive: bool, transient: bool, permanent: bo
     )
 
 
+@pytest.mark.parametrize(
+    ("code", "success"),
+    [(200, True), (250, True), (299, True), (334, False), (354, False), (421, False), (550, False)],
+)
+def test_is_success_is_2xx_only(code: int, success: bool) -> None:
+    """RFC 5321 4.2.1: only a 2xx completes; a 3xx asks for more."""
+    (reply,) = parse_all([f"{code} x\r\n".encode()])
+    assert reply.is_success is success
+
+
 def test_make_builds_what_the_parser_would_produce() -> None:
     made = Reply.make(550, "5.7.1 a", "5.7.1 b")
     assert made == parse_all([b"550-5.7.1 a\r\n550 5.7.1 b\r\n"])[0]
@@ -506,3 +516,51 @@ def test_line_filter_output_is_still_checked() -> None:
     parser.feed(b"250 ok\r\n")
     with pytest.raises(RemoteProtocolError, match="malformed reply line"):
         parser.next_reply()
+
+
+# --- one-line replies already seen ------------------------------------------------------------
+def test_a_one_line_reply_seen_before_is_the_same_value() -> None:
+    """Servers repeat "250 2.1.5 Ok" for every message: parsed once per connection."""
+    parser = ReplyParser()
+    line = b"250 2.1.5 Ok, remembered\r\n"
+    a, b = parse_all([line, line], parser)
+    assert a is b
+    assert (a.code, a.lines, a.enhanced) == (250, ("250 2.1.5 Ok, remembered",), "2.1.5")
+
+
+def test_parsers_share_nothing() -> None:
+    """Each connection has its own parser, and remembers only what it parsed itself."""
+    line = b"250 2.1.5 Ok\r\n"
+    (a,), (b,) = parse_all([line]), parse_all([line])
+    assert a == b
+    assert a is not b
+
+
+def test_multi_line_long_and_filtered_replies_are_parsed_each_time() -> None:
+    long_line = b"250 " + b"x" * 600 + b"\r\n"
+    multi = b"250-mx\r\n250 PIPELINING\r\n"
+    for data in (long_line, multi):
+        a, b = parse_all([data, data])
+        assert a == b
+        assert a is not b
+    filtered = ReplyParser(line_filter=lambda line: line)
+    a, b = parse_all([b"250 Ok\r\n", b"250 Ok\r\n"], filtered)
+    assert a == b
+    assert a is not b
+
+
+def test_a_malformed_line_is_refused_every_time() -> None:
+    parser = ReplyParser()
+    for _ in range(3):
+        with pytest.raises(RemoteProtocolError, match='malformed reply line: "25x Ok"'):
+            parse_all([b"25x Ok\r\n"], parser)
+
+
+def test_the_memory_of_replies_is_bounded_and_keeps_the_first() -> None:
+    parser = ReplyParser()
+    (first,) = parse_all([b"250 2.1.0 Ok\r\n"], parser)
+    for n in range(1200):
+        parse_all([f"250 2.0.0 Ok: queued as {n:05d}\r\n".encode()], parser)
+    assert len(parser._seen) == 32
+    (again,) = parse_all([b"250 2.1.0 Ok\r\n"], parser)
+    assert again is first

@@ -54,6 +54,7 @@ from mailcarrier.delivery.tls_job import (
 from mailcarrier.delivery.trouble import Verdict, handshake_verdict, soften, transport_verdict
 from mailcarrier.errors import TransportError
 from mailcarrier.protocol.reply import Reply
+from mailcarrier.protocol.stages import Stage
 from mailcarrier.status import DeliveryStatus
 from mailcarrier.tls.dane import TlsaRecord
 from mailcarrier.tls.features import FeatureState, TlsFeature
@@ -308,7 +309,7 @@ def _handshake_failed(
     job: TlsJob, level: SecurityLevel, peer: Peer, exc: TransportError
 ) -> TlsOutcome:
     """The TLS feature status stays undecided, as in Postfix."""
-    if exc.stage != "starttls" or not exc.reason.startswith("TLS handshake failed"):
+    if exc.stage is not Stage.STARTTLS or not exc.reason.startswith("TLS handshake failed"):
         # Lost connection, timeout, or plaintext injected after the 220.
         return TlsOutcome(TlsResult.FAIL, level, transport_verdict(exc))
     job.info(f"SSL_connect error to {peer.relay}: {exc.reason}")

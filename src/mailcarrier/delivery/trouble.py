@@ -104,7 +104,7 @@ def handshake_verdict(
 
 def transport_verdict(error: TransportError) -> Verdict:
     """Network trouble always defers: 4.4.1 for connect failures, 4.4.2 otherwise."""
-    dsn = "4.4.1" if error.stage == "connect" else "4.4.2"
+    dsn = "4.4.1" if error.stage is Stage.CONNECT else "4.4.2"
     return Verdict(DeliveryStatus.DEFERRED, dsn, error.reason)
 
 

@@ -3,17 +3,25 @@
 `ClientConnection` owns no socket, clock or logger. The driver (transport/session.py) calls
 `send(command)` to get the bytes to write, `send_content(chunk)` for the message body,
 `receive_data(bytes)` with what the server sent (``b""`` at end of file), and `next_event()`
-to get `Greeting`, `CommandReply`, `RecipientReply` (LMTP: one per accepted recipient after
-the final dot or BDAT LAST) or `ConnectionClosed` events, or `NEED_DATA`. With CHUNKING
-(RFC 3030) each `Bdat` command is followed by exactly its size in `send_content` octets.
+to get the events of events.py (re-exported here), or `NEED_DATA`. With CHUNKING (RFC 3030)
+each `Bdat` command is followed by exactly its size in `send_content` octets.
 
 Replies are matched to commands through a FIFO of commands in flight, which is what makes
 RFC 2920 pipelining safe: a reply that arrives with no command in flight, or any byte that
-arrives while nothing is expected, is a `RemoteProtocolError`. Every legal move is in the
-`_SEND` and `_AFTER_REPLY` tables below; any exception moves the machine to ERROR, after which
-it refuses all work. What a reply *means* for a recipient is not decided here (that is
-delivery/trouble.py); course correction (RSET after a rejected MAIL, RCPTs or DATA) is the
-driver's choice, but this machine only allows the moves RFC 5321 allows.
+arrives while nothing is expected, is a `RemoteProtocolError`. Every move of the machine is in
+two tables: `_SEND` (what may be sent in each state, and the state after it) and `_ON_REPLY`
+(where a command's last reply leads, by the reply's class). Code keeps only the bookkeeping:
+the accepted recipients (LMTP answers the final dot once for each, RFC 2033 4.2) and the BDAT
+chunks (RFC 3030).
+
+Errors follow h11's rule. What the machine refuses (a move `_SEND` does not allow, anything
+but QUIT before a sync point's reply, CR, LF or NUL in an address) is refused before anything
+changes: `LocalProtocolError`, and the connection stays usable. Any other exception inside
+`send()`, `send_content()`, `tls_established()`, `receive_data()` or `next_event()` (from the
+parser, a raising smtp_reply_filter, a bug) moves it to ERROR, as does `send_failed()` (the
+driver's write failed); in ERROR it refuses all work. What a reply *means* for a recipient is
+delivery/trouble.py's business; course correction (RSET after a rejected MAIL, RCPTs or DATA)
+is the driver's, but this machine allows only the moves RFC 5321 allows.
 """
 
 from __future__ import annotations
@@ -21,7 +29,6 @@ from __future__ import annotations
 import enum
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Final
 
 from mailcarrier.errors import LocalProtocolError, RemoteProtocolError
@@ -44,6 +51,15 @@ from mailcarrier.protocol.commands import (
     Xforward,
 )
 from mailcarrier.protocol.ehlo import Capabilities
+from mailcarrier.protocol.events import (
+    NEED_DATA,
+    CommandReply,
+    ConnectionClosed,
+    Event,
+    Greeting,
+    NeedData,
+    RecipientReply,
+)
 from mailcarrier.protocol.reply import (
     DEFAULT_MAX_LINE_LENGTH,
     DEFAULT_MAX_LINES,
@@ -51,7 +67,6 @@ from mailcarrier.protocol.reply import (
     Reply,
     ReplyParser,
 )
-from mailcarrier.status import fast_init
 
 __all__ = [
     "NEED_DATA",
@@ -62,6 +77,7 @@ __all__ = [
     "Greeting",
     "NeedData",
     "RecipientReply",
+    "ReplyClass",
     "State",
 ]
 
@@ -69,8 +85,7 @@ __all__ = [
 class State(enum.Enum):
     """What the client may send next."""
 
-    # Part of the `_SEND` key of every command sent: hash by identity, in C, instead of
-    # Enum's hash of the name in Python. Members compare by identity anyway.
+    # Part of every table key: hash by identity, in C, not by Enum's hash of the name.
     __hash__ = object.__hash__
 
     GREETING = "greeting"  # waiting for the server greeting
@@ -89,42 +104,16 @@ class State(enum.Enum):
     ERROR = "error"
 
 
-@dataclass(frozen=True, slots=True)
-class Greeting:
-    reply: Reply
+class ReplyClass(enum.Enum):
+    """A reply's class for the moves: the first digit of its code (RFC 5321 4.2.1)."""
 
+    __hash__ = object.__hash__  # as `State`
 
-@fast_init
-@dataclass(frozen=True, slots=True)
-class CommandReply:
-    command: Command
-    reply: Reply
+    SUCCESS = 2  # 2xx, Positive Completion
+    INTERMEDIATE = 3  # 3xx, Positive Intermediate: the go-ahead its command asked for
+    TRANSIENT = 4  # 4xx, Transient Negative Completion
+    PERMANENT = 5  # 5xx, Permanent Negative Completion
 
-
-@fast_init
-@dataclass(frozen=True, slots=True)
-class RecipientReply:
-    """LMTP (RFC 2033 4.2): the reply for one accepted recipient after the final dot."""
-
-    recipient: RcptTo
-    reply: Reply
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionClosed:
-    """End of file from the server. `pending` lists the commands still awaiting a reply."""
-
-    pending: tuple[Command, ...]
-    partial: bool  # part of a reply had arrived
-
-
-class NeedData(enum.Enum):
-    NEED_DATA = "need-data"
-
-
-NEED_DATA: Final = NeedData.NEED_DATA
-
-Event = Greeting | CommandReply | RecipientReply | ConnectionClosed
 
 # Moves allowed on send: (state, command class) -> state after sending.
 _SEND: Final[dict[tuple[State, type[Command]], State]] = {
@@ -166,34 +155,54 @@ _SEND: Final[dict[tuple[State, type[Command]], State]] = {
 }
 
 
+# Moves on a reply: (state when the reply is read, command class, reply class) -> state. The
+# move applies to a command's last reply (LMTP: the last of the final dot's per-recipient
+# replies); a key not here leaves the state as it is (a reply read after a pipelined QUIT
+# finds CLOSED; MAIL, RCPT, XFORWARD, NOOP, RSET and QUIT move nothing on their reply). None
+# stands for the greeting, and a BDAT LAST moves as the final dot does.
+_ON_REPLY: Final[dict[tuple[State, type[Command] | None, ReplyClass], State]] = {
+    (State.GREETING, None, ReplyClass.SUCCESS): State.HELLO,
+    (State.HELLO, Ehlo, ReplyClass.SUCCESS): State.READY,
+    (State.HELLO, Helo, ReplyClass.SUCCESS): State.READY,
+    (State.HELLO, Lhlo, ReplyClass.SUCCESS): State.READY,
+    (State.READY, StartTls, ReplyClass.SUCCESS): State.TLS,  # RFC 3207 4: 220, handshake
+    # RFC 4954 4: a 334 asks for a response; any other reply ends the exchange.
+    (State.READY, Auth, ReplyClass.INTERMEDIATE): State.AUTH,
+    (State.READY, AuthResponse, ReplyClass.INTERMEDIATE): State.AUTH,
+    # RFC 5321 4.1.1.4: 354 and the content follows; anything else fails the transaction.
+    (State.DATA, Data, ReplyClass.INTERMEDIATE): State.CONTENT,
+    (State.DATA, Data, ReplyClass.SUCCESS): State.ABORTED,
+    (State.DATA, Data, ReplyClass.TRANSIENT): State.ABORTED,
+    (State.DATA, Data, ReplyClass.PERMANENT): State.ABORTED,
+    # RFC 3030 2: after a refused chunk, no further BDAT; the transaction failed.
+    (State.CHUNK, Bdat, ReplyClass.TRANSIENT): State.ABORTED,
+    (State.CHUNK, Bdat, ReplyClass.PERMANENT): State.ABORTED,
+    # RFC 5321 4.1.1.4: whatever the verdict, the transaction is over.
+    (State.DOT, DataEnd, ReplyClass.SUCCESS): State.READY,
+    (State.DOT, DataEnd, ReplyClass.TRANSIENT): State.READY,
+    (State.DOT, DataEnd, ReplyClass.PERMANENT): State.READY,
+}
+
+# Reply classes by the first digit of the code (the parser lets only 2xx to 5xx through).
+_REPLY_CLASSES: Final = {rclass.value: rclass for rclass in ReplyClass}
+# The one go-ahead each command may get (RFC 5321 4.3.2: 354 to DATA; RFC 4954 4: 334 to
+# AUTH and to each response). Any other 3xx asks for something no command here can give: it
+# counts as a refusal (PERMANENT) for the moves, as it always did.
+_GO_AHEAD: Final[dict[type[Command | None], int]] = {Data: 354, Auth: 334, AuthResponse: 334}
+
+# Members read on every reply or chunk, as plain globals: on CPython 3.11 reading an attribute
+# of an Enum class goes through EnumType.__getattr__ (~0.2 us); a global read is cached.
+_SUCCESS: Final = ReplyClass.SUCCESS
+_INTERMEDIATE: Final = ReplyClass.INTERMEDIATE
+_PERMANENT: Final = ReplyClass.PERMANENT
+_READY: Final = State.READY
+_CONTENT: Final = State.CONTENT
+_DOT: Final = State.DOT
+_ERROR: Final = State.ERROR
+
 # Commands whose reply must be read before anything but QUIT is sent (see `send`).
-_SYNC_POINTS: Final = (Data, StartTls, Auth, AuthResponse)
-_SYNC_TYPES: Final = frozenset(_SYNC_POINTS)
-_HELLO_TYPES: Final = frozenset({Ehlo, Helo, Lhlo})
-
-# Only commands of exactly these types can be in flight (`_SEND` is keyed by the exact type),
-# so the machine dispatches on `type(command) is ...` rather than on isinstance() chains.
-
-
-def _after_reply(state: State, command: Command, reply: Reply) -> State:
-    """The state change a reply causes, given the state at the time it is processed."""
-    cls = type(command)
-    code = reply.code
-    if cls is Data:
-        if state is State.DATA:
-            return State.CONTENT if code == 354 else State.ABORTED
-        return state
-    if cls in _HELLO_TYPES:
-        if state is State.HELLO:
-            return State.READY if code // 100 == 2 else State.HELLO
-        return state
-    if cls is StartTls:
-        return State.TLS if code // 100 == 2 and state is State.READY else state
-    if cls is Auth or cls is AuthResponse:
-        if state in (State.READY, State.AUTH):
-            return State.AUTH if code == 334 else State.READY
-        return state
-    return state
+_SYNC_TYPES: Final = frozenset((Data, StartTls, Auth, AuthResponse))
+_HELLO_TYPES: Final = frozenset((Ehlo, Helo, Lhlo))
 
 
 class ClientConnection:
@@ -211,10 +220,8 @@ class ClientConnection:
         self.lmtp = lmtp
         self._discard = tuple(discard_keywords)
         self._reply_filter = reply_filter
-        self._parser = ReplyParser(
-            max_line_length=max_line_length, max_lines=max_lines, line_filter=reply_filter
-        )
         self._limits = (max_line_length, max_lines)
+        self._parser = self._new_parser()
         self._state = State.GREETING
         # FIFO of (command, replies still expected); None stands for the greeting.
         self._in_flight: deque[tuple[Command | None, int]] = deque([(None, 1)])
@@ -255,7 +262,7 @@ class ClientConnection:
         """True when `next_event()` would return NEED_DATA without looking: no unread byte
         from the server, no end of file to report, no error. The driver then reads at once
         (a pipelined group's first reply, the reply to the final dot)."""
-        return self._parser.exhausted and not self._eof and self._state is not State.ERROR
+        return self._parser.exhausted and not self._eof and self._state is not _ERROR
 
     @property
     def idle(self) -> bool:
@@ -298,46 +305,62 @@ class ClientConnection:
                 f"cannot send {cls.__name__} before the reply to {type(sync).__name__}"
             )
         if not self._in_flight and self._parser.in_reply:
-            self._fail()
+            self._state = State.ERROR
             raise RemoteProtocolError("unexpected data from server with no command in flight")
         if self._chunk_remaining:
             # RFC 3030 2: the chunk is exactly `size` octets; a command now would be data.
             raise LocalProtocolError(
-                f"cannot send {type(command).__name__} with {self._chunk_remaining} octets "
+                f"cannot send {cls.__name__} with {self._chunk_remaining} octets "
                 "of the BDAT chunk unsent"
             )
-        # Refused input (CR/LF/NUL) raises here and leaves the connection usable: nothing
-        # was sent, nothing is in flight.
-        data = command.wire()
-        if cls is MailFrom:
-            self._accepted.clear()
-            self._bdat_failed = False
-        expected = 1
-        if cls is DataEnd or (cls is Bdat and command.last):  # type: ignore[attr-defined]
-            # LMTP (RFC 2033 4.2, RFC 3030 with LMTP): one reply per accepted recipient.
-            self._dot_replies = deque(self._accepted)
-            expected = max(1, len(self._accepted)) if self.lmtp else 1
-        if cls is Bdat:
-            assert isinstance(command, Bdat)
-            self._state = State.DOT if command.last else after
-            self._chunk_remaining = command.size
-        else:
+        try:
+            data = command.wire()
+        except LocalProtocolError:
+            raise  # refused input (CR/LF/NUL, a bad address): nothing sent, nothing changed
+        except BaseException:
+            self._state = State.ERROR
+            raise
+        try:
+            expected = 1
+            if cls is MailFrom:
+                self._accepted.clear()
+                self._bdat_failed = False
+            elif type(command) is Bdat:
+                self._chunk_remaining = command.size
+                if command.last:
+                    after = _DOT  # RFC 3030 2: the message ends with BDAT LAST
+            if after is _DOT:
+                # The final dot or BDAT LAST: LMTP answers once per accepted recipient
+                # (RFC 2033 4.2, RFC 3030 with LMTP), SMTP once.
+                self._dot_replies = deque(self._accepted)
+                expected = max(1, len(self._accepted)) if self.lmtp else 1
             self._state = after
-        if cls in _SYNC_TYPES:
-            self._sync = command
-        self._in_flight.append((command, expected))
+            if cls in _SYNC_TYPES:
+                self._sync = command
+            self._in_flight.append((command, expected))
+        except BaseException:
+            self._state = State.ERROR
+            raise
         return data
 
     def send_content(self, data: bytes) -> bytes:
         """Account for encoded body bytes (already dot-stuffed by content/); pass them on."""
-        if self._state is not State.CONTENT:
-            if len(data) > self._chunk_remaining:
-                raise LocalProtocolError(
-                    f"cannot send {len(data)} octets of message content in state "
-                    f"{self._state.value} ({self._chunk_remaining} left in the BDAT chunk)"
-                )
-            self._chunk_remaining -= len(data)
-        self.content_bytes += len(data)
+        try:
+            if self._state is not _CONTENT:
+                if self._state is State.ERROR:
+                    self._check_usable()
+                if len(data) > self._chunk_remaining:
+                    raise LocalProtocolError(
+                        f"cannot send {len(data)} octets of message content in state "
+                        f"{self._state.value} ({self._chunk_remaining} left in the BDAT chunk)"
+                    )
+                self._chunk_remaining -= len(data)
+            self.content_bytes += len(data)
+        except LocalProtocolError:
+            raise  # refused before anything changed
+        except BaseException:
+            self._state = State.ERROR
+            raise
         return data
 
     def tls_established(self) -> None:
@@ -349,30 +372,44 @@ class ClientConnection:
         """
         if self._state is not State.TLS:
             raise LocalProtocolError(f"tls_established() in state {self._state.value}")
-        if self._parser.in_reply:
-            self._fail()
-            raise RemoteProtocolError("unexpected plaintext data received after STARTTLS reply")
-        self._parser = ReplyParser(
-            max_line_length=self._limits[0],
-            max_lines=self._limits[1],
-            line_filter=self._reply_filter,
-        )
-        self.capabilities = Capabilities()
-        self.hello_reply = None
-        self._state = State.HELLO
+        try:
+            if self._parser.in_reply:
+                raise RemoteProtocolError("unexpected plaintext data received after STARTTLS reply")
+            self._parser = self._new_parser()
+            self.capabilities = Capabilities()
+            self.hello_reply = None
+            self._state = State.HELLO
+        except BaseException:
+            self._state = State.ERROR
+            raise
+
+    def _new_parser(self) -> ReplyParser:
+        length, lines = self._limits
+        return ReplyParser(max_line_length=length, max_lines=lines, line_filter=self._reply_filter)
+
+    def send_failed(self) -> None:
+        """The driver could not write what `send()` or `send_content()` returned (the
+        connection broke, a deadline passed): the server may have seen part of it, so
+        nothing sent or read from now on can be trusted. The machine moves to ERROR and
+        refuses further work (h11's `Connection.send_failed`)."""
+        self._state = State.ERROR
 
     # --- receiving --------------------------------------------------------------------
     def receive_data(self, data: bytes) -> None:
         """Feed bytes from the server; ``b""`` means end of file."""
-        if self._state is State.ERROR:
+        if self._state is _ERROR:
             self._check_usable(allow_closed=True)
-        if data:
-            self._parser.feed(data)
-        else:
-            self._eof = True
+        try:
+            if data:
+                self._parser.feed(data)
+            else:
+                self._eof = True
+        except BaseException:
+            self._state = State.ERROR
+            raise
 
     def next_event(self) -> Event | NeedData:
-        if self._state is State.ERROR:
+        if self._state is _ERROR:
             self._check_usable(allow_closed=True)
         try:
             if self._in_flight:
@@ -382,75 +419,78 @@ class ClientConnection:
             elif self._parser.in_reply:
                 # Complete or not, bytes with nothing in flight desynchronise the pipeline.
                 raise RemoteProtocolError("unexpected reply from server with no command in flight")
-        except RemoteProtocolError:
-            self._fail()
+            if self._eof:
+                if self._closed_reported:
+                    return NEED_DATA
+                self._closed_reported = True
+                pending = self.in_flight
+                self._state = State.CLOSED
+                return ConnectionClosed(pending, self._parser.in_reply)
+            return NEED_DATA
+        except BaseException:
+            # h11's rule: whatever went wrong (the peer, the reply filter, a bug), the
+            # machine's idea of the conversation can no longer be trusted.
+            self._state = State.ERROR
             raise
-        if self._eof:
-            if self._closed_reported:
-                return NEED_DATA
-            self._closed_reported = True
-            pending = self.in_flight
-            self._state = State.CLOSED
-            return ConnectionClosed(pending, self._parser.in_reply)
-        return NEED_DATA
 
     def _dispatch(self, reply: Reply) -> Event:
+        """Match `reply` to the oldest command in flight and make the move `_ON_REPLY` gives
+        for its last reply; keep the bookkeeping of recipients, EHLO and chunks."""
         in_flight = self._in_flight
         command, expected = in_flight[0]
-        cls = type(command)
-        last_chunk = cls is Bdat and command.last  # type: ignore[union-attr]
+        code = reply.code
+        rclass = _REPLY_CLASSES[code // 100]
+        if rclass is _INTERMEDIATE and _GO_AHEAD.get(type(command)) != code:
+            rclass = _PERMANENT
+        last_chunk = type(command) is Bdat and command.last
         if last_chunk and self._bdat_failed:
             # RFC 3030 2: after a refused chunk BDAT LAST is refused (503) with one reply,
             # not one per LMTP recipient.
             self._dot_replies.clear()
             expected = 1
-        if expected <= 1:
-            in_flight.popleft()
-        else:
+        if expected > 1:
+            # LMTP (RFC 2033 4.2): one reply per accepted recipient; the last one moves.
             in_flight[0] = (command, expected - 1)
-        ok = reply.code // 100 == 2
+            return RecipientReply(self._dot_replies.popleft(), reply)
+        in_flight.popleft()
+        state = self._state
         if command is None:
             # Only from GREETING: a QUIT sent before the greeting arrived keeps us CLOSED.
-            if ok and self._state is State.GREETING:
-                self._state = State.HELLO
+            self._state = _ON_REPLY.get((state, None, rclass), state)
             return Greeting(reply)
         if command is self._sync:
             self._sync = None  # sync points expect one reply: it has come
-        if cls is RcptTo:
-            if ok:
-                self._accepted.append(command)  # type: ignore[arg-type]
-            return CommandReply(command, reply)  # RCPT moves no state on its reply
-        if cls is MailFrom or cls is Xforward or cls is Noop:
-            return CommandReply(command, reply)  # nor do these
-        if ok:
-            if cls is Ehlo or cls is Lhlo:
-                self.capabilities = Capabilities.parse(reply, self._discard)
+        success = rclass is _SUCCESS
+        if type(command) is RcptTo:  # no move; LMTP counts the accepted ones
+            if success:
+                self._accepted.append(command)
+            return CommandReply(command, reply)
+        cls = type(command)
+        if cls in _HELLO_TYPES:
+            if success:
                 self.hello_reply = reply
-            elif cls is Helo:
-                self.capabilities = Capabilities()
-                self.hello_reply = reply
-        self._state = _after_reply(self._state, command, reply)
-        if cls is Bdat and not last_chunk and not ok:
-            # RFC 3030 2: after a refused chunk, no further BDAT; the transaction failed.
-            self._bdat_failed = True
-            if self._state is State.CHUNK:
-                self._state = State.ABORTED
-        if cls is DataEnd or last_chunk:
-            if not in_flight or in_flight[0][0] is not command:
-                if self._state is State.DOT:
-                    # After a refused chunk the server's state is unsure: RSET first.
-                    self._state = State.ABORTED if self._bdat_failed else State.READY
-                self._accepted.clear()
+                if cls is Helo:
+                    self.capabilities = Capabilities()
+                else:
+                    self.capabilities = Capabilities.parse(reply, self._discard)
+        elif cls is Bdat and not last_chunk and not success:
+            self._bdat_failed = True  # RFC 3030 2: no further chunk; RSET after the last
+        key = DataEnd if last_chunk else cls  # BDAT LAST ends the message, as the dot does
+        after = _ON_REPLY.get((state, key, rclass), state)
+        if key is DataEnd:
+            if after is _READY and self._bdat_failed:
+                after = State.ABORTED  # after a refused chunk the server's state is unsure
+            self._accepted.clear()
+            self._state = after
             if self.lmtp and self._dot_replies:
                 return RecipientReply(self._dot_replies.popleft(), reply)
-        if cls is Rset and self._state is State.READY:
+            return CommandReply(command, reply)
+        self._state = after
+        if cls is Rset and after is _READY:
             self._accepted.clear()
         return CommandReply(command, reply)
 
     # --- error handling ---------------------------------------------------------------
-    def _fail(self) -> None:
-        self._state = State.ERROR
-
     def _check_usable(self, *, allow_closed: bool = False) -> None:
         if self._state is State.ERROR:
             raise LocalProtocolError("connection is in ERROR state after a protocol error")

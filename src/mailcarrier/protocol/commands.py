@@ -10,6 +10,7 @@ before a byte is produced: no command or parameter injection through the envelop
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Final
@@ -93,28 +94,23 @@ def xtext_decode(text: str) -> str:
         return raw
 
 
-# Addresses already checked and quoted for the wire (smtp_quote_rfc821_envelope on): the
-# same sender, and often the same recipients, go out with message after message. Bounded.
-_WIRE_ADDRESSES: dict[str, str] = {}
+# Addresses already checked and quoted for the wire (smtp_quote_rfc821_envelope on) are
+# remembered: the same sender, and often the same recipients, go out with message after
+# message. A pure function of the address; a refused address raises and is not remembered.
 _WIRE_ADDRESSES_LIMIT: Final = 4096
+_quoted_wire_address: Final = functools.lru_cache(maxsize=_WIRE_ADDRESSES_LIMIT)(wire_address)
 
 
 def _wire_address(what: str, address: str, quote: bool, *, null_ok: bool = False) -> str:
     """The address as it goes between the angle brackets (address.py), remembered when
     quoting; anything that could carry more than the address is a `LocalProtocolError`."""
-    if quote and address:  # "" is the null sender only for MAIL: not remembered
-        known = _WIRE_ADDRESSES.get(address)
-        if known is not None:
-            return known
     try:
-        wired = wire_address(address, quote=quote, null_ok=null_ok)
+        if quote and address:  # "" is the null sender only for MAIL: not remembered
+            # One argument: the cache key is the string itself (null_ok only concerns "").
+            return _quoted_wire_address(address)
+        return wire_address(address, quote=quote, null_ok=null_ok)
     except ValueError as exc:
         raise LocalProtocolError(f"{what} {exc}: {address!r}") from None
-    if quote and address:
-        if len(_WIRE_ADDRESSES) >= _WIRE_ADDRESSES_LIMIT:
-            _WIRE_ADDRESSES.clear()
-        _WIRE_ADDRESSES[address] = wired
-    return wired
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,9 @@ enhanced status code of the first line. Everything is bounded: a line longer tha
 `max_line_length`, more than `max_lines` lines in one reply, or a malformed line raises
 `RemoteProtocolError` instead of growing memory. An optional line filter (smtp_reply_filter)
 rewrites each line before it is parsed. Matching replies to commands is the client
-state machine's job (`client.py`), not this module's.
+state machine's job (`client.py`), not this module's. The module keeps no state; each
+parser (one per connection) remembers the one-line replies it has parsed, a bounded few
+(servers repeat "250 2.1.0 Ok" and "354 ..." for every message).
 """
 
 from __future__ import annotations
@@ -64,7 +66,13 @@ class Reply:
         return tuple(line[4:] for line in self.lines)
 
     @property
+    def is_success(self) -> bool:
+        """2xx: RFC 5321 4.2.1's Positive Completion reply."""
+        return 200 <= self.code < 300
+
+    @property
     def is_positive(self) -> bool:
+        """2xx or 3xx (completion, or go ahead: 354, 334)."""
         return 200 <= self.code < 400
 
     @property
@@ -97,11 +105,26 @@ def _decode(raw: bytes) -> str:
     return raw.decode("utf-8", errors="backslashreplace")
 
 
-# One-line replies already parsed, by their bytes (without the line end). A `Reply` is an
-# immutable value of its bytes alone, so one object can stand for every occurrence.
-_SEEN: dict[bytes, Reply] = {}
-_SEEN_LIMIT: Final = 512
+def _malformed(raw: bytes) -> RemoteProtocolError:
+    return RemoteProtocolError(f'malformed reply line: "{_decode(raw[:60])}"')
+
+
+# One-line replies a parser has parsed are remembered by their bytes (without the line end):
+# a `Reply` is an immutable value of its bytes alone, so one object can stand for every
+# occurrence. The first few distinct ones are kept for the connection's life: those a server
+# repeats come with its first message; unique ones ("queued as ...") then find no room.
+_SEEN_LIMIT: Final = 32
 _SEEN_LINE_LENGTH: Final = 512
+
+
+def _one_line_reply(raw: bytes) -> Reply:
+    """The complete reply that `raw` (one line, not a continuation) is, or a
+    `RemoteProtocolError` when it is malformed."""
+    if _LINE_RE.fullmatch(raw) is None:
+        raise _malformed(raw)
+    line = _decode(raw)
+    code = int(raw[:3])
+    return Reply(code, (line,), _enhanced(code, line[4:]))
 
 
 class ReplyParser:
@@ -115,6 +138,7 @@ class ReplyParser:
         "_max_lines",
         "_pos",
         "_scan_from",
+        "_seen",
     )
 
     def __init__(
@@ -132,6 +156,7 @@ class ReplyParser:
         self._pos = 0
         self._scan_from = 0  # no line end before this offset
         self._lines: list[str] = []
+        self._seen: dict[bytes, Reply] = {}  # one-line replies already parsed
         self._max_line_length = max_line_length
         self._max_lines = max_lines
 
@@ -191,15 +216,17 @@ class ReplyParser:
             if self._line_filter is not None:
                 raw = self._line_filter(_decode(raw)).encode("utf-8", "backslashreplace")
             elif not self._lines:
-                # A one-line reply seen before (servers repeat "250 2.0.0 Ok" and "354 ..."
-                # for every message): the same value, without parsing it again.
-                known = _SEEN.get(raw)
+                seen = self._seen
+                known = seen.get(raw)
                 if known is not None:
                     return known
-            m = _LINE_RE.fullmatch(raw)
-            if m is None:
-                shown = _decode(raw[:60])
-                raise RemoteProtocolError(f'malformed reply line: "{shown}"')
+                if len(raw) < 4 or raw[3] != 45:  # not "250-...": a reply of one line
+                    known = _one_line_reply(raw)
+                    if len(seen) < _SEEN_LIMIT and len(raw) <= _SEEN_LINE_LENGTH:
+                        seen[raw] = known
+                    return known
+            if _LINE_RE.fullmatch(raw) is None:
+                raise _malformed(raw)
             line = _decode(raw)
             self._lines.append(line)
             if raw[3:4] == b"-":
@@ -213,9 +240,4 @@ class ReplyParser:
             # Postfix takes the code of the last line; the enhanced code of the first.
             code = int(raw[:3])
             first_text = lines[0][4:]
-            reply = Reply(code, lines, _enhanced(code, first_text))
-            if len(lines) == 1 and self._line_filter is None and len(raw) <= _SEEN_LINE_LENGTH:
-                if len(_SEEN) >= _SEEN_LIMIT:
-                    _SEEN.clear()  # bounded, whatever a server sends
-                _SEEN[raw] = reply
-            return reply
+            return Reply(code, lines, _enhanced(code, first_text))

@@ -164,7 +164,7 @@ class Channel:
         return TransportError(
             f"remote protocol error from {self.conn.peer.namaddr} while {stage.while_phrase}: "
             f"{exc}",
-            stage=stage.name.lower(),
+            stage=stage,
             peer=self.conn.peer.relay,
         )
 

@@ -257,14 +257,14 @@ class Connection(asyncio.Protocol):
     def lost_error(self, stage: Stage) -> TransportError:
         return TransportError(
             f"lost connection with {self.peer.namaddr} while {stage.while_phrase}",
-            stage=stage.name.lower(),
+            stage=stage,
             peer=self.peer.relay,
         )
 
     def timeout_error(self, stage: Stage) -> TransportError:
         return TransportError(
             f"conversation with {self.peer.namaddr} timed out while {stage.while_phrase}",
-            stage=stage.name.lower(),
+            stage=stage,
             peer=self.peer.relay,
         )
 
@@ -417,7 +417,7 @@ class Connection(asyncio.Protocol):
         except (OSError, ssl.SSLError) as exc:
             raise TransportError(
                 f"TLS handshake failed with {self.peer.namaddr}: {exc}",
-                stage="starttls",
+                stage=Stage.STARTTLS,
                 peer=self.peer.relay,
             ) from exc
         # uvloop's transports implement asyncio.Transport without subclassing it.
@@ -495,7 +495,7 @@ def _connect_error(peer: Peer, exc: BaseException) -> TransportError:
     else:
         reason = str(exc)
     where = peer.namaddr if peer.family == socket.AF_UNIX else f"{peer.namaddr}:{peer.port}"
-    return TransportError(f"connect to {where}: {reason}", stage="connect", peer=peer.relay)
+    return TransportError(f"connect to {where}: {reason}", stage=Stage.CONNECT, peer=peer.relay)
 
 
 async def open_tcp(

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from mailcarrier.errors import TransportError
+from mailcarrier.stages import Stage
 from mailcarrier.transport.connection import Connection, Peer
 
 __all__ = [
@@ -149,7 +150,7 @@ class MemoryConnector:
         if server is None:
             raise TransportError(
                 f"connect to {peer.namaddr}:{peer.port}: Connection refused",
-                stage="connect",
+                stage=Stage.CONNECT,
                 peer=peer.relay,
             )
         loop = asyncio.get_running_loop()

@@ -1,22 +1,46 @@
 """The per-transport settings a `Session` needs (`SessionOptions`), read once from
 configuration: hello name and EHLO/HELO choice, QUIT handling, envelope quoting, EHLO keywords
 to ignore, the smtp_reply_filter, and each stage's time limit (Postfix's ``*_timeout``
-parameters, looked up through `Stage.timeout`) with how it applies (per call or per request:
-deadlines.py)."""
+parameters, named for each stage by `STAGE_TIMEOUTS`) with how it applies (per call or per
+request: deadlines.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Final
 
 from mailcarrier.config.settings import AgentSettings
 from mailcarrier.protocol.reply import LineFilter
 from mailcarrier.protocol.stages import Stage
 from mailcarrier.tables.maps import Maps
 
-__all__ = ["DEFAULT_TIMEOUT", "SessionOptions"]
+__all__ = ["DEFAULT_TIMEOUT", "STAGE_TIMEOUTS", "SessionOptions"]
 
 # A stage whose time limit the options do not name.
 DEFAULT_TIMEOUT = 300.0
+
+# The time limit of each stage: the ``smtp_``-relative name of the parameter that bounds it
+# (``helo_timeout`` -> smtp_helo_timeout, lmtp_lhlo_timeout for LMTP). The engine's table,
+# as Postfix keeps its xfer_timeouts array in smtp_proto.c, apart from the stage names.
+STAGE_TIMEOUTS: Final[dict[Stage, str]] = {
+    Stage.CONNECT: "connect_timeout",
+    Stage.GREETING: "helo_timeout",
+    Stage.EHLO: "helo_timeout",
+    Stage.HELO: "helo_timeout",
+    Stage.LHLO: "helo_timeout",
+    Stage.STARTTLS: "starttls_timeout",
+    Stage.AUTH: "helo_timeout",
+    Stage.XFORWARD: "xforward_timeout",
+    Stage.MAIL: "mail_timeout",
+    Stage.RCPT: "rcpt_timeout",
+    Stage.DATA: "data_init_timeout",
+    Stage.BODY: "data_xfer_timeout",
+    Stage.DOT: "data_done_timeout",
+    Stage.BDAT: "data_done_timeout",
+    Stage.RSET: "rset_timeout",
+    Stage.QUIT: "quit_timeout",
+    Stage.NOOP: "rset_timeout",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +70,7 @@ class SessionOptions:
         timeouts = self.timeouts
         by_stage = self._by_stage
         for stage in Stage:
-            by_stage[stage] = timeouts.get(stage.timeout, DEFAULT_TIMEOUT)
+            by_stage[stage] = timeouts.get(STAGE_TIMEOUTS[stage], DEFAULT_TIMEOUT)
 
     def timeout(self, stage: Stage) -> float:
         return self._by_stage[stage]

@@ -16,7 +16,7 @@ from mailcarrier.errors import TransportError
 from mailcarrier.protocol.commands import MailFrom, RcptTo, Xforward
 from mailcarrier.protocol.ehlo import Capabilities
 from mailcarrier.protocol.reply import Reply
-from mailcarrier.protocol.stages import Stage
+from mailcarrier.stages import Stage
 from mailcarrier.status import fast_init
 
 __all__ = [
@@ -27,9 +27,6 @@ __all__ = [
     "rcpt_commands",
     "xforward_commands",
 ]
-
-# TransactionResult.reset_failed: the stage name a lost RSET check carries.
-_RSET_STAGE = Stage.RSET.name.lower()
 
 # Postfix smtp_proto.c: the first of its two XFORWARD commands carries these attributes.
 _XFORWARD_FIRST: Final = frozenset({"NAME", "ADDR", "PORT"})
@@ -88,13 +85,13 @@ class TransactionResult:
 
     @property
     def accepted(self) -> list[int]:
-        return [i for i, r in enumerate(self.rcpt) if r is not None and r.code // 100 == 2]
+        return [i for i, r in enumerate(self.rcpt) if r is not None and r.is_success]
 
     @property
     def has_accepted(self) -> bool:
         """Whether any recipient was accepted (`bool(accepted)`, without the list)."""
         for r in self.rcpt:  # noqa: SIM110 - a loop, not any() over a generator: hot path
-            if r is not None and r.code // 100 == 2:
+            if r is not None and r.is_success:
                 return True
         return False
 
@@ -103,8 +100,8 @@ class TransactionResult:
         """The RSET check of a reused session failed (refused, or the connection was dead):
         nothing of the transaction counts, and the session must be dropped."""
         if self.rset is not None:
-            return self.rset.code // 100 != 2
-        return self.error is not None and self.error.stage == _RSET_STAGE
+            return not self.rset.is_success
+        return self.error is not None and self.error.stage is Stage.RSET
 
 
 def mail_command(envelope: Envelope, caps: Capabilities, quote: bool) -> MailFrom:

@@ -1,13 +1,15 @@
-"""Tests of mailcarrier.protocol.stages: each stage's Postfix phrases and time-limit parameter.
+"""Tests of mailcarrier.stages: each stage's Postfix phrases.
 
 Diagnostics are read by people and by log tools, so the phrases must be Postfix's own:
 "lost connection with h[a] while sending RCPT TO", "(in reply to end of DATA command)".
+Each stage's time limit is the transport's (tests/transport/test_options.py).
 """
 
 from __future__ import annotations
 
 import pytest
 
+from mailcarrier.protocol import stages as protocol_stages
 from mailcarrier.protocol.commands import (
     Auth,
     Command,
@@ -23,30 +25,14 @@ from mailcarrier.protocol.commands import (
     Rset,
     StartTls,
 )
-from mailcarrier.protocol.stages import Stage
-
-# The smtp_*_timeout parameters of smtp(8) (lmtp_* mirrors them; helo -> lmtp_lhlo_timeout).
-POSTFIX_TIMEOUTS = {
-    "connect_timeout",
-    "helo_timeout",
-    "starttls_timeout",
-    "xforward_timeout",
-    "mail_timeout",
-    "rcpt_timeout",
-    "data_init_timeout",
-    "data_xfer_timeout",
-    "data_done_timeout",
-    "rset_timeout",
-    "quit_timeout",
-}
+from mailcarrier.stages import Stage
 
 
 @pytest.mark.parametrize("stage", list(Stage), ids=lambda s: s.name)
-def test_every_stage_has_a_while_phrase_and_a_timeout(stage: Stage) -> None:
+def test_every_stage_has_a_while_phrase(stage: Stage) -> None:
     assert stage.while_phrase
     assert stage.while_phrase == stage.while_phrase.strip()
     assert not stage.while_phrase.startswith("while")  # callers write "while <phrase>"
-    assert stage.timeout in POSTFIX_TIMEOUTS
 
 
 @pytest.mark.parametrize(
@@ -117,24 +103,11 @@ def test_every_command_can_be_named_in_a_diagnostic(command: Command) -> None:
     assert command.stage.while_phrase
 
 
-@pytest.mark.parametrize(
-    ("stage", "timeout"),
-    [
-        (Stage.CONNECT, "connect_timeout"),
-        (Stage.GREETING, "helo_timeout"),
-        (Stage.EHLO, "helo_timeout"),
-        (Stage.HELO, "helo_timeout"),
-        (Stage.LHLO, "helo_timeout"),
-        (Stage.STARTTLS, "starttls_timeout"),
-        (Stage.XFORWARD, "xforward_timeout"),
-        (Stage.MAIL, "mail_timeout"),
-        (Stage.RCPT, "rcpt_timeout"),
-        (Stage.DATA, "data_init_timeout"),
-        (Stage.BODY, "data_xfer_timeout"),
-        (Stage.DOT, "data_done_timeout"),
-        (Stage.RSET, "rset_timeout"),
-        (Stage.QUIT, "quit_timeout"),
-    ],
-)
-def test_time_limits_are_postfix_parameters(stage: Stage, timeout: str) -> None:
-    assert stage.timeout == timeout
+def test_stages_are_distinct_members() -> None:
+    """No two stages share their phrases (an Enum would make such members aliases)."""
+    assert len({(s.while_phrase, s.command_phrase) for s in Stage}) == len(Stage) == 17
+
+
+def test_protocol_stages_is_the_same_table() -> None:
+    """protocol/stages.py re-exports the one class that errors.py types TransportError with."""
+    assert protocol_stages.Stage is Stage
