@@ -113,5 +113,5 @@ async def _cancel(channel: Channel, problem: str, rounds: int) -> AuthOutcome:
     reply = await channel.reply()
     if reply.code == 334:
         # Still challenging after a cancel: nothing more on this session can be trusted.
-        channel.broken = True
+        channel.lose()
     return AuthOutcome(reply, problem, rounds)

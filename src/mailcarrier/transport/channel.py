@@ -89,7 +89,11 @@ class Channel:
             data = self.wire(commands[0], stage)
         else:
             data = b"".join([self.wire(command, stage) for command in commands])
-        self.conn.write(data, stage or commands[0].stage)
+        try:
+            self.conn.write(data, stage or commands[0].stage)
+        except TransportError:
+            self.lose()
+            raise
 
     def content(self, data: bytes) -> bytes:
         """Message content bytes (already dot-stuffed when DATA carries them), accounted
@@ -155,6 +159,14 @@ class Channel:
             )
 
     # --- failing ----------------------------------------------------------------------
+    def lose(self) -> None:
+        """The connection failed under a write or a read (or the content could not be
+        read mid-DATA): the server may have seen any part of what was sent, so the
+        protocol object refuses all further work (h11's send_failed) and the channel is
+        not used again."""
+        self.broken = True
+        self.proto.send_failed()
+
     def fail(self, stage: Stage, exc: Exception) -> TransportError:
         """The `TransportError` of a protocol error at `stage`; the channel is broken."""
         self.broken = True

@@ -215,12 +215,12 @@ class Session:
             await self._transaction(envelope, content, result, reset_first)
         except TransportError as exc:
             result.error = exc
-            self.broken = True
+            self.channel.lose()
         except ContentError as exc:
             # Mid-DATA there is no way to cancel but to drop the connection without the
             # final dot (Postfix: "disconnect ungracefully").
             result.content_error = exc
-            self.broken = True
+            self.channel.lose()
         self.transactions += 1
         return result
 
@@ -381,7 +381,7 @@ class Session:
             self.channel.send(Rset())
             reply = await self.channel.reply()
         except TransportError:
-            self.broken = True
+            self.channel.lose()
             return False
         return reply.code // 100 == 2
 

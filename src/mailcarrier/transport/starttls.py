@@ -41,7 +41,7 @@ async def starttls(
     try:
         await conn.start_tls(context, server_hostname, channel.options.timeout(Stage.STARTTLS))
     except TransportError:
-        channel.broken = True
+        channel.lose()
         raise
     try:
         channel.proto.tls_established()
