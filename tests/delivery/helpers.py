@@ -20,7 +20,8 @@ from mailcarrier.config.settings import Settings
 from mailcarrier.delivery import auth_step
 from mailcarrier.log import MemoryLog
 from mailcarrier.status import DeliveryResult
-from mailcarrier.transport.connection import Peer, open_tcp
+from mailcarrier.transport.connection import Peer
+from mailcarrier.transport.connector import open_tcp
 from mailcarrier.transport.session import Session, SessionOptions
 from tests.support.deliver import deliver_to
 from tests.support.peers.aiosmtpd_auth import PASSWORD, USER, AuthHandler, start_server

@@ -13,7 +13,8 @@ from typing import Any
 
 from mailcarrier.delivery import auth_step
 from mailcarrier.log import MemoryLog
-from mailcarrier.transport.connection import Peer, open_tcp
+from mailcarrier.transport.connection import Peer
+from mailcarrier.transport.connector import open_tcp
 from mailcarrier.transport.session import Session, SessionOptions
 from tests.delivery.helpers import (
     BOUNCED,

@@ -1,24 +1,20 @@
 """asyncio byte streams to SMTP/LMTP servers, with a deadline on every read and write.
 
-`open_tcp()` and `open_unix()` return a `Connection`: the socket plus who is at the other end
-(`Peer`, printed as Postfix prints it, ``host[addr]:port``). Every operation takes a timeout
-and a `Stage`; failures raise `TransportError` whose reason is Postfix's wording ("lost
-connection with h[a] while sending RCPT TO", "conversation with h[a] timed out while ...",
-"connect to h[a]:25: Connection refused"). This module knows nothing of SMTP replies;
-`session.py` drives the protocol over it. Deadlines and end-of-round writes use aio.py's
-`Deadline` and `EndOfTurn`.
+A `Connection` is the socket plus who is at the other end (`Peer`, printed as Postfix prints
+it, ``host[addr]:port``); connector.py opens them. Every operation takes a timeout and a
+`Stage`; failures raise `TransportError` whose reason is Postfix's wording ("lost connection
+with h[a] while sending RCPT TO", "conversation with h[a] timed out while ..."). This module
+knows nothing of SMTP replies; `session.py` drives the protocol over it. Deadlines and
+end-of-round writes use aio.py's `Deadline` and `EndOfTurn`.
 
-It is longer than ~500 lines on purpose: almost all of it is `Connection`, whose protocol
-callbacks, deadlines and write rounds share per-connection state on the engine's hottest
-path (several calls per message); split across objects, every message would pay for the
-indirection.
+Almost all of it is `Connection`, one class on purpose: its protocol callbacks, deadlines
+and write rounds share per-connection state on the engine's hottest path (several calls per
+message); split across objects, every message would pay for the indirection.
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
-import os
 import socket
 import ssl
 import weakref
@@ -29,7 +25,7 @@ from mailcarrier.aio import INF, Deadline, EndOfTurn
 from mailcarrier.errors import TransportError
 from mailcarrier.protocol.stages import Stage
 
-__all__ = ["Connection", "Peer", "open_tcp", "open_unix"]
+__all__ = ["Connection", "Peer", "time_limit"]
 
 READ_SIZE: Final = 65536
 # Write-buffer level above which the sender waits for the socket to drain.
@@ -64,15 +60,7 @@ class Peer:
         object.__setattr__(self, "relay", relay)
 
 
-def _strerror(exc: OSError) -> str:
-    if isinstance(exc, ConnectionRefusedError) or exc.errno == errno.ECONNREFUSED:
-        return "Connection refused"
-    if exc.errno is not None:
-        return os.strerror(exc.errno)
-    return str(exc) or type(exc).__name__
-
-
-def _deadline(seconds: float) -> float | None:
+def time_limit(seconds: float) -> float | None:
     """Postfix time limits of 0 mean "no limit of our own"."""
     return seconds if seconds > 0 else None
 
@@ -404,7 +392,7 @@ class Connection(asyncio.Protocol):
         self, context: ssl.SSLContext, server_hostname: str | None, timeout: float
     ) -> None:
         try:
-            async with asyncio.timeout(_deadline(timeout)):
+            async with asyncio.timeout(time_limit(timeout)):
                 lost = await self._room(0)  # no limit of its own: the handshake's holds
                 if isinstance(lost, BaseException):
                     raise lost
@@ -485,57 +473,3 @@ class Connection(asyncio.Protocol):
                 raise self._exc
         except (OSError, ssl.SSLError, TimeoutError):
             self.abort()
-
-
-def _connect_error(peer: Peer, exc: BaseException) -> TransportError:
-    if isinstance(exc, TimeoutError):
-        reason = "Connection timed out"
-    elif isinstance(exc, OSError):
-        reason = _strerror(exc)
-    else:
-        reason = str(exc)
-    where = peer.namaddr if peer.family == socket.AF_UNIX else f"{peer.namaddr}:{peer.port}"
-    return TransportError(f"connect to {where}: {reason}", stage=Stage.CONNECT, peer=peer.relay)
-
-
-async def open_tcp(
-    peer: Peer,
-    *,
-    timeout: float,
-    bind_address: str = "",
-    ssl_context: ssl.SSLContext | None = None,
-    server_hostname: str | None = None,
-) -> Connection:
-    """Connect to `peer` (an address, not a name: resolution is routing's job)."""
-    local = (bind_address, 0) if bind_address else None
-    loop = asyncio.get_running_loop()
-    conn = Connection(peer, loop)
-    try:
-        async with asyncio.timeout(_deadline(timeout)):
-            transport, _ = await loop.create_connection(
-                lambda: conn,
-                peer.address,
-                peer.port,
-                family=peer.family,
-                local_addr=local,
-                ssl=ssl_context,
-                server_hostname=server_hostname if ssl_context else None,
-            )
-    except (OSError, TimeoutError) as exc:
-        raise _connect_error(peer, exc) from exc
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    conn.tls = ssl_context is not None
-    return conn
-
-
-async def open_unix(peer: Peer, *, timeout: float) -> Connection:
-    loop = asyncio.get_running_loop()
-    conn = Connection(peer, loop)
-    try:
-        async with asyncio.timeout(_deadline(timeout)):
-            await loop.create_unix_connection(lambda: conn, peer.address)
-    except (OSError, TimeoutError) as exc:
-        raise _connect_error(peer, exc) from exc
-    return conn
