@@ -39,6 +39,7 @@ RANKS: dict[str, int] = {
     "routing": 8,
     "delivery": 9,
     "queue": 10,
+    "postfix": 10,
     "api": 11,
     "__init__": 12,
     "cli": 12,

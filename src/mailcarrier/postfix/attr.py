@@ -1,0 +1,183 @@
+"""Postfix's attr0 framing, sans-IO: how qmgr(8), bounce(8), defer(8), trace(8) and verify(8)
+talk to a delivery agent over a unix stream socket.
+
+A list is ``name NUL value NUL`` pairs ended by one more NUL (an empty name). Numbers are
+decimal text of the unsigned C value, so an int of -1 arrives as ``4294967295`` and a long of
+-1 as ``18446744073709551615``; `as_int()` and `as_long()` turn them back. Binary values
+(``time``, a MSG_STATS struct) are base64. Both ends scan strictly: names, order and count
+must match, which `expect()` checks with Postfix's wording ("unexpected attribute X
+(expecting: Y)").
+
+`AttrParser` is fed bytes as they arrive (one at a time, or a whole request at once) and hands
+out complete lists; a string longer than the limit (4 x line_length_limit, as attr_scan0) or a
+list with too many pairs is an `AttrError`. Neighbours: request.py (the delivery request built
+from these lists), server.py (the socket side).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Final
+
+from mailcarrier.errors import MailcarrierError
+
+__all__ = [
+    "AttrError",
+    "AttrList",
+    "AttrParser",
+    "Long",
+    "as_int",
+    "as_long",
+    "encode",
+    "expect",
+]
+
+# One attribute list as received: (name, value) pairs, both still bytes.
+AttrList = list[tuple[bytes, bytes]]
+
+
+class Long(int):
+    """An int sent as a C long (``%lu``): -1 is 18446744073709551615. A plain int is a C
+    int (``%u``): -1 is 4294967295."""
+
+    __slots__ = ()
+
+
+Value = str | int | bytes
+
+# line_length_limit's default (2048) times 4, as attr_scan0 bounds each string.
+DEFAULT_MAX_STRING: Final = 4 * 2048
+# More pairs than any request Postfix sends (23 common attributes), with room to spare.
+DEFAULT_MAX_PAIRS: Final = 1024
+_U32: Final = 1 << 32
+_U64: Final = 1 << 64
+
+
+class AttrError(MailcarrierError):
+    """A malformed attribute list, or one that is not what the protocol says."""
+
+
+def _value_bytes(value: Value) -> bytes:
+    if isinstance(value, bool):
+        raise TypeError("attr0 has no boolean type")
+    if isinstance(value, int):
+        # %u of an int, %lu of a long: negative values travel as their unsigned form.
+        limit = _U64 if isinstance(value, Long) else _U32
+        if not -(limit >> 1) <= value < limit:
+            raise AttrError(f"number out of range: {value}")
+        return str(value % limit).encode("ascii")
+    data = value if isinstance(value, bytes) else value.encode("utf-8", "surrogateescape")
+    if b"\0" in data:
+        raise AttrError("attribute value contains a null byte")
+    return data
+
+
+def encode(pairs: Iterable[tuple[str, Value]], *, terminate: bool = True) -> bytes:
+    """One attribute list (with its terminator unless `terminate` is False, for the
+    sub-lists Postfix inlines in another list)."""
+    out: list[bytes] = []
+    for name, value in pairs:
+        if not name or "\0" in name:
+            raise AttrError(f"bad attribute name {name!r}")
+        out.append(name.encode("ascii"))
+        out.append(_value_bytes(value))
+    if terminate:
+        out.append(b"")
+    return b"".join(part + b"\0" for part in out)
+
+
+def as_int(value: bytes, name: str = "value") -> int:
+    """An attr0 int (`%u` text) as a signed C int: 4294967295 is -1."""
+    number = _unsigned(value, name)
+    if number >= _U32:
+        raise AttrError(f"{name}: number out of range: {value[:40]!r}")
+    return number - _U32 if number >= 1 << 31 else number
+
+
+def as_long(value: bytes, name: str = "value") -> int:
+    """An attr0 long (`%lu` text) as a signed C long: 18446744073709551615 is -1."""
+    number = _unsigned(value, name)
+    if number >= _U64:
+        raise AttrError(f"{name}: number out of range: {value[:40]!r}")
+    return number - _U64 if number >= 1 << 63 else number
+
+
+def _unsigned(value: bytes, name: str) -> int:
+    if not value or len(value) > 20 or not value.isdigit():
+        raise AttrError(f"{name}: bad numerical value: {value[:40]!r}")
+    return int(value)
+
+
+def expect(pairs: AttrList, names: Sequence[str]) -> list[bytes]:
+    """The values of `pairs`, which must carry exactly `names` in this order (Postfix's
+    ATTR_FLAG_STRICT: a missing, extra or misplaced attribute fails the list)."""
+    for index, want in enumerate(names):
+        if index >= len(pairs):
+            raise AttrError(f"missing attribute {want}")
+        got = pairs[index][0]
+        if got != want.encode("ascii"):
+            shown = got.decode("ascii", "backslashreplace")
+            raise AttrError(f"unexpected attribute {shown} (expecting: {want})")
+    if len(pairs) > len(names):
+        shown = pairs[len(names)][0].decode("ascii", "backslashreplace")
+        raise AttrError(f"unexpected attribute {shown}")
+    return [value for _, value in pairs]
+
+
+class AttrParser:
+    """Bytes in, complete attribute lists out. `feed()` what the socket gave, then call
+    `next_list()` until it returns None (more bytes needed). `feed(b"")` marks end of file:
+    `next_list()` then raises `AttrError` if a list was cut short."""
+
+    __slots__ = ("_buffer", "_eof", "_max_pairs", "_max_string", "_pairs", "_pending", "_scan")
+
+    def __init__(
+        self, *, max_string: int = DEFAULT_MAX_STRING, max_pairs: int = DEFAULT_MAX_PAIRS
+    ) -> None:
+        self._buffer = bytearray()
+        self._scan = 0  # where the search for the next NUL resumes
+        self._pairs: AttrList = []  # the list being read
+        self._pending: bytes | None = None  # a name waiting for its value
+        self._eof = False
+        self._max_string = max_string
+        self._max_pairs = max_pairs
+
+    def feed(self, data: bytes) -> None:
+        if self._eof:
+            raise AttrError("data after end of file")
+        if data:
+            self._buffer += data
+        else:
+            self._eof = True
+
+    @property
+    def idle(self) -> bool:
+        """Nothing of a list received yet (between lists)."""
+        return not self._buffer and not self._pairs and self._pending is None
+
+    def next_list(self) -> AttrList | None:
+        buffer = self._buffer
+        while True:
+            end = buffer.find(b"\0", self._scan)
+            if end < 0:
+                if len(buffer) > self._max_string:
+                    raise AttrError(f"string length > {self._max_string}")
+                self._scan = len(buffer)
+                if self._eof and not self.idle:
+                    raise AttrError("premature end of file in attribute list")
+                return None
+            if end > self._max_string:
+                raise AttrError(f"string length > {self._max_string}")
+            token = bytes(buffer[:end])
+            del buffer[: end + 1]
+            self._scan = 0
+            if self._pending is not None:
+                self._pairs.append((self._pending, token))
+                self._pending = None
+                if len(self._pairs) > self._max_pairs:
+                    raise AttrError(f"more than {self._max_pairs} attributes in a list")
+            elif token:
+                self._pending = token
+            else:
+                done, self._pairs = self._pairs, []
+                return done
