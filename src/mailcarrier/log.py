@@ -64,8 +64,12 @@ def format_delay(seconds: float, resolution: int = 2) -> str:
     return text if text not in ("", "-0") else "0"
 
 
-def delivery_line(queue_id: str, status: RecipientStatus, resolution: int = 2) -> str:
-    """The per-recipient delivery line (without the syslog prefix)."""
+def delivery_line(
+    queue_id: str, status: RecipientStatus, resolution: int = 2, *, word: str = ""
+) -> str:
+    """The per-recipient delivery line (without the syslog prefix). `word` replaces the
+    status word where Postfix logs another (``deliverable``, ``undeliverable`` for address
+    probes, ``SOFTBOUNCE``)."""
     parts = [f"{queue_id}: to=<{status.address}>"]
     if status.orig_address and status.orig_address != status.address:
         parts.append(f"orig_to=<{status.orig_address}>")
@@ -85,7 +89,7 @@ def delivery_line(queue_id: str, status: RecipientStatus, resolution: int = 2) -
         # Postfix 3.11 smtp_log_tls_feature_status: "tls=may", "tls=!encrypt", "tls=may:none".
         parts.append(f"tls={status.tls}")
     parts.append(f"dsn={status.dsn}")
-    parts.append(f"status={status.status.value} ({status.diagnostic})")
+    parts.append(f"status={word or status.status.value} ({status.diagnostic})")
     return ", ".join(parts)
 
 

@@ -34,6 +34,8 @@ __all__ = [
     "default_dsn",
     "fast_init",
     "is_valid_dsn",
+    "remote_mta",
+    "server_reply",
 ]
 
 _T = TypeVar("_T")
@@ -236,3 +238,22 @@ class DeliveryResult:
 
     def by_status(self, status: DeliveryStatus) -> list[RecipientStatus]:
         return [r for r in self.recipients if r.status is status]
+
+
+def remote_mta(relay: str) -> str:
+    """The server's host name in a relay (``host[addr]:port`` -> ``host``); "" for ``none``:
+    RFC 3464's Remote-MTA, Postfix's DSN mta_mname."""
+    if not relay or relay == "none":
+        return ""
+    host = relay.split("[", 1)[0]
+    return host or relay
+
+
+def server_reply(diagnostic: str) -> str | None:
+    """The server's reply inside a diagnostic (``host h[a] said: <reply> (in reply to ...)``),
+    or None when no server said it (a local reason): RFC 3464's Diagnostic-Code ``smtp;``,
+    Postfix's DSN diag_text."""
+    _, said, rest = diagnostic.partition(" said: ")
+    if not said:
+        return None
+    return rest.rsplit(" (in reply to ", 1)[0]

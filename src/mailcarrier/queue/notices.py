@@ -34,6 +34,7 @@ from mailcarrier.queue.qfile import (
     RecipientState,
 )
 from mailcarrier.queue.spool import MessageWriter, QueueMessage, Spool
+from mailcarrier.status import remote_mta, server_reply
 
 __all__ = ["NoticeSpec", "diagnostic_code", "remote_mta", "write_notice"]
 
@@ -80,20 +81,11 @@ class NoticeSpec:
     smtputf8_autodetect: bool = False
 
 
-def remote_mta(relay: str) -> str:
-    """``host[addr]:port`` -> ``host``; "" for ``none``."""
-    if not relay or relay == "none":
-        return ""
-    host = relay.split("[", 1)[0]
-    return host or relay
-
-
 def diagnostic_code(diagnostic: str) -> str:
     """RFC 3464 Diagnostic-Code: ``smtp; <reply>`` when a server said it, else
     ``X-Postfix; <local reason>`` as Postfix writes it."""
-    _, said, rest = diagnostic.partition(" said: ")
-    if said:
-        reply = rest.rsplit(" (in reply to ", 1)[0]
+    reply = server_reply(diagnostic)
+    if reply is not None:
         return f"smtp; {reply}"
     return f"X-Postfix; {diagnostic}"
 
