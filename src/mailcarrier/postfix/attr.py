@@ -26,6 +26,7 @@ __all__ = [
     "AttrList",
     "AttrParser",
     "Long",
+    "Value",
     "as_int",
     "as_long",
     "encode",
