@@ -39,6 +39,7 @@ __all__ = [
     "Record",
     "RecordContent",
     "iter_records",
+    "length_bytes",
     "read_record",
 ]
 
@@ -109,7 +110,7 @@ def length_bytes(length: int) -> bytes:
             return bytes(out)
 
 
-def _header(buf: bytes, i: int, path: str, at: int) -> tuple[int, int, int] | None:
+def _parse_header(buf: bytes, i: int, path: str, at: int) -> tuple[int, int, int] | None:
     """(type byte, data length, header size) of the record at `buf[i]` (`at` in the file);
     None when `buf` ends before the record starts."""
     if i >= len(buf):
@@ -140,11 +141,13 @@ def _pread(fd: int, size: int, offset: int, path: str) -> bytes:
         raise QueueFileReadError(path, offset, exc) from exc
 
 
-def read_record(fd: int, offset: int, *, path: str = "", limit: int = 1 << 20) -> Record | None:
+def read_record(
+    fd: int, offset: int, *, path: str = "queue file", limit: int = 1 << 20
+) -> Record | None:
     """The record at `offset`, None at the end of the file. Data longer than `limit` is
     refused (this is for envelope records; content is read by `RecordContent`)."""
     head = _pread(fd, _HEADER_MAX, offset, path)
-    found = _header(head, 0, path, offset)
+    found = _parse_header(head, 0, path, offset)
     if found is None:
         return None
     rtype, length, size = found
@@ -160,7 +163,7 @@ def read_record(fd: int, offset: int, *, path: str = "", limit: int = 1 << 20) -
     return Record(chr(rtype), offset, data)
 
 
-def iter_records(fd: int, offset: int = 0, *, path: str = "") -> Iterator[Record]:
+def iter_records(fd: int, offset: int = 0, *, path: str = "queue file") -> Iterator[Record]:
     """Every record from `offset` to the end of the file, as they lie (no pointer is
     followed)."""
     while (record := read_record(fd, offset, path=path)) is not None:
@@ -180,7 +183,12 @@ class RecordContent(io.RawIOBase):
     the content's."""
 
     def __init__(
-        self, fd: int, data_offset: int, *, path: str = "", block_size: int = _DEFAULT_BLOCK
+        self,
+        fd: int,
+        data_offset: int,
+        *,
+        path: str = "queue file",
+        block_size: int = _DEFAULT_BLOCK,
     ) -> None:
         super().__init__()
         if block_size < _HEADER_MAX:
@@ -385,7 +393,7 @@ class RecordContent(io.RawIOBase):
         if i < 0 or short:
             self._load(at)
             i = 0
-        return _header(self._block, i, self.path, at)
+        return _parse_header(self._block, i, self.path, at)
 
     def _data(self, at: int, size: int) -> bytes:
         """At least one and at most `size` bytes at `at`, which is in the current record."""
