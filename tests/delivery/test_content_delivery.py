@@ -158,3 +158,88 @@ async def test_header_and_body_checks_apply_and_log(
     assert any(
         line.endswith("4ABCD1234: replace: body password=hunter2: [redacted]") for line in lines
     )
+
+
+# --- content nobody declared (encoding "", what Postfix's qmgr sends for most mail) -------
+
+
+@pytest.fixture
+def sized() -> Any:
+    """aiosmtpd announcing SIZE (and 8BITMIME), so that MAIL FROM carries SIZE=."""
+    server = AiosmtpdServer(RecordingHandler(), data_size_limit=1_000_000).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def test_undeclared_content_goes_without_body_parameter(sized: AiosmtpdServer) -> None:
+    # Postfix's smtp_proto.c: "8bit" -> BODY=8BITMIME, "7bit" -> BODY=7BIT, "" -> nothing.
+    raw = "Subject: x\n\nGrüße\n".encode()
+    result = await _deliver(sized, raw, encoding="")
+    assert result.recipients[0].status is SENT
+    received = sized.messages[0]
+    assert received.content == raw.replace(b"\n", b"\r\n")
+    assert not any(o.upper().startswith("BODY=") for o in received.mail_options)
+    assert f"SIZE={len(raw)}" in received.mail_options
+
+
+async def test_undeclared_content_is_converted_for_a_server_without_8bitmime(
+    no8bit: AiosmtpdServer,
+) -> None:
+    # SMTP_MIME_DOWNGRADE(): everything that is not "7bit" may hold 8-bit bytes.
+    raw = CORPUS["simple"].encode()
+    result = await _deliver(no8bit, raw, encoding="")
+    assert result.recipients[0].status is SENT
+    received = no8bit.messages[0]
+    assert received.content.isascii()
+    assert decoded_texts(received.content.replace(b"\r\n", b"\n")) == decoded_texts(raw)
+    assert not any(o.upper().startswith(("SIZE=", "BODY=")) for o in received.mail_options)
+
+
+async def test_undeclared_content_is_sent_when_conversion_is_disabled(
+    no8bit: AiosmtpdServer,
+) -> None:
+    # Not known to be 8-bit: no 5.6.3 bounce (a declared 8bit request gets one, see above).
+    raw = b"Subject: x\n\nascii only\n"
+    result = await _deliver(
+        no8bit, raw, encoding="", config={"disable_mime_output_conversion": "yes"}
+    )
+    assert result.recipients[0].status is SENT
+    assert no8bit.messages[0].content == raw.replace(b"\n", b"\r\n")
+
+
+# --- a size that only announces (Postfix's DELIVER_REQUEST size counts record bytes) ------
+
+
+@pytest.mark.parametrize("size", [10, 5000])
+async def test_inexact_size_is_announced_and_the_content_read_to_its_end(
+    sized: AiosmtpdServer, size: int
+) -> None:
+    raw = b"Subject: x\n\n" + b"line\n" * 100
+    result = await _deliver(sized, raw, encoding="7bit", size=size, size_exact=False)
+    assert result.recipients[0].status is SENT
+    received = sized.messages[0]
+    assert received.content == raw.replace(b"\n", b"\r\n")
+    assert f"SIZE={size}" in received.mail_options
+
+
+async def test_inexact_size_of_a_file_is_read_to_its_end(
+    sized: AiosmtpdServer, tmp_path: Path
+) -> None:
+    raw = b"Subject: x\n\n" + b"line\n" * 100
+    (tmp_path / "msg").write_bytes(b"ENVELOPE" + raw)
+    request = DeliveryRequest(
+        queue_id="4ABCD1234",
+        nexthop=sized.nexthop,
+        sender="a@example.org",
+        recipients=(Recipient("b@example.net"),),
+        content=tmp_path / "msg",
+        content_offset=8,
+        size=20,
+        size_exact=False,
+    )
+    result, _ = await deliver_request(request, config=client_settings())
+    assert result.recipients[0].status is SENT
+    assert sized.messages[0].content == raw.replace(b"\n", b"\r\n")
+    assert "SIZE=20" in sized.messages[0].mail_options

@@ -13,6 +13,8 @@
                 tls_server.py: the scripted STARTTLS server
 - dns.py        the loopback DNS server and its zones
 - golden.py     golden files (`.in` -> `.ref`); corpus.py: real-world MIME messages
+- postfix_records.py  Postfix queue files written record by record (`record`,
+                `QueueFileBuilder`, `cleanup_file`) for the postfix/ tests
 - test_scripted.py  the scripted server's own tests (a test of the test tool)
 
 Conventions: a helper used by one test package stays in that package, as `helpers.py`, and its

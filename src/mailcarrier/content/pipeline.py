@@ -2,7 +2,7 @@
 
 Postfix's smtp(8) sends the queue file's records straight to the DATA encoder unless it must
 look inside: when it downgrades 8BITMIME content for a server without 8BITMIME (RFC 6152 3:
-a client must not send 8-bit data to such a server; the request is 8bit, and
+a client must not send 8-bit data to such a server; the request is not 7bit, and
 disable_mime_output_conversion is off), or when smtp_header_checks/smtp_body_checks (or
 smtp_generic_maps for headers) are configured. Only then do lines go through `MimeProcessor`
 (content/mime.py) with the checks (content/checks.py) as hooks; the plain path stays the
@@ -44,7 +44,8 @@ HeaderRewriter = Callable[[HeaderClass, bytes], Iterable[bytes]]
 
 
 def needs_downgrade(encoding: str, eightbitmime: bool, *, disabled: bool) -> bool:
-    """Postfix's SMTP_MIME_DOWNGRADE(): conversion on, server without 8BITMIME, not 7bit."""
+    """Postfix's SMTP_MIME_DOWNGRADE(): conversion on, server without 8BITMIME, not 7bit
+    ("8bit", or "" when nobody declared the content)."""
     return not disabled and not eightbitmime and encoding != "7bit"
 
 

@@ -142,8 +142,9 @@ def mime_8bit_ok(caps: Capabilities) -> bool:
 def eightbitmime_verdict(plan: ContentPlan, caps: Capabilities, namaddr: str) -> Verdict | None:
     """8bit content, a server without 8BITMIME, and conversion disabled: RFC 6152 3 forbids
     sending it, so try the next server and then bounce with 5.6.3 (RFC 3463: conversion
-    required but not supported). Postfix itself sends the 8-bit content anyway here."""
-    if plan.encoding == "7bit" or not plan.disable_conversion or mime_8bit_ok(caps):
+    required but not supported). Postfix itself sends the 8-bit content anyway here. Content
+    nobody declared (encoding "") is not known to be 8-bit: it is sent, as Postfix does."""
+    if plan.encoding != "8bit" or not plan.disable_conversion or mime_8bit_ok(caps):
         return None
     return Verdict(
         DeliveryStatus.BOUNCED,

@@ -212,7 +212,7 @@ class TransportProfile:
                 return ContentPlan(
                     fileobj=content,
                     start=request.content_offset,
-                    length=request.size,
+                    length=request.content_length,
                     encoding=request.encoding,
                     line_length_limit=template.line_length_limit,
                     disable_conversion=template.disable_conversion,
@@ -224,7 +224,7 @@ class TransportProfile:
                 template,
                 fileobj=content,
                 start=request.content_offset,
-                length=request.size,
+                length=request.content_length,
                 encoding=request.encoding,
                 rewrite_header=rewrite_header,
             )
@@ -233,7 +233,7 @@ class TransportProfile:
             self.agent,
             content,
             start=request.content_offset,
-            length=request.size,
+            length=request.content_length,
             encoding=request.encoding,
             queue_id=request.queue_id,
             info=lambda text: log.info(process, text),

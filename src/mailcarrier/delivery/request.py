@@ -118,7 +118,11 @@ class DeliveryRequest:
     size: int | None = None
     # Byte range of the message inside `content` (a queue file holds envelope and content).
     content_offset: int = 0
-    encoding: str = "7bit"  # "7bit" | "8bit" (declared body type; BODY=8BITMIME)
+    # "7bit": no 8-bit byte in the content (no BODY=, never converted); "8bit": BODY=8BITMIME,
+    # converted to 7bit MIME for a server without 8BITMIME; "": nobody declared it (Postfix's
+    # MAIL_ATTR_ENC_NONE, what qmgr(8) sends for most mail): no BODY=, but it may hold 8-bit
+    # bytes, so it is converted like "8bit" for a server without 8BITMIME.
+    encoding: str = "7bit"
     smtputf8: bool = False
     dsn_envid: str = ""
     dsn_ret: str = ""  # "" | "FULL" | "HDRS"
@@ -135,6 +139,16 @@ class DeliveryRequest:
     client_helo: str = ""
     log_ident: str = ""
     rewrite_context: str = ""
+    # Whether `size` is the content's exact length (read that many bytes from
+    # `content_offset`), or only what MAIL FROM announces as SIZE= and the server's limit is
+    # checked against, the content ending by itself: the `size` of Postfix's DELIVER_REQUEST
+    # counts queue-file record bytes, not content bytes.
+    size_exact: bool = True
+
+    @property
+    def content_length(self) -> int | None:
+        """Bytes of `content` to send from `content_offset`; None: up to its end."""
+        return self.size if self.size_exact else None
 
     def __post_init__(self) -> None:
         if self.transport not in ("smtp", "lmtp"):
@@ -143,8 +157,8 @@ class DeliveryRequest:
             raise UsageError("empty next-hop destination")
         if not self.recipients:
             raise UsageError("a delivery request needs at least one recipient")
-        if self.encoding not in ("7bit", "8bit"):
-            raise UsageError(f'bad body encoding "{self.encoding}" (want 7bit or 8bit)')
+        if self.encoding not in ("7bit", "8bit", ""):
+            raise UsageError(f'bad body encoding "{self.encoding}" (want 7bit, 8bit or "")')
         if self.dsn_ret not in ("", "FULL", "HDRS"):
             raise UsageError(f'bad RET value "{self.dsn_ret}" (want FULL or HDRS)')
         # One scan of all the values; each is looked at alone only to say which one is bad.

@@ -125,7 +125,7 @@ def open_content(request: DeliveryRequest) -> tuple[BinaryIO | MessageFile, bool
             raise
         return spool, True
     try:
-        opened = open_message_file(src, start=request.content_offset, length=request.size)
+        opened = open_message_file(src, start=request.content_offset, length=request.content_length)
     except OSError as exc:
         raise UsageError(f"cannot open message file {src}: {exc.strerror}") from exc
     return opened, True

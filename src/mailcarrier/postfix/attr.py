@@ -26,6 +26,7 @@ __all__ = [
     "AttrList",
     "AttrParser",
     "Long",
+    "Value",
     "as_int",
     "as_long",
     "encode",
@@ -66,7 +67,10 @@ def _value_bytes(value: Value) -> bytes:
         if not -(limit >> 1) <= value < limit:
             raise AttrError(f"number out of range: {value}")
         return str(value % limit).encode("ascii")
-    data = value if isinstance(value, bytes) else value.encode("utf-8", "surrogateescape")
+    try:
+        data = value if isinstance(value, bytes) else value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError as exc:  # a lone surrogate that no decoding produced
+        raise AttrError(f"attribute value cannot be encoded: {value!r}") from exc
     if b"\0" in data:
         raise AttrError("attribute value contains a null byte")
     return data
@@ -77,7 +81,7 @@ def encode(pairs: Iterable[tuple[str, Value]], *, terminate: bool = True) -> byt
     sub-lists Postfix inlines in another list)."""
     out: list[bytes] = []
     for name, value in pairs:
-        if not name or "\0" in name:
+        if not name or "\0" in name or not name.isascii():
             raise AttrError(f"bad attribute name {name!r}")
         out.append(name.encode("ascii"))
         out.append(_value_bytes(value))
@@ -120,7 +124,7 @@ def expect(pairs: AttrList, names: Sequence[str]) -> list[bytes]:
             raise AttrError(f"unexpected attribute {shown} (expecting: {want})")
     if len(pairs) > len(names):
         shown = pairs[len(names)][0].decode("ascii", "backslashreplace")
-        raise AttrError(f"unexpected attribute {shown}")
+        raise AttrError(f"unexpected attribute {shown} (expecting: (list terminator))")
     return [value for _, value in pairs]
 
 

@@ -1,0 +1,450 @@
+"""The DELIVER_REQUEST that qmgr(8) sends a delivery agent, sans-IO (Postfix's
+global/deliver_request.c, rcpt_print.c, rcpt_buf.c; the flags of deliver_request.h).
+
+After the agent's hello (reply.py), qmgr sends one attribute list of 23 common attributes,
+then `recipient_count` lists of one recipient each. `parse_common` and `parse_recipient`
+turn those lists (attr.py's `AttrParser` gives them) into a `NativeRequest` and its
+`NativeRecipient`s, scanning strictly as Postfix does: names, order and count exact. The
+one tolerance is attribute 8, ``smtputf8`` in Postfix 3.7-3.9 and ``sendopts`` from 3.10
+(same bits; `NativeRequest.sendopts_name` keeps which). `RequestReader` drives both over
+bytes as they arrive; `NativeRequest.encode()` is the other direction (qmgr's side, for
+tests). Errors are `AttrError` with one line naming what was wrong.
+
+`to_delivery_request` makes mailcarrier's `DeliveryRequest` of one (delivery/request.py);
+a value that it refuses becomes `RequestRefused`, which the caller turns into a deferral.
+This module reads no socket and no queue file: the server does the socket, queuefile.py
+the file; msgstats.py is the ``time`` attribute; the bounce/defer clients reuse
+`NativeRecipient.attr_pairs()` (rcpt_print).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import BinaryIO, Final, cast
+
+from mailcarrier.delivery.request import DeliveryRequest, Notify, Recipient
+from mailcarrier.errors import DataError, UsageError
+from mailcarrier.postfix.attr import (
+    AttrError,
+    AttrList,
+    AttrParser,
+    Long,
+    Value,
+    as_int,
+    as_long,
+    encode,
+    expect,
+)
+from mailcarrier.postfix.msgstats import MsgStats
+
+__all__ = [
+    "COMMON_ATTRIBUTES",
+    "DEL_REQ_FLAG_BOUNCE",
+    "DEL_REQ_FLAG_CONN_LOAD",
+    "DEL_REQ_FLAG_CONN_STORE",
+    "DEL_REQ_FLAG_DEFLT",
+    "DEL_REQ_FLAG_MTA_VRFY",
+    "DEL_REQ_FLAG_RECORD",
+    "DEL_REQ_FLAG_REC_DLY_SENT",
+    "DEL_REQ_FLAG_SUCCESS",
+    "DEL_REQ_FLAG_USR_VRFY",
+    "DEL_REQ_TRACE_FLAGS_MASK",
+    "DEL_REQ_TRACE_ONLY_MASK",
+    "RECIPIENT_ATTRIBUTES",
+    "SMTPUTF8_FLAG_REQUESTED",
+    "NativeRecipient",
+    "NativeRequest",
+    "RequestReader",
+    "RequestRefused",
+    "parse_common",
+    "parse_recipient",
+    "parse_request",
+    "to_delivery_request",
+    "trace_flags",
+    "trace_only",
+]
+
+# --- flags (global/deliver_request.h) ---------------------------------------------------
+DEL_REQ_FLAG_SUCCESS: Final = 1 << 0  # mark a delivered recipient done (D)
+DEL_REQ_FLAG_BOUNCE: Final = 1 << 1  # unimplemented in Postfix too
+DEL_REQ_FLAG_DEFLT: Final = DEL_REQ_FLAG_SUCCESS | DEL_REQ_FLAG_BOUNCE
+DEL_REQ_FLAG_MTA_VRFY: Final = 1 << 8  # address probe from verify(8): no DATA
+DEL_REQ_FLAG_USR_VRFY: Final = 1 << 9  # sendmail -bv: no DATA
+DEL_REQ_FLAG_RECORD: Final = 1 << 10  # sendmail -v: every outcome to trace(8) too
+DEL_REQ_FLAG_CONN_LOAD: Final = 1 << 11  # hint: look up a cached connection
+DEL_REQ_FLAG_CONN_STORE: Final = 1 << 12  # hint: save the connection
+DEL_REQ_FLAG_REC_DLY_SENT: Final = 1 << 13  # confirm_delay_cleared
+DEL_REQ_TRACE_FLAGS_MASK: Final = (
+    DEL_REQ_FLAG_MTA_VRFY | DEL_REQ_FLAG_USR_VRFY | DEL_REQ_FLAG_RECORD | DEL_REQ_FLAG_REC_DLY_SENT
+)
+DEL_REQ_TRACE_ONLY_MASK: Final = DEL_REQ_FLAG_MTA_VRFY | DEL_REQ_FLAG_USR_VRFY
+
+# Bit 0 of attribute 8 (smtputf8.h; sendopts.h from 3.10): the sender asked for SMTPUTF8.
+SMTPUTF8_FLAG_REQUESTED: Final = 1 << 0
+
+# DSN RET (global/dsn_mask.h) as mailcarrier spells it.
+_DSN_RET: Final = {0: "", 1: "FULL", 2: "HDRS"}
+# DSN NOTIFY bits: 1 NEVER, 2 SUCCESS, 4 FAILURE, 8 DELAY.
+_NOTIFY_BITS: Final = (
+    (1, Notify.NEVER),
+    (2, Notify.SUCCESS),
+    (4, Notify.FAILURE),
+    (8, Notify.DELAY),
+)
+
+
+def trace_flags(flags: int) -> int:
+    """DEL_REQ_TRACE_FLAGS(): the flags passed on to bounce(8), defer(8) and trace(8)."""
+    return flags & DEL_REQ_TRACE_FLAGS_MASK
+
+
+def trace_only(flags: int) -> int:
+    """DEL_REQ_TRACE_ONLY(): non-zero for an address probe, which sends no DATA."""
+    return flags & DEL_REQ_TRACE_ONLY_MASK
+
+
+# --- the request ----------------------------------------------------------------------------
+
+COMMON_ATTRIBUTES: Final = (
+    "flags",
+    "queue_name",
+    "queue_id",
+    "offset",
+    "size",
+    "nexthop",
+    "encoding",
+    "smtputf8",  # "sendopts" from Postfix 3.10
+    "sender",
+    "envelope_id",
+    "ret_flags",
+    "time",
+    "log_client_name",
+    "log_client_address",
+    "log_client_port",
+    "log_protocol_name",
+    "log_helo_name",
+    "sasl_method",
+    "sasl_username",
+    "sasl_sender",
+    "log_ident",
+    "rewrite_context",
+    "recipient_count",
+)
+_SENDOPTS_AT: Final = 7
+_SENDOPTS_NAMES: Final = ("smtputf8", "sendopts")
+RECIPIENT_ATTRIBUTES: Final = (
+    "original_recipient",
+    "recipient",
+    "offset",
+    "dsn_orig_rcpt",
+    "notify_flags",
+)
+
+
+def _text(value: bytes) -> str:
+    # Undecodable bytes survive as surrogates (attr.encode() writes them back as they were).
+    return value.decode("utf-8", "surrogateescape")
+
+
+@dataclass(frozen=True, slots=True)
+class NativeRecipient:
+    """One recipient list of the request (rcpt_print.c order)."""
+
+    orig_addr: str
+    address: str
+    offset: int  # of its R record in the queue file; -1: not to be marked
+    dsn_orcpt: str  # e.g. "rfc822;orig@example" (raw, not xtext)
+    notify_flags: int  # DSN NOTIFY bits; 0: not specified
+
+    def attr_pairs(self) -> list[tuple[str, Value]]:
+        """The attributes as rcpt_print() sends them (also inside bounce/defer requests)."""
+        return list(
+            zip(
+                RECIPIENT_ATTRIBUTES,
+                (
+                    self.orig_addr,
+                    self.address,
+                    Long(self.offset),
+                    self.dsn_orcpt,
+                    self.notify_flags,
+                ),
+                strict=True,
+            )
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class NativeRequest:
+    """A delivery request as qmgr(8) sent it; field names are DELIVER_REQUEST's."""
+
+    flags: int
+    queue_name: str
+    queue_id: str
+    data_offset: int  # attribute "offset": the first content record after M
+    data_size: int  # attribute "size": content length in record bytes (SIZE=)
+    nexthop: str
+    encoding: str  # "", "7bit" or "8bit"
+    sendopts: int  # attribute 8: SMTPUTF8 bits (3.10+: also REQUIRETLS bits)
+    sender: str
+    dsn_envid: str
+    dsn_ret: int  # 0, 1 FULL, 2 HDRS
+    msg_stats: MsgStats
+    client_name: str
+    client_addr: str
+    client_port: str
+    client_proto: str
+    client_helo: str
+    sasl_method: str
+    sasl_username: str
+    sasl_sender: str
+    log_ident: str
+    rewrite_context: str
+    recipients: tuple[NativeRecipient, ...] = ()
+    sendopts_name: str = "smtputf8"  # which name attribute 8 had: "smtputf8" | "sendopts"
+
+    def with_recipients(self, recipients: Sequence[NativeRecipient]) -> NativeRequest:
+        """The request with its recipients; at least one, as deliver_request_get insists."""
+        if not recipients:
+            raise AttrError(
+                f"{self.queue_id}: no recipients in delivery request for destination {self.nexthop}"
+            )
+        return replace(self, recipients=tuple(recipients))
+
+    def common_pairs(self) -> list[tuple[str, Value]]:
+        names = list(COMMON_ATTRIBUTES)
+        names[_SENDOPTS_AT] = self.sendopts_name
+        values: tuple[Value, ...] = (
+            self.flags,
+            self.queue_name,
+            self.queue_id,
+            Long(self.data_offset),
+            Long(self.data_size),
+            self.nexthop,
+            self.encoding,
+            self.sendopts,
+            self.sender,
+            self.dsn_envid,
+            self.dsn_ret,
+            self.msg_stats.to_attr(),
+            self.client_name,
+            self.client_addr,
+            self.client_port,
+            self.client_proto,
+            self.client_helo,
+            self.sasl_method,
+            self.sasl_username,
+            self.sasl_sender,
+            self.log_ident,
+            self.rewrite_context,
+            len(self.recipients),
+        )
+        return list(zip(names, values, strict=True))
+
+    def encode(self) -> bytes:
+        """The bytes qmgr(8) would send for this request (qmgr_deliver_send_request)."""
+        out = [encode(self.common_pairs())]
+        out += [encode(r.attr_pairs()) for r in self.recipients]
+        return b"".join(out)
+
+
+def parse_common(pairs: AttrList) -> tuple[NativeRequest, int]:
+    """The common attribute list: a request without recipients yet, and how many follow."""
+    try:
+        return _parse_common(pairs)
+    except AttrError as exc:
+        raise AttrError(f"error receiving common attributes: {exc}") from exc
+
+
+def _parse_common(pairs: AttrList) -> tuple[NativeRequest, int]:
+    names = list(COMMON_ATTRIBUTES)
+    if len(pairs) > _SENDOPTS_AT and _text(pairs[_SENDOPTS_AT][0]) in _SENDOPTS_NAMES:
+        names[_SENDOPTS_AT] = _text(pairs[_SENDOPTS_AT][0])
+    v = expect(pairs, names)
+    request = NativeRequest(
+        flags=as_int(v[0], "flags"),
+        queue_name=_text(v[1]),
+        queue_id=_text(v[2]),
+        data_offset=as_long(v[3], "offset"),
+        data_size=as_long(v[4], "size"),
+        nexthop=_text(v[5]),
+        encoding=_text(v[6]),
+        sendopts=as_int(v[7], names[_SENDOPTS_AT]),
+        sender=_text(v[8]),
+        dsn_envid=_text(v[9]),
+        dsn_ret=as_int(v[10], "ret_flags"),
+        msg_stats=MsgStats.from_attr(v[11]),
+        client_name=_text(v[12]),
+        client_addr=_text(v[13]),
+        client_port=_text(v[14]),
+        client_proto=_text(v[15]),
+        client_helo=_text(v[16]),
+        sasl_method=_text(v[17]),
+        sasl_username=_text(v[18]),
+        sasl_sender=_text(v[19]),
+        log_ident=_text(v[20]),
+        rewrite_context=_text(v[21]),
+        sendopts_name=names[_SENDOPTS_AT],
+    )
+    count = as_int(v[22], "recipient_count")
+    if count <= 0:
+        raise AttrError(
+            f"{request.queue_id}: no recipients in delivery request for destination "
+            f"{request.nexthop}"
+        )
+    return request, count
+
+
+def parse_recipient(pairs: AttrList) -> NativeRecipient:
+    """One recipient list (rcpb_scan)."""
+    try:
+        v = expect(pairs, RECIPIENT_ATTRIBUTES)
+        return NativeRecipient(
+            orig_addr=_text(v[0]),
+            address=_text(v[1]),
+            offset=as_long(v[2], "offset"),
+            dsn_orcpt=_text(v[3]),
+            notify_flags=as_int(v[4], "notify_flags"),
+        )
+    except AttrError as exc:
+        raise AttrError(f"error receiving recipient attributes: {exc}") from exc
+
+
+class RequestReader:
+    """Bytes from qmgr in, one `NativeRequest` out: `feed()` what the socket gave (b"" at
+    end of file), then `request()`, which is None until the last recipient list is in.
+    `header` is the request without recipients as soon as its common list is in (Postfix
+    checks the queue file name then). Malformed input raises `AttrError`."""
+
+    __slots__ = ("_count", "_parser", "_recipients", "_request", "header")
+
+    def __init__(self, parser: AttrParser | None = None) -> None:
+        self._parser = parser if parser is not None else AttrParser()
+        self.header: NativeRequest | None = None
+        self._count = 0
+        self._recipients: list[NativeRecipient] = []
+        self._request: NativeRequest | None = None
+
+    def feed(self, data: bytes) -> None:
+        self._parser.feed(data)
+
+    def request(self) -> NativeRequest | None:
+        while self._request is None:
+            pairs = self._parser.next_list()
+            if pairs is None:
+                return None
+            if self.header is None:
+                self.header, self._count = parse_common(pairs)
+                continue
+            self._recipients.append(parse_recipient(pairs))
+            if len(self._recipients) == self._count:
+                self._request = self.header.with_recipients(self._recipients)
+        return self._request
+
+
+def parse_request(data: bytes) -> NativeRequest:
+    """A whole request in one piece; anything after it is refused."""
+    parser = AttrParser()
+    reader = RequestReader(parser)
+    parser.feed(data)
+    parser.feed(b"")
+    request = reader.request()
+    if request is None:
+        raise AttrError("premature end of file in delivery request")
+    if parser.next_list() is not None:
+        raise AttrError("data after the delivery request")
+    return request
+
+
+# --- to mailcarrier's request ---------------------------------------------------------------
+
+
+class RequestRefused(DataError):
+    """mailcarrier's `DeliveryRequest` refused a value of the request (an address that is
+    not one, CR or LF in a value, an unknown RET): the caller defers the request, or only
+    `recipient` when it names one."""
+
+    def __init__(self, message: str, *, recipient: NativeRecipient | None = None) -> None:
+        super().__init__(message)
+        self.recipient = recipient
+
+
+def _notify(flags: int) -> Notify:
+    if flags & ~0xF:
+        raise UsageError(f"bad notify_flags {flags}")
+    result = Notify.NONE
+    for bit, notify in _NOTIFY_BITS:
+        if flags & bit:
+            result |= notify
+    return result
+
+
+def _recipient(native: NativeRecipient) -> Recipient:
+    return Recipient(
+        native.address,
+        orig_address=native.orig_addr,
+        dsn_orcpt=native.dsn_orcpt,
+        dsn_notify=_notify(native.notify_flags),
+        queue_offset=native.offset,
+    )
+
+
+def to_delivery_request(
+    native: NativeRequest,
+    *,
+    transport: str,
+    content: BinaryIO | Path | io.RawIOBase,
+    size: int | None = None,
+) -> DeliveryRequest:
+    """mailcarrier's request for `native`, with `content` (a queuefile.RecordContent, or any
+    binary stream or path) read to its end. `size` (default: the request's, in record bytes)
+    is what SIZE= announces. Encoding "" stays "" (no BODY=), anything not 7bit or 8bit too,
+    as Postfix's smtp(8) sends no BODY= for it."""
+    recipients = []
+    for rcpt in native.recipients:
+        try:
+            recipients.append(_recipient(rcpt))
+        except UsageError as exc:
+            raise RequestRefused(f"{native.queue_id}: {exc}", recipient=rcpt) from exc
+    try:
+        return _delivery_request(native, transport, content, size, tuple(recipients))
+    except UsageError as exc:
+        raise RequestRefused(f"{native.queue_id}: {exc}") from exc
+
+
+def _delivery_request(
+    native: NativeRequest,
+    transport: str,
+    content: BinaryIO | Path | io.RawIOBase,
+    size: int | None,
+    recipients: tuple[Recipient, ...],
+) -> DeliveryRequest:
+    ret = _DSN_RET.get(native.dsn_ret)
+    if ret is None:
+        raise UsageError(f"bad ret_flags {native.dsn_ret}")
+    stats = native.msg_stats
+    return DeliveryRequest(
+        queue_id=native.queue_id,
+        nexthop=native.nexthop,
+        sender=native.sender,
+        recipients=recipients,
+        content=cast("BinaryIO | Path", content),
+        transport=transport,
+        size=native.data_size if size is None else size,
+        size_exact=False,
+        encoding=native.encoding if native.encoding in ("7bit", "8bit") else "",
+        smtputf8=bool(native.sendopts & SMTPUTF8_FLAG_REQUESTED),
+        dsn_envid=native.dsn_envid,
+        dsn_ret=ret,
+        arrival_time=stats.incoming_arrival,
+        qmgr_time=stats.active_arrival,
+        client_name=native.client_name,
+        client_addr=native.client_addr,
+        client_port=native.client_port,
+        client_proto=native.client_proto,
+        client_helo=native.client_helo,
+        log_ident=native.log_ident,
+        rewrite_context=native.rewrite_context,
+    )
