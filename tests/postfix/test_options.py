@@ -34,6 +34,7 @@ from mailcarrier.postfix.options import (
 )
 
 AGENT = "/usr/lib/postfix/sbin/../../../../opt/mc/bin/smtp"
+POSTCONF = "/usr/sbin/postconf"
 CAPTURED_SMTP = [
     AGENT,
     *("-t", "unix", "-u"),
@@ -251,6 +252,29 @@ def test_a_postfix_main_cf_with_parameters_we_do_not_know(tmp_path: Path) -> Non
     assert settings.params.smtp_sasl_password_maps == (f"texthash:{tmp_path}/sasl_passwd",)
     assert settings.params.smtp_tls_session_cache_database == ("btree:/var/lib/postfix/smtp_scache")
     assert settings.is_set("biff")
+
+
+def test_names_only_postfix_accepts_are_left_out(tmp_path: Path) -> None:
+    env = _config(tmp_path, "my-relay_destination_concurrency_limit = 5", "myhostname = m.test")
+    settings = load_settings(parse_argv(["smtp", "-t", "unix"]), env)
+    assert settings.params.myhostname == "m.test"
+    assert not settings.is_set("my-relay_destination_concurrency_limit")
+    (tmp_path / "main.cf").write_text("no equals sign here\n")
+    with pytest.raises(ConfigError, match="missing"):
+        load_settings(parse_argv(["smtp", "-t", "unix"]), env)
+
+
+@pytest.mark.skipif(not os.path.exists(POSTCONF), reason="Postfix's postconf not installed")
+def test_every_default_of_postfix_is_accepted(tmp_path: Path) -> None:
+    """main.cf with every parameter Postfix knows, at Postfix's default value."""
+    defaults = subprocess.run(
+        [POSTCONF, "-d"], capture_output=True, check=True, timeout=60, env={"LANG": "C"}
+    ).stdout
+    (tmp_path / "main.cf").write_bytes(defaults)
+    env = {"MAIL_CONFIG": str(tmp_path)}
+    settings = load_settings(parse_argv(CAPTURED_RELAY), env, cwd="/var/spool/postfix")
+    assert settings.params.syslog_name == "postfix/relay"
+    assert settings.params.mail_owner == "postfix"
 
 
 def test_main_cf_and_the_options_order_max_idle_and_max_use(tmp_path: Path) -> None:

@@ -17,7 +17,8 @@ fatal, as mail_conf_suck makes it) through config/settings.py, then the ``-o``, 
 ``-m`` overrides in command-line order, then ``service_name``, which Postfix sets after the
 options: ``$service_name`` and ``${service_name}`` therefore expand in ``-o`` values and in
 main.cf alike, as Postfix expands them. Parameters mailcarrier does not know are kept (they
-may be referred to) and never stop the program. Where mailcarrier's own default is per-user
+may be referred to) and never stop the program; names only Postfix accepts (with ``-``,
+from master.cf service names) are left out. Where mailcarrier's own default is per-user
 (``config_directory``, ``queue_directory``), Postfix's is used: the configuration directory,
 and the directory master(8) started the child in (master chdirs to queue_directory).
 
@@ -233,7 +234,7 @@ def load_settings(
     }
     for name, value in defaults.items():
         raw[name] = RawSetting(name, value, "", 0)
-    raw.update(read_main_cf(main_cf))
+    raw.update(read_main_cf(main_cf, skip_foreign=True))
     for name, value in (*options.overrides, ("service_name", options.service_name)):
         raw.pop(name, None)  # later settings win, and keep their place last
         raw[name] = RawSetting(name, value, "-o", 0)
