@@ -353,6 +353,21 @@ async def test_a_failing_handler_is_a_warning(master: StandIn, connect: Connect)
     assert await asyncio.wait_for(child_serving, 10) is StopReason.MASTER_GONE
 
 
+async def test_a_handler_s_own_timeout_is_not_the_watchdog(
+    master: StandIn, connect: Connect
+) -> None:
+    async def slow_peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise TimeoutError("read timeout")
+
+    log = MemoryLog()
+    serving = asyncio.ensure_future(master.child(log).serve(slow_peer))
+    client = await connect()
+    assert await client.line() == b""
+    assert log.lines == ["warning: smtp socket: TimeoutError: read timeout"]
+    master.status.close()
+    await asyncio.wait_for(serving, 10)
+
+
 async def test_daemon_timeout_closes_a_connection(master: StandIn, connect: Connect) -> None:
     async def stuck(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await asyncio.Event().wait()

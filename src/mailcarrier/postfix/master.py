@@ -326,18 +326,16 @@ class MasterChild:
             self._log.warning(self._process, f"{self._service} socket: {exc.strerror or exc}")
             return
         timeout = self.limits.daemon_timeout
+        deadline = asyncio.timeout(timeout)
         try:
-            async with asyncio.timeout(timeout) as deadline:
+            async with deadline:
                 await self._handler(reader, writer)
-        except TimeoutError:
-            if not deadline.expired():
-                raise
-            self._log.warning(
-                self._process,
-                f"{self._service} socket: watchdog timeout after {timeout:g}s: connection closed",
-            )
         except Exception as exc:  # the handler's bug must not end the other deliveries
-            self._log.warning(self._process, f"{self._service} socket: {type(exc).__name__}: {exc}")
+            if isinstance(exc, TimeoutError) and deadline.expired():
+                text = f"watchdog timeout after {timeout:g}s: connection closed"
+            else:
+                text = f"{type(exc).__name__}: {exc}"
+            self._log.warning(self._process, f"{self._service} socket: {text}")
         finally:
             writer.close()
             with contextlib.suppress(OSError, asyncio.CancelledError):
