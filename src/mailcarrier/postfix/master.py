@@ -205,6 +205,11 @@ class MasterChild:
                 listeners.append(socket.socket(fileno=fd))
             except OSError as exc:
                 raise MasterError(f"listen socket fd {fd}: {exc.strerror or exc}") from None
+        # As single_server: master's descriptors (the flow pipe at 3 and 4 too) are not
+        # passed on to programs this one may start.
+        for fd in (3, 4, STATUS_FD, *(s.fileno() for s in listeners)):
+            with contextlib.suppress(OSError):
+                os.set_inheritable(fd, False)
         return cls(
             listeners,
             generation=parse_generation(env),
