@@ -21,7 +21,9 @@ from mailcarrier.log import (
     NullLog,
     PrintableLog,
     delivery_line,
+    postlog_payload,
     printable_sink,
+    severity_prefix,
 )
 from mailcarrier.loghandlers import stream_log, syslog_log
 from mailcarrier.protocol.reply import ReplyParser
@@ -117,6 +119,40 @@ def test_syslog_log_replaces_control_characters() -> None:
         ("syslog", 6, f"Q1: ({CLEAN})"),
         ("syslog", 4, "warning: a?b"),
     ]
+
+
+def test_syslog_priorities_and_prefixes_follow_the_severity() -> None:
+    fake = _FakeSyslog()
+    fake.LOG_ERR, fake.LOG_CRIT = 3, 2  # type: ignore[attr-defined]
+    sink = syslog_log("postfix", "mail", module=fake)
+    sink.fatal("smtp", "no way")
+    assert fake.calls[-1] == ("syslog", 2, "fatal: no way")
+
+
+def test_postlog_payload_is_what_msg_logger_sends(utc: None) -> None:
+    # Real bytes from Postfix 3.7.11's smtp(8) to postlogd (the specification, 4.4).
+    text = (
+        "841992203E2: to=<carl@real.test>, relay=127.0.0.1[127.0.0.1]:2525, delay=0.03, "
+        "delays=0/0.03/0/0, dsn=2.0.0, status=sent (250 2.0.0 Ok)"
+    )
+    when = time.mktime((2026, 12, 2, 15, 10, 10, 0, 0, 0))
+    assert postlog_payload(when, "mta.test.local", "postfix/smtp", 20319, text) == (
+        b"Dec 02 15:10:10 mta postfix/smtp[20319]: " + text.encode()
+    )
+
+
+def test_postlog_payload_cuts_the_text_at_2000_bytes(utc: None) -> None:
+    prefix = b"Jan 01 00:00:00 h t[1]: "
+    assert postlog_payload(0, "h", "t", 1, "x" * 2001) == prefix + b"x" * 2000
+    # A cut never leaves half a UTF-8 character.
+    assert postlog_payload(0, "h", "t", 1, "x" * 1999 + "é") == prefix + b"x" * 1999
+
+
+def test_severity_prefixes() -> None:
+    import logging
+
+    levels = (logging.INFO, logging.WARNING, logging.ERROR, logging.CRITICAL)
+    assert [severity_prefix(level) for level in levels] == ["", "warning: ", "error: ", "fatal: "]
 
 
 def test_memory_log_replaces_control_characters() -> None:

@@ -3,7 +3,9 @@
 maillog_file survives logrotate (a renamed or removed file is opened again at its path), the
 daemon's lines go out once per event-loop turn, a full disk costs lines and one warning but
 never the program, and the records are ordinary enough for any `logging` formatter. The
-line format and its cleaning: tests/test_log.py and tests/delivery/test_log_lines.py.
+postlog handler sends one datagram a line to a real AF_UNIX datagram socket standing in for
+postlogd(8), and finds it again when it comes back. The line format and its cleaning:
+tests/test_log.py and tests/delivery/test_log_lines.py.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import errno
 import io
 import logging
 import os
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from mailcarrier.log import HandlerLog
-from mailcarrier.loghandlers import LineHandler, MaillogHandler, PostfixFormatter
+from mailcarrier.loghandlers import LineHandler, MaillogHandler, PostfixFormatter, PostlogHandler
 
 PREFIX = "Jan  1 00:00:00 relay postfix/"
 
@@ -164,3 +167,52 @@ def test_the_formatter_renders_a_logger_s_record_too() -> None:
     )
     record.created = 0
     assert _formatter().format(record) == f"{PREFIX}mailcarrier[7]: warning: disk low"
+
+
+class Postlogd:
+    """A datagram socket where postlogd's would be."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(5)
+
+    def datagram(self) -> bytes:
+        return self.sock.recv(65536)
+
+    def close(self) -> None:
+        self.sock.close()
+        self.path.unlink()
+
+
+def test_postlog_sends_one_datagram_a_line(short_tmp: Path) -> None:
+    postlogd = Postlogd(short_tmp / "postlog")
+    handler = PostlogHandler(str(postlogd.path), "mta.test.local", "postfix/relay", pid=20319)
+    sink = HandlerLog([handler], clock=lambda: 0)
+    sink.info("smtp", "Q1: to=<a@x>, status=sent (250 2.0.0 Ok)")
+    sink.warning("smtp", "Q1: bad\nline")
+    sink.fatal("smtp", "no more")
+    prefix = b"Jan 01 00:00:00 mta postfix/relay/smtp[20319]: "
+    assert postlogd.datagram() == prefix + b"Q1: to=<a@x>, status=sent (250 2.0.0 Ok)"
+    assert postlogd.datagram() == prefix + b"warning: Q1: bad?line"
+    assert postlogd.datagram() == prefix + b"fatal: no more"
+    sink.close()
+    postlogd.close()
+
+
+def test_postlog_connects_again_when_postlogd_comes_back(short_tmp: Path) -> None:
+    path = short_tmp / "postlog"
+    handler = PostlogHandler(str(path), "mta", pid=1)  # nobody there yet: lines are lost
+    sink = HandlerLog([handler], clock=lambda: 0)
+    sink.info("smtp", "lost")
+    postlogd = Postlogd(path)
+    sink.info("smtp", "first")
+    assert postlogd.datagram() == b"Jan 01 00:00:00 mta postfix/smtp[1]: first"
+    postlogd.close()  # postlogd restarts: a new socket at the same path
+    sink.info("smtp", "lost too")
+    postlogd = Postlogd(path)
+    sink.info("smtp", "second")
+    assert postlogd.datagram() == b"Jan 01 00:00:00 mta postfix/smtp[1]: second"
+    sink.close()
+    postlogd.close()

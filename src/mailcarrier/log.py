@@ -6,11 +6,14 @@ fail2ban filters, shippers) parse:
 dsn=2.0.0, status=sent (250 2.0.0 Ok)``, with Postfix 3.11's ``tls=`` field (the TLS
 feature status, tls/features.py) before ``dsn=`` when a TLS policy was applied.
 `syslog_prefix()` renders the ``Mon DD HH:MM:SS host name/smtp[pid]: `` prefix of
-maillog_file lines. Sinks are objects with `info(process, text)` and `warning(process,
-text)` (`LogSink`); which sink is used is decided by cli.py, nobody else. `HandlerLog` is
-the sink in front of stdlib `logging` handlers: those that write lines somewhere (stderr,
-maillog_file, syslog) are in loghandlers.py. `MemoryLog` keeps lines for tests and the API's
-callers; `NullLog` drops them.
+maillog_file lines; `postlog_payload()` one datagram for Postfix's postlogd(8), as
+util/msg_logger.c makes it. `severity_prefix()` is Postfix's ``warning: ``, ``error: ``,
+``fatal: `` before the text of a line that is not informational. Sinks are objects with
+`info(process, text)` and `warning(process, text)` (`LogSink`); which sink is used is
+decided by cli.py (and postfix/maillog.py for Postfix-native mode), nobody else.
+`HandlerLog` is the sink in front of stdlib `logging` handlers: those that write lines
+somewhere (stderr, maillog_file, syslog, postlogd) are in loghandlers.py. `MemoryLog`
+keeps lines for tests and the API's callers; `NullLog` drops them.
 
 Text given to a sink may hold anything a peer or a user sent (reply text, addresses, host
 names, file names): the sinks here pass every line through `printable()` (printable.py)
@@ -39,10 +42,15 @@ __all__ = [
     "delivery_line",
     "format_delay",
     "postfix_text",
+    "postlog_payload",
     "printable_sink",
+    "severity_prefix",
     "syslog_prefix",
     "syslog_stamp",
 ]
+
+# msg_logger.c's MSG_LOGGER_RECLEN: the most text (bytes) one postlog datagram carries.
+POSTLOG_TEXT_LIMIT = 2000
 
 
 def format_delay(seconds: float, resolution: int = 2) -> str:
@@ -106,6 +114,30 @@ def syslog_stamp(when: float, hostname: str, syslog_name: str) -> str:
         stamp = stamp[:4] + " " + stamp[5:]
     short = hostname.split(".", 1)[0] or "localhost"
     return f"{stamp} {short} {syslog_name}/"
+
+
+def postlog_payload(when: float, hostname: str, tag: str, pid: int, text: str) -> bytes:
+    """One datagram for postlogd(8): ``Dec 02 15:10:10 mta postfix/smtp[20319]: text``
+    (local time with a zero-padded day, the first label of `hostname`, the text cut at
+    2000 bytes, no newline). `text` carries its severity prefix already."""
+    stamp = time.strftime("%b %d %H:%M:%S", time.localtime(when))
+    short = hostname.split(".", 1)[0]
+    data = text.encode("utf-8", "surrogateescape")
+    if len(data) > POSTLOG_TEXT_LIMIT:
+        # Cut as msg_logger does, without leaving half a UTF-8 character at the end.
+        data = data[:POSTLOG_TEXT_LIMIT].decode("utf-8", "ignore").encode("utf-8")
+    return f"{stamp} {short} {tag}[{pid}]: ".encode("utf-8", "surrogateescape") + data
+
+
+def severity_prefix(levelno: int) -> str:
+    """``fatal: ``, ``error: ``, ``warning: `` or nothing, as Postfix's msg(3) writes."""
+    if levelno >= logging.CRITICAL:
+        return "fatal: "
+    if levelno >= logging.ERROR:
+        return "error: "
+    if levelno >= logging.WARNING:
+        return "warning: "
+    return ""
 
 
 class LogSink(Protocol):
@@ -191,9 +223,8 @@ class LogLine(logging.LogRecord):
 
 def postfix_text(record: logging.LogRecord) -> str:
     """The text of a line as Postfix writes it after the prefix: ``warning: `` first for a
-    warning."""
-    text = record.getMessage()
-    return "warning: " + text if record.levelno >= logging.WARNING else text
+    warning (`severity_prefix`)."""
+    return severity_prefix(record.levelno) + record.getMessage()
 
 
 class HandlerLog:
@@ -226,6 +257,15 @@ class HandlerLog:
         record = LogLine(logging.WARNING, "WARNING", printable(process), text, self.clock())
         for handler in self.handlers:
             if handler.level <= logging.WARNING:
+                handler.handle(record)
+
+    def fatal(self, process: str, text: str) -> None:
+        """The line a program writes before it stops (``fatal: ...``); not part of
+        `LogSink`: only the program's entry point knows it is stopping."""
+        text = printable(text, utf8=self.utf8)
+        record = LogLine(logging.CRITICAL, "CRITICAL", printable(process), text, self.clock())
+        for handler in self.handlers:
+            if handler.level <= logging.CRITICAL:
                 handler.handle(record)
 
     def close(self) -> None:

@@ -9,6 +9,8 @@
   same path, checked once per write, not once per line.
 - `SyslogHandler` writes to the system logger through the stdlib `syslog` module, as
   Postfix's daemons do (see the class for why not `logging.handlers.SysLogHandler`).
+- `PostlogHandler` sends each line as one datagram to Postfix's postlogd(8), as Postfix's
+  daemons do when maillog_file is set (Postfix-native mode: postfix/maillog.py).
 
 Lines are written and flushed one by one, or (`batched`: the queue daemon) once per turn of
 the event loop in one block (aio.py's `EndOfTurn`): a draining queue writes one block per
@@ -17,7 +19,7 @@ stops the program: with an `errors` stream (maillog_file), the lines are lost wi
 ``mailcarrier: warning: cannot write PATH: reason`` there until writing works again; without
 one (standard error, standard output) the error is raised as before. The text of the records
 is printable already (`HandlerLog` cleans it); the names in the prefix are cleaned here once.
-cli.py builds these; nothing else does.
+cli.py builds these, and postfix/maillog.py for Postfix-native mode.
 """
 
 from __future__ import annotations
@@ -26,18 +28,20 @@ import contextlib
 import logging
 import logging.handlers
 import os
+import socket
 import time
 from collections.abc import Callable
 from typing import Protocol, TextIO
 
 from mailcarrier.aio import EndOfTurn
-from mailcarrier.log import HandlerLog, postfix_text, syslog_stamp
+from mailcarrier.log import HandlerLog, postfix_text, postlog_payload, severity_prefix, syslog_stamp
 from mailcarrier.printable import printable
 
 __all__ = [
     "LineHandler",
     "MaillogHandler",
     "PostfixFormatter",
+    "PostlogHandler",
     "SyslogHandler",
     "stream_log",
     "syslog_log",
@@ -88,7 +92,7 @@ class PostfixFormatter(logging.Formatter):
         # postfix_text(record), inline: this runs for every line of a draining queue.
         text = record.getMessage() if record.args else str(record.msg)
         if record.levelno >= logging.WARNING:
-            text = "warning: " + text
+            text = severity_prefix(record.levelno) + text
         try:
             procname = record.procname  # type: ignore[attr-defined]  # a LogLine's
         except AttributeError:  # a record of a Logger's
@@ -284,11 +288,86 @@ class SyslogHandler(logging.Handler):
         if ident != self._ident:  # openlog only sets the identity: cheap
             log.openlog(ident, log.LOG_PID, self.facility)
             self._ident = ident
-        warning = record.levelno >= logging.WARNING
-        priority = log.LOG_WARNING if warning else log.LOG_INFO
+        # msg_syslog.c: fatal (and panic) at LOG_CRIT, error at LOG_ERR.
+        priority: int
+        if record.levelno >= logging.CRITICAL:
+            priority = getattr(log, "LOG_CRIT", log.LOG_WARNING)
+        elif record.levelno >= logging.ERROR:
+            priority = getattr(log, "LOG_ERR", log.LOG_WARNING)
+        elif record.levelno >= logging.WARNING:
+            priority = log.LOG_WARNING
+        else:
+            priority = log.LOG_INFO
         # The text is printable, so it holds no NUL: syslog(3) would cut the line there
         # (and Python's syslog module refuses it with ValueError).
         log.syslog(priority, postfix_text(record))
+
+
+class PostlogHandler(logging.Handler):
+    """To Postfix's postlogd(8), as Postfix's daemons log when maillog_file is set
+    (util/msg_logger.c): one datagram per line on an AF_UNIX datagram socket connected to
+    `path` (``$queue_directory/public/$postlog_service_name``), ``Mon DD HH:MM:SS host
+    syslog_name/process[pid]: text`` with no newline (log.py's `postlog_payload`).
+
+    It connects at once (before privileges are dropped: ``public/`` is not for everyone)
+    and again for a line when there is no connection or a send failed (postlogd restarted);
+    a line that still cannot be sent is lost, as in Postfix, whose daemons have nowhere
+    else to write. A send waits at most `timeout` seconds for room in postlogd's queue."""
+
+    def __init__(
+        self,
+        path: str,
+        hostname: str,
+        syslog_name: str = "postfix",
+        *,
+        pid: int | None = None,
+        utf8: bool = True,
+        timeout: float = 10.0,
+    ) -> None:
+        super().__init__()
+        self.path = path
+        self.hostname = printable(hostname, utf8=utf8)
+        self.syslog_name = printable(syslog_name, utf8=utf8)
+        self.pid = pid
+        self.timeout = timeout
+        self._sock: socket.socket | None = None
+        self._connect()
+
+    def _connect(self) -> socket.socket | None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self.path)
+        except OSError:
+            sock.close()
+            return None
+        self._sock = sock
+        return sock
+
+    def _disconnect(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        procname = getattr(record, "procname", record.name)
+        pid = os.getpid() if self.pid is None else self.pid
+        tag = f"{self.syslog_name}/{procname}"
+        payload = postlog_payload(record.created, self.hostname, tag, pid, postfix_text(record))
+        for _ in range(2):  # the connection as it is, then a new one
+            sock = self._sock or self._connect()
+            if sock is None:
+                return
+            try:
+                sock.send(payload)
+            except OSError:
+                self._disconnect()
+            else:
+                return
+
+    def close(self) -> None:
+        self._disconnect()
+        super().close()
 
 
 def stream_log(

@@ -78,3 +78,13 @@ def test_fuzz_parser(text: str) -> None:
         return
     for name, setting in out.items():
         assert setting.name == name and setting.value == setting.value.strip()
+
+
+def test_names_only_postfix_accepts_can_be_left_out() -> None:
+    text = "a-b_limit = 5\nname = 1\n"
+    with pytest.raises(ConfigError, match='bad parameter name: "a-b_limit"'):
+        parse_main_cf(text)
+    assert list(parse_main_cf(text, skip_foreign=True)) == ["name"]
+    for still_bad in ("= 1\n", "bad name = 1\n", "missing equals\n"):
+        with pytest.raises(ConfigError):
+            parse_main_cf(still_bad, skip_foreign=True)

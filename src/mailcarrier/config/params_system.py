@@ -71,6 +71,14 @@ SYSTEM: Final[list[list[Param]]] = [
         ),
     ),
     declare("maillog_file", STR, ""),
+    declare("maillog_file_prefixes", L, "/var, /dev/stdout"),
+    declare(
+        "postlog_service_name",
+        STR,
+        "postlog",
+        note="Postfix-native mode: with maillog_file set, lines go to the postlogd(8) socket "
+        "$queue_directory/public/$postlog_service_name",
+    ),
     declare("delay_logging_resolution_limit", N, "2", minimum=0, maximum=6),
     declare("debug_peer_level", N, "2", minimum=1),
     declare("debug_peer_list", L, ""),
@@ -86,6 +94,25 @@ SYSTEM: Final[list[list[Param]]] = [
     declare("ipc_timeout", T, "3600s", minimum=1),
     declare("max_idle", T, "100s", minimum=1),
     declare("max_use", N, "100", minimum=1),
+    declare("mail_owner", STR, "postfix"),
+    declare(
+        "service_name",
+        STR,
+        "",
+        note="Postfix-native mode: the master.cf service (-n or the command name), set at "
+        "run time; read-only in Postfix",
+    ),
+    declare(
+        "agent_concurrency_limit",
+        N,
+        "20",
+        minimum=1,
+        maximum=10000,
+        note="mailcarrier extension, Postfix-native mode: the qmgr(8) connections one "
+        "mailcarrier-smtp/-lmtp process serves at once; master(8) starts another process "
+        "(up to the master.cf maxproc) only when every process is at this limit; 1 behaves "
+        "as smtp(8)",
+    ),
     declare("process_id", STR, "", read_only=True, note="read-only: set at run time"),
     declare("process_name", STR, "", read_only=True, note="read-only: set at run time"),
     # --- routing ----------------------------------------------------------------------------

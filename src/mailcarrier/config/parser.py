@@ -70,21 +70,36 @@ def split_setting(line: LogicalLine, filename: str) -> tuple[str, str]:
     return name, value.strip()
 
 
-def parse_main_cf(text: str, filename: str = "main.cf") -> dict[str, RawSetting]:
-    """Parse main.cf text. The last setting of a name wins, as in Postfix."""
+def _foreign(line: LogicalLine) -> bool:
+    """A setting Postfix accepts and mailcarrier cannot name: Postfix allows any name
+    without blanks or "=" (``my-relay_destination_concurrency_limit`` after a master.cf
+    service ``my-relay``); ``$name`` can only refer to letters, digits and underscores."""
+    name, sep, _ = line.text.partition("=")
+    name = name.strip()
+    return bool(sep and name) and not NAME_RE.fullmatch(name) and not any(c.isspace() for c in name)
+
+
+def parse_main_cf(
+    text: str, filename: str = "main.cf", *, skip_foreign: bool = False
+) -> dict[str, RawSetting]:
+    """Parse main.cf text. The last setting of a name wins, as in Postfix. With
+    `skip_foreign` (a Postfix main.cf read in Postfix-native mode), settings whose names
+    only Postfix accepts are left out instead of being an error."""
     out: dict[str, RawSetting] = {}
     for line in logical_lines(text, filename):
+        if skip_foreign and _foreign(line):
+            continue
         name, value = split_setting(line, filename)
         out.pop(name, None)  # keep file order of the effective settings
         out[name] = RawSetting(name, value, filename, line.first)
     return out
 
 
-def read_main_cf(path: Path) -> dict[str, RawSetting]:
+def read_main_cf(path: Path, *, skip_foreign: bool = False) -> dict[str, RawSetting]:
     try:
         text = path.read_text(encoding="utf-8", errors="surrogateescape")
     except FileNotFoundError:
         return {}
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}", filename=str(path)) from exc
-    return parse_main_cf(text, str(path))
+    return parse_main_cf(text, str(path), skip_foreign=skip_foreign)

@@ -23,6 +23,7 @@ RENAMED: dict[str, str] = {"2bounce_notice_recipient": "double_bounce_notice_rec
 class MainParams:
     """Every parameter, by its Postfix name."""
 
+    agent_concurrency_limit: int
     allow_srv_lookup_fallback: bool
     best_mx_transport: str
     body_checks: tuple[str, ...]
@@ -184,7 +185,9 @@ class MainParams:
     lmtp_use_tls: bool
     lmtp_xforward_timeout: float
     mail_name: str
+    mail_owner: str
     maillog_file: str
+    maillog_file_prefixes: tuple[str, ...]
     max_idle: float
     max_use: int
     maximal_backoff_time: float
@@ -202,6 +205,7 @@ class MainParams:
     nested_header_checks: tuple[str, ...]
     notify_classes: tuple[str, ...]
     parent_domain_matches_subdomains: tuple[str, ...]
+    postlog_service_name: str
     process_id: str
     process_name: str
     propagate_unmatched_extensions: tuple[str, ...]
@@ -214,6 +218,7 @@ class MainParams:
     relay_transport: str
     relayhost: tuple[str, ...]
     send_cyrus_sasl_authzid: bool
+    service_name: str
     smtp_address_preference: str
     smtp_address_verify_target: str
     smtp_always_send_ehlo: bool
