@@ -361,7 +361,7 @@ def test_a_real_postfix_queue_file(deferring_postfix: postfix_smtpd.PostfixSmtpd
     postfix.wait_log(rf"{queue_id}: to=<a@example\.net>.*status=deferred", since)
 
     with open_queue_file(
-        "deferred", queue_id, queue_directory=postfix.queue, hash_queue_depth=2
+        "deferred", queue_id, queue_directory=postfix.spool, hash_queue_depth=2
     ) as qf:
         assert re.search(rf"/deferred/\w/\w/{queue_id}$", qf.path)
         listing = list(iter_records(qf.fd, path=qf.path))

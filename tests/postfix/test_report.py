@@ -19,13 +19,15 @@ import pytest
 
 from mailcarrier.log import MemoryLog
 from mailcarrier.postfix.attr import AttrParser, encode
+from mailcarrier.postfix.reply import Dsn
 from mailcarrier.postfix.report import Reporter
-from mailcarrier.postfix.services import Dsn, RcptFields, StatusServices
+from mailcarrier.postfix.request import NativeRecipient
+from mailcarrier.postfix.services import StatusServices
 from mailcarrier.status import ACTION_FORWARDED, DeliveryStatus, RecipientStatus
 
 CAPTURES = Path(__file__).resolve().parents[3] / "shared" / "reference" / "postfix-native"
 RELAY = "mx.example[198.51.100.1]:25"
-RCPT = RcptFields("orig@example.net", "rcpt@example.net", 660, "rfc822;orig@example.net", 0)
+RCPT = NativeRecipient("orig@example.net", "rcpt@example.net", 660, "rfc822;orig@example.net", 0)
 
 
 class FakeService:
@@ -94,9 +96,11 @@ async def test_append_request_is_byte_for_byte_what_smtp8_sends(queue_dir: Path)
     defer = FakeService("defer", "delivery_status_protocol")
     servers = await _start(queue_dir, defer)
     services = StatusServices(queue_dir, MemoryLog())
-    rcpt = RcptFields("deferme@remote.test", "deferme@remote.test", 803, "rfc822;orig@x.test", 14)
+    rcpt = NativeRecipient(
+        "deferme@remote.test", "deferme@remote.test", 803, "rfc822;orig@x.test", 14
+    )
     dsn = Dsn(
-        "4.4.1", "stub deferral test", "delayed", "smtp", "451 stub says later", "dns", "127.0.0.1"
+        "4.4.1", "smtp", "451 stub says later", "dns", "127.0.0.1", "delayed", "stub deferral test"
     )
     status = await services.append("defer", flags=0, queue_id="78D81220331", rcpt=rcpt, dsn=dsn)
     assert status == 0
@@ -176,7 +180,7 @@ async def test_notify_success_writes_a_trace_record_unless_forwarded(queue_dir: 
     trace = FakeService("trace", "delivery_status_protocol")
     servers = await _start(queue_dir, trace)
     reporter, _, marks = _reporter(queue_dir)
-    asked = RcptFields(RCPT.orig_addr, RCPT.address, RCPT.offset, RCPT.dsn_orcpt, 2)
+    asked = NativeRecipient(RCPT.orig_addr, RCPT.address, RCPT.offset, RCPT.dsn_orcpt, 2)
     verdict = _status(DeliveryStatus.SENT, "2.0.0", "250 2.0.0 Ok", "relayed")
     assert await reporter.report(asked, verdict) == 0
     (request,) = trace.requests
@@ -196,7 +200,7 @@ async def test_trace_failure_turns_a_success_into_a_deferral(queue_dir: Path) ->
     defer = FakeService("defer", "delivery_status_protocol")
     servers = await _start(queue_dir, defer)  # no trace service
     reporter, log, marks = _reporter(queue_dir)
-    asked = RcptFields(RCPT.orig_addr, RCPT.address, RCPT.offset, RCPT.dsn_orcpt, 2)
+    asked = NativeRecipient(RCPT.orig_addr, RCPT.address, RCPT.offset, RCPT.dsn_orcpt, 2)
     verdict = _status(DeliveryStatus.SENT, "2.0.0", "250 2.0.0 Ok", "relayed")
     assert await reporter.report(asked, verdict) == -1
     assert marks == []
@@ -209,7 +213,7 @@ async def test_address_probe_updates_verify8(queue_dir: Path) -> None:
     verify = FakeService("verify", "address_verification_prrotocol")
     servers = await _start(queue_dir, verify)
     reporter, log, marks = _reporter(queue_dir, flags=259)
-    probe = RcptFields("", "probe@real.test", 700, "rfc822;probe@real.test", 0)
+    probe = NativeRecipient("", "probe@real.test", 700, "rfc822;probe@real.test", 0)
     verdict = RecipientStatus(
         "probe@real.test", DeliveryStatus.SENT, "2.1.5", "250 2.1.5 Ok", relay=RELAY
     )

@@ -113,6 +113,15 @@ SYSTEM: Final[list[list[Param]]] = [
         "(up to the master.cf maxproc) only when every process is at this limit; 1 behaves "
         "as smtp(8)",
     ),
+    # Postfix-native mode: the services an agent reports to, and how it finds queue files.
+    declare("bounce_service_name", STR, "bounce"),
+    declare("defer_service_name", STR, "defer"),
+    declare("trace_service_name", STR, "trace"),
+    declare("address_verify_service_name", STR, "verify"),
+    declare("address_verify_negative_cache", B, "yes"),
+    declare("hash_queue_names", L, "deferred, defer"),
+    declare("hash_queue_depth", N, "1", minimum=1, maximum=16),
+    declare("line_length_limit", N, "2048", minimum=1),
     declare("process_id", STR, "", read_only=True, note="read-only: set at run time"),
     declare("process_name", STR, "", read_only=True, note="read-only: set at run time"),
     # --- routing ----------------------------------------------------------------------------

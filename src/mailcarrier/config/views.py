@@ -23,6 +23,8 @@ RENAMED: dict[str, str] = {"2bounce_notice_recipient": "double_bounce_notice_rec
 class MainParams:
     """Every parameter, by its Postfix name."""
 
+    address_verify_negative_cache: bool
+    address_verify_service_name: str
     agent_concurrency_limit: int
     allow_srv_lookup_fallback: bool
     best_mx_transport: str
@@ -30,6 +32,7 @@ class MainParams:
     body_checks_size_limit: int
     bounce_notice_recipient: str
     bounce_queue_lifetime: float
+    bounce_service_name: str
     bounce_size_limit: int
     compatibility_level: str
     config_directory: str
@@ -45,6 +48,7 @@ class MainParams:
     default_destination_recipient_limit: int
     default_process_limit: int
     default_transport: str
+    defer_service_name: str
     delay_logging_resolution_limit: int
     delay_notice_recipient: str
     delay_warning_time: float
@@ -59,6 +63,8 @@ class MainParams:
     empty_address_recipient: str
     error_notice_recipient: str
     fallback_relay: tuple[str, ...]
+    hash_queue_depth: int
+    hash_queue_names: tuple[str, ...]
     header_checks: tuple[str, ...]
     header_size_limit: int
     ignore_mx_lookup_error: bool
@@ -68,6 +74,7 @@ class MainParams:
     initial_destination_concurrency: int
     internal_mail_filter_classes: tuple[str, ...]
     ipc_timeout: float
+    line_length_limit: int
     lmtp_address_preference: str
     lmtp_address_verify_target: str
     lmtp_always_send_ehlo: bool
@@ -352,6 +359,7 @@ class MainParams:
     tls_null_cipherlist: str
     tls_preempt_cipherlist: bool
     tls_ssl_options: tuple[str, ...]
+    trace_service_name: str
     transport_maps: tuple[str, ...]
     use_srv_lookup: tuple[str, ...]
 

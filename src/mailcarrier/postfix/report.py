@@ -27,7 +27,17 @@ from dataclasses import replace
 from typing import Final
 
 from mailcarrier.log import LogSink, delivery_line
-from mailcarrier.postfix.services import Dsn, RcptFields, StatusServices
+from mailcarrier.postfix.reply import Dsn
+from mailcarrier.postfix.request import (
+    DEL_REQ_FLAG_MTA_VRFY,
+    DEL_REQ_FLAG_REC_DLY_SENT,
+    DEL_REQ_FLAG_RECORD,
+    DEL_REQ_FLAG_SUCCESS,
+    DEL_REQ_FLAG_USR_VRFY,
+    NativeRecipient,
+    trace_flags,
+)
+from mailcarrier.postfix.services import StatusServices
 from mailcarrier.status import (
     ACTION_FORWARDED,
     DeliveryStatus,
@@ -38,12 +48,11 @@ from mailcarrier.status import (
 
 __all__ = ["Reporter"]
 
-FLAG_SUCCESS: Final = 1 << 0
-FLAG_MTA_VRFY: Final = 1 << 8
-FLAG_USR_VRFY: Final = 1 << 9
-FLAG_RECORD: Final = 1 << 10
-FLAG_REC_DLY_SENT: Final = 1 << 13
-TRACE_FLAGS: Final = FLAG_MTA_VRFY | FLAG_USR_VRFY | FLAG_RECORD | FLAG_REC_DLY_SENT
+FLAG_SUCCESS: Final = DEL_REQ_FLAG_SUCCESS
+FLAG_MTA_VRFY: Final = DEL_REQ_FLAG_MTA_VRFY
+FLAG_USR_VRFY: Final = DEL_REQ_FLAG_USR_VRFY
+FLAG_RECORD: Final = DEL_REQ_FLAG_RECORD
+FLAG_REC_DLY_SENT: Final = DEL_REQ_FLAG_REC_DLY_SENT
 NOTIFY_SUCCESS: Final = 2
 NOTIFY_DELAY: Final = 8
 
@@ -92,7 +101,7 @@ class Reporter:
         self.services = services
         self.log = log
         self.flags = flags
-        self.trace_flags = flags & TRACE_FLAGS
+        self.trace_flags = trace_flags(flags)
         self.queue_id = queue_id
         self.mark = mark
         self.process = process
@@ -104,7 +113,7 @@ class Reporter:
             self.process, delivery_line(self.queue_id, status, self.resolution, word=word)
         )
 
-    async def report(self, rcpt: RcptFields, status: RecipientStatus) -> int:
+    async def report(self, rcpt: NativeRecipient, status: RecipientStatus) -> int:
         if self.flags & FLAG_MTA_VRFY:
             return await self._verify(rcpt, status)
         if self.flags & FLAG_USR_VRFY:
@@ -116,7 +125,7 @@ class Reporter:
             return await self._bounced(rcpt, status)
         return await self._deferred(rcpt, status, status_dsn(status, "delayed"))
 
-    async def _sent(self, rcpt: RcptFields, status: RecipientStatus) -> int:
+    async def _sent(self, rcpt: NativeRecipient, status: RecipientStatus) -> int:
         notify = rcpt.notify_flags
         action = status.action or "relayed"
         if action == ACTION_FORWARDED:
@@ -144,14 +153,14 @@ class Reporter:
         self._finish(rcpt, status)
         return 0
 
-    def _finish(self, rcpt: RcptFields, status: RecipientStatus) -> None:
+    def _finish(self, rcpt: NativeRecipient, status: RecipientStatus) -> None:
         """smtp(8)'s marks: a bounce always, a success when the request's flags ask."""
         if status.status is DeliveryStatus.BOUNCED or (
             status.status is DeliveryStatus.SENT and self.flags & FLAG_SUCCESS
         ):
             self.mark(rcpt.offset)
 
-    async def _bounced(self, rcpt: RcptFields, status: RecipientStatus) -> int:
+    async def _bounced(self, rcpt: NativeRecipient, status: RecipientStatus) -> int:
         dsn = status_dsn(status, "failed")
         if status.dsn[:1] != "5":
             dsn = replace(dsn, status="5" + status.dsn[1:])
@@ -173,7 +182,7 @@ class Reporter:
         )
         return await self._deferred(rcpt, failed, status_dsn(failed, "delayed"))
 
-    async def _deferred(self, rcpt: RcptFields, status: RecipientStatus, dsn: Dsn) -> int:
+    async def _deferred(self, rcpt: NativeRecipient, status: RecipientStatus, dsn: Dsn) -> int:
         appended = await self.services.append(
             "defer", flags=self.trace_flags, queue_id=self.queue_id, rcpt=rcpt, dsn=dsn
         )
@@ -188,7 +197,7 @@ class Reporter:
             )
         return -1
 
-    async def _append_trace(self, rcpt: RcptFields, status: RecipientStatus, dsn: Dsn) -> int:
+    async def _append_trace(self, rcpt: NativeRecipient, status: RecipientStatus, dsn: Dsn) -> int:
         reason = dsn.reason
         if status.relay != "none":
             reason = f"delivery via {status.relay}: {reason}"
@@ -201,7 +210,7 @@ class Reporter:
         )
 
     async def _trace(
-        self, rcpt: RcptFields, status: RecipientStatus, dsn: Dsn, *, log_word: str
+        self, rcpt: NativeRecipient, status: RecipientStatus, dsn: Dsn, *, log_word: str
     ) -> int:
         """``sendmail -bv``: the result goes to trace(8), which mails it to the user."""
         if await self._append_trace(rcpt, status, dsn) != 0:
@@ -213,7 +222,7 @@ class Reporter:
         self._finish(rcpt, status)
         return 0
 
-    async def _verify(self, rcpt: RcptFields, status: RecipientStatus) -> int:
+    async def _verify(self, rcpt: NativeRecipient, status: RecipientStatus) -> int:
         """An address probe from verify(8): its result is recorded there, not mailed."""
         ok = status.status is DeliveryStatus.SENT
         word = "deliverable" if ok else "undeliverable"

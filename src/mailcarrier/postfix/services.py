@@ -15,79 +15,20 @@ service that is down: it logs Postfix's warning and returns -1.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from mailcarrier.log import LogSink
-from mailcarrier.postfix.attr import AttrError, AttrList, AttrParser, Long, as_int, encode, expect
+from mailcarrier.postfix.attr import AttrError, AttrList, AttrParser, as_int, encode, expect
+from mailcarrier.postfix.reply import Dsn, dsn_pairs
+from mailcarrier.postfix.request import NativeRecipient
 
-__all__ = [
-    "BOUNCE_PROTOCOL",
-    "VERIFY_PROTOCOL",
-    "Dsn",
-    "RcptFields",
-    "StatusServices",
-    "dsn_pairs",
-    "rcpt_pairs",
-]
+__all__ = ["BOUNCE_PROTOCOL", "VERIFY_PROTOCOL", "StatusServices"]
 
 BOUNCE_PROTOCOL: Final = "delivery_status_protocol"
 VERIFY_PROTOCOL: Final = "address_verification_prrotocol"
 _APPEND: Final = 0  # BOUNCE_CMD_APPEND
 _READ: Final = 65536
-
-
-@dataclass(frozen=True, slots=True)
-class Dsn:
-    """What dsn_print sends: the status, the diagnostic (type and text: ``smtp`` and the
-    server's reply), the MTA that said it (``dns`` and its host name), the action, and the
-    reason text that the log line shows in parentheses."""
-
-    status: str
-    reason: str
-    action: str = ""
-    diag_type: str = ""
-    diag_text: str = ""
-    mta_type: str = ""
-    mta_mname: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class RcptFields:
-    """What rcpt_print sends for a recipient (global/rcpt_print.c)."""
-
-    orig_addr: str
-    address: str
-    offset: int
-    dsn_orcpt: str
-    notify_flags: int
-
-
-def rcpt_pairs(rcpt: RcptFields) -> list[tuple[str, str | int]]:
-    return [
-        ("original_recipient", rcpt.orig_addr),
-        ("recipient", rcpt.address),
-        ("offset", Long(rcpt.offset)),
-        ("dsn_orig_rcpt", rcpt.dsn_orcpt),
-        ("notify_flags", rcpt.notify_flags),
-    ]
-
-
-def dsn_pairs(dsn: Dsn | None) -> list[tuple[str, str | int]]:
-    """dsn_print's seven attributes; all empty for no DSN (the final reply's hop status
-    when the destination did not fail)."""
-    if dsn is None:
-        dsn = Dsn("", "")
-    return [
-        ("status", dsn.status),
-        ("diag_type", dsn.diag_type),
-        ("diag_text", dsn.diag_text),
-        ("mta_type", dsn.mta_type),
-        ("mta_mname", dsn.mta_mname),
-        ("action", dsn.action),
-        ("reason", dsn.reason),
-    ]
 
 
 class _Exchange:
@@ -167,7 +108,7 @@ class StatusServices:
         return exchange
 
     async def append(
-        self, service: str, *, flags: int, queue_id: str, rcpt: RcptFields, dsn: Dsn
+        self, service: str, *, flags: int, queue_id: str, rcpt: NativeRecipient, dsn: Dsn
     ) -> int:
         """bounce/defer/trace append: the service's status (0 = recorded), -1 if it failed."""
         exchange = await self._connect(service, BOUNCE_PROTOCOL)
@@ -178,7 +119,7 @@ class StatusServices:
                 ("nrequest", _APPEND),
                 ("flags", flags),
                 ("queue_id", queue_id),
-                *rcpt_pairs(rcpt),
+                *rcpt.attr_pairs(),
                 *dsn_pairs(dsn),
             ]
         )

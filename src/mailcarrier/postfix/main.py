@@ -1,0 +1,98 @@
+"""`mailcarrier-smtp` and `mailcarrier-lmtp`: mailcarrier as Postfix's smtp(8) and lmtp(8),
+started by master(8) from a master.cf line.
+
+The program reads master's command line (options.py), Postfix's main.cf plus the master.cf
+``-o`` overrides, opens Postfix's log path (maillog.py: postlogd or syslog), takes master's
+descriptors (master.py), drops privileges when ``-u`` says so, and then serves qmgr(8)
+connections (server.py) with one `DeliveryAgent` whose connection cache every connection of
+the process shares (so sessions, TLS ones too, are reused across requests without scache(8)
+or tlsproxy(8)). scache(8) and tlsmgr(8) are not used. The personality (SMTP or LMTP) comes
+from the program name, as smtp(8)'s does. Exit status: 0 when master went away or the
+process's max_use/max_idle ended it, 1 (with one ``fatal:`` line) when it cannot start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from mailcarrier.config.settings import Settings
+from mailcarrier.delivery.agent import DeliveryAgent
+from mailcarrier.delivery.cache import CacheLimits, ConnectionCache
+from mailcarrier.errors import MailcarrierError
+from mailcarrier.log import HandlerLog
+from mailcarrier.postfix.maillog import bootstrap_log, native_log
+from mailcarrier.postfix.master import (
+    MasterChild,
+    MasterOptions,
+    drop_privileges,
+    load_settings,
+    parse_argv,
+    set_signals,
+)
+from mailcarrier.postfix.server import NativeServer, ServerOptions
+from mailcarrier.postfix.services import StatusServices
+
+__all__ = ["main", "make_server"]
+
+
+def make_server(options: MasterOptions, settings: Settings, log: HandlerLog) -> NativeServer:
+    """The qmgr server of one process: its agent, its clients for the status services."""
+    params = settings.params
+    transport = options.personality
+    limits = CacheLimits.from_settings(settings.for_transport(transport))
+    agent = DeliveryAgent(settings, log=log, cache=ConnectionCache(limits))
+    services = StatusServices(
+        Path.cwd(),
+        log,
+        names={
+            "bounce": params.bounce_service_name,
+            "defer": params.defer_service_name,
+            "trace": params.trace_service_name,
+            "verify": params.address_verify_service_name,
+        },
+        timeout=params.ipc_timeout,
+        process=transport,
+    )
+    server_options = ServerOptions(
+        transport=transport,
+        process=transport,
+        hash_queue_names=params.hash_queue_names,
+        hash_queue_depth=params.hash_queue_depth,
+        ipc_timeout=params.ipc_timeout,
+        max_string=4 * params.line_length_limit,
+        verify_negative_cache=params.address_verify_negative_cache,
+        resolution=params.delay_logging_resolution_limit,
+    )
+    return NativeServer(agent, services, log, server_options)
+
+
+def main() -> int:
+    log: HandlerLog = bootstrap_log()
+    process = os.path.basename(sys.argv[0]) or "smtp"
+    try:
+        options = parse_argv(sys.argv)
+        process = options.personality
+        settings = load_settings(options)
+        log = native_log(settings, stderr=options.log_stderr)
+        child = MasterChild.from_master(options, settings, log=log)
+        drop_privileges(options, settings)
+        server = make_server(options, settings, log)
+    except MailcarrierError as exc:
+        log.fatal(process, str(exc))
+        return 1
+    set_signals()
+    try:
+        asyncio.run(child.serve(server.handle))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        log.close()
+    return 0
+
+
+# The console scripts; which protocol is spoken follows the program's name either way.
+smtp_main = main
+lmtp_main = main

@@ -1,0 +1,141 @@
+"""mailcarrier-smtp inside a real Postfix: master(8) starts it from master.cf as the ``smtp``
+service, qmgr(8) hands it delivery requests, and Postfix's own bounce(8), defer(8) and
+trace(8) make the notices from what it reports.
+
+Mail submitted through the instance's smtpd flows qmgr -> mailcarrier-smtp -> smtp-sink and
+the queue file is removed; a 4xx next hop leaves the message deferred with the agent's reason
+in ``postqueue -j``; a 5xx makes Postfix's bounce daemon return the message to the sender;
+NOTIFY=SUCCESS makes it send a success notice; many messages to one destination reuse
+connections (``conn_use=`` in the log); the agent's lines are in the instance's log with
+Postfix's process tag. One instance for the module (tests/postfix/conftest.py).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.support.peers.postfix_sink import SmtpSink
+from tests.support.postfix import PostfixInstance
+
+pytestmark = pytest.mark.postfix
+
+
+@pytest.fixture(scope="module")
+def sinks(postfix_instance: PostfixInstance) -> dict[str, SmtpSink]:
+    instance = postfix_instance
+    dump = instance.root / "sink" / "%H%M%S."
+    found = {
+        "ok": instance.sink("-d", str(dump)),
+        "soft": instance.sink("-r", "RCPT"),
+        "hard": instance.sink("-f", "RCPT"),
+        "nodsn": instance.sink("-N"),  # the next hop cannot take NOTIFY along
+    }
+    routes = ", ".join(f"{name}.test=smtp:{sink.nexthop}" for name, sink in found.items())
+    instance.set_main({"transport_maps": f"inline:{{{routes}}}", "relayhost": found["ok"].nexthop})
+    command = instance.program("smtp", "mailcarrier.postfix.main:smtp_main")
+    instance.set_service("smtp", command, maxproc="2")
+    return found
+
+
+def _message(subject: str, to: str = "b@ok.test") -> bytes:
+    return f"From: a@test.local\r\nTo: {to}\r\nSubject: {subject}\r\n\r\nhello\r\n".encode()
+
+
+def _dumps(directory: Path) -> list[bytes]:
+    return [path.read_bytes() for path in sorted(directory.glob("*"))]
+
+
+def _no_trouble(instance: PostfixInstance, mark: int) -> None:
+    log = instance.log[mark:]
+    for trouble in ("malformed response", "bad command startup", "fatal:", "Traceback"):
+        assert trouble not in log
+
+
+def test_a_message_flows_through_mailcarrier_smtp(
+    postfix_instance: PostfixInstance, sinks: dict[str, SmtpSink]
+) -> None:
+    instance = postfix_instance
+    mark = instance.log_mark()
+    queue_id = instance.submit("a@test.local", ["b@ok.test"], _message("native"))
+    line = instance.wait_log(rf"postfix/smtp\[\d+\]: {queue_id}: to=<b@ok\.test>.*", mark)
+    assert f"relay=127.0.0.1[127.0.0.1]:{sinks['ok'].port}," in line.group()
+    assert "dsn=2.0.0, status=sent (250 2.0.0 Ok" in line.group()
+    instance.wait_log(rf"postfix/qmgr\[\d+\]: {queue_id}: removed", mark)
+    instance.wait_empty()
+    (dump,) = [d for d in _dumps(instance.root / "sink") if b"Subject: native\n" in d]
+    assert b"\nX-Rcpt-Args: <b@ok.test> ORCPT=rfc822;b@ok.test\n" in dump
+    assert dump.endswith(b"\n\nhello\n\n")
+    _no_trouble(instance, mark)
+
+
+def test_a_4xx_next_hop_leaves_the_message_deferred_with_the_reason(
+    postfix_instance: PostfixInstance, sinks: dict[str, SmtpSink]
+) -> None:
+    instance = postfix_instance
+    mark = instance.log_mark()
+    queue_id = instance.submit("a@test.local", ["d@soft.test"], _message("later", "d@soft.test"))
+    entry = instance.wait_deferred(queue_id)
+    (recipient,) = entry["recipients"]
+    assert recipient["delay_reason"] == (
+        "host 127.0.0.1[127.0.0.1] said: 450 4.3.0 Error: command failed "
+        "(in reply to RCPT TO command)"
+    )
+    instance.wait_log(rf"postfix/smtp\[\d+\]: {queue_id}: to=<d@soft\.test>.*status=deferred", mark)
+    _no_trouble(instance, mark)
+
+
+def test_a_5xx_next_hop_bounces_through_postfix_bounce(
+    postfix_instance: PostfixInstance, sinks: dict[str, SmtpSink]
+) -> None:
+    instance = postfix_instance
+    mark = instance.log_mark()
+    queue_id = instance.submit("e@test.local", ["f@hard.test"], _message("never", "f@hard.test"))
+    instance.wait_log(
+        rf"postfix/smtp\[\d+\]: {queue_id}: to=<f@hard\.test>.*dsn=5\.\d\.\d, status=bounced", mark
+    )
+    notice = instance.wait_log(
+        rf"postfix/bounce\[\d+\]: {queue_id}: sender non-delivery notification: (\w+)", mark
+    )
+    instance.wait_log(rf"{notice.group(1)}: to=<e@test\.local>.*status=sent", mark)
+    instance.wait_log(rf"postfix/qmgr\[\d+\]: {queue_id}: removed", mark)
+    _no_trouble(instance, mark)
+
+
+def test_notify_success_gets_postfixs_success_notice(
+    postfix_instance: PostfixInstance, sinks: dict[str, SmtpSink]
+) -> None:
+    instance = postfix_instance
+    mark = instance.log_mark()
+    queue_id = instance.submit(
+        "g@test.local",
+        ["h@nodsn.test"],
+        _message("tell me", "h@nodsn.test"),
+        rcpt_options=["NOTIFY=SUCCESS"],
+    )
+    instance.wait_log(rf"postfix/smtp\[\d+\]: {queue_id}: to=<h@nodsn\.test>.*status=sent", mark)
+    notice = instance.wait_log(
+        rf"postfix/bounce\[\d+\]: {queue_id}: sender delivery status notification: (\w+)", mark
+    )
+    instance.wait_log(rf"{notice.group(1)}: to=<g@test\.local>.*status=sent", mark)
+    _no_trouble(instance, mark)
+
+
+def test_many_messages_reuse_connections(
+    postfix_instance: PostfixInstance, sinks: dict[str, SmtpSink]
+) -> None:
+    instance = postfix_instance
+    mark = instance.log_mark()
+    ids = [
+        instance.submit("a@test.local", [f"n{i}@ok.test"], _message(f"many {i}", f"n{i}@ok.test"))
+        for i in range(40)
+    ]
+    for queue_id in ids:  # (the 4xx test's message stays deferred: no wait_empty here)
+        instance.wait_log(rf"postfix/qmgr\[\d+\]: {queue_id}: removed", mark)
+    log = instance.log[mark:]
+    for queue_id in ids:
+        assert re.search(rf"{queue_id}: to=<n\d+@ok\.test>.*status=sent", log)
+    assert re.search(r"postfix/smtp\[\d+\]: \w+: to=<n\d+@ok\.test>, .*conn_use=\d+", log)
+    _no_trouble(instance, mark)
