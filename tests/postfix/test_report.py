@@ -10,7 +10,6 @@ real ones.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,38 +17,16 @@ from pathlib import Path
 import pytest
 
 from mailcarrier.log import MemoryLog
-from mailcarrier.postfix.attr import AttrParser, encode
 from mailcarrier.postfix.reply import Dsn
 from mailcarrier.postfix.report import Reporter
 from mailcarrier.postfix.request import NativeRecipient
 from mailcarrier.postfix.services import StatusServices
 from mailcarrier.status import ACTION_FORWARDED, DeliveryStatus, RecipientStatus
+from tests.support.postfix_services import FakeService, start_services
 
 CAPTURES = Path(__file__).resolve().parents[3] / "shared" / "reference" / "postfix-native"
 RELAY = "mx.example[198.51.100.1]:25"
 RCPT = NativeRecipient("orig@example.net", "rcpt@example.net", 660, "rfc822;orig@example.net", 0)
-
-
-class FakeService:
-    """A Postfix status service on `private/<name>`: hello, one or more requests, each
-    answered with `status`; `requests` keeps each request's raw bytes."""
-
-    def __init__(self, name: str, protocol: str, status: int = 0) -> None:
-        self.name, self.protocol, self.status = name, protocol, status
-        self.requests: list[bytes] = []
-
-    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(encode([("protocol", self.protocol)]))
-        parser = AttrParser()
-        raw = b""
-        while data := await reader.read(4096):
-            parser.feed(data)
-            raw += data
-            while parser.next_list() is not None:
-                self.requests.append(raw)
-                raw = b""
-                writer.write(encode([("status", self.status)]))
-        writer.close()
 
 
 @pytest.fixture
@@ -58,10 +35,7 @@ async def queue_dir(tmp_path: Path) -> AsyncIterator[Path]:
     yield tmp_path
 
 
-async def _start(root: Path, *services: FakeService) -> list[asyncio.Server]:
-    return [
-        await asyncio.start_unix_server(s.serve, str(root / "private" / s.name)) for s in services
-    ]
+_start = start_services
 
 
 def _status(kind: DeliveryStatus, dsn: str, diagnostic: str, action: str = "") -> RecipientStatus:

@@ -202,7 +202,7 @@ class NativeServer:
         if len(result.recipients) != len(fields) or reports.count != len(fields):
             return -1, None  # never "done" while a recipient is undecided
         hop = result.hop_status
-        dsn = Dsn(hop.dsn, hop.reason, action="delayed") if hop is not None else None
+        dsn = Dsn(status=hop.dsn, reason=hop.reason) if hop is not None else None
         if trace_only(request.flags):
             dsn = None
         return status, dsn
