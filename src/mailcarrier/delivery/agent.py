@@ -6,7 +6,9 @@ the servers in order, up to `smtp_mx_session_limit` sessions per destination. A 
 session serves first (reuse.py); a server that cannot be reached, refuses the session or
 drops it moves the recipients still pending to the next server; replies mark recipients
 (transaction.py, outcome.py, with trouble.py's wording). Addresses of one MX preference may
-be raced (RFC 8305) with `smtp_happy_eyeballs`. Every recipient is marked exactly once.
+be raced (RFC 8305) with `smtp_happy_eyeballs`. Every recipient is marked exactly once. An
+address probe (`DeliveryRequest.probe`) takes the same path without its content, and its
+delivery lines say ``deliverable`` or ``undeliverable``, as Postfix's do.
 
 The three lifetimes of Postfix's smtp(8) are three objects: the request (`DeliveryState`,
 state.py), the next hop (`Hop`, hop.py) and the connection (`Session`, transport/). Setting a
@@ -48,6 +50,12 @@ from mailcarrier.transport.racing import race_connect
 __all__ = ["DeliveryAgent"]
 
 _NOWHERE = Verdict(DeliveryStatus.DEFERRED, "4.3.5", "no destination to deliver to")
+# The status word of an address probe's delivery line, by verdict.
+_PROBE_WORDS = {
+    DeliveryStatus.SENT: "deliverable",
+    DeliveryStatus.DEFERRED: "undeliverable",
+    DeliveryStatus.BOUNCED: "undeliverable",
+}
 
 
 class DeliveryAgent:
@@ -115,11 +123,18 @@ class DeliveryAgent:
         on_mark: StatusCallback | None = on_status
         if log_lines:
             resolution = self.settings.params.delay_logging_resolution_limit
+            probe = request.probe
 
             def log_mark(index: int, status: RecipientStatus) -> None:
                 if on_status is not None:
                     on_status(index, status)
-                log.info(request.transport, delivery_line(request.queue_id, status, resolution))
+                # Postfix logs an address probe's verdict as "deliverable" or
+                # "undeliverable" (verify_append(), trace_append()), never as a delivery.
+                word = "" if not probe else _PROBE_WORDS[status.status]
+                log.info(
+                    request.transport,
+                    delivery_line(request.queue_id, status, resolution, word=word),
+                )
 
             on_mark = log_mark
         tracker = RecipientTracker(request.recipients, on_mark, profile.status_filter())
