@@ -18,6 +18,7 @@ settings, log sink, clocks, resolver, connector and connection cache; nothing gl
 
 from __future__ import annotations
 
+import math
 import random
 import socket
 import time
@@ -222,7 +223,11 @@ class DeliveryAgent:
 
     def _tls_maker(self, job: DeliveryState, destination: str) -> Callable[[], TlsJob]:
         # Not a closure over `job` or the hop that keeps the maker: no reference cycle.
-        preactive_delay = self.wallclock() - job.request.arrival_time
+        # An address probe may fall back to plaintext at once, as if it had waited
+        # (Postfix's TRACE_REQ_ONLY in PLAINTEXT_FALLBACK_OK_AFTER_STARTTLS_FAILURE).
+        preactive_delay = (
+            math.inf if job.request.probe else self.wallclock() - job.request.arrival_time
+        )
         profile = job.profile
         log = self.log
 
