@@ -74,3 +74,62 @@ async def test_submit_gives_a_foreign_sink_clean_lines(tmp_path: Path) -> None:
         log=sink,
     )
     assert f"cleanup: {qid}: message-id=<a?[2J?@x>" in sink.lines
+
+
+async def test_make_request_probe_reads_no_content(tmp_path: Path) -> None:
+    """`make_request(probe=True)`: the content is neither opened nor scanned (a path that
+    does not exist is fine, 8-bit bytes do not make it 8bit), and the probe goes out as MAIL,
+    RCPT and RSET with the RCPT reply as the verdict."""
+    missing = tmp_path / "no-such-message"
+    request = mailcarrier.make_request(
+        missing, sender="a@example.org", recipients=["b@example.net"], nexthop="[x]", probe=True
+    )
+    assert (request.probe, request.content, request.encoding) == (True, missing, "7bit")
+    eight_bit = mailcarrier.make_request(
+        b"Subject: \xff\n\n\xff\n",
+        sender="a@example.org",
+        recipients=["b@example.net"],
+        nexthop="[x]",
+        probe=True,
+    )
+    assert (eight_bit.encoding, eight_bit.smtputf8) == ("7bit", False)
+    utf8 = mailcarrier.make_request(
+        b"", sender="a@example.org", recipients=["j\u00f6rg@example.net"], nexthop="[x]", probe=True
+    )
+    assert utf8.smtputf8  # a UTF-8 address still asks for SMTPUTF8 (smtputf8_autodetect)
+    server = await ScriptedServer(
+        [
+            Send(GREETING),
+            Expect(EHLO),
+            Send(b"250-mx.example\r\n250 PIPELINING\r\n"),
+            Expect(mail() + rcpt("b@example.net") + b"RSET\r\n"),
+            Send(b"250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.0.0 Ok\r\n"),
+            Expect(QUIT),
+            Send(b"221 bye\r\n"),
+            Close(),
+        ]
+    ).start()
+    sink = _Sink()
+    try:
+        probe = mailcarrier.make_request(
+            missing,
+            sender="a@example.org",
+            recipients=["b@example.net"],
+            nexthop=server.nexthop,
+            queue_id="0PROBE",
+            probe=True,
+        )
+        config = make_settings(smtp_helo_name="client.example")
+        result = await mailcarrier.deliver(probe, config=config, log=sink)
+    finally:
+        await server.stop()
+    server.check()
+    (status,) = result.recipients
+    assert (status.status, status.dsn, status.diagnostic) == (
+        mailcarrier.DeliveryStatus.SENT,
+        "2.1.5",
+        "250 2.1.5 Ok",
+    )
+    (line,) = sink.lines
+    assert line.startswith("smtp: 0PROBE: to=<b@example.net>, relay=")
+    assert line.endswith(", dsn=2.1.5, status=deliverable (250 2.1.5 Ok)")

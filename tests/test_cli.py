@@ -184,6 +184,48 @@ def test_lmtp_transport_flag_logs_as_lmtp() -> None:
     assert entry["status"] == "deferred"
 
 
+class _Unreadable(io.BytesIO):
+    """Standard input that fails the test if it is read."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        raise AssertionError("deliver -bv read standard input")
+
+
+@pytest.mark.parametrize(
+    ("rejects", "code"), [({}, 0), ({"c@": "550 5.1.1 <c@example.net>: unknown user"}, 69)]
+)
+def test_probe_flag_verifies_recipients_without_a_message(
+    smtp_handler: RecordingHandler, smtp_server: AiosmtpdServer, rejects: dict[str, str], code: int
+) -> None:
+    """``deliver -bv`` (sendmail's "verify, do not collect or deliver a message"): MAIL,
+    RCPT and RSET; standard input is not read, nothing is delivered, and the JSON result,
+    the exit code and the delivery lines read the RCPT replies."""
+    smtp_handler.reject = rejects
+    out, err = io.StringIO(), io.StringIO()
+    argv = ["-o", "smtp_helo_name=client.example", "deliver", "-bv"]
+    argv += deliver_args(smtp_server, "b@example.net", "c@example.net")[1:]
+    assert run(argv, stdin=_Unreadable(), stdout=out, stderr=err) == code, err.getvalue()
+    assert smtp_server.messages == []
+    entries = json.loads(out.getvalue())["recipients"]
+    assert [list(entry) for entry in entries] == [JSON_KEYS, JSON_KEYS]
+    assert (entries[0]["status"], entries[0]["dsn"], entries[0]["diagnostic"]) == (
+        "sent",
+        "2.1.5",
+        "250 2.1.5 Ok",
+    )
+    lines = [line for line in err.getvalue().splitlines() if ": to=<" in line]
+    assert lines[0].endswith(", dsn=2.1.5, status=deliverable (250 2.1.5 Ok)")
+    if rejects:
+        assert (entries[1]["status"], entries[1]["dsn"]) == ("bounced", "5.1.1")
+        assert lines[1].endswith(
+            "status=undeliverable (host 127.0.0.1[127.0.0.1] said: 550 5.1.1 <c@example.net>: "
+            "unknown user (in reply to RCPT TO command))"
+        )
+    else:
+        assert entries[1]["status"] == "sent"
+        assert lines[1].endswith("status=deliverable (250 2.1.5 Ok)")
+
+
 # --- errors -----------------------------------------------------------------------------------
 
 BASE = ["deliver", "--nexthop", "[127.0.0.1]:9", "-f", "a@example.org", "-r", "b@example.net"]
@@ -207,6 +249,7 @@ BASE = ["deliver", "--nexthop", "[127.0.0.1]:9", "-f", "a@example.org", "-r", "b
         (["nosuchcommand"], ["nosuchcommand"]),
         (["-o", "no_equals_sign", *BASE], ["no_equals_sign"]),
         ([*BASE, "--transport", "uucp"], ["uucp"]),
+        ([*BASE, "-bv"], ["-bv", "/dev/null"]),
     ],
     ids=[
         "missing-nexthop",
@@ -221,6 +264,7 @@ BASE = ["deliver", "--nexthop", "[127.0.0.1]:9", "-f", "a@example.org", "-r", "b
         "unknown-command",
         "bad-o-syntax",
         "bad-transport",
+        "probe-with-file",
     ],
 )
 def test_usage_errors_exit_64(argv: list[str], words: list[str]) -> None:

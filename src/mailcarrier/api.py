@@ -15,6 +15,7 @@ never a bare OSError, and never with a partial message left queued.
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
@@ -71,6 +72,7 @@ def make_request(
     queue_id: str = "",
     smtputf8: bool = False,
     config: Settings | None = None,
+    probe: bool = False,
 ) -> DeliveryRequest:
     """Build a `DeliveryRequest` from plain values; bytes content is wrapped in a stream.
 
@@ -80,10 +82,19 @@ def make_request(
     ``sendmail``; `smtputf8` asks for SMTPUTF8 whatever the content. A path is read once
     here; a seekable stream is read from where it is and put back there; a stream that can
     be read only once (a pipe) is copied into a temporary file, which the request then holds.
+
+    `probe` makes an address probe (`DeliveryRequest.probe`, ``sendmail -bv``): MAIL and
+    RCPT only, each recipient's verdict its RCPT reply. Its content is neither read nor
+    scanned (pass ``b""``); a UTF-8 address still asks for SMTPUTF8.
     """
     settings = config if config is not None else Settings.defaults()
     recipients = tuple(recipients)
-    body, scan = _scanned_content(content, settings.params.header_size_limit)
+    if probe:
+        # A probe sends no content: nothing is opened, read or scanned (an empty scan).
+        body = io.BytesIO(content) if isinstance(content, bytes) else _as_content(content)
+        scan = ContentScan(settings.params.header_size_limit).finish()
+    else:
+        body, scan = _scanned_content(content, settings.params.header_size_limit)
     declared = declare(
         settings, MailSource.SENDMAIL, scan, addresses=(sender, *recipients), explicit=smtputf8
     )
@@ -99,15 +110,18 @@ def make_request(
         smtputf8=declared.smtputf8,
         dsn_ret=ret.upper(),
         dsn_envid=envid,
+        probe=probe,
     )
+
+
+def _as_content(content: str | Path | BinaryIO) -> Path | BinaryIO:
+    return Path(content) if isinstance(content, str) else content
 
 
 def _scanned_content(
     content: bytes | str | Path | BinaryIO, header_limit: int
 ) -> tuple[Path | BinaryIO, ContentScan]:
     """The request's content, and what `ContentScan` found in it."""
-    import io
-
     if isinstance(content, bytes):
         scan = ContentScan(header_limit)
         scan.feed(content)
@@ -145,8 +159,6 @@ def submit_sync(
     log: LogSink | None = None,
 ) -> str:
     """Blocking twin of `submit()`."""
-    import io
-
     settings = config if config is not None else Settings.defaults()
     log = printable_sink(log, utf8=settings.params.smtputf8_enable)
     options = SubmitOptions(

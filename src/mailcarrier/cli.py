@@ -120,7 +120,13 @@ def _build_parser() -> _Parser:
         metavar="full|hdrs",
     )
     d.add_argument("-V", dest="envid", default="", metavar="ENVID")
-    d.add_argument("file", nargs="?", default="-", metavar="FILE|-")
+    d.add_argument(
+        "-bv",
+        dest="probe",
+        action="store_true",
+        help="verify the recipients (MAIL, RCPT, RSET) without a message, as sendmail -bv",
+    )
+    d.add_argument("file", nargs="?", default=None, metavar="FILE|-")
     # conf and map parse their own arguments (postconf and postmap style): see run().
     sub.add_parser("conf", help="show or edit parameters, like postconf", add_help=False)
     sub.add_parser("map", help="build or query a lookup table, like postmap", add_help=False)
@@ -253,6 +259,9 @@ def _make_log(
 
 def _cmd_deliver(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: TextIO) -> int:
     settings = _load_settings(args, stderr)
+    if args.probe and args.file is not None:
+        # As sendmail -bv: "do not collect or deliver a message".
+        raise UsageError(f'-bv reads no message, but a message file was given: "{args.file}"')
     hops = split_destinations(args.nexthop)
     if not hops:
         raise UsageError("--nexthop: empty destination")
@@ -263,22 +272,14 @@ def _cmd_deliver(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stde
     myorigin = QueueParams(settings).myorigin()
     sender = check_address(args.sender, what="sender", myorigin=myorigin, allow_null=True)
     recipients = [check_address(r, what="recipient", myorigin=myorigin) for r in args.recipients]
-    # Standard input can be endless: it is read up to message_size_limit, not to a full disk.
-    limit = settings.params.message_size_limit
     with contextlib.ExitStack() as stack:
-        try:
-            spool = stack.enter_context(tempfile.TemporaryFile(prefix="mailcarrier-"))
-        except OSError as exc:
-            raise _temporary_file_error(exc) from exc
-        header_limit = settings.params.header_size_limit
-        if args.file == "-":
-            scan = _spool_input(stdin, spool, limit, header_limit)
+        if args.probe:
+            # An address probe sends no content: nothing is read, and standard input is
+            # left alone.
+            content: BinaryIO = io.BytesIO()
+            scan = ContentScan(settings.params.header_size_limit).finish()
         else:
-            try:
-                src = stack.enter_context(open(args.file, "rb"))
-            except OSError as exc:
-                raise DataError(f"cannot open message file {args.file}: {exc.strerror}") from exc
-            scan = _spool_input(src, spool, 0, header_limit)  # a file is as big as it is
+            content, scan = _read_message(args.file or "-", stdin, settings, stack)
         # 8-bit content and SMTPUTF8 as submission finds them (`deliver` is of the sendmail
         # class of smtputf8_autodetect_classes: see delivery/autodetect.py).
         declared = declare(settings, MailSource.SENDMAIL, scan, addresses=(sender, *recipients))
@@ -287,12 +288,13 @@ def _cmd_deliver(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stde
             nexthop=args.nexthop,
             sender=sender,
             recipients=tuple(Recipient(r, dsn_notify=notify) for r in recipients),
-            content=spool,
+            content=content,
             transport=args.transport,
             encoding=declared.encoding,
             smtputf8=declared.smtputf8,
             dsn_ret=args.ret,
             dsn_envid=args.envid,
+            probe=args.probe,
         )
         log = _make_log(settings, stderr, stack)
         result = run_event_loop(deliver(request, config=settings, log=log))
@@ -300,6 +302,26 @@ def _cmd_deliver(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stde
         stdout.write(json.dumps(result.to_json()) + "\n")
         stdout.flush()
     return result.exit_code
+
+
+def _read_message(
+    file: str, stdin: BinaryIO, settings: Settings, stack: contextlib.ExitStack
+) -> tuple[BinaryIO, ContentScan]:
+    """The message of `deliver` (`file`, or standard input for ``-``) copied into a
+    temporary file that `stack` closes, and what scanning it found. Standard input can be
+    endless: it is read up to message_size_limit, not to a full disk."""
+    try:
+        spool = stack.enter_context(tempfile.TemporaryFile(prefix="mailcarrier-"))  # noqa: SIM115
+    except OSError as exc:
+        raise _temporary_file_error(exc) from exc
+    header_limit = settings.params.header_size_limit
+    if file == "-":
+        return spool, _spool_input(stdin, spool, settings.params.message_size_limit, header_limit)
+    try:
+        src = stack.enter_context(open(file, "rb"))  # noqa: SIM115 - closed by `stack`
+    except OSError as exc:
+        raise DataError(f"cannot open message file {file}: {exc.strerror}") from exc
+    return spool, _spool_input(src, spool, 0, header_limit)  # a file is as big as it is
 
 
 def run(

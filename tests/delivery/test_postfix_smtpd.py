@@ -20,7 +20,7 @@ import itertools
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -514,3 +514,34 @@ async def test_chunking_all_recipients_rejected_sends_no_content(peer: Peer) -> 
     assert outcome.status.status is BOUNCED, outcome.status.diagnostic
     end = _session_end(peer, outcome)
     assert "rcpt=0/1" in end and "bdat" not in end and "data" not in end
+
+
+# --- address probes (DeliveryRequest.probe) -----------------------------------------------------
+
+
+async def test_probe_is_mail_rcpt_rset_and_no_message(peer: Peer) -> None:
+    """smtpd counts the probe's commands: MAIL, the RCPTs, RSET and QUIT, no DATA; the RCPT
+    replies are the verdicts and nothing reaches Postfix's queue."""
+    settings = make_settings(POSTFIX_CLIENT)
+    request = replace(
+        request_to(peer.postfix.plain_nexthop, recipients=("b@example.net", REJECTED)),
+        queue_id="4QPROBE",
+        probe=True,
+    )
+    _wait_sessions_closed(peer)
+    mark = peer.postfix.log_mark()
+    result, log = await deliver_request(request, config=settings)
+    good, bad = result.recipients
+    assert (good.status, good.dsn, good.diagnostic) == (SENT, "2.1.5", "250 2.1.5 Ok")
+    assert bad.status is BOUNCED
+    assert bad.diagnostic == (
+        "host 127.0.0.1[127.0.0.1] said: 554 5.7.1 <rejected@example.net>: Recipient address "
+        "rejected: Access denied (in reply to RCPT TO command)"
+    )
+    assert [line.split(", status=")[1].split(" ")[0] for line in log.lines] == [
+        "deliverable",
+        "undeliverable",
+    ]
+    end = peer.postfix.wait_log(r"disconnect from localhost\[127\.0\.0\.1\][^\n]*", mark)[0]
+    assert end.endswith(" ehlo=1 mail=1 rcpt=1/2 rset=1 quit=1 commands=5/6")
+    assert "cleanup" not in peer.postfix.log[mark:]

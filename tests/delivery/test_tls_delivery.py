@@ -5,6 +5,7 @@ aiosmtpd with a trustme certificate; names come from a loopback DNS zone."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import ssl
 from pathlib import Path
@@ -19,7 +20,7 @@ from mailcarrier import DeliveryStatus
 from mailcarrier.delivery.agent import DeliveryAgent
 from mailcarrier.log import MemoryLog
 from mailcarrier.status import RecipientStatus
-from tests.support.deliver import deliver_via
+from tests.support.deliver import deliver_request, deliver_via, request_to
 from tests.support.peers.aiosmtpd_server import RecordingHandler, free_port
 from tests.support.tls import (
     Pki,
@@ -235,6 +236,37 @@ async def test_may_retries_plaintext_after_backoff(
     assert status.status is DeliveryStatus.SENT, status.diagnostic
     assert server.capture.connections == 2
     assert b"TOP-SECRET-BODY" in bytes(server.capture.plain)
+
+
+async def test_may_probe_retries_plaintext_at_once(
+    pki: Pki, tls_server: StartServer, dns_zone: Zone
+) -> None:
+    """An address probe carries no content: Postfix lets it fall back to plaintext at
+    "may" without the wait a message needs (TRACE_REQ_ONLY in smtp.h's
+    PLAINTEXT_FALLBACK_OK_AFTER_STARTTLS_FAILURE). A message queued just now does not."""
+    port, zone = dns_zone
+    add_mx(zone, "tls.test", "mx.tls.test")
+    ctx = pki.server_context(pki.leaf("mx.tls.test"))
+    settings = tls_settings(port, smtp_tls_security_level="may")
+    server = tls_server(TlsServerScript(ctx, broken_handshake=True))
+    status, _ = await send(f"tls.test:{server.port}", settings)
+    assert (status.status, status.diagnostic) == (
+        DeliveryStatus.DEFERRED,
+        "Cannot start TLS: handshake failure",
+    )
+    assert server.capture.connections == 1
+    server = tls_server(TlsServerScript(ctx, broken_handshake=True))
+    probe = dataclasses.replace(
+        request_to(
+            f"tls.test:{server.port}", b"", sender="s@example.org", recipients=["u@tls.test"]
+        ),
+        probe=True,
+    )
+    result, _ = await deliver_request(probe, config=settings)
+    assert result.recipients[0].status is DeliveryStatus.SENT, result.recipients[0].diagnostic
+    assert server.capture.connections == 2
+    plain = bytes(server.capture.plain)
+    assert b"RCPT TO:<u@tls.test>" in plain and b"DATA" not in plain
 
 
 async def test_note_starttls_offer(pki: Pki, tls_server: StartServer, dns_zone: Zone) -> None:

@@ -387,8 +387,11 @@ def test_encodings(encoding: str, expected: str) -> None:
     assert to_delivery_request(native, transport="smtp", content=io.BytesIO()).encoding == expected
 
 
-@pytest.mark.parametrize(("sendopts", "smtputf8"), [(0, False), (1, True), (14, False), (15, True)])
-def test_smtputf8_is_the_requested_bit(sendopts: int, smtputf8: bool) -> None:
+@pytest.mark.parametrize(
+    ("sendopts", "smtputf8"),
+    [(0, False), (1, False), (14, False), (15, True), (3, True), (9, True)],
+)
+def test_smtputf8_is_required_when_requested_and_needed(sendopts: int, smtputf8: bool) -> None:
     native = _native(sendopts=sendopts)
     assert to_delivery_request(native, transport="smtp", content=io.BytesIO()).smtputf8 is smtputf8
 
@@ -448,3 +451,11 @@ def test_refused_recipients(native: NativeRequest, message: str) -> None:
 def test_unknown_transport_is_refused() -> None:
     with pytest.raises(RequestRefused, match=r'^2B84B2204F3: unknown transport "uucp"'):
         to_delivery_request(parse_request(TWO), transport="uucp", content=io.BytesIO())
+
+
+@pytest.mark.parametrize(
+    ("flags", "probe"), [(3, False), (259, True), (512 | 3, True), (1024 | 3, False)]
+)
+def test_trace_only_requests_are_address_probes(flags: int, probe: bool) -> None:
+    native = _native(flags=flags)
+    assert to_delivery_request(native, transport="smtp", content=io.BytesIO()).probe is probe

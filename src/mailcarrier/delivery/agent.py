@@ -6,7 +6,9 @@ the servers in order, up to `smtp_mx_session_limit` sessions per destination. A 
 session serves first (reuse.py); a server that cannot be reached, refuses the session or
 drops it moves the recipients still pending to the next server; replies mark recipients
 (transaction.py, outcome.py, with trouble.py's wording). Addresses of one MX preference may
-be raced (RFC 8305) with `smtp_happy_eyeballs`. Every recipient is marked exactly once.
+be raced (RFC 8305) with `smtp_happy_eyeballs`. Every recipient is marked exactly once. An
+address probe (`DeliveryRequest.probe`) takes the same path without its content, and its
+delivery lines say ``deliverable`` or ``undeliverable``, as Postfix's do.
 
 The three lifetimes of Postfix's smtp(8) are three objects: the request (`DeliveryState`,
 state.py), the next hop (`Hop`, hop.py) and the connection (`Session`, transport/). Setting a
@@ -16,6 +18,7 @@ settings, log sink, clocks, resolver, connector and connection cache; nothing gl
 
 from __future__ import annotations
 
+import math
 import random
 import socket
 import time
@@ -48,6 +51,12 @@ from mailcarrier.transport.racing import race_connect
 __all__ = ["DeliveryAgent"]
 
 _NOWHERE = Verdict(DeliveryStatus.DEFERRED, "4.3.5", "no destination to deliver to")
+# The status word of an address probe's delivery line, by verdict.
+_PROBE_WORDS = {
+    DeliveryStatus.SENT: "deliverable",
+    DeliveryStatus.DEFERRED: "undeliverable",
+    DeliveryStatus.BOUNCED: "undeliverable",
+}
 
 
 class DeliveryAgent:
@@ -115,11 +124,18 @@ class DeliveryAgent:
         on_mark: StatusCallback | None = on_status
         if log_lines:
             resolution = self.settings.params.delay_logging_resolution_limit
+            probe = request.probe
 
             def log_mark(index: int, status: RecipientStatus) -> None:
                 if on_status is not None:
                     on_status(index, status)
-                log.info(request.transport, delivery_line(request.queue_id, status, resolution))
+                # Postfix logs an address probe's verdict as "deliverable" or
+                # "undeliverable" (verify_append(), trace_append()), never as a delivery.
+                word = "" if not probe else _PROBE_WORDS[status.status]
+                log.info(
+                    request.transport,
+                    delivery_line(request.queue_id, status, resolution, word=word),
+                )
 
             on_mark = log_mark
         tracker = RecipientTracker(request.recipients, on_mark, profile.status_filter())
@@ -207,7 +223,11 @@ class DeliveryAgent:
 
     def _tls_maker(self, job: DeliveryState, destination: str) -> Callable[[], TlsJob]:
         # Not a closure over `job` or the hop that keeps the maker: no reference cycle.
-        preactive_delay = self.wallclock() - job.request.arrival_time
+        # An address probe may fall back to plaintext at once, as if it had waited
+        # (Postfix's TRACE_REQ_ONLY in PLAINTEXT_FALLBACK_OK_AFTER_STARTTLS_FAILURE).
+        preactive_delay = (
+            math.inf if job.request.probe else self.wallclock() - job.request.arrival_time
+        )
         profile = job.profile
         log = self.log
 

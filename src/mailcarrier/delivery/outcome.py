@@ -4,8 +4,9 @@ and smtp_proto.c do, and build the envelope that transaction sends.
 Order matters and follows Postfix: a rejected MAIL FROM marks every recipient; a rejected
 RCPT is final at once (whatever happens later on the connection); a rejected DATA marks the
 accepted recipients; the final-dot reply marks them (SMTP: one reply for all; LMTP: one
-each). Recipients left unmarked after a lost connection are returned with the verdict that
-goes with them, for the next server or the final deferral. trouble.py words each verdict.
+each). An address probe (`mark_probe`) ends at the RCPT replies: they are the verdicts.
+Recipients left unmarked after a lost connection are returned with the verdict that goes
+with them, for the next server or the final deferral. trouble.py words each verdict.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ __all__ = [
     "Leftover",
     "build_envelope",
     "eightbitmime_verdict",
+    "mark_probe",
     "mark_replies",
     "mark_transaction",
     "mime_8bit_ok",
@@ -130,6 +132,7 @@ def build_envelope(
         envid=request.dsn_envid,
         xforward=xforward_attributes(request) if xforward else (),
         auth="" if dummy_auth else None,
+        probe=request.probe,
     )
 
 
@@ -233,12 +236,7 @@ def mark_replies(
         return reply_verdict(namaddr, reply, stage, soft_bounce=soft_bounce)
 
     def bulk(stage: Stage, reply: Reply, targets: Sequence[int]) -> Leftover | None:
-        verdict = verdict_for(stage, reply)
-        if not verdict.final and not final:
-            return Leftover(verdict, relay)
-        for i in targets:
-            mark(i, verdict)
-        return None
+        return _fail_all(verdict_for(stage, reply), targets, relay, final, mark)
 
     if result.mail is not None and result.mail.code // 100 != 2:
         return bulk(Stage.MAIL, result.mail, pending)
@@ -285,6 +283,63 @@ def mark_replies(
         ),
         relay,
     )
+
+
+def _fail_all(
+    verdict: Verdict,
+    targets: Sequence[int],
+    relay: str,
+    final: bool,
+    mark: Callable[[int, Verdict], None],
+) -> Leftover | None:
+    """A failure of the whole transaction for `targets` (Postfix smtp_mesg_fail()): a
+    soft one leaves them for the next server unless this is the final one."""
+    if not verdict.final and not final:
+        return Leftover(verdict, relay)
+    for i in targets:
+        mark(i, verdict)
+    return None
+
+
+def mark_probe(
+    result: TransactionResult,
+    pending: Sequence[int],
+    namaddr: str,
+    relay: str,
+    *,
+    soft_bounce: bool,
+    final: bool,
+    mark: Callable[[int, Verdict], None],
+) -> Leftover | None:
+    """The verdicts of an address probe (`Envelope.probe`), as Postfix's smtp_proto.c gives
+    them for a trace-only request: each recipient is marked at its RCPT reply, a 2xx as its
+    success with the reply as the diagnostic (smtp_rcpt_done()), anything else as the same
+    failure as for a message (smtp_rcpt_fail()). A refused MAIL and a 421 fail everyone not
+    yet marked, as for a message; the final RSET decides nothing. Recipients whose RCPT was
+    never answered (a lost connection) are left over for the next server."""
+
+    def verdict_for(stage: Stage, reply: Reply) -> Verdict:
+        return reply_verdict(namaddr, reply, stage, soft_bounce=soft_bounce)
+
+    if result.mail is not None and result.mail.code // 100 != 2:
+        return _fail_all(verdict_for(Stage.MAIL, result.mail), pending, relay, final, mark)
+    unanswered: list[int] = []
+    for pos, reply in enumerate(result.rcpt):
+        if reply is None:
+            unanswered.append(pending[pos])
+        elif reply.code == 421:
+            # The server is going away: nobody not yet marked can be verified here (replies
+            # come in order, so all of them are at `pos` and after).
+            rest = pending[pos:]
+            return _fail_all(verdict_for(Stage.RCPT, reply), rest, relay, final, mark)
+        else:
+            mark(pending[pos], verdict_for(Stage.RCPT, reply))
+    if not unanswered:
+        return None
+    # Only a transport error leaves an RCPT unanswered once MAIL was taken (the session
+    # sends every RCPT after an accepted MAIL, and reads every reply it can).
+    assert result.error is not None
+    return Leftover(transport_verdict(result.error), relay, site=True)
 
 
 def _mark_dot(

@@ -3,10 +3,11 @@
 A request names a transport (smtp or lmtp), a next hop in the manual's destination syntax, an
 envelope sender (``""`` is the null sender ``<>``), recipients, and where the content is: a path
 (optionally a byte range inside a queue file) or an open binary stream. The content is never
-required to fit in memory. `Deliverer` is the protocol of what delivers one (the agent, or
-a pool of agent processes). Validation here refuses envelope values that could inject commands
-or parameters: addresses must be addresses (protocol/address.py), other values free of CR,
-LF and NUL.
+required to fit in memory, and an address probe (`probe`, Postfix's trace-only request) never
+opens it. `Deliverer` is the protocol of what delivers one (the agent, or a pool of agent
+processes). Validation here refuses envelope values that could inject commands or
+parameters: addresses must be addresses (protocol/address.py), other values free of CR, LF
+and NUL.
 """
 
 from __future__ import annotations
@@ -144,6 +145,11 @@ class DeliveryRequest:
     # checked against, the content ending by itself: the `size` of Postfix's DELIVER_REQUEST
     # counts queue-file record bytes, not content bytes.
     size_exact: bool = True
+    # Address probe: MAIL and RCPT only, no content (Postfix's trace-only request: a
+    # verify(8) probe, DEL_REQ_FLAG_MTA_VRFY, or ``sendmail -bv``, DEL_REQ_FLAG_USR_VRFY).
+    # Each recipient's verdict is its RCPT reply; the transaction ends with RSET, never
+    # DATA or BDAT, and `content` is neither opened nor read (`size` still gives SIZE=).
+    probe: bool = False
 
     @property
     def content_length(self) -> int | None:

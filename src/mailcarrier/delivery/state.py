@@ -13,6 +13,7 @@ connection, transport/session.py's; per transport, profile.py's.
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from collections.abc import Callable, Iterable
@@ -109,7 +110,10 @@ def open_content(request: DeliveryRequest) -> tuple[BinaryIO | MessageFile, bool
     """The content as a seekable file, and whether it was opened here (to be closed).
 
     A path is opened as a `MessageFile` (content/stream.py): read at offsets, with its
-    first block read now (the whole of a small message)."""
+    first block read now (the whole of a small message). An address probe sends no
+    content: its own is neither opened nor read (an empty stream stands in for it)."""
+    if request.probe:
+        return io.BytesIO(), False
     src = request.content
     if not isinstance(src, (str, PurePath)) and not isinstance(src, os.PathLike):
         if src.seekable():
@@ -132,9 +136,12 @@ def open_content(request: DeliveryRequest) -> tuple[BinaryIO | MessageFile, bool
 
 
 def content_size(request: DeliveryRequest, content: BinaryIO | MessageFile) -> int:
-    """The size of the message: the request's, else the file's from the content offset."""
+    """The size of the message: the request's, else the file's from the content offset
+    (an address probe's, when the request gives none: 0, its content is not looked at)."""
     if request.size is not None:
         return request.size
+    if request.probe:
+        return 0
     if isinstance(content, MessageFile):
         return content.size()
     try:

@@ -3,9 +3,9 @@
 The envelope for this server (SIZE limit, smtp_generic_maps, SMTPUTF8 or A-labels, 8BITMIME
 downgrade, CHUNKING), the transaction itself (transport/session.py), then the verdicts: the
 replies to MAIL, RCPT, DATA and the final dot mark recipients through outcome.py with
-trouble.py's wording. What is left unmarked comes back as a `Leftover` for the next server.
-Postfix's smtp_proto.c and smtp_rcpt.c; the agent (agent.py) calls this for fresh and for
-cached sessions alike.
+trouble.py's wording (for an address probe, the replies to MAIL and RCPT alone). What is
+left unmarked comes back as a `Leftover` for the next server. Postfix's smtp_proto.c and
+smtp_rcpt.c; the agent (agent.py) calls this for fresh and for cached sessions alike.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from mailcarrier.delivery.outcome import (
     Leftover,
     build_envelope,
     eightbitmime_verdict,
+    mark_probe,
     mark_transaction,
     mime_8bit_ok,
 )
@@ -82,16 +83,27 @@ async def run_transaction(
     _warn_xforward(result, peer, job.process, log)
     if result.reset_failed:
         return None  # a dead cached session: nobody is marked, the caller goes on
-    leftover = mark_transaction(
-        result,
-        pending,
-        peer.namaddr,
-        relay,
-        lmtp=job.profile.lmtp,
-        soft_bounce=job.soft_bounce,
-        final=final,
-        mark=mark,
-    )
+    if envelope.probe:
+        leftover = mark_probe(
+            result,
+            pending,
+            peer.namaddr,
+            relay,
+            soft_bounce=job.soft_bounce,
+            final=final,
+            mark=mark,
+        )
+    else:
+        leftover = mark_transaction(
+            result,
+            pending,
+            peer.namaddr,
+            relay,
+            lmtp=job.profile.lmtp,
+            soft_bounce=job.soft_bounce,
+            final=final,
+            mark=mark,
+        )
     return None if leftover is None else replace(leftover, conn_use=conn_use)
 
 
@@ -148,8 +160,8 @@ def _prepare(
     if downgrade:  # Postfix omits SIZE= when it converts (the size changes)
         envelope = replace(envelope, size=None)
     # CHUNKING (RFC 3030) behind smtp_use_chunking: BDAT takes the content as it is,
-    # without dot-stuffing.
-    bdat = job.profile.params.use_chunking and caps.chunking
+    # without dot-stuffing. An address probe sends no content at all.
+    bdat = job.profile.params.use_chunking and caps.chunking and not envelope.probe
     if bdat != envelope.bdat:
         envelope = replace(envelope, bdat=bdat)
     if downgrade or bdat:

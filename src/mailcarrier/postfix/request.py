@@ -84,6 +84,8 @@ DEL_REQ_TRACE_ONLY_MASK: Final = DEL_REQ_FLAG_MTA_VRFY | DEL_REQ_FLAG_USR_VRFY
 
 # Bit 0 of attribute 8 (smtputf8.h; sendopts.h from 3.10): the sender asked for SMTPUTF8.
 SMTPUTF8_FLAG_REQUESTED: Final = 1 << 0
+# HEADER (2), SENDER (4), RECIPIENT (8): what in the message needs SMTPUTF8 (global/smtputf8.h).
+SMTPUTF8_FLAG_NEEDED: Final = 0b1110
 
 # DSN RET (global/dsn_mask.h) as mailcarrier spells it.
 _DSN_RET: Final = {0: "", 1: "FULL", 2: "HDRS"}
@@ -435,7 +437,12 @@ def _delivery_request(
         size=native.data_size if size is None else size,
         size_exact=False,
         encoding=native.encoding if native.encoding in ("7bit", "8bit") else "",
-        smtputf8=bool(native.sendopts & SMTPUTF8_FLAG_REQUESTED),
+        # smtp(8) refuses a server without SMTPUTF8 only when the client asked for it and
+        # something in the message needs it (smtp_proto.c); mailcarrier's flag means that.
+        smtputf8=bool(
+            native.sendopts & SMTPUTF8_FLAG_REQUESTED and native.sendopts & SMTPUTF8_FLAG_NEEDED
+        ),
+        probe=bool(trace_only(native.flags)),
         dsn_envid=native.dsn_envid,
         dsn_ret=ret,
         arrival_time=stats.incoming_arrival,

@@ -52,6 +52,9 @@ class Envelope:
     # RFC 3030: send the content in BDAT chunks instead of DATA (the caller checked that the
     # server announced CHUNKING; the content must then not be dot-stuffed).
     bdat: bool = False
+    # An address probe (Postfix's trace-only request): the RCPTs are followed by RSET, not
+    # by DATA or BDAT; no content is sent.
+    probe: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +85,9 @@ class TransactionResult:
     bdat: bool = False
     # The reply to a RSET that checked a reused session (see `transaction(reset_first=)`).
     rset: Reply | None = None
+    # The reply to the RSET that ends an address probe (`Envelope.probe`) after its RCPTs
+    # (Postfix's "final RSET command"); it decides no recipient's verdict.
+    final_rset: Reply | None = None
 
     @property
     def accepted(self) -> list[int]:
@@ -101,7 +107,9 @@ class TransactionResult:
         nothing of the transaction counts, and the session must be dropped."""
         if self.rset is not None:
             return not self.rset.is_success
-        return self.error is not None and self.error.stage is Stage.RSET
+        # The check goes before MAIL: a RSET that failed once MAIL was answered is a
+        # probe's final one, and the transaction it ends counts.
+        return self.error is not None and self.error.stage is Stage.RSET and self.mail is None
 
 
 def mail_command(envelope: Envelope, caps: Capabilities, quote: bool) -> MailFrom:

@@ -5,7 +5,8 @@ state machine. The mail transaction is written once, as smtp_proto.c's loop: the
 (RSET to check a reused session, XFORWARD, MAIL, each RCPT, DATA) go out as far ahead of the
 server's replies as the session allows, all at once with PIPELINING (RFC 2920; DATA is the
 group's last command, so the replies decide whether content follows) and one at a time
-without it (a window of one command: a refused MAIL or no accepted RCPT ends it early). After
+without it (a window of one command: a refused MAIL or no accepted RCPT ends it early). An
+address probe (`Envelope.probe`) puts RSET where DATA would be and sends no content. After
 354 the content flows from an iterator of wire-ready chunks (content/ did the dot-stuffing),
 then the final dot; with BDAT (RFC 3030, `Envelope.bdat`) the content goes in chunks
 instead (bdat.py). The replies to the end of the content are dot.py's.
@@ -209,7 +210,9 @@ class Session:
 
         `reset_first` checks a reused session with RSET first; with PIPELINING the RSET goes
         in the same write as MAIL, RCPT and DATA (RFC 2920 3.1 allows it anywhere in a
-        group), so the check costs no round trip. See `TransactionResult.reset_failed`."""
+        group), so the check costs no round trip. See `TransactionResult.reset_failed`.
+        An address probe (`Envelope.probe`) is MAIL, the RCPTs and RSET: `content` is not
+        called, and the session is left as after any transaction."""
         result = TransactionResult(rcpt=[None] * len(envelope.recipients), started=time.monotonic())
         try:
             await self._transaction(envelope, content, result, reset_first)
@@ -239,9 +242,13 @@ class Session:
         commands += xforward_commands(envelope, caps)
         commands.append(mail_command(envelope, caps, quote))
         commands += rcpts
-        # With BDAT (RFC 3030) the commands end with the last RCPT: chunks follow only
-        # when a recipient was accepted.
-        if not envelope.bdat:
+        if envelope.probe:
+            # An address probe ends after the RCPTs with RSET, in the same group (Postfix
+            # smtp_proto.c, trace-only request): the RCPT replies are the verdicts.
+            commands.append(Rset())
+        elif not envelope.bdat:
+            # With BDAT (RFC 3030) the commands end with the last RCPT: chunks follow only
+            # when a recipient was accepted.
             commands.append(Data())
         await self._exchange(commands, result, position, ahead=caps.pipelining)
         if result.reset_failed:
@@ -249,6 +256,8 @@ class Session:
             if self.proto.state is State.CONTENT:
                 self.channel.send(DataEnd())  # end the empty message; its reply does not count
                 await self.channel.reply()
+            return
+        if envelope.probe:
             return
         if envelope.bdat:
             if result.has_accepted and result.mail is not None and result.mail.code // 100 == 2:
@@ -416,6 +425,11 @@ def _record(result: TransactionResult, event: CommandReply, position: dict[int, 
     elif isinstance(command, Data):
         result.data = reply
     elif isinstance(command, Rset):
-        result.rset = reply
+        # Replies come in order: the check of a reused session is answered before MAIL, a
+        # probe's final RSET after it.
+        if result.mail is None:
+            result.rset = reply
+        else:
+            result.final_rset = reply
     elif isinstance(command, Xforward):
         result.xforward.append(reply)
