@@ -13,6 +13,7 @@ Postfix's process tag. One instance for the module (tests/postfix/conftest.py).
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -139,3 +140,34 @@ def test_many_messages_reuse_connections(
         assert re.search(rf"{queue_id}: to=<n\d+@ok\.test>.*status=sent", log)
     assert re.search(r"postfix/smtp\[\d+\]: \w+: to=<n\d+@ok\.test>, .*conn_use=\d+", log)
     _no_trouble(instance, mark)
+
+
+def test_sendmail_bv_is_an_address_probe_without_data(
+    postfix_instance: PostfixInstance, sinks: dict[str, SmtpSink]
+) -> None:
+    """``sendmail -bv``: qmgr sends a trace-only request; the agent sends MAIL, RCPT and RSET
+    (no message reaches the sink), reports to trace(8), and bounce(8) mails the report."""
+    instance = postfix_instance
+    mark = instance.log_mark()
+    before = len(_dumps(instance.root / "sink"))
+    _run_sendmail_bv(instance, "p@test.local", "probe@ok.test")
+    line = instance.wait_log(r"postfix/smtp\[\d+\]: (\w+): to=<probe@ok\.test>.*", mark)
+    assert "status=deliverable (250 2.1.5 Ok)" in line.group()
+    report = instance.wait_log(
+        rf"postfix/bounce\[\d+\]: {line.group(1)}: sender delivery status notification: (\w+)",
+        mark,
+    )
+    instance.wait_log(rf"{report.group(1)}: to=<p@test\.local>.*status=sent", mark)
+    dumps = _dumps(instance.root / "sink")
+    # Only the report reached the sink: the probe itself sent no DATA.
+    assert not any(b"X-Rcpt-Args: <probe@ok.test>" in d for d in dumps[before:])
+    _no_trouble(instance, mark)
+
+
+def _run_sendmail_bv(instance: PostfixInstance, sender: str, rcpt: str) -> None:
+    subprocess.run(
+        ["/usr/sbin/sendmail", "-C", str(instance.config), "-bv", "-f", sender, rcpt],
+        check=True,
+        timeout=60,
+        capture_output=True,
+    )
