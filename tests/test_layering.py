@@ -43,6 +43,7 @@ RANKS: dict[str, int] = {
     "api": 11,
     "__init__": 12,
     "cli": 12,
+    "message_input": 12,
     "console": 12,
     "service": 12,
 }

@@ -23,7 +23,6 @@ import json
 import logging
 import signal
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from typing import BinaryIO, NoReturn, TextIO, cast
 
@@ -45,6 +44,8 @@ from mailcarrier.errors import (
 )
 from mailcarrier.log import HandlerLog, LogSink
 from mailcarrier.loghandlers import LineHandler, MaillogHandler, PostfixFormatter, SyslogHandler
+from mailcarrier.message_input import read_message
+from mailcarrier.postfix.install import postfix_main
 from mailcarrier.printable import printable
 from mailcarrier.queue import (
     QueueAdmin,
@@ -74,7 +75,6 @@ from mailcarrier.status import (
 from mailcarrier.tables.command import map_main
 
 PROG = "mailcarrier"
-_CHUNK = 65536
 EX_PIPE = 128 + signal.SIGPIPE  # 141: standard output went away (see the opening paragraph)
 
 
@@ -130,11 +130,12 @@ def _build_parser() -> _Parser:
     # conf and map parse their own arguments (postconf and postmap style): see run().
     sub.add_parser("conf", help="show or edit parameters, like postconf", add_help=False)
     sub.add_parser("map", help="build or query a lookup table, like postmap", add_help=False)
+    sub.add_parser("postfix", help="install or check mailcarrier-smtp in Postfix", add_help=False)
     _add_queue_parsers(sub.add_parser)
     return parser
 
 
-_PASSTHROUGH = ("conf", "map")
+_PASSTHROUGH = ("conf", "map", "postfix")
 
 
 def _say(stderr: TextIO, text: str) -> None:
@@ -172,39 +173,6 @@ def _load_settings(args: argparse.Namespace, stderr: TextIO) -> Settings:
     for warning in settings.warnings:
         _say(stderr, f"warning: {warning}")
     return settings
-
-
-def _spool_input(src: BinaryIO, dest: BinaryIO, limit: int, header_limit: int) -> ContentScan:
-    """Copy the message to a temporary file in bounded chunks, scanning it (8-bit content,
-    UTF-8 in the header: delivery/autodetect.py).
-
-    At most `limit` + 1 bytes are read (message_size_limit; 0 means no limit): a larger
-    message stops with MessageTooBigError before it can fill the disk."""
-    scan = ContentScan(header_limit)
-    total = 0
-    while block := src.read(_CHUNK if not limit else min(_CHUNK, limit + 1 - total)):
-        total += len(block)
-        if limit and total > limit:
-            raise MessageTooBigError(f"message file too big (message_size_limit is {limit} bytes)")
-        scan.feed(block)
-        try:
-            dest.write(block)
-        except OSError as exc:
-            raise _temporary_file_error(exc) from exc
-    try:
-        dest.flush()
-    except OSError as exc:
-        raise _temporary_file_error(exc) from exc
-    return scan.finish()
-
-
-def _temporary_file_error(exc: OSError) -> TemporaryError:
-    where = tempfile.gettempdir()
-    return TemporaryError(
-        f"cannot write temporary file in {where}: {exc.strerror or exc}",
-        path=where,
-        errno=exc.errno or 0,
-    )
 
 
 def _make_log(
@@ -279,7 +247,7 @@ def _cmd_deliver(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stde
             content: BinaryIO = io.BytesIO()
             scan = ContentScan(settings.params.header_size_limit).finish()
         else:
-            content, scan = _read_message(args.file or "-", stdin, settings, stack)
+            content, scan = read_message(args.file or "-", stdin, settings, stack)
         # 8-bit content and SMTPUTF8 as submission finds them (`deliver` is of the sendmail
         # class of smtputf8_autodetect_classes: see delivery/autodetect.py).
         declared = declare(settings, MailSource.SENDMAIL, scan, addresses=(sender, *recipients))
@@ -302,26 +270,6 @@ def _cmd_deliver(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stde
         stdout.write(json.dumps(result.to_json()) + "\n")
         stdout.flush()
     return result.exit_code
-
-
-def _read_message(
-    file: str, stdin: BinaryIO, settings: Settings, stack: contextlib.ExitStack
-) -> tuple[BinaryIO, ContentScan]:
-    """The message of `deliver` (`file`, or standard input for ``-``) copied into a
-    temporary file that `stack` closes, and what scanning it found. Standard input can be
-    endless: it is read up to message_size_limit, not to a full disk."""
-    try:
-        spool = stack.enter_context(tempfile.TemporaryFile(prefix="mailcarrier-"))  # noqa: SIM115
-    except OSError as exc:
-        raise _temporary_file_error(exc) from exc
-    header_limit = settings.params.header_size_limit
-    if file == "-":
-        return spool, _spool_input(stdin, spool, settings.params.message_size_limit, header_limit)
-    try:
-        src = stack.enter_context(open(file, "rb"))  # noqa: SIM115 - closed by `stack`
-    except OSError as exc:
-        raise DataError(f"cannot open message file {file}: {exc.strerror}") from exc
-    return spool, _spool_input(src, spool, 0, header_limit)  # a file is as big as it is
 
 
 def run(
@@ -355,6 +303,8 @@ def run(
             )
         if args.command == "map":
             return map_main(passthrough, stdout, stderr, io.TextIOWrapper(stdin, encoding="utf-8"))
+        if args.command == "postfix":
+            return postfix_main(passthrough, stdout, stderr)
         if args.command in _QUEUE_COMMANDS:
             return _QUEUE_COMMANDS[args.command](args, stdin, stdout, stderr)
         raise UsageError(f"unknown command {args.command}")

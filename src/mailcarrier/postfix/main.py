@@ -23,6 +23,7 @@ from mailcarrier.delivery.agent import DeliveryAgent
 from mailcarrier.delivery.cache import CacheLimits, ConnectionCache
 from mailcarrier.errors import MailcarrierError
 from mailcarrier.log import HandlerLog
+from mailcarrier.postfix.install import table_problems
 from mailcarrier.postfix.maillog import bootstrap_log, native_log
 from mailcarrier.postfix.master import (
     MasterChild,
@@ -77,6 +78,10 @@ def main() -> int:
         process = options.personality
         settings = load_settings(options)
         log = native_log(settings, stderr=options.log_stderr)
+        problems = table_problems(settings)
+        if problems:  # as smtp(8): a table it cannot open is fatal, never read as empty
+            log.fatal(process, problems[0])
+            return 1
         child = MasterChild.from_master(options, settings, log=log)
         drop_privileges(options, settings)
         server = make_server(options, settings, log)
