@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from mailcarrier.delivery.request import DeliveryRequest
+from mailcarrier.errors import DataError
 from mailcarrier.log import MemoryLog
 from mailcarrier.postfix.attr import AttrParser
 from mailcarrier.postfix.msgstats import MsgStats
@@ -62,7 +63,12 @@ class FakeAgent:
             raise self.fail
         stream = request.content
         assert not isinstance(stream, Path)
-        self.content = stream.read()
+        try:
+            self.content = stream.read()
+        except DataError:  # what the engine does with unreadable content: bounce 5.3.0
+            self.verdicts = dict.fromkeys(
+                self.verdicts, (DeliveryStatus.BOUNCED, "5.3.0", "unreadable mail queue entry")
+            )
         statuses = []
         for index, rcpt in enumerate(request.recipients):
             kind, dsn, text = self.verdicts[rcpt.address]
@@ -247,3 +253,16 @@ async def test_an_agent_that_fails_gives_no_reply_and_marks_nothing(setup: Setup
         "smtp",
         "delivery request abandoned: RuntimeError: a bug",
     )
+
+
+async def test_a_corrupt_queue_file_bounces_and_goes_to_the_corrupt_queue(setup: Setup) -> None:
+    data = bytearray(setup.path.read_bytes())
+    data[setup.layout.xtra_offset] = ord("Q")  # no X record after the content
+    setup.path.write_bytes(bytes(data))
+    agent = FakeAgent({r: SENT for r in RCPTS})
+    reply = await setup.serve(agent, setup.request().encode(), close=False)
+    assert reply == (CAPTURES / "final-reply-defer.bin").read_bytes()
+    assert setup.path.stat().st_mode & 0o777 == 0o400  # qmgr moves it to corrupt/
+    assert len(setup.services["bounce"].requests) == 2
+    assert setup.types_at_offsets() == "DD"  # bounced, so done
+    assert any(level == "warning" and QUEUE_ID in text for level, _, text in setup.log.records)

@@ -186,12 +186,9 @@ class NativeServer:
             resolution=options.resolution,
         )
         fields = request.recipients
+        content = queue_file.content(request.data_offset)
         try:
-            delivery = to_delivery_request(
-                request,
-                transport=options.transport,
-                content=queue_file.content(request.data_offset),
-            )
+            delivery = to_delivery_request(request, transport=options.transport, content=content)
         except (RequestRefused, MailcarrierError, ValueError) as exc:
             return await self._defer_all(reporter, request, fields, f"bad delivery request: {exc}")
         reports = _Reports(reporter, fields)
@@ -201,6 +198,15 @@ class NativeServer:
             status = await reports.finish()
         if len(result.recipients) != len(fields) or reports.count != len(fields):
             return -1, None  # never "done" while a recipient is undecided
+        if content.damage is not None:
+            # A bad record in the content (its recipients bounced 5.3.0 "unreadable mail
+            # queue entry"): mode 0400, and qmgr moves the file to the corrupt queue.
+            self.log.warning(options.process, f"{request.queue_id}: {content.damage}")
+            try:
+                queue_file.mark_corrupt()
+            except MailcarrierError as exc:
+                self.log.warning(options.process, str(exc))
+            return -1, None
         hop = result.hop_status
         dsn = Dsn(status=hop.dsn, reason=hop.reason) if hop is not None else None
         if trace_only(request.flags):
