@@ -219,7 +219,7 @@ async def test_dsn_parameters_on_the_wire(dsn_server: DsnAiosmtpdServer) -> None
     assert wire.rcpt == [
         "TO:<b@example.net> NOTIFY=SUCCESS,DELAY",
         "TO:<c@example.net> ORCPT=rfc822;alias+2Bx@example.org",
-        "TO:<d@example.net> NOTIFY=NEVER ORCPT=rfc822;d+3D1@example.net",
+        "TO:<d@example.net> ORCPT=rfc822;d+3D1@example.net NOTIFY=NEVER",
     ]
 
 
