@@ -25,7 +25,7 @@ import mailcarrier
 from mailcarrier import DeliveryStatus
 from mailcarrier.config.settings import Settings
 from mailcarrier.delivery.request import DeliveryRequest, Notify, Recipient
-from tests.support.deliver import deliver_request, deliver_to
+from tests.support.deliver import QUEUE_ID, deliver_request, deliver_to
 from tests.support.peers.aiosmtpd_dsn import DsnAiosmtpdServer
 from tests.support.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler
 from tests.support.peers.postfix_sink import SmtpSink
@@ -72,6 +72,18 @@ async def test_content_byte_for_byte(smtp_server: AiosmtpdServer) -> None:
     assert [r.status for r in result.recipients] == [SENT]
     (received,) = smtp_server.messages
     assert received.content == RECEIVED
+
+
+async def test_breaking_long_lines_is_logged_once_per_request(
+    smtp_server: AiosmtpdServer,
+) -> None:
+    """smtp(8)'s info line (smtp_text_out()), once however many lines were broken."""
+    delivery = await deliver_to(smtp_server, MESSAGE + b"\n" + LONG, smtp_line_length_limit="998")
+    assert [r.status for r in delivery.result.recipients] == [SENT]
+    broken = [line for line in delivery.log.lines if "breaking line" in line]
+    assert broken == [f"{QUEUE_ID}: breaking line > 998 bytes with <CR><LF>SPACE"]
+    delivery = await deliver_to(smtp_server, b"Subject: x\n\n" + b"a" * 998 + b"\n")
+    assert not [line for line in delivery.log.lines if "breaking line" in line]
 
 
 async def test_line_length_limit_zero_keeps_long_lines(
@@ -219,7 +231,7 @@ async def test_dsn_parameters_on_the_wire(dsn_server: DsnAiosmtpdServer) -> None
     assert wire.rcpt == [
         "TO:<b@example.net> NOTIFY=SUCCESS,DELAY",
         "TO:<c@example.net> ORCPT=rfc822;alias+2Bx@example.org",
-        "TO:<d@example.net> NOTIFY=NEVER ORCPT=rfc822;d+3D1@example.net",
+        "TO:<d@example.net> ORCPT=rfc822;d+3D1@example.net NOTIFY=NEVER",
     ]
 
 

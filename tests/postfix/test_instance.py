@@ -14,6 +14,7 @@ bounces reach a sink too.
 from __future__ import annotations
 
 import pwd
+import re
 import socket
 from pathlib import Path
 
@@ -65,6 +66,25 @@ def test_a_message_reaches_the_sink(
         b"\nX-Mail-Args: <a@test.local>\nX-Rcpt-Args: <b@ok.test> ORCPT=rfc822;b@ok.test\n" in dump
     )
     assert dump.endswith(b"\n\nhello\n\n")
+
+
+def test_batched_changes_reload_once_and_a_batch_is_one_session(
+    postfix_instance: PostfixInstance, sinks: dict[str, SmtpSink]
+) -> None:
+    instance = postfix_instance
+    reloads = instance.log.count("]: reload -- version ")
+    with instance.changes():
+        instance.set_main({"queue_run_delay": "2s"})
+        instance.set_main({"queue_run_delay": None})
+    assert instance.log.count("]: reload -- version ") == reloads + 1
+    mark = instance.log_mark()
+    ids = instance.submit_batch(
+        "a@test.local", [(["b@ok.test"], _message(f"b{i}")) for i in range(3)]
+    )
+    assert len(set(ids)) == 3
+    for queue_id in ids:
+        instance.wait_log(rf"postfix/qmgr\[\d+\]: {queue_id}: removed", mark)
+    assert len(re.findall(r"postfix/smtpd\[\d+\]: connect from", instance.log[mark:])) == 1
 
 
 def test_sendmail_c_goes_the_same_way(

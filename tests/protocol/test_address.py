@@ -138,7 +138,7 @@ _LET_DIG = r"(?:[A-Za-z0-9_]|[^\x00-\x7f])"
 _LABEL = rf"{_LET_DIG}(?:(?:{_LET_DIG}|-)*{_LET_DIG})?"
 _DOMAIN = rf"(?:{_LABEL}(?:\.{_LABEL})*\.?|\[[\x21-\x5a\x5e-\x7e]+\])"
 _PATH = rf"(?:{_LOCAL}(?:@{_DOMAIN})?)?"
-RCPT_LINE = re.compile(rf"RCPT TO:<({_PATH})> NOTIFY=SUCCESS ORCPT=rfc822;x\+2By@z\r\n")
+RCPT_LINE = re.compile(rf"RCPT TO:<({_PATH})> ORCPT=rfc822;x\+2By@z NOTIFY=SUCCESS\r\n")
 MAIL_LINE = re.compile(rf"MAIL FROM:<({_PATH})> SIZE=42 BODY=8BITMIME\r\n")
 
 _hostile = st.text(

@@ -92,7 +92,7 @@ WIRE: list[tuple[Command, bytes]] = [
             envid="E1",
             auth="",
         ),
-        b"MAIL FROM:<a@example.org> SIZE=99 BODY=8BITMIME SMTPUTF8 RET=HDRS ENVID=E1 AUTH=<>\r\n",
+        b"MAIL FROM:<a@example.org> SIZE=99 BODY=8BITMIME ENVID=E1 RET=HDRS SMTPUTF8 AUTH=<>\r\n",
     ),
     (
         MailFrom("\u00fcser@b\u00fccher.example", smtputf8=True),
@@ -113,7 +113,7 @@ WIRE: list[tuple[Command, bytes]] = [
     ),
     (
         RcptTo("b@x", notify="FAILURE", orcpt="rfc822;c d@x"),
-        b"RCPT TO:<b@x> NOTIFY=FAILURE ORCPT=rfc822;c+20d@x\r\n",
+        b"RCPT TO:<b@x> ORCPT=rfc822;c+20d@x NOTIFY=FAILURE\r\n",
     ),
     (RcptTo('a"b@x'), b'RCPT TO:<"a\\"b"@x>\r\n'),
     (Data(), b"DATA\r\n"),

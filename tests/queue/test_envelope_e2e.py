@@ -82,7 +82,7 @@ def test_orcpt_keeps_notify(tmp_path: Path, dsn_server: DsnAiosmtpdServer) -> No
     _cli(tmp_path, dsn_server.nexthop, "sendmail", "-N", "failure", "-f", "s@example.org",
          "b@example.net", stdin=MESSAGE)  # fmt: skip
     _cli(tmp_path, dsn_server.nexthop, "run", "--once")
-    assert dsn_server.wire.rcpt == ["TO:<b@example.net> NOTIFY=FAILURE ORCPT=rfc822;b@example.net"]
+    assert dsn_server.wire.rcpt == ["TO:<b@example.net> ORCPT=rfc822;b@example.net NOTIFY=FAILURE"]
 
 
 @pytest.mark.parametrize(

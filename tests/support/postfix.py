@@ -11,11 +11,13 @@ proxymap, showq, error/retry, discard, anvil, scache, postlog, and Postfix's own
 and lmtp clients.
 
 Helpers: `set_main()` and `set_service()` change main.cf and master.cf (and ``postfix
-reload`` when it runs); `program()` writes a program for master.cf's command field, whose
-value is always ``daemon_directory/command`` (so it returns a path relative to
-daemon_directory), with this interpreter as its absolute ``#!`` line (master gives children
-no PATH); `submit()` sends a message through the instance's smtpd and returns its queue id,
-`sendmail()` through ``sendmail -C``; `queue()` is ``postqueue -j``, `wait_empty()` and
+reload`` when it runs; inside ``with changes():`` once, at the end); `program()` writes a
+program for master.cf's command field, whose value is always ``daemon_directory/command``
+(so it returns a path relative to daemon_directory), with this interpreter as its absolute
+``#!`` line (master gives children no PATH); `submit()` sends a message through the
+instance's smtpd and returns its queue id (`submit_batch()` many in one session),
+`sendmail()` through ``sendmail -C``; `program_pids()` finds the running processes of a
+program; `queue()` is ``postqueue -j``, `flush()` ``postqueue -f``, `wait_empty()` and
 `wait_deferred()` wait on it; `log`, `log_mark()` and `wait_log()` read the maillog;
 `sink()` starts a Postfix smtp-sink on a free loopback port (accepting and dumping with
 ``-d``, 4xx with ``-r RCPT``, 5xx with ``-f RCPT``). `stop()` stops master, every process
@@ -156,6 +158,29 @@ def _run(args: Sequence[str], timeout: float = 60, stdin: bytes | None = None) -
     return output
 
 
+def _transaction(
+    s: smtplib.SMTP,
+    sender: str,
+    recipients: Sequence[str],
+    content: bytes,
+    mail_options: Sequence[str] = (),
+    rcpt_options: Sequence[str] = (),
+) -> str:
+    """One MAIL/RCPT/DATA transaction on an open session; the queue id smtpd replied."""
+    code, reply = s.mail(sender, list(mail_options))
+    if code != 250:
+        raise RuntimeError(f"MAIL FROM: {code} {reply!r}")
+    for recipient in recipients:
+        code, reply = s.rcpt(recipient, list(rcpt_options))
+        if code not in (250, 251):
+            raise RuntimeError(f"RCPT TO:<{recipient}>: {code} {reply!r}")
+    code, reply = s.data(content)
+    found = re.search(rb"queued as ([0-9A-Za-z]+)", reply)
+    if code != 250 or not found:
+        raise RuntimeError(f"DATA: {code} {reply!r}")
+    return found.group(1).decode()
+
+
 def daemon_directory() -> str:
     """Where master(8) finds its programs (Postfix's compiled-in default)."""
     return _run([POSTCONF, "-d", "-h", "daemon_directory"]).strip()
@@ -185,6 +210,7 @@ class PostfixInstance:
         }
         self.sinks: list[SmtpSink] = []
         self.running = False
+        self._batching = 0
 
     # --- configuration --------------------------------------------------------------------
     def base_main(self) -> dict[str, str]:
@@ -227,9 +253,15 @@ class PostfixInstance:
         return "".join(f"{name} {line}\n" for name, line in self.services.items())
 
     def write_config(self) -> None:
+        """main.cf and master.cf, dated two seconds back: Postfix reads a file only once it
+        is a second old (dict_load_file: it pauses 300 ms at a time until then), which made
+        every ``postfix`` command and every daemon started just after a change wait."""
         self.config.mkdir(parents=True, exist_ok=True)
-        (self.config / "main.cf").write_text(self.main_cf(), encoding="utf-8")
-        (self.config / "master.cf").write_text(self.master_cf(), encoding="utf-8")
+        past = time.time() - 2
+        for name, text in (("main.cf", self.main_cf()), ("master.cf", self.master_cf())):
+            path = self.config / name
+            path.write_text(text, encoding="utf-8")
+            os.utime(path, (past, past))
 
     def set_main(self, settings: Mapping[str, str | None]) -> None:
         """Set main.cf parameters (None removes one); reload when running."""
@@ -261,7 +293,20 @@ class PostfixInstance:
         self.services.pop(name, None)
         self._changed()
 
+    @contextlib.contextmanager
+    def changes(self) -> Iterator[None]:
+        """The set_main(), set_service() and remove_service() calls inside the block take
+        effect together, with one reload at its end."""
+        self._batching += 1
+        try:
+            yield
+        finally:
+            self._batching -= 1
+            self._changed()
+
     def _changed(self) -> None:
+        if self._batching:
+            return
         self.write_config()
         if self.running:
             self.reload()
@@ -320,12 +365,31 @@ class PostfixInstance:
         return self
 
     def reload(self) -> None:
-        """``postfix reload``, and wait until master has read the new configuration."""
+        """``postfix reload``, and wait until master has read the new configuration: it
+        logs the reload first and then applies it, so wait for that too (the sockets of
+        the unix services to be there and those of removed services gone)."""
         reloads = self.log.count("]: reload -- version ")
         self.postfix("reload")
         self.wait_until(
             lambda: self.log.count("]: reload -- version ") > reloads, "master's reload"
         )
+        self.wait_until(self._sockets_match, "the sockets of master.cf's unix services")
+
+    def _sockets_match(self) -> bool:
+        """Each unix service of master.cf has its socket (``private/NAME``, or
+        ``public/NAME`` when its private column is n), and no other socket is there."""
+        wanted = set()
+        for name, line in self.services.items():
+            kind, private = line.split()[:2]
+            if kind in ("unix", "unix-dgram"):
+                wanted.add(f"{'public' if private == 'n' else 'private'}/{name}")
+        present = set()
+        for folder in ("private", "public"):
+            with contextlib.suppress(OSError):
+                for entry in (self.spool / folder).iterdir():
+                    if entry.is_socket():
+                        present.add(f"{folder}/{entry.name}")
+        return present == wanted
 
     def master_pid(self) -> int | None:
         try:
@@ -355,6 +419,20 @@ class PostfixInstance:
             with contextlib.suppress(OSError):
                 os.kill(child, signal.SIGKILL)
 
+    def program_pids(self, name: str) -> list[int]:
+        """The running processes of this instance started from `program(name, ...)`'s file
+        (the kernel gives the interpreter the script's path as master exec'd it)."""
+        script = str(self.bin / name)
+        found = []
+        for pid in processes_with_env(f"MAIL_CONFIG={self.config}"):
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if len(argv) > 1 and os.path.normpath(os.fsdecode(argv[1])) == script and alive(pid):
+                found.append(pid)
+        return found
+
     def __enter__(self) -> PostfixInstance:
         return self.start()
 
@@ -372,20 +450,21 @@ class PostfixInstance:
         rcpt_options: Sequence[str] = (),
     ) -> str:
         """Send one message through the instance's smtpd; its queue id."""
-        with smtplib.SMTP(LOOPBACK, self.smtpd_port, local_hostname="client.test", timeout=30) as s:
-            s.ehlo()
-            code, reply = s.mail(sender, list(mail_options))
-            if code != 250:
-                raise RuntimeError(f"MAIL FROM: {code} {reply!r}")
-            for recipient in recipients:
-                code, reply = s.rcpt(recipient, list(rcpt_options))
-                if code not in (250, 251):
-                    raise RuntimeError(f"RCPT TO:<{recipient}>: {code} {reply!r}")
-            code, reply = s.data(content)
-        found = re.search(rb"queued as ([0-9A-Za-z]+)", reply)
-        if code != 250 or not found:
-            raise RuntimeError(f"DATA: {code} {reply!r}")
-        return found.group(1).decode()
+        with self._smtp() as s:
+            return _transaction(s, sender, recipients, content, mail_options, rcpt_options)
+
+    def submit_batch(
+        self, sender: str, messages: Sequence[tuple[Sequence[str], bytes]]
+    ) -> list[str]:
+        """Send (recipients, content) messages through the instance's smtpd in one session,
+        one transaction each; their queue ids in order."""
+        with self._smtp() as s:
+            return [_transaction(s, sender, rcpts, content) for rcpts, content in messages]
+
+    def _smtp(self) -> smtplib.SMTP:
+        s = smtplib.SMTP(LOOPBACK, self.smtpd_port, local_hostname="client.test", timeout=30)
+        s.ehlo()
+        return s
 
     def sendmail(self, sender: str, recipients: Sequence[str], content: bytes) -> None:
         """``sendmail -C config -f SENDER -- RECIPIENTS`` (through pickup)."""
@@ -395,6 +474,10 @@ class PostfixInstance:
         """``postqueue -j``: one object per queued message."""
         output = _run([POSTQUEUE, "-c", str(self.config), "-j"])
         return [json.loads(line) for line in output.splitlines() if line.strip()]
+
+    def flush(self) -> None:
+        """``postqueue -f``: qmgr tries every queued message now, whatever its time stamp."""
+        _run([POSTQUEUE, "-c", str(self.config), "-f"])
 
     def wait_empty(self, timeout: float = 30) -> None:
         self.wait_until(lambda: not self.queue(), "an empty queue", timeout)

@@ -49,8 +49,8 @@ def _script(discarded: str) -> list[Step]:
     params = {
         "SIZE": f"SIZE={len(BODY)}",
         "8BITMIME": "BODY=8BITMIME",
+        "DSN": "RET=FULL",  # (smtp(8)'s order: DSN parameters before SMTPUTF8)
         "SMTPUTF8": "SMTPUTF8",
-        "DSN": "RET=FULL",
         "AUTH": "AUTH=<>",
     }
     mail = " ".join([f"MAIL FROM:<{sender}>", *(v for k, v in params.items() if k != discarded)])

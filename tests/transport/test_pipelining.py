@@ -160,7 +160,7 @@ async def test_mail_and_rcpt_parameters_when_announced(scripted: StartScripted) 
             Expect(EHLO),
             Send(ehlo_reply("PIPELINING", "SIZE 10240000", "DSN", "8BITMIME")),
             Expect(
-                f"MAIL FROM:<{SENDER}> SIZE={len(body)} RET=HDRS ENVID=env+2Bid+3D1\r\n".encode()
+                f"MAIL FROM:<{SENDER}> SIZE={len(body)} ENVID=env+2Bid+3D1 RET=HDRS\r\n".encode()
                 + b"RCPT TO:<one@example.net> NOTIFY=SUCCESS,FAILURE\r\n"
                 + b"RCPT TO:<two@example.net> NOTIFY=SUCCESS,FAILURE\r\n"
                 + DATA

@@ -38,6 +38,7 @@ __all__ = [
     "DataEncoder",
     "EncoderStatistics",
     "encode_whole",
+    "encode_whole_counted",
 ]
 
 # Postfix's smtp_line_length_limit default since Postfix 2.9 (it was 990 up to 2.8): 998 plus
@@ -389,6 +390,13 @@ def encode_whole(
     the limit) needs only its dots stuffed, with no encoder object; anything else goes
     through `DataEncoder`.
     """
+    return encode_whole_counted(data, line_length_limit=line_length_limit, dot_stuff=dot_stuff)[0]
+
+
+def encode_whole_counted(
+    data: bytes, *, line_length_limit: int = DEFAULT_LINE_LENGTH_LIMIT, dot_stuff: bool = True
+) -> tuple[bytes, int]:
+    """`encode_whole`, and the number of lines it broke at the limit (`lines_broken`)."""
     if (
         data
         and (line_length_limit == 0 or line_length_limit >= _MIN_LINE_LENGTH_LIMIT)
@@ -401,9 +409,10 @@ def encode_whole(
                 data = _LF_DOT.sub(_LF_DOT_DOT, data)
             if data[0] == _DOT_BYTE:
                 data = _DOT + data
-        return data
+        return data, 0
     encoder = DataEncoder(line_length_limit=line_length_limit, dot_stuff=dot_stuff)
-    return encoder.feed(data) + encoder.finish()
+    wire = encoder.feed(data) + encoder.finish()
+    return wire, encoder.lines_broken
 
 
 def _has_long_piece(data: bytes, limit: int) -> bool:

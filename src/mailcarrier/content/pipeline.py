@@ -25,7 +25,7 @@ from mailcarrier.content.checks import (
     LookupTable,
     UnavailableTable,
 )
-from mailcarrier.content.encoder import DataEncoder, encode_whole
+from mailcarrier.content.encoder import DataEncoder, encode_whole_counted
 from mailcarrier.content.lines import LineSplitter
 from mailcarrier.content.mime import HeaderClass, MimeLimits, MimeProcessor
 from mailcarrier.content.stream import MessageFile, encode_chunks, iter_file_chunks
@@ -80,6 +80,9 @@ class ContentPlan:
     limits: MimeLimits = field(default_factory=MimeLimits)
     checks: ContentChecks | None = None
     rewrite_header: HeaderRewriter | None = None
+    # Called after a pass over the content that broke a line longer than the limit, so
+    # that the caller can log it as smtp(8) does ("breaking line > N bytes ...").
+    on_broken_line: Callable[[], None] | None = None
 
     def downgrade_for(self, eightbitmime: bool) -> bool:
         return needs_downgrade(self.encoding, eightbitmime, disabled=self.disable_conversion)
@@ -99,7 +102,11 @@ class ContentPlan:
             and self.rewrite_header is None
             and (checks is None or not (checks.has_header_checks or checks.has_body_checks))
         ):
-            wire = encode_whole(source.head, line_length_limit=self.line_length_limit)
+            wire, broken = encode_whole_counted(
+                source.head, line_length_limit=self.line_length_limit
+            )
+            if broken and self.on_broken_line is not None:
+                self.on_broken_line()
             return (wire,) if wire else ()
         return self.chunks(downgrade=False)
 
@@ -111,7 +118,7 @@ class ContentPlan:
         header_checks = checks is not None and checks.has_header_checks
         body_checks = checks is not None and checks.has_body_checks
         if not downgrade and not header_checks and not body_checks and not self.rewrite_header:
-            return encode_chunks(raw, encoder)
+            return self._told(encode_chunks(raw, encoder), encoder)
         header_out = self._header_hook(checks if header_checks else None)
         processor = MimeProcessor(
             downgrade=downgrade,
@@ -122,7 +129,13 @@ class ContentPlan:
             header_out=header_out,
             body_out=checks.body if checks is not None and body_checks else None,
         )
-        return transform_chunks(raw, processor, encoder)
+        return self._told(transform_chunks(raw, processor, encoder), encoder)
+
+    def _told(self, wire: Iterator[bytes], encoder: DataEncoder) -> Iterator[bytes]:
+        """`wire`, and `on_broken_line` called once it is exhausted, if a line was broken."""
+        if self.on_broken_line is None:
+            return wire
+        return _then_tell(wire, encoder, self.on_broken_line)
 
     def _header_hook(self, checks: ContentChecks | None) -> HeaderRewriter:
         rewrite = self.rewrite_header
@@ -204,3 +217,11 @@ def plan_from_settings(
         checks=checks if checks.has_header_checks or checks.has_body_checks else None,
         rewrite_header=rewrite_header,
     )
+
+
+def _then_tell(
+    wire: Iterator[bytes], encoder: DataEncoder, tell: Callable[[], None]
+) -> Iterator[bytes]:
+    yield from wire
+    if encoder.lines_broken:
+        tell()

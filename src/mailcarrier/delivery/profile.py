@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import random
+from collections.abc import Callable
 from dataclasses import fields, replace
 from typing import BinaryIO
 
@@ -55,6 +56,7 @@ _PLAN_FIELDS = frozenset(
         "limits",
         "checks",
         "rewrite_header",
+        "on_broken_line",
     }
 )
 
@@ -208,17 +210,19 @@ class TransportProfile:
         if template is None:
             template = self._plan_template = self._make_template()
         if isinstance(template, ContentPlan):
+            limit = template.line_length_limit
             if self._plan_direct:
                 return ContentPlan(
                     fileobj=content,
                     start=request.content_offset,
                     length=request.content_length,
                     encoding=request.encoding,
-                    line_length_limit=template.line_length_limit,
+                    line_length_limit=limit,
                     disable_conversion=template.disable_conversion,
                     limits=template.limits,
                     checks=None,
                     rewrite_header=rewrite_header,
+                    on_broken_line=self._line_breaking(request, limit),
                 )
             return replace(
                 template,
@@ -227,9 +231,10 @@ class TransportProfile:
                 length=request.content_length,
                 encoding=request.encoding,
                 rewrite_header=rewrite_header,
+                on_broken_line=self._line_breaking(request, limit),
             )
         process, log = request.transport, self.log
-        return plan_from_settings(
+        plan = plan_from_settings(
             self.agent,
             content,
             start=request.content_offset,
@@ -240,6 +245,23 @@ class TransportProfile:
             warning=lambda text: log.warning(process, text),
             rewrite_header=rewrite_header,
         )
+        return replace(plan, on_broken_line=self._line_breaking(request, plan.line_length_limit))
+
+    def _line_breaking(self, request: DeliveryRequest, limit: int) -> Callable[[], None]:
+        """smtp(8)'s note that it broke a line longer than smtp_line_length_limit, logged
+        once per request (smtp_text_out())."""
+        told = False
+
+        def tell() -> None:
+            nonlocal told
+            if not told:
+                told = True
+                self.log.info(
+                    request.transport,
+                    f"{request.queue_id}: breaking line > {limit} bytes with <CR><LF>SPACE",
+                )
+
+        return tell
 
     def _make_template(self) -> ContentPlan | bool:
         probe = plan_from_settings(

@@ -14,6 +14,7 @@ process's max_use/max_idle ended it, 1 (with one ``fatal:`` line) when it cannot
 from __future__ import annotations
 
 import asyncio
+import codecs
 import os
 import sys
 from pathlib import Path
@@ -36,7 +37,7 @@ from mailcarrier.postfix.master import (
 from mailcarrier.postfix.server import NativeServer, ServerOptions
 from mailcarrier.postfix.services import StatusServices
 
-__all__ = ["main", "make_server"]
+__all__ = ["main", "make_server", "preload"]
 
 
 def make_server(options: MasterOptions, settings: Settings, log: HandlerLog) -> NativeServer:
@@ -70,6 +71,16 @@ def make_server(options: MasterOptions, settings: Settings, log: HandlerLog) -> 
     return NativeServer(agent, services, log, server_options)
 
 
+def preload() -> None:
+    """Load now what a delivery would otherwise load from the interpreter's files after the
+    switch to mail_owner, who may not be allowed to read them (an interpreter installed under
+    a 0700 home directory): the codecs with which socket.getaddrinfo() encodes a host name
+    (idna, and punycode within it). Without them, every delivery to a host name failed with
+    "unknown encoding: idna"."""
+    for name in ("idna", "punycode"):
+        codecs.lookup(name)
+
+
 def main() -> int:
     log: HandlerLog = bootstrap_log()
     process = os.path.basename(sys.argv[0]) or "smtp"
@@ -83,6 +94,7 @@ def main() -> int:
             log.fatal(process, problems[0])
             return 1
         child = MasterChild.from_master(options, settings, log=log)
+        preload()
         drop_privileges(options, settings)
         server = make_server(options, settings, log)
     except MailcarrierError as exc:

@@ -254,12 +254,13 @@ class MailFrom(Command):
             parts.append(f"SIZE={self.size}")
         if self.body:
             parts.append(f"BODY={self.body}")
-        if self.smtputf8:
-            parts.append("SMTPUTF8")
-        if self.ret:
-            parts.append(f"RET={self.ret}")
+        # Postfix's order (smtp_proto.c), so that a next hop sees what smtp(8) sends.
         if self.envid:
             parts.append(f"ENVID={xtext_encode(self.envid)}")
+        if self.ret:
+            parts.append(f"RET={self.ret}")
+        if self.smtputf8:
+            parts.append("SMTPUTF8")
         if self.auth is not None:
             _check("AUTH= value", self.auth)
             parts.append(f"AUTH=<{xtext_encode(self.auth)}>" if self.auth else "AUTH=<>")
@@ -283,12 +284,13 @@ class RcptTo(Command):
         if self.orcpt:
             _check("ORCPT", self.orcpt)
         parts = [f"RCPT TO:<{_wire_address('recipient address', self.address, self.quote)}>"]
-        if self.notify:
-            parts.append(f"NOTIFY={self.notify}")
+        # ORCPT before NOTIFY, as smtp(8) sends them.
         if self.orcpt:
             # RFC 6533: a "utf-8" address type has its own encoding (as Postfix's client).
             utf8 = self.orcpt[:6].lower() == "utf-8;"
             parts.append(f"ORCPT={uxtext_encode(self.orcpt) if utf8 else xtext_encode(self.orcpt)}")
+        if self.notify:
+            parts.append(f"NOTIFY={self.notify}")
         return (" ".join(parts) + "\r\n").encode("utf-8")
 
 

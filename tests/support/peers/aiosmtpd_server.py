@@ -3,11 +3,16 @@
 aiosmtpd does not announce PIPELINING or DSN by itself; `extra_keywords` adds EHLO keywords
 (via the handle_EHLO hook) so the client's pipelined path is exercised against a real server.
 `reject` maps recipient prefixes to replies, to produce mixed per-recipient results.
+`HoldingHandler` also holds its reply to the final dot until released: a delivery caught in
+flight, for tests that act on the client meanwhile (kill it, remove its queue file).
 """
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -110,3 +115,36 @@ class AiosmtpdServer:
 
     def stop(self) -> None:
         self.controller.stop()
+
+
+@dataclass
+class HoldingHandler(RecordingHandler):
+    """A `RecordingHandler` that, while held (`hold()`), records each message and then keeps
+    its reply to the final dot back until `release()`. `arrived` counts the messages
+    received whole; `wait_arrived(n)` waits for n of them."""
+
+    released: threading.Event = field(default_factory=threading.Event)
+    arrived: int = 0
+
+    def __post_init__(self) -> None:
+        self.released.set()
+
+    def hold(self) -> None:
+        self.released.clear()
+
+    def release(self) -> None:
+        self.released.set()
+
+    def wait_arrived(self, count: int, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while self.arrived < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.arrived} of {count} messages arrived in {timeout} s")
+            time.sleep(0.02)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        reply = await super().handle_DATA(server, session, envelope)
+        self.arrived += 1
+        while not self.released.is_set():
+            await asyncio.sleep(0.02)
+        return reply
