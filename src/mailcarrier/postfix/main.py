@@ -4,7 +4,8 @@ started by master(8) from a master.cf line.
 The program reads master's command line (options.py), Postfix's main.cf plus the master.cf
 ``-o`` overrides, opens Postfix's log path (maillog.py: postlogd or syslog), takes master's
 descriptors (master.py), drops privileges when ``-u`` says so, and then serves qmgr(8)
-connections (server.py) with one `DeliveryAgent` whose connection cache every connection of
+connections (server.py) on uvloop when it is installed (aio.py's `run_event_loop`, as the
+queue's processes) with one `DeliveryAgent` whose connection cache every connection of
 the process shares (so sessions, TLS ones too, are reused across requests without scache(8)
 or tlsproxy(8)). scache(8) and tlsmgr(8) are not used. The personality (SMTP or LMTP) comes
 from the program name, as smtp(8)'s does. Exit status: 0 when master went away or the
@@ -13,11 +14,11 @@ process's max_use/max_idle ended it, 1 (with one ``fatal:`` line) when it cannot
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from pathlib import Path
 
+from mailcarrier.aio import run_event_loop
 from mailcarrier.config.settings import Settings
 from mailcarrier.delivery.agent import DeliveryAgent
 from mailcarrier.delivery.cache import CacheLimits, ConnectionCache
@@ -85,7 +86,7 @@ def main() -> int:
         return 1
     set_signals()
     try:
-        asyncio.run(child.serve(server.handle))
+        run_event_loop(child.serve(server.handle))
     except KeyboardInterrupt:
         pass
     finally:
