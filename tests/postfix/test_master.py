@@ -2,12 +2,13 @@
 channel (the test reads the 12-byte notices from its end) and a listening unix socket.
 
 What master sees: TAKEN after accept and AVAIL after close with a concurrency of 1 (as
-single_server), TAKEN only at the process's own limit otherwise, one TAKEN/AVAIL pair after
-the first connection so that master counts a use. When serving stops: on EOF of the status
-socket (after the connections in flight are finished), on a status write that fails, after
-``max_use`` connections and after ``max_idle`` seconds. Losing an accept race (EAGAIN) is
-nothing. The last tests start real processes with the descriptors master(8) gives (fd 5,
-fd 6, ``$GENERATION``); tests/postfix/test_master_postfix.py runs one under a real master.
+single_server), TAKEN only at the process's own limit otherwise (and only when it stays there
+for the grace), one TAKEN/AVAIL pair after the first connection that ends while none waits, so
+that master counts a use. When serving stops: on EOF of the status socket (after the
+connections in flight are finished), on a status write that fails, after ``max_use``
+connections and after ``max_idle`` seconds. Losing an accept race (EAGAIN) is nothing. The last
+tests start real processes with the descriptors master(8) gives (fd 5, fd 6, ``$GENERATION``);
+tests/postfix/test_master_postfix.py runs one under a real master.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from mailcarrier.log import MemoryLog
+from mailcarrier.postfix import master as master_module
 from mailcarrier.postfix.master import (
     AVAIL,
     TAKEN,
@@ -195,7 +197,7 @@ async def test_taken_only_at_the_concurrency_limit(master: StandIn, connect: Con
     assert len(gates.waiting) == 2  # the third waits for room
     gates.open_one()
     assert await three.line() == b"hello\n"
-    assert master.notices() == [TAKEN, AVAIL, TAKEN]
+    await until(lambda: master.notices() == [TAKEN, AVAIL, TAKEN], "TAKEN at the limit again")
     gates.open_one()
     await until(lambda: master.notices() == [TAKEN, AVAIL, TAKEN, AVAIL], "AVAIL below the limit")
     gates.open_one()
@@ -203,6 +205,31 @@ async def test_taken_only_at_the_concurrency_limit(master: StandIn, connect: Con
     assert master.notices() == [TAKEN, AVAIL, TAKEN, AVAIL]  # below the limit: nothing
     statistics = child.statistics()
     assert (statistics.accepted, statistics.completed, statistics.uses) == (3, 3, 2)
+    master.status.close()
+    assert await asyncio.wait_for(serving, 10) is StopReason.MASTER_GONE
+
+
+async def test_room_made_within_the_grace_is_no_taken(
+    master: StandIn, connect: Connect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # qmgr closes a finished delivery's connection and connects for the next one at once:
+    # being at the limit only until the old connection's end is seen tells master nothing.
+    monkeypatch.setattr(master_module, "TAKEN_GRACE", 3600.0)
+    gates = Gates()
+    child = master.child(concurrency=2)
+    serving = asyncio.ensure_future(child.serve(gates.handler))
+    one, two = await connect(), await connect()
+    assert (await one.line(), await two.line()) == (b"hello\n", b"hello\n")
+    three = await connect()
+    await asyncio.sleep(0.05)
+    assert len(gates.waiting) == 2  # at the limit: not accepting
+    gates.open_one()
+    assert (await one.line(), await three.line()) == (b"bye\n", b"hello\n")
+    gates.open_one()
+    gates.open_one()
+    await until(lambda: gates.finished == 3, "all served")
+    assert master.notices() == [TAKEN, AVAIL]  # only the pair that counts a use
+    assert child.statistics().uses == 1
     master.status.close()
     assert await asyncio.wait_for(serving, 10) is StopReason.MASTER_GONE
 
@@ -220,6 +247,28 @@ async def test_a_process_below_its_limit_is_counted_as_used_once(
     await until(lambda: gates.finished == 3)
     await asyncio.sleep(0.02)
     assert master.notices() == [TAKEN, AVAIL]
+    master.status.close()
+    await asyncio.wait_for(serving, 10)
+
+
+async def test_the_use_is_counted_when_no_connection_waits(
+    master: StandIn, connect: Connect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With a connection waiting, master would start a spare process between TAKEN and AVAIL.
+    waiting = [True]
+    monkeypatch.setattr(MasterChild, "_pending", lambda self: waiting.pop(0) if waiting else False)
+    gates = Gates()
+    serving = asyncio.ensure_future(master.child(concurrency=5).serve(gates.handler))
+    client = await connect()
+    assert await client.line() == b"hello\n"
+    gates.open_one()
+    await until(lambda: gates.finished == 1)
+    await asyncio.sleep(0.02)
+    assert master.notices() == []  # a connection was waiting: the next end tries again
+    client = await connect()
+    assert await client.line() == b"hello\n"
+    gates.open_one()
+    await until(lambda: master.notices() == [TAKEN, AVAIL], "counted as used")
     master.status.close()
     await asyncio.wait_for(serving, 10)
 

@@ -17,22 +17,27 @@ every TAKEN -> AVAIL change counts one use of that child; a child that exits abn
 before its first counted use throttles the service ("bad command startup").
 
 What this child tells it. One process serves many qmgr connections at once, up to
-``limits.concurrency`` (``agent_concurrency_limit``): it stays AVAIL while it has room,
-sends TAKEN when it reaches the limit (and stops accepting, so that master starts another
-process for the next connection) and AVAIL when a connection ends below it. With a
-concurrency of 1 this is exactly single_server's TAKEN after accept and AVAIL after close.
-Because a process that never reaches its limit would never be counted as used, the first
-connection that ends without such a change is followed by a TAKEN and an AVAIL at once, so
-that a later crash of the process does not throttle the service (master may start one spare
-process in that instant if a connection is pending). ``max_use`` counts connections: at
-``max_use`` accepted connections (0: no limit) the process stops accepting, sends TAKEN if it
-still has connections to finish (so that master starts a successor now), finishes them and
-returns. ``max_idle`` seconds (0: never) without any connection return too (the timer starts
-when the last connection ends). When fd 5 turns readable, or a notice cannot be written
-(master is gone), the process stops accepting, finishes the connections it has, and returns;
-master still counts it AVAIL until it exits, so after ``postfix reload`` new connections wait
-for the slowest delivery in flight of a process that was below its limit. `serve()` returns
-the reason; the caller exits 0.
+``limits.concurrency`` (``agent_concurrency_limit``): it stays AVAIL while it has room. When
+it reaches the limit it stops accepting at once, and sends TAKEN (so that master starts
+another process for the next connection) only if it is still at the limit TAKEN_GRACE (50 ms)
+later: qmgr closes a finished delivery's connection and connects for the next one at once,
+and this process may see the new connection before the old one's end, which would make
+master start a process for nothing. After a TAKEN it sends AVAIL when a connection ends
+below the limit. With a concurrency of 1 this is exactly single_server's TAKEN after accept
+(no grace) and AVAIL after close. Because a process that never reaches its limit would never
+be counted as used, the first connection that ends without such a change while no connection
+waits on the listen sockets is followed by a TAKEN and an AVAIL at once, so that a later
+crash of the process does not throttle the service (with a connection waiting, master would
+start a spare process in that instant; the next connection's end tries again).
+
+``max_use`` counts connections: at ``max_use`` accepted connections (0: no limit) the process
+stops accepting, sends TAKEN if it still has connections to finish (so that master starts a
+successor now), finishes them and returns. ``max_idle`` seconds (0: never) without any
+connection return too (the timer starts when the last connection ends). When fd 5 turns
+readable, or a notice cannot be written (master is gone), the process stops accepting, finishes
+the connections it has, and returns; master still counts it AVAIL until it exits, so after
+``postfix reload`` new connections wait for the slowest delivery in flight of a process that
+was below its limit. `serve()` returns the reason; the caller exits 0.
 
 Each connection runs `handler(reader, writer)` under ``daemon_timeout`` (then it is
 cancelled and closed, with a warning); an exception from the handler is a warning, never the
@@ -49,6 +54,7 @@ import enum
 import errno
 import faulthandler
 import os
+import select
 import signal
 import socket
 import struct
@@ -98,6 +104,9 @@ _STATUS: Final = struct.Struct("=iIi")
 _ACCEPT_AGAIN: Final = (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR, errno.ECONNABORTED)
 # Accepting pauses this long after another accept() error (EMFILE, ENOBUFS, ...).
 _ACCEPT_PAUSE: Final = 1.0
+# A process serving many connections tells master TAKEN only when it is still at its limit
+# this long after reaching it (see the module text).
+TAKEN_GRACE: Final = 0.05
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -176,6 +185,7 @@ class MasterChild:
         self._accepting = False
         self._paused: asyncio.TimerHandle | None = None
         self._idle: asyncio.TimerHandle | None = None
+        self._at_limit: asyncio.TimerHandle | None = None  # TAKEN_GRACE running
         self._stop: asyncio.Future[StopReason] | None = None
         self._handler: Handler | None = None
 
@@ -302,11 +312,37 @@ class MasterChild:
         if max_use and self._accepted >= max_use:
             self._stopping(StopReason.MAX_USE)
         elif self._active >= self.limits.concurrency:
-            self._notify(TAKEN)
+            self._reached_limit()
         self._update_accepting()
         task = asyncio.get_running_loop().create_task(self._run(conn))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _reached_limit(self) -> None:
+        """TAKEN now with a concurrency of 1 (as single_server); else once the process has
+        stayed at its limit for TAKEN_GRACE."""
+        if self.limits.concurrency == 1:
+            self._notify(TAKEN)
+        elif self._at_limit is None:
+            self._at_limit = asyncio.get_running_loop().call_later(TAKEN_GRACE, self._still_full)
+
+    def _still_full(self) -> None:
+        self._at_limit = None
+        if self._active >= self.limits.concurrency and not self._taken:
+            self._notify(TAKEN)
+
+    def _cancel_at_limit(self) -> None:
+        if self._at_limit is not None:
+            self._at_limit.cancel()
+            self._at_limit = None
+
+    def _pending(self) -> bool:
+        """A connection waits on a listen socket (master would start a process for it)."""
+        try:
+            ready, _, _ = select.select(self._listeners, [], [], 0)
+        except (OSError, ValueError):
+            return False
+        return bool(ready)
 
     def _pause(self) -> None:
         def resume() -> None:
@@ -352,10 +388,12 @@ class MasterChild:
         assert self._stop is not None
         if self._stop.done():
             return
+        if self._active < self.limits.concurrency:
+            self._cancel_at_limit()
         if self._taken:
             if self._active < self.limits.concurrency:
                 self._notify(AVAIL)
-        elif self._uses == 0 and self._notify(TAKEN):
+        elif self._uses == 0 and not self._pending() and self._notify(TAKEN):
             # Be counted as used once (see the module text).
             self._notify(AVAIL)
         self._update_accepting()
@@ -381,6 +419,7 @@ class MasterChild:
         if self._paused is not None:
             self._paused.cancel()
             self._paused = None
+        self._cancel_at_limit()
         if self._active and not self._taken:
             self._notify(TAKEN)
         self._update_accepting()
