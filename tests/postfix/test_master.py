@@ -6,8 +6,9 @@ single_server), TAKEN only at the process's own limit otherwise (and only when i
 for the grace), one TAKEN/AVAIL pair after the first connection that ends while none waits, so
 that master counts a use. When serving stops: on EOF of the status socket (after the
 connections in flight are finished), on a status write that fails, after ``max_use``
-connections and after ``max_idle`` seconds. Losing an accept race (EAGAIN) is nothing. The last
-tests start real processes with the descriptors master(8) gives (fd 5, fd 6, ``$GENERATION``);
+connections (with a concurrency of 1; many at once retire after max_idle x max_use seconds) and
+after ``max_idle`` seconds. Losing an accept race (EAGAIN) is nothing. The last tests start
+real processes with the descriptors master(8) gives (fd 5, fd 6, ``$GENERATION``);
 tests/postfix/test_master_postfix.py runs one under a real master.
 """
 
@@ -25,15 +26,18 @@ from pathlib import Path
 
 import pytest
 
+from mailcarrier.config.settings import Settings
 from mailcarrier.log import MemoryLog
 from mailcarrier.postfix import master as master_module
 from mailcarrier.postfix.master import (
     AVAIL,
+    RETIRE_CEILING,
     TAKEN,
     ChildLimits,
     Handler,
     MasterChild,
     StopReason,
+    retire_after,
     set_signals,
     status_message,
 )
@@ -333,6 +337,40 @@ async def test_max_use_with_deliveries_in_flight(master: StandIn, connect: Conne
     pending, _ = master.listener.accept()  # never accepted by the child
     pending.close()
     third.close()
+
+
+def test_retirement_time_is_postfix_s() -> None:
+    assert retire_after(100, 100.0) == 10000.0
+    assert retire_after(100, 300.0) == RETIRE_CEILING == 18000.0  # 30000 s is too long
+    assert retire_after(0, 100.0) == retire_after(100, 0.0) == RETIRE_CEILING
+
+
+def test_limits_from_main_cf() -> None:
+    def limits(**params: str) -> ChildLimits:
+        return ChildLimits.from_settings(Settings.defaults().with_overrides(params))
+
+    # One connection at a time: max_use counts connections, as smtp(8).
+    assert limits(agent_concurrency_limit="1") == ChildLimits(1, 100, 100.0, 18000.0, 0.0)
+    # Many at once: no use count; retire after max_idle x max_use seconds.
+    assert limits() == ChildLimits(20, 0, 100.0, 18000.0, 10000.0)
+    assert limits(max_use="5", max_idle="60s") == ChildLimits(20, 0, 60.0, 18000.0, 300.0)
+
+
+async def test_retirement_with_deliveries_in_flight(master: StandIn, connect: Connect) -> None:
+    gates = Gates()
+    serving = asyncio.ensure_future(master.child(concurrency=3, retire=0.2).serve(gates.handler))
+    one = await connect()
+    assert await one.line() == b"hello\n"
+    await until(lambda: master.notices() == [TAKEN], "TAKEN when it retires, busy")
+    late = await connect()
+    await asyncio.sleep(0.05)
+    assert len(gates.waiting) == 1  # no longer accepting
+    gates.open_one()
+    assert await asyncio.wait_for(serving, 10) is StopReason.RETIRE
+    assert await one.line() == b"bye\n"
+    pending, _ = master.listener.accept()  # left for the successor
+    pending.close()
+    late.close()
 
 
 async def test_max_idle(master: StandIn, connect: Connect) -> None:

@@ -8,8 +8,9 @@ connections (server.py) on uvloop when it is installed (aio.py's `run_event_loop
 queue's processes) with one `DeliveryAgent` whose connection cache every connection of
 the process shares (so sessions, TLS ones too, are reused across requests without scache(8)
 or tlsproxy(8)). scache(8) and tlsmgr(8) are not used. The personality (SMTP or LMTP) comes
-from the program name, as smtp(8)'s does. Exit status: 0 when master went away or the
-process's max_use/max_idle ended it, 1 (with one ``fatal:`` line) when it cannot start.
+from the program name, as smtp(8)'s does. Exit status: 0 when master went away, at max_idle,
+or when the process retired (after max_use connections, or after max_idle x max_use seconds
+when it serves many at once: master.py), 1 (with one ``fatal:`` line) when it cannot start.
 """
 
 from __future__ import annotations

@@ -32,12 +32,21 @@ start a spare process in that instant; the next connection's end tries again).
 
 ``max_use`` counts connections: at ``max_use`` accepted connections (0: no limit) the process
 stops accepting, sends TAKEN if it still has connections to finish (so that master starts a
-successor now), finishes them and returns. ``max_idle`` seconds (0: never) without any
-connection return too (the timer starts when the last connection ends). When fd 5 turns
-readable, or a notice cannot be written (master is gone), the process stops accepting, finishes
-the connections it has, and returns; master still counts it AVAIL until it exits, so after
-``postfix reload`` new connections wait for the slowest delivery in flight of a process that
-was below its limit. `serve()` returns the reason; the caller exits 0.
+successor now), finishes them and returns. That is how `ChildLimits.from_settings` applies
+main.cf's max_use with a concurrency of 1 (as smtp(8)). A process serving many connections at
+once does not count them: qmgr opens one per delivery, so max_use 100 would restart the
+interpreter (about 0.4 s of CPU) every 100 deliveries, and the successor's start-up overlaps
+the old process. It retires by time instead, as Postfix's dnsblog(8) does (one short connection
+per request; max_use off, CA_MAIL_SERVER_RETIRE_ME): after max_idle x max_use seconds (18000
+when either is 0 or the product is larger; `retire_after`) it stops accepting, sends TAKEN if
+busy, finishes and returns, as at max_use.
+
+``max_idle`` seconds (0: never) without any connection return too (the timer starts when the
+last connection ends). When fd 5 turns readable, or a notice cannot be written (master is
+gone), the process stops accepting, finishes the connections it has, and returns; master still
+counts it AVAIL until it exits, so after ``postfix reload`` new connections wait for the
+slowest delivery in flight of a process that was below its limit. `serve()` returns the reason;
+the caller exits 0.
 
 Each connection runs `handler(reader, writer)` under ``daemon_timeout`` (then it is
 cancelled and closed, with a warning); an exception from the handler is a warning, never the
@@ -77,6 +86,7 @@ from mailcarrier.postfix.options import (
 __all__ = [
     "AVAIL",
     "LISTEN_FD",
+    "RETIRE_CEILING",
     "STATUS_FD",
     "TAKEN",
     "ChildLimits",
@@ -90,6 +100,7 @@ __all__ = [
     "load_settings",
     "parse_argv",
     "parse_generation",
+    "retire_after",
     "set_signals",
     "split_nameval",
     "status_message",
@@ -128,6 +139,20 @@ class StopReason(enum.Enum):
     MASTER_GONE = "master disconnect"
     MAX_USE = "use limit reached"
     MAX_IDLE = "idle timeout"
+    RETIRE = "time to retire"
+
+
+# A process that retires by time (see `retire_after`) does so after at most this long, as
+# Postfix's server skeletons (CA_MAIL_SERVER_RETIRE_ME).
+RETIRE_CEILING: Final = 18000.0
+
+
+def retire_after(max_use: int, max_idle: float) -> float:
+    """event_server's CA_MAIL_SERVER_RETIRE_ME: max_idle x max_use seconds, or 18000 when
+    either is 0 or the product is larger."""
+    if not max_use or not max_idle or max_idle > RETIRE_CEILING / max_use:
+        return RETIRE_CEILING
+    return max_idle * max_use
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,11 +161,18 @@ class ChildLimits:
     max_use: int = 100  # connections per process; 0: no limit
     max_idle: float = 100.0  # seconds without a connection; 0: no limit
     daemon_timeout: float = 18000.0  # seconds one connection may take
+    retire: float = 0.0  # seconds before the process stops accepting and ends; 0: never
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ChildLimits:
+        """max_use counts connections with a concurrency of 1 (smtp(8)); a process serving
+        many short connections at once retires by time instead (see the module text)."""
         p = settings.params
-        return cls(p.agent_concurrency_limit, p.max_use, p.max_idle, p.daemon_timeout)
+        concurrency = p.agent_concurrency_limit
+        if concurrency == 1:
+            return cls(1, p.max_use, p.max_idle, p.daemon_timeout)
+        retire = retire_after(p.max_use, p.max_idle)
+        return cls(concurrency, 0, p.max_idle, p.daemon_timeout, retire)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +218,7 @@ class MasterChild:
         self._paused: asyncio.TimerHandle | None = None
         self._idle: asyncio.TimerHandle | None = None
         self._at_limit: asyncio.TimerHandle | None = None  # TAKEN_GRACE running
+        self._retire: asyncio.TimerHandle | None = None
         self._stop: asyncio.Future[StopReason] | None = None
         self._handler: Handler | None = None
 
@@ -249,6 +282,8 @@ class MasterChild:
         loop.add_reader(self._status_fd, self._master_gone)
         self._update_accepting()
         self._arm_idle()
+        if self.limits.retire:
+            self._retire = loop.call_later(self.limits.retire, self._stopping, StopReason.RETIRE)
         watchdog = loop.create_task(self._watch()) if self._watchdog else None
         try:
             reason = await asyncio.shield(self._stop)
@@ -420,6 +455,9 @@ class MasterChild:
             self._paused.cancel()
             self._paused = None
         self._cancel_at_limit()
+        if self._retire is not None:
+            self._retire.cancel()
+            self._retire = None
         if self._active and not self._taken:
             self._notify(TAKEN)
         self._update_accepting()
