@@ -2,14 +2,14 @@
 channel (the test reads the 12-byte notices from its end) and a listening unix socket.
 
 What master sees: TAKEN after accept and AVAIL after close with a concurrency of 1 (as
-single_server), TAKEN only at the process's own limit otherwise (and only when it stays there
-for the grace), one TAKEN/AVAIL pair after the first connection that ends while none waits, so
-that master counts a use. When serving stops: on EOF of the status socket (after the
-connections in flight are finished), on a status write that fails, after ``max_use``
-connections (with a concurrency of 1; many at once retire after max_idle x max_use seconds) and
-after ``max_idle`` seconds. Losing an accept race (EAGAIN) is nothing. The last tests start
-real processes with the descriptors master(8) gives (fd 5, fd 6, ``$GENERATION``);
-tests/postfix/test_master_postfix.py runs one under a real master.
+single_server), TAKEN only at the process's own limit otherwise, a place given back as soon as
+the handler releases it (not with a concurrency of 1), one TAKEN/AVAIL pair after the first
+connection that ends while none waits, so that master counts a use. When serving stops: on EOF
+of the status socket (after the connections in flight are finished), on a status write that
+fails, after ``max_use`` connections (with a concurrency of 1; many at once retire after
+max_idle x max_use seconds) and after ``max_idle`` seconds. Losing an accept race (EAGAIN) is
+nothing. The last tests start real processes with the descriptors master(8) gives (fd 5, fd 6,
+``$GENERATION``); tests/postfix/test_master_postfix.py runs one under a real master.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ import pytest
 
 from mailcarrier.config.settings import Settings
 from mailcarrier.log import MemoryLog
-from mailcarrier.postfix import master as master_module
 from mailcarrier.postfix.master import (
     AVAIL,
     RETIRE_CEILING,
@@ -201,7 +200,7 @@ async def test_taken_only_at_the_concurrency_limit(master: StandIn, connect: Con
     assert len(gates.waiting) == 2  # the third waits for room
     gates.open_one()
     assert await three.line() == b"hello\n"
-    await until(lambda: master.notices() == [TAKEN, AVAIL, TAKEN], "TAKEN at the limit again")
+    assert master.notices() == [TAKEN, AVAIL, TAKEN]
     gates.open_one()
     await until(lambda: master.notices() == [TAKEN, AVAIL, TAKEN, AVAIL], "AVAIL below the limit")
     gates.open_one()
@@ -213,28 +212,63 @@ async def test_taken_only_at_the_concurrency_limit(master: StandIn, connect: Con
     assert await asyncio.wait_for(serving, 10) is StopReason.MASTER_GONE
 
 
-async def test_room_made_within_the_grace_is_no_taken(
-    master: StandIn, connect: Connect, monkeypatch: pytest.MonkeyPatch
+async def test_a_released_connection_gives_its_place_back(
+    master: StandIn, connect: Connect
 ) -> None:
-    # qmgr closes a finished delivery's connection and connects for the next one at once:
-    # being at the limit only until the old connection's end is seen tells master nothing.
-    monkeypatch.setattr(master_module, "TAKEN_GRACE", 3600.0)
+    # The qmgr server releases before its final reply, then waits for qmgr to close; qmgr
+    # connects for its next delivery at once, and must not find the process at its limit.
     gates = Gates()
     child = master.child(concurrency=2)
-    serving = asyncio.ensure_future(child.serve(gates.handler))
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await gates.handler(reader, writer)
+        child.release()
+        child.release()  # once is enough
+        await reader.read()  # until the peer closes
+
+    serving = asyncio.ensure_future(child.serve(handler))
     one, two = await connect(), await connect()
     assert (await one.line(), await two.line()) == (b"hello\n", b"hello\n")
+    await until(lambda: master.notices() == [TAKEN], "TAKEN at the limit")
     three = await connect()
-    await asyncio.sleep(0.05)
-    assert len(gates.waiting) == 2  # at the limit: not accepting
     gates.open_one()
-    assert (await one.line(), await three.line()) == (b"bye\n", b"hello\n")
+    assert (await one.line(), await three.line()) == (b"bye\n", b"hello\n")  # one still open
+    assert master.notices() == [TAKEN, AVAIL, TAKEN]
+    one.close()
+    await until(lambda: child.statistics().completed == 1, "one's end")
+    assert master.notices() == [TAKEN, AVAIL, TAKEN]  # its place was given back already
+    assert child.statistics().active == 2
+    child.release()  # not from a connection: nothing
+    assert child.statistics().active == 2
     gates.open_one()
     gates.open_one()
-    await until(lambda: gates.finished == 3, "all served")
-    assert master.notices() == [TAKEN, AVAIL]  # only the pair that counts a use
-    assert child.statistics().uses == 1
+    assert (await two.line(), await three.line()) == (b"bye\n", b"bye\n")
+    await until(lambda: master.notices() == [TAKEN, AVAIL, TAKEN, AVAIL], "AVAIL")
     master.status.close()
+    two.close()
+    three.close()
+    assert await asyncio.wait_for(serving, 10) is StopReason.MASTER_GONE
+
+
+async def test_release_does_nothing_for_a_single_server(master: StandIn, connect: Connect) -> None:
+    child = master.child(concurrency=1)
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"hello\n")
+        child.release()
+        await reader.read()
+
+    serving = asyncio.ensure_future(child.serve(handler))
+    first = await connect()
+    assert await first.line() == b"hello\n"
+    second = await connect()
+    await asyncio.sleep(0.05)
+    assert master.notices() == [TAKEN]  # AVAIL only after close, as single_server
+    first.close()
+    assert await second.line() == b"hello\n"
+    assert master.notices() == [TAKEN, AVAIL, TAKEN]
+    master.status.close()
+    second.close()
     assert await asyncio.wait_for(serving, 10) is StopReason.MASTER_GONE
 
 

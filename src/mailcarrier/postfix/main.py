@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from mailcarrier.aio import run_event_loop
@@ -40,8 +41,14 @@ from mailcarrier.postfix.services import StatusServices
 __all__ = ["main", "make_server"]
 
 
-def make_server(options: MasterOptions, settings: Settings, log: HandlerLog) -> NativeServer:
-    """The qmgr server of one process: its agent, its clients for the status services."""
+def make_server(
+    options: MasterOptions,
+    settings: Settings,
+    log: HandlerLog,
+    release: Callable[[], None] | None = None,
+) -> NativeServer:
+    """The qmgr server of one process: its agent, its clients for the status services;
+    `release` is the master child's (a connection's place is free once its work is done)."""
     params = settings.params
     transport = options.personality
     limits = CacheLimits.from_settings(settings.for_transport(transport))
@@ -68,7 +75,7 @@ def make_server(options: MasterOptions, settings: Settings, log: HandlerLog) -> 
         verify_negative_cache=params.address_verify_negative_cache,
         resolution=params.delay_logging_resolution_limit,
     )
-    return NativeServer(agent, services, log, server_options)
+    return NativeServer(agent, services, log, server_options, release)
 
 
 def main() -> int:
@@ -81,7 +88,7 @@ def main() -> int:
         log = native_log(settings, stderr=options.log_stderr)
         child = MasterChild.from_master(options, settings, log=log)
         drop_privileges(options, settings)
-        server = make_server(options, settings, log)
+        server = make_server(options, settings, log, child.release)
     except MailcarrierError as exc:
         log.fatal(process, str(exc))
         return 1

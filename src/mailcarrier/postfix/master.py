@@ -17,18 +17,19 @@ every TAKEN -> AVAIL change counts one use of that child; a child that exits abn
 before its first counted use throttles the service ("bad command startup").
 
 What this child tells it. One process serves many qmgr connections at once, up to
-``limits.concurrency`` (``agent_concurrency_limit``): it stays AVAIL while it has room. When
-it reaches the limit it stops accepting at once, and sends TAKEN (so that master starts
-another process for the next connection) only if it is still at the limit TAKEN_GRACE (50 ms)
-later: qmgr closes a finished delivery's connection and connects for the next one at once,
-and this process may see the new connection before the old one's end, which would make
-master start a process for nothing. After a TAKEN it sends AVAIL when a connection ends
-below the limit. With a concurrency of 1 this is exactly single_server's TAKEN after accept
-(no grace) and AVAIL after close. Because a process that never reaches its limit would never
-be counted as used, the first connection that ends without such a change while no connection
-waits on the listen sockets is followed by a TAKEN and an AVAIL at once, so that a later
-crash of the process does not throttle the service (with a connection waiting, master would
-start a spare process in that instant; the next connection's end tries again).
+``limits.concurrency`` (``agent_concurrency_limit``): it stays AVAIL while it has room, sends
+TAKEN when it reaches the limit (and stops accepting, so that master starts another process for
+the next connection) and AVAIL when a place is free again. A place is free when its connection
+ends, or earlier when the handler calls `release()`: the qmgr server does so before it sends
+its final reply, after which it only waits for qmgr to close. qmgr closes a finished delivery's
+connection and connects for the next one at once; counted until its end, the old connection
+would keep the process at its limit when the new one arrives, and master would start a process
+for nothing. With a concurrency of 1 this is exactly single_server's TAKEN after accept and
+AVAIL after close (`release()` does nothing then). Because a process that never reaches its
+limit would never be counted as used, the first place freed without such a change while no
+connection waits on the listen sockets is followed by a TAKEN and an AVAIL at once, so that a
+later crash of the process does not throttle the service (with a connection waiting, master
+would start a spare process in that instant; the next one tries again).
 
 ``max_use`` counts connections: at ``max_use`` accepted connections (0: no limit) the process
 stops accepting, sends TAKEN if it still has connections to finish (so that master starts a
@@ -115,9 +116,6 @@ _STATUS: Final = struct.Struct("=iIi")
 _ACCEPT_AGAIN: Final = (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR, errno.ECONNABORTED)
 # Accepting pauses this long after another accept() error (EMFILE, ENOBUFS, ...).
 _ACCEPT_PAUSE: Final = 1.0
-# A process serving many connections tells master TAKEN only when it is still at its limit
-# this long after reaching it (see the module text).
-TAKEN_GRACE: Final = 0.05
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -177,7 +175,7 @@ class ChildLimits:
 
 @dataclass(frozen=True, slots=True)
 class ChildStatistics:
-    active: int  # connections being served
+    active: int  # connections being served (released ones not counted)
     accepted: int
     completed: int
     taken: bool  # what master was told last: True after TAKEN
@@ -217,7 +215,7 @@ class MasterChild:
         self._accepting = False
         self._paused: asyncio.TimerHandle | None = None
         self._idle: asyncio.TimerHandle | None = None
-        self._at_limit: asyncio.TimerHandle | None = None  # TAKEN_GRACE running
+        self._released: set[asyncio.Task[None]] = set()  # connections done with their work
         self._retire: asyncio.TimerHandle | None = None
         self._stop: asyncio.Future[StopReason] | None = None
         self._handler: Handler | None = None
@@ -347,29 +345,11 @@ class MasterChild:
         if max_use and self._accepted >= max_use:
             self._stopping(StopReason.MAX_USE)
         elif self._active >= self.limits.concurrency:
-            self._reached_limit()
+            self._notify(TAKEN)
         self._update_accepting()
         task = asyncio.get_running_loop().create_task(self._run(conn))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    def _reached_limit(self) -> None:
-        """TAKEN now with a concurrency of 1 (as single_server); else once the process has
-        stayed at its limit for TAKEN_GRACE."""
-        if self.limits.concurrency == 1:
-            self._notify(TAKEN)
-        elif self._at_limit is None:
-            self._at_limit = asyncio.get_running_loop().call_later(TAKEN_GRACE, self._still_full)
-
-    def _still_full(self) -> None:
-        self._at_limit = None
-        if self._active >= self.limits.concurrency and not self._taken:
-            self._notify(TAKEN)
-
-    def _cancel_at_limit(self) -> None:
-        if self._at_limit is not None:
-            self._at_limit.cancel()
-            self._at_limit = None
 
     def _pending(self) -> bool:
         """A connection waits on a listen socket (master would start a process for it)."""
@@ -391,7 +371,23 @@ class MasterChild:
         try:
             await self._serve_one(conn)
         finally:
-            self._done()
+            self._completed += 1
+            task = asyncio.current_task()
+            if task in self._released:
+                self._released.discard(task)  # its place was given back already
+            else:
+                self._free_place()
+
+    def release(self) -> None:
+        """From a handler: this connection's work is done and it only waits for its peer to
+        close, so its place no longer counts toward the limit (see the module text). Once per
+        connection; with a concurrency of 1 (single_server) or elsewhere it does nothing."""
+        task = asyncio.current_task()
+        if self.limits.concurrency == 1 or task not in self._tasks or task in self._released:
+            return
+        assert task is not None
+        self._released.add(task)
+        self._free_place()
 
     async def _serve_one(self, conn: socket.socket) -> None:
         assert self._handler is not None
@@ -417,14 +413,11 @@ class MasterChild:
             with contextlib.suppress(OSError, asyncio.CancelledError):
                 await writer.wait_closed()
 
-    def _done(self) -> None:
+    def _free_place(self) -> None:
         self._active -= 1
-        self._completed += 1
         assert self._stop is not None
         if self._stop.done():
             return
-        if self._active < self.limits.concurrency:
-            self._cancel_at_limit()
         if self._taken:
             if self._active < self.limits.concurrency:
                 self._notify(AVAIL)
@@ -454,7 +447,6 @@ class MasterChild:
         if self._paused is not None:
             self._paused.cancel()
             self._paused = None
-        self._cancel_at_limit()
         if self._retire is not None:
             self._retire.cancel()
             self._retire = None
