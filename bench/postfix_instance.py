@@ -1,4 +1,4 @@
-"""A private, throw-away Postfix instance for the queue-drain benchmark.
+"""A private, throw-away Postfix instance for the queue-drain benchmarks (drain, native).
 
 `PostfixInstance(root, relay_port)` writes its own config_directory (main.cf, master.cf),
 queue_directory and data_directory under `root`, listens only on loopback, and runs only the
@@ -9,8 +9,10 @@ injected with smtp-source through the instance's smtpd while a header_checks rul
 one on hold; `release()` then moves them to the deferred queue (``postsuper -H ALL``) and
 `flush()` asks qmgr to deliver everything now (``postqueue -f``), so the timed part (from
 `flush()` to an empty queue) is only the queue manager and smtp(8) draining the queue.
-`stop()` stops the instance, also when the `with` block ends. Everything runs as root
-(Postfix requires it).
+`set_smtp_command()` puts another program behind the ``smtp`` service (mailcarrier-smtp, for
+bench/bench_native.py) and reloads; `reload()` waits until master has read its configuration
+again; `master_pid()` finds master, whose children are the agents. `stop()` stops the
+instance, also when the `with` block ends. Everything runs as root (Postfix requires it).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ trace     unix  -       -       n       -       0       bounce
 verify    unix  -       -       n       -       1       verify
 flush     unix  n       -       n       1000?   0       flush
 proxymap  unix  -       -       n       -       -       proxymap
-smtp      unix  -       -       n       -       20      smtp
+smtp      unix  -       -       n       -       20      {smtp_command}
 relay     unix  -       -       n       -       20      smtp
 showq     unix  n       -       n       -       -       showq
 error     unix  -       -       n       -       -       error
@@ -63,6 +65,7 @@ class PostfixInstance:
         self.relay_port = relay_port
         self.concurrency = concurrency
         self.smtpd_port = free_port()
+        self.smtp_command = "smtp"
         self.running = False
 
     # --- set-up -------------------------------------------------------------------------
@@ -107,15 +110,17 @@ class PostfixInstance:
             path.mkdir(parents=True, exist_ok=True)
         os.chmod(self.root, 0o755)
         (self.config / "main.cf").write_text(self.main_cf(), encoding="ascii")
-        endpoint = f"{LOOPBACK}:{self.smtpd_port}"
-        (self.config / "master.cf").write_text(
-            MASTER_CF.format(smtpd_endpoint=endpoint), encoding="ascii"
-        )
+        self.write_master_cf()
         # Every injected message waits on hold until release(): the drain alone is timed.
         (self.config / "hold_checks").write_text("/^Subject:/ HOLD benchmark\n", encoding="ascii")
         self.maillog.touch()
         os.chown(self.data, _uid("postfix"), -1)
         self._postfix("check")
+
+    def write_master_cf(self) -> None:
+        endpoint = f"{LOOPBACK}:{self.smtpd_port}"
+        text = MASTER_CF.format(smtpd_endpoint=endpoint, smtp_command=self.smtp_command)
+        (self.config / "master.cf").write_text(text, encoding="ascii")
 
     def _postfix(self, *args: str, timeout: float = 60) -> str:
         try:
@@ -155,6 +160,30 @@ class PostfixInstance:
                 break
             time.sleep(0.1)
 
+    def master_pid(self) -> int | None:
+        try:
+            return int((self.queue / "pid" / "master.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def reload(self, timeout: float = 30) -> None:
+        """``postfix reload``, and wait until master says it has read the configuration."""
+        reloads = self.maillog.read_text(errors="replace").count("]: reload -- version ")
+        self._postfix("reload")
+        deadline = time.monotonic() + timeout
+        while self.maillog.read_text(errors="replace").count("]: reload -- version ") <= reloads:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"master did not reload within {timeout:.0f} s")
+            time.sleep(0.05)
+
+    def set_smtp_command(self, command: str) -> None:
+        """Make `command` (relative to daemon_directory, as master.cf's command field) the
+        program of the ``smtp`` service, every other setting unchanged; reload if running."""
+        self.smtp_command = command
+        self.write_master_cf()
+        if self.running:
+            self.reload()
+
     def __enter__(self) -> PostfixInstance:
         self.create()
         self.start()
@@ -191,10 +220,19 @@ class PostfixInstance:
                 total += len(files)
         return total
 
+    def empty(self) -> bool:
+        """No message in any queue; stops at the first file (cheaper than `count()` while
+        thousands are queued: the benchmark must not compete with what it measures)."""
+        for name in QUEUES:
+            for _, _, files in os.walk(self.queue / name):
+                if files:
+                    return False
+        return True
+
     def wait_empty(self, timeout: float, interval: float = 0.05) -> float:
         """Seconds until no message is left in any queue."""
         start = time.perf_counter()
-        while self.count():
+        while not self.empty():
             if time.perf_counter() - start > timeout:
                 raise RuntimeError(f"{self.count()} messages still queued after {timeout:.0f} s")
             time.sleep(interval)

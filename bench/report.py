@@ -1,11 +1,13 @@
 """Write bench/RESULTS.md and bench/throughput.png from the figures in bench/results/*.json.
 
 Run as ``python -m bench.report`` (`make bench` runs it last). Each throughput benchmark
-stores its medians there (bench/common.py `save`); this module only formats them: the machine
-and versions, one table per benchmark with ratios against the targets of issue 9, and a chart
-of messages per second against concurrency for mailcarrier and Postfix (fast sink and 1 s
-slow sink). The chart needs matplotlib (the `test` extra); without it only the text is written.
-Set BENCH_NOTE to add a remark (e.g. "taken on a busy machine") under the heading.
+stores its medians there (bench/common.py `save`); this module only formats them: the
+machine and versions, one table per benchmark with ratios against the targets of issues 9
+and 16 (benchmarks without figures here keep their section of the previous RESULTS.md:
+bench/previous.py), and a chart of messages per second against concurrency for mailcarrier
+and Postfix (fast sink and 1 s slow sink). The chart needs matplotlib (the `test` extra);
+without it only the text is written. Set BENCH_NOTE to add a remark (e.g. "taken on a busy
+machine") under the heading.
 """
 
 from __future__ import annotations
@@ -14,20 +16,34 @@ import os
 from typing import Any
 
 from bench.common import BENCH_DIR, load, verdict
+from bench.previous import RAN_ON, previous_loads, previous_machines, previous_sections
 
 RESULTS_MD = BENCH_DIR / "RESULTS.md"
 CHART = BENCH_DIR / "throughput.png"
 
 
-def _machine(results: list[dict[str, Any]]) -> list[str]:
+def _machine(
+    results: list[dict[str, Any]], loads_by_name: dict[str, str], kept: list[str], before: str
+) -> list[str]:
+    """The machine of the figures at hand; where the kept sections were measured, when that
+    was described differently."""
     info = results[0]["machine"]
-    loads = ", ".join(f"{r['benchmark']} {r['machine']['load']}" for r in results)
-    return [
-        "## Machine",
-        "",
+    loads = ", ".join(f"{name} {load}" for name, load in loads_by_name.items())
+    lines = [
         f"- CPUs (nproc): {info['nproc']}; memory: {info['memory']}; CPU: {info['cpu']}",
         f"- Linux {info['kernel']}; Python {info['python']}; Postfix {info['postfix']}; "
         f"aiosmtplib {info['aiosmtplib']}; uvloop {info['uvloop']}",
+    ]
+    here, earlier = "; ".join(line[2:] for line in lines), previous_machines(before)
+    elsewhere: dict[str, list[str]] = {}
+    for name in kept:
+        if earlier.get(name, here) != here:
+            elsewhere.setdefault(earlier[name], []).append(name)
+    lines += [f"- {', '.join(names)} {RAN_ON} {text}" for text, names in elsewhere.items()]
+    return [
+        "## Machine",
+        "",
+        *lines,
         f"- load average (1/5/15 min) as each benchmark finished: {loads}",
         "",
     ]
@@ -172,6 +188,47 @@ def _drain(data: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _native(data: dict[str, Any]) -> list[str]:
+    pf, sides = data["postfix"], data["mailcarrier"]
+    speed_target, memory_target = data["speed_target"], data["memory_target"]
+
+    def row(name: str, f: dict[str, Any]) -> str:
+        runs = ", ".join(f"{v:,.0f}" for v in f["runs"])
+        return (
+            f"| {name} | {f['rate']:,.0f} | {runs} | {f['rss_mb']:.0f} MB | {f['pss_mb']:.0f} MB | "
+            f"{f['processes']:.0f} | {f['cpu_us']:,.0f} us |"
+        )
+
+    lines = [
+        "## Inside Postfix: queued messages through smtp(8) and through mailcarrier-smtp",
+        "",
+        f"One private Postfix instance drains {data['messages']:,} x {data['size']} B "
+        f"one-recipient messages to smtp-sink (relayhost, destination concurrency "
+        f"{data['concurrency']}, smtp service maxproc 20, the same main.cf) through its own "
+        f"smtp(8), and through mailcarrier-smtp as master.cf's smtp command (postfix reload "
+        f"between them); the agents are sampled every 0.1 s while the queue drains (peak of the "
+        f"summed RSS and PSS, most processes at once, their CPU time per message; PSS counts a "
+        f"page shared by n processes 1/n in each); median of {data['runs']} runs, interleaved.",
+        "",
+        "| agent | messages/s (median) | runs | agents' peak total RSS | PSS | processes | CPU "
+        "per message |",
+        "|---|---:|---|---:|---:|---:|---:|",
+        row("Postfix smtp(8)", pf),
+        *(row(side["label"], side) for side in sides),
+        "",
+    ]
+    for n, side in enumerate(sides):
+        speed, memory = side["speed_ratio"], side["memory_ratio"]
+        against = "target" if n == 0 else "for comparison; target"
+        lines.append(
+            f"- {side['label']} / smtp(8): throughput **{speed:.2f}x** ({against} >= "
+            f"{speed_target}: {verdict(speed, speed_target)}), agents' total RSS "
+            f"**{memory:.2f}** (target <= {memory_target}: "
+            f"{verdict(memory, memory_target, at_most=True)}), PSS {side['pss_ratio']:.2f}"
+        )
+    return [*lines, ""]
+
+
 def chart() -> str:
     """Draw the PNG; returns a note on what happened."""
     engine, scale, drain = load("engine"), load("scale"), load("drain")
@@ -224,24 +281,45 @@ def chart() -> str:
 
 
 def main() -> None:
-    parts = {"engine": _engine, "scale": _scale, "size": _size, "drain": _drain}
-    results = [r for name in parts if (r := load(name)) is not None]
-    if not results:
+    parts = {
+        "engine": _engine,
+        "scale": _scale,
+        "size": _size,
+        "drain": _drain,
+        "native": _native,
+    }
+    found = {name: r for name in parts if (r := load(name)) is not None}
+    if not found:
         print("no results yet: nothing written")
         return
+    before = RESULTS_MD.read_text(encoding="utf-8") if RESULTS_MD.exists() else ""
+    kept, kept_loads = previous_sections(before), previous_loads(before)
+    loads = {}
+    for name in parts:
+        if name in found:
+            loads[name] = found[name]["machine"]["load"]
+        elif name in kept and name in kept_loads:
+            loads[name] = kept_loads[name]
     note = chart()
     lines = [
-        "# Benchmark results (issue 9)",
+        "# Benchmark results (issues 9 and 16)",
         "",
         "Written by `make bench` (bench/report.py) from bench/results/*.json. Each comparison "
-        "ran side by side in the same run on the same machine; figures are medians.",
+        "ran side by side in the same run on the same machine; figures are medians. A "
+        "benchmark whose figures are not in bench/results/ (not kept in git) keeps its section "
+        "from the previous RESULTS.md.",
         "",
     ]
     if os.environ.get("BENCH_NOTE"):
         lines += [f"**Note:** {os.environ['BENCH_NOTE']}", ""]
-    lines += _machine(results)
-    for r in results:
-        lines += [*parts[r["benchmark"]](r), f"_{r['benchmark']}: measured {r['when']}_", ""]
+    kept_names = [name for name in parts if name not in found and name in kept]
+    lines += _machine(list(found.values()), loads, kept_names, before)
+    for name, format_section in parts.items():
+        if name in found:
+            r = found[name]
+            lines += [*format_section(r), f"_{name}: measured {r['when']}_", ""]
+        elif name in kept:
+            lines += [*kept[name], ""]
     if CHART.exists():
         lines += [f"![messages per second against concurrency]({CHART.name})", ""]
     lines += ["See bench/PROFILE.md for where the engine's time goes.", ""]

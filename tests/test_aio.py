@@ -1,5 +1,6 @@
 """aio.py: `EndOfTurn` hands one turn's items over together at its end; `Deadline` keeps
-one timer for the earliest of several deadlines. Their users' behaviour is tested with
+one timer for the earliest of several deadlines; `run_event_loop` runs on uvloop when it is
+installed unless MAILCARRIER_EVENT_LOOP=asyncio. Their users' behaviour is tested with
 them: tests/transport/test_write_rounds.py and test_deadlines.py (connections),
 tests/delivery/test_cache.py (idle limits), tests/queue/test_workers.py (frames),
 tests/test_loghandlers.py (maillog_file), tests/queue/test_spool.py (unlinks)."""
@@ -8,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import importlib.util
 import weakref
 
-from mailcarrier.aio import INF, SLACK, Deadline, EndOfTurn
+import pytest
+
+from mailcarrier.aio import INF, SLACK, Deadline, EndOfTurn, run_event_loop
 
 
 async def test_one_call_per_turn_with_everything_in_order() -> None:
@@ -131,3 +135,16 @@ async def test_deadline_cancel_disarms() -> None:
     deadline.at(loop, loop.time() + 0.01)  # armable again
     await asyncio.sleep(0.05)
     assert len(clock.fired) == 1
+
+
+async def _loop_module() -> str:
+    await asyncio.sleep(0)
+    return type(asyncio.get_running_loop()).__module__.split(".")[0]
+
+
+def test_run_event_loop_prefers_uvloop_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MAILCARRIER_EVENT_LOOP", raising=False)
+    expected = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    assert run_event_loop(_loop_module()) == expected
+    monkeypatch.setenv("MAILCARRIER_EVENT_LOOP", "asyncio")
+    assert run_event_loop(_loop_module()) == "asyncio"

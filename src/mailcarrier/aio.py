@@ -1,4 +1,5 @@
-"""Two event-loop helpers the hot paths share: `EndOfTurn` and `Deadline`.
+"""Event-loop helpers: `EndOfTurn` and `Deadline`, which the hot paths share, and
+`run_event_loop`, which every program of the package runs its loop with.
 
 `EndOfTurn` gathers what is produced during one turn of the event loop (one round of ready
 callbacks) and hands all of it to one function, called once at the end of the turn: the
@@ -13,18 +14,23 @@ deadline that has passed and names the next one. A connection's read and drain l
 (transport/connection.py) and the idle limits of parked sessions (delivery/cache.py) cost no
 timer per operation this way.
 
-Neither keeps a reference to an event loop between turns (a loop may key a
-WeakKeyDictionary of them). This module imports nothing of the package; it sits with
-errors.py and printable.py at the bottom of the layers.
+`run_event_loop(coro)` runs a coroutine on uvloop when it is installed (the `fast` extra), else
+on asyncio's own loop: the `mailcarrier` command (cli.py), the queue's agent processes
+(queue/workers.py) and the Postfix-native agents (postfix/main.py).
+
+Neither `EndOfTurn` nor `Deadline` keeps a reference to an event loop between turns (a loop
+may key a WeakKeyDictionary of them). This module imports nothing of the package; it sits
+with errors.py and printable.py at the bottom of the layers.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Final, Generic, TypeVar
+import os
+from collections.abc import Callable, Coroutine
+from typing import Any, Final, Generic, TypeVar
 
-__all__ = ["INF", "SLACK", "Deadline", "EndOfTurn"]
+__all__ = ["INF", "SLACK", "Deadline", "EndOfTurn", "run_event_loop"]
 
 T = TypeVar("T")
 
@@ -112,3 +118,18 @@ class Deadline:
         following = self._on_time(loop.time() + SLACK)
         if following < INF:
             self.at(loop, following)
+
+
+def run_event_loop(coro: Coroutine[Any, Any, T]) -> T:
+    """Run on uvloop when it is installed (the `fast` extra), else on asyncio's own loop.
+
+    MAILCARRIER_EVENT_LOOP=asyncio forces the standard loop (for comparisons and debugging).
+    """
+    if os.environ.get("MAILCARRIER_EVENT_LOOP", "") != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            return uvloop.run(coro)
+    return asyncio.run(coro)

@@ -26,6 +26,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import BinaryIO, NoReturn, TextIO, cast
 
+from mailcarrier.aio import run_event_loop
 from mailcarrier.api import deliver
 from mailcarrier.config.postconf import conf_main
 from mailcarrier.config.settings import Settings
@@ -61,7 +62,7 @@ from mailcarrier.queue.ids import new_queue_id
 from mailcarrier.queue.params import QueueParams
 from mailcarrier.queue.spool import Spool
 from mailcarrier.queue.transcripts import TranscriptNotifier
-from mailcarrier.queue.workers import AgentPool, make_agent, run_event_loop
+from mailcarrier.queue.workers import AgentPool, make_agent
 from mailcarrier.routing.nexthop import parse_nexthop, split_destinations
 from mailcarrier.service import run_daemon, run_once
 from mailcarrier.status import (

@@ -2,12 +2,14 @@
 channel (the test reads the 12-byte notices from its end) and a listening unix socket.
 
 What master sees: TAKEN after accept and AVAIL after close with a concurrency of 1 (as
-single_server), TAKEN only at the process's own limit otherwise, one TAKEN/AVAIL pair after
-the first connection so that master counts a use. When serving stops: on EOF of the status
-socket (after the connections in flight are finished), on a status write that fails, after
-``max_use`` connections and after ``max_idle`` seconds. Losing an accept race (EAGAIN) is
-nothing. The last tests start real processes with the descriptors master(8) gives (fd 5,
-fd 6, ``$GENERATION``); tests/postfix/test_master_postfix.py runs one under a real master.
+single_server), TAKEN only at the process's own limit otherwise, a place given back as soon as
+the handler releases it (not with a concurrency of 1), one TAKEN/AVAIL pair after the first
+connection that ends while none waits, so that master counts a use. When serving stops: on EOF
+of the status socket (after the connections in flight are finished), on a status write that
+fails, after ``max_use`` connections (with a concurrency of 1; many at once retire after
+max_idle x max_use seconds) and after ``max_idle`` seconds. Losing an accept race (EAGAIN) is
+nothing. The last tests start real processes with the descriptors master(8) gives (fd 5, fd 6,
+``$GENERATION``); tests/postfix/test_master_postfix.py runs one under a real master.
 """
 
 from __future__ import annotations
@@ -24,14 +26,17 @@ from pathlib import Path
 
 import pytest
 
+from mailcarrier.config.settings import Settings
 from mailcarrier.log import MemoryLog
 from mailcarrier.postfix.master import (
     AVAIL,
+    RETIRE_CEILING,
     TAKEN,
     ChildLimits,
     Handler,
     MasterChild,
     StopReason,
+    retire_after,
     set_signals,
     status_message,
 )
@@ -207,6 +212,66 @@ async def test_taken_only_at_the_concurrency_limit(master: StandIn, connect: Con
     assert await asyncio.wait_for(serving, 10) is StopReason.MASTER_GONE
 
 
+async def test_a_released_connection_gives_its_place_back(
+    master: StandIn, connect: Connect
+) -> None:
+    # The qmgr server releases before its final reply, then waits for qmgr to close; qmgr
+    # connects for its next delivery at once, and must not find the process at its limit.
+    gates = Gates()
+    child = master.child(concurrency=2)
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await gates.handler(reader, writer)
+        child.release()
+        child.release()  # once is enough
+        await reader.read()  # until the peer closes
+
+    serving = asyncio.ensure_future(child.serve(handler))
+    one, two = await connect(), await connect()
+    assert (await one.line(), await two.line()) == (b"hello\n", b"hello\n")
+    await until(lambda: master.notices() == [TAKEN], "TAKEN at the limit")
+    three = await connect()
+    gates.open_one()
+    assert (await one.line(), await three.line()) == (b"bye\n", b"hello\n")  # one still open
+    assert master.notices() == [TAKEN, AVAIL, TAKEN]
+    one.close()
+    await until(lambda: child.statistics().completed == 1, "one's end")
+    assert master.notices() == [TAKEN, AVAIL, TAKEN]  # its place was given back already
+    assert child.statistics().active == 2
+    child.release()  # not from a connection: nothing
+    assert child.statistics().active == 2
+    gates.open_one()
+    gates.open_one()
+    assert (await two.line(), await three.line()) == (b"bye\n", b"bye\n")
+    await until(lambda: master.notices() == [TAKEN, AVAIL, TAKEN, AVAIL], "AVAIL")
+    master.status.close()
+    two.close()
+    three.close()
+    assert await asyncio.wait_for(serving, 10) is StopReason.MASTER_GONE
+
+
+async def test_release_does_nothing_for_a_single_server(master: StandIn, connect: Connect) -> None:
+    child = master.child(concurrency=1)
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"hello\n")
+        child.release()
+        await reader.read()
+
+    serving = asyncio.ensure_future(child.serve(handler))
+    first = await connect()
+    assert await first.line() == b"hello\n"
+    second = await connect()
+    await asyncio.sleep(0.05)
+    assert master.notices() == [TAKEN]  # AVAIL only after close, as single_server
+    first.close()
+    assert await second.line() == b"hello\n"
+    assert master.notices() == [TAKEN, AVAIL, TAKEN]
+    master.status.close()
+    second.close()
+    assert await asyncio.wait_for(serving, 10) is StopReason.MASTER_GONE
+
+
 async def test_a_process_below_its_limit_is_counted_as_used_once(
     master: StandIn, connect: Connect
 ) -> None:
@@ -220,6 +285,28 @@ async def test_a_process_below_its_limit_is_counted_as_used_once(
     await until(lambda: gates.finished == 3)
     await asyncio.sleep(0.02)
     assert master.notices() == [TAKEN, AVAIL]
+    master.status.close()
+    await asyncio.wait_for(serving, 10)
+
+
+async def test_the_use_is_counted_when_no_connection_waits(
+    master: StandIn, connect: Connect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With a connection waiting, master would start a spare process between TAKEN and AVAIL.
+    waiting = [True]
+    monkeypatch.setattr(MasterChild, "_pending", lambda self: waiting.pop(0) if waiting else False)
+    gates = Gates()
+    serving = asyncio.ensure_future(master.child(concurrency=5).serve(gates.handler))
+    client = await connect()
+    assert await client.line() == b"hello\n"
+    gates.open_one()
+    await until(lambda: gates.finished == 1)
+    await asyncio.sleep(0.02)
+    assert master.notices() == []  # a connection was waiting: the next end tries again
+    client = await connect()
+    assert await client.line() == b"hello\n"
+    gates.open_one()
+    await until(lambda: master.notices() == [TAKEN, AVAIL], "counted as used")
     master.status.close()
     await asyncio.wait_for(serving, 10)
 
@@ -284,6 +371,40 @@ async def test_max_use_with_deliveries_in_flight(master: StandIn, connect: Conne
     pending, _ = master.listener.accept()  # never accepted by the child
     pending.close()
     third.close()
+
+
+def test_retirement_time_is_postfix_s() -> None:
+    assert retire_after(100, 100.0) == 10000.0
+    assert retire_after(100, 300.0) == RETIRE_CEILING == 18000.0  # 30000 s is too long
+    assert retire_after(0, 100.0) == retire_after(100, 0.0) == RETIRE_CEILING
+
+
+def test_limits_from_main_cf() -> None:
+    def limits(**params: str) -> ChildLimits:
+        return ChildLimits.from_settings(Settings.defaults().with_overrides(params))
+
+    # One connection at a time: max_use counts connections, as smtp(8).
+    assert limits(agent_concurrency_limit="1") == ChildLimits(1, 100, 100.0, 18000.0, 0.0)
+    # Many at once: no use count; retire after max_idle x max_use seconds.
+    assert limits() == ChildLimits(20, 0, 100.0, 18000.0, 10000.0)
+    assert limits(max_use="5", max_idle="60s") == ChildLimits(20, 0, 60.0, 18000.0, 300.0)
+
+
+async def test_retirement_with_deliveries_in_flight(master: StandIn, connect: Connect) -> None:
+    gates = Gates()
+    serving = asyncio.ensure_future(master.child(concurrency=3, retire=0.2).serve(gates.handler))
+    one = await connect()
+    assert await one.line() == b"hello\n"
+    await until(lambda: master.notices() == [TAKEN], "TAKEN when it retires, busy")
+    late = await connect()
+    await asyncio.sleep(0.05)
+    assert len(gates.waiting) == 1  # no longer accepting
+    gates.open_one()
+    assert await asyncio.wait_for(serving, 10) is StopReason.RETIRE
+    assert await one.line() == b"bye\n"
+    pending, _ = master.listener.accept()  # left for the successor
+    pending.close()
+    late.close()
 
 
 async def test_max_idle(master: StandIn, connect: Connect) -> None:

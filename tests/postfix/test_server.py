@@ -1,9 +1,9 @@
-"""One qmgr(8) connection served by postfix/server.py: the hello, the request, the queue
-file opened and marked, each verdict reported, the final reply byte for byte, and every way
-it can go wrong (qmgr gone before a request, a malformed or cut request, a missing queue
-file, a request mailcarrier will not send, an agent that fails): never a crash, never a
-recipient marked done that was not delivered or bounced, and no "done" reply while one is
-undecided.
+"""One qmgr(8) connection served by postfix/server.py: the hello, the request, the queue file
+opened and marked, each verdict reported, the process's place released before the final
+reply, the final reply byte for byte, and every way it can go wrong (qmgr gone before a
+request, a malformed or cut request, a missing queue file, a request mailcarrier will not
+send, an agent that fails): never a crash, never a recipient marked done that was not
+delivered or bounced, and no "done" reply while one is undecided.
 
 qmgr is a socketpair in the test; the queue file is written record by record
 (tests/support/postfix_records.py); the status services are stand-ins
@@ -127,15 +127,21 @@ class Setup:
         data = self.path.read_bytes()
         return "".join(chr(data[o]) for o in self.layout.recipient_offsets)
 
-    async def serve(self, agent: FakeAgent, send: bytes, *, close: bool = True) -> bytes:
+    async def serve(
+        self,
+        agent: FakeAgent,
+        send: bytes,
+        *,
+        close: bool = True,
+        release: Callable[[], None] | None = None,
+    ) -> bytes:
         """Play qmgr: read the hello, send `send`, then read all the agent says."""
         servers = await start_services(self.root, *self.services.values())
         ours, theirs = socket.socketpair()
         reader, writer = await asyncio.open_connection(sock=ours)
         services = StatusServices(self.root, self.log)
-        server = NativeServer(
-            agent, services, self.log, ServerOptions(transport="smtp", process="smtp")
-        )
+        options = ServerOptions(transport="smtp", process="smtp")
+        server = NativeServer(agent, services, self.log, options, release)
         task = asyncio.ensure_future(server.handle(reader, writer))
         q_reader, q_writer = await asyncio.open_connection(sock=theirs)
         assert await q_reader.readexactly(len(HELLO)) == HELLO
@@ -177,6 +183,20 @@ async def test_all_sent_is_the_captured_ok_reply_and_both_marked(setup: Setup) -
     assert [line.split(", relay=")[0] for line in setup.log.lines] == [
         f"{QUEUE_ID}: to=<{r}>" for r in RCPTS
     ]
+
+
+async def test_the_place_is_released_once_the_work_is_done(setup: Setup) -> None:
+    # Before the final reply (qmgr connects for its next delivery when it has it), and
+    # after every recipient was decided and marked.
+    marks: list[str] = []
+    agent = FakeAgent({r: SENT for r in RCPTS})
+    reply = await setup.serve(
+        agent, setup.request().encode(), release=lambda: marks.append(setup.types_at_offsets())
+    )
+    assert reply == (CAPTURES / "final-reply-ok.bin").read_bytes()
+    assert marks == ["DD"]
+    assert await setup.serve(FakeAgent({}), b"", release=lambda: marks.append("again")) == b""
+    assert marks == ["DD"]  # no request, nothing to release: the connection just ends
 
 
 async def test_one_deferred_keeps_the_message_and_its_recipient(setup: Setup) -> None:

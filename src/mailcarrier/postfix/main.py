@@ -4,21 +4,24 @@ started by master(8) from a master.cf line.
 The program reads master's command line (options.py), Postfix's main.cf plus the master.cf
 ``-o`` overrides, opens Postfix's log path (maillog.py: postlogd or syslog), takes master's
 descriptors (master.py), drops privileges when ``-u`` says so, and then serves qmgr(8)
-connections (server.py) with one `DeliveryAgent` whose connection cache every connection of
+connections (server.py) on uvloop when it is installed (aio.py's `run_event_loop`, as the
+queue's processes) with one `DeliveryAgent` whose connection cache every connection of
 the process shares (so sessions, TLS ones too, are reused across requests without scache(8)
 or tlsproxy(8)). scache(8) and tlsmgr(8) are not used. The personality (SMTP or LMTP) comes
-from the program name, as smtp(8)'s does. Exit status: 0 when master went away or the
-process's max_use/max_idle ended it, 1 (with one ``fatal:`` line) when it cannot start.
+from the program name, as smtp(8)'s does. Exit status: 0 when master went away, at max_idle,
+or when the process retired (after max_use connections, or after max_idle x max_use seconds
+when it serves many at once: master.py), 1 (with one ``fatal:`` line) when it cannot start.
 """
 
 from __future__ import annotations
 
-import asyncio
 import codecs
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+from mailcarrier.aio import run_event_loop
 from mailcarrier.config.settings import Settings
 from mailcarrier.delivery.agent import DeliveryAgent
 from mailcarrier.delivery.cache import CacheLimits, ConnectionCache
@@ -40,8 +43,14 @@ from mailcarrier.postfix.services import StatusServices
 __all__ = ["main", "make_server", "preload"]
 
 
-def make_server(options: MasterOptions, settings: Settings, log: HandlerLog) -> NativeServer:
-    """The qmgr server of one process: its agent, its clients for the status services."""
+def make_server(
+    options: MasterOptions,
+    settings: Settings,
+    log: HandlerLog,
+    release: Callable[[], None] | None = None,
+) -> NativeServer:
+    """The qmgr server of one process: its agent, its clients for the status services;
+    `release` is the master child's (a connection's place is free once its work is done)."""
     params = settings.params
     transport = options.personality
     limits = CacheLimits.from_settings(settings.for_transport(transport))
@@ -68,7 +77,7 @@ def make_server(options: MasterOptions, settings: Settings, log: HandlerLog) -> 
         verify_negative_cache=params.address_verify_negative_cache,
         resolution=params.delay_logging_resolution_limit,
     )
-    return NativeServer(agent, services, log, server_options)
+    return NativeServer(agent, services, log, server_options, release)
 
 
 def preload() -> None:
@@ -96,13 +105,13 @@ def main() -> int:
         child = MasterChild.from_master(options, settings, log=log)
         preload()
         drop_privileges(options, settings)
-        server = make_server(options, settings, log)
+        server = make_server(options, settings, log, child.release)
     except MailcarrierError as exc:
         log.fatal(process, str(exc))
         return 1
     set_signals()
     try:
-        asyncio.run(child.serve(server.handle))
+        run_event_loop(child.serve(server.handle))
     except KeyboardInterrupt:
         pass
     finally:

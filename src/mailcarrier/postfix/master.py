@@ -17,22 +17,37 @@ every TAKEN -> AVAIL change counts one use of that child; a child that exits abn
 before its first counted use throttles the service ("bad command startup").
 
 What this child tells it. One process serves many qmgr connections at once, up to
-``limits.concurrency`` (``agent_concurrency_limit``): it stays AVAIL while it has room,
-sends TAKEN when it reaches the limit (and stops accepting, so that master starts another
-process for the next connection) and AVAIL when a connection ends below it. With a
-concurrency of 1 this is exactly single_server's TAKEN after accept and AVAIL after close.
-Because a process that never reaches its limit would never be counted as used, the first
-connection that ends without such a change is followed by a TAKEN and an AVAIL at once, so
-that a later crash of the process does not throttle the service (master may start one spare
-process in that instant if a connection is pending). ``max_use`` counts connections: at
-``max_use`` accepted connections (0: no limit) the process stops accepting, sends TAKEN if it
-still has connections to finish (so that master starts a successor now), finishes them and
-returns. ``max_idle`` seconds (0: never) without any connection return too (the timer starts
-when the last connection ends). When fd 5 turns readable, or a notice cannot be written
-(master is gone), the process stops accepting, finishes the connections it has, and returns;
-master still counts it AVAIL until it exits, so after ``postfix reload`` new connections wait
-for the slowest delivery in flight of a process that was below its limit. `serve()` returns
-the reason; the caller exits 0.
+``limits.concurrency`` (``agent_concurrency_limit``): it stays AVAIL while it has room, sends
+TAKEN when it reaches the limit (and stops accepting, so that master starts another process for
+the next connection) and AVAIL when a place is free again. A place is free when its connection
+ends, or earlier when the handler calls `release()`: the qmgr server does so before it sends
+its final reply, after which it only waits for qmgr to close. qmgr closes a finished delivery's
+connection and connects for the next one at once; counted until its end, the old connection
+would keep the process at its limit when the new one arrives, and master would start a process
+for nothing. With a concurrency of 1 this is exactly single_server's TAKEN after accept and
+AVAIL after close (`release()` does nothing then). Because a process that never reaches its
+limit would never be counted as used, the first place freed without such a change while no
+connection waits on the listen sockets is followed by a TAKEN and an AVAIL at once, so that a
+later crash of the process does not throttle the service (with a connection waiting, master
+would start a spare process in that instant; the next one tries again).
+
+``max_use`` counts connections: at ``max_use`` accepted connections (0: no limit) the process
+stops accepting, sends TAKEN if it still has connections to finish (so that master starts a
+successor now), finishes them and returns. That is how `ChildLimits.from_settings` applies
+main.cf's max_use with a concurrency of 1 (as smtp(8)). A process serving many connections at
+once does not count them: qmgr opens one per delivery, so max_use 100 would restart the
+interpreter (about 0.4 s of CPU) every 100 deliveries, and the successor's start-up overlaps
+the old process. It retires by time instead, as Postfix's dnsblog(8) does (one short connection
+per request; max_use off, CA_MAIL_SERVER_RETIRE_ME): after max_idle x max_use seconds (18000
+when either is 0 or the product is larger; `retire_after`) it stops accepting, sends TAKEN if
+busy, finishes and returns, as at max_use.
+
+``max_idle`` seconds (0: never) without any connection return too (the timer starts when the
+last connection ends). When fd 5 turns readable, or a notice cannot be written (master is
+gone), the process stops accepting, finishes the connections it has, and returns; master still
+counts it AVAIL until it exits, so after ``postfix reload`` new connections wait for the
+slowest delivery in flight of a process that was below its limit. `serve()` returns the reason;
+the caller exits 0.
 
 Each connection runs `handler(reader, writer)` under ``daemon_timeout`` (then it is
 cancelled and closed, with a warning); an exception from the handler is a warning, never the
@@ -49,6 +64,7 @@ import enum
 import errno
 import faulthandler
 import os
+import select
 import signal
 import socket
 import struct
@@ -71,6 +87,7 @@ from mailcarrier.postfix.options import (
 __all__ = [
     "AVAIL",
     "LISTEN_FD",
+    "RETIRE_CEILING",
     "STATUS_FD",
     "TAKEN",
     "ChildLimits",
@@ -84,6 +101,7 @@ __all__ = [
     "load_settings",
     "parse_argv",
     "parse_generation",
+    "retire_after",
     "set_signals",
     "split_nameval",
     "status_message",
@@ -119,6 +137,20 @@ class StopReason(enum.Enum):
     MASTER_GONE = "master disconnect"
     MAX_USE = "use limit reached"
     MAX_IDLE = "idle timeout"
+    RETIRE = "time to retire"
+
+
+# A process that retires by time (see `retire_after`) does so after at most this long, as
+# Postfix's server skeletons (CA_MAIL_SERVER_RETIRE_ME).
+RETIRE_CEILING: Final = 18000.0
+
+
+def retire_after(max_use: int, max_idle: float) -> float:
+    """event_server's CA_MAIL_SERVER_RETIRE_ME: max_idle x max_use seconds, or 18000 when
+    either is 0 or the product is larger."""
+    if not max_use or not max_idle or max_idle > RETIRE_CEILING / max_use:
+        return RETIRE_CEILING
+    return max_idle * max_use
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,16 +159,23 @@ class ChildLimits:
     max_use: int = 100  # connections per process; 0: no limit
     max_idle: float = 100.0  # seconds without a connection; 0: no limit
     daemon_timeout: float = 18000.0  # seconds one connection may take
+    retire: float = 0.0  # seconds before the process stops accepting and ends; 0: never
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ChildLimits:
+        """max_use counts connections with a concurrency of 1 (smtp(8)); a process serving
+        many short connections at once retires by time instead (see the module text)."""
         p = settings.params
-        return cls(p.agent_concurrency_limit, p.max_use, p.max_idle, p.daemon_timeout)
+        concurrency = p.agent_concurrency_limit
+        if concurrency == 1:
+            return cls(1, p.max_use, p.max_idle, p.daemon_timeout)
+        retire = retire_after(p.max_use, p.max_idle)
+        return cls(concurrency, 0, p.max_idle, p.daemon_timeout, retire)
 
 
 @dataclass(frozen=True, slots=True)
 class ChildStatistics:
-    active: int  # connections being served
+    active: int  # connections being served (released ones not counted)
     accepted: int
     completed: int
     taken: bool  # what master was told last: True after TAKEN
@@ -176,6 +215,8 @@ class MasterChild:
         self._accepting = False
         self._paused: asyncio.TimerHandle | None = None
         self._idle: asyncio.TimerHandle | None = None
+        self._released: set[asyncio.Task[None]] = set()  # connections done with their work
+        self._retire: asyncio.TimerHandle | None = None
         self._stop: asyncio.Future[StopReason] | None = None
         self._handler: Handler | None = None
 
@@ -239,6 +280,8 @@ class MasterChild:
         loop.add_reader(self._status_fd, self._master_gone)
         self._update_accepting()
         self._arm_idle()
+        if self.limits.retire:
+            self._retire = loop.call_later(self.limits.retire, self._stopping, StopReason.RETIRE)
         watchdog = loop.create_task(self._watch()) if self._watchdog else None
         try:
             reason = await asyncio.shield(self._stop)
@@ -308,6 +351,14 @@ class MasterChild:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def _pending(self) -> bool:
+        """A connection waits on a listen socket (master would start a process for it)."""
+        try:
+            ready, _, _ = select.select(self._listeners, [], [], 0)
+        except (OSError, ValueError):
+            return False
+        return bool(ready)
+
     def _pause(self) -> None:
         def resume() -> None:
             self._paused = None
@@ -320,7 +371,23 @@ class MasterChild:
         try:
             await self._serve_one(conn)
         finally:
-            self._done()
+            self._completed += 1
+            task = asyncio.current_task()
+            if task in self._released:
+                self._released.discard(task)  # its place was given back already
+            else:
+                self._free_place()
+
+    def release(self) -> None:
+        """From a handler: this connection's work is done and it only waits for its peer to
+        close, so its place no longer counts toward the limit (see the module text). Once per
+        connection; with a concurrency of 1 (single_server) or elsewhere it does nothing."""
+        task = asyncio.current_task()
+        if self.limits.concurrency == 1 or task not in self._tasks or task in self._released:
+            return
+        assert task is not None
+        self._released.add(task)
+        self._free_place()
 
     async def _serve_one(self, conn: socket.socket) -> None:
         assert self._handler is not None
@@ -346,16 +413,15 @@ class MasterChild:
             with contextlib.suppress(OSError, asyncio.CancelledError):
                 await writer.wait_closed()
 
-    def _done(self) -> None:
+    def _free_place(self) -> None:
         self._active -= 1
-        self._completed += 1
         assert self._stop is not None
         if self._stop.done():
             return
         if self._taken:
             if self._active < self.limits.concurrency:
                 self._notify(AVAIL)
-        elif self._uses == 0 and self._notify(TAKEN):
+        elif self._uses == 0 and not self._pending() and self._notify(TAKEN):
             # Be counted as used once (see the module text).
             self._notify(AVAIL)
         self._update_accepting()
@@ -381,6 +447,9 @@ class MasterChild:
         if self._paused is not None:
             self._paused.cancel()
             self._paused = None
+        if self._retire is not None:
+            self._retire.cancel()
+            self._retire = None
         if self._active and not self._taken:
             self._notify(TAKEN)
         self._update_accepting()

@@ -6,8 +6,9 @@ common attribute list and one list per recipient, opens the queue file and deliv
 the shared `DeliveryAgent` (its connection cache serves every connection of the process).
 Each recipient's verdict is reported as it is made (report.py: bounce/defer/trace/verify,
 the mark in the queue file, the log line); the final reply is 0 only when every recipient
-was finished, else -1, with the hop status when the destination itself failed. Then it
-waits for qmgr to close.
+was finished, else -1, with the hop status when the destination itself failed. Just before
+that reply it calls `release()` (the process's place for this connection is free: qmgr
+connects for its next delivery the moment it has the reply); then it waits for qmgr to close.
 
 What can go wrong never takes the process down and never finishes a recipient that was not
 delivered or bounced: a qmgr that connects and goes away gets nothing; a malformed request
@@ -112,12 +113,20 @@ class _Connection:
 
 
 class NativeServer:
-    """Serves qmgr connections for one process; `agent` is shared by all of them."""
+    """Serves qmgr connections for one process; `agent` is shared by all of them.
+    `release()` is called once a connection's work is done, before its final reply
+    (master.py's `MasterChild.release`: the place it held is free for the next one)."""
 
     def __init__(
-        self, agent: Agent, services: StatusServices, log: LogSink, options: ServerOptions
+        self,
+        agent: Agent,
+        services: StatusServices,
+        log: LogSink,
+        options: ServerOptions,
+        release: Callable[[], None] | None = None,
     ) -> None:
         self.agent, self.services, self.log, self.options = agent, services, log, options
+        self.release = release or _nothing
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = _Connection(reader, writer, self.options)
@@ -148,6 +157,8 @@ class NativeServer:
         recipients = [parse_recipient(await conn.read_list()) for _ in range(count)]
         request = partial.with_recipients(recipients)
         status, hop = await self._deliver(request)
+        # qmgr connects for its next delivery as soon as it has this reply.
+        self.release()
         await conn.write(final_reply(hop, status))
         await conn.wait_close()
 
@@ -240,6 +251,10 @@ class NativeServer:
             queue_file.mark_done(offset)
         except (OSError, MailcarrierError) as exc:
             self.log.warning(self.options.process, f"update queue file {queue_file.path}: {exc}")
+
+
+def _nothing() -> None:
+    pass
 
 
 class _Reports:

@@ -38,9 +38,9 @@ import struct
 import sys
 import traceback
 from collections.abc import Callable, Coroutine
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
-from mailcarrier.aio import EndOfTurn
+from mailcarrier.aio import EndOfTurn, run_event_loop
 from mailcarrier.config.settings import Settings
 from mailcarrier.delivery.agent import DeliveryAgent
 from mailcarrier.delivery.cache import CacheLimits, ConnectionCache
@@ -53,7 +53,6 @@ from mailcarrier.status import DeliveryResult, HopStatus, RecipientStatus
 
 __all__ = ["AgentPool", "make_agent", "run_event_loop"]
 
-T = TypeVar("T")
 _HEAD: Final = struct.Struct(">I")
 _MAX_FRAME: Final = 256 * 1024 * 1024
 StatusCallback = Callable[[int, RecipientStatus], None]
@@ -66,21 +65,6 @@ def make_agent(
     `notify` receives postmaster transcripts (queue/transcripts.py)."""
     limits = CacheLimits.from_settings(settings.for_transport("smtp"))
     return DeliveryAgent(settings, log=log, cache=ConnectionCache(limits), notify=notify)
-
-
-def run_event_loop(coro: Coroutine[Any, Any, T]) -> T:
-    """Run on uvloop when it is installed (the `fast` extra), else on asyncio's own loop.
-
-    MAILCARRIER_EVENT_LOOP=asyncio forces the standard loop (for comparisons and debugging).
-    """
-    if os.environ.get("MAILCARRIER_EVENT_LOOP", "") != "asyncio":
-        try:
-            import uvloop
-        except ImportError:
-            pass
-        else:
-            return uvloop.run(coro)
-    return asyncio.run(coro)
 
 
 class _Outbox:
