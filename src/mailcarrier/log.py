@@ -77,7 +77,7 @@ def delivery_line(
 ) -> str:
     """The per-recipient delivery line (without the syslog prefix). `word` replaces the
     status word where Postfix logs another (``deliverable``, ``undeliverable`` for address
-    probes, ``SOFTBOUNCE``)."""
+    probes); a deferral that soft_bounce made of a bounce is ``SOFTBOUNCE``."""
     parts = [f"{queue_id}: to=<{status.address}>"]
     if status.orig_address and status.orig_address != status.address:
         parts.append(f"orig_to=<{status.orig_address}>")
@@ -97,7 +97,9 @@ def delivery_line(
         # Postfix 3.11 smtp_log_tls_feature_status: "tls=may", "tls=!encrypt", "tls=may:none".
         parts.append(f"tls={status.tls}")
     parts.append(f"dsn={status.dsn}")
-    parts.append(f"status={word or status.status.value} ({status.diagnostic})")
+    if not word:
+        word = "SOFTBOUNCE" if status.soft_bounced else status.status.value
+    parts.append(f"status={word} ({status.diagnostic})")
     return ", ".join(parts)
 
 

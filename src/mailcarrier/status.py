@@ -177,6 +177,9 @@ class RecipientStatus:
     # Postfix 3.11's TLS feature status (tls/features.py): "may", "may:none", "!encrypt",
     # "dane?"; empty when no TLS policy was applied (no session). Logged as "tls=...".
     tls: str = ""
+    # A bounce that soft_bounce turned into this deferral: logged ``status=SOFTBOUNCE``, as
+    # Postfix's bounce_append() logs it (the JSON status stays "deferred").
+    soft_bounced: bool = False
 
     @property
     def delay(self) -> float:

@@ -25,6 +25,7 @@ import mailcarrier
 from mailcarrier import DeliveryStatus
 from mailcarrier.config.settings import Settings
 from mailcarrier.delivery.request import DeliveryRequest, Notify, Recipient
+from mailcarrier.log import MemoryLog
 from tests.support.deliver import QUEUE_ID, deliver_request, deliver_to
 from tests.support.peers.aiosmtpd_dsn import DsnAiosmtpdServer
 from tests.support.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler
@@ -172,6 +173,31 @@ async def test_mixed_per_recipient_results(
     assert result.exit_code == 75
     (received,) = smtp_server.messages
     assert received.rcpt_tos == ["ok1@example.net", "ok2@example.net"]
+
+
+async def test_soft_bounce_defers_what_would_bounce_and_logs_softbounce(
+    smtp_handler: RecordingHandler, smtp_server: AiosmtpdServer
+) -> None:
+    """soft_bounce = yes: the 550 recipient is deferred with 4.1.1 and its line says
+    status=SOFTBOUNCE (bounce.c's word); a 4xx stays a plain deferral; JSON says deferred."""
+    smtp_handler.reject = {
+        "gone": "550 5.1.1 <gone@example.net>: Recipient address rejected: User unknown",
+        "later": "450 4.2.1 <later@example.net>: try again later",
+    }
+    log = MemoryLog()
+    rcpts = ["gone@example.net", "later@example.net"]
+    result, _ = await deliver_to(
+        smtp_server, b"Subject: soft\n\nhi\n", recipients=rcpts, log=log, soft_bounce="yes"
+    )
+    assert [(r.status, r.dsn) for r in result.recipients] == [
+        (DEFERRED, "4.1.1"),
+        (DEFERRED, "4.2.1"),
+    ]
+    assert result.recipients[0].to_json()["status"] == "deferred"
+    lines = [line for line in log.lines if "to=<" in line]
+    assert "dsn=4.1.1, status=SOFTBOUNCE (host 127.0.0.1[127.0.0.1] said: 550 5.1.1" in lines[0]
+    assert "dsn=4.2.1, status=deferred (host" in lines[1]
+    assert result.exit_code == 75
 
 
 async def test_null_sender(smtp_server: AiosmtpdServer) -> None:

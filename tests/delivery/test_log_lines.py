@@ -38,6 +38,7 @@ def _status(spec: dict[str, Any]) -> RecipientStatus:
         delays=Delays(*delays),
         conn_use=int(spec.get("conn_use", 1)),
         orig_address=str(spec.get("orig_address", "")),
+        soft_bounced=bool(spec.get("soft_bounced", False)),
     )
 
 

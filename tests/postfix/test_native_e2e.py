@@ -105,6 +105,37 @@ def test_a_5xx_next_hop_bounces_through_postfix_bounce(
     _no_trouble(instance, mark)
 
 
+def test_soft_bounce_keeps_a_5xx_recipient_queued_and_logs_softbounce(
+    postfix_instance: PostfixInstance, sinks: dict[str, SmtpSink]
+) -> None:
+    """soft_bounce = yes, as bounce.c: the 5xx recipient goes to defer(8) with a 4.x.x code,
+    the line says status=SOFTBOUNCE, mailq shows the reason, and no notice is sent."""
+    instance = postfix_instance
+    instance.set_main({"soft_bounce": "yes"})
+    try:
+        mark = instance.log_mark()
+        queue_id = instance.submit("s@test.local", ["t@hard.test"], _message("soft", "t@hard.test"))
+        entry = instance.wait_deferred(queue_id)
+        line = instance.wait_log(
+            rf"postfix/smtp\[\d+\]: {queue_id}: to=<t@hard\.test>.*dsn=(4\.\d\.\d), "
+            r"status=SOFTBOUNCE \(host 127\.0\.0\.1\[127\.0\.0\.1\] said: 5",
+            mark,
+        )
+        assert line.group(1).startswith("4.")
+        (recipient,) = entry["recipients"]
+        assert recipient["delay_reason"].startswith("host 127.0.0.1[127.0.0.1] said: 5")
+        assert "non-delivery notification" not in instance.log[mark:]
+        _no_trouble(instance, mark)
+    finally:
+        instance.set_main({"soft_bounce": None})
+        subprocess.run(
+            ["/usr/sbin/postsuper", "-c", str(instance.config), "-d", "ALL"],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+
+
 def test_notify_success_gets_postfixs_success_notice(
     postfix_instance: PostfixInstance, sinks: dict[str, SmtpSink]
 ) -> None:

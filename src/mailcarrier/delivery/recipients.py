@@ -90,6 +90,7 @@ class RecipientTracker:
             orig_address=rcpt.orig_address,
             action=action,
             tls=self.tls_status,
+            soft_bounced=verdict.soft_bounced,
         )
         self._status[index] = status
         self._unmarked -= 1

@@ -4,7 +4,9 @@ Postfix's smtp_trouble.c in Python. Inputs are what the session observed (a repl
 stage it answered, a `TransportError`, a refused handshake); outputs are `Verdict` values with
 Postfix's wording ("host h[a] said: 550 5.1.1 ... (in reply to RCPT TO command)") and an RFC
 3463 code (the server's, or X.0.0 from the reply class when it sent none). `soft_bounce`
-turns every would-be bounce into a deferral with a 4.x.x code, as in Postfix.
+turns every would-be bounce into a deferral with a 4.x.x code, as in Postfix (`soften`); such
+a verdict says so (`soft_bounced`), and its line is logged ``status=SOFTBOUNCE`` as bounce.c
+logs it.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class Verdict:
     status: DeliveryStatus
     dsn: str
     diagnostic: str
+    soft_bounced: bool = False  # a bounce that soft_bounce turned into this deferral
 
     @property
     def final(self) -> bool:
@@ -60,10 +63,11 @@ def _dsn_for(reply: Reply) -> str:
 
 
 def soften(verdict: Verdict) -> Verdict:
-    """A bounce becomes a deferral with a 4.x.x code (soft_bounce, or a non-final server)."""
+    """soft_bounce: a bounce becomes a deferral with a 4.x.x code, marked `soft_bounced`."""
     if verdict.status is not DeliveryStatus.BOUNCED:
         return verdict
-    return replace(verdict, status=DeliveryStatus.DEFERRED, dsn="4" + verdict.dsn[1:])
+    dsn = "4" + verdict.dsn[1:]
+    return replace(verdict, status=DeliveryStatus.DEFERRED, dsn=dsn, soft_bounced=True)
 
 
 def _apply_soft_bounce(verdict: Verdict, soft_bounce: bool) -> Verdict:

@@ -190,7 +190,7 @@ class Reporter:
             self.log.warning(
                 self.process, f"{self.queue_id}: {self.services.names['defer']} service failure"
             )
-        self._log(status, "deferred")
+        self._log(status, "")
         if self.flags & FLAG_RECORD and await self._append_trace(rcpt, status, dsn) != 0:
             self.log.warning(
                 self.process, f"{self.queue_id}: {self.services.names['trace']} service failure"
