@@ -88,6 +88,27 @@ def test_a_4xx_next_hop_leaves_the_message_deferred_with_the_reason(
     _no_trouble(instance, mark)
 
 
+def test_a_deferral_to_a_fast_flush_domain_is_in_flush8s_log(
+    postfix_instance: PostfixInstance, sinks: dict[str, SmtpSink]
+) -> None:
+    """defer.c's flush_add: with soft.test in fast_flush_domains, flush(8) adds the queue ID
+    to the site's log (``postqueue -s soft.test`` would retry it)."""
+    instance = postfix_instance
+    instance.set_main({"fast_flush_domains": "soft.test"})
+    try:
+        mark = instance.log_mark()
+        queue_id = instance.submit("a@test.local", ["f@soft.test"], _message("ff", "f@soft.test"))
+        instance.wait_deferred(queue_id)
+        site_log = instance.spool / "flush" / "soft_test"  # flush_site_to_path
+        instance.wait_until(
+            lambda: site_log.exists() and queue_id in site_log.read_text(), "flush's site log"
+        )
+        _no_trouble(instance, mark)
+        assert "flush service failure" not in instance.log[mark:]
+    finally:
+        instance.set_main({"fast_flush_domains": None})
+
+
 def test_a_5xx_next_hop_bounces_through_postfix_bounce(
     postfix_instance: PostfixInstance, sinks: dict[str, SmtpSink]
 ) -> None:

@@ -22,6 +22,7 @@ from mailcarrier.postfix.report import Reporter
 from mailcarrier.postfix.request import NativeRecipient
 from mailcarrier.postfix.services import StatusServices
 from mailcarrier.status import ACTION_FORWARDED, DeliveryStatus, RecipientStatus
+from mailcarrier.tables.domainlist import DomainList
 from tests.support.postfix_services import FakeService, start_services
 
 CAPTURES = Path(__file__).resolve().parents[3] / "shared" / "reference" / "postfix-native"
@@ -98,6 +99,55 @@ async def test_deferred_goes_to_defer_and_stays_queued(queue_dir: Path) -> None:
     assert b"offset\x00660\x00" in request
     assert log.lines[-1].startswith("2B84B2204F3: to=<rcpt@example.net>, orig_to=<orig@")
     assert log.lines[-1].endswith(f"dsn=4.2.0, status=deferred ({reply})")
+    for server in servers:
+        server.close()
+
+
+def _flush_reporter(root: Path, domains: str) -> tuple[Reporter, MemoryLog]:
+    log = MemoryLog()
+    services = StatusServices(root, log, flush_domains=DomainList.parse(domains))
+    return Reporter(services, log, flags=3, queue_id="2B84B2204F3", mark=lambda _: None), log
+
+
+_LATER = f"host {RELAY[:-3]} said: 450 4.2.0 try later (in reply to RCPT TO command)"
+
+
+async def test_deferred_tells_flush8_about_a_fast_flush_domain(queue_dir: Path) -> None:
+    """defer.c's flush_add: public/flush gets request=add, the site, the queue ID."""
+    defer = FakeService("defer", "delivery_status_protocol")
+    flush = FakeService("flush", "queue_flush_protocol", folder="public")
+    servers = await _start(queue_dir, defer, flush)
+    reporter, log = _flush_reporter(queue_dir, "other.test, .example.net, example.net")
+    assert await reporter.report(RCPT, _status(DeliveryStatus.DEFERRED, "4.2.0", _LATER)) == -1
+    assert flush.requests == [b"request\0add\0site\0example.net\0queue_id\x002B84B2204F3\0\0"]
+    assert not any("warning" in line for line in log.lines)
+    for server in servers:
+        server.close()
+
+
+async def test_flush8_is_not_asked_outside_the_fast_flush_domains(queue_dir: Path) -> None:
+    defer = FakeService("defer", "delivery_status_protocol")
+    flush = FakeService("flush", "queue_flush_protocol", folder="public")
+    servers = await _start(queue_dir, defer, flush)
+    reporter, log = _flush_reporter(queue_dir, "!example.net, .net")
+    assert await reporter.report(RCPT, _status(DeliveryStatus.DEFERRED, "4.2.0", _LATER)) == -1
+    assert flush.requests == []
+    assert not any("warning" in line for line in log.lines)
+    for server in servers:
+        server.close()
+
+
+async def test_flush8_down_is_a_warning_and_changes_nothing(queue_dir: Path) -> None:
+    defer = FakeService("defer", "delivery_status_protocol")
+    servers = await _start(queue_dir, defer)
+    reporter, log = _flush_reporter(queue_dir, "example.net")
+    assert await reporter.report(RCPT, _status(DeliveryStatus.DEFERRED, "4.2.0", _LATER)) == -1
+    assert len(defer.requests) == 1
+    warnings = [line for line in log.lines if "public/flush" in line or "flush service" in line]
+    assert warnings == [
+        "warning: connect to public/flush: No such file or directory",
+        "warning: 2B84B2204F3: flush service failure",
+    ]
     for server in servers:
         server.close()
 

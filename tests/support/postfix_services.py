@@ -15,11 +15,11 @@ BOUNCE_PROTOCOL = "delivery_status_protocol"
 
 
 class FakeService:
-    """A Postfix status service on `private/<name>`: hello, one or more requests, each
-    answered with `status`; `requests` keeps each request's raw bytes."""
+    """A Postfix status service on `<folder>/<name>` (private/ unless said): hello, one or
+    more requests, each answered with `status`; `requests` keeps each request's raw bytes."""
 
-    def __init__(self, name: str, protocol: str, status: int = 0) -> None:
-        self.name, self.protocol, self.status = name, protocol, status
+    def __init__(self, name: str, protocol: str, status: int = 0, folder: str = "private") -> None:
+        self.name, self.protocol, self.status, self.folder = name, protocol, status, folder
         self.requests: list[bytes] = []
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -37,7 +37,9 @@ class FakeService:
 
 
 async def start_services(root: Path, *services: FakeService) -> list[asyncio.Server]:
-    """Listen for each service on `root`/private/<name> (the directory must exist)."""
+    """Listen for each service on `root`/<folder>/<name> (the directory is made if needed)."""
+    for s in services:
+        (root / s.folder).mkdir(exist_ok=True)
     return [
-        await asyncio.start_unix_server(s.serve, str(root / "private" / s.name)) for s in services
+        await asyncio.start_unix_server(s.serve, str(root / s.folder / s.name)) for s in services
     ]

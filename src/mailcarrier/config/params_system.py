@@ -34,6 +34,13 @@ SYSTEM: Final[list[list[Param]]] = [
     declare("mydomain", STR, "", note="empty: $myhostname without its first label, or localdomain"),
     declare("myorigin", STR, "$myhostname"),
     declare("mydestination", L, "$myhostname, localhost.$mydomain, localhost"),
+    declare("relay_domains", L, "${{$compatibility_level} <level {2} ? {$mydestination} : {}}"),
+    declare(
+        "fast_flush_domains",
+        L,
+        "$relay_domains",
+        note="the domains whose deferred mail the Postfix-native agent tells flush(8) about",
+    ),
     declare("inet_interfaces", L, "all"),
     declare("proxy_interfaces", L, ""),
     declare(
@@ -118,6 +125,7 @@ SYSTEM: Final[list[list[Param]]] = [
     declare("defer_service_name", STR, "defer"),
     declare("trace_service_name", STR, "trace"),
     declare("address_verify_service_name", STR, "verify"),
+    declare("flush_service_name", STR, "flush"),
     declare("address_verify_negative_cache", B, "yes"),
     declare("hash_queue_names", L, "deferred, defer"),
     declare("hash_queue_depth", N, "1", minimum=1, maximum=16),

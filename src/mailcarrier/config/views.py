@@ -63,6 +63,8 @@ class MainParams:
     empty_address_recipient: str
     error_notice_recipient: str
     fallback_relay: tuple[str, ...]
+    fast_flush_domains: tuple[str, ...]
+    flush_service_name: str
     hash_queue_depth: int
     hash_queue_names: tuple[str, ...]
     header_checks: tuple[str, ...]
@@ -222,6 +224,7 @@ class MainParams:
     queue_directory: str
     queue_run_delay: float
     recipient_delimiter: str
+    relay_domains: tuple[str, ...]
     relay_transport: str
     relayhost: tuple[str, ...]
     send_cyrus_sasl_authzid: bool

@@ -19,6 +19,7 @@ import codecs
 import os
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from mailcarrier.aio import run_event_loop
@@ -39,6 +40,8 @@ from mailcarrier.postfix.master import (
 )
 from mailcarrier.postfix.server import NativeServer, ServerOptions
 from mailcarrier.postfix.services import StatusServices
+from mailcarrier.tables.domainlist import DomainList
+from mailcarrier.tables.registry import open_table
 
 __all__ = ["main", "make_server", "preload"]
 
@@ -63,9 +66,15 @@ def make_server(
             "defer": params.defer_service_name,
             "trace": params.trace_service_name,
             "verify": params.address_verify_service_name,
+            "flush": params.flush_service_name,
         },
         timeout=params.ipc_timeout,
         process=transport,
+        flush_domains=DomainList.parse(
+            ", ".join(params.fast_flush_domains),
+            parent_style="fast_flush_domains" in params.parent_domain_matches_subdomains,
+            opener=partial(open_table, base_dir=settings.config_dir),
+        ),
     )
     server_options = ServerOptions(
         transport=transport,

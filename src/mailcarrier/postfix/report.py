@@ -11,7 +11,8 @@ agent and:
   A trace service that fails turns it into a deferral ("trace service failed"), as sent.c.
 - bounced: an append to bounce(8); marked done only when bounce(8) accepted it; if it did
   not, a deferral ("bounce or trace service failure").
-- deferred: an append to defer(8) (its failure only logged, as defer.c); never marked.
+- deferred: an append to defer(8) (its failure only logged, as defer.c); never marked; then,
+  as defer.c, flush(8) is told of the recipient's domain when it is a fast flush domain.
 - address probes (verify(8)'s MTA_VRFY, ``sendmail -bv``'s USR_VRFY) go to verify(8) or
   trace(8) instead, logged ``deliverable`` or ``undeliverable``.
 
@@ -37,6 +38,7 @@ from mailcarrier.postfix.request import (
     NativeRecipient,
     trace_flags,
 )
+from mailcarrier.postfix.services import FLUSH_STAT_DENY as FLUSH_DENY
 from mailcarrier.postfix.services import StatusServices
 from mailcarrier.status import (
     ACTION_FORWARDED,
@@ -194,6 +196,11 @@ class Reporter:
         if self.flags & FLAG_RECORD and await self._append_trace(rcpt, status, dsn) != 0:
             self.log.warning(
                 self.process, f"{self.queue_id}: {self.services.names['trace']} service failure"
+            )
+        site = rcpt.address.rpartition("@")[2] if "@" in rcpt.address else ""
+        if site and await self.services.flush_add(site, self.queue_id) not in (0, FLUSH_DENY):
+            self.log.warning(
+                self.process, f"{self.queue_id}: {self.services.names['flush']} service failure"
             )
         return -1
 

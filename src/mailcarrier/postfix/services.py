@@ -1,6 +1,7 @@
 """The Postfix services an agent reports to: bounce(8), defer(8) and trace(8) (one request
-per connection, "delivery_status_protocol") and verify(8) ("address_verification_prrotocol",
-misspelt as Postfix spells it), over their unix sockets under the queue directory.
+per connection, "delivery_status_protocol"), verify(8) ("address_verification_prrotocol",
+misspelt as Postfix spells it) and flush(8) ("queue_flush_protocol"), over their unix sockets
+under the queue directory (``private/``; ``public/`` for flush).
 
 `StatusServices.append(service, ...)` is Postfix's bounce/defer/trace append: it connects to
 ``private/<service>``, checks the server's hello, sends one list (``nrequest`` 0 = append, the
@@ -8,8 +9,11 @@ trace flags, the queue ID, the recipient as rcpt_print writes it and the DSN as 
 writes it) and returns the server's status: 0 when the record was appended (and fsynced),
 anything else, or -1 when the service could not be reached, for a failure. The caller (the
 report of report.py) decides what a failure means. `update_verify()` records a probe's result
-with verify(8), retrying for a while as verify_clnt.c does. Nothing here raises for a
-service that is down: it logs Postfix's warning and returns -1.
+with verify(8), retrying for a while as verify_clnt.c does. `flush_add(site, queue_id)` is
+flush_clnt.c's: when the site is in ``fast_flush_domains`` (`flush_domains`), flush(8) adds the
+queue ID to the site's log (so that ``postqueue -s site`` or ETRN finds the message), else
+FLUSH_STAT_DENY without a connection. Nothing here raises for a service that is down: it logs
+Postfix's warning and returns -1.
 """
 
 from __future__ import annotations
@@ -22,11 +26,23 @@ from mailcarrier.log import LogSink
 from mailcarrier.postfix.attr import AttrError, AttrList, AttrParser, as_int, encode, expect
 from mailcarrier.postfix.reply import Dsn, dsn_pairs
 from mailcarrier.postfix.request import NativeRecipient
+from mailcarrier.tables.base import TableError
+from mailcarrier.tables.domainlist import DomainList
 
-__all__ = ["BOUNCE_PROTOCOL", "VERIFY_PROTOCOL", "StatusServices"]
+__all__ = [
+    "BOUNCE_PROTOCOL",
+    "FLUSH_PROTOCOL",
+    "FLUSH_STAT_DENY",
+    "FLUSH_STAT_FAIL",
+    "VERIFY_PROTOCOL",
+    "StatusServices",
+]
 
 BOUNCE_PROTOCOL: Final = "delivery_status_protocol"
 VERIFY_PROTOCOL: Final = "address_verification_prrotocol"
+FLUSH_PROTOCOL: Final = "queue_flush_protocol"
+FLUSH_STAT_FAIL: Final = -1
+FLUSH_STAT_DENY: Final = 4
 _APPEND: Final = 0  # BOUNCE_CMD_APPEND
 _READ: Final = 65536
 
@@ -75,23 +91,31 @@ class StatusServices:
         timeout: float = 3600.0,
         process: str = "smtp",
         verify_retries: int = 30,
+        flush_domains: DomainList | None = None,
     ) -> None:
         self.root = queue_directory
         self.log = log
-        self.names = {"bounce": "bounce", "defer": "defer", "trace": "trace", "verify": "verify"}
+        self.names = {
+            "bounce": "bounce",
+            "defer": "defer",
+            "trace": "trace",
+            "verify": "verify",
+            "flush": "flush",
+        }
         self.names.update(names or {})
         self.timeout = timeout
         self.process = process
         self.verify_retries = verify_retries
+        self.flush_domains = flush_domains
 
-    def _path(self, service: str) -> str:
-        return str(self.root / "private" / self.names[service])
+    def _where(self, service: str) -> str:
+        return f"{'public' if service == 'flush' else 'private'}/{self.names[service]}"
 
     async def _connect(self, service: str, protocol: str) -> _Exchange | None:
-        where = f"private/{self.names[service]}"
+        where = self._where(service)
         try:
             async with asyncio.timeout(self.timeout):
-                reader, writer = await asyncio.open_unix_connection(self._path(service))
+                reader, writer = await asyncio.open_unix_connection(str(self.root / where))
         except (OSError, TimeoutError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             self.log.warning(self.process, f"connect to {where}: {reason or 'timed out'}")
@@ -111,9 +135,6 @@ class StatusServices:
         self, service: str, *, flags: int, queue_id: str, rcpt: NativeRecipient, dsn: Dsn
     ) -> int:
         """bounce/defer/trace append: the service's status (0 = recorded), -1 if it failed."""
-        exchange = await self._connect(service, BOUNCE_PROTOCOL)
-        if exchange is None:
-            return -1
         request = encode(
             [
                 ("nrequest", _APPEND),
@@ -123,7 +144,26 @@ class StatusServices:
                 *dsn_pairs(dsn),
             ]
         )
-        where = f"private/{self.names[service]}"
+        return await self._command(service, BOUNCE_PROTOCOL, request)
+
+    async def flush_add(self, site: str, queue_id: str) -> int:
+        """flush_clnt.c's flush_add: 0 when flush(8) recorded it, FLUSH_STAT_DENY when the
+        site is not a fast flush domain, FLUSH_STAT_FAIL (-1) on any failure."""
+        try:
+            if self.flush_domains is None or not self.flush_domains.match(site):
+                return FLUSH_STAT_DENY
+        except TableError as exc:
+            self.log.warning(self.process, f"fast_flush_domains: {exc}")
+            return FLUSH_STAT_FAIL
+        request = encode([("request", "add"), ("site", site), ("queue_id", queue_id)])
+        return await self._command("flush", FLUSH_PROTOCOL, request)
+
+    async def _command(self, service: str, protocol: str, request: bytes) -> int:
+        """mail_command_client: one request, the server's status; -1 when it failed."""
+        exchange = await self._connect(service, protocol)
+        if exchange is None:
+            return -1
+        where = self._where(service)
         try:
             await exchange.write(request, self.timeout)
             (status,) = expect(await exchange.read_list(self.timeout), ["status"])
