@@ -548,3 +548,64 @@ async def test_probe_against_aiosmtpd(smtp_server: AiosmtpdServer) -> None:
         "deliverable",
         "undeliverable",
     ]
+
+
+# --- smtp_address_verify_target = data -----------------------------------------------------------
+
+
+async def test_data_target_probe_ends_at_354_and_drops_the_connection() -> None:
+    """smtp_address_verify_target = data (smtp_proto.c): DATA instead of RSET; the accepted
+    recipient's verdict is the 354 with 2.0.0, the refused one's its RCPT reply; after 354
+    nothing more is sent (no content, no QUIT) and the session is not kept."""
+    server = ScriptServer(
+        [
+            GREETING,
+            Expect(EHLO),
+            PIPELINING,
+            Expect(MAIL + rcpt("b@example.net") + rcpt("c@example.net") + b"DATA\r\n"),
+            b"250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n550 5.1.1 <c@example.net>: unknown\r\n"
+            b"354 End data with <CR><LF>.<CR><LF>\r\n",
+        ]
+    )
+    cache = ConnectionCache(CacheLimits())
+    agent, log = _agent(server, cache=cache, smtp_address_verify_target="data")
+    result = await agent.deliver(_probe("b@example.net", "c@example.net"))
+    assert server.failures == []
+    assert server.writes == [
+        EHLO,
+        MAIL + rcpt("b@example.net") + rcpt("c@example.net") + b"DATA\r\n",
+    ]
+    refusal = f"host {HOST} said: 550 5.1.1 <c@example.net>: unknown (in reply to RCPT TO command)"
+    go_ahead = "354 End data with <CR><LF>.<CR><LF>"
+    assert _verdicts(result) == [
+        ("b@example.net", SENT, "2.0.0", go_ahead),
+        ("c@example.net", BOUNCED, "5.1.1", refusal),
+    ]
+    assert log.lines == [
+        _line("c@example.net", "5.1.1", "undeliverable", refusal),
+        _line("b@example.net", "2.0.0", "deliverable", go_ahead),
+    ]
+    assert len(cache) == 0
+
+
+async def test_data_target_probe_refused_at_data_fails_as_a_message_would() -> None:
+    server = ScriptServer(
+        [
+            GREETING,
+            Expect(EHLO),
+            LOCKSTEP,
+            Expect(MAIL),
+            b"250 2.1.0 Ok\r\n",
+            Expect(rcpt("b@example.net")),
+            b"250 2.1.5 Ok\r\n",
+            Expect(b"DATA\r\n"),
+            b"554 5.7.1 not from you\r\n",
+            Expect(QUIT),
+            b"221 2.0.0 Bye\r\n",
+        ]
+    )
+    agent, _ = _agent(server, smtp_address_verify_target="data")
+    result = await agent.deliver(_probe("b@example.net"))
+    assert server.failures == [] and server.done
+    refusal = f"host {HOST} said: 554 5.7.1 not from you (in reply to DATA command)"
+    assert _verdicts(result) == [("b@example.net", BOUNCED, "5.7.1", refusal)]

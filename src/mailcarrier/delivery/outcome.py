@@ -104,11 +104,13 @@ def build_envelope(
     xforward: bool = False,
     dummy_auth: bool = False,
     smtputf8_enable: bool = True,
+    probe_data: bool = False,
 ) -> Envelope:
     """The envelope of one transaction. `xforward`: smtp_send_xforward_command; `dummy_auth`:
     AUTH=<> on MAIL (smtp_send_dummy_mail_auth with SASL enabled); the session sends either
     only when the server announced XFORWARD or AUTH. With `smtputf8_enable` off no derived
-    ORCPT is of the "utf-8" type (Postfix then raises no SMTPUTF8 flag at all)."""
+    ORCPT is of the "utf-8" type (Postfix then raises no SMTPUTF8 flag at all). `probe_data`:
+an address probe goes as far as DATA (smtp_address_verify_target = data)."""
     recipients = tracker.recipients
     rcpts = []
     utf8: bool | None = None  # found when first needed: queued mail carries its ORCPTs
@@ -133,6 +135,7 @@ def build_envelope(
         xforward=xforward_attributes(request) if xforward else (),
         auth="" if dummy_auth else None,
         probe=request.probe,
+        probe_data=request.probe and probe_data,
     )
 
 
@@ -310,13 +313,17 @@ def mark_probe(
     soft_bounce: bool,
     final: bool,
     mark: Callable[[int, Verdict], None],
+    data_target: bool = False,
 ) -> Leftover | None:
     """The verdicts of an address probe (`Envelope.probe`), as Postfix's smtp_proto.c gives
     them for a trace-only request: each recipient is marked at its RCPT reply, a 2xx as its
     success with the reply as the diagnostic (smtp_rcpt_done()), anything else as the same
     failure as for a message (smtp_rcpt_fail()). A refused MAIL and a 421 fail everyone not
     yet marked, as for a message; the final RSET decides nothing. Recipients whose RCPT was
-    never answered (a lost connection) are left over for the next server."""
+    never answered (a lost connection) are left over for the next server. With `data_target`
+    (smtp_address_verify_target = data) an accepted recipient waits for the reply to DATA:
+    354 is its success (with 2.0.0 and that reply), anything else fails the accepted ones as
+    for a message."""
 
     def verdict_for(stage: Stage, reply: Reply) -> Verdict:
         return reply_verdict(namaddr, reply, stage, soft_bounce=soft_bounce)
@@ -324,6 +331,7 @@ def mark_probe(
     if result.mail is not None and result.mail.code // 100 != 2:
         return _fail_all(verdict_for(Stage.MAIL, result.mail), pending, relay, final, mark)
     unanswered: list[int] = []
+    accepted: list[int] = []
     for pos, reply in enumerate(result.rcpt):
         if reply is None:
             unanswered.append(pending[pos])
@@ -332,14 +340,39 @@ def mark_probe(
             # come in order, so all of them are at `pos` and after).
             rest = pending[pos:]
             return _fail_all(verdict_for(Stage.RCPT, reply), rest, relay, final, mark)
+        elif data_target and reply.code // 100 == 2:
+            accepted.append(pending[pos])
         else:
             mark(pending[pos], verdict_for(Stage.RCPT, reply))
+    if accepted and not unanswered:
+        return _mark_probe_data(result, accepted, namaddr, relay, verdict_for, final, mark)
     if not unanswered:
         return None
     # Only a transport error leaves an RCPT unanswered once MAIL was taken (the session
     # sends every RCPT after an accepted MAIL, and reads every reply it can).
     assert result.error is not None
     return Leftover(transport_verdict(result.error), relay, site=True)
+
+
+def _mark_probe_data(
+    result: TransactionResult,
+    accepted: list[int],
+    namaddr: str,
+    relay: str,
+    verdict_for: Callable[[Stage, Reply], Verdict],
+    final: bool,
+    mark: Callable[[int, Verdict], None],
+) -> Leftover | None:
+    """A probe's accepted recipients by the reply to DATA (see `mark_probe`)."""
+    data = result.data
+    if data is None:
+        assert result.error is not None  # no reply to DATA: the connection failed
+        return Leftover(transport_verdict(result.error), relay, site=True)
+    if data.code // 100 == 3:
+        for i in accepted:
+            mark(i, Verdict(DeliveryStatus.SENT, "2.0.0", data.text))
+        return None
+    return _fail_all(verdict_for(Stage.DATA, data), accepted, relay, final, mark)
 
 
 def _mark_dot(

@@ -92,6 +92,7 @@ async def run_transaction(
             soft_bounce=job.soft_bounce,
             final=final,
             mark=mark,
+            data_target=envelope.probe_data,
         )
     else:
         leftover = mark_transaction(
@@ -131,6 +132,7 @@ def _prepare(
         xforward=job.profile.params.send_xforward_command,
         dummy_auth=job.profile.dummy_auth,
         smtputf8_enable=main.smtputf8_enable,
+        probe_data=job.profile.params.address_verify_target == "data",
     )
     if job.generic is not None:  # smtp_generic_maps: see generic.py
         mapped = job.generic.envelope(envelope, peer.namaddr, job.request.queue_id)

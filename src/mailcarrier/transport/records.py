@@ -55,6 +55,9 @@ class Envelope:
     # An address probe (Postfix's trace-only request): the RCPTs are followed by RSET, not
     # by DATA or BDAT; no content is sent.
     probe: bool = False
+    # smtp_address_verify_target = data: a probe sends DATA instead of RSET, and after 354
+    # the session is dropped without a word (the server waits for content).
+    probe_data: bool = False
 
 
 @dataclass(frozen=True, slots=True)

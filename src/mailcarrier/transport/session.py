@@ -6,7 +6,8 @@ state machine. The mail transaction is written once, as smtp_proto.c's loop: the
 server's replies as the session allows, all at once with PIPELINING (RFC 2920; DATA is the
 group's last command, so the replies decide whether content follows) and one at a time
 without it (a window of one command: a refused MAIL or no accepted RCPT ends it early). An
-address probe (`Envelope.probe`) puts RSET where DATA would be and sends no content. After
+address probe (`Envelope.probe`) puts RSET where DATA would be and sends no content; with
+`Envelope.probe_data` it sends DATA, and after 354 drops the connection without a word. After
 354 the content flows from an iterator of wire-ready chunks (content/ did the dot-stuffing),
 then the final dot; with BDAT (RFC 3030, `Envelope.bdat`) the content goes in chunks
 instead (bdat.py). The replies to the end of the content are dot.py's.
@@ -242,7 +243,9 @@ class Session:
         commands += xforward_commands(envelope, caps)
         commands.append(mail_command(envelope, caps, quote))
         commands += rcpts
-        if envelope.probe:
+        if envelope.probe_data:
+            commands.append(Data())  # smtp_address_verify_target = data
+        elif envelope.probe:
             # An address probe ends after the RCPTs with RSET, in the same group (Postfix
             # smtp_proto.c, trace-only request): the RCPT replies are the verdicts.
             commands.append(Rset())
@@ -258,6 +261,11 @@ class Session:
                 await self.channel.reply()
             return
         if envelope.probe:
+            if self.proto.state is State.CONTENT:
+                # The server waits for content that will never come: no RSET, no QUIT, no
+                # reuse; "an unceremonious disconnect" (smtp_proto.c).
+                self.broken = True
+                self.channel.lose()
             return
         if envelope.bdat:
             if result.has_accepted and result.mail is not None and result.mail.code // 100 == 2:
