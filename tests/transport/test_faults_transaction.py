@@ -327,7 +327,7 @@ async def test_soft_bounce_turns_5xx_into_deferral(
     (r,) = result.recipients
     assert (r.status, r.dsn) == (DEFERRED, dsn)
     assert r.diagnostic.startswith(f"host {server.namaddr} said: 5")
-    assert log.lines[-1].endswith(f"dsn={dsn}, status=deferred ({r.diagnostic})")
+    assert log.lines[-1].endswith(f"dsn={dsn}, status=SOFTBOUNCE ({r.diagnostic})")
 
 
 async def test_default_enhanced_codes_without_enhancedstatuscodes(

@@ -107,10 +107,10 @@ def build_envelope(
     probe_data: bool = False,
 ) -> Envelope:
     """The envelope of one transaction. `xforward`: smtp_send_xforward_command; `dummy_auth`:
-    AUTH=<> on MAIL (smtp_send_dummy_mail_auth with SASL enabled); the session sends either
-    only when the server announced XFORWARD or AUTH. With `smtputf8_enable` off no derived
-    ORCPT is of the "utf-8" type (Postfix then raises no SMTPUTF8 flag at all). `probe_data`:
-an address probe goes as far as DATA (smtp_address_verify_target = data)."""
+        AUTH=<> on MAIL (smtp_send_dummy_mail_auth with SASL enabled); the session sends either
+        only when the server announced XFORWARD or AUTH. With `smtputf8_enable` off no derived
+        ORCPT is of the "utf-8" type (Postfix then raises no SMTPUTF8 flag at all). `probe_data`:
+    an address probe goes as far as DATA (smtp_address_verify_target = data)."""
     recipients = tracker.recipients
     rcpts = []
     utf8: bool | None = None  # found when first needed: queued mail carries its ORCPTs

@@ -101,8 +101,9 @@ def handshake_verdict(
     if status is DeliveryStatus.SENT:  # a 2xx is not a refusal; never treat it as success
         return Verdict(DeliveryStatus.DEFERRED, "4.4.0", text)
     verdict = Verdict(status, _dsn_for(reply), text)
-    if stage is Stage.GREETING and skip_5xx_greeting:
-        verdict = soften(verdict)
+    if stage is Stage.GREETING and skip_5xx_greeting and verdict.final:
+        # A soft error from here on, as smtp_helo() makes it (not soft_bounce's deferral).
+        verdict = replace(verdict, status=DeliveryStatus.DEFERRED, dsn="4" + verdict.dsn[1:])
     return _apply_soft_bounce(verdict, soft_bounce)
 
 
