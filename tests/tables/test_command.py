@@ -19,7 +19,7 @@ def test_build_then_query(tmp_path: Path) -> None:
     source.write_text("a@example.com OK\nbroken\n")
     code, out, err = _run(str(source))
     assert (code, out) == (0, "")
-    assert err == f"mailcarrier: warning: {source}:2: expected format: key whitespace value\n"
+    assert err == f"mailcarrier: warning: {source}, line 2: expected format: key whitespace value\n"
     assert _run("-q", "A@example.com", f"hash:{source}") == (0, "OK\n", "")
     assert _run("-q", "nobody", f"hash:{source}") == (1, "", "")
 
