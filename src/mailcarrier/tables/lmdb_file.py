@@ -89,6 +89,7 @@ class LmdbTable(IndexedTable):
             os.close(self._lock_fd)
             raise TableError(f"open database {self.index}: {exc}") from None
         self._errors: type[Exception] = lmdb.Error
+        self._max_key = self._env.max_key_size()
 
     @contextmanager
     def _lockf(self) -> Iterator[None]:
@@ -102,6 +103,8 @@ class LmdbTable(IndexedTable):
         return self._lockf()
 
     def _get(self, key: bytes) -> bytes | None:
+        if not key or len(key) > self._max_key:
+            return None  # LMDB holds no such key (and would call it an error)
         try:
             with self._env.begin() as txn:
                 return txn.get(key)
