@@ -20,6 +20,7 @@ import pytest
 
 from tests.support.peers.postfix_sink import SmtpSink
 from tests.support.postfix import PostfixInstance
+from tests.support.tablefiles import KINDS, Postmap, need_library
 
 pytestmark = pytest.mark.postfix
 
@@ -171,3 +172,38 @@ def _run_sendmail_bv(instance: PostfixInstance, sender: str, rcpt: str) -> None:
         timeout=60,
         capture_output=True,
     )
+
+
+def test_postfixs_own_table_files_rewrite_senders(
+    postfix_instance: PostfixInstance, sinks: dict[str, SmtpSink]
+) -> None:
+    """smtp_generic_maps names hash:, btree:, lmdb: and cdb: tables made by Postfix's own
+    postmap: mailcarrier-smtp reads each of them while it delivers (issue 17)."""
+    instance = postfix_instance
+    postmap = Postmap(instance.root / "postmap-config")
+    tables = instance.root / "tables"
+    tables.mkdir(exist_ok=True)
+    specs = []
+    for kind in KINDS:
+        postmap.need(kind)
+        need_library(kind)
+        source = tables / f"generic-{kind}"
+        source.write_text(f"From@{kind.upper()}.test  rewritten-{kind}@ok.test\n")
+        postmap.build(f"{kind}:{source}")
+        specs.append(f"{kind}:{source}")
+    instance.set_main({"smtp_generic_maps": ", ".join(specs)})
+    try:
+        mark = instance.log_mark()
+        ids = {
+            kind: instance.submit(f"from@{kind}.test", ["b@ok.test"], _message(f"generic {kind}"))
+            for kind in KINDS
+        }
+        for queue_id in ids.values():
+            instance.wait_log(rf"postfix/qmgr\[\d+\]: {queue_id}: removed", mark)
+        dumps = _dumps(instance.root / "sink")
+        for kind in KINDS:
+            (dump,) = [d for d in dumps if f"Subject: generic {kind}\n".encode() in d]
+            assert f"\nX-Mail-Args: <rewritten-{kind}@ok.test>\n".encode() in dump
+        _no_trouble(instance, mark)
+    finally:
+        instance.set_main({"smtp_generic_maps": None})

@@ -80,24 +80,26 @@ class LmdbTable(IndexedTable):
         head, length = read_head(self.index, self.spec)
         check_meta(self.index, head, length)
         try:
-            self._lock_fd = os.open(self.index, os.O_RDONLY | os.O_CLOEXEC)
+            # A file object, not a bare descriptor: a table dropped without close() (the
+            # agent's start-up check opens every table once) still lets it go.
+            self._lock_file = open(self.index, "rb")  # noqa: SIM115 - closed by close()
         except OSError as exc:
             raise TableError(f"open database {self.index}: {exc.strerror or exc}") from None
         try:
             self._env = lmdb.open(str(self.index), subdir=False, lock=False, readonly=True)
         except lmdb.Error as exc:
-            os.close(self._lock_fd)
+            self._lock_file.close()
             raise TableError(f"open database {self.index}: {exc}") from None
         self._errors: type[Exception] = lmdb.Error
         self._max_key = self._env.max_key_size()
 
     @contextmanager
     def _lockf(self) -> Iterator[None]:
-        fcntl.lockf(self._lock_fd, fcntl.LOCK_SH)
+        fcntl.lockf(self._lock_file, fcntl.LOCK_SH)
         try:
             yield
         finally:
-            fcntl.lockf(self._lock_fd, fcntl.LOCK_UN)
+            fcntl.lockf(self._lock_file, fcntl.LOCK_UN)
 
     def _shared_lock(self) -> AbstractContextManager[object]:
         return self._lockf()
@@ -120,7 +122,7 @@ class LmdbTable(IndexedTable):
 
     def close(self) -> None:
         self._env.close()
-        os.close(self._lock_fd)
+        self._lock_file.close()
 
 
 def _map_size(items: Sequence[tuple[bytes, bytes]]) -> int:
