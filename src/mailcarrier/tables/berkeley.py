@@ -15,7 +15,6 @@ from __future__ import annotations
 import fcntl
 import struct
 from collections.abc import Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Final
 
@@ -95,16 +94,11 @@ class BerkeleyTable(IndexedTable):
         self._db = handle
         self._errors: type[Exception] = db.DBError
 
-    @contextmanager
-    def _flock(self) -> Iterator[None]:
+    def _lock(self) -> None:
         fcntl.flock(self._fd, fcntl.LOCK_SH)
-        try:
-            yield
-        finally:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
 
-    def _shared_lock(self) -> AbstractContextManager[object]:
-        return self._flock()
+    def _unlock(self) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def _get(self, key: bytes) -> bytes | None:
         try:

@@ -31,7 +31,6 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -183,9 +182,11 @@ class IndexedTable(Table):
     def close(self) -> None:
         """Release the file."""
 
-    def _shared_lock(self) -> AbstractContextManager[object]:
-        """Held around one lookup (formats whose Postfix readers lock override it)."""
-        return nullcontext()
+    def _lock(self) -> None:
+        """Take the shared lock for one lookup (formats whose Postfix readers lock one)."""
+
+    def _unlock(self) -> None:
+        """Release what `_lock` took."""
 
     def _mtime(self) -> float:
         return self.index.stat().st_mtime
@@ -223,14 +224,18 @@ class IndexedTable(Table):
         return None
 
     def lookup(self, key: str) -> str | None:
-        with self._mutex, self._shared_lock():
-            for candidate in self._candidates(key):
-                raw = encode(candidate)
-                if raw is None:
-                    continue
-                found = self._find(raw)
-                if found is not None:
-                    return decode(found)
+        with self._mutex:
+            self._lock()
+            try:
+                for candidate in self._candidates(key):
+                    raw = encode(candidate)
+                    if raw is None:
+                        continue
+                    found = self._find(raw)
+                    if found is not None:
+                        return decode(found)
+            finally:
+                self._unlock()
         return None
 
     def files(self) -> tuple[Path, ...]:

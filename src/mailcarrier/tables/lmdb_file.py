@@ -17,7 +17,6 @@ import fcntl
 import os
 import struct
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Final
 
@@ -93,16 +92,11 @@ class LmdbTable(IndexedTable):
         self._errors: type[Exception] = lmdb.Error
         self._max_key = self._env.max_key_size()
 
-    @contextmanager
-    def _lockf(self) -> Iterator[None]:
+    def _lock(self) -> None:
         fcntl.lockf(self._lock_file, fcntl.LOCK_SH)
-        try:
-            yield
-        finally:
-            fcntl.lockf(self._lock_file, fcntl.LOCK_UN)
 
-    def _shared_lock(self) -> AbstractContextManager[object]:
-        return self._lockf()
+    def _unlock(self) -> None:
+        fcntl.lockf(self._lock_file, fcntl.LOCK_UN)
 
     def _get(self, key: bytes) -> bytes | None:
         if not key or len(key) > self._max_key:
