@@ -16,6 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from mailcarrier.config.settings import Settings
+from mailcarrier.postfix.main import table_changes
+from mailcarrier.tables import build_index
 from tests.support.tablefiles import KINDS, Postmap, need_library
 
 
@@ -90,3 +93,20 @@ def test_a_table_type_whose_package_is_missing_stops_the_agent(
             else ""
         )
     )
+
+
+def test_table_changes_watches_the_table_files_not_main_cf(tmp_path: Path) -> None:
+    need_library("cdb")
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    source = tmp_path / "generic"
+    source.write_text("a@test b@test\n")
+    build_index(source, "cdb")
+    main_cf = f"smtp_generic_maps = cdb:{source}\n"
+    (conf / "main.cf").write_text(main_cf)
+    changed = table_changes(Settings.load(conf))
+    assert changed() is None
+    (conf / "main.cf").write_text(main_cf + "# edited: postfix reload is for that\n")
+    assert changed() is None
+    build_index(source, "cdb")  # a new file renamed over the old one
+    assert changed() == f"{source}.cdb"
