@@ -8,6 +8,7 @@ lookup waits while another process holds the exclusive fcntl lock postmap takes.
 
 from __future__ import annotations
 
+import struct
 import subprocess
 import sys
 import threading
@@ -73,19 +74,79 @@ def test_a_file_cut_short_is_refused_not_mapped(tmp_path: Path) -> None:
     index = tmp_path / "map.lmdb"
     data = index.read_bytes()
     index.write_bytes(data[: len(data) // 2])
-    # In a child process: if the file were mapped and read, SIGBUS would kill the process.
-    code = (
-        "from mailcarrier.tables import open_table, TableError\n"
-        f"try: open_table('lmdb:{source}')\n"
-        "except TableError as exc: print(exc)\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
-    )
+    done = _open_in_a_child(f"lmdb:{source}")
     assert done.returncode == 0, done.stderr
     assert done.stdout == (
         f"{index}: the file is cut short ({len(data) // 2} bytes; its header says {len(data)})\n"
     )
+
+
+def _open_in_a_child(spec: str) -> subprocess.CompletedProcess[str]:
+    """Open the table in another process: if LMDB mapped a bad page, SIGBUS kills it."""
+    code = (
+        "from mailcarrier.tables import open_table, TableError\n"
+        f"try: open_table({spec!r}).lookup('key1')\n"
+        "except TableError as exc: print(exc)\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_a_damaged_page_is_refused_not_mapped(tmp_path: Path) -> None:
+    source = _built(tmp_path, entries=3000)
+    index = tmp_path / "map.lmdb"
+    data = bytearray(index.read_bytes())
+    psize = 4096
+    newest = max((0, psize), key=lambda at: struct.unpack_from("<Q", data, at + 144)[0])
+    # The main database's root page, in the newest meta page, far past the end of the file.
+    struct.pack_into("<Q", data, newest + 128, len(data) // psize + 1000)
+    index.write_bytes(bytes(data))
+    done = _open_in_a_child(f"lmdb:{source}")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"{index}: a damaged LMDB file: ")
+    assert done.stdout.count("\n") == 1
+
+
+_DAMAGE = """
+import random, sys
+from pathlib import Path
+from mailcarrier.tables import TableError, open_table
+source = Path(sys.argv[1])
+good = Path(sys.argv[1] + ".lmdb").read_bytes()
+for seed in map(int, sys.argv[2:]):
+    rng = random.Random(seed)
+    data = bytearray(good)
+    for _ in range(rng.randint(1, 50)):
+        data[rng.randrange(len(data))] = rng.randrange(256)
+    Path(sys.argv[1] + ".lmdb").write_bytes(bytes(data))
+    try:
+        table = open_table(f"lmdb:{source}")
+        found = sum(table.lookup(f"key{i}") is not None for i in range(2000))
+        print(seed, "read", found)
+    except TableError as exc:
+        print(seed, "refused", str(exc).count(chr(10)))
+"""
+
+
+def test_randomly_damaged_files_never_kill_the_process(tmp_path: Path) -> None:
+    # Without the verifier, py-lmdb 3.0.0 (LMDB 0.9.36) dies of SIGBUS on seeds 40 and 140.
+    source = tmp_path / "map"
+    source.write_text("".join(f"key{i} value{i} {'x' * (i % 50)}\n" for i in range(2000)))
+    build_index(source, "lmdb")
+    seeds = [str(seed) for seed in (*range(1, 9), 40, 47, 95, 140)]
+    done = subprocess.run(
+        [sys.executable, "-c", _DAMAGE, str(source), *seeds],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == seeds
+    assert all(line.split()[1] == "read" or line.endswith("refused 0") for line in lines)
+    assert {line.split()[0] for line in lines if "refused" in line} >= {"40", "140"}
 
 
 def test_a_lookup_waits_for_an_exclusive_lock(tmp_path: Path) -> None:

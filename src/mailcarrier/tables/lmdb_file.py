@@ -4,21 +4,25 @@ Postfix opens the file itself as the database (MDB_NOSUBDIR) without LMDB's lock
 (MDB_NOLOCK) and takes fcntl(2) locks on it instead (util/dict_lmdb.c): readers a shared one
 around each lookup, postmap an exclusive one while it starts a rebuild. `LmdbTable` does the
 same through the ``lmdb`` Python package (the ``lmdb`` extra), each lookup in its own read
-transaction. Before the file is mapped, its two meta pages are checked: LMDB maps the file
-and would die of SIGBUS on a page past the end of a file cut short, so such a file is refused
-with one line instead. `write` fills a new file in one transaction, growing the map when it
-is full as Postfix's slmdb does (build.py publishes the file). Key folding, the trailing null
-byte and the stale index warning are indexed.py's.
+transaction. Before the file is mapped it is checked, because LMDB trusts it: a page number
+past the end of the file (a file cut short, a damaged page) kills the process with SIGBUS.
+The two meta pages must say the file is whole (`check_meta`), and then py-lmdb's own offline
+verifier (``lmdb.verify``, py-lmdb 3.0: a pure-Python walk of every page, about 4 us per
+entry) must find the file sound; a file found sound is not walked again by this process until
+it changes (`verify`). Either failure is one TableError line. `write` fills a new file in one
+transaction, growing the map when it is full as Postfix's slmdb does (build.py publishes the
+file). Key folding, the trailing null byte and the stale index warning are indexed.py's.
 """
 
 from __future__ import annotations
 
 import fcntl
+import importlib
 import os
 import struct
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from mailcarrier.tables.base import TableError
 from mailcarrier.tables.indexed import IndexedTable, Package, read_head, require
@@ -34,6 +38,10 @@ _META_LAST_PAGE: Final = _PAGE_HEADER + 120
 _META_SIZE: Final = _PAGE_HEADER + 136
 # Postfix's lmdb_map_size default: the smallest map a new file gets.
 _MIN_MAP: Final = 16 * 1024 * 1024
+# Files this process found sound, by (device, inode, size, mtime): a process opens each
+# table more than once (the agent's start-up check, then its own use, each reload).
+_SOUND: dict[tuple[int, int, int, int], None] = {}
+_SOUND_LIMIT: Final = 256
 
 
 def _meta(page: bytes) -> tuple[int, int, int] | None:
@@ -68,6 +76,29 @@ def check_meta(index: Path, head: bytes, length: int) -> None:
         )
 
 
+def verify(index: Path) -> None:
+    """Walk every page of the file with py-lmdb's verifier (once per version of the file);
+    without it (py-lmdb before 3.0) only `check_meta` stands between LMDB and the file."""
+    try:
+        verifier: Any = importlib.import_module("lmdb.verify")
+    except ImportError:
+        return
+    st = index.stat()
+    identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    if identity in _SOUND:
+        return
+    try:
+        problems: list[str] = verifier.verify(str(index), subdir=False)
+    except verifier.VerifyError as exc:
+        raise TableError(f"{index}: not an LMDB file this machine can read: {exc}") from None
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise TableError(f"{index}: a damaged LMDB file: {problems[0]}{more}")
+    if len(_SOUND) >= _SOUND_LIMIT:
+        _SOUND.clear()
+    _SOUND[identity] = None
+
+
 class LmdbTable(IndexedTable):
     kind = "lmdb"
     suffix = ".lmdb"
@@ -78,6 +109,7 @@ class LmdbTable(IndexedTable):
 
         head, length = read_head(self.index, self.spec)
         check_meta(self.index, head, length)
+        verify(self.index)
         try:
             # A file object, not a bare descriptor: a table dropped without close() (the
             # agent's start-up check opens every table once) still lets it go.
