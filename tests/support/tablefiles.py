@@ -7,18 +7,22 @@ and runs ``postmap -c directory``; `Postmap.need(kind)` skips when postmap is no
 or does not know ``kind`` (Debian packages postfix, postfix-lmdb and postfix-cdb: `make
 peers`, as root). `Postmap.build` returns postmap's warnings; `Postmap.query` returns
 (exit status, standard output, warnings), `query_stdin` ``postmap -q -``'s (status, output),
-`sequence` ``postmap -s``'s output.
+`sequence` ``postmap -s``'s output. `damage_in_a_child(kind, directory, seeds)` damages a
+table file at random in a child process and checks that reading it never kills the process.
 """
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
 
 import pytest
 
+from mailcarrier.tables import build_index
 from mailcarrier.tables.formats import FORMATS
 from mailcarrier.tables.indexed import available
 
@@ -80,3 +84,48 @@ class Postmap:
     def query_stdin(self, keys: bytes, *specs: str) -> tuple[int, str]:
         done = self._run(POSTMAP, "-q", "-", *specs, stdin=keys)
         return done.returncode, done.stdout
+
+
+# Run in a child: for each seed, change 1 to 50 random bytes of a good file, open it and look
+# up every key; print "SEED read FOUND" or "SEED refused NEWLINES-IN-THE-MESSAGE".
+_DAMAGE = """
+import random, sys
+from pathlib import Path
+from mailcarrier.tables import TableError, open_table
+spec, index = sys.argv[1], Path(sys.argv[2])
+good = index.read_bytes()
+for seed in map(int, sys.argv[3:]):
+    rng = random.Random(seed)
+    data = bytearray(good)
+    for _ in range(rng.randint(1, 50)):
+        data[rng.randrange(len(data))] = rng.randrange(256)
+    index.write_bytes(bytes(data))
+    try:
+        table = open_table(spec)
+        found = sum(table.lookup(f"key{i}") is not None for i in range(2000))
+        print(seed, "read", found)
+    except TableError as exc:
+        print(seed, "refused", str(exc).count(chr(10)))
+"""
+
+
+def damage_in_a_child(kind: str, directory: Path, seeds: Iterable[int]) -> set[int]:
+    """Damage a 2,000-key `kind` file once per seed, in a child process (a crash there is
+    a failed assertion here, not a dead test run); the seeds whose file was refused."""
+    source = directory / "damaged"
+    source.write_text("".join(f"key{i} value{i} {'x' * (i % 50)}\n" for i in range(2000)))
+    build_index(source, kind)
+    index = FORMATS[kind].index(source)
+    wanted = [str(seed) for seed in seeds]
+    done = subprocess.run(
+        [sys.executable, "-c", _DAMAGE, f"{kind}:{source}", str(index), *wanted],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, f"exit {done.returncode}: {done.stderr[-2000:]}"
+    lines = [line.split() for line in done.stdout.splitlines()]
+    assert [line[0] for line in lines] == wanted
+    assert all(line[1] == "read" or line[2] == "0" for line in lines)  # one-line errors
+    return {int(line[0]) for line in lines if line[1] == "refused"}

@@ -17,7 +17,7 @@ import pytest
 
 from mailcarrier.tables import TableError, build_index, open_table
 from mailcarrier.tables.berkeley import BerkeleyTable, write
-from tests.support.tablefiles import need_library
+from tests.support.tablefiles import damage_in_a_child, need_library
 
 
 @pytest.fixture(autouse=True)
@@ -120,3 +120,7 @@ def test_a_missing_library_is_one_line(tmp_path: Path, monkeypatch: pytest.Monke
         assert "needs the Python package berkeleydb: pip install 'mailcarrier[berkeleydb]'" in str(
             caught.value
         )
+
+
+def test_randomly_damaged_files_never_kill_the_process(tmp_path: Path) -> None:
+    damage_in_a_child("hash", tmp_path, range(1, 25))

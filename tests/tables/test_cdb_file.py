@@ -16,7 +16,7 @@ import pytest
 
 from mailcarrier.tables import TableError, build_index, open_table
 from mailcarrier.tables.cdb_file import CdbTable
-from tests.support.tablefiles import need_library
+from tests.support.tablefiles import damage_in_a_child, need_library
 
 
 @pytest.fixture(autouse=True)
@@ -98,3 +98,7 @@ def test_a_missing_library_is_one_line(tmp_path: Path, monkeypatch: pytest.Monke
         f"cdb:{source}: this table type needs the Python package cdbx: "
         "pip install 'mailcarrier[cdb]'"
     )
+
+
+def test_randomly_damaged_files_never_kill_the_process(tmp_path: Path) -> None:
+    damage_in_a_child("cdb", tmp_path, range(1, 25))

@@ -82,8 +82,8 @@ def test_an_empty_value_is_printed_with_two_warnings(tmp_path: Path) -> None:
     need_library("cdb")
     import cdbx
 
-    with open(tmp_path / "m.cdb", "wb") as out:
-        maker = cdbx.CDB.make(out)
+    with open(tmp_path / "m.cdb", "wb") as handle:
+        maker = cdbx.CDB.make(handle)
         maker.add(b"blank", b"")
         maker.commit().close()
     code, out, err = _run("-q", "blank", f"cdb:{tmp_path / 'm'}")
