@@ -3,11 +3,11 @@
 Run as ``python -m bench.report`` (`make bench` runs it last). Each throughput benchmark
 stores its medians there (bench/common.py `save`), and bench_tables.py its lookup figures;
 this module only formats them: the machine and versions, one table per benchmark with
-ratios against the targets of issues 9 and 16 (benchmarks without figures here keep their section of the previous RESULTS.md:
-bench/previous.py), and a chart of messages per second against concurrency for mailcarrier
-and Postfix (fast sink and 1 s slow sink). The chart needs matplotlib (the `test` extra);
-without it only the text is written. Set BENCH_NOTE to add a remark (e.g. "taken on a busy
-machine") under the heading.
+ratios against the targets of issues 9 and 16 (benchmarks without figures here keep their
+section of the previous RESULTS.md: bench/previous.py), and a chart of messages per second
+against concurrency for mailcarrier and Postfix (fast sink and 1 s slow sink). The chart
+needs matplotlib (the `test` extra); without it only the text is written. Set BENCH_NOTE to
+add a remark (e.g. "taken on a busy machine") under the heading.
 """
 
 from __future__ import annotations
