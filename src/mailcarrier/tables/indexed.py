@@ -151,7 +151,8 @@ class IndexedTable(Table):
     """A ``type:/path`` table whose entries are in an index file beside ``/path``.
 
     Subclasses set `kind` and `suffix`, open the file in `_open` (after `read_head` checks
-    it exists and is not of the old format) and find raw keys in `_get`."""
+    it exists and is not of the old format), find raw keys in `_get` and, where Postfix's
+    readers lock, take and release the shared lock around a lookup in `_lock`/`_unlock`."""
 
     suffix: str = ""
 
