@@ -4,19 +4,28 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: all venv peers demo test lint typecheck unit bench clean
+.PHONY: all venv peers extras demo test lint typecheck unit bench clean
 
 all: test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,fast]'
+	$(PY) -m pip install -q -e '.[test,fast,lmdb,cdb]'
 	touch $(STAMP)
 
 venv: $(STAMP)
 
-# Real peers for tests (Debian postfix: smtpd + smtp-sink; dovecot-lmtpd). Best effort:
+# The berkeleydb package (hash:/btree: tables) compiles against Berkeley DB's headers, which
+# `make peers` installs (Debian libdb5.3-dev): best effort, after the peers; without it the
+# tests that need it skip. Tried again on every run until it is installed.
+extras: venv peers
+	@$(PY) -c 'import berkeleydb' 2>/dev/null || $(PY) -m pip install -q -e '.[berkeleydb]' \
+		|| echo "make: berkeleydb not installed (needs libdb5.3-dev: make peers as root);" \
+			"tests of hash:/btree: tables will skip" >&2
+
+# Real peers for tests (Debian postfix: smtpd + smtp-sink, postmap with postfix-lmdb and
+# postfix-cdb; dovecot-lmtpd; libdb5.3-dev for `make extras`). Best effort:
 # tests that need them skip cleanly when they cannot be installed (not root, no apt).
 peers:
 	bash scripts/install-peers.sh
@@ -36,12 +45,12 @@ unit: venv
 	scripts/loopback-only $(PY) -m pytest -x
 
 # The tests run with only a loopback interface (scripts/loopback-only: unshare -n as root).
-test: venv peers lint
+test: venv peers extras lint
 	scripts/loopback-only $(PY) -m pytest
 
 # Byte-compile first, as an installed package is: every `mailcarrier` the benchmarks start
 # would otherwise compile its modules again when PYTHONDONTWRITEBYTECODE is set.
-bench: venv peers
+bench: venv peers extras
 	$(PY) -m compileall -q src
 	scripts/loopback-only $(PY) -m bench
 

@@ -1,13 +1,13 @@
 """Write bench/RESULTS.md and bench/throughput.png from the figures in bench/results/*.json.
 
 Run as ``python -m bench.report`` (`make bench` runs it last). Each throughput benchmark
-stores its medians there (bench/common.py `save`); this module only formats them: the
-machine and versions, one table per benchmark with ratios against the targets of issues 9
-and 16 (benchmarks without figures here keep their section of the previous RESULTS.md:
-bench/previous.py), and a chart of messages per second against concurrency for mailcarrier
-and Postfix (fast sink and 1 s slow sink). The chart needs matplotlib (the `test` extra);
-without it only the text is written. Set BENCH_NOTE to add a remark (e.g. "taken on a busy
-machine") under the heading.
+stores its medians there (bench/common.py `save`), and bench_tables.py its lookup figures;
+this module only formats them: the machine and versions, one table per benchmark with
+ratios against the targets of issues 9 and 16 (benchmarks without figures here keep their
+section of the previous RESULTS.md: bench/previous.py), and a chart of messages per second
+against concurrency for mailcarrier and Postfix (fast sink and 1 s slow sink). The chart
+needs matplotlib (the `test` extra); without it only the text is written. Set BENCH_NOTE to
+add a remark (e.g. "taken on a busy machine") under the heading.
 """
 
 from __future__ import annotations
@@ -229,6 +229,30 @@ def _native(data: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _tables(data: dict[str, Any]) -> list[str]:
+    lines = [
+        f"## Tables: lookups in a {data['entries']:,}-key table",
+        "",
+        f"{data['lookups']:,} lookups of keys that are in the table (hits) and as many of keys "
+        "that are not (misses), one `Table.lookup` at a time, each timed; indexed files are "
+        "made by `mailcarrier map` in Postfix's formats; texthash: (in memory) for reference.",
+        "",
+        "| table | hits/s | hit p50 | hit p99 | misses/s | miss p99 | build | open |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in data["rows"]:
+        if "unavailable" in row:
+            lines.append(f"| {row['label']} | not available: {row['unavailable']} |||||||")
+            continue
+        hits, misses = row["hits"], row["misses"]
+        lines.append(
+            f"| {row['label']} | {hits['rate']:,.0f} | {hits['p50_us']:.1f} us | "
+            f"{hits['p99_us']:.1f} us | {misses['rate']:,.0f} | {misses['p99_us']:.1f} us | "
+            f"{row['build_s']:.2f} s | {row['open_s']:.3f} s |"
+        )
+    return [*lines, ""]
+
+
 def chart() -> str:
     """Draw the PNG; returns a note on what happened."""
     engine, scale, drain = load("engine"), load("scale"), load("drain")
@@ -287,6 +311,7 @@ def main() -> None:
         "size": _size,
         "drain": _drain,
         "native": _native,
+        "tables": _tables,
     }
     found = {name: r for name in parts if (r := load(name)) is not None}
     if not found:

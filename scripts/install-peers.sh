@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Install the real peers the tests talk to on loopback: Postfix (smtpd, smtp-sink,
-# smtp-source) and Dovecot's LMTP server, from Debian packages. Never starts a system
-# daemon (policy-rc.d), never fails the build: tests that need a peer skip when it is absent.
+# smtp-source, postmap with its lmdb: and cdb: map types) and Dovecot's LMTP server, from
+# Debian packages, and Berkeley DB's headers, which the berkeleydb Python package (the
+# hash:/btree: tables) builds against (`make extras`). Never starts a system daemon
+# (policy-rc.d), never fails the build: tests that need a peer skip when it is absent.
 set -u
 have() { command -v "$1" >/dev/null 2>&1; }
-if have smtp-sink && [ -x /usr/sbin/postfix ] && [ -x /usr/lib/dovecot/lmtp ]; then
+if have smtp-sink && [ -x /usr/sbin/postfix ] && [ -x /usr/lib/dovecot/lmtp ] \
+    && [ -e /usr/lib/postfix/postfix-lmdb.so ] && [ -e /usr/lib/postfix/postfix-cdb.so ] \
+    && [ -e /usr/include/db.h ]; then
     exit 0
 fi
 if [ "$(id -u)" != 0 ] || ! have apt-get; then
@@ -17,6 +21,9 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
     chmod +x /usr/sbin/policy-rc.d
 fi
 echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
-(apt-get update -qq && apt-get install -y -qq postfix dovecot-lmtpd >/tmp/mailcarrier-peers.log 2>&1) \
+# postfix-lmdb and postfix-cdb register their map types in /etc/postfix/dynamicmaps.cf; their
+# scripts' complaint that /etc/postfix/main.cf is missing ("No configuration") is harmless.
+(apt-get update -qq && apt-get install -y -qq postfix postfix-lmdb postfix-cdb dovecot-lmtpd \
+    libdb5.3-dev >/tmp/mailcarrier-peers.log 2>&1) \
     || echo "install-peers: apt-get failed (see /tmp/mailcarrier-peers.log); dependent tests will skip" >&2
 exit 0

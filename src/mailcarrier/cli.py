@@ -303,7 +303,8 @@ def run(
                 stderr=stderr,
             )
         if args.command == "map":
-            return map_main(passthrough, stdout, stderr, io.TextIOWrapper(stdin, encoding="utf-8"))
+            keys = io.TextIOWrapper(stdin, encoding="utf-8", errors="surrogateescape")
+            return map_main(passthrough, stdout, stderr, keys)
         if args.command == "postfix":
             return postfix_main(passthrough, stdout, stderr)
         if args.command in _QUEUE_COMMANDS:

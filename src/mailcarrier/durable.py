@@ -5,8 +5,8 @@ fsynced, closed, renamed to its final name and the directory fsynced; only then 
 durable (a crash at any instant leaves the old file or the new one, never part of one).
 `write_atomically(path, data)` does all of it for data at hand; `AtomicFile` does it step
 by step for a writer that streams (queue/writers.py: a message of any size, with a crash
-point between the steps) or lets another library fill the file by name (tables/hashdb.py:
-sqlite3). `fsync_dir(path)` makes renames and new names in a directory durable
+point between the steps) or lets another library fill the file by name (tables/build.py:
+Berkeley DB and LMDB files). `fsync_dir(path)` makes renames and new names in a directory durable
 (queue/spool.py's moves). Errors are the `OSError`s of the system calls: the callers say
 in their own words what failed (a full disk is a `TemporaryError` in the queue, a failed
 ``conf -e`` is a configuration error). This module imports nothing of the package.

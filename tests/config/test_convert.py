@@ -73,7 +73,7 @@ def test_convert_maps_checks_table_syntax() -> None:
     maps = Param("m", ParamType.MAPS, "")
     assert convert(maps, "hash:/a, inline:{ x=y }") == ("hash:/a", "inline:{ x=y }")
     with pytest.raises(ValueError, match="unsupported dictionary type"):
-        convert(maps, "hash:/a btree:/b")
+        convert(maps, "hash:/a dbm:/b")
     with pytest.raises(ValueError, match="need dictionary_type:dictionary_name"):
         convert(maps, "/etc/postfix/x")
     with pytest.raises(ValueError, match='missing "}"'):

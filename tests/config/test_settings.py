@@ -96,7 +96,7 @@ def test_missing_directory_is_an_error(tmp_path: Path) -> None:
             "smtp_tls_security_level",
             'unknown value "sometimes"',
         ),
-        ("smtp_generic_maps = btree:/x\n", "smtp_generic_maps", "unsupported dictionary type"),
+        ("smtp_generic_maps = dbm:/x\n", "smtp_generic_maps", "unsupported dictionary type"),
         ("smtp_mx_address_limit = -1\n", "smtp_mx_address_limit", "below the minimum"),
         (
             "default_destination_recipient_limit = lots\n",

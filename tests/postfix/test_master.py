@@ -407,6 +407,39 @@ async def test_retirement_with_deliveries_in_flight(master: StandIn, connect: Co
     late.close()
 
 
+async def test_a_changed_table_makes_way_for_a_fresh_process(
+    master: StandIn, connect: Connect
+) -> None:
+    """smtp(8)'s pre_accept: a table that changed is not served from; the connection waits
+    on the listen socket for the process master starts next."""
+    changed: list[str] = []
+    log = MemoryLog()
+    gates = Gates()
+    child = MasterChild(
+        [master.listener],
+        status_fd=master.child_status.fileno(),
+        generation=GENERATION,
+        log=log,
+        pid=PID,
+        changed=lambda: changed[0] if changed else None,
+    )
+    serving = asyncio.ensure_future(child.serve(gates.handler))
+    first = await connect()
+    assert await first.line() == b"hello\n"
+    gates.open_one()
+    assert await first.line() == b"bye\n"
+    changed.append("/etc/postfix/generic.db")
+    second = await connect()
+    assert await asyncio.wait_for(serving, 10) is StopReason.TABLE_CHANGED
+    assert log.records == [
+        ("info", "smtp", "table /etc/postfix/generic.db has changed -- restarting")
+    ]
+    assert child.statistics().accepted == 1
+    pending, _ = master.listener.accept()  # left for the successor
+    pending.close()
+    second.close()
+
+
 async def test_max_idle(master: StandIn, connect: Connect) -> None:
     gates = Gates()
     idle = asyncio.ensure_future(master.child(max_idle=0.1).serve(gates.handler))

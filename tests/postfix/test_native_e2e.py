@@ -20,6 +20,7 @@ import pytest
 
 from tests.support.peers.postfix_sink import SmtpSink
 from tests.support.postfix import PostfixInstance
+from tests.support.tablefiles import KINDS, Postmap, need_library
 
 pytestmark = pytest.mark.postfix
 
@@ -223,3 +224,50 @@ def _run_sendmail_bv(instance: PostfixInstance, sender: str, rcpt: str) -> None:
         timeout=60,
         capture_output=True,
     )
+
+
+def _rewritten(instance: PostfixInstance, prefix: str, subject: str) -> None:
+    mark = instance.log_mark()
+    ids = [
+        instance.submit(f"from@{kind}.test", ["b@ok.test"], _message(f"{subject} {kind}"))
+        for kind in KINDS
+    ]
+    for queue_id in ids:
+        instance.wait_log(rf"postfix/qmgr\[\d+\]: {queue_id}: removed", mark)
+    dumps = _dumps(instance.root / "sink")
+    for kind in KINDS:
+        (dump,) = [d for d in dumps if f"Subject: {subject} {kind}\n".encode() in d]
+        assert f"\nX-Mail-Args: <{prefix}-{kind}@ok.test>\n".encode() in dump
+    _no_trouble(instance, mark)
+
+
+def test_postfixs_own_table_files_rewrite_senders(
+    postfix_instance: PostfixInstance, sinks: dict[str, SmtpSink]
+) -> None:
+    """smtp_generic_maps names hash:, btree:, lmdb: and cdb: tables made by Postfix's own
+    postmap: mailcarrier-smtp reads each of them while it delivers, and the tables as
+    postmap rebuilds them (issue 17)."""
+    instance = postfix_instance
+    postmap = Postmap(instance.root / "postmap-config")
+    tables = instance.root / "tables"
+    tables.mkdir(exist_ok=True)
+    specs = []
+    for kind in KINDS:
+        postmap.need(kind)
+        need_library(kind)
+        source = tables / f"generic-{kind}"
+        source.write_text(f"From@{kind.upper()}.test  rewritten-{kind}@ok.test\n")
+        postmap.build(f"{kind}:{source}")
+        specs.append(f"{kind}:{source}")
+    instance.set_main({"smtp_generic_maps": ", ".join(specs)})
+    try:
+        _rewritten(instance, "rewritten", "generic")
+        # postmap again (in place for hash, btree and lmdb; a new cdb file renamed over the
+        # old one): the running agent makes way for a fresh one, as smtp(8) does.
+        for kind in KINDS:
+            source = tables / f"generic-{kind}"
+            source.write_text(f"From@{kind.upper()}.test  renewed-{kind}@ok.test\n")
+            postmap.build(f"{kind}:{source}")
+        _rewritten(instance, "renewed", "renewed")
+    finally:
+        instance.set_main({"smtp_generic_maps": None})

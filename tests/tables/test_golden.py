@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from mailcarrier.tables import Maps, TableError, build_index, open_table
+from mailcarrier.tables.formats import FORMATS
+from mailcarrier.tables.indexed import available
 from tests.support.golden import cases, check_golden
 
 CASES = cases("tables")
@@ -40,7 +42,17 @@ def _lookup(maps: Maps, verb: str, arg: str) -> str:
     return f"{verb} {arg} => {match.value!r} (key {match.key!r}){extra}"
 
 
+def _skip_without_library(case: Path) -> None:
+    for line in case.read_text().splitlines():
+        kind = line.partition("spec:")[2].strip().partition(":")[0]
+        if line.startswith("#! spec:") and kind in FORMATS:
+            package = FORMATS[kind].package
+            if not available(package):
+                pytest.skip(f"{kind}: tables need the Python package {package.module}")
+
+
 def run_case(case: Path, tmp_path: Path) -> str:
+    _skip_without_library(case)
     _copy_all(tmp_path)
     directives = [
         line[2:].strip().partition(":")

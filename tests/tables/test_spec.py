@@ -24,7 +24,7 @@ def test_parse_spec() -> None:
     [
         ("nocolon", "need dictionary_type:dictionary_name"),
         (":x", "need dictionary_type:dictionary_name"),
-        ("btree:/x", "unsupported dictionary type"),
+        ("dbm:/x", "unsupported dictionary type"),
         ("hash:", "empty table name"),
         ("inline:a=b", "inline:{...}"),
         ("unionmap:hash:/x", "unionmap:{...}"),
@@ -43,7 +43,9 @@ def test_known_types() -> None:
         "static",
         "texthash",
         "hash",
+        "btree",
         "lmdb",
+        "cdb",
         "regexp",
         "pcre",
         "cidr",
@@ -54,7 +56,9 @@ def test_known_types() -> None:
 
 def test_spec_files(tmp_path: Path) -> None:
     assert spec_files("hash:/a/b") == (Path("/a/b"), Path("/a/b.db"))
+    assert spec_files("btree:/a/b") == (Path("/a/b"), Path("/a/b.db"))
     assert spec_files("lmdb:/a/b") == (Path("/a/b"), Path("/a/b.lmdb"))
+    assert spec_files("cdb:/a/b") == (Path("/a/b"), Path("/a/b.cdb"))
     assert spec_files("regexp:rel", tmp_path) == (tmp_path / "rel",)
     assert spec_files("inline:{a=b}") == ()
     assert spec_files("unionmap:{ cidr:/c, static:x, pipemap:{texthash:/t} }") == (

@@ -7,7 +7,9 @@ descriptors (master.py), drops privileges when ``-u`` says so, and then serves q
 connections (server.py) on uvloop when it is installed (aio.py's `run_event_loop`, as the
 queue's processes) with one `DeliveryAgent` whose connection cache every connection of
 the process shares (so sessions, TLS ones too, are reused across requests without scache(8)
-or tlsproxy(8)). scache(8) and tlsmgr(8) are not used. The personality (SMTP or LMTP) comes
+or tlsproxy(8)). scache(8) and tlsmgr(8) are not used. As smtp(8), it checks before each
+connection whether a table file main.cf names has changed (`table_changes`) and then makes
+way for a fresh process (master.py). The personality (SMTP or LMTP) comes
 from the program name, as smtp(8)'s does. Exit status: 0 when master went away, at max_idle,
 or when the process retired (after max_use connections, or after max_idle x max_use seconds
 when it serves many at once: master.py), 1 (with one ``fatal:`` line) when it cannot start.
@@ -40,10 +42,25 @@ from mailcarrier.postfix.master import (
 )
 from mailcarrier.postfix.server import NativeServer, ServerOptions
 from mailcarrier.postfix.services import StatusServices
+from mailcarrier.tables import FileWatcher
 from mailcarrier.tables.domainlist import DomainList
 from mailcarrier.tables.registry import open_table
 
-__all__ = ["main", "make_server", "preload"]
+__all__ = ["main", "make_server", "preload", "table_changes"]
+
+
+def table_changes(settings: Settings) -> Callable[[], str | None]:
+    """smtp(8)'s dict_changed_name(): the first table file main.cf names that changed (or
+    went away) since now, else None. main.cf itself is not watched: ``postfix reload``
+    restarts the agents for that."""
+    main_cf = settings.config_dir / "main.cf" if settings.config_dir is not None else None
+    watcher = FileWatcher(path for path in settings.files() if path != main_cf)
+
+    def changed() -> str | None:
+        files = watcher.changed_files()
+        return str(files[0]) if files else None
+
+    return changed
 
 
 def make_server(
@@ -111,7 +128,8 @@ def main() -> int:
         if problems:  # as smtp(8): a table it cannot open is fatal, never read as empty
             log.fatal(process, problems[0])
             return 1
-        child = MasterChild.from_master(options, settings, log=log)
+        changes = table_changes(settings)
+        child = MasterChild.from_master(options, settings, log=log, changed=changes)
         preload()
         drop_privileges(options, settings)
         server = make_server(options, settings, log, child.release)

@@ -42,6 +42,12 @@ per request; max_use off, CA_MAIL_SERVER_RETIRE_ME): after max_idle x max_use se
 when either is 0 or the product is larger; `retire_after`) it stops accepting, sends TAKEN if
 busy, finishes and returns, as at max_use.
 
+Before it accepts a connection, a process whose tables changed (`changed`: the table files
+main.cf names, as Postfix's dict_changed_name(), see main.py) logs "table ... has changed --
+restarting", stops accepting (the connection waits for its successor) and returns, as
+smtp(8)'s pre_accept does: a table rebuilt in place by postmap must be opened afresh, and a
+file renamed over the old one would otherwise never be seen.
+
 ``max_idle`` seconds (0: never) without any connection return too (the timer starts when the
 last connection ends). When fd 5 turns readable, or a notice cannot be written (master is
 gone), the process stops accepting, finishes the connections it has, and returns; master still
@@ -138,6 +144,7 @@ class StopReason(enum.Enum):
     MAX_USE = "use limit reached"
     MAX_IDLE = "idle timeout"
     RETIRE = "time to retire"
+    TABLE_CHANGED = "table changed"
 
 
 # A process that retires by time (see `retire_after`) does so after at most this long, as
@@ -198,8 +205,10 @@ class MasterChild:
         service: str = "smtp",
         pid: int | None = None,
         watchdog: bool = False,
+        changed: Callable[[], str | None] | None = None,
     ) -> None:
         self._listeners = tuple(listeners)
+        self._changed = changed
         self._status_fd = status_fd
         self._generation = generation
         self.limits = limits or ChildLimits()
@@ -228,6 +237,7 @@ class MasterChild:
         environ: Mapping[str, str] | None = None,
         *,
         log: LogSink | None = None,
+        changed: Callable[[], str | None] | None = None,
     ) -> MasterChild:
         """The child master(8) started: fd 5, fds 6.., ``$GENERATION``, limits from the
         settings. `MasterError` when the descriptors are not there (started by hand)."""
@@ -259,6 +269,7 @@ class MasterChild:
             process=options.personality,
             service=options.service_name,
             watchdog=True,
+            changed=changed,
         )
 
     def statistics(self) -> ChildStatistics:
@@ -329,6 +340,11 @@ class MasterChild:
         self._accepting = want
 
     def _accept(self, listener: socket.socket) -> None:
+        table = self._changed() if self._changed is not None else None
+        if table is not None:
+            self._log.info(self._process, f"table {table} has changed -- restarting")
+            self._stopping(StopReason.TABLE_CHANGED)
+            return
         try:
             conn, _ = listener.accept()
         except OSError as exc:

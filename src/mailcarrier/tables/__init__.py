@@ -1,17 +1,18 @@
 """Lookup tables: Postfix ``type:name`` tables and lists of them, with Postfix's semantics.
 
-Kinds: ``inline:{k=v, ...}``, ``static:value``, ``texthash:/path``, ``hash:/path`` and
-``lmdb:/path`` (indexed with `hashdb.build_index`, as ``mailcarrier map`` does),
+Kinds: ``inline:{k=v, ...}``, ``static:value``, ``texthash:/path``, ``hash:/path``,
+``btree:/path``, ``lmdb:/path`` and ``cdb:/path`` (files in Postfix's own formats, made by
+postmap or by `build.build_index`, as ``mailcarrier map`` does),
 ``regexp:/path``, ``pcre:/path``, ``cidr:/path``, ``unionmap:{...}``, ``pipemap:{...}``.
 `open_table` opens one, `open_maps` a list; `Maps.find_address` / `find_domain` apply the
-key search orders. This package imports nothing from mailcarrier but `errors`; configuration
-(`mailcarrier.config`) sits above it.
+key search orders. This package imports nothing from mailcarrier but `errors`, `durable` and
+`printable`; configuration (`mailcarrier.config`) sits above it.
 """
 
 from __future__ import annotations
 
 from mailcarrier.tables.base import Table, TableError
-from mailcarrier.tables.hashdb import build_index
+from mailcarrier.tables.build import BuildOptions, build_index
 from mailcarrier.tables.maps import Maps, Match, open_maps
 from mailcarrier.tables.registry import open_table
 from mailcarrier.tables.search import Key, address_keys, domain_keys
@@ -20,6 +21,7 @@ from mailcarrier.tables.watch import FileWatcher
 
 __all__ = [
     "TABLE_TYPES",
+    "BuildOptions",
     "FileWatcher",
     "Key",
     "Maps",

@@ -1,90 +1,218 @@
 """``mailcarrier map``: build indexed tables and query any table, like postmap(1).
 
-    map [type:]FILE...          compile FILE into FILE.db (hash, the default) or FILE.lmdb
-    map -q KEY type:name...     print the value of KEY from the first table that has it
-    map -q - type:name...       read keys from standard input, print "key<TAB>value" lines
+    map [-fNnopruw] [type:]FILE...          build FILE.db (hash, the default; btree),
+                                            FILE.lmdb (lmdb) or FILE.cdb (cdb) from FILE
+    map [-fNnu] -q KEY [type:]name...       print the value of KEY from the first table with it
+    map [-fNnu] -q - [type:]name...         keys from standard input: "key<TAB>value" lines
+    map [-fNnu] -s type:FILE                every entry of an indexed table, in file order
 
-Entry point: ``map_main(argv, stdout, stderr, stdin=None) -> int``. Exit status: 0 success
-(or key found), 1 key not found (as postmap), 64 usage error, 78 table error. Warnings
-(malformed lines, stale indexes) go to stderr, one line each; errors are one line.
+The options are postmap's: -f no case folding, -N/-n keys and values with/without the
+trailing null byte, -u no UTF-8 (ASCII-only case folding, any bytes), -w ignore duplicate
+keys silently, -r keep the last of duplicate keys, -p mode 0644 instead of the source's
+read permissions, -o keep the file's owner when run by root. Tables are opened when first
+needed, as postmap opens them, so ``-q`` stops at the first table that has the key. An entry
+whose value is empty is printed with postmap's two warnings. Entry point:
+``map_main(argv, stdout, stderr, stdin=None) -> int``. Exit status: 0 success (or key
+found), 1 key not found (as postmap), 64 usage error, 78 table error (postmap: 1). Warnings
+(malformed lines, duplicates, stale indexes) go to stderr, one line each; errors are one line.
 """
 
 from __future__ import annotations
 
+import getopt
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TextIO
+from typing import Any, Final, TextIO
 
 from mailcarrier.errors import ConfigError
 from mailcarrier.printable import printable
-from mailcarrier.tables.hashdb import build_index
-from mailcarrier.tables.maps import Maps, open_maps
+from mailcarrier.tables.base import Table, TableError
+from mailcarrier.tables.build import BuildOptions, build_index
+from mailcarrier.tables.formats import open_indexed
+from mailcarrier.tables.indexed import IndexedTable, LookupOptions, decode
+from mailcarrier.tables.registry import open_table
 from mailcarrier.tables.spec import INDEXED, parse_spec
 
 EX_OK, EX_NOTFOUND, EX_USAGE, EX_CONFIG = 0, 1, 64, 78
-USAGE = "usage: mailcarrier map [type:]FILE... | mailcarrier map -q KEY|- type:name..."
+USAGE = "usage: mailcarrier map [-fNnopruw] [-q KEY|-] [-s] [type:]FILE..."
 PROG = "mailcarrier"
+DEFAULT_TYPE = "hash"  # postmap's default_database_type on Debian
+_OPTIONS = "fNnoprsuwq:"
+_NOT_SUPPORTED = "bcdFhijmUv"
 
 
-def _build(targets: Sequence[str], stderr: TextIO) -> int:
-    for target in targets:
-        kind, name = ("hash", target)
-        if ":" in target and not target.startswith(("/", ".")):
-            try:
-                spec = parse_spec(target)
-            except ValueError as exc:
-                print(printable(f"{PROG}: fatal: {exc}"), file=stderr)
-                return EX_CONFIG
-            kind, name = spec.kind, spec.name
-        if kind not in INDEXED:
-            print(
-                printable(f"{PROG}: fatal: cannot build {kind} tables: they are read directly"),
-                file=stderr,
-            )
-            return EX_USAGE
-        _, warnings = build_index(Path(name), kind)
-        for warning in warnings:
-            print(printable(f"{PROG}: warning: {warning}"), file=stderr)
+class _Usage(Exception):
+    pass
+
+
+def _target(text: str) -> tuple[str, str]:
+    """``type:name`` -> (type, name); a bare file name is a hash table, as in postmap."""
+    if ":" in text and not text.startswith(("/", ".")):
+        try:
+            spec = parse_spec(text)
+        except ValueError as exc:
+            raise TableError(str(exc)) from None
+        return spec.kind, spec.name
+    return DEFAULT_TYPE, text
+
+
+def _safe(text: str) -> str:
+    """Text for standard output: bytes that were not UTF-8 cannot be written as text."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+class _Tables:
+    """The tables named on the command line, each opened when first asked, as postmap."""
+
+    def __init__(self, targets: Sequence[str], lookup: LookupOptions, stderr: TextIO) -> None:
+        self.targets = list(targets)
+        self.lookup = lookup
+        self.stderr = stderr
+        self.opened: dict[int, Table] = {}
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int) -> Table:
+        if index not in self.opened:
+            kind, name = _target(self.targets[index])
+            if kind in INDEXED:
+                table: Table = open_indexed(f"{kind}:{name}", Path(name), kind, self.lookup)
+            else:
+                table = open_table(f"{kind}:{name}")
+            for warning in table.warnings:
+                _warn(self.stderr, warning)
+            self.opened[index] = table
+        return self.opened[index]
+
+    def find(self, key: str) -> tuple[Table, str] | None:
+        for index in range(len(self)):
+            value = self[index].lookup(key)
+            if value is not None:
+                return self[index], value
+        return None
+
+
+def _warn(stderr: TextIO, text: str) -> None:
+    print(printable(f"{PROG}: warning: {text}"), file=stderr)
+
+
+def _empty_value(stderr: TextIO, table: Table, key: str) -> None:
+    _warn(stderr, f"table {table.spec}: key {key}: empty string result is not allowed")
+    _warn(stderr, f"table {table.spec} should return NO RESULT in case of NOT FOUND")
+
+
+def _query(key: str, tables: _Tables, stdout: TextIO, stdin: TextIO) -> int:
+    keys: Iterator[str] = (line.removesuffix("\n") for line in stdin) if key == "-" else iter([key])
+    status = EX_NOTFOUND
+    for item in keys:
+        found = tables.find(item)
+        if found is None:
+            continue
+        table, value = found
+        if not value:
+            _empty_value(tables.stderr, table, item)
+        print(_safe(f"{item}\t{value}" if key == "-" else value), file=stdout)
+        status = EX_OK
+    return status
+
+
+def _sequence(tables: _Tables, stdout: TextIO) -> int:
+    table = tables[0]  # postmap -s shows the first table only
+    if not isinstance(table, IndexedTable):
+        raise TableError(f"{table.spec}: -s lists only hash, btree, lmdb and cdb tables")
+    for raw_key, raw_value in table.items():
+        key, value = decode(raw_key), decode(raw_value)
+        if not key:
+            _warn(tables.stderr, f"table {table.spec}: empty lookup key value is not allowed")
+        elif not value:
+            _empty_value(tables.stderr, table, key)
+        print(_safe(f"{key}\t{value}"), file=stdout)
     return EX_OK
 
 
-def _query(key: str, maps: Maps, stdout: TextIO, stdin: TextIO) -> int:
-    if key != "-":
-        match = maps.find(key)
-        if match is None:
-            return EX_NOTFOUND
-        print(match.value, file=stdout)
-        return EX_OK
-    status = EX_NOTFOUND
-    for line in stdin:
-        item = line.strip()
-        if item and (match := maps.find(item)) is not None:
-            print(f"{item}\t{match.value}", file=stdout)
-            status = EX_OK
-    return status
+def _build(targets: Sequence[str], options: BuildOptions, stderr: TextIO) -> int:
+    for target in targets:
+        kind, name = _target(target)
+        if kind not in INDEXED:
+            raise _Usage(f"cannot build {kind} tables: they are read directly")
+        _, warnings = build_index(Path(name), kind, options)
+        for warning in warnings:
+            _warn(stderr, warning)
+    return EX_OK
+
+
+@dataclass
+class _Command:
+    """What the command line asks for: postmap's flags, in order, the last one counting."""
+
+    lookup: LookupOptions = field(default_factory=LookupOptions)
+    build: BuildOptions = field(default_factory=BuildOptions)
+    query: str | None = None
+    sequence: bool = False
+    targets: list[str] = field(default_factory=list)
+
+
+_LOOKUP_FLAGS: Final[dict[str, dict[str, Any]]] = {
+    "-f": {"fold": False},
+    "-N": {"try1null": True, "try0null": False},
+    "-n": {"try1null": False, "try0null": True},
+    "-u": {"utf8": False},
+}
+_BUILD_FLAGS: Final[dict[str, dict[str, Any]]] = {
+    "-f": {"fold": False},
+    "-N": {"nulls": True},
+    "-n": {"nulls": False},
+    "-u": {"utf8": False},
+    "-r": {"duplicates": "replace"},
+    "-w": {"duplicates": "ignore"},
+    "-p": {"keep_permissions": False},
+    "-o": {"as_owner": False},
+}
+
+
+def _parse(argv: Sequence[str]) -> _Command:
+    try:
+        pairs, rest = getopt.getopt(list(argv), _OPTIONS)
+    except getopt.GetoptError as exc:
+        if exc.opt and exc.opt in _NOT_SUPPORTED:
+            raise _Usage(f"postmap's option -{exc.opt} is not supported") from None
+        raise _Usage("") from None
+    command = _Command(targets=rest)
+    for name, value in pairs:
+        if name in ("-q", "-s"):
+            if command.query is not None or command.sequence:
+                raise _Usage("specify only one of -q or -s")
+            command.query, command.sequence = (value, False) if name == "-q" else (None, True)
+        command.lookup = replace(command.lookup, **_LOOKUP_FLAGS.get(name, {}))
+        command.build = replace(command.build, **_BUILD_FLAGS.get(name, {}))
+    if not rest:
+        raise _Usage("")
+    return command
 
 
 def map_main(
     argv: Sequence[str], stdout: TextIO, stderr: TextIO, stdin: TextIO | None = None
 ) -> int:
     args = list(argv)
-    if not args or args[0] in ("-h", "--help"):
-        print(USAGE, file=stdout if args else stderr)
-        return EX_OK if args else EX_USAGE
+    if args[:1] in (["-h"], ["--help"]):
+        print(USAGE, file=stdout)
+        return EX_OK
     try:
-        if args[0] == "-q":
-            if len(args) < 3:
-                print(USAGE, file=stderr)
-                return EX_USAGE
-            maps = open_maps(args[2:])
-            for warning in maps.warnings:
-                print(printable(f"{PROG}: warning: {warning}"), file=stderr)
-            return _query(args[1], maps, stdout, stdin or sys.stdin)
-        if any(arg.startswith("-") for arg in args):
-            print(USAGE, file=stderr)
-            return EX_USAGE
-        return _build(args, stderr)
+        command = _parse(args)
+        tables = _Tables(command.targets, command.lookup, stderr)
+        if command.query is not None:
+            return _query(command.query, tables, stdout, stdin or sys.stdin)
+        if command.sequence:
+            return _sequence(tables, stdout)
+        return _build(command.targets, command.build, stderr)
+    except _Usage as exc:
+        if str(exc):
+            print(printable(f"{PROG}: fatal: {exc}"), file=stderr)
+        print(USAGE, file=stderr)
+        return EX_USAGE
     except ConfigError as exc:
         print(printable(f"{PROG}: fatal: {exc}"), file=stderr)
         return EX_CONFIG

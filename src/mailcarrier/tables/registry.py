@@ -14,7 +14,7 @@ from pathlib import Path
 from mailcarrier.tables.base import Table, TableError
 from mailcarrier.tables.cidr import CidrTable
 from mailcarrier.tables.composite import PipeTable, UnionTable
-from mailcarrier.tables.hashdb import HashTable
+from mailcarrier.tables.formats import open_indexed
 from mailcarrier.tables.regexp import RegexpTable
 from mailcarrier.tables.simple import InlineTable, StaticTable, TextHashTable
 from mailcarrier.tables.spec import INDEXED, parse_spec
@@ -37,7 +37,7 @@ def open_table(text: str, base_dir: Path | None = None) -> Table:
         return cls(name, spec.name, opener)
     path = spec.path(base_dir)
     if kind in INDEXED:
-        return HashTable(name, path, kind)
+        return open_indexed(name, path, kind)
     if kind == "texthash":
         return TextHashTable(name, path)
     if kind in ("regexp", "pcre"):

@@ -13,8 +13,8 @@ from typing import Final
 
 from mailcarrier.tables.text import split_braced, strip_group
 
-# hash and lmdb share one engine: an indexed sqlite file built by "mailcarrier map".
-INDEXED: Final = {"hash": ".db", "lmdb": ".lmdb"}
+# Indexed files (formats.py) and the suffix postmap gives each: "mailcarrier map" builds them.
+INDEXED: Final = {"hash": ".db", "btree": ".db", "lmdb": ".lmdb", "cdb": ".cdb"}
 FILE_KINDS: Final = frozenset({"texthash", "regexp", "pcre", "cidr", *INDEXED})
 BRACED_KINDS: Final = frozenset({"inline", "unionmap", "pipemap"})
 TABLE_TYPES: Final = frozenset({"static", *FILE_KINDS, *BRACED_KINDS})
