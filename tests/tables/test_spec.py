@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mailcarrier.tables import TABLE_TYPES, parse_spec, spec_files
+from mailcarrier.tables import TABLE_TYPES, TableSpec, parse_spec, spec_files
 
 
 def test_parse_spec() -> None:
@@ -49,7 +49,17 @@ def test_known_types() -> None:
         "cidr",
         "unionmap",
         "pipemap",
+        "proxy",
     } == TABLE_TYPES
+
+
+def test_proxy_and_network_specs(tmp_path: Path) -> None:
+    assert parse_spec("proxy:hash:/x.db") == TableSpec("proxy", "hash:/x.db")
+    # proxy:proxy:x is proxy:x, as proxymap strips repeated prefixes.
+    assert parse_spec("proxy:proxy:hash:/x") == TableSpec("proxy", "hash:/x")
+    with pytest.raises(ValueError, match="unsupported dictionary type"):
+        parse_spec("proxy:nosuch:/x")
+    assert spec_files("proxy:texthash:./m", tmp_path) == (tmp_path / "m",)
 
 
 def test_spec_files(tmp_path: Path) -> None:

@@ -5,8 +5,11 @@
     map -q - type:name...       read keys from standard input, print "key<TAB>value" lines
 
 Entry point: ``map_main(argv, stdout, stderr, stdin=None) -> int``. Exit status: 0 success
-(or key found), 1 key not found (as postmap), 64 usage error, 78 table error. Warnings
-(malformed lines, stale indexes) go to stderr, one line each; errors are one line.
+(or key found), 1 key not found (as postmap), 64 usage error, 75 a table could not answer
+now (a database server down or too slow: postmap's "table TYPE:NAME: query error"), 78 table
+error. Warnings (malformed lines, stale indexes, a server that failed) go to stderr, one
+line each; errors are one line. Network tables (pgsql:, mysql:, sqlite:, ...) give the
+answers `postmap -q` gives for the same configuration file.
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ from typing import TextIO
 
 from mailcarrier.errors import ConfigError
 from mailcarrier.printable import printable
+from mailcarrier.tables.base import TableLookupError
 from mailcarrier.tables.hashdb import build_index
-from mailcarrier.tables.maps import Maps, open_maps
+from mailcarrier.tables.maps import Maps, Match, open_maps
 from mailcarrier.tables.spec import INDEXED, parse_spec
 
-EX_OK, EX_NOTFOUND, EX_USAGE, EX_CONFIG = 0, 1, 64, 78
+EX_OK, EX_NOTFOUND, EX_USAGE, EX_TEMPFAIL, EX_CONFIG = 0, 1, 64, 75, 78
 USAGE = "usage: mailcarrier map [type:]FILE... | mailcarrier map -q KEY|- type:name..."
 PROG = "mailcarrier"
 
@@ -49,9 +53,28 @@ def _build(targets: Sequence[str], stderr: TextIO) -> int:
     return EX_OK
 
 
-def _query(key: str, maps: Maps, stdout: TextIO, stdin: TextIO) -> int:
+def _find(maps: Maps, key: str, stderr: TextIO) -> Match | None:
+    """The first match; a table that cannot answer now is postmap's "query error"."""
+    for table in maps.tables:
+        try:
+            value = table.lookup(key)
+        except TableLookupError:
+            _warn(maps, stderr)
+            raise
+        _warn(maps, stderr)
+        if value is not None:
+            return Match(value, key, table.spec)
+    return None
+
+
+def _warn(maps: Maps, stderr: TextIO) -> None:
+    for warning in maps.take_warnings():
+        print(printable(f"{PROG}: warning: {warning}"), file=stderr)
+
+
+def _query(key: str, maps: Maps, stdout: TextIO, stderr: TextIO, stdin: TextIO) -> int:
     if key != "-":
-        match = maps.find(key)
+        match = _find(maps, key, stderr)
         if match is None:
             return EX_NOTFOUND
         print(match.value, file=stdout)
@@ -59,7 +82,7 @@ def _query(key: str, maps: Maps, stdout: TextIO, stdin: TextIO) -> int:
     status = EX_NOTFOUND
     for line in stdin:
         item = line.strip()
-        if item and (match := maps.find(item)) is not None:
+        if item and (match := _find(maps, item, stderr)) is not None:
             print(f"{item}\t{match.value}", file=stdout)
             status = EX_OK
     return status
@@ -80,7 +103,11 @@ def map_main(
             maps = open_maps(args[2:])
             for warning in maps.warnings:
                 print(printable(f"{PROG}: warning: {warning}"), file=stderr)
-            return _query(args[1], maps, stdout, stdin or sys.stdin)
+            try:
+                return _query(args[1], maps, stdout, stderr, stdin or sys.stdin)
+            except TableLookupError as exc:
+                print(printable(f"{PROG}: fatal: {exc}"), file=stderr)
+                return EX_TEMPFAIL
         if any(arg.startswith("-") for arg in args):
             print(USAGE, file=stderr)
             return EX_USAGE
