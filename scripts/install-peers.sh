@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # Install the real peers the tests talk to on loopback: Postfix (smtpd, smtp-sink,
-# smtp-source) and Dovecot's LMTP server, from Debian packages. Never starts a system
-# daemon (policy-rc.d), never fails the build: tests that need a peer skip when it is absent.
+# smtp-source, postmap with its pgsql/mysql/sqlite tables), Dovecot's LMTP server, and the
+# PostgreSQL and MariaDB servers the table tests start privately, from Debian packages. Never
+# starts a system daemon (policy-rc.d), never fails the build: tests that need a peer skip
+# when it is absent.
 set -u
 have() { command -v "$1" >/dev/null 2>&1; }
-if have smtp-sink && [ -x /usr/sbin/postfix ] && [ -x /usr/lib/dovecot/lmtp ]; then
+PACKAGES="postfix dovecot-lmtpd postgresql mariadb-server postfix-pgsql postfix-mysql postfix-sqlite"
+if have smtp-sink && [ -x /usr/sbin/postfix ] && [ -x /usr/lib/dovecot/lmtp ] \
+    && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && have mariadbd \
+    && [ -e /usr/lib/postfix/postfix-pgsql.so ] && [ -e /usr/lib/postfix/postfix-mysql.so ] \
+    && [ -e /usr/lib/postfix/postfix-sqlite.so ]; then
     exit 0
 fi
 if [ "$(id -u)" != 0 ] || ! have apt-get; then
@@ -17,6 +23,7 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
     chmod +x /usr/sbin/policy-rc.d
 fi
 echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
-(apt-get update -qq && apt-get install -y -qq postfix dovecot-lmtpd >/tmp/mailcarrier-peers.log 2>&1) \
+# shellcheck disable=SC2086
+(apt-get update -qq && apt-get install -y -qq $PACKAGES >/tmp/mailcarrier-peers.log 2>&1) \
     || echo "install-peers: apt-get failed (see /tmp/mailcarrier-peers.log); dependent tests will skip" >&2
 exit 0

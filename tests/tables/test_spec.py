@@ -50,16 +50,22 @@ def test_known_types() -> None:
         "unionmap",
         "pipemap",
         "proxy",
+        "pgsql",
+        "mysql",
+        "sqlite",
     } == TABLE_TYPES
 
 
 def test_proxy_and_network_specs(tmp_path: Path) -> None:
-    assert parse_spec("proxy:hash:/x.db") == TableSpec("proxy", "hash:/x.db")
+    assert parse_spec("proxy:pgsql:/x.cf") == TableSpec("proxy", "pgsql:/x.cf")
     # proxy:proxy:x is proxy:x, as proxymap strips repeated prefixes.
     assert parse_spec("proxy:proxy:hash:/x") == TableSpec("proxy", "hash:/x")
     with pytest.raises(ValueError, match="unsupported dictionary type"):
         parse_spec("proxy:nosuch:/x")
-    assert spec_files("proxy:texthash:./m", tmp_path) == (tmp_path / "m",)
+    # The configuration file is watched; a main.cf-style prefix names no file.
+    assert spec_files("pgsql:/etc/postfix/x.cf") == (Path("/etc/postfix/x.cf"),)
+    assert spec_files("proxy:mysql:./m.cf", tmp_path) == (tmp_path / "m.cf",)
+    assert spec_files("pgsql:pgsource") == ()
 
 
 def test_spec_files(tmp_path: Path) -> None:

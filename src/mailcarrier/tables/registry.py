@@ -5,7 +5,7 @@
 directory) and builds the table of that kind. Failures raise `TableError` naming the table.
 Lists of tables with Postfix's first-match semantics are in `maps.py`.
 
-Network kinds (`NETWORK_OPENERS`: each kind's module registers its opener here) read a
+Network kinds (`NETWORK_OPENERS`: pgsql, mysql, sqlite; more kinds register here) read a
 ``*_table(5)`` file, or main.cf's ``name_*`` parameters through `main_cf`. They are opened
 once per process and configuration: callers may open a table for every lookup, and still
 share one pool of connections; a changed configuration file (or main.cf value) makes a new
@@ -26,15 +26,25 @@ from mailcarrier.tables.cfgfile import MainCfLookup, is_file_name
 from mailcarrier.tables.cidr import CidrTable
 from mailcarrier.tables.composite import PipeTable, UnionTable
 from mailcarrier.tables.hashdb import HashTable
+from mailcarrier.tables.mysql import NAMES as MYSQL_NAMES
+from mailcarrier.tables.mysql import open_mysql
 from mailcarrier.tables.netconfig import OpenContext
+from mailcarrier.tables.pgsql import NAMES as PGSQL_NAMES
+from mailcarrier.tables.pgsql import open_pgsql
 from mailcarrier.tables.proxy import ProxyService, ProxyTable
 from mailcarrier.tables.regexp import RegexpTable
 from mailcarrier.tables.simple import InlineTable, StaticTable, TextHashTable
 from mailcarrier.tables.spec import INDEXED, parse_spec
+from mailcarrier.tables.sqlite import NAMES as SQLITE_NAMES
+from mailcarrier.tables.sqlite import open_sqlite
 
 NetworkOpener = Callable[[str, OpenContext], Table]
 # kind -> (opener, the parameter names it reads: for main.cf-style names and the cache key)
-NETWORK_OPENERS: dict[str, tuple[NetworkOpener, tuple[str, ...]]] = {}
+NETWORK_OPENERS: dict[str, tuple[NetworkOpener, tuple[str, ...]]] = {
+    "pgsql": (open_pgsql, PGSQL_NAMES),
+    "mysql": (open_mysql, MYSQL_NAMES),
+    "sqlite": (open_sqlite, SQLITE_NAMES),
+}
 
 _cache_lock = threading.Lock()
 _cache: dict[tuple[object, ...], Table] = {}
