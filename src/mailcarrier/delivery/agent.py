@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 
 from mailcarrier.config.settings import Settings
+from mailcarrier.delivery import auth_step
 from mailcarrier.delivery.cache import ConnectionCache
 from mailcarrier.delivery.handoff import hand_off
 from mailcarrier.delivery.hop import Hop
@@ -318,10 +319,24 @@ class DeliveryAgent:
         it defers this server (a TLSA lookup error, dane-only without usable TLSA records,
         a broken policy entry), which is then never contacted. Marked and logged as when
         the TLS step fails on an open connection. A server that never connected does not
-        count against smtp_mx_session_limit, as in Postfix."""
+        count against smtp_mx_session_limit, as in Postfix.
+
+        The server's table lookups happen here too, on the loop without blocking it: its
+        TLS policy and its SASL credentials, which the synchronous steps after it (reuse
+        keys, the TLS step, AUTH) then find already resolved."""
         tls = hop.tls
+        await auth_step.prefetch_credentials(
+            self.settings,
+            job.agent,
+            job.request,
+            peer,
+            hop.destination,
+            job.sasl_credentials,
+            log=self.log,
+        )
         if tls is None:
             return False
+        await tls.resolve(peer)
         outcome = await prepare_tls(tls, peer)
         if outcome is None or outcome.verdict is None:
             return False

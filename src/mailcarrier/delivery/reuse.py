@@ -69,7 +69,12 @@ class SessionReuse:
         sasl = profile.params.sasl_auth_enable
         policy = None
         if peer is not None and hop.has_tls:
-            policy = resolve_policy(job.agent, hop.destination, peer.hostname)
+            tls = hop.tls
+            policy = (
+                tls.policy(peer)  # resolved before connecting, without blocking the loop
+                if tls is not None
+                else resolve_policy(job.agent, hop.destination, peer.hostname)
+            )
         plaintext = policy is not None and policy.level is SecurityLevel.NONE and not policy.error
         if not sasl and (policy is None or plaintext):
             # The usual cases, without building the label.
@@ -95,7 +100,12 @@ class SessionReuse:
                 parts.append(f"sasl=dest:{hop.destination}:{sender}")
             else:
                 identity = session_identity(
-                    self.settings, job.agent, job.request, peer, hop.destination
+                    self.settings,
+                    job.agent,
+                    job.request,
+                    peer,
+                    hop.destination,
+                    job.sasl_credentials,
                 )
                 parts.append("sasl=" + identity)
         return "|".join(parts)

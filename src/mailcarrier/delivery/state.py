@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import BinaryIO
 
+from mailcarrier.sasl.passwords import PasswordMatch
 from mailcarrier.config.settings import AgentSettings
 from mailcarrier.content.pipeline import ContentPlan
 from mailcarrier.content.stream import MessageFile, open_message_file
@@ -77,6 +78,8 @@ class DeliveryState:
     # Cached sessions this request took: one that could not serve it is not taken again
     # under another key (reuse.py).
     tried_sessions: set[object] = field(default_factory=set)
+    # SASL credentials looked up for (server host name, destination) (auth_step.py).
+    sasl_credentials: dict[tuple[str, str], PasswordMatch | None] = field(default_factory=dict)
     # Read for every transaction: kept as plain fields (the profile's values).
     agent: AgentSettings = field(init=False)
     options: SessionOptions = field(init=False)

@@ -28,7 +28,12 @@ from mailcarrier.tls.context import ContextFactory, TlsSessionCache
 from mailcarrier.tls.dane import TlsaRecord
 from mailcarrier.tls.features import FeatureState, TlsFeature
 from mailcarrier.tls.levels import SecurityLevel
-from mailcarrier.tls.policy import TlsPolicy, nexthop_domain, resolve_policy
+from mailcarrier.tls.policy import (
+    TlsPolicy,
+    nexthop_domain,
+    resolve_policy,
+    resolve_policy_async,
+)
 from mailcarrier.tls.verify import Trust
 from mailcarrier.transport.connection import Peer
 
@@ -143,13 +148,37 @@ class TlsJob:
     plaintext_peers: set[str] = field(default_factory=set)
     # DANE decisions made before connecting (tls_step.prepare_tls()), by `dane_key()`.
     dane: dict[tuple[str, int, bool, bool | None, str], DaneDecision] = field(default_factory=dict)
+    # Policies resolved for this destination, by server host name (tables are asked once).
+    policies: dict[str, TlsPolicy] = field(default_factory=dict)
 
     @property
     def nexthop(self) -> str:
         return nexthop_domain(self.destination)
 
     def policy(self, peer: Peer) -> TlsPolicy:
-        return resolve_policy(self.agent, self.destination, peer.hostname)
+        """The policy for `peer`: resolved by `resolve()` before connecting, or now."""
+        key = peer.hostname.lower()
+        known = self.policies.get(key)
+        if known is None:
+            known = self.policies[key] = resolve_policy(
+                self.agent, self.destination, peer.hostname
+            )
+        return known
+
+    async def resolve(self, peer: Peer) -> TlsPolicy:
+        """Resolve `peer`'s policy with the tables asked on the loop without blocking it
+        (pgsql:, mysql:, ...); the warnings of a table that worked are logged here, those
+        of one that failed by the TLS step that defers."""
+        key = peer.hostname.lower()
+        known = self.policies.get(key)
+        if known is None:
+            known = self.policies[key] = await resolve_policy_async(
+                self.agent, self.destination, peer.hostname
+            )
+            if not known.error:
+                for warning in known.warnings:
+                    self.warning(warning)
+        return known
 
     @staticmethod
     def dane_key(peer: Peer, level: SecurityLevel) -> tuple[str, int, bool, bool | None, str]:
