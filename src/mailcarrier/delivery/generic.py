@@ -16,11 +16,11 @@ character) is put back into the result when propagate_unmatched_extensions lists
 
 A table that cannot be opened or read, or a result that is not an address, is a lookup
 problem: the transaction is not started (envelope) or the content is abandoned mid-DATA
-(headers), and the recipients are deferred with 4.3.0, never bounced. With network tables (pgsql:, ...) the envelope addresses are looked up
-before the transaction by `prefetch`, on the event loop without blocking it; header
-addresses are asked as the content streams by. Neighbours: content/
-rfc822.py parses header address lists; content/pipeline.py calls `header_rewriter()`'s hook;
-agent.py calls `envelope()` for each transaction.
+(headers), and the recipients are deferred with 4.3.0, never bounced. With network tables
+(pgsql:, ...) the envelope addresses are looked up before the transaction by `prefetch`,
+on the event loop without blocking it; header addresses are asked as the content streams
+by. Neighbours: content/rfc822.py parses header address lists; content/pipeline.py calls
+`header_rewriter()`'s hook; agent.py calls `envelope()` for each transaction.
 """
 
 from __future__ import annotations

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import BinaryIO
 
-from mailcarrier.sasl.passwords import PasswordMatch
 from mailcarrier.config.settings import AgentSettings
 from mailcarrier.content.pipeline import ContentPlan
 from mailcarrier.content.stream import MessageFile, open_message_file
@@ -33,6 +32,7 @@ from mailcarrier.delivery.request import DeliveryRequest
 from mailcarrier.delivery.trouble import Verdict
 from mailcarrier.errors import UsageError
 from mailcarrier.log import LogSink
+from mailcarrier.sasl.passwords import PasswordMatch
 from mailcarrier.status import Delays
 from mailcarrier.transport.options import SessionOptions
 

@@ -160,9 +160,7 @@ class TlsJob:
         key = peer.hostname.lower()
         known = self.policies.get(key)
         if known is None:
-            known = self.policies[key] = resolve_policy(
-                self.agent, self.destination, peer.hostname
-            )
+            known = self.policies[key] = resolve_policy(self.agent, self.destination, peer.hostname)
         return known
 
     async def resolve(self, peer: Peer) -> TlsPolicy:
