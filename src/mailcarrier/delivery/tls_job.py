@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import enum
 import ssl
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Final
 
 from mailcarrier.config.settings import AgentSettings
 from mailcarrier.delivery.trouble import Verdict
@@ -36,6 +38,12 @@ from mailcarrier.tls.policy import (
 )
 from mailcarrier.tls.verify import Trust
 from mailcarrier.transport.connection import Peer
+
+# smtp(8) keeps the policies it looked up for as long as the process lives (up to
+# max_use deliveries); a long-running agent keeps those from network tables this long, so
+# that a change in the database is seen within it.
+_POLICY_CACHE_TIME: Final = 60.0
+_POLICY_CACHE_SIZE: Final = 1000
 
 __all__ = [
     "DaneDecision",
@@ -111,6 +119,9 @@ class TlsClient:
         # settings, since every destination of every request asks).
         self._factories: dict[str, tuple[ContextFactory, TlsSessionCache | None]] = {}
         self._caches: dict[str, TlsSessionCache] = {}
+        # Policies that network tables (pgsql:, ...) gave, as smtp(8)'s per-process policy
+        # cache keeps them: (destination, server) -> (expiry, policy), per transport.
+        self.policy_cache: dict[tuple[str, str, str], tuple[float, TlsPolicy]] = {}
 
     def job(
         self,
@@ -131,7 +142,9 @@ class TlsClient:
                     cache = self._caches[agent.transport] = TlsSessionCache(timeout)
             known = self._factories[agent.transport] = (ContextFactory(agent), cache)
         factory, cache = known
-        return TlsJob(agent, destination, factory, cache, log, resolver, preactive_delay)
+        job = TlsJob(agent, destination, factory, cache, log, resolver, preactive_delay)
+        job.shared_policies = self.policy_cache
+        return job
 
 
 @dataclass(slots=True)
@@ -150,6 +163,8 @@ class TlsJob:
     dane: dict[tuple[str, int, bool, bool | None, str], DaneDecision] = field(default_factory=dict)
     # Policies resolved for this destination, by server host name (tables are asked once).
     policies: dict[str, TlsPolicy] = field(default_factory=dict)
+    # The agent's cache of policies from network tables (TlsClient.policy_cache).
+    shared_policies: dict[tuple[str, str, str], tuple[float, TlsPolicy]] | None = None
 
     @property
     def nexthop(self) -> str:
@@ -169,13 +184,25 @@ class TlsJob:
         of one that failed by the TLS step that defers."""
         key = peer.hostname.lower()
         known = self.policies.get(key)
-        if known is None:
-            known = self.policies[key] = await resolve_policy_async(
-                self.agent, self.destination, peer.hostname
-            )
-            if not known.error:
-                for warning in known.warnings:
-                    self.warning(warning)
+        if known is not None:
+            return known
+        shared = self.shared_policies
+        skey = (self.agent.transport, self.destination.lower(), key)
+        now = time.monotonic()
+        if shared is not None and (held := shared.get(skey)) is not None and held[0] > now:
+            if held[1].source_settings is self.agent.settings:
+                known = self.policies[key] = held[1]
+                return known
+        known = self.policies[key] = await resolve_policy_async(
+            self.agent, self.destination, peer.hostname
+        )
+        if not known.error:
+            for warning in known.warnings:
+                self.warning(warning)
+            if shared is not None and known.from_network:
+                if len(shared) >= _POLICY_CACHE_SIZE:
+                    shared.clear()
+                shared[skey] = (now + _POLICY_CACHE_TIME, known)
         return known
 
     @staticmethod

@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import enum
 import random
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Generic, Protocol, TypeVar
@@ -44,7 +45,7 @@ RETRY_CONN_MAX: Final = 100  # as Postfix: a safety net for the connect loop
 DEFAULT_RETRY_INTERVAL: Final = 60
 DEFAULT_IDLE_INTERVAL: Final = 60
 DEFAULT_TIMEOUT: Final = 10.0
-DEFAULT_MAX_CONNECTIONS: Final = 4
+DEFAULT_MAX_CONNECTIONS: Final = 8
 
 T = TypeVar("T")
 
@@ -94,6 +95,7 @@ class _HostState(Generic[C]):
     generation: int = 0  # bumped when the host goes down: older connections are dropped
     idle: list[tuple[C, float]] = field(default_factory=list)  # (connection, idle since)
     count: int = 0  # open connections, idle and busy
+    waiters: deque[asyncio.Future[C]] = field(default_factory=deque)  # lookups waiting
 
 
 class HostPool(Generic[C]):
@@ -123,7 +125,6 @@ class HostPool(Generic[C]):
         self.max_connections = max(1, max_connections)
         self.rng = rng or random.Random()
         self.warnings: list[str] = []
-        self._released: asyncio.Condition | None = None
         self._sweep: asyncio.TimerHandle | None = None
         self._background: set[asyncio.Future[Any]] = set()
 
@@ -148,6 +149,10 @@ class HostPool(Generic[C]):
             self._close_later(conn)
         state.count -= len(state.idle)
         state.idle.clear()
+        while state.waiters:
+            waiter = state.waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(HostError(f"{self.where}: server {state.host.text} failed"))
 
     # --- running an operation ---------------------------------------------------------
     async def run(self, op: Callable[[C], Awaitable[T]]) -> T:
@@ -183,49 +188,43 @@ class HostPool(Generic[C]):
         )
 
     async def _acquire(self, state: _HostState[C]) -> C:
-        while True:
-            if state.idle:
-                conn, _ = state.idle.pop()
-                return conn
-            if state.count < self.max_connections:
-                state.count += 1
-                try:
-                    conn = await self._timed(self.connector.connect(state.host, self.timeout), None)
-                except BaseException:
-                    state.count -= 1
-                    raise
-                state.status = _Status.ACTIVE
-                return conn
-            if self._released is None:
-                self._released = asyncio.Condition()
-            async with self._released:
-                try:
-                    await asyncio.wait_for(self._released.wait(), self.timeout)
-                except TimeoutError:
-                    raise HostError(
-                        f"{self.where}: no connection to {state.host.text} free after "
-                        f"{self.timeout:g}s"
-                    ) from None
-            if state.status is _Status.FAIL:
-                raise HostError(f"{self.where}: server {state.host.text} went down")
+        if state.idle:
+            return state.idle.pop()[0]
+        if state.count < self.max_connections:
+            state.count += 1
+            try:
+                conn = await self._timed(self.connector.connect(state.host, self.timeout), None)
+            except BaseException:
+                state.count -= 1
+                raise
+            state.status = _Status.ACTIVE
+            return conn
+        # Every connection is busy: wait for one to be handed over by `_release`.
+        waiter: asyncio.Future[C] = asyncio.get_running_loop().create_future()
+        state.waiters.append(waiter)
+        done, _ = await asyncio.wait({waiter}, timeout=self.timeout)
+        if waiter in done:
+            return waiter.result()  # a HostError when the host went down meanwhile
+        state.waiters.remove(waiter)
+        waiter.cancel()
+        raise HostError(
+            f"{self.where}: no connection to {state.host.text} free after {self.timeout:g}s"
+        )
 
     def _release(self, state: _HostState[C], conn: C, generation: int) -> None:
         if state.generation != generation:
             state.count -= 1
             self._close_later(conn)
-        else:
-            loop = asyncio.get_running_loop()
-            state.idle.append((conn, loop.time()))
-            if self._sweep is None:
-                self._sweep = loop.call_later(self.idle_interval, self._close_idle)
-        if self._released is not None:
-            released = self._released
-
-            async def notify() -> None:
-                async with released:
-                    released.notify()
-
-            self._keep(asyncio.ensure_future(notify()))
+            return
+        while state.waiters:
+            waiter = state.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(conn)  # straight to the next lookup: no idle round
+                return
+        loop = asyncio.get_running_loop()
+        state.idle.append((conn, loop.time()))
+        if self._sweep is None:
+            self._sweep = loop.call_later(self.idle_interval, self._close_idle)
 
     async def _timed(self, coro: Awaitable[T], conn: C | None) -> T:
         """`coro` within the timeout; after it, the work goes on in the background (then

@@ -34,7 +34,7 @@ class TableLoop:
 
     def __init__(self) -> None:
         self.pid = os.getpid()
-        self.loop = asyncio.new_event_loop()
+        self.loop = _new_loop()
         ready = threading.Event()
         self.thread = threading.Thread(
             target=self._run, args=(ready,), name="mailcarrier-tables", daemon=True
@@ -52,6 +52,15 @@ class TableLoop:
 
     def in_loop(self) -> bool:
         return threading.get_ident() == self.thread.ident
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    """uvloop when installed (the ``fast`` extra), as the package's other loops."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
 
 _lock = threading.Lock()

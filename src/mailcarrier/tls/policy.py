@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from mailcarrier.config.settings import AgentSettings, Settings
 from mailcarrier.tables.base import TableLookupError
@@ -57,7 +57,10 @@ class TlsPolicy:
     source: str = "smtp_tls_security_level"
     error: str = ""
     dsn: str = "4.7.5"  # of the deferral when `error` is set
-    warnings: tuple[str, ...] = ()  # what the table lookups logged (server trouble)
+    # Not part of the policy (reuse keys print it): how it was found.
+    warnings: tuple[str, ...] = field(default=(), repr=False, compare=False)
+    from_network: bool = field(default=False, repr=False, compare=False)
+    source_settings: object = field(default=None, repr=False, compare=False)
 
 
 def nexthop_domain(destination: str) -> str:
@@ -249,6 +252,16 @@ async def resolve_policy_async(
     same = _same_everywhere(agent.settings, agent.transport)
     if same is not None:
         return same
+    policy = await _resolve_async(agent, destination, server_hostname)
+    networked = (
+        agent.open_maps("tls_policy_maps").network or agent.open_maps("tls_per_site").network
+    )
+    if networked:
+        policy = replace(policy, from_network=True, source_settings=agent.settings)
+    return policy
+
+
+async def _resolve_async(agent: AgentSettings, destination: str, server_hostname: str) -> TlsPolicy:
     maps = agent.open_maps("tls_policy_maps")
     source = agent.name("tls_policy_maps")
     if maps:
