@@ -189,10 +189,10 @@ class TlsJob:
         shared = self.shared_policies
         skey = (self.agent.transport, self.destination.lower(), key)
         now = time.monotonic()
-        if shared is not None and (held := shared.get(skey)) is not None and held[0] > now:
-            if held[1].source_settings is self.agent.settings:
-                known = self.policies[key] = held[1]
-                return known
+        held = shared.get(skey) if shared is not None else None
+        if held is not None and held[0] > now and held[1].source_settings is self.agent.settings:
+            known = self.policies[key] = held[1]
+            return known
         known = self.policies[key] = await resolve_policy_async(
             self.agent, self.destination, peer.hostname
         )
