@@ -106,3 +106,28 @@ async def test_generic_maps_in_a_network_table(tmp_path: Path, smtp_server: Aios
     assert result.recipients[0].status is DeliveryStatus.SENT
     assert smtp_server.messages[0].mail_from == "joe@public.example"
     await asyncio.sleep(0)
+
+
+async def test_policies_from_network_tables_are_cached_per_agent(tmp_path: Path) -> None:
+    from mailcarrier.delivery.tls_job import TlsClient, TlsJob
+    from mailcarrier.transport.connection import Peer
+
+    cf = _sqlite_cf(tmp_path, [("example.com", "encrypt")], "policy")
+    agent = _agent(smtp_tls_policy_maps=f"sqlite:{cf}").for_transport("smtp")
+    client = TlsClient()
+    peer = Peer("mx.example.com", "192.0.2.1", 25)
+
+    def job() -> TlsJob:
+        return client.job(agent, "example.com", log=MemoryLog(), resolver=lambda: None,
+                          preactive_delay=0.0)  # fmt: skip
+
+    first = job()
+    assert (await first.resolve(peer)).level is SecurityLevel.ENCRYPT
+    conn = sqlite3.connect(tmp_path / "policy.db")
+    conn.execute("UPDATE m SET v='may'")
+    conn.commit()
+    conn.close()
+    # A second request within the cache time: smtp(8)'s policy cache, no new lookup.
+    assert (await job().resolve(peer)).level is SecurityLevel.ENCRYPT
+    client.policy_cache.clear()
+    assert (await job().resolve(peer)).level is SecurityLevel.MAY
