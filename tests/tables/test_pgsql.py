@@ -50,7 +50,7 @@ async def test_concurrent_lookups_use_several_connections(
     keys = ["alice@example.com", "plain", "nobody", "smtp.example.net"] * 5
     found = await asyncio.gather(*(t.lookup_async(k) for k in keys))
     assert found[:4] == ["alice-1,alice-2", "p", None, "relay@gateway.example"]
-    assert 1 <= t.pool.statistics()["open"] <= 16  # 8 per entry; one host is listed twice
+    assert 1 <= t.pools.current().statistics()["open"] <= 16  # 8 per entry, host listed twice
 
 
 def test_server_down_is_a_temporary_failure(tmp_path: Path) -> None:

@@ -25,7 +25,6 @@ import time
 from collections.abc import Callable
 
 from mailcarrier.config.settings import Settings
-from mailcarrier.delivery import auth_step
 from mailcarrier.delivery.cache import ConnectionCache
 from mailcarrier.delivery.handoff import hand_off
 from mailcarrier.delivery.hop import Hop
@@ -324,19 +323,10 @@ class DeliveryAgent:
         The server's table lookups happen here too, on the loop without blocking it: its
         TLS policy and its SASL credentials, which the synchronous steps after it (reuse
         keys, the TLS step, AUTH) then find already resolved."""
+        await self._reuse.prepare_peer(job, hop, peer)
         tls = hop.tls
-        await auth_step.prefetch_credentials(
-            self.settings,
-            job.agent,
-            job.request,
-            peer,
-            hop.destination,
-            job.sasl_credentials,
-            log=self.log,
-        )
         if tls is None:
             return False
-        await tls.resolve(peer)
         outcome = await prepare_tls(tls, peer)
         if outcome is None or outcome.verdict is None:
             return False

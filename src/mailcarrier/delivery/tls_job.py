@@ -175,8 +175,20 @@ class TlsJob:
         key = peer.hostname.lower()
         known = self.policies.get(key)
         if known is None:
-            known = self.policies[key] = resolve_policy(self.agent, self.destination, peer.hostname)
+            known = self._shared(key)
+        if known is None:
+            known = resolve_policy(self.agent, self.destination, peer.hostname)
+        self.policies[key] = known
         return known
+
+    def _shared(self, key: str) -> TlsPolicy | None:
+        """The agent's cached policy for this destination and server, while it is fresh."""
+        if self.shared_policies is None:
+            return None
+        held = self.shared_policies.get((self.agent.transport, self.destination.lower(), key))
+        if held is None or held[0] <= time.monotonic():
+            return None
+        return held[1] if held[1].source_settings is self.agent.settings else None
 
     async def resolve(self, peer: Peer) -> TlsPolicy:
         """Resolve `peer`'s policy with the tables asked on the loop without blocking it
@@ -186,13 +198,13 @@ class TlsJob:
         known = self.policies.get(key)
         if known is not None:
             return known
+        known = self._shared(key)
+        if known is not None:
+            self.policies[key] = known
+            return known
         shared = self.shared_policies
         skey = (self.agent.transport, self.destination.lower(), key)
         now = time.monotonic()
-        held = shared.get(skey) if shared is not None else None
-        if held is not None and held[0] > now and held[1].source_settings is self.agent.settings:
-            known = self.policies[key] = held[1]
-            return known
         known = self.policies[key] = await resolve_policy_async(
             self.agent, self.destination, peer.hostname
         )

@@ -29,10 +29,11 @@ import ssl
 from collections.abc import Callable, Sequence
 from typing import Any, Final, TypeVar
 
+from mailcarrier.tables import netloop
 from mailcarrier.tables.base import TableError
 from mailcarrier.tables.cfgfile import TableConfig
 from mailcarrier.tables.netconfig import OpenContext, load_config, pool_options
-from mailcarrier.tables.netcore import Host, HostError, HostPool
+from mailcarrier.tables.netcore import Host, HostError, HostPool, LoopPools
 from mailcarrier.tables.network import NetworkTable
 from mailcarrier.tables.pgsql import one_line
 from mailcarrier.tables.sqlbase import (
@@ -253,13 +254,15 @@ class MysqlTable(NetworkTable):
         self.connector = MysqlConnector(config, spec)
         self.connector.timeout = pool.timeout
         _require_pymysql(spec)
-        self.pool: HostPool[MysqlConnection] = HostPool(
-            hosts,
-            self.connector,
-            where=spec,
-            retry_interval=pool.retry_interval,
-            idle_interval=pool.idle_interval,
-            timeout=pool.timeout,
+        self.pools: LoopPools[MysqlConnection] = LoopPools(
+            lambda: HostPool(
+                hosts,
+                self.connector,
+                where=spec,
+                retry_interval=pool.retry_interval,
+                idle_interval=pool.idle_interval,
+                timeout=pool.timeout,
+            )
         )
 
     async def search(self, key: str) -> Sequence[str | None]:
@@ -268,10 +271,15 @@ class MysqlTable(NetworkTable):
             assert query is not None  # checked by the caller
             return await conn.query(query)
 
-        return await self.pool.run(ask)
+        return await self.pools.current().run(ask)
 
     def collect_warnings(self) -> list[str]:
-        return self.pool.take_warnings()
+        return self.pools.take_warnings()
+
+    @property
+    def pool(self) -> HostPool[MysqlConnection]:
+        """The pool synchronous lookups use (the table loop's)."""
+        return self.pools.for_loop(netloop.current().loop)
 
 
 def _require_pymysql(spec: str) -> None:

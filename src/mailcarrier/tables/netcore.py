@@ -32,14 +32,15 @@ import asyncio
 import contextlib
 import enum
 import random
+import weakref
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Generic, Protocol, TypeVar
 
 from mailcarrier.tables.base import TableLookupError
 
-__all__ = ["Connection", "Connector", "Host", "HostError", "HostPool"]
+__all__ = ["Connection", "Connector", "Host", "HostError", "HostPool", "LoopPools"]
 
 RETRY_CONN_MAX: Final = 100  # as Postfix: a safety net for the connect loop
 DEFAULT_RETRY_INTERVAL: Final = 60
@@ -127,6 +128,7 @@ class HostPool(Generic[C]):
         self.warnings: list[str] = []
         self._sweep: asyncio.TimerHandle | None = None
         self._background: set[asyncio.Future[Any]] = set()
+        self.guard: AsyncIterator[None] | None = None  # closes the pool at loop shutdown
 
     # --- choosing a host --------------------------------------------------------------
     def _pick(self, wanted: set[_Status], now: float) -> _HostState[C] | None:
@@ -314,3 +316,47 @@ class HostPool(Generic[C]):
             "idle": sum(len(s.idle) for s in self.states),
             "failed": sum(s.status is _Status.FAIL for s in self.states),
         }
+
+
+async def _close_at_shutdown(pool: HostPool[Any]) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        await pool.close()
+
+
+class LoopPools(Generic[C]):
+    """One `HostPool` per event loop that asks: a connection belongs to the loop that
+    opened it, and a lookup made on a caller's loop runs there, without a hop to another
+    thread (two threads taking turns at the interpreter lock cost more than the query).
+    Synchronous callers use the table loop's pool (netloop.py). A loop that goes away takes
+    its pool with it."""
+
+    def __init__(self, factory: Callable[[], HostPool[C]]) -> None:
+        self.factory = factory
+        self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, HostPool[C]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._keep: asyncio.Future[None] | None = None
+
+    def for_loop(self, loop: asyncio.AbstractEventLoop) -> HostPool[C]:
+        pool = self._pools.get(loop)
+        if pool is None:
+            pool = self._pools[loop] = self.factory()
+        return pool
+
+    def current(self) -> HostPool[C]:
+        """The pool of the running loop. Its connections are closed when the loop shuts
+        down its async generators (asyncio.run and the package's loops do), so a loop that
+        ends leaves no connection open on the server."""
+        loop = asyncio.get_running_loop()
+        pool = self._pools.get(loop)
+        if pool is None:
+            pool = self.for_loop(loop)
+            guard = _close_at_shutdown(pool)
+            pool.guard = guard  # the loop keeps only a weak reference to it
+            self._keep = asyncio.ensure_future(guard.__anext__())
+        return pool
+
+    def take_warnings(self) -> list[str]:
+        return [w for pool in list(self._pools.values()) for w in pool.take_warnings()]

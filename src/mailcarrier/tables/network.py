@@ -8,8 +8,10 @@ it (no ``@`` for %d, an empty local part for %u, an empty key with Postfix's war
 the server (`search`, the kind's own part, which runs on the table loop and returns the raw
 values); put each value through ``result_format`` and ``expansion_limit``.
 
-`lookup_async` runs that on the table loop (netloop.py) and only awaits it, so the caller's
-event loop never blocks; `lookup` blocks the calling thread (command line, sync callers).
+`lookup_async` runs on the caller's event loop with connections of that loop (netcore.LoopPools:
+the driver's I/O is asynchronous, so the loop never blocks, and no other thread takes turns
+with it at the interpreter lock); `lookup` runs the same on the table loop (netloop.py) and
+blocks the calling thread (command line, sync callers).
 Server trouble is `TableLookupError` (the caller defers); warnings (a server that failed, an
 empty result) are collected in `lookup_warnings`. Neighbours: netcore.py (hosts and
 connections), cfgfile.py, dbcommon.py; sqlbase.py adds the SQL parameters.
@@ -24,7 +26,7 @@ from pathlib import Path
 from mailcarrier.tables.base import Table
 from mailcarrier.tables.cfgfile import TableConfig
 from mailcarrier.tables.dbcommon import DomainFilter, ExpansionLimit, Templates
-from mailcarrier.tables.netloop import run_async, run_sync
+from mailcarrier.tables.netloop import run_sync
 
 __all__ = ["NetworkTable"]
 
@@ -115,7 +117,8 @@ class NetworkTable(Table):
         return run_sync(self._lookup(key))
 
     async def lookup_async(self, key: str) -> str | None:
-        return await run_async(self._lookup(key))
+        # On the caller's own loop (the kind keeps a pool per loop): no thread hop.
+        return await self._lookup(key)
 
     def files(self) -> tuple[Path, ...]:
         return (Path(self.config.filename),) if self.config.filename else ()

@@ -23,10 +23,11 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from mailcarrier.tables import netloop
 from mailcarrier.tables.base import TableError
 from mailcarrier.tables.cfgfile import TableConfig
 from mailcarrier.tables.netconfig import OpenContext, load_config, pool_options
-from mailcarrier.tables.netcore import Host, HostError, HostPool
+from mailcarrier.tables.netcore import Host, HostError, HostPool, LoopPools
 from mailcarrier.tables.network import NetworkTable
 from mailcarrier.tables.sqlbase import (
     QUERY_NAMES,
@@ -163,13 +164,15 @@ class PgsqlTable(NetworkTable):
                 filename=config.filename,
             )
         _require_psycopg(spec)
-        self.pool: HostPool[PgConnection] = HostPool(
-            hosts,
-            connector,
-            where=spec,
-            retry_interval=pool.retry_interval,
-            idle_interval=pool.idle_interval,
-            timeout=pool.timeout,
+        self.pools: LoopPools[PgConnection] = LoopPools(
+            lambda: HostPool(
+                hosts,
+                connector,
+                where=spec,
+                retry_interval=pool.retry_interval,
+                idle_interval=pool.idle_interval,
+                timeout=pool.timeout,
+            )
         )
 
     async def search(self, key: str) -> Sequence[str | None]:
@@ -178,10 +181,15 @@ class PgsqlTable(NetworkTable):
             assert query is not None  # checked by the caller
             return await conn.query(query)
 
-        return await self.pool.run(ask)
+        return await self.pools.current().run(ask)
 
     def collect_warnings(self) -> list[str]:
-        return self.pool.take_warnings()
+        return self.pools.take_warnings()
+
+    @property
+    def pool(self) -> HostPool[PgConnection]:
+        """The pool synchronous lookups use (the table loop's)."""
+        return self.pools.for_loop(netloop.current().loop)
 
 
 def _require_psycopg(spec: str) -> None:
