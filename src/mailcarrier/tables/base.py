@@ -7,11 +7,11 @@ Postfix's maps code. Tables never log: problems found while loading (malformed l
 in `warnings` for the caller to report, and problems met during a lookup in `lookup_warnings`
 (drained by `take_warnings()`).
 
-Network tables (`network = True`: pgsql, mysql, and the kinds built on tables/netcore.py)
-wait on a server. On an event loop they are asked with ``await table.lookup_async(key)``,
-which never blocks the loop; their `lookup` blocks the calling thread (for the command line
-and other synchronous callers). File tables keep their plain `lookup`: the default
-`lookup_async` simply calls it.
+Network tables (`network = True`: pgsql, mysql, sqlite, proxy, and the kinds built on
+tables/netcore.py) wait on a server or a database file. On an event loop they are asked with
+``await table.lookup_async(key)``, which never blocks the loop; their `lookup` blocks the
+calling thread (for the command line and other synchronous callers). File tables keep their
+plain `lookup`: the default `lookup_async` simply calls it.
 
 A lookup that cannot be answered now (server down, slow past its timeout, login refused)
 raises `TableLookupError`, Postfix's DICT_ERR_RETRY: the caller defers, never treats it as

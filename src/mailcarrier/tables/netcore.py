@@ -21,8 +21,9 @@ dict_mysql.c host handling (plpgsql_query, dict_pgsql_get_active):
   connection closed, so the caller does not wait for the driver to give up.
 
 A backend supplies a `Connector` (connect to a `Host`, returning a `Connection` with its
-quoting function) and raises `HostError` with the text to log for a failure. Everything runs
-on the table loop (netloop.py). Neighbours: cfgfile.py and dbcommon.py; pgsql.py and
+quoting function) and raises `HostError` with the text to log for a failure. A pool belongs
+to one event loop: `LoopPools` keeps one per loop that asks (the caller's own, or the table
+loop of netloop.py for synchronous callers). Neighbours: cfgfile.py and dbcommon.py; pgsql.py and
 mysql.py are the first users, and LDAP, memcache, socketmap and tcp build on this too.
 """
 

@@ -1,14 +1,14 @@
-"""The table I/O loop: one background event loop per process that owns every connection of
-the network tables.
+"""The table loop: one background event loop per process for the synchronous callers of
+network tables.
 
 Network tables are asked from event loops (the scheduler, a delivery agent, the Postfix-native
-agent), from threads, and from plain synchronous code (``mailcarrier map -q``, tests). Their
-connections belong to one loop: this one, started on first use in a daemon thread. So a
-connection pool outlives the loops that come and go (every `asyncio.run`), sync and async
-callers share it, and a lookup from any loop only waits on a future, never blocks it:
+agent) and from plain synchronous code (``mailcarrier map -q``, transport_maps, tests). The
+asynchronous callers use connections of their own loop (netcore.LoopPools); the synchronous
+ones run the lookup here, on a loop started on first use in a daemon thread, whose pools
+outlive the callers, and wait for it (a proxymap(8) client uses it the same way):
 
-    await run_async(table_coroutine())     # from any event loop (or this one: runs inline)
     run_sync(table_coroutine())            # from synchronous code, blocks the thread
+    await run_async(table_coroutine())     # from a loop, on this one (or inline if here)
 
 A child process made by fork() finds the loop of its parent dead: `current()` notices the
 new pid and starts a fresh loop (the parent's connections are forgotten, never used). This

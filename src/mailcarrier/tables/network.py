@@ -5,7 +5,7 @@ One lookup: fold the key to lower case (Postfix's maps open these tables with
 DICT_FLAG_FOLD_FIX); skip a key that is not UTF-8 (it could not be sent); apply the
 ``domain`` filter (dbcommon.DomainFilter); let the query template refuse keys that cannot fill
 it (no ``@`` for %d, an empty local part for %u, an empty key with Postfix's warning); ask
-the server (`search`, the kind's own part, which runs on the table loop and returns the raw
+the server (`search`, the kind's own part, on the loop that asks, returning the raw
 values); put each value through ``result_format`` and ``expansion_limit``.
 
 `lookup_async` runs on the caller's event loop with connections of that loop (netcore.LoopPools:
@@ -63,7 +63,7 @@ class NetworkTable(Table):
     @abc.abstractmethod
     async def search(self, key: str) -> Sequence[str | None]:
         """Ask the server about the (folded, checked) key; the raw values found. Runs on
-        the table loop; `TableLookupError` when no server can answer."""
+        the loop that asks; `TableLookupError` when no server can answer."""
 
     def collect_warnings(self) -> list[str]:
         """Warnings the kind's machinery gathered (e.g. its host pool's); drained."""
