@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -195,6 +196,7 @@ def run(count: int, messages: int, runs: int) -> None:
         figures = engine(root, pg, messages, runs)
     finally:
         pg.stop()
+        shutil.rmtree(root, ignore_errors=True)
     common.save("tables_sql", {"lookups": found, "engine": figures, "count": count})
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -155,6 +156,7 @@ def pg_server() -> Iterator[pgsql.PgServer]:
         yield server
     finally:
         server.stop()
+        shutil.rmtree(server.root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -169,3 +171,4 @@ def maria_server() -> Iterator[mariadb.MariaDb]:
         yield server
     finally:
         server.stop()
+        shutil.rmtree(server.root, ignore_errors=True)
