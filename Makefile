@@ -11,7 +11,7 @@ all: test
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,fast,lmdb,cdb]'
+	$(PY) -m pip install -q -e '.[test,fast,lmdb,cdb,pgsql,mysql]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -20,7 +20,7 @@ venv: $(STAMP)
 # `make peers` installs (Debian libdb5.3-dev): best effort, after the peers; without it the
 # tests that need it skip. Tried again on every run until it is installed.
 extras: venv peers
-	@$(PY) -c 'import berkeleydb' 2>/dev/null || $(PY) -m pip install -q -e '.[berkeleydb]' \
+	@$(PY) -c 'import berkeleydb' 2>/dev/null || $(PY) -m pip install -q -e '.[all]' \
 		|| echo "make: berkeleydb not installed (needs libdb5.3-dev: make peers as root);" \
 			"tests of hash:/btree: tables will skip" >&2
 
@@ -30,7 +30,7 @@ extras: venv peers
 peers:
 	bash scripts/install-peers.sh
 
-demo: venv
+demo: venv extras
 	$(PY) demo/demo.py
 
 lint: venv

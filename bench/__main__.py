@@ -1,7 +1,8 @@
 """`make bench`: run every benchmark in bench/ in turn and print its figures.
 
 Each benchmark module exposes `main() -> None` and prints its own table of results; the
-side-by-side throughput benchmarks (engine, scale, size, drain, native) also store their
+side-by-side throughput benchmarks (engine, scale, size, drain, native) and the SQL tables
+benchmark (tables_sql) also store their
 figures, and bench/report.py then writes bench/RESULTS.md and bench/throughput.png from them.
 """
 
@@ -14,6 +15,7 @@ import time
 BENCHMARKS = (
     "bench.bench_content",
     "bench.bench_tables",
+    "bench.bench_tables_sql",
     "bench.bench_engine",
     "bench.bench_scale",
     "bench.bench_size",

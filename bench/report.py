@@ -188,6 +188,35 @@ def _drain(data: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _tables_sql(data: dict[str, Any]) -> list[str]:
+    """bench_tables_sql.py: SQL lookups, and the engine with two pgsql: lookups per delivery."""
+    lines = [
+        "## SQL lookup tables (sqlite:, pgsql:)",
+        "",
+        f"{data['count']:,} lookups per table and mode: sync (`Table.lookup`, one after the "
+        "other) and async (`Table.lookup_async` from 20 tasks); PostgreSQL on loopback.",
+        "",
+        "| table | mode | lookups/s | p50 ms | p99 ms |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for kind, modes in data["lookups"].items():
+        for mode, f in modes.items():
+            lines.append(
+                f"| {kind} | {mode} | {f['lookups_per_s']:,.0f} | {f['p50_ms']:.3f} | "
+                f"{f['p99_ms']:.3f} |"
+            )
+    e = data["engine"]
+    runs = ", ".join(f"{v:,.0f}" for v in e["rates"]["with pgsql"])
+    lines += [
+        "",
+        f"Engine ({e['messages']:,} messages, 20 sessions, {e['loop']}, median of {e['runs']}): "
+        f"{e['without']:,.0f}/s without tables, {e['with_pgsql']:,.0f}/s with "
+        f"smtp_sasl_password_maps and smtp_tls_policy_maps in pgsql: ({runs}) = "
+        f"**{e['ratio']:.2f}x** (target >= 0.9: {verdict(e['ratio'], 0.9)})",
+    ]
+    return [*lines, ""]
+
+
 def _native(data: dict[str, Any]) -> list[str]:
     pf, sides = data["postfix"], data["mailcarrier"]
     speed_target, memory_target = data["speed_target"], data["memory_target"]
@@ -312,6 +341,7 @@ def main() -> None:
         "drain": _drain,
         "native": _native,
         "tables": _tables,
+        "tables_sql": _tables_sql,
     }
     found = {name: r for name in parts if (r := load(name)) is not None}
     if not found:

@@ -74,7 +74,13 @@ def _shares(total: int, workers: int) -> list[int]:
 
 
 async def deliver_many(
-    port: int, content: Path, *, messages: int, concurrency: int, log_lines: bool = True
+    port: int,
+    content: Path,
+    *,
+    messages: int,
+    concurrency: int,
+    log_lines: bool = True,
+    overrides: dict[str, str] | None = None,
 ) -> Run:
     from mailcarrier.config.settings import Settings
     from mailcarrier.delivery.agent import DeliveryAgent
@@ -82,7 +88,7 @@ async def deliver_many(
     from mailcarrier.delivery.request import DeliveryRequest, Recipient
     from mailcarrier.status import DeliveryStatus
 
-    settings = Settings.defaults()
+    settings = Settings.defaults().with_overrides(overrides or {})
     cache = ConnectionCache(CacheLimits())
     agent = DeliveryAgent(settings, cache=cache)
     nexthop = f"[{LOOPBACK}]:{port}"
@@ -137,9 +143,11 @@ async def aiosmtplib_many(port: int, content: Path, *, messages: int, concurrenc
 
 
 def main(argv: list[str]) -> None:
-    """``python -m bench.workload CLIENT LOOP PORT MESSAGES CONCURRENCY SIZE``: one run in
-    this (fresh) process; prints one JSON line with the figures and the memory peak."""
-    client, loop_name, port, messages, concurrency, size = argv
+    """``python -m bench.workload CLIENT LOOP PORT MESSAGES CONCURRENCY SIZE [OVERRIDES]``:
+    one run in this (fresh) process; prints one JSON line with the figures and the memory
+    peak. OVERRIDES (mailcarrier only) is a JSON object of main.cf parameters."""
+    client, loop_name, port, messages, concurrency, size = argv[:6]
+    overrides: dict[str, str] = json.loads(argv[6]) if len(argv) > 6 else {}
     loop = install_loop(loop_name)
     # Import everything first, so the memory baseline includes the code, not the traffic.
     import aiosmtplib  # noqa: F401
@@ -152,7 +160,11 @@ def main(argv: list[str]) -> None:
         peak_reset = reset_peak()
         if client == "mailcarrier":
             coro = deliver_many(
-                int(port), content, messages=int(messages), concurrency=int(concurrency)
+                int(port),
+                content,
+                messages=int(messages),
+                concurrency=int(concurrency),
+                overrides=overrides,
             )
         else:
             coro = aiosmtplib_many(

@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # Install the real peers the tests talk to on loopback: Postfix (smtpd, smtp-sink,
-# smtp-source, postmap with its lmdb: and cdb: map types) and Dovecot's LMTP server, from
-# Debian packages, and Berkeley DB's headers, which the berkeleydb Python package (the
-# hash:/btree: tables) builds against (`make extras`). Never starts a system daemon
-# (policy-rc.d), never fails the build: tests that need a peer skip when it is absent.
+# smtp-source, postmap with its lmdb/cdb/pgsql/mysql/sqlite tables), Dovecot's LMTP server,
+# the PostgreSQL and MariaDB servers the table tests start privately, and Berkeley DB's
+# headers, which the berkeleydb Python package (the hash:/btree: tables) builds against
+# (`make extras`), from Debian packages. Never starts a system daemon (policy-rc.d), never
+# fails the build: tests that need a peer skip when it is absent.
 set -u
 have() { command -v "$1" >/dev/null 2>&1; }
+PACKAGES="postfix postfix-lmdb postfix-cdb dovecot-lmtpd libdb5.3-dev postgresql mariadb-server"
+PACKAGES="$PACKAGES postfix-pgsql postfix-mysql postfix-sqlite"
 if have smtp-sink && [ -x /usr/sbin/postfix ] && [ -x /usr/lib/dovecot/lmtp ] \
     && [ -e /usr/lib/postfix/postfix-lmdb.so ] && [ -e /usr/lib/postfix/postfix-cdb.so ] \
-    && [ -e /usr/include/db.h ]; then
+    && [ -e /usr/include/db.h ] \
+    && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && have mariadbd \
+    && [ -e /usr/lib/postfix/postfix-pgsql.so ] && [ -e /usr/lib/postfix/postfix-mysql.so ] \
+    && [ -e /usr/lib/postfix/postfix-sqlite.so ]; then
     exit 0
 fi
 if [ "$(id -u)" != 0 ] || ! have apt-get; then
@@ -23,7 +29,7 @@ fi
 echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
 # postfix-lmdb and postfix-cdb register their map types in /etc/postfix/dynamicmaps.cf; their
 # scripts' complaint that /etc/postfix/main.cf is missing ("No configuration") is harmless.
-(apt-get update -qq && apt-get install -y -qq postfix postfix-lmdb postfix-cdb dovecot-lmtpd \
-    libdb5.3-dev >/tmp/mailcarrier-peers.log 2>&1) \
+# shellcheck disable=SC2086
+(apt-get update -qq && apt-get install -y -qq $PACKAGES >/tmp/mailcarrier-peers.log 2>&1) \
     || echo "install-peers: apt-get failed (see /tmp/mailcarrier-peers.log); dependent tests will skip" >&2
 exit 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,8 +19,9 @@ import trustme
 from dnslib import RR
 
 from mailcarrier.routing import resolver as dns_resolver
+from tests.support import sqldata
 from tests.support.dns import TlsZone, serve_zone
-from tests.support.peers import postfix_sink
+from tests.support.peers import mariadb, pgsql, postfix_sink
 from tests.support.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler
 from tests.support.scripted import ScriptedServer, StartScripted, Step
 from tests.support.tls import Pki, StartServer
@@ -133,3 +135,40 @@ def dns_zone() -> Iterator[tuple[int, TlsZone]]:
     zone = TlsZone(records=RR.fromZone('tls.test. 300 IN TXT "tls tests"'))
     with serve_zone(zone) as port:
         yield port, zone
+
+
+def _sql_root() -> Path:
+    """A directory the unprivileged database user can reach (pytest's tmp_path is 0700)."""
+    root = Path(tempfile.mkdtemp(prefix="mc-sql-", dir="/tmp"))
+    os.chmod(root, 0o755)
+    return root
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[pgsql.PgServer]:
+    """A private PostgreSQL server for the session, filled with tests/support/sqldata.py."""
+    if not pgsql.available():
+        pytest.skip("PostgreSQL server binaries not installed (Debian postgresql)")
+    server = pgsql.PgServer(_sql_root())
+    try:
+        server.start()
+        sqldata.fill_pgsql(server)
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def maria_server() -> Iterator[mariadb.MariaDb]:
+    """A private MariaDB server for the session, filled with tests/support/sqldata.py."""
+    if not mariadb.available():
+        pytest.skip("MariaDB server binaries not installed (Debian mariadb-server)")
+    server = mariadb.MariaDb(_sql_root())
+    try:
+        server.start()
+        sqldata.fill_mysql(server)
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.root, ignore_errors=True)

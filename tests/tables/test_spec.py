@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mailcarrier.tables import TABLE_TYPES, parse_spec, spec_files
+from mailcarrier.tables import TABLE_TYPES, TableSpec, parse_spec, spec_files
 
 
 def test_parse_spec() -> None:
@@ -51,7 +51,23 @@ def test_known_types() -> None:
         "cidr",
         "unionmap",
         "pipemap",
+        "proxy",
+        "pgsql",
+        "mysql",
+        "sqlite",
     } == TABLE_TYPES
+
+
+def test_proxy_and_network_specs(tmp_path: Path) -> None:
+    assert parse_spec("proxy:pgsql:/x.cf") == TableSpec("proxy", "pgsql:/x.cf")
+    # proxy:proxy:x is proxy:x, as proxymap strips repeated prefixes.
+    assert parse_spec("proxy:proxy:hash:/x") == TableSpec("proxy", "hash:/x")
+    with pytest.raises(ValueError, match="unsupported dictionary type"):
+        parse_spec("proxy:nosuch:/x")
+    # The configuration file is watched; a main.cf-style prefix names no file.
+    assert spec_files("pgsql:/etc/postfix/x.cf") == (Path("/etc/postfix/x.cf"),)
+    assert spec_files("proxy:mysql:./m.cf", tmp_path) == (tmp_path / "m.cf",)
+    assert spec_files("pgsql:pgsource") == ()
 
 
 def test_spec_files(tmp_path: Path) -> None:

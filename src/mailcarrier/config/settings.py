@@ -25,8 +25,14 @@ from mailcarrier.config.parser import NAME_RE, RawSetting, read_main_cf
 from mailcarrier.config.views import RENAMED, ClientMapsName, ClientParams, MainParams, MapsName
 from mailcarrier.errors import ConfigError
 from mailcarrier.tables import FileWatcher, Maps, open_maps, spec_files
+from mailcarrier.tables.proxy import ProxyService
+from mailcarrier.tables.spec import NETWORK_KINDS
 
 _MENTION: Final = re.compile(r"\$[{(]?([A-Za-z0-9_]+)")
+# A network table named by a main.cf prefix rather than a file: pgsql:pgsource, ...
+_TABLE_PREFIX: Final = re.compile(
+    r"(?:^|[\s,{])(?:proxy:)?(?:" + "|".join(sorted(NETWORK_KINDS)) + r"):([A-Za-z0-9_]+)"
+)
 # The fields of ClientParams: the suffix of every smtp_ parameter.
 CLIENT_SUFFIXES: Final = tuple(n.removeprefix("smtp_") for n in PARAMS if n.startswith("smtp_"))
 
@@ -45,11 +51,21 @@ class Settings:
         "_values",
         "config_dir",
         "params",
+        "proxy",
         "warnings",
     )
 
-    def __init__(self, raw: Mapping[str, RawSetting], config_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        raw: Mapping[str, RawSetting],
+        config_dir: Path | None = None,
+        *,
+        proxy: ProxyService | None = None,
+    ) -> None:
         self.config_dir = config_dir
+        # Postfix's proxymap(8), for proxy:type:name tables (the Postfix-native front end
+        # sets it); None: such tables open their inner table directly.
+        self.proxy = proxy
         self._raw: Mapping[str, RawSetting] = MappingProxyType(dict(raw))
         self._expander = Expander(self._raw_text)
         texts: dict[str, str] = {}
@@ -99,7 +115,7 @@ class Settings:
     def with_overrides(self, overrides: Mapping[str, str]) -> Settings:
         raw = dict(self._raw)
         raw.update(_override_settings(overrides))
-        return Settings(raw, self.config_dir)
+        return Settings(raw, self.config_dir, proxy=self.proxy)
 
     # --- expansion and errors ---------------------------------------------------------
     def _raw_text(self, name: str) -> str | None:
@@ -154,10 +170,16 @@ class Settings:
         return out
 
     def _find_warnings(self) -> tuple[str, ...]:
-        # Like postconf: a name that any main.cf value mentions as $name counts as used.
+        # Like postconf: a name that any main.cf value mentions as $name counts as used, and
+        # so do the parameters of main.cf-style tables (pgsql:pgsource -> pgsource_hosts).
         mentioned = {
             m.group(1) for setting in self._raw.values() for m in _MENTION.finditer(setting.value)
         }
+        prefixes = tuple(
+            m.group(1) + "_"
+            for setting in self._raw.values()
+            for m in _TABLE_PREFIX.finditer(setting.value)
+        )
         out: list[str] = []
         for name, setting in self._raw.items():
             where = f"{setting.filename}:{setting.lineno}: " if setting.lineno else ""
@@ -166,6 +188,7 @@ class Settings:
                 name in self._transport_values
                 or name in self._expander.referenced
                 or name in mentioned
+                or (bool(prefixes) and name.startswith(prefixes))
             )
             if param is None and not known:
                 out.append(f"{where}unused parameter: {name}={setting.value}")
@@ -226,7 +249,20 @@ class Settings:
         Raises `mailcarrier.tables.TableError` when a table cannot be opened; warnings about
         malformed lines are in the result's `warnings`.
         """
-        return open_maps(self.get_list(name), self.config_dir, name)
+        return open_maps(
+            self.get_list(name),
+            self.config_dir,
+            name,
+            main_cf=self.table_parameter,
+            proxy=self.proxy,
+        )
+
+    def table_parameter(self, name: str) -> str | None:
+        """A main.cf parameter a ``type:prefix`` table reads (``prefix_hosts``, ...),
+        expanded; None when it is not set."""
+        if name not in self._raw:
+            return None
+        return self._expand(name)
 
     def expanded(self, name: str) -> str:
         """The expanded text of a parameter, as `conf -x` shows it."""

@@ -318,7 +318,12 @@ class DeliveryAgent:
         it defers this server (a TLSA lookup error, dane-only without usable TLSA records,
         a broken policy entry), which is then never contacted. Marked and logged as when
         the TLS step fails on an open connection. A server that never connected does not
-        count against smtp_mx_session_limit, as in Postfix."""
+        count against smtp_mx_session_limit, as in Postfix.
+
+        The server's table lookups happen here too, on the loop without blocking it: its
+        TLS policy and its SASL credentials, which the synchronous steps after it (reuse
+        keys, the TLS step, AUTH) then find already resolved."""
+        await self._reuse.prepare_peer(job, hop, peer)
         tls = hop.tls
         if tls is None:
             return False

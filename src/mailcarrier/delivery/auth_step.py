@@ -12,6 +12,13 @@ the next server, a hard one bounces them (Postfix smtp_sess_fail()).
 Credentials are never sent when the TLS policy demands encryption and the session is not
 encrypted, whatever the security options say. `session_identity` gives the SASL part of a
 connection-reuse key. Nothing secret is logged.
+
+The password lookup runs on the event loop without blocking it (`Maps` async search:
+pgsql:, mysql:, ... tables wait on their server in the table loop). `prefetch_credentials`
+does it before connecting and keeps the answer in the request's `CredentialMemo`, so the
+synchronous callers (the reuse key) and `authenticate` find it there. A table that cannot
+answer (server down, timeout: `TableLookupError`) is Postfix's "smtp_sasl_password_maps
+lookup error" and a 4.3.0 deferral, never "no credentials".
 """
 
 from __future__ import annotations
@@ -32,7 +39,12 @@ from mailcarrier.protocol.reply import Reply
 from mailcarrier.routing.nexthop import NextHopKind, parse_nexthop
 from mailcarrier.sasl.authcache import AuthFailureCache
 from mailcarrier.sasl.mechanism import ChannelBinding, Credentials, SaslError
-from mailcarrier.sasl.passwords import PasswordMatch, lookup_credentials, reuse_identity
+from mailcarrier.sasl.passwords import (
+    PasswordMatch,
+    lookup_credentials,
+    lookup_credentials_async,
+    reuse_identity,
+)
 from mailcarrier.sasl.policy import (
     Choice,
     MechanismFilter,
@@ -45,10 +57,21 @@ from mailcarrier.sasl.policy import (
 from mailcarrier.sasl.scram import server_end_point
 from mailcarrier.status import DeliveryStatus
 from mailcarrier.tables.base import TableError
+from mailcarrier.tables.maps import Maps
 from mailcarrier.transport.connection import Peer
 from mailcarrier.transport.session import Session
 
-__all__ = ["auth_cache_for", "authenticate", "current_destination", "session_identity"]
+__all__ = [
+    "CredentialMemo",
+    "auth_cache_for",
+    "authenticate",
+    "current_destination",
+    "prefetch_credentials",
+    "session_identity",
+]
+
+# The credentials found for (server host name, destination) during one request.
+CredentialMemo = dict[tuple[str, str], PasswordMatch | None]
 
 # TLS levels under which a plaintext session must never carry credentials.
 _MANDATORY_TLS: Final = frozenset({"encrypt", "dane-only", "fingerprint", "verify", "secure"})
@@ -107,33 +130,105 @@ def current_destination(nexthop: str, agent: AgentSettings, peer: Peer) -> str:
     return domain_matches[0] if len(domain_matches) == 1 else ""
 
 
-def _lookup(
-    settings: Settings,
-    agent: AgentSettings,
-    request: DeliveryRequest,
-    peer: Peer,
-    destination: str | None = None,
-) -> PasswordMatch | None:
+def _maps(agent: AgentSettings) -> Maps:
     maps = agent.open_maps("sasl_password_maps")
     if not maps:
         name = agent.name("sasl_password_maps")
         raise ConfigError(
             f"specify a password table via the `{name}' configuration parameter", parameter=name
         )
-    return lookup_credentials(
-        maps,
-        host=peer.hostname,
-        destination=(
+    return maps
+
+
+def _search(
+    settings: Settings,
+    agent: AgentSettings,
+    request: DeliveryRequest,
+    peer: Peer,
+    destination: str | None,
+) -> dict[str, object]:
+    """The keyword arguments of the password search for this request and server."""
+    return {
+        "host": peer.hostname,
+        "destination": (
             destination
             if destination is not None
             else current_destination(request.nexthop, agent, peer)
         ),
-        sender=request.sender,
-        sender_dependent=agent.params.sender_dependent_authentication,
-        lmtp=agent.is_lmtp,
-        recipient_delimiter=settings.params.recipient_delimiter,
-        send_authzid=settings.params.send_cyrus_sasl_authzid,
+        "sender": request.sender,
+        "sender_dependent": agent.params.sender_dependent_authentication,
+        "lmtp": agent.is_lmtp,
+        "recipient_delimiter": settings.params.recipient_delimiter,
+        "send_authzid": settings.params.send_cyrus_sasl_authzid,
+    }
+
+
+def _memo_key(peer: Peer, destination: str | None) -> tuple[str, str]:
+    return (peer.hostname.lower(), destination or "")
+
+
+def _lookup(
+    settings: Settings,
+    agent: AgentSettings,
+    request: DeliveryRequest,
+    peer: Peer,
+    destination: str | None = None,
+    memo: CredentialMemo | None = None,
+) -> PasswordMatch | None:
+    key = _memo_key(peer, destination)
+    if memo is not None and key in memo:
+        return memo[key]
+    found = lookup_credentials(
+        _maps(agent),
+        **_search(settings, agent, request, peer, destination),  # type: ignore[arg-type]
     )
+    if memo is not None:
+        memo[key] = found
+    return found
+
+
+async def _lookup_async(
+    settings: Settings,
+    agent: AgentSettings,
+    request: DeliveryRequest,
+    peer: Peer,
+    destination: str | None,
+    memo: CredentialMemo | None,
+    log: LogSink,
+) -> PasswordMatch | None:
+    key = _memo_key(peer, destination)
+    if memo is not None and key in memo:
+        return memo[key]
+    maps = _maps(agent)
+    try:
+        found = await lookup_credentials_async(
+            maps,
+            **_search(settings, agent, request, peer, destination),  # type: ignore[arg-type]
+        )
+    finally:
+        for warning in maps.take_warnings():
+            log.warning(agent.transport, warning)
+    if memo is not None:
+        memo[key] = found
+    return found
+
+
+async def prefetch_credentials(
+    settings: Settings,
+    agent: AgentSettings,
+    request: DeliveryRequest,
+    peer: Peer,
+    destination: str | None,
+    memo: CredentialMemo,
+    *,
+    log: LogSink,
+) -> None:
+    """Look the credentials for `peer` up now, on the loop, into `memo` (a failure is left
+    for `authenticate` to report)."""
+    if not agent.params.sasl_auth_enable:
+        return
+    with contextlib.suppress(ConfigError):
+        await _lookup_async(settings, agent, request, peer, destination, memo, log)
 
 
 def session_identity(
@@ -142,10 +237,15 @@ def session_identity(
     request: DeliveryRequest,
     peer: Peer,
     destination: str | None = None,
+    memo: CredentialMemo | None = None,
 ) -> str:
-    """The SASL part of a connection-reuse key for this request and server."""
+    """The SASL part of a connection-reuse key for this request and server (a table that
+    cannot answer gives a key that matches no other session)."""
     enabled = agent.params.sasl_auth_enable
-    match = _lookup(settings, agent, request, peer, destination) if enabled else None
+    try:
+        match = _lookup(settings, agent, request, peer, destination, memo) if enabled else None
+    except TableError:
+        return f"sasl=unavailable:{id(request)}"
     return reuse_identity(
         match.credentials if match else None,
         sender=request.sender,
@@ -209,6 +309,7 @@ async def authenticate(
     log: LogSink,
     soft_bounce: bool = False,
     destination: str | None = None,
+    memo: CredentialMemo | None = None,
 ) -> Verdict | None:
     """Authenticate if configured and possible. None: go on; a Verdict: the session failed.
 
@@ -222,7 +323,7 @@ async def authenticate(
         return None  # Postfix authenticates only to servers that announce AUTH
     process = agent.transport
     try:
-        match = _lookup(settings, agent, request, peer, destination)
+        match = await _lookup_async(settings, agent, request, peer, destination, memo, log)
     except TableError as exc:
         log.warning(process, f"{request.queue_id}: {agent.name('sasl_password_maps')} lookup error")
         return _fail(f"local data error while talking to {peer.namaddr}: {exc}", "4.3.0")

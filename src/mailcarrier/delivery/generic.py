@@ -16,9 +16,11 @@ character) is put back into the result when propagate_unmatched_extensions lists
 
 A table that cannot be opened or read, or a result that is not an address, is a lookup
 problem: the transaction is not started (envelope) or the content is abandoned mid-DATA
-(headers), and the recipients are deferred with 4.3.0, never bounced. Neighbours: content/
-rfc822.py parses header address lists; content/pipeline.py calls `header_rewriter()`'s hook;
-agent.py calls `envelope()` for each transaction.
+(headers), and the recipients are deferred with 4.3.0, never bounced. With network tables
+(pgsql:, ...) the envelope addresses are looked up before the transaction by `prefetch`,
+on the event loop without blocking it; header addresses are asked as the content streams
+by. Neighbours: content/rfc822.py parses header address lists; content/pipeline.py calls
+`header_rewriter()`'s hook; agent.py calls `envelope()` for each transaction.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from mailcarrier.protocol.address import address_problem
 from mailcarrier.routing.local import is_local_domain
 from mailcarrier.status import DeliveryStatus
 from mailcarrier.tables.base import TableError
-from mailcarrier.tables.maps import Maps
+from mailcarrier.tables.maps import Maps, Match
 from mailcarrier.tables.search import split_extension
 from mailcarrier.transport.records import Envelope
 
@@ -124,6 +126,8 @@ class GenericMapper:
         self.warning = warning
         self._maps = maps
         self._local: dict[str, bool] = {}
+        # Answers found by `prefetch` (external-form address -> mapping or None).
+        self._memo: dict[str, str | None] = {}
 
     # --- lookups ----------------------------------------------------------------------
     def _tables(self, address: str) -> Maps:
@@ -146,16 +150,52 @@ class GenericMapper:
         with smtp_map11_external(); raises `GenericLookupError`."""
         if not address:
             return None
+        if address in self._memo:
+            return self._memo[address]
         maps = self._tables(address)
-        local_part, at_domain = split_address(address)
-        domain = at_domain[1:]
+        domain = split_address(address)[1][1:]
         try:
             local = self._is_local(domain) if domain else True
             found = maps.find_address(address, recipient_delimiter=self.delimiters, local=local)
         except LOOKUP_ERRORS as exc:
             raise GenericLookupError(self.name, address, str(exc)) from None
+        finally:
+            self._log_table_warnings(maps)
+        return self._result(address, found)
+
+    async def prefetch(self, addresses: Iterable[str]) -> None:
+        """Look internal-form addresses up now, on the event loop without blocking it
+        (network tables: pgsql:, ...); `map_internal` then finds the answers. A failure is
+        left for the synchronous lookup to report."""
+        if not self.enabled:
+            return
+        for internal in addresses:
+            address = quote_local(internal) if internal else ""
+            if not address or address in self._memo:
+                continue
+            try:
+                maps = self._tables(address)
+                if not maps.network:
+                    return  # file tables answer at once: nothing to gain
+                domain = split_address(address)[1][1:]
+                local = self._is_local(domain) if domain else True
+                found = await maps.find_address_async(
+                    address, recipient_delimiter=self.delimiters, local=local
+                )
+                self._log_table_warnings(maps)
+                self._memo[address] = self._result(address, found)
+            except (GenericLookupError, *LOOKUP_ERRORS):
+                continue
+
+    def _log_table_warnings(self, maps: Maps) -> None:
+        if maps.network:
+            for warning in maps.take_warnings():
+                self.warning(warning)
+
+    def _result(self, address: str, found: Match | None) -> str | None:
         if found is None:
             return None
+        local_part = split_address(address)[0]
         # The unmatched extension, with its delimiter (Postfix strip_addr()).
         extension = ""
         if found.extension:

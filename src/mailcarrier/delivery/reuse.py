@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from mailcarrier.config.settings import Settings
-from mailcarrier.delivery.auth_step import session_identity
+from mailcarrier.delivery.auth_step import prefetch_credentials, session_identity
 from mailcarrier.delivery.cache import ConnectionCache
 from mailcarrier.delivery.hop import Hop
 from mailcarrier.delivery.servers import Destination
@@ -69,7 +69,12 @@ class SessionReuse:
         sasl = profile.params.sasl_auth_enable
         policy = None
         if peer is not None and hop.has_tls:
-            policy = resolve_policy(job.agent, hop.destination, peer.hostname)
+            tls = hop.tls
+            policy = (
+                tls.policy(peer)  # resolved before connecting, without blocking the loop
+                if tls is not None
+                else resolve_policy(job.agent, hop.destination, peer.hostname)
+            )
         plaintext = policy is not None and policy.level is SecurityLevel.NONE and not policy.error
         if not sasl and (policy is None or plaintext):
             # The usual cases, without building the label.
@@ -95,7 +100,12 @@ class SessionReuse:
                 parts.append(f"sasl=dest:{hop.destination}:{sender}")
             else:
                 identity = session_identity(
-                    self.settings, job.agent, job.request, peer, hop.destination
+                    self.settings,
+                    job.agent,
+                    job.request,
+                    peer,
+                    hop.destination,
+                    job.sasl_credentials,
                 )
                 parts.append("sasl=" + identity)
         return "|".join(parts)
@@ -150,6 +160,7 @@ class SessionReuse:
                 return
             job.tried_sessions.add(session)
             peer = session.conn.peer
+            await self.prepare_peer(job, hop, peer)  # the keys and TLS checks below
             job.tracker.tls_status = session.tls_status
             job.attempt.ready = self.clock()
             leftover = None
@@ -165,6 +176,22 @@ class SessionReuse:
                     await self.release(job, hop, session, peer)
             if leftover is not None or not session.broken:
                 return  # served, or could not serve: either way not this session again
+
+    async def prepare_peer(self, job: DeliveryState, hop: Hop, peer: Peer) -> None:
+        """Look the server's tables up on the loop without blocking it: its SASL
+        credentials and its TLS policy, which the synchronous steps after it (reuse keys,
+        the TLS step, AUTH) then find resolved (network tables: pgsql:, ...)."""
+        await prefetch_credentials(
+            self.settings,
+            job.agent,
+            job.request,
+            peer,
+            hop.destination,
+            job.sasl_credentials,
+            log=self.log,
+        )
+        if hop.tls is not None:
+            await hop.tls.resolve(peer)
 
     @staticmethod
     def tls_reuse_allowed(hop: Hop, session: Session, peer: Peer) -> bool:

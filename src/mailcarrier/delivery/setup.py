@@ -105,6 +105,7 @@ class SessionSetup:
             log=self._log,
             soft_bounce=job.soft_bounce,
             destination=hop.destination,
+            memo=job.sasl_credentials,
         )
         if auth is not None:
             self._failed(job, auth, peer, final)  # Postfix smtp_sess_fail()

@@ -32,6 +32,7 @@ from mailcarrier.delivery.request import DeliveryRequest
 from mailcarrier.delivery.trouble import Verdict
 from mailcarrier.errors import UsageError
 from mailcarrier.log import LogSink
+from mailcarrier.sasl.passwords import PasswordMatch
 from mailcarrier.status import Delays
 from mailcarrier.transport.options import SessionOptions
 
@@ -77,6 +78,8 @@ class DeliveryState:
     # Cached sessions this request took: one that could not serve it is not taken again
     # under another key (reuse.py).
     tried_sessions: set[object] = field(default_factory=set)
+    # SASL credentials looked up for (server host name, destination) (auth_step.py).
+    sasl_credentials: dict[tuple[str, str], PasswordMatch | None] = field(default_factory=dict)
     # Read for every transaction: kept as plain fields (the profile's values).
     agent: AgentSettings = field(init=False)
     options: SessionOptions = field(init=False)

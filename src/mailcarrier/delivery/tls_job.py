@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import enum
 import ssl
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Final
 
 from mailcarrier.config.settings import AgentSettings
 from mailcarrier.delivery.trouble import Verdict
@@ -28,9 +30,20 @@ from mailcarrier.tls.context import ContextFactory, TlsSessionCache
 from mailcarrier.tls.dane import TlsaRecord
 from mailcarrier.tls.features import FeatureState, TlsFeature
 from mailcarrier.tls.levels import SecurityLevel
-from mailcarrier.tls.policy import TlsPolicy, nexthop_domain, resolve_policy
+from mailcarrier.tls.policy import (
+    TlsPolicy,
+    nexthop_domain,
+    resolve_policy,
+    resolve_policy_async,
+)
 from mailcarrier.tls.verify import Trust
 from mailcarrier.transport.connection import Peer
+
+# smtp(8) keeps the policies it looked up for as long as the process lives (up to
+# max_use deliveries); a long-running agent keeps those from network tables this long, so
+# that a change in the database is seen within it.
+_POLICY_CACHE_TIME: Final = 60.0
+_POLICY_CACHE_SIZE: Final = 1000
 
 __all__ = [
     "DaneDecision",
@@ -106,6 +119,9 @@ class TlsClient:
         # settings, since every destination of every request asks).
         self._factories: dict[str, tuple[ContextFactory, TlsSessionCache | None]] = {}
         self._caches: dict[str, TlsSessionCache] = {}
+        # Policies that network tables (pgsql:, ...) gave, as smtp(8)'s per-process policy
+        # cache keeps them: (destination, server) -> (expiry, policy), per transport.
+        self.policy_cache: dict[tuple[str, str, str], tuple[float, TlsPolicy]] = {}
 
     def job(
         self,
@@ -126,7 +142,9 @@ class TlsClient:
                     cache = self._caches[agent.transport] = TlsSessionCache(timeout)
             known = self._factories[agent.transport] = (ContextFactory(agent), cache)
         factory, cache = known
-        return TlsJob(agent, destination, factory, cache, log, resolver, preactive_delay)
+        job = TlsJob(agent, destination, factory, cache, log, resolver, preactive_delay)
+        job.shared_policies = self.policy_cache
+        return job
 
 
 @dataclass(slots=True)
@@ -143,13 +161,61 @@ class TlsJob:
     plaintext_peers: set[str] = field(default_factory=set)
     # DANE decisions made before connecting (tls_step.prepare_tls()), by `dane_key()`.
     dane: dict[tuple[str, int, bool, bool | None, str], DaneDecision] = field(default_factory=dict)
+    # Policies resolved for this destination, by server host name (tables are asked once).
+    policies: dict[str, TlsPolicy] = field(default_factory=dict)
+    # The agent's cache of policies from network tables (TlsClient.policy_cache).
+    shared_policies: dict[tuple[str, str, str], tuple[float, TlsPolicy]] | None = None
 
     @property
     def nexthop(self) -> str:
         return nexthop_domain(self.destination)
 
     def policy(self, peer: Peer) -> TlsPolicy:
-        return resolve_policy(self.agent, self.destination, peer.hostname)
+        """The policy for `peer`: resolved by `resolve()` before connecting, or now."""
+        key = peer.hostname.lower()
+        known = self.policies.get(key)
+        if known is None:
+            known = self._shared(key)
+        if known is None:
+            known = resolve_policy(self.agent, self.destination, peer.hostname)
+        self.policies[key] = known
+        return known
+
+    def _shared(self, key: str) -> TlsPolicy | None:
+        """The agent's cached policy for this destination and server, while it is fresh."""
+        if self.shared_policies is None:
+            return None
+        held = self.shared_policies.get((self.agent.transport, self.destination.lower(), key))
+        if held is None or held[0] <= time.monotonic():
+            return None
+        return held[1] if held[1].source_settings is self.agent.settings else None
+
+    async def resolve(self, peer: Peer) -> TlsPolicy:
+        """Resolve `peer`'s policy with the tables asked on the loop without blocking it
+        (pgsql:, mysql:, ...); the warnings of a table that worked are logged here, those
+        of one that failed by the TLS step that defers."""
+        key = peer.hostname.lower()
+        known = self.policies.get(key)
+        if known is not None:
+            return known
+        known = self._shared(key)
+        if known is not None:
+            self.policies[key] = known
+            return known
+        shared = self.shared_policies
+        skey = (self.agent.transport, self.destination.lower(), key)
+        now = time.monotonic()
+        known = self.policies[key] = await resolve_policy_async(
+            self.agent, self.destination, peer.hostname
+        )
+        if not known.error:
+            for warning in known.warnings:
+                self.warning(warning)
+            if shared is not None and known.from_network:
+                if len(shared) >= _POLICY_CACHE_SIZE:
+                    shared.clear()
+                shared[skey] = (now + _POLICY_CACHE_TIME, known)
+        return known
 
     @staticmethod
     def dane_key(peer: Peer, level: SecurityLevel) -> tuple[str, int, bool, bool | None, str]:

@@ -66,6 +66,10 @@ async def run_transaction(
         for i in pending:
             mark(i, verdict)
         return None
+    if job.generic is not None:  # network generic maps: asked now, on the loop
+        await job.generic.prefetch(
+            [job.request.sender, *(job.request.recipients[i].address for i in pending)]
+        )
     prepared = _prepare(job, caps, peer, pending)
     if isinstance(prepared, Leftover):
         return replace(prepared, conn_use=conn_use)

@@ -21,6 +21,8 @@ may be referred to) and never stop the program; names only Postfix accepts (with
 from master.cf service names) are left out. Where mailcarrier's own default is per-user
 (``config_directory``, ``queue_directory``), Postfix's is used: the configuration directory,
 and the directory master(8) started the child in (master chdirs to queue_directory).
+``proxy:type:name`` tables are asked through Postfix's proxymap(8) (postfix/proxymap.py,
+``$queue_directory/private/$proxymap_service_name``).
 
 `drop_privileges()` refuses ``-c`` (chroot: a Python process cannot run in queue_directory,
 its modules, CA files and resolver configuration are outside it) with one line naming the
@@ -43,6 +45,7 @@ from typing import Final
 from mailcarrier.config.parser import RawSetting, read_main_cf
 from mailcarrier.config.settings import Settings
 from mailcarrier.errors import ConfigError, UsageError
+from mailcarrier.postfix.proxymap import ProxymapClient
 
 __all__ = [
     "DEFAULT_CONFIG_DIRECTORY",
@@ -238,7 +241,11 @@ def load_settings(
     for name, value in (*options.overrides, ("service_name", options.service_name)):
         raw.pop(name, None)  # later settings win, and keep their place last
         raw[name] = RawSetting(name, value, "-o", 0)
-    return Settings(raw, directory)
+    # proxy:type:name tables go through Postfix's proxymap(8), as in Postfix.
+    service = raw["proxymap_service_name"].value if "proxymap_service_name" in raw else "proxymap"
+    queue = Path(raw["queue_directory"].value)
+    proxy = ProxymapClient(queue / "private" / service, service=service)
+    return Settings(raw, directory, proxy=proxy)
 
 
 def drop_privileges(options: MasterOptions, settings: Settings) -> None:

@@ -14,7 +14,9 @@ A result is ``username:password``, split at the first colon (the password may co
 colons; a missing one is an empty password). `reuse_identity` gives the SASL part of a
 connection-cache key so that sessions authenticated as different users, or (with
 sender-dependent authentication) opened for different senders, are never shared; it contains
-a digest of the password, never the password. Lookup only: mechanisms are in mechanism.py.
+a digest of the password, never the password. `lookup_credentials_async` is the same search
+for callers on an event loop: network tables (pgsql:, ...) are asked without blocking it.
+Lookup only: mechanisms are in mechanism.py.
 """
 
 from __future__ import annotations
@@ -25,7 +27,13 @@ from dataclasses import dataclass
 from mailcarrier.sasl.mechanism import Credentials
 from mailcarrier.tables.maps import Maps
 
-__all__ = ["PasswordMatch", "lookup_credentials", "parse_credentials", "reuse_identity"]
+__all__ = [
+    "PasswordMatch",
+    "lookup_credentials",
+    "lookup_credentials_async",
+    "parse_credentials",
+    "reuse_identity",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +74,33 @@ def lookup_credentials(
         if not key:
             continue
         hit = maps.find(key)
+        if hit is not None:
+            creds = parse_credentials(hit.value, send_authzid=send_authzid)
+            return PasswordMatch(creds, key, kind, hit.table)
+    return None
+
+
+async def lookup_credentials_async(
+    maps: Maps,
+    *,
+    host: str,
+    destination: str,
+    sender: str = "",
+    sender_dependent: bool = False,
+    lmtp: bool = False,
+    recipient_delimiter: str = "",
+    send_authzid: bool = False,
+) -> PasswordMatch | None:
+    """`lookup_credentials` with `Maps.find_address_async` / `find_async`."""
+    if sender_dependent and sender and not lmtp:
+        found = await maps.find_address_async(sender, recipient_delimiter=recipient_delimiter)
+        if found is not None:
+            creds = parse_credentials(found.value, send_authzid=send_authzid)
+            return PasswordMatch(creds, found.key, "sender", found.table)
+    for kind, key in (("host", host), ("destination", destination)):
+        if not key:
+            continue
+        hit = await maps.find_async(key)
         if hit is not None:
             creds = parse_credentials(hit.value, send_authzid=send_authzid)
             return PasswordMatch(creds, key, kind, hit.table)

@@ -13,8 +13,11 @@ read permissions, -o keep the file's owner when run by root. Tables are opened w
 needed, as postmap opens them, so ``-q`` stops at the first table that has the key. An entry
 whose value is empty is printed with postmap's two warnings. Entry point:
 ``map_main(argv, stdout, stderr, stdin=None) -> int``. Exit status: 0 success (or key
-found), 1 key not found (as postmap), 64 usage error, 78 table error (postmap: 1). Warnings
-(malformed lines, duplicates, stale indexes) go to stderr, one line each; errors are one line.
+found), 1 key not found (as postmap), 64 usage error, 75 a table could not answer now (a
+database server down or too slow: postmap's "table TYPE:NAME: query error"), 78 table error
+(postmap: 1). Warnings (malformed lines, duplicates, stale indexes, a server that failed) go
+to stderr, one line each; errors are one line. Network tables (pgsql:, mysql:, sqlite:, ...)
+give the answers `postmap -q` gives for the same configuration file.
 """
 
 from __future__ import annotations
@@ -28,14 +31,14 @@ from typing import Any, Final, TextIO
 
 from mailcarrier.errors import ConfigError
 from mailcarrier.printable import printable
-from mailcarrier.tables.base import Table, TableError
+from mailcarrier.tables.base import Table, TableError, TableLookupError
 from mailcarrier.tables.build import BuildOptions, build_index
 from mailcarrier.tables.formats import open_indexed
 from mailcarrier.tables.indexed import IndexedTable, LookupOptions, decode
 from mailcarrier.tables.registry import open_table
 from mailcarrier.tables.spec import INDEXED, parse_spec
 
-EX_OK, EX_NOTFOUND, EX_USAGE, EX_CONFIG = 0, 1, 64, 78
+EX_OK, EX_NOTFOUND, EX_USAGE, EX_TEMPFAIL, EX_CONFIG = 0, 1, 64, 75, 78
 USAGE = "usage: mailcarrier map [-fNnopruw] [-q KEY|-] [-s] [type:]FILE..."
 PROG = "mailcarrier"
 DEFAULT_TYPE = "hash"  # postmap's default_database_type on Debian
@@ -89,9 +92,14 @@ class _Tables:
 
     def find(self, key: str) -> tuple[Table, str] | None:
         for index in range(len(self)):
-            value = self[index].lookup(key)
+            table = self[index]
+            try:
+                value = table.lookup(key)
+            finally:
+                for warning in table.take_warnings():
+                    _warn(self.stderr, warning)
             if value is not None:
-                return self[index], value
+                return table, value
         return None
 
 
@@ -213,6 +221,9 @@ def map_main(
             print(printable(f"{PROG}: fatal: {exc}"), file=stderr)
         print(USAGE, file=stderr)
         return EX_USAGE
+    except TableLookupError as exc:
+        print(printable(f"{PROG}: fatal: {exc}"), file=stderr)
+        return EX_TEMPFAIL
     except ConfigError as exc:
         print(printable(f"{PROG}: fatal: {exc}"), file=stderr)
         return EX_CONFIG

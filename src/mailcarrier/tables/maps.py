@@ -4,6 +4,13 @@
 search orders of `search.py` key by key, asking all tables for one key before the next key,
 as Postfix's mail_addr_find and domain lookups do, and skip pattern tables for partial keys.
 `open_maps` opens a list given as main.cf text or as already-split items.
+
+Each search has an async twin (`find_async`, `find_address_async`, `find_domain_async`) for
+callers on an event loop: network tables are then asked with `Table.lookup_async`, which
+never blocks the loop; file tables are still asked with their plain `lookup` (no thread, no
+extra await). `network` says whether any table waits on a server. A lookup that fails for
+now raises `TableLookupError` (the caller defers); `take_warnings` drains what the tables
+noticed on the way (a server down, an empty result).
 """
 
 from __future__ import annotations
@@ -13,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mailcarrier.tables.base import Table
+from mailcarrier.tables.cfgfile import MainCfLookup
+from mailcarrier.tables.proxy import ProxyService
 from mailcarrier.tables.registry import open_table
 from mailcarrier.tables.search import Key, address_keys, domain_keys
 from mailcarrier.tables.text import split_braced
@@ -30,6 +39,7 @@ class Maps:
     def __init__(self, tables: Iterable[Table], name: str = "") -> None:
         self.tables: tuple[Table, ...] = tuple(tables)
         self.name = name
+        self.network = any(table.network for table in self.tables)
 
     def __bool__(self) -> bool:
         return bool(self.tables)
@@ -57,6 +67,30 @@ class Maps:
                 return Match(found.value, found.key, found.table, key.extension)
         return None
 
+    async def find_async(self, key: str, *, partial: bool = False) -> Match | None:
+        for table in self.tables:
+            if partial and not table.fixed:
+                continue
+            value = await table.lookup_async(key) if table.network else table.lookup(key)
+            if value is not None:
+                return Match(value, key, table.spec)
+        return None
+
+    async def _walk_async(self, keys: list[Key]) -> Match | None:
+        for key in keys:
+            found = await self.find_async(key.text, partial=key.partial)
+            if found is not None:
+                return Match(found.value, found.key, found.table, key.extension)
+        return None
+
+    def take_warnings(self) -> list[str]:
+        """Warnings of the lookups since the last call (network tables only)."""
+        out: list[str] = []
+        for table in self.tables:
+            if table.network:
+                out.extend(table.take_warnings())
+        return out
+
     def find_address(
         self, address: str, *, recipient_delimiter: str = "", local: bool = False
     ) -> Match | None:
@@ -67,7 +101,26 @@ class Maps:
         keys = domain_keys(domain, parent_matches_subdomains=parent_matches_subdomains)
         return self._walk(keys)
 
+    async def find_address_async(
+        self, address: str, *, recipient_delimiter: str = "", local: bool = False
+    ) -> Match | None:
+        keys = address_keys(address, recipient_delimiter=recipient_delimiter, local=local)
+        return await self._walk_async(keys)
 
-def open_maps(specs: str | Iterable[str], base_dir: Path | None = None, name: str = "") -> Maps:
+    async def find_domain_async(
+        self, domain: str, *, parent_matches_subdomains: bool = False
+    ) -> Match | None:
+        keys = domain_keys(domain, parent_matches_subdomains=parent_matches_subdomains)
+        return await self._walk_async(keys)
+
+
+def open_maps(
+    specs: str | Iterable[str],
+    base_dir: Path | None = None,
+    name: str = "",
+    *,
+    main_cf: MainCfLookup | None = None,
+    proxy: ProxyService | None = None,
+) -> Maps:
     items = split_braced(specs) if isinstance(specs, str) else list(specs)
-    return Maps((open_table(item, base_dir) for item in items), name)
+    return Maps((open_table(item, base_dir, main_cf=main_cf, proxy=proxy) for item in items), name)

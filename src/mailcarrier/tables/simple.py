@@ -1,7 +1,8 @@
 """Fixed-string tables held in memory: ``inline:{...}``, ``static:value`` and ``texthash:/path``.
 
 `read_source` parses the postmap(1) input format (``key whitespace value``) that texthash
-reads directly and that `hashdb.build_index` compiles; a malformed line is a warning naming
+reads directly (indexed files are built by build.py from source.py's exact copy of postmap's
+reader); a malformed line is a warning naming
 file:line and is skipped, and a duplicate key keeps its first value, as postmap does. Keys are
 folded to lower case when stored and when looked up (Postfix's default for fixed tables).
 """

@@ -17,7 +17,10 @@ from mailcarrier.tables.text import split_braced, strip_group
 INDEXED: Final = {"hash": ".db", "btree": ".db", "lmdb": ".lmdb", "cdb": ".cdb"}
 FILE_KINDS: Final = frozenset({"texthash", "regexp", "pcre", "cidr", *INDEXED})
 BRACED_KINDS: Final = frozenset({"inline", "unionmap", "pipemap"})
-TABLE_TYPES: Final = frozenset({"static", *FILE_KINDS, *BRACED_KINDS})
+# Tables configured by a *_table(5) file (a name starting with / or .) or by main.cf
+# parameters (any other name, as a prefix); registry.NETWORK_OPENERS opens them.
+NETWORK_KINDS: Final = frozenset({"pgsql", "mysql", "sqlite"})
+TABLE_TYPES: Final = frozenset({"static", "proxy", *FILE_KINDS, *BRACED_KINDS, *NETWORK_KINDS})
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +49,10 @@ def parse_spec(text: str) -> TableSpec:
         raise ValueError(f'empty table name in "{text}"')
     if kind in BRACED_KINDS and not (name.startswith("{") and name.endswith("}")):
         raise ValueError(f'{kind} table "{text}": need {kind}:{{...}} format')
+    if kind == "proxy":
+        inner = parse_spec(name)  # proxy:type:name, checked as Postfix's proxymap does
+        if inner.kind == "proxy":
+            return inner
     return TableSpec(kind, name)
 
 
@@ -61,5 +68,9 @@ def spec_files(text: str, base_dir: Path | None = None) -> tuple[Path, ...]:
         source = spec.path(base_dir)
         return (source, source.with_name(source.name + INDEXED[spec.kind]))
     if spec.kind in FILE_KINDS:
+        return (spec.path(base_dir),)
+    if spec.kind == "proxy":
+        return spec_files(spec.name, base_dir)
+    if spec.kind in NETWORK_KINDS and spec.name.startswith(("/", ".")):
         return (spec.path(base_dir),)
     return ()

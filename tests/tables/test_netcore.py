@@ -1,0 +1,147 @@
+"""netcore.HostPool with a scripted connector: host order, failover, retry_interval, the
+single-host rule, pooling, idle close and timeouts (no server needed)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import TypeVar
+
+import pytest
+
+from mailcarrier.tables.base import TableLookupError
+from mailcarrier.tables.netcore import Host, HostError, HostPool
+
+T = TypeVar("T")
+
+
+class FakeConn:
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self.closed = False
+
+    def quote(self, text: str) -> str:
+        return text.replace("'", "''")
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+class FakeConnector:
+    def __init__(self, down: set[str] | None = None, hang: set[str] | None = None) -> None:
+        self.down = down or set()
+        self.hang = hang or set()
+        self.tries: list[str] = []
+        self.made: list[FakeConn] = []
+
+    async def connect(self, host: Host, timeout: float) -> FakeConn:
+        self.tries.append(host.text)
+        if host.text in self.hang:
+            await asyncio.sleep(3600)
+        if host.text in self.down:
+            raise HostError(f"connect to test server {host.text}: refused")
+        conn = FakeConn(host)
+        self.made.append(conn)
+        return conn
+
+
+class InOrder:
+    def choice(self, seq: Sequence[T]) -> T:
+        return seq[0]
+
+
+def pool(connector: FakeConnector, *hosts: Host, **kw: float) -> HostPool[FakeConn]:
+    options: dict[str, float] = {"timeout": 5.0}
+    options.update(kw)
+    return HostPool(list(hosts), connector, where="test:/t.cf", rng=InOrder(), **options)  # type: ignore[arg-type]
+
+
+async def who(conn: FakeConn) -> str:
+    return conn.host.text
+
+
+async def test_unix_hosts_first_and_failover() -> None:
+    connector = FakeConnector(down={"unix:/a"})
+    p = pool(connector, Host("tcp-b", 1), Host("unix:/a", 0))
+    assert await p.run(who) == "tcp-b"
+    assert connector.tries == ["unix:/a", "tcp-b"]
+    assert p.take_warnings() == ["connect to test server unix:/a: refused"]
+    assert await p.run(who) == "tcp-b"  # the active host, no new connection
+    assert len(connector.made) == 1
+
+
+async def test_every_host_down_then_skipped_for_retry_interval() -> None:
+    connector = FakeConnector(down={"a", "b"})
+    p = pool(connector, Host("a"), Host("b"), retry_interval=60)
+    with pytest.raises(TableLookupError, match="lookup error: connect to test server b: refused"):
+        await p.run(who)
+    with pytest.raises(TableLookupError, match="no server available"):
+        await p.run(who)
+    assert connector.tries == ["a", "b"]
+
+
+async def test_single_host_is_tried_twice() -> None:
+    connector = FakeConnector(down={"lb"})
+    p = pool(connector, Host("lb"))
+    with pytest.raises(TableLookupError):
+        await p.run(who)
+    assert connector.tries == ["lb", "lb"]
+
+
+async def test_query_failure_downs_the_host_and_tries_the_next() -> None:
+    connector = FakeConnector()
+    p = pool(connector, Host("a"), Host("b"))
+
+    async def fails_on_a(conn: FakeConn) -> str:
+        if conn.host.text == "a":
+            raise HostError("query failed on a")
+        return conn.host.text
+
+    assert await p.run(fails_on_a) == "b"
+    assert connector.made[0].closed
+    assert p.take_warnings() == ["query failed on a"]
+
+
+async def test_connect_timeout() -> None:
+    connector = FakeConnector(hang={"slow"})
+    p = pool(connector, Host("slow"), Host("ok"), timeout=0.05)
+    assert await p.run(who) == "ok"
+    assert p.take_warnings() == ["test:/t.cf: server did not answer within 0.05s"]
+
+
+async def test_operation_timeout_abandons_the_connection() -> None:
+    connector = FakeConnector()
+    p = pool(connector, Host("a"), timeout=0.05)
+
+    async def stuck(conn: FakeConn) -> str:
+        await asyncio.sleep(3600)
+        return "never"
+
+    with pytest.raises(TableLookupError):
+        await p.run(stuck)
+    await asyncio.sleep(0.01)
+    assert all(conn.closed for conn in connector.made)
+
+
+async def test_idle_connections_are_closed() -> None:
+    connector = FakeConnector()
+    p = pool(connector, Host("a"), idle_interval=0.05)
+    await p.run(who)
+    assert p.statistics()["idle"] == 1
+    await asyncio.sleep(0.15)
+    assert p.statistics() == {"open": 0, "idle": 0, "failed": 0}
+    assert connector.made[0].closed
+
+
+async def test_concurrent_operations_get_their_own_connections() -> None:
+    connector = FakeConnector()
+    p = pool(connector, Host("a"), max_connections=2)
+
+    async def slow(conn: FakeConn) -> str:
+        await asyncio.sleep(0.02)
+        return conn.host.text
+
+    assert await asyncio.gather(*(p.run(slow) for _ in range(5))) == ["a"] * 5
+    assert (
+        len(connector.made) <= 4
+    )  # at most max_connections per entry (a single host is listed twice)
