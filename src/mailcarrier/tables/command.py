@@ -72,17 +72,29 @@ def _warn(maps: Maps, stderr: TextIO) -> None:
         print(printable(f"{PROG}: warning: {warning}"), file=stderr)
 
 
+def _empty(match: Match, key: str, stderr: TextIO) -> None:
+    """postmap's warnings for a table that answers with an empty string."""
+    if not match.value:
+        for warning in (
+            f"table {match.table}: key {key}: empty string result is not allowed",
+            f"table {match.table} should return NO RESULT in case of NOT FOUND",
+        ):
+            print(printable(f"{PROG}: warning: {warning}"), file=stderr)
+
+
 def _query(key: str, maps: Maps, stdout: TextIO, stderr: TextIO, stdin: TextIO) -> int:
     if key != "-":
         match = _find(maps, key, stderr)
         if match is None:
             return EX_NOTFOUND
+        _empty(match, key, stderr)
         print(match.value, file=stdout)
         return EX_OK
     status = EX_NOTFOUND
     for line in stdin:
         item = line.strip()
         if item and (match := _find(maps, item, stderr)) is not None:
+            _empty(match, item, stderr)
             print(f"{item}\t{match.value}", file=stdout)
             status = EX_OK
     return status

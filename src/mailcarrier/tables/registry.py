@@ -5,8 +5,8 @@
 directory) and builds the table of that kind. Failures raise `TableError` naming the table.
 Lists of tables with Postfix's first-match semantics are in `maps.py`.
 
-Network kinds (`NETWORK_OPENERS`: pgsql, mysql, sqlite; more kinds register here) read a
-``*_table(5)`` file, or main.cf's ``name_*`` parameters through `main_cf`. They are opened
+Network kinds (`NETWORK_OPENERS`: pgsql, mysql, sqlite; more kinds register here) read a ``*_table(5)`` file, or main.cf's ``name_*`` parameters through `main_cf`;
+socketmap and tcp are named by their server and share its connections themselves. They are opened
 once per process and configuration: callers may open a table for every lookup, and still
 share one pool of connections; a changed configuration file (or main.cf value) makes a new
 table. ``proxy:type:name`` goes through `proxy` (Postfix's proxymap, see proxy.py) when one is
@@ -34,9 +34,11 @@ from mailcarrier.tables.pgsql import open_pgsql
 from mailcarrier.tables.proxy import ProxyService, ProxyTable
 from mailcarrier.tables.regexp import RegexpTable
 from mailcarrier.tables.simple import InlineTable, StaticTable, TextHashTable
+from mailcarrier.tables.socketmap import open_socketmap
 from mailcarrier.tables.spec import INDEXED, parse_spec
 from mailcarrier.tables.sqlite import NAMES as SQLITE_NAMES
 from mailcarrier.tables.sqlite import open_sqlite
+from mailcarrier.tables.tcp import open_tcp
 
 NetworkOpener = Callable[[str, OpenContext], Table]
 # kind -> (opener, the parameter names it reads: for main.cf-style names and the cache key)
@@ -69,6 +71,10 @@ def open_table(
         return open_table(spec.name, base_dir, main_cf=main_cf)
     if kind in NETWORK_OPENERS:
         return _open_network(kind, spec.name, base_dir, main_cf, proxy)
+    if kind == "socketmap":
+        return open_socketmap(spec.name)
+    if kind == "tcp":
+        return open_tcp(spec.name)
     if kind == "inline":
         return InlineTable(name, spec.name)
     if kind == "static":
