@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Install the real peers the tests talk to on loopback: Postfix (smtpd, smtp-sink,
-# smtp-source, postmap with its pgsql/mysql/sqlite tables), Dovecot's LMTP server, and the
-# PostgreSQL and MariaDB servers the table tests start privately, from Debian packages. Never
-# starts a system daemon (policy-rc.d), never fails the build: tests that need a peer skip
-# when it is absent.
+# smtp-source, postmap with its pgsql/mysql/sqlite/ldap tables), Dovecot's LMTP server, and the
+# PostgreSQL, MariaDB, OpenLDAP (slapd, with ldap-utils' slapadd) and memcached servers the
+# table tests start privately, from Debian packages. Never starts a system daemon
+# (policy-rc.d), never configures slapd as one (debconf: slapd/no_configuration), never
+# fails the build: tests that need a peer skip when it is absent.
 set -u
 have() { command -v "$1" >/dev/null 2>&1; }
-PACKAGES="postfix dovecot-lmtpd postgresql mariadb-server postfix-pgsql postfix-mysql postfix-sqlite"
+PACKAGES="postfix dovecot-lmtpd postgresql mariadb-server postfix-pgsql postfix-mysql postfix-sqlite
+    slapd ldap-utils memcached postfix-ldap"
 if have smtp-sink && [ -x /usr/sbin/postfix ] && [ -x /usr/lib/dovecot/lmtp ] \
     && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && have mariadbd \
     && [ -e /usr/lib/postfix/postfix-pgsql.so ] && [ -e /usr/lib/postfix/postfix-mysql.so ] \
-    && [ -e /usr/lib/postfix/postfix-sqlite.so ]; then
+    && [ -e /usr/lib/postfix/postfix-sqlite.so ] && [ -x /usr/sbin/slapd ] && have ldapsearch \
+    && [ -x /usr/bin/memcached ] && [ -e /usr/lib/postfix/postfix-ldap.so ]; then
     exit 0
 fi
 if [ "$(id -u)" != 0 ] || ! have apt-get; then
@@ -23,6 +26,8 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
     chmod +x /usr/sbin/policy-rc.d
 fi
 echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+# slapd: no /etc/ldap/slapd.d database and no service; the tests write their own cn=config.
+echo "slapd slapd/no_configuration boolean true" | debconf-set-selections
 # shellcheck disable=SC2086
 (apt-get update -qq && apt-get install -y -qq $PACKAGES >/tmp/mailcarrier-peers.log 2>&1) \
     || echo "install-peers: apt-get failed (see /tmp/mailcarrier-peers.log); dependent tests will skip" >&2

@@ -3,7 +3,8 @@ callers such as ``mailcarrier map -q`` and async tests alike can use them).
 
 `NetstringServer(answer)` is a socketmap server: each request netstring's payload goes to
 `answer`, whose result is sent back as a netstring (bytes), sent as it is (`Raw`), or makes
-the server close the connection (`CLOSE`) or never answer (`STALL`). `LineServer(answer)`
+the server close the connection (`CLOSE`, or after sending with ``Raw(data, close=True)``)
+or never answer (`STALL`). `LineServer(answer)`
 does the same for line protocols (tcp_table, memcache): `answer` gets each line with its
 newline and returns the bytes to send (b"" for nothing). Both listen on 127.0.0.1 at a free
 port, or on a UNIX-domain socket with `unix_path`; they record every request (`requests`) and
@@ -26,6 +27,7 @@ from tests.support.peers.aiosmtpd_server import free_port
 @dataclass(frozen=True)
 class Raw:
     data: bytes
+    close: bool = False  # then close the connection
 
 
 CLOSE: Final = object()
@@ -120,7 +122,7 @@ async def _send(writer: asyncio.StreamWriter, reply: Reply, wrap: Callable[[byte
     data = reply.data if isinstance(reply, Raw) else wrap(reply)  # type: ignore[arg-type]
     writer.write(data)
     await writer.drain()
-    return True
+    return not (isinstance(reply, Raw) and reply.close)
 
 
 class NetstringServer(BackgroundServer):

@@ -5,12 +5,14 @@
 directory) and builds the table of that kind. Failures raise `TableError` naming the table.
 Lists of tables with Postfix's first-match semantics are in `maps.py`.
 
-Network kinds (`NETWORK_OPENERS`: pgsql, mysql, sqlite; more kinds register here) read a ``*_table(5)`` file, or main.cf's ``name_*`` parameters through `main_cf`;
-socketmap and tcp are named by their server and share its connections themselves. They are opened
-once per process and configuration: callers may open a table for every lookup, and still
-share one pool of connections; a changed configuration file (or main.cf value) makes a new
-table. ``proxy:type:name`` goes through `proxy` (Postfix's proxymap, see proxy.py) when one is
-given, else the inner table is opened directly.
+Network kinds (`NETWORK_OPENERS`: pgsql, mysql, sqlite, memcache; more kinds register
+here) read a ``*_table(5)`` file, or main.cf's ``name_*`` parameters through `main_cf`. They
+are opened once per process and configuration: callers may open a table for every lookup,
+and still share one pool of connections; a changed configuration file (or main.cf value)
+makes a new table. socketmap and tcp tables are named by their server, and share its
+connections themselves (endpoint.shared_pool). ``proxy:type:name`` goes through `proxy`
+(Postfix's proxymap, see proxy.py) when one is given, else the inner table is opened
+directly.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from mailcarrier.tables.cfgfile import MainCfLookup, is_file_name
 from mailcarrier.tables.cidr import CidrTable
 from mailcarrier.tables.composite import PipeTable, UnionTable
 from mailcarrier.tables.hashdb import HashTable
+from mailcarrier.tables.memcache import NAMES as MEMCACHE_NAMES
+from mailcarrier.tables.memcache import open_memcache
 from mailcarrier.tables.mysql import NAMES as MYSQL_NAMES
 from mailcarrier.tables.mysql import open_mysql
 from mailcarrier.tables.netconfig import OpenContext
@@ -46,6 +50,7 @@ NETWORK_OPENERS: dict[str, tuple[NetworkOpener, tuple[str, ...]]] = {
     "pgsql": (open_pgsql, PGSQL_NAMES),
     "mysql": (open_mysql, MYSQL_NAMES),
     "sqlite": (open_sqlite, SQLITE_NAMES),
+    "memcache": (open_memcache, MEMCACHE_NAMES),
 }
 
 _cache_lock = threading.Lock()
