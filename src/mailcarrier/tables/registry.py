@@ -5,7 +5,7 @@
 directory) and builds the table of that kind. Failures raise `TableError` naming the table.
 Lists of tables with Postfix's first-match semantics are in `maps.py`.
 
-Network kinds (`NETWORK_OPENERS`: pgsql, mysql, sqlite, memcache; more kinds register
+Network kinds (`NETWORK_OPENERS`: pgsql, mysql, sqlite, ldap, memcache; more kinds register
 here) read a ``*_table(5)`` file, or main.cf's ``name_*`` parameters through `main_cf`. They
 are opened once per process and configuration: callers may open a table for every lookup,
 and still share one pool of connections; a changed configuration file (or main.cf value)
@@ -28,6 +28,8 @@ from mailcarrier.tables.cfgfile import MainCfLookup, is_file_name
 from mailcarrier.tables.cidr import CidrTable
 from mailcarrier.tables.composite import PipeTable, UnionTable
 from mailcarrier.tables.hashdb import HashTable
+from mailcarrier.tables.ldap import NAMES as LDAP_NAMES
+from mailcarrier.tables.ldap import open_ldap
 from mailcarrier.tables.memcache import NAMES as MEMCACHE_NAMES
 from mailcarrier.tables.memcache import open_memcache
 from mailcarrier.tables.mysql import NAMES as MYSQL_NAMES
@@ -50,6 +52,7 @@ NETWORK_OPENERS: dict[str, tuple[NetworkOpener, tuple[str, ...]]] = {
     "pgsql": (open_pgsql, PGSQL_NAMES),
     "mysql": (open_mysql, MYSQL_NAMES),
     "sqlite": (open_sqlite, SQLITE_NAMES),
+    "ldap": (open_ldap, LDAP_NAMES),
     "memcache": (open_memcache, MEMCACHE_NAMES),
 }
 
