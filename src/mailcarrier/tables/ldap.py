@@ -33,6 +33,7 @@ from mailcarrier.tables.ldapconn import LdapConnection, LdapConnector, require_l
 from mailcarrier.tables.ldapsearch import LdapAnswer, LdapSearch, err2string
 from mailcarrier.tables.netconfig import OpenContext, domain_filter, load_config
 from mailcarrier.tables.netcore import DEFAULT_IDLE_INTERVAL, Host, HostError, HostPool
+from mailcarrier.tables.netloop import run_async
 from mailcarrier.tables.network import NetworkTable
 
 __all__ = ["NAMES", "LdapTable", "open_ldap"]
@@ -104,6 +105,11 @@ class LdapTable(NetworkTable):
             timeout=max(options.timeout, 1),
             rng=InOrder(),
         )
+
+    async def lookup_async(self, key: str) -> str | None:
+        # ldap3 blocks, so the search runs in the table's worker threads whoever asks; the
+        # pool (its timers, its waiting lookups) lives on the table loop, as for `lookup`.
+        return await run_async(self._lookup(key))
 
     async def search(self, key: str) -> Sequence[str | None]:
         base = self.base.expand_query(key, dn_quote)
