@@ -7,8 +7,9 @@ or ``\\`` in their address and one (``axxb``) that a wildcard would wrongly find
 under ``ou=groups``: members by DN (``staff``, with a member that does not exist), by URL
 (``dynamic``), a group of groups (``nested``), a group that holds itself (``loop``) and one
 delegated to a list host (``delegated``: its ``mailHost`` is terminal); TLS policies under
-``ou=policies`` (``mcDomain`` -> ``mcTlsPolicy``); and ``cn=postfix``, the account the
-tables bind as (`BIND_DN`, `BIND_PW`). `cf_text(**params)` writes an ldap_table(5) file.
+``ou=policies`` (``mcDomain`` -> ``mcTlsPolicy``, more with `policy_entry`); and
+``cn=postfix``, the account the tables bind as (`BIND_DN`, `BIND_PW`). `cf_text(**params)`
+writes an ldap_table(5) file, `base_params(url)` the parameters most tests start from.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def _group(cn: str, address: str, members: list[str], extra: list[str] | None = 
     return "\n".join(lines) + "\n"
 
 
-def _policy(domain: str, policy: str) -> str:
+def policy_entry(domain: str, policy: str) -> str:
     return (
         f"dn: cn={domain},{POLICIES}\n"
         "objectClass: mcTlsPolicyEntry\n"
@@ -107,9 +108,8 @@ ENTRIES: Final = [
     _group("nested", "nested@example.com", [f"cn=staff,{GROUPS}"]),
     _group("loop", "loop@example.com", [f"cn=loop,{GROUPS}"]),
     _group("delegated", "delegated@example.com", [ALICE], ["mailHost: lists.example.com"]),
-    _policy("secure.example", "secure match=mx.secure.example"),
-    _policy("encrypt.example", "encrypt"),
-    _policy("127.0.0.1", "encrypt"),
+    policy_entry("secure.example", "secure match=mx.secure.example"),
+    policy_entry("encrypt.example", "encrypt"),
 ]
 LDIF: Final = "\n".join(ENTRIES)
 

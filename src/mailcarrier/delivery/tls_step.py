@@ -173,7 +173,14 @@ def _log_established(job: TlsJob, session: Session, peer: Peer, check: PeerCheck
 
 
 def _policy_problem(job: TlsJob, policy: TlsPolicy) -> TlsOutcome:
-    job.warning(f"{policy.source}: {policy.error}")
+    if policy.warnings:
+        # A table that could not answer: its own warnings say what happened.
+        for warning in policy.warnings:
+            job.warning(warning)
+    else:
+        job.warning(f"{policy.source}: {policy.error}")
+    if policy.dsn == "4.3.0":  # smtp_tls_per_site: tls_site_lookup()'s wording
+        return deferred_outcome(policy.level, policy.dsn, policy.error)
     return deferred_outcome(policy.level, "4.7.5", "client TLS configuration problem")
 
 

@@ -8,18 +8,33 @@ server host name; NONE, MAY, MUST_NOPEERMATCH, MUST), else ``smtp_tls_security_l
 when that is empty the obsolete ``smtp_use_tls``/``smtp_enforce_tls``/
 ``smtp_tls_enforce_peername``. An unusable table entry gives a policy with `error` set:
 the client then defers ("client TLS configuration problem"), never sends in plaintext.
+
+`resolve_policy_async()` is the same decision with the tables asked on the event loop
+without blocking it (pgsql:, mysql:, ... wait on their server in the table loop). A table
+that cannot answer now (`TableLookupError`) is Postfix's "policy table lookup error" (or,
+for smtp_tls_per_site, "Temporary lookup error"): a policy with `error` set, so the
+delivery is deferred with 4.7.5 or 4.3.0, never made in plaintext or with a weaker policy.
+`warnings` collects what the lookups logged, for the caller to log.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from mailcarrier.config.settings import AgentSettings, Settings
+from mailcarrier.tables.base import TableLookupError
+from mailcarrier.tables.maps import Maps, Match
 from mailcarrier.tls.levels import SecurityLevel, parse_level
 
-__all__ = ["TlsPolicy", "nexthop_domain", "parse_policy_entry", "resolve_policy"]
+__all__ = [
+    "TlsPolicy",
+    "nexthop_domain",
+    "parse_policy_entry",
+    "resolve_policy",
+    "resolve_policy_async",
+]
 
 _ATTRIBUTES = frozenset(
     {"match", "protocols", "ciphers", "exclude", "tafile", "servername", "connection_reuse"}
@@ -41,6 +56,11 @@ class TlsPolicy:
     connection_reuse: bool = False
     source: str = "smtp_tls_security_level"
     error: str = ""
+    dsn: str = "4.7.5"  # of the deferral when `error` is set
+    # Not part of the policy (reuse keys print it): how it was found.
+    warnings: tuple[str, ...] = field(default=(), repr=False, compare=False)
+    from_network: bool = field(default=False, repr=False, compare=False)
+    source_settings: object = field(default=None, repr=False, compare=False)
 
 
 def nexthop_domain(destination: str) -> str:
@@ -167,9 +187,12 @@ def _from_table(agent: AgentSettings, value: str, source: str) -> TlsPolicy:
 def _per_site(agent: AgentSettings, keys: list[str], level: SecurityLevel) -> SecurityLevel:
     """The obsolete smtp_tls_per_site table, combined as Postfix's tls_site_lookup() does."""
     maps = agent.open_maps("tls_per_site")
+    return _combine_sites([maps.find(key) if key else None for key in keys], level)
+
+
+def _combine_sites(found_list: list[Match | None], level: SecurityLevel) -> SecurityLevel:
     site: SecurityLevel | None = None
-    for key in keys:
-        found = maps.find(key) if key else None
+    for found in found_list:
         if found is None:
             continue
         word = found.value.strip().upper()
@@ -201,23 +224,110 @@ def resolve_policy(agent: AgentSettings, destination: str, server_hostname: str 
     maps = agent.open_maps("tls_policy_maps")
     source = agent.name("tls_policy_maps")
     if maps:
-        for key in _policy_keys(destination):
-            found = maps.find(key)
-            if found is not None:
-                return _from_table(agent, found.value, source)
-        domain = nexthop_domain(destination)
-        if not destination.strip().startswith("["):
-            found = maps.find_domain(domain)
-            if found is not None:
-                return _from_table(agent, found.value, source)
+        try:
+            for key, domain in _policy_searches(destination):
+                found = maps.find_domain(key) if domain else maps.find(key)
+                if found is not None:
+                    return _from_table(agent, found.value, source)
+        except TableLookupError:
+            return _lookup_error(agent, maps, destination)
         return _defaults(agent, _global_level(agent), agent.name("tls_security_level"))
     level = _global_level(agent)
     if agent.open_maps("tls_per_site"):
         keys = [nexthop_domain(destination), server_hostname.lower()]
-        site = _per_site(agent, keys, level)
+        sites = agent.open_maps("tls_per_site")
+        try:
+            site = _combine_sites([sites.find(k) if k else None for k in keys], level)
+        except TableLookupError:
+            return _site_error(agent, sites, keys)
         if site is not level:
             return _defaults(agent, site, agent.name("tls_per_site"))
     return _defaults(agent, level, agent.name("tls_security_level"))
+
+
+async def resolve_policy_async(
+    agent: AgentSettings, destination: str, server_hostname: str = ""
+) -> TlsPolicy:
+    """`resolve_policy` with the tables asked on the loop without blocking it."""
+    same = _same_everywhere(agent.settings, agent.transport)
+    if same is not None:
+        return same
+    policy = await _resolve_async(agent, destination, server_hostname)
+    networked = (
+        agent.open_maps("tls_policy_maps").network or agent.open_maps("tls_per_site").network
+    )
+    if networked:
+        policy = replace(policy, from_network=True, source_settings=agent.settings)
+    return policy
+
+
+async def _resolve_async(agent: AgentSettings, destination: str, server_hostname: str) -> TlsPolicy:
+    maps = agent.open_maps("tls_policy_maps")
+    source = agent.name("tls_policy_maps")
+    if maps:
+        try:
+            for key, domain in _policy_searches(destination):
+                found = await (maps.find_domain_async(key) if domain else maps.find_async(key))
+                if found is not None:
+                    return _with_warnings(_from_table(agent, found.value, source), maps)
+        except TableLookupError:
+            return _lookup_error(agent, maps, destination)
+        policy = _defaults(agent, _global_level(agent), agent.name("tls_security_level"))
+        return _with_warnings(policy, maps)
+    level = _global_level(agent)
+    sites = agent.open_maps("tls_per_site")
+    if sites:
+        keys = [nexthop_domain(destination), server_hostname.lower()]
+        try:
+            hits = [await sites.find_async(k) if k else None for k in keys]
+        except TableLookupError:
+            return _site_error(agent, sites, keys)
+        site = _combine_sites(hits, level)
+        if site is not level:
+            return _with_warnings(_defaults(agent, site, agent.name("tls_per_site")), sites)
+    return _defaults(agent, level, agent.name("tls_security_level"))
+
+
+def _policy_searches(destination: str) -> list[tuple[str, bool]]:
+    """(key, is a domain search): the exact next hop (with its port, then without), then
+    the domain and its parents unless the next hop is a [literal]."""
+    out = [(key, False) for key in _policy_keys(destination)]
+    if not destination.strip().startswith("["):
+        out.append((nexthop_domain(destination), True))
+    return out
+
+
+def _with_warnings(policy: TlsPolicy, maps: Maps) -> TlsPolicy:
+    warnings = tuple(maps.take_warnings())
+    return replace(policy, warnings=warnings) if warnings else policy
+
+
+def _lookup_error(agent: AgentSettings, maps: Maps, destination: str) -> TlsPolicy:
+    """smtp_tls_policy.c: "<maps>, next-hop destination "<dest>": policy table lookup
+    error", and the 4.7.5 "client TLS configuration problem" deferral."""
+    where = f'{agent.name("tls_policy_maps")}, next-hop destination "{destination.strip()}"'
+    return TlsPolicy(
+        SecurityLevel.NONE,
+        source=agent.name("tls_policy_maps"),
+        error="policy table lookup error",
+        warnings=(*maps.take_warnings(), f"{where}: policy table lookup error"),
+    )
+
+
+def _site_error(agent: AgentSettings, maps: Maps, keys: list[str]) -> TlsPolicy:
+    """tls_site_lookup(): "per-site table lookup error", deferred 4.3.0 "Temporary lookup
+    error"."""
+    name = agent.name("tls_per_site")
+    return TlsPolicy(
+        SecurityLevel.NONE,
+        source=name,
+        error="Temporary lookup error",
+        dsn="4.3.0",
+        warnings=(
+            *maps.take_warnings(),
+            f'{name} next-hop destination "{keys[0]}": per-site table lookup error',
+        ),
+    )
 
 
 @functools.lru_cache(maxsize=64)
