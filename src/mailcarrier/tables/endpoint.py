@@ -206,6 +206,7 @@ class StreamPool:
         self.max_ttl = max_ttl
         self.idle: list[tuple[Stream, float]] = []
         self._sweep: asyncio.TimerHandle | None = None
+        self._sweep_loop: asyncio.AbstractEventLoop | None = None
 
     async def _connect(self) -> Stream:
         ep = self.endpoint
@@ -241,8 +242,10 @@ class StreamPool:
             return
         loop = asyncio.get_running_loop()
         self.idle.append((stream, loop.time()))
-        if self.max_idle and self._sweep is None:
+        if self.max_idle and (self._sweep is None or self._sweep_loop is not loop):
+            # (a timer of another loop: a forked child's pool, whose parent's loop is gone)
             self._sweep = loop.call_later(self.max_idle, self._close_idle)
+            self._sweep_loop = loop
 
     def discard(self, stream: Stream) -> None:
         """Close `stream` (auto_clnt_recover(): the next caller connects again)."""
