@@ -5,9 +5,10 @@ for line, the same warnings, and the same filters and search bases as slapd rece
 The configurations cover result attributes with several values, result_format with the
 key's parts, %u/%d/%1 in filters and search bases, the domain filter, DN and URL recursion
 with special, leaf and terminal attributes, scope, simple binds, LDAPv2 without a bind, the
-UNIX-domain socket and STARTTLS; the keys try filter and DN injection (``*``, ``(``, ``)``,
-``\\``, ``,``), upper case and non-ASCII. Failures (a limit exceeded, a missing base) are
-compared one key at a time: postmap stops with "query error" where map -q says 75.
+UNIX-domain socket with SASL EXTERNAL, ldaps and STARTTLS; the keys try filter and DN
+injection (``*``, ``(``, ``)``, ``\\``, ``,``), upper case and non-ASCII. Failures (a limit
+exceeded, a missing base) are compared one key at a time: postmap stops with "query error"
+where map -q says 75.
 """
 
 from __future__ import annotations
@@ -165,7 +166,7 @@ def test_search_base_is_dn_escaped_as_postfix_does(server: slapd.Slapd, tmp_path
     ]
 
 
-def test_over_the_unix_socket_and_starttls(
+def test_over_the_unix_socket_sasl_and_tls(
     server: slapd.Slapd, ca: trustme.CA, tmp_path: Path
 ) -> None:
     cafile = tmp_path / "ca.pem"
@@ -173,6 +174,13 @@ def test_over_the_unix_socket_and_starttls(
     cafile.chmod(0o644)
     for name, params in {
         "ldapi": {"server_host": server.ldapi_url},
+        "sasl-external": {
+            "server_host": server.ldapi_url,
+            "bind": "sasl",
+            "sasl_mechs": "EXTERNAL",
+            "bind_dn": "",
+            "bind_pw": "",
+        },
         "starttls": {
             "start_tls": "yes",
             "tls_ca_cert_file": str(cafile),
