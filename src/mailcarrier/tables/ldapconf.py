@@ -248,46 +248,69 @@ def _servers(config: TableConfig, version: int, warn: list[str]) -> tuple[list[L
     return servers, version
 
 
-def ldap_options(config: TableConfig) -> tuple[LdapOptions, list[str]]:
-    """The options, and the warnings Postfix gives while reading them."""
-    warn: list[str] = []
-    name = config.name
+def _version(config: TableConfig, warn: list[str]) -> int:
     version = config.integer("version", 2, 2)
     if version not in (2, 3):
-        warn.append(f"dict_ldap_open: {name} Unknown version {version}, using 2.")
+        warn.append(f"dict_ldap_open: {config.name} Unknown version {version}, using 2.")
         version = 2
-    servers, version = _servers(config, version, warn)
+    return version
+
+
+def _scope(config: TableConfig, warn: list[str]) -> str:
     scope = config.string("scope", "sub", min_len=1).lower()
     if scope not in SCOPES:
         warn.append(
-            f"dict_ldap_open: {name}: Unrecognized value {scope} specified for scope; using sub"
+            f"dict_ldap_open: {config.name}: Unrecognized value {scope} specified for scope; "
+            "using sub"
         )
         scope = "sub"
+    return SCOPES[scope]
+
+
+def _bind(config: TableConfig) -> str:
+    word = config.string("bind", "yes", min_len=1)
+    bind = BINDS.get(word.lower())
+    if bind is None:
+        raise _fail(config, "bind", f"{config.name}: unsupported parameter value: bind = {word}")
+    return bind
+
+
+def _obsolete(config: TableConfig, warn: list[str]) -> None:
+    """The cache parameters OpenLDAP dropped: ignored with a warning."""
+    if config.boolean("cache", False):
+        warn.append(f"dict_ldap_open: {config.name} ignoring cache")
+    for obsolete in ("cache_expiry", "cache_size"):
+        if config.has(obsolete) and config.integer(obsolete, -1) >= 0:
+            warn.append(f"dict_ldap_open: {config.name} ignoring {obsolete}")
+
+
+def _dereference(config: TableConfig, warn: list[str]) -> int:
+    dereference = config.integer("dereference", 0)
+    if not 0 <= dereference <= 3:
+        warn.append(
+            f"dict_ldap_open: {config.name} Unrecognized value {dereference} specified for "
+            "dereference; using 0"
+        )
+        dereference = 0
+    return dereference
+
+
+def ldap_options(config: TableConfig) -> tuple[LdapOptions, list[str]]:
+    """The options, and the warnings Postfix gives while reading them (in its order)."""
+    warn: list[str] = []
+    servers, version = _servers(config, _version(config, warn), warn)
+    scope = _scope(config, warn)
     terminal = _attributes(config, "terminal_result_attribute")
     leaf = _attributes(config, "leaf_result_attribute")
     regular = _attributes(config, "result_attribute", "maildrop")
     special = _attributes(config, "special_result_attribute")
-    bind_word = config.string("bind", "yes", min_len=1)
-    bind = BINDS.get(bind_word.lower())
-    if bind is None:
-        raise _fail(config, "bind", f"{name}: unsupported parameter value: bind = {bind_word}")
-    for obsolete in ("cache",):
-        if config.boolean(obsolete, False):
-            warn.append(f"dict_ldap_open: {name} ignoring {obsolete}")
-    for obsolete in ("cache_expiry", "cache_size"):
-        if config.has(obsolete) and config.integer(obsolete, -1) >= 0:
-            warn.append(f"dict_ldap_open: {name} ignoring {obsolete}")
+    bind = _bind(config)
+    _obsolete(config, warn)
     expansion_limit = config.integer("expansion_limit", 0)
-    dereference = config.integer("dereference", 0)
-    if not 0 <= dereference <= 3:
-        warn.append(
-            f"dict_ldap_open: {name} Unrecognized value {dereference} specified for "
-            "dereference; using 0"
-        )
-        dereference = 0
+    dereference = _dereference(config, warn)
     start_tls = config.boolean("start_tls", False)
     if start_tls and version < 3:
-        warn.append(f"dict_ldap_open: {name} start_tls requires protocol version 3")
+        warn.append(f"dict_ldap_open: {config.name} start_tls requires protocol version 3")
         version = 3
     if bind == "sasl" and version < 3:
         version = 3  # SASL needs LDAPv3 (the manual says to set it; OpenLDAP insists)
@@ -298,7 +321,7 @@ def ldap_options(config: TableConfig) -> tuple[LdapOptions, list[str]]:
         search_base=config.string("search_base"),
         query_filter=config.string("query_filter", "(mailacceptinggeneralid=%s)"),
         result_format=_result_format(config),
-        scope=SCOPES[scope],
+        scope=scope,
         attributes=tuple(terminal + leaf + regular + special),
         num_terminal=len(terminal),
         num_leaf=len(leaf),
