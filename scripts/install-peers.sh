@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
 # Install the real peers the tests talk to on loopback: Postfix (smtpd, smtp-sink,
-# smtp-source, postmap with its lmdb/cdb/pgsql/mysql/sqlite tables), Dovecot's LMTP server,
-# the PostgreSQL and MariaDB servers the table tests start privately, and Berkeley DB's
+# smtp-source, postmap with its lmdb/cdb/pgsql/mysql/sqlite/ldap tables), Dovecot's LMTP server,
+# the PostgreSQL, MariaDB, OpenLDAP (slapd, with ldap-utils' slapadd) and memcached servers
+# the table tests start privately, and Berkeley DB's
 # headers, which the berkeleydb Python package (the hash:/btree: tables) builds against
 # (`make extras`), from Debian packages. Never starts a system daemon (policy-rc.d), never
-# fails the build: tests that need a peer skip when it is absent.
+# fails the build: tests that need a peer skip when it is absent. slapd is never configured as
+# a service (debconf: slapd/no_configuration).
 set -u
 have() { command -v "$1" >/dev/null 2>&1; }
 PACKAGES="postfix postfix-lmdb postfix-cdb dovecot-lmtpd libdb5.3-dev postgresql mariadb-server"
-PACKAGES="$PACKAGES postfix-pgsql postfix-mysql postfix-sqlite"
+PACKAGES="$PACKAGES postfix-pgsql postfix-mysql postfix-sqlite slapd ldap-utils memcached postfix-ldap"
 if have smtp-sink && [ -x /usr/sbin/postfix ] && [ -x /usr/lib/dovecot/lmtp ] \
     && [ -e /usr/lib/postfix/postfix-lmdb.so ] && [ -e /usr/lib/postfix/postfix-cdb.so ] \
     && [ -e /usr/include/db.h ] \
     && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && have mariadbd \
     && [ -e /usr/lib/postfix/postfix-pgsql.so ] && [ -e /usr/lib/postfix/postfix-mysql.so ] \
-    && [ -e /usr/lib/postfix/postfix-sqlite.so ]; then
+    && [ -e /usr/lib/postfix/postfix-sqlite.so ] && [ -x /usr/sbin/slapd ] && have ldapsearch \
+    && [ -x /usr/bin/memcached ] && [ -e /usr/lib/postfix/postfix-ldap.so ]; then
     exit 0
 fi
 if [ "$(id -u)" != 0 ] || ! have apt-get; then
@@ -29,6 +32,8 @@ fi
 echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
 # postfix-lmdb and postfix-cdb register their map types in /etc/postfix/dynamicmaps.cf; their
 # scripts' complaint that /etc/postfix/main.cf is missing ("No configuration") is harmless.
+# slapd: no /etc/ldap/slapd.d database and no service; the tests write their own cn=config.
+echo "slapd slapd/no_configuration boolean true" | debconf-set-selections
 # shellcheck disable=SC2086
 (apt-get update -qq && apt-get install -y -qq $PACKAGES >/tmp/mailcarrier-peers.log 2>&1) \
     || echo "install-peers: apt-get failed (see /tmp/mailcarrier-peers.log); dependent tests will skip" >&2

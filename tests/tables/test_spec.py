@@ -55,6 +55,10 @@ def test_known_types() -> None:
         "pgsql",
         "mysql",
         "sqlite",
+        "ldap",
+        "memcache",
+        "socketmap",
+        "tcp",
     } == TABLE_TYPES
 
 
@@ -68,6 +72,11 @@ def test_proxy_and_network_specs(tmp_path: Path) -> None:
     assert spec_files("pgsql:/etc/postfix/x.cf") == (Path("/etc/postfix/x.cf"),)
     assert spec_files("proxy:mysql:./m.cf", tmp_path) == (tmp_path / "m.cf",)
     assert spec_files("pgsql:pgsource") == ()
+    assert spec_files("ldap:/etc/postfix/ldap.cf") == (Path("/etc/postfix/ldap.cf"),)
+    assert spec_files("memcache:./mc.cf", tmp_path) == (tmp_path / "mc.cf",)
+    # socketmap: and tcp: name their server, not a file.
+    assert spec_files("socketmap:unix:/run/sockmap:virtual") == ()
+    assert spec_files("tcp:127.0.0.1:2000") == ()
 
 
 def test_spec_files(tmp_path: Path) -> None:

@@ -10,6 +10,8 @@ dict_mysql.c host handling (plpgsql_query, dict_pgsql_get_active):
   has passed since they failed, are tried in random order, UNIX-domain ones first;
 - a host that fails to connect, or whose query fails, is logged (the warning is kept for the
   caller), closed and skipped for ``retry_interval`` seconds; the next host is tried at once;
+  an operation tries each host at most once, even when its failure took longer than
+  retry_interval (0: a failed host is tried again by the next operation, as LDAP does);
 - a single host is listed twice ("don't blacklist the load balancer", Postfix 3.10): one
   failure is retried once at once before the host is skipped;
 - when every host failed, the lookup fails temporarily (`TableLookupError`), never "not
@@ -132,11 +134,15 @@ class HostPool(Generic[C]):
         self.guard: AsyncIterator[None] | None = None  # closes the pool at loop shutdown
 
     # --- choosing a host --------------------------------------------------------------
-    def _pick(self, wanted: set[_Status], now: float) -> _HostState[C] | None:
+    def _pick(
+        self, wanted: set[_Status], now: float, tried: set[int] | frozenset[int] = frozenset()
+    ) -> _HostState[C] | None:
         ready = [
             s
             for s in self.states
-            if s.status in wanted and not (s.status is _Status.FAIL and s.retry_at > now)
+            if s.status in wanted
+            and not (s.status is _Status.FAIL and s.retry_at > now)
+            and id(s) not in tried
         ]
         if not ready:
             return None
@@ -162,13 +168,15 @@ class HostPool(Generic[C]):
         """`op` on a connection to a working host; `TableLookupError` when none works."""
         loop = asyncio.get_running_loop()
         last = ""
+        tried: set[int] = set()  # each host at most once per operation, however slow it was
         for _ in range(RETRY_CONN_MAX):
             now = loop.time()
-            state = self._pick({_Status.ACTIVE}, now)
+            state = self._pick({_Status.ACTIVE}, now, tried)
             if state is None:
-                state = self._pick({_Status.UNTRIED, _Status.FAIL}, now)
+                state = self._pick({_Status.UNTRIED, _Status.FAIL}, now, tried)
             if state is None:
                 break
+            tried.add(id(state))
             try:
                 conn = await self._acquire(state)
             except HostError as exc:

@@ -5,12 +5,14 @@
 directory) and builds the table of that kind. Failures raise `TableError` naming the table.
 Lists of tables with Postfix's first-match semantics are in `maps.py`.
 
-Network kinds (`NETWORK_OPENERS`: pgsql, mysql, sqlite; more kinds register here) read a
-``*_table(5)`` file, or main.cf's ``name_*`` parameters through `main_cf`. They are opened
-once per process and configuration: callers may open a table for every lookup, and still
-share one pool of connections; a changed configuration file (or main.cf value) makes a new
-table. ``proxy:type:name`` goes through `proxy` (Postfix's proxymap, see proxy.py) when one is
-given, else the inner table is opened directly.
+Network kinds (`NETWORK_OPENERS`: pgsql, mysql, sqlite, ldap, memcache; more kinds register
+here) read a ``*_table(5)`` file, or main.cf's ``name_*`` parameters through `main_cf`. They
+are opened once per process and configuration: callers may open a table for every lookup,
+and still share one pool of connections; a changed configuration file (or main.cf value)
+makes a new table. socketmap and tcp tables are named by their server, and share its
+connections themselves (endpoint.shared_pool). ``proxy:type:name`` goes through `proxy`
+(Postfix's proxymap, see proxy.py) when one is given, else the inner table is opened
+directly.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ from mailcarrier.tables.cfgfile import MainCfLookup, is_file_name
 from mailcarrier.tables.cidr import CidrTable
 from mailcarrier.tables.composite import PipeTable, UnionTable
 from mailcarrier.tables.formats import open_indexed
+from mailcarrier.tables.ldap import NAMES as LDAP_NAMES
+from mailcarrier.tables.ldap import open_ldap
+from mailcarrier.tables.memcache import NAMES as MEMCACHE_NAMES
+from mailcarrier.tables.memcache import open_memcache
 from mailcarrier.tables.mysql import NAMES as MYSQL_NAMES
 from mailcarrier.tables.mysql import open_mysql
 from mailcarrier.tables.netconfig import OpenContext
@@ -34,9 +40,11 @@ from mailcarrier.tables.pgsql import open_pgsql
 from mailcarrier.tables.proxy import ProxyService, ProxyTable
 from mailcarrier.tables.regexp import RegexpTable
 from mailcarrier.tables.simple import InlineTable, StaticTable, TextHashTable
+from mailcarrier.tables.socketmap import open_socketmap
 from mailcarrier.tables.spec import INDEXED, parse_spec
 from mailcarrier.tables.sqlite import NAMES as SQLITE_NAMES
 from mailcarrier.tables.sqlite import open_sqlite
+from mailcarrier.tables.tcp import open_tcp
 
 NetworkOpener = Callable[[str, OpenContext], Table]
 # kind -> (opener, the parameter names it reads: for main.cf-style names and the cache key)
@@ -44,6 +52,8 @@ NETWORK_OPENERS: dict[str, tuple[NetworkOpener, tuple[str, ...]]] = {
     "pgsql": (open_pgsql, PGSQL_NAMES),
     "mysql": (open_mysql, MYSQL_NAMES),
     "sqlite": (open_sqlite, SQLITE_NAMES),
+    "ldap": (open_ldap, LDAP_NAMES),
+    "memcache": (open_memcache, MEMCACHE_NAMES),
 }
 
 _cache_lock = threading.Lock()
@@ -69,6 +79,10 @@ def open_table(
         return open_table(spec.name, base_dir, main_cf=main_cf)
     if kind in NETWORK_OPENERS:
         return _open_network(kind, spec.name, base_dir, main_cf, proxy)
+    if kind == "socketmap":
+        return open_socketmap(spec.name)
+    if kind == "tcp":
+        return open_tcp(spec.name)
     if kind == "inline":
         return InlineTable(name, spec.name)
     if kind == "static":
