@@ -280,6 +280,32 @@ def test_too_many_pairs() -> None:
         parser.next_list()
 
 
+def test_a_pair_counts_once_its_value_is_complete() -> None:
+    parser = AttrParser(max_pairs=1)
+    parser.feed(b"a\0b\0c\0d")  # the second value still arriving
+    assert parser.next_list() is None
+    parser.feed(b"\0")
+    with pytest.raises(AttrError, match=r"^more than 1 attributes in a list$"):
+        parser.next_list()
+
+
+def test_the_first_limit_broken_is_reported() -> None:
+    parser = AttrParser(max_pairs=1, max_string=3)
+    parser.feed(b"a\0b\0c\0dddd\0\0")  # too many pairs, and a string too long in the 2nd
+    with pytest.raises(AttrError, match=r"^string length > 3$"):
+        parser.next_list()
+    parser = AttrParser(max_pairs=1, max_string=3)
+    parser.feed(b"a\0b\0c\0d\0eeee\0")
+    with pytest.raises(AttrError, match=r"^more than 1 attributes in a list$"):
+        parser.next_list()
+
+
+def test_many_lists_in_one_piece() -> None:
+    lists = [[(b"n%d" % i, b"v%d" % i)] for i in range(200)]
+    data = b"".join(encode([(name.decode(), value) for name, value in pairs]) for pairs in lists)
+    assert _parse(data) == lists
+
+
 @pytest.mark.parametrize(
     "data",
     [b"na", b"name\0", b"name\0val", b"name\0value\0", b"a\0b\0c\0d\0"],
