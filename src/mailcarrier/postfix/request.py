@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Final, cast
 
@@ -39,6 +39,7 @@ from mailcarrier.postfix.attr import (
     expect,
 )
 from mailcarrier.postfix.msgstats import MsgStats
+from mailcarrier.status import fast_init
 
 __all__ = [
     "COMMON_ATTRIBUTES",
@@ -137,6 +138,11 @@ COMMON_ATTRIBUTES: Final = (
 )
 _SENDOPTS_AT: Final = 7
 _SENDOPTS_NAMES: Final = ("smtputf8", "sendopts")
+# The common list's names by what attribute 8 is called.
+_COMMON_BY_SENDOPTS: Final = {
+    name.encode(): (*COMMON_ATTRIBUTES[:_SENDOPTS_AT], name, *COMMON_ATTRIBUTES[_SENDOPTS_AT + 1 :])
+    for name in _SENDOPTS_NAMES
+}
 RECIPIENT_ATTRIBUTES: Final = (
     "original_recipient",
     "recipient",
@@ -151,6 +157,7 @@ def _text(value: bytes) -> str:
     return value.decode("utf-8", "surrogateescape")
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class NativeRecipient:
     """One recipient list of the request (rcpt_print.c order)."""
@@ -178,6 +185,7 @@ class NativeRecipient:
         )
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class NativeRequest:
     """A delivery request as qmgr(8) sent it; field names are DELIVER_REQUEST's."""
@@ -213,7 +221,32 @@ class NativeRequest:
             raise AttrError(
                 f"{self.queue_id}: no recipients in delivery request for destination {self.nexthop}"
             )
-        return replace(self, recipients=tuple(recipients))
+        return NativeRequest(
+            self.flags,
+            self.queue_name,
+            self.queue_id,
+            self.data_offset,
+            self.data_size,
+            self.nexthop,
+            self.encoding,
+            self.sendopts,
+            self.sender,
+            self.dsn_envid,
+            self.dsn_ret,
+            self.msg_stats,
+            self.client_name,
+            self.client_addr,
+            self.client_port,
+            self.client_proto,
+            self.client_helo,
+            self.sasl_method,
+            self.sasl_username,
+            self.sasl_sender,
+            self.log_ident,
+            self.rewrite_context,
+            tuple(recipients),
+            self.sendopts_name,
+        )
 
     def common_pairs(self) -> list[tuple[str, Value]]:
         names = list(COMMON_ATTRIBUTES)
@@ -261,33 +294,35 @@ def parse_common(pairs: AttrList) -> tuple[NativeRequest, int]:
 
 
 def _parse_common(pairs: AttrList) -> tuple[NativeRequest, int]:
-    names = list(COMMON_ATTRIBUTES)
-    if len(pairs) > _SENDOPTS_AT and _text(pairs[_SENDOPTS_AT][0]) in _SENDOPTS_NAMES:
-        names[_SENDOPTS_AT] = _text(pairs[_SENDOPTS_AT][0])
+    names: tuple[str, ...] = COMMON_ATTRIBUTES
+    if len(pairs) > _SENDOPTS_AT:
+        names = _COMMON_BY_SENDOPTS.get(pairs[_SENDOPTS_AT][0], names)
     v = expect(pairs, names)
+    # Undecodable bytes survive as surrogates (attr.encode() writes them back as they were).
+    t = [value.decode("utf-8", "surrogateescape") for value in v]
     request = NativeRequest(
-        flags=as_int(v[0], "flags"),
-        queue_name=_text(v[1]),
-        queue_id=_text(v[2]),
-        data_offset=as_long(v[3], "offset"),
-        data_size=as_long(v[4], "size"),
-        nexthop=_text(v[5]),
-        encoding=_text(v[6]),
-        sendopts=as_int(v[7], names[_SENDOPTS_AT]),
-        sender=_text(v[8]),
-        dsn_envid=_text(v[9]),
-        dsn_ret=as_int(v[10], "ret_flags"),
-        msg_stats=MsgStats.from_attr(v[11]),
-        client_name=_text(v[12]),
-        client_addr=_text(v[13]),
-        client_port=_text(v[14]),
-        client_proto=_text(v[15]),
-        client_helo=_text(v[16]),
-        sasl_method=_text(v[17]),
-        sasl_username=_text(v[18]),
-        sasl_sender=_text(v[19]),
-        log_ident=_text(v[20]),
-        rewrite_context=_text(v[21]),
+        as_int(v[0], "flags"),
+        t[1],  # queue_name
+        t[2],  # queue_id
+        as_long(v[3], "offset"),
+        as_long(v[4], "size"),
+        t[5],  # nexthop
+        t[6],  # encoding
+        as_int(v[7], names[_SENDOPTS_AT]),
+        t[8],  # sender
+        t[9],  # dsn_envid
+        as_int(v[10], "ret_flags"),
+        MsgStats.from_attr(v[11]),
+        t[12],  # client_name
+        t[13],  # client_addr
+        t[14],  # client_port
+        t[15],  # client_proto
+        t[16],  # client_helo
+        t[17],  # sasl_method
+        t[18],  # sasl_username
+        t[19],  # sasl_sender
+        t[20],  # log_ident
+        t[21],  # rewrite_context
         sendopts_name=names[_SENDOPTS_AT],
     )
     count = as_int(v[22], "recipient_count")
@@ -304,11 +339,11 @@ def parse_recipient(pairs: AttrList) -> NativeRecipient:
     try:
         v = expect(pairs, RECIPIENT_ATTRIBUTES)
         return NativeRecipient(
-            orig_addr=_text(v[0]),
-            address=_text(v[1]),
-            offset=as_long(v[2], "offset"),
-            dsn_orcpt=_text(v[3]),
-            notify_flags=as_int(v[4], "notify_flags"),
+            _text(v[0]),
+            _text(v[1]),
+            as_long(v[2], "offset"),
+            _text(v[3]),
+            as_int(v[4], "notify_flags"),
         )
     except AttrError as exc:
         raise AttrError(f"error receiving recipient attributes: {exc}") from exc
@@ -331,6 +366,11 @@ class RequestReader:
 
     def feed(self, data: bytes) -> None:
         self._parser.feed(data)
+
+    @property
+    def idle(self) -> bool:
+        """Between lists: nothing of the next one received yet."""
+        return self._parser.idle
 
     def request(self) -> NativeRequest | None:
         while self._request is None:
