@@ -211,9 +211,9 @@ async def agent_round(
     done = 0
     marks: dict[int, tuple[float, float]] = {}
 
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handler(*conn: Any) -> None:  # a socket; (reader, writer) before issue 16
         nonlocal done
-        await server.handle(reader, writer)
+        await server.handle(*conn)
         done += 1
         if done in (warmup, warmup + messages):
             times = os.times()

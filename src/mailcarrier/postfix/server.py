@@ -1,14 +1,17 @@
 """One qmgr(8) connection: the delivery request in, the delivery, the reports, the final
 reply out (Postfix's deliver_request_read / deliver_request_done around smtp(8)'s work).
 
-`NativeServer.handle(reader, writer)` speaks first (the protocol hello), reads the request's
-common attribute list and one list per recipient, opens the queue file and delivers through
-the shared `DeliveryAgent` (its connection cache serves every connection of the process).
-Each recipient's verdict is reported as it is made (report.py: bounce/defer/trace/verify,
-the mark in the queue file, the log line); the final reply is 0 only when every recipient
-was finished, else -1, with the hop status when the destination itself failed. Just before
-that reply it calls `release()` (the process's place for this connection is free: qmgr
-connects for its next delivery the moment it has the reply); then it waits for qmgr to close.
+`NativeServer.handle(sock)` speaks first (the protocol hello), reads the request's common
+attribute list and one list per recipient, opens the queue file and delivers through the
+shared `DeliveryAgent` (its connection cache serves every connection of the process). The
+socket is read and written directly (`_Qmgr`), without asyncio streams: a request in, one
+reply out, and every wait bounded by ipc_timeout. Each recipient's verdict is reported as
+it is made (report.py: bounce/defer/trace/verify, the mark in the queue file, the log line;
+a plain success at once, what needs another service in a task); the final reply is 0 only
+when every recipient was finished, else -1, with the hop status when the destination itself
+failed. Just before that reply it calls `release()` (the process's place for this connection
+is free: qmgr connects for its next delivery the moment it has the reply); then it waits for
+qmgr to close.
 
 What can go wrong never takes the process down and never finishes a recipient that was not
 delivered or bounced: a qmgr that connects and goes away gets nothing; a malformed request
@@ -22,6 +25,8 @@ attributes), queuefile.py (the file), report.py, master.py (the process around t
 from __future__ import annotations
 
 import asyncio
+import collections
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
@@ -29,16 +34,15 @@ from typing import Final, Protocol
 from mailcarrier.delivery.request import DeliveryRequest
 from mailcarrier.errors import MailcarrierError
 from mailcarrier.log import LogSink
-from mailcarrier.postfix.attr import AttrError, AttrList, AttrParser
+from mailcarrier.postfix.attr import AttrError, AttrParser
 from mailcarrier.postfix.queuefile import QueueFile, QueueFileError, open_queue_file
 from mailcarrier.postfix.reply import HELLO, Dsn, final_reply
 from mailcarrier.postfix.report import Reporter
 from mailcarrier.postfix.request import (
     NativeRecipient,
     NativeRequest,
+    RequestReader,
     RequestRefused,
-    parse_common,
-    parse_recipient,
     to_delivery_request,
     trace_only,
 )
@@ -78,38 +82,108 @@ class _Closed(Exception):
     """qmgr closed the connection before the request was complete."""
 
 
-class _Connection:
-    def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, options: ServerOptions
-    ) -> None:
-        self.reader, self.writer, self.options = reader, writer, options
-        self.parser = AttrParser(max_string=options.max_string)
+class _Qmgr:
+    """One qmgr connection, on its socket: no transport and no streams, for what passes on
+    it is one request in and one reply out, then qmgr closes (deliver_request.c). A reader
+    callback feeds the request's bytes to a `RequestReader` and resolves `waiter` when the
+    request is complete (`request`), cut short (`error`) or when qmgr went away; once the
+    request is in, it only watches for the end. Each wait is bounded by ipc_timeout."""
 
-    async def read_list(self) -> AttrList:
-        async with asyncio.timeout(self.options.ipc_timeout):
-            while True:
-                pairs = self.parser.next_list()
-                if pairs is not None:
-                    return pairs
-                data = await self.reader.read(_READ)
-                if not data:
-                    if self.parser.idle:
-                        raise _Closed
-                    self.parser.feed(b"")
-                    self.parser.next_list()  # raises: the list was cut short
-                    raise _Closed
-                self.parser.feed(data)
+    __slots__ = ("conn", "ended", "error", "fd", "loop", "reader", "request", "timeout", "waiter")
+
+    def __init__(
+        self, conn: socket.socket, options: ServerOptions, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self.conn, self.loop, self.timeout = conn, loop, options.ipc_timeout
+        self.fd = conn.fileno()
+        self.reader = RequestReader(AttrParser(max_string=options.max_string))
+        self.request: NativeRequest | None = None
+        self.error: BaseException | None = None
+        self.ended = False  # qmgr closed, or the connection failed
+        self.waiter: asyncio.Future[None] = loop.create_future()
+        conn.setblocking(False)
+        loop.add_reader(self.fd, self._readable)
+
+    def _readable(self) -> None:
+        try:
+            data = self.conn.recv(_READ)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._end(exc)
+            return
+        if self.request is not None or self.error is not None:
+            if not data:  # what qmgr may send after the request is ignored, as Postfix does
+                self._end(None)
+            return
+        reader = self.reader
+        try:
+            if data:
+                reader.feed(data)
+            elif not reader.idle:
+                reader.feed(b"")
+            self.request = reader.request()
+        except Exception as exc:  # AttrError; anything else is abandoned with its name
+            self.error = exc
+        if not data:
+            self._end(_Closed() if self.error is None else None)
+        elif self.request is not None or self.error is not None:
+            self._wake()
+
+    def _end(self, error: BaseException | None) -> None:
+        self.ended = True
+        self.loop.remove_reader(self.fd)
+        if error is not None and self.error is None and self.request is None:
+            self.error = error
+        self._wake()
+
+    def _wake(self) -> None:
+        if not self.waiter.done():
+            self.waiter.set_result(None)
+
+    def _expired(self) -> None:
+        if self.error is None:
+            self.error = TimeoutError()
+        self._wake()
+
+    async def _wait(self) -> None:
+        timer = self.loop.call_later(self.timeout, self._expired)
+        try:
+            await self.waiter
+        finally:
+            timer.cancel()
+
+    async def read_request(self) -> NativeRequest:
+        """The request; `_Closed` when qmgr went away before it was complete, `AttrError`
+        when it was malformed or cut short, `TimeoutError` after ipc_timeout."""
+        if self.request is None and self.error is None:
+            await self._wait()
+        if self.request is None:
+            raise self.error if self.error is not None else _Closed()
+        return self.request
 
     async def write(self, data: bytes) -> None:
-        self.writer.write(data)
-        async with asyncio.timeout(self.options.ipc_timeout):
-            await self.writer.drain()
+        try:
+            sent = self.conn.send(data)  # a few bytes into an empty socket buffer: at once
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        if sent < len(data):
+            async with asyncio.timeout(self.timeout):
+                await self.loop.sock_sendall(self.conn, data[sent:])
 
     async def wait_close(self) -> None:
-        """deliver_request_final: qmgr closes first; what it might still send is ignored."""
-        async with asyncio.timeout(self.options.ipc_timeout):
-            while await self.reader.read(_READ):
-                pass
+        """deliver_request_final: qmgr closes first."""
+        if not self.ended:
+            self.waiter = self.loop.create_future()
+            await self._wait()
+        if not self.ended:
+            raise TimeoutError
+
+    def close(self) -> None:
+        if not self.ended:
+            self.ended = True
+            self.loop.remove_reader(self.fd)
+        self.conn.close()
 
 
 class NativeServer:
@@ -128,10 +202,11 @@ class NativeServer:
         self.agent, self.services, self.log, self.options = agent, services, log, options
         self.release = release or _nothing
 
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = _Connection(reader, writer, self.options)
+    async def handle(self, conn: socket.socket) -> None:
+        """Serve one qmgr connection (master.py's handler: `conn` is the accepted socket)."""
+        qmgr = _Qmgr(conn, self.options, asyncio.get_running_loop())
         try:
-            await self._serve(conn)
+            await self._serve(qmgr)
         except (_Closed, ConnectionError, BrokenPipeError):
             pass  # a qmgr that went away (often a stale one after a reload): nothing to say
         except (AttrError, TimeoutError) as exc:
@@ -145,22 +220,16 @@ class NativeServer:
                 f"delivery request abandoned: {type(exc).__name__}: {exc}",
             )
         finally:
-            writer.close()
+            qmgr.close()
 
-    async def _serve(self, conn: _Connection) -> None:
-        await conn.write(HELLO)
-        try:
-            common = await conn.read_list()
-        except _Closed:
-            return  # connected and closed without a request: no reply
-        partial, count = parse_common(common)
-        recipients = [parse_recipient(await conn.read_list()) for _ in range(count)]
-        request = partial.with_recipients(recipients)
+    async def _serve(self, qmgr: _Qmgr) -> None:
+        await qmgr.write(HELLO)
+        request = await qmgr.read_request()
         status, hop = await self._deliver(request)
         # qmgr connects for its next delivery as soon as it has this reply.
         self.release()
-        await conn.write(final_reply(hop, status))
-        await conn.wait_close()
+        await qmgr.write(final_reply(hop, status))
+        await qmgr.wait_close()
 
     async def _deliver(self, request: NativeRequest) -> tuple[int, Dsn | None]:
         """Deliver and report; the request's final status and hop status."""
@@ -258,25 +327,46 @@ def _nothing() -> None:
 
 
 class _Reports:
-    """Reports each recipient as the agent marks it, in order, while the delivery goes on."""
+    """Reports each recipient as the agent marks it, in order, while the delivery goes on:
+    at once when that asks no other service anything (a plain success: the log line and the
+    mark), else in a task, behind which those after it wait. After a failure nothing more
+    is reported, and `finish()` raises it."""
 
     def __init__(self, reporter: Reporter, fields: Sequence[NativeRecipient]) -> None:
         self.reporter, self.fields = reporter, fields
-        self.queue: asyncio.Queue[tuple[int, RecipientStatus] | None] = asyncio.Queue()
-        self.task = asyncio.ensure_future(self._run())
+        self.waiting: collections.deque[tuple[int, RecipientStatus]] = collections.deque()
+        self.running: asyncio.Task[None] | None = None
+        self.tasks: list[asyncio.Task[None]] = []
+        self.failed = False
         self.status = 0
         self.count = 0
 
     def add(self, index: int, status: RecipientStatus) -> None:
-        self.queue.put_nowait((index, status))
+        if self.failed:
+            return
+        if self.running is None:
+            done = self.reporter.report_at_once(self.fields[index], status)
+            if done is not None:
+                self.status |= done
+                self.count += 1
+                return
+            self.running = asyncio.get_running_loop().create_task(self._run())
+            self.tasks.append(self.running)
+        self.waiting.append((index, status))
 
     async def _run(self) -> None:
-        while (item := await self.queue.get()) is not None:
-            index, status = item
-            self.status |= await self.reporter.report(self.fields[index], status)
-            self.count += 1
+        try:
+            while self.waiting:
+                index, status = self.waiting.popleft()
+                self.status |= await self.reporter.report(self.fields[index], status)
+                self.count += 1
+        except BaseException:
+            self.failed = True
+            raise
+        finally:
+            self.running = None
 
     async def finish(self) -> int:
-        self.queue.put_nowait(None)
-        await self.task
+        for task in self.tasks:
+            await task
         return self.status
