@@ -307,16 +307,28 @@ class RecordContent(io.RawIOBase):
 
     def _whole_lines(self, out: list[bytes], room: int) -> int:
         """The fast path: N and L records that lie whole in the block and fit in `room`
-        (lengths of one or two bytes, lines under 16 KB), without a call per record.
-        Everything else, and whatever does not fit, is left to `_next_record`."""
+        (lengths of one or two bytes, lines under 16 KB), without a call per record: a run
+        of N records is joined with its newlines at once. Everything else, and whatever
+        does not fit, is left to `_next_record`."""
         block = self._block
         end_of_block = len(block)
         i = self._next - self._block_at
-        append = out.append
+        lines: list[bytes] = []  # the data of a run of N records
+        append = lines.append
+        if i >= 0 and room >= end_of_block - i:
+            # What is left of the block cannot fill `room` (a record's output is shorter
+            # than the record): short N records need no other check than their end.
+            last = end_of_block - 2
+            while i <= last:
+                length = block[i + 1]
+                end = i + 2 + length
+                if block[i] != _N or length & 0x80 or end > end_of_block:
+                    break
+                append(block[i + 2 : end])
+                room -= length + 1
+                i = end
         while room > 0 and i >= 0 and i + 2 <= end_of_block:
             rtype = block[i]
-            if rtype != _N and rtype != _L:  # noqa: PLR1714 - ints, faster than "in"
-                break
             length = block[i + 1]
             data = i + 2
             if length & 0x80:
@@ -325,15 +337,30 @@ class RecordContent(io.RawIOBase):
                 length = (length & 0x7F) | (block[data] << 7)
                 data += 1
             end = data + length
-            if end > end_of_block or length + (rtype == _N) > room:
+            if end > end_of_block:
                 break
-            if length:
-                append(block[data:end])
             if rtype == _N:
-                append(b"\n")
-                room -= 1
-            room -= length
+                if length >= room:  # the newline too must fit
+                    break
+                append(block[data:end])
+                room -= length + 1
+            elif rtype == _L:
+                if length > room:
+                    break
+                if lines:
+                    lines.append(b"")  # the last line's newline
+                    out.append(b"\n".join(lines))
+                    lines = []
+                    append = lines.append
+                if length:
+                    out.append(block[data:end])
+                room -= length
+            else:
+                break
             i = end
+        if lines:
+            lines.append(b"")
+            out.append(b"\n".join(lines))
         self._next = self._block_at + i
         return room
 
