@@ -50,10 +50,11 @@ slowest delivery in flight of a process that was below its limit. `serve()` retu
 the caller exits 0.
 
 Each connection runs `handler(sock)` under ``daemon_timeout`` (then it is cancelled and
-closed, with a warning); the handler gets the accepted socket, non-blocking, and it is
-closed when the handler returns (the qmgr server reads and writes it directly: a request in,
-one reply out; `stream_handler()` gives a handler asyncio streams instead). An exception from
-the handler is a warning, never the end of the process. ``watchdog=True`` also arms a process
+closed, with a warning); the handler gets the accepted socket (in blocking mode, as accept()
+made it: the handler sets what it needs), closed when the handler returns (the qmgr server
+reads and writes it directly: a request in, one reply out; `stream_handler()` gives a handler
+asyncio streams instead). An exception from the handler is a warning, never the end of the
+process. ``watchdog=True`` also arms a process
 watchdog (faulthandler: the process exits if its event loop does not come back for
 ``daemon_timeout``). `set_signals()` makes SIGPIPE and SIGXFSZ harmless and SIGTERM
 (``postfix stop``) end the process.
@@ -122,7 +123,7 @@ _ACCEPT_AGAIN: Final = (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR, errno.ECON
 # Accepting pauses this long after another accept() error (EMFILE, ENOBUFS, ...).
 _ACCEPT_PAUSE: Final = 1.0
 
-# What serves one accepted connection (a non-blocking socket, closed when it returns).
+# What serves one accepted connection (its socket, closed when it returns).
 Handler = Callable[[socket.socket], Awaitable[None]]
 StreamHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -248,6 +249,8 @@ class MasterChild:
         self._retire: asyncio.TimerHandle | None = None
         self._stop: asyncio.Future[StopReason] | None = None
         self._handler: Handler | None = None
+        # serve()'s loop, at hand (asyncio.get_running_loop() costs a getpid() on 3.11).
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     def from_master(
@@ -301,7 +304,7 @@ class MasterChild:
         progress and return the reason."""
         if self._stop is not None:
             raise RuntimeError("MasterChild.serve() runs once")
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         self._stop = loop.create_future()
         self._handler = handler
         for listener in self._listeners:
@@ -349,7 +352,8 @@ class MasterChild:
         )
         if want == self._accepting:
             return
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        assert loop is not None
         for listener in self._listeners:
             if want:
                 loop.add_reader(listener.fileno(), self._accept, listener)
@@ -376,7 +380,8 @@ class MasterChild:
         elif self._active >= self.limits.concurrency:
             self._notify(TAKEN)
         self._update_accepting()
-        task = asyncio.get_running_loop().create_task(self._run(conn))
+        assert self._loop is not None
+        task = self._loop.create_task(self._run(conn))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -399,14 +404,13 @@ class MasterChild:
     async def _run(self, conn: socket.socket) -> None:
         """One connection: the handler under the watchdog (one timer, which cancels this
         task), then its place is free."""
-        assert self._handler is not None
-        task = asyncio.current_task()
+        assert self._handler is not None and self._loop is not None
+        task = asyncio.current_task(self._loop)
         assert task is not None
         timeout = self.limits.daemon_timeout
         expired: list[bool] = []
-        watchdog = asyncio.get_running_loop().call_later(timeout, _expire, task, expired)
+        watchdog = self._loop.call_later(timeout, _expire, task, expired)
         try:
-            conn.setblocking(False)
             await self._handler(conn)
         except asyncio.CancelledError:
             if not expired:
@@ -430,7 +434,9 @@ class MasterChild:
         """From a handler: this connection's work is done and it only waits for its peer to
         close, so its place no longer counts toward the limit (see the module text). Once per
         connection; with a concurrency of 1 (single_server) or elsewhere it does nothing."""
-        task = asyncio.current_task()
+        if self._loop is None:
+            return
+        task = asyncio.current_task(self._loop)
         if self.limits.concurrency == 1 or task not in self._tasks or task in self._released:
             return
         assert task is not None
@@ -456,8 +462,10 @@ class MasterChild:
             return
         if self._idle is not None:
             self._idle.cancel()
-        loop = asyncio.get_running_loop()
-        self._idle = loop.call_later(self.limits.max_idle, self._stopping, StopReason.MAX_IDLE)
+        assert self._loop is not None
+        self._idle = self._loop.call_later(
+            self.limits.max_idle, self._stopping, StopReason.MAX_IDLE
+        )
 
     # --- stopping and the status channel ------------------------------------------------------
     def _stopping(self, reason: StopReason) -> None:
