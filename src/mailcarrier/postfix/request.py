@@ -287,20 +287,34 @@ class NativeRequest:
 
 def parse_common(pairs: AttrList) -> tuple[NativeRequest, int]:
     """The common attribute list: a request without recipients yet, and how many follow."""
+    fields, name, count = _common_fields(pairs)
+    return NativeRequest(*fields, sendopts_name=name), count
+
+
+# The values of the common list, in NativeRequest's order (recipients aside).
+_CommonFields = tuple[
+    int, str, str, int, int, str, str, int, str, str, int, MsgStats,
+    str, str, str, str, str, str, str, str, str, str,
+]  # fmt: skip
+
+
+def _common_fields(pairs: AttrList) -> tuple[_CommonFields, str, int]:
+    """What `parse_common` makes its request of: the values, the name of attribute 8, and
+    the recipient count."""
     try:
         return _parse_common(pairs)
     except AttrError as exc:
         raise AttrError(f"error receiving common attributes: {exc}") from exc
 
 
-def _parse_common(pairs: AttrList) -> tuple[NativeRequest, int]:
+def _parse_common(pairs: AttrList) -> tuple[_CommonFields, str, int]:
     names: tuple[str, ...] = COMMON_ATTRIBUTES
     if len(pairs) > _SENDOPTS_AT:
         names = _COMMON_BY_SENDOPTS.get(pairs[_SENDOPTS_AT][0], names)
     v = expect(pairs, names)
     # Undecodable bytes survive as surrogates (attr.encode() writes them back as they were).
     t = [value.decode("utf-8", "surrogateescape") for value in v]
-    request = NativeRequest(
+    fields: _CommonFields = (
         as_int(v[0], "flags"),
         t[1],  # queue_name
         t[2],  # queue_id
@@ -323,15 +337,11 @@ def _parse_common(pairs: AttrList) -> tuple[NativeRequest, int]:
         t[19],  # sasl_sender
         t[20],  # log_ident
         t[21],  # rewrite_context
-        sendopts_name=names[_SENDOPTS_AT],
     )
     count = as_int(v[22], "recipient_count")
     if count <= 0:
-        raise AttrError(
-            f"{request.queue_id}: no recipients in delivery request for destination "
-            f"{request.nexthop}"
-        )
-    return request, count
+        raise AttrError(f"{t[2]}: no recipients in delivery request for destination {t[5]}")
+    return fields, names[_SENDOPTS_AT], count
 
 
 def parse_recipient(pairs: AttrList) -> NativeRecipient:
@@ -355,12 +365,11 @@ class RequestReader:
     `header` is the request without recipients as soon as its common list is in (Postfix
     checks the queue file name then). Malformed input raises `AttrError`."""
 
-    __slots__ = ("_count", "_parser", "_recipients", "_request", "header")
+    __slots__ = ("_common", "_parser", "_recipients", "_request")
 
     def __init__(self, parser: AttrParser | None = None) -> None:
         self._parser = parser if parser is not None else AttrParser()
-        self.header: NativeRequest | None = None
-        self._count = 0
+        self._common: tuple[_CommonFields, str, int] | None = None
         self._recipients: list[NativeRecipient] = []
         self._request: NativeRequest | None = None
 
@@ -372,17 +381,26 @@ class RequestReader:
         """Between lists: nothing of the next one received yet."""
         return self._parser.idle
 
+    @property
+    def header(self) -> NativeRequest | None:
+        if self._common is None:
+            return None
+        fields, name, _ = self._common
+        return NativeRequest(*fields, sendopts_name=name)
+
     def request(self) -> NativeRequest | None:
         while self._request is None:
             pairs = self._parser.next_list()
             if pairs is None:
                 return None
-            if self.header is None:
-                self.header, self._count = parse_common(pairs)
+            if self._common is None:
+                self._common = _common_fields(pairs)
                 continue
             self._recipients.append(parse_recipient(pairs))
-            if len(self._recipients) == self._count:
-                self._request = self.header.with_recipients(self._recipients)
+            fields, name, count = self._common
+            if len(self._recipients) == count:
+                # Made once, with its recipients (not the header, then a copy).
+                self._request = NativeRequest(*fields, tuple(self._recipients), name)
         return self._request
 
 
