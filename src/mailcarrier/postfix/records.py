@@ -294,6 +294,9 @@ class RecordContent(io.RawIOBase):
                     self._newline = False
                     room -= 1
                 else:
+                    at = self._next - self._block_at
+                    if not 0 <= at < len(self._block) and not self._block_is_last:
+                        self._load(self._next)  # the next records in one block, at once
                     room = self._whole_lines(out, room)
                     if room > 0:
                         self._next_record()
@@ -316,17 +319,22 @@ class RecordContent(io.RawIOBase):
         lines: list[bytes] = []  # the data of a run of N records
         append = lines.append
         if i >= 0 and room >= end_of_block - i:
-            # What is left of the block cannot fill `room` (a record's output is shorter
-            # than the record): short N records need no other check than their end.
+            # What is left of the block cannot fill `room` (a record's output, its data and
+            # a newline, is shorter than the record): short N records need no other check
+            # than their end, and the room they took is counted once at the end.
+            start = i
             last = end_of_block - 2
+            n = _N
             while i <= last:
                 length = block[i + 1]
+                if block[i] != n or length > 127:
+                    break
                 end = i + 2 + length
-                if block[i] != _N or length & 0x80 or end > end_of_block:
+                if end > end_of_block:
                     break
                 append(block[i + 2 : end])
-                room -= length + 1
                 i = end
+            room -= i - start - len(lines)  # each 2-byte header became one newline
         while room > 0 and i >= 0 and i + 2 <= end_of_block:
             rtype = block[i]
             length = block[i + 1]
