@@ -24,6 +24,7 @@ from mailcarrier.postfix.attr import (
     as_long,
     encode,
     expect,
+    expect_strings,
 )
 
 DATA: Final = Path(__file__).parent / "data"
@@ -363,6 +364,34 @@ def test_expect_refuses_with_postfix_wording(pairs: AttrList, message: str) -> N
     with pytest.raises(AttrError) as info:
         expect(pairs, ["a", "b"])
     assert str(info.value) == message
+
+
+def test_expect_strings_is_expect_of_the_flat_list() -> None:
+    parser = AttrParser()
+    parser.feed(b"a\x001\x00b\x00\x00\x00")
+    strings = parser.next_strings()
+    assert strings == [b"a", b"1", b"b", b""]
+    assert expect_strings(strings, ["a", "b"]) == [b"1", b""]
+    assert parser.next_strings() is None
+
+
+@pytest.mark.parametrize(
+    "pairs",
+    [
+        [(b"a", b"1")],
+        [],
+        [(b"b", b"1"), (b"a", b"1")],
+        [(b"a", b"1"), (b"c", b"1")],
+        [(b"a", b"1"), (b"b", b"2"), (b"a", b"3")],
+        [(b"\xff", b"1")],
+    ],
+)
+def test_expect_strings_refuses_as_expect_does(pairs: AttrList) -> None:
+    with pytest.raises(AttrError) as want:
+        expect(pairs, ["a", "b"])
+    with pytest.raises(AttrError) as got:
+        expect_strings([s for pair in pairs for s in pair], ["a", "b"])
+    assert str(got.value) == str(want.value)
 
 
 # --- round trips ----------------------------------------------------------------------------

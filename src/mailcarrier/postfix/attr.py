@@ -31,6 +31,7 @@ __all__ = [
     "as_long",
     "encode",
     "expect",
+    "expect_strings",
 ]
 
 # One attribute list as received: (name, value) pairs, both still bytes.
@@ -107,7 +108,7 @@ def as_long(value: bytes, name: str = "value") -> int:
 
 
 def _unsigned(value: bytes, name: str) -> int:
-    if not value or len(value) > 20 or not value.isdigit():
+    if len(value) > 20 or not value.isdigit():  # b"".isdigit() is False
         raise AttrError(f"{name}: bad numerical value: {value[:40]!r}")
     return int(value)
 
@@ -128,6 +129,20 @@ def expect(pairs: AttrList, names: Sequence[str]) -> list[bytes]:
     if [name for name, _ in pairs] != wanted:
         _refuse(pairs, names)
     return [value for _, value in pairs]
+
+
+def expect_strings(strings: list[bytes], names: Sequence[str]) -> list[bytes]:
+    """`expect()` of a list as `AttrParser.next_strings()` gives it: name, value, name,
+    value, ... (the values, or `AttrError`)."""
+    key = tuple(names)
+    wanted = _ENCODED.get(key)
+    if wanted is None:
+        wanted = [name.encode("ascii") for name in key]
+        if len(_ENCODED) < 64:
+            _ENCODED[key] = wanted
+    if strings[::2] != wanted:
+        _refuse(list(zip(strings[::2], strings[1::2], strict=True)), names)
+    return strings[1::2]
 
 
 def _refuse(pairs: AttrList, names: Sequence[str]) -> None:
@@ -186,6 +201,14 @@ class AttrParser:
         return self._at == len(self._tokens) - 1 and not self._tokens[-1]
 
     def next_list(self) -> AttrList | None:
+        strings = self.next_strings()
+        if strings is None:
+            return None
+        return list(zip(strings[::2], strings[1::2], strict=False))
+
+    def next_strings(self) -> list[bytes] | None:
+        """The next list as its strings, name, value, name, value, ... (`next_list()`
+        without the pairs); None when more bytes are needed."""
         tokens, at = self._tokens, self._at
         last = len(tokens) - 1  # the string in progress
         try:
@@ -201,7 +224,7 @@ class AttrParser:
         if pairs > self._max_pairs or self._long:
             self._check(at, end)
         self._at = end + 1
-        return list(zip(strings[::2], strings[1::2], strict=False))
+        return strings
 
     def _check(self, at: int, end: int) -> None:
         """The limits for the strings from `at` to `end` (excluded: the terminator, or the

@@ -37,6 +37,7 @@ from mailcarrier.postfix.attr import (
     as_long,
     encode,
     expect,
+    expect_strings,
 )
 from mailcarrier.postfix.msgstats import MsgStats
 from mailcarrier.status import fast_init
@@ -302,18 +303,31 @@ def _common_fields(pairs: AttrList) -> tuple[_CommonFields, str, int]:
     """What `parse_common` makes its request of: the values, the name of attribute 8, and
     the recipient count."""
     try:
-        return _parse_common(pairs)
+        names = _common_names(pairs[_SENDOPTS_AT][0] if len(pairs) > _SENDOPTS_AT else b"")
+        return _parse_common(expect(pairs, names), names)
     except AttrError as exc:
         raise AttrError(f"error receiving common attributes: {exc}") from exc
 
 
-def _parse_common(pairs: AttrList) -> tuple[_CommonFields, str, int]:
-    names: tuple[str, ...] = COMMON_ATTRIBUTES
-    if len(pairs) > _SENDOPTS_AT:
-        names = _COMMON_BY_SENDOPTS.get(pairs[_SENDOPTS_AT][0], names)
-    v = expect(pairs, names)
-    # Undecodable bytes survive as surrogates (attr.encode() writes them back as they were).
-    t = [value.decode("utf-8", "surrogateescape") for value in v]
+def _common_strings(strings: list[bytes]) -> tuple[_CommonFields, str, int]:
+    """`_common_fields` of a list as `AttrParser.next_strings()` gives it."""
+    try:
+        at = 2 * _SENDOPTS_AT
+        names = _common_names(strings[at] if len(strings) > at else b"")
+        return _parse_common(expect_strings(strings, names), names)
+    except AttrError as exc:
+        raise AttrError(f"error receiving common attributes: {exc}") from exc
+
+
+def _common_names(sendopts: bytes) -> tuple[str, ...]:
+    """The names of the common list, by what its attribute 8 is called."""
+    return _COMMON_BY_SENDOPTS.get(sendopts, COMMON_ATTRIBUTES)
+
+
+def _parse_common(v: list[bytes], names: tuple[str, ...]) -> tuple[_CommonFields, str, int]:
+    # Undecodable bytes survive as surrogates (attr.encode() writes them back as they were);
+    # values hold no NUL, so they are decoded in one piece.
+    t = b"\0".join(v).decode("utf-8", "surrogateescape").split("\0")
     fields: _CommonFields = (
         as_int(v[0], "flags"),
         t[1],  # queue_name
@@ -347,16 +361,27 @@ def _parse_common(pairs: AttrList) -> tuple[_CommonFields, str, int]:
 def parse_recipient(pairs: AttrList) -> NativeRecipient:
     """One recipient list (rcpb_scan)."""
     try:
-        v = expect(pairs, RECIPIENT_ATTRIBUTES)
-        return NativeRecipient(
-            _text(v[0]),
-            _text(v[1]),
-            as_long(v[2], "offset"),
-            _text(v[3]),
-            as_int(v[4], "notify_flags"),
-        )
+        return _recipient_of(expect(pairs, RECIPIENT_ATTRIBUTES))
     except AttrError as exc:
         raise AttrError(f"error receiving recipient attributes: {exc}") from exc
+
+
+def _recipient_strings(strings: list[bytes]) -> NativeRecipient:
+    """`parse_recipient` of a list as `AttrParser.next_strings()` gives it."""
+    try:
+        return _recipient_of(expect_strings(strings, RECIPIENT_ATTRIBUTES))
+    except AttrError as exc:
+        raise AttrError(f"error receiving recipient attributes: {exc}") from exc
+
+
+def _recipient_of(v: list[bytes]) -> NativeRecipient:
+    return NativeRecipient(
+        _text(v[0]),
+        _text(v[1]),
+        as_long(v[2], "offset"),
+        _text(v[3]),
+        as_int(v[4], "notify_flags"),
+    )
 
 
 class RequestReader:
@@ -390,13 +415,13 @@ class RequestReader:
 
     def request(self) -> NativeRequest | None:
         while self._request is None:
-            pairs = self._parser.next_list()
-            if pairs is None:
+            strings = self._parser.next_strings()
+            if strings is None:
                 return None
             if self._common is None:
-                self._common = _common_fields(pairs)
+                self._common = _common_strings(strings)
                 continue
-            self._recipients.append(parse_recipient(pairs))
+            self._recipients.append(_recipient_strings(strings))
             fields, name, count = self._common
             if len(self._recipients) == count:
                 # Made once, with its recipients (not the header, then a copy).
