@@ -66,7 +66,7 @@ def format_delay(seconds: float, resolution: int = 2) -> str:
     """
     if seconds >= 10:
         return str(int(seconds + 0.5))  # rounded half up, as Postfix's format_tv()
-    if seconds <= 0:
+    if seconds < _ZERO_BELOW.get(resolution, 0.0):  # also what is not above 0
         return "0"
     formats = _DELAY_FORMATS.get(resolution) or _delay_formats(resolution)
     form = formats[-1][1]
@@ -89,6 +89,9 @@ def _delay_formats(resolution: int) -> tuple[tuple[float, str], ...]:
 
 
 _DELAY_FORMATS: dict[int, tuple[tuple[float, str], ...]] = {r: _delay_formats(r) for r in range(7)}
+# What prints as 0 at each resolution: below half its last digit (0.005 at 2 decimals; the
+# float nearest that half is above the true half, so anything below it rounds down).
+_ZERO_BELOW: dict[int, float] = {r: float(f"5e-{r + 1}") for r in range(7)}
 
 
 def delivery_line(
