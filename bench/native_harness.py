@@ -15,13 +15,16 @@ Python runs in this process).
 It prints the CPU time (user + system) of this process per message, counted from the end of
 a warm-up to the last reply, the minimum over R rounds: steadier than bench_native's rates on a
 shared machine, and the tool for A/B comparisons of the native path (bench/PROFILE.md, issue
-16). Every request must come back with status 0 and one ``status=sent`` line.
+16). Every request must come back with status 0 and one ``status=sent`` line. ``--profile FILE``
+writes a cProfile of the measured part; ``--bytecodes`` counts the Python bytecodes run per
+message instead (sys.settrace: slow, but exact: the steadiest measure on a shared machine).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import cProfile
 import os
 import socket
@@ -30,6 +33,7 @@ import sys
 import tempfile
 import threading
 import time
+import types
 from pathlib import Path
 from typing import Any, Final
 
@@ -75,7 +79,8 @@ def queue_file(queue_id: str) -> tuple[bytes, int, int, int]:
     out += _record("R", RECIPIENT.encode()) + _record("M", b"")
     data_at = len(out)
     text = HEADERS.format(id=queue_id, rcpt=RECIPIENT, sender=SENDER).encode()
-    text += b"\n" + body(SIZE).replace(b"\r\n", b"\n")
+    # smtp-source sends the body with smtp_fputs(), which ends it with CRLF.
+    text += b"\n" + body(SIZE).replace(b"\r\n", b"\n") + b"\n"
     lines = text.split(b"\n")
     content = b"".join(_record("N", line) for line in lines[:-1])
     if lines[-1]:
@@ -86,6 +91,41 @@ def queue_file(queue_id: str) -> tuple[bytes, int, int, int]:
     fields = (size, data_at, 1, 0, size, 0)
     out = out[:2] + b" ".join(b"%15d" % f for f in fields) + out[97:]
     return out, data_at, size, rcpt_at
+
+
+class BytecodeCounter:
+    """Counts the Python bytecodes run, by function, while enabled (sys.settrace with
+    opcode events: slow, but exact, and the same on a busy machine as on an idle one). The
+    `enable`/`disable` of a cProfile.Profile, so that it stands in for one."""
+
+    def __init__(self) -> None:
+        self.counts: collections.Counter[types.CodeType] = collections.Counter()
+
+    def _trace(self, frame: types.FrameType, event: str, arg: object) -> Any:
+        frame.f_trace_opcodes = True
+        if event == "opcode":
+            self.counts[frame.f_code] += 1
+        return self._trace
+
+    def enable(self) -> None:
+        sys.settrace(self._trace)
+
+    def disable(self) -> None:
+        sys.settrace(None)
+
+    def report(self, messages: int, top: int = 15) -> str:
+        total = sum(self.counts.values())
+        by_file: collections.Counter[str] = collections.Counter()
+        for code, n in self.counts.items():
+            by_file[code.co_filename.rpartition("/src/")[2] or code.co_filename] += n
+        lines = [f"bytecodes per message: {total / messages:,.0f}"]
+        lines += [f"  {n / messages:8,.0f}  {name}" for name, n in by_file.most_common(top)]
+        lines += [
+            f"  {n / messages:8,.0f}  {code.co_filename.rpartition('/')[2]}:"
+            f"{code.co_firstlineno} {code.co_name}"
+            for code, n in self.counts.most_common(top)
+        ]
+        return "\n".join(lines)
 
 
 def write_queue(root: Path, ids: list[str]) -> tuple[int, int, int]:
@@ -174,7 +214,7 @@ async def agent_round(
     messages: int,
     warmup: int,
     concurrency: int,
-    profile: cProfile.Profile | None = None,
+    profile: cProfile.Profile | BytecodeCounter | None = None,
 ) -> tuple[float, float]:
     from mailcarrier.config.settings import Settings
     from mailcarrier.delivery.agent import DeliveryAgent
@@ -256,11 +296,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--server", choices=("sink", "memory"), default="sink")
     parser.add_argument("--loop", default="uvloop")
     parser.add_argument("--profile", metavar="FILE", help="cProfile the measured part to FILE")
+    parser.add_argument(
+        "--bytecodes", action="store_true", help="count the bytecodes run per message instead"
+    )
     args = parser.parse_args(argv)
     loop = install_loop(args.loop)
     server = args.server if args.server == "memory" or os.path.exists(SMTP_SINK) else "memory"
     figures: list[tuple[float, float]] = []
     profile = cProfile.Profile() if args.profile else None
+    counter = BytecodeCounter() if args.bytecodes else None
     with Sink() if server == "sink" else _Memory() as sink:
         for _ in range(args.rounds):
             with tempfile.TemporaryDirectory(prefix="mc-native-harness-") as tmp:
@@ -274,7 +318,7 @@ def main(argv: list[str] | None = None) -> None:
                             args.messages,
                             args.warmup,
                             args.concurrency,
-                            profile,
+                            counter or profile,
                         )
                     )
                 finally:
@@ -282,6 +326,8 @@ def main(argv: list[str] | None = None) -> None:
                 figures.append(cpu)
     if profile is not None:
         profile.dump_stats(args.profile)
+    if counter is not None:
+        print(counter.report(args.messages * args.rounds))
     best = min(figures, key=sum)
     print(
         f"{loop}, {server}: CPU per message, min of {args.rounds} rounds of {args.messages} "
