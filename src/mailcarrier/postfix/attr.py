@@ -93,6 +93,8 @@ def encode(pairs: Iterable[tuple[str, Value]], *, terminate: bool = True) -> byt
 
 def as_int(value: bytes, name: str = "value") -> int:
     """An attr0 int (`%u` text) as a signed C int: 4294967295 is -1."""
+    if len(value) < 10 and value.isdigit():  # below 2**31: the usual flags and counts
+        return int(value)
     number = _unsigned(value, name)
     if number >= _U32:
         raise AttrError(f"{name}: number out of range: {value[:40]!r}")
@@ -101,6 +103,8 @@ def as_int(value: bytes, name: str = "value") -> int:
 
 def as_long(value: bytes, name: str = "value") -> int:
     """An attr0 long (`%lu` text) as a signed C long: 18446744073709551615 is -1."""
+    if len(value) < 19 and value.isdigit():  # below 2**63: the usual offsets and sizes
+        return int(value)
     number = _unsigned(value, name)
     if number >= _U64:
         raise AttrError(f"{name}: number out of range: {value[:40]!r}")

@@ -260,11 +260,22 @@ class RecordContent(io.RawIOBase):
             raise ValueError(f"invalid whence ({whence})")
         if offset < 0:
             raise ValueError(f"negative seek position {offset}")
-        if offset < self._pos or offset == 0:
+        if offset < self._pos or (offset == 0 and not self._at_start()):
             self._rewind()
         while self._pos < offset and self._fill(min(offset - self._pos, self._block_size)):
             pass
         return self._pos
+
+    def _at_start(self) -> bool:
+        """Nothing read since the last rewind (a seek to 0 then changes nothing)."""
+        return (
+            self._pos == 0
+            and self._next == self._start
+            and not self._left
+            and not self._newline
+            and not self._done
+            and self._failed is None
+        )
 
     def close(self) -> None:
         self._block = b""

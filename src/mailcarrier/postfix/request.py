@@ -457,13 +457,22 @@ class RequestRefused(DataError):
 
 
 def _notify(flags: int) -> Notify:
-    if flags & ~0xF:
+    notify = _NOTIFY_BY_FLAGS.get(flags)
+    if notify is None:
         raise UsageError(f"bad notify_flags {flags}")
+    return notify
+
+
+def _notify_of(flags: int) -> Notify:
     result = Notify.NONE
     for bit, notify in _NOTIFY_BITS:
         if flags & bit:
             result |= notify
     return result
+
+
+# Every valid notify_flags value (four bits) and its Notify, made once.
+_NOTIFY_BY_FLAGS: Final = {flags: _notify_of(flags) for flags in range(16)}
 
 
 def _recipient(native: NativeRecipient) -> Recipient:
