@@ -334,11 +334,20 @@ class RecordContent(io.RawIOBase):
             # a newline, is shorter than the record): short N records need no other check
             # than their end, and the room they took is counted once at the end.
             start = i
-            last = end_of_block - 2
             n = _N
-            while i <= last:
+            safe = end_of_block - 129  # a short record (2 + at most 127 bytes) ends before
+            while i <= safe:
                 length = block[i + 1]
-                if block[i] != n or length > 127:
+                if length > 127 or block[i] != n:
+                    break
+                i += 2
+                end = i + length
+                append(block[i:end])
+                i = end
+            last = end_of_block - 2
+            while i <= last:  # the last records of the block, which may be cut short
+                length = block[i + 1]
+                if length > 127 or block[i] != n:
                     break
                 end = i + 2 + length
                 if end > end_of_block:
