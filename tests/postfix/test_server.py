@@ -344,3 +344,25 @@ async def test_reports_stay_in_order_when_one_needs_a_service(setup: Setup) -> N
         f"{QUEUE_ID}: to=<{r}>" for r in RCPTS
     ]
     assert "status=deferred" in setup.log.lines[0] and "status=sent" in setup.log.lines[1]
+
+
+class SlowAgent(FakeAgent):
+    """Delivers after qmgr has had time to close its side."""
+
+    async def deliver(
+        self,
+        request: DeliveryRequest,
+        *,
+        on_status: Callable[[int, RecipientStatus], None] | None = None,
+        log_lines: bool = True,
+    ) -> DeliveryResult:
+        await asyncio.sleep(0.2)
+        return await super().deliver(request, on_status=on_status, log_lines=log_lines)
+
+
+async def test_the_reply_goes_out_after_qmgr_closed_its_side(setup: Setup) -> None:
+    # deliver_request.c writes the reply whatever qmgr did with its half of the socket.
+    agent = SlowAgent({r: SENT for r in RCPTS})
+    reply = await setup.serve(agent, setup.request().encode(), close=True)
+    assert reply == (CAPTURES / "final-reply-ok.bin").read_bytes()
+    assert setup.types_at_offsets() == "DD"

@@ -4,14 +4,14 @@ reply out (Postfix's deliver_request_read / deliver_request_done around smtp(8)'
 `NativeServer.handle(sock)` speaks first (the protocol hello), reads the request's common
 attribute list and one list per recipient, opens the queue file and delivers through the
 shared `DeliveryAgent` (its connection cache serves every connection of the process). The
-socket is read and written directly (`_Qmgr`), without asyncio streams: a request in, one
-reply out, and every wait bounded by ipc_timeout. Each recipient's verdict is reported as
-it is made (report.py: bounce/defer/trace/verify, the mark in the queue file, the log line;
-a plain success at once, what needs another service in a task); the final reply is 0 only
-when every recipient was finished, else -1, with the hop status when the destination itself
-failed. Just before that reply it calls `release()` (the process's place for this connection
-is free: qmgr connects for its next delivery the moment it has the reply); then it waits for
-qmgr to close.
+connection is an asyncio protocol on the event loop's transport (`_Qmgr`), without streams:
+a request in, one reply out, and every wait bounded by ipc_timeout. Each recipient's verdict
+is reported as it is made (report.py: bounce/defer/trace/verify, the mark in the queue
+file, the log line; a plain success at once, what needs another service in a task); the
+final reply is 0 only when every recipient was finished, else -1, with the hop status when
+the destination itself failed. Just before that reply it calls `release()` (the process's
+place for this connection is free: qmgr connects for its next delivery the moment it has the
+reply); then it waits for qmgr to close.
 
 What can go wrong never takes the process down and never finishes a recipient that was not
 delivered or bounced: a qmgr that connects and goes away gets nothing; a malformed request
@@ -29,7 +29,7 @@ import collections
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Protocol, cast
 
 from mailcarrier.delivery.request import DeliveryRequest
 from mailcarrier.errors import MailcarrierError
@@ -50,8 +50,6 @@ from mailcarrier.postfix.services import StatusServices
 from mailcarrier.status import DeliveryResult, DeliveryStatus, RecipientStatus
 
 __all__ = ["NativeServer", "ServerOptions"]
-
-_READ: Final = 65536
 
 
 class Agent(Protocol):
@@ -82,59 +80,61 @@ class _Closed(Exception):
     """qmgr closed the connection before the request was complete."""
 
 
-class _Qmgr:
-    """One qmgr connection, on its socket: no transport and no streams, for what passes on
-    it is one request in and one reply out, then qmgr closes (deliver_request.c). A reader
-    callback feeds the request's bytes to a `RequestReader` and resolves `waiter` when the
-    request is complete (`request`), cut short (`error`) or when qmgr went away; once the
-    request is in, it only watches for the end. Each wait is bounded by ipc_timeout."""
+class _Qmgr(asyncio.Protocol):
+    """One qmgr connection, as an asyncio protocol on the accepted socket (the transport is
+    the event loop's: uvloop's in C): what passes on it is the hello out, one request in,
+    one reply out, then qmgr closes (deliver_request.c). `data_received` feeds the bytes to
+    a `RequestReader` and resolves `waiter` when the request is complete (`request`), cut
+    short (`error`) or when qmgr went away; once the request is in, only the end matters.
+    Each wait is bounded by ipc_timeout."""
 
-    __slots__ = ("conn", "ended", "error", "fd", "loop", "reader", "request", "timeout", "waiter")
-
-    def __init__(
-        self, conn: socket.socket, options: ServerOptions, loop: asyncio.AbstractEventLoop
-    ) -> None:
-        self.conn, self.loop, self.timeout = conn, loop, options.ipc_timeout
-        self.fd = conn.fileno()
+    def __init__(self, options: ServerOptions, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop, self.timeout = loop, options.ipc_timeout
         self.reader = RequestReader(AttrParser(max_string=options.max_string))
+        self.transport: asyncio.Transport | None = None
         self.request: NativeRequest | None = None
         self.error: BaseException | None = None
         self.ended = False  # qmgr closed, or the connection failed
         self.waiter: asyncio.Future[None] = loop.create_future()
-        conn.setblocking(False)
-        loop.add_reader(self.fd, self._readable)
 
-    def _readable(self) -> None:
-        try:
-            data = self.conn.recv(_READ)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            self._end(exc)
-            return
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are asyncio.Transports without subclassing it.
+        self.transport = cast("asyncio.Transport", transport)
+        self.transport.write(HELLO)  # deliver_request_initial: the agent speaks first
+
+    def data_received(self, data: bytes) -> None:
         if self.request is not None or self.error is not None:
-            if not data:  # what qmgr may send after the request is ignored, as Postfix does
-                self._end(None)
-            return
-        reader = self.reader
+            return  # what qmgr may send after the request is ignored, as Postfix does
         try:
-            if data:
-                reader.feed(data)
-            elif not reader.idle:
-                reader.feed(b"")
-            self.request = reader.request()
+            self.reader.feed(data)
+            self.request = self.reader.request()
         except Exception as exc:  # AttrError; anything else is abandoned with its name
             self.error = exc
-        if not data:
-            self._end(_Closed() if self.error is None else None)
-        elif self.request is not None or self.error is not None:
+        if self.request is not None or self.error is not None:
             self._wake()
 
-    def _end(self, error: BaseException | None) -> None:
+    def eof_received(self) -> bool:
         self.ended = True
-        self.loop.remove_reader(self.fd)
-        if error is not None and self.error is None and self.request is None:
-            self.error = error
+        if self.request is not None:
+            self._wake()
+            return True  # qmgr may close its side first: the reply still goes out
+        if self.error is None:
+            reader = self.reader
+            try:
+                if not reader.idle:
+                    reader.feed(b"")
+                    reader.request()  # raises: the request was cut short
+            except Exception as exc:  # AttrError; anything else is abandoned with its name
+                self.error = exc
+            if self.error is None:
+                self.error = _Closed()
+        self._wake()
+        return False  # the transport closes itself
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.request is None and self.error is None:
+            self.error = exc if exc is not None else _Closed()
+        self.ended = True
         self._wake()
 
     def _wake(self) -> None:
@@ -162,14 +162,12 @@ class _Qmgr:
             raise self.error if self.error is not None else _Closed()
         return self.request
 
-    async def write(self, data: bytes) -> None:
-        try:
-            sent = self.conn.send(data)  # a few bytes into an empty socket buffer: at once
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        if sent < len(data):
-            async with asyncio.timeout(self.timeout):
-                await self.loop.sock_sendall(self.conn, data[sent:])
+    def write(self, data: bytes) -> None:
+        """Out at once into the socket's buffer (the transport keeps what does not fit)."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            raise _Closed  # qmgr went away
+        transport.write(data)
 
     async def wait_close(self) -> None:
         """deliver_request_final: qmgr closes first."""
@@ -180,10 +178,8 @@ class _Qmgr:
             raise TimeoutError
 
     def close(self) -> None:
-        if not self.ended:
-            self.ended = True
-            self.loop.remove_reader(self.fd)
-        self.conn.close()
+        if self.transport is not None:
+            self.transport.close()
 
 
 class NativeServer:
@@ -204,8 +200,10 @@ class NativeServer:
 
     async def handle(self, conn: socket.socket) -> None:
         """Serve one qmgr connection (master.py's handler: `conn` is the accepted socket)."""
-        qmgr = _Qmgr(conn, self.options, asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
+        qmgr = _Qmgr(self.options, loop)
         try:
+            await loop.connect_accepted_socket(lambda: qmgr, conn)
             await self._serve(qmgr)
         except (_Closed, ConnectionError, BrokenPipeError):
             pass  # a qmgr that went away (often a stale one after a reload): nothing to say
@@ -223,12 +221,11 @@ class NativeServer:
             qmgr.close()
 
     async def _serve(self, qmgr: _Qmgr) -> None:
-        await qmgr.write(HELLO)
         request = await qmgr.read_request()
         status, hop = await self._deliver(request)
         # qmgr connects for its next delivery as soon as it has this reply.
         self.release()
-        await qmgr.write(final_reply(hop, status))
+        qmgr.write(final_reply(hop, status))
         await qmgr.wait_close()
 
     async def _deliver(self, request: NativeRequest) -> tuple[int, Dsn | None]:
