@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from mailcarrier.log import HandlerLog
+from mailcarrier.log import HandlerLog, current_pid
 from mailcarrier.loghandlers import LineHandler, MaillogHandler, PostfixFormatter, PostlogHandler
 
 PREFIX = "Jan  1 00:00:00 relay postfix/"
@@ -216,3 +216,52 @@ def test_postlog_connects_again_when_postlogd_comes_back(short_tmp: Path) -> Non
     assert postlogd.datagram() == b"Jan 01 00:00:00 mta postfix/smtp[1]: second"
     sink.close()
     postlogd.close()
+
+
+def test_postlog_a_line_through_logging_is_the_same_datagram(short_tmp: Path) -> None:
+    # HandlerLog hands PostlogHandler the line itself (write_line); a handler with a filter,
+    # or a Logger, goes through emit() and a LogRecord: the same bytes either way.
+    postlogd = Postlogd(short_tmp / "postlog")
+    handler = PostlogHandler(str(postlogd.path), "mta.test.local", pid=20319)
+    HandlerLog([handler], clock=lambda: 0).warning("smtp", "Q1: lost connection")
+    handler.addFilter(lambda record: True)
+    HandlerLog([handler], clock=lambda: 0).warning("smtp", "Q1: lost connection")
+    direct, through_a_record = postlogd.datagram(), postlogd.datagram()
+    assert direct == through_a_record
+    assert direct == b"Jan 01 00:00:00 mta postfix/smtp[20319]: warning: Q1: lost connection"
+    handler.close()
+    postlogd.close()
+
+
+def test_postlog_waits_at_most_its_timeout_for_a_full_postlogd(short_tmp: Path) -> None:
+    postlogd = Postlogd(short_tmp / "postlog")
+    handler = PostlogHandler(str(postlogd.path), "mta", pid=1, timeout=0.05)
+    sink = HandlerLog([handler], clock=lambda: 0)
+    filler = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    filler.connect(str(postlogd.path))
+    filler.setblocking(False)
+    queued = 0
+    with pytest.raises(BlockingIOError):  # postlogd's queue full, postlogd not reading
+        while True:
+            filler.send(b"filler")
+            queued += 1
+    sink.info("smtp", "lost")  # waits for room twice, at most `timeout` each, and gives up
+    assert [postlogd.datagram() for _ in range(queued)] == [b"filler"] * queued
+    sink.info("smtp", "after")  # room again: sent at once
+    assert postlogd.datagram() == b"Jan 01 00:00:00 mta postfix/smtp[1]: after"
+    filler.close()
+    sink.close()
+    postlogd.close()
+
+
+def test_the_pid_is_the_process_s_own_after_a_fork() -> None:
+    assert current_pid() == os.getpid()
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child
+        os.write(write, str(current_pid()).encode())
+        os._exit(0)
+    os.waitpid(child, 0)
+    assert os.read(read, 20) == str(child).encode()
+    os.close(read)
+    os.close(write)

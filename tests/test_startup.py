@@ -89,3 +89,37 @@ def test_the_check_sees_an_import() -> None:
         "scramp",
         "asn1crypto",
     }
+
+
+def _loaded_after(module: str, prefixes: tuple[str, ...]) -> set[str]:
+    """The modules starting with one of `prefixes` that importing `module` (with the
+    package's __init__) loads in a new interpreter."""
+    code = (
+        "import importlib, json, sys\n"
+        f"importlib.import_module({module!r})\n"
+        f"print(json.dumps(sorted(m for m in sys.modules if m.startswith({prefixes!r}))))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    return set(json.loads(done.stdout))
+
+
+def test_the_native_agent_does_not_load_the_api_or_the_queue() -> None:
+    # mailcarrier/__init__.py loads its public names on first use (PEP 562): the agent
+    # under Postfix never calls the API, and its queue, spool and notices cost start-up
+    # time and memory in every agent process.
+    loaded = _loaded_after("mailcarrier.postfix.main", ("mailcarrier.api", "mailcarrier.queue"))
+    assert loaded == set()
+    assert _loaded_after("mailcarrier", ("mailcarrier.",)) == set()
+
+
+def test_every_public_name_of_the_package_is_there() -> None:
+    from mailcarrier import api, errors, status
+    from mailcarrier.delivery import request
+
+    homes = (api, errors, status, request)
+    for name in mailcarrier.__all__:
+        assert any(getattr(mailcarrier, name) is getattr(m, name, None) for m in homes), name
+    assert "deliver_sync" in dir(mailcarrier)
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        _ = mailcarrier.nothing

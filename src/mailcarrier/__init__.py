@@ -7,25 +7,60 @@
                                         recipients=["b@example.net"], config=config)
 
 See README.md for the command line (`mailcarrier deliver|sendmail|run|queue|conf`).
+
+The names below are loaded when first used (PEP 562), not when the package is: a program that
+imports one part of it (the Postfix-native agent imports `mailcarrier.postfix.main`) does not
+pay for the API's queue, spool and notice modules it never calls.
 """
 
 from __future__ import annotations
 
-from mailcarrier.api import Config, deliver, deliver_sync, make_request, submit, submit_sync
-from mailcarrier.delivery.request import DeliveryRequest, Notify, Recipient
-from mailcarrier.errors import (
-    ConfigError,
-    DataError,
-    LocalProtocolError,
-    MailcarrierError,
-    MessageTooBigError,
-    ProtocolError,
-    RemoteProtocolError,
-    TemporaryError,
-    TransportError,
-    UsageError,
-)
-from mailcarrier.status import DeliveryResult, DeliveryStatus, RecipientStatus
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mailcarrier.api import Config, deliver, deliver_sync, make_request, submit, submit_sync
+    from mailcarrier.delivery.request import DeliveryRequest, Notify, Recipient
+    from mailcarrier.errors import (
+        ConfigError,
+        DataError,
+        LocalProtocolError,
+        MailcarrierError,
+        MessageTooBigError,
+        ProtocolError,
+        RemoteProtocolError,
+        TemporaryError,
+        TransportError,
+        UsageError,
+    )
+    from mailcarrier.status import DeliveryResult, DeliveryStatus, RecipientStatus
+
+# Where each public name lives.
+_HOMES: dict[str, tuple[str, ...]] = {
+    "mailcarrier.api": (
+        "Config",
+        "deliver",
+        "deliver_sync",
+        "make_request",
+        "submit",
+        "submit_sync",
+    ),
+    "mailcarrier.delivery.request": ("DeliveryRequest", "Notify", "Recipient"),
+    "mailcarrier.errors": (
+        "ConfigError",
+        "DataError",
+        "LocalProtocolError",
+        "MailcarrierError",
+        "MessageTooBigError",
+        "ProtocolError",
+        "RemoteProtocolError",
+        "TemporaryError",
+        "TransportError",
+        "UsageError",
+    ),
+    "mailcarrier.status": ("DeliveryResult", "DeliveryStatus", "RecipientStatus"),
+}
+_HOME_OF: dict[str, str] = {name: module for module, names in _HOMES.items() for name in names}
 
 __all__ = [
     "Config",
@@ -53,3 +88,17 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    """A public name, imported from its module on first use (then kept here)."""
+    module = _HOME_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mailcarrier' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

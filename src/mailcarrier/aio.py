@@ -16,7 +16,8 @@ timer per operation this way.
 
 `run_event_loop(coro)` runs a coroutine on uvloop when it is installed (the `fast` extra), else
 on asyncio's own loop: the `mailcarrier` command (cli.py), the queue's agent processes
-(queue/workers.py) and the Postfix-native agents (postfix/main.py).
+(queue/workers.py) and the Postfix-native agents (postfix/main.py, which imports it with
+`load_event_loop()` before it drops privileges).
 
 Neither `EndOfTurn` nor `Deadline` keeps a reference to an event loop between turns (a loop
 may key a WeakKeyDictionary of them). This module imports nothing of the package; it sits
@@ -30,7 +31,7 @@ import os
 from collections.abc import Callable, Coroutine
 from typing import Any, Final, Generic, TypeVar
 
-__all__ = ["INF", "SLACK", "Deadline", "EndOfTurn", "run_event_loop"]
+__all__ = ["INF", "SLACK", "Deadline", "EndOfTurn", "load_event_loop", "run_event_loop"]
 
 T = TypeVar("T")
 
@@ -120,16 +121,27 @@ class Deadline:
             self.at(loop, following)
 
 
+def load_event_loop() -> bool:
+    """Import now the event loop `run_event_loop` will use; True when that is uvloop. For a
+    program that drops privileges before it runs its loop (the Postfix-native agents): uvloop
+    imports modules of the interpreter (subprocess, ...) that the new user may not be allowed
+    to read, and would then be missed without a word."""
+    if os.environ.get("MAILCARRIER_EVENT_LOOP", "") == "asyncio":
+        return False
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def run_event_loop(coro: Coroutine[Any, Any, T]) -> T:
     """Run on uvloop when it is installed (the `fast` extra), else on asyncio's own loop.
 
     MAILCARRIER_EVENT_LOOP=asyncio forces the standard loop (for comparisons and debugging).
     """
-    if os.environ.get("MAILCARRIER_EVENT_LOOP", "") != "asyncio":
-        try:
-            import uvloop
-        except ImportError:
-            pass
-        else:
-            return uvloop.run(coro)
+    if load_event_loop():
+        import uvloop
+
+        return uvloop.run(coro)
     return asyncio.run(coro)

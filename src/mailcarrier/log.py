@@ -25,6 +25,7 @@ sink of someone else's the same guarantee (the API wraps what its callers pass).
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
@@ -34,15 +35,19 @@ from mailcarrier.status import RecipientStatus
 
 __all__ = [
     "HandlerLog",
+    "LineWriter",
     "LogLine",
     "LogSink",
     "MemoryLog",
     "NullLog",
     "PrintableLog",
+    "current_pid",
     "delivery_line",
     "format_delay",
     "postfix_text",
     "postlog_payload",
+    "postlog_prefix",
+    "postlog_text",
     "printable_sink",
     "severity_prefix",
     "syslog_prefix",
@@ -59,17 +64,34 @@ def format_delay(seconds: float, resolution: int = 2) -> str:
     10 and above print as whole seconds; below that two significant digits; anything below
     the resolution limit prints as 0 (delay_logging_resolution_limit).
     """
-    if seconds < 0:
-        seconds = 0.0
     if seconds >= 10:
         return str(int(seconds + 0.5))  # rounded half up, as Postfix's format_tv()
-    for decimals in range(0, resolution + 1):
-        if seconds >= 10 ** (1 - decimals) or decimals == resolution:
-            text = f"{seconds:.{decimals}f}"
+    if seconds < _ZERO_BELOW.get(resolution, 0.0):  # also what is not above 0
+        return "0"
+    formats = _DELAY_FORMATS.get(resolution) or _delay_formats(resolution)
+    form = formats[-1][1]
+    for floor, each in formats:  # the first whose floor `seconds` reaches
+        if seconds >= floor:
+            form = each
             break
+    text = form % seconds
     if "." in text:
         text = text.rstrip("0").rstrip(".")
-    return text if text not in ("", "-0") else "0"
+    return text or "0"
+
+
+def _delay_formats(resolution: int) -> tuple[tuple[float, str], ...]:
+    """(floor, format) by decimals: 0 decimals from 10**1, 1 from 10**0, ... and the last,
+    `resolution` decimals, for everything smaller."""
+    return tuple(
+        (10 ** (1 - d) if d < resolution else 0.0, f"%.{d}f") for d in range(resolution + 1)
+    )
+
+
+_DELAY_FORMATS: dict[int, tuple[tuple[float, str], ...]] = {r: _delay_formats(r) for r in range(7)}
+# What prints as 0 at each resolution: below half its last digit (0.005 at 2 decimals; the
+# float nearest that half is above the true half, so anything below it rounds down).
+_ZERO_BELOW: dict[int, float] = {r: float(f"5e-{r + 1}") for r in range(7)}
 
 
 def delivery_line(
@@ -78,29 +100,24 @@ def delivery_line(
     """The per-recipient delivery line (without the syslog prefix). `word` replaces the
     status word where Postfix logs another (``deliverable``, ``undeliverable`` for address
     probes); a deferral that soft_bounce made of a bounce is ``SOFTBOUNCE``."""
-    parts = [f"{queue_id}: to=<{status.address}>"]
-    if status.orig_address and status.orig_address != status.address:
-        parts.append(f"orig_to=<{status.orig_address}>")
-    parts.append(f"relay={status.relay}")
-    if status.conn_use > 1:
-        parts.append(f"conn_use={status.conn_use}")
     d = status.delays
-    parts.append(f"delay={format_delay(d.total, resolution)}")
-    parts.append(
-        "delays="
-        + "/".join(
-            format_delay(x, resolution)
-            for x in (d.before_qmgr, d.in_qmgr, d.conn_setup, d.transmission)
-        )
+    line = f"{queue_id}: to=<{status.address}>, "
+    if status.orig_address and status.orig_address != status.address:
+        line += f"orig_to=<{status.orig_address}>, "
+    line += f"relay={status.relay}, "
+    if status.conn_use > 1:
+        line += f"conn_use={status.conn_use}, "
+    line += (
+        f"delay={format_delay(d.total, resolution)}, "
+        f"delays={format_delay(d.before_qmgr, resolution)}/{format_delay(d.in_qmgr, resolution)}"
+        f"/{format_delay(d.conn_setup, resolution)}/{format_delay(d.transmission, resolution)}, "
     )
     if status.tls:
         # Postfix 3.11 smtp_log_tls_feature_status: "tls=may", "tls=!encrypt", "tls=may:none".
-        parts.append(f"tls={status.tls}")
-    parts.append(f"dsn={status.dsn}")
+        line += f"tls={status.tls}, "
     if not word:
         word = "SOFTBOUNCE" if status.soft_bounced else status.status.value
-    parts.append(f"status={word} ({status.diagnostic})")
-    return ", ".join(parts)
+    return f"{line}dsn={status.dsn}, status={word} ({status.diagnostic})"
 
 
 def syslog_prefix(when: float, hostname: str, syslog_name: str, process: str, pid: int) -> str:
@@ -122,13 +139,33 @@ def postlog_payload(when: float, hostname: str, tag: str, pid: int, text: str) -
     """One datagram for postlogd(8): ``Dec 02 15:10:10 mta postfix/smtp[20319]: text``
     (local time with a zero-padded day, the first label of `hostname`, the text cut at
     2000 bytes, no newline). `text` carries its severity prefix already."""
+    return postlog_prefix(when, hostname, tag, pid) + postlog_text(text)
+
+
+def postlog_prefix(when: float, hostname: str, tag: str, pid: int) -> bytes:
+    """What comes before the text in a postlogd datagram (`postlog_payload`)."""
     stamp = time.strftime("%b %d %H:%M:%S", time.localtime(when))
     short = hostname.split(".", 1)[0]
+    return f"{stamp} {short} {tag}[{pid}]: ".encode("utf-8", "surrogateescape")
+
+
+def postlog_text(text: str) -> bytes:
+    """The text of a postlogd datagram (`postlog_payload`): UTF-8, cut at 2000 bytes."""
     data = text.encode("utf-8", "surrogateescape")
     if len(data) > POSTLOG_TEXT_LIMIT:
         # Cut as msg_logger does, without leaving half a UTF-8 character at the end.
         data = data[:POSTLOG_TEXT_LIMIT].decode("utf-8", "ignore").encode("utf-8")
-    return f"{stamp} {short} {tag}[{pid}]: ".encode("utf-8", "surrogateescape") + data
+    return data
+
+
+# This process's id, kept (os.getpid() is a system call) and renewed in a forked child.
+_PID: list[int] = [os.getpid()]
+os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
+
+
+def current_pid() -> int:
+    """os.getpid(), without the system call."""
+    return _PID[0]
 
 
 def severity_prefix(levelno: int) -> str:
@@ -229,11 +266,20 @@ def postfix_text(record: logging.LogRecord) -> str:
     return severity_prefix(record.levelno) + record.getMessage()
 
 
+class LineWriter(Protocol):
+    """A handler's way in that needs no `logging.LogRecord` (loghandlers.py's
+    `PostlogHandler`): `text` is printable already, without its severity prefix."""
+
+    def write_line(self, levelno: int, procname: str, text: str, created: float) -> None: ...
+
+
 class HandlerLog:
     """A `LogSink` in front of stdlib `logging` handlers (loghandlers.py has Postfix's:
     stderr and maillog_file lines, syslog). It makes the process name and the text
     printable once, for every handler, and gives each handler whose level allows it one
-    `LogLine`; `close()` closes the handlers (what waits is written)."""
+    `LogLine`, or the line itself when the handler has a `write_line()` and no filters
+    (`LineWriter`: a line per delivery, without a record); `close()` closes the handlers
+    (what waits is written)."""
 
     def __init__(
         self,
@@ -246,29 +292,35 @@ class HandlerLog:
         # utf8: smtputf8_enable (Postfix's util_utf8_enable): keep valid UTF-8 in lines.
         self.utf8 = utf8
         self.clock = clock
+        self._writers: tuple[Callable[[int, str, str, float], None] | None, ...] = tuple(
+            getattr(handler, "write_line", None) for handler in self.handlers
+        )
+
+    def _line(self, levelno: int, levelname: str, process: str, text: str) -> None:
+        process = printable(process)
+        text = printable(text, utf8=self.utf8)
+        created = self.clock()
+        record: LogLine | None = None
+        for handler, write in zip(self.handlers, self._writers, strict=True):
+            if handler.level > levelno:
+                continue
+            if write is not None and not handler.filters:
+                write(levelno, process, text, created)
+                continue
+            if record is None:
+                record = LogLine(levelno, levelname, process, text, created)
+            handler.handle(record)
 
     def info(self, process: str, text: str) -> None:
-        text = printable(text, utf8=self.utf8)
-        record = LogLine(logging.INFO, "INFO", printable(process), text, self.clock())
-        for handler in self.handlers:
-            if handler.level <= logging.INFO:
-                handler.handle(record)
+        self._line(logging.INFO, "INFO", process, text)
 
     def warning(self, process: str, text: str) -> None:
-        text = printable(text, utf8=self.utf8)
-        record = LogLine(logging.WARNING, "WARNING", printable(process), text, self.clock())
-        for handler in self.handlers:
-            if handler.level <= logging.WARNING:
-                handler.handle(record)
+        self._line(logging.WARNING, "WARNING", process, text)
 
     def fatal(self, process: str, text: str) -> None:
         """The line a program writes before it stops (``fatal: ...``); not part of
         `LogSink`: only the program's entry point knows it is stopping."""
-        text = printable(text, utf8=self.utf8)
-        record = LogLine(logging.CRITICAL, "CRITICAL", printable(process), text, self.clock())
-        for handler in self.handlers:
-            if handler.level <= logging.CRITICAL:
-                handler.handle(record)
+        self._line(logging.CRITICAL, "CRITICAL", process, text)
 
     def close(self) -> None:
         for handler in self.handlers:

@@ -34,7 +34,15 @@ from collections.abc import Callable
 from typing import Protocol, TextIO
 
 from mailcarrier.aio import EndOfTurn
-from mailcarrier.log import HandlerLog, postfix_text, postlog_payload, severity_prefix, syslog_stamp
+from mailcarrier.log import (
+    HandlerLog,
+    current_pid,
+    postfix_text,
+    postlog_prefix,
+    postlog_text,
+    severity_prefix,
+    syslog_stamp,
+)
 from mailcarrier.printable import printable
 
 __all__ = [
@@ -312,7 +320,10 @@ class PostlogHandler(logging.Handler):
     It connects at once (before privileges are dropped: ``public/`` is not for everyone)
     and again for a line when there is no connection or a send failed (postlogd restarted);
     a line that still cannot be sent is lost, as in Postfix, whose daemons have nowhere
-    else to write. A send waits at most `timeout` seconds for room in postlogd's queue."""
+    else to write. A send waits at most `timeout` seconds for room in postlogd's queue: the
+    socket is non-blocking, and only a send that finds no room waits (one system call per
+    line otherwise). `write_line()` is the way in for `HandlerLog` (no `LogRecord`); the
+    prefix up to the pid is made once per second and process name."""
 
     def __init__(
         self,
@@ -331,13 +342,17 @@ class PostlogHandler(logging.Handler):
         self.pid = pid
         self.timeout = timeout
         self._sock: socket.socket | None = None
+        # (second, process name, pid) and the prefix made for them; one attribute, so that
+        # a thread never pairs one with the other's.
+        self._prefix: tuple[tuple[int, str, int], bytes] = ((-1, "", 0), b"")
         self._connect()
 
     def _connect(self) -> socket.socket | None:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        sock.settimeout(self.timeout)
         try:
+            sock.settimeout(self.timeout)
             sock.connect(self.path)
+            sock.setblocking(False)
         except OSError:
             sock.close()
             return None
@@ -351,15 +366,35 @@ class PostlogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         procname = getattr(record, "procname", record.name)
-        pid = os.getpid() if self.pid is None else self.pid
-        tag = f"{self.syslog_name}/{procname}"
-        payload = postlog_payload(record.created, self.hostname, tag, pid, postfix_text(record))
+        self.write_line(record.levelno, procname, record.getMessage(), record.created)
+
+    def write_line(self, levelno: int, procname: str, text: str, created: float) -> None:
+        """One line, `text` printable already (`HandlerLog`'s fast path)."""
+        pid = current_pid() if self.pid is None else self.pid
+        key = (int(created), procname, pid)
+        made, prefix = self._prefix
+        if key != made:
+            tag = f"{self.syslog_name}/{procname}"
+            prefix = postlog_prefix(created, self.hostname, tag, pid)
+            self._prefix = (key, prefix)
+        if levelno >= logging.WARNING:
+            text = severity_prefix(levelno) + text
+        self._send(prefix + postlog_text(text))
+
+    def _send(self, payload: bytes) -> None:
         for _ in range(2):  # the connection as it is, then a new one
             sock = self._sock or self._connect()
             if sock is None:
                 return
             try:
-                sock.send(payload)
+                try:
+                    sock.send(payload)
+                except BlockingIOError:  # postlogd's queue is full: wait for room
+                    sock.settimeout(self.timeout)
+                    try:
+                        sock.send(payload)
+                    finally:
+                        sock.setblocking(False)
             except OSError:
                 self._disconnect()
             else:

@@ -24,6 +24,7 @@ from mailcarrier.postfix.attr import (
     as_long,
     encode,
     expect,
+    expect_strings,
 )
 
 DATA: Final = Path(__file__).parent / "data"
@@ -280,6 +281,32 @@ def test_too_many_pairs() -> None:
         parser.next_list()
 
 
+def test_a_pair_counts_once_its_value_is_complete() -> None:
+    parser = AttrParser(max_pairs=1)
+    parser.feed(b"a\0b\0c\0d")  # the second value still arriving
+    assert parser.next_list() is None
+    parser.feed(b"\0")
+    with pytest.raises(AttrError, match=r"^more than 1 attributes in a list$"):
+        parser.next_list()
+
+
+def test_the_first_limit_broken_is_reported() -> None:
+    parser = AttrParser(max_pairs=1, max_string=3)
+    parser.feed(b"a\0b\0c\0dddd\0\0")  # too many pairs, and a string too long in the 2nd
+    with pytest.raises(AttrError, match=r"^string length > 3$"):
+        parser.next_list()
+    parser = AttrParser(max_pairs=1, max_string=3)
+    parser.feed(b"a\0b\0c\0d\0eeee\0")
+    with pytest.raises(AttrError, match=r"^more than 1 attributes in a list$"):
+        parser.next_list()
+
+
+def test_many_lists_in_one_piece() -> None:
+    lists = [[(b"n%d" % i, b"v%d" % i)] for i in range(200)]
+    data = b"".join(encode([(name.decode(), value) for name, value in pairs]) for pairs in lists)
+    assert _parse(data) == lists
+
+
 @pytest.mark.parametrize(
     "data",
     [b"na", b"name\0", b"name\0val", b"name\0value\0", b"a\0b\0c\0d\0"],
@@ -337,6 +364,34 @@ def test_expect_refuses_with_postfix_wording(pairs: AttrList, message: str) -> N
     with pytest.raises(AttrError) as info:
         expect(pairs, ["a", "b"])
     assert str(info.value) == message
+
+
+def test_expect_strings_is_expect_of_the_flat_list() -> None:
+    parser = AttrParser()
+    parser.feed(b"a\x001\x00b\x00\x00\x00")
+    strings = parser.next_strings()
+    assert strings == [b"a", b"1", b"b", b""]
+    assert expect_strings(strings, ["a", "b"]) == [b"1", b""]
+    assert parser.next_strings() is None
+
+
+@pytest.mark.parametrize(
+    "pairs",
+    [
+        [(b"a", b"1")],
+        [],
+        [(b"b", b"1"), (b"a", b"1")],
+        [(b"a", b"1"), (b"c", b"1")],
+        [(b"a", b"1"), (b"b", b"2"), (b"a", b"3")],
+        [(b"\xff", b"1")],
+    ],
+)
+def test_expect_strings_refuses_as_expect_does(pairs: AttrList) -> None:
+    with pytest.raises(AttrError) as want:
+        expect(pairs, ["a", "b"])
+    with pytest.raises(AttrError) as got:
+        expect_strings([s for pair in pairs for s in pair], ["a", "b"])
+    assert str(got.value) == str(want.value)
 
 
 # --- round trips ----------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from mailcarrier.postfix.master import (
     retire_after,
     set_signals,
     status_message,
+    stream_handler,
 )
 
 PID = 4242
@@ -104,6 +105,7 @@ class Gates:
     def __init__(self) -> None:
         self.waiting: list[asyncio.Event] = []
         self.finished = 0
+        self.serve = stream_handler(self.handler)  # what MasterChild.serve() takes
 
     async def handler(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"hello\n")
@@ -169,7 +171,7 @@ def test_a_notice_is_twelve_bytes_as_real_smtp_wrote_them() -> None:
 async def test_one_at_a_time_is_single_server(master: StandIn, connect: Connect) -> None:
     gates = Gates()
     child = master.child(concurrency=1)
-    serving = asyncio.ensure_future(child.serve(gates.handler))
+    serving = asyncio.ensure_future(child.serve(gates.serve))
     first = await connect()
     assert await first.line() == b"hello\n"
     await until(lambda: master.notices() == [TAKEN], "TAKEN after accept")
@@ -191,7 +193,7 @@ async def test_one_at_a_time_is_single_server(master: StandIn, connect: Connect)
 async def test_taken_only_at_the_concurrency_limit(master: StandIn, connect: Connect) -> None:
     gates = Gates()
     child = master.child(concurrency=2)
-    serving = asyncio.ensure_future(child.serve(gates.handler))
+    serving = asyncio.ensure_future(child.serve(gates.serve))
     one, two = await connect(), await connect()
     assert (await one.line(), await two.line()) == (b"hello\n", b"hello\n")
     await until(lambda: master.notices() == [TAKEN], "TAKEN at the limit")
@@ -226,7 +228,7 @@ async def test_a_released_connection_gives_its_place_back(
         child.release()  # once is enough
         await reader.read()  # until the peer closes
 
-    serving = asyncio.ensure_future(child.serve(handler))
+    serving = asyncio.ensure_future(child.serve(stream_handler(handler)))
     one, two = await connect(), await connect()
     assert (await one.line(), await two.line()) == (b"hello\n", b"hello\n")
     await until(lambda: master.notices() == [TAKEN], "TAKEN at the limit")
@@ -258,7 +260,7 @@ async def test_release_does_nothing_for_a_single_server(master: StandIn, connect
         child.release()
         await reader.read()
 
-    serving = asyncio.ensure_future(child.serve(handler))
+    serving = asyncio.ensure_future(child.serve(stream_handler(handler)))
     first = await connect()
     assert await first.line() == b"hello\n"
     second = await connect()
@@ -276,7 +278,7 @@ async def test_a_process_below_its_limit_is_counted_as_used_once(
     master: StandIn, connect: Connect
 ) -> None:
     gates = Gates()
-    serving = asyncio.ensure_future(master.child(concurrency=5).serve(gates.handler))
+    serving = asyncio.ensure_future(master.child(concurrency=5).serve(gates.serve))
     for _ in range(3):
         client = await connect()
         assert await client.line() == b"hello\n"
@@ -296,7 +298,7 @@ async def test_the_use_is_counted_when_no_connection_waits(
     waiting = [True]
     monkeypatch.setattr(MasterChild, "_pending", lambda self: waiting.pop(0) if waiting else False)
     gates = Gates()
-    serving = asyncio.ensure_future(master.child(concurrency=5).serve(gates.handler))
+    serving = asyncio.ensure_future(master.child(concurrency=5).serve(gates.serve))
     client = await connect()
     assert await client.line() == b"hello\n"
     gates.open_one()
@@ -315,7 +317,7 @@ async def test_eof_on_the_status_socket_finishes_what_is_in_flight(
     master: StandIn, connect: Connect
 ) -> None:
     gates = Gates()
-    serving = asyncio.ensure_future(master.child(concurrency=5).serve(gates.handler))
+    serving = asyncio.ensure_future(master.child(concurrency=5).serve(gates.serve))
     first = await connect()
     assert await first.line() == b"hello\n"
     master.status.close()  # postfix reload, or master gone
@@ -337,7 +339,7 @@ async def test_a_status_write_that_fails_means_master_is_gone(
 ) -> None:
     master.status.shutdown(socket.SHUT_RD)  # writes fail, and no EOF to read
     gates = Gates()
-    serving = asyncio.ensure_future(master.child(concurrency=1).serve(gates.handler))
+    serving = asyncio.ensure_future(master.child(concurrency=1).serve(gates.serve))
     client = await connect()
     assert await client.line() == b"hello\n"  # TAKEN failed: stop accepting, serve this one
     gates.open_one()
@@ -347,7 +349,7 @@ async def test_a_status_write_that_fails_means_master_is_gone(
 
 async def test_max_use(master: StandIn, connect: Connect) -> None:
     gates = Gates()
-    serving = asyncio.ensure_future(master.child(concurrency=1, max_use=3).serve(gates.handler))
+    serving = asyncio.ensure_future(master.child(concurrency=1, max_use=3).serve(gates.serve))
     for _ in range(3):
         client = await connect()
         assert await client.line() == b"hello\n"
@@ -359,7 +361,7 @@ async def test_max_use(master: StandIn, connect: Connect) -> None:
 
 async def test_max_use_with_deliveries_in_flight(master: StandIn, connect: Connect) -> None:
     gates = Gates()
-    serving = asyncio.ensure_future(master.child(concurrency=10, max_use=2).serve(gates.handler))
+    serving = asyncio.ensure_future(master.child(concurrency=10, max_use=2).serve(gates.serve))
     one, two = await connect(), await connect()
     assert (await one.line(), await two.line()) == (b"hello\n", b"hello\n")
     await until(lambda: master.notices() == [TAKEN], "TAKEN when it stops accepting")
@@ -392,7 +394,7 @@ def test_limits_from_main_cf() -> None:
 
 async def test_retirement_with_deliveries_in_flight(master: StandIn, connect: Connect) -> None:
     gates = Gates()
-    serving = asyncio.ensure_future(master.child(concurrency=3, retire=0.2).serve(gates.handler))
+    serving = asyncio.ensure_future(master.child(concurrency=3, retire=0.2).serve(gates.serve))
     one = await connect()
     assert await one.line() == b"hello\n"
     await until(lambda: master.notices() == [TAKEN], "TAKEN when it retires, busy")
@@ -442,11 +444,11 @@ async def test_a_changed_table_makes_way_for_a_fresh_process(
 
 async def test_max_idle(master: StandIn, connect: Connect) -> None:
     gates = Gates()
-    idle = asyncio.ensure_future(master.child(max_idle=0.1).serve(gates.handler))
+    idle = asyncio.ensure_future(master.child(max_idle=0.1).serve(gates.serve))
     assert await asyncio.wait_for(idle, 10) is StopReason.MAX_IDLE
     # With a connection the timer starts again when it ends.
     child = master.child(concurrency=3, max_idle=0.2)
-    serving = asyncio.ensure_future(child.serve(gates.handler))
+    serving = asyncio.ensure_future(child.serve(gates.serve))
     client = await connect()
     assert await client.line() == b"hello\n"
     await asyncio.sleep(0.3)
@@ -475,7 +477,7 @@ async def test_losing_an_accept_race_is_nothing(master: StandIn) -> None:
     log = MemoryLog()
     gates = Gates()
     child = MasterChild([listener], status_fd=master.child_status.fileno(), log=log, pid=PID)
-    serving = asyncio.ensure_future(child.serve(gates.handler))
+    serving = asyncio.ensure_future(child.serve(gates.serve))
     _, writer1 = await asyncio.open_unix_connection(master.path)
     await until(lambda: len(listener.lost) == 1, "the lost race")
     reader2, writer2 = await asyncio.open_unix_connection(master.path)
@@ -498,7 +500,7 @@ async def test_a_failing_handler_is_a_warning(master: StandIn, connect: Connect)
 
     log = MemoryLog()
     child = master.child(log, concurrency=2)
-    child_serving = asyncio.ensure_future(child.serve(broken))
+    child_serving = asyncio.ensure_future(child.serve(stream_handler(broken)))
     for _ in range(2):
         client = await connect()
         assert await client.line() == b""  # closed, and the next one is served too
@@ -514,7 +516,7 @@ async def test_a_handler_s_own_timeout_is_not_the_watchdog(
         raise TimeoutError("read timeout")
 
     log = MemoryLog()
-    serving = asyncio.ensure_future(master.child(log).serve(slow_peer))
+    serving = asyncio.ensure_future(master.child(log).serve(stream_handler(slow_peer)))
     client = await connect()
     assert await client.line() == b""
     assert log.lines == ["warning: smtp socket: TimeoutError: read timeout"]
@@ -527,7 +529,9 @@ async def test_daemon_timeout_closes_a_connection(master: StandIn, connect: Conn
         await asyncio.Event().wait()
 
     log = MemoryLog()
-    serving = asyncio.ensure_future(master.child(log, daemon_timeout=0.1).serve(stuck))
+    serving = asyncio.ensure_future(
+        master.child(log, daemon_timeout=0.1).serve(stream_handler(stuck))
+    )
     client = await connect()
     assert await client.line() == b""
     await until(lambda: bool(log.lines))
@@ -538,7 +542,7 @@ async def test_daemon_timeout_closes_a_connection(master: StandIn, connect: Conn
 
 async def test_serve_runs_once(master: StandIn) -> None:
     child = master.child(max_idle=0.01)
-    handler: Handler = Gates().handler
+    handler: Handler = stream_handler(Gates().handler)
     await child.serve(handler)
     with pytest.raises(RuntimeError):
         await child.serve(handler)
@@ -559,7 +563,9 @@ def test_set_signals() -> None:
 # --- a real process with master's descriptors -----------------------------------------------
 _AGENT = """
 import asyncio, os, sys
-from mailcarrier.postfix.master import MasterChild, MasterError, load_settings, parse_argv
+from mailcarrier.postfix.master import (
+    MasterChild, MasterError, load_settings, parse_argv, stream_handler,
+)
 options = parse_argv(sys.argv)
 settings = load_settings(options)
 try:
@@ -572,7 +578,7 @@ async def greet(reader, writer):
     writer.write(f"{options.service_name} {options.personality} {os.getpid()}\\n".encode())
     await writer.drain()
 
-print(asyncio.run(child.serve(greet)).name, flush=True)
+print(asyncio.run(child.serve(stream_handler(greet))).name, flush=True)
 """
 
 

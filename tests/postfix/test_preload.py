@@ -49,3 +49,38 @@ def test_preload_keeps_host_names_working_without_the_interpreter_files(
         check=True,
     )
     assert proc.stdout == output
+
+
+LOOP_SCRIPT: Final = """
+import asyncio, sys
+from mailcarrier.aio import run_event_loop
+from mailcarrier.postfix.main import preload
+if sys.argv[1] == "preload":
+    preload()
+
+class Unreadable:
+    def find_spec(self, name, path=None, target=None):
+        raise ImportError(f"{name}: permission denied")
+
+sys.meta_path.insert(0, Unreadable())
+
+async def which() -> str:
+    return type(asyncio.get_running_loop()).__module__
+
+print(run_event_loop(which()))
+"""
+
+
+@pytest.mark.parametrize(
+    ("argument", "loop"), [("preload", "uvloop"), ("none", "asyncio.unix_events")]
+)
+def test_preload_keeps_uvloop_without_the_interpreter_files(argument: str, loop: str) -> None:
+    pytest.importorskip("uvloop")
+    proc = subprocess.run(
+        [sys.executable, "-c", LOOP_SCRIPT, argument],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert proc.stdout == f"{loop}\n"

@@ -138,11 +138,10 @@ class Setup:
         """Play qmgr: read the hello, send `send`, then read all the agent says."""
         servers = await start_services(self.root, *self.services.values())
         ours, theirs = socket.socketpair()
-        reader, writer = await asyncio.open_connection(sock=ours)
         services = StatusServices(self.root, self.log)
         options = ServerOptions(transport="smtp", process="smtp")
         server = NativeServer(agent, services, self.log, options, release)
-        task = asyncio.ensure_future(server.handle(reader, writer))
+        task = asyncio.ensure_future(server.handle(ours))
         q_reader, q_writer = await asyncio.open_connection(sock=theirs)
         assert await q_reader.readexactly(len(HELLO)) == HELLO
         q_writer.write(send)
@@ -286,3 +285,84 @@ async def test_a_corrupt_queue_file_bounces_and_goes_to_the_corrupt_queue(setup:
     assert len(setup.services["bounce"].requests) == 2
     assert setup.types_at_offsets() == "DD"  # bounced, so done
     assert any(level == "warning" and QUEUE_ID in text for level, _, text in setup.log.records)
+
+
+async def _serve_raw(
+    setup: Setup, agent: FakeAgent, ipc_timeout: float
+) -> tuple[socket.socket, asyncio.Future[None]]:
+    """The server on one end of a socketpair, with `ipc_timeout`; the other end is ours."""
+    ours, theirs = socket.socketpair()
+    options = ServerOptions(transport="smtp", process="smtp", ipc_timeout=ipc_timeout)
+    server = NativeServer(agent, StatusServices(setup.root, setup.log), setup.log, options)
+    return theirs, asyncio.ensure_future(server.handle(ours))
+
+
+async def test_a_request_that_does_not_come_times_out(setup: Setup) -> None:
+    theirs, task = await _serve_raw(setup, FakeAgent({}), 0.1)
+    assert await asyncio.to_thread(theirs.recv, 100) == HELLO
+    await asyncio.wait_for(task, 30)
+    assert setup.log.lines == ["warning: bad delivery request: timeout"]
+    assert await asyncio.to_thread(theirs.recv, 100) == b""  # closed, no reply
+    theirs.close()
+
+
+async def test_a_qmgr_that_never_closes_after_the_reply_times_out(setup: Setup) -> None:
+    agent = FakeAgent({r: SENT for r in RCPTS})
+    theirs, task = await _serve_raw(setup, agent, 0.5)
+    assert await asyncio.to_thread(theirs.recv, 100) == HELLO
+    theirs.sendall(setup.request().encode())
+    await asyncio.wait_for(task, 30)
+    assert setup.log.lines[-1] == "warning: bad delivery request: timeout"
+    reply = (CAPTURES / "final-reply-ok.bin").read_bytes()
+    assert await asyncio.to_thread(theirs.recv, 1000) == reply
+    assert setup.types_at_offsets() == "DD"
+    theirs.close()
+
+
+async def test_a_request_byte_by_byte(setup: Setup) -> None:
+    agent = FakeAgent({r: SENT for r in RCPTS})
+    theirs, task = await _serve_raw(setup, agent, 30)
+    assert await asyncio.to_thread(theirs.recv, 100) == HELLO
+    for byte in setup.request().encode():
+        theirs.send(bytes([byte]))
+        await asyncio.sleep(0)
+    reply = (CAPTURES / "final-reply-ok.bin").read_bytes()
+    assert await asyncio.wait_for(asyncio.to_thread(theirs.recv, 1000), 30) == reply
+    theirs.close()
+    await asyncio.wait_for(task, 30)
+    assert setup.types_at_offsets() == "DD"
+    assert len(agent.requests) == 1
+
+
+async def test_reports_stay_in_order_when_one_needs_a_service(setup: Setup) -> None:
+    # The deferral goes to defer(8) (a task); the success after it waits behind it.
+    agent = FakeAgent({RCPTS[0]: LATER, RCPTS[1]: SENT})
+    reply = await setup.serve(agent, setup.request().encode(), close=False)
+    assert reply == (CAPTURES / "final-reply-defer.bin").read_bytes()
+    assert setup.types_at_offsets() == "RD"
+    assert [line.split(", relay=")[0] for line in setup.log.lines] == [
+        f"{QUEUE_ID}: to=<{r}>" for r in RCPTS
+    ]
+    assert "status=deferred" in setup.log.lines[0] and "status=sent" in setup.log.lines[1]
+
+
+class SlowAgent(FakeAgent):
+    """Delivers after qmgr has had time to close its side."""
+
+    async def deliver(
+        self,
+        request: DeliveryRequest,
+        *,
+        on_status: Callable[[int, RecipientStatus], None] | None = None,
+        log_lines: bool = True,
+    ) -> DeliveryResult:
+        await asyncio.sleep(0.2)
+        return await super().deliver(request, on_status=on_status, log_lines=log_lines)
+
+
+async def test_the_reply_goes_out_after_qmgr_closed_its_side(setup: Setup) -> None:
+    # deliver_request.c writes the reply whatever qmgr did with its half of the socket.
+    agent = SlowAgent({r: SENT for r in RCPTS})
+    reply = await setup.serve(agent, setup.request().encode(), close=True)
+    assert reply == (CAPTURES / "final-reply-ok.bin").read_bytes()
+    assert setup.types_at_offsets() == "DD"

@@ -23,6 +23,7 @@ from mailcarrier.postfix.master import (
     parse_argv,
     parse_generation,
     set_signals,
+    stream_handler,
 )
 
 
@@ -49,7 +50,7 @@ def main() -> int:
         await writer.drain()
         log.info(process, f"greeted a client of {options.service_name}")
 
-    reason = asyncio.run(child.serve(greet))
+    reason = asyncio.run(child.serve(stream_handler(greet)))
     log.info(process, f"exiting: {reason.value}")
     log.close()
     return 0

@@ -401,18 +401,30 @@ def encode_whole_counted(
         data
         and (line_length_limit == 0 or line_length_limit >= _MIN_LINE_LENGTH_LIMIT)
         and data[-1] == _LF_BYTE
-        and data.replace(_CR, b"").replace(_LF, _CRLF) == data
-        and not (line_length_limit and _has_long_piece(data, line_length_limit + 1))
     ):
-        if dot_stuff:
-            if _LF_DOT.search(data) is not None:
-                data = _LF_DOT.sub(_LF_DOT_DOT, data)
-            if data[0] == _DOT_BYTE:
-                data = _DOT + data
-        return data, 0
+        if _CR not in data:
+            # LF line ends only (a Postfix queue file's records): each becomes CRLF, as
+            # the encoder would make them, when no line needs breaking.
+            if not (line_length_limit and _has_long_piece(data, line_length_limit)):
+                return _stuffed(data, dot_stuff).replace(_LF, _CRLF), 0
+        elif data.replace(_CR, b"").replace(_LF, _CRLF) == data and not (
+            line_length_limit and _has_long_piece(data, line_length_limit + 1)
+        ):
+            return _stuffed(data, dot_stuff), 0
     encoder = DataEncoder(line_length_limit=line_length_limit, dot_stuff=dot_stuff)
     wire = encoder.feed(data) + encoder.finish()
     return wire, encoder.lines_broken
+
+
+def _stuffed(data: bytes, dot_stuff: bool) -> bytes:
+    """`data` (whole lines) with a dot added before each line that begins with one (RFC
+    5321 4.5.2), when asked."""
+    if dot_stuff:
+        if _LF_DOT.search(data) is not None:
+            data = _LF_DOT.sub(_LF_DOT_DOT, data)
+        if data[0] == _DOT_BYTE:
+            data = _DOT + data
+    return data
 
 
 def _has_long_piece(data: bytes, limit: int) -> bool:

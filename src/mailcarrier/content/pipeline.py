@@ -28,7 +28,12 @@ from mailcarrier.content.checks import (
 from mailcarrier.content.encoder import DataEncoder, encode_whole_counted
 from mailcarrier.content.lines import LineSplitter
 from mailcarrier.content.mime import HeaderClass, MimeLimits, MimeProcessor
-from mailcarrier.content.stream import MessageFile, encode_chunks, iter_file_chunks
+from mailcarrier.content.stream import (
+    DEFAULT_CHUNK_SIZE,
+    MessageFile,
+    encode_chunks,
+    iter_file_chunks,
+)
 from mailcarrier.status import fast_init
 
 __all__ = [
@@ -88,27 +93,39 @@ class ContentPlan:
         return needs_downgrade(self.encoding, eightbitmime, disabled=self.disable_conversion)
 
     def plain_chunks(self) -> Iterable[bytes]:
-        """`chunks(downgrade=False)`: the content as it is, dot-stuffed. A message that was
-        read whole when its file was opened (`MessageFile.complete`, the usual small
-        message) and that nothing else transforms is encoded at once, without the chunk
-        generators."""
-        source = self.fileobj
+        """`chunks(downgrade=False)`: the content as it is, dot-stuffed. A small message that
+        nothing else transforms is encoded at once, without the chunk generators: one read
+        whole when its file was opened (`MessageFile.complete`, the usual small message), or
+        a stream (a Postfix queue file's records) whose first chunk is all of it."""
         checks = self.checks
-        if (
-            isinstance(source, MessageFile)
-            and source.complete
-            and source.start == self.start
-            and source.length == self.length
-            and self.rewrite_header is None
-            and (checks is None or not (checks.has_header_checks or checks.has_body_checks))
+        if self.rewrite_header is None and (
+            checks is None or not (checks.has_header_checks or checks.has_body_checks)
         ):
-            wire, broken = encode_whole_counted(
-                source.head, line_length_limit=self.line_length_limit
-            )
-            if broken and self.on_broken_line is not None:
-                self.on_broken_line()
-            return (wire,) if wire else ()
+            whole = self._whole()
+            if whole is not None:
+                wire, broken = encode_whole_counted(whole, line_length_limit=self.line_length_limit)
+                if broken and self.on_broken_line is not None:
+                    self.on_broken_line()
+                return (wire,) if wire else ()
         return self.chunks(downgrade=False)
+
+    def _whole(self) -> bytes | None:
+        """The whole content when it takes one chunk at most, else None (nothing kept: the
+        chunks are read again from the start)."""
+        source = self.fileobj
+        if isinstance(source, MessageFile):
+            complete = source.complete and (source.start, source.length) == (
+                self.start,
+                self.length,
+            )
+            return source.head if complete else None
+        if self.length is not None or not source.seekable():
+            return None
+        source.seek(self.start)
+        head = source.read(DEFAULT_CHUNK_SIZE)
+        if len(head) < DEFAULT_CHUNK_SIZE and not source.read(1):
+            return head
+        return None
 
     def chunks(self, *, downgrade: bool, dot_stuff: bool = True) -> Iterator[bytes]:
         """The wire bytes (without the final dot) of one pass over the content."""

@@ -31,6 +31,7 @@ __all__ = [
     "as_long",
     "encode",
     "expect",
+    "expect_strings",
 ]
 
 # One attribute list as received: (name, value) pairs, both still bytes.
@@ -92,6 +93,8 @@ def encode(pairs: Iterable[tuple[str, Value]], *, terminate: bool = True) -> byt
 
 def as_int(value: bytes, name: str = "value") -> int:
     """An attr0 int (`%u` text) as a signed C int: 4294967295 is -1."""
+    if len(value) < 10 and value.isdigit():  # below 2**31: the usual flags and counts
+        return int(value)
     number = _unsigned(value, name)
     if number >= _U32:
         raise AttrError(f"{name}: number out of range: {value[:40]!r}")
@@ -100,6 +103,8 @@ def as_int(value: bytes, name: str = "value") -> int:
 
 def as_long(value: bytes, name: str = "value") -> int:
     """An attr0 long (`%lu` text) as a signed C long: 18446744073709551615 is -1."""
+    if len(value) < 19 and value.isdigit():  # below 2**63: the usual offsets and sizes
+        return int(value)
     number = _unsigned(value, name)
     if number >= _U64:
         raise AttrError(f"{name}: number out of range: {value[:40]!r}")
@@ -107,14 +112,45 @@ def as_long(value: bytes, name: str = "value") -> int:
 
 
 def _unsigned(value: bytes, name: str) -> int:
-    if not value or len(value) > 20 or not value.isdigit():
+    if len(value) > 20 or not value.isdigit():  # b"".isdigit() is False
         raise AttrError(f"{name}: bad numerical value: {value[:40]!r}")
     return int(value)
+
+
+# The names `expect()` was asked for, as bytes (a few fixed sequences: the protocol's lists).
+_ENCODED: dict[tuple[str, ...], list[bytes]] = {}
 
 
 def expect(pairs: AttrList, names: Sequence[str]) -> list[bytes]:
     """The values of `pairs`, which must carry exactly `names` in this order (Postfix's
     ATTR_FLAG_STRICT: a missing, extra or misplaced attribute fails the list)."""
+    key = tuple(names)
+    wanted = _ENCODED.get(key)
+    if wanted is None:
+        wanted = [name.encode("ascii") for name in key]
+        if len(_ENCODED) < 64:
+            _ENCODED[key] = wanted
+    if [name for name, _ in pairs] != wanted:
+        _refuse(pairs, names)
+    return [value for _, value in pairs]
+
+
+def expect_strings(strings: list[bytes], names: Sequence[str]) -> list[bytes]:
+    """`expect()` of a list as `AttrParser.next_strings()` gives it: name, value, name,
+    value, ... (the values, or `AttrError`)."""
+    key = tuple(names)
+    wanted = _ENCODED.get(key)
+    if wanted is None:
+        wanted = [name.encode("ascii") for name in key]
+        if len(_ENCODED) < 64:
+            _ENCODED[key] = wanted
+    if strings[::2] != wanted:
+        _refuse(list(zip(strings[::2], strings[1::2], strict=True)), names)
+    return strings[1::2]
+
+
+def _refuse(pairs: AttrList, names: Sequence[str]) -> None:
+    """What is wrong with `pairs`, in Postfix's words."""
     for index, want in enumerate(names):
         if index >= len(pairs):
             raise AttrError(f"missing attribute {want}")
@@ -122,66 +158,86 @@ def expect(pairs: AttrList, names: Sequence[str]) -> list[bytes]:
         if got != want.encode("ascii"):
             shown = got.decode("ascii", "backslashreplace")
             raise AttrError(f"unexpected attribute {shown} (expecting: {want})")
-    if len(pairs) > len(names):
-        shown = pairs[len(names)][0].decode("ascii", "backslashreplace")
-        raise AttrError(f"unexpected attribute {shown} (expecting: (list terminator))")
-    return [value for _, value in pairs]
+    shown = pairs[len(names)][0].decode("ascii", "backslashreplace")
+    raise AttrError(f"unexpected attribute {shown} (expecting: (list terminator))")
 
 
 class AttrParser:
     """Bytes in, complete attribute lists out. `feed()` what the socket gave, then call
     `next_list()` until it returns None (more bytes needed). `feed(b"")` marks end of file:
-    `next_list()` then raises `AttrError` if a list was cut short."""
+    `next_list()` then raises `AttrError` if a list was cut short.
 
-    __slots__ = ("_buffer", "_eof", "_max_pairs", "_max_string", "_pairs", "_pending", "_scan")
+    What arrives is split at its NULs once, as it arrives (`_tokens`: the complete strings,
+    then the incomplete one still being received); `next_list()` finds the terminator among
+    the names and hands out the pairs before it, with no work per string in Python. Lengths
+    are checked one by one only when a piece fed could hold a string over the limit."""
+
+    __slots__ = ("_at", "_eof", "_long", "_max_pairs", "_max_string", "_tokens")
 
     def __init__(
         self, *, max_string: int = DEFAULT_MAX_STRING, max_pairs: int = DEFAULT_MAX_PAIRS
     ) -> None:
-        self._buffer = bytearray()
-        self._scan = 0  # where the search for the next NUL resumes
-        self._pairs: AttrList = []  # the list being read
-        self._pending: bytes | None = None  # a name waiting for its value
+        self._tokens: list[bytes] = [b""]  # complete strings, then the one in progress
+        self._at = 0  # the first string not handed out yet (a name, or the terminator)
         self._eof = False
+        self._long = False  # a string may be longer than the limit: check them
         self._max_string = max_string
         self._max_pairs = max_pairs
 
     def feed(self, data: bytes) -> None:
         if self._eof:
             raise AttrError("data after end of file")
-        if data:
-            self._buffer += data
-        else:
+        if not data:
             self._eof = True
+            return
+        tokens = self._tokens
+        if self._at > 64:  # drop what was handed out
+            del tokens[: self._at]
+            self._at = 0
+        tail = tokens.pop()
+        if len(tail) + len(data) > self._max_string:
+            self._long = True
+        tokens += (tail + data if tail else data).split(b"\0")
 
     @property
     def idle(self) -> bool:
         """Nothing of a list received yet (between lists)."""
-        return not self._buffer and not self._pairs and self._pending is None
+        return self._at == len(self._tokens) - 1 and not self._tokens[-1]
 
     def next_list(self) -> AttrList | None:
-        buffer = self._buffer
-        while True:
-            end = buffer.find(b"\0", self._scan)
-            if end < 0:
-                if len(buffer) > self._max_string:
-                    raise AttrError(f"string length > {self._max_string}")
-                self._scan = len(buffer)
-                if self._eof and not self.idle:
-                    raise AttrError("premature end of file in attribute list")
-                return None
-            if end > self._max_string:
-                raise AttrError(f"string length > {self._max_string}")
-            token = bytes(buffer[:end])
-            del buffer[: end + 1]
-            self._scan = 0
-            if self._pending is not None:
-                self._pairs.append((self._pending, token))
-                self._pending = None
-                if len(self._pairs) > self._max_pairs:
-                    raise AttrError(f"more than {self._max_pairs} attributes in a list")
-            elif token:
-                self._pending = token
-            else:
-                done, self._pairs = self._pairs, []
-                return done
+        strings = self.next_strings()
+        if strings is None:
+            return None
+        return list(zip(strings[::2], strings[1::2], strict=False))
+
+    def next_strings(self) -> list[bytes] | None:
+        """The next list as its strings, name, value, name, value, ... (`next_list()`
+        without the pairs); None when more bytes are needed."""
+        tokens, at = self._tokens, self._at
+        last = len(tokens) - 1  # the string in progress
+        try:
+            pairs = tokens[at:last:2].index(b"")  # the terminator: an empty name
+        except ValueError:
+            if (last - at) // 2 > self._max_pairs or self._long:
+                self._check(at, last)
+            if self._eof and not self.idle:
+                raise AttrError("premature end of file in attribute list") from None
+            return None
+        end = at + 2 * pairs  # the terminator's index
+        strings = tokens[at:end]
+        if pairs > self._max_pairs or self._long:
+            self._check(at, end)
+        self._at = end + 1
+        return strings
+
+    def _check(self, at: int, end: int) -> None:
+        """The limits for the strings from `at` to `end` (excluded: the terminator, or the
+        string in progress, whose length counts too), in the order they came: the first
+        one broken is reported, as a scan string by string would."""
+        tokens = self._tokens
+        limit = self._max_string
+        for index in range(at, end + 1):
+            if len(tokens[index]) > limit:
+                raise AttrError(f"string length > {limit}")
+            if index < end and (index - at) % 2 and (index - at) // 2 >= self._max_pairs:
+                raise AttrError(f"more than {self._max_pairs} attributes in a list")

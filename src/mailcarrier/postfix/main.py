@@ -24,7 +24,7 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-from mailcarrier.aio import run_event_loop
+from mailcarrier.aio import load_event_loop, run_event_loop
 from mailcarrier.config.settings import Settings
 from mailcarrier.delivery.agent import DeliveryAgent
 from mailcarrier.delivery.cache import CacheLimits, ConnectionCache
@@ -110,10 +110,12 @@ def preload() -> None:
     """Load now what a delivery would otherwise load from the interpreter's files after the
     switch to mail_owner, who may not be allowed to read them (an interpreter installed under
     a 0700 home directory): the codecs with which socket.getaddrinfo() encodes a host name
-    (idna, and punycode within it). Without them, every delivery to a host name failed with
-    "unknown encoding: idna"."""
+    (idna, and punycode within it; without them, every delivery to a host name failed with
+    "unknown encoding: idna"), and uvloop (without it, the agent ran on asyncio's slower loop
+    without a word)."""
     for name in ("idna", "punycode"):
         codecs.lookup(name)
+    load_event_loop()
 
 
 def main() -> int:

@@ -55,11 +55,15 @@ counts it AVAIL until it exits, so after ``postfix reload`` new connections wait
 slowest delivery in flight of a process that was below its limit. `serve()` returns the reason;
 the caller exits 0.
 
-Each connection runs `handler(reader, writer)` under ``daemon_timeout`` (then it is
-cancelled and closed, with a warning); an exception from the handler is a warning, never the
-end of the process. ``watchdog=True`` also arms a process watchdog (faulthandler: the process
-exits if its event loop does not come back for ``daemon_timeout``). `set_signals()` makes
-SIGPIPE and SIGXFSZ harmless and SIGTERM (``postfix stop``) end the process.
+Each connection runs `handler(sock)` under ``daemon_timeout`` (then it is cancelled and
+closed, with a warning); the handler gets the accepted socket (in blocking mode, as accept()
+made it: the handler sets what it needs), closed when the handler returns (the qmgr server
+reads and writes it directly: a request in, one reply out; `stream_handler()` gives a handler
+asyncio streams instead). An exception from the handler is a warning, never the end of the
+process. ``watchdog=True`` also arms a process
+watchdog (faulthandler: the process exits if its event loop does not come back for
+``daemon_timeout``). `set_signals()` makes SIGPIPE and SIGXFSZ harmless and SIGTERM
+(``postfix stop``) end the process.
 """
 
 from __future__ import annotations
@@ -103,6 +107,7 @@ __all__ = [
     "MasterError",
     "MasterOptions",
     "StopReason",
+    "StreamHandler",
     "drop_privileges",
     "load_settings",
     "parse_argv",
@@ -111,6 +116,7 @@ __all__ = [
     "set_signals",
     "split_nameval",
     "status_message",
+    "stream_handler",
 ]
 
 STATUS_FD: Final = 5  # MASTER_STATUS_FD
@@ -123,7 +129,31 @@ _ACCEPT_AGAIN: Final = (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR, errno.ECON
 # Accepting pauses this long after another accept() error (EMFILE, ENOBUFS, ...).
 _ACCEPT_PAUSE: Final = 1.0
 
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+# What serves one accepted connection (its socket, closed when it returns).
+Handler = Callable[[socket.socket], Awaitable[None]]
+StreamHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+def stream_handler(handler: StreamHandler) -> Handler:
+    """`handler` as a `Handler`: it gets asyncio streams on the accepted socket, closed
+    after it returns."""
+
+    async def on_socket(conn: socket.socket) -> None:
+        reader, writer = await asyncio.open_connection(sock=conn)
+        try:
+            await handler(reader, writer)
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError, asyncio.CancelledError):
+                await writer.wait_closed()
+
+    return on_socket
+
+
+def _expire(task: asyncio.Task[None], expired: list[bool]) -> None:
+    """The watchdog of one connection: its handler took daemon_timeout."""
+    expired.append(True)
+    task.cancel()
 
 
 def status_message(pid: int, generation: int, avail: int) -> bytes:
@@ -228,6 +258,8 @@ class MasterChild:
         self._retire: asyncio.TimerHandle | None = None
         self._stop: asyncio.Future[StopReason] | None = None
         self._handler: Handler | None = None
+        # serve()'s loop, at hand (asyncio.get_running_loop() costs a getpid() on 3.11).
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     def from_master(
@@ -283,7 +315,7 @@ class MasterChild:
         progress and return the reason."""
         if self._stop is not None:
             raise RuntimeError("MasterChild.serve() runs once")
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         self._stop = loop.create_future()
         self._handler = handler
         for listener in self._listeners:
@@ -331,7 +363,8 @@ class MasterChild:
         )
         if want == self._accepting:
             return
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        assert loop is not None
         for listener in self._listeners:
             if want:
                 loop.add_reader(listener.fileno(), self._accept, listener)
@@ -363,7 +396,8 @@ class MasterChild:
         elif self._active >= self.limits.concurrency:
             self._notify(TAKEN)
         self._update_accepting()
-        task = asyncio.get_running_loop().create_task(self._run(conn))
+        assert self._loop is not None
+        task = self._loop.create_task(self._run(conn))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -384,11 +418,29 @@ class MasterChild:
         self._update_accepting()
 
     async def _run(self, conn: socket.socket) -> None:
+        """One connection: the handler under the watchdog (one timer, which cancels this
+        task), then its place is free."""
+        assert self._handler is not None and self._loop is not None
+        task = asyncio.current_task(self._loop)
+        assert task is not None
+        timeout = self.limits.daemon_timeout
+        expired: list[bool] = []
+        watchdog = self._loop.call_later(timeout, _expire, task, expired)
         try:
-            await self._serve_one(conn)
+            await self._handler(conn)
+        except asyncio.CancelledError:
+            if not expired:
+                raise
+            task.uncancel()
+            text = f"watchdog timeout after {timeout:g}s: connection closed"
+            self._log.warning(self._process, f"{self._service} socket: {text}")
+        except Exception as exc:  # the handler's bug must not end the other deliveries
+            text = f"{type(exc).__name__}: {exc}"
+            self._log.warning(self._process, f"{self._service} socket: {text}")
         finally:
+            watchdog.cancel()
+            conn.close()
             self._completed += 1
-            task = asyncio.current_task()
             if task in self._released:
                 self._released.discard(task)  # its place was given back already
             else:
@@ -398,36 +450,14 @@ class MasterChild:
         """From a handler: this connection's work is done and it only waits for its peer to
         close, so its place no longer counts toward the limit (see the module text). Once per
         connection; with a concurrency of 1 (single_server) or elsewhere it does nothing."""
-        task = asyncio.current_task()
+        if self._loop is None:
+            return
+        task = asyncio.current_task(self._loop)
         if self.limits.concurrency == 1 or task not in self._tasks or task in self._released:
             return
         assert task is not None
         self._released.add(task)
         self._free_place()
-
-    async def _serve_one(self, conn: socket.socket) -> None:
-        assert self._handler is not None
-        try:
-            reader, writer = await asyncio.open_connection(sock=conn)
-        except OSError as exc:
-            conn.close()
-            self._log.warning(self._process, f"{self._service} socket: {exc.strerror or exc}")
-            return
-        timeout = self.limits.daemon_timeout
-        deadline = asyncio.timeout(timeout)
-        try:
-            async with deadline:
-                await self._handler(reader, writer)
-        except Exception as exc:  # the handler's bug must not end the other deliveries
-            if isinstance(exc, TimeoutError) and deadline.expired():
-                text = f"watchdog timeout after {timeout:g}s: connection closed"
-            else:
-                text = f"{type(exc).__name__}: {exc}"
-            self._log.warning(self._process, f"{self._service} socket: {text}")
-        finally:
-            writer.close()
-            with contextlib.suppress(OSError, asyncio.CancelledError):
-                await writer.wait_closed()
 
     def _free_place(self) -> None:
         self._active -= 1
@@ -448,8 +478,10 @@ class MasterChild:
             return
         if self._idle is not None:
             self._idle.cancel()
-        loop = asyncio.get_running_loop()
-        self._idle = loop.call_later(self.limits.max_idle, self._stopping, StopReason.MAX_IDLE)
+        assert self._loop is not None
+        self._idle = self._loop.call_later(
+            self.limits.max_idle, self._stopping, StopReason.MAX_IDLE
+        )
 
     # --- stopping and the status channel ------------------------------------------------------
     def _stopping(self, reason: StopReason) -> None:

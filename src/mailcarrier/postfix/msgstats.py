@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from mailcarrier.postfix.attr import AttrError
+from mailcarrier.status import fast_init
 
 __all__ = ["MSG_STATS_SIZE", "MsgStats"]
 
@@ -24,10 +25,6 @@ __all__ = ["MSG_STATS_SIZE", "MsgStats"]
 # deliver_done) and an int reuse_count, padded: 88 bytes on Linux LP64, sent as raw memory.
 _MSG_STATS: Final = struct.Struct("=10qi4x")
 MSG_STATS_SIZE: Final = _MSG_STATS.size  # 88
-
-
-def _seconds(sec: int, usec: int) -> float:
-    return sec + usec / 1e6
 
 
 def _timeval(seconds: float) -> tuple[int, int]:
@@ -38,6 +35,7 @@ def _timeval(seconds: float) -> tuple[int, int]:
     return sec, usec
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class MsgStats:
     """Postfix's MSG_STATS, times in seconds since the epoch (0: not set)."""
@@ -56,12 +54,12 @@ class MsgStats:
             raise AttrError(f"msg_stats_scan: size mis-match: {len(blob)} != {_MSG_STATS.size}")
         f = _MSG_STATS.unpack(blob)
         return cls(
-            incoming_arrival=_seconds(f[0], f[1]),
-            active_arrival=_seconds(f[2], f[3]),
-            agent_handoff=_seconds(f[4], f[5]),
-            conn_setup_done=_seconds(f[6], f[7]),
-            deliver_done=_seconds(f[8], f[9]),
-            reuse_count=f[10],
+            f[0] + f[1] / 1e6,  # incoming_arrival
+            f[2] + f[3] / 1e6,  # active_arrival
+            f[4] + f[5] / 1e6,  # agent_handoff
+            f[6] + f[7] / 1e6,  # conn_setup_done
+            f[8] + f[9] / 1e6,  # deliver_done
+            f[10],  # reuse_count
         )
 
     def pack(self) -> bytes:
@@ -78,7 +76,7 @@ class MsgStats:
     def from_attr(cls, value: bytes) -> MsgStats:
         """The base64 value of the ``time`` attribute."""
         try:
-            blob = base64.b64decode(value, validate=True)
+            blob = binascii.a2b_base64(value, strict_mode=True)
         except (binascii.Error, ValueError) as exc:
             raise AttrError(f"malformed base64 data in attribute time: {value[:100]!r}") from exc
         return cls.unpack(blob)

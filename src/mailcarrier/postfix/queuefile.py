@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import os
+import re
 import stat
 from collections.abc import Iterable
 from typing import Final
@@ -54,7 +56,8 @@ _LONG_ID_TIME: Final = 10
 _LONG_ID_USEC: Final = 4
 _BASE52: Final = "0123456789BCDFGHJKLMNPQRSTVWXYZbcdfghjklmnpqrstvwxyz"
 _BASE52_VALUE: Final = {c: i for i, c in enumerate(_BASE52)}
-_ALNUM: Final = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_QUEUE_NAME: Final = re.compile(r"[0-9A-Za-z]{1,100}")
+_QUEUE_ID: Final = re.compile(rf"[0-9A-Za-z_]{{1,{_QUEUE_ID_MAX}}}")
 
 
 class QueueFileError(TemporaryError):
@@ -77,12 +80,12 @@ class QueueFileUpdateError(QueueFileError):
 
 def queue_name_ok(name: str) -> bool:
     """mail_queue_name_ok(): 1 to 100 ASCII letters and digits."""
-    return 0 < len(name) <= 100 and all(c in _ALNUM for c in name)
+    return _QUEUE_NAME.fullmatch(name) is not None
 
 
 def queue_id_ok(queue_id: str) -> bool:
     """mail_queue_id_ok(): 1 to 255 ASCII letters, digits and underscores."""
-    return 0 < len(queue_id) <= _QUEUE_ID_MAX and all(c in _ALNUM or c == "_" for c in queue_id)
+    return _QUEUE_ID.fullmatch(queue_id) is not None
 
 
 def _hash_source(queue_id: str) -> str:
@@ -101,10 +104,19 @@ def _hash_source(queue_id: str) -> str:
     return f"{usec:05X}"
 
 
-def _names(names: str | Iterable[str]) -> set[str]:
+def _names(names: str | Iterable[str]) -> frozenset[str]:
+    if isinstance(names, (str, tuple)):
+        return _cached_names(names)  # the same value for every request of a process
+    return _name_set(names)
+
+
+def _name_set(names: str | Iterable[str]) -> frozenset[str]:
     if isinstance(names, str):
         names = names.replace(",", " ").split()
-    return {n.lower() for n in names}
+    return frozenset(n.lower() for n in names)
+
+
+_cached_names = functools.lru_cache(maxsize=16)(_name_set)
 
 
 def queue_path(

@@ -260,11 +260,22 @@ class RecordContent(io.RawIOBase):
             raise ValueError(f"invalid whence ({whence})")
         if offset < 0:
             raise ValueError(f"negative seek position {offset}")
-        if offset < self._pos or offset == 0:
+        if offset < self._pos or (offset == 0 and not self._at_start()):
             self._rewind()
         while self._pos < offset and self._fill(min(offset - self._pos, self._block_size)):
             pass
         return self._pos
+
+    def _at_start(self) -> bool:
+        """Nothing read since the last rewind (a seek to 0 then changes nothing)."""
+        return (
+            self._pos == 0
+            and self._next == self._start
+            and not self._left
+            and not self._newline
+            and not self._done
+            and self._failed is None
+        )
 
     def close(self) -> None:
         self._block = b""
@@ -294,6 +305,9 @@ class RecordContent(io.RawIOBase):
                     self._newline = False
                     room -= 1
                 else:
+                    at = self._next - self._block_at
+                    if not 0 <= at < len(self._block) and not self._block_is_last:
+                        self._load(self._next)  # the next records in one block, at once
                     room = self._whole_lines(out, room)
                     if room > 0:
                         self._next_record()
@@ -307,16 +321,42 @@ class RecordContent(io.RawIOBase):
 
     def _whole_lines(self, out: list[bytes], room: int) -> int:
         """The fast path: N and L records that lie whole in the block and fit in `room`
-        (lengths of one or two bytes, lines under 16 KB), without a call per record.
-        Everything else, and whatever does not fit, is left to `_next_record`."""
+        (lengths of one or two bytes, lines under 16 KB), without a call per record: a run
+        of N records is joined with its newlines at once. Everything else, and whatever
+        does not fit, is left to `_next_record`."""
         block = self._block
         end_of_block = len(block)
         i = self._next - self._block_at
-        append = out.append
+        lines: list[bytes] = []  # the data of a run of N records
+        append = lines.append
+        if i >= 0 and room >= end_of_block - i:
+            # What is left of the block cannot fill `room` (a record's output, its data and
+            # a newline, is shorter than the record): short N records need no other check
+            # than their end, and the room they took is counted once at the end.
+            start = i
+            n = _N
+            safe = end_of_block - 129  # a short record (2 + at most 127 bytes) ends before
+            while i <= safe:
+                length = block[i + 1]
+                if length > 127 or block[i] != n:
+                    break
+                i += 2
+                end = i + length
+                append(block[i:end])
+                i = end
+            last = end_of_block - 2
+            while i <= last:  # the last records of the block, which may be cut short
+                length = block[i + 1]
+                if length > 127 or block[i] != n:
+                    break
+                end = i + 2 + length
+                if end > end_of_block:
+                    break
+                append(block[i + 2 : end])
+                i = end
+            room -= i - start - len(lines)  # each 2-byte header became one newline
         while room > 0 and i >= 0 and i + 2 <= end_of_block:
             rtype = block[i]
-            if rtype != _N and rtype != _L:  # noqa: PLR1714 - ints, faster than "in"
-                break
             length = block[i + 1]
             data = i + 2
             if length & 0x80:
@@ -325,15 +365,30 @@ class RecordContent(io.RawIOBase):
                 length = (length & 0x7F) | (block[data] << 7)
                 data += 1
             end = data + length
-            if end > end_of_block or length + (rtype == _N) > room:
+            if end > end_of_block:
                 break
-            if length:
-                append(block[data:end])
             if rtype == _N:
-                append(b"\n")
-                room -= 1
-            room -= length
+                if length >= room:  # the newline too must fit
+                    break
+                append(block[data:end])
+                room -= length + 1
+            elif rtype == _L:
+                if length > room:
+                    break
+                if lines:
+                    lines.append(b"")  # the last line's newline
+                    out.append(b"\n".join(lines))
+                    lines = []
+                    append = lines.append
+                if length:
+                    out.append(block[data:end])
+                room -= length
+            else:
+                break
             i = end
+        if lines:
+            lines.append(b"")
+            out.append(b"\n".join(lines))
         self._next = self._block_at + i
         return room
 

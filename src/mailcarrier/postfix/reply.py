@@ -13,6 +13,7 @@ from typing import Final
 
 from mailcarrier.errors import UsageError
 from mailcarrier.postfix.attr import Value, encode
+from mailcarrier.status import fast_init
 
 __all__ = [
     "DEL_STAT_DEFER",
@@ -43,6 +44,7 @@ DSN_ATTRIBUTES: Final = (
 )
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Dsn:
     """A DSN as dsn_print() sends it; all "" is the empty hop status."""
@@ -75,4 +77,10 @@ def final_reply(hop: Dsn | None, status: int) -> bytes:
     `DEL_STAT_FINAL` (0) or `DEL_STAT_DEFER` (-1, sent as 4294967295)."""
     if status not in (DEL_STAT_FINAL, DEL_STAT_DEFER):
         raise UsageError(f"bad delivery request status {status} (want 0 or -1)")
-    return encode([*dsn_pairs(hop or Dsn()), ("status", status)])
+    if hop is None:
+        return _PLAIN[status]
+    return encode([*dsn_pairs(hop), ("status", status)])
+
+
+# The replies with the empty hop status, made once (almost every request ends with one).
+_PLAIN: Final = {s: encode([*dsn_pairs(Dsn()), ("status", s)]) for s in (0, -1)}

@@ -127,21 +127,37 @@ class Reporter:
             return await self._bounced(rcpt, status)
         return await self._deferred(rcpt, status, status_dsn(status, "delayed"))
 
-    async def _sent(self, rcpt: NativeRecipient, status: RecipientStatus) -> int:
+    def report_at_once(self, rcpt: NativeRecipient, status: RecipientStatus) -> int | None:
+        """`report()` of a recipient sent with no trace record to append (the common case:
+        nothing to ask another service), done now; None when `report()` must do it."""
+        if status.status is not DeliveryStatus.SENT or self.flags & (FLAG_MTA_VRFY | FLAG_USR_VRFY):
+            return None
+        if self._traces(rcpt, status)[0]:
+            return None
+        self._log(status, "sent")
+        self._finish(rcpt, status)
+        return 0
+
+    def _traces(self, rcpt: NativeRecipient, status: RecipientStatus) -> tuple[int, str]:
+        """How many trace records a success asks for (sent.c: one for "sendmail -v" or a
+        cleared delay, one more for NOTIFY=SUCCESS, from which bounce(8) mails the success
+        notice), and the DSN action."""
         notify = rcpt.notify_flags
         action = status.action or "relayed"
         if action == ACTION_FORWARDED:
             # The next hop announced DSN and took NOTIFY along: its notice, not ours.
             notify &= ~NOTIFY_SUCCESS
             action = "relayed"
-        dsn = status_dsn(status, action)
-        # sent.c: one trace record for "sendmail -v" or a cleared delay, one more for a
-        # NOTIFY=SUCCESS request (bounce(8) mails the success notice from them).
         traces = int(bool(notify & NOTIFY_SUCCESS))
         if self.flags & FLAG_RECORD or (
             self.flags & FLAG_REC_DLY_SENT and (notify == 0 or notify & NOTIFY_DELAY)
         ):
             traces += 1
+        return traces, action
+
+    async def _sent(self, rcpt: NativeRecipient, status: RecipientStatus) -> int:
+        traces, action = self._traces(rcpt, status)
+        dsn = status_dsn(status, action)
         for _ in range(traces):
             if await self._append_trace(rcpt, status, dsn) != 0:
                 failed = replace(

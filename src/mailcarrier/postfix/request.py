@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Final, cast
 
@@ -37,8 +37,10 @@ from mailcarrier.postfix.attr import (
     as_long,
     encode,
     expect,
+    expect_strings,
 )
 from mailcarrier.postfix.msgstats import MsgStats
+from mailcarrier.status import fast_init
 
 __all__ = [
     "COMMON_ATTRIBUTES",
@@ -137,6 +139,11 @@ COMMON_ATTRIBUTES: Final = (
 )
 _SENDOPTS_AT: Final = 7
 _SENDOPTS_NAMES: Final = ("smtputf8", "sendopts")
+# The common list's names by what attribute 8 is called.
+_COMMON_BY_SENDOPTS: Final = {
+    name.encode(): (*COMMON_ATTRIBUTES[:_SENDOPTS_AT], name, *COMMON_ATTRIBUTES[_SENDOPTS_AT + 1 :])
+    for name in _SENDOPTS_NAMES
+}
 RECIPIENT_ATTRIBUTES: Final = (
     "original_recipient",
     "recipient",
@@ -151,6 +158,7 @@ def _text(value: bytes) -> str:
     return value.decode("utf-8", "surrogateescape")
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class NativeRecipient:
     """One recipient list of the request (rcpt_print.c order)."""
@@ -178,6 +186,7 @@ class NativeRecipient:
         )
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class NativeRequest:
     """A delivery request as qmgr(8) sent it; field names are DELIVER_REQUEST's."""
@@ -213,7 +222,32 @@ class NativeRequest:
             raise AttrError(
                 f"{self.queue_id}: no recipients in delivery request for destination {self.nexthop}"
             )
-        return replace(self, recipients=tuple(recipients))
+        return NativeRequest(
+            self.flags,
+            self.queue_name,
+            self.queue_id,
+            self.data_offset,
+            self.data_size,
+            self.nexthop,
+            self.encoding,
+            self.sendopts,
+            self.sender,
+            self.dsn_envid,
+            self.dsn_ret,
+            self.msg_stats,
+            self.client_name,
+            self.client_addr,
+            self.client_port,
+            self.client_proto,
+            self.client_helo,
+            self.sasl_method,
+            self.sasl_username,
+            self.sasl_sender,
+            self.log_ident,
+            self.rewrite_context,
+            tuple(recipients),
+            self.sendopts_name,
+        )
 
     def common_pairs(self) -> list[tuple[str, Value]]:
         names = list(COMMON_ATTRIBUTES)
@@ -254,64 +288,100 @@ class NativeRequest:
 
 def parse_common(pairs: AttrList) -> tuple[NativeRequest, int]:
     """The common attribute list: a request without recipients yet, and how many follow."""
+    fields, name, count = _common_fields(pairs)
+    return NativeRequest(*fields, sendopts_name=name), count
+
+
+# The values of the common list, in NativeRequest's order (recipients aside).
+_CommonFields = tuple[
+    int, str, str, int, int, str, str, int, str, str, int, MsgStats,
+    str, str, str, str, str, str, str, str, str, str,
+]  # fmt: skip
+
+
+def _common_fields(pairs: AttrList) -> tuple[_CommonFields, str, int]:
+    """What `parse_common` makes its request of: the values, the name of attribute 8, and
+    the recipient count."""
     try:
-        return _parse_common(pairs)
+        names = _common_names(pairs[_SENDOPTS_AT][0] if len(pairs) > _SENDOPTS_AT else b"")
+        return _parse_common(expect(pairs, names), names)
     except AttrError as exc:
         raise AttrError(f"error receiving common attributes: {exc}") from exc
 
 
-def _parse_common(pairs: AttrList) -> tuple[NativeRequest, int]:
-    names = list(COMMON_ATTRIBUTES)
-    if len(pairs) > _SENDOPTS_AT and _text(pairs[_SENDOPTS_AT][0]) in _SENDOPTS_NAMES:
-        names[_SENDOPTS_AT] = _text(pairs[_SENDOPTS_AT][0])
-    v = expect(pairs, names)
-    request = NativeRequest(
-        flags=as_int(v[0], "flags"),
-        queue_name=_text(v[1]),
-        queue_id=_text(v[2]),
-        data_offset=as_long(v[3], "offset"),
-        data_size=as_long(v[4], "size"),
-        nexthop=_text(v[5]),
-        encoding=_text(v[6]),
-        sendopts=as_int(v[7], names[_SENDOPTS_AT]),
-        sender=_text(v[8]),
-        dsn_envid=_text(v[9]),
-        dsn_ret=as_int(v[10], "ret_flags"),
-        msg_stats=MsgStats.from_attr(v[11]),
-        client_name=_text(v[12]),
-        client_addr=_text(v[13]),
-        client_port=_text(v[14]),
-        client_proto=_text(v[15]),
-        client_helo=_text(v[16]),
-        sasl_method=_text(v[17]),
-        sasl_username=_text(v[18]),
-        sasl_sender=_text(v[19]),
-        log_ident=_text(v[20]),
-        rewrite_context=_text(v[21]),
-        sendopts_name=names[_SENDOPTS_AT],
+def _common_strings(strings: list[bytes]) -> tuple[_CommonFields, str, int]:
+    """`_common_fields` of a list as `AttrParser.next_strings()` gives it."""
+    try:
+        at = 2 * _SENDOPTS_AT
+        names = _common_names(strings[at] if len(strings) > at else b"")
+        return _parse_common(expect_strings(strings, names), names)
+    except AttrError as exc:
+        raise AttrError(f"error receiving common attributes: {exc}") from exc
+
+
+def _common_names(sendopts: bytes) -> tuple[str, ...]:
+    """The names of the common list, by what its attribute 8 is called."""
+    return _COMMON_BY_SENDOPTS.get(sendopts, COMMON_ATTRIBUTES)
+
+
+def _parse_common(v: list[bytes], names: tuple[str, ...]) -> tuple[_CommonFields, str, int]:
+    # Undecodable bytes survive as surrogates (attr.encode() writes them back as they were);
+    # values hold no NUL, so they are decoded in one piece.
+    t = b"\0".join(v).decode("utf-8", "surrogateescape").split("\0")
+    fields: _CommonFields = (
+        as_int(v[0], "flags"),
+        t[1],  # queue_name
+        t[2],  # queue_id
+        as_long(v[3], "offset"),
+        as_long(v[4], "size"),
+        t[5],  # nexthop
+        t[6],  # encoding
+        as_int(v[7], names[_SENDOPTS_AT]),
+        t[8],  # sender
+        t[9],  # dsn_envid
+        as_int(v[10], "ret_flags"),
+        MsgStats.from_attr(v[11]),
+        t[12],  # client_name
+        t[13],  # client_addr
+        t[14],  # client_port
+        t[15],  # client_proto
+        t[16],  # client_helo
+        t[17],  # sasl_method
+        t[18],  # sasl_username
+        t[19],  # sasl_sender
+        t[20],  # log_ident
+        t[21],  # rewrite_context
     )
     count = as_int(v[22], "recipient_count")
     if count <= 0:
-        raise AttrError(
-            f"{request.queue_id}: no recipients in delivery request for destination "
-            f"{request.nexthop}"
-        )
-    return request, count
+        raise AttrError(f"{t[2]}: no recipients in delivery request for destination {t[5]}")
+    return fields, names[_SENDOPTS_AT], count
 
 
 def parse_recipient(pairs: AttrList) -> NativeRecipient:
     """One recipient list (rcpb_scan)."""
     try:
-        v = expect(pairs, RECIPIENT_ATTRIBUTES)
-        return NativeRecipient(
-            orig_addr=_text(v[0]),
-            address=_text(v[1]),
-            offset=as_long(v[2], "offset"),
-            dsn_orcpt=_text(v[3]),
-            notify_flags=as_int(v[4], "notify_flags"),
-        )
+        return _recipient_of(expect(pairs, RECIPIENT_ATTRIBUTES))
     except AttrError as exc:
         raise AttrError(f"error receiving recipient attributes: {exc}") from exc
+
+
+def _recipient_strings(strings: list[bytes]) -> NativeRecipient:
+    """`parse_recipient` of a list as `AttrParser.next_strings()` gives it."""
+    try:
+        return _recipient_of(expect_strings(strings, RECIPIENT_ATTRIBUTES))
+    except AttrError as exc:
+        raise AttrError(f"error receiving recipient attributes: {exc}") from exc
+
+
+def _recipient_of(v: list[bytes]) -> NativeRecipient:
+    return NativeRecipient(
+        _text(v[0]),
+        _text(v[1]),
+        as_long(v[2], "offset"),
+        _text(v[3]),
+        as_int(v[4], "notify_flags"),
+    )
 
 
 class RequestReader:
@@ -320,29 +390,42 @@ class RequestReader:
     `header` is the request without recipients as soon as its common list is in (Postfix
     checks the queue file name then). Malformed input raises `AttrError`."""
 
-    __slots__ = ("_count", "_parser", "_recipients", "_request", "header")
+    __slots__ = ("_common", "_parser", "_recipients", "_request")
 
     def __init__(self, parser: AttrParser | None = None) -> None:
         self._parser = parser if parser is not None else AttrParser()
-        self.header: NativeRequest | None = None
-        self._count = 0
+        self._common: tuple[_CommonFields, str, int] | None = None
         self._recipients: list[NativeRecipient] = []
         self._request: NativeRequest | None = None
 
     def feed(self, data: bytes) -> None:
         self._parser.feed(data)
 
+    @property
+    def idle(self) -> bool:
+        """Between lists: nothing of the next one received yet."""
+        return self._parser.idle
+
+    @property
+    def header(self) -> NativeRequest | None:
+        if self._common is None:
+            return None
+        fields, name, _ = self._common
+        return NativeRequest(*fields, sendopts_name=name)
+
     def request(self) -> NativeRequest | None:
         while self._request is None:
-            pairs = self._parser.next_list()
-            if pairs is None:
+            strings = self._parser.next_strings()
+            if strings is None:
                 return None
-            if self.header is None:
-                self.header, self._count = parse_common(pairs)
+            if self._common is None:
+                self._common = _common_strings(strings)
                 continue
-            self._recipients.append(parse_recipient(pairs))
-            if len(self._recipients) == self._count:
-                self._request = self.header.with_recipients(self._recipients)
+            self._recipients.append(_recipient_strings(strings))
+            fields, name, count = self._common
+            if len(self._recipients) == count:
+                # Made once, with its recipients (not the header, then a copy).
+                self._request = NativeRequest(*fields, tuple(self._recipients), name)
         return self._request
 
 
@@ -374,13 +457,22 @@ class RequestRefused(DataError):
 
 
 def _notify(flags: int) -> Notify:
-    if flags & ~0xF:
+    notify = _NOTIFY_BY_FLAGS.get(flags)
+    if notify is None:
         raise UsageError(f"bad notify_flags {flags}")
+    return notify
+
+
+def _notify_of(flags: int) -> Notify:
     result = Notify.NONE
     for bit, notify in _NOTIFY_BITS:
         if flags & bit:
             result |= notify
     return result
+
+
+# Every valid notify_flags value (four bits) and its Notify, made once.
+_NOTIFY_BY_FLAGS: Final = {flags: _notify_of(flags) for flags in range(16)}
 
 
 def _recipient(native: NativeRecipient) -> Recipient:

@@ -1,14 +1,17 @@
 """One qmgr(8) connection: the delivery request in, the delivery, the reports, the final
 reply out (Postfix's deliver_request_read / deliver_request_done around smtp(8)'s work).
 
-`NativeServer.handle(reader, writer)` speaks first (the protocol hello), reads the request's
-common attribute list and one list per recipient, opens the queue file and delivers through
-the shared `DeliveryAgent` (its connection cache serves every connection of the process).
-Each recipient's verdict is reported as it is made (report.py: bounce/defer/trace/verify,
-the mark in the queue file, the log line); the final reply is 0 only when every recipient
-was finished, else -1, with the hop status when the destination itself failed. Just before
-that reply it calls `release()` (the process's place for this connection is free: qmgr
-connects for its next delivery the moment it has the reply); then it waits for qmgr to close.
+`NativeServer.handle(sock)` speaks first (the protocol hello), reads the request's common
+attribute list and one list per recipient, opens the queue file and delivers through the
+shared `DeliveryAgent` (its connection cache serves every connection of the process). The
+connection is an asyncio protocol on the event loop's transport (`_Qmgr`), without streams:
+a request in, one reply out, and every wait bounded by ipc_timeout. Each recipient's verdict
+is reported as it is made (report.py: bounce/defer/trace/verify, the mark in the queue
+file, the log line; a plain success at once, what needs another service in a task); the
+final reply is 0 only when every recipient was finished, else -1, with the hop status when
+the destination itself failed. Just before that reply it calls `release()` (the process's
+place for this connection is free: qmgr connects for its next delivery the moment it has the
+reply); then it waits for qmgr to close.
 
 What can go wrong never takes the process down and never finishes a recipient that was not
 delivered or bounced: a qmgr that connects and goes away gets nothing; a malformed request
@@ -22,23 +25,24 @@ attributes), queuefile.py (the file), report.py, master.py (the process around t
 from __future__ import annotations
 
 import asyncio
+import collections
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Protocol, cast
 
 from mailcarrier.delivery.request import DeliveryRequest
 from mailcarrier.errors import MailcarrierError
 from mailcarrier.log import LogSink
-from mailcarrier.postfix.attr import AttrError, AttrList, AttrParser
+from mailcarrier.postfix.attr import AttrError, AttrParser
 from mailcarrier.postfix.queuefile import QueueFile, QueueFileError, open_queue_file
 from mailcarrier.postfix.reply import HELLO, Dsn, final_reply
 from mailcarrier.postfix.report import Reporter
 from mailcarrier.postfix.request import (
     NativeRecipient,
     NativeRequest,
+    RequestReader,
     RequestRefused,
-    parse_common,
-    parse_recipient,
     to_delivery_request,
     trace_only,
 )
@@ -46,8 +50,6 @@ from mailcarrier.postfix.services import StatusServices
 from mailcarrier.status import DeliveryResult, DeliveryStatus, RecipientStatus
 
 __all__ = ["NativeServer", "ServerOptions"]
-
-_READ: Final = 65536
 
 
 class Agent(Protocol):
@@ -78,38 +80,106 @@ class _Closed(Exception):
     """qmgr closed the connection before the request was complete."""
 
 
-class _Connection:
-    def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, options: ServerOptions
-    ) -> None:
-        self.reader, self.writer, self.options = reader, writer, options
-        self.parser = AttrParser(max_string=options.max_string)
+class _Qmgr(asyncio.Protocol):
+    """One qmgr connection, as an asyncio protocol on the accepted socket (the transport is
+    the event loop's: uvloop's in C): what passes on it is the hello out, one request in,
+    one reply out, then qmgr closes (deliver_request.c). `data_received` feeds the bytes to
+    a `RequestReader` and resolves `waiter` when the request is complete (`request`), cut
+    short (`error`) or when qmgr went away; once the request is in, only the end matters.
+    Each wait is bounded by ipc_timeout."""
 
-    async def read_list(self) -> AttrList:
-        async with asyncio.timeout(self.options.ipc_timeout):
-            while True:
-                pairs = self.parser.next_list()
-                if pairs is not None:
-                    return pairs
-                data = await self.reader.read(_READ)
-                if not data:
-                    if self.parser.idle:
-                        raise _Closed
-                    self.parser.feed(b"")
-                    self.parser.next_list()  # raises: the list was cut short
-                    raise _Closed
-                self.parser.feed(data)
+    def __init__(self, options: ServerOptions, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop, self.timeout = loop, options.ipc_timeout
+        self.reader = RequestReader(AttrParser(max_string=options.max_string))
+        self.transport: asyncio.Transport | None = None
+        self.request: NativeRequest | None = None
+        self.error: BaseException | None = None
+        self.ended = False  # qmgr closed, or the connection failed
+        self.waiter: asyncio.Future[None] = loop.create_future()
 
-    async def write(self, data: bytes) -> None:
-        self.writer.write(data)
-        async with asyncio.timeout(self.options.ipc_timeout):
-            await self.writer.drain()
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are asyncio.Transports without subclassing it.
+        self.transport = cast("asyncio.Transport", transport)
+        self.transport.write(HELLO)  # deliver_request_initial: the agent speaks first
+
+    def data_received(self, data: bytes) -> None:
+        if self.request is not None or self.error is not None:
+            return  # what qmgr may send after the request is ignored, as Postfix does
+        try:
+            self.reader.feed(data)
+            self.request = self.reader.request()
+        except Exception as exc:  # AttrError; anything else is abandoned with its name
+            self.error = exc
+        if self.request is not None or self.error is not None:
+            self._wake()
+
+    def eof_received(self) -> bool:
+        self.ended = True
+        if self.request is not None:
+            self._wake()
+            return True  # qmgr may close its side first: the reply still goes out
+        if self.error is None:
+            reader = self.reader
+            try:
+                if not reader.idle:
+                    reader.feed(b"")
+                    reader.request()  # raises: the request was cut short
+            except Exception as exc:  # AttrError; anything else is abandoned with its name
+                self.error = exc
+            if self.error is None:
+                self.error = _Closed()
+        self._wake()
+        return False  # the transport closes itself
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.request is None and self.error is None:
+            self.error = exc if exc is not None else _Closed()
+        self.ended = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if not self.waiter.done():
+            self.waiter.set_result(None)
+
+    def _expired(self) -> None:
+        if self.error is None:
+            self.error = TimeoutError()
+        self._wake()
+
+    async def _wait(self) -> None:
+        timer = self.loop.call_later(self.timeout, self._expired)
+        try:
+            await self.waiter
+        finally:
+            timer.cancel()
+
+    async def read_request(self) -> NativeRequest:
+        """The request; `_Closed` when qmgr went away before it was complete, `AttrError`
+        when it was malformed or cut short, `TimeoutError` after ipc_timeout."""
+        if self.request is None and self.error is None:
+            await self._wait()
+        if self.request is None:
+            raise self.error if self.error is not None else _Closed()
+        return self.request
+
+    def write(self, data: bytes) -> None:
+        """Out at once into the socket's buffer (the transport keeps what does not fit)."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            raise _Closed  # qmgr went away
+        transport.write(data)
 
     async def wait_close(self) -> None:
-        """deliver_request_final: qmgr closes first; what it might still send is ignored."""
-        async with asyncio.timeout(self.options.ipc_timeout):
-            while await self.reader.read(_READ):
-                pass
+        """deliver_request_final: qmgr closes first."""
+        if not self.ended:
+            self.waiter = self.loop.create_future()
+            await self._wait()
+        if not self.ended:
+            raise TimeoutError
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
 
 
 class NativeServer:
@@ -128,10 +198,13 @@ class NativeServer:
         self.agent, self.services, self.log, self.options = agent, services, log, options
         self.release = release or _nothing
 
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = _Connection(reader, writer, self.options)
+    async def handle(self, conn: socket.socket) -> None:
+        """Serve one qmgr connection (master.py's handler: `conn` is the accepted socket)."""
+        loop = asyncio.get_running_loop()
+        qmgr = _Qmgr(self.options, loop)
         try:
-            await self._serve(conn)
+            await loop.connect_accepted_socket(lambda: qmgr, conn)
+            await self._serve(qmgr)
         except (_Closed, ConnectionError, BrokenPipeError):
             pass  # a qmgr that went away (often a stale one after a reload): nothing to say
         except (AttrError, TimeoutError) as exc:
@@ -145,22 +218,15 @@ class NativeServer:
                 f"delivery request abandoned: {type(exc).__name__}: {exc}",
             )
         finally:
-            writer.close()
+            qmgr.close()
 
-    async def _serve(self, conn: _Connection) -> None:
-        await conn.write(HELLO)
-        try:
-            common = await conn.read_list()
-        except _Closed:
-            return  # connected and closed without a request: no reply
-        partial, count = parse_common(common)
-        recipients = [parse_recipient(await conn.read_list()) for _ in range(count)]
-        request = partial.with_recipients(recipients)
+    async def _serve(self, qmgr: _Qmgr) -> None:
+        request = await qmgr.read_request()
         status, hop = await self._deliver(request)
         # qmgr connects for its next delivery as soon as it has this reply.
         self.release()
-        await conn.write(final_reply(hop, status))
-        await conn.wait_close()
+        qmgr.write(final_reply(hop, status))
+        await qmgr.wait_close()
 
     async def _deliver(self, request: NativeRequest) -> tuple[int, Dsn | None]:
         """Deliver and report; the request's final status and hop status."""
@@ -258,25 +324,46 @@ def _nothing() -> None:
 
 
 class _Reports:
-    """Reports each recipient as the agent marks it, in order, while the delivery goes on."""
+    """Reports each recipient as the agent marks it, in order, while the delivery goes on:
+    at once when that asks no other service anything (a plain success: the log line and the
+    mark), else in a task, behind which those after it wait. After a failure nothing more
+    is reported, and `finish()` raises it."""
 
     def __init__(self, reporter: Reporter, fields: Sequence[NativeRecipient]) -> None:
         self.reporter, self.fields = reporter, fields
-        self.queue: asyncio.Queue[tuple[int, RecipientStatus] | None] = asyncio.Queue()
-        self.task = asyncio.ensure_future(self._run())
+        self.waiting: collections.deque[tuple[int, RecipientStatus]] = collections.deque()
+        self.running: asyncio.Task[None] | None = None
+        self.tasks: list[asyncio.Task[None]] = []
+        self.failed = False
         self.status = 0
         self.count = 0
 
     def add(self, index: int, status: RecipientStatus) -> None:
-        self.queue.put_nowait((index, status))
+        if self.failed:
+            return
+        if self.running is None:
+            done = self.reporter.report_at_once(self.fields[index], status)
+            if done is not None:
+                self.status |= done
+                self.count += 1
+                return
+            self.running = asyncio.get_running_loop().create_task(self._run())
+            self.tasks.append(self.running)
+        self.waiting.append((index, status))
 
     async def _run(self) -> None:
-        while (item := await self.queue.get()) is not None:
-            index, status = item
-            self.status |= await self.reporter.report(self.fields[index], status)
-            self.count += 1
+        try:
+            while self.waiting:
+                index, status = self.waiting.popleft()
+                self.status |= await self.reporter.report(self.fields[index], status)
+                self.count += 1
+        except BaseException:
+            self.failed = True
+            raise
+        finally:
+            self.running = None
 
     async def finish(self) -> int:
-        self.queue.put_nowait(None)
-        await self.task
+        for task in self.tasks:
+            await task
         return self.status

@@ -60,8 +60,16 @@ def _check(what: str, value: str) -> None:
             raise LocalProtocolError(f"{what} is not valid Unicode: {value!r}") from exc
 
 
+# What xtext (RFC 3461 4) and utf-8-addr-xtext (RFC 6533) must encode; most values (an
+# ORCPT of "rfc822;user@example.org") hold none of it and go out as they are.
+_XTEXT_SPECIAL: Final = re.compile(r"[^\x21-\x2a\x2c-\x3c\x3e-\x7e]")
+_UXTEXT_SPECIAL: Final = re.compile(r"[^\x21-\x2a\x2c-\x3c\x3e-\x5b\x5d-\x7e]")
+
+
 def xtext_encode(text: str) -> str:
     """RFC 3461 4: '+' '=' and characters outside 33..126 become +HH (UTF-8 bytes)."""
+    if _XTEXT_SPECIAL.search(text) is None:
+        return text
     out: list[str] = []
     for ch in text:
         o = ord(ch)
@@ -75,6 +83,8 @@ def xtext_encode(text: str) -> str:
 def uxtext_encode(text: str) -> str:
     """RFC 6533 utf-8-addr-xtext, as Postfix's uxtext_quote() for a ``utf-8`` ORCPT: '\\',
     '+', '=' and characters outside 33..126 become \\x{HEX} (the code point, not bytes)."""
+    if _UXTEXT_SPECIAL.search(text) is None:
+        return text
     out: list[str] = []
     for ch in text:
         o = ord(ch)
