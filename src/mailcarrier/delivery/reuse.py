@@ -145,8 +145,10 @@ class SessionReuse:
         if self.cache is None:
             return ""
         profile = job.profile
-        sasl = profile.params.sasl_auth_enable
-        if not sasl:  # then the key is the same for every request: kept
+        # The key is the same for every request unless it names the sender
+        # (sender-dependent authentication): then it is kept.
+        same = not profile.sender_dependent_auth
+        if same:
             known = profile.dest_keys.get(destination.text)
             if known is not None:
                 return known
@@ -156,7 +158,7 @@ class SessionReuse:
             key = ""
         else:
             key = f"{self.label(job, hop)}|dest:{text}"
-        if not sasl:
+        if same:
             profile.remember_dest_key(destination.text, key)
         return key
 
