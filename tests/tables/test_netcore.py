@@ -28,9 +28,15 @@ class FakeConn:
 
 
 class FakeConnector:
-    def __init__(self, down: set[str] | None = None, hang: set[str] | None = None) -> None:
+    def __init__(
+        self,
+        down: set[str] | None = None,
+        hang: set[str] | None = None,
+        slow: set[str] | None = None,
+    ) -> None:
         self.down = down or set()
         self.hang = hang or set()
+        self.slow = slow or set()  # connecting takes 20 ms
         self.tries: list[str] = []
         self.made: list[FakeConn] = []
 
@@ -38,6 +44,8 @@ class FakeConnector:
         self.tries.append(host.text)
         if host.text in self.hang:
             await asyncio.sleep(3600)
+        if host.text in self.slow:
+            await asyncio.sleep(0.02)
         if host.text in self.down:
             raise HostError(f"connect to test server {host.text}: refused")
         conn = FakeConn(host)
@@ -145,3 +153,21 @@ async def test_concurrent_operations_get_their_own_connections() -> None:
     assert (
         len(connector.made) <= 4
     )  # at most max_connections per entry (a single host is listed twice)
+
+
+async def test_lookups_wait_for_the_connection_being_opened() -> None:
+    """A burst of lookups while the first connection is set up opens no other: they take
+    turns on it (Postfix keeps one connection per host)."""
+    connector = FakeConnector(slow={"a"})
+    p = pool(connector, Host("a"), max_connections=8)
+    assert await asyncio.gather(*(p.run(who) for _ in range(10))) == ["a"] * 10
+    assert connector.tries == ["a"]
+    assert p.statistics() == {"open": 1, "idle": 1, "failed": 0}
+
+
+async def test_a_failed_connect_sends_its_waiters_to_the_next_host() -> None:
+    connector = FakeConnector(down={"a"}, slow={"a"})
+    p = pool(connector, Host("a"), Host("b"), max_connections=8)
+    assert await asyncio.gather(*(p.run(who) for _ in range(3))) == ["b"] * 3
+    assert connector.tries == ["a", "b"]
+    assert p.take_warnings() == ["connect to test server a: refused"]

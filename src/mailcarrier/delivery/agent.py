@@ -18,6 +18,7 @@ settings, log sink, clocks, resolver, connector and connection cache; nothing gl
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import socket
@@ -40,7 +41,7 @@ from mailcarrier.delivery.tls_step import TlsClient, TlsJob, prepare_tls
 from mailcarrier.delivery.transaction import run_transaction
 from mailcarrier.delivery.transcript import TranscriptHook, TranscriptReporter
 from mailcarrier.delivery.trouble import Verdict, soften, transport_verdict
-from mailcarrier.errors import TransportError
+from mailcarrier.errors import MailcarrierError, TransportError
 from mailcarrier.log import LogSink, NullLog, delivery_line
 from mailcarrier.routing.resolver import NativeLookup, Resolver
 from mailcarrier.status import DeliveryResult, DeliveryStatus, HopStatus, RecipientStatus
@@ -99,6 +100,10 @@ class DeliveryAgent:
             notify, main.notify_classes, main.double_bounce_sender
         )
         self._profiles: dict[str, TransportProfile] = {}
+        # smtp(8) opens its tables when it starts: the smtp transport's are opened now
+        # (TransportProfile.open_tables), the other transports' with their profile.
+        with contextlib.suppress(MailcarrierError):
+            self._profile("smtp")
         self._tls = TlsClient()
         self._reuse = SessionReuse(
             cache, settings, clock=clock, log=self.log, transcripts=self._transcripts

@@ -7,12 +7,17 @@ reuse labels and keys, the content plan without a request's file, the destinatio
 hop, and the transport's tables and helpers, each made on first use so that a broken table is
 reported at the same point of a delivery as before: the session options (smtp_reply_filter),
 the server quirks (discarded EHLO keywords, PIX), smtp_generic_maps, the delivery status
-filter and the server finder (routing/). Plain parameters are read from `params` (the typed
-view, config/views.py). Neighbours: state.py (per request), hop.py (per next hop), agent.py.
+filter and the server finder (routing/). The tables of SASL passwords and TLS policies are
+opened when the profile is made, as smtp(8) opens them when it starts (pre_init): a network
+table (pgsql:, ...) loads its driver and reads its configuration file once, not on the first
+delivery; a table that cannot be opened is left to report itself where it is used. Plain
+parameters are read from `params` (the typed view, config/views.py). Neighbours: state.py
+(per request), hop.py (per next hop), agent.py.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import random
 from collections.abc import Callable
@@ -20,6 +25,7 @@ from dataclasses import fields, replace
 from typing import BinaryIO
 
 from mailcarrier.config.settings import Settings
+from mailcarrier.config.views import ClientMapsName
 from mailcarrier.content.pipeline import ContentPlan, HeaderRewriter, plan_from_settings
 from mailcarrier.content.stream import MessageFile
 from mailcarrier.delivery.generic import GenericMapper
@@ -27,8 +33,10 @@ from mailcarrier.delivery.quirks import ServerQuirks
 from mailcarrier.delivery.request import DeliveryRequest
 from mailcarrier.delivery.servers import Destination, ServerFinder, destinations
 from mailcarrier.delivery.status_filter import StatusFilter
+from mailcarrier.errors import ConfigError
 from mailcarrier.log import LogSink
 from mailcarrier.routing.resolver import NativeLookup, Resolver
+from mailcarrier.tables.base import TableError
 from mailcarrier.tables.maps import Maps
 from mailcarrier.transport.options import SessionOptions
 
@@ -123,6 +131,7 @@ class TransportProfile:
         # table (no header or body checks); False when it does.
         self._plan_template: ContentPlan | bool | None = None
         self._plan_direct = False
+        self.open_tables()
         self._destinations: dict[str, tuple[Destination, ...]] = {}
         # Connection-cache keys by destination, when they do not depend on the request
         # (reuse.py: without SASL).
@@ -131,6 +140,17 @@ class TransportProfile:
         self._generic: GenericMapper | bool | None = None  # False: no smtp_generic_maps
         self._status_maps: Maps | bool | None = None  # False: no status filter
         self._finder: ServerFinder | None = None
+
+    def open_tables(self) -> None:
+        """Open the transport's SASL password and TLS policy tables now (smtp(8) pre_init);
+        a table that cannot be opened is reported by the step that uses it."""
+        agent = self.agent
+        names: list[ClientMapsName] = ["tls_policy_maps", "tls_per_site"]
+        if self.params.sasl_auth_enable:
+            names.append("sasl_password_maps")
+        for name in names:
+            with contextlib.suppress(TableError, ConfigError):
+                agent.open_maps(name)
 
     # --- the transport's tools, made on first use -------------------------------------
     def session_options(self) -> SessionOptions:

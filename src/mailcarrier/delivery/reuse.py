@@ -14,10 +14,19 @@ failure. The agent gives a request its destination's TLS state (`Hop.tls`) befor
 in the cache, so a TLS session reused under smtp_tls_connection_reuse (or the policy's
 connection_reuse=yes) is parked again under the same keys and goes on being reused, up to
 the cache's limits.
+
+SASL password lookups follow smtp(8): the credentials are looked up when a session is set up
+(before connecting, for AUTH and the session's address key), not when a cached session is
+reused. Without sender-dependent authentication a session taken from the cache is parked
+again under the SASL identity it was parked with (the key it was taken by pins the same
+server and destination, so the same lookup would give the same answer); with
+smtp_sender_dependent_authentication the credentials are looked up again for the request's
+sender and the address key carries that username.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 
 from mailcarrier.config.settings import Settings
@@ -41,7 +50,7 @@ class SessionReuse:
     """Connection reuse for one agent: its cache (None: every session is closed), and the
     settings, clock, log and transcript reporter reuse needs."""
 
-    __slots__ = ("cache", "clock", "log", "settings", "transcripts")
+    __slots__ = ("_identities", "cache", "clock", "log", "settings", "transcripts")
 
     def __init__(
         self,
@@ -57,11 +66,20 @@ class SessionReuse:
         self.clock = clock
         self.log = log
         self.transcripts = transcripts
+        # The SASL identity each parked session's address key was made with.
+        self._identities: weakref.WeakKeyDictionary[Session, str] = weakref.WeakKeyDictionary()
 
-    def label(self, job: DeliveryState, hop: Hop, peer: Peer | None = None) -> str:
+    def label(
+        self,
+        job: DeliveryState,
+        hop: Hop,
+        peer: Peer | None = None,
+        session: Session | None = None,
+    ) -> str:
         """What must match for a cached session to be reused: the transport, the TLS policy
         and the SASL identity, so a session is never shared across policies or credentials
-        (Postfix smtp_key.c). `peer` is None for the destination key."""
+        (Postfix smtp_key.c). `peer` is None for the destination key; `session`, a session
+        being parked (its SASL identity is kept, see `sasl_identity`)."""
         profile = job.profile
         # The destination key already pins the TLS policy (it is chosen by next hop);
         # another destination reaching the same server may have another policy. This is
@@ -99,16 +117,27 @@ class SessionReuse:
                 sender = job.request.sender if profile.sender_dependent_auth else ""
                 parts.append(f"sasl=dest:{hop.destination}:{sender}")
             else:
-                identity = session_identity(
-                    self.settings,
-                    job.agent,
-                    job.request,
-                    peer,
-                    hop.destination,
-                    job.sasl_credentials,
-                )
-                parts.append("sasl=" + identity)
+                parts.append("sasl=" + self.sasl_identity(job, hop, peer, session))
         return "|".join(parts)
+
+    def sasl_identity(
+        self, job: DeliveryState, hop: Hop, peer: Peer, session: Session | None
+    ) -> str:
+        """The SASL part of an address key. A session parked again without sender-dependent
+        authentication keeps the identity it was parked with, without a password lookup
+        (smtp(8) looks the password up only to set a session up); otherwise the credentials
+        for this request and server are looked up (memoised per request)."""
+        sender_dependent = job.profile.sender_dependent_auth
+        if session is not None and not sender_dependent:
+            known = self._identities.get(session)
+            if known is not None:
+                return known
+        identity = session_identity(
+            self.settings, job.agent, job.request, peer, hop.destination, job.sasl_credentials
+        )
+        if session is not None and not identity.startswith("sasl=unavailable"):
+            self._identities[session] = identity
+        return identity
 
     def dest_key(self, job: DeliveryState, hop: Hop, destination: Destination) -> str:
         """The cache key of a destination ("" when its sessions are not cached); `hop` is
@@ -116,8 +145,10 @@ class SessionReuse:
         if self.cache is None:
             return ""
         profile = job.profile
-        sasl = profile.params.sasl_auth_enable
-        if not sasl:  # then the key is the same for every request: kept
+        # The key is the same for every request unless it names the sender
+        # (sender-dependent authentication): then it is kept.
+        same = not profile.sender_dependent_auth
+        if same:
             known = profile.dest_keys.get(destination.text)
             if known is not None:
                 return known
@@ -127,15 +158,18 @@ class SessionReuse:
             key = ""
         else:
             key = f"{self.label(job, hop)}|dest:{text}"
-        if not sasl:
+        if same:
             profile.remember_dest_key(destination.text, key)
         return key
 
-    def addr_key(self, job: DeliveryState, hop: Hop, peer: Peer) -> str:
-        """By server address and port, whatever name led there (Postfix smtp_reuse.c)."""
+    def addr_key(
+        self, job: DeliveryState, hop: Hop, peer: Peer, session: Session | None = None
+    ) -> str:
+        """By server address and port, whatever name led there (Postfix smtp_reuse.c);
+        `session` when it is the key of a session being parked."""
         if not hop.dest_key:
             return ""
-        return f"{self.label(job, hop, peer)}|addr:[{peer.address}]:{peer.port}"
+        return f"{self.label(job, hop, peer, session)}|addr:[{peer.address}]:{peer.port}"
 
     async def try_cached(self, job: DeliveryState, hop: Hop, key: str) -> None:
         """Deliver over a cached session under `key`, when one is alive.
@@ -156,11 +190,12 @@ class SessionReuse:
                 return
             if session in job.tried_sessions:
                 # This request already failed on it (under the other key): not again.
-                cache.park(session, self._keys(hop, job, session.conn.peer))
+                cache.park(session, self._keys(hop, job, session.conn.peer, session))
                 return
             job.tried_sessions.add(session)
             peer = session.conn.peer
-            await self.prepare_peer(job, hop, peer)  # the keys and TLS checks below
+            # The TLS checks below; the SASL credentials only when the key needs them.
+            await self.prepare_peer(job, hop, peer, credentials=job.profile.sender_dependent_auth)
             job.tracker.tls_status = session.tls_status
             job.attempt.ready = self.clock()
             leftover = None
@@ -177,19 +212,24 @@ class SessionReuse:
             if leftover is not None or not session.broken:
                 return  # served, or could not serve: either way not this session again
 
-    async def prepare_peer(self, job: DeliveryState, hop: Hop, peer: Peer) -> None:
+    async def prepare_peer(
+        self, job: DeliveryState, hop: Hop, peer: Peer, *, credentials: bool = True
+    ) -> None:
         """Look the server's tables up on the loop without blocking it: its SASL
-        credentials and its TLS policy, which the synchronous steps after it (reuse keys,
-        the TLS step, AUTH) then find resolved (network tables: pgsql:, ...)."""
-        await prefetch_credentials(
-            self.settings,
-            job.agent,
-            job.request,
-            peer,
-            hop.destination,
-            job.sasl_credentials,
-            log=self.log,
-        )
+        credentials (unless `credentials` is False: a reused session without
+        sender-dependent authentication needs none) and its TLS policy, which the
+        synchronous steps after it (reuse keys, the TLS step, AUTH) then find resolved
+        (network tables: pgsql:, ...)."""
+        if credentials:
+            await prefetch_credentials(
+                self.settings,
+                job.agent,
+                job.request,
+                peer,
+                hop.destination,
+                job.sasl_credentials,
+                log=self.log,
+            )
         if hop.tls is not None:
             await hop.tls.resolve(peer)
 
@@ -212,13 +252,13 @@ class SessionReuse:
             and session.transactions > 0
         )
 
-    def _keys(self, hop: Hop, job: DeliveryState, peer: Peer) -> tuple[str, str]:
-        return (hop.dest_key, self.addr_key(job, hop, peer))
+    def _keys(self, hop: Hop, job: DeliveryState, peer: Peer, session: Session) -> tuple[str, str]:
+        return (hop.dest_key, self.addr_key(job, hop, peer, session))
 
     def _park(self, job: DeliveryState, hop: Hop, session: Session, peer: Peer) -> bool:
         cache = self.cache
         assert cache is not None  # _may_park()
-        return cache.park(session, self._keys(hop, job, peer))
+        return cache.park(session, self._keys(hop, job, peer, session))
 
     def park_now(self, job: DeliveryState, hop: Hop, session: Session, peer: Peer) -> bool:
         """`release()` without waiting, for the usual session that nothing else concerns

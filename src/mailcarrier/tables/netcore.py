@@ -17,7 +17,11 @@ dict_mysql.c host handling (plpgsql_query, dict_pgsql_get_active):
 - when every host failed, the lookup fails temporarily (`TableLookupError`), never "not
   found";
 - connections are kept and reused (several per host, for lookups that run at the same time,
-  at most `max_connections`); one idle for ``idle_interval`` seconds is closed;
+  at most `max_connections`); one idle for ``idle_interval`` seconds is closed. A host gets
+  one more connection only when every open one is busy and none is being opened: lookups
+  that arrive while a connection is being set up wait for the first free one (a lookup takes
+  far less than a connection's setup, and Postfix keeps a single connection per host), so a
+  burst of lookups opens connections as the load lasts, not one per lookup;
 - connecting and each operation have a `timeout`: a server that accepts and never answers
   counts as failed after it. The abandoned operation is cancelled in the background and its
   connection closed, so the caller does not wait for the driver to give up.
@@ -85,6 +89,10 @@ class Connector(Protocol[C_co]):
         """A new connection to `host`, or `HostError`."""
 
 
+class _WentDown(HostError):
+    """Given to the lookups waiting for a connection to a host that has just failed."""
+
+
 class _Status(enum.Enum):
     UNTRIED = "untried"
     ACTIVE = "active"
@@ -99,6 +107,7 @@ class _HostState(Generic[C]):
     generation: int = 0  # bumped when the host goes down: older connections are dropped
     idle: list[tuple[C, float]] = field(default_factory=list)  # (connection, idle since)
     count: int = 0  # open connections, idle and busy
+    connecting: bool = False  # a connection is being opened
     waiters: deque[asyncio.Future[C]] = field(default_factory=deque)  # lookups waiting
 
 
@@ -161,7 +170,7 @@ class HostPool(Generic[C]):
         while state.waiters:
             waiter = state.waiters.popleft()
             if not waiter.done():
-                waiter.set_exception(HostError(f"{self.where}: server {state.host.text} failed"))
+                waiter.set_exception(_WentDown(f"{self.where}: server {state.host.text} failed"))
 
     # --- running an operation ---------------------------------------------------------
     async def run(self, op: Callable[[C], Awaitable[T]]) -> T:
@@ -179,6 +188,9 @@ class HostPool(Generic[C]):
             tried.add(id(state))
             try:
                 conn = await self._acquire(state)
+            except _WentDown as exc:
+                last = str(exc)  # its failure was logged by the lookup that met it
+                continue
             except HostError as exc:
                 last = str(exc)
                 self._down(state, loop.time(), last)
@@ -201,16 +213,20 @@ class HostPool(Generic[C]):
     async def _acquire(self, state: _HostState[C]) -> C:
         if state.idle:
             return state.idle.pop()[0]
-        if state.count < self.max_connections:
+        if state.count < self.max_connections and not state.connecting:
             state.count += 1
+            state.connecting = True
             try:
                 conn = await self._timed(self.connector.connect(state.host, self.timeout), None)
             except BaseException:
                 state.count -= 1
                 raise
+            finally:
+                state.connecting = False
             state.status = _Status.ACTIVE
             return conn
-        # Every connection is busy: wait for one to be handed over by `_release`.
+        # Every connection is busy, or one is being opened: wait for one to be handed over
+        # by `_release` (a failed connect hands the waiters its error, `_down`).
         waiter: asyncio.Future[C] = asyncio.get_running_loop().create_future()
         state.waiters.append(waiter)
         done, _ = await asyncio.wait({waiter}, timeout=self.timeout)
