@@ -118,7 +118,9 @@ SYSTEM: Final[list[list[Param]]] = [
         note="mailcarrier extension, Postfix-native mode: the qmgr(8) connections one "
         "mailcarrier-smtp/-lmtp process serves at once; master(8) starts another process "
         "(up to the master.cf maxproc) only when every process is at this limit; 1 behaves "
-        "as smtp(8)",
+        "as smtp(8). The default is Postfix's default destination concurrency (one busy "
+        "destination in one process, one core); to use N cores at a concurrency C, set "
+        "C/N rounded up (each process about 33 MB)",
     ),
     # Postfix-native mode: the services an agent reports to, and how it finds queue files.
     declare("bounce_service_name", STR, "bounce"),
