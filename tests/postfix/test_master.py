@@ -425,7 +425,7 @@ async def test_a_changed_table_makes_way_for_a_fresh_process(
         pid=PID,
         changed=lambda: changed[0] if changed else None,
     )
-    serving = asyncio.ensure_future(child.serve(gates.handler))
+    serving = asyncio.ensure_future(child.serve(gates.serve))
     first = await connect()
     assert await first.line() == b"hello\n"
     gates.open_one()
