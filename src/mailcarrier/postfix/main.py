@@ -42,6 +42,7 @@ from mailcarrier.postfix.master import (
 )
 from mailcarrier.postfix.server import NativeServer, ServerOptions
 from mailcarrier.postfix.services import StatusServices
+from mailcarrier.routing.resolver import preload_dns
 from mailcarrier.tables import FileWatcher
 from mailcarrier.tables.domainlist import DomainList
 from mailcarrier.tables.registry import open_table
@@ -111,11 +112,12 @@ def preload() -> None:
     switch to mail_owner, who may not be allowed to read them (an interpreter installed under
     a 0700 home directory): the codecs with which socket.getaddrinfo() encodes a host name
     (idna, and punycode within it; without them, every delivery to a host name failed with
-    "unknown encoding: idna"), and uvloop (without it, the agent ran on asyncio's slower loop
-    without a word)."""
+    "unknown encoding: idna"), uvloop (without it, the agent ran on asyncio's slower loop
+    without a word), and dnspython with its record classes (without them, no MX lookup)."""
     for name in ("idna", "punycode"):
         codecs.lookup(name)
     load_event_loop()
+    preload_dns()
 
 
 def main() -> int:
@@ -133,8 +135,10 @@ def main() -> int:
         changes = table_changes(settings)
         child = MasterChild.from_master(options, settings, log=log, changed=changes)
         preload()
-        drop_privileges(options, settings)
+        # As smtp(8)'s pre_init: tables (and their drivers) are opened before the privileges
+        # go, so a root-only sasl_passwd file is readable and no import comes after the drop.
         server = make_server(options, settings, log, child.release)
+        drop_privileges(options, settings)
     except MailcarrierError as exc:
         log.fatal(process, str(exc))
         return 1

@@ -48,6 +48,7 @@ __all__ = [
     "SystemNativeLookup",
     "TLSARecord",
     "parse_nameserver",
+    "preload_dns",
 ]
 
 SUPPORTED_TYPES: Final = frozenset({"MX", "A", "AAAA", "SRV", "TLSA"})
@@ -229,6 +230,32 @@ def _failure_outcome(errors: object) -> DnsOutcome:
             else:
                 outcome = DnsOutcome.SERVFAIL
     return outcome
+
+
+# The record types asked or met in answers (CNAME chains, the SOA of a negative answer).
+_RECORD_TYPES: Final = ("A", "AAAA", "MX", "SRV", "TLSA", "CNAME", "TXT", "SOA", "NS", "PTR")
+
+
+def preload_dns() -> None:
+    """Import now every part of dnspython a query will use: the resolver, the asyncio
+    backend and the classes of the record types (dnspython imports those on first use). For
+    a process that drops its privileges and may then no longer read the interpreter's files
+    (the Postfix-native agent under mail_owner)."""
+    import dns.asyncbackend
+    import dns.asyncresolver
+    import dns.exception
+    import dns.flags
+    import dns.message
+    import dns.nameserver
+    import dns.rcode
+    import dns.rdata
+    import dns.rdataclass
+    import dns.rdatatype
+    import dns.resolver
+
+    dns.asyncbackend.get_backend("asyncio")
+    for name in _RECORD_TYPES:
+        dns.rdata.get_rdata_class(dns.rdataclass.IN, dns.rdatatype.from_text(name))  # type: ignore[no-untyped-call]
 
 
 class DnspythonResolver:
