@@ -14,6 +14,7 @@ listener and every connection.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import threading
 from collections.abc import Callable
@@ -35,7 +36,7 @@ STALL: Final = object()
 Reply = bytes | Raw | object
 
 
-class BackgroundServer:
+class BackgroundServer(abc.ABC):
     def __init__(self, *, unix_path: Path | None = None) -> None:
         self.unix_path = unix_path
         self.port = 0 if unix_path else free_port()
@@ -55,8 +56,9 @@ class BackgroundServer:
     def endpoint(self) -> str:
         return f"unix:{self.unix_path}" if self.unix_path else f"inet:{self.inet}"
 
+    @abc.abstractmethod
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        raise NotImplementedError
+        """One client's requests and replies (the protocol of the subclass)."""
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1

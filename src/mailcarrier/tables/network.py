@@ -20,7 +20,7 @@ connections), cfgfile.py, dbcommon.py; sqlbase.py adds the SQL parameters.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from mailcarrier.tables.base import Table
@@ -93,9 +93,11 @@ class NetworkTable(Table):
         values = await self.search(key)
         return self.limit.join(self.templates, values, key, self.lookup_warnings.append)
 
-    def lookup_in_thread(self, key: str) -> str | None:
-        """The whole lookup in the calling thread, for kinds with a blocking `search_sync`
-        (a local database file): no table loop involved."""
+    def lookup_blocking(
+        self, key: str, search: Callable[[str], Sequence[str | None]]
+    ) -> str | None:
+        """The whole lookup in the calling thread with a blocking `search` (a kind over a
+        local database file): no table loop involved."""
         folded = key.lower()
         try:
             if not _is_utf8(folded):
@@ -104,14 +106,10 @@ class NetworkTable(Table):
                 return None
             if not self._fills_template(folded):
                 return None
-            values = self.search_sync(folded)
+            values = search(folded)
             return self.limit.join(self.templates, values, folded, self.lookup_warnings.append)
         finally:
             self.lookup_warnings.extend(self.collect_warnings())
-
-    def search_sync(self, key: str) -> Sequence[str | None]:
-        """The blocking twin of `search`, for kinds that use `lookup_in_thread`."""
-        raise NotImplementedError
 
     def lookup(self, key: str) -> str | None:
         return run_sync(self._lookup(key))

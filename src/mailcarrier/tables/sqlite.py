@@ -107,6 +107,9 @@ class SqliteTable(NetworkTable):
             raise TableLookupError(problem) from None
         return [_text(row[0]) if row else None for row in rows]
 
+    def lookup_in_thread(self, key: str) -> str | None:
+        return self.lookup_blocking(key, self.search_sync)
+
     def lookup(self, key: str) -> str | None:
         return self.lookup_in_thread(key)
 
