@@ -11,6 +11,7 @@ bench/RESULTS.md and the chart. It asserts nothing about speed: targets are repo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -209,6 +210,36 @@ def have_uvloop() -> bool:
 
 
 # --- figures -------------------------------------------------------------------------------
+def cpu_split() -> tuple[set[int], set[int]] | None:
+    """(one CPU for the process measured, the others for its peers) when this process may
+    use at least two; None otherwise. A CPU-bound worker pinned away from the servers it
+    talks to is not slowed by where the scheduler happens to put them, which on a small
+    machine is most of the noise between two runs."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None
+    return {cpus[0]}, set(cpus[1:])
+
+
+def pin_tree(pid: int, cpus: set[int]) -> None:
+    """Pin a process and its current children to `cpus` (children forked later, such as
+    PostgreSQL's backends, inherit it from their parent)."""
+    pids = {pid}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as handle:
+                parent = int(handle.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent == pid:
+            pids.add(int(entry))
+    for each in pids:
+        with contextlib.suppress(OSError):  # gone meanwhile
+            os.sched_setaffinity(each, cpus)
+
+
 def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else 0.0
 

@@ -207,6 +207,28 @@ def test_open_maps_relative_to_config_dir(tmp_path: Path) -> None:
         broken.open_maps("smtp_generic_maps")
 
 
+def test_tables_are_opened_once_per_configuration(tmp_path: Path) -> None:
+    table = tmp_path / "generic"
+    table.write_text("a@x b@y\n")
+    settings = Settings.load(_dir(tmp_path, "smtp_generic_maps = texthash:generic\n"))
+    maps = settings.open_maps("smtp_generic_maps")
+    assert settings.open_maps("smtp_generic_maps") is maps  # kept, as smtp(8) keeps them
+    watcher = settings.watcher()
+    table.write_text("a@x c@z\n")
+    assert watcher.changed()  # a changed table makes new settings (config/watch.py) ...
+    assert settings.open_maps("smtp_generic_maps").find("a@x").value == "b@y"  # type: ignore[union-attr]
+    reloaded = Settings.load(tmp_path)  # ... which open it again
+    assert reloaded.open_maps("smtp_generic_maps").find("a@x").value == "c@z"  # type: ignore[union-attr]
+
+
+def test_a_table_that_failed_to_open_is_tried_again(tmp_path: Path) -> None:
+    settings = Settings.load(_dir(tmp_path, "smtp_generic_maps = texthash:later\n"))
+    with pytest.raises(TableError, match="No such file"):
+        settings.open_maps("smtp_generic_maps")
+    (tmp_path / "later").write_text("a@x b@y\n")
+    assert settings.open_maps("smtp_generic_maps").find("a@x").value == "b@y"  # type: ignore[union-attr]
+
+
 def test_files_and_watcher(tmp_path: Path) -> None:
     (tmp_path / "t").write_text("k v\n")
     settings = Settings.load(

@@ -35,7 +35,9 @@ from mailcarrier.postfix.master import (
     ChildLimits,
     Handler,
     MasterChild,
+    MasterError,
     StopReason,
+    parse_argv,
     retire_after,
     set_signals,
     status_message,
@@ -644,3 +646,24 @@ def test_a_process_without_master_s_descriptors_says_so(tmp_path: Path) -> None:
         1,
         b"no status socket on fd 5: not started by master(8)\n",
     )
+
+
+def test_master_s_descriptors_are_noted_before_tables_can_take_them(tmp_path: Path) -> None:
+    # Started by hand, a table opened early may be given fd 5 or 6: the check uses what
+    # was open when the process started (postfix/main.py takes it first thing).
+    code = (
+        "import os, sys\n"
+        "from mailcarrier.postfix.master import inherited_descriptors, parse_argv\n"
+        "options = parse_argv(['smtp', '-t', 'unix'])\n"
+        "before = inherited_descriptors(options)\n"
+        "fd = os.open(os.devnull, os.O_RDONLY)\n"
+        "os.dup2(fd, 5); os.dup2(fd, 6)\n"
+        "print(sorted(before), sorted(inherited_descriptors(options)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout == "[] [5, 6]\n"
+    options = parse_argv(["smtp", "-t", "unix"])
+    with pytest.raises(MasterError, match="no status socket on fd 5: not started by master"):
+        MasterChild.from_master(options, Settings.defaults(), inherited=frozenset())

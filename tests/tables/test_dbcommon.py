@@ -36,10 +36,21 @@ def q(query: str, key: str, result: str = "%s") -> str | None:
         ("%2", "u@a..com", "a"),  # empty labels do not count (argv_split)
         ("%S/%U/%D", "u@x.org", "u@x.org/u/x.org"),
         ("k='%s'", "", None),
+        ("%s is 100%%", "a", "a is 100%"),
+        ("%%", "a", "%"),
+        ("SELECT 1", "a", "SELECT 1"),
+        ("%s%s", "a'b", "a''ba''b"),
     ],
 )
 def test_query_expansion(query: str, key: str, expected: str | None) -> None:
     assert q(query, key) == expected
+    # The check made before a lookup agrees with the expansion (no query, no lookup).
+    assert Templates(query, where="t").fills_query(key) is (expected is not None)
+
+
+@pytest.mark.parametrize("value", ["mx.example.net", "a%b", "'quoted'"])
+def test_default_result_format_is_the_value(value: str) -> None:
+    assert Templates("k='%s'", where="t").expand_result(value, "key") == value
 
 
 def test_result_template_uses_upper_case_for_the_key() -> None:

@@ -151,3 +151,56 @@ def test_main_cf_style(pg_server: PgServer) -> None:
     t = open_table("pgsql:pgsource", main_cf=values.get)
     assert t.lookup("plain") == "p"
     assert t.files() == ()
+
+
+def test_a_failed_query_is_reported_as_dict_pgsql_does(tmp_path: Path, pg_server: PgServer) -> None:
+    cf = tmp_path / "bad.cf"
+    params = sqldata.pgsql_params(pg_server)
+    cf.write_text(sqldata.cf_text(query="SELECT nosuch FROM m WHERE k='%s'", **params))
+    t = open_table(f"pgsql:{cf}")
+    with pytest.raises(TableLookupError):
+        t.lookup("plain")
+    prefix = f"pgsql query failed: fatal error from host {params['hosts']}: "
+    expected = "column \"nosuch\" does not exist LINE 1: SELECT nosuch FROM m WHERE k='plain' ^"
+    assert t.take_warnings() == [prefix + expected] * 2  # the host, listed twice
+
+
+def test_the_last_statement_answers(tmp_path: Path, pg_server: PgServer) -> None:
+    cf = tmp_path / "two.cf"
+    params = sqldata.pgsql_params(pg_server)
+    cf.write_text(sqldata.cf_text(query="SELECT 'first'; SELECT v FROM m WHERE k='%s'", **params))
+    assert open_table(f"pgsql:{cf}").lookup("plain") == "p"  # PQexec(): the last result
+
+
+def test_a_connection_the_server_dropped_is_replaced(tmp_path: Path, pg_server: PgServer) -> None:
+    t = table(tmp_path, **sqldata.pgsql_params(pg_server))
+    assert t.lookup("plain") == "p"
+    pg_server.sql(
+        f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{sqldata.USER}'"
+    )
+    assert t.lookup("plain") == "p"  # the broken one fails, the other entry reconnects
+    warnings = t.take_warnings()
+    assert len(warnings) == 1 and warnings[0].startswith(
+        f"pgsql query failed: fatal error from host {sqldata.pgsql_params(pg_server)['hosts']}: "
+    )
+
+
+async def test_a_burst_of_one_key_is_one_query(
+    tmp_path: Path, pg_server: PgServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mailcarrier.tables.pgsql import PgConnection
+
+    sent: list[str] = []
+    query = PgConnection.query
+
+    async def counted(self: PgConnection, text: str) -> list[str | None]:
+        sent.append(text)
+        return await query(self, text)
+
+    monkeypatch.setattr(PgConnection, "query", counted)
+    t = table(tmp_path, **sqldata.pgsql_params(pg_server))
+    found = await asyncio.gather(*(t.lookup_async("Alice@Example.com") for _ in range(20)))
+    assert found == ["alice-1,alice-2"] * 20
+    assert sent == ["SELECT v FROM m WHERE k='alice@example.com'"]
+    await t.lookup_async("alice@example.com")  # answered: the next one asks again
+    assert len(sent) == 2

@@ -45,6 +45,7 @@ class Settings:
     __slots__ = (
         "_clients",
         "_expander",
+        "_maps",
         "_raw",
         "_texts",
         "_transport_values",
@@ -68,6 +69,9 @@ class Settings:
         self.proxy = proxy
         self._raw: Mapping[str, RawSetting] = MappingProxyType(dict(raw))
         self._expander = Expander(self._raw_text)
+        # The tables each MAPS parameter names, opened once per configuration (smtp(8)
+        # opens them at start-up; a changed table file makes a new Settings, watcher()).
+        self._maps: dict[str, Maps] = {}
         texts: dict[str, str] = {}
         values: dict[str, Value] = {}
         for name, param in PARAMS.items():
@@ -244,18 +248,24 @@ class Settings:
         return self.value(PER_TRANSPORT[suffix])
 
     def open_maps(self, name: MapsName) -> Maps:
-        """Open the tables a MAPS parameter names, relative to config_dir.
+        """The tables a MAPS parameter names, relative to config_dir: opened on first use
+        and kept for the life of these settings (a changed file is seen by `watcher()`, and
+        a reload makes new settings, as a Postfix daemon restarts when its tables change).
 
-        Raises `mailcarrier.tables.TableError` when a table cannot be opened; warnings about
-        malformed lines are in the result's `warnings`.
+        Raises `mailcarrier.tables.TableError` when a table cannot be opened (then nothing
+        is kept: the next call tries again); warnings about malformed lines are in the
+        result's `warnings`.
         """
-        return open_maps(
-            self.get_list(name),
-            self.config_dir,
-            name,
-            main_cf=self.table_parameter,
-            proxy=self.proxy,
-        )
+        maps = self._maps.get(name)
+        if maps is None:
+            maps = self._maps[name] = open_maps(
+                self.get_list(name),
+                self.config_dir,
+                name,
+                main_cf=self.table_parameter,
+                proxy=self.proxy,
+            )
+        return maps
 
     def table_parameter(self, name: str) -> str | None:
         """A main.cf parameter a ``type:prefix`` table reads (``prefix_hosts``, ...),

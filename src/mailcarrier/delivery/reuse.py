@@ -26,7 +26,6 @@ sender and the address key carries that username.
 
 from __future__ import annotations
 
-import functools
 import weakref
 from collections.abc import Callable
 
@@ -40,7 +39,7 @@ from mailcarrier.delivery.transaction import run_transaction
 from mailcarrier.delivery.transcript import TranscriptReporter
 from mailcarrier.log import LogSink
 from mailcarrier.tls.levels import SecurityLevel
-from mailcarrier.tls.policy import TlsPolicy, resolve_policy
+from mailcarrier.tls.policy import resolve_policy
 from mailcarrier.transport.connection import Peer
 from mailcarrier.transport.session import Session
 
@@ -100,11 +99,8 @@ class SessionReuse:
             return profile.plaintext_label if plaintext else profile.transport
         parts = [profile.transport]
         if policy is not None and peer is not None:
-            if plaintext:
-                parts.append("tls=none")  # every plaintext policy is the same for reuse
-            else:
-                parts.append(_policy_text(policy))
-            if policy.level.must_trust or policy.level.is_dane:
+            parts.append(policy.reuse_text)  # every plaintext policy is "tls=none"
+            if policy.pins_peer and not plaintext:
                 # What the certificate was checked against depends on the server's name
                 # (hostname matches, DANE's TLSA base domain) and on the next hop (nexthop
                 # matches); fingerprints depend on neither.
@@ -283,10 +279,3 @@ class SessionReuse:
         ):
             return
         await session.quit()
-
-
-@functools.lru_cache(maxsize=1024)
-def _policy_text(policy: TlsPolicy) -> str:
-    """A policy's part of a reuse label: its repr, made once per distinct policy (policies
-    are frozen and few; the label is made again at every park and reuse)."""
-    return f"tls={policy!r}"

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import enum
 import ssl
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
 
 from mailcarrier.config.settings import AgentSettings
 from mailcarrier.delivery.trouble import Verdict
@@ -38,12 +36,6 @@ from mailcarrier.tls.policy import (
 )
 from mailcarrier.tls.verify import Trust
 from mailcarrier.transport.connection import Peer
-
-# smtp(8) keeps the policies it looked up for as long as the process lives (up to
-# max_use deliveries); a long-running agent keeps those from network tables this long, so
-# that a change in the database is seen within it.
-_POLICY_CACHE_TIME: Final = 60.0
-_POLICY_CACHE_SIZE: Final = 1000
 
 __all__ = [
     "DaneDecision",
@@ -119,9 +111,6 @@ class TlsClient:
         # settings, since every destination of every request asks).
         self._factories: dict[str, tuple[ContextFactory, TlsSessionCache | None]] = {}
         self._caches: dict[str, TlsSessionCache] = {}
-        # Policies that network tables (pgsql:, ...) gave, as smtp(8)'s per-process policy
-        # cache keeps them: (destination, server) -> (expiry, policy), per transport.
-        self.policy_cache: dict[tuple[str, str, str], tuple[float, TlsPolicy]] = {}
 
     def job(
         self,
@@ -142,9 +131,7 @@ class TlsClient:
                     cache = self._caches[agent.transport] = TlsSessionCache(timeout)
             known = self._factories[agent.transport] = (ContextFactory(agent), cache)
         factory, cache = known
-        job = TlsJob(agent, destination, factory, cache, log, resolver, preactive_delay)
-        job.shared_policies = self.policy_cache
-        return job
+        return TlsJob(agent, destination, factory, cache, log, resolver, preactive_delay)
 
 
 @dataclass(slots=True)
@@ -161,10 +148,9 @@ class TlsJob:
     plaintext_peers: set[str] = field(default_factory=set)
     # DANE decisions made before connecting (tls_step.prepare_tls()), by `dane_key()`.
     dane: dict[tuple[str, int, bool, bool | None, str], DaneDecision] = field(default_factory=dict)
-    # Policies resolved for this destination, by server host name (tables are asked once).
+    # Policies resolved for this destination, by server host name: the tables are asked
+    # once per request (smtp(8)'s policy cache lives for one delivery, smtp_state_free()).
     policies: dict[str, TlsPolicy] = field(default_factory=dict)
-    # The agent's cache of policies from network tables (TlsClient.policy_cache).
-    shared_policies: dict[tuple[str, str, str], tuple[float, TlsPolicy]] | None = None
 
     @property
     def nexthop(self) -> str:
@@ -175,20 +161,8 @@ class TlsJob:
         key = peer.hostname.lower()
         known = self.policies.get(key)
         if known is None:
-            known = self._shared(key)
-        if known is None:
-            known = resolve_policy(self.agent, self.destination, peer.hostname)
-        self.policies[key] = known
+            known = self.policies[key] = resolve_policy(self.agent, self.destination, peer.hostname)
         return known
-
-    def _shared(self, key: str) -> TlsPolicy | None:
-        """The agent's cached policy for this destination and server, while it is fresh."""
-        if self.shared_policies is None:
-            return None
-        held = self.shared_policies.get((self.agent.transport, self.destination.lower(), key))
-        if held is None or held[0] <= time.monotonic():
-            return None
-        return held[1] if held[1].source_settings is self.agent.settings else None
 
     async def resolve(self, peer: Peer) -> TlsPolicy:
         """Resolve `peer`'s policy with the tables asked on the loop without blocking it
@@ -198,23 +172,12 @@ class TlsJob:
         known = self.policies.get(key)
         if known is not None:
             return known
-        known = self._shared(key)
-        if known is not None:
-            self.policies[key] = known
-            return known
-        shared = self.shared_policies
-        skey = (self.agent.transport, self.destination.lower(), key)
-        now = time.monotonic()
         known = self.policies[key] = await resolve_policy_async(
             self.agent, self.destination, peer.hostname
         )
         if not known.error:
             for warning in known.warnings:
                 self.warning(warning)
-            if shared is not None and known.from_network:
-                if len(shared) >= _POLICY_CACHE_SIZE:
-                    shared.clear()
-                shared[skey] = (now + _POLICY_CACHE_TIME, known)
         return known
 
     @staticmethod

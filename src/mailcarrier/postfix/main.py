@@ -36,6 +36,7 @@ from mailcarrier.postfix.master import (
     MasterChild,
     MasterOptions,
     drop_privileges,
+    inherited_descriptors,
     load_settings,
     parse_argv,
     set_signals,
@@ -126,6 +127,7 @@ def main() -> int:
     try:
         options = parse_argv(sys.argv)
         process = options.personality
+        inherited = inherited_descriptors(options)  # before a table can take fd 5 or 6
         settings = load_settings(options)
         log = native_log(settings, stderr=options.log_stderr)
         problems = table_problems(settings)
@@ -133,7 +135,9 @@ def main() -> int:
             log.fatal(process, problems[0])
             return 1
         changes = table_changes(settings)
-        child = MasterChild.from_master(options, settings, log=log, changed=changes)
+        child = MasterChild.from_master(
+            options, settings, log=log, changed=changes, inherited=inherited
+        )
         preload()
         # As smtp(8)'s pre_init: tables (and their drivers) are opened before the privileges
         # go, so a root-only sasl_passwd file is readable and no import comes after the drop.

@@ -109,6 +109,7 @@ __all__ = [
     "StopReason",
     "StreamHandler",
     "drop_privileges",
+    "inherited_descriptors",
     "load_settings",
     "parse_argv",
     "parse_generation",
@@ -121,6 +122,21 @@ __all__ = [
 
 STATUS_FD: Final = 5  # MASTER_STATUS_FD
 LISTEN_FD: Final = 6  # MASTER_LISTEN_FD
+
+
+def inherited_descriptors(options: MasterOptions) -> frozenset[int]:
+    """Which of master's descriptors (the status socket, the listen sockets) are open:
+    taken first thing, before a table or anything else can be given those numbers."""
+    present = set()
+    for fd in range(STATUS_FD, LISTEN_FD + options.socket_count):
+        try:
+            os.fstat(fd)
+        except OSError:
+            continue
+        present.add(fd)
+    return frozenset(present)
+
+
 TAKEN: Final = 0  # MASTER_STAT_TAKEN
 AVAIL: Final = 1  # MASTER_STAT_AVAIL
 _STATUS: Final = struct.Struct("=iIi")
@@ -270,21 +286,24 @@ class MasterChild:
         *,
         log: LogSink | None = None,
         changed: Callable[[], str | None] | None = None,
+        inherited: frozenset[int] | None = None,
     ) -> MasterChild:
         """The child master(8) started: fd 5, fds 6.., ``$GENERATION``, limits from the
-        settings. `MasterError` when the descriptors are not there (started by hand)."""
+        settings. `MasterError` when the descriptors are not there (started by hand).
+        `inherited` is `inherited_descriptors()` taken before anything was opened (tables
+        opened since may hold those numbers when master did not pass them); None: now."""
         env = os.environ if environ is None else environ
         if options.daemon_mode and os.isatty(0):
             raise MasterError("do not run this command by hand")
-        try:
-            os.fstat(STATUS_FD)
-        except OSError:
-            raise MasterError(
-                f"no status socket on fd {STATUS_FD}: not started by master(8)"
-            ) from None
+        if inherited is None:
+            inherited = inherited_descriptors(options)
+        if STATUS_FD not in inherited:
+            raise MasterError(f"no status socket on fd {STATUS_FD}: not started by master(8)")
         listeners = []
         for fd in range(LISTEN_FD, LISTEN_FD + options.socket_count):
             try:
+                if fd not in inherited:
+                    raise OSError(errno.EBADF, os.strerror(errno.EBADF))
                 listeners.append(socket.socket(fileno=fd))
             except OSError as exc:
                 raise MasterError(f"listen socket fd {fd}: {exc.strerror or exc}") from None

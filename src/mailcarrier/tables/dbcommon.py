@@ -51,17 +51,26 @@ def _split_at(text: str) -> tuple[str, str] | None:
     return (local, domain) if at else None
 
 
+# A template compiled once: (literal text, code) pieces; code is the letter or digit after
+# a %, "" after the trailing literal ("%%" is kept as literal text).
+_Pieces = tuple[tuple[str, str], ...]
+
+
 @dataclass(frozen=True, slots=True)
 class _Parsed:
     flags: int
     nparts: int
+    pieces: _Pieces
 
 
 def _parse(template: str, *, query: bool, where: str) -> _Parsed:
     flags = nparts = 0
+    pieces: list[tuple[str, str]] = []
+    literal: list[str] = []
     index = 0
     while index < len(template):
         if template[index] != "%":
+            literal.append(template[index])
             index += 1
             continue
         code = template[index + 1 : index + 2]
@@ -79,8 +88,15 @@ def _parse(template: str, *, query: bool, where: str) -> _Parsed:
         elif code.isdigit():
             flags |= _KEY_DOMAIN
             nparts = max(nparts, int(code))
+        if code == "%":
+            literal.append("%")
+        else:
+            pieces.append(("".join(literal), code))
+            literal = []
         index += 2
-    return _Parsed(flags, nparts)
+    if literal or not pieces:
+        pieces.append(("".join(literal), ""))
+    return _Parsed(flags, nparts, tuple(pieces))
 
 
 class Templates:
@@ -97,6 +113,10 @@ class Templates:
         parsed_result = _parse(result_format, query=False, where=where)
         self.flags = parsed_query.flags | parsed_result.flags
         self.nparts = max(parsed_query.nparts, parsed_result.nparts)
+        self._query_pieces = parsed_query.pieces
+        self._result_pieces = parsed_result.pieces
+        # "%s" alone (the default result_format) gives the value itself.
+        self._plain_result = parsed_result.pieces == (("", "s"),)
 
     def _refuses(self, text: str, domain_flag: int, user_flag: int) -> bool:
         split = _split_at(text) if self.flags & (domain_flag | user_flag) else None
@@ -113,13 +133,22 @@ class Templates:
         labels = [label for label in domain.split(".") if label]
         return labels if len(labels) >= self.nparts else None
 
+    def fills_query(self, key: str) -> bool:
+        """Whether `key` can fill the query template (else it is never sent)."""
+        if not key or self._refuses(key, _KEY_DOMAIN, _KEY_USER):
+            return False
+        if self.nparts:
+            split = _split_at(key)
+            return split is not None and self._labels(split[1]) is not None
+        return True
+
     def expand_query(self, key: str, quote: Quote | None = None) -> str | None:
         """The query for `key`, or None when the key cannot fill the template (no lookup)."""
         if not key:
             return None
         if self._refuses(key, _KEY_DOMAIN, _KEY_USER):
             return None
-        return self._expand(self.query, key, None, quote)
+        return self._expand(self._query_pieces, key, None, quote)
 
     def query_warning(self, key: str) -> str | None:
         """Postfix's warning for a key that is never sent (only the empty key has one)."""
@@ -133,16 +162,19 @@ class Templates:
         one with `empty_result_warning`)."""
         if not value:
             return None
-        if self._refuses(value, _VALUE_DOMAIN, _VALUE_USER):
+        if self.flags and (
+            self._refuses(value, _VALUE_DOMAIN, _VALUE_USER)
+            or self._refuses(key, _KEY_DOMAIN, _KEY_USER)
+        ):
             return None
-        if self._refuses(key, _KEY_DOMAIN, _KEY_USER):
-            return None
-        return self._expand(self.result_format, value, key, None)
+        if self._plain_result and not self.nparts:
+            return value
+        return self._expand(self._result_pieces, value, key, None)
 
     def _expand(
-        self, template: str, value: str, key: str | None, quote: Quote | None
+        self, pieces: _Pieces, value: str, key: str | None, quote: Quote | None
     ) -> str | None:
-        q: Quote = quote or (lambda text: text)
+        q: Quote = quote or _same
         # Lower case: the value (the key of a query, the result of a result template);
         # upper case and digits: the input key.
         source = key if key is not None else value
@@ -155,18 +187,11 @@ class Templates:
                 return None  # too few labels for %N: no query, or this result skipped
             labels = found
         out: list[str] = []
-        index = 0
-        while index < len(template):
-            char = template[index]
-            if char != "%":
-                out.append(char)
-                index += 1
+        for literal, code in pieces:
+            out.append(literal)
+            if not code:
                 continue
-            code = template[index + 1]
-            index += 2
-            if code == "%":
-                out.append("%")
-            elif code == "s":
+            if code == "s":
                 out.append(q(value))
             elif code == "S":
                 out.append(q(source))
@@ -183,6 +208,10 @@ class Templates:
             else:
                 out.append(q(labels[-int(code)]))
         return "".join(out)
+
+
+def _same(text: str) -> str:
+    return text
 
 
 class ExpansionLimit:

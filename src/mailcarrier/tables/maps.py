@@ -87,7 +87,7 @@ class Maps:
         """Warnings of the lookups since the last call (network tables only)."""
         out: list[str] = []
         for table in self.tables:
-            if table.network:
+            if table.network and table.lookup_warnings:
                 out.extend(table.take_warnings())
         return out
 

@@ -256,14 +256,27 @@ class HostPool(Generic[C]):
     async def _timed(self, coro: Awaitable[T], conn: C | None) -> T:
         """`coro` within the timeout; after it, the work goes on in the background (then
         its connection, or the one it opened, is closed) and `HostError` is raised."""
+        loop = asyncio.get_running_loop()
         task: asyncio.Future[T] = asyncio.ensure_future(coro)
+        # asyncio.wait() for one task, without its sets and per-call machinery.
+        waiter: asyncio.Future[None] = loop.create_future()
+
+        def wake(_: object = None) -> None:
+            if not waiter.done():
+                waiter.set_result(None)
+
+        timer = loop.call_later(self.timeout, wake)
+        task.add_done_callback(wake)
         try:
-            done, _ = await asyncio.wait({task}, timeout=self.timeout)
+            await waiter
         except asyncio.CancelledError:
+            task.remove_done_callback(wake)
             task.cancel()
             self._keep(task, abandoned=conn)
             raise
-        if task in done:
+        finally:
+            timer.cancel()
+        if task.done():
             try:
                 return task.result()
             except HostError:
@@ -274,6 +287,7 @@ class HostPool(Generic[C]):
                 if conn is not None:
                     self._close_later(conn)
                 raise HostError(f"{self.where}: {type(exc).__name__}: {exc}") from exc
+        task.remove_done_callback(wake)
         task.cancel()
         self._keep(task, abandoned=conn)
         raise HostError(f"{self.where}: server did not answer within {self.timeout:g}s")
@@ -332,7 +346,8 @@ class HostPool(Generic[C]):
             state.generation += 1
 
     def take_warnings(self) -> list[str]:
-        out, self.warnings = self.warnings, []
+        out = self.warnings[:]
+        self.warnings.clear()  # in place: LoopPools' pools share one list
         return out
 
     def statistics(self) -> dict[str, int]:
@@ -363,11 +378,13 @@ class LoopPools(Generic[C]):
             weakref.WeakKeyDictionary()
         )
         self._keep: asyncio.Future[None] | None = None
+        self.warnings: list[str] = []
 
     def for_loop(self, loop: asyncio.AbstractEventLoop) -> HostPool[C]:
         pool = self._pools.get(loop)
         if pool is None:
             pool = self._pools[loop] = self.factory()
+            pool.warnings = self.warnings  # one list for every loop's pool
         return pool
 
     def current(self) -> HostPool[C]:
@@ -384,4 +401,8 @@ class LoopPools(Generic[C]):
         return pool
 
     def take_warnings(self) -> list[str]:
-        return [w for pool in list(self._pools.values()) for w in pool.take_warnings()]
+        if not self.warnings:
+            return []
+        out = self.warnings[:]
+        self.warnings.clear()
+        return out

@@ -59,8 +59,17 @@ class TlsPolicy:
     dsn: str = "4.7.5"  # of the deferral when `error` is set
     # Not part of the policy (reuse keys print it): how it was found.
     warnings: tuple[str, ...] = field(default=(), repr=False, compare=False)
-    from_network: bool = field(default=False, repr=False, compare=False)
-    source_settings: object = field(default=None, repr=False, compare=False)
+    # Made once (policies are frozen, and cached per configuration): its part of a
+    # connection-reuse label, and whether that label must also name the server and next
+    # hop (the certificate was checked by name or TLSA: verify, secure, dane).
+    reuse_text: str = field(init=False, repr=False, compare=False)
+    pins_peer: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        plaintext = self.level is SecurityLevel.NONE and not self.error
+        text = "tls=none" if plaintext else f"tls={self!r}"
+        object.__setattr__(self, "reuse_text", text)
+        object.__setattr__(self, "pins_peer", self.level.must_trust or self.level.is_dane)
 
 
 def nexthop_domain(destination: str) -> str:
@@ -158,6 +167,14 @@ def _build_defaults(agent: AgentSettings, level: SecurityLevel, source: str) -> 
 
 
 def _from_table(agent: AgentSettings, value: str, source: str) -> TlsPolicy:
+    # A table answers every delivery: each answer is parsed once per configuration
+    # (TlsPolicy is immutable; a reload makes a new Settings object, hence new entries).
+    return _cached_from_table(agent.settings, agent.transport, value, source)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_from_table(settings: Settings, transport: str, value: str, source: str) -> TlsPolicy:
+    agent = AgentSettings(settings, transport)
     level, attrs, error = parse_policy_entry(value)
     if level is None:
         return TlsPolicy(SecurityLevel.NONE, source=source, error=error)
@@ -252,16 +269,6 @@ async def resolve_policy_async(
     same = _same_everywhere(agent.settings, agent.transport)
     if same is not None:
         return same
-    policy = await _resolve_async(agent, destination, server_hostname)
-    networked = (
-        agent.open_maps("tls_policy_maps").network or agent.open_maps("tls_per_site").network
-    )
-    if networked:
-        policy = replace(policy, from_network=True, source_settings=agent.settings)
-    return policy
-
-
-async def _resolve_async(agent: AgentSettings, destination: str, server_hostname: str) -> TlsPolicy:
     maps = agent.open_maps("tls_policy_maps")
     source = agent.name("tls_policy_maps")
     if maps:
@@ -288,18 +295,19 @@ async def _resolve_async(agent: AgentSettings, destination: str, server_hostname
     return _defaults(agent, level, agent.name("tls_security_level"))
 
 
-def _policy_searches(destination: str) -> list[tuple[str, bool]]:
+@functools.lru_cache(maxsize=1024)
+def _policy_searches(destination: str) -> tuple[tuple[str, bool], ...]:
     """(key, is a domain search): the exact next hop (with its port, then without), then
     the domain and its parents unless the next hop is a [literal]."""
     out = [(key, False) for key in _policy_keys(destination)]
     if not destination.strip().startswith("["):
         out.append((nexthop_domain(destination), True))
-    return out
+    return tuple(out)
 
 
 def _with_warnings(policy: TlsPolicy, maps: Maps) -> TlsPolicy:
-    warnings = tuple(maps.take_warnings())
-    return replace(policy, warnings=warnings) if warnings else policy
+    warnings = maps.take_warnings()
+    return replace(policy, warnings=tuple(warnings)) if warnings else policy
 
 
 def _lookup_error(agent: AgentSettings, maps: Maps, destination: str) -> TlsPolicy:

@@ -111,6 +111,10 @@ class PgServer:
         )
         self.started = False
 
+    def pid(self) -> int:
+        """The postmaster's process id (the first line of postmaster.pid)."""
+        return int((self.data / "postmaster.pid").read_text().split("\n", 1)[0])
+
     def sql(self, text: str, database: str = "postgres") -> str:
         """Run SQL as the superuser (psql over the UNIX-domain socket); its output."""
         env = dict(os.environ, PGPASSWORD="superpw")
