@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -269,3 +270,30 @@ def test_per_transport_parameters(tmp_path: Path) -> None:
         settings.with_overrides({"relay_destination_concurrency_limit": "x"})
     with pytest.raises(KeyError):
         settings.get_transport("relay", "not_a_suffix")
+
+
+def _sqlite_table(tmp_path: Path) -> None:
+    sqlite3.connect(tmp_path / "t.db").close()
+    (tmp_path / "t.cf").write_text(f"dbpath = {tmp_path / 't.db'}\nquery = SELECT 1\n")
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["smtp_reply_filter", "lmtp_delivery_status_filter", "smtp_header_checks", "smtp_body_checks"],
+)
+def test_line_filters_refuse_tables_that_ask_a_server(tmp_path: Path, name: str) -> None:
+    _sqlite_table(tmp_path)
+    settings = Settings.load(_dir(tmp_path, f"{name} = regexp:/dev/null, sqlite:{tmp_path}/t.cf\n"))
+    with pytest.raises(TableError) as info:
+        settings.open_maps(name)  # type: ignore[arg-type]
+    assert str(info.value) == (
+        f"{name}: sqlite:{tmp_path}/t.cf: a table that asks a server cannot be used here: "
+        "every line would wait for it (use regexp:, pcre:, cidr: or a file table)"
+    )
+    assert info.value.parameter == name
+
+
+def test_address_tables_may_ask_a_server(tmp_path: Path) -> None:
+    _sqlite_table(tmp_path)
+    settings = Settings.load(_dir(tmp_path, f"smtp_generic_maps = sqlite:{tmp_path}/t.cf\n"))
+    assert settings.open_maps("smtp_generic_maps").network

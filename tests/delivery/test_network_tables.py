@@ -9,6 +9,8 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from mailcarrier import DeliveryStatus
 from mailcarrier.config.settings import Settings
 from mailcarrier.delivery.generic import GenericMapper
@@ -131,3 +133,115 @@ async def test_policies_from_network_tables_are_looked_up_per_request(tmp_path: 
     assert (await first.resolve(peer)).level is SecurityLevel.ENCRYPT
     # ... and the next request asks again: smtp(8)'s policy cache lives for one delivery.
     assert (await job().resolve(peer)).level is SecurityLevel.MAY
+
+
+def _no_blocking_lookups(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make any synchronous lookup in a network table fail the test: on the event loop
+    every such table must be asked with lookup_async."""
+    from mailcarrier.tables.sqlite import SqliteTable
+
+    def blocked(self: SqliteTable, key: str) -> str | None:
+        raise AssertionError(f"{self.spec}: blocking lookup of {key!r} on the event loop")
+
+    monkeypatch.setattr(SqliteTable, "lookup", blocked)
+
+
+async def test_generic_header_addresses_are_asked_before_the_content_goes(
+    tmp_path: Path, smtp_server: AiosmtpdServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = [("joe@local.example", "joe@public.example"), ("ann@local.example", "ann@x.example")]
+    cf = _sqlite_cf(tmp_path, rows, "generic")
+    config = make_settings({"myorigin": "local.example", "smtp_generic_maps": f"sqlite:{cf}"})
+    _no_blocking_lookups(monkeypatch)
+    body = (
+        b"From: Joe <joe@local.example>\n"
+        b"To: ann@local.example,\n other@local.example\n"
+        b"Subject: hi\n\nFrom: joe@local.example stays in the body\n"
+    )
+    result, _ = await deliver_to(smtp_server, body, sender="joe@local.example", config=config)
+    assert result.recipients[0].status is DeliveryStatus.SENT
+    received = smtp_server.messages[0]
+    assert received.mail_from == "joe@public.example"
+    assert b"From: Joe <joe@public.example>\r\n" in received.content
+    assert b"To: ann@x.example, other@local.example\r\n" in received.content
+    assert received.content.endswith(b"From: joe@local.example stays in the body\r\n")
+
+
+async def test_generic_answers_last_one_request(
+    tmp_path: Path, smtp_server: AiosmtpdServer
+) -> None:
+    cf = _sqlite_cf(tmp_path, [("joe@local.example", "joe@first.example")], "generic")
+    config = make_settings({"myorigin": "local.example", "smtp_generic_maps": f"sqlite:{cf}"})
+    body = b"From: joe@local.example\n\nx\n"
+    await deliver_to(smtp_server, body, sender="joe@local.example", config=config)
+    conn = sqlite3.connect(tmp_path / "generic.db")
+    conn.execute("UPDATE m SET v='joe@second.example'")
+    conn.commit()
+    conn.close()
+    await deliver_to(smtp_server, body, sender="joe@local.example", config=config)
+    first, second = smtp_server.messages
+    assert (first.mail_from, second.mail_from) == ("joe@first.example", "joe@second.example")
+    assert b"From: joe@second.example\r\n" in second.content
+
+
+def test_header_addresses_as_rewrite_header_meets_them() -> None:
+    from mailcarrier.delivery.generic import header_addresses
+
+    head = (
+        b"Received: from x by y\r\n"
+        b'From: "Joe, Jr" <joe@a.example>\r\n'
+        b"Cc: <b@b.example>,\r\n\t c@c.example\r\n"
+        b"Subject: d@d.example\r\n"
+        b"Reply-To: undisclosed-recipients:;\r\n"
+    )
+    assert header_addresses(head) == ["joe@a.example", "b@b.example", "c@c.example"]
+
+
+async def test_server_quirks_from_a_network_table(
+    tmp_path: Path, smtp_server: AiosmtpdServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cf = _sqlite_cf(tmp_path, [("127.0.0.1", "pipelining, dsn")], "discard")
+    config = make_settings({"smtp_discard_ehlo_keyword_address_maps": f"sqlite:{cf}"})
+    _no_blocking_lookups(monkeypatch)
+    log = MemoryLog()
+    result, _ = await deliver_to(smtp_server, config=config, log=log, notify="SUCCESS")
+    assert result.recipients[0].status is DeliveryStatus.SENT
+    # DSN was discarded for this server: no NOTIFY= went out although one was asked for.
+    assert smtp_server.messages[0].rcpt_options == [[]]
+
+
+async def test_server_quirks_table_down_defers(tmp_path: Path, smtp_server: AiosmtpdServer) -> None:
+    config = make_settings(
+        {"smtp_discard_ehlo_keyword_address_maps": f"pgsql:{_dead_pgsql(tmp_path)}"}
+    )
+    log = MemoryLog()
+    result, _ = await deliver_to(smtp_server, config=config, log=log)
+    status = result.recipients[0]
+    assert status.status is DeliveryStatus.DEFERRED
+    assert status.diagnostic.startswith("local data error while talking to ")
+    assert any("smtp_discard_ehlo_keyword_address_maps map lookup error for 127.0.0.1" in line
+               for line in log.lines)  # fmt: skip
+    assert smtp_server.messages == []
+
+
+async def test_local_domains_from_a_network_table_for_generic_user_keys(
+    tmp_path: Path, smtp_server: AiosmtpdServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A "user" key of generic(5) applies only to this machine's domains: here those are
+    # in a $mydestination table that asks a server, asked on the loop too.
+    generic = _sqlite_cf(tmp_path, [("joe", "joe@public.example")], "generic")
+    local = _sqlite_cf(tmp_path, [("local.example", "ok")], "mydest")
+    config = make_settings(
+        {
+            "myorigin": "elsewhere.example",
+            "mydestination": f"sqlite:{local}",
+            "smtp_generic_maps": f"sqlite:{generic}",
+        }
+    )
+    _no_blocking_lookups(monkeypatch)
+    body = b"From: joe@local.example\nTo: joe@remote.example\n\nx\n"
+    result, _ = await deliver_to(smtp_server, body, sender="joe@local.example", config=config)
+    assert result.recipients[0].status is DeliveryStatus.SENT
+    received = smtp_server.messages[0]
+    assert received.mail_from == "joe@public.example"
+    assert b"From: joe@public.example\r\nTo: joe@remote.example\r\n" in received.content

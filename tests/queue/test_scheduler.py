@@ -475,3 +475,60 @@ async def test_no_delivery_outlives_the_running_scope(tmp_path: Path) -> None:
             assert agent.running == 1 and qm.statistics()["running_jobs"] == 1
             raise KeyError("stop here")
     assert agent.running == 0 and qm.statistics()["running_jobs"] == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("5.1.1 no such user", ("5.1.1", "no such user")),
+        ("  4.7.0   later", ("4.7.0", "later")),
+        ("4.7.0", ("4.7.0", "")),
+        ("user unknown", ("5.0.0", "user unknown")),
+        ("5.1.1x odd", ("5.0.0", "5.1.1x odd")),
+        ("3.1.1 not a class", ("5.0.0", "3.1.1 not a class")),
+    ],
+)
+def test_dsn_split(text: str, expected: tuple[str, str]) -> None:
+    from mailcarrier.queue.scheduler import dsn_split
+
+    assert dsn_split("5.0.0", text) == expected
+
+
+async def test_error_and_retry_texts_carry_their_status(tmp_path: Path) -> None:
+    agent = FakeAgent()
+    qm, sp, clock, _log, cfg = _setup(tmp_path, agent)
+    from mailcarrier.queue.route import Router
+
+    table = {"gone.example": "error:5.1.1 no such user", "later.example": "retry:4.4.7 wait"}
+    qm.configure(cfg, Router(cfg, lookup=table.get))
+    qid = _submit(sp, cfg, clock, "x@gone.example", "y@later.example")
+    await qm.run_once()
+    states = sp.read("deferred", qid).state.states
+    assert (states[0].status, states[0].dsn, states[0].diagnostic) == (
+        DeliveryStatus.BOUNCED,
+        "5.1.1",
+        "no such user",
+    )
+    assert (states[1].status, states[1].dsn, states[1].diagnostic) == (
+        DeliveryStatus.DEFERRED,
+        "4.4.7",
+        "wait",
+    )
+
+
+async def test_transport_maps_that_cannot_answer_defer_the_recipients(tmp_path: Path) -> None:
+    from tests.tables.sqlfaults import dead_port
+
+    cf = tmp_path / "dead.cf"
+    cf.write_text(f"hosts = inet:127.0.0.1:{dead_port()}\ndbname = m\nquery = SELECT '%s'\n")
+    agent = FakeAgent()
+    qm, sp, clock, _log, cfg = _setup(tmp_path, agent, transport_maps=f"pgsql:{cf}")
+    qid = _submit(sp, cfg, clock, "x@example.net")
+    await qm.run_once()
+    state = sp.read("deferred", qid).state.states[0]
+    assert (state.status, state.dsn, state.diagnostic) == (
+        DeliveryStatus.DEFERRED,
+        "4.3.0",
+        "address resolver failure",
+    )
+    assert agent.requests == []

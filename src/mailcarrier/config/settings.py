@@ -24,7 +24,7 @@ from mailcarrier.config.params import PARAMS, PER_TRANSPORT, ParamType
 from mailcarrier.config.parser import NAME_RE, RawSetting, read_main_cf
 from mailcarrier.config.views import RENAMED, ClientMapsName, ClientParams, MainParams, MapsName
 from mailcarrier.errors import ConfigError
-from mailcarrier.tables import FileWatcher, Maps, open_maps, spec_files
+from mailcarrier.tables import FileWatcher, Maps, TableError, open_maps, spec_files
 from mailcarrier.tables.proxy import ProxyService
 from mailcarrier.tables.spec import NETWORK_KINDS
 
@@ -32,6 +32,21 @@ _MENTION: Final = re.compile(r"\$[{(]?([A-Za-z0-9_]+)")
 # A network table named by a main.cf prefix rather than a file: pgsql:pgsource, ...
 _TABLE_PREFIX: Final = re.compile(
     r"(?:^|[\s,{])(?:proxy:)?(?:" + "|".join(sorted(NETWORK_KINDS)) + r"):([A-Za-z0-9_]+)"
+)
+# Tables asked for every reply, status or content line, from code that cannot wait: network
+# tables (pgsql:, ...; Postfix allows them, but there each smtp(8) process waits alone) are
+# refused there, so that no lookup ever holds the event loop.
+LINE_FILTERS: Final = frozenset(
+    f"{prefix}_{suffix}"
+    for prefix in ("smtp", "lmtp")
+    for suffix in (
+        "reply_filter",
+        "delivery_status_filter",
+        "header_checks",
+        "mime_header_checks",
+        "nested_header_checks",
+        "body_checks",
+    )
 )
 # The fields of ClientParams: the suffix of every smtp_ parameter.
 CLIENT_SUFFIXES: Final = tuple(n.removeprefix("smtp_") for n in PARAMS if n.startswith("smtp_"))
@@ -258,13 +273,21 @@ class Settings:
         """
         maps = self._maps.get(name)
         if maps is None:
-            maps = self._maps[name] = open_maps(
+            maps = open_maps(
                 self.get_list(name),
                 self.config_dir,
                 name,
                 main_cf=self.table_parameter,
                 proxy=self.proxy,
             )
+            if maps.network and name in LINE_FILTERS:
+                spec = next(t.spec for t in maps.tables if t.network)
+                raise TableError(
+                    f"{name}: {spec}: a table that asks a server cannot be used here: every line "
+                    "would wait for it (use regexp:, pcre:, cidr: or a file table)",
+                    parameter=name,
+                )
+            self._maps[name] = maps
         return maps
 
     def table_parameter(self, name: str) -> str | None:

@@ -89,6 +89,21 @@ class ContentPlan:
     # that the caller can log it as smtp(8) does ("breaking line > N bytes ...").
     on_broken_line: Callable[[], None] | None = None
 
+    def header_section(self, limit: int) -> bytes:
+        """The primary header section as it is in the content (up to its empty line, at
+        most `limit` bytes), read from the start: for lookups made before the content is
+        sent (delivery/generic.py)."""
+        head = b""
+        for chunk in iter_file_chunks(self.fileobj, start=self.start, length=self.length):
+            head += chunk
+            for blank in (b"\n\n", b"\n\r\n"):
+                end = head.find(blank)
+                if end >= 0:
+                    return head[: min(end + 1, limit)]
+            if len(head) >= limit:
+                break
+        return head[:limit]
+
     def downgrade_for(self, eightbitmime: bool) -> bool:
         return needs_downgrade(self.encoding, eightbitmime, disabled=self.disable_conversion)
 

@@ -147,6 +147,8 @@ class DeliveryAgent:
         content, opened = open_content(request)
         try:
             generic = profile.generic()
+            if generic is not None:
+                generic = generic.for_request()  # its network answers: this request's
             rewrite = generic.header_rewriter(request.queue_id) if generic else None
             plan = profile.content_plan(request, content, rewrite_header=rewrite)
             job = DeliveryState(
@@ -384,6 +386,7 @@ class DeliveryAgent:
     ) -> bool:
         """Set up (setup.py), one transaction, and the session back to the cache or QUIT.
         True when TLS asks for the same server again in plaintext."""
+        await job.profile.quirks().prefetch(job.quirk_answers, peer)  # network tables only
         session = self._setup.session(job, conn, peer, final)
         if session is None:
             return False

@@ -17,14 +17,18 @@ character) is put back into the result when propagate_unmatched_extensions lists
 A table that cannot be opened or read, or a result that is not an address, is a lookup
 problem: the transaction is not started (envelope) or the content is abandoned mid-DATA
 (headers), and the recipients are deferred with 4.3.0, never bounced. With network tables
-(pgsql:, ...) the envelope addresses are looked up before the transaction by `prefetch`,
-on the event loop without blocking it; header addresses are asked as the content streams
-by. Neighbours: content/rfc822.py parses header address lists; content/pipeline.py calls
-`header_rewriter()`'s hook; agent.py calls `envelope()` for each transaction.
+(pgsql:, ...) the envelope addresses and those of the primary header section are looked up
+before the transaction by `prefetch` and `prefetch_header`, on the event loop without
+blocking it; the answers are kept for the request (`for_request`: the mapper of a
+transport lives as long as the agent, its answers only as long as one request, as a
+Postfix table is asked again for every delivery). Neighbours: content/rfc822.py parses
+header address lists; content/pipeline.py calls `header_rewriter()`'s hook; agent.py calls
+`envelope()` for each transaction.
 """
 
 from __future__ import annotations
 
+import copy
 import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -32,7 +36,7 @@ from typing import Final
 
 from mailcarrier.config.settings import AgentSettings
 from mailcarrier.content.mime import ContentError, HeaderClass
-from mailcarrier.content.pipeline import HeaderRewriter
+from mailcarrier.content.pipeline import ContentPlan, HeaderRewriter
 from mailcarrier.content.rfc822 import (
     Address,
     Node,
@@ -45,7 +49,7 @@ from mailcarrier.content.rfc822 import (
 from mailcarrier.delivery.trouble import Verdict
 from mailcarrier.errors import MailcarrierError
 from mailcarrier.protocol.address import address_problem
-from mailcarrier.routing.local import is_local_domain
+from mailcarrier.routing.local import is_local_domain, is_local_domain_async
 from mailcarrier.status import DeliveryStatus
 from mailcarrier.tables.base import TableError
 from mailcarrier.tables.maps import Maps, Match
@@ -58,6 +62,7 @@ __all__ = [
     "GenericLookupError",
     "GenericMapper",
     "data_error_verdict",
+    "header_addresses",
 ]
 
 # Postfix header_opts.c: the headers flagged HDR_OPT_SENDER or HDR_OPT_RECIP, which
@@ -115,6 +120,7 @@ class GenericMapper:
         warning: Callable[[str], None],
         maps: Maps | None = None,
     ) -> None:
+        self._header_done = False
         settings = agent.settings
         self.agent = agent
         self.name = agent.name("generic_maps")
@@ -128,6 +134,14 @@ class GenericMapper:
         self._local: dict[str, bool] = {}
         # Answers found by `prefetch` (external-form address -> mapping or None).
         self._memo: dict[str, str | None] = {}
+
+    def for_request(self) -> GenericMapper:
+        """This mapper (its tables, its settings) with answers kept for one request."""
+        mapper = copy.copy(self)
+        mapper._memo = {}
+        mapper._local = {}
+        mapper._header_done = False
+        return mapper
 
     # --- lookups ----------------------------------------------------------------------
     def _tables(self, address: str) -> Maps:
@@ -143,6 +157,13 @@ class GenericMapper:
         known = self._local.get(key)
         if known is None:
             known = self._local[key] = is_local_domain(self.agent.settings, key)
+        return known
+
+    async def _is_local_async(self, domain: str) -> bool:
+        key = domain.lower()
+        known = self._local.get(key)
+        if known is None:
+            known = self._local[key] = await is_local_domain_async(self.agent.settings, key)
         return known
 
     def map_external(self, address: str) -> str | None:
@@ -167,10 +188,26 @@ class GenericMapper:
         """Look internal-form addresses up now, on the event loop without blocking it
         (network tables: pgsql:, ...); `map_internal` then finds the answers. A failure is
         left for the synchronous lookup to report."""
+        await self._prefetch_external(quote_local(a) if a else "" for a in addresses)
+
+    async def prefetch_header(self, plan: ContentPlan) -> None:
+        """Look up, as `prefetch` does, the addresses of the primary header section that
+        `rewrite_header` will map (once per request)."""
+        if not self.enabled or self._header_done:
+            return
+        self._header_done = True
+        try:
+            if not self._tables("").network:
+                return
+            head = plan.header_section(self.agent.settings.params.header_size_limit)
+        except (GenericLookupError, *LOOKUP_ERRORS, MailcarrierError):
+            return  # reported when the content is sent
+        await self._prefetch_external(header_addresses(head))
+
+    async def _prefetch_external(self, addresses: Iterable[str]) -> None:
         if not self.enabled:
             return
-        for internal in addresses:
-            address = quote_local(internal) if internal else ""
+        for address in addresses:
             if not address or address in self._memo:
                 continue
             try:
@@ -178,7 +215,7 @@ class GenericMapper:
                 if not maps.network:
                     return  # file tables answer at once: nothing to gain
                 domain = split_address(address)[1][1:]
-                local = self._is_local(domain) if domain else True
+                local = await self._is_local_async(domain) if domain else True
                 found = await maps.find_address_async(
                     address, recipient_delimiter=self.delimiters, local=local
                 )
@@ -290,6 +327,25 @@ class GenericMapper:
             return unchanged
         label = name.rstrip(b" \t").decode("utf-8", "surrogateescape")
         return [line.encode("utf-8", "surrogateescape") for line in fold_header(label, out)]
+
+
+def header_addresses(header: bytes) -> list[str]:
+    """The external-form addresses in the `GENERIC_HEADERS` of a raw header section, as
+    `rewrite_header` meets them (one logical header: its folded lines joined by LF)."""
+    logical: list[bytes] = []
+    for line in header.split(b"\n"):
+        line = line.removesuffix(b"\r")
+        if line[:1] in (b" ", b"\t") and logical:
+            logical[-1] += b"\n" + line
+        elif line:
+            logical.append(line)
+    out: list[str] = []
+    for text in logical:
+        name, colon, value = text.partition(b":")
+        if colon and name.strip().lower().decode("latin-1") in GENERIC_HEADERS:
+            nodes = parse_address_list(value.decode("utf-8", "surrogateescape"))
+            out.extend(a.text for a in _addresses(nodes))
+    return out
 
 
 def _addresses(nodes: list[Node]) -> list[Address]:

@@ -17,7 +17,10 @@
 
 setup.py asks `session_options()` before the session starts and `workarounds()` once the
 greeting is read; the answer is a value (transport/session.py `Workarounds`) that the
-session's hello keeps for the rest of the session.
+session's hello keeps for the rest of the session. With network tables (pgsql:, ...) the
+agent first calls `prefetch()`, which asks both tables for the server's address on the event
+loop without blocking it and keeps the answers for this request (`Answers`); the
+synchronous steps then find them there.
 """
 
 from __future__ import annotations
@@ -31,11 +34,17 @@ from mailcarrier.config.settings import AgentSettings
 from mailcarrier.delivery.generic import LOOKUP_ERRORS, data_error_verdict
 from mailcarrier.delivery.trouble import Verdict
 from mailcarrier.protocol.reply import Reply
-from mailcarrier.tables.maps import Maps
+from mailcarrier.tables.maps import Maps, Match
 from mailcarrier.transport.connection import Peer
 from mailcarrier.transport.session import NO_WORKAROUNDS, SessionOptions, Workarounds
 
-__all__ = ["PixWorkarounds", "ServerQuirks", "is_pix_greeting", "pix_workarounds"]
+__all__ = ["Answers", "PixWorkarounds", "ServerQuirks", "is_pix_greeting", "pix_workarounds"]
+
+# What network tables answered for one request: (table parameter, server address) -> the
+# match (None: not found), or the lookup error to report as the synchronous lookup would.
+Answers = dict[tuple[str, str], Match | Exception | None]
+_DISCARD: Final = "discard_ehlo_keyword_address_maps"
+_PIX: Final = "pix_workaround_maps"
 
 # The characters of a PIX-mangled greeting (Postfix: strspn(resp, "20 *\t\n")).
 _PIX_CHARS: Final = frozenset("20 *\t\n")
@@ -93,17 +102,51 @@ class ServerQuirks:
         self._discard: Maps | None = None
         self._pix: Maps | None = None
 
+    def _maps(self, which: str) -> Maps:
+        if which == _DISCARD:
+            if self._discard is None:
+                self._discard = self.agent.open_maps(_DISCARD)
+            return self._discard
+        if self._pix is None:
+            self._pix = self.agent.open_maps(_PIX)
+        return self._pix
+
+    async def prefetch(self, answers: Answers, peer: Peer) -> None:
+        """Ask the network tables among both for `peer`'s address now, on the loop; a
+        table that cannot be opened is left for the synchronous step to report."""
+        for which in (_DISCARD, _PIX):
+            if (which, peer.address) in answers:
+                continue
+            try:
+                maps = self._maps(which)
+            except LOOKUP_ERRORS:
+                continue
+            if not maps.network:
+                continue
+            try:
+                answers[(which, peer.address)] = await maps.find_async(peer.address)
+            except LOOKUP_ERRORS as exc:
+                answers[(which, peer.address)] = exc
+
+    def _find(self, which: str, peer: Peer, answers: Answers | None) -> Match | None:
+        key = (which, peer.address)
+        if answers is None or key not in answers:
+            maps = self._maps(which)
+            return maps.find(peer.address) if maps else None
+        known = answers[key]
+        if isinstance(known, Exception):
+            raise known
+        return known
+
     # --- EHLO keywords ----------------------------------------------------------------
     def session_options(
-        self, base: SessionOptions, peer: Peer, queue_id: str
+        self, base: SessionOptions, peer: Peer, queue_id: str, answers: Answers | None = None
     ) -> SessionOptions | Verdict:
         """`base` with the discard list found for the server's address, if any; the 4.3.0
         verdict when the table cannot answer."""
-        name = self.agent.name("discard_ehlo_keyword_address_maps")
+        name = self.agent.name(_DISCARD)
         try:
-            if self._discard is None:
-                self._discard = self.agent.open_maps("discard_ehlo_keyword_address_maps")
-            found = self._discard.find(peer.address) if self._discard else None
+            found = self._find(_DISCARD, peer, answers)
         except LOOKUP_ERRORS:
             self.warning(f"{queue_id}: {name} map lookup error for {peer.address}")
             return data_error_verdict(peer.namaddr)
@@ -112,11 +155,9 @@ class ServerQuirks:
         return replace(base, discard_keywords=_words(found.value))
 
     # --- PIX --------------------------------------------------------------------------
-    def _pix_words(self, peer: Peer) -> tuple[str, ...]:
+    def _pix_words(self, peer: Peer, answers: Answers | None) -> tuple[str, ...]:
         try:
-            if self._pix is None:
-                self._pix = self.agent.open_maps("pix_workaround_maps")
-            found = self._pix.find(peer.address) if self._pix else None
+            found = self._find(_PIX, peer, answers)
         except LOOKUP_ERRORS:
             found = None  # best effort only, as in Postfix
         if found is not None:
@@ -131,12 +172,13 @@ class ServerQuirks:
         queue_id: str,
         arrival_time: float,
         now: Callable[[], float],
+        answers: Answers | None = None,
     ) -> Workarounds:
         """What the server at `peer` needs, judged from its (2xx) greeting: the PIX
         workarounds when the greeting looks like a PIX, logged as Postfix logs them."""
         if not is_pix_greeting(greeting):
             return NO_WORKAROUNDS
-        words = self._pix_words(peer)
+        words = self._pix_words(peer, answers)
         if not words:
             return NO_WORKAROUNDS
         p = self.agent.params

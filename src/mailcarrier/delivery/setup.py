@@ -65,7 +65,7 @@ class SessionSetup:
         """The session for `conn`, with the options the server's address calls for; None
         (the connection dropped, the failure remembered) when the quirks table failed."""
         quirks = job.profile.quirks()
-        options = quirks.session_options(job.options, peer, job.request.queue_id)
+        options = quirks.session_options(job.options, peer, job.request.queue_id, job.quirk_answers)
         if isinstance(options, Verdict):  # smtp_discard_ehlo_keyword_address_maps failed
             conn.abort()
             job.site_failed(Leftover(options, peer.relay, 1, site=True), final, self._log)
@@ -129,6 +129,7 @@ class SessionSetup:
                     queue_id=request.queue_id,
                     arrival_time=request.arrival_time,
                     now=self._wallclock,
+                    answers=job.quirk_answers,
                 )
                 refused = await session.hello(workarounds)
         except TransportError as exc:

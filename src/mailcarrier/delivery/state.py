@@ -27,6 +27,7 @@ from mailcarrier.content.stream import MessageFile, open_message_file
 from mailcarrier.delivery.generic import GenericMapper
 from mailcarrier.delivery.outcome import Leftover
 from mailcarrier.delivery.profile import TransportProfile
+from mailcarrier.delivery.quirks import Answers
 from mailcarrier.delivery.recipients import RecipientTracker
 from mailcarrier.delivery.request import DeliveryRequest
 from mailcarrier.delivery.trouble import Verdict
@@ -80,6 +81,8 @@ class DeliveryState:
     tried_sessions: set[object] = field(default_factory=set)
     # SASL credentials looked up for (server host name, destination) (auth_step.py).
     sasl_credentials: dict[tuple[str, str], PasswordMatch | None] = field(default_factory=dict)
+    # What network tables said about the servers' addresses (quirks.py `prefetch`).
+    quirk_answers: Answers = field(default_factory=dict)
     # Read for every transaction: kept as plain fields (the profile's values).
     agent: AgentSettings = field(init=False)
     options: SessionOptions = field(init=False)

@@ -70,6 +70,8 @@ async def run_transaction(
         await job.generic.prefetch(
             [job.request.sender, *(job.request.recipients[i].address for i in pending)]
         )
+        if job.plan is not None:
+            await job.generic.prefetch_header(job.plan)
     prepared = _prepare(job, caps, peer, pending)
     if isinstance(prepared, Leftover):
         return replace(prepared, conn_use=conn_use)

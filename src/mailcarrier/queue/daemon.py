@@ -142,7 +142,7 @@ async def _passes(
             manager.revive_destinations()
             manager.recover()  # what a failed write left in active/
             next_scan = now + manager.params.main.queue_run_delay
-        manager.activate_ready(deferred=scan_deferred)
+        await manager.activate_ready_async(deferred=scan_deferred)
         manager.pump()
         stop_wait = asyncio.ensure_future(controls.stop.wait())
         reload_wait = asyncio.ensure_future(controls.reload.wait())

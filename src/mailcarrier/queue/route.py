@@ -6,21 +6,30 @@ optional ``:nexthop`` overrides `relayhost`; else the recipient's domain. An emp
 in a table entry keeps the default next hop; an empty transport keeps the default transport.
 Transports ``smtp`` and ``relay`` run the SMTP client and ``lmtp`` the LMTP client;
 ``error:text`` bounces and ``retry:text`` defers, as Postfix's error(8) does; any other
-transport name defers with "mail transport unavailable". The lookup is injectable.
+transport name defers with "mail transport unavailable". A table that cannot answer now
+defers the recipient with ``4.3.0 address resolver failure`` (Postfix's qmgr, on
+trivial-rewrite's RESOLVE_FLAG_FAIL). With network tables (pgsql:, ...) the scheduler asks
+`prefetch()` first, on the event loop without blocking it, and hands its answers to
+`route()`; the lookup is injectable.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Final
 
 from mailcarrier.config.settings import Settings
 from mailcarrier.queue.params import QueueParams
+from mailcarrier.tables import TableError
 
-__all__ = ["Route", "Router", "TransportLookup"]
+__all__ = ["RESOLVER_FAILURE", "Route", "RouteAnswers", "Router", "TransportLookup"]
 
 TransportLookup = Callable[[str], "str | None"]
+AsyncLookup = Callable[[str], Awaitable["str | None"]]
+# What `prefetch` found per recipient address: the table entry (None: none), or the error.
+RouteAnswers = dict[str, "str | TableError | None"]
+RESOLVER_FAILURE: Final = "4.3.0 address resolver failure"
 _AGENTS: Final = {"smtp": "smtp", "relay": "smtp", "lmtp": "lmtp"}
 
 
@@ -44,6 +53,7 @@ def _split(value: str) -> tuple[str, str]:
 class Router:
     def __init__(self, settings: Settings, lookup: TransportLookup | None = None) -> None:
         params = QueueParams(settings)
+        self._async: AsyncLookup | None = None
         self._lookup = lookup if lookup is not None else self._maps_lookup(settings)
         relayhost = params.main.relayhost
         # The agent takes a list as the next hop and tries each destination in order
@@ -53,8 +63,12 @@ class Router:
         parents = params.main.parent_domain_matches_subdomains
         self._parent_matches = "transport_maps" in parents
 
-    @staticmethod
-    def _maps_lookup(settings: Settings) -> TransportLookup | None:
+    @property
+    def network(self) -> bool:
+        """Whether a lookup waits on a server: then ask `prefetch` before `route`."""
+        return self._async is not None
+
+    def _maps_lookup(self, settings: Settings) -> TransportLookup | None:
         try:
             if not settings.params.transport_maps:
                 return None
@@ -66,11 +80,15 @@ class Router:
             found = maps.find(key)
             return None if found is None else found.value
 
+        async def lookup_async(key: str) -> str | None:
+            found = await maps.find_async(key)
+            return None if found is None else found.value
+
+        if maps.network:
+            self._async = lookup_async
         return lookup
 
-    def _table(self, address: str) -> str | None:
-        if self._lookup is None:
-            return None
+    def _keys(self, address: str) -> list[str]:
         domain = address.rpartition("@")[2].lower()
         keys = [address.lower()]
         if domain:
@@ -80,18 +98,51 @@ class Router:
                 parent = ".".join(labels[i:])
                 keys.append(parent if self._parent_matches else "." + parent)
         keys.append("*")
-        for key in keys:
+        return keys
+
+    def _table(self, address: str) -> str | None:
+        if self._lookup is None:
+            return None
+        for key in self._keys(address):
             value = self._lookup(key)
             if value is not None:
                 return value
         return None
 
-    def route(self, address: str) -> Route:
+    async def prefetch(self, addresses: Iterable[str]) -> RouteAnswers:
+        """The table entries for `addresses`, asked on the event loop (network tables)."""
+        answers: RouteAnswers = {}
+        lookup = self._async
+        if lookup is None:
+            return answers
+        for address in addresses:
+            if address in answers:
+                continue
+            try:
+                for key in self._keys(address):
+                    value = await lookup(key)
+                    if value is not None:
+                        break
+                answers[address] = value
+            except TableError as exc:
+                answers[address] = exc
+        return answers
+
+    def route(self, address: str, answers: RouteAnswers | None = None) -> Route:
         default_transport, default_nexthop = self._default
         domain = address.rpartition("@")[2]
         nexthop = default_nexthop or self._relayhost or domain
         transport = default_transport
-        entry = self._table(address)
+        try:
+            if answers is not None and address in answers:
+                known = answers[address]
+                if isinstance(known, TableError):
+                    raise known
+                entry = known
+            else:
+                entry = self._table(address)
+        except TableError:
+            return Route("retry", RESOLVER_FAILURE)
         if entry is not None:
             table_transport, table_nexthop = _split(entry)
             transport = table_transport or transport

@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
+from typing import Final
 
 from mailcarrier.config.settings import Settings
 from mailcarrier.delivery.request import Deliverer
@@ -36,15 +38,27 @@ from mailcarrier.queue.jobs import ActiveMessage, Job, delivery_request
 from mailcarrier.queue.names import QMGR
 from mailcarrier.queue.params import QueueParams
 from mailcarrier.queue.qfile import RecipientState
-from mailcarrier.queue.route import Route, Router
+from mailcarrier.queue.route import Route, RouteAnswers, Router
 from mailcarrier.queue.spool import Spool
 from mailcarrier.queue.stopping import STOP_GRACE, cancel_tasks, wait_running
 from mailcarrier.queue.window import DestinationWindow, Feedback
 from mailcarrier.status import DeliveryStatus, HopStatus, RecipientStatus
 
-__all__ = ["Deliverer", "QueueManager"]  # Deliverer: delivery/request.py
+__all__ = ["Deliverer", "QueueManager", "dsn_split"]  # Deliverer: delivery/request.py
 
 DestKey = tuple[str, str]
+# An RFC 3463 status code at the start of a text (Postfix's dsn_valid()).
+_DSN: Final = re.compile(r"[245]\.\d{1,3}\.\d{1,3}(?=\s|$)")
+
+
+def dsn_split(default: str, text: str) -> tuple[str, str]:
+    """(status, text) as Postfix's dsn_split(): the status code the text starts with, after
+    white space, else `default` (error(8) and retry: ``error:5.1.1 no such user``)."""
+    text = text.lstrip()
+    found = _DSN.match(text)
+    if found is None:
+        return default, text
+    return found.group(), text[found.end() :].lstrip()
 
 
 class QueueManager:
@@ -113,6 +127,15 @@ class QueueManager:
                     self.log.warning(QMGR, f"{queue_id}: {exc}")
         return moved
 
+    async def activate_ready_async(self, *, deferred: bool = True) -> int:
+        """`activate_ready` with `activate_async` (network transport_maps)."""
+        count = 0
+        for queue, queue_id in self._ready(deferred=deferred):
+            if self.full:
+                break
+            count += await self.activate_async(queue, queue_id)
+        return count
+
     def activate_ready(self, *, deferred: bool = True) -> int:
         """Activate everything in incoming/ and, with `deferred`, what is due in deferred/."""
         count = 0
@@ -149,16 +172,36 @@ class QueueManager:
         self._held.clear()
 
     def activate(self, queue: str, queue_id: str) -> int:
-        if queue_id in self._active:
+        active = self._take(queue, queue_id)
+        if active is None:
             return 0
+        self._start(active, None)
+        return 1
+
+    async def activate_async(self, queue: str, queue_id: str) -> int:
+        """`activate`, with network transport_maps asked on the loop without blocking it."""
+        active = self._take(queue, queue_id)
+        if active is None:
+            return 0
+        answers = None
+        if self.router.network:
+            env = active.message.envelope
+            pending = active.message.pending()
+            answers = await self.router.prefetch(env.recipients[i].address for i in pending)
+        self._start(active, answers)
+        return 1
+
+    def _take(self, queue: str, queue_id: str) -> ActiveMessage | None:
+        if queue_id in self._active:
+            return None
         try:
             taken = self.spool.take(queue, queue_id)
         except TemporaryError as exc:  # not delivered: it stays where it was
             self.log.warning(QMGR, f"{queue_id}: {exc}")
             self._hold_off(queue_id)
-            return 0
+            return None
         if taken is None:
-            return 0
+            return None
         message, records = taken
         crash_point("activate-after-move")
         env = message.envelope
@@ -169,17 +212,19 @@ class QueueManager:
             f"{queue_id}: from=<{env.sender}>, size={env.size}, "
             f"nrcpt={len(env.recipients)} (queue active)",
         )
-        self._plan(active)
+        return active
+
+    def _start(self, active: ActiveMessage, answers: RouteAnswers | None) -> None:
+        self._plan(active, answers)
         if active.jobs_left == 0:
             self._finish(active)
         self._wakeup.set()
-        return 1
 
-    def _plan(self, active: ActiveMessage) -> None:
+    def _plan(self, active: ActiveMessage, answers: RouteAnswers | None) -> None:
         groups: dict[DestKey, list[int]] = {}
         routes: dict[DestKey, Route] = {}
         for i in active.message.pending():
-            route = self.router.route(active.message.envelope.recipients[i].address)
+            route = self.router.route(active.message.envelope.recipients[i].address, answers)
             if not route.deliverable:
                 self._record_local(active, i, route)
                 continue
@@ -197,11 +242,11 @@ class QueueManager:
     def _record_local(self, active: ActiveMessage, index: int, route: Route) -> None:
         """Recipients routed to error:, retry: or an unknown transport (no agent runs)."""
         if route.transport == "error":
-            status, dsn = DeliveryStatus.BOUNCED, "5.0.0"
-            reason, process = route.nexthop or "delivery failed", "error"
+            status, process = DeliveryStatus.BOUNCED, "error"
+            dsn, reason = dsn_split("5.0.0", route.nexthop or "delivery failed")
         elif route.transport == "retry":
-            status, dsn = DeliveryStatus.DEFERRED, "4.0.0"
-            reason, process = route.nexthop or "delivery temporarily suspended", "retry"
+            status, process = DeliveryStatus.DEFERRED, "retry"
+            dsn, reason = dsn_split("4.0.0", route.nexthop or "delivery temporarily suspended")
         else:
             status, dsn = DeliveryStatus.DEFERRED, "4.3.0"
             reason, process = "mail transport unavailable", "qmgr"
@@ -419,7 +464,7 @@ class QueueManager:
                     return count  # nothing can make room: drain, then go on
                 self._wakeup.clear()
                 await self._wakeup.wait()
-            count += self.activate(queue, queue_id)
+            count += await self.activate_async(queue, queue_id)
             if n % batch == 0:
                 self.pump()
                 await asyncio.sleep(0)
