@@ -26,6 +26,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import BinaryIO, NoReturn, TextIO, cast
 
+from mailcarrier import __version__
 from mailcarrier.aio import run_event_loop
 from mailcarrier.api import deliver
 from mailcarrier.config.postconf import conf_main
@@ -88,6 +89,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _build_parser() -> _Parser:
     parser = _Parser(prog=PROG, description="Postfix-compatible SMTP/LMTP delivery in Python")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     parser.add_argument("-c", dest="config_dir", metavar="CONFIG_DIR", help="directory of main.cf")
     parser.add_argument(
         "-o",
@@ -101,9 +103,18 @@ def _build_parser() -> _Parser:
     sub.required = True
     d = sub.add_parser("deliver", help="deliver one message now, without the queue")
     d.add_argument("--nexthop", required=True, metavar="DEST", help="destination (see smtp(8))")
-    d.add_argument("--transport", choices=("smtp", "lmtp"), default="smtp")
+    d.add_argument(
+        "--transport", choices=("smtp", "lmtp"), default="smtp", help="the client: smtp or lmtp"
+    )
     d.add_argument("-f", dest="sender", required=True, metavar="SENDER", help='"" for <>')
-    d.add_argument("-r", dest="recipients", action="append", required=True, metavar="RCPT")
+    d.add_argument(
+        "-r",
+        dest="recipients",
+        action="append",
+        required=True,
+        metavar="RCPT",
+        help="a recipient (repeat for more)",
+    )
     d.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     d.add_argument(
         "-N",
@@ -119,24 +130,30 @@ def _build_parser() -> _Parser:
         type=str.upper,
         choices=("", "FULL", "HDRS"),
         metavar="full|hdrs",
+        help="DSN RET: what a bounce returns of the message",
     )
-    d.add_argument("-V", dest="envid", default="", metavar="ENVID")
+    d.add_argument("-V", dest="envid", default="", metavar="ENVID", help="DSN envelope ID")
     d.add_argument(
         "-bv",
         dest="probe",
         action="store_true",
         help="verify the recipients (MAIL, RCPT, RSET) without a message, as sendmail -bv",
     )
-    d.add_argument("file", nargs="?", default=None, metavar="FILE|-")
-    # conf and map parse their own arguments (postconf and postmap style): see run().
-    sub.add_parser("conf", help="show or edit parameters, like postconf", add_help=False)
-    sub.add_parser("map", help="build or query a lookup table, like postmap", add_help=False)
-    sub.add_parser("postfix", help="install or check mailcarrier-smtp in Postfix", add_help=False)
+    d.add_argument(
+        "file", nargs="?", default=None, metavar="FILE|-", help="the message (default: stdin)"
+    )
+    for name, text in _PASSTHROUGH.items():
+        sub.add_parser(name, help=text, add_help=False)
     _add_queue_parsers(sub.add_parser)
     return parser
 
 
-_PASSTHROUGH = ("conf", "map", "postfix")
+# conf, map and postfix parse their own arguments (postconf and postmap style): see run().
+_PASSTHROUGH: dict[str, str] = {
+    "conf": "show or edit parameters, like postconf (conf --help)",
+    "map": "build or query a lookup table, like postmap (map --help)",
+    "postfix": "install or check mailcarrier-smtp in Postfix (postfix --help)",
+}
 
 
 def _say(stderr: TextIO, text: str) -> None:
@@ -288,6 +305,9 @@ def run(
     try:
         words = list(argv) if argv is not None else sys.argv[1:]
         head, rest = _split_command(words)
+        if not rest:  # no command: what there is to run
+            stderr.write(_build_parser().format_help())
+            return EX_USAGE
         passthrough: list[str] = []
         if rest and rest[0] in _PASSTHROUGH:
             words, passthrough = [*head, rest[0]], rest[1:]
@@ -346,17 +366,44 @@ def _add_queue_parsers(add_parser: Callable[..., _Parser]) -> None:
     s = add_parser("sendmail", help="submit a message into the queue, like sendmail")
     s.add_argument("-t", dest="extract", action="store_true", help="recipients from headers")
     s.add_argument("-f", "-r", dest="sender", default=None, metavar="SENDER", help='"" for <>')
-    s.add_argument("-F", dest="full_name", default="", metavar="FULL_NAME")
+    s.add_argument(
+        "-F", dest="full_name", default="", metavar="FULL_NAME", help="the sender's full name"
+    )
     s.add_argument("-i", dest="ignore_dots", action="store_true", help='a lone "." is data')
-    s.add_argument("-o", dest="options", action="append", default=[], metavar="OPTION")
-    s.add_argument("-N", dest="notify", default="", metavar="NOTIFY")
-    s.add_argument("-R", dest="ret", default="", type=str.upper, choices=("", "FULL", "HDRS"))
-    s.add_argument("-V", dest="envid", default="", metavar="ENVID")
-    s.add_argument("-C", dest="sendmail_config", default=None, metavar="CONFIG_DIR")
+    s.add_argument(
+        "-o",
+        dest="options",
+        action="append",
+        default=[],
+        metavar="OPTION",
+        help="sendmail option (-oi: as -i; others ignored)",
+    )
+    s.add_argument(
+        "-N", dest="notify", default="", metavar="NOTIFY", help="DSN NOTIFY: NEVER or SUCCESS,..."
+    )
+    s.add_argument(
+        "-R",
+        dest="ret",
+        default="",
+        type=str.upper,
+        choices=("", "FULL", "HDRS"),
+        metavar="full|hdrs",
+        help="DSN RET: what a bounce returns of the message",
+    )
+    s.add_argument("-V", dest="envid", default="", metavar="ENVID", help="DSN envelope ID")
+    s.add_argument(
+        "-C",
+        dest="sendmail_config",
+        default=None,
+        metavar="CONFIG_DIR",
+        help="directory of main.cf (as -c)",
+    )
     s.add_argument("-B", dest="body_type", default="", metavar="TYPE", help="ignored")
-    s.add_argument("-b", dest="mode", default="m", choices=("m",), metavar="m")
+    s.add_argument(
+        "-b", dest="mode", default="m", choices=("m",), metavar="m", help="mode: m (the default)"
+    )
     s.add_argument("-v", dest="verbose", action="count", default=0, help="ignored")
-    s.add_argument("recipients", nargs="*", metavar="RECIPIENT")
+    s.add_argument("recipients", nargs="*", metavar="RECIPIENT", help="recipient addresses")
     r = add_parser("run", help="the scheduler: deliver queued mail (daemon, or --once)")
     r.add_argument("--once", action="store_true", help="deliver what is deliverable now, exit")
     q = add_parser("queue", help="list or manage queued mail, like mailq and postsuper")
@@ -367,7 +414,7 @@ def _add_queue_parsers(add_parser: Callable[..., _Parser]) -> None:
     qs.add_parser("flush", help="attempt delivery of all deferred mail now")
     for name in ("hold", "release", "delete", "requeue"):
         a = qs.add_parser(name, help=f"{name} messages by queue ID, or ALL")
-        a.add_argument("ids", nargs="+", metavar="QUEUE_ID|ALL")
+        a.add_argument("ids", nargs="+", metavar="QUEUE_ID|ALL", help="queue IDs, or ALL")
 
 
 def _queue_settings(args: argparse.Namespace) -> Settings:

@@ -166,3 +166,37 @@ def test_config_errors(tmp_path: Path) -> None:
     assert _run([], tmp_path / "missing")[0] == 78
     code, _, err = _run([], tmp_path, **{"bad name": "1"})
     assert code == 78
+
+
+def test_defaults_that_differ_from_the_manual_say_why(conf_dir: Path) -> None:
+    code, out, _ = _run(["-d", "--notes", "smtp_line_length_limit", "mail_name"], conf_dir)
+    assert code == 0
+    assert out == (
+        "smtp_line_length_limit = 998\n"
+        "# smtp(8) manual: 990; Postfix 2.9 and later: 998 (RFC 5321's 1000 with CRLF)\n"
+        "mail_name = Postfix\n"
+    )
+    code, out, _ = _run(["-dh", "--notes", "smtp_line_length_limit"], conf_dir)
+    assert out == "998\n"  # values only: nothing else
+    code, out, _ = _run(["-d", "smtp_line_length_limit"], conf_dir)
+    assert out == "smtp_line_length_limit = 998\n"  # postconf's output, as it is
+    _, out, _ = _run(["-d"], conf_dir)
+    assert "#" not in "".join(line[:1] for line in out.splitlines())  # the listing stays plain
+    _, out, _ = _run(["-d", "--notes"], conf_dir)
+    noted = [n for n, p in PARAMS.items() if p.note]
+    assert sum(line.startswith("# ") for line in out.splitlines()) == len(noted)
+
+
+def test_unknown_and_undefined_names_are_warned_about(tmp_path: Path) -> None:
+    (tmp_path / "main.cf").write_text(
+        "relay_host = [a.example]\nmyhostname = mx.$my_domain\ncost = $$5 ${unset?x}\n"
+    )
+    code, _, err = _run(["-n"], tmp_path)
+    assert code == 0
+    assert err.splitlines() == [
+        f"mailcarrier: warning: {tmp_path}/main.cf:1: unused parameter: "
+        'relay_host=[a.example] (did you mean "relayhost"?)',
+        f"mailcarrier: warning: {tmp_path}/main.cf:3: unused parameter: cost=$$5 ${{unset?x}}",
+        f"mailcarrier: warning: {tmp_path}/main.cf:2: undefined parameter: "
+        'my_domain (did you mean "mydomain"?)',
+    ]

@@ -37,12 +37,32 @@ from mailcarrier.printable import json_safe, printable
 EX_OK, EX_USAGE, EX_CONFIG = 0, 64, 78
 PROG = "mailcarrier"
 _FLAGS = frozenset("ndxheX")
+HELP = """\
+usage: mailcarrier conf [-n | -d] [-x] [-h] [--json] [NAME...]
+       mailcarrier conf -e NAME=VALUE...
+       mailcarrier conf -X NAME...
+
+Show main.cf parameters as postconf(1) does: every parameter with its value, or the NAMEs
+given. Options keep postconf's meaning:
+  -n      only the parameters set in main.cf (or with -o)
+  -d      the default values, not the ones in force
+  -x      expand $name references in the values shown
+  -h      the values only, without "NAME = "
+  --json  one JSON object (NAME: value) instead of lines
+  --notes after each parameter whose default differs from the smtp(8) manual (or that
+          is mailcarrier's own), a "# " line saying why
+  -e      edit main.cf: set each NAME=VALUE (the file is checked as a whole first)
+  -X      edit main.cf: remove each NAME
+  --help  this text
+The configuration directory is -c DIR before the command (mailcarrier -c DIR conf ...),
+else $MAIL_CONFIG, else the default; -o NAME=VALUE before the command overrides main.cf."""
 
 
 @dataclass
 class _Options:
     flags: set[str] = field(default_factory=set)
     json: bool = False
+    notes: bool = False
     names: list[str] = field(default_factory=list)
 
 
@@ -51,6 +71,8 @@ def _parse_args(argv: Sequence[str]) -> _Options:
     for arg in argv:
         if arg == "--json":
             opts.json = True
+        elif arg == "--notes":
+            opts.notes = True
         elif arg.startswith("-") and len(arg) > 1 and not opts.names:
             for flag in arg[1:]:
                 if flag not in _FLAGS:
@@ -124,11 +146,22 @@ def _show(opts: _Options, settings: Settings, stdout: TextIO, stderr: TextIO) ->
         json.dump(json_safe(dict(rows)), stdout, indent=2)
         stdout.write("\n")
         return
+    # --notes: where a default differs from the smtp(8) manual's (or the parameter is ours),
+    # the parameter table's note follows as a comment (postconf's output stays as it is).
+    notes = opts.notes
     for name, value in rows:
         if "h" in opts.flags:
             print(value, file=stdout)
-        else:
-            print(f"{name} = {value}".rstrip(), file=stdout)
+            continue
+        print(f"{name} = {value}".rstrip(), file=stdout)
+        param = PARAMS.get(name)
+        if notes and param is not None and param.note:
+            print(f"# {_note(param.note)}", file=stdout)
+
+
+def _note(text: str) -> str:
+    """A parameter note for people: "seed" is the smtp(8) manual the defaults come from."""
+    return "smtp(8) manual: " + text.removeprefix("seed: ") if text.startswith("seed: ") else text
 
 
 def conf_main(
@@ -139,6 +172,9 @@ def conf_main(
     stderr: TextIO = sys.stderr,
 ) -> int:
     overrides = dict(overrides or {})
+    if list(argv[:1]) == ["--help"]:
+        print(HELP, file=stdout)
+        return EX_OK
     try:
         opts = _parse_args(argv)
         if opts.flags & {"e", "X"}:

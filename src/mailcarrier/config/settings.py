@@ -11,6 +11,7 @@ Getters return the pre-parsed values. `AgentSettings` is the per-transport view:
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,6 +30,11 @@ from mailcarrier.tables.proxy import ProxyService
 from mailcarrier.tables.spec import NETWORK_KINDS
 
 _MENTION: Final = re.compile(r"\$[{(]?([A-Za-z0-9_]+)")
+# A reference that must name a parameter: $name, ${name}, $(name); not $$ (a dollar sign),
+# nor ${name?...} and ${name:...}, which ask whether it is set.
+_PLAIN_REFERENCE: Final = re.compile(
+    r"\$(?:\$|([A-Za-z0-9_]+)|\{([A-Za-z0-9_]+)\}|\(([A-Za-z0-9_]+)\)|[{(])"
+)
 # A network table named by a main.cf prefix rather than a file: pgsql:pgsource, ...
 _TABLE_PREFIX: Final = re.compile(
     r"(?:^|[\s,{])(?:proxy:)?(?:" + "|".join(sorted(NETWORK_KINDS)) + r"):([A-Za-z0-9_]+)"
@@ -210,9 +216,19 @@ class Settings:
                 or (bool(prefixes) and name.startswith(prefixes))
             )
             if param is None and not known:
-                out.append(f"{where}unused parameter: {name}={setting.value}")
+                out.append(f"{where}unused parameter: {name}={setting.value}{_did_you_mean(name)}")
             elif param is not None and param.read_only:
                 out.append(f"{where}read-only parameter ignored: {name}")
+        # As postconf: a $name that nothing defines (neither main.cf nor a default).
+        undefined: set[str] = set()
+        for setting in self._raw.values():
+            where = f"{setting.filename}:{setting.lineno}: " if setting.lineno else ""
+            for found in _PLAIN_REFERENCE.finditer(setting.value):
+                name = found.group(1) or found.group(2) or found.group(3)
+                if not name or name in PARAMS or name in self._raw or name in undefined:
+                    continue
+                undefined.add(name)
+                out.append(f"{where}undefined parameter: {name}{_did_you_mean(name)}")
         return tuple(out)
 
     # --- getters ----------------------------------------------------------------------
@@ -361,6 +377,12 @@ class Settings:
     def watcher(self) -> FileWatcher:
         """A watcher over `files()`; reload when its `changed()` turns true."""
         return FileWatcher(self.files())
+
+
+def _did_you_mean(name: str) -> str:
+    """`` (did you mean "relayhost"?)`` for a close known parameter name, else ""."""
+    close = difflib.get_close_matches(name, PARAMS.keys(), n=1, cutoff=0.8)
+    return f' (did you mean "{close[0]}"?)' if close else ""
 
 
 def _override_settings(overrides: Mapping[str, str]) -> dict[str, RawSetting]:

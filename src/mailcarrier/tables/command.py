@@ -40,6 +40,26 @@ from mailcarrier.tables.spec import INDEXED, parse_spec
 
 EX_OK, EX_NOTFOUND, EX_USAGE, EX_TEMPFAIL, EX_CONFIG = 0, 1, 64, 75, 78
 USAGE = "usage: mailcarrier map [-fNnopruw] [-q KEY|-] [-s] [type:]FILE..."
+HELP = f"""\
+{USAGE}
+
+Build or query lookup tables as postmap(1) does, in Postfix's own file formats.
+  map FILE                 build FILE.db (hash) from the text FILE
+  map type:FILE            build the index of that type: hash, btree (FILE.db), lmdb
+                           (FILE.lmdb) or cdb (FILE.cdb); Postfix's daemons read them
+  map -q KEY type:NAME...  look KEY up in each table in turn; print the first value
+  map -q - type:NAME...    look up each line of standard input; print "key<TAB>value"
+  map -s type:FILE         list every entry of an indexed table
+Any table type can be queried: texthash, inline, regexp, pcre, cidr, sqlite, pgsql,
+mysql, ldap, memcache, socketmap, tcp, proxy:... (a configuration file or main.cf prefix
+for the network kinds). Options as postmap's:
+  -f  no case folding of keys             -N  keys and values with a trailing NUL
+  -n  without the trailing NUL            -u  no UTF-8: ASCII-only folding, any bytes
+  -r  duplicate keys: keep the last       -w  duplicate keys: ignore them silently
+  -p  new files mode 0644, not the source's read permissions
+  -o  run by root: keep the file's owner (not the source's)
+Exit status: 0 found (or built), 1 not found, 64 usage, 75 a table could not answer now,
+78 a table could not be opened or read."""
 PROG = "mailcarrier"
 DEFAULT_TYPE = "hash"  # postmap's default_database_type on Debian
 _OPTIONS = "fNnoprsuwq:"
@@ -206,7 +226,7 @@ def map_main(
 ) -> int:
     args = list(argv)
     if args[:1] in (["-h"], ["--help"]):
-        print(USAGE, file=stdout)
+        print(HELP, file=stdout)
         return EX_OK
     try:
         command = _parse(args)
