@@ -61,7 +61,9 @@ from mailcarrier.queue import (
 from mailcarrier.queue.addresses import check_address
 from mailcarrier.queue.ids import new_queue_id
 from mailcarrier.queue.params import QueueParams
+from mailcarrier.queue.show import Parts, show_message
 from mailcarrier.queue.spool import Spool
+from mailcarrier.queue.submit import argument_recipients
 from mailcarrier.queue.transcripts import TranscriptNotifier
 from mailcarrier.queue.workers import AgentPool, make_agent
 from mailcarrier.routing.nexthop import parse_nexthop, split_destinations
@@ -400,7 +402,21 @@ def _add_queue_parsers(add_parser: Callable[..., _Parser]) -> None:
     )
     s.add_argument("-B", dest="body_type", default="", metavar="TYPE", help="ignored")
     s.add_argument(
-        "-b", dest="mode", default="m", choices=("m",), metavar="m", help="mode: m (the default)"
+        "-b",
+        dest="mode",
+        default="m",
+        choices=tuple(_SENDMAIL_MODES),
+        metavar="MODE",
+        help="m: submit (the default); p: list the queue, as mailq; d, s, v: see the README",
+    )
+    s.add_argument(
+        "-q",
+        dest="queue_run",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="INTERVAL",
+        help="attempt delivery of all deferred mail now (as queue flush); no interval",
     )
     s.add_argument("-v", dest="verbose", action="count", default=0, help="ignored")
     s.add_argument("recipients", nargs="*", metavar="RECIPIENT", help="recipient addresses")
@@ -411,6 +427,16 @@ def _add_queue_parsers(add_parser: Callable[..., _Parser]) -> None:
     qs.required = True
     lst = qs.add_parser("list", help="list queued mail like mailq")
     lst.add_argument("--json", action="store_true", help="one JSON object per message")
+    show = qs.add_parser("show", help="one message's envelope and content, like postcat")
+    show.add_argument("queue_id", metavar="QUEUE_ID", help="the message")
+    for flag, text in (
+        ("--envelope", "the envelope records (postcat -e)"),
+        ("--headers", "the header section (postcat -h)"),
+        ("--body", "the body (postcat -b)"),
+    ):
+        show.add_argument(flag, action="store_true", help=text + "; all three by default")
+    m = add_parser("mailq", help="list queued mail, like mailq (queue list)")
+    m.add_argument("--json", action="store_true", help="one JSON object per message")
     qs.add_parser("flush", help="attempt delivery of all deferred mail now")
     for name in ("hold", "release", "delete", "requeue"):
         a = qs.add_parser(name, help=f"{name} messages by queue ID, or ALL")
@@ -422,7 +448,28 @@ def _queue_settings(args: argparse.Namespace) -> Settings:
     return Settings.load(config_dir, _parse_overrides(args.overrides))
 
 
+# sendmail -bX: what each mode does here (Postfix's sendmail(1) modes).
+_SENDMAIL_MODES: dict[str, str] = {
+    "m": "",
+    "p": "",
+    "d": "-bd: mailcarrier has no SMTP listener; the queue daemon is `mailcarrier run`",
+    "s": "-bs: SMTP on standard input is not supported; submit with sendmail or the API",
+    "v": "-bv: verification by mail is not supported; use `mailcarrier deliver -bv`",
+}
+
+
 def _cmd_sendmail(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: TextIO) -> int:
+    refused = _SENDMAIL_MODES[args.mode]
+    if refused:
+        raise UsageError(refused)
+    if args.mode == "p":
+        args.action, args.json = "list", False
+        return _cmd_queue(args, stdin, stdout, stderr)
+    if args.queue_run is not None:
+        if args.queue_run:
+            raise UsageError(f"-q{args.queue_run}: a queue run interval: use `mailcarrier run`")
+        args.action = "flush"
+        return _cmd_queue(args, stdin, stdout, stderr)
     if not args.recipients and not args.extract:
         raise UsageError(
             "Recipient addresses must be specified on the command line or via the -t option"
@@ -431,7 +478,7 @@ def _cmd_sendmail(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, std
     ignore_dots = args.ignore_dots or "i" in args.options
     options = SubmitOptions(
         sender=args.sender,
-        recipients=tuple(args.recipients),
+        recipients=tuple(argument_recipients(args.recipients)),
         extract_recipients=args.extract,
         ignore_dots=ignore_dots,
         full_name=args.full_name,
@@ -496,6 +543,14 @@ def _cmd_queue(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr
         if args.action == "flush":
             admin.flush()
             return 0
+        if args.action == "show":
+            chosen = Parts(args.envelope, args.headers, args.body)
+            parts = chosen if (args.envelope or args.headers or args.body) else Parts()
+            utf8 = settings.params.smtputf8_enable
+            for line in show_message(admin.spool, args.queue_id, parts, utf8=utf8):
+                stdout.write(line + "\n")
+            stdout.flush()
+            return 0
         verbs = {"hold": "Placed on hold", "release": "Released from hold"}
         verbs |= {"delete": "Deleted", "requeue": "Requeued"}
         count = getattr(admin, args.action)(args.ids)
@@ -504,10 +559,16 @@ def _cmd_queue(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr
     return 0
 
 
+def _cmd_mailq(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: TextIO) -> int:
+    args.action = "list"
+    return _cmd_queue(args, stdin, stdout, stderr)
+
+
 _QUEUE_COMMANDS: dict[str, Callable[[argparse.Namespace, BinaryIO, TextIO, TextIO], int]] = {
     "sendmail": _cmd_sendmail,
     "run": _cmd_run,
     "queue": _cmd_queue,
+    "mailq": _cmd_mailq,
 }
 
 
@@ -516,8 +577,13 @@ def sendmail_main() -> NoReturn:
     sys.exit(run(["sendmail", *sys.argv[1:]]))
 
 
+def mailq_main() -> NoReturn:
+    """The ``mailcarrier-mailq`` entry point: ``mailcarrier mailq ARGS...``."""
+    sys.exit(run(["mailq", *sys.argv[1:]]))
+
+
 def main() -> NoReturn:
     sys.exit(run())
 
 
-__all__ = ["main", "run", "sendmail_main"]
+__all__ = ["mailq_main", "main", "run", "sendmail_main"]

@@ -46,7 +46,13 @@ from mailcarrier.queue.params import QueueParams
 from mailcarrier.queue.qfile import Envelope, MessageClass, QueueRecipient
 from mailcarrier.queue.spool import Spool
 
-__all__ = ["SubmitOptions", "default_sender", "submit_stream"]
+__all__ = [
+    "SubmitOptions",
+    "address_list",
+    "argument_recipients",
+    "default_sender",
+    "submit_stream",
+]
 
 _FIELD: Final = re.compile(rb"([!-9;-~]+)[ \t]*:")
 _CHUNK: Final = 65536
@@ -127,17 +133,34 @@ def _fields(lines: list[bytes]) -> list[tuple[str, str, int, int]]:
 def _header_recipients(fields: list[tuple[str, str, int, int]]) -> list[str]:
     resent = any(name.startswith("resent-") for name, *_ in fields)
     wanted = ("resent-to", "resent-cc", "resent-bcc") if resent else ("to", "cc", "bcc")
-    values = [value for name, value, *_ in fields if name in wanted]
+    return [a for name, value, *_ in fields if name in wanted for a in address_list(value)]
+
+
+def address_list(value: str) -> list[str]:
+    """The addresses of an RFC 822 address list (a header value, or a sendmail recipient
+    argument such as ``Name <n@example.org>`` or ``a@x, b@y``); `DataError` when it cannot
+    be parsed."""
+    unquoted = re.sub(r'"(?:[^"\\]|\\.)*"', "", value)
+    if unquoted.count("<") != unquoted.count(">") or '"' in unquoted:
+        raise DataError(f"cannot parse recipient header value: {value.strip()!r}")
     out = []
-    for value in values:
-        unquoted = re.sub(r'"(?:[^"\\]|\\.)*"', "", value)
-        if unquoted.count("<") != unquoted.count(">") or '"' in unquoted:
+    for name, addr in email.utils.getaddresses([value]):
+        if addr:
+            out.append(addr)
+        elif name:
             raise DataError(f"cannot parse recipient header value: {value.strip()!r}")
-        for name, addr in email.utils.getaddresses([value]):
-            if addr:
-                out.append(addr)
-            elif name:
-                raise DataError(f"cannot parse recipient header value: {value.strip()!r}")
+    return out
+
+
+def argument_recipients(arguments: Iterable[str]) -> list[str]:
+    """sendmail's recipient arguments, each an address list as Postfix's sendmail parses
+    them; a plain address is taken as it is (and checked later like any other)."""
+    out: list[str] = []
+    for argument in arguments:
+        if any(c in argument for c in ",<>()"):
+            out.extend(address_list(argument))
+        else:
+            out.append(argument)
     return out
 
 
