@@ -104,7 +104,25 @@ def test_deliver_refuses_with_65(server: AiosmtpdServer, address: str, role: str
     assert len(server.handler.messages) == before
 
 
-@pytest.mark.parametrize("address", HOSTILE, ids=[repr(a)[:30] for a in HOSTILE])
+# sendmail parses each recipient argument as an RFC 822 address list, as Postfix's does:
+# these two are well-formed lists there (two addresses; a comment dropped).
+SENDMAIL_LISTS = {
+    "b@example.net,c@example.org": ["b@example.net", "c@example.org"],
+    "b(comment)@example.net": ["b@example.net"],
+}
+SENDMAIL_HOSTILE = [a for a in HOSTILE if a not in SENDMAIL_LISTS]
+
+
+def _queued(queue: Path) -> list[str]:
+    return [
+        n
+        for d in ("incoming", "active", "deferred")
+        if (queue / d).exists()
+        for n in os.listdir(queue / d)
+    ]
+
+
+@pytest.mark.parametrize("address", SENDMAIL_HOSTILE, ids=[repr(a)[:30] for a in SENDMAIL_HOSTILE])
 def test_sendmail_refuses_with_65_and_queues_nothing(tmp_path: Path, address: str) -> None:
     queue = tmp_path / "queue"
     code, _, err = _run(
@@ -112,9 +130,27 @@ def test_sendmail_refuses_with_65_and_queues_nothing(tmp_path: Path, address: st
         "sendmail", "-f", "a@example.org", address,
     )  # fmt: skip
     assert code == 65, err
-    _one_fatal_line(err)
-    queued = [n for d in ("incoming", "active", "deferred") for n in os.listdir(queue / d)]
-    assert queued == []
+    line = _one_fatal_line(err)
+    assert not any(c in line for c in "\r\x1b\x00")
+    assert _queued(queue) == []
+
+
+@pytest.mark.parametrize("argument", sorted(SENDMAIL_LISTS))
+def test_sendmail_takes_address_lists_as_postfix_does(tmp_path: Path, argument: str) -> None:
+    queue = tmp_path / "queue"
+    code, _, err = _run(
+        "-o", f"queue_directory={queue}", "-o", "myorigin=example.org",
+        "sendmail", "-f", "a@example.org", argument,
+    )  # fmt: skip
+    assert code == 0, err
+    (queue_id,) = _queued(queue)
+    code, out, _ = _run("-o", f"queue_directory={queue}", "queue", "show", "--envelope", queue_id)
+    found = [
+        line.removeprefix("recipient: ")
+        for line in out.splitlines()
+        if line.startswith("recipient: ")
+    ]
+    assert found == SENDMAIL_LISTS[argument]
 
 
 # The API takes Postfix's internal form too (an unquoted local part, quoted on the wire), so a

@@ -48,7 +48,7 @@ def test_a_bad_recipient_list_queues_nothing(tmp_path: Path) -> None:
     code, _, err = _run([*_opts(tmp_path), "sendmail", "Ann <ann@example.net"], MESSAGE)
     assert code == 65
     assert err == (
-        "mailcarrier: fatal: cannot parse recipient header value: 'Ann <ann@example.net'\n"
+        "mailcarrier: fatal: cannot parse recipient address list: 'Ann <ann@example.net'\n"
     )
     assert not (tmp_path / "incoming").exists() or os.listdir(tmp_path / "incoming") == []
 

@@ -41,6 +41,8 @@ RANKS: dict[str, int] = {
     "queue": 10,
     "postfix": 10,
     "api": 11,
+    "api_content": 11,
+    "sending": 11,
     "__init__": 12,
     "cli": 12,
     "message_input": 12,

@@ -114,10 +114,10 @@ def test_the_native_agent_does_not_load_the_api_or_the_queue() -> None:
 
 
 def test_every_public_name_of_the_package_is_there() -> None:
-    from mailcarrier import api, errors, status
+    from mailcarrier import api, errors, sending, status
     from mailcarrier.delivery import request
 
-    homes = (api, errors, status, request)
+    homes = (api, errors, status, request, sending)
     for name in mailcarrier.__all__:
         assert any(getattr(mailcarrier, name) is getattr(m, name, None) for m in homes), name
     assert "deliver_sync" in dir(mailcarrier)

@@ -5,6 +5,8 @@
     result = await mailcarrier.deliver(request, config=config)  # -> DeliveryResult
     queue_id = await mailcarrier.submit(b"...", sender="a@example.org",
                                         recipients=["b@example.net"], config=config)
+    result = await mailcarrier.send(message, host="[smtp.example.org]:587",
+                                    username="me", password="secret")  # one call
 
 See README.md for the command line (`mailcarrier deliver|sendmail|run|queue|conf`).
 
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
         TransportError,
         UsageError,
     )
+    from mailcarrier.sending import send, send_sync
     from mailcarrier.status import DeliveryResult, DeliveryStatus, RecipientStatus
 
 # Where each public name lives.
@@ -46,6 +49,7 @@ _HOMES: dict[str, tuple[str, ...]] = {
         "submit_sync",
     ),
     "mailcarrier.delivery.request": ("DeliveryRequest", "Notify", "Recipient"),
+    "mailcarrier.sending": ("send", "send_sync"),
     "mailcarrier.errors": (
         "ConfigError",
         "DataError",
@@ -83,6 +87,8 @@ __all__ = [
     "deliver",
     "deliver_sync",
     "make_request",
+    "send",
+    "send_sync",
     "submit",
     "submit_sync",
 ]

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
+from mailcarrier.api_content import Content, as_content
 from mailcarrier.config.settings import Settings
 from mailcarrier.delivery.agent import DeliveryAgent
 from mailcarrier.delivery.autodetect import (
@@ -60,7 +61,7 @@ def deliver_sync(
 
 
 def make_request(
-    content: bytes | str | Path | BinaryIO,
+    content: Content,
     *,
     sender: str,
     recipients: Iterable[str],
@@ -74,7 +75,9 @@ def make_request(
     config: Settings | None = None,
     probe: bool = False,
 ) -> DeliveryRequest:
-    """Build a `DeliveryRequest` from plain values; bytes content is wrapped in a stream.
+    """Build a `DeliveryRequest` from plain values: `content` is the message as bytes, text
+    (``str``: never a file name), a `pathlib.Path`, a binary file or an `email.message`
+    object (api_content.py); bytes are wrapped in a stream.
 
     The content is scanned once, as ``sendmail`` and ``deliver`` scan it (delivery/
     autodetect.py): 8-bit content makes the request ``8bit``, and UTF-8 in the header or a
@@ -89,9 +92,10 @@ def make_request(
     """
     settings = config if config is not None else Settings.defaults()
     recipients = tuple(recipients)
+    content = as_content(content)
     if probe:
         # A probe sends no content: nothing is opened, read or scanned (an empty scan).
-        body = io.BytesIO(content) if isinstance(content, bytes) else _as_content(content)
+        body = io.BytesIO(content) if isinstance(content, bytes) else content
         scan = ContentScan(settings.params.header_size_limit).finish()
     else:
         body, scan = _scanned_content(content, settings.params.header_size_limit)
@@ -114,20 +118,16 @@ def make_request(
     )
 
 
-def _as_content(content: str | Path | BinaryIO) -> Path | BinaryIO:
-    return Path(content) if isinstance(content, str) else content
-
-
 def _scanned_content(
-    content: bytes | str | Path | BinaryIO, header_limit: int
+    content: bytes | Path | BinaryIO, header_limit: int
 ) -> tuple[Path | BinaryIO, ContentScan]:
     """The request's content, and what `ContentScan` found in it."""
     if isinstance(content, bytes):
         scan = ContentScan(header_limit)
         scan.feed(content)
         return io.BytesIO(content), scan.finish()
-    if isinstance(content, (str, Path)):
-        path = Path(content)
+    if isinstance(content, Path):
+        path = content
         try:
             with open(path, "rb") as f:
                 return path, scan_stream(f, header_limit)
@@ -148,7 +148,7 @@ def _scanned_content(
 
 
 def submit_sync(
-    content: bytes | str | Path | BinaryIO,
+    content: Content,
     *,
     sender: str,
     recipients: Iterable[str],
@@ -170,9 +170,10 @@ def submit_sync(
         envid=envid,
     )
     spool = open_spool(settings, log=log)
+    content = as_content(content)
     if isinstance(content, bytes):
         return submit_stream(io.BytesIO(content), options, settings=settings, spool=spool, log=log)
-    if isinstance(content, (str, Path)):
+    if isinstance(content, Path):
         try:
             f = open(content, "rb")  # noqa: SIM115 - closed below
         except OSError as exc:
@@ -183,7 +184,7 @@ def submit_sync(
 
 
 async def submit(
-    content: bytes | str | Path | BinaryIO,
+    content: Content,
     *,
     sender: str,
     recipients: Iterable[str],
@@ -195,7 +196,8 @@ async def submit(
 ) -> str:
     """Queue a message durably (write, fsync, rename, fsync directory); return its queue ID.
 
-    `content` is bytes, a path, or a binary file object (read in bounded chunks). Bad
+    `content` is bytes, text (``str``), a `pathlib.Path`, a binary file object (read in
+    bounded chunks) or an `email.message` object (api_content.py). Bad
     addresses or headers raise `DataError`, a message larger than `message_size_limit`
     raises `MessageTooBigError` (a `DataError`), and a queue that cannot be written raises
     `TemporaryError` (its `path` and `errno` say which file and why); none queues anything.

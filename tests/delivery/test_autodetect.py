@@ -185,7 +185,8 @@ def test_make_request_declares_what_it_finds(
 ) -> None:
     path = tmp_path / "m.eml"
     path.write_bytes(content)
-    for given_content in (content, path, str(path), io.BytesIO(content)):
+    # Text (str) is the message itself, never a file name (api_content.py).
+    for given_content in (content, path, content.decode(), io.BytesIO(content)):
         request = mailcarrier.make_request(
             given_content, sender="a@example.org", recipients=["b@example.net"], nexthop="[x]"
         )

@@ -142,6 +142,14 @@ class Settings:
         raw.update(_override_settings(overrides))
         return Settings(raw, self.config_dir, proxy=self.proxy)
 
+    def with_tables(self, tables: Mapping[str, Maps]) -> Settings:
+        """These settings, with the MAPS parameters named in `tables` answered by the given
+        tables (a program's own, such as the credentials of `mailcarrier.send`) instead of
+        opening what the parameter's text names; the parameter must still be set."""
+        copy = Settings(self._raw, self.config_dir, proxy=self.proxy)
+        copy._maps.update(tables)
+        return copy
+
     # --- expansion and errors ---------------------------------------------------------
     def _raw_text(self, name: str) -> str | None:
         param = PARAMS.get(name)

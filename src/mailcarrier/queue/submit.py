@@ -152,16 +152,66 @@ def address_list(value: str) -> list[str]:
     return out
 
 
+# sendmail's recipient arguments as address lists, strictly: bare addresses and
+# ``phrase <address>`` separated by commas, (comments) dropped; anything else is refused.
+_QUOTED = r'"(?:[^"\\\x00-\x1f\x7f]|\\[^\x00-\x1f\x7f])*"'
+_LOCAL = rf'(?:{_QUOTED}|[^\s<>()\[\],;:\\"@]+)'
+_DOMAIN = r'(?:\[[^\[\]\s\\]*\]|[^\s<>()\[\],;:\\"@]+)'
+_ADDR = rf"{_LOCAL}(?:@{_DOMAIN})?"
+_ELEMENT = re.compile(
+    rf'\s*(?:(?P<bare>{_ADDR})|(?:{_QUOTED}|[^<>()",;:\\@\x00-\x1f\x7f])*<(?P<angle>{_ADDR})>)\s*'
+)
+_COMMENT = re.compile(r"\([^()\\\x00-\x1f\x7f]*\)")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def argument_recipients(arguments: Iterable[str]) -> list[str]:
     """sendmail's recipient arguments, each an address list as Postfix's sendmail parses
-    them; a plain address is taken as it is (and checked later like any other)."""
+    them (``Name <n@example.org>``, ``a@x, b@y``, ``user(comment)@x``); a plain address
+    is taken as it is, and checked later like any other. A list that does not parse
+    cleanly, or one with control characters, is refused (`DataError`), never guessed at."""
     out: list[str] = []
     for argument in arguments:
-        if any(c in argument for c in ",<>()"):
-            out.extend(address_list(argument))
-        else:
+        if not any(c in argument for c in ",<>()") or _CONTROL.search(argument):
             out.append(argument)
+            continue
+        out.extend(_argument_list(argument))
     return out
+
+
+def _argument_list(argument: str) -> list[str]:
+    text = _COMMENT.sub("", argument)
+    elements = _split_commas(text)
+    found = []
+    for element in elements:
+        match = _ELEMENT.fullmatch(element)
+        if match is None or "(" in element or ")" in element:
+            raise DataError(f"cannot parse recipient address list: {argument!r}")
+        found.append(match.group("bare") or match.group("angle"))
+    return found
+
+
+def _split_commas(text: str) -> list[str]:
+    """`text` split at the commas outside quotes and angle brackets."""
+    parts, current, quoted, angle, escaped = [], [], False, 0, False
+    for char in text:
+        if escaped:
+            escaped = False
+        elif char == "\\" and quoted:
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif not quoted and char == "<":
+            angle += 1
+        elif not quoted and char == ">":
+            angle -= 1
+        elif char == "," and not quoted and angle == 0:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    parts.append("".join(current))
+    return parts
 
 
 def _added_headers(

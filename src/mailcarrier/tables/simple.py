@@ -73,9 +73,10 @@ class StaticTable(Table):
 
     kind = "static"
 
-    def __init__(self, spec: str, value: str) -> None:
+    def __init__(self, spec: str, value: str, *, literal: bool = False) -> None:
         super().__init__(spec)
-        self.value = strip_group(value)
+        # `literal`: the value as given (a program's, not main.cf text with {} groups).
+        self.value = value if literal else strip_group(value)
 
     def lookup(self, key: str) -> str | None:
         return self.value
