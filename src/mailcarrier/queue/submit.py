@@ -193,7 +193,9 @@ def _argument_list(argument: str) -> list[str]:
 
 def _split_commas(text: str) -> list[str]:
     """`text` split at the commas outside quotes and angle brackets."""
-    parts, current, quoted, angle, escaped = [], [], False, 0, False
+    parts: list[str] = []
+    current: list[str] = []
+    quoted, angle, escaped = False, 0, False
     for char in text:
         if escaped:
             escaped = False
