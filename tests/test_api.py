@@ -133,3 +133,30 @@ async def test_make_request_probe_reads_no_content(tmp_path: Path) -> None:
     (line,) = sink.lines
     assert line.startswith("smtp: 0PROBE: to=<b@example.net>, relay=")
     assert line.endswith(", dsn=2.1.5, status=deliverable (250 2.1.5 Ok)")
+
+
+def test_make_request_requiretls_and_tls_required_no() -> None:
+    """`requiretls=True` asks for REQUIRETLS (RFC 8689); a "TLS-Required: No" header is
+    found by the content scan (both are Postfix's sendopts bits)."""
+    asked = mailcarrier.make_request(
+        b"Subject: x\n\nhi\n",
+        sender="a@example.org",
+        recipients=["b@example.net"],
+        nexthop="[127.0.0.1]",
+        requiretls=True,
+    )
+    assert (asked.requiretls, asked.tls_required_no) == (True, False)
+    header = mailcarrier.make_request(
+        b"Subject: x\ntls-required:  NO \n\nTLS-Required: No\n",
+        sender="a@example.org",
+        recipients=["b@example.net"],
+        nexthop="[127.0.0.1]",
+    )
+    assert (header.requiretls, header.tls_required_no) == (False, True)
+    body_only = mailcarrier.make_request(
+        b"Subject: x\n\nTLS-Required: No\n",
+        sender="a@example.org",
+        recipients=["b@example.net"],
+        nexthop="[127.0.0.1]",
+    )
+    assert not body_only.tls_required_no

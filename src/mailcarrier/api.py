@@ -74,6 +74,7 @@ def make_request(
     smtputf8: bool = False,
     config: Settings | None = None,
     probe: bool = False,
+    requiretls: bool = False,
 ) -> DeliveryRequest:
     """Build a `DeliveryRequest` from plain values: `content` is the message as bytes, text
     (``str``: never a file name), a `pathlib.Path`, a binary file or an `email.message`
@@ -85,6 +86,10 @@ def make_request(
     ``sendmail``; `smtputf8` asks for SMTPUTF8 whatever the content. A path is read once
     here; a seekable stream is read from where it is and put back there; a stream that can
     be read only once (a pipe) is copied into a temporary file, which the request then holds.
+
+    `requiretls` asks for REQUIRETLS (RFC 8689): the message goes only over verified TLS to a
+    securely found server that announces REQUIRETLS, as smtp_requiretls_policy enforces,
+    else bounces with 5.7.30. A "TLS-Required: No" header is noted by the scan.
 
     `probe` makes an address probe (`DeliveryRequest.probe`, ``sendmail -bv``): MAIL and
     RCPT only, each recipient's verdict its RCPT reply. Its content is neither read nor
@@ -115,6 +120,8 @@ def make_request(
         dsn_ret=ret.upper(),
         dsn_envid=envid,
         probe=probe,
+        requiretls=requiretls,
+        tls_required_no=declared.tls_required_no,
     )
 
 
@@ -157,6 +164,7 @@ def submit_sync(
     ret: str = "",
     envid: str = "",
     log: LogSink | None = None,
+    requiretls: bool = False,
 ) -> str:
     """Blocking twin of `submit()`."""
     settings = config if config is not None else Settings.defaults()
@@ -168,6 +176,7 @@ def submit_sync(
         notify=Notify.parse(notify) if notify else Notify.NONE,
         ret=ret.upper(),
         envid=envid,
+        requiretls=requiretls,
     )
     spool = open_spool(settings, log=log)
     content = as_content(content)
@@ -193,6 +202,7 @@ async def submit(
     ret: str = "",
     envid: str = "",
     log: LogSink | None = None,
+    requiretls: bool = False,
 ) -> str:
     """Queue a message durably (write, fsync, rename, fsync directory); return its queue ID.
 
@@ -201,6 +211,7 @@ async def submit(
     addresses or headers raise `DataError`, a message larger than `message_size_limit`
     raises `MessageTooBigError` (a `DataError`), and a queue that cannot be written raises
     `TemporaryError` (its `path` and `errno` say which file and why); none queues anything.
+    `requiretls` asks for REQUIRETLS (RFC 8689, see `make_request`), kept with the message.
     """
     return await asyncio.to_thread(
         submit_sync,
@@ -212,4 +223,5 @@ async def submit(
         ret=ret,
         envid=envid,
         log=log,
+        requiretls=requiretls,
     )

@@ -142,6 +142,11 @@ def _build_parser() -> _Parser:
         help="verify the recipients (MAIL, RCPT, RSET) without a message, as sendmail -bv",
     )
     d.add_argument(
+        "--requiretls",
+        action="store_true",
+        help="REQUIRETLS (RFC 8689): verified TLS to a securely found server that has it",
+    )
+    d.add_argument(
         "file", nargs="?", default=None, metavar="FILE|-", help="the message (default: stdin)"
     )
     for name, text in _PASSTHROUGH.items():
@@ -283,6 +288,8 @@ def _cmd_deliver(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stde
             dsn_ret=args.ret,
             dsn_envid=args.envid,
             probe=args.probe,
+            requiretls=args.requiretls,
+            tls_required_no=declared.tls_required_no,
         )
         log = _make_log(settings, stderr, stack)
         result = run_event_loop(deliver(request, config=settings, log=log))
@@ -419,6 +426,11 @@ def _add_queue_parsers(add_parser: Callable[..., _Parser]) -> None:
         help="attempt delivery of all deferred mail now (as queue flush); no interval",
     )
     s.add_argument("-v", dest="verbose", action="count", default=0, help="ignored")
+    s.add_argument(
+        "--requiretls",
+        action="store_true",
+        help="REQUIRETLS (RFC 8689): kept with the queued message",
+    )
     s.add_argument("recipients", nargs="*", metavar="RECIPIENT", help="recipient addresses")
     r = add_parser("run", help="the scheduler: deliver queued mail (daemon, or --once)")
     r.add_argument("--once", action="store_true", help="deliver what is deliverable now, exit")
@@ -485,6 +497,7 @@ def _cmd_sendmail(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, std
         notify=Notify.parse(args.notify) if args.notify else Notify.NONE,
         ret=args.ret,
         envid=args.envid,
+        requiretls=args.requiretls,
     )
     with contextlib.ExitStack() as stack:
         # Like sendmail, say nothing on success: log only to maillog_file when it is set.

@@ -459,3 +459,16 @@ def test_unknown_transport_is_refused() -> None:
 def test_trace_only_requests_are_address_probes(flags: int, probe: bool) -> None:
     native = _native(flags=flags)
     assert to_delivery_request(native, transport="smtp", content=io.BytesIO()).probe is probe
+
+
+@pytest.mark.parametrize(
+    ("sendopts", "requiretls", "tls_required_no"),
+    [(0, False, False), (1 << 5, True, False), (1 << 4, False, True), (48 | 15, True, True)],
+)
+def test_requiretls_sendopts_bits(sendopts: int, requiretls: bool, tls_required_no: bool) -> None:
+    """Postfix 3.10+ sendopts.h: SOPT_REQUIRETLS_ESMTP (1<<5) and SOPT_REQUIRETLS_HEADER
+    (1<<4) become the request's REQUIRETLS and "TLS-Required: No" flags."""
+    request = to_delivery_request(
+        _native(sendopts=sendopts), transport="smtp", content=io.BytesIO()
+    )
+    assert (request.requiretls, request.tls_required_no) == (requiretls, tls_required_no)

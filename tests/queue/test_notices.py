@@ -37,6 +37,7 @@ def _notice(
     envid: str = "",
     action: str = "",
     relay: str = "mx.example[192.0.2.1]:25",
+    requiretls: bool = False,
     **over: str,
 ) -> tuple[email.message.Message, list[str]]:
     """Submit, deliver with `verdict` for a@example.net; the sender's notice is deferred
@@ -49,7 +50,12 @@ def _notice(
         lambda a: verdict if a == "a@example.net" else DEFER, action=action, relay=relay
     )
     opts = SubmitOptions(
-        sender="s@example.org", recipients=("a@example.net",), notify=notify, ret=ret, envid=envid
+        sender="s@example.org",
+        recipients=("a@example.net",),
+        notify=notify,
+        ret=ret,
+        envid=envid,
+        requiretls=requiretls,
     )
     qid = submit_stream(io.BytesIO(BODY), opts, settings=cfg, spool=sp, clock=clock)
     qm = QueueManager(cfg, sp, agent, log=log, clock=clock)
@@ -67,12 +73,17 @@ def _notice(
     if not ids:
         return email.message.Message(), log.lines
     msg = sp.read("deferred", ids[0])
+    _NOTICE_REQUIRETLS[:] = [msg.envelope.requiretls]
     assert msg.envelope.sender == ""
     assert [r.address for r in msg.envelope.recipients] == ["s@example.org"]
     with open(msg.path, "rb") as f:
         f.seek(msg.envelope.content_offset)
         data = f.read(msg.envelope.size)
     return email.message_from_bytes(data, policy=email.policy.compat32), log.lines
+
+
+# The REQUIRETLS flag of the last notice `_notice` read.
+_NOTICE_REQUIRETLS: list[bool] = []
 
 
 def _parts(entity: email.message.Message) -> list[email.message.Message]:
@@ -123,6 +134,25 @@ def test_ret_hdrs_returns_headers_only(tmp_path: Path) -> None:
     assert returned.get_content_type() == "text/rfc822-headers"
     text = returned.get_payload()
     assert "Subject: original" in text and "the original body" not in text
+
+
+def test_requiretls_notice_is_redacted(tmp_path: Path) -> None:
+    """RFC 8689 section 5 (requiretls_redact_dsn = yes): the header only, however RET was
+    asked, and the notice itself goes without REQUIRETLS."""
+    msg, _ = _notice(tmp_path, BOUNCE, ret="FULL", requiretls=True)
+    returned, _blocks = _report(msg)
+    assert returned.get_content_type() == "text/rfc822-headers"
+    text = returned.get_payload()
+    assert "Subject: original" in text and "the original body" not in text
+    assert _NOTICE_REQUIRETLS == [False]
+
+
+def test_requiretls_notice_unredacted_keeps_body_and_requiretls(tmp_path: Path) -> None:
+    msg, _ = _notice(tmp_path, BOUNCE, requiretls=True, requiretls_redact_dsn="no")
+    returned, _blocks = _report(msg)
+    assert returned.get_content_type() == "message/rfc822"
+    assert _parts(returned)[0].get_payload() == "the original body\n"
+    assert _NOTICE_REQUIRETLS == [True]
 
 
 def test_notify_never_and_success(tmp_path: Path) -> None:

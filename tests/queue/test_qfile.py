@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from mailcarrier.delivery.request import Notify
@@ -95,3 +97,30 @@ def test_a_file_from_before_original_recipients_were_recorded_loads() -> None:
         QueueRecipient("b@example.net", "", "", Notify.FAILURE),
     )
     assert data[env.content_offset :] == b"body"
+
+
+@pytest.mark.parametrize(
+    ("requiretls", "tls_required_no", "line"),
+    [
+        (True, False, b"\nsendopts 32\n"),
+        (False, True, b"\nsendopts 16\n"),
+        (True, True, b"\nsendopts 48\n"),
+    ],
+)
+def test_requiretls_flags_round_trip(requiretls: bool, tls_required_no: bool, line: bytes) -> None:
+    """RFC 8689's flags as a "sendopts" line with Postfix's bits (sendopts.h)."""
+    env = dataclasses.replace(_env(), requiretls=requiretls, tls_required_no=tls_required_no)
+    data = render_envelope(env) + b"content bytes"
+    assert line in data
+    parsed = parse_envelope(data)
+    assert (parsed.requiretls, parsed.tls_required_no) == (requiretls, tls_required_no)
+    assert data[parsed.content_offset :] == b"content bytes"
+
+
+def test_without_requiretls_flags_the_envelope_is_unchanged() -> None:
+    """No "sendopts" line when neither flag is set: files stay as earlier versions wrote
+    them, and such files (every file of an earlier version) read as without the flags."""
+    data = render_envelope(_env())
+    assert b"sendopts" not in data
+    parsed = parse_envelope(data + b"x")
+    assert not parsed.requiretls and not parsed.tls_required_no

@@ -28,3 +28,17 @@ def test_if_endif_errors(tmp_path: Path) -> None:
     ]
     assert table.lookup("10.1.2.3") == "x"
     assert table.lookup("11.1.2.3") is None
+
+
+def test_braced_rules_in_main_cf() -> None:
+    """``cidr:{{rule}, {rule}}`` (Postfix 3.7), as smtp_requiretls_policy's default uses."""
+    table = open_table("cidr:{{0.0.0.0/0 opportunistic}, {::/0 opportunistic}, {10.0.0.1/8 x}}")
+    assert table.lookup("127.0.0.1") == "opportunistic"
+    assert table.lookup("[::1]") == "opportunistic"
+    assert table.lookup("example.com") is None
+    assert table.files() == ()
+    assert table.warnings == [
+        "cidr:{{0.0.0.0/0 opportunistic}, {::/0 opportunistic}, {10.0.0.1/8 x}}:3: non-null host "
+        'address bits in "10.0.0.1/8", perhaps you should use "10.0.0.0/8" instead; skipping '
+        "this rule"
+    ]

@@ -99,6 +99,44 @@ TLS_SASL: Final[list[list[Param]]] = [
         mirror=True,
         note="Postfix 3.11: the tls= field of delivery status logging",
     ),
+    # --- REQUIRETLS (RFC 8689), Postfix 3.10/3.11 -----------------------------------------
+    declare(
+        "tls_required_enable",
+        B,
+        "yes",
+        note='Postfix 3.10: a message with a "TLS-Required: No" header is delivered with '
+        "TLS policy lookups off and the TLS security level at most may (RFC 8689 section 4.3), "
+        "unless it was also submitted with REQUIRETLS",
+    ),
+    declare(
+        "requiretls_enable",
+        B,
+        "yes",
+        note="Postfix 3.11: honour REQUIRETLS (sendmail/deliver --requiretls, requiretls=True, "
+        "Postfix's sendopts): such a message goes only over verified TLS to a securely found "
+        "server that announces REQUIRETLS, as smtp_requiretls_policy enforces",
+    ),
+    declare(
+        "requiretls_redact_dsn",
+        B,
+        "yes",
+        note="Postfix 3.11: a notice about a REQUIRETLS message leaves its body out (as RET=HDRS) "
+        "and is itself sent without REQUIRETLS (RFC 8689 section 5)",
+    ),
+    declare(
+        "smtp_requiretls_policy",
+        STR,
+        # Postfix 3.11's default, with $mydomain for ${domain_to_ascii{$mydomain}} (main.cf
+        # expansion here has no domain_to_ascii: write an IDN mydomain in A-labels).
+        "inline:{{$mydomain=opportunistic}, {.$mydomain=opportunistic}, "
+        "{localhost=opportunistic}}, "
+        "cidr:{{0.0.0.0/0 opportunistic}, {::/0 opportunistic}}, enforce",
+        mirror=True,
+        lmtp_default="opportunistic",
+        note="Postfix 3.11: actions (enforce, opportunistic+starttls, opportunistic, disable) "
+        "and type:table lookups by TLS next-hop domain, the first answer wins; default: "
+        "opportunistic for $mydomain, localhost and address literals, enforce elsewhere",
+    ),
     declare("smtp_tls_enable_rpk", B, "no", mirror=True),
     # --- protocols and ciphers ----------------------------------------------------------
     declare(

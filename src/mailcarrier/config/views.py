@@ -134,6 +134,7 @@ class MainParams:
     lmtp_randomize_addresses: bool
     lmtp_rcpt_timeout: float
     lmtp_reply_filter: tuple[str, ...]
+    lmtp_requiretls_policy: str
     lmtp_rset_timeout: float
     lmtp_sasl_auth_cache_name: str
     lmtp_sasl_auth_cache_time: float
@@ -227,6 +228,8 @@ class MainParams:
     relay_domains: tuple[str, ...]
     relay_transport: str
     relayhost: tuple[str, ...]
+    requiretls_enable: bool
+    requiretls_redact_dsn: bool
     send_cyrus_sasl_authzid: bool
     service_name: str
     smtp_address_preference: str
@@ -284,6 +287,7 @@ class MainParams:
     smtp_randomize_addresses: bool
     smtp_rcpt_timeout: float
     smtp_reply_filter: tuple[str, ...]
+    smtp_requiretls_policy: str
     smtp_rset_timeout: float
     smtp_sasl_auth_cache_name: str
     smtp_sasl_auth_cache_time: float
@@ -361,6 +365,7 @@ class MainParams:
     tls_medium_cipherlist: str
     tls_null_cipherlist: str
     tls_preempt_cipherlist: bool
+    tls_required_enable: bool
     tls_ssl_options: tuple[str, ...]
     trace_service_name: str
     transport_maps: tuple[str, ...]
@@ -426,6 +431,7 @@ class ClientParams:
     randomize_addresses: bool
     rcpt_timeout: float
     reply_filter: tuple[str, ...]
+    requiretls_policy: str
     rset_timeout: float
     sasl_auth_cache_name: str
     sasl_auth_cache_time: float

@@ -237,6 +237,8 @@ class DeliveryAgent:
         )
         profile = job.profile
         log = self.log
+        requiretls = job.request.requiretls
+        tls_required_no = job.request.tls_required_no
 
         def make() -> TlsJob:
             return self._tls.job(
@@ -245,6 +247,8 @@ class DeliveryAgent:
                 log=log,
                 resolver=lambda: profile.finder().resolver,
                 preactive_delay=preactive_delay,
+                requiretls=requiretls,
+                tls_required_no=tls_required_no,
             )
 
         return make
@@ -338,7 +342,7 @@ class DeliveryAgent:
         if outcome is None or outcome.verdict is None:
             return False
         job.tracker.tls_status = tls.status_text(outcome)
-        if outcome.verdict.final:
+        if outcome.verdict.final and not outcome.next_server:
             job.mark_pending(outcome.verdict, peer.relay, self.clock())
         else:
             job.site_failed(Leftover(outcome.verdict, peer.relay, site=True), final, self.log)

@@ -11,7 +11,8 @@ smtputf8_enable=no; always when the sender asked for it explicitly; otherwise on
 smtputf8_autodetect_classes lists the class of mail and the envelope has a UTF-8 local part
 or the header has UTF-8 (a UTF-8 domain alone needs no SMTPUTF8: the client sends it in
 A-labels when it must, delivery/smtputf8.py). A request without the flag is never refused for
-want of SMTPUTF8, which is how Postfix keeps mail flows that predate SMTPUTF8 working.
+want of SMTPUTF8, which is how Postfix keeps mail flows that predate SMTPUTF8 working. The
+scan also notes a ``TLS-Required: No`` header field (RFC 8689 4.3): `tls_required_no`.
 
 The classes of mail, as mailcarrier's entry points map onto Postfix's (mail_params.h):
 
@@ -55,6 +56,8 @@ _CHUNK: Final = 65536
 # A header field: a name of printable characters other than ":", then ":" (RFC 5322 2.2;
 # Postfix's is_header() also allows white space before the colon).
 _FIELD: Final = re.compile(rb"[!-9;-~]+[ \t]*:")
+# RFC 8689 4.1: "TLS-Required:" with the one defined value, "No" (case-insensitive).
+_TLS_REQUIRED_NO: Final = re.compile(rb"(?i)tls-required[ \t]*:[ \t]*no[ \t]*\r?\n?\Z")
 
 
 class MailSource(enum.StrEnum):
@@ -111,11 +114,21 @@ def wants_smtputf8(
 class ContentScan:
     """Notes 8-bit content and UTF-8 in the header of a message fed to it in order."""
 
-    __slots__ = ("_header_left", "_in_header", "_line", "_seen_field", "eight_bit", "header_utf8")
+    __slots__ = (
+        "_header_left",
+        "_in_header",
+        "_line",
+        "_seen_field",
+        "eight_bit",
+        "header_utf8",
+        "tls_required_no",
+    )
 
     def __init__(self, header_limit: int) -> None:
         self.eight_bit = False
         self.header_utf8 = False
+        # RFC 8689 4.3: a "TLS-Required: No" header field (Postfix's SOPT_REQUIRETLS_HEADER).
+        self.tls_required_no = False
         self._in_header = True
         self._seen_field = False
         self._line = b""  # the part of a header line that has arrived so far
@@ -158,6 +171,8 @@ class ContentScan:
             pass  # a continuation line
         elif _FIELD.match(line):
             self._seen_field = True
+            if line[:12].lower() == b"tls-required" and _TLS_REQUIRED_NO.match(line):
+                self.tls_required_no = True
         else:  # the empty line, or the first body line of a message without one
             self._in_header = False
             return
@@ -189,10 +204,12 @@ def spool_stream(src: BinaryIO, dest: BinaryIO, header_limit: int) -> ContentSca
 
 @dataclass(frozen=True, slots=True)
 class Declared:
-    """What a new delivery request declares: its `encoding` and its SMTPUTF8 flag."""
+    """What a new delivery request declares: its `encoding`, its SMTPUTF8 flag, and whether
+    its header says "TLS-Required: No"."""
 
     encoding: str  # "7bit" | "8bit"
     smtputf8: bool
+    tls_required_no: bool = False
 
 
 def declare(
@@ -207,4 +224,4 @@ def declare(
     smtputf8 = smtputf8_requested(
         settings, source, addresses=addresses, header_utf8=scan.header_utf8, explicit=explicit
     )
-    return Declared("8bit" if scan.eight_bit else "7bit", smtputf8)
+    return Declared("8bit" if scan.eight_bit else "7bit", smtputf8, scan.tls_required_no)

@@ -150,6 +150,12 @@ class DeliveryRequest:
     # Each recipient's verdict is its RCPT reply; the transaction ends with RSET, never
     # DATA or BDAT, and `content` is neither opened nor read (`size` still gives SIZE=).
     probe: bool = False
+    # RFC 8689: the sender asked for REQUIRETLS (MAIL FROM ... REQUIRETLS, Postfix's
+    # SOPT_REQUIRETLS_ESMTP): delivered only as smtp_requiretls_policy enforces it. And the
+    # message has a "TLS-Required: No" header (SOPT_REQUIRETLS_HEADER): the sender asks that
+    # TLS policies not stand in the way (tls_required_enable); REQUIRETLS wins over it.
+    requiretls: bool = False
+    tls_required_no: bool = False
 
     @property
     def content_length(self) -> int | None:

@@ -4,7 +4,8 @@ Postfix's smtp_reuse.c and smtp_key.c, on top of the in-process `ConnectionCache
 (cache.py): a session is looked up first by next-hop destination (before any DNS lookup),
 then by server address (another destination may reach the same server); after a
 transaction it is parked under both keys, or ended with QUIT when it may not be reused.
-Keys carry a label of everything that must match (transport, TLS policy, SASL identity), so
+Keys carry a label of everything that must match (transport, TLS policy, SASL identity, and
+a message's REQUIRETLS or "TLS-Required: No"), so
 a session is never shared across policies or credentials; for a TLS policy that checks the
 certificate by name (verify, secure, dane), the address key also names the server host and
 the next hop the certificate was checked for (match names, the DANE TLSA base domain). A
@@ -44,6 +45,19 @@ from mailcarrier.transport.connection import Peer
 from mailcarrier.transport.session import Session
 
 __all__ = ["SessionReuse"]
+
+
+def _message_tls(hop: Hop, peer: Peer | None) -> str:
+    """The part of a label for a message whose own TLS rules differ from the destination's
+    (RFC 8689): REQUIRETLS, with its action once decided (an address key; the destination
+    key pins the destination, hence the action), or "TLS-Required: No". Its sessions are
+    never shared with other mail (Postfix's SMTP_KEY_FLAG_REQTLS_LEVEL)."""
+    tls = hop.tls
+    if tls is None:
+        return ""
+    if tls.requiretls_requested:
+        return "requiretls" if peer is None else f"requiretls={tls.requiretls.action.value}"
+    return "tls-required=no" if tls.tls_not_required else ""
 
 
 class SessionReuse:
@@ -94,10 +108,14 @@ class SessionReuse:
                 else resolve_policy(job.agent, hop.destination, peer.hostname)
             )
         plaintext = policy is not None and policy.level is SecurityLevel.NONE and not policy.error
-        if not sasl and (policy is None or plaintext):
+        request = job.request
+        message = _message_tls(hop, peer) if request.requiretls or request.tls_required_no else ""
+        if not sasl and not message and (policy is None or plaintext):
             # The usual cases, without building the label.
             return profile.plaintext_label if plaintext else profile.transport
         parts = [profile.transport]
+        if message:
+            parts.append(message)
         if policy is not None and peer is not None:
             parts.append(policy.reuse_text)  # every plaintext policy is "tls=none"
             if policy.pins_peer and not plaintext:

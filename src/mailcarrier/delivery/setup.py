@@ -19,7 +19,7 @@ from mailcarrier.delivery import auth_step
 from mailcarrier.delivery.hop import Hop
 from mailcarrier.delivery.outcome import Leftover
 from mailcarrier.delivery.state import DeliveryState
-from mailcarrier.delivery.tls_step import TlsJob, negotiate_tls
+from mailcarrier.delivery.tls_step import TlsJob, TlsResult, negotiate_tls
 from mailcarrier.delivery.transcript import TranscriptReporter
 from mailcarrier.delivery.trouble import Verdict, handshake_verdict, transport_verdict
 from mailcarrier.errors import TransportError
@@ -163,6 +163,9 @@ class SessionSetup:
         outcome = await negotiate_tls(tls, session, peer, soft_bounce=job.soft_bounce)
         session.tls_verified = outcome.trust is Trust.VERIFIED
         session.tls_status = job.tracker.tls_status = tls.status_text(outcome)
+        # For the REQUIRETLS check before MAIL FROM (requiretls_step.py).
+        session.requiretls = tls.requiretls.action
+        session.tls_matched = outcome.result is TlsResult.TLS and outcome.level.must_match
         if outcome.retry_plaintext:  # "may": the same server again, in plaintext
             session.broken = True
             return Prepared.RETRY
@@ -170,6 +173,9 @@ class SessionSetup:
             return None
         if wrapper:
             session.broken = True  # no QUIT before the greeting: just close
+        if outcome.next_server:  # REQUIRETLS: 5.7.30 once no other server is left
+            job.site_failed(Leftover(outcome.verdict, peer.relay, 1), final, self._log)
+            return Prepared.DONE
         # Postfix does not throttle a destination for opportunistic TLS trouble.
         site = tls.policy(peer).level is not SecurityLevel.MAY
         self._failed(job, outcome.verdict, peer, final, site=site)

@@ -26,13 +26,20 @@ from mailcarrier.routing.resolver import Resolver
 from mailcarrier.status import DeliveryStatus
 from mailcarrier.tls.context import ContextFactory, TlsSessionCache
 from mailcarrier.tls.dane import TlsaRecord
-from mailcarrier.tls.features import FeatureState, TlsFeature
+from mailcarrier.tls.features import FeatureState, TlsFeature, feature_field
 from mailcarrier.tls.levels import SecurityLevel
 from mailcarrier.tls.policy import (
     TlsPolicy,
     nexthop_domain,
+    resolve_not_required,
     resolve_policy,
     resolve_policy_async,
+)
+from mailcarrier.tls.requiretls import (
+    NOT_REQUESTED,
+    RequireTlsAction,
+    RequireTlsDecision,
+    requiretls_action,
 )
 from mailcarrier.tls.verify import Trust
 from mailcarrier.transport.connection import Peer
@@ -64,13 +71,26 @@ class TlsOutcome:
     trust: Trust | None = None
     # The security-level feature of the tls= log field; None: no TLS policy was applied.
     feature: TlsFeature | None = None
+    # A REQUIRETLS failure (5.7.30): the next server is still tried, the recipients are
+    # marked only after the last (Postfix's SMTP_MISC_FAIL_SOFT_NON_FINAL).
+    next_server: bool = False
+    # The REQUIRETLS feature of the tls= log field (delivery/requiretls_step.py), if decided.
+    requiretls_feature: TlsFeature | None = None
 
     @property
     def retry_plaintext(self) -> bool:
         return self.result is TlsResult.RETRY_PLAINTEXT
 
     def with_feature(self, feature: TlsFeature | None) -> TlsOutcome:
-        return TlsOutcome(self.result, self.level, self.verdict, self.trust, feature)
+        return TlsOutcome(
+            self.result,
+            self.level,
+            self.verdict,
+            self.trust,
+            feature,
+            self.next_server,
+            self.requiretls_feature,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +140,11 @@ class TlsClient:
         log: LogSink,
         resolver: Callable[[], Resolver | None],
         preactive_delay: float,
+        requiretls: bool = False,
+        tls_required_no: bool = False,
     ) -> TlsJob:
+        """The TLS view of one destination of one request; `requiretls` and
+        `tls_required_no` are the request's RFC 8689 flags."""
         known = self._factories.get(agent.transport)
         if known is None or known[0].agent.settings is not agent.settings:
             cache = None
@@ -131,7 +155,13 @@ class TlsClient:
                     cache = self._caches[agent.transport] = TlsSessionCache(timeout)
             known = self._factories[agent.transport] = (ContextFactory(agent), cache)
         factory, cache = known
-        return TlsJob(agent, destination, factory, cache, log, resolver, preactive_delay)
+        main = agent.settings.params
+        requested = requiretls and main.requiretls_enable
+        job = TlsJob(agent, destination, factory, cache, log, resolver, preactive_delay)
+        job.requiretls_requested = requested
+        # Postfix's STATE_TLS_NOT_REQUIRED: the header counts unless REQUIRETLS is asked.
+        job.tls_not_required = tls_required_no and main.tls_required_enable and not requested
+        return job
 
 
 @dataclass(slots=True)
@@ -151,6 +181,13 @@ class TlsJob:
     # Policies resolved for this destination, by server host name: the tables are asked
     # once per request (smtp(8)'s policy cache lives for one delivery, smtp_state_free()).
     policies: dict[str, TlsPolicy] = field(default_factory=dict)
+    # RFC 8689 (tls/requiretls.py): the message asked for REQUIRETLS (and requiretls_enable
+    # is on), and the action decided for this destination by `decide_requiretls()`.
+    requiretls_requested: bool = False
+    requiretls: RequireTlsDecision = NOT_REQUESTED
+    requiretls_decided: bool = False
+    # "TLS-Required: No" applies: no policy lookup, the level capped at may.
+    tls_not_required: bool = False
 
     @property
     def nexthop(self) -> str:
@@ -161,8 +198,23 @@ class TlsJob:
         key = peer.hostname.lower()
         known = self.policies.get(key)
         if known is None:
-            known = self.policies[key] = resolve_policy(self.agent, self.destination, peer.hostname)
+            known = self.policies[key] = (
+                resolve_not_required(self.agent)
+                if self.tls_not_required
+                else resolve_policy(self.agent, self.destination, peer.hostname)
+            )
         return known
+
+    async def decide_requiretls(self) -> RequireTlsDecision:
+        """The REQUIRETLS action for this destination (once per request), DISABLE when the
+        message did not ask for REQUIRETLS; a configuration problem is logged here."""
+        if not self.requiretls_decided:
+            self.requiretls_decided = True
+            if self.requiretls_requested:
+                self.requiretls = await requiretls_action(self.agent, self.destination)
+                if self.requiretls.warning:
+                    self.warning(self.requiretls.warning)
+        return self.requiretls
 
     async def resolve(self, peer: Peer) -> TlsPolicy:
         """Resolve `peer`'s policy with the tables asked on the loop without blocking it
@@ -171,6 +223,9 @@ class TlsJob:
         key = peer.hostname.lower()
         known = self.policies.get(key)
         if known is not None:
+            return known
+        if self.tls_not_required:
+            known = self.policies[key] = resolve_not_required(self.agent)
             return known
         known = self.policies[key] = await resolve_policy_async(
             self.agent, self.destination, peer.hostname
@@ -216,13 +271,14 @@ class TlsJob:
 
     def status_text(self, outcome: TlsOutcome) -> str:
         """The tls= field for marks after this outcome ("" when logging is off)."""
-        if outcome.feature is None or not self.agent.params.log_tls_feature_status:
+        if not self.agent.params.log_tls_feature_status:
             return ""
-        if outcome.feature.target == SecurityLevel.NONE.value:
+        feature, requiretls = outcome.feature, outcome.requiretls_feature
+        if feature is None or feature.target == SecurityLevel.NONE.value:
             # No TLS policy, nothing to report: the line keeps the classic Postfix form
-            # (log tools that predate 3.11 parse it unchanged).
-            return ""
-        return outcome.feature.text
+            # (log tools that predate 3.11 parse it unchanged), unless REQUIRETLS was asked.
+            return "" if requiretls is None else f"none/{requiretls.text}"
+        return feature_field((feature, requiretls) if requiretls else (feature,))
 
     def undecided_text(self, peer: Peer) -> str:
         """The tls= field while a session with `peer` has not reached its TLS decision
@@ -237,9 +293,12 @@ class TlsJob:
             level = SecurityLevel.ENCRYPT
         if level is SecurityLevel.DANE_ONLY:
             level = SecurityLevel.DANE
+        undecided = TlsFeature(level.value).text
+        if self.requiretls.action is not RequireTlsAction.DISABLE:
+            return f"{undecided}/{TlsFeature('requiretls').text}"
         if level is SecurityLevel.NONE:
             return ""
-        return TlsFeature(level.value).text
+        return undecided
 
     def wrapper_context(self, peer: Peer) -> tuple[ssl.SSLContext, str | None] | None:
         """The context for smtp_tls_wrappermode (implicit TLS), or None when not used or

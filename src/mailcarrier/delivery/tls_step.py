@@ -28,6 +28,10 @@ records to match). A deferral there ("TLSA lookup error", "non DNSSEC destinatio
 TLSA records found" at ``dane-only``) means the server is never contacted; otherwise the
 decision is kept on the `TlsJob` and `negotiate_tls()` applies it (no second lookup).
 
+A message that asked for REQUIRETLS (RFC 8689) is checked here too, with
+delivery/requiretls_step.py's wording: before connecting (the level and how the server was
+found), STARTTLS not offered or refused, the certificate at ``enforce``; no plaintext retry.
+
 Every outcome carries the TLS feature status of Postfix 3.11's ``tls=`` log field
 (tls/features.py), printed when ``smtp_log_tls_feature_status`` is on.
 
@@ -42,6 +46,7 @@ import datetime
 from typing import TYPE_CHECKING
 
 from mailcarrier.delivery.dane_step import HALF_DANE, decide_dane
+from mailcarrier.delivery.requiretls_step import check_before_connect, tls_failure
 from mailcarrier.delivery.tls_job import (
     TlsClient,
     TlsJob,
@@ -61,6 +66,7 @@ from mailcarrier.tls.features import FeatureState, TlsFeature
 from mailcarrier.tls.levels import SecurityLevel
 from mailcarrier.tls.names import expand_matches
 from mailcarrier.tls.policy import TlsPolicy
+from mailcarrier.tls.requiretls import RequireTlsAction
 from mailcarrier.tls.tlslog import (
     established_line,
     offered_line,
@@ -191,6 +197,9 @@ async def prepare_tls(job: TlsJob, peer: Peer) -> TlsOutcome | None:
     policy = job.policy(peer)
     if policy.error:
         return _policy_problem(job, policy)
+    requiretls = await check_before_connect(job, policy, peer)
+    if requiretls is not None:
+        return requiretls
     level = policy.level
     if not level.is_dane or peer.relay in job.plaintext_peers:
         return None
@@ -212,6 +221,10 @@ async def negotiate_tls(
     policy = job.policy(peer)
     if policy.error:
         return _policy_problem(job, policy)
+    requiretls = await check_before_connect(job, policy, peer)
+    if requiretls is not None:
+        return requiretls
+    action = job.requiretls.action
     level = policy.level
     target = level.value
     if peer.relay in job.plaintext_peers:
@@ -229,6 +242,14 @@ async def negotiate_tls(
             return dane.failure
         level, tlsa, half = dane.level, dane.records, dane.half
         target = HALF_DANE if half else level.value
+        if action is RequireTlsAction.ENFORCE and not level.must_match:  # no usable TLSA
+            return tls_failure(
+                level,
+                f"but my configured TLS security level '{level.value}' disables certificate "
+                f"matching. The last attempted server was {peer.hostname}",
+                TlsFeature(target),
+                "nocertmatch",
+            )
     if session.conn.tls:  # smtp_tls_wrappermode: the handshake happened at connect time
         if level in (SecurityLevel.NONE, SecurityLevel.MAY):
             job.warning(
@@ -243,6 +264,13 @@ async def negotiate_tls(
             job.info(offered_line(peer.hostname))
         return plaintext_outcome(level, target)
     if not offered:
+        if action.requires_tls:
+            return tls_failure(
+                level,
+                f"but TLS service was not offered by host {peer.namaddr}",
+                violation_feature(target) if level.mandatory else TlsFeature(target),
+                "nostarttls",
+            )
         if level.mandatory:
             return deferred_outcome(
                 level,
@@ -287,6 +315,13 @@ async def _starttls(
     except TransportError as exc:
         return _handshake_failed(job, level, peer, exc).with_feature(undecided)
     if refused is not None:
+        if job.requiretls.action.requires_tls:
+            return tls_failure(
+                level,
+                f"but host {peer.namaddr} refused to start TLS: {refused.text}",
+                violation_feature(target) if level.mandatory else undecided,
+                "nostarttls",
+            )
         if level.mandatory:
             verdict = _refused_verdict(peer.namaddr, refused, soft_bounce)
             return TlsOutcome(TlsResult.FAIL, level, verdict, feature=violation_feature(target))
@@ -325,6 +360,7 @@ def _handshake_failed(
         level is SecurityLevel.MAY
         and job.preactive_delay >= backoff
         and not job.agent.params.sasl_auth_enable
+        and not job.requiretls.action.requires_tls  # never plaintext for REQUIRETLS
     ):
         job.plaintext_peers.add(peer.relay)
         return TlsOutcome(TlsResult.RETRY_PLAINTEXT, level)
@@ -357,6 +393,15 @@ def _judge(
     _log_established(job, session, peer, check)
     if level.must_match and not (check.matched and (check.trusted or not level.must_trust)):
         job.info(verification_failed_line(peer.relay, check.problem, check.purpose))
+        if job.requiretls.action is RequireTlsAction.ENFORCE:
+            found = "matching" if check.trusted or not level.must_trust else "trusted"
+            return tls_failure(
+                level,
+                f"but no {found} server certificate was found. The last attempted server "
+                f"was {peer.namaddr}",
+                violation_feature(target),
+                "nocertmatch",
+            )
         return deferred_outcome(
             level, "4.7.5", "Server certificate not verified", violation_feature(target)
         )

@@ -3,7 +3,8 @@
 The envelope for this server (SIZE limit, smtp_generic_maps, SMTPUTF8 or A-labels, 8BITMIME
 downgrade, CHUNKING), the transaction itself (transport/session.py), then the verdicts: the
 replies to MAIL, RCPT, DATA and the final dot mark recipients through outcome.py with
-trouble.py's wording (for an address probe, the replies to MAIL and RCPT alone). What is
+trouble.py's wording (for an address probe, the replies to MAIL and RCPT alone). A message
+that asked for REQUIRETLS is checked before MAIL FROM (requiretls_step.py). What is
 left unmarked comes back as a `Leftover` for the next server. Postfix's smtp_proto.c and
 smtp_rcpt.c; the agent (agent.py) calls this for fresh and for cached sessions alike.
 """
@@ -21,6 +22,7 @@ from mailcarrier.delivery.outcome import (
     mark_transaction,
     mime_8bit_ok,
 )
+from mailcarrier.delivery.requiretls_step import check_before_mail
 from mailcarrier.delivery.smtputf8 import smtputf8_envelope
 from mailcarrier.delivery.state import ContentFactory, DeliveryState
 from mailcarrier.delivery.trouble import Verdict, size_verdict, soften
@@ -85,6 +87,16 @@ async def run_transaction(
             mark(i, verdict)
         return None
     envelope, factory = prepared
+    if session.requiretls:
+        refused = _requiretls(job, session, caps, peer, log)
+        if isinstance(refused, Verdict):
+            if not final:
+                return Leftover(refused, relay, conn_use)
+            verdict = soften(refused) if job.soft_bounce else refused
+            for i in pending:
+                mark(i, verdict)
+            return None
+        envelope = refused(envelope)
     result = await session.transaction(envelope, factory, reset_first=reset_first)
     _warn_xforward(result, peer, job.process, log)
     if result.reset_failed:
@@ -112,6 +124,24 @@ async def run_transaction(
             mark=mark,
         )
     return None if leftover is None else replace(leftover, conn_use=conn_use)
+
+
+def _requiretls(
+    job: DeliveryState, session: Session, caps: Capabilities, peer: Peer, log: LogSink
+) -> Verdict | Callable[[Envelope], Envelope]:
+    """RFC 8689 before MAIL FROM (requiretls_step.py): a 5.7.30 verdict for a server that
+    cannot take the message, else what the envelope becomes (REQUIRETLS on MAIL FROM, or
+    RET=HDRS for a server without it); the requiretls feature goes to the tls= field."""
+    queue_id = job.request.queue_id
+    verdict, send, feature = check_before_mail(session, caps, peer, queue_id, job.process, log)
+    if feature is not None and job.agent.params.log_tls_feature_status:
+        job.tracker.tls_status = f"{session.tls_status or 'none'}/{feature.text}"
+    if verdict is not None:
+        return verdict
+    if send:
+        return lambda envelope: replace(envelope, requiretls=True)
+    # Postfix: "limit content exposure in bounce" from a server without REQUIRETLS.
+    return lambda envelope: replace(envelope, ret="HDRS")
 
 
 def _warn_xforward(result: TransactionResult, peer: Peer, process: str, log: LogSink) -> None:

@@ -57,6 +57,8 @@ __all__ = [
     "DEL_REQ_TRACE_ONLY_MASK",
     "RECIPIENT_ATTRIBUTES",
     "SMTPUTF8_FLAG_REQUESTED",
+    "SOPT_REQUIRETLS_ESMTP",
+    "SOPT_REQUIRETLS_HEADER",
     "NativeRecipient",
     "NativeRequest",
     "RequestReader",
@@ -88,6 +90,10 @@ DEL_REQ_TRACE_ONLY_MASK: Final = DEL_REQ_FLAG_MTA_VRFY | DEL_REQ_FLAG_USR_VRFY
 SMTPUTF8_FLAG_REQUESTED: Final = 1 << 0
 # HEADER (2), SENDER (4), RECIPIENT (8): what in the message needs SMTPUTF8 (global/smtputf8.h).
 SMTPUTF8_FLAG_NEEDED: Final = 0b1110
+# RFC 8689 (sendopts.h, Postfix 3.10+): a "TLS-Required: No" header, and REQUIRETLS on the
+# MAIL FROM that brought the message in.
+SOPT_REQUIRETLS_HEADER: Final = 1 << 4
+SOPT_REQUIRETLS_ESMTP: Final = 1 << 5
 
 # DSN RET (global/dsn_mask.h) as mailcarrier spells it.
 _DSN_RET: Final = {0: "", 1: "FULL", 2: "HDRS"}
@@ -535,6 +541,8 @@ def _delivery_request(
             native.sendopts & SMTPUTF8_FLAG_REQUESTED and native.sendopts & SMTPUTF8_FLAG_NEEDED
         ),
         probe=bool(trace_only(native.flags)),
+        requiretls=bool(native.sendopts & SOPT_REQUIRETLS_ESMTP),
+        tls_required_no=bool(native.sendopts & SOPT_REQUIRETLS_HEADER),
         dsn_envid=native.dsn_envid,
         dsn_ret=ret,
         arrival_time=stats.incoming_arrival,

@@ -1,8 +1,9 @@
 """SMTP/LMTP commands as values, and their exact wire form.
 
 Each command is a frozen dataclass that knows its `Stage` and renders itself with `wire()`.
-MAIL and RCPT parameters (SIZE, BODY, SMTPUTF8, RET, ENVID, AUTH, NOTIFY, ORCPT) are included
-only when the caller asks for them; the session decides that from what the server announced.
+MAIL and RCPT parameters (SIZE, BODY, SMTPUTF8, REQUIRETLS, RET, ENVID, AUTH, NOTIFY, ORCPT) are
+included only when the caller asks for them; the session decides that from what the server
+announced.
 RFC 3461 xtext lives here, RFC 5321 addresses and their quoting in address.py. Any CR, LF or
 NUL in a value, and any address that is not one (address.py), is a `LocalProtocolError`
 before a byte is produced: no command or parameter injection through the envelope.
@@ -248,6 +249,7 @@ class MailFrom(Command):
     envid: str = ""
     auth: str | None = None  # AUTH=<...> (RFC 4954 5); "" renders AUTH=<>
     quote: bool = True
+    requiretls: bool = False  # RFC 8689 REQUIRETLS
 
     stage = Stage.MAIL
 
@@ -271,6 +273,8 @@ class MailFrom(Command):
             parts.append(f"RET={self.ret}")
         if self.smtputf8:
             parts.append("SMTPUTF8")
+        if self.requiretls:
+            parts.append("REQUIRETLS")
         if self.auth is not None:
             _check("AUTH= value", self.auth)
             parts.append(f"AUTH=<{xtext_encode(self.auth)}>" if self.auth else "AUTH=<>")

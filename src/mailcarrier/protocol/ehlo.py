@@ -35,6 +35,7 @@ _KNOWN: Final = (
     "DSN",
     "SMTPUTF8",
     "CHUNKING",
+    "REQUIRETLS",
 )
 SILENT_DISCARD: Final = "SILENT-DISCARD"
 # Capabilities' flags and the keyword each stands for.

@@ -174,6 +174,7 @@ class Finisher:
             bounce_size_limit=self.params.main.bounce_size_limit,
             now=now,
             smtputf8_autodetect=smtputf8_autodetect(self.params.settings, MailSource.BOUNCE),
+            requiretls_redact=self.params.main.requiretls_redact_dsn,
         )
 
     def _postmaster(self, address: str) -> str:

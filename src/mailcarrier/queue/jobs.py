@@ -62,6 +62,8 @@ def delivery_request(job: Job) -> DeliveryRequest:
         content_offset=env.content_offset,
         encoding=env.encoding,
         smtputf8=env.smtputf8,
+        requiretls=env.requiretls,
+        tls_required_no=env.tls_required_no,
         dsn_envid=env.dsn_envid,
         dsn_ret=env.dsn_ret,
         arrival_time=env.arrival_time,

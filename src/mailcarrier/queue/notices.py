@@ -10,6 +10,12 @@ Diagnostic-Code, Last-Attempt-Date, Will-Retry-Until) and the returned message: 
 larger than bounce_size_limit, and for delay, success and postmaster notices. The original
 content is copied in bounded chunks, never loaded. A notice keeps the SMTPUTF8 flag of its
 message and adds what autodetection of the "bounce" class finds (delivery/autodetect.py).
+A notice about a message sent with REQUIRETLS is redacted as RFC 8689 section 5 allows
+(Postfix's requiretls_redact_dsn, on by default): the body of the message is left out (only
+its header is returned, as with RET=HDRS) and the notice goes without REQUIRETLS, since the
+way back to the sender may lack it; with requiretls_redact_dsn off it keeps what RET asks for
+and is itself sent with REQUIRETLS. A message with "TLS-Required: No" gets a notice with the
+same header (and flag), as Postfix's bounce(8) does.
 Who gets which notice is decided by the scheduler (finalize.py); this module only writes.
 Every value written into a header, a delivery-status field or a line of the text part (reply
 texts, addresses, host names, myhostname, mail_name, ENVID) goes through `field_text()`
@@ -79,6 +85,8 @@ class NoticeSpec:
     # smtputf8_autodetect_classes lists "bounce" (delivery/autodetect.py); a notice also
     # keeps the SMTPUTF8 flag of the message it is about, as Postfix's bounce(8) does.
     smtputf8_autodetect: bool = False
+    # requiretls_redact_dsn: see the module docstring.
+    requiretls_redact: bool = True
 
 
 def diagnostic_code(diagnostic: str) -> str:
@@ -197,15 +205,19 @@ def write_notice(
     """Queue one notice about `indexes` of `message`; returns the notice's queue ID."""
     original = message.envelope
     rows = [(original.recipients[i], message.state.states[i]) for i in indexes]
+    redact = original.requiretls and spec.requiretls_redact  # RFC 8689 section 5
     headers_only = (
         spec.kind is not MessageClass.BOUNCE
         or original.dsn_ret == "HDRS"
+        or redact
         or (spec.bounce_size_limit > 0 and original.size > spec.bounce_size_limit)
     )
     queue_id = spool.new_id()
     boundary = f"{queue_id}.{os.getpid()}/{boundary_text(field_text(spec.reporting_mta))}"
     cte = "8bit" if original.encoding == "8bit" and not headers_only else "7bit"
     header = _notice_header(spec, queue_id, boundary, cte)
+    if original.tls_required_no:
+        header.insert(-1, "TLS-Required: No")
     envelope = Envelope(
         queue_id=queue_id,
         sender=spec.sender,
@@ -214,6 +226,8 @@ def write_notice(
         encoding=original.encoding if not headers_only else "7bit",
         smtputf8=_notice_smtputf8(spec, original, header),
         message_class=spec.kind,
+        requiretls=original.requiretls and not spec.requiretls_redact,
+        tls_required_no=original.tls_required_no,
     )
     with spool.create(envelope) as writer:
         head = [

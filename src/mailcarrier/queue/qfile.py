@@ -97,6 +97,21 @@ class Envelope:
     encoding: str = "7bit"
     smtputf8: bool = False
     message_class: MessageClass = MessageClass.MAIL
+    # RFC 8689: REQUIRETLS asked, a "TLS-Required: No" header. Written as a "sendopts" line
+    # with Postfix's bits (sendopts.h) only when one is set, so files without them stay as
+    # they were and files of earlier versions read as without.
+    requiretls: bool = False
+    tls_required_no: bool = False
+
+
+SENDOPTS_REQUIRETLS_HEADER: Final = 1 << 4  # Postfix's SOPT_REQUIRETLS_HEADER
+SENDOPTS_REQUIRETLS_ESMTP: Final = 1 << 5  # Postfix's SOPT_REQUIRETLS_ESMTP
+
+
+def _sendopts(env: Envelope) -> int:
+    return (SENDOPTS_REQUIRETLS_ESMTP if env.requiretls else 0) | (
+        SENDOPTS_REQUIRETLS_HEADER if env.tls_required_no else 0
+    )
 
 
 def render_envelope(env: Envelope) -> bytes:
@@ -110,6 +125,9 @@ def render_envelope(env: Envelope) -> bytes:
         f"ret {_enc(env.dsn_ret)}",
         f"body {env.encoding} {int(env.smtputf8)}",
     ]
+    sendopts = _sendopts(env)
+    if sendopts:
+        lines.append(f"sendopts {sendopts}")
     for r in env.recipients:
         lines.append(
             f"rcpt {r.dsn_notify.value} {_enc(r.dsn_orcpt)} {_enc(r.orig_address)} "
@@ -152,6 +170,7 @@ def parse_envelope(data: bytes) -> Envelope:
             else:
                 fields[key] = parts
         encoding, smtputf8 = fields["body"]
+        sendopts = int(fields["sendopts"][0]) if "sendopts" in fields else 0
         env = Envelope(
             queue_id=fields["id"][0],
             sender=_dec(fields["sender"][0]),
@@ -164,6 +183,8 @@ def parse_envelope(data: bytes) -> Envelope:
             encoding=encoding,
             smtputf8=smtputf8 == "1",
             message_class=MessageClass(fields["class"][0]),
+            requiretls=bool(sendopts & SENDOPTS_REQUIRETLS_ESMTP),
+            tls_required_no=bool(sendopts & SENDOPTS_REQUIRETLS_HEADER),
         )
     except (KeyError, ValueError, IndexError) as exc:
         raise ParseError(f"bad envelope: {exc}") from exc

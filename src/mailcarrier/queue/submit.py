@@ -70,6 +70,7 @@ class SubmitOptions:
     notify: Notify = Notify.NONE  # -N
     ret: str = ""  # -R
     envid: str = ""  # -V
+    requiretls: bool = False  # --requiretls (RFC 8689)
 
 
 def default_sender(myorigin: str) -> str:
@@ -309,9 +310,7 @@ def submit_stream(
     scan = ContentScan(params.main.header_size_limit)
     for line in head:
         scan.feed(line)
-    envelope = _new_envelope(
-        settings, options, queue_id, sender, recipients, scan.header_utf8, clock()
-    )
+    envelope = _new_envelope(settings, options, queue_id, sender, recipients, scan, clock())
     with spool.create(envelope) as writer:
         copier = _BodyCopier(writer.write, params.main.message_size_limit, scan)
         for line in head:
@@ -332,16 +331,17 @@ def _new_envelope(
     queue_id: str,
     sender: str,
     recipients: list[tuple[str, str]],
-    header_utf8: bool,
+    scan: ContentScan,
     now: float,
 ) -> Envelope:
     """The envelope as Postfix's cleanup records it: each recipient as qualified, with the
     address as it was given (``orig_to=``) and the DSN original recipient (ORCPT, of type
-    ``utf-8`` for a UTF-8 address when SMTPUTF8 autodetection applies), and the SMTPUTF8
-    request flag (delivery/autodetect.py)."""
+    ``utf-8`` for a UTF-8 address when SMTPUTF8 autodetection applies), the SMTPUTF8
+    request flag (delivery/autodetect.py, from the header `scan`), and RFC 8689's flags:
+    REQUIRETLS as asked, "TLS-Required: No" as the header says (Postfix's sendopts)."""
     addresses = (sender, *(address for _given, address in recipients))
     smtputf8 = smtputf8_requested(
-        settings, MailSource.SENDMAIL, addresses=addresses, header_utf8=header_utf8
+        settings, MailSource.SENDMAIL, addresses=addresses, header_utf8=scan.header_utf8
     )
     utf8_orcpt = smtputf8_autodetect(settings, MailSource.SENDMAIL)
     return Envelope(
@@ -356,6 +356,8 @@ def _new_envelope(
         dsn_ret=options.ret,
         smtputf8=smtputf8,
         message_class=MessageClass.MAIL,
+        requiretls=options.requiretls,
+        tls_required_no=scan.tls_required_no,
     )
 
 

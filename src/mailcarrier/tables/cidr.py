@@ -1,5 +1,8 @@
 """``cidr:/path`` tables (cidr_table(5)): IPv4 and IPv6 networks, first match wins.
 
+The rules may also be written in main.cf, as Postfix 3.7 allows:
+``cidr:{{0.0.0.0/0 opportunistic}, {::/0 opportunistic}}`` (one rule per braced item).
+
 Rules are ``network/prefix result`` or ``address result`` (an address may be written inside
 ``[]``), and ``if network/prefix`` / ``if !network/prefix`` ... ``endif`` blocks. A network
 with host bits set is refused with Postfix's hint ("perhaps you should use ...") and, like
@@ -10,6 +13,7 @@ match nothing. Uses `ipaddress` only.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,24 +53,27 @@ class CidrTable(Table):
     fixed = False
     pattern = True
 
-    def __init__(self, spec: str, path: Path) -> None:
+    def __init__(self, spec: str, path: Path | None, rules: Sequence[tuple[int, str]] = ()) -> None:
+        """Rules from the file at `path`, or (`path` None) the braced rules of main.cf."""
         super().__init__(spec)
         self.path = path
         self._rules: list[_Rule] = []
         depth = 0
-        for lineno, text in logical_lines(path):
+        where = str(path) if path is not None else spec
+        lineno = 0
+        for lineno, text in logical_lines(path) if path is not None else rules:
             try:
                 rule = self._parse(text)
             except ValueError as exc:
-                self.warn(f"{exc}; skipping this rule", str(path), lineno)
+                self.warn(f"{exc}; skipping this rule", where, lineno)
                 continue
             if rule.depth_change < 0 and depth == 0:
-                self.warn("ignoring ENDIF without matching IF", str(path), lineno)
+                self.warn("ignoring ENDIF without matching IF", where, lineno)
                 continue
             depth += rule.depth_change
             self._rules.append(rule)
         if depth:
-            self.warn("IF has no matching ENDIF", str(path), lineno)
+            self.warn("IF has no matching ENDIF", where, lineno)
 
     @staticmethod
     def _parse(text: str) -> _Rule:
@@ -115,4 +122,4 @@ class CidrTable(Table):
         return None
 
     def files(self) -> tuple[Path, ...]:
-        return (self.path,)
+        return (self.path,) if self.path is not None else ()

@@ -45,6 +45,7 @@ from mailcarrier.tables.spec import INDEXED, parse_spec
 from mailcarrier.tables.sqlite import NAMES as SQLITE_NAMES
 from mailcarrier.tables.sqlite import open_sqlite
 from mailcarrier.tables.tcp import open_tcp
+from mailcarrier.tables.text import split_braced, strip_group
 
 NetworkOpener = Callable[[str, OpenContext], Table]
 # kind -> (opener, the parameter names it reads: for main.cf-style names and the cache key)
@@ -99,8 +100,18 @@ def open_table(
     if kind in ("regexp", "pcre"):
         return RegexpTable(name, path, kind)
     if kind == "cidr":
+        if spec.name.startswith("{"):  # cidr:{{rule}, {rule}} in main.cf (Postfix 3.7)
+            return _braced_cidr(name, spec.name)
         return CidrTable(name, path)
     raise TableError(f'unsupported dictionary type: "{kind}"')  # pragma: no cover
+
+
+def _braced_cidr(name: str, body: str) -> CidrTable:
+    try:
+        items = split_braced(strip_group(body))
+    except ValueError as exc:
+        raise TableError(f"{name}: {exc}") from None
+    return CidrTable(name, None, [(n, strip_group(item)) for n, item in enumerate(items, 1)])
 
 
 def _fingerprint(

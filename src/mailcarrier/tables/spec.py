@@ -71,7 +71,7 @@ def spec_files(text: str, base_dir: Path | None = None) -> tuple[Path, ...]:
     if spec.kind in INDEXED:
         source = spec.path(base_dir)
         return (source, source.with_name(source.name + INDEXED[spec.kind]))
-    if spec.kind in FILE_KINDS:
+    if spec.kind in FILE_KINDS and not spec.name.startswith("{"):  # cidr:{...}: main.cf
         return (spec.path(base_dir),)
     if spec.kind == "proxy":
         return spec_files(spec.name, base_dir)

@@ -5,9 +5,9 @@ Postfix 3.11 adds a per-feature TLS policy summary to each delivery line, betwee
 
     ... delays=0.06/0.05/0.07/0.12, tls=may, dsn=2.0.0, status=sent (250 2.0.0 Ok)
 
-Each active feature (the TLS security level; Postfix also tracks REQUIRETLS, which
-mailcarrier does not implement) has a target name (the level the policy asked for), a final
-name (the level actually achieved) and a decision. The rendering follows Postfix's
+Each active feature (the TLS security level, and ``requiretls`` for a message that asked
+for REQUIRETLS: delivery/requiretls_step.py) has a target name (the level the policy asked
+for), a final name (the level actually achieved) and a decision. The rendering follows Postfix's
 global/log_adhoc.c and tls_stats.c and the examples on postfix-users (Wietse Venema,
 2025-08-24; Viktor Dukhovni, 2026-02-02):
 

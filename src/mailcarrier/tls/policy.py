@@ -15,6 +15,10 @@ that cannot answer now (`TableLookupError`) is Postfix's "policy table lookup er
 for smtp_tls_per_site, "Temporary lookup error"): a policy with `error` set, so the
 delivery is deferred with 4.7.5 or 4.3.0, never made in plaintext or with a weaker policy.
 `warnings` collects what the lookups logged, for the caller to log.
+
+`resolve_not_required()` is the policy of a message with "TLS-Required: No" (RFC 8689 4.3,
+Postfix's tls_required_enable): no table is asked, and the global level is capped at ``may``
+(``encrypt`` in wrapper mode, which never goes plaintext).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ __all__ = [
     "TlsPolicy",
     "nexthop_domain",
     "parse_policy_entry",
+    "resolve_not_required",
     "resolve_policy",
     "resolve_policy_async",
 ]
@@ -57,6 +62,10 @@ class TlsPolicy:
     source: str = "smtp_tls_security_level"
     error: str = ""
     dsn: str = "4.7.5"  # of the deferral when `error` is set
+    # RFC 8689 4.2.1 (1) by MTA-STS: the server's name matched the destination's MTA-STS
+    # policy. Nothing sets it yet: the MTA-STS resolver will, for the policies it makes
+    # (tls/requiretls.py's mx_authenticated() reads it beside the MX's DNSSEC status).
+    mx_authenticated_by_sts: bool = field(default=False, repr=False)
     # Not part of the policy (reuse keys print it): how it was found.
     warnings: tuple[str, ...] = field(default=(), repr=False, compare=False)
     # Made once (policies are frozen, and cached per configuration): its part of a
@@ -259,6 +268,15 @@ def resolve_policy(agent: AgentSettings, destination: str, server_hostname: str 
             return _site_error(agent, sites, keys)
         if site is not level:
             return _defaults(agent, site, agent.name("tls_per_site"))
+    return _defaults(agent, level, agent.name("tls_security_level"))
+
+
+def resolve_not_required(agent: AgentSettings) -> TlsPolicy:
+    """The policy of a "TLS-Required: No" message (see the module docstring)."""
+    level = _global_level(agent)
+    cap = SecurityLevel.ENCRYPT if agent.params.tls_wrappermode else SecurityLevel.MAY
+    if level.rank > cap.rank:
+        level = cap
     return _defaults(agent, level, agent.name("tls_security_level"))
 
 

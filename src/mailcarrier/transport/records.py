@@ -42,6 +42,9 @@ class Envelope:
     size: int | None = None  # sent as SIZE= when the server announced SIZE
     body: str = ""  # BODY= value when the server announced 8BITMIME
     smtputf8: bool = False
+    # RFC 8689 REQUIRETLS on MAIL FROM (the caller checked that the server announced it
+    # after STARTTLS: delivery/requiretls_step.py).
+    requiretls: bool = False
     ret: str = ""  # DSN RET= when the server announced DSN
     envid: str = ""
     # XFORWARD attributes (name, value) in Postfix's order; sent when the server announced
@@ -127,6 +130,7 @@ def mail_command(envelope: Envelope, caps: Capabilities, quote: bool) -> MailFro
         envid=envelope.envid if caps.dsn else "",
         auth=envelope.auth if caps.auth else None,
         quote=quote,
+        requiretls=envelope.requiretls,
     )
 
 

@@ -112,6 +112,11 @@ class Session:
         # and the TLS feature status for Postfix 3.11's tls= log field.
         self.tls_verified = False
         self.tls_status = ""
+        # RFC 8689: the REQUIRETLS action of the session's messages (an IntEnum value of
+        # tls/requiretls.py; 0: none) and whether the certificate matched as the TLS level
+        # required (what the "requiretls" feature of the tls= field reports).
+        self.requiretls = 0
+        self.tls_matched = False
 
     # The channel's state, as the delivery code reads it.
     @property
