@@ -2,9 +2,10 @@
 
 `TlsClient` is the per-agent TLS state that outlives requests (SSL contexts, the TLS session
 cache); `TlsJob` is its view of one destination of one request (policy lookup per server,
-SNI, the ``tls=`` log field, the servers to retry in plaintext, and the DANE decisions made
+SNI, the ``tls=`` log field, the servers to retry in plaintext, the DANE decisions made
 before connecting, `DaneDecision`, which the TLS step then applies without a second TLSA
-lookup). `TlsOutcome` is the answer of the TLS step for one server: go on in plaintext, go
+lookup, and the destination's MTA-STS policy, which sts_step.py applies through the injected
+`Refiner`). `TlsOutcome` is the answer of the TLS step for one server: go on in plaintext, go
 on over TLS, give up with a `Verdict`, or reconnect in plaintext; `deferred_outcome()`,
 `plaintext_outcome()` and `violation_feature()` build the common ones. No decision is made
 here: the TLS step is tls_step.py (its DANE part dane_step.py), the policy tables are
@@ -15,10 +16,11 @@ from __future__ import annotations
 
 import enum
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from mailcarrier.config.settings import AgentSettings
+from mailcarrier.delivery.sts_cache import CachedPolicy, StsPolicies
 from mailcarrier.delivery.trouble import Verdict
 from mailcarrier.log import LogSink
 from mailcarrier.protocol.idn import domain_to_ascii
@@ -26,7 +28,7 @@ from mailcarrier.routing.resolver import Resolver
 from mailcarrier.status import DeliveryStatus
 from mailcarrier.tls.context import ContextFactory, TlsSessionCache
 from mailcarrier.tls.dane import TlsaRecord
-from mailcarrier.tls.features import FeatureState, TlsFeature
+from mailcarrier.tls.features import FeatureState, TlsFeature, feature_field
 from mailcarrier.tls.levels import SecurityLevel
 from mailcarrier.tls.policy import (
     TlsPolicy,
@@ -39,6 +41,7 @@ from mailcarrier.transport.connection import Peer
 
 __all__ = [
     "DaneDecision",
+    "Refiner",
     "TlsClient",
     "TlsJob",
     "TlsOutcome",
@@ -47,6 +50,10 @@ __all__ = [
     "plaintext_outcome",
     "violation_feature",
 ]
+
+
+# delivery/sts_step.refine_policy(): a server's resolved policy with MTA-STS applied.
+Refiner = Callable[["TlsJob", Peer, TlsPolicy], Awaitable[TlsPolicy]]
 
 
 class TlsResult(enum.Enum):
@@ -64,13 +71,17 @@ class TlsOutcome:
     trust: Trust | None = None
     # The security-level feature of the tls= log field; None: no TLS policy was applied.
     feature: TlsFeature | None = None
+    # An MTA-STS policy in testing mode: "(sts)", or "!(sts)" when enforce would have failed.
+    sts_report: TlsFeature | None = None
 
     @property
     def retry_plaintext(self) -> bool:
         return self.result is TlsResult.RETRY_PLAINTEXT
 
     def with_feature(self, feature: TlsFeature | None) -> TlsOutcome:
-        return TlsOutcome(self.result, self.level, self.verdict, self.trust, feature)
+        return TlsOutcome(
+            self.result, self.level, self.verdict, self.trust, feature, self.sts_report
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +131,8 @@ class TlsClient:
         log: LogSink,
         resolver: Callable[[], Resolver | None],
         preactive_delay: float,
+        sts: StsPolicies | None = None,
+        refine: Refiner | None = None,
     ) -> TlsJob:
         known = self._factories.get(agent.transport)
         if known is None or known[0].agent.settings is not agent.settings:
@@ -131,7 +144,9 @@ class TlsClient:
                     cache = self._caches[agent.transport] = TlsSessionCache(timeout)
             known = self._factories[agent.transport] = (ContextFactory(agent), cache)
         factory, cache = known
-        return TlsJob(agent, destination, factory, cache, log, resolver, preactive_delay)
+        return TlsJob(
+            agent, destination, factory, cache, log, resolver, preactive_delay, sts, refine
+        )
 
 
 @dataclass(slots=True)
@@ -145,6 +160,14 @@ class TlsJob:
     log: LogSink
     resolver: Callable[[], Resolver | None]  # lazy: literal next hops never need DNS
     preactive_delay: float  # time the message waited before this delivery attempt
+    # MTA-STS (delivery/sts_step.py): the agent's policies, and the step that applies them
+    # to a server's resolved policy (injected: sts_step.py imports this module).
+    sts: StsPolicies | None = None
+    refine: Refiner | None = None
+    sts_looked_up: bool = False
+    sts_policy: CachedPolicy | None = None
+    # Servers for which an MTA-STS policy in testing mode would have failed (by relay).
+    sts_would_fail: set[str] = field(default_factory=set)
     plaintext_peers: set[str] = field(default_factory=set)
     # DANE decisions made before connecting (tls_step.prepare_tls()), by `dane_key()`.
     dane: dict[tuple[str, int, bool, bool | None, str], DaneDecision] = field(default_factory=dict)
@@ -172,9 +195,10 @@ class TlsJob:
         known = self.policies.get(key)
         if known is not None:
             return known
-        known = self.policies[key] = await resolve_policy_async(
-            self.agent, self.destination, peer.hostname
-        )
+        known = await resolve_policy_async(self.agent, self.destination, peer.hostname)
+        if self.refine is not None:
+            known = await self.refine(self, peer, known)
+        self.policies[key] = known
         if not known.error:
             for warning in known.warnings:
                 self.warning(warning)
@@ -222,6 +246,8 @@ class TlsJob:
             # No TLS policy, nothing to report: the line keeps the classic Postfix form
             # (log tools that predate 3.11 parse it unchanged).
             return ""
+        if outcome.sts_report is not None:
+            return feature_field((outcome.feature, outcome.sts_report))
         return outcome.feature.text
 
     def undecided_text(self, peer: Peer) -> str:
@@ -239,6 +265,8 @@ class TlsJob:
             level = SecurityLevel.DANE
         if level is SecurityLevel.NONE:
             return ""
+        if policy.sts_mode == "enforce":
+            return TlsFeature(policy.feature_name).text
         return TlsFeature(level.value).text
 
     def wrapper_context(self, peer: Peer) -> tuple[ssl.SSLContext, str | None] | None:
