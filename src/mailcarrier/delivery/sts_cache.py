@@ -39,6 +39,7 @@ from mailcarrier.delivery.sts_fetch import FetchSettings, StsFetchError, fetch_p
 from mailcarrier.durable import write_atomically
 from mailcarrier.log import LogSink
 from mailcarrier.routing.mtasts import discover
+from mailcarrier.routing.options import parse_inet_protocols
 from mailcarrier.routing.resolver import Resolver
 from mailcarrier.tls.sts import StsPolicy, StsPolicyError, parse_policy
 
@@ -84,6 +85,7 @@ def fetch_settings(agent: AgentSettings) -> FetchSettings:
         timeout=p.mta_sts_timeout,
         cafile=p.tls_CAfile,
         capath=p.tls_CApath,
+        families=parse_inet_protocols(agent.settings.params.inet_protocols),
     )
 
 
@@ -109,6 +111,7 @@ class StsPolicies:
         # What proactive refresh needs to ask again: the last resolver and fetch settings.
         self._context: tuple[Resolver, FetchSettings] | None = None
         self.fetches = 0  # statistics: policy fetches attempted
+        self._stored = asyncio.Event()  # a policy was cached (wakes `run_refresh`)
 
     # --- one delivery -------------------------------------------------------------------
     async def policy_for(
@@ -216,6 +219,7 @@ class StsPolicies:
 
     def _store(self, entry: CachedPolicy) -> None:
         self._known[entry.domain] = entry
+        self._stored.set()
         data = asdict(entry)
         data["mx"] = list(entry.mx)
         try:
@@ -277,17 +281,18 @@ class StsPolicies:
         return len(due)
 
     async def run_refresh(
-        self,
-        context: Callable[[], tuple[Resolver, FetchSettings] | None],
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        self, context: Callable[[], tuple[Resolver, FetchSettings] | None]
     ) -> None:
         """Refresh cached policies as they fall due, for ever (cancel the task to stop);
-        `context()` gives the resolver and fetch settings (None: no DNS, nothing to do)."""
+        `context()` gives the resolver and fetch settings (None: no DNS, nothing to do).
+        A policy cached meanwhile wakes it up, to plan its own refresh."""
         self.load_all()
         while True:
             due = self.next_refresh()
-            wait = 60.0 if due is None else min(max(due - self.wallclock(), 0.2), 3600.0)
-            await sleep(wait)
+            wait = 3600.0 if due is None else min(max(due - self.wallclock(), 0.2), 3600.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stored.wait(), wait)
+            self._stored.clear()
             found = self._context or context()
             if found is not None:
                 await self.refresh_due(*found)
