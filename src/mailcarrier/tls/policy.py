@@ -8,6 +8,10 @@ server host name; NONE, MAY, MUST_NOPEERMATCH, MUST), else ``smtp_tls_security_l
 when that is empty the obsolete ``smtp_use_tls``/``smtp_enforce_tls``/
 ``smtp_tls_enforce_peername``. An unusable table entry gives a policy with `error` set:
 the client then defers ("client TLS configuration problem"), never sends in plaintext.
+A table entry may be the answer of a Postfix 3.10+ MTA-STS policy plugin (``policy_type=sts
+policy_domain=... mx_host_pattern=... policy_failure=...``): checked as Postfix checks it,
+and with ``smtp_tls_enforce_sts_mx_patterns`` its patterns restrict the MX hosts and the
+certificate is matched against the MX host name. Our own MTA-STS is delivery/sts_step.py's.
 
 `resolve_policy_async()` is the same decision with the tables asked on the event loop
 without blocking it (pgsql:, mysql:, ... wait on their server in the table loop). A table
