@@ -103,6 +103,15 @@ async def _close_cache(manager: QueueManager, timeout: float | None = None) -> N
         await agent.close(timeout)
 
 
+def _sts_refresh(deliverer: Deliverer, *, start: bool) -> None:
+    """The in-process agent's MTA-STS refresh task (agent processes run their own)."""
+    if isinstance(deliverer, DeliveryAgent):
+        if start:
+            deliverer.start_sts_refresh()
+        else:
+            deliverer.stop_sts_refresh()
+
+
 async def run_daemon(
     manager: QueueManager,
     config: ConfigReloader,
@@ -121,15 +130,20 @@ async def run_daemon(
 
         def reload() -> Settings:
             new = config.reload()
+            _sts_refresh(manager.deliverer, start=False)
             retired.retire(manager.deliverer)
             manager.deliverer = deliverer(new)
+            _sts_refresh(manager.deliverer, start=True)
             return new
 
+        # Cached MTA-STS policies are refreshed from the start, without waiting for mail.
+        _sts_refresh(manager.deliverer, start=True)
         try:
             await serve(manager, controls, reload=reload, changed=config.changed)
         except Exception as exc:  # raised as it is below, not in the group's ExceptionGroup
             failure = exc
         finally:
+            _sts_refresh(manager.deliverer, start=False)
             await _close_cache(manager, CLOSE_GRACE)
             await retired.close(CLOSE_GRACE)
     if failure is not None:

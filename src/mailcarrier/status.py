@@ -186,19 +186,22 @@ class RecipientStatus:
         return self.delays.total
 
     def to_json(self) -> dict[str, object]:
-        """The JSON object of `deliver --json`; strings are JSON-safe (printable.py)."""
-        return json_safe(
-            {
-                "address": self.address,
-                "status": self.status.value,
-                "dsn": self.dsn,
-                "relay": self.relay,
-                "diagnostic": self.diagnostic,
-                "delay": round(self.delay, 6),
-                "delays": self.delays.as_list(),
-                "conn_use": self.conn_use,
-            }
-        )
+        """The JSON object of `deliver --json`; strings are JSON-safe (printable.py).
+        ``tls`` (the tls= log field: which TLS policy applied, e.g. ``sts``, ``dane``,
+        ``may``) is there only when a TLS policy was applied."""
+        value: dict[str, object] = {
+            "address": self.address,
+            "status": self.status.value,
+            "dsn": self.dsn,
+            "relay": self.relay,
+            "diagnostic": self.diagnostic,
+            "delay": round(self.delay, 6),
+            "delays": self.delays.as_list(),
+            "conn_use": self.conn_use,
+        }
+        if self.tls:
+            value["tls"] = self.tls
+        return json_safe(value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,9 @@
 """Defaults that depend on the machine or the user rather than on the parameter table.
 
 `dynamic_default(name, raw_lookup)` returns the computed default of ``myhostname``,
-``mydomain``, ``config_directory``, ``queue_directory``, ``process_id`` and ``process_name``,
-or None for every other parameter. Per-user XDG locations keep a non-root user away from /etc
-and /var; nothing here creates a directory.
+``mydomain``, ``config_directory``, ``queue_directory``, ``data_directory``, ``process_id``
+and ``process_name``, or None for every other parameter. Per-user XDG locations keep a
+non-root user away from /etc and /var; nothing here creates a directory.
 """
 
 from __future__ import annotations
@@ -31,6 +31,10 @@ def default_config_directory() -> Path:
 
 def default_queue_directory() -> Path:
     return _xdg("XDG_STATE_HOME", ".local/state") / "mailcarrier" / "queue"
+
+
+def default_data_directory() -> Path:
+    return _xdg("XDG_STATE_HOME", ".local/state") / "mailcarrier" / "data"
 
 
 def _myhostname(raw: Callable[[str], str | None]) -> str:
@@ -62,6 +66,8 @@ def dynamic_default(name: str, raw: Callable[[str], str | None]) -> str | None:
         return str(default_config_directory())
     if name == "queue_directory":
         return str(default_queue_directory())
+    if name == "data_directory":
+        return str(default_data_directory())
     if name == "process_id":
         return str(os.getpid())
     if name == "process_name":

@@ -2,8 +2,9 @@
 
 These are the global (not ``smtp_``) parameters of the seed manual plus the ones the queue,
 scheduler, routing and bounce code need. Defaults that depend on the machine or the user
-(``myhostname``, ``mydomain``, ``config_directory``, ``queue_directory``, ``process_*``) are
-declared empty here and computed by `defaults.py`, so a non-root user needs no /etc and no root.
+(``myhostname``, ``mydomain``, ``config_directory``, ``queue_directory``, ``data_directory``,
+``process_*``) are declared empty here and computed by `defaults.py`, so a non-root user needs
+no /etc and no root.
 Protocol parameters are in `params_smtp.py`, TLS and SASL in `params_tls.py`.
 """
 
@@ -96,6 +97,12 @@ SYSTEM: Final[list[list[Param]]] = [
         STR,
         "",
         note="empty: $XDG_STATE_HOME/mailcarrier/queue (per user, no root needed)",
+    ),
+    declare(
+        "data_directory",
+        STR,
+        "",
+        note="empty: $XDG_STATE_HOME/mailcarrier/data (per user); the MTA-STS policy cache",
     ),
     declare("daemon_timeout", T, "18000s", minimum=1),
     declare("ipc_timeout", T, "3600s", minimum=1),

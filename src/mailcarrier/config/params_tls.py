@@ -138,6 +138,41 @@ TLS_SASL: Final[list[list[Param]]] = [
         "opportunistic for $mydomain, localhost and address literals, enforce elsewhere",
     ),
     declare("smtp_tls_enable_rpk", B, "no", mirror=True),
+    declare(
+        "smtp_tls_enforce_sts_mx_patterns",
+        B,
+        "yes",
+        mirror=True,
+        note="Postfix 3.10.5: an STS plugin's answer (policy_type=sts) in smtp_tls_policy_maps"
+        " admits only MX hosts matching its mx_host_pattern and matches the certificate"
+        " against the MX host name",
+    ),
+    # --- MTA-STS (RFC 8461), native: not in Postfix (which needs a policy plugin) ---------
+    declare(
+        "smtp_mta_sts_enable",
+        B,
+        "yes",
+        mirror=True,
+        note="ours: discover and apply the MTA-STS policies (RFC 8461) of MX destinations;"
+        " an entry in smtp_tls_policy_maps and DANE take precedence",
+    ),
+    declare(
+        "smtp_mta_sts_timeout",
+        T,
+        "30s",
+        minimum=1,
+        mirror=True,
+        note="ours: time limit of one MTA-STS policy fetch (connect, TLS, request, reply)",
+    ),
+    declare(
+        "smtp_mta_sts_https_port",
+        N,
+        "443",
+        minimum=1,
+        maximum=65535,
+        mirror=True,
+        note="ours: the port of https://mta-sts.<domain>/ (RFC 8461: 443; for tests)",
+    ),
     # --- protocols and ciphers ----------------------------------------------------------
     declare(
         "smtp_tls_protocols",

@@ -38,6 +38,7 @@ class MainParams:
     config_directory: str
     connection_cache_protocol_timeout: float
     daemon_timeout: float
+    data_directory: str
     debug_peer_level: int
     debug_peer_list: tuple[str, ...]
     default_destination_concurrency_failed_cohort_limit: int
@@ -119,6 +120,9 @@ class MainParams:
     lmtp_mail_timeout: float
     lmtp_mime_header_checks: tuple[str, ...]
     lmtp_min_data_rate: int
+    lmtp_mta_sts_enable: bool
+    lmtp_mta_sts_https_port: int
+    lmtp_mta_sts_timeout: float
     lmtp_mx_address_limit: int
     lmtp_mx_session_limit: int
     lmtp_nested_header_checks: tuple[str, ...]
@@ -169,6 +173,7 @@ class MainParams:
     lmtp_tls_eckey_file: str
     lmtp_tls_enable_rpk: bool
     lmtp_tls_enforce_peername: bool
+    lmtp_tls_enforce_sts_mx_patterns: bool
     lmtp_tls_exclude_ciphers: tuple[str, ...]
     lmtp_tls_fingerprint_cert_match: tuple[str, ...]
     lmtp_tls_fingerprint_digest: str
@@ -272,6 +277,9 @@ class MainParams:
     smtp_mail_timeout: float
     smtp_mime_header_checks: tuple[str, ...]
     smtp_min_data_rate: int
+    smtp_mta_sts_enable: bool
+    smtp_mta_sts_https_port: int
+    smtp_mta_sts_timeout: float
     smtp_mx_address_limit: int
     smtp_mx_session_limit: int
     smtp_nested_header_checks: tuple[str, ...]
@@ -322,6 +330,7 @@ class MainParams:
     smtp_tls_eckey_file: str
     smtp_tls_enable_rpk: bool
     smtp_tls_enforce_peername: bool
+    smtp_tls_enforce_sts_mx_patterns: bool
     smtp_tls_exclude_ciphers: tuple[str, ...]
     smtp_tls_fingerprint_cert_match: tuple[str, ...]
     smtp_tls_fingerprint_digest: str
@@ -416,6 +425,9 @@ class ClientParams:
     mail_timeout: float
     mime_header_checks: tuple[str, ...]
     min_data_rate: int
+    mta_sts_enable: bool
+    mta_sts_https_port: int
+    mta_sts_timeout: float
     mx_address_limit: int
     mx_session_limit: int
     nested_header_checks: tuple[str, ...]
@@ -466,6 +478,7 @@ class ClientParams:
     tls_eckey_file: str
     tls_enable_rpk: bool
     tls_enforce_peername: bool
+    tls_enforce_sts_mx_patterns: bool
     tls_exclude_ciphers: tuple[str, ...]
     tls_fingerprint_cert_match: tuple[str, ...]
     tls_fingerprint_digest: str

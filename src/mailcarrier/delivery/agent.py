@@ -18,12 +18,14 @@ settings, log sink, clocks, resolver, connector and connection cache; nothing gl
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
 import random
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from mailcarrier.config.settings import Settings
 from mailcarrier.delivery.cache import ConnectionCache
@@ -37,6 +39,9 @@ from mailcarrier.delivery.reuse import SessionReuse
 from mailcarrier.delivery.servers import Destination, ServerList
 from mailcarrier.delivery.setup import Prepared, SessionSetup
 from mailcarrier.delivery.state import Attempt, DeliveryState, content_size, open_content
+from mailcarrier.delivery.sts_cache import StsPolicies, fetch_settings
+from mailcarrier.delivery.sts_fetch import FetchSettings
+from mailcarrier.delivery.sts_step import refine_policy
 from mailcarrier.delivery.tls_step import TlsClient, TlsJob, prepare_tls
 from mailcarrier.delivery.transaction import run_transaction
 from mailcarrier.delivery.transcript import TranscriptHook, TranscriptReporter
@@ -80,6 +85,8 @@ class DeliveryAgent:
         notify: TranscriptHook | None = None,
         connector: Connector | None = None,
         hand_off: bool = True,
+        sts: StsPolicies | None = None,
+        sts_refresh: bool = False,
     ) -> None:
         self.settings = settings
         self.log: LogSink = log if log is not None else NullLog()
@@ -105,6 +112,14 @@ class DeliveryAgent:
         with contextlib.suppress(MailcarrierError):
             self._profile("smtp")
         self._tls = TlsClient()
+        # MTA-STS policies (sts_cache.py): cached in data_directory, shared by the agent's
+        # deliveries; refreshed in the background by long-running agents (`sts_refresh`).
+        if sts is None and settings.params.smtp_mta_sts_enable:
+            directory = Path(settings.params.data_directory) / "mta-sts"
+            sts = StsPolicies(directory, log=self.log, wallclock=wallclock)
+        self.sts = sts
+        self._sts_refresh = sts_refresh
+        self._refresh_task: asyncio.Task[None] | None = None
         self._reuse = SessionReuse(
             cache, settings, clock=clock, log=self.log, transcripts=self._transcripts
         )
@@ -123,6 +138,8 @@ class DeliveryAgent:
         """Deliver `request`; `on_status(index, status)` runs as each recipient is marked
         (before the next one), so a queue can record it durably at once."""
         profile = self._profile(request.transport)
+        if self._sts_refresh and self._refresh_task is None:
+            self.start_sts_refresh()
         log = self.log
         # Nothing to format when the lines go nowhere (the API's default sink).
         log_lines = log_lines and type(log) is not NullLog
@@ -166,6 +183,23 @@ class DeliveryAgent:
             if opened:
                 content.close()
         return tracker.result(request.queue_id)
+
+    def start_sts_refresh(self) -> None:
+        """Refresh cached MTA-STS policies before they expire, in a task of the running
+        loop, until `stop_sts_refresh()` (long-running agents: the daemon's, Postfix's)."""
+        if self.sts is None or self._refresh_task is not None:
+            return
+        profile = self._profile("smtp")
+
+        def context() -> tuple[Resolver, FetchSettings] | None:
+            resolver = profile.finder().resolver
+            return None if resolver is None else (resolver, fetch_settings(profile.agent))
+
+        self._refresh_task = asyncio.get_running_loop().create_task(self.sts.run_refresh(context))
+
+    def stop_sts_refresh(self) -> None:
+        if self._refresh_task is not None:
+            self._refresh_task.cancel()
 
     def _profile(self, transport: str) -> TransportProfile:
         profile = self._profiles.get(transport)
@@ -239,6 +273,7 @@ class DeliveryAgent:
         log = self.log
         requiretls = job.request.requiretls
         tls_required_no = job.request.tls_required_no
+        sts = self.sts
 
         def make() -> TlsJob:
             return self._tls.job(
@@ -249,6 +284,8 @@ class DeliveryAgent:
                 preactive_delay=preactive_delay,
                 requiretls=requiretls,
                 tls_required_no=tls_required_no,
+                sts=sts,
+                refine=refine_policy if sts is not None else None,
             )
 
         return make
@@ -267,6 +304,7 @@ class DeliveryAgent:
             notify=self.notify,
             connector=self.connector,
             hand_off=False,
+            sts=self.sts,
         )
 
         async def deliver(request: DeliveryRequest) -> DeliveryResult:

@@ -2,9 +2,10 @@
 
 `TlsClient` is the per-agent TLS state that outlives requests (SSL contexts, the TLS session
 cache); `TlsJob` is its view of one destination of one request (policy lookup per server,
-SNI, the ``tls=`` log field, the servers to retry in plaintext, and the DANE decisions made
+SNI, the ``tls=`` log field, the servers to retry in plaintext, the DANE decisions made
 before connecting, `DaneDecision`, which the TLS step then applies without a second TLSA
-lookup). `TlsOutcome` is the answer of the TLS step for one server: go on in plaintext, go
+lookup, and the destination's MTA-STS policy, which sts_step.py applies through the injected
+`Refiner`). `TlsOutcome` is the answer of the TLS step for one server: go on in plaintext, go
 on over TLS, give up with a `Verdict`, or reconnect in plaintext; `deferred_outcome()`,
 `plaintext_outcome()` and `violation_feature()` build the common ones. No decision is made
 here: the TLS step is tls_step.py (its DANE part dane_step.py), the policy tables are
@@ -15,10 +16,11 @@ from __future__ import annotations
 
 import enum
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from mailcarrier.config.settings import AgentSettings
+from mailcarrier.delivery.sts_cache import CachedPolicy, StsPolicies
 from mailcarrier.delivery.trouble import Verdict
 from mailcarrier.log import LogSink
 from mailcarrier.protocol.idn import domain_to_ascii
@@ -46,6 +48,7 @@ from mailcarrier.transport.connection import Peer
 
 __all__ = [
     "DaneDecision",
+    "Refiner",
     "TlsClient",
     "TlsJob",
     "TlsOutcome",
@@ -54,6 +57,10 @@ __all__ = [
     "plaintext_outcome",
     "violation_feature",
 ]
+
+
+# delivery/sts_step.refine_policy(): a server's resolved policy with MTA-STS applied.
+Refiner = Callable[["TlsJob", Peer, TlsPolicy], Awaitable[TlsPolicy]]
 
 
 class TlsResult(enum.Enum):
@@ -76,6 +83,8 @@ class TlsOutcome:
     next_server: bool = False
     # The REQUIRETLS feature of the tls= log field (delivery/requiretls_step.py), if decided.
     requiretls_feature: TlsFeature | None = None
+    # An MTA-STS policy in testing mode: "(sts)", or "!(sts)" when enforce would have failed.
+    sts_report: TlsFeature | None = None
 
     @property
     def retry_plaintext(self) -> bool:
@@ -90,6 +99,7 @@ class TlsOutcome:
             feature,
             self.next_server,
             self.requiretls_feature,
+            self.sts_report,
         )
 
 
@@ -142,6 +152,8 @@ class TlsClient:
         preactive_delay: float,
         requiretls: bool = False,
         tls_required_no: bool = False,
+        sts: StsPolicies | None = None,
+        refine: Refiner | None = None,
     ) -> TlsJob:
         """The TLS view of one destination of one request; `requiretls` and
         `tls_required_no` are the request's RFC 8689 flags."""
@@ -157,7 +169,9 @@ class TlsClient:
         factory, cache = known
         main = agent.settings.params
         requested = requiretls and main.requiretls_enable
-        job = TlsJob(agent, destination, factory, cache, log, resolver, preactive_delay)
+        job = TlsJob(
+            agent, destination, factory, cache, log, resolver, preactive_delay, sts, refine
+        )
         job.requiretls_requested = requested
         # Postfix's STATE_TLS_NOT_REQUIRED: the header counts unless REQUIRETLS is asked.
         job.tls_not_required = tls_required_no and main.tls_required_enable and not requested
@@ -175,6 +189,14 @@ class TlsJob:
     log: LogSink
     resolver: Callable[[], Resolver | None]  # lazy: literal next hops never need DNS
     preactive_delay: float  # time the message waited before this delivery attempt
+    # MTA-STS (delivery/sts_step.py): the agent's policies, and the step that applies them
+    # to a server's resolved policy (injected: sts_step.py imports this module).
+    sts: StsPolicies | None = None
+    refine: Refiner | None = None
+    sts_looked_up: bool = False
+    sts_policy: CachedPolicy | None = None
+    # Servers for which an MTA-STS policy in testing mode would have failed (by relay).
+    sts_would_fail: set[str] = field(default_factory=set)
     plaintext_peers: set[str] = field(default_factory=set)
     # DANE decisions made before connecting (tls_step.prepare_tls()), by `dane_key()`.
     dane: dict[tuple[str, int, bool, bool | None, str], DaneDecision] = field(default_factory=dict)
@@ -225,11 +247,13 @@ class TlsJob:
         if known is not None:
             return known
         if self.tls_not_required:
+            # TLS-Required: No (RFC 8689): no policy table, and no MTA-STS either.
             known = self.policies[key] = resolve_not_required(self.agent)
             return known
-        known = self.policies[key] = await resolve_policy_async(
-            self.agent, self.destination, peer.hostname
-        )
+        known = await resolve_policy_async(self.agent, self.destination, peer.hostname)
+        if self.refine is not None:
+            known = await self.refine(self, peer, known)
+        self.policies[key] = known
         if not known.error:
             for warning in known.warnings:
                 self.warning(warning)
@@ -278,7 +302,12 @@ class TlsJob:
             # No TLS policy, nothing to report: the line keeps the classic Postfix form
             # (log tools that predate 3.11 parse it unchanged), unless REQUIRETLS was asked.
             return "" if requiretls is None else f"none/{requiretls.text}"
-        return feature_field((feature, requiretls) if requiretls else (feature,))
+        parts = [feature]
+        if outcome.sts_report is not None:
+            parts.append(outcome.sts_report)  # MTA-STS in testing mode
+        if requiretls is not None:
+            parts.append(requiretls)
+        return feature_field(tuple(parts))
 
     def undecided_text(self, peer: Peer) -> str:
         """The tls= field while a session with `peer` has not reached its TLS decision
@@ -293,7 +322,9 @@ class TlsJob:
             level = SecurityLevel.ENCRYPT
         if level is SecurityLevel.DANE_ONLY:
             level = SecurityLevel.DANE
-        undecided = TlsFeature(level.value).text
+        # Under an MTA-STS policy in enforce mode the level is named "sts" (tls=sts).
+        name = policy.feature_name if policy.sts_mode == "enforce" else level.value
+        undecided = TlsFeature(name).text
         if self.requiretls.action is not RequireTlsAction.DISABLE:
             return f"{undecided}/{TlsFeature('requiretls').text}"
         if level is SecurityLevel.NONE:

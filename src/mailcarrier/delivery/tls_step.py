@@ -47,6 +47,12 @@ from typing import TYPE_CHECKING
 
 from mailcarrier.delivery.dane_step import HALF_DANE, decide_dane
 from mailcarrier.delivery.requiretls_step import check_before_connect, tls_failure
+from mailcarrier.delivery.sts_step import (
+    ascii_host,
+    testing_feature,
+    testing_line,
+    webpki_problem,
+)
 from mailcarrier.delivery.tls_job import (
     TlsClient,
     TlsJob,
@@ -67,6 +73,7 @@ from mailcarrier.tls.levels import SecurityLevel
 from mailcarrier.tls.names import expand_matches
 from mailcarrier.tls.policy import TlsPolicy
 from mailcarrier.tls.requiretls import RequireTlsAction
+from mailcarrier.tls.sts import mx_permitted
 from mailcarrier.tls.tlslog import (
     established_line,
     offered_line,
@@ -197,6 +204,10 @@ async def prepare_tls(job: TlsJob, peer: Peer) -> TlsOutcome | None:
     policy = job.policy(peer)
     if policy.error:
         return _policy_problem(job, policy)
+    if policy.mx_patterns and not mx_permitted(policy.mx_patterns, ascii_host(peer.hostname)):
+        refused = _mx_not_permitted(job, policy, peer)
+        if refused is not None:
+            return refused
     requiretls = await check_before_connect(job, policy, peer)
     if requiretls is not None:
         return requiretls
@@ -210,6 +221,27 @@ async def prepare_tls(job: TlsJob, peer: Peer) -> TlsOutcome | None:
     return decision.failure
 
 
+def _mx_not_permitted(job: TlsJob, policy: TlsPolicy, peer: Peer) -> TlsOutcome | None:
+    """An MX host that the MTA-STS policy's mx patterns do not list (RFC 8461 4.1; Postfix
+    smtp_tls_authorize_mx_hostname()): refused under enforce (a deferral: never a bounce
+    before the policy is fetched again), logged in testing mode (None: go on)."""
+    host = ascii_host(peer.hostname)
+    domain = policy.policy_domain
+    if policy.sts_mode == "testing":
+        job.info(testing_line(policy, peer, f"MX name '{host}' does not match the mx patterns"))
+        job.sts_would_fail.add(peer.relay)
+        return None
+    job.warning(f"MX name '{host}' does not match STS MX pattern for '{domain}'")
+    if job.sts is not None and policy.sts_mode:
+        job.sts.suspect(domain)
+    return deferred_outcome(
+        policy.level,
+        "4.7.5",
+        f"MX host {host} is not allowed by the MTA-STS policy of {domain}",
+        violation_feature(policy.feature_name),
+    )
+
+
 async def negotiate_tls(
     job: TlsJob, session: Session, peer: Peer, *, soft_bounce: bool = False
 ) -> TlsOutcome:
@@ -219,6 +251,19 @@ async def negotiate_tls(
     judges the certificate: call it before `Session.start()`, so that nothing is read or
     sent over an unverified connection."""
     policy = job.policy(peer)
+    outcome = await _negotiate(job, session, peer, policy, soft_bounce)
+    if policy.sts_mode == "testing":
+        failed = peer.relay in job.sts_would_fail
+        return dataclasses.replace(outcome, sts_report=testing_feature(failed))
+    if policy.sts_mode == "enforce" and outcome.result is TlsResult.FAIL and job.sts is not None:
+        # RFC 8461 5.1: before giving up on a message, check for a new policy.
+        job.sts.suspect(policy.policy_domain)
+    return outcome
+
+
+async def _negotiate(
+    job: TlsJob, session: Session, peer: Peer, policy: TlsPolicy, soft_bounce: bool
+) -> TlsOutcome:
     if policy.error:
         return _policy_problem(job, policy)
     requiretls = await check_before_connect(job, policy, peer)
@@ -226,7 +271,7 @@ async def negotiate_tls(
         return requiretls
     action = job.requiretls.action
     level = policy.level
-    target = level.value
+    target = policy.feature_name
     if peer.relay in job.plaintext_peers:
         # The retry in plaintext after a failed handshake at "may".
         job.plaintext_peers.discard(peer.relay)
@@ -278,6 +323,7 @@ async def negotiate_tls(
                 f"TLS is required, but was not offered by host {peer.namaddr}",
                 violation_feature(target),
             )
+        _testing_failure(job, policy, peer, "STARTTLS was not offered")
         return plaintext_outcome(level, target)
     return await _starttls(job, session, peer, policy, level, tlsa, target, half, soft_bounce)
 
@@ -313,6 +359,7 @@ async def _starttls(
     try:
         refused = await session.starttls(ctx, sni)
     except TransportError as exc:
+        _testing_failure(job, policy, peer, exc.reason)
         return _handshake_failed(job, level, peer, exc).with_feature(undecided)
     if refused is not None:
         if job.requiretls.action.requires_tls:
@@ -323,8 +370,10 @@ async def _starttls(
                 "nostarttls",
             )
         if level.mandatory:
-            verdict = _refused_verdict(peer.namaddr, refused, soft_bounce)
+            # MTA-STS: a failure defers (RFC 8461 5.1: never a bounce before a fresh policy).
+            verdict = _refused_verdict(peer.namaddr, refused, soft_bounce or bool(policy.sts_mode))
             return TlsOutcome(TlsResult.FAIL, level, verdict, feature=violation_feature(target))
+        _testing_failure(job, policy, peer, f"STARTTLS refused: {refused.code} {refused.text}")
         return plaintext_outcome(level, target)  # opportunistic: go on in plaintext
     outcome = _judge(job, session, peer, policy, level, tlsa, target, half=half)
     if outcome.result is not TlsResult.TLS:
@@ -345,6 +394,13 @@ async def _starttls(
     if job.cache is not None and session.conn.ssl_object is not None:
         job.cache.store(key, session.conn.ssl_object.session)
     return outcome
+
+
+def _testing_failure(job: TlsJob, policy: TlsPolicy, peer: Peer, problem: str) -> None:
+    """MTA-STS in testing mode: log what enforce would have refused, deliver anyway."""
+    if policy.sts_mode == "testing":
+        job.info(testing_line(policy, peer, problem))
+        job.sts_would_fail.add(peer.relay)
 
 
 def _handshake_failed(
@@ -386,7 +442,22 @@ def _judge(
         return deferred_outcome(
             level, "4.7.5", "client TLS configuration problem", violation_feature(target)
         )
-    check = check_peer(_chain(session), wanted, datetime.datetime.now(datetime.UTC))
+    chain = _chain(session)
+    check = check_peer(chain, wanted, datetime.datetime.now(datetime.UTC))
+    if policy.policy_failure and level.must_match:
+        # An STS plugin's policy_failure: Postfix forces the verification to fail.
+        check = dataclasses.replace(
+            check,
+            trust=Trust.UNTRUSTED if check.trust is Trust.VERIFIED else check.trust,
+            matched=False,
+            problem=f"MTA-STS policy failure: {policy.policy_failure}",
+        )
+    if policy.sts_mode == "testing":
+        obj = session.conn.ssl_object
+        version = (obj.version() if obj is not None else "") or ""
+        problem = webpki_problem(job, policy, peer, chain, version)
+        if problem:
+            _testing_failure(job, policy, peer, problem)
     if half and check.trust is Trust.VERIFIED:
         # Postfix: "half-dane" is never "Verified", only "Trusted", but matching is enforced.
         check = dataclasses.replace(check, trust=Trust.TRUSTED)

@@ -76,7 +76,7 @@ def make_server(
     params = settings.params
     transport = options.personality
     limits = CacheLimits.from_settings(settings.for_transport(transport))
-    agent = DeliveryAgent(settings, log=log, cache=ConnectionCache(limits))
+    agent = DeliveryAgent(settings, log=log, cache=ConnectionCache(limits), sts_refresh=True)
     services = StatusServices(
         Path.cwd(),
         log,

@@ -64,7 +64,10 @@ def make_agent(
     """The queue's delivery agent, with a connection cache shared by all its deliveries;
     `notify` receives postmaster transcripts (queue/transcripts.py)."""
     limits = CacheLimits.from_settings(settings.for_transport("smtp"))
-    return DeliveryAgent(settings, log=log, cache=ConnectionCache(limits), notify=notify)
+    # Long-running: cached MTA-STS policies are refreshed without waiting for mail.
+    return DeliveryAgent(
+        settings, log=log, cache=ConnectionCache(limits), notify=notify, sts_refresh=True
+    )
 
 
 class _Outbox:
@@ -388,8 +391,10 @@ async def _agent_main(in_fd: int, out_fd: int, given: tuple[Settings, bool] | No
         outbox.send(("transcript", transcript))
 
     agent = make_agent(settings, _PipeLog(outbox), notify if transcripts else None)
+    agent.start_sts_refresh()
     async with asyncio.TaskGroup() as deliveries:  # none outlives the input
         refused = await _serve(reader, agent, outbox, deliveries)
+    agent.stop_sts_refresh()
     if refused:
         raise SystemExit(refused)
     if agent.cache is not None:

@@ -47,11 +47,12 @@ __all__ = [
     "SRVRecord",
     "SystemNativeLookup",
     "TLSARecord",
+    "TXTRecord",
     "parse_nameserver",
     "preload_dns",
 ]
 
-SUPPORTED_TYPES: Final = frozenset({"MX", "A", "AAAA", "SRV", "TLSA"})
+SUPPORTED_TYPES: Final = frozenset({"MX", "A", "AAAA", "SRV", "TLSA", "TXT"})
 
 # Postfix's var_dns_rr_list_limit: a hostile server cannot make us hold more than this.
 RECORD_LIMIT: Final = 100
@@ -100,7 +101,19 @@ class TLSARecord:
     data: bytes
 
 
-DnsRecord = MXRecord | AddressRecord | SRVRecord | TLSARecord
+@dataclass(frozen=True, slots=True)
+class TXTRecord:
+    """The character-strings of one TXT record, as sent (RFC 1035 3.3.14)."""
+
+    strings: tuple[bytes, ...]
+
+    @property
+    def text(self) -> str:
+        """The strings joined, as RFC 8461 3.1 and RFC 8460 3 read a record (ASCII)."""
+        return b"".join(self.strings).decode("ascii", "replace")
+
+
+DnsRecord = MXRecord | AddressRecord | SRVRecord | TLSARecord | TXTRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +221,8 @@ def _convert(rdata: object) -> DnsRecord | None:
             int(rdata.mtype),  # type: ignore[attr-defined]
             bytes(rdata.cert),  # type: ignore[attr-defined]
         )
+    if rdtype == dns.rdatatype.TXT:
+        return TXTRecord(tuple(bytes(s) for s in rdata.strings))  # type: ignore[attr-defined]
     return None
 
 

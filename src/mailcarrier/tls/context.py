@@ -240,14 +240,17 @@ class ContextFactory:
 
     def anchors(self, policy: TlsPolicy) -> tuple[x509.Certificate, ...]:
         """Trust anchors: the policy's tafile, else CAfile + CApath (+ system CAs when
-        tls_append_default_CA = yes)."""
+        tls_append_default_CA = yes, or for MTA-STS when neither is set)."""
         if policy.tafile:
             paths = policy.tafile
         else:
             paths = tuple(
                 p for p in (self.agent.params.tls_CAfile, self.agent.params.tls_CApath) if p
             )
-            if self.agent.settings.params.tls_append_default_CA:
+            # MTA-STS (RFC 8461 4.2) trusts WebPKI: the system's CAs unless CAfile or
+            # CApath names others.
+            webpki = bool(policy.sts_mode) and not paths
+            if self.agent.settings.params.tls_append_default_CA or webpki:
                 system = ssl.get_default_verify_paths()
                 paths += tuple(p for p in (system.cafile, system.capath) if p and os.path.exists(p))
         found = self._anchors.get(paths)

@@ -8,6 +8,10 @@ server host name; NONE, MAY, MUST_NOPEERMATCH, MUST), else ``smtp_tls_security_l
 when that is empty the obsolete ``smtp_use_tls``/``smtp_enforce_tls``/
 ``smtp_tls_enforce_peername``. An unusable table entry gives a policy with `error` set:
 the client then defers ("client TLS configuration problem"), never sends in plaintext.
+A table entry may be the answer of a Postfix 3.10+ MTA-STS policy plugin (``policy_type=sts
+policy_domain=... mx_host_pattern=... policy_failure=...``): checked as Postfix checks it,
+and with ``smtp_tls_enforce_sts_mx_patterns`` its patterns restrict the MX hosts and the
+certificate is matched against the MX host name. Our own MTA-STS is delivery/sts_step.py's.
 
 `resolve_policy_async()` is the same decision with the tables asked on the event loop
 without blocking it (pgsql:, mysql:, ... wait on their server in the table loop). A table
@@ -33,7 +37,10 @@ from mailcarrier.tables.maps import Maps, Match
 from mailcarrier.tls.levels import SecurityLevel, parse_level
 
 __all__ = [
+    "POLICY_FAILURES",
+    "POLICY_TYPES",
     "TlsPolicy",
+    "level_defaults",
     "nexthop_domain",
     "parse_policy_entry",
     "resolve_not_required",
@@ -43,6 +50,27 @@ __all__ = [
 
 _ATTRIBUTES = frozenset(
     {"match", "protocols", "ciphers", "exclude", "tafile", "servername", "connection_reuse"}
+)
+# What a Postfix 3.10+ MTA-STS policy plugin adds to its answer (smtp_tls_policy.c): one
+# instance each, except policy_string and mx_host_pattern.
+_EXTERNAL = frozenset(
+    {
+        "policy_type",
+        "policy_domain",
+        "policy_string",
+        "mx_host_pattern",
+        "policy_failure",
+        "policy_ttl",
+    }
+)
+_EXTERNAL_SINGLE = frozenset({"policy_type", "policy_domain", "policy_failure", "policy_ttl"})
+# RFC 8460 names, as Postfix's tlsrpt_wrapper.c validates them.
+POLICY_TYPES = frozenset({"sts", "no-policy-found"})
+POLICY_FAILURES = frozenset(
+    {"sts-policy-fetch-error", "sts-policy-invalid", "sts-webpki-invalid", "validation-failure"}
+)
+_HOSTNAME = re.compile(
+    r"(?=.{1,253}$)(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?"
 )
 
 
@@ -62,9 +90,19 @@ class TlsPolicy:
     source: str = "smtp_tls_security_level"
     error: str = ""
     dsn: str = "4.7.5"  # of the deferral when `error` is set
-    # RFC 8689 4.2.1 (1) by MTA-STS: the server's name matched the destination's MTA-STS
-    # policy. Nothing sets it yet: the MTA-STS resolver will, for the policies it makes
-    # (tls/requiretls.py's mx_authenticated() reads it beside the MX's DNSSEC status).
+    # MTA-STS (RFC 8461): "sts" when the policy came from one (native, or the answer of a
+    # Postfix STS policy plugin); its domain; the MX host patterns that restrict which MX
+    # hosts may be used (empty: any); the plugin's policy_failure (the certificate check
+    # then fails, as in Postfix); `sts_mode` "enforce" or "testing" for our own MTA-STS.
+    policy_type: str = ""
+    policy_domain: str = ""
+    mx_patterns: tuple[str, ...] = ()
+    policy_failure: str = ""
+    sts_mode: str = ""
+    # This server's MX host name was authenticated by an MTA-STS policy in enforce mode (it
+    # matches the policy's mx patterns): RFC 8689 (REQUIRETLS) accepts such an MX as one
+    # that "came from DNSSEC or MTA-STS" (tls/requiretls.py's mx_authenticated() reads it
+    # beside the MX's DNSSEC status). Set per server by delivery/sts_step.py.
     mx_authenticated_by_sts: bool = field(default=False, repr=False)
     # Not part of the policy (reuse keys print it): how it was found.
     warnings: tuple[str, ...] = field(default=(), repr=False, compare=False)
@@ -79,6 +117,12 @@ class TlsPolicy:
         text = "tls=none" if plaintext else f"tls={self!r}"
         object.__setattr__(self, "reuse_text", text)
         object.__setattr__(self, "pins_peer", self.level.must_trust or self.level.is_dane)
+
+    @property
+    def feature_name(self) -> str:
+        """The name of the policy in the tls= log field: the level, or "sts" when our own
+        MTA-STS policy in enforce mode applies."""
+        return "sts" if self.sts_mode == "enforce" else self.level.value
 
 
 def nexthop_domain(destination: str) -> str:
@@ -121,10 +165,34 @@ def parse_policy_entry(value: str) -> tuple[SecurityLevel | None, dict[str, list
     for word in words[1:]:
         name, eq, val = word.partition("=")
         name = name.lower()
-        if not eq or name not in _ATTRIBUTES:
+        if not eq or name not in _ATTRIBUTES | _EXTERNAL:
             return None, {}, f'invalid attribute "{word}"'
+        if name in _EXTERNAL_SINGLE and name in attrs:
+            return None, {}, f'attribute "{name}" is specified multiple times'
         attrs.setdefault(name, []).append(val)
-    return level, attrs, ""
+    return level, attrs, _external_problem(attrs)
+
+
+def _external_problem(attrs: dict[str, list[str]]) -> str:
+    """Postfix's checks of a policy plugin's attributes (smtp_tls_policy.c)."""
+    kind = attrs.get("policy_type", [""])[0]
+    if kind and kind not in POLICY_TYPES:
+        return f'attribute "policy_type" has an unexpected value: "{kind}"'
+    failure = attrs.get("policy_failure", [""])[0]
+    if failure and failure not in POLICY_FAILURES:
+        return f'attribute "policy_failure" has an unexpected value: "{failure}"'
+    domain = attrs.get("policy_domain", [""])[0]
+    if "policy_domain" in attrs and not _HOSTNAME.fullmatch(domain):
+        return f'attribute "policy_domain" has a malformed value: "{domain}"'
+    ttl = attrs.get("policy_ttl", ["0"])[0]
+    if not (ttl.isascii() and ttl.isdigit()):
+        return f'attribute "policy_ttl" has a malformed value: "{ttl}"'
+    if not kind and any(name in attrs for name in _EXTERNAL):
+        return (
+            "built-in policy has unexpected attribute policy_ttl, policy_domain, "
+            "policy_string, mx_host_pattern or policy_failure"
+        )
+    return ""
 
 
 def _policy_keys(destination: str) -> list[str]:
@@ -185,7 +253,7 @@ def _from_table(agent: AgentSettings, value: str, source: str) -> TlsPolicy:
 def _cached_from_table(settings: Settings, transport: str, value: str, source: str) -> TlsPolicy:
     agent = AgentSettings(settings, transport)
     level, attrs, error = parse_policy_entry(value)
-    if level is None:
+    if level is None or error:
         return TlsPolicy(SecurityLevel.NONE, source=source, error=error)
     policy = _defaults(agent, level, source)
     if "match" in attrs:
@@ -207,7 +275,32 @@ def _cached_from_table(settings: Settings, transport: str, value: str, source: s
         if reuse not in ("yes", "no"):
             return replace(policy, error=f'invalid connection_reuse value "{reuse}"')
         policy = replace(policy, connection_reuse=reuse == "yes")
+    return _external(agent, policy, attrs)
+
+
+def _external(agent: AgentSettings, policy: TlsPolicy, attrs: dict[str, list[str]]) -> TlsPolicy:
+    """The answer of a Postfix STS policy plugin. With smtp_tls_enforce_sts_mx_patterns
+    (Postfix 3.10.5, default yes), a verify/secure policy with MX host patterns admits only
+    MX hosts that match one, and the certificate is matched against the MX host name."""
+    kind = attrs.get("policy_type", [""])[0]
+    if not kind:
+        return policy
+    patterns = tuple(p.lower() for p in attrs.get("mx_host_pattern", ()))
+    policy = replace(
+        policy,
+        policy_type=kind,
+        policy_domain=attrs.get("policy_domain", [""])[0].lower().rstrip("."),
+        policy_failure=attrs.get("policy_failure", [""])[0],
+    )
+    enforce = agent.params.tls_enforce_sts_mx_patterns
+    if enforce and kind == "sts" and patterns and policy.level.must_trust:
+        policy = replace(policy, matches=("hostname",), mx_patterns=patterns)
     return policy
+
+
+def level_defaults(agent: AgentSettings, level: SecurityLevel, source: str) -> TlsPolicy:
+    """The policy of `level` with main.cf's settings for it (protocols, ciphers, ...)."""
+    return _defaults(agent, level, source)
 
 
 def _per_site(agent: AgentSettings, keys: list[str], level: SecurityLevel) -> SecurityLevel:

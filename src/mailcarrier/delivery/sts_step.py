@@ -1,0 +1,178 @@
+"""MTA-STS in the TLS step: which policy applies to one MX host, and what testing mode reports.
+
+`refine_policy(job, peer, base)` runs when a server's TLS policy is resolved (TlsJob.resolve,
+before connecting). Precedence, as issue 18 and RFC 8461 2 set it: an explicit
+``smtp_tls_policy_maps`` (or ``smtp_tls_per_site``) entry wins over everything, and when
+it is the answer of a Postfix STS policy plugin (``policy_type=sts``) only its MX host
+patterns are checked here; DANE wins over MTA-STS where the MX host has usable TLSA records
+(and a failing DANE check is never overridden: a ``dane-only`` deferral stays one); else
+our own MTA-STS policy of the next-hop domain (sts_cache.py) applies to servers that came
+from its MX records, over SMTP, when ``smtp_mta_sts_enable`` is on:
+
+* ``enforce``: the policy becomes mandatory TLS 1.2 or newer, a WebPKI-trusted certificate
+  matching the MX host name (SNI set to it), and only MX hosts that match the policy's
+  ``mx`` patterns (tls_step.prepare_tls() turns the others away with a deferral). Logged
+  as ``tls=sts``.
+* ``testing``: delivery goes on under the usual policy (at least ``may``: STARTTLS is
+  tried); what enforce would have refused is logged, one line per server
+  (`testing_line()`), and the tls= field gets ``(sts)``, or ``!(sts)`` after a failure.
+* ``none``, no policy, or a fetch that failed without a valid cached policy: the usual policy.
+
+The resolved policy records `mx_authenticated_by_sts` per server (RFC 8689's "MX from
+DNSSEC or MTA-STS"). `webpki_problem()` is the check testing mode makes after a handshake
+at the opportunistic level.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from typing import TYPE_CHECKING
+
+from mailcarrier.delivery.dane_step import decide_dane
+from mailcarrier.delivery.sts_cache import CachedPolicy, fetch_settings
+from mailcarrier.delivery.tls_job import TlsJob
+from mailcarrier.protocol.idn import domain_to_ascii
+from mailcarrier.tls.features import FeatureState, TlsFeature
+from mailcarrier.tls.levels import SecurityLevel
+from mailcarrier.tls.policy import TlsPolicy, level_defaults
+from mailcarrier.tls.sts import mx_permitted
+from mailcarrier.tls.verify import Expectations, check_peer
+from mailcarrier.transport.connection import Peer
+
+if TYPE_CHECKING:
+    from cryptography import x509  # loaded with the first certificate (tls_step.py)
+
+__all__ = [
+    "STS_SOURCE",
+    "ascii_host",
+    "refine_policy",
+    "testing_feature",
+    "testing_line",
+    "webpki_problem",
+]
+
+STS_SOURCE = "mta-sts"
+
+
+def ascii_host(name: str) -> str:
+    return domain_to_ascii(name) or name.lower()
+
+
+def _applicable(job: TlsJob, peer: Peer, base: TlsPolicy) -> bool:
+    agent = job.agent
+    return (
+        job.sts is not None
+        and agent.params.mta_sts_enable
+        and not agent.is_lmtp
+        and not agent.params.tls_wrappermode
+        and base.source == agent.name("tls_security_level")
+        and peer.mx_dnssec_valid is not None  # the server came from the domain's MX records
+        and not job.destination.strip().startswith("[")
+    )
+
+
+async def _lookup(job: TlsJob) -> CachedPolicy | None:
+    """The MTA-STS policy of the next-hop domain, once per destination of a request."""
+    if not job.sts_looked_up:
+        job.sts_looked_up = True
+        resolver = job.resolver()
+        if job.sts is not None and resolver is not None:
+            job.sts_policy = await job.sts.policy_for(
+                job.nexthop, resolver, fetch_settings(job.agent)
+            )
+    return job.sts_policy
+
+
+async def refine_policy(job: TlsJob, peer: Peer, base: TlsPolicy) -> TlsPolicy:
+    """The policy for `peer` with MTA-STS applied (see the module docstring)."""
+    if base.error:
+        return base
+    if base.policy_type == "sts" and base.mx_patterns:  # a policy plugin's answer
+        matched = mx_permitted(base.mx_patterns, ascii_host(peer.hostname))
+        return dataclasses.replace(base, mx_authenticated_by_sts=matched)
+    if not _applicable(job, peer, base):
+        return base
+    entry = await _lookup(job)
+    if entry is None or entry.mode == "none":
+        return base
+    level = base.level
+    if level.is_dane:
+        key = job.dane_key(peer, level)
+        decision = job.dane.get(key)
+        if decision is None:
+            decision = job.dane[key] = await decide_dane(job, level, peer)
+        if decision.failure is not None or decision.level is not SecurityLevel.MAY:
+            return base  # DANE applies (or defers): MTA-STS does not override it
+        base = level_defaults(job.agent, SecurityLevel.MAY, base.source)
+    return _compose(job, peer, base, entry)
+
+
+def _compose(job: TlsJob, peer: Peer, base: TlsPolicy, entry: CachedPolicy) -> TlsPolicy:
+    matched = mx_permitted(entry.mx, ascii_host(peer.hostname))
+    if entry.mode == "enforce":
+        strict = level_defaults(job.agent, SecurityLevel.SECURE, STS_SOURCE)
+        return dataclasses.replace(
+            strict,
+            matches=("hostname",),
+            protocols=(">=TLSv1.2",),
+            tafile=(),  # WebPKI (RFC 8461 4.2): CAs, not DANE-style trust anchors
+            servername="hostname",
+            connection_reuse=base.connection_reuse,
+            policy_type="sts",
+            policy_domain=entry.domain,
+            mx_patterns=entry.mx,
+            sts_mode="enforce",
+            mx_authenticated_by_sts=matched,
+        )
+    if base.level is SecurityLevel.NONE:
+        base = level_defaults(job.agent, SecurityLevel.MAY, base.source)
+    return dataclasses.replace(
+        base,
+        policy_type="sts",
+        policy_domain=entry.domain,
+        mx_patterns=entry.mx,
+        sts_mode="testing",
+    )
+
+
+def testing_line(policy: TlsPolicy, peer: Peer, problem: str) -> str:
+    """What testing mode logs instead of deferring (one line per server)."""
+    return (
+        f"MTA-STS policy of {policy.policy_domain} in testing mode: delivery to "
+        f"{peer.relay} would fail under enforce: {problem}"
+    )
+
+
+def testing_feature(failed: bool) -> TlsFeature:
+    """``(sts)``: the policy was checked but not enforced; ``!(sts)``: it would have failed."""
+    state = FeatureState.VIOLATION if failed else FeatureState.COMPLIANT
+    return TlsFeature("sts").decide(state, relaxed=True)
+
+
+def webpki_problem(
+    job: TlsJob,
+    policy: TlsPolicy,
+    peer: Peer,
+    chain: tuple[x509.Certificate, ...],
+    version: str,
+) -> str:
+    """What enforce would refuse in a session made at the opportunistic level: TLS older
+    than 1.2, a certificate not trusted under WebPKI or not valid for the MX host name."""
+    if version in ("TLSv1", "TLSv1.1", "SSLv3"):
+        return f"{version} is older than TLSv1.2"
+    enforced = dataclasses.replace(policy, sts_mode="enforce", tafile=())
+    try:
+        anchors = job.factory.anchors(enforced)
+    except ValueError as exc:
+        return f"cannot load CA certificates: {exc}"
+    wanted = Expectations(
+        level=SecurityLevel.SECURE,
+        names=(ascii_host(peer.hostname).rstrip("."),),
+        anchors=anchors,
+        depth=job.agent.params.tls_scert_verifydepth,
+    )
+    check = check_peer(chain, wanted, datetime.datetime.now(datetime.UTC))
+    if check.matched and check.trusted:
+        return ""
+    return f"certificate verification failed: {check.problem}"
