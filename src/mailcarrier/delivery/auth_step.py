@@ -24,7 +24,6 @@ lookup error" and a 4.3.0 deferral, never "no credentials".
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 import ssl
 from collections import OrderedDict
 from typing import Final
@@ -93,7 +92,7 @@ def auth_cache_for(settings: Settings, agent: AgentSettings) -> AuthFailureCache
         _CACHES.move_to_end(key)
         return held[1]
     cache = AuthFailureCache.open(
-        agent.params.sasl_auth_cache_name, agent.params.sasl_auth_cache_time
+        agent.params.sasl_auth_cache_name, agent.params.sasl_auth_cache_time, proxy=settings.proxy
     )
     _CACHES[key] = (settings, cache)
     while len(_CACHES) > _MAX_CACHES:
@@ -358,10 +357,18 @@ async def _login(
         return choice
     cache = auth_cache_for(settings, agent)
     try:
-        cached = cache.find(peer.hostname, creds.username, creds.password)
-    except (sqlite3.Error, ConfigError) as exc:
-        log.warning(agent.transport, f"SASL auth failure map: lookup failed: {exc}")
+        cached = await cache.find_async(peer.hostname, creds.username, creds.password)
+    except TableError as exc:
+        log.warning(agent.transport, str(exc))
+        log.warning(
+            agent.transport,
+            f"SASL auth failure map {cache.name}: lookup failed for "
+            f"{peer.hostname.lower()};{creds.username}",
+        )
         cached = None
+    finally:
+        for warning in cache.take_warnings():
+            log.warning(agent.transport, warning)
     if cached is not None:
         return _fail(
             f"SASL [CACHED] authentication failed; server {peer.hostname} said: {cached.text}",
@@ -392,7 +399,8 @@ async def _login(
     reply = outcome.reply
     assert reply is not None
     if reply.code // 100 != 2:
-        return _refused(agent, peer, reply, cache, creds, log)
+        await _remember(agent, peer, reply, cache, creds, log)
+        return _refused(agent, peer, reply)
     if options.mutual_auth and not mechanism.server_verified:
         return _fail(
             f"SASL authentication failed; cannot authenticate to server {peer.namaddr}: "
@@ -401,20 +409,31 @@ async def _login(
     return None
 
 
-def _refused(
+async def _remember(
     agent: AgentSettings,
     peer: Peer,
     reply: Reply,
     cache: AuthFailureCache,
     creds: Credentials,
     log: LogSink,
-) -> Verdict:
-    """The server refused the credentials: remember a 535 (smtp_sasl_auth_cache_name)."""
-    if reply.code == 535:
-        try:
-            cache.store(peer.hostname, creds.username, creds.password, reply.dsn, reply.text)
-        except (sqlite3.Error, ConfigError) as exc:
-            log.warning(agent.transport, f"SASL auth failure map: update failed: {exc}")
+) -> None:
+    """The server refused the credentials: remember a 535 (smtp_sasl_auth_cache_name).
+    Postfix ignores a failed update; it is logged here, as the table's own error."""
+    if reply.code != 535:
+        return
+    try:
+        await cache.store_async(
+            peer.hostname, creds.username, creds.password, reply.dsn, reply.text
+        )
+    except TableError as exc:
+        log.warning(agent.transport, f"SASL auth failure map {cache.name}: update failed: {exc}")
+    finally:
+        for warning in cache.take_warnings():
+            log.warning(agent.transport, warning)
+
+
+def _refused(agent: AgentSettings, peer: Peer, reply: Reply) -> Verdict:
+    """The verdict on refused credentials."""
     dsn = reply.dsn if reply.code // 100 in (4, 5) else "4.7.0"
     text = f"SASL authentication failed; server {peer.namaddr} said: {reply.text}"
     return _fail(text, _auth_dsn(agent, dsn))

@@ -22,7 +22,8 @@ from master.cf service names) are left out. Where mailcarrier's own default is p
 (``config_directory``, ``queue_directory``), Postfix's is used: the configuration directory,
 and the directory master(8) started the child in (master chdirs to queue_directory).
 ``proxy:type:name`` tables are asked through Postfix's proxymap(8) (postfix/proxymap.py,
-``$queue_directory/private/$proxymap_service_name``).
+``$queue_directory/private/$proxymap_service_name``; the SASL authentication failure cache
+through ``$proxywrite_service_name``).
 
 `drop_privileges()` refuses ``-c`` (chroot: a Python process cannot run in queue_directory,
 its modules, CA files and resolver configuration are outside it) with one line naming the
@@ -243,8 +244,11 @@ def load_settings(
         raw[name] = RawSetting(name, value, "-o", 0)
     # proxy:type:name tables go through Postfix's proxymap(8), as in Postfix.
     service = raw["proxymap_service_name"].value if "proxymap_service_name" in raw else "proxymap"
+    writer = (
+        raw["proxywrite_service_name"].value if "proxywrite_service_name" in raw else "proxywrite"
+    )
     queue = Path(raw["queue_directory"].value)
-    proxy = ProxymapClient(queue / "private" / service, service=service)
+    proxy = ProxymapClient(queue / "private" / service, service=service, write_service=writer)
     return Settings(raw, directory, proxy=proxy)
 
 

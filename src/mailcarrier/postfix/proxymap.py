@@ -7,6 +7,12 @@ another, in released Postfix's protocol (3.x up to 3.10):
 
     open:   request=open, table=TYPE:NAME, flags=N          -> status, flags
     lookup: request=lookup, table=TYPE:NAME, flags=N, key=K -> status, value
+    update: request=update, table=TYPE:NAME, flags=N, key=K, value=V -> status
+    delete: request=delete, table=TYPE:NAME, flags=N, key=K -> status
+
+Updates and deletes are proxywrite(8)'s: `for_writing()` is the client of the instance's
+``private/proxywrite`` service (the same program and protocol), which smtp(8) uses for its
+SASL authentication failure cache.
 
 Connections are kept and reused (one per request in flight), on the table loop
 (tables/netloop.py). A connection that fails or is closed by the server (proxymap exits
@@ -57,11 +63,33 @@ class _Stream:
 class ProxymapClient:
     """Requests to one proxymap service (`path`: ``$queue_directory/private/proxymap``)."""
 
-    def __init__(self, path: Path, *, service: str = "proxymap", timeout: float = DEFAULT_TIMEOUT):
+    def __init__(
+        self,
+        path: Path,
+        *,
+        service: str = "proxymap",
+        timeout: float = DEFAULT_TIMEOUT,
+        write_service: str = "proxywrite",
+    ):
         self.path = path
         self.service = service
         self.timeout = timeout
+        self.write_service = write_service
         self._idle: list[_Stream] = []
+        self._writer: ProxymapClient | None = None
+
+    def for_writing(self) -> ProxymapClient:
+        """The client of proxywrite, beside this service's socket (made once)."""
+        if self.service == self.write_service:
+            return self
+        if self._writer is None:
+            self._writer = ProxymapClient(
+                self.path.with_name(self.write_service),
+                service=self.write_service,
+                timeout=self.timeout,
+                write_service=self.write_service,
+            )
+        return self._writer
 
     async def _connect(self) -> _Stream:
         reader, writer = await asyncio.open_unix_connection(str(self.path))
@@ -113,3 +141,22 @@ class ProxymapClient:
             return as_int(status, "status"), flags, value.decode("utf-8", "surrogateescape")
         except AttrError as exc:
             raise TableLookupError(f"service {self.service}: {exc}") from None
+
+    async def _status(self, pairs: list[tuple[str, str | int]]) -> int:
+        reply = await self._request(pairs)
+        try:
+            (status,) = expect(reply, ["status"])
+            return as_int(status, "status")
+        except AttrError as exc:
+            raise TableLookupError(f"service {self.service}: {exc}") from None
+
+    async def update(self, table: str, flags: int, key: str, value: str) -> int:
+        return await self._status(
+            [("request", "update"), ("table", table), ("flags", flags), ("key", key),
+             ("value", value)]
+        )  # fmt: skip
+
+    async def delete(self, table: str, flags: int, key: str) -> int:
+        return await self._status(
+            [("request", "delete"), ("table", table), ("flags", flags), ("key", key)]
+        )

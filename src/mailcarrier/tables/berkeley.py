@@ -33,7 +33,7 @@ PACKAGE: Final = Package(
 # The magic numbers of the meta page (db/db_page.h), by access method.
 _MAGIC: Final = {0x061561: "hash", 0x053162: "btree"}
 # Postfix's hints for a file being built: hash table size, cache (berkeley_db_create_buffer_size).
-_HASH_NELEM: Final = 4096
+HASH_NELEM: Final = 4096
 _CREATE_CACHE: Final = 16 * 1024 * 1024
 
 
@@ -90,7 +90,7 @@ class BerkeleyTable(IndexedTable):
             self._fd: int = handle.fd()
         except db.DBError as exc:
             handle.close()
-            raise TableError(f"open database {self.index}: {_detail(exc)}") from None
+            raise TableError(f"open database {self.index}: {detail(exc)}") from None
         self._db = handle
         self._errors: type[Exception] = db.DBError
 
@@ -104,7 +104,7 @@ class BerkeleyTable(IndexedTable):
         try:
             value: bytes | None = self._db.get(key)
         except self._errors as exc:
-            raise self.reading_error(_detail(exc)) from None
+            raise self.reading_error(detail(exc)) from None
         return value
 
     def items(self) -> Iterator[tuple[bytes, bytes]]:
@@ -115,7 +115,7 @@ class BerkeleyTable(IndexedTable):
                 yield record
                 record = cursor.next()
         except self._errors as exc:
-            raise self.reading_error(_detail(exc)) from None
+            raise self.reading_error(detail(exc)) from None
         finally:
             cursor.close()
 
@@ -123,7 +123,7 @@ class BerkeleyTable(IndexedTable):
         self._db.close()
 
 
-def _detail(exc: BaseException) -> str:
+def detail(exc: BaseException) -> str:
     """libdb's message from a DBError's (errno, text) arguments."""
     args = exc.args
     if len(args) == 2 and isinstance(args[1], str):
@@ -138,13 +138,13 @@ def write(path: Path, items: Iterable[tuple[bytes, bytes]], kind: str, spec: str
     try:
         handle.set_cachesize(0, _CREATE_CACHE, 1)
         if kind == "hash":
-            handle.set_h_nelem(_HASH_NELEM)
+            handle.set_h_nelem(HASH_NELEM)
         method = db.DB_HASH if kind == "hash" else db.DB_BTREE
         handle.open(str(path), None, method, db.DB_CREATE, 0o600)
         for key, value in items:
             handle.put(key, value)
         handle.sync()
     except db.DBError as exc:
-        raise TableError(f"{spec}: error writing {path}: {_detail(exc)}") from None
+        raise TableError(f"{spec}: error writing {path}: {detail(exc)}") from None
     finally:
         handle.close()

@@ -39,7 +39,7 @@ from typing import Final
 from mailcarrier.tables.base import Table, TableError
 
 # What mailcarrier wrote to .db and .lmdb files before it wrote Postfix's formats.
-_SQLITE_MAGIC: Final = b"SQLite format 3\x00"
+SQLITE_MAGIC: Final = b"SQLite format 3\x00"
 # Postfix warns about a stale index only when the source changed longer ago than this.
 _RECENT_SECONDS: Final = 100
 _ASCII_LOWER: Final = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz")
@@ -121,7 +121,7 @@ def index_path(source: Path, suffix: str) -> Path:
 
 def check_not_legacy(index: Path, head: bytes, spec: str) -> None:
     """Refuse a file in mailcarrier's old private format with what to do about it."""
-    if head.startswith(_SQLITE_MAGIC):
+    if head.startswith(SQLITE_MAGIC):
         kind, _, source = spec.partition(":")
         raise TableError(
             f"{index}: a table in the private format of older mailcarrier versions, which "

@@ -20,7 +20,7 @@ import fcntl
 import importlib
 import os
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -57,17 +57,25 @@ def _meta(page: bytes) -> tuple[int, int, int] | None:
     return psize, last_page, txnid
 
 
-def check_meta(index: Path, head: bytes, length: int) -> None:
-    """Refuse a file that is not LMDB's, or is shorter than its newest meta page says."""
+def check_meta(
+    index: Path, head: bytes, length: int, read_at: Callable[[int, int], bytes] | None = None
+) -> None:
+    """Refuse a file that is not LMDB's, or is shorter than its newest meta page says.
+    `read_at(offset, size)` reads the second meta page (default: the file opened anew; a
+    caller holding an fcntl lock passes its own descriptor's, as closing another would
+    drop the lock)."""
     first = _meta(head)
     if first is None:
         raise TableError(f"{index}: not an LMDB file")
     psize = first[0]
     if psize < 512 or psize & (psize - 1):
         raise TableError(f"{index}: not an LMDB file (page size {psize})")
-    with open(index, "rb") as handle:
-        handle.seek(psize)
-        second = _meta(handle.read(_META_SIZE))
+    if read_at is not None:
+        second = _meta(read_at(psize, _META_SIZE))
+    else:
+        with open(index, "rb") as handle:
+            handle.seek(psize)
+            second = _meta(handle.read(_META_SIZE))
     newest = max((m for m in (first, second) if m is not None), key=lambda m: m[2])
     needed = (newest[1] + 1) * psize
     if length < needed:
