@@ -45,6 +45,8 @@ RANKS: dict[str, int] = {
     "sending": 11,
     "__init__": 12,
     "cli": 12,
+    "cli_queue": 12,
+    "cli_support": 12,
     "message_input": 12,
     "console": 12,
     "service": 12,

@@ -11,7 +11,8 @@ came from outside (error and warning lines quoting values, log lines, JSON) is m
 or JSON-safe (printable.py): no argument, file name or reply can forge a line or break a JSON
 parser. When standard output is a pipe whose reader has gone (``mailcarrier conf -d | head``)
 the command stops quietly with status 141, what a shell reports for postconf killed by
-SIGPIPE in the same place.
+SIGPIPE in the same place. The queue's commands are in cli_queue.py, what every command
+shares (the parser, -o overrides, log sinks) in cli_support.py.
 """
 
 from __future__ import annotations
@@ -20,22 +21,20 @@ import argparse
 import contextlib
 import io
 import json
-import logging
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import BinaryIO, NoReturn, TextIO, cast
 
 from mailcarrier import __version__
 from mailcarrier.aio import run_event_loop
 from mailcarrier.api import deliver
+from mailcarrier.cli_queue import QUEUE_COMMANDS, add_queue_parsers
+from mailcarrier.cli_support import PROG, Parser, load_settings, make_log, parse_overrides, say
 from mailcarrier.config.postconf import conf_main
-from mailcarrier.config.settings import Settings
-from mailcarrier.config.watch import ConfigReloader
 from mailcarrier.console import Output, StdoutClosed, discard_output
-from mailcarrier.delivery.agent import DeliveryAgent
 from mailcarrier.delivery.autodetect import ContentScan, MailSource, declare
-from mailcarrier.delivery.request import Deliverer, DeliveryRequest, Notify, Recipient
+from mailcarrier.delivery.request import DeliveryRequest, Notify, Recipient
 from mailcarrier.errors import (
     ConfigError,
     DataError,
@@ -44,30 +43,12 @@ from mailcarrier.errors import (
     TemporaryError,
     UsageError,
 )
-from mailcarrier.log import HandlerLog, LogSink
-from mailcarrier.loghandlers import LineHandler, MaillogHandler, PostfixFormatter, SyslogHandler
 from mailcarrier.message_input import read_message
 from mailcarrier.postfix.install import postfix_main
-from mailcarrier.printable import printable
-from mailcarrier.queue import (
-    QueueAdmin,
-    QueueLock,
-    QueueManager,
-    SubmitOptions,
-    format_mailq,
-    open_spool,
-    submit_stream,
-)
 from mailcarrier.queue.addresses import check_address
 from mailcarrier.queue.ids import new_queue_id
 from mailcarrier.queue.params import QueueParams
-from mailcarrier.queue.show import Parts, show_message
-from mailcarrier.queue.spool import Spool
-from mailcarrier.queue.submit import argument_recipients
-from mailcarrier.queue.transcripts import TranscriptNotifier
-from mailcarrier.queue.workers import AgentPool, make_agent
 from mailcarrier.routing.nexthop import parse_nexthop, split_destinations
-from mailcarrier.service import run_daemon, run_once
 from mailcarrier.status import (
     EX_CONFIG,
     EX_DATAERR,
@@ -78,19 +59,11 @@ from mailcarrier.status import (
 )
 from mailcarrier.tables.command import map_main
 
-PROG = "mailcarrier"
 EX_PIPE = 128 + signal.SIGPIPE  # 141: standard output went away (see the opening paragraph)
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports usage errors as one line and exit 64 (EX_USAGE)."""
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: {message}")
-
-
-def _build_parser() -> _Parser:
-    parser = _Parser(prog=PROG, description="Postfix-compatible SMTP/LMTP delivery in Python")
+def _build_parser() -> Parser:
+    parser = Parser(prog=PROG, description="Postfix-compatible SMTP/LMTP delivery in Python")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     parser.add_argument("-c", dest="config_dir", metavar="CONFIG_DIR", help="directory of main.cf")
     parser.add_argument(
@@ -101,7 +74,7 @@ def _build_parser() -> _Parser:
         default=[],
         help="override a main.cf parameter for this run",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
     d = sub.add_parser("deliver", help="deliver one message now, without the queue")
     d.add_argument("--nexthop", required=True, metavar="DEST", help="destination (see smtp(8))")
@@ -151,7 +124,7 @@ def _build_parser() -> _Parser:
     )
     for name, text in _PASSTHROUGH.items():
         sub.add_parser(name, help=text, add_help=False)
-    _add_queue_parsers(sub.add_parser)
+    add_queue_parsers(sub.add_parser)
     return parser
 
 
@@ -161,11 +134,6 @@ _PASSTHROUGH: dict[str, str] = {
     "map": "build or query a lookup table, like postmap (map --help)",
     "postfix": "install or check mailcarrier-smtp in Postfix (postfix --help)",
 }
-
-
-def _say(stderr: TextIO, text: str) -> None:
-    """One line of the command's own on stderr, made printable (it may quote a value)."""
-    stderr.write(f"{PROG}: {printable(text)}\n")
 
 
 def _split_command(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -182,76 +150,8 @@ def _split_command(argv: list[str]) -> tuple[list[str], list[str]]:
     return argv[:i], argv[i:]
 
 
-def _parse_overrides(items: Sequence[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        name = name.strip()
-        if not sep or not name:
-            raise UsageError(f'-o "{item}": expected NAME=VALUE')
-        out[name] = value.strip()
-    return out
-
-
-def _load_settings(args: argparse.Namespace, stderr: TextIO) -> Settings:
-    settings = Settings.load(args.config_dir, _parse_overrides(args.overrides))
-    for warning in settings.warnings:
-        _say(stderr, f"warning: {warning}")
-    return settings
-
-
-def _make_log(
-    settings: Settings,
-    stderr: TextIO,
-    stack: contextlib.ExitStack,
-    *,
-    daemon: bool = False,
-    errors: TextIO | None = None,
-) -> LogSink:
-    """Where log lines go (the handlers of loghandlers.py): stderr, and maillog_file when
-    set. The queue daemon (`daemon`) logs only to maillog_file when it is set, as Postfix's
-    daemons do, and writes it in blocks (once per event-loop turn) rather than once per
-    line. maillog_file is opened again when logrotate moved it; one that cannot be written
-    is reported on `errors` (default: `stderr`). The handlers are closed by `stack`."""
-    hostname = settings.params.myhostname
-    name = settings.params.syslog_name
-    maillog = settings.params.maillog_file
-    utf8 = settings.params.smtputf8_enable  # Postfix's util_utf8_enable
-    lines = PostfixFormatter(hostname, name, utf8=utf8)
-    handlers: list[logging.Handler] = [LineHandler(stderr, lines)]
-    if daemon and maillog and maillog != "/dev/stderr":
-        handlers = []
-    if daemon and not maillog and SyslogHandler.available():
-        # As Postfix's daemons: to syslog when no maillog_file is set (and to stderr, for a
-        # run in the foreground).
-        try:
-            handlers.append(SyslogHandler(name, settings.params.syslog_facility, utf8=utf8))
-        except ValueError as exc:
-            raise ConfigError(
-                f"parameter syslog_facility: {exc}",
-                parameter="syslog_facility",
-                value=settings.params.syslog_facility,
-            ) from None
-    if maillog and maillog not in ("/dev/stderr",):
-        if maillog == "/dev/stdout":
-            handlers.append(LineHandler(sys.stdout, lines, batched=daemon))
-        else:
-            try:
-                file = MaillogHandler(maillog, lines, batched=daemon, errors=errors or stderr)
-            except OSError as exc:
-                raise ConfigError(
-                    f"parameter maillog_file: cannot open {maillog}: {exc.strerror}",
-                    parameter="maillog_file",
-                    value=maillog,
-                ) from exc
-            handlers.append(file)
-    log = HandlerLog(handlers, utf8=utf8)
-    stack.callback(log.close)
-    return log
-
-
 def _cmd_deliver(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: TextIO) -> int:
-    settings = _load_settings(args, stderr)
+    settings = load_settings(args, stderr)
     if args.probe and args.file is not None:
         # As sendmail -bv: "do not collect or deliver a message".
         raise UsageError(f'-bv reads no message, but a message file was given: "{args.file}"')
@@ -291,7 +191,7 @@ def _cmd_deliver(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stde
             requiretls=args.requiretls,
             tls_required_no=declared.tls_required_no,
         )
-        log = _make_log(settings, stderr, stack)
+        log = make_log(settings, stderr, stack)
         result = run_event_loop(deliver(request, config=settings, log=log))
     if args.json:
         stdout.write(json.dumps(result.to_json()) + "\n")
@@ -327,7 +227,7 @@ def run(
             return conf_main(
                 passthrough,
                 config_dir=args.config_dir,
-                overrides=_parse_overrides(args.overrides),
+                overrides=parse_overrides(args.overrides),
                 stdout=stdout,
                 stderr=stderr,
             )
@@ -336,253 +236,35 @@ def run(
             return map_main(passthrough, stdout, stderr, keys)
         if args.command == "postfix":
             return postfix_main(passthrough, stdout, stderr)
-        if args.command in _QUEUE_COMMANDS:
-            return _QUEUE_COMMANDS[args.command](args, stdin, stdout, stderr)
+        if args.command in QUEUE_COMMANDS:
+            return QUEUE_COMMANDS[args.command](args, stdin, stdout, stderr)
         raise UsageError(f"unknown command {args.command}")
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
     except UsageError as exc:
-        _say(stderr, f"fatal: {exc}")
+        say(stderr, f"fatal: {exc}")
         return EX_USAGE
     except ConfigError as exc:
-        _say(stderr, f"fatal: {exc}")
+        say(stderr, f"fatal: {exc}")
         return EX_CONFIG
     except MessageTooBigError as exc:  # Postfix's sendmail: EX_UNAVAILABLE
-        _say(stderr, f"fatal: {exc}")
+        say(stderr, f"fatal: {exc}")
         return EX_UNAVAILABLE
     except DataError as exc:
-        _say(stderr, f"fatal: {exc}")
+        say(stderr, f"fatal: {exc}")
         return EX_DATAERR
     except TemporaryError as exc:  # try again later, as sysexits means it
-        _say(stderr, f"fatal: {exc}")
+        say(stderr, f"fatal: {exc}")
         return EX_TEMPFAIL
     except StdoutClosed:
         discard_output(real_stdout)
         return EX_PIPE
     except MailcarrierError as exc:
-        _say(stderr, f"fatal: {exc}")
+        say(stderr, f"fatal: {exc}")
         return EX_SOFTWARE
     except KeyboardInterrupt:
         stderr.write(f"{PROG}: interrupted\n")
         return 130
-
-
-# --- the queue: sendmail, run, queue ---------------------------------------------------------
-
-
-def _add_queue_parsers(add_parser: Callable[..., _Parser]) -> None:
-    """The queue commands, added with the command parser's `add_parser`."""
-    s = add_parser("sendmail", help="submit a message into the queue, like sendmail")
-    s.add_argument("-t", dest="extract", action="store_true", help="recipients from headers")
-    s.add_argument("-f", "-r", dest="sender", default=None, metavar="SENDER", help='"" for <>')
-    s.add_argument(
-        "-F", dest="full_name", default="", metavar="FULL_NAME", help="the sender's full name"
-    )
-    s.add_argument("-i", dest="ignore_dots", action="store_true", help='a lone "." is data')
-    s.add_argument(
-        "-o",
-        dest="options",
-        action="append",
-        default=[],
-        metavar="OPTION",
-        help="sendmail option (-oi: as -i; others ignored)",
-    )
-    s.add_argument(
-        "-N", dest="notify", default="", metavar="NOTIFY", help="DSN NOTIFY: NEVER or SUCCESS,..."
-    )
-    s.add_argument(
-        "-R",
-        dest="ret",
-        default="",
-        type=str.upper,
-        choices=("", "FULL", "HDRS"),
-        metavar="full|hdrs",
-        help="DSN RET: what a bounce returns of the message",
-    )
-    s.add_argument("-V", dest="envid", default="", metavar="ENVID", help="DSN envelope ID")
-    s.add_argument(
-        "-C",
-        dest="sendmail_config",
-        default=None,
-        metavar="CONFIG_DIR",
-        help="directory of main.cf (as -c)",
-    )
-    s.add_argument("-B", dest="body_type", default="", metavar="TYPE", help="ignored")
-    s.add_argument(
-        "-b",
-        dest="mode",
-        default="m",
-        choices=tuple(_SENDMAIL_MODES),
-        metavar="MODE",
-        help="m: submit (the default); p: list the queue, as mailq; d, s, v: see the README",
-    )
-    s.add_argument(
-        "-q",
-        dest="queue_run",
-        nargs="?",
-        const="",
-        default=None,
-        metavar="INTERVAL",
-        help="attempt delivery of all deferred mail now (as queue flush); no interval",
-    )
-    s.add_argument("-v", dest="verbose", action="count", default=0, help="ignored")
-    s.add_argument(
-        "--requiretls",
-        action="store_true",
-        help="REQUIRETLS (RFC 8689): kept with the queued message",
-    )
-    s.add_argument("recipients", nargs="*", metavar="RECIPIENT", help="recipient addresses")
-    r = add_parser("run", help="the scheduler: deliver queued mail (daemon, or --once)")
-    r.add_argument("--once", action="store_true", help="deliver what is deliverable now, exit")
-    q = add_parser("queue", help="list or manage queued mail, like mailq and postsuper")
-    qs = q.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
-    qs.required = True
-    lst = qs.add_parser("list", help="list queued mail like mailq")
-    lst.add_argument("--json", action="store_true", help="one JSON object per message")
-    show = qs.add_parser("show", help="one message's envelope and content, like postcat")
-    show.add_argument("queue_id", metavar="QUEUE_ID", help="the message")
-    for flag, text in (
-        ("--envelope", "the envelope records (postcat -e)"),
-        ("--headers", "the header section (postcat -h)"),
-        ("--body", "the body (postcat -b)"),
-    ):
-        show.add_argument(flag, action="store_true", help=text + "; all three by default")
-    m = add_parser("mailq", help="list queued mail, like mailq (queue list)")
-    m.add_argument("--json", action="store_true", help="one JSON object per message")
-    qs.add_parser("flush", help="attempt delivery of all deferred mail now")
-    for name in ("hold", "release", "delete", "requeue"):
-        a = qs.add_parser(name, help=f"{name} messages by queue ID, or ALL")
-        a.add_argument("ids", nargs="+", metavar="QUEUE_ID|ALL", help="queue IDs, or ALL")
-
-
-def _queue_settings(args: argparse.Namespace) -> Settings:
-    config_dir = getattr(args, "sendmail_config", None) or args.config_dir
-    return Settings.load(config_dir, _parse_overrides(args.overrides))
-
-
-# sendmail -bX: what each mode does here (Postfix's sendmail(1) modes).
-_SENDMAIL_MODES: dict[str, str] = {
-    "m": "",
-    "p": "",
-    "d": "-bd: mailcarrier has no SMTP listener; the queue daemon is `mailcarrier run`",
-    "s": "-bs: SMTP on standard input is not supported; submit with sendmail or the API",
-    "v": "-bv: verification by mail is not supported; use `mailcarrier deliver -bv`",
-}
-
-
-def _cmd_sendmail(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: TextIO) -> int:
-    refused = _SENDMAIL_MODES[args.mode]
-    if refused:
-        raise UsageError(refused)
-    if args.mode == "p":
-        args.action, args.json = "list", False
-        return _cmd_queue(args, stdin, stdout, stderr)
-    if args.queue_run is not None:
-        if args.queue_run:
-            raise UsageError(f"-q{args.queue_run}: a queue run interval: use `mailcarrier run`")
-        args.action = "flush"
-        return _cmd_queue(args, stdin, stdout, stderr)
-    if not args.recipients and not args.extract:
-        raise UsageError(
-            "Recipient addresses must be specified on the command line or via the -t option"
-        )
-    settings = _queue_settings(args)
-    ignore_dots = args.ignore_dots or "i" in args.options
-    options = SubmitOptions(
-        sender=args.sender,
-        recipients=tuple(argument_recipients(args.recipients)),
-        extract_recipients=args.extract,
-        ignore_dots=ignore_dots,
-        full_name=args.full_name,
-        notify=Notify.parse(args.notify) if args.notify else Notify.NONE,
-        ret=args.ret,
-        envid=args.envid,
-        requiretls=args.requiretls,
-    )
-    with contextlib.ExitStack() as stack:
-        # Like sendmail, say nothing on success: log only to maillog_file when it is set.
-        log = _make_log(settings, io.StringIO(), stack, errors=stderr)
-        spool = open_spool(settings, log=log)
-        submit_stream(stdin, options, settings=settings, spool=spool, log=log)
-    return 0
-
-
-def _cmd_run(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: TextIO) -> int:
-    config = ConfigReloader(args.config_dir, _parse_overrides(args.overrides))
-    settings = config.settings
-    with contextlib.ExitStack() as stack:
-        log = _make_log(settings, stderr, stack, daemon=True)
-        spool = open_spool(settings, log=log)
-        stack.enter_context(QueueLock(spool.root))
-        spool.clean_temporary()
-        manager = QueueManager(settings, spool, _queue_deliverer(settings, log, spool), log=log)
-        if isinstance(manager.deliverer, AgentPool):
-            manager.deliverer.fork()  # before the event loop and any thread exist
-        if args.once:
-            run_event_loop(run_once(manager))
-            return 0
-
-        def deliverer(new: Settings) -> Deliverer:
-            return _queue_deliverer(new, log, spool)
-
-        run_event_loop(run_daemon(manager, config, deliverer))
-    return 0
-
-
-def _queue_deliverer(settings: Settings, log: LogSink, spool: Spool) -> DeliveryAgent | AgentPool:
-    """In-process agent, or a pool of agent processes (``delivery_agent_processes``);
-    session transcripts for the postmaster are queued in `spool`."""
-    notify = TranscriptNotifier(spool, QueueParams(settings), log)
-    processes = settings.params.delivery_agent_processes
-    if processes > 1:
-        return AgentPool(settings, processes, log, notify)
-    return make_agent(settings, log, notify)
-
-
-def _cmd_queue(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: TextIO) -> int:
-    settings = _queue_settings(args)
-    with contextlib.ExitStack() as stack:
-        log = _make_log(settings, stderr, stack)
-        admin = QueueAdmin(open_spool(settings, log=log), log=log)
-        if args.action == "list":
-            if args.json:
-                for entry in admin.list_queue():
-                    stdout.write(json.dumps(entry.to_json()) + "\n")
-            else:
-                utf8 = settings.params.smtputf8_enable
-                stdout.write(format_mailq(admin.list_queue(), utf8=utf8))
-            stdout.flush()
-            return 0
-        if args.action == "flush":
-            admin.flush()
-            return 0
-        if args.action == "show":
-            chosen = Parts(args.envelope, args.headers, args.body)
-            parts = chosen if (args.envelope or args.headers or args.body) else Parts()
-            utf8 = settings.params.smtputf8_enable
-            for line in show_message(admin.spool, args.queue_id, parts, utf8=utf8):
-                stdout.write(line + "\n")
-            stdout.flush()
-            return 0
-        verbs = {"hold": "Placed on hold", "release": "Released from hold"}
-        verbs |= {"delete": "Deleted", "requeue": "Requeued"}
-        count = getattr(admin, args.action)(args.ids)
-        plural = "" if count == 1 else "s"
-        stderr.write(f"{PROG}: {verbs[args.action]}: {count} message{plural}\n")
-    return 0
-
-
-def _cmd_mailq(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: TextIO) -> int:
-    args.action = "list"
-    return _cmd_queue(args, stdin, stdout, stderr)
-
-
-_QUEUE_COMMANDS: dict[str, Callable[[argparse.Namespace, BinaryIO, TextIO, TextIO], int]] = {
-    "sendmail": _cmd_sendmail,
-    "run": _cmd_run,
-    "queue": _cmd_queue,
-    "mailq": _cmd_mailq,
-}
 
 
 def sendmail_main() -> NoReturn:

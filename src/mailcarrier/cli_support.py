@@ -1,0 +1,104 @@
+"""What every `mailcarrier` command shares: the argument parser that reports usage errors as
+one line (exit 64), ``-o NAME=VALUE`` overrides, loading the settings with their warnings,
+and where log lines go (`make_log`: stderr, maillog_file, syslog for the daemon). cli.py
+runs the commands; cli_queue.py has the queue's (sendmail, run, queue, mailq).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import sys
+from collections.abc import Sequence
+from typing import NoReturn, TextIO
+
+from mailcarrier.config.settings import Settings
+from mailcarrier.errors import ConfigError, UsageError
+from mailcarrier.log import HandlerLog, LogSink
+from mailcarrier.loghandlers import LineHandler, MaillogHandler, PostfixFormatter, SyslogHandler
+from mailcarrier.printable import printable
+
+__all__ = ["PROG", "Parser", "load_settings", "make_log", "parse_overrides", "say"]
+
+PROG = "mailcarrier"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as one line and exit 64 (EX_USAGE)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def say(stderr: TextIO, text: str) -> None:
+    """One line of the command's own on stderr, made printable (it may quote a value)."""
+    stderr.write(f"{PROG}: {printable(text)}\n")
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise UsageError(f'-o "{item}": expected NAME=VALUE')
+        out[name] = value.strip()
+    return out
+
+
+def load_settings(args: argparse.Namespace, stderr: TextIO) -> Settings:
+    settings = Settings.load(args.config_dir, parse_overrides(args.overrides))
+    for warning in settings.warnings:
+        say(stderr, f"warning: {warning}")
+    return settings
+
+
+def make_log(
+    settings: Settings,
+    stderr: TextIO,
+    stack: contextlib.ExitStack,
+    *,
+    daemon: bool = False,
+    errors: TextIO | None = None,
+) -> LogSink:
+    """Where log lines go (the handlers of loghandlers.py): stderr, and maillog_file when
+    set. The queue daemon (`daemon`) logs only to maillog_file when it is set, as Postfix's
+    daemons do, and writes it in blocks (once per event-loop turn) rather than once per
+    line. maillog_file is opened again when logrotate moved it; one that cannot be written
+    is reported on `errors` (default: `stderr`). The handlers are closed by `stack`."""
+    hostname = settings.params.myhostname
+    name = settings.params.syslog_name
+    maillog = settings.params.maillog_file
+    utf8 = settings.params.smtputf8_enable  # Postfix's util_utf8_enable
+    lines = PostfixFormatter(hostname, name, utf8=utf8)
+    handlers: list[logging.Handler] = [LineHandler(stderr, lines)]
+    if daemon and maillog and maillog != "/dev/stderr":
+        handlers = []
+    if daemon and not maillog and SyslogHandler.available():
+        # As Postfix's daemons: to syslog when no maillog_file is set (and to stderr, for a
+        # run in the foreground).
+        try:
+            handlers.append(SyslogHandler(name, settings.params.syslog_facility, utf8=utf8))
+        except ValueError as exc:
+            raise ConfigError(
+                f"parameter syslog_facility: {exc}",
+                parameter="syslog_facility",
+                value=settings.params.syslog_facility,
+            ) from None
+    if maillog and maillog not in ("/dev/stderr",):
+        if maillog == "/dev/stdout":
+            handlers.append(LineHandler(sys.stdout, lines, batched=daemon))
+        else:
+            try:
+                file = MaillogHandler(maillog, lines, batched=daemon, errors=errors or stderr)
+            except OSError as exc:
+                raise ConfigError(
+                    f"parameter maillog_file: cannot open {maillog}: {exc.strerror}",
+                    parameter="maillog_file",
+                    value=maillog,
+                ) from exc
+            handlers.append(file)
+    log = HandlerLog(handlers, utf8=utf8)
+    stack.callback(log.close)
+    return log
