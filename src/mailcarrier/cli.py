@@ -30,7 +30,15 @@ from mailcarrier import __version__
 from mailcarrier.aio import run_event_loop
 from mailcarrier.api import deliver
 from mailcarrier.cli_queue import QUEUE_COMMANDS, add_queue_parsers
-from mailcarrier.cli_support import PROG, Parser, load_settings, make_log, parse_overrides, say
+from mailcarrier.cli_support import (
+    PROG,
+    Parser,
+    add_dsn_options,
+    load_settings,
+    make_log,
+    parse_overrides,
+    say,
+)
 from mailcarrier.config.postconf import conf_main
 from mailcarrier.console import Output, StdoutClosed, discard_output
 from mailcarrier.delivery.autodetect import ContentScan, MailSource, declare
@@ -91,23 +99,7 @@ def _build_parser() -> Parser:
         help="a recipient (repeat for more)",
     )
     d.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
-    d.add_argument(
-        "-N",
-        dest="notify",
-        default="",
-        metavar="NOTIFY",
-        help="DSN NOTIFY: NEVER or SUCCESS,FAILURE,DELAY",
-    )
-    d.add_argument(
-        "-R",
-        dest="ret",
-        default="",
-        type=str.upper,
-        choices=("", "FULL", "HDRS"),
-        metavar="full|hdrs",
-        help="DSN RET: what a bounce returns of the message",
-    )
-    d.add_argument("-V", dest="envid", default="", metavar="ENVID", help="DSN envelope ID")
+    add_dsn_options(d)
     d.add_argument(
         "-bv",
         dest="probe",

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import BinaryIO, TextIO
 
 from mailcarrier.aio import run_event_loop
-from mailcarrier.cli_support import PROG, Parser, make_log, parse_overrides
+from mailcarrier.cli_support import PROG, Parser, add_dsn_options, make_log, parse_overrides
 from mailcarrier.config.settings import Settings
 from mailcarrier.config.watch import ConfigReloader
 from mailcarrier.delivery.agent import DeliveryAgent
@@ -58,19 +58,7 @@ def add_queue_parsers(add_parser: Callable[..., Parser]) -> None:
         metavar="OPTION",
         help="sendmail option (-oi: as -i; others ignored)",
     )
-    s.add_argument(
-        "-N", dest="notify", default="", metavar="NOTIFY", help="DSN NOTIFY: NEVER or SUCCESS,..."
-    )
-    s.add_argument(
-        "-R",
-        dest="ret",
-        default="",
-        type=str.upper,
-        choices=("", "FULL", "HDRS"),
-        metavar="full|hdrs",
-        help="DSN RET: what a bounce returns of the message",
-    )
-    s.add_argument("-V", dest="envid", default="", metavar="ENVID", help="DSN envelope ID")
+    add_dsn_options(s)
     s.add_argument(
         "-C",
         dest="sendmail_config",

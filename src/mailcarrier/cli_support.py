@@ -19,7 +19,15 @@ from mailcarrier.log import HandlerLog, LogSink
 from mailcarrier.loghandlers import LineHandler, MaillogHandler, PostfixFormatter, SyslogHandler
 from mailcarrier.printable import printable
 
-__all__ = ["PROG", "Parser", "load_settings", "make_log", "parse_overrides", "say"]
+__all__ = [
+    "PROG",
+    "Parser",
+    "add_dsn_options",
+    "load_settings",
+    "make_log",
+    "parse_overrides",
+    "say",
+]
 
 PROG = "mailcarrier"
 
@@ -102,3 +110,24 @@ def make_log(
     log = HandlerLog(handlers, utf8=utf8)
     stack.callback(log.close)
     return log
+
+
+def add_dsn_options(parser: argparse.ArgumentParser) -> None:
+    """-N, -R and -V as sendmail(1) has them (RFC 3461 NOTIFY, RET and ENVID)."""
+    parser.add_argument(
+        "-N",
+        dest="notify",
+        default="",
+        metavar="NOTIFY",
+        help="DSN NOTIFY: NEVER or SUCCESS,FAILURE,DELAY",
+    )
+    parser.add_argument(
+        "-R",
+        dest="ret",
+        default="",
+        type=str.upper,
+        choices=("", "FULL", "HDRS"),
+        metavar="full|hdrs",
+        help="DSN RET: what a bounce returns of the message",
+    )
+    parser.add_argument("-V", dest="envid", default="", metavar="ENVID", help="DSN envelope ID")
