@@ -18,6 +18,7 @@ pay for the API's queue, spool and notice modules it never calls.
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -64,6 +65,10 @@ _HOMES: dict[str, tuple[str, ...]] = {
     ),
     "mailcarrier.status": ("DeliveryResult", "DeliveryStatus", "RecipientStatus"),
 }
+# The API logs its Postfix lines on this logger (log.py's LoggerLog): a library adds no
+# handler of its own, so an application without logging configured prints nothing.
+logging.getLogger("mailcarrier").addHandler(logging.NullHandler())
+
 _HOME_OF: dict[str, str] = {name: module for module, names in _HOMES.items() for name in names}
 
 __all__ = [

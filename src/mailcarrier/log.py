@@ -12,8 +12,9 @@ util/msg_logger.c makes it. `severity_prefix()` is Postfix's ``warning: ``, ``er
 `info(process, text)` and `warning(process, text)` (`LogSink`); which sink is used is
 decided by cli.py (and postfix/maillog.py for Postfix-native mode), nobody else.
 `HandlerLog` is the sink in front of stdlib `logging` handlers: those that write lines
-somewhere (stderr, maillog_file, syslog, postlogd) are in loghandlers.py. `MemoryLog`
-keeps lines for tests and the API's callers; `NullLog` drops them.
+somewhere (stderr, maillog_file, syslog, postlogd) are in loghandlers.py. `LoggerLog` makes
+each line a record on the application's ``mailcarrier`` logger (the API's default).
+`MemoryLog` keeps lines for tests and the API's callers; `NullLog` drops them.
 
 Text given to a sink may hold anything a peer or a user sent (reply text, addresses, host
 names, file names): the sinks here pass every line through `printable()` (printable.py)
@@ -38,6 +39,7 @@ __all__ = [
     "LineWriter",
     "LogLine",
     "LogSink",
+    "LoggerLog",
     "MemoryLog",
     "NullLog",
     "PrintableLog",
@@ -327,6 +329,38 @@ class HandlerLog:
             handler.close()
 
 
+class LoggerLog:
+    """A sink onto the application's stdlib `logging`: each line is a record on the
+    ``mailcarrier.<process>`` logger (``mailcarrier.smtp``, ``mailcarrier.qmgr``, ...),
+    INFO or WARNING, its message the line's text as Postfix logs it (printable), with the
+    process name in ``record.postfix_process``. The API's default sink: an application's
+    handlers receive the delivery lines; without any, nothing is printed (the package's
+    logger has a NullHandler)."""
+
+    def __init__(self, logger: logging.Logger | None = None, *, utf8: bool = True) -> None:
+        self.logger = logger if logger is not None else logging.getLogger("mailcarrier")
+        self.utf8 = utf8
+        self._children: dict[str, logging.Logger] = {}
+
+    def _child(self, process: str) -> logging.Logger:
+        child = self._children.get(process)
+        if child is None:
+            child = self._children[process] = self.logger.getChild(process)
+        return child
+
+    def _emit(self, level: int, process: str, text: str) -> None:
+        logger = self._child(printable(process))
+        if logger.isEnabledFor(level):
+            extra = {"postfix_process": printable(process)}
+            logger.log(level, "%s", printable(text, utf8=self.utf8), extra=extra)
+
+    def info(self, process: str, text: str) -> None:
+        self._emit(logging.INFO, process, text)
+
+    def warning(self, process: str, text: str) -> None:
+        self._emit(logging.WARNING, process, text)
+
+
 class PrintableLog:
     """Wraps a sink that does not make its text printable itself (someone else's)."""
 
@@ -341,11 +375,14 @@ class PrintableLog:
         self.sink.warning(printable(process), printable(text, utf8=self.utf8))
 
 
-_PRINTABLE_SINKS: tuple[type, ...] = (NullLog, MemoryLog, HandlerLog, PrintableLog)
+_PRINTABLE_SINKS: tuple[type, ...] = (NullLog, MemoryLog, HandlerLog, PrintableLog, LoggerLog)
 
 
-def printable_sink(sink: LogSink | None, *, utf8: bool = True) -> LogSink | None:
-    """`sink` as it is when it is one of ours (they make text printable), else wrapped."""
-    if sink is None or type(sink) in _PRINTABLE_SINKS:
+def printable_sink(sink: LogSink | None, *, utf8: bool = True) -> LogSink:
+    """`sink` as it is when it is one of ours (they make text printable), else wrapped;
+    None: the application's `logging` (`LoggerLog`)."""
+    if sink is None:
+        return LoggerLog(utf8=utf8)
+    if type(sink) in _PRINTABLE_SINKS:
         return sink
     return PrintableLog(sink, utf8=utf8)
