@@ -47,6 +47,7 @@ RANKS: dict[str, int] = {
     "cli": 12,
     "cli_queue": 12,
     "cli_support": 12,
+    "contrib": 12,
     "message_input": 12,
     "console": 12,
     "service": 12,

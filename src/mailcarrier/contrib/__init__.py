@@ -1,0 +1,2 @@
+"""Integrations with other frameworks: `mailcarrier.contrib.django` (an email backend).
+Each imports its framework only when it is used."""
