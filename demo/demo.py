@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -80,10 +81,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def run_cmd(title: str, args: list[str], stdin: bytes | None = None) -> None:
+def run_cmd(
+    title: str, args: list[str], stdin: bytes | None = None, stdin_file: Path | None = None
+) -> None:
+    """Run a command and show it as it can be pasted into a shell (quoted, with the real
+    file names) while the demo's servers run."""
     print(f"\n=== {title}")
     cmd = [MAILCARRIER, *args]
-    print("$ " + " ".join(cmd) + (" < message.eml" if stdin is not None else ""))
+    redirect = f" < {shlex.quote(str(stdin_file))}" if stdin_file is not None else ""
+    print("$ " + shlex.join(cmd) + redirect)
+    if stdin_file is not None:
+        stdin = stdin_file.read_bytes()
     proc = subprocess.run(cmd, input=stdin, capture_output=True, timeout=120, check=False)
     out, err = proc.stdout.decode(), proc.stderr.decode()
     if err:
@@ -126,7 +134,7 @@ def main() -> int:
                 "Queue a message: alice and bob will be accepted, nobody rejected",
                 [*queue, "sendmail", "-f", "sender@example.org",
                  "alice@example.net", "bob@example.net", "nobody@example.net"],
-                MESSAGE,
+                stdin_file=message,
             )  # fmt: skip
             run_cmd("The queue, like mailq", [*queue, "queue", "list"])
             run_cmd(
