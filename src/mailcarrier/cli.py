@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import io
 import json
 import logging
@@ -64,6 +65,7 @@ from mailcarrier.queue.params import QueueParams
 from mailcarrier.queue.show import Parts, show_message
 from mailcarrier.queue.spool import Spool
 from mailcarrier.queue.submit import argument_recipients
+from mailcarrier.queue.tlsrpt import day_reports, format_reports, yesterday
 from mailcarrier.queue.transcripts import TranscriptNotifier
 from mailcarrier.queue.workers import AgentPool, make_agent
 from mailcarrier.routing.nexthop import parse_nexthop, split_destinations
@@ -152,6 +154,7 @@ def _build_parser() -> _Parser:
     for name, text in _PASSTHROUGH.items():
         sub.add_parser(name, help=text, add_help=False)
     _add_queue_parsers(sub.add_parser)
+    _add_tlsrpt_parser(sub.add_parser)
     return parser
 
 
@@ -336,6 +339,8 @@ def run(
             return map_main(passthrough, stdout, stderr, keys)
         if args.command == "postfix":
             return postfix_main(passthrough, stdout, stderr)
+        if args.command == "tlsrpt":
+            return _cmd_tlsrpt(args, stdout)
         if args.command in _QUEUE_COMMANDS:
             return _QUEUE_COMMANDS[args.command](args, stdin, stdout, stderr)
         raise UsageError(f"unknown command {args.command}")
@@ -583,6 +588,31 @@ _QUEUE_COMMANDS: dict[str, Callable[[argparse.Namespace, BinaryIO, TextIO, TextI
     "queue": _cmd_queue,
     "mailq": _cmd_mailq,
 }
+
+
+# --- TLSRPT (RFC 8460): tlsrpt show -----------------------------------------------------------
+def _add_tlsrpt_parser(add_parser: Callable[..., _Parser]) -> None:
+    t = add_parser("tlsrpt", help="TLS reports (RFC 8460): show what would be sent")
+    ts = t.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    ts.required = True
+    show = ts.add_parser("show", help="the reports of one day, per policy domain")
+    show.add_argument("--date", metavar="YYYY-MM-DD", help="the UTC day (default: yesterday)")
+    show.add_argument("--json", action="store_true", help="one JSON object per domain")
+
+
+def _cmd_tlsrpt(args: argparse.Namespace, stdout: TextIO) -> int:
+    day = args.date or yesterday()
+    try:
+        datetime.date.fromisoformat(day)
+    except ValueError:
+        raise UsageError(f"bad --date {day!r}: expected YYYY-MM-DD") from None
+    reports = run_event_loop(day_reports(_queue_settings(args), day))
+    if args.json:
+        stdout.writelines(json.dumps(r.to_json(), ensure_ascii=False) + "\n" for r in reports)
+    else:
+        stdout.writelines(line + "\n" for line in format_reports(reports))
+    stdout.flush()
+    return 0
 
 
 def sendmail_main() -> NoReturn:
