@@ -66,6 +66,7 @@ from mailcarrier.queue.show import Parts, show_message
 from mailcarrier.queue.spool import Spool
 from mailcarrier.queue.submit import argument_recipients
 from mailcarrier.queue.tlsrpt import day_reports, format_reports, yesterday
+from mailcarrier.queue.tlsrpt_send import with_daily_reports
 from mailcarrier.queue.transcripts import TranscriptNotifier
 from mailcarrier.queue.workers import AgentPool, make_agent
 from mailcarrier.routing.nexthop import parse_nexthop, split_destinations
@@ -530,7 +531,9 @@ def _cmd_run(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: 
         def deliverer(new: Settings) -> Deliverer:
             return _queue_deliverer(new, log, spool)
 
-        run_event_loop(run_daemon(manager, config, deliverer))
+        # TLSRPT (RFC 8460): yesterday's reports, once a day (queue/tlsrpt_send.py).
+        daemon = run_daemon(manager, config, deliverer)
+        run_event_loop(with_daily_reports(daemon, lambda: config.settings, spool, log))
     return 0
 
 
