@@ -6,6 +6,7 @@ when ``smtp_tlsrpt_enable = no``.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,8 +27,10 @@ from tests.support.tls import (
     StartServer,
     Zone,
     add_mx,
+    add_tlsa,
     context_from_pem,
     mint_expired_leaf,
+    spki_sha256,
     tls_settings,
 )
 from tests.support.tls_server import ScriptedTlsServer, TlsServerScript
@@ -180,3 +183,77 @@ async def test_nothing_is_written_when_disabled(
     good = tls_server(TlsServerScript(pki.server_context(pki.leaf(MX))))
     assert await send(good, config) is DeliveryStatus.SENT
     assert not (tmp_path / "data" / "tlsrpt.sqlite").exists()
+
+
+async def test_dane_is_counted_as_tlsa_with_its_records(
+    pki: Pki, dns_zone: Zone, policy_server: PolicyServer, tls_server: StartServer, tmp_path: Path
+) -> None:
+    domain, host = "dane.signed.test", "mx.dane.signed.test"
+    leaf = pki.leaf(host)
+    server = tls_server(TlsServerScript(pki.server_context(leaf)))
+    add_mx(dns_zone[1], domain, host)
+    good = f"3 1 1 {spki_sha256(leaf)}"
+    owner = add_tlsa(dns_zone[1], host, server.port, good)
+    data = tmp_path / "data"
+    config = settings(
+        pki,
+        dns_zone,
+        policy_server,
+        data,
+        smtp_tls_security_level="dane",
+        smtp_dns_support_level="dnssec",
+    )
+    request = request_to(
+        f"{domain}:{server.port}",
+        b"Subject: s\n\nx\n",
+        sender="s@example.org",
+        recipients=[f"u@{domain}"],
+    )
+    result = await mailcarrier.deliver(request, config=config, log=MemoryLog())
+    assert result.recipients[0].status is DeliveryStatus.SENT
+    with dns_zone[1].lock:
+        dns_zone[1].records = [r for r in dns_zone[1].records if str(r.rname) != owner]
+    bad = "3 1 1 " + "00" * 32
+    add_tlsa(dns_zone[1], host, server.port, bad)
+    result = await mailcarrier.deliver(request, config=config, log=MemoryLog())
+    assert result.recipients[0].status is DeliveryStatus.DEFERRED
+    assert TlsrptStore(data).rows(today()) == [
+        (
+            Attempt(
+                today(),
+                domain,
+                "tlsa",
+                (bad,),
+                (),
+                "validation-failure",
+                "127.0.0.1",
+                host,
+                "127.0.0.1",
+            ),
+            1,
+        ),
+        (Attempt(today(), domain, "tlsa", (good,)), 1),
+    ]
+
+
+async def test_testing_mode_counts_what_enforce_would_refuse(
+    pki: Pki, dns_zone: Zone, policy_server: PolicyServer, tls_server: StartServer, tmp_path: Path
+) -> None:
+    add_mx(dns_zone[1], DOMAIN, MX)
+    add_policy_host(dns_zone[1], DOMAIN)
+    policy_server.answers[f"mta-sts.{DOMAIN}"] = PolicyAnswer(policy_text("testing", MX))
+    wrong = tls_server(TlsServerScript(pki.server_context(pki.leaf("mx.elsewhere.test"))))
+    good = tls_server(TlsServerScript(pki.server_context(pki.leaf(MX))))
+    config = settings(pki, dns_zone, policy_server, tmp_path / "data")
+    assert await send(wrong, config) is DeliveryStatus.SENT  # testing: delivered anyway
+    assert await send(good, config) is DeliveryStatus.SENT
+    lines = ("version: STSv1", "mode: testing", f"mx: {MX}", "max_age: 86400")
+    success = Attempt(today(), DOMAIN, "sts", lines, (MX,))
+    failure = dataclasses.replace(
+        success,
+        result_type="certificate-host-mismatch",
+        sending_ip="127.0.0.1",
+        receiving_mx=MX,
+        receiving_ip="127.0.0.1",
+    )
+    assert TlsrptStore(tmp_path / "data").rows(today()) == [(success, 1), (failure, 1)]
