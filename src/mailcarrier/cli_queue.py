@@ -1,6 +1,7 @@
 """The queue's commands of `mailcarrier`: ``sendmail`` (Postfix's sendmail(1): submit, -bp,
 -q), ``run`` (the scheduler, daemon or --once), ``queue`` (list, show, flush, hold, release,
-delete, requeue: mailq, postcat and postsuper) and ``mailq``. `add_queue_parsers` adds them
+delete, requeue: mailq, postcat and postsuper), ``mailq`` and ``tlsrpt show`` (the TLS
+reports of RFC 8460 as ``run`` would send them). `add_queue_parsers` adds them
 to cli.py's parser; `QUEUE_COMMANDS` runs them. Shared helpers are in cli_support.py.
 """
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import io
 import json
 from collections.abc import Callable
@@ -34,6 +36,8 @@ from mailcarrier.queue.params import QueueParams
 from mailcarrier.queue.show import Parts, show_message
 from mailcarrier.queue.spool import Spool
 from mailcarrier.queue.submit import argument_recipients
+from mailcarrier.queue.tlsrpt import day_reports, format_reports, yesterday
+from mailcarrier.queue.tlsrpt_send import with_daily_reports
 from mailcarrier.queue.transcripts import TranscriptNotifier
 from mailcarrier.queue.workers import AgentPool, make_agent
 from mailcarrier.service import run_daemon, run_once
@@ -108,6 +112,12 @@ def add_queue_parsers(add_parser: Callable[..., Parser]) -> None:
         show.add_argument(flag, action="store_true", help=text + "; all three by default")
     m = add_parser("mailq", help="list queued mail, like mailq (queue list)")
     m.add_argument("--json", action="store_true", help="one JSON object per message")
+    t = add_parser("tlsrpt", help="TLS reports (RFC 8460): show what would be sent")
+    ts = t.add_subparsers(dest="action", metavar="ACTION", parser_class=Parser)
+    ts.required = True
+    tshow = ts.add_parser("show", help="the reports of one day, per policy domain")
+    tshow.add_argument("--date", metavar="YYYY-MM-DD", help="the UTC day (default: yesterday)")
+    tshow.add_argument("--json", action="store_true", help="one JSON object per domain")
     qs.add_parser("flush", help="attempt delivery of all deferred mail now")
     for name in ("hold", "release", "delete", "requeue"):
         a = qs.add_parser(name, help=f"{name} messages by queue ID, or ALL")
@@ -184,7 +194,9 @@ def _cmd_run(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: 
         def deliverer(new: Settings) -> Deliverer:
             return _queue_deliverer(new, log, spool)
 
-        run_event_loop(run_daemon(manager, config, deliverer))
+        # TLSRPT (RFC 8460): yesterday's reports, once a day (queue/tlsrpt_send.py).
+        daemon = run_daemon(manager, config, deliverer)
+        run_event_loop(with_daily_reports(daemon, lambda: config.settings, spool, log))
     return 0
 
 
@@ -236,9 +248,26 @@ def _cmd_mailq(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr
     return _cmd_queue(args, stdin, stdout, stderr)
 
 
+def _cmd_tlsrpt(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: TextIO) -> int:
+    """``tlsrpt show``: the reports of a day (queue/tlsrpt.py), as they would be sent."""
+    day = args.date or yesterday()
+    try:
+        datetime.date.fromisoformat(day)
+    except ValueError:
+        raise UsageError(f"bad --date {day!r}: expected YYYY-MM-DD") from None
+    reports = run_event_loop(day_reports(_queue_settings(args), day))
+    if args.json:
+        stdout.writelines(json.dumps(r.to_json(), ensure_ascii=False) + "\n" for r in reports)
+    else:
+        stdout.writelines(line + "\n" for line in format_reports(reports))
+    stdout.flush()
+    return 0
+
+
 QUEUE_COMMANDS: dict[str, Callable[[argparse.Namespace, BinaryIO, TextIO, TextIO], int]] = {
     "sendmail": _cmd_sendmail,
     "run": _cmd_run,
     "queue": _cmd_queue,
     "mailq": _cmd_mailq,
+    "tlsrpt": _cmd_tlsrpt,
 }

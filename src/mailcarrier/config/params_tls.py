@@ -173,6 +173,46 @@ TLS_SASL: Final[list[list[Param]]] = [
         mirror=True,
         note="ours: the port of https://mta-sts.<domain>/ (RFC 8461: 443; for tests)",
     ),
+    # --- TLSRPT (RFC 8460): Postfix 3.10 names where it has them ------------------------
+    declare(
+        "smtp_tlsrpt_enable",
+        B,
+        "no",
+        mirror=True,
+        note="Postfix 3.10: count every TLS attempt per policy domain and day for RFC 8460 "
+        "reports (kept in $data_directory/tlsrpt.sqlite, sent by `mailcarrier run`); "
+        "Postfix hands them to an external tlsrpt daemon instead",
+    ),
+    declare(
+        "tlsrpt_organization_name",
+        STR,
+        "$myhostname",
+        note="ours: organization-name of the TLSRPT reports sent (RFC 8460 section 4.4)",
+    ),
+    declare(
+        "tlsrpt_contact_info",
+        STR,
+        "postmaster@$mydomain",
+        note="ours: contact-info of the TLSRPT reports, and the sender of those sent by mail",
+    ),
+    declare(
+        "tlsrpt_dkim_domain",
+        STR,
+        "$mydomain",
+        note="ours: the d= of the DKIM signature of TLSRPT reports sent by mail (RFC 8460 3)",
+    ),
+    declare(
+        "tlsrpt_dkim_selector",
+        STR,
+        "",
+        note="ours: the s= of that DKIM signature; empty: reports are not sent by mail",
+    ),
+    declare(
+        "tlsrpt_dkim_private_key_file",
+        STR,
+        "",
+        note="ours: the PEM private key (RSA or Ed25519) of that DKIM signature",
+    ),
     # --- protocols and ciphers ----------------------------------------------------------
     declare(
         "smtp_tls_protocols",

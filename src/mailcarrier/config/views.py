@@ -196,6 +196,7 @@ class MainParams:
     lmtp_tls_trust_anchor_file: tuple[str, ...]
     lmtp_tls_verify_cert_match: tuple[str, ...]
     lmtp_tls_wrappermode: bool
+    lmtp_tlsrpt_enable: bool
     lmtp_use_chunking: bool
     lmtp_use_tls: bool
     lmtp_xforward_timeout: float
@@ -353,6 +354,7 @@ class MainParams:
     smtp_tls_trust_anchor_file: tuple[str, ...]
     smtp_tls_verify_cert_match: tuple[str, ...]
     smtp_tls_wrappermode: bool
+    smtp_tlsrpt_enable: bool
     smtp_use_chunking: bool
     smtp_use_tls: bool
     smtp_xforward_timeout: float
@@ -376,6 +378,11 @@ class MainParams:
     tls_preempt_cipherlist: bool
     tls_required_enable: bool
     tls_ssl_options: tuple[str, ...]
+    tlsrpt_contact_info: str
+    tlsrpt_dkim_domain: str
+    tlsrpt_dkim_private_key_file: str
+    tlsrpt_dkim_selector: str
+    tlsrpt_organization_name: str
     trace_service_name: str
     transport_maps: tuple[str, ...]
     use_srv_lookup: tuple[str, ...]
@@ -501,6 +508,7 @@ class ClientParams:
     tls_trust_anchor_file: tuple[str, ...]
     tls_verify_cert_match: tuple[str, ...]
     tls_wrappermode: bool
+    tlsrpt_enable: bool
     use_chunking: bool
     use_tls: bool
     xforward_timeout: float

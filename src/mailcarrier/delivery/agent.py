@@ -42,7 +42,9 @@ from mailcarrier.delivery.state import Attempt, DeliveryState, content_size, ope
 from mailcarrier.delivery.sts_cache import StsPolicies, fetch_settings
 from mailcarrier.delivery.sts_fetch import FetchSettings
 from mailcarrier.delivery.sts_step import refine_policy
+from mailcarrier.delivery.tls_job import TlsrptRecorder
 from mailcarrier.delivery.tls_step import TlsClient, TlsJob, prepare_tls
+from mailcarrier.delivery.tlsrpt_store import TlsrptStore
 from mailcarrier.delivery.transaction import run_transaction
 from mailcarrier.delivery.transcript import TranscriptHook, TranscriptReporter
 from mailcarrier.delivery.trouble import Verdict, soften, transport_verdict
@@ -87,6 +89,7 @@ class DeliveryAgent:
         hand_off: bool = True,
         sts: StsPolicies | None = None,
         sts_refresh: bool = False,
+        tlsrpt: TlsrptRecorder | None = None,
     ) -> None:
         self.settings = settings
         self.log: LogSink = log if log is not None else NullLog()
@@ -118,6 +121,10 @@ class DeliveryAgent:
             directory = Path(settings.params.data_directory) / "mta-sts"
             sts = StsPolicies(directory, log=self.log, wallclock=wallclock)
         self.sts = sts
+        # TLSRPT counts (tlsrpt_store.py), in data_directory when smtp_tlsrpt_enable is on.
+        if tlsrpt is None and (main.smtp_tlsrpt_enable or main.lmtp_tlsrpt_enable):
+            tlsrpt = TlsrptStore(Path(main.data_directory))
+        self.tlsrpt = tlsrpt
         self._sts_refresh = sts_refresh
         self._refresh_task: asyncio.Task[None] | None = None
         self._reuse = SessionReuse(
@@ -274,6 +281,7 @@ class DeliveryAgent:
         requiretls = job.request.requiretls
         tls_required_no = job.request.tls_required_no
         sts = self.sts
+        tlsrpt = self.tlsrpt
 
         def make() -> TlsJob:
             return self._tls.job(
@@ -286,6 +294,7 @@ class DeliveryAgent:
                 tls_required_no=tls_required_no,
                 sts=sts,
                 refine=refine_policy if sts is not None else None,
+                tlsrpt=tlsrpt,
             )
 
         return make

@@ -30,6 +30,7 @@ from mailcarrier.routing.localhost import is_localhost, localhost_answer
 from mailcarrier.routing.resolver import DnsOutcome, TLSARecord
 from mailcarrier.tls.dane import TlsaRecord, usable
 from mailcarrier.tls.levels import SecurityLevel
+from mailcarrier.tls.tlsrpt import DANE_REQUIRED, DNSSEC_INVALID, TLSA_INVALID
 from mailcarrier.transport.connection import Peer
 
 __all__ = ["HALF_DANE", "DaneDecision", "decide_dane"]
@@ -48,13 +49,15 @@ def _dane_config_problem(job: TlsJob, level: SecurityLevel, text: str) -> DaneDe
 
 
 def _dane_incompatible(
-    job: TlsJob, level: SecurityLevel, text: str, *, cantauth: bool
+    job: TlsJob, level: SecurityLevel, text: str, *, cantauth: bool, report: str
 ) -> DaneDecision:
     """Postfix NONDANE_DEST/DANE_CANTAUTH: the destination's fault. "dane" goes on as
     "may" (or "encrypt" when TLSA records exist but cannot authenticate); "dane-only"
     defers with the reason."""
     if level is SecurityLevel.DANE_ONLY:
-        return DaneDecision(level, failure=deferred_outcome(level, "4.7.5", text))
+        failure = deferred_outcome(level, "4.7.5", text)
+        reason = text.replace(" ", "-").replace("DNSSEC", "dnssec").replace("TLSA", "tlsa")
+        return DaneDecision(level, failure=failure.reported(report, reason))
     return DaneDecision(SecurityLevel.ENCRYPT if cantauth else SecurityLevel.MAY)
 
 
@@ -76,7 +79,9 @@ async def decide_dane(job: TlsJob, level: SecurityLevel, peer: Peer) -> DaneDeci
     insecure_mx = peer.mx_dnssec_valid is False
     mx_policy = job.agent.params.tls_dane_insecure_mx_policy.strip().lower() or "may"
     if insecure_mx and (level is SecurityLevel.DANE_ONLY or mx_policy == "may"):
-        return _dane_incompatible(job, level, "non DNSSEC destination", cantauth=False)
+        return _dane_incompatible(
+            job, level, "non DNSSEC destination", cantauth=False, report=DANE_REQUIRED
+        )
     records: tuple[TlsaRecord, ...] = ()
     if peer.dnssec_valid or job.agent.params.tls_force_insecure_host_tlsa_lookup:
         qname = f"_{peer.port}._tcp.{peer.hostname}"
@@ -86,7 +91,10 @@ async def decide_dane(job: TlsJob, level: SecurityLevel, peer: Peer) -> DaneDeci
             answer = await resolver.resolve(qname, "TLSA")
         if answer.outcome.temporary or answer.outcome is DnsOutcome.NO_RECOVERY:
             text = f"TLSA lookup error for {peer.hostname}:{peer.port}"
-            return DaneDecision(level, failure=deferred_outcome(level, "4.7.5", text))
+            failure = deferred_outcome(level, "4.7.5", text).reported(
+                DNSSEC_INVALID, "tlsa-lookup-error"
+            )
+            return DaneDecision(level, failure=failure)
         if answer.outcome is DnsOutcome.OK and answer.ad:
             records = tuple(
                 TlsaRecord(r.usage, r.selector, r.mtype, r.data)
@@ -96,10 +104,14 @@ async def decide_dane(job: TlsJob, level: SecurityLevel, peer: Peer) -> DaneDeci
     # Else the host's address records are not DNSSEC-validated: its TLSA records, if
     # any, cannot be trusted (RFC 7672 2.2.2), and are not even looked up.
     if not records:
-        return _dane_incompatible(job, level, "no TLSA records found", cantauth=False)
+        return _dane_incompatible(
+            job, level, "no TLSA records found", cantauth=False, report=DANE_REQUIRED
+        )
     if not usable(records):
         # RFC 7672 3.1.3: a secure RRset with no usable record still means mandatory TLS.
-        return _dane_incompatible(job, level, "TLSA records unusable", cantauth=True)
+        return _dane_incompatible(
+            job, level, "TLSA records unusable", cantauth=True, report=TLSA_INVALID
+        )
     if insecure_mx:
         if mx_policy == "encrypt":
             # "Verification not possible, MX RRset is insecure"

@@ -14,10 +14,12 @@ tls/policy.py's.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from mailcarrier.config.settings import AgentSettings
 from mailcarrier.delivery.sts_cache import CachedPolicy, StsPolicies
@@ -43,6 +45,7 @@ from mailcarrier.tls.requiretls import (
     RequireTlsDecision,
     requiretls_action,
 )
+from mailcarrier.tls.tlsrpt import Attempt
 from mailcarrier.tls.verify import Trust
 from mailcarrier.transport.connection import Peer
 
@@ -53,10 +56,17 @@ __all__ = [
     "TlsJob",
     "TlsOutcome",
     "TlsResult",
+    "TlsrptRecorder",
     "deferred_outcome",
     "plaintext_outcome",
     "violation_feature",
 ]
+
+
+class TlsrptRecorder(Protocol):
+    """delivery/tlsrpt_store.TlsrptStore, as the TLS step sees it."""
+
+    def record(self, attempt: Attempt, count: int = 1) -> None: ...
 
 
 # delivery/sts_step.refine_policy(): a server's resolved policy with MTA-STS applied.
@@ -85,22 +95,20 @@ class TlsOutcome:
     requiretls_feature: TlsFeature | None = None
     # An MTA-STS policy in testing mode: "(sts)", or "!(sts)" when enforce would have failed.
     sts_report: TlsFeature | None = None
+    # TLSRPT (RFC 8460 4.3): the result type of a failed TLS attempt, and a reason code.
+    report: str = ""
+    report_reason: str = ""
 
     @property
     def retry_plaintext(self) -> bool:
         return self.result is TlsResult.RETRY_PLAINTEXT
 
     def with_feature(self, feature: TlsFeature | None) -> TlsOutcome:
-        return TlsOutcome(
-            self.result,
-            self.level,
-            self.verdict,
-            self.trust,
-            feature,
-            self.next_server,
-            self.requiretls_feature,
-            self.sts_report,
-        )
+        return dataclasses.replace(self, feature=feature)
+
+    def reported(self, result_type: str, reason: str = "") -> TlsOutcome:
+        """This outcome with its TLSRPT result type (delivery/tlsrpt_step.py counts it)."""
+        return dataclasses.replace(self, report=result_type, report_reason=reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +162,7 @@ class TlsClient:
         tls_required_no: bool = False,
         sts: StsPolicies | None = None,
         refine: Refiner | None = None,
+        tlsrpt: TlsrptRecorder | None = None,
     ) -> TlsJob:
         """The TLS view of one destination of one request; `requiretls` and
         `tls_required_no` are the request's RFC 8689 flags."""
@@ -173,6 +182,7 @@ class TlsClient:
             agent, destination, factory, cache, log, resolver, preactive_delay, sts, refine
         )
         job.requiretls_requested = requested
+        job.tlsrpt = tlsrpt
         # Postfix's STATE_TLS_NOT_REQUIRED: the header counts unless REQUIRETLS is asked.
         job.tls_not_required = tls_required_no and main.tls_required_enable and not requested
         return job
@@ -197,6 +207,9 @@ class TlsJob:
     sts_policy: CachedPolicy | None = None
     # Servers for which an MTA-STS policy in testing mode would have failed (by relay).
     sts_would_fail: set[str] = field(default_factory=set)
+    # TLSRPT: what testing mode found per server (result type, reason), and the store.
+    sts_failures: dict[str, tuple[str, str]] = field(default_factory=dict)
+    tlsrpt: TlsrptRecorder | None = None
     plaintext_peers: set[str] = field(default_factory=set)
     # DANE decisions made before connecting (tls_step.prepare_tls()), by `dane_key()`.
     dane: dict[tuple[str, int, bool, bool | None, str], DaneDecision] = field(default_factory=dict)

@@ -62,6 +62,7 @@ from mailcarrier.delivery.tls_job import (
     plaintext_outcome,
     violation_feature,
 )
+from mailcarrier.delivery.tlsrpt_step import record_attempt
 from mailcarrier.delivery.trouble import Verdict, handshake_verdict, soften, transport_verdict
 from mailcarrier.errors import TransportError
 from mailcarrier.protocol.reply import Reply
@@ -79,6 +80,13 @@ from mailcarrier.tls.tlslog import (
     offered_line,
     peer_certificate_line,
     verification_failed_line,
+)
+from mailcarrier.tls.tlsrpt import (
+    HOST_MISMATCH,
+    STARTTLS_NOT_SUPPORTED,
+    VALIDATION_FAILURE,
+    check_result_type,
+    problem_result_type,
 )
 from mailcarrier.tls.verify import (
     Expectations,
@@ -207,6 +215,7 @@ async def prepare_tls(job: TlsJob, peer: Peer) -> TlsOutcome | None:
     if policy.mx_patterns and not mx_permitted(policy.mx_patterns, ascii_host(peer.hostname)):
         refused = _mx_not_permitted(job, policy, peer)
         if refused is not None:
+            record_attempt(job, peer, policy, refused)
             return refused
     requiretls = await check_before_connect(job, policy, peer)
     if requiretls is not None:
@@ -218,6 +227,8 @@ async def prepare_tls(job: TlsJob, peer: Peer) -> TlsOutcome | None:
     decision = job.dane.get(key)
     if decision is None:  # one lookup per host and port, whatever its addresses
         decision = job.dane[key] = await decide_dane(job, level, peer)
+    if decision.failure is not None:
+        record_attempt(job, peer, policy, decision.failure)
     return decision.failure
 
 
@@ -228,8 +239,7 @@ def _mx_not_permitted(job: TlsJob, policy: TlsPolicy, peer: Peer) -> TlsOutcome 
     host = ascii_host(peer.hostname)
     domain = policy.policy_domain
     if policy.sts_mode == "testing":
-        job.info(testing_line(policy, peer, f"MX name '{host}' does not match the mx patterns"))
-        job.sts_would_fail.add(peer.relay)
+        _testing_failure(job, policy, peer, f"MX name '{host}' does not match the mx patterns")
         return None
     job.warning(f"MX name '{host}' does not match STS MX pattern for '{domain}'")
     if job.sts is not None and policy.sts_mode:
@@ -239,7 +249,7 @@ def _mx_not_permitted(job: TlsJob, policy: TlsPolicy, peer: Peer) -> TlsOutcome 
         "4.7.5",
         f"MX host {host} is not allowed by the MTA-STS policy of {domain}",
         violation_feature(policy.feature_name),
-    )
+    ).reported(HOST_MISMATCH, "mx-not-allowed")
 
 
 async def negotiate_tls(
@@ -252,6 +262,7 @@ async def negotiate_tls(
     sent over an unverified connection."""
     policy = job.policy(peer)
     outcome = await _negotiate(job, session, peer, policy, soft_bounce)
+    record_attempt(job, peer, policy, outcome, _sending_ip(session))
     if policy.sts_mode == "testing":
         failed = peer.relay in job.sts_would_fail
         return dataclasses.replace(outcome, sts_report=testing_feature(failed))
@@ -259,6 +270,15 @@ async def negotiate_tls(
         # RFC 8461 5.1: before giving up on a message, check for a new policy.
         job.sts.suspect(policy.policy_domain)
     return outcome
+
+
+def _sending_ip(session: Session) -> str:
+    """Our address on this connection (RFC 8460 sending-mta-ip); "" for unix sockets."""
+    try:
+        name = session.conn.writer.get_extra_info("sockname")
+    except (AttributeError, RuntimeError):
+        return ""
+    return str(name[0]) if isinstance(name, tuple) and name else ""
 
 
 async def _negotiate(
@@ -315,16 +335,17 @@ async def _negotiate(
                 f"but TLS service was not offered by host {peer.namaddr}",
                 violation_feature(target) if level.mandatory else TlsFeature(target),
                 "nostarttls",
-            )
+            ).reported(STARTTLS_NOT_SUPPORTED, "starttls-not-offered")
         if level.mandatory:
             return deferred_outcome(
                 level,
                 "4.7.4",
                 f"TLS is required, but was not offered by host {peer.namaddr}",
                 violation_feature(target),
-            )
+            ).reported(STARTTLS_NOT_SUPPORTED, "starttls-not-offered")
         _testing_failure(job, policy, peer, "STARTTLS was not offered")
-        return plaintext_outcome(level, target)
+        outcome = plaintext_outcome(level, target)
+        return outcome.reported(STARTTLS_NOT_SUPPORTED, "starttls-not-offered")
     return await _starttls(job, session, peer, policy, level, tlsa, target, half, soft_bounce)
 
 
@@ -360,7 +381,8 @@ async def _starttls(
         refused = await session.starttls(ctx, sni)
     except TransportError as exc:
         _testing_failure(job, policy, peer, exc.reason)
-        return _handshake_failed(job, level, peer, exc).with_feature(undecided)
+        failed = _handshake_failed(job, level, peer, exc).with_feature(undecided)
+        return failed.reported(VALIDATION_FAILURE, "tls-handshake-failure")
     if refused is not None:
         if job.requiretls.action.requires_tls:
             return tls_failure(
@@ -368,13 +390,15 @@ async def _starttls(
                 f"but host {peer.namaddr} refused to start TLS: {refused.text}",
                 violation_feature(target) if level.mandatory else undecided,
                 "nostarttls",
-            )
+            ).reported(STARTTLS_NOT_SUPPORTED, "starttls-refused")
         if level.mandatory:
             # MTA-STS: a failure defers (RFC 8461 5.1: never a bounce before a fresh policy).
             verdict = _refused_verdict(peer.namaddr, refused, soft_bounce or bool(policy.sts_mode))
-            return TlsOutcome(TlsResult.FAIL, level, verdict, feature=violation_feature(target))
+            failed = TlsOutcome(TlsResult.FAIL, level, verdict, feature=violation_feature(target))
+            return failed.reported(STARTTLS_NOT_SUPPORTED, "starttls-refused")
         _testing_failure(job, policy, peer, f"STARTTLS refused: {refused.code} {refused.text}")
-        return plaintext_outcome(level, target)  # opportunistic: go on in plaintext
+        outcome = plaintext_outcome(level, target)  # opportunistic: go on in plaintext
+        return outcome.reported(STARTTLS_NOT_SUPPORTED, "starttls-refused")
     outcome = _judge(job, session, peer, policy, level, tlsa, target, half=half)
     if outcome.result is not TlsResult.TLS:
         return outcome
@@ -401,6 +425,7 @@ def _testing_failure(job: TlsJob, policy: TlsPolicy, peer: Peer, problem: str) -
     if policy.sts_mode == "testing":
         job.info(testing_line(policy, peer, problem))
         job.sts_would_fail.add(peer.relay)
+        job.sts_failures.setdefault(peer.relay, (problem_result_type(problem), ""))
 
 
 def _handshake_failed(
@@ -464,6 +489,7 @@ def _judge(
     _log_established(job, session, peer, check)
     if level.must_match and not (check.matched and (check.trusted or not level.must_trust)):
         job.info(verification_failed_line(peer.relay, check.problem, check.purpose))
+        result = check_result_type(check, dane=level.is_dane)
         if job.requiretls.action is RequireTlsAction.ENFORCE:
             found = "matching" if check.trusted or not level.must_trust else "trusted"
             return tls_failure(
@@ -472,9 +498,9 @@ def _judge(
                 f"was {peer.namaddr}",
                 violation_feature(target),
                 "nocertmatch",
-            )
+            ).reported(result)
         return deferred_outcome(
             level, "4.7.5", "Server certificate not verified", violation_feature(target)
-        )
+        ).reported(result)
     feature = TlsFeature(target).decide(FeatureState.COMPLIANT)
     return TlsOutcome(TlsResult.TLS, level, trust=check.trust, feature=feature)
