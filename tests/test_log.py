@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from mailcarrier.errors import RemoteProtocolError
 from mailcarrier.log import (
     HandlerLog,
+    LoggerLog,
     MemoryLog,
     NullLog,
     PrintableLog,
@@ -177,7 +178,7 @@ class _Foreign:
 def test_printable_sink_wraps_only_foreign_sinks() -> None:
     for ours in (NullLog(), MemoryLog(), stream_log(io.StringIO()), PrintableLog(NullLog())):
         assert printable_sink(ours) is ours
-    assert printable_sink(None) is None
+    assert isinstance(printable_sink(None), LoggerLog)  # the API's default: stdlib logging
     foreign = _Foreign()
     wrapped = printable_sink(foreign)
     assert isinstance(wrapped, PrintableLog)
