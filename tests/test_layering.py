@@ -33,6 +33,7 @@ RANKS: dict[str, int] = {
     "loghandlers": 3,
     "protocol": 4,
     "content": 5,
+    "fleet": 5,
     "tls": 6,
     "sasl": 6,
     "transport": 7,

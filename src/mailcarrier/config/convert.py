@@ -13,6 +13,12 @@ import re
 from collections.abc import Callable
 from typing import Final
 
+from mailcarrier.config.fleetsyntax import (
+    check_node_id,
+    check_password_source,
+    check_servers,
+    parse_rate,
+)
 from mailcarrier.config.paramtype import Param, ParamType
 from mailcarrier.tables.spec import parse_spec
 from mailcarrier.tables.text import split_braced
@@ -116,12 +122,22 @@ def _check_feedback(value: object) -> None:
     parse_feedback(str(value))
 
 
+def _check_rate(text: str) -> None:
+    if text:
+        parse_rate(text)
+
+
 # Extra checks named by `Param.check`.
 CHECKS: Final[dict[str, Callable[[object], None]]] = {
     "linelimit": _check_line_limit,
     "ipv4": _check_ipv4,
     "ipv6": _check_ipv6,
     "feedback": _check_feedback,
+    # Fleet mode (fleetsyntax.py).
+    "shared_state_server": lambda value: check_servers(str(value)),
+    "password_source": lambda value: check_password_source(str(value)),
+    "node_id": lambda value: check_node_id(str(value)),
+    "rate": lambda value: _check_rate(str(value)),
 }
 
 

@@ -102,7 +102,8 @@ SYSTEM: Final[list[list[Param]]] = [
         "data_directory",
         STR,
         "",
-        note="empty: $XDG_STATE_HOME/mailcarrier/data (per user); the MTA-STS policy cache",
+        note="empty: $XDG_STATE_HOME/mailcarrier/data (per user); the MTA-STS policy cache, "
+        "TLSRPT counts, the fleet node_id",
     ),
     declare("daemon_timeout", T, "18000s", minimum=1),
     declare("ipc_timeout", T, "3600s", minimum=1),

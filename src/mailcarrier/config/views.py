@@ -65,6 +65,17 @@ class MainParams:
     error_notice_recipient: str
     fallback_relay: tuple[str, ...]
     fast_flush_domains: tuple[str, ...]
+    fleet_busy_retry_time: float
+    fleet_concurrency_fail_open: bool
+    fleet_dead_host_time: float
+    fleet_destination_concurrency_limit: int
+    fleet_destination_rate_burst: int
+    fleet_destination_rate_limit: str
+    fleet_lease_time: float
+    fleet_limit_maps: tuple[str, ...]
+    fleet_rate_fail_open: bool
+    fleet_timeout: float
+    fleet_warning_interval: float
     flush_service_name: str
     hash_queue_depth: int
     hash_queue_names: tuple[str, ...]
@@ -219,6 +230,7 @@ class MainParams:
     myhostname: str
     myorigin: str
     nested_header_checks: tuple[str, ...]
+    node_id: str
     notify_classes: tuple[str, ...]
     parent_domain_matches_subdomains: tuple[str, ...]
     postlog_service_name: str
@@ -238,6 +250,8 @@ class MainParams:
     requiretls_redact_dsn: bool
     send_cyrus_sasl_authzid: bool
     service_name: str
+    shared_state_password_file: str
+    shared_state_server: str
     smtp_address_preference: str
     smtp_address_verify_target: str
     smtp_always_send_ehlo: bool
@@ -518,6 +532,7 @@ class ClientParams:
 # (AgentSettings.open_maps).
 MapsName = Literal[
     "body_checks",
+    "fleet_limit_maps",
     "header_checks",
     "lmtp_body_checks",
     "lmtp_delivery_status_filter",
