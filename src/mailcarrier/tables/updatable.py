@@ -22,6 +22,7 @@ entry format (sasl/authcache.py), whole-file builds (build.py) and read-only tab
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import fcntl
 import os
@@ -46,15 +47,58 @@ _MAX_MAP: Final = 1 << 34
 T = TypeVar("T")
 
 
-class UpdatableTable:
-    """A table changed one entry at a time. Subclasses implement the three operations on
-    raw bytes; this class keeps Postfix's trailing-null decision and the text encoding."""
+class UpdatableTable(abc.ABC):
+    """A table changed one entry at a time: `lookup`, `update`, `delete` (and their async
+    forms). The files are `_FileTable`'s (Postfix's trailing-null decision, raw bytes per
+    format); proxy.py's goes through proxywrite."""
 
     kind = ""
 
     def __init__(self, spec: str) -> None:
         self.spec = spec  # "btree:/path": the name Postfix's messages use
         self.warnings: list[str] = []
+
+    # --- the operations --------------------------------------------------------------
+    @abc.abstractmethod
+    def lookup(self, key: str) -> str | None:
+        """The value of `key`, or None."""
+
+    @abc.abstractmethod
+    def update(self, key: str, value: str) -> None:
+        """Store `key` -> `value`."""
+
+    @abc.abstractmethod
+    def delete(self, key: str) -> bool:
+        """True when an entry was deleted (False: there was none)."""
+
+    async def lookup_async(self, key: str) -> str | None:
+        return self.lookup(key)
+
+    async def update_async(self, key: str, value: str) -> None:
+        self.update(key, value)
+
+    async def delete_async(self, key: str) -> bool:
+        return self.delete(key)
+
+    def take_warnings(self) -> list[str]:
+        taken, self.warnings = self.warnings, []
+        return taken
+
+    def close(self) -> None:
+        """Nothing is held between operations; kept for the callers' symmetry."""
+        return None
+
+
+class _FileTable(UpdatableTable):
+    """What the file formats share: the index path, creation, the legacy check."""
+
+    def __init__(self, kind: str, source: Path) -> None:
+        super().__init__(f"{kind}:{source}")
+        self.kind = kind
+        self.source = source
+        self.index = index_path(source, UPDATABLE_KINDS[kind])
+        self._checked = False
+        self._thread_lock = threading.Lock()  # fcntl locks do not exclude this process
         # DICT_FLAG_TRY1NULL / TRY0NULL: undecided until an entry is found or written.
         self.try1null = True
         self.try0null = True
@@ -101,46 +145,22 @@ class UpdatableTable:
         self._decided(with_null)
         return True
 
-    async def lookup_async(self, key: str) -> str | None:
-        return self.lookup(key)
-
-    async def update_async(self, key: str, value: str) -> None:
-        self.update(key, value)
-
-    async def delete_async(self, key: str) -> bool:
-        return self.delete(key)
-
-    def take_warnings(self) -> list[str]:
-        taken, self.warnings = self.warnings, []
-        return taken
-
-    def close(self) -> None:
-        """Nothing is held between operations; kept for the callers' symmetry."""
-
     # --- raw access, per format --------------------------------------------------------
+    @abc.abstractmethod
     def _get(self, keys: list[tuple[bytes, bool]]) -> tuple[bytes, bool] | None:
-        raise NotImplementedError  # pragma: no cover - every format defines it
+        """The first of `keys` found (as stored, and whether with its NUL), or None."""
 
+    @abc.abstractmethod
     def _put(self, key: bytes, value: bytes) -> None:
-        raise NotImplementedError  # pragma: no cover
+        """Store `key` -> `value` as the format writes them."""
 
+    @abc.abstractmethod
     def _del(self, keys: list[tuple[bytes, bool]]) -> bool | None:
-        raise NotImplementedError  # pragma: no cover
+        """Delete the first of `keys` found; whether one was (None: the file is absent)."""
 
-
-class _FileTable(UpdatableTable):
-    """What the file formats share: the index path, creation, the legacy check."""
-
-    def __init__(self, kind: str, source: Path) -> None:
-        super().__init__(f"{kind}:{source}")
-        self.kind = kind
-        self.source = source
-        self.index = index_path(source, UPDATABLE_KINDS[kind])
-        self._checked = False
-        self._thread_lock = threading.Lock()  # fcntl locks do not exclude this process
-
+    @abc.abstractmethod
     def _create(self, path: Path) -> None:
-        raise NotImplementedError  # pragma: no cover
+        """Make an empty table of this format at `path` (a private name, linked later)."""
 
     def _ensure(self) -> None:
         """Create the file when it is missing (replace a legacy one), atomically."""
