@@ -168,3 +168,22 @@ async def test_warning_once_per_interval(gates: GateMaker, redis_server: RedisSe
     finally:
         redis_server.start()
     assert len(log.lines) == 3  # at 0, 60 and 125
+
+
+async def test_shared_entries_never_fail(gates: GateMaker, redis_server: RedisServer) -> None:
+    one, two = gates(), gates()
+    entries = one.shared("sasl-auth-failures")
+    await entries.put("[mx.example]:587 alice", "535 5.7.8 authentication failed", 60)
+    assert await two.shared("sasl-auth-failures").get("[mx.example]:587 alice") == (
+        "535 5.7.8 authentication failed"
+    )
+    assert await two.shared("other").get("[mx.example]:587 alice") is None
+    redis_server.stop()
+    try:
+        assert await entries.get("[mx.example]:587 alice") is None
+        await entries.put("k", "v", 60)
+        await entries.delete("k")
+    finally:
+        redis_server.start()
+    await entries.delete("[mx.example]:587 alice")
+    assert await entries.get("[mx.example]:587 alice") is None

@@ -32,6 +32,7 @@ from mailcarrier.fleet.client import make_client, servers
 from mailcarrier.fleet.engine import Dead, FleetUnavailable, Full, RedisEngine
 from mailcarrier.fleet.limits import FleetLimits, Limits
 from mailcarrier.fleet.node import node_id
+from mailcarrier.fleet.shared import RedisSharedEntries, SharedEntries
 from mailcarrier.log import LogSink, NullLog
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "Lease",
     "LocalGate",
     "RedisGate",
+    "check_fleet",
     "make_gate",
 ]
 
@@ -216,17 +218,22 @@ class RedisGate:
 
     async def close(self) -> None:
         """Release every lease still held and stop renewing (the node stops)."""
+        limit = self.engine.timeout or 5.0  # a stop never waits long for Redis
         if self._renewing is not None:
             self._renewing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._renewing
+            await asyncio.wait({self._renewing}, timeout=limit)
         for destination, ids in list(self._held.items()):
             for lease_id in list(ids):
                 self.release(destination, lease_id)
         if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=self.engine.timeout or None)
+            await asyncio.wait(set(self._tasks), timeout=limit)
         with contextlib.suppress(Exception):
-            await self.engine.close()
+            async with asyncio.timeout(limit):
+                await self.engine.close()
+
+    def shared(self, cache: str) -> SharedEntries:
+        """Entries of a node-local cache shared through the fleet's Redis (shared.py)."""
+        return RedisSharedEntries(self.engine, cache)
 
     def held(self) -> dict[str, int]:
         """Leases this process holds, per destination (for tests and statistics)."""
@@ -289,6 +296,15 @@ class RedisGate:
             self._down = False
             self._next_warning = 0.0
             self.log.info(PROCESS, f"shared_state_server {self.engine.name}: answering again")
+
+
+def check_fleet(settings: Settings) -> None:
+    """Raise ConfigError now for what `make_gate` would refuse later (in each agent
+    process), and make the node's name before the agent processes need it."""
+    if servers(settings):
+        FleetLimits.load(settings)
+        node_id(settings)
+        make_client(settings, settings.params.fleet_timeout)
 
 
 def make_gate(settings: Settings, log: LogSink | None = None) -> FleetGate:
