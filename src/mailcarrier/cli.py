@@ -43,6 +43,11 @@ from mailcarrier.errors import (
     TemporaryError,
     UsageError,
 )
+from mailcarrier.fleet.client import servers as fleet_servers
+from mailcarrier.fleet.engine import FleetUnavailable
+from mailcarrier.fleet.gate import check_fleet
+from mailcarrier.fleet.status import format_table, read_status
+from mailcarrier.fleet.status import to_json as fleet_json
 from mailcarrier.log import HandlerLog, LogSink
 from mailcarrier.loghandlers import LineHandler, MaillogHandler, PostfixFormatter, SyslogHandler
 from mailcarrier.message_input import read_message
@@ -357,6 +362,12 @@ def _add_queue_parsers(add_parser: Callable[..., _Parser]) -> None:
     s.add_argument("-b", dest="mode", default="m", choices=("m",), metavar="m")
     s.add_argument("-v", dest="verbose", action="count", default=0, help="ignored")
     s.add_argument("recipients", nargs="*", metavar="RECIPIENT")
+    f = add_parser("fleet", help="fleet mode: what the nodes share through Redis")
+    fs = f.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    fs.required = True
+    st = fs.add_parser("status", help="nodes seen recently, leases and rates per destination")
+    st.add_argument("--json", action="store_true", help="one JSON object")
+    st.add_argument("--recent", type=float, default=300.0, metavar="SECONDS", help="default: 300")
     r = add_parser("run", help="the scheduler: deliver queued mail (daemon, or --once)")
     r.add_argument("--once", action="store_true", help="deliver what is deliverable now, exit")
     q = add_parser("queue", help="list or manage queued mail, like mailq and postsuper")
@@ -403,6 +414,7 @@ def _cmd_sendmail(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, std
 def _cmd_run(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: TextIO) -> int:
     config = ConfigReloader(args.config_dir, _parse_overrides(args.overrides))
     settings = config.settings
+    check_fleet(settings)  # before agent processes start: one line, exit 78
     with contextlib.ExitStack() as stack:
         log = _make_log(settings, stderr, stack, daemon=True)
         spool = open_spool(settings, log=log)
@@ -457,9 +469,30 @@ def _cmd_queue(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr
     return 0
 
 
+def _cmd_fleet(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: TextIO) -> int:
+    settings = Settings.load(args.config_dir, _parse_overrides(args.overrides))
+    if not fleet_servers(settings):
+        raise ConfigError(
+            "fleet status: shared_state_server is empty (a single node, no fleet)",
+            parameter="shared_state_server",
+        )
+    try:
+        report = run_event_loop(read_status(settings, args.recent))
+    except FleetUnavailable as exc:
+        server = " ".join(fleet_servers(settings))
+        raise TemporaryError(f"shared_state_server {server}: {exc}") from None
+    if args.json:
+        stdout.write(json.dumps(fleet_json(report)) + "\n")
+    else:
+        stdout.write(format_table(report, settings))
+    stdout.flush()
+    return 0
+
+
 _QUEUE_COMMANDS: dict[str, Callable[[argparse.Namespace, BinaryIO, TextIO, TextIO], int]] = {
     "sendmail": _cmd_sendmail,
     "run": _cmd_run,
+    "fleet": _cmd_fleet,
     "queue": _cmd_queue,
 }
 
