@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: all venv peers extras demo test lint typecheck unit bench clean
+.PHONY: all venv peers extras demo demo-fleet test lint typecheck unit bench clean
 
 all: test
 
@@ -32,6 +32,11 @@ peers:
 
 demo: venv extras
 	$(PY) demo/demo.py
+
+# Fleet mode: a private redis-server, one receiving server and three `mailcarrier run` nodes on
+# loopback sharing fleet_destination_concurrency_limit = 2 (needs redis-server: make peers).
+demo-fleet: venv peers
+	$(PY) demo/fleet.py
 
 lint: venv
 	$(VENV)/bin/ruff check src tests bench demo

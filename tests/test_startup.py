@@ -22,7 +22,7 @@ import pytest
 import mailcarrier
 
 SRC = Path(mailcarrier.__file__).resolve().parent
-HEAVY = ("dns", "scramp", "cryptography", "asn1crypto", "idna")
+HEAVY = ("dns", "scramp", "cryptography", "asn1crypto", "idna", "redis")
 LAZY_PACKAGES = ("routing", "sasl", "tls", "protocol")
 
 

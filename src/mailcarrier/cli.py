@@ -29,6 +29,7 @@ from typing import BinaryIO, NoReturn, TextIO, cast
 from mailcarrier import __version__
 from mailcarrier.aio import run_event_loop
 from mailcarrier.api import deliver
+from mailcarrier.cli_fleet import FLEET_COMMANDS, add_fleet_parsers
 from mailcarrier.cli_queue import QUEUE_COMMANDS, add_queue_parsers
 from mailcarrier.cli_support import (
     PROG,
@@ -117,6 +118,7 @@ def _build_parser() -> Parser:
     for name, text in _PASSTHROUGH.items():
         sub.add_parser(name, help=text, add_help=False)
     add_queue_parsers(sub.add_parser)
+    add_fleet_parsers(sub.add_parser)
     return parser
 
 
@@ -230,6 +232,8 @@ def run(
             return postfix_main(passthrough, stdout, stderr)
         if args.command in QUEUE_COMMANDS:
             return QUEUE_COMMANDS[args.command](args, stdin, stdout, stderr)
+        if args.command in FLEET_COMMANDS:
+            return FLEET_COMMANDS[args.command](args, stdin, stdout, stderr)
         raise UsageError(f"unknown command {args.command}")
     except SystemExit as exc:  # --help
         return int(exc.code or 0)

@@ -22,6 +22,7 @@ from mailcarrier.config.watch import ConfigReloader
 from mailcarrier.delivery.agent import DeliveryAgent
 from mailcarrier.delivery.request import Deliverer, Notify
 from mailcarrier.errors import UsageError
+from mailcarrier.fleet.gate import check_fleet
 from mailcarrier.log import LogSink
 from mailcarrier.queue import (
     QueueAdmin,
@@ -179,6 +180,7 @@ def _cmd_sendmail(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, std
 def _cmd_run(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: TextIO) -> int:
     config = ConfigReloader(args.config_dir, parse_overrides(args.overrides))
     settings = config.settings
+    check_fleet(settings)  # before agent processes start: one line, exit 78
     with contextlib.ExitStack() as stack:
         log = make_log(settings, stderr, stack, daemon=True)
         spool = open_spool(settings, log=log)

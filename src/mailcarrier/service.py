@@ -96,9 +96,11 @@ async def _close_cache(manager: QueueManager, timeout: float | None = None) -> N
     """Close the connection cache (QUIT to idle sessions) or the agent processes; after a
     stop, within `timeout` seconds (then the agents are killed)."""
     agent = manager.deliverer
-    if isinstance(agent, DeliveryAgent) and agent.cache is not None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(agent.cache.close_all(), timeout)
+    if isinstance(agent, DeliveryAgent):
+        if agent.cache is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(agent.cache.close_all(), timeout)
+        await agent.fleet.close()  # after the cache: its sessions' leases are released
     elif isinstance(agent, AgentPool):
         await agent.close(timeout)
 

@@ -225,6 +225,10 @@ class DeliveryResult:
     queue_id: str
     recipients: tuple[RecipientStatus, ...]
     hop_status: HopStatus | None = None
+    # Fleet mode: the destination was at a fleet limit (or the shared state server away)
+    # before every recipient was marked: try it again in this many seconds. `recipients`
+    # then holds only those marked; the others are neither deferred nor feedback.
+    busy: float | None = None
 
     def to_json(self) -> dict[str, object]:
         return {

@@ -49,6 +49,7 @@ from mailcarrier.delivery.transaction import run_transaction
 from mailcarrier.delivery.transcript import TranscriptHook, TranscriptReporter
 from mailcarrier.delivery.trouble import Verdict, soften, transport_verdict
 from mailcarrier.errors import MailcarrierError, TransportError
+from mailcarrier.fleet import Busy, DeadDestination, FleetGate, Lease, LocalGate
 from mailcarrier.log import LogSink, NullLog, delivery_line
 from mailcarrier.routing.resolver import NativeLookup, Resolver
 from mailcarrier.status import DeliveryResult, DeliveryStatus, HopStatus, RecipientStatus
@@ -90,6 +91,7 @@ class DeliveryAgent:
         sts: StsPolicies | None = None,
         sts_refresh: bool = False,
         tlsrpt: TlsrptRecorder | None = None,
+        fleet: FleetGate | None = None,
     ) -> None:
         self.settings = settings
         self.log: LogSink = log if log is not None else NullLog()
@@ -102,6 +104,10 @@ class DeliveryAgent:
         self.cache = cache
         self.notify = notify
         self.connector: Connector = connector if connector is not None else SocketConnector()
+        # Fleet mode: leases and rates shared with other nodes (fleet/gate.py); LocalGate
+        # for a single node.
+        self.fleet: FleetGate = fleet if fleet is not None else LocalGate()
+        self._fleet_job = not isinstance(self.fleet, LocalGate)
         self._hand_off = hand_off
         main = settings.params
         # Postmaster transcripts (transcript.py): sessions record their conversation only
@@ -169,6 +175,7 @@ class DeliveryAgent:
             on_mark = log_mark
         tracker = RecipientTracker(request.recipients, on_mark, profile.status_filter())
         content, opened = open_content(request)
+        busy: Busy | None = None
         try:
             generic = profile.generic()
             if generic is not None:
@@ -184,12 +191,14 @@ class DeliveryAgent:
                 size=content_size(request, content),
                 plan=plan,
                 generic=generic,
+                fleet=self.fleet if self._fleet_job else None,
             )
             await self._run(job)
+            busy = job.busy
         finally:
             if opened:
                 content.close()
-        return tracker.result(request.queue_id)
+        return tracker.result(request.queue_id, None if busy is None else busy.retry_after)
 
     def start_sts_refresh(self) -> None:
         """Refresh cached MTA-STS policies before they expire, in a task of the running
@@ -229,7 +238,7 @@ class DeliveryAgent:
         for n, destination in enumerate(dests):
             hop = self._hop(job, destination)
             await self._reuse.try_cached(job, hop, hop.dest_key)
-            if not job.tracker.has_pending:
+            if not job.tracker.has_pending or job.busy:
                 return
             if domains is None:
                 domains = frozenset(
@@ -248,6 +257,8 @@ class DeliveryAgent:
                 loop = servers.loop
             else:
                 await self._try_servers(job, hop, servers, last_destination)
+            if job.busy:
+                return  # at a fleet limit: the rest waits in the queue, unmarked
             if not job.tracker.pending() or servers.final:
                 break
         if not job.tracker.pending():
@@ -259,6 +270,10 @@ class DeliveryAgent:
         if last.site and verdict.status is DeliveryStatus.DEFERRED:
             # Postfix's hop status: the queue manager's negative feedback (status.HopStatus).
             job.tracker.hop_status = HopStatus(verdict.dsn, verdict.diagnostic)
+            if not job.fleet_dead:  # what this node found, the fleet learns
+                self.fleet.mark_dead(
+                    job.request.transport, job.request.nexthop, last.verdict.diagnostic
+                )
         job.mark_pending(verdict, last.relay, self.clock(), last.conn_use)
 
     def _hop(self, job: DeliveryState, destination: Destination) -> Hop:
@@ -314,6 +329,7 @@ class DeliveryAgent:
             connector=self.connector,
             hand_off=False,
             sts=self.sts,
+            fleet=self.fleet,
         )
 
         async def deliver(request: DeliveryRequest) -> DeliveryResult:
@@ -332,7 +348,7 @@ class DeliveryAgent:
         prefs = servers.preferences or (0,) * len(servers.peers)
         remaining = list(zip(servers.peers, prefs, strict=True))
         sessions = 0
-        while remaining and job.tracker.pending():
+        while remaining and job.tracker.pending() and not (job.busy or job.fleet_dead):
             if limit and sessions >= limit:
                 break
             group = [p for p, pref in remaining if pref == remaining[0][1]]
@@ -346,11 +362,15 @@ class DeliveryAgent:
                         ready.append(p)
                 if not ready:
                     continue
+                lease = await self._lease(job)
+                if lease is None:
+                    break
                 race = await race_connect(
                     ready,
                     lambda p: self._connect(job, hop, p),
                     delay=main.smtp_happy_eyeballs_delay,
                 )
+                self._hold(lease, race.connection)
                 for error in race.failed:
                     self._connect_failed(job, error)
                 tried = set(ready) - set(race.untried)
@@ -362,7 +382,7 @@ class DeliveryAgent:
                 if await self._tls_refused(job, hop, peer, last_destination and not remaining):
                     continue
                 await self._reuse.try_cached(job, hop, self._reuse.addr_key(job, hop, peer))
-                if not job.tracker.pending():
+                if not job.tracker.pending() or job.busy:
                     return
                 conn = await self._try_connect(job, hop, peer)
             if conn is None or peer is None:
@@ -401,11 +421,40 @@ class DeliveryAgent:
         job.last = Leftover(transport_verdict(error), "none", site=True)
 
     async def _try_connect(self, job: DeliveryState, hop: Hop, peer: Peer) -> Connection | None:
+        lease = await self._lease(job)
+        if lease is None:
+            return None
         try:
-            return await self._connect(job, hop, peer)
+            conn = await self._connect(job, hop, peer)
         except TransportError as error:
+            lease.release()
             self._connect_failed(job, error)
             return None
+        self._hold(lease, conn)
+        return conn
+
+    async def _lease(self, job: DeliveryState) -> Lease | None:
+        """Fleet mode: a lease for one more connection to the request's destination, held
+        until the connection is gone (cached sessions keep theirs). None: not now (at the
+        fleet limit: `job.busy`), or another node found the destination dead (a site
+        failure, as if this node had found it)."""
+        answer = await self.fleet.lease(job.request.transport, job.request.nexthop)
+        if isinstance(answer, Busy):
+            job.busy = answer
+            return None
+        if isinstance(answer, DeadDestination):
+            job.fleet_dead = True
+            text = f"delivery temporarily suspended: {answer.reason}"
+            job.last = Leftover(Verdict(DeliveryStatus.DEFERRED, "4.4.1", text), "none", site=True)
+            return None
+        return answer
+
+    @staticmethod
+    def _hold(lease: Lease, conn: Connection | None) -> None:
+        if conn is None:
+            lease.release()
+        else:
+            conn.when_lost(lease.release)
 
     async def _connect(self, job: DeliveryState, hop: Hop, peer: Peer) -> Connection:
         p = job.agent.params

@@ -32,6 +32,7 @@ from mailcarrier.delivery.recipients import RecipientTracker
 from mailcarrier.delivery.request import DeliveryRequest
 from mailcarrier.delivery.trouble import Verdict
 from mailcarrier.errors import UsageError
+from mailcarrier.fleet import Busy, FleetGate
 from mailcarrier.log import LogSink
 from mailcarrier.sasl.passwords import PasswordMatch
 from mailcarrier.status import Delays
@@ -83,6 +84,12 @@ class DeliveryState:
     sasl_credentials: dict[tuple[str, str], PasswordMatch | None] = field(default_factory=dict)
     # What network tables said about the servers' addresses (quirks.py `prefetch`).
     quirk_answers: Answers = field(default_factory=dict)
+    # Fleet mode (fleet/gate.py): the gate asked before each connection and each message;
+    # `busy` when it said "at the fleet limit" (the rest of the request waits in the queue,
+    # unmarked); `fleet_dead` when another node found the destination not responding.
+    fleet: FleetGate | None = None
+    busy: Busy | None = None
+    fleet_dead: bool = False
     # Read for every transaction: kept as plain fields (the profile's values).
     agent: AgentSettings = field(init=False)
     options: SessionOptions = field(init=False)

@@ -50,6 +50,12 @@ async def run_transaction(
     for another server (everyone marked, or a dead cached session: see `reset_first`)."""
     tracker = job.tracker
     pending = tracker.pending()
+    if job.fleet is not None and pending:
+        # Fleet mode: the destination's fleet-wide rate, spent as the message is assigned
+        # to this connection; over it, the rest of the request waits in the queue.
+        job.busy = await job.fleet.admit(job.request.transport, job.request.nexthop)
+        if job.busy is not None:
+            return None
     conn_use = session.transactions + 1
     caps = session.proto.capabilities
     action_if_sent = success_action(job, session)

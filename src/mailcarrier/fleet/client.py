@@ -14,17 +14,15 @@ from __future__ import annotations
 
 import urllib.parse
 from pathlib import Path
-from typing import Any
-
-import redis.asyncio
-from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+from typing import TYPE_CHECKING, Any
 
 from mailcarrier.config.fleetsyntax import parse_server
 from mailcarrier.config.settings import Settings
 from mailcarrier.errors import ConfigError
 from mailcarrier.tables import TableError, open_maps
+
+if TYPE_CHECKING:
+    import redis.asyncio
 
 __all__ = ["make_client", "servers", "single_client"]
 
@@ -59,6 +57,11 @@ def _credentials(settings: Settings, server: str) -> tuple[str | None, str | Non
 
 def make_client(settings: Settings, timeout: float) -> Any:
     """The client for `shared_state_server` (which must not be empty)."""
+    # redis loads only in fleet mode (tests/test_startup.py keeps it out of a plain start).
+    from redis.asyncio.cluster import ClusterNode, RedisCluster
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
     items = servers(settings)
     urls = [parse_server(item) for item in items]
     username, password = _credentials(settings, items[0])
@@ -88,5 +91,9 @@ def make_client(settings: Settings, timeout: float) -> Any:
 
 def single_client(url: str, **options: Any) -> redis.asyncio.Redis:
     """A client of one server, without the client's own retries and back-off."""
+    import redis.asyncio
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
     options.setdefault("retry", Retry(NoBackoff(), 1))
     return redis.asyncio.Redis.from_url(url, **options)

@@ -13,18 +13,18 @@ gate.py's. The scripts and key names are scripts.py's.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
-
-import redis.asyncio
-import redis.exceptions
-from redis.commands.core import AsyncScript
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from mailcarrier.errors import MailcarrierError
 from mailcarrier.fleet import scripts
+
+if TYPE_CHECKING:
+    from redis.commands.core import AsyncScript
 
 __all__ = ["Dead", "FleetUnavailable", "Full", "RedisEngine", "Taken"]
 
@@ -80,7 +80,7 @@ class RedisEngine:
                 return await what()
         except TimeoutError:
             raise FleetUnavailable(f"no answer within {self.timeout:g}s") from None
-        except (redis.exceptions.RedisError, OSError) as exc:
+        except (_redis_error(), OSError) as exc:
             raise FleetUnavailable(_describe(exc)) from exc
 
     async def acquire(
@@ -165,6 +165,14 @@ class RedisEngine:
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+@functools.cache
+def _redis_error() -> type[Exception]:
+    # redis (and what it imports) loads only in fleet mode: see tests/test_startup.py.
+    import redis.exceptions
+
+    return redis.exceptions.RedisError
 
 
 def _text(value: object) -> str:

@@ -16,6 +16,11 @@ was; one whose verdict, notice or deferral cannot be written is logged with the 
 the error and goes back to the queue it came from. Either way this manager leaves it alone
 for `minimal_backoff_time` (a ``queue flush`` or the next run tries at once), and delivers
 the others meanwhile.
+
+Fleet mode (fleet/): a delivery whose destination was at a fleet limit comes back "busy"
+(`DeliveryResult.busy`, seconds): its recipients not yet marked go back to the front of the
+destination's queue, the destination is held back that long (`statistics()`:
+``busy_destinations``), and nothing is recorded: no deferral, no concurrency feedback.
 """
 
 from __future__ import annotations
@@ -78,6 +83,9 @@ class QueueManager:
         self.clock = clock
         self._queues: dict[DestKey, deque[Job]] = {}
         self._windows: dict[DestKey, DestinationWindow] = {}
+        # Destinations at a fleet limit: not started again before this time (clock()).
+        self._busy: dict[DestKey, float] = {}
+        self._busy_timer: asyncio.TimerHandle | None = None
         self._active: dict[str, ActiveMessage] = {}
         # Deliveries run as tasks of this TaskGroup, open only inside `running()`; the jobs
         # they run, by task, until each ends (for the limits, waiting and abandoning).
@@ -105,6 +113,7 @@ class QueueManager:
             "active_messages": len(self._active),
             "running_jobs": len(self._running),
             "queued_jobs": sum(len(q) for q in self._queues.values()),
+            "busy_destinations": len(self._busy),
         }
 
     def peak_concurrency(self, transport: str, nexthop: str) -> int:
@@ -313,7 +322,12 @@ class QueueManager:
         deliveries = self._deliveries
         if deliveries is None:
             raise RuntimeError("QueueManager.pump() outside QueueManager.running()")
+        now = self.clock() if self._busy else 0.0
         for key, queue in list(self._queues.items()):
+            if key in self._busy:
+                if self._busy[key] > now:
+                    continue  # at a fleet limit: _wake_busy() comes back to it
+                del self._busy[key]
             window = self._window(key)
             if window.dead:
                 while queue:
@@ -366,6 +380,9 @@ class QueueManager:
                 crash_point("delivery-after-record")
 
             result = await self.deliverer.deliver(request, on_status=on_status)
+            if result.busy is not None and len(job.recorded) < len(job.indexes):
+                self._hold_busy(key, job, result.busy)
+                return
             hop_status = result.hop_status
         except asyncio.CancelledError:
             raise
@@ -384,6 +401,33 @@ class QueueManager:
         self._job_done(job)
         self.pump()
         self._wakeup.set()
+
+    def _hold_busy(self, key: DestKey, job: Job, delay: float) -> None:
+        """The destination was at a fleet limit: the recipients not yet marked wait at the
+        front of its queue for `delay` seconds; no record, no feedback (window.py)."""
+        self._windows[key].active -= 1
+        rest = Job(job.active, job.route, [i for i in job.indexes if i not in job.recorded])
+        self._queues.setdefault(key, deque()).appendleft(rest)
+        until = self.clock() + delay
+        self._busy[key] = max(self._busy.get(key, 0.0), until)
+        loop = asyncio.get_running_loop()
+        when = loop.time() + delay
+        timer = self._busy_timer
+        if timer is None or timer.cancelled() or timer.when() > when or timer.when() < loop.time():
+            if timer is not None:
+                timer.cancel()
+            self._busy_timer = loop.call_at(when, self._wake_busy)
+        self.pump()
+        self._wakeup.set()
+
+    def _wake_busy(self) -> None:
+        self._busy_timer = None
+        if self._deliveries is not None:
+            self.pump()
+        self._wakeup.set()
+        if self._busy:  # destinations held back longer: wake again for the next
+            delay = max(0.0, min(self._busy.values()) - self.clock())
+            self._busy_timer = asyncio.get_running_loop().call_later(delay, self._wake_busy)
 
     def _job_done(self, job: Job) -> None:
         job.active.jobs_left -= 1
@@ -438,11 +482,22 @@ class QueueManager:
         while self._running or self._queues:
             self._wakeup.clear()
             if self._running:
-                await asyncio.wait(set(self._running), return_when=asyncio.FIRST_COMPLETED)
+                # A destination at a fleet limit comes back when its time is up.
+                soon = min(self._busy.values()) - self.clock() if self._busy else None
+                await asyncio.wait(
+                    set(self._running),
+                    timeout=None if soon is None else max(0.0, soon),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if self._busy:
+                    self.pump()
             else:
                 self.pump()
                 if not self._running:
-                    break
+                    if not self._busy:
+                        break
+                    # Only destinations at a fleet limit are left: wait for them.
+                    await self.wait_activity(max(0.0, min(self._busy.values()) - self.clock()))
 
     async def run_once(self) -> None:
         """Deliver what is deliverable now (incoming, and deferred that is due), then

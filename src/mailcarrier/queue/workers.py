@@ -15,7 +15,8 @@ Parent to child: ``("settings", Settings)`` first, then ``("deliver", id, Delive
 and ``("cancel", id)`` (the scheduler abandoned that delivery: the child cancels it, drops
 its connection and reports nothing more about it).
 Child to parent: ``("status", id, index, RecipientStatus)`` (one per recipient, as it is decided),
-``("done", id, hop_status)`` (the result is the statuses sent, and the hop status),
+``("done", id, hop_status, busy)`` (the result is the statuses sent, the hop status, and
+in fleet mode the seconds after which a busy destination may be tried again, or None),
 ``("failed", id, text)``, ``("log", level, process, text)``, ``("transcript",
 SessionTranscript)`` (a postmaster transcript, queued by the parent). The parent closing the child's
 stdin asks it to finish what it runs and exit; `close(timeout)` kills the children that have
@@ -46,6 +47,7 @@ from mailcarrier.delivery.agent import DeliveryAgent
 from mailcarrier.delivery.cache import CacheLimits, ConnectionCache
 from mailcarrier.delivery.request import DeliveryRequest
 from mailcarrier.delivery.transcript import SessionTranscript, TranscriptHook
+from mailcarrier.fleet import make_gate
 from mailcarrier.log import LogSink
 from mailcarrier.queue.names import QMGR
 from mailcarrier.queue.stopping import cancel_tasks
@@ -64,9 +66,11 @@ def make_agent(
     """The queue's delivery agent, with a connection cache shared by all its deliveries;
     `notify` receives postmaster transcripts (queue/transcripts.py)."""
     limits = CacheLimits.from_settings(settings.for_transport("smtp"))
+    cache = ConnectionCache(limits)
+    fleet = make_gate(settings, log)  # fleet mode, or LocalGate for a single node
     # Long-running: cached MTA-STS policies are refreshed without waiting for mail.
     return DeliveryAgent(
-        settings, log=log, cache=ConnectionCache(limits), notify=notify, sts_refresh=True
+        settings, log=log, cache=cache, notify=notify, sts_refresh=True, fleet=fleet
     )
 
 
@@ -121,7 +125,8 @@ async def _receive(reader: asyncio.StreamReader) -> tuple[Any, ...] | None:
 
 
 _Verdict = tuple[int, RecipientStatus]
-_Outcome = tuple[list[_Verdict], HopStatus | None]  # the statuses, and the hop status
+# The statuses, the hop status, and the fleet's "busy: try again in N seconds".
+_Outcome = tuple[list[_Verdict], HopStatus | None, float | None]
 _Pending = tuple[StatusCallback | None, asyncio.Future[_Outcome], list[_Verdict]]
 
 
@@ -263,7 +268,7 @@ class AgentPool:
         child.pending[request_id] = (on_status, future, [])
         child.outbox.send(("deliver", request_id, request))
         try:
-            received, hop_status = await future
+            received, hop_status, busy = await future
         except asyncio.CancelledError:
             # Abandoned (a stop): the child drops it; later frames about it are ignored.
             if child.pending.pop(request_id, None) is not None and child.alive:
@@ -273,7 +278,7 @@ class AgentPool:
         # Every verdict came in its own frame already: the result is made of them.
         verdicts = sorted(received, key=lambda pair: pair[0])
         statuses = tuple(status for _, status in verdicts)
-        return DeliveryResult(request.queue_id, statuses, hop_status)
+        return DeliveryResult(request.queue_id, statuses, hop_status, busy)
 
     async def _read(self, child: _Child) -> None:
         reason = "closed its pipe"
@@ -309,7 +314,8 @@ class AgentPool:
             if entry is not None and not entry[1].done():
                 if kind == "done":
                     hop = message[2] if isinstance(message[2], HopStatus) else None
-                    entry[1].set_result((entry[2], hop))
+                    busy = message[3] if isinstance(message[3], float) else None
+                    entry[1].set_result((entry[2], hop, busy))
                 else:
                     entry[1].set_exception(RuntimeError(message[2]))
         elif kind == "log":
@@ -399,6 +405,7 @@ async def _agent_main(in_fd: int, out_fd: int, given: tuple[Settings, bool] | No
         raise SystemExit(refused)
     if agent.cache is not None:
         await agent.cache.close_all()
+    await agent.fleet.close()  # after the cache: its sessions' leases are released
     outbox.flush()
     transport.close()
 
@@ -443,7 +450,7 @@ async def _deliver(
     except Exception as exc:  # reported to the scheduler, which defers the rest
         outbox.send(("failed", request_id, f"{type(exc).__name__}: {exc}"))
     else:
-        outbox.send(("done", request_id, result.hop_status))
+        outbox.send(("done", request_id, result.hop_status, result.busy))
 
 
 def _forget(tasks: dict[int, asyncio.Task[None]], request_id: int, _: object) -> None:

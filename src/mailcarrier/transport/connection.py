@@ -18,6 +18,7 @@ import asyncio
 import socket
 import ssl
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final, cast
 
@@ -132,6 +133,7 @@ class Connection(asyncio.Protocol):
         "_exc",
         "_loop",
         "_lost",
+        "_on_lost",
         "_out",
         "_out_size",
         "_over_ssl",
@@ -169,6 +171,7 @@ class Connection(asyncio.Protocol):
         self._drain_deadline = INF
         self._deadline = Deadline(self._on_time)  # one timer for both (aio.py)
         self._closed: asyncio.Future[None] | None = None
+        self._on_lost: list[Callable[[], None]] = []  # `when_lost` callbacks
 
     # --- asyncio.Protocol -----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -205,6 +208,17 @@ class Connection(asyncio.Protocol):
         if closed is not None and not closed.done():
             closed.set_result(None)
         self._deadline.cancel()
+        callbacks, self._on_lost = self._on_lost, []
+        for callback in callbacks:
+            callback()
+
+    def when_lost(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once, when the connection is gone (closed, aborted or lost; at
+        once if it is gone already): fleet mode releases the connection's lease there."""
+        if self._lost:
+            callback()
+        else:
+            self._on_lost.append(callback)
 
     def pause_writing(self) -> None:
         self._write_paused = True
