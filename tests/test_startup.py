@@ -123,3 +123,43 @@ def test_every_public_name_of_the_package_is_there() -> None:
     assert "deliver_sync" in dir(mailcarrier)
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         _ = mailcarrier.nothing
+
+
+# What only other commands need: `sendmail` (submission) must start without them.
+_NOT_FOR_SENDMAIL = (
+    "mailcarrier.api",
+    "mailcarrier.delivery.agent",
+    "mailcarrier.queue.scheduler",
+    "mailcarrier.queue.daemon",
+    "mailcarrier.queue.workers",
+    "mailcarrier.fleet.engine",
+    "mailcarrier.postfix.install",
+    "mailcarrier.config.postconf",
+    "mailcarrier.tables.command",
+    "mailcarrier.tables.pgsql",
+    "mailcarrier.tables.mysql",
+    "mailcarrier.tables.ldap",
+    "mailcarrier.tables.sqlite",
+    "mailcarrier.tables.memcache",
+    "mailcarrier.tables.proxy",
+)
+
+
+def test_the_command_line_loads_no_command_body() -> None:
+    assert _loaded_after("mailcarrier.cli", _NOT_FOR_SENDMAIL) == set()
+
+
+def test_sendmail_submits_without_loading_the_delivery_engine(tmp_path: Path) -> None:
+    (tmp_path / "main.cf").write_text(f"queue_directory = {tmp_path / 'queue'}\n")
+    code = (
+        "import io, json, sys\n"
+        "from mailcarrier.cli import run\n"
+        "message = io.BytesIO(b'Subject: hello\\n\\nbody\\n')\n"
+        f"status = run(['-c', {str(tmp_path)!r}, 'sendmail', 'a@example.org'], stdin=message)\n"
+        f"loaded = sorted(m for m in sys.modules if m.startswith({_NOT_FOR_SENDMAIL!r}))\n"
+        "print(json.dumps([status, loaded]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [0, []]
+    assert len(list((tmp_path / "queue" / "incoming").iterdir())) == 1

@@ -14,10 +14,10 @@ deadline that has passed and names the next one. A connection's read and drain l
 (transport/connection.py) and the idle limits of parked sessions (delivery/cache.py) cost no
 timer per operation this way.
 
-`run_event_loop(coro)` runs a coroutine on uvloop when it is installed (the `fast` extra), else
-on asyncio's own loop: the `mailcarrier` command (cli.py), the queue's agent processes
-(queue/workers.py) and the Postfix-native agents (postfix/main.py, which imports it with
-`load_event_loop()` before it drops privileges).
+`run_event_loop(coro)` runs a coroutine on uvloop when it is installed (a dependency where it
+builds), else on asyncio's own loop: the `mailcarrier` command (cli.py), the queue's agent
+processes (queue/workers.py) and the Postfix-native agents (postfix/main.py, which imports it
+with `load_event_loop()` before it drops privileges).
 
 Neither `EndOfTurn` nor `Deadline` keeps a reference to an event loop between turns (a loop
 may key a WeakKeyDictionary of them). This module imports nothing of the package; it sits
@@ -136,7 +136,7 @@ def load_event_loop() -> bool:
 
 
 def run_event_loop(coro: Coroutine[Any, Any, T]) -> T:
-    """Run on uvloop when it is installed (the `fast` extra), else on asyncio's own loop.
+    """Run on uvloop when it is installed (a dependency where it builds), else on asyncio's.
 
     MAILCARRIER_EVENT_LOOP=asyncio forces the standard loop (for comparisons and debugging).
     """

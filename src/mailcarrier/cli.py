@@ -12,7 +12,9 @@ or JSON-safe (printable.py): no argument, file name or reply can forge a line or
 parser. When standard output is a pipe whose reader has gone (``mailcarrier conf -d | head``)
 the command stops quietly with status 141, what a shell reports for postconf killed by
 SIGPIPE in the same place. The queue's commands are in cli_queue.py, what every command
-shares (the parser, -o overrides, log sinks) in cli_support.py.
+shares (the parser, -o overrides, log sinks) in cli_support.py. A command imports what only
+it needs when it runs: ``sendmail`` starts without loading the delivery engine, the table
+builder or the Postfix installer (tests/test_startup.py).
 """
 
 from __future__ import annotations
@@ -27,8 +29,6 @@ from collections.abc import Sequence
 from typing import BinaryIO, NoReturn, TextIO, cast
 
 from mailcarrier import __version__
-from mailcarrier.aio import run_event_loop
-from mailcarrier.api import deliver
 from mailcarrier.cli_fleet import FLEET_COMMANDS, add_fleet_parsers
 from mailcarrier.cli_queue import QUEUE_COMMANDS, add_queue_parsers
 from mailcarrier.cli_support import (
@@ -40,10 +40,7 @@ from mailcarrier.cli_support import (
     parse_overrides,
     say,
 )
-from mailcarrier.config.postconf import conf_main
 from mailcarrier.console import Output, StdoutClosed, discard_output
-from mailcarrier.delivery.autodetect import ContentScan, MailSource, declare
-from mailcarrier.delivery.request import DeliveryRequest, Notify, Recipient
 from mailcarrier.errors import (
     ConfigError,
     DataError,
@@ -52,12 +49,6 @@ from mailcarrier.errors import (
     TemporaryError,
     UsageError,
 )
-from mailcarrier.message_input import read_message
-from mailcarrier.postfix.install import postfix_main
-from mailcarrier.queue.addresses import check_address
-from mailcarrier.queue.ids import new_queue_id
-from mailcarrier.queue.params import QueueParams
-from mailcarrier.routing.nexthop import parse_nexthop, split_destinations
 from mailcarrier.status import (
     EX_CONFIG,
     EX_DATAERR,
@@ -66,7 +57,6 @@ from mailcarrier.status import (
     EX_UNAVAILABLE,
     EX_USAGE,
 )
-from mailcarrier.tables.command import map_main
 
 EX_PIPE = 128 + signal.SIGPIPE  # 141: standard output went away (see the opening paragraph)
 
@@ -145,6 +135,17 @@ def _split_command(argv: list[str]) -> tuple[list[str], list[str]]:
 
 
 def _cmd_deliver(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: TextIO) -> int:
+    # The delivery engine loads only for the command that delivers (see the opening).
+    from mailcarrier.aio import run_event_loop
+    from mailcarrier.api import deliver
+    from mailcarrier.delivery.autodetect import ContentScan, MailSource, declare
+    from mailcarrier.delivery.request import DeliveryRequest, Notify, Recipient
+    from mailcarrier.message_input import read_message
+    from mailcarrier.queue.addresses import check_address
+    from mailcarrier.queue.ids import new_queue_id
+    from mailcarrier.queue.params import QueueParams
+    from mailcarrier.routing.nexthop import parse_nexthop, split_destinations
+
     settings = load_settings(args, stderr)
     if args.probe and args.file is not None:
         # As sendmail -bv: "do not collect or deliver a message".
@@ -218,6 +219,8 @@ def run(
         if args.command == "deliver":
             return _cmd_deliver(args, stdin, stdout, stderr)
         if args.command == "conf":
+            from mailcarrier.config.postconf import conf_main
+
             return conf_main(
                 passthrough,
                 config_dir=args.config_dir,
@@ -226,9 +229,13 @@ def run(
                 stderr=stderr,
             )
         if args.command == "map":
+            from mailcarrier.tables.command import map_main
+
             keys = io.TextIOWrapper(stdin, encoding="utf-8", errors="surrogateescape")
             return map_main(passthrough, stdout, stderr, keys)
         if args.command == "postfix":
+            from mailcarrier.postfix.install import postfix_main
+
             return postfix_main(passthrough, stdout, stderr)
         if args.command in QUEUE_COMMANDS:
             return QUEUE_COMMANDS[args.command](args, stdin, stdout, stderr)

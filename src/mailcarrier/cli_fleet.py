@@ -12,14 +12,9 @@ import json
 from collections.abc import Callable
 from typing import BinaryIO, TextIO
 
-from mailcarrier.aio import run_event_loop
 from mailcarrier.cli_support import Parser, parse_overrides
 from mailcarrier.config.settings import Settings
 from mailcarrier.errors import ConfigError, TemporaryError
-from mailcarrier.fleet.client import servers as fleet_servers
-from mailcarrier.fleet.engine import FleetUnavailable
-from mailcarrier.fleet.status import format_table, read_status
-from mailcarrier.fleet.status import to_json as fleet_json
 
 __all__ = ["FLEET_COMMANDS", "add_fleet_parsers"]
 
@@ -41,6 +36,13 @@ def add_fleet_parsers(add_parser: Callable[..., Parser]) -> None:
 
 
 def _cmd_fleet(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: TextIO) -> int:
+    # Imported when the command runs: other commands do not load the fleet's engine.
+    from mailcarrier.aio import run_event_loop
+    from mailcarrier.fleet.client import servers as fleet_servers
+    from mailcarrier.fleet.engine import FleetUnavailable
+    from mailcarrier.fleet.status import format_table, read_status
+    from mailcarrier.fleet.status import to_json as fleet_json
+
     settings = Settings.load(args.config_dir, parse_overrides(args.overrides))
     if not fleet_servers(settings):
         raise ConfigError(

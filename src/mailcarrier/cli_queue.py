@@ -13,35 +13,20 @@ import datetime
 import io
 import json
 from collections.abc import Callable
-from typing import BinaryIO, TextIO
+from typing import TYPE_CHECKING, BinaryIO, TextIO
 
-from mailcarrier.aio import run_event_loop
 from mailcarrier.cli_support import PROG, Parser, add_dsn_options, make_log, parse_overrides
 from mailcarrier.config.settings import Settings
-from mailcarrier.config.watch import ConfigReloader
-from mailcarrier.delivery.agent import DeliveryAgent
-from mailcarrier.delivery.request import Deliverer, Notify
+from mailcarrier.delivery.request import Notify
 from mailcarrier.errors import UsageError
-from mailcarrier.fleet.gate import check_fleet
-from mailcarrier.log import LogSink
-from mailcarrier.queue import (
-    QueueAdmin,
-    QueueLock,
-    QueueManager,
-    SubmitOptions,
-    format_mailq,
-    open_spool,
-    submit_stream,
-)
-from mailcarrier.queue.params import QueueParams
-from mailcarrier.queue.show import Parts, show_message
-from mailcarrier.queue.spool import Spool
-from mailcarrier.queue.submit import argument_recipients
-from mailcarrier.queue.tlsrpt import day_reports, format_reports, yesterday
-from mailcarrier.queue.tlsrpt_send import with_daily_reports
-from mailcarrier.queue.transcripts import TranscriptNotifier
-from mailcarrier.queue.workers import AgentPool, make_agent
-from mailcarrier.service import run_daemon, run_once
+from mailcarrier.queue.spool import open_spool
+from mailcarrier.queue.submit import SubmitOptions, argument_recipients, submit_stream
+
+if TYPE_CHECKING:
+    from mailcarrier.delivery.agent import DeliveryAgent
+    from mailcarrier.log import LogSink
+    from mailcarrier.queue.spool import Spool
+    from mailcarrier.queue.workers import AgentPool
 
 __all__ = ["QUEUE_COMMANDS", "add_queue_parsers"]
 
@@ -178,6 +163,16 @@ def _cmd_sendmail(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, std
 
 
 def _cmd_run(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: TextIO) -> int:
+    from mailcarrier.aio import run_event_loop
+    from mailcarrier.config.watch import ConfigReloader
+    from mailcarrier.delivery.request import Deliverer
+    from mailcarrier.fleet.gate import check_fleet
+    from mailcarrier.queue.daemon import QueueLock
+    from mailcarrier.queue.scheduler import QueueManager
+    from mailcarrier.queue.tlsrpt_send import with_daily_reports
+    from mailcarrier.queue.workers import AgentPool
+    from mailcarrier.service import run_daemon, run_once
+
     config = ConfigReloader(args.config_dir, parse_overrides(args.overrides))
     settings = config.settings
     check_fleet(settings)  # before agent processes start: one line, exit 78
@@ -205,6 +200,10 @@ def _cmd_run(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: 
 def _queue_deliverer(settings: Settings, log: LogSink, spool: Spool) -> DeliveryAgent | AgentPool:
     """In-process agent, or a pool of agent processes (``delivery_agent_processes``);
     session transcripts for the postmaster are queued in `spool`."""
+    from mailcarrier.queue.params import QueueParams
+    from mailcarrier.queue.transcripts import TranscriptNotifier
+    from mailcarrier.queue.workers import AgentPool, make_agent
+
     notify = TranscriptNotifier(spool, QueueParams(settings), log)
     processes = settings.params.delivery_agent_processes
     if processes > 1:
@@ -213,6 +212,9 @@ def _queue_deliverer(settings: Settings, log: LogSink, spool: Spool) -> Delivery
 
 
 def _cmd_queue(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: TextIO) -> int:
+    from mailcarrier.queue.admin import QueueAdmin, format_mailq
+    from mailcarrier.queue.show import Parts, show_message
+
     settings = _queue_settings(args)
     with contextlib.ExitStack() as stack:
         log = make_log(settings, stderr, stack)
@@ -252,6 +254,9 @@ def _cmd_mailq(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr
 
 def _cmd_tlsrpt(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: TextIO) -> int:
     """``tlsrpt show``: the reports of a day (queue/tlsrpt.py), as they would be sent."""
+    from mailcarrier.aio import run_event_loop
+    from mailcarrier.queue.tlsrpt import day_reports, format_reports, yesterday
+
     day = args.date or yesterday()
     try:
         datetime.date.fromisoformat(day)

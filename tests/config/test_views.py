@@ -4,7 +4,9 @@ the only way src/ reads a parameter by a name known when the code is written."""
 from __future__ import annotations
 
 import ast
+import copy
 import dataclasses
+import pickle
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ import pytest
 from mailcarrier.config import genviews
 from mailcarrier.config.params import PARAMS, ParamType
 from mailcarrier.config.settings import Settings
+from mailcarrier.config.viewbase import frozen_view, view_fields
 from mailcarrier.config.views import RENAMED, ClientParams, MainParams
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "mailcarrier"
@@ -33,7 +36,7 @@ def test_views_module_is_current() -> None:
 
 def test_every_parameter_is_a_field_with_its_type() -> None:
     settings = Settings.defaults()
-    fields = {f.name for f in dataclasses.fields(MainParams)}
+    fields = set(view_fields(MainParams))
     assert fields == {RENAMED.get(n, n) for n in PARAMS}
     for name, param in PARAMS.items():
         value = getattr(settings.params, RENAMED.get(name, name))
@@ -55,9 +58,9 @@ def test_client_params_follow_the_lmtp_twins(transport: str) -> None:
     assert client.helo_name == ("l.example" if transport == "lmtp" else "s.example")
     # smtp_skip_4xx_greeting has no lmtp_ twin: both transports read it.
     assert client.skip_4xx_greeting is False
-    for field in dataclasses.fields(ClientParams):
-        name = settings.for_transport(transport).name(field.name)
-        assert getattr(client, field.name) == settings.value(name), name
+    for field in view_fields(ClientParams):
+        name = settings.for_transport(transport).name(field)
+        assert getattr(client, field) == settings.value(name), name
 
 
 _NAME_READS = {"get_bool", "get_int", "get_str", "get_list", "get_time", "get_size"}
@@ -84,3 +87,44 @@ def test_src_reads_parameters_through_the_views(path: Path) -> None:
             f"{path.relative_to(SRC)}:{node.lineno}: read {ast.unparse(node)} as "
             "agent.params.<name>"
         )
+
+
+@frozen_view
+class _Pair:
+    """Two fields, as the generated views have four hundred."""
+
+    first: int
+    second: str
+
+
+def test_a_view_behaves_as_a_frozen_dataclass() -> None:
+    pair = _Pair(first=1, second="b")
+    assert (pair.first, pair.second) == (1, "b")
+    assert view_fields(_Pair) == ("first", "second")
+    assert pair == _Pair(first=1, second="b")
+    assert pair != _Pair(first=2, second="b")
+    other: object = (1, "b")
+    assert pair != other
+    assert hash(pair) == hash(_Pair(first=1, second="b"))
+    assert repr(pair) == "_Pair(first=1, second='b')"
+    assert pickle.loads(pickle.dumps(pair)) == pair
+    assert copy.copy(pair) == pair
+    assert copy.deepcopy(pair) == pair
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        pair.first = 2  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        del pair.second
+    with pytest.raises(AttributeError):
+        pair.third = 3  # type: ignore[attr-defined]
+
+
+def test_a_view_wants_every_field_and_no_other() -> None:
+    with pytest.raises(TypeError, match=r"missing fields \['second'\]"):
+        _Pair(first=1)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"unknown fields \['third'\]"):
+        _Pair(first=1, second="b", third=3)  # type: ignore[call-arg]
+
+
+def test_settings_params_pickle() -> None:
+    params = Settings.defaults().params
+    assert pickle.loads(pickle.dumps(params)) == params

@@ -1,12 +1,13 @@
 """Writes config/views.py, the typed views of the parameter table: ``python -m
 mailcarrier.config.genviews`` after a parameter is declared, changed or removed in params_*.py.
 
-One frozen dataclass field per parameter makes a misspelt name a type error (mypy) instead of
-a KeyError at run time, and typed values need no cast at each read. The generated module has
-`MainParams` (every parameter by its Postfix name), `ClientParams` (the smtp_ parameters of
-one delivery transport by their suffix: the lmtp_ twin's value for LMTP) and the `Literal`
-types of the names that `open_maps` takes. tests/config/test_views.py fails when views.py is
-not what this module renders from the table. Nothing imports this module at run time.
+One frozen field per parameter (viewbase.frozen_view: a dataclass's behaviour, cheaper to
+build) makes a misspelt name a type error (mypy) instead of a KeyError at run time, and typed
+values need no cast at each read. The generated module has `MainParams` (every parameter by its
+Postfix name), `ClientParams` (the smtp_ parameters of one delivery transport by their suffix:
+the lmtp_ twin's value for LMTP) and the `Literal` types of the names that `open_maps` takes.
+tests/config/test_views.py fails when views.py is not what this module renders from the table.
+Nothing imports this module at run time.
 """
 
 from __future__ import annotations
@@ -45,8 +46,9 @@ Values are converted and validated by settings.py; times are seconds, sizes byte
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
+
+from mailcarrier.config.viewbase import frozen_view
 
 __all__ = ["RENAMED", "ClientMapsName", "ClientParams", "MainParams", "MapsName"]
 '''
@@ -88,14 +90,14 @@ def render() -> str:
         + "}",
         "",
         "",
-        "@dataclass(frozen=True, slots=True)",
+        "@frozen_view",
         "class MainParams:",
         '    """Every parameter, by its Postfix name."""',
         "",
         *main,
         "",
         "",
-        "@dataclass(frozen=True, slots=True)",
+        "@frozen_view",
         "class ClientParams:",
         '    """The smtp_ parameters of one delivery transport, by their suffix."""',
         "",

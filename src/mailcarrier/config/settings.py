@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from mailcarrier.config.convert import Value, convert, parse_time, split_list
 from mailcarrier.config.defaults import default_config_directory, dynamic_default
@@ -26,8 +26,10 @@ from mailcarrier.config.parser import NAME_RE, RawSetting, read_main_cf
 from mailcarrier.config.views import RENAMED, ClientMapsName, ClientParams, MainParams, MapsName
 from mailcarrier.errors import ConfigError
 from mailcarrier.tables import FileWatcher, Maps, TableError, open_maps, spec_files
-from mailcarrier.tables.proxy import ProxyService
 from mailcarrier.tables.spec import NETWORK_KINDS
+
+if TYPE_CHECKING:
+    from mailcarrier.tables.proxy import ProxyService
 
 _MENTION: Final = re.compile(r"\$[{(]?([A-Za-z0-9_]+)")
 # A reference that must name a parameter: $name, ${name}, $(name); not $$ (a dollar sign),

@@ -10,8 +10,9 @@ Values are converted and validated by settings.py; times are seconds, sizes byte
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
+
+from mailcarrier.config.viewbase import frozen_view
 
 __all__ = ["RENAMED", "ClientMapsName", "ClientParams", "MainParams", "MapsName"]
 
@@ -19,7 +20,7 @@ __all__ = ["RENAMED", "ClientMapsName", "ClientParams", "MainParams", "MapsName"
 RENAMED: dict[str, str] = {"2bounce_notice_recipient": "double_bounce_notice_recipient"}
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_view
 class MainParams:
     """Every parameter, by its Postfix name."""
 
@@ -402,7 +403,7 @@ class MainParams:
     use_srv_lookup: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_view
 class ClientParams:
     """The smtp_ parameters of one delivery transport, by their suffix."""
 

@@ -7,17 +7,36 @@ postmap or by `build.build_index`, as ``mailcarrier map`` does),
 `open_table` opens one, `open_maps` a list; `Maps.find_address` / `find_domain` apply the
 key search orders. This package imports nothing from mailcarrier but `errors`, `durable` and
 `printable`; configuration (`mailcarrier.config`) sits above it.
+
+The names below are loaded when first used (PEP 562): a command that only checks a table's
+syntax (``sendmail`` reading main.cf) does not load the kinds it never opens.
 """
 
 from __future__ import annotations
 
-from mailcarrier.tables.base import Table, TableError
-from mailcarrier.tables.build import BuildOptions, build_index
-from mailcarrier.tables.maps import Maps, Match, open_maps
-from mailcarrier.tables.registry import open_table
-from mailcarrier.tables.search import Key, address_keys, domain_keys
-from mailcarrier.tables.spec import TABLE_TYPES, TableSpec, parse_spec, spec_files
-from mailcarrier.tables.watch import FileWatcher
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mailcarrier.tables.base import Table, TableError
+    from mailcarrier.tables.build import BuildOptions, build_index
+    from mailcarrier.tables.maps import Maps, Match, open_maps
+    from mailcarrier.tables.registry import open_table
+    from mailcarrier.tables.search import Key, address_keys, domain_keys
+    from mailcarrier.tables.spec import TABLE_TYPES, TableSpec, parse_spec, spec_files
+    from mailcarrier.tables.watch import FileWatcher
+
+# Where each public name lives.
+_HOMES: dict[str, tuple[str, ...]] = {
+    "base": ("Table", "TableError"),
+    "build": ("BuildOptions", "build_index"),
+    "maps": ("Maps", "Match", "open_maps"),
+    "registry": ("open_table",),
+    "search": ("Key", "address_keys", "domain_keys"),
+    "spec": ("TABLE_TYPES", "TableSpec", "parse_spec", "spec_files"),
+    "watch": ("FileWatcher",),
+}
+_HOME_OF: dict[str, str] = {name: module for module, names in _HOMES.items() for name in names}
 
 __all__ = [
     "TABLE_TYPES",
@@ -37,3 +56,23 @@ __all__ = [
     "parse_spec",
     "spec_files",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """A public name, imported from its module on first use (then kept here); a submodule
+    (``tables.netloop``) as Python's import system gives it."""
+    module = _HOME_OF.get(name)
+    if module is None:
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

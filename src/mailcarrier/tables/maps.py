@@ -18,13 +18,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mailcarrier.tables.base import Table
 from mailcarrier.tables.cfgfile import MainCfLookup
-from mailcarrier.tables.proxy import ProxyService
 from mailcarrier.tables.registry import open_table
 from mailcarrier.tables.search import Key, address_keys, domain_keys
 from mailcarrier.tables.text import split_braced
+
+if TYPE_CHECKING:
+    from mailcarrier.tables.proxy import ProxyService
 
 
 @dataclass(frozen=True, slots=True)

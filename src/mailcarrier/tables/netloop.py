@@ -55,7 +55,7 @@ class TableLoop:
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
-    """uvloop when installed (the ``fast`` extra), as the package's other loops."""
+    """uvloop when installed (a dependency where it builds), as the package's other loops."""
     try:
         import uvloop
     except ImportError:

@@ -5,57 +5,50 @@
 directory) and builds the table of that kind. Failures raise `TableError` naming the table.
 Lists of tables with Postfix's first-match semantics are in `maps.py`.
 
-Network kinds (`NETWORK_OPENERS`: pgsql, mysql, sqlite, ldap, memcache; more kinds register
-here) read a ``*_table(5)`` file, or main.cf's ``name_*`` parameters through `main_cf`. They
-are opened once per process and configuration: callers may open a table for every lookup,
-and still share one pool of connections; a changed configuration file (or main.cf value)
-makes a new table. socketmap and tcp tables are named by their server, and share its
-connections themselves (endpoint.shared_pool). ``proxy:type:name`` goes through `proxy`
-(Postfix's proxymap, see proxy.py) when one is given, else the inner table is opened
-directly.
+Network kinds (`NETWORK_KINDS`: pgsql, mysql, sqlite, ldap, memcache; more kinds register
+here; each is imported when first opened) read a ``*_table(5)`` file, or main.cf's
+``name_*`` parameters through `main_cf`. They are opened once per process and configuration:
+callers may open a table for every lookup, and still share one pool of connections; a
+changed configuration file (or main.cf value) makes a new table. socketmap and tcp tables
+are named by their server, and share its connections themselves (endpoint.shared_pool).
+``proxy:type:name`` goes through `proxy` (Postfix's proxymap, see proxy.py) when one is
+given, else the inner table is opened directly.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import threading
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mailcarrier.tables.base import Table, TableError
 from mailcarrier.tables.cfgfile import MainCfLookup, is_file_name
-from mailcarrier.tables.cidr import CidrTable
-from mailcarrier.tables.composite import PipeTable, UnionTable
-from mailcarrier.tables.formats import open_indexed
-from mailcarrier.tables.ldap import NAMES as LDAP_NAMES
-from mailcarrier.tables.ldap import open_ldap
-from mailcarrier.tables.memcache import NAMES as MEMCACHE_NAMES
-from mailcarrier.tables.memcache import open_memcache
-from mailcarrier.tables.mysql import NAMES as MYSQL_NAMES
-from mailcarrier.tables.mysql import open_mysql
-from mailcarrier.tables.netconfig import OpenContext
-from mailcarrier.tables.pgsql import NAMES as PGSQL_NAMES
-from mailcarrier.tables.pgsql import open_pgsql
-from mailcarrier.tables.proxy import ProxyService, ProxyTable
-from mailcarrier.tables.regexp import RegexpTable
-from mailcarrier.tables.simple import InlineTable, StaticTable, TextHashTable
-from mailcarrier.tables.socketmap import open_socketmap
-from mailcarrier.tables.spec import INDEXED, parse_spec
-from mailcarrier.tables.sqlite import NAMES as SQLITE_NAMES
-from mailcarrier.tables.sqlite import open_sqlite
-from mailcarrier.tables.tcp import open_tcp
+from mailcarrier.tables.spec import INDEXED, NETWORK_KINDS, parse_spec
 from mailcarrier.tables.text import split_braced, strip_group
 
-NetworkOpener = Callable[[str, OpenContext], Table]
-# kind -> (opener, the parameter names it reads: for main.cf-style names and the cache key)
-NETWORK_OPENERS: dict[str, tuple[NetworkOpener, tuple[str, ...]]] = {
-    "pgsql": (open_pgsql, PGSQL_NAMES),
-    "mysql": (open_mysql, MYSQL_NAMES),
-    "sqlite": (open_sqlite, SQLITE_NAMES),
-    "ldap": (open_ldap, LDAP_NAMES),
-    "memcache": (open_memcache, MEMCACHE_NAMES),
-}
+if TYPE_CHECKING:
+    from mailcarrier.tables.cidr import CidrTable
+    from mailcarrier.tables.netconfig import OpenContext
+    from mailcarrier.tables.proxy import ProxyService
+
+NetworkOpener = Callable[[str, "OpenContext"], Table]
+# The network kinds, each in its module of this package (``pgsql`` -> tables/pgsql.py, with
+# `open_pgsql` and `NAMES`, the parameter names it reads: for main.cf-style names and the
+# cache key). They are imported when a table of theirs is first opened, so that a program
+# that opens none does not load their client libraries' glue.
+
+
+def network_kind(kind: str) -> tuple[NetworkOpener, tuple[str, ...]]:
+    """The opener of a network `kind` and the parameter names it reads."""
+    module = importlib.import_module(f"mailcarrier.tables.{kind}")
+    opener: NetworkOpener = getattr(module, f"open_{kind}")
+    names: tuple[str, ...] = module.NAMES
+    return opener, names
+
 
 _cache_lock = threading.Lock()
 _cache: dict[tuple[object, ...], Table] = {}
@@ -76,37 +69,55 @@ def open_table(
     kind = spec.kind
     if kind == "proxy":
         if proxy is not None:
+            from mailcarrier.tables.proxy import ProxyTable
+
             return ProxyTable(name, spec.name, proxy)
         return open_table(spec.name, base_dir, main_cf=main_cf)
-    if kind in NETWORK_OPENERS:
+    if kind in NETWORK_KINDS:
         return _open_network(kind, spec.name, base_dir, main_cf, proxy)
-    if kind == "socketmap":
-        return open_socketmap(spec.name)
-    if kind == "tcp":
-        return open_tcp(spec.name)
-    if kind == "inline":
-        return InlineTable(name, spec.name)
-    if kind == "static":
-        return StaticTable(name, spec.name)
+    if kind in ("socketmap", "tcp"):
+        module = importlib.import_module(f"mailcarrier.tables.{kind}")
+        table: Table = getattr(module, f"open_{kind}")(spec.name)
+        return table
+    if kind in ("inline", "static"):
+        from mailcarrier.tables.simple import InlineTable, StaticTable
+
+        return (InlineTable if kind == "inline" else StaticTable)(name, spec.name)
     if kind in ("unionmap", "pipemap"):
+        from mailcarrier.tables.composite import PipeTable, UnionTable
+
         opener = partial(open_table, base_dir=base_dir, main_cf=main_cf, proxy=proxy)
         cls = UnionTable if kind == "unionmap" else PipeTable
         return cls(name, spec.name, opener)
-    path = spec.path(base_dir)
+    return _open_file(kind, name, spec.name, spec.path(base_dir))
+
+
+def _open_file(kind: str, name: str, text: str, path: Path) -> Table:
+    """A table of a file kind, its module imported now."""
     if kind in INDEXED:
+        from mailcarrier.tables.formats import open_indexed
+
         return open_indexed(name, path, kind)
     if kind == "texthash":
+        from mailcarrier.tables.simple import TextHashTable
+
         return TextHashTable(name, path)
     if kind in ("regexp", "pcre"):
+        from mailcarrier.tables.regexp import RegexpTable
+
         return RegexpTable(name, path, kind)
     if kind == "cidr":
-        if spec.name.startswith("{"):  # cidr:{{rule}, {rule}} in main.cf (Postfix 3.7)
-            return _braced_cidr(name, spec.name)
+        from mailcarrier.tables.cidr import CidrTable
+
+        if text.startswith("{"):  # cidr:{{rule}, {rule}} in main.cf (Postfix 3.7)
+            return _braced_cidr(name, text)
         return CidrTable(name, path)
     raise TableError(f'unsupported dictionary type: "{kind}"')  # pragma: no cover
 
 
 def _braced_cidr(name: str, body: str) -> CidrTable:
+    from mailcarrier.tables.cidr import CidrTable
+
     try:
         items = split_braced(strip_group(body))
     except ValueError as exc:
@@ -130,7 +141,7 @@ def _fingerprint(
         return (kind, str(path), st.st_ino, st.st_size, st.st_mtime_ns)
     if main_cf is None:
         return None
-    return (kind, name, tuple(main_cf(f"{name}_{n}") for n in NETWORK_OPENERS[kind][1]))
+    return (kind, name, tuple(main_cf(f"{name}_{n}") for n in network_kind(kind)[1]))
 
 
 def _open_network(
@@ -146,8 +157,10 @@ def _open_network(
             found = _cache.get(key)
         if found is not None:
             return found
+    from mailcarrier.tables.netconfig import OpenContext
+
     opener = partial(open_table, base_dir=base_dir, main_cf=main_cf, proxy=proxy)
-    table = NETWORK_OPENERS[kind][0](name, OpenContext(base_dir, main_cf, opener))
+    table = network_kind(kind)[0](name, OpenContext(base_dir, main_cf, opener))
     if key is not None:
         with _cache_lock:
             table = _cache.setdefault(key, table)

@@ -18,7 +18,7 @@ INDEXED: Final = {"hash": ".db", "btree": ".db", "lmdb": ".lmdb", "cdb": ".cdb"}
 FILE_KINDS: Final = frozenset({"texthash", "regexp", "pcre", "cidr", *INDEXED})
 BRACED_KINDS: Final = frozenset({"inline", "unionmap", "pipemap"})
 # Tables configured by a *_table(5) file (a name starting with / or .) or by main.cf
-# parameters (any other name, as a prefix); registry.NETWORK_OPENERS opens them.
+# parameters (any other name, as a prefix); registry.network_kind opens them.
 NETWORK_KINDS: Final = frozenset({"pgsql", "mysql", "sqlite", "ldap", "memcache"})
 # Tables whose name is their server: socketmap:inet:host:port:name, tcp:host:port.
 CLIENT_KINDS: Final = frozenset({"socketmap", "tcp"})
