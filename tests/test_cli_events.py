@@ -21,6 +21,7 @@ import pytest
 
 from mailcarrier.cli import run
 from mailcarrier.log import syslog_stamp
+from tests.queue.helpers import run_cli
 from tests.support.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler
 
 PLAIN = ("PIPELINING", "ENHANCEDSTATUSCODES")  # aiosmtpd does not implement DSN parameters
@@ -212,3 +213,17 @@ def test_pflogsumm_counts_match_the_records(tmp_path: Path, server: AiosmtpdServ
         "bounced": 1,  # bad@ (an expiry logs no line per recipient, as Postfix's qmgr)
     }
     assert _pflogsumm_counts(tmp_path / "maillog") == expected
+
+
+def test_agent_processes_send_records_to_the_scheduler(
+    tmp_path: Path, server: AiosmtpdServer
+) -> None:
+    # With delivery_agent_processes > 1 the lines and records come back over the pipe.
+    o = _opts(tmp_path, server.nexthop, "delivery_agent_processes=2")
+    assert _run([*o, "sendmail", "-f", "s@example.org", "ok@example.net"], MESSAGE)[0] == 0
+    done = run_cli([*o, "run", "--once"])
+    assert done.returncode == 0, done.stderr
+    (record,) = [r for r in _records(tmp_path) if r["event"] == "delivery"]
+    (line,) = [m for m in map(_LINE.search, (tmp_path / "maillog").read_text().splitlines()) if m]
+    assert (record["status"], record["address"], record["attempt"]) == ("sent", "ok@example.net", 1)
+    assert (record["queue_id"], record["relay"], record["dsn"]) == line.group(3, 5, 6)
