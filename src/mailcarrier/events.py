@@ -25,10 +25,16 @@ import datetime
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
 
-from mailcarrier.status import DeliveryStatus, RecipientStatus, TlsSession, server_reply
+from mailcarrier.status import (
+    DeliveryStatus,
+    RecipientStatus,
+    TlsSession,
+    fast_init,
+    server_reply,
+)
 
 __all__ = [
     "Event",
@@ -56,14 +62,16 @@ _REPLY: Final = re.compile(
 _UNSAFE: Final = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Event:
     """One event record before rendering: its kind, the message, and its own fields
-    (`status` and `attempt` for a delivery: rendered by `render_event`)."""
+    (`status` and `attempt` for a delivery: rendered by `render_event`). Made for every
+    delivery line, rendered only when an event_log_file takes it."""
 
     kind: str
     queue_id: str
-    fields: Mapping[str, object] = field(default_factory=dict)
+    fields: Mapping[str, object] | None = None  # None: a delivery's, from its status
     status: RecipientStatus | None = None
     attempt: int = 0
 
@@ -205,7 +213,7 @@ def render_event(
     }
     if event.kind == DELIVERY:
         record.update(_delivery_fields(event))
-    else:
+    elif event.fields is not None:
         record.update(event.fields)
     text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
     if text.isascii():
