@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailcarrier.errors import RemoteProtocolError
+from mailcarrier.events import Event, delivery_event
 from mailcarrier.log import (
     HandlerLog,
     LoggerLog,
@@ -22,11 +24,19 @@ from mailcarrier.log import (
     NullLog,
     PrintableLog,
     delivery_line,
+    log_event,
     postlog_payload,
     printable_sink,
     severity_prefix,
 )
-from mailcarrier.loghandlers import stream_log, syslog_log
+from mailcarrier.loghandlers import (
+    EventFormatter,
+    LineHandler,
+    MaillogHandler,
+    PostfixFormatter,
+    stream_log,
+    syslog_log,
+)
 from mailcarrier.protocol.reply import ReplyParser
 from mailcarrier.status import Delays, DeliveryStatus, RecipientStatus
 
@@ -227,3 +237,49 @@ def test_any_reply_bytes_make_one_clean_log_line(data: bytes, utf8: bool) -> Non
     assert utf8 or line.isascii()
     assert ": Q1: to=<b@example.net>, relay=h[192.0.2.1]:25, delay=0, " in line
     line.encode("utf-8")  # strict
+
+
+# --- event records beside the lines (events.py) -----------------------------------------
+def _event() -> Event:
+    status = RecipientStatus("a@x", DeliveryStatus.SENT, "2.0.0", HOSTILE, "h[192.0.2.1]:25")
+    return delivery_event("Q1", status, 1)
+
+
+def test_handler_log_writes_the_line_and_the_record_at_one_time(tmp_path: Path, utc: None) -> None:
+    lines, records = io.StringIO(), tmp_path / "events.jsonl"
+    log = HandlerLog(
+        [LineHandler(lines, PostfixFormatter("mc.example", pid=7))],
+        clock=lambda: 86400.25,
+        event_handlers=[MaillogHandler(str(records), EventFormatter("n1", "mc.example", pid=7))],
+    )
+    log_event(log, "smtp", "Q1: the line\r", _event())
+    log_event(log, "postqueue", "", _event())  # a record without a line
+    log.close()
+    assert lines.getvalue() == "Jan  2 00:00:00 mc postfix/smtp[7]: Q1: the line?\n"
+    first, second = (json.loads(text) for text in records.read_text().splitlines())
+    assert (first["time"], first["process"], first["pid"]) == (
+        "1970-01-02T00:00:00.250000Z",
+        "smtp",
+        7,
+    )
+    assert first["diagnostic"] == HOSTILE  # kept as it came: JSON escapes it
+    assert second["process"] == "postqueue"
+
+
+def test_log_event_gives_a_plain_sink_the_line_only() -> None:
+    seen: list[tuple[str, str]] = []
+
+    class Plain:
+        def info(self, process: str, text: str) -> None:
+            seen.append((process, text))
+
+        def warning(self, process: str, text: str) -> None:
+            raise AssertionError(text)
+
+    log_event(Plain(), "smtp", "Q1: line", _event())
+    log_event(Plain(), "postqueue", "", _event())
+    assert seen == [("smtp", "Q1: line")]
+    memory = MemoryLog()
+    log_event(printable_sink(memory), "smtp", "Q1: line\n", _event())
+    log_event(NullLog(), "smtp", "Q1: line", _event())
+    assert memory.lines == ["Q1: line?"] and [p for p, _ in memory.events] == ["smtp"]

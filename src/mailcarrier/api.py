@@ -9,7 +9,8 @@ in that is not one of log.py's gets its text made printable first (`printable_si
 nothing a peer sends can forge a line in whatever it writes to. `submit()` raises
 `DataError` for bad input (`MessageTooBigError` past `message_size_limit`) and
 `TemporaryError` when the queue cannot be written (a full disk, a read-only directory):
-never a bare OSError, and never with a partial message left queued.
+never a bare OSError, and never with a partial message left queued. With
+``event_log_file`` set, `submit()` appends the ``queued`` event record there (eventlog.py).
 """
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ from mailcarrier.delivery.autodetect import (
 )
 from mailcarrier.delivery.request import DeliveryRequest, Notify, Recipient
 from mailcarrier.errors import DataError, UsageError
+from mailcarrier.eventlog import with_events
 from mailcarrier.log import LogSink, printable_sink
 from mailcarrier.queue.ids import new_queue_id
-from mailcarrier.queue.spool import open_spool
+from mailcarrier.queue.spool import Spool, open_spool
 from mailcarrier.queue.submit import SubmitOptions, submit_stream
 from mailcarrier.status import DeliveryResult
 
@@ -180,6 +182,23 @@ def submit_sync(
     )
     spool = open_spool(settings, log=log)
     content = as_content(content)
+    # event_log_file: the queued event's record goes there, the lines to `log` as before.
+    events = with_events(log, settings)
+    try:
+        sink = log if events is None else events
+        return _submit(content, options, settings, spool, sink)
+    finally:
+        if events is not None:
+            events.close()
+
+
+def _submit(
+    content: bytes | Path | BinaryIO,
+    options: SubmitOptions,
+    settings: Settings,
+    spool: Spool,
+    log: LogSink,
+) -> str:
     if isinstance(content, bytes):
         return submit_stream(io.BytesIO(content), options, settings=settings, spool=spool, log=log)
     if isinstance(content, Path):

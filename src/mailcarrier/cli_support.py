@@ -1,7 +1,8 @@
 """What every `mailcarrier` command shares: the argument parser that reports usage errors as
 one line (exit 64), ``-o NAME=VALUE`` overrides, loading the settings with their warnings,
-and where log lines go (`make_log`: stderr, maillog_file, syslog for the daemon). cli.py
-runs the commands; cli_queue.py has the queue's (sendmail, run, queue, mailq).
+and where log lines go (`make_log`: stderr, maillog_file, syslog for the daemon; event
+records to event_log_file). cli.py runs the commands; cli_queue.py has the queue's
+(sendmail, run, queue, mailq).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import NoReturn, TextIO
 
 from mailcarrier.config.settings import Settings
 from mailcarrier.errors import ConfigError, UsageError
+from mailcarrier.eventlog import event_handlers
 from mailcarrier.log import HandlerLog, LogSink
 from mailcarrier.loghandlers import LineHandler, MaillogHandler, PostfixFormatter, SyslogHandler
 from mailcarrier.printable import printable
@@ -74,7 +76,8 @@ def make_log(
     set. The queue daemon (`daemon`) logs only to maillog_file when it is set, as Postfix's
     daemons do, and writes it in blocks (once per event-loop turn) rather than once per
     line. maillog_file is opened again when logrotate moved it; one that cannot be written
-    is reported on `errors` (default: `stderr`). The handlers are closed by `stack`."""
+    is reported on `errors` (default: `stderr`). event_log_file, when set, gets the event
+    records (eventlog.py) the same way. The handlers are closed by `stack`."""
     hostname = settings.params.myhostname
     name = settings.params.syslog_name
     maillog = settings.params.maillog_file
@@ -107,7 +110,8 @@ def make_log(
                     value=maillog,
                 ) from exc
             handlers.append(file)
-    log = HandlerLog(handlers, utf8=utf8)
+    events = event_handlers(settings, batched=daemon, errors=errors or stderr)
+    log = HandlerLog(handlers, utf8=utf8, event_handlers=events)
     stack.callback(log.close)
     return log
 

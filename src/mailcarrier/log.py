@@ -16,6 +16,12 @@ somewhere (stderr, maillog_file, syslog, postlogd) are in loghandlers.py. `Logge
 each line a record on the application's ``mailcarrier`` logger (the API's default).
 `MemoryLog` keeps lines for tests and the API's callers; `NullLog` drops them.
 
+An event record (events.py) goes with the Postfix line it stands beside: `log_event(sink,
+process, text, event)` gives both to a sink that has an `event()` method (`EventSink`:
+`HandlerLog` writes the line to its handlers and the record, with the same time, to its
+`event_handlers`: the event_log_file), and only the line to one that has not. `text` may
+be empty for an event Postfix logs no line for (``queue flush``).
+
 Text given to a sink may hold anything a peer or a user sent (reply text, addresses, host
 names, file names): the sinks here pass every line through `printable()` (printable.py)
 once, before it goes anywhere, as Postfix's msg_output.c does, so no byte can end a line
@@ -31,10 +37,13 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from mailcarrier.events import Event
 from mailcarrier.printable import printable
 from mailcarrier.status import RecipientStatus
 
 __all__ = [
+    "EventLine",
+    "EventSink",
     "HandlerLog",
     "LineWriter",
     "LogLine",
@@ -46,6 +55,7 @@ __all__ = [
     "current_pid",
     "delivery_line",
     "format_delay",
+    "log_event",
     "postfix_text",
     "postlog_payload",
     "postlog_prefix",
@@ -191,11 +201,31 @@ class LogSink(Protocol):
     def warning(self, process: str, text: str) -> None: ...
 
 
+class EventSink(LogSink, Protocol):
+    """A sink that also takes event records: `text` (the Postfix line, "" for none) and
+    the `event` made from the same values."""
+
+    def event(self, process: str, text: str, event: Event) -> None: ...
+
+
+def log_event(log: LogSink, process: str, text: str, event: Event) -> None:
+    """The Postfix line `text` and its event record, to a sink that takes records; only
+    the line (when there is one) to a sink that does not."""
+    write = getattr(log, "event", None)
+    if write is not None:
+        write(process, text, event)
+    elif text:
+        log.info(process, text)
+
+
 class NullLog:
     def info(self, process: str, text: str) -> None:
         return None
 
     def warning(self, process: str, text: str) -> None:
+        return None
+
+    def event(self, process: str, text: str, event: Event) -> None:
         return None
 
 
@@ -205,10 +235,17 @@ class MemoryLog:
 
     def __init__(self, *, utf8: bool = True) -> None:
         self.records: list[tuple[str, str, str]] = []
+        # The event records given with `event()`: (process, event).
+        self.events: list[tuple[str, Event]] = []
         self.utf8 = utf8
 
     def info(self, process: str, text: str) -> None:
         self.records.append(("info", printable(process), printable(text, utf8=self.utf8)))
+
+    def event(self, process: str, text: str, event: Event) -> None:
+        if text:
+            self.info(process, text)
+        self.events.append((printable(process), event))
 
     def warning(self, process: str, text: str) -> None:
         self.records.append(("warning", printable(process), printable(text, utf8=self.utf8)))
@@ -262,6 +299,16 @@ class LogLine(logging.LogRecord):
         self.__dict__ = fields
 
 
+class EventLine(LogLine):
+    """An event record as the handlers behind a `HandlerLog`'s `event_handlers` get it: a
+    `LogLine` whose `event` is the record (loghandlers.py's `EventFormatter` renders it)
+    and whose text is empty."""
+
+    def __init__(self, procname: str, event: Event, created: float) -> None:
+        super().__init__(logging.INFO, "INFO", procname, "", created)
+        self.event = event
+
+
 def postfix_text(record: logging.LogRecord) -> str:
     """The text of a line as Postfix writes it after the prefix: ``warning: `` first for a
     warning (`severity_prefix`)."""
@@ -289,8 +336,11 @@ class HandlerLog:
         *,
         utf8: bool = True,
         clock: Callable[[], float] = time.time,
+        event_handlers: Sequence[logging.Handler] = (),
     ) -> None:
         self.handlers = tuple(handlers)
+        # Where event records go (`event()`): each gets an `EventLine`.
+        self.event_handlers = tuple(event_handlers)
         # utf8: smtputf8_enable (Postfix's util_utf8_enable): keep valid UTF-8 in lines.
         self.utf8 = utf8
         self.clock = clock
@@ -298,10 +348,12 @@ class HandlerLog:
             getattr(handler, "write_line", None) for handler in self.handlers
         )
 
-    def _line(self, levelno: int, levelname: str, process: str, text: str) -> None:
+    def _line(
+        self, levelno: int, levelname: str, process: str, text: str, created: float = 0.0
+    ) -> None:
         process = printable(process)
         text = printable(text, utf8=self.utf8)
-        created = self.clock()
+        created = created or self.clock()
         record: LogLine | None = None
         for handler, write in zip(self.handlers, self._writers, strict=True):
             if handler.level > levelno:
@@ -319,13 +371,24 @@ class HandlerLog:
     def warning(self, process: str, text: str) -> None:
         self._line(logging.WARNING, "WARNING", process, text)
 
+    def event(self, process: str, text: str, event: Event) -> None:
+        """The line `text` (if any) as `info()` writes it, and the record of `event` with
+        the same time to the event handlers."""
+        created = self.clock()
+        if text:
+            self._line(logging.INFO, "INFO", process, text, created)
+        if self.event_handlers:
+            record = EventLine(printable(process), event, created)
+            for handler in self.event_handlers:
+                handler.handle(record)
+
     def fatal(self, process: str, text: str) -> None:
         """The line a program writes before it stops (``fatal: ...``); not part of
         `LogSink`: only the program's entry point knows it is stopping."""
         self._line(logging.CRITICAL, "CRITICAL", process, text)
 
     def close(self) -> None:
-        for handler in self.handlers:
+        for handler in (*self.handlers, *self.event_handlers):
             handler.close()
 
 
@@ -373,6 +436,9 @@ class PrintableLog:
 
     def warning(self, process: str, text: str) -> None:
         self.sink.warning(printable(process), printable(text, utf8=self.utf8))
+
+    def event(self, process: str, text: str, event: Event) -> None:
+        log_event(self.sink, printable(process), printable(text, utf8=self.utf8), event)
 
 
 _PRINTABLE_SINKS: tuple[type, ...] = (NullLog, MemoryLog, HandlerLog, PrintableLog, LoggerLog)

@@ -9,6 +9,8 @@
   same path, checked once per write, not once per line.
 - `SyslogHandler` writes to the system logger through the stdlib `syslog` module, as
   Postfix's daemons do (see the class for why not `logging.handlers.SysLogHandler`).
+- `EventFormatter` renders an event record (events.py) as one line of JSON: a
+  `MaillogHandler` with it writes event_log_file (eventlog.py opens it), the same way.
 - `PostlogHandler` sends each line as one datagram to Postfix's postlogd(8), as Postfix's
   daemons do when maillog_file is set (Postfix-native mode: postfix/maillog.py).
 
@@ -34,6 +36,7 @@ from collections.abc import Callable
 from typing import Protocol, TextIO
 
 from mailcarrier.aio import EndOfTurn
+from mailcarrier.events import Event, render_event
 from mailcarrier.log import (
     HandlerLog,
     current_pid,
@@ -46,6 +49,7 @@ from mailcarrier.log import (
 from mailcarrier.printable import printable
 
 __all__ = [
+    "EventFormatter",
     "LineHandler",
     "MaillogHandler",
     "PostfixFormatter",
@@ -106,6 +110,31 @@ class PostfixFormatter(logging.Formatter):
         except AttributeError:  # a record of a Logger's
             procname = record.name
         return f"{self._stamp}{procname}[{self.pid}]: {text}"
+
+
+class EventFormatter(logging.Formatter):
+    """One event record (log.py's `EventLine`) as one line of JSON (events.py's
+    `render_event`): its time, this node's id, the host name, the process name and `pid`
+    (this process's by default, as `PostfixFormatter`) with the event's own fields."""
+
+    def __init__(self, node_id: str, hostname: str, *, pid: int | None = None) -> None:
+        super().__init__()
+        self.node_id = node_id
+        self.hostname = hostname
+        self.pid = pid
+
+    def format(self, record: logging.LogRecord) -> str:
+        event: Event = record.event  # type: ignore[attr-defined]  # an EventLine's
+        procname: str = getattr(record, "procname", record.name)
+        pid = current_pid() if self.pid is None else self.pid
+        return render_event(
+            event,
+            when=record.created,
+            node_id=self.node_id,
+            host=self.hostname,
+            process=procname,
+            pid=pid,
+        )
 
 
 class _Output:

@@ -31,6 +31,7 @@ __all__ = [
     "DeliveryStatus",
     "HopStatus",
     "RecipientStatus",
+    "TlsSession",
     "default_dsn",
     "fast_init",
     "is_valid_dsn",
@@ -155,6 +156,18 @@ class Delays:
         ]
 
 
+@dataclass(frozen=True, slots=True)
+class TlsSession:
+    """The TLS session a verdict was given over, as Postfix's "TLS connection established"
+    line names it: trust (``Verified``, ``Trusted``, ``Untrusted``, ``Anonymous``),
+    protocol version, cipher and its secret bits."""
+
+    trust: str
+    protocol: str
+    cipher: str
+    bits: int
+
+
 @fast_init
 @dataclass(frozen=True, slots=True)
 class RecipientStatus:
@@ -180,6 +193,9 @@ class RecipientStatus:
     # A bounce that soft_bounce turned into this deferral: logged ``status=SOFTBOUNCE``, as
     # Postfix's bounce_append() logs it (the JSON status stays "deferred").
     soft_bounced: bool = False
+    # The TLS session of the verdict, for the event record (events.py); None without one.
+    # Not part of equality: it describes the connection, not the verdict.
+    tls_session: TlsSession | None = field(default=None, compare=False, repr=False)
 
     @property
     def delay(self) -> float:

@@ -81,6 +81,14 @@ SYSTEM: Final[list[list[Param]]] = [
     declare("maillog_file", STR, ""),
     declare("maillog_file_prefixes", L, "/var, /dev/stdout"),
     declare(
+        "event_log_file",
+        STR,
+        "",
+        note="mailcarrier extension: empty: off; a file that gets one JSON object per line "
+        "per event (message queued, delivery attempt, notice, expiry, operator action) "
+        "beside the Postfix-format log",
+    ),
+    declare(
         "postlog_service_name",
         STR,
         "postlog",

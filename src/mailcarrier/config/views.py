@@ -64,6 +64,7 @@ class MainParams:
     double_bounce_sender: str
     empty_address_recipient: str
     error_notice_recipient: str
+    event_log_file: str
     fallback_relay: tuple[str, ...]
     fast_flush_domains: tuple[str, ...]
     fleet_busy_retry_time: float

@@ -49,8 +49,9 @@ from mailcarrier.delivery.transaction import run_transaction
 from mailcarrier.delivery.transcript import TranscriptHook, TranscriptReporter
 from mailcarrier.delivery.trouble import Verdict, soften, transport_verdict
 from mailcarrier.errors import MailcarrierError, TransportError
+from mailcarrier.events import delivery_event
 from mailcarrier.fleet import Busy, DeadDestination, FleetGate, Lease, LocalGate
-from mailcarrier.log import LogSink, NullLog, delivery_line
+from mailcarrier.log import LogSink, NullLog, delivery_line, log_event
 from mailcarrier.routing.resolver import NativeLookup, Resolver
 from mailcarrier.status import DeliveryResult, DeliveryStatus, HopStatus, RecipientStatus
 from mailcarrier.transport.connection import Connection, Peer
@@ -167,10 +168,10 @@ class DeliveryAgent:
                 # Postfix logs an address probe's verdict as "deliverable" or
                 # "undeliverable" (verify_append(), trace_append()), never as a delivery.
                 word = "" if not probe else _PROBE_WORDS[status.status]
-                log.info(
-                    request.transport,
-                    delivery_line(request.queue_id, status, resolution, word=word),
-                )
+                line = delivery_line(request.queue_id, status, resolution, word=word)
+                attempt = request.recipients[index].attempt
+                event = delivery_event(request.queue_id, status, attempt)
+                log_event(log, request.transport, line, event)
 
             on_mark = log_mark
         tracker = RecipientTracker(request.recipients, on_mark, profile.status_filter())
@@ -409,6 +410,7 @@ class DeliveryAgent:
         if outcome is None or outcome.verdict is None:
             return False
         job.tracker.tls_status = tls.status_text(outcome)
+        job.tracker.tls_session = None  # refused before connecting
         if outcome.verdict.final and not outcome.next_server:
             job.mark_pending(outcome.verdict, peer.relay, self.clock())
         else:
@@ -417,6 +419,7 @@ class DeliveryAgent:
 
     def _connect_failed(self, job: DeliveryState, error: TransportError) -> None:
         job.tracker.tls_status = ""  # no session, no TLS feature status
+        job.tracker.tls_session = None
         self.log.info(job.process, error.reason)
         job.last = Leftover(transport_verdict(error), "none", site=True)
 

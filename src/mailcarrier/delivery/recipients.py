@@ -14,7 +14,14 @@ from collections.abc import Callable
 from mailcarrier.delivery.request import Recipient
 from mailcarrier.delivery.trouble import Verdict
 from mailcarrier.errors import LocalProtocolError
-from mailcarrier.status import Delays, DeliveryResult, DeliveryStatus, HopStatus, RecipientStatus
+from mailcarrier.status import (
+    Delays,
+    DeliveryResult,
+    DeliveryStatus,
+    HopStatus,
+    RecipientStatus,
+    TlsSession,
+)
 
 __all__ = ["RecipientTracker"]
 
@@ -43,6 +50,9 @@ class RecipientTracker:
         # The TLS feature status of the session in use (tls/features.py), set by the agent;
         # each mark carries it into the delivery line's tls= field.
         self.tls_status = ""
+        # The TLS session in use (protocol, cipher, trust), for the event records; None
+        # without one. Set by the agent with `tls_status`.
+        self.tls_session: TlsSession | None = None
         # Set when recipients were deferred because the site failed (status.HopStatus).
         self.hop_status: HopStatus | None = None
 
@@ -91,6 +101,7 @@ class RecipientTracker:
             action=action,
             tls=self.tls_status,
             soft_bounced=verdict.soft_bounced,
+            tls_session=self.tls_session,
         )
         self._status[index] = status
         self._unmarked -= 1

@@ -97,6 +97,9 @@ class Recipient:
     # Opaque position of this recipient in its queue file; the queue uses it to mark
     # the recipient done. -1 when the request does not come from the queue.
     queue_offset: int = -1
+    # Which delivery attempt this is for the recipient (1: the first), for the event
+    # record of its verdict (events.py); the queue counts its recorded verdicts.
+    attempt: int = 1
 
     def __post_init__(self) -> None:
         check_envelope_address("recipient address", self.address)

@@ -212,6 +212,7 @@ class SessionReuse:
             # The TLS checks below; the SASL credentials only when the key needs them.
             await self.prepare_peer(job, hop, peer, credentials=job.profile.sender_dependent_auth)
             job.tracker.tls_status = session.tls_status
+            job.tracker.tls_session = session.tls_session
             job.attempt.ready = self.clock()
             leftover = None
             try:

@@ -26,6 +26,7 @@ from mailcarrier.errors import TransportError
 from mailcarrier.log import LogSink
 from mailcarrier.protocol.ehlo import discard_notice
 from mailcarrier.protocol.stages import Stage
+from mailcarrier.status import TlsSession
 from mailcarrier.tls.levels import SecurityLevel
 from mailcarrier.tls.verify import Trust
 from mailcarrier.transport.connection import Connection, Peer
@@ -81,6 +82,7 @@ class SessionSetup:
         """Greeting, hello, TLS and AUTH (see the module docstring)."""
         conn = session.conn
         tls = hop.tls
+        job.tracker.tls_session = None  # until this session's TLS step, if any
         if tls is not None:
             job.tracker.tls_status = tls.undecided_text(peer)  # Postfix 3.11 tls=
             # smtp_tls_wrappermode: judge the certificate before reading the greeting.
@@ -163,6 +165,7 @@ class SessionSetup:
         outcome = await negotiate_tls(tls, session, peer, soft_bounce=job.soft_bounce)
         session.tls_verified = outcome.trust is Trust.VERIFIED
         session.tls_status = job.tracker.tls_status = tls.status_text(outcome)
+        session.tls_session = job.tracker.tls_session = tls_session(session, outcome.trust)
         # For the REQUIRETLS check before MAIL FROM (requiretls_step.py).
         session.requiretls = tls.requiretls.action
         session.tls_matched = outcome.result is TlsResult.TLS and outcome.level.must_match
@@ -191,3 +194,14 @@ class SessionSetup:
             job.mark_pending(verdict, peer.relay, self._clock(), 1)
         else:
             job.site_failed(Leftover(verdict, peer.relay, 1, site=site), final, self._log)
+
+
+def tls_session(session: Session, trust: Trust | None) -> TlsSession | None:
+    """The TLS session of `session` for the event records: None when it has none."""
+    obj = session.conn.ssl_object
+    cipher = obj.cipher() if obj is not None else None
+    if obj is None or cipher is None:
+        return None
+    name, version, bits = cipher
+    trust_name = trust.value if trust is not None else "Anonymous"
+    return TlsSession(trust_name, obj.version() or version, name, bits)

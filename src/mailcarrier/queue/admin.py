@@ -4,7 +4,8 @@
 the content); `format_mailq()` renders them as mailq does and `QueueEntry.to_json()` as
 ``postqueue -j`` does. `hold`, `release`, `delete` and `requeue` act on queue IDs or ``ALL``
 with durable renames; `flush` makes every deferred message due now and asks a running
-scheduler to scan the deferred queue at once. Log lines use postsuper's wording. A queue
+scheduler to scan the deferred queue at once. Log lines use postsuper's wording, each with
+its ``operator`` event record (events.py; a flush has the record only). A queue
 that cannot be written (read-only) stops an action with one `TemporaryError`.
 """
 
@@ -17,10 +18,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from mailcarrier.errors import TemporaryError
-from mailcarrier.log import LogSink, NullLog
+from mailcarrier.events import operator_event
+from mailcarrier.log import LogSink, NullLog, log_event
 from mailcarrier.printable import json_safe, printable
 from mailcarrier.queue.daemon import FLUSH_REQUEST
-from mailcarrier.queue.names import POSTSUPER
+from mailcarrier.queue.names import POSTQUEUE, POSTSUPER
 from mailcarrier.queue.spool import Spool
 
 __all__ = ["QueueAdmin", "QueueEntry", "format_mailq"]
@@ -118,7 +120,13 @@ class QueueAdmin:
         return out
 
     def _each(
-        self, pairs: list[tuple[str, str]], dst: str, *, mtime: float | None, note: str
+        self,
+        pairs: list[tuple[str, str]],
+        dst: str,
+        *,
+        mtime: float | None,
+        note: str,
+        action: str,
     ) -> int:
         done = 0
         for queue, queue_id in pairs:
@@ -126,21 +134,24 @@ class QueueAdmin:
                 self.spool.move(queue_id, queue, dst, mtime=mtime)
             except FileNotFoundError:
                 continue
-            self.log.info(POSTSUPER, f"{queue_id}: {note}")
+            event = operator_event(queue_id, action=action, from_queue=queue, to_queue=dst)
+            log_event(self.log, POSTSUPER, f"{queue_id}: {note}", event)
             done += 1
         return done
 
     def hold(self, ids: Iterable[str]) -> int:
         pairs = self._select(ids, ("incoming", "active", "deferred"))
-        return self._each(pairs, "hold", mtime=None, note="placed on hold")
+        return self._each(pairs, "hold", mtime=None, note="placed on hold", action="hold")
 
     def release(self, ids: Iterable[str]) -> int:
         pairs = self._select(ids, ("hold",))
-        return self._each(pairs, "deferred", mtime=0.0, note="released from hold")
+        note = "released from hold"
+        return self._each(pairs, "deferred", mtime=0.0, note=note, action="release")
 
     def requeue(self, ids: Iterable[str]) -> int:
         pairs = self._select(ids, ("incoming", "active", "deferred", "hold"))
-        return self._each(pairs, "incoming", mtime=self.spool.clock(), note="requeued")
+        mtime = self.spool.clock()
+        return self._each(pairs, "incoming", mtime=mtime, note="requeued", action="requeue")
 
     def delete(self, ids: Iterable[str]) -> int:
         done = 0
@@ -151,7 +162,8 @@ class QueueAdmin:
                 self.spool.remove(queue, queue_id)
             except FileNotFoundError:
                 continue
-            self.log.info(POSTSUPER, f"{queue_id}: removed")
+            event = operator_event(queue_id, action="delete", from_queue=queue, to_queue="")
+            log_event(self.log, POSTSUPER, f"{queue_id}: removed", event)
             done += 1
         return done
 
@@ -168,6 +180,11 @@ class QueueAdmin:
                 continue
             except OSError as exc:
                 raise _error(f"update time stamps of {path}", exc) from exc
+            # Postfix logs no line for a flush (postqueue -f): the event record only.
+            event = operator_event(
+                queue_id, action="flush", from_queue="deferred", to_queue="deferred"
+            )
+            log_event(self.log, POSTQUEUE, "", event)
         request = self.spool.root / FLUSH_REQUEST
         try:
             request.touch()

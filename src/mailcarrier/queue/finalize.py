@@ -14,6 +14,7 @@ When a record, a notice or the deferral cannot be written (`TemporaryError`: a f
 read-only queue), one warning names the file and the error, and the message goes back to
 the queue it came from with its old next-attempt time (`put_back`): its recorded verdicts
 stay, a notice not queued is queued by the next attempt, and nothing is removed.
+The expiry line and each notice line go with their event records (events.py).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from dataclasses import replace
 from mailcarrier.delivery.autodetect import MailSource, smtputf8_autodetect
 from mailcarrier.delivery.request import Notify
 from mailcarrier.errors import TemporaryError
-from mailcarrier.log import LogSink
+from mailcarrier.events import expired_event, notice_event
+from mailcarrier.log import LogSink, log_event
 from mailcarrier.queue.addresses import qualify
 from mailcarrier.queue.crash import crash_point
 from mailcarrier.queue.names import BOUNCE, QMGR
@@ -54,6 +56,8 @@ def record_state(
         )
     )
     message.state.states[index] = state
+    attempts = message.state.attempts
+    attempts[index] = attempts.get(index, 0) + 1
 
 
 class Finisher:
@@ -146,7 +150,15 @@ class Finisher:
             new_id = write_notice(self.spool, message, indexes, spec)
         except TemporaryError as exc:
             raise TemporaryError(f"{what}: {exc}", path=exc.path, errno=exc.errno) from exc
-        self.log.info(BOUNCE, f"{message.queue_id}: {what}: {new_id}")
+        event = notice_event(
+            message.queue_id,
+            notice=spec.kind.value,
+            what=what,
+            notice_queue_id=new_id,
+            to=spec.recipient,
+            nrcpt=len(indexes),
+        )
+        log_event(self.log, BOUNCE, f"{message.queue_id}: {what}: {new_id}", event)
 
     # --- expiry -----------------------------------------------------------------------
     def _expire(
@@ -154,7 +166,11 @@ class Finisher:
     ) -> None:
         env = message.envelope
         expired = f"{env.queue_id}: from=<{env.sender}>, status=expired, returned to sender"
-        self.log.info(QMGR, expired)
+        addresses = [env.recipients[i].address for i in pending]
+        event = expired_event(
+            env.queue_id, sender=env.sender, recipients=addresses, age=now - env.arrival_time
+        )
+        log_event(self.log, QMGR, expired, event)
         for i in pending:
             last = message.state.states.get(i)
             dsn = last.dsn if last is not None else "4.4.7"

@@ -5,7 +5,8 @@ file's records writer, when it was taken, how many of its jobs are still running
 first write that failed for it. A `Job` is the recipients of one message for one
 (transport, next hop), at most ``<transport>_destination_recipient_limit`` of them, with the
 recipients whose verdict is recorded so far; `delivery_request(job)` is the
-`DeliveryRequest` the delivery agent gets for it (delivery/request.py). No I/O here.
+`DeliveryRequest` the delivery agent gets for it (delivery/request.py), each recipient
+with its attempt number (the verdicts recorded for it so far, plus one). No I/O here.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def delivery_request(job: Job) -> DeliveryRequest:
     message's envelope and content range."""
     message = job.active.message
     env = message.envelope
+    attempts = message.state.attempts
     recipients = tuple(
         Recipient(
             address=env.recipients[i].address,
@@ -48,6 +50,7 @@ def delivery_request(job: Job) -> DeliveryRequest:
             dsn_orcpt=env.recipients[i].dsn_orcpt,
             dsn_notify=env.recipients[i].dsn_notify,
             queue_offset=i,
+            attempt=attempts.get(i, 0) + 1,
         )
         for i in job.indexes
     )

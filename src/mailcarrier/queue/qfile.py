@@ -215,6 +215,8 @@ class StateLog:
     states: dict[int, RecipientState] = field(default_factory=dict)
     notified: set[int] = field(default_factory=set)
     warned: bool = False
+    # Verdicts recorded per recipient: the attempts made so far (event records count them).
+    attempts: dict[int, int] = field(default_factory=dict)
     # Bytes of well-formed records (a torn tail beyond this is ignored and later cut off).
     valid_length: int = 0
 
@@ -223,9 +225,11 @@ class StateLog:
         parts = rest.split(" ")
         if key == "status":
             index, status, dsn, relay, diag, when, action = parts
-            self.states[int(index)] = RecipientState(
+            i = int(index)
+            self.states[i] = RecipientState(
                 DeliveryStatus(status), dsn, _dec(diag), _dec(relay), float(when), _dec(action)
             )
+            self.attempts[i] = self.attempts.get(i, 0) + 1
         elif key == "notified":
             self.notified.add(int(parts[0]))
         elif key == "warned":

@@ -36,7 +36,8 @@ from typing import Final
 from mailcarrier.config.settings import Settings
 from mailcarrier.delivery.request import Deliverer
 from mailcarrier.errors import TemporaryError
-from mailcarrier.log import LogSink, NullLog, delivery_line
+from mailcarrier.events import delivery_event
+from mailcarrier.log import LogSink, NullLog, delivery_line, log_event
 from mailcarrier.queue.crash import crash_point
 from mailcarrier.queue.finalize import Finisher, record_state
 from mailcarrier.queue.jobs import ActiveMessage, Job, delivery_request
@@ -285,7 +286,9 @@ class QueueManager:
         shown = RecipientStatus(
             rcpt.address, status, dsn, reason, relay, orig_address=rcpt.orig_address
         )
-        self.log.info(process, delivery_line(env.queue_id, shown))
+        attempt = active.message.state.attempts.get(index, 1)  # this one is counted
+        event = delivery_event(env.queue_id, shown, attempt)
+        log_event(self.log, process, delivery_line(env.queue_id, shown), event)
 
     def _trouble(self, active: ActiveMessage, exc: TemporaryError) -> None:
         """A verdict could not be written: logged once per message, which goes back to

@@ -14,7 +14,8 @@ queued; a message larger than `message_size_limit` (header and body together, as
 limits the queue file) raises MessageTooBigError as soon as the limit is passed, without
 reading the rest; a queue that cannot be written (a full disk, a read-only directory) raises
 TemporaryError, also leaving nothing. The queue ID is returned only after the message is
-durable (spool.py). Logs ``pickup`` and ``cleanup`` lines in Postfix's wording.
+durable (spool.py). Logs ``pickup`` and ``cleanup`` lines in Postfix's wording, the
+``cleanup`` line with its ``queued`` event record (events.py).
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ from mailcarrier.delivery.autodetect import (
 from mailcarrier.delivery.outcome import orcpt_for
 from mailcarrier.delivery.request import Notify
 from mailcarrier.errors import DataError, MessageTooBigError
-from mailcarrier.log import LogSink, NullLog
+from mailcarrier.events import queued_event
+from mailcarrier.log import LogSink, NullLog, log_event
 from mailcarrier.queue.addresses import check_address, parse_address
 from mailcarrier.queue.headers import field_text, from_value
 from mailcarrier.queue.names import CLEANUP, PICKUP
@@ -319,9 +321,19 @@ def submit_stream(
         if scan.finish().eight_bit:
             writer.set_encoding("8bit")
         queue_id = writer.commit()
-    log.info(PICKUP, f"{queue_id}: uid={os.getuid()} from=<{sender}>")
+        size = writer.size
+    uid = os.getuid()
+    log.info(PICKUP, f"{queue_id}: uid={uid} from=<{sender}>")
     message_id = _message_id(fields, queue_id, params.myhostname())
-    log.info(CLEANUP, f"{queue_id}: message-id=<{message_id}>")
+    queued = queued_event(
+        queue_id,
+        sender=sender,
+        size=size,
+        nrcpt=len(recipients),
+        message_id=message_id,
+        uid=uid,
+    )
+    log_event(log, CLEANUP, f"{queue_id}: message-id=<{message_id}>", queued)
     return queue_id
 
 

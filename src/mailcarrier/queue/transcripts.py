@@ -30,7 +30,8 @@ from mailcarrier.delivery.autodetect import (
 )
 from mailcarrier.delivery.transcript import SessionTranscript
 from mailcarrier.errors import TemporaryError
-from mailcarrier.log import LogSink
+from mailcarrier.events import notice_event
+from mailcarrier.log import LogSink, log_event
 from mailcarrier.queue.addresses import qualify
 from mailcarrier.queue.headers import field_text
 from mailcarrier.queue.names import BOUNCE
@@ -95,7 +96,16 @@ class TranscriptNotifier:
         except TemporaryError as exc:
             self.log.warning(BOUNCE, f"{about}postmaster transcript notification: {exc}")
             return
-        self.log.info(BOUNCE, f"{about}postmaster transcript notification: {new_id}")
+        what = "postmaster transcript notification"
+        event = notice_event(
+            transcript.queue_id,
+            notice="transcript",
+            what=what,
+            notice_queue_id=new_id,
+            to=self.recipient,
+            nrcpt=0,
+        )
+        log_event(self.log, BOUNCE, f"{about}{what}: {new_id}", event)
 
     def _write(self, transcript: SessionTranscript) -> str:
         subject, body = render_transcript(transcript, self.mail_name)

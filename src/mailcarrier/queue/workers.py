@@ -17,7 +17,8 @@ its connection and reports nothing more about it).
 Child to parent: ``("status", id, index, RecipientStatus)`` (one per recipient, as it is decided),
 ``("done", id, hop_status, busy)`` (the result is the statuses sent, the hop status, and
 in fleet mode the seconds after which a busy destination may be tried again, or None),
-``("failed", id, text)``, ``("log", level, process, text)``, ``("transcript",
+``("failed", id, text)``, ``("log", level, process, text)``, ``("event", process, text,
+Event)`` (a line and its event record, events.py), ``("transcript",
 SessionTranscript)`` (a postmaster transcript, queued by the parent). The parent closing the child's
 stdin asks it to finish what it runs and exit; `close(timeout)` kills the children that have
 not exited by then (a stop must not wait for a stalled server). A child that dies fails its
@@ -47,8 +48,9 @@ from mailcarrier.delivery.agent import DeliveryAgent
 from mailcarrier.delivery.cache import CacheLimits, ConnectionCache
 from mailcarrier.delivery.request import DeliveryRequest
 from mailcarrier.delivery.transcript import SessionTranscript, TranscriptHook
+from mailcarrier.events import Event
 from mailcarrier.fleet import make_gate
-from mailcarrier.log import LogSink
+from mailcarrier.log import LogSink, log_event
 from mailcarrier.queue.names import QMGR
 from mailcarrier.queue.stopping import cancel_tasks
 from mailcarrier.status import DeliveryResult, HopStatus, RecipientStatus
@@ -321,6 +323,10 @@ class AgentPool:
         elif kind == "log":
             _, level, process, text = message
             (self.log.warning if level == "warning" else self.log.info)(process, text)
+        elif kind == "event":
+            _, process, text, event = message
+            if isinstance(event, Event):
+                log_event(self.log, process, text, event)
         elif kind == "transcript":
             if self.notify is not None and isinstance(message[1], SessionTranscript):
                 self.notify(message[1])
@@ -378,6 +384,9 @@ class _PipeLog:
 
     def warning(self, process: str, text: str) -> None:
         self.outbox.send(("log", "warning", process, text))
+
+    def event(self, process: str, text: str, event: Event) -> None:
+        self.outbox.send(("event", process, text, event))
 
 
 async def _agent_main(in_fd: int, out_fd: int, given: tuple[Settings, bool] | None = None) -> None:

@@ -49,6 +49,7 @@ from mailcarrier.protocol.commands import (
 from mailcarrier.protocol.reply import Reply
 from mailcarrier.protocol.stages import Stage
 from mailcarrier.sasl.mechanism import Mechanism
+from mailcarrier.status import TlsSession
 from mailcarrier.transport.auth import MAX_AUTH_CHALLENGE, MAX_AUTH_ROUNDS, AuthOutcome
 from mailcarrier.transport.auth import authenticate as _authenticate
 from mailcarrier.transport.bdat import send_chunks
@@ -112,6 +113,8 @@ class Session:
         # and the TLS feature status for Postfix 3.11's tls= log field.
         self.tls_verified = False
         self.tls_status = ""
+        # The TLS session's trust, protocol and cipher (status.TlsSession), or None.
+        self.tls_session: TlsSession | None = None
         # RFC 8689: the REQUIRETLS action of the session's messages (an IntEnum value of
         # tls/requiretls.py; 0: none) and whether the certificate matched as the TLS level
         # required (what the "requiretls" feature of the tls= field reports).

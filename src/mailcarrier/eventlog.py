@@ -1,0 +1,75 @@
+"""Opening event_log_file: the handler that appends event records (events.py) to it.
+
+`event_handlers(settings, ...)` is the handler list a `HandlerLog` (log.py) takes as its
+`event_handlers`: empty when ``event_log_file`` is empty (the default: no records), else a
+`MaillogHandler` (loghandlers.py: appended, flushed line by line or once per event-loop
+turn for the daemon, opened again after logrotate, a failing write reported once on
+`errors`) with an `EventFormatter` naming this node (fleet/node.py's `node_id`: the
+``node_id`` parameter, or the name kept in ``data_directory``) and ``myhostname``.
+A path that cannot be opened is a `ConfigError` naming the parameter. `with_events(sink,
+settings)` is the API's way in: the caller's sink keeps the lines, the file gets the records.
+cli_support.py (`make_log`) and api.py call this; it does no logging of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TextIO
+
+from mailcarrier.config.settings import Settings
+from mailcarrier.errors import ConfigError
+from mailcarrier.events import Event
+from mailcarrier.fleet.node import node_id
+from mailcarrier.log import HandlerLog, LogSink, log_event
+from mailcarrier.loghandlers import EventFormatter, MaillogHandler
+
+__all__ = ["EventLog", "event_handlers", "with_events"]
+
+
+def event_handlers(
+    settings: Settings, *, batched: bool = False, errors: TextIO | None = None
+) -> list[logging.Handler]:
+    path = settings.params.event_log_file
+    if not path:
+        return []
+    formatter = EventFormatter(node_id(settings), settings.params.myhostname)
+    try:
+        return [MaillogHandler(path, formatter, batched=batched, errors=errors)]
+    except OSError as exc:
+        raise ConfigError(
+            f"parameter event_log_file: cannot open {path}: {exc.strerror}",
+            parameter="event_log_file",
+            value=path,
+        ) from exc
+
+
+class EventLog:
+    """A sink that gives lines to `sink` (someone else's: the API's caller) and event
+    records to `records` (a `HandlerLog` with only event handlers); `close()` closes the
+    file."""
+
+    def __init__(self, sink: LogSink, records: HandlerLog) -> None:
+        self.sink = sink
+        self.records = records
+
+    def info(self, process: str, text: str) -> None:
+        self.sink.info(process, text)
+
+    def warning(self, process: str, text: str) -> None:
+        self.sink.warning(process, text)
+
+    def event(self, process: str, text: str, event: Event) -> None:
+        log_event(self.sink, process, text, event)
+        self.records.event(process, "", event)
+
+    def close(self) -> None:
+        self.records.close()
+
+
+def with_events(sink: LogSink, settings: Settings) -> EventLog | None:
+    """`sink` with event_log_file's records beside it, or None when it is off."""
+    handlers = event_handlers(settings)
+    if not handlers:
+        return None
+    records = HandlerLog((), utf8=settings.params.smtputf8_enable, event_handlers=handlers)
+    return EventLog(sink, records)
