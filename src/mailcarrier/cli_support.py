@@ -1,7 +1,8 @@
 """What every `mailcarrier` command shares: the argument parser that reports usage errors as
 one line (exit 64), ``-o NAME=VALUE`` overrides, loading the settings with their warnings,
 and where log lines go (`make_log`: stderr, maillog_file, syslog for the daemon). cli.py
-runs the commands; cli_queue.py has the queue's (sendmail, run, queue, mailq).
+runs the commands; cli_queue.py has the queue's (sendmail, run, queue, mailq). `ProgressLog`
+keeps log lines and a progress line (progress.py) apart on a terminal.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from mailcarrier.errors import ConfigError, UsageError
 from mailcarrier.log import HandlerLog, LogSink
 from mailcarrier.loghandlers import LineHandler, MaillogHandler, PostfixFormatter, SyslogHandler
 from mailcarrier.printable import printable
+from mailcarrier.progress import NULL_PROGRESS, Progress
 
 __all__ = [
     "PROG",
     "Parser",
+    "ProgressLog",
     "add_dsn_options",
     "load_settings",
     "make_log",
@@ -110,6 +113,24 @@ def make_log(
     log = HandlerLog(handlers, utf8=utf8)
     stack.callback(log.close)
     return log
+
+
+class ProgressLog:
+    """A `LogSink` whose lines make way for a progress line on the same terminal: each is
+    written with the bar taken away and drawn again after (progress.py). `progress` is set
+    when the bar opens (after agent processes are forked: tqdm may start a thread)."""
+
+    def __init__(self, log: LogSink) -> None:
+        self.log = log
+        self.progress: Progress = NULL_PROGRESS
+
+    def info(self, process: str, text: str) -> None:
+        with self.progress.outside():
+            self.log.info(process, text)
+
+    def warning(self, process: str, text: str) -> None:
+        with self.progress.outside():
+            self.log.warning(process, text)
 
 
 def add_dsn_options(parser: argparse.ArgumentParser) -> None:
