@@ -98,7 +98,7 @@ def add_queue_parsers(add_parser: Callable[..., Parser]) -> None:
     s.add_argument("recipients", nargs="*", metavar="RECIPIENT", help="recipient addresses")
     r = add_parser("run", help="the scheduler: deliver queued mail (daemon, or --once)")
     r.add_argument("--once", action="store_true", help="deliver what is deliverable now, exit")
-    q = add_parser("queue", help="list or manage queued mail, like mailq and postsuper")
+    q = add_parser("queue", help="list, shape or manage queued mail, like mailq, qshape, postsuper")
     qs = q.add_subparsers(dest="action", metavar="ACTION", parser_class=Parser)
     qs.required = True
     add_queue_admin_parsers(qs.add_parser)

@@ -16,10 +16,13 @@ open the bars; queue/admin.py, queue/scheduler.py and tables/build.py report to 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from typing import Any, Final, Protocol, TextIO
 
 __all__ = ["NULL_PROGRESS", "NullProgress", "Progress", "terminal_progress"]
+
+_FALLBACK_COLUMNS: Final = 80
 
 
 class Progress(Protocol):
@@ -91,6 +94,15 @@ def terminal_progress(
     except ImportError:  # the progress extra is not installed: no progress line
         yield NULL_PROGRESS
         return
-    # dynamic_ncols: the width of the terminal now, as it is resized.
-    with tqdm(total=total, desc=desc, unit=unit, file=stream, dynamic_ncols=True) as bar:
+    # The width of the terminal now, as it is resized; a terminal that says it has no
+    # width (a new pseudo-terminal nobody sized) gets the usual 80 columns.
+    width = {"dynamic_ncols": True} if _columns(stream) else {"ncols": _FALLBACK_COLUMNS}
+    with tqdm(total=total, desc=desc, unit=unit, file=stream, **width) as bar:
         yield _Bar(bar)
+
+
+def _columns(stream: TextIO) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, ValueError, OSError):
+        return 0
