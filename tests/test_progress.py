@@ -174,7 +174,10 @@ def test_a_bulk_action_shows_its_progress_on_a_terminal(tmp_path: Path, terminal
     o = ["-o", f"queue_directory={tmp_path}"]
     code, drawn = _on_terminal(terminal, *o, "queue", "hold", "--domain", "example.net")
     assert code == 0
-    assert "hold:   0%|" in drawn
+    # First the messages read for the selection, then the messages held.
+    reading, holding = drawn.split("hold:   0%|", 1)
+    _bar(reading.rstrip("\r"), "hold: reading", "3/3", "msg")
+    assert "hold: reading" not in holding
     lines = _lines_apart(drawn)
     assert [line.split(": ", 1)[1] for line in lines[:3]] == [f"{i}: placed on hold" for i in ids]
     _bar("\n".join(drawn.split("\n")[:-2]) + "\n", "hold", "3/3", "msg")

@@ -200,7 +200,11 @@ def _act(
     action, ids = args.action, list(getattr(args, "ids", []))
     if not ids and selection.empty and action != "flush":
         raise UsageError(f"queue {action}: name queue IDs, ALL, or select messages")
-    pairs = admin.plan(action, ids, selection)
+    if selection.empty:
+        pairs = admin.plan(action, ids)
+    else:  # every message is read to see if it is chosen: long on a large queue, so shown
+        with terminal_progress(stderr, f"{action}: reading", "msg") as progress:
+            pairs = admin.plan(action, ids, selection, progress)
     count = len(pairs)
     plural = "" if count == 1 else "s"
     if getattr(args, "dry_run", False):

@@ -5,10 +5,11 @@ other packages: tests/support/clock.py and tests/support/settings.py (`queue_set
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -173,3 +174,24 @@ def known_queue(root: Path, now: float) -> Spool:
         queue, "deferred", "d@example.org", ["t@example.com"], now - 10 * MINUTE, {0: RCPT_DEFER}
     )
     return queue
+
+
+class RecordingProgress:
+    """A `Progress` (progress.py) that keeps what it is told: the total, what is done, and
+    how many lines were written outside the bar."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.done = 0
+        self.outside_calls = 0
+
+    def grow(self, total: int) -> None:
+        self.total = max(self.total, total)
+
+    def advance(self, count: int = 1) -> None:
+        self.done += count
+
+    @contextlib.contextmanager
+    def outside(self) -> Iterator[None]:
+        self.outside_calls += 1
+        yield

@@ -135,11 +135,15 @@ class QueueAdmin:
         return _ACTIONS[action].note
 
     def plan(
-        self, action: str, ids: Iterable[str], selection: Selection | None = None
+        self,
+        action: str,
+        ids: Iterable[str],
+        selection: Selection | None = None,
+        progress: Progress = NULL_PROGRESS,
     ) -> list[tuple[str, str]]:
         """The (queue, ID) pairs `action` would touch: the messages named by `ids` (``ALL``:
         every one; no IDs: every one, when there is a selection) that `selection` chooses.
-        Nothing is changed."""
+        Nothing is changed; `progress` is told of each message read for the selection."""
         queues = _ACTIONS[action].queues
         wanted = list(ids)
         if not wanted or any(i.upper() == "ALL" for i in wanted):
@@ -150,13 +154,20 @@ class QueueAdmin:
                 queue = self.spool.find(queue_id)
                 if queue is None or queue not in queues:
                     where = ", ".join(queues)
-                    self.log.warning(POSTSUPER, f"{queue_id}: no such message in {where}")
+                    with progress.outside():
+                        self.log.warning(POSTSUPER, f"{queue_id}: no such message in {where}")
                     continue
                 pairs.append((queue, queue_id))
         if selection is None or selection.empty:
             return pairs
         now = self.spool.clock()
-        return [p for p in pairs if self._chosen(p, selection, now)]
+        progress.grow(len(pairs))
+        chosen = []
+        for pair in pairs:
+            if self._chosen(pair, selection, now):
+                chosen.append(pair)
+            progress.advance()
+        return chosen
 
     def _chosen(self, pair: tuple[str, str], selection: Selection, now: float) -> bool:
         queue, queue_id = pair

@@ -513,7 +513,8 @@ class QueueManager:
         """Deliver what is deliverable now (incoming, and deferred that is due), then
         return; notices made on the way are delivered too."""
         self.recover()
-        self.progress.grow(len(self._ready()))
+        if self.progress is not NULL_PROGRESS:  # the total is worth a scan only when shown
+            self.progress.grow(len(self._ready()))
         async with self.running():
             while await self._activate_interleaved():
                 await self.drain()
