@@ -170,3 +170,12 @@ def test_bad_input_is_one_line_and_exit_64(queue: Path, args: list[str], error: 
     assert (code, out) == (64, "")
     assert err.startswith(f"mailcarrier: fatal: {error}") and err.count("\n") == 1
     assert _where(queue) == before
+
+
+def test_flush_by_queue_id_as_postqueue_i(queue: Path) -> None:
+    ids = _ids(queue)
+    code, out, err = _run(queue, "flush", ids[5], ids[0])
+    assert (code, out) == (0, "")
+    assert err.split(": ", 1)[1] == f"warning: {ids[0]}: no such message in deferred\n"
+    assert _where(queue)[ids[5]] == ("deferred", 0.0)
+    assert (queue / "flush.request").exists()
