@@ -2,7 +2,8 @@
 
 dnspython, scramp (with asn1crypto), cryptography and idna take tens of milliseconds to
 import; routing/, sasl/, tls/ and protocol/idn.py import them on first use (a DNS lookup, a
-SCRAM exchange, a certificate check, a non-ASCII domain name). Each check runs a fresh
+SCRAM exchange, a certificate check, a non-ASCII domain name), progress.py imports tqdm only
+to draw a progress line on a terminal. Each check runs a fresh
 interpreter, since this one has them loaded already, and looks at sys.modules, not at the
 clock: the result does not depend on the machine's speed.
 """
@@ -22,7 +23,8 @@ import pytest
 import mailcarrier
 
 SRC = Path(mailcarrier.__file__).resolve().parent
-HEAVY = ("dns", "scramp", "cryptography", "asn1crypto", "idna", "redis")
+# tqdm: the progress line (progress.py) imports it when standard error is a terminal only.
+HEAVY = ("dns", "scramp", "cryptography", "asn1crypto", "idna", "redis", "tqdm")
 LAZY_PACKAGES = ("routing", "sasl", "tls", "protocol")
 
 

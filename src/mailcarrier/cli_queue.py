@@ -1,8 +1,9 @@
 """The queue's commands of `mailcarrier`: ``sendmail`` (Postfix's sendmail(1): submit, -bp,
--q), ``run`` (the scheduler, daemon or --once), ``queue`` (list, show, flush, hold, release,
-delete, requeue: mailq, postcat and postsuper), ``mailq`` and ``tlsrpt show`` (the TLS
-reports of RFC 8460 as ``run`` would send them). `add_queue_parsers` adds them
-to cli.py's parser; `QUEUE_COMMANDS` runs them. Shared helpers are in cli_support.py.
+-q), ``run`` (the scheduler, daemon or --once), ``queue`` (list, show, shape, flush, hold,
+release, delete, requeue: mailq, postcat, qshape and postsuper; in cli_queue_admin.py),
+``mailq`` and ``tlsrpt show`` (the TLS reports of RFC 8460 as ``run`` would send them).
+`add_queue_parsers` adds them to cli.py's parser; `QUEUE_COMMANDS` runs them. Shared helpers
+are in cli_support.py.
 """
 
 from __future__ import annotations
@@ -15,10 +16,18 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, BinaryIO, TextIO
 
-from mailcarrier.cli_support import PROG, Parser, add_dsn_options, make_log, parse_overrides
+from mailcarrier.cli_queue_admin import add_queue_admin_parsers, cmd_queue
+from mailcarrier.cli_support import (
+    Parser,
+    ProgressLog,
+    add_dsn_options,
+    make_log,
+    parse_overrides,
+)
 from mailcarrier.config.settings import Settings
 from mailcarrier.delivery.request import Notify
 from mailcarrier.errors import UsageError
+from mailcarrier.progress import terminal_progress
 from mailcarrier.queue.spool import open_spool
 from mailcarrier.queue.submit import SubmitOptions, argument_recipients, submit_stream
 
@@ -83,19 +92,10 @@ def add_queue_parsers(add_parser: Callable[..., Parser]) -> None:
     s.add_argument("recipients", nargs="*", metavar="RECIPIENT", help="recipient addresses")
     r = add_parser("run", help="the scheduler: deliver queued mail (daemon, or --once)")
     r.add_argument("--once", action="store_true", help="deliver what is deliverable now, exit")
-    q = add_parser("queue", help="list or manage queued mail, like mailq and postsuper")
+    q = add_parser("queue", help="list, shape or manage queued mail, like mailq, qshape, postsuper")
     qs = q.add_subparsers(dest="action", metavar="ACTION", parser_class=Parser)
     qs.required = True
-    lst = qs.add_parser("list", help="list queued mail like mailq")
-    lst.add_argument("--json", action="store_true", help="one JSON object per message")
-    show = qs.add_parser("show", help="one message's envelope and content, like postcat")
-    show.add_argument("queue_id", metavar="QUEUE_ID", help="the message")
-    for flag, text in (
-        ("--envelope", "the envelope records (postcat -e)"),
-        ("--headers", "the header section (postcat -h)"),
-        ("--body", "the body (postcat -b)"),
-    ):
-        show.add_argument(flag, action="store_true", help=text + "; all three by default")
+    add_queue_admin_parsers(qs.add_parser)
     m = add_parser("mailq", help="list queued mail, like mailq (queue list)")
     m.add_argument("--json", action="store_true", help="one JSON object per message")
     t = add_parser("tlsrpt", help="TLS reports (RFC 8460): show what would be sent")
@@ -104,10 +104,6 @@ def add_queue_parsers(add_parser: Callable[..., Parser]) -> None:
     tshow = ts.add_parser("show", help="the reports of one day, per policy domain")
     tshow.add_argument("--date", metavar="YYYY-MM-DD", help="the UTC day (default: yesterday)")
     tshow.add_argument("--json", action="store_true", help="one JSON object per domain")
-    qs.add_parser("flush", help="attempt delivery of all deferred mail now")
-    for name in ("hold", "release", "delete", "requeue"):
-        a = qs.add_parser(name, help=f"{name} messages by queue ID, or ALL")
-        a.add_argument("ids", nargs="+", metavar="QUEUE_ID|ALL", help="queue IDs, or ALL")
 
 
 def _queue_settings(args: argparse.Namespace) -> Settings:
@@ -177,7 +173,7 @@ def _cmd_run(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: 
     settings = config.settings
     check_fleet(settings)  # before agent processes start: one line, exit 78
     with contextlib.ExitStack() as stack:
-        log = make_log(settings, stderr, stack, daemon=True)
+        log = ProgressLog(make_log(settings, stderr, stack, daemon=True))
         spool = open_spool(settings, log=log)
         stack.enter_context(QueueLock(spool.root))
         spool.clean_temporary()
@@ -185,7 +181,10 @@ def _cmd_run(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: 
         if isinstance(manager.deliverer, AgentPool):
             manager.deliverer.fork()  # before the event loop and any thread exist
         if args.once:
-            run_event_loop(run_once(manager))
+            # On a terminal: messages done of those found, rate, time left (progress.py).
+            with terminal_progress(stderr, "run --once", "msg") as progress:
+                log.progress = manager.progress = progress
+                run_event_loop(run_once(manager))
             return 0
 
         def deliverer(new: Settings) -> Deliverer:
@@ -212,39 +211,7 @@ def _queue_deliverer(settings: Settings, log: LogSink, spool: Spool) -> Delivery
 
 
 def _cmd_queue(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: TextIO) -> int:
-    from mailcarrier.queue.admin import QueueAdmin, format_mailq
-    from mailcarrier.queue.show import Parts, show_message
-
-    settings = _queue_settings(args)
-    with contextlib.ExitStack() as stack:
-        log = make_log(settings, stderr, stack)
-        admin = QueueAdmin(open_spool(settings, log=log), log=log)
-        if args.action == "list":
-            if args.json:
-                for entry in admin.list_queue():
-                    stdout.write(json.dumps(entry.to_json()) + "\n")
-            else:
-                utf8 = settings.params.smtputf8_enable
-                stdout.write(format_mailq(admin.list_queue(), utf8=utf8))
-            stdout.flush()
-            return 0
-        if args.action == "flush":
-            admin.flush()
-            return 0
-        if args.action == "show":
-            chosen = Parts(args.envelope, args.headers, args.body)
-            parts = chosen if (args.envelope or args.headers or args.body) else Parts()
-            utf8 = settings.params.smtputf8_enable
-            for line in show_message(admin.spool, args.queue_id, parts, utf8=utf8):
-                stdout.write(line + "\n")
-            stdout.flush()
-            return 0
-        verbs = {"hold": "Placed on hold", "release": "Released from hold"}
-        verbs |= {"delete": "Deleted", "requeue": "Requeued"}
-        count = getattr(admin, args.action)(args.ids)
-        plural = "" if count == 1 else "s"
-        stderr.write(f"{PROG}: {verbs[args.action]}: {count} message{plural}\n")
-    return 0
+    return cmd_queue(args, stdin, stdout, stderr)
 
 
 def _cmd_mailq(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: TextIO) -> int:

@@ -2,7 +2,8 @@
 one line (exit 64), ``-o NAME=VALUE`` overrides, loading the settings with their warnings,
 and where log lines go (`make_log`: stderr, maillog_file, syslog for the daemon; event
 records to event_log_file). cli.py runs the commands; cli_queue.py has the queue's
-(sendmail, run, queue, mailq).
+(sendmail, run, queue, mailq). `ProgressLog` keeps log lines and a progress line
+(progress.py) apart on a terminal.
 """
 
 from __future__ import annotations
@@ -17,13 +18,16 @@ from typing import NoReturn, TextIO
 from mailcarrier.config.settings import Settings
 from mailcarrier.errors import ConfigError, UsageError
 from mailcarrier.eventlog import event_handlers
-from mailcarrier.log import HandlerLog, LogSink
+from mailcarrier.events import Event
+from mailcarrier.log import HandlerLog, LogSink, log_event
 from mailcarrier.loghandlers import LineHandler, MaillogHandler, PostfixFormatter, SyslogHandler
 from mailcarrier.printable import printable
+from mailcarrier.progress import NULL_PROGRESS, Progress
 
 __all__ = [
     "PROG",
     "Parser",
+    "ProgressLog",
     "add_dsn_options",
     "load_settings",
     "make_log",
@@ -114,6 +118,29 @@ def make_log(
     log = HandlerLog(handlers, utf8=utf8, event_handlers=events)
     stack.callback(log.close)
     return log
+
+
+class ProgressLog:
+    """A `LogSink` whose lines make way for a progress line on the same terminal: each is
+    written with the bar taken away and drawn again after (progress.py). `progress` is set
+    when the bar opens (after agent processes are forked: tqdm may start a thread)."""
+
+    def __init__(self, log: LogSink) -> None:
+        self.log = log
+        self.progress: Progress = NULL_PROGRESS
+
+    def info(self, process: str, text: str) -> None:
+        with self.progress.outside():
+            self.log.info(process, text)
+
+    def warning(self, process: str, text: str) -> None:
+        with self.progress.outside():
+            self.log.warning(process, text)
+
+    def event(self, process: str, text: str, event: Event) -> None:
+        """A line and its event record (log.py `log_event`), passed on together."""
+        with self.progress.outside():
+            log_event(self.log, process, text, event)
 
 
 def add_dsn_options(parser: argparse.ArgumentParser) -> None:

@@ -5,16 +5,18 @@ other packages: tests/support/clock.py and tests/support/settings.py (`queue_set
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from mailcarrier.delivery.request import DeliveryRequest
 from mailcarrier.log import MemoryLog
 from mailcarrier.queue.crash import CRASH_ENV
+from mailcarrier.queue.qfile import Envelope, QueueRecipient, status_record
 from mailcarrier.queue.spool import Spool
 from mailcarrier.status import DeliveryResult, DeliveryStatus, HopStatus, RecipientStatus
 
@@ -114,3 +116,82 @@ def run_cli(
         timeout=60,
         check=False,
     )
+
+
+def put_message(
+    spool: Spool,
+    queue: str,
+    sender: str,
+    recipients: list[str],
+    arrival: float,
+    verdicts: dict[int, Verdict] | None = None,
+) -> str:
+    """A message written straight into `queue` (incoming, deferred, hold, ...) that arrived
+    at `arrival`, with a recorded attempt per recipient index in `verdicts`; its queue ID."""
+    envelope = Envelope(
+        queue_id=spool.new_id(),
+        sender=sender,
+        recipients=tuple(QueueRecipient(a) for a in recipients),
+        arrival_time=arrival,
+    )
+    with spool.create(envelope) as writer:
+        writer.write(b"Subject: shape\r\n\r\nbody\r\n")
+        queue_id = writer.commit()
+    if queue != "incoming":
+        spool.move(queue_id, "incoming", queue)
+    if verdicts:
+        message = spool.read(queue, queue_id)
+        records = spool.records(message)
+        for index, (status, dsn, diagnostic) in verdicts.items():
+            records.append(status_record(index, status, dsn, "none", diagnostic, arrival))
+        records.close()
+    return queue_id
+
+
+MINUTE = 60.0
+
+
+def known_queue(root: Path, now: float) -> Spool:
+    """The queue of the shape and selection tests, its ages counted from `now`: five
+    messages in incoming (the default view of queue shape, with active), one in deferred.
+
+    | message | queue    | sender        | pending recipients                 | age      |
+    | 1       | incoming | a@example.org | x@, y@example.com (done@ was sent) | 1 min    |
+    | 2       | incoming | b@example.org | z@example.net                      | 7 min    |
+    | 3       | incoming | <>            | q@Example.COM.                     | 30 min   |
+    | 4       | incoming | c@other.org   | r@mail.example.net                 | 3 hours  |
+    | 5       | incoming | a@example.org | s@example.com                      | 2 days   |
+    | 6       | deferred | d@example.org | t@example.com (mailbox busy)       | 10 min   |
+    """
+    queue = spool(root)
+    rcpts = ["x@example.com", "done@example.com", "y@example.com"]
+    put_message(queue, "incoming", "a@example.org", rcpts, now - 1 * MINUTE, {1: SENT})
+    put_message(queue, "incoming", "b@example.org", ["z@example.net"], now - 7 * MINUTE)
+    put_message(queue, "incoming", "", ["q@Example.COM."], now - 30 * MINUTE)
+    put_message(queue, "incoming", "c@other.org", ["r@mail.example.net"], now - 180 * MINUTE)
+    put_message(queue, "incoming", "a@example.org", ["s@example.com"], now - 2880 * MINUTE)
+    put_message(
+        queue, "deferred", "d@example.org", ["t@example.com"], now - 10 * MINUTE, {0: RCPT_DEFER}
+    )
+    return queue
+
+
+class RecordingProgress:
+    """A `Progress` (progress.py) that keeps what it is told: the total, what is done, and
+    how many lines were written outside the bar."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.done = 0
+        self.outside_calls = 0
+
+    def grow(self, total: int) -> None:
+        self.total = max(self.total, total)
+
+    def advance(self, count: int = 1) -> None:
+        self.done += count
+
+    @contextlib.contextmanager
+    def outside(self) -> Iterator[None]:
+        self.outside_calls += 1
+        yield

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from mailcarrier.queue.admin import QueueEntry, format_mailq
+from mailcarrier.queue.admin import QueueAdmin, QueueEntry, format_mailq
+from mailcarrier.queue.select import parse_selection
+from tests.queue.helpers import RecordingProgress, known_queue
 
 REASON = "host mx[192.0.2.1] said: 451 4.3.0 later\r\n\x1b[2J\x00\x7f é \x85"
 
@@ -58,3 +61,19 @@ def test_json_entry_is_valid_for_a_strict_parser() -> None:
         {"address": "a\x1b@example.net", "delay_reason": REASON},
         {"address": "b@example.net"},
     ]
+
+
+def test_plan_and_apply_tell_their_progress(tmp_path: Path) -> None:
+    queue = known_queue(tmp_path, time.time())
+    admin = QueueAdmin(queue)
+    reading = RecordingProgress()
+    pairs = admin.plan("hold", ["ALL"], parse_selection(domains=["example.com"]), reading)
+    assert (reading.total, reading.done, len(pairs)) == (6, 6, 4)  # all read, four chosen
+    assert admin.plan("hold", [], None, reading) == [
+        (q, i) for q in ("incoming", "deferred") for i in queue.ids(q)
+    ]
+    queue.remove(*pairs[0])  # gone before the action: not done, but counted as seen
+    holding = RecordingProgress()
+    assert admin.apply("hold", pairs, holding) == 3
+    assert (holding.total, holding.done, holding.outside_calls) == (4, 4, 3)
+    assert sorted(queue.ids("hold")) == sorted(i for _, i in pairs[1:])

@@ -19,7 +19,7 @@ from mailcarrier.queue.scheduler import QueueManager
 from mailcarrier.queue.spool import QueueMessage, RecordWriter, Spool
 from mailcarrier.queue.submit import SubmitOptions, submit_stream
 from mailcarrier.status import DeliveryStatus
-from tests.queue.helpers import BOUNCE, DEFER, RCPT_DEFER, SENT, FakeAgent
+from tests.queue.helpers import BOUNCE, DEFER, RCPT_DEFER, SENT, FakeAgent, RecordingProgress
 from tests.support.clock import FakeClock
 from tests.support.settings import queue_settings
 
@@ -532,3 +532,15 @@ async def test_transport_maps_that_cannot_answer_defer_the_recipients(tmp_path: 
         "address resolver failure",
     )
     assert agent.requests == []
+
+
+async def test_run_once_tells_its_progress_of_each_message(tmp_path: Path) -> None:
+    # Two messages found; the bounce of one is a third, activated and delivered in the run.
+    agent = FakeAgent(lambda a: BOUNCE if a == "b@example.net" else SENT)
+    qm, sp, clock, _, cfg = _setup(tmp_path, agent)
+    _submit(sp, cfg, clock, "a@example.net")
+    _submit(sp, cfg, clock, "b@example.net")
+    qm.progress = progress = RecordingProgress()
+    await qm.run_once()
+    assert sorted(agent.delivered()) == ["a@example.net", "b@example.net", "s@example.org"]
+    assert (progress.total, progress.done) == (3, 3)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -129,3 +130,41 @@ def test_grammar_round_trip(pairs: list[tuple[bytes, list[bytes]]]) -> None:
     assert warnings == []
     parsed = [split_key(text) for _, text in lines]
     assert parsed == [(key, b" ".join(words)) for key, words in pairs]
+
+
+class _Counted:
+    """A Progress (progress.py) keeping the total and, at each entry, the lines done."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.done = 0
+
+    def grow(self, total: int) -> None:
+        self.total = max(self.total, total)
+
+    def advance(self, count: int = 1) -> None:
+        self.done += count
+
+    def outside(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+
+@pytest.mark.parametrize(
+    ("data", "total", "before"),
+    [
+        (b"a 1\n  b\n\n# c\n\tmore\nnext 2", 6, [(1, 0), (6, 5)]),
+        (b"a 1\nb 2\n# end\n", 3, [(1, 0), (2, 1)]),
+        (b"", 0, []),
+    ],
+)
+def test_progress_counts_the_lines_read(
+    tmp_path: Path, data: bytes, total: int, before: list[tuple[int, int]]
+) -> None:
+    path = tmp_path / "src"
+    path.write_bytes(data)
+    progress = _Counted()
+    seen = []
+    for entry in read_entries(path, [], progress=progress):
+        seen.append((entry.lineno, progress.done))  # the lines before the entry's first
+    assert seen == before
+    assert (progress.total, progress.done) == (total, total)

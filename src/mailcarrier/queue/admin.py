@@ -1,12 +1,14 @@
 """Queue administration: what Postfix's mailq/postqueue and postsuper do, on the spool.
 
 `list_queue()` yields one `QueueEntry` per message (envelope and recorded state only, never
-the content); `format_mailq()` renders them as mailq does and `QueueEntry.to_json()` as
-``postqueue -j`` does. `hold`, `release`, `delete` and `requeue` act on queue IDs or ``ALL``
-with durable renames; `flush` makes every deferred message due now and asks a running
-scheduler to scan the deferred queue at once. Log lines use postsuper's wording, each with
-its ``operator`` event record (events.py; a flush has the record only). A queue
-that cannot be written (read-only) stops an action with one `TemporaryError`.
+the content), or per message a `Selection` (select.py) chooses; `format_mailq()` renders them
+as mailq does and `QueueEntry.to_json()` as ``postqueue -j`` does. `hold`, `release`,
+`delete` and `requeue` act on queue IDs or ``ALL``, narrowed by a selection, with durable
+renames; `flush` makes deferred messages due now and asks a running scheduler to scan the
+deferred queue at once. Each action is `plan` (what it would touch; ``--dry-run`` shows
+that) then `apply`, which reports to a `Progress` (progress.py). Log lines use postsuper's
+wording, each with its ``operator`` event record (events.py; a flush has the record only).
+A queue that cannot be written (read-only) stops an action with one `TemporaryError`.
 """
 
 from __future__ import annotations
@@ -14,15 +16,19 @@ from __future__ import annotations
 import os
 import textwrap
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Final
 
 from mailcarrier.errors import TemporaryError
 from mailcarrier.events import operator_event
 from mailcarrier.log import LogSink, NullLog, log_event
 from mailcarrier.printable import json_safe, printable
+from mailcarrier.progress import NULL_PROGRESS, Progress
 from mailcarrier.queue.daemon import FLUSH_REQUEST
 from mailcarrier.queue.names import POSTQUEUE, POSTSUPER
+from mailcarrier.queue.qfile import ParseError
+from mailcarrier.queue.select import Selection
 from mailcarrier.queue.spool import Spool
 
 __all__ = ["QueueAdmin", "QueueEntry", "format_mailq"]
@@ -88,14 +94,34 @@ def format_mailq(entries: Iterable[QueueEntry], *, utf8: bool = True) -> str:
     return "\n".join(lines) + "\n"
 
 
+@dataclass(frozen=True, slots=True)
+class _Action:
+    queues: tuple[str, ...]  # where the messages it acts on may be
+    note: str  # the log line's words, as postsuper's
+    to_queue: str  # where the messages go ("": removed)
+
+
+_ACTIONS: Final = {
+    "hold": _Action(("incoming", "active", "deferred"), "placed on hold", "hold"),
+    "release": _Action(("hold",), "released from hold", "deferred"),
+    "requeue": _Action(("incoming", "active", "deferred", "hold"), "requeued", "incoming"),
+    "delete": _Action(("incoming", "active", "deferred", "hold", "corrupt"), "removed", ""),
+    "flush": _Action(("deferred",), "flushed", "deferred"),
+}
+
+
 class QueueAdmin:
     def __init__(self, spool: Spool, log: LogSink | None = None) -> None:
         self.spool = spool
         self.log: LogSink = log if log is not None else NullLog()
 
-    def list_queue(self) -> Iterator[QueueEntry]:
+    def list_queue(self, selection: Selection | None = None) -> Iterator[QueueEntry]:
+        """The messages of the queue, or those `selection` chooses."""
+        now = self.spool.clock()
         for queue in _LISTED:
             for message in self.spool.scan(queue):
+                if selection is not None and not selection.matches(message, now):
+                    continue
                 env = message.envelope
                 rcpts = []
                 for i in message.pending():
@@ -105,74 +131,111 @@ class QueueAdmin:
                     queue, env.queue_id, env.size, env.arrival_time, env.sender, tuple(rcpts)
                 )
 
-    def _select(self, ids: Iterable[str], queues: tuple[str, ...]) -> list[tuple[str, str]]:
-        """(queue, id) pairs; ``ALL`` means every message in `queues`."""
-        wanted = list(ids)
-        if any(i.upper() == "ALL" for i in wanted):
-            return [(q, i) for q in queues for i in self.spool.ids(q)]
-        out = []
-        for queue_id in wanted:
-            queue = self.spool.find(queue_id)
-            if queue is None or queue not in queues:
-                self.log.warning(POSTSUPER, f"{queue_id}: no such message in {', '.join(queues)}")
-                continue
-            out.append((queue, queue_id))
-        return out
+    @staticmethod
+    def note(action: str) -> str:
+        """What `action` does to a message, in the words of its log line."""
+        return _ACTIONS[action].note
 
-    def _each(
+    def plan(
         self,
-        pairs: list[tuple[str, str]],
-        dst: str,
-        *,
-        mtime: float | None,
-        note: str,
         action: str,
+        ids: Iterable[str],
+        selection: Selection | None = None,
+        progress: Progress = NULL_PROGRESS,
+    ) -> list[tuple[str, str]]:
+        """The (queue, ID) pairs `action` would touch: the messages named by `ids` (``ALL``:
+        every one; no IDs: every one, when there is a selection) that `selection` chooses.
+        Nothing is changed; `progress` is told of each message read for the selection."""
+        queues = _ACTIONS[action].queues
+        wanted = list(ids)
+        if not wanted or any(i.upper() == "ALL" for i in wanted):
+            pairs = [(q, i) for q in queues for i in self.spool.ids(q)]
+        else:
+            pairs = []
+            for queue_id in wanted:
+                queue = self.spool.find(queue_id)
+                if queue is None or queue not in queues:
+                    where = ", ".join(queues)
+                    with progress.outside():
+                        self.log.warning(POSTSUPER, f"{queue_id}: no such message in {where}")
+                    continue
+                pairs.append((queue, queue_id))
+        if selection is None or selection.empty:
+            return pairs
+        now = self.spool.clock()
+        progress.grow(len(pairs))
+        chosen = []
+        for pair in pairs:
+            if self._chosen(pair, selection, now):
+                chosen.append(pair)
+            progress.advance()
+        return chosen
+
+    def _chosen(self, pair: tuple[str, str], selection: Selection, now: float) -> bool:
+        queue, queue_id = pair
+        try:
+            message = self.spool.read(queue, queue_id)
+        except (FileNotFoundError, ParseError):  # gone, or damaged: chosen by ID only
+            return False
+        return selection.matches(message, now)
+
+    def apply(
+        self, action: str, pairs: Sequence[tuple[str, str]], progress: Progress = NULL_PROGRESS
     ) -> int:
+        """Do `action` to the messages `plan` chose; how many it was done to (the others
+        went away meanwhile). `progress` is told the total and each message done."""
+        if action == "flush":
+            return self._flush(pairs, progress)
+        progress.grow(len(pairs))
+        note = _ACTIONS[action].note
         done = 0
         for queue, queue_id in pairs:
             try:
-                self.spool.move(queue_id, queue, dst, mtime=mtime)
+                self._one(action, queue, queue_id)
             except FileNotFoundError:
                 continue
-            event = operator_event(queue_id, action=action, from_queue=queue, to_queue=dst)
-            log_event(self.log, POSTSUPER, f"{queue_id}: {note}", event)
+            finally:
+                progress.advance()
+            to_queue = _ACTIONS[action].to_queue
+            event = operator_event(queue_id, action=action, from_queue=queue, to_queue=to_queue)
+            with progress.outside():
+                log_event(self.log, POSTSUPER, f"{queue_id}: {note}", event)
             done += 1
         return done
 
-    def hold(self, ids: Iterable[str]) -> int:
-        pairs = self._select(ids, ("incoming", "active", "deferred"))
-        return self._each(pairs, "hold", mtime=None, note="placed on hold", action="hold")
+    def _one(self, action: str, queue: str, queue_id: str) -> None:
+        if action == "hold":
+            self.spool.move(queue_id, queue, "hold")
+        elif action == "release":
+            self.spool.move(queue_id, queue, "deferred", mtime=0.0)
+        elif action == "requeue":
+            self.spool.move(queue_id, queue, "incoming", mtime=self.spool.clock())
+        else:
+            self.spool.remove(queue, queue_id)
 
-    def release(self, ids: Iterable[str]) -> int:
-        pairs = self._select(ids, ("hold",))
-        note = "released from hold"
-        return self._each(pairs, "deferred", mtime=0.0, note=note, action="release")
+    def hold(self, ids: Iterable[str], selection: Selection | None = None) -> int:
+        return self.apply("hold", self.plan("hold", ids, selection))
 
-    def requeue(self, ids: Iterable[str]) -> int:
-        pairs = self._select(ids, ("incoming", "active", "deferred", "hold"))
-        mtime = self.spool.clock()
-        return self._each(pairs, "incoming", mtime=mtime, note="requeued", action="requeue")
+    def release(self, ids: Iterable[str], selection: Selection | None = None) -> int:
+        return self.apply("release", self.plan("release", ids, selection))
 
-    def delete(self, ids: Iterable[str]) -> int:
-        done = 0
-        for queue, queue_id in self._select(
-            ids, ("incoming", "active", "deferred", "hold", "corrupt")
-        ):
-            try:
-                self.spool.remove(queue, queue_id)
-            except FileNotFoundError:
-                continue
-            event = operator_event(queue_id, action="delete", from_queue=queue, to_queue="")
-            log_event(self.log, POSTSUPER, f"{queue_id}: removed", event)
-            done += 1
-        return done
+    def requeue(self, ids: Iterable[str], selection: Selection | None = None) -> int:
+        return self.apply("requeue", self.plan("requeue", ids, selection))
 
-    def flush(self) -> int:
-        """Make every deferred message due now and ask a running scheduler to scan.
-        `TemporaryError` when the queue cannot be written (a read-only file system)."""
+    def delete(self, ids: Iterable[str], selection: Selection | None = None) -> int:
+        return self.apply("delete", self.plan("delete", ids, selection))
+
+    def flush(self, ids: Iterable[str] = (), selection: Selection | None = None) -> int:
+        """Make deferred messages due now (every one, or those named and chosen) and ask a
+        running scheduler to scan. `TemporaryError` when the queue cannot be written (a
+        read-only file system)."""
+        return self.apply("flush", self.plan("flush", ids, selection))
+
+    def _flush(self, pairs: Sequence[tuple[str, str]], progress: Progress) -> int:
+        progress.grow(len(pairs))
         count = 0
-        for queue_id in self.spool.ids("deferred"):
-            path = self.spool.path("deferred", queue_id)
+        for queue, queue_id in pairs:
+            path = self.spool.path(queue, queue_id)
             try:
                 os.utime(path, (0, 0))
                 count += 1
@@ -180,10 +243,10 @@ class QueueAdmin:
                 continue
             except OSError as exc:
                 raise _error(f"update time stamps of {path}", exc) from exc
+            finally:
+                progress.advance()
             # Postfix logs no line for a flush (postqueue -f): the event record only.
-            event = operator_event(
-                queue_id, action="flush", from_queue="deferred", to_queue="deferred"
-            )
+            event = operator_event(queue_id, action="flush", from_queue=queue, to_queue=queue)
             log_event(self.log, POSTQUEUE, "", event)
         request = self.spool.root / FLUSH_REQUEST
         try:

@@ -8,7 +8,9 @@ each pending recipient (route.py), groups recipients per (transport, next hop) i
 the agent reports it, before the next recipient. When a message's jobs are all done the
 `Finisher` (finalize.py) sends notices and removes or defers it. `run_once()` drains what is
 deliverable now; `serve()` (daemon.py drives it) runs until asked to stop; `stop()` gives
-deliveries in flight a short grace period, then abandons them (stopping.py). Clock injected.
+deliveries in flight a short grace period, then abandons them (stopping.py). Clock injected;
+`progress` (progress.py) is told of each message activated and finished (``run --once``
+shows it on a terminal).
 
 A write that fails (a full disk, a read-only queue: `TemporaryError`) costs one message, not
 the run: a message whose records cannot be reserved is not delivered and stays where it
@@ -38,6 +40,7 @@ from mailcarrier.delivery.request import Deliverer
 from mailcarrier.errors import TemporaryError
 from mailcarrier.events import delivery_event
 from mailcarrier.log import LogSink, NullLog, delivery_line, log_event
+from mailcarrier.progress import NULL_PROGRESS, Progress
 from mailcarrier.queue.crash import crash_point
 from mailcarrier.queue.finalize import Finisher, record_state
 from mailcarrier.queue.jobs import ActiveMessage, Job, delivery_request
@@ -95,6 +98,10 @@ class QueueManager:
         # Messages a write failed for: queue ID -> when to try again (see forget_trouble).
         self._held: dict[str, float] = {}
         self._wakeup = asyncio.Event()
+        # run --once on a terminal: messages activated so far, and the progress line told
+        # of them and of each one finished (progress.py; nothing shown by default).
+        self.progress: Progress = NULL_PROGRESS
+        self._activated = 0
         self.configure(settings, router)
 
     def configure(self, settings: Settings, router: Router | None = None) -> None:
@@ -217,6 +224,8 @@ class QueueManager:
         env = message.envelope
         active = ActiveMessage(message, records, self.clock())
         self._active[queue_id] = active
+        self._activated += 1
+        self.progress.grow(self._activated)
         self.log.info(
             QMGR,
             f"{queue_id}: from=<{env.sender}>, size={env.size}, "
@@ -450,6 +459,7 @@ class QueueManager:
                 active.records.close()
         if not done:
             self._hold_off(queue_id)
+        self.progress.advance()
 
     # --- drivers ----------------------------------------------------------------------
     @contextlib.asynccontextmanager
@@ -506,6 +516,8 @@ class QueueManager:
         """Deliver what is deliverable now (incoming, and deferred that is due), then
         return; notices made on the way are delivered too."""
         self.recover()
+        if self.progress is not NULL_PROGRESS:  # the total is worth a scan only when shown
+            self.progress.grow(len(self._ready()))
         async with self.running():
             while await self._activate_interleaved():
                 await self.drain()

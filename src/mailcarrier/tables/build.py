@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Literal
 
 from mailcarrier.durable import AtomicFile
+from mailcarrier.progress import NULL_PROGRESS, Progress
 from mailcarrier.tables.base import TableError
 from mailcarrier.tables.formats import FORMATS, Format
 from mailcarrier.tables.indexed import decode, fold_bytes, require
@@ -43,10 +44,10 @@ class BuildOptions:
 
 
 def _entries(
-    source: Path, found: Format, options: BuildOptions, warnings: list[str]
+    source: Path, found: Format, options: BuildOptions, warnings: list[str], progress: Progress
 ) -> dict[bytes, bytes]:
     entries: dict[bytes, bytes] = {}
-    for entry in read_entries(source, warnings, utf8=options.utf8):
+    for entry in read_entries(source, warnings, utf8=options.utf8, progress=progress):
         key = fold_bytes(entry.key, utf8=options.utf8) if options.fold else entry.key
         if key in entries:
             if options.duplicates == "warn":
@@ -82,9 +83,13 @@ def _owner_warnings(source: Path, st: os.stat_result, options: BuildOptions) -> 
 
 
 def build_index(
-    source: Path, kind: str = "hash", options: BuildOptions | None = None
+    source: Path,
+    kind: str = "hash",
+    options: BuildOptions | None = None,
+    progress: Progress = NULL_PROGRESS,
 ) -> tuple[int, list[str]]:
-    """Compile `source` into its `kind` index file; return (entries written, warnings)."""
+    """Compile `source` into its `kind` index file; return (entries written, warnings).
+    `progress` is told how many lines of `source` are read (``map`` on a terminal)."""
     options = options or BuildOptions()
     try:
         found = FORMATS[kind]
@@ -97,7 +102,7 @@ def build_index(
     except OSError as exc:
         raise TableError(f"open {source}: {exc.strerror or exc}") from None
     warnings = _owner_warnings(source, st, options)
-    entries = _entries(source, found, options, warnings)
+    entries = _entries(source, found, options, warnings, progress)
     tail = b"\0" if (found.null_by_default if options.nulls is None else options.nulls) else b""
     items = [(key + tail, value + tail) for key, value in entries.items()]
     target = found.index(source)

@@ -16,8 +16,9 @@ whose value is empty is printed with postmap's two warnings. Entry point:
 found), 1 key not found (as postmap), 64 usage error, 75 a table could not answer now (a
 database server down or too slow: postmap's "table TYPE:NAME: query error"), 78 table error
 (postmap: 1). Warnings (malformed lines, duplicates, stale indexes, a server that failed) go
-to stderr, one line each; errors are one line. Network tables (pgsql:, mysql:, sqlite:, ...)
-give the answers `postmap -q` gives for the same configuration file.
+to stderr, one line each; errors are one line. A build shows a progress line on stderr when
+it is a terminal (lines read, rate, time left: progress.py). Network tables (pgsql:, mysql:,
+sqlite:, ...) give the answers `postmap -q` gives for the same configuration file.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Any, Final, TextIO
 
 from mailcarrier.errors import ConfigError
 from mailcarrier.printable import printable
+from mailcarrier.progress import terminal_progress
 from mailcarrier.tables.base import Table, TableError, TableLookupError
 from mailcarrier.tables.build import BuildOptions, build_index
 from mailcarrier.tables.formats import open_indexed
@@ -166,7 +168,9 @@ def _build(targets: Sequence[str], options: BuildOptions, stderr: TextIO) -> int
         kind, name = _target(target)
         if kind not in INDEXED:
             raise _Usage(f"cannot build {kind} tables: they are read directly")
-        _, warnings = build_index(Path(name), kind, options)
+        # On a terminal: lines of the source read, rate, time left (progress.py).
+        with terminal_progress(stderr, f"map {kind}:{name}", "lines") as progress:
+            _, warnings = build_index(Path(name), kind, options, progress)
         for warning in warnings:
             _warn(stderr, warning)
     return EX_OK

@@ -11,7 +11,7 @@ the first white space outside double quotes (a backslash protects the next byte)
 in its quoted form; the value is the rest without surrounding white space. With `utf8`
 (Postfix: ``smtputf8_enable = yes``) a line that is neither ASCII nor valid UTF-8 is
 skipped. Case folding and duplicates are the builder's job (build.py); this module only
-reads.
+reads, telling a `Progress` (progress.py) how far it is when one is given.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from mailcarrier.progress import NULL_PROGRESS, Progress
 from mailcarrier.tables.base import TableError
 
 # Postfix's ISSPACE(): ASCII white space only.
@@ -106,13 +107,18 @@ def _valid_utf8(data: bytes) -> bool:
     return True
 
 
-def read_entries(path: Path, warnings: list[str], *, utf8: bool = True) -> Iterator[Entry]:
-    """The entries of the postmap source file `path`; skipped lines are warnings."""
+def read_entries(
+    path: Path, warnings: list[str], *, utf8: bool = True, progress: Progress = NULL_PROGRESS
+) -> Iterator[Entry]:
+    """The entries of the postmap source file `path`; skipped lines are warnings.
+    `progress` is told the file's lines and how many are read (``map`` on a terminal)."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise TableError(f"open {path}: {exc.strerror or exc}") from None
-    for lineno, line in logical_lines(data, path, warnings):
+    lines = data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
+    progress.grow(lines)
+    for lineno, line in _counted(logical_lines(data, path, warnings), lines, progress):
         if utf8 and not line.isascii() and not _valid_utf8(line):
             warnings.append(
                 f'{path}, line {lineno}: non-UTF-8 input "{_text(line)}" -- ignoring this line'
@@ -133,3 +139,17 @@ def read_entries(path: Path, warnings: list[str], *, utf8: bool = True) -> Itera
                 f'{path}, line {lineno}: record is in "key: value" format; is this an alias file?'
             )
         yield Entry(lineno, key, value)
+
+
+def _counted(
+    items: Iterator[tuple[int, bytes]], lines: int, progress: Progress
+) -> Iterator[tuple[int, bytes]]:
+    """`items`, telling `progress` of the lines read before each, and of all at the end."""
+    done = 0
+    for lineno, line in items:
+        if lineno - 1 > done:
+            progress.advance(lineno - 1 - done)
+            done = lineno - 1
+        yield lineno, line
+    if lines > done:
+        progress.advance(lines - done)
