@@ -63,6 +63,8 @@ class MasterService:
     overrides: tuple[RawSetting, ...]
     filename: str
     lineno: int
+    # Every service's -o settings, as postconf -P reads them (any command, nothing checked).
+    parameters: tuple[tuple[str, str], ...] = ()
 
     @property
     def kind(self) -> str:
@@ -197,7 +199,30 @@ def _service(lineno: int, text: str, filename: str) -> MasterService:
     command, args = args[0], args[1:]
     kind = AGENT_COMMANDS.get(os.path.basename(command), "")
     overrides = _overrides(args, filename, lineno) if kind and fields[1] == "unix" else ()
-    return MasterService(fields[0], fields[1], command, tuple(args), overrides, filename, lineno)
+    return MasterService(
+        fields[0], fields[1], command, tuple(args), overrides, filename, lineno, _parameters(args)
+    )
+
+
+def _parameters(args: list[str]) -> tuple[tuple[str, str], ...]:
+    """The ``-o`` settings among the leading options, as postconf normalises them: other
+    options and -o values that do not split are passed over."""
+    out: list[tuple[str, str]] = []
+    index = 0
+    while index < len(args) and args[index].startswith("-") and args[index] != "--":
+        arg = args[index]
+        at = arg.find("o", 1)
+        index += 1
+        if at < 0:
+            continue
+        value = arg[at + 1 :]
+        if not value and index < len(args):
+            value, index = args[index], index + 1
+        try:
+            out.append(split_nameval(value))
+        except ValueError:
+            continue
+    return tuple(out)
 
 
 def parse_master_cf(text: str, filename: str = "master.cf") -> MasterCf:
