@@ -4,6 +4,7 @@ EHLO name each session gave); a transport nothing defines at start and at run ti
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,12 +13,16 @@ import pytest
 from mailcarrier import api
 from mailcarrier.config.settings import Settings
 from mailcarrier.delivery.agent import DeliveryAgent
+from mailcarrier.errors import ConfigError
 from mailcarrier.log import MemoryLog
 from mailcarrier.queue.scheduler import QueueManager
-from mailcarrier.queue.spool import open_spool
+from mailcarrier.queue.spool import Spool, open_spool
+from mailcarrier.queue.submit import SubmitOptions, submit_stream
 from mailcarrier.status import DeliveryStatus
-from tests.queue.helpers import run_cli
+from tests.queue.helpers import FakeAgent, run_cli
+from tests.support.clock import FakeClock
 from tests.support.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler
+from tests.support.settings import queue_settings
 
 PLAIN = ("PIPELINING", "ENHANCEDSTATUSCODES")
 MESSAGE = b"Subject: named\n\nhello\n"
@@ -150,3 +155,46 @@ def test_run_refuses_a_bad_service_line(tmp_path: Path, server: AiosmtpdServer) 
         f'mailcarrier: fatal: {d / "master.cf"}:8: invalid "-o smtp_helo_name" option value: '
         "missing '=' after attribute name\n"
     )
+
+
+async def test_a_service_is_queued_and_limited_by_its_name(tmp_path: Path) -> None:
+    """Postfix's qmgr keeps a queue per transport name: <service>_destination_recipient_limit
+    applies to the service's mail only, and each request names its service."""
+    d = tmp_path / "etc"
+    d.mkdir()
+    (d / "main.cf").write_text(
+        f"queue_directory = {tmp_path / 'q'}\nrelayhost = [127.0.0.1]:2525\n"
+        "transport_maps = inline:{ named.example=named }\n"
+        "named_destination_recipient_limit = 1\n"
+    )
+    (d / "master.cf").write_text("named unix - - n - - smtp -o smtp_helo_name=n.example\n")
+    settings = Settings.load(d)
+    assert settings.warnings == ()  # named_destination_recipient_limit is a known name
+    clock = FakeClock()
+    spool = Spool(tmp_path / "q", clock=clock).ensure()
+    agent = FakeAgent()
+    opts = SubmitOptions(
+        sender="s@example.org",
+        recipients=("a@named.example", "b@named.example", "c@example.net", "d@example.net"),
+    )
+    submit_stream(io.BytesIO(MESSAGE), opts, settings=settings, spool=spool, clock=clock)
+    await QueueManager(settings, spool, agent, clock=clock).run_once()
+    requests = sorted(
+        (r.service, r.transport, r.nexthop, [x.address for x in r.recipients])
+        for r in agent.requests
+    )
+    assert requests == [
+        ("", "smtp", "[127.0.0.1]:2525", ["c@example.net", "d@example.net"]),
+        ("named", "smtp", "[127.0.0.1]:2525", ["a@named.example"]),
+        ("named", "smtp", "[127.0.0.1]:2525", ["b@named.example"]),
+    ]
+
+
+def test_a_reload_naming_no_transport_keeps_the_old_configuration(tmp_path: Path) -> None:
+    clock = FakeClock()
+    good = queue_settings(tmp_path)
+    spool = Spool(tmp_path, clock=clock).ensure()
+    manager = QueueManager(good, spool, FakeAgent(), clock=clock)
+    with pytest.raises(ConfigError):
+        manager.configure(queue_settings(tmp_path, default_transport="nmaed", relayhost=""))
+    assert manager.settings is good and manager.params.settings is good
