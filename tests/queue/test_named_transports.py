@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aiosmtpd.controller import UnixSocketController
+from aiosmtpd.lmtp import LMTP
 
 from mailcarrier import api
 from mailcarrier.config.settings import Settings
@@ -198,3 +200,29 @@ def test_a_reload_naming_no_transport_keeps_the_old_configuration(tmp_path: Path
     with pytest.raises(ConfigError):
         manager.configure(queue_settings(tmp_path, default_transport="nmaed", relayhost=""))
     assert manager.settings is good and manager.params.settings is good
+
+
+class _Lmtp(UnixSocketController):
+    def factory(self) -> LMTP:
+        return LMTP(self.handler)
+
+
+async def test_an_lmtp_service_sends_its_lhlo_name(short_tmp: Path, tmp_path: Path) -> None:
+    path = short_tmp / "lmtp"
+    handler = RecordingHandler(extra_keywords=("PIPELINING",))
+    controller = _Lmtp(handler, unix_socket=str(path))
+    controller.start()
+    try:
+        d = tmp_path / "etc"
+        d.mkdir()
+        (d / "main.cf").write_text(
+            f"queue_directory = {tmp_path / 'q'}\nmyhostname = mc.example\n"
+            f"transport_maps = inline:{{ lmtp.example=mailbox:unix:{path} }}\n"
+        )
+        (d / "master.cf").write_text("mailbox unix - - n - - lmtp -o lmtp_lhlo_name=lhlo.example\n")
+        await _run(Settings.load(d), ("s@example.org", ["a@lmtp.example"]))
+        assert [(m.helo, m.rcpt_tos) for m in handler.messages] == [
+            ("lhlo.example", ["a@lmtp.example"])
+        ]
+    finally:
+        controller.stop()
