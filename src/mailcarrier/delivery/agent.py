@@ -341,7 +341,8 @@ class DeliveryAgent:
             return await inner.deliver(request, log_lines=False)
 
         target = self.settings.params.best_mx_transport
-        return await hand_off(job, target, deliver, log=self.log, now=self.clock)
+        services = {name: s.kind for name, s in self.settings.services.items()}
+        return await hand_off(job, target, deliver, log=self.log, now=self.clock, services=services)
 
     # --- servers of one destination ---------------------------------------------------
     async def _try_servers(
