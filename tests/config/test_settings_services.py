@@ -92,6 +92,8 @@ def test_services_survive_pickling_and_overrides(tmp_path: Path) -> None:
         assert copy.service("x").params.smtp_helo_name == "x.example"
 
 
-def test_master_cf_is_watched(tmp_path: Path) -> None:
-    d = _config(tmp_path, "", "x unix - - n - - smtp\n")
-    assert d / "master.cf" in Settings.load(d).files()
+def test_master_cf_and_the_tables_of_its_overrides_are_watched(tmp_path: Path) -> None:
+    d = _config(tmp_path, "", "x unix - - n - - smtp -o smtp_generic_maps=texthash:generic\n")
+    (d / "generic").write_text("")
+    files = Settings.load(d).files()
+    assert d / "master.cf" in files and d / "generic" in files

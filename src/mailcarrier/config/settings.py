@@ -443,6 +443,8 @@ class Settings:
                     out.extend(spec_files(item, self.config_dir))
                 except ValueError:
                     continue  # a host name, domain or other non-table list member
+        for service in self._services.values():
+            out.extend(service.files())  # tables named by -o settings
         return tuple(dict.fromkeys(out))
 
     def watcher(self) -> FileWatcher:
