@@ -184,6 +184,29 @@ def test_lmtp_transport_flag_logs_as_lmtp() -> None:
     assert entry["status"] == "deferred"
 
 
+def test_transport_flag_names_a_master_cf_service(
+    tmp_path: Path, smtp_server: AiosmtpdServer
+) -> None:
+    """``deliver --transport NAME``: a master.cf smtp service, with its -o settings (the
+    EHLO name the server saw); a name nothing defines is a usage error with a hint."""
+    (tmp_path / "main.cf").write_text("myhostname = mc.example\n")
+    (tmp_path / "master.cf").write_text(
+        "named unix - - n - - smtp -o { smtp_helo_name = named.example }\n"
+    )
+    base = ["-c", str(tmp_path), "deliver", "--nexthop", smtp_server.nexthop]
+    base += ["-f", "a@example.org", "-r", "b@example.net"]
+    assert cli(*base, "--transport", "named").code == 0
+    assert cli(*base).code == 0
+    # cli() gives -o smtp_helo_name=client.example; the service's own -o wins over it.
+    assert [m.helo for m in smtp_server.messages] == ["named.example", "client.example"]
+    outcome = cli(*base, "--transport", "nmaed")
+    assert (outcome.code, outcome.stderr) == (
+        64,
+        'mailcarrier: fatal: --transport: unknown transport "nmaed" (want smtp, lmtp or an smtp or '
+        'lmtp service of master.cf) (did you mean "named"?)\n',
+    )
+
+
 class _Unreadable(io.BytesIO):
     """Standard input that fails the test if it is read."""
 

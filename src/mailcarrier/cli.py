@@ -40,6 +40,7 @@ from mailcarrier.cli_support import (
     parse_overrides,
     say,
 )
+from mailcarrier.config.settings import Settings
 from mailcarrier.console import Output, StdoutClosed, discard_output
 from mailcarrier.errors import (
     ConfigError,
@@ -78,7 +79,10 @@ def _build_parser() -> Parser:
     d = sub.add_parser("deliver", help="deliver one message now, without the queue")
     d.add_argument("--nexthop", required=True, metavar="DEST", help="destination (see smtp(8))")
     d.add_argument(
-        "--transport", choices=("smtp", "lmtp"), default="smtp", help="the client: smtp or lmtp"
+        "--transport",
+        default="smtp",
+        metavar="TRANSPORT",
+        help="smtp, lmtp, or an smtp/lmtp service of master.cf (its -o settings apply)",
     )
     d.add_argument("-f", dest="sender", required=True, metavar="SENDER", help='"" for <>')
     d.add_argument(
@@ -134,6 +138,23 @@ def _split_command(argv: list[str]) -> tuple[list[str], list[str]]:
     return argv[:i], argv[i:]
 
 
+def _transport(name: str, settings: Settings) -> tuple[str, str]:
+    """``deliver --transport``: (client, master.cf service) of a transport name, as the
+    queue resolves it (route.py): a master.cf service first, then smtp, relay and lmtp."""
+    from mailcarrier.queue.route import BUILTIN_AGENTS, did_you_mean
+
+    service = settings.services.get(name)
+    if service is not None:
+        return service.kind, name
+    if name in BUILTIN_AGENTS:
+        return BUILTIN_AGENTS[name], ""
+    hint = did_you_mean(name, [*BUILTIN_AGENTS, *settings.services])
+    raise UsageError(
+        f'--transport: unknown transport "{name}" (want smtp, lmtp or an smtp or lmtp '
+        f"service of master.cf){hint}"
+    )
+
+
 def _cmd_deliver(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: TextIO) -> int:
     # The delivery engine loads only for the command that delivers (see the opening).
     from mailcarrier.aio import run_event_loop
@@ -147,6 +168,7 @@ def _cmd_deliver(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stde
     from mailcarrier.routing.nexthop import parse_nexthop, split_destinations
 
     settings = load_settings(args, stderr)
+    transport, service = _transport(args.transport, settings)
     if args.probe and args.file is not None:
         # As sendmail -bv: "do not collect or deliver a message".
         raise UsageError(f'-bv reads no message, but a message file was given: "{args.file}"')
@@ -154,7 +176,7 @@ def _cmd_deliver(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stde
     if not hops:
         raise UsageError("--nexthop: empty destination")
     for hop in hops:
-        parse_nexthop(hop, transport=args.transport, lmtp_tcp_port=settings.params.lmtp_tcp_port)
+        parse_nexthop(hop, transport=transport, lmtp_tcp_port=settings.params.lmtp_tcp_port)
     notify = Notify.parse(args.notify) if args.notify else Notify.NONE
     # As sendmail: qualified with myorigin, checked before anything is read or sent (65).
     myorigin = QueueParams(settings).myorigin()
@@ -177,7 +199,8 @@ def _cmd_deliver(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stde
             sender=sender,
             recipients=tuple(Recipient(r, dsn_notify=notify) for r in recipients),
             content=content,
-            transport=args.transport,
+            transport=transport,
+            service=service,
             encoding=declared.encoding,
             smtputf8=declared.smtputf8,
             dsn_ret=args.ret,

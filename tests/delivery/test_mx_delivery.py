@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from dnslib import RR
@@ -166,6 +167,27 @@ async def test_loop_handed_to_best_mx_transport(dns_port: int, smtp_server: Aios
     status, _ = await _send("self.test", config, "u@self.test")
     assert status.status is DeliveryStatus.SENT
     assert status.relay == f"127.0.0.1[127.0.0.1]:{smtp_server.port}"
+
+
+async def test_loop_handed_to_a_master_cf_service(
+    tmp_path: Path, dns_port: int, smtp_server: AiosmtpdServer
+) -> None:
+    """best_mx_transport may name a master.cf smtp service: its -o settings apply."""
+    (tmp_path / "master.cf").write_text(
+        "backup unix - - n - - smtp -o smtp_helo_name=backup.example\n"
+    )
+    (tmp_path / "main.cf").write_text("")
+    over = {**loopback_dns(dns_port), "smtp_connect_timeout": "2s"}
+    over |= {"inet_interfaces": "127.0.0.1", "smtp_helo_name": "main.example"}
+    over["best_mx_transport"] = f"backup:[127.0.0.1]:{smtp_server.port}"
+    status, _ = await _send("self.test", Settings.load(tmp_path, over), "u@self.test")
+    assert status.status is DeliveryStatus.SENT
+    assert [m.helo for m in smtp_server.messages] == ["backup.example"]
+    # A name that is neither smtp, lmtp nor a service is refused (the loop then bounces).
+    over["best_mx_transport"] = f"bakup:[127.0.0.1]:{smtp_server.port}"
+    status, lines = await _send("self.test", Settings.load(tmp_path, over), "u@self.test")
+    assert status.dsn == "5.4.6"
+    assert any("best_mx_transport: unsupported value" in line for line in lines)
 
 
 async def test_srv_lookup_for_submission(

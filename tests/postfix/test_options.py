@@ -234,6 +234,25 @@ def test_service_name_expands_in_overrides_and_main_cf(tmp_path: Path) -> None:
     assert plain.params.smtp_bind_address == "127.0.0.1"
 
 
+def test_postfix_master_cf_is_not_read_again(tmp_path: Path) -> None:
+    """Inside Postfix, master(8) read master.cf and passed the service's -o settings on
+    the command line: the agent takes those alone. Postfix's master.cf (its -o settings,
+    its other services, lines only Postfix reads) is never read, so nothing is applied twice
+    and nothing there can stop the agent."""
+    env = _config(tmp_path, "myhostname = mta.test.local", "default_transport = uucp")
+    (tmp_path / "master.cf").write_text(
+        "relay unix - - n - - mailcarrier-smtp -o syslog_name=postfix/$service_name\n"
+        "  -o smtp_helo_name=from-master-cf.example -o smtp_connect_timeout=bad\n"
+        "uucp unix - n n - - pipe flags=Fqhu user=uucp argv=uux -r -n -z -a$sender\n"
+        "weird fifo - - n - -\n"
+    )
+    settings = load_settings(parse_argv(CAPTURED_RELAY), env, cwd="/q")
+    assert settings.master is None and settings.services == {}
+    assert settings.params.smtp_helo_name == "mta.test.local"  # not master.cf's -o
+    assert settings.params.syslog_name == "postfix/relay"  # the command line's, once
+    assert settings.for_transport("smtp").label == "smtp"
+
+
 def test_a_postfix_main_cf_with_parameters_we_do_not_know(tmp_path: Path) -> None:
     env = _config(
         tmp_path,

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from mailcarrier.config.settings import Settings
+from mailcarrier.errors import ConfigError
 from mailcarrier.queue.route import RESOLVER_FAILURE, Route, Router
 from mailcarrier.tables.base import TableLookupError
 from tests.support import sqldata
-from tests.support.settings import queue_settings
+from tests.support.settings import queue_layer, queue_settings
 
 
 def test_relayhost_and_domain(tmp_path: Path) -> None:
@@ -114,3 +116,134 @@ async def test_a_network_table_that_is_down_defers(tmp_path: Path) -> None:
     answers = await r.prefetch(["a@example.com"])
     assert isinstance(answers["a@example.com"], TableLookupError)
     assert r.route("a@example.com", answers) == Route("retry", RESOLVER_FAILURE)
+
+
+# --- named transports (master.cf services) ----------------------------------------------
+MASTER_CF = """\
+smtp      inet  n       -       n       -       -       smtpd
+relay     unix  -       -       n       -       -       smtp -o smtp_helo_name=relay.example
+viaproxy  unix  -       -       n       -       -       smtp -o smtp_helo_name=proxy.example
+dovecot   unix  -       -       n       -       -       lmtp
+pipe-it   unix  -       n       n       -       -       pipe flags=R argv=/bin/true
+"""
+
+
+def _named(tmp_path: Path, **params: str) -> Settings:
+    (tmp_path / "master.cf").write_text(MASTER_CF)
+    (tmp_path / "main.cf").write_text("")
+    return Settings.load(tmp_path, {**queue_layer(tmp_path / "q"), **params})
+
+
+def test_transport_maps_names_services(tmp_path: Path) -> None:
+    table = {
+        "example.com": "viaproxy:[10.0.0.1]:26",
+        "example.org": "viaproxy",
+        "lmtp.example": "dovecot:unix:/run/lmtp",
+        "piped.example": "pipe-it:",
+        "typo.example": "viaprxy:",
+    }
+    r = Router(_named(tmp_path), lookup=table.get)
+    assert r.route("a@example.com") == Route("smtp", "[10.0.0.1]:26", "viaproxy")
+    assert r.route("a@example.org") == Route("smtp", "[127.0.0.1]:2525", "viaproxy")
+    assert r.route("a@lmtp.example") == Route("lmtp", "unix:/run/lmtp", "dovecot")
+    assert r.route("a@lmtp.example").name == "dovecot"
+    # Services master.cf defines with another command, and names it does not define,
+    # are transports without an agent: their mail is deferred (scheduler).
+    assert r.route("a@piped.example") == Route("unavailable", "pipe-it")
+    assert r.route("a@typo.example") == Route("unavailable", "viaprxy")
+    assert r.hint("viaprxy") == ' (did you mean "viaproxy"?)'
+    assert r.hint("uucp") == ""
+    # The built-in smtp is still main.cf's, not a service.
+    assert r.route("a@other.example") == Route("smtp", "[127.0.0.1]:2525")
+
+
+def test_default_transport_names_a_service(tmp_path: Path) -> None:
+    r = Router(_named(tmp_path, default_transport="viaproxy"))
+    assert r.route("a@example.net") == Route("smtp", "[127.0.0.1]:2525", "viaproxy")
+    r = Router(_named(tmp_path, default_transport="dovecot:inet:[127.0.0.1]:24"))
+    assert r.route("a@example.net") == Route("lmtp", "inet:[127.0.0.1]:24", "dovecot")
+
+
+def test_relay_transport_for_relay_domains(tmp_path: Path) -> None:
+    """relay_domains (not mydestination, which mailcarrier delivers like other domains)
+    take relay_transport; master.cf's relay service carries its -o settings."""
+    cfg = _named(tmp_path, relay_domains="relayed.example, localhost")
+    r = Router(cfg)
+    assert r.route("a@relayed.example") == Route("smtp", "[127.0.0.1]:2525", "relay")
+    assert r.route("a@localhost") == Route("smtp", "[127.0.0.1]:2525")
+    assert r.route("a@example.net") == Route("smtp", "[127.0.0.1]:2525")
+    r = Router(_named(tmp_path, relay_domains="relayed.example", relay_transport="dovecot:unix:/r"))
+    assert r.route("a@relayed.example") == Route("lmtp", "unix:/r", "dovecot")
+    # Without master.cf, relay is the built-in SMTP client.
+    r = Router(queue_settings(tmp_path, relay_domains="relayed.example"))
+    assert r.route("a@relayed.example") == Route("smtp", "[127.0.0.1]:2525")
+
+
+def test_sender_dependent_default_transport(tmp_path: Path) -> None:
+    maps = "inline:{ {a@example.org=viaproxy}, {@bulk.example=dovecot:unix:/b}, {<>=relay},"
+    maps += " {dunno@example.org=DUNNO} }"
+    r = Router(_named(tmp_path, sender_dependent_default_transport_maps=maps))
+    assert r.route("x@example.net", sender="a@example.org") == Route(
+        "smtp", "[127.0.0.1]:2525", "viaproxy"
+    )
+    assert r.route("x@example.net", sender="n@bulk.example") == Route("lmtp", "unix:/b", "dovecot")
+    assert r.route("x@example.net", sender="") == Route("smtp", "[127.0.0.1]:2525", "relay")
+    for sender in ("dunno@example.org", "b@example.org"):
+        assert r.route("x@example.net", sender=sender) == Route("smtp", "[127.0.0.1]:2525")
+    # transport_maps still wins over the sender's default transport.
+    r = Router(
+        _named(tmp_path, sender_dependent_default_transport_maps=maps),
+        lookup={"example.com": "smtp:[10.0.0.9]"}.get,
+    )
+    assert r.route("x@example.com", sender="a@example.org") == Route("smtp", "[10.0.0.9]")
+
+
+def test_sender_dependent_relayhost(tmp_path: Path) -> None:
+    maps = "inline:{ {a@example.org=[10.0.0.1]:587}, {@example.net=[10.0.0.2]}, {<>=[10.0.0.3]},"
+    maps += " {d@example.org=DUNNO} }"
+    r = Router(queue_settings(tmp_path, sender_dependent_relayhost_maps=maps))
+    assert r.route("x@example.com", sender="a@example.org") == Route("smtp", "[10.0.0.1]:587")
+    assert r.route("x@example.com", sender="b@example.net") == Route("smtp", "[10.0.0.2]")
+    assert r.route("x@example.com", sender="") == Route("smtp", "[10.0.0.3]")
+    assert r.route("x@example.com", sender="d@example.org") == Route("smtp", "[127.0.0.1]:2525")
+    r = Router(queue_settings(tmp_path, relayhost="", sender_dependent_relayhost_maps=maps))
+    assert r.route("x@example.com", sender="c@example.org") == Route("smtp", "example.com")
+    # default_transport's own next hop beats the sender's relay host, as in Postfix.
+    r = Router(
+        queue_settings(
+            tmp_path, default_transport="smtp:[10.0.0.9]", sender_dependent_relayhost_maps=maps
+        )
+    )
+    assert r.route("x@example.com", sender="a@example.org") == Route("smtp", "[10.0.0.9]")
+
+
+async def test_network_sender_tables_are_asked_on_the_loop(tmp_path: Path) -> None:
+    spec = _sqlite_transport(tmp_path, [("a@example.org", "[10.0.0.7]")])
+    r = Router(queue_settings(tmp_path, sender_dependent_relayhost_maps=spec))
+    assert r.network
+    answers = await r.prefetch(["x@example.com"], "a@example.org")
+    assert r.route("x@example.com", answers, "a@example.org") == Route("smtp", "[10.0.0.7]")
+
+
+@pytest.mark.parametrize(
+    ("parameter", "value", "hint"),
+    [
+        ("default_transport", "viaprxy", ' (did you mean "viaproxy"?)'),
+        ("relay_transport", "dovcot:unix:/x", ' (did you mean "dovecot"?)'),
+        ("default_transport", "uucp", ""),
+        ("default_transport", "pipe-it", ""),
+    ],
+)
+def test_a_transport_nothing_defines_stops_the_start(
+    tmp_path: Path, parameter: str, value: str, hint: str
+) -> None:
+    (tmp_path / "main.cf").write_text(f"# routing\n{parameter} = {value}\n")
+    (tmp_path / "master.cf").write_text(MASTER_CF)
+    with pytest.raises(ConfigError) as info:
+        Router(Settings.load(tmp_path))
+    name = value.partition(":")[0]
+    assert str(info.value) == (
+        f'{tmp_path / "main.cf"}:2: parameter {parameter}: unknown mail transport "{name}": '
+        "not a built-in transport (smtp, relay, lmtp, error, retry) nor an smtp or lmtp "
+        f"service of {tmp_path / 'master.cf'}{hint}"
+    )

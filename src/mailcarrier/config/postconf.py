@@ -9,6 +9,7 @@
     conf --json ...        one JSON object {name: value} instead of lines
     conf -e NAME=VALUE...  edit main.cf in place (comments and order kept; atomic)
     conf -X NAME...        remove settings from main.cf
+    conf -P [-x] [SERVICE[/TYPE[/NAME]]...]  master.cf services' -o settings (postconf_master.py)
 
 Entry point for the CLI: ``conf_main(argv, config_dir=None, overrides=None, stdout=...,
 stderr=...) -> int`` with `config_dir` the ``-c`` directory (None: the per-user default) and
@@ -30,17 +31,19 @@ from mailcarrier.config.defaults import default_config_directory
 from mailcarrier.config.edit import edit_main_cf, edited_text
 from mailcarrier.config.params import PARAMS
 from mailcarrier.config.parser import NAME_RE, parse_main_cf
+from mailcarrier.config.postconf_master import show_master_params
 from mailcarrier.config.settings import Settings
 from mailcarrier.errors import ConfigError, UsageError
 from mailcarrier.printable import json_safe, printable
 
 EX_OK, EX_USAGE, EX_CONFIG = 0, 64, 78
 PROG = "mailcarrier"
-_FLAGS = frozenset("ndxheX")
+_FLAGS = frozenset("ndxheXP")
 HELP = """\
 usage: mailcarrier conf [-n | -d] [-x] [-h] [--json] [NAME...]
        mailcarrier conf -e NAME=VALUE...
        mailcarrier conf -X NAME...
+       mailcarrier conf -P [-x] [-h] [--json] [SERVICE[/TYPE[/NAME]]...]
 
 Show main.cf parameters as postconf(1) does: every parameter with its value, or the NAMEs
 given. Options keep postconf's meaning:
@@ -53,6 +56,8 @@ given. Options keep postconf's meaning:
           is mailcarrier's own), a "# " line saying why
   -e      edit main.cf: set each NAME=VALUE (the file is checked as a whole first)
   -X      edit main.cf: remove each NAME
+  -P      the -o settings of master.cf's services (service/type/name = value); with -x,
+          the values the service uses; --notes says which services mailcarrier does not run
   --help  this text
 The configuration directory is -c DIR before the command (mailcarrier -c DIR conf ...),
 else $MAIL_CONFIG, else the default; -o NAME=VALUE before the command overrides main.cf."""
@@ -80,8 +85,8 @@ def _parse_args(argv: Sequence[str]) -> _Options:
                 opts.flags.add(flag)
         else:
             opts.names.append(arg)
-    if len(opts.flags & {"e", "X", "n", "d"}) > 1:
-        raise UsageError("conf: use only one of -e, -X, -n, -d")
+    if len(opts.flags & {"e", "X", "n", "d", "P"}) > 1:
+        raise UsageError("conf: use only one of -e, -X, -n, -d, -P")
     if opts.flags & {"e", "X"} and not opts.names:
         raise UsageError("conf: -e and -X need at least one parameter")
     return opts
@@ -185,7 +190,18 @@ def conf_main(
         if "d" not in opts.flags:
             for warning in settings.warnings:
                 print(printable(f"{PROG}: warning: {warning}"), file=stderr)
-        _show(opts, settings, stdout, stderr)
+        if "P" in opts.flags:
+            show_master_params(
+                settings,
+                opts.names,
+                flags=opts.flags,
+                as_json=opts.json,
+                notes=opts.notes,
+                stdout=stdout,
+                stderr=stderr,
+            )
+        else:
+            _show(opts, settings, stdout, stderr)
     except UsageError as exc:
         print(printable(f"{PROG}: {exc}"), file=stderr)
         return EX_USAGE

@@ -7,13 +7,17 @@ ever used. Unknown parameters that nothing refers to become "unused parameter" w
 Getters return the pre-parsed values. `AgentSettings` is the per-transport view:
 ``agent.params.connect_timeout`` reads ``smtp_connect_timeout`` for SMTP and
 ``lmtp_connect_timeout`` for LMTP. Tables named by parameters open with `open_maps`.
+`load` also reads CONFIG_DIR/master.cf when there is one (mastercf.py): each smtp or lmtp
+service there is a named transport, whose settings (`service(name)`) are these plus its
+``-o`` overrides and ``service_name``, made and validated with these, so that a bad ``-o``
+value stops the program with master.cf's file and line, as a bad main.cf value does.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
@@ -21,6 +25,7 @@ from typing import TYPE_CHECKING, Final
 from mailcarrier.config.convert import Value, convert, parse_time, split_list
 from mailcarrier.config.defaults import default_config_directory, dynamic_default
 from mailcarrier.config.expand import Expander, ExpandError
+from mailcarrier.config.mastercf import MasterCf, MasterService, read_master_cf
 from mailcarrier.config.params import PARAMS, PER_TRANSPORT, ParamType
 from mailcarrier.config.parser import NAME_RE, RawSetting, read_main_cf
 from mailcarrier.config.views import RENAMED, ClientMapsName, ClientParams, MainParams, MapsName
@@ -70,10 +75,13 @@ class Settings:
         "_expander",
         "_maps",
         "_raw",
+        "_services",
         "_texts",
         "_transport_values",
         "_values",
         "config_dir",
+        "label",
+        "master",
         "params",
         "proxy",
         "warnings",
@@ -85,8 +93,13 @@ class Settings:
         config_dir: Path | None = None,
         *,
         proxy: ProxyService | None = None,
+        master: MasterCf | None = None,
     ) -> None:
         self.config_dir = config_dir
+        # master.cf (standalone mode only): its smtp/lmtp services are named transports.
+        self.master = master
+        # The master.cf service these settings are of ("": main.cf's, the built-in ones).
+        self.label = ""
         # Postfix's proxymap(8), for proxy:type:name tables (the Postfix-native front end
         # sets it); None: such tables open their inner table directly.
         self.proxy = proxy
@@ -109,7 +122,12 @@ class Settings:
         self._clients = {t: self._client_params(t) for t in ("smtp", "lmtp")}
         self._texts: Mapping[str, str] = MappingProxyType(texts)
         self._transport_values: Mapping[str, Value] = MappingProxyType(self._per_transport())
-        self.warnings: tuple[str, ...] = self._find_warnings()
+        # Each named transport's settings, made now so that a bad -o value is found now.
+        self._services: dict[str, Settings] = {
+            name: self._service_settings(service)
+            for name, service in (master.transports.items() if master else ())
+        }
+        self.warnings: tuple[str, ...] = self._find_warnings() + self._service_warnings()
 
     # --- construction -----------------------------------------------------------------
     @classmethod
@@ -130,25 +148,33 @@ class Settings:
         else:
             candidate = default_config_directory()
             directory = candidate if (candidate / "main.cf").is_file() else None
+        master = None
         if directory is not None:
             raw.update(read_main_cf(directory / "main.cf"))
+            master = read_master_cf(directory / "master.cf")
         raw.update(_override_settings(overrides or {}))
-        return cls(raw, directory)
+        return cls(raw, directory, master=master)
 
-    def __reduce__(self) -> tuple[type[Settings], tuple[dict[str, RawSetting], Path | None]]:
-        """Pickled as its raw settings: unpickling validates them again (agent processes)."""
-        return (Settings, (dict(self._raw), self.config_dir))
+    def __reduce__(
+        self,
+    ) -> tuple[
+        Callable[[dict[str, RawSetting], Path | None, MasterCf | None], Settings],
+        tuple[dict[str, RawSetting], Path | None, MasterCf | None],
+    ]:
+        """Pickled as its raw settings (and master.cf): unpickling validates them again
+        (agent processes)."""
+        return (_rebuild, (dict(self._raw), self.config_dir, self.master))
 
     def with_overrides(self, overrides: Mapping[str, str]) -> Settings:
         raw = dict(self._raw)
         raw.update(_override_settings(overrides))
-        return Settings(raw, self.config_dir, proxy=self.proxy)
+        return Settings(raw, self.config_dir, proxy=self.proxy, master=self.master)
 
     def with_tables(self, tables: Mapping[str, Maps]) -> Settings:
         """These settings, with the MAPS parameters named in `tables` answered by the given
         tables (a program's own, such as the credentials of `mailcarrier.send`) instead of
         opening what the parameter's text names; the parameter must still be set."""
-        copy = Settings(self._raw, self.config_dir, proxy=self.proxy)
+        copy = Settings(self._raw, self.config_dir, proxy=self.proxy, master=self.master)
         copy._maps.update(tables)
         return copy
 
@@ -204,11 +230,46 @@ class Settings:
                         raise self._error(name, f"parameter {name}: {exc}", text) from None
         return out
 
+    # --- named transports (master.cf) -------------------------------------------------
+    def _service_settings(self, service: MasterService) -> Settings:
+        """These settings with the service's -o overrides, and service_name set to it, as
+        the Postfix daemon of that service sees its configuration."""
+        raw = dict(self._raw)
+        raw.pop("service_name", None)
+        raw["service_name"] = RawSetting("service_name", service.name, "", 0)
+        for setting in service.overrides:
+            raw.pop(setting.name, None)  # later settings win, and keep their place last
+            raw[setting.name] = setting
+        made = Settings(raw, self.config_dir, proxy=self.proxy)
+        made.label = service.name
+        return made
+
+    def _service_warnings(self) -> tuple[str, ...]:
+        """The warnings about the services' own -o settings (unknown names, ...)."""
+        if self.master is None:
+            return ()
+        prefix = self.master.filename + ":"
+        found = (w for s in self._services.values() for w in s.warnings if w.startswith(prefix))
+        return tuple(dict.fromkeys(found))
+
+    @property
+    def services(self) -> Mapping[str, MasterService]:
+        """The named transports of master.cf (smtp and lmtp services), by name."""
+        return self.master.transports if self.master is not None else {}
+
+    def service(self, name: str) -> Settings:
+        """The settings of master.cf service `name` (KeyError when there is none)."""
+        return self._services[name]
+
     def _find_warnings(self) -> tuple[str, ...]:
         # Like postconf: a name that any main.cf value mentions as $name counts as used, and
         # so do the parameters of main.cf-style tables (pgsql:pgsource -> pgsource_hosts).
+        # master.cf's -o values count too.
+        overrides = [o for s in (self.master.services if self.master else ()) for o in s.overrides]
         mentioned = {
-            m.group(1) for setting in self._raw.values() for m in _MENTION.finditer(setting.value)
+            m.group(1)
+            for setting in (*self._raw.values(), *overrides)
+            for m in _MENTION.finditer(setting.value)
         }
         prefixes = tuple(
             m.group(1) + "_"
@@ -374,6 +435,8 @@ class Settings:
         out: list[Path] = []
         if self.config_dir is not None:
             out.append(self.config_dir / "main.cf")
+            if self.master is not None:
+                out.append(Path(self.master.filename))
         for name, param in PARAMS.items():
             if param.type not in (ParamType.MAPS, ParamType.LIST):
                 continue
@@ -382,11 +445,19 @@ class Settings:
                     out.extend(spec_files(item, self.config_dir))
                 except ValueError:
                     continue  # a host name, domain or other non-table list member
+        for service in self._services.values():
+            out.extend(service.files())  # tables named by -o settings
         return tuple(dict.fromkeys(out))
 
     def watcher(self) -> FileWatcher:
         """A watcher over `files()`; reload when its `changed()` turns true."""
         return FileWatcher(self.files())
+
+
+def _rebuild(
+    raw: dict[str, RawSetting], config_dir: Path | None, master: MasterCf | None
+) -> Settings:
+    return Settings(raw, config_dir, master=master)
 
 
 def _did_you_mean(name: str) -> str:
@@ -407,15 +478,17 @@ def _override_settings(overrides: Mapping[str, str]) -> dict[str, RawSetting]:
 class AgentSettings:
     """The smtp_/lmtp_ view of `Settings` for one delivery transport: `params` holds its
     typed values (``params.connect_timeout`` is smtp_connect_timeout for SMTP and
-    lmtp_connect_timeout for LMTP); `name()` says which parameter a suffix is, for messages."""
+    lmtp_connect_timeout for LMTP); `name()` says which parameter a suffix is, for messages.
+    `label` names the transport for caches: the master.cf service, else smtp or lmtp."""
 
-    __slots__ = ("params", "settings", "transport")
+    __slots__ = ("label", "params", "settings", "transport")
 
     def __init__(self, settings: Settings, transport: str) -> None:
         if transport not in ("smtp", "lmtp"):
             raise ConfigError(f'unknown transport "{transport}" (want smtp or lmtp)')
         self.settings = settings
         self.transport = transport
+        self.label = settings.label or transport
         self.params = settings.client_params(transport)
 
     @property

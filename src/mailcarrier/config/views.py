@@ -62,7 +62,9 @@ class MainParams:
     dns_timeout: float
     double_bounce_notice_recipient: str
     double_bounce_sender: str
+    empty_address_default_transport_maps_lookup_key: str
     empty_address_recipient: str
+    empty_address_relayhost_maps_lookup_key: str
     error_notice_recipient: str
     event_log_file: str
     fallback_relay: tuple[str, ...]
@@ -251,6 +253,8 @@ class MainParams:
     requiretls_enable: bool
     requiretls_redact_dsn: bool
     send_cyrus_sasl_authzid: bool
+    sender_dependent_default_transport_maps: tuple[str, ...]
+    sender_dependent_relayhost_maps: tuple[str, ...]
     service_name: str
     shared_state_password_file: str
     shared_state_server: str
@@ -551,6 +555,8 @@ MapsName = Literal[
     "lmtp_tls_policy_maps",
     "mime_header_checks",
     "nested_header_checks",
+    "sender_dependent_default_transport_maps",
+    "sender_dependent_relayhost_maps",
     "smtp_body_checks",
     "smtp_delivery_status_filter",
     "smtp_discard_ehlo_keyword_address_maps",

@@ -48,7 +48,7 @@ from mailcarrier.delivery.tlsrpt_store import TlsrptStore
 from mailcarrier.delivery.transaction import run_transaction
 from mailcarrier.delivery.transcript import TranscriptHook, TranscriptReporter
 from mailcarrier.delivery.trouble import Verdict, soften, transport_verdict
-from mailcarrier.errors import MailcarrierError, TransportError
+from mailcarrier.errors import ConfigError, MailcarrierError, TransportError
 from mailcarrier.events import delivery_event
 from mailcarrier.fleet import Busy, DeadDestination, FleetGate, Lease, LocalGate
 from mailcarrier.log import LogSink, NullLog, delivery_line, log_event
@@ -116,7 +116,7 @@ class DeliveryAgent:
         self._transcripts = TranscriptReporter(
             notify, main.notify_classes, main.double_bounce_sender
         )
-        self._profiles: dict[str, TransportProfile] = {}
+        self._profiles: dict[tuple[str, str], TransportProfile] = {}
         # smtp(8) opens its tables when it starts: the smtp transport's are opened now
         # (TransportProfile.open_tables), the other transports' with their profile.
         with contextlib.suppress(MailcarrierError):
@@ -151,7 +151,7 @@ class DeliveryAgent:
     ) -> DeliveryResult:
         """Deliver `request`; `on_status(index, status)` runs as each recipient is marked
         (before the next one), so a queue can record it durably at once."""
-        profile = self._profile(request.transport)
+        profile = self._profile(request.transport, request.service)
         if self._sts_refresh and self._refresh_task is None:
             self.start_sts_refresh()
         log = self.log
@@ -218,11 +218,16 @@ class DeliveryAgent:
         if self._refresh_task is not None:
             self._refresh_task.cancel()
 
-    def _profile(self, transport: str) -> TransportProfile:
-        profile = self._profiles.get(transport)
+    def _profile(self, transport: str, service: str = "") -> TransportProfile:
+        """The profile of a transport, or of a master.cf service (its -o settings)."""
+        label = (transport, service)
+        profile = self._profiles.get(label)
         if profile is None:
-            profile = self._profiles[transport] = TransportProfile(
-                self.settings,
+            if service and service not in self.settings.services:
+                raise ConfigError(f'no master.cf service "{service}"')
+            settings = self.settings.service(service) if service else self.settings
+            profile = self._profiles[label] = TransportProfile(
+                settings,
                 transport,
                 log=self.log,
                 resolver=self.resolver,
@@ -337,14 +342,15 @@ class DeliveryAgent:
             return await inner.deliver(request, log_lines=False)
 
         target = self.settings.params.best_mx_transport
-        return await hand_off(job, target, deliver, log=self.log, now=self.clock)
+        services = {name: s.kind for name, s in self.settings.services.items()}
+        return await hand_off(job, target, deliver, log=self.log, now=self.clock, services=services)
 
     # --- servers of one destination ---------------------------------------------------
     async def _try_servers(
         self, job: DeliveryState, hop: Hop, servers: ServerList, last_destination: bool
     ) -> None:
         limit = job.agent.params.mx_session_limit
-        main = self.settings.params
+        main = job.profile.settings.params
         racing = main.smtp_happy_eyeballs and not job.agent.is_lmtp
         prefs = servers.preferences or (0,) * len(servers.peers)
         remaining = list(zip(servers.peers, prefs, strict=True))

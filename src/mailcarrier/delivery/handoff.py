@@ -8,7 +8,7 @@ calls this after the last destination), state.py (the request's bookkeeping).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 
 from mailcarrier.delivery.request import DeliveryRequest
@@ -25,27 +25,38 @@ HandOff = Callable[[DeliveryRequest], Awaitable[DeliveryResult]]
 
 
 async def hand_off(
-    job: DeliveryState, target: str, deliver: HandOff, *, log: LogSink, now: Callable[[], float]
+    job: DeliveryState,
+    target: str,
+    deliver: HandOff,
+    *,
+    log: LogSink,
+    now: Callable[[], float],
+    services: Mapping[str, str] | None = None,
 ) -> bool:
     """A mail loop with best_mx_transport = `target`: deliver the rest through it.
 
-    mailcarrier's transports are smtp and lmtp, so best_mx_transport is written as
-    ``transport:nexthop`` (like a transport_maps result), e.g. ``lmtp:unix:/run/lmtp``.
+    best_mx_transport is written as ``transport:nexthop`` (like a transport_maps result),
+    e.g. ``lmtp:unix:/run/lmtp``: the transport is smtp, lmtp or a master.cf service
+    (`services`: name -> smtp or lmtp), whose settings then apply.
     """
     target = target.strip()
     if not target:
         return False
     transport, _, nexthop = target.partition(":")
-    if transport not in ("smtp", "lmtp") or not nexthop:
+    services = services or {}
+    kind = services.get(transport) or (transport if transport in ("smtp", "lmtp") else "")
+    if not kind or not nexthop:
         log.warning(
             job.process,
-            f'best_mx_transport: unsupported value "{target}" (want smtp:DEST or lmtp:DEST)',
+            f'best_mx_transport: unsupported value "{target}" (want smtp:DEST, lmtp:DEST '
+            "or SERVICE:DEST for an smtp or lmtp service of master.cf)",
         )
         return False
     pending = job.tracker.pending()
     sub = replace(
         job.request,
-        transport=transport,
+        transport=kind,
+        service=transport if transport in services else "",
         nexthop=nexthop,
         recipients=tuple(job.request.recipients[i] for i in pending),
     )

@@ -86,6 +86,7 @@ class TransportProfile:
         "cache_destinations",
         "dest_keys",
         "dummy_auth",
+        "label",
         "lmtp",
         "log",
         "native",
@@ -114,13 +115,17 @@ class TransportProfile:
         self.agent = agent
         self.params = p
         self.transport = agent.transport
+        # What connection-cache keys start with: the master.cf service, else the transport
+        # (Postfix's smtp_key.c puts the service name first: sessions of services with
+        # other settings are never shared).
+        self.label = agent.label
         self.log = log
         self.resolver = resolver
         self.native = native
         self.rng = rng
         self.lmtp = agent.is_lmtp
         # The connection-reuse label of a plaintext session without SASL (reuse.py).
-        self.plaintext_label = f"{agent.transport}|tls=none"
+        self.plaintext_label = f"{agent.label}|tls=none"
         self.cache_destinations = frozenset(d.lower() for d in p.connection_cache_destinations)
         self.sender_dependent_auth = p.sasl_auth_enable and p.sender_dependent_authentication
         self.dummy_auth = p.sasl_auth_enable and p.send_dummy_mail_auth

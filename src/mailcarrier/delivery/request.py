@@ -1,6 +1,7 @@
 """The delivery request: what one agent run is asked to deliver (Postfix's DELIVER_REQUEST).
 
-A request names a transport (smtp or lmtp), a next hop in the manual's destination syntax, an
+A request names a transport (smtp or lmtp; `service`, a master.cf service of that kind whose
+settings apply), a next hop in the manual's destination syntax, an
 envelope sender (``""`` is the null sender ``<>``), recipients, and where the content is: a path
 (optionally a byte range inside a queue file) or an open binary stream. The content is never
 required to fit in memory, and an address probe (`probe`, Postfix's trace-only request) never
@@ -159,6 +160,9 @@ class DeliveryRequest:
     # TLS policies not stand in the way (tls_required_enable); REQUIRETLS wins over it.
     requiretls: bool = False
     tls_required_no: bool = False
+    # The master.cf service (a named transport, config/mastercf.py) whose settings deliver
+    # it: main.cf's plus the service's -o overrides; "" = main.cf's, for `transport`.
+    service: str = ""
 
     @property
     def content_length(self) -> int | None:

@@ -112,8 +112,8 @@ class SessionReuse:
         message = _message_tls(hop, peer) if request.requiretls or request.tls_required_no else ""
         if not sasl and not message and (policy is None or plaintext):
             # The usual cases, without building the label.
-            return profile.plaintext_label if plaintext else profile.transport
-        parts = [profile.transport]
+            return profile.plaintext_label if plaintext else profile.label
+        parts = [profile.label]
         if message:
             parts.append(message)
         if policy is not None and peer is not None:

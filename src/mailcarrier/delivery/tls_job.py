@@ -166,15 +166,17 @@ class TlsClient:
     ) -> TlsJob:
         """The TLS view of one destination of one request; `requiretls` and
         `tls_required_no` are the request's RFC 8689 flags."""
-        known = self._factories.get(agent.transport)
+        # By service: each master.cf service has its own TLS settings (-o overrides).
+        label = agent.label
+        known = self._factories.get(label)
         if known is None or known[0].agent.settings is not agent.settings:
             cache = None
             if agent.params.tls_session_cache_database:
-                cache = self._caches.get(agent.transport)
+                cache = self._caches.get(label)
                 if cache is None:
                     timeout = agent.params.tls_session_cache_timeout
-                    cache = self._caches[agent.transport] = TlsSessionCache(timeout)
-            known = self._factories[agent.transport] = (ContextFactory(agent), cache)
+                    cache = self._caches[label] = TlsSessionCache(timeout)
+            known = self._factories[label] = (ContextFactory(agent), cache)
         factory, cache = known
         main = agent.settings.params
         requested = requiretls and main.requiretls_enable

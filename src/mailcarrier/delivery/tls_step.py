@@ -362,7 +362,7 @@ async def _starttls(
 ) -> TlsOutcome:
     undecided = TlsFeature(target)
     sni = job.servername(policy, peer)
-    key = f"{job.agent.transport}:{job.nexthop}:{peer.address}:{peer.port}:{sni}:{target}"
+    key = f"{job.agent.label}:{job.nexthop}:{peer.address}:{peer.port}:{sni}:{target}"
     try:
         ctx = job.factory.context(policy, key if job.cache is not None else "")
     except ValueError as exc:

@@ -61,6 +61,7 @@ def delivery_request(job: Job) -> DeliveryRequest:
         recipients=recipients,
         content=message.path,
         transport=job.route.transport,
+        service=job.route.service,
         size=env.size,
         content_offset=env.content_offset,
         encoding=env.encoding,

@@ -106,9 +106,11 @@ class QueueManager:
 
     def configure(self, settings: Settings, router: Router | None = None) -> None:
         """(Re)load the configuration: routing, limits, lifetimes (SIGHUP calls this)."""
+        # The router first: a transport nothing defines leaves the old configuration whole.
+        router = router if router is not None else Router(settings)
         self.settings = settings
         self.params = QueueParams(settings)
-        self.router = router if router is not None else Router(settings)
+        self.router = router
         self.finisher = Finisher(self.spool, self.params, self.log, self.clock)
         self.process_limit = self.params.main.default_process_limit
         self.active_limit = self.params.main.qmgr_message_active_limit
@@ -204,7 +206,9 @@ class QueueManager:
         if self.router.network:
             env = active.message.envelope
             pending = active.message.pending()
-            answers = await self.router.prefetch(env.recipients[i].address for i in pending)
+            answers = await self.router.prefetch(
+                (env.recipients[i].address for i in pending), env.sender
+            )
         self._start(active, answers)
         return 1
 
@@ -242,12 +246,13 @@ class QueueManager:
     def _plan(self, active: ActiveMessage, answers: RouteAnswers | None) -> None:
         groups: dict[DestKey, list[int]] = {}
         routes: dict[DestKey, Route] = {}
+        env = active.message.envelope
         for i in active.message.pending():
-            route = self.router.route(active.message.envelope.recipients[i].address, answers)
+            route = self.router.route(env.recipients[i].address, answers, env.sender)
             if not route.deliverable:
                 self._record_local(active, i, route)
                 continue
-            key = (route.transport, route.nexthop)
+            key = (route.name, route.nexthop)
             groups.setdefault(key, []).append(i)
             routes[key] = route
         for key, indexes in groups.items():
@@ -270,7 +275,7 @@ class QueueManager:
             status, dsn = DeliveryStatus.DEFERRED, "4.3.0"
             reason, process = "mail transport unavailable", "qmgr"
             missing = f"connect to transport private/{route.nexthop}: No such file or directory"
-            self.log.warning(QMGR, missing)
+            self.log.warning(QMGR, missing + self.router.hint(route.nexthop))
         self._record(active, index, status, dsn, reason, "none", process)
 
     def _record(
@@ -583,7 +588,7 @@ class QueueManager:
             plural = "recipient stays" if left == 1 else "recipients stay"
             self.log.info(
                 QMGR,
-                f"{job.active.message.queue_id}: delivery to {job.route.transport}:"
+                f"{job.active.message.queue_id}: delivery to {job.route.name}:"
                 f"{job.route.nexthop} abandoned on signal, {left} {plural} queued",
             )
         await cancel_tasks(running)

@@ -44,6 +44,7 @@ class Received:
     content: bytes
     mail_options: list[str]
     rcpt_options: list[list[str]]
+    helo: str = ""  # the name the client gave in EHLO (or HELO)
 
 
 @dataclass
@@ -86,6 +87,7 @@ class RecordingHandler:
                 bytes(envelope.original_content or b""),
                 list(envelope.mail_options),
                 [list(o) for o in _rcpt_options(envelope)],
+                str(session.host_name or ""),
             )
         )
         return self.data_reply
