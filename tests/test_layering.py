@@ -47,6 +47,7 @@ RANKS: dict[str, int] = {
     "__init__": 12,
     "cli": 12,
     "cli_queue": 12,
+    "cli_sendmail": 12,
     "cli_fleet": 12,
     "cli_support": 12,
     "contrib": 12,

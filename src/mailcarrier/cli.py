@@ -11,8 +11,9 @@ came from outside (error and warning lines quoting values, log lines, JSON) is m
 or JSON-safe (printable.py): no argument, file name or reply can forge a line or break a JSON
 parser. When standard output is a pipe whose reader has gone (``mailcarrier conf -d | head``)
 the command stops quietly with status 141, what a shell reports for postconf killed by
-SIGPIPE in the same place. The queue's commands are in cli_queue.py, what every command
-shares (the parser, -o overrides, log sinks) in cli_support.py.
+SIGPIPE in the same place. The queue's commands are in cli_queue.py, sendmail's in
+cli_sendmail.py, what every command shares (the parser, -o overrides, log sinks) in
+cli_support.py.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from mailcarrier.aio import run_event_loop
 from mailcarrier.api import deliver
 from mailcarrier.cli_fleet import FLEET_COMMANDS, add_fleet_parsers
 from mailcarrier.cli_queue import QUEUE_COMMANDS, add_queue_parsers
+from mailcarrier.cli_sendmail import add_sendmail_parser, cmd_sendmail
 from mailcarrier.cli_support import (
     PROG,
     Parser,
@@ -117,6 +119,7 @@ def _build_parser() -> Parser:
     )
     for name, text in _PASSTHROUGH.items():
         sub.add_parser(name, help=text, add_help=False)
+    add_sendmail_parser(sub.add_parser)
     add_queue_parsers(sub.add_parser)
     add_fleet_parsers(sub.add_parser)
     return parser
@@ -230,6 +233,8 @@ def run(
             return map_main(passthrough, stdout, stderr, keys)
         if args.command == "postfix":
             return postfix_main(passthrough, stdout, stderr)
+        if args.command == "sendmail":
+            return cmd_sendmail(args, stdin, stdout, stderr)
         if args.command in QUEUE_COMMANDS:
             return QUEUE_COMMANDS[args.command](args, stdin, stdout, stderr)
         if args.command in FLEET_COMMANDS:

@@ -1,8 +1,9 @@
-"""The queue's commands of `mailcarrier`: ``sendmail`` (Postfix's sendmail(1): submit, -bp,
--q), ``run`` (the scheduler, daemon or --once), ``queue`` (list, show, flush, hold, release,
-delete, requeue: mailq, postcat and postsuper), ``mailq`` and ``tlsrpt show`` (the TLS
-reports of RFC 8460 as ``run`` would send them). `add_queue_parsers` adds them
-to cli.py's parser; `QUEUE_COMMANDS` runs them. Shared helpers are in cli_support.py.
+"""The queue's commands of `mailcarrier`: ``run`` (the scheduler, daemon or --once),
+``queue`` (list, show, flush, hold, release, delete, requeue: mailq, postcat and postsuper),
+``mailq`` and ``tlsrpt show`` (the TLS reports of RFC 8460 as ``run`` would send them).
+`add_queue_parsers` adds them to cli.py's parser; `QUEUE_COMMANDS` runs them. ``sendmail``
+is in cli_sendmail.py (it lists and flushes the queue through `cmd_queue`); shared helpers
+are in cli_support.py.
 """
 
 from __future__ import annotations
@@ -10,17 +11,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import io
 import json
 from collections.abc import Callable
 from typing import BinaryIO, TextIO
 
 from mailcarrier.aio import run_event_loop
-from mailcarrier.cli_support import PROG, Parser, add_dsn_options, make_log, parse_overrides
+from mailcarrier.cli_support import PROG, Parser, make_log, parse_overrides
 from mailcarrier.config.settings import Settings
 from mailcarrier.config.watch import ConfigReloader
 from mailcarrier.delivery.agent import DeliveryAgent
-from mailcarrier.delivery.request import Deliverer, Notify
+from mailcarrier.delivery.request import Deliverer
 from mailcarrier.errors import UsageError
 from mailcarrier.fleet.gate import check_fleet
 from mailcarrier.log import LogSink
@@ -28,74 +28,23 @@ from mailcarrier.queue import (
     QueueAdmin,
     QueueLock,
     QueueManager,
-    SubmitOptions,
     format_mailq,
     open_spool,
-    submit_stream,
 )
 from mailcarrier.queue.params import QueueParams
 from mailcarrier.queue.show import Parts, show_message
 from mailcarrier.queue.spool import Spool
-from mailcarrier.queue.submit import argument_recipients
 from mailcarrier.queue.tlsrpt import day_reports, format_reports, yesterday
 from mailcarrier.queue.tlsrpt_send import with_daily_reports
 from mailcarrier.queue.transcripts import TranscriptNotifier
 from mailcarrier.queue.workers import AgentPool, make_agent
 from mailcarrier.service import run_daemon, run_once
 
-__all__ = ["QUEUE_COMMANDS", "add_queue_parsers"]
+__all__ = ["QUEUE_COMMANDS", "add_queue_parsers", "cmd_queue", "queue_settings"]
 
 
 def add_queue_parsers(add_parser: Callable[..., Parser]) -> None:
     """The queue commands, added with the command parser's `add_parser`."""
-    s = add_parser("sendmail", help="submit a message into the queue, like sendmail")
-    s.add_argument("-t", dest="extract", action="store_true", help="recipients from headers")
-    s.add_argument("-f", "-r", dest="sender", default=None, metavar="SENDER", help='"" for <>')
-    s.add_argument(
-        "-F", dest="full_name", default="", metavar="FULL_NAME", help="the sender's full name"
-    )
-    s.add_argument("-i", dest="ignore_dots", action="store_true", help='a lone "." is data')
-    s.add_argument(
-        "-o",
-        dest="options",
-        action="append",
-        default=[],
-        metavar="OPTION",
-        help="sendmail option (-oi: as -i; others ignored)",
-    )
-    add_dsn_options(s)
-    s.add_argument(
-        "-C",
-        dest="sendmail_config",
-        default=None,
-        metavar="CONFIG_DIR",
-        help="directory of main.cf (as -c)",
-    )
-    s.add_argument("-B", dest="body_type", default="", metavar="TYPE", help="ignored")
-    s.add_argument(
-        "-b",
-        dest="mode",
-        default="m",
-        choices=tuple(_SENDMAIL_MODES),
-        metavar="MODE",
-        help="m: submit (the default); p: list the queue, as mailq; d, s, v: see the README",
-    )
-    s.add_argument(
-        "-q",
-        dest="queue_run",
-        nargs="?",
-        const="",
-        default=None,
-        metavar="INTERVAL",
-        help="attempt delivery of all deferred mail now (as queue flush); no interval",
-    )
-    s.add_argument("-v", dest="verbose", action="count", default=0, help="ignored")
-    s.add_argument(
-        "--requiretls",
-        action="store_true",
-        help="REQUIRETLS (RFC 8689): kept with the queued message",
-    )
-    s.add_argument("recipients", nargs="*", metavar="RECIPIENT", help="recipient addresses")
     r = add_parser("run", help="the scheduler: deliver queued mail (daemon, or --once)")
     r.add_argument("--once", action="store_true", help="deliver what is deliverable now, exit")
     q = add_parser("queue", help="list or manage queued mail, like mailq and postsuper")
@@ -125,56 +74,9 @@ def add_queue_parsers(add_parser: Callable[..., Parser]) -> None:
         a.add_argument("ids", nargs="+", metavar="QUEUE_ID|ALL", help="queue IDs, or ALL")
 
 
-def _queue_settings(args: argparse.Namespace) -> Settings:
+def queue_settings(args: argparse.Namespace) -> Settings:
     config_dir = getattr(args, "sendmail_config", None) or args.config_dir
     return Settings.load(config_dir, parse_overrides(args.overrides))
-
-
-# sendmail -bX: what each mode does here (Postfix's sendmail(1) modes).
-_SENDMAIL_MODES: dict[str, str] = {
-    "m": "",
-    "p": "",
-    "d": "-bd: mailcarrier has no SMTP listener; the queue daemon is `mailcarrier run`",
-    "s": "-bs: SMTP on standard input is not supported; submit with sendmail or the API",
-    "v": "-bv: verification by mail is not supported; use `mailcarrier deliver -bv`",
-}
-
-
-def _cmd_sendmail(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: TextIO) -> int:
-    refused = _SENDMAIL_MODES[args.mode]
-    if refused:
-        raise UsageError(refused)
-    if args.mode == "p":
-        args.action, args.json = "list", False
-        return _cmd_queue(args, stdin, stdout, stderr)
-    if args.queue_run is not None:
-        if args.queue_run:
-            raise UsageError(f"-q{args.queue_run}: a queue run interval: use `mailcarrier run`")
-        args.action = "flush"
-        return _cmd_queue(args, stdin, stdout, stderr)
-    if not args.recipients and not args.extract:
-        raise UsageError(
-            "Recipient addresses must be specified on the command line or via the -t option"
-        )
-    settings = _queue_settings(args)
-    ignore_dots = args.ignore_dots or "i" in args.options
-    options = SubmitOptions(
-        sender=args.sender,
-        recipients=tuple(argument_recipients(args.recipients)),
-        extract_recipients=args.extract,
-        ignore_dots=ignore_dots,
-        full_name=args.full_name,
-        notify=Notify.parse(args.notify) if args.notify else Notify.NONE,
-        ret=args.ret,
-        envid=args.envid,
-        requiretls=args.requiretls,
-    )
-    with contextlib.ExitStack() as stack:
-        # Like sendmail, say nothing on success: log only to maillog_file when it is set.
-        log = make_log(settings, io.StringIO(), stack, errors=stderr)
-        spool = open_spool(settings, log=log)
-        submit_stream(stdin, options, settings=settings, spool=spool, log=log)
-    return 0
 
 
 def _cmd_run(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: TextIO) -> int:
@@ -212,8 +114,8 @@ def _queue_deliverer(settings: Settings, log: LogSink, spool: Spool) -> Delivery
     return make_agent(settings, log, notify)
 
 
-def _cmd_queue(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: TextIO) -> int:
-    settings = _queue_settings(args)
+def cmd_queue(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: TextIO) -> int:
+    settings = queue_settings(args)
     with contextlib.ExitStack() as stack:
         log = make_log(settings, stderr, stack)
         admin = QueueAdmin(open_spool(settings, log=log), log=log)
@@ -247,7 +149,7 @@ def _cmd_queue(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr
 
 def _cmd_mailq(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: TextIO) -> int:
     args.action = "list"
-    return _cmd_queue(args, stdin, stdout, stderr)
+    return cmd_queue(args, stdin, stdout, stderr)
 
 
 def _cmd_tlsrpt(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: TextIO) -> int:
@@ -257,7 +159,7 @@ def _cmd_tlsrpt(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stder
         datetime.date.fromisoformat(day)
     except ValueError:
         raise UsageError(f"bad --date {day!r}: expected YYYY-MM-DD") from None
-    reports = run_event_loop(day_reports(_queue_settings(args), day))
+    reports = run_event_loop(day_reports(queue_settings(args), day))
     if args.json:
         stdout.writelines(json.dumps(r.to_json(), ensure_ascii=False) + "\n" for r in reports)
     else:
@@ -267,9 +169,8 @@ def _cmd_tlsrpt(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stder
 
 
 QUEUE_COMMANDS: dict[str, Callable[[argparse.Namespace, BinaryIO, TextIO, TextIO], int]] = {
-    "sendmail": _cmd_sendmail,
     "run": _cmd_run,
-    "queue": _cmd_queue,
+    "queue": cmd_queue,
     "mailq": _cmd_mailq,
     "tlsrpt": _cmd_tlsrpt,
 }
