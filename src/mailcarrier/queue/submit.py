@@ -341,13 +341,13 @@ def submit_stream(
         copier = _BodyCopier(writer.write, params.main.message_size_limit, scan)
         for line in head:
             copier.put(line, scanned=True)
-        first = headers.first_body_line
-        if head and first and first not in (b"\n", b"\r\n"):
+        opening = headers.first_body_line
+        if head and opening and opening not in (b"\n", b"\r\n"):
             # No header of its own: the body starts at once, after the headers added
             # above, which the empty line must end (RFC 5322 2.1), or its first line
             # would read as a broken header line.
             copier.put(b"\n", scanned=True)
-        copier.copy(src, first, options.ignore_dots)
+        copier.copy(src, opening, options.ignore_dots)
         if scan.finish().eight_bit or options.body_type.upper() == "8BITMIME":
             writer.set_encoding("8bit")
         queue_id = writer.commit()
