@@ -22,6 +22,7 @@ from typing import BinaryIO, TextIO
 
 from mailcarrier.cli_queue import cmd_queue, queue_settings
 from mailcarrier.cli_support import Parser, add_dsn_options, make_log, say
+from mailcarrier.config.settings import Settings
 from mailcarrier.delivery.request import Notify
 from mailcarrier.errors import UsageError
 from mailcarrier.queue import SubmitOptions, open_spool, submit_stream
@@ -136,18 +137,27 @@ def _check_options(args: argparse.Namespace) -> None:
         raise UsageError("stand-alone mode (-bs) takes no recipient")
 
 
-def _named_options(values: list[str], requiretls: bool) -> tuple[bool, bool]:
+def _named_options(
+    values: list[str], requiretls: bool, settings: Settings, stderr: TextIO
+) -> tuple[bool, bool]:
     """-O NAME=VALUE, as Postfix 3.11's sendmail: REQUIRETLS and SMTPUTF8 (names and values
-    case-insensitive); any other name is ignored. Returns (requiretls, smtputf8)."""
+    case-insensitive), each ignored with a warning when main.cf turns the feature off; any
+    other name is ignored. Returns (requiretls, smtputf8)."""
     smtputf8 = False
+    enabled = {
+        "requiretls": settings.params.requiretls_enable,
+        "smtputf8": settings.params.smtputf8_enable,
+    }
     for item in values:
         name, _, value = item.partition("=")
         name, value = name.strip().lower(), value.strip().lower()
-        if name not in ("requiretls", "smtputf8"):
+        if name not in enabled:
             continue
         if value not in ("yes", "no"):
             raise UsageError(f'-O "{item}": {name} is yes or no')
-        if name == "requiretls":
+        if not enabled[name]:
+            say(stderr, f'warning: ignoring "-O {item}": {name}_enable = no')
+        elif name == "requiretls":
             requiretls = value == "yes"
         else:
             smtputf8 = value == "yes"
@@ -173,7 +183,7 @@ def cmd_sendmail(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stde
             "Recipient addresses must be specified on the command line or via the -t option"
         )
     settings = queue_settings(args)
-    requiretls, smtputf8 = _named_options(args.named_options, args.requiretls)
+    requiretls, smtputf8 = _named_options(args.named_options, args.requiretls, settings, stderr)
     options = SubmitOptions(
         sender=args.sender,
         recipients=tuple(argument_recipients(args.recipients)),
