@@ -141,3 +141,36 @@ def test_bv_refuses_what_postfix_refuses(tmp_path: Path, flags: list[str], line:
     code, err = _run([*_opts(tmp_path), "sendmail", "-bv", *flags, "a@example.net"])
     assert (code, err) == (64, f"mailcarrier: fatal: {line}\n")
     assert not (tmp_path / "incoming").exists()
+
+
+@pytest.mark.parametrize(
+    ("notify_classes", "report_to"),
+    [("resource, software", None), ("2bounce", "postmaster@example.org")],
+)
+async def test_a_probe_from_the_null_sender(
+    tmp_path: Path, notify_classes: str, report_to: str | None
+) -> None:
+    """As Postfix's trace service: the report of a probe from <> goes to the postmaster (from
+    double-bounce) only with 2bounce in notify_classes; otherwise none is sent."""
+    args = ["sendmail", "-bv", "-f", "", "a@example.net"]
+    assert _run([*_opts(tmp_path), *args])[0] == 0
+    cfg = queue_settings(tmp_path, relayhost="[127.0.0.1]:9", notify_classes=notify_classes)
+    log = MemoryLog()
+    spool = open_spool(cfg, log=log)
+    await QueueManager(cfg, spool, DeliveryAgent(cfg, log=log), log=log).run_once()
+    reports = [
+        parse_envelope((tmp_path / "deferred" / i).read_bytes()) for i in spool.ids("deferred")
+    ]
+    if report_to is None:
+        assert reports == []
+        assert any(
+            "not sending the probe report of a single-bounce message" in line for line in log.lines
+        )
+    else:
+        [report] = reports
+        assert report.message_class is MessageClass.VERIFY
+        assert (report.sender, [r.address for r in report.recipients]) == (
+            "double-bounce@example.org",
+            [report_to],
+        )
+    assert spool.ids("incoming") == spool.ids("active") == []
