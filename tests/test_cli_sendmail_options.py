@@ -113,3 +113,13 @@ def test_dsn_options_are_kept(tmp_path: Path) -> None:
 def test_host_status_modes_do_nothing(tmp_path: Path, mode: str) -> None:
     assert _run([*_opts(tmp_path), "sendmail", mode]) == (0, "")
     assert not (tmp_path / "incoming").exists()
+
+
+@pytest.mark.parametrize("envid", ["x" * 101, "two words", "tab\there"])
+def test_a_bad_envelope_id_is_a_usage_error(tmp_path: Path, envid: str) -> None:
+    code, err = _run([*_opts(tmp_path), "sendmail", "-V", envid, "r@example.net"])
+    assert code == 64
+    assert err == (
+        f"mailcarrier: fatal: -V {envid!r}: an envelope ID is at most 100 printable characters\n"
+    )
+    assert not (tmp_path / "incoming").exists()

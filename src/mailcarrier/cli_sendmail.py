@@ -124,6 +124,10 @@ def _check_options(args: argparse.Namespace) -> None:
     refused = _MODES[args.mode]
     if refused:
         raise UsageError(refused)
+    envid = args.envid
+    if len(envid) > 100 or not all("!" <= c <= "~" for c in envid):
+        # RFC 3461 4.4 (Postfix's sendmail: printable, at most 100): an argument, so 64.
+        raise UsageError(f"-V {envid!r}: an envelope ID is at most 100 printable characters")
     if args.body_type and args.body_type.upper() not in _BODY_TYPES:
         raise UsageError(f'-B "{args.body_type}": the body type is 7BIT or 8BITMIME')
     log_file = args.log_file or ""

@@ -120,7 +120,8 @@ class _Session:
             except UnicodeDecodeError:
                 self.reply("500 5.5.2 Error: bad UTF-8 syntax")
                 continue
-            verb, _, arg = line.strip(" \t").partition(" ")
+            words = line.strip(" \t").split(maxsplit=1)
+            verb, arg = [*words, "", ""][:2]
             if self._command(verb.upper(), arg.strip(" \t")):
                 return SessionEnd.QUIT
 
