@@ -123,3 +123,15 @@ def test_a_bad_envelope_id_is_a_usage_error(tmp_path: Path, envid: str) -> None:
         f"mailcarrier: fatal: -V {envid!r}: an envelope ID is at most 100 printable characters\n"
     )
     assert not (tmp_path / "incoming").exists()
+
+
+@pytest.mark.parametrize("name", ["", "main.cf"])
+def test_capital_c_names_the_directory_or_main_cf(tmp_path: Path, name: str) -> None:
+    """-C: the directory of main.cf or the file itself, as Postfix's sendmail takes it."""
+    config = tmp_path / "etc"
+    config.mkdir()
+    queue = tmp_path / "queue"
+    (config / "main.cf").write_text(f"queue_directory = {queue}\nmyorigin = example.org\n")
+    given = str(config / name) if name else str(config)
+    assert _run(["sendmail", "-C", given, "-f", "s", "r@example.net"]) == (0, "")
+    assert _envelope(queue).sender == "s@example.org"

@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import datetime
 import json
+import os
 from collections.abc import Callable
 from typing import BinaryIO, TextIO
 
@@ -75,7 +76,11 @@ def add_queue_parsers(add_parser: Callable[..., Parser]) -> None:
 
 
 def queue_settings(args: argparse.Namespace) -> Settings:
+    """The settings of a queue command: ``-c``, or sendmail's ``-C``, which names the
+    directory of main.cf or, as Postfix's sendmail takes it too, the main.cf file."""
     config_dir = getattr(args, "sendmail_config", None) or args.config_dir
+    if config_dir and os.path.basename(config_dir) == "main.cf":
+        config_dir = os.path.dirname(config_dir) or "."
     return Settings.load(config_dir, parse_overrides(args.overrides))
 
 

@@ -76,7 +76,7 @@ def add_sendmail_parser(add_parser: Callable[..., Parser]) -> None:
         dest="sendmail_config",
         default=None,
         metavar="CONFIG_DIR",
-        help="directory of main.cf (as -c)",
+        help="directory of main.cf (as -c), or the main.cf file",
     )
     s.add_argument(
         "-B",
