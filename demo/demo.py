@@ -5,7 +5,10 @@ main job, through the durable queue: `mailcarrier sendmail` queues a message (on
 will be rejected), `mailcarrier queue list` shows it, `mailcarrier run --once` delivers it
 (and the bounce notice for the rejected recipient) and the queue ends empty. Then
 `mailcarrier deliver` sends straight to the LMTP server (one reply per recipient) and to a
-port where nobody listens (a deferral, exit 75). Nothing leaves the machine.
+port where nobody listens (a deferral, exit 75). Last, the one-call Python API,
+`mailcarrier.send_sync(...)`, sends an `EmailMessage` to the SMTP server: the code is printed
+as a shell can run it (the Python of the demo's venv, the code in a here-document), then run
+exactly as printed. Nothing leaves the machine.
 """
 
 from __future__ import annotations
@@ -111,6 +114,37 @@ def run_deliver(title: str, args: list[str], message: Path) -> None:
     run_cmd(title, ["deliver", *args, "--json", str(message)])
 
 
+SEND_CODE = """\
+import mailcarrier
+from email.message import EmailMessage
+
+msg = EmailMessage()
+msg["From"], msg["To"] = "sender@example.org", "alice@example.net, bob@example.net"
+msg["Subject"] = "Grüße from mailcarrier.send_sync()"
+msg.set_content("Hello from the one-call API.\\n")
+# tls="may": the demo's server has no TLS; the default, "verify", insists on it.
+result = mailcarrier.send_sync(msg, host="[127.0.0.1]:{port}", tls="may")
+for r in result.recipients:
+    print(r.address, r.status, r.dsn, r.diagnostic)
+"""
+
+
+def run_python(title: str, code: str) -> None:
+    """Show `code` as a shell runs it (this Python, the code in a here-document), run it."""
+    print(f"\n=== {title}")
+    print(f"$ {shlex.quote(sys.executable)} - <<'EOF'\n{code}EOF")
+    proc = subprocess.run(
+        [sys.executable, "-"], input=code.encode(), capture_output=True, timeout=120, check=False
+    )
+    out, err = proc.stdout.decode(), proc.stderr.decode()
+    if err:
+        print("--- stderr")
+        sys.stdout.write(err)
+    print("--- output")
+    sys.stdout.write(out)
+    print(f"--- exit code {proc.returncode}")
+
+
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="mailcarrier-demo-") as tmp:
         message = Path(tmp) / "message.eml"
@@ -153,6 +187,11 @@ def main() -> int:
                 "Nobody listening: the recipient is deferred (exit 75)",
                 ["--nexthop", f"[127.0.0.1]:{free_port()}", "-f", "", "-r", "carol@example.net"],
                 message,
+            )
+            run_python(
+                "The one-call Python API: mailcarrier.send_sync() (await mailcarrier.send() "
+                "in async code), envelope from the headers",
+                SEND_CODE.format(port=port),
             )
         finally:
             smtp_server.stop()

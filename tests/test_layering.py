@@ -51,6 +51,7 @@ RANKS: dict[str, int] = {
     "cli": 12,
     "cli_queue": 12,
     "cli_queue_admin": 12,
+    "cli_sendmail": 12,
     "cli_fleet": 12,
     "cli_support": 12,
     "contrib": 12,

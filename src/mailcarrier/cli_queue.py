@@ -1,8 +1,9 @@
-"""The queue's commands of `mailcarrier`: ``sendmail`` (Postfix's sendmail(1): submit, -bp,
--q), ``run`` (the scheduler, daemon or --once), ``queue`` (list, show, shape, flush, hold,
-release, delete, requeue: mailq, postcat, qshape and postsuper; in cli_queue_admin.py),
-``mailq`` and ``tlsrpt show`` (the TLS reports of RFC 8460 as ``run`` would send them).
-`add_queue_parsers` adds them to cli.py's parser; `QUEUE_COMMANDS` runs them. Shared helpers
+"""The queue's commands of `mailcarrier`: ``run`` (the scheduler, daemon or --once),
+``queue`` (list, show, shape, flush, hold, release, delete, requeue: mailq, postcat, qshape
+and postsuper; in cli_queue_admin.py), ``mailq`` and ``tlsrpt show`` (the TLS reports of
+RFC 8460 as ``run`` would send them). `add_queue_parsers` adds them to cli.py's parser;
+`QUEUE_COMMANDS` runs them. ``sendmail`` is in cli_sendmail.py (it lists and flushes the
+queue through cli_queue_admin.py); shared helpers
 are in cli_support.py.
 """
 
@@ -11,25 +12,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import io
 import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 from mailcarrier.cli_queue_admin import add_queue_admin_parsers, cmd_queue
-from mailcarrier.cli_support import (
-    Parser,
-    ProgressLog,
-    add_dsn_options,
-    make_log,
-    parse_overrides,
-)
+from mailcarrier.cli_support import Parser, ProgressLog, make_log, parse_overrides, queue_settings
 from mailcarrier.config.settings import Settings
-from mailcarrier.delivery.request import Notify
 from mailcarrier.errors import UsageError
 from mailcarrier.progress import terminal_progress
 from mailcarrier.queue.spool import open_spool
-from mailcarrier.queue.submit import SubmitOptions, argument_recipients, submit_stream
 
 if TYPE_CHECKING:
     from mailcarrier.delivery.agent import DeliveryAgent
@@ -42,54 +34,6 @@ __all__ = ["QUEUE_COMMANDS", "add_queue_parsers"]
 
 def add_queue_parsers(add_parser: Callable[..., Parser]) -> None:
     """The queue commands, added with the command parser's `add_parser`."""
-    s = add_parser("sendmail", help="submit a message into the queue, like sendmail")
-    s.add_argument("-t", dest="extract", action="store_true", help="recipients from headers")
-    s.add_argument("-f", "-r", dest="sender", default=None, metavar="SENDER", help='"" for <>')
-    s.add_argument(
-        "-F", dest="full_name", default="", metavar="FULL_NAME", help="the sender's full name"
-    )
-    s.add_argument("-i", dest="ignore_dots", action="store_true", help='a lone "." is data')
-    s.add_argument(
-        "-o",
-        dest="options",
-        action="append",
-        default=[],
-        metavar="OPTION",
-        help="sendmail option (-oi: as -i; others ignored)",
-    )
-    add_dsn_options(s)
-    s.add_argument(
-        "-C",
-        dest="sendmail_config",
-        default=None,
-        metavar="CONFIG_DIR",
-        help="directory of main.cf (as -c)",
-    )
-    s.add_argument("-B", dest="body_type", default="", metavar="TYPE", help="ignored")
-    s.add_argument(
-        "-b",
-        dest="mode",
-        default="m",
-        choices=tuple(_SENDMAIL_MODES),
-        metavar="MODE",
-        help="m: submit (the default); p: list the queue, as mailq; d, s, v: see the README",
-    )
-    s.add_argument(
-        "-q",
-        dest="queue_run",
-        nargs="?",
-        const="",
-        default=None,
-        metavar="INTERVAL",
-        help="attempt delivery of all deferred mail now (as queue flush); no interval",
-    )
-    s.add_argument("-v", dest="verbose", action="count", default=0, help="ignored")
-    s.add_argument(
-        "--requiretls",
-        action="store_true",
-        help="REQUIRETLS (RFC 8689): kept with the queued message",
-    )
-    s.add_argument("recipients", nargs="*", metavar="RECIPIENT", help="recipient addresses")
     r = add_parser("run", help="the scheduler: deliver queued mail (daemon, or --once)")
     r.add_argument("--once", action="store_true", help="deliver what is deliverable now, exit")
     q = add_parser("queue", help="list, shape or manage queued mail, like mailq, qshape, postsuper")
@@ -104,58 +48,6 @@ def add_queue_parsers(add_parser: Callable[..., Parser]) -> None:
     tshow = ts.add_parser("show", help="the reports of one day, per policy domain")
     tshow.add_argument("--date", metavar="YYYY-MM-DD", help="the UTC day (default: yesterday)")
     tshow.add_argument("--json", action="store_true", help="one JSON object per domain")
-
-
-def _queue_settings(args: argparse.Namespace) -> Settings:
-    config_dir = getattr(args, "sendmail_config", None) or args.config_dir
-    return Settings.load(config_dir, parse_overrides(args.overrides))
-
-
-# sendmail -bX: what each mode does here (Postfix's sendmail(1) modes).
-_SENDMAIL_MODES: dict[str, str] = {
-    "m": "",
-    "p": "",
-    "d": "-bd: mailcarrier has no SMTP listener; the queue daemon is `mailcarrier run`",
-    "s": "-bs: SMTP on standard input is not supported; submit with sendmail or the API",
-    "v": "-bv: verification by mail is not supported; use `mailcarrier deliver -bv`",
-}
-
-
-def _cmd_sendmail(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: TextIO) -> int:
-    refused = _SENDMAIL_MODES[args.mode]
-    if refused:
-        raise UsageError(refused)
-    if args.mode == "p":
-        args.action, args.json = "list", False
-        return _cmd_queue(args, stdin, stdout, stderr)
-    if args.queue_run is not None:
-        if args.queue_run:
-            raise UsageError(f"-q{args.queue_run}: a queue run interval: use `mailcarrier run`")
-        args.action = "flush"
-        return _cmd_queue(args, stdin, stdout, stderr)
-    if not args.recipients and not args.extract:
-        raise UsageError(
-            "Recipient addresses must be specified on the command line or via the -t option"
-        )
-    settings = _queue_settings(args)
-    ignore_dots = args.ignore_dots or "i" in args.options
-    options = SubmitOptions(
-        sender=args.sender,
-        recipients=tuple(argument_recipients(args.recipients)),
-        extract_recipients=args.extract,
-        ignore_dots=ignore_dots,
-        full_name=args.full_name,
-        notify=Notify.parse(args.notify) if args.notify else Notify.NONE,
-        ret=args.ret,
-        envid=args.envid,
-        requiretls=args.requiretls,
-    )
-    with contextlib.ExitStack() as stack:
-        # Like sendmail, say nothing on success: log only to maillog_file when it is set.
-        log = make_log(settings, io.StringIO(), stack, errors=stderr)
-        spool = open_spool(settings, log=log)
-        submit_stream(stdin, options, settings=settings, spool=spool, log=log)
-    return 0
 
 
 def _cmd_run(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: TextIO) -> int:
@@ -210,13 +102,9 @@ def _queue_deliverer(settings: Settings, log: LogSink, spool: Spool) -> Delivery
     return make_agent(settings, log, notify)
 
 
-def _cmd_queue(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: TextIO) -> int:
-    return cmd_queue(args, stdin, stdout, stderr)
-
-
 def _cmd_mailq(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: TextIO) -> int:
     args.action = "list"
-    return _cmd_queue(args, stdin, stdout, stderr)
+    return cmd_queue(args, stdin, stdout, stderr)
 
 
 def _cmd_tlsrpt(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: TextIO) -> int:
@@ -229,7 +117,7 @@ def _cmd_tlsrpt(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stder
         datetime.date.fromisoformat(day)
     except ValueError:
         raise UsageError(f"bad --date {day!r}: expected YYYY-MM-DD") from None
-    reports = run_event_loop(day_reports(_queue_settings(args), day))
+    reports = run_event_loop(day_reports(queue_settings(args), day))
     if args.json:
         stdout.writelines(json.dumps(r.to_json(), ensure_ascii=False) + "\n" for r in reports)
     else:
@@ -239,9 +127,8 @@ def _cmd_tlsrpt(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stder
 
 
 QUEUE_COMMANDS: dict[str, Callable[[argparse.Namespace, BinaryIO, TextIO, TextIO], int]] = {
-    "sendmail": _cmd_sendmail,
     "run": _cmd_run,
-    "queue": _cmd_queue,
+    "queue": cmd_queue,
     "mailq": _cmd_mailq,
     "tlsrpt": _cmd_tlsrpt,
 }

@@ -19,8 +19,7 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, BinaryIO, TextIO
 
-from mailcarrier.cli_support import PROG, Parser, make_log, parse_overrides
-from mailcarrier.config.settings import Settings
+from mailcarrier.cli_support import PROG, Parser, make_log, queue_settings
 from mailcarrier.errors import UsageError
 from mailcarrier.progress import terminal_progress
 from mailcarrier.queue.select import Selection, parse_selection
@@ -129,11 +128,6 @@ def add_queue_admin_parsers(add_parser: Callable[..., Parser]) -> None:
         )
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    config_dir = getattr(args, "sendmail_config", None) or args.config_dir
-    return Settings.load(config_dir, parse_overrides(args.overrides))
-
-
 def _selection(args: argparse.Namespace) -> Selection:
     """The selection options (their own names: sendmail's -f is `args.sender`)."""
     return parse_selection(
@@ -168,7 +162,7 @@ def cmd_queue(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr:
     # queue/admin.py brings the scheduler's daemon module: loaded when the command runs.
     from mailcarrier.queue.admin import QueueAdmin, format_mailq
 
-    settings = _settings(args)
+    settings = queue_settings(args)
     selection = _selection(args)  # before anything is opened: a bad one is one line
     shape = _shape(args) if args.action == "shape" else None
     utf8 = settings.params.smtputf8_enable

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn, TextIO
@@ -32,6 +33,7 @@ __all__ = [
     "load_settings",
     "make_log",
     "parse_overrides",
+    "queue_settings",
     "say",
 ]
 
@@ -66,6 +68,15 @@ def load_settings(args: argparse.Namespace, stderr: TextIO) -> Settings:
     for warning in settings.warnings:
         say(stderr, f"warning: {warning}")
     return settings
+
+
+def queue_settings(args: argparse.Namespace) -> Settings:
+    """The settings of a queue command: ``-c``, or sendmail's ``-C``, which names the
+    directory of main.cf or, as Postfix's sendmail takes it too, the main.cf file."""
+    config_dir = getattr(args, "sendmail_config", None) or args.config_dir
+    if config_dir and os.path.basename(config_dir) == "main.cf":
+        config_dir = os.path.dirname(config_dir) or "."
+    return Settings.load(config_dir, parse_overrides(args.overrides))
 
 
 def make_log(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import os
-from typing import TextIO
+from typing import BinaryIO, TextIO, cast
 
 __all__ = ["Output", "StdoutClosed", "discard_output"]
 
@@ -42,6 +42,12 @@ class Output(io.TextIOBase):
 
     def isatty(self) -> bool:
         return self._inner.isatty()
+
+    def binary(self) -> BinaryIO | None:
+        """The byte stream under standard output (``sendmail -bs`` writes SMTP replies),
+        after what was written as text; None when there is none (a StringIO)."""
+        self._inner.flush()
+        return cast("BinaryIO | None", getattr(self._inner, "buffer", None))
 
 
 def discard_output(stdout: TextIO) -> None:

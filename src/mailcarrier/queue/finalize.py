@@ -120,6 +120,10 @@ class Finisher:
         if pending and age >= lifetime:
             self._expire(message, records, pending, now)
             pending = []
+        if env.probe:
+            if not pending:
+                self._probe_report(message, records, now)
+            return pending
         self._final_notices(message, records, now)
         if pending:
             self._delay_warning(message, records, pending, now, age)
@@ -224,6 +228,35 @@ class Finisher:
             for i in todo:
                 records.append(notified_record(i))
                 state.notified.add(i)
+
+    def _probe_report(self, message: QueueMessage, records: RecordWriter, now: float) -> None:
+        """The report of an address probe (sendmail -bv), once every recipient has its
+        verdict: one message to the sender about all of them, as Postfix's trace service
+        sends it (bounce_trace_service.c): from <>; about a message from <> to the
+        postmaster only with ``2bounce`` in notify_classes; never about a double bounce."""
+        env = message.envelope
+        state = message.state
+        todo = [i for i in range(len(env.recipients)) if i not in state.notified]
+        if not todo:
+            return
+        queue_id = env.queue_id
+        sender, to = "", env.sender
+        if env.sender.lower() == self.double_bounce.lower():
+            to = ""
+        elif not env.sender and "2bounce" in self.classes:
+            sender = self.double_bounce
+            to = self._postmaster(self.params.main.double_bounce_notice_recipient)
+        if to:
+            spec = self._spec(MessageClass.VERIFY, sender, to, now)
+            indexes = list(range(len(env.recipients)))
+            self._notify(message, indexes, spec, "sender delivery status notification")
+        else:
+            kind = "double-bounce" if env.sender else "single-bounce"
+            self.log.info(BOUNCE, f"{queue_id}: not sending the probe report of a {kind} message")
+        crash_point("notice-before-record")
+        for i in todo:
+            records.append(notified_record(i))
+            state.notified.add(i)
 
     def _bounce_notices(
         self, message: QueueMessage, bounced: list[int], wants: list[int], now: float

@@ -72,4 +72,5 @@ def delivery_request(job: Job) -> DeliveryRequest:
         dsn_ret=env.dsn_ret,
         arrival_time=env.arrival_time,
         qmgr_time=job.active.qmgr_time,
+        probe=env.probe,  # sendmail -bv: MAIL and RCPT only (Postfix's trace-only request)
     )

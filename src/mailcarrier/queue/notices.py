@@ -7,8 +7,10 @@ fields Reporting-MTA, X-Postfix-Queue-ID, X-Postfix-Sender, Arrival-Date, Origin
 per-recipient fields Final-Recipient, Original-Recipient, Action, Status, Remote-MTA,
 Diagnostic-Code, Last-Attempt-Date, Will-Retry-Until) and the returned message: in full as
 ``message/rfc822``, or only its header as ``text/rfc822-headers`` when RET=HDRS, when it is
-larger than bounce_size_limit, and for delay, success and postmaster notices. The original
-content is copied in bounded chunks, never loaded. A notice keeps the SMTPUTF8 flag of its
+larger than bounce_size_limit, and for delay, success and postmaster notices and the report
+of an address probe (sendmail -bv: Action "deliverable" or "undeliverable" per recipient, as
+Postfix's trace service reports it). The original content is copied in bounded chunks,
+never loaded. A notice keeps the SMTPUTF8 flag of its
 message and adds what autodetection of the "bounce" class finds (delivery/autodetect.py).
 A notice about a message sent with REQUIRETLS is redacted as RFC 8689 section 5 allows
 (Postfix's requiretls_redact_dsn, on by default): the body of the message is left out (only
@@ -40,9 +42,9 @@ from mailcarrier.queue.qfile import (
     RecipientState,
 )
 from mailcarrier.queue.spool import MessageWriter, QueueMessage, Spool
-from mailcarrier.status import remote_mta, server_reply
+from mailcarrier.status import DeliveryStatus, remote_mta, server_reply
 
-__all__ = ["NoticeSpec", "diagnostic_code", "remote_mta", "write_notice"]
+__all__ = ["NoticeSpec", "diagnostic_code", "probe_action", "remote_mta", "write_notice"]
 
 _CHUNK: Final = 65536
 _SUBJECTS: Final = {
@@ -50,6 +52,7 @@ _SUBJECTS: Final = {
     MessageClass.DELAY: "Delayed Mail (still being retried)",
     MessageClass.SUCCESS: "Successful Mail Delivery Report",
     MessageClass.POSTMASTER: "Postmaster Copy: Undelivered Mail",
+    MessageClass.VERIFY: "Mail Delivery Status Report",
 }
 _INTRO: Final = {
     MessageClass.BOUNCE: (
@@ -68,6 +71,11 @@ _INTRO: Final = {
     MessageClass.POSTMASTER: (
         "A message could not be delivered to one or more recipients.\n"
         "This is a copy for the postmaster; the message header is attached.\n"
+    ),
+    MessageClass.VERIFY: (
+        "This is the report of the address verification you asked for (sendmail -bv).\n"
+        "No message was sent: each recipient below was tried only as far as RCPT TO,\n"
+        "and the result says what would happen to mail for it.\n"
     ),
 }
 
@@ -96,6 +104,11 @@ def diagnostic_code(diagnostic: str) -> str:
     if reply is not None:
         return f"smtp; {reply}"
     return f"X-Postfix; {diagnostic}"
+
+
+def probe_action(state: RecipientState) -> str:
+    """An address probe's verdict as Postfix's trace service words it (the DSN Action)."""
+    return "deliverable" if state.status is DeliveryStatus.SENT else "undeliverable"
 
 
 def _orcpt(rcpt: QueueRecipient) -> str:
@@ -130,6 +143,7 @@ def _dsn_part(
         action = {
             MessageClass.DELAY: "delayed",
             MessageClass.SUCCESS: state.action or "relayed",
+            MessageClass.VERIFY: probe_action(state),
         }.get(spec.kind, "failed")
         lines.append(f"Action: {field_text(action)}")
         lines.append(f"Status: {field_text(state.dsn)}")
@@ -244,12 +258,16 @@ def write_notice(
             _INTRO[spec.kind].format(until=_date(spec.retry_until)),
         ]
         for rcpt, state in rows:
-            head.append(f"<{field_text(rcpt.address)}>: {field_text(state.diagnostic)}")
+            verdict = f"{probe_action(state)}: " if spec.kind is MessageClass.VERIFY else ""
+            head.append(f"<{field_text(rcpt.address)}>: {verdict}{field_text(state.diagnostic)}")
         head += ["", f"--{boundary}", "Content-Description: Delivery report"]
         head += ["Content-Type: message/delivery-status", ""]
         head += _dsn_part(original, spec, rows)
         head += ["", f"--{boundary}"]
-        if headers_only:
+        if spec.kind is MessageClass.VERIFY:
+            head += ["Content-Description: Message Headers"]
+            head += ["Content-Type: text/rfc822-headers", ""]
+        elif headers_only:
             head += ["Content-Description: Undelivered Message Headers"]
             head += ["Content-Type: text/rfc822-headers", ""]
         else:

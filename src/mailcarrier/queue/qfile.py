@@ -60,6 +60,7 @@ class MessageClass(enum.StrEnum):
     DELAY = "delay"
     SUCCESS = "success"
     POSTMASTER = "postmaster"  # copy to the postmaster, sent from double_bounce_sender
+    VERIFY = "verify"  # the report of an address probe (sendmail -bv), to its sender
 
     @property
     def is_notice(self) -> bool:
@@ -102,8 +103,13 @@ class Envelope:
     # they were and files of earlier versions read as without.
     requiretls: bool = False
     tls_required_no: bool = False
+    # An address probe (sendmail -bv): delivered only as far as RCPT TO, every verdict final,
+    # and one report to the sender at the end. Written as a "trace" line with Postfix's
+    # DEL_REQ_FLAG_USR_VRFY bit (deliver_request.h, MAIL_ATTR_TRACE_FLAGS) only when set.
+    probe: bool = False
 
 
+TRACE_USR_VRFY: Final = 1 << 9  # Postfix's DEL_REQ_FLAG_USR_VRFY
 SENDOPTS_REQUIRETLS_HEADER: Final = 1 << 4  # Postfix's SOPT_REQUIRETLS_HEADER
 SENDOPTS_REQUIRETLS_ESMTP: Final = 1 << 5  # Postfix's SOPT_REQUIRETLS_ESMTP
 
@@ -128,6 +134,8 @@ def render_envelope(env: Envelope) -> bytes:
     sendopts = _sendopts(env)
     if sendopts:
         lines.append(f"sendopts {sendopts}")
+    if env.probe:
+        lines.append(f"trace {TRACE_USR_VRFY}")
     for r in env.recipients:
         lines.append(
             f"rcpt {r.dsn_notify.value} {_enc(r.dsn_orcpt)} {_enc(r.orig_address)} "
@@ -171,6 +179,7 @@ def parse_envelope(data: bytes) -> Envelope:
                 fields[key] = parts
         encoding, smtputf8 = fields["body"]
         sendopts = int(fields["sendopts"][0]) if "sendopts" in fields else 0
+        trace = int(fields["trace"][0]) if "trace" in fields else 0
         env = Envelope(
             queue_id=fields["id"][0],
             sender=_dec(fields["sender"][0]),
@@ -185,6 +194,7 @@ def parse_envelope(data: bytes) -> Envelope:
             message_class=MessageClass(fields["class"][0]),
             requiretls=bool(sendopts & SENDOPTS_REQUIRETLS_ESMTP),
             tls_required_no=bool(sendopts & SENDOPTS_REQUIRETLS_HEADER),
+            probe=bool(trace & TRACE_USR_VRFY),
         )
     except (KeyError, ValueError, IndexError) as exc:
         raise ParseError(f"bad envelope: {exc}") from exc

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from mailcarrier.errors import DataError, UsageError
 from mailcarrier.printable import printable
-from mailcarrier.queue.qfile import ParseError
+from mailcarrier.queue.qfile import TRACE_USR_VRFY, ParseError
 from mailcarrier.queue.spool import QueueMessage, Spool
 
 __all__ = ["Parts", "show_message"]
@@ -66,6 +66,8 @@ def _envelope(message: QueueMessage, utf8: bool) -> Iterator[str]:
     if env.dsn_ret:
         yield f"dsn_ret: {env.dsn_ret}"
     yield f"body: {env.encoding}{' smtputf8' if env.smtputf8 else ''}"
+    if env.probe:  # postcat's name for the attribute, with sendmail -bv's flag
+        yield f"trace_flags: {TRACE_USR_VRFY} (address probe: sendmail -bv)"
     for index, rcpt in enumerate(env.recipients):
         if rcpt.orig_address and rcpt.orig_address != rcpt.address:
             yield f"original_recipient: {printable(rcpt.orig_address, utf8=utf8)}"

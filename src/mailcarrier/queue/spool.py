@@ -76,8 +76,12 @@ class QueueMessage:
         return self.envelope.queue_id
 
     def pending(self) -> list[int]:
-        """Recipients with no final verdict yet."""
-        return [i for i in range(len(self.envelope.recipients)) if not self.state.is_final(i)]
+        """Recipients with no final verdict yet. Every verdict of an address probe is final
+        (Postfix's trace_append() marks the recipient done, deferred or not)."""
+        count = len(self.envelope.recipients)
+        if self.envelope.probe:
+            return [i for i in range(count) if i not in self.state.states]
+        return [i for i in range(count) if not self.state.is_final(i)]
 
 
 class Spool:

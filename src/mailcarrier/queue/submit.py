@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import email.utils
 import getpass
+import io
 import os
 import re
 import time
@@ -49,6 +50,7 @@ from mailcarrier.queue.qfile import Envelope, MessageClass, QueueRecipient
 from mailcarrier.queue.spool import Spool
 
 __all__ = [
+    "RecipientDSN",
     "SubmitOptions",
     "address_list",
     "argument_recipients",
@@ -72,7 +74,26 @@ class SubmitOptions:
     notify: Notify = Notify.NONE  # -N
     ret: str = ""  # -R
     envid: str = ""  # -V
-    requiretls: bool = False  # --requiretls (RFC 8689)
+    requiretls: bool = False  # --requiretls, -O requiretls=yes (RFC 8689)
+    # -B 8BITMIME (BODY=8BITMIME): the body is declared 8bit whatever it holds; "7BIT" or ""
+    # leave it to the content (8-bit data found makes it 8bit: 8-bit type information
+    # overrides 7-bit, as Postfix's cleanup lets it).
+    body_type: str = ""
+    smtputf8: bool = False  # -O smtputf8=yes, MAIL FROM ... SMTPUTF8 (RFC 6531)
+    # Per recipient (by position in `recipients`), NOTIFY and ORCPT as an SMTP client gave
+    # them (RCPT TO ... NOTIFY= ORCPT=); empty: `notify` for all, ORCPT from the address.
+    recipient_dsn: tuple[RecipientDSN, ...] = ()
+    # sendmail -bv: no message is read; an address probe is queued instead (see
+    # `_probe_header`), which the queue delivers as far as RCPT TO and reports on by mail.
+    probe: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientDSN:
+    """One recipient's DSN options as an SMTP client gave them (RFC 3461 4.1, 4.2)."""
+
+    notify: Notify = Notify.NONE
+    orcpt: str = ""  # "type;address" (xtext already decoded), "" when not given
 
 
 def default_sender(myorigin: str) -> str:
@@ -290,12 +311,17 @@ def submit_stream(
         raise DataError(f"bad ENVID value {options.envid!r}")
     raw_sender = default_sender(myorigin) if options.sender is None else options.sender
     sender = check_address(raw_sender, what="sender", myorigin=myorigin, allow_null=True)
+    if options.probe:
+        src = io.BytesIO(_probe_header(sender, options.recipients))
     headers = _read_headers(src, params.main.header_size_limit)
     fields = _fields(headers.lines)
-    wanted: list[str] = list(options.recipients)
+    given = options.recipient_dsn
+    wanted = [(r, given[i] if i < len(given) else None) for i, r in enumerate(options.recipients)]
     if options.extract_recipients:
-        wanted += _header_recipients(fields)
-    recipients = _unique(parse_address(r, what="recipient", myorigin=myorigin) for r in wanted)
+        wanted += [(r, None) for r in _header_recipients(fields)]
+    recipients = _unique(
+        (*parse_address(r, what="recipient", myorigin=myorigin), dsn) for r, dsn in wanted
+    )
     if not recipients:
         raise DataError(
             "no recipient addresses found"
@@ -317,8 +343,14 @@ def submit_stream(
         copier = _BodyCopier(writer.write, params.main.message_size_limit, scan)
         for line in head:
             copier.put(line, scanned=True)
-        copier.copy(src, headers.first_body_line, options.ignore_dots)
-        if scan.finish().eight_bit:
+        opening = headers.first_body_line
+        if head and opening and opening not in (b"\n", b"\r\n"):
+            # No header of its own: the body starts at once, after the headers added
+            # above, which the empty line must end (RFC 5322 2.1), or its first line
+            # would read as a broken header line.
+            copier.put(b"\n", scanned=True)
+        copier.copy(src, opening, options.ignore_dots)
+        if scan.finish().eight_bit or options.body_type.upper() == "8BITMIME":
             writer.set_encoding("8bit")
         queue_id = writer.commit()
         size = writer.size
@@ -342,7 +374,7 @@ def _new_envelope(
     options: SubmitOptions,
     queue_id: str,
     sender: str,
-    recipients: list[tuple[str, str]],
+    recipients: list[tuple[str, str, RecipientDSN | None]],
     scan: ContentScan,
     now: float,
 ) -> Envelope:
@@ -351,17 +383,26 @@ def _new_envelope(
     ``utf-8`` for a UTF-8 address when SMTPUTF8 autodetection applies), the SMTPUTF8
     request flag (delivery/autodetect.py, from the header `scan`), and RFC 8689's flags:
     REQUIRETLS as asked, "TLS-Required: No" as the header says (Postfix's sendopts)."""
-    addresses = (sender, *(address for _given, address in recipients))
+    addresses = (sender, *(address for _given, address, _dsn in recipients))
     smtputf8 = smtputf8_requested(
-        settings, MailSource.SENDMAIL, addresses=addresses, header_utf8=scan.header_utf8
+        settings,
+        MailSource.SENDMAIL,
+        addresses=addresses,
+        header_utf8=scan.header_utf8,
+        explicit=options.smtputf8,
     )
     utf8_orcpt = smtputf8_autodetect(settings, MailSource.SENDMAIL)
     return Envelope(
         queue_id=queue_id,
         sender=sender,
         recipients=tuple(
-            QueueRecipient(address, given, orcpt_for("", address, utf8=utf8_orcpt), options.notify)
-            for given, address in recipients
+            QueueRecipient(
+                address,
+                given,
+                orcpt_for(dsn.orcpt if dsn else "", address, utf8=utf8_orcpt),
+                dsn.notify if dsn else options.notify,
+            )
+            for given, address, dsn in recipients
         ),
         arrival_time=now,
         dsn_envid=options.envid,
@@ -370,7 +411,20 @@ def _new_envelope(
         message_class=MessageClass.MAIL,
         requiretls=options.requiretls,
         tls_required_no=scan.tls_required_no,
+        probe=options.probe,
     )
+
+
+def _probe_header(sender: str, recipients: Iterable[str]) -> bytes:
+    """The content of an address probe, as Postfix's sendmail writes it for -bv: a From:
+    (unless the sender is null), ``Subject: probe`` and a To: with the recipients; the
+    report to the sender returns this header."""
+    lines = [f"From: {field_text(sender)}\n"] if sender else []
+    lines.append("Subject: probe\n")
+    shown = [field_text(r) for r in recipients]
+    if shown:
+        lines.append("To:" + ",\n".join(f"\t{r}" for r in shown) + "\n")
+    return "".join(lines).encode("utf-8")
 
 
 def _message_id(fields: list[tuple[str, str, int, int]], queue_id: str, host: str) -> str:
@@ -380,7 +434,9 @@ def _message_id(fields: list[tuple[str, str, int, int]], queue_id: str, host: st
     return f"{queue_id}@{host}"
 
 
-def _unique(items: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+def _unique(
+    items: Iterable[tuple[str, str, RecipientDSN | None]],
+) -> list[tuple[str, str, RecipientDSN | None]]:
     """Drop duplicate recipients (case-insensitively, as qualified), keeping the first."""
     seen: set[str] = set()
     out = []
