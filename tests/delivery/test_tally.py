@@ -1,0 +1,102 @@
+"""delivery/tally.py: what the agent counts for the metrics and hands over with each result
+(`DeliveryResult.counts`): connections, DNS questions, TLS levels and results, DANE; checked
+against the scripted STARTTLS server and the loopback DNS zone of tests/support/tls.py."""
+
+from __future__ import annotations
+
+import trustme
+from dnslib import RR
+
+from mailcarrier import DeliveryStatus
+from mailcarrier.delivery.agent import DeliveryAgent
+from mailcarrier.delivery.tally import Tally
+from mailcarrier.log import MemoryLog
+from mailcarrier.status import Counts
+from tests.support.deliver import request_to
+from tests.support.tls import Pki, StartServer, Zone, add_mx, spki_sha256, tls_settings
+from tests.support.tls_server import TlsServerScript
+
+
+async def _counts(agent: DeliveryAgent, nexthop: str, recipient: str = "u@tls.test") -> Counts:
+    request = request_to(
+        nexthop, b"Subject: t\n\nbody\n", sender="s@example.org", recipients=[recipient]
+    )
+    result = await agent.deliver(request)
+    return result.counts
+
+
+def test_drain_starts_again_from_zero() -> None:
+    tally = Tally()
+    tally.connection("opened")
+    tally.tls("may", "plaintext")
+    tally.connection("opened")
+    assert tally.drain() == ((("connection", "opened"), 2), (("tls", "may", "plaintext"), 1))
+    assert tally.drain() == ()
+
+
+async def test_verified_session_dns_and_connection(
+    pki: Pki, tls_server: StartServer, dns_zone: Zone
+) -> None:
+    port, zone = dns_zone
+    add_mx(zone, "tls.test", "mx.tls.test")
+    server = tls_server(TlsServerScript(pki.server_context(pki.leaf("mx.tls.test"))))
+    settings = tls_settings(port, smtp_tls_security_level="verify", smtp_tls_CAfile=pki.cafile())
+    agent = DeliveryAgent(settings, log=MemoryLog())
+    counts = await _counts(agent, f"tls.test:{server.port}")
+    assert dict(counts) == {
+        ("connection", "opened"): 1,
+        ("dns", "A", "ok"): 1,
+        ("dns", "MX", "ok"): 1,
+        ("dns", "TXT", "nxdomain"): 1,  # _mta-sts.tls.test: no MTA-STS policy
+        ("tls", "verify", "verified"): 1,
+    }
+    # The next result carries only what happened since this one.
+    missing = await _counts(agent, "nowhere.tls.test")
+    assert dict(missing) == {("dns", "MX", "nxdomain"): 1, ("dns", "A", "nxdomain"): 1}
+
+
+async def test_tls_failures_are_counted_by_level(
+    pki: Pki, tls_server: StartServer, dns_zone: Zone
+) -> None:
+    port, zone = dns_zone
+    add_mx(zone, "tls.test", "mx.tls.test")
+    unknown_ca = pki.server_context(trustme.CA().issue_cert("mx.tls.test"))
+    plain = tls_server(TlsServerScript(unknown_ca, offer_starttls=False))
+    settings = tls_settings(port, smtp_tls_security_level="encrypt")
+    counts = dict(await _counts(DeliveryAgent(settings, log=MemoryLog()), f"tls.test:{plain.port}"))
+    assert counts[("tls", "encrypt", "failed")] == 1
+    untrusted = tls_server(TlsServerScript(unknown_ca))
+    settings = tls_settings(port, smtp_tls_security_level="may")
+    counts = dict(
+        await _counts(DeliveryAgent(settings, log=MemoryLog()), f"tls.test:{untrusted.port}")
+    )
+    assert counts[("tls", "may", "untrusted")] == 1
+
+
+async def test_dane_results(pki: Pki, tls_server: StartServer, dns_zone: Zone) -> None:
+    port, zone = dns_zone
+    results = {}
+    for domain, matching in (("d.signed.test", True), ("e.signed.test", False)):
+        add_mx(zone, domain, f"mx.{domain}")
+        leaf = pki.leaf(f"mx.{domain}")
+        server = tls_server(TlsServerScript(pki.server_context(leaf)))
+        data = spki_sha256(leaf) if matching else "00" * 32
+        zone.records.extend(
+            RR.fromZone(f"_{server.port}._tcp.mx.{domain}. 300 IN TLSA 3 1 1 {data}")
+        )
+        settings = tls_settings(
+            port, smtp_tls_security_level="dane", smtp_dns_support_level="dnssec"
+        )
+        agent = DeliveryAgent(settings, log=MemoryLog())
+        request = request_to(
+            f"{domain}:{server.port}", b"\n", sender="", recipients=[f"u@{domain}"]
+        )
+        result = await agent.deliver(request)
+        results[domain] = (result.recipients[0].status, dict(result.counts))
+    status, counts = results["d.signed.test"]
+    assert status is DeliveryStatus.SENT
+    assert counts[("dane", "verified")] == 1 and counts[("tls", "dane", "verified")] == 1
+    assert counts[("dns", "TLSA", "ok")] == 1
+    status, counts = results["e.signed.test"]
+    assert status is DeliveryStatus.DEFERRED
+    assert counts[("dane", "failed")] == 1 and counts[("tls", "dane", "failed")] == 1
