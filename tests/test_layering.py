@@ -41,6 +41,7 @@ RANKS: dict[str, int] = {
     "delivery": 9,
     "queue": 10,
     "postfix": 10,
+    "observe": 11,
     "api": 11,
     "api_content": 11,
     "sending": 11,

@@ -13,7 +13,7 @@ import datetime
 import io
 import json
 from collections.abc import Callable
-from typing import BinaryIO, TextIO
+from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 from mailcarrier.aio import run_event_loop
 from mailcarrier.cli_support import PROG, Parser, add_dsn_options, make_log, parse_overrides
@@ -21,7 +21,7 @@ from mailcarrier.config.settings import Settings
 from mailcarrier.config.watch import ConfigReloader
 from mailcarrier.delivery.agent import DeliveryAgent
 from mailcarrier.delivery.request import Deliverer, Notify
-from mailcarrier.errors import UsageError
+from mailcarrier.errors import ConfigError, UsageError
 from mailcarrier.fleet.gate import check_fleet
 from mailcarrier.log import LogSink
 from mailcarrier.queue import (
@@ -42,6 +42,9 @@ from mailcarrier.queue.tlsrpt_send import with_daily_reports
 from mailcarrier.queue.transcripts import TranscriptNotifier
 from mailcarrier.queue.workers import AgentPool, make_agent
 from mailcarrier.service import run_daemon, run_once
+
+if TYPE_CHECKING:
+    from mailcarrier.observe import HttpListener
 
 __all__ = ["QUEUE_COMMANDS", "add_queue_parsers"]
 
@@ -187,19 +190,41 @@ def _cmd_run(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: 
         stack.enter_context(QueueLock(spool.root))
         spool.clean_temporary()
         manager = QueueManager(settings, spool, _queue_deliverer(settings, log, spool), log=log)
+        http = _http_listener(settings, manager, log)
         if isinstance(manager.deliverer, AgentPool):
             manager.deliverer.fork()  # before the event loop and any thread exist
         if args.once:
-            run_event_loop(run_once(manager))
+            run_event_loop(run_once(manager, http))
             return 0
 
         def deliverer(new: Settings) -> Deliverer:
             return _queue_deliverer(new, log, spool)
 
         # TLSRPT (RFC 8460): yesterday's reports, once a day (queue/tlsrpt_send.py).
-        daemon = run_daemon(manager, config, deliverer)
+        daemon = run_daemon(manager, config, deliverer, http)
         run_event_loop(with_daily_reports(daemon, lambda: config.settings, spool, log))
     return 0
+
+
+def _http_listener(settings: Settings, manager: QueueManager, log: LogSink) -> HttpListener | None:
+    """The metrics and status listener of http_listen (observe/), made the scheduler's
+    observer; None when http_listen is empty. prometheus-client is imported only here."""
+    if not settings.params.http_listen.strip():
+        return None
+    try:
+        from mailcarrier.observe import HttpListener, ListenConfig, Monitor
+    except ImportError as exc:
+        raise ConfigError(
+            f"parameter http_listen: the metrics listener needs prometheus-client "
+            f"(pip install 'mailcarrier[metrics]'): {exc}",
+            parameter="http_listen",
+        ) from None
+    config = ListenConfig.from_settings(settings)
+    if config is None:
+        return None
+    monitor = Monitor.from_settings(settings, manager.spool, manager.statistics)
+    manager.observer = monitor
+    return HttpListener(config, monitor, log)
 
 
 def _queue_deliverer(settings: Settings, log: LogSink, spool: Spool) -> DeliveryAgent | AgentPool:
