@@ -12,7 +12,9 @@ error: `ConfigError`) and serves, on asyncio streams with no thread and no web f
   /api/status   deliveries (totals, the last hour), TLS outcomes, JSON
 
 GET and HEAD only, one request per connection (``Connection: close``), the request head
-bounded in size and time: the listener is a monitoring port, not a web server. With a
+bounded in size and time: the listener is a monitoring port, not a web server. The queue
+part of the page and of /api/queue reads the deferred queue's files on a helper thread
+(as the spool removes files on one), so that a page never holds deliveries up. With a
 token, every request carries it (``Authorization: Bearer TOKEN``, or Basic with the token as
 password, which a browser asks for); it is compared in constant time. Neighbours: monitor.py
 (the data), service.py (which runs it beside the scheduler).
@@ -28,7 +30,7 @@ import errno
 import hmac
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -125,11 +127,11 @@ class StatusServer:
         self.monitor = monitor
         self.token = token.encode()
         self.log = log
-        self.routes: dict[str, Callable[[], Response]] = {
+        self.routes: dict[str, Callable[[], Awaitable[Response]]] = {
             "/metrics": self._metrics,
             "/": self._page,
-            "/api/queue": lambda: _json(monitor.queue_json()),
-            "/api/status": lambda: _json(monitor.status_json()),
+            "/api/queue": self._queue,
+            "/api/status": self._status,
         }
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -140,7 +142,7 @@ class StatusServer:
             except asyncio.LimitOverrunError:
                 response, method = _plain(431, "request head too large\n"), "GET"
             else:
-                method, response = self.answer(head)
+                method, response = await self.answer(head)
             await _send(writer, response, method == "HEAD")
         except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
             pass  # a client that said nothing whole, or left: nothing to answer
@@ -150,7 +152,7 @@ class StatusServer:
                 async with asyncio.timeout(HEAD_TIMEOUT):
                     await writer.wait_closed()
 
-    def answer(self, head: bytes) -> tuple[str, Response]:
+    async def answer(self, head: bytes) -> tuple[str, Response]:
         """(method, response) for a request head (request line and header fields)."""
         lines = head.decode("latin-1").split("\r\n")
         parts = lines[0].split(" ")
@@ -171,7 +173,7 @@ class StatusServer:
         if route is None:
             return method, _plain(404, "not found\n")
         try:
-            return method, route()
+            return method, await route()
         except Exception as exc:  # one failed page must not stop the listener
             self.log.warning(PROCESS, f"{target}: {type(exc).__name__}: {exc}")
             return method, _plain(500, "internal error\n")
@@ -187,11 +189,22 @@ class StatusServer:
                 presented = decoded.partition(b":")[2]
         return hmac.compare_digest(presented, self.token)
 
-    def _metrics(self) -> Response:
+    async def _metrics(self) -> Response:
         return Response(200, CONTENT_TYPE_LATEST, self.monitor.metrics.exposition())
 
-    def _page(self) -> Response:
-        page = render_page(self.monitor.queue_json(), self.monitor.status_json())
+    async def _queue_json(self) -> dict[str, object]:
+        # Reading up to snapshot.SCAN_LIMIT deferred messages would hold up the deliveries
+        # of the loop: it is done on a helper thread (it only reads files: spool.read()).
+        return await asyncio.to_thread(self.monitor.queue_json)
+
+    async def _queue(self) -> Response:
+        return _json(await self._queue_json())
+
+    async def _status(self) -> Response:
+        return _json(self.monitor.status_json())
+
+    async def _page(self) -> Response:
+        page = render_page(await self._queue_json(), self.monitor.status_json())
         return Response(200, _HTML, page, (("Content-Security-Policy", _CSP),))
 
 
