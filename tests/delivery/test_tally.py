@@ -1,17 +1,28 @@
 """delivery/tally.py: what the agent counts for the metrics and hands over with each result
 (`DeliveryResult.counts`): connections, DNS questions, TLS levels and results, DANE; checked
-against the scripted STARTTLS server and the loopback DNS zone of tests/support/tls.py."""
+against the scripted STARTTLS server and the loopback DNS zone of tests/support/tls.py. The
+MTA-STS results of setup.py's count_tls() are checked on its own."""
 
 from __future__ import annotations
 
+from typing import cast
+
+import pytest
 import trustme
 from dnslib import RR
 
 from mailcarrier import DeliveryStatus
 from mailcarrier.delivery.agent import DeliveryAgent
+from mailcarrier.delivery.setup import count_tls
 from mailcarrier.delivery.tally import Tally
+from mailcarrier.delivery.tls_job import TlsOutcome, TlsResult, deferred_outcome
+from mailcarrier.delivery.tls_step import TlsJob
 from mailcarrier.log import MemoryLog
 from mailcarrier.status import Counts
+from mailcarrier.tls.levels import SecurityLevel
+from mailcarrier.tls.policy import TlsPolicy
+from mailcarrier.tls.verify import Trust
+from mailcarrier.transport.connection import Peer
 from tests.support.deliver import request_to
 from tests.support.tls import Pki, StartServer, Zone, add_mx, spki_sha256, tls_settings
 from tests.support.tls_server import TlsServerScript
@@ -100,3 +111,40 @@ async def test_dane_results(pki: Pki, tls_server: StartServer, dns_zone: Zone) -
     status, counts = results["e.signed.test"]
     assert status is DeliveryStatus.DEFERRED
     assert counts[("dane", "failed")] == 1 and counts[("tls", "dane", "failed")] == 1
+
+
+class _StsJob:
+    """What count_tls() reads of a TlsJob: the server's policy, and the servers an MTA-STS
+    policy in testing mode would have refused."""
+
+    def __init__(self, policy: TlsPolicy, would_fail: set[str]) -> None:
+        self._policy = policy
+        self.sts_would_fail = would_fail
+
+    def policy(self, peer: Peer) -> TlsPolicy:
+        return self._policy
+
+
+_VERIFIED = TlsOutcome(TlsResult.TLS, SecurityLevel.SECURE, trust=Trust.VERIFIED)
+_REFUSED = deferred_outcome(SecurityLevel.SECURE, "4.7.5", "Server certificate not verified")
+
+
+@pytest.mark.parametrize(
+    ("mode", "outcome", "would_fail", "expected"),
+    [
+        ("enforce", _VERIFIED, False, "pass"),
+        ("enforce", _REFUSED, False, "fail"),
+        ("testing", _VERIFIED, True, "fail"),  # delivered, but enforce would have refused
+        ("testing", _VERIFIED, False, "pass"),
+    ],
+)
+def test_mta_sts_results(mode: str, outcome: TlsOutcome, would_fail: bool, expected: str) -> None:
+    peer = Peer("mx.sts.test", "127.0.0.1", 25)
+    policy = TlsPolicy(
+        SecurityLevel.SECURE, policy_type="sts", policy_domain="sts.test", sts_mode=mode
+    )
+    job = _StsJob(policy, {peer.relay} if would_fail else set())
+    tally = Tally()
+    count_tls(tally, cast(TlsJob, job), peer, outcome)
+    tls = ("tls", "secure", "verified" if outcome is _VERIFIED else "failed")
+    assert dict(tally.drain()) == {("mta_sts", mode, expected): 1, tls: 1}
