@@ -12,6 +12,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from mailcarrier.printable import printable
+
 __all__ = ["ListenAddress", "parse_listen"]
 
 
@@ -29,24 +31,28 @@ class ListenAddress:
 
 
 def parse_listen(text: str) -> ListenAddress:
-    """The address of `text`; ValueError with the reason when it is not one."""
+    """The address of `text`; ValueError with the reason (one printable line) when it is
+    not one."""
     value = text.strip()
+    shown = printable(text)
     if value.startswith("["):
         host, sep, port = value[1:].partition("]:")
         if not sep:
-            raise ValueError(f'"{text}" is not [IPV6]:PORT')
+            raise ValueError(f'"{shown}" is not [IPV6]:PORT')
     else:
         host, sep, port = value.rpartition(":")
         if not sep or not host:
-            raise ValueError(f'"{text}" is not ADDRESS:PORT')
+            raise ValueError(f'"{shown}" is not ADDRESS:PORT')
+        if ":" in host:  # ::1:9154 could be ::1 port 9154, or ::1:9154 with no port
+            raise ValueError(f'"{shown}": an IPv6 address goes in brackets: [ADDRESS]:PORT')
     if host.lower() == "localhost":
         host = "127.0.0.1"
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
         raise ValueError(
-            f'"{host}" in "{text}" is not a numerical address (or localhost)'
+            f'"{printable(host)}" in "{shown}" is not a numerical address (or localhost)'
         ) from None
-    if not port.isdigit() or int(port) > 65535:
-        raise ValueError(f'"{port}" in "{text}" is not a port number (0 to 65535)')
+    if not (port.isascii() and port.isdigit()) or int(port) > 65535:
+        raise ValueError(f'"{printable(port)}" in "{shown}" is not a port number (0 to 65535)')
     return ListenAddress(str(address), int(port))
