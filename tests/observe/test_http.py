@@ -3,6 +3,7 @@ known workload against aiosmtpd, the JSON, the token, refusals and bind errors."
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import socket
 import subprocess
@@ -14,7 +15,10 @@ import pytest
 from mailcarrier import api
 from mailcarrier.config.settings import Settings
 from mailcarrier.errors import ConfigError
-from mailcarrier.observe.http import ListenConfig
+from mailcarrier.log import MemoryLog
+from mailcarrier.observe.http import MAX_CONNECTIONS, ListenConfig, StatusServer
+from mailcarrier.observe.monitor import Monitor
+from mailcarrier.queue.spool import Spool
 from tests.observe.daemon import Daemon, command, samples, settled, wait_for, write_config
 from tests.support.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler, free_port
 
@@ -235,3 +239,30 @@ def test_an_unreadable_token_file_is_exit_78(tmp_path: Path) -> None:
         "mailcarrier: fatal: parameter http_listen_token_file: cannot read "
         "/nonexistent/token: No such file or directory\n"
     )
+
+
+async def test_connections_beyond_the_limit_are_closed_unanswered(tmp_path: Path) -> None:
+    monitor = Monitor(Spool(tmp_path / "queue").ensure())
+    server = StatusServer(monitor, log=MemoryLog())
+    listener = await asyncio.start_server(server.handle, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+
+    async def ask() -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /api/status HTTP/1.1\r\n\r\n")
+        try:
+            reply = await asyncio.wait_for(reader.read(), 30)
+        except ConnectionResetError:  # closed with the request unread
+            reply = b""
+        writer.close()
+        return reply
+
+    try:
+        server.open = MAX_CONNECTIONS  # as if that many were being answered
+        assert await ask() == b""
+        server.open = MAX_CONNECTIONS - 1
+        assert (await ask()).startswith(b"HTTP/1.1 200 OK\r\n")
+        assert server.open == MAX_CONNECTIONS - 1
+    finally:
+        listener.close()
+        await listener.wait_closed()

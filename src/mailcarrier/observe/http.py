@@ -12,7 +12,8 @@ error: `ConfigError`) and serves, on asyncio streams with no thread and no web f
   /api/status   deliveries (totals, the last hour), TLS outcomes, JSON
 
 GET and HEAD only, one request per connection (``Connection: close``), the request head
-bounded in size and time: the listener is a monitoring port, not a web server. The queue
+bounded in size and time, at most `MAX_CONNECTIONS` answered at once: the listener is a
+monitoring port, not a web server. The queue
 part of the page and of /api/queue reads the deferred queue's files on a helper thread
 (as the spool removes files on one), so that a page never holds deliveries up. With a
 token, every request carries it (``Authorization: Bearer TOKEN``, or Basic with the token as
@@ -48,6 +49,7 @@ __all__ = ["PROCESS", "ListenConfig", "StatusServer", "start_listener"]
 PROCESS: Final = "http"
 HEAD_LIMIT: Final = 16 * 1024
 HEAD_TIMEOUT: Final = 10.0
+MAX_CONNECTIONS: Final = 64
 _JSON: Final = "application/json; charset=utf-8"
 _HTML: Final = "text/html; charset=utf-8"
 _TEXT: Final = "text/plain; charset=utf-8"
@@ -127,6 +129,7 @@ class StatusServer:
         self.monitor = monitor
         self.token = token.encode()
         self.log = log
+        self.open = 0  # connections being answered
         self.routes: dict[str, Callable[[], Awaitable[Response]]] = {
             "/metrics": self._metrics,
             "/": self._page,
@@ -135,6 +138,10 @@ class StatusServer:
         }
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.open >= MAX_CONNECTIONS:  # a flood of idle connections: refuse the rest
+            writer.close()
+            return
+        self.open += 1
         try:
             try:
                 async with asyncio.timeout(HEAD_TIMEOUT):
@@ -144,11 +151,14 @@ class StatusServer:
             else:
                 method, response = await self.answer(head)
             await _send(writer, response, method == "HEAD")
-        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+        except (TimeoutError, asyncio.IncompleteReadError, OSError):
             pass  # a client that said nothing whole, or left: nothing to answer
+        except Exception as exc:  # never a traceback from the event loop's handler
+            self.log.warning(PROCESS, f"request failed: {type(exc).__name__}: {exc}")
         finally:
+            self.open -= 1
             writer.close()
-            with contextlib.suppress(ConnectionError, TimeoutError):
+            with contextlib.suppress(OSError, TimeoutError):
                 async with asyncio.timeout(HEAD_TIMEOUT):
                     await writer.wait_closed()
 
