@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from mailcarrier import api
+from mailcarrier.cli import run
 from mailcarrier.config.settings import Settings
 from mailcarrier.errors import ConfigError
 from mailcarrier.log import MemoryLog
@@ -266,3 +269,18 @@ async def test_connections_beyond_the_limit_are_closed_unanswered(tmp_path: Path
     finally:
         listener.close()
         await listener.wait_closed()
+
+
+def test_without_prometheus_client_http_listen_is_one_line_and_exit_78(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "mailcarrier.observe", None)  # as if not installable
+    config = write_config(tmp_path, {"relayhost": "[127.0.0.1]:9", "http_listen": "127.0.0.1:0"})
+    err = io.StringIO()
+    code = run(["-c", str(config), "run", "--once"], stdout=io.StringIO(), stderr=err)
+    assert code == 78
+    assert err.getvalue().startswith(
+        "mailcarrier: fatal: parameter http_listen: the metrics listener needs "
+        "prometheus-client (pip install 'mailcarrier[metrics]'): "
+    )
+    assert err.getvalue().count("\n") == 1
