@@ -5,6 +5,7 @@ MTA-STS results of setup.py's count_tls() are checked on its own."""
 
 from __future__ import annotations
 
+import socket
 from typing import cast
 
 import pytest
@@ -18,12 +19,15 @@ from mailcarrier.delivery.tally import Tally
 from mailcarrier.delivery.tls_job import TlsOutcome, TlsResult, deferred_outcome
 from mailcarrier.delivery.tls_step import TlsJob
 from mailcarrier.log import MemoryLog
+from mailcarrier.routing.resolver import AddressRecord, NativeAnswer
 from mailcarrier.status import Counts
 from mailcarrier.tls.levels import SecurityLevel
 from mailcarrier.tls.policy import TlsPolicy
 from mailcarrier.tls.verify import Trust
 from mailcarrier.transport.connection import Peer
 from tests.support.deliver import request_to
+from tests.support.peers.aiosmtpd_server import AiosmtpdServer
+from tests.support.settings import CLIENT, make_settings
 from tests.support.tls import Pki, StartServer, Zone, add_mx, spki_sha256, tls_settings
 from tests.support.tls_server import TlsServerScript
 
@@ -148,3 +152,28 @@ def test_mta_sts_results(mode: str, outcome: TlsOutcome, would_fail: bool, expec
     count_tls(tally, cast(TlsJob, job), peer, outcome)
     tls = ("tls", "secure", "verified" if outcome is _VERIFIED else "failed")
     assert dict(tally.drain()) == {("mta_sts", mode, expected): 1, tls: 1}
+
+
+class _Hosts:
+    """A NativeLookup of a fixed host table (what /etc/hosts would say)."""
+
+    def __init__(self, table: dict[str, str]) -> None:
+        self.table = table
+
+    async def getaddrinfo(self, host: str, family: int) -> NativeAnswer:
+        if host not in self.table:
+            return NativeAnswer(host, (), socket.EAI_NONAME, "Name or service not known")
+        return NativeAnswer(host, (AddressRecord(self.table[host], socket.AF_INET),))
+
+
+async def test_native_lookups_are_counted(smtp_server: AiosmtpdServer) -> None:
+    settings = make_settings(CLIENT, smtp_host_lookup="native", inet_protocols="ipv4")
+    agent = DeliveryAgent(settings, log=MemoryLog(), native=_Hosts({"relay.test": "127.0.0.1"}))
+    counts = await _counts(agent, f"[relay.test]:{smtp_server.port}")
+    assert dict(counts) == {
+        ("connection", "opened"): 1,
+        ("dns", "native", "ok"): 1,
+        ("tls", "none", "plaintext"): 1,
+    }
+    counts = await _counts(agent, f"[gone.test]:{smtp_server.port}")
+    assert dict(counts) == {("dns", "native", "nxdomain"): 1}

@@ -16,7 +16,7 @@ import socket
 from dataclasses import dataclass
 
 from mailcarrier.config.settings import AgentSettings, Settings
-from mailcarrier.delivery.tally import CountingResolver, Tally
+from mailcarrier.delivery.tally import CountingNativeLookup, CountingResolver, Tally
 from mailcarrier.delivery.trouble import Verdict
 from mailcarrier.errors import UsageError
 from mailcarrier.routing.mx import lookup_host_addresses, lookup_mx_hosts
@@ -82,7 +82,8 @@ class ServerFinder:
         self.options = RoutingOptions.from_settings(agent)
         self._tally = tally  # every DNS question counted (tally.py), when given
         self._resolver = resolver if resolver is None else self._counted(resolver)
-        self.native = native if native is not None else SystemNativeLookup()
+        native = native if native is not None else SystemNativeLookup()
+        self.native = native if tally is None else CountingNativeLookup(native, tally)
         self.rng = rng if rng is not None else random.Random()
 
     @property

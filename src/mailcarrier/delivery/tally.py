@@ -5,18 +5,28 @@ keeps for all its deliveries; `DeliveryAgent.deliver()` hands what was counted s
 previous result over with each `DeliveryResult` (`drain()`), so the queue manager, which
 sums them (observe/ turns them into Prometheus metrics), counts in one place whether the
 agent runs in its process or in agent processes (queue/workers.py). `CountingResolver`
-counts every DNS question of the agent's resolvers. The event names and labels are the
+counts every DNS question of the agent's resolvers, `CountingNativeLookup` every
+getaddrinfo() of ``smtp_host_lookup = native`` (type ``native``). The event names and labels are the
 functions below; nothing here decides anything about a delivery, and nothing does I/O.
 """
 
 from __future__ import annotations
 
+import socket
 from collections import Counter
+from typing import Final
 
-from mailcarrier.routing.resolver import DnsAnswer, Resolver
+from mailcarrier.routing.resolver import DnsAnswer, NativeAnswer, NativeLookup, Resolver
 from mailcarrier.status import Counts
 
-__all__ = ["CountingResolver", "Tally"]
+__all__ = ["CountingNativeLookup", "CountingResolver", "Tally"]
+
+# getaddrinfo() errors in the outcomes of DNS answers (routing/resolver.py's DnsOutcome).
+_NATIVE_OUTCOMES: Final = {
+    socket.EAI_NONAME: "nxdomain",
+    getattr(socket, "EAI_NODATA", socket.EAI_NONAME): "nxdomain",
+    socket.EAI_AGAIN: "servfail",
+}
 
 
 class Tally:
@@ -77,4 +87,22 @@ class CountingResolver:
     async def resolve(self, qname: str, rdtype: str) -> DnsAnswer:
         answer = await self.inner.resolve(qname, rdtype)
         self.tally.add("dns", rdtype, answer.outcome.value)
+        return answer
+
+
+class CountingNativeLookup:
+    """A `NativeLookup` that counts each getaddrinfo() in a `Tally`: ``("dns", "native",
+    outcome)``, its error as a DNS outcome (EAI_NONAME: nxdomain, EAI_AGAIN: servfail, any
+    other: no_recovery)."""
+
+    __slots__ = ("inner", "tally")
+
+    def __init__(self, inner: NativeLookup, tally: Tally) -> None:
+        self.inner = inner
+        self.tally = tally
+
+    async def getaddrinfo(self, host: str, family: int) -> NativeAnswer:
+        answer = await self.inner.getaddrinfo(host, family)
+        outcome = "ok" if not answer.error else _NATIVE_OUTCOMES.get(answer.error, "no_recovery")
+        self.tally.add("dns", "native", outcome)
         return answer
