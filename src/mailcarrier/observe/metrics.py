@@ -100,6 +100,31 @@ class MetricSet:
         statistics: Callable[[], dict[str, int]] | None = None,
     ) -> None:
         self.registry = registry = CollectorRegistry()
+        self._declare_deliveries(registry)
+        self._declare_agents(registry)
+        self.fleet_denials: Counter | None = None
+        self.fleet_errors: Counter | None = None
+        if fleet:
+            self._declare_fleet(registry)
+        registry.register(_QueueCollector(spool, clock))
+        self.destinations: _Destinations | None = None
+        if destination_limit > 0:
+            self.destinations = _Destinations(destination_limit)
+            registry.register(self.destinations)
+        if statistics is not None:
+            active = Gauge(
+                "mailcarrier_active_deliveries",
+                "Deliveries running now.",
+                registry=registry,
+            )
+            active.set_function(lambda: statistics().get("running_jobs", 0))
+        Gauge(
+            "mailcarrier_start_time_seconds",
+            "When this run started (Unix time).",
+            registry=registry,
+        ).set(clock())
+
+    def _declare_deliveries(self, registry: CollectorRegistry) -> None:
         self.deliveries = Counter(
             "mailcarrier_deliveries",
             "Recipient verdicts recorded, by transport, status and DSN class (2, 4, 5).",
@@ -113,6 +138,8 @@ class MetricSet:
             buckets=DELAY_BUCKETS,
             registry=registry,
         )
+
+    def _declare_agents(self, registry: CollectorRegistry) -> None:
         self.connections = Counter(
             "mailcarrier_connections",
             "Connections opened, and cached sessions reused for a delivery.",
@@ -149,37 +176,19 @@ class MetricSet:
             ["type"],
             registry=registry,
         )
-        self.fleet_denials: Counter | None = None
-        self.fleet_errors: Counter | None = None
-        if fleet:
-            self.fleet_denials = Counter(
-                "mailcarrier_fleet_denials",
-                "Fleet mode: requests refused, by kind (lease, rate, dead destination).",
-                ["transport", "kind"],
-                registry=registry,
-            )
-            self.fleet_errors = Counter(
-                "mailcarrier_fleet_errors",
-                "Fleet mode: requests the shared state server did not answer.",
-                registry=registry,
-            )
-        registry.register(_QueueCollector(spool, clock))
-        self.destinations: _Destinations | None = None
-        if destination_limit > 0:
-            self.destinations = _Destinations(destination_limit)
-            registry.register(self.destinations)
-        if statistics is not None:
-            active = Gauge(
-                "mailcarrier_active_deliveries",
-                "Deliveries running now.",
-                registry=registry,
-            )
-            active.set_function(lambda: statistics().get("running_jobs", 0))
-        Gauge(
-            "mailcarrier_start_time_seconds",
-            "When this run started (Unix time).",
+
+    def _declare_fleet(self, registry: CollectorRegistry) -> None:
+        self.fleet_denials = Counter(
+            "mailcarrier_fleet_denials",
+            "Fleet mode: requests refused, by kind (lease, rate, dead destination).",
+            ["transport", "kind"],
             registry=registry,
-        ).set(clock())
+        )
+        self.fleet_errors = Counter(
+            "mailcarrier_fleet_errors",
+            "Fleet mode: requests the shared state server did not answer.",
+            registry=registry,
+        )
 
     def recorded(self, transport: str, nexthop: str, status: RecipientStatus) -> None:
         self.deliveries.labels(transport, status.status.value, status.dsn[:1]).inc()
