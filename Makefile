@@ -11,7 +11,7 @@ all: test
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,fast,lmdb,cdb,pgsql,mysql,ldap,tlsrpt,django,fleet,progress]'
+	$(PY) -m pip install -q -e '.[test,fast,lmdb,cdb,pgsql,mysql,ldap,tlsrpt,django,fleet,progress,metrics]'
 	touch $(STAMP)
 
 venv: $(STAMP)

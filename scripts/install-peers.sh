@@ -3,7 +3,8 @@
 # smtp-source, postmap with its lmdb/cdb/pgsql/mysql/sqlite/ldap tables), Dovecot's LMTP server,
 # the PostgreSQL, MariaDB, OpenLDAP (slapd, with ldap-utils' slapadd) and memcached servers
 # the table tests start privately, the Redis server the fleet tests start privately
-# (redis-server: its packaged service never starts, policy-rc.d below), and Berkeley DB's
+# (redis-server: its packaged service never starts, policy-rc.d below), the headless browser
+# the status page test loads the page in (chromium), and Berkeley DB's
 # headers, which the berkeleydb Python package (the hash:/btree: tables) builds against
 # (`make extras`), and pflogsumm (reads the Postfix-format log), from Debian packages. Never starts a system daemon (policy-rc.d), never
 # fails the build: tests that need a peer skip when it is absent. slapd is never configured as
@@ -12,7 +13,7 @@ set -u
 have() { command -v "$1" >/dev/null 2>&1; }
 PACKAGES="postfix postfix-lmdb postfix-cdb dovecot-lmtpd libdb5.3-dev postgresql mariadb-server"
 PACKAGES="$PACKAGES postfix-pgsql postfix-mysql postfix-sqlite slapd ldap-utils memcached postfix-ldap"
-PACKAGES="$PACKAGES redis-server"
+PACKAGES="$PACKAGES redis-server chromium"
 # pflogsumm: the JSON event tests check that it reads the Postfix-format log of a workload.
 PACKAGES="$PACKAGES pflogsumm"
 if have smtp-sink && [ -x /usr/sbin/postfix ] && [ -x /usr/lib/dovecot/lmtp ] \
@@ -22,7 +23,7 @@ if have smtp-sink && [ -x /usr/sbin/postfix ] && [ -x /usr/lib/dovecot/lmtp ] \
     && [ -e /usr/lib/postfix/postfix-pgsql.so ] && [ -e /usr/lib/postfix/postfix-mysql.so ] \
     && [ -e /usr/lib/postfix/postfix-sqlite.so ] && [ -x /usr/sbin/slapd ] && have ldapsearch \
     && [ -x /usr/bin/memcached ] && [ -e /usr/lib/postfix/postfix-ldap.so ] \
-    && [ -x /usr/bin/redis-server ] && have pflogsumm; then
+    && [ -x /usr/bin/redis-server ] && [ -x /usr/bin/chromium ] && have pflogsumm; then
     exit 0
 fi
 if [ "$(id -u)" != 0 ] || ! have apt-get; then

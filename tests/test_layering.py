@@ -44,6 +44,7 @@ RANKS: dict[str, int] = {
     "queue": 10,
     "eventlog": 10,
     "postfix": 10,
+    "observe": 11,
     "api": 11,
     "api_content": 11,
     "sending": 11,

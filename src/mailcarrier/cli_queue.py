@@ -19,13 +19,15 @@ from typing import TYPE_CHECKING, BinaryIO, TextIO
 from mailcarrier.cli_queue_admin import add_queue_admin_parsers, cmd_queue
 from mailcarrier.cli_support import Parser, ProgressLog, make_log, parse_overrides, queue_settings
 from mailcarrier.config.settings import Settings
-from mailcarrier.errors import UsageError
+from mailcarrier.errors import ConfigError, UsageError
 from mailcarrier.progress import terminal_progress
 from mailcarrier.queue.spool import open_spool
 
 if TYPE_CHECKING:
     from mailcarrier.delivery.agent import DeliveryAgent
     from mailcarrier.log import LogSink
+    from mailcarrier.observe import HttpListener
+    from mailcarrier.queue.scheduler import QueueManager
     from mailcarrier.queue.spool import Spool
     from mailcarrier.queue.workers import AgentPool
 
@@ -70,22 +72,44 @@ def _cmd_run(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: 
         stack.enter_context(QueueLock(spool.root))
         spool.clean_temporary()
         manager = QueueManager(settings, spool, _queue_deliverer(settings, log, spool), log=log)
+        http = _http_listener(settings, manager, log)
         if isinstance(manager.deliverer, AgentPool):
             manager.deliverer.fork()  # before the event loop and any thread exist
         if args.once:
             # On a terminal: messages done of those found, rate, time left (progress.py).
             with terminal_progress(stderr, "run --once", "msg") as progress:
                 log.progress = manager.progress = progress
-                run_event_loop(run_once(manager))
+                run_event_loop(run_once(manager, http))
             return 0
 
         def deliverer(new: Settings) -> Deliverer:
             return _queue_deliverer(new, log, spool)
 
         # TLSRPT (RFC 8460): yesterday's reports, once a day (queue/tlsrpt_send.py).
-        daemon = run_daemon(manager, config, deliverer)
+        daemon = run_daemon(manager, config, deliverer, http)
         run_event_loop(with_daily_reports(daemon, lambda: config.settings, spool, log))
     return 0
+
+
+def _http_listener(settings: Settings, manager: QueueManager, log: LogSink) -> HttpListener | None:
+    """The metrics and status listener of http_listen (observe/), made the scheduler's
+    observer; None when http_listen is empty. prometheus-client is imported only here."""
+    if not settings.params.http_listen.strip():
+        return None
+    try:
+        from mailcarrier.observe import HttpListener, ListenConfig, Monitor
+    except ImportError as exc:
+        raise ConfigError(
+            f"parameter http_listen: the metrics listener needs prometheus-client "
+            f"(pip install 'mailcarrier[metrics]'): {exc}",
+            parameter="http_listen",
+        ) from None
+    config = ListenConfig.from_settings(settings)
+    if config is None:
+        return None
+    monitor = Monitor.from_settings(settings, manager.spool, manager.statistics)
+    manager.observer = monitor
+    return HttpListener(config, monitor, log)
 
 
 def _queue_deliverer(settings: Settings, log: LogSink, spool: Spool) -> DeliveryAgent | AgentPool:

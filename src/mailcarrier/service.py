@@ -7,8 +7,10 @@ once; SIGHUP reloads the daemon's configuration), and both close the connection 
 agent processes when they end, within `CLOSE_GRACE` seconds after a stop (queue/stopping.py).
 Deliveries run in the scheduler's scope (`QueueManager.running()`); agent pools replaced by
 a reload finish what they run in the daemon's own TaskGroup (`_RetiredPools`): no task
-outlives the command. cli.py builds what these get (the manager, the configuration, the
-delivery agents) and calls them; this module reads no parameter itself.
+outlives the command. With http_listen, the metrics and status listener (observe/, an
+`HttpListener` cli_queue.py builds) serves on the same loop for the whole command. cli.py
+builds what these get (the manager, the configuration, the delivery agents, the listener)
+and calls them; this module reads no parameter itself.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
 
 from mailcarrier.config.settings import Settings
 from mailcarrier.config.watch import ConfigReloader
@@ -26,6 +29,9 @@ from mailcarrier.queue.names import QMGR
 from mailcarrier.queue.scheduler import Deliverer, QueueManager
 from mailcarrier.queue.stopping import CLOSE_GRACE, cancel_tasks
 from mailcarrier.queue.workers import AgentPool
+
+if TYPE_CHECKING:  # imported by cli_queue.py only when http_listen is set
+    from mailcarrier.observe import HttpListener
 
 __all__ = ["run_daemon", "run_once"]
 
@@ -67,11 +73,26 @@ def _stop_on_signals(controls: Controls) -> None:
             loop.add_signal_handler(sig, controls.request_stop)
 
 
-async def run_once(manager: QueueManager) -> None:
+@contextlib.asynccontextmanager
+async def _listening(http: HttpListener | None) -> AsyncIterator[None]:
+    """The http_listen listener (observe/) while the block runs, when there is one."""
+    if http is None:
+        yield
+        return
+    async with http.running():
+        yield
+
+
+async def run_once(manager: QueueManager, http: HttpListener | None = None) -> None:
     """``run --once``: deliver what is deliverable now; a signal stops it as it stops the
-    daemon."""
+    daemon. `http`: the metrics and status listener, serving until the end."""
     controls = Controls()
     _stop_on_signals(controls)
+    async with _listening(http):
+        await _drain_once(manager, controls)
+
+
+async def _drain_once(manager: QueueManager, controls: Controls) -> None:
     try:
         # The deliveries' scope is this one, not run_once()'s: they keep their grace
         # period after a signal has cancelled run_once().
@@ -118,10 +139,22 @@ async def run_daemon(
     manager: QueueManager,
     config: ConfigReloader,
     deliverer: Callable[[Settings], Deliverer],
+    http: HttpListener | None = None,
 ) -> None:
     """``run``: the scheduler until a stop signal. A reload (SIGHUP, or a changed main.cf
     or table: `config`) gives the manager new settings and new delivery agents
-    (`deliverer(settings)`); the old agent processes finish what they run meanwhile."""
+    (`deliverer(settings)`); the old agent processes finish what they run meanwhile.
+    `http`: the metrics and status listener (started first: a bind error stops the run
+    before any delivery; a reload keeps it as it is)."""
+    async with _listening(http):
+        await _daemon(manager, config, deliverer)
+
+
+async def _daemon(
+    manager: QueueManager,
+    config: ConfigReloader,
+    deliverer: Callable[[Settings], Deliverer],
+) -> None:
     controls = Controls()
     _stop_on_signals(controls)
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, controls.reload.set)

@@ -26,6 +26,7 @@ __all__ = [
     "EX_TEMPFAIL",
     "EX_UNAVAILABLE",
     "EX_USAGE",
+    "Counts",
     "Delays",
     "DeliveryResult",
     "DeliveryStatus",
@@ -232,6 +233,13 @@ class HopStatus:
     reason: str
 
 
+# What an agent did besides marking recipients, for metrics (observe/): an event and its
+# labels, e.g. ("connection", "opened"), ("tls", "may", "verified"), ("dns", "MX", "ok"),
+# and how many times. Agent-wide, since the agent's previous result: results delivered
+# concurrently share them out, and their sum is exact. delivery/tally.py names the events.
+Counts = tuple[tuple[tuple[str, ...], int], ...]
+
+
 @fast_init
 @dataclass(frozen=True, slots=True)
 class DeliveryResult:
@@ -245,6 +253,7 @@ class DeliveryResult:
     # before every recipient was marked: try it again in this many seconds. `recipients`
     # then holds only those marked; the others are neither deferred nor feedback.
     busy: float | None = None
+    counts: Counts = ()
 
     def to_json(self) -> dict[str, object]:
         return {

@@ -19,6 +19,7 @@ from mailcarrier.config.fleetsyntax import (
     check_servers,
     parse_rate,
 )
+from mailcarrier.config.listen import parse_listen
 from mailcarrier.config.paramtype import Param, ParamType
 from mailcarrier.tables.spec import parse_spec
 from mailcarrier.tables.text import split_braced
@@ -127,6 +128,16 @@ def _check_rate(text: str) -> None:
         parse_rate(text)
 
 
+def _check_listen(text: str) -> None:
+    if text.strip():
+        parse_listen(text)
+
+
+def _check_absolute(text: str) -> None:
+    if text and not text.startswith("/"):
+        raise ValueError(f'"{text}" is not an absolute file name')
+
+
 # Extra checks named by `Param.check`.
 CHECKS: Final[dict[str, Callable[[object], None]]] = {
     "linelimit": _check_line_limit,
@@ -138,6 +149,9 @@ CHECKS: Final[dict[str, Callable[[object], None]]] = {
     "password_source": lambda value: check_password_source(str(value)),
     "node_id": lambda value: check_node_id(str(value)),
     "rate": lambda value: _check_rate(str(value)),
+    # The metrics and status listener (listen.py).
+    "http_listen": lambda value: _check_listen(str(value)),
+    "absolute_or_empty": lambda value: _check_absolute(str(value)),
 }
 
 

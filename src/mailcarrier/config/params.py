@@ -4,9 +4,9 @@ Each `Param` has a Postfix name, a type, and a default written in main.cf syntax
 to other parameters with ``$name``). `smtp_` parameters with an LMTP twin are declared with
 `mirror=True` (or an explicit ``lmtp_`` name) and get an ``lmtp_`` entry of the same type. The
 declarations are split by subject across `params_smtp.py`, `params_tls.py`,
-`params_system.py` and `params_fleet.py`; the vocabulary (`Param`, `ParamType`, `declare`) is
-in `paramtype.py`. This module only assembles; `settings.py` validates values and `parser.py`
-reads main.cf.
+`params_system.py`, `params_fleet.py` and `params_observe.py`; the vocabulary (`Param`,
+`ParamType`, `declare`) is in `paramtype.py`. This module only assembles; `settings.py`
+validates values and `parser.py` reads main.cf.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Final
 
 from mailcarrier.config.params_fleet import FLEET
+from mailcarrier.config.params_observe import OBSERVE
 from mailcarrier.config.params_smtp import PROTOCOL
 from mailcarrier.config.params_system import SYSTEM
 from mailcarrier.config.params_tls import TLS_SASL
@@ -26,7 +27,7 @@ __all__ = ["PARAMS", "PER_TRANSPORT", "Param", "ParamType", "declare"]
 
 def _assemble() -> dict[str, Param]:
     table: dict[str, Param] = {}
-    for group in (*SYSTEM, *PROTOCOL, *TLS_SASL, *FLEET):
+    for group in (*SYSTEM, *PROTOCOL, *TLS_SASL, *FLEET, *OBSERVE):
         for param in group:
             # A duplicate declaration would silently shadow another default: refuse it.
             if param.name in table:

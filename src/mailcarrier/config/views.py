@@ -85,6 +85,9 @@ class MainParams:
     hash_queue_names: tuple[str, ...]
     header_checks: tuple[str, ...]
     header_size_limit: int
+    http_listen: str
+    http_listen_allow_remote: bool
+    http_listen_token_file: str
     ignore_mx_lookup_error: bool
     ignore_srv_lookup_error: bool
     inet_interfaces: tuple[str, ...]
@@ -224,6 +227,7 @@ class MainParams:
     maximal_backoff_time: float
     maximal_queue_lifetime: float
     message_size_limit: int
+    metrics_destination_limit: int
     mime_boundary_length_limit: int
     mime_header_checks: tuple[str, ...]
     mime_nesting_limit: int

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import math
 import random
 import socket
@@ -37,11 +38,12 @@ from mailcarrier.delivery.recipients import RecipientTracker
 from mailcarrier.delivery.request import DeliveryRequest, StatusCallback
 from mailcarrier.delivery.reuse import SessionReuse
 from mailcarrier.delivery.servers import Destination, ServerList
-from mailcarrier.delivery.setup import Prepared, SessionSetup
+from mailcarrier.delivery.setup import Prepared, SessionSetup, count_tls
 from mailcarrier.delivery.state import Attempt, DeliveryState, content_size, open_content
 from mailcarrier.delivery.sts_cache import StsPolicies, fetch_settings
 from mailcarrier.delivery.sts_fetch import FetchSettings
 from mailcarrier.delivery.sts_step import refine_policy
+from mailcarrier.delivery.tally import Tally
 from mailcarrier.delivery.tls_job import TlsrptRecorder
 from mailcarrier.delivery.tls_step import TlsClient, TlsJob, prepare_tls
 from mailcarrier.delivery.tlsrpt_store import TlsrptStore
@@ -53,7 +55,13 @@ from mailcarrier.events import delivery_event
 from mailcarrier.fleet import Busy, DeadDestination, FleetGate, Lease, LocalGate
 from mailcarrier.log import LogSink, NullLog, delivery_line, log_event
 from mailcarrier.routing.resolver import NativeLookup, Resolver
-from mailcarrier.status import DeliveryResult, DeliveryStatus, HopStatus, RecipientStatus
+from mailcarrier.status import (
+    Counts,
+    DeliveryResult,
+    DeliveryStatus,
+    HopStatus,
+    RecipientStatus,
+)
 from mailcarrier.transport.connection import Connection, Peer
 from mailcarrier.transport.connector import Connector, SocketConnector
 from mailcarrier.transport.racing import race_connect
@@ -109,6 +117,10 @@ class DeliveryAgent:
         # for a single node.
         self.fleet: FleetGate = fleet if fleet is not None else LocalGate()
         self._fleet_job = not isinstance(self.fleet, LocalGate)
+        # What the metrics count (tally.py), handed over with each result; the fleet
+        # gate's errors as last seen.
+        self.tally = Tally()
+        self._fleet_errors = 0
         self._hand_off = hand_off
         main = settings.params
         # Postmaster transcripts (transcript.py): sessions record their conversation only
@@ -193,13 +205,24 @@ class DeliveryAgent:
                 plan=plan,
                 generic=generic,
                 fleet=self.fleet if self._fleet_job else None,
+                tally=self.tally,
             )
             await self._run(job)
             busy = job.busy
         finally:
             if opened:
                 content.close()
-        return tracker.result(request.queue_id, None if busy is None else busy.retry_after)
+        result = tracker.result(request.queue_id, None if busy is None else busy.retry_after)
+        return dataclasses.replace(result, counts=self._counts())
+
+    def _counts(self) -> Counts:
+        """What the agent counted since its previous result (tally.py)."""
+        if self._fleet_job:
+            errors = self.fleet.statistics().get("errors", 0)
+            if errors > self._fleet_errors:
+                self.tally.add("fleet", "server", "error", count=errors - self._fleet_errors)
+            self._fleet_errors = errors
+        return self.tally.drain()
 
     def start_sts_refresh(self) -> None:
         """Refresh cached MTA-STS policies before they expire, in a task of the running
@@ -233,6 +256,7 @@ class DeliveryAgent:
                 resolver=self.resolver,
                 native=self.native,
                 rng=self.rng,
+                tally=self.tally,
             )
         return profile
 
@@ -417,6 +441,7 @@ class DeliveryAgent:
             return False
         job.tracker.tls_status = tls.status_text(outcome)
         job.tracker.tls_session = None  # refused before connecting
+        count_tls(job.tally, tls, peer, outcome)
         if outcome.verdict.final and not outcome.next_server:
             job.mark_pending(outcome.verdict, peer.relay, self.clock())
         else:
@@ -449,9 +474,12 @@ class DeliveryAgent:
         failure, as if this node had found it)."""
         answer = await self.fleet.lease(job.request.transport, job.request.nexthop)
         if isinstance(answer, Busy):
+            if not answer.error:  # an error is counted by the gate (_counts())
+                job.tally.fleet("lease", "denied")
             job.busy = answer
             return None
         if isinstance(answer, DeadDestination):
+            job.tally.fleet("lease", "dead")
             job.fleet_dead = True
             text = f"delivery temporarily suspended: {answer.reason}"
             job.last = Leftover(Verdict(DeliveryStatus.DEFERRED, "4.4.1", text), "none", site=True)
@@ -470,13 +498,15 @@ class DeliveryAgent:
         bind = p.bind_address6 if peer.family == socket.AF_INET6 else p.bind_address
         tls = hop.tls
         wrapper = tls.wrapper_context(peer) if tls is not None else None  # implicit TLS
-        return await self.connector.open(
+        conn = await self.connector.open(
             peer,
             timeout=p.connect_timeout,
             bind_address=bind,
             ssl_context=wrapper[0] if wrapper else None,
             server_hostname=wrapper[1] if wrapper else None,
         )
+        job.tally.connection("opened")
+        return conn
 
     # --- one server -------------------------------------------------------------------
     async def _use_server(

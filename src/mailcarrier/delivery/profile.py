@@ -33,6 +33,7 @@ from mailcarrier.delivery.quirks import ServerQuirks
 from mailcarrier.delivery.request import DeliveryRequest
 from mailcarrier.delivery.servers import Destination, ServerFinder, destinations
 from mailcarrier.delivery.status_filter import StatusFilter
+from mailcarrier.delivery.tally import Tally
 from mailcarrier.errors import ConfigError
 from mailcarrier.log import LogSink
 from mailcarrier.routing.resolver import NativeLookup, Resolver
@@ -96,6 +97,7 @@ class TransportProfile:
         "rng",
         "sender_dependent_auth",
         "settings",
+        "tally",
         "transport",
     )
 
@@ -108,6 +110,7 @@ class TransportProfile:
         resolver: Resolver | None = None,
         native: NativeLookup | None = None,
         rng: random.Random | None = None,
+        tally: Tally | None = None,
     ) -> None:
         agent = settings.for_transport(transport)
         p = agent.params
@@ -123,6 +126,7 @@ class TransportProfile:
         self.resolver = resolver
         self.native = native
         self.rng = rng
+        self.tally = tally  # the agent's counts (tally.py): its DNS questions
         self.lmtp = agent.is_lmtp
         # The connection-reuse label of a plaintext session without SASL (reuse.py).
         self.plaintext_label = f"{agent.label}|tls=none"
@@ -200,7 +204,12 @@ class TransportProfile:
         """Looks destinations up (servers.py); made when a request first needs DNS."""
         if self._finder is None:
             self._finder = ServerFinder(
-                self.settings, self.agent, resolver=self.resolver, native=self.native, rng=self.rng
+                self.settings,
+                self.agent,
+                resolver=self.resolver,
+                native=self.native,
+                rng=self.rng,
+                tally=self.tally,
             )
         return self._finder
 

@@ -226,6 +226,7 @@ class SessionReuse:
                 if not self.park_now(job, hop, session, peer):
                     await self.release(job, hop, session, peer)
             if leftover is not None or not session.broken:
+                job.tally.connection("reused")  # it took the transaction (not a dead one)
                 return  # served, or could not serve: either way not this session again
 
     async def prepare_peer(

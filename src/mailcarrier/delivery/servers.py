@@ -16,6 +16,7 @@ import socket
 from dataclasses import dataclass
 
 from mailcarrier.config.settings import AgentSettings, Settings
+from mailcarrier.delivery.tally import CountingNativeLookup, CountingResolver, Tally
 from mailcarrier.delivery.trouble import Verdict
 from mailcarrier.errors import UsageError
 from mailcarrier.routing.mx import lookup_host_addresses, lookup_mx_hosts
@@ -74,20 +75,26 @@ class ServerFinder:
         resolver: Resolver | None = None,
         native: NativeLookup | None = None,
         rng: random.Random | None = None,
+        tally: Tally | None = None,
     ) -> None:
         self.settings = settings
         self.agent = agent
         self.options = RoutingOptions.from_settings(agent)
-        self._resolver = resolver
-        self.native = native if native is not None else SystemNativeLookup()
+        self._tally = tally  # every DNS question counted (tally.py), when given
+        self._resolver = resolver if resolver is None else self._counted(resolver)
+        native = native if native is not None else SystemNativeLookup()
+        self.native = native if tally is None else CountingNativeLookup(native, tally)
         self.rng = rng if rng is not None else random.Random()
 
     @property
     def resolver(self) -> Resolver | None:
         """The DNS resolver, made on first use: literal next hops never need one."""
         if self._resolver is None and self.options.dns_enabled:
-            self._resolver = DnspythonResolver(self.options.resolver_config())
+            self._resolver = self._counted(DnspythonResolver(self.options.resolver_config()))
         return self._resolver
+
+    def _counted(self, resolver: Resolver) -> Resolver:
+        return resolver if self._tally is None else CountingResolver(resolver, self._tally)
 
     def parse(self, destination: Destination) -> NextHop:
         return parse_nexthop(

@@ -19,6 +19,8 @@ from mailcarrier.delivery import auth_step
 from mailcarrier.delivery.hop import Hop
 from mailcarrier.delivery.outcome import Leftover
 from mailcarrier.delivery.state import DeliveryState
+from mailcarrier.delivery.tally import Tally
+from mailcarrier.delivery.tls_job import TlsOutcome
 from mailcarrier.delivery.tls_step import TlsJob, TlsResult, negotiate_tls
 from mailcarrier.delivery.transcript import TranscriptReporter
 from mailcarrier.delivery.trouble import Verdict, handshake_verdict, transport_verdict
@@ -33,7 +35,37 @@ from mailcarrier.transport.connection import Connection, Peer
 from mailcarrier.transport.records import HandshakeFailure
 from mailcarrier.transport.session import Session
 
-__all__ = ["Prepared", "SessionSetup"]
+__all__ = ["Prepared", "SessionSetup", "count_tls"]
+
+_TLS_RESULTS = {
+    TlsResult.PLAINTEXT: "plaintext",
+    TlsResult.FAIL: "failed",
+    TlsResult.RETRY_PLAINTEXT: "retry_plaintext",
+}
+
+
+def count_tls(tally: Tally, tls: TlsJob, peer: Peer, outcome: TlsOutcome) -> None:
+    """Count the TLS policy applied to a server for the metrics (tally.py): the session's
+    level (after a DANE downgrade) and result, and the DANE and MTA-STS results when the
+    destination's policy has them."""
+    if outcome.result is TlsResult.TLS:
+        result = (outcome.trust or Trust.ANONYMOUS).value.lower()
+    else:
+        result = _TLS_RESULTS[outcome.result]
+    tally.tls(outcome.level.value, result)
+    policy = tls.policy(peer)
+    if policy.level.is_dane:
+        if outcome.result is TlsResult.FAIL:
+            tally.dane("failed")
+        elif outcome.result is TlsResult.TLS and outcome.level.is_dane:
+            tally.dane("verified")
+        else:
+            tally.dane("no_usable_tlsa")
+    if policy.sts_mode == "testing":
+        tally.mta_sts("testing", "fail" if peer.relay in tls.sts_would_fail else "pass")
+    elif policy.sts_mode:
+        ok = outcome.result is TlsResult.TLS
+        tally.mta_sts(policy.sts_mode, "pass" if ok else "fail")
 
 
 class Prepared(enum.Enum):
@@ -163,6 +195,7 @@ class SessionSetup:
         conn = session.conn
         wrapper = conn.tls  # implicit TLS: nothing read or sent yet
         outcome = await negotiate_tls(tls, session, peer, soft_bounce=job.soft_bounce)
+        count_tls(job.tally, tls, peer, outcome)
         session.tls_verified = outcome.trust is Trust.VERIFIED
         session.tls_status = job.tracker.tls_status = tls.status_text(outcome)
         session.tls_session = job.tracker.tls_session = tls_session(session, outcome.trust)

@@ -30,6 +30,7 @@ from mailcarrier.delivery.profile import TransportProfile
 from mailcarrier.delivery.quirks import Answers
 from mailcarrier.delivery.recipients import RecipientTracker
 from mailcarrier.delivery.request import DeliveryRequest
+from mailcarrier.delivery.tally import Tally
 from mailcarrier.delivery.trouble import Verdict
 from mailcarrier.errors import UsageError
 from mailcarrier.fleet import Busy, FleetGate
@@ -90,6 +91,8 @@ class DeliveryState:
     fleet: FleetGate | None = None
     busy: Busy | None = None
     fleet_dead: bool = False
+    # The agent's counts for the metrics (tally.py): connections, TLS, DANE, MTA-STS, fleet.
+    tally: Tally = field(default_factory=Tally)
     # Read for every transaction: kept as plain fields (the profile's values).
     agent: AgentSettings = field(init=False)
     options: SessionOptions = field(init=False)

@@ -55,6 +55,8 @@ async def run_transaction(
         # to this connection; over it, the rest of the request waits in the queue.
         job.busy = await job.fleet.admit(job.request.transport, job.request.nexthop)
         if job.busy is not None:
+            if not job.busy.error:  # an error is counted by the gate (agent.py)
+                job.tally.fleet("rate", "denied")
             return None
     conn_use = session.transactions + 1
     caps = session.proto.capabilities

@@ -24,7 +24,7 @@ import itertools
 import os
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from mailcarrier.config.settings import Settings
@@ -57,6 +57,9 @@ class Lease(Protocol):
 class Busy:
     retry_after: float  # seconds
     reason: str
+    # The shared state server did not answer (not a limit): counted apart in the metrics;
+    # not part of the value's equality (the wait is the same).
+    error: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +72,7 @@ class FleetGate(Protocol):
     async def admit(self, transport: str, nexthop: str) -> Busy | None: ...
     def mark_dead(self, transport: str, nexthop: str, reason: str) -> None: ...
     async def close(self) -> None: ...
+    def statistics(self) -> dict[str, int]: ...
 
 
 class _NoLease:
@@ -95,6 +99,9 @@ class LocalGate:
 
     async def close(self) -> None:
         pass
+
+    def statistics(self) -> dict[str, int]:
+        return {}
 
 
 class _RedisLease:
@@ -156,6 +163,7 @@ class RedisGate:
         self._down = False
         self._next_warning = 0.0
         self._warned: set[str] = set()
+        self._errors = 0  # requests the shared state server failed (statistics())
 
     # --- the interface --------------------------------------------------------------------
     async def lease(self, transport: str, nexthop: str) -> Lease | Busy | DeadDestination:
@@ -174,7 +182,7 @@ class RedisGate:
             self._trouble(exc)
             if self.policy.concurrency_fail_open or not limits.connections:
                 return NO_LEASE
-            return Busy(self.policy.busy_retry, "shared state server unavailable")
+            return Busy(self.policy.busy_retry, "shared state server unavailable", error=True)
         self._recovered()
         if isinstance(answer, Dead):
             return DeadDestination(answer.reason)
@@ -196,7 +204,7 @@ class RedisGate:
             self._trouble(exc)
             if self.policy.rate_fail_open:
                 return None
-            return Busy(self.policy.busy_retry, "shared state server unavailable")
+            return Busy(self.policy.busy_retry, "shared state server unavailable", error=True)
         self._recovered()
         if wait is None:
             return None
@@ -234,6 +242,10 @@ class RedisGate:
     def shared(self, cache: str) -> SharedEntries:
         """Entries of a node-local cache shared through the fleet's Redis (shared.py)."""
         return RedisSharedEntries(self.engine, cache)
+
+    def statistics(self) -> dict[str, int]:
+        """``errors``: requests to the shared state server that failed, since the start."""
+        return {"errors": self._errors}
 
     def held(self) -> dict[str, int]:
         """Leases this process holds, per destination (for tests and statistics)."""
@@ -281,6 +293,7 @@ class RedisGate:
             self._recovered()
 
     def _trouble(self, exc: FleetUnavailable) -> None:
+        self._errors += 1
         self._down = True
         now = self.clock()
         if now >= self._next_warning:

@@ -45,6 +45,7 @@ from mailcarrier.queue.crash import crash_point
 from mailcarrier.queue.finalize import Finisher, record_state
 from mailcarrier.queue.jobs import ActiveMessage, Job, delivery_request
 from mailcarrier.queue.names import QMGR
+from mailcarrier.queue.observer import NullObserver, QueueObserver
 from mailcarrier.queue.params import QueueParams
 from mailcarrier.queue.qfile import RecipientState
 from mailcarrier.queue.route import Route, RouteAnswers, Router
@@ -80,8 +81,11 @@ class QueueManager:
         router: Router | None = None,
         log: LogSink | None = None,
         clock: Callable[[], float] = time.time,
+        observer: QueueObserver | None = None,
     ) -> None:
         self.spool = spool
+        # Told of every verdict written and of what the agents counted (observe/).
+        self.observer: QueueObserver = observer if observer is not None else NullObserver()
         self.deliverer = deliverer
         self.log: LogSink = log if log is not None else NullLog()
         self.clock = clock
@@ -276,7 +280,7 @@ class QueueManager:
             reason, process = "mail transport unavailable", "qmgr"
             missing = f"connect to transport private/{route.nexthop}: No such file or directory"
             self.log.warning(QMGR, missing + self.router.hint(route.nexthop))
-        self._record(active, index, status, dsn, reason, "none", process)
+        self._record(active, index, status, dsn, reason, "none", process, route)
 
     def _record(
         self,
@@ -287,6 +291,7 @@ class QueueManager:
         reason: str,
         relay: str,
         process: str,
+        route: Route,
     ) -> None:
         env = active.message.envelope
         now = self.clock()
@@ -303,6 +308,7 @@ class QueueManager:
         attempt = active.message.state.attempts.get(index, 1)  # this one is counted
         event = delivery_event(env.queue_id, shown, attempt)
         log_event(self.log, process, delivery_line(env.queue_id, shown), event)
+        self.observer.recorded(route.transport, route.nexthop, shown)
 
     def _trouble(self, active: ActiveMessage, exc: TemporaryError) -> None:
         """A verdict could not be written: logged once per message, which goes back to
@@ -366,7 +372,8 @@ class QueueManager:
     def _suspend(self, job: Job, reason: str) -> None:
         for i in job.indexes:
             text = f"delivery temporarily suspended: {reason}"
-            self._record(job.active, i, DeliveryStatus.DEFERRED, "4.4.1", text, "none", "qmgr")
+            deferred = DeliveryStatus.DEFERRED
+            self._record(job.active, i, deferred, "4.4.1", text, "none", "qmgr", job.route)
         self._job_done(job)
 
     async def _run(self, key: DestKey, job: Job) -> None:
@@ -394,9 +401,13 @@ class QueueManager:
                     self._trouble(job.active, exc)
                 else:
                     job.recorded.add(rcpt_index)
+                    observer.recorded(job.route.transport, job.route.nexthop, status)
                 crash_point("delivery-after-record")
 
+            observer = self.observer
             result = await self.deliverer.deliver(request, on_status=on_status)
+            if result.counts:
+                observer.counted(job.route.transport, result.counts)
             if result.busy is not None and len(job.recorded) < len(job.indexes):
                 self._hold_busy(key, job, result.busy)
                 return
@@ -408,8 +419,9 @@ class QueueManager:
             for i in job.indexes:
                 if i not in job.recorded:
                     reason = f"delivery failed: {exc}"
+                    deferred = DeliveryStatus.DEFERRED
                     self._record(
-                        job.active, i, DeliveryStatus.DEFERRED, "4.3.0", reason, "none", "qmgr"
+                        job.active, i, deferred, "4.3.0", reason, "none", "qmgr", job.route
                     )
         # Postfix's qmgr: negative concurrency feedback, and in the end a suspended
         # destination, only from a hop status; a deferral of one recipient (RCPT 450), of
