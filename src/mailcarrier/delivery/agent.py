@@ -41,7 +41,7 @@ from mailcarrier.delivery.setup import Prepared, SessionSetup
 from mailcarrier.delivery.state import Attempt, DeliveryState, content_size, open_content
 from mailcarrier.delivery.sts_cache import StsPolicies, fetch_settings
 from mailcarrier.delivery.sts_fetch import FetchSettings
-from mailcarrier.delivery.sts_step import refine_policy
+from mailcarrier.delivery.sts_step import destination_policy, refine_policy
 from mailcarrier.delivery.tls_job import TlsrptRecorder
 from mailcarrier.delivery.tls_step import TlsClient, TlsJob, prepare_tls
 from mailcarrier.delivery.tlsrpt_store import TlsrptStore
@@ -237,6 +237,8 @@ class DeliveryAgent:
         dests = job.profile.destinations(job.request.nexthop)
         for n, destination in enumerate(dests):
             hop = self._hop(job, destination)
+            if hop.dest_key and self.sts is not None:
+                hop.dest_key += await self._sts_key(hop)
             await self._reuse.try_cached(job, hop, hop.dest_key)
             if not job.tracker.has_pending or job.busy:
                 return
@@ -283,6 +285,17 @@ class DeliveryAgent:
         hop = Hop(destination.text, "", self._tls_maker(job, destination.text))
         hop.dest_key = self._reuse.dest_key(job, hop, destination)
         return hop
+
+    @staticmethod
+    async def _sts_key(hop: Hop) -> str:
+        """The destination key's MTA-STS part: the mode and id of the destination's policy
+        ("" without one), looked up before the cache is asked, as Postfix resolves a next
+        hop's TLS policy before its scache lookup (smtp_key.c puts the TLS level in it)."""
+        tls = hop.tls
+        policy = await destination_policy(tls) if tls is not None else None
+        if policy is None or policy.mode == "none":
+            return ""
+        return f"|sts={policy.mode}:{policy.id}"
 
     def _tls_maker(self, job: DeliveryState, destination: str) -> Callable[[], TlsJob]:
         # Not a closure over `job` or the hop that keeps the maker: no reference cycle.

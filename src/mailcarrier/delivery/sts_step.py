@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 __all__ = [
     "STS_SOURCE",
     "ascii_host",
+    "destination_policy",
     "refine_policy",
     "testing_feature",
     "testing_line",
@@ -82,6 +83,23 @@ async def _lookup(job: TlsJob) -> CachedPolicy | None:
                 job.nexthop, resolver, fetch_settings(job.agent)
             )
     return job.sts_policy
+
+
+async def destination_policy(job: TlsJob) -> CachedPolicy | None:
+    """The MTA-STS policy of the destination when MTA-STS may apply to its servers (before
+    they are known: the connection cache's destination key carries it, so a session opened
+    under one policy is never taken under another); None otherwise, or without a policy."""
+    agent = job.agent
+    if (
+        job.sts is None
+        or not agent.params.mta_sts_enable
+        or agent.is_lmtp
+        or agent.params.tls_wrappermode
+        or job.tls_not_required
+        or job.destination.strip().startswith("[")
+    ):
+        return None
+    return await _lookup(job)
 
 
 async def refine_policy(job: TlsJob, peer: Peer, base: TlsPolicy) -> TlsPolicy:
