@@ -59,6 +59,8 @@ from mailcarrier.transport.racing import race_connect
 
 __all__ = ["DeliveryAgent"]
 
+# The process name of the TLSRPT store's warnings (it serves the smtp and lmtp transports).
+_TLSRPT_PROCESS = "smtp"
 _NOWHERE = Verdict(DeliveryStatus.DEFERRED, "4.3.5", "no destination to deliver to")
 # The status word of an address probe's delivery line, by verdict.
 _PROBE_WORDS = {
@@ -129,7 +131,7 @@ class DeliveryAgent:
         self.sts = sts
         # TLSRPT counts (tlsrpt_store.py), in data_directory when smtp_tlsrpt_enable is on.
         if tlsrpt is None and (main.smtp_tlsrpt_enable or main.lmtp_tlsrpt_enable):
-            tlsrpt = TlsrptStore(Path(main.data_directory))
+            tlsrpt = TlsrptStore(Path(main.data_directory), warn=self._tlsrpt_warning)
         self.tlsrpt = tlsrpt
         self._sts_refresh = sts_refresh
         self._refresh_task: asyncio.Task[None] | None = None
@@ -216,6 +218,15 @@ class DeliveryAgent:
     def stop_sts_refresh(self) -> None:
         if self._refresh_task is not None:
             self._refresh_task.cancel()
+
+    async def close_tlsrpt(self) -> None:
+        """Write the TLSRPT counts still in memory (tlsrpt_store.py batches them): the
+        last step of a clean stop."""
+        if self.tlsrpt is not None:
+            await self.tlsrpt.aclose()
+
+    def _tlsrpt_warning(self, text: str) -> None:
+        self.log.warning(_TLSRPT_PROCESS, text)
 
     def _profile(self, transport: str) -> TransportProfile:
         profile = self._profiles.get(transport)
@@ -342,6 +353,7 @@ class DeliveryAgent:
             connector=self.connector,
             hand_off=False,
             sts=self.sts,
+            tlsrpt=self.tlsrpt,
             fleet=self.fleet,
         )
 
