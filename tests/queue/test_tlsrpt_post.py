@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime
 import gzip
-import http.server
 import json
 import socket
 import ssl
@@ -30,6 +29,7 @@ from mailcarrier.queue.tlsrpt import default_resolver
 from mailcarrier.queue.tlsrpt_post import PendingPosts, retry_due
 from mailcarrier.queue.tlsrpt_send import send_day
 from mailcarrier.tls.tlsrpt import Attempt
+from tests.support.https_collector import HttpsCollector
 from tests.support.peers.aiosmtpd_server import free_port
 from tests.support.settings import loopback_dns, queue_settings
 from tests.support.tls import Pki, Zone
@@ -39,35 +39,11 @@ DOMAIN = "rpt.test"
 T0 = datetime.datetime(2026, 12, 1, 1, tzinfo=datetime.UTC).timestamp()
 
 
-class _Answering(http.server.BaseHTTPRequestHandler):
-    status: list[int]  # the status to answer, changed by the test
-    posts: list[bytes]
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.posts.append(body)
-        self.send_response(self.status[0])
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: object) -> None:
-        return
-
-
 @pytest.fixture
-def https(pki: Pki) -> Iterator[tuple[int, list[int], list[bytes]]]:
-    status: list[int] = [503]
-    posts: list[bytes] = []
-    handler = type("Handler", (_Answering,), {"status": status, "posts": posts})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.socket = pki.server_context(pki.leaf("127.0.0.1")).wrap_socket(
-        server.socket, server_side=True
-    )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1], status, posts
-    server.shutdown()
-    server.server_close()
+def https(pki: Pki) -> Iterator[HttpsCollector]:
+    server = HttpsCollector(pki, status=503)
+    yield server
+    server.stop()
 
 
 @pytest.fixture
@@ -119,10 +95,10 @@ async def _first(settings: Settings, log: MemoryLog, timeout: float = 30) -> int
 
 
 async def test_a_5xx_is_retried_by_a_later_round_after_a_restart(
-    tmp_path: Path, dns_zone: Zone, pki: Pki, https: tuple[int, list[int], list[bytes]]
+    tmp_path: Path, dns_zone: Zone, pki: Pki, https: HttpsCollector
 ) -> None:
-    port, status, posts = https
-    url = f"https://127.0.0.1:{port}/v1"
+    status, posts = https.status, [body for _, _, body in https.posts]
+    url = f"https://127.0.0.1:{https.port}/v1"
     settings = _setup(tmp_path, dns_zone, pki, url)
     log = MemoryLog()
     assert await _first(settings, log) == 0
@@ -136,11 +112,12 @@ async def test_a_5xx_is_retried_by_a_later_round_after_a_restart(
     later = MemoryLog()
     resolver = default_resolver(settings)
     assert await retry_due(settings, resolver, later, now=lambda: T0 + 299) == 0
-    assert len(posts) == 1
+    assert len(https.posts) == 1
     status[0] = 201
     assert await retry_due(settings, resolver, later, now=lambda: T0 + 300) == 1
     assert later.lines == [f"TLS report for {DOMAIN} of {DAY} to {url} (attempt 2)"]
     assert PendingPosts(tmp_path / "data").all() == []
+    posts = [body for _, _, body in https.posts]
     assert posts[0] == posts[1]
     assert json.loads(gzip.decompress(posts[1]))["policies"][0]["summary"] == {
         "total-successful-session-count": 3,
@@ -187,11 +164,10 @@ async def test_a_timeout_is_retried(tmp_path: Path, dns_zone: Zone, pki: Pki, si
 
 
 async def test_a_4xx_is_not_retried(
-    tmp_path: Path, dns_zone: Zone, pki: Pki, https: tuple[int, list[int], list[bytes]]
+    tmp_path: Path, dns_zone: Zone, pki: Pki, https: HttpsCollector
 ) -> None:
-    port, status, _ = https
-    status[0] = 400
-    url = f"https://127.0.0.1:{port}/"
+    https.status[0] = 400
+    url = f"https://127.0.0.1:{https.port}/"
     settings = _setup(tmp_path, dns_zone, pki, url)
     log = MemoryLog()
     await _first(settings, log)

@@ -157,7 +157,7 @@ class Mailer(Protocol):
     """Takes a report message for one recipient from `sender`; answers its queue id (""
     when it has none), raises `MailcarrierError` (one line) when it cannot."""
 
-    def __call__(self, data: bytes, sender: str, recipient: str) -> str: ...
+    def __call__(self, data: bytes, sender: str, recipient: str, /) -> str: ...
 
 
 def queue_mailer(settings: Settings, spool: Spool, log: LogSink) -> Mailer:
