@@ -7,10 +7,12 @@ a later run (another process, as after a restart), the day sent once unless aske
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import io
 import json
 from pathlib import Path
 
+import pytest
 from dnslib import RR
 
 from mailcarrier.cli import run
@@ -18,7 +20,10 @@ from mailcarrier.delivery.tlsrpt_store import TlsrptStore
 from mailcarrier.queue.tlsrpt_post import PendingPosts
 from mailcarrier.tls.tlsrpt import Attempt
 from mailcarrier.tls.tlsrpt_report import report_id
+from tests.queue.helpers import run_cli
 from tests.support.https_collector import HttpsCollector
+from tests.support.peers.aiosmtpd_requiretls import RequireTlsAiosmtpdServer, RequireTlsHandler
+from tests.support.settings import queue_layer
 from tests.support.tls import Pki, Zone
 
 DAY = "2026-11-30"
@@ -175,3 +180,35 @@ def test_send_posts_and_a_later_run_retries(dns_zone: Zone, tmp_path: Path, pki:
         assert len(server.posts) == 3
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_run_writes_its_counts_when_it_stops(tmp_path: Path, pki: Pki, processes: str) -> None:
+    """The counts are written in batches: `run --once` (its in-process agent, or its agent
+    processes) writes those still in memory when it ends."""
+    context = pki.server_context(pki.leaf("127.0.0.1"))
+    server = RequireTlsAiosmtpdServer(RequireTlsHandler(), context).start()
+    try:
+        options = []
+        for name, value in {
+            **queue_layer(tmp_path / "queue"),
+            "relayhost": server.nexthop,
+            "data_directory": str(tmp_path / "data"),
+            "smtp_tls_security_level": "encrypt",
+            "smtp_tlsrpt_enable": "yes",
+            "delivery_agent_processes": processes,
+            "maillog_file": "",
+        }.items():
+            options += ["-o", f"{name}={value}"]
+        for n in range(3):
+            done = run_cli([*options, "sendmail", "-f", "s@example.org", f"u{n}@example.net"])
+            assert done.returncode == 0, done.stderr
+        done = run_cli([*options, "run", "--once"])
+        assert done.returncode == 0, done.stderr
+    finally:
+        server.stop()
+    assert len(server.messages) == 3
+    today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
+    assert TlsrptStore(tmp_path / "data").rows(today) == [
+        (Attempt(today, "127.0.0.1", "no-policy-found"), 3)
+    ]
