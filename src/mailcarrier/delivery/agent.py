@@ -249,7 +249,7 @@ class DeliveryAgent:
         for n, destination in enumerate(dests):
             hop = self._hop(job, destination)
             if hop.dest_key and self.sts is not None:
-                hop.dest_key += await self._sts_key(hop)
+                hop.dest_key += await self._sts_key(job, hop)
             await self._reuse.try_cached(job, hop, hop.dest_key)
             if not job.tracker.has_pending or job.busy:
                 return
@@ -292,16 +292,20 @@ class DeliveryAgent:
     def _hop(self, job: DeliveryState, destination: Destination) -> Hop:
         """The destination's hop: its cache key now, its TLS state when first needed (a
         session taken from the cache is parked again under keys that include its TLS policy
-        (reuse.py), which does not need the whole state for a plaintext session)."""
+        (reuse.py), which does not need the whole state for a plaintext session; the MTA-STS
+        part of a domain's key, `_sts_key()`, does)."""
         hop = Hop(destination.text, "", self._tls_maker(job, destination.text))
         hop.dest_key = self._reuse.dest_key(job, hop, destination)
         return hop
 
     @staticmethod
-    async def _sts_key(hop: Hop) -> str:
+    async def _sts_key(job: DeliveryState, hop: Hop) -> str:
         """The destination key's MTA-STS part: the mode and id of the destination's policy
         ("" without one), looked up before the cache is asked, as Postfix resolves a next
-        hop's TLS policy before its scache lookup (smtp_key.c puts the TLS level in it)."""
+        hop's TLS policy before its scache lookup (smtp_key.c puts the TLS level in it).
+        A literal next hop or LMTP never has one: no TLS state is made for them here."""
+        if job.profile.agent.is_lmtp or hop.destination.strip().startswith("["):
+            return ""
         tls = hop.tls
         policy = await destination_policy(tls) if tls is not None else None
         if policy is None or policy.mode == "none":

@@ -18,6 +18,9 @@ from its MX records, over SMTP, when ``smtp_mta_sts_enable`` is on:
   (`testing_line()`), and the tls= field gets ``(sts)``, or ``!(sts)`` after a failure.
 * ``none``, no policy, or a fetch that failed without a valid cached policy: the usual policy.
 
+`destination_policy()` is the same lookup for a destination before its servers are known:
+the agent puts the policy's mode and id in the connection cache's destination key.
+
 The resolved policy records `mx_authenticated_by_sts` per server (RFC 8689's "MX from
 DNSSEC or MTA-STS"). `webpki_problem()` is the check testing mode makes after a handshake
 at the opportunistic level.
