@@ -124,7 +124,7 @@ async def test_ordinary_mail_never_takes_a_requiretls_session(
 
 @pytest.fixture
 def policy_server(pki: Pki) -> Iterator[PolicyServer]:
-    server = PolicyServer(pki.server_context(pki.leaf("mta-sts.reuse.test")))
+    server = PolicyServer(pki.server_context(pki.leaf("mta-sts.reuse.test", "mta-sts.same.test")))
     yield server
     server.stop()
 
@@ -167,3 +167,35 @@ async def test_a_session_is_never_reused_under_another_mta_sts_policy(
     assert len(server.messages) == 1
     lines = [x for x in log.lines if ": to=<" in x]
     assert [tls_field([x]) for x in lines] == ["may", "!sts"]
+
+
+async def test_sessions_are_reused_under_the_same_mta_sts_policy(
+    pki: Pki,
+    dns_zone: Zone,
+    servers: list[RequireTlsAiosmtpdServer],
+    policy_server: PolicyServer,
+    tmp_path: Path,
+) -> None:
+    port, zone = dns_zone
+    server = _server(servers, pki, "mx.same.test")
+    add_mx(zone, "same.test", "mx.same.test")
+    add_policy_host(zone, "same.test")
+    policy_server.answers["mta-sts.same.test"] = PolicyAnswer(
+        policy_text("enforce", "mx.same.test")
+    )
+    nexthop = f"same.test:{server.port}"
+    config = tls_settings(
+        port,
+        smtp_tls_CAfile=pki.cafile(),
+        smtp_tls_connection_reuse="yes",
+        smtp_mta_sts_https_port=str(policy_server.port),
+        data_directory=str(tmp_path / "data"),
+    )
+    agent, cache, log = caching_agent(config)
+    try:
+        uses = [(await _send(agent, nexthop, config, requiretls=False)) for _ in range(3)]
+    finally:
+        await cache.close_all()
+    assert [(u.status, u.conn_use) for u in uses] == [(DeliveryStatus.SENT, n) for n in (1, 2, 3)]
+    lines = [x for x in log.lines if ": to=<" in x]
+    assert [tls_field([x]) for x in lines] == ["sts", "sts", "sts"]
