@@ -98,3 +98,15 @@ def test_a_report_by_mail_goes_through_postfixs_sendmail(
     assert parsed["TLS-Required"] == "No"
     assert parsed["TLS-Report-Domain"] == DOMAIN
     assert parsed.get_content_type() == "multipart/report"
+
+
+def test_a_postfix_that_cannot_answer_is_one_line(tmp_path: Path) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    argv = ["tlsrpt", "send", f"--postfix={tmp_path / 'none'}"]
+    code = run(argv, stdin=io.BytesIO(), stdout=out, stderr=err)
+    assert (code, out.getvalue()) == (78, "")
+    assert err.getvalue() == (
+        f"mailcarrier: fatal: --postfix: /usr/sbin/postconf -c {tmp_path / 'none'} -h "
+        f"queue_directory: /usr/sbin/postconf: fatal: open {tmp_path / 'none'}/main.cf: "
+        "No such file or directory\n"
+    )

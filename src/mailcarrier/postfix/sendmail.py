@@ -10,8 +10,9 @@ is mailcarrier-smtp itself. `native_settings(config_dir)` loads main.cf as the a
 (options.py's `load_settings`, with the instance's ``queue_directory`` from postconf);
 `sendmail_mailer(settings)` answers a mailer that runs ``$sendmail_path -i -f SENDER --
 RECIPIENT`` with ``MAIL_CONFIG`` naming the instance and the message on its input, as
-Postfix's own programs submit mail. A sendmail that fails is a `MailcarrierError` in one
-line. Neighbours: queue/tlsrpt_send.py builds and signs the reports; cli_queue.py joins them.
+Postfix's own programs submit mail. A postconf that cannot answer is a `ConfigError`, a
+sendmail that fails a `MailcarrierError`, each in one line. Neighbours:
+queue/tlsrpt_send.py builds and signs the reports; cli_queue.py joins them.
 """
 
 from __future__ import annotations
@@ -21,14 +22,23 @@ import subprocess
 from collections.abc import Callable, Sequence
 
 from mailcarrier.config.settings import Settings
-from mailcarrier.errors import MailcarrierError
+from mailcarrier.errors import ConfigError, MailcarrierError
 from mailcarrier.postfix.options import DEFAULT_CONFIG_DIRECTORY, load_settings, parse_argv
-from mailcarrier.postfix.postconf import run_postconf
+from mailcarrier.postfix.postconf import PostconfError, run_postconf
 from mailcarrier.printable import printable
 
 __all__ = ["native_settings", "sendmail_mailer"]
 
 _TIMEOUT = 120.0
+
+
+def _postconf(directory: str, name: str) -> str:
+    """A parameter's value from Postfix; a Postfix that cannot answer is a configuration
+    problem of ``--postfix`` (one line, exit 78)."""
+    try:
+        return run_postconf(directory, "-h", name)
+    except PostconfError as exc:
+        raise ConfigError(f"--postfix: {exc}") from exc
 
 
 def native_settings(config_dir: str, overrides: Sequence[tuple[str, str]] = ()) -> Settings:
@@ -38,7 +48,7 @@ def native_settings(config_dir: str, overrides: Sequence[tuple[str, str]] = ()) 
     argv = ["mailcarrier-smtp", "-t", "unix"]
     for name, value in overrides:
         argv += ["-o", f"{name}={value}"]
-    queue = run_postconf(directory, "-h", "queue_directory")
+    queue = _postconf(directory, "queue_directory")
     return load_settings(parse_argv(argv), {"MAIL_CONFIG": directory}, cwd=queue)
 
 
@@ -46,7 +56,7 @@ def sendmail_mailer(settings: Settings) -> Callable[[bytes, str, str], str]:
     """A mailer through Postfix's sendmail (see the module docstring); its answer is ""
     (Postfix's sendmail prints no queue id; the maillog has it)."""
     directory = str(settings.config_dir or DEFAULT_CONFIG_DIRECTORY)
-    program = run_postconf(directory, "-h", "sendmail_path")
+    program = _postconf(directory, "sendmail_path")
 
     def submit(data: bytes, sender: str, recipient: str) -> str:
         command = [program, "-i", "-f", sender, "--", recipient]

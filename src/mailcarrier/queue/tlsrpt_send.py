@@ -201,7 +201,10 @@ async def _post(
     if not result.retry:
         return result.problem
     pending = PendingPosts(Path(settings.params.data_directory))
-    pending.add(uri, item.domain, item.day, body, now(), result.problem)
+    try:
+        pending.add(uri, item.domain, item.day, body, now(), result.problem)
+    except OSError as exc:  # the day is still marked sent: no report goes twice by mail
+        return f"{result.problem} (not kept for a retry: {exc})"
     return f"{result.problem} (will retry)"
 
 
