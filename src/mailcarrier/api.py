@@ -52,7 +52,10 @@ async def deliver(
     settings = config if config is not None else Settings.defaults()
     log = printable_sink(log, utf8=settings.params.smtputf8_enable)
     agent = DeliveryAgent(settings, log=log)
-    return await agent.deliver(request)
+    try:
+        return await agent.deliver(request)
+    finally:
+        await agent.close_tlsrpt()  # its TLSRPT counts written (smtp_tlsrpt_enable)
 
 
 def deliver_sync(

@@ -1,10 +1,10 @@
 """The queue's commands of `mailcarrier`: ``run`` (the scheduler, daemon or --once),
 ``queue`` (list, show, shape, flush, hold, release, delete, requeue: mailq, postcat, qshape
-and postsuper; in cli_queue_admin.py), ``mailq`` and ``tlsrpt show`` (the TLS reports of
-RFC 8460 as ``run`` would send them). `add_queue_parsers` adds them to cli.py's parser;
-`QUEUE_COMMANDS` runs them. ``sendmail`` is in cli_sendmail.py (it lists and flushes the
-queue through cli_queue_admin.py); shared helpers
-are in cli_support.py.
+and postsuper; in cli_queue_admin.py), ``mailq``, and ``tlsrpt show`` and ``send`` (the TLS
+reports of RFC 8460 as ``run`` sends them, or now: from cron, also in Postfix-native mode).
+`add_queue_parsers` adds them to cli.py's parser; `QUEUE_COMMANDS` runs them. ``sendmail``
+is in cli_sendmail.py (it lists and flushes the queue through cli_queue_admin.py); shared
+helpers are in cli_support.py.
 """
 
 from __future__ import annotations
@@ -25,10 +25,11 @@ from mailcarrier.queue.spool import open_spool
 
 if TYPE_CHECKING:
     from mailcarrier.delivery.agent import DeliveryAgent
-    from mailcarrier.log import LogSink
+    from mailcarrier.log import HandlerLog, LogSink
     from mailcarrier.observe import HttpListener
     from mailcarrier.queue.scheduler import QueueManager
     from mailcarrier.queue.spool import Spool
+    from mailcarrier.queue.tlsrpt_send import Mailer
     from mailcarrier.queue.workers import AgentPool
 
 __all__ = ["QUEUE_COMMANDS", "add_queue_parsers"]
@@ -50,6 +51,21 @@ def add_queue_parsers(add_parser: Callable[..., Parser]) -> None:
     tshow = ts.add_parser("show", help="the reports of one day, per policy domain")
     tshow.add_argument("--date", metavar="YYYY-MM-DD", help="the UTC day (default: yesterday)")
     tshow.add_argument("--json", action="store_true", help="one JSON object per domain")
+    tsend = ts.add_parser(
+        "send", help="send the reports of a day now, and the POSTs due for a retry (cron)"
+    )
+    tsend.add_argument(
+        "--date", metavar="YYYY-MM-DD", help="this UTC day, even if sent (default: yesterday, once)"
+    )
+    tsend.add_argument(
+        "--postfix",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="POSTFIX_CONFIG_DIR",
+        help="Postfix-native mode: Postfix's main.cf ($MAIL_CONFIG, /etc/postfix), reports "
+        "by mail through Postfix's sendmail",
+    )
 
 
 def _cmd_run(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: TextIO) -> int:
@@ -132,7 +148,8 @@ def _cmd_mailq(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr
 
 
 def _cmd_tlsrpt(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: TextIO) -> int:
-    """``tlsrpt show``: the reports of a day (queue/tlsrpt.py), as they would be sent."""
+    """``tlsrpt show``: the reports of a day (queue/tlsrpt.py), as they would be sent;
+    ``tlsrpt send``: send them (`_tlsrpt_send`)."""
     from mailcarrier.aio import run_event_loop
     from mailcarrier.queue.tlsrpt import day_reports, format_reports, yesterday
 
@@ -141,6 +158,8 @@ def _cmd_tlsrpt(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stder
         datetime.date.fromisoformat(day)
     except ValueError:
         raise UsageError(f"bad --date {day!r}: expected YYYY-MM-DD") from None
+    if args.action == "send":
+        return _tlsrpt_send(args, stderr)
     reports = run_event_loop(day_reports(queue_settings(args), day))
     if args.json:
         stdout.writelines(json.dumps(r.to_json(), ensure_ascii=False) + "\n" for r in reports)
@@ -148,6 +167,43 @@ def _cmd_tlsrpt(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stder
         stdout.writelines(line + "\n" for line in format_reports(reports))
     stdout.flush()
     return 0
+
+
+def _tlsrpt_send(args: argparse.Namespace, stderr: TextIO) -> int:
+    """``tlsrpt send``: one round of queue/tlsrpt_send.py's `send_due()`. With mailcarrier's
+    queue, reports by mail are queued there (``run`` delivers them); with ``--postfix``,
+    Postfix's main.cf is read as the native agent reads it and reports by mail go through
+    Postfix's sendmail (postfix/sendmail.py), the log to Postfix's log and stderr."""
+    from mailcarrier.aio import run_event_loop
+    from mailcarrier.postfix.sendmail import native_settings, sendmail_mailer
+    from mailcarrier.queue.tlsrpt_send import send_due
+
+    with contextlib.ExitStack() as stack:
+        log: LogSink
+        mailer: Mailer | Spool
+        if args.postfix is not None:
+            overrides = tuple(parse_overrides(args.overrides).items())
+            settings = native_settings(args.postfix, overrides)
+            log = _native_log(settings, stderr)
+            stack.callback(log.close)
+            mailer = sendmail_mailer(settings)
+        else:
+            settings = queue_settings(args)
+            log = make_log(settings, stderr, stack)
+            mailer = open_spool(settings, log=log)
+        return run_event_loop(send_due(settings, mailer, log, day=args.date))
+
+
+def _native_log(settings: Settings, stderr: TextIO) -> HandlerLog:
+    """Postfix's log (postlogd or syslog, as the agent's), and `stderr` for cron's mail."""
+    from mailcarrier.log import HandlerLog
+    from mailcarrier.loghandlers import LineHandler, PostfixFormatter
+    from mailcarrier.postfix.maillog import native_log
+
+    native = native_log(settings)
+    p = settings.params
+    formatter = PostfixFormatter(p.myhostname, p.syslog_name, utf8=p.smtputf8_enable)
+    return HandlerLog([*native.handlers, LineHandler(stderr, formatter)])
 
 
 QUEUE_COMMANDS: dict[str, Callable[[argparse.Namespace, BinaryIO, TextIO, TextIO], int]] = {

@@ -122,6 +122,7 @@ async def _close_cache(manager: QueueManager, timeout: float | None = None) -> N
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(agent.cache.close_all(), timeout)
         await agent.fleet.close()  # after the cache: its sessions' leases are released
+        await agent.close_tlsrpt()
     elif isinstance(agent, AgentPool):
         await agent.close(timeout)
 

@@ -19,6 +19,7 @@ from mailcarrier.config.settings import Settings
 from mailcarrier.delivery.tlsrpt_store import TlsrptStore
 from mailcarrier.log import MemoryLog
 from mailcarrier.tls.tlsrpt import Attempt
+from mailcarrier.tls.tlsrpt_report import build_report
 from tests.support.deliver import request_to
 from tests.support.sts_server import PolicyAnswer, PolicyServer, add_policy_host, policy_text
 from tests.support.tls import (
@@ -217,11 +218,14 @@ async def test_dane_is_counted_as_tlsa_with_its_records(
     add_tlsa(dns_zone[1], host, server.port, bad)
     result = await mailcarrier.deliver(request, config=config, log=MemoryLog())
     assert result.recipients[0].status is DeliveryStatus.DEFERRED
-    assert TlsrptStore(data).rows(today()) == [
+    # The policy domain of a DANE policy is the TLSA base domain, the MX host (RFC 8460
+    # 1.3, Postfix's base_domain); the next hop's report counts it.
+    rows = TlsrptStore(data).rows(today())
+    assert rows == [
         (
             Attempt(
                 today(),
-                domain,
+                host,
                 "tlsa",
                 (bad,),
                 (),
@@ -229,11 +233,21 @@ async def test_dane_is_counted_as_tlsa_with_its_records(
                 "127.0.0.1",
                 host,
                 "127.0.0.1",
+                report_domain=domain,
             ),
             1,
         ),
-        (Attempt(today(), domain, "tlsa", (good,)), 1),
+        (Attempt(today(), host, "tlsa", (good,), report_domain=domain), 1),
     ]
+    report = build_report(rows, domain=domain, day=today(), organization="O", contact="c")
+    assert [p["policy"] for p in report["policies"]] == [
+        {"policy-type": "tlsa", "policy-string": [bad], "policy-domain": host},
+        {"policy-type": "tlsa", "policy-string": [good], "policy-domain": host},
+    ]
+    assert (
+        build_report(rows, domain=host, day=today(), organization="O", contact="c")["policies"]
+        == []
+    )
 
 
 async def test_testing_mode_counts_what_enforce_would_refuse(

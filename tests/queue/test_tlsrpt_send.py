@@ -16,6 +16,7 @@ import gzip
 import http.server
 import json
 import threading
+import time
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
@@ -28,10 +29,13 @@ from dnslib import RR
 
 from mailcarrier.config.settings import Settings
 from mailcarrier.delivery.tlsrpt_store import TlsrptStore
+from mailcarrier.durable import write_atomically
 from mailcarrier.log import MemoryLog
 from mailcarrier.queue.spool import open_spool
+from mailcarrier.queue.tlsrpt_post import PendingPosts
 from mailcarrier.queue.tlsrpt_send import daily_reports, due_day, send_day, with_daily_reports
 from mailcarrier.tls.tlsrpt import Attempt
+from tests.support.https_collector import HttpsCollector
 from tests.support.settings import loopback_dns, queue_settings
 from tests.support.tls import Pki, Zone
 
@@ -169,7 +173,9 @@ async def test_without_a_dkim_key_no_mail_is_sent(tmp_path: Path, dns_zone: Zone
         **loopback_dns(dns_zone[0]),
         data_directory=str(tmp_path / "data"),
     )
-    TlsrptStore(tmp_path / "data").record(Attempt(DAY, DOMAIN, "no-policy-found"))
+    store = TlsrptStore(tmp_path / "data")
+    store.record(Attempt(DAY, DOMAIN, "no-policy-found"))
+    store.close()  # on a loop the counts are written in batches: now
     log = MemoryLog()
     assert await send_day(settings, open_spool(settings, log=log), DAY, log=log) == 0
     assert _queued(settings) == []
@@ -190,7 +196,9 @@ async def test_the_daily_trigger_sends_yesterday_once(tmp_path: Path, dns_zone: 
         data_directory=str(tmp_path / "data"),
         smtp_tlsrpt_enable="yes",
     )
-    TlsrptStore(tmp_path / "data").record(Attempt(yesterday, DOMAIN, "no-policy-found"))
+    store = TlsrptStore(tmp_path / "data")
+    store.record(Attempt(yesterday, DOMAIN, "no-policy-found"))
+    store.close()
     log = MemoryLog()
     done = asyncio.Event()
 
@@ -216,3 +224,41 @@ async def test_the_daily_trigger_is_off_by_default(tmp_path: Path, dns_zone: Zon
     with contextlib.suppress(asyncio.CancelledError):
         await task
     assert not (tmp_path / "data").exists()
+
+
+async def test_the_daemon_retries_a_kept_post_after_a_restart(
+    tmp_path: Path, dns_zone: Zone, pki: Pki
+) -> None:
+    """A POST kept by an earlier run (its file in data_directory) is sent by the daily
+    loop of the next ``mailcarrier run`` once due."""
+    server = HttpsCollector(pki)
+    try:
+        url = f"https://127.0.0.1:{server.port}/"
+        settings = queue_settings(
+            tmp_path / "queue",
+            **loopback_dns(dns_zone[0]),
+            data_directory=str(tmp_path / "data"),
+            smtp_tls_CAfile=pki.cafile(),
+            smtp_tlsrpt_enable="yes",
+        )
+        (tmp_path / "data").mkdir()
+        write_atomically(tmp_path / "data" / "tlsrpt.sent", b"9999-12-31\n")  # nothing due
+        long_ago = time.time() - 3600
+        PendingPosts(tmp_path / "data").add(url, DOMAIN, DAY, b"GZIP", long_ago, "refused")
+        log = MemoryLog()
+        spool = open_spool(settings, log=log)
+        task = asyncio.create_task(daily_reports(lambda: settings, spool, log, every=0.05))
+        try:
+            async with asyncio.timeout(30):
+                while not server.posts:
+                    await asyncio.sleep(0.01)
+                while PendingPosts(tmp_path / "data").all():
+                    await asyncio.sleep(0.01)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    finally:
+        server.stop()
+    assert server.posts == [("/", "application/tlsrpt+gzip", b"GZIP")]
+    assert log.lines == [f"TLS report for {DOMAIN} of {DAY} to {url} (attempt 2)"]

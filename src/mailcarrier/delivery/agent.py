@@ -42,7 +42,7 @@ from mailcarrier.delivery.setup import Prepared, SessionSetup, count_tls
 from mailcarrier.delivery.state import Attempt, DeliveryState, content_size, open_content
 from mailcarrier.delivery.sts_cache import StsPolicies, fetch_settings
 from mailcarrier.delivery.sts_fetch import FetchSettings
-from mailcarrier.delivery.sts_step import refine_policy
+from mailcarrier.delivery.sts_step import destination_policy, refine_policy
 from mailcarrier.delivery.tally import Tally
 from mailcarrier.delivery.tls_job import TlsrptRecorder
 from mailcarrier.delivery.tls_step import TlsClient, TlsJob, prepare_tls
@@ -68,6 +68,8 @@ from mailcarrier.transport.racing import race_connect
 
 __all__ = ["DeliveryAgent"]
 
+# The process name of the TLSRPT store's warnings (it serves the smtp and lmtp transports).
+_TLSRPT_PROCESS = "smtp"
 _NOWHERE = Verdict(DeliveryStatus.DEFERRED, "4.3.5", "no destination to deliver to")
 # The status word of an address probe's delivery line, by verdict.
 _PROBE_WORDS = {
@@ -142,7 +144,7 @@ class DeliveryAgent:
         self.sts = sts
         # TLSRPT counts (tlsrpt_store.py), in data_directory when smtp_tlsrpt_enable is on.
         if tlsrpt is None and (main.smtp_tlsrpt_enable or main.lmtp_tlsrpt_enable):
-            tlsrpt = TlsrptStore(Path(main.data_directory))
+            tlsrpt = TlsrptStore(Path(main.data_directory), warn=self._tlsrpt_warning)
         self.tlsrpt = tlsrpt
         self._sts_refresh = sts_refresh
         self._refresh_task: asyncio.Task[None] | None = None
@@ -241,6 +243,15 @@ class DeliveryAgent:
         if self._refresh_task is not None:
             self._refresh_task.cancel()
 
+    async def close_tlsrpt(self) -> None:
+        """Write the TLSRPT counts still in memory (tlsrpt_store.py batches them): the
+        last step of a clean stop."""
+        if self.tlsrpt is not None:
+            await self.tlsrpt.aclose()
+
+    def _tlsrpt_warning(self, text: str) -> None:
+        self.log.warning(_TLSRPT_PROCESS, text)
+
     def _profile(self, transport: str, service: str = "") -> TransportProfile:
         """The profile of a transport, or of a master.cf service (its -o settings)."""
         label = (transport, service)
@@ -267,6 +278,8 @@ class DeliveryAgent:
         dests = job.profile.destinations(job.request.nexthop)
         for n, destination in enumerate(dests):
             hop = self._hop(job, destination)
+            if hop.dest_key and self.sts is not None:
+                hop.dest_key += await self._sts_key(job, hop)
             await self._reuse.try_cached(job, hop, hop.dest_key)
             if not job.tracker.has_pending or job.busy:
                 return
@@ -309,10 +322,25 @@ class DeliveryAgent:
     def _hop(self, job: DeliveryState, destination: Destination) -> Hop:
         """The destination's hop: its cache key now, its TLS state when first needed (a
         session taken from the cache is parked again under keys that include its TLS policy
-        (reuse.py), which does not need the whole state for a plaintext session)."""
+        (reuse.py), which does not need the whole state for a plaintext session; the MTA-STS
+        part of a domain's key, `_sts_key()`, does)."""
         hop = Hop(destination.text, "", self._tls_maker(job, destination.text))
         hop.dest_key = self._reuse.dest_key(job, hop, destination)
         return hop
+
+    @staticmethod
+    async def _sts_key(job: DeliveryState, hop: Hop) -> str:
+        """The destination key's MTA-STS part: the mode and id of the destination's policy
+        ("" without one), looked up before the cache is asked, as Postfix resolves a next
+        hop's TLS policy before its scache lookup (smtp_key.c puts the TLS level in it).
+        A literal next hop or LMTP never has one: no TLS state is made for them here."""
+        if job.profile.agent.is_lmtp or hop.destination.strip().startswith("["):
+            return ""
+        tls = hop.tls
+        policy = await destination_policy(tls) if tls is not None else None
+        if policy is None or policy.mode == "none":
+            return ""
+        return f"|sts={policy.mode}:{policy.id}"
 
     def _tls_maker(self, job: DeliveryState, destination: str) -> Callable[[], TlsJob]:
         # Not a closure over `job` or the hop that keeps the maker: no reference cycle.
@@ -359,6 +387,7 @@ class DeliveryAgent:
             connector=self.connector,
             hand_off=False,
             sts=self.sts,
+            tlsrpt=self.tlsrpt,
             fleet=self.fleet,
         )
 

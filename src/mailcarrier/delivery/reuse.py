@@ -5,8 +5,9 @@ Postfix's smtp_reuse.c and smtp_key.c, on top of the in-process `ConnectionCache
 then by server address (another destination may reach the same server); after a
 transaction it is parked under both keys, or ended with QUIT when it may not be reused.
 Keys carry a label of everything that must match (transport, TLS policy, SASL identity, and
-a message's REQUIRETLS or "TLS-Required: No"), so
-a session is never shared across policies or credentials; for a TLS policy that checks the
+a message's REQUIRETLS or "TLS-Required: No", as Postfix's SMTP_KEY_FLAG_REQTLS_LEVEL), so
+a session is never shared across policies or credentials (the agent appends the destination's
+MTA-STS policy, mode and id, to the destination key, agent.py); for a TLS policy that checks the
 certificate by name (verify, secure, dane), the address key also names the server host and
 the next hop the certificate was checked for (match names, the DANE TLSA base domain). A
 session taken from the cache is checked with RSET (pipelined with the next transaction when
@@ -95,8 +96,9 @@ class SessionReuse:
         (Postfix smtp_key.c). `peer` is None for the destination key; `session`, a session
         being parked (its SASL identity is kept, see `sasl_identity`)."""
         profile = job.profile
-        # The destination key already pins the TLS policy (it is chosen by next hop);
-        # another destination reaching the same server may have another policy. This is
+        # The destination key pins the TLS policy (it is chosen by next hop; its MTA-STS
+        # part the agent appends); another destination reaching the same server may have
+        # another policy. This is
         # TlsJob.policy(), without making the whole TLS state for it.
         sasl = profile.params.sasl_auth_enable
         policy = None
@@ -160,11 +162,14 @@ class SessionReuse:
         if self.cache is None:
             return ""
         profile = job.profile
-        # The key is the same for every request unless it names the sender
-        # (sender-dependent authentication): then it is kept.
+        # The key is the same for every request with the same TLS rules of its own (RFC
+        # 8689: REQUIRETLS, "TLS-Required: No", which are part of the key) unless it names
+        # the sender (sender-dependent authentication): then it is kept, per those rules.
         same = not profile.sender_dependent_auth
+        request = job.request
+        memo = f"{destination.text}\0{request.requiretls:d}{request.tls_required_no:d}"
         if same:
-            known = profile.dest_keys.get(destination.text)
+            known = profile.dest_keys.get(memo)
             if known is not None:
                 return known
         text = destination.text.lower()
@@ -174,7 +179,7 @@ class SessionReuse:
         else:
             key = f"{self.label(job, hop)}|dest:{text}"
         if same:
-            profile.remember_dest_key(destination.text, key)
+            profile.remember_dest_key(memo, key)
         return key
 
     def addr_key(

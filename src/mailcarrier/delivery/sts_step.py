@@ -18,6 +18,9 @@ from its MX records, over SMTP, when ``smtp_mta_sts_enable`` is on:
   (`testing_line()`), and the tls= field gets ``(sts)``, or ``!(sts)`` after a failure.
 * ``none``, no policy, or a fetch that failed without a valid cached policy: the usual policy.
 
+`destination_policy()` is the same lookup for a destination before its servers are known:
+the agent puts the policy's mode and id in the connection cache's destination key.
+
 The resolved policy records `mx_authenticated_by_sts` per server (RFC 8689's "MX from
 DNSSEC or MTA-STS"). `webpki_problem()` is the check testing mode makes after a handshake
 at the opportunistic level.
@@ -46,6 +49,7 @@ if TYPE_CHECKING:
 __all__ = [
     "STS_SOURCE",
     "ascii_host",
+    "destination_policy",
     "refine_policy",
     "testing_feature",
     "testing_line",
@@ -82,6 +86,23 @@ async def _lookup(job: TlsJob) -> CachedPolicy | None:
                 job.nexthop, resolver, fetch_settings(job.agent)
             )
     return job.sts_policy
+
+
+async def destination_policy(job: TlsJob) -> CachedPolicy | None:
+    """The MTA-STS policy of the destination when MTA-STS may apply to its servers (before
+    they are known: the connection cache's destination key carries it, so a session opened
+    under one policy is never taken under another); None otherwise, or without a policy."""
+    agent = job.agent
+    if (
+        job.sts is None
+        or not agent.params.mta_sts_enable
+        or agent.is_lmtp
+        or agent.params.tls_wrappermode
+        or job.tls_not_required
+        or job.destination.strip().startswith("[")
+    ):
+        return None
+    return await _lookup(job)
 
 
 async def refine_policy(job: TlsJob, peer: Peer, base: TlsPolicy) -> TlsPolicy:

@@ -68,6 +68,8 @@ class TlsrptRecorder(Protocol):
 
     def record(self, attempt: Attempt, count: int = 1) -> None: ...
 
+    async def aclose(self) -> None: ...
+
 
 # delivery/sts_step.refine_policy(): a server's resolved policy with MTA-STS applied.
 Refiner = Callable[["TlsJob", Peer, TlsPolicy], Awaitable[TlsPolicy]]

@@ -8,8 +8,12 @@ names the policy that applied (RFC 8460 4.4): ``sts`` with the MTA-STS policy's 
 result: a session over TLS is a success, unless MTA-STS in testing mode found what enforce
 would refuse; a failure carries the result type that tls_step.py put on the `TlsOutcome`
 (``report``). A session that never tried TLS (level ``none``, a plaintext retry already
-counted as a failure, a lost connection) is not counted. The policy domain is the next-hop
-domain. A store that cannot be written is logged, never a reason to stop a delivery.
+counted as a failure, a lost connection) is not counted. The report that counts an attempt
+is the next-hop domain's (its ``_smtp._tls`` record says where it goes), as in Postfix's
+smtp_tlsrpt.c; the policy domain in it is the MTA-STS policy's domain, for DANE the TLSA base
+domain (RFC 8460 1.3: the MX host name, Postfix's ``dane->base_domain``), else the next hop.
+Names are in A-labels (RFC 8460 4.4). The store batches its writes (tlsrpt_store.py); one that
+cannot be written is logged, never a reason to stop a delivery.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import datetime
 import sqlite3
 
+from mailcarrier.delivery.sts_step import ascii_host
 from mailcarrier.delivery.tls_job import TlsJob, TlsOutcome, TlsResult
 from mailcarrier.tls.levels import SecurityLevel
 from mailcarrier.tls.policy import TlsPolicy
@@ -44,7 +49,9 @@ def _policy(job: TlsJob, peer: Peer, policy: TlsPolicy) -> tuple[str, str, tuple
             records = tuple(
                 f"{r.usage} {r.selector} {r.mtype} {r.data.hex()}" for r in decision.records
             )
-            return "tlsa", job.nexthop.lower(), records
+            # RFC 8460 1.3: the DANE policy domain is the TLSA base domain (RFC 7672
+            # 2.2.3), the MX host name here; Postfix's smtp_tlsrpt.c gives base_domain.
+            return "tlsa", ascii_host(peer.hostname).rstrip("."), records
     return "no-policy-found", job.nexthop.lower(), ()
 
 
@@ -83,6 +90,8 @@ def record_attempt(
         receiving_mx=peer.hostname.lower().rstrip(".") if result[0] else "",
         receiving_ip=peer.address if result[0] else "",
         reason_code=result[1],
+        # The next hop's report counts it (its _smtp._tls record), as in Postfix.
+        report_domain=ascii_host(job.nexthop).rstrip("."),
     )
     try:
         job.tlsrpt.record(attempt)

@@ -10,16 +10,15 @@ loses its modules and CA files); with ``--apply`` it changes master.cf itself th
 is how to go back. `check` prints one line per problem: the link, the master.cf service, the
 main.cf settings as the agent would load them (every smtp_/lmtp_ parameter, every table it
 would open). Exit status: 0 fine, 78 a problem found, 69 when Postfix is not there.
-Everything goes through Postfix's own postconf(1) with ``-c``, so any instance can be
-named. Neighbours: options.py (how the agent itself loads main.cf), main.py (the agent).
+Everything goes through Postfix's own postconf(1) with ``-c`` (postconf.py), so any
+instance can be named. Neighbours: options.py (how the agent itself loads main.cf),
+main.py (the agent).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,12 +29,11 @@ from mailcarrier.config.settings import Settings
 from mailcarrier.config.views import MapsName
 from mailcarrier.errors import MailcarrierError
 from mailcarrier.postfix.options import load_settings, parse_argv
+from mailcarrier.postfix.postconf import PostconfError, run_postconf
 from mailcarrier.printable import printable
 from mailcarrier.status import EX_CONFIG, EX_OK, EX_UNAVAILABLE, EX_USAGE
 
 __all__ = ["postfix_main", "table_problems"]
-
-_POSTCONF_PATHS = ("/usr/sbin/postconf", "/usr/local/sbin/postconf")
 
 
 class _Trouble(Exception):
@@ -49,20 +47,10 @@ class _Target:
     program: str  # mailcarrier-smtp or mailcarrier-lmtp
 
     def postconf(self, *args: str) -> str:
-        binary = shutil.which("postconf") or next(
-            (p for p in _POSTCONF_PATHS if os.access(p, os.X_OK)), None
-        )
-        if binary is None:
-            raise _Trouble("postconf not found: is Postfix installed?")
-        command = [binary, *(("-c", self.config_dir) if self.config_dir else ()), *args]
         try:
-            done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=60)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise _Trouble(f"{' '.join(command)}: {exc}") from exc
-        if done.returncode != 0:
-            why = (done.stderr.strip().splitlines() or ["failed"])[-1]
-            raise _Trouble(f"{' '.join(command)}: {why}")
-        return done.stdout.strip()
+            return run_postconf(self.config_dir, *args)
+        except PostconfError as exc:
+            raise _Trouble(str(exc)) from exc
 
     @property
     def script(self) -> Path:

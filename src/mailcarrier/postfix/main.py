@@ -121,6 +121,14 @@ def preload() -> None:
     preload_dns()
 
 
+async def _serve(child: MasterChild, server: NativeServer, agent: DeliveryAgent) -> None:
+    """Serve until master's reason to stop, then write the TLSRPT counts still in memory."""
+    try:
+        await child.serve(server.handle)
+    finally:
+        await agent.close_tlsrpt()
+
+
 def main() -> int:
     log: HandlerLog = bootstrap_log()
     process = os.path.basename(sys.argv[0]) or "smtp"
@@ -142,13 +150,15 @@ def main() -> int:
         # As smtp(8)'s pre_init: tables (and their drivers) are opened before the privileges
         # go, so a root-only sasl_passwd file is readable and no import comes after the drop.
         server = make_server(options, settings, log, child.release)
+        agent = server.agent
+        assert isinstance(agent, DeliveryAgent)
         drop_privileges(options, settings)
     except MailcarrierError as exc:
         log.fatal(process, str(exc))
         return 1
     set_signals()
     try:
-        run_event_loop(child.serve(server.handle))
+        run_event_loop(_serve(child, server, agent))
     except KeyboardInterrupt:
         pass
     finally:

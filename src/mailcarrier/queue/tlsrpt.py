@@ -69,7 +69,7 @@ async def day_reports(
         store.close()
     resolver = resolver if resolver is not None else default_resolver(settings)
     reports = []
-    for domain in sorted({attempt.policy_domain for attempt, _ in rows}):
+    for domain in sorted({attempt.reported_by for attempt, _ in rows}):
         found = await discover_rua(resolver, domain)
         problem = found.problem or ("" if found.uris else "no TLSRPT record")
         report = build_report(

@@ -1,6 +1,6 @@
-"""Sending the TLSRPT reports of a day (RFC 8460 5): by mail through our own queue, or by POST.
+"""Sending the TLSRPT reports of a day (RFC 8460 5): by mail, or by POST.
 
-`send_day(settings, spool, day)` sends each report of `day` (queue/tlsrpt.py) to every
+`send_day(settings, mailer, day)` sends each report of `day` (queue/tlsrpt.py) to every
 ``rua`` URI of its domain:
 
 * ``mailto:``: a ``multipart/report; report-type="tlsrpt"`` message (5.3: a short text part
@@ -9,18 +9,22 @@
   (RFC 8689 4.3: the report's own delivery must not need the TLS it reports on; the
   REQUIRETLS code lowers the policy for it), DKIM-signed with dkimpy (RFC 8460 3: d= is
   ``tlsrpt_dkim_domain``, s= ``tlsrpt_dkim_selector``, the key ``tlsrpt_dkim_private_key_file``),
-  queued with queue/submit.py's `submit_stream` from ``tlsrpt_contact_info``. Without a
-  selector and key no report goes by mail (a warning says so).
-* ``https:``: a POST of the gzip'd report with ``Content-Type: application/tlsrpt+gzip``
-  (5.2), over verified TLS (system CAs, or ``smtp_tls_CAfile``), the host's addresses from
-  our resolver; any 2xx is success.
+  from ``tlsrpt_contact_info``, handed to a `Mailer`: our own queue (`queue_mailer`, with
+  queue/submit.py's `submit_stream`; a `Spool` stands for it), or in Postfix-native mode
+  Postfix's sendmail (postfix/sendmail.py). Either queue retries it. Without a selector and
+  key no report goes by mail (a warning says so).
+* ``https:``: a POST (tlsrpt_post.py); one that failed in a way that may pass (refused,
+  timed out, a 5xx) is kept in ``$data_directory`` and retried with a backoff for up to 24
+  hours (RFC 8460 5.3), then given up with one line.
 
 A day is sent once: its name is then written to ``$data_directory/tlsrpt.sent``
-(durable.write_atomically) and `due_day()` says whether yesterday still has to go; the
-once-a-day trigger of ``mailcarrier run`` is `daily_reports()` (hourly checks, so a
-daemon started late or stopped over midnight still sends), run beside the daemon by
-`with_daily_reports()`. The counts of a sent day are kept (``tlsrpt show --date``). A
-failure is one log line and never stops the other reports.
+(durable.write_atomically) and `due_day()` says whether yesterday still has to go.
+`send_due()` is one round: the POSTs due for a retry, then yesterday's reports if due (or
+the day asked for); ``mailcarrier tlsrpt send`` runs one (from cron, in Postfix-native
+mode), and ``mailcarrier run`` runs them in `daily_reports()` (hourly checks, so a daemon
+started late or stopped over midnight still sends, and earlier when a retry is due), beside
+the daemon by `with_daily_reports()`. The counts of a sent day are kept (``tlsrpt show
+--date``). A failure is one log line and never stops the other reports.
 """
 
 from __future__ import annotations
@@ -30,9 +34,8 @@ import contextlib
 import datetime
 import email.policy
 import io
-import ipaddress
 import sqlite3
-import ssl
+import time
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from email.mime.application import MIMEApplication
@@ -40,7 +43,7 @@ from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
 from mailcarrier.config.settings import Settings
 from mailcarrier.durable import write_atomically
@@ -49,9 +52,10 @@ from mailcarrier.log import LogSink, NullLog
 from mailcarrier.queue.spool import Spool
 from mailcarrier.queue.submit import SubmitOptions, submit_stream
 from mailcarrier.queue.tlsrpt import DayReport, day_reports, default_resolver, yesterday
-from mailcarrier.routing.resolver import AddressRecord, DnsOutcome, Resolver
+from mailcarrier.queue.tlsrpt_post import POST_TIMEOUT, PendingPosts, post_report, retry_due
+from mailcarrier.routing.resolver import Resolver
+from mailcarrier.status import EX_OK, EX_TEMPFAIL
 from mailcarrier.tls.tlsrpt_report import (
-    MEDIA_TYPE,
     gzip_report,
     report_filename,
     report_subject,
@@ -59,11 +63,14 @@ from mailcarrier.tls.tlsrpt_report import (
 
 __all__ = [
     "SENT_FILE",
+    "Mailer",
     "daily_reports",
     "due_day",
     "post_report",
+    "queue_mailer",
     "report_message",
     "send_day",
+    "send_due",
     "with_daily_reports",
 ]
 
@@ -146,99 +153,89 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-def _ssl_context(settings: Settings) -> ssl.SSLContext:
-    cafile = settings.params.smtp_tls_CAfile or None
-    capath = settings.params.smtp_tls_CApath or None
-    context = ssl.create_default_context(cafile=cafile, capath=capath)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    return context
+class Mailer(Protocol):
+    """Takes a report message for one recipient from `sender`; answers its queue id (""
+    when it has none), raises `MailcarrierError` (one line) when it cannot."""
+
+    def __call__(self, data: bytes, sender: str, recipient: str, /) -> str: ...
 
 
-async def _addresses(resolver: Resolver, host: str) -> list[str]:
-    try:
-        return [str(ipaddress.ip_address(host.strip("[]")))]
-    except ValueError:
-        pass
-    found: list[str] = []
-    for rdtype in ("A", "AAAA"):
-        answer = await resolver.resolve(host, rdtype)
-        if answer.outcome is DnsOutcome.OK:
-            found += [r.address for r in answer.records if isinstance(r, AddressRecord)]
-    return found
+def queue_mailer(settings: Settings, spool: Spool, log: LogSink) -> Mailer:
+    """Reports by mail through our own queue (queue/submit.py), which retries them."""
+
+    def submit(data: bytes, sender: str, recipient: str) -> str:
+        options = SubmitOptions(sender=sender, recipients=(recipient,))
+        return submit_stream(io.BytesIO(data), options, settings=settings, spool=spool, log=log)
+
+    return submit
 
 
-async def post_report(
-    url: str, body: bytes, settings: Settings, resolver: Resolver, timeout: float = 60.0
-) -> str:
-    """POST `body` to `url` (RFC 8460 5.2); "" on a 2xx answer, else what went wrong."""
-    parts = urllib.parse.urlsplit(url)
-    host, port = parts.hostname or "", parts.port or 443
-    addresses = await _addresses(resolver, host)
-    if not addresses:
-        return f"{url}: no address for {host}"
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    request = (
-        f"POST {path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
-        f"Content-Type: {MEDIA_TYPE}\r\nContent-Length: {len(body)}\r\n"
-        "Connection: close\r\n\r\n"
-    ).encode() + body
-    problem = ""
-    for address in addresses:
-        try:
-            async with asyncio.timeout(timeout):
-                reader, writer = await asyncio.open_connection(
-                    address, port, ssl=_ssl_context(settings), server_hostname=host
-                )
-                try:
-                    writer.write(request)
-                    await writer.drain()
-                    status = await reader.readline()
-                finally:
-                    writer.close()
-        except (OSError, TimeoutError, ssl.SSLError) as exc:
-            problem = f"{url}: {address}: {exc or type(exc).__name__}"
-            continue
-        fields = status.decode("latin-1").split()
-        if len(fields) >= 2 and fields[1].startswith("2"):
-            return ""
-        return f"{url}: {status.decode('latin-1').strip() or 'no answer'}"
-    return problem
-
-
-def _mail(item: DayReport, uri: str, settings: Settings, spool: Spool, log: LogSink) -> str:
+def _mail(item: DayReport, uri: str, settings: Settings, mailer: Mailer, log: LogSink) -> str:
     params = settings.params
     if not (params.tlsrpt_dkim_selector and params.tlsrpt_dkim_private_key_file):
         return f"{uri}: not sent by mail: tlsrpt_dkim_selector and key file are not set"
     recipient = urllib.parse.unquote(uri.split(":", 1)[1].split("?", 1)[0])
     data = report_message(item, recipient, settings)
-    options = SubmitOptions(sender=params.tlsrpt_contact_info, recipients=(recipient,))
-    queue_id = submit_stream(io.BytesIO(data), options, settings=settings, spool=spool, log=log)
-    log.info(_SERVICE, f"{queue_id}: TLS report for {item.domain} of {item.day} to {recipient}")
+    queue_id = mailer(data, params.tlsrpt_contact_info, recipient)
+    prefix = f"{queue_id}: " if queue_id else ""
+    log.info(_SERVICE, f"{prefix}TLS report for {item.domain} of {item.day} to {recipient}")
     return ""
+
+
+async def _post(
+    item: DayReport,
+    uri: str,
+    settings: Settings,
+    resolver: Resolver,
+    log: LogSink,
+    *,
+    now: Callable[[], float],
+    timeout: float,
+) -> str:
+    """POST the report; a failure that may pass is kept for a retry (tlsrpt_post.py)."""
+    body = gzip_report(item.report)
+    result = await post_report(uri, body, settings, resolver, timeout)
+    if not result.problem:
+        log.info(_SERVICE, f"TLS report for {item.domain} of {item.day} to {uri}")
+        return ""
+    if not result.retry:
+        return result.problem
+    pending = PendingPosts(Path(settings.params.data_directory))
+    try:
+        pending.add(uri, item.domain, item.day, body, now(), result.problem)
+    except OSError as exc:  # the day is still marked sent: no report goes twice by mail
+        return f"{result.problem} (not kept for a retry: {exc})"
+    return f"{result.problem} (will retry)"
 
 
 async def send_day(
     settings: Settings,
-    spool: Spool,
+    mailer: Mailer | Spool,
     day: str,
     *,
     log: LogSink | None = None,
     resolver: Resolver | None = None,
+    now: Callable[[], float] = time.time,
+    timeout: float = POST_TIMEOUT,
 ) -> int:
-    """Send every report of `day`; the number of reports sent (to at least one URI)."""
+    """Send every report of `day`; the number of reports sent (to at least one URI, a
+    POST kept for a retry not counted). `mailer` takes the reports by mail: a spool
+    (our own queue) or another `Mailer` (Postfix's sendmail, postfix/sendmail.py)."""
     log = log if log is not None else NullLog()
     resolver = resolver if resolver is not None else default_resolver(settings)
+    if isinstance(mailer, Spool):
+        mailer = queue_mailer(settings, mailer, log)
     sent = 0
     for item in await day_reports(settings, day, resolver=resolver):
         ok = False
         for uri in item.uris:
             try:
                 if uri.lower().startswith("mailto:"):
-                    problem = _mail(item, uri, settings, spool, log)
+                    problem = _mail(item, uri, settings, mailer, log)
                 else:
-                    problem = await post_report(uri, gzip_report(item.report), settings, resolver)
-                    if not problem:
-                        log.info(_SERVICE, f"TLS report for {item.domain} of {day} to {uri}")
+                    problem = await _post(
+                        item, uri, settings, resolver, log, now=now, timeout=timeout
+                    )
             except MailcarrierError as exc:
                 problem = f"{uri}: {exc}"
             if problem:
@@ -267,13 +264,44 @@ async def daily_reports(
     and yesterday's reports are due, send them. Runs until cancelled."""
     while True:
         current = settings()
-        day = due_day(current) if current.params.smtp_tlsrpt_enable else None
-        if day is not None:
-            try:
-                await send_day(current, spool, day, log=log)
-            except (OSError, sqlite3.Error, MailcarrierError) as exc:
-                log.warning(_SERVICE, f"TLS reports of {day} not sent: {exc}")
-        await asyncio.sleep(every)
+        wait = every
+        if current.params.smtp_tlsrpt_enable:
+            await send_due(current, spool, log)
+            # Wake for the next retry of a POST when it comes before the next check.
+            due = PendingPosts(Path(current.params.data_directory)).next_due()
+            if due is not None:
+                wait = min(every, max(1.0, due - time.time()))
+        await asyncio.sleep(wait)
+
+
+async def send_due(
+    settings: Settings,
+    mailer: Mailer | Spool,
+    log: LogSink,
+    *,
+    day: str | None = None,
+    resolver: Resolver | None = None,
+    now: Callable[[], float] = time.time,
+    timeout: float = POST_TIMEOUT,
+) -> int:
+    """One round: the POSTs due for a retry, then the reports of `day` (default: yesterday,
+    unless they were sent). 0 when all went, 75 (EX_TEMPFAIL) when something failed in a
+    way that stops the round (a store or file that cannot be read or written)."""
+    resolver = resolver if resolver is not None else default_resolver(settings)
+    try:
+        await retry_due(settings, resolver, log, now=now, timeout=timeout)
+    except OSError as exc:
+        log.warning(_SERVICE, f"TLS reports to retry not tried: {exc}")
+        return EX_TEMPFAIL
+    day = day if day is not None else due_day(settings)
+    if day is None:
+        return EX_OK
+    try:
+        await send_day(settings, mailer, day, log=log, resolver=resolver, now=now, timeout=timeout)
+    except (OSError, sqlite3.Error, MailcarrierError) as exc:
+        log.warning(_SERVICE, f"TLS reports of {day} not sent: {exc}")
+        return EX_TEMPFAIL
+    return EX_OK
 
 
 async def with_daily_reports(

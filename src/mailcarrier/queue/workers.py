@@ -417,6 +417,7 @@ async def _agent_main(in_fd: int, out_fd: int, given: tuple[Settings, bool] | No
     if agent.cache is not None:
         await agent.cache.close_all()
     await agent.fleet.close()  # after the cache: its sessions' leases are released
+    await agent.close_tlsrpt()
     outbox.flush()
     transport.close()
 

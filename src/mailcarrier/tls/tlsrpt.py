@@ -1,10 +1,11 @@
 """TLSRPT (RFC 8460) values: what one TLS attempt contributes to a report, and the DNS record.
 
-`Attempt` is one TLS attempt as a report counts it: the UTC day, the policy (type, strings,
-domain, MX host patterns) and, for a failure, the RFC's result type with the sending and
-receiving addresses and a reason code. `check_result_type()` and `problem_result_type()`
-name the result type of a failed certificate check (tls/verify.py's `PeerCheck`) or of the
-problem text that MTA-STS testing mode logs. `parse_record()` reads a ``_smtp._tls`` TXT
+`Attempt` is one TLS attempt as a report counts it: the UTC day, the domain whose report
+counts it, the policy (type, strings, domain, MX host patterns) and, for a failure, the
+RFC's result type with the sending and receiving addresses and a reason code.
+`check_result_type()` and `problem_result_type()` name the result type of a failed
+certificate check (tls/verify.py's `PeerCheck`) or of the problem text that MTA-STS testing
+mode logs. `parse_record()` reads a ``_smtp._tls`` TXT
 record (RFC 8460 3). Pure values: the counting store is delivery/tlsrpt_store.py, the step
 that records an attempt delivery/tlsrpt_step.py, the report itself tls/tlsrpt_report.py.
 """
@@ -64,10 +65,20 @@ class Attempt:
     receiving_mx: str = ""
     receiving_ip: str = ""
     reason_code: str = ""
+    # The domain whose report counts it (its ``_smtp._tls`` record says where the report
+    # goes): the next-hop domain, as Postfix's smtp_tlsrpt.c; "" when it is the policy
+    # domain. They differ for DANE, whose policy domain is the TLSA base domain (RFC 8460
+    # 1.3 "Policy Domain", 4.4 "policy-domain"; Postfix's dane->base_domain).
+    report_domain: str = ""
 
     @property
     def failed(self) -> bool:
         return bool(self.result_type)
+
+    @property
+    def reported_by(self) -> str:
+        """The domain whose report counts this attempt."""
+        return self.report_domain or self.policy_domain
 
 
 def check_result_type(check: PeerCheck, *, dane: bool) -> str:

@@ -101,9 +101,11 @@ def build_report(
     organization: str,
     contact: str,
 ) -> dict[str, Any]:
-    """The report of `domain` for `day` from the store's rows (others are left out)."""
+    """The report of `domain` (the next hop whose ``_smtp._tls`` record asks for it) for
+    `day` from the store's rows (others are left out); each policy names its own
+    policy-domain (for DANE the TLSA base domain)."""
     start, end = _day_bounds(day)
-    mine = [(a, c) for a, c in rows if a.policy_domain == domain and a.day == day]
+    mine = [(a, c) for a, c in rows if a.reported_by == domain and a.day == day]
     return {
         "organization-name": organization,
         "date-range": {"start-datetime": _rfc3339(start), "end-datetime": _rfc3339(end)},
