@@ -27,6 +27,7 @@ RANKS: dict[str, int] = {
     "aio": 0,
     "durable": 0,
     "progress": 0,
+    "idn": 0,
     "tables": 1,
     "config": 2,
     "status": 3,

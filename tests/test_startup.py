@@ -1,7 +1,7 @@
 """Start-up cost: importing the command line or the API loads none of the heavy libraries.
 
 dnspython, scramp (with asn1crypto), cryptography and idna take tens of milliseconds to
-import; routing/, sasl/, tls/ and protocol/idn.py import them on first use (a DNS lookup, a
+import; routing/, sasl/, tls/ and idn.py import them on first use (a DNS lookup, a
 SCRAM exchange, a certificate check, a non-ASCII domain name), progress.py imports tqdm only
 to draw a progress line on a terminal. Each check runs a fresh
 interpreter, since this one has them loaded already, and looks at sys.modules, not at the
@@ -72,7 +72,7 @@ def _lazy_modules() -> list[str]:
     for package in LAZY_PACKAGES:
         for info in pkgutil.iter_modules([str(SRC / package)]):
             names.append(f"mailcarrier.{package}.{info.name}")
-    return sorted(names)
+    return sorted([*names, "mailcarrier.idn"])
 
 
 def test_routing_sasl_tls_and_protocol_import_none_of_them() -> None:
@@ -80,13 +80,13 @@ def test_routing_sasl_tls_and_protocol_import_none_of_them() -> None:
     assert "mailcarrier.routing.resolver" in modules
     assert "mailcarrier.sasl.scram" in modules
     assert "mailcarrier.tls.verify" in modules
-    assert "mailcarrier.protocol.idn" in modules
+    assert "mailcarrier.idn" in modules
     assert _heavy_after(*modules, package_init=False) == set()
 
 
 def test_the_check_sees_an_import() -> None:
     assert _heavy_after("dns.name") == {"dns", "idna"}  # dnspython's IDNA 2008 codec
-    assert _heavy_after("mailcarrier.protocol.idn", "idna", package_init=False) == {"idna"}
+    assert _heavy_after("mailcarrier.idn", "idna", package_init=False) == {"idna"}
     assert _heavy_after("mailcarrier.routing.resolver", "scramp", package_init=False) == {
         "scramp",
         "asn1crypto",

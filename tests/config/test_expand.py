@@ -127,3 +127,36 @@ def test_fuzz_never_crashes_or_hangs(text: str) -> None:
     except ExpandError:
         return
     assert isinstance(result, str)
+
+
+@pytest.mark.parametrize(
+    ("text", "result"),
+    [
+        ("${domain_to_ascii{$host}}", "xn--bcher-kva.example"),
+        ("{.${domain_to_ascii{ $host }}=x}", "{.xn--bcher-kva.example=x}"),
+        ("${domain_to_ascii{example.org}}", "example.org"),  # ASCII as it is (Postfix)
+        ("${domain_to_utf8{$ace}}", "bücher.example"),
+        ("${domain_to_utf8{Mail.XN--BCHER-KVA.example}}", "mail.bücher.example"),
+        ("${domain_to_utf8{bücher.example}}", "bücher.example"),
+        ("${domain_to_ascii {$host}}", "xn--bcher-kva.example"),  # space before "{"
+    ],
+)
+def test_named_functions(text: str, result: str) -> None:
+    # Postfix 3.11's mac_midna functions, as smtp_requiretls_policy's default uses one.
+    extra = {"host": "bücher.example", "ace": "xn--bcher-kva.example"}
+    assert expand(text, extra) == result
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("${nofn{a}}", 'unknown function "nofn" in "${nofn{a}}"'),
+        ("${domain_to_ascii{bü..b}}", "bad domain argument in: 'domain_to_ascii{bü..b}'"),
+        ("${domain_to_utf8{xn--zz}}", "bad domain argument in: 'domain_to_utf8{xn--zz}'"),
+        ("${domain_to_ascii{x}y}", 'unexpected input after "}" in "${domain_to_ascii{x}y}"'),
+    ],
+)
+def test_named_function_errors(text: str, message: str) -> None:
+    with pytest.raises(ExpandError) as info:
+        expand(text)
+    assert str(info.value) == message

@@ -27,7 +27,7 @@ from mailcarrier.routing.nexthop import (
         ("[ipv6:2001:db8::1]", NextHopKind.ADDRESS, "2001:db8::1", 25),
         ("[ipv6:::1]:2525", NextHopKind.ADDRESS, "::1", 2525),
         ("[IPv6:2001:DB8:0::1]:25", NextHopKind.ADDRESS, "2001:db8::1", 25),
-        # Internationalized names are kept as given; lookups convert them (protocol/idn.py).
+        # Internationalized names are kept as given; lookups convert them (idn.py).
         ("faß.de", NextHopKind.DOMAIN, "faß.de", 25),
         ("FAß.de:2525", NextHopKind.DOMAIN, "faß.de", 2525),
         ("[mx.bücher.example]", NextHopKind.HOST, "mx.bücher.example", 25),

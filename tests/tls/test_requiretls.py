@@ -100,3 +100,13 @@ def test_mx_authenticated(mx_dnssec_valid: bool | None, sts: bool, expected: boo
     (`mx_authenticated_by_sts`, set by the MTA-STS resolver once it exists)."""
     policy = dataclasses.replace(TlsPolicy(SecurityLevel.VERIFY), mx_authenticated_by_sts=sts)
     assert mx_authenticated(policy, mx_dnssec_valid) is expected
+
+
+def test_the_default_policy_names_mydomain_in_a_labels() -> None:
+    # Postfix 3.11's default: ${domain_to_ascii{$mydomain}} (config/expand.py).
+    from mailcarrier.config.settings import Settings
+
+    settings = Settings.defaults().with_overrides({"mydomain": "bücher.example"})
+    policy = settings.params.smtp_requiretls_policy
+    assert "{xn--bcher-kva.example=opportunistic}" in policy
+    assert "{.xn--bcher-kva.example=opportunistic}" in policy

@@ -2,11 +2,14 @@
 
 Implements the forms of postconf(5): ``$name``, ``${name}``, ``$(name)``, ``$$`` (a literal
 ``$``), ``${name?value}`` / ``${name:value}`` and their ``{value}`` variants, Postfix 3.5's
-``${name?{value1}:{value2}}``, and the relational form ``${{text1} op {text2}?{value1}:{value2}}``
-with ``==``, ``!=``, numeric ``<``, ``<=``, ``>``, ``>=`` and the ``<level``-style
-compatibility-level comparisons. A branch is expanded only when it is chosen, so a loop in an
-unused branch is harmless, as in Postfix. An undefined parameter expands to the empty string.
-This module knows nothing about the parameter table: `settings.py` supplies the lookup.
+``${name?{value1}:{value2}}``, and the relational form ``${{text1} op
+{text2}?{value1}:{value2}}`` with ``==``, ``!=``, numeric ``<``, ``<=``, ``>``, ``>=`` and the
+``<level``-style compatibility-level comparisons, and Postfix 3.11's named functions
+``${domain_to_ascii{text}}`` and ``${domain_to_utf8{text}}`` (mac_midna: the expanded text
+converted as idn.py converts names; one that cannot be converted is an error). A branch is
+expanded only when it is chosen, so a loop in an unused branch is harmless, as in Postfix. An
+undefined parameter expands to the empty string. This module knows nothing about the parameter
+table: `settings.py` supplies the lookup.
 """
 
 from __future__ import annotations
@@ -15,8 +18,15 @@ import re
 from collections.abc import Callable
 from typing import Final
 
+from mailcarrier.idn import domain_to_ascii, domain_to_utf8
+
 _NAME_CHARS: Final = re.compile(r"[A-Za-z0-9_]+")
 _MAX_DEPTH: Final = 100
+# Postfix 3.11's named functions (mac_expand_add_named_fn(), registered by mac_midna).
+_FUNCTIONS: Final[dict[str, Callable[[str], str | None]]] = {
+    "domain_to_ascii": domain_to_ascii,
+    "domain_to_utf8": domain_to_utf8,
+}
 _OPERATORS: Final = ("==", "!=", "<=level", ">=level", "<level", ">level", "<=", ">=", "<", ">")
 
 
@@ -104,6 +114,8 @@ class Expander:
         name, rest = m.group(), body[m.end() :]
         if not rest:
             return self.name(name)
+        if rest.lstrip().startswith("{"):
+            return self._function(name, rest.lstrip(), body)
         op, arg = rest[0], rest[1:]
         if op not in "?:":
             raise ExpandError(f'bad parameter name in "${{{body}}}"')
@@ -121,6 +133,20 @@ class Expander:
         # whole expression is empty (not $name), as postconf(5) specifies.
         wanted = bool(value) if op == "?" else not value
         return self.text(arg) if wanted else ""
+
+    def _function(self, name: str, rest: str, body: str) -> str:
+        """``${name{text}}``: the named function of the expanded, stripped text."""
+        arg, tail = _take_group(rest, 0, body)
+        if tail.strip():
+            raise ExpandError(f'unexpected input after "}}" in "${{{body}}}"')
+        function = _FUNCTIONS.get(name)
+        if function is None:
+            raise ExpandError(f'unknown function "{name}" in "${{{body}}}"')
+        text = self.text(arg.strip())
+        value = function(text)
+        if value is None:
+            raise ExpandError(f"bad domain argument in: '{name}{{{text}}}'")
+        return value
 
     def _relational(self, body: str) -> str:
         left, rest = _take_group(body, 0, body)

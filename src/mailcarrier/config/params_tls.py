@@ -126,10 +126,9 @@ TLS_SASL: Final[list[list[Param]]] = [
     declare(
         "smtp_requiretls_policy",
         STR,
-        # Postfix 3.11's default, with $mydomain for ${domain_to_ascii{$mydomain}} (main.cf
-        # expansion here has no domain_to_ascii: write an IDN mydomain in A-labels).
-        "inline:{{$mydomain=opportunistic}, {.$mydomain=opportunistic}, "
-        "{localhost=opportunistic}}, "
+        # Postfix 3.11's default (config/expand.py has its named functions).
+        "inline:{{${domain_to_ascii{$mydomain}}=opportunistic}, "
+        "{.${domain_to_ascii{$mydomain}}=opportunistic}, {localhost=opportunistic}}, "
         "cidr:{{0.0.0.0/0 opportunistic}, {::/0 opportunistic}}, enforce",
         mirror=True,
         lmtp_default="opportunistic",

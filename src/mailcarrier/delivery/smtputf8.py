@@ -6,7 +6,7 @@ part or UTF-8 in the header of a class of mail that smtputf8_autodetect_classes 
 requires a server that announces SMTPUTF8, as Postfix's SMTPUTF8_FLAG_REQUESTED does: without
 one it gets the 5.6.7 verdict of Postfix 3.11 (try the next server, then bounce). An unflagged
 request goes to any server: without SMTPUTF8, non-ASCII domains are converted to A-labels
-(protocol/idn.py: UTS #46 non-transitional, the conversion DNS lookups use too) and a UTF-8
+(idn.py: UTS #46 non-transitional, the conversion DNS lookups use too) and a UTF-8
 local part goes as it is, as Postfix sends unflagged mail. Neighbours: outcome.py builds the
 envelope; transaction.py acts on the verdict.
 """
@@ -17,8 +17,8 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from mailcarrier.delivery.trouble import Verdict
+from mailcarrier.idn import address_to_ascii
 from mailcarrier.protocol.ehlo import Capabilities
-from mailcarrier.protocol.idn import address_to_ascii
 from mailcarrier.status import DeliveryStatus
 from mailcarrier.transport.records import Envelope
 

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 from mailcarrier.delivery.dane_step import decide_dane
 from mailcarrier.delivery.sts_cache import CachedPolicy, fetch_settings
 from mailcarrier.delivery.tls_job import TlsJob
-from mailcarrier.protocol.idn import domain_to_ascii
+from mailcarrier.idn import domain_to_ascii
 from mailcarrier.tls.features import FeatureState, TlsFeature
 from mailcarrier.tls.levels import SecurityLevel
 from mailcarrier.tls.policy import TlsPolicy, level_defaults

@@ -24,8 +24,8 @@ from typing import Protocol
 from mailcarrier.config.settings import AgentSettings
 from mailcarrier.delivery.sts_cache import CachedPolicy, StsPolicies
 from mailcarrier.delivery.trouble import Verdict
+from mailcarrier.idn import domain_to_ascii
 from mailcarrier.log import LogSink
-from mailcarrier.protocol.idn import domain_to_ascii
 from mailcarrier.routing.resolver import Resolver
 from mailcarrier.status import DeliveryStatus
 from mailcarrier.tls.context import ContextFactory, TlsSessionCache
@@ -297,7 +297,7 @@ class TlsJob:
     def servername(self, policy: TlsPolicy, peer: Peer) -> str | None:
         """SNI: smtp_tls_servername / servername=; by default only with DANE (the TLSA
         base domain, RFC 7672 8.1). In A-labels (RFC 6066 3), converted here as DNS names
-        are (protocol/idn.py): the ssl module would otherwise apply IDNA 2003."""
+        are (idn.py): the ssl module would otherwise apply IDNA 2003."""
         choice = policy.servername.strip()
         if not choice:
             name = peer.hostname if policy.level.is_dane else None

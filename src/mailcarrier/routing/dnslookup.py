@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from mailcarrier.protocol.idn import domain_to_ascii, valid_hostname
+from mailcarrier.idn import domain_to_ascii, valid_hostname
 from mailcarrier.routing.localhost import is_localhost, localhost_answer
 from mailcarrier.routing.resolver import (
     DnsAnswer,
@@ -84,7 +84,7 @@ class LookupResult:
 
 
 def to_ascii(name: str) -> str:
-    """The A-label form of a name for DNS (protocol/idn.py: UTS #46 non-transitional, as
+    """The A-label form of a name for DNS (idn.py: UTS #46 non-transitional, as
     Postfix's midna_domain_to_ascii); the name unchanged when it is ASCII or cannot be
     converted (the lookup then refuses it as an invalid name, as Postfix's does)."""
     ascii_name = domain_to_ascii(name)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from mailcarrier.errors import UsageError
-from mailcarrier.protocol.idn import domain_to_ascii
+from mailcarrier.idn import domain_to_ascii
 
 __all__ = ["NextHop", "NextHopKind", "parse_nexthop", "resolve_port", "split_destinations"]
 
@@ -32,7 +32,7 @@ _HOSTNAME_RE: Final = re.compile(
 
 def _valid_name(name: str) -> bool:
     """A host or domain name, or an internationalized one whose A-labels are (the name is
-    kept as given: it is converted where it is looked up, protocol/idn.py)."""
+    kept as given: it is converted where it is looked up, idn.py)."""
     ascii_name = domain_to_ascii(name)
     return ascii_name is not None and _HOSTNAME_RE.fullmatch(ascii_name) is not None
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Protocol
 
 from mailcarrier.errors import ConfigError
-from mailcarrier.protocol.idn import domain_to_ascii
+from mailcarrier.idn import domain_to_ascii
 
 if TYPE_CHECKING:
     import dns.name
@@ -374,7 +374,7 @@ class SystemNativeLookup:
     """`NativeLookup` with the event loop's getaddrinfo (run in a thread by asyncio)."""
 
     async def getaddrinfo(self, host: str, family: int) -> NativeAnswer:
-        # A-labels as for DNS (protocol/idn.py): getaddrinfo() would apply IDNA 2003.
+        # A-labels as for DNS (idn.py): getaddrinfo() would apply IDNA 2003.
         name = domain_to_ascii(host)
         if name is None:
             return NativeAnswer(host, (), socket.EAI_NONAME, "invalid internationalized name")

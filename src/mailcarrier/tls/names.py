@@ -6,7 +6,7 @@ dNSName entries, or, only when it has none, its subject CommonName (RFC 6125 6.4
 strategies (``hostname``, ``nexthop``, ``dot-nexthop``) into names; `name_matches()` compares:
 a certificate wildcard only as the whole left-most label and standing for exactly one
 label (RFC 6125 6.4.3), and a match name with a leading dot matching any subdomain.
-Match names are compared in A-labels (protocol/idn.py, the conversion DNS lookups use), so a
+Match names are compared in A-labels (idn.py, the conversion DNS lookups use), so a
 UTF-8 next hop matches its certificate. Chain trust, fingerprints and DANE are in verify.py
 and dane.py. cryptography is imported when a certificate is first read, not with this module
 (it is slow to import).
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mailcarrier.protocol.idn import domain_to_ascii
+from mailcarrier.idn import domain_to_ascii
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -44,7 +44,7 @@ def certificate_names(cert: x509.Certificate) -> tuple[str, ...]:
 
 
 def _a_labels(name: str) -> str:
-    """A match name in A-labels (protocol/idn.py), as certificates carry them (RFC 6125
+    """A match name in A-labels (idn.py), as certificates carry them (RFC 6125
     6.4.2); a leading "." stays, and a name IDNA refuses is kept as it is (it matches
     nothing a certificate can hold)."""
     dot = "." if name.startswith(".") else ""

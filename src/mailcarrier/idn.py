@@ -1,5 +1,9 @@
 """Internationalized domain names: the one conversion to A-labels that all of mailcarrier uses.
 
+It sits at the bottom of the layers (it uses nothing of mailcarrier), so that main.cf's
+``${domain_to_ascii{...}}`` and ``${domain_to_utf8{...}}`` (config/expand.py, Postfix 3.11's
+mac_midna) convert exactly as the envelope, DNS and TLS names do.
+
 `domain_to_ascii("faß.de")` is ``xn--fa-hia.de``: UTS #46 processing, non-transitional (IDNA
 2008: "ß" stays a letter of its own, where IDNA 2003 made it "ss"), with case mapping and
 without the STD3 ASCII rules, as Postfix's midna_domain_to_ascii() asks ICU for it; the
@@ -24,7 +28,7 @@ import functools
 import re
 from typing import Final
 
-__all__ = ["address_to_ascii", "domain_to_ascii", "valid_hostname"]
+__all__ = ["address_to_ascii", "domain_to_ascii", "domain_to_utf8", "valid_hostname"]
 
 _LABEL_RE: Final = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?")
 
@@ -79,6 +83,33 @@ def domain_to_ascii(name: str) -> str | None:
     if name.isascii():
         return name
     return _convert(name)
+
+
+def domain_to_utf8(name: str) -> str | None:
+    """The U-label form of an ASCII `name` (its A-labels decoded, with UTS #46's case
+    mapping), as Postfix's midna_domain_to_utf8(); a name that is not ASCII as it is; None
+    when an A-label does not decode or the result is not a valid name."""
+    if not name.isascii():
+        return name
+    import idna
+
+    trailing_dot = name.endswith(".")
+    out: list[str] = []
+    for label in name.removesuffix(".").lower().split("."):
+        if not label.startswith("xn--"):
+            out.append(label)
+            continue
+        try:
+            out.append(idna.ulabel(label))
+        except (idna.IDNAError, UnicodeError, ValueError):
+            return None
+    result = ".".join(out)
+    # The name must come back to valid A-labels (a decoded label that UTS #46 rejects, a
+    # plain label with characters a host name may not have: not a domain name).
+    back = domain_to_ascii(result)
+    if back is None or not valid_hostname(back):
+        return None
+    return result + "." if trailing_dot else result
 
 
 def address_to_ascii(address: str) -> str | None:

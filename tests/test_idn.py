@@ -1,4 +1,4 @@
-"""The one IDNA conversion (protocol/idn.py): UTS #46 non-transitional, as Postfix's
+"""The one IDNA conversion (idn.py): UTS #46 non-transitional, as Postfix's
 midna_domain_to_ascii() asks ICU for it, and not Python's IDNA 2003 codec."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mailcarrier.protocol.idn import address_to_ascii, domain_to_ascii, valid_hostname
+from mailcarrier.idn import address_to_ascii, domain_to_ascii, valid_hostname
 
 
 @pytest.mark.parametrize(
