@@ -28,6 +28,7 @@ RANKS: dict[str, int] = {
     "durable": 0,
     "progress": 0,
     "idn": 0,
+    "lazy": 0,
     "tables": 1,
     "config": 2,
     "status": 3,

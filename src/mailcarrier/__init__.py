@@ -17,9 +17,10 @@ pay for the API's queue, spool and notice modules it never calls.
 
 from __future__ import annotations
 
-import importlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from mailcarrier.lazy import lazy_names
 
 if TYPE_CHECKING:
     from mailcarrier.api import Config, deliver, deliver_sync, make_request, submit, submit_sync
@@ -39,9 +40,9 @@ if TYPE_CHECKING:
     from mailcarrier.sending import send, send_sync
     from mailcarrier.status import DeliveryResult, DeliveryStatus, RecipientStatus
 
-# Where each public name lives.
+# Where each public name lives (module, relative to the package).
 _HOMES: dict[str, tuple[str, ...]] = {
-    "mailcarrier.api": (
+    "api": (
         "Config",
         "deliver",
         "deliver_sync",
@@ -49,9 +50,9 @@ _HOMES: dict[str, tuple[str, ...]] = {
         "submit",
         "submit_sync",
     ),
-    "mailcarrier.delivery.request": ("DeliveryRequest", "Notify", "Recipient"),
-    "mailcarrier.sending": ("send", "send_sync"),
-    "mailcarrier.errors": (
+    "delivery.request": ("DeliveryRequest", "Notify", "Recipient"),
+    "sending": ("send", "send_sync"),
+    "errors": (
         "ConfigError",
         "DataError",
         "LocalProtocolError",
@@ -63,13 +64,11 @@ _HOMES: dict[str, tuple[str, ...]] = {
         "TransportError",
         "UsageError",
     ),
-    "mailcarrier.status": ("DeliveryResult", "DeliveryStatus", "RecipientStatus"),
+    "status": ("DeliveryResult", "DeliveryStatus", "RecipientStatus"),
 }
 # The API logs its Postfix lines on this logger (log.py's LoggerLog): a library adds no
 # handler of its own, so an application without logging configured prints nothing.
 logging.getLogger("mailcarrier").addHandler(logging.NullHandler())
-
-_HOME_OF: dict[str, str] = {name: module for module, names in _HOMES.items() for name in names}
 
 __all__ = [
     "Config",
@@ -101,15 +100,4 @@ __all__ = [
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str) -> Any:
-    """A public name, imported from its module on first use (then kept here)."""
-    module = _HOME_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mailcarrier' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names(__name__, _HOMES, globals())

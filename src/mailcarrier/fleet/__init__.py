@@ -12,8 +12,9 @@ for the event records of every command) does not load the Redis engine.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from mailcarrier.lazy import lazy_names
 
 if TYPE_CHECKING:
     from mailcarrier.fleet.gate import (
@@ -28,20 +29,4 @@ if TYPE_CHECKING:
 __all__ = ["Busy", "DeadDestination", "FleetGate", "Lease", "LocalGate", "make_gate"]
 
 
-def __getattr__(name: str) -> Any:
-    """A public name, imported from gate.py on first use (then kept here); a submodule as
-    Python's import system gives it."""
-    if name in __all__:
-        value = getattr(importlib.import_module(f"{__name__}.gate"), name)
-        globals()[name] = value
-        return value
-    try:
-        return importlib.import_module(f"{__name__}.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__name__}.{name}":
-            raise
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names(__name__, {"gate": __all__}, globals())

@@ -7,8 +7,9 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from mailcarrier.lazy import lazy_names
 
 if TYPE_CHECKING:
     from mailcarrier.queue.admin import QueueAdmin, QueueEntry, format_mailq
@@ -30,7 +31,6 @@ _HOMES: dict[str, tuple[str, ...]] = {
     "spool": ("Spool", "open_spool"),
     "submit": ("SubmitOptions", "submit_stream"),
 }
-_HOME_OF: dict[str, str] = {name: module for module, names in _HOMES.items() for name in names}
 
 __all__ = [
     "Controls",
@@ -52,21 +52,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """A public name, imported from its module on first use (then kept here); a submodule
-    as Python's import system gives it."""
-    module = _HOME_OF.get(name)
-    if module is None:
-        try:
-            return importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{name}":
-                raise
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names(__name__, _HOMES, globals())
