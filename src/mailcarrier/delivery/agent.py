@@ -39,6 +39,7 @@ from mailcarrier.delivery.reuse import SessionReuse
 from mailcarrier.delivery.servers import Destination, ServerList
 from mailcarrier.delivery.setup import Prepared, SessionSetup
 from mailcarrier.delivery.state import Attempt, DeliveryState, content_size, open_content
+from mailcarrier.delivery.sts_cache import SHARED_CACHE as STS_SHARED_CACHE
 from mailcarrier.delivery.sts_cache import StsPolicies, fetch_settings
 from mailcarrier.delivery.sts_fetch import FetchSettings
 from mailcarrier.delivery.sts_step import refine_policy
@@ -122,10 +123,12 @@ class DeliveryAgent:
             self._profile("smtp")
         self._tls = TlsClient()
         # MTA-STS policies (sts_cache.py): cached in data_directory, shared by the agent's
-        # deliveries; refreshed in the background by long-running agents (`sts_refresh`).
+        # deliveries (and in fleet mode with the other nodes, through Redis); refreshed in
+        # the background by long-running agents (`sts_refresh`).
         if sts is None and settings.params.smtp_mta_sts_enable:
             directory = Path(settings.params.data_directory) / "mta-sts"
-            sts = StsPolicies(directory, log=self.log, wallclock=wallclock)
+            shared = self.fleet.shared(STS_SHARED_CACHE)
+            sts = StsPolicies(directory, log=self.log, wallclock=wallclock, shared=shared)
         self.sts = sts
         # TLSRPT counts (tlsrpt_store.py), in data_directory when smtp_tlsrpt_enable is on.
         if tlsrpt is None and (main.smtp_tlsrpt_enable or main.lmtp_tlsrpt_enable):

@@ -4,11 +4,13 @@
 connection to a destination (a `Lease` to release when the connection closes, `Busy`: try
 that destination again soon, or `DeadDestination`: another node found it not responding),
 `admit()` before each message (None, or `Busy` under the fleet rate), `mark_dead()` after
-finding a destination unreachable, and `close()`. `LocalGate` is single-node mode: every
-answer is yes, nothing is asked. `RedisGate` asks engine.py, holds this process's leases and
-renews them every third of `fleet_lease_time` in one call per destination (with a
-heartbeat that ``fleet status`` reads), so a lease costs one round trip when the connection
-opens and one when it closes, however many messages the connection carries.
+finding a destination unreachable, `shared(cache)` (the entries a node-local cache shares
+with the fleet: shared.py; None without a fleet) and `close()`. `LocalGate` is single-node
+mode: every answer is yes, nothing is asked. `RedisGate` asks engine.py, holds this
+process's leases and renews them every third of `fleet_lease_time` in one call per
+destination (with a heartbeat that ``fleet status`` reads), so a lease costs one round trip
+when the connection opens and one when it closes, however many messages the connection
+carries.
 
 Redis unreachable or slow: limits fail closed (`Busy`: no new connection, mail stays
 queued) unless ``fleet_*_fail_open`` says otherwise; one warning line per
@@ -68,6 +70,7 @@ class FleetGate(Protocol):
     async def lease(self, transport: str, nexthop: str) -> Lease | Busy | DeadDestination: ...
     async def admit(self, transport: str, nexthop: str) -> Busy | None: ...
     def mark_dead(self, transport: str, nexthop: str, reason: str) -> None: ...
+    def shared(self, cache: str) -> SharedEntries | None: ...
     async def close(self) -> None: ...
 
 
@@ -92,6 +95,9 @@ class LocalGate:
 
     def mark_dead(self, transport: str, nexthop: str, reason: str) -> None:
         pass
+
+    def shared(self, cache: str) -> SharedEntries | None:
+        return None  # nothing shared: the node's own caches only
 
     async def close(self) -> None:
         pass
