@@ -42,6 +42,7 @@ from mailcarrier.queue.tlsrpt_send import with_daily_reports
 from mailcarrier.queue.transcripts import TranscriptNotifier
 from mailcarrier.queue.workers import AgentPool, make_agent
 from mailcarrier.service import run_daemon, run_once
+from mailcarrier.status import EX_TEMPFAIL
 
 __all__ = ["QUEUE_COMMANDS", "add_queue_parsers"]
 
@@ -190,8 +191,8 @@ def _cmd_run(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: 
         if isinstance(manager.deliverer, AgentPool):
             manager.deliverer.fork()  # before the event loop and any thread exist
         if args.once:
-            run_event_loop(run_once(manager))
-            return 0
+            # Mail left queued because the fleet's Redis could not be asked: 75, try later.
+            return EX_TEMPFAIL if run_event_loop(run_once(manager)) else 0
 
         def deliverer(new: Settings) -> Deliverer:
             return _queue_deliverer(new, log, spool)

@@ -229,6 +229,9 @@ class DeliveryResult:
     # before every recipient was marked: try it again in this many seconds. `recipients`
     # then holds only those marked; the others are neither deferred nor feedback.
     busy: float | None = None
+    # ... and it was busy because the shared state server could not be asked (`run --once`
+    # leaves such mail queued rather than waiting for Redis to come back).
+    fleet_unavailable: bool = False
 
     def to_json(self) -> dict[str, object]:
         return {

@@ -31,6 +31,7 @@ from mailcarrier.config.settings import Settings
 from mailcarrier.delivery.cache import ConnectionCache
 from mailcarrier.delivery.handoff import hand_off
 from mailcarrier.delivery.hop import Hop
+from mailcarrier.delivery.leases import ConnectionLeases
 from mailcarrier.delivery.outcome import Leftover
 from mailcarrier.delivery.profile import TransportProfile
 from mailcarrier.delivery.recipients import RecipientTracker
@@ -136,8 +137,17 @@ class DeliveryAgent:
         self.tlsrpt = tlsrpt
         self._sts_refresh = sts_refresh
         self._refresh_task: asyncio.Task[None] | None = None
+        self._inflight = 0  # deliveries running (`close` waits for them)
+        self._idle = asyncio.Event()
+        # Fleet mode: each connection's lease, moved when another destination reuses it.
+        self.leases = ConnectionLeases(self.fleet)
         self._reuse = SessionReuse(
-            cache, settings, clock=clock, log=self.log, transcripts=self._transcripts
+            cache,
+            settings,
+            clock=clock,
+            log=self.log,
+            transcripts=self._transcripts,
+            leases=self.leases if self._fleet_job else None,
         )
         self._setup = SessionSetup(
             self.log, clock=clock, wallclock=wallclock, transcripts=self._transcripts
@@ -153,6 +163,28 @@ class DeliveryAgent:
     ) -> DeliveryResult:
         """Deliver `request`; `on_status(index, status)` runs as each recipient is marked
         (before the next one), so a queue can record it durably at once."""
+        self._inflight += 1
+        try:
+            return await self._deliver(request, on_status, log_lines)
+        finally:
+            self._inflight -= 1
+            if not self._inflight:
+                self._idle.set()
+
+    async def close(self) -> None:
+        """An agent retired by a reload: once its deliveries in flight are done, end its
+        cached sessions (their fleet leases are released) and its fleet gate (its Redis
+        connections and lease renewals)."""
+        while self._inflight:
+            self._idle.clear()
+            await self._idle.wait()
+        if self.cache is not None:
+            await self.cache.close_all()
+        await self.fleet.close()
+
+    async def _deliver(
+        self, request: DeliveryRequest, on_status: StatusCallback | None, log_lines: bool
+    ) -> DeliveryResult:
         profile = self._profile(request.transport)
         if self._sts_refresh and self._refresh_task is None:
             self.start_sts_refresh()
@@ -201,7 +233,9 @@ class DeliveryAgent:
         finally:
             if opened:
                 content.close()
-        return tracker.result(request.queue_id, None if busy is None else busy.retry_after)
+        if busy is None:
+            return tracker.result(request.queue_id)
+        return tracker.result(request.queue_id, busy.retry_after, busy.unavailable)
 
     def start_sts_refresh(self) -> None:
         """Refresh cached MTA-STS policies before they expire, in a task of the running
@@ -373,7 +407,7 @@ class DeliveryAgent:
                     lambda p: self._connect(job, hop, p),
                     delay=main.smtp_happy_eyeballs_delay,
                 )
-                self._hold(lease, race.connection)
+                self._hold(job, lease, race.connection)
                 for error in race.failed:
                     self._connect_failed(job, error)
                 tried = set(ready) - set(race.untried)
@@ -433,7 +467,7 @@ class DeliveryAgent:
             lease.release()
             self._connect_failed(job, error)
             return None
-        self._hold(lease, conn)
+        self._hold(job, lease, conn)
         return conn
 
     async def _lease(self, job: DeliveryState) -> Lease | None:
@@ -452,12 +486,12 @@ class DeliveryAgent:
             return None
         return answer
 
-    @staticmethod
-    def _hold(lease: Lease, conn: Connection | None) -> None:
+    def _hold(self, job: DeliveryState, lease: Lease, conn: Connection | None) -> None:
         if conn is None:
             lease.release()
-        else:
-            conn.when_lost(lease.release)
+        elif self._fleet_job:
+            destination = f"{job.request.transport}:{job.request.nexthop}"
+            self.leases.hold(conn, destination, lease)
 
     async def _connect(self, job: DeliveryState, hop: Hop, peer: Peer) -> Connection:
         p = job.agent.params

@@ -49,6 +49,7 @@ __all__ = [
 ]
 
 PROCESS: Final = "fleet"  # the process name of fleet log lines
+UNAVAILABLE: Final = "shared state server unavailable"  # the reason of a Busy without Redis
 
 
 class Lease(Protocol):
@@ -59,6 +60,11 @@ class Lease(Protocol):
 class Busy:
     retry_after: float  # seconds
     reason: str
+
+    @property
+    def unavailable(self) -> bool:
+        """Redis could not be asked (not: a fleet limit reached)."""
+        return self.reason == UNAVAILABLE
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +186,7 @@ class RedisGate:
             self._trouble(exc)
             if self.policy.concurrency_fail_open or not limits.connections:
                 return NO_LEASE
-            return Busy(self.policy.busy_retry, "shared state server unavailable")
+            return Busy(self.policy.busy_retry, UNAVAILABLE)
         self._recovered()
         if isinstance(answer, Dead):
             return DeadDestination(answer.reason)
@@ -202,7 +208,7 @@ class RedisGate:
             self._trouble(exc)
             if self.policy.rate_fail_open:
                 return None
-            return Busy(self.policy.busy_retry, "shared state server unavailable")
+            return Busy(self.policy.busy_retry, UNAVAILABLE)
         self._recovered()
         if wait is None:
             return None

@@ -15,8 +15,9 @@ Parent to child: ``("settings", Settings)`` first, then ``("deliver", id, Delive
 and ``("cancel", id)`` (the scheduler abandoned that delivery: the child cancels it, drops
 its connection and reports nothing more about it).
 Child to parent: ``("status", id, index, RecipientStatus)`` (one per recipient, as it is decided),
-``("done", id, hop_status, busy)`` (the result is the statuses sent, the hop status, and
-in fleet mode the seconds after which a busy destination may be tried again, or None),
+``("done", id, hop_status, busy, unavailable)`` (the result is the statuses sent, the hop
+status, and in fleet mode the seconds after which a busy destination may be tried again, or
+None, and whether it was busy because Redis could not be asked),
 ``("failed", id, text)``, ``("log", level, process, text)``, ``("transcript",
 SessionTranscript)`` (a postmaster transcript, queued by the parent). The parent closing the child's
 stdin asks it to finish what it runs and exit; `close(timeout)` kills the children that have
@@ -125,8 +126,9 @@ async def _receive(reader: asyncio.StreamReader) -> tuple[Any, ...] | None:
 
 
 _Verdict = tuple[int, RecipientStatus]
-# The statuses, the hop status, and the fleet's "busy: try again in N seconds".
-_Outcome = tuple[list[_Verdict], HopStatus | None, float | None]
+# The statuses, the hop status, the fleet's "busy: try again in N seconds" and whether
+# that was for want of Redis.
+_Outcome = tuple[list[_Verdict], HopStatus | None, float | None, bool]
 _Pending = tuple[StatusCallback | None, asyncio.Future[_Outcome], list[_Verdict]]
 
 
@@ -268,7 +270,7 @@ class AgentPool:
         child.pending[request_id] = (on_status, future, [])
         child.outbox.send(("deliver", request_id, request))
         try:
-            received, hop_status, busy = await future
+            received, hop_status, busy, unavailable = await future
         except asyncio.CancelledError:
             # Abandoned (a stop): the child drops it; later frames about it are ignored.
             if child.pending.pop(request_id, None) is not None and child.alive:
@@ -278,7 +280,7 @@ class AgentPool:
         # Every verdict came in its own frame already: the result is made of them.
         verdicts = sorted(received, key=lambda pair: pair[0])
         statuses = tuple(status for _, status in verdicts)
-        return DeliveryResult(request.queue_id, statuses, hop_status, busy)
+        return DeliveryResult(request.queue_id, statuses, hop_status, busy, unavailable)
 
     async def _read(self, child: _Child) -> None:
         reason = "closed its pipe"
@@ -315,7 +317,7 @@ class AgentPool:
                 if kind == "done":
                     hop = message[2] if isinstance(message[2], HopStatus) else None
                     busy = message[3] if isinstance(message[3], float) else None
-                    entry[1].set_result((entry[2], hop, busy))
+                    entry[1].set_result((entry[2], hop, busy, message[4] is True))
                 else:
                     entry[1].set_exception(RuntimeError(message[2]))
         elif kind == "log":
@@ -450,7 +452,8 @@ async def _deliver(
     except Exception as exc:  # reported to the scheduler, which defers the rest
         outbox.send(("failed", request_id, f"{type(exc).__name__}: {exc}"))
     else:
-        outbox.send(("done", request_id, result.hop_status, result.busy))
+        done = ("done", request_id, result.hop_status, result.busy, result.fleet_unavailable)
+        outbox.send(done)
 
 
 def _forget(tasks: dict[int, asyncio.Task[None]], request_id: int, _: object) -> None:
