@@ -3,7 +3,8 @@
 `FleetGate` is the narrow interface delivery/ takes injected: `lease()` before opening a
 connection to a destination (a `Lease` to release when the connection closes, `Busy`: try
 that destination again soon, or `DeadDestination`: another node found it not responding),
-`admit()` before each message (None, or `Busy` under the fleet rate), `mark_dead()` after
+`admit()` before each message (None, or `Busy` under the fleet rate; a rate faster than
+ten a second hands out its tokens a few at a time: TOKEN_BATCH), `mark_dead()` after
 finding a destination unreachable, `shared(cache)` (the entries a node-local cache shares
 with the fleet: shared.py; None without a fleet) and `close()`. `LocalGate` is single-node
 mode: every answer is yes, nothing is asked. `RedisGate` asks engine.py, holds this
@@ -50,6 +51,12 @@ __all__ = [
 
 PROCESS: Final = "fleet"  # the process name of fleet log lines
 UNAVAILABLE: Final = "shared state server unavailable"  # the reason of a Busy without Redis
+# A fast rate's tokens are taken several at a time (one Redis call for up to TOKEN_BATCH
+# messages) and must be spent within TOKEN_TIME seconds or are lost: never more than the
+# rate emits in that time, so a rate below 1/TOKEN_TIME a second is asked message by
+# message, and a faster one lets at most that many more through in a window.
+TOKEN_TIME: Final = 0.1
+TOKEN_BATCH: Final = 32
 
 
 class Lease(Protocol):
@@ -161,6 +168,7 @@ class RedisGate:
         self.log: LogSink = log if log is not None else NullLog()
         self.clock = clock
         self._ids = itertools.count(1)
+        self._tokens: dict[str, tuple[int, float]] = {}  # destination -> (spare, until)
         self._held: dict[str, set[str]] = {}
         self._used: set[str] = set()  # destinations since the last heartbeat
         self._tasks: set[asyncio.Task[None]] = set()
@@ -200,17 +208,26 @@ class RedisGate:
         if rate is None:
             return None
         destination = f"{transport}:{nexthop}"
+        spare, until = self._tokens.get(destination, (0, 0.0))
+        if spare and self.clock() < until:
+            self._tokens[destination] = (spare - 1, until)
+            return None
         self._start()
         self._used.add(destination)
+        batch = max(1, min(TOKEN_BATCH, rate.burst, int(TOKEN_TIME / rate.interval)))
         try:
-            wait = await self.engine.admit(destination, rate.interval, rate.burst)
+            granted, wait = await self.engine.admit_many(
+                destination, rate.interval, rate.burst, batch
+            )
         except FleetUnavailable as exc:
             self._trouble(exc)
             if self.policy.rate_fail_open:
                 return None
             return Busy(self.policy.busy_retry, UNAVAILABLE)
         self._recovered()
-        if wait is None:
+        if granted:
+            if granted > 1:
+                self._tokens[destination] = (granted - 1, self.clock() + TOKEN_TIME)
             return None
         return Busy(max(wait, 0.001), f"fleet rate limit {rate}")
 
