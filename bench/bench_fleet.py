@@ -12,15 +12,17 @@ The sides, interleaved in every run (the order turned around every other run):
   tests/support/peers/redis.py) with ``fleet_destination_concurrency_limit = 1000``: a lease
   per connection, never binding (3 x 20 connections at most);
 - ``leases+rate``: as ``leases`` plus ``fleet_destination_rate_limit = 1000000/1s`` with a
-  burst of 100000: a GCRA call per message, never binding.
+  burst of 100000: GCRA tokens, never binding (taken up to 32 at a time: fleet/gate.py).
 
-Redis round trips are counted by the server, in one more run of each Redis side (not timed):
-``redis-cli MONITOR`` lists every command a client sent, and those run inside the Lua scripts
-(``[0 lua]``) are left out, so a lease is one call however many commands its script runs,
-while script loading, the client's connection set-up (``HELLO``), releases, renewals and
-heartbeats all count. Where there are
-at least two CPUs the nodes run on the first and smtp-sink and redis-server on the others,
-for both sides alike. Every side must deliver all N (counted from the nodes' maillog files).
+The nodes' CPU time (user + system, from the kernel's accounting of the three processes) is
+reported too, per message and as a ratio: on a machine shared with other work it varies far
+less than the wall clock. Redis round trips are counted by the server, in one more run of
+each Redis side (not timed): ``redis-cli MONITOR`` lists every command a client sent, and
+those run inside the Lua scripts (``[0 lua]``) are left out, so a lease is one call however
+many commands its script runs, while the client's connection set-up (``HELLO``), releases,
+renewals and heartbeats all count. Where there are at least two CPUs the nodes run on the
+first and smtp-sink and redis-server on the others, for both sides alike. Every side must
+deliver all N (counted from the nodes' maillog files).
 Targets (issue 19): ``leases`` >= 0.9x ``without`` (the median of each run's ratio), at most
 one Redis round trip per message. Reported, not asserted; bench/report.py writes the table.
 """
@@ -30,6 +32,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -127,14 +130,16 @@ def _queue(options: dict[str, str], count: int) -> None:
         mailcarrier.submit_sync(content, sender=SENDER, recipients=[RECIPIENT], config=config)
 
 
-def _drain(nodes: list[dict[str, str]], cpus: set[int] | None) -> float:
-    """Start the nodes' `run --once` at once; seconds until the last one has exited."""
+def _drain(nodes: list[dict[str, str]], cpus: set[int] | None) -> tuple[float, float]:
+    """Start the nodes' `run --once` at once; (seconds until the last one has exited, CPU
+    seconds the three used)."""
 
     def pinned() -> None:
         if cpus is not None:
             os.sched_setaffinity(0, cpus)
 
     procs: list[tuple[subprocess.Popen[bytes], Any]] = []
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     for options in nodes:
         words = [w for k, v in options.items() for w in ("-o", f"{k}={v}")]
@@ -159,9 +164,11 @@ def _drain(nodes: list[dict[str, str]], cpus: set[int] | None) -> float:
             failed.append(f"exit {proc.returncode}: {errors.read().decode()[-300:]}")
         errors.close()
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if failed:
         raise RuntimeError("a node failed: " + "; ".join(failed))
-    return seconds
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return seconds, cpu
 
 
 def one_run(
@@ -182,7 +189,7 @@ def one_run(
         for n, options in enumerate(nodes):
             _queue(options, messages // NODES + (1 if n < messages % NODES else 0))
         monitor = Monitor(redis, work / "monitor") if count else None
-        seconds = _drain(nodes, cpus)
+        seconds, cpu = _drain(nodes, cpus)
         calls = monitor.calls() if monitor is not None else {}
         sent = sum(
             Path(o["maillog_file"]).read_text(errors="replace").count(" status=sent ")
@@ -190,7 +197,7 @@ def one_run(
         )
         if sent != messages:
             raise RuntimeError(f"{side}: {sent} of {messages} messages delivered")
-        return {"seconds": seconds, "calls": calls}
+        return {"seconds": seconds, "cpu": cpu, "calls": calls}
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -198,6 +205,7 @@ def one_run(
 def _rounds(root: Path, messages: int, runs: int) -> dict[str, Any]:
     """Timed runs of every side, interleaved; then one counted run of each Redis side."""
     times: dict[str, list[float]] = {side: [] for side in SIDES}
+    cpu: dict[str, list[float]] = {side: [] for side in SIDES}
     calls: dict[str, dict[str, int]] = {}
     split = common.cpu_split()
     redis = _redis(root)
@@ -212,9 +220,14 @@ def _rounds(root: Path, messages: int, runs: int) -> dict[str, Any]:
                 order = list(SIDES) if n % 2 == 0 else list(SIDES)[::-1]
                 line = f"  run {n + 1}:"
                 for side in order:
-                    seconds = one_run(root, sink, redis, side, messages, cpus)["seconds"]
+                    got = one_run(root, sink, redis, side, messages, cpus)
+                    seconds = got["seconds"]
                     times[side].append(seconds)
-                    line += f" {side} {seconds:.2f} s = {messages / seconds:,.0f} msg/s;"
+                    cpu[side].append(got["cpu"])
+                    line += (
+                        f" {side} {seconds:.2f} s = {messages / seconds:,.0f} msg/s, "
+                        f"CPU {got['cpu']:.2f} s;"
+                    )
                 print(line.rstrip(";"), flush=True)
             for side in SIDES:
                 if side != "without":
@@ -223,17 +236,26 @@ def _rounds(root: Path, messages: int, runs: int) -> dict[str, Any]:
                     print(f"  counted run, {side}: {trips:.4f} Redis round trips per message")
     finally:
         redis.stop()
-    return {"times": times, "calls": calls}
+    return {"times": times, "cpu": cpu, "calls": calls}
 
 
 def summarise(messages: int, runs: int, got: dict[str, Any]) -> dict[str, Any]:
     base = [messages / t for t in got["times"]["without"]]
+    base_cpu = got["cpu"]["without"]
     sides: dict[str, Any] = {}
     for side, times in got["times"].items():
         rates = [messages / t for t in times]
         ratios = [common.ratio(a, b) for a, b in zip(rates, base, strict=True)]
         calls = got["calls"].get(side, {})
+        cpu = got["cpu"][side]
+        cpu_ratios = [common.ratio(b, c) for b, c in zip(base_cpu, cpu, strict=True)]
         sides[side] = {
+            # The nodes' CPU time per message (user + system, all three), and the ratio of
+            # the runs' CPU without Redis to this side's: far less noisy than wall time on a
+            # shared machine (bench/harness.py's reasoning).
+            "cpu_us": median(cpu) / messages * 1e6,
+            "cpu_ratio": median(cpu_ratios),
+            "cpu_ratios": cpu_ratios,
             "rate": median(rates),
             "runs": rates,
             # The median of each run's ratio: neighbours in time meet the same load.
@@ -268,7 +290,8 @@ def run(messages: int, runs: int) -> None:
     for side, s in data["sides"].items():
         print(
             f"  {side}: {s['rate']:,.0f} msg/s ({spread(s['runs'])}), "
-            f"{s['ratio']:.2f}x without Redis, {s['trips_per_message']:.4f} Redis round trips "
+            f"{s['ratio']:.2f}x without Redis; CPU {s['cpu_us']:,.0f} us per message, "
+            f"{s['cpu_ratio']:.2f}x; {s['trips_per_message']:.4f} Redis round trips "
             f"per message {s['commands']}"
         )
     lease = data["sides"]["leases"]

@@ -285,36 +285,39 @@ def _fleet(data: dict[str, Any]) -> list[str]:
         "fleet_destination_concurrency_limit = 1000 (leases), and with that plus "
         "fleet_destination_rate_limit = 1000000/1s, burst 100000 (leases+rate): limits "
         f"that never bind. Median of {data['runs']} runs, interleaved; the ratio is the "
-        f"median of each run's ratio.{pinned} Redis round trips: every command a client "
+        f"median of each run's ratio.{pinned} CPU: the three nodes' user + system time per "
+        "message, and without Redis / with (the median of each run's ratio; on a shared "
+        "machine far steadier than the wall clock). Redis round trips: every command a client "
         "sent, in one more run of each Redis side (redis-cli MONITOR; the commands a Lua "
         "script runs inside Redis are not round trips).",
         "",
-        "| side | messages/s (median) | runs | / without Redis | Redis round trips per "
-        "message | commands sent |",
-        "|---|---:|---|---:|---:|---|",
+        "| side | messages/s (median) | runs | / without Redis | CPU per message | CPU ratio "
+        "| Redis round trips per message | commands sent |",
+        "|---|---:|---|---:|---:|---:|---:|---|",
     ]
     for name, side in sides.items():
         runs = ", ".join(f"{v:,.0f}" for v in side["runs"])
         commands = ", ".join(f"{k} {v:,}" for k, v in side["commands"].items()) or "-"
         trips = f"{side['trips_per_message']:.4f}" if name != "without" else "-"
         lines.append(
-            f"| {name} | {side['rate']:,.0f} | {runs} | {side['ratio']:.2f}x | {trips} | "
-            f"{commands} |"
+            f"| {name} | {side['rate']:,.0f} | {runs} | {side['ratio']:.2f}x | "
+            f"{side['cpu_us']:,.0f} us | {side['cpu_ratio']:.2f}x | {trips} | {commands} |"
         )
     lease = sides["leases"]
     speed, trips = data["speed_target"], data["trips_target"]
     lines += [
         "",
         f"- leases / without Redis = **{lease['ratio']:.2f}x** (target >= {speed}: "
-        f"{verdict(lease['ratio'], speed)})",
+        f"{verdict(lease['ratio'], speed)}); in CPU time {lease['cpu_ratio']:.2f}x",
         f"- Redis round trips per message with leases: **{lease['trips_per_message']:.4f}** "
         f"(target <= {trips:g}: {verdict(lease['trips_per_message'], trips, at_most=True)})",
     ]
     if "leases+rate" in sides:
         rate = sides["leases+rate"]
         lines.append(
-            f"- with a rate limit as well (a GCRA call per message): {rate['ratio']:.2f}x, "
-            f"{rate['trips_per_message']:.4f} round trips per message"
+            f"- with a rate limit as well (GCRA tokens, up to 32 a call): {rate['ratio']:.2f}x "
+            f"(CPU {rate['cpu_ratio']:.2f}x), {rate['trips_per_message']:.4f} round trips per "
+            "message"
         )
     return [*lines, ""]
 
