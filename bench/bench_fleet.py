@@ -22,7 +22,9 @@ those run inside the Lua scripts (``[0 lua]``) are left out, so a lease is one c
 many commands its script runs, while the client's connection set-up (``HELLO``), releases,
 renewals and heartbeats all count. Where there are at least two CPUs the nodes run on the
 first and smtp-sink and redis-server on the others, for both sides alike. Every side must
-deliver all N (counted from the nodes' maillog files).
+deliver all N (counted from the nodes' maillog files). Start-up and shutdown are measured
+too (the same commands again on the emptied queues: importing the Redis client is most of
+the difference), and the rate without them, as bench_drain.py does.
 Targets (issue 19): ``leases`` >= 0.9x ``without`` (the median of each run's ratio), at most
 one Redis round trip per message. Reported, not asserted; bench/report.py writes the table.
 """
@@ -191,13 +193,21 @@ def one_run(
         monitor = Monitor(redis, work / "monitor") if count else None
         seconds, cpu = _drain(nodes, cpus)
         calls = monitor.calls() if monitor is not None else {}
+        # Start-up and shutdown: the same three commands on the (now empty) queues.
+        startup, startup_cpu = _drain(nodes, cpus) if not count else (0.0, 0.0)
         sent = sum(
             Path(o["maillog_file"]).read_text(errors="replace").count(" status=sent ")
             for o in nodes
         )
         if sent != messages:
             raise RuntimeError(f"{side}: {sent} of {messages} messages delivered")
-        return {"seconds": seconds, "cpu": cpu, "calls": calls}
+        return {
+            "seconds": seconds,
+            "cpu": cpu,
+            "startup": startup,
+            "startup_cpu": startup_cpu,
+            "calls": calls,
+        }
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -206,6 +216,7 @@ def _rounds(root: Path, messages: int, runs: int) -> dict[str, Any]:
     """Timed runs of every side, interleaved; then one counted run of each Redis side."""
     times: dict[str, list[float]] = {side: [] for side in SIDES}
     cpu: dict[str, list[float]] = {side: [] for side in SIDES}
+    startup: dict[str, list[tuple[float, float]]] = {side: [] for side in SIDES}
     calls: dict[str, dict[str, int]] = {}
     split = common.cpu_split()
     redis = _redis(root)
@@ -224,6 +235,7 @@ def _rounds(root: Path, messages: int, runs: int) -> dict[str, Any]:
                     seconds = got["seconds"]
                     times[side].append(seconds)
                     cpu[side].append(got["cpu"])
+                    startup[side].append((got["startup"], got["startup_cpu"]))
                     line += (
                         f" {side} {seconds:.2f} s = {messages / seconds:,.0f} msg/s, "
                         f"CPU {got['cpu']:.2f} s;"
@@ -236,12 +248,16 @@ def _rounds(root: Path, messages: int, runs: int) -> dict[str, Any]:
                     print(f"  counted run, {side}: {trips:.4f} Redis round trips per message")
     finally:
         redis.stop()
-    return {"times": times, "cpu": cpu, "calls": calls}
+    return {"times": times, "cpu": cpu, "startup": startup, "calls": calls}
 
 
 def summarise(messages: int, runs: int, got: dict[str, Any]) -> dict[str, Any]:
     base = [messages / t for t in got["times"]["without"]]
     base_cpu = got["cpu"]["without"]
+    base_net = [
+        messages / max(1e-6, t - s)
+        for t, (s, _) in zip(got["times"]["without"], got["startup"]["without"], strict=True)
+    ]
     sides: dict[str, Any] = {}
     for side, times in got["times"].items():
         rates = [messages / t for t in times]
@@ -249,7 +265,16 @@ def summarise(messages: int, runs: int, got: dict[str, Any]) -> dict[str, Any]:
         calls = got["calls"].get(side, {})
         cpu = got["cpu"][side]
         cpu_ratios = [common.ratio(b, c) for b, c in zip(base_cpu, cpu, strict=True)]
+        starts = got["startup"][side]
+        net = [messages / max(1e-6, t - s) for t, (s, _) in zip(times, starts, strict=True)]
+        net_ratios = [common.ratio(a, b) for a, b in zip(net, base_net, strict=True)]
         sides[side] = {
+            # Without start-up and shutdown (the same commands on empty queues, as
+            # bench_drain.py does): the messages' own cost.
+            "startup": median([s for s, _ in starts]),
+            "startup_cpu": median([c for _, c in starts]),
+            "net_rate": median(net),
+            "net_ratio": median(net_ratios),
             # The nodes' CPU time per message (user + system, all three), and the ratio of
             # the runs' CPU without Redis to this side's: far less noisy than wall time on a
             # shared machine (bench/harness.py's reasoning).
@@ -290,7 +315,9 @@ def run(messages: int, runs: int) -> None:
     for side, s in data["sides"].items():
         print(
             f"  {side}: {s['rate']:,.0f} msg/s ({spread(s['runs'])}), "
-            f"{s['ratio']:.2f}x without Redis; CPU {s['cpu_us']:,.0f} us per message, "
+            f"{s['ratio']:.2f}x without Redis (without start-up {s['startup']:.2f} s, CPU "
+            f"{s['startup_cpu']:.2f} s: {s['net_ratio']:.2f}x); CPU {s['cpu_us']:,.0f} us per "
+            "message, "
             f"{s['cpu_ratio']:.2f}x; {s['trips_per_message']:.4f} Redis round trips "
             f"per message {s['commands']}"
         )

@@ -308,7 +308,11 @@ def _fleet(data: dict[str, Any]) -> list[str]:
     lines += [
         "",
         f"- leases / without Redis = **{lease['ratio']:.2f}x** (target >= {speed}: "
-        f"{verdict(lease['ratio'], speed)}); in CPU time {lease['cpu_ratio']:.2f}x",
+        f"{verdict(lease['ratio'], speed)}); in CPU time {lease['cpu_ratio']:.2f}x; without "
+        f"start-up and shutdown {lease.get('net_ratio', 0):.2f}x (the three nodes' start-up "
+        f"and shutdown: {lease.get('startup', 0):.2f} s, CPU {lease.get('startup_cpu', 0):.2f} "
+        f"s, against {sides['without'].get('startup', 0):.2f} s, CPU "
+        f"{sides['without'].get('startup_cpu', 0):.2f} s without Redis)",
         f"- Redis round trips per message with leases: **{lease['trips_per_message']:.4f}** "
         f"(target <= {trips:g}: {verdict(lease['trips_per_message'], trips, at_most=True)})",
     ]
