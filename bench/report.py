@@ -308,7 +308,10 @@ def _fleet(data: dict[str, Any]) -> list[str]:
     lines += [
         "",
         f"- leases / without Redis = **{lease['ratio']:.2f}x** (target >= {speed}: "
-        f"{verdict(lease['ratio'], speed)}); in CPU time {lease['cpu_ratio']:.2f}x; without "
+        f"{verdict(lease['ratio'], speed)}; the runs' ratios "
+        f"{', '.join(f'{r:.2f}' for r in lease['ratios'])}, CPU "
+        f"{', '.join(f'{r:.2f}' for r in lease.get('cpu_ratios', []))}); in CPU time "
+        f"{lease['cpu_ratio']:.2f}x; without "
         f"start-up and shutdown {lease.get('net_ratio', 0):.2f}x (the three nodes' start-up "
         f"and shutdown: {lease.get('startup', 0):.2f} s, CPU {lease.get('startup_cpu', 0):.2f} "
         f"s, against {sides['without'].get('startup', 0):.2f} s, CPU "
