@@ -120,6 +120,27 @@ async def test_fast_rate_tokens_come_a_few_at_a_time(gates: GateMaker) -> None:
     assert calls == [1, 1, 1]  # one a call: a rate of 10/s gets no batches
 
 
+async def test_concurrent_admits_share_one_call(gates: GateMaker) -> None:
+    fast = gates(fleet_destination_rate_limit="1000/1s", fleet_destination_rate_burst="100")
+    calls: list[int] = []
+    admit_many = fast.engine.admit_many
+
+    async def counted(destination: str, interval: float, burst: int, wanted: int) -> Any:
+        calls.append(wanted)
+        return await admit_many(destination, interval, burst, wanted)
+
+    fast.engine.admit_many = counted  # type: ignore[method-assign]
+    answers = await asyncio.gather(*(fast.admit("smtp", "fast.example") for _ in range(40)))
+    assert answers == [None] * 40 and calls == [32, 32]
+    # A refusal is everyone's: 5 at once under 2/1h burst 2, three calls in all.
+    slow = gates(fleet_destination_rate_limit="2/1h", fleet_destination_rate_burst="2")
+    slow.engine.admit_many = counted  # type: ignore[method-assign]
+    calls.clear()
+    answers = await asyncio.gather(*(slow.admit("smtp", "slow.example") for _ in range(5)))
+    assert answers[:2] == [None, None] and calls == [1, 1, 1]
+    assert all(isinstance(a, Busy) for a in answers[2:])
+
+
 async def test_dead_destination_shared(gates: GateMaker) -> None:
     one, two = gates(), gates()
     one.mark_dead("smtp", "down.example", "connect to mx[192.0.2.1]:25: Connection timed out")

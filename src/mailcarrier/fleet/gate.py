@@ -30,6 +30,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
+from mailcarrier.config.fleetsyntax import Rate
 from mailcarrier.config.settings import Settings
 from mailcarrier.fleet.client import make_client, servers
 from mailcarrier.fleet.engine import Dead, FleetUnavailable, Full, RedisEngine
@@ -169,6 +170,8 @@ class RedisGate:
         self.clock = clock
         self._ids = itertools.count(1)
         self._tokens: dict[str, tuple[int, float]] = {}  # destination -> (spare, until)
+        # A rate call in flight, per destination: the others wait for its answer.
+        self._asking: dict[str, asyncio.Future[Busy | None]] = {}
         self._held: dict[str, set[str]] = {}
         self._used: set[str] = set()  # destinations since the last heartbeat
         self._tasks: set[asyncio.Task[None]] = set()
@@ -208,10 +211,29 @@ class RedisGate:
         if rate is None:
             return None
         destination = f"{transport}:{nexthop}"
-        spare, until = self._tokens.get(destination, (0, 0.0))
-        if spare and self.clock() < until:
-            self._tokens[destination] = (spare - 1, until)
-            return None
+        while True:
+            spare, until = self._tokens.get(destination, (0, 0.0))
+            if spare and self.clock() < until:
+                self._tokens[destination] = (spare - 1, until)
+                return None
+            asking = self._asking.get(destination)
+            if asking is None:
+                break
+            # One call at a time: its spare tokens serve the others, its "busy" too.
+            answer = await asyncio.shield(asking)
+            if answer is not None:
+                return answer
+        asking = asyncio.get_running_loop().create_future()
+        self._asking[destination] = asking
+        answer = None
+        try:
+            answer = await self._ask_rate(destination, rate)
+            return answer
+        finally:
+            del self._asking[destination]
+            asking.set_result(answer)
+
+    async def _ask_rate(self, destination: str, rate: Rate) -> Busy | None:
         self._start()
         self._used.add(destination)
         batch = max(1, min(TOKEN_BATCH, rate.burst, int(TOKEN_TIME / rate.interval)))
