@@ -3,7 +3,7 @@
 Run as ``python -m bench.report`` (`make bench` runs it last). Each throughput benchmark
 stores its medians there (bench/common.py `save`), and bench_tables.py its lookup figures;
 this module only formats them: the machine and versions, one table per benchmark with
-ratios against the targets of issues 9 and 16 (benchmarks without figures here keep their
+ratios against the targets of issues 9, 16 and 19 (benchmarks without figures here keep their
 section of the previous RESULTS.md: bench/previous.py), and a chart of messages per second
 against concurrency for mailcarrier and Postfix (fast sink and 1 s slow sink). The chart
 needs matplotlib (the `test` extra); without it only the text is written. Set BENCH_NOTE to
@@ -267,6 +267,68 @@ def _native(data: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _fleet(data: dict[str, Any]) -> list[str]:
+    """bench_fleet.py: three nodes with and without a shared Redis."""
+    sides = data["sides"]
+    pinned = ""
+    if data.get("pinned"):
+        pinned = " The nodes ran on one CPU, smtp-sink and redis-server on the other."
+    lines = [
+        f"## Fleet mode: {data['nodes']} nodes draining {data['messages']:,} messages, with "
+        "Redis and without",
+        "",
+        f"{data['messages']:,} x {data['size']} B one-recipient messages queued on "
+        f"{data['nodes']} nodes (a third each, each its own queue), then drained by their "
+        "`mailcarrier run --once` started at once, to smtp-sink on 127.0.0.1 (relayhost, "
+        "concurrency 20 per node, connection cache on), timed until the last node exits. "
+        "Without Redis, with a shared private redis-server and "
+        "fleet_destination_concurrency_limit = 1000 (leases), and with that plus "
+        "fleet_destination_rate_limit = 1000000/1s, burst 100000 (leases+rate): limits "
+        f"that never bind. Median of {data['runs']} runs, interleaved; the ratio is the "
+        f"median of each run's ratio.{pinned} CPU: the three nodes' user + system time per "
+        "message, and without Redis / with (the median of each run's ratio; on a shared "
+        "machine far steadier than the wall clock). Redis round trips: every command a client "
+        "sent, in one more run of each Redis side (redis-cli MONITOR; the commands a Lua "
+        "script runs inside Redis are not round trips).",
+        "",
+        "| side | messages/s (median) | runs | / without Redis | CPU per message | CPU ratio "
+        "| Redis round trips per message | commands sent |",
+        "|---|---:|---|---:|---:|---:|---:|---|",
+    ]
+    for name, side in sides.items():
+        runs = ", ".join(f"{v:,.0f}" for v in side["runs"])
+        commands = ", ".join(f"{k} {v:,}" for k, v in side["commands"].items()) or "-"
+        trips = f"{side['trips_per_message']:.4f}" if name != "without" else "-"
+        lines.append(
+            f"| {name} | {side['rate']:,.0f} | {runs} | {side['ratio']:.2f}x | "
+            f"{side['cpu_us']:,.0f} us | {side['cpu_ratio']:.2f}x | {trips} | {commands} |"
+        )
+    lease = sides["leases"]
+    speed, trips = data["speed_target"], data["trips_target"]
+    lines += [
+        "",
+        f"- leases / without Redis = **{lease['ratio']:.2f}x** (target >= {speed}: "
+        f"{verdict(lease['ratio'], speed)}; the runs' ratios "
+        f"{', '.join(f'{r:.2f}' for r in lease['ratios'])}, CPU "
+        f"{', '.join(f'{r:.2f}' for r in lease.get('cpu_ratios', []))}); in CPU time "
+        f"{lease['cpu_ratio']:.2f}x; without "
+        f"start-up and shutdown {lease.get('net_ratio', 0):.2f}x (the three nodes' start-up "
+        f"and shutdown: {lease.get('startup', 0):.2f} s, CPU {lease.get('startup_cpu', 0):.2f} "
+        f"s, against {sides['without'].get('startup', 0):.2f} s, CPU "
+        f"{sides['without'].get('startup_cpu', 0):.2f} s without Redis)",
+        f"- Redis round trips per message with leases: **{lease['trips_per_message']:.4f}** "
+        f"(target <= {trips:g}: {verdict(lease['trips_per_message'], trips, at_most=True)})",
+    ]
+    if "leases+rate" in sides:
+        rate = sides["leases+rate"]
+        lines.append(
+            f"- with a rate limit as well (GCRA tokens, up to 32 a call): {rate['ratio']:.2f}x "
+            f"(CPU {rate['cpu_ratio']:.2f}x), {rate['trips_per_message']:.4f} round trips per "
+            "message"
+        )
+    return [*lines, ""]
+
+
 def _tables(data: dict[str, Any]) -> list[str]:
     lines = [
         f"## Tables: lookups in a {data['entries']:,}-key table",
@@ -351,6 +413,7 @@ def main() -> None:
         "native": _native,
         "tables": _tables,
         "tables_sql": _tables_sql,
+        "fleet": _fleet,
     }
     found = {name: r for name in parts if (r := load(name)) is not None}
     if not found:
@@ -366,7 +429,7 @@ def main() -> None:
             loads[name] = kept_loads[name]
     note = chart()
     lines = [
-        "# Benchmark results (issues 9 and 16)",
+        "# Benchmark results (issues 9, 16 and 19)",
         "",
         "Written by `make bench` (bench/report.py) from bench/results/*.json. Each comparison "
         "ran side by side in the same run on the same machine; figures are medians. A "

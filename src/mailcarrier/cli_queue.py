@@ -22,6 +22,7 @@ from mailcarrier.config.settings import Settings
 from mailcarrier.errors import ConfigError, UsageError
 from mailcarrier.progress import terminal_progress
 from mailcarrier.queue.spool import open_spool
+from mailcarrier.status import EX_TEMPFAIL
 
 if TYPE_CHECKING:
     from mailcarrier.delivery.agent import DeliveryAgent
@@ -95,8 +96,9 @@ def _cmd_run(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: 
             # On a terminal: messages done of those found, rate, time left (progress.py).
             with terminal_progress(stderr, "run --once", "msg") as progress:
                 log.progress = manager.progress = progress
-                run_event_loop(run_once(manager, http))
-            return 0
+                left = run_event_loop(run_once(manager, http))
+            # Mail left queued because the fleet's Redis could not be asked: 75, try later.
+            return EX_TEMPFAIL if left else 0
 
         def deliverer(new: Settings) -> Deliverer:
             return _queue_deliverer(new, log, spool)

@@ -38,15 +38,17 @@ __all__ = ["run_daemon", "run_once"]
 
 class _RetiredPools:
     """Agent pools replaced by a reload, finishing what they run (`AgentPool.close`) as
-    tasks of the daemon's TaskGroup: owned by one `run`, none outlives it."""
+    tasks of the daemon's TaskGroup: owned by one `run`, none outlives it. An in-process
+    agent replaced by a reload closes its cached sessions and its fleet gate (Redis
+    connections, lease renewals) once its deliveries in flight are done (`DeliveryAgent.close`)."""
 
     def __init__(self, group: asyncio.TaskGroup) -> None:
         self._group = group
-        self._pools: dict[asyncio.Task[None], AgentPool] = {}
+        self._pools: dict[asyncio.Task[None], Deliverer] = {}
 
     def retire(self, deliverer: Deliverer) -> None:
-        """After a reload: the old agent processes finish what they run, then exit."""
-        if isinstance(deliverer, AgentPool):
+        """After a reload: the old agents finish what they run, then end."""
+        if isinstance(deliverer, AgentPool | DeliveryAgent):
             task = self._group.create_task(deliverer.close())
             self._pools[task] = deliverer
             task.add_done_callback(self._forget)
@@ -59,7 +61,11 @@ class _RetiredPools:
         if self._pools:
             _, late = await asyncio.wait(set(self._pools), timeout=timeout)
             for task in late:
-                self._pools[task].kill()
+                retired = self._pools[task]
+                if isinstance(retired, AgentPool):
+                    retired.kill()
+                else:
+                    task.cancel()
             if late:
                 await asyncio.wait(late)
 
@@ -83,16 +89,19 @@ async def _listening(http: HttpListener | None) -> AsyncIterator[None]:
         yield
 
 
-async def run_once(manager: QueueManager, http: HttpListener | None = None) -> None:
+async def run_once(manager: QueueManager, http: HttpListener | None = None) -> int:
     """``run --once``: deliver what is deliverable now; a signal stops it as it stops the
-    daemon. `http`: the metrics and status listener, serving until the end."""
+    daemon. `http`: the metrics and status listener, serving until the end. Returns how
+    many messages were left queued for want of the fleet's shared state server
+    (QueueManager.run_once)."""
     controls = Controls()
     _stop_on_signals(controls)
     async with _listening(http):
-        await _drain_once(manager, controls)
+        return await _drain_once(manager, controls)
 
 
-async def _drain_once(manager: QueueManager, controls: Controls) -> None:
+async def _drain_once(manager: QueueManager, controls: Controls) -> int:
+    left = 0
     try:
         # The deliveries' scope is this one, not run_once()'s: they keep their grace
         # period after a signal has cancelled run_once().
@@ -104,13 +113,14 @@ async def _drain_once(manager: QueueManager, controls: Controls) -> None:
             await asyncio.wait({drain, stop}, return_when=asyncio.FIRST_COMPLETED)
             if drain.done():
                 stop.cancel()
-                drain.result()
+                left = drain.result()
             else:  # a signal: stop reading the queue, give deliveries in flight their grace
                 await cancel_tasks([drain])
                 await manager.stop(abandon=controls.abandon)
                 manager.log.info(QMGR, "terminating on signal")
     finally:
         await _close_cache(manager, CLOSE_GRACE if controls.stop.is_set() else None)
+    return left
 
 
 async def _close_cache(manager: QueueManager, timeout: float | None = None) -> None:

@@ -254,6 +254,9 @@ class DeliveryResult:
     # then holds only those marked; the others are neither deferred nor feedback.
     busy: float | None = None
     counts: Counts = ()
+    # ... and it was busy because the shared state server could not be asked (`run --once`
+    # leaves such mail queued rather than waiting for Redis to come back).
+    fleet_unavailable: bool = False
 
     def to_json(self) -> dict[str, object]:
         return {

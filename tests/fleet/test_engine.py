@@ -68,6 +68,15 @@ async def test_gcra_burst_then_steady(engine: RedisEngine) -> None:
     assert await engine.admit("smtp:unrelated", interval, 1) is None
 
 
+async def test_gcra_many_at_once_is_as_many_calls_in_a_row(engine: RedisEngine) -> None:
+    # One hour per message, burst 5: 3 now of the 4 asked leaves 2, then none.
+    assert await engine.admit_many("smtp:m", 3600.0, 5, 3) == (3, 0.0)
+    assert await engine.admit_many("smtp:m", 3600.0, 5, 4) == (2, 0.0)
+    granted, wait = await engine.admit_many("smtp:m", 3600.0, 5, 4)
+    assert granted == 0 and 3590 < wait <= 3600
+    assert await engine.admit("smtp:m", 3600.0, 5) is not None
+
+
 async def test_gcra_never_exceeds_burst_plus_rate(engine: RedisEngine) -> None:
     # 20 per second, burst 5, for 1.5 s of asking as fast as possible: every 1 s window holds
     # at most burst + count admissions (Redis time decides, the loop's only observes).

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -95,6 +96,49 @@ async def test_rate(gates: GateMaker) -> None:
     busy = await gate.admit("smtp", "example.com")
     assert isinstance(busy, Busy) and 1700 < busy.retry_after <= 1800
     assert busy.reason == "fleet rate limit 2/3600s burst=2"
+
+
+async def test_fast_rate_tokens_come_a_few_at_a_time(gates: GateMaker) -> None:
+    gate = gates(fleet_destination_rate_limit="1000/1s", fleet_destination_rate_burst="100")
+    calls: list[int] = []
+    admit_many = gate.engine.admit_many
+
+    async def counted(destination: str, interval: float, burst: int, wanted: int) -> Any:
+        calls.append(wanted)
+        return await admit_many(destination, interval, burst, wanted)
+
+    gate.engine.admit_many = counted  # type: ignore[method-assign]
+    for _ in range(40):
+        assert await gate.admit("smtp", "fast.example") is None
+    # 1000/s for 0.1 s: 100 a call at most, capped at 32; 40 messages, two calls.
+    assert calls == [32, 32]
+    slow = gates(fleet_destination_rate_limit="10/1s", fleet_destination_rate_burst="5")
+    slow.engine.admit_many = counted  # type: ignore[method-assign]
+    calls.clear()
+    for _ in range(3):
+        assert await slow.admit("smtp", "slow.example") is None
+    assert calls == [1, 1, 1]  # one a call: a rate of 10/s gets no batches
+
+
+async def test_concurrent_admits_share_one_call(gates: GateMaker) -> None:
+    fast = gates(fleet_destination_rate_limit="1000/1s", fleet_destination_rate_burst="100")
+    calls: list[int] = []
+    admit_many = fast.engine.admit_many
+
+    async def counted(destination: str, interval: float, burst: int, wanted: int) -> Any:
+        calls.append(wanted)
+        return await admit_many(destination, interval, burst, wanted)
+
+    fast.engine.admit_many = counted  # type: ignore[method-assign]
+    answers = await asyncio.gather(*(fast.admit("smtp", "fast.example") for _ in range(40)))
+    assert answers == [None] * 40 and calls == [32, 32]
+    # A refusal is everyone's: 5 at once under 2/1h burst 2, three calls in all.
+    slow = gates(fleet_destination_rate_limit="2/1h", fleet_destination_rate_burst="2")
+    slow.engine.admit_many = counted  # type: ignore[method-assign]
+    calls.clear()
+    answers = await asyncio.gather(*(slow.admit("smtp", "slow.example") for _ in range(5)))
+    assert answers[:2] == [None, None] and calls == [1, 1, 1]
+    assert all(isinstance(a, Busy) for a in answers[2:])
 
 
 async def test_dead_destination_shared(gates: GateMaker) -> None:

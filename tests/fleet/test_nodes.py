@@ -243,3 +243,102 @@ def test_redis_stopped_mid_run(
     assert text.count("destinations with fleet limits wait") == 1
     assert "answering again" in text
     assert os.path.exists(node.queue)
+
+
+def test_run_once_with_redis_down_ends_and_leaves_the_mail(
+    redis_url: str,
+    redis_server: RedisServer,
+    receiver: SessionCountingServer,
+    nodes: Callable[..., list[Node]],
+) -> None:
+    """`run --once` does not wait for Redis: the mail stays queued (nothing deferred, the
+    queue files as they were), one warning, one line saying what was left, exit 75; the
+    next `run --once` with Redis back delivers it and exits 0."""
+    (node,) = nodes(
+        1,
+        relayhost=receiver.nexthop,
+        shared_state_server=redis_url,
+        fleet_destination_concurrency_limit="2",
+        fleet_timeout="1s",
+    )
+    node.submit(3, 0)
+
+    def queue_files() -> dict[Path, bytes]:
+        return {p: p.read_bytes() for p in (node.queue / "incoming").rglob("*") if p.is_file()}
+
+    files = queue_files()
+    assert len(files) == 3
+    sessions = receiver.counter.sessions
+    redis_server.stop()
+    try:
+        once = subprocess.run(
+            [*MAILCARRIER, *node.args(), "run", "--once"],
+            capture_output=True,
+            check=False,
+            timeout=CEILING,
+        )
+    finally:
+        redis_server.start()
+    assert once.returncode == 75, once.stderr
+    assert receiver.counter.sessions == sessions  # no connection opened
+    assert queue_files() == files  # back in incoming/, not a byte written
+    text = node.log_text()
+    assert text.count("warning") == 1
+    assert "destinations with fleet limits wait" in text
+    assert text.count("left in the queue") == 1
+    assert text.rstrip("\n").endswith(
+        "3 messages left in the queue for destinations with fleet limits: "
+        "the shared state server cannot be reached"
+    )
+    assert "status=" not in text
+    again = subprocess.run(
+        [*MAILCARRIER, *node.args(), "run", "--once"],
+        capture_output=True,
+        check=False,
+        timeout=CEILING,
+    )
+    assert again.returncode == 0, again.stderr
+    arrived_once(receiver, 3)
+    assert node.queued() == 0
+
+
+def test_a_reload_closes_the_retired_gate(
+    redis_url: str,
+    redis_server: RedisServer,
+    receiver: SessionCountingServer,
+    nodes: Callable[..., list[Node]],
+) -> None:
+    """SIGHUP makes a new delivery agent and fleet gate; the old one, once idle, ends its
+    cached sessions (their leases released) and its Redis connections: reloads do not pile
+    up connections to Redis, nor leases."""
+    (node,) = nodes(
+        1,
+        relayhost=receiver.nexthop,
+        shared_state_server=redis_url,
+        fleet_destination_concurrency_limit="5",
+        smtp_connection_cache_time_limit="60s",  # the old agent's session stays parked
+        smtp_connection_cache_destinations=receiver.nexthop,
+    )
+    key = f"mailcarrier:fleet:{{smtp:{receiver.nexthop}}}:leases"
+
+    def clients() -> int:  # connections to Redis but redis-cli's own
+        return len(redis_server.command("CLIENT", "LIST").splitlines()) - 1
+
+    node.submit(1, 0)
+    node.start()
+    assert wait_for(lambda: len(receiver.handler.arrivals) == 1)
+    assert wait_for(lambda: redis_server.command("ZCARD", key) == "1")
+    one_generation = clients()
+    assert one_generation >= 1
+    for n in range(1, 4):
+        assert node.proc is not None
+        node.proc.send_signal(signal.SIGHUP)
+        assert wait_for(lambda n=n: node.log_text().count("configuration reloaded") >= n, 60)  # type: ignore[misc]
+        node.submit(1, n)
+        assert wait_for(lambda n=n: len(receiver.handler.arrivals) == n + 1)  # type: ignore[misc]
+    # Only the newest agent's session and lease are left; the old gates are closed.
+    assert wait_for(lambda: redis_server.command("ZCARD", key) == "1", 60)
+    assert wait_for(lambda: clients() <= one_generation, 60)
+    assert wait_for(lambda: receiver.counter.open == 1, 60)
+    node.stop()
+    arrived_once(receiver, 4)

@@ -32,6 +32,7 @@ from mailcarrier.config.settings import Settings
 from mailcarrier.delivery.cache import ConnectionCache
 from mailcarrier.delivery.handoff import hand_off
 from mailcarrier.delivery.hop import Hop
+from mailcarrier.delivery.leases import ConnectionLeases
 from mailcarrier.delivery.outcome import Leftover
 from mailcarrier.delivery.profile import TransportProfile
 from mailcarrier.delivery.recipients import RecipientTracker
@@ -40,6 +41,7 @@ from mailcarrier.delivery.reuse import SessionReuse
 from mailcarrier.delivery.servers import Destination, ServerList
 from mailcarrier.delivery.setup import Prepared, SessionSetup, count_tls
 from mailcarrier.delivery.state import Attempt, DeliveryState, content_size, open_content
+from mailcarrier.delivery.sts_cache import SHARED_CACHE as STS_SHARED_CACHE
 from mailcarrier.delivery.sts_cache import StsPolicies, fetch_settings
 from mailcarrier.delivery.sts_fetch import FetchSettings
 from mailcarrier.delivery.sts_step import destination_policy, refine_policy
@@ -137,10 +139,12 @@ class DeliveryAgent:
             self._profile("smtp")
         self._tls = TlsClient()
         # MTA-STS policies (sts_cache.py): cached in data_directory, shared by the agent's
-        # deliveries; refreshed in the background by long-running agents (`sts_refresh`).
+        # deliveries (and in fleet mode with the other nodes, through Redis); refreshed in
+        # the background by long-running agents (`sts_refresh`).
         if sts is None and settings.params.smtp_mta_sts_enable:
             directory = Path(settings.params.data_directory) / "mta-sts"
-            sts = StsPolicies(directory, log=self.log, wallclock=wallclock)
+            shared = self.fleet.shared(STS_SHARED_CACHE)
+            sts = StsPolicies(directory, log=self.log, wallclock=wallclock, shared=shared)
         self.sts = sts
         # TLSRPT counts (tlsrpt_store.py), in data_directory when smtp_tlsrpt_enable is on.
         if tlsrpt is None and (main.smtp_tlsrpt_enable or main.lmtp_tlsrpt_enable):
@@ -148,8 +152,17 @@ class DeliveryAgent:
         self.tlsrpt = tlsrpt
         self._sts_refresh = sts_refresh
         self._refresh_task: asyncio.Task[None] | None = None
+        self._inflight = 0  # deliveries running (`close` waits for them)
+        self._idle = asyncio.Event()
+        # Fleet mode: each connection's lease, moved when another destination reuses it.
+        self.leases = ConnectionLeases(self.fleet)
         self._reuse = SessionReuse(
-            cache, settings, clock=clock, log=self.log, transcripts=self._transcripts
+            cache,
+            settings,
+            clock=clock,
+            log=self.log,
+            transcripts=self._transcripts,
+            leases=self.leases if self._fleet_job else None,
         )
         self._setup = SessionSetup(
             self.log, clock=clock, wallclock=wallclock, transcripts=self._transcripts
@@ -165,6 +178,29 @@ class DeliveryAgent:
     ) -> DeliveryResult:
         """Deliver `request`; `on_status(index, status)` runs as each recipient is marked
         (before the next one), so a queue can record it durably at once."""
+        self._inflight += 1
+        try:
+            return await self._deliver(request, on_status, log_lines)
+        finally:
+            self._inflight -= 1
+            if not self._inflight:
+                self._idle.set()
+
+    async def close(self) -> None:
+        """An agent retired by a reload: once its deliveries in flight are done, end its
+        cached sessions (their fleet leases are released), its fleet gate (its Redis
+        connections and lease renewals) and its TLSRPT counts still in memory."""
+        while self._inflight:
+            self._idle.clear()
+            await self._idle.wait()
+        if self.cache is not None:
+            await self.cache.close_all()
+        await self.fleet.close()
+        await self.close_tlsrpt()
+
+    async def _deliver(
+        self, request: DeliveryRequest, on_status: StatusCallback | None, log_lines: bool
+    ) -> DeliveryResult:
         profile = self._profile(request.transport, request.service)
         if self._sts_refresh and self._refresh_task is None:
             self.start_sts_refresh()
@@ -214,7 +250,10 @@ class DeliveryAgent:
         finally:
             if opened:
                 content.close()
-        result = tracker.result(request.queue_id, None if busy is None else busy.retry_after)
+        if busy is None:
+            result = tracker.result(request.queue_id)
+        else:
+            result = tracker.result(request.queue_id, busy.retry_after, busy.unavailable)
         return dataclasses.replace(result, counts=self._counts())
 
     def _counts(self) -> Counts:
@@ -430,7 +469,7 @@ class DeliveryAgent:
                     lambda p: self._connect(job, hop, p),
                     delay=main.smtp_happy_eyeballs_delay,
                 )
-                self._hold(lease, race.connection)
+                self._hold(job, lease, race.connection)
                 for error in race.failed:
                     self._connect_failed(job, error)
                 tried = set(ready) - set(race.untried)
@@ -493,7 +532,7 @@ class DeliveryAgent:
             lease.release()
             self._connect_failed(job, error)
             return None
-        self._hold(lease, conn)
+        self._hold(job, lease, conn)
         return conn
 
     async def _lease(self, job: DeliveryState) -> Lease | None:
@@ -515,12 +554,12 @@ class DeliveryAgent:
             return None
         return answer
 
-    @staticmethod
-    def _hold(lease: Lease, conn: Connection | None) -> None:
+    def _hold(self, job: DeliveryState, lease: Lease, conn: Connection | None) -> None:
         if conn is None:
             lease.release()
-        else:
-            conn.when_lost(lease.release)
+        elif self._fleet_job:
+            destination = f"{job.request.transport}:{job.request.nexthop}"
+            self.leases.hold(conn, destination, lease)
 
     async def _connect(self, job: DeliveryState, hop: Hop, peer: Peer) -> Connection:
         p = job.agent.params

@@ -109,12 +109,17 @@ class RecipientTracker:
             self._on_mark(index, status)
         return status
 
-    def result(self, queue_id: str, busy: float | None = None) -> DeliveryResult:
+    def result(
+        self, queue_id: str, busy: float | None = None, unavailable: bool = False
+    ) -> DeliveryResult:
         """Every recipient's status; with `busy` (fleet mode: try again in that many
-        seconds), those marked so far, the others left for the queue to try again."""
+        seconds; `unavailable`: Redis could not be asked), those marked so far, the others
+        left for the queue to try again."""
         if busy is not None:
             marked = tuple(s for s in self._status if s is not None)
-            return DeliveryResult(queue_id, marked, self.hop_status, busy)
+            return DeliveryResult(
+                queue_id, marked, self.hop_status, busy, fleet_unavailable=unavailable
+            )
         missing = [self.recipients[i].address for i in self.pending()] if self._unmarked else []
         if missing:
             raise LocalProtocolError(f"recipients left without a status: {', '.join(missing)}")

@@ -35,10 +35,12 @@ from mailcarrier.config.settings import Settings
 from mailcarrier.delivery.auth_step import prefetch_credentials, session_identity
 from mailcarrier.delivery.cache import ConnectionCache
 from mailcarrier.delivery.hop import Hop
+from mailcarrier.delivery.leases import ConnectionLeases
 from mailcarrier.delivery.servers import Destination
 from mailcarrier.delivery.state import DeliveryState
 from mailcarrier.delivery.transaction import run_transaction
 from mailcarrier.delivery.transcript import TranscriptReporter
+from mailcarrier.fleet import Busy
 from mailcarrier.log import LogSink
 from mailcarrier.tls.levels import SecurityLevel
 from mailcarrier.tls.policy import resolve_policy
@@ -65,7 +67,7 @@ class SessionReuse:
     """Connection reuse for one agent: its cache (None: every session is closed), and the
     settings, clock, log and transcript reporter reuse needs."""
 
-    __slots__ = ("_identities", "cache", "clock", "log", "settings", "transcripts")
+    __slots__ = ("_identities", "cache", "clock", "leases", "log", "settings", "transcripts")
 
     def __init__(
         self,
@@ -75,8 +77,11 @@ class SessionReuse:
         clock: Callable[[], float],
         log: LogSink,
         transcripts: TranscriptReporter,
+        leases: ConnectionLeases | None = None,
     ) -> None:
         self.cache = cache
+        # Fleet mode: a session reused for another destination takes that one's lease.
+        self.leases = leases
         self.settings = settings
         self.clock = clock
         self.log = log
@@ -213,6 +218,14 @@ class SessionReuse:
                 cache.park(session, self._keys(hop, job, session.conn.peer, session))
                 return
             job.tried_sessions.add(session)
+            if self.leases is not None:
+                request = job.request
+                refused = await self.leases.rebind(session.conn, request.transport, request.nexthop)
+                if refused is not None:  # not for this destination now: left for its own
+                    cache.park(session, self._keys(hop, job, session.conn.peer, session))
+                    if isinstance(refused, Busy):
+                        job.busy = refused
+                    return
             peer = session.conn.peer
             # The TLS checks below; the SASL credentials only when the key needs them.
             await self.prepare_peer(job, hop, peer, credentials=job.profile.sender_dependent_auth)

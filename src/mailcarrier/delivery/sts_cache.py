@@ -15,6 +15,12 @@ just now (`suspect()`) makes the next lookup fetch again before the policy is ap
 The cache: one JSON file per domain in ``$data_directory/mta-sts/``, written with
 durable.write_atomically (a crash leaves the old entry or the new one), read when a domain is
 first asked about. A file that cannot be read or written is a warning, never a failure.
+In fleet mode (`shared`: fleet/shared.py, through the fleet's Redis) a policy one node fetched
+spares the others the fetch: before fetching, a node takes the fleet's entry when it has the
+TXT record's id, has not expired and is not the one the node holds already (same id, fetched
+no later); never for a policy suspected after a failure (that one is fetched again). Every
+policy fetched is put there for the rest of its life. The file stays the cache of record:
+Redis away means a fetch, as without a fleet.
 `refresh_due()` refetches the cached policies whose refresh time has come, and
 `run_refresh()` calls it in a loop: the long-running agents (the queue daemon's, the
 Postfix-native one) start it, so a policy is renewed before it expires without waiting for
@@ -32,11 +38,12 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from mailcarrier.config.settings import AgentSettings
 from mailcarrier.delivery.sts_fetch import FetchSettings, StsFetchError, fetch_policy
 from mailcarrier.durable import write_atomically
+from mailcarrier.fleet.shared import SharedEntries
 from mailcarrier.log import LogSink
 from mailcarrier.routing.mtasts import discover
 from mailcarrier.routing.options import parse_inet_protocols
@@ -49,6 +56,7 @@ _DOMAIN: Final = re.compile(r"[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?")
 _RETRY: Final = 300.0  # seconds before a failed refresh is tried again (at most)
 _REFRESH_CAP: Final = 86400.0  # a policy is refreshed at least once a day
 _PROCESS: Final = "smtp"
+SHARED_CACHE: Final = "mta-sts"  # the name of the fleet's shared entries
 
 Fetcher = Callable[[Resolver, str, FetchSettings], Awaitable[bytes]]
 
@@ -99,8 +107,10 @@ class StsPolicies:
         log: LogSink,
         wallclock: Callable[[], float] = time.time,
         fetcher: Fetcher = fetch_policy,
+        shared: SharedEntries | None = None,
     ) -> None:
         self.directory = directory
+        self.shared = shared  # fleet mode: the policies other nodes fetched
         self.log = log
         self.wallclock = wallclock
         self.fetcher = fetcher
@@ -111,6 +121,7 @@ class StsPolicies:
         # What proactive refresh needs to ask again: the last resolver and fetch settings.
         self._context: tuple[Resolver, FetchSettings] | None = None
         self.fetches = 0  # statistics: policy fetches attempted
+        self.adopted = 0  # statistics: policies taken from the fleet instead of a fetch
         self._stored = asyncio.Event()  # a policy was cached (wakes `run_refresh`)
 
     # --- one delivery -------------------------------------------------------------------
@@ -162,6 +173,13 @@ class StsPolicies:
         settings: FetchSettings,
         cached: CachedPolicy | None,
     ) -> CachedPolicy | None:
+        if self.shared is not None and domain not in self._suspect:
+            fleet = await self._from_fleet(self.shared, domain, record_id, cached)
+            if fleet is not None:
+                self.adopted += 1
+                self._retry.pop(domain, None)
+                self._store(fleet)
+                return fleet
         self.fetches += 1
         try:
             body = await self.fetcher(resolver, domain, settings)
@@ -178,6 +196,32 @@ class StsPolicies:
         self._suspect.discard(domain)
         self._retry.pop(domain, None)
         self._store(entry)
+        if self.shared is not None:
+            left = entry.expires - self.wallclock()
+            if left > 0:
+                await self.shared.put(domain, _encode(entry).decode(), left)
+        return entry
+
+    async def _from_fleet(
+        self, shared: SharedEntries, domain: str, record_id: str, cached: CachedPolicy | None
+    ) -> CachedPolicy | None:
+        """The fleet's entry of `domain` when it is the one to apply: the TXT record's id, not
+        expired, and not what we hold already (the same id fetched no later). Nothing (a
+        fetch follows) otherwise."""
+        text = await shared.get(domain)
+        if text is None:
+            return None
+        try:
+            entry = _decode(json.loads(text))
+        except (ValueError, KeyError, TypeError) as exc:
+            self.log.warning(_PROCESS, f"MTA-STS entry of {domain} in the fleet ignored: {exc}")
+            return None
+        if entry.domain != domain or entry.id != record_id:
+            return None
+        if entry.expires <= self.wallclock():
+            return None
+        if cached is not None and cached.id == entry.id and entry.fetched <= cached.fetched:
+            return None  # ours is that policy, fetched no earlier: a refresh fetches
         return entry
 
     def _warn(self, domain: str, text: str, cached: CachedPolicy | None) -> None:
@@ -201,15 +245,7 @@ class StsPolicies:
 
     def _load(self, path: Path) -> CachedPolicy | None:
         try:
-            data = json.loads(path.read_bytes())
-            entry = CachedPolicy(
-                str(data["domain"]),
-                str(data["id"]),
-                str(data["mode"]),
-                tuple(str(m) for m in data["mx"]),
-                int(data["max_age"]),
-                float(data["fetched"]),
-            )
+            entry = _decode(json.loads(path.read_bytes()))
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -220,13 +256,9 @@ class StsPolicies:
     def _store(self, entry: CachedPolicy) -> None:
         self._known[entry.domain] = entry
         self._stored.set()
-        data = asdict(entry)
-        data["mx"] = list(entry.mx)
         try:
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            write_atomically(
-                self._path(entry.domain), json.dumps(data, sort_keys=True).encode() + b"\n"
-            )
+            write_atomically(self._path(entry.domain), _encode(entry) + b"\n")
         except OSError as exc:
             self.log.warning(
                 _PROCESS, f"MTA-STS cache: cannot write {self._path(entry.domain)}: {exc}"
@@ -296,3 +328,25 @@ class StsPolicies:
             found = self._context or context()
             if found is not None:
                 await self.refresh_due(*found)
+
+
+def _encode(entry: CachedPolicy) -> bytes:
+    """The JSON of a cached policy (its file, and its entry in the fleet)."""
+    data = asdict(entry)
+    data["mx"] = list(entry.mx)
+    return json.dumps(data, sort_keys=True).encode()
+
+
+def _decode(data: dict[str, Any]) -> CachedPolicy:
+    """A cached policy from its JSON (KeyError, TypeError, ValueError when malformed)."""
+    mx = data["mx"]
+    if not isinstance(mx, list):
+        raise TypeError("mx is not a list")
+    return CachedPolicy(
+        str(data["domain"]),
+        str(data["id"]),
+        str(data["mode"]),
+        tuple(str(m) for m in mx),
+        int(data["max_age"]),
+        float(data["fetched"]),
+    )

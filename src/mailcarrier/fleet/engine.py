@@ -106,10 +106,20 @@ class RedisEngine:
 
     async def admit(self, destination: str, interval: float, burst: int) -> float | None:
         """None: the message may go; else seconds until it may."""
+        granted, wait = await self.admit_many(destination, interval, burst, 1)
+        return None if granted else wait
+
+    async def admit_many(
+        self, destination: str, interval: float, burst: int, wanted: int
+    ) -> tuple[int, float]:
+        """Up to `wanted` messages at once, in one call: (how many may go now, 0), or
+        (0, seconds until one may)."""
         keys = [scripts.rate_key(destination)]
-        args: list[str | int] = [repr(interval * 1000), burst]
+        args: list[str | int] = [repr(interval * 1000), burst, max(1, wanted)]
         answer = await self._call(lambda: self._gcra(keys=keys, args=args))
-        return None if answer[0] == 1 else float(_text(answer[1])) / 1000
+        if answer[0] == 1:
+            return int(_text(answer[1])), 0.0
+        return 0, float(_text(answer[1])) / 1000
 
     async def mark_dead(self, destination: str, reason: str, ttl: float) -> None:
         key = scripts.dead_key(destination)

@@ -3,12 +3,15 @@
 `FleetGate` is the narrow interface delivery/ takes injected: `lease()` before opening a
 connection to a destination (a `Lease` to release when the connection closes, `Busy`: try
 that destination again soon, or `DeadDestination`: another node found it not responding),
-`admit()` before each message (None, or `Busy` under the fleet rate), `mark_dead()` after
-finding a destination unreachable, and `close()`. `LocalGate` is single-node mode: every
-answer is yes, nothing is asked. `RedisGate` asks engine.py, holds this process's leases and
-renews them every third of `fleet_lease_time` in one call per destination (with a
-heartbeat that ``fleet status`` reads), so a lease costs one round trip when the connection
-opens and one when it closes, however many messages the connection carries.
+`admit()` before each message (None, or `Busy` under the fleet rate; a rate faster than
+ten a second hands out its tokens a few at a time: TOKEN_BATCH), `mark_dead()` after
+finding a destination unreachable, `shared(cache)` (the entries a node-local cache shares
+with the fleet: shared.py; None without a fleet) and `close()`. `LocalGate` is single-node
+mode: every answer is yes, nothing is asked. `RedisGate` asks engine.py, holds this
+process's leases and renews them every third of `fleet_lease_time` in one call per
+destination (with a heartbeat that ``fleet status`` reads), so a lease costs one round trip
+when the connection opens and one when it closes, however many messages the connection
+carries.
 
 Redis unreachable or slow: limits fail closed (`Busy`: no new connection, mail stays
 queued) unless ``fleet_*_fail_open`` says otherwise; one warning line per
@@ -27,6 +30,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
+from mailcarrier.config.fleetsyntax import Rate
 from mailcarrier.config.settings import Settings
 from mailcarrier.fleet.client import make_client, servers
 from mailcarrier.fleet.engine import Dead, FleetUnavailable, Full, RedisEngine
@@ -47,6 +51,13 @@ __all__ = [
 ]
 
 PROCESS: Final = "fleet"  # the process name of fleet log lines
+UNAVAILABLE: Final = "shared state server unavailable"  # the reason of a Busy without Redis
+# A fast rate's tokens are taken several at a time (one Redis call for up to TOKEN_BATCH
+# messages) and must be spent within TOKEN_TIME seconds or are lost: never more than the
+# rate emits in that time, so a rate below 1/TOKEN_TIME a second is asked message by
+# message, and a faster one lets at most that many more through in a window.
+TOKEN_TIME: Final = 0.1
+TOKEN_BATCH: Final = 32
 
 
 class Lease(Protocol):
@@ -61,6 +72,11 @@ class Busy:
     # not part of the value's equality (the wait is the same).
     error: bool = field(default=False, compare=False)
 
+    @property
+    def unavailable(self) -> bool:
+        """Redis could not be asked (not: a fleet limit reached)."""
+        return self.reason == UNAVAILABLE
+
 
 @dataclass(frozen=True, slots=True)
 class DeadDestination:
@@ -71,6 +87,7 @@ class FleetGate(Protocol):
     async def lease(self, transport: str, nexthop: str) -> Lease | Busy | DeadDestination: ...
     async def admit(self, transport: str, nexthop: str) -> Busy | None: ...
     def mark_dead(self, transport: str, nexthop: str, reason: str) -> None: ...
+    def shared(self, cache: str) -> SharedEntries | None: ...
     async def close(self) -> None: ...
     def statistics(self) -> dict[str, int]: ...
 
@@ -96,6 +113,9 @@ class LocalGate:
 
     def mark_dead(self, transport: str, nexthop: str, reason: str) -> None:
         pass
+
+    def shared(self, cache: str) -> SharedEntries | None:
+        return None  # nothing shared: the node's own caches only
 
     async def close(self) -> None:
         pass
@@ -156,6 +176,9 @@ class RedisGate:
         self.log: LogSink = log if log is not None else NullLog()
         self.clock = clock
         self._ids = itertools.count(1)
+        self._tokens: dict[str, tuple[int, float]] = {}  # destination -> (spare, until)
+        # A rate call in flight, per destination: the others wait for its answer.
+        self._asking: dict[str, asyncio.Future[Busy | None]] = {}
         self._held: dict[str, set[str]] = {}
         self._used: set[str] = set()  # destinations since the last heartbeat
         self._tasks: set[asyncio.Task[None]] = set()
@@ -182,7 +205,7 @@ class RedisGate:
             self._trouble(exc)
             if self.policy.concurrency_fail_open or not limits.connections:
                 return NO_LEASE
-            return Busy(self.policy.busy_retry, "shared state server unavailable", error=True)
+            return Busy(self.policy.busy_retry, UNAVAILABLE, error=True)
         self._recovered()
         if isinstance(answer, Dead):
             return DeadDestination(answer.reason)
@@ -196,17 +219,45 @@ class RedisGate:
         if rate is None:
             return None
         destination = f"{transport}:{nexthop}"
+        while True:
+            spare, until = self._tokens.get(destination, (0, 0.0))
+            if spare and self.clock() < until:
+                self._tokens[destination] = (spare - 1, until)
+                return None
+            asking = self._asking.get(destination)
+            if asking is None:
+                break
+            # One call at a time: its spare tokens serve the others, its "busy" too.
+            answer = await asyncio.shield(asking)
+            if answer is not None:
+                return answer
+        asking = asyncio.get_running_loop().create_future()
+        self._asking[destination] = asking
+        answer = None
+        try:
+            answer = await self._ask_rate(destination, rate)
+            return answer
+        finally:
+            del self._asking[destination]
+            asking.set_result(answer)
+
+    async def _ask_rate(self, destination: str, rate: Rate) -> Busy | None:
         self._start()
         self._used.add(destination)
+        batch = max(1, min(TOKEN_BATCH, rate.burst, int(TOKEN_TIME / rate.interval)))
         try:
-            wait = await self.engine.admit(destination, rate.interval, rate.burst)
+            granted, wait = await self.engine.admit_many(
+                destination, rate.interval, rate.burst, batch
+            )
         except FleetUnavailable as exc:
             self._trouble(exc)
             if self.policy.rate_fail_open:
                 return None
-            return Busy(self.policy.busy_retry, "shared state server unavailable", error=True)
+            return Busy(self.policy.busy_retry, UNAVAILABLE, error=True)
         self._recovered()
-        if wait is None:
+        if granted:
+            if granted > 1:
+                self._tokens[destination] = (granted - 1, self.clock() + TOKEN_TIME)
             return None
         return Busy(max(wait, 0.001), f"fleet rate limit {rate}")
 

@@ -82,22 +82,28 @@ return lost
 # The generic cell rate algorithm: the key holds the theoretical arrival time (TAT, ms) of
 # the next message. A message may go when TAT + interval - burst * interval <= now: `burst`
 # at once, then one per interval, so no window of the period holds more than burst + count.
-# KEYS: rate. ARGV: interval (ms, may be fractional), burst.
-# -> {1, "0"} admitted; {0, "ms until admitted"} refused.
+# Up to `wanted` messages at once: as many as that many calls in a row would admit now.
+# KEYS: rate. ARGV: interval (ms, may be fractional), burst, wanted (at least 1).
+# -> {1, "granted"} admitted (1..wanted); {0, "ms until admitted"} refused.
 GCRA: Final = (
     _NOW
     + """
 local interval = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
+local wanted = tonumber(ARGV[3] or '1')
 local stored = redis.call('GET', KEYS[1])
 local tat = now
 if stored then tat = math.max(tonumber(stored), now) end
-local new_tat = tat + interval
-local allow_at = new_tat - burst * interval
+local allow_at = tat + interval - burst * interval
 if allow_at > now then
   return {0, tostring(allow_at - now)}
 end
+local granted = 1
+if wanted > 1 and interval > 0 then
+  granted = math.min(wanted, 1 + math.floor((now - allow_at) / interval))
+end
+local new_tat = tat + granted * interval
 redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil(new_tat - now) + 1000)
-return {1, '0'}
+return {1, tostring(granted)}
 """
 )

@@ -23,6 +23,8 @@ Fleet mode (fleet/): a delivery whose destination was at a fleet limit comes bac
 (`DeliveryResult.busy`, seconds): its recipients not yet marked go back to the front of the
 destination's queue, the destination is held back that long (`statistics()`:
 ``busy_destinations``), and nothing is recorded: no deferral, no concurrency feedback.
+`run_once()` waits for such destinations, except when Redis itself could not be asked: their
+mail is left queued for the next run (it returns how many messages), not waited for.
 """
 
 from __future__ import annotations
@@ -94,6 +96,8 @@ class QueueManager:
         # Destinations at a fleet limit: not started again before this time (clock()).
         self._busy: dict[DestKey, float] = {}
         self._busy_timer: asyncio.TimerHandle | None = None
+        # run_once(): destinations left for the next run (the shared state server away).
+        self._leave: set[DestKey] | None = None
         self._active: dict[str, ActiveMessage] = {}
         # Deliveries run as tasks of this TaskGroup, open only inside `running()`; the jobs
         # they run, by task, until each ends (for the limits, waiting and abandoning).
@@ -347,6 +351,9 @@ class QueueManager:
             raise RuntimeError("QueueManager.pump() outside QueueManager.running()")
         now = self.clock() if self._busy else 0.0
         for key, queue in list(self._queues.items()):
+            if self._leave and key in self._leave:
+                del self._queues[key]  # its messages stay active: run_once() puts them back
+                continue
             if key in self._busy:
                 if self._busy[key] > now:
                     continue  # at a fleet limit: _wake_busy() comes back to it
@@ -409,7 +416,10 @@ class QueueManager:
             if result.counts:
                 observer.counted(job.route.transport, result.counts)
             if result.busy is not None and len(job.recorded) < len(job.indexes):
-                self._hold_busy(key, job, result.busy)
+                if result.fleet_unavailable and self._leave is not None:
+                    self._leave_queued(key)
+                else:
+                    self._hold_busy(key, job, result.busy)
                 return
             hop_status = result.hop_status
         except asyncio.CancelledError:
@@ -446,6 +456,15 @@ class QueueManager:
             if timer is not None:
                 timer.cancel()
             self._busy_timer = loop.call_at(when, self._wake_busy)
+        self.pump()
+        self._wakeup.set()
+
+    def _leave_queued(self, key: DestKey) -> None:
+        """run_once(), Redis away: the job (its message stays active, unfinished) and the
+        destination's other jobs are left for the next run; no record, no feedback."""
+        self._windows[key].active -= 1
+        if self._leave is not None:
+            self._leave.add(key)
         self.pump()
         self._wakeup.set()
 
@@ -529,16 +548,31 @@ class QueueManager:
                     # Only destinations at a fleet limit are left: wait for them.
                     await self.wait_activity(max(0.0, min(self._busy.values()) - self.clock()))
 
-    async def run_once(self) -> None:
+    async def run_once(self) -> int:
         """Deliver what is deliverable now (incoming, and deferred that is due), then
-        return; notices made on the way are delivered too."""
+        return; notices made on the way are delivered too. Returns how many messages were
+        left queued (back in incoming/, one log line) because the fleet's shared state
+        server could not be asked for a destination with fleet limits."""
         self.recover()
         if self.progress is not NULL_PROGRESS:  # the total is worth a scan only when shown
             self.progress.grow(len(self._ready()))
-        async with self.running():
-            while await self._activate_interleaved():
-                await self.drain()
-        await self.spool.settle()
+        self._leave = set()
+        try:
+            async with self.running():
+                while await self._activate_interleaved():
+                    await self.drain()
+            await self.spool.settle()
+        finally:
+            self._leave = None
+        left = self._put_back_active()
+        if left:
+            plural = "message" if left == 1 else "messages"
+            self.log.info(
+                QMGR,
+                f"{left} {plural} left in the queue for destinations with fleet limits: "
+                "the shared state server cannot be reached",
+            )
+        return left
 
     async def _activate_interleaved(self, batch: int = 64) -> int:
         """`activate_ready`, starting deliveries after every `batch` messages (and letting
@@ -582,6 +616,11 @@ class QueueManager:
             await wait_running(self._running, grace, abandon)
             await self._abandon()
         await self.spool.settle()
+        self._put_back_active()
+
+    def _put_back_active(self) -> int:
+        """Every active message back to incoming/, its records kept; how many."""
+        count = len(self._active)
         for queue_id, active in list(self._active.items()):
             del self._active[queue_id]
             try:
@@ -591,6 +630,7 @@ class QueueManager:
                 pass
             except TemporaryError as exc:  # left in active/: the next run recovers it
                 self.log.warning(QMGR, f"{queue_id}: {exc}")
+        return count
 
     async def _abandon(self) -> None:
         """Cancel the deliveries still running, one log line each."""

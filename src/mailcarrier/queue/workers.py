@@ -15,9 +15,10 @@ Parent to child: ``("settings", Settings)`` first, then ``("deliver", id, Delive
 and ``("cancel", id)`` (the scheduler abandoned that delivery: the child cancels it, drops
 its connection and reports nothing more about it).
 Child to parent: ``("status", id, index, RecipientStatus)`` (one per recipient, as it is decided),
-``("done", id, hop_status, busy, counts)`` (the result is the statuses sent, the hop status,
-in fleet mode the seconds after which a busy destination may be tried again, or None, and
-what the agent counted for the metrics, status.Counts),
+``("done", id, hop_status, busy, counts, unavailable)`` (the result is the statuses sent,
+the hop status, in fleet mode the seconds after which a busy destination may be tried
+again, or None, what the agent counted for the metrics, status.Counts, and whether it was
+busy because Redis could not be asked),
 ``("failed", id, text)``, ``("log", level, process, text)``, ``("event", process, text,
 Event)`` (a line and its event record, events.py), ``("transcript",
 SessionTranscript)`` (a postmaster transcript, queued by the parent). The parent closing the child's
@@ -128,8 +129,9 @@ async def _receive(reader: asyncio.StreamReader) -> tuple[Any, ...] | None:
 
 
 _Verdict = tuple[int, RecipientStatus]
-# The statuses, the hop status, and the fleet's "busy: try again in N seconds".
-_Outcome = tuple[list[_Verdict], HopStatus | None, float | None, Counts]
+# The statuses, the hop status, the fleet's "busy: try again in N seconds", the metrics'
+# counts, and whether the busy was for want of Redis.
+_Outcome = tuple[list[_Verdict], HopStatus | None, float | None, Counts, bool]
 _Pending = tuple[StatusCallback | None, asyncio.Future[_Outcome], list[_Verdict]]
 
 
@@ -271,7 +273,7 @@ class AgentPool:
         child.pending[request_id] = (on_status, future, [])
         child.outbox.send(("deliver", request_id, request))
         try:
-            received, hop_status, busy, counts = await future
+            received, hop_status, busy, counts, unavailable = await future
         except asyncio.CancelledError:
             # Abandoned (a stop): the child drops it; later frames about it are ignored.
             if child.pending.pop(request_id, None) is not None and child.alive:
@@ -281,7 +283,14 @@ class AgentPool:
         # Every verdict came in its own frame already: the result is made of them.
         verdicts = sorted(received, key=lambda pair: pair[0])
         statuses = tuple(status for _, status in verdicts)
-        return DeliveryResult(request.queue_id, statuses, hop_status, busy, counts)
+        return DeliveryResult(
+            request.queue_id,
+            statuses,
+            hop_status,
+            busy,
+            counts=counts,
+            fleet_unavailable=unavailable,
+        )
 
     async def _read(self, child: _Child) -> None:
         reason = "closed its pipe"
@@ -319,7 +328,7 @@ class AgentPool:
                     hop = message[2] if isinstance(message[2], HopStatus) else None
                     busy = message[3] if isinstance(message[3], float) else None
                     counts = message[4] if isinstance(message[4], tuple) else ()
-                    entry[1].set_result((entry[2], hop, busy, counts))
+                    entry[1].set_result((entry[2], hop, busy, counts, message[5] is True))
                 else:
                     entry[1].set_exception(RuntimeError(message[2]))
         elif kind == "log":
@@ -462,7 +471,15 @@ async def _deliver(
     except Exception as exc:  # reported to the scheduler, which defers the rest
         outbox.send(("failed", request_id, f"{type(exc).__name__}: {exc}"))
     else:
-        outbox.send(("done", request_id, result.hop_status, result.busy, result.counts))
+        done = (
+            "done",
+            request_id,
+            result.hop_status,
+            result.busy,
+            result.counts,
+            result.fleet_unavailable,
+        )
+        outbox.send(done)
 
 
 def _forget(tasks: dict[int, asyncio.Task[None]], request_id: int, _: object) -> None:

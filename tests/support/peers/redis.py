@@ -5,7 +5,9 @@ data directory (no RDB or AOF files written: nothing persists), a password when 
 (``requirepass``), and `url` is what `shared_state_server` takes. `stop()` ends it (safe to
 call twice), `restart()` starts it again on the same port (a test of Redis coming back);
 `command(*args)` talks to it with redis-cli. `available()` says whether redis-server is
-installed. The `redis_server` fixture in tests/fleet/conftest.py starts one per test module.
+installed. `RedisClusterPeer` is a private Redis Cluster of three such servers (needs
+redis-cli too: `cluster_available()`). The `redis_server` fixture in tests/fleet/conftest.py
+starts one per test module.
 """
 
 from __future__ import annotations
@@ -29,9 +31,10 @@ def available() -> bool:
 
 
 class RedisServer:
-    def __init__(self, directory: Path, password: str = "") -> None:
+    def __init__(self, directory: Path, password: str = "", *, extra: tuple[str, ...] = ()) -> None:
         self.directory = directory
         self.password = password
+        self.extra = extra  # more redis.conf lines
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -53,6 +56,7 @@ class RedisServer:
         ]
         if self.password:
             lines.append(f"requirepass {self.password}")
+        lines += self.extra
         path = self.directory / "redis.conf"
         path.write_text("\n".join(lines) + "\n")
         return path
@@ -103,3 +107,68 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=15)
+
+
+def cluster_available() -> bool:
+    return available() and os.access(REDIS_CLI, os.X_OK)
+
+
+class RedisClusterPeer:
+    """A private Redis Cluster of three masters on loopback (no replicas): three
+    redis-servers with ``cluster-enabled yes``, joined by ``redis-cli --cluster create``.
+    `server_list` is what `shared_state_server` takes; `stop()` ends all three."""
+
+    def __init__(self, directory: Path, masters: int = 3) -> None:
+        self.servers = [
+            RedisServer(
+                directory / f"node{n}",
+                extra=(
+                    "cluster-enabled yes",
+                    f"cluster-config-file {directory / f'node{n}' / 'nodes.conf'}",
+                    "cluster-node-timeout 5000",
+                    # The bus port, given: port + 10000 is out of range for a high free port.
+                    f"cluster-port {free_port()}",
+                ),
+            )
+            for n in range(masters)
+        ]
+
+    @property
+    def server_list(self) -> str:
+        return " ".join(f"redis://127.0.0.1:{s.port}" for s in self.servers)
+
+    def start(self) -> RedisClusterPeer:
+        try:
+            for server in self.servers:
+                server.start()
+            cli = [REDIS_CLI, "--cluster", "create"]
+            cli += [f"127.0.0.1:{s.port}" for s in self.servers]
+            cli += ["--cluster-replicas", "0", "--cluster-yes"]
+            subprocess.run(cli, capture_output=True, check=True, timeout=60)
+            deadline = time.monotonic() + 30
+            while not all("cluster_state:ok" in s.command("CLUSTER", "INFO") for s in self.servers):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the Redis Cluster did not reach cluster_state:ok")
+                time.sleep(0.1)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def node_of(self, key: str) -> RedisServer:
+        """The master that holds `key`'s slot."""
+        slot = int(self.servers[0].command("CLUSTER", "KEYSLOT", key))
+        for server in self.servers:
+            for line in server.command("CLUSTER", "NODES").splitlines():
+                fields = line.split()
+                if "myself" not in fields[2]:
+                    continue
+                for spec in fields[8:]:
+                    low, _, high = spec.partition("-")
+                    if low.isdigit() and int(low) <= slot <= int(high or low):
+                        return server
+        raise RuntimeError(f"no master holds slot {slot}")
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
