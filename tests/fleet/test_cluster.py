@@ -109,8 +109,10 @@ async def test_rates_dead_hosts_shared_entries_and_status(gates: GateMaker) -> N
     assert await two.lease("smtp", "down.example") == DeadDestination(
         "connect to mx[192.0.2.1]:25: Connection timed out"
     )
-    await one.shared("mta-sts").put("sts.test", "policy", 60)
-    assert await two.shared("mta-sts").get("sts.test") == "policy"
+    one_sts, two_sts = one.shared("mta-sts"), two.shared("mta-sts")
+    assert one_sts is not None and two_sts is not None
+    await one_sts.put("sts.test", "policy", 60)
+    assert await two_sts.get("sts.test") == "policy"
     await one.renew_now()
     await two.renew_now()
     report = await one.engine.status(60)

@@ -20,6 +20,7 @@ from mailcarrier.fleet.gate import (
     RedisGate,
     make_gate,
 )
+from mailcarrier.log import MemoryLog
 from tests.support.peers.redis import RedisServer
 
 
@@ -214,14 +215,29 @@ async def test_warning_once_per_interval(gates: GateMaker, redis_server: RedisSe
     assert len(log.lines) == 3  # at 0, 60 and 125
 
 
+async def test_only_the_caches_fleet_shared_caches_names_are_shared(
+    redis_url: str,
+) -> None:
+    settings = Settings.defaults().with_overrides(
+        {"shared_state_server": redis_url, "fleet_shared_caches": "mta-sts"}
+    )
+    gate = make_gate(settings, MemoryLog())
+    try:
+        assert gate.shared("mta-sts") is not None
+        assert gate.shared("sasl-auth-failures") is None
+    finally:
+        await gate.close()
+
+
 async def test_shared_entries_never_fail(gates: GateMaker, redis_server: RedisServer) -> None:
     one, two = gates(), gates()
     entries = one.shared("sasl-auth-failures")
+    assert entries is not None
     await entries.put("[mx.example]:587 alice", "535 5.7.8 authentication failed", 60)
-    assert await two.shared("sasl-auth-failures").get("[mx.example]:587 alice") == (
-        "535 5.7.8 authentication failed"
-    )
-    assert await two.shared("other").get("[mx.example]:587 alice") is None
+    seen = two.shared("sasl-auth-failures")
+    assert seen is not None
+    assert await seen.get("[mx.example]:587 alice") == "535 5.7.8 authentication failed"
+    assert two.shared("other") is None  # not a cache fleet_shared_caches can name
     redis_server.stop()
     try:
         assert await entries.get("[mx.example]:587 alice") is None

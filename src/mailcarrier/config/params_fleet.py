@@ -3,17 +3,17 @@
 With `shared_state_server` empty (the default) nothing here has any effect: one node, today's
 behaviour. Otherwise the node takes a lease from Redis before it opens a connection to a
 destination (`fleet_destination_concurrency_limit`, per destination in `fleet_limit_maps`),
-spends a token of a fleet-wide rate before each message (`fleet_destination_rate_limit`),
-and shares what it learns (`fleet_dead_host_time`). The grammar of the values is
-fleetsyntax.py's; the engine is fleet/. Other declarations: params_system.py, params_smtp.py,
-params_tls.py.
+spends a token of a fleet-wide rate before each message (`fleet_destination_rate_limit`), and
+shares what it learns (`fleet_dead_host_time`, `fleet_shared_caches`). The grammar of the
+values is fleetsyntax.py's; the engine is fleet/. Other declarations: params_system.py,
+params_smtp.py, params_tls.py.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-from mailcarrier.config.paramtype import STR, B, M, N, Param, T, declare
+from mailcarrier.config.paramtype import STR, B, L, M, N, Param, T, declare
 
 _EXT: Final = "mailcarrier extension (fleet mode): "
 
@@ -114,5 +114,14 @@ FLEET: Final[list[list[Param]]] = [
         minimum=0,
         note=_EXT + "a destination a node found not responding is left alone by the whole "
         "fleet for this long (0: each node finds out by itself)",
+    ),
+    declare(
+        "fleet_shared_caches",
+        L,
+        "sasl-auth-failures, mta-sts",
+        choices=("sasl-auth-failures", "mta-sts"),
+        note=_EXT + "the node caches whose entries the fleet shares: the SASL "
+        "authentication-failure cache (smtp_sasl_auth_cache_name), the MTA-STS policies "
+        "(empty: none; dead destinations: fleet_dead_host_time)",
     ),
 ]

@@ -78,6 +78,7 @@ class MainParams:
     fleet_lease_time: float
     fleet_limit_maps: tuple[str, ...]
     fleet_rate_fail_open: bool
+    fleet_shared_caches: tuple[str, ...]
     fleet_timeout: float
     fleet_warning_interval: float
     flush_service_name: str

@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import ssl
 from collections import OrderedDict
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from mailcarrier.config.settings import AgentSettings, Settings
 from mailcarrier.delivery.request import DeliveryRequest
@@ -58,9 +58,16 @@ from mailcarrier.status import DeliveryStatus
 from mailcarrier.tables.base import TableError
 from mailcarrier.tables.maps import Maps
 from mailcarrier.transport.connection import Peer
+
+if TYPE_CHECKING:
+    from mailcarrier.fleet.shared import SharedEntries
 from mailcarrier.transport.session import Session
 
+# The name of the fleet's shared entries of the 535 failure cache (fleet/shared.py).
+SHARED_CACHE: Final = "sasl-auth-failures"  # (fleet_shared_caches)
+
 __all__ = [
+    "SHARED_CACHE",
     "CredentialMemo",
     "auth_cache_for",
     "authenticate",
@@ -309,11 +316,13 @@ async def authenticate(
     soft_bounce: bool = False,
     destination: str | None = None,
     memo: CredentialMemo | None = None,
+    shared: SharedEntries | None = None,
 ) -> Verdict | None:
     """Authenticate if configured and possible. None: go on; a Verdict: the session failed.
 
     `destination` is the next-hop destination the server was found for (the agent knows
-    it); without it, it is inferred from the request's next hop."""
+    it); without it, it is inferred from the request's next hop. `shared`: the fleet's
+    copy of the 535 failure cache (fleet mode)."""
     if not agent.params.sasl_auth_enable:
         return None
     _check_type(agent)
@@ -328,7 +337,7 @@ async def authenticate(
         return _fail(f"local data error while talking to {peer.namaddr}: {exc}", "4.3.0")
     if match is None:
         return None  # no credentials for this server: talk like strangers
-    verdict = await _login(settings, agent, session, peer, match, log=log)
+    verdict = await _login(settings, agent, session, peer, match, log=log, shared=shared)
     if verdict is not None and soft_bounce:
         verdict = soften(verdict)
     return verdict
@@ -342,6 +351,7 @@ async def _login(
     match: PasswordMatch,
     *,
     log: LogSink,
+    shared: SharedEntries | None = None,
 ) -> Verdict | None:
     """Choose a mechanism, consult the failure cache, run the exchange, judge its reply."""
     creds = match.credentials
@@ -357,7 +367,7 @@ async def _login(
         return choice
     cache = auth_cache_for(settings, agent)
     try:
-        cached = await cache.find_async(peer.hostname, creds.username, creds.password)
+        cached = await cache.find_async(peer.hostname, creds.username, creds.password, shared)
     except TableError as exc:
         log.warning(agent.transport, str(exc))
         log.warning(
@@ -399,7 +409,7 @@ async def _login(
     reply = outcome.reply
     assert reply is not None
     if reply.code // 100 != 2:
-        await _remember(agent, peer, reply, cache, creds, log)
+        await _remember(agent, peer, reply, cache, creds, log, shared)
         return _refused(agent, peer, reply)
     if options.mutual_auth and not mechanism.server_verified:
         return _fail(
@@ -416,14 +426,16 @@ async def _remember(
     cache: AuthFailureCache,
     creds: Credentials,
     log: LogSink,
+    shared: SharedEntries | None = None,
 ) -> None:
-    """The server refused the credentials: remember a 535 (smtp_sasl_auth_cache_name).
+    """The server refused the credentials: remember a 535 (smtp_sasl_auth_cache_name),
+    and tell the fleet (`shared`).
     Postfix ignores a failed update; it is logged here, as the table's own error."""
     if reply.code != 535:
         return
     try:
         await cache.store_async(
-            peer.hostname, creds.username, creds.password, reply.dsn, reply.text
+            peer.hostname, creds.username, creds.password, reply.dsn, reply.text, shared
         )
     except TableError as exc:
         log.warning(agent.transport, f"SASL auth failure map {cache.name}: update failed: {exc}")

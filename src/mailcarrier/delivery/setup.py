@@ -140,6 +140,7 @@ class SessionSetup:
             soft_bounce=job.soft_bounce,
             destination=hop.destination,
             memo=job.sasl_credentials,
+            shared=job.fleet.shared(auth_step.SHARED_CACHE) if job.fleet is not None else None,
         )
         if auth is not None:
             self._failed(job, auth, peer, final)  # Postfix smtp_sess_fail()

@@ -56,7 +56,7 @@ _DOMAIN: Final = re.compile(r"[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?")
 _RETRY: Final = 300.0  # seconds before a failed refresh is tried again (at most)
 _REFRESH_CAP: Final = 86400.0  # a policy is refreshed at least once a day
 _PROCESS: Final = "smtp"
-SHARED_CACHE: Final = "mta-sts"  # the name of the fleet's shared entries
+SHARED_CACHE: Final = "mta-sts"  # the name of the fleet's shared entries (fleet_shared_caches)
 
 Fetcher = Callable[[Resolver, str, FetchSettings], Awaitable[bytes]]
 

@@ -144,6 +144,7 @@ class GatePolicy:
     dead_time: float = 60.0
     concurrency_fail_open: bool = False
     rate_fail_open: bool = False
+    shared_caches: tuple[str, ...] = ()  # fleet_shared_caches
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GatePolicy:
@@ -155,6 +156,7 @@ class GatePolicy:
             p.fleet_dead_host_time,
             p.fleet_concurrency_fail_open,
             p.fleet_rate_fail_open,
+            p.fleet_shared_caches,
         )
 
 
@@ -290,8 +292,11 @@ class RedisGate:
             async with asyncio.timeout(limit):
                 await self.engine.close()
 
-    def shared(self, cache: str) -> SharedEntries:
-        """Entries of a node-local cache shared through the fleet's Redis (shared.py)."""
+    def shared(self, cache: str) -> SharedEntries | None:
+        """Entries of a node-local cache shared through the fleet's Redis (shared.py);
+        None when fleet_shared_caches does not name `cache`."""
+        if cache not in self.policy.shared_caches:
+            return None
         return RedisSharedEntries(self.engine, cache)
 
     def statistics(self) -> dict[str, int]:

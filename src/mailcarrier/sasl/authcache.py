@@ -17,6 +17,11 @@ on ``proxy:`` (one writer, its proxywrite service); mailcarrier also takes the n
 it. Inside Postfix (a proxy service given, postfix/) a ``proxy:`` name is changed through
 proxywrite as smtp(8) does (tables/proxy.py); standalone the inner table is opened directly.
 An empty name keeps the cache in memory for the life of the process. The clock is injected.
+
+In fleet mode the entries are shared with the other nodes (`find_async` and `store_async`
+take the fleet's `SharedEntries`, fleet/shared.py): a 535 that one node learned spares the
+others the same refused login, for the same `smtp_sasl_auth_cache_time`. The local table is
+asked first and stays the record; the fleet's copy expires by itself.
 """
 
 from __future__ import annotations
@@ -28,13 +33,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from mailcarrier.errors import ConfigError
 from mailcarrier.tables.base import TableError
 from mailcarrier.tables.indexed import index_path
 from mailcarrier.tables.proxy import ProxyService, ProxyUpdatableTable
 from mailcarrier.tables.updatable import UPDATABLE_KINDS, UpdatableTable, open_updatable
+
+if TYPE_CHECKING:
+    from mailcarrier.fleet.shared import SharedEntries
 
 __all__ = ["AuthFailureCache", "CacheName", "CachedFailure", "cache_name", "cache_path"]
 
@@ -207,8 +215,24 @@ class AuthFailureCache:
                 self._deleted_warning(key)
         return found
 
-    async def find_async(self, host: str, username: str, password: str) -> CachedFailure | None:
-        """`find` without blocking the loop on proxywrite."""
+    async def find_async(
+        self, host: str, username: str, password: str, shared: SharedEntries | None = None
+    ) -> CachedFailure | None:
+        """`find` without blocking the loop on proxywrite; then, when this node knows of
+        no failure, the fleet's (`shared`), judged as a local entry is."""
+        found = await self._find_local(host, username, password)
+        if found is not None or shared is None:
+            return found
+        key = self._key(host, username)
+        entry = await shared.get(key)
+        if entry is None:
+            return None
+        found = self._judge(entry, password)
+        if found is None:  # expired, another password, malformed: not the fleet's either
+            await shared.delete(key)
+        return found
+
+    async def _find_local(self, host: str, username: str, password: str) -> CachedFailure | None:
         if self.table is None:
             return self.find(host, username, password)
         key = self._key(host, username)
@@ -228,12 +252,21 @@ class AuthFailureCache:
             self.table.update(key, value)
 
     async def store_async(
-        self, host: str, username: str, password: str, dsn: str, text: str
+        self,
+        host: str,
+        username: str,
+        password: str,
+        dsn: str,
+        text: str,
+        shared: SharedEntries | None = None,
     ) -> None:
+        """`store` without blocking the loop; the entry goes to the fleet too (`shared`)."""
+        key, value = self._key(host, username), self._value(password, dsn, text)
+        if shared is not None:
+            await shared.put(key, value, self.ttl)
         if self.table is None:
-            self.store(host, username, password, dsn, text)
+            self._memory[key] = value
         else:
-            key, value = self._key(host, username), self._value(password, dsn, text)
             await self.table.update_async(key, value)
 
     def take_warnings(self) -> list[str]:
