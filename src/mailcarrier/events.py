@@ -13,10 +13,10 @@ and ``operator`` (hold, release, requeue, delete, flush).
 pid the Postfix line's prefix names, then the event's own fields. Text from outside
 (replies, addresses) is kept as it came: JSON escapes what it must, each byte that was not
 valid UTF-8 (a lone surrogate of ``surrogateescape``) is written ``\\xHH`` (another lone
-surrogate, standing for no byte, U+FFFD), and the line
-separators some readers split on (C1 controls, U+2028, U+2029) are ``\\uXXXX`` escapes, so
-one record is always one line of valid UTF-8 JSON. Pure values and functions: the file is
-loghandlers.py's (`EventFormatter`), the sinks are log.py's, eventlog.py opens the file.
+surrogate, standing for no byte, U+FFFD), and the line separators some readers split on (C1
+controls, U+2028, U+2029) are ``\\u`` escapes of four hex digits, so one record is always
+one line of valid UTF-8 JSON. Pure values and functions: the file is loghandlers.py's
+(`EventFormatter`), the sinks are log.py's, eventlog.py opens the file.
 """
 
 from __future__ import annotations
@@ -219,5 +219,5 @@ def render_event(
     if text.isascii():
         return text
     # Inside JSON strings only (the rest is ASCII): a lone surrogate becomes the text
-    # \xHH (a backslash escaped for JSON), the others a \uXXXX escape of their own.
+    # \xHH (a backslash escaped for JSON), the others a \u escape (four hex digits) of their own.
     return _UNSAFE.sub(_escape, text)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.peers.aiosmtpd_auth import AuthHandler, start_server
+from tests.support.peers.aiosmtpd_requiretls import RequireTlsServers
 from tests.support.peers.aiosmtpd_server import AiosmtpdServer
 
 
@@ -23,3 +24,11 @@ def auth_server(auth_handler: AuthHandler) -> Iterator[AiosmtpdServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def servers() -> Iterator[RequireTlsServers]:
+    """aiosmtpd servers with STARTTLS and REQUIRETLS, stopped after the test."""
+    started = RequireTlsServers()
+    yield started
+    started.stop_all()

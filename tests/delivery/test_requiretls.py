@@ -8,8 +8,6 @@ policy of its message only, and not below what REQUIRETLS asks."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 import mailcarrier
@@ -17,33 +15,14 @@ from mailcarrier import DeliveryStatus
 from mailcarrier.config.settings import Settings
 from mailcarrier.status import RecipientStatus
 from tests.support.deliver import deliver_request
-from tests.support.peers.aiosmtpd_requiretls import RequireTlsAiosmtpdServer, RequireTlsHandler
+from tests.support.peers.aiosmtpd_requiretls import (
+    RequireTlsAiosmtpdServer,
+    RequireTlsHandler,
+    RequireTlsServers,
+)
 from tests.support.tls import Pki, Zone, add_mx, tls_field, tls_settings
 
 BODY = b"Subject: secret\n\nTOP-SECRET-BODY\n"
-
-
-@pytest.fixture
-def servers() -> Iterator[list[RequireTlsAiosmtpdServer]]:
-    started: list[RequireTlsAiosmtpdServer] = []
-    yield started
-    for server in started:
-        server.stop()
-
-
-def _server(
-    servers: list[RequireTlsAiosmtpdServer],
-    pki: Pki,
-    host: str,
-    *,
-    starttls: bool = True,
-    offer: bool = True,
-    cert_name: str = "",
-) -> RequireTlsAiosmtpdServer:
-    context = pki.server_context(pki.leaf(cert_name or host)) if starttls else None
-    server = RequireTlsAiosmtpdServer(RequireTlsHandler(offer_requiretls=offer), context).start()
-    servers.append(server)
-    return server
 
 
 def _config(port: int, pki: Pki, **params: str) -> Settings:
@@ -74,10 +53,10 @@ async def _send(
 
 
 async def test_delivered_with_requiretls_on_mail_from(
-    pki: Pki, dns_zone: Zone, servers: list[RequireTlsAiosmtpdServer]
+    pki: Pki, dns_zone: Zone, servers: RequireTlsServers
 ) -> None:
     port, zone = dns_zone
-    server = _server(servers, pki, "mx.a.signed.test")
+    server = servers.start(pki, "mx.a.signed.test")
     add_mx(zone, "a.signed.test", "mx.a.signed.test")
     status, lines = await _send(f"a.signed.test:{server.port}", _config(port, pki))
     assert (status.status, status.dsn) == (DeliveryStatus.SENT, "2.0.0"), status.diagnostic
@@ -87,10 +66,10 @@ async def test_delivered_with_requiretls_on_mail_from(
 
 
 async def test_bounced_when_the_server_lacks_requiretls(
-    pki: Pki, dns_zone: Zone, servers: list[RequireTlsAiosmtpdServer]
+    pki: Pki, dns_zone: Zone, servers: RequireTlsServers
 ) -> None:
     port, zone = dns_zone
-    server = _server(servers, pki, "mx.b.signed.test", offer=False)
+    server = servers.start(pki, "mx.b.signed.test", offer=False)
     add_mx(zone, "b.signed.test", "mx.b.signed.test")
     status, lines = await _send(f"b.signed.test:{server.port}", _config(port, pki))
     assert (status.status, status.dsn, status.diagnostic) == (
@@ -104,10 +83,10 @@ async def test_bounced_when_the_server_lacks_requiretls(
 
 
 async def test_bounced_when_tls_is_not_offered(
-    pki: Pki, dns_zone: Zone, servers: list[RequireTlsAiosmtpdServer]
+    pki: Pki, dns_zone: Zone, servers: RequireTlsServers
 ) -> None:
     port, zone = dns_zone
-    server = _server(servers, pki, "mx.c.signed.test", starttls=False)
+    server = servers.start(None, "mx.c.signed.test")
     add_mx(zone, "c.signed.test", "mx.c.signed.test")
     status, lines = await _send(f"c.signed.test:{server.port}", _config(port, pki))
     assert (status.status, status.dsn, status.diagnostic) == (
@@ -121,10 +100,10 @@ async def test_bounced_when_tls_is_not_offered(
 
 
 async def test_bounced_when_the_certificate_does_not_match(
-    pki: Pki, dns_zone: Zone, servers: list[RequireTlsAiosmtpdServer]
+    pki: Pki, dns_zone: Zone, servers: RequireTlsServers
 ) -> None:
     port, zone = dns_zone
-    server = _server(servers, pki, "mx.d.signed.test", cert_name="elsewhere.example")
+    server = servers.start(pki, "mx.d.signed.test", cert_name="elsewhere.example")
     add_mx(zone, "d.signed.test", "mx.d.signed.test")
     status, lines = await _send(f"d.signed.test:{server.port}", _config(port, pki))
     assert (status.status, status.dsn, status.diagnostic) == (
@@ -138,10 +117,10 @@ async def test_bounced_when_the_certificate_does_not_match(
 
 
 async def test_bounced_when_the_certificate_is_not_trusted(
-    pki: Pki, dns_zone: Zone, servers: list[RequireTlsAiosmtpdServer], tmp_path: object
+    pki: Pki, dns_zone: Zone, servers: RequireTlsServers, tmp_path: object
 ) -> None:
     port, zone = dns_zone
-    server = _server(servers, pki, "mx.u.signed.test")
+    server = servers.start(pki, "mx.u.signed.test")
     add_mx(zone, "u.signed.test", "mx.u.signed.test")
     other = Pki(__import__("trustme").CA(), pki.tmp / "other")
     other.tmp.mkdir()
@@ -156,11 +135,11 @@ async def test_bounced_when_the_certificate_is_not_trusted(
 
 
 async def test_bounced_when_the_mx_is_not_dnssec_valid(
-    pki: Pki, dns_zone: Zone, servers: list[RequireTlsAiosmtpdServer]
+    pki: Pki, dns_zone: Zone, servers: RequireTlsServers
 ) -> None:
     """The MX answer of e.tls.test has no AD bit: the server is never contacted."""
     port, zone = dns_zone
-    server = _server(servers, pki, "mx.e.signed.test")
+    server = servers.start(pki, "mx.e.signed.test")
     add_mx(zone, "e.tls.test", "mx.e.signed.test")
     status, lines = await _send(f"e.tls.test:{server.port}", _config(port, pki))
     assert (status.status, status.dsn, status.diagnostic) == (
@@ -176,14 +155,14 @@ async def test_bounced_when_the_mx_is_not_dnssec_valid(
 
 
 async def test_next_mx_is_tried_before_bouncing(
-    pki: Pki, dns_zone: Zone, servers: list[RequireTlsAiosmtpdServer]
+    pki: Pki, dns_zone: Zone, servers: RequireTlsServers
 ) -> None:
     """A 5.7.30 at the first MX does not stop the second one (SOFT_NON_FINAL): both MX
     hosts are tried (one server answers for both names), then the message bounces."""
     port, zone = dns_zone
     context = pki.server_context(pki.leaf("mx1.f.signed.test", "mx2.f.signed.test"))
     server = RequireTlsAiosmtpdServer(RequireTlsHandler(offer_requiretls=False), context)
-    servers.append(server.start())
+    servers.started.append(server.start())
     add_mx(zone, "f.signed.test", "mx1.f.signed.test")
     add_mx(zone, "f.signed.test", "mx2.f.signed.test")
     config = _config(port, pki, smtp_randomize_addresses="no")
@@ -200,10 +179,10 @@ async def test_next_mx_is_tried_before_bouncing(
 
 
 async def test_level_without_certificate_matching_bounces(
-    pki: Pki, dns_zone: Zone, servers: list[RequireTlsAiosmtpdServer]
+    pki: Pki, dns_zone: Zone, servers: RequireTlsServers
 ) -> None:
     port, zone = dns_zone
-    server = _server(servers, pki, "mx.g.signed.test")
+    server = servers.start(pki, "mx.g.signed.test")
     add_mx(zone, "g.signed.test", "mx.g.signed.test")
     config = _config(port, pki, smtp_tls_security_level="may")
     status, _ = await _send(f"g.signed.test:{server.port}", config)
@@ -217,10 +196,10 @@ async def test_level_without_certificate_matching_bounces(
 
 
 async def test_opportunistic_policy_sends_without_requiretls_and_with_ret_hdrs(
-    pki: Pki, dns_zone: Zone, servers: list[RequireTlsAiosmtpdServer]
+    pki: Pki, dns_zone: Zone, servers: RequireTlsServers
 ) -> None:
     port, zone = dns_zone
-    server = _server(servers, pki, "mx.h.signed.test", offer=False)
+    server = servers.start(pki, "mx.h.signed.test", offer=False)
     add_mx(zone, "h.signed.test", "mx.h.signed.test")
     config = _config(port, pki, smtp_requiretls_policy="opportunistic")
     status, lines = await _send(f"h.signed.test:{server.port}", config)
@@ -235,12 +214,12 @@ async def test_opportunistic_policy_sends_without_requiretls_and_with_ret_hdrs(
 
 
 async def test_default_policy_is_opportunistic_for_address_literals(
-    pki: Pki, dns_zone: Zone, servers: list[RequireTlsAiosmtpdServer]
+    pki: Pki, dns_zone: Zone, servers: RequireTlsServers
 ) -> None:
     """Postfix's default smtp_requiretls_policy: cidr:{0.0.0.0/0 opportunistic} for a
     [literal] next hop; REQUIRETLS is still sent to a server that has it."""
     port, _ = dns_zone
-    server = _server(servers, pki, "localhost", cert_name="127.0.0.1")
+    server = servers.start(pki, "localhost", cert_name="127.0.0.1")
     config = _config(port, pki, smtp_tls_security_level="encrypt")
     status, lines = await _send(f"[127.0.0.1]:{server.port}", config)
     assert status.status is DeliveryStatus.SENT, status.diagnostic
@@ -249,10 +228,10 @@ async def test_default_policy_is_opportunistic_for_address_literals(
 
 
 async def test_without_requiretls_nothing_changes(
-    pki: Pki, dns_zone: Zone, servers: list[RequireTlsAiosmtpdServer]
+    pki: Pki, dns_zone: Zone, servers: RequireTlsServers
 ) -> None:
     port, zone = dns_zone
-    server = _server(servers, pki, "mx.i.signed.test")
+    server = servers.start(pki, "mx.i.signed.test")
     add_mx(zone, "i.signed.test", "mx.i.signed.test")
     status, lines = await _send(
         f"i.signed.test:{server.port}", _config(port, pki), requiretls=False
@@ -263,10 +242,10 @@ async def test_without_requiretls_nothing_changes(
 
 
 async def test_requiretls_enable_no_ignores_the_request(
-    pki: Pki, dns_zone: Zone, servers: list[RequireTlsAiosmtpdServer]
+    pki: Pki, dns_zone: Zone, servers: RequireTlsServers
 ) -> None:
     port, zone = dns_zone
-    server = _server(servers, pki, "mx.j.signed.test", offer=False)
+    server = servers.start(pki, "mx.j.signed.test", offer=False)
     add_mx(zone, "j.tls.test", "mx.j.signed.test")  # insecure MX: would bounce
     config = _config(port, pki, requiretls_enable="no")
     status, _ = await _send(f"j.tls.test:{server.port}", config)
@@ -280,10 +259,10 @@ NOT_REQUIRED = b"Subject: no tls needed\nTLS-Required: No\n\nhello\n"
 
 @pytest.mark.parametrize("level", ["encrypt", "verify"])
 async def test_tls_required_no_lowers_the_level_to_may(
-    pki: Pki, dns_zone: Zone, servers: list[RequireTlsAiosmtpdServer], level: str
+    pki: Pki, dns_zone: Zone, servers: RequireTlsServers, level: str
 ) -> None:
     port, zone = dns_zone
-    server = _server(servers, pki, "mx.k.signed.test", starttls=False)
+    server = servers.start(None, "mx.k.signed.test")
     add_mx(zone, "k.signed.test", "mx.k.signed.test")
     config = _config(port, pki, smtp_tls_security_level=level)
     nexthop = f"k.signed.test:{server.port}"
@@ -297,10 +276,10 @@ async def test_tls_required_no_lowers_the_level_to_may(
 
 
 async def test_tls_required_no_does_not_lower_requiretls(
-    pki: Pki, dns_zone: Zone, servers: list[RequireTlsAiosmtpdServer]
+    pki: Pki, dns_zone: Zone, servers: RequireTlsServers
 ) -> None:
     port, zone = dns_zone
-    server = _server(servers, pki, "mx.l.signed.test", starttls=False)
+    server = servers.start(None, "mx.l.signed.test")
     add_mx(zone, "l.signed.test", "mx.l.signed.test")
     status, _ = await _send(f"l.signed.test:{server.port}", _config(port, pki), body=NOT_REQUIRED)
     assert (status.status, status.dsn) == (DeliveryStatus.BOUNCED, "5.7.30")
@@ -308,10 +287,10 @@ async def test_tls_required_no_does_not_lower_requiretls(
 
 
 async def test_tls_required_enable_no_ignores_the_header(
-    pki: Pki, dns_zone: Zone, servers: list[RequireTlsAiosmtpdServer]
+    pki: Pki, dns_zone: Zone, servers: RequireTlsServers
 ) -> None:
     port, zone = dns_zone
-    server = _server(servers, pki, "mx.m.signed.test", starttls=False)
+    server = servers.start(None, "mx.m.signed.test")
     add_mx(zone, "m.signed.test", "mx.m.signed.test")
     config = _config(port, pki, tls_required_enable="no")
     status, _ = await _send(

@@ -21,28 +21,11 @@ from mailcarrier.config.settings import Settings
 from mailcarrier.delivery.agent import DeliveryAgent
 from mailcarrier.status import RecipientStatus
 from tests.support.deliver import caching_agent
-from tests.support.peers.aiosmtpd_requiretls import RequireTlsAiosmtpdServer, RequireTlsHandler
+from tests.support.peers.aiosmtpd_requiretls import RequireTlsServers
 from tests.support.sts_server import PolicyAnswer, PolicyServer, add_policy_host, policy_text
 from tests.support.tls import Pki, Zone, add_mx, tls_field, tls_settings
 
 BODY = b"Subject: reuse\n\nBODY\n"
-
-
-@pytest.fixture
-def servers() -> Iterator[list[RequireTlsAiosmtpdServer]]:
-    started: list[RequireTlsAiosmtpdServer] = []
-    yield started
-    for server in started:
-        server.stop()
-
-
-def _server(
-    servers: list[RequireTlsAiosmtpdServer], pki: Pki | None, host: str
-) -> RequireTlsAiosmtpdServer:
-    context = pki.server_context(pki.leaf(host)) if pki is not None else None
-    server = RequireTlsAiosmtpdServer(RequireTlsHandler(), context).start()
-    servers.append(server)
-    return server
 
 
 async def _send(
@@ -62,10 +45,10 @@ async def _send(
 
 
 async def test_requiretls_never_takes_a_plaintext_session_of_ordinary_mail(
-    pki: Pki, dns_zone: Zone, servers: list[RequireTlsAiosmtpdServer]
+    pki: Pki, dns_zone: Zone, servers: RequireTlsServers
 ) -> None:
     port, zone = dns_zone
-    server = _server(servers, None, "mx.p.signed.test")  # no STARTTLS at all
+    server = servers.start(None, "mx.p.signed.test")  # no STARTTLS at all
     add_mx(zone, "p.signed.test", "mx.p.signed.test")
     nexthop = f"p.signed.test:{server.port}"
     config = tls_settings(port, smtp_dns_support_level="dnssec", smtp_tls_security_level="may")
@@ -84,10 +67,10 @@ async def test_requiretls_never_takes_a_plaintext_session_of_ordinary_mail(
 
 
 async def test_ordinary_mail_never_takes_a_requiretls_session(
-    pki: Pki, dns_zone: Zone, servers: list[RequireTlsAiosmtpdServer]
+    pki: Pki, dns_zone: Zone, servers: RequireTlsServers
 ) -> None:
     port, zone = dns_zone
-    server = _server(servers, pki, "mx.r.signed.test")
+    server = servers.start(pki, "mx.r.signed.test")
     add_mx(zone, "r.signed.test", "mx.r.signed.test")
     nexthop = f"r.signed.test:{server.port}"
     config = tls_settings(
@@ -132,13 +115,13 @@ def policy_server(pki: Pki) -> Iterator[PolicyServer]:
 async def test_a_session_is_never_reused_under_another_mta_sts_policy(
     pki: Pki,
     dns_zone: Zone,
-    servers: list[RequireTlsAiosmtpdServer],
+    servers: RequireTlsServers,
     policy_server: PolicyServer,
     tmp_path: Path,
 ) -> None:
     port, zone = dns_zone
     # The MX host's certificate is for another name: fine at "may", refused under enforce.
-    server = _server(servers, pki, "mx.elsewhere.test")
+    server = servers.start(pki, "mx.elsewhere.test")
     add_mx(zone, "reuse.test", "mx.reuse.test")
     nexthop = f"reuse.test:{server.port}"
     config = tls_settings(
@@ -172,12 +155,12 @@ async def test_a_session_is_never_reused_under_another_mta_sts_policy(
 async def test_sessions_are_reused_under_the_same_mta_sts_policy(
     pki: Pki,
     dns_zone: Zone,
-    servers: list[RequireTlsAiosmtpdServer],
+    servers: RequireTlsServers,
     policy_server: PolicyServer,
     tmp_path: Path,
 ) -> None:
     port, zone = dns_zone
-    server = _server(servers, pki, "mx.same.test")
+    server = servers.start(pki, "mx.same.test")
     add_mx(zone, "same.test", "mx.same.test")
     add_policy_host(zone, "same.test")
     policy_server.answers["mta-sts.same.test"] = PolicyAnswer(

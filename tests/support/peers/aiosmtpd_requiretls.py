@@ -5,19 +5,23 @@ the keyword to the EHLO reply of a session that has done STARTTLS (never before,
 3 requires), or never when `offer_requiretls` is off; `RequireTlsAiosmtpdServer` takes the
 ``REQUIRETLS`` and DSN parameters off MAIL FROM before aiosmtpd validates the command (it
 answers 555 to parameters it does not know) and records every MAIL argument exactly as it
-arrived (`wire.mail`), so tests see what the client sent.
+arrived (`wire.mail`), so tests see what the client sent. `RequireTlsServers` starts them
+for a test (a certificate for a host name from a test PKI) and stops them after it.
 """
 
 from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from tests.support.peers.aiosmtpd_dsn import MAIL_DSN, DsnAiosmtpdServer, DsnSMTP, _DsnController
 from tests.support.peers.aiosmtpd_server import RecordingHandler
+
+if TYPE_CHECKING:
+    from tests.support.tls import Pki
 
 _MAIL_PARAMS = (*MAIL_DSN, "REQUIRETLS")
 
@@ -69,3 +73,29 @@ class RequireTlsAiosmtpdServer(DsnAiosmtpdServer):
     def start(self) -> RequireTlsAiosmtpdServer:
         self.controller.start()
         return self
+
+
+class RequireTlsServers:
+    """The servers one test starts (`start`), all stopped by `stop_all`."""
+
+    def __init__(self) -> None:
+        self.started: list[RequireTlsAiosmtpdServer] = []
+
+    def start(
+        self,
+        pki: Pki | None,
+        host: str,
+        *,
+        offer: bool = True,
+        cert_name: str = "",
+    ) -> RequireTlsAiosmtpdServer:
+        """A server with STARTTLS and a certificate for `cert_name` (default: `host`) from
+        `pki` (None: no STARTTLS), offering REQUIRETLS unless `offer` is off."""
+        context = pki.server_context(pki.leaf(cert_name or host)) if pki is not None else None
+        server = RequireTlsAiosmtpdServer(RequireTlsHandler(offer_requiretls=offer), context)
+        self.started.append(server.start())
+        return server
+
+    def stop_all(self) -> None:
+        for server in self.started:
+            server.stop()
