@@ -8,7 +8,6 @@ instance to an smtp-sink, DKIM-signed (verified with dkimpy) with ``TLS-Required
 
 from __future__ import annotations
 
-import base64
 import email
 import email.policy
 import io
@@ -16,13 +15,12 @@ from pathlib import Path
 
 import dkim
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from dnslib import RR
 
 from mailcarrier.cli import run
 from mailcarrier.delivery.tlsrpt_store import TlsrptStore
 from mailcarrier.tls.tlsrpt import Attempt
+from tests.support.dkim import dkim_key
 from tests.support.postfix import PostfixInstance
 from tests.support.tls import Zone
 
@@ -30,21 +28,6 @@ pytestmark = pytest.mark.postfix
 
 DAY = "2026-11-30"
 DOMAIN = "rpt.test"
-
-
-def _key(directory: Path) -> tuple[Path, bytes]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    )
-    path = directory / "dkim.pem"
-    path.write_bytes(pem)
-    public = key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return path, b"v=DKIM1; k=rsa; s=tlsrpt; p=" + base64.b64encode(public)
 
 
 def test_a_report_by_mail_goes_through_postfixs_sendmail(
@@ -57,7 +40,7 @@ def test_a_report_by_mail_goes_through_postfixs_sendmail(
     dns_zone[1].records.extend(
         RR.fromZone(f'_smtp._tls.{DOMAIN}. 300 IN TXT "v=TLSRPTv1; rua=mailto:rpt@{DOMAIN}"')
     )
-    key, record = _key(instance.root)
+    key, record = dkim_key(instance.root)
     store = TlsrptStore(instance.data)  # where mailcarrier-smtp counts, in native mode
     store.record(Attempt(DAY, DOMAIN, "no-policy-found"), 4)
     store.close()

@@ -7,15 +7,12 @@ loopback server with a trustme certificate, with ``Content-Type: application/tls
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import datetime
 import email
 import email.policy
 import gzip
-import http.server
 import json
-import threading
 import time
 from collections.abc import Iterator
 from email.message import EmailMessage
@@ -23,8 +20,6 @@ from pathlib import Path
 
 import dkim
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from dnslib import RR
 
 from mailcarrier.config.settings import Settings
@@ -35,6 +30,7 @@ from mailcarrier.queue.spool import open_spool
 from mailcarrier.queue.tlsrpt_post import PendingPosts
 from mailcarrier.queue.tlsrpt_send import daily_reports, due_day, send_day, with_daily_reports
 from mailcarrier.tls.tlsrpt import Attempt
+from tests.support.dkim import dkim_key
 from tests.support.https_collector import HttpsCollector
 from tests.support.settings import loopback_dns, queue_settings
 from tests.support.tls import Pki, Zone
@@ -43,47 +39,11 @@ DAY = "2026-11-30"
 DOMAIN = "rpt.test"
 
 
-class _Collector(http.server.BaseHTTPRequestHandler):
-    posts: list[tuple[str, str, bytes]]
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.posts.append((self.path, self.headers["Content-Type"], body))
-        self.send_response(201)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: object) -> None:
-        return
-
-
 @pytest.fixture
 def https(pki: Pki) -> Iterator[tuple[int, list[tuple[str, str, bytes]]]]:
-    posts: list[tuple[str, str, bytes]] = []
-    handler = type("Handler", (_Collector,), {"posts": posts})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    context = pki.server_context(pki.leaf("127.0.0.1"))
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1], posts
-    server.shutdown()
-    server.server_close()
-
-
-def _key(tmp_path: Path) -> tuple[Path, bytes]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    )
-    path = tmp_path / "dkim.pem"
-    path.write_bytes(pem)
-    public = key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return path, b"v=DKIM1; k=rsa; s=tlsrpt; p=" + base64.b64encode(public)
+    collector = HttpsCollector(pki)
+    yield collector.port, collector.posts
+    collector.stop()
 
 
 def _settings(tmp_path: Path, zone: Zone, pki: Pki, key: Path) -> Settings:
@@ -117,7 +77,7 @@ async def test_a_day_goes_by_mail_and_by_https(
     tmp_path: Path, dns_zone: Zone, pki: Pki, https: tuple[int, list[tuple[str, str, bytes]]]
 ) -> None:
     port, posts = https
-    key, record = _key(tmp_path)
+    key, record = dkim_key(tmp_path)
     url = f"https://127.0.0.1:{port}/v1/tlsrpt"
     dns_zone[1].records.extend(
         RR.fromZone(f'_smtp._tls.{DOMAIN}. 300 IN TXT "v=TLSRPTv1; rua=mailto:rpt@{DOMAIN},{url}"')
