@@ -58,10 +58,19 @@ class InOrder:
         return seq[0]
 
 
-def pool(connector: FakeConnector, *hosts: Host, **kw: float) -> HostPool[FakeConn]:
+def pool(
+    connector: FakeConnector, *hosts: Host, in_task: bool = False, **kw: float
+) -> HostPool[FakeConn]:
     options: dict[str, float] = {"timeout": 5.0}
     options.update(kw)
-    return HostPool(list(hosts), connector, where="test:/t.cf", rng=InOrder(), **options)  # type: ignore[arg-type]
+    return HostPool(
+        list(hosts),
+        connector,
+        where="test:/t.cf",
+        rng=InOrder(),  # type: ignore[arg-type]
+        in_task=in_task,
+        **options,  # type: ignore[arg-type]
+    )
 
 
 async def who(conn: FakeConn) -> str:
@@ -96,9 +105,10 @@ async def test_single_host_is_tried_twice() -> None:
     assert connector.tries == ["lb", "lb"]
 
 
-async def test_query_failure_downs_the_host_and_tries_the_next() -> None:
+@pytest.mark.parametrize("in_task", [False, True])
+async def test_query_failure_downs_the_host_and_tries_the_next(in_task: bool) -> None:
     connector = FakeConnector()
-    p = pool(connector, Host("a"), Host("b"))
+    p = pool(connector, Host("a"), Host("b"), in_task=in_task)
 
     async def fails_on_a(conn: FakeConn) -> str:
         if conn.host.text == "a":
@@ -117,18 +127,71 @@ async def test_connect_timeout() -> None:
     assert p.take_warnings() == ["test:/t.cf: server did not answer within 0.05s"]
 
 
-async def test_operation_timeout_abandons_the_connection() -> None:
+@pytest.mark.parametrize("in_task", [False, True])
+async def test_operation_timeout_abandons_the_connection(in_task: bool) -> None:
     connector = FakeConnector()
-    p = pool(connector, Host("a"), timeout=0.05)
+    p = pool(connector, Host("a"), timeout=0.05, in_task=in_task)
 
     async def stuck(conn: FakeConn) -> str:
         await asyncio.sleep(3600)
         return "never"
 
-    with pytest.raises(TableLookupError):
+    with pytest.raises(TableLookupError, match=r"did not answer within 0\.05s"):
         await p.run(stuck)
     await asyncio.sleep(0.01)
-    assert all(conn.closed for conn in connector.made)
+    assert connector.made and all(conn.closed for conn in connector.made)
+    assert p.statistics() == {"open": 0, "idle": 0, "failed": 2}  # both entries of "a"
+
+
+@pytest.mark.parametrize("in_task", [False, True])
+async def test_a_cancelled_lookup_closes_its_connection(in_task: bool) -> None:
+    """The asker gives up (its delivery was cancelled): the connection, in the middle of
+    an operation, is closed and no longer counted; the next lookup opens a new one."""
+    connector = FakeConnector()
+    p = pool(connector, Host("a"), in_task=in_task)
+
+    async def stuck(conn: FakeConn) -> str:
+        await asyncio.sleep(3600)
+        return "never"
+
+    asking = asyncio.ensure_future(p.run(stuck))
+    await asyncio.sleep(0.01)
+    asking.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asking
+    await asyncio.sleep(0.01)
+    assert connector.made[0].closed
+    assert p.statistics() == {"open": 0, "idle": 0, "failed": 0}
+    assert await p.run(who) == "a"
+    assert len(connector.made) == 2
+
+
+async def test_in_task_answers_in_the_turn_the_reply_arrives() -> None:
+    """With ``in_task`` the operation runs in the asking task: an answer set by a reader
+    callback reaches the asker on the next loop turn, as a plain await of it would; the
+    separate task of the default mode costs two more turns."""
+    loop = asyncio.get_running_loop()
+
+    async def turns(in_task: bool) -> int:
+        p = pool(FakeConnector(), Host("a"), in_task=in_task)
+        await p.run(who)  # the connection is open and idle
+        reply: asyncio.Future[str] = loop.create_future()
+
+        async def wait_reply(conn: FakeConn) -> str:
+            return await reply
+
+        count = 0
+        asking = asyncio.ensure_future(p.run(wait_reply))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # the asker is parked on `reply`
+        loop.call_soon(reply.set_result, "x")  # as a reader callback would
+        while not asking.done():
+            count += 1
+            await asyncio.sleep(0)
+        assert asking.result() == "x"
+        return count
+
+    assert await turns(True) < await turns(False)
 
 
 async def test_idle_connections_are_closed() -> None:

@@ -24,7 +24,11 @@ dict_mysql.c host handling (plpgsql_query, dict_pgsql_get_active):
   burst of lookups opens connections as the load lasts, not one per lookup;
 - connecting and each operation have a `timeout`: a server that accepts and never answers
   counts as failed after it. The abandoned operation is cancelled in the background and its
-  connection closed, so the caller does not wait for the driver to give up.
+  connection closed, so the caller does not wait for the driver to give up. A backend whose
+  operations are coroutines of the loop with no thread behind them (``in_task=True``:
+  pgsql.py) has them run in the asking task itself, cancelled at the timeout: the answer
+  reaches the asker in the loop turn the reply is read, not two turns later through a task
+  of its own.
 
 A backend supplies a `Connector` (connect to a `Host`, returning a `Connection` with its
 quoting function) and raises `HostError` with the text to log for a failure. A pool belongs
@@ -125,6 +129,7 @@ class HostPool(Generic[C]):
         timeout: float = DEFAULT_TIMEOUT,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         rng: random.Random | None = None,
+        in_task: bool = False,
     ) -> None:
         listed = list(hosts)
         if len(listed) == 1:
@@ -136,6 +141,7 @@ class HostPool(Generic[C]):
         self.idle_interval = idle_interval
         self.timeout = timeout
         self.max_connections = max(1, max_connections)
+        self.in_task = in_task
         self.rng = rng or random.Random()
         self.warnings: list[str] = []
         self._sweep: asyncio.TimerHandle | None = None
@@ -197,7 +203,13 @@ class HostPool(Generic[C]):
                 continue
             generation = state.generation
             try:
-                result = await self._timed(op(conn), conn)
+                if self.in_task:
+                    result = await self._timed_in_task(op, conn)
+                else:
+                    result = await self._timed(op(conn), conn)
+            except asyncio.CancelledError:
+                state.count -= 1  # the connection is closed, not handed back
+                raise
             except HostError as exc:
                 last = str(exc)
                 state.count -= 1
@@ -291,6 +303,28 @@ class HostPool(Generic[C]):
         task.cancel()
         self._keep(task, abandoned=conn)
         raise HostError(f"{self.where}: server did not answer within {self.timeout:g}s")
+
+    async def _timed_in_task(self, op: Callable[[C], Awaitable[T]], conn: C) -> T:
+        """`op(conn)` in the calling task within the timeout (``in_task`` backends): at
+        the timeout, or when the caller is cancelled, the operation stops at its await and
+        its connection, in an unknown state, is closed."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await op(conn)
+        except TimeoutError:
+            self._close_later(conn)
+            raise HostError(
+                f"{self.where}: server did not answer within {self.timeout:g}s"
+            ) from None
+        except HostError:
+            self._close_later(conn)
+            raise
+        except asyncio.CancelledError:
+            self._close_later(conn)
+            raise
+        except Exception as exc:
+            self._close_later(conn)
+            raise HostError(f"{self.where}: {type(exc).__name__}: {exc}") from exc
 
     # --- closing ----------------------------------------------------------------------
     def _keep(self, task: asyncio.Future[Any], abandoned: C | None = None) -> None:

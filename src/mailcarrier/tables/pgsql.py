@@ -217,6 +217,7 @@ class PgsqlTable(NetworkTable):
                 retry_interval=pool.retry_interval,
                 idle_interval=pool.idle_interval,
                 timeout=pool.timeout,
+                in_task=True,  # PgConnection.query: libpq's calls awaited on this loop
             )
         )
 
