@@ -174,6 +174,7 @@ def test_envelope_is_mapped_and_keeps_indexes(tmp_path: Path) -> None:
 
 
 def test_unreadable_table_is_a_4_3_0_verdict(tmp_path: Path) -> None:
+    pytest.importorskip("berkeleydb", reason="hash: tables need berkeleydb (make extras)")
     settings = make_settings(smtp_generic_maps=f"hash:{tmp_path / 'missing'}")
     warnings: list[str] = []
     mapper = GenericMapper(settings.for_transport("smtp"), warning=warnings.append)

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from mailcarrier.delivery import auth_step
 from mailcarrier.log import MemoryLog
 from mailcarrier.transport.connection import Peer
@@ -95,6 +97,7 @@ async def test_xoauth2_error_challenge_then_535(
 async def test_auth_cache_skips_same_bad_password(
     tmp_path: Path, auth_handler: AuthHandler, auth_server: AiosmtpdServer
 ) -> None:
+    pytest.importorskip("berkeleydb", reason="btree: tables need berkeleydb (make extras)")
     cache = f"btree:{tmp_path}/sasl_auth_cache"
     config = sasl_config(
         tmp_path, auth_server.nexthop, creds=f"{USER}:wrong", smtp_sasl_auth_cache_name=cache
