@@ -51,6 +51,7 @@ RANKS: dict[str, int] = {
     "api_content": 11,
     "sending": 11,
     "__init__": 12,
+    "__main__": 12,
     "cli": 12,
     "cli_queue": 12,
     "cli_queue_admin": 12,
