@@ -29,6 +29,7 @@ RANKS: dict[str, int] = {
     "progress": 0,
     "idn": 0,
     "lazy": 0,
+    "notify": 0,
     "tables": 1,
     "config": 2,
     "status": 3,
