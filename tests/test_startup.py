@@ -144,6 +144,7 @@ _NOT_FOR_SENDMAIL = (
     "mailcarrier.eventlog",
     "mailcarrier.loghandlers",
     "mailcarrier.fleet",
+    "mailcarrier.config.mastercf",  # read only when there is a master.cf
     "mailcarrier.delivery.agent",
     "mailcarrier.queue.scheduler",
     "mailcarrier.queue.daemon",
