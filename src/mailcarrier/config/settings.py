@@ -15,7 +15,6 @@ value stops the program with master.cf's file and line, as a bad main.cf value d
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -463,6 +462,8 @@ def _rebuild(
 
 def _did_you_mean(name: str) -> str:
     """`` (did you mean "relayhost"?)`` for a close known parameter name, else ""."""
+    import difflib  # for an unknown name only: not loaded by every command's start
+
     close = difflib.get_close_matches(name, PARAMS.keys(), n=1, cutoff=0.8)
     return f' (did you mean "{close[0]}"?)' if close else ""
 
