@@ -3,7 +3,7 @@
 Run as ``python -m bench.report`` (`make bench` runs it last). Each throughput benchmark
 stores its medians there (bench/common.py `save`), and bench_tables.py its lookup figures;
 this module only formats them: the machine and versions, one table per benchmark with
-ratios against the targets of issues 9, 16 and 19 (benchmarks without figures here keep their
+ratios against the targets of issues 9, 16, 19 and 22 (benchmarks without figures here keep their
 section of the previous RESULTS.md: bench/previous.py), and a chart of messages per second
 against concurrency for mailcarrier and Postfix (fast sink and 1 s slow sink). The chart
 needs matplotlib (the `test` extra); without it only the text is written. Set BENCH_NOTE to
@@ -353,6 +353,43 @@ def _tables(data: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _submit(data: dict[str, Any]) -> list[str]:
+    """bench_submit.py: one small message through sendmail -t, start to exit."""
+    figures, target = data["figures"], data["target_ms"]
+    lines = [
+        "## Submission latency: one small message through `sendmail -t`",
+        "",
+        f"Wall time from start to exit of one {data['message_bytes']}-byte message on standard "
+        "input, durable in the queue before exit (written, fsynced, renamed, directory "
+        "fsynced); Postfix's sendmail hands the same message to postdrop, into a private "
+        f"instance's maildrop. Median of {data['runs']} runs of each side, interleaved; CPU is "
+        "the child's user + system time. Load average "
+        f"{data['load_before']} before, {data['load_after']} after.",
+        "",
+        "| command | wall ms (median) | CPU ms (median) | wall min..max |",
+        "|---|---:|---:|---|",
+    ]
+    for f in figures.values():
+        runs = f["wall_runs"]
+        lines.append(
+            f"| `{f['command']}` | {f['wall_ms']:.1f} | {f['cpu_ms']:.1f} | "
+            f"{min(runs):.0f}..{max(runs):.0f} |"
+        )
+    ours = figures["mailcarrier sendmail"]["wall_ms"]
+    lines += [
+        "",
+        f"- mailcarrier sendmail: **{ours:.1f} ms** (target <= {target:.0f} ms: "
+        f"{verdict(ours, target, at_most=True)}); {data['above_floor_ms']:.1f} ms above "
+        "`python -c pass`",
+    ]
+    if "postfix_ratio" in data:
+        ratio = data["postfix_ratio"]
+        lines.append(f"- mailcarrier / Postfix sendmail: {ratio:.2f}x the wall time")
+    else:
+        lines.append(f"- Postfix sendmail: not measured ({data['postfix']})")
+    return [*lines, ""]
+
+
 def chart() -> str:
     """Draw the PNG; returns a note on what happened."""
     engine, scale, drain = load("engine"), load("scale"), load("drain")
@@ -414,6 +451,7 @@ def main() -> None:
         "tables": _tables,
         "tables_sql": _tables_sql,
         "fleet": _fleet,
+        "submit": _submit,
     }
     found = {name: r for name in parts if (r := load(name)) is not None}
     if not found:
@@ -429,7 +467,7 @@ def main() -> None:
             loads[name] = kept_loads[name]
     note = chart()
     lines = [
-        "# Benchmark results (issues 9, 16 and 19)",
+        "# Benchmark results (issues 9, 16, 19 and 22)",
         "",
         "Written by `make bench` (bench/report.py) from bench/results/*.json. Each comparison "
         "ran side by side in the same run on the same machine; figures are medians. A "

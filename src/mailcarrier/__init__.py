@@ -24,7 +24,7 @@ from mailcarrier.lazy import lazy_names
 
 if TYPE_CHECKING:
     from mailcarrier.api import Config, deliver, deliver_sync, make_request, submit, submit_sync
-    from mailcarrier.delivery.request import DeliveryRequest, Notify, Recipient
+    from mailcarrier.delivery.request import DeliveryRequest, Recipient
     from mailcarrier.errors import (
         ConfigError,
         DataError,
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         TransportError,
         UsageError,
     )
+    from mailcarrier.notify import Notify
     from mailcarrier.sending import send, send_sync
     from mailcarrier.status import DeliveryResult, DeliveryStatus, RecipientStatus
 
@@ -50,7 +51,8 @@ _HOMES: dict[str, tuple[str, ...]] = {
         "submit",
         "submit_sync",
     ),
-    "delivery.request": ("DeliveryRequest", "Notify", "Recipient"),
+    "delivery.request": ("DeliveryRequest", "Recipient"),
+    "notify": ("Notify",),
     "sending": ("send", "send_sync"),
     "errors": (
         "ConfigError",

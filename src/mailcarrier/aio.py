@@ -21,15 +21,19 @@ with `load_event_loop()` before it drops privileges).
 
 Neither `EndOfTurn` nor `Deadline` keeps a reference to an event loop between turns (a loop
 may key a WeakKeyDictionary of them). This module imports nothing of the package; it sits
-with errors.py and printable.py at the bottom of the layers.
+with errors.py and printable.py at the bottom of the layers. Nor does it import asyncio
+until a loop is asked for: a program that never runs one (``mailcarrier sendmail``, whose
+spool and log handlers hold an `EndOfTurn`) does not pay for importing it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Callable, Coroutine
-from typing import Any, Final, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["INF", "SLACK", "Deadline", "EndOfTurn", "load_event_loop", "run_event_loop"]
 
@@ -62,6 +66,8 @@ class EndOfTurn(Generic[T]):
         items = self._items
         if not items:
             if loop is None:
+                import asyncio  # loaded already when a loop runs (see the opening)
+
                 try:
                     loop = asyncio.get_running_loop()
                 except RuntimeError:  # no event loop: every call is a turn of its own
@@ -144,4 +150,6 @@ def run_event_loop(coro: Coroutine[Any, Any, T]) -> T:
         import uvloop
 
         return uvloop.run(coro)
+    import asyncio
+
     return asyncio.run(coro)

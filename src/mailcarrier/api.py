@@ -31,10 +31,11 @@ from mailcarrier.delivery.autodetect import (
     scan_stream,
     spool_stream,
 )
-from mailcarrier.delivery.request import DeliveryRequest, Notify, Recipient
+from mailcarrier.delivery.request import DeliveryRequest, Recipient
 from mailcarrier.errors import DataError, UsageError
 from mailcarrier.eventlog import with_events
 from mailcarrier.log import LogSink, printable_sink
+from mailcarrier.notify import Notify
 from mailcarrier.queue.ids import new_queue_id
 from mailcarrier.queue.spool import Spool, open_spool
 from mailcarrier.queue.submit import SubmitOptions, submit_stream

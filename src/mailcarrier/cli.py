@@ -26,15 +26,14 @@ import io
 import json
 import signal
 import sys
-from collections.abc import Sequence
-from typing import BinaryIO, NoReturn, TextIO, cast
+from collections.abc import Callable, Sequence
+from typing import BinaryIO, Final, NoReturn, TextIO, cast
 
 from mailcarrier import __version__
-from mailcarrier.cli_fleet import FLEET_COMMANDS, add_fleet_parsers
-from mailcarrier.cli_queue import QUEUE_COMMANDS, add_queue_parsers
-from mailcarrier.cli_sendmail import add_sendmail_parser, cmd_sendmail
 from mailcarrier.cli_support import (
+    COMMAND_HELP,
     PROG,
+    Command,
     Parser,
     add_dsn_options,
     load_settings,
@@ -64,7 +63,11 @@ from mailcarrier.status import (
 EX_PIPE = 128 + signal.SIGPIPE  # 141: standard output went away (see the opening paragraph)
 
 
-def _build_parser() -> Parser:
+def _build_parser(command: str | None = None) -> Parser:
+    """The command line's parser. With `command` (the command word, when it names one),
+    only that command's arguments are added, and only its module imported: the others get
+    a parser of their own with their help line and nothing else, which is all that parsing
+    a command line of `command` ever asks of them (see `_split_command`)."""
     parser = Parser(prog=PROG, description="Postfix-compatible SMTP/LMTP delivery in Python")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     parser.add_argument("-c", dest="config_dir", metavar="CONFIG_DIR", help="directory of main.cf")
@@ -78,7 +81,52 @@ def _build_parser() -> Parser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
-    d = sub.add_parser("deliver", help="deliver one message now, without the queue")
+    for group in _GROUPS:
+        if command in COMMAND_HELP and command not in group:
+            for name in group:
+                sub.add_parser(name, help=COMMAND_HELP[name], add_help=name not in _PASSTHROUGH)
+        else:
+            _adder(group[0])(sub.add_parser)
+    return parser
+
+
+# The commands by the function that adds their arguments, in `mailcarrier --help`'s order.
+_GROUPS: tuple[tuple[str, ...], ...] = (
+    ("deliver",),
+    ("conf",),
+    ("map",),
+    ("postfix",),
+    ("sendmail",),
+    ("run", "queue", "mailq", "tlsrpt"),
+    ("fleet",),
+)
+
+
+def _adder(command: str) -> Callable[[Callable[..., Parser]], None]:
+    """What adds `command`'s parser (and those of its group), its module imported now."""
+    if command == "deliver":
+        return _add_deliver_parser
+    if command in _PASSTHROUGH:
+
+        def add_passthrough(add_parser: Callable[..., Parser]) -> None:
+            add_parser(command, help=COMMAND_HELP[command], add_help=False)
+
+        return add_passthrough
+    if command == "sendmail":
+        from mailcarrier.cli_sendmail import add_sendmail_parser
+
+        return add_sendmail_parser
+    if command == "fleet":
+        from mailcarrier.cli_fleet import add_fleet_parsers
+
+        return add_fleet_parsers
+    from mailcarrier.cli_queue import add_queue_parsers
+
+    return add_queue_parsers
+
+
+def _add_deliver_parser(add_parser: Callable[..., Parser]) -> None:
+    d = add_parser("deliver", help=COMMAND_HELP["deliver"])
     d.add_argument("--nexthop", required=True, metavar="DEST", help="destination (see smtp(8))")
     d.add_argument(
         "--transport",
@@ -111,20 +159,10 @@ def _build_parser() -> Parser:
     d.add_argument(
         "file", nargs="?", default=None, metavar="FILE|-", help="the message (default: stdin)"
     )
-    for name, text in _PASSTHROUGH.items():
-        sub.add_parser(name, help=text, add_help=False)
-    add_sendmail_parser(sub.add_parser)
-    add_queue_parsers(sub.add_parser)
-    add_fleet_parsers(sub.add_parser)
-    return parser
 
 
 # conf, map and postfix parse their own arguments (postconf and postmap style): see run().
-_PASSTHROUGH: dict[str, str] = {
-    "conf": "show or edit parameters, like postconf (conf --help)",
-    "map": "build or query a lookup table, like postmap (map --help)",
-    "postfix": "install or check mailcarrier-smtp in Postfix (postfix --help)",
-}
+_PASSTHROUGH: Final = ("conf", "map", "postfix")
 
 
 def _split_command(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -163,8 +201,9 @@ def _cmd_deliver(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stde
     from mailcarrier.aio import run_event_loop
     from mailcarrier.api import deliver
     from mailcarrier.delivery.autodetect import ContentScan, MailSource, declare
-    from mailcarrier.delivery.request import DeliveryRequest, Notify, Recipient
+    from mailcarrier.delivery.request import DeliveryRequest, Recipient
     from mailcarrier.message_input import read_message
+    from mailcarrier.notify import Notify
     from mailcarrier.queue.addresses import check_address
     from mailcarrier.queue.ids import new_queue_id
     from mailcarrier.queue.params import QueueParams
@@ -220,6 +259,24 @@ def _cmd_deliver(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stde
     return result.exit_code
 
 
+def _command(name: str) -> Command:
+    """The function that runs command `name` (deliver, conf, map and postfix: see `run`),
+    its module imported now."""
+    if name == "sendmail":
+        from mailcarrier.cli_sendmail import cmd_sendmail
+
+        return cmd_sendmail
+    if name == "fleet":
+        from mailcarrier.cli_fleet import FLEET_COMMANDS
+
+        return FLEET_COMMANDS[name]
+    from mailcarrier.cli_queue import QUEUE_COMMANDS
+
+    if name not in QUEUE_COMMANDS:
+        raise UsageError(f"unknown command {name}")
+    return QUEUE_COMMANDS[name]
+
+
 def run(
     argv: Sequence[str] | None = None,
     *,
@@ -241,7 +298,7 @@ def run(
         passthrough: list[str] = []
         if rest and rest[0] in _PASSTHROUGH:
             words, passthrough = [*head, rest[0]], rest[1:]
-        args = _build_parser().parse_args(words)
+        args = _build_parser(rest[0]).parse_args(words)
         if args.command == "deliver":
             return _cmd_deliver(args, stdin, stdout, stderr)
         if args.command == "conf":
@@ -263,13 +320,7 @@ def run(
             from mailcarrier.postfix.install import postfix_main
 
             return postfix_main(passthrough, stdout, stderr)
-        if args.command == "sendmail":
-            return cmd_sendmail(args, stdin, stdout, stderr)
-        if args.command in QUEUE_COMMANDS:
-            return QUEUE_COMMANDS[args.command](args, stdin, stdout, stderr)
-        if args.command in FLEET_COMMANDS:
-            return FLEET_COMMANDS[args.command](args, stdin, stdout, stderr)
-        raise UsageError(f"unknown command {args.command}")
+        return _command(args.command)(args, stdin, stdout, stderr)
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
     except UsageError as exc:

@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable
 from typing import BinaryIO, TextIO
 
-from mailcarrier.cli_support import Parser, parse_overrides
+from mailcarrier.cli_support import COMMAND_HELP, Command, Parser, parse_overrides
 from mailcarrier.config.settings import Settings
 from mailcarrier.errors import ConfigError, TemporaryError
 
@@ -21,7 +21,7 @@ __all__ = ["FLEET_COMMANDS", "add_fleet_parsers"]
 
 def add_fleet_parsers(add_parser: Callable[..., Parser]) -> None:
     """The fleet command, added with the command parser's `add_parser`."""
-    f = add_parser("fleet", help="fleet mode: what the nodes share through Redis")
+    f = add_parser("fleet", help=COMMAND_HELP["fleet"])
     fs = f.add_subparsers(dest="action", metavar="ACTION", parser_class=Parser)
     fs.required = True
     st = fs.add_parser("status", help="nodes seen recently, leases and rates per destination")
@@ -62,6 +62,6 @@ def _cmd_fleet(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr
     return 0
 
 
-FLEET_COMMANDS: dict[str, Callable[[argparse.Namespace, BinaryIO, TextIO, TextIO], int]] = {
+FLEET_COMMANDS: dict[str, Command] = {
     "fleet": _cmd_fleet,
 }

@@ -17,7 +17,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 from mailcarrier.cli_queue_admin import add_queue_admin_parsers, cmd_queue
-from mailcarrier.cli_support import Parser, ProgressLog, make_log, parse_overrides, queue_settings
+from mailcarrier.cli_support import (
+    COMMAND_HELP,
+    Command,
+    Parser,
+    ProgressLog,
+    make_log,
+    parse_overrides,
+    queue_settings,
+)
 from mailcarrier.config.settings import Settings
 from mailcarrier.errors import ConfigError, UsageError
 from mailcarrier.progress import terminal_progress
@@ -38,15 +46,15 @@ __all__ = ["QUEUE_COMMANDS", "add_queue_parsers"]
 
 def add_queue_parsers(add_parser: Callable[..., Parser]) -> None:
     """The queue commands, added with the command parser's `add_parser`."""
-    r = add_parser("run", help="the scheduler: deliver queued mail (daemon, or --once)")
+    r = add_parser("run", help=COMMAND_HELP["run"])
     r.add_argument("--once", action="store_true", help="deliver what is deliverable now, exit")
-    q = add_parser("queue", help="list, shape or manage queued mail, like mailq, qshape, postsuper")
+    q = add_parser("queue", help=COMMAND_HELP["queue"])
     qs = q.add_subparsers(dest="action", metavar="ACTION", parser_class=Parser)
     qs.required = True
     add_queue_admin_parsers(qs.add_parser)
-    m = add_parser("mailq", help="list queued mail, like mailq (queue list)")
+    m = add_parser("mailq", help=COMMAND_HELP["mailq"])
     m.add_argument("--json", action="store_true", help="one JSON object per message")
-    t = add_parser("tlsrpt", help="TLS reports (RFC 8460): show what would be sent")
+    t = add_parser("tlsrpt", help=COMMAND_HELP["tlsrpt"])
     ts = t.add_subparsers(dest="action", metavar="ACTION", parser_class=Parser)
     ts.required = True
     tshow = ts.add_parser("show", help="the reports of one day, per policy domain")
@@ -208,7 +216,7 @@ def _native_log(settings: Settings, stderr: TextIO) -> HandlerLog:
     return HandlerLog([*native.handlers, LineHandler(stderr, formatter)])
 
 
-QUEUE_COMMANDS: dict[str, Callable[[argparse.Namespace, BinaryIO, TextIO, TextIO], int]] = {
+QUEUE_COMMANDS: dict[str, Command] = {
     "run": _cmd_run,
     "queue": cmd_queue,
     "mailq": _cmd_mailq,

@@ -18,17 +18,24 @@ import argparse
 import contextlib
 import io
 from collections.abc import Callable
-from typing import BinaryIO, TextIO
+from typing import TYPE_CHECKING, BinaryIO, TextIO
 
-from mailcarrier.cli_queue_admin import cmd_queue
-from mailcarrier.cli_support import Parser, add_dsn_options, make_log, queue_settings, say
-from mailcarrier.config.settings import Settings
-from mailcarrier.delivery.request import Notify
+from mailcarrier.cli_support import (
+    COMMAND_HELP,
+    Parser,
+    add_dsn_options,
+    make_log,
+    queue_settings,
+    say,
+)
 from mailcarrier.errors import UsageError
-from mailcarrier.queue import SubmitOptions, open_spool, submit_stream
-from mailcarrier.queue.smtpd import SessionEnd, serve_pipe
-from mailcarrier.queue.submit import argument_recipients
-from mailcarrier.status import EX_TEMPFAIL
+from mailcarrier.log import LogSink, NullLog
+from mailcarrier.notify import Notify
+from mailcarrier.queue.spool import open_spool
+from mailcarrier.queue.submit import SubmitOptions, argument_recipients, submit_stream
+
+if TYPE_CHECKING:
+    from mailcarrier.config.settings import Settings
 
 __all__ = ["add_sendmail_parser", "cmd_sendmail"]
 
@@ -47,7 +54,7 @@ _BODY_TYPES = ("7BIT", "8BITMIME")
 
 def add_sendmail_parser(add_parser: Callable[..., Parser]) -> None:
     """``sendmail``, added with the command parser's `add_parser`."""
-    s = add_parser("sendmail", help="submit a message into the queue, like sendmail")
+    s = add_parser("sendmail", help=COMMAND_HELP["sendmail"])
     s.add_argument("-t", dest="extract", action="store_true", help="recipients from headers")
     s.add_argument("-f", "-r", dest="sender", default=None, metavar="SENDER", help='"" for <>')
     s.add_argument(
@@ -172,14 +179,8 @@ def cmd_sendmail(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stde
     _check_options(args)
     if args.mode in ("h", "H"):
         return 0
-    if args.mode == "p":
-        args.action, args.json = "list", False
-        return cmd_queue(args, stdin, stdout, stderr)
-    if args.queue_run is not None:
-        if args.queue_run:
-            raise UsageError(f"-q{args.queue_run}: a queue run interval: use `mailcarrier run`")
-        args.action = "flush"
-        return cmd_queue(args, stdin, stdout, stderr)
+    if args.mode == "p" or args.queue_run is not None:
+        return _queue_command(args, stdin, stdout, stderr)
     if args.mode == "s":
         return _standalone(args, stdin, stdout, stderr)
     if not args.recipients and not args.extract:
@@ -203,8 +204,7 @@ def cmd_sendmail(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stde
         probe=args.mode == "v",
     )
     with contextlib.ExitStack() as stack:
-        # Like sendmail, say nothing on success: log only to maillog_file when it is set.
-        log = make_log(settings, io.StringIO(), stack, errors=stderr)
+        log = _quiet_log(settings, stack, stderr)
         spool = open_spool(settings, log=log)
         # -bv reads no message ("do not collect or deliver a message"): standard input is
         # left alone, and submit.py writes the probe's header instead.
@@ -218,16 +218,44 @@ def cmd_sendmail(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stde
     return 0
 
 
+def _queue_command(
+    args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: TextIO
+) -> int:
+    """-bp lists the queue, -q flushes it: the queue's commands (cli_queue_admin.py)."""
+    from mailcarrier.cli_queue_admin import cmd_queue
+
+    if args.mode == "p":
+        args.action, args.json = "list", False
+        return cmd_queue(args, stdin, stdout, stderr)
+    if args.queue_run:
+        raise UsageError(f"-q{args.queue_run}: a queue run interval: use `mailcarrier run`")
+    args.action = "flush"
+    return cmd_queue(args, stdin, stdout, stderr)
+
+
+def _quiet_log(settings: Settings, stack: contextlib.ExitStack, stderr: TextIO) -> LogSink:
+    """Like sendmail, say nothing on success: log only to maillog_file and event_log_file
+    when they are set (`make_log`'s lines for standard error are discarded). With neither
+    set nothing is logged at all, and no log handler is loaded."""
+    params = settings.params
+    if params.maillog_file in ("", "/dev/stderr") and not params.event_log_file:
+        return NullLog()
+    return make_log(settings, io.StringIO(), stack, errors=stderr)
+
+
 def _standalone(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: TextIO) -> int:
     """-bs: one SMTP session on standard input and output (queue/smtpd.py). A session that
     ended inside a transaction (its message not queued) is one line on stderr, exit 75."""
+    from mailcarrier.queue.smtpd import SessionEnd, serve_pipe
+    from mailcarrier.status import EX_TEMPFAIL
+
     settings = queue_settings(args)
     out = getattr(stdout, "binary", None)
     binary = out() if callable(out) else getattr(stdout, "buffer", None)
     if binary is None:
         raise UsageError("-bs needs a binary standard output")
     with contextlib.ExitStack() as stack:
-        log = make_log(settings, io.StringIO(), stack, errors=stderr)
+        log = _quiet_log(settings, stack, stderr)
         spool = open_spool(settings, log=log)
         end = serve_pipe(stdin, binary, settings=settings, spool=spool, log=log)
     if end is SessionEnd.LOST:

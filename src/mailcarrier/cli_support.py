@@ -10,23 +10,26 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import os
 import sys
-from collections.abc import Sequence
-from typing import NoReturn, TextIO
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, BinaryIO, Final, NoReturn, TextIO
 
 from mailcarrier.config.settings import Settings
 from mailcarrier.errors import ConfigError, UsageError
-from mailcarrier.eventlog import event_handlers
-from mailcarrier.events import Event
-from mailcarrier.log import HandlerLog, LogSink, log_event
-from mailcarrier.loghandlers import LineHandler, MaillogHandler, PostfixFormatter, SyslogHandler
 from mailcarrier.printable import printable
 from mailcarrier.progress import NULL_PROGRESS, Progress
 
+if TYPE_CHECKING:
+    import logging
+
+    from mailcarrier.events import Event
+    from mailcarrier.log import LogSink
+
 __all__ = [
+    "COMMAND_HELP",
     "PROG",
+    "Command",
     "Parser",
     "ProgressLog",
     "add_dsn_options",
@@ -38,6 +41,23 @@ __all__ = [
 ]
 
 PROG = "mailcarrier"
+
+# Every command's help line, in the order `mailcarrier --help` lists them (cli.py adds each
+# command's arguments only when it runs: these are all the others need).
+COMMAND_HELP: Final = {
+    "deliver": "deliver one message now, without the queue",
+    "conf": "show or edit parameters, like postconf (conf --help)",
+    "map": "build or query a lookup table, like postmap (map --help)",
+    "postfix": "install or check mailcarrier-smtp in Postfix (postfix --help)",
+    "sendmail": "submit a message into the queue, like sendmail",
+    "run": "the scheduler: deliver queued mail (daemon, or --once)",
+    "queue": "list, shape or manage queued mail, like mailq, qshape, postsuper",
+    "mailq": "list queued mail, like mailq (queue list)",
+    "tlsrpt": "TLS reports (RFC 8460): show what would be sent",
+    "fleet": "fleet mode: what the nodes share through Redis",
+}
+# A command: (arguments, stdin, stdout, stderr) -> its exit code.
+Command = Callable[[argparse.Namespace, BinaryIO, TextIO, TextIO], int]
 
 
 class Parser(argparse.ArgumentParser):
@@ -93,6 +113,10 @@ def make_log(
     line. maillog_file is opened again when logrotate moved it; one that cannot be written
     is reported on `errors` (default: `stderr`). event_log_file, when set, gets the event
     records (eventlog.py) the same way. The handlers are closed by `stack`."""
+    from mailcarrier.eventlog import event_handlers
+    from mailcarrier.log import HandlerLog
+    from mailcarrier.loghandlers import LineHandler, MaillogHandler, PostfixFormatter, SyslogHandler
+
     hostname = settings.params.myhostname
     name = settings.params.syslog_name
     maillog = settings.params.maillog_file
@@ -150,6 +174,8 @@ class ProgressLog:
 
     def event(self, process: str, text: str, event: Event) -> None:
         """A line and its event record (log.py `log_event`), passed on together."""
+        from mailcarrier.log import log_event
+
         with self.progress.outside():
             log_event(self.log, process, text, event)
 

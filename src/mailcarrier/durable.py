@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
@@ -66,6 +65,8 @@ class AtomicFile:
         self.new = new
         self.published = False
         if temporary is None:
+            import tempfile  # not for a named temporary file (the queue's): it loads shutil
+
             fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=self.target.parent)
             self.path = Path(name)
             self.file: BinaryIO = os.fdopen(fd, "wb")

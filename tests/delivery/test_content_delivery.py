@@ -19,8 +19,9 @@ import pytest
 
 import mailcarrier
 from mailcarrier import DeliveryStatus
-from mailcarrier.delivery.request import DeliveryRequest, Notify, Recipient
+from mailcarrier.delivery.request import DeliveryRequest, Recipient
 from mailcarrier.log import MemoryLog
+from mailcarrier.notify import Notify
 from tests.support.corpus import CORPUS, decoded_texts, deep
 from tests.support.deliver import deliver_request
 from tests.support.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler

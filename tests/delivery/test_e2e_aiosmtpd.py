@@ -24,8 +24,9 @@ import pytest
 import mailcarrier
 from mailcarrier import DeliveryStatus
 from mailcarrier.config.settings import Settings
-from mailcarrier.delivery.request import DeliveryRequest, Notify, Recipient
+from mailcarrier.delivery.request import DeliveryRequest, Recipient
 from mailcarrier.log import MemoryLog
+from mailcarrier.notify import Notify
 from tests.support.deliver import QUEUE_ID, deliver_request, deliver_to
 from tests.support.peers.aiosmtpd_dsn import DsnAiosmtpdServer
 from tests.support.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler

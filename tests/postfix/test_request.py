@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mailcarrier.delivery.request import DeliveryRequest, Notify
+from mailcarrier.delivery.request import DeliveryRequest
+from mailcarrier.notify import Notify
 from mailcarrier.postfix.attr import AttrError, AttrParser, encode
 from mailcarrier.postfix.msgstats import MsgStats
 from mailcarrier.postfix.request import (

@@ -19,8 +19,8 @@ import pytest
 from mailcarrier import api
 from mailcarrier.cli import run
 from mailcarrier.delivery.agent import DeliveryAgent
-from mailcarrier.delivery.request import Notify
 from mailcarrier.log import MemoryLog
+from mailcarrier.notify import Notify
 from mailcarrier.queue.qfile import Envelope, QueueRecipient
 from mailcarrier.queue.scheduler import QueueManager
 from mailcarrier.queue.spool import open_spool

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mailcarrier.config.settings import Settings
-from mailcarrier.delivery.request import Notify
 from mailcarrier.log import MemoryLog
+from mailcarrier.notify import Notify
 from mailcarrier.queue.notices import diagnostic_code, remote_mta
 from mailcarrier.queue.scheduler import QueueManager
 from mailcarrier.queue.spool import Spool

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from mailcarrier.delivery.request import Notify
+from mailcarrier.notify import Notify
 from mailcarrier.queue.qfile import (
     Envelope,
     MessageClass,

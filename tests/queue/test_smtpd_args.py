@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mailcarrier.delivery.request import Notify
+from mailcarrier.notify import Notify
 from mailcarrier.protocol.commands import xtext_encode
 from mailcarrier.queue.smtpd_args import (
     MailOptions,

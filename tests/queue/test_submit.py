@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from mailcarrier.delivery.request import Notify
 from mailcarrier.errors import DataError
+from mailcarrier.notify import Notify
 from mailcarrier.queue.spool import Spool
 from mailcarrier.queue.submit import SubmitOptions, submit_stream
 from tests.queue.helpers import spool

@@ -14,7 +14,8 @@ import dataclasses
 import pytest
 
 from mailcarrier import DeliveryStatus
-from mailcarrier.delivery.request import Notify, Recipient
+from mailcarrier.delivery.request import Recipient
+from mailcarrier.notify import Notify
 from tests.support.deliver import Delivery, deliver_request, request_to
 from tests.support.scripted import Expect, ReadRest, Send, StartScripted, Step
 from tests.support.settings import CLIENT, make_settings

@@ -15,7 +15,7 @@ value stops the program with master.cf's file and line, as a bad main.cf value d
 
 from __future__ import annotations
 
-import difflib
+import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Final
 from mailcarrier.config.convert import Value, convert, parse_time, split_list
 from mailcarrier.config.defaults import default_config_directory, dynamic_default
 from mailcarrier.config.expand import Expander, ExpandError
-from mailcarrier.config.mastercf import MasterCf, MasterService, read_master_cf
 from mailcarrier.config.params import PARAMS, PER_TRANSPORT, ParamType
 from mailcarrier.config.parser import NAME_RE, RawSetting, read_main_cf
 from mailcarrier.config.views import RENAMED, ClientMapsName, ClientParams, MainParams, MapsName
@@ -34,6 +33,7 @@ from mailcarrier.tables import FileWatcher, Maps, TableError, open_maps, spec_fi
 from mailcarrier.tables.spec import NETWORK_KINDS
 
 if TYPE_CHECKING:
+    from mailcarrier.config.mastercf import MasterCf, MasterService
     from mailcarrier.tables.proxy import ProxyService
 
 _MENTION: Final = re.compile(r"\$[{(]?([A-Za-z0-9_]+)")
@@ -151,7 +151,7 @@ class Settings:
         master = None
         if directory is not None:
             raw.update(read_main_cf(directory / "main.cf"))
-            master = read_master_cf(directory / "master.cf")
+            master = _read_master_cf(directory / "master.cf")
         raw.update(_override_settings(overrides or {}))
         return cls(raw, directory, master=master)
 
@@ -462,6 +462,8 @@ def _rebuild(
 
 def _did_you_mean(name: str) -> str:
     """`` (did you mean "relayhost"?)`` for a close known parameter name, else ""."""
+    import difflib  # for an unknown name only: not loaded by every command's start
+
     close = difflib.get_close_matches(name, PARAMS.keys(), n=1, cutoff=0.8)
     return f' (did you mean "{close[0]}"?)' if close else ""
 
@@ -507,3 +509,17 @@ class AgentSettings:
 
     def open_maps(self, suffix: ClientMapsName) -> Maps:
         return self.settings.open_maps(self.name(suffix))  # type: ignore[arg-type]
+
+
+def _read_master_cf(path: Path) -> MasterCf | None:
+    """mastercf.py's `read_master_cf`, imported only when there is a master.cf to read (most
+    commands run without one: ``sendmail`` does not load the parser then)."""
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return None  # as read_master_cf says it; any other error is its to report
+    except OSError:
+        pass
+    from mailcarrier.config.mastercf import read_master_cf
+
+    return read_master_cf(path)

@@ -10,7 +10,8 @@ whether the request carries the SMTPUTF8 flag (Postfix's SMTPUTF8_FLAG_REQUESTED
 smtputf8_enable=no; always when the sender asked for it explicitly; otherwise only when
 smtputf8_autodetect_classes lists the class of mail and the envelope has a UTF-8 local part
 or the header has UTF-8 (a UTF-8 domain alone needs no SMTPUTF8: the client sends it in
-A-labels when it must, delivery/smtputf8.py). A request without the flag is never refused for
+A-labels when it must, delivery/smtputf8.py, with `a_label_address` from here, so that
+submission does not load the client). A request without the flag is never refused for
 want of SMTPUTF8, which is how Postfix keeps mail flows that predate SMTPUTF8 working. The
 scan also notes a ``TLS-Required: No`` header field (RFC 8689 4.3): `tls_required_no`.
 
@@ -34,17 +35,20 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import BinaryIO, Final
 
 from mailcarrier.config.settings import Settings
-from mailcarrier.delivery.smtputf8 import envelope_needs_smtputf8
+from mailcarrier.idn import address_to_ascii
 
 __all__ = [
     "ContentScan",
     "Declared",
     "MailSource",
+    "a_label_address",
     "declare",
+    "envelope_needs_smtputf8",
     "scan_stream",
     "smtputf8_autodetect",
     "smtputf8_requested",
@@ -109,6 +113,23 @@ def wants_smtputf8(
     if explicit:
         return True
     return autodetect and (header_utf8 or envelope_needs_smtputf8(addresses))
+
+
+def a_label_address(address: str) -> str | None:
+    """The address with its domain in A-labels; None when that cannot make it ASCII (a
+    UTF-8 local part, or a domain IDNA refuses). ASCII addresses come back unchanged."""
+    if address.isascii():
+        return address
+    local, at, _domain = address.rpartition("@")
+    if not at or not local.isascii():
+        return None
+    return address_to_ascii(address)
+
+
+def envelope_needs_smtputf8(addresses: Iterable[str]) -> bool:
+    """RFC 6531 3.4: an envelope needs SMTPUTF8 when an address stays non-ASCII even with its
+    domain in A-labels (a UTF-8 local part). Submission sets the request flag from this."""
+    return any(a_label_address(a) is None for a in addresses)
 
 
 class ContentScan:

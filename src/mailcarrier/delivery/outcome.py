@@ -18,7 +18,8 @@ from mailcarrier.content.pipeline import ContentPlan
 from mailcarrier.delivery.recipients import RecipientTracker
 from mailcarrier.delivery.request import DeliveryRequest
 from mailcarrier.delivery.trouble import Verdict, reply_verdict, soften, transport_verdict
-from mailcarrier.protocol.commands import XFORWARD_UNAVAILABLE, RcptTo, quote_address
+from mailcarrier.protocol.address import orcpt_for
+from mailcarrier.protocol.commands import XFORWARD_UNAVAILABLE, RcptTo
 from mailcarrier.protocol.ehlo import Capabilities
 from mailcarrier.protocol.reply import Reply
 from mailcarrier.protocol.stages import Stage
@@ -51,21 +52,6 @@ class Leftover:
     # The site failed (Postfix smtp_site_fail, smtp_sess_fail, smtp_stream_except): no
     # session, a refused or broken one. A deferral for it is reported as the hop status.
     site: bool = False
-
-
-def orcpt_for(dsn_orcpt: str, orig_address: str, *, utf8: bool = False) -> str:
-    """RFC 3461 ORCPT as ``addr-type;address``: the one given, else derived from the original
-    recipient as Postfix does (cleanup_addr.c when it queues mail, smtp_proto.c for a request
-    without one): type ``utf-8`` (RFC 6533) when the address is not ASCII and `utf8` says
-    SMTPUTF8 applies to the mail, else ``rfc822``; the local part quoted where RFC 5321
-    needs it. commands.py encodes it for the wire (xtext, or RFC 6533's for ``utf-8``)."""
-    if dsn_orcpt:
-        return dsn_orcpt
-    if not orig_address:
-        return ""
-    address = quote_address(orig_address)
-    kind = "utf-8" if utf8 and not address.isascii() else "rfc822"
-    return f"{kind};{address}"
 
 
 def _utf8_mail(request: DeliveryRequest) -> bool:

@@ -8,12 +8,12 @@ required to fit in memory, and an address probe (`probe`, Postfix's trace-only r
 opens it. `Deliverer` is the protocol of what delivers one (the agent, or a pool of agent
 processes). Validation here refuses envelope values that could inject commands or
 parameters: addresses must be addresses (protocol/address.py), other values free of CR, LF
-and NUL.
+and NUL. `Notify` (DSN NOTIFY) lives in notify.py, which the queue's submission imports
+without this module.
 """
 
 from __future__ import annotations
 
-import enum
 import functools
 import time
 from collections.abc import Callable
@@ -22,46 +22,9 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from mailcarrier.errors import AddressError, UsageError
+from mailcarrier.notify import Notify
 from mailcarrier.protocol.address import address_problem
 from mailcarrier.status import DeliveryResult, RecipientStatus, fast_init
-
-
-class Notify(enum.Flag):
-    """RFC 3461 NOTIFY= values. An empty flag means "not specified"."""
-
-    NONE = 0
-    NEVER = enum.auto()
-    SUCCESS = enum.auto()
-    FAILURE = enum.auto()
-    DELAY = enum.auto()
-
-    @classmethod
-    def parse(cls, text: str) -> Notify:
-        """Parse ``NEVER`` or a comma list of SUCCESS, FAILURE, DELAY (case-insensitive)."""
-        result = cls.NONE
-        words = [w.strip().upper() for w in text.split(",") if w.strip()]
-        if not words:
-            raise UsageError(f'bad NOTIFY value "{text}"')
-        for word in words:
-            try:
-                result |= cls[word]
-            except KeyError:
-                raise UsageError(f'bad NOTIFY keyword "{word}" in "{text}"') from None
-        if cls.NEVER in result and result != cls.NEVER:
-            raise UsageError(f'NOTIFY=NEVER cannot be combined with other keywords: "{text}"')
-        return result
-
-    def wire(self) -> str:
-        """The RFC 3461 text, e.g. ``SUCCESS,FAILURE``; "" when unspecified."""
-        text = _NOTIFY_WIRE.get(self._value_)
-        if text is None:
-            order = (Notify.NEVER, Notify.SUCCESS, Notify.FAILURE, Notify.DELAY)
-            text = _NOTIFY_WIRE[self._value_] = ",".join(f.name or "" for f in order if f in self)
-        return text
-
-
-# Notify.wire() by flag value (there are 16 at most).
-_NOTIFY_WIRE: dict[int, str] = {0: ""}
 
 
 def _has_line_break(value: str) -> bool:

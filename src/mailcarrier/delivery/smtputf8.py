@@ -13,9 +13,9 @@ envelope; transaction.py acts on the verdict.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import replace
 
+from mailcarrier.delivery.autodetect import a_label_address, envelope_needs_smtputf8
 from mailcarrier.delivery.trouble import Verdict
 from mailcarrier.idn import address_to_ascii
 from mailcarrier.protocol.ehlo import Capabilities
@@ -30,27 +30,10 @@ __all__ = [
 ]
 
 
-def a_label_address(address: str) -> str | None:
-    """The address with its domain in A-labels; None when that cannot make it ASCII (a
-    UTF-8 local part, or a domain IDNA refuses). ASCII addresses come back unchanged."""
-    if address.isascii():
-        return address
-    local, at, _domain = address.rpartition("@")
-    if not at or not local.isascii():
-        return None
-    return address_to_ascii(address)
-
-
 def _a_label_domain(address: str) -> str:
     """The address with its domain in A-labels when IDNA allows; the local part as it is."""
     converted = address_to_ascii(address)
     return address if converted is None else converted
-
-
-def envelope_needs_smtputf8(addresses: Iterable[str]) -> bool:
-    """RFC 6531 3.4: an envelope needs SMTPUTF8 when an address stays non-ASCII even with its
-    domain in A-labels (a UTF-8 local part). Submission sets the request flag from this."""
-    return any(a_label_address(a) is None for a in addresses)
 
 
 def smtputf8_verdict(namaddr: str) -> Verdict:

@@ -25,8 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Final, cast
 
-from mailcarrier.delivery.request import DeliveryRequest, Notify, Recipient
+from mailcarrier.delivery.request import DeliveryRequest, Recipient
 from mailcarrier.errors import DataError, UsageError
+from mailcarrier.notify import Notify
 from mailcarrier.postfix.attr import (
     AttrError,
     AttrList,

@@ -10,7 +10,9 @@ part, or a domain that is neither a host name nor an address literal. Such an ad
 refused before anything is sent (the request, the CLI, submission and the wire each turn
 the problem into their own error). `wire_address()` renders a good address as it goes
 between the angle brackets: a Dot-string as it is, anything else quoted; with quoting off
-only an address that cannot end or split the path goes out. Neighbours: commands.py renders
+only an address that cannot end or split the path goes out. `orcpt_for()` is the DSN
+original recipient (RFC 3461 ORCPT) of an address, as the queue records it and the client
+sends it. Neighbours: commands.py renders
 the commands, queue/addresses.py qualifies submitted addresses, delivery/request.py checks
 the API's.
 """
@@ -24,6 +26,7 @@ __all__ = [
     "MAX_ADDRESS",
     "address_problem",
     "is_quoted_string",
+    "orcpt_for",
     "quote_address",
     "unquoted_problem",
     "wire_address",
@@ -130,3 +133,18 @@ def wire_address(address: str, *, quote: bool = True, null_ok: bool = True) -> s
     if problem is not None:
         raise ValueError(problem)
     return quote_address(address, quote=quote)
+
+
+def orcpt_for(dsn_orcpt: str, orig_address: str, *, utf8: bool = False) -> str:
+    """RFC 3461 ORCPT as ``addr-type;address``: the one given, else derived from the original
+    recipient as Postfix does (cleanup_addr.c when it queues mail, smtp_proto.c for a request
+    without one): type ``utf-8`` (RFC 6533) when the address is not ASCII and `utf8` says
+    SMTPUTF8 applies to the mail, else ``rfc822``; the local part quoted where RFC 5321
+    needs it. commands.py encodes it for the wire (xtext, or RFC 6533's for ``utf-8``)."""
+    if dsn_orcpt:
+        return dsn_orcpt
+    if not orig_address:
+        return ""
+    address = quote_address(orig_address)
+    kind = "utf-8" if utf8 and not address.isascii() else "rfc822"
+    return f"{kind};{address}"

@@ -23,10 +23,10 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from mailcarrier.delivery.autodetect import MailSource, smtputf8_autodetect
-from mailcarrier.delivery.request import Notify
 from mailcarrier.errors import TemporaryError
 from mailcarrier.events import expired_event, notice_event
 from mailcarrier.log import LogSink, log_event
+from mailcarrier.notify import Notify
 from mailcarrier.queue.addresses import qualify
 from mailcarrier.queue.crash import crash_point
 from mailcarrier.queue.names import BOUNCE, QMGR

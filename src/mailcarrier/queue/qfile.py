@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import quote, unquote
 
-from mailcarrier.delivery.request import Notify
+from mailcarrier.notify import Notify
 from mailcarrier.status import DeliveryStatus
 
 __all__ = [

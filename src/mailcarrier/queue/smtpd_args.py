@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from mailcarrier.delivery.request import Notify
 from mailcarrier.errors import UsageError
+from mailcarrier.notify import Notify
 from mailcarrier.protocol.commands import xtext_decode
 from mailcarrier.queue.submit import RecipientDSN
 

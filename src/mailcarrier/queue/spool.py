@@ -17,15 +17,13 @@ and the error, and nothing is left half done: a message that cannot be taken int
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from mailcarrier.aio import EndOfTurn
 from mailcarrier.config.settings import Settings
@@ -44,6 +42,10 @@ from mailcarrier.queue.qfile import (
     parse_records,
 )
 from mailcarrier.queue.writers import MessageWriter, RecordWriter, os_error, record_reserve
+
+if TYPE_CHECKING:
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
 
 __all__ = [
     "QUEUES",
@@ -324,6 +326,8 @@ class Spool:
         alone); `settle()` waits for all of them. A crash before the unlink leaves a file
         whose records show every recipient done: recovery finishes it again. `then` runs
         only when the file was removed (not when it was already gone)."""
+        import asyncio  # here, not above: submission never removes, nor loads asyncio
+
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -335,6 +339,9 @@ class Spool:
         self._unlink_batch.add((queue_id, self._name(queue, queue_id), then), loop)
 
     def _start_unlinks(self, batch: list[_Removal]) -> None:
+        import asyncio
+        from concurrent.futures import ThreadPoolExecutor
+
         loop = asyncio.get_running_loop()
         if self._unlinker is None:
             self._unlinker = ThreadPoolExecutor(1, thread_name_prefix="mailcarrier-unlink")
@@ -356,6 +363,8 @@ class Spool:
 
     async def settle(self) -> None:
         """Wait until every removal started by `remove_soon` has run."""
+        import asyncio
+
         while self._unlink_batch or self._unlinks:
             if self._unlinks:
                 await asyncio.wait(set(self._unlinks))

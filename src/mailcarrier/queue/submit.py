@@ -37,11 +37,11 @@ from mailcarrier.delivery.autodetect import (
     smtputf8_autodetect,
     smtputf8_requested,
 )
-from mailcarrier.delivery.outcome import orcpt_for
-from mailcarrier.delivery.request import Notify
 from mailcarrier.errors import DataError, MessageTooBigError
 from mailcarrier.events import queued_event
 from mailcarrier.log import LogSink, NullLog, log_event
+from mailcarrier.notify import Notify
+from mailcarrier.protocol.address import orcpt_for
 from mailcarrier.queue.addresses import check_address, parse_address
 from mailcarrier.queue.headers import field_text, from_value
 from mailcarrier.queue.names import CLEANUP, PICKUP
