@@ -7,7 +7,8 @@ turn for the daemon, opened again after logrotate, a failing write reported once
 `errors`) with an `EventFormatter` naming this node (fleet/node.py's `node_id`: the
 ``node_id`` parameter, or the name kept in ``data_directory``) and ``myhostname``.
 A path that cannot be opened is a `ConfigError` naming the parameter. `with_events(sink,
-settings)` is the API's way in: the caller's sink keeps the lines, the file gets the records.
+settings)` is the API's way in (`deliver()`, `submit()`): the caller's sink keeps the lines,
+the file gets the records.
 cli_support.py (`make_log`) and api.py call this; it does no logging of its own.
 """
 
@@ -67,7 +68,10 @@ class EventLog:
 
 
 def with_events(sink: LogSink, settings: Settings) -> EventLog | None:
-    """`sink` with event_log_file's records beside it, or None when it is off."""
+    """`sink` with event_log_file's records beside it; None when it is off, or when `sink`
+    writes them already (the command line's `HandlerLog`, made with event handlers)."""
+    if isinstance(sink, HandlerLog) and sink.event_handlers:
+        return None
     handlers = event_handlers(settings)
     if not handlers:
         return None
