@@ -45,6 +45,7 @@ RANKS: dict[str, int] = {
     "delivery": 9,
     "queue": 10,
     "eventlog": 10,
+    "counters": 10,
     "postfix": 10,
     "observe": 11,
     "api": 11,

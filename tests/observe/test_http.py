@@ -22,7 +22,15 @@ from mailcarrier.log import MemoryLog
 from mailcarrier.observe.http import MAX_CONNECTIONS, ListenConfig, StatusServer
 from mailcarrier.observe.monitor import Monitor
 from mailcarrier.queue.spool import Spool
-from tests.observe.daemon import Daemon, command, samples, settled, wait_for, write_config
+from tests.observe.daemon import (
+    Daemon,
+    command,
+    queued,
+    samples,
+    settled,
+    wait_for,
+    write_config,
+)
 from tests.support.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler, free_port
 
 PLAIN = ("PIPELINING", "ENHANCEDSTATUSCODES")
@@ -87,9 +95,29 @@ def test_metrics_after_a_known_workload(
     assert got['mailcarrier_queue_messages{queue="incoming"}'] == 0
     assert got['mailcarrier_queue_oldest_age_seconds{queue="deferred"}'] > 0
     assert got["mailcarrier_active_deliveries"] == 0
+    assert got["mailcarrier_expired_messages_total"] == 0
     assert not any(name.startswith("mailcarrier_fleet") for name in got)  # no fleet mode
     assert not any("destination=" in name for name in got)  # no per-domain label by default
     assert sorted(m.rcpt_tos[0] for m in server.messages) == ["ok1@example.net", "ok2@example.net"]
+
+
+def test_an_expiry_is_counted(tmp_path: Path, server: AiosmtpdServer) -> None:
+    """The deferred recipient's message (from the null sender: bounce_queue_lifetime) is
+    returned at the end of its first pass: one message, one recipient expired, and its
+    bounce is a recorded verdict as the log's status=expired line says."""
+    _workload(tmp_path, server.nexthop)
+    params = {"relayhost": server.nexthop, "http_listen": "127.0.0.1:0"}
+    with Daemon(tmp_path, {**params, "bounce_queue_lifetime": "0s"}) as daemon:
+        assert wait_for(lambda: settled(daemon) and queued(daemon, "deferred") == 0)
+        _, _, metrics = daemon.get("/metrics")
+        status = daemon.json("/api/status")
+    got = samples(metrics)
+    assert got["mailcarrier_expired_messages_total"] == 1
+    assert got["mailcarrier_expired_recipients_total"] == 1
+    assert status["expired_messages"] == 1
+    assert "status=expired, returned to sender" in daemon.maillog.read_text()
+    smtp = 'transport="smtp"'
+    assert got[f'mailcarrier_deliveries_total{{dsn_class="4",status="deferred",{smtp}}}'] == 1
 
 
 def test_the_json_of_a_known_workload(tmp_path: Path, server: AiosmtpdServer) -> None:

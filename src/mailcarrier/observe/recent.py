@@ -44,6 +44,7 @@ class Recent:
         self._minutes: dict[int, Counter[DeliveryStatus]] = {}
         self._tls: Counter[tuple[str, str]] = Counter()
         self.totals: Counter[DeliveryStatus] = Counter()
+        self.expired = 0  # messages returned at maximal_queue_lifetime since the start
 
     def delivered(self, status: DeliveryStatus) -> None:
         minute = int(self.clock() // 60)
