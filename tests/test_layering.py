@@ -57,6 +57,7 @@ RANKS: dict[str, int] = {
     "cli_queue_admin": 12,
     "cli_sendmail": 12,
     "cli_fleet": 12,
+    "cli_observe": 12,
     "cli_support": 12,
     "contrib": 12,
     "message_input": 12,

@@ -11,11 +11,11 @@ came from outside (error and warning lines quoting values, log lines, JSON) is m
 or JSON-safe (printable.py): no argument, file name or reply can forge a line or break a JSON
 parser. When standard output is a pipe whose reader has gone (``mailcarrier conf -d | head``)
 the command stops quietly with status 141, what a shell reports for postconf killed by
-SIGPIPE in the same place. The queue's commands are in cli_queue.py, sendmail's in
-cli_sendmail.py, what every command shares (the parser, -o overrides, log sinks) in
-cli_support.py. A command imports what only it needs when it runs: ``sendmail`` starts
-without loading the delivery engine, the table builder or the Postfix installer
-(tests/test_startup.py).
+SIGPIPE in the same place. The queue's commands are in cli_queue.py, ``observe --postfix``
+in cli_observe.py, sendmail's in cli_sendmail.py, what every command shares (the parser, -o
+overrides, log sinks) in cli_support.py. A command imports what only it needs when it
+runs: ``sendmail`` starts without loading the delivery engine, the table builder or the
+Postfix installer (tests/test_startup.py).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from typing import BinaryIO, NoReturn, TextIO, cast
 
 from mailcarrier import __version__
 from mailcarrier.cli_fleet import FLEET_COMMANDS, add_fleet_parsers
+from mailcarrier.cli_observe import OBSERVE_COMMANDS, add_observe_parser
 from mailcarrier.cli_queue import QUEUE_COMMANDS, add_queue_parsers
 from mailcarrier.cli_sendmail import add_sendmail_parser, cmd_sendmail
 from mailcarrier.cli_support import (
@@ -116,6 +117,7 @@ def _build_parser() -> Parser:
     add_sendmail_parser(sub.add_parser)
     add_queue_parsers(sub.add_parser)
     add_fleet_parsers(sub.add_parser)
+    add_observe_parser(sub.add_parser)
     return parser
 
 
@@ -269,6 +271,8 @@ def run(
             return QUEUE_COMMANDS[args.command](args, stdin, stdout, stderr)
         if args.command in FLEET_COMMANDS:
             return FLEET_COMMANDS[args.command](args, stdin, stdout, stderr)
+        if args.command in OBSERVE_COMMANDS:
+            return OBSERVE_COMMANDS[args.command](args, stdin, stdout, stderr)
         raise UsageError(f"unknown command {args.command}")
     except SystemExit as exc:  # --help
         return int(exc.code or 0)

@@ -17,7 +17,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 from mailcarrier.cli_queue_admin import add_queue_admin_parsers, cmd_queue
-from mailcarrier.cli_support import Parser, ProgressLog, make_log, parse_overrides, queue_settings
+from mailcarrier.cli_support import (
+    Parser,
+    ProgressLog,
+    make_log,
+    native_command_log,
+    parse_overrides,
+    queue_settings,
+)
 from mailcarrier.config.settings import Settings
 from mailcarrier.errors import ConfigError, UsageError
 from mailcarrier.progress import terminal_progress
@@ -26,7 +33,7 @@ from mailcarrier.status import EX_TEMPFAIL
 
 if TYPE_CHECKING:
     from mailcarrier.delivery.agent import DeliveryAgent
-    from mailcarrier.log import HandlerLog, LogSink
+    from mailcarrier.log import LogSink
     from mailcarrier.observe import HttpListener
     from mailcarrier.queue.scheduler import QueueManager
     from mailcarrier.queue.spool import Spool
@@ -186,7 +193,7 @@ def _tlsrpt_send(args: argparse.Namespace, stderr: TextIO) -> int:
         if args.postfix is not None:
             overrides = tuple(parse_overrides(args.overrides).items())
             settings = native_settings(args.postfix, overrides)
-            log = _native_log(settings, stderr)
+            log = native_command_log(settings, stderr)
             stack.callback(log.close)
             mailer = sendmail_mailer(settings)
         else:
@@ -194,18 +201,6 @@ def _tlsrpt_send(args: argparse.Namespace, stderr: TextIO) -> int:
             log = make_log(settings, stderr, stack)
             mailer = open_spool(settings, log=log)
         return run_event_loop(send_due(settings, mailer, log, day=args.date))
-
-
-def _native_log(settings: Settings, stderr: TextIO) -> HandlerLog:
-    """Postfix's log (postlogd or syslog, as the agent's), and `stderr` for cron's mail."""
-    from mailcarrier.log import HandlerLog
-    from mailcarrier.loghandlers import LineHandler, PostfixFormatter
-    from mailcarrier.postfix.maillog import native_log
-
-    native = native_log(settings)
-    p = settings.params
-    formatter = PostfixFormatter(p.myhostname, p.syslog_name, utf8=p.smtputf8_enable)
-    return HandlerLog([*native.handlers, LineHandler(stderr, formatter)])
 
 
 QUEUE_COMMANDS: dict[str, Callable[[argparse.Namespace, BinaryIO, TextIO, TextIO], int]] = {

@@ -32,6 +32,7 @@ __all__ = [
     "add_dsn_options",
     "load_settings",
     "make_log",
+    "native_command_log",
     "parse_overrides",
     "queue_settings",
     "say",
@@ -129,6 +130,18 @@ def make_log(
     log = HandlerLog(handlers, utf8=utf8, event_handlers=events)
     stack.callback(log.close)
     return log
+
+
+def native_command_log(settings: Settings, stderr: TextIO) -> HandlerLog:
+    """A command's log in Postfix-native mode (``tlsrpt send --postfix``, ``observe
+    --postfix``): Postfix's log (postlogd or syslog, as the agent's), and `stderr` too
+    (cron mails it; a terminal shows it)."""
+    from mailcarrier.postfix.maillog import native_log
+
+    native = native_log(settings)
+    p = settings.params
+    formatter = PostfixFormatter(p.myhostname, p.syslog_name, utf8=p.smtputf8_enable)
+    return HandlerLog([*native.handlers, LineHandler(stderr, formatter)])
 
 
 class ProgressLog:

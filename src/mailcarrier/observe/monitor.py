@@ -78,6 +78,10 @@ class Monitor:
         self.recent.expired += 1
 
     # --- the status page's data ---------------------------------------------------------
+    async def exposition(self) -> bytes:
+        """/metrics (on the loop: the scheduler's counters are not made for threads)."""
+        return self.metrics.exposition()
+
     def queue_json(self) -> dict[str, object]:
         now = self.clock()
         return {
