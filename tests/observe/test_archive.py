@@ -54,8 +54,8 @@ def _exposition(monitor: NativeMonitor) -> dict[str, float]:
 
 
 def test_dead_processes_are_folded_and_nothing_is_lost(tmp_path: Path) -> None:
-    for sent in (2, 3):
-        assert _agent(tmp_path, sent).wait(timeout=60) == 0
+    for count in (2, 3):
+        assert _agent(tmp_path, count).wait(timeout=60) == 0
     live = _agent(tmp_path, 5, stay=True)
     try:
         assert live.stdout is not None and live.stdout.readline() == "ready\n"
