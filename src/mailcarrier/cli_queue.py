@@ -2,7 +2,9 @@
 ``queue`` (list, show, shape, flush, hold, release, delete, requeue: mailq, postcat, qshape
 and postsuper; in cli_queue_admin.py), ``mailq``, and ``tlsrpt show`` and ``send`` (the TLS
 reports of RFC 8460 as ``run`` sends them, or now: from cron, also in Postfix-native mode).
-`add_queue_parsers` adds them to cli.py's parser; `QUEUE_COMMANDS` runs them. ``sendmail``
+`add_queue_parsers` adds them to cli.py's parser; `QUEUE_COMMANDS` runs them. A reload of
+``run`` keeps its http_listen listener as it started (`listener_changes` says, in one
+warning line per parameter, what waits for a restart). ``sendmail``
 is in cli_sendmail.py (it lists and flushes the queue through cli_queue_admin.py); shared
 helpers are in cli_support.py.
 """
@@ -40,7 +42,7 @@ if TYPE_CHECKING:
     from mailcarrier.queue.tlsrpt_send import Mailer
     from mailcarrier.queue.workers import AgentPool
 
-__all__ = ["QUEUE_COMMANDS", "add_queue_parsers"]
+__all__ = ["QUEUE_COMMANDS", "add_queue_parsers", "listener_changes"]
 
 
 def add_queue_parsers(add_parser: Callable[..., Parser]) -> None:
@@ -82,6 +84,7 @@ def _cmd_run(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: 
     from mailcarrier.delivery.request import Deliverer
     from mailcarrier.fleet.gate import check_fleet
     from mailcarrier.queue.daemon import QueueLock
+    from mailcarrier.queue.names import QMGR
     from mailcarrier.queue.scheduler import QueueManager
     from mailcarrier.queue.tlsrpt_send import with_daily_reports
     from mailcarrier.queue.workers import AgentPool
@@ -108,12 +111,34 @@ def _cmd_run(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: 
             return EX_TEMPFAIL if left else 0
 
         def deliverer(new: Settings) -> Deliverer:
+            for line in listener_changes(settings, new):
+                log.warning(QMGR, line)
             return _queue_deliverer(new, log, spool)
 
         # TLSRPT (RFC 8460): yesterday's reports, once a day (queue/tlsrpt_send.py).
         daemon = run_daemon(manager, config, deliverer, http)
         run_event_loop(with_daily_reports(daemon, lambda: config.settings, spool, log))
     return 0
+
+
+_LISTENER_PARAMETERS = ("http_listen", "http_listen_allow_remote", "http_listen_token_file")
+
+
+def listener_changes(started: Settings, new: Settings) -> list[str]:
+    """A reload keeps the http_listen listener as ``run`` started it (its address, its
+    token): one line per listener parameter that the new configuration changed, saying so."""
+    lines = []
+    for name in _LISTENER_PARAMETERS:
+        old, now = getattr(started.params, name), getattr(new.params, name)
+        if old != now:
+            shown = [
+                ("yes" if v else "no") if isinstance(v, bool) else f'"{v}"' for v in (old, now)
+            ]
+            lines.append(
+                f"reload: {name} changed from {shown[0]} to {shown[1]}: the listener keeps "
+                "its old setting until mailcarrier run is restarted"
+            )
+    return lines
 
 
 def _http_listener(settings: Settings, manager: QueueManager, log: LogSink) -> HttpListener | None:

@@ -89,8 +89,8 @@ def test_dead_processes_are_folded_and_nothing_is_lost(tmp_path: Path) -> None:
         "counter_archive.db",
         "histogram_archive.db",
     }
-    transmissions = 'mailcarrier_delivery_delay_seconds_count{stage="transmission",transport="smtp"}'
-    assert final[transmissions] == 10
+    stage = 'mailcarrier_delivery_delay_seconds_count{stage="transmission",transport="smtp"}'
+    assert final[stage] == 10
 
 
 def test_status_json_and_the_minutes_since_observe_started(tmp_path: Path) -> None:

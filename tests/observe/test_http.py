@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import signal
 import socket
 import subprocess
 import sys
@@ -312,3 +313,27 @@ def test_without_prometheus_client_http_listen_is_one_line_and_exit_78(
         "prometheus-client (pip install 'mailcarrier[metrics]'): "
     )
     assert err.getvalue().count("\n") == 1
+
+
+def test_a_reload_keeps_the_listener_and_says_a_restart_is_needed(
+    tmp_path: Path, server: AiosmtpdServer
+) -> None:
+    """SIGHUP with another http_listen: one warning line naming the change; the listener
+    stays where it was and keeps answering (a restart moves it)."""
+    params = {"relayhost": server.nexthop, "http_listen": "127.0.0.1:0"}
+    with Daemon(tmp_path, params) as daemon:
+        moved = free_port()
+        write_config(tmp_path, {**params, "http_listen": f"127.0.0.1:{moved}"})
+        daemon.proc.send_signal(signal.SIGHUP)
+        expected = (
+            'warning: reload: http_listen changed from "127.0.0.1:0" to '
+            f'"127.0.0.1:{moved}": the listener keeps its old setting until mailcarrier run '
+            "is restarted"
+        )
+        assert wait_for(lambda: expected in daemon.maillog.read_text())
+        assert wait_for(lambda: "reload -- configuration reloaded" in daemon.maillog.read_text())
+        status, _, _ = daemon.get("/api/status")
+    assert status == 200
+    log = daemon.maillog.read_text()
+    assert log.count("warning: reload: ") == 1  # http_listen only: the others did not change
+    assert "postfix/qmgr[" in log.split(expected)[0].rsplit("\n", 1)[-1]
