@@ -9,7 +9,8 @@ archive.py folded the files of processes that are gone), and reads Postfix's que
 Postfix's ``postqueue -j`` (postfix/postqueue.py) for the queue gauges and the page:
 messages and the oldest arrival per queue (incoming, active, deferred, hold), and the
 domains with the most deferred recipients with a reason (the one of the latest arrival:
-showq says no time of deferral). `status_json()` gives what the agents counted: totals by
+showq says no time of deferral); one ``observe`` per directory, whose folding and reading
+never overlap. `status_json()` gives what the agents counted: totals by
 status, TLS outcomes, deliveries running (the live processes' gauges), and the deliveries
 per minute since ``observe`` started, sampled every `SAMPLE_SECONDS` (`sample()`), as the
 counts say nothing of when. What needs no agent (/api/queue) works without
@@ -19,6 +20,7 @@ counts say nothing of when. What needs no agent (/api/queue) works without
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -118,32 +120,37 @@ class NativeMonitor:
         self.read_queue = read_queue
         self.node = node
         self.clock = clock
+        # The agents' files, summed (multiprocess mode: no registry of theirs to read), and
+        # Postfix's queue: two registries, so that postqueue runs outside the files' lock.
         self.registry = CollectorRegistry()
-        # The agents' files, summed (multiprocess mode: no registry of theirs to read).
+        self.queue_registry = CollectorRegistry()
         self.counts: MultiProcessCollector | None = None
         if directory:
             collector: Any = MultiProcessCollector  # untyped in prometheus-client
             self.counts = collector(self.registry, path=directory)
-        self.registry.register(_QueueGauges(self))
+        self.queue_registry.register(_QueueGauges(self))
         self.recent = Recent(clock)
         self._last: Counter[DeliveryStatus] | None = None
+        # Files are folded (sample) and read (scrapes, status) on different threads: a
+        # scrape between a fold and the removal of the folded file would count it twice,
+        # and a counter that then goes down reads as a reset to Prometheus.
+        self._files = threading.Lock()
 
     # --- what the agents counted ------------------------------------------------------
     def _samples(self) -> list[tuple[str, dict[str, str], float]]:
         if self.counts is None:
             return []
-        return [
-            (s.name, s.labels, s.value)
-            for metric in self.counts.collect()  # type: ignore[no-untyped-call]
-            for s in metric.samples
-        ]
+        with self._files:
+            metrics = list(self.counts.collect())  # type: ignore[no-untyped-call]
+        return [(s.name, s.labels, s.value) for metric in metrics for s in metric.samples]
 
     def sample(self) -> None:
         """Fold the dead processes' files, then add what was delivered since the last
         sample to the current minute (the first sample only sets the base)."""
         if not self.directory:
             return
-        compact(self.directory)
+        with self._files:
+            compact(self.directory)
         totals: Counter[DeliveryStatus] = Counter()
         for name, labels, value in self._samples():
             if name == "mailcarrier_deliveries_total":
@@ -165,7 +172,12 @@ class NativeMonitor:
 
     # --- what http.py serves ----------------------------------------------------------
     async def exposition(self) -> bytes:
-        return await asyncio.to_thread(generate_latest, self.registry)
+        return await asyncio.to_thread(self._exposition)
+
+    def _exposition(self) -> bytes:
+        queue = generate_latest(self.queue_registry)
+        with self._files:
+            return generate_latest(self.registry) + queue
 
     def queue_json(self) -> dict[str, object]:
         now = self.clock()

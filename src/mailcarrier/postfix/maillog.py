@@ -7,10 +7,12 @@ chooses it, so that the instance's log reads as if smtp(8) had written it.
 ``maillog_file`` that matches no ``maillog_file_prefixes`` entry is a configuration error, as
 in Postfix); otherwise syslog(3) with the identity ``$syslog_name/<process>`` (``postfix/smtp``,
 ``postfix/relay/smtp`` with Debian's ``-o syslog_name=postfix/$service_name``), the pid, and
-``syslog_facility``. ``-V`` (`stderr`) copies the lines to standard error too. With
-`events` (the agents), ``event_log_file`` gets the event records of the lines (one JSON
-object per delivery attempt, eventlog.py), each one write() on an O_APPEND descriptor that
-every agent process shares; a write that fails is a warning line, once (`process`'s).
+``syslog_facility``. ``-V`` (`stderr`) copies the lines to standard error too.
+`add_event_records(log, settings, process)` (the agents, once the log exists, so that a
+file that cannot be opened is a fatal line there) makes ``event_log_file`` get the event
+records of the lines (one JSON object per delivery attempt, eventlog.py), each one write()
+on an O_APPEND descriptor that every agent process shares; a write that fails is a warning
+line, once (`process`'s).
 
 `bootstrap_log(environ)` is for the errors before settings exist (a bad command
 line or main.cf): master(8) exports ``POSTLOG_SERVICE``/``POSTLOG_HOSTNAME`` when
@@ -33,7 +35,7 @@ from mailcarrier.eventlog import shared_event_handlers
 from mailcarrier.log import HandlerLog
 from mailcarrier.loghandlers import LineHandler, PostfixFormatter, PostlogHandler, SyslogHandler
 
-__all__ = ["bootstrap_log", "native_log", "postlog_path"]
+__all__ = ["add_event_records", "bootstrap_log", "native_log", "postlog_path"]
 
 # maillog_client.c: the host name when none is known.
 _NO_HOSTNAME = "amnesiac"
@@ -45,12 +47,10 @@ def postlog_path(settings: Settings) -> str:
     return os.path.join(p.queue_directory, "public", p.postlog_service_name)
 
 
-def native_log(
-    settings: Settings, *, stderr: bool = False, events: bool = False, process: str = "smtp"
-) -> HandlerLog:
+def native_log(settings: Settings, *, stderr: bool = False) -> HandlerLog:
     """The log of an agent started by master(8): postlogd when maillog_file is set, else
-    syslog; `ConfigError` for a maillog_file outside maillog_file_prefixes, an unknown
-    syslog_facility or (with `events`) an event_log_file that cannot be opened."""
+    syslog; `ConfigError` for a maillog_file outside maillog_file_prefixes or an unknown
+    syslog_facility."""
     p = settings.params
     utf8 = p.smtputf8_enable
     handlers: list[logging.Handler] = []
@@ -76,16 +76,15 @@ def native_log(
     if stderr:
         formatter = PostfixFormatter(p.myhostname, p.syslog_name, utf8=utf8)
         handlers.append(LineHandler(sys.stderr, formatter))
-    log = HandlerLog(handlers, utf8=utf8)
-    if events:
-        try:
-            log.event_handlers = tuple(
-                shared_event_handlers(settings, warn=lambda text: log.warning(process, text))
-            )
-        except ConfigError:
-            log.close()
-            raise
-    return log
+    return HandlerLog(handlers, utf8=utf8)
+
+
+def add_event_records(log: HandlerLog, settings: Settings, process: str) -> None:
+    """``event_log_file``'s records beside `log`'s lines (see the module text); a
+    `ConfigError` when it cannot be opened."""
+    log.event_handlers = tuple(
+        shared_event_handlers(settings, warn=lambda text: log.warning(process, text))
+    )
 
 
 def bootstrap_log(environ: Mapping[str, str] | None = None) -> HandlerLog:

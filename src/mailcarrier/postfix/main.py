@@ -35,7 +35,7 @@ from mailcarrier.delivery.cache import CacheLimits, ConnectionCache
 from mailcarrier.errors import ConfigError, MailcarrierError
 from mailcarrier.log import HandlerLog
 from mailcarrier.postfix.install import table_problems
-from mailcarrier.postfix.maillog import bootstrap_log, native_log
+from mailcarrier.postfix.maillog import add_event_records, bootstrap_log, native_log
 from mailcarrier.postfix.master import (
     MasterChild,
     MasterOptions,
@@ -189,9 +189,8 @@ def main() -> int:
         process = options.personality
         inherited = inherited_descriptors(options)  # before a table can take fd 5 or 6
         settings = load_settings(options)
-        log = native_log(
-            settings, stderr=options.log_stderr, events=True, process=options.personality
-        )
+        log = native_log(settings, stderr=options.log_stderr)
+        add_event_records(log, settings, process)
         metrics = metrics_directory(settings)
         problems = table_problems(settings)
         if problems:  # as smtp(8): a table it cannot open is fatal, never read as empty
