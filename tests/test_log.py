@@ -267,6 +267,8 @@ def test_handler_log_writes_the_line_and_the_record_at_one_time(tmp_path: Path, 
 
 
 def test_log_event_gives_a_plain_sink_the_line_only() -> None:
+    """A caller's sink without event() (a `LineSink`) gets the lines through
+    printable_sink's wrapper; the records are dropped there, the one place that may."""
     seen: list[tuple[str, str]] = []
 
     class Plain:
@@ -276,8 +278,8 @@ def test_log_event_gives_a_plain_sink_the_line_only() -> None:
         def warning(self, process: str, text: str) -> None:
             raise AssertionError(text)
 
-    log_event(Plain(), "smtp", "Q1: line", _event())
-    log_event(Plain(), "postqueue", "", _event())
+    log_event(printable_sink(Plain()), "smtp", "Q1: line", _event())
+    log_event(printable_sink(Plain()), "postqueue", "", _event())
     assert seen == [("smtp", "Q1: line")]
     memory = MemoryLog()
     log_event(printable_sink(memory), "smtp", "Q1: line\n", _event())

@@ -10,7 +10,8 @@ nothing a peer sends can forge a line in whatever it writes to. `submit()` raise
 `DataError` for bad input (`MessageTooBigError` past `message_size_limit`) and
 `TemporaryError` when the queue cannot be written (a full disk, a read-only directory):
 never a bare OSError, and never with a partial message left queued. With
-``event_log_file`` set, `submit()` appends the ``queued`` event record there (eventlog.py).
+``event_log_file`` set, `submit()` appends the ``queued`` event record there and `deliver()`
+a ``delivery`` record per recipient (eventlog.py), as the command line's do.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from mailcarrier.delivery.autodetect import (
 from mailcarrier.delivery.request import DeliveryRequest, Recipient
 from mailcarrier.errors import DataError, UsageError
 from mailcarrier.eventlog import with_events
-from mailcarrier.log import LogSink, printable_sink
+from mailcarrier.log import LineSink, LogSink, printable_sink
 from mailcarrier.notify import Notify
 from mailcarrier.queue.ids import new_queue_id
 from mailcarrier.queue.spool import Spool, open_spool
@@ -47,20 +48,24 @@ Config = Settings
 
 
 async def deliver(
-    request: DeliveryRequest, *, config: Settings | None = None, log: LogSink | None = None
+    request: DeliveryRequest, *, config: Settings | None = None, log: LineSink | None = None
 ) -> DeliveryResult:
-    """Deliver one request to its next hop now, without a queue."""
+    """Deliver one request to its next hop now, without a queue (with event_log_file set,
+    a record per recipient is appended there)."""
     settings = config if config is not None else Settings.defaults()
-    log = printable_sink(log, utf8=settings.params.smtputf8_enable)
-    agent = DeliveryAgent(settings, log=log)
+    sink = printable_sink(log, utf8=settings.params.smtputf8_enable)
+    events = with_events(sink, settings)
+    agent = DeliveryAgent(settings, log=sink if events is None else events)
     try:
         return await agent.deliver(request)
     finally:
         await agent.close_tlsrpt()  # its TLSRPT counts written (smtp_tlsrpt_enable)
+        if events is not None:
+            events.close()
 
 
 def deliver_sync(
-    request: DeliveryRequest, *, config: Settings | None = None, log: LogSink | None = None
+    request: DeliveryRequest, *, config: Settings | None = None, log: LineSink | None = None
 ) -> DeliveryResult:
     """Blocking twin of `deliver()`."""
     return asyncio.run(deliver(request, config=config, log=log))
@@ -169,12 +174,12 @@ def submit_sync(
     notify: str = "",
     ret: str = "",
     envid: str = "",
-    log: LogSink | None = None,
+    log: LineSink | None = None,
     requiretls: bool = False,
 ) -> str:
     """Blocking twin of `submit()`."""
     settings = config if config is not None else Settings.defaults()
-    log = printable_sink(log, utf8=settings.params.smtputf8_enable)
+    sink = printable_sink(log, utf8=settings.params.smtputf8_enable)
     options = SubmitOptions(
         sender=sender,
         recipients=tuple(recipients),
@@ -184,13 +189,12 @@ def submit_sync(
         envid=envid,
         requiretls=requiretls,
     )
-    spool = open_spool(settings, log=log)
+    spool = open_spool(settings, log=sink)
     content = as_content(content)
     # event_log_file: the queued event's record goes there, the lines to `log` as before.
-    events = with_events(log, settings)
+    events = with_events(sink, settings)
     try:
-        sink = log if events is None else events
-        return _submit(content, options, settings, spool, sink)
+        return _submit(content, options, settings, spool, sink if events is None else events)
     finally:
         if events is not None:
             events.close()
@@ -224,7 +228,7 @@ async def submit(
     notify: str = "",
     ret: str = "",
     envid: str = "",
-    log: LogSink | None = None,
+    log: LineSink | None = None,
     requiretls: bool = False,
 ) -> str:
     """Queue a message durably (write, fsync, rename, fsync directory); return its queue ID.

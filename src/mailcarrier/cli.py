@@ -11,11 +11,11 @@ came from outside (error and warning lines quoting values, log lines, JSON) is m
 or JSON-safe (printable.py): no argument, file name or reply can forge a line or break a JSON
 parser. When standard output is a pipe whose reader has gone (``mailcarrier conf -d | head``)
 the command stops quietly with status 141, what a shell reports for postconf killed by
-SIGPIPE in the same place. The queue's commands are in cli_queue.py, sendmail's in
-cli_sendmail.py, what every command shares (the parser, -o overrides, log sinks) in
-cli_support.py. A command imports what only it needs when it runs: ``sendmail`` starts
-without loading the delivery engine, the table builder or the Postfix installer
-(tests/test_startup.py).
+SIGPIPE in the same place. The queue's commands are in cli_queue.py, ``observe --postfix``
+in cli_observe.py, sendmail's in cli_sendmail.py, what every command shares (the parser, -o
+overrides, log sinks) in cli_support.py. A command imports what only it needs when it
+runs: ``sendmail`` starts without loading the delivery engine, the table builder or the
+Postfix installer (tests/test_startup.py).
 """
 
 from __future__ import annotations
@@ -99,6 +99,7 @@ _GROUPS: tuple[tuple[str, ...], ...] = (
     ("sendmail",),
     ("run", "queue", "mailq", "tlsrpt"),
     ("fleet",),
+    ("observe",),
 )
 
 
@@ -120,6 +121,10 @@ def _adder(command: str) -> Callable[[Callable[..., Parser]], None]:
         from mailcarrier.cli_fleet import add_fleet_parsers
 
         return add_fleet_parsers
+    if command == "observe":
+        from mailcarrier.cli_observe import add_observe_parser
+
+        return add_observe_parser
     from mailcarrier.cli_queue import add_queue_parsers
 
     return add_queue_parsers
@@ -270,6 +275,10 @@ def _command(name: str) -> Command:
         from mailcarrier.cli_fleet import FLEET_COMMANDS
 
         return FLEET_COMMANDS[name]
+    if name == "observe":
+        from mailcarrier.cli_observe import OBSERVE_COMMANDS
+
+        return OBSERVE_COMMANDS[name]
     from mailcarrier.cli_queue import QUEUE_COMMANDS
 
     if name not in QUEUE_COMMANDS:

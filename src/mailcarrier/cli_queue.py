@@ -2,7 +2,9 @@
 ``queue`` (list, show, shape, flush, hold, release, delete, requeue: mailq, postcat, qshape
 and postsuper; in cli_queue_admin.py), ``mailq``, and ``tlsrpt show`` and ``send`` (the TLS
 reports of RFC 8460 as ``run`` sends them, or now: from cron, also in Postfix-native mode).
-`add_queue_parsers` adds them to cli.py's parser; `QUEUE_COMMANDS` runs them. ``sendmail``
+`add_queue_parsers` adds them to cli.py's parser; `QUEUE_COMMANDS` runs them. A reload of
+``run`` keeps its http_listen listener as it started (`listener_changes` says, in one
+warning line per parameter, what waits for a restart). ``sendmail``
 is in cli_sendmail.py (it lists and flushes the queue through cli_queue_admin.py); shared
 helpers are in cli_support.py.
 """
@@ -23,6 +25,7 @@ from mailcarrier.cli_support import (
     Parser,
     ProgressLog,
     make_log,
+    native_command_log,
     parse_overrides,
     queue_settings,
 )
@@ -34,14 +37,14 @@ from mailcarrier.status import EX_TEMPFAIL
 
 if TYPE_CHECKING:
     from mailcarrier.delivery.agent import DeliveryAgent
-    from mailcarrier.log import HandlerLog, LogSink
+    from mailcarrier.log import LogSink
     from mailcarrier.observe import HttpListener
     from mailcarrier.queue.scheduler import QueueManager
     from mailcarrier.queue.spool import Spool
     from mailcarrier.queue.tlsrpt_send import Mailer
     from mailcarrier.queue.workers import AgentPool
 
-__all__ = ["QUEUE_COMMANDS", "add_queue_parsers"]
+__all__ = ["QUEUE_COMMANDS", "add_queue_parsers", "listener_changes"]
 
 
 def add_queue_parsers(add_parser: Callable[..., Parser]) -> None:
@@ -83,6 +86,7 @@ def _cmd_run(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: 
     from mailcarrier.delivery.request import Deliverer
     from mailcarrier.fleet.gate import check_fleet
     from mailcarrier.queue.daemon import QueueLock
+    from mailcarrier.queue.names import QMGR
     from mailcarrier.queue.scheduler import QueueManager
     from mailcarrier.queue.tlsrpt_send import with_daily_reports
     from mailcarrier.queue.workers import AgentPool
@@ -109,12 +113,34 @@ def _cmd_run(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stderr: 
             return EX_TEMPFAIL if left else 0
 
         def deliverer(new: Settings) -> Deliverer:
+            for line in listener_changes(settings, new):
+                log.warning(QMGR, line)
             return _queue_deliverer(new, log, spool)
 
         # TLSRPT (RFC 8460): yesterday's reports, once a day (queue/tlsrpt_send.py).
         daemon = run_daemon(manager, config, deliverer, http)
         run_event_loop(with_daily_reports(daemon, lambda: config.settings, spool, log))
     return 0
+
+
+_LISTENER_PARAMETERS = ("http_listen", "http_listen_allow_remote", "http_listen_token_file")
+
+
+def listener_changes(started: Settings, new: Settings) -> list[str]:
+    """A reload keeps the http_listen listener as ``run`` started it (its address, its
+    token): one line per listener parameter that the new configuration changed, saying so."""
+    lines = []
+    for name in _LISTENER_PARAMETERS:
+        old, now = getattr(started.params, name), getattr(new.params, name)
+        if old != now:
+            shown = [
+                ("yes" if v else "no") if isinstance(v, bool) else f'"{v}"' for v in (old, now)
+            ]
+            lines.append(
+                f"reload: {name} changed from {shown[0]} to {shown[1]}: the listener keeps "
+                "its old setting until mailcarrier run is restarted"
+            )
+    return lines
 
 
 def _http_listener(settings: Settings, manager: QueueManager, log: LogSink) -> HttpListener | None:
@@ -194,7 +220,7 @@ def _tlsrpt_send(args: argparse.Namespace, stderr: TextIO) -> int:
         if args.postfix is not None:
             overrides = tuple(parse_overrides(args.overrides).items())
             settings = native_settings(args.postfix, overrides)
-            log = _native_log(settings, stderr)
+            log = native_command_log(settings, stderr)
             stack.callback(log.close)
             mailer = sendmail_mailer(settings)
         else:
@@ -202,18 +228,6 @@ def _tlsrpt_send(args: argparse.Namespace, stderr: TextIO) -> int:
             log = make_log(settings, stderr, stack)
             mailer = open_spool(settings, log=log)
         return run_event_loop(send_due(settings, mailer, log, day=args.date))
-
-
-def _native_log(settings: Settings, stderr: TextIO) -> HandlerLog:
-    """Postfix's log (postlogd or syslog, as the agent's), and `stderr` for cron's mail."""
-    from mailcarrier.log import HandlerLog
-    from mailcarrier.loghandlers import LineHandler, PostfixFormatter
-    from mailcarrier.postfix.maillog import native_log
-
-    native = native_log(settings)
-    p = settings.params
-    formatter = PostfixFormatter(p.myhostname, p.syslog_name, utf8=p.smtputf8_enable)
-    return HandlerLog([*native.handlers, LineHandler(stderr, formatter)])
 
 
 QUEUE_COMMANDS: dict[str, Command] = {

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import logging
 
     from mailcarrier.events import Event
-    from mailcarrier.log import LogSink
+    from mailcarrier.log import HandlerLog, LogSink
 
 __all__ = [
     "COMMAND_HELP",
@@ -35,6 +35,7 @@ __all__ = [
     "add_dsn_options",
     "load_settings",
     "make_log",
+    "native_command_log",
     "parse_overrides",
     "queue_settings",
     "say",
@@ -55,6 +56,7 @@ COMMAND_HELP: Final = {
     "mailq": "list queued mail, like mailq (queue list)",
     "tlsrpt": "TLS reports (RFC 8460): show what would be sent",
     "fleet": "fleet mode: what the nodes share through Redis",
+    "observe": "serve the metrics and status page of mailcarrier-smtp in Postfix",
 }
 # A command: (arguments, stdin, stdout, stderr) -> its exit code.
 Command = Callable[[argparse.Namespace, BinaryIO, TextIO, TextIO], int]
@@ -153,6 +155,20 @@ def make_log(
     log = HandlerLog(handlers, utf8=utf8, event_handlers=events)
     stack.callback(log.close)
     return log
+
+
+def native_command_log(settings: Settings, stderr: TextIO) -> HandlerLog:
+    """A command's log in Postfix-native mode (``tlsrpt send --postfix``, ``observe
+    --postfix``): Postfix's log (postlogd or syslog, as the agent's), and `stderr` too
+    (cron mails it; a terminal shows it)."""
+    from mailcarrier.log import HandlerLog
+    from mailcarrier.loghandlers import LineHandler, PostfixFormatter
+    from mailcarrier.postfix.maillog import native_log
+
+    native = native_log(settings)
+    p = settings.params
+    formatter = PostfixFormatter(p.myhostname, p.syslog_name, utf8=p.smtputf8_enable)
+    return HandlerLog([*native.handlers, LineHandler(stderr, formatter)])
 
 
 class ProgressLog:

@@ -6,14 +6,19 @@
 turn for the daemon, opened again after logrotate, a failing write reported once on
 `errors`) with an `EventFormatter` naming this node (fleet/node.py's `node_id`: the
 ``node_id`` parameter, or the name kept in ``data_directory``) and ``myhostname``.
+`shared_event_handlers(settings, warn=...)` is the same for a file that many processes
+append to at once (Postfix-native agents: each record one write() on an O_APPEND
+descriptor, loghandlers.py's `AppendHandler`; a failing write is told to `warn` once).
 A path that cannot be opened is a `ConfigError` naming the parameter. `with_events(sink,
-settings)` is the API's way in: the caller's sink keeps the lines, the file gets the records.
+settings)` is the API's way in (`deliver()`, `submit()`): the caller's sink keeps the lines,
+the file gets the records.
 cli_support.py (`make_log`) and api.py call this; it does no logging of its own.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TextIO
 
 from mailcarrier.config.settings import Settings
@@ -21,9 +26,9 @@ from mailcarrier.errors import ConfigError
 from mailcarrier.events import Event
 from mailcarrier.fleet.node import node_id
 from mailcarrier.log import HandlerLog, LogSink, log_event
-from mailcarrier.loghandlers import EventFormatter, MaillogHandler
+from mailcarrier.loghandlers import AppendHandler, EventFormatter, MaillogHandler
 
-__all__ = ["EventLog", "event_handlers", "with_events"]
+__all__ = ["EventLog", "event_handlers", "shared_event_handlers", "with_events"]
 
 
 def event_handlers(
@@ -36,11 +41,29 @@ def event_handlers(
     try:
         return [MaillogHandler(path, formatter, batched=batched, errors=errors)]
     except OSError as exc:
-        raise ConfigError(
-            f"parameter event_log_file: cannot open {path}: {exc.strerror}",
-            parameter="event_log_file",
-            value=path,
-        ) from exc
+        raise _cannot_open(path, exc) from exc
+
+
+def shared_event_handlers(
+    settings: Settings, *, warn: Callable[[str], None] | None = None
+) -> list[logging.Handler]:
+    """`event_handlers` for a file many processes append to (see the module text)."""
+    path = settings.params.event_log_file
+    if not path:
+        return []
+    formatter = EventFormatter(node_id(settings), settings.params.myhostname)
+    try:
+        return [AppendHandler(path, formatter, warn=warn)]
+    except OSError as exc:
+        raise _cannot_open(path, exc) from exc
+
+
+def _cannot_open(path: str, exc: OSError) -> ConfigError:
+    return ConfigError(
+        f"parameter event_log_file: cannot open {path}: {exc.strerror}",
+        parameter="event_log_file",
+        value=path,
+    )
 
 
 class EventLog:
@@ -67,7 +90,10 @@ class EventLog:
 
 
 def with_events(sink: LogSink, settings: Settings) -> EventLog | None:
-    """`sink` with event_log_file's records beside it, or None when it is off."""
+    """`sink` with event_log_file's records beside it; None when it is off, or when `sink`
+    writes them already (the command line's `HandlerLog`, made with event handlers)."""
+    if isinstance(sink, HandlerLog) and sink.event_handlers:
+        return None
     handlers = event_handlers(settings)
     if not handlers:
         return None

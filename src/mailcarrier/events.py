@@ -77,7 +77,8 @@ class Event:
 
 
 def delivery_event(queue_id: str, status: RecipientStatus, attempt: int) -> Event:
-    """The record of a delivery line (log.py's `delivery_line`) of the same `status`."""
+    """The record of a delivery line (log.py's `delivery_line`) of the same `status`;
+    `attempt` 0 when nobody counts them (rendered null)."""
     return Event(DELIVERY, queue_id, status=status, attempt=attempt)
 
 
@@ -172,7 +173,8 @@ def _delivery_fields(event: Event) -> dict[str, object]:
         "delay": round(status.delay, 6),
         "delays": status.delays.as_list(),
         "conn_use": status.conn_use,
-        "attempt": event.attempt,
+        # 0: not counted (Postfix-native mode: Postfix keeps no count of attempts).
+        "attempt": event.attempt or None,
         "response": split_response(status),
         "tls": status.tls or None,
         "tls_session": _tls_session(status.tls_session),

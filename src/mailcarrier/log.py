@@ -9,18 +9,21 @@ feature status, tls/features.py) before ``dsn=`` when a TLS policy was applied.
 maillog_file lines; `postlog_payload()` one datagram for Postfix's postlogd(8), as
 util/msg_logger.c makes it. `severity_prefix()` is Postfix's ``warning: ``, ``error: ``,
 ``fatal: `` before the text of a line that is not informational. Sinks are objects with
-`info(process, text)` and `warning(process, text)` (`LogSink`); which sink is used is
-decided by cli.py (and postfix/maillog.py for Postfix-native mode), nobody else.
+`info(process, text)`, `warning(process, text)` and `event(process, text, event)`
+(`LogSink`); which sink is used is decided by cli.py (and postfix/maillog.py for
+Postfix-native mode), nobody else.
 `HandlerLog` is the sink in front of stdlib `logging` handlers: those that write lines
 somewhere (stderr, maillog_file, syslog, postlogd) are in loghandlers.py. `LoggerLog` makes
 each line a record on the application's ``mailcarrier`` logger (the API's default).
 `MemoryLog` keeps lines for tests and the API's callers; `NullLog` drops them.
 
 An event record (events.py) goes with the Postfix line it stands beside: `log_event(sink,
-process, text, event)` gives both to a sink that has an `event()` method (`EventSink`:
-`HandlerLog` writes the line to its handlers and the record, with the same time, to its
-`event_handlers`: the event_log_file), and only the line to one that has not. `text` may
-be empty for an event Postfix logs no line for (``queue flush``).
+process, text, event)` gives both to the sink's `event()`, a member of `LogSink`, so that
+mypy finds a wrapper that would drop records (`HandlerLog` writes the line to its handlers
+and the record, with the same time, to its `event_handlers`: the event_log_file; a sink
+without records writes the line only). `text` may be empty for an event Postfix logs no
+line for (``queue flush``). A caller's own sink (the API's ``log=``) need only be a
+`LineSink` (`info` and `warning`): `printable_sink()` wraps it into a `LogSink`.
 
 Text given to a sink may hold anything a peer or a user sent (reply text, addresses, host
 names, file names): the sinks here pass every line through `printable()` (printable.py)
@@ -35,7 +38,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Protocol, cast
 
 from mailcarrier.events import Event
 from mailcarrier.printable import printable
@@ -45,6 +48,7 @@ __all__ = [
     "EventLine",
     "EventSink",
     "HandlerLog",
+    "LineSink",
     "LineWriter",
     "LogLine",
     "LogSink",
@@ -191,31 +195,31 @@ def severity_prefix(levelno: int) -> str:
     return ""
 
 
-class LogSink(Protocol):
-    """Where log lines go. `process` is Postfix's process name (smtp, lmtp, qmgr, ...).
-
-    `text` is raw: a sink that writes it anywhere makes it printable first (see above)."""
+class LineSink(Protocol):
+    """What a caller's own sink needs (the API's ``log=``): lines only. `process` is
+    Postfix's process name (smtp, lmtp, qmgr, ...). `text` is raw: a sink that writes it
+    anywhere makes it printable first (see above)."""
 
     def info(self, process: str, text: str) -> None: ...
 
     def warning(self, process: str, text: str) -> None: ...
 
 
-class EventSink(LogSink, Protocol):
-    """A sink that also takes event records: `text` (the Postfix line, "" for none) and
-    the `event` made from the same values."""
+class LogSink(LineSink, Protocol):
+    """Where log lines and event records go: every sink of the program. `event()` takes
+    the Postfix line `text` ("" for none) and the `event` made from the same values; a
+    sink that keeps no records writes the line only."""
 
     def event(self, process: str, text: str, event: Event) -> None: ...
 
 
+# The name of earlier releases: every sink takes records now.
+EventSink = LogSink
+
+
 def log_event(log: LogSink, process: str, text: str, event: Event) -> None:
-    """The Postfix line `text` and its event record, to a sink that takes records; only
-    the line (when there is one) to a sink that does not."""
-    write = getattr(log, "event", None)
-    if write is not None:
-        write(process, text, event)
-    elif text:
-        log.info(process, text)
+    """The Postfix line `text` and its event record, to `log` (its `event()`)."""
+    log.event(process, text, event)
 
 
 class NullLog:
@@ -423,13 +427,21 @@ class LoggerLog:
     def warning(self, process: str, text: str) -> None:
         self._emit(logging.WARNING, process, text)
 
+    def event(self, process: str, text: str, event: Event) -> None:
+        """The line only: records go to an event_log_file (eventlog.py), not to logging."""
+        if text:
+            self._emit(logging.INFO, process, text)
+
 
 class PrintableLog:
-    """Wraps a sink that does not make its text printable itself (someone else's)."""
+    """Wraps a sink that does not make its text printable itself (someone else's). A
+    caller's sink with an `event()` of its own gets the records too; one without gets
+    the lines only: the one place where a sink may lack it."""
 
-    def __init__(self, sink: LogSink, *, utf8: bool = True) -> None:
+    def __init__(self, sink: LineSink, *, utf8: bool = True) -> None:
         self.sink = sink
         self.utf8 = utf8
+        self._events: Callable[[str, str, Event], None] | None = getattr(sink, "event", None)
 
     def info(self, process: str, text: str) -> None:
         self.sink.info(printable(process), printable(text, utf8=self.utf8))
@@ -438,17 +450,21 @@ class PrintableLog:
         self.sink.warning(printable(process), printable(text, utf8=self.utf8))
 
     def event(self, process: str, text: str, event: Event) -> None:
-        log_event(self.sink, printable(process), printable(text, utf8=self.utf8), event)
+        process, text = printable(process), printable(text, utf8=self.utf8)
+        if self._events is not None:
+            self._events(process, text, event)
+        elif text:
+            self.sink.info(process, text)
 
 
 _PRINTABLE_SINKS: tuple[type, ...] = (NullLog, MemoryLog, HandlerLog, PrintableLog, LoggerLog)
 
 
-def printable_sink(sink: LogSink | None, *, utf8: bool = True) -> LogSink:
+def printable_sink(sink: LineSink | None, *, utf8: bool = True) -> LogSink:
     """`sink` as it is when it is one of ours (they make text printable), else wrapped;
     None: the application's `logging` (`LoggerLog`)."""
     if sink is None:
         return LoggerLog(utf8=utf8)
     if type(sink) in _PRINTABLE_SINKS:
-        return sink
+        return cast(LogSink, sink)
     return PrintableLog(sink, utf8=utf8)

@@ -11,6 +11,9 @@
   Postfix's daemons do (see the class for why not `logging.handlers.SysLogHandler`).
 - `EventFormatter` renders an event record (events.py) as one line of JSON: a
   `MaillogHandler` with it writes event_log_file (eventlog.py opens it), the same way.
+- `AppendHandler` appends each line with one write() on an O_APPEND descriptor: many
+  processes may share the file (Postfix-native agents' event_log_file) and their lines
+  never interleave; after logrotate the file is opened again.
 - `PostlogHandler` sends each line as one datagram to Postfix's postlogd(8), as Postfix's
   daemons do when maillog_file is set (Postfix-native mode: postfix/maillog.py).
 
@@ -27,13 +30,14 @@ cli.py builds these, and postfix/maillog.py for Postfix-native mode.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import logging.handlers
 import os
 import socket
 import time
 from collections.abc import Callable
-from typing import Protocol, TextIO
+from typing import Final, Protocol, TextIO
 
 from mailcarrier.aio import EndOfTurn
 from mailcarrier.events import Event, render_event
@@ -49,6 +53,7 @@ from mailcarrier.log import (
 from mailcarrier.printable import printable
 
 __all__ = [
+    "AppendHandler",
     "EventFormatter",
     "LineHandler",
     "MaillogHandler",
@@ -279,6 +284,73 @@ class MaillogHandler(_Lines, logging.handlers.WatchedFileHandler):
             self.stream.flush()
         finally:
             self.release()
+
+
+class AppendHandler(logging.Handler):
+    """One file many processes append to (each Postfix-native agent process has one of
+    these on the same event_log_file): each record is one line, written with one write()
+    on a descriptor opened with O_APPEND, so that every line lands whole at the end of the
+    file, never inside another process's. A file renamed or removed since the last record
+    (logrotate) is opened again (one stat per record). Opening raises `OSError` at once; a
+    later failure calls `warn` once with the reason until a record is written again, and
+    the records meanwhile are lost (a full disk must not stop deliveries)."""
+
+    FLAGS: Final = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+
+    def __init__(
+        self,
+        path: str,
+        formatter: logging.Formatter,
+        *,
+        warn: Callable[[str], None] | None = None,
+        mode: int = 0o640,
+    ) -> None:
+        super().__init__()
+        self.setFormatter(formatter)
+        self.path = path
+        self.mode = mode
+        self.warn = warn
+        self._failing = False
+        self._fd = -1
+        self._identity = (0, 0)
+        self._open()
+
+    def _open(self) -> None:
+        fd = os.open(self.path, self.FLAGS, self.mode)
+        stat = os.fstat(fd)
+        if self._fd >= 0:
+            os.close(self._fd)
+        self._fd, self._identity = fd, (stat.st_dev, stat.st_ino)
+
+    def _reopen_if_moved(self) -> None:
+        try:
+            stat = os.stat(self.path)
+        except FileNotFoundError:
+            self._open()
+            return
+        if (stat.st_dev, stat.st_ino) != self._identity:
+            self._open()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        data = (self.format(record) + "\n").encode("utf-8", "surrogateescape")
+        try:
+            self._reopen_if_moved()
+            written = os.write(self._fd, data)
+            if written != len(data):  # a full disk: a regular file takes all or an error
+                raise OSError(errno.ENOSPC, f"short write ({written} of {len(data)} bytes)")
+        except OSError as exc:
+            if not self._failing and self.warn is not None:
+                self.warn(f"cannot write {self.path}: {exc.strerror or exc}")
+            self._failing = True
+        else:
+            self._failing = False
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = -1
+        super().close()
 
 
 class SyslogHandler(logging.Handler):

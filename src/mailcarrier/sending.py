@@ -26,7 +26,7 @@ from mailcarrier.api import deliver, make_request
 from mailcarrier.api_content import Content, as_content, envelope_from_headers
 from mailcarrier.config.settings import Settings
 from mailcarrier.errors import UsageError
-from mailcarrier.log import LogSink
+from mailcarrier.log import LineSink
 from mailcarrier.status import DeliveryResult
 from mailcarrier.tables.maps import Maps
 from mailcarrier.tables.simple import StaticTable
@@ -74,7 +74,7 @@ async def send(
     sender: str | None = None,
     recipients: Iterable[str] | None = None,
     config: Settings | None = None,
-    log: LogSink | None = None,
+    log: LineSink | None = None,
 ) -> DeliveryResult:
     """Deliver `message` to `host` now (see the module text)."""
     if not host.strip():
@@ -104,7 +104,7 @@ def send_sync(
     sender: str | None = None,
     recipients: Iterable[str] | None = None,
     config: Settings | None = None,
-    log: LogSink | None = None,
+    log: LineSink | None = None,
 ) -> DeliveryResult:
     """Blocking twin of `send()`."""
     return asyncio.run(

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from mailcarrier.config.settings import Settings
+from mailcarrier.events import Event
 from mailcarrier.fleet.gate import (
     NO_LEASE,
     Busy,
@@ -33,6 +34,10 @@ class Lines:
 
     def warning(self, process: str, text: str) -> None:
         self.lines.append(f"{process}: warning: {text}")
+
+    def event(self, process: str, text: str, event: Event) -> None:
+        if text:
+            self.info(process, text)
 
 
 GateMaker = Callable[..., RedisGate]

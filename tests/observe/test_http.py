@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import signal
 import socket
 import subprocess
 import sys
@@ -22,7 +23,15 @@ from mailcarrier.log import MemoryLog
 from mailcarrier.observe.http import MAX_CONNECTIONS, ListenConfig, StatusServer
 from mailcarrier.observe.monitor import Monitor
 from mailcarrier.queue.spool import Spool
-from tests.observe.daemon import Daemon, command, samples, settled, wait_for, write_config
+from tests.observe.daemon import (
+    Daemon,
+    command,
+    queued,
+    samples,
+    settled,
+    wait_for,
+    write_config,
+)
 from tests.support.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler, free_port
 
 PLAIN = ("PIPELINING", "ENHANCEDSTATUSCODES")
@@ -87,9 +96,29 @@ def test_metrics_after_a_known_workload(
     assert got['mailcarrier_queue_messages{queue="incoming"}'] == 0
     assert got['mailcarrier_queue_oldest_age_seconds{queue="deferred"}'] > 0
     assert got["mailcarrier_active_deliveries"] == 0
+    assert got["mailcarrier_expired_messages_total"] == 0
     assert not any(name.startswith("mailcarrier_fleet") for name in got)  # no fleet mode
     assert not any("destination=" in name for name in got)  # no per-domain label by default
     assert sorted(m.rcpt_tos[0] for m in server.messages) == ["ok1@example.net", "ok2@example.net"]
+
+
+def test_an_expiry_is_counted(tmp_path: Path, server: AiosmtpdServer) -> None:
+    """The deferred recipient's message (from the null sender: bounce_queue_lifetime) is
+    returned at the end of its first pass: one message, one recipient expired, and its
+    bounce is a recorded verdict as the log's status=expired line says."""
+    _workload(tmp_path, server.nexthop)
+    params = {"relayhost": server.nexthop, "http_listen": "127.0.0.1:0"}
+    with Daemon(tmp_path, {**params, "bounce_queue_lifetime": "0s"}) as daemon:
+        assert wait_for(lambda: settled(daemon) and queued(daemon, "deferred") == 0)
+        _, _, metrics = daemon.get("/metrics")
+        status = daemon.json("/api/status")
+    got = samples(metrics)
+    assert got["mailcarrier_expired_messages_total"] == 1
+    assert got["mailcarrier_expired_recipients_total"] == 1
+    assert status["expired_messages"] == 1
+    assert "status=expired, returned to sender" in daemon.maillog.read_text()
+    smtp = 'transport="smtp"'
+    assert got[f'mailcarrier_deliveries_total{{dsn_class="4",status="deferred",{smtp}}}'] == 1
 
 
 def test_the_json_of_a_known_workload(tmp_path: Path, server: AiosmtpdServer) -> None:
@@ -284,3 +313,27 @@ def test_without_prometheus_client_http_listen_is_one_line_and_exit_78(
         "prometheus-client (pip install 'mailcarrier[metrics]'): "
     )
     assert err.getvalue().count("\n") == 1
+
+
+def test_a_reload_keeps_the_listener_and_says_a_restart_is_needed(
+    tmp_path: Path, server: AiosmtpdServer
+) -> None:
+    """SIGHUP with another http_listen: one warning line naming the change; the listener
+    stays where it was and keeps answering (a restart moves it)."""
+    params = {"relayhost": server.nexthop, "http_listen": "127.0.0.1:0"}
+    with Daemon(tmp_path, params) as daemon:
+        moved = free_port()
+        write_config(tmp_path, {**params, "http_listen": f"127.0.0.1:{moved}"})
+        daemon.proc.send_signal(signal.SIGHUP)
+        expected = (
+            'warning: reload: http_listen changed from "127.0.0.1:0" to '
+            f'"127.0.0.1:{moved}": the listener keeps its old setting until mailcarrier run '
+            "is restarted"
+        )
+        assert wait_for(lambda: expected in daemon.maillog.read_text())
+        assert wait_for(lambda: "reload -- configuration reloaded" in daemon.maillog.read_text())
+        status, _, _ = daemon.get("/api/status")
+    assert status == 200
+    log = daemon.maillog.read_text()
+    assert log.count("warning: reload: ") == 1  # http_listen only: the others did not change
+    assert "postfix/qmgr[" in log.split(expected)[0].rsplit("\n", 1)[-1]

@@ -2,8 +2,9 @@
 main.cf names that cannot be opened stops it with one fatal line naming the parameter (as
 smtp(8) does), never a table read as empty; so does a table whose format needs a Python
 package that is not installed; Postfix's own hash:, btree:, lmdb: and cdb: files (made by
-postmap) are read, and the agent goes on to look for master(8). With -V the lines go to
-stderr, as Postfix daemons' do. (The command is ``python -c``: its argv[0] names no
+postmap) are read, and the agent goes on to look for master(8). An event_log_file that
+cannot be opened and a metrics_directory that is not a directory stop it too. With -V the
+lines go to stderr, as Postfix daemons' do. (The command is ``python -c``: its argv[0] names no
 personality, so ``-n`` does.)
 """
 
@@ -110,3 +111,35 @@ def test_table_changes_watches_the_table_files_not_main_cf(tmp_path: Path) -> No
     assert changed() is None
     build_index(source, "cdb")  # a new file renamed over the old one
     assert changed() == f"{source}.cdb"
+
+
+def test_a_metrics_directory_that_is_not_one_stops_the_agent(tmp_path: Path) -> None:
+    missing = tmp_path / "metrics"
+    done = _start(tmp_path, f"metrics_directory = {missing}\n", "-n", "smtp")
+    assert done.returncode == 1
+    (line,) = done.stderr.splitlines()
+    assert line.endswith(f"fatal: parameter metrics_directory: {missing} is not a directory")
+
+
+def test_an_event_log_file_that_cannot_be_opened_stops_the_agent(tmp_path: Path) -> None:
+    bad = tmp_path / "missing" / "events.jsonl"
+    main_cf = f"event_log_file = {bad}\ndata_directory = {tmp_path}\n"
+    done = _start(tmp_path, main_cf, "-n", "smtp")
+    assert done.returncode == 1
+    (line,) = done.stderr.splitlines()
+    assert line.endswith(
+        f"fatal: parameter event_log_file: cannot open {bad}: No such file or directory"
+    )
+
+
+def test_records_and_metrics_configured_the_agent_goes_on(tmp_path: Path) -> None:
+    (tmp_path / "metrics").mkdir()
+    main_cf = (
+        f"event_log_file = {tmp_path / 'events.jsonl'}\ndata_directory = {tmp_path}\n"
+        f"metrics_directory = {tmp_path / 'metrics'}\n"
+    )
+    done = _start(tmp_path, main_cf, "-n", "smtp")
+    assert done.returncode == 1
+    (line,) = done.stderr.splitlines()  # past them, it looks for master(8)
+    assert line.endswith("fatal: no status socket on fd 5: not started by master(8)")
+    assert (tmp_path / "events.jsonl").exists() and (tmp_path / "fleet_node_id").exists()

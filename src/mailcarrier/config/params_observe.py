@@ -4,7 +4,9 @@ With `http_listen` empty (the default) no listener runs and nothing here has any
 Otherwise ``mailcarrier run`` serves Prometheus metrics at /metrics, a status page at / and
 its JSON at /api/queue and /api/status on that address; a non-loopback address needs
 `http_listen_allow_remote`, and `http_listen_token_file` names a file holding a token that
-every request must carry. The address grammar is listen.py's. Other declarations:
+every request must carry. The address grammar is listen.py's. `metrics_directory` is where
+Postfix-native agents keep their counts (postfix/main.py) and ``observe --postfix`` reads
+them. Other declarations:
 params_system.py, params_smtp.py, params_tls.py, params_fleet.py.
 """
 
@@ -48,5 +50,14 @@ OBSERVE: Final[list[list[Param]]] = [
         maximum=1000,
         note=_EXT + "0: no per-destination metric; N: deliveries of the N busiest next hops "
         "as mailcarrier_destination_deliveries_total{destination=...}",
+    ),
+    declare(
+        "metrics_directory",
+        STR,
+        "",
+        check="absolute_or_empty",
+        note=_EXT + "Postfix-native mode: empty: the agents count nothing; an absolute "
+        "directory where each mailcarrier-smtp/-lmtp process keeps its counts "
+        "(prometheus-client's multiprocess files) for `mailcarrier observe --postfix`",
     ),
 ]

@@ -229,6 +229,7 @@ class MainParams:
     maximal_queue_lifetime: float
     message_size_limit: int
     metrics_destination_limit: int
+    metrics_directory: str
     mime_boundary_length_limit: int
     mime_header_checks: tuple[str, ...]
     mime_nesting_limit: int

@@ -17,8 +17,9 @@ monitoring port, not a web server. The queue
 part of the page and of /api/queue reads the deferred queue's files on a helper thread
 (as the spool removes files on one), so that a page never holds deliveries up. With a
 token, every request carries it (``Authorization: Bearer TOKEN``, or Basic with the token as
-password, which a browser asks for); it is compared in constant time. Neighbours: monitor.py
-(the data), service.py (which runs it beside the scheduler).
+password, which a browser asks for); it is compared in constant time. What it serves comes
+from an `Observed`: monitor.py's `Monitor` for ``run`` (service.py runs it beside the
+scheduler), native.py's `NativeMonitor` for ``observe --postfix`` (cli_observe.py).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import json
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -41,10 +42,9 @@ from mailcarrier.config.listen import ListenAddress, parse_listen
 from mailcarrier.config.settings import Settings
 from mailcarrier.errors import ConfigError, TemporaryError
 from mailcarrier.log import LogSink
-from mailcarrier.observe.monitor import Monitor
 from mailcarrier.observe.page import render_page
 
-__all__ = ["PROCESS", "ListenConfig", "StatusServer", "start_listener"]
+__all__ = ["PROCESS", "ListenConfig", "Observed", "StatusServer", "start_listener"]
 
 PROCESS: Final = "http"
 HEAD_LIMIT: Final = 16 * 1024
@@ -114,6 +114,17 @@ def _read_token(path: str) -> str:
     return token
 
 
+class Observed(Protocol):
+    """What the listener serves: /metrics' text, and the JSON of /api/queue (read on a
+    helper thread) and /api/status, which the page shows."""
+
+    async def exposition(self) -> bytes: ...
+
+    def queue_json(self) -> dict[str, object]: ...
+
+    def status_json(self) -> dict[str, object]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Response:
     status: int
@@ -125,7 +136,7 @@ class Response:
 class StatusServer:
     """Answers one request per connection (see the module docstring)."""
 
-    def __init__(self, monitor: Monitor, *, token: str = "", log: LogSink) -> None:
+    def __init__(self, monitor: Observed, *, token: str = "", log: LogSink) -> None:
         self.monitor = monitor
         self.token = token.encode()
         self.log = log
@@ -200,7 +211,7 @@ class StatusServer:
         return hmac.compare_digest(presented, self.token)
 
     async def _metrics(self) -> Response:
-        return Response(200, CONTENT_TYPE_LATEST, self.monitor.metrics.exposition())
+        return Response(200, CONTENT_TYPE_LATEST, await self.monitor.exposition())
 
     async def _queue_json(self) -> dict[str, object]:
         # Reading up to snapshot.SCAN_LIMIT deferred messages would hold up the deliveries

@@ -73,7 +73,15 @@ class Monitor:
             if len(key) == 3 and key[0] == "tls":
                 self.recent.tls(key[1], key[2], n)
 
+    def expired(self, recipients: int) -> None:
+        self.metrics.expired(recipients)
+        self.recent.expired += 1
+
     # --- the status page's data ---------------------------------------------------------
+    async def exposition(self) -> bytes:
+        """/metrics (on the loop: the scheduler's counters are not made for threads)."""
+        return self.metrics.exposition()
+
     def queue_json(self) -> dict[str, object]:
         now = self.clock()
         return {
@@ -93,6 +101,7 @@ class Monitor:
             "uptime": round(now - self.recent.started, 3),
             "active_deliveries": running,
             "deliveries": {s.value: totals[s] for s in DeliveryStatus},
+            "expired_messages": self.recent.expired,
             "last_hour": [m.to_json() for m in self.recent.rate()],
             "tls": [
                 {"level": level, "result": result, "sessions": n}

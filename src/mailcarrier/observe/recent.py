@@ -1,10 +1,10 @@
 """The last hour of deliveries, minute by minute, and the TLS outcomes since the start: what
 the status page draws (page.py) and /api/status returns.
 
-`Recent.delivered()` adds a verdict to its minute; `rate()` gives the 60 minutes up to now,
-oldest first, with zeros for quiet minutes; `tls_outcomes()` the TLS sessions by level and
-result. Memory is bounded: 61 minutes of counts, and one count per (level, result). The
-clock is injected; nothing here does I/O. Fed by monitor.py.
+`Recent.delivered()` adds a verdict to its minute (`delivered_many()` several); `rate()`
+gives the 60 minutes up to now, oldest first, with zeros for quiet minutes; `tls_outcomes()`
+the TLS sessions by level and result. Memory is bounded: 61 minutes of counts, and one count
+per (level, result). The clock is injected; nothing here does I/O. Fed by monitor.py.
 """
 
 from __future__ import annotations
@@ -44,16 +44,23 @@ class Recent:
         self._minutes: dict[int, Counter[DeliveryStatus]] = {}
         self._tls: Counter[tuple[str, str]] = Counter()
         self.totals: Counter[DeliveryStatus] = Counter()
+        self.expired = 0  # messages returned at maximal_queue_lifetime since the start
 
     def delivered(self, status: DeliveryStatus) -> None:
+        self.delivered_many(status, 1)
+
+    def delivered_many(self, status: DeliveryStatus, count: int) -> None:
+        """`count` verdicts at once (observe --postfix samples the agents' totals)."""
+        if count <= 0:
+            return
         minute = int(self.clock() // 60)
         counts = self._minutes.get(minute)
         if counts is None:
             for old in [m for m in self._minutes if m <= minute - MINUTES]:
                 del self._minutes[old]
             counts = self._minutes[minute] = Counter()
-        counts[status] += 1
-        self.totals[status] += 1
+        counts[status] += count
+        self.totals[status] += count
 
     def tls(self, level: str, result: str, count: int) -> None:
         self._tls[(level, result)] += count

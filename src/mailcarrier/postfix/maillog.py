@@ -8,6 +8,11 @@ chooses it, so that the instance's log reads as if smtp(8) had written it.
 in Postfix); otherwise syslog(3) with the identity ``$syslog_name/<process>`` (``postfix/smtp``,
 ``postfix/relay/smtp`` with Debian's ``-o syslog_name=postfix/$service_name``), the pid, and
 ``syslog_facility``. ``-V`` (`stderr`) copies the lines to standard error too.
+`add_event_records(log, settings, process)` (the agents, once the log exists, so that a
+file that cannot be opened is a fatal line there) makes ``event_log_file`` get the event
+records of the lines (one JSON object per delivery attempt, eventlog.py), each one write()
+on an O_APPEND descriptor that every agent process shares; a write that fails is a warning
+line, once (`process`'s).
 
 `bootstrap_log(environ)` is for the errors before settings exist (a bad command
 line or main.cf): master(8) exports ``POSTLOG_SERVICE``/``POSTLOG_HOSTNAME`` when
@@ -26,10 +31,11 @@ from collections.abc import Mapping
 
 from mailcarrier.config.settings import Settings
 from mailcarrier.errors import ConfigError
+from mailcarrier.eventlog import shared_event_handlers
 from mailcarrier.log import HandlerLog
 from mailcarrier.loghandlers import LineHandler, PostfixFormatter, PostlogHandler, SyslogHandler
 
-__all__ = ["bootstrap_log", "native_log", "postlog_path"]
+__all__ = ["add_event_records", "bootstrap_log", "native_log", "postlog_path"]
 
 # maillog_client.c: the host name when none is known.
 _NO_HOSTNAME = "amnesiac"
@@ -71,6 +77,14 @@ def native_log(settings: Settings, *, stderr: bool = False) -> HandlerLog:
         formatter = PostfixFormatter(p.myhostname, p.syslog_name, utf8=utf8)
         handlers.append(LineHandler(sys.stderr, formatter))
     return HandlerLog(handlers, utf8=utf8)
+
+
+def add_event_records(log: HandlerLog, settings: Settings, process: str) -> None:
+    """``event_log_file``'s records beside `log`'s lines (see the module text); a
+    `ConfigError` when it cannot be opened."""
+    log.event_handlers = tuple(
+        shared_event_handlers(settings, warn=lambda text: log.warning(process, text))
+    )
 
 
 def bootstrap_log(environ: Mapping[str, str] | None = None) -> HandlerLog:

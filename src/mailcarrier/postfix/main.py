@@ -5,14 +5,18 @@ The program reads master's command line (options.py), Postfix's main.cf plus the
 ``-o`` overrides, opens Postfix's log path (maillog.py: postlogd or syslog), takes master's
 descriptors (master.py), drops privileges when ``-u`` says so, and then serves qmgr(8)
 connections (server.py) on uvloop when it is installed (aio.py's `run_event_loop`, as the
-queue's processes) with one `DeliveryAgent` whose connection cache every connection of
-the process shares (so sessions, TLS ones too, are reused across requests without scache(8)
-or tlsproxy(8)). scache(8) and tlsmgr(8) are not used. As smtp(8), it checks before each
+queue's processes) with one `DeliveryAgent` whose connection cache every connection of the
+process shares (so sessions, TLS ones too, are reused across requests without scache(8) or
+tlsproxy(8)). scache(8) and tlsmgr(8) are not used. As smtp(8), it checks before each
 connection whether a table file main.cf names has changed (`table_changes`) and then makes
-way for a fresh process (master.py). The personality (SMTP or LMTP) comes
-from the program name, as smtp(8)'s does. Exit status: 0 when master went away, at max_idle,
-or when the process retired (after max_use connections, or after max_idle x max_use seconds
-when it serves many at once: master.py), 1 (with one ``fatal:`` line) when it cannot start.
+way for a fresh process (master.py). The personality (SMTP or LMTP) comes from the program
+name, as smtp(8)'s does. With ``event_log_file`` set, each delivery line goes with its JSON
+record there (maillog.py), and with ``metrics_directory`` set the process counts its
+deliveries, connections, TLS and DNS outcomes in prometheus-client's multiprocess files
+there (counters.py; `mailcarrier observe --postfix` serves them). Exit status: 0 when master
+went away, at max_idle, or when the process retired (after max_use connections, or after
+max_idle x max_use seconds when it serves many at once: master.py), 1 (with one ``fatal:``
+line) when it cannot start.
 """
 
 from __future__ import annotations
@@ -28,10 +32,10 @@ from mailcarrier.aio import load_event_loop, run_event_loop
 from mailcarrier.config.settings import Settings
 from mailcarrier.delivery.agent import DeliveryAgent
 from mailcarrier.delivery.cache import CacheLimits, ConnectionCache
-from mailcarrier.errors import MailcarrierError
+from mailcarrier.errors import ConfigError, MailcarrierError
 from mailcarrier.log import HandlerLog
 from mailcarrier.postfix.install import table_problems
-from mailcarrier.postfix.maillog import bootstrap_log, native_log
+from mailcarrier.postfix.maillog import add_event_records, bootstrap_log, native_log
 from mailcarrier.postfix.master import (
     MasterChild,
     MasterOptions,
@@ -41,14 +45,21 @@ from mailcarrier.postfix.master import (
     parse_argv,
     set_signals,
 )
-from mailcarrier.postfix.server import NativeServer, ServerOptions
+from mailcarrier.postfix.server import Counting, NativeServer, ServerOptions
 from mailcarrier.postfix.services import StatusServices
 from mailcarrier.routing.resolver import preload_dns
 from mailcarrier.tables import FileWatcher
 from mailcarrier.tables.domainlist import DomainList
 from mailcarrier.tables.registry import open_table
 
-__all__ = ["main", "make_server", "preload", "table_changes"]
+__all__ = [
+    "main",
+    "make_counting",
+    "make_server",
+    "metrics_directory",
+    "preload",
+    "table_changes",
+]
 
 
 def table_changes(settings: Settings) -> Callable[[], str | None]:
@@ -65,11 +76,52 @@ def table_changes(settings: Settings) -> Callable[[], str | None]:
     return changed
 
 
+def metrics_directory(settings: Settings) -> str:
+    """``metrics_directory``, checked, with prometheus-client loaded and counting into it
+    from now on (before privileges go: nothing is imported after); "" when it is empty.
+    `ConfigError` when it is not a directory or prometheus-client is missing."""
+    directory = settings.params.metrics_directory
+    if not directory:
+        return ""
+    if not os.path.isdir(directory):
+        raise ConfigError(
+            f"parameter metrics_directory: {directory} is not a directory",
+            parameter="metrics_directory",
+        )
+    try:
+        from mailcarrier.counters import multiprocess
+    except ImportError as exc:
+        raise ConfigError(
+            f"parameter metrics_directory: counting needs prometheus-client "
+            f"(pip install 'mailcarrier[metrics]'): {exc}",
+            parameter="metrics_directory",
+        ) from None
+    multiprocess(directory)
+    return directory
+
+
+def make_counting(directory: str, transport: str) -> Counting | None:
+    """The process's counters in `directory` (made after privileges went, so that its
+    files are mail_owner's); `ConfigError` when it cannot write them there."""
+    if not directory:
+        return None
+    from mailcarrier.counters import NativeCounters
+
+    try:
+        return NativeCounters(transport)  # its gauge's file is made now: a failure is now
+    except OSError as exc:
+        raise ConfigError(
+            f"parameter metrics_directory: cannot write in {directory}: {exc.strerror or exc}",
+            parameter="metrics_directory",
+        ) from None
+
+
 def make_server(
     options: MasterOptions,
     settings: Settings,
     log: HandlerLog,
     release: Callable[[], None] | None = None,
+    counting: Counting | None = None,
 ) -> NativeServer:
     """The qmgr server of one process: its agent, its clients for the status services;
     `release` is the master child's (a connection's place is free once its work is done)."""
@@ -105,7 +157,7 @@ def make_server(
         verify_negative_cache=params.address_verify_negative_cache,
         resolution=params.delay_logging_resolution_limit,
     )
-    return NativeServer(agent, services, log, server_options, release)
+    return NativeServer(agent, services, log, server_options, release, counting)
 
 
 def preload() -> None:
@@ -138,6 +190,8 @@ def main() -> int:
         inherited = inherited_descriptors(options)  # before a table can take fd 5 or 6
         settings = load_settings(options)
         log = native_log(settings, stderr=options.log_stderr)
+        add_event_records(log, settings, process)
+        metrics = metrics_directory(settings)
         problems = table_problems(settings)
         if problems:  # as smtp(8): a table it cannot open is fatal, never read as empty
             log.fatal(process, problems[0])
@@ -153,6 +207,7 @@ def main() -> int:
         agent = server.agent
         assert isinstance(agent, DeliveryAgent)
         drop_privileges(options, settings)
+        server.counting = make_counting(metrics, options.service_name)
     except MailcarrierError as exc:
         log.fatal(process, str(exc))
         return 1

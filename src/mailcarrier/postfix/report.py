@@ -16,9 +16,10 @@ agent and:
 - address probes (verify(8)'s MTA_VRFY, ``sendmail -bv``'s USR_VRFY) go to verify(8) or
   trace(8) instead, logged ``deliverable`` or ``undeliverable``.
 
-The result is 0 when the recipient is finished and -1 when the message must stay queued;
-the request's final status is the OR of them (server.py). Neighbours: services.py (the
-sockets), request.py (the flags), queuefile.py (the mark).
+The log line goes with its event record (event_log_file, events.py), and the verdict to
+`on_verdict` (the agent's metrics). The result is 0 when the recipient is finished and -1
+when the message must stay queued; the request's final status is the OR of them (server.py).
+Neighbours: services.py (the sockets), request.py (the flags), queuefile.py (the mark).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Final
 
+from mailcarrier.events import delivery_event
 from mailcarrier.log import LogSink, delivery_line
 from mailcarrier.postfix.reply import Dsn
 from mailcarrier.postfix.request import (
@@ -86,7 +88,8 @@ def status_dsn(status: RecipientStatus, action: str) -> Dsn:
 
 class Reporter:
     """Reports the recipients of one request (`flags` and `queue_id` are the request's);
-    `mark(offset)` marks a recipient done in the queue file."""
+    `mark(offset)` marks a recipient done in the queue file; `on_verdict` is told of each
+    verdict logged (the metrics), address probes' excepted."""
 
     def __init__(
         self,
@@ -99,7 +102,9 @@ class Reporter:
         process: str = "smtp",
         verify_negative_cache: bool = True,
         resolution: int = 2,
+        on_verdict: Callable[[RecipientStatus], None] | None = None,
     ) -> None:
+        self.on_verdict = on_verdict
         self.services = services
         self.log = log
         self.flags = flags
@@ -111,9 +116,14 @@ class Reporter:
         self.resolution = resolution
 
     def _log(self, status: RecipientStatus, word: str) -> None:
-        self.log.info(
-            self.process, delivery_line(self.queue_id, status, self.resolution, word=word)
-        )
+        """The delivery line and its event record (event_log_file). Postfix counts no
+        attempts (qmgr resets the defer log at each queue run): the record's attempt is
+        null."""
+        line = delivery_line(self.queue_id, status, self.resolution, word=word)
+        self.log.event(self.process, line, delivery_event(self.queue_id, status, 0))
+        # The metrics count deliveries: an address probe's verdict is none.
+        if self.on_verdict is not None and not self.flags & (FLAG_MTA_VRFY | FLAG_USR_VRFY):
+            self.on_verdict(status)
 
     async def report(self, rcpt: NativeRecipient, status: RecipientStatus) -> int:
         if self.flags & FLAG_MTA_VRFY:

@@ -47,9 +47,9 @@ from mailcarrier.postfix.request import (
     trace_only,
 )
 from mailcarrier.postfix.services import StatusServices
-from mailcarrier.status import DeliveryResult, DeliveryStatus, RecipientStatus
+from mailcarrier.status import Counts, DeliveryResult, DeliveryStatus, RecipientStatus
 
-__all__ = ["NativeServer", "ServerOptions"]
+__all__ = ["Counting", "NativeServer", "ServerOptions"]
 
 
 class Agent(Protocol):
@@ -62,6 +62,20 @@ class Agent(Protocol):
         on_status: Callable[[int, RecipientStatus], None] | None = None,
         log_lines: bool = True,
     ) -> DeliveryResult: ...
+
+
+class Counting(Protocol):
+    """What the process's metrics are told (counters.py's `NativeCounters`): a delivery
+    started and ended, each recipient's verdict as logged, and what the agent counted
+    (connections, TLS, DNS, ...) with each result."""
+
+    def started(self) -> None: ...
+
+    def ended(self) -> None: ...
+
+    def verdict(self, status: RecipientStatus) -> None: ...
+
+    def result(self, counts: Counts) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +199,8 @@ class _Qmgr(asyncio.Protocol):
 class NativeServer:
     """Serves qmgr connections for one process; `agent` is shared by all of them.
     `release()` is called once a connection's work is done, before its final reply
-    (master.py's `MasterChild.release`: the place it held is free for the next one)."""
+    (master.py's `MasterChild.release`: the place it held is free for the next one);
+    `counting` (metrics_directory set) is told what happened."""
 
     def __init__(
         self,
@@ -194,9 +209,11 @@ class NativeServer:
         log: LogSink,
         options: ServerOptions,
         release: Callable[[], None] | None = None,
+        counting: Counting | None = None,
     ) -> None:
         self.agent, self.services, self.log, self.options = agent, services, log, options
         self.release = release or _nothing
+        self.counting = counting
 
     async def handle(self, conn: socket.socket) -> None:
         """Serve one qmgr connection (master.py's handler: `conn` is the accepted socket)."""
@@ -261,6 +278,7 @@ class NativeServer:
             process=options.process,
             verify_negative_cache=options.verify_negative_cache,
             resolution=options.resolution,
+            on_verdict=self.counting.verdict if self.counting is not None else None,
         )
         fields = request.recipients
         content = queue_file.content(request.data_offset)
@@ -269,10 +287,17 @@ class NativeServer:
         except (RequestRefused, MailcarrierError, ValueError) as exc:
             return await self._defer_all(reporter, request, fields, f"bad delivery request: {exc}")
         reports = _Reports(reporter, fields)
+        counting = self.counting
+        if counting is not None:
+            counting.started()
         try:
             result = await self.agent.deliver(delivery, on_status=reports.add, log_lines=False)
         finally:
             status = await reports.finish()
+            if counting is not None:
+                counting.ended()
+        if counting is not None:
+            counting.result(result.counts)
         if len(result.recipients) != len(fields) or reports.count != len(fields):
             return -1, None  # never "done" while a recipient is undecided
         if content.damage is not None:

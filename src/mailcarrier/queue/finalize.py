@@ -14,7 +14,8 @@ When a record, a notice or the deferral cannot be written (`TemporaryError`: a f
 read-only queue), one warning names the file and the error, and the message goes back to
 the queue it came from with its old next-attempt time (`put_back`): its recorded verdicts
 stay, a notice not queued is queued by the next attempt, and nothing is removed.
-The expiry line and each notice line go with their event records (events.py).
+The expiry line and each notice line go with their event records (events.py); an expiry is
+told to `on_expired` (the scheduler's observer: the metrics) with the recipients returned.
 """
 
 from __future__ import annotations
@@ -62,8 +63,15 @@ def record_state(
 
 class Finisher:
     def __init__(
-        self, spool: Spool, params: QueueParams, log: LogSink, clock: Callable[[], float]
+        self,
+        spool: Spool,
+        params: QueueParams,
+        log: LogSink,
+        clock: Callable[[], float],
+        *,
+        on_expired: Callable[[int], None] | None = None,
     ) -> None:
+        self.on_expired = on_expired
         self.spool = spool
         self.params = params
         self.log = log
@@ -182,6 +190,8 @@ class Finisher:
             relay = last.relay if last is not None else "none"
             state = RecipientState(DeliveryStatus.BOUNCED, dsn, reason, relay, now, "failed")
             record_state(message, records, i, state)
+        if self.on_expired is not None:
+            self.on_expired(len(pending))
 
     # --- notices ----------------------------------------------------------------------
     def _spec(self, kind: MessageClass, sender: str, recipient: str, now: float) -> NoticeSpec:

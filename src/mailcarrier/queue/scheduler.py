@@ -119,11 +119,16 @@ class QueueManager:
         self.settings = settings
         self.params = QueueParams(settings)
         self.router = router
-        self.finisher = Finisher(self.spool, self.params, self.log, self.clock)
+        self.finisher = Finisher(
+            self.spool, self.params, self.log, self.clock, on_expired=self._expired
+        )
         self.process_limit = self.params.main.default_process_limit
         self.active_limit = self.params.main.qmgr_message_active_limit
         for (transport, _), window in self._windows.items():
             window.limit = self.params.transport_int(transport, "destination_concurrency_limit")
+
+    def _expired(self, recipients: int) -> None:
+        self.observer.expired(recipients)  # the observer of now: cli_queue.py sets it late
 
     # --- statistics -------------------------------------------------------------------
     def statistics(self) -> dict[str, int]:
