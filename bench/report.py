@@ -213,9 +213,11 @@ def _agents(data: dict[str, Any]) -> list[str]:
             )
     lines.append("")
     for p in data["placements"]:
+        bound = p.get("cpu_bound_speedup")
         lines.append(
             f"- {p['pinning']}: 2 processes / 1 = **{p['speedup']:.2f}x** (without start-up "
             f"{p['net_speedup']:.2f}x; target > 1: {verdict(p['speedup'], 1.0 + 1e-9)})"
+            + (f"; as the CPU time per message allows: {bound:.2f}x" if bound else "")
         )
     lines += ["", "Where the time goes, per message: bench/PROFILE.md (issue 22, part 5)."]
     return [*lines, ""]
