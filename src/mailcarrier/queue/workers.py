@@ -85,9 +85,11 @@ class _Outbox:
     def __init__(self, write: Callable[[bytes], None]) -> None:
         self._write = write
         self._frames: EndOfTurn[tuple[object, ...]] = EndOfTurn(self._write_all)
+        # The event loop the pipe is served by (looking it up costs a getpid() on 3.11).
+        self.loop = asyncio.get_running_loop()
 
     def send(self, message: tuple[object, ...]) -> None:
-        self._frames.add(message)
+        self._frames.add(message, self.loop)
 
     def flush(self) -> None:
         self._frames.flush()
@@ -266,7 +268,7 @@ class AgentPool:
             await self.start()
         child = min(self._children, key=lambda c: len(c.pending))
         request_id = next(self._ids)
-        future: asyncio.Future[_Outcome] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[_Outcome] = child.outbox.loop.create_future()
         child.pending[request_id] = (on_status, future, [])
         child.outbox.send(("deliver", request_id, request))
         try:
