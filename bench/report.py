@@ -204,12 +204,12 @@ def _agents(data: dict[str, Any]) -> list[str]:
     ]
     for p in data["placements"]:
         for c in p["configs"]:
-            each = ", ".join(f"{a:.0f}" for a in c["each_agent_us"])
-            agents = f"{c['agents_us']:.0f} us ({each})" if each else "- (in the scheduler)"
+            each = ", ".join(f"{a:,.0f}" for a in c["each_agent_us"])
+            agents = f"{c['agents_us']:,.0f} us ({each})" if each else "- (in the scheduler)"
             lines.append(
                 f"| {p['pinning']} | {c['processes']} | {c['rate']:,.0f} | "
-                f"{', '.join(f'{v:,.0f}' for v in c['runs'])} | {c['parent_us']:.0f} us | "
-                f"{agents} | {c['sink_us']:.0f} us |"
+                f"{', '.join(f'{v:,.0f}' for v in c['runs'])} | {c['parent_us']:,.0f} us | "
+                f"{agents} | {c['sink_us']:,.0f} us |"
             )
     lines.append("")
     for p in data["placements"]:
