@@ -1,8 +1,8 @@
 """`make bench`: run every benchmark in bench/ in turn and print its figures.
 
 Each benchmark module exposes `main() -> None` and prints its own table of results; the
-side-by-side throughput benchmarks (engine, scale, size, drain, native, fleet), the SQL
-tables benchmark (tables_sql) and the submission latency (submit) also store their
+side-by-side throughput benchmarks (engine, scale, size, drain, agents, native, fleet), the
+SQL tables benchmark (tables_sql) and the submission latency (submit) also store their
 figures, and bench/report.py then writes bench/RESULTS.md and bench/throughput.png from them.
 """
 
@@ -20,6 +20,7 @@ BENCHMARKS = (
     "bench.bench_scale",
     "bench.bench_size",
     "bench.bench_drain",
+    "bench.bench_agents",
     "bench.bench_native",
     "bench.bench_fleet",
     "bench.bench_submit",

@@ -188,6 +188,41 @@ def _drain(data: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _agents(data: dict[str, Any]) -> list[str]:
+    """bench_agents.py: `run --once` with delivery_agent_processes = 1 and 2, by placement."""
+    lines = [
+        "## Multi-core drain: delivery_agent_processes = 1 and 2",
+        "",
+        f"{data['messages']:,} x {data['size']} B one-recipient messages drained by "
+        f"`mailcarrier run --once` to smtp-sink (relayhost, concurrency 20, connection cache on); "
+        f"median of {data['runs']} interleaved rounds. CPU per message (user + system, start-up "
+        "left out): the scheduler process, the agent processes together (each in brackets), "
+        "smtp-sink.",
+        "",
+        "| placement | processes | messages/s (median) | runs | scheduler | agents | sink |",
+        "|---|---:|---:|---|---:|---:|---:|",
+    ]
+    for p in data["placements"]:
+        for c in p["configs"]:
+            each = ", ".join(f"{a:,.0f}" for a in c["each_agent_us"])
+            agents = f"{c['agents_us']:,.0f} us ({each})" if each else "- (in the scheduler)"
+            lines.append(
+                f"| {p['pinning']} | {c['processes']} | {c['rate']:,.0f} | "
+                f"{', '.join(f'{v:,.0f}' for v in c['runs'])} | {c['parent_us']:,.0f} us | "
+                f"{agents} | {c['sink_us']:,.0f} us |"
+            )
+    lines.append("")
+    for p in data["placements"]:
+        bound = p.get("cpu_bound_speedup")
+        lines.append(
+            f"- {p['pinning']}: 2 processes / 1 = **{p['speedup']:.2f}x** (without start-up "
+            f"{p['net_speedup']:.2f}x; target > 1: {verdict(p['speedup'], 1.0 + 1e-9)})"
+            + (f"; as the CPU time per message allows: {bound:.2f}x" if bound else "")
+        )
+    lines += ["", "Where the time goes, per message: bench/PROFILE.md (issue 22, part 5)."]
+    return [*lines, ""]
+
+
 def _tables_sql(data: dict[str, Any]) -> list[str]:
     """bench_tables_sql.py: SQL lookups, and the engine with two pgsql: lookups per delivery."""
     lines = [
@@ -447,6 +482,7 @@ def main() -> None:
         "scale": _scale,
         "size": _size,
         "drain": _drain,
+        "agents": _agents,
         "native": _native,
         "tables": _tables,
         "tables_sql": _tables_sql,

@@ -9,8 +9,9 @@ verdict comes back the moment the child has it, and the scheduler records it dur
 as it does in-process; log lines come back too and go to the scheduler's log, the one writer
 of maillog_file.
 
-Wire format, over the child's stdin and stdout pipes: frames of a 4-byte big-endian length
-and a pickle (both ends are this program; nothing else can write to the pipes).
+Wire format, over the child's stdin and stdout pipes: batches of frames (queue/frames.py: a
+4-byte big-endian length and one pickle of the list of frames sent in one turn of the event
+loop; both ends are this program, nothing else can write to the pipes).
 Parent to child: ``("settings", Settings)`` first, then ``("deliver", id, DeliveryRequest)``
 and ``("cancel", id)`` (the scheduler abandoned that delivery: the child cancels it, drops
 its connection and reports nothing more about it).
@@ -26,7 +27,8 @@ stdin asks it to finish what it runs and exit; `close(timeout)` kills the childr
 not exited by then (a stop must not wait for a stalled server). A child that dies fails its
 running requests (the scheduler defers every recipient not yet recorded) and is replaced on
 the next request.
-Writes are batched: everything sent in one turn of the event loop goes out in one write.
+Writes are batched: everything sent in one turn of the event loop goes out in one write,
+as one batch: the reader is woken, and unpickles, once for all of it.
 """
 
 from __future__ import annotations
@@ -38,11 +40,10 @@ import itertools
 import os
 import pickle
 import signal
-import struct
 import sys
 import traceback
 from collections.abc import Callable, Coroutine
-from typing import Any, Final
+from typing import Any
 
 from mailcarrier.aio import EndOfTurn, run_event_loop
 from mailcarrier.config.settings import Settings
@@ -53,14 +54,13 @@ from mailcarrier.delivery.transcript import SessionTranscript, TranscriptHook
 from mailcarrier.events import Event
 from mailcarrier.fleet import make_gate
 from mailcarrier.log import LogSink, log_event
+from mailcarrier.queue.frames import HEAD, MAX_BATCH, decode, encode
 from mailcarrier.queue.names import QMGR
 from mailcarrier.queue.stopping import cancel_tasks
 from mailcarrier.status import Counts, DeliveryResult, HopStatus, RecipientStatus
 
 __all__ = ["AgentPool", "make_agent", "run_event_loop"]
 
-_HEAD: Final = struct.Struct(">I")
-_MAX_FRAME: Final = 256 * 1024 * 1024
 StatusCallback = Callable[[int, RecipientStatus], None]
 
 
@@ -79,21 +79,23 @@ def make_agent(
 
 
 class _Outbox:
-    """Frames to one pipe, written once per event-loop turn (aio.py's `EndOfTurn`)."""
+    """Frames to one pipe, written once per event-loop turn as one batch (aio.py's
+    `EndOfTurn`, frames.py's `encode`)."""
 
     def __init__(self, write: Callable[[bytes], None]) -> None:
         self._write = write
-        self._frames: EndOfTurn[bytes] = EndOfTurn(self._write_all)
+        self._frames: EndOfTurn[tuple[object, ...]] = EndOfTurn(self._write_all)
+        # The event loop the pipe is served by (looking it up costs a getpid() on 3.11).
+        self.loop = asyncio.get_running_loop()
 
     def send(self, message: tuple[object, ...]) -> None:
-        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-        self._frames.add(_HEAD.pack(len(data)) + data)
+        self._frames.add(message, self.loop)
 
     def flush(self) -> None:
         self._frames.flush()
 
-    def _write_all(self, frames: list[bytes]) -> None:
-        self._write(b"".join(frames))
+    def _write_all(self, frames: list[tuple[object, ...]]) -> None:
+        self._write(encode(frames))
 
 
 async def _connect_pipes(
@@ -113,19 +115,16 @@ async def _connect_pipes(
     return reader, transport
 
 
-async def _receive(reader: asyncio.StreamReader) -> tuple[Any, ...] | None:
-    """The next frame, or None at the end of the stream."""
+async def _receive(reader: asyncio.StreamReader) -> list[tuple[Any, ...]] | None:
+    """The frames of the next batch, or None at the end of the stream."""
     try:
-        head = await reader.readexactly(_HEAD.size)
+        head = await reader.readexactly(HEAD.size)
     except asyncio.IncompleteReadError:
         return None
-    (length,) = _HEAD.unpack(head)
-    if length > _MAX_FRAME:
-        raise ValueError(f"frame of {length} bytes")
-    message = pickle.loads(await reader.readexactly(length))
-    if not isinstance(message, tuple) or not message:
-        raise ValueError("malformed frame")
-    return message
+    (length,) = HEAD.unpack(head)
+    if length > MAX_BATCH:
+        raise ValueError(f"batch of {length} bytes")
+    return decode(await reader.readexactly(length))
 
 
 _Verdict = tuple[int, RecipientStatus]
@@ -269,7 +268,7 @@ class AgentPool:
             await self.start()
         child = min(self._children, key=lambda c: len(c.pending))
         request_id = next(self._ids)
-        future: asyncio.Future[_Outcome] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[_Outcome] = child.outbox.loop.create_future()
         child.pending[request_id] = (on_status, future, [])
         child.outbox.send(("deliver", request_id, request))
         try:
@@ -295,8 +294,9 @@ class AgentPool:
     async def _read(self, child: _Child) -> None:
         reason = "closed its pipe"
         try:
-            while (message := await _receive(child.reader)) is not None:
-                self._dispatch(child, message)
+            while (batch := await _receive(child.reader)) is not None:
+                for message in batch:
+                    self._dispatch(child, message)
         except (ValueError, pickle.UnpicklingError, EOFError, OSError) as exc:
             reason = f"sent a malformed frame: {exc}"
             with contextlib.suppress(ProcessLookupError):
@@ -406,11 +406,13 @@ async def _agent_main(in_fd: int, out_fd: int, given: tuple[Settings, bool] | No
     new interpreter reads it as the first frame."""
     reader, transport = await _connect_pipes(in_fd, out_fd)
     outbox = _Outbox(transport.write)
+    early: list[tuple[Any, ...]] = []  # what came in the batch of the settings
     if given is None:
-        first = await _receive(reader)
-        if first is None or first[0] != "settings" or not isinstance(first[1], Settings):
+        batch = await _receive(reader) or []
+        first = batch[0] if batch else ("",)
+        if first[0] != "settings" or len(first) < 3 or not isinstance(first[1], Settings):
             raise SystemExit("mailcarrier agent: expected the settings first")
-        given = (first[1], bool(first[2]))
+        given, early = (first[1], bool(first[2])), batch[1:]
     settings, transcripts = given
 
     def notify(transcript: SessionTranscript) -> None:
@@ -419,7 +421,7 @@ async def _agent_main(in_fd: int, out_fd: int, given: tuple[Settings, bool] | No
     agent = make_agent(settings, _PipeLog(outbox), notify if transcripts else None)
     agent.start_sts_refresh()
     async with asyncio.TaskGroup() as deliveries:  # none outlives the input
-        refused = await _serve(reader, agent, outbox, deliveries)
+        refused = await _serve(reader, agent, outbox, deliveries, early)
     agent.stop_sts_refresh()
     if refused:
         raise SystemExit(refused)
@@ -436,25 +438,29 @@ async def _serve(
     agent: DeliveryAgent,
     outbox: _Outbox,
     deliveries: asyncio.TaskGroup,
+    early: list[tuple[Any, ...]],
 ) -> str:
-    """Start a task of `deliveries` for each request that comes in, and cancel those the
-    scheduler abandons, until the end of the input: "" then, or why the input was refused
-    (an unexpected frame: the deliveries running are cancelled)."""
+    """Start a task of `deliveries` for each request that comes in (`early` first), and
+    cancel those the scheduler abandons, until the end of the input: "" then, or why the
+    input was refused (an unexpected frame: the deliveries running are cancelled)."""
     tasks: dict[int, asyncio.Task[None]] = {}
-    while (message := await _receive(reader)) is not None:
-        if message[0] == "cancel":
-            task = tasks.get(message[1])
-            if task is not None:
-                deliveries.create_task(cancel_tasks([task]))
-            continue
-        if message[0] != "deliver":
-            for task in tasks.values():
-                task.cancel()
-            return f"mailcarrier agent: unexpected frame {message[0]!r}"
-        request_id: int = message[1]
-        task = deliveries.create_task(_deliver(agent, outbox, request_id, message[2]))
-        tasks[request_id] = task
-        task.add_done_callback(functools.partial(_forget, tasks, request_id))
+    batch: list[tuple[Any, ...]] | None = early
+    while batch is not None:
+        for message in batch:
+            if message[0] == "cancel":
+                task = tasks.get(message[1])
+                if task is not None:
+                    deliveries.create_task(cancel_tasks([task]))
+                continue
+            if message[0] != "deliver":
+                for task in tasks.values():
+                    task.cancel()
+                return f"mailcarrier agent: unexpected frame {message[0]!r}"
+            request_id: int = message[1]
+            task = deliveries.create_task(_deliver(agent, outbox, request_id, message[2]))
+            tasks[request_id] = task
+            task.add_done_callback(functools.partial(_forget, tasks, request_id))
+        batch = await _receive(reader)
     return ""
 
 
