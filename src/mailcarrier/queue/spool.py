@@ -101,6 +101,7 @@ class Spool:
     ) -> None:
         self.root = Path(root)
         self._base = str(self.root)
+        self._active = self.root / "active"  # joined with a queue ID: one part to parse
         self.clock = clock
         self.log: LogSink = log if log is not None else NullLog()
         self.removing: set[str] = set()
@@ -229,7 +230,7 @@ class Spool:
                 os.ftruncate(fd, state.valid_length)
                 os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
             raise
-        taken = QueueMessage("active", Path(active), env, state, st.st_mtime, queue)
+        taken = QueueMessage("active", self._active / queue_id, env, state, st.st_mtime, queue)
         return taken, records
 
     def read_or_quarantine(self, queue: str, queue_id: str) -> QueueMessage | None:
