@@ -72,11 +72,15 @@ _SAFE: Final = "@+.-_!#$&'*/?^`{|}~;:[]<>,()"
 # Text that `quote(text, safe=_SAFE)` leaves as it is (its own always-safe characters and
 # ours) is written without calling it (tests/queue/test_qfile.py pins the two together).
 _PLAIN: Final = re.compile("[A-Za-z0-9" + re.escape(_SAFE) + "]*")
+# ... and text whose only other character is the space (a server's reply, mostly).
+_SPACED: Final = re.compile("[ A-Za-z0-9" + re.escape(_SAFE) + "]*")
 
 
 def _enc(text: str) -> str:
     if _PLAIN.fullmatch(text):
         return "=" + text
+    if _SPACED.fullmatch(text):
+        return "=" + text.replace(" ", "%20")
     return "=" + quote(text, safe=_SAFE)
 
 
