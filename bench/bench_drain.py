@@ -18,7 +18,9 @@ destination concurrency 20 and the connection cache on.
   every delivery is recorded on disk before the message is removed.
 
 Each side must deliver all N (counted from its maillog_file). Medians of R runs, interleaved.
-Target (issue 9): mailcarrier >= 1.5x Postfix's messages per second. Reported, not asserted.
+Target (issue 22; issue 9 asked 1.5x): mailcarrier >= 3.0x Postfix's messages per second.
+Reported, not asserted. Where the drain's time goes, and how to measure it without the
+network: bench/drain_harness.py and bench/PROFILE.md.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from bench.workload import message_bytes
 
 SIZE = 4096
 TIMEOUT = 600.0
-TARGET = 1.5
+TARGET = 3.0
 MAILCARRIER = str(Path(sys.executable).with_name("mailcarrier"))
 
 

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import string
+from urllib.parse import quote, unquote
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mailcarrier.notify import Notify
+from mailcarrier.queue import qfile
 from mailcarrier.queue.qfile import (
     Envelope,
     MessageClass,
@@ -124,3 +129,20 @@ def test_without_requiretls_flags_the_envelope_is_unchanged() -> None:
     assert b"sendopts" not in data
     parsed = parse_envelope(data + b"x")
     assert not parsed.requiretls and not parsed.tls_required_no
+
+
+# Field text: plain ASCII with spaces (the common cases, written without quote()), the
+# characters quote() treats specially, and anything else.
+_FIELD_TEXT = st.one_of(
+    st.text(alphabet=string.ascii_letters + string.digits + " @+.-_!#$&'*/?^`{|}~;:[]<>,()"),
+    st.text(alphabet=string.printable + "%=é\u2028\x00"),
+    st.text(),
+)
+
+
+@given(_FIELD_TEXT)
+def test_field_encoding_is_quotes_and_decoding_is_unquotes(text: str) -> None:
+    # The fast paths of _enc/_dec give exactly what quote()/unquote() give (and round-trip).
+    encoded = qfile._enc(text)
+    assert encoded == "=" + quote(text, safe=qfile._SAFE)
+    assert qfile._dec(encoded) == unquote(encoded[1:], errors="strict") == text

@@ -544,3 +544,24 @@ async def test_run_once_tells_its_progress_of_each_message(tmp_path: Path) -> No
     await qm.run_once()
     assert sorted(agent.delivered()) == ["a@example.net", "b@example.net", "s@example.org"]
     assert (progress.total, progress.done) == (3, 3)
+
+
+async def test_notified_records_are_written_only_when_they_say_something(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A message that stays queued records its final recipients as notified; one that is
+    # removed with no notice due does not write those records (its file goes next). Should
+    # the removal be lost (a crash), the next pass finds the same: no notice, then removal.
+    agent = FakeAgent(lambda a: RCPT_DEFER if a.startswith("later") else SENT)
+    qm, sp, clock, _log, cfg = _setup(tmp_path, agent)
+    kept = _submit(sp, cfg, clock, "now@example.net", "later@example.net")
+    done = _submit(sp, cfg, clock, "all@example.net")
+    monkeypatch.setattr(Spool, "remove_soon", lambda *_a, **_k: None)  # the removal is lost
+    await qm.run_once()
+    assert sp.read("deferred", kept).state.notified == {0}
+    left = sp.read("active", done).state
+    assert left.states[0].status is DeliveryStatus.SENT and not left.notified
+    monkeypatch.undo()
+    agent.requests.clear()
+    await qm.run_once()  # recovered: nothing to deliver, no notice, removed
+    assert agent.requests == [] and sp.find(done) is None

@@ -132,7 +132,7 @@ class Finisher:
             if not pending:
                 self._probe_report(message, records, now)
             return pending
-        self._final_notices(message, records, now)
+        self._final_notices(message, records, now, removing=not pending)
         if pending:
             self._delay_warning(message, records, pending, now, age)
         return pending
@@ -211,7 +211,14 @@ class Finisher:
         """A *_notice_recipient value, qualified ("postmaster" when empty)."""
         return qualify(address or "postmaster", self.myorigin)
 
-    def _final_notices(self, message: QueueMessage, records: RecordWriter, now: float) -> None:
+    def _final_notices(
+        self, message: QueueMessage, records: RecordWriter, now: float, *, removing: bool
+    ) -> None:
+        """Queue the notices final verdicts ask for, and record them as notified. When none
+        was asked for and the message is `removing` (its file goes next), the ``notified``
+        records are not written: they would say only that no notice is due, which a crash
+        before the removal has the next pass find out again (the state a crash just before
+        this finish leaves already)."""
         env = message.envelope
         state = message.state
         todo = [
@@ -230,13 +237,16 @@ class Finisher:
         sender = env.sender
         if bounced:
             self._bounce_notices(message, bounced, wants_failure, now)
-        if sent and sender and sender.lower() != self.double_bounce.lower():
+        success = bool(sent) and bool(sender) and sender.lower() != self.double_bounce.lower()
+        if success:
             spec = self._spec(MessageClass.SUCCESS, "", sender, now)
             self._notify(message, sent, spec, "sender delivery status notification")
         if todo:
             crash_point("notice-before-record")
+            write = bounced or success or not removing
             for i in todo:
-                records.append(notified_record(i))
+                if write:
+                    records.append(notified_record(i))
                 state.notified.add(i)
 
     def _probe_report(self, message: QueueMessage, records: RecordWriter, now: float) -> None:

@@ -380,6 +380,7 @@ class QueueManager:
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._running.pop(task, None)
+        self._wakeup.set()  # drain() waits for this, whatever the task's end
 
     def _suspend(self, job: Job, reason: str) -> None:
         for i in job.indexes:
@@ -531,20 +532,19 @@ class QueueManager:
             raise failure
 
     async def drain(self) -> None:
-        """Run until no job is queued or running (inside `running()`)."""
+        """Run until no job is queued or running (inside `running()`). Waits on `_wakeup`,
+        which every delivery task sets as it ends (`_task_done`): one wake-up per job, not
+        a wait on every running task each time one ends."""
         self.pump()
         while self._running or self._queues:
             self._wakeup.clear()
             if self._running:
-                # A destination at a fleet limit comes back when its time is up.
-                soon = min(self._busy.values()) - self.clock() if self._busy else None
-                await asyncio.wait(
-                    set(self._running),
-                    timeout=None if soon is None else max(0.0, soon),
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
                 if self._busy:
+                    # A destination at a fleet limit comes back when its time is up.
+                    await self.wait_activity(max(0.0, min(self._busy.values()) - self.clock()))
                     self.pump()
+                else:
+                    await self._wakeup.wait()
             else:
                 self.pump()
                 if not self._running:

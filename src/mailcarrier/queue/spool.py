@@ -78,12 +78,17 @@ class QueueMessage:
         return self.envelope.queue_id
 
     def pending(self) -> list[int]:
-        """Recipients with no final verdict yet. Every verdict of an address probe is final
-        (Postfix's trace_append() marks the recipient done, deferred or not)."""
-        count = len(self.envelope.recipients)
-        if self.envelope.probe:
-            return [i for i in range(count) if i not in self.state.states]
-        return [i for i in range(count) if not self.state.is_final(i)]
+        """Recipients with no final verdict yet (`pending`)."""
+        return pending(self.envelope, self.state)
+
+
+def pending(env: Envelope, state: StateLog) -> list[int]:
+    """Recipients with no final verdict yet. Every verdict of an address probe is final
+    (Postfix's trace_append() marks the recipient done, deferred or not)."""
+    count = len(env.recipients)
+    if env.probe:
+        return [i for i in range(count) if i not in state.states]
+    return [i for i in range(count) if not state.is_final(i)]
 
 
 class Spool:
@@ -98,6 +103,7 @@ class Spool:
     ) -> None:
         self.root = Path(root)
         self._base = str(self.root)
+        self._active = self.root / "active"  # joined with a queue ID: one part to parse
         self.clock = clock
         self.log: LogSink = log if log is not None else NullLog()
         self.removing: set[str] = set()
@@ -175,34 +181,10 @@ class Spool:
         name = self._name(queue, queue_id)
         fd = os.open(name, os.O_RDONLY)
         try:
-            return self._load(fd, queue, queue_id, name)
+            st = os.fstat(fd)
+            env, state = _load(fd, queue_id, st.st_size)
         finally:
             os.close(fd)
-
-    def _load(self, fd: int, queue: str, queue_id: str, name: str) -> QueueMessage:
-        st = os.fstat(fd)
-        data = b""
-        while b"\ncontent\n" not in data:
-            block = os.read(fd, _CHUNK)
-            if not block or len(data) > MAX_ENVELOPE:
-                raise ParseError("truncated envelope")
-            data += block
-        env = parse_envelope(data)
-        end = env.content_offset + env.size
-        if st.st_size < end:
-            raise ParseError(f"file shorter than its content ({st.st_size} < {end})")
-        if env.queue_id != queue_id:
-            raise ParseError(f"file name {queue_id} does not match queue ID {env.queue_id}")
-        if len(data) >= st.st_size:  # a small message: the first read had it all
-            records = data[end:]
-        else:
-            os.lseek(fd, end, os.SEEK_SET)
-            chunks = []
-            while block := os.read(fd, _CHUNK):
-                chunks.append(block)
-            records = b"".join(chunks)
-        state = parse_records(records)
-        state.valid_length += end
         return QueueMessage(queue, Path(name), env, state, st.st_mtime)
 
     def take(self, queue: str, queue_id: str) -> tuple[QueueMessage, RecordWriter] | None:
@@ -234,22 +216,23 @@ class Spool:
     def _take(
         self, fd: int, queue: str, queue_id: str, name: str
     ) -> tuple[QueueMessage, RecordWriter]:
-        st = os.fstat(fd)
-        message = self._load(fd, queue, queue_id, name)
-        env = message.envelope
-        reserve = record_reserve(len(message.pending()), len(env.recipients))
+        st = os.fstat(fd)  # one for all: the size read, the records' end, the old times
+        env, state = _load(fd, queue_id, st.st_size)
+        reserve = record_reserve(len(pending(env, state)), len(env.recipients))
         active = self._name("active", queue_id)
         try:
-            records = RecordWriter(name, message.state.valid_length, fd=fd, reserve=reserve)
-            self.move(queue_id, queue, "active")
+            records = RecordWriter(
+                name, state.valid_length, fd=fd, reserve=reserve, size=st.st_size
+            )
+            self._rename(queue_id, queue, "active", None)
             records.path = active
         except (TemporaryError, FileNotFoundError):
             # Stays where it was, as it was: no reservation, the same next-attempt time.
             with contextlib.suppress(OSError):
-                os.ftruncate(fd, message.state.valid_length)
+                os.ftruncate(fd, state.valid_length)
                 os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
             raise
-        taken = QueueMessage("active", Path(active), env, message.state, message.mtime, queue)
+        taken = QueueMessage("active", self._active / queue_id, env, state, st.st_mtime, queue)
         return taken, records
 
     def read_or_quarantine(self, queue: str, queue_id: str) -> QueueMessage | None:
@@ -284,6 +267,10 @@ class Spool:
     def move(self, queue_id: str, src: str, dst: str, *, mtime: float | None = None) -> Path:
         """Rename a message to another queue, durably; `mtime` sets its next-attempt time.
         FileNotFoundError when it is gone; `TemporaryError` when the file system refuses."""
+        return Path(self._rename(queue_id, src, dst, mtime))
+
+    def _rename(self, queue_id: str, src: str, dst: str, mtime: float | None) -> str:
+        """`move`, returning the new name as a string (no Path made on the hot path)."""
         old = self._name(src, queue_id)
         new = self._name(dst, queue_id)
         try:
@@ -302,7 +289,7 @@ class Spool:
             raise
         except OSError as exc:
             raise os_error(f"rename {old} to", new, exc) from exc
-        return Path(new)
+        return new
 
     def remove(self, queue: str, queue_id: str) -> None:
         """Unlink a finished message. No directory fsync: a crash that undoes the unlink
@@ -388,6 +375,34 @@ class Spool:
                 except OSError as exc:
                     self.log.warning(QMGR, f"remove {path}: {exc.strerror or exc}")
         return removed
+
+
+def _load(fd: int, queue_id: str, size: int) -> tuple[Envelope, StateLog]:
+    """Envelope and state records of the open queue file `fd` of `size` bytes (one read
+    for a small message). ParseError when it is damaged or not `queue_id`'s."""
+    data = os.read(fd, _CHUNK)
+    while b"\ncontent\n" not in data:
+        block = os.read(fd, _CHUNK)
+        if not block or len(data) > MAX_ENVELOPE:
+            raise ParseError("truncated envelope")
+        data += block
+    env = parse_envelope(data)
+    end = env.content_offset + env.size
+    if size < end:
+        raise ParseError(f"file shorter than its content ({size} < {end})")
+    if env.queue_id != queue_id:
+        raise ParseError(f"file name {queue_id} does not match queue ID {env.queue_id}")
+    if len(data) >= size:  # a small message: the first read had it all
+        records = data[end:]
+    else:
+        os.lseek(fd, end, os.SEEK_SET)
+        chunks = []
+        while block := os.read(fd, _CHUNK):
+            chunks.append(block)
+        records = b"".join(chunks)
+    state = parse_records(records)
+    state.valid_length += end
+    return env, state
 
 
 def _unlink_all(paths: list[str]) -> list[str | None]:

@@ -68,10 +68,17 @@ class RecordWriter:
     """
 
     def __init__(
-        self, path: Path | str, valid_length: int, *, fd: int = -1, reserve: int = 0
+        self,
+        path: Path | str,
+        valid_length: int,
+        *,
+        fd: int = -1,
+        reserve: int = 0,
+        size: int = -1,
     ) -> None:
         """Open `path` for writing, or adopt `fd` (open for writing) when given; an adopted
-        descriptor is not closed when this fails."""
+        descriptor is not closed when this fails. `size`: the file's size when the caller
+        has just seen it (no fstat then)."""
         self.path = str(path)
         self.offset = valid_length  # where the next record goes
         self.end = valid_length  # the end of the file as written here
@@ -83,7 +90,7 @@ class RecordWriter:
             raise os_error("update queue file", path, exc) from exc
         try:
             # Cut off a torn record (or an old reservation) before writing after it.
-            if os.fstat(self.fd).st_size != valid_length:
+            if (size if size >= 0 else os.fstat(self.fd).st_size) != valid_length:
                 os.ftruncate(self.fd, valid_length)
             if reserve > 0:
                 _pwrite_all(self.fd, bytes(reserve), valid_length)
@@ -132,7 +139,11 @@ class RecordWriter:
 
 
 def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
-    view = memoryview(data)
+    n = os.pwrite(fd, data, offset)
+    if n == len(data):  # a regular file takes it all at once (short only when full)
+        return
+    view = memoryview(data)[n:]
+    offset += n
     while view:
         n = os.pwrite(fd, view, offset)
         view = view[n:]
