@@ -43,11 +43,18 @@ def raise_open_files(need: int) -> int:
 
 
 def private_network_namespace() -> bool:
-    """Does this process run in a network namespace other than init's (loopback-only)?"""
+    """Does this process run in a network namespace of its own: another than init's, or,
+    where init's cannot be looked at (a container), one whose only interface is loopback
+    (what scripts/loopback-only makes)? Settings changed there reach no other network."""
     try:
         return os.stat("/proc/self/ns/net").st_ino != os.stat("/proc/1/ns/net").st_ino
-    except OSError:  # no /proc, or init's namespace not readable: assume the host's
+    except OSError:
+        pass
+    try:
+        lines = Path("/proc/net/dev").read_text(encoding="ascii").splitlines()[2:]
+    except OSError:  # no /proc: assume the host's
         return False
+    return [line.split(":", 1)[0].strip() for line in lines] == ["lo"]
 
 
 def raise_backlog(need: int) -> int:
