@@ -4,7 +4,8 @@
 that share one agent and one `ConnectionCache` (the engine path: no queue, content from a file
 on disk, as a queue file would be); `aiosmtplib_many()` does the same job with aiosmtplib: C
 persistent `SMTP` connections calling `send_message` in a loop. Both return a `Run` with the
-wall time and the count of messages the server accepted; memory is read by the caller.
+wall time and the count of messages the server accepted (and, for mailcarrier, the time the
+QUITs of the cached sessions took after the last message); memory is read by the caller.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class Run:
     failed: int
     sessions: int = 0
     cpu_seconds: float = 0.0  # this process's CPU time over the same span
+    close_seconds: float = 0.0  # QUIT of the cached sessions after the last message
 
     @property
     def rate(self) -> float:
@@ -115,8 +117,17 @@ async def deliver_many(
     await asyncio.gather(*(worker(n, s) for n, s in enumerate(_shares(messages, concurrency))))
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     stats = cache.statistics()
+    closing = time.perf_counter()
     await cache.close_all()
-    return Run(seconds, counts["sent"], counts["failed"], sessions=stats.misses, cpu_seconds=cpu)
+    closed = time.perf_counter() - closing
+    return Run(
+        seconds,
+        counts["sent"],
+        counts["failed"],
+        sessions=stats.misses,
+        cpu_seconds=cpu,
+        close_seconds=closed,
+    )
 
 
 async def aiosmtplib_many(port: int, content: Path, *, messages: int, concurrency: int) -> Run:
@@ -199,6 +210,7 @@ def main(argv: list[str]) -> None:
                 "sessions": run.sessions,
                 "rate": run.rate,
                 "cpu_seconds": run.cpu_seconds,
+                "close_seconds": run.close_seconds,
                 "baseline_kb": baseline,
                 "peak_kb": peak,
                 "peak_reset": peak_reset,

@@ -152,6 +152,36 @@ def test_small_message_file_is_read_once_at_open(tmp_path: Path) -> None:
     opened.close()  # twice is harmless
 
 
+def _descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+def test_message_read_whole_at_open_holds_no_descriptor(tmp_path: Path) -> None:
+    # A delivery waits seconds for the server's last reply; 10,000 of them at once must not
+    # hold 10,000 message files open as well as their sockets.
+    path = tmp_path / "msg"
+    path.write_bytes(DATA[:1000])
+    before = _descriptors()
+    small = [_opened(path), _opened(path, start=100), _opened(path, start=10, length=2000)]
+    assert _descriptors() == before
+    assert all(m.eof and m.closed for m in small)
+    assert [b"".join(iter_file_chunks(m, start=m.start, length=m.length)) for m in small[:2]] == [
+        DATA[:1000],
+        DATA[100:1000],
+    ]
+    assert [m.size() for m in small] == [1000, 900, 990]
+    with pytest.raises(DataError, match="ends after 990 of 2000 bytes"):
+        b"".join(iter_file_chunks(small[2], start=10, length=2000))
+    # One that needs more reads keeps its descriptor until it is closed.
+    large = [_opened(path, chunk_size=64), _opened(path, length=1000)]
+    assert _descriptors() == before + 2
+    assert not any(m.closed for m in large)
+    for m in small + large:
+        m.close()
+    assert _descriptors() == before
+
+
 @pytest.mark.parametrize(
     ("start", "length"), [(0, None), (7, None), (0, 250), (13, 250), (5, 0), (0, 1000)]
 )
