@@ -186,6 +186,9 @@ def main(argv: list[str]) -> None:
         baseline = status_kb("VmRSS")
         peak_reset = reset_peak()
         if client == "mailcarrier":
+            from mailcarrier.aio import tune_collector
+
+            tune_collector()  # what the package's programs run with (aio.run_event_loop)
             coro = deliver_many(
                 int(port),
                 content,

@@ -14,7 +14,14 @@ import weakref
 
 import pytest
 
-from mailcarrier.aio import INF, SLACK, Deadline, EndOfTurn, run_event_loop
+from mailcarrier.aio import (
+    COLLECTOR_THRESHOLDS,
+    INF,
+    SLACK,
+    Deadline,
+    EndOfTurn,
+    run_event_loop,
+)
 
 
 async def test_one_call_per_turn_with_everything_in_order() -> None:
@@ -148,3 +155,20 @@ def test_run_event_loop_prefers_uvloop_unless_told(monkeypatch: pytest.MonkeyPat
     assert run_event_loop(_loop_module()) == expected
     monkeypatch.setenv("MAILCARRIER_EVENT_LOOP", "asyncio")
     assert run_event_loop(_loop_module()) == "asyncio"
+
+
+def test_programs_run_their_loop_with_a_larger_young_generation() -> None:
+    """run_event_loop() sets the collector's thresholds for a process with many live
+    sessions (the library's entry points, api.py and sending.py, run asyncio.run)."""
+    before = gc.get_threshold()
+    seen: list[tuple[int, int, int]] = []
+
+    async def look() -> None:
+        seen.append(gc.get_threshold())
+
+    try:
+        gc.set_threshold(700, 10, 10)
+        run_event_loop(look())
+        assert seen == [COLLECTOR_THRESHOLDS]
+    finally:
+        gc.set_threshold(*before)
