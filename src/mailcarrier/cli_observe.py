@@ -19,7 +19,13 @@ import os
 from collections.abc import Callable
 from typing import BinaryIO, TextIO
 
-from mailcarrier.cli_support import COMMAND_HELP, Parser, native_command_log, parse_overrides
+from mailcarrier.cli_support import (
+    COMMAND_HELP,
+    Parser,
+    metrics_missing,
+    native_command_log,
+    parse_overrides,
+)
 from mailcarrier.errors import ConfigError, UsageError
 
 __all__ = ["OBSERVE_COMMANDS", "add_observe_parser"]
@@ -51,11 +57,7 @@ def _cmd_observe(args: argparse.Namespace, stdin: BinaryIO, stdout: TextIO, stde
     try:
         from mailcarrier.observe import ListenConfig, NativeMonitor, serve_native
     except ImportError as exc:
-        raise ConfigError(
-            f"parameter http_listen: the metrics listener needs prometheus-client "
-            f"(pip install 'mailcarrier[metrics]'): {exc}",
-            parameter="http_listen",
-        ) from None
+        raise metrics_missing(exc) from None
     config = ListenConfig.from_settings(settings)
     if config is None:
         raise ConfigError(

@@ -25,12 +25,13 @@ from mailcarrier.cli_support import (
     Parser,
     ProgressLog,
     make_log,
+    metrics_missing,
     native_command_log,
     parse_overrides,
     queue_settings,
 )
 from mailcarrier.config.settings import Settings
-from mailcarrier.errors import ConfigError, UsageError
+from mailcarrier.errors import UsageError
 from mailcarrier.progress import terminal_progress
 from mailcarrier.queue.spool import open_spool
 from mailcarrier.status import EX_TEMPFAIL
@@ -151,11 +152,7 @@ def _http_listener(settings: Settings, manager: QueueManager, log: LogSink) -> H
     try:
         from mailcarrier.observe import HttpListener, ListenConfig, Monitor
     except ImportError as exc:
-        raise ConfigError(
-            f"parameter http_listen: the metrics listener needs prometheus-client "
-            f"(pip install 'mailcarrier[metrics]'): {exc}",
-            parameter="http_listen",
-        ) from None
+        raise metrics_missing(exc) from None
     config = ListenConfig.from_settings(settings)
     if config is None:
         return None

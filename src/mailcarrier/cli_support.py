@@ -35,6 +35,7 @@ __all__ = [
     "add_dsn_options",
     "load_settings",
     "make_log",
+    "metrics_missing",
     "native_command_log",
     "parse_overrides",
     "queue_settings",
@@ -155,6 +156,15 @@ def make_log(
     log = HandlerLog(handlers, utf8=utf8, event_handlers=events)
     stack.callback(log.close)
     return log
+
+
+def metrics_missing(exc: ImportError) -> ConfigError:
+    """The error of a listener that cannot start: prometheus-client is not installed."""
+    return ConfigError(
+        f"parameter http_listen: the metrics listener needs prometheus-client "
+        f"(pip install 'mailcarrier[metrics]'): {exc}",
+        parameter="http_listen",
+    )
 
 
 def native_command_log(settings: Settings, stderr: TextIO) -> HandlerLog:

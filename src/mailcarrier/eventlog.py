@@ -34,36 +34,34 @@ __all__ = ["EventLog", "event_handlers", "shared_event_handlers", "with_events"]
 def event_handlers(
     settings: Settings, *, batched: bool = False, errors: TextIO | None = None
 ) -> list[logging.Handler]:
-    path = settings.params.event_log_file
-    if not path:
-        return []
-    formatter = EventFormatter(node_id(settings), settings.params.myhostname)
-    try:
-        return [MaillogHandler(path, formatter, batched=batched, errors=errors)]
-    except OSError as exc:
-        raise _cannot_open(path, exc) from exc
+    return _handlers(
+        settings,
+        lambda path, formatter: MaillogHandler(path, formatter, batched=batched, errors=errors),
+    )
 
 
 def shared_event_handlers(
     settings: Settings, *, warn: Callable[[str], None] | None = None
 ) -> list[logging.Handler]:
     """`event_handlers` for a file many processes append to (see the module text)."""
+    return _handlers(settings, lambda path, formatter: AppendHandler(path, formatter, warn=warn))
+
+
+def _handlers(
+    settings: Settings, make: Callable[[str, EventFormatter], logging.Handler]
+) -> list[logging.Handler]:
+    """The handler `make` opens for event_log_file (none when it is empty)."""
     path = settings.params.event_log_file
     if not path:
         return []
-    formatter = EventFormatter(node_id(settings), settings.params.myhostname)
     try:
-        return [AppendHandler(path, formatter, warn=warn)]
+        return [make(path, EventFormatter(node_id(settings), settings.params.myhostname))]
     except OSError as exc:
-        raise _cannot_open(path, exc) from exc
-
-
-def _cannot_open(path: str, exc: OSError) -> ConfigError:
-    return ConfigError(
-        f"parameter event_log_file: cannot open {path}: {exc.strerror}",
-        parameter="event_log_file",
-        value=path,
-    )
+        raise ConfigError(
+            f"parameter event_log_file: cannot open {path}: {exc.strerror}",
+            parameter="event_log_file",
+            value=path,
+        ) from exc
 
 
 class EventLog:
