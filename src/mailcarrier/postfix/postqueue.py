@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from typing import Any, Final
 
 from mailcarrier.errors import ConfigError, MailcarrierError
-from mailcarrier.postfix.postconf import PostconfError, run_postconf
-from mailcarrier.printable import printable
+from mailcarrier.postfix.postconf import PostconfError, run_postconf, run_program
 
 __all__ = ["PostqueueReader"]
 
@@ -36,17 +34,9 @@ class PostqueueReader:
 
     def read(self) -> list[dict[str, Any]]:
         """The queued messages, as ``postqueue -j`` lists them."""
-        command = [self.program, "-c", self.config_dir, "-j"]
-        try:
-            done = subprocess.run(command, capture_output=True, timeout=_TIMEOUT, check=False)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise MailcarrierError(f"{self.program}: {exc}") from exc
-        if done.returncode != 0:
-            lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
-            why = printable(lines[-1]) if lines else f"exit status {done.returncode}"
-            raise MailcarrierError(f"{self.program}: {why}")
+        output = run_program([self.program, "-c", self.config_dir, "-j"], timeout=_TIMEOUT)
         messages = []
-        for line in done.stdout.decode("utf-8", "surrogateescape").splitlines():
+        for line in output.decode("utf-8", "surrogateescape").splitlines():
             if line.strip():
                 try:
                     found = json.loads(line)

@@ -18,14 +18,12 @@ queue/tlsrpt_send.py builds and signs the reports; cli_queue.py joins them.
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Callable, Sequence
 
 from mailcarrier.config.settings import Settings
-from mailcarrier.errors import ConfigError, MailcarrierError
+from mailcarrier.errors import ConfigError
 from mailcarrier.postfix.options import DEFAULT_CONFIG_DIRECTORY, load_settings, parse_argv
-from mailcarrier.postfix.postconf import PostconfError, run_postconf
-from mailcarrier.printable import printable
+from mailcarrier.postfix.postconf import PostconfError, run_postconf, run_program
 
 __all__ = ["native_settings", "sendmail_mailer"]
 
@@ -61,16 +59,7 @@ def sendmail_mailer(settings: Settings) -> Callable[[bytes, str, str], str]:
     def submit(data: bytes, sender: str, recipient: str) -> str:
         command = [program, "-i", "-f", sender, "--", recipient]
         env = {**os.environ, "MAIL_CONFIG": directory}
-        try:
-            done = subprocess.run(
-                command, input=data, capture_output=True, env=env, timeout=_TIMEOUT, check=False
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise MailcarrierError(f"{program}: {exc}") from exc
-        if done.returncode != 0:
-            lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
-            why = printable(lines[-1]) if lines else f"exit status {done.returncode}"
-            raise MailcarrierError(f"{program}: {why}")
+        run_program(command, timeout=_TIMEOUT, data=data, env=env)
         return ""
 
     return submit
