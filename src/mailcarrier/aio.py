@@ -32,6 +32,7 @@ spool and log handlers hold an `EndOfTurn`) does not pay for importing it.
 
 from __future__ import annotations
 
+import gc  # built in; imported here, not when a loop starts (postfix/main.py's preload)
 import os
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
@@ -161,8 +162,6 @@ def load_event_loop() -> bool:
 def tune_collector() -> None:
     """Set the cyclic collector's thresholds to `COLLECTOR_THRESHOLDS` (see the module text).
     Collections happen as before, only less often: nothing that is garbage stays alive."""
-    import gc
-
     gc.set_threshold(*COLLECTOR_THRESHOLDS)
 
 
