@@ -135,3 +135,38 @@ def test_domain_filter() -> None:
     assert not domains.matches("@example.com")  # empty local part
     assert not domains.matches("example.com")  # no domain
     assert not domains.matches("u@other.example")
+
+
+# The "plain" fast paths (no %u %d %N in either template, result_format "%s": every
+# non-empty key fills the query, one non-empty value is its own result) against the general
+# path of the same templates.
+_QUERIES = ["k='%s'", "k='%u'", "d='%d'", "%1", "%S/%U", "%%s %s", "k='%s' and 1"]
+_RESULTS = ["%s", "%u", "%d", "<%s>", "%S"]
+_TEXT = st.text(alphabet="ab@.%' ", max_size=8)
+
+
+@given(
+    st.sampled_from(_QUERIES),
+    st.sampled_from(_RESULTS),
+    _TEXT,
+    st.lists(st.one_of(st.none(), _TEXT), max_size=3),
+    st.integers(0, 2),
+)
+def test_plain_fast_paths_match_the_general_path(
+    query: str, result: str, key: str, values: list[str | None], limit: int
+) -> None:
+    fast = Templates(query, result, where="t")
+    general = Templates(query, result, where="t")
+    general.plain = False  # the general path, whatever the templates
+    assert fast.plain == (query in ("k='%s'", "%%s %s", "k='%s' and 1") and result == "%s")
+    assert fast.fills_query(key) == general.fills_query(key)
+
+    def joined(templates: Templates) -> tuple[str | None, str, list[str]]:
+        warnings: list[str] = []
+        try:
+            out = ExpansionLimit(limit, "/x.cf").join(templates, values, key, warnings.append)
+        except TableLookupError as exc:
+            return None, str(exc), warnings
+        return out, "", warnings
+
+    assert joined(fast) == joined(general)

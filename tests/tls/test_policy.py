@@ -92,3 +92,38 @@ def test_nexthop_domain() -> None:
     assert nexthop_domain("[MX.Example.com]:587") == "mx.example.com"
     assert nexthop_domain("example.com:25") == "example.com"
     assert nexthop_domain("Example.COM.") == "example.com"
+
+
+_POLICY_TABLE = (
+    "inline:{ {[mx.example.com]:587 = encrypt protocols=>=TLSv1.2}, {example.com = may},"
+    " {.example.org = secure match=nexthop}, {bad.example = verify nonsense=1},"
+    " {[10.0.0.1] = none} }"
+)
+
+
+@pytest.mark.parametrize(
+    "destination",
+    ["[mx.example.com]:587", "[mx.example.com]", "example.com", "example.com:25",
+     "a.b.example.org", "example.org", "bad.example", "[10.0.0.1]:25", "other.test"],
+)  # fmt: skip
+async def test_async_resolution_is_the_synchronous_one(destination: str) -> None:
+    """resolve_policy_async() (table answers parsed once per configuration, the rest found
+    once) gives what resolve_policy() gives, the same policy object each time."""
+    from mailcarrier.tls.policy import resolve_policy_async
+
+    agent = _agent(smtp_tls_policy_maps=_POLICY_TABLE, smtp_tls_security_level="may")
+    found = await resolve_policy_async(agent, destination, "mx.example.com")
+    assert found == resolve_policy(agent, destination, "mx.example.com")
+    assert found.source == resolve_policy(agent, destination).source
+    assert await resolve_policy_async(agent, destination) is found  # parsed once
+    # A reload is a new Settings object: its answers are parsed again, alike.
+    again = _agent(smtp_tls_policy_maps=_POLICY_TABLE, smtp_tls_security_level="may")
+    fresh = await resolve_policy_async(again, destination)
+    assert fresh == found
+
+
+def test_policy_without_tables_is_found_once() -> None:
+    agent = _agent(smtp_tls_security_level="encrypt")
+    first = resolve_policy(agent, "example.com")
+    assert resolve_policy(agent, "[other.example]:587") is first
+    assert first.level is SecurityLevel.ENCRYPT and first.source == "smtp_tls_security_level"

@@ -117,6 +117,10 @@ class Templates:
         self._result_pieces = parsed_result.pieces
         # "%s" alone (the default result_format) gives the value itself.
         self._plain_result = parsed_result.pieces == (("", "s"),)
+        # Neither template looks into keys or values (no %u %d %1..%9, nor their upper
+        # case): every non-empty key fills the query, and every non-empty value is its own
+        # result. The usual table (``query = ... '%s'``), asked for every delivery.
+        self.plain = not self.flags and not self.nparts and self._plain_result
 
     def _refuses(self, text: str, domain_flag: int, user_flag: int) -> bool:
         split = _split_at(text) if self.flags & (domain_flag | user_flag) else None
@@ -135,6 +139,8 @@ class Templates:
 
     def fills_query(self, key: str) -> bool:
         """Whether `key` can fill the query template (else it is never sent)."""
+        if self.plain:
+            return bool(key)
         if not key or self._refuses(key, _KEY_DOMAIN, _KEY_USER):
             return False
         if self.nparts:
@@ -231,6 +237,11 @@ class ExpansionLimit:
         """The comma-joined expansions of `values` (None: nothing found). A None value (SQL
         NULL) is skipped silently, an empty one with Postfix's warning. Raises
         `TableLookupError` past the limit, with Postfix's warning text."""
+        if len(values) == 1 and templates.plain:
+            # One value through "%s" (the usual answer): itself, unless empty or NULL.
+            value = values[0]
+            if value:
+                return value
         out: list[str] = []
         for value in values:
             if value is None:

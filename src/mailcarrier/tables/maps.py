@@ -42,7 +42,8 @@ class Maps:
     def __init__(self, tables: Iterable[Table], name: str = "") -> None:
         self.tables: tuple[Table, ...] = tuple(tables)
         self.name = name
-        self.network = any(table.network for table in self.tables)
+        self._network = tuple(table for table in self.tables if table.network)
+        self.network = bool(self._network)
 
     def __bool__(self) -> bool:
         return bool(self.tables)
@@ -79,6 +80,17 @@ class Maps:
                 return Match(value, key, table.spec)
         return None
 
+    async def find_value_async(self, key: str, *, partial: bool = False) -> str | None:
+        """`find_async(key)`'s value (None: not found), without making the `Match`: for
+        callers that read nothing else (the TLS policy, asked for every delivery)."""
+        for table in self.tables:
+            if partial and not table.fixed:
+                continue
+            value = await table.lookup_async(key) if table.network else table.lookup(key)
+            if value is not None:
+                return value
+        return None
+
     async def _walk_async(self, keys: list[Key]) -> Match | None:
         for key in keys:
             found = await self.find_async(key.text, partial=key.partial)
@@ -89,8 +101,8 @@ class Maps:
     def take_warnings(self) -> list[str]:
         """Warnings of the lookups since the last call (network tables only)."""
         out: list[str] = []
-        for table in self.tables:
-            if table.network and table.lookup_warnings:
+        for table in self._network:
+            if table.lookup_warnings:
                 out.extend(table.take_warnings())
         return out
 
@@ -115,6 +127,17 @@ class Maps:
     ) -> Match | None:
         keys = domain_keys(domain, parent_matches_subdomains=parent_matches_subdomains)
         return await self._walk_async(keys)
+
+    async def find_domain_value_async(
+        self, domain: str, *, parent_matches_subdomains: bool = False
+    ) -> str | None:
+        """`find_domain_async(domain)`'s value, without making a `Match`."""
+        keys = domain_keys(domain, parent_matches_subdomains=parent_matches_subdomains)
+        for key in keys:
+            value = await self.find_value_async(key.text, partial=key.partial)
+            if value is not None:
+                return value
+        return None
 
 
 def open_maps(

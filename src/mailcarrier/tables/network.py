@@ -131,7 +131,7 @@ class NetworkTable(Table):
         return False
 
     async def _lookup_folded(self, key: str) -> str | None:
-        if not _is_utf8(key):
+        if not key.isascii() and not _is_utf8(key):
             return None
         if self.domain is not None and not await self.domain.matches_async(key):
             return None
@@ -147,7 +147,7 @@ class NetworkTable(Table):
         local database file): no table loop involved."""
         folded = key.lower()
         try:
-            if not _is_utf8(folded):
+            if not folded.isascii() and not _is_utf8(folded):
                 return None
             if self.domain is not None and not self.domain.matches(folded):
                 return None

@@ -18,7 +18,10 @@ without blocking it (pgsql:, mysql:, ... wait on their server in the table loop)
 that cannot answer now (`TableLookupError`) is Postfix's "policy table lookup error" (or,
 for smtp_tls_per_site, "Temporary lookup error"): a policy with `error` set, so the
 delivery is deferred with 4.7.5 or 4.3.0, never made in plaintext or with a weaker policy.
-`warnings` collects what the lookups logged, for the caller to log.
+`warnings` collects what the lookups logged, for the caller to log. What depends only on
+the configuration (the tables opened, the policy without a table entry, each table answer
+parsed) is found once per Settings object and transport (`_Tables`; a reload makes new
+settings); the tables themselves are asked on every call.
 
 `resolve_not_required()` is the policy of a message with "TLS-Required: No" (RFC 8689 4.3,
 Postfix's tls_required_enable): no table is asked, and the global level is capped at ``may``
@@ -30,6 +33,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass, field, replace
+from typing import Final
 
 from mailcarrier.config.settings import AgentSettings, Settings
 from mailcarrier.tables.base import TableLookupError
@@ -244,14 +248,7 @@ def _build_defaults(agent: AgentSettings, level: SecurityLevel, source: str) -> 
 
 
 def _from_table(agent: AgentSettings, value: str, source: str) -> TlsPolicy:
-    # A table answers every delivery: each answer is parsed once per configuration
-    # (TlsPolicy is immutable; a reload makes a new Settings object, hence new entries).
-    return _cached_from_table(agent.settings, agent.transport, value, source)
-
-
-@functools.lru_cache(maxsize=256)
-def _cached_from_table(settings: Settings, transport: str, value: str, source: str) -> TlsPolicy:
-    agent = AgentSettings(settings, transport)
+    """The policy of a table answer (`_Tables.answer()` keeps it per configuration)."""
     level, attrs, error = parse_policy_entry(value)
     if level is None or error:
         return TlsPolicy(SecurityLevel.NONE, source=source, error=error)
@@ -337,20 +334,19 @@ def _combine_sites(found_list: list[Match | None], level: SecurityLevel) -> Secu
 
 def resolve_policy(agent: AgentSettings, destination: str, server_hostname: str = "") -> TlsPolicy:
     """The policy for `destination` (and, for smtp_tls_per_site, the server's host name)."""
-    same = _same_everywhere(agent.settings, agent.transport)
-    if same is not None:
-        return same
-    maps = agent.open_maps("tls_policy_maps")
-    source = agent.name("tls_policy_maps")
+    tables = _tables(agent.settings, agent.transport)
+    if tables.same is not None:
+        return tables.same
+    maps = tables.policy_maps
     if maps:
         try:
             for key, domain in _policy_searches(destination):
                 found = maps.find_domain(key) if domain else maps.find(key)
                 if found is not None:
-                    return _from_table(agent, found.value, source)
+                    return tables.answer(found.value)
         except TableLookupError:
             return _lookup_error(agent, maps, destination)
-        return _defaults(agent, _global_level(agent), agent.name("tls_security_level"))
+        return tables.fallback
     level = _global_level(agent)
     if agent.open_maps("tls_per_site"):
         keys = [nexthop_domain(destination), server_hostname.lower()]
@@ -377,21 +373,27 @@ async def resolve_policy_async(
     agent: AgentSettings, destination: str, server_hostname: str = ""
 ) -> TlsPolicy:
     """`resolve_policy` with the tables asked on the loop without blocking it."""
-    same = _same_everywhere(agent.settings, agent.transport)
-    if same is not None:
-        return same
-    maps = agent.open_maps("tls_policy_maps")
-    source = agent.name("tls_policy_maps")
-    if maps:
+    tables = _tables(agent.settings, agent.transport)
+    if tables.same is not None:
+        return tables.same
+    maps = tables.policy_maps
+    if tables.has_policy_maps:
+        # Every delivery asks (smtp(8) keeps its policy cache for one request): only the
+        # table answers are looked up here, the rest was found once per configuration.
         try:
             for key, domain in _policy_searches(destination):
-                found = await (maps.find_domain_async(key) if domain else maps.find_async(key))
-                if found is not None:
-                    return _with_warnings(_from_table(agent, found.value, source), maps)
+                value = await (
+                    maps.find_domain_value_async(key) if domain else maps.find_value_async(key)
+                )
+                if value is not None:
+                    policy = tables.answer(value)
+                    break
+            else:
+                policy = tables.fallback
         except TableLookupError:
             return _lookup_error(agent, maps, destination)
-        policy = _defaults(agent, _global_level(agent), agent.name("tls_security_level"))
-        return _with_warnings(policy, maps)
+        # Only tables that ask a server have warnings of their lookups.
+        return _with_warnings(policy, maps) if maps.network else policy
     level = _global_level(agent)
     sites = agent.open_maps("tls_per_site")
     if sites:
@@ -449,11 +451,48 @@ def _site_error(agent: AgentSettings, maps: Maps, keys: list[str]) -> TlsPolicy:
     )
 
 
+class _Tables:
+    """What policy resolution reads from one configuration (settings and transport), found
+    once: the global policy when no table is set (`same`), else smtp_tls_policy_maps, the
+    policy without a table entry (`fallback`) and the table answers parsed so far (each
+    answer is parsed once per configuration: TlsPolicy is immutable, and a reload makes a
+    new Settings object, hence new entries)."""
+
+    __slots__ = (
+        "_answers",
+        "agent",
+        "fallback",
+        "has_policy_maps",
+        "policy_maps",
+        "same",
+        "source",
+    )
+
+    _ANSWERS: Final = 256  # distinct table answers kept (more: parsed again)
+
+    def __init__(self, agent: AgentSettings) -> None:
+        self.agent = agent
+        self.policy_maps = agent.open_maps("tls_policy_maps")
+        self.has_policy_maps = bool(self.policy_maps)
+        self.source = agent.name("tls_policy_maps")
+        self.fallback = _defaults(agent, _global_level(agent), agent.name("tls_security_level"))
+        # Neither smtp_tls_policy_maps nor smtp_tls_per_site: every destination's policy.
+        same = not self.policy_maps and not agent.open_maps("tls_per_site")
+        self.same = self.fallback if same else None
+        self._answers: dict[str, TlsPolicy] = {}
+
+    def answer(self, value: str) -> TlsPolicy:
+        """The policy of a smtp_tls_policy_maps answer (`_from_table`)."""
+        known = self._answers.get(value)
+        if known is None:
+            if len(self._answers) >= self._ANSWERS:
+                self._answers.clear()
+            known = self._answers[value] = _from_table(self.agent, value, self.source)
+        return known
+
+
 @functools.lru_cache(maxsize=64)
-def _same_everywhere(settings: Settings, transport: str) -> TlsPolicy | None:
-    """Without smtp_tls_policy_maps and smtp_tls_per_site every destination gets the global
-    policy: found once per configuration (each delivery asks, for its cache keys too)."""
-    agent = AgentSettings(settings, transport)
-    if agent.open_maps("tls_policy_maps") or agent.open_maps("tls_per_site"):
-        return None
-    return _defaults(agent, _global_level(agent), agent.name("tls_security_level"))
+def _tables(settings: Settings, transport: str) -> _Tables:
+    # A table that cannot be opened raises here, and nothing is kept: the next call tries
+    # again, as settings.open_maps() does.
+    return _Tables(AgentSettings(settings, transport))
