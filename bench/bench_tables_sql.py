@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_tables_sql")
     parser.add_argument("--lookups", type=int, default=5000)
     parser.add_argument("--messages", type=int, default=5000)
-    parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--runs", type=int, default=21)
     args = parser.parse_args(argv)
     try:
         run(args.lookups, args.messages, args.runs)
