@@ -11,7 +11,7 @@ the queue's own cost (reading, records, scheduling, removal) plus the engine's, 
 kernel's network side and the server. ``--profile FILE`` writes a cProfile of one more round
 (call counts; cProfile inflates small functions); ``--bytecodes`` counts the Python bytecodes
 run per message instead (exact, whatever the machine's load; the unlink thread not counted);
-``--stub`` replaces the agent by one that marks each recipient sent at once (the queue's own
+``--queue-only`` replaces the agent by one that marks each recipient sent at once (the queue's own
 cost). Compare two trees by pointing
 ``PYTHONPATH`` at each one's ``src`` (bench/PROFILE.md).
 """
@@ -67,9 +67,9 @@ def make_template(root: Path, messages: int) -> Path:
     return queue
 
 
-class StubAgent:
+class InstantAgent:
     """A deliverer that marks every recipient sent at once and logs its line, as the agent
-    does: the drain with it is the queue's own cost (``--stub``)."""
+    does: the drain with it is the queue's own cost (``--queue-only``)."""
 
     def __init__(self, log: LogSink) -> None:
         self.log = log
@@ -93,7 +93,7 @@ class StubAgent:
         return DeliveryResult(request.queue_id, tuple(done))
 
 
-async def _drain(settings: Settings, stub: bool = False) -> None:
+async def _drain(settings: Settings, queue_only: bool = False) -> None:
     from mailcarrier.cli_support import make_log
     from mailcarrier.queue.scheduler import QueueManager
     from mailcarrier.queue.spool import open_spool
@@ -103,7 +103,7 @@ async def _drain(settings: Settings, stub: bool = False) -> None:
     with contextlib.ExitStack() as stack:
         log = make_log(settings, sys.stderr, stack, daemon=True)  # maillog_file only
         spool = open_spool(settings, log=log)
-        agent: Any = StubAgent(log) if stub else make_agent(settings, log)
+        agent: Any = InstantAgent(log) if queue_only else make_agent(settings, log)
         agent.connector = MemoryConnector(lambda peer: SmtpResponder())
         manager = QueueManager(settings, spool, agent, log=log)
         async with manager.running():
@@ -120,14 +120,14 @@ def prepare(template: Path, work: Path) -> None:
 
 
 def one_round(
-    template: Path, work: Path, messages: int, profiler: Any = None, stub: bool = False
+    template: Path, work: Path, messages: int, profiler: Any = None, queue_only: bool = False
 ) -> float:
     """`prepare`, then drain the queue; CPU seconds per message."""
     prepare(template, work)
-    return drain_round(work, messages, profiler, stub)
+    return drain_round(work, messages, profiler, queue_only)
 
 
-def drain_round(work: Path, messages: int, profiler: Any = None, stub: bool = False) -> float:
+def drain_round(work: Path, messages: int, profiler: Any = None, queue_only: bool = False) -> float:
     """Drain the queue prepared in `work` (`profiler`: enabled around it); CPU seconds per
     message."""
     queue = work / "queue"
@@ -136,7 +136,7 @@ def drain_round(work: Path, messages: int, profiler: Any = None, stub: bool = Fa
     start = time.process_time()
     if profiler is not None:
         profiler.enable()
-    asyncio.run(_drain(settings, stub))
+    asyncio.run(_drain(settings, queue_only))
     if profiler is not None:
         profiler.disable()
     cpu = time.process_time() - start
@@ -154,7 +154,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--loop", default="uvloop")
     parser.add_argument("--profile", default="", metavar="FILE")
-    parser.add_argument("--stub", action="store_true", help="no agent: the queue's cost alone")
+    parser.add_argument(
+        "--queue-only", action="store_true", help="no agent: the queue's cost alone"
+    )
     parser.add_argument(
         "--bytecodes", action="store_true", help="count the bytecodes run per message instead"
     )
@@ -164,18 +166,21 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="mc-drain-harness-", dir=args.dir) as tmp:
         root = Path(tmp)
         template = make_template(root, args.messages)
-        one_round(template, root, args.messages, stub=args.stub)  # warm-up: imports, caches
+        one_round(
+            template, root, args.messages, queue_only=args.queue_only
+        )  # warm-up: imports, caches
         if args.bytecodes:
             counter = BytecodeCounter()
-            one_round(template, root, args.messages, counter, args.stub)
+            one_round(template, root, args.messages, counter, args.queue_only)
             print(counter.report(args.messages, 150))
             return
         figures = [
-            one_round(template, root, args.messages, stub=args.stub) for _ in range(args.rounds)
+            one_round(template, root, args.messages, queue_only=args.queue_only)
+            for _ in range(args.rounds)
         ]
         if args.profile:
             profiler = cProfile.Profile()
-            one_round(template, root, args.messages, profiler, args.stub)
+            one_round(template, root, args.messages, profiler, args.queue_only)
             profiler.dump_stats(args.profile)
     print(
         f"{loop}: drain CPU per message, {args.rounds} rounds of {args.messages}: "
