@@ -20,6 +20,7 @@ from mailcarrier.aio import (
     SLACK,
     Deadline,
     EndOfTurn,
+    on_stop_signals,
     run_event_loop,
 )
 
@@ -172,3 +173,49 @@ def test_programs_run_their_loop_with_a_larger_young_generation() -> None:
         assert seen == [COLLECTOR_THRESHOLDS]
     finally:
         gc.set_threshold(*before)
+
+
+def test_stop_signals_call_back_on_the_loop() -> None:
+    import os
+    import signal
+
+    async def main() -> list[str]:
+        seen: list[str] = []
+        stopped = asyncio.Event()
+
+        def stop() -> None:
+            seen.append("stop")
+            stopped.set()
+
+        on_stop_signals(stop)
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            await asyncio.wait_for(stopped.wait(), 5)
+        finally:
+            loop = asyncio.get_running_loop()
+            loop.remove_signal_handler(signal.SIGTERM)
+            loop.remove_signal_handler(signal.SIGINT)
+        return seen
+
+    assert asyncio.run(main()) == ["stop"]
+
+
+def test_stop_signals_outside_the_main_thread_set_nothing() -> None:
+    """An embedding program's loop in another thread takes no handlers: no error either."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def in_thread() -> None:
+        async def main() -> None:
+            on_stop_signals(lambda: None)
+
+        try:
+            asyncio.run(main())
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=in_thread)
+    thread.start()
+    thread.join(10)
+    assert errors == []

@@ -47,6 +47,7 @@ __all__ = [
     "Deadline",
     "EndOfTurn",
     "load_event_loop",
+    "on_stop_signals",
     "run_event_loop",
     "tune_collector",
 ]
@@ -157,6 +158,21 @@ def load_event_loop() -> bool:
     except ImportError:
         return False
     return True
+
+
+def on_stop_signals(callback: Callable[[], object]) -> None:
+    """Call `callback` on SIGTERM and SIGINT, on the running loop. Outside the main thread
+    (an embedding program's) a loop takes no signal handlers: the program decides, and
+    nothing is set."""
+    import asyncio
+    import signal
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, callback)
+        except (ValueError, RuntimeError):
+            return
 
 
 def tune_collector() -> None:

@@ -21,6 +21,7 @@ import signal
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
+from mailcarrier.aio import on_stop_signals
 from mailcarrier.config.settings import Settings
 from mailcarrier.config.watch import ConfigReloader
 from mailcarrier.delivery.agent import DeliveryAgent
@@ -72,11 +73,7 @@ class _RetiredPools:
 
 def _stop_on_signals(controls: Controls) -> None:
     """SIGTERM and SIGINT stop the scheduler: the first gracefully, the next at once."""
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        # Not in the main thread (an embedding program): no handlers, the program decides.
-        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
-            loop.add_signal_handler(sig, controls.request_stop)
+    on_stop_signals(controls.request_stop)
 
 
 @contextlib.asynccontextmanager

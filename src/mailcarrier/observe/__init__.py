@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from mailcarrier.aio import on_stop_signals
 from mailcarrier.log import LogSink
 from mailcarrier.observe.http import PROCESS, ListenConfig, Observed, StatusServer, start_listener
 from mailcarrier.observe.monitor import Monitor
@@ -48,10 +48,7 @@ async def serve_native(monitor: NativeMonitor, config: ListenConfig, log: LogSin
     """``observe --postfix``: serve until SIGTERM or SIGINT (a bind error first raises),
     sampling the agents' counts meanwhile; 0."""
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+    on_stop_signals(stop.set)
     async with HttpListener(config, monitor, log).running():
         sampler = asyncio.create_task(monitor.sampling(lambda text: log.warning(PROCESS, text)))
         try:
