@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from dnslib import RR
 
 from mailcarrier import DeliveryStatus
 from mailcarrier.delivery.agent import DeliveryAgent
@@ -18,7 +17,6 @@ from mailcarrier.delivery.cache import CacheLimits, ConnectionCache
 from mailcarrier.log import MemoryLog
 from tests.support.clock import FakeClock
 from tests.support.deliver import deliver_via
-from tests.support.dns import ZoneResolver, serve_zone
 from tests.support.peers.aiosmtpd_server import AiosmtpdServer, RecordingHandler
 from tests.support.settings import make_settings
 from tests.support.tls import Pki
@@ -198,19 +196,6 @@ async def test_cache_off_on_demand_no(counting: tuple[CountingHandler, AiosmtpdS
     uses = [(await _send(listed, server.nexthop)).conn_use for _ in range(2)]
     await cache.close_all()
     assert uses == [1, 2]
-
-
-SHARED_ZONE = """
-one.test.        300 IN MX 10 mx.shared.test.
-two.test.        300 IN MX 10 mx.shared.test.
-mx.shared.test.  300 IN A 127.0.0.1
-"""
-
-
-@pytest.fixture(scope="module")
-def shared_dns() -> Iterator[int]:
-    with serve_zone(ZoneResolver(records=RR.fromZone(SHARED_ZONE))) as port:
-        yield port
 
 
 async def test_another_destination_on_the_same_server_reuses_by_address(

@@ -6,11 +6,9 @@ lease, for the connection kept."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from dnslib import RR
 
 from mailcarrier.delivery.agent import DeliveryAgent
 from mailcarrier.delivery.cache import CacheLimits, ConnectionCache
@@ -20,7 +18,6 @@ from mailcarrier.log import MemoryLog
 from mailcarrier.status import DeliveryStatus
 from tests.delivery import test_racing_delivery as racing
 from tests.support.deliver import deliver_via
-from tests.support.dns import ZoneResolver, serve_zone
 from tests.support.peers.aiosmtpd_server import AiosmtpdServer
 from tests.support.settings import make_settings
 
@@ -73,19 +70,6 @@ class _Lease:
         assert not self.released, "a lease released twice"
         self.released = True
         self.gate.held[self.destination] -= 1
-
-
-SHARED_ZONE = """
-one.test.        300 IN MX 10 mx.shared.test.
-two.test.        300 IN MX 10 mx.shared.test.
-mx.shared.test.  300 IN A 127.0.0.1
-"""
-
-
-@pytest.fixture(scope="module")
-def shared_dns() -> Iterator[int]:
-    with serve_zone(ZoneResolver(records=RR.fromZone(SHARED_ZONE))) as port:
-        yield port
 
 
 def _agent(gate: RecordingGate, cache: ConnectionCache | None, **over: str) -> DeliveryAgent:

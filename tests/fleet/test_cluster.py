@@ -7,14 +7,14 @@ shared entries and ``fleet status`` work there: every script's keys share one ha
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-from mailcarrier.config.settings import Settings
 from mailcarrier.fleet import scripts
-from mailcarrier.fleet.gate import Busy, DeadDestination, RedisGate, make_gate
+from mailcarrier.fleet.gate import Busy, DeadDestination
+from tests.support.gates import GateMaker, redis_gates
 from tests.support.peers import redis as redis_peer
 
 
@@ -29,30 +29,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[redis_peer.Red
         peer.stop()
 
 
-GateMaker = Callable[..., RedisGate]
-
-
 @pytest.fixture
 async def gates(cluster: redis_peer.RedisClusterPeer, tmp_path: Path) -> AsyncIterator[GateMaker]:
     for server in cluster.servers:
         server.command("FLUSHALL")
-    made: list[RedisGate] = []
-
-    def make(**params: str) -> RedisGate:
-        overrides = {
-            "shared_state_server": cluster.server_list,
-            "data_directory": str(tmp_path),
-            "node_id": f"node{len(made) + 1}",
-            **params,
-        }
-        gate = make_gate(Settings.defaults().with_overrides(overrides))
-        assert isinstance(gate, RedisGate)
-        made.append(gate)
-        return gate
-
-    yield make
-    for gate in made:
-        await gate.close()
+    async with redis_gates(cluster.server_list, tmp_path) as make:
+        yield make
 
 
 # Destinations whose keys live on three different masters (their hash tags' slots).

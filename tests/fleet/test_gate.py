@@ -5,7 +5,7 @@ warning per interval, fail_open per limit, and back by itself."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +18,10 @@ from mailcarrier.fleet.gate import (
     Busy,
     DeadDestination,
     LocalGate,
-    RedisGate,
     make_gate,
 )
 from mailcarrier.log import MemoryLog
+from tests.support.gates import GateMaker, redis_gates
 from tests.support.peers.redis import RedisServer
 
 
@@ -40,28 +40,10 @@ class Lines:
             self.info(process, text)
 
 
-GateMaker = Callable[..., RedisGate]
-
-
 @pytest.fixture
 async def gates(redis_url: str, tmp_path: Path) -> AsyncIterator[GateMaker]:
-    made: list[RedisGate] = []
-
-    def make(log: Lines | None = None, **params: str) -> RedisGate:
-        overrides = {
-            "shared_state_server": redis_url,
-            "data_directory": str(tmp_path),
-            "node_id": f"node{len(made) + 1}",
-            **params,
-        }
-        gate = make_gate(Settings.defaults().with_overrides(overrides), log)
-        assert isinstance(gate, RedisGate)
-        made.append(gate)
-        return gate
-
-    yield make
-    for gate in made:
-        await gate.close()
+    async with redis_gates(redis_url, tmp_path) as make:
+        yield make
 
 
 async def test_single_node_gate() -> None:
