@@ -41,10 +41,10 @@ demo-fleet: venv peers
 lint: venv
 	$(VENV)/bin/ruff check src tests bench demo
 	$(VENV)/bin/ruff format --check src tests bench demo
-	$(VENV)/bin/mypy --strict src tests
+	$(VENV)/bin/mypy --strict src tests bench
 
 typecheck: venv
-	$(VENV)/bin/mypy --strict src tests
+	$(VENV)/bin/mypy --strict src tests bench
 
 unit: venv
 	scripts/loopback-only $(PY) -m pytest -x

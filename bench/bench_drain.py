@@ -162,7 +162,9 @@ def run(messages: int, runs: int) -> None:
     if waiting:
         print(f"  mailcarrier side skipped: {waiting} (the queue, issue 8); Postfix only")
     pf_rates: list[float] = []
-    mc = {p: {"rates": [], "net": [], "startup": []} for p in CONFIGS}
+    mc: dict[int, dict[str, list[float]]] = {
+        p: {"rates": [], "net": [], "startup": []} for p in CONFIGS
+    }
     with tempfile.TemporaryDirectory(prefix="mc-bench-drain-", dir="/var/tmp") as tmp:
         Path(tmp).chmod(0o755)  # Postfix's daemons (user postfix) must reach their queue
         _rounds(Path(tmp), messages, runs, waiting, pf_rates, mc)

@@ -40,23 +40,24 @@ def run(megabytes: int, runs: int) -> None:
                 f"(peak {peaks[-1]:.0f} MB); smtp-source {source[-1]:.2f} s",
                 flush=True,
             )
-    figures = {
-        "mailcarrier_seconds": median(seconds),
-        "mailcarrier_growth_mb": median(growth),
+    mc_seconds, mc_growth, source_seconds = median(seconds), median(growth), median(source)
+    figures: dict[str, object] = {
+        "mailcarrier_seconds": mc_seconds,
+        "mailcarrier_growth_mb": mc_growth,
         "mailcarrier_peak_mb": median(peaks),
-        "smtp-source_seconds": median(source),
+        "smtp-source_seconds": source_seconds,
         "mailcarrier_runs": seconds,
         "growth_runs": growth,
         "smtp-source_runs": source,
     }
-    time_ratio = common.ratio(figures["smtp-source_seconds"], figures["mailcarrier_seconds"])
+    time_ratio = common.ratio(source_seconds, mc_seconds)
     print(
-        f"  medians: mailcarrier {figures['mailcarrier_seconds']:.2f} s "
-        f"({megabytes / figures['mailcarrier_seconds']:.0f} MB/s), "
-        f"growth {figures['mailcarrier_growth_mb']:.1f} MB "
+        f"  medians: mailcarrier {mc_seconds:.2f} s "
+        f"({megabytes / mc_seconds:.0f} MB/s), "
+        f"growth {mc_growth:.1f} MB "
         f"(target <= {GROWTH_TARGET_MB:.0f}: "
-        f"{common.verdict(figures['mailcarrier_growth_mb'], GROWTH_TARGET_MB, at_most=True)}); "
-        f"smtp-source {figures['smtp-source_seconds']:.2f} s; "
+        f"{common.verdict(mc_growth, GROWTH_TARGET_MB, at_most=True)}); "
+        f"smtp-source {source_seconds:.2f} s; "
         f"mailcarrier speed = {time_ratio:.2f}x smtp-source"
     )
     common.save(

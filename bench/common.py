@@ -196,7 +196,7 @@ def install_loop(name: str) -> str:
             import uvloop
         except ImportError:
             return "asyncio"
-        uvloop.install()  # type: ignore[no-untyped-call]
+        uvloop.install()
         return "uvloop"
     return "asyncio"
 
