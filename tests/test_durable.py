@@ -17,7 +17,7 @@ from typing import NoReturn
 
 import pytest
 
-from mailcarrier.durable import AtomicFile, fsync_dir, write_atomically
+from mailcarrier.durable import AtomicFile, create_once, fsync_dir, write_atomically
 
 
 def _fail(err: int) -> Callable[..., NoReturn]:
@@ -150,3 +150,11 @@ def test_fsync_dir_refuses_a_file(tmp_path: Path) -> None:
     (tmp_path / "f").write_bytes(b"")
     with pytest.raises(NotADirectoryError):
         fsync_dir(tmp_path / "f")
+
+
+def test_create_once_makes_a_file_only_when_there_is_none(tmp_path: Path) -> None:
+    target = tmp_path / "name"
+    assert create_once(target, b"first\n") is True
+    assert create_once(target, b"second\n") is False
+    assert target.read_bytes() == b"first\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["name"]  # no temporary left

@@ -3,7 +3,9 @@
 A file is written under a temporary name in the directory of its final name, flushed,
 fsynced, closed, renamed to its final name and the directory fsynced; only then is it
 durable (a crash at any instant leaves the old file or the new one, never part of one).
-`write_atomically(path, data)` does all of it for data at hand; `AtomicFile` does it step
+`write_atomically(path, data)` does all of it for data at hand; `create_once(path, data)` does
+it only when no file has the name yet (link(2) instead of rename: of processes racing to make
+the same file, one wins and the others read its content); `AtomicFile` does it step
 by step for a writer that streams (queue/writers.py: a message of any size, with a crash
 point between the steps) or lets another library fill the file by name (tables/build.py:
 Berkeley DB and LMDB files). `fsync_dir(path)` makes renames and new names in a directory durable
@@ -20,7 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
-__all__ = ["AtomicFile", "fsync_dir", "write_atomically"]
+__all__ = ["AtomicFile", "create_once", "fsync_dir", "write_atomically"]
 
 StrPath = str | os.PathLike[str]
 
@@ -140,3 +142,19 @@ def write_atomically(
     with AtomicFile(path, mode=mode, prefix=prefix, suffix=suffix) as out:
         out.write(data)
         out.commit()
+
+
+def create_once(path: StrPath, data: bytes, *, prefix: str = ".", suffix: str = ".tmp") -> bool:
+    """Create the file at `path` with `data`, durably, unless a file has that name already:
+    then nothing changes and the answer is False. The content is synced before the name
+    appears (link(2) of the synced temporary file), so a reader never sees part of it."""
+    with AtomicFile(path, prefix=prefix, suffix=suffix) as out:
+        out.write(data)
+        out.sync()
+        try:
+            os.link(out.path, out.target)
+        except FileExistsError:
+            return False
+        out.abort()  # the temporary name only: the content keeps the name `path`
+        fsync_dir(out.target.parent)
+        return True

@@ -3,6 +3,8 @@ malformed entry named by file and line; node.py: the node's name kept in data_di
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -89,3 +91,24 @@ def test_node_id_generated_once_and_kept(tmp_path: Path) -> None:
     (tmp_path / "data" / "fleet_node_id").write_text("bad name\n")
     with pytest.raises(ConfigError, match="is not a node name"):
         node_id(s)
+
+
+def test_node_id_agrees_among_processes_starting_together(tmp_path: Path) -> None:
+    s = settings(tmp_path, data_directory=str(tmp_path / "data"))
+    start = threading.Barrier(8)
+
+    def one() -> str:
+        start.wait()
+        return node_id(s)
+
+    with ThreadPoolExecutor(8) as pool:
+        names = set(pool.map(lambda _: one(), range(8)))
+    assert names == {(tmp_path / "data" / "fleet_node_id").read_text().strip()}
+
+
+def test_an_empty_node_id_file_is_replaced(tmp_path: Path) -> None:
+    s = settings(tmp_path, data_directory=str(tmp_path / "data"))
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "fleet_node_id").write_text("")
+    made = node_id(s)
+    assert made and node_id(s) == made
