@@ -12,8 +12,13 @@ tables/, queue/ and fleet/; it imports nothing of mailcarrier.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping, MutableMapping, Sequence
-from typing import Any
+
+# Types only: typing and collections.abc are not imported at run time, since every import of
+# the package runs this module first, the lean ``sendmail`` path too (entry.py, lean/).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, MutableMapping, Sequence
+    from typing import Any
 
 __all__ = ["lazy_names"]
 
