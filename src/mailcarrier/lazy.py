@@ -11,8 +11,6 @@ tables/, queue/ and fleet/; it imports nothing of mailcarrier.
 
 from __future__ import annotations
 
-import importlib
-
 # Types only: typing and collections.abc are not imported at run time, since every import of
 # the package runs this module first, the lean ``sendmail`` path too (entry.py, lean/).
 TYPE_CHECKING = False
@@ -34,6 +32,8 @@ def lazy_names(
     home_of = {name: module for module, names in homes.items() for name in names}
 
     def __getattr__(name: str) -> Any:
+        import importlib  # here: importlib loads warnings, which no lean submission needs
+
         module = home_of.get(name)
         if module is None:
             try:

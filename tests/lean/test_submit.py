@@ -156,7 +156,7 @@ MAIN_CF = [
     "smtputf8_enable = NO",
     "requiretls_enable = maybe",
     "relayhost = [192.0.2.1]",
-    "maillog_file =",
+    "header_size_limit = 2048",
     "# a comment",
     "  continued",
     "bad line",
