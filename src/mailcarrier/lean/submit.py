@@ -61,6 +61,17 @@ def sendmail(
 ) -> int | Fallback:
     """Run ``mailcarrier [-c DIR] sendmail ...`` (with `command_word`; else the arguments of
     ``mailcarrier-sendmail``), or say that the general path must (see the module text)."""
+    try:
+        return _sendmail(argv, stdin, command_word)
+    except _Failed as exc:
+        stderr.write(f"mailcarrier: fatal: {_printable(exc.text)}\n")
+        return exc.code
+    except KeyboardInterrupt:  # as cli.py says it
+        stderr.write("mailcarrier: interrupted\n")
+        return 130
+
+
+def _sendmail(argv: list[str], stdin: BinaryIO, command_word: bool) -> int | Fallback:
     request = options.parse(argv, command_word=command_word)
     if request is None or not (request.recipients or request.extract):
         return Fallback()
@@ -71,14 +82,7 @@ def sendmail(
     if prepared is None or not _ensure(conf.queue):
         return Fallback()
     sender, given = prepared
-    try:
-        return _submit(request, conf, sender, given, stdin)
-    except _Failed as exc:
-        stderr.write(f"mailcarrier: fatal: {_printable(exc.text)}\n")
-        return exc.code
-    except KeyboardInterrupt:
-        stderr.write("mailcarrier: interrupted\n")
-        return 130
+    return _submit(request, conf, sender, given, stdin)
 
 
 def _prepare(
