@@ -48,6 +48,17 @@ LINES = [
     "maillog_file = /dev/stderr",
     "event_log_file = /tmp/events",
     "relayhost = [192.0.2.1]",
+    "relayhost = $mydomain",
+    "smtp_tls_security_level = may",
+    "smtp_helo_timeout = 30s",
+    "smtp_helo_timeout = 30x",
+    "smtp_line_length_limit = 1",
+    "default_destination_concurrency_limit = 0",
+    "relay_destination_concurrency_limit = 2",
+    "smtp_sasl_password_maps = hash:/etc/x",
+    "smtputf8_autodetect_classes = sendmail, bogus",
+    "compatibility_level = 2",
+    "process_name = x",
     "unknown_parameter = 1",
     "# comment",
     "  continued",
@@ -118,7 +129,9 @@ def test_a_main_cf_file_names_its_directory(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        "relayhost = [192.0.2.1]\n",  # not a parameter of submission
+        "relayhost = $mydomain\n",  # an expression
+        "smtp_tls_security_level = may\n",  # a default refers to it
+        "smtp_helo_timeout = 30x\n",  # not a time
         "myorigin = $myhostname.example\n",  # an expression
         "maillog_file = /var/log/mc.log\n",  # lines to log
         "bad line\n",

@@ -1,17 +1,20 @@
-"""The lean path's configuration: main.cf when it sets only what a submission reads, or None.
+"""The lean path's configuration: main.cf when the lean path can vouch for it, or None.
 
 `load(config)` finds main.cf as config/settings.py `Settings.load` does (``-C``/``-c``, else
 the per-user directory of config/defaults.py when it has a main.cf), reads it as
 config/parser.py does, and returns a `Conf` with the values queue/submit.py uses, or None
-when the general path must decide: a parameter outside `KNOWN`, a value the lean path does
-not check as the parameter table would (anything with ``$`` but ``myorigin = $myhostname``
-or ``$mydomain``; a size that is not plain digits; a host name that is not plain letters,
-digits, hyphens and dots; a queue directory that is not a plain absolute path), a master.cf,
-a log file (``maillog_file``, ``event_log_file``: their lines need log.py), or anything that
-would be an error. The general path validates every parameter of the table; with only these
-set, and these valid, every other parameter has its default, which is valid, so both accept
-the same files. Host names are found as config/defaults.py finds them (gethostname, then
-getfqdn for a name without a dot). It imports nothing of mailcarrier.
+when the general path must decide. The parameters a submission reads (`KNOWN`) are taken
+with the values the lean path checks itself (``myorigin`` a name, ``$myhostname`` or
+``$mydomain``; sizes in plain digits; host names of letters, digits, hyphens and dots; a
+plain absolute queue directory; no ``maillog_file`` or ``event_log_file``, whose lines need
+log.py). Every other parameter the general path validates too, and must not refuse what
+the lean path takes: `valid()` checks each against the table (paramtable.py, generated
+from config/) as config/convert.py would, for a value without ``$`` of a parameter whose
+value no other default depends on but as its mirror; anything else (an expression, a
+table, a check not written out here, a per-transport name, a master.cf, an error) goes to
+the general path. A parameter that submission starts to read must join `KNOWN`. Host names
+are found as config/defaults.py finds them (gethostname, then getfqdn for a name without a
+dot). It imports nothing of mailcarrier but lean/.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 import os
 import stat
 
-__all__ = ["KNOWN", "Conf", "load"]
+__all__ = ["KNOWN", "Conf", "is_host_name", "load", "valid"]
 
 # What a submission reads (queue/params.py, queue/submit.py, cli_sendmail.py).
 KNOWN = frozenset(
@@ -154,7 +157,7 @@ def _read(path: str) -> dict[str, str] | None:
 
 
 def _conf(raw: dict[str, str]) -> Conf | None:
-    if not KNOWN.issuperset(raw):
+    if not all(name in KNOWN or valid(name, value) for name, value in raw.items()):
         return None
     if raw.get("maillog_file", "") or raw.get("event_log_file", ""):
         return None
@@ -288,3 +291,78 @@ def _default_domain(myhostname: str) -> str:
     """config/defaults.py `_mydomain`."""
     _, dot, rest = myhostname.partition(".")
     return rest if dot and rest else DEFAULT_DOMAIN
+
+
+# --- the parameters a submission does not read -------------------------------------------
+
+_TIME_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DIGITS = frozenset("0123456789")
+
+
+def valid(name: str, value: str) -> bool:
+    """Whether config/settings.py takes ``name = value`` (a parameter outside `KNOWN`) and
+    nothing else changes with it: True only when the lean path is sure. A name that no
+    default refers to otherwise than as its mirror (paramtable.py `REFERENCED`), a value
+    without ``$``, converted as config/convert.py `convert` would for the kinds and checks
+    written out here; an unknown name is a warning there (sendmail shows none), unless it is
+    a per-transport one, which is checked there."""
+    from mailcarrier.lean import paramtable  # here: only a main.cf with more needs it
+
+    if "$" in value or "\0" in value or name in paramtable.REFERENCED:
+        return False
+    spec = paramtable.TABLE.get(name)
+    if spec is None:
+        return not any(
+            name.endswith("_" + suffix) and len(name) > len(suffix) + 1
+            for suffix in paramtable.PER_TRANSPORT
+        )
+    kind, minimum, maximum, unit, choices, check = spec
+    text = value.strip()
+    if kind == "read_only":
+        return True
+    if kind == "bool":
+        return text.lower() in ("yes", "no")
+    if kind in ("int", "time"):
+        number = _number(text) if kind == "int" else _time(text, str(unit))
+        if number is None or (check and check != "linelimit") or (check and number == 1):
+            return False
+        return (minimum is None or number >= minimum) and (maximum is None or number <= maximum)
+    if kind == "list":
+        return "{" not in text and "}" not in text and _chosen(_split(text), choices)
+    if kind == "maps":
+        return not text
+    if not text:
+        return True
+    if check and not (check == "absolute_or_empty" and text.startswith("/")):
+        return False
+    return _chosen([text], choices)
+
+
+def _number(text: str) -> int | None:
+    """convert.py `parse_int` of ASCII digits."""
+    digits = text[1:] if text[:1] in ("+", "-") else text
+    if not digits or not _DIGITS.issuperset(digits):
+        return None
+    return int(text)
+
+
+def _time(text: str, unit: str) -> float | None:
+    """convert.py `parse_time` (ASCII digits), in the parameter's own unit for the range."""
+    number, letter = (text[:-1], text[-1]) if text[-1:] in _TIME_UNITS else (text, "")
+    whole, dot, fraction = number.partition(".")
+    if not whole or not _DIGITS.issuperset(whole) or (dot and not fraction):
+        return None
+    if fraction and not _DIGITS.issuperset(fraction):
+        return None
+    seconds = float(number) * _TIME_UNITS[letter or unit]
+    return seconds / _TIME_UNITS[unit]
+
+
+def _split(text: str) -> list[str]:
+    """tables/text.py `split_braced` of text without braces: commas, spaces and tabs."""
+    return [item for item in text.replace(",", " ").replace("\t", " ").split(" ") if item]
+
+
+def _chosen(items: list[str], choices: object) -> bool:
+    """convert.py `_check_choice` of each item."""
+    return not choices or all(item.lower() in choices for item in items)  # type: ignore[operator]
