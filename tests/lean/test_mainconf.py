@@ -133,7 +133,7 @@ def test_a_main_cf_file_names_its_directory(tmp_path: Path) -> None:
         "smtp_tls_security_level = may\n",  # a default refers to it
         "smtp_helo_timeout = 30x\n",  # not a time
         "myorigin = $myhostname.example\n",  # an expression
-        "maillog_file = /var/log/mc.log\n",  # lines to log
+        "event_log_file = /var/log/events.jsonl\n",  # event records
         "bad line\n",
         "header_size_limit = 0\n",  # below the minimum
     ],

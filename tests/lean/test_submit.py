@@ -51,17 +51,26 @@ def _entry(argv: list[str], data: bytes) -> tuple[int, str, bool]:
 
 
 def _take_queue(queue: Path) -> list[bytes]:
-    """The queued files (normalised), removed; no dot-file may be left."""
+    """The queued files (normalised), removed, and then the log file (normalised), removed;
+    no dot-file may be left."""
     out = []
     incoming = queue / "incoming"
+    ids = []
     for path in sorted(incoming.iterdir()) if incoming.is_dir() else []:
         assert not path.name.startswith("."), f"left behind: {path.name}"
         data = path.read_bytes()
+        ids.append(path.name.encode())
         data = data.replace(path.name.encode(), b"QUEUEID")
         data = re.sub(rb"(?m)^time [0-9.e+]+$", b"time T", data, count=1)
         data = re.sub(rb"(?m)^Date: .*$", b"Date: D", data)
         out.append(data)
         path.unlink()
+    for log in sorted(queue.parent.glob("mail.log*")):  # "mail.log continued" too
+        lines = log.read_bytes()
+        for queue_id in ids:
+            lines = lines.replace(queue_id, b"QUEUEID")
+        out.append(re.sub(rb"(?m)^\w{3} [ \d]\d \d\d:\d\d:\d\d ", b"STAMP ", lines))
+        log.unlink()
     return out
 
 
@@ -141,6 +150,7 @@ BODY_LINES = [
     "From: not a header",
 ]
 MAIN_CF = [
+    "maillog_file = LOG",
     "myhostname = mx.example.org",
     "myhostname =",
     "mydomain = example.com",
@@ -161,6 +171,8 @@ MAIN_CF = [
     "smtp_tls_security_level = encrypt",
     "relay_destination_concurrency_limit = 2",
     "smtputf8_autodetect_classes = all",
+    "syslog_name = mc",
+    "syslog_name = $x",
     "# a comment",
     "  continued",
     "bad line",
@@ -242,7 +254,7 @@ def place(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
 @given(
     argv=_argv(),
     main_cf=st.one_of(
-        st.lists(st.sampled_from(MAIN_CF[:9]), max_size=3),
+        st.lists(st.sampled_from(MAIN_CF[:10]), max_size=3),
         st.lists(st.sampled_from(MAIN_CF), max_size=3),
     ),
     data=_message(),
@@ -253,7 +265,9 @@ def test_lean_path_is_the_general_path(
 ) -> None:
     config, queue = place
     config.mkdir(exist_ok=True)
-    lines = [f"queue_directory = {queue}", *main_cf]
+    log = str(queue.with_name("mail.log"))
+    # The queue directory last: no continuation line of the pool can change it.
+    lines = [*(line.replace("LOG", log) for line in main_cf), f"queue_directory = {queue}"]
     (config / "main.cf").write_text("\n".join(lines) + "\n")
     if config_flag == "-c":
         command = ["-c", str(config), "sendmail", *argv]
@@ -376,3 +390,38 @@ def test_a_crash_leaves_the_message_whole_or_not_queued(tmp_path: Path, point: s
     assert [r.address for r in envelope.recipients] == RCPTS
     assert data[envelope.content_offset :].endswith(MESSAGE)
     assert len(data) - envelope.content_offset == envelope.size
+
+
+def test_the_log_lines_are_the_general_path_s(tmp_path: Path) -> None:
+    config, queue = tmp_path / "config", tmp_path / "queue"
+    config.mkdir()
+    log = tmp_path / "mail.log"
+    (config / "main.cf").write_text(
+        f"queue_directory = {queue}\nmaillog_file = {log}\nsyslog_name = mc\n"
+    )
+    argv = ["-c", str(config), "sendmail", "-t"]
+    data = b"To: r@example.net\nMessage-ID: <m\x01id@example.org>\n\nbody\n"
+    assert _compare(config, queue, argv, data)
+    _entry(argv, data)
+    [path] = (queue / "incoming").iterdir()
+    pickup, cleanup = log.read_text().splitlines()
+    stamp = r"\w{3} [ \d]\d \d\d:\d\d:\d\d \S+ mc/"
+    assert re.fullmatch(
+        rf"{stamp}pickup\[{os.getpid()}\]: {path.name}: uid={os.getuid()} from=<\S+@\S+>",
+        pickup,
+    )
+    assert re.fullmatch(rf"{stamp}cleanup\[{os.getpid()}\]: .*", cleanup)
+    assert cleanup.endswith(f"{path.name}: message-id=<m?id@example.org>")
+
+
+def test_a_log_that_cannot_be_written_is_a_warning_alike(tmp_path: Path) -> None:
+    config, queue = tmp_path / "config", tmp_path / "queue"
+    config.mkdir()
+    (config / "main.cf").write_text(f"queue_directory = {queue}\nmaillog_file = /dev/full\n")
+    argv = ["-c", str(config), "sendmail", "r@example.net"]
+    expected = _general(argv, b"Subject: x\n\nbody\n")
+    assert expected == (
+        0,
+        "mailcarrier: warning: cannot write /dev/full: No space left on device\n",
+    )
+    assert _entry(argv, b"Subject: x\n\nbody\n") == (*expected, True)

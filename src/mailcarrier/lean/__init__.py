@@ -10,14 +10,15 @@ time) and only what Python has loaded at start (os, sys, io, time) plus pwd and 
   ``-r``, ``-F``, ``-bm``, ``-C``, ``-c``, ``-v``, recipients), as argparse would;
 - mainconf.py reads main.cf when it can vouch for every setting: what a submission uses,
   with the values the general path accepts (no ``$`` expressions but $myhostname and
-  $mydomain in myorigin, no log file), and any other parameter checked against
+  $mydomain in myorigin, no event_log_file), and any other parameter checked against
   paramtable.py (generated from config/ by genparams.py) as config/convert.py checks it;
   no master.cf;
 - message.py checks addresses and reads the header section as queue/submit.py does, and
   renders the Date: header and the envelope of the queue file as email.utils and
   queue/qfile.py do;
 - submit.py writes the queue file as queue/writers.py does (dot-file, fsync, rename, fsync
-  of the directory, the same crash points) and says what to do.
+  of the directory, the same crash points) and says what to do; maillog.py writes its two
+  lines to maillog_file in Postfix's format, as loghandlers.py does.
 
 Whatever it does not know (another option, a setting it cannot vouch for, a UTF-8 header, an address
 with quotes, anything that would be an error) it hands back untouched, before anything is

@@ -6,8 +6,8 @@ config/parser.py does, and returns a `Conf` with the values queue/submit.py uses
 when the general path must decide. The parameters a submission reads (`KNOWN`) are taken
 with the values the lean path checks itself (``myorigin`` a name, ``$myhostname`` or
 ``$mydomain``; sizes in plain digits; host names of letters, digits, hyphens and dots; a
-plain absolute queue directory; no ``maillog_file`` or ``event_log_file``, whose lines need
-log.py). Every other parameter the general path validates too, and must not refuse what
+plain absolute queue directory and ``maillog_file``; no ``event_log_file``, whose records
+need events.py). Every other parameter the general path validates too, and must not refuse what
 the lean path takes: `valid()` checks each against the table (paramtable.py, generated
 from config/) as config/convert.py would, for a value without ``$`` of a parameter whose
 value no other default depends on but as its mirror; anything else (an expression, a
@@ -37,6 +37,7 @@ KNOWN = frozenset(
         "requiretls_enable",
         "maillog_file",
         "event_log_file",
+        "syslog_name",
     }
 )
 _NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
@@ -54,7 +55,15 @@ DEFAULT_DOMAIN = "localdomain"
 class Conf:
     """The parameters of a submission, as the general path would have them."""
 
-    __slots__ = ("header_size_limit", "message_size_limit", "myhostname", "myorigin", "queue")
+    __slots__ = (
+        "header_size_limit",
+        "maillog",
+        "message_size_limit",
+        "myhostname",
+        "myorigin",
+        "queue",
+        "syslog_name",
+    )
 
     def __init__(
         self, queue: str, myhostname: str, myorigin: str, header_limit: int, size_limit: int
@@ -64,6 +73,8 @@ class Conf:
         self.myorigin = myorigin  # queue/params.py myorigin()
         self.header_size_limit = header_limit
         self.message_size_limit = size_limit
+        self.maillog = ""  # maillog_file, when sendmail logs there ("": it logs nothing)
+        self.syslog_name = "postfix"
 
 
 def load(config: str | None) -> Conf | None:
@@ -159,7 +170,13 @@ def _read(path: str) -> dict[str, str] | None:
 def _conf(raw: dict[str, str]) -> Conf | None:
     if not all(name in KNOWN or valid(name, value) for name, value in raw.items()):
         return None
-    if raw.get("maillog_file", "") or raw.get("event_log_file", ""):
+    maillog = raw.get("maillog_file", "")
+    syslog_name = raw.get("syslog_name", "postfix")
+    if raw.get("event_log_file", "") or not _plain_text(syslog_name):
+        return None
+    if maillog in ("", "/dev/stderr"):  # cli_sendmail.py `_quiet_log`: nothing is logged
+        maillog = ""
+    elif maillog == "/dev/stdout" or _plain_path(maillog) is None:
         return None
     for name in ("smtputf8_enable", "requiretls_enable"):
         if name in raw and raw[name].lower() not in ("yes", "no"):
@@ -178,13 +195,20 @@ def _conf(raw: dict[str, str]) -> Conf | None:
     if queue is None or names is None:
         return None
     myhostname, myorigin = names
-    return Conf(
+    conf = Conf(
         queue,
         myhostname,
         myorigin,
         limits["header_size_limit"],
         limits["message_size_limit"],
     )
+    conf.maillog, conf.syslog_name = maillog, syslog_name
+    return conf
+
+
+def _plain_text(text: str) -> bool:
+    """Printable ASCII without ``$``: a value that expands to itself and prints as itself."""
+    return bool(text) and text.isascii() and text.isprintable() and "$" not in text
 
 
 def _queue_directory(text: str) -> str | None:
@@ -194,10 +218,13 @@ def _queue_directory(text: str) -> str | None:
         if state is None:
             return None
         text = os.path.join(state, "mailcarrier", "queue")
+    return _plain_path(text)
+
+
+def _plain_path(text: str) -> str | None:
+    """`text` when it is a plain absolute path (written as pathlib would write it)."""
     plain = (
-        text.isascii()
-        and text.isprintable()
-        and "$" not in text
+        _plain_text(text)
         and text.startswith("/")
         and not text.startswith("//")
         and os.path.normpath(text) == text

@@ -8,8 +8,9 @@ lean/replay.py). It falls back only before anything is queued or said. The queue
 written as queue/writers.py `MessageWriter` writes it: a dot-file in incoming/ (mode 0600),
 the content streamed with the lone-dot rule and message_size_limit, the size and body type
 patched in place, flushed, fsynced, renamed to the queue ID, the directory fsynced, with
-queue/crash.py's crash points between the steps (``MAILCARRIER_CRASH_AT``). Its own two
-errors are cli.py's lines for MessageTooBigError (exit 69) and TemporaryError (exit 75).
+queue/crash.py's crash points between the steps (``MAILCARRIER_CRASH_AT``); then, with
+maillog_file set, the pickup and cleanup lines (lean/maillog.py). Its own two errors are
+cli.py's lines for MessageTooBigError (exit 69) and TemporaryError (exit 75).
 It imports nothing of mailcarrier outside lean/.
 """
 
@@ -25,6 +26,8 @@ TYPE_CHECKING = False  # typing is not imported at run time (see lean/__init__.p
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import BinaryIO, TextIO
+
+    from mailcarrier.lean.maillog import Maillog
 
 __all__ = ["Fallback", "new_queue_id", "sendmail"]
 
@@ -62,7 +65,7 @@ def sendmail(
     """Run ``mailcarrier [-c DIR] sendmail ...`` (with `command_word`; else the arguments of
     ``mailcarrier-sendmail``), or say that the general path must (see the module text)."""
     try:
-        return _sendmail(argv, stdin, command_word)
+        return _sendmail(argv, stdin, stderr, command_word)
     except _Failed as exc:
         stderr.write(f"mailcarrier: fatal: {_printable(exc.text)}\n")
         return exc.code
@@ -71,7 +74,9 @@ def sendmail(
         return 130
 
 
-def _sendmail(argv: list[str], stdin: BinaryIO, command_word: bool) -> int | Fallback:
+def _sendmail(
+    argv: list[str], stdin: BinaryIO, stderr: TextIO, command_word: bool
+) -> int | Fallback:
     request = options.parse(argv, command_word=command_word)
     if request is None or not (request.recipients or request.extract):
         return Fallback()
@@ -79,10 +84,52 @@ def _sendmail(argv: list[str], stdin: BinaryIO, command_word: bool) -> int | Fal
     if conf is None:
         return Fallback()
     prepared = _prepare(request, conf)
-    if prepared is None or not _ensure(conf.queue):
+    if prepared is None:
         return Fallback()
-    sender, given = prepared
-    return _submit(request, conf, sender, given, stdin)
+    log: Maillog | None = None
+    if conf.maillog:  # opened before the queue, as cli_sendmail.py `_quiet_log` opens it
+        from mailcarrier.lean.maillog import Maillog
+
+        log = Maillog.open(conf.maillog)
+        if log is None:
+            return Fallback()
+    try:
+        if not _ensure(conf.queue):
+            return Fallback()
+        sender, given = prepared
+        done = _submit(request, conf, sender, given, stdin)
+        if log is not None and not isinstance(done, Fallback):
+            _log_lines(log, conf, sender, done, stderr)
+        return 0 if not isinstance(done, Fallback) else done
+    finally:
+        if log is not None:
+            log.close()
+
+
+def _log_lines(
+    log: Maillog, conf: mainconf.Conf, sender: str, done: Queued, stderr: TextIO
+) -> None:
+    """queue/submit.py's two lines, once the message is durable (lean/maillog.py)."""
+    from mailcarrier.lean.maillog import line_prefix
+
+    pid = os.getpid()
+    queue_id = done.queue_id
+    when = time.time()
+    prefix = line_prefix(when, conf.myhostname, conf.syslog_name, "pickup", pid)
+    log.line(f"{prefix}{queue_id}: uid={os.getuid()} from=<{sender}>", stderr)
+    when = time.time()
+    prefix = line_prefix(when, conf.myhostname, conf.syslog_name, "cleanup", pid)
+    log.line(f"{prefix}{queue_id}: message-id=<{_printable(done.message_id)}>", stderr)
+
+
+class Queued:
+    """A message queued: its ID and its Message-ID (for the log line)."""
+
+    __slots__ = ("message_id", "queue_id")
+
+    def __init__(self, queue_id: str, message_id: str) -> None:
+        self.queue_id = queue_id
+        self.message_id = message_id
 
 
 def _prepare(
@@ -112,7 +159,7 @@ def _submit(
     sender: str,
     given: list[tuple[str, str]],
     stdin: BinaryIO,
-) -> int | Fallback:
+) -> Queued | Fallback:
     header, ok = message.read_header(stdin, conf.header_size_limit)
     if not ok or _unusual(header):
         return Fallback(header.read)
@@ -148,7 +195,15 @@ def _submit(
             copier.put(b"\n")
         copier.copy(stdin, opening, request.ignore_dots)
         out.commit(eight_bit=copier.eight_bit)
-    return 0
+    return Queued(queue_id, _message_id(found, queue_id, conf.myhostname))
+
+
+def _message_id(found: list[tuple[str, str, int, int]], queue_id: str, host: str) -> str:
+    """queue/submit.py `_message_id`: the header's Message-ID, else the one added."""
+    for name, value, *_ in found:
+        if name == "message-id":
+            return value.strip().strip("<>")
+    return f"{queue_id}@{host}"
 
 
 def _unusual(header: message.Header) -> bool:
