@@ -38,6 +38,7 @@ OURS = {
     "mailcarrier.lean.mainconf",
     "mailcarrier.lean.message",
     "mailcarrier.lean.options",
+    "mailcarrier.lean.spool",
     "mailcarrier.lean.submit",
 }
 

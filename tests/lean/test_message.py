@@ -1,4 +1,4 @@
-"""lean/message.py and the queue ID of lean/submit.py against the general path's functions
+"""lean/message.py and the queue ID of lean/spool.py against the general path's functions
 (queue/addresses.py, queue/submit.py, queue/qfile.py, queue/ids.py, email.utils): where the
 lean one gives an answer, it is the general one's."""
 
@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from mailcarrier.errors import DataError
 from mailcarrier.lean import message
-from mailcarrier.lean.submit import new_queue_id
+from mailcarrier.lean.spool import new_queue_id
 from mailcarrier.notify import Notify
 from mailcarrier.queue import ids, submit
 from mailcarrier.queue.addresses import parse_address

@@ -16,9 +16,11 @@ time) and only what Python has loaded at start (os, sys, io, time) plus pwd and 
 - message.py checks addresses and reads the header section as queue/submit.py does, and
   renders the Date: header and the envelope of the queue file as email.utils and
   queue/qfile.py do;
-- submit.py writes the queue file as queue/writers.py does (dot-file, fsync, rename, fsync
-  of the directory, the same crash points) and says what to do; maillog.py writes its two
-  lines to maillog_file in Postfix's format, as loghandlers.py does.
+- spool.py makes queue IDs and the queue directories as queue/ does, and writes the queue
+  file as queue/writers.py does (dot-file, fsync, rename, fsync of the directory, the same
+  crash points);
+- submit.py runs the submission and says what to do; maillog.py writes its two lines to
+  maillog_file in Postfix's format, as loghandlers.py does.
 
 Whatever it does not know (another option, a setting it cannot vouch for, a UTF-8 header, an address
 with quotes, anything that would be an error) it hands back untouched, before anything is

@@ -4,41 +4,34 @@
 `submit_stream` do for an ordinary message (see lean/__init__.py): it returns the exit code
 when it ran the command, or a `Fallback` holding the bytes it read from `stdin`, when the
 general path must run it instead (entry.py puts them back in front of standard input with
-lean/replay.py). It falls back only before anything is queued or said. The queue file is
-written as queue/writers.py `MessageWriter` writes it: a dot-file in incoming/ (mode 0600),
-the content streamed with the lone-dot rule and message_size_limit, the size and body type
-patched in place, flushed, fsynced, renamed to the queue ID, the directory fsynced, with
-queue/crash.py's crash points between the steps (``MAILCARRIER_CRASH_AT``); then, with
-maillog_file set, the pickup and cleanup lines (lean/maillog.py). Its own two errors are
-cli.py's lines for MessageTooBigError (exit 69) and TemporaryError (exit 75).
+lean/replay.py). It falls back only before anything is queued or said. It reads the header
+section (lean/message.py), adds the From:, Date: and Message-Id: that are missing, streams
+the content into the queue file (lean/spool.py `QueueFile`) with the lone-dot rule and
+message_size_limit, and then, with maillog_file set, logs the pickup and cleanup lines
+(lean/maillog.py). Its own two errors are cli.py's lines for MessageTooBigError (exit 69)
+and TemporaryError (exit 75).
 It imports nothing of mailcarrier outside lean/.
 """
 
 from __future__ import annotations
 
-import io
 import os
 import time
 
 from mailcarrier.lean import mainconf, message, options
+from mailcarrier.lean.spool import Failed, QueueFile, ensure, new_id
 
 TYPE_CHECKING = False  # typing is not imported at run time (see lean/__init__.py)
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from typing import BinaryIO, TextIO
 
     from mailcarrier.lean.maillog import Maillog
 
-__all__ = ["Fallback", "new_queue_id", "sendmail"]
+__all__ = ["Fallback", "Queued", "sendmail"]
 
-QUEUES = ("incoming", "active", "deferred", "hold", "corrupt")  # queue/spool.py
 _CHUNK = 65536
-_DIGITS = "0123456789BCDFGHJKLMNPQRSTVWXYbcdfghjklmnpqrstvwxy"  # queue/ids.py
 _QUOTE = frozenset('%!()<>@,;:\\".[]')  # queue/headers.py: a full name to be quoted
-_CRASH_AT = os.environ.get("MAILCARRIER_CRASH_AT", "")  # queue/crash.py CRASH_ENV
-_SIGKILL = 9  # POSIX; signal.SIGKILL without importing signal (it makes enums)
 EX_UNAVAILABLE = 69
-EX_TEMPFAIL = 75
 
 
 class Fallback:
@@ -50,15 +43,6 @@ class Fallback:
         self.read = read
 
 
-class _Failed(Exception):
-    """One of the two errors the lean path reports itself: (exit code, line)."""
-
-    def __init__(self, code: int, text: str) -> None:
-        super().__init__(text)
-        self.code = code
-        self.text = text
-
-
 def sendmail(
     argv: list[str], stdin: BinaryIO, stderr: TextIO, *, command_word: bool = True
 ) -> int | Fallback:
@@ -66,7 +50,7 @@ def sendmail(
     ``mailcarrier-sendmail``), or say that the general path must (see the module text)."""
     try:
         return _sendmail(argv, stdin, stderr, command_word)
-    except _Failed as exc:
+    except Failed as exc:
         stderr.write(f"mailcarrier: fatal: {_printable(exc.text)}\n")
         return exc.code
     except KeyboardInterrupt:  # as cli.py says it
@@ -94,7 +78,7 @@ def _sendmail(
         if log is None:
             return Fallback()
     try:
-        if not _ensure(conf.queue):
+        if not ensure(conf.queue):
             return Fallback()
         sender, given = prepared
         done = _submit(request, conf, sender, given, stdin)
@@ -177,13 +161,13 @@ def _submit(
     recipients = _unique(wanted)
     if not recipients:
         return Fallback(header.read)
-    queue_id = _new_id(conf.queue)
+    queue_id = new_id(conf.queue)
     head = _added_headers(found, sender, request.full_name, queue_id, conf.myhostname)
     for name, _value, first, count in found:
         if name not in ("bcc", "resent-bcc"):
             head.extend(header.lines[first : first + count])
     envelope = message.envelope(queue_id, time.time(), sender, recipients)
-    out = _QueueFile.create(conf.queue, queue_id, envelope)
+    out = QueueFile.create(conf.queue, queue_id, envelope)
     if out is None:
         return Fallback(header.read)
     with out:
@@ -269,43 +253,6 @@ def _added_headers(
     return added
 
 
-def new_queue_id(now: float, random: bytes) -> str:
-    """queue/ids.py `new_queue_id(now)` with `random` as its five bytes of os.urandom()."""
-    return _encode(int(now * 1_000_000), 10) + "z" + _encode(int.from_bytes(random, "big"), 5)
-
-
-def _encode(value: int, width: int) -> str:
-    out = []
-    for _ in range(width):
-        value, rem = divmod(value, len(_DIGITS))
-        out.append(_DIGITS[rem])
-    return "".join(reversed(out))
-
-
-def _new_id(root: str) -> str:
-    """queue/spool.py `Spool.new_id`: an ID that no queue holds."""
-    while True:
-        queue_id = new_queue_id(time.time(), os.urandom(5))
-        if not any(os.path.exists(f"{root}/{queue}/{queue_id}") for queue in QUEUES):
-            return queue_id
-
-
-def _ensure(root: str) -> bool:
-    """queue/spool.py `Spool.ensure`; False when a directory cannot be made."""
-    try:
-        for name in QUEUES:
-            os.makedirs(f"{root}/{name}", mode=0o700, exist_ok=True)
-    except OSError:
-        return False
-    return True
-
-
-def _crash_point(name: str) -> None:
-    """queue/crash.py `crash_point`."""
-    if _CRASH_AT and name == _CRASH_AT:
-        os.kill(os.getpid(), _SIGKILL)
-
-
 def _printable(text: str) -> str:
     """printable.py `printable` (utf8): the controls, U+2028/9 and lone surrogates as ``?``."""
     if text.isascii() and text.isprintable():
@@ -323,19 +270,10 @@ def _unprintable(char: str) -> bool:
     )
 
 
-def _quietly(call: Callable[..., object], *args: str) -> None:
-    """`call(*args)`, an OSError ignored: contextlib.suppress without loading contextlib
-    (with collections and functools) for it."""
-    try:  # noqa: SIM105 - see above
-        call(*args)
-    except OSError:
-        pass
-
-
 class _Copier:
     """queue/submit.py `_BodyCopier`: size limit, lone dot, 8-bit data."""
 
-    def __init__(self, out: _QueueFile, limit: int) -> None:
+    def __init__(self, out: QueueFile, limit: int) -> None:
         self.out = out
         self.limit = limit
         self.size = 0
@@ -345,7 +283,7 @@ class _Copier:
         self.size += len(data)
         if self.limit and self.size > self.limit:
             text = f"message file too big (message_size_limit is {self.limit} bytes)"
-            raise _Failed(EX_UNAVAILABLE, text)
+            raise Failed(EX_UNAVAILABLE, text)
         if not self.eight_bit and not data.isascii():
             self.eight_bit = True
         self.out.write(data)
@@ -365,91 +303,3 @@ class _Copier:
                 return
             self.put(line)
             at_start = line.endswith(b"\n")
-
-
-class _QueueFile:
-    """queue/writers.py `MessageWriter` over durable.py `AtomicFile`: a new queue file."""
-
-    def __init__(self, root: str, queue_id: str, envelope: bytes, file: io.BufferedWriter) -> None:
-        self.tmp = f"{root}/incoming/.{queue_id}.tmp"
-        self.final = f"{root}/incoming/{queue_id}"
-        self.directory = f"{root}/incoming"
-        self.envelope = envelope
-        self.file = file
-        self.size = 0
-        self.published = False
-
-    @classmethod
-    def create(cls, root: str, queue_id: str, envelope: bytes) -> _QueueFile | None:
-        """The file, its envelope written; None when it cannot be made (the general path
-        then tries, and says why)."""
-        tmp = f"{root}/incoming/.{queue_id}.tmp"
-        try:
-            file = open(tmp, "xb")  # noqa: SIM115 - closed by commit() or __exit__
-        except OSError:
-            return None
-        out = cls(root, queue_id, envelope, file)
-        try:
-            os.chmod(tmp, 0o600)
-            file.write(envelope)
-        except OSError:
-            out.abort()
-            return None
-        return out
-
-    def _error(self, exc: OSError) -> _Failed:
-        reason = exc.strerror or str(exc)
-        return _Failed(EX_TEMPFAIL, f"queue file write error: {self.tmp}: {reason}")
-
-    def write(self, data: bytes) -> None:
-        try:
-            self.file.write(data)
-        except OSError as exc:
-            raise self._error(exc) from exc
-        self.size += len(data)
-
-    def commit(self, *, eight_bit: bool) -> None:
-        try:
-            self._commit(eight_bit)
-        except OSError as exc:
-            raise self._error(exc) from exc
-
-    def _commit(self, eight_bit: bool) -> None:
-        if eight_bit:
-            self.file.seek(self.envelope.index(b"\nbody ") + len(b"\nbody "))
-            self.file.write(b"8bit")
-        self.file.seek(self.envelope.rindex(b"size ") + len(b"size "))
-        self.file.write(f"{self.size:0{message.SIZE_WIDTH}d}".encode())
-        self.file.flush()
-        _crash_point("enqueue-after-write")
-        os.fsync(self.file.fileno())
-        self.file.close()
-        _crash_point("enqueue-before-rename")
-        os.rename(self.tmp, self.final)
-        self.published = True
-        try:
-            fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        except OSError:
-            # Not known to be durable: not there either (durable.py, `new`).
-            _quietly(os.unlink, self.final)
-            self.published = False
-            raise
-        _crash_point("enqueue-after-rename")
-
-    def abort(self) -> None:
-        """durable.py `AtomicFile.abort`: close, remove the dot-file; never raises."""
-        if not self.file.closed:
-            _quietly(self.file.close)
-        if not self.published:
-            _quietly(os.unlink, self.tmp)
-
-    def __enter__(self) -> _QueueFile:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if not self.published:
-            self.abort()
