@@ -9,8 +9,13 @@ on standard input:
 
 - ``python -c pass``: the floor, an interpreter that starts and stops (the venv's Python,
   site.py and the editable install's path hook included, as for the console script);
-- ``mailcarrier -c DIR sendmail -t``: the console script as pip installs it;
+- ``mailcarrier -c DIR sendmail -t``: the console script as pip installs it (the lean
+  submission path, src/mailcarrier/lean/, takes this one);
 - ``python -m mailcarrier -c DIR sendmail -t``;
+- ``mailcarrier -c DIR2 sendmail -t``, "general path": DIR2's main.cf sets one parameter
+  more (``smtp_tls_security_level``, which a submission does not read and other defaults
+  depend on), so the lean path hands the command to cli.py: what a submission costs with a
+  main.cf the lean path does not take;
 - Postfix's ``sendmail -C DIR -t``: its sendmail hands the message to postdrop, which writes
   it into the maildrop queue of a private Postfix instance (bench/postfix_instance.py; a
   header_checks rule holds it, so nothing is delivered while the clock runs on the others).
@@ -86,9 +91,17 @@ def _compile_sources() -> None:
 
 
 def _sides(config: Path, postfix_config: Path | None) -> dict[str, list[str]]:
+    general = config.with_name("mailcarrier-general")
     sides = {
         "python -c pass": [PYTHON, "-c", "pass"],
         "mailcarrier sendmail": [MAILCARRIER, "-c", str(config), "sendmail", "-t"],
+        "mailcarrier sendmail, general path": [
+            MAILCARRIER,
+            "-c",
+            str(general),
+            "sendmail",
+            "-t",
+        ],
         "python -m mailcarrier sendmail": [
             PYTHON,
             "-m",
@@ -141,6 +154,11 @@ def run(runs: int) -> dict[str, Any]:
         config.mkdir()
         queue = root / "mailcarrier-queue"
         (config / "main.cf").write_text(f"queue_directory = {queue}\n", encoding="utf-8")
+        general = root / "mailcarrier-general"  # see the opening: the general path
+        general.mkdir()
+        (general / "main.cf").write_text(
+            f"queue_directory = {queue}\nsmtp_tls_security_level = may\n", encoding="utf-8"
+        )
         why_not = postfix_available()
         load_before = _loads()
         if why_not:
@@ -159,7 +177,7 @@ def run(runs: int) -> dict[str, Any]:
         shutil.rmtree(root, ignore_errors=True)
     for f in figures.values():
         f["command"] = f["command"].replace(str(root), "DIR")
-    expected = 2 * (runs + 1)
+    expected = 3 * (runs + 1)
     if mailcarrier_queued != expected:
         raise RuntimeError(f"mailcarrier queued {mailcarrier_queued} messages, not {expected}")
     ours = figures["mailcarrier sendmail"]["wall_ms"]

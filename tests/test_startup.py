@@ -199,3 +199,16 @@ def test_sendmail_submits_without_loading_the_delivery_engine(tmp_path: Path) ->
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == [0, []]
     assert len(list((tmp_path / "queue" / "incoming").iterdir())) == 1
+
+
+def test_the_package_loads_neither_logging_nor_typing() -> None:
+    # The lean sendmail path (entry.py, lean/; tests/test_entry.py) starts with the package's
+    # __init__: logging and typing cost more than the rest of a submission.
+    assert _loaded_after("mailcarrier", ("logging", "typing")) == set()
+    assert _loaded_after("mailcarrier.log", ("logging",)) == {"logging"}
+    import logging
+
+    import mailcarrier.log  # noqa: F401 - the NullHandler is set by log.py
+
+    handlers = logging.getLogger("mailcarrier").handlers
+    assert any(isinstance(h, logging.NullHandler) for h in handlers)

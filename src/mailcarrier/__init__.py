@@ -12,15 +12,18 @@ See README.md for the command line (`mailcarrier deliver|sendmail|run|queue|conf
 
 The names below are loaded when first used (PEP 562), not when the package is: a program that
 imports one part of it (the Postfix-native agent imports `mailcarrier.postfix.main`) does not
-pay for the API's queue, spool and notice modules it never calls.
+pay for the API's queue, spool and notice modules it never calls, and importing the package
+loads neither logging nor typing (the ``mailcarrier`` logger gets its NullHandler from log.py,
+which every Postfix line goes through).
 """
 
 from __future__ import annotations
 
-import logging
-from typing import TYPE_CHECKING
-
 from mailcarrier.lazy import lazy_names
+
+# typing is not imported at run time: the lean ``sendmail`` path (entry.py, lean/) starts
+# with this module and nothing else.
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from mailcarrier.api import Config, deliver, deliver_sync, make_request, submit, submit_sync
@@ -68,9 +71,6 @@ _HOMES: dict[str, tuple[str, ...]] = {
     ),
     "status": ("DeliveryResult", "DeliveryStatus", "RecipientStatus"),
 }
-# The API logs its Postfix lines on this logger (log.py's LoggerLog): a library adds no
-# handler of its own, so an application without logging configured prints nothing.
-logging.getLogger("mailcarrier").addHandler(logging.NullHandler())
 
 __all__ = [
     "Config",

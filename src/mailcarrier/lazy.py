@@ -11,9 +11,12 @@ tables/, queue/ and fleet/; it imports nothing of mailcarrier.
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Mapping, MutableMapping, Sequence
-from typing import Any
+# Types only: typing and collections.abc are not imported at run time, since every import of
+# the package runs this module first, the lean ``sendmail`` path too (entry.py, lean/).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, MutableMapping, Sequence
+    from typing import Any
 
 __all__ = ["lazy_names"]
 
@@ -29,6 +32,8 @@ def lazy_names(
     home_of = {name: module for module, names in homes.items() for name in names}
 
     def __getattr__(name: str) -> Any:
+        import importlib  # here: importlib loads warnings, which no lean submission needs
+
         module = home_of.get(name)
         if module is None:
             try:

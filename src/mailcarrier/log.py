@@ -44,6 +44,12 @@ from mailcarrier.events import Event
 from mailcarrier.printable import printable
 from mailcarrier.status import RecipientStatus
 
+# The API logs its Postfix lines on this logger (`LoggerLog`): a library adds no handler of
+# its own, so an application without logging configured prints nothing. Set here, where the
+# lines are made, rather than in the package's __init__, which would load logging for every
+# program that imports mailcarrier (the lean ``sendmail`` path: entry.py).
+logging.getLogger("mailcarrier").addHandler(logging.NullHandler())
+
 __all__ = [
     "EventLine",
     "EventSink",

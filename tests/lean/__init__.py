@@ -1,0 +1,1 @@
+"""Tests of the lean submission path (src/mailcarrier/lean/)."""
