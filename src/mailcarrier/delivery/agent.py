@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import math
 import random
 import socket
@@ -251,10 +250,10 @@ class DeliveryAgent:
             if opened:
                 content.close()
         if busy is None:
-            result = tracker.result(request.queue_id)
-        else:
-            result = tracker.result(request.queue_id, busy.retry_after, busy.unavailable)
-        return dataclasses.replace(result, counts=self._counts())
+            return tracker.result(request.queue_id, counts=self._counts())
+        return tracker.result(
+            request.queue_id, busy.retry_after, busy.unavailable, counts=self._counts()
+        )
 
     def _counts(self) -> Counts:
         """What the agent counted since its previous result (tally.py)."""
