@@ -10,11 +10,19 @@ from pathlib import Path
 from typing import NoReturn
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mailcarrier.errors import TemporaryError
 from mailcarrier.log import MemoryLog
-from mailcarrier.queue.qfile import Envelope, QueueRecipient, status_record
-from mailcarrier.queue.spool import Spool, record_reserve
+from mailcarrier.queue.qfile import (
+    Envelope,
+    QueueRecipient,
+    RecipientState,
+    StateLog,
+    status_record,
+)
+from mailcarrier.queue.spool import Spool, pending, record_reserve
 from mailcarrier.status import DeliveryStatus
 from tests.queue.helpers import spool as make_spool
 
@@ -196,3 +204,27 @@ def test_an_unwritable_queue_directory_is_one_error(tmp_path: Path) -> None:
     with pytest.raises(TemporaryError) as info:
         Spool(tmp_path / "file" / "q").ensure()
     assert str(info.value) == f"create queue directory {tmp_path}/file/q/incoming: Not a directory"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    count=st.integers(1, 6),
+    probe=st.booleans(),
+    verdicts=st.dictionaries(st.integers(0, 5), st.sampled_from(list(DeliveryStatus)), max_size=6),
+)
+def test_pending_is_the_recipients_without_a_final_verdict(
+    count: int, probe: bool, verdicts: dict[int, DeliveryStatus]
+) -> None:
+    """`pending` (with its shortcut for a message with no verdict yet) is what its
+    definition says: for a probe every recipient without a verdict, else every recipient
+    whose last verdict is not final."""
+    rcpts = tuple(QueueRecipient(f"r{i}@example.net") for i in range(count))
+    env = Envelope("Q1", "s@example.org", rcpts, 1000.0, probe=probe)
+    state = StateLog()
+    for i, status in verdicts.items():
+        state.states[i] = RecipientState(status, "2.0.0", "ok", "none", 1.0)
+    if probe:
+        expected = [i for i in range(count) if i not in state.states]
+    else:
+        expected = [i for i in range(count) if not state.is_final(i)]
+    assert pending(env, state) == expected

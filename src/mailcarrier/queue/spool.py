@@ -42,6 +42,7 @@ from mailcarrier.queue.qfile import (
     parse_records,
 )
 from mailcarrier.queue.writers import MessageWriter, RecordWriter, os_error, record_reserve
+from mailcarrier.status import fast_init
 
 if TYPE_CHECKING:
     import asyncio
@@ -62,6 +63,7 @@ _CHUNK: Final = 65536
 _Removal = tuple[str, str, Callable[[], None]]  # queue ID, path, what to do once removed
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class QueueMessage:
     """A message as the queue sees it: where it is, its envelope and its recorded state."""
@@ -86,6 +88,8 @@ def pending(env: Envelope, state: StateLog) -> list[int]:
     """Recipients with no final verdict yet. Every verdict of an address probe is final
     (Postfix's trace_append() marks the recipient done, deferred or not)."""
     count = len(env.recipients)
+    if not state.states:  # no verdict recorded yet (most messages): every recipient
+        return list(range(count))
     if env.probe:
         return [i for i in range(count) if i not in state.states]
     return [i for i in range(count) if not state.is_final(i)]
