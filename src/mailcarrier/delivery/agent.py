@@ -26,6 +26,7 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Final
 
 from mailcarrier.config.settings import Settings
 from mailcarrier.delivery.cache import ConnectionCache
@@ -85,6 +86,10 @@ class DeliveryAgent:
 
     `hand_off` is False for the agent a mail loop hands its recipients to (handoff.py): it
     does not hand them on again."""
+
+    # It runs in its caller's process: a request may carry the content's bytes that the
+    # caller read already (DeliveryRequest.content_bytes; request.takes_content_bytes).
+    takes_content_bytes: Final = True
 
     def __init__(
         self,

@@ -21,7 +21,7 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -69,15 +69,21 @@ class QueueMessage:
     """A message as the queue sees it: where it is, its envelope and its recorded state."""
 
     queue: str
-    path: Path
+    name: str  # the file's path (`path`: as a Path, made when asked)
     envelope: Envelope
     state: StateLog
     mtime: float
     origin: str = ""  # the queue a message in active/ came from ("" when not taken)
+    # Its content, when `Spool.take` was asked to keep it and the first read held it whole.
+    content: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def queue_id(self) -> str:
         return self.envelope.queue_id
+
+    @property
+    def path(self) -> Path:
+        return Path(self.name)
 
     def pending(self) -> list[int]:
         """Recipients with no final verdict yet (`pending`)."""
@@ -107,7 +113,6 @@ class Spool:
     ) -> None:
         self.root = Path(root)
         self._base = str(self.root)
-        self._active = self.root / "active"  # joined with a queue ID: one part to parse
         self.clock = clock
         self.log: LogSink = log if log is not None else NullLog()
         self.removing: set[str] = set()
@@ -186,17 +191,20 @@ class Spool:
         fd = os.open(name, os.O_RDONLY)
         try:
             st = os.fstat(fd)
-            env, state = _load(fd, queue_id, st.st_size)
+            env, state, _ = _load(fd, queue_id, st.st_size)
         finally:
             os.close(fd)
-        return QueueMessage(queue, Path(name), env, state, st.st_mtime)
+        return QueueMessage(queue, name, env, state, st.st_mtime)
 
-    def take(self, queue: str, queue_id: str) -> tuple[QueueMessage, RecordWriter] | None:
+    def take(
+        self, queue: str, queue_id: str, *, content_up_to: int = 0
+    ) -> tuple[QueueMessage, RecordWriter] | None:
         """Read a message, reserve space for its delivery records and move it into active/,
         keeping its file open for the records (one open, not two). None when it is gone or
         was quarantined (damaged). `TemporaryError` when it cannot be opened for writing,
         the reservation fails (a full disk) or the move fails: then it stays where it was,
-        as it was."""
+        as it was. A content of at most `content_up_to` bytes that the first read held
+        whole is kept in the message (`QueueMessage.content`)."""
         name = self._name(queue, queue_id)
         try:
             fd = os.open(name, os.O_RDWR)
@@ -205,7 +213,7 @@ class Spool:
         except OSError as exc:
             raise os_error("open queue file", name, exc) from exc
         try:
-            return self._take(fd, queue, queue_id, name)
+            return self._take(fd, queue, queue_id, name, content_up_to)
         except FileNotFoundError:
             os.close(fd)
             return None
@@ -218,10 +226,10 @@ class Spool:
             raise
 
     def _take(
-        self, fd: int, queue: str, queue_id: str, name: str
+        self, fd: int, queue: str, queue_id: str, name: str, content_up_to: int
     ) -> tuple[QueueMessage, RecordWriter]:
         st = os.fstat(fd)  # one for all: the size read, the records' end, the old times
-        env, state = _load(fd, queue_id, st.st_size)
+        env, state, content = _load(fd, queue_id, st.st_size, content_up_to)
         reserve = record_reserve(len(pending(env, state)), len(env.recipients))
         active = self._name("active", queue_id)
         try:
@@ -236,7 +244,7 @@ class Spool:
                 os.ftruncate(fd, state.valid_length)
                 os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
             raise
-        taken = QueueMessage("active", self._active / queue_id, env, state, st.st_mtime, queue)
+        taken = QueueMessage("active", active, env, state, st.st_mtime, queue, content)
         return taken, records
 
     def read_or_quarantine(self, queue: str, queue_id: str) -> QueueMessage | None:
@@ -265,7 +273,7 @@ class Spool:
                 yield message
 
     def records(self, message: QueueMessage) -> RecordWriter:
-        return RecordWriter(message.path, message.state.valid_length)
+        return RecordWriter(message.name, message.state.valid_length)
 
     # --- moving -----------------------------------------------------------------------
     def move(self, queue_id: str, src: str, dst: str, *, mtime: float | None = None) -> Path:
@@ -381,9 +389,12 @@ class Spool:
         return removed
 
 
-def _load(fd: int, queue_id: str, size: int) -> tuple[Envelope, StateLog]:
+def _load(
+    fd: int, queue_id: str, size: int, content_up_to: int = 0
+) -> tuple[Envelope, StateLog, bytes | None]:
     """Envelope and state records of the open queue file `fd` of `size` bytes (one read
-    for a small message). ParseError when it is damaged or not `queue_id`'s."""
+    for a small message), and the content when the read held it whole and it is at most
+    `content_up_to` bytes (else None). ParseError when it is damaged or not `queue_id`'s."""
     data = os.read(fd, _CHUNK)
     while b"\ncontent\n" not in data:
         block = os.read(fd, _CHUNK)
@@ -396,8 +407,11 @@ def _load(fd: int, queue_id: str, size: int) -> tuple[Envelope, StateLog]:
         raise ParseError(f"file shorter than its content ({size} < {end})")
     if env.queue_id != queue_id:
         raise ParseError(f"file name {queue_id} does not match queue ID {env.queue_id}")
+    content = None
     if len(data) >= size:  # a small message: the first read had it all
         records = data[end:]
+        if env.size <= content_up_to:
+            content = data[env.content_offset : end]
     else:
         os.lseek(fd, end, os.SEEK_SET)
         chunks = []
@@ -406,7 +420,7 @@ def _load(fd: int, queue_id: str, size: int) -> tuple[Envelope, StateLog]:
         records = b"".join(chunks)
     state = parse_records(records)
     state.valid_length += end
-    return env, state
+    return env, state, content
 
 
 def _unlink_all(paths: list[str]) -> list[str | None]:
