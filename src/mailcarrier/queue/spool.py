@@ -117,8 +117,10 @@ class Spool:
         self.log: LogSink = log if log is not None else NullLog()
         self.removing: set[str] = set()
         # Removals of this event-loop turn (queue ID, path, then), started together at its
-        # end (aio.py); the batches running on the helper thread.
+        # end (aio.py); those that came while a batch ran, for the next one; the batch
+        # running on the helper thread (one at a time).
         self._unlink_batch: EndOfTurn[_Removal] = EndOfTurn(self._start_unlinks)
+        self._unlink_next: list[_Removal] = []
         self._unlinks: set[asyncio.Future[list[str | None]]] = set()
         self._unlinker: ThreadPoolExecutor | None = None
 
@@ -320,9 +322,10 @@ class Spool:
 
         Unlinking a file that was fsynced costs the file system a journal transaction
         (tens to hundreds of microseconds on ext4): a draining queue removes a file per
-        message, so the unlinks run on a helper thread, batched per event-loop turn, while
-        deliveries go on. Until then the queue ID is in `removing` (recovery leaves it
-        alone); `settle()` waits for all of them. A crash before the unlink leaves a file
+        message, so the unlinks run on a helper thread, batched per event-loop turn (and
+        while one batch runs, the next gathers), while deliveries go on. Until then the
+        queue ID is in `removing` (recovery leaves it alone); `settle()` waits for all of
+        them. A crash before the unlink leaves a file
         whose records show every recipient done: recovery finishes it again. `then` runs
         only when the file was removed (not when it was already gone)."""
         import asyncio  # here, not above: submission never removes, nor loads asyncio
@@ -338,6 +341,12 @@ class Spool:
         self._unlink_batch.add((queue_id, self._name(queue, queue_id), then), loop)
 
     def _start_unlinks(self, batch: list[_Removal]) -> None:
+        """Hand `batch` to the helper thread; while it unlinks one batch, what comes waits
+        and goes as the next, one batch: a wake-up of the thread and of the loop per batch,
+        and batches grow when the thread is slower than the turns of the loop."""
+        if self._unlinks:
+            self._unlink_next += batch
+            return
         import asyncio
         from concurrent.futures import ThreadPoolExecutor
 
@@ -357,6 +366,9 @@ class Spool:
                     self.log.warning(QMGR, f"remove {path}: {error}")
             for queue_id, _, _ in batch:
                 self.removing.discard(queue_id)
+            if self._unlink_next:
+                waiting, self._unlink_next = self._unlink_next, []
+                self._start_unlinks(waiting)
 
         future.add_done_callback(done)
 
@@ -364,7 +376,7 @@ class Spool:
         """Wait until every removal started by `remove_soon` has run."""
         import asyncio
 
-        while self._unlink_batch or self._unlinks:
+        while self._unlink_batch or self._unlinks or self._unlink_next:
             if self._unlinks:
                 await asyncio.wait(set(self._unlinks))
             else:
