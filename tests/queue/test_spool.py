@@ -228,3 +228,46 @@ def test_pending_is_the_recipients_without_a_final_verdict(
     else:
         expected = [i for i in range(count) if not state.is_final(i)]
     assert pending(env, state) == expected
+
+
+async def test_removals_that_come_while_a_batch_runs_go_as_the_next_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One unlink batch at a time on the helper thread: what comes meanwhile waits (its
+    queue IDs in `removing`, left alone by recovery) and goes as one batch; `then` runs for
+    each file removed, and `settle()` waits for all."""
+    import asyncio
+    import functools
+    import threading
+
+    from mailcarrier.queue import spool as spool_module
+
+    sp = make_spool(tmp_path)
+    ids = []
+    for _ in range(4):
+        with sp.create(_envelope()) as w:
+            w.write(b"x\n")
+            ids.append(w.commit())
+    release = threading.Event()
+    batches: list[list[str]] = []
+    unlink_all = spool_module._unlink_all
+
+    def slow_unlink_all(paths: list[str]) -> list[str | None]:
+        batches.append([p.rpartition("/")[2] for p in paths])
+        if len(batches) == 1:
+            release.wait(10)
+        return unlink_all(paths)
+
+    monkeypatch.setattr(spool_module, "_unlink_all", slow_unlink_all)
+    removed: list[str] = []
+    sp.remove_soon("incoming", ids[0], lambda: removed.append(ids[0]))
+    for _ in range(5):
+        await asyncio.sleep(0)  # the first batch starts at the end of the turn
+    for queue_id in ids[1:]:
+        sp.remove_soon("incoming", queue_id, functools.partial(removed.append, queue_id))
+        await asyncio.sleep(0)  # each in a turn of its own
+    assert batches == [[ids[0]]] and set(ids) <= sp.removing
+    release.set()
+    await sp.settle()
+    assert batches == [[ids[0]], ids[1:]]
+    assert removed == ids and not sp.removing and sp.ids("incoming") == []
