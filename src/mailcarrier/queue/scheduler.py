@@ -63,7 +63,7 @@ DestKey = tuple[str, str]
 # keeps through a delivery, content/stream.py) is kept from the spool's first read, for the
 # agent in this process, while the active messages hold less than CONTENT_HELD_MAX.
 CONTENT_KEPT: Final = 16384
-CONTENT_HELD_MAX: Final = 8 * 1024 * 1024
+CONTENT_HELD_MAX: Final = 16 * 1024 * 1024
 # An RFC 3463 status code at the start of a text (Postfix's dsn_valid()).
 _DSN: Final = re.compile(r"[245]\.\d{1,3}\.\d{1,3}(?=\s|$)")
 
