@@ -10,7 +10,8 @@ the agent reports it, before the next recipient. When a message's jobs are all d
 deliverable now; `serve()` (daemon.py drives it) runs until asked to stop; `stop()` gives
 deliveries in flight a short grace period, then abandons them (stopping.py). Clock injected;
 `progress` (progress.py) is told of each message activated and finished (``run --once``
-shows it on a terminal).
+shows it on a terminal). A small message's content, read whole with its envelope, goes
+with its requests to an agent in this process (`CONTENT_KEPT`, `CONTENT_HELD_MAX`).
 
 A write that fails (a full disk, a read-only queue: `TemporaryError`) costs one message, not
 the run: a message whose records cannot be reserved is not delivered and stays where it
