@@ -21,8 +21,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from mailcarrier.log import HandlerLog, current_pid
+from mailcarrier.log import HandlerLog, LogLine, current_pid
 from mailcarrier.loghandlers import LineHandler, MaillogHandler, PostfixFormatter, PostlogHandler
 
 PREFIX = "Jan  1 00:00:00 relay postfix/"
@@ -167,6 +169,26 @@ def test_the_formatter_renders_a_logger_s_record_too() -> None:
     )
     record.created = 0
     assert _formatter().format(record) == f"{PREFIX}mailcarrier[7]: warning: disk low"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    levelno=st.sampled_from([logging.INFO, logging.WARNING, logging.ERROR, logging.CRITICAL]),
+    procname=st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=8),
+    text=st.text(max_size=40),
+    created=st.floats(min_value=0, max_value=4e9, allow_nan=False),
+)
+def test_a_line_without_a_record_is_the_line_of_its_record(
+    levelno: int, procname: str, text: str, created: float
+) -> None:
+    """`write_line` (HandlerLog's way in, no record) writes what `handle` of the same
+    values' `LogLine` writes: with a PostfixFormatter and with any other formatter."""
+    for formatter in (_formatter(), logging.Formatter("%(levelname)s %(procname)s %(message)s")):
+        direct, recorded = io.StringIO(), io.StringIO()
+        LineHandler(direct, formatter).write_line(levelno, procname, text, created)
+        name = logging.getLevelName(levelno)
+        LineHandler(recorded, formatter).handle(LogLine(levelno, name, procname, text, created))
+        assert direct.getvalue() == recorded.getvalue()
 
 
 class Postlogd:

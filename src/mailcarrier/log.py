@@ -88,10 +88,10 @@ def format_delay(seconds: float, resolution: int = 2) -> str:
     """
     if seconds >= 10:
         return str(int(seconds + 0.5))  # rounded half up, as Postfix's format_tv()
-    if seconds < _ZERO_BELOW.get(resolution, 0.0):  # also what is not above 0
+    zero_below, formats, last = _DELAY_PLANS.get(resolution) or _delay_plan(resolution)
+    if seconds < zero_below:  # also what is not above 0
         return "0"
-    formats = _DELAY_FORMATS.get(resolution) or _delay_formats(resolution)
-    form = formats[-1][1]
+    form = last
     for floor, each in formats:  # the first whose floor `seconds` reaches
         if seconds >= floor:
             form = each
@@ -102,18 +102,23 @@ def format_delay(seconds: float, resolution: int = 2) -> str:
     return text or "0"
 
 
-def _delay_formats(resolution: int) -> tuple[tuple[float, str], ...]:
-    """(floor, format) by decimals: 0 decimals from 10**1, 1 from 10**0, ... and the last,
-    `resolution` decimals, for everything smaller."""
-    return tuple(
+def _delay_plan(resolution: int) -> tuple[float, tuple[tuple[float, str], ...], str]:
+    """What `format_delay` needs below 10 seconds at a resolution: what prints as 0 (below
+    half its last digit: 0.005 at 2 decimals; the float nearest that half is above the true
+    half, so anything below it rounds down); (floor, format) by decimals: 1 decimal from
+    10**0, 2 from 10**-1, ... and the last, `resolution` decimals, for everything smaller
+    (0 decimals from 10**1 never applies below 10 and is left out, except at resolution 0,
+    where it is the only one); and that last format."""
+    formats = tuple(
         (10 ** (1 - d) if d < resolution else 0.0, f"%.{d}f") for d in range(resolution + 1)
     )
+    zero_below = float(f"5e-{resolution + 1}") if 0 <= resolution < 7 else 0.0
+    return zero_below, formats[1:] if resolution else formats, formats[-1][1]
 
 
-_DELAY_FORMATS: dict[int, tuple[tuple[float, str], ...]] = {r: _delay_formats(r) for r in range(7)}
-# What prints as 0 at each resolution: below half its last digit (0.005 at 2 decimals; the
-# float nearest that half is above the true half, so anything below it rounds down).
-_ZERO_BELOW: dict[int, float] = {r: float(f"5e-{r + 1}") for r in range(7)}
+_DELAY_PLANS: dict[int, tuple[float, tuple[tuple[float, str], ...], str]] = {
+    r: _delay_plan(r) for r in range(7)
+}
 
 
 def delivery_line(

@@ -43,6 +43,7 @@ from mailcarrier.aio import EndOfTurn
 from mailcarrier.events import Event, render_event
 from mailcarrier.log import (
     HandlerLog,
+    LogLine,
     current_pid,
     postfix_text,
     postlog_prefix,
@@ -100,20 +101,24 @@ class PostfixFormatter(logging.Formatter):
         self._stamp = ""
 
     def format(self, record: logging.LogRecord) -> str:
-        when = record.created
-        second = int(when)
-        if second != self._second:
-            # The time stamp changes once a second: render it once, not once per line.
-            self._second = second
-            self._stamp = syslog_stamp(when, self.hostname, self.syslog_name)
         # postfix_text(record), inline: this runs for every line of a draining queue.
         text = record.getMessage() if record.args else str(record.msg)
-        if record.levelno >= logging.WARNING:
-            text = severity_prefix(record.levelno) + text
         try:
             procname = record.procname  # type: ignore[attr-defined]  # a LogLine's
         except AttributeError:  # a record of a Logger's
             procname = record.name
+        return self.line(record.levelno, procname, text, record.created)
+
+    def line(self, levelno: int, procname: str, text: str, created: float) -> str:
+        """The line of a record with these values (`format` renders every record with it;
+        `write_line` of the handlers below calls it without a record)."""
+        second = int(created)
+        if second != self._second:
+            # The time stamp changes once a second: render it once, not once per line.
+            self._second = second
+            self._stamp = syslog_stamp(created, self.hostname, self.syslog_name)
+        if levelno >= logging.WARNING:
+            text = severity_prefix(levelno) + text
         return f"{self._stamp}{procname}[{self.pid}]: {text}"
 
 
@@ -193,9 +198,27 @@ class _Output:
 
 class _Lines(logging.Handler):
     """What `LineHandler` and `MaillogHandler` share: a record is one line for `_output`
-    (written now, or at the end of the turn); `flush()` writes what waits, `close()` too."""
+    (written now, or at the end of the turn); `flush()` writes what waits, `close()` too.
+    `write_line()` is `HandlerLog`'s way in without a record (log.py's `LineWriter`): with a
+    `PostfixFormatter` the line is made from the values (`PostfixFormatter.line`, which
+    `format` uses too), with another formatter from a `LogLine` of them."""
 
     _output: _Output
+
+    def write_line(self, levelno: int, procname: str, text: str, created: float) -> None:
+        """One line, `text` printable already (`HandlerLog` checked level and filters)."""
+        formatter = self.formatter
+        if type(formatter) is not PostfixFormatter:  # another formatter reads a record
+            name = logging.getLevelName(levelno)
+            self.handle(LogLine(levelno, name, procname, text, created))
+            return
+        line = formatter.line(levelno, procname, text, created) + "\n"
+        lock = self.lock
+        if lock is None:
+            self._output.add(line)
+        else:
+            with lock:
+                self._output.add(line)
 
     def handle(self, record: logging.LogRecord) -> bool:
         """`Handler.handle` (filters, then emit under the handler's lock) with less work:

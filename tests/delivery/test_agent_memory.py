@@ -5,7 +5,11 @@ connector hands it memory connections; the same scripts run against real sockets
 
 from __future__ import annotations
 
+import functools
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import mailcarrier
 from mailcarrier.delivery.agent import DeliveryAgent
@@ -135,3 +139,69 @@ async def test_lmtp_one_reply_per_recipient(recipients: int) -> None:
     )
     result = await agent.deliver(request)
     assert [r.status for r in result.recipients] == [SENT] * recipients
+
+
+class _Recording(SmtpResponder):
+    """Accepts everything, keeping every byte the client sent."""
+
+    def __init__(self, keywords: tuple[str, ...]) -> None:
+        super().__init__(keywords=keywords)
+        self.data = bytearray()
+
+    def received(self, data: bytes) -> None:
+        self.data += data
+        super().received(data)
+
+
+def _serve(server: MemoryServer, peer: Peer) -> MemoryServer:
+    return server
+
+
+_LINES = st.lists(
+    st.sampled_from([b"", b".", b"..x", b"a" * 1200, b"\xc3\xa9t\xc3\xa9", b"\r", b"x\ry"]),
+    max_size=20,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    head=st.binary(max_size=40),
+    lines=_LINES,
+    ending=st.sampled_from([b"\n", b"\r\n", b""]),
+    encoding=st.sampled_from(["7bit", "8bit", ""]),
+    eight_bit=st.booleans(),
+)
+async def test_content_handed_over_goes_out_as_the_file_it_was_read_from(
+    tmp_path_factory: pytest.TempPathFactory,
+    head: bytes,
+    lines: list[bytes],
+    ending: bytes,
+    encoding: str,
+    eight_bit: bool,
+) -> None:
+    """A request with `content_bytes` (the queue's first read of a small message) puts on
+    the wire exactly what the same request reading its file does, to a server with and
+    without 8BITMIME."""
+    content = b"Subject: t\n\n" + b"\n".join(lines) + ending
+    path = tmp_path_factory.mktemp("content") / "qfile"
+    path.write_bytes(head + content + b"status records\n")
+    wire = []
+    for handed in (None, content):
+        server = _Recording(("PIPELINING", "8BITMIME") if eight_bit else ("PIPELINING",))
+        agent, _log = _agent(MemoryConnector(functools.partial(_serve, server)))
+        request = mailcarrier.DeliveryRequest(
+            queue_id="4ABCD",
+            nexthop="[198.51.100.1]",
+            sender="a@example.org",
+            recipients=(mailcarrier.Recipient("b@example.net"),),
+            content=str(path),
+            size=len(content),
+            content_offset=len(head),
+            encoding=encoding,
+            arrival_time=0.0,
+            content_bytes=handed,
+        )
+        (status,) = (await agent.deliver(request)).recipients
+        assert status.status is SENT
+        wire.append(bytes(server.data))
+    assert wire[0] == wire[1]

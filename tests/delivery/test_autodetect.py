@@ -213,7 +213,7 @@ def test_make_request_spools_a_pipe(tmp_path: Path) -> None:
         nexthop="[x]",
     )
     assert (request.encoding, request.smtputf8) == ("8bit", True)
-    assert not isinstance(request.content, Path)
+    assert not isinstance(request.content, (Path, str))
     assert request.content.read() == "Subject: ü\n\nx\n".encode()
 
 

@@ -37,3 +37,16 @@ def test_content_length() -> None:
     assert _request().content_length is None
     assert _request(size=10).content_length == 10
     assert _request(size=10, size_exact=False).content_length is None
+
+
+def test_content_bytes_must_be_the_content_exactly() -> None:
+    """`content_bytes` stands for the `size` bytes of the content: any other length, no
+    size, or a size that is not the content's length is refused."""
+    assert _request(size=2, content_bytes=b"x\n").content_bytes == b"x\n"
+    for kw in (
+        {"size": 3, "content_bytes": b"x\n"},
+        {"content_bytes": b"x\n"},
+        {"size": 2, "size_exact": False, "content_bytes": b"x\n"},
+    ):
+        with pytest.raises(UsageError, match="content_bytes"):
+            _request(**kw)

@@ -62,7 +62,7 @@ class FakeAgent:
         if self.fail is not None:
             raise self.fail
         stream = request.content
-        assert not isinstance(stream, Path)
+        assert not isinstance(stream, (Path, str))
         try:
             self.content = stream.read()
         except DataError:  # what the engine does with unreadable content: bounce 5.3.0

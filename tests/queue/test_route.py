@@ -6,6 +6,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mailcarrier.config.settings import Settings
 from mailcarrier.errors import ConfigError
@@ -247,3 +249,51 @@ def test_a_transport_nothing_defines_stops_the_start(
         "not a built-in transport (smtp, relay, lmtp, error, retry) nor an smtp or lmtp "
         f"service of {tmp_path / 'master.cf'}{hint}"
     )
+
+
+_DOMAINS = ["example.net", "EXAMPLE.net", "sub.example.net", "example.org", "a.b.example.org", ""]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    relayhost=st.sampled_from(["", "[127.0.0.1]:2525"]),
+    relay_domains=st.sampled_from(["", "example.net", "!sub.example.net, .example.net"]),
+    mydestination=st.sampled_from(["", "localhost, example.org", "example.net"]),
+    default_transport=st.sampled_from(["smtp", "relay", "error:5.1.1 no", "retry:later"]),
+    parents=st.sampled_from(["", "relay_domains", "relay_domains mydestination"]),
+    addresses=st.lists(
+        st.tuples(st.sampled_from(["a", "B", "a+x"]), st.sampled_from(_DOMAINS)), max_size=12
+    ),
+)
+def test_a_router_without_tables_routes_by_domain_as_it_asks_everything(
+    relayhost: str,
+    relay_domains: str,
+    mydestination: str,
+    default_transport: str,
+    parents: str,
+    addresses: list[tuple[str, str]],
+) -> None:
+    """Without tables the route of each domain is kept: every answer is the one the whole
+    resolution (`_route`) gives."""
+    config = queue_settings(
+        Path("/nonexistent"),
+        relayhost=relayhost,
+        relay_domains=relay_domains,
+        mydestination=mydestination,
+        default_transport=default_transport,
+        parent_domain_matches_subdomains=parents,
+    )
+    router = Router(config)
+    assert router._by_domain is not None
+    for local, domain in addresses:
+        address = f"{local}@{domain}" if domain else local
+        expected = router._route(address, address.rpartition("@")[2], None, "")
+        assert router.route(address) == expected
+
+
+def test_a_router_with_tables_asks_them_for_every_address(tmp_path: Path) -> None:
+    table = {"special@example.net": "lmtp:unix:/s"}
+    router = Router(queue_settings(tmp_path), lookup=table.get)
+    assert router._by_domain is None
+    assert router.route("special@example.net") == Route("lmtp", "unix:/s")
+    assert router.route("other@example.net") == Route("smtp", "[127.0.0.1]:2525")

@@ -565,3 +565,48 @@ async def test_notified_records_are_written_only_when_they_say_something(
     agent.requests.clear()
     await qm.run_once()  # recovered: nothing to deliver, no notice, removed
     assert agent.requests == [] and sp.find(done) is None
+
+
+class _InProcessAgent(FakeAgent):
+    takes_content_bytes = True  # as DeliveryAgent: in this process, it takes the bytes
+
+
+async def test_small_messages_go_to_an_agent_in_this_process_with_their_content(
+    tmp_path: Path,
+) -> None:
+    """The spool's first read holds a small message whole: its content goes with the request
+    to an agent in this process (not opened again), a message over CONTENT_KEPT bytes by its
+    file only, and agent processes (no `takes_content_bytes`) get no bytes; what the active
+    messages held is given back as they leave."""
+    from mailcarrier.queue.scheduler import CONTENT_KEPT
+
+    agent = _InProcessAgent()
+    qm, sp, clock, _log, cfg = _setup(tmp_path, agent)
+    opts = SubmitOptions(sender="s@example.org", recipients=("a@example.net",))
+    small, big = b"Subject: t\n\nsmall\n", b"Subject: t\n\n" + b"x" * CONTENT_KEPT + b"\n"
+    for body in (small, big):
+        submit_stream(io.BytesIO(body), opts, settings=cfg, spool=sp, clock=clock)
+    contents = {}
+    real_deliver = agent.deliver
+
+    async def deliver(request: Any, **kw: Any) -> Any:
+        # The file is still there while the request runs: its bytes at the content offset.
+        with open(request.content, "rb") as f:
+            f.seek(request.content_offset)
+            contents[request.size] = (f.read(request.size), request.content_bytes)
+        return await real_deliver(request, **kw)
+
+    agent.deliver = deliver  # type: ignore[method-assign]
+    await qm.run_once()
+    (small_size, big_size) = sorted(contents)
+    assert small_size <= CONTENT_KEPT < big_size
+    in_file, handed = contents[small_size]
+    assert handed == in_file and in_file.endswith(b"\n\nsmall\n")
+    assert contents[big_size][1] is None
+    assert qm._content_held == 0
+
+    other = FakeAgent()
+    qm2, sp2, clock2, _log2, cfg2 = _setup(tmp_path / "other", other)
+    submit_stream(io.BytesIO(small), opts, settings=cfg2, spool=sp2, clock=clock2)
+    await qm2.run_once()
+    assert [r.content_bytes for r in other.requests] == [None]

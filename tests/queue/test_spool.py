@@ -10,11 +10,19 @@ from pathlib import Path
 from typing import NoReturn
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mailcarrier.errors import TemporaryError
 from mailcarrier.log import MemoryLog
-from mailcarrier.queue.qfile import Envelope, QueueRecipient, status_record
-from mailcarrier.queue.spool import Spool, record_reserve
+from mailcarrier.queue.qfile import (
+    Envelope,
+    QueueRecipient,
+    RecipientState,
+    StateLog,
+    status_record,
+)
+from mailcarrier.queue.spool import Spool, pending, record_reserve
 from mailcarrier.status import DeliveryStatus
 from tests.queue.helpers import spool as make_spool
 
@@ -196,3 +204,70 @@ def test_an_unwritable_queue_directory_is_one_error(tmp_path: Path) -> None:
     with pytest.raises(TemporaryError) as info:
         Spool(tmp_path / "file" / "q").ensure()
     assert str(info.value) == f"create queue directory {tmp_path}/file/q/incoming: Not a directory"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    count=st.integers(1, 6),
+    probe=st.booleans(),
+    verdicts=st.dictionaries(st.integers(0, 5), st.sampled_from(list(DeliveryStatus)), max_size=6),
+)
+def test_pending_is_the_recipients_without_a_final_verdict(
+    count: int, probe: bool, verdicts: dict[int, DeliveryStatus]
+) -> None:
+    """`pending` (with its shortcut for a message with no verdict yet) is what its
+    definition says: for a probe every recipient without a verdict, else every recipient
+    whose last verdict is not final."""
+    rcpts = tuple(QueueRecipient(f"r{i}@example.net") for i in range(count))
+    env = Envelope("Q1", "s@example.org", rcpts, 1000.0, probe=probe)
+    state = StateLog()
+    for i, status in verdicts.items():
+        state.states[i] = RecipientState(status, "2.0.0", "ok", "none", 1.0)
+    if probe:
+        expected = [i for i in range(count) if i not in state.states]
+    else:
+        expected = [i for i in range(count) if not state.is_final(i)]
+    assert pending(env, state) == expected
+
+
+async def test_removals_that_come_while_a_batch_runs_go_as_the_next_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One unlink batch at a time on the helper thread: what comes meanwhile waits (its
+    queue IDs in `removing`, left alone by recovery) and goes as one batch; `then` runs for
+    each file removed, and `settle()` waits for all."""
+    import asyncio
+    import functools
+    import threading
+
+    from mailcarrier.queue import spool as spool_module
+
+    sp = make_spool(tmp_path)
+    ids = []
+    for _ in range(4):
+        with sp.create(_envelope()) as w:
+            w.write(b"x\n")
+            ids.append(w.commit())
+    release = threading.Event()
+    batches: list[list[str]] = []
+    unlink_all = spool_module._unlink_all
+
+    def slow_unlink_all(paths: list[str]) -> list[str | None]:
+        batches.append([p.rpartition("/")[2] for p in paths])
+        if len(batches) == 1:
+            release.wait(10)
+        return unlink_all(paths)
+
+    monkeypatch.setattr(spool_module, "_unlink_all", slow_unlink_all)
+    removed: list[str] = []
+    sp.remove_soon("incoming", ids[0], lambda: removed.append(ids[0]))
+    for _ in range(5):
+        await asyncio.sleep(0)  # the first batch starts at the end of the turn
+    for queue_id in ids[1:]:
+        sp.remove_soon("incoming", queue_id, functools.partial(removed.append, queue_id))
+        await asyncio.sleep(0)  # each in a turn of its own
+    assert batches == [[ids[0]]] and set(ids) <= sp.removing
+    release.set()
+    await sp.settle()
+    assert batches == [[ids[0]], ids[1:]]
+    assert removed == ids and not sp.removing and sp.ids("incoming") == []

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import math
 import random
 import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Final
 
 from mailcarrier.config.settings import Settings
 from mailcarrier.delivery.cache import ConnectionCache
@@ -86,6 +86,10 @@ class DeliveryAgent:
 
     `hand_off` is False for the agent a mail loop hands its recipients to (handoff.py): it
     does not hand them on again."""
+
+    # It runs in its caller's process: a request may carry the content's bytes that the
+    # caller read already (DeliveryRequest.content_bytes; request.takes_content_bytes).
+    takes_content_bytes: Final = True
 
     def __init__(
         self,
@@ -251,10 +255,10 @@ class DeliveryAgent:
             if opened:
                 content.close()
         if busy is None:
-            result = tracker.result(request.queue_id)
-        else:
-            result = tracker.result(request.queue_id, busy.retry_after, busy.unavailable)
-        return dataclasses.replace(result, counts=self._counts())
+            return tracker.result(request.queue_id, counts=self._counts())
+        return tracker.result(
+            request.queue_id, busy.retry_after, busy.unavailable, counts=self._counts()
+        )
 
     def _counts(self) -> Counts:
         """What the agent counted since its previous result (tally.py)."""

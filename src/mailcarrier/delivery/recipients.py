@@ -15,6 +15,7 @@ from mailcarrier.delivery.request import Recipient
 from mailcarrier.delivery.trouble import Verdict
 from mailcarrier.errors import LocalProtocolError
 from mailcarrier.status import (
+    Counts,
     Delays,
     DeliveryResult,
     DeliveryStatus,
@@ -110,18 +111,20 @@ class RecipientTracker:
         return status
 
     def result(
-        self, queue_id: str, busy: float | None = None, unavailable: bool = False
+        self,
+        queue_id: str,
+        busy: float | None = None,
+        unavailable: bool = False,
+        counts: Counts = (),
     ) -> DeliveryResult:
         """Every recipient's status; with `busy` (fleet mode: try again in that many
         seconds; `unavailable`: Redis could not be asked), those marked so far, the others
-        left for the queue to try again."""
+        left for the queue to try again. `counts`: what the agent counted (the metrics)."""
         if busy is not None:
             marked = tuple(s for s in self._status if s is not None)
-            return DeliveryResult(
-                queue_id, marked, self.hop_status, busy, fleet_unavailable=unavailable
-            )
+            return DeliveryResult(queue_id, marked, self.hop_status, busy, counts, unavailable)
         missing = [self.recipients[i].address for i in self.pending()] if self._unmarked else []
         if missing:
             raise LocalProtocolError(f"recipients left without a status: {', '.join(missing)}")
         # Everyone is marked (checked above): no None left in the list.
-        return DeliveryResult(queue_id, tuple(self._status), self.hop_status)  # type: ignore[arg-type]
+        return DeliveryResult(queue_id, tuple(self._status), self.hop_status, None, counts)  # type: ignore[arg-type]

@@ -3,13 +3,15 @@
 A request names a transport (smtp or lmtp; `service`, a master.cf service of that kind whose
 settings apply), a next hop in the manual's destination syntax, an
 envelope sender (``""`` is the null sender ``<>``), recipients, and where the content is: a path
-(optionally a byte range inside a queue file) or an open binary stream. The content is never
-required to fit in memory, and an address probe (`probe`, Postfix's trace-only request) never
-opens it. `Deliverer` is the protocol of what delivers one (the agent, or a pool of agent
-processes). Validation here refuses envelope values that could inject commands or
-parameters: addresses must be addresses (protocol/address.py), other values free of CR, LF
-and NUL. `Notify` (DSN NOTIFY) lives in notify.py, which the queue's submission imports
-without this module.
+(optionally a byte range inside a queue file) or an open binary stream, and the content's
+bytes themselves when the caller has read them already (`content_bytes`: the queue's small
+messages, the file not opened again). The content is never required to fit in memory, and
+an address probe (`probe`, Postfix's trace-only request) never opens it. `Deliverer` is the
+protocol of what delivers one (the agent, or a pool of agent processes;
+`takes_content_bytes` says which wants `content_bytes`). Validation here refuses envelope
+values that could inject commands or parameters: addresses must be addresses
+(protocol/address.py), other values free of CR, LF and NUL. `Notify` (DSN NOTIFY) lives in
+notify.py, which the queue's submission imports without this module.
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ class DeliveryRequest:
     nexthop: str
     sender: str
     recipients: tuple[Recipient, ...]
-    content: Path | BinaryIO
+    content: Path | str | BinaryIO  # a path (as a Path or its text), or an open stream
     transport: str = "smtp"
     # Bytes of content; None = measure it (file size, or unknown for a stream).
     size: int | None = None
@@ -126,6 +128,11 @@ class DeliveryRequest:
     # The master.cf service (a named transport, config/mastercf.py) whose settings deliver
     # it: main.cf's plus the service's -o overrides; "" = main.cf's, for `transport`.
     service: str = ""
+    # The content itself, when whoever made the request holds it in memory already (the
+    # queue's first read of a small queue file has it whole): exactly the `size` bytes at
+    # `content_offset` of `content`, which is then not opened (it still names the file).
+    # None: the content is read from `content`.
+    content_bytes: bytes | None = None
 
     @property
     def content_length(self) -> int | None:
@@ -168,6 +175,10 @@ class DeliveryRequest:
                 check_envelope_text(f"client {what}", getattr(self, f"client_{what}"))
             check_envelope_text("log ident", self.log_ident)
         check_envelope_address("sender address", self.sender, null_ok=True)
+        if self.content_bytes is not None and (
+            not self.size_exact or len(self.content_bytes) != self.size
+        ):
+            raise UsageError("content_bytes must be the content's `size` bytes exactly")
         if self.rewrite_context not in ("", "local", "remote"):
             raise UsageError(f'bad rewrite context "{self.rewrite_context}" (want local or remote)')
 
@@ -184,3 +195,11 @@ class Deliverer(Protocol):
     async def deliver(
         self, request: DeliveryRequest, *, on_status: StatusCallback | None = None
     ) -> DeliveryResult: ...
+
+
+def takes_content_bytes(deliverer: object) -> bool:
+    """Whether `deliverer` wants the bytes of small messages in its requests
+    (`DeliveryRequest.content_bytes`): an agent in the caller's process says so with a true
+    ``takes_content_bytes`` attribute; agent processes would have the bytes copied through
+    a pipe by the busiest process to spare themselves a file read, so they do not."""
+    return bool(getattr(deliverer, "takes_content_bytes", False))

@@ -126,10 +126,14 @@ def open_content(request: DeliveryRequest) -> tuple[BinaryIO | MessageFile, bool
     """The content as a seekable file, and whether it was opened here (to be closed).
 
     A path is opened as a `MessageFile` (content/stream.py): read at offsets, with its
-    first block read now (the whole of a small message). An address probe sends no
+    first block read now (the whole of a small message); the request's `content_bytes` make
+    one that is that block, whole, without opening anything. An address probe sends no
     content: its own is neither opened nor read (an empty stream stands in for it)."""
     if request.probe:
         return io.BytesIO(), False
+    if request.content_bytes is not None:  # read already: the whole content, no descriptor
+        start, length = request.content_offset, request.content_length
+        return MessageFile(-1, request.content_bytes, start, length, eof=True), False
     src = request.content
     if not isinstance(src, (str, PurePath)) and not isinstance(src, os.PathLike):
         if src.seekable():

@@ -230,6 +230,8 @@ class Finisher:
             i
             for i in todo
             if state.states[i].status is DeliveryStatus.SENT
+            # Most mail asks for nothing: no Flag arithmetic (Python code) for it.
+            and env.recipients[i].dsn_notify is not Notify.NONE
             and bool(env.recipients[i].dsn_notify & Notify.SUCCESS)
             # The next hop took NOTIFY=SUCCESS along: the notice is its to send.
             and state.states[i].action != ACTION_FORWARDED

@@ -59,7 +59,7 @@ def delivery_request(job: Job) -> DeliveryRequest:
         nexthop=job.route.nexthop,
         sender=env.sender,
         recipients=recipients,
-        content=message.path,
+        content=message.name,
         transport=job.route.transport,
         service=job.route.service,
         size=env.size,
@@ -73,4 +73,5 @@ def delivery_request(job: Job) -> DeliveryRequest:
         arrival_time=env.arrival_time,
         qmgr_time=job.active.qmgr_time,
         probe=env.probe,  # sendmail -bv: MAIL and RCPT only (Postfix's trace-only request)
+        content_bytes=message.content,  # the spool's first read held it (scheduler.py)
     )

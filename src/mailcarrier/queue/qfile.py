@@ -25,7 +25,7 @@ from typing import Final
 from urllib.parse import quote, unquote
 
 from mailcarrier.notify import Notify
-from mailcarrier.status import DeliveryStatus
+from mailcarrier.status import DeliveryStatus, fast_init
 
 __all__ = [
     "MAGIC",
@@ -87,9 +87,12 @@ def _enc(text: str) -> str:
 def _dec(token: str) -> str:
     if not token.startswith("="):
         raise ParseError(f"bad field {token!r}")
+    if "%" not in token:  # what unquote() returns for it, without the call
+        return token[1:]
     return unquote(token[1:], errors="strict")
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class QueueRecipient:
     address: str
@@ -98,6 +101,7 @@ class QueueRecipient:
     dsn_notify: Notify = Notify.NONE
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Envelope:
     queue_id: str
@@ -223,6 +227,7 @@ def parse_envelope(data: bytes) -> Envelope:
 # --- state records ----------------------------------------------------------------------
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class RecipientState:
     """The last recorded verdict of one recipient."""

@@ -22,7 +22,8 @@ naming one defers its recipients with "mail transport unavailable", as Postfix's
 when a transport has no service. A table that cannot answer now defers the recipient with
 ``4.3.0 address resolver failure`` (Postfix's qmgr, on trivial-rewrite's RESOLVE_FLAG_FAIL).
 With network tables (pgsql:, ...) the scheduler asks `prefetch()` first, on the event loop
-without blocking it, and hands its answers to `route()`; the lookup is injectable.
+without blocking it, and hands its answers to `route()`; the lookup is injectable. A Router
+with no table to ask routes by domain alone and keeps each domain's route.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from mailcarrier.config.settings import Settings
 from mailcarrier.config.views import MapsName
 from mailcarrier.errors import ConfigError
 from mailcarrier.queue.params import QueueParams
+from mailcarrier.status import fast_init
 from mailcarrier.tables import TableError
 from mailcarrier.tables.domainlist import DomainList
 from mailcarrier.tables.maps import Maps
@@ -57,8 +59,10 @@ _LOCAL: Final = ("error", "retry")
 # `prefetch` answers of the sender tables (no address contains a NUL).
 _SENDER_TRANSPORT: Final = "\0sender_dependent_default_transport_maps"
 _SENDER_RELAY: Final = "\0sender_dependent_relayhost_maps"
+_ROUTES_KEPT: Final = 4096  # domains whose route a Router without tables keeps
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Route:
     transport: str  # smtp | lmtp | error | retry | unavailable
@@ -119,6 +123,17 @@ class Router:
             main.empty_address_default_transport_maps_lookup_key,
             main.empty_address_relayhost_maps_lookup_key,
         )
+        # Without a table to ask (transport maps, sender-dependent maps, tables in the
+        # domain lists), the route of an address depends on its domain alone: each domain's
+        # is kept (`route`), at most _ROUTES_KEPT of them.
+        static = (
+            self._lookup is None
+            and self._sender_transport is None
+            and self._sender_relay is None
+            and all(e.table is None for e in self._relay_domains.entries)
+            and all(e.table is None for e in self._local_domains.entries)
+        )
+        self._by_domain: dict[str, Route] | None = {} if static else None
 
     @property
     def network(self) -> bool:
@@ -269,6 +284,19 @@ class Router:
 
     def route(self, address: str, answers: RouteAnswers | None = None, sender: str = "") -> Route:
         domain = address.rpartition("@")[2]
+        by_domain = self._by_domain
+        if by_domain is None:
+            return self._route(address, domain, answers, sender)
+        route = by_domain.get(domain)
+        if route is None:
+            route = self._route(address, domain, answers, sender)
+            if len(by_domain) >= _ROUTES_KEPT:
+                by_domain.clear()
+            by_domain[domain] = route
+        return route
+
+    def _route(self, address: str, domain: str, answers: RouteAnswers | None, sender: str) -> Route:
+        """`route`, asking every list and table."""
         try:
             transport, class_nexthop = _split(self._class_transport(domain, sender, answers))
             nexthop = class_nexthop or self._relay_nexthop(domain, sender, answers)

@@ -10,7 +10,8 @@ the agent reports it, before the next recipient. When a message's jobs are all d
 deliverable now; `serve()` (daemon.py drives it) runs until asked to stop; `stop()` gives
 deliveries in flight a short grace period, then abandons them (stopping.py). Clock injected;
 `progress` (progress.py) is told of each message activated and finished (``run --once``
-shows it on a terminal).
+shows it on a terminal). A small message's content, read whole with its envelope, goes
+with its requests to an agent in this process (`CONTENT_KEPT`, `CONTENT_HELD_MAX`).
 
 A write that fails (a full disk, a read-only queue: `TemporaryError`) costs one message, not
 the run: a message whose records cannot be reserved is not delivered and stays where it
@@ -38,7 +39,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Final
 
 from mailcarrier.config.settings import Settings
-from mailcarrier.delivery.request import Deliverer
+from mailcarrier.delivery.request import Deliverer, takes_content_bytes
 from mailcarrier.errors import TemporaryError
 from mailcarrier.events import delivery_event
 from mailcarrier.log import LogSink, NullLog, delivery_line, log_event
@@ -59,6 +60,11 @@ from mailcarrier.status import DeliveryStatus, HopStatus, RecipientStatus
 __all__ = ["Deliverer", "QueueManager", "dsn_split"]  # Deliverer: delivery/request.py
 
 DestKey = tuple[str, str]
+# A message's content of at most CONTENT_KEPT bytes (the first block an agent reads and
+# keeps through a delivery, content/stream.py) is kept from the spool's first read, for the
+# agent in this process, while the active messages hold less than CONTENT_HELD_MAX.
+CONTENT_KEPT: Final = 16384
+CONTENT_HELD_MAX: Final = 16 * 1024 * 1024
 # An RFC 3463 status code at the start of a text (Postfix's dsn_valid()).
 _DSN: Final = re.compile(r"[245]\.\d{1,3}\.\d{1,3}(?=\s|$)")
 
@@ -88,7 +94,7 @@ class QueueManager:
         self.spool = spool
         # Told of every verdict written and of what the agents counted (observe/).
         self.observer: QueueObserver = observer if observer is not None else NullObserver()
-        self.deliverer = deliverer
+        self.deliverer = deliverer  # and `_content_up_to`, for it
         self.log: LogSink = log if log is not None else NullLog()
         self.clock = clock
         self._queues: dict[DestKey, deque[Job]] = {}
@@ -99,6 +105,8 @@ class QueueManager:
         # run_once(): destinations left for the next run (the shared state server away).
         self._leave: set[DestKey] | None = None
         self._active: dict[str, ActiveMessage] = {}
+        # Bytes of content the active messages hold for an agent in this process (`_take`).
+        self._content_held = 0
         # Deliveries run as tasks of this TaskGroup, open only inside `running()`; the jobs
         # they run, by task, until each ends (for the limits, waiting and abandoning).
         self._deliveries: asyncio.TaskGroup | None = None
@@ -111,6 +119,16 @@ class QueueManager:
         self.progress: Progress = NULL_PROGRESS
         self._activated = 0
         self.configure(settings, router)
+
+    @property
+    def deliverer(self) -> Deliverer:
+        """What delivers the jobs (replaced on a reload)."""
+        return self._deliverer
+
+    @deliverer.setter
+    def deliverer(self, deliverer: Deliverer) -> None:
+        self._deliverer = deliverer
+        self._content_up_to = CONTENT_KEPT if takes_content_bytes(deliverer) else 0
 
     def configure(self, settings: Settings, router: Router | None = None) -> None:
         """(Re)load the configuration: routing, limits, lifetimes (SIGHUP calls this)."""
@@ -228,8 +246,11 @@ class QueueManager:
     def _take(self, queue: str, queue_id: str) -> ActiveMessage | None:
         if queue_id in self._active:
             return None
+        # A small message's content goes to an agent in this process with the request: read
+        # once, not opened again by the agent (delivery/request.py).
+        keep = self._content_up_to if self._content_held < CONTENT_HELD_MAX else 0
         try:
-            taken = self.spool.take(queue, queue_id)
+            taken = self.spool.take(queue, queue_id, content_up_to=keep)
         except TemporaryError as exc:  # not delivered: it stays where it was
             self.log.warning(QMGR, f"{queue_id}: {exc}")
             self._hold_off(queue_id)
@@ -237,6 +258,8 @@ class QueueManager:
         if taken is None:
             return None
         message, records = taken
+        if message.content is not None:
+            self._content_held += len(message.content)
         crash_point("activate-after-move")
         env = message.envelope
         active = ActiveMessage(message, records, self.clock())
@@ -488,9 +511,16 @@ class QueueManager:
         if job.active.jobs_left == 0:
             self._finish(job.active)
 
+    def _forget(self, queue_id: str) -> ActiveMessage | None:
+        """Take `queue_id` out of the active messages (and its content out of the count)."""
+        active = self._active.pop(queue_id, None)
+        if active is not None and active.message.content is not None:
+            self._content_held -= len(active.message.content)
+        return active
+
     def _finish(self, active: ActiveMessage) -> None:
         queue_id = active.message.queue_id
-        self._active.pop(queue_id, None)
+        self._forget(queue_id)
         try:
             if active.trouble:
                 done = self.finisher.put_back(active.message, active.records)
@@ -627,7 +657,7 @@ class QueueManager:
         """Every active message back to incoming/, its records kept; how many."""
         count = len(self._active)
         for queue_id, active in list(self._active.items()):
-            del self._active[queue_id]
+            self._forget(queue_id)
             try:
                 active.records.close()
                 self.spool.move(queue_id, "active", "incoming")

@@ -21,7 +21,7 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -42,6 +42,7 @@ from mailcarrier.queue.qfile import (
     parse_records,
 )
 from mailcarrier.queue.writers import MessageWriter, RecordWriter, os_error, record_reserve
+from mailcarrier.status import fast_init
 
 if TYPE_CHECKING:
     import asyncio
@@ -62,20 +63,27 @@ _CHUNK: Final = 65536
 _Removal = tuple[str, str, Callable[[], None]]  # queue ID, path, what to do once removed
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class QueueMessage:
     """A message as the queue sees it: where it is, its envelope and its recorded state."""
 
     queue: str
-    path: Path
+    name: str  # the file's path (`path`: as a Path, made when asked)
     envelope: Envelope
     state: StateLog
     mtime: float
     origin: str = ""  # the queue a message in active/ came from ("" when not taken)
+    # Its content, when `Spool.take` was asked to keep it and the first read held it whole.
+    content: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def queue_id(self) -> str:
         return self.envelope.queue_id
+
+    @property
+    def path(self) -> Path:
+        return Path(self.name)
 
     def pending(self) -> list[int]:
         """Recipients with no final verdict yet (`pending`)."""
@@ -86,6 +94,8 @@ def pending(env: Envelope, state: StateLog) -> list[int]:
     """Recipients with no final verdict yet. Every verdict of an address probe is final
     (Postfix's trace_append() marks the recipient done, deferred or not)."""
     count = len(env.recipients)
+    if not state.states:  # no verdict recorded yet (most messages): every recipient
+        return list(range(count))
     if env.probe:
         return [i for i in range(count) if i not in state.states]
     return [i for i in range(count) if not state.is_final(i)]
@@ -103,13 +113,14 @@ class Spool:
     ) -> None:
         self.root = Path(root)
         self._base = str(self.root)
-        self._active = self.root / "active"  # joined with a queue ID: one part to parse
         self.clock = clock
         self.log: LogSink = log if log is not None else NullLog()
         self.removing: set[str] = set()
         # Removals of this event-loop turn (queue ID, path, then), started together at its
-        # end (aio.py); the batches running on the helper thread.
+        # end (aio.py); those that came while a batch ran, for the next one; the batch
+        # running on the helper thread (one at a time).
         self._unlink_batch: EndOfTurn[_Removal] = EndOfTurn(self._start_unlinks)
+        self._unlink_next: list[_Removal] = []
         self._unlinks: set[asyncio.Future[list[str | None]]] = set()
         self._unlinker: ThreadPoolExecutor | None = None
 
@@ -182,17 +193,20 @@ class Spool:
         fd = os.open(name, os.O_RDONLY)
         try:
             st = os.fstat(fd)
-            env, state = _load(fd, queue_id, st.st_size)
+            env, state, _ = _load(fd, queue_id, st.st_size)
         finally:
             os.close(fd)
-        return QueueMessage(queue, Path(name), env, state, st.st_mtime)
+        return QueueMessage(queue, name, env, state, st.st_mtime)
 
-    def take(self, queue: str, queue_id: str) -> tuple[QueueMessage, RecordWriter] | None:
+    def take(
+        self, queue: str, queue_id: str, *, content_up_to: int = 0
+    ) -> tuple[QueueMessage, RecordWriter] | None:
         """Read a message, reserve space for its delivery records and move it into active/,
         keeping its file open for the records (one open, not two). None when it is gone or
         was quarantined (damaged). `TemporaryError` when it cannot be opened for writing,
         the reservation fails (a full disk) or the move fails: then it stays where it was,
-        as it was."""
+        as it was. A content of at most `content_up_to` bytes that the first read held
+        whole is kept in the message (`QueueMessage.content`)."""
         name = self._name(queue, queue_id)
         try:
             fd = os.open(name, os.O_RDWR)
@@ -201,7 +215,7 @@ class Spool:
         except OSError as exc:
             raise os_error("open queue file", name, exc) from exc
         try:
-            return self._take(fd, queue, queue_id, name)
+            return self._take(fd, queue, queue_id, name, content_up_to)
         except FileNotFoundError:
             os.close(fd)
             return None
@@ -214,10 +228,10 @@ class Spool:
             raise
 
     def _take(
-        self, fd: int, queue: str, queue_id: str, name: str
+        self, fd: int, queue: str, queue_id: str, name: str, content_up_to: int
     ) -> tuple[QueueMessage, RecordWriter]:
         st = os.fstat(fd)  # one for all: the size read, the records' end, the old times
-        env, state = _load(fd, queue_id, st.st_size)
+        env, state, content = _load(fd, queue_id, st.st_size, content_up_to)
         reserve = record_reserve(len(pending(env, state)), len(env.recipients))
         active = self._name("active", queue_id)
         try:
@@ -232,7 +246,7 @@ class Spool:
                 os.ftruncate(fd, state.valid_length)
                 os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
             raise
-        taken = QueueMessage("active", self._active / queue_id, env, state, st.st_mtime, queue)
+        taken = QueueMessage("active", active, env, state, st.st_mtime, queue, content)
         return taken, records
 
     def read_or_quarantine(self, queue: str, queue_id: str) -> QueueMessage | None:
@@ -261,7 +275,7 @@ class Spool:
                 yield message
 
     def records(self, message: QueueMessage) -> RecordWriter:
-        return RecordWriter(message.path, message.state.valid_length)
+        return RecordWriter(message.name, message.state.valid_length)
 
     # --- moving -----------------------------------------------------------------------
     def move(self, queue_id: str, src: str, dst: str, *, mtime: float | None = None) -> Path:
@@ -308,9 +322,10 @@ class Spool:
 
         Unlinking a file that was fsynced costs the file system a journal transaction
         (tens to hundreds of microseconds on ext4): a draining queue removes a file per
-        message, so the unlinks run on a helper thread, batched per event-loop turn, while
-        deliveries go on. Until then the queue ID is in `removing` (recovery leaves it
-        alone); `settle()` waits for all of them. A crash before the unlink leaves a file
+        message, so the unlinks run on a helper thread, batched per event-loop turn (and
+        while one batch runs, the next gathers), while deliveries go on. Until then the
+        queue ID is in `removing` (recovery leaves it alone); `settle()` waits for all of
+        them. A crash before the unlink leaves a file
         whose records show every recipient done: recovery finishes it again. `then` runs
         only when the file was removed (not when it was already gone)."""
         import asyncio  # here, not above: submission never removes, nor loads asyncio
@@ -326,6 +341,12 @@ class Spool:
         self._unlink_batch.add((queue_id, self._name(queue, queue_id), then), loop)
 
     def _start_unlinks(self, batch: list[_Removal]) -> None:
+        """Hand `batch` to the helper thread; while it unlinks one batch, what comes waits
+        and goes as the next, one batch: a wake-up of the thread and of the loop per batch,
+        and batches grow when the thread is slower than the turns of the loop."""
+        if self._unlinks:
+            self._unlink_next += batch
+            return
         import asyncio
         from concurrent.futures import ThreadPoolExecutor
 
@@ -345,6 +366,9 @@ class Spool:
                     self.log.warning(QMGR, f"remove {path}: {error}")
             for queue_id, _, _ in batch:
                 self.removing.discard(queue_id)
+            if self._unlink_next:
+                waiting, self._unlink_next = self._unlink_next, []
+                self._start_unlinks(waiting)
 
         future.add_done_callback(done)
 
@@ -352,7 +376,7 @@ class Spool:
         """Wait until every removal started by `remove_soon` has run."""
         import asyncio
 
-        while self._unlink_batch or self._unlinks:
+        while self._unlink_batch or self._unlinks or self._unlink_next:
             if self._unlinks:
                 await asyncio.wait(set(self._unlinks))
             else:
@@ -377,9 +401,12 @@ class Spool:
         return removed
 
 
-def _load(fd: int, queue_id: str, size: int) -> tuple[Envelope, StateLog]:
+def _load(
+    fd: int, queue_id: str, size: int, content_up_to: int = 0
+) -> tuple[Envelope, StateLog, bytes | None]:
     """Envelope and state records of the open queue file `fd` of `size` bytes (one read
-    for a small message). ParseError when it is damaged or not `queue_id`'s."""
+    for a small message), and the content when the read held it whole and it is at most
+    `content_up_to` bytes (else None). ParseError when it is damaged or not `queue_id`'s."""
     data = os.read(fd, _CHUNK)
     while b"\ncontent\n" not in data:
         block = os.read(fd, _CHUNK)
@@ -392,8 +419,11 @@ def _load(fd: int, queue_id: str, size: int) -> tuple[Envelope, StateLog]:
         raise ParseError(f"file shorter than its content ({size} < {end})")
     if env.queue_id != queue_id:
         raise ParseError(f"file name {queue_id} does not match queue ID {env.queue_id}")
+    content = None
     if len(data) >= size:  # a small message: the first read had it all
         records = data[end:]
+        if env.size <= content_up_to:
+            content = data[env.content_offset : end]
     else:
         os.lseek(fd, end, os.SEEK_SET)
         chunks = []
@@ -402,7 +432,7 @@ def _load(fd: int, queue_id: str, size: int) -> tuple[Envelope, StateLog]:
         records = b"".join(chunks)
     state = parse_records(records)
     state.valid_length += end
-    return env, state
+    return env, state, content
 
 
 def _unlink_all(paths: list[str]) -> list[str | None]:
