@@ -35,6 +35,7 @@ OURS = {
     "mailcarrier.lazy",
     "mailcarrier.entry",
     "mailcarrier.lean",
+    "mailcarrier.lean.body",
     "mailcarrier.lean.mainconf",
     "mailcarrier.lean.message",
     "mailcarrier.lean.options",

@@ -19,6 +19,7 @@ time) and only what Python has loaded at start (os, sys, io, time) plus pwd and 
 - spool.py makes queue IDs and the queue directories as queue/ does, and writes the queue
   file as queue/writers.py does (dot-file, fsync, rename, fsync of the directory, the same
   crash points);
+- body.py copies the body up to a lone dot (queue/submit.py uses it too);
 - submit.py runs the submission and says what to do; maillog.py writes its two lines to
   maillog_file in Postfix's format, as loghandlers.py does.
 

@@ -19,6 +19,7 @@ import os
 import time
 
 from mailcarrier.lean import mainconf, message, options
+from mailcarrier.lean.body import copy_body
 from mailcarrier.lean.spool import Failed, QueueFile, ensure, new_id
 
 TYPE_CHECKING = False  # typing is not imported at run time (see lean/__init__.py)
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Fallback", "Queued", "sendmail"]
 
-_CHUNK = 65536
 _QUOTE = frozenset('%!()<>@,;:\\".[]')  # queue/headers.py: a full name to be quoted
 EX_UNAVAILABLE = 69
 
@@ -289,17 +289,4 @@ class _Copier:
         self.out.write(data)
 
     def copy(self, src: BinaryIO, first: bytes, ignore_dots: bool) -> None:
-        if first:
-            if not ignore_dots and first in (b".\n", b".\r\n"):
-                return
-            self.put(first)
-        if ignore_dots:
-            while block := src.read(_CHUNK):
-                self.put(block)
-            return
-        at_start = not first or first.endswith(b"\n")
-        while line := src.readline(_CHUNK):
-            if at_start and line in (b".\n", b".\r\n", b"."):
-                return
-            self.put(line)
-            at_start = line.endswith(b"\n")
+        copy_body(self.put, src, first, ignore_dots)

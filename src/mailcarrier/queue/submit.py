@@ -39,6 +39,7 @@ from mailcarrier.delivery.autodetect import (
 )
 from mailcarrier.errors import DataError, MessageTooBigError
 from mailcarrier.events import queued_event
+from mailcarrier.lean.body import copy_body
 from mailcarrier.log import LogSink, NullLog, log_event
 from mailcarrier.notify import Notify
 from mailcarrier.protocol.address import orcpt_for
@@ -59,7 +60,6 @@ __all__ = [
 ]
 
 _FIELD: Final = re.compile(rb"([!-9;-~]+)[ \t]*:")
-_CHUNK: Final = 65536
 # RFC 3461 4.4: ENVID is printable US-ASCII (Postfix's sendmail: printable, at most 100).
 _ENVID: Final = re.compile(r"[!-~]{0,100}")
 
@@ -276,20 +276,7 @@ class _BodyCopier:
         self._write(data)
 
     def copy(self, src: BinaryIO, first: bytes, ignore_dots: bool) -> None:
-        if first:
-            if not ignore_dots and first in (b".\n", b".\r\n"):
-                return
-            self.put(first)
-        if ignore_dots:
-            while block := src.read(_CHUNK):
-                self.put(block)
-            return
-        at_start = not first or first.endswith(b"\n")
-        while line := src.readline(_CHUNK):
-            if at_start and line in (b".\n", b".\r\n", b"."):
-                return
-            self.put(line)
-            at_start = line.endswith(b"\n")
+        copy_body(self.put, src, first, ignore_dots)
 
 
 def submit_stream(
