@@ -392,7 +392,9 @@ async def resolve_policy_async(
         except TableLookupError:
             return _lookup_error(agent, maps, destination)
         # Only tables that ask a server have warnings of their lookups.
-        return _with_warnings(policy, maps) if maps.network else policy
+        if maps.network and (warnings := maps.take_warnings()):
+            policy = replace(policy, warnings=tuple(warnings))
+        return policy
     level = _global_level(agent)
     sites = agent.open_maps("tls_per_site")
     if sites:
