@@ -177,7 +177,7 @@ async def test_a_parked_session_takes_the_key_of_a_new_policy_answer(
     cf.write_text(sqldata.cf_text(dbpath=str(db), query="SELECT v FROM m WHERE k='%s'"))
     cache = ConnectionCache(CacheLimits())
     agent = _agent(tmp_path, server, cache, "no", smtp_tls_policy_maps=f"sqlite:{cf}")
-    keys = []
+    keys: list[str] = []
     for answer in ("may", "may", "may ciphers=high", "may ciphers=high", "may"):
         with sqlite3.connect(db) as conn:
             conn.execute("UPDATE m SET v = ?", (answer,))
