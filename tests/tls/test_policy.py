@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mailcarrier.tls.levels import SecurityLevel, parse_level
 from mailcarrier.tls.policy import nexthop_domain, parse_policy_entry, resolve_policy
@@ -127,3 +131,93 @@ def test_policy_without_tables_is_found_once() -> None:
     first = resolve_policy(agent, "example.com")
     assert resolve_policy(agent, "[other.example]:587") is first
     assert first.level is SecurityLevel.ENCRYPT and first.source == "smtp_tls_security_level"
+
+
+@pytest.mark.parametrize(
+    ("destination", "asked"),
+    [
+        ("example.com", ["example.com", ".com"]),
+        ("example.com.", ["example.com.", "example.com", ".com"]),
+        ("Example.COM:25", ["example.com:25", "example.com", ".com"]),
+        ("mx.example.net", ["mx.example.net", ".example.net", ".net"]),
+        ("[mx.example.com]:587", ["[mx.example.com]:587", "[mx.example.com]"]),
+        ("[10.0.0.2]", ["[10.0.0.2]"]),
+    ],
+)
+async def test_each_policy_key_is_asked_once(
+    monkeypatch: pytest.MonkeyPatch, destination: str, asked: list[str]
+) -> None:
+    """The exact next hop, then the domain and its parents, each key once: a domain that
+    was an exact key is not asked again (a network table would be queried twice)."""
+    from mailcarrier.tables.simple import InlineTable
+    from mailcarrier.tls.policy import resolve_policy_async
+
+    keys: list[str] = []
+    lookup = InlineTable.lookup
+
+    def spy(self: InlineTable, key: str) -> str | None:
+        keys.append(key)
+        return lookup(self, key)
+
+    monkeypatch.setattr(InlineTable, "lookup", spy)
+    agent = _agent(smtp_tls_policy_maps="inline:{ other.test=encrypt }")
+    assert resolve_policy(agent, destination).level is SecurityLevel.NONE
+    assert keys == asked
+    keys.clear()
+    assert (await resolve_policy_async(agent, destination)).level is SecurityLevel.NONE
+    assert keys == asked
+
+
+_LABELS = st.sampled_from(["example", "com", "mx", "a", "b", "org", "EXAMPLE", ""])
+_DESTINATIONS = st.builds(
+    lambda labels, dot, port, bracket: (f"[{labels}]" if bracket else labels + dot) + port,
+    st.lists(_LABELS, min_size=1, max_size=4).map(".".join),
+    st.sampled_from(["", "."]),
+    st.sampled_from(["", ":25", ":587"]),
+    st.booleans(),
+)
+_ENTRIES = st.lists(
+    st.sampled_from(
+        ["example.com", ".com", "example", "mx.example.com", ".example.com", "[mx.example]",
+         "[mx.example]:587", "a.b", ".b", "example.com:25", "mx.example.org", ".org", "."]
+    ),
+    max_size=5,
+    unique=True,
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def parents_pattern(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A pattern table that would answer every parent-domain key: never asked with one."""
+    path = tmp_path_factory.mktemp("policy") / "parents"
+    path.write_text("/^\\./ encrypt\n")
+    return f"regexp:{path}"
+
+
+@settings(deadline=None)
+@given(destination=_DESTINATIONS, entries=_ENTRIES)
+def test_policy_search_is_exact_keys_then_the_domain_search(
+    parents_pattern: str, destination: str, entries: list[str]
+) -> None:
+    """The search order as two searches of tables/maps.py: `find` of each exact next-hop
+    key, then `find_domain` of the next-hop domain (which starts with the domain itself)
+    unless the next hop is a [literal]. The policy found is that search's first answer."""
+    from mailcarrier.tls.policy import _policy_keys, resolve_policy_async
+
+    levels = ["encrypt", "may", "none", "verify", "secure"]
+    body = ", ".join(f"{{{key} = {levels[n % 5]}}}" for n, key in enumerate(entries))
+    table = f"inline:{{ {body} }}" if entries else "inline:{ }"
+    agent = _agent(
+        smtp_tls_policy_maps=f"{table}, {parents_pattern}", smtp_tls_security_level="dane"
+    )
+    maps = agent.open_maps("tls_policy_maps")
+    found = next(
+        (match for key in _policy_keys(destination) if (match := maps.find(key)) is not None),
+        None,
+    )
+    if found is None and not destination.strip().startswith("["):
+        found = maps.find_domain(nexthop_domain(destination))
+    expected = SecurityLevel.DANE if found is None else parse_level(found.value)
+    policy = resolve_policy(agent, destination)
+    assert policy.level is expected
+    assert asyncio.run(resolve_policy_async(agent, destination)) is policy

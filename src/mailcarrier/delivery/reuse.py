@@ -23,12 +23,14 @@ reused. Without sender-dependent authentication a session taken from the cache i
 again under the SASL identity it was parked with (the key it was taken by pins the same
 server and destination, so the same lookup would give the same answer); with
 smtp_sender_dependent_authentication the credentials are looked up again for the request's
-sender and the address key carries that username.
+sender and the address key carries that username. A session keeps that identity, and the
+address key it was last parked under with what the key was made from (configuration, TLS
+policy, server, destination), on itself (`Session.reuse_identity`, `Session.reuse_key`): a
+session parked again under the same ones is not keyed again.
 """
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable
 
 from mailcarrier.config.settings import Settings
@@ -43,7 +45,7 @@ from mailcarrier.delivery.transcript import TranscriptReporter
 from mailcarrier.fleet import Busy
 from mailcarrier.log import LogSink
 from mailcarrier.tls.levels import SecurityLevel
-from mailcarrier.tls.policy import resolve_policy
+from mailcarrier.tls.policy import TlsPolicy, resolve_policy
 from mailcarrier.transport.connection import Peer
 from mailcarrier.transport.session import Session
 
@@ -63,11 +65,17 @@ def _message_tls(hop: Hop, peer: Peer | None) -> str:
     return "tls-required=no" if tls.tls_not_required else ""
 
 
+def _kept_identity(session: Session, profile: object) -> str | None:
+    """The SASL identity `session` was parked with under `profile` (`sasl_identity`)."""
+    kept = session.reuse_identity
+    return kept[1] if kept is not None and kept[0] is profile else None
+
+
 class SessionReuse:
     """Connection reuse for one agent: its cache (None: every session is closed), and the
     settings, clock, log and transcript reporter reuse needs."""
 
-    __slots__ = ("_identities", "cache", "clock", "leases", "log", "settings", "transcripts")
+    __slots__ = ("cache", "clock", "leases", "log", "settings", "transcripts")
 
     def __init__(
         self,
@@ -86,8 +94,6 @@ class SessionReuse:
         self.clock = clock
         self.log = log
         self.transcripts = transcripts
-        # The SASL identity each parked session's address key was made with.
-        self._identities: weakref.WeakKeyDictionary[Session, str] = weakref.WeakKeyDictionary()
 
     def label(
         self,
@@ -95,25 +101,18 @@ class SessionReuse:
         hop: Hop,
         peer: Peer | None = None,
         session: Session | None = None,
+        policy: TlsPolicy | None = None,
     ) -> str:
         """What must match for a cached session to be reused: the transport, the TLS policy
         and the SASL identity, so a session is never shared across policies or credentials
-        (Postfix smtp_key.c). `peer` is None for the destination key; `session`, a session
-        being parked (its SASL identity is kept, see `sasl_identity`)."""
+        (Postfix smtp_key.c). `peer` is None for the destination key, else `policy` is its
+        TLS policy; `session`, a session being parked (its SASL identity is kept, see
+        `sasl_identity`)."""
         profile = job.profile
         # The destination key pins the TLS policy (it is chosen by next hop; its MTA-STS
         # part the agent appends); another destination reaching the same server may have
-        # another policy. This is
-        # TlsJob.policy(), without making the whole TLS state for it.
+        # another policy.
         sasl = profile.params.sasl_auth_enable
-        policy = None
-        if peer is not None and hop.has_tls:
-            tls = hop.tls
-            policy = (
-                tls.policy(peer)  # resolved before connecting, without blocking the loop
-                if tls is not None
-                else resolve_policy(job.agent, hop.destination, peer.hostname)
-            )
         plaintext = policy is not None and policy.level is SecurityLevel.NONE and not policy.error
         request = job.request
         message = _message_tls(hop, peer) if request.requiretls or request.tls_required_no else ""
@@ -146,19 +145,20 @@ class SessionReuse:
         self, job: DeliveryState, hop: Hop, peer: Peer, session: Session | None
     ) -> str:
         """The SASL part of an address key. A session parked again without sender-dependent
-        authentication keeps the identity it was parked with, without a password lookup
-        (smtp(8) looks the password up only to set a session up); otherwise the credentials
-        for this request and server are looked up (memoised per request)."""
-        sender_dependent = job.profile.sender_dependent_auth
-        if session is not None and not sender_dependent:
-            known = self._identities.get(session)
+        authentication keeps the identity it was parked with under this configuration,
+        without a password lookup (smtp(8) looks the password up only to set a session
+        up); otherwise the credentials for this request and server are looked up (memoised
+        per request)."""
+        profile = job.profile
+        if session is not None and not profile.sender_dependent_auth:
+            known = _kept_identity(session, profile)
             if known is not None:
                 return known
         identity = session_identity(
             self.settings, job.agent, job.request, peer, hop.destination, job.sasl_credentials
         )
         if session is not None and not identity.startswith("sasl=unavailable"):
-            self._identities[session] = identity
+            session.reuse_identity = (profile, identity)
         return identity
 
     def dest_key(self, job: DeliveryState, hop: Hop, destination: Destination) -> str:
@@ -191,10 +191,55 @@ class SessionReuse:
         self, job: DeliveryState, hop: Hop, peer: Peer, session: Session | None = None
     ) -> str:
         """By server address and port, whatever name led there (Postfix smtp_reuse.c);
-        `session` when it is the key of a session being parked."""
+        `session` when it is the key of a session being parked (see `_parked_key`)."""
         if not hop.dest_key:
             return ""
-        return f"{self.label(job, hop, peer, session)}|addr:[{peer.address}]:{peer.port}"
+        # The server's TLS policy: TlsJob.policy(), without making the whole TLS state for
+        # it when the destination has none.
+        policy = None
+        if hop.has_tls:
+            tls = hop.tls
+            policy = (
+                tls.policy(peer)  # resolved before connecting, without blocking the loop
+                if tls is not None
+                else resolve_policy(job.agent, hop.destination, peer.hostname)
+            )
+        if session is None:
+            return f"{self.label(job, hop, peer, None, policy)}|addr:[{peer.address}]:{peer.port}"
+        kept = session.reuse_key
+        request = job.request
+        if (
+            kept is not None
+            and kept[0] is job.profile
+            and kept[1] is policy
+            and kept[2] is peer
+            and kept[3] == hop.destination
+            and not (request.requiretls or request.tls_required_no)
+        ):
+            return kept[4]
+        return self._parked_key(job, hop, peer, session, policy)
+
+    def _parked_key(
+        self, job: DeliveryState, hop: Hop, peer: Peer, session: Session, policy: TlsPolicy | None
+    ) -> str:
+        """The address key of a session being parked. Unless the sender or the message's
+        own TLS rules (RFC 8689) enter it, it depends only on the configuration (the
+        profile: a reload makes new ones), the TLS policy (one object per table answer and
+        configuration, tls/policy.py), the server, the destination (nexthop matches) and
+        the session's own SASL identity: it is kept on the session with what it was made
+        from (`Session.reuse_key`), for `addr_key` to find when none of them changed."""
+        label = self.label(job, hop, peer, session, policy)
+        key = f"{label}|addr:[{peer.address}]:{peer.port}"
+        profile = job.profile
+        request = job.request
+        if not (
+            profile.sender_dependent_auth
+            or request.requiretls
+            or request.tls_required_no
+            or (profile.params.sasl_auth_enable and _kept_identity(session, profile) is None)
+        ):
+            session.reuse_key = (profile, policy, peer, hop.destination, key)
+        return key
 
     async def try_cached(self, job: DeliveryState, hop: Hop, key: str) -> None:
         """Deliver over a cached session under `key`, when one is alive.

@@ -15,7 +15,7 @@ noticed on the way (a server down, an empty result).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,6 +44,10 @@ class Maps:
         self.name = name
         self._network = tuple(table for table in self.tables if table.network)
         self.network = bool(self._network)
+        # The one table of a list of one network table: `find_value_async` gives its own
+        # lookup to await, without a coroutine of ours around it.
+        only = len(self.tables) == 1 and self.network
+        self._only_network = self.tables[0] if only else None
 
     def __bool__(self) -> bool:
         return bool(self.tables)
@@ -80,9 +84,18 @@ class Maps:
                 return Match(value, key, table.spec)
         return None
 
-    async def find_value_async(self, key: str, *, partial: bool = False) -> str | None:
+    def find_value_async(self, key: str, *, partial: bool = False) -> Awaitable[str | None]:
         """`find_async(key)`'s value (None: not found), without making the `Match`: for
-        callers that read nothing else (the TLS policy, asked for every delivery)."""
+        callers that read nothing else (the TLS policy, asked for every delivery). A list
+        of one network table gives that table's lookup itself: one coroutine frame less to
+        pass through each time the lookup waits for its server (or for the answer of the
+        same lookup on its way)."""
+        only = self._only_network
+        if only is not None and (only.fixed or not partial):
+            return only.lookup_async(key)
+        return self._find_value_async(key, partial)
+
+    async def _find_value_async(self, key: str, partial: bool) -> str | None:
         for table in self.tables:
             if partial and not table.fixed:
                 continue

@@ -38,6 +38,7 @@ from typing import Final
 from mailcarrier.config.settings import AgentSettings, Settings
 from mailcarrier.tables.base import TableLookupError
 from mailcarrier.tables.maps import Maps, Match
+from mailcarrier.tables.search import domain_keys
 from mailcarrier.tls.levels import SecurityLevel, parse_level
 
 __all__ = [
@@ -340,8 +341,8 @@ def resolve_policy(agent: AgentSettings, destination: str, server_hostname: str 
     maps = tables.policy_maps
     if maps:
         try:
-            for key, domain in _policy_searches(destination):
-                found = maps.find_domain(key) if domain else maps.find(key)
+            for key, partial in _policy_searches(destination):
+                found = maps.find(key, partial=partial)
                 if found is not None:
                     return tables.answer(found.value)
         except TableLookupError:
@@ -381,10 +382,8 @@ async def resolve_policy_async(
         # Every delivery asks (smtp(8) keeps its policy cache for one request): only the
         # table answers are looked up here, the rest was found once per configuration.
         try:
-            for key, domain in _policy_searches(destination):
-                value = await (
-                    maps.find_domain_value_async(key) if domain else maps.find_value_async(key)
-                )
+            for key, partial in _policy_searches(destination):
+                value = await maps.find_value_async(key, partial=partial)
                 if value is not None:
                     policy = tables.answer(value)
                     break
@@ -393,7 +392,9 @@ async def resolve_policy_async(
         except TableLookupError:
             return _lookup_error(agent, maps, destination)
         # Only tables that ask a server have warnings of their lookups.
-        return _with_warnings(policy, maps) if maps.network else policy
+        if maps.network and (warnings := maps.take_warnings()):
+            policy = replace(policy, warnings=tuple(warnings))
+        return policy
     level = _global_level(agent)
     sites = agent.open_maps("tls_per_site")
     if sites:
@@ -410,11 +411,17 @@ async def resolve_policy_async(
 
 @functools.lru_cache(maxsize=1024)
 def _policy_searches(destination: str) -> tuple[tuple[str, bool], ...]:
-    """(key, is a domain search): the exact next hop (with its port, then without), then
-    the domain and its parents unless the next hop is a [literal]."""
-    out = [(key, False) for key in _policy_keys(destination)]
+    """(key, is partial) in the order the tables are searched: the exact next hop (with its
+    port, then without), then, unless the next hop is a [literal], the domain and its
+    parent domains as ``.example.com`` (partial keys, which pattern tables never see). The
+    domain itself is not asked again when it was an exact key (``example.com``): the same
+    key of the same tables, one query of a network table less when it is not found."""
+    exact = _policy_keys(destination)
+    out = [(key, False) for key in exact]
     if not destination.strip().startswith("["):
-        out.append((nexthop_domain(destination), True))
+        for key in domain_keys(nexthop_domain(destination)):
+            if key.partial or key.text not in exact:
+                out.append((key.text, key.partial))
     return tuple(out)
 
 

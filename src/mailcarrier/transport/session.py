@@ -120,6 +120,11 @@ class Session:
         # required (what the "requiretls" feature of the tls= field reports).
         self.requiretls = 0
         self.tls_matched = False
+        # Kept for the connection-reuse keys of delivery/reuse.py, which alone reads them
+        # (opaque here): the SASL identity of the session's address key, and the last
+        # address key made for it with what it was made from.
+        self.reuse_identity: tuple[object, str] | None = None
+        self.reuse_key: tuple[object, object, object, str, str] | None = None
 
     # The channel's state, as the delivery code reads it.
     @property
