@@ -104,16 +104,18 @@ class SessionReuse:
         # The destination key pins the TLS policy (it is chosen by next hop; its MTA-STS
         # part the agent appends); another destination reaching the same server may have
         # another policy. This is
-        # TlsJob.policy(), without making the whole TLS state for it.
+        # TlsJob.policy(), without making the whole TLS state for it when it is settled.
         sasl = profile.params.sasl_auth_enable
         policy = None
         if peer is not None and hop.has_tls:
-            tls = hop.tls
-            policy = (
-                tls.policy(peer)  # resolved before connecting, without blocking the loop
-                if tls is not None
-                else resolve_policy(job.agent, hop.destination, peer.hostname)
-            )
+            policy = hop.settled
+            if policy is None:
+                tls = hop.tls
+                policy = (
+                    tls.policy(peer)  # resolved before connecting, without blocking the loop
+                    if tls is not None
+                    else resolve_policy(job.agent, hop.destination, peer.hostname)
+                )
         plaintext = policy is not None and policy.level is SecurityLevel.NONE and not policy.error
         request = job.request
         message = _message_tls(hop, peer) if request.requiretls or request.tls_required_no else ""
@@ -254,7 +256,8 @@ class SessionReuse:
         credentials (unless `credentials` is False: a reused session without
         sender-dependent authentication needs none) and its TLS policy, which the
         synchronous steps after it (reuse keys, the TLS step, AUTH) then find resolved
-        (network tables: pgsql:, ...)."""
+        (network tables: pgsql:, ...). A hop whose policy is settled has nothing to resolve
+        (`Hop.settled`): its TLS state, if a session needs one, gives that policy anyway."""
         if credentials:
             await prefetch_credentials(
                 self.settings,
@@ -265,8 +268,8 @@ class SessionReuse:
                 job.sasl_credentials,
                 log=self.log,
             )
-        if hop.tls is not None:
-            await hop.tls.resolve(peer)
+        if hop.settled is None and (tls := hop.tls) is not None:
+            await tls.resolve(peer)
 
     @staticmethod
     def tls_reuse_allowed(hop: Hop, session: Session, peer: Peer) -> bool:
