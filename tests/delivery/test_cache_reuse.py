@@ -1,6 +1,7 @@
 """Connection reuse through the agent's cache: same destination, another destination on the
 same server, expiry by age and by count, a server that closes a parked connection, and no
-reuse after a 421 or a protocol error."""
+reuse after a 421 or a protocol error; a plaintext session taken from the cache makes no TLS
+state when nothing but the settings decides its policy."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from mailcarrier import DeliveryStatus
 from mailcarrier.delivery.agent import DeliveryAgent
 from mailcarrier.delivery.cache import CacheLimits, ConnectionCache
+from mailcarrier.delivery.tls_job import TlsClient
 from mailcarrier.log import MemoryLog
 from tests.support.clock import FakeClock
 from tests.support.deliver import deliver_via
@@ -87,6 +89,31 @@ async def test_same_destination_reuses_the_session(
     assert len(server.messages) == 3
     assert ", conn_use=3, " in log.lines[-1]
     assert ", conn_use=" not in log.lines[0]  # Postfix shows conn_use only from 2 on
+
+
+async def test_a_plaintext_session_from_the_cache_needs_no_tls_state(
+    counting: tuple[CountingHandler, AiosmtpdServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a TLS table, MTA-STS policy or RFC 8689 flag the policy is settled
+    (sts_step.settled_policy): the session set up makes the destination's TLS state for its
+    TLS step; a session taken from the cache makes none (every delivery did since tables
+    are asked on the loop, for a reuse key that reads the global policy)."""
+    made: list[str] = []
+    job = TlsClient.job
+
+    def spy(client: TlsClient, agent: Any, destination: str, **options: Any) -> Any:
+        made.append(destination)
+        return job(client, agent, destination, **options)
+
+    monkeypatch.setattr(TlsClient, "job", spy)
+    handler, server = counting
+    cache = ConnectionCache(CacheLimits())
+    agent, _ = _agent(cache)
+    uses = [(await _send(agent, server.nexthop)).conn_use for _ in range(3)]
+    await cache.close_all()
+    assert uses == [1, 2, 3]
+    assert handler.sessions == 1
+    assert made == [server.nexthop]
 
 
 async def test_reuse_count_limit(counting: tuple[CountingHandler, AiosmtpdServer]) -> None:

@@ -6,6 +6,8 @@ Covers delivery/sts_step.py (which policy applies per MX host), the TLS step's e
 and testing-mode reports (tls_step.py), the fetch's refusals (sts_fetch.py) and the cache
 (sts_cache.py: id change, server down, restart, proactive refresh), DANE and
 smtp_tls_policy_maps precedence, and a Postfix STS plugin's answer in smtp_tls_policy_maps.
+`settled_policy()` (the policy reuse keys read without the TLS state) is pinned to what the
+TLS state resolves by a hypothesis test over configurations, destinations and servers.
 """
 
 from __future__ import annotations
@@ -15,16 +17,27 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
+import hypothesis
 import pytest
 from dnslib import RR
+from hypothesis import given
+from hypothesis import strategies as st
 
 import mailcarrier
 from mailcarrier import DeliveryStatus
-from mailcarrier.config.settings import Settings
+from mailcarrier.config.settings import AgentSettings, Settings
 from mailcarrier.delivery.agent import DeliveryAgent
+from mailcarrier.delivery.sts_cache import CachedPolicy, StsPolicies
+from mailcarrier.delivery.sts_fetch import FetchSettings
+from mailcarrier.delivery.sts_step import refine_policy, settled_policy
+from mailcarrier.delivery.tls_job import TlsClient, TlsJob
 from mailcarrier.log import MemoryLog
+from mailcarrier.routing.resolver import Resolver
 from mailcarrier.status import RecipientStatus
+from mailcarrier.tls.policy import untabled_policy
+from mailcarrier.transport.connection import Peer
 from tests.support.deliver import request_to
 from tests.support.sts_server import (
     PolicyAnswer,
@@ -554,3 +567,139 @@ async def test_postfix_sts_plugin_answers(
     assert policy_server.hits[HOST] == 0  # the plugin's answer, not ours
     if status is DeliveryStatus.SENT:
         assert tls_field(lines) == "secure"
+
+
+# --- settled_policy(): the policy known without the TLS state ---------------------------
+
+
+class _EnforceEverywhere(StsPolicies):
+    """An enforce policy for every domain, so that a settled policy that forgot MTA-STS
+    would differ from what `TlsJob.resolve()` gives."""
+
+    async def policy_for(
+        self, domain: str, resolver: Resolver, settings: FetchSettings
+    ) -> CachedPolicy | None:
+        return CachedPolicy(domain, "1", "enforce", ("*.example.com",), 86400, time.time())
+
+
+_YES_NO = st.sampled_from(["yes", "no"])
+_CLIENT_PARAMS = {
+    "tls_security_level": st.sampled_from(["", "none", "may", "encrypt", "verify", "dane"]),
+    "mta_sts_enable": _YES_NO,
+    "tls_wrappermode": _YES_NO,
+    "use_tls": _YES_NO,
+    "enforce_tls": _YES_NO,
+    "tls_policy_maps": st.sampled_from(
+        ["", "inline:{example.com=encrypt}", "inline:{[192.0.2.1]:25=none}"]
+    ),
+    "tls_per_site": st.sampled_from(["", "inline:{mx.example.com=MUST}"]),
+}
+_MAIN_PARAMS = {"requiretls_enable": _YES_NO, "tls_required_enable": _YES_NO}
+_DESTINATIONS = st.sampled_from(
+    ["example.com", "Example.COM:587", "[192.0.2.1]", "[192.0.2.1]:25", " [mx.example.com]"]
+)
+
+
+def _agent(**params: str) -> AgentSettings:
+    return Settings.defaults().with_overrides(params).for_transport("smtp")
+
+
+@st.composite
+def _configurations(draw: st.DrawFn) -> AgentSettings:
+    transport = draw(st.sampled_from(["smtp", "lmtp"]))
+    params = {
+        f"{transport}_{name}": value
+        for name, value in draw(st.fixed_dictionaries({}, optional=_CLIENT_PARAMS)).items()
+    }
+    params.update(draw(st.fixed_dictionaries({}, optional=_MAIN_PARAMS)))
+    return Settings.defaults().with_overrides(params).for_transport(transport)
+
+
+@given(
+    agent=_configurations(),
+    destination=_DESTINATIONS,
+    peer=st.builds(
+        Peer,
+        st.sampled_from(["mx.example.com", "mail.other.test", "192.0.2.1"]),
+        st.just("192.0.2.1"),
+        st.sampled_from([25, 587]),
+        mx_dnssec_valid=st.sampled_from([None, False, True]),
+    ),
+    with_sts=st.booleans(),
+    requiretls=st.booleans(),
+    tls_required_no=st.booleans(),
+)
+# Where the TLS state gives another policy: MTA-STS for an MX host of a domain, and
+# "TLS-Required: No" capping a level above may.
+@hypothesis.example(
+    agent=_agent(),
+    destination="example.com",
+    peer=Peer("mx.example.com", "192.0.2.1", 25, mx_dnssec_valid=False),
+    with_sts=True,
+    requiretls=False,
+    tls_required_no=False,
+)
+@hypothesis.example(
+    agent=_agent(smtp_tls_security_level="encrypt"),
+    destination="[192.0.2.1]",
+    peer=Peer("192.0.2.1", "192.0.2.1", 25),
+    with_sts=False,
+    requiretls=False,
+    tls_required_no=True,
+)
+@hypothesis.settings(max_examples=300, deadline=None)
+def test_settled_policy_is_what_the_tls_state_resolves(
+    agent: AgentSettings,
+    destination: str,
+    peer: Peer,
+    with_sts: bool,
+    requiretls: bool,
+    tls_required_no: bool,
+) -> None:
+    """The fast path of reuse keys (Hop.settled) pinned to the general one: a settled policy
+    is exactly what `TlsJob.resolve()` gives the server (MTA-STS refinement included) and
+    what `TlsJob.policy()` gives without it, and resolving it logs nothing."""
+    sts = _EnforceEverywhere(Path("/nonexistent"), log=MemoryLog()) if with_sts else None
+    settled = settled_policy(
+        agent, destination, sts=sts, requiretls=requiretls, tls_required_no=tls_required_no
+    )
+    if settled is None:
+        return  # the TLS state decides, as before
+
+    log = MemoryLog()
+
+    def job() -> TlsJob:
+        return TlsClient().job(
+            agent,
+            destination,
+            log=log,
+            resolver=lambda: cast(Resolver, object()),
+            preactive_delay=0.0,
+            sts=sts,
+            refine=refine_policy if sts is not None else None,
+            requiretls=requiretls,
+            tls_required_no=tls_required_no,
+        )
+
+    resolving = job()
+    assert asyncio.run(resolving.resolve(peer)) is settled
+    assert resolving.policy(peer) is settled
+    assert job().policy(peer) is settled  # the state made later, without resolve()
+    assert log.lines == []
+
+
+def test_settled_policy_only_where_nothing_else_decides() -> None:
+    """Settled for the usual plaintext relay and for any destination without MTA-STS; not
+    with a policy table, an RFC 8689 flag, or MTA-STS possible for the destination."""
+    agent = Settings.defaults().for_transport("smtp")
+    sts = _EnforceEverywhere(Path("/nonexistent"), log=MemoryLog())
+    plain = {"requiretls": False, "tls_required_no": False}
+    assert settled_policy(agent, "[192.0.2.1]:25", sts=sts, **plain) is untabled_policy(agent)
+    assert settled_policy(agent, "example.com", sts=None, **plain) is not None
+    assert settled_policy(agent, "example.com", sts=sts, **plain) is None
+    for flag in ("requiretls", "tls_required_no"):
+        assert settled_policy(agent, "[192.0.2.1]", sts=None, **{**plain, flag: True}) is None
+    tabled = Settings.defaults().with_overrides({"smtp_tls_policy_maps": "inline:{a.b=may}"})
+    assert settled_policy(tabled.for_transport("smtp"), "[192.0.2.1]", sts=None, **plain) is None
+    broken = Settings.defaults().with_overrides({"smtp_tls_policy_maps": "hash:/nonexistent/x"})
+    assert untabled_policy(broken.for_transport("smtp")) is None

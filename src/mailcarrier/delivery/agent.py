@@ -44,7 +44,7 @@ from mailcarrier.delivery.state import Attempt, DeliveryState, content_size, ope
 from mailcarrier.delivery.sts_cache import SHARED_CACHE as STS_SHARED_CACHE
 from mailcarrier.delivery.sts_cache import StsPolicies, fetch_settings
 from mailcarrier.delivery.sts_fetch import FetchSettings
-from mailcarrier.delivery.sts_step import destination_policy, refine_policy
+from mailcarrier.delivery.sts_step import destination_policy, refine_policy, settled_policy
 from mailcarrier.delivery.tally import Tally
 from mailcarrier.delivery.tls_job import TlsrptRecorder
 from mailcarrier.delivery.tls_step import TlsClient, TlsJob, prepare_tls
@@ -366,8 +366,18 @@ class DeliveryAgent:
         """The destination's hop: its cache key now, its TLS state when first needed (a
         session taken from the cache is parked again under keys that include its TLS policy
         (reuse.py), which does not need the whole state for a plaintext session; the MTA-STS
-        part of a domain's key, `_sts_key()`, does)."""
-        hop = Hop(destination.text, "", self._tls_maker(job, destination.text))
+        part of a domain's key, `_sts_key()`, does). Its policy is settled when no table,
+        MTA-STS policy or RFC 8689 flag can change it (sts_step.settled_policy): a session
+        taken from the cache then needs no TLS state at all."""
+        request = job.request
+        settled = settled_policy(
+            job.agent,
+            destination.text,
+            sts=self.sts,
+            requiretls=request.requiretls,
+            tls_required_no=request.tls_required_no,
+        )
+        hop = Hop(destination.text, "", self._tls_maker(job, destination.text), settled)
         hop.dest_key = self._reuse.dest_key(job, hop, destination)
         return hop
 

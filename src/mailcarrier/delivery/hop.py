@@ -4,8 +4,11 @@ it tries the servers of one destination.
 A hop names the destination being tried (an entry of the next-hop list or a fallback relay),
 the connection-cache key of that destination ("" when sessions to it are not cached), and the
 destination's TLS state (`TlsJob`, tls_job.py: policy, DANE, contexts), made only when a
-session needs it: a plaintext session taken from the cache never does. The server being
-tried (a `Peer`) is passed alongside. Neighbours: state.py (per request), agent.py (the loop).
+session needs it: a plaintext session taken from the cache never does. When nothing but the
+settings decides the policy of the destination's servers (no table, no MTA-STS, no RFC 8689
+flag: sts_step.settled_policy), the hop carries that policy (`settled`), and the reuse keys
+read it without the TLS state. The server being tried (a `Peer`) is passed alongside.
+Neighbours: state.py (per request), agent.py (the loop).
 """
 
 from __future__ import annotations
@@ -13,22 +16,30 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from mailcarrier.delivery.tls_job import TlsJob
+from mailcarrier.tls.policy import TlsPolicy
 
 __all__ = ["Hop"]
 
 
 class Hop:
-    """The destination being tried, its cache key and (lazily) its TLS state."""
+    """The destination being tried, its cache key, (lazily) its TLS state, and the TLS
+    policy of all its servers when that is settled without the state."""
 
-    __slots__ = ("_tls", "_tls_maker", "dest_key", "destination")
+    __slots__ = ("_tls", "_tls_maker", "dest_key", "destination", "settled")
 
     def __init__(
-        self, destination: str, dest_key: str, tls_maker: Callable[[], TlsJob] | None
+        self,
+        destination: str,
+        dest_key: str,
+        tls_maker: Callable[[], TlsJob] | None,
+        settled: TlsPolicy | None = None,
     ) -> None:
         self.destination = destination
         self.dest_key = dest_key
         self._tls_maker = tls_maker
         self._tls: TlsJob | None = None
+        # What `tls.resolve(peer)` gives every server (sts_step.settled_policy), or None.
+        self.settled = settled if tls_maker is not None else None
 
     @property
     def tls(self) -> TlsJob | None:

@@ -195,15 +195,17 @@ class SessionReuse:
         if not hop.dest_key:
             return ""
         # The server's TLS policy: TlsJob.policy(), without making the whole TLS state for
-        # it when the destination has none.
+        # it when the destination has none or when the settings alone decide it (settled).
         policy = None
         if hop.has_tls:
-            tls = hop.tls
-            policy = (
-                tls.policy(peer)  # resolved before connecting, without blocking the loop
-                if tls is not None
-                else resolve_policy(job.agent, hop.destination, peer.hostname)
-            )
+            policy = hop.settled
+            if policy is None:
+                tls = hop.tls
+                policy = (
+                    tls.policy(peer)  # resolved before connecting, without blocking the loop
+                    if tls is not None
+                    else resolve_policy(job.agent, hop.destination, peer.hostname)
+                )
         if session is None:
             return f"{self.label(job, hop, peer, None, policy)}|addr:[{peer.address}]:{peer.port}"
         kept = session.reuse_key
@@ -299,7 +301,8 @@ class SessionReuse:
         credentials (unless `credentials` is False: a reused session without
         sender-dependent authentication needs none) and its TLS policy, which the
         synchronous steps after it (reuse keys, the TLS step, AUTH) then find resolved
-        (network tables: pgsql:, ...)."""
+        (network tables: pgsql:, ...). A hop whose policy is settled has nothing to resolve
+        (`Hop.settled`): its TLS state, if a session needs one, gives that policy anyway."""
         if credentials:
             await prefetch_credentials(
                 self.settings,
@@ -310,8 +313,8 @@ class SessionReuse:
                 job.sasl_credentials,
                 log=self.log,
             )
-        if hop.tls is not None:
-            await hop.tls.resolve(peer)
+        if hop.settled is None and (tls := hop.tls) is not None:
+            await tls.resolve(peer)
 
     @staticmethod
     def tls_reuse_allowed(hop: Hop, session: Session, peer: Peer) -> bool:

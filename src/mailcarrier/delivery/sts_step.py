@@ -20,6 +20,8 @@ from its MX records, over SMTP, when ``smtp_mta_sts_enable`` is on:
 
 `destination_policy()` is the same lookup for a destination before its servers are known:
 the agent puts the policy's mode and id in the connection cache's destination key.
+`settled_policy()` is the policy of a destination where neither MTA-STS nor a table can
+change it (nor the message's RFC 8689 flags): found without the destination's TLS state.
 
 The resolved policy records `mx_authenticated_by_sts` per server (RFC 8689's "MX from
 DNSSEC or MTA-STS"). `webpki_problem()` is the check testing mode makes after a handshake
@@ -32,13 +34,14 @@ import dataclasses
 import datetime
 from typing import TYPE_CHECKING
 
+from mailcarrier.config.settings import AgentSettings
 from mailcarrier.delivery.dane_step import decide_dane
-from mailcarrier.delivery.sts_cache import CachedPolicy, fetch_settings
+from mailcarrier.delivery.sts_cache import CachedPolicy, StsPolicies, fetch_settings
 from mailcarrier.delivery.tls_job import TlsJob
 from mailcarrier.idn import domain_to_ascii
 from mailcarrier.tls.features import FeatureState, TlsFeature
 from mailcarrier.tls.levels import SecurityLevel
-from mailcarrier.tls.policy import TlsPolicy, level_defaults
+from mailcarrier.tls.policy import TlsPolicy, level_defaults, untabled_policy
 from mailcarrier.tls.sts import mx_permitted
 from mailcarrier.tls.verify import Expectations, check_peer
 from mailcarrier.transport.connection import Peer
@@ -50,7 +53,9 @@ __all__ = [
     "STS_SOURCE",
     "ascii_host",
     "destination_policy",
+    "may_apply",
     "refine_policy",
+    "settled_policy",
     "testing_feature",
     "testing_line",
     "webpki_problem",
@@ -63,17 +68,44 @@ def ascii_host(name: str) -> str:
     return domain_to_ascii(name) or name.lower()
 
 
-def _applicable(job: TlsJob, peer: Peer, base: TlsPolicy) -> bool:
-    agent = job.agent
+def may_apply(agent: AgentSettings, sts: StsPolicies | None, destination: str) -> bool:
+    """Whether an MTA-STS policy could apply to some server of `destination`: the agent has
+    MTA-STS policies, smtp_mta_sts_enable is on, it is SMTP without wrapper mode, and the
+    next hop is a domain (not a [literal])."""
     return (
-        job.sts is not None
+        sts is not None
         and agent.params.mta_sts_enable
         and not agent.is_lmtp
         and not agent.params.tls_wrappermode
-        and base.source == agent.name("tls_security_level")
-        and peer.mx_dnssec_valid is not None  # the server came from the domain's MX records
-        and not job.destination.strip().startswith("[")
+        and not destination.strip().startswith("[")
     )
+
+
+def _applicable(job: TlsJob, peer: Peer, base: TlsPolicy) -> bool:
+    return (
+        may_apply(job.agent, job.sts, job.destination)
+        and base.source == job.agent.name("tls_security_level")
+        and peer.mx_dnssec_valid is not None  # the server came from the domain's MX records
+    )
+
+
+def settled_policy(
+    agent: AgentSettings,
+    destination: str,
+    *,
+    sts: StsPolicies | None,
+    requiretls: bool,
+    tls_required_no: bool,
+) -> TlsPolicy | None:
+    """The policy `TlsJob.resolve()` gives every server of `destination` when it is known
+    without the destination's TLS state: no policy table (the global policy,
+    `tls.policy.untabled_policy`), no RFC 8689 flag on the message (`requiretls`,
+    `tls_required_no`: the request's) and no MTA-STS policy that could apply. None: the
+    TLS state decides (`Hop.tls`). A plaintext session taken from the cache then needs
+    no TLS state at all (reuse.py), as before tables could be asked on the loop."""
+    if requiretls or tls_required_no or may_apply(agent, sts, destination):
+        return None
+    return untabled_policy(agent)
 
 
 async def _lookup(job: TlsJob) -> CachedPolicy | None:
@@ -92,15 +124,7 @@ async def destination_policy(job: TlsJob) -> CachedPolicy | None:
     """The MTA-STS policy of the destination when MTA-STS may apply to its servers (before
     they are known: the connection cache's destination key carries it, so a session opened
     under one policy is never taken under another); None otherwise, or without a policy."""
-    agent = job.agent
-    if (
-        job.sts is None
-        or not agent.params.mta_sts_enable
-        or agent.is_lmtp
-        or agent.params.tls_wrappermode
-        or job.tls_not_required
-        or job.destination.strip().startswith("[")
-    ):
+    if job.tls_not_required or not may_apply(job.agent, job.sts, job.destination):
         return None
     return await _lookup(job)
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field, replace
 from typing import Final
 
 from mailcarrier.config.settings import AgentSettings, Settings
+from mailcarrier.errors import ConfigError
 from mailcarrier.tables.base import TableLookupError
 from mailcarrier.tables.maps import Maps, Match
 from mailcarrier.tables.search import domain_keys
@@ -51,6 +52,7 @@ __all__ = [
     "resolve_not_required",
     "resolve_policy",
     "resolve_policy_async",
+    "untabled_policy",
 ]
 
 _ATTRIBUTES = frozenset(
@@ -359,6 +361,16 @@ def resolve_policy(agent: AgentSettings, destination: str, server_hostname: str 
         if site is not level:
             return _defaults(agent, site, agent.name("tls_per_site"))
     return _defaults(agent, level, agent.name("tls_security_level"))
+
+
+def untabled_policy(agent: AgentSettings) -> TlsPolicy | None:
+    """`resolve_policy()`'s answer for every destination and server when no table decides
+    (neither smtp_tls_policy_maps nor smtp_tls_per_site is set); None when one does, or
+    cannot be opened (`resolve_policy()` reports that where a policy is asked for)."""
+    try:
+        return _tables(agent.settings, agent.transport).same
+    except ConfigError:  # a TableError, or any other reason the tables are unusable
+        return None
 
 
 def resolve_not_required(agent: AgentSettings) -> TlsPolicy:
