@@ -116,6 +116,30 @@ async def test_a_plaintext_session_from_the_cache_needs_no_tls_state(
     assert made == [server.nexthop]
 
 
+async def test_a_session_from_the_cache_under_a_policy_table_needs_no_tls_state(
+    counting: tuple[CountingHandler, AiosmtpdServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a policy table that alone decides (no MTA-STS, no RFC 8689 flag), a session
+    taken from the cache is keyed by the table's answer kept on the hop (Hop.resolved):
+    only the session set up makes the destination's TLS state."""
+    made: list[str] = []
+    job = TlsClient.job
+
+    def spy(client: TlsClient, agent: Any, destination: str, **options: Any) -> Any:
+        made.append(destination)
+        return job(client, agent, destination, **options)
+
+    monkeypatch.setattr(TlsClient, "job", spy)
+    handler, server = counting
+    cache = ConnectionCache(CacheLimits())
+    agent, _ = _agent(cache, smtp_tls_policy_maps="inline:{example.com=encrypt}")
+    uses = [(await _send(agent, server.nexthop)).conn_use for _ in range(3)]
+    await cache.close_all()
+    assert uses == [1, 2, 3]
+    assert handler.sessions == 1
+    assert made == [server.nexthop]
+
+
 async def test_reuse_count_limit(counting: tuple[CountingHandler, AiosmtpdServer]) -> None:
     handler, server = counting
     cache = ConnectionCache(CacheLimits(reuse_count=2))

@@ -6,8 +6,9 @@ Covers delivery/sts_step.py (which policy applies per MX host), the TLS step's e
 and testing-mode reports (tls_step.py), the fetch's refusals (sts_fetch.py) and the cache
 (sts_cache.py: id change, server down, restart, proactive refresh), DANE and
 smtp_tls_policy_maps precedence, and a Postfix STS plugin's answer in smtp_tls_policy_maps.
-`settled_policy()` (the policy reuse keys read without the TLS state) is pinned to what the
-TLS state resolves by a hypothesis test over configurations, destinations and servers.
+`settled_policy()` and `table_policy()` (the policies reuse keys read without the TLS state)
+are pinned to what the TLS state resolves by hypothesis tests over configurations,
+destinations and servers.
 """
 
 from __future__ import annotations
@@ -31,7 +32,12 @@ from mailcarrier.config.settings import AgentSettings, Settings
 from mailcarrier.delivery.agent import DeliveryAgent
 from mailcarrier.delivery.sts_cache import CachedPolicy, StsPolicies
 from mailcarrier.delivery.sts_fetch import FetchSettings
-from mailcarrier.delivery.sts_step import refine_policy, settled_policy
+from mailcarrier.delivery.sts_step import (
+    plain_policy,
+    refine_policy,
+    settled_policy,
+    table_policy,
+)
 from mailcarrier.delivery.tls_job import TlsClient, TlsJob
 from mailcarrier.log import MemoryLog
 from mailcarrier.routing.resolver import Resolver
@@ -590,7 +596,14 @@ _CLIENT_PARAMS = {
     "use_tls": _YES_NO,
     "enforce_tls": _YES_NO,
     "tls_policy_maps": st.sampled_from(
-        ["", "inline:{example.com=encrypt}", "inline:{[192.0.2.1]:25=none}"]
+        [
+            "",
+            "inline:{example.com=encrypt}",
+            "inline:{[192.0.2.1]:25=none}",
+            # A Postfix STS plugin's answer: its MX patterns are matched per server.
+            "inline:{{example.com=secure policy_type=sts policy_domain=example.com "
+            "mx_host_pattern=*.example.com}}",
+        ]
     ),
     "tls_per_site": st.sampled_from(["", "inline:{mx.example.com=MUST}"]),
 }
@@ -703,3 +716,40 @@ def test_settled_policy_only_where_nothing_else_decides() -> None:
     assert settled_policy(tabled.for_transport("smtp"), "[192.0.2.1]", sts=None, **plain) is None
     broken = Settings.defaults().with_overrides({"smtp_tls_policy_maps": "hash:/nonexistent/x"})
     assert untabled_policy(broken.for_transport("smtp")) is None
+
+
+@given(
+    agent=_configurations(),
+    destination=_DESTINATIONS,
+    peer=st.builds(
+        Peer,
+        st.sampled_from(["mx.example.com", "mail.other.test", "192.0.2.1"]),
+        st.just("192.0.2.1"),
+        st.sampled_from([25, 587]),
+        mx_dnssec_valid=st.sampled_from([None, False, True]),
+    ),
+    with_sts=st.booleans(),
+)
+@hypothesis.settings(max_examples=300, deadline=None)
+def test_table_policy_is_what_the_tls_state_resolves(
+    agent: AgentSettings, destination: str, peer: Peer, with_sts: bool
+) -> None:
+    """The table's answer kept on the hop (Hop.resolved, sts_step.table_policy) where the
+    policy is a table's alone: the same policy as `TlsJob.resolve()`, an STS plugin's MX
+    match included, with the same log lines."""
+    sts = _EnforceEverywhere(Path("/nonexistent"), log=MemoryLog()) if with_sts else None
+    plain = plain_policy(agent, destination, sts=sts, requiretls=False, tls_required_no=False)
+    hypothesis.assume(plain)
+    fast, general = MemoryLog(), MemoryLog()
+    job = TlsClient().job(
+        agent,
+        destination,
+        log=general,
+        resolver=lambda: cast(Resolver, object()),
+        preactive_delay=0.0,
+        sts=sts,
+        refine=refine_policy if sts is not None else None,
+    )
+    found = asyncio.run(table_policy(agent, destination, peer, sts=sts is not None, log=fast))
+    assert found == asyncio.run(job.resolve(peer))
+    assert fast.lines == general.lines

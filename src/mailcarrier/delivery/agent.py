@@ -44,7 +44,12 @@ from mailcarrier.delivery.state import Attempt, DeliveryState, content_size, ope
 from mailcarrier.delivery.sts_cache import SHARED_CACHE as STS_SHARED_CACHE
 from mailcarrier.delivery.sts_cache import StsPolicies, fetch_settings
 from mailcarrier.delivery.sts_fetch import FetchSettings
-from mailcarrier.delivery.sts_step import destination_policy, refine_policy, settled_policy
+from mailcarrier.delivery.sts_step import (
+    destination_policy,
+    plain_policy,
+    refine_policy,
+    settled_policy,
+)
 from mailcarrier.delivery.tally import Tally
 from mailcarrier.delivery.tls_job import TlsrptRecorder
 from mailcarrier.delivery.tls_step import TlsClient, TlsJob, prepare_tls
@@ -369,15 +374,17 @@ class DeliveryAgent:
         part of a domain's key, `_sts_key()`, does). Its policy is settled when no table,
         MTA-STS policy or RFC 8689 flag can change it (sts_step.settled_policy): a session
         taken from the cache then needs no TLS state at all."""
-        request = job.request
+        request, sts, name = job.request, self.sts, destination.text
+        requiretls, tls_required_no = request.requiretls, request.tls_required_no
         settled = settled_policy(
-            job.agent,
-            destination.text,
-            sts=self.sts,
-            requiretls=request.requiretls,
-            tls_required_no=request.tls_required_no,
+            job.agent, name, sts=sts, requiretls=requiretls, tls_required_no=tls_required_no
         )
-        hop = Hop(destination.text, "", self._tls_maker(job, destination.text), settled)
+        # Else, when a policy table decides alone, its answers are kept on the hop.
+        by_table = settled is None and plain_policy(
+            job.agent, name, sts=sts, requiretls=requiretls, tls_required_no=tls_required_no
+        )
+        maker = self._tls_maker(job, name)
+        hop = Hop(name, "", maker, settled, by_table=by_table, sts_plugin=sts is not None)
         hop.dest_key = self._reuse.dest_key(job, hop, destination)
         return hop
 
@@ -389,6 +396,8 @@ class DeliveryAgent:
         A literal next hop or LMTP never has one: no TLS state is made for them here."""
         if job.profile.agent.is_lmtp or hop.destination.strip().startswith("["):
             return ""
+        if hop.settled is not None or hop.by_table:
+            return ""  # sts_step.plain_policy: no MTA-STS policy can apply
         tls = hop.tls
         policy = await destination_policy(tls) if tls is not None else None
         if policy is None or policy.mode == "none":

@@ -40,6 +40,7 @@ from mailcarrier.delivery.hop import Hop
 from mailcarrier.delivery.leases import ConnectionLeases
 from mailcarrier.delivery.servers import Destination
 from mailcarrier.delivery.state import DeliveryState
+from mailcarrier.delivery.sts_step import table_policy
 from mailcarrier.delivery.transaction import run_transaction
 from mailcarrier.delivery.transcript import TranscriptReporter
 from mailcarrier.fleet import Busy
@@ -198,7 +199,7 @@ class SessionReuse:
         # it when the destination has none or when the settings alone decide it (settled).
         policy = None
         if hop.has_tls:
-            policy = hop.settled
+            policy = hop.known_policy(peer.hostname)
             if policy is None:
                 tls = hop.tls
                 policy = (
@@ -313,7 +314,15 @@ class SessionReuse:
                 job.sasl_credentials,
                 log=self.log,
             )
-        if hop.settled is None and (tls := hop.tls) is not None:
+        if hop.settled is not None:
+            return
+        if hop.by_table and not hop.tls_made:
+            key = peer.hostname.lower()
+            if key not in hop.resolved:
+                hop.resolved[key] = await table_policy(
+                    job.agent, hop.destination, peer, sts=hop.sts_plugin, log=self.log
+                )
+        elif (tls := hop.tls) is not None:
             await tls.resolve(peer)
 
     @staticmethod

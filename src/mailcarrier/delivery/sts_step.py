@@ -39,9 +39,15 @@ from mailcarrier.delivery.dane_step import decide_dane
 from mailcarrier.delivery.sts_cache import CachedPolicy, StsPolicies, fetch_settings
 from mailcarrier.delivery.tls_job import TlsJob
 from mailcarrier.idn import domain_to_ascii
+from mailcarrier.log import LogSink
 from mailcarrier.tls.features import FeatureState, TlsFeature
 from mailcarrier.tls.levels import SecurityLevel
-from mailcarrier.tls.policy import TlsPolicy, level_defaults, untabled_policy
+from mailcarrier.tls.policy import (
+    TlsPolicy,
+    level_defaults,
+    resolve_policy_async,
+    untabled_policy,
+)
 from mailcarrier.tls.sts import mx_permitted
 from mailcarrier.tls.verify import Expectations, check_peer
 from mailcarrier.transport.connection import Peer
@@ -54,8 +60,10 @@ __all__ = [
     "ascii_host",
     "destination_policy",
     "may_apply",
+    "plain_policy",
     "refine_policy",
     "settled_policy",
+    "table_policy",
     "testing_feature",
     "testing_line",
     "webpki_problem",
@@ -103,9 +111,49 @@ def settled_policy(
     `tls_required_no`: the request's) and no MTA-STS policy that could apply. None: the
     TLS state decides (`Hop.tls`). A plaintext session taken from the cache then needs
     no TLS state at all (reuse.py), as before tables could be asked on the loop."""
-    if requiretls or tls_required_no or may_apply(agent, sts, destination):
+    if not plain_policy(
+        agent, destination, sts=sts, requiretls=requiretls, tls_required_no=tls_required_no
+    ):
         return None
     return untabled_policy(agent)
+
+
+def plain_policy(
+    agent: AgentSettings,
+    destination: str,
+    *,
+    sts: StsPolicies | None,
+    requiretls: bool,
+    tls_required_no: bool,
+) -> bool:
+    """Whether the policy of `destination`'s servers is the settings' or the policy table's
+    answer alone: no RFC 8689 flag on the message and no MTA-STS policy that could apply.
+    With a table, `table_policy()` then gives what `TlsJob.resolve()` would."""
+    return not (requiretls or tls_required_no or may_apply(agent, sts, destination))
+
+
+async def table_policy(
+    agent: AgentSettings, destination: str, peer: Peer, *, sts: bool, log: LogSink
+) -> TlsPolicy:
+    """`TlsJob.resolve(peer)` where `plain_policy()` holds, without the TLS state: the
+    table's answer (a Postfix STS plugin's MX match applied when the agent has MTA-STS
+    policies, `sts`, as `refine_policy` does), its warnings logged as `resolve` logs them."""
+    policy = await resolve_policy_async(agent, destination, peer.hostname)
+    if sts:
+        policy = _plugin_match(peer, policy)
+    if not policy.error:
+        for warning in policy.warnings:
+            log.warning(agent.transport, warning)
+    return policy
+
+
+def _plugin_match(peer: Peer, base: TlsPolicy) -> TlsPolicy:
+    """A Postfix STS policy plugin's answer (a table's) with `peer` matched against its MX
+    patterns; any other policy as it is."""
+    if not base.error and base.policy_type == "sts" and base.mx_patterns:
+        matched = mx_permitted(base.mx_patterns, ascii_host(peer.hostname))
+        return dataclasses.replace(base, mx_authenticated_by_sts=matched)
+    return base
 
 
 async def _lookup(job: TlsJob) -> CachedPolicy | None:
@@ -134,8 +182,7 @@ async def refine_policy(job: TlsJob, peer: Peer, base: TlsPolicy) -> TlsPolicy:
     if base.error:
         return base
     if base.policy_type == "sts" and base.mx_patterns:  # a policy plugin's answer
-        matched = mx_permitted(base.mx_patterns, ascii_host(peer.hostname))
-        return dataclasses.replace(base, mx_authenticated_by_sts=matched)
+        return _plugin_match(peer, base)
     if not _applicable(job, peer, base):
         return base
     entry = await _lookup(job)
