@@ -68,6 +68,19 @@ def _agent(cache: ConnectionCache, **overrides: str) -> tuple[DeliveryAgent, Mem
     return DeliveryAgent(make_settings(overrides), log=log, cache=cache), log
 
 
+def _tls_states_made(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The destinations a TLS state (TlsClient.job) is made for, from now on."""
+    made: list[str] = []
+    job = TlsClient.job
+
+    def spy(client: TlsClient, agent: Any, destination: str, **options: Any) -> Any:
+        made.append(destination)
+        return job(client, agent, destination, **options)
+
+    monkeypatch.setattr(TlsClient, "job", spy)
+    return made
+
+
 async def _send(agent: DeliveryAgent, nexthop: str, rcpt: str = "u@example.net") -> Any:
     body = b"Subject: c\n\nhi\n"
     result = await deliver_via(agent, nexthop, body, sender="s@example.org", recipients=[rcpt])
@@ -98,14 +111,7 @@ async def test_a_plaintext_session_from_the_cache_needs_no_tls_state(
     (sts_step.settled_policy): the session set up makes the destination's TLS state for its
     TLS step; a session taken from the cache makes none (every delivery did since tables
     are asked on the loop, for a reuse key that reads the global policy)."""
-    made: list[str] = []
-    job = TlsClient.job
-
-    def spy(client: TlsClient, agent: Any, destination: str, **options: Any) -> Any:
-        made.append(destination)
-        return job(client, agent, destination, **options)
-
-    monkeypatch.setattr(TlsClient, "job", spy)
+    made = _tls_states_made(monkeypatch)
     handler, server = counting
     cache = ConnectionCache(CacheLimits())
     agent, _ = _agent(cache)
@@ -122,14 +128,7 @@ async def test_a_session_from_the_cache_under_a_policy_table_needs_no_tls_state(
     """With a policy table that alone decides (no MTA-STS, no RFC 8689 flag), a session
     taken from the cache is keyed by the table's answer kept on the hop (Hop.resolved):
     only the session set up makes the destination's TLS state."""
-    made: list[str] = []
-    job = TlsClient.job
-
-    def spy(client: TlsClient, agent: Any, destination: str, **options: Any) -> Any:
-        made.append(destination)
-        return job(client, agent, destination, **options)
-
-    monkeypatch.setattr(TlsClient, "job", spy)
+    made = _tls_states_made(monkeypatch)
     handler, server = counting
     cache = ConnectionCache(CacheLimits())
     agent, _ = _agent(cache, smtp_tls_policy_maps="inline:{example.com=encrypt}")

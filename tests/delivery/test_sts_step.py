@@ -612,6 +612,14 @@ _DESTINATIONS = st.sampled_from(
     ["example.com", "Example.COM:587", "[192.0.2.1]", "[192.0.2.1]:25", " [mx.example.com]"]
 )
 
+_PEERS = st.builds(
+    Peer,
+    st.sampled_from(["mx.example.com", "mail.other.test", "192.0.2.1"]),
+    st.just("192.0.2.1"),
+    st.sampled_from([25, 587]),
+    mx_dnssec_valid=st.sampled_from([None, False, True]),
+)
+
 
 def _agent(**params: str) -> AgentSettings:
     return Settings.defaults().with_overrides(params).for_transport("smtp")
@@ -631,13 +639,7 @@ def _configurations(draw: st.DrawFn) -> AgentSettings:
 @given(
     agent=_configurations(),
     destination=_DESTINATIONS,
-    peer=st.builds(
-        Peer,
-        st.sampled_from(["mx.example.com", "mail.other.test", "192.0.2.1"]),
-        st.just("192.0.2.1"),
-        st.sampled_from([25, 587]),
-        mx_dnssec_valid=st.sampled_from([None, False, True]),
-    ),
+    peer=_PEERS,
     with_sts=st.booleans(),
     requiretls=st.booleans(),
     tls_required_no=st.booleans(),
@@ -721,13 +723,7 @@ def test_settled_policy_only_where_nothing_else_decides() -> None:
 @given(
     agent=_configurations(),
     destination=_DESTINATIONS,
-    peer=st.builds(
-        Peer,
-        st.sampled_from(["mx.example.com", "mail.other.test", "192.0.2.1"]),
-        st.just("192.0.2.1"),
-        st.sampled_from([25, 587]),
-        mx_dnssec_valid=st.sampled_from([None, False, True]),
-    ),
+    peer=_PEERS,
     with_sts=st.booleans(),
 )
 @hypothesis.settings(max_examples=300, deadline=None)
