@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mailcarrier.tables.maps import open_maps
+from mailcarrier.tables.maps import Maps, open_maps
 from tests.support import sqldata
 
 
@@ -54,14 +54,7 @@ def test_find_value_async_is_find_async_value(spec: str, key: str, partial: bool
 def test_find_domain_value_async_is_find_domain_async_value(
     spec: str, key: str, parents: bool
 ) -> None:
-    maps = open_maps(spec)
-
-    async def both() -> tuple[str | None, str | None]:
-        found = await maps.find_domain_async(key, parent_matches_subdomains=parents)
-        value = await maps.find_domain_value_async(key, parent_matches_subdomains=parents)
-        return (found.value if found is not None else None), value
-
-    expected, value = asyncio.run(both())
+    expected, value = _domain_answers(open_maps(spec), key, parents)
     assert value == expected
 
 
@@ -108,14 +101,7 @@ def test_one_network_table_answers_as_the_general_search(
 def test_one_network_table_domain_search_is_the_general_one(
     network_spec: str, key: str, parents: bool
 ) -> None:
-    maps = open_maps(network_spec)
-
-    async def both() -> tuple[str | None, str | None]:
-        found = await maps.find_domain_async(key, parent_matches_subdomains=parents)
-        value = await maps.find_domain_value_async(key, parent_matches_subdomains=parents)
-        return (found.value if found is not None else None), value
-
-    expected, value = asyncio.run(both())
+    expected, value = _domain_answers(open_maps(network_spec), key, parents)
     assert value == expected
 
 
@@ -124,3 +110,14 @@ def test_take_warnings_only_from_network_tables() -> None:
     assert not maps.network
     maps.tables[0].lookup_warnings.append("not a network table's")
     assert maps.take_warnings() == []
+
+
+def _domain_answers(maps: Maps, key: str, parents: bool) -> tuple[str | None, str | None]:
+    """find_domain_async's value and find_domain_value_async's answer for `key`."""
+
+    async def both() -> tuple[str | None, str | None]:
+        found = await maps.find_domain_async(key, parent_matches_subdomains=parents)
+        value = await maps.find_domain_value_async(key, parent_matches_subdomains=parents)
+        return (found.value if found is not None else None), value
+
+    return asyncio.run(both())
