@@ -127,13 +127,17 @@ class Channel:
     async def event(self) -> Event:
         """The next protocol event; network failures become `TransportError`."""
         proto = self.proto
+        if not proto.needs_data:
+            event = self.ready_event()
+            if event is not None:
+                return event
         while True:
-            if not proto.needs_data:
-                event = self.ready_event()
-                if event is not None:
-                    return event
             awaited = proto.next_in_flight
             proto.receive_data(await self.reads.read(self.conn, awaited, _stage(awaited)))
+            # Bytes came (or the end of file): the protocol object has something to look at.
+            event = self.ready_event()
+            if event is not None:
+                return event
 
     async def reply(self) -> Reply:
         event = await self.event()
