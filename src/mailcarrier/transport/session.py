@@ -382,7 +382,7 @@ class Session:
             await asyncio.sleep(self.workarounds.dot_delay)
         # A reply that came while the content went out was not asked for: the dot is not
         # sent, so the server cannot take the message (the error is the content's).
-        batch.append(channel.wire(DataEnd(), Stage.BODY))
+        batch.append(channel.wire(DataEnd(), stage=Stage.BODY))
         conn.write(b"".join(batch), Stage.DOT)
         result.content_sent = True
         if not conn.drained:
