@@ -220,7 +220,13 @@ def test_go_aheads_are_the_only_intermediate_moves() -> None:
 
 def test_mail_rcpt_xforward_noop_rset_and_quit_move_nothing_on_their_reply() -> None:
     moving = {cls for _, cls, _ in client._ON_REPLY}
-    assert not moving & {MailFrom, RcptTo, Xforward, Noop, Rset, Quit}
+    assert {MailFrom, RcptTo, Xforward, Noop, Rset, Quit} == client._NO_MOVE
+    assert not moving & client._NO_MOVE
+    # `_dispatch` reads their replies without the moves: none of them may be a sync point,
+    # ask for a go-ahead, or end the content (several LMTP replies).
+    assert not client._NO_MOVE & (client._SYNC_TYPES | set(client._GO_AHEAD))
+    for (_, cls), after in client._SEND.items():
+        assert cls not in client._NO_MOVE or after is not State.DOT, cls
 
 
 @pytest.mark.parametrize("code", [200, 299, 300, 399, 400, 499, 500, 599])

@@ -528,6 +528,19 @@ def test_a_one_line_reply_seen_before_is_the_same_value() -> None:
     assert (a.code, a.lines, a.enhanced) == (250, ("250 2.1.5 Ok, remembered",), "2.1.5")
 
 
+def test_a_reply_seen_with_either_line_end_is_the_same_reply() -> None:
+    """A remembered reply is found by its bytes up to the LF: CRLF and a bare LF are two
+    keys for equal replies, and a CR before the CRLF stays part of the line."""
+    parser = ReplyParser()
+    ends = [b"\r\n", b"\n", b"\n", b"\r\n", b"\r\r\n"]
+    crlf, lf, lf_again, crlf_again, extra_cr = parse_all(
+        [b"250 2.1.5 Ok" + end for end in ends], parser
+    )
+    assert crlf == lf == Reply(250, ("250 2.1.5 Ok",), "2.1.5")
+    assert lf_again is lf and crlf_again is crlf
+    assert extra_cr.lines == ("250 2.1.5 Ok\r",)
+
+
 def test_parsers_share_nothing() -> None:
     """Each connection has its own parser, and remembers only what it parsed itself."""
     line = b"250 2.1.5 Ok\r\n"

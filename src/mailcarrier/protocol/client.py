@@ -202,6 +202,10 @@ _ERROR: Final = State.ERROR
 
 # Commands whose reply must be read before anything but QUIT is sent (see `send`).
 _SYNC_TYPES: Final = frozenset((Data, StartTls, Auth, AuthResponse))
+# Commands that get one reply, which moves nothing (`_ON_REPLY` has no key for them) and
+# asks for nothing (no go-ahead, no sync point): most replies of a transaction are theirs,
+# and `_dispatch` needs only its bookkeeping for them (accepted RCPTs; RSET in READY).
+_NO_MOVE: Final = frozenset((MailFrom, RcptTo, Xforward, Noop, Rset, Quit))
 _HELLO_TYPES: Final = frozenset((Ehlo, Helo, Lhlo))
 
 
@@ -438,9 +442,19 @@ class ClientConnection:
         for its last reply; keep the bookkeeping of recipients, EHLO and chunks."""
         in_flight = self._in_flight
         command, expected = in_flight[0]
+        cls = type(command)
+        if command is not None and cls in _NO_MOVE:
+            # One reply, no move, no sync point (see `_NO_MOVE`): only the bookkeeping.
+            in_flight.popleft()
+            if type(command) is RcptTo:
+                if reply.code // 100 == 2:  # LMTP counts the accepted ones
+                    self._accepted.append(command)
+            elif cls is Rset and self._state is _READY:
+                self._accepted.clear()
+            return CommandReply(command, reply)
         code = reply.code
         rclass = _REPLY_CLASSES[code // 100]
-        if rclass is _INTERMEDIATE and _GO_AHEAD.get(type(command)) != code:
+        if rclass is _INTERMEDIATE and _GO_AHEAD.get(cls) != code:
             rclass = _PERMANENT
         last_chunk = type(command) is Bdat and command.last
         if last_chunk and self._bdat_failed:
@@ -461,11 +475,6 @@ class ClientConnection:
         if command is self._sync:
             self._sync = None  # sync points expect one reply: it has come
         success = rclass is _SUCCESS
-        if type(command) is RcptTo:  # no move; LMTP counts the accepted ones
-            if success:
-                self._accepted.append(command)
-            return CommandReply(command, reply)
-        cls = type(command)
         if cls in _HELLO_TYPES:
             if success:
                 self.hello_reply = reply
@@ -475,7 +484,7 @@ class ClientConnection:
                     self.capabilities = Capabilities.parse(reply, self._discard)
         elif cls is Bdat and not last_chunk and not success:
             self._bdat_failed = True  # RFC 3030 2: no further chunk; RSET after the last
-        key = DataEnd if last_chunk else cls  # BDAT LAST ends the message, as the dot does
+        key = DataEnd if last_chunk else type(command)  # BDAT LAST ends it, as the dot does
         after = _ON_REPLY.get((state, key, rclass), state)
         if key is DataEnd:
             if after is _READY and self._bdat_failed:
@@ -486,8 +495,6 @@ class ClientConnection:
                 return RecipientReply(self._dot_replies.popleft(), reply)
             return CommandReply(command, reply)
         self._state = after
-        if cls is Rset and after is _READY:
-            self._accepted.clear()
         return CommandReply(command, reply)
 
     # --- error handling ---------------------------------------------------------------

@@ -109,7 +109,8 @@ def _malformed(raw: bytes) -> RemoteProtocolError:
     return RemoteProtocolError(f'malformed reply line: "{_decode(raw[:60])}"')
 
 
-# One-line replies a parser has parsed are remembered by their bytes (without the line end):
+# One-line replies a parser has parsed are remembered by their bytes (up to the LF, so with
+# the CR of a CRLF: a known reply is found before its line end is looked at):
 # a `Reply` is an immutable value of its bytes alone, so one object can stand for every
 # occurrence. The first few distinct ones are kept for the connection's life: those a server
 # repeats come with its first message; unique ones ("queued as ...") then find no room.
@@ -206,6 +207,14 @@ class ReplyParser:
                 return None
             start = self._pos
             self._pos = self._scan_from = end + 1
+            line_filter = self._line_filter
+            if line_filter is None and not self._lines:
+                # A one-line reply seen before, known by its bytes up to the LF (its CR
+                # included): it passed every check below when it was first parsed.
+                known = self._seen.get(buffer[start:end])
+                if known is not None:
+                    return known
+            key_end = end
             if end > start and buffer[end - 1] == 13:  # CR LF
                 end -= 1
             raw = buffer[start:end]
@@ -213,18 +222,15 @@ class ReplyParser:
                 raise RemoteProtocolError(
                     f"reply line longer than {self._max_line_length} characters"
                 )
-            if self._line_filter is not None:
-                raw = self._line_filter(_decode(raw)).encode("utf-8", "backslashreplace")
-            elif not self._lines:
+            if line_filter is not None:
+                raw = line_filter(_decode(raw)).encode("utf-8", "backslashreplace")
+            elif not self._lines and (len(raw) < 4 or raw[3] != 45):
+                # Not "250-...": a reply of one line.
+                known = _one_line_reply(raw)
                 seen = self._seen
-                known = seen.get(raw)
-                if known is not None:
-                    return known
-                if len(raw) < 4 or raw[3] != 45:  # not "250-...": a reply of one line
-                    known = _one_line_reply(raw)
-                    if len(seen) < _SEEN_LIMIT and len(raw) <= _SEEN_LINE_LENGTH:
-                        seen[raw] = known
-                    return known
+                if len(seen) < _SEEN_LIMIT and len(raw) <= _SEEN_LINE_LENGTH:
+                    seen[buffer[start:key_end]] = known
+                return known
             if _LINE_RE.fullmatch(raw) is None:
                 raise _malformed(raw)
             line = _decode(raw)

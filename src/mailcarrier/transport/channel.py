@@ -20,8 +20,10 @@ from mailcarrier.errors import RemoteProtocolError, TransportError
 from mailcarrier.protocol.client import (
     NEED_DATA,
     ClientConnection,
+    CommandReply,
     ConnectionClosed,
-    Event,
+    Greeting,
+    RecipientReply,
 )
 from mailcarrier.protocol.commands import Command
 from mailcarrier.protocol.reply import Reply
@@ -31,7 +33,10 @@ from mailcarrier.transport.deadlines import ReplyDeadline
 from mailcarrier.transport.history import record_error, record_in, record_out
 from mailcarrier.transport.options import SessionOptions
 
-__all__ = ["Channel"]
+__all__ = ["Channel", "ReplyEvent"]
+
+# The events a channel hands out: each carries a reply (end of file is a `TransportError`).
+ReplyEvent = Greeting | CommandReply | RecipientReply
 
 
 def _stage(command: Command | None) -> Stage:
@@ -69,26 +74,25 @@ class Channel:
         self.failure_codes: set[int] = set()  # 4xx/5xx replies seen (recorded with history)
 
     # --- writing ----------------------------------------------------------------------
-    def wire(self, command: Command, stage: Stage | None = None) -> bytes:
-        """The command's bytes, recorded as in flight; a server that sent something
-        unasked ends the session (a protocol error at `stage`, by default the command's)."""
+    def wire(self, *commands: Command, stage: Stage | None = None) -> bytes:
+        """The commands' bytes (several: a pipelined group), each recorded as in flight; a
+        server that sent something unasked ends the session (a protocol error at `stage`,
+        by default the first command's: after it, a reply is awaited)."""
         proto = self.proto
         if self.conn.buffered and proto.idle:
             self._pull_unasked()
         try:
-            data = proto.send(command)
+            sent = [proto.send(command) for command in commands]
         except RemoteProtocolError as exc:
-            raise self.fail(stage or command.stage, exc) from exc
+            raise self.fail(stage or commands[0].stage, exc) from exc
         if self.history is not None:
-            record_out(self.history, command, data)
-        return data
+            for command, data in zip(commands, sent, strict=True):
+                record_out(self.history, command, data)
+        return sent[0] if len(sent) == 1 else b"".join(sent)
 
     def send(self, *commands: Command, stage: Stage | None = None) -> None:
         """Write the commands in one write (a pipelined group when there are several)."""
-        if len(commands) == 1:
-            data = self.wire(commands[0], stage)
-        else:
-            data = b"".join([self.wire(command, stage) for command in commands])
+        data = self.wire(*commands, stage=stage)
         try:
             self.conn.write(data, stage or commands[0].stage)
         except TransportError:
@@ -101,7 +105,7 @@ class Channel:
         return self.proto.send_content(data)
 
     # --- reading ----------------------------------------------------------------------
-    def ready_event(self) -> Event | None:
+    def ready_event(self) -> ReplyEvent | None:
         """The next event if the bytes already received hold one, else None (read more).
         A plain call: a pipelined group's replies arrive together, and only the first of
         them needs to wait. Protocol errors and end of file become `TransportError`."""
@@ -124,21 +128,23 @@ class Channel:
                 self.failure_codes.add(reply.code)
         return event
 
-    async def event(self) -> Event:
+    async def event(self) -> ReplyEvent:
         """The next protocol event; network failures become `TransportError`."""
         proto = self.proto
+        if not proto.needs_data:
+            event = self.ready_event()
+            if event is not None:
+                return event
         while True:
-            if not proto.needs_data:
-                event = self.ready_event()
-                if event is not None:
-                    return event
             awaited = proto.next_in_flight
             proto.receive_data(await self.reads.read(self.conn, awaited, _stage(awaited)))
+            # Bytes came (or the end of file): the protocol object has something to look at.
+            event = self.ready_event()
+            if event is not None:
+                return event
 
     async def reply(self) -> Reply:
-        event = await self.event()
-        assert not isinstance(event, ConnectionClosed)
-        return event.reply
+        return (await self.event()).reply
 
     def _pull_unasked(self) -> None:
         """No reply is outstanding, yet the server sent something (a reply while the

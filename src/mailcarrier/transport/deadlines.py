@@ -17,7 +17,7 @@ Only time spent waiting in reads and drains counts, as in Postfix. The clock is 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 from mailcarrier.protocol.stages import Stage
@@ -43,11 +43,19 @@ class ReplyDeadline:
         self._awaited: object = _NOTHING
         self._spent = 0.0
 
-    async def read(self, conn: Connection, awaited: object, stage: Stage) -> bytes:
-        """Read for the reply to `awaited` (the command in flight; None: the greeting)."""
+    def read(self, conn: Connection, awaited: object, stage: Stage) -> Awaitable[bytes]:
+        """Read for the reply to `awaited` (the command in flight; None: the greeting).
+        With a limit per call, the connection's own read is awaited: no coroutine of this
+        object's stands between the session and the socket (two reads every message)."""
         limit = self._options.timeout(stage)
         if not self._options.per_request_deadline:
-            return await conn.read(limit, stage)
+            return conn.read(limit, stage)
+        return self._read_within(conn, awaited, stage, limit)
+
+    async def _read_within(
+        self, conn: Connection, awaited: object, stage: Stage, limit: float
+    ) -> bytes:
+        """A read with what is left of the budget for the reply to `awaited`."""
         if awaited is not self._awaited:
             self._awaited = awaited
             self._spent = 0.0

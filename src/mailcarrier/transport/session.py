@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Final
@@ -309,23 +308,23 @@ class Session:
         command the replies made pointless is not sent: nothing after a failed RSET check
         or a refused MAIL, no DATA when no RCPT was accepted (Postfix smtp_proto.c)."""
         channel = self.channel
-        waiting: deque[Command] = deque(commands)
-        while waiting:
-            if ahead:
-                batch = list(waiting)
-                waiting.clear()
-            else:
-                if not self._still_wanted(waiting[0], result):
-                    return
-                batch = [waiting.popleft()]
-            channel.send(*batch)
+        if ahead:
+            channel.send(*commands)
             # The first reply needs a read; the others of a group usually came with it.
             event = await channel.event()
-            for n in range(len(batch)):
+            for n in range(len(commands)):
                 if n:
                     event = channel.ready_event() or await channel.event()
                 assert isinstance(event, CommandReply)
                 _record(result, event, position)
+            return
+        for command in commands:
+            if not self._still_wanted(command, result):
+                return
+            channel.send(command)
+            event = await channel.event()
+            assert isinstance(event, CommandReply)
+            _record(result, event, position)
 
     @staticmethod
     def _still_wanted(command: Command, result: TransactionResult) -> bool:
@@ -383,7 +382,7 @@ class Session:
             await asyncio.sleep(self.workarounds.dot_delay)
         # A reply that came while the content went out was not asked for: the dot is not
         # sent, so the server cannot take the message (the error is the content's).
-        batch.append(channel.wire(DataEnd(), Stage.BODY))
+        batch.append(channel.wire(DataEnd(), stage=Stage.BODY))
         conn.write(b"".join(batch), Stage.DOT)
         result.content_sent = True
         if not conn.drained:
