@@ -14,6 +14,7 @@ destinations and servers.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import time
 from collections.abc import Iterator
@@ -30,6 +31,10 @@ import mailcarrier
 from mailcarrier import DeliveryStatus
 from mailcarrier.config.settings import AgentSettings, Settings
 from mailcarrier.delivery.agent import DeliveryAgent
+from mailcarrier.delivery.recipients import RecipientTracker
+from mailcarrier.delivery.request import DeliveryRequest, Recipient
+from mailcarrier.delivery.servers import Destination
+from mailcarrier.delivery.state import Attempt, DeliveryState
 from mailcarrier.delivery.sts_cache import CachedPolicy, StsPolicies
 from mailcarrier.delivery.sts_fetch import FetchSettings
 from mailcarrier.delivery.sts_step import (
@@ -718,6 +723,47 @@ def test_settled_policy_only_where_nothing_else_decides() -> None:
     assert settled_policy(tabled.for_transport("smtp"), "[192.0.2.1]", sts=None, **plain) is None
     broken = Settings.defaults().with_overrides({"smtp_tls_policy_maps": "hash:/nonexistent/x"})
     assert untabled_policy(broken.for_transport("smtp")) is None
+
+
+_HOP_QUERIES = st.lists(st.tuples(_DESTINATIONS, st.booleans(), st.booleans()), max_size=8)
+
+
+@given(agent=_configurations(), with_sts=st.booleans(), queries=_HOP_QUERIES)
+@hypothesis.settings(max_examples=200, deadline=None)
+def test_an_agents_kept_hop_policies_are_the_general_answers(
+    agent: AgentSettings, with_sts: bool, queries: list[tuple[str, bool, bool]]
+) -> None:
+    """`DeliveryAgent._hop` takes a hop's settled policy and whether a table decides alone
+    from what the agent kept of earlier requests (`_hop_policy`): pinned to
+    `settled_policy()` and `plain_policy()` over a run of requests (destinations and RFC
+    8689 flags, repeated or not) through one agent."""
+    sts = _EnforceEverywhere(Path("/nonexistent"), log=MemoryLog()) if with_sts else None
+    delivery = DeliveryAgent(agent.settings, sts=sts)  # without: its own when enabled
+    profile = delivery._profile(agent.transport)
+    for destination, requiretls, tls_required_no in [*queries, *queries]:
+        flags = {"requiretls": requiretls, "tls_required_no": tls_required_no}
+        request = DeliveryRequest(
+            "Q1",
+            destination,
+            "",
+            (Recipient("u@example.net"),),
+            io.BytesIO(),
+            requiretls=requiretls,
+            tls_required_no=tls_required_no,
+        )
+        job = DeliveryState(
+            request=request,
+            profile=profile,
+            tracker=RecipientTracker(request.recipients),
+            attempt=Attempt(request, 0.0, 0.0),
+            factory=lambda: (),
+            size=0,
+        )
+        hop = delivery._hop(job, Destination(destination, False))
+        settled = settled_policy(agent, destination, sts=delivery.sts, **flags)
+        assert hop.settled is settled
+        plain = plain_policy(agent, destination, sts=delivery.sts, **flags)
+        assert hop.by_table == (settled is None and plain)
 
 
 @given(

@@ -142,9 +142,10 @@ class TransportProfile:
         self._plan_direct = False
         self.open_tables()
         self._destinations: dict[str, tuple[Destination, ...]] = {}
-        # Connection-cache keys by destination, when they do not depend on the request
-        # (reuse.py: without SASL).
-        self.dest_keys: dict[str, str] = {}
+        # Connection-cache keys by destination and the request's RFC 8689 flags (REQUIRETLS,
+        # "TLS-Required: No"), when nothing else of the request enters them (reuse.py:
+        # without sender-dependent authentication).
+        self.dest_keys: dict[tuple[str, bool, bool], str] = {}
         self._quirks: ServerQuirks | None = None
         self._generic: GenericMapper | bool | None = None  # False: no smtp_generic_maps
         self._status_maps: Maps | bool | None = None  # False: no status filter
@@ -214,7 +215,7 @@ class TransportProfile:
         return self._finder
 
     # --- per next hop -----------------------------------------------------------------
-    def remember_dest_key(self, destination: str, key: str) -> None:
+    def remember_dest_key(self, destination: tuple[str, bool, bool], key: str) -> None:
         if len(self.dest_keys) >= _MAX_NEXTHOPS:
             self.dest_keys.clear()
         self.dest_keys[destination] = key

@@ -173,7 +173,7 @@ class SessionReuse:
         # the sender (sender-dependent authentication): then it is kept, per those rules.
         same = not profile.sender_dependent_auth
         request = job.request
-        memo = f"{destination.text}\0{request.requiretls:d}{request.tls_required_no:d}"
+        memo = (destination.text, request.requiretls, request.tls_required_no)
         if same:
             known = profile.dest_keys.get(memo)
             if known is not None:
