@@ -197,8 +197,8 @@ class SessionReuse:
             return ""
         # The server's TLS policy: TlsJob.policy(), without making the whole TLS state for
         # it when the destination has none or when the settings alone decide it (settled).
-        policy = None
-        if hop.has_tls:
+        policy = hop.settled
+        if policy is None and hop.has_tls:
             policy = hop.known_policy(peer.hostname)
             if policy is None:
                 tls = hop.tls
@@ -275,8 +275,11 @@ class SessionReuse:
                         job.busy = refused
                     return
             peer = session.conn.peer
-            # The TLS checks below; the SASL credentials only when the key needs them.
-            await self.prepare_peer(job, hop, peer, credentials=job.profile.sender_dependent_auth)
+            # The TLS checks below; the SASL credentials only when the key needs them. A
+            # settled policy without those has nothing to look up (`prepare_peer`).
+            credentials = job.profile.sender_dependent_auth
+            if credentials or hop.settled is None:
+                await self.prepare_peer(job, hop, peer, credentials=credentials)
             job.tracker.tls_status = session.tls_status
             job.tracker.tls_session = session.tls_session
             job.attempt.ready = self.clock()
@@ -350,7 +353,7 @@ class SessionReuse:
     def _park(self, job: DeliveryState, hop: Hop, session: Session, peer: Peer) -> bool:
         cache = self.cache
         assert cache is not None  # _may_park()
-        return cache.park(session, self._keys(hop, job, peer, session))
+        return cache.park(session, (hop.dest_key, self.addr_key(job, hop, peer, session)))
 
     def park_now(self, job: DeliveryState, hop: Hop, session: Session, peer: Peer) -> bool:
         """`release()` without waiting, for the usual session that nothing else concerns
