@@ -130,10 +130,11 @@ class ConnectionCache:
         while entries:
             entry = entries.pop()
             self._forget(entry, taken_from=key)
-            if self.reusable(entry.session) and not entry.session.conn.at_eof:
+            session = entry.session
+            if self._reusable_at(session, self.clock()) and not session.conn.at_eof:
                 self._hits += 1
-                return entry.session
-            self._close(entry.session)
+                return session
+            self._close(session)
         self._misses += 1
         return None
 

@@ -93,12 +93,16 @@ class TransportProfile:
         "native",
         "params",
         "plaintext_label",
+        "probe_data",
         "resolver",
         "rng",
+        "send_xforward",
         "sender_dependent_auth",
         "settings",
+        "smtputf8_enable",
         "tally",
         "transport",
+        "use_chunking",
     )
 
     def __init__(
@@ -133,6 +137,11 @@ class TransportProfile:
         self.cache_destinations = frozenset(d.lower() for d in p.connection_cache_destinations)
         self.sender_dependent_auth = p.sasl_auth_enable and p.sender_dependent_authentication
         self.dummy_auth = p.sasl_auth_enable and p.send_dummy_mail_auth
+        # What every transaction's envelope and content read (transaction.py).
+        self.send_xforward = p.send_xforward_command
+        self.smtputf8_enable = settings.params.smtputf8_enable
+        self.probe_data = p.address_verify_target == "data"
+        self.use_chunking = p.use_chunking
         # Postfix smtp_rcpt_done(): an LMTP server's success is final delivery.
         self.assume_final = self.lmtp and settings.params.lmtp_assume_final
         self._options: SessionOptions | None = None
