@@ -79,9 +79,9 @@ __all__ = ["DeliveryAgent"]
 
 # The process name of the TLSRPT store's warnings (it serves the smtp and lmtp transports).
 _TLSRPT_PROCESS = "smtp"
-# Hop policies an agent keeps (`_hop_policy`), by profile, destination and RFC 8689 flags:
-# past this many, they are forgotten and found again.
-_MAX_HOP_POLICIES = 4096
+# What hops start with (`DeliveryAgent._hop`), kept by profile, destination and RFC 8689
+# flags: past this many, forgotten and found again.
+_MAX_HOPS = 4096
 _NOWHERE = Verdict(DeliveryStatus.DEFERRED, "4.3.5", "no destination to deliver to")
 # The status word of an address probe's delivery line, by verdict.
 _PROBE_WORDS = {
@@ -147,8 +147,10 @@ class DeliveryAgent:
             notify, main.notify_classes, main.double_bounce_sender
         )
         self._profiles: dict[tuple[str, str], TransportProfile] = {}
-        self._hop_policies: dict[
-            tuple[TransportProfile, str, bool, bool], tuple[TlsPolicy | None, bool]
+        # A hop's settled policy, whether a table decides alone, and its cache key (None:
+        # made for each request), by profile, destination and RFC 8689 flags (`_hop`).
+        self._hops: dict[
+            tuple[TransportProfile, str, bool, bool], tuple[TlsPolicy | None, bool, str | None]
         ] = {}
         # smtp(8) opens its tables when it starts: the smtp transport's are opened now
         # (TransportProfile.open_tables), the other transports' with their profile.
@@ -383,13 +385,22 @@ class DeliveryAgent:
         (reuse.py), which does not need the whole state for a plaintext session; the MTA-STS
         part of a domain's key, `_sts_key()`, does). Its policy is settled when no table,
         MTA-STS policy or RFC 8689 flag can change it (sts_step.settled_policy): a session
-        taken from the cache then needs no TLS state at all."""
+        taken from the cache then needs no TLS state at all.
+
+        What the hop starts with depends on the profile's settings, on whether the agent
+        has MTA-STS policies (fixed for its life), on the destination and on the request's
+        RFC 8689 flags, and (its cache key) on the sender with sender-dependent
+        authentication: it is kept by those for the next request (`_hops`), the key only
+        where the sender does not enter it."""
         request, profile, name = job.request, job.profile, destination.text
         requiretls, tls_required_no = request.requiretls, request.tls_required_no
-        known = self._hop_policies.get((profile, name, requiretls, tls_required_no))
-        if known is None:
-            known = self._hop_policy(profile, name, requiretls, tls_required_no)
-        settled, by_table = known
+        memo = (profile, name, requiretls, tls_required_no)
+        known = self._hops.get(memo)
+        if known is not None:
+            settled, by_table, dest_key = known
+        else:
+            settled, by_table = self._hop_policy(profile, name, requiretls, tls_required_no)
+            dest_key = None
         # The TLS state, when a session needs it: made by `_tls_job` (a partial, not a
         # closure over `job` or the hop that keeps it: no reference cycle). An address
         # probe may fall back to plaintext at once, as if it had waited (Postfix's
@@ -398,27 +409,27 @@ class DeliveryAgent:
         maker = functools.partial(
             self._tls_job, profile, name, preactive_delay, requiretls, tls_required_no
         )
-        hop = Hop(name, "", maker, settled, by_table=by_table, sts_plugin=self.sts is not None)
-        hop.dest_key = self._reuse.dest_key(job, hop, destination)
+        sts_plugin = self.sts is not None
+        hop = Hop(name, dest_key or "", maker, settled, by_table=by_table, sts_plugin=sts_plugin)
+        if dest_key is None:
+            hop.dest_key = self._reuse.dest_key(job, hop, destination)
+            if known is None:
+                if len(self._hops) >= _MAX_HOPS:
+                    self._hops.clear()
+                same = not profile.sender_dependent_auth  # else the key names the sender
+                self._hops[memo] = (settled, by_table, hop.dest_key if same else None)
         return hop
 
     def _hop_policy(
         self, profile: TransportProfile, destination: str, requiretls: bool, tls_required_no: bool
     ) -> tuple[TlsPolicy | None, bool]:
-        """The TLS policy facts of a hop: sts_step.settled_policy(), and whether a policy
-        table decides alone where none is settled (sts_step.plain_policy). They depend on
-        the profile's settings, on whether the agent has MTA-STS policies (fixed for its
-        life), on the destination and on the request's RFC 8689 flags, nothing else: kept
-        by those for the next request (`_hop` looks here first)."""
+        """A hop's TLS policy facts: sts_step.settled_policy(), and whether a policy table
+        decides alone where none is settled (sts_step.plain_policy)."""
         agent, sts = profile.agent, self.sts
         flags = {"requiretls": requiretls, "tls_required_no": tls_required_no}
         settled = settled_policy(agent, destination, sts=sts, **flags)
         # Else, when a policy table decides alone, its answers are kept on the hop.
         by_table = settled is None and plain_policy(agent, destination, sts=sts, **flags)
-        known = self._hop_policies
-        if len(known) >= _MAX_HOP_POLICIES:
-            known.clear()
-        known[profile, destination, requiretls, tls_required_no] = (settled, by_table)
         return settled, by_table
 
     @staticmethod

@@ -3,7 +3,7 @@ derives from the smtp_ (or lmtp_) parameters, and the tools built from them, mad
 
 A profile belongs to one `Settings` object (settings are immutable; a reload makes a new
 agent, and with it new profiles). It holds what is derived rather than read: the connection
-reuse labels and keys, the content plan without a request's file, the destinations of a next
+reuse labels, the content plan without a request's file, the destinations of a next
 hop, and the transport's tables and helpers, each made on first use so that a broken table is
 reported at the same point of a delivery as before: the session options (smtp_reply_filter),
 the server quirks (discarded EHLO keywords, PIX), smtp_generic_maps, the delivery status
@@ -85,7 +85,6 @@ class TransportProfile:
         "agent",
         "assume_final",
         "cache_destinations",
-        "dest_keys",
         "dummy_auth",
         "label",
         "lmtp",
@@ -151,10 +150,6 @@ class TransportProfile:
         self._plan_direct = False
         self.open_tables()
         self._destinations: dict[str, tuple[Destination, ...]] = {}
-        # Connection-cache keys by destination and the request's RFC 8689 flags (REQUIRETLS,
-        # "TLS-Required: No"), when nothing else of the request enters them (reuse.py:
-        # without sender-dependent authentication).
-        self.dest_keys: dict[tuple[str, bool, bool], str] = {}
         self._quirks: ServerQuirks | None = None
         self._generic: GenericMapper | bool | None = None  # False: no smtp_generic_maps
         self._status_maps: Maps | bool | None = None  # False: no status filter
@@ -224,11 +219,6 @@ class TransportProfile:
         return self._finder
 
     # --- per next hop -----------------------------------------------------------------
-    def remember_dest_key(self, destination: tuple[str, bool, bool], key: str) -> None:
-        if len(self.dest_keys) >= _MAX_NEXTHOPS:
-            self.dest_keys.clear()
-        self.dest_keys[destination] = key
-
     def destinations(self, nexthop: str) -> tuple[Destination, ...]:
         """servers.destinations() of a next hop (with the fallback relays), kept."""
         found = self._destinations.get(nexthop)

@@ -164,29 +164,17 @@ class SessionReuse:
 
     def dest_key(self, job: DeliveryState, hop: Hop, destination: Destination) -> str:
         """The cache key of a destination ("" when its sessions are not cached); `hop` is
-        the destination's hop (its key is what this returns)."""
+        the destination's hop (its key is what this returns). The same for every request
+        with the same RFC 8689 flags (REQUIRETLS, "TLS-Required: No", which the label
+        holds) unless it names the sender (sender-dependent authentication): the agent
+        keeps it for the next request then (`DeliveryAgent._hop`)."""
         if self.cache is None:
             return ""
         profile = job.profile
-        # The key is the same for every request with the same TLS rules of its own (RFC
-        # 8689: REQUIRETLS, "TLS-Required: No", which are part of the key) unless it names
-        # the sender (sender-dependent authentication): then it is kept, per those rules.
-        same = not profile.sender_dependent_auth
-        request = job.request
-        memo = (destination.text, request.requiretls, request.tls_required_no)
-        if same:
-            known = profile.dest_keys.get(memo)
-            if known is not None:
-                return known
         text = destination.text.lower()
-        on_demand = profile.params.connection_cache_on_demand
-        if not on_demand and text not in profile.cache_destinations:
-            key = ""
-        else:
-            key = f"{self.label(job, hop)}|dest:{text}"
-        if same:
-            profile.remember_dest_key(memo, key)
-        return key
+        if not profile.params.connection_cache_on_demand and text not in profile.cache_destinations:
+            return ""
+        return f"{self.label(job, hop)}|dest:{text}"
 
     def addr_key(
         self, job: DeliveryState, hop: Hop, peer: Peer, session: Session | None = None
