@@ -61,7 +61,7 @@ from mailcarrier.delivery.trouble import Verdict, soften, transport_verdict
 from mailcarrier.errors import ConfigError, MailcarrierError, TransportError
 from mailcarrier.events import delivery_event
 from mailcarrier.fleet import Busy, DeadDestination, FleetGate, Lease, LocalGate
-from mailcarrier.log import LogSink, NullLog, delivery_line, log_event
+from mailcarrier.log import LogSink, NullLog, delivery_line
 from mailcarrier.routing.resolver import NativeLookup, Resolver
 from mailcarrier.status import (
     Counts,
@@ -240,7 +240,7 @@ class DeliveryAgent:
                 line = delivery_line(request.queue_id, status, resolution, word=word)
                 attempt = request.recipients[index].attempt
                 event = delivery_event(request.queue_id, status, attempt)
-                log_event(log, request.transport, line, event)
+                log.event(request.transport, line, event)  # the line and its event record
 
             on_mark = log_mark
         tracker = RecipientTracker(request.recipients, on_mark, profile.status_filter())

@@ -106,7 +106,9 @@ class ConnectionCache:
         idle = self.limits.idle_time
         expires = INF
         if idle > 0:
-            loop = self._event_loop()
+            loop = self._loop
+            if loop is None or loop.is_closed():  # `_event_loop()`, without its call
+                loop = self._event_loop()
             expires = loop.time() + idle
             if expires < self._idle.when:  # else armed early enough: no call (per message)
                 self._idle.at(loop, expires)
