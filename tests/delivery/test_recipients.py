@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mailcarrier.delivery.recipients import RecipientTracker
 from mailcarrier.delivery.request import Recipient
@@ -34,6 +36,20 @@ def test_marks_once_and_reports_in_order() -> None:
     result = tracker.result("QID")
     assert [r.address for r in result.recipients] == ["a@x.example", "b@x.example"]
     assert result.exit_code == 75
+
+
+@given(st.data(), st.integers(min_value=1, max_value=6))
+def test_pending_is_every_recipient_not_yet_marked(data: st.DataObject, count: int) -> None:
+    """`pending()` (with its shortcut for a tracker where nobody is marked yet) is the
+    recipients without a status, in order, after any marks."""
+    tracker = RecipientTracker(tuple(Recipient(f"r{i}@x.example") for i in range(count)))
+    order = data.draw(st.permutations(range(count)))
+    for n, index in enumerate(order):
+        assert tracker.pending() == sorted(order[n:])
+        assert tracker.has_pending
+        tracker.mark(index, SENT, relay="none", delays=Delays())
+    assert tracker.pending() == []
+    assert not tracker.has_pending
 
 
 def test_second_mark_is_refused() -> None:

@@ -14,6 +14,7 @@ destinations and servers.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import time
 from collections.abc import Iterator
@@ -30,6 +31,12 @@ import mailcarrier
 from mailcarrier import DeliveryStatus
 from mailcarrier.config.settings import AgentSettings, Settings
 from mailcarrier.delivery.agent import DeliveryAgent
+from mailcarrier.delivery.cache import CacheLimits, ConnectionCache
+from mailcarrier.delivery.hop import Hop
+from mailcarrier.delivery.recipients import RecipientTracker
+from mailcarrier.delivery.request import DeliveryRequest, Recipient
+from mailcarrier.delivery.servers import Destination
+from mailcarrier.delivery.state import Attempt, DeliveryState
 from mailcarrier.delivery.sts_cache import CachedPolicy, StsPolicies
 from mailcarrier.delivery.sts_fetch import FetchSettings
 from mailcarrier.delivery.sts_step import (
@@ -718,6 +725,79 @@ def test_settled_policy_only_where_nothing_else_decides() -> None:
     assert settled_policy(tabled.for_transport("smtp"), "[192.0.2.1]", sts=None, **plain) is None
     broken = Settings.defaults().with_overrides({"smtp_tls_policy_maps": "hash:/nonexistent/x"})
     assert untabled_policy(broken.for_transport("smtp")) is None
+
+
+_SENDERS = st.sampled_from(["", "a@example.org", "b@example.org"])
+_HOP_QUERIES = st.lists(
+    st.tuples(_DESTINATIONS, st.booleans(), st.booleans(), _SENDERS), max_size=8
+)
+
+
+def _hop_of(delivery: DeliveryAgent, request: DeliveryRequest, destination: str) -> Hop:
+    job = DeliveryState(
+        request=request,
+        profile=delivery._profile(request.transport),
+        tracker=RecipientTracker(request.recipients),
+        attempt=Attempt(request, 0.0, 0.0),
+        factory=lambda: (),
+        size=0,
+    )
+    return delivery._hop(job, Destination(destination, False))
+
+
+@given(
+    configuration=_configurations(),
+    with_sts=st.booleans(),
+    sender_dependent=st.booleans(),
+    queries=_HOP_QUERIES,
+)
+@hypothesis.settings(max_examples=200, deadline=None)
+def test_the_hops_an_agent_keeps_are_the_general_answers(
+    configuration: AgentSettings,
+    with_sts: bool,
+    sender_dependent: bool,
+    queries: list[tuple[str, bool, bool, str]],
+) -> None:
+    """`DeliveryAgent._hop` starts a hop from what the agent kept of earlier requests (its
+    settled policy, whether a table decides alone, its connection-cache key): pinned to
+    `settled_policy()`, `plain_policy()` and the hop a new agent makes, over a run of
+    requests (destinations, RFC 8689 flags and senders, repeated or not) through one
+    agent, with and without sender-dependent authentication (whose keys name the sender)."""
+    transport, settings = configuration.transport, configuration.settings
+    if sender_dependent:
+        settings = settings.with_overrides(
+            {
+                f"{transport}_sasl_auth_enable": "yes",
+                f"{transport}_sender_dependent_authentication": "yes",
+            }
+        )
+    agent = settings.for_transport(transport)
+    sts = _EnforceEverywhere(Path("/nonexistent"), log=MemoryLog()) if with_sts else None
+
+    def new_agent() -> DeliveryAgent:  # without `sts`: its own when MTA-STS is enabled
+        return DeliveryAgent(settings, sts=sts, cache=ConnectionCache(CacheLimits()))
+
+    keeping = new_agent()
+    for destination, requiretls, tls_required_no, sender in [*queries, *queries]:
+        request = DeliveryRequest(
+            "Q1",
+            destination,
+            sender,
+            (Recipient("u@example.net"),),
+            io.BytesIO(),
+            transport=transport,
+            requiretls=requiretls,
+            tls_required_no=tls_required_no,
+        )
+        hop = _hop_of(keeping, request, destination)
+        general = _hop_of(new_agent(), request, destination)
+        flags = {"requiretls": requiretls, "tls_required_no": tls_required_no}
+        settled = settled_policy(agent, destination, sts=keeping.sts, **flags)
+        assert hop.settled is settled
+        assert general.settled is settled
+        plain = plain_policy(agent, destination, sts=keeping.sts, **flags)
+        assert hop.by_table == general.by_table == (settled is None and plain)
+        assert hop.dest_key == general.dest_key
 
 
 @given(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import math
 import random
 import socket
@@ -60,7 +61,7 @@ from mailcarrier.delivery.trouble import Verdict, soften, transport_verdict
 from mailcarrier.errors import ConfigError, MailcarrierError, TransportError
 from mailcarrier.events import delivery_event
 from mailcarrier.fleet import Busy, DeadDestination, FleetGate, Lease, LocalGate
-from mailcarrier.log import LogSink, NullLog, delivery_line, log_event
+from mailcarrier.log import LogSink, NullLog, delivery_line
 from mailcarrier.routing.resolver import NativeLookup, Resolver
 from mailcarrier.status import (
     Counts,
@@ -69,6 +70,7 @@ from mailcarrier.status import (
     HopStatus,
     RecipientStatus,
 )
+from mailcarrier.tls.policy import TlsPolicy
 from mailcarrier.transport.connection import Connection, Peer
 from mailcarrier.transport.connector import Connector, SocketConnector
 from mailcarrier.transport.racing import race_connect
@@ -77,6 +79,9 @@ __all__ = ["DeliveryAgent"]
 
 # The process name of the TLSRPT store's warnings (it serves the smtp and lmtp transports).
 _TLSRPT_PROCESS = "smtp"
+# What hops start with (`DeliveryAgent._hop`), kept by profile, destination and RFC 8689
+# flags: past this many, forgotten and found again.
+_MAX_HOPS = 4096
 _NOWHERE = Verdict(DeliveryStatus.DEFERRED, "4.3.5", "no destination to deliver to")
 # The status word of an address probe's delivery line, by verdict.
 _PROBE_WORDS = {
@@ -142,6 +147,11 @@ class DeliveryAgent:
             notify, main.notify_classes, main.double_bounce_sender
         )
         self._profiles: dict[tuple[str, str], TransportProfile] = {}
+        # A hop's settled policy, whether a table decides alone, and its cache key (None:
+        # made for each request), by profile, destination and RFC 8689 flags (`_hop`).
+        self._hops: dict[
+            tuple[TransportProfile, str, bool, bool], tuple[TlsPolicy | None, bool, str | None]
+        ] = {}
         # smtp(8) opens its tables when it starts: the smtp transport's are opened now
         # (TransportProfile.open_tables), the other transports' with their profile.
         with contextlib.suppress(MailcarrierError):
@@ -230,7 +240,7 @@ class DeliveryAgent:
                 line = delivery_line(request.queue_id, status, resolution, word=word)
                 attempt = request.recipients[index].attempt
                 event = delivery_event(request.queue_id, status, attempt)
-                log_event(log, request.transport, line, event)
+                log.event(request.transport, line, event)  # the line and its event record
 
             on_mark = log_mark
         tracker = RecipientTracker(request.recipients, on_mark, profile.status_filter())
@@ -326,7 +336,9 @@ class DeliveryAgent:
         dests = job.profile.destinations(job.request.nexthop)
         for n, destination in enumerate(dests):
             hop = self._hop(job, destination)
-            if hop.dest_key and self.sts is not None:
+            # sts_step.plain_policy: no MTA-STS policy can apply to a settled hop, or to
+            # one whose policy a table decides alone.
+            if hop.dest_key and self.sts is not None and hop.settled is None and not hop.by_table:
                 hop.dest_key += await self._sts_key(job, hop)
             await self._reuse.try_cached(job, hop, hop.dest_key)
             if not job.tracker.has_pending or job.busy:
@@ -373,66 +385,90 @@ class DeliveryAgent:
         (reuse.py), which does not need the whole state for a plaintext session; the MTA-STS
         part of a domain's key, `_sts_key()`, does). Its policy is settled when no table,
         MTA-STS policy or RFC 8689 flag can change it (sts_step.settled_policy): a session
-        taken from the cache then needs no TLS state at all."""
-        request, sts, name = job.request, self.sts, destination.text
+        taken from the cache then needs no TLS state at all.
+
+        What the hop starts with depends on the profile's settings, on whether the agent
+        has MTA-STS policies (fixed for its life), on the destination and on the request's
+        RFC 8689 flags, and (its cache key) on the sender with sender-dependent
+        authentication: it is kept by those for the next request (`_hops`), the key only
+        where the sender does not enter it."""
+        request, profile, name = job.request, job.profile, destination.text
         requiretls, tls_required_no = request.requiretls, request.tls_required_no
-        settled = settled_policy(
-            job.agent, name, sts=sts, requiretls=requiretls, tls_required_no=tls_required_no
+        memo = (profile, name, requiretls, tls_required_no)
+        known = self._hops.get(memo)
+        if known is not None:
+            settled, by_table, dest_key = known
+        else:
+            settled, by_table = self._hop_policy(profile, name, requiretls, tls_required_no)
+            dest_key = None
+        # The TLS state, when a session needs it: made by `_tls_job` (a partial, not a
+        # closure over `job` or the hop that keeps it: no reference cycle). An address
+        # probe may fall back to plaintext at once, as if it had waited (Postfix's
+        # TRACE_REQ_ONLY in PLAINTEXT_FALLBACK_OK_AFTER_STARTTLS_FAILURE).
+        preactive_delay = math.inf if request.probe else self.wallclock() - request.arrival_time
+        maker = functools.partial(
+            self._tls_job, profile, name, preactive_delay, requiretls, tls_required_no
         )
-        # Else, when a policy table decides alone, its answers are kept on the hop.
-        by_table = settled is None and plain_policy(
-            job.agent, name, sts=sts, requiretls=requiretls, tls_required_no=tls_required_no
-        )
-        maker = self._tls_maker(job, name)
-        hop = Hop(name, "", maker, settled, by_table=by_table, sts_plugin=sts is not None)
-        hop.dest_key = self._reuse.dest_key(job, hop, destination)
+        sts_plugin = self.sts is not None
+        hop = Hop(name, dest_key or "", maker, settled, by_table=by_table, sts_plugin=sts_plugin)
+        if dest_key is None:
+            hop.dest_key = self._reuse.dest_key(job, hop, destination)
+            if known is None:
+                if len(self._hops) >= _MAX_HOPS:
+                    self._hops.clear()
+                same = not profile.sender_dependent_auth  # else the key names the sender
+                self._hops[memo] = (settled, by_table, hop.dest_key if same else None)
         return hop
+
+    def _hop_policy(
+        self, profile: TransportProfile, destination: str, requiretls: bool, tls_required_no: bool
+    ) -> tuple[TlsPolicy | None, bool]:
+        """A hop's TLS policy facts: sts_step.settled_policy(), and whether a policy table
+        decides alone where none is settled (sts_step.plain_policy)."""
+        agent, sts = profile.agent, self.sts
+        flags = {"requiretls": requiretls, "tls_required_no": tls_required_no}
+        settled = settled_policy(agent, destination, sts=sts, **flags)
+        # Else, when a policy table decides alone, its answers are kept on the hop.
+        by_table = settled is None and plain_policy(agent, destination, sts=sts, **flags)
+        return settled, by_table
 
     @staticmethod
     async def _sts_key(job: DeliveryState, hop: Hop) -> str:
         """The destination key's MTA-STS part: the mode and id of the destination's policy
         ("" without one), looked up before the cache is asked, as Postfix resolves a next
         hop's TLS policy before its scache lookup (smtp_key.c puts the TLS level in it).
-        A literal next hop or LMTP never has one: no TLS state is made for them here."""
+        A literal next hop or LMTP never has one: no TLS state is made for them here. (A hop
+        whose policy is settled, or a table's alone, has none either: `_run` does not ask.)"""
         if job.profile.agent.is_lmtp or hop.destination.strip().startswith("["):
             return ""
-        if hop.settled is not None or hop.by_table:
-            return ""  # sts_step.plain_policy: no MTA-STS policy can apply
         tls = hop.tls
         policy = await destination_policy(tls) if tls is not None else None
         if policy is None or policy.mode == "none":
             return ""
         return f"|sts={policy.mode}:{policy.id}"
 
-    def _tls_maker(self, job: DeliveryState, destination: str) -> Callable[[], TlsJob]:
-        # Not a closure over `job` or the hop that keeps the maker: no reference cycle.
-        # An address probe may fall back to plaintext at once, as if it had waited
-        # (Postfix's TRACE_REQ_ONLY in PLAINTEXT_FALLBACK_OK_AFTER_STARTTLS_FAILURE).
-        preactive_delay = (
-            math.inf if job.request.probe else self.wallclock() - job.request.arrival_time
-        )
-        profile = job.profile
-        log = self.log
-        requiretls = job.request.requiretls
-        tls_required_no = job.request.tls_required_no
+    def _tls_job(
+        self,
+        profile: TransportProfile,
+        destination: str,
+        preactive_delay: float,
+        requiretls: bool,
+        tls_required_no: bool,
+    ) -> TlsJob:
+        """The TLS state of a hop (`Hop.tls`), made when a session first needs it."""
         sts = self.sts
-        tlsrpt = self.tlsrpt
-
-        def make() -> TlsJob:
-            return self._tls.job(
-                profile.agent,
-                destination,
-                log=log,
-                resolver=lambda: profile.finder().resolver,
-                preactive_delay=preactive_delay,
-                requiretls=requiretls,
-                tls_required_no=tls_required_no,
-                sts=sts,
-                refine=refine_policy if sts is not None else None,
-                tlsrpt=tlsrpt,
-            )
-
-        return make
+        return self._tls.job(
+            profile.agent,
+            destination,
+            log=self.log,
+            resolver=lambda: profile.finder().resolver,
+            preactive_delay=preactive_delay,
+            requiretls=requiretls,
+            tls_required_no=tls_required_no,
+            sts=sts,
+            refine=refine_policy if sts is not None else None,
+            tlsrpt=self.tlsrpt,
+        )
 
     async def _hand_off_loop(self, job: DeliveryState) -> bool:
         """best_mx_transport (handoff.py), through an agent that does not hand off again."""

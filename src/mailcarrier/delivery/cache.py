@@ -106,7 +106,9 @@ class ConnectionCache:
         idle = self.limits.idle_time
         expires = INF
         if idle > 0:
-            loop = self._event_loop()
+            loop = self._loop
+            if loop is None or loop.is_closed():  # `_event_loop()`, without its call
+                loop = self._event_loop()
             expires = loop.time() + idle
             if expires < self._idle.when:  # else armed early enough: no call (per message)
                 self._idle.at(loop, expires)
@@ -130,10 +132,11 @@ class ConnectionCache:
         while entries:
             entry = entries.pop()
             self._forget(entry, taken_from=key)
-            if self.reusable(entry.session) and not entry.session.conn.at_eof:
+            session = entry.session
+            if self._reusable_at(session, self.clock()) and not session.conn.at_eof:
                 self._hits += 1
-                return entry.session
-            self._close(entry.session)
+                return session
+            self._close(session)
         self._misses += 1
         return None
 

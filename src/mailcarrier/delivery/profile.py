@@ -3,7 +3,7 @@ derives from the smtp_ (or lmtp_) parameters, and the tools built from them, mad
 
 A profile belongs to one `Settings` object (settings are immutable; a reload makes a new
 agent, and with it new profiles). It holds what is derived rather than read: the connection
-reuse labels and keys, the content plan without a request's file, the destinations of a next
+reuse labels, the content plan without a request's file, the destinations of a next
 hop, and the transport's tables and helpers, each made on first use so that a broken table is
 reported at the same point of a delivery as before: the session options (smtp_reply_filter),
 the server quirks (discarded EHLO keywords, PIX), smtp_generic_maps, the delivery status
@@ -85,7 +85,6 @@ class TransportProfile:
         "agent",
         "assume_final",
         "cache_destinations",
-        "dest_keys",
         "dummy_auth",
         "label",
         "lmtp",
@@ -93,12 +92,16 @@ class TransportProfile:
         "native",
         "params",
         "plaintext_label",
+        "probe_data",
         "resolver",
         "rng",
+        "send_xforward",
         "sender_dependent_auth",
         "settings",
+        "smtputf8_enable",
         "tally",
         "transport",
+        "use_chunking",
     )
 
     def __init__(
@@ -133,6 +136,11 @@ class TransportProfile:
         self.cache_destinations = frozenset(d.lower() for d in p.connection_cache_destinations)
         self.sender_dependent_auth = p.sasl_auth_enable and p.sender_dependent_authentication
         self.dummy_auth = p.sasl_auth_enable and p.send_dummy_mail_auth
+        # What every transaction's envelope and content read (transaction.py).
+        self.send_xforward = p.send_xforward_command
+        self.smtputf8_enable = settings.params.smtputf8_enable
+        self.probe_data = p.address_verify_target == "data"
+        self.use_chunking = p.use_chunking
         # Postfix smtp_rcpt_done(): an LMTP server's success is final delivery.
         self.assume_final = self.lmtp and settings.params.lmtp_assume_final
         self._options: SessionOptions | None = None
@@ -142,9 +150,6 @@ class TransportProfile:
         self._plan_direct = False
         self.open_tables()
         self._destinations: dict[str, tuple[Destination, ...]] = {}
-        # Connection-cache keys by destination, when they do not depend on the request
-        # (reuse.py: without SASL).
-        self.dest_keys: dict[str, str] = {}
         self._quirks: ServerQuirks | None = None
         self._generic: GenericMapper | bool | None = None  # False: no smtp_generic_maps
         self._status_maps: Maps | bool | None = None  # False: no status filter
@@ -214,11 +219,6 @@ class TransportProfile:
         return self._finder
 
     # --- per next hop -----------------------------------------------------------------
-    def remember_dest_key(self, destination: str, key: str) -> None:
-        if len(self.dest_keys) >= _MAX_NEXTHOPS:
-            self.dest_keys.clear()
-        self.dest_keys[destination] = key
-
     def destinations(self, nexthop: str) -> tuple[Destination, ...]:
         """servers.destinations() of a next hop (with the fallback relays), kept."""
         found = self._destinations.get(nexthop)

@@ -58,7 +58,10 @@ class RecipientTracker:
         self.hop_status: HopStatus | None = None
 
     def pending(self) -> list[int]:
-        if not self._unmarked:
+        unmarked = self._unmarked
+        if unmarked == len(self._status):  # nobody marked yet (a request's first server)
+            return list(range(unmarked))
+        if not unmarked:
             return []
         return [i for i, s in enumerate(self._status) if s is None]
 

@@ -164,29 +164,17 @@ class SessionReuse:
 
     def dest_key(self, job: DeliveryState, hop: Hop, destination: Destination) -> str:
         """The cache key of a destination ("" when its sessions are not cached); `hop` is
-        the destination's hop (its key is what this returns)."""
+        the destination's hop (its key is what this returns). The same for every request
+        with the same RFC 8689 flags (REQUIRETLS, "TLS-Required: No", which the label
+        holds) unless it names the sender (sender-dependent authentication): the agent
+        keeps it for the next request then (`DeliveryAgent._hop`)."""
         if self.cache is None:
             return ""
         profile = job.profile
-        # The key is the same for every request with the same TLS rules of its own (RFC
-        # 8689: REQUIRETLS, "TLS-Required: No", which are part of the key) unless it names
-        # the sender (sender-dependent authentication): then it is kept, per those rules.
-        same = not profile.sender_dependent_auth
-        request = job.request
-        memo = f"{destination.text}\0{request.requiretls:d}{request.tls_required_no:d}"
-        if same:
-            known = profile.dest_keys.get(memo)
-            if known is not None:
-                return known
         text = destination.text.lower()
-        on_demand = profile.params.connection_cache_on_demand
-        if not on_demand and text not in profile.cache_destinations:
-            key = ""
-        else:
-            key = f"{self.label(job, hop)}|dest:{text}"
-        if same:
-            profile.remember_dest_key(memo, key)
-        return key
+        if not profile.params.connection_cache_on_demand and text not in profile.cache_destinations:
+            return ""
+        return f"{self.label(job, hop)}|dest:{text}"
 
     def addr_key(
         self, job: DeliveryState, hop: Hop, peer: Peer, session: Session | None = None
@@ -197,8 +185,8 @@ class SessionReuse:
             return ""
         # The server's TLS policy: TlsJob.policy(), without making the whole TLS state for
         # it when the destination has none or when the settings alone decide it (settled).
-        policy = None
-        if hop.has_tls:
+        policy = hop.settled
+        if policy is None and hop.has_tls:
             policy = hop.known_policy(peer.hostname)
             if policy is None:
                 tls = hop.tls
@@ -275,8 +263,11 @@ class SessionReuse:
                         job.busy = refused
                     return
             peer = session.conn.peer
-            # The TLS checks below; the SASL credentials only when the key needs them.
-            await self.prepare_peer(job, hop, peer, credentials=job.profile.sender_dependent_auth)
+            # The TLS checks below; the SASL credentials only when the key needs them. A
+            # settled policy without those has nothing to look up (`prepare_peer`).
+            credentials = job.profile.sender_dependent_auth
+            if credentials or hop.settled is None:
+                await self.prepare_peer(job, hop, peer, credentials=credentials)
             job.tracker.tls_status = session.tls_status
             job.tracker.tls_session = session.tls_session
             job.attempt.ready = self.clock()
@@ -350,7 +341,7 @@ class SessionReuse:
     def _park(self, job: DeliveryState, hop: Hop, session: Session, peer: Peer) -> bool:
         cache = self.cache
         assert cache is not None  # _may_park()
-        return cache.park(session, self._keys(hop, job, peer, session))
+        return cache.park(session, (hop.dest_key, self.addr_key(job, hop, peer, session)))
 
     def park_now(self, job: DeliveryState, hop: Hop, session: Session, peer: Peer) -> bool:
         """`release()` without waiting, for the usual session that nothing else concerns

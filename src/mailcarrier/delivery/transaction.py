@@ -106,7 +106,8 @@ async def run_transaction(
             return None
         envelope = refused(envelope)
     result = await session.transaction(envelope, factory, reset_first=reset_first)
-    _warn_xforward(result, peer, job.process, log)
+    if result.xforward:
+        _warn_xforward(result, peer, job.process, log)
     if result.reset_failed:
         return None  # a dead cached session: nobody is marked, the caller goes on
     if envelope.probe:
@@ -167,16 +168,16 @@ def _prepare(
     """The envelope and content for this server; a `Leftover` when a table failed (the
     next server, whichever, gets the recipients), a `Verdict` when this server cannot take
     the message and another one might."""
-    main = job.profile.settings.params
+    profile = job.profile
     envelope = build_envelope(
         job.request,
         job.tracker,
         pending,
         job.size,
-        xforward=job.profile.params.send_xforward_command,
-        dummy_auth=job.profile.dummy_auth,
-        smtputf8_enable=main.smtputf8_enable,
-        probe_data=job.profile.params.address_verify_target == "data",
+        xforward=profile.send_xforward,
+        dummy_auth=profile.dummy_auth,
+        smtputf8_enable=profile.smtputf8_enable,
+        probe_data=profile.probe_data,
     )
     if job.generic is not None:  # smtp_generic_maps: see generic.py
         mapped = job.generic.envelope(envelope, peer.namaddr, job.request.queue_id)
@@ -188,7 +189,7 @@ def _prepare(
     # (and its copy of the envelope) in that case, the one of nearly every message.
     if job.request.smtputf8 or envelope.smtputf8 or not _ascii_addresses(envelope):
         utf8 = smtputf8_envelope(
-            envelope, job.request.smtputf8, caps, peer.namaddr, enabled=main.smtputf8_enable
+            envelope, job.request.smtputf8, caps, peer.namaddr, enabled=profile.smtputf8_enable
         )
         if isinstance(utf8, Verdict):
             return utf8
@@ -207,7 +208,7 @@ def _prepare(
         envelope = replace(envelope, size=None)
     # CHUNKING (RFC 3030) behind smtp_use_chunking: BDAT takes the content as it is,
     # without dot-stuffing. An address probe sends no content at all.
-    bdat = job.profile.params.use_chunking and caps.chunking and not envelope.probe
+    bdat = profile.use_chunking and caps.chunking and not envelope.probe
     if bdat != envelope.bdat:
         envelope = replace(envelope, bdat=bdat)
     if downgrade or bdat:
