@@ -42,7 +42,7 @@ from mailcarrier.queue.qfile import (
     parse_records,
 )
 from mailcarrier.queue.writers import MessageWriter, RecordWriter, os_error, record_reserve
-from mailcarrier.status import fast_init
+from mailcarrier.status import DeliveryStatus, fast_init
 
 if TYPE_CHECKING:
     import asyncio
@@ -96,9 +96,11 @@ def pending(env: Envelope, state: StateLog) -> list[int]:
     count = len(env.recipients)
     if not state.states:  # no verdict recorded yet (most messages): every recipient
         return list(range(count))
+    states = state.states
     if env.probe:
-        return [i for i in range(count) if i not in state.states]
-    return [i for i in range(count) if not state.is_final(i)]
+        return [i for i in range(count) if i not in states]
+    deferred = DeliveryStatus.DEFERRED  # `state.is_final(i)`, without a call per recipient
+    return [i for i in range(count) if i not in states or states[i].status is deferred]
 
 
 class Spool:
