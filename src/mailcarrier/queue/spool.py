@@ -240,7 +240,7 @@ class Spool:
             records = RecordWriter(
                 name, state.valid_length, fd=fd, reserve=reserve, size=st.st_size
             )
-            self._rename(queue_id, queue, "active", None)
+            self._rename_file(name, active, queue, "active", None)
             records.path = active
         except (TemporaryError, FileNotFoundError):
             # Stays where it was, as it was: no reservation, the same next-attempt time.
@@ -287,8 +287,12 @@ class Spool:
 
     def _rename(self, queue_id: str, src: str, dst: str, mtime: float | None) -> str:
         """`move`, returning the new name as a string (no Path made on the hot path)."""
-        old = self._name(src, queue_id)
-        new = self._name(dst, queue_id)
+        return self._rename_file(
+            self._name(src, queue_id), self._name(dst, queue_id), src, dst, mtime
+        )
+
+    def _rename_file(self, old: str, new: str, src: str, dst: str, mtime: float | None) -> str:
+        """`_rename` of the file `old` in `src` to `new` in `dst` (names made already)."""
         try:
             if mtime is not None:
                 os.utime(old, (mtime, mtime))
