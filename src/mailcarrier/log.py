@@ -143,7 +143,8 @@ def delivery_line(
         # Postfix 3.11 smtp_log_tls_feature_status: "tls=may", "tls=!encrypt", "tls=may:none".
         line += f"tls={status.tls}, "
     if not word:
-        word = "SOFTBOUNCE" if status.soft_bounced else status.status.value
+        # A StrEnum member formats as its value, in C (`.value` is Python code of enum.py).
+        word = "SOFTBOUNCE" if status.soft_bounced else status.status
     return f"{line}dsn={status.dsn}, status={word} ({status.diagnostic})"
 
 
@@ -337,6 +338,9 @@ class LineWriter(Protocol):
     def write_line(self, levelno: int, procname: str, text: str, created: float) -> None: ...
 
 
+_NAMES_KEPT = 64  # process names whose printable form a HandlerLog keeps
+
+
 class HandlerLog:
     """A `LogSink` in front of stdlib `logging` handlers (loghandlers.py has Postfix's:
     stderr and maillog_file lines, syslog). It makes the process name and the text
@@ -362,11 +366,20 @@ class HandlerLog:
         self._writers: tuple[Callable[[int, str, str, float], None] | None, ...] = tuple(
             getattr(handler, "write_line", None) for handler in self.handlers
         )
+        # The process names made printable: a program logs under a handful (qmgr, smtp).
+        self._names: dict[str, str] = {}
+
+    def _printable_name(self, process: str) -> str:
+        """`printable(process)`, made once per name (at most _NAMES_KEPT kept)."""
+        if len(self._names) >= _NAMES_KEPT:
+            self._names.clear()
+        name = self._names[process] = printable(process)
+        return name
 
     def _line(
         self, levelno: int, levelname: str, process: str, text: str, created: float = 0.0
     ) -> None:
-        process = printable(process)
+        process = self._names.get(process) or self._printable_name(process)
         text = printable(text, utf8=self.utf8)
         created = created or self.clock()
         record: LogLine | None = None
@@ -393,7 +406,8 @@ class HandlerLog:
         if text:
             self._line(logging.INFO, "INFO", process, text, created)
         if self.event_handlers:
-            record = EventLine(printable(process), event, created)
+            name = self._names.get(process) or self._printable_name(process)
+            record = EventLine(name, event, created)
             for handler in self.event_handlers:
                 handler.handle(record)
 

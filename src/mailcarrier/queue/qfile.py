@@ -371,9 +371,9 @@ def status_record(
     when: float,
     action: str = "",
 ) -> bytes:
+    # A StrEnum member formats as its value, in C (`.value` is Python code of enum.py).
     text = (
-        f"status {index} {status.value} {dsn} {_enc(relay)} {_enc(diagnostic)} {when!r} "
-        f"{_enc(action)}\n"
+        f"status {index} {status} {dsn} {_enc(relay)} {_enc(diagnostic)} {when!r} {_enc(action)}\n"
     )
     return text.encode("utf-8")
 
