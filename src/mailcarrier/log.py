@@ -108,7 +108,7 @@ def _delay_plan(resolution: int) -> tuple[tuple[float, ...], tuple[str, ...]]:
     10**-1, and 1 decimal from 10**0 (0 decimals, from 10**1, never applies below 10,
     except at resolution 0, where it is the only format)."""
     zero_below = float(f"5e-{resolution + 1}") if 0 <= resolution < 7 else 0.0
-    coarser = range(resolution - 1, 0, -1)  # the decimals above the finest, finest first
+    coarser = range(resolution - 1, 0, -1)  # decimals of the coarser formats, finest first
     floors = (zero_below, *(10.0 ** (1 - d) for d in coarser))
     formats = ("0", f"%.{resolution}f", *(f"%.{d}f" for d in coarser))
     return floors, formats

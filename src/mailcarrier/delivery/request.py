@@ -10,8 +10,10 @@ an address probe (`probe`, Postfix's trace-only request) never opens it. `Delive
 protocol of what delivers one (the agent, or a pool of agent processes;
 `takes_content_bytes` says which wants `content_bytes`). Validation here refuses envelope
 values that could inject commands or parameters: addresses must be addresses
-(protocol/address.py), other values free of CR, LF and NUL. `Notify` (DSN NOTIFY) lives in
-notify.py, which the queue's submission imports without this module.
+(protocol/address.py), other values free of CR, LF and NUL. `queued_request` and
+`queued_recipient` make the queue's requests with the same checks in less time (their
+slots set in C). `Notify` (DSN NOTIFY) lives in notify.py, which the queue's submission
+imports without this module.
 """
 
 from __future__ import annotations
