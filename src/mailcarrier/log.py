@@ -37,6 +37,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from typing import Protocol, cast
 
@@ -88,35 +89,32 @@ def format_delay(seconds: float, resolution: int = 2) -> str:
     """
     if seconds >= 10:
         return str(int(seconds + 0.5))  # rounded half up, as Postfix's format_tv()
-    zero_below, formats, last = _DELAY_PLANS.get(resolution) or _delay_plan(resolution)
-    if seconds < zero_below:  # also what is not above 0
+    floors, formats = _DELAY_PLANS.get(resolution) or _delay_plan(resolution)
+    at = bisect_right(floors, seconds)  # the highest floor `seconds` reaches
+    if not at:  # below the resolution limit; also what is not above 0
         return "0"
-    form = last
-    for floor, each in formats:  # the first whose floor `seconds` reaches
-        if seconds >= floor:
-            form = each
-            break
-    text = form % seconds
+    text = formats[at] % seconds
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return text or "0"
 
 
-def _delay_plan(resolution: int) -> tuple[float, tuple[tuple[float, str], ...], str]:
-    """What `format_delay` needs below 10 seconds at a resolution: what prints as 0 (below
-    half its last digit: 0.005 at 2 decimals; the float nearest that half is above the true
-    half, so anything below it rounds down); (floor, format) by decimals: 1 decimal from
-    10**0, 2 from 10**-1, ... and the last, `resolution` decimals, for everything smaller
-    (0 decimals from 10**1 never applies below 10 and is left out, except at resolution 0,
-    where it is the only one); and that last format."""
-    formats = tuple(
-        (10 ** (1 - d) if d < resolution else 0.0, f"%.{d}f") for d in range(resolution + 1)
-    )
+def _delay_plan(resolution: int) -> tuple[tuple[float, ...], tuple[str, ...]]:
+    """What `format_delay` needs below 10 seconds at a resolution: floors, ascending, and
+    the format of each (`formats[i]` from `floors[i - 1]` up; `formats[0]` is never used).
+    The first floor is what prints as 0 below it (half the last digit: 0.005 at 2 decimals;
+    the float nearest that half is above the true half, so anything below it rounds down);
+    from there `resolution` decimals, then one decimal fewer from each power of ten up to
+    10**-1, and 1 decimal from 10**0 (0 decimals, from 10**1, never applies below 10,
+    except at resolution 0, where it is the only format)."""
     zero_below = float(f"5e-{resolution + 1}") if 0 <= resolution < 7 else 0.0
-    return zero_below, formats[1:] if resolution else formats, formats[-1][1]
+    coarser = range(resolution - 1, 0, -1)  # decimals of the coarser formats, finest first
+    floors = (zero_below, *(10.0 ** (1 - d) for d in coarser))
+    formats = ("0", f"%.{resolution}f", *(f"%.{d}f" for d in coarser))
+    return floors, formats
 
 
-_DELAY_PLANS: dict[int, tuple[float, tuple[tuple[float, str], ...], str]] = {
+_DELAY_PLANS: dict[int, tuple[tuple[float, ...], tuple[str, ...]]] = {
     r: _delay_plan(r) for r in range(7)
 }
 
@@ -143,7 +141,8 @@ def delivery_line(
         # Postfix 3.11 smtp_log_tls_feature_status: "tls=may", "tls=!encrypt", "tls=may:none".
         line += f"tls={status.tls}, "
     if not word:
-        word = "SOFTBOUNCE" if status.soft_bounced else status.status.value
+        # A StrEnum member formats as its value, in C (`.value` is Python code of enum.py).
+        word = "SOFTBOUNCE" if status.soft_bounced else status.status
     return f"{line}dsn={status.dsn}, status={word} ({status.diagnostic})"
 
 
@@ -337,6 +336,9 @@ class LineWriter(Protocol):
     def write_line(self, levelno: int, procname: str, text: str, created: float) -> None: ...
 
 
+_NAMES_KEPT = 64  # process names whose printable form a HandlerLog keeps
+
+
 class HandlerLog:
     """A `LogSink` in front of stdlib `logging` handlers (loghandlers.py has Postfix's:
     stderr and maillog_file lines, syslog). It makes the process name and the text
@@ -359,18 +361,28 @@ class HandlerLog:
         # utf8: smtputf8_enable (Postfix's util_utf8_enable): keep valid UTF-8 in lines.
         self.utf8 = utf8
         self.clock = clock
-        self._writers: tuple[Callable[[int, str, str, float], None] | None, ...] = tuple(
-            getattr(handler, "write_line", None) for handler in self.handlers
-        )
+        # Each handler with its `write_line` (None: it takes records), paired once.
+        self._writers: tuple[
+            tuple[logging.Handler, Callable[[int, str, str, float], None] | None], ...
+        ] = tuple((handler, getattr(handler, "write_line", None)) for handler in self.handlers)
+        # The process names made printable: a program logs under a handful (qmgr, smtp).
+        self._names: dict[str, str] = {}
+
+    def _printable_name(self, process: str) -> str:
+        """`printable(process)`, made once per name (at most _NAMES_KEPT kept)."""
+        if len(self._names) >= _NAMES_KEPT:
+            self._names.clear()
+        name = self._names[process] = printable(process)
+        return name
 
     def _line(
         self, levelno: int, levelname: str, process: str, text: str, created: float = 0.0
     ) -> None:
-        process = printable(process)
+        process = self._names.get(process) or self._printable_name(process)
         text = printable(text, utf8=self.utf8)
         created = created or self.clock()
         record: LogLine | None = None
-        for handler, write in zip(self.handlers, self._writers, strict=True):
+        for handler, write in self._writers:
             if handler.level > levelno:
                 continue
             if write is not None and not handler.filters:
@@ -393,7 +405,8 @@ class HandlerLog:
         if text:
             self._line(logging.INFO, "INFO", process, text, created)
         if self.event_handlers:
-            record = EventLine(printable(process), event, created)
+            name = self._names.get(process) or self._printable_name(process)
+            record = EventLine(name, event, created)
             for handler in self.event_handlers:
                 handler.handle(record)
 

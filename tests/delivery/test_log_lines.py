@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mailcarrier.log import MemoryLog, delivery_line, format_delay, syslog_prefix
 from mailcarrier.loghandlers import stream_log, syslog_log
@@ -240,3 +242,37 @@ def test_syslog_facility_is_validated() -> None:
     with pytest.raises(ConfigError, match="syslog_facility"):
         make_settings(syslog_facility="nosuch")
     assert make_settings(syslog_facility="local3")
+
+
+def _delay_by_decimals(seconds: float, resolution: int) -> str:
+    """format_delay as it was written before its floors were searched with bisect: 0 below
+    half the last digit, then the first of 1, 2, ... `resolution` decimals whose floor
+    (10**0, 10**-1, ...) `seconds` reaches, the last for everything smaller."""
+    if seconds >= 10:
+        return str(int(seconds + 0.5))
+    if seconds < float(f"5e-{resolution + 1}"):
+        return "0"
+    form = f"%.{resolution}f"
+    for d in range(1, resolution):
+        if seconds >= 10 ** (1 - d):
+            form = f"%.{d}f"
+            break
+    text = form % seconds
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text or "0"
+
+
+@given(
+    st.one_of(
+        st.floats(-1, 10, exclude_max=True),
+        st.floats(0, 1e-3),
+        st.sampled_from([0.0, -0.0, 0.005, 0.00499999, 0.05, 0.1, 0.995, 1.0, 9.95, 9.96]),
+        st.floats(allow_infinity=False),
+    ),
+    st.integers(0, 6),
+)
+def test_format_delay_is_the_first_floor_reached(seconds: float, resolution: int) -> None:
+    """format_delay (floors searched with bisect) prints what the search of the floors one
+    by one printed, at every resolution the parameter allows (NaN as "nan")."""
+    assert format_delay(seconds, resolution) == _delay_by_decimals(seconds, resolution)

@@ -146,3 +146,82 @@ def test_field_encoding_is_quotes_and_decoding_is_unquotes(text: str) -> None:
     encoded = qfile._enc(text)
     assert encoded == "=" + quote(text, safe=qfile._SAFE)
     assert qfile._dec(encoded) == unquote(encoded[1:], errors="strict") == text
+
+
+# Envelopes as render_envelope writes them, then texts near them: lines dropped, repeated,
+# swapped or replaced by others made of the keywords and of tokens that the fast reader
+# treats specially (escapes, digits of other scripts, empty fields, line breaks).
+_TOKEN = st.text(alphabet="=%0123456789aé٣\r.-+e", max_size=6)
+_KEYWORDS = ("id", "time", "class", "sender", "envid", "ret", "body", "sendopts", "trace")
+
+
+@st.composite
+def _envelopes(draw: st.DrawFn) -> Envelope:
+    rcpt = st.builds(
+        QueueRecipient,
+        _FIELD_TEXT,
+        _FIELD_TEXT,
+        _FIELD_TEXT,
+        st.integers(0, 15).map(Notify),
+    )
+    return Envelope(
+        queue_id=draw(st.text(alphabet=string.ascii_letters + string.digits, max_size=12)),
+        sender=draw(_FIELD_TEXT),
+        recipients=tuple(draw(st.lists(rcpt, min_size=1, max_size=3))),
+        arrival_time=draw(st.floats(allow_nan=False)),
+        size=draw(st.integers(0, 10**12)),
+        dsn_envid=draw(_FIELD_TEXT),
+        dsn_ret=draw(st.sampled_from(["", "FULL", "HDRS"])),
+        encoding=draw(st.sampled_from(["7bit", "8bit", ""])),
+        smtputf8=draw(st.booleans()),
+        message_class=draw(st.sampled_from(MessageClass)),
+        requiretls=draw(st.booleans()),
+        tls_required_no=draw(st.booleans()),
+        probe=draw(st.booleans()),
+    )
+
+
+@st.composite
+def _envelope_texts(draw: st.DrawFn) -> str:
+    text = render_envelope(draw(_envelopes()))[len(qfile.MAGIC) :].decode()
+    lines = text.split("\n")[:-2]  # without "content" and the empty end
+    for _ in range(draw(st.integers(0, 3))):
+        at = draw(st.integers(0, len(lines) - 1))
+        how = draw(st.sampled_from(["drop", "repeat", "swap", "replace", "token"]))
+        if how == "drop" and len(lines) > 1:
+            del lines[at]
+        elif how == "repeat":
+            lines.insert(at, lines[at])
+        elif how == "swap":
+            other = draw(st.integers(0, len(lines) - 1))
+            lines[at], lines[other] = lines[other], lines[at]
+        elif how == "replace":
+            key = draw(st.sampled_from([*_KEYWORDS, "rcpt", "size", "other"]))
+            lines[at] = " ".join([key, *draw(st.lists(_TOKEN, max_size=5))])
+        else:
+            words = lines[at].split(" ")
+            words[draw(st.integers(0, len(words) - 1))] = draw(_TOKEN)
+            lines[at] = " ".join(words)
+    return "\n".join(lines)
+
+
+@given(_envelope_texts())
+def test_the_rendered_envelope_reader_is_the_general_one(text: str) -> None:
+    """`_parse_rendered` (one regular-expression match) reads a text only as `_parse_fields`
+    reads it, and leaves every other text (those the general reader refuses included) to it."""
+    fast = qfile._parse_rendered(text, 99)
+    try:
+        general = qfile._parse_fields(text, 99)
+    except ParseError:
+        assert fast is None
+        return
+    assert fast is None or repr(fast) == repr(general)
+
+
+@given(_envelopes())
+def test_a_rendered_envelope_without_escapes_is_read_in_one_match(env: Envelope) -> None:
+    data = render_envelope(env) + b"x"
+    text = data[len(qfile.MAGIC) : -len(b"\ncontent\nx")].decode()
+    fast = qfile._parse_rendered(text, len(data) - 1)
+    assert (fast is None) == ("%" in text)
+    assert parse_envelope(data) == dataclasses.replace(env, content_offset=len(data) - 1)

@@ -221,35 +221,47 @@ class Finisher:
         this finish leaves already)."""
         env = message.envelope
         state = message.state
-        todo = [
-            i for i in range(len(env.recipients)) if state.is_final(i) and i not in state.notified
-        ]
-        bounced = [i for i in todo if state.states[i].status is DeliveryStatus.BOUNCED]
-        wants_failure = [i for i in bounced if _wants(env.recipients[i].dsn_notify, Notify.FAILURE)]
-        sent = [
-            i
-            for i in todo
-            if state.states[i].status is DeliveryStatus.SENT
-            # Most mail asks for nothing: no Flag arithmetic (Python code) for it.
-            and env.recipients[i].dsn_notify is not Notify.NONE
-            and bool(env.recipients[i].dsn_notify & Notify.SUCCESS)
-            # The next hop took NOTIFY=SUCCESS along: the notice is its to send.
-            and state.states[i].action != ACTION_FORWARDED
-        ]
+        states, notified = state.states, state.notified
+        # One pass: the final verdicts not yet notified (`todo`), the bounces among them,
+        # and the deliveries whose recipient asked to be told of success.
+        todo: list[int] = []
+        bounced: list[int] = []
+        sent: list[int] = []
+        for i, rcpt in enumerate(env.recipients):
+            verdict = states.get(i)
+            if verdict is None or verdict.status is DeliveryStatus.DEFERRED or i in notified:
+                continue
+            todo.append(i)
+            if verdict.status is DeliveryStatus.BOUNCED:
+                bounced.append(i)
+            elif (
+                verdict.status is DeliveryStatus.SENT
+                # Most mail asks for nothing: no Flag arithmetic (Python code) for it.
+                and rcpt.dsn_notify is not Notify.NONE
+                and rcpt.dsn_notify & Notify.SUCCESS
+                # The next hop took NOTIFY=SUCCESS along: the notice is its to send.
+                and verdict.action != ACTION_FORWARDED
+            ):
+                sent.append(i)
+        if not todo:
+            return
         sender = env.sender
         if bounced:
+            wants_failure = [
+                i for i in bounced if _wants(env.recipients[i].dsn_notify, Notify.FAILURE)
+            ]
             self._bounce_notices(message, bounced, wants_failure, now)
         success = bool(sent) and bool(sender) and sender.lower() != self.double_bounce.lower()
         if success:
             spec = self._spec(MessageClass.SUCCESS, "", sender, now)
             self._notify(message, sent, spec, "sender delivery status notification")
-        if todo:
-            crash_point("notice-before-record")
-            write = bounced or success or not removing
+        crash_point("notice-before-record")
+        if bounced or success or not removing:
             for i in todo:
-                if write:
-                    records.append(notified_record(i))
-                state.notified.add(i)
+                records.append(notified_record(i))
+                notified.add(i)
+        else:
+            notified.update(todo)
 
     def _probe_report(self, message: QueueMessage, records: RecordWriter, now: float) -> None:
         """The report of an address probe (sendmail -bv), once every recipient has its

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mailcarrier.delivery.request import DeliveryRequest, Recipient
+from mailcarrier.delivery.request import DeliveryRequest, queued_recipient, queued_request
 from mailcarrier.queue.route import Route
 from mailcarrier.queue.spool import QueueMessage, RecordWriter
 
@@ -39,29 +39,34 @@ class Job:
 
 def delivery_request(job: Job) -> DeliveryRequest:
     """The request for `job`: its recipients (with their offsets in the queue file), the
-    message's envelope and content range."""
+    message's envelope and content range (checked as `DeliveryRequest` checks: a queue
+    file may have been edited by hand)."""
     message = job.active.message
     env = message.envelope
     attempts = message.state.attempts
-    recipients = tuple(
-        Recipient(
-            address=env.recipients[i].address,
-            orig_address=env.recipients[i].orig_address,
-            dsn_orcpt=env.recipients[i].dsn_orcpt,
-            dsn_notify=env.recipients[i].dsn_notify,
-            queue_offset=i,
-            attempt=attempts.get(i, 0) + 1,
+    everyone = env.recipients
+    recipients = []
+    for i in job.indexes:
+        rcpt = everyone[i]
+        recipients.append(
+            queued_recipient(
+                rcpt.address,
+                rcpt.orig_address,
+                rcpt.dsn_orcpt,
+                rcpt.dsn_notify,
+                i,
+                attempts.get(i, 0) + 1,
+            )
         )
-        for i in job.indexes
-    )
-    return DeliveryRequest(
+    route = job.route
+    return queued_request(
         queue_id=env.queue_id,
-        nexthop=job.route.nexthop,
+        nexthop=route.nexthop,
         sender=env.sender,
-        recipients=recipients,
+        recipients=tuple(recipients),
         content=message.name,
-        transport=job.route.transport,
-        service=job.route.service,
+        transport=route.transport,
+        service=route.service,
         size=env.size,
         content_offset=env.content_offset,
         encoding=env.encoding,

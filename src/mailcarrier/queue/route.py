@@ -134,11 +134,9 @@ class Router:
             and all(e.table is None for e in self._local_domains.entries)
         )
         self._by_domain: dict[str, Route] | None = {} if static else None
-
-    @property
-    def network(self) -> bool:
-        """Whether a lookup waits on a server: then ask `prefetch` before `route`."""
-        return self._async is not None or any(
+        # Whether a lookup waits on a server: then ask `prefetch` before `route` (the
+        # scheduler asks for every message: decided once).
+        self.network: bool = self._async is not None or any(
             m is not None and m.network for m in (self._sender_transport, self._sender_relay)
         )
 

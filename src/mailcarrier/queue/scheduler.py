@@ -65,6 +65,8 @@ DestKey = tuple[str, str]
 # agent in this process, while the active messages hold less than CONTENT_HELD_MAX.
 CONTENT_KEPT: Final = 16384
 CONTENT_HELD_MAX: Final = 16 * 1024 * 1024
+# The hop status of a delivery that ended without a result: the agent failed.
+_AGENT_FAILED: Final = HopStatus("4.3.0", "unknown mail transport error")
 # An RFC 3463 status code at the start of a text (Postfix's dsn_valid()).
 _DSN: Final = re.compile(r"[245]\.\d{1,3}\.\d{1,3}(?=\s|$)")
 
@@ -141,6 +143,8 @@ class QueueManager:
             self.spool, self.params, self.log, self.clock, on_expired=self._expired
         )
         self.process_limit = self.params.main.default_process_limit
+        # <transport>_destination_recipient_limit by transport name, read when first asked.
+        self._recipient_limits: dict[str, int] = {}
         self.active_limit = self.params.main.qmgr_message_active_limit
         for (transport, _), window in self._windows.items():
             window.limit = self.params.transport_int(transport, "destination_concurrency_limit")
@@ -292,7 +296,10 @@ class QueueManager:
             groups.setdefault(key, []).append(i)
             routes[key] = route
         for key, indexes in groups.items():
-            limit = self.params.transport_int(key[0], "destination_recipient_limit")
+            limit = self._recipient_limits.get(key[0])
+            if limit is None:
+                limit = self.params.transport_int(key[0], "destination_recipient_limit")
+                self._recipient_limits[key[0]] = limit
             step = limit if limit > 0 else len(indexes)
             for start in range(0, len(indexes), step):
                 job = Job(active, routes[key], indexes[start : start + step])
@@ -387,7 +394,7 @@ class QueueManager:
                     continue  # at a fleet limit: _wake_busy() comes back to it
                 del self._busy[key]
             window = self._window(key)
-            if window.dead:
+            if window.dead_reason:  # `window.dead`, without the property's call
                 while queue:
                     self._suspend(queue.popleft(), window.dead_reason)
             while queue and window.can_start():
@@ -416,7 +423,7 @@ class QueueManager:
         window = self._windows[key]
         # The site-level failure the agent reports (status.HopStatus); a crash counts as one,
         # as Postfix's qmgr takes "unknown mail transport error" for a dead agent.
-        hop_status: HopStatus | None = HopStatus("4.3.0", "unknown mail transport error")
+        hop_status: HopStatus | None = _AGENT_FAILED
         try:
             request = delivery_request(job)
 
@@ -468,7 +475,8 @@ class QueueManager:
         window.end(hop_status is None, hop_status.reason if hop_status else "")
         self._job_done(job)
         self.pump()
-        self._wakeup.set()
+        # No wake-up here: `_task_done` gives it as this task ends, when drain() finds it
+        # gone from `_running` (woken now, it would find it there and wait once more).
 
     def _hold_busy(self, key: DestKey, job: Job, delay: float) -> None:
         """The destination was at a fleet limit: the recipients not yet marked wait at the

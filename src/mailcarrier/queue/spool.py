@@ -42,7 +42,7 @@ from mailcarrier.queue.qfile import (
     parse_records,
 )
 from mailcarrier.queue.writers import MessageWriter, RecordWriter, os_error, record_reserve
-from mailcarrier.status import fast_init
+from mailcarrier.status import DeliveryStatus, fast_init
 
 if TYPE_CHECKING:
     import asyncio
@@ -96,9 +96,11 @@ def pending(env: Envelope, state: StateLog) -> list[int]:
     count = len(env.recipients)
     if not state.states:  # no verdict recorded yet (most messages): every recipient
         return list(range(count))
+    states = state.states
     if env.probe:
-        return [i for i in range(count) if i not in state.states]
-    return [i for i in range(count) if not state.is_final(i)]
+        return [i for i in range(count) if i not in states]
+    deferred = DeliveryStatus.DEFERRED  # `state.is_final(i)`, without a call per recipient
+    return [i for i in range(count) if i not in states or states[i].status is deferred]
 
 
 class Spool:
@@ -238,7 +240,7 @@ class Spool:
             records = RecordWriter(
                 name, state.valid_length, fd=fd, reserve=reserve, size=st.st_size
             )
-            self._rename(queue_id, queue, "active", None)
+            self._rename_file(name, active, queue, "active", None)
             records.path = active
         except (TemporaryError, FileNotFoundError):
             # Stays where it was, as it was: no reservation, the same next-attempt time.
@@ -285,8 +287,12 @@ class Spool:
 
     def _rename(self, queue_id: str, src: str, dst: str, mtime: float | None) -> str:
         """`move`, returning the new name as a string (no Path made on the hot path)."""
-        old = self._name(src, queue_id)
-        new = self._name(dst, queue_id)
+        return self._rename_file(
+            self._name(src, queue_id), self._name(dst, queue_id), src, dst, mtime
+        )
+
+    def _rename_file(self, old: str, new: str, src: str, dst: str, mtime: float | None) -> str:
+        """`_rename` of the file `old` in `src` to `new` in `dst` (names made already)."""
         try:
             if mtime is not None:
                 os.utime(old, (mtime, mtime))

@@ -73,7 +73,7 @@ class DestinationWindow:
         return bool(self.dead_reason)
 
     def can_start(self) -> bool:
-        return not self.dead and self.active < self.window
+        return not self.dead_reason and self.active < self.window  # not `dead`: a call less
 
     def begin(self) -> None:
         self.active += 1
