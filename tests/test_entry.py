@@ -41,6 +41,7 @@ OURS = {
     "mailcarrier.lean.options",
     "mailcarrier.lean.spool",
     "mailcarrier.lean.submit",
+    "mailcarrier.lean.unique",
 }
 
 

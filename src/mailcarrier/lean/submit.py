@@ -21,6 +21,7 @@ import time
 from mailcarrier.lean import mainconf, message, options
 from mailcarrier.lean.body import copy_body
 from mailcarrier.lean.spool import Failed, QueueFile, ensure, new_id
+from mailcarrier.lean.unique import unique
 
 TYPE_CHECKING = False  # typing is not imported at run time (see lean/__init__.py)
 if TYPE_CHECKING:
@@ -158,7 +159,7 @@ def _submit(
             if recipient is None:
                 return Fallback(header.read)
             wanted.append(recipient)
-    recipients = _unique(wanted)
+    recipients = unique(wanted)
     if not recipients:
         return Fallback(header.read)
     queue_id = new_id(conf.queue)
@@ -197,18 +198,6 @@ def _unusual(header: message.Header) -> bool:
     if not header.lines and header.first_body_line[:1] in (b" ", b"\t"):
         return True
     return any(line[:12].lower() == b"tls-required" for line in header.lines)
-
-
-def _unique(items: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """queue/submit.py `_unique`: duplicates (case-insensitively, as queued) dropped."""
-    seen: set[str] = set()
-    out = []
-    for item in items:
-        key = item[1].lower()
-        if key not in seen:
-            seen.add(key)
-            out.append(item)
-    return out
 
 
 def _default_sender(myorigin: str) -> str:

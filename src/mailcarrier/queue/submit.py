@@ -40,6 +40,7 @@ from mailcarrier.delivery.autodetect import (
 from mailcarrier.errors import DataError, MessageTooBigError
 from mailcarrier.events import queued_event
 from mailcarrier.lean.body import copy_body
+from mailcarrier.lean.unique import unique
 from mailcarrier.log import LogSink, NullLog, log_event
 from mailcarrier.notify import Notify
 from mailcarrier.protocol.address import orcpt_for
@@ -306,7 +307,7 @@ def submit_stream(
     wanted = [(r, given[i] if i < len(given) else None) for i, r in enumerate(options.recipients)]
     if options.extract_recipients:
         wanted += [(r, None) for r in _header_recipients(fields)]
-    recipients = _unique(
+    recipients = unique(
         (*parse_address(r, what="recipient", myorigin=myorigin), dsn) for r, dsn in wanted
     )
     if not recipients:
@@ -419,17 +420,3 @@ def _message_id(fields: list[tuple[str, str, int, int]], queue_id: str, host: st
         if name == "message-id":
             return value.strip().strip("<>")
     return f"{queue_id}@{host}"
-
-
-def _unique(
-    items: Iterable[tuple[str, str, RecipientDSN | None]],
-) -> list[tuple[str, str, RecipientDSN | None]]:
-    """Drop duplicate recipients (case-insensitively, as qualified), keeping the first."""
-    seen: set[str] = set()
-    out = []
-    for item in items:
-        key = item[1].lower()
-        if key not in seen:
-            seen.add(key)
-            out.append(item)
-    return out
